@@ -1,0 +1,47 @@
+"""evalstore: an embeddable evaluation store for ML models in production.
+
+Predictions, features, labels and model versions land in one DuckDB database; sliced
+performance, drift, data quality and skew are SQL macros persisted in that database.
+
+>>> import evalstore
+>>> store = evalstore.open()          # in memory; pass a path for a file
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from evalstore.errors import (  # noqa: E402
+    DuplicateIdError,
+    EvalstoreError,
+    InvalidNameError,
+    InvalidParameterError,
+    ModelConflictError,
+    NotTabularError,
+    ReadOnlyError,
+    SchemaConflictError,
+    StoreVersionError,
+    UnknownModelError,
+    ValidationError,
+)
+from evalstore.ingest import Receipt  # noqa: E402
+from evalstore.store import Store, open  # noqa: E402
+
+__all__ = [
+    "DuplicateIdError",
+    "EvalstoreError",
+    "InvalidNameError",
+    "InvalidParameterError",
+    "ModelConflictError",
+    "NotTabularError",
+    "ReadOnlyError",
+    "Receipt",
+    "SchemaConflictError",
+    "Store",
+    "StoreVersionError",
+    "UnknownModelError",
+    "ValidationError",
+    "__version__",
+    "open",
+]

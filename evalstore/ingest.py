@@ -1,0 +1,588 @@
+"""Validated, transactional ingest of features, predictions and labels.
+
+A batch is written in one transaction: new feature columns are added, the rows are
+inserted straight from the Arrow stream (DuckDB scans it in parallel, with no Python
+per row), and then validated inside the same transaction (null or duplicate ids, id
+collisions, values outside the registered classes, ...). Any violation, and any
+failure midway, rolls the whole transaction back, so a rejected batch leaves the store
+exactly as it was. Checks that only need the schema (missing id column, reserved
+names, type conflicts) run before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import count
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from evalstore.errors import (
+    DuplicateIdError,
+    InvalidParameterError,
+    SchemaConflictError,
+    ValidationError,
+)
+from evalstore.identifiers import check_column_name, quote
+from evalstore.schema import ENVS, RESERVED_FEATURE_NAMES, model_columns
+
+INTEGER_TYPES = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
+    | {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+)
+NUMERIC_TYPES = INTEGER_TYPES | {"FLOAT", "DOUBLE"}
+TIME_TYPES = frozenset(
+    {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"}
+    | {"DATE", "VARCHAR"}
+)
+#: Incoming types a stored column accepts besides its own: lossless (or, for integers
+#: into DOUBLE, the conversion every dataframe library makes) widenings.
+WIDENINGS: dict[str, frozenset[str]] = {
+    "SMALLINT": frozenset({"TINYINT", "UTINYINT"}),
+    "INTEGER": frozenset({"TINYINT", "SMALLINT", "UTINYINT", "USMALLINT"}),
+    "BIGINT": frozenset({"TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT", "UINTEGER"}),
+    "DOUBLE": INTEGER_TYPES | {"FLOAT"},
+    "TIMESTAMP": frozenset({"TIMESTAMP_S", "TIMESTAMP_MS"}),
+}
+NULL_TYPE = '"NULL"'
+_probe_names = count()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What an accepted batch did to the store.
+
+    ``rows`` is the number of rows written; ``columns_added`` the feature columns the
+    batch created; ``columns_ignored`` incoming columns that were not stored (a new
+    column with no values and hence no type, or a column a predictions/labels batch
+    does not use); ``replaced``/``skipped`` count rows handled by ``on_conflict``.
+    """
+
+    batch_id: int
+    model: str
+    kind: str
+    rows: int
+    columns_added: tuple[str, ...] = ()
+    columns_ignored: tuple[str, ...] = ()
+    replaced: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class Plan:
+    """How one batch maps onto a model table: target columns, SQL expressions, checks."""
+
+    model: str
+    table: str
+    kind: str
+    columns: list[str] = field(default_factory=list)
+    expressions: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    add_columns: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    unique_within: str | None = None
+    on_conflict: str = "error"
+    env: str | None = None
+    version: str | None = None
+    dataset: str | None = None
+
+    def select(self, column: str, expression: str) -> None:
+        self.columns.append(column)
+        self.expressions.append(expression)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A validation query over the batch's rows: returns ``(offending rows, examples)``."""
+
+    sql: str
+    message: str
+    column: str
+    error: type[ValidationError] = ValidationError
+
+
+# ---------------------------------------------------------------- schema inspection
+
+
+def duckdb_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
+    """Return ``{column: DuckDB type}`` DuckDB would give each column of ``schema``."""
+    name = f"__evalstore_probe_{next(_probe_names)}"
+    con.register(name, schema.empty_table())
+    try:
+        rows = con.execute(f"DESCRIBE SELECT * FROM {quote(name)}").fetchall()
+    finally:
+        con.unregister(name)
+    return {row[0]: row[1] for row in rows}
+
+
+def check_names(types: Mapping[str, str]) -> None:
+    """Reject column names that are unusable or that differ only in letter case."""
+    seen: dict[str, str] = {}
+    for name in types:
+        check_column_name(name)
+        if name.lower() in seen:
+            raise ValidationError(
+                f"columns {seen[name.lower()]!r} and {name!r} differ only in letter case; "
+                "SQL identifiers are case-insensitive, rename one of them",
+                column=name,
+            )
+        seen[name.lower()] = name
+
+
+def require_column(types: Mapping[str, str], column: str, parameter: str) -> str:
+    if column not in types:
+        raise ValidationError(
+            f"missing column {column!r} ({parameter}={column!r}); the batch has columns "
+            f"{list(types)}: pass {parameter}= naming the right one",
+            column=column,
+        )
+    return types[column]
+
+
+def require_type(column: str, actual: str, allowed: frozenset[str], expected: str) -> None:
+    if actual not in allowed and not (
+        "DOUBLE" in allowed and actual.startswith("DECIMAL")
+    ):
+        raise SchemaConflictError(
+            f"column {column!r} has type {actual}; expected {expected}", column=column
+        )
+
+
+def fits(stored: str, incoming: str) -> bool:
+    """Whether values of DuckDB type ``incoming`` can be stored in a ``stored`` column."""
+    return (
+        incoming == stored
+        or incoming == NULL_TYPE
+        or incoming in WIDENINGS.get(stored, frozenset())
+        or (stored == "DOUBLE" and incoming.startswith("DECIMAL"))
+    )
+
+
+# ---------------------------------------------------------------- plans per kind
+
+
+def _id_and_ts(plan: Plan, types: Mapping[str, str], id_column: str, ts_column: str) -> set[str]:
+    id_type = require_column(types, id_column, "id_column")
+    require_type(
+        id_column, id_type, INTEGER_TYPES | {"VARCHAR", "UUID"}, "text or integer example ids"
+    )
+    plan.select("example_id", f"CAST({quote(id_column)} AS VARCHAR)")
+    plan.checks.append(
+        Check(
+            "SELECT count(*), [] FROM {table} WHERE batch_id = $batch_id AND example_id IS NULL",
+            f"id column {id_column!r} has {{n}} null values; every row needs an example id",
+            id_column,
+        )
+    )
+    used = {id_column}
+    if ts_column in types:
+        require_type(ts_column, types[ts_column], TIME_TYPES, "a timestamp, date or ISO text")
+        plan.select("ts", f"CAST({quote(ts_column)} AS TIMESTAMPTZ)")
+        plan.checks.append(
+            Check(
+                "SELECT count(*), [] FROM {table} WHERE batch_id = $batch_id AND ts IS NULL",
+                f"time column {ts_column!r} has {{n}} null values; give every row a time "
+                "or leave the column out to use the time of ingest",
+                ts_column,
+            )
+        )
+        used.add(ts_column)
+    else:
+        plan.select("ts", "$received_at")
+    plan.select("batch_id", "$batch_id")
+    return used
+
+
+def _uniqueness_checks(plan: Plan, key: str, id_column: str) -> None:
+    """Ids unique within the batch, and (unless on_conflict says otherwise) new."""
+    scope = f"{key} = ${key}"
+    plan.checks.append(
+        Check(
+            "SELECT count(*), list(example_id)[1:5] FROM (SELECT example_id FROM {table} "
+            "WHERE batch_id = $batch_id GROUP BY example_id HAVING count(*) > 1)",
+            f"id column {id_column!r} repeats {{n}} ids within the batch, for example "
+            "{examples}; each example may appear once per batch",
+            id_column,
+            DuplicateIdError,
+        )
+    )
+    if plan.on_conflict == "error":
+        plan.checks.append(
+            Check(
+                "SELECT count(*), list(example_id)[1:5] FROM (SELECT DISTINCT example_id "
+                "FROM {table} WHERE batch_id = $batch_id) AS incoming WHERE example_id IN "
+                f"(SELECT example_id FROM {{table}} WHERE {scope} AND batch_id <> $batch_id)",
+                f"{{n}} ids are already stored for this {key} ({plan.params[key]!r}), for "
+                "example {examples}; pass on_conflict='replace' to overwrite them or "
+                "'ignore' to keep the stored rows",
+                id_column,
+                DuplicateIdError,
+            )
+        )
+
+
+def plan_features(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    schema: pa.Schema,
+    *,
+    env: str,
+    dataset: str | None,
+    id_column: str,
+    ts_column: str,
+    on_conflict: str,
+) -> Plan:
+    """Map a features batch onto ``<model>.features``, adding new columns."""
+    if env not in ENVS:
+        raise InvalidParameterError(f"env={env!r} is not one of {', '.join(ENVS)}")
+    if on_conflict not in ("error", "replace", "ignore"):
+        raise InvalidParameterError(
+            f"on_conflict={on_conflict!r} is not one of 'error', 'replace', 'ignore'"
+        )
+    if dataset is not None and not isinstance(dataset, str):
+        raise InvalidParameterError(f"dataset={dataset!r} must be a string tag or None")
+    types = duckdb_types(con, schema)
+    check_names(types)
+    plan = Plan(model, "features", "features", on_conflict=on_conflict, env=env, dataset=dataset)
+    plan.params.update(env=env, dataset=dataset)
+    used = _id_and_ts(plan, types, id_column, ts_column)
+    plan.select("env", "$env")
+    plan.select("dataset", "$dataset")
+    stored = {name.lower(): (name, kind) for name, kind in model_columns(con, model, "features").items()}
+    for name, kind in types.items():
+        if name in used:
+            continue
+        if name.lower() in RESERVED_FEATURE_NAMES:
+            raise ValidationError(
+                f"column {name!r} uses a reserved name ({', '.join(sorted(RESERVED_FEATURE_NAMES))}); "
+                "rename it, or pass id_column=/ts_column= if it is the id or time",
+                column=name,
+            )
+        if name.lower() in stored:
+            stored_name, stored_type = stored[name.lower()]
+            if not fits(stored_type, kind):
+                raise SchemaConflictError(
+                    f"column {name!r} is stored as {stored_type} but the batch has {kind}; "
+                    f"cast it to {stored_type} before logging, or log it under a new name",
+                    column=name,
+                )
+            plan.select(stored_name, quote(name))
+        elif kind == NULL_TYPE:
+            plan.ignored.append(name)
+        else:
+            plan.add_columns.append((name, kind))
+            plan.select(name, quote(name))
+    _uniqueness_checks(plan, "env", id_column)
+    return plan
+
+
+def _value_type(task: str) -> tuple[frozenset[str], str, str]:
+    """Accepted incoming types, SQL cast target, and description, for labels/predictions."""
+    if task == "regression":
+        return NUMERIC_TYPES, "DOUBLE", "numbers (a regression task)"
+    return INTEGER_TYPES | {"VARCHAR", "BOOLEAN"}, "VARCHAR", f"class labels (int, text or bool) for a {task} task"
+
+
+def _class_check(
+    plan: Plan, column: str, classes: Sequence[str] | None, what: str, source: str
+) -> None:
+    if not classes:
+        return
+    plan.params["classes"] = list(classes)
+    plan.checks.append(
+        Check(
+            f"SELECT count(*), list(DISTINCT {column})[1:5] FROM {{table}} WHERE batch_id = "
+            f"$batch_id AND {column} IS NOT NULL AND NOT list_contains($classes, {column})",
+            f"{what} has {{n}} values outside the registered classes {list(classes)}, for "
+            "example {examples}; register the classes or fix the values",
+            source,
+        )
+    )
+
+
+def _range_check(plan: Plan, column: str, source: str, condition: str, expected: str) -> None:
+    plan.checks.append(
+        Check(
+            f"SELECT count(*), list({column})[1:5] FROM {{table}} WHERE batch_id = $batch_id "
+            f"AND {condition}",
+            f"column {source!r} has {{n}} values that are not {expected}, for example "
+            "{examples}",
+            source,
+        )
+    )
+
+
+def plan_predictions(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    schema: pa.Schema,
+    *,
+    version: str,
+    registration: Mapping[str, Any],
+    id_column: str,
+    ts_column: str,
+    prediction_column: str,
+    score_column: str | None,
+    probability_columns: Sequence[str] | Mapping[Any, str] | None,
+    latency_column: str | None,
+) -> Plan:
+    """Map a predictions batch onto ``<model>.predictions``."""
+    task = registration["task"]
+    classes = registration["classes"]
+    types = duckdb_types(con, schema)
+    check_names(types)
+    plan = Plan(model, "predictions", "predictions", version=version)
+    plan.params["version"] = version
+    used = _id_and_ts(plan, types, id_column, ts_column)
+    plan.select("version", "$version")
+    allowed, target, expected = _value_type(task)
+
+    if score_column is not None and score_column in types:
+        require_type(score_column, types[score_column], NUMERIC_TYPES, "a number (a probability)")
+        plan.select("score", f"CAST({quote(score_column)} AS DOUBLE)")
+        used.add(score_column)
+        if task != "regression":
+            _range_check(
+                plan, "score", score_column, "(isnan(score) OR score < 0 OR score > 1)",
+                "probabilities in [0, 1]",
+            )
+    elif score_column is not None and score_column != "score":
+        require_column(types, score_column, "score_column")
+
+    probabilities = _probability_map(types, probability_columns, classes)
+    if probabilities:
+        keys = list(probabilities)
+        values = ", ".join(f"CAST({quote(column)} AS DOUBLE)" for column in probabilities.values())
+        plan.params["probability_classes"] = keys
+        plan.select("probabilities", f"map($probability_classes, [{values}])")
+        used.update(probabilities.values())
+        plan.checks.append(
+            Check(
+                "SELECT count(*), [] FROM {table} WHERE batch_id = $batch_id AND "
+                "list_any_value(list_filter(map_values(probabilities), "
+                "lambda p: isnan(p) OR p < 0 OR p > 1)) IS NOT NULL",
+                "probability columns have {n} rows with a value outside [0, 1]",
+                next(iter(probabilities.values())),
+            )
+        )
+
+    if prediction_column in types:
+        require_type(prediction_column, types[prediction_column], allowed, expected)
+        plan.select("prediction", f"CAST({quote(prediction_column)} AS {target})")
+        used.add(prediction_column)
+    elif task == "binary" and "score" in plan.columns:
+        positive = registration["positive_class"]
+        negative = next(c for c in classes if c != positive)
+        plan.params.update(positive=positive, negative=negative, threshold=registration["threshold"])
+        plan.select(
+            "prediction",
+            f"CASE WHEN {quote(score_column)} >= $threshold THEN $positive "
+            f"WHEN {quote(score_column)} IS NOT NULL THEN $negative END",
+        )
+    elif task == "multiclass" and probabilities:
+        plan.select("prediction", "$probability_classes[list_position("
+                    f"[{values}], list_max([{values}]))]")
+    else:
+        require_column(types, prediction_column, "prediction_column")
+    _class_check(
+        plan, "prediction", classes, f"column {prediction_column!r}", prediction_column
+    )
+
+    if latency_column is not None:
+        require_type(
+            latency_column,
+            require_column(types, latency_column, "latency_column"),
+            NUMERIC_TYPES,
+            "a number of milliseconds",
+        )
+        plan.select("latency_ms", f"CAST({quote(latency_column)} AS DOUBLE)")
+        used.add(latency_column)
+        _range_check(
+            plan, "latency_ms", latency_column, "(isnan(latency_ms) OR latency_ms < 0)",
+            "non-negative milliseconds",
+        )
+    plan.ignored = [name for name in types if name not in used]
+    _uniqueness_checks(plan, "version", id_column)
+    return plan
+
+
+def _probability_map(
+    types: Mapping[str, str],
+    probability_columns: Sequence[str] | Mapping[Any, str] | None,
+    classes: Sequence[str] | None,
+) -> dict[str, str]:
+    """Normalise ``probability_columns`` to ``{class text: column}``.
+
+    A mapping gives ``{class: column}``; a sequence names columns that are the classes.
+    """
+    if probability_columns is None:
+        return {}
+    from evalstore.registry import canonical_class
+
+    if isinstance(probability_columns, Mapping):
+        pairs = {canonical_class(k, "probability_columns"): v for k, v in probability_columns.items()}
+    elif isinstance(probability_columns, Sequence) and not isinstance(probability_columns, str):
+        pairs = {str(column): column for column in probability_columns}
+    else:
+        raise InvalidParameterError(
+            "probability_columns must be a list of columns named after the classes or a "
+            f"{{class: column}} mapping, not {type(probability_columns).__name__}"
+        )
+    for label, column in pairs.items():
+        require_type(
+            column,
+            require_column(types, column, "probability_columns"),
+            NUMERIC_TYPES,
+            "a probability",
+        )
+        if classes and label not in classes:
+            raise ValidationError(
+                f"probability column {column!r} is for class {label!r}, which is not among "
+                f"the registered classes {list(classes)}",
+                column=column,
+            )
+    return pairs
+
+
+def plan_labels(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    schema: pa.Schema,
+    *,
+    task: str,
+    classes: Sequence[str] | None,
+    id_column: str,
+    label_column: str,
+    ts_column: str,
+    source: str | None,
+) -> Plan:
+    """Map a labels batch onto ``<model>.labels`` (append-only)."""
+    types = duckdb_types(con, schema)
+    check_names(types)
+    plan = Plan(model, "labels", "labels")
+    used = _id_and_ts(plan, types, id_column, ts_column)
+    allowed, target, expected = _value_type(task)
+    kind = require_column(types, label_column, "label_column")
+    require_type(label_column, kind, allowed, expected)
+    plan.select("label", f"CAST({quote(label_column)} AS {target})")
+    plan.select("source", "$source")
+    plan.params["source"] = source
+    used.add(label_column)
+    plan.checks.append(
+        Check(
+            "SELECT count(*), [] FROM {table} WHERE batch_id = $batch_id AND label IS NULL",
+            f"label column {label_column!r} has {{n}} null values; leave unlabeled examples out",
+            label_column,
+        )
+    )
+    if task == "regression":
+        _range_check(plan, "label", label_column, "NOT isfinite(label)", "finite numbers")
+    _class_check(plan, "label", classes, f"label column {label_column!r}", label_column)
+    plan.checks.append(
+        Check(
+            "SELECT count(*), list(example_id)[1:5] FROM (SELECT example_id FROM {table} "
+            "WHERE batch_id = $batch_id GROUP BY example_id HAVING count(*) > 1)",
+            f"id column {id_column!r} repeats {{n}} ids within the batch, for example "
+            "{examples}; send one label per example per batch (later batches may correct it)",
+            id_column,
+            DuplicateIdError,
+        )
+    )
+    plan.ignored = [name for name in types if name not in used]
+    return plan
+
+
+# ---------------------------------------------------------------- execution
+
+
+def execute(
+    con: duckdb.DuckDBPyConnection,
+    plan: Plan,
+    reader: pa.RecordBatchReader,
+    *,
+    source: str,
+) -> Receipt:
+    """Write one planned batch in a transaction; roll everything back on any failure."""
+    table = f"{quote(plan.model)}.{quote(plan.table)}"
+    received_at = datetime.now(UTC)
+    incoming = f"__evalstore_incoming_{next(_probe_names)}"
+    con.register(incoming, reader)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        batch_id = con.execute("SELECT nextval('evalstore.batch_ids')").fetchone()[0]
+        params = {**plan.params, "batch_id": batch_id, "received_at": received_at}
+        for name, kind in plan.add_columns:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {kind}")
+        insert = (
+            f"INSERT INTO {table} ({', '.join(map(quote, plan.columns))}) "
+            f"SELECT {', '.join(plan.expressions)} FROM {quote(incoming)}"
+        )
+        try:
+            con.execute(insert, _used(insert, params))
+        except duckdb.ConversionException as error:
+            raise ValidationError(f"a value could not be converted: {error}") from error
+        for check in plan.checks:
+            sql = check.sql.format(table=table)
+            n, examples = con.execute(sql, _used(sql, params)).fetchone()
+            if n:
+                raise check.error(
+                    check.message.format(n=n, examples=examples),
+                    column=check.column,
+                    rows=n,
+                    examples=examples,
+                )
+        replaced, skipped = _resolve_conflicts(con, plan, table, params)
+        rows = con.execute(
+            f"SELECT count(*) FROM {table} WHERE batch_id = $batch_id", {"batch_id": batch_id}
+        ).fetchone()[0]
+        con.execute(
+            "INSERT INTO evalstore.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                batch_id, plan.model, plan.kind, plan.env, plan.version, plan.dataset, rows,
+                [name for name, _ in plan.add_columns], received_at, datetime.now(UTC), source,
+            ],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister(incoming)
+    return Receipt(
+        batch_id=batch_id,
+        model=plan.model,
+        kind=plan.kind,
+        rows=rows,
+        columns_added=tuple(name for name, _ in plan.add_columns),
+        columns_ignored=tuple(plan.ignored),
+        replaced=replaced,
+        skipped=skipped,
+    )
+
+
+def _resolve_conflicts(
+    con: duckdb.DuckDBPyConnection, plan: Plan, table: str, params: dict[str, Any]
+) -> tuple[int, int]:
+    """Apply ``on_conflict='replace'|'ignore'``; return (rows replaced, rows skipped)."""
+    if plan.on_conflict == "error":
+        return 0, 0
+    new = f"SELECT example_id FROM {table} WHERE batch_id = $batch_id"
+    old = f"SELECT example_id FROM {table} WHERE env = $env AND batch_id <> $batch_id"
+    if plan.on_conflict == "replace":
+        sql = f"DELETE FROM {table} WHERE env = $env AND batch_id <> $batch_id AND example_id IN ({new})"
+        replaced = con.execute(sql, _used(sql, params)).fetchone()[0]
+        return replaced, 0
+    sql = f"DELETE FROM {table} WHERE batch_id = $batch_id AND example_id IN ({old})"
+    skipped = con.execute(sql, _used(sql, params)).fetchone()[0]
+    return 0, skipped
+
+
+def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The named parameters that ``sql`` mentions (DuckDB rejects unused ones)."""
+    mentioned = set(re.findall(r"\$(\w+)", sql))
+    return {key: value for key, value in params.items() if key in mentioned}

@@ -1,0 +1,217 @@
+"""Storage layout and migrations.
+
+The system schema ``evalstore`` holds the registry, the ingest audit trail and the
+store's metadata; each monitored model gets a schema of its own (see
+``../shared/DESIGN.md``). The layout is versioned: :data:`MIGRATIONS` lists every
+change in order, each applied once, in a transaction, and recorded in
+``evalstore.migrations``; ``evalstore.meta`` holds the resulting
+``schema_version``. A file written by this version therefore opens with every
+later one, which applies only the migrations the file has not seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+from evalstore.errors import StoreVersionError
+from evalstore.identifiers import quote
+
+#: Columns evalstore writes itself in each model table; users' columns may not take these names.
+FEATURE_SYSTEM_COLUMNS = ("example_id", "env", "dataset", "ts", "batch_id")
+#: Names reserved for features because ``evaluations`` puts them beside the features.
+RESERVED_FEATURE_NAMES = frozenset(
+    {*FEATURE_SYSTEM_COLUMNS, "version", "prediction", "score", "probabilities", "latency_ms"}
+    | {"label", "label_ts", "label_source"}
+)
+ENVS = ("training", "validation", "serving")
+TASKS = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the storage layout: ``apply`` runs inside the migration's transaction."""
+
+    version: int
+    description: str
+    apply: Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _create_system_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE IF NOT EXISTS evalstore.models (
+            model VARCHAR NOT NULL,
+            version VARCHAR NOT NULL,
+            task VARCHAR NOT NULL,
+            classes VARCHAR[],
+            positive_class VARCHAR,
+            threshold DOUBLE,
+            created_at TIMESTAMPTZ NOT NULL,
+            trained_at TIMESTAMPTZ,
+            deployed_at TIMESTAMPTZ,
+            retired_at TIMESTAMPTZ,
+            stage VARCHAR,
+            training_dataset VARCHAR,
+            validation_dataset VARCHAR,
+            params JSON,
+            dependencies JSON,
+            notes VARCHAR,
+            PRIMARY KEY (model, version)
+        );
+        CREATE SEQUENCE IF NOT EXISTS evalstore.batch_ids START 1;
+        CREATE TABLE IF NOT EXISTS evalstore.batches (
+            batch_id BIGINT PRIMARY KEY,
+            model VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            env VARCHAR,
+            version VARCHAR,
+            dataset VARCHAR,
+            rows BIGINT NOT NULL,
+            columns_added VARCHAR[],
+            received_at TIMESTAMPTZ NOT NULL,
+            committed_at TIMESTAMPTZ NOT NULL,
+            source VARCHAR
+        );
+        COMMENT ON TABLE evalstore.models IS
+            'Model registry: one row per model version (task, classes, threshold, lineage).';
+        COMMENT ON TABLE evalstore.batches IS
+            'Audit trail: one row per accepted ingest batch; basis of freshness and volume.';
+        """
+    )
+
+
+#: Every layout change, in order. Append only; never edit a released migration.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "system tables: models, batches", _create_system_tables),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def _bootstrap(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE SCHEMA IF NOT EXISTS evalstore;
+        CREATE TABLE IF NOT EXISTS evalstore.meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+        CREATE TABLE IF NOT EXISTS evalstore.migrations (
+            version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ
+        );
+        COMMENT ON TABLE evalstore.meta IS 'Store metadata: schema version, installed macros.';
+        """
+    )
+
+
+def stored_schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """Return the schema version recorded in the file, 0 for a new (empty) store."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'evalstore' "
+        "AND table_name = 'meta'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    row = con.execute("SELECT value FROM evalstore.meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def check_readable(con: duckdb.DuckDBPyConnection) -> int:
+    """Raise :class:`StoreVersionError` if this library cannot read the store as it is."""
+    version = stored_schema_version(con)
+    if version > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"this store has schema version {version}, newer than this evalstore "
+            f"understands ({SCHEMA_VERSION}); upgrade evalstore to open it"
+        )
+    return version
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply pending migrations in one transaction; return the versions applied."""
+    current = check_readable(con)
+    pending = [m for m in MIGRATIONS if m.version > current]
+    if not pending:
+        return []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _bootstrap(con)
+        for migration in pending:
+            migration.apply(con)
+            con.execute(
+                "INSERT INTO evalstore.migrations VALUES (?, ?, ?)",
+                [migration.version, migration.description, datetime.now(UTC)],
+            )
+        con.execute(
+            "INSERT OR REPLACE INTO evalstore.meta VALUES ('schema_version', ?)",
+            [str(pending[-1].version)],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return [m.version for m in pending]
+
+
+def create_model_schema(con: duckdb.DuckDBPyConnection, model: str, task: str) -> None:
+    """Create a model's schema with its tables and views (the caller holds a transaction).
+
+    ``model`` has been checked by :func:`evalstore.identifiers.check_model_name`; it is
+    quoted all the same. Labels and predictions are ``DOUBLE`` for regression and
+    ``VARCHAR`` (the canonical text of the class) for classification.
+    """
+    s = quote(model)
+    value_type = "DOUBLE" if task == "regression" else "VARCHAR"
+    con.execute(
+        f"""
+        CREATE SCHEMA {s};
+        CREATE TABLE {s}.features (
+            example_id VARCHAR, env VARCHAR, dataset VARCHAR, ts TIMESTAMPTZ, batch_id BIGINT
+        );
+        CREATE TABLE {s}.predictions (
+            example_id VARCHAR, version VARCHAR, ts TIMESTAMPTZ, prediction {value_type},
+            score DOUBLE, probabilities MAP(VARCHAR, DOUBLE), latency_ms DOUBLE, batch_id BIGINT
+        );
+        CREATE TABLE {s}.labels (
+            example_id VARCHAR, label {value_type}, ts TIMESTAMPTZ, source VARCHAR, batch_id BIGINT
+        );
+        CREATE VIEW {s}.labels_latest AS
+        SELECT example_id, label, ts, source, batch_id
+        FROM (
+            SELECT *, row_number() OVER (
+                PARTITION BY example_id ORDER BY batch_id DESC, ts DESC
+            ) AS rank_
+            FROM {s}.labels
+        ) AS ranked
+        WHERE rank_ = 1;
+        CREATE VIEW {s}.evaluations AS
+        SELECT
+            p.example_id, p.version, p.ts, p.prediction, p.score, p.probabilities, p.latency_ms,
+            l.label, l.ts AS label_ts, l.source AS label_source,
+            f.* EXCLUDE (example_id, env, dataset, ts, batch_id)
+        FROM {s}.predictions AS p
+        LEFT JOIN {s}.labels_latest AS l ON l.example_id = p.example_id
+        LEFT JOIN {s}.features AS f ON f.example_id = p.example_id AND f.env = 'serving';
+        COMMENT ON TABLE {s}.features IS
+            'Feature rows, one column per feature; unique per (example_id, env).';
+        COMMENT ON TABLE {s}.predictions IS
+            'Predictions, one row per (example_id, version); score is the positive-class probability.';
+        COMMENT ON TABLE {s}.labels IS
+            'Ground truth, append-only: a correction adds a row and the latest batch wins.';
+        COMMENT ON VIEW {s}.labels_latest IS
+            'The latest label of each example (highest batch_id, then latest ts).';
+        COMMENT ON VIEW {s}.evaluations IS
+            'Predictions joined with the latest labels and the serving features.';
+        """
+    )
+
+
+def model_columns(con: duckdb.DuckDBPyConnection, model: str, table: str) -> dict[str, str]:
+    """Return ``{column: duckdb type}`` of one of a model's tables, in table order."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = ? AND table_name = ? "
+        "ORDER BY column_index",
+        [model, table],
+    ).fetchall()
+    return dict(rows)

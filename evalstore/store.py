@@ -1,0 +1,344 @@
+"""The :class:`Store`: an evaluation store in one DuckDB database, opened in-process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from evalstore import ingest, registry, sources
+from evalstore.errors import (
+    InvalidParameterError,
+    ModelConflictError,
+    ReadOnlyError,
+    UnknownModelError,
+)
+from evalstore.identifiers import check_model_name
+from evalstore.macros import install_macros
+from evalstore.schema import check_readable, create_model_schema, migrate
+
+Data = Any  # anything sources.to_reader accepts
+
+
+def open(path: str | PathLike[str] | None = None, read_only: bool = False) -> Store:  # noqa: A001
+    """Open (or create) an evaluation store.
+
+    ``path`` is a DuckDB database file, created if missing; ``None`` gives an
+    in-memory store. A store opened for writing is migrated to the current layout
+    and gets the current SQL macros installed, so they persist in the file.
+
+    >>> import evalstore
+    >>> with evalstore.open() as store:
+    ...     store.sql("SELECT 1 + 1 AS two").to_pylist()
+    [{'two': 2}]
+    """
+    return Store(path, read_only=read_only)
+
+
+class Store:
+    """An evaluation store. Use :func:`evalstore.open` to get one.
+
+    All methods are safe to call from several threads: they share one DuckDB
+    connection and take turns. Results are :class:`pyarrow.Table` objects
+    (``.to_pandas()``, ``.to_pylist()``).
+    """
+
+    def __init__(self, path: str | PathLike[str] | None = None, read_only: bool = False) -> None:
+        self.path = None if path is None else Path(path)
+        self.read_only = read_only
+        if read_only and (self.path is None or not self.path.exists()):
+            raise InvalidParameterError(
+                f"read_only=True needs an existing store file; {str(path)!r} does not exist"
+            )
+        database = ":memory:" if self.path is None else str(self.path)
+        self._lock = threading.RLock()
+        self._con = duckdb.connect(database, read_only=read_only)
+        try:
+            self._con.execute("SET TimeZone = 'UTC'")
+            if read_only:
+                check_readable(self._con)
+            else:
+                migrate(self._con)
+                install_macros(self._con)
+        except BaseException:
+            self._con.close()
+            raise
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close the store; a closed store refuses further calls."""
+        with self._lock:
+            self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = "memory" if self.path is None else str(self.path)
+        mode = ", read-only" if self.read_only else ""
+        return f"<evalstore.Store {where}{mode}>"
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The underlying DuckDB connection (for advanced use; prefer :meth:`sql`)."""
+        return self._con
+
+    # ------------------------------------------------------------------ queries
+
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pa.Table:
+        """Run one SQL statement with bound ``params`` (``?`` or ``$name``); return Arrow.
+
+        Every table of the store is reachable: ``evalstore.models``,
+        ``evalstore.batches``, ``<model>.features``, ``<model>.evaluations``, and the
+        macros, e.g. ``SELECT * FROM evalstore.volume('fraud', '1 day')``. Statements
+        that return no rows give an empty table.
+        """
+        with self._lock:
+            relation = self._con.sql(query, params=params)
+            return relation.to_arrow_table() if relation is not None else pa.table({})
+
+    # ------------------------------------------------------------------ registry
+
+    def register_model(
+        self,
+        model: str,
+        version: str,
+        task: str,
+        classes: Sequence[object] | None = None,
+        positive_class: object = None,
+        threshold: float | None = None,
+        trained_at: object = None,
+        deployed_at: object = None,
+        stage: str | None = None,
+        training_dataset: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        dependencies: Mapping[str, str] | None = None,
+        *,
+        validation_dataset: str | None = None,
+        retired_at: object = None,
+        notes: str | None = None,
+        replace: bool = False,
+    ) -> dict[str, Any]:
+        """Register a model version; the first version of a model creates its tables.
+
+        ``task`` is ``binary``, ``multiclass`` or ``regression`` and is the same for
+        every version of a model. For binary models ``classes`` defaults to ``[0, 1]``,
+        ``positive_class`` to the second class (scikit-learn's convention) and
+        ``threshold`` (score at or above it predicts the positive class) to 0.5.
+        ``params`` is any JSON-able dict; ``dependencies`` maps package names to
+        versions (diffs between versions are a health monitor). Times are datetimes or
+        ISO-8601 text, naive ones taken as UTC.
+
+        Registering an existing version again with the same definition is a no-op;
+        with a different one it raises :class:`ModelConflictError` unless
+        ``replace=True``, which overwrites the metadata (never the task).
+
+        Returns the registry row as a dict.
+        """
+        self._writable()
+        check_model_name(model)
+        row = registry.build_row(
+            model, version, task, classes=classes, positive_class=positive_class,
+            threshold=threshold, trained_at=trained_at, deployed_at=deployed_at,
+            retired_at=retired_at, stage=stage, training_dataset=training_dataset,
+            validation_dataset=validation_dataset, params=params, dependencies=dependencies,
+            notes=notes,
+        )  # fmt: skip
+        with self._lock:
+            existing = self._versions(model)
+            if existing:
+                tasks = {r["task"] for r in existing.values()}
+                if task not in tasks:
+                    raise ModelConflictError(
+                        f"model {model!r} is registered with task {tasks.pop()!r}; version "
+                        f"{version!r} cannot have task {task!r} (register a new model name)"
+                    )
+                positives = {r["positive_class"] for r in existing.values()} - {None}
+                if task == "binary" and positives and row["positive_class"] not in positives:
+                    raise ModelConflictError(
+                        f"model {model!r} has positive class {positives.pop()!r}; version "
+                        f"{version!r} must use the same one"
+                    )
+            stored = existing.get(version)
+            if stored is not None:
+                if registry.same_definition(stored, row):
+                    return stored
+                if not replace:
+                    raise ModelConflictError(
+                        f"model {model!r} version {version!r} is already registered with a "
+                        "different definition; pass replace=True to overwrite its metadata"
+                    )
+                row["created_at"] = stored["created_at"]
+            columns = ("model", "version", "task", *registry.FIELDS)
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                if not existing:
+                    create_model_schema(self._con, model, task)
+                self._con.execute(
+                    f"INSERT OR REPLACE INTO evalstore.models ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' for _ in columns)})",
+                    [row[c] for c in columns],
+                )
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            return self._versions(model)[version]
+
+    def models(self, model: str | None = None) -> pa.Table:
+        """The registry: one row per model version, optionally for one ``model``."""
+        if model is None:
+            return self.sql("SELECT * FROM evalstore.models ORDER BY model, created_at, version")
+        return self.sql(
+            "SELECT * FROM evalstore.models WHERE model = ? ORDER BY created_at, version", [model]
+        )
+
+    def _versions(self, model: str) -> dict[str, dict[str, Any]]:
+        rows = self.models(model).to_pylist()
+        return {row["version"]: row for row in rows}
+
+    def _registration(self, model: str, version: str | None = None) -> dict[str, Any]:
+        """The registry row of ``version`` (or of the latest version) of ``model``."""
+        check_model_name(model)
+        versions = self._versions(model)
+        if not versions:
+            raise UnknownModelError(
+                f"model {model!r} is not registered; call store.register_model({model!r}, "
+                "version, task) first (or `evalstore register` on the command line)"
+            )
+        if version is None:
+            return list(versions.values())[-1]
+        if version not in versions:
+            raise UnknownModelError(
+                f"model {model!r} has no version {version!r} (registered: "
+                f"{', '.join(versions)}); register it before logging its predictions"
+            )
+        return versions[version]
+
+    def _classes(self, model: str) -> list[str] | None:
+        """Union of the classes registered for any version of ``model`` (None if unset)."""
+        classes: list[str] = []
+        for row in self._versions(model).values():
+            for label in row["classes"] or []:
+                if label not in classes:
+                    classes.append(label)
+        return classes or None
+
+    # ------------------------------------------------------------------ ingest
+
+    def log_features(
+        self,
+        model: str,
+        data: Data,
+        env: str = "serving",
+        dataset: str | None = None,
+        id_column: str = "example_id",
+        ts_column: str = "ts",
+        on_conflict: str = "error",
+    ) -> ingest.Receipt:
+        """Log feature rows for ``model``: one row per example, one column per feature.
+
+        ``env`` is ``training``, ``validation`` or ``serving``; ``dataset`` tags the
+        rows (e.g. the training set's name). Ids are unique per model and env: an id
+        already stored raises :class:`DuplicateIdError` unless ``on_conflict`` is
+        ``'replace'`` (the new row wins) or ``'ignore'`` (the stored row stays).
+        Columns new to the model are added; stored columns missing from the batch
+        read NULL for its rows. Without a ``ts_column`` in the data, rows get the time
+        of ingest.
+
+        Returns a :class:`Receipt` (batch id, rows, columns added).
+        """
+        return self._log(
+            model,
+            data,
+            lambda schema: ingest.plan_features(
+                self._con, model, schema, env=env, dataset=dataset, id_column=id_column,
+                ts_column=ts_column, on_conflict=on_conflict,
+            ),  # fmt: skip
+        )
+
+    def log_predictions(
+        self,
+        model: str,
+        data: Data,
+        version: str,
+        id_column: str = "example_id",
+        ts_column: str = "ts",
+        prediction_column: str = "prediction",
+        score_column: str | None = "score",
+        probability_columns: Sequence[str] | Mapping[Any, str] | None = None,
+        latency_column: str | None = None,
+    ) -> ingest.Receipt:
+        """Log what registered ``version`` of ``model`` predicted.
+
+        ``prediction`` is the predicted class (classification) or value (regression);
+        ``score`` the positive-class probability of a binary model; for multiclass
+        models ``probability_columns`` lists columns named after the classes, or maps
+        ``{class: column}``. A binary batch without a prediction column derives it
+        from the score and the registered threshold; a multiclass one from the largest
+        probability. Null predictions are kept (they count as errors in health
+        figures). Each (example, version) is logged once.
+        """
+        return self._log(
+            model,
+            data,
+            lambda schema: ingest.plan_predictions(
+                self._con, model, schema, version=version,
+                registration={
+                    **self._registration(model, version), "classes": self._classes(model)
+                },
+                id_column=id_column, ts_column=ts_column, prediction_column=prediction_column,
+                score_column=score_column, probability_columns=probability_columns,
+                latency_column=latency_column,
+            ),  # fmt: skip
+        )
+
+    def log_labels(
+        self,
+        model: str,
+        data: Data,
+        id_column: str = "example_id",
+        label_column: str = "label",
+        ts_column: str = "ts",
+        *,
+        source: str | None = None,
+    ) -> ingest.Receipt:
+        """Log ground-truth labels, which may arrive long after the predictions.
+
+        Labels are append-only: logging an example again records a correction, and
+        the latest batch wins in ``labels_latest`` and ``evaluations``. Labels must
+        fit the task (numbers for regression; registered classes for classification).
+        ``source`` tags the batch's labels (e.g. ``'chargeback'``, ``'annotator'``).
+        """
+        return self._log(
+            model,
+            data,
+            lambda schema: ingest.plan_labels(
+                self._con, model, schema, task=self._registration(model)["task"],
+                classes=self._classes(model), id_column=id_column, label_column=label_column,
+                ts_column=ts_column, source=source,
+            ),  # fmt: skip
+        )
+
+    def _log(self, model: str, data: Data, plan_for: Any) -> ingest.Receipt:
+        self._writable()
+        reader = sources.to_reader(data)
+        with self._lock:
+            self._registration(model)
+            plan = plan_for(reader.schema)
+            return ingest.execute(self._con, plan, reader, source=sources.describe(data))
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError(
+                f"{self!r} is read-only; open it with read_only=False to write to it"
+            )
