@@ -145,9 +145,7 @@ def require_column(types: Mapping[str, str], column: str, parameter: str) -> str
 
 
 def require_type(column: str, actual: str, allowed: frozenset[str], expected: str) -> None:
-    if actual not in allowed and not (
-        "DOUBLE" in allowed and actual.startswith("DECIMAL")
-    ):
+    if actual not in allowed and not ("DOUBLE" in allowed and actual.startswith("DECIMAL")):
         raise SchemaConflictError(
             f"column {column!r} has type {actual}; expected {expected}", column=column
         )
@@ -253,7 +251,9 @@ def plan_features(
     used = _id_and_ts(plan, types, id_column, ts_column)
     plan.select("env", "$env")
     plan.select("dataset", "$dataset")
-    stored = {name.lower(): (name, kind) for name, kind in model_columns(con, model, "features").items()}
+    stored = {
+        name.lower(): (name, kind) for name, kind in model_columns(con, model, "features").items()
+    }
     for name, kind in types.items():
         if name in used:
             continue
@@ -285,7 +285,11 @@ def _value_type(task: str) -> tuple[frozenset[str], str, str]:
     """Accepted incoming types, SQL cast target, and description, for labels/predictions."""
     if task == "regression":
         return NUMERIC_TYPES, "DOUBLE", "numbers (a regression task)"
-    return INTEGER_TYPES | {"VARCHAR", "BOOLEAN"}, "VARCHAR", f"class labels (int, text or bool) for a {task} task"
+    return (
+        INTEGER_TYPES | {"VARCHAR", "BOOLEAN"},
+        "VARCHAR",
+        f"class labels (int, text or bool) for a {task} task",
+    )
 
 
 def _class_check(
@@ -310,8 +314,7 @@ def _range_check(plan: Plan, column: str, source: str, condition: str, expected:
         Check(
             f"SELECT count(*), list({column})[1:5] FROM {{table}} WHERE batch_id = $batch_id "
             f"AND {condition}",
-            f"column {source!r} has {{n}} values that are not {expected}, for example "
-            "{examples}",
+            f"column {source!r} has {{n}} values that are not {expected}, for example {{examples}}",
             source,
         )
     )
@@ -348,7 +351,10 @@ def plan_predictions(
         used.add(score_column)
         if task != "regression":
             _range_check(
-                plan, "score", score_column, "(isnan(score) OR score < 0 OR score > 1)",
+                plan,
+                "score",
+                score_column,
+                "(isnan(score) OR score < 0 OR score > 1)",
                 "probabilities in [0, 1]",
             )
     elif score_column is not None and score_column != "score":
@@ -378,20 +384,21 @@ def plan_predictions(
     elif task == "binary" and "score" in plan.columns:
         positive = registration["positive_class"]
         negative = next(c for c in classes if c != positive)
-        plan.params.update(positive=positive, negative=negative, threshold=registration["threshold"])
+        plan.params.update(
+            positive=positive, negative=negative, threshold=registration["threshold"]
+        )
         plan.select(
             "prediction",
             f"CASE WHEN {quote(score_column)} >= $threshold THEN $positive "
             f"WHEN {quote(score_column)} IS NOT NULL THEN $negative END",
         )
     elif task == "multiclass" and probabilities:
-        plan.select("prediction", "$probability_classes[list_position("
-                    f"[{values}], list_max([{values}]))]")
+        plan.select(
+            "prediction", f"$probability_classes[list_position([{values}], list_max([{values}]))]"
+        )
     else:
         require_column(types, prediction_column, "prediction_column")
-    _class_check(
-        plan, "prediction", classes, f"column {prediction_column!r}", prediction_column
-    )
+    _class_check(plan, "prediction", classes, f"column {prediction_column!r}", prediction_column)
 
     if latency_column is not None:
         require_type(
@@ -403,7 +410,10 @@ def plan_predictions(
         plan.select("latency_ms", f"CAST({quote(latency_column)} AS DOUBLE)")
         used.add(latency_column)
         _range_check(
-            plan, "latency_ms", latency_column, "(isnan(latency_ms) OR latency_ms < 0)",
+            plan,
+            "latency_ms",
+            latency_column,
+            "(isnan(latency_ms) OR latency_ms < 0)",
             "non-negative milliseconds",
         )
     plan.ignored = [name for name in types if name not in used]
@@ -425,7 +435,9 @@ def _probability_map(
     from evalstore.registry import canonical_class
 
     if isinstance(probability_columns, Mapping):
-        pairs = {canonical_class(k, "probability_columns"): v for k, v in probability_columns.items()}
+        pairs = {
+            canonical_class(k, "probability_columns"): v for k, v in probability_columns.items()
+        }
     elif isinstance(probability_columns, Sequence) and not isinstance(probability_columns, str):
         pairs = {str(column): column for column in probability_columns}
     else:
@@ -543,8 +555,17 @@ def execute(
         con.execute(
             "INSERT INTO evalstore.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                batch_id, plan.model, plan.kind, plan.env, plan.version, plan.dataset, rows,
-                [name for name, _ in plan.add_columns], received_at, datetime.now(UTC), source,
+                batch_id,
+                plan.model,
+                plan.kind,
+                plan.env,
+                plan.version,
+                plan.dataset,
+                rows,
+                [name for name, _ in plan.add_columns],
+                received_at,
+                datetime.now(UTC),
+                source,
             ],
         )
         con.execute("COMMIT")

@@ -65,8 +65,10 @@ def install_macros(con: duckdb.DuckDBPyConnection, force: bool = False) -> bool:
     sources = sql_sources()
     digest = macros_hash(sources)
     stamp = installed_stamp(con)
-    if not force and stamp.get("macros_hash") == digest and stamp.get("macros_version") == (
-        __version__
+    if (
+        not force
+        and stamp.get("macros_hash") == digest
+        and stamp.get("macros_version") == (__version__)
     ):
         return False
     con.execute("BEGIN TRANSACTION")

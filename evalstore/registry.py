@@ -108,7 +108,9 @@ def build_row(
     canon = [canonical_class(c) for c in classes] if classes is not None else None
     if canon is not None and len(set(canon)) != len(canon):
         raise InvalidParameterError(f"classes={list(classes)!r} repeats a class")
-    positive = canonical_class(positive_class, "positive_class") if positive_class is not None else None
+    positive = (
+        canonical_class(positive_class, "positive_class") if positive_class is not None else None
+    )
 
     if task == "regression":
         if canon is not None or positive is not None or threshold is not None:
@@ -160,6 +162,7 @@ def build_row(
 
 def same_definition(stored: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether two registry rows agree on everything but their creation time."""
+
     def normal(row: Mapping[str, Any]) -> dict[str, Any]:
         out = {k: row[k] for k in ("task", "classes", "positive_class", "threshold", *FIELDS[4:])}
         for key in ("params", "dependencies"):

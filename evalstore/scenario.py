@@ -315,7 +315,6 @@ def _feature_table(
     if unseen is not None:
         emp = np.where(unseen, UNSEEN_EMPLOYMENT, emp)
     region = np.asarray(REGIONS, dtype=object)[f["region"]]
-    region_mask = region_null if region_null is not None else None
     channel = np.asarray(CHANNELS, dtype=object)[f["channel"]]
 
     columns: dict[str, pa.Array] = {
@@ -326,7 +325,7 @@ def _feature_table(
         typ = pa.int64() if name in INT_FEATURES else pa.float64()
         columns[name] = pa.array(f[name], type=typ)
     columns["employment"] = pa.array(emp, type=pa.string())
-    columns["region"] = pa.array(region, type=pa.string(), mask=region_mask)
+    columns["region"] = pa.array(region, type=pa.string(), mask=region_null)
     columns["channel"] = pa.array(channel, type=pa.string())
     return pa.table(columns)
 
@@ -610,7 +609,7 @@ def credit_default_scenario(
             "classes": [0, 1],
             "positive_class": 1,
             "threshold": THRESHOLD,
-            "trained_at": start - timedelta(days=13, hours=-3),
+            "trained_at": start - timedelta(days=13) + timedelta(hours=3),
             "deployed_at": start - timedelta(days=7),
             "stage": "production",
             "training_dataset": TRAINING_DATASET,

@@ -261,8 +261,14 @@ class Store:
             model,
             data,
             lambda schema: ingest.plan_features(
-                self._con, model, schema, env=env, dataset=dataset, id_column=id_column,
-                ts_column=ts_column, on_conflict=on_conflict,
+                self._con,
+                model,
+                schema,
+                env=env,
+                dataset=dataset,
+                id_column=id_column,
+                ts_column=ts_column,
+                on_conflict=on_conflict,
             ),  # fmt: skip
         )
 
@@ -292,12 +298,19 @@ class Store:
             model,
             data,
             lambda schema: ingest.plan_predictions(
-                self._con, model, schema, version=version,
+                self._con,
+                model,
+                schema,
+                version=version,
                 registration={
-                    **self._registration(model, version), "classes": self._classes(model)
+                    **self._registration(model, version),
+                    "classes": self._classes(model),
                 },
-                id_column=id_column, ts_column=ts_column, prediction_column=prediction_column,
-                score_column=score_column, probability_columns=probability_columns,
+                id_column=id_column,
+                ts_column=ts_column,
+                prediction_column=prediction_column,
+                score_column=score_column,
+                probability_columns=probability_columns,
                 latency_column=latency_column,
             ),  # fmt: skip
         )
@@ -323,9 +336,15 @@ class Store:
             model,
             data,
             lambda schema: ingest.plan_labels(
-                self._con, model, schema, task=self._registration(model)["task"],
-                classes=self._classes(model), id_column=id_column, label_column=label_column,
-                ts_column=ts_column, source=source,
+                self._con,
+                model,
+                schema,
+                task=self._registration(model)["task"],
+                classes=self._classes(model),
+                id_column=id_column,
+                label_column=label_column,
+                ts_column=ts_column,
+                source=source,
             ),  # fmt: skip
         )
 

@@ -1,0 +1,333 @@
+"""The ``evalstore`` command line: create a store, register models, ingest files, query.
+
+Every command takes the store file from ``--store`` (or ``$EVALSTORE_STORE``,
+default ``evalstore.duckdb``). Errors print one line and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import evalstore
+from evalstore import formats, sources
+from evalstore.errors import EvalstoreError
+
+DEFAULT_STORE = "evalstore.duckdb"
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn evalstore and DuckDB errors into one clear line and exit status 1."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import duckdb
+
+        try:
+            return command(*args, **kwargs)
+        except (EvalstoreError, duckdb.Error, OSError) as error:
+            message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise click.ClickException(message) from error
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(evalstore.__version__, prog_name="evalstore")
+@click.option(
+    "--store",
+    "-s",
+    "store_path",
+    envvar="EVALSTORE_STORE",
+    default=DEFAULT_STORE,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The store's DuckDB file (or set EVALSTORE_STORE).",
+)
+@click.pass_context
+def main(ctx: click.Context, store_path: str) -> None:
+    """An evaluation store for ML models in production.
+
+    \b
+    Example:
+      evalstore init monitoring.duckdb
+      evalstore -s monitoring.duckdb register --model fraud --version v1 --task binary
+    """
+    ctx.obj = {"store": store_path}
+
+
+def _open(ctx: click.Context, read_only: bool = False) -> evalstore.Store:
+    path = Path(ctx.obj["store"])
+    if not path.exists():
+        raise click.ClickException(
+            f"store {str(path)!r} does not exist; create it with `evalstore init {path}` "
+            "or pass --store"
+        )
+    return evalstore.open(path, read_only=read_only)
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.pass_context
+@friendly_errors
+def init(ctx: click.Context, path: str | None) -> None:
+    """Create a store (or bring an existing one up to date: migrations and macros).
+
+    \b
+    Example:
+      evalstore init monitoring.duckdb
+    """
+    target = path or ctx.obj["store"]
+    with evalstore.open(target) as store:
+        version = store.sql("SELECT value FROM evalstore.meta WHERE key = 'schema_version'")
+    click.echo(f"store {target} ready (schema version {version.column(0)[0]})")
+
+
+@main.command()
+@click.option("--model", "-m", required=True, help="Model name (lower-case identifier).")
+@click.option("--version", "-v", "version", required=True, help="Version label, e.g. v3.")
+@click.option("--task", required=True, type=click.Choice(["binary", "multiclass", "regression"]))
+@click.option("--classes", help="Comma-separated class labels, e.g. 0,1 or cat,dog,bird.")
+@click.option("--positive-class", help="Binary only: the positive class (default: the second).")
+@click.option("--threshold", type=float, help="Binary only: score threshold (default 0.5).")
+@click.option("--trained-at", help="ISO-8601 time the version was trained.")
+@click.option("--deployed-at", help="ISO-8601 time the version was deployed.")
+@click.option("--stage", help="e.g. development, shadow, production, retired.")
+@click.option("--training-dataset", help="Tag of the dataset it was trained on.")
+@click.option("--params", help="JSON object of hyper-parameters.")
+@click.option("--dependencies", help='JSON object of package versions, e.g. {"numpy": "2.1"}.')
+@click.option("--replace", is_flag=True, help="Overwrite an existing version's metadata.")
+@click.pass_context
+@friendly_errors
+def register(ctx: click.Context, **options: Any) -> None:
+    """Register a model version (the first version creates the model's tables).
+
+    \b
+    Example:
+      evalstore register --model fraud --version v1 --task binary --classes 0,1 \\
+          --threshold 0.3 --stage production --dependencies '{"xgboost": "2.1.0"}'
+    """
+    classes = options.pop("classes")
+    for key in ("params", "dependencies"):
+        if options[key] is not None:
+            try:
+                options[key] = json.loads(options[key])
+            except json.JSONDecodeError as error:
+                raise click.ClickException(f"--{key} is not valid JSON: {error}") from error
+    with _open(ctx) as store:
+        row = store.register_model(
+            options.pop("model"),
+            options.pop("version"),
+            options.pop("task"),
+            classes=[_class_value(c) for c in classes.split(",")] if classes else None,
+            positive_class=_class_value(options.pop("positive_class")),
+            **options,
+        )
+    click.echo(f"registered {row['model']} {row['version']} ({row['task']})")
+
+
+def _class_value(text: str | None) -> str | int | None:
+    """Class labels typed on the command line: integers stay integers."""
+    if text is None:
+        return None
+    text = text.strip()
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+@main.command()
+@click.option("--model", "-m", help="Only this model.")
+@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@click.pass_context
+@friendly_errors
+def models(ctx: click.Context, model: str | None, fmt: str) -> None:
+    """List registered model versions.
+
+    \b
+    Example:
+      evalstore models --model fraud --format json
+    """
+    with _open(ctx, read_only=True) as store:
+        _emit(store.models(model), fmt)
+
+
+@main.group()
+def ingest() -> None:
+    """Ingest features, predictions or labels from a Parquet, CSV or Arrow IPC file.
+
+    \b
+    Example:
+      evalstore ingest predictions --model fraud --version v1 preds.parquet
+    """
+
+
+def _ingest_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.argument("file", type=click.Path(exists=True, dir_okay=False))(command)
+    command = click.option("--ts-column", default="ts", show_default=True)(command)
+    command = click.option("--id-column", default="example_id", show_default=True)(command)
+    command = click.option("--model", "-m", required=True, help="Registered model name.")(command)
+    return command
+
+
+@ingest.command("features")
+@_ingest_options
+@click.option("--env", type=click.Choice(["training", "validation", "serving"]), default="serving")
+@click.option("--dataset", help="Tag for these rows, e.g. train_2026_08.")
+@click.option("--on-conflict", type=click.Choice(["error", "replace", "ignore"]), default="error")
+@click.pass_context
+@friendly_errors
+def ingest_features(ctx: click.Context, model: str, file: str, **options: Any) -> None:
+    """Ingest feature rows (one column per feature).
+
+    \b
+    Example:
+      evalstore ingest features --model fraud --env training --dataset train_q3 train.parquet
+    """
+    with _open(ctx) as store, _progress(file) as reader:
+        _receipt(store.log_features(model, reader, **options))
+
+
+@ingest.command("predictions")
+@_ingest_options
+@click.option("--version", "-v", "version", required=True, help="Registered model version.")
+@click.option("--prediction-column", default="prediction", show_default=True)
+@click.option("--score-column", default="score", show_default=True)
+@click.option("--probability-columns", help="Comma-separated columns named after the classes.")
+@click.option("--latency-column", help="Column of latency in milliseconds.")
+@click.pass_context
+@friendly_errors
+def ingest_predictions(ctx: click.Context, model: str, file: str, **options: Any) -> None:
+    """Ingest predictions of a registered model version.
+
+    \b
+    Example:
+      evalstore ingest predictions --model fraud --version v1 --latency-column ms preds.csv
+    """
+    columns = options.pop("probability_columns")
+    options["probability_columns"] = columns.split(",") if columns else None
+    with _open(ctx) as store, _progress(file) as reader:
+        _receipt(store.log_predictions(model, reader, **options))
+
+
+@ingest.command("labels")
+@_ingest_options
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--source", help="Where the labels come from, e.g. chargebacks.")
+@click.pass_context
+@friendly_errors
+def ingest_labels(ctx: click.Context, model: str, file: str, **options: Any) -> None:
+    """Ingest ground-truth labels (append-only; a later label corrects an earlier one).
+
+    \b
+    Example:
+      evalstore ingest labels --model fraud --source chargebacks labels.parquet
+    """
+    with _open(ctx) as store, _progress(file) as reader:
+        _receipt(store.log_labels(model, reader, **options))
+
+
+class _progress:
+    """Open ``file`` as a record-batch stream with a progress bar on a terminal."""
+
+    def __init__(self, file: str) -> None:
+        self.reader = sources.read_file(Path(file))
+        self.total = _row_count(Path(file))
+        self.bar: Any = None
+
+    def __enter__(self) -> pa.RecordBatchReader:
+        if not sys.stderr.isatty():
+            return self.reader
+        self.bar = click.progressbar(
+            length=self.total, label="ingesting", file=sys.stderr, show_pos=True
+        ).__enter__()
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for batch in self.reader:
+                self.bar.update(batch.num_rows)
+                yield batch
+
+        return pa.RecordBatchReader.from_batches(self.reader.schema, batches())
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc_info)
+
+
+def _row_count(path: Path) -> int | None:
+    if path.suffix.lower() in sources.PARQUET_SUFFIXES:
+        return pq.ParquetFile(path).metadata.num_rows
+    return None
+
+
+def _receipt(receipt: evalstore.Receipt) -> None:
+    parts = [f"batch {receipt.batch_id}: {receipt.rows} {receipt.kind} rows"]
+    if receipt.columns_added:
+        parts.append(f"added columns {', '.join(receipt.columns_added)}")
+    if receipt.columns_ignored:
+        parts.append(f"ignored columns {', '.join(receipt.columns_ignored)}")
+    if receipt.replaced:
+        parts.append(f"replaced {receipt.replaced}")
+    if receipt.skipped:
+        parts.append(f"skipped {receipt.skipped} already stored")
+    click.echo("; ".join(parts))
+
+
+@main.command()
+@click.argument("query")
+@click.option("--param", "-p", "params", multiple=True, help="A value for each ? (repeatable).")
+@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@click.option("--max-rows", type=int, default=100, show_default=True, help="For --format table.")
+@click.pass_context
+@friendly_errors
+def sql(ctx: click.Context, query: str, params: tuple[str, ...], fmt: str, max_rows: int) -> None:
+    """Run a SQL query against the store (opened read-only) and print the result.
+
+    \b
+    Example:
+      evalstore sql "SELECT * FROM evalstore.label_coverage(?, '1 day')" -p fraud -f csv
+    """
+    with _open(ctx, read_only=True) as store:
+        _emit(store.sql(query, list(params) or None), fmt, max_rows)
+
+
+def _emit(table: pa.Table, fmt: str, max_rows: int = 100) -> None:
+    if fmt == "table":
+        click.echo(formats.to_text(table, max_rows=max_rows))
+    elif fmt == "json":
+        click.echo(formats.to_json(table))
+    elif fmt == "csv":
+        sys.stdout.buffer.write(formats.to_csv(table))
+    else:
+        sys.stdout.buffer.write(formats.to_arrow_ipc(table))
+    sys.stdout.flush()
+
+
+@main.command()
+@click.argument("path", required=False, default="demo.duckdb", type=click.Path(dir_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace PATH if it exists.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--days", type=int, default=60, show_default=True)
+@friendly_errors
+def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
+    """Build a demo store from a seeded credit-default scenario and show what it holds.
+
+    \b
+    Example:
+      evalstore demo demo.duckdb --overwrite
+    """
+    from evalstore.demo import run_demo
+
+    target = Path(path)
+    if target.exists():
+        if not overwrite:
+            raise click.ClickException(f"{path} exists; pass --overwrite to replace it")
+        target.unlink()
+        Path(f"{path}.wal").unlink(missing_ok=True)
+    run_demo(target, seed=seed, days=days, echo=click.echo)
