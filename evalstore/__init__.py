@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from evalstore.errors import (  # noqa: E402
+from evalstore.errors import (
     DuplicateIdError,
     EvalstoreError,
     InvalidNameError,
@@ -25,8 +25,8 @@ from evalstore.errors import (  # noqa: E402
     UnknownModelError,
     ValidationError,
 )
-from evalstore.ingest import Receipt  # noqa: E402
-from evalstore.store import Store, open  # noqa: E402
+from evalstore.ingest import Receipt
+from evalstore.store import Store, open
 
 __all__ = [
     "DuplicateIdError",

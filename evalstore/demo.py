@@ -43,7 +43,8 @@ def run_demo(
             echo(to_text(store.sql(query, params), max_rows=40))
 
         echo(
-            f"evalstore demo: model {model!r}, {days} days of serving from {scenario.start:%Y-%m-%d}"
+            f"evalstore demo: model {model!r}, {days} days of serving "
+            f"from {scenario.start:%Y-%m-%d}"
         )
         echo("Injected drift: " + "; ".join(f"{k}: {v}" for k, v in scenario.drift_notes.items()))
         section(
@@ -89,5 +90,6 @@ def run_demo(
         where = "memory" if path is None else str(path)
         echo(
             f"\nStore written to {where}. Try:\n"
-            f"  evalstore -s {where} sql \"SELECT * FROM evalstore.label_coverage('{model}', '1 day')\""
+            f"  evalstore -s {where} sql "
+            f"\"SELECT * FROM evalstore.label_coverage('{model}', '1 day')\""
         )

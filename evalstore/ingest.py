@@ -154,8 +154,7 @@ def require_type(column: str, actual: str, allowed: frozenset[str], expected: st
 def fits(stored: str, incoming: str) -> bool:
     """Whether values of DuckDB type ``incoming`` can be stored in a ``stored`` column."""
     return (
-        incoming == stored
-        or incoming == NULL_TYPE
+        incoming in (stored, NULL_TYPE)
         or incoming in WIDENINGS.get(stored, frozenset())
         or (stored == "DOUBLE" and incoming.startswith("DECIMAL"))
     )
@@ -259,7 +258,8 @@ def plan_features(
             continue
         if name.lower() in RESERVED_FEATURE_NAMES:
             raise ValidationError(
-                f"column {name!r} uses a reserved name ({', '.join(sorted(RESERVED_FEATURE_NAMES))}); "
+                f"column {name!r} uses a reserved name "
+                f"({', '.join(sorted(RESERVED_FEATURE_NAMES))}); "
                 "rename it, or pass id_column=/ts_column= if it is the id or time",
                 column=name,
             )
@@ -595,7 +595,10 @@ def _resolve_conflicts(
     new = f"SELECT example_id FROM {table} WHERE batch_id = $batch_id"
     old = f"SELECT example_id FROM {table} WHERE env = $env AND batch_id <> $batch_id"
     if plan.on_conflict == "replace":
-        sql = f"DELETE FROM {table} WHERE env = $env AND batch_id <> $batch_id AND example_id IN ({new})"
+        sql = (
+            f"DELETE FROM {table} WHERE env = $env AND batch_id <> $batch_id "
+            f"AND example_id IN ({new})"
+        )
         replaced = con.execute(sql, _used(sql, params)).fetchone()[0]
         return replaced, 0
     sql = f"DELETE FROM {table} WHERE batch_id = $batch_id AND example_id IN ({old})"

@@ -21,10 +21,20 @@ from evalstore.schema import TASKS
 
 #: Registry columns a caller may set, in table order after model, version, task.
 FIELDS = (
-    "classes", "positive_class", "threshold", "created_at", "trained_at", "deployed_at",
-    "retired_at", "stage", "training_dataset", "validation_dataset", "params",
-    "dependencies", "notes",
-)  # fmt: skip
+    "classes",
+    "positive_class",
+    "threshold",
+    "created_at",
+    "trained_at",
+    "deployed_at",
+    "retired_at",
+    "stage",
+    "training_dataset",
+    "validation_dataset",
+    "params",
+    "dependencies",
+    "notes",
+)
 DEFAULT_BINARY_CLASSES = ("0", "1")
 DEFAULT_THRESHOLD = 0.5
 

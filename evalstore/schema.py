@@ -107,7 +107,8 @@ def _bootstrap(con: duckdb.DuckDBPyConnection) -> None:
 def stored_schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """Return the schema version recorded in the file, 0 for a new (empty) store."""
     exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'evalstore' "
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'evalstore' "
         "AND table_name = 'meta'"
     ).fetchone()[0]
     if not exists:
@@ -195,7 +196,7 @@ def create_model_schema(con: duckdb.DuckDBPyConnection, model: str, task: str) -
         COMMENT ON TABLE {s}.features IS
             'Feature rows, one column per feature; unique per (example_id, env).';
         COMMENT ON TABLE {s}.predictions IS
-            'Predictions, one row per (example_id, version); score is the positive-class probability.';
+            'Predictions, one row per (example_id, version); score = positive-class probability.';
         COMMENT ON TABLE {s}.labels IS
             'Ground truth, append-only: a correction adds a row and the latest batch wins.';
         COMMENT ON VIEW {s}.labels_latest IS

@@ -25,7 +25,7 @@ from evalstore.schema import check_readable, create_model_schema, migrate
 Data = Any  # anything sources.to_reader accepts
 
 
-def open(path: str | PathLike[str] | None = None, read_only: bool = False) -> Store:  # noqa: A001
+def open(path: str | PathLike[str] | None = None, read_only: bool = False) -> Store:
     """Open (or create) an evaluation store.
 
     ``path`` is a DuckDB database file, created if missing; ``None`` gives an
@@ -147,12 +147,22 @@ class Store:
         self._writable()
         check_model_name(model)
         row = registry.build_row(
-            model, version, task, classes=classes, positive_class=positive_class,
-            threshold=threshold, trained_at=trained_at, deployed_at=deployed_at,
-            retired_at=retired_at, stage=stage, training_dataset=training_dataset,
-            validation_dataset=validation_dataset, params=params, dependencies=dependencies,
+            model,
+            version,
+            task,
+            classes=classes,
+            positive_class=positive_class,
+            threshold=threshold,
+            trained_at=trained_at,
+            deployed_at=deployed_at,
+            retired_at=retired_at,
+            stage=stage,
+            training_dataset=training_dataset,
+            validation_dataset=validation_dataset,
+            params=params,
+            dependencies=dependencies,
             notes=notes,
-        )  # fmt: skip
+        )
         with self._lock:
             existing = self._versions(model)
             if existing:
@@ -269,7 +279,7 @@ class Store:
                 id_column=id_column,
                 ts_column=ts_column,
                 on_conflict=on_conflict,
-            ),  # fmt: skip
+            ),
         )
 
     def log_predictions(
@@ -312,7 +322,7 @@ class Store:
                 score_column=score_column,
                 probability_columns=probability_columns,
                 latency_column=latency_column,
-            ),  # fmt: skip
+            ),
         )
 
     def log_labels(
@@ -345,7 +355,7 @@ class Store:
                 label_column=label_column,
                 ts_column=ts_column,
                 source=source,
-            ),  # fmt: skip
+            ),
         )
 
     def _log(self, model: str, data: Data, plan_for: Any) -> ingest.Receipt:
