@@ -191,7 +191,7 @@ def ingest_features(ctx: click.Context, model: str, file: str, **options: Any) -
       evalstore ingest features --model fraud --env training --dataset train_q3 train.parquet
     """
     with _open(ctx) as store, _progress(file) as reader:
-        _receipt(store.log_features(model, reader, **options))
+        _receipt(store.log_features(model, reader, origin=file, **options))
 
 
 @ingest.command("predictions")
@@ -213,7 +213,7 @@ def ingest_predictions(ctx: click.Context, model: str, file: str, **options: Any
     columns = options.pop("probability_columns")
     options["probability_columns"] = columns.split(",") if columns else None
     with _open(ctx) as store, _progress(file) as reader:
-        _receipt(store.log_predictions(model, reader, **options))
+        _receipt(store.log_predictions(model, reader, origin=file, **options))
 
 
 @ingest.command("labels")
@@ -230,7 +230,7 @@ def ingest_labels(ctx: click.Context, model: str, file: str, **options: Any) -> 
       evalstore ingest labels --model fraud --source chargebacks labels.parquet
     """
     with _open(ctx) as store, _progress(file) as reader:
-        _receipt(store.log_labels(model, reader, **options))
+        _receipt(store.log_labels(model, reader, origin=file, **options))
 
 
 class _progress:
@@ -313,7 +313,7 @@ def _emit(table: pa.Table, fmt: str, max_rows: int = 100) -> None:
 @click.argument("path", required=False, default="demo.duckdb", type=click.Path(dir_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace PATH if it exists.")
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--days", type=int, default=60, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=60, show_default=True)
 @friendly_errors
 def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
     """Build a demo store from a seeded credit-default scenario and show what it holds.

@@ -12,7 +12,7 @@ names, type conflicts) run before anything is written.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from evalstore.db import one, transaction
 from evalstore.errors import (
     DuplicateIdError,
     InvalidParameterError,
@@ -110,17 +111,30 @@ class Check:
 
 
 def duckdb_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
-    """Return ``{column: DuckDB type}`` DuckDB would give each column of ``schema``."""
+    """Return ``{column: DuckDB type}`` DuckDB would give each column of ``schema``.
+
+    The names are checked first (:func:`check_names`): DuckDB silently renames empty
+    and case-duplicate column names (``A`` beside ``a`` becomes ``A_1``), so checking
+    the names DuckDB reports would let such batches through under invented names.
+    """
+    check_names(schema.names)
     name = f"__evalstore_probe_{next(_probe_names)}"
     con.register(name, schema.empty_table())
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {quote(name)}").fetchall()
     finally:
         con.unregister(name)
+    for column, row in zip(schema.names, rows, strict=True):
+        if row[0] != column:
+            raise ValidationError(
+                f"column {column!r} is read by DuckDB as {row[0]!r} (its name clashes with "
+                "another column's); rename it",
+                column=column,
+            )
     return {row[0]: row[1] for row in rows}
 
 
-def check_names(types: Mapping[str, str]) -> None:
+def check_names(types: Iterable[str]) -> None:
     """Reject column names that are unusable or that differ only in letter case."""
     seen: dict[str, str] = {}
     for name in types:
@@ -189,6 +203,8 @@ def _id_and_ts(plan: Plan, types: Mapping[str, str], id_column: str, ts_column: 
             )
         )
         used.add(ts_column)
+    elif ts_column != "ts":
+        require_column(types, ts_column, "ts_column")
     else:
         plan.select("ts", "$received_at")
     plan.select("batch_id", "$batch_id")
@@ -381,6 +397,12 @@ def plan_predictions(
         require_type(prediction_column, types[prediction_column], allowed, expected)
         plan.select("prediction", f"CAST({quote(prediction_column)} AS {target})")
         used.add(prediction_column)
+        if task == "regression":
+            _range_check(
+                plan, "prediction", prediction_column, "NOT isfinite(prediction)", "finite numbers"
+            )
+    elif prediction_column != "prediction":
+        require_column(types, prediction_column, "prediction_column")
     elif task == "binary" and "score" in plan.columns:
         positive = registration["positive_class"]
         negative = next(c for c in classes if c != positive)
@@ -393,8 +415,11 @@ def plan_predictions(
             f"WHEN {quote(score_column)} IS NOT NULL THEN $negative END",
         )
     elif task == "multiclass" and probabilities:
+        # list_position(list, NULL) finds the first NULL: all-null probabilities -> NULL.
         plan.select(
-            "prediction", f"$probability_classes[list_position([{values}], list_max([{values}]))]"
+            "prediction",
+            f"CASE WHEN list_max([{values}]) IS NOT NULL THEN "
+            f"$probability_classes[list_position([{values}], list_max([{values}]))] END",
         )
     else:
         require_column(types, prediction_column, "prediction_column")
@@ -524,54 +549,52 @@ def execute(
     received_at = datetime.now(UTC)
     incoming = f"__evalstore_incoming_{next(_probe_names)}"
     con.register(incoming, reader)
-    con.execute("BEGIN TRANSACTION")
     try:
-        batch_id = con.execute("SELECT nextval('evalstore.batch_ids')").fetchone()[0]
-        params = {**plan.params, "batch_id": batch_id, "received_at": received_at}
-        for name, kind in plan.add_columns:
-            con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {kind}")
-        insert = (
-            f"INSERT INTO {table} ({', '.join(map(quote, plan.columns))}) "
-            f"SELECT {', '.join(plan.expressions)} FROM {quote(incoming)}"
-        )
-        try:
-            con.execute(insert, _used(insert, params))
-        except duckdb.ConversionException as error:
-            raise ValidationError(f"a value could not be converted: {error}") from error
-        for check in plan.checks:
-            sql = check.sql.format(table=table)
-            n, examples = con.execute(sql, _used(sql, params)).fetchone()
-            if n:
-                raise check.error(
-                    check.message.format(n=n, examples=examples),
-                    column=check.column,
-                    rows=n,
-                    examples=examples,
-                )
-        replaced, skipped = _resolve_conflicts(con, plan, table, params)
-        rows = con.execute(
-            f"SELECT count(*) FROM {table} WHERE batch_id = $batch_id", {"batch_id": batch_id}
-        ).fetchone()[0]
-        con.execute(
-            "INSERT INTO evalstore.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                batch_id,
-                plan.model,
-                plan.kind,
-                plan.env,
-                plan.version,
-                plan.dataset,
-                rows,
-                [name for name, _ in plan.add_columns],
-                received_at,
-                datetime.now(UTC),
-                source,
-            ],
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            batch_id = one(con, "SELECT nextval('evalstore.batch_ids')")[0]
+            params = {**plan.params, "batch_id": batch_id, "received_at": received_at}
+            for name, kind in plan.add_columns:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {kind}")
+            insert = (
+                f"INSERT INTO {table} ({', '.join(map(quote, plan.columns))}) "
+                f"SELECT {', '.join(plan.expressions)} FROM {quote(incoming)}"
+            )
+            try:
+                con.execute(insert, _used(insert, params))
+            except duckdb.ConversionException as error:
+                raise ValidationError(f"a value could not be converted: {error}") from error
+            for check in plan.checks:
+                sql = check.sql.format(table=table)
+                n, examples = one(con, sql, _used(sql, params))
+                if n:
+                    raise check.error(
+                        check.message.format(n=n, examples=examples),
+                        column=check.column,
+                        rows=n,
+                        examples=examples,
+                    )
+            replaced, skipped = _resolve_conflicts(con, plan, table, params)
+            rows = one(
+                con,
+                f"SELECT count(*) FROM {table} WHERE batch_id = $batch_id",
+                {"batch_id": batch_id},
+            )[0]
+            con.execute(
+                "INSERT INTO evalstore.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    batch_id,
+                    plan.model,
+                    plan.kind,
+                    plan.env,
+                    plan.version,
+                    plan.dataset,
+                    rows,
+                    [name for name, _ in plan.add_columns],
+                    received_at,
+                    datetime.now(UTC),
+                    source,
+                ],
+            )
     finally:
         con.unregister(incoming)
     return Receipt(
@@ -599,10 +622,10 @@ def _resolve_conflicts(
             f"DELETE FROM {table} WHERE env = $env AND batch_id <> $batch_id "
             f"AND example_id IN ({new})"
         )
-        replaced = con.execute(sql, _used(sql, params)).fetchone()[0]
+        replaced = one(con, sql, _used(sql, params))[0]
         return replaced, 0
     sql = f"DELETE FROM {table} WHERE batch_id = $batch_id AND example_id IN ({old})"
-    skipped = con.execute(sql, _used(sql, params)).fetchone()[0]
+    skipped = one(con, sql, _used(sql, params))[0]
     return 0, skipped
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from evalstore import __version__
+from evalstore.db import transaction
 
 #: Order of installation: helpers first, then the families that use them.
 SQL_FILES = ("schema.sql",)
@@ -71,8 +72,7 @@ def install_macros(con: duckdb.DuckDBPyConnection, force: bool = False) -> bool:
         and stamp.get("macros_version") == (__version__)
     ):
         return False
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for text in sources.values():
             con.execute(text)
         for key, value in (
@@ -81,8 +81,4 @@ def install_macros(con: duckdb.DuckDBPyConnection, force: bool = False) -> bool:
             ("macros_installed_at", datetime.now(UTC).isoformat()),
         ):
             con.execute("INSERT OR REPLACE INTO evalstore.meta VALUES (?, ?)", [key, value])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return True

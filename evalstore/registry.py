@@ -140,7 +140,11 @@ def build_row(
                 f"positive_class={positive_class!r} is not one of classes={canon!r}"
             )
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
-        if not isinstance(threshold, numbers.Real) or not 0 <= float(threshold) <= 1:
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, numbers.Real)
+            or not 0 <= float(threshold) <= 1
+        ):
             raise InvalidParameterError(f"threshold={threshold!r} must be a number in [0, 1]")
         threshold = float(threshold)
     else:

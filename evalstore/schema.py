@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from evalstore.db import transaction
 from evalstore.errors import StoreVersionError
 from evalstore.identifiers import quote
 
@@ -110,11 +111,12 @@ def stored_schema_version(con: duckdb.DuckDBPyConnection) -> int:
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
         "AND schema_name = 'evalstore' "
         "AND table_name = 'meta'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return 0
-    row = con.execute("SELECT value FROM evalstore.meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
+    # fetchall, not fetchone: DuckDB 2.0 refuses con.sql() while a result is unfinished.
+    rows = con.execute("SELECT value FROM evalstore.meta WHERE key = 'schema_version'").fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def check_readable(con: duckdb.DuckDBPyConnection) -> int:
@@ -134,8 +136,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     pending = [m for m in MIGRATIONS if m.version > current]
     if not pending:
         return []
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         _bootstrap(con)
         for migration in pending:
             migration.apply(con)
@@ -147,10 +148,6 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
             "INSERT OR REPLACE INTO evalstore.meta VALUES ('schema_version', ?)",
             [str(pending[-1].version)],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return [m.version for m in pending]
 
 

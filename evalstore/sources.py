@@ -9,6 +9,7 @@ inputs never need to fit in memory at once.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def to_reader(data: object) -> pa.RecordBatchReader:
             reader = pa.RecordBatchReader.from_stream(data)
         except (TypeError, ValueError, pa.ArrowException) as error:
             raise _not_tabular(data, str(error)) from error
-        return reader
+        return _drop_unnamed_index(reader)
     if hasattr(data, "__arrow_c_array__"):
         try:
             batch = pa.record_batch(data)
@@ -60,6 +61,25 @@ def to_reader(data: object) -> pa.RecordBatchReader:
             raise _not_tabular(data, str(error)) from error
         return pa.Table.from_batches([batch]).to_reader()
     raise _not_tabular(data)
+
+
+def _drop_unnamed_index(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """Drop the ``__index_level_N__`` columns pandas exports for an unnamed, non-range index.
+
+    They are row positions, not data: kept, a filtered DataFrame would add a feature
+    column ``__index_level_0__`` to the store. A named index stays a column.
+    """
+    metadata = reader.schema.pandas_metadata or {}
+    unnamed = {
+        name
+        for name in metadata.get("index_columns", [])
+        if isinstance(name, str) and re.fullmatch(r"__index_level_\d+__", name)
+    }
+    if not unnamed:
+        return reader
+    keep = [i for i, name in enumerate(reader.schema.names) if name not in unnamed]
+    schema = pa.schema([reader.schema.field(i) for i in keep])
+    return pa.RecordBatchReader.from_batches(schema, (batch.select(keep) for batch in reader))
 
 
 def _not_tabular(data: object, detail: str = "") -> NotTabularError:

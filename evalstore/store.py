@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from evalstore import ingest, registry, sources
+from evalstore.db import transaction
 from evalstore.errors import (
     InvalidParameterError,
     ModelConflictError,
@@ -189,8 +190,7 @@ class Store:
                     )
                 row["created_at"] = stored["created_at"]
             columns = ("model", "version", "task", *registry.FIELDS)
-            self._con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(self._con):
                 if not existing:
                     create_model_schema(self._con, model, task)
                 self._con.execute(
@@ -198,10 +198,6 @@ class Store:
                     f"VALUES ({', '.join('?' for _ in columns)})",
                     [row[c] for c in columns],
                 )
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
             return self._versions(model)[version]
 
     def models(self, model: str | None = None) -> pa.Table:
@@ -254,6 +250,8 @@ class Store:
         id_column: str = "example_id",
         ts_column: str = "ts",
         on_conflict: str = "error",
+        *,
+        origin: str | None = None,
     ) -> ingest.Receipt:
         """Log feature rows for ``model``: one row per example, one column per feature.
 
@@ -265,11 +263,15 @@ class Store:
         read NULL for its rows. Without a ``ts_column`` in the data, rows get the time
         of ingest.
 
+        ``origin`` is recorded as the batch's ``source`` in ``evalstore.batches``
+        (default: the file path, or the type of ``data``), as with every ``log_*``.
+
         Returns a :class:`Receipt` (batch id, rows, columns added).
         """
         return self._log(
             model,
             data,
+            origin,
             lambda schema: ingest.plan_features(
                 self._con,
                 model,
@@ -293,6 +295,8 @@ class Store:
         score_column: str | None = "score",
         probability_columns: Sequence[str] | Mapping[Any, str] | None = None,
         latency_column: str | None = None,
+        *,
+        origin: str | None = None,
     ) -> ingest.Receipt:
         """Log what registered ``version`` of ``model`` predicted.
 
@@ -301,21 +305,20 @@ class Store:
         models ``probability_columns`` lists columns named after the classes, or maps
         ``{class: column}``. A binary batch without a prediction column derives it
         from the score and the registered threshold; a multiclass one from the largest
-        probability. Null predictions are kept (they count as errors in health
+        probability. Classification predictions must be among the classes registered
+        for ``version``. Null predictions are kept (they count as errors in health
         figures). Each (example, version) is logged once.
         """
         return self._log(
             model,
             data,
+            origin,
             lambda schema: ingest.plan_predictions(
                 self._con,
                 model,
                 schema,
                 version=version,
-                registration={
-                    **self._registration(model, version),
-                    "classes": self._classes(model),
-                },
+                registration=self._registration(model, version),
                 id_column=id_column,
                 ts_column=ts_column,
                 prediction_column=prediction_column,
@@ -334,6 +337,7 @@ class Store:
         ts_column: str = "ts",
         *,
         source: str | None = None,
+        origin: str | None = None,
     ) -> ingest.Receipt:
         """Log ground-truth labels, which may arrive long after the predictions.
 
@@ -345,6 +349,7 @@ class Store:
         return self._log(
             model,
             data,
+            origin,
             lambda schema: ingest.plan_labels(
                 self._con,
                 model,
@@ -358,13 +363,14 @@ class Store:
             ),
         )
 
-    def _log(self, model: str, data: Data, plan_for: Any) -> ingest.Receipt:
+    def _log(self, model: str, data: Data, origin: str | None, plan_for: Any) -> ingest.Receipt:
         self._writable()
         reader = sources.to_reader(data)
         with self._lock:
             self._registration(model)
             plan = plan_for(reader.schema)
-            return ingest.execute(self._con, plan, reader, source=sources.describe(data))
+            source = origin if origin is not None else sources.describe(data)
+            return ingest.execute(self._con, plan, reader, source=source)
 
     def _writable(self) -> None:
         if self.read_only:

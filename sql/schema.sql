@@ -4,8 +4,9 @@
 --   * each macro is preceded by a comment block that defines it exactly;
 --   * the first parameter is the model name; a model's tables are reached through
 --     evalstore.model_table(model, table), the one place that uses query_table;
---   * DuckDB-only constructs live in small helper macros (window_start, hours_between)
---     so the bodies stay CTEs, joins, CASE and explicit GROUP BY, and transpile with sqlglot;
+--   * DuckDB-only constructs live in small helper macros (window_start, window_end,
+--     hours_between) so the bodies stay CTEs, joins, CASE and explicit GROUP BY, and
+--     transpile with sqlglot;
 --   * parameter defaults live in Python, not in the macro headers.
 
 -- evalstore.model_table(model, name) -> the rows of table or view <model>.<name>.
@@ -23,6 +24,15 @@ CREATE OR REPLACE MACRO evalstore.window_start(ts, width) AS
     time_bucket(CAST(width AS INTERVAL), ts);
 COMMENT ON MACRO evalstore.window_start IS
     'Start of the fixed-width window (time_bucket) holding ts; width like ''1 day''.';
+
+-- evalstore.window_end(start, width) -> TIMESTAMPTZ
+-- Helper: start + width, added on the UTC calendar. (A plain TIMESTAMPTZ + INTERVAL adds
+-- days in the session's time zone, so a '1 day' window would last 23 or 25 hours across a
+-- daylight-saving change in a client whose TimeZone is not UTC.)
+CREATE OR REPLACE MACRO evalstore.window_end(start, width) AS
+    timezone('UTC', timezone('UTC', start) + CAST(width AS INTERVAL));
+COMMENT ON MACRO evalstore.window_end IS
+    'start + width on the UTC calendar (end of the window beginning at start).';
 
 -- evalstore.hours_between(t0, t1) -> DOUBLE
 -- Helper: (t1 - t0) in hours, fractional, negative when t1 precedes t0.
@@ -52,7 +62,7 @@ CREATE OR REPLACE MACRO evalstore.volume(model, width) AS TABLE
     )
     SELECT
         model AS model, kind, env, window_start,
-        window_start + CAST(width AS INTERVAL) AS window_end,
+        evalstore.window_end(window_start, width) AS window_end,
         count(*) AS rows
     FROM windowed
     GROUP BY kind, env, window_start
@@ -79,7 +89,7 @@ CREATE OR REPLACE MACRO evalstore.label_coverage(model, width) AS TABLE
     )
     SELECT
         model AS model, version, window_start,
-        window_start + CAST(width AS INTERVAL) AS window_end,
+        evalstore.window_end(window_start, width) AS window_end,
         count(*) AS predictions,
         count(labeled_id) AS labeled,
         count(labeled_id) / count(*) AS coverage
@@ -115,7 +125,7 @@ CREATE OR REPLACE MACRO evalstore.label_delay(model, width) AS TABLE
     )
     SELECT
         model AS model, version, window_start,
-        window_start + CAST(width AS INTERVAL) AS window_end,
+        evalstore.window_end(window_start, width) AS window_end,
         count(*) AS labeled,
         avg(delay_hours) AS delay_mean_hours,
         quantile_cont(delay_hours, 0.5) AS delay_p50_hours,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import numpy as np
@@ -137,12 +136,6 @@ def test_different_seed_differs(scn: Scenario) -> None:
     assert not other.serving.equals(scn.serving)
     assert not other.training.equals(scn.training)
     assert not other.predictions["v1"].equals(scn.predictions["v1"])
-
-
-def test_generation_is_fast() -> None:
-    t0 = time.perf_counter()
-    credit_default_scenario(seed=123)
-    assert time.perf_counter() - t0 < 3.0
 
 
 def test_small_configuration() -> None:

@@ -1,0 +1,121 @@
+"""Shared fixtures: stores, and a before/after snapshot for "nothing was written" checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+import evalstore
+from evalstore.identifiers import quote
+
+#: The model tables a rejected batch must leave untouched.
+MODEL_TABLES = ("features", "predictions", "labels")
+
+
+def take_snapshot(store: evalstore.Store) -> dict[str, Any]:
+    """Everything an ingest call could change: schemas, tables, columns and all rows.
+
+    Rows are compared as sorted reprs, so the snapshot is independent of scan order.
+    """
+    tables = store.sql(
+        "SELECT schema_name, table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() ORDER BY ALL"
+    ).to_pylist()
+    columns = store.sql(
+        "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+        "WHERE database_name = current_database() "
+        "ORDER BY schema_name, table_name, column_index"
+    ).to_pylist()
+    contents = {}
+    for row in tables:
+        schema, table = row["schema_name"], row["table_name"]
+        if schema == "evalstore" and table not in ("models", "batches"):
+            continue
+        rows = store.sql(f"SELECT * FROM {quote(schema)}.{quote(table)}").to_pylist()
+        contents[f"{schema}.{table}"] = sorted(map(repr, rows))
+    return {"tables": tables, "columns": columns, "contents": contents}
+
+
+def row_counts(store: evalstore.Store, model: str = "fraud") -> dict[str, int]:
+    """Row counts of a model's tables and of ``evalstore.batches``."""
+    counts = {
+        table: store.sql(f"SELECT count(*) AS n FROM {quote(model)}.{table}").column(0)[0].as_py()
+        for table in MODEL_TABLES
+    }
+    counts["batches"] = store.sql("SELECT count(*) FROM evalstore.batches").column(0)[0].as_py()
+    return counts
+
+
+def feature_columns(store: evalstore.Store, model: str = "fraud") -> dict[str, str]:
+    """``{column: type}`` of ``<model>.features`` in table order."""
+    rows = store.sql(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = ? "
+        "AND table_name = 'features' ORDER BY column_index",
+        [model],
+    ).to_pylist()
+    return {row["column_name"]: row["data_type"] for row in rows}
+
+
+@pytest.fixture
+def store() -> Iterator[evalstore.Store]:
+    """An in-memory store with a binary model ``fraud`` version ``v1``, classes [0, 1]."""
+    with evalstore.open() as opened:
+        opened.register_model("fraud", "v1", "binary", classes=[0, 1])
+        yield opened
+
+
+@pytest.fixture
+def file_store(tmp_path) -> Iterator[evalstore.Store]:
+    """Like ``store``, in a file under ``tmp_path`` (``file_store.path``)."""
+    with evalstore.open(tmp_path / "store.duckdb") as opened:
+        opened.register_model("fraud", "v1", "binary", classes=[0, 1])
+        yield opened
+
+
+@pytest.fixture
+def rejects() -> Callable[..., Any]:
+    """``with rejects(store, ErrorType, "message regex"): store.log_...(...)``.
+
+    Asserts the call raises ``ErrorType`` with a message matching the regex, and that
+    the store (every table, column and row, the audit trail included) is exactly as
+    it was before the call. Yields pytest's ``ExceptionInfo``.
+    """
+
+    @contextmanager
+    def check(store: evalstore.Store, error: type[BaseException], match: str) -> Iterator[Any]:
+        before = take_snapshot(store)
+        counts = row_counts(store) if _has_model(store, "fraud") else None
+        columns = feature_columns(store)
+        with pytest.raises(error, match=match) as info:
+            yield info
+        assert take_snapshot(store) == before
+        if counts is not None:
+            assert row_counts(store) == counts
+        assert feature_columns(store) == columns
+
+    return check
+
+
+def _has_model(store: evalstore.Store, model: str) -> bool:
+    return bool(store.sql("SELECT 1 FROM evalstore.models WHERE model = ?", [model]).num_rows)
+
+
+@pytest.fixture
+def snapshot() -> Callable[[evalstore.Store], dict[str, Any]]:
+    """The :func:`take_snapshot` function, for tests that compare states themselves."""
+    return take_snapshot
+
+
+@pytest.fixture
+def counts() -> Callable[..., dict[str, int]]:
+    """The :func:`row_counts` function."""
+    return row_counts
+
+
+@pytest.fixture
+def columns() -> Callable[..., dict[str, str]]:
+    """The :func:`feature_columns` function."""
+    return feature_columns

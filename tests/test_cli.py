@@ -1,0 +1,546 @@
+"""The ``evalstore`` command line, driven through click's CliRunner."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner, Result
+
+import evalstore
+from evalstore.cli import main
+
+
+def _utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env, prog_name="evalstore")
+
+
+def ok(*args: str) -> Result:
+    result = invoke(*args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def assert_one_line_error(result: Result, pattern: str) -> str:
+    """Exit status 1, exactly one line on stderr, ``Error: ...``, and no traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert re.search(pattern, lines[0]), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store made by `init` and `register` (built once; tests get a copy)."""
+    path = str(tmp_path_factory.mktemp("registered") / "cli.duckdb")
+    result = ok("init", path)
+    assert result.stdout == f"store {path} ready (schema version 1)\n"
+    ok(
+        "-s",
+        path,
+        "register",
+        "--model",
+        "fraud",
+        "--version",
+        "v1",
+        "--task",
+        "binary",
+        "--classes",
+        "no,yes",
+        "--threshold",
+        "0.3",
+        "--stage",
+        "production",
+        "--params",
+        '{"depth": 4, "eta": 0.1}',
+        "--dependencies",
+        '{"xgboost": "2.1.0", "numpy": "2.1"}',
+    )
+    return Path(path)
+
+
+@pytest.fixture
+def store_path(registered: Path, tmp_path: Path) -> str:
+    copy = tmp_path / "cli.duckdb"
+    shutil.copyfile(registered, copy)
+    return str(copy)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Features as Parquet, predictions as CSV, labels as Arrow IPC (file format)."""
+    tmp_path = tmp_path_factory.mktemp("files")
+    features = tmp_path / "features.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "example_id": ["a", "b", "c"],
+                "ts": [_utc(2024, 1, 1, 1), _utc(2024, 1, 1, 2), _utc(2024, 1, 2, 3)],
+                "income": [1000.0, 2500.5, None],
+                "region": ["north", "south", "north"],
+            }
+        ),
+        features,
+    )
+    predictions = tmp_path / "predictions.csv"
+    predictions.write_text(
+        "example_id,ts,score\n"
+        "a,2024-01-01T01:00:00Z,0.1\n"
+        "b,2024-01-01T02:00:00Z,0.3\n"
+        "c,2024-01-02T03:00:00Z,0.8\n"
+    )
+    labels = tmp_path / "labels.arrow"
+    table = pa.table(
+        {
+            "example_id": ["a", "c"],
+            "label": ["no", "yes"],
+            "ts": [_utc(2024, 1, 1, 7), _utc(2024, 1, 2, 5)],
+        }
+    )
+    with ipc.new_file(labels, table.schema) as writer:
+        writer.write_table(table)
+    return {"features": features, "predictions": predictions, "labels": labels}
+
+
+@pytest.fixture(scope="module")
+def loaded(registered: Path, files: dict[str, Path]) -> str:
+    """The registered store with the three files ingested; tests only read it."""
+    store_path = str(registered.with_name("loaded.duckdb"))
+    shutil.copyfile(registered, store_path)
+    out = ok("-s", store_path, "ingest", "features", "-m", "fraud", str(files["features"]))
+    assert out.stdout == "batch 1: 3 features rows; added columns income, region\n"
+    out = ok(
+        "-s", store_path, "ingest", "predictions", "-m", "fraud", "-v", "v1",
+        str(files["predictions"]),
+    )  # fmt: skip
+    assert out.stdout == "batch 2: 3 predictions rows\n"
+    out = ok(
+        "-s", store_path, "ingest", "labels", "-m", "fraud", "--source", "chargebacks",
+        str(files["labels"]),
+    )  # fmt: skip
+    assert out.stdout == "batch 3: 2 labels rows\n"
+    return store_path
+
+
+def _sql_json(store_path: str, query: str, *params: str) -> list[dict]:
+    args = ["-s", store_path, "sql", query, "-f", "json"]
+    for p in params:
+        args += ["-p", p]
+    return json.loads(ok(*args).stdout)
+
+
+# ---------------------------------------------------------------- init, register, models
+
+
+def test_init_creates_a_store_and_is_idempotent(tmp_path):
+    path = tmp_path / "new.duckdb"
+    assert ok("init", str(path)).stdout == f"store {path} ready (schema version 1)\n"
+    assert path.exists()
+    assert ok("init", str(path)).stdout == f"store {path} ready (schema version 1)\n"
+    with evalstore.open(path, read_only=True) as store:
+        assert store.models().num_rows == 0
+
+
+def test_store_from_environment_variable(store_path):
+    result = invoke("models", "-f", "json", env={"EVALSTORE_STORE": store_path})
+    assert result.exit_code == 0, result.output
+    assert [r["model"] for r in json.loads(result.stdout)] == ["fraud"]
+
+
+def test_register_stores_classes_threshold_params_and_dependencies(store_path):
+    [row] = _sql_json(store_path, "SELECT * FROM evalstore.models")
+    assert row["model"] == "fraud" and row["version"] == "v1" and row["task"] == "binary"
+    assert row["classes"] == ["no", "yes"]
+    assert row["positive_class"] == "yes"
+    assert row["threshold"] == 0.3
+    assert row["stage"] == "production"
+    assert json.loads(row["params"]) == {"depth": 4, "eta": 0.1}
+    assert json.loads(row["dependencies"]) == {"xgboost": "2.1.0", "numpy": "2.1"}
+    assert datetime.fromisoformat(row["created_at"]).utcoffset().total_seconds() == 0
+
+
+def test_register_prints_what_it_did_and_integer_classes(store_path):
+    out = ok(
+        "-s", store_path, "register", "-m", "churn", "-v", "v7", "--task", "binary",
+        "--classes", "0,1", "--positive-class", "0", "--trained-at", "2024-05-01T12:00:00Z",
+    )  # fmt: skip
+    assert out.stdout == "registered churn v7 (binary)\n"
+    [row] = _sql_json(store_path, "SELECT * FROM evalstore.models WHERE model = ?", "churn")
+    assert row["classes"] == ["0", "1"]
+    assert row["positive_class"] == "0"
+    assert row["trained_at"] == "2024-05-01T12:00:00+00:00"
+
+
+def test_models_table_and_json(store_path):
+    ok(
+        "-s",
+        store_path,
+        "register",
+        "-m",
+        "fraud",
+        "-v",
+        "v2",
+        "--task",
+        "binary",
+        "--classes",
+        "no,yes",
+    )
+    text = ok("-s", store_path, "models").stdout.splitlines()
+    assert text[0].split()[:4] == ["model", "version", "task", "classes"]
+    assert set(text[1]) <= {"-", " "}
+    assert [line.split()[:2] for line in text[2:4]] == [["fraud", "v1"], ["fraud", "v2"]]
+    assert text[-1] == "(2 rows)"
+    records = json.loads(ok("-s", store_path, "models", "-m", "fraud", "-f", "json").stdout)
+    assert [r["version"] for r in records] == ["v1", "v2"]
+    assert json.loads(ok("-s", store_path, "models", "-m", "nothing", "-f", "json").stdout) == []
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def test_ingest_from_parquet_csv_and_arrow(loaded):
+    features = _sql_json(loaded, "SELECT * EXCLUDE (batch_id) FROM fraud.features ORDER BY 1")
+    assert [(r["example_id"], r["env"], r["income"], r["region"]) for r in features] == [
+        ("a", "serving", 1000.0, "north"),
+        ("b", "serving", 2500.5, "south"),
+        ("c", "serving", None, "north"),
+    ]
+    assert features[2]["ts"] == "2024-01-02T03:00:00+00:00"
+    predictions = _sql_json(
+        loaded,
+        "SELECT example_id, version, ts, score, prediction FROM fraud.predictions ORDER BY 1",
+    )
+    # threshold 0.3: a score at or above it predicts the positive class
+    assert [(r["example_id"], r["score"], r["prediction"]) for r in predictions] == [
+        ("a", 0.1, "no"),
+        ("b", 0.3, "yes"),
+        ("c", 0.8, "yes"),
+    ]
+    assert predictions[0]["ts"] == "2024-01-01T01:00:00+00:00"
+    labels = _sql_json(loaded, "SELECT example_id, label, ts, source FROM fraud.labels ORDER BY 1")
+    assert [tuple(r.values()) for r in labels] == [
+        ("a", "no", "2024-01-01T07:00:00+00:00", "chargebacks"),
+        ("c", "yes", "2024-01-02T05:00:00+00:00", "chargebacks"),
+    ]
+    batches = _sql_json(loaded, "SELECT kind, rows FROM evalstore.batches ORDER BY batch_id")
+    assert [(b["kind"], b["rows"]) for b in batches] == [
+        ("features", 3),
+        ("predictions", 3),
+        ("labels", 2),
+    ]
+
+
+def test_ingest_training_features_with_options(store_path, tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("id,age\nt1,30\nt2,41\n")
+    out = ok(
+        "-s", store_path, "ingest", "features", "-m", "fraud", "--env", "training",
+        "--dataset", "train_q3", "--id-column", "id", str(path),
+    )  # fmt: skip
+    assert out.stdout == "batch 1: 2 features rows; added columns age\n"
+    rows = _sql_json(
+        store_path, "SELECT example_id, env, dataset, age FROM fraud.features ORDER BY 1"
+    )
+    assert rows == [
+        {"example_id": "t1", "env": "training", "dataset": "train_q3", "age": 30},
+        {"example_id": "t2", "env": "training", "dataset": "train_q3", "age": 41},
+    ]
+
+
+# ---------------------------------------------------------------- sql and output formats
+
+COVERAGE = "SELECT * FROM evalstore.label_coverage(?, '1 day') ORDER BY window_start"
+
+
+def test_sql_json_has_iso_times(loaded):
+    rows = _sql_json(loaded, COVERAGE, "fraud")
+    assert rows == [
+        {
+            "model": "fraud",
+            "version": "v1",
+            "window_start": "2024-01-01T00:00:00+00:00",
+            "window_end": "2024-01-02T00:00:00+00:00",
+            "predictions": 2,
+            "labeled": 1,
+            "coverage": 0.5,
+        },
+        {
+            "model": "fraud",
+            "version": "v1",
+            "window_start": "2024-01-02T00:00:00+00:00",
+            "window_end": "2024-01-03T00:00:00+00:00",
+            "predictions": 1,
+            "labeled": 1,
+            "coverage": 1.0,
+        },
+    ]
+    assert datetime.fromisoformat(rows[0]["window_start"]) == _utc(2024, 1, 1)
+
+
+def test_sql_csv(loaded):
+    out = ok("-s", loaded, "sql", COVERAGE, "-p", "fraud", "-f", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["version"], r["predictions"], r["labeled"], r["coverage"]) for r in rows] == [
+        ("v1", "2", "1", "0.5"),
+        ("v1", "1", "1", "1"),
+    ]
+    assert rows[0]["window_start"].startswith("2024-01-01 00:00:00")
+    back = pacsv.read_csv(io.BytesIO(out.encode()))
+    assert back.column("window_end").to_pylist() == [_utc(2024, 1, 2), _utc(2024, 1, 3)]
+
+
+def test_sql_arrow(loaded):
+    result = ok("-s", loaded, "sql", COVERAGE, "-p", "fraud", "-f", "arrow")
+    table = ipc.open_stream(io.BytesIO(result.stdout_bytes)).read_all()
+    assert table.column_names == [
+        "model",
+        "version",
+        "window_start",
+        "window_end",
+        "predictions",
+        "labeled",
+        "coverage",
+    ]
+    assert table.schema.field("window_start").type == pa.timestamp("us", tz="UTC")
+    assert table.column("window_start").to_pylist() == [_utc(2024, 1, 1), _utc(2024, 1, 2)]
+    assert table.column("coverage").to_pylist() == [0.5, 1.0]
+
+
+def test_sql_table(loaded):
+    out = ok("-s", loaded, "sql", COVERAGE, "-p", "fraud").stdout.splitlines()
+    assert out[0].split() == [
+        "model",
+        "version",
+        "window_start",
+        "window_end",
+        "predictions",
+        "labeled",
+        "coverage",
+    ]
+    assert out[2].split() == [
+        "fraud", "v1", "2024-01-01", "00:00:00+00:00", "2024-01-02", "00:00:00+00:00",
+        "2", "1", "0.5",
+    ]  # fmt: skip
+    assert out[-1] == "(2 rows)"
+    truncated = ok("-s", loaded, "sql", COVERAGE, "-p", "fraud", "--max-rows", "1").stdout
+    assert truncated.splitlines()[-1] == "(2 rows, showing 1)"
+    assert len(truncated.splitlines()) == 4
+
+
+def test_sql_several_params(loaded):
+    rows = _sql_json(
+        loaded,
+        "SELECT count(*) AS n FROM fraud.predictions WHERE example_id IN (?, ?)",
+        "a",
+        "c",
+    )
+    assert rows == [{"n": 2}]
+
+
+def test_sql_opens_the_store_read_only(loaded):
+    assert_one_line_error(
+        invoke("-s", loaded, "sql", "DELETE FROM fraud.labels"), r"^Error: .*read-only"
+    )
+    assert _sql_json(loaded, "SELECT count(*) AS n FROM fraud.labels") == [{"n": 2}]
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_error_missing_id_column_writes_nothing(store_path, tmp_path):
+    path = tmp_path / "noid.csv"
+    path.write_text("id,score\na,0.1\n")
+    result = invoke("-s", store_path, "ingest", "predictions", "-m", "fraud", "-v", "v1", str(path))
+    assert_one_line_error(result, r"^Error: missing column 'example_id' \(id_column='example_id'\)")
+    assert _sql_json(store_path, "SELECT count(*) AS n FROM evalstore.batches") == [{"n": 0}]
+
+
+def test_error_unknown_model(store_path, files):
+    result = invoke("-s", store_path, "ingest", "labels", "-m", "nope", str(files["labels"]))
+    assert_one_line_error(result, r"^Error: model 'nope' is not registered")
+
+
+def test_error_unknown_version(store_path, files):
+    result = invoke(
+        "-s", store_path, "ingest", "predictions", "-m", "fraud", "-v", "v9",
+        str(files["predictions"]),
+    )  # fmt: skip
+    assert_one_line_error(result, r"^Error: model 'fraud' has no version 'v9' \(registered: v1\)")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["models"], ["sql", "SELECT 1"], ["register", "-m", "x", "-v", "1", "--task", "binary"]],
+)
+def test_error_store_missing(tmp_path, command):
+    missing = tmp_path / "missing.duckdb"
+    result = invoke("-s", str(missing), *command)
+    assert_one_line_error(
+        result, rf"^Error: store '{re.escape(str(missing))}' does not exist; create it with"
+    )
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("option", ["--params", "--dependencies"])
+def test_error_bad_json(store_path, option):
+    result = invoke(
+        "-s", store_path, "register", "-m", "fraud", "-v", "v2", "--task", "binary", option, "{bad",
+    )  # fmt: skip
+    assert_one_line_error(result, rf"^Error: {option} is not valid JSON: Expecting property name")
+    assert [
+        r["version"] for r in _sql_json(store_path, "SELECT version FROM evalstore.models")
+    ] == ["v1"]
+
+
+def test_error_register_conflict(store_path):
+    result = invoke("-s", store_path, "register", "-m", "fraud", "-v", "v2", "--task", "regression")
+    assert_one_line_error(result, r"^Error: model 'fraud' is registered with task 'binary'")
+
+
+def test_error_bad_sql_is_one_line(store_path):
+    result = invoke("-s", store_path, "sql", "SELECT * FROM nothere")
+    assert_one_line_error(result, r"^Error: Catalog Error: Table with name nothere does not exist")
+
+
+def test_error_unreadable_file(store_path, tmp_path):
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"garbage")
+    result = invoke("-s", store_path, "ingest", "features", "-m", "fraud", str(path))
+    assert_one_line_error(result, r"^Error: cannot read '.*broken\.parquet' as parquet")
+
+
+# ---------------------------------------------------------------- help texts
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    yield prefix, group
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name), command
+
+
+COMMANDS = list(_commands(main))
+
+
+def test_every_command_is_covered():
+    names = {" ".join(path) for path, _ in COMMANDS}
+    assert names == {
+        "",
+        "init",
+        "register",
+        "models",
+        "ingest",
+        "ingest features",
+        "ingest predictions",
+        "ingest labels",
+        "sql",
+        "demo",
+    }
+
+
+def _logical_lines(text: str) -> list[str]:
+    """Non-empty lines, with shell continuations (trailing backslash) joined."""
+    lines: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line and not pending:
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1].strip() + " "
+            continue
+        lines.append(pending + line)
+        pending = ""
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("path", "command"), COMMANDS, ids=[" ".join(p) or "main" for p, _ in COMMANDS]
+)
+def test_help_ends_with_an_example(path, command):
+    result = invoke(*path, "--help")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"Usage: {' '.join(('evalstore', *path))} ")
+    description = result.stdout.split("\nOptions:")[0]
+    lines = _logical_lines(description)
+    assert "Example:" in lines, description
+    last = lines[-1]
+    assert last.startswith("evalstore "), f"help of {path} does not end with an example: {last!r}"
+    # the example runs the command it documents
+    assert " ".join(path) in last
+
+
+# ---------------------------------------------------------------- demo
+
+
+def test_demo_builds_a_store_and_refuses_to_overwrite(tmp_path):
+    path = tmp_path / "demo.duckdb"
+    out = ok("demo", str(path), "--days", "10").stdout
+    for section in (
+        "evalstore demo: model 'credit_default', 10 days of serving",
+        "== Model registry",
+        "== Ingest audit trail (evalstore.batches)",
+        "(evalstore.volume)",
+        "(evalstore.label_coverage)",
+        "(evalstore.label_delay, v1)",
+        f"Store written to {path}.",
+    ):
+        assert section in out, section
+    with evalstore.open(path, read_only=True) as store:
+        kinds = store.sql(
+            "SELECT kind, sum(rows)::BIGINT AS rows FROM evalstore.batches GROUP BY kind"
+        ).to_pylist()
+        serving_days = store.sql(
+            "SELECT count(DISTINCT ts::DATE) AS d FROM credit_default.features "
+            "WHERE env = 'serving'"
+        ).to_pylist()
+    totals = {r["kind"]: r["rows"] for r in kinds}
+    assert set(totals) == {"features", "predictions", "labels"}
+    assert all(n > 0 for n in totals.values())
+    assert serving_days == [{"d": 10}]
+
+    result = invoke("demo", str(path), "--days", "3")
+    assert_one_line_error(result, r"demo\.duckdb exists; pass --overwrite to replace it")
+    with evalstore.open(path, read_only=True) as store:  # untouched
+        again = store.sql(
+            "SELECT kind, sum(rows)::BIGINT AS rows FROM evalstore.batches GROUP BY kind"
+        )
+    assert {r["kind"]: r["rows"] for r in again.to_pylist()} == totals
+
+    ok("demo", str(path), "--days", "3", "--overwrite")
+    with evalstore.open(path, read_only=True) as store:
+        days = store.sql(
+            "SELECT count(DISTINCT ts::DATE) AS d FROM credit_default.features "
+            "WHERE env = 'serving'"
+        ).to_pylist()
+    assert days == [{"d": 3}]
+
+
+def test_demo_rejects_non_positive_days(tmp_path):
+    result = invoke("demo", str(tmp_path / "d.duckdb"), "--days", "0")
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    assert "Invalid value for '--days': 0 is not in the range x>=1." in result.stderr
+    assert not (tmp_path / "d.duckdb").exists()

@@ -1,0 +1,161 @@
+"""Documentation coverage: public API docstrings, CLI examples, SQL macro comments, README."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import click
+import duckdb
+import pytest
+
+import evalstore
+from evalstore.cli import main
+from evalstore.macros import SQL_FILES
+
+PROJECT = Path(__file__).parents[1]
+SQL_DIR = PROJECT / "sql"
+MACRO = re.compile(
+    r"^CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP\s+|TEMPORARY\s+)?MACRO\s+(?:evalstore\.)?(\w+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _docstring(obj: object) -> str | None:
+    """The object's own docstring (not inherited, not a dataclass's generated signature)."""
+    if isinstance(obj, property):
+        obj = obj.fget
+    doc = obj.__dict__.get("__doc__") if isinstance(obj, type) else getattr(obj, "__doc__", None)
+    if doc and isinstance(obj, type) and doc.startswith(f"{obj.__name__}("):
+        return None  # dataclass placeholder
+    return doc.strip() if doc else None
+
+
+PUBLIC_NAMES = [name for name in evalstore.__all__ if not name.startswith("_")]
+
+
+@pytest.mark.parametrize("name", PUBLIC_NAMES)
+def test_public_names_have_docstrings(name):
+    assert _docstring(getattr(evalstore, name)), f"evalstore.{name} has no docstring"
+
+
+STORE_MEMBERS = [
+    name
+    for name, member in vars(evalstore.Store).items()
+    if not name.startswith("_") and (inspect.isfunction(member) or isinstance(member, property))
+]
+
+
+def test_store_members_are_found():
+    assert {"close", "sql", "register_model", "models", "log_features"} <= set(STORE_MEMBERS)
+    assert {"log_predictions", "log_labels", "connection"} <= set(STORE_MEMBERS)
+
+
+@pytest.mark.parametrize("name", STORE_MEMBERS)
+def test_store_methods_have_docstrings(name):
+    assert _docstring(vars(evalstore.Store)[name]), f"Store.{name} has no docstring"
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+
+
+CLI_COMMANDS = [(" ".join(path), command) for path, command in _commands(main)]
+
+
+@pytest.mark.parametrize(("name", "command"), [("", main), *CLI_COMMANDS])
+def test_cli_commands_have_help_with_an_example(name, command):
+    text = inspect.cleandoc(command.help or "")
+    assert text, f"`evalstore {name}` has no help text"
+    summary, _, rest = text.partition("\n")
+    assert len(summary) > 10, f"`evalstore {name}` has no one-line summary"
+    assert "Example:" in rest, f"`evalstore {name}` help has no Example: section"
+    example = rest.split("Example:", 1)[1]
+    commands = [
+        line.strip() for line in example.splitlines() if line.strip().startswith("evalstore")
+    ]
+    assert any(name in line for line in commands), (
+        f"`evalstore {name}` example does not show the command: {example!r}"
+    )
+
+
+def _sql_macros() -> dict[str, list[tuple[str, str, str]]]:
+    """``{file: [(macro, comment block before it, file text)]}`` for every CREATE MACRO."""
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    for path in sorted(SQL_DIR.glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        entries = []
+        for match in MACRO.finditer(text):
+            before = text[: match.start()].rstrip("\n").splitlines()
+            block: list[str] = []
+            while before and before[-1].lstrip().startswith("--"):
+                block.insert(0, before.pop().lstrip()[2:].strip())
+            entries.append((match.group(1), "\n".join(block), text))
+        found[path.name] = entries
+    return found
+
+
+SQL_MACROS = _sql_macros()
+ALL_MACROS = sorted({name for entries in SQL_MACROS.values() for name, _, _ in entries})
+
+
+def test_sql_files_are_the_installed_ones():
+    assert set(SQL_FILES) == set(SQL_MACROS), "sql/*.sql and macros.SQL_FILES disagree"
+
+
+def test_every_installed_macro_is_parsed_from_sql_files():
+    """The regex is not vacuous: it finds exactly the macros a store's catalog holds."""
+    with evalstore.open() as store:
+        catalog = store.sql(
+            "SELECT DISTINCT function_name FROM duckdb_functions() "
+            "WHERE schema_name = 'evalstore' AND function_type IN ('macro', 'table_macro')"
+        )
+    assert sorted(catalog.column(0).to_pylist()) == ALL_MACROS
+    assert {"volume", "label_coverage", "label_delay"} <= set(ALL_MACROS)
+
+
+@pytest.mark.parametrize(
+    ("file", "name", "block", "text"),
+    [(file, *entry) for file, entries in SQL_MACROS.items() for entry in entries],
+    ids=[f"{file}:{entry[0]}" for file, entries in SQL_MACROS.items() for entry in entries],
+)
+def test_sql_macros_have_a_comment_block_and_comment_on(file, name, block, text):
+    assert block, f"{file}: macro {name} is not preceded by a -- comment block"
+    assert f"evalstore.{name}(" in block.splitlines()[0], (
+        f"{file}: the comment block before {name} should start with its signature"
+    )
+    assert len(block.splitlines()) >= 2, f"{file}: the comment block of {name} is one line"
+    comment_on = re.compile(
+        rf"^COMMENT\s+ON\s+MACRO\s+(?:TABLE\s+)?evalstore\.{name}\s+IS\s+'(?:[^']|'')+'",
+        re.IGNORECASE | re.MULTILINE,
+    )
+    assert comment_on.search(text), f"{file}: macro {name} has no COMMENT ON MACRO statement"
+
+
+def test_sql_files_parse_as_duckdb():
+    con = duckdb.connect()
+    try:
+        con.execute("CREATE SCHEMA evalstore")
+        for name in SQL_FILES:
+            con.execute((SQL_DIR / name).read_text(encoding="utf-8"))
+    finally:
+        con.close()
+
+
+def test_readme_mentions_every_macro_and_cli_command():
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    missing_macros = [m for m in ALL_MACROS if not re.search(rf"\b{m}\b", readme)]
+    missing_commands = [
+        name
+        for name, _ in CLI_COMMANDS
+        if not re.search(rf"evalstore\b[^\n]*?\b{re.escape(name)}\b", readme)
+    ]
+    assert not (missing_macros or missing_commands), (
+        "README.md must document every SQL macro and CLI command (README is written by the "
+        f"lead; missing macros: {missing_macros}; missing commands, expected on a line "
+        f"starting a `evalstore ...` invocation: {missing_commands})"
+    )
