@@ -16,16 +16,16 @@ demo: $(STAMP)
 	$(BIN)/evalstore demo demo.duckdb --overwrite
 
 test: $(STAMP)
-	$(BIN)/ruff check evalstore server tests benchmarks examples
-	$(BIN)/ruff format --check evalstore server tests benchmarks examples
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest evalstore server tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check evalstore server tests benchmarks examples
+	$(BIN)/ruff check .
 
 format: $(STAMP)
-	$(BIN)/ruff format evalstore server tests benchmarks examples
-	$(BIN)/ruff check --fix evalstore server tests benchmarks examples
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
