@@ -29,13 +29,15 @@ from evalstore.errors import (
     ValidationError,
 )
 from evalstore.identifiers import check_column_name, quote
-from evalstore.schema import ENVS, RESERVED_FEATURE_NAMES, model_columns
-
-INTEGER_TYPES = frozenset(
-    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
-    | {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+from evalstore.schema import (
+    ENVS,
+    INTEGER_TYPES,
+    NUMERIC_TYPES,
+    RESERVED_FEATURE_NAMES,
+    model_columns,
 )
-NUMERIC_TYPES = INTEGER_TYPES | {"FLOAT", "DOUBLE"}
+from evalstore.values import refresh_value_views
+
 TIME_TYPES = frozenset(
     {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"}
     | {"DATE", "VARCHAR"}
@@ -555,6 +557,8 @@ def execute(
             params = {**plan.params, "batch_id": batch_id, "received_at": received_at}
             for name, kind in plan.add_columns:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {kind}")
+            if plan.add_columns:
+                refresh_value_views(con, plan.model)
             insert = (
                 f"INSERT INTO {table} ({', '.join(map(quote, plan.columns))}) "
                 f"SELECT {', '.join(plan.expressions)} FROM {quote(incoming)}"

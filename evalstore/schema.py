@@ -29,6 +29,13 @@ RESERVED_FEATURE_NAMES = frozenset(
     | {"label", "label_ts", "label_source"}
 )
 ENVS = ("training", "validation", "serving")
+INTEGER_TYPES = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
+    | {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+)
+NUMERIC_TYPES = INTEGER_TYPES | {"FLOAT", "DOUBLE"}
+#: Feature types analysed as categories (cast to text).
+CATEGORICAL_TYPES = frozenset({"VARCHAR", "BOOLEAN"})
 TASKS = ("binary", "multiclass", "regression")
 
 
@@ -85,9 +92,17 @@ def _create_system_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _create_value_views(con: duckdb.DuckDBPyConnection) -> None:
+    from evalstore.values import refresh_value_views
+
+    for (model,) in con.execute("SELECT DISTINCT model FROM evalstore.models").fetchall():
+        refresh_value_views(con, model)
+
+
 #: Every layout change, in order. Append only; never edit a released migration.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "system tables: models, batches", _create_system_tables),
+    Migration(2, "long-format value views per model", _create_value_views),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -22,6 +22,7 @@ from evalstore.errors import (
 from evalstore.identifiers import check_model_name
 from evalstore.macros import install_macros
 from evalstore.schema import check_readable, create_model_schema, migrate
+from evalstore.values import refresh_value_views
 
 Data = Any  # anything sources.to_reader accepts
 
@@ -198,6 +199,8 @@ class Store:
                     f"VALUES ({', '.join('?' for _ in columns)})",
                     [row[c] for c in columns],
                 )
+                if not existing:
+                    refresh_value_views(self._con, model)
             return self._versions(model)[version]
 
     def models(self, model: str | None = None) -> pa.Table:

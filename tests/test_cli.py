@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 
 import evalstore
 from evalstore.cli import main
+from evalstore.schema import SCHEMA_VERSION
 
 
 def _utc(*args: int) -> datetime:
@@ -54,7 +55,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store made by `init` and `register` (built once; tests get a copy)."""
     path = str(tmp_path_factory.mktemp("registered") / "cli.duckdb")
     result = ok("init", path)
-    assert result.stdout == f"store {path} ready (schema version 1)\n"
+    assert result.stdout == f"store {path} ready (schema version {SCHEMA_VERSION})\n"
     ok(
         "-s",
         path,
@@ -154,9 +155,9 @@ def _sql_json(store_path: str, query: str, *params: str) -> list[dict]:
 
 def test_init_creates_a_store_and_is_idempotent(tmp_path):
     path = tmp_path / "new.duckdb"
-    assert ok("init", str(path)).stdout == f"store {path} ready (schema version 1)\n"
+    assert ok("init", str(path)).stdout == f"store {path} ready (schema version {SCHEMA_VERSION})\n"
     assert path.exists()
-    assert ok("init", str(path)).stdout == f"store {path} ready (schema version 1)\n"
+    assert ok("init", str(path)).stdout == f"store {path} ready (schema version {SCHEMA_VERSION})\n"
     with evalstore.open(path, read_only=True) as store:
         assert store.models().num_rows == 0
 

@@ -43,10 +43,12 @@ def test_first_version_creates_the_model_schema(empty):
         "WHERE table_schema = 'fraud' ORDER BY table_name"
     ).to_pylist()
     assert objects == [
+        {"table_name": "category_values", "table_type": "VIEW"},
         {"table_name": "evaluations", "table_type": "VIEW"},
         {"table_name": "features", "table_type": "BASE TABLE"},
         {"table_name": "labels", "table_type": "BASE TABLE"},
         {"table_name": "labels_latest", "table_type": "VIEW"},
+        {"table_name": "numeric_values", "table_type": "VIEW"},
         {"table_name": "predictions", "table_type": "BASE TABLE"},
     ]
     value_types = empty.sql(

@@ -1,0 +1,101 @@
+"""Long-format views of a model's values, the input of the drift and quality macros.
+
+SQL macros cannot select a variable set of columns, so each model gets two views,
+regenerated (in the ingest transaction) whenever a batch adds feature columns:
+
+``<model>.numeric_values``
+    ``example_id, env, dataset, ts, version, feature, value DOUBLE``: one row per
+    example and numeric feature (integers, floats and decimals, cast to ``DOUBLE``;
+    NULLs included), plus the model's outputs: ``score`` for every task,
+    ``prediction`` and ``label`` for regression.
+``<model>.category_values``
+    the same with ``value VARCHAR``: text and boolean features, plus ``prediction``
+    and ``label`` for classification.
+
+Features have ``version`` NULL; ``score`` and ``prediction`` rows carry the version
+that predicted them, so prediction drift is measured per version. Predictions are
+serving rows at their own ``ts``; a label takes the env, dataset and ``ts`` of every
+feature row of its example (labels of examples without feature rows are left out).
+Columns of other types (timestamps, lists, structs) are not analysed.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from evalstore.db import one
+from evalstore.identifiers import quote
+from evalstore.schema import CATEGORICAL_TYPES, FEATURE_SYSTEM_COLUMNS, NUMERIC_TYPES, model_columns
+
+KEYS = "example_id, env, dataset, ts"
+
+
+def feature_kinds(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, str]:
+    """``{feature: 'numeric' | 'categorical'}`` for the analysable feature columns."""
+    kinds = {}
+    for name, kind in model_columns(con, model, "features").items():
+        if name in FEATURE_SYSTEM_COLUMNS:
+            continue
+        if kind in NUMERIC_TYPES or kind.startswith("DECIMAL"):
+            kinds[name] = "numeric"
+        elif kind in CATEGORICAL_TYPES:
+            kinds[name] = "categorical"
+    return kinds
+
+
+def _unpivot(s: str, features: list[str], value_type: str) -> str:
+    if not features:
+        return (
+            f"SELECT {KEYS}, CAST(NULL AS VARCHAR) AS version, CAST(NULL AS VARCHAR) AS feature, "
+            f"CAST(NULL AS {value_type}) AS value FROM {s}.features WHERE false"
+        )
+    casts = ", ".join(f"CAST({quote(f)} AS {value_type}) AS {quote(f)}" for f in features)
+    return (
+        f"SELECT {KEYS}, CAST(NULL AS VARCHAR) AS version, feature, value "
+        f"FROM (SELECT {KEYS}, {casts} FROM {s}.features) "
+        f"UNPIVOT INCLUDE NULLS (value FOR feature IN ({', '.join(map(quote, features))}))"
+    )
+
+
+def _outputs(s: str, names: list[str], value_type: str) -> list[str]:
+    parts = []
+    for name in names:
+        if name == "label":
+            parts.append(
+                f"SELECT f.example_id, f.env, f.dataset, f.ts, CAST(NULL AS VARCHAR) AS version, "
+                f"'label' AS feature, CAST(l.label AS {value_type}) AS value "
+                f"FROM {s}.labels_latest AS l JOIN {s}.features AS f ON f.example_id = l.example_id"
+            )
+        else:
+            parts.append(
+                f"SELECT example_id, 'serving' AS env, CAST(NULL AS VARCHAR) AS dataset, ts, "
+                f"version, '{name}' AS feature, CAST({name} AS {value_type}) AS value "
+                f"FROM {s}.predictions"
+            )
+    return parts
+
+
+def refresh_value_views(con: duckdb.DuckDBPyConnection, model: str) -> None:
+    """(Re)create ``<model>.numeric_values`` and ``<model>.category_values``."""
+    s = quote(model)
+    task = one(con, "SELECT any_value(task) FROM evalstore.models WHERE model = ?", [model])[0]
+    kinds = feature_kinds(con, model)
+    numeric = [f for f, k in kinds.items() if k == "numeric"]
+    categorical = [f for f, k in kinds.items() if k == "categorical"]
+    outputs = ["prediction", "label"]
+    numeric_parts = [_unpivot(s, numeric, "DOUBLE"), *_outputs(s, ["score"], "DOUBLE")]
+    category_parts = [_unpivot(s, categorical, "VARCHAR")]
+    if task == "regression":
+        numeric_parts += _outputs(s, outputs, "DOUBLE")
+    else:
+        category_parts += _outputs(s, outputs, "VARCHAR")
+    con.execute(
+        f"CREATE OR REPLACE VIEW {s}.numeric_values AS {' UNION ALL '.join(numeric_parts)}; "
+        f"CREATE OR REPLACE VIEW {s}.category_values AS {' UNION ALL '.join(category_parts)}; "
+        f"COMMENT ON VIEW {s}.numeric_values IS "
+        "'Long format: one row per example and numeric feature (and score; regression "
+        "prediction and label).'; "
+        f"COMMENT ON VIEW {s}.category_values IS "
+        "'Long format: one row per example and categorical feature (and classification "
+        "prediction and label).';"
+    )
