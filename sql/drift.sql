@@ -1,0 +1,625 @@
+-- evalstore macros: univariate drift between a reference and windows of analysis rows.
+--
+-- Input: a relation in the long format of <model>.numeric_values / <model>.category_values
+-- (example_id, env, dataset, ts, version, feature, value), named by `source`. Python's
+-- store.drift() passes the model's view, or a temporary view restricted to a slice or to
+-- the examples one version predicted; SQL users pass e.g. 'credit_default.numeric_values'.
+--
+-- Reference and analysis are both selections of `source`:
+--   analysis  rows matching ana_env / ana_dataset / [ana_start, ana_end) (NULL: no filter),
+--             cut into windows: `width` (an interval: time buckets), or `chunk_rows` rows
+--             per chunk, or `chunks` equal chunks (rows ordered by ts, example_id);
+--   reference previous = 0: rows matching ref_env / ref_dataset / [ref_start, ref_end);
+--             previous = N > 0: the N preceding non-empty analysis windows (rolling);
+--             previous = -1: every other analysis window (leave one out; evalstore uses it
+--             to learn thresholds from chunks of the reference).
+-- Statistics use finite values only: NULL, NaN and +-inf are data-quality findings
+-- (evalstore.quality), not drift. A (window, feature) whose reference or analysis has no
+-- finite value gets value NULL and a `reason`.
+
+-- evalstore.relation(name) -> the rows of the table or view called name.
+-- Helper: the one use of query_table outside model_table.
+CREATE OR REPLACE MACRO evalstore.relation(name) AS TABLE
+    SELECT * FROM query_table(name);
+COMMENT ON MACRO TABLE evalstore.relation IS
+    'Rows of the table or view whose (qualified) name is given; wraps query_table.';
+
+-- evalstore.drift_windows(source, ana_env, ana_dataset, ana_start, ana_end, width,
+--                         chunk_rows, chunks)
+-- Analysis rows with their window: window_index (0, 1, ... in time order, empty windows
+-- skipped), window_start, window_end. Time windows are [start, start + width) aligned
+-- by evalstore.window_start; row windows hold chunk_rows consecutive (ts, example_id)
+-- rows, or split them into `chunks` near-equal parts (index floor(rank * chunks / n)),
+-- and span [first ts, last ts] of their rows. version is '' for features.
+CREATE OR REPLACE MACRO evalstore.drift_windows(
+    source, ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows, chunks
+) AS TABLE
+    WITH picked AS (
+        SELECT example_id, ts, feature, coalesce(version, '') AS version, value
+        FROM evalstore.relation(source)
+        WHERE (ana_env IS NULL OR env = ana_env)
+          AND (ana_dataset IS NULL OR dataset = ana_dataset)
+          AND (ana_start IS NULL OR ts >= CAST(ana_start AS TIMESTAMPTZ))
+          AND (ana_end IS NULL OR ts < CAST(ana_end AS TIMESTAMPTZ))
+    ),
+    timed AS (
+        SELECT *, evalstore.window_start(ts, width) AS window_start
+        FROM picked WHERE width IS NOT NULL
+    ),
+    time_windows AS (
+        SELECT window_start, evalstore.window_end(window_start, width) AS window_end,
+               row_number() OVER (ORDER BY window_start) - 1 AS window_index
+        FROM (SELECT DISTINCT window_start FROM timed) AS starts
+    ),
+    ranked AS (
+        SELECT *, dense_rank() OVER (ORDER BY ts, example_id) - 1 AS ordinal
+        FROM picked WHERE width IS NULL
+    ),
+    chunked AS (
+        SELECT *,
+            CASE WHEN chunk_rows IS NOT NULL THEN ordinal // chunk_rows
+                 ELSE (ordinal * chunks) // (max(ordinal) OVER () + 1) END AS window_index
+        FROM ranked
+    ),
+    chunk_bounds AS (
+        SELECT window_index, min(ts) AS window_start, max(ts) AS window_end
+        FROM chunked GROUP BY window_index
+    )
+    SELECT w.window_index, t.window_start, w.window_end, t.feature, t.version, t.value
+    FROM timed AS t JOIN time_windows AS w ON w.window_start = t.window_start
+    UNION ALL
+    SELECT c.window_index, b.window_start, b.window_end, c.feature, c.version, c.value
+    FROM chunked AS c JOIN chunk_bounds AS b ON b.window_index = c.window_index;
+COMMENT ON MACRO TABLE evalstore.drift_windows IS
+    'Analysis rows of a long-format relation with their window (time buckets or row chunks).';
+
+-- evalstore.drift_pairs(source, ref_env, ref_dataset, ref_start, ref_end, ana_env,
+--                       ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous)
+-- Every value tagged with its side ('reference' | 'analysis') and ref_key, the reference it
+-- is compared with or belongs to: 0 for a fixed reference, else the analysis window's
+-- index (rolling and leave-one-out references copy a window's rows to the windows that
+-- use them). Analysis rows also carry window_index, window_start, window_end.
+CREATE OR REPLACE MACRO evalstore.drift_pairs(
+    source, ref_env, ref_dataset, ref_start, ref_end,
+    ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous
+) AS TABLE
+    WITH analysis AS (
+        SELECT * FROM evalstore.drift_windows(
+            source, ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows, chunks)
+    ),
+    window_keys AS (SELECT DISTINCT window_index FROM analysis WHERE previous <> 0),
+    shared_reference AS (
+        SELECT 0 AS ref_key, feature, coalesce(version, '') AS version, value
+        FROM evalstore.relation(source)
+        WHERE previous = 0
+          AND (ref_env IS NULL OR env = ref_env)
+          AND (ref_dataset IS NULL OR dataset = ref_dataset)
+          AND (ref_start IS NULL OR ts >= CAST(ref_start AS TIMESTAMPTZ))
+          AND (ref_end IS NULL OR ts < CAST(ref_end AS TIMESTAMPTZ))
+    ),
+    window_reference AS (
+        SELECT k.window_index AS ref_key, a.feature, a.version, a.value
+        FROM analysis AS a JOIN window_keys AS k
+          ON (previous > 0 AND k.window_index > a.window_index
+              AND k.window_index <= a.window_index + previous)
+          OR (previous < 0 AND k.window_index <> a.window_index)
+    )
+    SELECT 'reference' AS side, ref_key, CAST(NULL AS BIGINT) AS window_index,
+           CAST(NULL AS TIMESTAMPTZ) AS window_start, CAST(NULL AS TIMESTAMPTZ) AS window_end,
+           feature, version, value
+    FROM shared_reference
+    UNION ALL
+    SELECT 'reference', ref_key, NULL, NULL, NULL, feature, version, value
+    FROM window_reference
+    UNION ALL
+    SELECT 'analysis', CASE WHEN previous = 0 THEN 0 ELSE window_index END, window_index,
+           window_start, window_end, feature, version, value
+    FROM analysis;
+COMMENT ON MACRO TABLE evalstore.drift_pairs IS
+    'Reference and analysis values tagged with side, ref_key and window.';
+
+-- evalstore.bin_edges(lo, hi, n, g1, binning, bins) -> DOUBLE[]
+-- Helper: equal-width edges over [lo, hi] as numpy.histogram_bin_edges computes them:
+--   'sturges' k = ceil(ptp / (ptp / (log2(n) + 1)))
+--   'doane'   k = ceil(ptp / (ptp / (1 + log2(n) + log2(1 + |g1| / sg1)))),
+--             sg1 = sqrt(6 (n - 2) / ((n + 1) (n + 3))), g1 the population skewness
+--   'fixed'   k = bins
+-- edges lo + i (hi - lo) / k, i = 0..k (a single edge when hi = lo).
+CREATE OR REPLACE MACRO evalstore.bin_edges(lo, hi, n, g1, binning, bins) AS
+    CASE WHEN hi = lo OR n < 1 THEN [lo] ELSE list_transform(
+        range(0, CAST(CASE binning
+            WHEN 'fixed' THEN bins
+            WHEN 'sturges' THEN ceil((hi - lo) / ((hi - lo) / (log2(n) + 1)))
+            WHEN 'doane' THEN ceil((hi - lo) / ((hi - lo) / (1 + log2(n) + log2(1 + abs(
+                coalesce(g1, 0)) / sqrt(6.0 * (n - 2) / ((n + 1.0) * (n + 3.0)))))))
+        END AS BIGINT) + 1),
+        lambda i: lo + i * ((hi - lo) / CASE binning
+            WHEN 'fixed' THEN bins
+            WHEN 'sturges' THEN ceil((hi - lo) / ((hi - lo) / (log2(n) + 1)))
+            WHEN 'doane' THEN ceil((hi - lo) / ((hi - lo) / (1 + log2(n) + log2(1 + abs(
+                coalesce(g1, 0)) / sqrt(6.0 * (n - 2) / ((n + 1.0) * (n + 3.0)))))))
+        END)) END;
+COMMENT ON MACRO evalstore.bin_edges IS
+    'Equal-width bin edges over [lo, hi] by Sturges, Doane (numpy) or a fixed count.';
+
+-- evalstore.quantile_edges(value, bins) -> DOUBLE[]   (an aggregate)
+-- Helper: [min, q(1/bins), ..., q((bins-1)/bins), max] of value, linear interpolation as
+-- numpy.quantile's default; duplicates (ties) are removed, so heavy ties give fewer bins.
+CREATE OR REPLACE MACRO evalstore.quantile_edges(value, bins) AS
+    list_sort(list_distinct(list_concat(
+        [min(value)],
+        quantile_cont(value, list_transform(range(1, bins), lambda i: i / bins)),
+        [max(value)])));
+COMMENT ON MACRO evalstore.quantile_edges IS
+    'Aggregate: distinct [min, reference quantiles at i/bins, max] of value.';
+
+-- evalstore.binned_scores(ref_p, ana_p, zero_bins, epsilon, log_base, js_variant)
+--   -> STRUCT(psi, kl, js, hellinger, d1)
+-- Helper: distances between two histograms given as aligned lists of proportions
+-- p = ref_p (reference) and q = ana_p (analysis). Bins empty on both sides are dropped first. PSI and KL
+-- need non-empty bins: zero_bins = 'epsilon' replaces a zero proportion by epsilon (no
+-- renormalisation, as Evidently); 'leftover' folds every bin that is empty on one side
+-- into one leftover bin (epsilon again if that is still empty on one side).
+--   psi       = sum (q - p) ln(q / p)
+--   kl        = sum p log_b(p / q)            KL(reference || analysis), scipy.stats.entropy(p, q, base)
+--   js        = sqrt(JSD) ('distance', scipy.spatial.distance.jensenshannon) or JSD
+--               ('divergence'), JSD = (KL(p || m) + KL(q || m)) / 2, m = (p + q) / 2, base b
+--   hellinger = sqrt(sum (sqrt p - sqrt q)^2) / sqrt 2
+--   d1        = sum |p - q|
+-- js, hellinger and d1 use the raw proportions (they are finite with empty bins).
+CREATE OR REPLACE MACRO evalstore.binned_scores(
+    ref_p, ana_p, zero_bins, epsilon, log_base, js_variant
+) AS (
+    WITH bins AS (
+        SELECT unnest(ref_p) AS p, unnest(ana_p) AS q
+    ),
+    kept AS (SELECT * FROM bins WHERE p > 0 OR q > 0),
+    folded AS (
+        SELECT p, q FROM kept WHERE zero_bins = 'epsilon' OR (p > 0 AND q > 0)
+        UNION ALL
+        SELECT sum(p), sum(q) FROM kept
+        WHERE zero_bins = 'leftover' AND (p = 0 OR q = 0) HAVING count(*) > 0
+    ),
+    guarded AS (
+        SELECT CASE WHEN p = 0 THEN epsilon ELSE p END AS p,
+               CASE WHEN q = 0 THEN epsilon ELSE q END AS q
+        FROM folded
+    ),
+    mixed AS (
+        SELECT p, q, (p + q) / 2 AS m FROM kept
+    )
+    SELECT {
+        'psi': (SELECT sum((q - p) * ln(q / p)) FROM guarded),
+        'kl': (SELECT sum(p * ln(p / q)) / ln(log_base) FROM guarded),
+        'js': (SELECT CASE WHEN js_variant = 'divergence' THEN jsd ELSE sqrt(greatest(jsd, 0)) END
+               FROM (SELECT (sum(CASE WHEN p > 0 THEN p * ln(p / m) ELSE 0 END)
+                           + sum(CASE WHEN q > 0 THEN q * ln(q / m) ELSE 0 END))
+                           / 2 / ln(log_base) AS jsd FROM mixed) AS j),
+        'hellinger': (SELECT sqrt(sum(power(sqrt(p) - sqrt(q), 2))) / sqrt(2) FROM kept),
+        'd1': (SELECT sum(abs(p - q)) FROM kept)
+    }
+);
+COMMENT ON MACRO evalstore.binned_scores IS
+    'PSI, KL, Jensen-Shannon, Hellinger and D1 between two aligned proportion lists.';
+
+-- evalstore.drift_numeric(source, ref_env, ref_dataset, ref_start, ref_end, ana_env,
+--     ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
+--     binning, bins, edges, pooled, zero_bins, epsilon, log_base, js_variant)
+-- Drift of every numeric feature in every analysis window, long format: ref_key,
+-- window_index, window_start, window_end, feature, version, method, variant, value,
+-- n_reference, n_analysis, dof, reason. Methods (R = reference, A = analysis window,
+-- F the empirical CDFs of their finite values):
+--   ks           D = sup_x |F_R(x) - F_A(x)|, the two-sided statistic of
+--                scipy.stats.ks_2samp (its p-value comes from evalstore's Python UDF)
+--   wasserstein  W1 = integral |F_R - F_A| dx (scipy.stats.wasserstein_distance); variant
+--                'normed' divides by the reference's population standard deviation
+--                (NULL with a reason when that is 0)
+--   zscore       (mean_A - mean_R) / (sd_R / sqrt(n_A)), sd_R the sample sd (ddof 1)
+--   psi, kl, js, hellinger, d1   on histograms (evalstore.binned_scores) with bins from
+--                `binning`: 'quantile' ([min, reference quantiles i/bins, max]), 'doane',
+--                'sturges', 'fixed' (equal width over [min, max] of the reference, or of
+--                reference and window together when pooled), or 'edges' (the given list).
+--                Bins are [e_i, e_i+1), the last inner one closed, plus open-ended bins
+--                below the first and above the last edge that catch mass outside them.
+-- KS and W1 are exact: each window's sorted distinct values are looked up (ASOF joins)
+-- in the reference's cumulative counts and sums, so the reference is sorted once per
+-- feature, not once per window. With G(t) = mean_R(max(t - r, 0)), the integral of F_R
+-- up to t, W1 sums over the window's steps [a_j, a_j+1) with level c_j = F_A(a_j):
+-- integral |F_R - c| = G(b) - G(a) - c (b - a) + 2 (c (m - a) - (G(m) - G(a))),
+-- m = clamp(first r with F_R(r) >= c, a, b); plus G(a_1) below the first step and
+-- mean_R(max(r - a_J, 0)) above the last.
+CREATE OR REPLACE MACRO evalstore.drift_numeric(
+    source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset, ana_start,
+    ana_end, width, chunk_rows, chunks, previous,
+    binning, bins, edges, pooled, zero_bins, epsilon, log_base, js_variant
+) AS TABLE
+    WITH tagged AS (
+        SELECT * FROM evalstore.drift_pairs(
+            source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset,
+            ana_start, ana_end, width, chunk_rows, chunks, previous)
+    ),
+    cells AS (
+        SELECT ref_key, window_index, min(window_start) AS window_start,
+               max(window_end) AS window_end, feature, version
+        FROM tagged WHERE side = 'analysis'
+        GROUP BY ref_key, window_index, feature, version
+    ),
+    ref_values AS (
+        SELECT ref_key, feature, version, value FROM tagged
+        WHERE side = 'reference' AND isfinite(value)
+    ),
+    ana_values AS (
+        SELECT ref_key, window_index, feature, version, value FROM tagged
+        WHERE side = 'analysis' AND isfinite(value)
+    ),
+    ref_stats AS (
+        SELECT ref_key, feature, version, count(*) AS n, avg(value) AS mean,
+               stddev_samp(value) AS sd, stddev_pop(value) AS sd_pop,
+               min(value) AS lo, max(value) AS hi,
+               evalstore.quantile_edges(value, bins) AS quantile_edges
+        FROM ref_values GROUP BY ref_key, feature, version
+    ),
+    ana_stats AS (
+        SELECT ref_key, window_index, feature, version, count(*) AS n, avg(value) AS mean,
+               min(value) AS lo, max(value) AS hi
+        FROM ana_values GROUP BY ref_key, window_index, feature, version
+    ),
+    ref_ecdf AS (
+        SELECT ref_key, feature, version, value, cnt,
+               sum(cnt) OVER w AS cum, sum(value * cnt) OVER w AS total,
+               sum(cnt) OVER w / sum(cnt) OVER (PARTITION BY ref_key, feature, version) AS p
+        FROM (SELECT ref_key, feature, version, value, count(*) AS cnt
+              FROM ref_values GROUP BY ref_key, feature, version, value) AS d
+        WINDOW w AS (PARTITION BY ref_key, feature, version ORDER BY value
+                     ROWS UNBOUNDED PRECEDING)
+    ),
+    ana_ecdf AS (
+        SELECT ref_key, window_index, feature, version, value, cnt,
+               sum(cnt) OVER w AS cum, lead(value) OVER w AS next_value
+        FROM (SELECT ref_key, window_index, feature, version, value, count(*) AS cnt
+              FROM ana_values GROUP BY ref_key, window_index, feature, version, value) AS d
+        WINDOW w AS (PARTITION BY ref_key, window_index, feature, version ORDER BY value
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    ),
+    -- each window point a: reference count/sum at or below a, and G(a)
+    looked_up AS (
+        SELECT a.*, s.n AS n_ref, na.n AS n_ana,
+               coalesce(r.cum, 0) AS ref_le,
+               coalesce(r.cum, 0) - CASE WHEN r.value = a.value THEN r.cnt ELSE 0 END AS ref_lt,
+               (coalesce(r.cum, 0) * a.value - coalesce(r.total, 0)) / s.n AS g
+        FROM ana_ecdf AS a
+        JOIN ref_stats AS s USING (ref_key, feature, version)
+        JOIN ana_stats AS na USING (ref_key, window_index, feature, version)
+        ASOF LEFT JOIN ref_ecdf AS r
+          ON r.ref_key = a.ref_key AND r.feature = a.feature AND r.version = a.version
+         AND a.value >= r.value
+    ),
+    -- each step [a, next): the first reference value whose F_R reaches the level cum / n_ana
+    stepped AS (
+        SELECT l.*, c.value AS cross_value,
+               (c.cum * c.value - c.total) / l.n_ref AS cross_g,
+               nx.g AS next_g
+        FROM looked_up AS l
+        ASOF LEFT JOIN ref_ecdf AS c
+          ON c.ref_key = l.ref_key AND c.feature = l.feature AND c.version = l.version
+         AND l.cum / l.n_ana <= c.p
+        LEFT JOIN looked_up AS nx
+          ON nx.ref_key = l.ref_key AND nx.window_index = l.window_index
+         AND nx.feature = l.feature AND nx.version = l.version AND nx.value = l.next_value
+    ),
+    exact AS (
+        SELECT ref_key, window_index, feature, version,
+            max(greatest(abs(ref_le / n_ref - cum / n_ana),
+                         abs(ref_lt / n_ref - (cum - cnt) / n_ana))) AS ks,
+            sum(CASE
+                WHEN next_value IS NULL THEN 0
+                ELSE next_g - g - (cum / n_ana) * (next_value - value)
+                   + 2 * ((cum / n_ana) * (least(greatest(cross_value, value), next_value) - value)
+                   - (CASE WHEN cross_value <= value THEN g
+                           WHEN cross_value >= next_value THEN next_g
+                           ELSE cross_g END - g))
+            END)
+            + arg_min(g, value)
+            + arg_max(n_ref_mean - value + g, value) AS w1
+        FROM (SELECT st.*, s.mean AS n_ref_mean FROM stepped AS st
+              JOIN ref_stats AS s USING (ref_key, feature, version)) AS x
+        GROUP BY ref_key, window_index, feature, version
+    ),
+    -- histogram edges: reference-only, pooled with the window, or given
+    edge_lists AS (
+        SELECT c.ref_key, c.window_index, c.feature, c.version,
+            CASE
+                WHEN binning = 'edges' THEN list_sort(list_distinct(edges))
+                WHEN binning = 'quantile' THEN s.quantile_edges
+                WHEN pooled THEN evalstore.bin_edges(
+                    least(s.lo, a.lo), greatest(s.hi, a.hi), s.n + a.n, p.g1, binning, bins)
+                ELSE evalstore.bin_edges(s.lo, s.hi, s.n, r.g1, binning, bins)
+            END AS edge_list
+        FROM cells AS c
+        JOIN ref_stats AS s USING (ref_key, feature, version)
+        JOIN ana_stats AS a USING (ref_key, window_index, feature, version)
+        LEFT JOIN (
+            SELECT v.ref_key, v.feature, v.version,
+                   avg(power((v.value - s2.mean) / nullif(s2.sd_pop, 0), 3)) AS g1
+            FROM ref_values AS v JOIN ref_stats AS s2 USING (ref_key, feature, version)
+            WHERE binning = 'doane' AND NOT pooled
+            GROUP BY v.ref_key, v.feature, v.version
+        ) AS r USING (ref_key, feature, version)
+        LEFT JOIN (
+            SELECT u.ref_key, u.window_index, u.feature, u.version,
+                   avg(power((u.value - u.m) / nullif(u.sd, 0), 3)) AS g1
+            FROM (
+                SELECT w.ref_key, w.window_index, w.feature, w.version, v.value,
+                       avg(v.value) OVER k AS m, stddev_pop(v.value) OVER k AS sd
+                FROM (SELECT DISTINCT ref_key, window_index, feature, version FROM cells) AS w
+                JOIN (SELECT ref_key, CAST(NULL AS BIGINT) AS window_index, feature, version,
+                             value FROM ref_values
+                      UNION ALL SELECT * FROM ana_values) AS v
+                  ON v.ref_key = w.ref_key AND v.feature = w.feature AND v.version = w.version
+                 AND (v.window_index IS NULL OR v.window_index = w.window_index)
+                WHERE binning = 'doane' AND pooled
+                WINDOW k AS (PARTITION BY w.ref_key, w.window_index, w.feature, w.version)
+            ) AS u
+            GROUP BY u.ref_key, u.window_index, u.feature, u.version
+        ) AS p USING (ref_key, window_index, feature, version)
+    ),
+    -- cumulative counts at the bin boundaries: below each edge, and at or below the last
+    boundaries AS (
+        SELECT ref_key, window_index, feature, version, edge, i, len(edge_list) AS n_edges,
+               i <= greatest(len(edge_list) - 1, 1) AS use_lt, i = len(edge_list) AS use_le
+        FROM (SELECT *, unnest(edge_list) AS edge, generate_subscripts(edge_list, 1) AS i
+              FROM edge_lists) AS e
+    ),
+    ref_at_edges AS (
+        SELECT b.*, coalesce(r.cum, 0) AS le,
+               coalesce(r.cum, 0) - CASE WHEN r.value = b.edge THEN r.cnt ELSE 0 END AS lt
+        FROM boundaries AS b ASOF LEFT JOIN ref_ecdf AS r
+          ON r.ref_key = b.ref_key AND r.feature = b.feature AND r.version = b.version
+         AND b.edge >= r.value
+    ),
+    both_at_edges AS (
+        SELECT b.*, coalesce(a.cum, 0) AS a_le,
+               coalesce(a.cum, 0) - CASE WHEN a.value = b.edge THEN a.cnt ELSE 0 END AS a_lt
+        FROM ref_at_edges AS b ASOF LEFT JOIN ana_ecdf AS a
+          ON a.ref_key = b.ref_key AND a.window_index = b.window_index
+         AND a.feature = b.feature AND a.version = b.version AND b.edge >= a.value
+    ),
+    cumulative AS (
+        SELECT ref_key, window_index, feature, version, i * 2 AS pos, lt AS r, a_lt AS a
+        FROM both_at_edges WHERE use_lt
+        UNION ALL
+        SELECT ref_key, window_index, feature, version, i * 2 + 1, le, a_le
+        FROM both_at_edges WHERE use_le
+    ),
+    histograms AS (
+        SELECT c.ref_key, c.window_index, c.feature, c.version,
+               list_append(list(c.r - coalesce(c.prev_r, 0) ORDER BY c.pos),
+                           any_value(s.n) - max(c.r)) AS r_counts,
+               list_append(list(c.a - coalesce(c.prev_a, 0) ORDER BY c.pos),
+                           any_value(a.n) - max(c.a)) AS a_counts,
+               any_value(s.n) AS n_r, any_value(a.n) AS n_a
+        FROM (SELECT *, lag(r) OVER w AS prev_r, lag(a) OVER w AS prev_a FROM cumulative
+              WINDOW w AS (PARTITION BY ref_key, window_index, feature, version ORDER BY pos))
+             AS c
+        JOIN ref_stats AS s USING (ref_key, feature, version)
+        JOIN ana_stats AS a USING (ref_key, window_index, feature, version)
+        GROUP BY c.ref_key, c.window_index, c.feature, c.version
+    ),
+    binned AS (
+        SELECT ref_key, window_index, feature, version, len(r_counts) AS n_bins,
+            evalstore.binned_scores(
+                list_transform(r_counts, lambda x: x / n_r),
+                list_transform(a_counts, lambda x: x / n_a),
+                zero_bins, epsilon, log_base, js_variant) AS scores
+        FROM histograms
+    ),
+    scored AS (
+        SELECT c.ref_key, c.window_index, c.window_start, c.window_end, c.feature, c.version,
+               coalesce(s.n, 0) AS n_reference, coalesce(a.n, 0) AS n_analysis,
+               s.sd, s.sd_pop, s.mean AS ref_mean, a.mean AS ana_mean,
+               e.ks, e.w1, b.scores, b.n_bins,
+               CASE WHEN s.n IS NULL THEN 'no finite reference values'
+                    WHEN a.n IS NULL THEN 'no finite values in the window' END AS reason
+        FROM cells AS c
+        LEFT JOIN ref_stats AS s USING (ref_key, feature, version)
+        LEFT JOIN ana_stats AS a USING (ref_key, window_index, feature, version)
+        LEFT JOIN exact AS e USING (ref_key, window_index, feature, version)
+        LEFT JOIN binned AS b USING (ref_key, window_index, feature, version)
+    ),
+    bin_variant AS (
+        SELECT CASE binning
+                WHEN 'quantile' THEN 'quantile(' || bins || ') bins of the reference'
+                WHEN 'edges' THEN 'given edges'
+                WHEN 'fixed' THEN bins || ' equal-width bins of the '
+                    || CASE WHEN pooled THEN 'pooled samples' ELSE 'reference' END
+                ELSE binning || ' bins of the '
+                    || CASE WHEN pooled THEN 'pooled samples' ELSE 'reference' END
+            END AS bins_text,
+            CASE zero_bins WHEN 'leftover' THEN 'empty bins folded into a leftover bin'
+                ELSE 'empty bins set to ' || epsilon END AS zero_text,
+            CASE WHEN log_base = 2 THEN 'log2' ELSE 'ln' END AS log_text
+    ),
+    methods AS (
+        SELECT * FROM (VALUES
+            ('ks', 'two-sided KS statistic D (scipy ks_2samp)'),
+            ('wasserstein', 'raw W1 (scipy wasserstein_distance)'),
+            ('wasserstein_normed', 'W1 / reference population sd'),
+            ('zscore', '(mean_a - mean_r) / (sd_r / sqrt(n_a)), sd ddof=1'),
+            ('psi', NULL), ('kl', NULL), ('js', NULL), ('hellinger', NULL), ('d1', NULL)
+        ) AS m(method, fixed_variant)
+    )
+    SELECT s.ref_key, s.window_index, s.window_start, s.window_end, s.feature,
+        nullif(s.version, '') AS version,
+        CASE WHEN m.method = 'wasserstein_normed' THEN 'wasserstein' ELSE m.method END AS method,
+        coalesce(m.fixed_variant, CASE m.method
+            WHEN 'psi' THEN 'psi, ln; ' || v.bins_text || '; ' || v.zero_text
+            WHEN 'kl' THEN 'KL(reference || analysis), ' || v.log_text || '; ' || v.bins_text
+                || '; ' || v.zero_text
+            WHEN 'js' THEN 'JS ' || CASE WHEN js_variant = 'divergence' THEN 'divergence'
+                ELSE 'distance' END || ', ' || v.log_text || '; ' || v.bins_text
+            WHEN 'hellinger' THEN 'Hellinger distance; ' || v.bins_text
+            WHEN 'd1' THEN 'L1 between binned PDFs; ' || v.bins_text
+        END) AS variant,
+        CASE WHEN s.reason IS NOT NULL THEN NULL ELSE CASE m.method
+            WHEN 'ks' THEN s.ks
+            WHEN 'wasserstein' THEN s.w1
+            WHEN 'wasserstein_normed' THEN s.w1 / nullif(s.sd_pop, 0)
+            WHEN 'zscore' THEN (s.ana_mean - s.ref_mean) / nullif(s.sd / sqrt(s.n_analysis), 0)
+            WHEN 'psi' THEN s.scores.psi
+            WHEN 'kl' THEN s.scores.kl
+            WHEN 'js' THEN s.scores.js
+            WHEN 'hellinger' THEN s.scores.hellinger
+            WHEN 'd1' THEN s.scores.d1
+        END END AS value,
+        s.n_reference, s.n_analysis,
+        CAST(NULL AS BIGINT) AS dof,
+        coalesce(s.reason, CASE
+            WHEN m.method = 'wasserstein_normed' AND s.sd_pop = 0
+                THEN 'constant reference: standard deviation is 0'
+            WHEN m.method = 'zscore' AND (s.sd = 0 OR s.sd IS NULL)
+                THEN 'reference standard deviation is 0 or undefined'
+        END) AS reason
+    FROM scored AS s CROSS JOIN methods AS m CROSS JOIN bin_variant AS v;
+COMMENT ON MACRO TABLE evalstore.drift_numeric IS
+    'Numeric drift per window and feature: ks, wasserstein, zscore, psi, kl, js, hellinger, d1.';
+
+-- evalstore.drift_categorical(source, ref_env, ref_dataset, ref_start, ref_end, ana_env,
+--     ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
+--     zero_bins, epsilon, log_base, js_variant, correction)
+-- Drift of every categorical feature in every analysis window; same columns as
+-- drift_numeric. NULL values are left out (they are missing values, see quality).
+-- Categories are the union of those seen in the reference and the window, and p, q
+-- their shares in each:
+--   chi2      Pearson's chi-squared statistic of the 2 x K contingency table (reference
+--             counts, window counts) over categories seen in either, dof = K - 1, with
+--             Yates' continuity correction when dof = 1 and `correction` (as
+--             scipy.stats.chi2_contingency, whose p-value evalstore's Python UDF adds);
+--             NULL with a reason when K < 2
+--   linf      max_c |p_c - q_c|
+--   unseen    share of the window's values whose category never occurs in the reference
+--   psi, js, hellinger   evalstore.binned_scores over the categories
+CREATE OR REPLACE MACRO evalstore.drift_categorical(
+    source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset, ana_start,
+    ana_end, width, chunk_rows, chunks, previous,
+    zero_bins, epsilon, log_base, js_variant, correction
+) AS TABLE
+    WITH tagged AS (
+        SELECT * FROM evalstore.drift_pairs(
+            source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset,
+            ana_start, ana_end, width, chunk_rows, chunks, previous)
+    ),
+    cells AS (
+        SELECT ref_key, window_index, min(window_start) AS window_start,
+               max(window_end) AS window_end, feature, version
+        FROM tagged WHERE side = 'analysis'
+        GROUP BY ref_key, window_index, feature, version
+    ),
+    ref_counts AS (
+        SELECT ref_key, feature, version, value AS category, count(*) AS n
+        FROM tagged WHERE side = 'reference' AND value IS NOT NULL
+        GROUP BY ref_key, feature, version, value
+    ),
+    ana_counts AS (
+        SELECT ref_key, window_index, feature, version, value AS category, count(*) AS n
+        FROM tagged WHERE side = 'analysis' AND value IS NOT NULL
+        GROUP BY ref_key, window_index, feature, version, value
+    ),
+    ref_totals AS (
+        SELECT ref_key, feature, version, CAST(sum(n) AS BIGINT) AS n FROM ref_counts
+        GROUP BY ref_key, feature, version
+    ),
+    ana_totals AS (
+        SELECT ref_key, window_index, feature, version, CAST(sum(n) AS BIGINT) AS n FROM ana_counts
+        GROUP BY ref_key, window_index, feature, version
+    ),
+    -- one row per (window, category seen on either side)
+    joined AS (
+        SELECT c.ref_key, c.window_index, c.feature, c.version, k.category,
+               coalesce(r.n, 0) AS r_n, coalesce(a.n, 0) AS a_n,
+               rtot.n AS r_total, atot.n AS a_total
+        FROM cells AS c
+        JOIN ref_totals AS rtot USING (ref_key, feature, version)
+        JOIN ana_totals AS atot USING (ref_key, window_index, feature, version)
+        JOIN (
+            SELECT ref_key, NULL AS window_index, feature, version, category FROM ref_counts
+            UNION
+            SELECT ref_key, window_index, feature, version, category FROM ana_counts
+        ) AS k ON k.ref_key = c.ref_key AND k.feature = c.feature AND k.version = c.version
+              AND (k.window_index IS NULL OR k.window_index = c.window_index)
+        LEFT JOIN ref_counts AS r
+          ON r.ref_key = c.ref_key AND r.feature = c.feature AND r.version = c.version
+         AND r.category = k.category
+        LEFT JOIN ana_counts AS a
+          ON a.ref_key = c.ref_key AND a.window_index = c.window_index
+         AND a.feature = c.feature AND a.version = c.version AND a.category = k.category
+    ),
+    categories AS (
+        SELECT DISTINCT ref_key, window_index, feature, version, category, r_n, a_n,
+               r_total, a_total
+        FROM joined
+    ),
+    expected AS (
+        SELECT *, (r_n + a_n) * r_total / (r_total + a_total) AS r_e,
+                  (r_n + a_n) * a_total / (r_total + a_total) AS a_e,
+                  count(*) OVER (PARTITION BY ref_key, window_index, feature, version) - 1
+                      AS dof
+        FROM categories
+    ),
+    yates AS (
+        SELECT *, CASE WHEN correction AND dof = 1 THEN 0.5 ELSE 0 END AS shift
+        FROM expected
+    ),
+    stats AS (
+        SELECT ref_key, window_index, feature, version, any_value(dof) AS dof,
+            sum(power(greatest(abs(r_n - r_e) - least(shift, abs(r_n - r_e)), 0), 2) / r_e
+              + power(greatest(abs(a_n - a_e) - least(shift, abs(a_n - a_e)), 0), 2) / a_e)
+                AS chi2,
+            max(abs(r_n / r_total - a_n / a_total)) AS linf,
+            sum(CASE WHEN r_n = 0 THEN a_n ELSE 0 END) / any_value(a_total) AS unseen,
+            evalstore.binned_scores(
+                list(r_n / r_total ORDER BY category), list(a_n / a_total ORDER BY category),
+                zero_bins, epsilon, log_base, js_variant) AS scores,
+            any_value(r_total) AS n_reference, any_value(a_total) AS n_analysis
+        FROM yates
+        GROUP BY ref_key, window_index, feature, version
+    ),
+    methods AS (
+        SELECT * FROM (VALUES
+            ('chi2', 'Pearson chi-squared of the 2 x K table'), ('linf', 'max |p - q|'),
+            ('unseen', 'share of window values in categories unseen in the reference'),
+            ('psi', NULL), ('js', NULL), ('hellinger', NULL)
+        ) AS m(method, fixed_variant)
+    )
+    SELECT c.ref_key, c.window_index, c.window_start, c.window_end, c.feature,
+        nullif(c.version, '') AS version, m.method,
+        coalesce(m.fixed_variant || CASE WHEN m.method = 'chi2' THEN CASE
+                WHEN correction THEN ', Yates-corrected when dof = 1' ELSE ', uncorrected' END
+                ELSE '' END,
+            CASE m.method
+            WHEN 'psi' THEN 'psi, ln; categories; ' || CASE zero_bins
+                WHEN 'leftover' THEN 'empty categories folded into a leftover bin'
+                ELSE 'empty categories set to ' || epsilon END
+            WHEN 'js' THEN 'JS ' || CASE WHEN js_variant = 'divergence' THEN 'divergence'
+                ELSE 'distance' END || ', ' || CASE WHEN log_base = 2 THEN 'log2' ELSE 'ln' END
+                || '; categories'
+            WHEN 'hellinger' THEN 'Hellinger distance; categories'
+        END) AS variant,
+        CASE WHEN s.n_reference IS NULL OR (m.method = 'chi2' AND s.dof < 1) THEN NULL
+            ELSE CASE m.method
+            WHEN 'chi2' THEN s.chi2 WHEN 'linf' THEN s.linf WHEN 'unseen' THEN s.unseen
+            WHEN 'psi' THEN s.scores.psi WHEN 'js' THEN s.scores.js
+            WHEN 'hellinger' THEN s.scores.hellinger
+        END END AS value,
+        coalesce(s.n_reference, rtot.n, 0) AS n_reference, coalesce(s.n_analysis, atot.n, 0) AS n_analysis,
+        CASE WHEN m.method = 'chi2' THEN s.dof END AS dof,
+        CASE WHEN rtot.n IS NULL THEN 'no reference values'
+             WHEN atot.n IS NULL THEN 'no values in the window'
+             WHEN m.method = 'chi2' AND s.dof < 1 THEN 'a single category: chi-squared undefined'
+        END AS reason
+    FROM cells AS c
+    LEFT JOIN stats AS s USING (ref_key, window_index, feature, version)
+    LEFT JOIN ref_totals AS rtot USING (ref_key, feature, version)
+    LEFT JOIN ana_totals AS atot USING (ref_key, window_index, feature, version)
+    CROSS JOIN methods AS m;
+COMMENT ON MACRO TABLE evalstore.drift_categorical IS
+    'Categorical drift per window and feature: chi2, linf, unseen, psi, js, hellinger.';
