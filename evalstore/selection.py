@@ -1,0 +1,247 @@
+"""What to compare with what: references, analysis windows and row restrictions.
+
+Every metric family takes the same words for the same things, and this module turns
+them into the arguments of the SQL macros (``evalstore.drift_pairs`` and the macros
+built on it):
+
+``reference``
+    ``"training"`` or ``"validation"``: rows of that env (with ``version``, only the
+    dataset that version was trained/validated on, as registered); ``{"dataset": tag}``;
+    a ``(start, end)`` time range of serving rows; ``{"previous": n}``, the n preceding
+    non-empty windows (rolling).
+``window``
+    an interval string (``"15 minutes"``, ``"1 day"``): time buckets of serving rows;
+    an int: chunks of that many rows in time order; ``{"chunks": n}``: n equal chunks.
+``version``
+    analyse only the examples this version predicted (and its own score/prediction).
+``where``
+    a SQL predicate over the model's feature columns, e.g. ``"region = 'north'"``,
+    parsed and checked with sqlglot: one boolean expression over known columns, no
+    subqueries and no function that reads files.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from evalstore.errors import InvalidParameterError
+from evalstore.identifiers import check_model_name, quote
+from evalstore.registry import to_timestamp
+
+Reference = str | Mapping[str, Any] | tuple[Any, Any]
+Window = str | int | Mapping[str, int]
+_view_ids = itertools.count()
+
+#: Functions a ``where`` predicate may not call (they reach outside the store).
+FORBIDDEN_FUNCTIONS = frozenset(
+    {
+        "read_csv", "read_csv_auto", "read_parquet", "parquet_scan", "read_json",
+        "read_json_auto", "read_ndjson", "read_text", "read_blob", "glob", "query",
+        "query_table", "getenv", "current_setting", "sniff_csv", "read_xlsx",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Arguments of ``evalstore.drift_pairs`` (in order) after :func:`resolve`."""
+
+    ref_env: str | None = None
+    ref_dataset: str | None = None
+    ref_start: datetime | None = None
+    ref_end: datetime | None = None
+    ana_env: str | None = "serving"
+    ana_dataset: str | None = None
+    ana_start: datetime | None = None
+    ana_end: datetime | None = None
+    width: str | None = None
+    chunk_rows: int | None = None
+    chunks: int | None = None
+    previous: int = 0
+
+    def args(self) -> list[Any]:
+        return [
+            self.ref_env, self.ref_dataset, self.ref_start, self.ref_end, self.ana_env,
+            self.ana_dataset, self.ana_start, self.ana_end, self.width, self.chunk_rows,
+            self.chunks, self.previous,
+        ]  # fmt: skip
+
+    def describe_reference(self) -> str:
+        if self.previous > 0:
+            return f"previous {self.previous} windows"
+        if self.previous < 0:
+            return "every other window"
+        parts = [f"env={self.ref_env}"] if self.ref_env else []
+        if self.ref_dataset:
+            parts.append(f"dataset={self.ref_dataset}")
+        if self.ref_start or self.ref_end:
+            parts.append(f"ts in [{self.ref_start}, {self.ref_end})")
+        return ", ".join(parts) or "all rows"
+
+
+def window_args(window: Window) -> dict[str, Any]:
+    """``width`` / ``chunk_rows`` / ``chunks`` for a ``window`` parameter."""
+    if isinstance(window, str):
+        return {"width": window}
+    if isinstance(window, int) and not isinstance(window, bool):
+        if window < 1:
+            raise InvalidParameterError(f"window={window} rows per chunk must be at least 1")
+        return {"chunk_rows": window}
+    if isinstance(window, Mapping) and set(window) == {"chunks"}:
+        chunks = window["chunks"]
+        if not isinstance(chunks, int) or isinstance(chunks, bool) or chunks < 1:
+            raise InvalidParameterError(f"window={{'chunks': {chunks!r}}} needs a positive int")
+        return {"chunks": chunks}
+    raise InvalidParameterError(
+        f"window={window!r} is not understood: pass an interval such as '1 day', a number "
+        "of rows per chunk such as 5000, or {'chunks': 10}"
+    )
+
+
+def check_width(con: duckdb.DuckDBPyConnection, width: str) -> None:
+    try:
+        seconds = con.execute("SELECT epoch(CAST(? AS INTERVAL))", [width]).fetchall()[0][0]
+    except duckdb.Error as error:
+        raise InvalidParameterError(
+            f"window={width!r} is not an interval: use e.g. '15 minutes', '1 hour', '1 day'"
+        ) from error
+    if not seconds or seconds <= 0:
+        raise InvalidParameterError(f"window={width!r} must be a positive interval")
+
+
+def reference_args(reference: Reference, registration: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``ref_*`` / ``previous`` arguments for a ``reference`` parameter."""
+    if reference in ("training", "validation"):
+        args: dict[str, Any] = {"ref_env": reference}
+        if registration is not None:
+            args["ref_dataset"] = registration.get(f"{reference}_dataset")
+        return args
+    if isinstance(reference, Mapping) and set(reference) == {"dataset"}:
+        if not isinstance(reference["dataset"], str):
+            raise InvalidParameterError("reference={'dataset': tag} needs a string tag")
+        return {"ref_dataset": reference["dataset"]}
+    if isinstance(reference, Mapping) and set(reference) == {"previous"}:
+        n = reference["previous"]
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise InvalidParameterError("reference={'previous': n} needs a positive int n")
+        return {"previous": n}
+    if isinstance(reference, tuple | list) and len(reference) == 2:
+        start = to_timestamp(reference[0], "reference start")
+        end = to_timestamp(reference[1], "reference end")
+        if start is not None and end is not None and start >= end:
+            raise InvalidParameterError(f"reference time range {start} .. {end} is empty")
+        return {"ref_env": "serving", "ref_start": start, "ref_end": end}
+    raise InvalidParameterError(
+        f"reference={reference!r} is not understood: pass 'training', 'validation', "
+        "{'dataset': tag}, a (start, end) time range, or {'previous': n}"
+    )
+
+
+def resolve(
+    con: duckdb.DuckDBPyConnection,
+    reference: Reference,
+    window: Window,
+    registration: Mapping[str, Any] | None = None,
+    since: Any = None,
+    until: Any = None,
+) -> Selection:
+    """Turn ``reference``/``window`` (and an optional analysis time range) into macro args."""
+    windows = window_args(window)
+    if "width" in windows:
+        check_width(con, windows["width"])
+    return Selection(
+        **reference_args(reference, registration),
+        **windows,
+        ana_start=to_timestamp(since, "since"),
+        ana_end=to_timestamp(until, "until"),
+    )
+
+
+def check_predicate(where: str, columns: Sequence[str]) -> str:
+    """Parse ``where`` with sqlglot and return it re-rendered for DuckDB.
+
+    It must be one boolean expression over ``columns`` (the model's feature columns and
+    ``example_id``, ``env``, ``dataset``, ``ts``): no statements, subqueries, or
+    functions that read files or settings.
+    """
+    if not isinstance(where, str) or not where.strip():
+        raise InvalidParameterError("where must be a non-empty SQL predicate string")
+    try:
+        parsed = sqlglot.parse(where, read="duckdb")
+    except sqlglot.errors.ParseError as error:
+        raise InvalidParameterError(f"where={where!r} is not valid SQL: {error}") from error
+    if len(parsed) != 1 or parsed[0] is None or isinstance(parsed[0], exp.Query | exp.Command):
+        raise InvalidParameterError(f"where={where!r} must be a single predicate expression")
+    tree = parsed[0]
+    if isinstance(tree, exp.DDL | exp.DML) or tree.find(exp.Query, exp.Subquery):
+        raise InvalidParameterError(f"where={where!r} may not contain statements or subqueries")
+    known = {c.lower() for c in columns}
+    for column in tree.find_all(exp.Column):
+        if column.table or column.name.lower() not in known:
+            raise InvalidParameterError(
+                f"where={where!r} refers to unknown column {column.sql()!r}; known columns: "
+                + ", ".join(sorted(columns))
+            )
+    for function in tree.find_all(exp.Func):
+        name = function.sql_name() if not isinstance(function, exp.Anonymous) else function.name
+        if name.lower() in FORBIDDEN_FUNCTIONS:
+            raise InvalidParameterError(f"where={where!r} may not call {name}()")
+    return tree.sql(dialect="duckdb")
+
+
+def restricted_view(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    relation: str,
+    where: str | None,
+    version: str | None,
+    feature_columns: Sequence[str],
+) -> str:
+    """Name of a temporary view of ``<model>.<relation>`` restricted to a slice/version.
+
+    ``relation`` is a long-format view (``numeric_values``, ``category_values``). With
+    neither ``where`` nor ``version`` it is the model's own view. The caller drops the
+    temporary view when done (:func:`drop_view`).
+    """
+    check_model_name(model)
+    s = quote(model)
+    if where is None and version is None:
+        return f"{model}.{relation}"
+    name = f"evalstore_slice_{next(_view_ids)}"
+    conditions = []
+    if where is not None:
+        predicate = check_predicate(where, [*feature_columns, "example_id", "env", "dataset", "ts"])
+        conditions.append(
+            f"(v.example_id, v.env) IN (SELECT example_id, env FROM {s}.features WHERE {predicate})"
+        )
+    if version is not None:
+        # A view cannot hold a bound parameter: the version goes into a one-row table.
+        chosen = quote(f"{name}_version")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {chosen} AS SELECT CAST(? AS VARCHAR) AS chosen_version",
+            [version],
+        )
+        conditions.append(
+            f"v.example_id IN (SELECT example_id FROM {s}.predictions "
+            f"WHERE version = (SELECT chosen_version FROM {chosen})) "
+            f"AND (v.version IS NULL OR v.version = (SELECT chosen_version FROM {chosen}))"
+        )
+    body = f"SELECT v.* FROM {s}.{quote(relation)} AS v WHERE " + " AND ".join(conditions)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {body}")
+    return f"temp.main.{name}"
+
+
+def drop_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a view made by :func:`restricted_view` (a model's own view is left alone)."""
+    if name.startswith("temp.main."):
+        view = name.removeprefix("temp.main.")
+        con.execute(f"DROP VIEW IF EXISTS {quote(view)}")
+        con.execute(f"DROP TABLE IF EXISTS {quote(view + '_version')}")
