@@ -26,7 +26,7 @@ Injected serving drift (day numbers are 0-based days since ``start``):
 * ``channel`` -- abrupt category-mix change at day 40 (mobile share rises
   from 35% to 65%).
 * concept drift -- from day 45 the effect of ``debt_to_income`` on default
-  becomes much stronger (and non-linear above 0.35) while income,
+  becomes much stronger (and non-linear above 0.45) while income,
   utilization, late payments, region and channel stop mattering, so the
   deployed models' AUC drops from ~0.8 to ~0.73.
 
@@ -191,17 +191,16 @@ def _generate_features(
     income_shift = INCOME_LOG_SHIFT * np.clip(
         (d - INCOME_DRIFT_START) / (INCOME_DRIFT_END - INCOME_DRIFT_START), 0.0, 1.0
     )
-    income = (
-        rng.lognormal(np.log(55_000.0), 0.45, n)
-        * np.asarray(EMPLOYMENT_INCOME)[emp_idx]
-        * np.exp(income_shift)
-    )
-    income = np.round(income, 2)
+    # Features derived from income and utilization use their undrifted values, so that
+    # exactly the documented features drift (no drift propagates to credit_limit,
+    # debt_to_income or num_late_payments).
+    base_income = rng.lognormal(np.log(55_000.0), 0.45, n) * np.asarray(EMPLOYMENT_INCOME)[emp_idx]
+    income = np.round(base_income * np.exp(income_shift), 2)
 
-    dti = rng.gamma(2.5, 0.12, n) * (55_000.0 / np.maximum(income, 1_000.0)) ** 0.25
+    dti = rng.gamma(2.5, 0.12, n) * (55_000.0 / np.maximum(base_income, 1_000.0)) ** 0.25
     dti = np.round(np.clip(dti, 0.0, 3.0), 4)
 
-    credit_limit = np.round(income * rng.lognormal(np.log(0.22), 0.35, n) / 100.0) * 100.0
+    credit_limit = np.round(base_income * rng.lognormal(np.log(0.22), 0.35, n) / 100.0) * 100.0
     credit_limit = np.maximum(credit_limit, 500.0)
 
     util_base = rng.beta(2.0, 5.0, n)
@@ -209,7 +208,7 @@ def _generate_features(
     utilization = np.where(d >= UTILIZATION_SHIFT_DAY, util_drift, util_base)
     utilization = np.round(np.clip(utilization, 0.0, 1.0), 4)
 
-    late_lam = 0.25 + 1.2 * utilization + 0.5 * (emp_idx == 2)
+    late_lam = 0.25 + 1.2 * util_base + 0.5 * (emp_idx == 2)
     num_late = rng.poisson(late_lam).astype(np.int64)
 
     acct = np.rint(rng.gamma(2.2, 28.0, n)).astype(np.int64)
@@ -264,9 +263,9 @@ def _true_default(
         + 2.2 * (util - 0.29)
         + 0.45 * late
     )
-    # Concept drift: debt_to_income dominates (with a kink above 0.35);
+    # Concept drift: debt_to_income dominates (with a kink above 0.45);
     # income, utilization, late payments, region and channel stop mattering.
-    after = -2.85 + 0.4 * demo + 1.0 * (dti - 0.3) + 10.0 * np.maximum(dti - 0.35, 0.0)
+    after = -2.6 + 0.2 * demo - 0.5 * (dti - 0.3) + 12.0 * np.maximum(dti - 0.45, 0.0)
     logit = np.where(concept, after, before)
     p = 1.0 / (1.0 + np.exp(-logit))
     return (rng.random(dti.size) < p).astype(np.int64)
@@ -516,7 +515,7 @@ def _drift_notes() -> dict[str, str]:
         ),
         "debt_to_income": (
             f"concept drift from day {CONCEPT_DRIFT_DAY}: default risk depends much "
-            "more strongly (non-linearly above 0.35) on debt_to_income while "
+            "more strongly (non-linearly above 0.45) on debt_to_income while "
             "income/utilization/late payments stop mattering, degrading model "
             "AUC; "
             f"also ~4% NaN on days {NAN_DTI_DAYS[0]}-{NAN_DTI_DAYS[1]}"

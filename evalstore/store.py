@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from evalstore import ingest, registry, sources
+from evalstore import drift, ingest, registry, sources, udfs
 from evalstore.db import transaction
 from evalstore.errors import (
     InvalidParameterError,
@@ -62,6 +62,7 @@ class Store:
         self._con = duckdb.connect(database, read_only=read_only)
         try:
             self._con.execute("SET TimeZone = 'UTC'")
+            udfs.register(self._con)
             if read_only:
                 check_readable(self._con)
             else:
@@ -241,6 +242,44 @@ class Store:
                 if label not in classes:
                     classes.append(label)
         return classes or None
+
+    # ------------------------------------------------------------------ monitors
+
+    def drift(
+        self,
+        model: str,
+        reference: Any = "training",
+        window: Any = "1 day",
+        features: Sequence[str] | None = None,
+        methods: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Univariate drift per window and feature; see :func:`evalstore.drift.drift`.
+
+        ``reference`` is ``"training"``, ``"validation"``, ``{"dataset": tag}``, a
+        ``(start, end)`` time range or ``{"previous": n}``; ``window`` an interval
+        (``"1 day"``), rows per chunk (``5000``) or ``{"chunks": n}``. Returns a long
+        table: window_start, window_end, feature, kind, version, method, variant, value,
+        p_value, threshold, threshold_low, threshold_source, drifted, n_reference,
+        n_analysis, reason.
+
+        >>> import evalstore, pyarrow as pa
+        >>> store = evalstore.open()
+        >>> _ = store.register_model("m", "v1", "binary")
+        >>> ids = [str(i) for i in range(100)]
+        >>> _ = store.log_features("m", pa.table({"example_id": ids, "x": range(100)}),
+        ...                        env="training")
+        >>> _ = store.log_features("m", pa.table({"example_id": ids, "x": range(50, 150)}))
+        >>> row = store.drift("m", window="100 years", features=["x"], methods=["ks"])
+        >>> row.select(["feature", "method", "value", "drifted"]).to_pylist()
+        [{'feature': 'x', 'method': 'ks', 'value': 0.5, 'drifted': True}]
+        >>> store.close()
+        """
+        return drift.drift(
+            self, model, reference, window, features, methods, version, where, **options
+        )
 
     # ------------------------------------------------------------------ ingest
 

@@ -442,8 +442,8 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
     methods AS (
         SELECT * FROM (VALUES
             ('ks', 'two-sided KS statistic D (scipy ks_2samp)'),
-            ('wasserstein', 'raw W1 (scipy wasserstein_distance)'),
-            ('wasserstein_normed', 'W1 / reference population sd'),
+            ('wasserstein', 'raw: W1 (scipy wasserstein_distance)'),
+            ('wasserstein_normed', 'normed: W1 / reference population sd'),
             ('zscore', '(mean_a - mean_r) / (sd_r / sqrt(n_a)), sd ddof=1'),
             ('psi', NULL), ('kl', NULL), ('js', NULL), ('hellinger', NULL), ('d1', NULL)
         ) AS m(method, fixed_variant)

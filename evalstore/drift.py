@@ -1,0 +1,485 @@
+"""Univariate drift: the Python front-end of the ``evalstore.drift_*`` macros.
+
+The statistics are computed by the SQL macros in ``sql/drift.sql`` (their comments
+define every method exactly). This module chooses what to compare (see
+:mod:`evalstore.selection`), adds p-values from the Python UDFs of
+:mod:`evalstore.udfs`, and decides ``drifted`` against thresholds.
+
+Methods, named the same in every interface:
+
+========== =========== =======================================================
+method     kinds       default threshold (drifted when ...)
+========== =========== =======================================================
+ks         numeric     p < alpha (0.05), after the multiple-testing correction
+chi2       categorical p < alpha (0.05), after the multiple-testing correction
+psi        both        value > 0.2
+js         both        value > 0.1
+kl         numeric     value > 0.1
+hellinger  both        value > 0.1
+wasserstein numeric    value > 0.1 (for the default 'normed' variant; no default
+                       for 'raw', whose scale is the feature's)
+d1         numeric     value > 0.2
+zscore     numeric     value outside [-3, 3]
+linf       categorical value > 0.1
+unseen     categorical value > 0 (any category never seen in the reference)
+========== =========== =======================================================
+
+A threshold can be replaced per method by a number (drifted above it; for ``ks`` and
+``chi2`` the significance level), a ``(low, high)`` range (drifted outside it), or
+``"learned"``: the reference is split into ``learn_chunks`` chunks in time order,
+the method is computed between each chunk and the rest of the reference, and the
+threshold is mean ± ``learn_k`` standard deviations (ddof 0) of those values.
+p-values of many features in one window are corrected together (per window and
+method): ``correction="bonferroni"`` (default), ``"bh"`` (Benjamini-Hochberg) or
+``"none"``.
+
+Reproducing other tools' numbers (parameters of :func:`drift`):
+
+============================================ ==========================================
+definition                                   parameters
+============================================ ==========================================
+JS distance, base 2, reference-quantile bins ``js="distance", log_base=2``
+JS distance, base e, bins of both samples    ``binning="sturges", pooled=True``
+(Evidently's ``jensenshannon``)
+JS divergence, base 2 (capped at 1)          ``js="divergence", log_base=2``
+PSI, 10 reference-quantile bins, epsilon     defaults (``zero_bins="epsilon"``)
+PSI with zero bins folded together           ``zero_bins="leftover"``
+Wasserstein divided by the reference sd      ``wasserstein="normed"`` (Evidently's
+                                             ``wasserstein``)
+KS as scipy.stats.ks_2samp                   ``ks`` (statistic and p-value match)
+chi-squared as scipy.stats.chi2_contingency  ``chi2`` (``yates=True``, scipy's default)
+============================================ ==========================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from evalstore.errors import InvalidParameterError
+from evalstore.selection import (
+    Reference,
+    Selection,
+    Window,
+    drop_view,
+    resolve,
+    restricted_view,
+)
+from evalstore.values import feature_kinds
+
+if TYPE_CHECKING:
+    from evalstore.store import Store
+
+NUMERIC_METHODS = ("ks", "psi", "js", "kl", "hellinger", "wasserstein", "d1", "zscore")
+CATEGORICAL_METHODS = ("chi2", "psi", "js", "hellinger", "linf", "unseen")
+METHODS = ("ks", "psi", "js", "kl", "hellinger", "wasserstein", "d1", "zscore", "chi2")
+METHODS += ("linf", "unseen")
+DEFAULT_METHODS = ("ks", "chi2", "psi", "js", "wasserstein", "unseen")
+P_VALUE_METHODS = ("ks", "chi2")
+DEFAULT_THRESHOLDS: dict[str, float | tuple[float, float]] = {
+    "psi": 0.2,
+    "js": 0.1,
+    "kl": 0.1,
+    "hellinger": 0.1,
+    "wasserstein": 0.1,
+    "d1": 0.2,
+    "zscore": (-3.0, 3.0),
+    "linf": 0.1,
+    "unseen": 0.0,
+}
+OUTPUTS = ("score", "prediction", "label")
+BINNINGS = ("quantile", "doane", "sturges", "fixed", "edges")
+CORRECTIONS = ("bonferroni", "bh", "none")
+RESULT_COLUMNS = (
+    "window_start", "window_end", "feature", "kind", "version", "method", "variant", "value",
+    "p_value", "threshold", "threshold_low", "threshold_source", "drifted", "n_reference",
+    "n_analysis", "reason",
+)  # fmt: skip
+
+
+def drift(
+    store: Store,
+    model: str,
+    reference: Reference = "training",
+    window: Window = "1 day",
+    features: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    version: str | None = None,
+    where: str | None = None,
+    *,
+    since: Any = None,
+    until: Any = None,
+    thresholds: Mapping[str, Any] | None = None,
+    alpha: float = 0.05,
+    correction: str = "bonferroni",
+    binning: str = "quantile",
+    bins: int = 10,
+    edges: Sequence[float] | None = None,
+    pooled: bool = False,
+    zero_bins: str = "epsilon",
+    epsilon: float = 1e-4,
+    log_base: float | str = "e",
+    js: str = "distance",
+    wasserstein: str = "normed",
+    yates: bool = True,
+    learn_chunks: int = 10,
+    learn_k: float = 3.0,
+) -> pa.Table:
+    """Drift of each feature (and of score, prediction and label) in each window.
+
+    See the module docstring for methods, thresholds and variants, and
+    :mod:`evalstore.selection` for ``reference``, ``window``, ``version`` and
+    ``where``. ``since``/``until`` bound the analysis rows' time. ``methods`` defaults
+    to ks, psi, js and wasserstein for numeric features and chi2, psi, js and unseen
+    for categorical ones; a method that does not apply to a feature's kind is skipped
+    for it. Returns one row per window, feature and method (columns
+    :data:`RESULT_COLUMNS`), in window, feature, method order; ``value`` is NULL with
+    a ``reason`` where the method is undefined (empty reference, constant reference
+    for a normalised measure, a single category for chi2, ...).
+    """
+    registration = store._registration(model, version)
+    chosen = _check_methods(methods)
+    params = _variant_args(
+        binning, bins, edges, pooled, zero_bins, epsilon, log_base, js, wasserstein, yates
+    )
+    limits = _thresholds(thresholds, alpha, wasserstein)
+    if correction not in CORRECTIONS:
+        raise InvalidParameterError(f"correction={correction!r} is not one of {CORRECTIONS}")
+    con = store.connection
+    with store._lock:
+        kinds = feature_kinds(con, model)
+        chosen_features = _check_features(features, kinds)
+        selection = resolve(con, reference, window, registration if version else None, since, until)
+        views = {
+            relation: restricted_view(con, model, relation, where, version, list(kinds))
+            for relation in ("numeric_values", "category_values")
+        }
+        try:
+            learned = _learned_limits(
+                store, views, selection, limits, chosen, chosen_features, params,
+                learn_chunks, learn_k,
+            )  # fmt: skip
+            return _run(
+                store, views, selection, chosen, chosen_features, params, limits, learned,
+                correction,
+            )  # fmt: skip
+        finally:
+            for view in views.values():
+                drop_view(con, view)
+
+
+def _check_methods(methods: Sequence[str] | None) -> tuple[str, ...]:
+    if methods is None:
+        return DEFAULT_METHODS
+    if isinstance(methods, str):
+        methods = [methods]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise InvalidParameterError(
+            f"methods={list(methods)!r}: unknown {unknown}; choose from {', '.join(METHODS)}"
+        )
+    return tuple(dict.fromkeys(methods))
+
+
+def _check_features(features: Sequence[str] | None, kinds: Mapping[str, str]) -> list[str]:
+    available = [*kinds, *OUTPUTS]
+    if features is None:
+        return available
+    if isinstance(features, str):
+        features = [features]
+    unknown = [f for f in features if f not in available]
+    if unknown:
+        raise InvalidParameterError(
+            f"features {unknown} are not analysable columns of this model; known: "
+            + ", ".join(available)
+        )
+    return list(features)
+
+
+def _variant_args(
+    binning: str,
+    bins: int,
+    edges: Sequence[float] | None,
+    pooled: bool,
+    zero_bins: str,
+    epsilon: float,
+    log_base: float | str,
+    js: str,
+    wasserstein: str,
+    yates: bool,
+) -> dict[str, Any]:
+    if binning not in BINNINGS:
+        raise InvalidParameterError(f"binning={binning!r} is not one of {BINNINGS}")
+    if binning == "edges":
+        if not edges or not all(isinstance(e, int | float) and math.isfinite(e) for e in edges):
+            raise InvalidParameterError("binning='edges' needs edges=[finite numbers, ...]")
+    elif edges is not None:
+        raise InvalidParameterError("edges= is only used with binning='edges'")
+    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1:
+        raise InvalidParameterError(f"bins={bins!r} must be a positive int")
+    if zero_bins not in ("epsilon", "leftover"):
+        raise InvalidParameterError(f"zero_bins={zero_bins!r} is not 'epsilon' or 'leftover'")
+    if not isinstance(epsilon, int | float) or not 0 < epsilon < 1:
+        raise InvalidParameterError(f"epsilon={epsilon!r} must be a number in (0, 1)")
+    bases = {"e": math.e, math.e: math.e, 2: 2.0, "2": 2.0}
+    if log_base not in bases:
+        raise InvalidParameterError(f"log_base={log_base!r} must be 'e' or 2")
+    if js not in ("distance", "divergence"):
+        raise InvalidParameterError(f"js={js!r} is not 'distance' or 'divergence'")
+    if wasserstein not in ("normed", "raw"):
+        raise InvalidParameterError(f"wasserstein={wasserstein!r} is not 'normed' or 'raw'")
+    return {
+        "binning": binning,
+        "bins": bins,
+        "edges": [float(e) for e in edges] if edges else None,
+        "pooled": bool(pooled),
+        "zero_bins": zero_bins,
+        "epsilon": float(epsilon),
+        "log_base": bases[log_base],
+        "js": js,
+        "wasserstein": wasserstein,
+        "yates": bool(yates),
+    }
+
+
+def _thresholds(
+    thresholds: Mapping[str, Any] | None, alpha: float, wasserstein: str
+) -> dict[str, Any]:
+    if not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        raise InvalidParameterError(f"alpha={alpha!r} must be a number in (0, 1)")
+    limits: dict[str, Any] = dict(DEFAULT_THRESHOLDS)
+    if wasserstein == "raw":
+        del limits["wasserstein"]
+    limits.update({m: float(alpha) for m in P_VALUE_METHODS})
+    for method, limit in (thresholds or {}).items():
+        if method not in METHODS:
+            raise InvalidParameterError(f"thresholds: unknown method {method!r}")
+        if limit == "learned":
+            if method in P_VALUE_METHODS:
+                raise InvalidParameterError(
+                    f"thresholds[{method!r}]: p-value methods take a significance level"
+                )
+        elif isinstance(limit, int | float) and not isinstance(limit, bool):
+            limit = float(limit)
+        elif (
+            isinstance(limit, tuple | list)
+            and len(limit) == 2
+            and all(isinstance(x, int | float) for x in limit)
+            and limit[0] <= limit[1]
+        ):
+            limit = (float(limit[0]), float(limit[1]))
+        else:
+            raise InvalidParameterError(
+                f"thresholds[{method!r}]={limit!r}: use a number, a (low, high) range or 'learned'"
+            )
+        limits[method] = limit
+    return limits
+
+
+def _macro_sql(kind: str) -> str:
+    """The call of one drift macro with bound arguments (``?`` in order)."""
+    selection = ", ".join("?" for _ in Selection().args())
+    if kind == "numeric":
+        return (
+            f"SELECT *, 'numeric' AS kind FROM evalstore.drift_numeric(?, {selection}, "
+            "?, ?, ?::DOUBLE[], ?, ?, ?, ?, ?)"
+        )
+    return (
+        f"SELECT *, 'categorical' AS kind FROM evalstore.drift_categorical(?, {selection}, "
+        "?, ?, ?, ?, ?)"
+    )
+
+
+def _macro_args(kind: str, source: str, selection: Selection, p: Mapping[str, Any]) -> list:
+    common = [p["zero_bins"], p["epsilon"], p["log_base"], p["js"]]
+    if kind == "numeric":
+        variant = [p["binning"], p["bins"], p["edges"], p["pooled"], *common]
+    else:
+        variant = [*common, p["yates"]]
+    return [source, *selection.args(), *variant]
+
+
+def _statistics_sql(
+    views: Mapping[str, str],
+    selection: Selection,
+    methods: Sequence[str],
+    features: Sequence[str],
+    params: Mapping[str, Any],
+) -> tuple[str, list[Any]]:
+    """SQL and arguments for the statistics and p-values of the chosen methods."""
+    parts, args = [], []
+    for kind, relation, applicable in (
+        ("numeric", "numeric_values", NUMERIC_METHODS),
+        ("categorical", "category_values", CATEGORICAL_METHODS),
+    ):
+        wanted = [m for m in methods if m in applicable]
+        if not wanted:
+            continue
+        parts.append(
+            f"SELECT * FROM ({_macro_sql(kind)}) WHERE list_contains(?, method) "
+            "AND list_contains(?, feature)"
+            + (
+                " AND (method <> 'wasserstein' OR starts_with(variant, ?))"
+                if kind == "numeric"
+                else ""
+            )
+        )
+        args += [*_macro_args(kind, views[relation], selection, params), wanted, list(features)]
+        if kind == "numeric":
+            args.append(params["wasserstein"] + ":")
+    if not parts:
+        return "", []
+    sql = (
+        "SELECT *, CASE method "
+        "WHEN 'ks' THEN evalstore_ks_pvalue(value, n_reference, n_analysis) "
+        "WHEN 'chi2' THEN evalstore_chi2_pvalue(value, dof) END AS p_value "
+        f"FROM ({' UNION ALL BY NAME '.join(parts)})"
+    )
+    return sql, args
+
+
+def _limits_table(
+    limits: Mapping[str, Any], learned: Mapping[tuple[str, str], tuple[float, float, str]]
+) -> tuple[str, list[Any]]:
+    """VALUES rows (method, feature, low, high, source) for the decision query.
+
+    Fixed limits apply to every feature (feature NULL); learned ones to one feature.
+    """
+    rows, args = [], []
+    entries: list[tuple[str, str | None, Any]] = [(m, None, lim) for m, lim in limits.items()]
+    entries += [(m, f, lim) for (m, f), lim in learned.items()]
+    for method, feature, limit in entries:
+        if isinstance(limit, tuple) and len(limit) == 3:  # learned: (low, high, text)
+            low, high, source = limit
+        elif isinstance(limit, tuple):
+            low, high, source = limit[0], limit[1], f"fixed range [{limit[0]}, {limit[1]}]"
+        elif limit == "learned":
+            continue
+        elif method in P_VALUE_METHODS:
+            low, high, source = None, limit, f"p-value < {limit}"
+        else:
+            low, high, source = None, limit, f"fixed: value > {limit}"
+        rows.append("(?, CAST(? AS VARCHAR), CAST(? AS DOUBLE), CAST(? AS DOUBLE), ?)")
+        args += [method, feature, low, high, source]
+    if not rows:
+        return (
+            "SELECT NULL AS method, NULL AS feature, NULL AS low, NULL AS high, "
+            "NULL AS source WHERE false",
+            [],
+        )
+    values = ", ".join(rows)
+    return f"SELECT * FROM (VALUES {values}) AS t(method, feature, low, high, source)", args
+
+
+def _run(
+    store: Store,
+    views: Mapping[str, str],
+    selection: Selection,
+    methods: Sequence[str],
+    features: Sequence[str],
+    params: Mapping[str, Any],
+    limits: Mapping[str, Any],
+    learned: Mapping[tuple[str, str], tuple[float, float, str]],
+    correction: str,
+) -> pa.Table:
+    statistics, args = _statistics_sql(views, selection, methods, features, params)
+    if not statistics:
+        return pa.table({c: [] for c in RESULT_COLUMNS})
+    limits_sql, limit_args = _limits_table(limits, learned)
+    adjusted = {
+        "bonferroni": "least(1, p_value * m)",
+        "bh": "least(1, min(p_value * m / p_rank) OVER (PARTITION BY window_index, method "
+        "ORDER BY p_value DESC NULLS LAST ROWS UNBOUNDED PRECEDING))",
+        "none": "p_value",
+    }[correction]
+    correction_text = {"bonferroni": "Bonferroni", "bh": "Benjamini-Hochberg", "none": "no"}[
+        correction
+    ]
+    sql = f"""
+        WITH stats AS ({statistics}),
+        ranked AS (
+            SELECT *, count(p_value) OVER (PARTITION BY window_index, method) AS m,
+                   CASE WHEN p_value IS NOT NULL THEN row_number() OVER (
+                       PARTITION BY window_index, method ORDER BY p_value NULLS LAST) END AS p_rank
+            FROM stats
+        ),
+        adjusted AS (
+            SELECT *, CASE WHEN p_value IS NOT NULL THEN {adjusted} END AS p_adjusted
+            FROM ranked
+        ),
+        limits AS ({limits_sql})
+        SELECT a.window_start, a.window_end, a.feature, a.kind, a.version, a.method,
+            a.variant, a.value,
+            CASE WHEN a.method IN ('ks', 'chi2') THEN a.p_adjusted END AS p_value,
+            l.high AS threshold, l.low AS threshold_low,
+            CASE WHEN a.method IN ('ks', 'chi2')
+                 THEN l.source || ' (' || ? || ' correction over ' || a.m || ' tests)'
+                 ELSE l.source END AS threshold_source,
+            CASE
+                WHEN a.value IS NULL OR l.method IS NULL THEN NULL
+                WHEN a.method IN ('ks', 'chi2') THEN a.p_adjusted < l.high
+                WHEN l.low IS NOT NULL THEN a.value < l.low OR a.value > l.high
+                ELSE a.value > l.high
+            END AS drifted,
+            a.n_reference, a.n_analysis, a.reason
+        FROM adjusted AS a LEFT JOIN limits AS l
+          ON l.method = a.method AND (l.feature IS NULL OR l.feature = a.feature)
+        ORDER BY a.window_start, a.feature, a.version NULLS FIRST, a.method
+    """
+    relation = store.connection.sql(sql, params=[*args, *limit_args, correction_text])
+    return relation.to_arrow_table()
+
+
+def _learned_limits(
+    store: Store,
+    views: Mapping[str, str],
+    selection: Selection,
+    limits: Mapping[str, Any],
+    methods: Sequence[str],
+    features: Sequence[str],
+    params: Mapping[str, Any],
+    learn_chunks: int,
+    learn_k: float,
+) -> dict[tuple[str, str], tuple[float, float, str]]:
+    """``{(method, feature): (low, high, how)}`` learned from chunks of the reference.
+
+    The reference is cut into ``learn_chunks`` chunks in time order; each chunk is
+    compared with all the others (``previous = -1`` in the macros); the range is the
+    mean ± ``learn_k`` population standard deviations of those values.
+    """
+    wanted = [m for m in methods if limits.get(m) == "learned"]
+    if not wanted:
+        return {}
+    if selection.previous:
+        raise InvalidParameterError(
+            "learned thresholds need a fixed reference, not {'previous': n}"
+        )
+    if not isinstance(learn_chunks, int) or isinstance(learn_chunks, bool) or learn_chunks < 2:
+        raise InvalidParameterError(f"learn_chunks={learn_chunks!r} must be an int >= 2")
+    chunked = Selection(
+        ana_env=selection.ref_env,
+        ana_dataset=selection.ref_dataset,
+        ana_start=selection.ref_start,
+        ana_end=selection.ref_end,
+        chunks=learn_chunks,
+        previous=-1,
+    )
+    sql, args = _statistics_sql(views, chunked, wanted, features, params)
+    rows = store.connection.sql(
+        f"SELECT method, feature, avg(value) AS mean, stddev_pop(value) AS sd, "
+        f"count(value) AS n FROM ({sql}) GROUP BY method, feature",
+        params=args,
+    ).to_pylist()
+    how = f"learned: mean ± {learn_k} sd over {learn_chunks} reference chunks"
+    return {
+        (row["method"], row["feature"]): (
+            row["mean"] - learn_k * row["sd"],
+            row["mean"] + learn_k * row["sd"],
+            how,
+        )
+        for row in rows
+        if row["n"] >= 2
+    }
