@@ -309,6 +309,130 @@ def _emit(table: pa.Table, fmt: str, max_rows: int = 100) -> None:
     sys.stdout.flush()
 
 
+def _reference(text: str) -> Any:
+    """--reference: training | validation | dataset:TAG | previous:N | START..END."""
+    if text in ("training", "validation"):
+        return text
+    if text.startswith("dataset:"):
+        return {"dataset": text.removeprefix("dataset:")}
+    if text.startswith("previous:") and text.removeprefix("previous:").isdigit():
+        return {"previous": int(text.removeprefix("previous:"))}
+    if ".." in text:
+        start, end = text.split("..", 1)
+        return (start, end)
+    raise click.BadParameter(
+        "use training, validation, dataset:TAG, previous:N or START..END", param_hint="--reference"
+    )
+
+
+def _window(text: str) -> Any:
+    """--window: an interval ('1 day'), rows per chunk (5000) or chunks:N."""
+    if text.isdigit():
+        return int(text)
+    if text.startswith("chunks:") and text.removeprefix("chunks:").isdigit():
+        return {"chunks": int(text.removeprefix("chunks:"))}
+    return text
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+def _monitor_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by the monitors (drift, quality, validate)."""
+    for decorator in reversed(
+        [
+            click.option("--model", "-m", required=True, help="Registered model name."),
+            click.option(
+                "--reference",
+                "-r",
+                default="training",
+                show_default=True,
+                help="training, validation, dataset:TAG, previous:N or START..END.",
+            ),
+            click.option(
+                "--window",
+                "-w",
+                default="1 day",
+                show_default=True,
+                help="An interval ('1 day'), rows per chunk (5000) or chunks:N.",
+            ),
+            click.option("--features", help="Comma-separated features (default: all)."),
+            click.option(
+                "--version", "-v", "version", help="Only examples this version predicted."
+            ),
+            click.option(
+                "--where", help="SQL predicate over feature columns, e.g. \"region = 'north'\"."
+            ),
+            click.option(
+                "--format",
+                "-f",
+                "fmt",
+                type=click.Choice(["grid", *formats.FORMATS]),
+                default="grid",
+                show_default=True,
+                help="grid: features by windows with drifted cells marked.",
+            ),
+        ]
+    ):
+        command = decorator(command)
+    return command
+
+
+def _emit_monitor(table: pa.Table, fmt: str, flag: str = "drifted") -> None:
+    if fmt == "grid":
+        click.echo(formats.to_grid(table, flag=flag))
+    else:
+        _emit(table, fmt, max_rows=table.num_rows)
+
+
+@main.command()
+@_monitor_options
+@click.option(
+    "--methods",
+    help="Comma-separated: ks, psi, js, kl, hellinger, wasserstein, d1, zscore, chi2, linf, "
+    "unseen.",
+)
+@click.option(
+    "--correction",
+    type=click.Choice(["bonferroni", "bh", "none"]),
+    default="bonferroni",
+    show_default=True,
+)
+@click.pass_context
+@friendly_errors
+def drift(
+    ctx: click.Context,
+    model: str,
+    reference: str,
+    window: str,
+    features: str | None,
+    version: str | None,
+    where: str | None,
+    fmt: str,
+    methods: str | None,
+    correction: str,
+) -> None:
+    """Univariate drift of each feature per window against a reference.
+
+    \b
+    Example:
+      evalstore drift --model fraud --reference training --window "1 day" --methods ks,psi
+    """
+    with _open(ctx, read_only=True) as store:
+        table = store.drift(
+            model,
+            reference=_reference(reference),
+            window=_window(window),
+            features=_names(features),
+            methods=_names(methods),
+            version=version,
+            where=where,
+            correction=correction,
+        )
+    _emit_monitor(table, fmt)
+
+
 @main.command()
 @click.argument("path", required=False, default="demo.duckdb", type=click.Path(dir_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace PATH if it exists.")

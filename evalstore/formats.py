@@ -94,3 +94,55 @@ def to_text(table: pa.Table, max_rows: int = 100, max_width: int = 40) -> str:
     more = f", showing {max_rows}" if table.num_rows > max_rows else ""
     lines.append(f"({table.num_rows} row{'s' if table.num_rows != 1 else ''}{more})")
     return "\n".join(lines)
+
+
+def to_grid(table: pa.Table, flag: str = "drifted", max_columns: int = 60) -> str:
+    """Features by windows, one cell per pair: ``X`` if any row of the cell has ``flag``
+    true, ``.`` if all are false, ``?`` if none could be decided (NULL).
+
+    >>> import pyarrow as pa
+    >>> from datetime import datetime
+    >>> days = [datetime(2026, 1, d) for d in (1, 1, 2, 2)]
+    >>> t = pa.table({"window_start": days, "feature": ["a", "b", "a", "b"],
+    ...               "drifted": [False, None, True, False]})
+    >>> print(to_grid(t))
+    feature  01-01  01-02
+    -------  -----  -----
+    a        .      X
+    b        ?      .
+    X = drifted by at least one method, . = not drifted, ? = undefined
+    """
+    rows = table.select(["window_start", "feature", flag]).to_pylist()
+    windows = sorted({r["window_start"] for r in rows})[-max_columns:]
+    features = sorted({r["feature"] for r in rows})
+    cells: dict[tuple[str, Any], list[bool | None]] = {}
+    for r in rows:
+        cells.setdefault((r["feature"], r["window_start"]), []).append(r[flag])
+
+    def mark(values: list[bool | None]) -> str:
+        if any(v for v in values):
+            return "X"
+        return "." if any(v is False for v in values) else "?" if values else " "
+
+    labels = [_window_label(w, windows) for w in windows]
+    width = max([len("feature"), *map(len, features)])
+    lines = [
+        "  ".join(["feature".ljust(width), *labels]).rstrip(),
+        "  ".join(["-" * width, *("-" * len(label) for label in labels)]),
+    ]
+    for feature in features:
+        marks = [
+            mark(cells.get((feature, w), [])).ljust(len(lab))
+            for w, lab in zip(windows, labels, strict=True)
+        ]
+        lines.append("  ".join([feature.ljust(width), *marks]).rstrip())
+    lines.append("X = drifted by at least one method, . = not drifted, ? = undefined")
+    return "\n".join(lines)
+
+
+def _window_label(start: Any, windows: list[Any]) -> str:
+    """Short column label: month-day, with the time when windows are shorter than a day."""
+    if not isinstance(start, datetime):
+        return str(start)
+    same_day = len({w.date() for w in windows if isinstance(w, datetime)}) < len(windows)
+    return start.strftime("%m-%d %H:%M") if same_day else start.strftime("%m-%d")
