@@ -9,9 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
+
 import evalstore
-from evalstore.formats import to_text
+from evalstore.formats import to_grid, to_text
 from evalstore.scenario import Scenario, credit_default_scenario
+
+#: Features whose distribution the scenario shifts (data drift, as opposed to the
+#: concept drift and the corrupted values it also injects).
+DRIFTED_FEATURES = ("income", "utilization", "transaction_amount", "channel", "employment")
 
 
 def build_store(store: evalstore.Store, scenario: Scenario) -> None:
@@ -27,6 +33,41 @@ def build_store(store: evalstore.Store, scenario: Scenario) -> None:
         store.log_predictions(model, predictions, version, latency_column="latency_ms")
     for batch in scenario.label_batches:
         store.log_labels(model, batch, source="repayment_records")
+
+
+def drifting_features(table: pa.Table, last: int = 2) -> list[str]:
+    """Features flagged by any method in any of the ``last`` windows: what drifts now."""
+    recent = sorted(set(table.column("window_start").to_pylist()))[-last:]
+    return sorted(
+        {
+            row["feature"]
+            for row in table.to_pylist()
+            if row["drifted"] and row["window_start"] in recent
+        }
+    )
+
+
+def _drift_section(store: evalstore.Store, scenario: Scenario, echo: Callable[[str], None]) -> None:
+    model = scenario.model
+    features = [f for f in scenario.training.column_names if f not in ("example_id", "ts")]
+    table = store.drift(model, reference="training", window="7 days", features=features)
+    echo("\n== Feature drift per week against the training set (store.drift)\n")
+    echo(to_grid(table))
+    flagged = drifting_features(table)
+    injected = sorted(f for f in scenario.drift_notes if f in DRIFTED_FEATURES)
+    echo(f"\nDrifting in the last two weeks: {', '.join(flagged)}")
+    echo(f"Injected by the scenario: {', '.join(injected)}")
+    scores = store.drift(
+        model, reference={"previous": 2}, window="7 days", features=["score"],
+        methods=["ks", "psi"], version="v1",
+    )  # fmt: skip
+    echo("\n== Prediction drift of v1's score, each week against the two before\n")
+    echo(
+        to_text(
+            scores.select(["window_start", "method", "value", "p_value", "drifted", "reason"]),
+            max_rows=40,
+        )
+    )
 
 
 def run_demo(
@@ -87,6 +128,7 @@ def run_demo(
             "count(*) FILTER (region IS NULL) AS missing_region "
             f"FROM {model}.features WHERE env = 'serving'",
         )
+        _drift_section(store, scenario, echo)
         where = "memory" if path is None else str(path)
         echo(
             f"\nStore written to {where}. Try:\n"
