@@ -99,10 +99,34 @@ def _create_value_views(con: duckdb.DuckDBPyConnection) -> None:
         refresh_value_views(con, model)
 
 
+def _create_schemas_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE IF NOT EXISTS evalstore.schemas (
+            model VARCHAR NOT NULL,
+            feature VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL CHECK (kind IN ('numeric', 'categorical')),
+            dtype VARCHAR,
+            nullable BOOLEAN,
+            min DOUBLE,
+            max DOUBLE,
+            domain VARCHAR[],
+            expected_missing DOUBLE,
+            inferred_at TIMESTAMPTZ,
+            reference VARCHAR,
+            PRIMARY KEY (model, feature)
+        );
+        COMMENT ON TABLE evalstore.schemas IS
+            'Editable feature schemas per model (type, nulls, range, domain) read by validate.';
+        """
+    )
+
+
 #: Every layout change, in order. Append only; never edit a released migration.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "system tables: models, batches", _create_system_tables),
     Migration(2, "long-format value views per model", _create_value_views),
+    Migration(3, "feature schemas for validation: evalstore.schemas", _create_schemas_table),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

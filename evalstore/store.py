@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from evalstore import drift, ingest, registry, sources, udfs
+from evalstore import drift, ingest, multivariate_drift, registry, sources, udfs
 from evalstore.db import transaction
 from evalstore.errors import (
     InvalidParameterError,
@@ -278,6 +278,28 @@ class Store:
         >>> store.close()
         """
         return drift.drift(
+            self, model, reference, window, features, methods, version, where, **options
+        )
+
+    def multivariate_drift(
+        self,
+        model: str,
+        reference: Any = "training",
+        window: Any = "1 day",
+        features: Sequence[str] | None = None,
+        methods: Sequence[str] = ("mmd", "pca"),
+        version: str | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Joint drift of the numeric features per window: MMD² and PCA reconstruction.
+
+        Same selection parameters and result shape as :meth:`drift` (``feature`` is
+        ``'*'``); see :mod:`evalstore.multivariate_drift` for the methods and options
+        (``alpha``, ``max_rows``, ``n_permutations``, ``variance``, ``learn_chunks``,
+        ``learn_k``, ``seed``).
+        """
+        return multivariate_drift.multivariate_drift(
             self, model, reference, window, features, methods, version, where, **options
         )
 

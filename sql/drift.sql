@@ -30,7 +30,8 @@ COMMENT ON MACRO TABLE evalstore.relation IS
 -- skipped), window_start, window_end. Time windows are [start, start + width) aligned
 -- by evalstore.window_start; row windows hold chunk_rows consecutive (ts, example_id)
 -- rows, or split them into `chunks` near-equal parts (index floor(rank * chunks / n)),
--- and span [first ts, last ts] of their rows. version is '' for features.
+-- and span [first ts, last ts] of their rows. Columns: window_index, window_start,
+-- window_end, example_id, feature, version ('' for features), value.
 CREATE OR REPLACE MACRO evalstore.drift_windows(
     source, ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows, chunks
 ) AS TABLE
@@ -65,10 +66,12 @@ CREATE OR REPLACE MACRO evalstore.drift_windows(
         SELECT window_index, min(ts) AS window_start, max(ts) AS window_end
         FROM chunked GROUP BY window_index
     )
-    SELECT w.window_index, t.window_start, w.window_end, t.feature, t.version, t.value
+    SELECT w.window_index, t.window_start, w.window_end, t.example_id, t.feature, t.version,
+           t.value
     FROM timed AS t JOIN time_windows AS w ON w.window_start = t.window_start
     UNION ALL
-    SELECT c.window_index, b.window_start, b.window_end, c.feature, c.version, c.value
+    SELECT c.window_index, b.window_start, b.window_end, c.example_id, c.feature, c.version,
+           c.value
     FROM chunked AS c JOIN chunk_bounds AS b ON b.window_index = c.window_index;
 COMMENT ON MACRO TABLE evalstore.drift_windows IS
     'Analysis rows of a long-format relation with their window (time buckets or row chunks).';
@@ -89,7 +92,7 @@ CREATE OR REPLACE MACRO evalstore.drift_pairs(
     ),
     window_keys AS (SELECT DISTINCT window_index FROM analysis WHERE previous <> 0),
     shared_reference AS (
-        SELECT 0 AS ref_key, feature, coalesce(version, '') AS version, value
+        SELECT 0 AS ref_key, example_id, feature, coalesce(version, '') AS version, value
         FROM evalstore.relation(source)
         WHERE previous = 0
           AND (ref_env IS NULL OR env = ref_env)
@@ -98,7 +101,7 @@ CREATE OR REPLACE MACRO evalstore.drift_pairs(
           AND (ref_end IS NULL OR ts < CAST(ref_end AS TIMESTAMPTZ))
     ),
     window_reference AS (
-        SELECT k.window_index AS ref_key, a.feature, a.version, a.value
+        SELECT k.window_index AS ref_key, a.example_id, a.feature, a.version, a.value
         FROM analysis AS a JOIN window_keys AS k
           ON (previous > 0 AND k.window_index > a.window_index
               AND k.window_index <= a.window_index + previous)
@@ -106,14 +109,14 @@ CREATE OR REPLACE MACRO evalstore.drift_pairs(
     )
     SELECT 'reference' AS side, ref_key, CAST(NULL AS BIGINT) AS window_index,
            CAST(NULL AS TIMESTAMPTZ) AS window_start, CAST(NULL AS TIMESTAMPTZ) AS window_end,
-           feature, version, value
+           example_id, feature, version, value
     FROM shared_reference
     UNION ALL
-    SELECT 'reference', ref_key, NULL, NULL, NULL, feature, version, value
+    SELECT 'reference', ref_key, NULL, NULL, NULL, example_id, feature, version, value
     FROM window_reference
     UNION ALL
     SELECT 'analysis', CASE WHEN previous = 0 THEN 0 ELSE window_index END, window_index,
-           window_start, window_end, feature, version, value
+           window_start, window_end, example_id, feature, version, value
     FROM analysis;
 COMMENT ON MACRO TABLE evalstore.drift_pairs IS
     'Reference and analysis values tagged with side, ref_key and window.';
@@ -124,21 +127,25 @@ COMMENT ON MACRO TABLE evalstore.drift_pairs IS
 --   'doane'   k = ceil(ptp / (ptp / (1 + log2(n) + log2(1 + |g1| / sg1)))),
 --             sg1 = sqrt(6 (n - 2) / ((n + 1) (n + 3))), g1 the population skewness
 --   'fixed'   k = bins
--- edges lo + i (hi - lo) / k, i = 0..k (a single edge when hi = lo).
+-- edges lo + i (hi - lo) / k, i = 0..k-1, then hi itself (as numpy.linspace, so the
+-- maximum falls in the last closed bin); a single edge when hi = lo; k = 1 for 'doane'
+-- when n <= 2 (numpy's Doane width is 0 there).
 CREATE OR REPLACE MACRO evalstore.bin_edges(lo, hi, n, g1, binning, bins) AS
-    CASE WHEN hi = lo OR n < 1 THEN [lo] ELSE list_transform(
+    CASE WHEN hi = lo OR n < 1 THEN [lo] ELSE list_append(list_transform(
         range(0, CAST(CASE binning
             WHEN 'fixed' THEN bins
             WHEN 'sturges' THEN ceil((hi - lo) / ((hi - lo) / (log2(n) + 1)))
-            WHEN 'doane' THEN ceil((hi - lo) / ((hi - lo) / (1 + log2(n) + log2(1 + abs(
-                coalesce(g1, 0)) / sqrt(6.0 * (n - 2) / ((n + 1.0) * (n + 3.0)))))))
-        END AS BIGINT) + 1),
+            WHEN 'doane' THEN CASE WHEN n <= 2 THEN 1 ELSE ceil((hi - lo) / ((hi - lo) / (
+                1 + log2(n) + log2(1 + abs(coalesce(g1, 0))
+                / sqrt(6.0 * (n - 2) / ((n + 1.0) * (n + 3.0))))))) END
+        END AS BIGINT)),
         lambda i: lo + i * ((hi - lo) / CASE binning
             WHEN 'fixed' THEN bins
             WHEN 'sturges' THEN ceil((hi - lo) / ((hi - lo) / (log2(n) + 1)))
-            WHEN 'doane' THEN ceil((hi - lo) / ((hi - lo) / (1 + log2(n) + log2(1 + abs(
-                coalesce(g1, 0)) / sqrt(6.0 * (n - 2) / ((n + 1.0) * (n + 3.0)))))))
-        END)) END;
+            WHEN 'doane' THEN CASE WHEN n <= 2 THEN 1 ELSE ceil((hi - lo) / ((hi - lo) / (
+                1 + log2(n) + log2(1 + abs(coalesce(g1, 0))
+                / sqrt(6.0 * (n - 2) / ((n + 1.0) * (n + 3.0))))))) END
+        END)), hi) END;
 COMMENT ON MACRO evalstore.bin_edges IS
     'Equal-width bin edges over [lo, hi] by Sturges, Doane (numpy) or a fixed count.';
 

@@ -1,0 +1,235 @@
+"""Multivariate drift over windows: the store-facing side of :mod:`evalstore.multivariate`.
+
+Rows come out of the same selection as univariate drift (``evalstore.drift_pairs`` over
+``<model>.numeric_values``, so reference, window, version and where mean the same), are
+pivoted to one row per example and numeric feature column, and handed to numpy:
+
+``mmd``
+    unbiased MMD² with an RBF kernel (median-heuristic bandwidth) between at most
+    ``max_rows`` random reference rows and at most ``max_rows`` window rows, both
+    standardised with the reference's mean and standard deviation; rows with a missing
+    or non-finite value are left out. ``p_value`` is a seeded permutation p-value
+    (``n_permutations``); drifted when it is below ``alpha``.
+``pca``
+    PCA reconstruction error (NannyML's data-reconstruction drift): standardise on the
+    reference, keep the fewest components explaining ``variance`` (65%) of its
+    variance, and report the window's mean Euclidean reconstruction error. Missing
+    values are imputed with the reference means. The alert range is learned from
+    ``learn_chunks`` contiguous chunks of the reference rows (in example_id order): mean
+    ± ``learn_k`` sd of their errors, the lower bound clipped at 0.
+
+Result rows have the shape of :func:`evalstore.drift.drift` with ``feature`` set to
+``'*'`` (all features jointly) and ``kind`` ``'multivariate'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from evalstore.drift import RESULT_COLUMNS
+from evalstore.errors import InvalidParameterError
+from evalstore.multivariate import (
+    PCAReconstruction,
+    chunk_thresholds,
+    finite_rows,
+    mmd_test,
+    mmd_undefined_reason,
+)
+from evalstore.selection import Reference, Window, drop_view, resolve, restricted_view
+from evalstore.values import feature_kinds
+
+if TYPE_CHECKING:
+    from evalstore.store import Store
+
+MULTIVARIATE_METHODS = ("mmd", "pca")
+
+
+def multivariate_drift(
+    store: Store,
+    model: str,
+    reference: Reference = "training",
+    window: Window = "1 day",
+    features: Sequence[str] | None = None,
+    methods: Sequence[str] = MULTIVARIATE_METHODS,
+    version: str | None = None,
+    where: str | None = None,
+    *,
+    since: Any = None,
+    until: Any = None,
+    alpha: float = 0.05,
+    max_rows: int = 1000,
+    n_permutations: int = 200,
+    variance: float = 0.65,
+    learn_chunks: int = 10,
+    learn_k: float = 3.0,
+    seed: int = 0,
+) -> pa.Table:
+    """Joint drift of the numeric features per window (see the module docstring)."""
+    registration = store._registration(model, version)
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    unknown = [m for m in methods if m not in MULTIVARIATE_METHODS]
+    if unknown or not methods:
+        raise InvalidParameterError(
+            f"methods={methods!r}: choose from {', '.join(MULTIVARIATE_METHODS)}"
+        )
+    if not 0 < variance <= 1:
+        raise InvalidParameterError(f"variance={variance!r} must be in (0, 1]")
+    con = store.connection
+    with store._lock:
+        kinds = feature_kinds(con, model)
+        numeric = [f for f, k in kinds.items() if k == "numeric"]
+        chosen = numeric if features is None else list(features)
+        bad = [f for f in chosen if f not in numeric]
+        if bad or len(chosen) < 1:
+            raise InvalidParameterError(
+                f"features {bad or chosen} are not numeric features of {model!r}; "
+                f"numeric features: {', '.join(numeric)}"
+            )
+        selection = resolve(con, reference, window, registration if version else None, since, until)
+        if selection.previous:
+            raise InvalidParameterError("multivariate drift needs a fixed reference")
+        view = restricted_view(con, model, "numeric_values", where, version, list(kinds))
+        try:
+            rows = _wide_rows(store, view, selection.args(), chosen)
+        finally:
+            drop_view(con, view)
+    return _score(rows, chosen, methods, alpha, max_rows, n_permutations, variance,
+                  learn_chunks, learn_k, seed)  # fmt: skip
+
+
+def _wide_rows(store: Store, view: str, args: list[Any], features: list[str]) -> pa.Table:
+    """One row per (side, window, example) with a column per feature, as Arrow."""
+    columns = ", ".join(
+        f"max(value) FILTER (WHERE feature = ?) AS f{i}" for i in range(len(features))
+    )
+    placeholders = ", ".join("?" for _ in args)
+    sql = (
+        f"SELECT side, window_index, min(window_start) AS window_start, "
+        f"max(window_end) AS window_end, {columns} "
+        f"FROM evalstore.drift_pairs(?, {placeholders}) "
+        "WHERE version = '' AND list_contains(?, feature) "
+        "GROUP BY side, window_index, example_id ORDER BY side, window_index, example_id"
+    )
+    return store.connection.sql(sql, params=[*features, view, *args, features]).to_arrow_table()
+
+
+def _score(
+    rows: pa.Table,
+    features: list[str],
+    methods: list[str],
+    alpha: float,
+    max_rows: int,
+    n_permutations: int,
+    variance: float,
+    learn_chunks: int,
+    learn_k: float,
+    seed: int,
+) -> pa.Table:
+    side = np.asarray(rows.column("side").to_pylist())
+    matrix = np.empty((rows.num_rows, len(features)))
+    for i in range(len(features)):
+        column = rows.column(f"f{i}").to_numpy(zero_copy_only=False)
+        matrix[:, i] = np.asarray(column, dtype=float)
+    reference_rows = matrix[side == "reference"]
+    windows = rows.filter(pa.compute.equal(rows.column("side"), "analysis"))
+    index = windows.column("window_index").to_numpy(zero_copy_only=False)
+    analysis = matrix[side == "analysis"]
+    starts = windows.column("window_start").to_pylist()
+    ends = windows.column("window_end").to_pylist()
+    out: list[dict[str, Any]] = []
+    pca = lows = None
+    if "pca" in methods and len(reference_rows) >= max(2, learn_chunks):
+        pca = PCAReconstruction.fit(reference_rows, variance)
+        lows = chunk_thresholds(reference_rows, pca.error, learn_chunks, learn_k)
+    for window_index in sorted(set(index.tolist())):
+        mask = index == window_index
+        first = int(np.argmax(mask))
+        sample = analysis[mask]
+        base = {
+            "window_start": starts[first], "window_end": ends[first], "feature": "*",
+            "kind": "multivariate", "version": None, "n_reference": len(reference_rows),
+            "n_analysis": int(mask.sum()),
+        }  # fmt: skip
+        if "mmd" in methods:
+            mmd = _mmd_row(reference_rows, sample, alpha, max_rows, n_permutations, seed)
+            out.append({**base, **mmd})
+        if "pca" in methods:
+            out.append({**base, **_pca_row(pca, lows, sample, variance, learn_chunks, learn_k)})
+    return pa.Table.from_pylist(out, schema=_schema())
+
+
+def _mmd_row(
+    reference_rows: np.ndarray,
+    sample: np.ndarray,
+    alpha: float,
+    max_rows: int,
+    n_permutations: int,
+    seed: int,
+) -> dict[str, Any]:
+    x, y = finite_rows(reference_rows), finite_rows(sample)
+    x, y = x[0], y[0]
+    row = {
+        "method": "mmd",
+        "variant": f"unbiased MMD², RBF kernel, median-heuristic bandwidth, standardised on "
+        f"the reference; up to {max_rows} rows per side, {n_permutations} permutations",
+        "threshold": alpha, "threshold_low": None,
+        "threshold_source": f"permutation p-value < {alpha}",
+    }  # fmt: skip
+    reason = mmd_undefined_reason(x, y)
+    if reason is not None:
+        return {**row, "value": None, "p_value": None, "drifted": None, "reason": reason}
+    center = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    result = mmd_test(
+        (x - center) / scale, (y - center) / scale,
+        n_permutations=n_permutations, max_rows=max_rows, seed=seed,
+    )  # fmt: skip
+    return {
+        **row, "value": result.mmd2, "p_value": result.p_value,
+        "drifted": bool(result.p_value < alpha), "reason": None,
+    }  # fmt: skip
+
+
+def _pca_row(
+    pca: PCAReconstruction | None,
+    lows: tuple[float, float, np.ndarray] | None,
+    sample: np.ndarray,
+    variance: float,
+    learn_chunks: int,
+    learn_k: float,
+) -> dict[str, Any]:
+    if pca is None or lows is None:
+        return {
+            "method": "pca", "variant": None, "value": None, "p_value": None,
+            "threshold": None, "threshold_low": None, "threshold_source": None,
+            "drifted": None,
+            "reason": f"the reference needs at least {max(2, learn_chunks)} rows",
+        }  # fmt: skip
+    low, high, _ = lows
+    low = max(0.0, low)
+    value = pca.error(sample) if len(sample) else None
+    return {
+        "method": "pca",
+        "variant": f"mean reconstruction error, {pca.n_components} components "
+        f"(>= {variance:.0%} of the reference's variance)",
+        "value": value, "p_value": None, "threshold": high, "threshold_low": low,
+        "threshold_source": f"learned: mean ± {learn_k} sd over {learn_chunks} reference "
+        "chunks (low clipped at 0)",
+        "drifted": None if value is None else bool(value < low or value > high),
+        "reason": None if value is not None else "no rows in the window",
+    }  # fmt: skip
+
+
+def _schema() -> pa.Schema:
+    types = {
+        "window_start": pa.timestamp("us", tz="UTC"), "window_end": pa.timestamp("us", tz="UTC"),
+        "value": pa.float64(), "p_value": pa.float64(), "threshold": pa.float64(),
+        "threshold_low": pa.float64(), "drifted": pa.bool_(), "n_reference": pa.int64(),
+        "n_analysis": pa.int64(),
+    }  # fmt: skip
+    return pa.schema([(c, types.get(c, pa.string())) for c in RESULT_COLUMNS])

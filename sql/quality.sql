@@ -1,0 +1,691 @@
+-- evalstore macros: data quality per window and feature, and validation against a saved schema.
+--
+-- Input: the long-format relations of drift.sql (<model>.numeric_values,
+-- <model>.category_values, or a temporary view restricted to a slice or a version),
+-- named by `source`; windows and references come from evalstore.drift_windows and
+-- evalstore.drift_pairs with the same arguments as drift_numeric, so a window means the
+-- same thing in every family.
+--
+-- Every result is long format with the columns shared with drift:
+--   ref_key, window_index, window_start, window_end, feature, version, kind
+--   ('numeric' | 'categorical'), method (the check's name), variant (its definition),
+--   value, p_value (always NULL: checks are not tests), threshold, threshold_source (how
+--   the threshold was obtained), drifted (TRUE when the check fails; FALSE when it passes
+--   or cannot be evaluated, i.e. when value or threshold is NULL), n_reference,
+--   n_analysis, count (the number of rows behind the value), reason (why value is NULL).
+-- Missing means SQL NULL. NaN and +-inf are values, counted by their own checks and
+-- left out of range comparisons (a NaN is neither below nor above anything).
+
+-- evalstore.window_starts(first_start, last_start, width) -> TIMESTAMPTZ[]
+-- Helper: the starts of the consecutive windows of `width` from first_start to
+-- last_start (both window starts, inclusive), stepped on the UTC calendar as
+-- evalstore.window_end steps; empty when either bound is NULL or first > last.
+CREATE OR REPLACE MACRO evalstore.window_starts(first_start, last_start, width) AS
+    list_transform(
+        coalesce(generate_series(timezone('UTC', first_start), timezone('UTC', last_start),
+                                 CAST(width AS INTERVAL)), []),
+        lambda s: timezone('UTC', s));
+COMMENT ON MACRO evalstore.window_starts IS
+    'Starts of the consecutive width-windows from first_start to last_start (UTC calendar).';
+
+-- evalstore.feature_types(model)
+-- Helper: the stored feature columns of <model>.features with their DuckDB type:
+--   feature  column name
+--   dtype    data type as duckdb_columns() spells it ('DOUBLE', 'BIGINT', 'VARCHAR', ...)
+-- System columns (example_id, env, dataset, ts, batch_id) are left out.
+CREATE OR REPLACE MACRO evalstore.feature_types(model) AS TABLE
+    SELECT column_name AS feature, data_type AS dtype
+    FROM duckdb_columns()
+    WHERE database_name = current_database() AND schema_name = model
+      AND table_name = 'features'
+      AND column_name NOT IN ('example_id', 'env', 'dataset', 'ts', 'batch_id');
+COMMENT ON MACRO TABLE evalstore.feature_types IS
+    'Feature columns of <model>.features and their DuckDB types (from duckdb_columns()).';
+
+-- evalstore.category_set(value) -> VARCHAR[]
+-- Helper (an aggregate): the distinct non-NULL values of `value` in the group, sorted
+-- ascending; [] when every value is NULL.
+CREATE OR REPLACE MACRO evalstore.category_set(value) AS
+    list_sort(list_distinct(list(value)));
+COMMENT ON MACRO evalstore.category_set IS
+    'Aggregate: sorted distinct non-NULL values of value.';
+
+-- evalstore.schema_domain(schemas, model)
+-- Helper: the categorical domains of `model` in the schema table named `schemas`
+-- (normally 'evalstore.schemas'), one row per (feature, category); NULL entries and
+-- duplicates of a domain list are dropped. Features whose domain is NULL have no rows.
+CREATE OR REPLACE MACRO evalstore.schema_domain(schemas, model) AS TABLE
+    SELECT DISTINCT feature, category
+    FROM (
+        SELECT s.feature, unnest(s.domain) AS category
+        FROM evalstore.relation(schemas) AS s
+        WHERE s.model = model AND s.kind = 'categorical'
+    ) AS listed
+    WHERE category IS NOT NULL;
+COMMENT ON MACRO TABLE evalstore.schema_domain IS
+    'Rows (feature, category) of the categorical domains saved for a model in a schema table.';
+
+-- evalstore.quality_numeric(source, ref_env, ref_dataset, ref_start, ref_end, ana_env,
+--     ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
+--     min_rows, missing_tolerance, max_nonfinite, max_out_of_range)
+-- Data quality of every numeric feature in every analysis window (windows and
+-- references as evalstore.drift_pairs). For a window W of a feature, with n = rows of
+-- the feature in W (NULLs included) and R the reference's rows of the feature:
+--   rows          value = n;                              fails when n < min_rows
+--   missing       value = NULL count / n;                 fails when above
+--                 (NULL count / row count of R) + missing_tolerance (R empty: 0 + tolerance)
+--   nan           value = number of NaN values;           fails when > max_nonfinite
+--   posinf        value = number of +inf values;          fails when > max_nonfinite
+--   neginf        value = number of -inf values;          fails when > max_nonfinite
+--   out_of_range  value = share of W's finite values outside [min, max] of R's finite
+--                 values;                                 fails when > max_out_of_range
+-- count is the number of rows behind the value (n, NULLs, NaNs, ..., values outside).
+-- n_reference = row count of R, n_analysis = n. With time windows (`width`), windows
+-- without any row (between the first and last non-empty window, or inside
+-- [ana_start, ana_end) when given) appear too, with window_index NULL, rows = 0 for
+-- every feature seen, and the other checks' values 0 or NULL ('no rows in the window').
+CREATE OR REPLACE MACRO evalstore.quality_numeric(
+    source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset, ana_start,
+    ana_end, width, chunk_rows, chunks, previous,
+    min_rows, missing_tolerance, max_nonfinite, max_out_of_range
+) AS TABLE
+    WITH tagged AS (
+        SELECT * FROM evalstore.drift_pairs(
+            source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset,
+            ana_start, ana_end, width, chunk_rows, chunks, previous)
+    ),
+    ref_stats AS (
+        SELECT ref_key, feature, version, count(*) AS n, count(value) AS n_present,
+               min(CASE WHEN isfinite(value) THEN value END) AS lo,
+               max(CASE WHEN isfinite(value) THEN value END) AS hi
+        FROM tagged WHERE side = 'reference'
+        GROUP BY ref_key, feature, version
+    ),
+    ana_stats AS (
+        SELECT t.ref_key, t.window_index, min(t.window_start) AS window_start,
+               max(t.window_end) AS window_end, t.feature, t.version,
+               count(*) AS n, count(t.value) AS n_present,
+               count(CASE WHEN isnan(t.value) THEN 1 END) AS n_nan,
+               count(CASE WHEN t.value = CAST('Infinity' AS DOUBLE) THEN 1 END) AS n_posinf,
+               count(CASE WHEN t.value = CAST('-Infinity' AS DOUBLE) THEN 1 END) AS n_neginf,
+               count(CASE WHEN isfinite(t.value) THEN 1 END) AS n_finite,
+               count(CASE WHEN isfinite(t.value) AND (t.value < r.lo OR t.value > r.hi)
+                          THEN 1 END) AS n_outside
+        FROM tagged AS t
+        LEFT JOIN ref_stats AS r
+          ON r.ref_key = t.ref_key AND r.feature = t.feature AND r.version = t.version
+        WHERE t.side = 'analysis'
+        GROUP BY t.ref_key, t.window_index, t.feature, t.version
+    ),
+    bounds AS (
+        SELECT evalstore.window_start(
+                   coalesce(CAST(ana_start AS TIMESTAMPTZ), min(window_start)), width)
+                   AS first_start,
+               evalstore.window_start(
+                   coalesce(CAST(ana_end AS TIMESTAMPTZ) - INTERVAL 1 MICROSECOND,
+                            max(window_start)), width) AS last_start
+        FROM ana_stats
+    ),
+    grid AS (
+        SELECT unnest(evalstore.window_starts(first_start, last_start, width)) AS window_start
+        FROM bounds WHERE width IS NOT NULL
+    ),
+    gaps AS (
+        SELECT g.window_start
+        FROM grid AS g
+        LEFT JOIN (SELECT DISTINCT window_start FROM ana_stats) AS seen
+          ON seen.window_start = g.window_start
+        WHERE seen.window_start IS NULL
+    ),
+    pairs AS (
+        SELECT feature, version FROM ana_stats
+        UNION
+        SELECT feature, version FROM ref_stats
+    ),
+    cells AS (
+        SELECT ref_key, window_index, window_start, window_end, feature, version, n,
+               n_present, n_nan, n_posinf, n_neginf, n_finite, n_outside
+        FROM ana_stats
+        UNION ALL
+        SELECT CASE WHEN previous = 0 THEN 0 END, CAST(NULL AS BIGINT), g.window_start,
+               evalstore.window_end(g.window_start, width), p.feature, p.version,
+               0, 0, 0, 0, 0, 0, 0
+        FROM gaps AS g CROSS JOIN pairs AS p
+    ),
+    checks AS (
+        SELECT * FROM (VALUES
+            ('rows', 'rows of the feature in the window, NULLs included; fails below min_rows'),
+            ('missing', 'share of NULL values; fails above the reference share + tolerance'),
+            ('nan', 'number of NaN values'),
+            ('posinf', 'number of +inf values'),
+            ('neginf', 'number of -inf values'),
+            ('out_of_range', 'share of finite values outside the reference [min, max]')
+        ) AS m(method, variant)
+    ),
+    scored AS (
+        SELECT c.ref_key, c.window_index, c.window_start, c.window_end, c.feature,
+            c.version, m.method, m.variant,
+            CAST(CASE m.method
+                WHEN 'rows' THEN c.n
+                WHEN 'missing' THEN (c.n - c.n_present) / nullif(c.n, 0)
+                WHEN 'nan' THEN c.n_nan
+                WHEN 'posinf' THEN c.n_posinf
+                WHEN 'neginf' THEN c.n_neginf
+                WHEN 'out_of_range' THEN CASE WHEN r.lo IS NOT NULL
+                    THEN c.n_outside / nullif(c.n_finite, 0) END
+            END AS DOUBLE) AS value,
+            CAST(CASE m.method
+                WHEN 'rows' THEN min_rows
+                WHEN 'missing'
+                    THEN coalesce((r.n - r.n_present) / nullif(r.n, 0), 0) + missing_tolerance
+                WHEN 'out_of_range' THEN max_out_of_range
+                ELSE max_nonfinite
+            END AS DOUBLE) AS threshold,
+            CASE m.method
+                WHEN 'rows' THEN 'fixed: min_rows = ' || min_rows
+                WHEN 'missing' THEN 'reference missing share '
+                    || coalesce(CAST(round((r.n - r.n_present) / nullif(r.n, 0), 6) AS VARCHAR),
+                                'n/a (no reference rows): 0')
+                    || ' + tolerance ' || missing_tolerance
+                WHEN 'out_of_range' THEN 'fixed: max share ' || max_out_of_range
+                    || '; reference range [' || coalesce(CAST(r.lo AS VARCHAR), '?') || ', '
+                    || coalesce(CAST(r.hi AS VARCHAR), '?') || ']'
+                ELSE 'fixed: max count ' || max_nonfinite
+            END AS threshold_source,
+            coalesce(r.n, 0) AS n_reference, c.n AS n_analysis,
+            CAST(CASE m.method
+                WHEN 'rows' THEN c.n
+                WHEN 'missing' THEN c.n - c.n_present
+                WHEN 'nan' THEN c.n_nan
+                WHEN 'posinf' THEN c.n_posinf
+                WHEN 'neginf' THEN c.n_neginf
+                WHEN 'out_of_range' THEN CASE WHEN r.lo IS NOT NULL THEN c.n_outside END
+            END AS BIGINT) AS count,
+            CASE
+                WHEN m.method = 'missing' AND c.n = 0 THEN 'no rows in the window'
+                WHEN m.method = 'out_of_range' AND c.n = 0 THEN 'no rows in the window'
+                WHEN m.method = 'out_of_range' AND r.lo IS NULL THEN 'no finite reference values'
+                WHEN m.method = 'out_of_range' AND c.n_finite = 0
+                    THEN 'no finite values in the window'
+            END AS reason
+        FROM cells AS c
+        CROSS JOIN checks AS m
+        LEFT JOIN ref_stats AS r
+          ON r.ref_key = c.ref_key AND r.feature = c.feature AND r.version = c.version
+    )
+    SELECT ref_key, window_index, window_start, window_end, feature,
+        nullif(version, '') AS version, 'numeric' AS kind, method, variant, value,
+        CAST(NULL AS DOUBLE) AS p_value, threshold, threshold_source,
+        coalesce(CASE WHEN method = 'rows' THEN value < threshold ELSE value > threshold END,
+                 false) AS drifted,
+        n_reference, n_analysis, count, reason
+    FROM scored;
+COMMENT ON MACRO TABLE evalstore.quality_numeric IS
+    'Numeric data quality per window and feature: rows, missing, nan, posinf, neginf, out_of_range.';
+
+-- evalstore.quality_categorical(source, ref_env, ref_dataset, ref_start, ref_end, ana_env,
+--     ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
+--     min_rows, missing_tolerance, max_unseen)
+-- Data quality of every categorical feature in every analysis window; same columns,
+-- windows, gap windows and `rows` / `missing` checks as quality_numeric, plus:
+--   unseen   value = share of W's non-NULL values whose category never occurs (non-NULL)
+--            in R; fails when > max_unseen; NULL when R has no non-NULL value
+--            ('no reference values') or W has none ('no values in the window')
+-- count for unseen is the number of such values.
+CREATE OR REPLACE MACRO evalstore.quality_categorical(
+    source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset, ana_start,
+    ana_end, width, chunk_rows, chunks, previous,
+    min_rows, missing_tolerance, max_unseen
+) AS TABLE
+    WITH tagged AS (
+        SELECT * FROM evalstore.drift_pairs(
+            source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset,
+            ana_start, ana_end, width, chunk_rows, chunks, previous)
+    ),
+    ref_stats AS (
+        SELECT ref_key, feature, version, count(*) AS n, count(value) AS n_present
+        FROM tagged WHERE side = 'reference'
+        GROUP BY ref_key, feature, version
+    ),
+    ref_categories AS (
+        SELECT DISTINCT ref_key, feature, version, value AS category
+        FROM tagged WHERE side = 'reference' AND value IS NOT NULL
+    ),
+    ana_stats AS (
+        SELECT t.ref_key, t.window_index, min(t.window_start) AS window_start,
+               max(t.window_end) AS window_end, t.feature, t.version,
+               count(*) AS n, count(t.value) AS n_present,
+               count(CASE WHEN t.value IS NOT NULL AND k.category IS NULL THEN 1 END)
+                   AS n_unseen
+        FROM tagged AS t
+        LEFT JOIN ref_categories AS k
+          ON k.ref_key = t.ref_key AND k.feature = t.feature AND k.version = t.version
+         AND k.category = t.value
+        WHERE t.side = 'analysis'
+        GROUP BY t.ref_key, t.window_index, t.feature, t.version
+    ),
+    bounds AS (
+        SELECT evalstore.window_start(
+                   coalesce(CAST(ana_start AS TIMESTAMPTZ), min(window_start)), width)
+                   AS first_start,
+               evalstore.window_start(
+                   coalesce(CAST(ana_end AS TIMESTAMPTZ) - INTERVAL 1 MICROSECOND,
+                            max(window_start)), width) AS last_start
+        FROM ana_stats
+    ),
+    grid AS (
+        SELECT unnest(evalstore.window_starts(first_start, last_start, width)) AS window_start
+        FROM bounds WHERE width IS NOT NULL
+    ),
+    gaps AS (
+        SELECT g.window_start
+        FROM grid AS g
+        LEFT JOIN (SELECT DISTINCT window_start FROM ana_stats) AS seen
+          ON seen.window_start = g.window_start
+        WHERE seen.window_start IS NULL
+    ),
+    pairs AS (
+        SELECT feature, version FROM ana_stats
+        UNION
+        SELECT feature, version FROM ref_stats
+    ),
+    cells AS (
+        SELECT ref_key, window_index, window_start, window_end, feature, version, n,
+               n_present, n_unseen
+        FROM ana_stats
+        UNION ALL
+        SELECT CASE WHEN previous = 0 THEN 0 END, CAST(NULL AS BIGINT), g.window_start,
+               evalstore.window_end(g.window_start, width), p.feature, p.version, 0, 0, 0
+        FROM gaps AS g CROSS JOIN pairs AS p
+    ),
+    checks AS (
+        SELECT * FROM (VALUES
+            ('rows', 'rows of the feature in the window, NULLs included; fails below min_rows'),
+            ('missing', 'share of NULL values; fails above the reference share + tolerance'),
+            ('unseen', 'share of non-NULL values in categories absent from the reference')
+        ) AS m(method, variant)
+    ),
+    scored AS (
+        SELECT c.ref_key, c.window_index, c.window_start, c.window_end, c.feature,
+            c.version, m.method, m.variant,
+            CAST(CASE m.method
+                WHEN 'rows' THEN c.n
+                WHEN 'missing' THEN (c.n - c.n_present) / nullif(c.n, 0)
+                WHEN 'unseen' THEN CASE WHEN r.n_present > 0
+                    THEN c.n_unseen / nullif(c.n_present, 0) END
+            END AS DOUBLE) AS value,
+            CAST(CASE m.method
+                WHEN 'rows' THEN min_rows
+                WHEN 'missing'
+                    THEN coalesce((r.n - r.n_present) / nullif(r.n, 0), 0) + missing_tolerance
+                WHEN 'unseen' THEN max_unseen
+            END AS DOUBLE) AS threshold,
+            CASE m.method
+                WHEN 'rows' THEN 'fixed: min_rows = ' || min_rows
+                WHEN 'missing' THEN 'reference missing share '
+                    || coalesce(CAST(round((r.n - r.n_present) / nullif(r.n, 0), 6) AS VARCHAR),
+                                'n/a (no reference rows): 0')
+                    || ' + tolerance ' || missing_tolerance
+                WHEN 'unseen' THEN 'fixed: max share ' || max_unseen
+            END AS threshold_source,
+            coalesce(r.n, 0) AS n_reference, c.n AS n_analysis,
+            CAST(CASE m.method
+                WHEN 'rows' THEN c.n
+                WHEN 'missing' THEN c.n - c.n_present
+                WHEN 'unseen' THEN CASE WHEN r.n_present > 0 THEN c.n_unseen END
+            END AS BIGINT) AS count,
+            CASE
+                WHEN m.method IN ('missing', 'unseen') AND c.n = 0 THEN 'no rows in the window'
+                WHEN m.method = 'unseen' AND coalesce(r.n_present, 0) = 0
+                    THEN 'no reference values'
+                WHEN m.method = 'unseen' AND c.n_present = 0 THEN 'no values in the window'
+            END AS reason
+        FROM cells AS c
+        CROSS JOIN checks AS m
+        LEFT JOIN ref_stats AS r
+          ON r.ref_key = c.ref_key AND r.feature = c.feature AND r.version = c.version
+    )
+    SELECT ref_key, window_index, window_start, window_end, feature,
+        nullif(version, '') AS version, 'categorical' AS kind, method, variant, value,
+        CAST(NULL AS DOUBLE) AS p_value, threshold, threshold_source,
+        coalesce(CASE WHEN method = 'rows' THEN value < threshold ELSE value > threshold END,
+                 false) AS drifted,
+        n_reference, n_analysis, count, reason
+    FROM scored;
+COMMENT ON MACRO TABLE evalstore.quality_categorical IS
+    'Categorical data quality per window and feature: rows, missing, unseen.';
+
+-- evalstore.quality(source_numeric, source_category, ref_env, ref_dataset, ref_start,
+--     ref_end, ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows, chunks,
+--     previous, min_rows, missing_tolerance, max_nonfinite, max_out_of_range, max_unseen)
+-- Both families in one table: evalstore.quality_numeric over source_numeric and
+-- evalstore.quality_categorical over source_category (definitions there), ordered by
+-- window_start, feature, version (NULL first), method. Example, daily windows of serving
+-- rows against the training rows, with evalstore's default thresholds:
+--   SELECT * FROM evalstore.quality('fraud.numeric_values', 'fraud.category_values',
+--       'training', NULL, NULL, NULL, 'serving', NULL, NULL, NULL, '1 day', NULL, NULL, 0,
+--       1, 0.05, 0, 0.01, 0.01) WHERE drifted;
+CREATE OR REPLACE MACRO evalstore.quality(
+    source_numeric, source_category, ref_env, ref_dataset, ref_start, ref_end, ana_env,
+    ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
+    min_rows, missing_tolerance, max_nonfinite, max_out_of_range, max_unseen
+) AS TABLE
+    SELECT * FROM (
+        SELECT * FROM evalstore.quality_numeric(
+            source_numeric, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset,
+            ana_start, ana_end, width, chunk_rows, chunks, previous,
+            min_rows, missing_tolerance, max_nonfinite, max_out_of_range)
+        UNION ALL
+        SELECT * FROM evalstore.quality_categorical(
+            source_category, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset,
+            ana_start, ana_end, width, chunk_rows, chunks, previous,
+            min_rows, missing_tolerance, max_unseen)
+    ) AS checked
+    ORDER BY window_start, feature, version NULLS FIRST, method;
+COMMENT ON MACRO TABLE evalstore.quality IS
+    'Data quality per window and feature (numeric and categorical checks); drifted = check fails.';
+
+-- evalstore.infer_schema(model, source_numeric, source_category, ref_env, ref_dataset,
+--     ref_start, ref_end, max_domain)
+-- A schema inferred from the reference rows (env / dataset / [ref_start, ref_end), NULL
+-- meaning no filter) of each stored feature column of `model` (model outputs score,
+-- prediction and label are left out), in the layout of the table evalstore.schemas:
+--   kind              'numeric' (from source_numeric) | 'categorical' (source_category)
+--   dtype             the column's current DuckDB type (evalstore.feature_types)
+--   nullable          TRUE when some reference value is NULL
+--   min, max          smallest and largest finite reference value (numeric; NULL when none)
+--   domain            sorted distinct non-NULL reference values (categorical); NULL when
+--                     there are more than max_domain of them (no domain check)
+--   expected_missing  share of NULL values in the reference
+--   inferred_at       current_timestamp; reference: text describing the reference
+-- Features without reference rows do not appear.
+CREATE OR REPLACE MACRO evalstore.infer_schema(
+    model, source_numeric, source_category, ref_env, ref_dataset, ref_start, ref_end,
+    max_domain
+) AS TABLE
+    WITH numeric_rows AS (
+        SELECT feature, value FROM evalstore.relation(source_numeric)
+        WHERE version IS NULL
+          AND (ref_env IS NULL OR env = ref_env)
+          AND (ref_dataset IS NULL OR dataset = ref_dataset)
+          AND (ref_start IS NULL OR ts >= CAST(ref_start AS TIMESTAMPTZ))
+          AND (ref_end IS NULL OR ts < CAST(ref_end AS TIMESTAMPTZ))
+    ),
+    category_rows AS (
+        SELECT feature, value FROM evalstore.relation(source_category)
+        WHERE version IS NULL
+          AND (ref_env IS NULL OR env = ref_env)
+          AND (ref_dataset IS NULL OR dataset = ref_dataset)
+          AND (ref_start IS NULL OR ts >= CAST(ref_start AS TIMESTAMPTZ))
+          AND (ref_end IS NULL OR ts < CAST(ref_end AS TIMESTAMPTZ))
+    ),
+    inferred AS (
+        SELECT feature, 'numeric' AS kind, count(*) AS n, count(value) AS n_present,
+               min(CASE WHEN isfinite(value) THEN value END) AS lo,
+               max(CASE WHEN isfinite(value) THEN value END) AS hi,
+               CAST(NULL AS VARCHAR[]) AS domain
+        FROM numeric_rows GROUP BY feature
+        UNION ALL
+        SELECT feature, 'categorical', count(*), count(value), NULL, NULL,
+               CASE WHEN max_domain IS NULL OR count(DISTINCT value) <= max_domain
+                    THEN evalstore.category_set(value) END
+        FROM category_rows GROUP BY feature
+    ),
+    described AS (
+        SELECT coalesce(nullif(concat_ws(', ', 'env=' || ref_env, 'dataset=' || ref_dataset,
+            CASE WHEN ref_start IS NOT NULL OR ref_end IS NOT NULL THEN 'ts in ['
+                || coalesce(CAST(CAST(ref_start AS TIMESTAMPTZ) AS VARCHAR), '-infinity') || ', '
+                || coalesce(CAST(CAST(ref_end AS TIMESTAMPTZ) AS VARCHAR), 'infinity') || ')'
+            END), ''), 'all rows') AS reference
+    )
+    SELECT model AS model, i.feature, i.kind, t.dtype, i.n_present < i.n AS nullable,
+           i.lo AS min, i.hi AS max, i.domain,
+           CAST((i.n - i.n_present) / i.n AS DOUBLE) AS expected_missing,
+           current_timestamp AS inferred_at, d.reference
+    FROM inferred AS i
+    JOIN evalstore.feature_types(model) AS t ON t.feature = i.feature
+    CROSS JOIN described AS d
+    ORDER BY i.feature;
+COMMENT ON MACRO TABLE evalstore.infer_schema IS
+    'Schema rows (type, nullability, range, domain, missing rate) inferred from reference rows.';
+
+-- evalstore.validate_numeric(model, schemas, source, ana_env, ana_dataset, ana_start,
+--     ana_end, width, chunk_rows, chunks, tolerance)
+-- Every analysis window (evalstore.drift_windows) against the numeric rows of `model`
+-- in the schema table named `schemas` (normally 'evalstore.schemas'; a copy lets you try
+-- edits). For a window W and schema row s, n = rows of the feature in W (NULLs included),
+-- p = its non-NULL values:
+--   missing       value = NULL count;            fails when s.nullable = FALSE and > 0
+--   missing_rate  value = NULL count / n;        fails when > s.expected_missing + tolerance
+--   below_min     value = share of p below s.min (-inf included, NaN never);  fails when > 0
+--   above_max     value = share of p above s.max (+inf included, NaN never);  fails when > 0
+--   type          value = 1 when the column's stored type (evalstore.feature_types)
+--                 differs from s.dtype (case-insensitive) or the column is gone, else 0;
+--                 fails when 1; reported for every window
+-- A NULL schema entry (nullable, expected_missing, min, max, dtype) disables its check
+-- (threshold NULL, drifted FALSE). count = rows behind the value; n_reference is NULL.
+-- Every window lists every schema feature (n = 0 where the feature has no rows in W).
+CREATE OR REPLACE MACRO evalstore.validate_numeric(
+    model, schemas, source, ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows,
+    chunks, tolerance
+) AS TABLE
+    WITH analysis AS (
+        SELECT * FROM evalstore.drift_windows(
+            source, ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows, chunks)
+    ),
+    saved AS (
+        SELECT s.feature, s.dtype, s.nullable, s.min AS lo, s.max AS hi, s.expected_missing
+        FROM evalstore.relation(schemas) AS s
+        WHERE s.model = model AND s.kind = 'numeric'
+    ),
+    windows AS (SELECT DISTINCT window_index, window_start, window_end FROM analysis),
+    counted AS (
+        SELECT a.window_index, a.feature, count(*) AS n, count(a.value) AS n_present,
+               count(CASE WHEN NOT isnan(a.value) AND a.value < s.lo THEN 1 END) AS n_below,
+               count(CASE WHEN NOT isnan(a.value) AND a.value > s.hi THEN 1 END) AS n_above
+        FROM analysis AS a JOIN saved AS s ON s.feature = a.feature
+        WHERE a.version = ''
+        GROUP BY a.window_index, a.feature
+    ),
+    cells AS (
+        SELECT w.window_index, w.window_start, w.window_end, s.feature, s.dtype,
+               t.dtype AS stored_dtype, s.nullable, s.lo, s.hi, s.expected_missing,
+               coalesce(c.n, 0) AS n, coalesce(c.n_present, 0) AS n_present,
+               coalesce(c.n_below, 0) AS n_below, coalesce(c.n_above, 0) AS n_above
+        FROM windows AS w
+        CROSS JOIN saved AS s
+        LEFT JOIN counted AS c ON c.window_index = w.window_index AND c.feature = s.feature
+        LEFT JOIN evalstore.feature_types(model) AS t ON t.feature = s.feature
+    ),
+    checks AS (
+        SELECT * FROM (VALUES
+            ('missing', 'number of NULL values; the schema allows none when nullable = false'),
+            ('missing_rate', 'share of NULL values; fails above expected_missing + tolerance'),
+            ('below_min', 'share of non-NULL values below the schema min'),
+            ('above_max', 'share of non-NULL values above the schema max'),
+            ('type', '1 when the stored column type differs from the schema dtype, else 0')
+        ) AS m(method, variant)
+    ),
+    scored AS (
+        SELECT c.*, m.method, m.variant,
+            CAST(CASE m.method
+                WHEN 'missing' THEN c.n - c.n_present
+                WHEN 'missing_rate' THEN (c.n - c.n_present) / nullif(c.n, 0)
+                WHEN 'below_min' THEN CASE WHEN c.lo IS NOT NULL
+                    THEN c.n_below / nullif(c.n_present, 0) END
+                WHEN 'above_max' THEN CASE WHEN c.hi IS NOT NULL
+                    THEN c.n_above / nullif(c.n_present, 0) END
+                WHEN 'type' THEN CASE WHEN c.dtype IS NOT NULL THEN CASE
+                    WHEN upper(c.stored_dtype) IS NOT DISTINCT FROM upper(c.dtype) THEN 0
+                    ELSE 1 END END
+            END AS DOUBLE) AS value,
+            CAST(CASE m.method
+                WHEN 'missing' THEN CASE WHEN NOT c.nullable THEN 0 END
+                WHEN 'missing_rate' THEN c.expected_missing + tolerance
+                WHEN 'below_min' THEN CASE WHEN c.lo IS NOT NULL THEN 0 END
+                WHEN 'above_max' THEN CASE WHEN c.hi IS NOT NULL THEN 0 END
+                WHEN 'type' THEN CASE WHEN c.dtype IS NOT NULL THEN 0 END
+            END AS DOUBLE) AS threshold,
+            'schema: ' || CASE m.method
+                WHEN 'missing' THEN 'nullable = ' || coalesce(CAST(c.nullable AS VARCHAR), 'NULL')
+                WHEN 'missing_rate' THEN 'expected_missing = '
+                    || coalesce(CAST(c.expected_missing AS VARCHAR), 'NULL')
+                    || ' + tolerance ' || tolerance
+                WHEN 'below_min' THEN 'min = ' || coalesce(CAST(c.lo AS VARCHAR), 'NULL')
+                WHEN 'above_max' THEN 'max = ' || coalesce(CAST(c.hi AS VARCHAR), 'NULL')
+                WHEN 'type' THEN 'dtype = ' || coalesce(c.dtype, 'NULL') || ', stored '
+                    || coalesce(c.stored_dtype, 'no such column')
+            END AS threshold_source,
+            CAST(CASE m.method
+                WHEN 'missing' THEN c.n - c.n_present
+                WHEN 'missing_rate' THEN c.n - c.n_present
+                WHEN 'below_min' THEN CASE WHEN c.lo IS NOT NULL THEN c.n_below END
+                WHEN 'above_max' THEN CASE WHEN c.hi IS NOT NULL THEN c.n_above END
+            END AS BIGINT) AS count,
+            CASE
+                WHEN m.method = 'missing_rate' AND c.n = 0 THEN 'no rows in the window'
+                WHEN m.method = 'below_min' AND c.lo IS NULL THEN 'no min in the schema'
+                WHEN m.method = 'above_max' AND c.hi IS NULL THEN 'no max in the schema'
+                WHEN m.method IN ('below_min', 'above_max') AND c.n_present = 0
+                    THEN 'no values in the window'
+                WHEN m.method = 'type' AND c.dtype IS NULL THEN 'no dtype in the schema'
+            END AS reason
+        FROM cells AS c CROSS JOIN checks AS m
+    )
+    SELECT CAST(NULL AS BIGINT) AS ref_key, window_index, window_start, window_end, feature,
+        CAST(NULL AS VARCHAR) AS version, 'numeric' AS kind, method, variant, value,
+        CAST(NULL AS DOUBLE) AS p_value, threshold, threshold_source,
+        coalesce(value > threshold, false) AS drifted,
+        CAST(NULL AS BIGINT) AS n_reference, n AS n_analysis, count, reason
+    FROM scored;
+COMMENT ON MACRO TABLE evalstore.validate_numeric IS
+    'Numeric windows against a saved schema: missing, missing_rate, below_min, above_max, type.';
+
+-- evalstore.validate_categorical(model, schemas, source, ana_env, ana_dataset, ana_start,
+--     ana_end, width, chunk_rows, chunks, tolerance)
+-- As validate_numeric for the categorical rows of the schema (values compared as the
+-- text in <model>.category_values: booleans are 'true' / 'false'), with
+--   out_of_domain  value = share of non-NULL values not in s.domain; fails when > 0;
+--                  NULL (no check) when s.domain is NULL ('no domain in the schema')
+-- in place of below_min / above_max; count = number of such values.
+CREATE OR REPLACE MACRO evalstore.validate_categorical(
+    model, schemas, source, ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows,
+    chunks, tolerance
+) AS TABLE
+    WITH analysis AS (
+        SELECT * FROM evalstore.drift_windows(
+            source, ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows, chunks)
+    ),
+    saved AS (
+        SELECT s.feature, s.dtype, s.nullable, s.domain IS NOT NULL AS has_domain,
+               len(s.domain) AS domain_size, s.expected_missing
+        FROM evalstore.relation(schemas) AS s
+        WHERE s.model = model AND s.kind = 'categorical'
+    ),
+    domains AS (SELECT * FROM evalstore.schema_domain(schemas, model)),
+    windows AS (SELECT DISTINCT window_index, window_start, window_end FROM analysis),
+    counted AS (
+        SELECT a.window_index, a.feature, count(*) AS n, count(a.value) AS n_present,
+               count(CASE WHEN a.value IS NOT NULL AND d.category IS NULL THEN 1 END)
+                   AS n_outside
+        FROM analysis AS a
+        JOIN saved AS s ON s.feature = a.feature
+        LEFT JOIN domains AS d ON d.feature = a.feature AND d.category = a.value
+        WHERE a.version = ''
+        GROUP BY a.window_index, a.feature
+    ),
+    cells AS (
+        SELECT w.window_index, w.window_start, w.window_end, s.feature, s.dtype,
+               t.dtype AS stored_dtype, s.nullable, s.has_domain, s.domain_size,
+               s.expected_missing,
+               coalesce(c.n, 0) AS n, coalesce(c.n_present, 0) AS n_present,
+               coalesce(c.n_outside, 0) AS n_outside
+        FROM windows AS w
+        CROSS JOIN saved AS s
+        LEFT JOIN counted AS c ON c.window_index = w.window_index AND c.feature = s.feature
+        LEFT JOIN evalstore.feature_types(model) AS t ON t.feature = s.feature
+    ),
+    checks AS (
+        SELECT * FROM (VALUES
+            ('missing', 'number of NULL values; the schema allows none when nullable = false'),
+            ('missing_rate', 'share of NULL values; fails above expected_missing + tolerance'),
+            ('out_of_domain', 'share of non-NULL values outside the schema domain'),
+            ('type', '1 when the stored column type differs from the schema dtype, else 0')
+        ) AS m(method, variant)
+    ),
+    scored AS (
+        SELECT c.*, m.method, m.variant,
+            CAST(CASE m.method
+                WHEN 'missing' THEN c.n - c.n_present
+                WHEN 'missing_rate' THEN (c.n - c.n_present) / nullif(c.n, 0)
+                WHEN 'out_of_domain' THEN CASE WHEN c.has_domain
+                    THEN c.n_outside / nullif(c.n_present, 0) END
+                WHEN 'type' THEN CASE WHEN c.dtype IS NOT NULL THEN CASE
+                    WHEN upper(c.stored_dtype) IS NOT DISTINCT FROM upper(c.dtype) THEN 0
+                    ELSE 1 END END
+            END AS DOUBLE) AS value,
+            CAST(CASE m.method
+                WHEN 'missing' THEN CASE WHEN NOT c.nullable THEN 0 END
+                WHEN 'missing_rate' THEN c.expected_missing + tolerance
+                WHEN 'out_of_domain' THEN CASE WHEN c.has_domain THEN 0 END
+                WHEN 'type' THEN CASE WHEN c.dtype IS NOT NULL THEN 0 END
+            END AS DOUBLE) AS threshold,
+            'schema: ' || CASE m.method
+                WHEN 'missing' THEN 'nullable = ' || coalesce(CAST(c.nullable AS VARCHAR), 'NULL')
+                WHEN 'missing_rate' THEN 'expected_missing = '
+                    || coalesce(CAST(c.expected_missing AS VARCHAR), 'NULL')
+                    || ' + tolerance ' || tolerance
+                WHEN 'out_of_domain' THEN CASE WHEN c.has_domain
+                    THEN 'domain of ' || c.domain_size || ' categories' ELSE 'domain = NULL' END
+                WHEN 'type' THEN 'dtype = ' || coalesce(c.dtype, 'NULL') || ', stored '
+                    || coalesce(c.stored_dtype, 'no such column')
+            END AS threshold_source,
+            CAST(CASE m.method
+                WHEN 'missing' THEN c.n - c.n_present
+                WHEN 'missing_rate' THEN c.n - c.n_present
+                WHEN 'out_of_domain' THEN CASE WHEN c.has_domain THEN c.n_outside END
+            END AS BIGINT) AS count,
+            CASE
+                WHEN m.method = 'missing_rate' AND c.n = 0 THEN 'no rows in the window'
+                WHEN m.method = 'out_of_domain' AND NOT c.has_domain
+                    THEN 'no domain in the schema'
+                WHEN m.method = 'out_of_domain' AND c.n_present = 0
+                    THEN 'no values in the window'
+                WHEN m.method = 'type' AND c.dtype IS NULL THEN 'no dtype in the schema'
+            END AS reason
+        FROM cells AS c CROSS JOIN checks AS m
+    )
+    SELECT CAST(NULL AS BIGINT) AS ref_key, window_index, window_start, window_end, feature,
+        CAST(NULL AS VARCHAR) AS version, 'categorical' AS kind, method, variant, value,
+        CAST(NULL AS DOUBLE) AS p_value, threshold, threshold_source,
+        coalesce(value > threshold, false) AS drifted,
+        CAST(NULL AS BIGINT) AS n_reference, n AS n_analysis, count, reason
+    FROM scored;
+COMMENT ON MACRO TABLE evalstore.validate_categorical IS
+    'Categorical windows against a saved schema: missing, missing_rate, out_of_domain, type.';
+
+-- evalstore.validate(model, schemas, source_numeric, source_category, ana_env,
+--     ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, tolerance)
+-- Both validations in one table: evalstore.validate_numeric over source_numeric and
+-- evalstore.validate_categorical over source_category (definitions there), ordered by
+-- window_start, feature, method. Example, daily serving windows against the saved
+-- schema with a 5-point tolerance on missing rates:
+--   SELECT * FROM evalstore.validate('fraud', 'evalstore.schemas', 'fraud.numeric_values',
+--       'fraud.category_values', 'serving', NULL, NULL, NULL, '1 day', NULL, NULL, 0.05)
+--   WHERE drifted;
+CREATE OR REPLACE MACRO evalstore.validate(
+    model, schemas, source_numeric, source_category, ana_env, ana_dataset, ana_start,
+    ana_end, width, chunk_rows, chunks, tolerance
+) AS TABLE
+    SELECT * FROM (
+        SELECT * FROM evalstore.validate_numeric(
+            model, schemas, source_numeric, ana_env, ana_dataset, ana_start, ana_end, width,
+            chunk_rows, chunks, tolerance)
+        UNION ALL
+        SELECT * FROM evalstore.validate_categorical(
+            model, schemas, source_category, ana_env, ana_dataset, ana_start, ana_end, width,
+            chunk_rows, chunks, tolerance)
+    ) AS checked
+    ORDER BY window_start, feature, method;
+COMMENT ON MACRO TABLE evalstore.validate IS
+    'Windows validated against a saved schema (evalstore.schemas); drifted = violation.';
