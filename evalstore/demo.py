@@ -57,6 +57,14 @@ def _drift_section(store: evalstore.Store, scenario: Scenario, echo: Callable[[s
     injected = sorted(f for f in scenario.drift_notes if f in DRIFTED_FEATURES)
     echo(f"\nDrifting in the last two weeks: {', '.join(flagged)}")
     echo(f"Injected by the scenario: {', '.join(injected)}")
+    joint = store.multivariate_drift(model, reference="training", window="7 days")
+    echo("\n== Multivariate drift per week (MMD permutation test, PCA reconstruction)\n")
+    echo(
+        to_text(
+            joint.select(["window_start", "method", "value", "p_value", "threshold", "drifted"]),
+            max_rows=40,
+        )
+    )
     scores = store.drift(
         model, reference={"previous": 2}, window="7 days", features=["score"],
         methods=["ks", "psi"], version="v1",
