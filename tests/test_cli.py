@@ -7,10 +7,11 @@ import io
 import json
 import re
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
@@ -545,3 +546,67 @@ def test_demo_rejects_non_positive_days(tmp_path):
     assert isinstance(result.exception, SystemExit)
     assert "Invalid value for '--days': 0 is not in the range x>=1." in result.stderr
     assert not (tmp_path / "d.duckdb").exists()
+
+
+@pytest.fixture(scope="module")
+def drifting(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store where `x` shifts on the second day and `y` does not."""
+    path = str(tmp_path_factory.mktemp("drift") / "drift.duckdb")
+    rng = np.random.default_rng(11)
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    with evalstore.open(path) as store:
+        store.register_model("m", "v1", "binary")
+        n = 2000
+        store.log_features(
+            "m",
+            pa.table(
+                {
+                    "example_id": [f"t{i}" for i in range(n)],
+                    "x": rng.normal(size=n),
+                    "y": rng.normal(size=n),
+                }
+            ),
+            env="training",
+        )
+        shift = np.repeat([0.0, 2.0], n // 2)
+        store.log_features(
+            "m",
+            pa.table(
+                {
+                    "example_id": [f"s{i}" for i in range(n)],
+                    "ts": [
+                        start + timedelta(days=int(s > 0), seconds=i) for i, s in enumerate(shift)
+                    ],
+                    "x": rng.normal(size=n) + shift,
+                    "y": rng.normal(size=n),
+                }
+            ),
+        )
+    return path
+
+
+def test_drift_prints_a_grid_with_drifted_cells_marked(drifting):
+    out = ok("-s", drifting, "drift", "-m", "m", "--features", "x,y").stdout.splitlines()
+    assert out[0].split() == ["feature", "05-01", "05-02"]
+    assert out[2].split() == ["x", ".", "X"]
+    assert out[3].split() == ["y", ".", "."]
+    assert out[-1].startswith("X = drifted")
+
+
+def test_drift_csv_matches_the_python_api(drifting):
+    out = ok(
+        "-s", drifting, "drift", "-m", "m", "--features", "x", "--methods", "ks,psi", "-f", "csv"
+    ).stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    with evalstore.open(drifting, read_only=True) as store:
+        expected = store.drift("m", features=["x"], methods=["ks", "psi"]).to_pylist()
+    assert [(r["method"], float(r["value"])) for r in rows] == [
+        (e["method"], pytest.approx(e["value"], abs=1e-12)) for e in expected
+    ]
+    assert [r["drifted"] for r in rows] == ["false", "false", "true", "true"]
+
+
+def test_drift_rejects_a_bad_reference(drifting):
+    result = invoke("-s", drifting, "drift", "-m", "m", "-r", "yesterday")
+    assert result.exit_code == 2
+    assert "use training, validation, dataset:TAG, previous:N or START..END" in result.output
