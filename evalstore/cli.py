@@ -379,9 +379,11 @@ def _monitor_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _emit_monitor(table: pa.Table, fmt: str, flag: str = "drifted") -> None:
+def _emit_monitor(
+    table: pa.Table, fmt: str, meaning: str = "drifted by at least one method"
+) -> None:
     if fmt == "grid":
-        click.echo(formats.to_grid(table, flag=flag))
+        click.echo(formats.to_grid(table, meaning=meaning))
     else:
         _emit(table, fmt, max_rows=table.num_rows)
 
@@ -431,6 +433,132 @@ def drift(
             correction=correction,
         )
     _emit_monitor(table, fmt)
+
+
+@main.command()
+@_monitor_options
+@click.option("--failed", is_flag=True, help="Only the checks that failed.")
+@click.pass_context
+@friendly_errors
+def quality(
+    ctx: click.Context,
+    model: str,
+    reference: str,
+    window: str,
+    features: str | None,
+    version: str | None,
+    where: str | None,
+    fmt: str,
+    failed: bool,
+) -> None:
+    """Data quality per window: volume, missing, NaN/inf, out of range, unseen categories.
+
+    \b
+    Example:
+      evalstore quality --model fraud --window "1 day" --failed -f table
+    """
+    with _open(ctx, read_only=True) as store:
+        table = store.quality(
+            model,
+            reference=_reference(reference),
+            window=_window(window),
+            features=_names(features),
+            version=version,
+            where=where,
+        )
+    _emit_monitor(_failed_only(table) if failed else table, fmt, "a check failed")
+
+
+def _failed_only(table: pa.Table) -> pa.Table:
+    return table.filter(pa.compute.fill_null(table.column("drifted"), False))
+
+
+@main.command()
+@_monitor_options
+@click.option("--failed", is_flag=True, help="Only the checks that failed.")
+@click.option("--tolerance", type=float, default=0.05, show_default=True)
+@click.pass_context
+@friendly_errors
+def validate(
+    ctx: click.Context,
+    model: str,
+    reference: str,
+    window: str,
+    features: str | None,
+    version: str | None,
+    where: str | None,
+    fmt: str,
+    failed: bool,
+    tolerance: float,
+) -> None:
+    """Check serving windows against the model's saved schema (see `schema infer`).
+
+    --reference is not used: the saved schema is the reference.
+
+    \b
+    Example:
+      evalstore validate --model fraud --window "1 day" --failed
+    """
+    with _open(ctx, read_only=True) as store:
+        table = store.validate(
+            model,
+            window=_window(window),
+            features=_names(features),
+            version=version,
+            where=where,
+            tolerance=tolerance,
+        )
+    _emit_monitor(_failed_only(table) if failed else table, fmt, "the schema is violated")
+
+
+@main.group()
+def schema() -> None:
+    """Infer, show and edit the saved feature schema that `validate` checks against.
+
+    \b
+    Example:
+      evalstore schema infer --model fraud --reference training
+    """
+
+
+@schema.command("infer")
+@click.option("--model", "-m", required=True, help="Registered model name.")
+@click.option("--reference", "-r", default="training", show_default=True)
+@click.option("--version", "-v", "version", help="Use the dataset this version trained on.")
+@click.option("--features", help="Comma-separated features (default: all).")
+@click.pass_context
+@friendly_errors
+def schema_infer(
+    ctx: click.Context, model: str, reference: str, version: str | None, features: str | None
+) -> None:
+    """Infer each feature's schema from the reference rows and save it.
+
+    \b
+    Example:
+      evalstore schema infer --model fraud --reference training
+    """
+    with _open(ctx) as store:
+        table = store.infer_schema(
+            model, reference=_reference(reference), version=version, features=_names(features)
+        )
+    click.echo(formats.to_text(table, max_rows=table.num_rows))
+
+
+@schema.command("show")
+@click.option("--model", "-m", required=True, help="Registered model name.")
+@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@click.pass_context
+@friendly_errors
+def schema_show(ctx: click.Context, model: str, fmt: str) -> None:
+    """Print the model's saved schema (edit it with UPDATE evalstore.schemas ...).
+
+    \b
+    Example:
+      evalstore schema show --model fraud -f csv
+    """
+    with _open(ctx, read_only=True) as store:
+        table = store.schema(model)
+    _emit(table, fmt, max_rows=table.num_rows)
 
 
 @main.command()

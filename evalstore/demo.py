@@ -78,6 +78,25 @@ def _drift_section(store: evalstore.Store, scenario: Scenario, echo: Callable[[s
     )
 
 
+def _quality_section(
+    store: evalstore.Store, scenario: Scenario, echo: Callable[[str], None]
+) -> None:
+    model = scenario.model
+    table = store.quality(model, reference="training", window="1 day", since=scenario.start)
+    failed = table.filter(pa.compute.fill_null(table.column("drifted"), False))
+    echo("\n== Data-quality checks that failed, per day (store.quality)\n")
+    echo(
+        to_text(
+            failed.select(["window_start", "feature", "method", "value", "count", "threshold"]),
+            max_rows=60,
+        )
+    )
+    schema = store.infer_schema(model, reference="training")
+    echo(f"\n== Schema inferred from the training set: {schema.num_rows} features saved in "
+         "evalstore.schemas; violations per week (store.validate)\n")  # fmt: skip
+    echo(to_grid(store.validate(model, window="7 days"), meaning="the schema is violated"))
+
+
 def run_demo(
     path: str | Path | None, seed: int = 7, days: int = 60, echo: Callable[[str], None] = print
 ) -> None:
@@ -137,6 +156,7 @@ def run_demo(
             f"FROM {model}.features WHERE env = 'serving'",
         )
         _drift_section(store, scenario, echo)
+        _quality_section(store, scenario, echo)
         where = "memory" if path is None else str(path)
         echo(
             f"\nStore written to {where}. Try:\n"

@@ -56,6 +56,14 @@ def to_json(table: pa.Table) -> str:
 
 
 def to_csv(table: pa.Table) -> bytes:
+    """CSV with a header; nested cells (lists, maps, structs) are written as JSON text."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_nested(field.type):
+            texts = [
+                None if v is None else json.dumps(json_value(v))
+                for v in table.column(i).to_pylist()
+            ]
+            table = table.set_column(i, field.name, pa.array(texts, pa.string()))
     sink = io.BytesIO()
     pacsv.write_csv(table, sink)
     return sink.getvalue()
@@ -96,7 +104,12 @@ def to_text(table: pa.Table, max_rows: int = 100, max_width: int = 40) -> str:
     return "\n".join(lines)
 
 
-def to_grid(table: pa.Table, flag: str = "drifted", max_columns: int = 60) -> str:
+def to_grid(
+    table: pa.Table,
+    flag: str = "drifted",
+    max_columns: int = 60,
+    meaning: str = "drifted by at least one method",
+) -> str:
     """Features by windows, one cell per pair: ``X`` if any row of the cell has ``flag``
     true, ``.`` if all are false, ``?`` if none could be decided (NULL).
 
@@ -110,7 +123,7 @@ def to_grid(table: pa.Table, flag: str = "drifted", max_columns: int = 60) -> st
     -------  -----  -----
     a        .      X
     b        ?      .
-    X = drifted by at least one method, . = not drifted, ? = undefined
+    X = drifted by at least one method, . = not, ? = undefined
     """
     rows = table.select(["window_start", "feature", flag]).to_pylist()
     windows = sorted({r["window_start"] for r in rows})[-max_columns:]
@@ -136,7 +149,7 @@ def to_grid(table: pa.Table, flag: str = "drifted", max_columns: int = 60) -> st
             for w, lab in zip(windows, labels, strict=True)
         ]
         lines.append("  ".join([feature.ljust(width), *marks]).rstrip())
-    lines.append("X = drifted by at least one method, . = not drifted, ? = undefined")
+    lines.append(f"X = {meaning}, . = not, ? = undefined")
     return "\n".join(lines)
 
 

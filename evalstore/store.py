@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from evalstore import drift, ingest, multivariate_drift, registry, sources, udfs
+from evalstore import quality as _quality
 from evalstore.db import transaction
 from evalstore.errors import (
     InvalidParameterError,
@@ -302,6 +303,60 @@ class Store:
         return multivariate_drift.multivariate_drift(
             self, model, reference, window, features, methods, version, where, **options
         )
+
+    def quality(
+        self,
+        model: str,
+        reference: Any = "training",
+        window: Any = "1 day",
+        features: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Data quality per window and feature; see :func:`evalstore.quality.quality`.
+
+        Checks: rows, missing, nan, posinf, neginf, out_of_range (numeric; outside the
+        reference's [min, max]) and unseen (categorical). Same selection parameters and
+        long result shape as :meth:`drift`; ``drifted`` is true when a check fails.
+        """
+        return _quality.quality(self, model, reference, window, features, version, where, **options)
+
+    def infer_schema(
+        self,
+        model: str,
+        reference: Any = "training",
+        version: str | None = None,
+        features: Sequence[str] | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Infer and save each feature's schema from the reference rows.
+
+        Saved in the editable table ``evalstore.schemas`` (kind, dtype, nullable,
+        min, max, domain, expected_missing); see :func:`evalstore.quality.infer_schema`.
+        """
+        self._writable()
+        return _quality.infer_schema(self, model, reference, version, features, **options)
+
+    def schema(self, model: str) -> pa.Table:
+        """The model's saved schema (its rows of ``evalstore.schemas``)."""
+        return _quality.saved_schema(self, model)
+
+    def validate(
+        self,
+        model: str,
+        window: Any = "1 day",
+        features: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Violations of the saved schema per window and feature.
+
+        Checks: missing, missing_rate, type, below_min, above_max, out_of_domain; see
+        :func:`evalstore.quality.validate`.
+        """
+        return _quality.validate(self, model, window, features, version, where, **options)
 
     # ------------------------------------------------------------------ ingest
 

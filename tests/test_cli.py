@@ -459,6 +459,12 @@ def test_every_command_is_covered():
         "ingest labels",
         "sql",
         "demo",
+        "drift",
+        "quality",
+        "validate",
+        "schema",
+        "schema infer",
+        "schema show",
     }
 
 
@@ -610,3 +616,26 @@ def test_drift_rejects_a_bad_reference(drifting):
     result = invoke("-s", drifting, "drift", "-m", "m", "-r", "yesterday")
     assert result.exit_code == 2
     assert "use training, validation, dataset:TAG, previous:N or START..END" in result.output
+
+
+def test_quality_schema_and_validate_commands(drifting):
+    # quality: x has no NaN/inf/unseen problems; the grid marks nothing but prints both days
+    out = ok("-s", drifting, "quality", "-m", "m", "--features", "x").stdout.splitlines()
+    assert out[0].split() == ["feature", "05-01", "05-02"]
+    assert out[-1] == "X = a check failed, . = not, ? = undefined"
+    # schema infer saves min/max of the training values; day two's shifted x exceeds max
+    inferred = ok("-s", drifting, "schema", "infer", "-m", "m").stdout
+    assert "x" in inferred and "numeric" in inferred
+    shown = list(
+        csv.DictReader(
+            io.StringIO(ok("-s", drifting, "schema", "show", "-m", "m", "-f", "csv").stdout)
+        )
+    )
+    with evalstore.open(drifting, read_only=True) as store:
+        x_max = store.sql("SELECT max(x) FROM m.features WHERE env = 'training'").column(0)[0]
+    assert {r["feature"]: float(r["max"]) for r in shown}["x"] == pytest.approx(x_max.as_py())
+    failed = ok(
+        "-s", drifting, "validate", "-m", "m", "--features", "x", "--failed", "-f", "csv"
+    ).stdout
+    rows = list(csv.DictReader(io.StringIO(failed)))
+    assert {(r["window_start"][:10], r["method"]) for r in rows} == {("2026-05-02", "above_max")}

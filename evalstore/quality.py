@@ -1,0 +1,377 @@
+"""Data quality and schema validation: the Python front-end of ``sql/quality.sql``.
+
+Every number is computed by the SQL macros (their comments define each check
+exactly); this module chooses what to compare (see :mod:`evalstore.selection`),
+checks parameters and returns Arrow tables in the long format shared with
+:func:`evalstore.drift.drift`: one row per window, feature and check, with
+``method`` the check's name and ``drifted`` True when the check fails.
+
+:func:`quality` compares windows of serving rows with a reference (the training rows
+by default):
+
+============= =========== =================================================================
+method        kinds       value (fails when ...)
+============= =========== =================================================================
+rows          both        rows of the feature in the window (< ``min_rows``, default 1)
+missing       both        share of NULL values (> reference share + ``missing_tolerance``)
+nan           numeric     number of NaN values (> ``max_nonfinite``, default 0)
+posinf        numeric     number of +inf values (> ``max_nonfinite``)
+neginf        numeric     number of -inf values (> ``max_nonfinite``)
+out_of_range  numeric     share of finite values outside the reference's finite [min, max]
+                          (> ``max_out_of_range``, default 0.01)
+unseen        categorical share of non-NULL values in categories absent from the reference
+                          (> ``max_unseen``, default 0.01)
+============= =========== =================================================================
+
+With time windows, a window without any row (between the first and last non-empty
+window, or inside ``[since, until)``) is reported with ``rows`` = 0, so a stopped
+feed shows up as a failed ``rows`` check.
+
+:func:`infer_schema` derives a schema from the reference and saves it in the table
+``evalstore.schemas`` (one row per model and feature: ``kind``, ``dtype``,
+``nullable``, ``min``, ``max``, ``domain``, ``expected_missing``, ``inferred_at``,
+``reference``). It is an ordinary table: edit it with SQL (widen a range, add a
+category, set ``nullable``; a NULL entry disables its check) and :func:`validate`
+uses the edited rows:
+
+============= =========== =================================================================
+method        kinds       value (fails when ...)
+============= =========== =================================================================
+missing       both        number of NULL values (> 0 when ``nullable`` is false)
+missing_rate  both        share of NULL values (> ``expected_missing`` + ``tolerance``)
+below_min     numeric     share of non-NULL values below ``min`` (> 0; -inf counts, NaN not)
+above_max     numeric     share of non-NULL values above ``max`` (> 0; +inf counts, NaN not)
+out_of_domain categorical share of non-NULL values not in ``domain`` (> 0)
+type          both        1 if the stored column's type differs from ``dtype`` (every window)
+============= =========== =================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from evalstore.db import transaction
+from evalstore.errors import InvalidParameterError
+from evalstore.registry import to_timestamp
+from evalstore.selection import (
+    Reference,
+    Selection,
+    Window,
+    check_width,
+    drop_view,
+    reference_args,
+    resolve,
+    restricted_view,
+    window_args,
+)
+from evalstore.values import feature_kinds
+
+if TYPE_CHECKING:
+    from evalstore.store import Store
+
+#: Model outputs that appear in the long-format views beside the features.
+OUTPUTS = ("score", "prediction", "label")
+NUMERIC_CHECKS = ("rows", "missing", "nan", "posinf", "neginf", "out_of_range")
+CATEGORICAL_CHECKS = ("rows", "missing", "unseen")
+VALIDATION_CHECKS = ("missing", "missing_rate", "below_min", "above_max", "out_of_domain", "type")
+#: Columns of :func:`quality` and :func:`validate` results, in order.
+RESULT_COLUMNS = (
+    "window_start", "window_end", "feature", "kind", "version", "method", "variant", "value",
+    "p_value", "threshold", "threshold_source", "drifted", "n_reference", "n_analysis", "count",
+    "reason",
+)  # fmt: skip
+#: Columns of ``evalstore.schemas``, in order.
+SCHEMA_COLUMNS = (
+    "model", "feature", "kind", "dtype", "nullable", "min", "max", "domain",
+    "expected_missing", "inferred_at", "reference",
+)  # fmt: skip
+#: The schema table the Python API reads and writes.
+SCHEMA_TABLE = "evalstore.schemas"
+
+
+def quality(
+    store: Store,
+    model: str,
+    reference: Reference = "training",
+    window: Window = "1 day",
+    features: Sequence[str] | None = None,
+    version: str | None = None,
+    where: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    *,
+    min_rows: int = 1,
+    missing_tolerance: float = 0.05,
+    max_nonfinite: int = 0,
+    max_out_of_range: float = 0.01,
+    max_unseen: float = 0.01,
+) -> pa.Table:
+    """Data quality of each feature (and of score, prediction and label) in each window.
+
+    ``reference``, ``window``, ``version`` and ``where`` are those of
+    :mod:`evalstore.selection` (as for drift); ``since``/``until`` bound the analysis
+    rows' time. The checks and their thresholds are in the module docstring; the
+    ``missing`` threshold is the reference's NULL share plus ``missing_tolerance``
+    (the tolerance alone when the reference has no rows of the feature).
+
+    Edge cases: an empty time window has ``rows`` = 0 and NULL shares with the
+    ``reason`` 'no rows in the window'; ``out_of_range`` is NULL when the reference or
+    the window has no finite value; ``unseen`` is NULL when either has no non-NULL
+    value. A constant reference makes every other finite value out of range. A check
+    whose value is NULL does not fail.
+
+    Returns one row per window, feature and check (columns :data:`RESULT_COLUMNS`) in
+    window, feature, version, check order; ``count`` is the number of rows behind
+    ``value``, ``p_value`` is always NULL.
+    """
+    thresholds = [
+        _count(min_rows, "min_rows"),
+        _share(missing_tolerance, "missing_tolerance"),
+        _count(max_nonfinite, "max_nonfinite"),
+        _share(max_out_of_range, "max_out_of_range"),
+        _share(max_unseen, "max_unseen"),
+    ]
+    _check_range(since, until)
+    con = store.connection
+    with store._lock:
+        registration = store._registration(model, version)
+        kinds = feature_kinds(con, model)
+        chosen = _check_features(features, [*kinds, *OUTPUTS])
+        selection = resolve(con, reference, window, registration if version else None, since, until)
+        views = _views(store, model, where, version, list(kinds))
+        try:
+            marks = ", ".join("?" for _ in range(2 + len(selection.args()) + len(thresholds)))
+            query = (
+                f"SELECT {', '.join(RESULT_COLUMNS)} FROM evalstore.quality({marks}) "
+                "WHERE list_contains(?, feature) "
+                "ORDER BY window_start, feature, version NULLS FIRST, method"
+            )
+            args = [*views, *selection.args(), *thresholds, chosen]
+            return con.sql(query, params=args).to_arrow_table()
+        finally:
+            for view in views:
+                drop_view(con, view)
+
+
+def infer_schema(
+    store: Store,
+    model: str,
+    reference: Reference = "training",
+    version: str | None = None,
+    features: Sequence[str] | None = None,
+    *,
+    max_domain: int | None = 1000,
+) -> pa.Table:
+    """Infer each feature's schema from the reference rows and save it.
+
+    For every feature column (or only ``features``) of ``model``, from the rows of
+    ``reference`` (``"training"``, ``"validation"``, ``{"dataset": tag}`` or a
+    ``(start, end)`` range of serving rows; with ``version``, the dataset that version
+    was trained/validated on): ``kind``, the column's ``dtype``, ``nullable`` (some
+    value is NULL), ``min``/``max`` of the finite values (numeric), ``domain`` (sorted
+    distinct values; NULL, i.e. unchecked, when there are more than ``max_domain``),
+    ``expected_missing`` (the NULL share), ``inferred_at`` and a ``reference``
+    description.
+
+    The rows replace the model's rows in ``evalstore.schemas`` (only those of
+    ``features`` when given) in one transaction. Edit the table with SQL to loosen or
+    tighten the schema; :func:`validate` reads it. Raises
+    :class:`InvalidParameterError` when the reference holds no rows (nothing is saved).
+    Returns the saved rows (columns :data:`SCHEMA_COLUMNS`), by feature.
+    """
+    store._writable()
+    if max_domain is not None:
+        max_domain = _count(max_domain, "max_domain")
+    con = store.connection
+    with store._lock:
+        registration = store._registration(model, version)
+        ref = reference_args(reference, registration if version else None)
+        if "previous" in ref:
+            raise InvalidParameterError(
+                "infer_schema needs a fixed reference ('training', 'validation', "
+                "{'dataset': tag} or a (start, end) range), not {'previous': n}"
+            )
+        kinds = feature_kinds(con, model)
+        if not kinds:
+            raise InvalidParameterError(
+                f"model {model!r} has no numeric or categorical feature columns yet; log "
+                "features before inferring a schema"
+            )
+        chosen = _check_features(features, list(kinds))
+        selection = Selection(**ref)
+        columns = ", ".join(SCHEMA_COLUMNS)
+        with transaction(con):
+            con.execute(
+                f"DELETE FROM {SCHEMA_TABLE} WHERE model = ? AND list_contains(?, feature)",
+                [model, chosen],
+            )
+            con.execute(
+                f"INSERT INTO {SCHEMA_TABLE} ({columns}) SELECT {columns} "
+                "FROM evalstore.infer_schema(?, ?, ?, ?, ?, ?, ?, ?) "
+                "WHERE list_contains(?, feature)",
+                [
+                    model, f"{model}.numeric_values", f"{model}.category_values",
+                    selection.ref_env, selection.ref_dataset, selection.ref_start,
+                    selection.ref_end, max_domain, chosen,
+                ],
+            )  # fmt: skip
+            saved = con.execute(
+                f"SELECT count(*) FROM {SCHEMA_TABLE} WHERE model = ? "
+                "AND list_contains(?, feature)",
+                [model, chosen],
+            ).fetchall()[0][0]
+            if not saved:
+                raise InvalidParameterError(
+                    f"the reference ({selection.describe_reference()}) holds no rows of model "
+                    f"{model!r}; log them first or choose another reference"
+                )
+        return con.sql(
+            f"SELECT {columns} FROM {SCHEMA_TABLE} WHERE model = ? "
+            "AND list_contains(?, feature) ORDER BY feature",
+            params=[model, chosen],
+        ).to_arrow_table()
+
+
+def saved_schema(store: Store, model: str) -> pa.Table:
+    """The rows of ``evalstore.schemas`` for ``model`` (columns :data:`SCHEMA_COLUMNS`).
+
+    Empty when no schema was saved; raises :class:`UnknownModelError` for an
+    unregistered model.
+    """
+    with store._lock:
+        store._registration(model)
+        return store.connection.sql(
+            f"SELECT {', '.join(SCHEMA_COLUMNS)} FROM {SCHEMA_TABLE} WHERE model = ? "
+            "ORDER BY feature",
+            params=[model],
+        ).to_arrow_table()
+
+
+def validate(
+    store: Store,
+    model: str,
+    window: Window = "1 day",
+    features: Sequence[str] | None = None,
+    version: str | None = None,
+    where: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    *,
+    tolerance: float = 0.05,
+) -> pa.Table:
+    """Check each window of serving rows against the model's saved schema.
+
+    The schema is the model's rows of ``evalstore.schemas`` (see :func:`infer_schema`),
+    as edited. The checks are in the module docstring; ``tolerance`` is added to each
+    feature's ``expected_missing`` before comparing the window's NULL share. ``window``,
+    ``version``, ``where``, ``since`` and ``until`` select the analysis rows as for
+    :func:`quality`. Every window lists every feature of the schema (``n_analysis`` = 0
+    where the feature has no rows); a NULL entry of the schema disables its check, and
+    a check whose value is NULL does not fail. Features not in the schema are not
+    checked.
+
+    Raises :class:`InvalidParameterError` when the model has no saved schema. Returns
+    one row per window, feature and check (columns :data:`RESULT_COLUMNS`), with
+    ``drifted`` True for a violation; ``n_reference`` and ``p_value`` are NULL.
+    """
+    tolerance = _share(tolerance, "tolerance")
+    _check_range(since, until)
+    con = store.connection
+    with store._lock:
+        store._registration(model, version)
+        kinds = feature_kinds(con, model)
+        saved = [
+            row[0]
+            for row in con.execute(
+                f"SELECT feature FROM {SCHEMA_TABLE} WHERE model = ? ORDER BY feature", [model]
+            ).fetchall()
+        ]
+        if not saved:
+            raise InvalidParameterError(
+                f"model {model!r} has no saved schema; call infer_schema (store.infer_schema"
+                f"({model!r})) first, or insert its rows into {SCHEMA_TABLE}"
+            )
+        chosen = _check_features(features, saved, what="features of the saved schema")
+        windows = window_args(window)
+        if "width" in windows:
+            check_width(con, windows["width"])
+        selection = Selection(
+            **windows, ana_start=to_timestamp(since, "since"), ana_end=to_timestamp(until, "until")
+        )
+        views = _views(store, model, where, version, list(kinds))
+        try:
+            analysis = [
+                selection.ana_env, selection.ana_dataset, selection.ana_start, selection.ana_end,
+                selection.width, selection.chunk_rows, selection.chunks,
+            ]  # fmt: skip
+            marks = ", ".join("?" for _ in range(4 + len(analysis) + 1))
+            query = (
+                f"SELECT {', '.join(RESULT_COLUMNS)} FROM evalstore.validate({marks}) "
+                "WHERE list_contains(?, feature) ORDER BY window_start, feature, method"
+            )
+            args = [model, SCHEMA_TABLE, *views, *analysis, tolerance, chosen]
+            return con.sql(query, params=args).to_arrow_table()
+        finally:
+            for view in views:
+                drop_view(con, view)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _views(
+    store: Store, model: str, where: str | None, version: str | None, columns: list[str]
+) -> tuple[str, str]:
+    """The numeric and categorical long-format relations, restricted as asked."""
+    con = store.connection
+    numeric = restricted_view(con, model, "numeric_values", where, version, columns)
+    try:
+        category = restricted_view(con, model, "category_values", where, version, columns)
+    except BaseException:
+        drop_view(con, numeric)
+        raise
+    return numeric, category
+
+
+def _check_features(
+    features: Sequence[str] | None, available: Sequence[str], what: str = "analysable columns"
+) -> list[str]:
+    if features is None:
+        return list(available)
+    if isinstance(features, str):
+        features = [features]
+    features = list(features)
+    unknown = [f for f in features if f not in available]
+    if unknown or not features:
+        raise InvalidParameterError(
+            f"features={features!r}: {unknown or 'none given'} not among the {what} of this "
+            f"model; known: {', '.join(available) or '(none)'}"
+        )
+    return list(dict.fromkeys(features))
+
+
+def _count(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidParameterError(f"{name}={value!r} must be a non-negative int")
+    return value
+
+
+def _share(value: object, name: str) -> float:
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise InvalidParameterError(f"{name}={value!r} must be a finite number >= 0")
+    return float(value)
+
+
+def _check_range(since: Any, until: Any) -> None:
+    start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
+    if start is not None and end is not None and start >= end:
+        raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
