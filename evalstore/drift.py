@@ -392,7 +392,7 @@ def _run(
     adjusted = {
         "bonferroni": "least(1, p_value * m)",
         "bh": "least(1, min(p_value * m / p_rank) OVER (PARTITION BY window_index, method "
-        "ORDER BY p_value DESC NULLS LAST ROWS UNBOUNDED PRECEDING))",
+        "ORDER BY p_rank DESC NULLS LAST ROWS UNBOUNDED PRECEDING))",
         "none": "p_value",
     }[correction]
     correction_text = {"bonferroni": "Bonferroni", "bh": "Benjamini-Hochberg", "none": "no"}[
@@ -468,11 +468,15 @@ def _learned_limits(
         previous=-1,
     )
     sql, args = _statistics_sql(views, chunked, wanted, features, params)
-    rows = store.connection.sql(
-        f"SELECT method, feature, avg(value) AS mean, stddev_pop(value) AS sd, "
-        f"count(value) AS n FROM ({sql}) GROUP BY method, feature",
-        params=args,
-    ).to_pylist()
+    rows = (
+        store.connection.sql(
+            f"SELECT method, feature, avg(value) AS mean, stddev_pop(value) AS sd, "
+            f"count(value) AS n FROM ({sql}) GROUP BY method, feature",
+            params=args,
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
     how = f"learned: mean ± {learn_k} sd over {learn_chunks} reference chunks"
     return {
         (row["method"], row["feature"]): (

@@ -229,9 +229,11 @@ def restricted_view(
             f"CREATE OR REPLACE TEMP TABLE {chosen} AS SELECT CAST(? AS VARCHAR) AS chosen_version",
             [version],
         )
+        # Only serving rows are restricted to the examples the version predicted: the
+        # training/validation reference (its registered dataset) was never predicted.
         conditions.append(
-            f"v.example_id IN (SELECT example_id FROM {s}.predictions "
-            f"WHERE version = (SELECT chosen_version FROM {chosen})) "
+            f"(v.env <> 'serving' OR v.example_id IN (SELECT example_id FROM {s}.predictions "
+            f"WHERE version = (SELECT chosen_version FROM {chosen}))) "
             f"AND (v.version IS NULL OR v.version = (SELECT chosen_version FROM {chosen}))"
         )
     body = f"SELECT v.* FROM {s}.{quote(relation)} AS v WHERE " + " AND ".join(conditions)

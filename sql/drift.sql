@@ -234,7 +234,8 @@ COMMENT ON MACRO evalstore.binned_scores IS
 -- up to t, W1 sums over the window's steps [a_j, a_j+1) with level c_j = F_A(a_j):
 -- integral |F_R - c| = G(b) - G(a) - c (b - a) + 2 (c (m - a) - (G(m) - G(a))),
 -- m = clamp(first r with F_R(r) >= c, a, b); plus G(a_1) below the first step and
--- mean_R(max(r - a_J, 0)) above the last.
+-- mean_R(max(r - a_J, 0)) above the last. Sums of r are taken as sums of r - min_R, so
+-- W1 keeps its precision when values sit far from 0.
 CREATE OR REPLACE MACRO evalstore.drift_numeric(
     source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset, ana_start,
     ana_end, width, chunk_rows, chunks, previous,
@@ -271,14 +272,21 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
                min(value) AS lo, max(value) AS hi
         FROM ana_values GROUP BY ref_key, window_index, feature, version
     ),
+    -- total: cumulative sum of (value - lo), centred on the reference minimum lo so that
+    -- G keeps its precision when values sit far from 0 (e.g. 1e6 + noise)
     ref_ecdf AS (
         SELECT ref_key, feature, version, value, cnt,
-               sum(cnt) OVER w AS cum, sum(value * cnt) OVER w AS total,
+               sum(cnt) OVER w AS cum, sum((value - lo) * cnt) OVER w AS total,
                sum(cnt) OVER w / sum(cnt) OVER (PARTITION BY ref_key, feature, version) AS p
-        FROM (SELECT ref_key, feature, version, value, count(*) AS cnt
+        FROM (SELECT ref_key, feature, version, value, count(*) AS cnt,
+                     min(value) OVER (PARTITION BY ref_key, feature, version) AS lo
               FROM ref_values GROUP BY ref_key, feature, version, value) AS d
         WINDOW w AS (PARTITION BY ref_key, feature, version ORDER BY value
                      ROWS UNBOUNDED PRECEDING)
+    ),
+    ref_total AS (
+        SELECT ref_key, feature, version, max(total) AS total_all FROM ref_ecdf
+        GROUP BY ref_key, feature, version
     ),
     ana_ecdf AS (
         SELECT ref_key, window_index, feature, version, value, cnt,
@@ -290,10 +298,10 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
     ),
     -- each window point a: reference count/sum at or below a, and G(a)
     looked_up AS (
-        SELECT a.*, s.n AS n_ref, na.n AS n_ana,
-               coalesce(r.cum, 0) AS ref_le,
+        SELECT a.*, s.n AS n_ref, na.n AS n_ana, s.lo AS ref_lo,
+               coalesce(r.cum, 0) AS ref_le, coalesce(r.total, 0) AS ref_total,
                coalesce(r.cum, 0) - CASE WHEN r.value = a.value THEN r.cnt ELSE 0 END AS ref_lt,
-               (coalesce(r.cum, 0) * a.value - coalesce(r.total, 0)) / s.n AS g
+               (coalesce(r.cum, 0) * (a.value - s.lo) - coalesce(r.total, 0)) / s.n AS g
         FROM ana_ecdf AS a
         JOIN ref_stats AS s USING (ref_key, feature, version)
         JOIN ana_stats AS na USING (ref_key, window_index, feature, version)
@@ -304,7 +312,7 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
     -- each step [a, next): the first reference value whose F_R reaches the level cum / n_ana
     stepped AS (
         SELECT l.*, c.value AS cross_value,
-               (c.cum * c.value - c.total) / l.n_ref AS cross_g,
+               (c.cum * (c.value - l.ref_lo) - c.total) / l.n_ref AS cross_g,
                nx.g AS next_g
         FROM looked_up AS l
         ASOF LEFT JOIN ref_ecdf AS c
@@ -327,9 +335,10 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
                            ELSE cross_g END - g))
             END)
             + arg_min(g, value)
-            + arg_max(n_ref_mean - value + g, value) AS w1
-        FROM (SELECT st.*, s.mean AS n_ref_mean FROM stepped AS st
-              JOIN ref_stats AS s USING (ref_key, feature, version)) AS x
+            + arg_max((total_all - ref_total - (n_ref - ref_le) * (value - ref_lo)) / n_ref,
+                      value) AS w1
+        FROM (SELECT st.*, t.total_all FROM stepped AS st
+              JOIN ref_total AS t USING (ref_key, feature, version)) AS x
         GROUP BY ref_key, window_index, feature, version
     ),
     -- histogram edges: reference-only, pooled with the window, or given
