@@ -562,6 +562,55 @@ def schema_show(ctx: click.Context, model: str, fmt: str) -> None:
 
 
 @main.command()
+@click.option("--model", "-m", required=True, help="Registered model name.")
+@click.option("--metrics", help="Comma-separated, e.g. roc_auc,f1 (default: all of the task).")
+@click.option("--window", "-w", default="1 day", show_default=True, help="Over prediction time.")
+@click.option("--by", help="Comma-separated feature columns to slice by.")
+@click.option("--slice", "slices", multiple=True, help="NAME=PREDICATE, a named slice.")
+@click.option("--version", "-v", "version", help="Only this version.")
+@click.option("--where", help="SQL predicate over feature columns.")
+@click.option("--threshold", type=float, help="Binary threshold (default: the registered one).")
+@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@click.pass_context
+@friendly_errors
+def performance(
+    ctx: click.Context,
+    model: str,
+    metrics: str | None,
+    window: str,
+    by: str | None,
+    slices: tuple[str, ...],
+    version: str | None,
+    where: str | None,
+    threshold: float | None,
+    fmt: str,
+) -> None:
+    """Realized performance per window, version and slice, with confidence intervals.
+
+    \b
+    Example:
+      evalstore performance --model fraud --window "7 days" --by region --metrics roc_auc,f1
+    """
+    keys: list[Any] = _names(by) or []
+    named = dict(s.split("=", 1) for s in slices if "=" in s)
+    if len(named) != len(slices):
+        raise click.BadParameter("use NAME=PREDICATE", param_hint="--slice")
+    if named:
+        keys.append(named)
+    with _open(ctx, read_only=True) as store:
+        table = store.performance(
+            model,
+            metrics=_names(metrics),
+            window=_window(window),
+            by=keys or None,
+            version=version,
+            where=where,
+            threshold=threshold,
+        )
+    _emit(table, fmt, max_rows=table.num_rows)
+
+
+@main.command()
 @click.argument("path", required=False, default="demo.duckdb", type=click.Path(dir_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace PATH if it exists.")
 @click.option("--seed", type=int, default=7, show_default=True)

@@ -97,6 +97,22 @@ def _quality_section(
     echo(to_grid(store.validate(model, window="7 days"), meaning="the schema is violated"))
 
 
+def _performance_section(
+    store: evalstore.Store, scenario: Scenario, echo: Callable[[str], None]
+) -> None:
+    table = store.performance(scenario.model, metrics=["roc_auc", "f1"], window="7 days")
+    echo("\n== Realized performance per week and version (store.performance)\n")
+    echo(
+        to_text(
+            table.select(
+                ["window_start", "version", "metric", "value", "ci_low", "ci_high", "n",
+                 "label_coverage", "labels_complete"]
+            ),
+            max_rows=60,
+        )
+    )  # fmt: skip
+
+
 def run_demo(
     path: str | Path | None, seed: int = 7, days: int = 60, echo: Callable[[str], None] = print
 ) -> None:
@@ -157,6 +173,7 @@ def run_demo(
         )
         _drift_section(store, scenario, echo)
         _quality_section(store, scenario, echo)
+        _performance_section(store, scenario, echo)
         where = "memory" if path is None else str(path)
         echo(
             f"\nStore written to {where}. Try:\n"

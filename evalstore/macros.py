@@ -21,7 +21,7 @@ from evalstore import __version__
 from evalstore.db import transaction
 
 #: Order of installation: helpers first, then the families that use them.
-SQL_FILES = ("schema.sql", "drift.sql", "quality.sql")
+SQL_FILES = ("schema.sql", "drift.sql", "quality.sql", "performance.sql")
 
 
 def sql_dir() -> Path:

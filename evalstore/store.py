@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from evalstore import drift, ingest, multivariate_drift, registry, sources, udfs
+from evalstore import performance as _performance
 from evalstore import quality as _quality
 from evalstore.db import transaction
 from evalstore.errors import (
@@ -357,6 +358,29 @@ class Store:
         :func:`evalstore.quality.validate`.
         """
         return _quality.validate(self, model, window, features, version, where, **options)
+
+    def performance(
+        self,
+        model: str,
+        metrics: Sequence[str] | None = None,
+        window: Any = "1 day",
+        by: Any = None,
+        version: str | None = None,
+        where: str | None = None,
+        since: Any = None,
+        until: Any = None,
+        threshold: float | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Realized performance per window, version and slice from the latest labels.
+
+        Binary, multiclass and regression metrics with confidence intervals, label
+        coverage and ``labels_complete`` (so a late-labelled window is not mistaken for a
+        drop); see :func:`evalstore.performance.performance`.
+        """
+        return _performance.performance(
+            self, model, metrics, window, by, version, where, since, until, threshold, **options
+        )
 
     # ------------------------------------------------------------------ ingest
 

@@ -465,6 +465,7 @@ def test_every_command_is_covered():
         "schema",
         "schema infer",
         "schema show",
+        "performance",
     }
 
 

@@ -1,0 +1,816 @@
+"""Sliced performance with late labels: the Python front-end of ``sql/performance.sql``.
+
+Every metric is computed by the SQL macros ``evalstore.performance_binary``,
+``evalstore.performance_multiclass`` and ``evalstore.performance_regression`` (their
+comments define each one exactly, with the scikit-learn function it agrees with). This
+module chooses the rows (a temporary view of ``<model>.evaluations`` restricted to a
+version and a ``where`` predicate, carrying the slice keys), checks parameters, adds the
+bootstrap intervals the SQL cannot draw, fills in empty slices, and orders the result.
+
+Metrics per task (``metrics=None`` means all of them):
+
+=========== ===================================================================
+task        metrics
+=========== ===================================================================
+binary      accuracy, precision, recall, f1, specificity (at the threshold),
+            roc_auc, average_precision, log_loss, brier, ece (from the score)
+multiclass  accuracy, macro_f1, micro_f1, weighted_f1, log_loss, and per class
+            (column ``class``) precision, recall, f1
+regression  mae, mse, rmse, mape, r2, bias
+=========== ===================================================================
+
+Decisions where the definition has a choice:
+
+* **Threshold** (binary): predicted positive when ``score >= threshold``, the given
+  ``threshold`` or each version's registered one. A row with a prediction but no score
+  uses its prediction for the threshold metrics and is left out of the score metrics
+  (counted in ``n_excluded``).
+* **log_loss** clips probabilities to ``[eps, 1 - eps]`` with ``eps`` the float64 machine
+  epsilon (2.22e-16), as scikit-learn's ``log_loss`` does (checked against 1.9: ``eps =
+  finfo(dtype).eps``, the default since 1.3 and the only choice since 1.5; rows that do
+  not sum to 1 are not renormalised). Multiclass uses ``probabilities[label]`` from the
+  stored map, 0 (then eps) when the map lacks the label's class.
+* **ece**: ``ece_bins`` (10) equal-width bins of the score, bin ``min(floor(s * bins),
+  bins - 1)``; ``sum_b (n_b / n) |mean(y)_b - mean(score)_b|``.
+* **mape** leaves zero targets out and reports how many in ``n_excluded``; NULL with a
+  reason when every target is 0. scikit-learn divides by ``max(|y|, eps)`` instead, so
+  the two agree unless some ``|y| < 2.22e-16``.
+* **Undefined metrics** are NULL with a ``reason``: precision without predicted
+  positives, recall without positives, ROC AUC of a single-class cell, R2 of constant
+  labels, any metric of a cell without labels (scikit-learn returns 0, 1 or NaN with a
+  warning in these cases).
+
+Intervals (``ci_low``/``ci_high``, at ``confidence``, 95% by default):
+
+================================ ===============================================
+metric                           interval
+================================ ===============================================
+accuracy, precision, recall,     Wilson score interval of the proportion
+specificity, micro_f1, per-class
+precision/recall
+log_loss, brier, mae, mse, bias, mean +- z sd / sqrt(n), sample sd (floored at 0
+mape                             for non-negative metrics)
+rmse                             square roots of the mse interval's ends
+roc_auc                          DeLong (1988) variance, normal interval, clipped
+average_precision                logit interval (Boyd, Eng & Page 2013)
+r2                               delta method (influence function of 1 - MSE/Var)
+f1, macro_f1, weighted_f1, ece   percentile bootstrap, ``n_boot`` (200) replicates,
+                                 numpy ``default_rng(seed)`` (seed 0)
+================================ ===============================================
+
+The bootstrap is vectorised over cells and works on each cell's sufficient statistics
+(``stats`` from the macros), so its cost does not grow with the rows. For the F1 scores it
+is exact: resampling n rows with replacement is a multinomial draw of the confusion
+matrix (f1: [tp, fp, fn, tn]; macro/weighted F1: the K x K matrix), drawn as a chain of
+binomials. For ece it draws the bins' sums of ``y - score`` from the normal limit of
+resampling the rows (mean the observed sums D, covariance diag(q) - D D' / n, q the bins'
+sums of squares), which matches the row bootstrap's distribution closely from a few
+hundred rows on. Intervals are percentile intervals; replicates where the metric is
+undefined are dropped. ECE is biased upwards in small cells, so its replicates (and the
+interval) can sit above the estimate: read that as "the ECE here is mostly noise". Results
+are deterministic for the same data, arguments and seed; ``n_boot=0`` skips the
+bootstrap (those intervals are NULL).
+
+Late labels: each row carries ``label_coverage`` (labeled / predictions of the cell) and
+``labels_complete``, true when ``labels_due = window_end + q`` is at or before
+``as_of``, with q the ``delay_quantile`` (0.9) quantile of every label delay the store has
+seen for the model (first label ts - prediction ts, as ``evalstore.label_delay``) and
+``as_of`` the latest label time (or the ``as_of`` given). A window younger than the
+usual label delay is marked incomplete, so a dashboard does not read a drop into it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from evalstore.errors import InvalidParameterError
+from evalstore.identifiers import check_model_name, quote
+from evalstore.registry import to_timestamp
+from evalstore.schema import FEATURE_SYSTEM_COLUMNS, NUMERIC_TYPES, model_columns
+from evalstore.selection import Window, check_predicate, check_width, reference_args, window_args
+
+if TYPE_CHECKING:
+    from evalstore.store import Store
+
+#: Metrics of each task, in result order.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": (
+        "accuracy", "precision", "recall", "f1", "specificity", "roc_auc",
+        "average_precision", "log_loss", "brier", "ece",
+    ),
+    "multiclass": (
+        "accuracy", "macro_f1", "micro_f1", "weighted_f1", "log_loss", "precision", "recall",
+        "f1",
+    ),
+    "regression": ("mae", "mse", "rmse", "mape", "r2", "bias"),
+}  # fmt: skip
+#: Every metric name, across tasks.
+METRICS = tuple(dict.fromkeys(m for names in TASK_METRICS.values() for m in names))
+#: Metrics whose intervals come from the bootstrap of this module.
+BOOTSTRAP_METRICS = ("f1", "macro_f1", "weighted_f1", "ece")
+#: Result columns before and after the slice columns.
+LEADING_COLUMNS = ("window_start", "window_end", "version")
+TRAILING_COLUMNS = (
+    "metric", "class", "value", "ci_low", "ci_high", "n", "n_excluded", "predictions",
+    "labeled", "label_coverage", "labels_complete", "labels_due", "reason", "variant",
+)  # fmt: skip
+#: Result columns when ``by`` adds no slice column.
+RESULT_COLUMNS_WITHOUT_SLICES = LEADING_COLUMNS + TRAILING_COLUMNS
+#: Name of the result column of named-predicate slices.
+PREDICATE_COLUMN = "slice"
+#: Columns a ``where`` or named-slice predicate may use besides the features.
+PREDICATE_COLUMNS = ("example_id", "version", "ts", "prediction", "score", "latency_ms")
+_MACRO_ARGS = {
+    "binary": 13,
+    "multiclass": 11,
+    "regression": 11,
+}
+_BOOTSTRAP_TEXT = "CI bootstrap (Python front-end)"
+#: Most distinct values a categorical ``by`` feature may have.
+MAX_CATEGORIES = 100_000
+_view_counter = itertools.count()
+
+
+def performance(
+    store: Store,
+    model: str,
+    metrics: Sequence[str] | str | None = None,
+    window: Window = "1 day",
+    by: Any = None,
+    version: str | None = None,
+    where: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    threshold: float | None = None,
+    *,
+    reference: Any = "training",
+    bins: int = 4,
+    edges: Mapping[str, Sequence[float]] | None = None,
+    ece_bins: int = 10,
+    confidence: float = 0.95,
+    n_boot: int = 200,
+    seed: int = 0,
+    as_of: Any = None,
+    delay_quantile: float = 0.9,
+) -> pa.Table:
+    """Realized performance of ``model`` per window, version and slice, from its labels.
+
+    Rows are the model's ``evaluations`` (predictions joined with the latest labels, so
+    corrections win) whose prediction time falls in ``[since, until)``, cut into
+    ``window``\\ s of prediction time: an interval (``"1 day"``), a number of predictions
+    per chunk, or ``{"chunks": n}``. ``version`` keeps one version's predictions (results
+    are always per version: predictions of different versions are never pooled, and
+    ``"version"`` in ``by`` is accepted for clarity). ``where`` is a SQL predicate over
+    the feature columns (and ``example_id``, ``version``, ``ts``, ``prediction``,
+    ``score``, ``latency_ms``), checked with sqlglot.
+
+    ``by`` slices the rows, one result column per key (cells are the combinations):
+
+    * a feature name: categorical features by value (as text), numeric ones by
+      ``bins`` (4) quantile bins of the ``reference`` rows (``"training"``; also
+      ``"validation"``, ``{"dataset": tag}`` or a ``(start, end)`` range of serving rows),
+      labelled ``'(-inf, a)'``, ``'[a, b)'``, ..., ``'[z, inf)'``; ``edges={feature:
+      [...]}`` gives the inner edges instead. NULL and NaN values form the NULL slice;
+    * ``{name: predicate, ...}``: named SQL predicates, result column ``slice``; a row
+      falls in every slice whose predicate it meets, rows meeting none are left out;
+    * ``"version"``: a no-op (see above).
+
+    Slices of the declared domains (every bin, every named predicate) and every value
+    seen in the selection appear in every window and version, with ``n`` = 0 and a
+    ``reason`` when the cell has no predictions; windows (and versions of a window)
+    without any prediction do not appear. Analytic intervals need n >= 2 (NULL below).
+
+    ``metrics`` picks metrics of the model's task (see the module docstring, which also
+    defines intervals, the bootstrap (``n_boot``, ``seed``), ``threshold`` (binary; the
+    registered one per version by default), ``ece_bins``, and ``labels_complete``
+    (``as_of``, ``delay_quantile``)).
+
+    Returns an Arrow table, one row per window, version, slice and metric (and class for
+    per-class multiclass metrics): ``window_start, window_end, version, <by columns>,
+    metric, class, value, ci_low, ci_high, n, n_excluded, predictions, labeled,
+    label_coverage, labels_complete, labels_due, reason, variant``, in window, version,
+    slice, metric order.
+
+    >>> import evalstore, pyarrow as pa
+    >>> store = evalstore.open()
+    >>> _ = store.register_model("m", "v1", "binary")
+    >>> ids = ["a", "b", "c", "d"]
+    >>> _ = store.log_predictions(
+    ...     "m", pa.table({"example_id": ids, "score": [0.9, 0.2, 0.6, 0.4]}), version="v1")
+    >>> _ = store.log_labels("m", pa.table({"example_id": ids, "label": [1, 0, 0, 1]}))
+    >>> table = performance(store, "m", metrics=["accuracy", "roc_auc"], window="100 years")
+    >>> for row in table.select(["metric", "value", "n", "label_coverage"]).to_pylist():
+    ...     print(row)
+    {'metric': 'accuracy', 'value': 0.5, 'n': 4, 'label_coverage': 1.0}
+    {'metric': 'roc_auc', 'value': 0.75, 'n': 4, 'label_coverage': 1.0}
+    >>> store.close()
+    """
+    check_model_name(model)
+    registration = store._registration(model, version)
+    task = registration["task"]
+    chosen = _check_metrics(metrics, task)
+    threshold = _check_threshold(threshold, task)
+    z = NormalDist().inv_cdf(0.5 + _fraction(confidence, "confidence", open_ends=True) / 2)
+    delay_quantile = _fraction(delay_quantile, "delay_quantile")
+    ece_bins = _positive_int(ece_bins, "ece_bins")
+    bins = _positive_int(bins, "bins")
+    n_boot = _count(n_boot, "n_boot")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise InvalidParameterError(f"seed={seed!r} must be a non-negative int")
+    start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
+    if start is not None and end is not None and start >= end:
+        raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
+    clock = to_timestamp(as_of, "as_of")
+    con = store.connection
+    with store._lock:
+        windows = window_args(window)
+        if "width" in windows:
+            check_width(con, windows["width"])
+        columns = _feature_types(con, model)
+        slices = _parse_by(by, columns, edges)
+        ref = reference_args(reference, registration if version else None)
+        if "previous" in ref:
+            raise InvalidParameterError(
+                "reference={'previous': n} cannot bin features; use 'training', "
+                "'validation', {'dataset': tag} or a (start, end) range"
+            )
+        _prepare_slices(con, model, slices, ref, bins)
+        source = _source_view(con, model, slices, where, version, list(columns))
+        try:
+            raw = _run_macro(
+                con, task, source, model, threshold, windows, start, end, ece_bins, z, clock,
+                delay_quantile, chosen,
+            )  # fmt: skip
+        finally:
+            _drop_view(con, source)
+        low, high = _bootstrap_intervals(raw, n_boot, seed, confidence)
+        raw = raw.set_column(raw.schema.get_field_index("ci_low"), "ci_low", low)
+        raw = raw.set_column(raw.schema.get_field_index("ci_high"), "ci_high", high)
+        text = (
+            f"CI percentile bootstrap (B = {n_boot}, seed = {seed})"
+            if n_boot
+            else "CI not computed (n_boot = 0)"
+        )
+        return _assemble(con, raw, slices, TASK_METRICS[task], text)
+
+
+# ---------------------------------------------------------------------- parameters
+
+
+def _check_metrics(metrics: Sequence[str] | str | None, task: str) -> list[str]:
+    available = TASK_METRICS[task]
+    if metrics is None:
+        return list(available)
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    metrics = list(metrics)
+    unknown = [m for m in metrics if m not in available]
+    if unknown or not metrics:
+        raise InvalidParameterError(
+            f"metrics={metrics!r}: {unknown or 'none given'} not available for a {task} model; "
+            f"choose from {', '.join(available)}"
+        )
+    return list(dict.fromkeys(metrics))
+
+
+def _check_threshold(threshold: Any, task: str) -> float | None:
+    if threshold is None:
+        return None
+    if task != "binary":
+        raise InvalidParameterError(f"threshold applies to binary models, not to a {task} model")
+    if (
+        not isinstance(threshold, int | float)
+        or isinstance(threshold, bool)
+        or not 0 <= threshold <= 1
+    ):
+        raise InvalidParameterError(f"threshold={threshold!r} must be a number in [0, 1]")
+    return float(threshold)
+
+
+def _fraction(value: Any, name: str, open_ends: bool = False) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = 0 < value < 1 if open_ends else 0 <= value <= 1
+    if not ok:
+        interval = "(0, 1)" if open_ends else "[0, 1]"
+        raise InvalidParameterError(f"{name}={value!r} must be a number in {interval}")
+    return float(value)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidParameterError(f"{name}={value!r} must be a positive int")
+    return value
+
+
+def _count(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidParameterError(f"{name}={value!r} must be a non-negative int")
+    return value
+
+
+# ---------------------------------------------------------------------- slices
+
+
+class _Slice:
+    """One ``by`` key: a feature (numeric, binned; or categorical) or named predicates.
+
+    Rows carry one BIGINT slice code for all keys together (cheap to group and join
+    by): key j contributes ``index_j * stride_j``, index_j the position of the row's
+    value in the key's ``domain`` (bin labels, predicate names, or the categorical
+    feature's distinct serving values, sorted), and ``len(domain)`` for NULL (NULL and
+    NaN values, or a value outside the domain). Codes therefore sort like the slices:
+    by the first key, then the next, NULL last.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        edges: list[float] | None = None,
+        predicates: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.kind = kind  # 'numeric' | 'categorical' | 'predicates'
+        self.edges = edges
+        self.predicates = predicates or {}
+        self.domain: list[str] = []
+        self.stride = 1
+
+    @property
+    def base(self) -> int:
+        return len(self.domain) + 1
+
+    def declared(self) -> bool:
+        """Whether every value of the domain is a slice even when no row has it."""
+        return self.kind != "categorical"
+
+    def index(self, predicate: str | None = None) -> str:
+        """SQL of this key's index for a row of ``evaluations AS e``."""
+        if self.kind == "predicates":
+            return str(list(self.predicates).index(predicate))
+        missing = len(self.domain)
+        if self.kind == "categorical":
+            if not self.domain:
+                return str(missing)
+            values = ", ".join(_literal(v) for v in self.domain)
+            text = f"CAST(e.{quote(self.name)} AS VARCHAR)"
+            return f"coalesce(enum_code(TRY_CAST({text} AS ENUM({values}))), {missing})"
+        x = f"CAST(e.{quote(self.name)} AS DOUBLE)"
+        cases = [f"WHEN {x} IS NULL OR isnan({x}) THEN {missing}"]
+        for i, edge in enumerate(self.edges or []):
+            cases.append(f"WHEN {x} < CAST('{edge!r}' AS DOUBLE) THEN {i}")
+        return f"CASE {' '.join(cases)} ELSE {missing - 1} END"
+
+
+def _feature_types(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, str]:
+    return {
+        name: kind
+        for name, kind in model_columns(con, model, "features").items()
+        if name not in FEATURE_SYSTEM_COLUMNS
+    }
+
+
+def _parse_by(
+    by: Any, columns: Mapping[str, str], edges: Mapping[str, Sequence[float]] | None
+) -> list[_Slice]:
+    if by is None:
+        items: list[Any] = []
+    elif isinstance(by, str | Mapping):
+        items = [by]
+    elif isinstance(by, Sequence):
+        items = list(by)
+    else:
+        raise InvalidParameterError(
+            f"by={by!r} is not understood: pass a feature name, 'version', "
+            "{name: predicate}, or a list of these"
+        )
+    reserved = {*LEADING_COLUMNS, *TRAILING_COLUMNS, PREDICATE_COLUMN, "window_index", "stats"}
+    slices: list[_Slice] = []
+    for item in items:
+        if item == "version":
+            continue
+        if isinstance(item, Mapping):
+            if any(s.kind == "predicates" for s in slices):
+                raise InvalidParameterError("by may hold one {name: predicate} mapping only")
+            if not item or not all(isinstance(k, str) and k for k in item):
+                raise InvalidParameterError(
+                    "by={name: predicate}: give at least one slice, named by non-empty strings"
+                )
+            allowed = [*columns, *PREDICATE_COLUMNS]
+            checked = {name: check_predicate(text, allowed) for name, text in item.items()}
+            slices.append(_Slice(PREDICATE_COLUMN, "predicates", predicates=checked))
+            continue
+        if not isinstance(item, str) or item not in columns:
+            raise InvalidParameterError(
+                f"by: {item!r} is not a feature column of this model (nor 'version' or a "
+                f"{{name: predicate}} mapping); known features: {', '.join(columns) or '(none)'}"
+            )
+        if item in reserved or any(s.name == item for s in slices):
+            raise InvalidParameterError(
+                f"by: feature {item!r} would clash with a result column of the same name"
+            )
+        numeric = columns[item] in NUMERIC_TYPES or columns[item].startswith("DECIMAL")
+        slices.append(_Slice(item, "numeric" if numeric else "categorical"))
+    for name, given in (edges or {}).items():
+        key = next((s for s in slices if s.name == name and s.kind == "numeric"), None)
+        if key is None:
+            raise InvalidParameterError(f"edges: {name!r} is not a numeric feature listed in by")
+        values = list(given) if isinstance(given, Sequence) and not isinstance(given, str) else []
+        if not values or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
+            raise InvalidParameterError(f"edges[{name!r}] must be a list of finite numbers")
+        key.edges = sorted({float(v) for v in values})
+    return slices
+
+
+def _quantile_edges(
+    con: duckdb.DuckDBPyConnection, model: str, feature: str, ref: Mapping[str, Any], bins: int
+) -> list[float]:
+    """Distinct inner edges: quantiles i / bins (i = 1 .. bins - 1) of the reference."""
+    x = f"CAST({quote(feature)} AS DOUBLE)"
+    probabilities = [i / bins for i in range(1, bins)]
+    rows = con.execute(
+        f"SELECT count({x}), quantile_cont({x}, ?::DOUBLE[]) FROM {quote(model)}.features "
+        f"WHERE isfinite({x}) AND (? IS NULL OR env = ?) AND (? IS NULL OR dataset = ?) "
+        "AND (? IS NULL OR ts >= ?) AND (? IS NULL OR ts < ?)",
+        [
+            probabilities or [0.5], ref.get("ref_env"), ref.get("ref_env"),
+            ref.get("ref_dataset"), ref.get("ref_dataset"), ref.get("ref_start"),
+            ref.get("ref_start"), ref.get("ref_end"), ref.get("ref_end"),
+        ],
+    ).fetchall()  # fmt: skip
+    count, quantiles = rows[0]
+    if not count:
+        raise InvalidParameterError(
+            f"by: the reference rows ({ref}) hold no finite value of {feature!r} to bin it by; "
+            f"log them, choose another reference=, or pass edges={{{feature!r}: [...]}}"
+        )
+    return sorted(set(quantiles)) if probabilities else []
+
+
+def _format_edges(edges: Sequence[float]) -> list[str]:
+    for digits in range(6, 18):
+        texts = [format(e, f".{digits}g") for e in edges]
+        if len(set(texts)) == len(texts):
+            return texts
+    return [repr(e) for e in edges]
+
+
+def _bin_labels(edges: Sequence[float]) -> list[str]:
+    if not edges:
+        return ["(-inf, inf)"]
+    texts = _format_edges(edges)
+    labels = [f"(-inf, {texts[0]})"]
+    labels += [f"[{a}, {b})" for a, b in itertools.pairwise(texts)]
+    labels.append(f"[{texts[-1]}, inf)")
+    return labels
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _prepare_slices(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    slices: Sequence[_Slice],
+    ref: Mapping[str, Any],
+    bins: int,
+) -> None:
+    """Fill each key's domain (bin labels, predicate names, distinct values) and stride."""
+    for key in slices:
+        if key.kind == "numeric":
+            if key.edges is None:
+                key.edges = _quantile_edges(con, model, key.name, ref, bins)
+            key.domain = _bin_labels(key.edges)
+        elif key.kind == "predicates":
+            key.domain = list(key.predicates)
+        else:
+            column = f"CAST({quote(key.name)} AS VARCHAR)"
+            values = con.execute(
+                f"SELECT DISTINCT {column} FROM {quote(model)}.features "
+                f"WHERE env = 'serving' AND {column} IS NOT NULL ORDER BY 1 LIMIT ?",
+                [MAX_CATEGORIES + 1],
+            ).fetchall()
+            if len(values) > MAX_CATEGORIES:
+                raise InvalidParameterError(
+                    f"by: feature {key.name!r} has more than {MAX_CATEGORIES} distinct values; "
+                    "slice by a coarser column or by named predicates instead"
+                )
+            key.domain = [v for (v,) in values]
+    stride = 1
+    for key in reversed(slices):
+        key.stride = stride
+        stride *= key.base
+    if stride >= 2**62:
+        raise InvalidParameterError(
+            "by: too many slice combinations for one query; slice by fewer or coarser columns"
+        )
+
+
+def _source_view(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    slices: Sequence[_Slice],
+    where: str | None,
+    version: str | None,
+    columns: Sequence[str],
+) -> str:
+    """The relation the macro reads: the model's evaluations, or a restricted temp view.
+
+    The view carries the slice code of every row (see :class:`_Slice`) in ``slice``; a
+    row meeting several named predicates appears once per predicate.
+    """
+    s = quote(model)
+    if not slices and where is None and version is None:
+        return f"{model}.evaluations"
+    conditions = []
+    if where is not None:
+        conditions.append(f"({check_predicate(where, [*columns, *PREDICATE_COLUMNS])})")
+    if version is not None:
+        conditions.append(f"e.version = {_literal(version)}")
+    outputs = "e.example_id, e.version, e.ts, e.prediction, e.score, e.probabilities, e.label"
+    selects = []
+    predicate_key = next((k for k in slices if k.kind == "predicates"), None)
+    for name, predicate in (predicate_key.predicates if predicate_key else {None: None}).items():
+        terms = [f"CAST({key.index(name)} AS BIGINT) * {key.stride}" for key in slices]
+        slice_sql = f", {' + '.join(terms)} AS slice" if terms else ""
+        where_sql = [*conditions, f"({predicate})"] if predicate else conditions
+        selects.append(
+            f"SELECT {outputs}{slice_sql} FROM {s}.evaluations AS e"
+            + (f" WHERE {' AND '.join(where_sql)}" if where_sql else "")
+        )
+    name = f"evalstore_performance_{next(_view_counter)}"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {' UNION ALL '.join(selects)}")
+    return f"temp.main.{name}"
+
+
+def _drop_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    if name.startswith("temp.main."):
+        con.execute(f"DROP VIEW IF EXISTS {quote(name.removeprefix('temp.main.'))}")
+
+
+# ---------------------------------------------------------------------- the macro call
+
+
+def _run_macro(
+    con: duckdb.DuckDBPyConnection,
+    task: str,
+    source: str,
+    model: str,
+    threshold: float | None,
+    windows: Mapping[str, Any],
+    since: Any,
+    until: Any,
+    ece_bins: int,
+    z: float,
+    as_of: Any,
+    delay_quantile: float,
+    metrics: Sequence[str],
+) -> pa.Table:
+    width, chunk_rows, chunks = (windows.get(k) for k in ("width", "chunk_rows", "chunks"))
+    selection = [width, chunk_rows, chunks, since, until]
+    tail = [z, as_of, delay_quantile, list(metrics)]
+    if task == "binary":
+        args = [source, model, threshold, *selection, ece_bins, *tail]
+    else:
+        args = [source, model, *selection, *tail]
+    marks = ", ".join("?" for _ in range(_MACRO_ARGS[task]))
+    query = (
+        f"SELECT * FROM evalstore.performance_{task}({marks}) "
+        'ORDER BY window_index, version, slice, metric, "class"'
+    )
+    return con.sql(query, params=args).to_arrow_table()
+
+
+# ---------------------------------------------------------------------- bootstrap
+
+
+def _bootstrap_intervals(
+    raw: pa.Table, n_boot: int, seed: int, confidence: float
+) -> tuple[pa.Array, pa.Array]:
+    """ci_low / ci_high with the bootstrap intervals filled in (rows in table order)."""
+    low = raw.column("ci_low").to_numpy(zero_copy_only=False).astype(float)
+    high = raw.column("ci_high").to_numpy(zero_copy_only=False).astype(float)
+    if n_boot and raw.num_rows:
+        wanted = pc.and_(
+            pc.is_in(raw.column("metric"), pa.array(BOOTSTRAP_METRICS)),
+            pc.is_valid(raw.column("value")),
+        )
+        rows = np.flatnonzero(wanted.to_numpy(zero_copy_only=False))
+        picked = raw.take(pa.array(rows, pa.int64()))
+        metric = picked.column("metric").to_pylist()
+        stats = picked.column("stats").to_pylist()
+        rng = np.random.default_rng(seed)
+        for name, statistic in (
+            ("f1", _f1_replicates),
+            ("macro_f1", _macro_f1_replicates),
+            ("weighted_f1", _weighted_f1_replicates),
+            ("ece", _ece_replicates),
+        ):
+            groups: dict[int, list[int]] = {}
+            for i, (m, s) in enumerate(zip(metric, stats, strict=True)):
+                if m == name and s:
+                    groups.setdefault(len(s), []).append(i)
+            for size in sorted(groups):
+                members = np.array(groups[size])
+                matrix = np.array([stats[i] for i in members], dtype=float)
+                for part, block in _batches(members, matrix, n_boot * size):
+                    replicates = statistic(rng, block, n_boot)
+                    lo, hi = _percentile(replicates, confidence)
+                    low[rows[part]], high[rows[part]] = lo, hi
+    return pa.array(low, mask=np.isnan(low)), pa.array(high, mask=np.isnan(high))
+
+
+def _batches(indices: np.ndarray, matrix: np.ndarray, per_cell: int, limit: int = 4_000_000):
+    step = max(1, limit // max(per_cell, 1))
+    for first in range(0, len(indices), step):
+        yield indices[first : first + step], matrix[first : first + step]
+
+
+def _percentile(replicates: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval per column: quantiles (1 -+ confidence) / 2 of the replicates.
+
+    Quantiles are numpy.quantile's default (linear); NaN replicates (metric undefined
+    in that resample) are dropped, and a column without a finite one gives NaN.
+    """
+    finite = np.isfinite(replicates)
+    count = finite.sum(axis=0)
+    ordered = np.sort(np.where(finite, replicates, np.inf), axis=0)
+    last = np.maximum(count - 1, 0)
+    position = np.array([[(1 - confidence) / 2], [(1 + confidence) / 2]]) * last
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, last)
+    lower = np.take_along_axis(ordered, below, axis=0)
+    upper = np.take_along_axis(ordered, above, axis=0)
+    with np.errstate(invalid="ignore"):
+        ends = lower + (position - below) * np.where(upper > lower, upper - lower, 0.0)
+    ends[:, count == 0] = np.nan
+    return ends[0], ends[1]
+
+
+def _multinomial(rng: np.random.Generator, counts: np.ndarray, n_boot: int) -> np.ndarray:
+    """Bootstrap draws of count vectors: (n_boot, cells, k), each row summing to n.
+
+    Resampling n rows with replacement gives multinomial(n, counts / n) counts; drawn as
+    a chain of binomials, vectorised over replicates and cells.
+    """
+    counts = np.rint(counts).astype(np.int64)
+    cells, k = counts.shape
+    remaining = np.broadcast_to(counts.sum(axis=1), (n_boot, cells)).copy()
+    # share of the mass left after categories 0..j-1 that category j takes
+    tails = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+    out = np.empty((n_boot, cells, k), dtype=np.int64)
+    for j in range(k - 1):
+        share = np.divide(counts[:, j], tails[:, j], out=np.zeros(cells), where=tails[:, j] > 0)
+        draw = rng.binomial(remaining, np.broadcast_to(share, (n_boot, cells)))
+        out[:, :, j] = draw
+        remaining -= draw
+    out[:, :, k - 1] = remaining
+    return out
+
+
+def _f1_replicates(rng: np.random.Generator, stats: np.ndarray, n_boot: int) -> np.ndarray:
+    draws = _multinomial(rng, stats, n_boot)
+    tp, fp, fn = draws[..., 0], draws[..., 1], draws[..., 2]
+    denominator = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, 2 * tp / denominator, np.nan)
+
+
+def _class_f1(rng: np.random.Generator, stats: np.ndarray, n_boot: int):
+    k = math.isqrt(stats.shape[1])
+    draws = _multinomial(rng, stats, n_boot).reshape(n_boot, stats.shape[0], k, k)
+    tp = np.diagonal(draws, axis1=2, axis2=3)
+    actual = draws.sum(axis=3)
+    predicted = draws.sum(axis=2)
+    present = (actual + predicted) > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(present, 2 * tp / (actual + predicted), np.nan)
+    return f1, actual, present
+
+
+def _macro_f1_replicates(rng: np.random.Generator, stats: np.ndarray, n_boot: int) -> np.ndarray:
+    f1, _, present = _class_f1(rng, stats, n_boot)
+    with np.errstate(invalid="ignore"):
+        return np.nansum(f1, axis=2) / present.sum(axis=2)
+
+
+def _weighted_f1_replicates(rng: np.random.Generator, stats: np.ndarray, n_boot: int) -> np.ndarray:
+    f1, actual, _ = _class_f1(rng, stats, n_boot)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nansum(np.nan_to_num(f1) * actual, axis=2) / actual.sum(axis=2)
+
+
+def _ece_replicates(rng: np.random.Generator, stats: np.ndarray, n_boot: int) -> np.ndarray:
+    """ECE of resampled cells from the bins' sums alone (normal limit of the bootstrap).
+
+    With d = y - score, D_b = sum of d over bin b and q_b = sum of d^2 over it,
+    resampling the n rows with replacement gives bin sums D* of mean D and covariance
+    diag(q) - D D' / n. D* is drawn from that normal, D* = D + W - g D (a' W) with
+    W ~ N(0, diag(q)), a = D / q and g = (1 - sqrt(1 - s / n)) / s, s = sum D^2 / q
+    (so that the covariance matches); ECE* = sum_b |D*_b| / n.
+    """
+    k = stats.shape[1] // 3
+    n = stats[:, :k].sum(axis=1)
+    gaps, squares = stats[:, k : 2 * k], stats[:, 2 * k :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(squares > 0, gaps / squares, 0.0)
+        s = (gaps * ratio).sum(axis=1)
+        root = np.sqrt(np.clip(1 - s / n, 0.0, 1.0))
+        g = np.where(s > 0, (1 - root) / s, 0.0)
+    # float32 replicates: ample for interval ends, half the memory traffic
+    w = rng.standard_normal((n_boot, *gaps.shape), dtype=np.float32)
+    w *= np.sqrt(squares).astype(np.float32)
+    projection = np.einsum("bck,ck->bc", w, ratio.astype(np.float32))
+    w += gaps.astype(np.float32)
+    w -= (g[:, None] * gaps).astype(np.float32) * projection[:, :, None]
+    return np.abs(w).sum(axis=2, dtype=np.float64) / n
+
+
+# ---------------------------------------------------------------------- assembly
+
+
+def _assemble(
+    con: duckdb.DuckDBPyConnection,
+    raw: pa.Table,
+    slices: Sequence[_Slice],
+    metric_order: Sequence[str],
+    bootstrap_text: str,
+) -> pa.Table:
+    """Decode slice codes into columns, add empty slices, order, and drop internals."""
+    name = f"evalstore_performance_result_{next(_view_counter)}"
+    keys = [quote(k.name) for k in slices]
+    domain_args: list[Any] = []
+    empty = union = ""
+    if slices:
+        domains = []
+        for i, key in enumerate(slices):
+            index = f"(slice_code // {key.stride}) % {key.base}"
+            domain = f"SELECT DISTINCT {index} AS i{i} FROM unpacked"
+            if key.declared():
+                domain += f" UNION SELECT range AS i{i} FROM range({key.base - 1})"
+            domains.append(f"({domain})")
+        code = " + ".join(f"i{i} * {key.stride}" for i, key in enumerate(slices))
+        empty = f""",
+            grid AS (
+                SELECT w.*, {code} AS slice_code
+                FROM (SELECT DISTINCT window_index, window_start, window_end, version,
+                             labels_due, labels_complete FROM unpacked) AS w
+                CROSS JOIN {" CROSS JOIN ".join(domains)}
+            ),
+            missing AS (
+                SELECT g.* FROM grid AS g
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM unpacked AS u
+                    WHERE u.window_index = g.window_index AND u.version = g.version
+                      AND u.slice_code = g.slice_code)
+            ),
+            shapes AS (SELECT DISTINCT version, metric, "class", variant FROM unpacked)"""
+        union = """
+            UNION ALL BY NAME
+            SELECT m.*, s.metric, s."class", s.variant,
+                   CAST(NULL AS DOUBLE) AS value, CAST(NULL AS DOUBLE) AS ci_low,
+                   CAST(NULL AS DOUBLE) AS ci_high, 0 AS n, 0 AS n_excluded,
+                   0 AS predictions, 0 AS labeled, CAST(NULL AS DOUBLE) AS label_coverage,
+                   'no predictions in this slice and window' AS reason
+            FROM missing AS m JOIN shapes AS s ON s.version = m.version"""
+    decoded = []
+    for key, column in zip(slices, keys, strict=True):
+        decoded.append(
+            f"list_extract(?::VARCHAR[], CAST((slice_code // {key.stride}) % {key.base} AS INTEGER)"
+            f" + 1) AS {column}"
+        )
+        domain_args.append(key.domain)
+    columns = [
+        *LEADING_COLUMNS,
+        *decoded,
+        *("replace(variant, ?, ?) AS variant" if c == "variant" else quote(c)
+          for c in TRAILING_COLUMNS),
+    ]  # fmt: skip
+    order = ["window_start", "window_index", "version"]
+    order += ["slice_code"] if slices else []
+    order += ["list_position(?::VARCHAR[], metric)", '"class"']
+    query = f"""
+        WITH unpacked AS (SELECT * EXCLUDE (stats, slice), slice AS slice_code FROM {name}){empty}
+        SELECT {", ".join(columns)} FROM (SELECT * FROM unpacked{union})
+        ORDER BY {", ".join(order)}
+    """
+    con.register(name, raw)
+    try:
+        params = [*domain_args, _BOOTSTRAP_TEXT, bootstrap_text, list(metric_order)]
+        return con.sql(query, params=params).to_arrow_table()
+    finally:
+        con.unregister(name)
