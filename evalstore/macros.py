@@ -21,7 +21,18 @@ from evalstore import __version__
 from evalstore.db import transaction
 
 #: Order of installation: helpers first, then the families that use them.
-SQL_FILES = ("schema.sql", "drift.sql", "quality.sql", "performance.sql")
+SQL_FILES = (
+    "schema.sql",
+    "drift.sql",
+    "quality.sql",
+    "performance.sql",
+    "slices.sql",
+    "skew.sql",
+    "compare.sql",
+    "health.sql",
+    "suggest.sql",
+    "select.sql",
+)
 
 
 def sql_dir() -> Path:

@@ -122,11 +122,57 @@ def _create_schemas_table(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _create_label_requests_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE SEQUENCE IF NOT EXISTS evalstore.label_request_ids START 1;
+        CREATE TABLE IF NOT EXISTS evalstore.label_requests (
+            request_id BIGINT NOT NULL DEFAULT nextval('evalstore.label_request_ids'),
+            model VARCHAR NOT NULL,
+            example_id VARCHAR NOT NULL,
+            strategy VARCHAR NOT NULL,
+            priority DOUBLE,
+            reason VARCHAR,
+            requested_at TIMESTAMPTZ NOT NULL,
+            expires_at TIMESTAMPTZ,
+            status VARCHAR NOT NULL
+                CHECK (status IN ('open', 'fulfilled', 'expired', 'cancelled')),
+            fulfilled_at TIMESTAMPTZ,
+            label_batch_id BIGINT
+        );
+        COMMENT ON TABLE evalstore.label_requests IS
+            'Examples suggested for labeling: open until a label arrives, expires or is cancelled.';
+        """
+    )
+
+
+def _create_snapshots_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE IF NOT EXISTS evalstore.snapshots (
+            name VARCHAR NOT NULL PRIMARY KEY,
+            model VARCHAR NOT NULL,
+            definition VARCHAR NOT NULL,
+            as_of TIMESTAMPTZ NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            row_count BIGINT NOT NULL,
+            content_hash VARCHAR NOT NULL
+        );
+        COMMENT ON TABLE evalstore.snapshots IS
+            'Named, reproducible data selections: definition, as-of time, rows, content hash.';
+        """
+    )
+
+
 #: Every layout change, in order. Append only; never edit a released migration.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "system tables: models, batches", _create_system_tables),
     Migration(2, "long-format value views per model", _create_value_views),
     Migration(3, "feature schemas for validation: evalstore.schemas", _create_schemas_table),
+    Migration(
+        4, "suggested examples to label: evalstore.label_requests", _create_label_requests_table
+    ),
+    Migration(5, "reproducible selections: evalstore.snapshots", _create_snapshots_table),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

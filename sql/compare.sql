@@ -1,0 +1,1 @@
+-- evalstore compare macros (being written).

@@ -1,0 +1,1 @@
+-- evalstore health macros (being written).

@@ -1,0 +1,1 @@
+-- evalstore select macros (being written).

@@ -1,0 +1,1 @@
+-- evalstore skew macros (being written).

@@ -1,0 +1,1 @@
+-- evalstore slices macros (being written).

@@ -1,0 +1,1 @@
+-- evalstore suggest macros (being written).
