@@ -67,3 +67,7 @@ class StoreVersionError(EvalstoreError):
 
 class ReadOnlyError(EvalstoreError):
     """A write was attempted on a store opened with ``read_only=True``."""
+
+
+class SnapshotError(EvalstoreError, LookupError):
+    """A snapshot is unknown, or its rows can no longer be reproduced exactly."""

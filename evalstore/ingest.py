@@ -578,6 +578,10 @@ def execute(
                         examples=examples,
                     )
             replaced, skipped = _resolve_conflicts(con, plan, table, params)
+            if plan.kind == "labels":  # open label requests of these examples are fulfilled
+                from evalstore.suggest import fulfil_requests
+
+                fulfil_requests(con, plan.model, table, batch_id, datetime.now(UTC))
             rows = one(
                 con,
                 f"SELECT count(*) FROM {table} WHERE batch_id = $batch_id",

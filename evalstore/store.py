@@ -382,6 +382,195 @@ class Store:
             self, model, metrics, window, by, version, where, since, until, threshold, **options
         )
 
+    # ------------------------------------------------------------------ flywheel
+
+    def suggest(
+        self,
+        model: str,
+        k: int = 100,
+        strategy: str = "mix",
+        version: str | None = None,
+        since: Any = None,
+        until: Any = None,
+        window: str | None = None,
+        where: str | None = None,
+        seed: int = 0,
+        **options: Any,
+    ) -> pa.Table:
+        """Suggest ``k`` unlabeled examples to label, best first, and record the requests.
+
+        ``strategy`` is one of ``least_confidence``, ``margin``, ``entropy``,
+        ``committee``, ``novelty``, ``slices``, ``diversity``, ``random`` or ``mix`` (a
+        weighted combination; ``weights={...}``). Candidates are ``version``'s
+        predictions (latest registered by default) in ``[since, until)`` (or the last
+        ``window``) matching ``where``, with no label and no open request. Each row has
+        example_id, strategy, picked_by, priority, a reason and every per-strategy score;
+        each becomes an open request in ``evalstore.label_requests`` (``record=False`` to
+        skip; ``expires_in='14 days'``). Options: ``weights``, ``reference``, ``by``,
+        ``prior``, ``pool``, ``record``, ``expires_in``; see :func:`evalstore.suggest.suggest`.
+        """
+        from evalstore import suggest as _suggest
+
+        return _suggest.suggest(
+            self, model, k, strategy, version, since, until, window, where, seed, **options
+        )
+
+    def label_requests(
+        self,
+        model: str | None = None,
+        status: str | Sequence[str] | None = None,
+        strategy: str | None = None,
+        example_ids: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """Label requests (``evalstore.label_requests``), newest first, optionally filtered.
+
+        ``status`` is ``open``, ``fulfilled`` (a label arrived; set by the label ingest),
+        ``expired`` or ``cancelled`` (or a list of them). Overdue open requests are
+        marked expired first.
+        """
+        from evalstore import suggest as _suggest
+
+        return _suggest.label_requests(self, model, status, strategy, example_ids)
+
+    def cancel_requests(
+        self,
+        model: str,
+        example_ids: Sequence[str] | None = None,
+        request_ids: Sequence[int] | None = None,
+        strategy: str | None = None,
+    ) -> int:
+        """Cancel open label requests of ``model`` (all, or by example/request id or strategy).
+
+        Returns how many were cancelled; cancelled examples may be suggested again.
+        """
+        from evalstore import suggest as _suggest
+
+        return _suggest.cancel_requests(self, model, example_ids, request_ids, strategy)
+
+    def expire_requests(self, model: str | None = None, now: Any = None) -> int:
+        """Mark open requests past their ``expires_at`` (at ``now``) expired; return how many."""
+        from evalstore import suggest as _suggest
+
+        return _suggest.expire_requests(self, model, now)
+
+    def selection(
+        self,
+        model: str,
+        where: str | None = None,
+        env: str | Sequence[str] | None = None,
+        since: Any = None,
+        until: Any = None,
+        labeled_only: bool = True,
+        version: str | None = None,
+        columns: Sequence[str] | None = None,
+        as_of: Any = None,
+    ) -> Any:
+        """The definition of a training-data selection (what :meth:`select` runs).
+
+        Pass it to :meth:`export` (written by DuckDB without going through Python) or
+        :meth:`snapshot`. Same parameters as :meth:`select`.
+        """
+        from evalstore import training_data as _training_data
+
+        with self._lock:
+            return _training_data.resolve(
+                self, model, where, env, since, until, labeled_only, version, columns, as_of
+            )
+
+    def select(
+        self,
+        model: str,
+        where: str | None = None,
+        env: str | Sequence[str] | None = None,
+        since: Any = None,
+        until: Any = None,
+        labeled_only: bool = True,
+        version: str | None = None,
+        columns: Sequence[str] | None = None,
+        as_of: Any = None,
+        *,
+        stream: bool = False,
+    ) -> pa.Table | pa.RecordBatchReader:
+        """Training data: features + latest labels as of ``as_of`` + predictions.
+
+        One row per feature row in ``env`` (one or several of training, validation,
+        serving; default all) with ``since <= ts < until`` matching ``where``; with the
+        example's label as it stood ``as_of`` (default now; the latest label committed by
+        then wins) and ``version``'s prediction (latest registered version by default).
+        ``labeled_only`` drops unlabeled rows; ``columns`` picks feature columns. Returns
+        an Arrow table ordered by env, example_id, or with ``stream=True`` a
+        ``pyarrow.RecordBatchReader`` for selections too large for memory.
+        """
+        from evalstore import training_data as _training_data
+
+        chosen = self.selection(
+            model, where, env, since, until, labeled_only, version, columns, as_of
+        )
+        return _training_data.select(self, chosen, stream=stream)
+
+    def export(
+        self,
+        selection: Any,
+        path: str | PathLike[str],
+        partition_by: str | Sequence[str] | None = None,
+        *,
+        overwrite: bool = False,
+    ) -> dict[str, Any]:
+        """Write a selection to Parquet: a :meth:`selection` definition, a dict of its
+        arguments, an Arrow table or a RecordBatchReader (e.g. from :meth:`select`).
+
+        ``partition_by`` writes a hive-partitioned directory. Returns path, rows and
+        partition_by.
+        """
+        from evalstore import training_data as _training_data
+
+        if isinstance(selection, Mapping):
+            selection = self.selection(**selection)
+        return _training_data.export(self, selection, path, partition_by, overwrite=overwrite)
+
+    def snapshot(self, name: str, selection: Any, replace: bool = False) -> dict[str, Any]:
+        """Record a named, reproducible selection in ``evalstore.snapshots``.
+
+        ``selection`` is a :meth:`selection` definition or a dict of its arguments. The
+        snapshot pins the last committed batch (or the one at ``as_of``) and records the
+        definition, as-of time, row count and content hash; :meth:`load_snapshot` returns
+        the same rows and labels later, whatever arrives meanwhile.
+        """
+        from evalstore import snapshots as _snapshots
+
+        return _snapshots.create(self, name, selection, replace=replace)
+
+    def load_snapshot(
+        self, name: str, stream: bool = False, verify: bool = True
+    ) -> pa.Table | pa.RecordBatchReader:
+        """The rows of snapshot ``name``, exactly as when it was taken.
+
+        With ``verify`` (default) the content hash is checked first and
+        :class:`evalstore.errors.SnapshotError` raised if the rows can no longer be
+        reproduced (feature rows replaced since).
+        """
+        from evalstore import snapshots as _snapshots
+
+        return _snapshots.load(self, name, stream=stream, verify=verify)
+
+    def snapshots(self, model: str | None = None) -> pa.Table:
+        """List snapshots (name, model, as_of, created_at, row_count, content_hash, definition)."""
+        from evalstore import snapshots as _snapshots
+
+        return _snapshots.listing(self, model)
+
+    def snapshot_info(self, name: str) -> dict[str, Any]:
+        """One snapshot's record as a dict (``definition`` parsed)."""
+        from evalstore import snapshots as _snapshots
+
+        return _snapshots.info(self, name)
+
+    def delete_snapshot(self, name: str) -> bool:
+        """Delete a snapshot's record (the rows it selected stay in the store)."""
+        from evalstore import snapshots as _snapshots
+
+        return _snapshots.delete(self, name)
+
     # ------------------------------------------------------------------ ingest
 
     def log_features(

@@ -1,1 +1,66 @@
--- evalstore select macros (being written).
+-- evalstore macros: selecting training data (store.select, store.export, snapshots).
+--
+-- "As of" a batch: a row belongs to the store's state after batch `as_of_batch` was
+-- committed when its batch_id <= as_of_batch (batch ids grow in commit order; NULL: now).
+-- Labels are append-only, so the label of an example as of a batch is the latest label
+-- among those committed by then (highest batch_id, then latest ts), exactly as
+-- <model>.labels_latest picks it today. Feature rows replaced with
+-- on_conflict='replace' are deleted, so a selection as of a batch before the replacement
+-- cannot be recomputed (snapshots detect it through their content hash).
+
+-- evalstore.labels_as_of(model, as_of_batch)
+-- The latest label of each example among the label batches up to as_of_batch (all when
+-- NULL): example_id, label, ts, source, batch_id.
+CREATE OR REPLACE MACRO evalstore.labels_as_of(model, as_of_batch) AS TABLE
+    SELECT example_id, label, ts, source, batch_id
+    FROM (
+        SELECT example_id, label, ts, source, batch_id,
+               row_number() OVER (PARTITION BY example_id ORDER BY batch_id DESC, ts DESC)
+                   AS rank_
+        FROM evalstore.model_table(model, 'labels')
+        WHERE as_of_batch IS NULL OR batch_id <= as_of_batch
+    ) AS ranked
+    WHERE rank_ = 1;
+COMMENT ON MACRO TABLE evalstore.labels_as_of IS
+    'Latest label per example among batches <= as_of_batch (NULL: all). Args: model, as_of_batch.';
+
+-- evalstore.training_rows(model, version, env, since, until, labeled_only, as_of_batch)
+-- Training data: every feature row (all columns of <model>.features) with
+--   label, label_ts, label_source   the example's label as of as_of_batch
+--                                   (evalstore.labels_as_of; NULL when unlabeled)
+--   version, prediction, score, probabilities   what `version` predicted for the example
+--                                   (NULL when it did not, or when version is NULL)
+-- restricted to env (NULL: every env), since <= ts < until of the feature row (NULL:
+-- open), feature and prediction rows of batches <= as_of_batch, and, when labeled_only,
+-- to labeled rows.
+CREATE OR REPLACE MACRO evalstore.training_rows(
+    model, version, env, since, until, labeled_only, as_of_batch
+) AS TABLE
+    SELECT
+        f.*,
+        l.label, l.ts AS label_ts, l.source AS label_source,
+        p.version, p.prediction, p.score, p.probabilities
+    FROM evalstore.model_table(model, 'features') AS f
+    LEFT JOIN evalstore.labels_as_of(model, as_of_batch) AS l ON l.example_id = f.example_id
+    LEFT JOIN (
+        SELECT pp.example_id, pp.version, pp.prediction, pp.score, pp.probabilities
+        FROM evalstore.model_table(model, 'predictions') AS pp
+        WHERE pp.version = version AND (as_of_batch IS NULL OR pp.batch_id <= as_of_batch)
+    ) AS p ON p.example_id = f.example_id
+    WHERE (env IS NULL OR f.env = env)
+      AND (since IS NULL OR f.ts >= since)
+      AND (until IS NULL OR f.ts < until)
+      AND (as_of_batch IS NULL OR f.batch_id <= as_of_batch)
+      AND (NOT labeled_only OR l.example_id IS NOT NULL);
+COMMENT ON MACRO TABLE evalstore.training_rows IS
+    'Features + label as of a batch + a version''s prediction. Args: model, version, env, since, until, labeled_only, as_of_batch.';
+
+-- evalstore.row_digest(row) -> UHUGEINT
+-- Note: inside a macro an unqualified name that is also a parameter means the parameter,
+-- so columns sharing a parameter's name (version, env) are always qualified.
+-- Helper (DuckDB-only: a row as a struct cast to text, md5_number): the MD5 of one row's
+-- text form. A selection's content hash is bit_xor of its rows' digests (order does not
+-- matter) together with its row count.
+CREATE OR REPLACE MACRO evalstore.row_digest(row) AS md5_number(CAST(row AS VARCHAR));
+COMMENT ON MACRO evalstore.row_digest IS
+    'MD5 (as a number) of a row''s text form; bit_xor over rows gives a content hash.';

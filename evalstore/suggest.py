@@ -1,0 +1,1007 @@
+"""Which examples to label next (``store.suggest``) and the label requests that follow.
+
+The scores are SQL macros (``sql/suggest.sql``; their comments define each one exactly);
+this module chooses the candidates, ranks them per strategy, merges strategies for
+``mix``, runs the greedy k-center of ``diversity`` in numpy, writes reasons, and records
+the chosen examples in ``evalstore.label_requests``.
+
+Strategies (every score in [0, 1], higher = more worth a label):
+
+``least_confidence``, ``margin``, ``entropy``
+    uncertainty of the suggested ``version``'s prediction (``evalstore.least_confidence``,
+    ``evalstore.margin``, ``evalstore.entropy``). Binary and multiclass models only.
+``committee``
+    disagreement between the versions that predicted the same example
+    (``evalstore.suggest_committee``: vote entropy and score spread). Needs two versions.
+``novelty``
+    mean per-feature rarity against the reference rows (training by default): reference
+    quantile tails of numeric features, out-of-range values and unseen categories score 1
+    (``evalstore.numeric_rarity``, ``evalstore.novelty_categories``).
+``slices``
+    spreads the budget over slices of categorical feature(s) ``by`` in proportion to their
+    need (low label coverage, error rate above the overall one:
+    ``evalstore.suggest_slice_needs``) by D'Hondt apportionment; inside a slice the picks
+    are a seeded random sample, so each slice's performance estimate stays unbiased.
+    ``by=None`` tries each categorical feature with 2 to 50 serving values and keeps the one
+    whose slices' needs differ most.
+``diversity``
+    greedy k-center (Sener & Savarese 2018) on standardized numeric features over a pool of
+    the ``pool`` most uncertain candidates (most novel for regression): each pick is the
+    candidate farthest from those already picked; its score is that distance relative to the
+    first step's.
+``random``
+    a seeded uniform sample of the candidates (the baseline).
+``mix``
+    a weighted combination: the budget is shared between strategies in proportion to
+    ``weights`` (default :data:`DEFAULT_WEIGHTS`; strategies a model cannot use are dropped
+    and the rest renormalised) by D'Hondt apportionment, the r-th pick of strategy s having
+    priority ``weight_s / r``; an example picked by several keeps its first pick. Every row
+    carries all per-strategy scores, so the combination can be inspected.
+
+Candidates are predictions of ``version`` (the latest registered one by default) with no
+label and no open request, in ``[since, until)`` of prediction time (or the last
+``window`` before the latest prediction), restricted by ``where`` (a predicate over the
+serving features). Ties are broken by a seeded hash of the example id.
+
+Requests: every suggested example gets a row in ``evalstore.label_requests``
+(``record=True``), ``open`` until a label arrives (the label ingest marks it ``fulfilled``
+in the same transaction), it ``expires`` (``expires_in``) or is ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from evalstore.errors import InvalidParameterError, ReadOnlyError
+from evalstore.identifiers import check_model_name, quote
+from evalstore.registry import to_timestamp
+from evalstore.selection import check_predicate, reference_args
+from evalstore.values import feature_kinds
+
+if TYPE_CHECKING:
+    from evalstore.store import Store
+
+UNCERTAINTY = ("least_confidence", "margin", "entropy")
+STRATEGIES = (*UNCERTAINTY, "committee", "novelty", "slices", "diversity", "mix", "random")
+#: Default weights of ``mix``.
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "entropy": 0.4,
+    "committee": 0.2,
+    "novelty": 0.15,
+    "slices": 0.15,
+    "diversity": 0.1,
+}
+#: Per-strategy score columns of a suggestion.
+SCORE_COLUMNS = (*UNCERTAINTY, "committee", "novelty", "slice_need", "diversity")
+RESULT_COLUMNS = (
+    "rank", "example_id", "version", "strategy", "picked_by", "priority", "reason",
+    *SCORE_COLUMNS, "prediction", "score", "slice", "request_id", "expires_at",
+)  # fmt: skip
+REQUEST_STATUSES = ("open", "fulfilled", "expired", "cancelled")
+MAX_SLICE_VALUES = 50
+_names = itertools.count()
+
+
+class _Context:
+    """Everything one ``suggest`` call needs, resolved and checked."""
+
+    def __init__(self, store: Store, model: str, version: str | None, **options: Any) -> None:
+        self.store = store
+        self.con = store.connection
+        self.model = model
+        registration = store._registration(model, version)
+        self.version = registration["version"]
+        self.task = registration["task"]
+        self.seed = options["seed"]
+        self.since = options["since"]
+        self.until = options["until"]
+        self.kinds = feature_kinds(self.con, model)
+        self.where = None
+        if options["where"] is not None:
+            self.where = check_predicate(
+                options["where"], [*self.kinds, "example_id", "env", "dataset", "ts"]
+            )
+        self.reference = {
+            "ref_env": None,
+            "ref_dataset": None,
+            "ref_start": None,
+            "ref_end": None,
+            **reference_args(options["reference"], registration),
+        }
+        if "previous" in self.reference:
+            raise InvalidParameterError(
+                "reference={'previous': n} has no meaning for suggestions; pass 'training', "
+                "'validation', {'dataset': tag} or a (start, end) time range"
+            )
+        self.by = options["by"]
+        self.prior = options["prior"]
+        self.pool = options["pool"]
+        self.temp: list[str] = []
+        self.slices: dict[str, Any] | None = None
+        self.novelty_parts: list[tuple[str, str, dict[str, Any]]] | None = None
+
+    def params(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "since": self.since,
+            "until": self.until,
+            "seed": self.seed,
+            **extra,
+        }
+
+    def run(self, sql: str, params: Mapping[str, Any]) -> pa.Table:
+        mentioned = set(re.findall(r"\$(\w+)", sql))
+        used = {k: v for k, v in params.items() if k in mentioned}
+        return self.con.sql(sql, params=used).to_arrow_table()
+
+    def where_clause(self, alias: str) -> str:
+        if self.where is None:
+            return ""
+        return (
+            f" AND {alias}.example_id IN (SELECT example_id FROM {quote(self.model)}.features "
+            f"WHERE env = 'serving' AND ({self.where}))"
+        )
+
+    def register(self, table: pa.Table) -> str:
+        name = f"__evalstore_suggest_{next(_names)}"
+        self.con.register(name, table)
+        self.temp.append(name)
+        return name
+
+    def close(self) -> None:
+        for name in self.temp:
+            if name.startswith("__evalstore_suggest_view_"):
+                self.con.execute(f"DROP VIEW IF EXISTS {quote(name)}")
+            else:
+                self.con.unregister(name)
+
+
+def suggest(
+    store: Store,
+    model: str,
+    k: int = 100,
+    strategy: str = "mix",
+    version: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    window: str | None = None,
+    where: str | None = None,
+    seed: int = 0,
+    *,
+    weights: Mapping[str, float] | None = None,
+    reference: Any = "training",
+    by: str | Sequence[str] | None = None,
+    prior: float = 10.0,
+    pool: int | None = None,
+    record: bool = True,
+    expires_in: str | None = "14 days",
+) -> pa.Table:
+    """Suggest ``k`` unlabeled examples of ``model`` to label, best first.
+
+    See the module docstring for the strategies. ``weights`` (``mix`` only) maps
+    strategy names to weights; ``reference`` (``novelty``) is as in :meth:`Store.drift`;
+    ``by`` (``slices``) names the categorical feature(s) that define slices (several:
+    their combinations); ``prior`` is the pseudo-count shrinking a slice's error rate
+    towards the overall one; ``pool`` bounds the candidates of ``diversity`` (default
+    ``max(10 k, 5000)``, at most 50000). With ``record=True`` (the default) each
+    suggestion becomes an open request in ``evalstore.label_requests`` that expires after
+    ``expires_in`` (an interval; ``None``: never), and is not suggested again while open.
+
+    Returns an Arrow table with columns :data:`RESULT_COLUMNS`: ``rank``, ``example_id``,
+    ``version``, ``strategy``, ``picked_by`` (the strategy that chose the row; differs
+    from ``strategy`` for ``mix``), ``priority`` (the ranking key), ``reason``, the scores
+    ``least_confidence``, ``margin``, ``entropy``, ``committee``, ``novelty``,
+    ``slice_need``, ``diversity`` (NULL where not applicable), the prediction and score,
+    the ``slice`` and the ``request_id``. Fewer than ``k`` rows when fewer candidates exist;
+    no rows (not an error) when there are none.
+    """
+    check_model_name(model)
+    if strategy not in STRATEGIES:
+        raise InvalidParameterError(f"strategy={strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise InvalidParameterError(f"k={k!r} must be a positive number of examples")
+    if record and store.read_only:
+        raise ReadOnlyError(
+            f"{store!r} is read-only; pass record=False to suggest without recording requests"
+        )
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise InvalidParameterError(f"seed={seed!r} must be an integer")
+    if prior < 0 or not math.isfinite(prior):
+        raise InvalidParameterError(f"prior={prior!r} must be a non-negative number")
+    if pool is None:
+        pool = min(max(10 * k, 5000), 50_000)
+    if pool < 1:
+        raise InvalidParameterError(f"pool={pool!r} must be a positive number of candidates")
+    since_ts = to_timestamp(since, "since")
+    until_ts = to_timestamp(until, "until")
+    with store._lock:
+        if window is not None:
+            if since is not None:
+                raise InvalidParameterError("pass either window= or since=, not both")
+            since_ts = _window_start(store, model, window, until_ts)
+        if record:
+            expire_requests(store, model)
+        ctx = _Context(
+            store,
+            model,
+            version,
+            seed=seed,
+            since=since_ts,
+            until=until_ts,
+            where=where,
+            reference=reference,
+            by=by,
+            prior=float(prior),
+            pool=int(pool),
+        )
+        try:
+            if strategy == "mix":
+                picks = _mix(ctx, k, _weights(ctx, weights))
+            else:
+                _check_available(ctx, strategy)
+                picks = [(eid, pr, strategy) for eid, pr in _ranked(ctx, strategy, k, set())]
+            table = _describe(ctx, strategy, picks)
+            if record and table.num_rows:
+                table = _record(ctx, table, expires_in)
+            return table
+        finally:
+            ctx.close()
+
+
+def _window_start(store: Store, model: str, window: str, until: datetime | None) -> datetime:
+    try:
+        rows = store.connection.execute(
+            f"SELECT max(ts) - CAST(? AS INTERVAL) FROM {quote(model)}.predictions "
+            "WHERE ? IS NULL OR ts < ?",
+            [window, until, until],
+        ).fetchall()
+    except duckdb.Error as error:
+        raise InvalidParameterError(
+            f"window={window!r} is not an interval: use e.g. '1 day' or '7 days'"
+        ) from error
+    start = rows[0][0]
+    return start if start is not None else datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _check_available(ctx: _Context, strategy: str) -> None:
+    if strategy in UNCERTAINTY and ctx.task == "regression":
+        raise InvalidParameterError(
+            f"strategy={strategy!r} needs class probabilities; {ctx.model!r} is a regression "
+            "model: use 'committee', 'novelty', 'slices', 'diversity', 'random' or 'mix'"
+        )
+    if strategy == "novelty" and not ctx.kinds:
+        raise InvalidParameterError(
+            f"strategy='novelty' needs feature columns; {ctx.model!r} has none logged"
+        )
+
+
+def _version_count(ctx: _Context) -> int:
+    rows = ctx.con.execute(
+        f"SELECT count(DISTINCT version) FROM {quote(ctx.model)}.predictions"
+    ).fetchall()
+    return int(rows[0][0])
+
+
+def _weights(ctx: _Context, weights: Mapping[str, float] | None) -> dict[str, float]:
+    given = weights is not None
+    chosen = dict(DEFAULT_WEIGHTS if weights is None else weights)
+    for name, weight in chosen.items():
+        if name not in STRATEGIES or name == "mix":
+            raise InvalidParameterError(
+                f"weights has unknown strategy {name!r}; use names among "
+                f"{', '.join(s for s in STRATEGIES if s != 'mix')}"
+            )
+        if not isinstance(weight, int | float) or weight < 0 or not math.isfinite(weight):
+            raise InvalidParameterError(f"weights[{name!r}]={weight!r} must be >= 0")
+    usable = {}
+    for name, weight in chosen.items():
+        if weight == 0:
+            continue
+        if name in UNCERTAINTY and ctx.task == "regression":
+            continue
+        if name == "committee" and _version_count(ctx) < 2:
+            continue
+        if name == "novelty" and not ctx.kinds:
+            continue
+        if name == "diversity" and not _numeric_features(ctx):
+            continue
+        if name == "slices" and not _slice_candidates(ctx):
+            continue
+        usable[name] = float(weight)
+    if not usable:
+        if given:
+            raise InvalidParameterError(
+                f"none of the strategies in weights={dict(chosen)} can be used for "
+                f"{ctx.model!r} (regression models have no uncertainty, committee needs two "
+                "versions, novelty/diversity/slices need features)"
+            )
+        usable = {"random": 1.0}
+    total = sum(usable.values())
+    return {name: weight / total for name, weight in usable.items()}
+
+
+# ---------------------------------------------------------------- rankings per strategy
+
+
+def _ranked(ctx: _Context, strategy: str, n: int, exclude: set[str]) -> list[tuple[str, float]]:
+    """Up to ``n`` candidates not in ``exclude``, best first, as (example_id, priority)."""
+    fetch = n + len(exclude)
+    if strategy in UNCERTAINTY:
+        rows = _top(
+            ctx, "evalstore.suggest_uncertainty($model, $version, $since, $until)", strategy, fetch
+        )
+    elif strategy == "random":
+        rows = _top_random(ctx, fetch)
+    elif strategy == "committee":
+        rows = _top(
+            ctx,
+            "evalstore.suggest_committee($model, $since, $until)",
+            "committee",
+            fetch,
+            candidates=True,
+        )
+    elif strategy == "novelty":
+        rows = _top_novelty(ctx, fetch)
+    elif strategy == "slices":
+        rows = _top_slices(ctx, fetch)
+    elif strategy == "diversity":
+        rows = _k_center(ctx, n, exclude)
+    else:  # pragma: no cover - checked by the caller
+        raise InvalidParameterError(f"unknown strategy {strategy!r}")
+    out = [(eid, pr) for eid, pr in rows if eid not in exclude]
+    return out[:n]
+
+
+def _top(
+    ctx: _Context, source: str, column: str, n: int, candidates: bool = False
+) -> list[tuple[str, float]]:
+    extra = ""
+    if candidates:  # committee rows are of every version: keep those `version` predicted
+        extra = (
+            " AND s.example_id IN (SELECT example_id FROM "
+            "evalstore.suggest_candidates($model, $version, $since, $until))"
+        )
+    sql = (
+        f"SELECT s.example_id, s.{column} FROM {source} AS s "
+        f"WHERE s.{column} IS NOT NULL{extra}{ctx.where_clause('s')} "
+        f"ORDER BY s.{column} DESC, evalstore.pick_order(s.example_id, $seed) LIMIT $n"
+    )
+    table = ctx.run(sql, ctx.params(n=n))
+    return list(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+
+
+def _top_random(ctx: _Context, n: int) -> list[tuple[str, float]]:
+    sql = (
+        "SELECT s.example_id FROM evalstore.suggest_candidates($model, $version, $since, "
+        f"$until) AS s WHERE true{ctx.where_clause('s')} "
+        "ORDER BY evalstore.pick_order(s.example_id, $seed) LIMIT $n"
+    )
+    ids = ctx.run(sql, ctx.params(n=n)).column(0).to_pylist()
+    return [(eid, 1.0 - i / max(len(ids), 1)) for i, eid in enumerate(ids)]
+
+
+# ---------------------------------------------------------------- novelty
+
+
+def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
+    """Per feature: (feature, SQL rarity expression over alias f, bound parameters)."""
+    if ctx.novelty_parts is not None:
+        return ctx.novelty_parts
+    ref = ctx.reference
+    args = [ctx.model, ref["ref_env"], ref["ref_dataset"], ref["ref_start"], ref["ref_end"]]
+    numeric = ctx.con.execute(
+        "SELECT feature, n, q FROM evalstore.novelty_reference(?, ?, ?, ?, ?)", args
+    ).fetchall()
+    stats = {feature: (n, q) for feature, n, q in numeric}
+    categories: dict[str, tuple[list[str], list[float], int]] = {}
+    for feature, category, n, rarity in ctx.con.execute(
+        "SELECT feature, category, n, rarity FROM evalstore.novelty_categories(?, ?, ?, ?, ?) "
+        "ORDER BY feature, category",
+        args,
+    ).fetchall():
+        keys, values, _ = categories.setdefault(feature, ([], [], n))
+        keys.append(category)
+        values.append(rarity)
+    parts = []
+    for i, (feature, kind) in enumerate(ctx.kinds.items()):
+        column = f"f.{quote(feature)}"
+        if kind == "numeric" and feature in stats:
+            n, q = stats[feature]
+            parts.append(
+                (
+                    feature,
+                    f"evalstore.numeric_rarity(CAST({column} AS DOUBLE), $q{i}, $n{i})",
+                    {f"q{i}": list(q), f"n{i}": n},
+                )
+            )
+        elif kind == "categorical" and feature in categories:
+            keys, values, n = categories[feature]
+            parts.append(
+                (
+                    feature,
+                    f"CASE WHEN {column} IS NOT NULL THEN coalesce("
+                    f"map_extract_value(MAP($k{i}, $r{i}), CAST({column} AS VARCHAR)), 1.0) END",
+                    {f"k{i}": keys, f"r{i}": values},
+                )
+            )
+    ctx.novelty_parts = parts
+    return parts
+
+
+def _novelty_expression(ctx: _Context) -> tuple[str, dict[str, Any]]:
+    parts = _novelty_parts(ctx)
+    if not parts:
+        raise InvalidParameterError(
+            f"strategy='novelty' needs reference rows: {ctx.model!r} has no numeric or "
+            f"categorical feature values in the reference ({ctx.reference}); log training "
+            "features or pass reference="
+        )
+    params: dict[str, Any] = {}
+    for _, _, p in parts:
+        params.update(p)
+    expression = f"list_avg([{', '.join(expr for _, expr, _ in parts)}])"
+    return expression, params
+
+
+def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
+    expression, params = _novelty_expression(ctx)
+    sql = (
+        f"SELECT f.example_id, {expression} AS novelty FROM {quote(ctx.model)}.features AS f "
+        "WHERE f.env = 'serving' AND f.example_id IN (SELECT example_id FROM "
+        "evalstore.suggest_candidates($model, $version, $since, $until))"
+        f"{ctx.where_clause('f')} "
+        "ORDER BY novelty DESC NULLS LAST, evalstore.pick_order(f.example_id, $seed) LIMIT $n"
+    )
+    table = ctx.run(sql, ctx.params(n=n, **params))
+    return list(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+
+
+# ---------------------------------------------------------------- slices
+
+
+def _slice_candidates(ctx: _Context) -> list[str]:
+    """Categorical features usable as slices by default (2..50 serving values)."""
+    columns = [f for f, kind in ctx.kinds.items() if kind == "categorical"]
+    if not columns:
+        return []
+    counts = ", ".join(f"count(DISTINCT {quote(c)})" for c in columns)
+    row = ctx.con.execute(
+        f"SELECT {counts} FROM {quote(ctx.model)}.features WHERE env = 'serving'"
+    ).fetchall()[0]
+    return [c for c, n in zip(columns, row, strict=True) if 2 <= n <= MAX_SLICE_VALUES]
+
+
+def _slice_view(ctx: _Context, columns: Sequence[str]) -> str:
+    name = f"__evalstore_suggest_view_{next(_names)}"
+    key = " || ' / ' || ".join(
+        f"'{c}=' || coalesce(CAST({quote(c)} AS VARCHAR), 'NULL')" for c in columns
+    )
+    ctx.con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT example_id, {key} AS slice "
+        f"FROM {quote(ctx.model)}.features WHERE env = 'serving'"
+    )
+    ctx.temp.append(name)
+    return name
+
+
+def _slice_needs(ctx: _Context) -> dict[str, Any]:
+    """Choose the slicing (``by`` or the most discriminating feature) and its needs."""
+    if ctx.slices is not None:
+        return ctx.slices
+    if ctx.by is None:
+        options = [[c] for c in _slice_candidates(ctx)]
+        if not options:
+            raise InvalidParameterError(
+                f"strategy='slices' found no categorical feature of {ctx.model!r} with 2 to "
+                f"{MAX_SLICE_VALUES} serving values; pass by=<feature> (or several)"
+            )
+    else:
+        by = [ctx.by] if isinstance(ctx.by, str) else list(ctx.by)
+        for column in by:
+            if column not in ctx.kinds:
+                raise InvalidParameterError(
+                    f"by={column!r} is not a feature of {ctx.model!r}; known features: "
+                    + ", ".join(ctx.kinds)
+                )
+        options = [by]
+    best = None
+    for columns in options:
+        view = _slice_view(ctx, columns)
+        needs = ctx.con.sql(
+            "SELECT slice, examples, labeled, coverage, error_rate, need "
+            "FROM evalstore.suggest_slice_needs(?, ?, ?, ?)",
+            params=[ctx.model, ctx.version, f"temp.main.{view}", ctx.prior],
+        ).to_arrow_table()
+        values = [v for v in needs.column("need").to_pylist() if v is not None]
+        spread = (max(values) - min(values)) if values else 0.0
+        if best is None or spread > best["spread"]:
+            best = {"columns": columns, "view": view, "needs": needs, "spread": spread}
+    ctx.slices = best
+    return best
+
+
+def _top_slices(ctx: _Context, n: int) -> list[tuple[str, float]]:
+    slices = _slice_needs(ctx)
+    needs = ctx.register(slices["needs"].select(["slice", "need"]))
+    sql = (
+        "WITH c AS (SELECT v.example_id, v.slice, n.need, "
+        "evalstore.pick_order(v.example_id, $seed) AS o "
+        f"FROM temp.main.{quote(slices['view'])} AS v "
+        f"JOIN {quote(needs)} AS n ON n.slice IS NOT DISTINCT FROM v.slice "
+        "WHERE v.example_id IN (SELECT example_id FROM "
+        f"evalstore.suggest_candidates($model, $version, $since, $until)){ctx.where_clause('v')}),"
+        # at most n picks per slice, taken before ranking (a top-n aggregate, no full sort)
+        " top AS (SELECT slice, any_value(need) AS need, arg_min(example_id, o, $n) AS ids "
+        "FROM c GROUP BY slice),"
+        " ranked AS (SELECT slice, need, unnest(ids) AS example_id, "
+        "generate_subscripts(ids, 1) AS r FROM top)"
+        " SELECT example_id, evalstore.dhondt_priority(need, r) AS priority FROM ranked "
+        "ORDER BY priority DESC, evalstore.pick_order(example_id, $seed) LIMIT $n"
+    )
+    table = ctx.run(sql, ctx.params(n=n))
+    return list(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+
+
+# ---------------------------------------------------------------- diversity
+
+
+def _numeric_features(ctx: _Context) -> list[str]:
+    return [f for f, kind in ctx.kinds.items() if kind == "numeric"]
+
+
+def _k_center(ctx: _Context, n: int, exclude: set[str]) -> list[tuple[str, float]]:
+    """Greedy k-center over the pool; scores are distances relative to the first step's."""
+    numeric = _numeric_features(ctx)
+    if not numeric:
+        raise InvalidParameterError(
+            f"strategy='diversity' needs numeric features; {ctx.model!r} has none"
+        )
+    if ctx.task == "regression":
+        pool = _top_novelty(ctx, ctx.pool + len(exclude)) if _novelty_parts(ctx) else []
+        if not pool:
+            pool = _top_random(ctx, ctx.pool + len(exclude))
+    else:
+        pool = _top(
+            ctx,
+            "evalstore.suggest_uncertainty($model, $version, $since, $until)",
+            "entropy",
+            ctx.pool + len(exclude),
+        )
+    ids = [eid for eid, _ in pool if eid not in exclude][: ctx.pool]
+    if not ids:
+        return []
+    chosen = ctx.register(pa.table({"example_id": pa.array(ids, pa.string())}))
+    columns = ", ".join(f"CAST(f.{quote(c)} AS DOUBLE)" for c in numeric)
+    table = ctx.con.sql(
+        f"SELECT c.example_id, {columns} FROM {quote(chosen)} AS c "
+        f"JOIN {quote(ctx.model)}.features AS f ON f.example_id = c.example_id "
+        "AND f.env = 'serving'"
+    ).to_arrow_table()
+    order = {eid: i for i, eid in enumerate(ids)}
+    rows = sorted(range(table.num_rows), key=lambda i: order[table.column(0)[i].as_py()])
+    table = table.take(rows)
+    pool_ids = table.column(0).to_pylist()
+    x = (
+        np.column_stack(
+            [
+                table.column(j + 1).to_numpy(zero_copy_only=False).astype(float)
+                for j in range(len(numeric))
+            ]
+        )
+        if pool_ids
+        else np.empty((0, len(numeric)))
+    )
+    return list(zip(*k_center(pool_ids, x, n), strict=True)) if pool_ids else []
+
+
+def k_center(ids: Sequence[str], x: np.ndarray, n: int) -> tuple[list[str], list[float]]:
+    """Greedy k-center: ``n`` rows of ``x`` (standardized per column) spread apart.
+
+    The first pick is row 0 (the pool is ordered by uncertainty, so the most uncertain);
+    each next pick maximises the Euclidean distance to its nearest earlier pick (ties:
+    the earlier row). Missing and non-finite values are set to the column mean (0 after
+    standardizing); constant columns are dropped. Returns the ids in pick order and each
+    pick's distance divided by the second pick's (the first scores 1).
+    """
+    x = np.array(x, dtype=float, copy=True)
+    x[~np.isfinite(x)] = np.nan
+    mean = np.nanmean(x, axis=0) if len(x) else np.zeros(x.shape[1])
+    sd = np.nanstd(x, axis=0) if len(x) else np.ones(x.shape[1])
+    mean = np.where(np.isnan(mean), 0.0, mean)
+    keep = np.nan_to_num(sd) > 0
+    z = (x[:, keep] - mean[keep]) / sd[keep]
+    z = np.nan_to_num(z, nan=0.0)
+    m = len(ids)
+    n = min(n, m)
+    picked: list[int] = [0]
+    scores = [1.0]
+    nearest = np.sqrt(((z - z[0]) ** 2).sum(axis=1))
+    scale = None
+    for _ in range(1, n):
+        nearest[picked[-1]] = -1.0
+        nearest[picked] = -1.0
+        i = int(np.argmax(nearest))
+        d = float(nearest[i])
+        if scale is None:
+            scale = d if d > 0 else 1.0
+        picked.append(i)
+        scores.append(max(d, 0.0) / scale)
+        nearest = np.minimum(nearest, np.sqrt(((z - z[i]) ** 2).sum(axis=1)))
+    return [ids[i] for i in picked], scores
+
+
+# ---------------------------------------------------------------- mix
+
+
+def _mix(ctx: _Context, k: int, weights: dict[str, float]) -> list[tuple[str, float, str]]:
+    """D'Hondt merge: the r-th pick of strategy s has priority w_s / r; first pick wins."""
+    shares = _apportion(weights, k)
+    picks: list[tuple[str, float, str]] = []
+    taken: set[str] = set()
+    queue: list[tuple[float, int, str, str]] = []
+    # Strategies fill their share in turn; a strategy short of candidates leaves its
+    # remaining slots to the others (a second round tops up from the best ones).
+    for order, (name, weight) in enumerate(sorted(weights.items(), key=lambda kv: -kv[1])):
+        ranked = _ranked(ctx, name, shares[name] + k, taken) if shares[name] else []
+        count = 0
+        for eid, _ in ranked:
+            if count >= shares[name]:
+                break
+            if eid in taken:
+                continue
+            taken.add(eid)
+            count += 1
+            queue.append((weight / count, order, eid, name))
+    if len(queue) < k:
+        for name in sorted(weights, key=lambda s: -weights[s]):
+            for eid, _ in _ranked(ctx, name, k - len(queue), taken):
+                taken.add(eid)
+                queue.append((0.0, 99, eid, name))
+            if len(queue) >= k:
+                break
+    queue.sort(key=lambda row: (-row[0], row[1]))
+    for priority, _, eid, name in queue[:k]:
+        picks.append((eid, priority, name))
+    return picks
+
+
+def _apportion(weights: dict[str, float], k: int) -> dict[str, int]:
+    """Seats per strategy by D'Hondt: the k largest of weight / r."""
+    seats = dict.fromkeys(weights, 0)
+    for _ in range(k):
+        name = max(weights, key=lambda s: (weights[s] / (seats[s] + 1), -list(weights).index(s)))
+        seats[name] += 1
+    return seats
+
+
+# ---------------------------------------------------------------- result
+
+
+def _describe(ctx: _Context, strategy: str, picks: list[tuple[str, float, str]]) -> pa.Table:
+    """The result table: per-strategy scores of the picks and a reason for each."""
+    ids = [eid for eid, _, _ in picks]
+    chosen = ctx.register(pa.table({"example_id": pa.array(ids, pa.string())}))
+    c = quote(chosen)
+    unc = ctx.run(
+        f"SELECT p.example_id, p.version, CAST(p.prediction AS VARCHAR) AS prediction, p.score, "
+        "evalstore.least_confidence(p.score, p.probabilities) AS least_confidence, "
+        "evalstore.margin(p.score, p.probabilities) AS margin, "
+        "evalstore.entropy(p.score, p.probabilities) AS entropy "
+        f"FROM {quote(ctx.model)}.predictions AS p JOIN {c} AS c ON c.example_id = p.example_id "
+        "WHERE p.version = $version",
+        ctx.params(),
+    ).to_pylist()
+    unc_by = {row["example_id"]: row for row in unc}
+    committee: dict[str, dict[str, Any]] = {}
+    if ids and _version_count(ctx) > 1:
+        rows = ctx.run(
+            "SELECT s.* FROM evalstore.suggest_committee($model, NULL, NULL) AS s "
+            f"WHERE s.example_id IN (SELECT example_id FROM {c})",
+            ctx.params(),
+        ).to_pylist()
+        committee = {row["example_id"]: row for row in rows}
+    novelty: dict[str, tuple[float | None, str | None, Any, float | None]] = {}
+    if ids and ctx.kinds:
+        parts = _novelty_parts(ctx)
+        if parts:
+            params: dict[str, Any] = {}
+            for _, _, p in parts:
+                params.update(p)
+            cols = ", ".join(
+                f"{expr} AS {quote('r_' + feature)}, f.{quote(feature)} AS {quote('v_' + feature)}"
+                for feature, expr, _ in parts
+            )
+            for row in ctx.run(
+                f"SELECT f.example_id, {cols} FROM {quote(ctx.model)}.features AS f "
+                f"JOIN {c} AS c ON c.example_id = f.example_id WHERE f.env = 'serving'",
+                params,
+            ).to_pylist():
+                rarities = [
+                    (row["r_" + feature], feature, row["v_" + feature])
+                    for feature, _, _ in parts
+                    if row["r_" + feature] is not None
+                ]
+                if not rarities:
+                    novelty[row["example_id"]] = (None, None, None, None)
+                    continue
+                top = max(rarities, key=lambda t: t[0])
+                mean = sum(r for r, _, _ in rarities) / len(rarities)
+                novelty[row["example_id"]] = (mean, top[1], top[2], top[0])
+    slice_of: dict[str, tuple[str, dict[str, Any]]] = {}
+    if ctx.slices is not None and ids:
+        needs = {row["slice"]: row for row in ctx.slices["needs"].to_pylist()}
+        for eid, key in ctx.con.execute(
+            f"SELECT v.example_id, v.slice FROM temp.main.{quote(ctx.slices['view'])} AS v "
+            f"JOIN {c} AS c ON c.example_id = v.example_id"
+        ).fetchall():
+            slice_of[eid] = (key, needs.get(key, {}))
+    diversity = dict.fromkeys(ids)
+    for eid, priority, name in picks:
+        if name == "diversity":
+            diversity[eid] = priority
+
+    columns: dict[str, list[Any]] = {name: [] for name in RESULT_COLUMNS}
+    for rank, (eid, priority, name) in enumerate(picks, start=1):
+        u = unc_by.get(eid, {})
+        cm = committee.get(eid, {})
+        nv = novelty.get(eid, (None, None, None, None))
+        sl = slice_of.get(eid)
+        scores = {
+            "least_confidence": u.get("least_confidence"),
+            "margin": u.get("margin"),
+            "entropy": u.get("entropy"),
+            "committee": cm.get("committee"),
+            "novelty": nv[0],
+            "slice_need": sl[1].get("need") if sl else None,
+            "diversity": diversity.get(eid),
+        }
+        reason = _reason(ctx, name, u, cm, nv, sl, scores)
+        if strategy == "mix":
+            others = [
+                f"{key} {value:.2f}"
+                for key, value in scores.items()
+                if value is not None
+                and key != name
+                and key not in ("least_confidence", "margin")
+                and not (name in UNCERTAINTY and key in UNCERTAINTY)
+            ]
+            reason = f"mix/{name}: {reason}" + (f" ({', '.join(others)})" if others else "")
+        values = {
+            "rank": rank,
+            "example_id": eid,
+            "version": u.get("version", ctx.version),
+            "strategy": strategy,
+            "picked_by": name,
+            "priority": float(priority) if priority is not None else None,
+            "reason": reason,
+            **scores,
+            "prediction": u.get("prediction"),
+            "score": u.get("score"),
+            "slice": sl[0] if sl else None,
+            "request_id": None,
+            "expires_at": None,
+        }
+        for key in RESULT_COLUMNS:
+            columns[key].append(values[key])
+    schema = pa.schema(
+        [
+            ("rank", pa.int64()),
+            ("example_id", pa.string()),
+            ("version", pa.string()),
+            ("strategy", pa.string()),
+            ("picked_by", pa.string()),
+            ("priority", pa.float64()),
+            ("reason", pa.string()),
+            *[(name, pa.float64()) for name in SCORE_COLUMNS],
+            ("prediction", pa.string()),
+            ("score", pa.float64()),
+            ("slice", pa.string()),
+            ("request_id", pa.int64()),
+            ("expires_at", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+    return pa.table(columns, schema=schema)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _reason(
+    ctx: _Context,
+    name: str,
+    u: Mapping[str, Any],
+    cm: Mapping[str, Any],
+    nv: tuple[Any, ...],
+    sl: tuple[str, Mapping[str, Any]] | None,
+    scores: Mapping[str, Any],
+) -> str:
+    if name in UNCERTAINTY:
+        value = scores[name]
+        detail = f"score {u['score']:.3f}" if u.get("score") is not None else "probabilities"
+        return f"uncertain prediction {u.get('prediction')!r} ({detail}; {name} {value:.3f})"
+    if name == "committee":
+        return (
+            f"{cm.get('versions')} versions disagree (majority {cm.get('majority')!r}, "
+            f"vote entropy {cm.get('vote_entropy', 0):.2f}, "
+            f"score spread {cm.get('score_spread', 0):.2f})"
+        )
+    if name == "novelty":
+        mean, feature, value, rarity = nv
+        if feature is None:
+            return "novel features"
+        what = (
+            "out of the reference range"
+            if rarity >= 1 and ctx.kinds[feature] == "numeric"
+            else ("a category unseen in the reference" if rarity >= 1 else f"rarity {rarity:.2f}")
+        )
+        return f"unusual features (novelty {mean:.2f}): {feature}={_fmt(value)} is {what}"
+    if name == "slices":
+        if sl is None:
+            return "under-covered slice"
+        key, need = sl
+        rate = need.get("error_rate")
+        rate_text = f"error rate {rate:.1%}" if rate is not None else "no errors measured"
+        return (
+            f"slice {key}: {need.get('labeled', 0)}/{need.get('examples', 0)} labeled "
+            f"({need.get('coverage', 0):.1%}), {rate_text}, need {need.get('need', 0):.2f}"
+        )
+    if name == "diversity":
+        return f"unlike earlier picks (k-center distance {scores['diversity']:.2f} of the first)"
+    return f"random pick (seed {ctx.seed})"
+
+
+def _record(ctx: _Context, table: pa.Table, expires_in: str | None) -> pa.Table:
+    now = datetime.now(UTC)
+    expires = None
+    if expires_in is not None:
+        try:
+            expires = ctx.con.execute(
+                "SELECT CAST(? AS TIMESTAMPTZ) + CAST(? AS INTERVAL)", [now, expires_in]
+            ).fetchall()[0][0]
+        except duckdb.Error as error:
+            raise InvalidParameterError(
+                f"expires_in={expires_in!r} is not an interval: use e.g. '14 days' or None"
+            ) from error
+    rows = ctx.register(table.select(["example_id", "picked_by", "priority", "reason", "rank"]))
+    from evalstore.db import transaction
+
+    with transaction(ctx.con):
+        ids = ctx.con.execute(
+            "INSERT INTO evalstore.label_requests (model, example_id, strategy, priority, "
+            "reason, requested_at, expires_at, status) "
+            f"SELECT ?, example_id, picked_by, priority, reason, ?, ?, 'open' FROM {quote(rows)} "
+            "ORDER BY rank RETURNING example_id, request_id",
+            [ctx.model, now, expires],
+        ).fetchall()
+    by_id = dict(ids)
+    table = table.set_column(
+        table.schema.get_field_index("request_id"),
+        "request_id",
+        pa.array([by_id.get(e) for e in table.column("example_id").to_pylist()], pa.int64()),
+    )
+    return table.set_column(
+        table.schema.get_field_index("expires_at"),
+        "expires_at",
+        pa.array([expires] * table.num_rows, pa.timestamp("us", tz="UTC")),
+    )
+
+
+# ---------------------------------------------------------------- requests
+
+
+def label_requests(
+    store: Store,
+    model: str | None = None,
+    status: str | Sequence[str] | None = None,
+    strategy: str | None = None,
+    example_ids: Sequence[str] | None = None,
+) -> pa.Table:
+    """Rows of ``evalstore.label_requests`` (newest first), optionally filtered.
+
+    Overdue open requests are marked ``expired`` first (when the store is writable).
+    """
+    statuses = _statuses(status)
+    with store._lock:
+        if not store.read_only:
+            expire_requests(store, model)
+        return store.sql(
+            "SELECT * FROM evalstore.label_requests WHERE ($model IS NULL OR model = $model) "
+            "AND ($all_status OR list_contains($statuses, status)) "
+            "AND ($strategy IS NULL OR strategy = $strategy) "
+            "AND ($all_ids OR list_contains($ids, example_id)) "
+            "ORDER BY requested_at DESC, request_id DESC",
+            {
+                "model": model,
+                "all_status": statuses is None,
+                "statuses": statuses or [],
+                "strategy": strategy,
+                "all_ids": example_ids is None,
+                "ids": [str(e) for e in example_ids or []],
+            },
+        )
+
+
+def _statuses(status: str | Sequence[str] | None) -> list[str] | None:
+    if status is None:
+        return None
+    values = [status] if isinstance(status, str) else list(status)
+    for value in values:
+        if value not in REQUEST_STATUSES:
+            raise InvalidParameterError(
+                f"status={value!r} is not one of {', '.join(REQUEST_STATUSES)}"
+            )
+    return values
+
+
+def cancel_requests(
+    store: Store,
+    model: str,
+    example_ids: Sequence[str] | None = None,
+    request_ids: Sequence[int] | None = None,
+    strategy: str | None = None,
+) -> int:
+    """Cancel open requests of ``model`` (all, or those matching ids/strategy); return how many."""
+    check_model_name(model)
+    store._writable()
+    with store._lock:
+        rows = store.connection.execute(
+            "UPDATE evalstore.label_requests SET status = 'cancelled' "
+            "WHERE model = $model AND status = 'open' "
+            "AND ($all_ids OR list_contains($ids, example_id)) "
+            "AND ($all_requests OR list_contains($requests, request_id)) "
+            "AND ($strategy IS NULL OR strategy = $strategy) RETURNING request_id",
+            {
+                "model": model,
+                "all_ids": example_ids is None,
+                "ids": [str(e) for e in example_ids or []],
+                "all_requests": request_ids is None,
+                "requests": [int(r) for r in request_ids or []],
+                "strategy": strategy,
+            },
+        ).fetchall()
+    return len(rows)
+
+
+def expire_requests(store: Store, model: str | None = None, now: Any = None) -> int:
+    """Mark open requests whose ``expires_at`` is at or before ``now`` as expired."""
+    store._writable()
+    at = to_timestamp(now, "now") or datetime.now(UTC)
+    with store._lock:
+        rows = store.connection.execute(
+            "UPDATE evalstore.label_requests SET status = 'expired' "
+            "WHERE ($model IS NULL OR model = $model) AND status = 'open' "
+            "AND expires_at IS NOT NULL AND expires_at <= $now RETURNING request_id",
+            {"model": model, "now": at},
+        ).fetchall()
+    return len(rows)
+
+
+def fulfil_requests(
+    con: duckdb.DuckDBPyConnection, model: str, table: str, batch_id: int, at: datetime
+) -> int:
+    """Mark the open (or expired) requests of the examples in a label batch fulfilled.
+
+    Called by the label ingest inside the batch's transaction, so a request is fulfilled
+    exactly when its label is committed.
+    """
+    rows = con.execute(
+        "UPDATE evalstore.label_requests SET status = 'fulfilled', fulfilled_at = $at, "
+        "label_batch_id = $batch_id WHERE model = $model AND status IN ('open', 'expired') "
+        f"AND example_id IN (SELECT example_id FROM {table} WHERE batch_id = $batch_id) "
+        "RETURNING request_id",
+        {"model": model, "at": at, "batch_id": batch_id},
+    ).fetchall()
+    return len(rows)
