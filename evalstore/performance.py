@@ -54,14 +54,22 @@ rmse                             square roots of the mse interval's ends
 roc_auc                          DeLong (1988) variance, normal interval, clipped
 average_precision                logit interval (Boyd, Eng & Page 2013)
 r2                               delta method (influence function of 1 - MSE/Var)
-f1, macro_f1, weighted_f1, ece   percentile bootstrap, ``n_boot`` (200) replicates,
+f1 (binary and per class)        delta method over the confusion matrix
+                                 (Takahashi et al. 2022), clipped to [0, 1]
+macro_f1, weighted_f1, ece       percentile bootstrap, ``n_boot`` (200) replicates,
                                  numpy ``default_rng(seed)`` (seed 0)
 ================================ ===============================================
 
+F1's interval is analytic: Var(F1) = 4 tp (fp + fn) (tp + fp + fn) / (2 tp + fp + fn)^4
+(``evalstore.f1_se``). It agrees with the percentile bootstrap of the confusion matrix
+(which earlier versions used) to within the bootstrap's own noise from a few dozen
+positives on, and costs nothing per cell; it is zero-width when tp = 0 or fp + fn = 0,
+where every resample has the same F1 too.
+
 The bootstrap is vectorised over cells and works on each cell's sufficient statistics
-(``stats`` from the macros), so its cost does not grow with the rows. For the F1 scores it
-is exact: resampling n rows with replacement is a multinomial draw of the confusion
-matrix (f1: [tp, fp, fn, tn]; macro/weighted F1: the K x K matrix), drawn as a chain of
+(``stats`` from the macros), so its cost does not grow with the rows. For macro/weighted
+F1 it is exact: resampling n rows with replacement is a multinomial draw of the confusion
+matrix (the K x K matrix), drawn as a chain of
 binomials. For ece it draws the bins' sums of ``y - score`` from the normal limit of
 resampling the rows (mean the observed sums D, covariance diag(q) - D D' / n, q the bins'
 sums of squares), which matches the row bootstrap's distribution closely from a few
@@ -116,7 +124,7 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 #: Every metric name, across tasks.
 METRICS = tuple(dict.fromkeys(m for names in TASK_METRICS.values() for m in names))
 #: Metrics whose intervals come from the bootstrap of this module.
-BOOTSTRAP_METRICS = ("f1", "macro_f1", "weighted_f1", "ece")
+BOOTSTRAP_METRICS = ("macro_f1", "weighted_f1", "ece")
 #: Result columns before and after the slice columns.
 LEADING_COLUMNS = ("window_start", "window_end", "version")
 TRAILING_COLUMNS = (
@@ -615,7 +623,6 @@ def _bootstrap_intervals(
         stats = picked.column("stats").to_pylist()
         rng = np.random.default_rng(seed)
         for name, statistic in (
-            ("f1", _f1_replicates),
             ("macro_f1", _macro_f1_replicates),
             ("weighted_f1", _weighted_f1_replicates),
             ("ece", _ece_replicates),
@@ -680,14 +687,6 @@ def _multinomial(rng: np.random.Generator, counts: np.ndarray, n_boot: int) -> n
         remaining -= draw
     out[:, :, k - 1] = remaining
     return out
-
-
-def _f1_replicates(rng: np.random.Generator, stats: np.ndarray, n_boot: int) -> np.ndarray:
-    draws = _multinomial(rng, stats, n_boot)
-    tp, fp, fn = draws[..., 0], draws[..., 1], draws[..., 2]
-    denominator = 2 * tp + fp + fn
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, 2 * tp / denominator, np.nan)
 
 
 def _class_f1(rng: np.random.Generator, stats: np.ndarray, n_boot: int):

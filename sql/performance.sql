@@ -26,8 +26,9 @@
 --   stats        the counts a Python bootstrap resamples (NULL for analytic intervals).
 -- Intervals take z (e.g. 1.959964 for 95%): Wilson score intervals for proportions,
 -- mean +- z sd / sqrt(n) (sample sd) for means, DeLong for ROC AUC, logit for average
--- precision, delta method for R2; f1, macro_f1, weighted_f1 and ece get NULL here and a
--- seeded bootstrap in the Python front-end (from `stats`). Intervals of metrics that
+-- precision, delta method for R2 and for F1 (binary and per class, evalstore.f1_se);
+-- macro_f1, weighted_f1 and ece get NULL here and a seeded bootstrap in the Python
+-- front-end (from `stats`). Intervals of metrics that
 -- cannot be negative (losses, errors) are floored at 0, proportions and R2 capped at 1.
 
 -- evalstore.with_slice(source) -> the rows of source, plus a NULL `slice` column when it
@@ -85,6 +86,21 @@ CREATE OR REPLACE MACRO evalstore.wilson_high(x, m, z) AS
         (x / m + z * z / (2.0 * m)
          + z * sqrt((x / m) * (1 - x / m) / m + z * z / (4.0 * m * m))) / (1 + z * z / m)) END;
 COMMENT ON MACRO evalstore.wilson_high IS 'Upper end of the Wilson score interval of x / m.';
+
+-- evalstore.f1_se(tp, fp, fn) -> DOUBLE
+-- Standard error of F1 = 2 tp / (2 tp + fp + fn) by the delta method over the multinomial
+-- confusion-matrix proportions (Takahashi, Yamamoto, Kuchiba & Koyama 2022, "Confidence
+-- interval for micro-averaged F1 and macro-averaged F1 scores", Applied Intelligence 52):
+--   Var(F1) = 4 tp (fp + fn) (tp + fp + fn) / (2 tp + fp + fn)^4
+-- (tn drops out: F1 does not depend on it). 0 when tp = 0 or fp + fn = 0 (every
+-- resample then has the same F1), NULL when 2 tp + fp + fn = 0. Counts are cast to
+-- DOUBLE (the product overflows BIGINT beyond ~2 million rows per cell).
+CREATE OR REPLACE MACRO evalstore.f1_se(tp, fp, fn) AS
+    CASE WHEN 2 * tp + fp + fn > 0 THEN
+        2 * sqrt(CAST(tp AS DOUBLE) * CAST(fp + fn AS DOUBLE) * CAST(tp + fp + fn AS DOUBLE))
+        / (CAST(2 * tp + fp + fn AS DOUBLE) * CAST(2 * tp + fp + fn AS DOUBLE)) END;
+COMMENT ON MACRO evalstore.f1_se IS
+    'Delta-method standard error of F1 from tp, fp, fn (Takahashi et al. 2022).';
 
 -- evalstore.label_horizon(model, delay_quantile, as_of)
 -- How long labels take to arrive, and the clock to judge windows by (one row):
@@ -233,7 +249,8 @@ COMMENT ON MACRO TABLE evalstore.performance_rows IS
 -- variances of the positives' / negatives' placement values, clipped to [0, 1], NULL when
 -- a class has fewer than 2 rows; logit interval for average_precision (Boyd, Eng & Page
 -- 2013): expit(logit(AP) -+ z / sqrt(n_pos AP (1 - AP))), NULL when AP is 0 or 1.
--- f1 carries stats = [tp, fp, fn, tn]; ece carries stats = [n_b..., sum(y - s)_b...,
+-- f1: F1 +- z evalstore.f1_se(tp, fp, fn) (delta method), clipped to [0, 1].
+-- ece carries stats = [n_b..., sum(y - s)_b...,
 -- sum((y - s)^2)_b...] over its non-empty bins. `metrics` (a list, NULL = all) skips
 -- the work of metrics not asked for.
 CREATE OR REPLACE MACRO evalstore.performance_binary(
@@ -452,6 +469,8 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
             WHEN 'precision' THEN evalstore.wilson_low(v.tp, v.tp + v.fp, z)
             WHEN 'recall' THEN evalstore.wilson_low(v.tp, v.tp + v.fn, z)
             WHEN 'specificity' THEN evalstore.wilson_low(v.tn, v.tn + v.fp, z)
+            WHEN 'f1' THEN evalstore.at_least(
+                2 * v.tp / (2 * v.tp + v.fp + v.fn) - z * evalstore.f1_se(v.tp, v.fp, v.fn), 0.0)
             WHEN 'roc_auc' THEN evalstore.at_least(v.auc - z * v.auc_se, 0.0)
             WHEN 'average_precision' THEN CASE WHEN v.ap > 0 AND v.ap < 1 THEN
                 1 / (1 + exp(-(ln(v.ap / (1 - v.ap)) - z / sqrt(v.n_pos * v.ap * (1 - v.ap)))))
@@ -465,6 +484,8 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
             WHEN 'precision' THEN evalstore.wilson_high(v.tp, v.tp + v.fp, z)
             WHEN 'recall' THEN evalstore.wilson_high(v.tp, v.tp + v.fn, z)
             WHEN 'specificity' THEN evalstore.wilson_high(v.tn, v.tn + v.fp, z)
+            WHEN 'f1' THEN evalstore.at_most(
+                2 * v.tp / (2 * v.tp + v.fp + v.fn) + z * evalstore.f1_se(v.tp, v.fp, v.fn), 1.0)
             WHEN 'roc_auc' THEN evalstore.at_most(v.auc + z * v.auc_se, 1.0)
             WHEN 'average_precision' THEN CASE WHEN v.ap > 0 AND v.ap < 1 THEN
                 1 / (1 + exp(-(ln(v.ap / (1 - v.ap)) + z / sqrt(v.n_pos * v.ap * (1 - v.ap)))))
@@ -481,7 +502,7 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
             WHEN 'precision' THEN v.rule || '; CI Wilson score'
             WHEN 'recall' THEN v.rule || '; CI Wilson score'
             WHEN 'specificity' THEN v.rule || '; CI Wilson score'
-            WHEN 'f1' THEN v.rule || '; CI bootstrap (Python front-end)'
+            WHEN 'f1' THEN v.rule || '; CI delta method (Takahashi 2022)'
             WHEN 'roc_auc' THEN 'Mann-Whitney U / (n_pos n_neg), ties count 1/2; CI DeLong'
             WHEN 'average_precision'
                 THEN 'sum (R_k - R_k-1) P_k over distinct scores; CI logit (Boyd 2013)'
@@ -492,10 +513,7 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
             WHEN 'ece' THEN ece_bins || ' equal-width score bins, sum n_b / n |mean y - mean '
                 || 'score|; CI bootstrap (Python front-end)'
         END AS variant,
-        CASE v.metric
-            WHEN 'f1' THEN [CAST(v.tp AS DOUBLE), v.fp, v.fn, v.tn]
-            WHEN 'ece' THEN v.ece_stats
-        END AS stats
+        CASE v.metric WHEN 'ece' THEN v.ece_stats END AS stats
     FROM valued AS v;
 COMMENT ON MACRO TABLE evalstore.performance_binary IS
     'Binary metrics per window x version x slice (accuracy ... roc_auc, average_precision, ece).';
@@ -521,9 +539,9 @@ COMMENT ON MACRO TABLE evalstore.performance_binary IS
 --                 2.220446049250313e-16 (sklearn log_loss); rows without a map are left
 --                 out (n_excluded)
 -- Intervals: Wilson for accuracy, micro_f1 (x = sum tp of n), per-class precision and
--- recall; normal (sample sd) for log_loss; macro_f1 and weighted_f1 carry stats = the
--- cell's confusion matrix (row-major, labels x predictions, classes sorted) and per-class
--- f1 stats = [tp, fp, fn, tn] for the Python bootstrap.
+-- recall; normal (sample sd) for log_loss; delta method (evalstore.f1_se, clipped to
+-- [0, 1]) for per-class f1; macro_f1 and weighted_f1 carry stats = the cell's confusion
+-- matrix (row-major, labels x predictions, classes sorted) for the Python bootstrap.
 CREATE OR REPLACE MACRO evalstore.performance_multiclass(
     source, model, width, chunk_rows, chunks, since, until, z, as_of, delay_quantile,
     metrics
@@ -688,6 +706,8 @@ CREATE OR REPLACE MACRO evalstore.performance_multiclass(
                 THEN evalstore.at_least(v.log_loss - z * v.log_loss_sd / sqrt(v.n_prob), 0.0)
             WHEN 'precision' THEN evalstore.wilson_low(v.tp, v.predicted, z)
             WHEN 'recall' THEN evalstore.wilson_low(v.tp, v.actual, z)
+            WHEN 'f1' THEN evalstore.at_least(2 * v.tp / (v.predicted + v.actual)
+                - z * evalstore.f1_se(v.tp, v.predicted - v.tp, v.actual - v.tp), 0.0)
         END END AS ci_low,
         CASE WHEN v.reason IS NOT NULL THEN NULL ELSE CASE v.metric
             WHEN 'accuracy' THEN evalstore.wilson_high(v.correct, v.n_class, z)
@@ -695,6 +715,8 @@ CREATE OR REPLACE MACRO evalstore.performance_multiclass(
             WHEN 'log_loss' THEN v.log_loss + z * v.log_loss_sd / sqrt(v.n_prob)
             WHEN 'precision' THEN evalstore.wilson_high(v.tp, v.predicted, z)
             WHEN 'recall' THEN evalstore.wilson_high(v.tp, v.actual, z)
+            WHEN 'f1' THEN evalstore.at_most(2 * v.tp / (v.predicted + v.actual)
+                + z * evalstore.f1_se(v.tp, v.predicted - v.tp, v.actual - v.tp), 1.0)
         END END AS ci_high,
         v.n, v.labeled - v.n AS n_excluded, v.predictions, v.labeled,
         v.labeled / v.predictions AS label_coverage,
@@ -711,13 +733,11 @@ CREATE OR REPLACE MACRO evalstore.performance_multiclass(
                 || 'eps = 2.22e-16; CI normal (sample sd)'
             WHEN 'precision' THEN 'one class vs the rest; CI Wilson score'
             WHEN 'recall' THEN 'one class vs the rest; CI Wilson score'
-            WHEN 'f1' THEN 'one class vs the rest; CI bootstrap (Python front-end)'
+            WHEN 'f1' THEN 'one class vs the rest; CI delta method (Takahashi 2022)'
         END AS variant,
         CASE
             WHEN v.reason IS NOT NULL THEN NULL
             WHEN v.metric IN ('macro_f1', 'weighted_f1') THEN v.matrix
-            WHEN v.metric = 'f1' THEN [CAST(v.tp AS DOUBLE), v.predicted - v.tp,
-                v.actual - v.tp, v.n_class - v.predicted - v.actual + v.tp]
         END AS stats
     FROM valued AS v;
 COMMENT ON MACRO TABLE evalstore.performance_multiclass IS

@@ -340,8 +340,11 @@ def test_bootstrap_is_seeded_and_close_to_a_row_bootstrap(binary):
     other = _rows(performance(store, "fraud", metrics=["f1", "ece"], n_boot=2000, seed=8))
     pd.testing.assert_frame_equal(first, again)
     assert not np.allclose(first["ci_low"], other["ci_low"])
-    assert first["variant"].str.contains("B = 2000, seed = 7").all()
-    # the same cell bootstrapped by resampling rows with numpy
+    ece = first[first["metric"] == "ece"]
+    assert ece["variant"].str.contains("B = 2000, seed = 7").all()
+    assert first.loc[first["metric"] == "f1", "variant"].str.contains("delta method").all()
+    # the same cell bootstrapped by resampling rows with numpy: the analytic F1 interval
+    # agrees with it
     rows = expected[(expected["version"] == "v1") & (expected["day"] == 0)]
     labeled = rows[rows["y"].notna()]
     y = labeled["y"].to_numpy().astype(int)
@@ -368,10 +371,38 @@ def test_bootstrap_is_seeded_and_close_to_a_row_bootstrap(binary):
 def test_bootstrap_can_be_switched_off(binary):
     store, _ = binary
     result = _rows(performance(store, "fraud", metrics=["f1", "ece", "accuracy"], n_boot=0))
-    boot = result[result["metric"] != "accuracy"]
+    boot = result[result["metric"] == "ece"]
     assert boot["ci_low"].isna().all() and boot["ci_high"].isna().all()
     assert boot["variant"].str.contains("CI not computed").all()
     assert result.loc[result["metric"] == "accuracy", "ci_low"].notna().all()
+    assert result.loc[result["metric"] == "f1", "ci_low"].notna().all()
+
+
+def test_f1_interval_is_the_delta_method(binary):
+    """F1 +- z sqrt(4 tp (fp + fn) (tp + fp + fn) / (2 tp + fp + fn)^4), clipped to [0, 1]."""
+    store, _ = binary
+    result = _rows(performance(store, "fraud", metrics=["f1"]))
+    defined = result[result["value"].notna()]
+    assert len(defined)
+    assert (
+        (defined["ci_low"] <= defined["value"]) & (defined["value"] <= defined["ci_high"])
+    ).all()
+    con = store.connection
+    for tp, fp, fn in [(5, 3, 2), (40, 0, 7), (0, 4, 4), (12, 0, 0), (1_000_000, 900_000, 800_000)]:
+        se = con.execute(f"SELECT evalstore.f1_se({tp}, {fp}, {fn})").fetchall()[0][0]
+        expected = math.sqrt(4 * tp * (fp + fn) * (tp + fp + fn) / (2 * tp + fp + fn) ** 4)
+        assert se == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        # the delta method from finite differences of F1 over multinomial proportions
+        n = tp + fp + fn + 10
+        p = np.array([tp, fp, fn, 10]) / n
+
+        def f1(q):
+            return 2 * q[0] / (2 * q[0] + q[1] + q[2])
+
+        grad = np.array([(f1(p + h) - f1(p - h)) / 2e-7 for h in np.eye(4) * 1e-7])
+        cov = (np.diag(p) - np.outer(p, p)) / n
+        assert se == pytest.approx(math.sqrt(max(grad @ cov @ grad, 0.0)), rel=1e-5, abs=1e-9)
+    assert con.execute("SELECT evalstore.f1_se(0, 0, 0)").fetchall()[0][0] is None
 
 
 def test_metric_subset_and_order(binary):
