@@ -1,33 +1,133 @@
-"""The FastAPI application: routes map one-to-one onto :class:`evalstore.Store` calls."""
+"""The FastAPI application: a thin HTTP mapping onto :class:`evalstore.Store`.
+
+``create_app(store)`` wires the routes (:mod:`server.routes_store`,
+:mod:`server.routes_flywheel`, :mod:`server.routes_query`), JSON errors
+(:mod:`server.errors`), body size limits (:mod:`server.limits`), bearer tokens
+(:mod:`server.auth`), Prometheus (:mod:`server.prom`), the locked DuckDB configuration
+(:mod:`server.lockdown`) and the BI snapshot (:mod:`server.snapshot`).
+"""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 
 import evalstore
-from evalstore.formats import to_records
+from server import errors
+from server.auth import Tokens
+from server.limits import BodyLimit
+from server.lockdown import lock_down
+from server.prom import Monitor
+from server.routes_flywheel import router as flywheel_router
+from server.routes_query import router as query_router
+from server.routes_store import router as store_router
+from server.settings import Settings
+from server.snapshot import SnapshotWriter
+
+DESCRIPTION = """\
+An evaluation store over HTTP. Ingest features, predictions and labels (JSON records or
+Arrow IPC streams); query with read-only SQL (`POST /v1/sql`); read the metric families
+(`GET /v1/models/{model}/{family}`), label suggestions, selections and snapshots; scrape
+`/metrics`. Results are JSON records (ISO-8601 times), CSV or Arrow IPC by `Accept`.
+Errors are JSON: `{"error": code, "detail": message}`.
+"""
 
 
-def create_app(store: evalstore.Store) -> FastAPI:
+def create_app(
+    store: evalstore.Store,
+    settings: Settings | None = None,
+    *,
+    tokens: Tokens | str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> FastAPI:
     """Return the HTTP app serving ``store`` (the process that runs it owns the file).
 
-    Routes: ``GET /healthz`` (liveness and store location) and ``GET /v1/models``
-    (the registry, as JSON records with ISO-8601 times).
+    ``settings`` (or keyword ``options`` overriding its fields: ``row_limit``,
+    ``time_limit``, ``max_body_bytes``, ``max_sql_chars``, ``lockdown``, ``snapshot``,
+    ``snapshot_every``) fix the limits; ``tokens`` (a :class:`server.auth.Tokens` or a token
+    file path) turn on bearer authentication. Unless ``lockdown=False`` the store's DuckDB
+    instance gets external access disabled and its configuration locked (see
+    :mod:`server.lockdown`): do this only for a store the server owns.
     """
-    app = FastAPI(title="evalstore", version=evalstore.__version__)
+    settings = settings or Settings()
+    if tokens is not None and not isinstance(tokens, Tokens):
+        tokens = Tokens.load(tokens)
+    if tokens is not None:
+        options["tokens"] = tokens
+    if options.get("snapshot") is not None:
+        options["snapshot"] = Path(options["snapshot"]).resolve()
+    settings = replace(settings, **options)
+    snapshot = None
+    if settings.snapshot is not None:
+        snapshot = SnapshotWriter(store, settings.snapshot, settings.snapshot_every)
+    if settings.lockdown:
+        allowed = list(settings.allowed_directories)
+        if settings.snapshot is not None:
+            settings.snapshot.parent.mkdir(parents=True, exist_ok=True)
+            allowed.append(str(settings.snapshot.parent))
+        lock_down(store.connection, allowed)
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        store.sql("SELECT 1")
-        return {"status": "ok", "store": str(store.path or ":memory:")}
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if snapshot is not None:
+            snapshot.start()
+        try:
+            yield
+        finally:
+            if snapshot is not None:
+                snapshot.stop()
 
-    @app.get("/v1/models")
-    def models(model: str | None = None) -> list[dict[str, Any]]:
-        table = store.models(model)
-        if model is not None and table.num_rows == 0:
-            raise HTTPException(status_code=404, detail=f"model {model!r} is not registered")
-        return to_records(table)
-
+    app = FastAPI(
+        title="evalstore",
+        version=evalstore.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.settings = settings
+    app.state.snapshot = snapshot
+    app.state.monitor = Monitor(store)
+    errors.install(app)
+    app.include_router(store_router)
+    app.include_router(flywheel_router)
+    app.include_router(query_router)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, monitor=app.state.monitor)
     return app
+
+
+class RequestMetrics:
+    """ASGI middleware timing each request by method, route template and status."""
+
+    def __init__(self, app: Any, monitor: Monitor) -> None:
+        self.app = app
+        self.monitor = monitor
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.monitor.observe_request(
+                scope["method"], template, status, time.perf_counter() - started
+            )

@@ -1,0 +1,116 @@
+"""Errors as JSON: every rejection is a 4xx whose body says what went wrong and what to do.
+
+Bodies have the shape ``{"error": code, "detail": message, ...}``; ingest validation errors
+add the offending ``column``, the number of ``rows`` and a few ``examples``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import duckdb
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from evalstore import errors as E
+from evalstore.formats import json_value
+
+log = logging.getLogger("evalstore.server")
+
+
+class ApiError(Exception):
+    """A request the server refuses: HTTP ``status``, a short ``code`` and a ``detail``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra
+
+
+#: evalstore exception -> (HTTP status, error code); the first matching class wins.
+STATUS = (
+    (E.UnknownModelError, 404, "unknown_model"),
+    (E.DuplicateIdError, 409, "duplicate_id"),
+    (E.SchemaConflictError, 409, "schema_conflict"),
+    (E.ModelConflictError, 409, "model_conflict"),
+    (E.ReadOnlyError, 409, "read_only"),
+    (E.ValidationError, 422, "invalid_batch"),
+    (E.InvalidParameterError, 422, "invalid_parameter"),
+    (E.StoreVersionError, 409, "store_version"),
+    (E.EvalstoreError, 400, "bad_request"),
+)
+
+
+def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"error": code, "detail": detail, **{k: json_value(v) for k, v in extra.items()}}
+
+
+def from_evalstore(error: E.EvalstoreError) -> ApiError:
+    """The HTTP form of a library error (status by class, the library's own message)."""
+    for cls, status, code in STATUS:
+        if isinstance(error, cls):
+            extra: dict[str, Any] = {}
+            if isinstance(error, E.ValidationError):
+                extra = {"column": error.column, "rows": error.rows, "examples": error.examples}
+            return ApiError(status, code, str(error), **extra)
+    raise AssertionError("unreachable: EvalstoreError is last in STATUS")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers turning exceptions into JSON error responses."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse(
+            error_body(error.code, error.detail, **error.extra),
+            status_code=error.status,
+            headers=error.headers,
+        )
+
+    @app.exception_handler(E.EvalstoreError)
+    async def evalstore_error(request: Request, error: E.EvalstoreError) -> JSONResponse:
+        return await api_error(request, from_evalstore(error))
+
+    @app.exception_handler(duckdb.Error)
+    async def duckdb_error(request: Request, error: duckdb.Error) -> JSONResponse:
+        detail = str(error).strip()
+        return await api_error(request, ApiError(400, "query_error", detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in error.errors()
+        ]
+        return JSONResponse(
+            error_body("invalid_request", "; ".join(problems) or "invalid request"),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(error.detail)),
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body("internal_error", f"{type(error).__name__}: {error}"), status_code=500
+        )

@@ -1,0 +1,163 @@
+"""Request bodies in, results out: JSON records, CSV, Arrow IPC streams and Parquet.
+
+Results follow the ``Accept`` header (or a ``format`` query parameter, handy in browsers and
+Grafana): ``application/json`` (default: an array of records with ISO-8601 times, the shape
+Grafana's Infinity data source reads), ``text/csv``, ``application/vnd.apache.arrow.stream``
+and, for downloads, ``application/vnd.apache.parquet``.
+
+>>> negotiate("text/csv;q=0.5, application/vnd.apache.arrow.stream")
+'application/vnd.apache.arrow.stream'
+>>> negotiate("*/*"), negotiate(None), negotiate("text/html", fmt="csv")
+('application/json', 'application/json', 'text/csv')
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+from fastapi import Request
+from fastapi.responses import Response
+
+from evalstore.formats import to_arrow_ipc, to_csv, to_records
+from server.errors import ApiError
+
+JSON = "application/json"
+CSV = "text/csv"
+ARROW = "application/vnd.apache.arrow.stream"
+PARQUET = "application/vnd.apache.parquet"
+#: ``format=`` query values and the media types they stand for.
+FORMATS = {"json": JSON, "csv": CSV, "arrow": ARROW, "parquet": PARQUET}
+RESULT_TYPES = (JSON, CSV, ARROW)
+DOWNLOAD_TYPES = (JSON, CSV, ARROW, PARQUET)
+
+
+def negotiate(
+    accept: str | None, allowed: tuple[str, ...] = RESULT_TYPES, fmt: str | None = None
+) -> str:
+    """The media type to answer with: ``fmt`` if given, else the best match of ``accept``."""
+    if fmt is not None:
+        media = FORMATS.get(fmt.lower())
+        if media not in allowed:
+            names = [k for k, v in FORMATS.items() if v in allowed]
+            raise ApiError(
+                406, "unsupported_format", f"format {fmt!r} is not offered here; use {names}"
+            )
+        return media
+    if not accept:
+        return allowed[0]
+    ranked = []
+    for position, part in enumerate(accept.split(",")):
+        media, _, rest = part.strip().partition(";")
+        quality = 1.0
+        for param in rest.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        ranked.append((-quality, position, media.strip().lower()))
+    for _, _, media in sorted(ranked):
+        if media in allowed:
+            return media
+        if media in ("*/*", "application/*"):
+            return allowed[0]
+        if media == "text/*" and CSV in allowed:
+            return CSV
+    raise ApiError(
+        406,
+        "unsupported_format",
+        f"cannot answer with any of {accept!r}; this endpoint offers {', '.join(allowed)}",
+    )
+
+
+def render(table: pa.Table, media: str, filename: str = "result") -> Response:
+    """``table`` as a response of type ``media`` (see :func:`negotiate`)."""
+    headers = {"X-Evalstore-Rows": str(table.num_rows)}
+    if media == JSON:
+        body = json.dumps(to_records(table), separators=(",", ":")).encode()
+        return Response(body, media_type=JSON, headers=headers)
+    if media == CSV:
+        return Response(to_csv(table), media_type="text/csv; charset=utf-8", headers=headers)
+    if media == ARROW:
+        return Response(to_arrow_ipc(table), media_type=ARROW, headers=headers)
+    if media == PARQUET:
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        headers["Content-Disposition"] = f'attachment; filename="{filename}.parquet"'
+        return Response(sink.getvalue(), media_type=PARQUET, headers=headers)
+    raise AssertionError(f"unknown media type {media}")
+
+
+def json_result(value: Any) -> Any:
+    """A JSON-able form of a library result that is not a table (dicts, receipts, lists)."""
+    if hasattr(value, "_asdict"):
+        value = value._asdict()
+    elif hasattr(value, "__dataclass_fields__"):
+        value = {name: getattr(value, name) for name in value.__dataclass_fields__}
+    from evalstore.formats import json_value
+
+    return json_value(value)
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body (the size limit is enforced by :class:`server.limits.BodyLimit`)."""
+    return await request.body()
+
+
+def body_to_data(body: bytes, content_type: str | None) -> pa.Table | pa.RecordBatchReader:
+    """Parse an ingest body: an Arrow IPC stream, Parquet, or JSON records.
+
+    JSON may be an array of records (``[{"example_id": "a", "x": 1.5}, …]``), an object of
+    columns (``{"example_id": ["a"], "x": [1.5]}``) or ``{"records": [...]}``.
+    """
+    media = (content_type or JSON).split(";")[0].strip().lower()
+    if not body:
+        raise ApiError(422, "empty_body", "the request body is empty; send JSON records or Arrow")
+    if media == ARROW:
+        try:
+            return ipc.open_stream(pa.py_buffer(body))
+        except pa.ArrowException as error:
+            raise ApiError(
+                422, "invalid_arrow", f"the body is not an Arrow IPC stream: {error}"
+            ) from None
+    if media == PARQUET:
+        try:
+            return pq.read_table(pa.BufferReader(body))
+        except pa.ArrowException as error:
+            raise ApiError(422, "invalid_parquet", f"the body is not Parquet: {error}") from None
+    if media not in (JSON, "application/x-ndjson", "text/json"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"cannot ingest {media!r}; send {JSON} (records) or {ARROW} (an Arrow IPC stream)",
+        )
+    try:
+        payload = json.loads(body)
+    except ValueError as error:
+        raise ApiError(422, "invalid_json", f"the body is not valid JSON: {error}") from None
+    if isinstance(payload, dict) and isinstance(payload.get("records"), list):
+        payload = payload["records"]
+    try:
+        if isinstance(payload, list):
+            if not all(isinstance(r, dict) for r in payload):
+                raise ApiError(
+                    422, "invalid_json", "a JSON array body must hold objects (one per row)"
+                )
+            return pa.Table.from_pylist(payload)
+        if isinstance(payload, dict) and all(isinstance(v, list) for v in payload.values()):
+            return pa.table(payload)
+    except (pa.ArrowException, TypeError, ValueError) as error:
+        raise ApiError(
+            422, "invalid_json", f"the JSON rows do not form a table (mixed types?): {error}"
+        ) from None
+    raise ApiError(
+        422,
+        "invalid_json",
+        'send an array of records, an object of equal-length column arrays, or {"records": [...]}',
+    )

@@ -1,0 +1,239 @@
+"""``GET /metrics``: Prometheus exposition of the store and of the server itself.
+
+Per model, read at scrape time from the store's audit trail and macros (no metric is
+recomputed here):
+
+- ``evalstore_ingested_rows_total{model,kind}`` and ``evalstore_batches_total{model,kind}``:
+  sums over ``evalstore.batches``;
+- ``evalstore_last_ingest_timestamp_seconds`` / ``evalstore_staleness_seconds{model,kind}``:
+  the latest batch's commit time, and seconds since it;
+- ``evalstore_label_coverage{model,version}``: labeled / predictions over all time, from the
+  ``evalstore.label_coverage`` macro;
+- ``evalstore_prediction_latency_ms{model}``: a histogram of the logged ``latency_ms``;
+- ``evalstore_drift_value{model,feature,method,variant}``, ``evalstore_drift_drifted`` and
+  ``evalstore_performance{model,version,metric}``: the latest window of the latest
+  ``/v1/models/{model}/drift`` and ``/performance`` results this server computed (a scrape
+  does not run a drift analysis; schedule those calls, e.g. from the dashboard or cron).
+
+Server: ``evalstore_http_request_duration_seconds{method,route,status}`` (histogram) and
+``evalstore_http_errors_total{method,route,status}`` (4xx and 5xx).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+
+from evalstore.identifiers import quote
+
+#: Upper bounds (ms) of the prediction latency histogram's buckets.
+LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Monitor:
+    """The Prometheus registry of one app: server counters plus a store collector."""
+
+    def __init__(self, store: Any) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.request_seconds = Histogram(
+            "evalstore_http_request_duration_seconds",
+            "Server request latency by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "evalstore_http_errors",
+            "Requests answered with a 4xx or 5xx status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self._lock = threading.Lock()
+        self._drift: dict[str, list[tuple[dict[str, str], float, float | None]]] = {}
+        self._performance: dict[str, list[tuple[dict[str, str], float]]] = {}
+        self.registry.register(_StoreCollector(store, self))
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.request_seconds.labels(method, route, str(status)).observe(seconds)
+        if status >= 400:
+            self.errors.labels(method, route, str(status)).inc()
+
+    def observe_result(self, model: str, family: str, table: pa.Table) -> None:
+        """Keep the latest window of a drift or performance result for the gauges."""
+        if family == "drift":
+            rows = _latest_window(table, ("feature", "method", "variant", "value"))
+            samples = [
+                (
+                    {
+                        "model": model,
+                        "feature": str(r["feature"]),
+                        "method": str(r["method"]),
+                        "variant": str(r.get("variant") or ""),
+                    },
+                    r["value"],
+                    r.get("drifted"),
+                )
+                for r in rows
+                if _finite(r["value"])
+            ]
+            with self._lock:
+                self._drift[model] = samples
+        elif family == "performance":
+            rows = _latest_window(table, ("version", "metric", "value"))
+            samples = [
+                (
+                    {
+                        "model": model,
+                        "version": str(r["version"]),
+                        "metric": str(r["metric"]),
+                        "class": "" if r.get("class") is None else str(r["class"]),
+                    },
+                    r["value"],
+                )
+                for r in rows
+                if _finite(r["value"]) and _overall(r, table.column_names)
+            ]
+            with self._lock:
+                self._performance[model] = samples
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _overall(row: dict[str, Any], columns: list[str]) -> bool:
+    """Only unsliced performance rows (slice columns, when present, are all NULL)."""
+    from evalstore.performance import RESULT_COLUMNS_WITHOUT_SLICES
+
+    return all(row.get(c) is None for c in columns if c not in RESULT_COLUMNS_WITHOUT_SLICES)
+
+
+def _latest_window(table: pa.Table, needed: tuple[str, ...]) -> list[dict[str, Any]]:
+    if table.num_rows == 0 or not set(needed) <= set(table.column_names):
+        return []
+    rows = table.to_pylist()
+    if "window_start" not in table.column_names:
+        return rows
+    starts = [r["window_start"] for r in rows if r["window_start"] is not None]
+    if not starts:
+        return rows
+    latest = max(starts)
+    return [r for r in rows if r["window_start"] == latest]
+
+
+class _StoreCollector:
+    """Reads the store's figures at scrape time, on a cursor of its own."""
+
+    def __init__(self, store: Any, monitor: Monitor) -> None:
+        self.store = store
+        self.monitor = monitor
+
+    def collect(self):
+        rows = CounterMetricFamily(
+            "evalstore_ingested_rows", "Rows accepted per model and kind.", labels=["model", "kind"]
+        )
+        batches = CounterMetricFamily(
+            "evalstore_batches", "Batches accepted per model and kind.", labels=["model", "kind"]
+        )
+        last = GaugeMetricFamily(
+            "evalstore_last_ingest_timestamp_seconds",
+            "Commit time of the latest batch (Unix seconds).",
+            labels=["model", "kind"],
+        )
+        stale = GaugeMetricFamily(
+            "evalstore_staleness_seconds",
+            "Seconds since the latest batch was committed.",
+            labels=["model", "kind"],
+        )
+        coverage = GaugeMetricFamily(
+            "evalstore_label_coverage",
+            "Labeled share of all predictions (evalstore.label_coverage).",
+            labels=["model", "version"],
+        )
+        latency = HistogramMetricFamily(
+            "evalstore_prediction_latency_ms",
+            "Logged prediction latency (latency_ms) in milliseconds.",
+            labels=["model"],
+        )
+        cursor = self.store.connection.cursor()
+        try:
+            now = time.time()
+            for model, kind, n_rows, n_batches, committed in cursor.execute(
+                "SELECT model, kind, sum(rows)::BIGINT, count(*), max(committed_at) "
+                "FROM evalstore.batches GROUP BY model, kind ORDER BY model, kind"
+            ).fetchall():
+                rows.add_metric([model, kind], n_rows)
+                batches.add_metric([model, kind], n_batches)
+                if isinstance(committed, datetime):
+                    last.add_metric([model, kind], committed.timestamp())
+                    stale.add_metric([model, kind], max(0.0, now - committed.timestamp()))
+            models = [m for (m,) in cursor.execute(
+                "SELECT DISTINCT model FROM evalstore.models ORDER BY model"
+            ).fetchall()]  # fmt: skip
+            for model in models:
+                for version, labeled, predictions in cursor.execute(
+                    "SELECT version, sum(labeled)::BIGINT, sum(predictions)::BIGINT "
+                    "FROM evalstore.label_coverage(?, '1 day') GROUP BY version ORDER BY version",
+                    [model],
+                ).fetchall():
+                    if predictions:
+                        coverage.add_metric([model, version], labeled / predictions)
+                bounds = ", ".join(
+                    f"count(*) FILTER (WHERE latency_ms <= {b})" for b in LATENCY_BUCKETS_MS
+                )
+                counts = cursor.execute(
+                    f"SELECT {bounds}, count(latency_ms), coalesce(sum(latency_ms), 0) "
+                    f"FROM {quote(model)}.predictions"
+                ).fetchone()
+                if counts and counts[-2]:
+                    buckets = [
+                        (str(b), c) for b, c in zip(LATENCY_BUCKETS_MS, counts[:-2], strict=True)
+                    ]
+                    buckets.append(("+Inf", counts[-2]))
+                    latency.add_metric([model], buckets, float(counts[-1]))
+        finally:
+            cursor.close()
+        yield from (rows, batches, last, stale, coverage, latency)
+        yield from self._cached()
+
+    def _cached(self):
+        drift = GaugeMetricFamily(
+            "evalstore_drift_value",
+            "Latest drift statistic per feature and method (last /drift served).",
+            labels=["model", "feature", "method", "variant"],
+        )
+        drifted = GaugeMetricFamily(
+            "evalstore_drift_drifted",
+            "1 if the latest window drifted by that method, else 0.",
+            labels=["model", "feature", "method", "variant"],
+        )
+        performance = GaugeMetricFamily(
+            "evalstore_performance",
+            "Latest window's performance per version and metric (last /performance served).",
+            labels=["model", "version", "metric", "class"],
+        )
+        with self.monitor._lock:
+            for samples in self.monitor._drift.values():
+                for labels, value, flag in samples:
+                    keys = list(labels.values())
+                    drift.add_metric(keys, value)
+                    if flag is not None:
+                        drifted.add_metric(keys, 1.0 if flag else 0.0)
+            for samples in self.monitor._performance.values():
+                for labels, value in samples:
+                    performance.add_metric(list(labels.values()), value)
+        yield from (drift, drifted, performance)

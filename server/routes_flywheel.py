@@ -1,0 +1,144 @@
+"""The data flywheel: label suggestions and requests, training-data selections and snapshots.
+
+Thin calls of ``Store.suggest``, ``label_requests``, ``cancel_requests``, ``select``,
+``snapshot``, ``snapshots`` and ``load_snapshot``; a route whose method this evalstore lacks
+answers 404 ``not_available``. Selections and snapshots download as Arrow IPC, Parquet, CSV
+or JSON (``Accept`` header or ``format=``). Labels that fulfil requests are posted to
+``POST /v1/models/{model}/labels``: the library marks the requests fulfilled in the same
+transaction as the labels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from server.auth import require
+from server.dispatch import convert, store_method
+from server.errors import ApiError
+from server.formats import DOWNLOAD_TYPES, json_result, negotiate, render
+from server.routes_query import RESULT_DOC
+
+router = APIRouter()
+read = [Depends(require("read"))]
+write = [Depends(require("write"))]
+FORMAT = Query(None, description="json, csv, arrow or parquet; overrides Accept.")
+KWARGS = Body(None, description="Keyword arguments of the library call, as a JSON object.")
+
+
+def _kwargs(body: dict[str, Any] | None) -> dict[str, Any]:
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid_json", "the body must be a JSON object of keyword arguments")
+    if "model" in body:
+        raise ApiError(422, "invalid_parameter", "the model comes from the path, not the body")
+    return body
+
+
+@router.get(
+    "/v1/models/{model}/suggestions", tags=["flywheel"], dependencies=read, responses=RESULT_DOC
+)
+def suggestions(
+    request: Request,
+    model: str,
+    accept: str | None = Header(None),
+    format: str | None = Query(None),
+) -> Response:
+    """Examples to label next (``Store.suggest``; query parameters are its arguments).
+
+    By default the library records each suggestion as an open label request, a write: that
+    needs a ``write`` token unless ``record=false``.
+    """
+    media = negotiate(accept, fmt=format)
+    store = request.app.state.store
+    method = store_method(store, "suggest", "label suggestion")
+    kwargs = convert(method, request.query_params.multi_items())
+    if kwargs.get("record", True) is not False:
+        require("write")(request)
+    return render(method(model, **kwargs), media, filename=f"{model}_suggestions")
+
+
+@router.get(
+    "/v1/models/{model}/requests", tags=["flywheel"], dependencies=read, responses=RESULT_DOC
+)
+def label_requests(
+    request: Request,
+    model: str,
+    accept: str | None = Header(None),
+    format: str | None = Query(None),
+) -> Response:
+    """Label requests of ``model``, newest first (filters: status, strategy, example_ids)."""
+    media = negotiate(accept, fmt=format)
+    method = store_method(request.app.state.store, "label_requests", "the label request list")
+    kwargs = convert(method, request.query_params.multi_items())
+    return render(method(model, **kwargs), media, filename=f"{model}_requests")
+
+
+@router.post("/v1/models/{model}/requests/cancel", tags=["flywheel"], dependencies=write)
+def cancel_requests(
+    request: Request, model: str, body: dict[str, Any] | None = KWARGS
+) -> dict[str, Any]:
+    """Cancel open requests: all, or by ``example_ids`` / ``request_ids`` / ``strategy``."""
+    method = store_method(request.app.state.store, "cancel_requests", "request cancellation")
+    cancelled = method(model, **_kwargs(body))
+    return {"model": model, "cancelled": json_result(cancelled)}
+
+
+@router.post(
+    "/v1/models/{model}/selections",
+    tags=["flywheel"],
+    dependencies=read,
+    responses={200: {"description": "The selected rows: Arrow IPC, Parquet, CSV or JSON."}},
+)
+async def select(
+    request: Request,
+    model: str,
+    body: dict[str, Any] | None = KWARGS,
+    accept: str | None = Header(None),
+    format: str | None = FORMAT,
+) -> Response:
+    """Select training data (``Store.select(model, **body)``) and download it."""
+    media = negotiate(accept, DOWNLOAD_TYPES, fmt=format)
+    method = store_method(request.app.state.store, "select", "training data selection")
+    table = await run_in_threadpool(method, model, **_kwargs(body))
+    return render(table, media, filename=f"{model}_selection")
+
+
+@router.post("/v1/models/{model}/snapshots", tags=["flywheel"], status_code=201, dependencies=write)
+def create_snapshot(
+    request: Request, model: str, body: dict[str, Any] | None = KWARGS
+) -> JSONResponse:
+    """Save a named, reproducible selection (``Store.snapshot(model, **body)``)."""
+    method = store_method(request.app.state.store, "snapshot", "snapshot creation")
+    return JSONResponse(json_result(method(model, **_kwargs(body))), status_code=201)
+
+
+@router.get("/v1/snapshots", tags=["flywheel"], dependencies=read, responses=RESULT_DOC)
+def list_snapshots(
+    request: Request,
+    accept: str | None = Header(None),
+    format: str | None = Query(None),
+) -> Response:
+    """The saved snapshots (``Store.snapshots``; query parameters are its arguments)."""
+    media = negotiate(accept, fmt=format)
+    method = store_method(request.app.state.store, "snapshots", "the snapshot list")
+    kwargs = {k: v for k, v in request.query_params.multi_items() if k != "format"}
+    return render(method(**kwargs), media, filename="snapshots")
+
+
+@router.get("/v1/snapshots/{name}", tags=["flywheel"], dependencies=read)
+async def download_snapshot(
+    request: Request,
+    name: str,
+    accept: str | None = Header(None),
+    format: str | None = FORMAT,
+) -> Response:
+    """A snapshot's rows, re-read and verified by the library (``Store.load_snapshot``)."""
+    media = negotiate(accept, DOWNLOAD_TYPES, fmt=format)
+    method = store_method(request.app.state.store, "load_snapshot", "snapshot download")
+    table = await run_in_threadpool(method, name)
+    return render(table, media, filename=name)

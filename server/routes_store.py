@@ -1,0 +1,202 @@
+"""Registry, ingest and health routes: ``/healthz``, ``/metrics``, ``/v1/models…``.
+
+Ingest bodies are JSON records or an Arrow IPC stream (``application/vnd.apache.arrow.stream``);
+the response is the library's :class:`evalstore.ingest.Receipt`, sent once the batch is
+committed. Writes are serialized by the store; a rejected batch leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from evalstore.formats import to_records
+from server.auth import require
+from server.errors import ApiError
+from server.formats import ARROW, JSON, body_to_data, json_result
+from server.prom import CONTENT_TYPE
+
+router = APIRouter()
+read = [Depends(require("read"))]
+write = [Depends(require("write"))]
+
+INGEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "Rows as JSON records (an array of objects, or an object of columns) "
+        "or as an Arrow IPC stream.",
+        "content": {
+            JSON: {"schema": {"type": "array", "items": {"type": "object"}}},
+            ARROW: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.get("/healthz", tags=["server"])
+def healthz(request: Request) -> dict[str, Any]:
+    """Liveness: the store answers a query. Also where it is and the BI snapshot's state."""
+    store = request.app.state.store
+    cursor = store.connection.cursor()
+    try:
+        cursor.execute("SELECT 1").fetchall()
+    finally:
+        cursor.close()
+    body: dict[str, Any] = {"status": "ok", "store": str(store.path or ":memory:")}
+    snapshot = request.app.state.snapshot
+    if snapshot is not None:
+        body["snapshot"] = snapshot.status()
+    return body
+
+
+@router.get("/metrics", tags=["server"], dependencies=read, response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus exposition: per model rows, coverage, staleness, latency; server latency."""
+    return Response(request.app.state.monitor.exposition(), media_type=CONTENT_TYPE)
+
+
+@router.get("/v1/models", tags=["registry"], dependencies=read)
+def models(request: Request, model: str | None = None) -> list[dict[str, Any]]:
+    """The registry: one record per model version (optionally of one ``model``)."""
+    table = request.app.state.store.models(model)
+    if model is not None and table.num_rows == 0:
+        raise ApiError(404, "unknown_model", f"model {model!r} is not registered")
+    return to_records(table)
+
+
+class Version(BaseModel):
+    """The body of ``POST /v1/models/{model}/versions``: ``Store.register_model``'s arguments."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    version: str
+    task: str
+    classes: list[Any] | None = None
+    positive_class: Any = None
+    threshold: float | None = None
+    trained_at: str | None = None
+    deployed_at: str | None = None
+    retired_at: str | None = None
+    stage: str | None = None
+    training_dataset: str | None = None
+    validation_dataset: str | None = None
+    params: dict[str, Any] | None = None
+    dependencies: dict[str, str] | None = None
+    notes: str | None = None
+    replace: bool = False
+
+
+@router.post("/v1/models/{model}/versions", tags=["registry"], status_code=201, dependencies=write)
+def register_version(request: Request, model: str, body: Version) -> dict[str, Any]:
+    """Register a model version (idempotent for an identical definition); returns its row."""
+    row = request.app.state.store.register_model(model, **body.model_dump())
+    return json_result(row)
+
+
+async def _ingest(request: Request, call: Any, **kwargs: Any) -> dict[str, Any]:
+    body = await request.body()
+    content_type = request.headers.get("content-type")
+    data = body_to_data(body, content_type)
+    if kwargs.get("origin") is None:
+        kind = "arrow" if (content_type or "").startswith(ARROW) else "json"
+        kwargs["origin"] = f"http:{kind}"
+    receipt = await run_in_threadpool(call, **kwargs, data=data)
+    return json_result(receipt)
+
+
+@router.post(
+    "/v1/models/{model}/features", tags=["ingest"], dependencies=write, openapi_extra=INGEST_BODY
+)
+async def log_features(
+    request: Request,
+    model: str,
+    env: str = "serving",
+    dataset: str | None = None,
+    id_column: str = "example_id",
+    ts_column: str = "ts",
+    on_conflict: str = "error",
+    origin: str | None = None,
+) -> dict[str, Any]:
+    """Log feature rows (``Store.log_features``); returns the receipt after commit."""
+    store = request.app.state.store
+    return await _ingest(
+        request,
+        store.log_features,
+        model=model,
+        env=env,
+        dataset=dataset,
+        id_column=id_column,
+        ts_column=ts_column,
+        on_conflict=on_conflict,
+        origin=origin,
+    )
+
+
+@router.post(
+    "/v1/models/{model}/predictions",
+    tags=["ingest"],
+    dependencies=write,
+    openapi_extra=INGEST_BODY,
+)
+async def log_predictions(
+    request: Request,
+    model: str,
+    version: str = Query(..., description="A registered version of the model."),
+    id_column: str = "example_id",
+    ts_column: str = "ts",
+    prediction_column: str = "prediction",
+    score_column: str | None = "score",
+    probability_columns: str | None = Query(
+        None, description="Comma-separated columns named after the classes (multiclass)."
+    ),
+    latency_column: str | None = None,
+    origin: str | None = None,
+) -> dict[str, Any]:
+    """Log what ``version`` predicted (``Store.log_predictions``); returns the receipt."""
+    store = request.app.state.store
+    columns = None
+    if probability_columns:
+        columns = [c.strip() for c in probability_columns.split(",") if c.strip()]
+    return await _ingest(
+        request,
+        store.log_predictions,
+        model=model,
+        version=version,
+        id_column=id_column,
+        ts_column=ts_column,
+        prediction_column=prediction_column,
+        score_column=score_column or None,
+        probability_columns=columns,
+        latency_column=latency_column,
+        origin=origin,
+    )
+
+
+@router.post(
+    "/v1/models/{model}/labels", tags=["ingest"], dependencies=write, openapi_extra=INGEST_BODY
+)
+async def log_labels(
+    request: Request,
+    model: str,
+    id_column: str = "example_id",
+    label_column: str = "label",
+    ts_column: str = "ts",
+    source: str | None = None,
+    origin: str | None = None,
+) -> dict[str, Any]:
+    """Log labels (``Store.log_labels``); open label requests of these examples are fulfilled."""
+    store = request.app.state.store
+    return await _ingest(
+        request,
+        store.log_labels,
+        model=model,
+        id_column=id_column,
+        label_column=label_column,
+        ts_column=ts_column,
+        source=source,
+        origin=origin,
+    )

@@ -1,0 +1,111 @@
+"""The BI snapshot: a read-only copy of the store, refreshed atomically on an interval.
+
+BI tools that embed DuckDB (Metabase, Superset via duckdb-engine, DBeaver, Tableau) cannot
+open the live file while the server owns it, and their bundled DuckDB is often older. So the
+server writes a copy for them:
+
+1. ``ATTACH '<dir>/.<name>.tmp-<pid>' AS evalstore_bi_snapshot (STORAGE_VERSION 'v1.4.0')``:
+   a new file in the storage format DuckDB 1.4 (and later) reads;
+2. ``COPY FROM DATABASE <store> TO evalstore_bi_snapshot``: tables, views, sequences and the
+   SQL macros, from one consistent MVCC snapshot of the store (ingest goes on meanwhile);
+3. ``DETACH``, then ``os.replace`` onto the target: readers see the old copy or the new one,
+   never a half-written file.
+
+The copy runs on a cursor of its own, so it does not hold the store's write lock. Macros that
+call evalstore's Python UDFs (drift p-values) need evalstore; everything else works in a
+plain DuckDB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evalstore.identifiers import quote
+from server.lockdown import quote_literal
+
+log = logging.getLogger("evalstore.server")
+
+#: The storage version of the copy: the oldest DuckDB line BI drivers commonly bundle.
+STORAGE_VERSION = "v1.4.0"
+ALIAS = "evalstore_bi_snapshot"
+
+
+class SnapshotWriter:
+    """Writes ``target`` from ``store`` now (:meth:`refresh`) or every ``every`` seconds."""
+
+    def __init__(self, store: Any, target: str | os.PathLike[str], every: float = 60.0) -> None:
+        self.store = store
+        self.target = Path(target).resolve()
+        self.every = float(every)
+        self.last: dict[str, Any] | None = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> dict[str, Any]:
+        """Write a fresh copy and swap it in; return what was written."""
+        with self._lock:
+            started = time.perf_counter()
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.target.with_name(f".{self.target.name}.tmp-{os.getpid()}")
+            for leftover in (temporary, temporary.with_name(temporary.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+            cursor = self.store.connection.cursor()
+            try:
+                (database,) = cursor.execute("SELECT current_database()").fetchone()
+                cursor.execute(
+                    f"ATTACH {quote_literal(str(temporary))} AS {ALIAS} "
+                    f"(STORAGE_VERSION '{STORAGE_VERSION}')"
+                )
+                try:
+                    cursor.execute(f"COPY FROM DATABASE {quote(database)} TO {ALIAS}")
+                finally:
+                    cursor.execute(f"DETACH {ALIAS}")
+            except BaseException:
+                temporary.unlink(missing_ok=True)
+                raise
+            finally:
+                cursor.close()
+            os.replace(temporary, self.target)
+            self.last = {
+                "path": str(self.target),
+                "refreshed_at": datetime.now(UTC).isoformat(),
+                "seconds": round(time.perf_counter() - started, 3),
+                "bytes": self.target.stat().st_size,
+                "storage_version": STORAGE_VERSION,
+            }
+            self.error = None
+            return self.last
+
+    def start(self) -> None:
+        """Refresh now and then every ``every`` seconds on a daemon thread."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="evalstore-snapshot", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception as error:  # keep serving; report it on /healthz
+                self.error = f"{type(error).__name__}: {error}"
+                log.exception("BI snapshot refresh failed")
+            with contextlib.suppress(Exception):
+                self._stop.wait(self.every)
+
+    def status(self) -> dict[str, Any]:
+        return {"every_seconds": self.every, "last": self.last, "error": self.error}
