@@ -297,7 +297,6 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
     ),
     cells AS (
         SELECT x.window_index, x.version, x.slice,
-            row_number() OVER () AS cell_id,
             min(x.first_ts) AS first_ts, max(x.last_ts) AS last_ts,
             CAST(sum(x.cnt) AS BIGINT) AS predictions,
             CAST(sum(x.pos + x.neg) AS BIGINT) AS labeled,
@@ -328,29 +327,29 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
         FROM cells AS c
         GROUP BY c.window_index
     ),
-    -- the scored labeled groups, one per (cell, distinct score), keyed by cell_id
+    -- the scored labeled groups, one per (cell, distinct score) (yhat is a function of
+    -- the score when there is one)
     scores AS (
-        SELECT c.cell_id, f.s, f.pos, f.neg
+        SELECT f.window_index, f.version, f.slice, f.s, f.pos, f.neg
         FROM fine AS f
-        JOIN cells AS c ON c.window_index = f.window_index AND c.version = f.version
-         AND c.slice IS NOT DISTINCT FROM f.slice
         WHERE f.s IS NOT NULL
     ),
     -- cum_pos / cum_neg: positives / negatives scored >= s (descending sweep; counts are
     -- exact integers in DOUBLE up to 2^53)
     swept AS (
-        SELECT g.cell_id, g.pos, g.neg,
+        SELECT g.window_index, g.version, g.slice, g.pos, g.neg,
                sum(g.pos) OVER w AS cum_pos, sum(g.neg) OVER w AS cum_neg
         FROM scores AS g
         WHERE metrics IS NULL OR list_contains(metrics, 'roc_auc')
            OR list_contains(metrics, 'average_precision')
-        WINDOW w AS (PARTITION BY g.cell_id ORDER BY g.s DESC ROWS UNBOUNDED PRECEDING)
+        WINDOW w AS (PARTITION BY g.window_index, g.version, g.slice ORDER BY g.s DESC
+                     ROWS UNBOUNDED PRECEDING)
     ),
     -- j = 2 (negatives above s) + (negatives at s): a positive's placement value is
     -- 1 - j / (2 n_neg); k = 2 (positives above s) + (positives at s): a negative's is
     -- k / (2 n_pos). Sums of squares are exact (DECIMAL(38, 0)).
     ranking AS (
-        SELECT x.cell_id,
+        SELECT x.window_index, x.version, x.slice,
             sum(x.pos * (2 * x.cum_neg - x.neg)) AS spj,
             sum(CAST(x.pos AS DECIMAL(38, 0)) * CAST(2 * x.cum_neg - x.neg AS DECIMAL(38, 0))
                 * CAST(2 * x.cum_neg - x.neg AS DECIMAL(38, 0))) AS spj2,
@@ -360,22 +359,24 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
             sum(CASE WHEN x.pos > 0 THEN x.pos * x.cum_pos / (x.cum_pos + x.cum_neg) END)
                 AS ap_sum
         FROM swept AS x
-        GROUP BY x.cell_id
+        GROUP BY x.window_index, x.version, x.slice
     ),
     calibration AS (
-        SELECT g.cell_id, least(CAST(floor(g.s * ece_bins) AS BIGINT), ece_bins - 1) AS bin,
+        SELECT g.window_index, g.version, g.slice,
+               least(CAST(floor(g.s * ece_bins) AS BIGINT), ece_bins - 1) AS bin,
                sum(g.pos + g.neg) AS n_bin, sum(g.pos * (1 - g.s) - g.neg * g.s) AS gap,
                sum(g.pos * (1 - g.s) * (1 - g.s) + g.neg * g.s * g.s) AS gap2
         FROM scores AS g
         WHERE metrics IS NULL OR list_contains(metrics, 'ece')
-        GROUP BY g.cell_id, least(CAST(floor(g.s * ece_bins) AS BIGINT), ece_bins - 1)
+        GROUP BY g.window_index, g.version, g.slice,
+                 least(CAST(floor(g.s * ece_bins) AS BIGINT), ece_bins - 1)
     ),
     ece AS (
-        SELECT c.cell_id, sum(abs(c.gap)) / sum(c.n_bin) AS ece,
+        SELECT c.window_index, c.version, c.slice, sum(abs(c.gap)) / sum(c.n_bin) AS ece,
                list_concat(list(c.n_bin ORDER BY c.bin), list(c.gap ORDER BY c.bin),
                            list(c.gap2 ORDER BY c.bin)) AS ece_stats
         FROM calibration AS c
-        GROUP BY c.cell_id
+        GROUP BY c.window_index, c.version, c.slice
     ),
     horizon AS (
         SELECT * FROM evalstore.label_horizon(model, delay_quantile, as_of)
@@ -400,8 +401,10 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
         FROM cells AS c
         JOIN windows AS w ON w.window_index = c.window_index
         LEFT JOIN registry AS g ON g.version = c.version
-        LEFT JOIN ranking AS r ON r.cell_id = c.cell_id
-        LEFT JOIN ece AS e ON e.cell_id = c.cell_id
+        LEFT JOIN ranking AS r ON r.window_index = c.window_index AND r.version = c.version
+             AND r.slice IS NOT DISTINCT FROM c.slice
+        LEFT JOIN ece AS e ON e.window_index = c.window_index AND e.version = c.version
+             AND e.slice IS NOT DISTINCT FROM c.slice
         CROSS JOIN horizon AS h
     ),
     -- DeLong variance of the AUC: S10 / n_pos + S01 / n_neg with
