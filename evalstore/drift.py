@@ -54,12 +54,17 @@ chi-squared as scipy.stats.chi2_contingency  ``chi2`` (``yates=True``, scipy's d
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 
+from evalstore import numeric_drift
 from evalstore.errors import InvalidParameterError
+from evalstore.identifiers import quote
 from evalstore.selection import (
     Reference,
     Selection,
@@ -153,10 +158,10 @@ def drift(
         kinds = feature_kinds(con, model)
         chosen_features = _check_features(features, kinds)
         selection = resolve(con, reference, window, registration if version else None, since, until)
-        views = {
-            relation: restricted_view(con, model, relation, where, version, list(kinds))
-            for relation in ("numeric_values", "category_values")
-        }
+        views = Views(
+            numeric=numeric_drift.sources(con, model, kinds, where, version, chosen_features),
+            categorical=restricted_view(con, model, "category_values", where, version, list(kinds)),
+        )
         try:
             learned = _learned_limits(
                 store, views, selection, limits, chosen, chosen_features, params,
@@ -167,8 +172,8 @@ def drift(
                 correction,
             )  # fmt: skip
         finally:
-            for view in views.values():
-                drop_view(con, view)
+            numeric_drift.drop(con, views.numeric)
+            drop_view(con, views.categorical)
 
 
 def _check_methods(methods: Sequence[str] | None) -> tuple[str, ...]:
@@ -279,66 +284,75 @@ def _thresholds(
     return limits
 
 
-def _macro_sql(kind: str) -> str:
-    """The call of one drift macro with bound arguments (``?`` in order)."""
-    selection = ", ".join("?" for _ in Selection().args())
-    if kind == "numeric":
-        return (
-            f"SELECT *, 'numeric' AS kind FROM evalstore.drift_numeric(?, {selection}, "
-            "?, ?, ?::DOUBLE[], ?, ?, ?, ?, ?)"
-        )
-    return (
-        f"SELECT *, 'categorical' AS kind FROM evalstore.drift_categorical(?, {selection}, "
-        "?, ?, ?, ?, ?)"
+@dataclass(frozen=True)
+class Views:
+    """What :func:`drift` reads: numeric sources (see :func:`numeric_drift.sources`)
+    and the restricted long-format view of the categorical values."""
+
+    numeric: list[tuple[str, list[str] | None]]
+    categorical: str
+
+
+def _categorical_sql(source: str, selection: Selection, p: Mapping[str, Any]) -> tuple[str, list]:
+    """The call of ``evalstore.drift_categorical`` with bound arguments."""
+    placeholders = ", ".join("?" for _ in Selection().args())
+    sql = (
+        "SELECT *, 'categorical' AS kind FROM evalstore.drift_categorical("
+        f"?, {placeholders}, ?, ?, ?, ?, ?)"
     )
+    variant = [p["zero_bins"], p["epsilon"], p["log_base"], p["js"], p["yates"]]
+    return sql, [source, *selection.args(), *variant]
 
 
-def _macro_args(kind: str, source: str, selection: Selection, p: Mapping[str, Any]) -> list:
-    common = [p["zero_bins"], p["epsilon"], p["log_base"], p["js"]]
-    if kind == "numeric":
-        variant = [p["binning"], p["bins"], p["edges"], p["pooled"], *common]
-    else:
-        variant = [*common, p["yates"]]
-    return [source, *selection.args(), *variant]
-
-
+@contextmanager
 def _statistics_sql(
-    views: Mapping[str, str],
+    con: duckdb.DuckDBPyConnection,
+    views: Views,
     selection: Selection,
     methods: Sequence[str],
     features: Sequence[str],
     params: Mapping[str, Any],
-) -> tuple[str, list[Any]]:
-    """SQL and arguments for the statistics and p-values of the chosen methods."""
-    parts, args = [], []
-    for kind, relation, applicable in (
-        ("numeric", "numeric_values", NUMERIC_METHODS),
-        ("categorical", "category_values", CATEGORICAL_METHODS),
-    ):
-        wanted = [m for m in methods if m in applicable]
-        if not wanted:
-            continue
-        parts.append(
-            f"SELECT * FROM ({_macro_sql(kind)}) WHERE list_contains(?, method) "
-            "AND list_contains(?, feature)"
-            + (
-                " AND (method <> 'wasserstein' OR starts_with(variant, ?))"
-                if kind == "numeric"
-                else ""
+) -> Iterator[tuple[str, list[Any]]]:
+    """SQL and arguments for the statistics and p-values of the chosen methods.
+
+    Numeric statistics come from :mod:`evalstore.numeric_drift` (registered on ``con``
+    while the context lasts) and categorical ones from ``evalstore.drift_categorical``.
+    """
+    parts, args, registered = [], [], []
+    numeric = [m for m in methods if m in NUMERIC_METHODS]
+    try:
+        if numeric and views.numeric:
+            stats = numeric_drift.statistics(
+                con, views.numeric, selection, numeric, features, params
             )
+            name = numeric_drift.register(con, stats)
+            registered.append(name)
+            parts.append(
+                "SELECT *, 'numeric' AS kind FROM ("
+                + numeric_drift.ROWS_SQL.format(stats=quote(name))
+                + ") WHERE list_contains(?, method) "
+                "AND (method <> 'wasserstein' OR starts_with(variant, ?))"
+            )
+            args += [*numeric_drift.rows_args(params), numeric, params["wasserstein"] + ":"]
+        categorical = [m for m in methods if m in CATEGORICAL_METHODS]
+        if categorical:
+            sql, call_args = _categorical_sql(views.categorical, selection, params)
+            parts.append(f"SELECT * FROM ({sql}) WHERE list_contains(?, method) "
+                         "AND list_contains(?, feature)")  # fmt: skip
+            args += [*call_args, categorical, list(features)]
+        if not parts:
+            yield "", []
+            return
+        yield (
+            "SELECT *, CASE method "
+            "WHEN 'ks' THEN evalstore_ks_pvalue(value, n_reference, n_analysis) "
+            "WHEN 'chi2' THEN evalstore_chi2_pvalue(value, dof) END AS p_value "
+            f"FROM ({' UNION ALL BY NAME '.join(parts)})",
+            args,
         )
-        args += [*_macro_args(kind, views[relation], selection, params), wanted, list(features)]
-        if kind == "numeric":
-            args.append(params["wasserstein"] + ":")
-    if not parts:
-        return "", []
-    sql = (
-        "SELECT *, CASE method "
-        "WHEN 'ks' THEN evalstore_ks_pvalue(value, n_reference, n_analysis) "
-        "WHEN 'chi2' THEN evalstore_chi2_pvalue(value, dof) END AS p_value "
-        f"FROM ({' UNION ALL BY NAME '.join(parts)})"
-    )
-    return sql, args
+    finally:
+        for name in registered:
+            con.unregister(name)
 
 
 def _limits_table(
@@ -376,7 +390,7 @@ def _limits_table(
 
 def _run(
     store: Store,
-    views: Mapping[str, str],
+    views: Views,
     selection: Selection,
     methods: Sequence[str],
     features: Sequence[str],
@@ -385,9 +399,22 @@ def _run(
     learned: Mapping[tuple[str, str], tuple[float, float, str]],
     correction: str,
 ) -> pa.Table:
-    statistics, args = _statistics_sql(views, selection, methods, features, params)
-    if not statistics:
-        return pa.table({c: [] for c in RESULT_COLUMNS})
+    con = store.connection
+    with _statistics_sql(con, views, selection, methods, features, params) as (statistics, args):
+        if not statistics:
+            return pa.table({c: [] for c in RESULT_COLUMNS})
+        return _decide(con, statistics, args, limits, learned, correction)
+
+
+def _decide(
+    con: duckdb.DuckDBPyConnection,
+    statistics: str,
+    args: list[Any],
+    limits: Mapping[str, Any],
+    learned: Mapping[tuple[str, str], tuple[float, float, str]],
+    correction: str,
+) -> pa.Table:
+    """Corrected p-values, thresholds and ``drifted`` for the rows of ``statistics``."""
     limits_sql, limit_args = _limits_table(limits, learned)
     adjusted = {
         "bonferroni": "least(1, p_value * m)",
@@ -429,13 +456,13 @@ def _run(
           ON l.method = a.method AND (l.feature IS NULL OR l.feature = a.feature)
         ORDER BY a.window_start, a.feature, a.version NULLS FIRST, a.method
     """
-    relation = store.connection.sql(sql, params=[*args, *limit_args, correction_text])
+    relation = con.sql(sql, params=[*args, *limit_args, correction_text])
     return relation.to_arrow_table()
 
 
 def _learned_limits(
     store: Store,
-    views: Mapping[str, str],
+    views: Views,
     selection: Selection,
     limits: Mapping[str, Any],
     methods: Sequence[str],
@@ -467,16 +494,17 @@ def _learned_limits(
         chunks=learn_chunks,
         previous=-1,
     )
-    sql, args = _statistics_sql(views, chunked, wanted, features, params)
-    rows = (
-        store.connection.sql(
-            f"SELECT method, feature, avg(value) AS mean, stddev_pop(value) AS sd, "
-            f"count(value) AS n FROM ({sql}) GROUP BY method, feature",
-            params=args,
+    con = store.connection
+    with _statistics_sql(con, views, chunked, wanted, features, params) as (sql, args):
+        rows = (
+            con.sql(
+                f"SELECT method, feature, avg(value) AS mean, stddev_pop(value) AS sd, "
+                f"count(value) AS n FROM ({sql}) GROUP BY method, feature",
+                params=args,
+            )
+            .to_arrow_table()
+            .to_pylist()
         )
-        .to_arrow_table()
-        .to_pylist()
-    )
     how = f"learned: mean ± {learn_k} sd over {learn_chunks} reference chunks"
     return {
         (row["method"], row["feature"]): (

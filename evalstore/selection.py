@@ -204,18 +204,21 @@ def restricted_view(
     where: str | None,
     version: str | None,
     feature_columns: Sequence[str],
+    select: str | None = None,
 ) -> str:
     """Name of a temporary view of ``<model>.<relation>`` restricted to a slice/version.
 
-    ``relation`` is a long-format view (``numeric_values``, ``category_values``). With
-    neither ``where`` nor ``version`` it is the model's own view. The caller drops the
-    temporary view when done (:func:`drop_view`).
+    ``relation`` is a long-format view (``numeric_values``, ``category_values``); or
+    ``select`` gives the SQL of such rows (then ``relation`` is unused and a temporary
+    view is always made). With neither ``where`` nor ``version`` it is the model's own
+    view. The caller drops the temporary view when done (:func:`drop_view`).
     """
     check_model_name(model)
     s = quote(model)
-    if where is None and version is None:
+    if where is None and version is None and select is None:
         return f"{model}.{relation}"
     name = f"evalstore_slice_{next(_view_ids)}"
+    rows = f"({select})" if select is not None else f"{s}.{quote(relation)}"
     conditions = []
     if where is not None:
         predicate = check_predicate(where, [*feature_columns, "example_id", "env", "dataset", "ts"])
@@ -236,7 +239,7 @@ def restricted_view(
             f"WHERE version = (SELECT chosen_version FROM {chosen}))) "
             f"AND (v.version IS NULL OR v.version = (SELECT chosen_version FROM {chosen}))"
         )
-    body = f"SELECT v.* FROM {s}.{quote(relation)} AS v WHERE " + " AND ".join(conditions)
+    body = f"SELECT v.* FROM {rows} AS v WHERE " + " AND ".join(conditions or ["true"])
     con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {body}")
     return f"temp.main.{name}"
 

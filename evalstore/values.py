@@ -57,7 +57,8 @@ def _unpivot(s: str, features: list[str], value_type: str) -> str:
     )
 
 
-def _outputs(s: str, names: list[str], value_type: str) -> list[str]:
+def output_rows(s: str, names: list[str], value_type: str) -> list[str]:
+    """SELECTs of the long-format rows of the outputs ``names`` of quoted schema ``s``."""
     parts = []
     for name in names:
         if name == "label":
@@ -83,12 +84,12 @@ def refresh_value_views(con: duckdb.DuckDBPyConnection, model: str) -> None:
     numeric = [f for f, k in kinds.items() if k == "numeric"]
     categorical = [f for f, k in kinds.items() if k == "categorical"]
     outputs = ["prediction", "label"]
-    numeric_parts = [_unpivot(s, numeric, "DOUBLE"), *_outputs(s, ["score"], "DOUBLE")]
+    numeric_parts = [_unpivot(s, numeric, "DOUBLE"), *output_rows(s, ["score"], "DOUBLE")]
     category_parts = [_unpivot(s, categorical, "VARCHAR")]
     if task == "regression":
-        numeric_parts += _outputs(s, outputs, "DOUBLE")
+        numeric_parts += output_rows(s, outputs, "DOUBLE")
     else:
-        category_parts += _outputs(s, outputs, "VARCHAR")
+        category_parts += output_rows(s, outputs, "VARCHAR")
     con.execute(
         f"CREATE OR REPLACE VIEW {s}.numeric_values AS {' UNION ALL '.join(numeric_parts)}; "
         f"CREATE OR REPLACE VIEW {s}.category_values AS {' UNION ALL '.join(category_parts)}; "

@@ -209,6 +209,80 @@ CREATE OR REPLACE MACRO evalstore.binned_scores(
 COMMENT ON MACRO evalstore.binned_scores IS
     'PSI, KL, Jensen-Shannon, Hellinger and D1 between two aligned proportion lists.';
 
+-- evalstore.numeric_methods(ks, w1, scores, n_analysis, sd, sd_pop, ref_mean, ana_mean,
+--     reason, binning, bins, pooled, zero_bins, epsilon, log_base, js_variant)
+--   -> STRUCT(method, variant, value, reason)[]
+-- Helper: the method rows of one (window, feature) cell of numeric drift from its
+-- statistics: ks (D), w1 (W1), the binned scores (evalstore.binned_scores), the
+-- reference's sample and population sd and mean, the window's mean and size. Shared by
+-- evalstore.drift_numeric and evalstore's sorted-array path (evalstore/numeric_drift.py),
+-- so every numeric method is named, normalised and explained in one place. value is NULL
+-- when the cell has a reason (no finite values on a side), when the reference is
+-- constant for wasserstein 'normed', and when its sd is 0 or undefined for zscore.
+-- wasserstein appears twice: variant 'raw: ...' and 'normed: ...' (evalstore keeps one).
+CREATE OR REPLACE MACRO evalstore.numeric_methods(
+    ks, w1, scores, n_analysis, sd, sd_pop, ref_mean, ana_mean, reason,
+    binning, bins, pooled, zero_bins, epsilon, log_base, js_variant
+) AS list_transform(
+    [
+        {'method': 'ks', 'variant': 'two-sided KS statistic D (scipy ks_2samp)',
+         'value': ks, 'reason': CAST(NULL AS VARCHAR)},
+        {'method': 'wasserstein', 'variant': 'raw: W1 (scipy wasserstein_distance)',
+         'value': w1, 'reason': NULL},
+        {'method': 'wasserstein', 'variant': 'normed: W1 / reference population sd',
+         'value': w1 / nullif(sd_pop, 0),
+         'reason': CASE WHEN sd_pop = 0 THEN 'constant reference: standard deviation is 0' END},
+        {'method': 'zscore', 'variant': '(mean_a - mean_r) / (sd_r / sqrt(n_a)), sd ddof=1',
+         'value': (ana_mean - ref_mean) / nullif(sd / sqrt(n_analysis), 0),
+         'reason': CASE WHEN sd = 0 OR sd IS NULL
+                        THEN 'reference standard deviation is 0 or undefined' END},
+        {'method': 'psi', 'variant': 'psi, ln; ' || evalstore.bins_text(binning, bins, pooled)
+            || '; ' || evalstore.zero_bins_text(zero_bins, epsilon),
+         'value': scores.psi, 'reason': NULL},
+        {'method': 'kl', 'variant': 'KL(reference || analysis), '
+            || CASE WHEN log_base = 2 THEN 'log2' ELSE 'ln' END || '; '
+            || evalstore.bins_text(binning, bins, pooled) || '; '
+            || evalstore.zero_bins_text(zero_bins, epsilon),
+         'value': scores.kl, 'reason': NULL},
+        {'method': 'js', 'variant': 'JS ' || CASE WHEN js_variant = 'divergence'
+            THEN 'divergence' ELSE 'distance' END || ', '
+            || CASE WHEN log_base = 2 THEN 'log2' ELSE 'ln' END || '; '
+            || evalstore.bins_text(binning, bins, pooled),
+         'value': scores.js, 'reason': NULL},
+        {'method': 'hellinger',
+         'variant': 'Hellinger distance; ' || evalstore.bins_text(binning, bins, pooled),
+         'value': scores.hellinger, 'reason': NULL},
+        {'method': 'd1',
+         'variant': 'L1 between binned PDFs; ' || evalstore.bins_text(binning, bins, pooled),
+         'value': scores.d1, 'reason': NULL}
+    ],
+    lambda r: {'method': r.method, 'variant': r.variant,
+               'value': CASE WHEN reason IS NULL AND r.reason IS NULL
+                             THEN CAST(r.value AS DOUBLE) END,
+               'reason': coalesce(reason, r.reason)});
+COMMENT ON MACRO evalstore.numeric_methods IS
+    'Method rows (method, variant, value, reason) of one numeric drift cell from its statistics.';
+
+-- evalstore.bins_text(binning, bins, pooled) -> VARCHAR
+-- Helper: the binning part of a binned method's variant name.
+CREATE OR REPLACE MACRO evalstore.bins_text(binning, bins, pooled) AS
+    CASE binning
+        WHEN 'quantile' THEN 'quantile(' || bins || ') bins of the reference'
+        WHEN 'edges' THEN 'given edges'
+        WHEN 'fixed' THEN bins || ' equal-width bins of the '
+            || CASE WHEN pooled THEN 'pooled samples' ELSE 'reference' END
+        ELSE binning || ' bins of the '
+            || CASE WHEN pooled THEN 'pooled samples' ELSE 'reference' END
+    END;
+COMMENT ON MACRO evalstore.bins_text IS 'Binning part of a binned drift method''s variant.';
+
+-- evalstore.zero_bins_text(zero_bins, epsilon) -> VARCHAR
+-- Helper: how empty bins were treated, for a variant name.
+CREATE OR REPLACE MACRO evalstore.zero_bins_text(zero_bins, epsilon) AS
+    CASE zero_bins WHEN 'leftover' THEN 'empty bins folded into a leftover bin'
+        ELSE 'empty bins set to ' || epsilon END;
+COMMENT ON MACRO evalstore.zero_bins_text IS 'Empty-bin treatment part of a variant name.';
+
 -- evalstore.drift_numeric(source, ref_env, ref_dataset, ref_start, ref_end, ana_env,
 --     ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
 --     binning, bins, edges, pooled, zero_bins, epsilon, log_base, js_variant)
@@ -442,60 +516,16 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
         LEFT JOIN exact AS e USING (ref_key, window_index, feature, version)
         LEFT JOIN binned AS b USING (ref_key, window_index, feature, version)
     ),
-    bin_variant AS (
-        SELECT CASE binning
-                WHEN 'quantile' THEN 'quantile(' || bins || ') bins of the reference'
-                WHEN 'edges' THEN 'given edges'
-                WHEN 'fixed' THEN bins || ' equal-width bins of the '
-                    || CASE WHEN pooled THEN 'pooled samples' ELSE 'reference' END
-                ELSE binning || ' bins of the '
-                    || CASE WHEN pooled THEN 'pooled samples' ELSE 'reference' END
-            END AS bins_text,
-            CASE zero_bins WHEN 'leftover' THEN 'empty bins folded into a leftover bin'
-                ELSE 'empty bins set to ' || epsilon END AS zero_text,
-            CASE WHEN log_base = 2 THEN 'log2' ELSE 'ln' END AS log_text
-    ),
     methods AS (
-        SELECT * FROM (VALUES
-            ('ks', 'two-sided KS statistic D (scipy ks_2samp)'),
-            ('wasserstein', 'raw: W1 (scipy wasserstein_distance)'),
-            ('wasserstein_normed', 'normed: W1 / reference population sd'),
-            ('zscore', '(mean_a - mean_r) / (sd_r / sqrt(n_a)), sd ddof=1'),
-            ('psi', NULL), ('kl', NULL), ('js', NULL), ('hellinger', NULL), ('d1', NULL)
-        ) AS m(method, fixed_variant)
+        SELECT s.*, unnest(evalstore.numeric_methods(
+            s.ks, s.w1, s.scores, s.n_analysis, s.sd, s.sd_pop, s.ref_mean, s.ana_mean,
+            s.reason, binning, bins, pooled, zero_bins, epsilon, log_base, js_variant)) AS m
+        FROM scored AS s
     )
-    SELECT s.ref_key, s.window_index, s.window_start, s.window_end, s.feature,
-        nullif(s.version, '') AS version,
-        CASE WHEN m.method = 'wasserstein_normed' THEN 'wasserstein' ELSE m.method END AS method,
-        coalesce(m.fixed_variant, CASE m.method
-            WHEN 'psi' THEN 'psi, ln; ' || v.bins_text || '; ' || v.zero_text
-            WHEN 'kl' THEN 'KL(reference || analysis), ' || v.log_text || '; ' || v.bins_text
-                || '; ' || v.zero_text
-            WHEN 'js' THEN 'JS ' || CASE WHEN js_variant = 'divergence' THEN 'divergence'
-                ELSE 'distance' END || ', ' || v.log_text || '; ' || v.bins_text
-            WHEN 'hellinger' THEN 'Hellinger distance; ' || v.bins_text
-            WHEN 'd1' THEN 'L1 between binned PDFs; ' || v.bins_text
-        END) AS variant,
-        CASE WHEN s.reason IS NOT NULL THEN NULL ELSE CASE m.method
-            WHEN 'ks' THEN s.ks
-            WHEN 'wasserstein' THEN s.w1
-            WHEN 'wasserstein_normed' THEN s.w1 / nullif(s.sd_pop, 0)
-            WHEN 'zscore' THEN (s.ana_mean - s.ref_mean) / nullif(s.sd / sqrt(s.n_analysis), 0)
-            WHEN 'psi' THEN s.scores.psi
-            WHEN 'kl' THEN s.scores.kl
-            WHEN 'js' THEN s.scores.js
-            WHEN 'hellinger' THEN s.scores.hellinger
-            WHEN 'd1' THEN s.scores.d1
-        END END AS value,
-        s.n_reference, s.n_analysis,
-        CAST(NULL AS BIGINT) AS dof,
-        coalesce(s.reason, CASE
-            WHEN m.method = 'wasserstein_normed' AND s.sd_pop = 0
-                THEN 'constant reference: standard deviation is 0'
-            WHEN m.method = 'zscore' AND (s.sd = 0 OR s.sd IS NULL)
-                THEN 'reference standard deviation is 0 or undefined'
-        END) AS reason
-    FROM scored AS s CROSS JOIN methods AS m CROSS JOIN bin_variant AS v;
+    SELECT ref_key, window_index, window_start, window_end, feature,
+        nullif(version, '') AS version, m.method, m.variant, m.value, n_reference,
+        n_analysis, CAST(NULL AS BIGINT) AS dof, m.reason
+    FROM methods;
 COMMENT ON MACRO TABLE evalstore.drift_numeric IS
     'Numeric drift per window and feature: ks, wasserstein, zscore, psi, kl, js, hellinger, d1.';
 

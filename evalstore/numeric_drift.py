@@ -1,0 +1,469 @@
+"""The statistics of numeric drift from sorted arrays: the fast path of ``store.drift``.
+
+``evalstore.drift_numeric`` (``sql/drift.sql``) defines every numeric drift method and is
+what a plain DuckDB connection calls. Its exact order statistics, KS's D and
+Wasserstein's W1, need each window's empirical CDF looked up in the reference's; in
+DuckDB SQL that takes window functions and ASOF joins over every distinct value, which
+measured 30 to 70 s for 1M reference against 1M analysis rows x 20 features on 2 cores
+(``benchmarks/README.md``), far slower than the data needs. This module computes the
+same per-cell statistics from each reference column sorted once and each window sorted
+once (numpy, features in parallel threads), then hands them to the same SQL
+(``evalstore.binned_scores`` and ``evalstore.numeric_methods``) for the method values,
+variant names, reasons, thresholds and p-values. The rows are chosen and cut into
+windows by the same macro, ``evalstore.drift_pairs``, so reference, window, version and
+``where`` mean exactly what they mean in SQL; ``tests/test_numeric_drift.py`` checks
+both paths, and scipy, agree on random data with ties, NaN, infinities, empty and
+single-row windows.
+
+Statistics of one cell (reference R and window A, finite values only; NULL, NaN and
++-inf are data-quality findings, not drift), exactly as in ``evalstore.drift_numeric``:
+
+* ``ks``: D = sup_x |F_R(x) - F_A(x)|, evaluated at the window's distinct values a and
+  just below them: max(|F_R(a) - F_A(a)|, |F_R(a-) - F_A(a-)|). Between two window
+  values F_A is constant and F_R monotone, so the supremum is attained there; this is
+  ``scipy.stats.ks_2samp``'s statistic.
+* ``w1``: W1 = integral |F_R - F_A| dx, summed over the window's steps [a_j, a_j+1)
+  with G(t) = mean_R(max(t - r, 0)) (the integral of F_R up to t) and the first
+  reference value where F_R reaches the step's level; sums are taken of r - min_R so
+  W1 keeps its precision far from 0 (``scipy.stats.wasserstein_distance``).
+* histogram counts on the chosen edges: bins [e_i, e_i+1), the last inner one closed,
+  plus open-ended bins below the first and above the last edge.
+* n, mean, sample and population sd of the reference; n and mean of the window.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from evalstore.identifiers import quote
+from evalstore.selection import Selection, drop_view, restricted_view
+from evalstore.values import KEYS, output_rows
+
+BINNED_METHODS = frozenset({"psi", "kl", "js", "hellinger", "d1"})
+_names = itertools.count()
+
+STATS_SCHEMA = pa.schema(
+    [
+        ("ref_key", pa.int64()),
+        ("window_index", pa.int64()),
+        ("window_start", pa.timestamp("us", tz="UTC")),
+        ("window_end", pa.timestamp("us", tz="UTC")),
+        ("feature", pa.string()),
+        ("version", pa.string()),
+        ("n_reference", pa.int64()),
+        ("n_analysis", pa.int64()),
+        ("sd", pa.float64()),
+        ("sd_pop", pa.float64()),
+        ("ref_mean", pa.float64()),
+        ("ana_mean", pa.float64()),
+        ("ks", pa.float64()),
+        ("w1", pa.float64()),
+        ("r_counts", pa.list_(pa.int64())),
+        ("a_counts", pa.list_(pa.int64())),
+        ("reason", pa.string()),
+    ]
+)
+
+#: The rows of evalstore.drift_numeric from a registered table of statistics; the
+#: parameters are those of :func:`rows_args`.
+ROWS_SQL = """
+    WITH binned AS (
+        SELECT *, CASE WHEN r_counts IS NOT NULL THEN evalstore.binned_scores(
+                list_transform(r_counts, lambda x: x / n_reference),
+                list_transform(a_counts, lambda x: x / n_analysis),
+                ?, ?, ?, ?) END AS scores
+        FROM {stats}
+    ),
+    methods AS (
+        SELECT b.*, unnest(evalstore.numeric_methods(
+            ks, w1, scores, n_analysis, sd, sd_pop, ref_mean, ana_mean, reason,
+            ?, ?, ?, ?, ?, ?, ?)) AS m
+        FROM binned AS b
+    )
+    SELECT ref_key, window_index, window_start, window_end, feature,
+        nullif(version, '') AS version, m.method, m.variant, m.value, n_reference,
+        n_analysis, CAST(NULL AS BIGINT) AS dof, m.reason
+    FROM methods
+"""
+
+
+def rows_args(params: Mapping[str, Any]) -> list[Any]:
+    """The arguments of :data:`ROWS_SQL`, in order, from ``drift``'s variant parameters."""
+    scoring = [params["zero_bins"], params["epsilon"], params["log_base"], params["js"]]
+    return [*scoring, params["binning"], params["bins"], params["pooled"], *scoring]
+
+
+@dataclass
+class Sample:
+    """The sorted finite values of one side of a cell, with what the methods need."""
+
+    values: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @cached_property
+    def distinct(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(distinct values, their counts, count of values <= each)."""
+        v = self.values
+        first = np.empty(len(v), dtype=bool)
+        first[:1] = True
+        np.not_equal(v[1:], v[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        ends = np.append(starts[1:], len(v))
+        return v[starts], ends - starts, ends
+
+    @cached_property
+    def lo(self) -> float:
+        return float(self.values[0])
+
+    @cached_property
+    def partial_sums(self) -> np.ndarray:
+        """Sum of (r - min) over the values <= each distinct value."""
+        unique, counts, _ = self.distinct
+        return np.cumsum((unique - self.lo) * counts)
+
+    @cached_property
+    def summary(self) -> dict[str, float | None]:
+        v = self.values
+        mean = float(v.mean())
+        sd_pop = float(v.std())
+        return {
+            "mean": mean,
+            "sd_pop": sd_pop,
+            "sd": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "lo": float(v[0]),
+            "hi": float(v[-1]),
+            "g1": float(np.mean(((v - mean) / sd_pop) ** 3)) if sd_pop > 0 else None,
+        }
+
+
+def ks_statistic(reference: Sample, window: Sample) -> float:
+    """Two-sample KS statistic D of two non-empty samples (``scipy.stats.ks_2samp``)."""
+    r_unique, r_counts, r_le = reference.distinct
+    a_unique, a_counts, a_le = window.distinct
+    at = np.searchsorted(r_unique, a_unique, side="right")
+    le = np.where(at > 0, r_le[at - 1], 0)
+    equal = (at > 0) & (r_unique[at - 1] == a_unique)
+    lt = le - np.where(equal, r_counts[at - 1], 0)
+    n_r, n_a = reference.n, window.n
+    d_at = np.abs(le / n_r - a_le / n_a)
+    d_below = np.abs(lt / n_r - (a_le - a_counts) / n_a)
+    return float(max(d_at.max(), d_below.max()))
+
+
+def wasserstein_distance(reference: Sample, window: Sample) -> float:
+    """W1 between two non-empty samples (``scipy.stats.wasserstein_distance``)."""
+    r_unique, _, r_le = reference.distinct
+    a_unique, _, a_le = window.distinct
+    n_r, n_a, lo = reference.n, window.n, reference.lo
+    sums = reference.partial_sums
+    at = np.searchsorted(r_unique, a_unique, side="right")
+    le = np.where(at > 0, r_le[at - 1], 0)
+    total = np.where(at > 0, sums[at - 1], 0.0)
+    g = (le * (a_unique - lo) - total) / n_r  # G(a) at each window value
+    level = a_le / n_a  # F_A on [a_j, a_j+1)
+    # first reference value whose F_R reaches the level (F_R's last value is exactly 1)
+    cross = np.minimum(np.searchsorted(r_le / n_r, level, side="left"), len(r_unique) - 1)
+    cross_value = r_unique[cross]
+    cross_g = (r_le[cross] * (cross_value - lo) - sums[cross]) / n_r
+    a, b = a_unique[:-1], a_unique[1:]
+    c, g_a, g_b = level[:-1], g[:-1], g[1:]
+    x, g_x = cross_value[:-1], cross_g[:-1]
+    g_m = np.where(x <= a, g_a, np.where(x >= b, g_b, g_x))
+    m = np.minimum(np.maximum(x, a), b)
+    steps = g_b - g_a - c * (b - a) + 2 * (c * (m - a) - (g_m - g_a))
+    above = (sums[-1] - total[-1] - (n_r - le[-1]) * (a_unique[-1] - lo)) / n_r
+    return float(steps.sum() + g[0] + above)
+
+
+def histogram(values: np.ndarray, edges: np.ndarray) -> list[int]:
+    """Counts of sorted ``values`` in (-inf, e0), [e0, e1), ..., [e_k-1, e_k], (e_k, inf)."""
+    n_edges = len(edges)
+    if n_edges >= 2:
+        below = np.searchsorted(values, edges[:-1], side="left")
+    else:
+        below = np.searchsorted(values, edges, side="left")
+    at_or_below = np.searchsorted(values, edges[-1:], side="right")
+    cumulative = np.concatenate([[0], below, at_or_below, [len(values)]])
+    return np.diff(cumulative).tolist()
+
+
+def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """``evalstore.quantile_edges`` of sorted values: distinct [min, q(i/bins).., max].
+
+    Interpolates as DuckDB's ``quantile_cont`` does: position (n - 1) q, then
+    lo + (hi - lo) * fraction.
+    """
+    n = len(values)
+    q = np.arange(1, bins) / bins
+    position = (n - 1) * q
+    below, above = np.floor(position).astype(np.int64), np.ceil(position).astype(np.int64)
+    lo, hi = values[below], values[above]
+    inner = np.where(below == above, lo, lo + (hi - lo) * (position - below))
+    return np.unique(np.concatenate([values[:1], inner, values[-1:]]))
+
+
+@dataclass
+class Cell:
+    """One (reference, window, feature, version) comparison."""
+
+    ref_key: int
+    window_index: int
+    window_start: Any
+    window_end: Any
+    feature: str
+    version: str
+    window: Sample
+    reference: Sample | None
+    edges: np.ndarray | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def statistics(
+    con: duckdb.DuckDBPyConnection,
+    sources: Sequence[tuple[str, Sequence[str] | None]],
+    selection: Selection,
+    methods: Sequence[str],
+    features: Sequence[str],
+    params: Mapping[str, Any],
+) -> pa.Table:
+    """Per-cell statistics (:data:`STATS_SCHEMA`) of the numeric features.
+
+    ``sources`` are (relation, fields) pairs in the long format of ``drift_pairs``:
+    ``fields`` names the members of a packed ``value`` struct (``c0``, ``c1``, ... in
+    order), or is None for a plain DOUBLE ``value`` whose ``feature`` column names it.
+    """
+    cells: list[Cell] = []
+    for relation, fields in sources:
+        cells += _cells(con, relation, fields, selection, features)
+    binned = bool(BINNED_METHODS & set(methods))
+    if binned:
+        _assign_edges(con, cells, params)
+    want_w1 = "wasserstein" in methods
+    by_feature: dict[str, list[Cell]] = {}
+    for cell in cells:
+        by_feature.setdefault(cell.feature, []).append(cell)
+    workers = min(len(by_feature), os.cpu_count() or 1) or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda group: _compute(group, want_w1, binned), by_feature.values()))
+    return pa.Table.from_pylist([_row(cell) for cell in cells], schema=STATS_SCHEMA)
+
+
+def register(con: duckdb.DuckDBPyConnection, stats: pa.Table) -> str:
+    """Register ``stats`` on ``con`` under a fresh name (the caller unregisters it)."""
+    name = f"evalstore_numeric_stats_{next(_names)}"
+    con.register(name, stats)
+    return name
+
+
+def sources(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    kinds: Mapping[str, str],
+    where: str | None,
+    version: str | None,
+    features: Sequence[str],
+) -> list[tuple[str, list[str] | None]]:
+    """Temporary long-format relations of the numeric ``features`` and outputs of ``model``.
+
+    One packs every numeric feature of a ``features`` row into a struct ``value``
+    (fields ``c0``, ``c1``, ...), so rows are windowed once rather than once per feature;
+    the other holds the numeric outputs (score; prediction and label for regression) as
+    :mod:`evalstore.values` defines them. Both are restricted to ``where`` and
+    ``version`` like the model's own views. Drop them with :func:`drop`.
+    """
+    s = quote(model)
+    numeric = [f for f in features if kinds.get(f) == "numeric"]
+    task = con.execute(
+        "SELECT any_value(task) FROM evalstore.models WHERE model = ?", [model]
+    ).fetchall()[0][0]
+    outputs = ["score"] + (["prediction", "label"] if task == "regression" else [])
+    outputs = [name for name in outputs if name in features]
+    columns = list(kinds)
+    result: list[tuple[str, list[str] | None]] = []
+    if numeric:
+        packed = ", ".join(
+            f"c{i} := CAST({quote(name)} AS DOUBLE)" for i, name in enumerate(numeric)
+        )
+        select = (
+            f"SELECT {KEYS}, CAST(NULL AS VARCHAR) AS version, '*' AS feature, "
+            f"struct_pack({packed}) AS value FROM {s}.features"
+        )
+        result.append((restricted_view(con, model, "", where, version, columns, select), numeric))
+    if outputs:
+        select = " UNION ALL ".join(output_rows(s, outputs, "DOUBLE"))
+        result.append((restricted_view(con, model, "", where, version, columns, select), None))
+    return result
+
+
+def drop(con: duckdb.DuckDBPyConnection, relations: Sequence[tuple[str, Any]]) -> None:
+    """Drop the relations made by :func:`sources`."""
+    for relation, _ in relations:
+        drop_view(con, relation)
+
+
+def _cells(
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    fields: Sequence[str] | None,
+    selection: Selection,
+    features: Sequence[str],
+) -> list[Cell]:
+    placeholders = ", ".join("?" for _ in selection.args())
+    table = con.sql(
+        "SELECT CASE WHEN side = 'reference' THEN -1 - ref_key ELSE window_index END AS cell, "
+        "ref_key, window_start, window_end, feature, version, value "
+        f"FROM evalstore.drift_pairs(?, {placeholders})",
+        params=[relation, *selection.args()],
+    ).to_arrow_table()
+    if table.num_rows == 0:
+        return []
+    code = table.column("cell").to_numpy()
+    feature_codes = pc.dictionary_encode(table.column("feature")).combine_chunks()
+    version_codes = pc.dictionary_encode(table.column("version")).combine_chunks()
+    n_features, n_versions = len(feature_codes.dictionary), len(version_codes.dictionary)
+    key = (code - code.min()) * n_features + feature_codes.indices.to_numpy()
+    key = key * n_versions + version_codes.indices.to_numpy()
+    keys, inverse = np.unique(key, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(keys)))])
+    value = table.column("value").combine_chunks()
+    if fields is None:
+        columns = {None: _finite_array(value)}
+    else:
+        wanted = [(i, f) for i, f in enumerate(fields) if f in features]
+        columns = {name: _finite_array(value.field(i)) for i, name in wanted}
+    ref_key = table.column("ref_key").to_numpy()
+    starts, ends = table.column("window_start"), table.column("window_end")
+    references: dict[tuple[int, str, str], Sample] = {}
+    analysis = []
+    for g in range(len(keys)):
+        rows = order[bounds[g] : bounds[g + 1]]
+        first = int(rows[0])
+        group_feature = feature_codes.dictionary[feature_codes.indices[first].as_py()].as_py()
+        version = version_codes.dictionary[version_codes.indices[first].as_py()].as_py()
+        is_reference = code[first] < 0
+        for name, column in columns.items():
+            feature = group_feature if name is None else name
+            if name is None and feature not in features:
+                continue
+            sample = Sample(np.sort(_finite(column[rows])))
+            if is_reference:
+                references[(int(ref_key[first]), feature, version)] = sample
+            else:  # a window's start and end are the same on all its rows
+                analysis.append(
+                    (int(ref_key[first]), int(code[first]), starts[first].as_py(),
+                     ends[first].as_py(), feature, version, sample)
+                )  # fmt: skip
+    cells = []
+    for ref, window_index, start, end, feature, version, sample in analysis:
+        reference = references.get((ref, feature, version))
+        cells.append(
+            Cell(ref, window_index, start, end, feature, version, sample,
+                 reference if reference is not None and reference.n else None)
+        )  # fmt: skip
+    return cells
+
+
+def _finite_array(array: pa.Array) -> np.ndarray:
+    """A float64 numpy view of ``array`` with NULL as NaN."""
+    return pc.fill_null(array.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    return values[np.isfinite(values)]
+
+
+def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Mapping) -> None:
+    """Histogram edges per cell: given, reference quantiles, or evalstore.bin_edges."""
+    binning = params["binning"]
+    comparable = [c for c in cells if c.reference is not None and c.window.n]
+    if binning == "edges":
+        edges = np.unique(np.asarray(params["edges"], dtype=float))
+        for cell in comparable:
+            cell.edges = edges
+        return
+    if binning == "quantile":
+        cache: dict[int, np.ndarray] = {}
+        for cell in comparable:
+            ref = cell.reference
+            if id(ref) not in cache:
+                cache[id(ref)] = quantile_edges(ref.values, params["bins"])
+            cell.edges = cache[id(ref)]
+        return
+    inputs = []
+    for cell in comparable:
+        if params["pooled"]:
+            both = np.sort(np.concatenate([cell.reference.values, cell.window.values]))
+            summary = Sample(both).summary
+            n = len(both)
+        else:
+            summary, n = cell.reference.summary, cell.reference.n
+        inputs.append((summary["lo"], summary["hi"], n, summary["g1"]))
+    if not inputs:
+        return
+    lo, hi, n, g1 = zip(*inputs, strict=True)
+    table = pa.table({"lo": lo, "hi": hi, "n": pa.array(n, pa.int64()), "g1": pa.array(g1)})
+    name = f"evalstore_edge_inputs_{next(_names)}"
+    con.register(name, table)
+    try:
+        result = con.sql(
+            f"SELECT evalstore.bin_edges(lo, hi, n, g1, ?, ?) AS edges FROM {quote(name)}",
+            params=[binning, params["bins"]],
+        ).to_arrow_table()
+    finally:
+        con.unregister(name)
+    for cell, edges in zip(comparable, result.column("edges").to_pylist(), strict=True):
+        cell.edges = np.asarray(edges, dtype=float)
+
+
+def _compute(cells: list[Cell], want_w1: bool, binned: bool) -> None:
+    reference_counts: dict[tuple[int, int], list[int]] = {}
+    for cell in cells:
+        ref, window = cell.reference, cell.window
+        stats: dict[str, Any] = {"n_reference": ref.n if ref else 0, "n_analysis": window.n}
+        if ref is None:
+            stats["reason"] = "no finite reference values"
+        elif not window.n:
+            stats["reason"] = "no finite values in the window"
+        if ref is not None:
+            summary = ref.summary
+            stats |= {"sd": summary["sd"], "sd_pop": summary["sd_pop"], "ref_mean": summary["mean"]}
+        if window.n:
+            stats["ana_mean"] = window.summary["mean"]
+        if ref is not None and window.n:
+            stats["ks"] = ks_statistic(ref, window)
+            if want_w1:
+                stats["w1"] = wasserstein_distance(ref, window)
+            if binned and cell.edges is not None:
+                key = (id(ref), id(cell.edges))
+                if key not in reference_counts:
+                    reference_counts[key] = histogram(ref.values, cell.edges)
+                stats["r_counts"] = reference_counts[key]
+                stats["a_counts"] = histogram(window.values, cell.edges)
+        cell.stats = stats
+
+
+def _row(cell: Cell) -> dict[str, Any]:
+    return {
+        "ref_key": cell.ref_key,
+        "window_index": cell.window_index,
+        "window_start": cell.window_start,
+        "window_end": cell.window_end,
+        "feature": cell.feature,
+        "version": cell.version,
+        **cell.stats,
+    }
