@@ -14,6 +14,7 @@ import pyarrow as pa
 from evalstore import drift, ingest, multivariate_drift, registry, sources, udfs
 from evalstore import performance as _performance
 from evalstore import quality as _quality
+from evalstore import skew as _skew
 from evalstore.db import transaction
 from evalstore.errors import (
     InvalidParameterError,
@@ -380,6 +381,44 @@ class Store:
         """
         return _performance.performance(
             self, model, metrics, window, by, version, where, since, until, threshold, **options
+        )
+
+    def skew(
+        self,
+        model: str,
+        tolerance: float = 1e-8,
+        rtol: float = 1e-5,
+        features: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Training/serving skew per feature, for examples logged in both envs.
+
+        Per feature: n_compared, n_mismatch (numeric within ``tolerance`` + ``rtol`` x
+        |training| as numpy.isclose; categorical exact; NULL vs value mismatches),
+        share_mismatch, sample_ids, and the training-vs-serving ``distance`` from the
+        drift engine (``method``, ``variant``); see :func:`evalstore.skew.skew`.
+        """
+        return _skew.skew(self, model, tolerance, rtol, features, version, where, **options)
+
+    def skew_summary(
+        self,
+        model: str,
+        tolerance: float = 1e-8,
+        rtol: float = 1e-5,
+        features: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """One row: examples in both envs, how many have any skew, features with skew.
+
+        Same parameters and mismatch rule as :meth:`skew`; see
+        :func:`evalstore.skew.skew_summary`.
+        """
+        return _skew.skew_summary(
+            self, model, tolerance, rtol, features, version, where, **options
         )
 
     # ------------------------------------------------------------------ flywheel

@@ -1,1 +1,169 @@
--- evalstore skew macros (being written).
+-- evalstore macros: training/serving skew, per feature, for examples logged in both envs.
+--
+-- Input: the long-format views <model>.numeric_values and <model>.category_values
+-- (example_id, env, dataset, ts, version, feature, value), named by `numeric_source` and
+-- `category_source`. Python's store.skew() passes the model's views, or temporary views
+-- restricted to a `where` predicate / the examples one version predicted; SQL users pass
+-- e.g. 'fraud.numeric_values', 'fraud.category_values'.
+--
+-- An example is compared when the same example_id has a training row and a serving row
+-- (ids are unique per env, so there is at most one pair per example); training rows are
+-- those of dataset `train_dataset` (NULL: every training row). Each feature of the pair
+-- is compared, the training value being the reference:
+--   numeric      values match when serving = training (also the same infinity), or both
+--                are finite and |serving - training| <= atol + rtol * |training|: exactly
+--                numpy.isclose(serving, training, rtol=rtol, atol=atol, equal_nan=equal_nan)
+--                (an infinity matches only the same infinity; NaN matches NaN when
+--                equal_nan, else never). Values are compared as DOUBLE.
+--   categorical  exact equality of the text (booleans as 'true' / 'false'); case and
+--                whitespace count.
+--   nulls        NULL vs NULL matches; NULL vs a value (NaN included) is a mismatch of
+--                kind 'null'; every other mismatch is of kind 'value'.
+-- The model's outputs (score, prediction, label) are not features and are left out.
+
+-- evalstore.smallest(x, n) -> LIST
+-- Helper (aggregate; DuckDB's top-n min): the n smallest non-NULL values of x in the
+-- group, ascending; NULL when there is none. The deterministic sample of offending ids.
+CREATE OR REPLACE MACRO evalstore.smallest(x, n) AS min(x, n);
+COMMENT ON MACRO evalstore.smallest IS
+    'Aggregate: the n smallest non-NULL values of x, ascending (NULL when none).';
+
+-- evalstore.listed(x, xs) -> BOOLEAN
+-- Helper: true when the list xs is NULL (no restriction) or holds x (DuckDB's
+-- list_contains; `x IN (...)` of a literal list elsewhere).
+CREATE OR REPLACE MACRO evalstore.listed(x, xs) AS
+    xs IS NULL OR list_contains(xs, x);
+COMMENT ON MACRO evalstore.listed IS 'True when xs is NULL or contains x.';
+
+-- evalstore.skew_pairs(numeric_source, category_source, train_dataset, features, atol,
+--                      rtol, equal_nan)
+-- One row per example logged in both training and serving and per feature (of the list
+-- `features`; NULL: every feature):
+--   feature, kind ('numeric' | 'categorical'), example_id,
+--   training_value, serving_value   as text (numbers cast from DOUBLE),
+--   abs_diff       |serving - training| for numeric pairs (NULL otherwise),
+--   mismatch_kind  NULL when the values match, 'null' when exactly one side is NULL,
+--                  'value' when both are present and differ (see the file header for
+--                  the tolerance).
+CREATE OR REPLACE MACRO evalstore.skew_pairs(
+    numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan
+) AS TABLE
+    WITH numeric_training AS (
+        SELECT v.example_id, v.feature, v.value FROM evalstore.relation(numeric_source) AS v
+        WHERE v.env = 'training' AND v.version IS NULL AND v.feature <> 'label'
+          AND evalstore.listed(v.feature, features)
+          AND (train_dataset IS NULL OR v.dataset = train_dataset)
+    ),
+    numeric_serving AS (
+        SELECT v.example_id, v.feature, v.value FROM evalstore.relation(numeric_source) AS v
+        WHERE v.env = 'serving' AND v.version IS NULL AND v.feature <> 'label'
+          AND evalstore.listed(v.feature, features)
+    ),
+    category_training AS (
+        SELECT v.example_id, v.feature, v.value FROM evalstore.relation(category_source) AS v
+        WHERE v.env = 'training' AND v.version IS NULL AND v.feature <> 'label'
+          AND evalstore.listed(v.feature, features)
+          AND (train_dataset IS NULL OR v.dataset = train_dataset)
+    ),
+    category_serving AS (
+        SELECT v.example_id, v.feature, v.value FROM evalstore.relation(category_source) AS v
+        WHERE v.env = 'serving' AND v.version IS NULL AND v.feature <> 'label'
+          AND evalstore.listed(v.feature, features)
+    )
+    SELECT t.feature, 'numeric' AS kind, t.example_id,
+           CAST(t.value AS VARCHAR) AS training_value, CAST(s.value AS VARCHAR) AS serving_value,
+           abs(s.value - t.value) AS abs_diff,
+           CASE WHEN t.value IS NULL AND s.value IS NULL THEN NULL
+                WHEN t.value IS NULL OR s.value IS NULL THEN 'null'
+                WHEN isnan(t.value) AND isnan(s.value) THEN
+                     CASE WHEN equal_nan THEN NULL ELSE 'value' END
+                WHEN isnan(t.value) OR isnan(s.value) THEN 'value'
+                WHEN s.value = t.value THEN NULL
+                WHEN isinf(t.value) OR isinf(s.value) THEN 'value'
+                WHEN abs(s.value - t.value) <= atol + rtol * abs(t.value) THEN NULL
+                ELSE 'value' END AS mismatch_kind
+    FROM numeric_training AS t
+    JOIN numeric_serving AS s ON s.example_id = t.example_id AND s.feature = t.feature
+    UNION ALL
+    SELECT t.feature, 'categorical' AS kind, t.example_id, t.value, s.value,
+           CAST(NULL AS DOUBLE),
+           CASE WHEN t.value IS NULL AND s.value IS NULL THEN NULL
+                WHEN t.value IS NULL OR s.value IS NULL THEN 'null'
+                WHEN t.value = s.value THEN NULL
+                ELSE 'value' END
+    FROM category_training AS t
+    JOIN category_serving AS s ON s.example_id = t.example_id AND s.feature = t.feature;
+COMMENT ON MACRO TABLE evalstore.skew_pairs IS
+    'Training vs serving value of each feature for examples in both envs, with mismatch_kind. Args: numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan.';
+
+-- evalstore.skew(numeric_source, category_source, train_dataset, features, atol, rtol,
+--                equal_nan, n_sample)
+-- Per feature, one pass (one GROUP BY) over evalstore.skew_pairs:
+--   n_compared        examples in both envs (pairs compared)
+--   n_mismatch        pairs whose values differ (mismatch_kind not NULL)
+--   n_null_mismatch   of them, pairs where exactly one side is NULL
+--   share_mismatch    n_mismatch / n_compared
+--   max_abs_diff      largest |serving - training| over the numeric mismatches of kind
+--                     'value' (NULL for categorical features or without such mismatches;
+--                     +inf when an infinity is involved, NaN pairs skipped)
+--   sample_ids        the n_sample smallest offending example_ids (sorted; NULL if none)
+-- Features without any pair do not appear (the Python front-end adds them with
+-- n_compared = 0).
+CREATE OR REPLACE MACRO evalstore.skew(
+    numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan, n_sample
+) AS TABLE
+    SELECT p.feature, p.kind,
+           count(*) AS n_compared,
+           CAST(sum(CASE WHEN p.mismatch_kind IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT)
+               AS n_mismatch,
+           CAST(sum(CASE WHEN p.mismatch_kind = 'null' THEN 1 ELSE 0 END) AS BIGINT)
+               AS n_null_mismatch,
+           sum(CASE WHEN p.mismatch_kind IS NOT NULL THEN 1 ELSE 0 END) / count(*)
+               AS share_mismatch,
+           max(CASE WHEN p.mismatch_kind = 'value' AND NOT isnan(p.abs_diff)
+                    THEN p.abs_diff END) AS max_abs_diff,
+           evalstore.smallest(CASE WHEN p.mismatch_kind IS NOT NULL THEN p.example_id END,
+                              n_sample) AS sample_ids
+    FROM evalstore.skew_pairs(
+        numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan) AS p
+    GROUP BY p.feature, p.kind
+    ORDER BY p.feature;
+COMMENT ON MACRO TABLE evalstore.skew IS
+    'Per feature: pairs compared, mismatches (and nulls among them), share, max |diff|, sample ids. Args: numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan, n_sample.';
+
+-- evalstore.skew_summary(numeric_source, category_source, train_dataset, features, atol,
+--                        rtol, equal_nan, max_share)
+-- One row over every feature of evalstore.skew_pairs:
+--   n_examples           examples logged in both training and serving
+--   n_examples_skewed    of them, examples with a mismatch in at least one feature
+--   share_examples_skewed   n_examples_skewed / n_examples (NULL when no example)
+--   n_features           features compared
+--   n_features_skewed    features whose share_mismatch > max_share (0: any mismatch)
+CREATE OR REPLACE MACRO evalstore.skew_summary(
+    numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan, max_share
+) AS TABLE
+    WITH pairs AS (
+        SELECT * FROM evalstore.skew_pairs(
+            numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan)
+    ),
+    per_example AS (
+        SELECT example_id, max(CASE WHEN mismatch_kind IS NOT NULL THEN 1 ELSE 0 END) AS skewed
+        FROM pairs GROUP BY example_id
+    ),
+    per_feature AS (
+        SELECT feature,
+               sum(CASE WHEN mismatch_kind IS NOT NULL THEN 1 ELSE 0 END) / count(*) AS share
+        FROM pairs GROUP BY feature
+    )
+    SELECT e.n_examples, CAST(e.n_examples_skewed AS BIGINT) AS n_examples_skewed,
+           CASE WHEN e.n_examples > 0 THEN e.n_examples_skewed / e.n_examples END
+               AS share_examples_skewed,
+           f.n_features, CAST(f.n_features_skewed AS BIGINT) AS n_features_skewed
+    FROM (SELECT count(*) AS n_examples, coalesce(sum(skewed), 0) AS n_examples_skewed
+          FROM per_example) AS e
+    CROSS JOIN (SELECT count(*) AS n_features,
+                       coalesce(sum(CASE WHEN share > max_share THEN 1 ELSE 0 END), 0)
+                           AS n_features_skewed
+                FROM per_feature) AS f;
+COMMENT ON MACRO TABLE evalstore.skew_summary IS
+    'Examples and features with training/serving skew (one row). Args: numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan, max_share.';

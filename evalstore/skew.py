@@ -1,0 +1,295 @@
+"""Training/serving skew: the Python front-end of ``sql/skew.sql``.
+
+Skew is a difference between the features a model was trained on and the ones it is
+served, for the *same* example: a feature computed one way by the training pipeline and
+another way online. It shows up when serving logs an example that the training set also
+holds (same ``example_id`` in ``env='training'`` and ``env='serving'``), e.g. when the
+serving features of past traffic are re-computed offline to build the next training set.
+
+Mismatches are counted by the macro ``evalstore.skew`` in one pass over the joined
+rows of every feature (see ``sql/skew.sql`` for the exact definitions):
+
+* numeric features match when ``numpy.isclose(serving, training, rtol=rtol,
+  atol=tolerance, equal_nan=equal_nan)``: ``|serving - training| <= tolerance + rtol *
+  |training|``, with the training value as the reference (numpy's asymmetric rule), an
+  infinity matching only the same infinity. Defaults are numpy's (``tolerance=1e-8``,
+  ``rtol=1e-5``).
+* categorical features match on exact text.
+* NULL vs NULL matches; NULL vs a value is a mismatch (counted in ``n_null_mismatch``).
+* NaN vs NaN matches by default (``equal_nan=True``, unlike numpy's default): both
+  pipelines produced "not a number" for the example, which is agreement, not skew;
+  pass ``equal_nan=False`` to count it. NaN vs a number, and NaN vs NULL, mismatch.
+
+Beside the per-example comparison each feature gets the distribution ``distance``
+between the whole training set and all serving rows, from the drift engine
+(:func:`evalstore.drift.drift` with one window, ``window={"chunks": 1}``): ``method``
+(default ``"js"``, the Jensen-Shannon distance, defined for numeric and categorical
+features) names it and ``variant`` gives its exact definition. This second figure needs
+no shared ids: it is the distribution-level view of skew.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from evalstore.errors import InvalidParameterError
+from evalstore.selection import drop_view, restricted_view
+from evalstore.values import feature_kinds
+
+if TYPE_CHECKING:
+    from evalstore.store import Store
+
+#: Columns of :func:`skew`'s result, in order.
+RESULT_COLUMNS = (
+    "feature", "kind", "n_compared", "n_mismatch", "n_null_mismatch", "share_mismatch",
+    "max_abs_diff", "skewed", "distance", "method", "variant", "distance_drifted",
+    "n_training", "n_serving", "sample_ids", "reason",
+)  # fmt: skip
+#: Columns of :func:`skew_summary`'s result.
+SUMMARY_COLUMNS = (
+    "n_examples", "n_examples_skewed", "share_examples_skewed", "n_features",
+    "n_features_skewed",
+)  # fmt: skip
+
+_SCHEMA = pa.schema(
+    [
+        ("feature", pa.string()),
+        ("kind", pa.string()),
+        ("n_compared", pa.int64()),
+        ("n_mismatch", pa.int64()),
+        ("n_null_mismatch", pa.int64()),
+        ("share_mismatch", pa.float64()),
+        ("max_abs_diff", pa.float64()),
+        ("skewed", pa.bool_()),
+        ("distance", pa.float64()),
+        ("method", pa.string()),
+        ("variant", pa.string()),
+        ("distance_drifted", pa.bool_()),
+        ("n_training", pa.int64()),
+        ("n_serving", pa.int64()),
+        ("sample_ids", pa.list_(pa.string())),
+        ("reason", pa.string()),
+    ]
+)
+
+
+def skew(
+    store: Store,
+    model: str,
+    tolerance: float = 1e-8,
+    rtol: float = 1e-5,
+    features: Sequence[str] | None = None,
+    version: str | None = None,
+    where: str | None = None,
+    *,
+    equal_nan: bool = True,
+    method: str | Mapping[str, str] = "js",
+    sample: int = 5,
+    max_share: float = 0.0,
+    **drift_options: Any,
+) -> pa.Table:
+    """Training/serving skew of each feature of ``model``.
+
+    For the examples logged in both training and serving (same ``example_id``): per
+    feature, ``n_compared`` pairs, ``n_mismatch`` of them differing (``n_null_mismatch``
+    with exactly one side NULL), ``share_mismatch`` = n_mismatch / n_compared,
+    ``max_abs_diff`` (numeric), ``sample_ids`` (the ``sample`` smallest offending ids)
+    and ``skewed`` (``share_mismatch > max_share``; 0 flags any mismatch). See the module
+    docstring for the tolerance (``tolerance`` is the absolute one, ``rtol`` the
+    relative one) and the handling of NULL and NaN.
+
+    Beside it, ``distance`` between the training set and all serving rows by the drift
+    engine's ``method`` (a drift method name, or ``{"numeric": m1, "categorical": m2}``;
+    default ``"js"``), with its ``variant``, the drift threshold's verdict
+    (``distance_drifted``) and the row counts ``n_training`` / ``n_serving``;
+    ``drift_options`` go to :func:`evalstore.drift.drift` (e.g. ``bins``, ``log_base``).
+
+    ``version`` compares the training rows of the dataset that version was trained on
+    (as registered) with the serving examples it predicted; ``where`` is a predicate
+    over the feature columns that both the training and the serving row of an example
+    must meet (it also restricts the distance's rows).
+
+    Features without a shared example have ``n_compared`` 0, NULL shares and a
+    ``reason``. Returns one row per feature (columns :data:`RESULT_COLUMNS`), in the
+    model's column order.
+    """
+    registration = store._registration(model, version)
+    atol = _non_negative(tolerance, "tolerance")
+    rtol = _non_negative(rtol, "rtol")
+    max_share = _non_negative(max_share, "max_share")
+    if not isinstance(equal_nan, bool):
+        raise InvalidParameterError(f"equal_nan={equal_nan!r} must be True or False")
+    if not isinstance(sample, int) or isinstance(sample, bool) or sample < 0:
+        raise InvalidParameterError(f"sample={sample!r} must be a non-negative int")
+    methods = _methods(method)
+    con = store.connection
+    with store._lock:
+        kinds = feature_kinds(con, model)
+        chosen = _check_features(features, kinds)
+        train_dataset = registration.get("training_dataset") if version else None
+        counts = {}
+        if chosen:
+            views = [
+                restricted_view(con, model, relation, where, version, list(kinds))
+                for relation in ("numeric_values", "category_values")
+            ]
+            try:
+                rows = con.sql(
+                    "SELECT * FROM evalstore.skew(?, ?, ?, ?, ?, ?, ?, ?)",
+                    params=[*views, train_dataset, chosen, atol, rtol, equal_nan, max(sample, 1)],
+                ).to_arrow_table()
+            finally:
+                for view in views:
+                    drop_view(con, view)
+            counts = {row["feature"]: row for row in rows.to_pylist()}
+        distances = _distances(store, model, chosen, kinds, methods, version, where, drift_options)
+    records = []
+    for feature in chosen:
+        row = counts.get(feature)
+        dist = distances.get(feature, {})
+        reasons = []
+        if row is None:
+            reasons.append("no example_id is in both training and serving")
+        if dist.get("reason"):
+            reasons.append(f"distance: {dist['reason']}")
+        n_mismatch = row["n_mismatch"] if row else 0
+        share = row["share_mismatch"] if row else None
+        records.append(
+            {
+                "feature": feature,
+                "kind": kinds[feature],
+                "n_compared": row["n_compared"] if row else 0,
+                "n_mismatch": n_mismatch,
+                "n_null_mismatch": row["n_null_mismatch"] if row else 0,
+                "share_mismatch": share,
+                "max_abs_diff": row["max_abs_diff"] if row else None,
+                "skewed": None if share is None else share > max_share,
+                "distance": dist.get("value"),
+                "method": methods[kinds[feature]],
+                "variant": dist.get("variant"),
+                "distance_drifted": dist.get("drifted"),
+                "n_training": dist.get("n_reference"),
+                "n_serving": dist.get("n_analysis"),
+                "sample_ids": (row["sample_ids"] or [])[:sample] if row else [],
+                "reason": "; ".join(reasons) or None,
+            }
+        )
+    return pa.Table.from_pylist(records, schema=_SCHEMA)
+
+
+def skew_summary(
+    store: Store,
+    model: str,
+    tolerance: float = 1e-8,
+    rtol: float = 1e-5,
+    features: Sequence[str] | None = None,
+    version: str | None = None,
+    where: str | None = None,
+    *,
+    equal_nan: bool = True,
+    max_share: float = 0.0,
+) -> pa.Table:
+    """One row: how many examples and features show training/serving skew.
+
+    ``n_examples`` logged in both envs, ``n_examples_skewed`` with a mismatch in at
+    least one (chosen) feature, ``share_examples_skewed``, ``n_features`` compared and
+    ``n_features_skewed`` (share of mismatches above ``max_share``). Parameters as in
+    :func:`skew` (the same mismatch rule, from the macro ``evalstore.skew_summary``).
+    """
+    registration = store._registration(model, version)
+    atol = _non_negative(tolerance, "tolerance")
+    rtol = _non_negative(rtol, "rtol")
+    max_share = _non_negative(max_share, "max_share")
+    if not isinstance(equal_nan, bool):
+        raise InvalidParameterError(f"equal_nan={equal_nan!r} must be True or False")
+    con = store.connection
+    with store._lock:
+        kinds = feature_kinds(con, model)
+        chosen = _check_features(features, kinds)
+        train_dataset = registration.get("training_dataset") if version else None
+        views = [
+            restricted_view(con, model, relation, where, version, list(kinds))
+            for relation in ("numeric_values", "category_values")
+        ]
+        try:
+            return con.sql(
+                "SELECT * FROM evalstore.skew_summary(?, ?, ?, ?, ?, ?, ?, ?)",
+                params=[*views, train_dataset, chosen, atol, rtol, equal_nan, max_share],
+            ).to_arrow_table()
+        finally:
+            for view in views:
+                drop_view(con, view)
+
+
+def _non_negative(value: Any, name: str) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < 0:
+        raise InvalidParameterError(f"{name}={value!r} must be a finite number >= 0")
+    return float(value)
+
+
+def _methods(method: str | Mapping[str, str]) -> dict[str, str]:
+    from evalstore.drift import CATEGORICAL_METHODS, NUMERIC_METHODS
+
+    if isinstance(method, str):
+        chosen = {"numeric": method, "categorical": method}
+    elif isinstance(method, Mapping) and set(method) <= {"numeric", "categorical"} and method:
+        chosen = {"numeric": "js", "categorical": "js", **method}
+    else:
+        raise InvalidParameterError(
+            f"method={method!r} is not understood: pass a drift method name such as 'js', "
+            "or {'numeric': 'wasserstein', 'categorical': 'chi2'}"
+        )
+    for kind, allowed in (("numeric", NUMERIC_METHODS), ("categorical", CATEGORICAL_METHODS)):
+        if chosen[kind] not in allowed:
+            raise InvalidParameterError(
+                f"method {chosen[kind]!r} does not apply to {kind} features; choose from "
+                + ", ".join(allowed)
+            )
+    return chosen
+
+
+def _check_features(features: Sequence[str] | None, kinds: Mapping[str, str]) -> list[str]:
+    if features is None:
+        return list(kinds)
+    if isinstance(features, str):
+        features = [features]
+    unknown = [f for f in features if f not in kinds]
+    if unknown:
+        raise InvalidParameterError(
+            f"features {unknown} are not numeric or categorical feature columns of this model; "
+            f"known: {', '.join(kinds) or '(none)'}"
+        )
+    return list(dict.fromkeys(features))
+
+
+def _distances(
+    store: Store,
+    model: str,
+    features: Sequence[str],
+    kinds: Mapping[str, str],
+    methods: Mapping[str, str],
+    version: str | None,
+    where: str | None,
+    options: Mapping[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """``{feature: drift row}``: training set vs every serving row, one window."""
+    found: dict[str, dict[str, Any]] = {}
+    for method in dict.fromkeys(methods.values()):
+        wanted = [f for f in features if methods[kinds[f]] == method]
+        if not wanted:
+            continue
+        table = store.drift(
+            model, reference="training", window={"chunks": 1}, features=wanted,
+            methods=[method], version=version, where=where, **options,
+        )  # fmt: skip
+        for row in table.to_pylist():
+            if row["method"] == method and methods[kinds[row["feature"]]] == method:
+                found[row["feature"]] = row
+    for feature in features:
+        found.setdefault(feature, {"reason": "no serving rows to compare with"})
+    return found
