@@ -15,6 +15,7 @@ from evalstore import drift, ingest, multivariate_drift, registry, sources, udfs
 from evalstore import performance as _performance
 from evalstore import quality as _quality
 from evalstore import skew as _skew
+from evalstore import slices as _slices
 from evalstore.db import transaction
 from evalstore.errors import (
     InvalidParameterError,
@@ -381,6 +382,27 @@ class Store:
         """
         return _performance.performance(
             self, model, metrics, window, by, version, where, since, until, threshold, **options
+        )
+
+    def worst_slices(
+        self,
+        model: str,
+        metric: str | None = None,
+        since: Any = None,
+        until: Any = None,
+        version: str | None = None,
+        where: str | None = None,
+        features: Sequence[str] | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Slices (a feature's value or bin, or a pair) where the model is significantly worse.
+
+        Each finding carries a SQL ``predicate`` to pass back as ``where=`` to every other
+        call; tests, multiple-testing control and ranking are described in
+        :func:`evalstore.slices.worst_slices`.
+        """
+        return _slices.worst_slices(
+            self, model, metric, since, until, version, where, features, **options
         )
 
     def skew(

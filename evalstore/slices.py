@@ -1,0 +1,560 @@
+"""Worst-slice discovery: where is the model significantly worse than on the rest?
+
+The front-end of ``sql/slices.sql``. For one metric over one period (and one version) it
+searches slices of the labeled serving rows:
+
+* **single features**: each value of a categorical feature, each of ``bins`` quantile bins
+  of a numeric one (edges from the ``reference`` rows, exactly as ``store.performance``
+  bins a ``by`` feature), and the missing values (NULL, and NaN for floats) of each;
+* **pairs** of features: every combination of their values / bins, for up to
+  ``max_pairs`` feature pairs (all pairs when there are few enough features, otherwise
+  the pairs of the features whose single slices are most significant, best first).
+
+A slice is tested against **the rest of the rows** (the selection minus the slice) when it
+holds at least ``min_support`` of the metric's rows (and the rest holds some): with
+evalstore.slice_tests' statistics,
+
+* proportions (``accuracy``, ``precision``, ``recall``, ``specificity``): the pooled
+  two-proportion z-test, one-sided (slice lower);
+* mean losses (``brier``, ``log_loss``, ``mae``, ``mse``, ``mape``): Welch's t-test,
+  one-sided (slice higher), as ``scipy.stats.ttest_ind(equal_var=False)``.
+
+Every tested slice counts towards the multiple-testing correction (single and pair
+levels together): Benjamini-Hochberg by default (``correction='bh'``, false discovery
+rate ``alpha``), or ``'bonferroni'`` (family-wise) or ``'none'``. A finding is a slice with
+q-value (adjusted p-value) <= ``alpha`` and a positive effect. Findings are ranked by
+``excess`` = effect x n, the errors (or loss) the slice has beyond what it would have at
+the rest's rate, so a large slice somewhat worse can outrank a tiny slice much worse;
+ties by effect.
+
+Only metrics that are a mean of per-row outcomes can be searched this way: a slice's
+value and its test follow from counts and sums. ROC AUC, average precision, F1, ECE and
+R2 are not decomposable (their value on a slice is not a mean of row outcomes) and are
+refused with a message: search with ``accuracy`` / ``log_loss`` / ``brier`` (or ``recall``
+for missed positives), then look at the found slices' ROC AUC with
+``store.performance(where=finding['predicate'])``.
+
+Each finding's ``predicate`` is a SQL predicate over the feature columns that selects
+exactly the slice's rows; pass it as ``where=`` to ``performance``, ``drift``,
+``suggest``, ``select`` or back to ``worst_slices``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from scipy import stats
+
+from evalstore.errors import InvalidParameterError
+from evalstore.identifiers import check_model_name, quote
+from evalstore.performance import (
+    MAX_CATEGORIES,
+    PREDICATE_COLUMNS,
+    _bin_labels,
+    _feature_types,
+    _literal,
+    _quantile_edges,
+    _Slice,
+)
+from evalstore.registry import to_timestamp
+from evalstore.schema import NUMERIC_TYPES
+from evalstore.selection import check_predicate, reference_args
+
+if TYPE_CHECKING:
+    from evalstore.store import Store
+
+#: Searchable metrics: name -> (tasks, kind of test, higher is better).
+METRICS: dict[str, tuple[tuple[str, ...], str, bool]] = {
+    "accuracy": (("binary", "multiclass"), "proportion", True),
+    "precision": (("binary",), "proportion", True),
+    "recall": (("binary",), "proportion", True),
+    "specificity": (("binary",), "proportion", True),
+    "brier": (("binary",), "mean", False),
+    "log_loss": (("binary", "multiclass"), "mean", False),
+    "mae": (("regression",), "mean", False),
+    "mse": (("regression",), "mean", False),
+    "mape": (("regression",), "mean", False),
+}
+#: Metrics refused because a slice's value is not a mean of per-row outcomes.
+NON_DECOMPOSABLE = ("roc_auc", "average_precision", "f1", "ece", "r2", "macro_f1",
+                    "weighted_f1", "micro_f1", "rmse", "bias")  # fmt: skip
+DEFAULT_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}
+CORRECTIONS = ("bh", "bonferroni", "none")
+RESULT_COLUMNS = (
+    "rank", "features", "slice", "predicate", "metric", "n", "share", "value", "rest_n",
+    "rest_value", "effect", "excess", "statistic", "p_value", "q_value", "significant",
+    "level", "test", "version",
+)  # fmt: skip
+_FLOAT_TYPES = frozenset({"FLOAT", "DOUBLE", "REAL"})
+_counter = itertools.count()
+
+
+def worst_slices(
+    store: Store,
+    model: str,
+    metric: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    version: str | None = None,
+    where: str | None = None,
+    features: Sequence[str] | None = None,
+    *,
+    min_support: float = 0.01,
+    alpha: float = 0.05,
+    correction: str = "bh",
+    pairs: bool = True,
+    max_pairs: int = 45,
+    bins: int = 4,
+    reference: Any = "training",
+    threshold: float | None = None,
+    top: int | None = 20,
+    include_all: bool = False,
+) -> pa.Table:
+    """Slices (one feature or a pair) where ``metric`` is significantly worse than elsewhere.
+
+    Rows: the model's labeled ``evaluations`` of one ``version`` (the latest registered
+    one when None: versions are never pooled) with prediction time in ``[since, until)``,
+    restricted by ``where`` (a SQL predicate, as everywhere). ``metric`` (default
+    accuracy, or mae for regression) must be decomposable (see the module docstring);
+    ``threshold`` as in ``performance``. ``features`` (default: every feature column)
+    are sliced by value (categorical) or into ``bins`` quantile bins of ``reference``
+    (numeric), plus a missing-value slice each; ``pairs`` adds their pairwise
+    combinations (at most ``max_pairs`` feature pairs).
+
+    ``min_support``: least number of the metric's rows a slice must hold to be tested,
+    as a count (int >= 1) or a share of the selection's (float in (0, 1); default 1%).
+    ``alpha``: the false discovery rate (or family-wise error rate with
+    ``correction='bonferroni'``). ``top``: keep the best ``top`` findings (None: all).
+    ``include_all=True`` returns every tested slice, significant or not (``rank`` NULL
+    for the others), in rank then p-value order.
+
+    Returns an Arrow table, one row per finding: ``rank, features (list), slice (readable),
+    predicate (SQL), metric, n, share (of the selection's metric rows), value (the
+    metric on the slice), rest_n, rest_value, effect (> 0: worse, metric units),
+    excess (effect x n), statistic (z or Welch t, large = worse), p_value (one-sided),
+    q_value (corrected), significant, level (1 or 2 features), test, version``.
+
+    >>> import evalstore, pyarrow as pa
+    >>> store = evalstore.open()
+    >>> _ = store.register_model("m", "v1", "binary")
+    >>> ids = [f"e{i}" for i in range(400)]
+    >>> region = ["north" if i % 4 == 0 else "south" for i in range(400)]
+    >>> _ = store.log_features("m", pa.table({"example_id": ids, "region": region}))
+    >>> wrong = [i % 4 == 0 and i % 8 != 0 for i in range(400)]  # north: half wrong
+    >>> _ = store.log_predictions("m", pa.table({"example_id": ids, "prediction": [1] * 400,
+    ...     "score": [0.9] * 400}), version="v1")
+    >>> _ = store.log_labels("m", pa.table({"example_id": ids,
+    ...     "label": [0 if w else 1 for w in wrong]}))
+    >>> found = worst_slices(store, "m", pairs=False)
+    >>> found.select(["slice", "n", "value", "rest_value"]).to_pylist()
+    [{'slice': "region = 'north'", 'n': 100, 'value': 0.5, 'rest_value': 1.0}]
+    >>> store.performance("m", window="100 years", metrics="accuracy",
+    ...     where=found["predicate"][0].as_py())["n"].to_pylist()
+    [100]
+    >>> store.close()
+    """
+    check_model_name(model)
+    registration = store._registration(model, version)
+    task, version = registration["task"], registration["version"]
+    metric = _check_metric(metric, task)
+    _, kind, higher_is_better = METRICS[metric]
+    _check_options(min_support, alpha, correction, max_pairs, bins, top)
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not 0 <= threshold <= 1
+        or task != "binary"
+    ):
+        raise InvalidParameterError(
+            f"threshold={threshold!r} must be a number in [0, 1], for binary models only"
+        )
+    start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
+    if start is not None and end is not None and start >= end:
+        raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
+    con = store.connection
+    with store._lock:
+        columns = _feature_types(con, model)
+        keys = _keys(con, model, columns, features, reference, registration, bins)
+        view = _source_view(con, model, keys, columns, where, version, start, end)
+        try:
+            outcomes = (
+                f"evalstore.slice_outcomes({_literal(view)}, {_literal(model)}, "
+                f"{_literal(metric)}, ?::DOUBLE)"
+            )
+            total_n, total_mean, total_m2 = con.execute(
+                f"SELECT count(x), avg(x), coalesce(var_pop(x) * count(x), 0) FROM {outcomes}",
+                [threshold],
+            ).fetchall()[0]
+            if not total_n:
+                return _empty(metric, version)
+            support = min_support if min_support >= 1 else math.ceil(min_support * total_n)
+            totals = (total_n, total_mean, total_m2)
+            args = (con, outcomes, threshold, totals, kind, higher_is_better, support)
+            singles = _level(*args, keys, [(i,) for i in range(len(keys))])
+            if pairs and len(keys) > 1:
+                chosen = _pairs(keys, singles, max_pairs)
+                doubles = _level(*args, keys, chosen) if chosen else []
+            else:
+                doubles = []
+        finally:
+            con.execute(f"DROP VIEW IF EXISTS {quote(view)}")
+    return _result(
+        singles + doubles, keys, metric, kind, higher_is_better, total_n, version, alpha,
+        correction, top, include_all,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------- parameters
+
+
+def _check_metric(metric: str | None, task: str) -> str:
+    if metric is None:
+        return DEFAULT_METRIC[task]
+    if metric in METRICS and task in METRICS[metric][0]:
+        return metric
+    usable = ", ".join(m for m, (tasks, _, _) in METRICS.items() if task in tasks)
+    if metric in NON_DECOMPOSABLE:
+        raise InvalidParameterError(
+            f"metric={metric!r} is not a mean of per-row outcomes, so worst_slices cannot test "
+            f"slices for it; search with one of {usable}, then check the found slices' "
+            f"{metric} with store.performance(where=finding predicate)"
+        )
+    raise InvalidParameterError(
+        f"metric={metric!r} cannot be searched for a {task} model; choose one of {usable}"
+    )
+
+
+def _check_options(
+    min_support: Any, alpha: Any, correction: Any, max_pairs: Any, bins: Any, top: Any
+) -> None:
+    number = isinstance(min_support, int | float) and not isinstance(min_support, bool)
+    if not number or not (
+        (isinstance(min_support, int) and min_support >= 1)
+        or (isinstance(min_support, float) and 0 < min_support < 1)
+    ):
+        raise InvalidParameterError(
+            f"min_support={min_support!r} must be a row count (int >= 1) or a share of the "
+            "rows (float in (0, 1))"
+        )
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        raise InvalidParameterError(f"alpha={alpha!r} must be a number in (0, 1)")
+    if correction not in CORRECTIONS:
+        raise InvalidParameterError(
+            f"correction={correction!r} is not one of {', '.join(CORRECTIONS)}"
+        )
+    for name, value, least in (("max_pairs", max_pairs, 0), ("bins", bins, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise InvalidParameterError(f"{name}={value!r} must be an int >= {least}")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+        raise InvalidParameterError(f"top={top!r} must be a positive int or None")
+
+
+# ---------------------------------------------------------------------- slices
+
+
+def _keys(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    columns: dict[str, str],
+    features: Sequence[str] | None,
+    reference: Any,
+    registration: dict[str, Any],
+    bins: int,
+) -> list[_Slice]:
+    """One performance-style slice key per feature, with its domain (bins or values)."""
+    if features is None:
+        names = list(columns)
+    elif isinstance(features, str):
+        names = [features]
+    else:
+        names = list(dict.fromkeys(features))
+    unknown = [n for n in names if not isinstance(n, str) or n not in columns]
+    if unknown or not names:
+        raise InvalidParameterError(
+            f"features={features!r}: {unknown or 'none'} not feature columns of this model; "
+            f"known features: {', '.join(columns) or '(none: log features first)'}"
+        )
+    ref = reference_args(reference, registration)
+    if "previous" in ref:
+        raise InvalidParameterError(
+            "reference={'previous': n} cannot bin features; use 'training', 'validation', "
+            "{'dataset': tag} or a (start, end) range"
+        )
+    keys = []
+    for name in names:
+        kind = columns[name]
+        numeric = kind in NUMERIC_TYPES or kind.startswith("DECIMAL")
+        key = _Slice(name, "numeric" if numeric else "categorical")
+        key.column_type = kind  # type: ignore[attr-defined]
+        if numeric:
+            key.edges = _quantile_edges(con, model, name, ref, bins)
+            key.domain = _bin_labels(key.edges)
+        else:
+            column = f"CAST({quote(name)} AS VARCHAR)"
+            values = con.execute(
+                f"SELECT DISTINCT {column} FROM {quote(model)}.features "
+                f"WHERE env = 'serving' AND {column} IS NOT NULL ORDER BY 1 LIMIT ?",
+                [MAX_CATEGORIES + 1],
+            ).fetchall()
+            if len(values) > MAX_CATEGORIES:
+                raise InvalidParameterError(
+                    f"features: {name!r} has more than {MAX_CATEGORIES} distinct values; "
+                    "leave it out (features=[...]) or bin it into a coarser column"
+                )
+            key.domain = [v for (v,) in values]
+        keys.append(key)
+    return keys
+
+
+def _source_view(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    keys: Sequence[_Slice],
+    columns: dict[str, str],
+    where: str | None,
+    version: str,
+    start: Any,
+    end: Any,
+) -> str:
+    """A temp view of the selected evaluations with one slice-code column per key."""
+    conditions = [f"e.version = {_literal(version)}", "e.label IS NOT NULL"]
+    if where is not None:
+        conditions.append(f"({check_predicate(where, [*columns, *PREDICATE_COLUMNS])})")
+    if start is not None:
+        conditions.append(f"e.ts >= CAST({_literal(start.isoformat())} AS TIMESTAMPTZ)")
+    if end is not None:
+        conditions.append(f"e.ts < CAST({_literal(end.isoformat())} AS TIMESTAMPTZ)")
+    codes = "".join(f", {key.index()} AS c{i}" for i, key in enumerate(keys))
+    name = f"evalstore_slices_{next(_counter)}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS "
+        "SELECT e.example_id, e.version, e.ts, e.prediction, e.score, e.probabilities, "
+        f"e.label{codes} FROM {quote(model)}.evaluations AS e WHERE {' AND '.join(conditions)}"
+    )
+    return name
+
+
+def _level(
+    con: duckdb.DuckDBPyConnection,
+    outcomes: str,
+    threshold: float | None,
+    totals: tuple[int, float, float],
+    kind: str,
+    higher_is_better: bool,
+    support: int,
+    keys: Sequence[_Slice],
+    sets: Sequence[tuple[int, ...]],
+) -> list[dict[str, Any]]:
+    """Count and test every slice of the grouping ``sets`` in one GROUPING SETS pass.
+
+    Returns one dict per slice with at least ``support`` rows (and a non-empty rest):
+    ``members`` ((key index, code) pairs) and evalstore.slice_tests' columns.
+    """
+    used = sorted({i for s in sets for i in s})
+    grouping = ", ".join("(" + ", ".join(f"c{i}" for i in s) + ")" for s in sets)
+    flags = ", ".join(f"GROUPING(c{i}) AS g{i}" for i in used)
+    codes = ", ".join(f"c{i}" for i in used)
+    name = f"evalstore_slice_counts_{next(_counter)}"
+    total_n, total_mean, total_m2 = totals
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS "
+        f"SELECT row_number() OVER () AS slice_id, * FROM ("
+        f"SELECT {flags}, {codes}, count(x) AS n, avg(x) AS mean, "
+        f"var_pop(x) * count(x) AS m2 FROM {outcomes} WHERE x IS NOT NULL "
+        f"GROUP BY GROUPING SETS ({grouping}) HAVING count(x) >= ? AND count(x) < ?)",
+        [threshold, support, total_n],
+    )
+    try:
+        rows = con.execute(
+            f"SELECT c.*, t.* EXCLUDE (slice_id, n) FROM {quote(name)} AS c "
+            "JOIN evalstore.slice_tests(?, ?, ?, ?, ?, ?) AS t ON t.slice_id = c.slice_id "
+            "ORDER BY c.slice_id",
+            [f"temp.main.{name}", total_n, total_mean, total_m2, kind, higher_is_better],
+        ).fetchall()
+        names = [d[0] for d in con.description]
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+    found = []
+    for row in rows:
+        record = dict(zip(names, row, strict=True))
+        record["members"] = tuple((i, record[f"c{i}"]) for i in used if record[f"g{i}"] == 0)
+        found.append(record)
+    return found
+
+
+def _pairs(
+    keys: Sequence[_Slice], singles: Sequence[dict[str, Any]], max_pairs: int
+) -> list[tuple[int, int]]:
+    """Feature pairs to search: all when few enough, else those of the strongest features."""
+    everything = list(itertools.combinations(range(len(keys)), 2))
+    if len(everything) <= max_pairs:
+        return everything
+    best: dict[int, float] = dict.fromkeys(range(len(keys)), -math.inf)
+    for record in singles:
+        ((i, _),) = record["members"]
+        if record["statistic"] is not None:
+            best[i] = max(best[i], record["statistic"])
+    order = sorted(best, key=lambda i: (-best[i], i))
+    rank = {key: position for position, key in enumerate(order)}
+    everything.sort(key=lambda p: (max(rank[p[0]], rank[p[1]]), min(rank[p[0]], rank[p[1]])))
+    return [tuple(sorted(p)) for p in everything[:max_pairs]]  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------- predicates
+
+
+def _number(value: float) -> str:
+    """A SQL literal that DuckDB reads back as exactly ``value`` (a double)."""
+    text = repr(float(value))
+    digits = len(text.replace("-", "").replace(".", "").lstrip("0").split("e")[0])
+    if "e" in text or "inf" in text or "nan" in text or digits > 15:
+        # exponent notation is read as a DOUBLE (correctly rounded), never as a DECIMAL
+        return f"{float(value):.17e}"
+    return text.removesuffix(".0") if text.endswith(".0") else text
+
+
+def describe(key: _Slice, code: int) -> tuple[str, str]:
+    """(readable slice, SQL predicate) of one key's code; the predicate selects exactly
+    the rows ``key.index()`` gives that code."""
+    column = quote(key.name)
+    float_column = getattr(key, "column_type", "DOUBLE") in _FLOAT_TYPES
+    missing = len(key.domain)
+    if code == missing:
+        if key.kind == "numeric" and float_column:
+            return f"{key.name} is missing", f"({column} IS NULL OR isnan({column}))"
+        return f"{key.name} is missing", f"{column} IS NULL"
+    if key.kind == "categorical":
+        value = key.domain[code]
+        kind = getattr(key, "column_type", "VARCHAR")
+        target = column if kind == "VARCHAR" else f"CAST({column} AS VARCHAR)"
+        return f"{key.name} = {_literal(value)}", f"{target} = {_literal(value)}"
+    edges = key.edges or []
+    label = key.domain[code]
+    if getattr(key, "column_type", "DOUBLE") not in NUMERIC_TYPES:
+        column = f"CAST({column} AS DOUBLE)"
+    parts = []
+    if code > 0:
+        parts.append(f"{column} >= {_number(edges[code - 1])}")
+    if code < len(edges):
+        parts.append(f"{column} < {_number(edges[code])}")
+    if code == len(edges):
+        parts.append(f"NOT isnan({column})" if float_column else f"{column} IS NOT NULL")
+    return f"{key.name} in {label}", " AND ".join(parts)
+
+
+# ---------------------------------------------------------------------- result
+
+
+def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """BH-adjusted p-values (as scipy.stats.false_discovery_control(method='bh'))."""
+    m = len(p)
+    if not m:
+        return p
+    order = np.argsort(p)
+    scaled = p[order] * m / np.arange(1, m + 1)
+    adjusted = np.minimum.accumulate(scaled[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def _result(
+    records: list[dict[str, Any]],
+    keys: Sequence[_Slice],
+    metric: str,
+    kind: str,
+    higher_is_better: bool,
+    total_n: int,
+    version: str,
+    alpha: float,
+    correction: str,
+    top: int | None,
+    include_all: bool,
+) -> pa.Table:
+    statistic = np.array(
+        [np.nan if r["statistic"] is None else r["statistic"] for r in records], dtype=float
+    )
+    df = np.array([np.nan if r["df"] is None else r["df"] for r in records], dtype=float)
+    with np.errstate(invalid="ignore"):
+        p = stats.norm.sf(statistic) if kind == "proportion" else stats.t.sf(statistic, df)
+    p = np.where(np.isnan(p), 1.0, p)
+    if correction == "bh":
+        q = _benjamini_hochberg(p)
+    elif correction == "bonferroni":
+        q = np.minimum(p * len(p), 1.0)
+    else:
+        q = p.copy()
+    effect = np.array([r["effect"] for r in records], dtype=float)
+    significant = (q <= alpha) & (effect > 0)
+    excess = np.array([r["excess"] for r in records], dtype=float)
+    order = sorted(
+        range(len(records)),
+        key=lambda i: (not significant[i], -excess[i] if significant[i] else p[i], -effect[i]),
+    )
+    test = (
+        "two-proportion z-test (pooled), one-sided"
+        if kind == "proportion"
+        else "Welch t-test, one-sided"
+    ) + {"bh": ", Benjamini-Hochberg", "bonferroni": ", Bonferroni", "none": ""}[correction]
+    rows = []
+    rank = 0
+    for i in order:
+        if not significant[i] and not include_all:
+            break
+        if significant[i]:
+            rank += 1
+            if top is not None and rank > top and not include_all:
+                break
+        record = records[i]
+        described = [describe(keys[k], code) for k, code in record["members"]]
+        rows.append(
+            {
+                "rank": rank if significant[i] else None,
+                "features": [keys[k].name for k, _ in record["members"]],
+                "slice": " and ".join(text for text, _ in described),
+                "predicate": " AND ".join(
+                    f"({sql})" if len(described) > 1 else sql for _, sql in described
+                ),
+                "metric": metric,
+                "n": int(record["n"]),
+                "share": record["n"] / total_n,
+                "value": record["value"],
+                "rest_n": int(record["rest_n"]),
+                "rest_value": record["rest_value"],
+                "effect": record["effect"],
+                "excess": record["excess"],
+                "statistic": record["statistic"],
+                "p_value": float(p[i]),
+                "q_value": float(q[i]),
+                "significant": bool(significant[i]),
+                "level": len(record["members"]),
+                "test": test,
+                "version": version,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=_schema()) if rows else _empty(metric, version)
+
+
+def _schema() -> pa.Schema:
+    return pa.schema(
+        [
+            ("rank", pa.int64()), ("features", pa.list_(pa.string())), ("slice", pa.string()),
+            ("predicate", pa.string()), ("metric", pa.string()), ("n", pa.int64()),
+            ("share", pa.float64()), ("value", pa.float64()), ("rest_n", pa.int64()),
+            ("rest_value", pa.float64()), ("effect", pa.float64()), ("excess", pa.float64()),
+            ("statistic", pa.float64()), ("p_value", pa.float64()), ("q_value", pa.float64()),
+            ("significant", pa.bool_()), ("level", pa.int64()), ("test", pa.string()),
+            ("version", pa.string()),
+        ]
+    )  # fmt: skip
+
+
+def _empty(metric: str, version: str) -> pa.Table:
+    del metric, version
+    return _schema().empty_table()
