@@ -1,0 +1,463 @@
+"""store.suggest, label requests and the suggest macros, against numpy oracles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import evalstore
+from evalstore.errors import InvalidParameterError, ReadOnlyError, ValidationError
+from evalstore.suggest import RESULT_COLUMNS, k_center
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    p = p / p.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
+    return h / np.log(p.shape[1])
+
+
+def make_binary(n: int = 400, seed: int = 0, versions: int = 1) -> evalstore.Store:
+    rng = np.random.default_rng(seed)
+    store = evalstore.open()
+    for v in range(versions):
+        store.register_model("m", f"v{v + 1}", "binary")
+    ids = [f"e{i:04d}" for i in range(n)]
+    store.log_features(
+        "m",
+        pa.table(
+            {
+                "example_id": [f"t{i}" for i in range(n)],
+                "x": rng.normal(size=n),
+                "y": rng.normal(size=n),
+                "region": rng.choice(["a", "b", "c"], n),
+            }
+        ),
+        env="training",
+    )
+    x = rng.normal(size=n)
+    x[7] = 50.0  # far out of the reference range
+    region = rng.choice(["a", "b", "c"], n).astype(object)
+    region[11] = "zz"  # unseen category
+    store.log_features(
+        "m", pa.table({"example_id": ids, "x": x, "y": rng.normal(size=n), "region": region})
+    )
+    score = rng.uniform(size=n)
+    score[:3] = 0.5  # ties at the top
+    for v in range(versions):
+        s = score if v == 0 else np.clip(score + rng.normal(0, 0.4, n), 0, 1)
+        store.log_predictions("m", pa.table({"example_id": ids, "score": s}), version=f"v{v + 1}")
+    return store
+
+
+@pytest.fixture
+def binary():
+    store = make_binary()
+    yield store
+    store.close()
+
+
+# ---------------------------------------------------------------- macros vs numpy
+
+
+@pytest.fixture(scope="module")
+def sql_store():
+    store = evalstore.open()
+    yield store
+    store.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0]), min_size=2, max_size=2).map(
+            lambda r: r + [1.0]
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_multiclass_uncertainty_macros_match_numpy(sql_store, rows):
+    p = np.array(rows, dtype=float)
+    got = sql_store.sql(
+        "SELECT evalstore.least_confidence(NULL, MAP(['a','b','c'], r)) AS lc, "
+        "evalstore.margin(NULL, MAP(['a','b','c'], r)) AS margin, "
+        "evalstore.entropy(NULL, MAP(['a','b','c'], r)) AS h "
+        "FROM (SELECT unnest(?) AS r, generate_subscripts(?, 1) AS i) ORDER BY i",
+        [rows, rows],
+    ).to_pydict()
+    q = p / p.sum(axis=1, keepdims=True)
+    top = -np.sort(-q, axis=1)
+    np.testing.assert_allclose(got["lc"], (1 - top[:, 0]) * 3 / 2, atol=1e-12)
+    np.testing.assert_allclose(got["margin"], 1 - (top[:, 0] - top[:, 1]), atol=1e-12)
+    np.testing.assert_allclose(got["h"], _entropy(p), atol=1e-12)
+
+
+def test_binary_uncertainty_macros_match_numpy():
+    s = np.array([0.0, 1.0, 0.5, 0.2, 0.8, 0.999, 1e-9])
+    with evalstore.open() as store:
+        got = store.sql(
+            "SELECT evalstore.least_confidence(s, NULL) AS lc, evalstore.margin(s, NULL) AS m, "
+            "evalstore.entropy(s, NULL) AS h, evalstore.entropy(NULL, NULL) AS none "
+            "FROM (SELECT unnest(?) AS s, generate_subscripts(?, 1) AS i) ORDER BY i",
+            [s.tolist(), s.tolist()],
+        ).to_pydict()
+    np.testing.assert_allclose(got["lc"], 1 - np.abs(2 * s - 1), atol=1e-12)
+    np.testing.assert_allclose(got["m"], got["lc"])
+    np.testing.assert_allclose(got["h"], _entropy(np.column_stack([s, 1 - s])), atol=1e-9)
+    assert got["none"] == [None] * len(s)
+
+
+def test_numeric_rarity_matches_numpy_interpolation():
+    rng = np.random.default_rng(3)
+    ref = np.round(rng.normal(size=500), 1)  # ties
+    grid = np.array([0, 0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 1])
+    q = np.quantile(ref, grid)
+    xs = np.concatenate([rng.normal(size=200) * 1.5, [q[0], q[-1], q[0] - 1, q[-1] + 1]])
+    with evalstore.open() as store:
+        got = (
+            store.sql(
+                "SELECT evalstore.numeric_rarity(x, ?, ?) AS r FROM (SELECT unnest(?) AS x, "
+                "generate_subscripts(?, 1) AS i) ORDER BY i",
+                [q.tolist(), len(ref), xs.tolist(), xs.tolist()],
+            )
+            .column("r")
+            .to_numpy()
+        )
+    n = len(ref)
+    expected = []
+    for x in xs:
+        if x < q[0] or x > q[-1]:
+            t = 0.0
+        else:
+            # F by linear interpolation; at tied quantiles numpy's interp takes the last
+            # grid point, the macro the middle of the run: compare away from exact ties.
+            f = np.interp(x, q, grid)
+            t = 2 * min(f, 1 - f)
+        expected.append(np.log(1 / max(t, 1 / (n + 1))) / np.log(n + 1))
+    expected = np.array(expected)
+    off_ties = ~np.isin(np.round(xs, 12), np.round(q, 12))
+    np.testing.assert_allclose(got[off_ties], expected[off_ties], atol=1e-9)
+    assert got[-2] == 1.0 and got[-1] == 1.0  # out of range
+    assert np.all((got >= 0) & (got <= 1))
+
+
+def test_category_rarity_is_the_tail_share():
+    with evalstore.open() as store:
+        store.register_model("c", "v1", "binary")
+        cats = ["a"] * 6 + ["b"] * 3 + ["c"] * 1
+        store.log_features(
+            "c", pa.table({"example_id": [str(i) for i in range(10)], "k": cats}), env="training"
+        )
+        rows = store.sql(
+            "SELECT category, share, tail, rarity FROM "
+            "evalstore.novelty_categories('c', 'training', NULL, NULL, NULL) ORDER BY category"
+        ).to_pylist()
+    tails = {r["category"]: r["tail"] for r in rows}
+    assert tails == pytest.approx({"a": 1.0, "b": 0.4, "c": 0.1})
+    rarity = {r["category"]: r["rarity"] for r in rows}
+    assert rarity["a"] == pytest.approx(0.0)
+    assert rarity["c"] == pytest.approx(np.log(10) / np.log(11))
+
+
+def test_committee_vote_entropy_and_spread():
+    with evalstore.open() as store:
+        for v in ("v1", "v2", "v3"):
+            store.register_model("m", v, "binary")
+        ids = ["a", "b", "c"]
+        scores = {"v1": [0.9, 0.9, 0.2], "v2": [0.8, 0.1, 0.3], "v3": [0.7, 0.2, 0.6]}
+        for v, s in scores.items():
+            store.log_predictions("m", pa.table({"example_id": ids, "score": s}), version=v)
+        rows = {
+            r["example_id"]: r
+            for r in store.sql(
+                "SELECT * FROM evalstore.suggest_committee('m', NULL, NULL)"
+            ).to_pylist()
+        }
+    # a: all vote 1 -> 0 entropy; spread 0.9 - 0.7
+    assert rows["a"]["vote_entropy"] == pytest.approx(0.0)
+    assert rows["a"]["score_spread"] == pytest.approx(0.2)
+    # b: votes 1, 0, 0 -> -(1/3 ln 1/3 + 2/3 ln 2/3) / ln 2 (min(V=3, K=2) = 2)
+    h = -(1 / 3 * np.log(1 / 3) + 2 / 3 * np.log(2 / 3)) / np.log(2)
+    assert rows["b"]["vote_entropy"] == pytest.approx(h)
+    assert rows["b"]["majority"] == "0"
+    assert rows["b"]["committee"] == pytest.approx((h + 0.8) / 2)
+    assert rows["c"]["versions"] == 3
+
+
+# ---------------------------------------------------------------- strategies
+
+
+@pytest.mark.parametrize("strategy", ["least_confidence", "margin", "entropy"])
+def test_uncertainty_ranking_is_numpy_top_k(binary, strategy):
+    table = binary.suggest("m", k=25, strategy=strategy, record=False)
+    scores = binary.sql("SELECT example_id, score FROM m.predictions").to_pydict()
+    s = np.array(scores["score"])
+    h = _entropy(np.column_stack([s, 1 - s])) if strategy == "entropy" else 1 - np.abs(2 * s - 1)
+    order = np.argsort(-h, kind="stable")
+    kth = h[order[24]]
+    got = table.column(strategy).to_numpy()
+    assert np.all(np.diff(got) <= 1e-15)  # best first
+    expected = {scores["example_id"][i] for i in order[:25] if h[i] > kth + 1e-12}
+    assert expected <= set(table.column("example_id").to_pylist())
+    assert table.column_names == list(RESULT_COLUMNS)
+    assert table.column("rank").to_pylist() == list(range(1, 26))
+    assert all(r.startswith("uncertain prediction") for r in table.column("reason").to_pylist())
+
+
+def test_novelty_ranks_by_mean_rarity_and_explains(binary):
+    table = binary.suggest("m", k=400, strategy="novelty", record=False)
+    ref = binary.sql("SELECT x, y, region FROM m.features WHERE env = 'training'").to_pydict()
+    serving = binary.sql(
+        "SELECT example_id, x, y, region FROM m.features WHERE env = 'serving'"
+    ).to_pydict()
+    grid = np.array([0, 0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 1])
+    n = len(ref["x"])
+
+    def rarity_numeric(values, reference):
+        q = np.quantile(reference, grid)
+        f = np.interp(values, q, grid)
+        t = np.where((values < q[0]) | (values > q[-1]), 0.0, 2 * np.minimum(f, 1 - f))
+        return np.log(1 / np.maximum(t, 1 / (n + 1))) / np.log(n + 1)
+
+    cats, counts = np.unique(ref["region"], return_counts=True)
+    share = dict(zip(cats, counts / n, strict=True))
+    tail = {c: sum(v for v in share.values() if v <= share[c]) for c in share}
+    r_region = np.array(
+        [np.log(1 / max(tail.get(c, 0.0), 1 / (n + 1))) / np.log(n + 1) for c in serving["region"]]
+    )
+    expected = (
+        rarity_numeric(np.array(serving["x"]), ref["x"])
+        + rarity_numeric(np.array(serving["y"]), ref["y"])
+        + r_region
+    ) / 3
+    by_id = dict(zip(serving["example_id"], expected, strict=True))
+    got = dict(
+        zip(
+            table.column("example_id").to_pylist(), table.column("novelty").to_pylist(), strict=True
+        )
+    )
+    assert len(got) == 400
+    for eid, value in got.items():
+        assert value == pytest.approx(by_id[eid], abs=1e-9)
+    values = table.column("novelty").to_pylist()
+    assert values == sorted(values, reverse=True)
+    reasons = dict(
+        zip(table.column("example_id").to_pylist(), table.column("reason").to_pylist(), strict=True)
+    )
+    assert "x=50 is out of the reference range" in reasons["e0007"]
+    assert "region='zz' is a category unseen in the reference" in reasons["e0011"]
+
+
+def test_committee_strategy_needs_versions_and_ranks_disagreement():
+    with make_binary(versions=3) as store:
+        table = store.suggest("m", k=10, strategy="committee", record=False)
+        assert table.num_rows == 10
+        values = table.column("committee").to_pylist()
+        assert values == sorted(values, reverse=True)
+        best = (
+            store.sql("SELECT max(committee) FROM evalstore.suggest_committee('m', NULL, NULL)")
+            .column(0)[0]
+            .as_py()
+        )
+        assert values[0] == pytest.approx(best)
+
+
+def test_slices_spread_budget_by_need():
+    rng = np.random.default_rng(5)
+    with evalstore.open() as store:
+        store.register_model("s", "v1", "binary")
+        n = 3000
+        ids = [f"e{i}" for i in range(n)]
+        region = np.array(["bad", "good", "rare"])[rng.choice(3, n, p=[0.45, 0.45, 0.1])]
+        store.log_features("s", pa.table({"example_id": ids, "region": region}))
+        score = rng.uniform(size=n)
+        pred = (score >= 0.5).astype(int).astype(str)
+        store.log_predictions("s", pa.table({"example_id": ids, "score": score}), version="v1")
+        labeled = rng.choice(n, 600, replace=False)
+        truth = pred[labeled].copy()
+        flip = (region[labeled] == "bad") & (rng.uniform(size=600) < 0.5)
+        truth[flip] = np.where(truth[flip] == "1", "0", "1")
+        store.log_labels("s", pa.table({"example_id": [ids[i] for i in labeled], "label": truth}))
+        table = store.suggest("s", k=90, strategy="slices", record=False)
+        counts = {}
+        for key in table.column("slice").to_pylist():
+            counts[key] = counts.get(key, 0) + 1
+        need = {}
+        for key, value in zip(
+            table.column("slice").to_pylist(), table.column("slice_need").to_pylist(), strict=True
+        ):
+            need[key] = value
+    assert set(counts) == {"region=bad", "region=good", "region=rare"}
+    assert need["region=bad"] > need["region=good"]
+    assert counts["region=bad"] > counts["region=good"]
+    # D'Hondt: seats proportional to need (within one seat)
+    total = sum(need.values())
+    for key, seats in counts.items():
+        assert abs(seats - 90 * need[key] / total) <= 1.0 + 1e-9
+
+
+def test_k_center_matches_brute_force():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 3))
+    x[10] = x[0]  # a duplicate of the first pick is never chosen early
+    ids = [str(i) for i in range(60)]
+    got, scores = k_center(ids, x, 8)
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    picked = [0]
+    for _ in range(7):
+        d = np.min([np.linalg.norm(z - z[p], axis=1) for p in picked], axis=0)
+        d[picked] = -1
+        picked.append(int(np.argmax(d)))
+    assert got == [ids[i] for i in picked]
+    assert "10" not in got
+    assert scores[0] == 1.0 and scores[1] == 1.0
+    assert all(a >= b - 1e-12 for a, b in zip(scores[1:], scores[2:], strict=False))
+
+
+def test_k_center_edge_cases():
+    ids, scores = k_center(["a"], np.array([[1.0]]), 5)
+    assert ids == ["a"] and scores == [1.0]
+    ids, _ = k_center(["a", "b", "c"], np.array([[1.0, np.nan], [1.0, 2.0], [1.0, np.inf]]), 3)
+    assert sorted(ids) == ["a", "b", "c"]
+
+
+def test_diversity_strategy_avoids_duplicates(binary):
+    table = binary.suggest("m", k=20, strategy="diversity", record=False, pool=200)
+    ids = table.column("example_id").to_pylist()
+    assert len(set(ids)) == 20
+    assert table.column("diversity").to_pylist()[0] == 1.0
+
+
+def test_random_is_seeded(binary):
+    a = binary.suggest("m", k=10, strategy="random", seed=1, record=False)
+    b = binary.suggest("m", k=10, strategy="random", seed=1, record=False)
+    c = binary.suggest("m", k=10, strategy="random", seed=2, record=False)
+    assert a.column("example_id").equals(b.column("example_id"))
+    assert not a.column("example_id").equals(c.column("example_id"))
+
+
+def test_mix_shares_budget_by_weight_and_explains(binary):
+    table = binary.suggest("m", k=40, strategy="mix", record=False)
+    assert table.num_rows == 40
+    assert len(set(table.column("example_id").to_pylist())) == 40
+    by = table.column("picked_by").to_pylist()
+    # committee drops out (one version): the rest renormalised, seats by D'Hondt
+    weights = {"entropy": 0.4, "novelty": 0.15, "slices": 0.15, "diversity": 0.1}
+    for name, weight in weights.items():
+        assert abs(by.count(name) - 40 * weight / 0.8) <= 1.0, (name, by.count(name))
+    assert sum(by.count(name) for name in weights) == 40
+    assert set(table.column("strategy").to_pylist()) == {"mix"}
+    assert all(r.startswith("mix/") for r in table.column("reason").to_pylist())
+    assert table.column("entropy").null_count == 0 and table.column("novelty").null_count == 0
+    priorities = table.column("priority").to_pylist()
+    assert priorities == sorted(priorities, reverse=True)
+    custom = binary.suggest(
+        "m", k=10, strategy="mix", weights={"entropy": 1, "random": 1}, record=False
+    )
+    assert sorted(custom.column("picked_by").to_pylist()) == ["entropy"] * 5 + ["random"] * 5
+
+
+def test_regression_mix_and_errors():
+    rng = np.random.default_rng(2)
+    with evalstore.open() as store:
+        store.register_model("r", "v1", "regression")
+        ids = [str(i) for i in range(200)]
+        store.log_features(
+            "r", pa.table({"example_id": ids, "x": rng.normal(size=200)}), env="training"
+        )
+        store.log_features("r", pa.table({"example_id": ids, "x": rng.normal(size=200)}))
+        store.log_predictions(
+            "r", pa.table({"example_id": ids, "prediction": rng.normal(size=200)}), version="v1"
+        )
+        table = store.suggest("r", k=10, record=False)
+        assert table.num_rows == 10
+        assert set(table.column("picked_by").to_pylist()) <= {"novelty", "diversity"}
+        with pytest.raises(InvalidParameterError, match="regression"):
+            store.suggest("r", k=5, strategy="entropy")
+
+
+def test_parameter_errors(binary):
+    with pytest.raises(InvalidParameterError, match="strategy='nope'"):
+        binary.suggest("m", strategy="nope")
+    with pytest.raises(InvalidParameterError, match="k=0"):
+        binary.suggest("m", k=0)
+    with pytest.raises(InvalidParameterError, match="weights has unknown strategy"):
+        binary.suggest("m", weights={"bogus": 1.0})
+    with pytest.raises(InvalidParameterError, match="unknown column"):
+        binary.suggest("m", where="nope > 1")
+    with pytest.raises(InvalidParameterError, match="by='zz'"):
+        binary.suggest("m", strategy="slices", by="zz")
+    with pytest.raises(InvalidParameterError, match="expires_in"):
+        binary.suggest("m", k=1, expires_in="soon")
+
+
+def test_where_since_until_restrict_candidates(binary):
+    table = binary.suggest("m", k=500, strategy="entropy", where="region = 'a'", record=False)
+    regions = (
+        binary.sql(
+            "SELECT DISTINCT region FROM m.features WHERE env = 'serving' AND list_contains(?, "
+            "example_id)",
+            [table.column("example_id").to_pylist()],
+        )
+        .column(0)
+        .to_pylist()
+    )
+    assert regions == ["a"]
+    far = binary.suggest("m", k=5, strategy="entropy", since="2100-01-01", record=False)
+    assert far.num_rows == 0
+
+
+# ---------------------------------------------------------------- requests
+
+
+def test_requests_lifecycle(binary):
+    first = binary.suggest("m", k=10, strategy="entropy")
+    assert first.column("request_id").null_count == 0
+    opened = binary.label_requests("m", status="open")
+    assert opened.num_rows == 10
+    # open requests are never suggested again
+    second = binary.suggest("m", k=10, strategy="entropy")
+    assert not set(first.column("example_id").to_pylist()) & set(
+        second.column("example_id").to_pylist()
+    )
+    ids = first.column("example_id").to_pylist()
+    # a label fulfils the request in the same transaction
+    receipt = binary.log_labels("m", pa.table({"example_id": ids[:3], "label": ["1", "0", "1"]}))
+    done = binary.label_requests("m", status="fulfilled")
+    assert sorted(done.column("example_id").to_pylist()) == sorted(ids[:3])
+    assert set(done.column("label_batch_id").to_pylist()) == {receipt.batch_id}
+    # a rejected label batch fulfils nothing
+    with pytest.raises(ValidationError):
+        binary.log_labels("m", pa.table({"example_id": ids[3:5], "label": ["1", "maybe"]}))
+    assert binary.label_requests("m", status="fulfilled").num_rows == 3
+    # cancel, then the example can be suggested again
+    assert binary.cancel_requests("m", example_ids=ids[3:5]) == 2
+    assert binary.cancel_requests("m", example_ids=ids[3:5]) == 0
+    assert binary.label_requests("m", status="cancelled").num_rows == 2
+    # expiry
+    assert binary.expire_requests("m", now="2100-01-01") == 15
+    assert binary.label_requests("m", status="open").num_rows == 0
+    third = binary.suggest("m", k=30, strategy="entropy", record=False)
+    again = set(third.column("example_id").to_pylist())
+    assert set(ids[3:5]) <= again  # cancelled and expired examples are candidates again
+    assert not set(ids[:3]) & again  # labeled ones are not
+    with pytest.raises(InvalidParameterError, match="status='nope'"):
+        binary.label_requests(status="nope")
+
+
+def test_never_expiring_and_read_only(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with make_binary() as memory:
+        table = memory.suggest("m", k=3, expires_in=None)
+        assert table.column("expires_at").null_count == 3
+    store = evalstore.open(path)
+    store.register_model("m", "v1", "binary")
+    store.close()
+    with evalstore.open(path, read_only=True) as ro:
+        with pytest.raises(ReadOnlyError, match="record=False"):
+            ro.suggest("m", k=1)
+        assert ro.suggest("m", k=1, record=False).num_rows == 0
