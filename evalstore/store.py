@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from evalstore import compare as _compare
 from evalstore import drift, ingest, multivariate_drift, registry, sources, udfs
 from evalstore import performance as _performance
 from evalstore import quality as _quality
@@ -439,9 +440,27 @@ class Store:
         Same parameters and mismatch rule as :meth:`skew`; see
         :func:`evalstore.skew.skew_summary`.
         """
-        return _skew.skew_summary(
-            self, model, tolerance, rtol, features, version, where, **options
-        )
+        return _skew.skew_summary(self, model, tolerance, rtol, features, version, where, **options)
+
+    def compare(
+        self,
+        model: str,
+        a: str,
+        b: str,
+        window: Any = "1 day",
+        by: Any = None,
+        metric: str | Sequence[str] | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Version ``b`` against version ``a`` on the examples both predicted.
+
+        Per window and slice: disagreement rate, and on labeled pairs the paired
+        difference b - a of accuracy (McNemar's test), log loss and Brier score
+        (regression: MAE, MSE) with confidence intervals and p-values; see
+        :func:`evalstore.compare.compare`.
+        """
+        return _compare.compare(self, model, a, b, window, by, metric, where, **options)
 
     # ------------------------------------------------------------------ flywheel
 
