@@ -632,3 +632,37 @@ def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
         target.unlink()
         Path(f"{path}.wal").unlink(missing_ok=True)
     run_demo(target, seed=seed, days=days, echo=click.echo)
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--tokens",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Token file: lines 'TOKEN read|write [NAME]'. Required to listen beyond loopback.",
+)
+@click.option("--snapshot", type=click.Path(dir_okay=False), help="Write a BI copy here.")
+@click.option("--snapshot-every", type=float, default=60.0, show_default=True, help="Seconds.")
+@click.option("--row-limit", type=int, default=1_000_000, show_default=True, help="POST /v1/sql.")
+@click.option("--time-limit", type=float, default=30.0, show_default=True, help="POST /v1/sql, s.")
+@click.option("--max-body-mb", type=float, default=512, show_default=True, help="Ingest bodies.")
+@click.option("--log-level", default="info", show_default=True)
+@click.pass_context
+@friendly_errors
+def serve(ctx: click.Context, path: str | None, **options: Any) -> None:
+    """Serve the store over HTTP (ingest, safe SQL, metrics, Prometheus) until Ctrl-C.
+
+    The server owns the file (its single writer). Without --tokens it only listens on
+    loopback. With --snapshot it refreshes a read-only copy for BI tools every
+    --snapshot-every seconds, readable by DuckDB 1.4 and later.
+
+    \b
+    Example:
+      evalstore serve monitoring.duckdb --port 8000 --snapshot bi/monitoring.duckdb
+    """
+    from server.serve import run
+
+    max_body = int(options.pop("max_body_mb") * 1024 * 1024)
+    run(path or ctx.obj["store"], max_body_bytes=max_body, **options)

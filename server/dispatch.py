@@ -46,6 +46,17 @@ def store_method(store: Any, name: str, what: str) -> Callable[..., Any]:
     return method
 
 
+def call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``method(*args, **kwargs)``, with arguments it does not take refused as 422."""
+    try:
+        inspect.signature(method).bind(*args, **kwargs)
+    except TypeError as error:
+        raise ApiError(
+            422, "invalid_parameter", f"{getattr(method, '__name__', 'the call')}: {error}"
+        ) from None
+    return method(*args, **kwargs)
+
+
 def convert(method: Callable[..., Any], pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """Keyword arguments for ``method`` from query ``pairs`` (see the module docstring)."""
     signature = inspect.signature(method)

@@ -50,6 +50,7 @@ STATUS = (
     (E.ValidationError, 422, "invalid_batch"),
     (E.InvalidParameterError, 422, "invalid_parameter"),
     (E.StoreVersionError, 409, "store_version"),
+    *(((E.SnapshotError, 404, "snapshot"),) if hasattr(E, "SnapshotError") else ()),
     (E.EvalstoreError, 400, "bad_request"),
 )
 

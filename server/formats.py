@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from fastapi import Request
 from fastapi.responses import Response
 
-from evalstore.formats import to_arrow_ipc, to_csv, to_records
+from evalstore.formats import json_value, to_arrow_ipc, to_csv, to_records
 from server.errors import ApiError
 
 JSON = "application/json"
@@ -95,14 +95,25 @@ def render(table: pa.Table, media: str, filename: str = "result") -> Response:
 
 
 def json_result(value: Any) -> Any:
-    """A JSON-able form of a library result that is not a table (dicts, receipts, lists)."""
-    if hasattr(value, "_asdict"):
-        value = value._asdict()
-    elif hasattr(value, "__dataclass_fields__"):
-        value = {name: getattr(value, name) for name in value.__dataclass_fields__}
-    from evalstore.formats import json_value
+    """A JSON-able form of a library result that is not a table (dicts, receipts, lists).
 
-    return json_value(value)
+    Dataclasses and named tuples become objects, Arrow tables arrays of records, times
+    ISO-8601 text; anything else unknown becomes its ``str``.
+    """
+    if isinstance(value, pa.Table):
+        return to_records(value)
+    if hasattr(value, "__dataclass_fields__") and not isinstance(value, type):
+        value = {name: getattr(value, name) for name in value.__dataclass_fields__}
+    elif hasattr(value, "_asdict"):
+        value = value._asdict()
+    if isinstance(value, dict):
+        return {str(k): json_result(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_result(v) for v in value]
+    converted = json_value(value)
+    if converted is None or isinstance(converted, str | int | float | bool | list | dict):
+        return converted
+    return str(converted)
 
 
 async def read_body(request: Request) -> bytes:

@@ -201,7 +201,8 @@ class _StoreCollector:
                 ).fetchone()
                 if counts and counts[-2]:
                     buckets = [
-                        (str(b), c) for b, c in zip(LATENCY_BUCKETS_MS, counts[:-2], strict=True)
+                        (repr(float(b)), c)
+                        for b, c in zip(LATENCY_BUCKETS_MS, counts[:-2], strict=True)
                     ]
                     buckets.append(("+Inf", counts[-2]))
                     latency.add_metric([model], buckets, float(counts[-1]))

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from server.auth import require
-from server.dispatch import convert, store_method
+from server.dispatch import call, convert, store_method
 from server.errors import ApiError
 from server.formats import DOWNLOAD_TYPES, json_result, negotiate, render
 from server.routes_query import RESULT_DOC
@@ -59,7 +59,7 @@ def suggestions(
     kwargs = convert(method, request.query_params.multi_items())
     if kwargs.get("record", True) is not False:
         require("write")(request)
-    return render(method(model, **kwargs), media, filename=f"{model}_suggestions")
+    return render(call(method, model, **kwargs), media, filename=f"{model}_suggestions")
 
 
 @router.get(
@@ -75,7 +75,7 @@ def label_requests(
     media = negotiate(accept, fmt=format)
     method = store_method(request.app.state.store, "label_requests", "the label request list")
     kwargs = convert(method, request.query_params.multi_items())
-    return render(method(model, **kwargs), media, filename=f"{model}_requests")
+    return render(call(method, model, **kwargs), media, filename=f"{model}_requests")
 
 
 @router.post("/v1/models/{model}/requests/cancel", tags=["flywheel"], dependencies=write)
@@ -84,7 +84,7 @@ def cancel_requests(
 ) -> dict[str, Any]:
     """Cancel open requests: all, or by ``example_ids`` / ``request_ids`` / ``strategy``."""
     method = store_method(request.app.state.store, "cancel_requests", "request cancellation")
-    cancelled = method(model, **_kwargs(body))
+    cancelled = call(method, model, **_kwargs(body))
     return {"model": model, "cancelled": json_result(cancelled)}
 
 
@@ -104,7 +104,7 @@ async def select(
     """Select training data (``Store.select(model, **body)``) and download it."""
     media = negotiate(accept, DOWNLOAD_TYPES, fmt=format)
     method = store_method(request.app.state.store, "select", "training data selection")
-    table = await run_in_threadpool(method, model, **_kwargs(body))
+    table = await run_in_threadpool(call, method, model, **_kwargs(body))
     return render(table, media, filename=f"{model}_selection")
 
 
@@ -112,9 +112,34 @@ async def select(
 def create_snapshot(
     request: Request, model: str, body: dict[str, Any] | None = KWARGS
 ) -> JSONResponse:
-    """Save a named, reproducible selection (``Store.snapshot(model, **body)``)."""
+    """Save a named, reproducible selection: ``Store.snapshot(name, selection, replace)``.
+
+    Body: ``{"name": …, "replace": false, "selection": {…}}`` where ``selection`` holds the
+    keyword arguments of ``Store.select`` (the model comes from the path); the selection's
+    arguments may also be given at the top level next to ``name``.
+    """
     method = store_method(request.app.state.store, "snapshot", "snapshot creation")
-    return JSONResponse(json_result(method(model, **_kwargs(body))), status_code=201)
+    options = dict(_kwargs(body))
+    name = options.pop("name", None)
+    if not isinstance(name, str) or not name:
+        raise ApiError(422, "invalid_parameter", "the body needs a 'name' for the snapshot")
+    replace = bool(options.pop("replace", False))
+    selection = options.pop("selection", None)
+    if selection is None:
+        selection = options
+    elif options:
+        raise ApiError(
+            422,
+            "invalid_parameter",
+            f"give the selection's arguments inside 'selection' or at the top level, not both "
+            f"(found {sorted(options)})",
+        )
+    if not isinstance(selection, dict) or "model" in selection:
+        raise ApiError(
+            422, "invalid_parameter", "'selection' must be an object without 'model' (the path)"
+        )
+    info = call(method, name, {**selection, "model": model}, replace=replace)
+    return JSONResponse(json_result(info), status_code=201)
 
 
 @router.get("/v1/snapshots", tags=["flywheel"], dependencies=read, responses=RESULT_DOC)
@@ -123,11 +148,11 @@ def list_snapshots(
     accept: str | None = Header(None),
     format: str | None = Query(None),
 ) -> Response:
-    """The saved snapshots (``Store.snapshots``; query parameters are its arguments)."""
+    """The saved snapshots (``Store.snapshots``), optionally of one ``model``."""
     media = negotiate(accept, fmt=format)
     method = store_method(request.app.state.store, "snapshots", "the snapshot list")
-    kwargs = {k: v for k, v in request.query_params.multi_items() if k != "format"}
-    return render(method(**kwargs), media, filename="snapshots")
+    model = request.query_params.get("model")
+    return render(call(method, model), media, filename="snapshots")
 
 
 @router.get("/v1/snapshots/{name}", tags=["flywheel"], dependencies=read)
@@ -140,5 +165,5 @@ async def download_snapshot(
     """A snapshot's rows, re-read and verified by the library (``Store.load_snapshot``)."""
     media = negotiate(accept, DOWNLOAD_TYPES, fmt=format)
     method = store_method(request.app.state.store, "load_snapshot", "snapshot download")
-    table = await run_in_threadpool(method, name)
+    table = await run_in_threadpool(call, method, name)
     return render(table, media, filename=name)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.auth import require
-from server.dispatch import convert, store_method
+from server.dispatch import call, convert, store_method
 from server.errors import ApiError
 from server.formats import json_result, negotiate, render
 from server.query import run_query
@@ -116,7 +116,7 @@ def family(
     media = negotiate(accept, fmt=format)
     method = store_method(request.app.state.store, name, f"the {family} family")
     kwargs = convert(method, request.query_params.multi_items())
-    result = method(model, **kwargs)
+    result = call(method, model, **kwargs)
     return respond(request, result, media, model, family)
 
 

@@ -8,7 +8,8 @@ server writes a copy for them:
    a new file in the storage format DuckDB 1.4 (and later) reads;
 2. ``COPY FROM DATABASE <store> TO evalstore_bi_snapshot``: tables, views, sequences and the
    SQL macros, from one consistent MVCC snapshot of the store (ingest goes on meanwhile);
-3. ``DETACH``, then ``os.replace`` onto the target: readers see the old copy or the new one,
+3. re-create the copy's views (:func:`rebind_views`) so DuckDB 1.4 binds them;
+4. ``DETACH``, then ``os.replace`` onto the target: readers see the old copy or the new one,
    never a half-written file.
 
 The copy runs on a cursor of its own, so it does not hold the store's write lock. Macros that
@@ -21,11 +22,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from evalstore.identifiers import quote
 from server.lockdown import quote_literal
@@ -35,6 +39,35 @@ log = logging.getLogger("evalstore.server")
 #: The storage version of the copy: the oldest DuckDB line BI drivers commonly bundle.
 STORAGE_VERSION = "v1.4.0"
 ALIAS = "evalstore_bi_snapshot"
+
+
+def rebind_views(cursor: Any, catalog: str) -> None:
+    """Re-create the copy's views so their stored column types are current.
+
+    DuckDB 2.0 re-binds a view whose tables gained columns (``features`` grows as new
+    features arrive); DuckDB 1.4 refuses it ("Contents of view were altered"). Re-creating
+    each view from its SQL in the copy stores the current types. Views depending on views
+    are retried until all bind.
+    """
+    pending = [
+        re.sub(r"^\s*CREATE\s+VIEW", "CREATE OR REPLACE VIEW", sql, flags=re.IGNORECASE)
+        for (sql,) in cursor.execute(
+            "SELECT sql FROM duckdb_views() WHERE database_name = ? AND NOT internal "
+            "ORDER BY view_oid",
+            [catalog],
+        ).fetchall()
+    ]
+    while pending:
+        failed, last_error = [], None
+        for statement in pending:
+            try:
+                cursor.execute(statement)
+            except duckdb.Error as error:
+                failed.append(statement)
+                last_error = error
+        if len(failed) == len(pending):
+            raise last_error  # type: ignore[misc]
+        pending = failed
 
 
 class SnapshotWriter:
@@ -67,6 +100,11 @@ class SnapshotWriter:
                 )
                 try:
                     cursor.execute(f"COPY FROM DATABASE {quote(database)} TO {ALIAS}")
+                    cursor.execute(f"USE {ALIAS}")
+                    try:
+                        rebind_views(cursor, ALIAS)
+                    finally:
+                        cursor.execute(f"USE {quote(database)}")
                 finally:
                     cursor.execute(f"DETACH {ALIAS}")
             except BaseException:

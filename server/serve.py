@@ -1,0 +1,76 @@
+"""Run the server: ``evalstore serve PATH`` (or :func:`run` from Python).
+
+The server process opens the store for writing and is the file's single writer; other
+processes reach the store over HTTP or read the BI snapshot. On SIGINT/SIGTERM uvicorn stops
+accepting connections and lets in-flight requests finish (an ingest batch is committed or
+rolled back whole), then the snapshot thread stops and the store is closed, which waits for
+any write still holding the store's lock.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Any
+
+import uvicorn
+
+import evalstore
+from server.app import create_app
+from server.auth import Tokens
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("localhost")
+    (True, True, True)
+    >>> is_loopback("0.0.0.0"), is_loopback("192.168.1.10")
+    (False, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_binding(host: str, tokens: object) -> None:
+    """Refuse to listen beyond loopback without authentication."""
+    if tokens is None and not is_loopback(host):
+        raise evalstore.errors.InvalidParameterError(
+            f"refusing to listen on {host!r} without authentication: pass --tokens FILE "
+            "(lines 'TOKEN read|write [NAME]') or bind to 127.0.0.1"
+        )
+
+
+def run(
+    path: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    tokens: str | os.PathLike[str] | None = None,
+    snapshot: str | os.PathLike[str] | None = None,
+    snapshot_every: float = 60.0,
+    log_level: str = "info",
+    **options: Any,
+) -> None:
+    """Open the store at ``path`` and serve it until interrupted."""
+    accepted = Tokens.load(tokens) if tokens is not None else None
+    check_binding(host, accepted)
+    store = evalstore.open(path)
+    try:
+        app = create_app(
+            store, tokens=accepted, snapshot=snapshot, snapshot_every=snapshot_every, **options
+        )
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=60,
+            access_log=log_level == "debug",
+        )
+        uvicorn.Server(config).run()
+    finally:
+        store.close()
