@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from evalstore import compare as _compare
 from evalstore import drift, ingest, multivariate_drift, registry, sources, udfs
+from evalstore import health as _health
 from evalstore import performance as _performance
 from evalstore import quality as _quality
 from evalstore import skew as _skew
@@ -461,6 +462,23 @@ class Store:
         :func:`evalstore.compare.compare`.
         """
         return _compare.compare(self, model, a, b, window, by, metric, where, **options)
+
+    def health(
+        self,
+        model: str,
+        window: str = "1 day",
+        version: str | None = None,
+        sections: Sequence[str] | str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Production health in one long table: staleness, golden signals, ingest, dependencies.
+
+        Version and training-data age; predictions, throughput, error rate (NULL
+        predictions) and latency p50/p95/p99 per version and ``window``; ingest freshness
+        and volume from ``evalstore.batches``; dependency changes between consecutive
+        versions. See :func:`evalstore.health.health` (``as_of``, ``now``).
+        """
+        return _health.health(self, model, window, version, sections, **options)
 
     # ------------------------------------------------------------------ flywheel
 
