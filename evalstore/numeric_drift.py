@@ -104,11 +104,22 @@ def rows_args(params: Mapping[str, Any]) -> list[Any]:
     return [*scoring, params["binning"], params["bins"], params["pooled"], *scoring]
 
 
-@dataclass
+@dataclass(eq=False)
 class Sample:
-    """The sorted finite values of one side of a cell, with what the methods need."""
+    """One side of a cell: its raw values, sorted (finite ones only) on first use.
 
-    values: np.ndarray
+    Sorting is left to first use so that it happens in the worker thread of the
+    feature, in parallel with the other features.
+    """
+
+    raw: np.ndarray
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """The finite values, sorted."""
+        raw, self.raw = self.raw, None  # the raw values are not needed again
+        finite = np.isfinite(raw)
+        return np.sort(raw if finite.all() else raw[finite])
 
     @property
     def n(self) -> int:
@@ -126,6 +137,21 @@ class Sample:
         return v[starts], ends - starts, ends
 
     @cached_property
+    def padded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:attr:`distinct` with a first entry for 'below every value' (-inf, 0, 0)."""
+        unique, counts, le = self.distinct
+        return np.append(-np.inf, unique), np.append(0, counts), np.append(0, le)
+
+    @cached_property
+    def levels(self) -> np.ndarray:
+        """F at each distinct value (the empirical CDF's levels)."""
+        return self.distinct[2] / self.n
+
+    def positions(self, other: Sample) -> np.ndarray:
+        """For each distinct value of ``other``: how many distinct values here are <= it."""
+        return np.searchsorted(self.distinct[0], other.distinct[0], side="right")
+
+    @cached_property
     def lo(self) -> float:
         return float(self.values[0])
 
@@ -136,47 +162,56 @@ class Sample:
         return np.cumsum((unique - self.lo) * counts)
 
     @cached_property
-    def summary(self) -> dict[str, float | None]:
+    def moments(self) -> dict[str, float | None]:
+        """mean, population and sample (ddof 1) standard deviation, min and max."""
         v = self.values
-        mean = float(v.mean())
-        sd_pop = float(v.std())
         return {
-            "mean": mean,
-            "sd_pop": sd_pop,
+            "mean": float(v.mean()),
+            "sd_pop": float(v.std()),
             "sd": float(v.std(ddof=1)) if len(v) > 1 else None,
             "lo": float(v[0]),
             "hi": float(v[-1]),
-            "g1": float(np.mean(((v - mean) / sd_pop) ** 3)) if sd_pop > 0 else None,
         }
 
+    @cached_property
+    def skewness(self) -> float | None:
+        """Population skewness g1 (None for a constant sample), for Doane's bins."""
+        mean, sd_pop = self.moments["mean"], self.moments["sd_pop"]
+        return float(np.mean(((self.values - mean) / sd_pop) ** 3)) if sd_pop else None
 
-def ks_statistic(reference: Sample, window: Sample) -> float:
-    """Two-sample KS statistic D of two non-empty samples (``scipy.stats.ks_2samp``)."""
-    r_unique, r_counts, r_le = reference.distinct
+
+def ks_statistic(reference: Sample, window: Sample, at: np.ndarray | None = None) -> float:
+    """Two-sample KS statistic D of two non-empty samples (``scipy.stats.ks_2samp``).
+
+    ``at`` is ``reference.positions(window)`` when the caller has it already.
+    """
+    r_unique, r_counts, r_le = reference.padded
     a_unique, a_counts, a_le = window.distinct
-    at = np.searchsorted(r_unique, a_unique, side="right")
-    le = np.where(at > 0, r_le[at - 1], 0)
-    equal = (at > 0) & (r_unique[at - 1] == a_unique)
-    lt = le - np.where(equal, r_counts[at - 1], 0)
+    at = reference.positions(window) if at is None else at
+    le = r_le[at]
+    lt = le - r_counts[at] * (r_unique[at] == a_unique)
     n_r, n_a = reference.n, window.n
     d_at = np.abs(le / n_r - a_le / n_a)
     d_below = np.abs(lt / n_r - (a_le - a_counts) / n_a)
     return float(max(d_at.max(), d_below.max()))
 
 
-def wasserstein_distance(reference: Sample, window: Sample) -> float:
-    """W1 between two non-empty samples (``scipy.stats.wasserstein_distance``)."""
+def wasserstein_distance(reference: Sample, window: Sample, at: np.ndarray | None = None) -> float:
+    """W1 between two non-empty samples (``scipy.stats.wasserstein_distance``).
+
+    ``at`` is ``reference.positions(window)`` when the caller has it already.
+    """
     r_unique, _, r_le = reference.distinct
     a_unique, _, a_le = window.distinct
     n_r, n_a, lo = reference.n, window.n, reference.lo
     sums = reference.partial_sums
-    at = np.searchsorted(r_unique, a_unique, side="right")
-    le = np.where(at > 0, r_le[at - 1], 0)
+    at = reference.positions(window) if at is None else at
+    le = reference.padded[2][at]
     total = np.where(at > 0, sums[at - 1], 0.0)
     g = (le * (a_unique - lo) - total) / n_r  # G(a) at each window value
     level = a_le / n_a  # F_A on [a_j, a_j+1)
     # first reference value whose F_R reaches the level (F_R's last value is exactly 1)
-    cross = np.minimum(np.searchsorted(r_le / n_r, level, side="left"), len(r_unique) - 1)
+    cross = np.minimum(np.searchsorted(reference.levels, level, side="left"), len(r_unique) - 1)
     cross_value = r_unique[cross]
     cross_g = (r_le[cross] * (cross_value - lo) - sums[cross]) / n_r
     a, b = a_unique[:-1], a_unique[1:]
@@ -253,12 +288,18 @@ def statistics(
     if binned:
         _assign_edges(con, cells, params)
     want_w1 = "wasserstein" in methods
+    quantile_bins = params["bins"] if binned and params["binning"] == "quantile" else None
     by_feature: dict[str, list[Cell]] = {}
     for cell in cells:
         by_feature.setdefault(cell.feature, []).append(cell)
     workers = min(len(by_feature), os.cpu_count() or 1) or 1
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(lambda group: _compute(group, want_w1, binned), by_feature.values()))
+        list(
+            pool.map(
+                lambda group: _compute(group, want_w1, binned, quantile_bins),
+                by_feature.values(),
+            )
+        )
     return pa.Table.from_pylist([_row(cell) for cell in cells], schema=STATS_SCHEMA)
 
 
@@ -323,14 +364,16 @@ def _cells(
     features: Sequence[str],
 ) -> list[Cell]:
     placeholders = ", ".join("?" for _ in selection.args())
+    labels = "'*' AS feature, '' AS version" if fields is not None else "feature, version"
     table = con.sql(
         "SELECT CASE WHEN side = 'reference' THEN -1 - ref_key ELSE window_index END AS cell, "
-        "ref_key, window_start, window_end, feature, version, value "
+        f"ref_key, window_start, window_end, {labels}, value "
         f"FROM evalstore.drift_pairs(?, {placeholders})",
         params=[relation, *selection.args()],
     ).to_arrow_table()
     if table.num_rows == 0:
         return []
+    # group the rows by (reference or window, feature, version); order them by group
     code = table.column("cell").to_numpy()
     feature_codes = pc.dictionary_encode(table.column("feature")).combine_chunks()
     version_codes = pc.dictionary_encode(table.column("version")).combine_chunks()
@@ -342,77 +385,62 @@ def _cells(
     bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(keys)))])
     value = table.column("value").combine_chunks()
     if fields is None:
-        columns = {None: _finite_array(value)}
+        arrays = {None: value}
     else:
-        wanted = [(i, f) for i, f in enumerate(fields) if f in features]
-        columns = {name: _finite_array(value.field(i)) for i, name in wanted}
+        arrays = {name: value.field(i) for i, name in enumerate(fields) if name in features}
+    columns = {name: _as_float(array)[order] for name, array in arrays.items()}
     ref_key = table.column("ref_key").to_numpy()
     starts, ends = table.column("window_start"), table.column("window_end")
     references: dict[tuple[int, str, str], Sample] = {}
     analysis = []
     for g in range(len(keys)):
-        rows = order[bounds[g] : bounds[g + 1]]
-        first = int(rows[0])
+        first, rows = int(order[bounds[g]]), slice(bounds[g], bounds[g + 1])
         group_feature = feature_codes.dictionary[feature_codes.indices[first].as_py()].as_py()
         version = version_codes.dictionary[version_codes.indices[first].as_py()].as_py()
-        is_reference = code[first] < 0
         for name, column in columns.items():
             feature = group_feature if name is None else name
-            if name is None and feature not in features:
+            if feature not in features:
                 continue
-            sample = Sample(np.sort(_finite(column[rows])))
-            if is_reference:
+            sample = Sample(column[rows])
+            if code[first] < 0:
                 references[(int(ref_key[first]), feature, version)] = sample
             else:  # a window's start and end are the same on all its rows
                 analysis.append(
                     (int(ref_key[first]), int(code[first]), starts[first].as_py(),
                      ends[first].as_py(), feature, version, sample)
                 )  # fmt: skip
-    cells = []
-    for ref, window_index, start, end, feature, version, sample in analysis:
-        reference = references.get((ref, feature, version))
-        cells.append(
-            Cell(ref, window_index, start, end, feature, version, sample,
-                 reference if reference is not None and reference.n else None)
-        )  # fmt: skip
-    return cells
+    return [
+        Cell(ref, window_index, start, end, feature, version, sample,
+             references.get((ref, feature, version)))
+        for ref, window_index, start, end, feature, version, sample in analysis
+    ]  # fmt: skip
 
 
-def _finite_array(array: pa.Array) -> np.ndarray:
-    """A float64 numpy view of ``array`` with NULL as NaN."""
-    return pc.fill_null(array.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False)
-
-
-def _finite(values: np.ndarray) -> np.ndarray:
-    return values[np.isfinite(values)]
+def _as_float(array: pa.Array) -> np.ndarray:
+    """``array`` as float64 numpy values, NULL as NaN."""
+    return array.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
 def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Mapping) -> None:
     """Histogram edges per cell: given, reference quantiles, or evalstore.bin_edges."""
     binning = params["binning"]
-    comparable = [c for c in cells if c.reference is not None and c.window.n]
+    comparable = [c for c in cells if c.reference is not None and c.reference.n and c.window.n]
     if binning == "edges":
         edges = np.unique(np.asarray(params["edges"], dtype=float))
         for cell in comparable:
             cell.edges = edges
         return
-    if binning == "quantile":
-        cache: dict[int, np.ndarray] = {}
-        for cell in comparable:
-            ref = cell.reference
-            if id(ref) not in cache:
-                cache[id(ref)] = quantile_edges(ref.values, params["bins"])
-            cell.edges = cache[id(ref)]
+    if binning == "quantile":  # from the sorted reference, in the worker threads
         return
     inputs = []
     for cell in comparable:
         if params["pooled"]:
             both = np.sort(np.concatenate([cell.reference.values, cell.window.values]))
-            summary = Sample(both).summary
-            n = len(both)
+            sample = Sample(both)
         else:
-            summary, n = cell.reference.summary, cell.reference.n
-        inputs.append((summary["lo"], summary["hi"], n, summary["g1"]))
+            sample = cell.reference
+        skewness = sample.skewness if binning == "doane" else None
+        inputs.append((sample.moments["lo"], sample.moments["hi"], sample.n, skewness))
     if not inputs:
         return
     lo, hi, n, g1 = zip(*inputs, strict=True)
@@ -430,24 +458,32 @@ def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Map
         cell.edges = np.asarray(edges, dtype=float)
 
 
-def _compute(cells: list[Cell], want_w1: bool, binned: bool) -> None:
+def _compute(cells: list[Cell], want_w1: bool, binned: bool, quantile_bins: int | None) -> None:
+    """Fill ``cell.stats`` for the cells of one feature (run in a worker thread)."""
     reference_counts: dict[tuple[int, int], list[int]] = {}
+    quantiles: dict[int, np.ndarray] = {}
     for cell in cells:
-        ref, window = cell.reference, cell.window
+        window = cell.window
+        ref = cell.reference if cell.reference is not None and cell.reference.n else None
         stats: dict[str, Any] = {"n_reference": ref.n if ref else 0, "n_analysis": window.n}
         if ref is None:
             stats["reason"] = "no finite reference values"
         elif not window.n:
             stats["reason"] = "no finite values in the window"
         if ref is not None:
-            summary = ref.summary
-            stats |= {"sd": summary["sd"], "sd_pop": summary["sd_pop"], "ref_mean": summary["mean"]}
+            moments = ref.moments
+            stats |= {"sd": moments["sd"], "sd_pop": moments["sd_pop"], "ref_mean": moments["mean"]}
         if window.n:
-            stats["ana_mean"] = window.summary["mean"]
+            stats["ana_mean"] = float(window.values.mean())
         if ref is not None and window.n:
-            stats["ks"] = ks_statistic(ref, window)
+            at = ref.positions(window)
+            stats["ks"] = ks_statistic(ref, window, at)
             if want_w1:
-                stats["w1"] = wasserstein_distance(ref, window)
+                stats["w1"] = wasserstein_distance(ref, window, at)
+            if quantile_bins is not None:
+                if id(ref) not in quantiles:
+                    quantiles[id(ref)] = quantile_edges(ref.values, quantile_bins)
+                cell.edges = quantiles[id(ref)]
             if binned and cell.edges is not None:
                 key = (id(ref), id(cell.edges))
                 if key not in reference_counts:
