@@ -206,8 +206,7 @@ def select(
     if stream:
         cursor = store.connection.cursor()
         cursor.execute("SET TimeZone = 'UTC'")
-        result = cursor.execute(sql, params)
-        return result.to_arrow_reader(BATCH_ROWS)
+        return cursor.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
     with store._lock:
         return store.connection.sql(sql, params=params).to_arrow_table()
 
