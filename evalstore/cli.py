@@ -611,6 +611,67 @@ def performance(
 
 
 @main.command()
+@click.option("--model", "-m", required=True, help="Registered model name.")
+@click.option("--metric", help="accuracy, precision, recall, specificity, brier, log_loss, mae…")
+@click.option("--since", help="Only predictions at or after this ISO-8601 time.")
+@click.option("--until", help="Only predictions before this ISO-8601 time.")
+@click.option("--version", "-v", "version", help="Version (default: the latest registered).")
+@click.option("--where", help="SQL predicate over feature columns.")
+@click.option("--features", help="Comma-separated features to slice (default: all).")
+@click.option("--min-support", default="0.01", show_default=True, help="Rows (int) or share.")
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="False discovery rate.")
+@click.option("--correction", type=click.Choice(["bh", "bonferroni", "none"]), default="bh")
+@click.option("--no-pairs", is_flag=True, help="Search single features only.")
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@click.pass_context
+@friendly_errors
+def slices(
+    ctx: click.Context,
+    model: str,
+    features: str | None,
+    min_support: str,
+    no_pairs: bool,
+    fmt: str,
+    **options: Any,
+) -> None:
+    """Worst slices: feature values, bins and pairs where a metric is significantly worse.
+
+    Prints the findings ranked by excess (effect x rows), then each one's SQL predicate,
+    to pass as --where to performance, drift, suggest or select.
+
+    \b
+    Example:
+      evalstore slices --model fraud --metric log_loss --since 2026-10-15
+    """
+    try:
+        support: float = int(min_support) if min_support.isdigit() else float(min_support)
+    except ValueError:
+        raise click.BadParameter("a row count or a share in (0, 1)", "--min-support") from None
+    with _open(ctx, read_only=True) as store:
+        table = store.worst_slices(
+            model,
+            features=_names(features),
+            min_support=support,
+            pairs=not no_pairs,
+            **options,
+        )
+    if fmt != "table":
+        _emit(table, fmt, max_rows=table.num_rows)
+        return
+    if not table.num_rows:
+        click.echo("No slice is significantly worse than the rest.")
+        return
+    shown = table.select(["rank", "slice", "n", "value", "rest_value", "effect", "q_value"])
+    click.echo(formats.to_text(shown, max_rows=table.num_rows, max_width=70))
+    first = table.slice(0, 1).to_pylist()[0]
+    click.echo(f"\nmetric {first['metric']} of version {first['version']}; {first['test']}")
+    click.echo("predicates (pass as --where):")
+    for row in table.select(["rank", "predicate"]).to_pylist():
+        click.echo(f"  #{row['rank']}: {row['predicate']}")
+
+
+@main.command()
 @click.argument("path", required=False, default="demo.duckdb", type=click.Path(dir_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace PATH if it exists.")
 @click.option("--seed", type=int, default=7, show_default=True)

@@ -113,6 +113,44 @@ def _performance_section(
     )  # fmt: skip
 
 
+def _slices_section(
+    store: evalstore.Store, scenario: Scenario, echo: Callable[[str], None]
+) -> None:
+    """Worst slices since the concept drift began, and what the top one's predicate selects."""
+    from datetime import timedelta
+
+    from evalstore.scenario import CONCEPT_DRIFT_DAY
+
+    model = scenario.model
+    since = scenario.start + timedelta(days=CONCEPT_DRIFT_DAY)
+    found = store.worst_slices(model, metric="log_loss", since=since, top=5)
+    echo(
+        f"\n== Worst slices by log loss since day {CONCEPT_DRIFT_DAY} ({since:%Y-%m-%d}), "
+        "singles and pairs, Welch t-test + Benjamini-Hochberg (store.worst_slices)\n"
+    )
+    echo(
+        to_text(
+            found.select(["rank", "slice", "n", "value", "rest_value", "effect", "q_value"]),
+            max_rows=5,
+            max_width=70,
+        )
+    )
+    if not found.num_rows:
+        return
+    top = found.to_pylist()[0]
+    injected = "debt_to_income" in top["features"]
+    echo(
+        f"Top finding: {top['slice']} (the scenario degrades debt_to_income, above 0.45 "
+        f"most, from day {CONCEPT_DRIFT_DAY}: {'found' if injected else 'NOT found'})"
+    )
+    echo(f"Its predicate, usable as where= everywhere: {top['predicate']}")
+    weekly = store.performance(
+        model, metrics="roc_auc", window="14 days", version=top["version"], where=top["predicate"]
+    )
+    echo(f"ROC AUC of that slice per fortnight (store.performance(where=...), {top['version']}):")
+    echo(to_text(weekly.select(["window_start", "value", "ci_low", "ci_high", "n"]), max_rows=10))
+
+
 def run_demo(
     path: str | Path | None, seed: int = 7, days: int = 60, echo: Callable[[str], None] = print
 ) -> None:
@@ -174,6 +212,7 @@ def run_demo(
         _drift_section(store, scenario, echo)
         _quality_section(store, scenario, echo)
         _performance_section(store, scenario, echo)
+        _slices_section(store, scenario, echo)
         where = "memory" if path is None else str(path)
         echo(
             f"\nStore written to {where}. Try:\n"
