@@ -87,7 +87,7 @@ def skew(
     where: str | None = None,
     *,
     equal_nan: bool = True,
-    method: str | Mapping[str, str] = "js",
+    method: str | Mapping[str, str] | None = "js",
     sample: int = 5,
     max_share: float = 0.0,
     **drift_options: Any,
@@ -107,6 +107,8 @@ def skew(
     default ``"js"``), with its ``variant``, the drift threshold's verdict
     (``distance_drifted``) and the row counts ``n_training`` / ``n_serving``;
     ``drift_options`` go to :func:`evalstore.drift.drift` (e.g. ``bins``, ``log_base``).
+    ``method=None`` skips the distance (its columns are NULL): the mismatch counts alone
+    are one query.
 
     ``version`` compares the training rows of the dataset that version was trained on
     (as registered) with the serving examples it predicted; ``where`` is a predicate
@@ -146,7 +148,11 @@ def skew(
                 for view in views:
                     drop_view(con, view)
             counts = {row["feature"]: row for row in rows.to_pylist()}
-        distances = _distances(store, model, chosen, kinds, methods, version, where, drift_options)
+        distances = (
+            _distances(store, model, chosen, kinds, methods, version, where, drift_options)
+            if methods
+            else {}
+        )
     records = []
     for feature in chosen:
         row = counts.get(feature)
@@ -169,7 +175,7 @@ def skew(
                 "max_abs_diff": row["max_abs_diff"] if row else None,
                 "skewed": None if share is None else share > max_share,
                 "distance": dist.get("value"),
-                "method": methods[kinds[feature]],
+                "method": methods[kinds[feature]] if methods else None,
                 "variant": dist.get("variant"),
                 "distance_drifted": dist.get("drifted"),
                 "n_training": dist.get("n_reference"),
@@ -232,9 +238,11 @@ def _non_negative(value: Any, name: str) -> float:
     return float(value)
 
 
-def _methods(method: str | Mapping[str, str]) -> dict[str, str]:
+def _methods(method: str | Mapping[str, str] | None) -> dict[str, str]:
     from evalstore.drift import CATEGORICAL_METHODS, NUMERIC_METHODS
 
+    if method is None:
+        return {}
     if isinstance(method, str):
         chosen = {"numeric": method, "categorical": method}
     elif isinstance(method, Mapping) and set(method) <= {"numeric", "categorical"} and method:
