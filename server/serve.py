@@ -71,6 +71,20 @@ def run(
             timeout_graceful_shutdown=60,
             access_log=log_level == "debug",
         )
-        uvicorn.Server(config).run()
+        GracefulServer(config).run()
     finally:
         store.close()
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, minus re-raising SIGINT/SIGTERM after its graceful shutdown.
+
+    uvicorn re-raises the captured signal once it has drained the connections, which would
+    kill the process before the store is closed (and its WAL checkpointed); here the
+    shutdown returns normally, :func:`run` closes the store and the process exits 0.
+    """
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        if sig in self._captured_signals:
+            self._captured_signals.remove(sig)

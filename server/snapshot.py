@@ -86,6 +86,7 @@ class SnapshotWriter:
     def refresh(self) -> dict[str, Any]:
         """Write a fresh copy and swap it in; return what was written."""
         with self._lock:
+            started_at = datetime.now(UTC)
             started = time.perf_counter()
             self.target.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.target.with_name(f".{self.target.name}.tmp-{os.getpid()}")
@@ -115,6 +116,7 @@ class SnapshotWriter:
             os.replace(temporary, self.target)
             self.last = {
                 "path": str(self.target),
+                "started_at": started_at.isoformat(),
                 "refreshed_at": datetime.now(UTC).isoformat(),
                 "seconds": round(time.perf_counter() - started, 3),
                 "bytes": self.target.stat().st_size,
