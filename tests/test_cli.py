@@ -466,6 +466,7 @@ def test_every_command_is_covered():
         "schema infer",
         "schema show",
         "performance",
+        "slices",
     }
 
 

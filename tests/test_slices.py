@@ -343,3 +343,29 @@ def test_errors(binary, options, message):
     store, _, _ = binary
     with pytest.raises(InvalidParameterError, match=message):
         store.worst_slices("fraud", **options)
+
+
+def test_cli_slices(binary, tmp_path):
+    from click.testing import CliRunner
+
+    from evalstore.cli import main
+
+    store, _, _ = binary
+    path = tmp_path / "s.duckdb"
+    store.sql(f"ATTACH '{path}' AS copy")
+    store.sql("COPY FROM DATABASE memory TO copy")
+    store.sql("DETACH copy")
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["-s", str(path), "slices", "-m", "fraud", "-v", "v1", "--no-pairs", "--top", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "region = 'north'" in result.output
+    assert "predicates (pass as --where):" in result.output
+    assert "#1: " in result.output
+    as_json = runner.invoke(
+        main, ["-s", str(path), "slices", "-m", "fraud", "--metric", "brier", "-f", "json"]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    bad = runner.invoke(main, ["-s", str(path), "slices", "-m", "fraud", "--metric", "roc_auc"])
+    assert bad.exit_code == 1 and "not a mean of per-row outcomes" in bad.output
