@@ -672,6 +672,155 @@ def slices(
 
 
 @main.command()
+@click.option("--model", "-m", required=True, help="Registered model name.")
+@click.option("--tolerance", type=float, default=1e-8, show_default=True, help="Absolute.")
+@click.option("--rtol", type=float, default=1e-5, show_default=True, help="Relative tolerance.")
+@click.option("--features", help="Comma-separated features (default: all).")
+@click.option("--version", "-v", "version", help="Its training dataset and predicted examples.")
+@click.option("--where", help="SQL predicate both rows of an example must meet.")
+@click.option("--method", default="js", show_default=True, help="Drift method of the distance.")
+@click.option("--no-distance", is_flag=True, help="Only count mismatches (faster).")
+@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@click.pass_context
+@friendly_errors
+def skew(
+    ctx: click.Context,
+    model: str,
+    tolerance: float,
+    rtol: float,
+    features: str | None,
+    version: str | None,
+    where: str | None,
+    method: str,
+    no_distance: bool,
+    fmt: str,
+) -> None:
+    """Training/serving skew per feature for examples logged in both envs.
+
+    \b
+    Example:
+      evalstore skew --model fraud --tolerance 1e-6 --features amount,country
+    """
+    options = dict(features=_names(features), version=version, where=where)
+    with _open(ctx, read_only=True) as store:
+        table = store.skew(
+            model, tolerance, rtol, method=None if no_distance else method, **options
+        )
+        summary = store.skew_summary(model, tolerance, rtol, **options).to_pylist()[0]
+    if fmt != "table":
+        _emit(table, fmt, max_rows=table.num_rows)
+        return
+    shown = ["feature", "kind", "n_compared", "n_mismatch", "share_mismatch", "skewed",
+             "distance", "method", "sample_ids"]  # fmt: skip
+    click.echo(formats.to_text(table.select(shown), max_rows=table.num_rows))
+    click.echo(
+        f"{summary['n_examples_skewed']} of {summary['n_examples']} examples in both training "
+        f"and serving differ in at least one feature; {summary['n_features_skewed']} of "
+        f"{summary['n_features']} compared features have mismatches"
+    )
+
+
+@main.command()
+@click.option("--model", "-m", required=True, help="Registered model name.")
+@click.option("--a", "-a", "a", required=True, help="Baseline version (champion).")
+@click.option("--b", "-b", "b", required=True, help="Challenger version.")
+@click.option(
+    "--window", "-w", default="1 day", show_default=True, help="Over a's prediction time."
+)
+@click.option("--metrics", help="Comma-separated, e.g. disagreement,accuracy (default: all).")
+@click.option("--by", help="Comma-separated categorical features to slice by.")
+@click.option("--slice", "slices", multiple=True, help="NAME=PREDICATE, a named slice.")
+@click.option("--where", help="SQL predicate over feature columns.")
+@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@click.pass_context
+@friendly_errors
+def compare(
+    ctx: click.Context,
+    model: str,
+    a: str,
+    b: str,
+    window: str,
+    metrics: str | None,
+    by: str | None,
+    slices: tuple[str, ...],
+    where: str | None,
+    fmt: str,
+) -> None:
+    """Compare two versions on the examples both predicted (champion/challenger, shadow).
+
+    \b
+    Example:
+      evalstore compare --model fraud -a v1 -b v2 --window "7 days" --metrics accuracy
+    """
+    keys: list[Any] = _names(by) or []
+    named = dict(s.split("=", 1) for s in slices if "=" in s)
+    if len(named) != len(slices):
+        raise click.BadParameter("use NAME=PREDICATE", param_hint="--slice")
+    if named:
+        keys.append(named)
+    with _open(ctx, read_only=True) as store:
+        table = store.compare(
+            model, a, b, window=_window(window), by=keys or None, metric=_names(metrics),
+            where=where,
+        )  # fmt: skip
+    if fmt != "table":
+        _emit(table, fmt, max_rows=table.num_rows)
+        return
+    leading = ["window_start", *table.column_names[4 : table.column_names.index("metric")]]
+    shown = [*leading, "metric", "value", "ci_low", "ci_high", "p_value", "value_a", "value_b",
+             "n", "test"]  # fmt: skip
+    click.echo(formats.to_text(table.select(shown), max_rows=table.num_rows))
+    click.echo(f"value: disagreement rate, or the difference {b} - {a}")
+
+
+@main.command()
+@click.option("--model", "-m", required=True, help="Registered model name.")
+@click.option("--window", "-w", default="1 day", show_default=True, help="An interval.")
+@click.option("--version", "-v", "version", help="Only this version.")
+@click.option("--sections", help="Comma-separated: staleness, serving, ingest, dependencies.")
+@click.option("--as-of", help="Clock for staleness (default: the latest prediction ts).")
+@click.option("--now", help="Clock for ingest freshness (default: the current time).")
+@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@click.pass_context
+@friendly_errors
+def health(
+    ctx: click.Context,
+    model: str,
+    window: str,
+    version: str | None,
+    sections: str | None,
+    as_of: str | None,
+    now: str | None,
+    fmt: str,
+) -> None:
+    """Production health: staleness, latency/throughput/errors, ingest, dependency changes.
+
+    \b
+    Example:
+      evalstore health --model fraud --window "1 hour" --sections serving,ingest
+    """
+    from evalstore.health import wide
+
+    with _open(ctx, read_only=True) as store:
+        table = store.health(model, window, version, _names(sections), as_of=as_of, now=now)
+    if fmt != "table":
+        _emit(table, fmt, max_rows=table.num_rows)
+        return
+    titles = {
+        "staleness": "Staleness (days)",
+        "serving": f"Serving per {window} (throughput in predictions/s, latency in ms)",
+        "ingest": "Ingest (freshness in hours; batches and rows in total)",
+        "dependencies": "Dependency changes between consecutive versions",
+    }
+    parts = wide(table)
+    if not parts:
+        click.echo("(no health figures: nothing logged yet)")
+    for section, part in parts.items():
+        click.echo(f"== {titles[section]}")
+        click.echo(formats.to_text(part, max_rows=part.num_rows))
+
+
+@main.command()
 @click.argument("path", required=False, default="demo.duckdb", type=click.Path(dir_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace PATH if it exists.")
 @click.option("--seed", type=int, default=7, show_default=True)

@@ -148,3 +148,56 @@ def _clock(value: Any, name: str) -> datetime | None:
     if isinstance(value, str) and value.strip().lower() == "now":
         return datetime.now(UTC)
     return to_timestamp(value, name)
+
+
+def wide(table: pa.Table) -> dict[str, pa.Table]:
+    """A :func:`health` result as one readable wide table per section (for the CLI/demo).
+
+    ``staleness``: version, stage and one column per age; ``serving``: window_start,
+    version and one column per signal; ``ingest``: subject, version, freshness_hours and
+    total batches/rows; ``dependencies``: version, package, change, detail. Sections
+    without rows are left out.
+    """
+    rows = table.to_pylist()
+    out: dict[str, pa.Table] = {}
+    keys = {
+        "staleness": ("version", "detail"),
+        "serving": ("window_start", "version"),
+        "ingest": ("subject", "version"),
+    }
+    for section, key in keys.items():
+        cells: dict[tuple, dict[str, Any]] = {}
+        for row in (r for r in rows if r["section"] == section):
+            cell = cells.setdefault(
+                tuple(row[k] for k in key), dict(zip(key, [row[k] for k in key], strict=True))
+            )
+            name = row["metric"]
+            if section == "ingest":
+                if name == "freshness":
+                    cell["freshness_hours"] = row["value"]
+                    continue
+                name = name.removeprefix("ingest_")
+                cell[name] = (cell.get(name) or 0) + (row["value"] or 0)
+            else:
+                cell[name] = row["value"]
+        if cells:
+            records = list(cells.values())
+            if section == "staleness":
+                for record in records:
+                    record["stage"] = record.pop("detail")
+            names = list(dict.fromkeys(k for record in records for k in record))
+            out[section] = pa.Table.from_pylist([{n: r.get(n) for n in names} for r in records])
+    changes = [r for r in rows if r["section"] == "dependencies"]
+    if changes:
+        out["dependencies"] = pa.Table.from_pylist(
+            [
+                {
+                    "version": r["version"],
+                    "package": r["subject"],
+                    "change": r["metric"].removeprefix("dependency_"),
+                    "detail": r["detail"],
+                }
+                for r in changes
+            ]
+        )
+    return out
