@@ -151,6 +151,82 @@ def _slices_section(
     echo(to_text(weekly.select(["window_start", "value", "ci_low", "ci_high", "n"]), max_rows=10))
 
 
+def _compare_section(
+    store: evalstore.Store, scenario: Scenario, echo: Callable[[str], None]
+) -> None:
+    """The shadow challenger v2 against the production v1 on the examples both scored."""
+    model = scenario.model
+    overall = {
+        r["metric"]: r for r in store.compare(model, "v1", "v2", window={"chunks": 1}).to_pylist()
+    }
+    weekly = store.compare(
+        model, "v1", "v2", window="7 days", metric=["disagreement", "accuracy", "log_loss"]
+    )
+    echo("\n== Challenger v2 (shadow from day 30) against production v1 (store.compare)\n")
+    echo(
+        to_text(
+            weekly.select(
+                ["window_start", "metric", "value", "ci_low", "ci_high", "p_value", "value_a",
+                 "value_b", "n", "test"]
+            ),
+            max_rows=30,
+        )
+    )  # fmt: skip
+    d, acc, ll = overall["disagreement"], overall["accuracy"], overall["log_loss"]
+    echo(
+        f"Over all {d['paired']} examples both scored, v2 disagrees with v1 on "
+        f"{d['value']:.2%}; on the {acc['n']} labeled ones accuracy changes by "
+        f"{acc['value']:+.4f} (95% CI {acc['ci_low']:+.4f} .. {acc['ci_high']:+.4f}, McNemar "
+        f"p = {acc['p_value']:.3g}: {acc['n_b_only']} examples only v2 gets right, "
+        f"{acc['n_a_only']} only v1) and log loss by {ll['value']:+.5f} (p = {ll['p_value']:.3g})."
+    )
+
+
+def _health_section(
+    store: evalstore.Store, scenario: Scenario, echo: Callable[[str], None]
+) -> None:
+    """Staleness, golden signals per week and dependency changes (ingest freshness, which
+    reads the wall clock, is left to `evalstore health` so the demo stays deterministic)."""
+    from evalstore.health import wide
+
+    table = store.health(
+        scenario.model, window="7 days", sections=["staleness", "serving", "dependencies"]
+    )
+    parts = wide(table)
+    echo("\n== Production health (store.health): staleness in days at the latest prediction\n")
+    echo(to_text(parts["staleness"]))
+    echo("\n== Golden signals per week and version (latency in ms, throughput per second)\n")
+    echo(to_text(parts["serving"], max_rows=40))
+    p95 = {}
+    for row in table.to_pylist():
+        if row["metric"] == "latency_p95" and row["value"] is not None:
+            p95.setdefault(row["version"], []).append(row["value"])
+    if {"v1", "v2"} <= set(p95):
+        ratio = max(p95["v2"]) / max(p95["v1"])
+        echo(f"Worst weekly p95 latency: v2 {max(p95['v2']):.1f} ms, {ratio:.1f}x v1's.")
+    echo("\n== Dependency changes between consecutive versions\n")
+    echo(to_text(parts["dependencies"]))
+
+
+def _skew_section(store: evalstore.Store, scenario: Scenario, echo: Callable[[str], None]) -> None:
+    """Skew: the scenario logs no example in both training and serving (its ids are unique
+    across envs), so only the distribution distance applies; examples/skew.py shows
+    per-example mismatches."""
+    table = store.skew(scenario.model)
+    summary = store.skew_summary(scenario.model).to_pylist()[0]
+    echo("\n== Training/serving skew (store.skew): JS distance, training set vs all serving\n")
+    echo(
+        to_text(
+            table.select(["feature", "n_compared", "distance", "distance_drifted", "n_serving"]),
+            max_rows=20,
+        )
+    )
+    echo(
+        f"Examples logged in both training and serving: {summary['n_examples']} (the scenario "
+        "shares no example_id between envs; see examples/skew.py for per-example mismatches)"
+    )
+
+
 def run_demo(
     path: str | Path | None, seed: int = 7, days: int = 60, echo: Callable[[str], None] = print
 ) -> None:
@@ -213,6 +289,9 @@ def run_demo(
         _quality_section(store, scenario, echo)
         _performance_section(store, scenario, echo)
         _slices_section(store, scenario, echo)
+        _compare_section(store, scenario, echo)
+        _health_section(store, scenario, echo)
+        _skew_section(store, scenario, echo)
         where = "memory" if path is None else str(path)
         echo(
             f"\nStore written to {where}. Try:\n"
