@@ -866,3 +866,28 @@ def test_library_arguments_are_checked_before_the_call(populated):
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_parameter"
     assert "colour" in response.json()["detail"]
+
+
+def test_example_grafana_dashboard_queries_run(populated):
+    """Every Infinity query of examples/grafana_dashboard.json is answered with records."""
+    from pathlib import Path
+    from urllib.parse import unquote
+
+    _, client = populated
+    path = Path(__file__).parents[1] / "examples" / "grafana_dashboard.json"
+    dashboard = json.loads(path.read_text())
+    targets = [t for p in dashboard["panels"] for t in p["targets"] if "url" in t]
+    assert len(targets) >= 4
+    for target in targets:
+        url = unquote(target["url"].replace("${evalstore}", "").replace("${model}", "fraud"))
+        options = target["url_options"]
+        if options["method"] == "POST":
+            body = json.loads(options["data"].replace("${model}", "fraud"))
+            response = client.post(url, json=body)
+        else:
+            response = client.get(url)
+        assert response.status_code == 200, (url, response.text)
+        records = response.json()
+        assert records and isinstance(records[0], dict), url
+        selectors = {c["selector"] for c in target["columns"]}
+        assert selectors <= set(records[0]), (url, selectors - set(records[0]))
