@@ -159,7 +159,7 @@ def drift(
         chosen_features = _check_features(features, kinds)
         selection = resolve(con, reference, window, registration if version else None, since, until)
         views = Views(
-            numeric=numeric_drift.sources(con, model, kinds, where, version, chosen_features),
+            numeric=numeric_drift.source(con, model, kinds, where, version, chosen_features),
             categorical=restricted_view(con, model, "category_values", where, version, list(kinds)),
         )
         try:
@@ -172,7 +172,7 @@ def drift(
                 correction,
             )  # fmt: skip
         finally:
-            numeric_drift.drop(con, views.numeric)
+            drop_view(con, views.numeric[0])
             drop_view(con, views.categorical)
 
 
@@ -286,10 +286,10 @@ def _thresholds(
 
 @dataclass(frozen=True)
 class Views:
-    """What :func:`drift` reads: numeric sources (see :func:`numeric_drift.sources`)
-    and the restricted long-format view of the categorical values."""
+    """What :func:`drift` reads: the packed numeric values (see
+    :func:`evalstore.numeric_drift.source`) and the long-format categorical values."""
 
-    numeric: list[tuple[str, list[str] | None]]
+    numeric: tuple[str, list[str]]
     categorical: str
 
 
@@ -320,26 +320,38 @@ def _statistics_sql(
     """
     parts, args, registered = [], [], []
     numeric = [m for m in methods if m in NUMERIC_METHODS]
+    categorical = [m for m in methods if m in CATEGORICAL_METHODS]
+
+    def categorical_rows() -> pa.Table | None:
+        if not categorical:
+            return None
+        sql, call_args = _categorical_sql(views.categorical, selection, params)
+        return con.sql(
+            f"SELECT * FROM ({sql}) WHERE list_contains(?, method) AND list_contains(?, feature)",
+            params=[*call_args, categorical, list(features)],
+        ).to_arrow_table()
+
+    def register(table: pa.Table) -> str:
+        registered.append(numeric_drift.register(con, table))
+        return quote(registered[-1])
+
     try:
-        if numeric and views.numeric:
-            stats = numeric_drift.statistics(
-                con, views.numeric, selection, numeric, features, params
+        if numeric:
+            # the categorical macro runs in DuckDB while numpy computes the numeric cells
+            stats, category = numeric_drift.statistics(
+                con, views.numeric, selection, numeric, features, params, categorical_rows
             )
-            name = numeric_drift.register(con, stats)
-            registered.append(name)
             parts.append(
                 "SELECT *, 'numeric' AS kind FROM ("
-                + numeric_drift.ROWS_SQL.format(stats=quote(name))
+                + numeric_drift.ROWS_SQL.format(stats=register(stats))
                 + ") WHERE list_contains(?, method) "
                 "AND (method <> 'wasserstein' OR starts_with(variant, ?))"
             )
             args += [*numeric_drift.rows_args(params), numeric, params["wasserstein"] + ":"]
-        categorical = [m for m in methods if m in CATEGORICAL_METHODS]
-        if categorical:
-            sql, call_args = _categorical_sql(views.categorical, selection, params)
-            parts.append(f"SELECT * FROM ({sql}) WHERE list_contains(?, method) "
-                         "AND list_contains(?, feature)")  # fmt: skip
-            args += [*call_args, categorical, list(features)]
+        else:
+            category = categorical_rows()
+        if category is not None:
+            parts.append(f"SELECT * FROM {register(category)}")
         if not parts:
             yield "", []
             return

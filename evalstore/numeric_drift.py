@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from evalstore.identifiers import quote
-from evalstore.selection import Selection, drop_view, restricted_view
+from evalstore.selection import Selection, restricted_view
 from evalstore.values import KEYS, output_rows
 
 BINNED_METHODS = frozenset({"psi", "kl", "js", "hellinger", "d1"})
@@ -239,8 +239,10 @@ def histogram(values: np.ndarray, edges: np.ndarray) -> list[int]:
 def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
     """``evalstore.quantile_edges`` of sorted values: distinct [min, q(i/bins).., max].
 
-    Interpolates as DuckDB's ``quantile_cont`` does: position (n - 1) q, then
-    lo + (hi - lo) * fraction.
+    Interpolates linearly between order statistics, as ``numpy.quantile`` and DuckDB's
+    ``quantile_cont``: position (n - 1) q, then lo + (hi - lo) * fraction. The result
+    can differ from DuckDB's in the last bit; an interpolated edge lies strictly between
+    two neighbouring values (or equals them when they tie), so bin counts are the same.
     """
     n = len(values)
     q = np.arange(1, bins) / bins
@@ -269,21 +271,21 @@ class Cell:
 
 def statistics(
     con: duckdb.DuckDBPyConnection,
-    sources: Sequence[tuple[str, Sequence[str] | None]],
+    packed: tuple[str, Sequence[str]],
     selection: Selection,
     methods: Sequence[str],
     features: Sequence[str],
     params: Mapping[str, Any],
-) -> pa.Table:
+    meanwhile: Callable[[], Any] | None = None,
+) -> tuple[pa.Table, Any]:
     """Per-cell statistics (:data:`STATS_SCHEMA`) of the numeric features.
 
-    ``sources`` are (relation, fields) pairs in the long format of ``drift_pairs``:
-    ``fields`` names the members of a packed ``value`` struct (``c0``, ``c1``, ... in
-    order), or is None for a plain DOUBLE ``value`` whose ``feature`` column names it.
+    ``packed`` is what :func:`source` returns: a relation in the long format of
+    ``drift_pairs`` and the feature names of its ``value`` fields ``c0``, ``c1``, ...
+    ``meanwhile`` (e.g. a DuckDB query on ``con``) runs in a thread of its own once
+    the rows are read, while numpy works; its result is returned with the table.
     """
-    cells: list[Cell] = []
-    for relation, fields in sources:
-        cells += _cells(con, relation, fields, selection, features)
+    cells = _cells(con, *packed, selection, features)
     binned = bool(BINNED_METHODS & set(methods))
     if binned:
         _assign_edges(con, cells, params)
@@ -293,114 +295,110 @@ def statistics(
     for cell in cells:
         by_feature.setdefault(cell.feature, []).append(cell)
     workers = min(len(by_feature), os.cpu_count() or 1) or 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=1) as side, ThreadPoolExecutor(workers) as pool:
+        other = side.submit(meanwhile) if meanwhile is not None else None
         list(
             pool.map(
                 lambda group: _compute(group, want_w1, binned, quantile_bins),
                 by_feature.values(),
             )
         )
-    return pa.Table.from_pylist([_row(cell) for cell in cells], schema=STATS_SCHEMA)
+        result = other.result() if other is not None else None
+    return pa.Table.from_pylist([_row(cell) for cell in cells], schema=STATS_SCHEMA), result
 
 
 def register(con: duckdb.DuckDBPyConnection, stats: pa.Table) -> str:
-    """Register ``stats`` on ``con`` under a fresh name (the caller unregisters it)."""
-    name = f"evalstore_numeric_stats_{next(_names)}"
+    """Register ``stats`` (an Arrow table) on ``con`` under a fresh name; the caller
+    unregisters it."""
+    name = f"evalstore_drift_rows_{next(_names)}"
     con.register(name, stats)
     return name
 
 
-def sources(
+def source(
     con: duckdb.DuckDBPyConnection,
     model: str,
     kinds: Mapping[str, str],
     where: str | None,
     version: str | None,
     features: Sequence[str],
-) -> list[tuple[str, list[str] | None]]:
-    """Temporary long-format relations of the numeric ``features`` and outputs of ``model``.
+) -> tuple[str, list[str]]:
+    """A temporary long-format relation of the numeric values of ``model``, packed.
 
-    One packs every numeric feature of a ``features`` row into a struct ``value``
-    (fields ``c0``, ``c1``, ...), so rows are windowed once rather than once per feature;
-    the other holds the numeric outputs (score; prediction and label for regression) as
-    :mod:`evalstore.values` defines them. Both are restricted to ``where`` and
-    ``version`` like the model's own views. Drop them with :func:`drop`.
+    The same rows as ``<model>.numeric_values`` (so windows and chunks are cut exactly
+    as the SQL macros cut them), restricted to ``where`` and ``version`` like it, but
+    with one row per ``features`` row rather than one per feature: ``value`` is a
+    struct whose fields ``c0``, ``c1``, ... hold the numeric ``features`` (returned, in
+    order) and whose field ``out`` holds an output (score; prediction and label for
+    regression) on the output rows, whose ``feature`` names it. Drop it with
+    :func:`evalstore.selection.drop_view`.
     """
     s = quote(model)
-    numeric = [f for f in features if kinds.get(f) == "numeric"]
+    numeric = [f for f, kind in kinds.items() if kind == "numeric"]
+    chosen = [f for f in numeric if f in features]
     task = con.execute(
         "SELECT any_value(task) FROM evalstore.models WHERE model = ?", [model]
     ).fetchall()[0][0]
     outputs = ["score"] + (["prediction", "label"] if task == "regression" else [])
-    outputs = [name for name in outputs if name in features]
-    columns = list(kinds)
-    result: list[tuple[str, list[str] | None]] = []
+    fields = [f"c{i} := CAST({quote(name)} AS DOUBLE)" for i, name in enumerate(chosen)]
+    empty = [f"c{i} := CAST(NULL AS DOUBLE)" for i in range(len(chosen))]
+    parts = [
+        f"SELECT example_id, env, dataset, ts, version, feature, "
+        f"struct_pack({', '.join([*empty, 'out := value'])}) AS value "
+        f"FROM ({' UNION ALL '.join(output_rows(s, outputs, 'DOUBLE'))})"
+    ]
     if numeric:
-        packed = ", ".join(
-            f"c{i} := CAST({quote(name)} AS DOUBLE)" for i, name in enumerate(numeric)
-        )
-        select = (
+        parts.append(
             f"SELECT {KEYS}, CAST(NULL AS VARCHAR) AS version, '*' AS feature, "
-            f"struct_pack({packed}) AS value FROM {s}.features"
+            f"struct_pack({', '.join([*fields, 'out := CAST(NULL AS DOUBLE)'])}) AS value "
+            f"FROM {s}.features"
         )
-        result.append((restricted_view(con, model, "", where, version, columns, select), numeric))
-    if outputs:
-        select = " UNION ALL ".join(output_rows(s, outputs, "DOUBLE"))
-        result.append((restricted_view(con, model, "", where, version, columns, select), None))
-    return result
-
-
-def drop(con: duckdb.DuckDBPyConnection, relations: Sequence[tuple[str, Any]]) -> None:
-    """Drop the relations made by :func:`sources`."""
-    for relation, _ in relations:
-        drop_view(con, relation)
+    select = " UNION ALL ".join(parts)
+    return restricted_view(con, model, "", where, version, list(kinds), select), chosen
 
 
 def _cells(
     con: duckdb.DuckDBPyConnection,
     relation: str,
-    fields: Sequence[str] | None,
+    fields: Sequence[str],
     selection: Selection,
     features: Sequence[str],
 ) -> list[Cell]:
+    """Read the packed rows once through ``drift_pairs`` and cut them into cells."""
     placeholders = ", ".join("?" for _ in selection.args())
-    labels = "'*' AS feature, '' AS version" if fields is not None else "feature, version"
     table = con.sql(
         "SELECT CASE WHEN side = 'reference' THEN -1 - ref_key ELSE window_index END AS cell, "
-        f"ref_key, window_start, window_end, {labels}, value "
-        f"FROM evalstore.drift_pairs(?, {placeholders})",
+        "ref_key, window_start, window_end, nullif(feature, '*') AS output, "
+        f"nullif(version, '') AS version, value FROM evalstore.drift_pairs(?, {placeholders})",
         params=[relation, *selection.args()],
     ).to_arrow_table()
     if table.num_rows == 0:
         return []
-    # group the rows by (reference or window, feature, version); order them by group
+    # group the rows by (reference or window, output or features, version)
     code = table.column("cell").to_numpy()
-    feature_codes = pc.dictionary_encode(table.column("feature")).combine_chunks()
-    version_codes = pc.dictionary_encode(table.column("version")).combine_chunks()
-    n_features, n_versions = len(feature_codes.dictionary), len(version_codes.dictionary)
-    key = (code - code.min()) * n_features + feature_codes.indices.to_numpy()
-    key = key * n_versions + version_codes.indices.to_numpy()
-    keys, inverse = np.unique(key, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(keys)))])
+    outputs, output_code = _codes(table.column("output"))
+    versions, version_code = _codes(table.column("version"))
+    key = ((code - code.min()) * len(outputs) + output_code) * len(versions) + version_code
+    sizes = np.bincount(key)
+    compact = key.astype(np.uint16) if len(sizes) <= 1 << 16 else key
+    order = np.argsort(compact, kind="stable")  # a radix sort for 16-bit keys
+    bounds = np.concatenate([[0], np.cumsum(sizes[sizes > 0])])
     value = table.column("value").combine_chunks()
-    if fields is None:
-        arrays = {None: value}
-    else:
-        arrays = {name: value.field(i) for i, name in enumerate(fields) if name in features}
-    columns = {name: _as_float(array)[order] for name, array in arrays.items()}
+    packed = [(name, value.field(i)) for i, name in enumerate(fields) if name in features]
+    columns = {name: _as_float(array)[order] for name, array in packed}
+    out = _as_float(value.field("out"))[order]
     ref_key = table.column("ref_key").to_numpy()
     starts, ends = table.column("window_start"), table.column("window_end")
     references: dict[tuple[int, str, str], Sample] = {}
     analysis = []
-    for g in range(len(keys)):
+    for g in range(len(bounds) - 1):
         first, rows = int(order[bounds[g]]), slice(bounds[g], bounds[g + 1])
-        group_feature = feature_codes.dictionary[feature_codes.indices[first].as_py()].as_py()
-        version = version_codes.dictionary[version_codes.indices[first].as_py()].as_py()
-        for name, column in columns.items():
-            feature = group_feature if name is None else name
-            if feature not in features:
-                continue
+        output, version = outputs[output_code[first]], versions[version_code[first]] or ""
+        if output is None:
+            group = list(columns.items())
+        else:
+            group = [(output, out)] if output in features else []
+        for feature, column in group:
             sample = Sample(column[rows])
             if code[first] < 0:
                 references[(int(ref_key[first]), feature, version)] = sample
@@ -414,6 +412,13 @@ def _cells(
              references.get((ref, feature, version)))
         for ref, window_index, start, end, feature, version, sample in analysis
     ]  # fmt: skip
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[list[str | None], np.ndarray]:
+    """(distinct values with None first, each row's index into them) of a text column."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    codes = pc.fill_null(encoded.indices, -1).to_numpy() + 1
+    return [None, *encoded.dictionary.to_pylist()], codes
 
 
 def _as_float(array: pa.Array) -> np.ndarray:
