@@ -14,6 +14,17 @@
 -- reproducible) measures staleness; `now` (wall-clock time; NULL: the current time) measures
 -- ingest freshness, since batches are stamped with the time they were committed.
 
+-- evalstore.system_table(model, name) -> the rows of evalstore.<name> (models, batches).
+-- Helper (query_table): the table is looked up when the calling macro runs, not when it is
+-- created (the name depends on the model argument only to defer that lookup; the rows are
+-- the whole table), so the macros install before the system tables exist and always see
+-- their current columns.
+CREATE OR REPLACE MACRO evalstore.system_table(model, name) AS TABLE
+    SELECT * FROM query_table(
+        'evalstore.' || name || CASE WHEN model IS NULL THEN '' ELSE '' END);
+COMMENT ON MACRO TABLE evalstore.system_table IS
+    'Rows of the system table evalstore.<name>, looked up at call time. Args: model, name.';
+
 -- evalstore.time_grid(first, last, width)
 -- Helper (DuckDB's generate_series): the starts of every width-wide window from the one
 -- holding `first` to the one holding `last` (aligned as evalstore.window_start); one column,
@@ -129,7 +140,7 @@ CREATE OR REPLACE MACRO evalstore.health_staleness(model, as_of) AS TABLE
     deployed AS (
         SELECT m.version, m.stage, m.created_at, m.deployed_at, m.trained_at,
                m.training_dataset, c.measured_at
-        FROM evalstore.models AS m CROSS JOIN clock AS c
+        FROM evalstore.system_table(model, 'models') AS m CROSS JOIN clock AS c
         WHERE m.model = model AND m.deployed_at IS NOT NULL AND m.deployed_at <= c.measured_at
           AND (m.retired_at IS NULL OR m.retired_at > c.measured_at)
     ),
@@ -175,7 +186,7 @@ CREATE OR REPLACE MACRO evalstore.health_ingest(model, width, now) AS TABLE
                CASE WHEN b.kind = 'predictions' THEN b.version END AS version,
                b.rows, b.committed_at,
                evalstore.window_start(b.committed_at, width) AS window_start
-        FROM evalstore.batches AS b
+        FROM evalstore.system_table(model, 'batches') AS b
         WHERE b.model = model
     ),
     clock AS (SELECT coalesce(CAST(now AS TIMESTAMPTZ), current_timestamp) AS now),
@@ -213,7 +224,7 @@ CREATE OR REPLACE MACRO evalstore.dependency_rows(model) AS TABLE
            json_extract_string(k.dependencies, '$."' || k.package || '"') AS package_version
     FROM (SELECT m.version, m.created_at, m.dependencies,
                  unnest(json_keys(m.dependencies)) AS package
-          FROM evalstore.models AS m
+          FROM evalstore.system_table(model, 'models') AS m
           WHERE m.model = model AND m.dependencies IS NOT NULL) AS k;
 COMMENT ON MACRO TABLE evalstore.dependency_rows IS
     'One row per version and package of the registry''s dependencies. Args: model.';
@@ -229,7 +240,7 @@ CREATE OR REPLACE MACRO evalstore.health_dependencies(model) AS TABLE
     WITH ordered AS (
         SELECT m.version, m.created_at,
                lag(m.version) OVER (ORDER BY m.created_at, m.version) AS previous
-        FROM evalstore.models AS m
+        FROM evalstore.system_table(model, 'models') AS m
         WHERE m.model = model
     ),
     pairs AS (
