@@ -159,6 +159,9 @@ def _compare_section(
     overall = {
         r["metric"]: r for r in store.compare(model, "v1", "v2", window={"chunks": 1}).to_pylist()
     }
+    if not overall:
+        echo("\n== Challenger v2: no example scored by both versions yet (v2 starts on day 30)")
+        return
     weekly = store.compare(
         model, "v1", "v2", window="7 days", metric=["disagreement", "accuracy", "log_loss"]
     )
@@ -194,9 +197,9 @@ def _health_section(
     )
     parts = wide(table)
     echo("\n== Production health (store.health): staleness in days at the latest prediction\n")
-    echo(to_text(parts["staleness"]))
+    echo(to_text(parts.get("staleness", table.slice(0, 0))))
     echo("\n== Golden signals per week and version (latency in ms, throughput per second)\n")
-    echo(to_text(parts["serving"], max_rows=40))
+    echo(to_text(parts.get("serving", table.slice(0, 0)), max_rows=40))
     p95 = {}
     for row in table.to_pylist():
         if row["metric"] == "latency_p95" and row["value"] is not None:
@@ -205,7 +208,7 @@ def _health_section(
         ratio = max(p95["v2"]) / max(p95["v1"])
         echo(f"Worst weekly p95 latency: v2 {max(p95['v2']):.1f} ms, {ratio:.1f}x v1's.")
     echo("\n== Dependency changes between consecutive versions\n")
-    echo(to_text(parts["dependencies"]))
+    echo(to_text(parts.get("dependencies", table.slice(0, 0))))
 
 
 def _skew_section(store: evalstore.Store, scenario: Scenario, echo: Callable[[str], None]) -> None:

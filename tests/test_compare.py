@@ -338,3 +338,35 @@ def test_errors(args, kwargs, error, match):
         store.log_features("m", pa.table({"example_id": ["a"], "x": [1.0], "c": ["u"]}))
         with pytest.raises(error, match=match):
             store.compare("m", *args, **kwargs)
+
+
+def test_cli_compare(tmp_path):
+    from click.testing import CliRunner
+
+    from evalstore.cli import main
+
+    path = tmp_path / "c.duckdb"
+    with evalstore.open(path) as store:
+        for v in ("v1", "v2"):
+            store.register_model("m", v, "binary")
+        ids = ["a", "b", "c", "d"]
+        store.log_features("m", pa.table({"example_id": ids, "c": ["u", "u", "w", "w"]}))
+        store.log_predictions(
+            "m", pa.table({"example_id": ids, "score": [0.9, 0.1, 0.9, 0.1]}), "v1"
+        )
+        store.log_predictions(
+            "m", pa.table({"example_id": ids, "score": [0.9, 0.9, 0.9, 0.9]}), "v2"
+        )
+        store.log_labels("m", pa.table({"example_id": ids, "label": [1, 1, 1, 0]}))
+    runner = CliRunner()
+    args = ["-s", str(path), "compare", "-m", "m", "-a", "v1", "-b", "v2", "-w", "chunks:1"]
+    result = runner.invoke(main, [*args, "--by", "c", "--metrics", "disagreement,accuracy"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["window_start", "c", "metric"]
+    assert "mcnemar exact" in result.output
+    assert "difference v2 - v1" in result.output
+    result = runner.invoke(main, [*args, "--slice", "oops"])
+    assert result.exit_code == 2 and "NAME=PREDICATE" in result.output
+    result = runner.invoke(main, [*args, "-f", "json"])
+    assert result.exit_code == 0 and '"metric": "brier"' in result.output

@@ -216,3 +216,28 @@ def test_errors(kwargs, error, match):
 def test_unknown_model():
     with evalstore.open() as store, pytest.raises(UnknownModelError, match="not registered"):
         store.health("nope")
+
+
+def test_cli_health(tmp_path):
+    from click.testing import CliRunner
+
+    from evalstore.cli import main
+
+    path = tmp_path / "h.duckdb"
+    with evalstore.open(path) as store:
+        store.register_model("m", "v1", "binary", deployed_at=BASE, dependencies={"a": "1"})
+        store.register_model("m", "v2", "binary", deployed_at=BASE, dependencies={"a": "2"})
+        store.log_predictions("m", pa.table({"example_id": ["a", "b"], "score": [0.1, 0.2],
+                                             "ts": _ts([0, 60])}), "v1")  # fmt: skip
+    runner = CliRunner()
+    result = runner.invoke(main, ["-s", str(path), "health", "-m", "m", "-w", "1 hour"])
+    assert result.exit_code == 0, result.output
+    for title in ("== Staleness", "== Serving per 1 hour", "== Ingest", "== Dependency"):
+        assert title in result.output
+    assert "1 -> 2 (since v1)" in result.output
+    result = runner.invoke(main, ["-s", str(path), "health", "-m", "m", "-f", "csv",
+                                  "--sections", "serving"])  # fmt: skip
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0].startswith('"section","window_start"')
+    result = runner.invoke(main, ["-s", str(path), "health", "-m", "m", "--sections", "x"])
+    assert result.exit_code == 1 and "choose from" in result.output

@@ -309,3 +309,27 @@ def test_model_without_features_gives_an_empty_table():
         summary = store.skew_summary("m").to_pylist()
     assert table.num_rows == 0 and table.column_names == list(RESULT_COLUMNS)
     assert summary[0]["n_examples"] == 0
+
+
+def test_cli_skew_table_and_csv(tmp_path):
+    from click.testing import CliRunner
+
+    from evalstore.cli import main
+
+    path = tmp_path / "s.duckdb"
+    with evalstore.open(path) as store:
+        store.register_model("m", "v1", "binary")
+        ids = ["a", "b", "c"]
+        store.log_features("m", pa.table({"example_id": ids, "x": [1.0, 2.0, 3.0]}),
+                           env="training")  # fmt: skip
+        store.log_features("m", pa.table({"example_id": ids, "x": [1.0, 2.5, 3.0]}))
+    runner = CliRunner()
+    result = runner.invoke(main, ["-s", str(path), "skew", "-m", "m", "--no-distance"])
+    assert result.exit_code == 0, result.output
+    assert "share_mismatch" in result.output and "['b']" in result.output
+    assert "1 of 3 examples in both training and serving differ" in result.output
+    result = runner.invoke(main, ["-s", str(path), "skew", "-m", "m", "-f", "csv"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].startswith('"feature","kind","n_compared"')
+    result = runner.invoke(main, ["-s", str(path), "skew", "-m", "m", "--tolerance", "-1"])
+    assert result.exit_code == 1 and "tolerance=-1.0 must be" in result.output
