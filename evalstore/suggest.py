@@ -128,6 +128,10 @@ class _Context:
         self.temp: list[str] = []
         self.slices: dict[str, Any] | None = None
         self.novelty_parts: list[tuple[str, str, dict[str, Any]]] | None = None
+        self.cache: dict[Any, Any] = {}
+        self.min_uncertain = 0
+        self.predictions: list[pa.Table] = []
+        self.features: dict[str, dict[str, Any]] = {}
 
     def params(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -286,8 +290,11 @@ def _check_available(ctx: _Context, strategy: str) -> None:
 
 
 def _version_count(ctx: _Context) -> int:
+    """Versions that logged predictions for the model (from the batch audit trail)."""
     rows = ctx.con.execute(
-        f"SELECT count(DISTINCT version) FROM {quote(ctx.model)}.predictions"
+        "SELECT count(DISTINCT version) FROM evalstore.batches "
+        "WHERE model = ? AND kind = 'predictions' AND rows > 0",
+        [ctx.model],
     ).fetchall()
     return int(rows[0][0])
 
@@ -337,19 +344,11 @@ def _ranked(ctx: _Context, strategy: str, n: int, exclude: set[str]) -> list[tup
     """Up to ``n`` candidates not in ``exclude``, best first, as (example_id, priority)."""
     fetch = n + len(exclude)
     if strategy in UNCERTAINTY:
-        rows = _top(
-            ctx, "evalstore.suggest_uncertainty($model, $version, $since, $until)", strategy, fetch
-        )
+        rows = _top_uncertain(ctx, strategy, fetch)
     elif strategy == "random":
         rows = _top_random(ctx, fetch)
     elif strategy == "committee":
-        rows = _top(
-            ctx,
-            "evalstore.suggest_committee($model, $since, $until)",
-            "committee",
-            fetch,
-            candidates=True,
-        )
+        rows = _top_committee(ctx, fetch)
     elif strategy == "novelty":
         rows = _top_novelty(ctx, fetch)
     elif strategy == "slices":
@@ -362,32 +361,99 @@ def _ranked(ctx: _Context, strategy: str, n: int, exclude: set[str]) -> list[tup
     return out[:n]
 
 
-def _top(
-    ctx: _Context, source: str, column: str, n: int, candidates: bool = False
-) -> list[tuple[str, float]]:
-    extra = ""
-    if candidates:  # committee rows are of every version: keep those `version` predicted
-        extra = (
-            " AND s.example_id IN (SELECT example_id FROM "
-            "evalstore.suggest_candidates($model, $version, $since, $until))"
-        )
-    sql = (
-        f"SELECT s.example_id, s.{column} FROM {source} AS s "
-        f"WHERE s.{column} IS NOT NULL{extra}{ctx.where_clause('s')} "
-        f"ORDER BY s.{column} DESC, evalstore.pick_order(s.example_id, $seed) LIMIT $n"
-    )
-    table = ctx.run(sql, ctx.params(n=n))
+def _pairs(table: pa.Table) -> list[tuple[str, float]]:
     return list(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+
+
+def _top_uncertain(ctx: _Context, column: str, n: int) -> list[tuple[str, float]]:
+    """The n most uncertain candidates by ``column`` (ties: example id), cached per call.
+
+    For a binary model the three scores are increasing functions of one another
+    (entropy = h((1 + sqrt(1 - lc)) / 2)... all decrease with |2s - 1|), so the ranking
+    sorts by the cheapest, least confidence, and the result reports the requested score.
+    """
+    key = "least_confidence" if ctx.task == "binary" else column
+    n = max(n, ctx.min_uncertain)  # mix: one query serves the share and the diversity pool
+    cached = ctx.cache.get(("uncertain", key))
+    if cached is None or (len(cached) < n and cached.complete is False):
+        sql = (
+            f"SELECT s.example_id, s.{key}, {PREDICTION_PAYLOAD.format(a='s')} "
+            "FROM evalstore.suggest_uncertainty($model, $version, "
+            f"$since, $until) AS s WHERE s.{key} IS NOT NULL{ctx.where_clause('s')} "
+            f"ORDER BY s.{key} DESC, s.example_id LIMIT $n"
+        )
+        table = ctx.run(sql, ctx.params(n=n))
+        _keep_predictions(ctx, table)
+        cached = _Ranked(_pairs(table), n)
+        ctx.cache[("uncertain", key)] = cached
+    return list(cached[:n])
+
+
+#: Prediction columns kept for the result (``{a}``: the alias of a candidates relation).
+PREDICTION_PAYLOAD = (
+    "{a}.version AS p_version, CAST({a}.prediction AS VARCHAR) AS p_prediction, "
+    "{a}.score AS p_score, {a}.probabilities AS p_probabilities"
+)
+
+
+def _keep_predictions(ctx: _Context, table: pa.Table) -> None:
+    names = ["example_id", "p_version", "p_prediction", "p_score", "p_probabilities"]
+    part = table.select(names)
+    ctx.predictions.append(part)
+
+
+class _Ranked(list):
+    """A ranked list that knows whether it holds every candidate there is."""
+
+    def __init__(self, rows: list[tuple[str, float]], fetched: int) -> None:
+        super().__init__(rows)
+        self.complete = len(rows) < fetched
+
+
+def _top_committee(ctx: _Context, n: int) -> list[tuple[str, float]]:
+    sql = (
+        "SELECT s.example_id, s.committee FROM evalstore.suggest_committee($model, $since, "
+        "$until) AS s WHERE s.committee IS NOT NULL"
+        f"{ctx.where_clause('s')} ORDER BY s.committee DESC, s.example_id LIMIT $n"
+    )
+    return _verified(ctx, lambda m: _pairs(ctx.run(sql, ctx.params(n=m))), n)
 
 
 def _top_random(ctx: _Context, n: int) -> list[tuple[str, float]]:
     sql = (
         "SELECT s.example_id FROM evalstore.suggest_candidates($model, $version, $since, "
         f"$until) AS s WHERE true{ctx.where_clause('s')} "
-        "ORDER BY evalstore.pick_order(s.example_id, $seed) LIMIT $n"
+        "ORDER BY evalstore.pick_order(s.example_id, $seed), s.example_id LIMIT $n"
     )
     ids = ctx.run(sql, ctx.params(n=n)).column(0).to_pylist()
     return [(eid, 1.0 - i / max(len(ids), 1)) for i, eid in enumerate(ids)]
+
+
+def _verified(ctx: _Context, fetch: Any, n: int) -> list[tuple[str, float]]:
+    """Rank from a cheap source (``fetch(m)``: the top m rows, candidates or not), keeping
+    the candidates (``version``'s unlabeled, unrequested predictions in the time range);
+    fetch more, four times as many each round, until n are found or the source is spent.
+    """
+    m = max(2 * n, 1000)
+    while True:
+        rows = fetch(m)
+        if not rows:
+            return []
+        ok = _candidates_among(ctx, [r[0] for r in rows])
+        kept = [r for r in rows if r[0] in ok]
+        if len(kept) >= n or len(rows) < m:
+            return kept
+        m *= 4
+
+
+def _exclusions(alias: str) -> str:
+    """SQL: the example has no label and no open request (as evalstore.suggest_candidates)."""
+    return (
+        f" AND NOT EXISTS (SELECT 1 FROM evalstore.model_table($model, 'labels') AS l "
+        f"WHERE l.example_id = {alias}.example_id) AND NOT EXISTS (SELECT 1 FROM "
+        "evalstore.label_requests AS r WHERE r.model = $model AND r.status = 'open' "
+        f"AND r.example_id = {alias}.example_id)"
+    )
 
 
 # ---------------------------------------------------------------- novelty
@@ -417,11 +483,13 @@ def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
         column = f"f.{quote(feature)}"
         if kind == "numeric" and feature in stats:
             n, q = stats[feature]
+            names = [f"q{i}_{j}" for j in range(len(q))]
+            args = ", ".join(f"${name}" for name in names)
             parts.append(
                 (
                     feature,
-                    f"evalstore.numeric_rarity(CAST({column} AS DOUBLE), $q{i}, $n{i})",
-                    {f"q{i}": list(q), f"n{i}": n},
+                    f"evalstore.numeric_rarity(CAST({column} AS DOUBLE), {args}, $n{i})",
+                    {**dict(zip(names, map(float, q), strict=True)), f"n{i}": n},
                 )
             )
         elif kind == "categorical" and feature in categories:
@@ -449,21 +517,33 @@ def _novelty_expression(ctx: _Context) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {}
     for _, _, p in parts:
         params.update(p)
-    expression = f"list_avg([{', '.join(expr for _, expr, _ in parts)}])"
+    # mean of the non-NULL rarities, in plain arithmetic (a list per row costs more)
+    total = " + ".join(f"coalesce({expr}, 0.0)" for _, expr, _ in parts)
+    count = " + ".join(f"CAST(({expr}) IS NOT NULL AS INTEGER)" for _, expr, _ in parts)
+    expression = f"(({total}) / nullif({count}, 0))"
     return expression, params
 
 
 def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
+    """Most novel serving feature rows (a scan of the features alone), then verified."""
     expression, params = _novelty_expression(ctx)
+    where = f" AND ({ctx.where})" if ctx.where else ""
     sql = (
-        f"SELECT f.example_id, {expression} AS novelty FROM {quote(ctx.model)}.features AS f "
-        "WHERE f.env = 'serving' AND f.example_id IN (SELECT example_id FROM "
-        "evalstore.suggest_candidates($model, $version, $since, $until))"
-        f"{ctx.where_clause('f')} "
-        "ORDER BY novelty DESC NULLS LAST, evalstore.pick_order(f.example_id, $seed) LIMIT $n"
+        f"SELECT f.example_id, {expression} AS novelty, f.rowid AS frow "
+        f"FROM {quote(ctx.model)}.features AS f "
+        f"WHERE f.env = 'serving'{where}{_exclusions('f')} "
+        "ORDER BY novelty DESC NULLS LAST, f.example_id LIMIT $n"
     )
-    table = ctx.run(sql, ctx.params(n=n, **params))
-    return list(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+    rowids: dict[str, int] = {}
+
+    def fetch(m: int) -> list[tuple[str, float]]:
+        table = ctx.run(sql, ctx.params(n=m, **params))
+        rowids.update(zip(table.column(0).to_pylist(), table.column(2).to_pylist(), strict=True))
+        return _pairs(table)
+
+    rows = _verified(ctx, fetch, n)
+    _features_of(ctx, rowids=[rowids[e] for e, _ in rows[:n]])
+    return rows
 
 
 # ---------------------------------------------------------------- slices
@@ -481,14 +561,32 @@ def _slice_candidates(ctx: _Context) -> list[str]:
     return [c for c, n in zip(columns, row, strict=True) if 2 <= n <= MAX_SLICE_VALUES]
 
 
+def _slice_key(columns: Sequence[str], alias: str) -> str:
+    """SQL text of the slice key: the value itself for one column (grouping on the raw
+    column is cheaper), ``a=x / b=y`` for several."""
+    if len(columns) == 1:
+        return f"CAST({alias}.{quote(columns[0])} AS VARCHAR)"
+    return " || ' / ' || ".join(
+        "'{}=' || coalesce(CAST({}.{} AS VARCHAR), 'NULL')".format(
+            c.replace("'", "''"), alias, quote(c)
+        )
+        for c in columns
+    )
+
+
+def _slice_label(columns: Sequence[str], key: Any) -> str:
+    """The readable name of a slice key, e.g. ``region=north``."""
+    if len(columns) == 1:
+        return f"{columns[0]}={'NULL' if key is None else key}"
+    return str(key)
+
+
 def _slice_view(ctx: _Context, columns: Sequence[str]) -> str:
     name = f"__evalstore_suggest_view_{next(_names)}"
-    key = " || ' / ' || ".join(
-        f"'{c}=' || coalesce(CAST({quote(c)} AS VARCHAR), 'NULL')" for c in columns
-    )
     ctx.con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT example_id, {key} AS slice "
-        f"FROM {quote(ctx.model)}.features WHERE env = 'serving'"
+        f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT f.example_id, f.rowid AS frow, "
+        f"{_slice_key(columns, 'f')} AS slice "
+        f"FROM {quote(ctx.model)}.features AS f WHERE f.env = 'serving'"
     )
     ctx.temp.append(name)
     return name
@@ -531,25 +629,102 @@ def _slice_needs(ctx: _Context) -> dict[str, Any]:
 
 
 def _top_slices(ctx: _Context, n: int) -> list[tuple[str, float]]:
+    """D'Hondt over slices by need; inside a slice, a seeded random order."""
     slices = _slice_needs(ctx)
     needs = ctx.register(slices["needs"].select(["slice", "need"]))
-    sql = (
-        "WITH c AS (SELECT v.example_id, v.slice, n.need, "
-        "evalstore.pick_order(v.example_id, $seed) AS o "
-        f"FROM temp.main.{quote(slices['view'])} AS v "
-        f"JOIN {quote(needs)} AS n ON n.slice IS NOT DISTINCT FROM v.slice "
-        "WHERE v.example_id IN (SELECT example_id FROM "
-        f"evalstore.suggest_candidates($model, $version, $since, $until)){ctx.where_clause('v')}),"
-        # at most n picks per slice, taken before ranking (a top-n aggregate, no full sort)
-        " top AS (SELECT slice, any_value(need) AS need, arg_min(example_id, o, $n) AS ids "
-        "FROM c GROUP BY slice),"
-        " ranked AS (SELECT slice, need, unnest(ids) AS example_id, "
-        "generate_subscripts(ids, 1) AS r FROM top)"
-        " SELECT example_id, evalstore.dhondt_priority(need, r) AS priority FROM ranked "
-        "ORDER BY priority DESC, evalstore.pick_order(example_id, $seed) LIMIT $n"
+    where = (
+        f" AND v.example_id IN (SELECT example_id FROM {quote(ctx.model)}.features "
+        f"WHERE env = 'serving' AND ({ctx.where}))"
+        if ctx.where
+        else ""
     )
-    table = ctx.run(sql, ctx.params(n=n))
-    return list(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+
+    def fetch(m: int) -> list[tuple[str, float]]:
+        # at most m picks per slice (a top-m aggregate per slice, no full sort), ranked
+        sql = (
+            "WITH top AS (SELECT v.slice, "
+            "arg_min(v.example_id, evalstore.pick_order(v.example_id, $seed), $m) AS ids, "
+            "arg_min(v.frow, evalstore.pick_order(v.example_id, $seed), $m) AS rows "
+            f"FROM temp.main.{quote(slices['view'])} AS v WHERE true{where}{_exclusions('v')} "
+            "GROUP BY v.slice), "
+            "ranked AS (SELECT slice, unnest(ids) AS example_id, unnest(rows) AS frow, "
+            "generate_subscripts(ids, 1) AS r FROM top) "
+            "SELECT example_id, ranked.slice, r, n.need, frow FROM ranked "
+            f"JOIN {quote(needs)} AS n ON n.slice IS NOT DISTINCT FROM ranked.slice"
+        )
+        table = ctx.run(sql, ctx.params(m=m))
+        return list(zip(*(table.column(i).to_pylist() for i in range(5)), strict=True))
+
+    m = n
+    while True:
+        rows = fetch(m)
+        ok = _candidates_among(ctx, [row[0] for row in rows])
+        per_slice: dict[Any, int] = {}
+        ranked = []
+        # re-rank inside each slice after dropping the non-candidates
+        for eid, key, _, need, frow in sorted(rows, key=lambda t: (str(t[1]), t[2])):
+            if eid not in ok:
+                continue
+            per_slice[key] = per_slice.get(key, 0) + 1
+            ranked.append((eid, need, per_slice[key], frow))
+        exhausted = len(rows) < m * max(1, slices["needs"].num_rows)
+        if len(ranked) >= n or exhausted or m >= 64 * n:
+            break
+        m *= 4
+    ranked.sort(key=lambda t: (-(t[1] or 0.0) / t[2], t[0]))
+    _features_of(ctx, rowids=[t[3] for t in ranked[:n]])
+    return [(eid, (need or 0.0) / r) for eid, need, r, _ in ranked[:n]]
+
+
+def _candidates_among(ctx: _Context, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` are candidates; their predictions are kept for the result."""
+    if not ids:
+        return set()
+    name = ctx.register(pa.table({"example_id": pa.array(list(ids), pa.string())}))
+    # The rows of these ids first (a materialized semi-join, so the exclusions below only
+    # look at them), then the same conditions as evalstore.suggest_candidates.
+    table = ctx.run(
+        "WITH c AS MATERIALIZED (SELECT p.* FROM evalstore.model_table($model, 'predictions') "
+        f"AS p WHERE p.example_id IN (SELECT example_id FROM {quote(name)})) "
+        f"SELECT c.example_id, {PREDICTION_PAYLOAD.format(a='c')} FROM c "
+        "WHERE c.version = $version AND ($since IS NULL OR c.ts >= $since) "
+        f"AND ($until IS NULL OR c.ts < $until){_exclusions('c')}",
+        ctx.params(),
+    )
+    _keep_predictions(ctx, table)
+    return set(table.column(0).to_pylist())
+
+
+def _features_of(
+    ctx: _Context, ids: Sequence[str] = (), rowids: Sequence[int] = ()
+) -> dict[str, dict[str, Any]]:
+    """Serving feature rows (values and per-feature rarities) of examples, cached.
+
+    Looking rows up by ``rowids`` (from a scan of the features earlier in the same call,
+    under the store lock) skips the join on example ids over the whole table.
+    """
+    missing = [e for e in dict.fromkeys(ids) if e not in ctx.features]
+    if not missing and not rowids:
+        return ctx.features
+    parts = _novelty_parts(ctx) if ctx.kinds else []
+    params: dict[str, Any] = {}
+    for _, _, p in parts:
+        params.update(p)
+    cols = ["f.example_id"]
+    cols += [f"{expr} AS {quote('r_' + feature)}" for feature, expr, _ in parts]
+    cols += [f"f.{quote(feature)} AS {quote('v_' + feature)}" for feature in ctx.kinds]
+    if ctx.slices is not None:
+        cols.append(f"{_slice_key(ctx.slices['columns'], 'f')} AS __slice")
+    sql = f"SELECT {', '.join(cols)} FROM {quote(ctx.model)}.features AS f WHERE f.env = 'serving' "
+    if rowids:
+        name = ctx.register(pa.table({"r": pa.array(list(rowids), pa.int64())}))
+        sql += f"AND f.rowid IN (SELECT r FROM {quote(name)})"
+    else:
+        name = ctx.register(pa.table({"example_id": pa.array(missing, pa.string())}))
+        sql += f"AND f.example_id IN (SELECT example_id FROM {quote(name)})"
+    for row in ctx.run(sql, params).to_pylist():
+        ctx.features[row["example_id"]] = row
+    return ctx.features
 
 
 # ---------------------------------------------------------------- diversity
@@ -571,37 +746,26 @@ def _k_center(ctx: _Context, n: int, exclude: set[str]) -> list[tuple[str, float
         if not pool:
             pool = _top_random(ctx, ctx.pool + len(exclude))
     else:
-        pool = _top(
-            ctx,
-            "evalstore.suggest_uncertainty($model, $version, $since, $until)",
-            "entropy",
-            ctx.pool + len(exclude),
-        )
-    ids = [eid for eid, _ in pool if eid not in exclude][: ctx.pool]
+        pool = _top_uncertain(ctx, "entropy", ctx.pool + len(exclude))
+    everything = [eid for eid, _ in pool]
+    ids = [eid for eid in everything if eid not in exclude][: ctx.pool]
     if not ids:
         return []
-    chosen = ctx.register(pa.table({"example_id": pa.array(ids, pa.string())}))
-    columns = ", ".join(f"CAST(f.{quote(c)} AS DOUBLE)" for c in numeric)
-    table = ctx.con.sql(
-        f"SELECT c.example_id, {columns} FROM {quote(chosen)} AS c "
-        f"JOIN {quote(ctx.model)}.features AS f ON f.example_id = c.example_id "
-        "AND f.env = 'serving'"
-    ).to_arrow_table()
-    order = {eid: i for i, eid in enumerate(ids)}
-    rows = sorted(range(table.num_rows), key=lambda i: order[table.column(0)[i].as_py()])
-    table = table.take(rows)
-    pool_ids = table.column(0).to_pylist()
-    x = (
-        np.column_stack(
-            [
-                table.column(j + 1).to_numpy(zero_copy_only=False).astype(float)
-                for j in range(len(numeric))
-            ]
-        )
-        if pool_ids
-        else np.empty((0, len(numeric)))
-    )
-    return list(zip(*k_center(pool_ids, x, n), strict=True)) if pool_ids else []
+    features = _features_of(ctx, everything)  # the picks of other strategies come along
+    pool_ids = [e for e in ids if e in features]
+    if not pool_ids:
+        return []
+    x = np.array(
+        [[_as_float(features[e]["v_" + c]) for c in numeric] for e in pool_ids], dtype=float
+    ).reshape(len(pool_ids), len(numeric))
+    return list(zip(*k_center(pool_ids, x, n), strict=True))
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def k_center(ids: Sequence[str], x: np.ndarray, n: int) -> tuple[list[str], list[float]]:
@@ -646,6 +810,8 @@ def k_center(ids: Sequence[str], x: np.ndarray, n: int) -> tuple[list[str], list
 def _mix(ctx: _Context, k: int, weights: dict[str, float]) -> list[tuple[str, float, str]]:
     """D'Hondt merge: the r-th pick of strategy s has priority w_s / r; first pick wins."""
     shares = _apportion(weights, k)
+    if "diversity" in weights and ctx.task != "regression":
+        ctx.min_uncertain = ctx.pool + k
     picks: list[tuple[str, float, str]] = []
     taken: set[str] = set()
     queue: list[tuple[float, int, str, str]] = []
@@ -690,61 +856,61 @@ def _apportion(weights: dict[str, float], k: int) -> dict[str, int]:
 def _describe(ctx: _Context, strategy: str, picks: list[tuple[str, float, str]]) -> pa.Table:
     """The result table: per-strategy scores of the picks and a reason for each."""
     ids = [eid for eid, _, _ in picks]
-    chosen = ctx.register(pa.table({"example_id": pa.array(ids, pa.string())}))
-    c = quote(chosen)
-    unc = ctx.run(
-        f"SELECT p.example_id, p.version, CAST(p.prediction AS VARCHAR) AS prediction, p.score, "
-        "evalstore.least_confidence(p.score, p.probabilities) AS least_confidence, "
-        "evalstore.margin(p.score, p.probabilities) AS margin, "
-        "evalstore.entropy(p.score, p.probabilities) AS entropy "
-        f"FROM {quote(ctx.model)}.predictions AS p JOIN {c} AS c ON c.example_id = p.example_id "
-        "WHERE p.version = $version",
-        ctx.params(),
-    ).to_pylist()
-    unc_by = {row["example_id"]: row for row in unc}
+    known = set()
+    for part in ctx.predictions:
+        known.update(part.column(0).to_pylist())
+    missing = [e for e in ids if e not in known]
+    if missing:
+        _candidates_among(ctx, missing)
+    unc_by: dict[str, dict[str, Any]] = {}
+    if ctx.predictions and ids:
+        payload = ctx.register(pa.concat_tables(ctx.predictions))
+        chosen = ctx.register(pa.table({"example_id": pa.array(ids, pa.string())}))
+        for row in ctx.run(
+            "SELECT DISTINCT ON (p.example_id) p.example_id, p.p_version AS version, "
+            "p.p_prediction AS prediction, p.p_score AS score, "
+            "evalstore.least_confidence(p.p_score, p.p_probabilities) AS least_confidence, "
+            "evalstore.margin(p.p_score, p.p_probabilities) AS margin, "
+            "evalstore.entropy(p.p_score, p.p_probabilities) AS entropy "
+            f"FROM {quote(payload)} AS p "
+            f"WHERE p.example_id IN (SELECT example_id FROM {quote(chosen)})",
+            {},
+        ).to_pylist():
+            unc_by[row["example_id"]] = row
     committee: dict[str, dict[str, Any]] = {}
     if ids and _version_count(ctx) > 1:
+        chosen = ctx.register(pa.table({"example_id": pa.array(ids, pa.string())}))
         rows = ctx.run(
             "SELECT s.* FROM evalstore.suggest_committee($model, NULL, NULL) AS s "
-            f"WHERE s.example_id IN (SELECT example_id FROM {c})",
+            f"WHERE s.example_id IN (SELECT example_id FROM {quote(chosen)})",
             ctx.params(),
         ).to_pylist()
         committee = {row["example_id"]: row for row in rows}
     novelty: dict[str, tuple[float | None, str | None, Any, float | None]] = {}
-    if ids and ctx.kinds:
-        parts = _novelty_parts(ctx)
-        if parts:
-            params: dict[str, Any] = {}
-            for _, _, p in parts:
-                params.update(p)
-            cols = ", ".join(
-                f"{expr} AS {quote('r_' + feature)}, f.{quote(feature)} AS {quote('v_' + feature)}"
-                for feature, expr, _ in parts
-            )
-            for row in ctx.run(
-                f"SELECT f.example_id, {cols} FROM {quote(ctx.model)}.features AS f "
-                f"JOIN {c} AS c ON c.example_id = f.example_id WHERE f.env = 'serving'",
-                params,
-            ).to_pylist():
-                rarities = [
-                    (row["r_" + feature], feature, row["v_" + feature])
-                    for feature, _, _ in parts
-                    if row["r_" + feature] is not None
-                ]
-                if not rarities:
-                    novelty[row["example_id"]] = (None, None, None, None)
-                    continue
-                top = max(rarities, key=lambda t: t[0])
-                mean = sum(r for r, _, _ in rarities) / len(rarities)
-                novelty[row["example_id"]] = (mean, top[1], top[2], top[0])
     slice_of: dict[str, tuple[str, dict[str, Any]]] = {}
-    if ctx.slices is not None and ids:
+    features = _features_of(ctx, ids) if ids and ctx.kinds else {}
+    parts = _novelty_parts(ctx) if ids and ctx.kinds else []
+    needs = {}
+    if ctx.slices is not None:
         needs = {row["slice"]: row for row in ctx.slices["needs"].to_pylist()}
-        for eid, key in ctx.con.execute(
-            f"SELECT v.example_id, v.slice FROM temp.main.{quote(ctx.slices['view'])} AS v "
-            f"JOIN {c} AS c ON c.example_id = v.example_id"
-        ).fetchall():
-            slice_of[eid] = (key, needs.get(key, {}))
+    for eid in ids:
+        row = features.get(eid)
+        if row is None:
+            continue
+        if ctx.slices is not None and "__slice" in row:
+            label = _slice_label(ctx.slices["columns"], row["__slice"])
+            slice_of[eid] = (label, needs.get(row["__slice"], {}))
+        rarities = [
+            (row["r_" + feature], feature, row["v_" + feature])
+            for feature, _, _ in parts
+            if row.get("r_" + feature) is not None
+        ]
+        if not rarities:
+            novelty[eid] = (None, None, None, None)
+            continue
+        top = max(rarities, key=lambda t: t[0])
+        mean = sum(r for r, _, _ in rarities) / len(rarities)
+        novelty[eid] = (mean, top[1], top[2], top[0])
     diversity = dict.fromkeys(ids)
     for eid, priority, name in picks:
         if name == "diversity":

@@ -104,10 +104,11 @@ COMMENT ON MACRO TABLE evalstore.suggest_candidates IS
 
 -- evalstore.suggest_uncertainty(model, version, since, until)
 -- The candidates (evalstore.suggest_candidates) with their uncertainty scores:
--- example_id, version, ts, prediction, score, least_confidence, margin, entropy.
+-- example_id, version, ts, prediction, score, probabilities, least_confidence, margin,
+-- entropy.
 CREATE OR REPLACE MACRO evalstore.suggest_uncertainty(model, version, since, until) AS TABLE
     SELECT
-        c.example_id, c.version, c.ts, c.prediction, c.score,
+        c.example_id, c.version, c.ts, c.prediction, c.score, c.probabilities,
         evalstore.least_confidence(c.score, c.probabilities) AS least_confidence,
         evalstore.margin(c.score, c.probabilities) AS margin,
         evalstore.entropy(c.score, c.probabilities) AS entropy
@@ -212,45 +213,48 @@ CREATE OR REPLACE MACRO evalstore.surprisal(t, n) AS
 COMMENT ON MACRO evalstore.surprisal IS
     'ln(1/max(t, 1/(n+1))) / ln(n+1): rarity of tail probability t, in [0, 1].';
 
--- evalstore.interpolate_cdf(x, q) -> DOUBLE
--- Helper: F(x) by linear interpolation between the 11 reference quantiles q[1..11] at the
--- novelty grid (0, .001, .01, .05, .25, .5, .75, .95, .99, .999, 1); -1 below q[1] and 2
--- above q[11] (out of range). At a run of tied quantiles, F is the middle of their grid
--- probabilities. NULL when x is NULL.
-CREATE OR REPLACE MACRO evalstore.interpolate_cdf(x, q) AS
+-- evalstore.reference_tail(x, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, floor) -> DOUBLE
+-- Helper: max(t, floor) for the two-sided tail t = 2 min(F(x), 1 - F(x)) of x against the
+-- 11 reference quantiles q0..q10 at the novelty grid (0, .001, .01, .05, .25, .5, .75, .95,
+-- .99, .999, 1), F interpolated linearly between them; t = 0 outside [q0, q10] (out of
+-- range). At a run of tied quantiles F is the middle of their grid probabilities. NULL
+-- when x is NULL. Scalar quantiles (not a list) so that they fold into constants: this
+-- runs once per serving value.
+CREATE OR REPLACE MACRO evalstore.reference_tail(
+    x, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, floor
+) AS
     CASE
         WHEN x IS NULL THEN NULL
-        WHEN x < q[1] THEN -1.0
-        WHEN x > q[11] THEN 2.0
-        WHEN x <= q[6] THEN CASE
-            WHEN x <= q[2] THEN coalesce(0.0 + 0.001 * (x - q[1]) / nullif(q[2] - q[1], 0), 0.0005)
-            WHEN x <= q[3] THEN coalesce(0.001 + 0.009 * (x - q[2]) / nullif(q[3] - q[2], 0), 0.0055)
-            WHEN x <= q[4] THEN coalesce(0.01 + 0.04 * (x - q[3]) / nullif(q[4] - q[3], 0), 0.03)
-            WHEN x <= q[5] THEN coalesce(0.05 + 0.2 * (x - q[4]) / nullif(q[5] - q[4], 0), 0.15)
-            ELSE coalesce(0.25 + 0.25 * (x - q[5]) / nullif(q[6] - q[5], 0), 0.375) END
+        WHEN x < q0 OR x > q10 THEN floor
+        WHEN x <= q5 THEN CASE
+            WHEN x <= q1 THEN greatest(floor, 2.0 * coalesce(0.0 + 0.001 * (x - q0) / nullif(q1 - q0, 0), 0.0005))
+            WHEN x <= q2 THEN greatest(floor, 2.0 * coalesce(0.001 + 0.009 * (x - q1) / nullif(q2 - q1, 0), 0.0055))
+            WHEN x <= q3 THEN greatest(floor, 2.0 * coalesce(0.01 + 0.04 * (x - q2) / nullif(q3 - q2, 0), 0.03))
+            WHEN x <= q4 THEN greatest(floor, 2.0 * coalesce(0.05 + 0.2 * (x - q3) / nullif(q4 - q3, 0), 0.15))
+            ELSE greatest(floor, 2.0 * coalesce(0.25 + 0.25 * (x - q4) / nullif(q5 - q4, 0), 0.375)) END
         ELSE CASE
-            WHEN x <= q[7] THEN coalesce(0.5 + 0.25 * (x - q[6]) / nullif(q[7] - q[6], 0), 0.625)
-            WHEN x <= q[8] THEN coalesce(0.75 + 0.2 * (x - q[7]) / nullif(q[8] - q[7], 0), 0.85)
-            WHEN x <= q[9] THEN coalesce(0.95 + 0.04 * (x - q[8]) / nullif(q[9] - q[8], 0), 0.97)
-            WHEN x <= q[10] THEN coalesce(0.99 + 0.009 * (x - q[9]) / nullif(q[10] - q[9], 0), 0.9945)
-            ELSE coalesce(0.999 + 0.001 * (x - q[10]) / nullif(q[11] - q[10], 0), 0.9995) END
+            WHEN x <= q6 THEN greatest(floor, 2.0 * coalesce(0.5 - 0.25 * (x - q5) / nullif(q6 - q5, 0), 0.375))
+            WHEN x <= q7 THEN greatest(floor, 2.0 * coalesce(0.25 - 0.2 * (x - q6) / nullif(q7 - q6, 0), 0.15))
+            WHEN x <= q8 THEN greatest(floor, 2.0 * coalesce(0.05 - 0.04 * (x - q7) / nullif(q8 - q7, 0), 0.03))
+            WHEN x <= q9 THEN greatest(floor, 2.0 * coalesce(0.01 - 0.009 * (x - q8) / nullif(q9 - q8, 0), 0.0055))
+            ELSE greatest(floor, 2.0 * coalesce(0.001 - 0.001 * (x - q9) / nullif(q10 - q9, 0), 0.0005)) END
     END;
-COMMENT ON MACRO evalstore.interpolate_cdf IS
-    'Reference CDF at x interpolated between 11 grid quantiles; -1/2 below/above the range.';
+COMMENT ON MACRO evalstore.reference_tail IS
+    'max(floor, two-sided tail of x) against 11 reference grid quantiles; floor out of range.';
 
--- evalstore.numeric_rarity(x, q, n) -> DOUBLE
--- Rarity of numeric value x against a reference of n finite values with grid quantiles q
--- (see evalstore.novelty_reference): surprisal of t = 2 min(F, 1 - F), F from
--- evalstore.interpolate_cdf; 1 outside the reference range (NaN and +-inf included);
--- NULL for NULL x.
-CREATE OR REPLACE MACRO evalstore.numeric_rarity(x, q, n) AS
-    evalstore.surprisal(
-        CASE WHEN evalstore.interpolate_cdf(x, q) < 0 OR evalstore.interpolate_cdf(x, q) > 1
-            THEN 0.0
-            ELSE 2.0 * least(evalstore.interpolate_cdf(x, q), 1.0 - evalstore.interpolate_cdf(x, q))
-        END, n);
+-- evalstore.numeric_rarity(x, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, n) -> DOUBLE
+-- Rarity of numeric value x against a reference of n finite values with grid quantiles
+-- q0..q10 (the list q of evalstore.novelty_reference): evalstore.surprisal of its
+-- two-sided tail (evalstore.reference_tail), written as ln(max(t, f)) / ln(f) with f = 1 / (n + 1); 1
+-- outside the reference range (NaN and +-inf included); NULL for NULL x or n < 1.
+CREATE OR REPLACE MACRO evalstore.numeric_rarity(
+    x, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, n
+) AS
+    CASE WHEN n >= 1 THEN
+        ln(evalstore.reference_tail(x, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10,
+            1.0 / (n + 1.0))) / ln(1.0 / (n + 1.0)) END;
 COMMENT ON MACRO evalstore.numeric_rarity IS
-    'Rarity in [0, 1] of x against reference grid quantiles q of n values; 1 out of range.';
+    'Rarity in [0, 1] of x against reference grid quantiles q0..q10 of n values; 1 out of range.';
 
 -- evalstore.novelty_reference(model, ref_env, ref_dataset, ref_start, ref_end)
 -- Reference statistics of each numeric feature for evalstore.numeric_rarity: rows of
@@ -381,6 +385,6 @@ COMMENT ON MACRO evalstore.dhondt_priority IS
 -- Helper (DuckDB-only: hash): a pseudo-random but reproducible order of examples for a
 -- seed; random picks and ties are ordered by it.
 CREATE OR REPLACE MACRO evalstore.pick_order(example_id, seed) AS
-    hash(example_id || '/' || CAST(seed AS VARCHAR));
+    hash(example_id, seed);
 COMMENT ON MACRO evalstore.pick_order IS
     'Reproducible pseudo-random order of example ids for a seed (hash).';

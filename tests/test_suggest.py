@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -74,7 +76,7 @@ def sql_store():
 @given(
     rows=st.lists(
         st.lists(st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0]), min_size=2, max_size=2).map(
-            lambda r: r + [1.0]
+            lambda r: [*r, 1.0]
         ),
         min_size=1,
         max_size=20,
@@ -120,9 +122,9 @@ def test_numeric_rarity_matches_numpy_interpolation():
     with evalstore.open() as store:
         got = (
             store.sql(
-                "SELECT evalstore.numeric_rarity(x, ?, ?) AS r FROM (SELECT unnest(?) AS x, "
-                "generate_subscripts(?, 1) AS i) ORDER BY i",
-                [q.tolist(), len(ref), xs.tolist(), xs.tolist()],
+                "SELECT evalstore.numeric_rarity(x, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) AS r "
+                "FROM (SELECT unnest(?) AS x, generate_subscripts(?, 1) AS i) ORDER BY i",
+                [*q.tolist(), len(ref), xs.tolist(), xs.tolist()],
             )
             .column("r")
             .to_numpy()
@@ -315,7 +317,7 @@ def test_k_center_matches_brute_force():
     assert got == [ids[i] for i in picked]
     assert "10" not in got
     assert scores[0] == 1.0 and scores[1] == 1.0
-    assert all(a >= b - 1e-12 for a, b in zip(scores[1:], scores[2:], strict=False))
+    assert all(a >= b - 1e-12 for a, b in itertools.pairwise(scores))
 
 
 def test_k_center_edge_cases():
