@@ -351,14 +351,14 @@ def _statistics_sql(
         else:
             category = categorical_rows()
         if category is not None:
-            parts.append(f"SELECT * FROM {register(category)}")
+            parts.append(f"SELECT *, CAST(NULL AS DOUBLE) AS p_value FROM {register(category)}")
         if not parts:
             yield "", []
             return
         yield (
-            "SELECT *, CASE method "
+            "SELECT * REPLACE (coalesce(p_value, CASE method "
             "WHEN 'ks' THEN evalstore_ks_pvalue(value, n_reference, n_analysis) "
-            "WHEN 'chi2' THEN evalstore_chi2_pvalue(value, dof) END AS p_value "
+            "WHEN 'chi2' THEN evalstore_chi2_pvalue(value, dof) END) AS p_value) "
             f"FROM ({' UNION ALL BY NAME '.join(parts)})",
             args,
         )

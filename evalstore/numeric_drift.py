@@ -29,6 +29,7 @@ Statistics of one cell (reference R and window A, finite values only; NULL, NaN 
 * histogram counts on the chosen edges: bins [e_i, e_i+1), the last inner one closed,
   plus open-ended bins below the first and above the last edge.
 * n, mean, sample and population sd of the reference; n and mean of the window.
+* the KS p-value, :func:`evalstore.udfs.ks_pvalue` (as ``scipy.stats.ks_2samp``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import pyarrow.compute as pc
 
 from evalstore.identifiers import quote
 from evalstore.selection import Selection, restricted_view
+from evalstore.udfs import ks_pvalue
 from evalstore.values import KEYS, output_rows
 
 BINNED_METHODS = frozenset({"psi", "kl", "js", "hellinger", "d1"})
@@ -68,6 +70,7 @@ STATS_SCHEMA = pa.schema(
         ("ref_mean", pa.float64()),
         ("ana_mean", pa.float64()),
         ("ks", pa.float64()),
+        ("ks_p", pa.float64()),
         ("w1", pa.float64()),
         ("r_counts", pa.list_(pa.int64())),
         ("a_counts", pa.list_(pa.int64())),
@@ -93,7 +96,8 @@ ROWS_SQL = """
     )
     SELECT ref_key, window_index, window_start, window_end, feature,
         nullif(version, '') AS version, m.method, m.variant, m.value, n_reference,
-        n_analysis, CAST(NULL AS BIGINT) AS dof, m.reason
+        n_analysis, CAST(NULL AS BIGINT) AS dof, m.reason,
+        CASE WHEN m.method = 'ks' THEN ks_p END AS p_value
     FROM methods
 """
 
@@ -289,7 +293,7 @@ def statistics(
     binned = bool(BINNED_METHODS & set(methods))
     if binned:
         _assign_edges(con, cells, params)
-    want_w1 = "wasserstein" in methods
+    want_w1, want_p = "wasserstein" in methods, "ks" in methods
     quantile_bins = params["bins"] if binned and params["binning"] == "quantile" else None
     by_feature: dict[str, list[Cell]] = {}
     for cell in cells:
@@ -299,7 +303,7 @@ def statistics(
         other = side.submit(meanwhile) if meanwhile is not None else None
         list(
             pool.map(
-                lambda group: _compute(group, want_w1, binned, quantile_bins),
+                lambda group: _compute(group, want_w1, want_p, binned, quantile_bins),
                 by_feature.values(),
             )
         )
@@ -463,8 +467,14 @@ def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Map
         cell.edges = np.asarray(edges, dtype=float)
 
 
-def _compute(cells: list[Cell], want_w1: bool, binned: bool, quantile_bins: int | None) -> None:
-    """Fill ``cell.stats`` for the cells of one feature (run in a worker thread)."""
+def _compute(
+    cells: list[Cell], want_w1: bool, want_p: bool, binned: bool, quantile_bins: int | None
+) -> None:
+    """Fill ``cell.stats`` for the cells of one feature (run in a worker thread).
+
+    The KS p-value is :func:`evalstore.udfs.ks_pvalue` (scipy's), computed here rather
+    than by the SQL UDF so that the features' p-values are computed in parallel.
+    """
     reference_counts: dict[tuple[int, int], list[int]] = {}
     quantiles: dict[int, np.ndarray] = {}
     for cell in cells:
@@ -483,6 +493,8 @@ def _compute(cells: list[Cell], want_w1: bool, binned: bool, quantile_bins: int 
         if ref is not None and window.n:
             at = ref.positions(window)
             stats["ks"] = ks_statistic(ref, window, at)
+            if want_p:
+                stats["ks_p"] = ks_pvalue(stats["ks"], ref.n, window.n)
             if want_w1:
                 stats["w1"] = wasserstein_distance(ref, window, at)
             if quantile_bins is not None:
