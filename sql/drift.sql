@@ -669,3 +669,24 @@ CREATE OR REPLACE MACRO evalstore.drift_categorical(
     CROSS JOIN methods AS m;
 COMMENT ON MACRO TABLE evalstore.drift_categorical IS
     'Categorical drift per window and feature: chi2, linf, unseen, psi, js, hellinger.';
+
+-- evalstore.drift(model, ref_env, width)
+-- Convenience for SQL users (a BI tool, the duckdb shell): every numeric and categorical
+-- drift method of every feature and output of `model`, reference = the rows of env
+-- `ref_env` (e.g. 'training'), analysis = serving rows in time windows of `width` (e.g.
+-- '1 day'), with evalstore's default variants (quantile(10) bins of the reference, empty
+-- bins set to 0.0001, ln, JS distance, Yates' correction). Columns as drift_numeric plus
+-- `kind`; statistics only: the KS and chi-squared p-values, thresholds and decisions are
+-- added by evalstore's Python front-end (store.drift, `evalstore drift`), e.g.
+--   SELECT feature, window_start, method, value FROM evalstore.drift('fraud', 'training', '1 day')
+CREATE OR REPLACE MACRO evalstore.drift(model, ref_env, width) AS TABLE
+    SELECT *, 'numeric' AS kind FROM evalstore.drift_numeric(
+        model || '.numeric_values', ref_env, NULL, NULL, NULL, 'serving', NULL, NULL, NULL,
+        width, NULL, NULL, 0, 'quantile', 10, CAST(NULL AS DOUBLE[]), false, 'epsilon', 1e-4,
+        exp(1), 'distance')
+    UNION ALL
+    SELECT *, 'categorical' AS kind FROM evalstore.drift_categorical(
+        model || '.category_values', ref_env, NULL, NULL, NULL, 'serving', NULL, NULL, NULL,
+        width, NULL, NULL, 0, 'epsilon', 1e-4, exp(1), 'distance', true);
+COMMENT ON MACRO TABLE evalstore.drift IS
+    'Every drift method of every feature of a model against an env, per time window.';

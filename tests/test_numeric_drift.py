@@ -200,3 +200,33 @@ def test_fast_path_equals_the_sql_macro(variant, window, reference):
     assert "reference standard deviation is 0 or undefined" in reasons  # zscore of 'constant'
     if variant.get("wasserstein", "normed") == "normed":
         assert "constant reference: standard deviation is 0" in reasons
+
+
+def test_plain_duckdb_drift_macro_gives_store_drift_statistics(tmp_path):
+    path = tmp_path / "store.duckdb"
+    store = _store(3)
+    try:
+        store.sql(f"ATTACH '{path}' AS copy")
+        store.sql("COPY FROM DATABASE memory TO copy")
+        store.sql("DETACH copy")
+        fast = store.drift("m", reference="training", window="1 day", methods=METHODS)
+        fast = fast.filter(pa.compute.equal(fast.column("method"), "wasserstein")).to_pylist()
+    finally:
+        store.close()
+    with duckdb.connect(str(path)) as con:  # no evalstore import needed to call the macro
+        result = con.sql(
+            "SELECT * FROM evalstore.drift('m', 'training', '1 day') "
+            "WHERE method = 'wasserstein' AND starts_with(variant, 'normed:')"
+        ).to_arrow_table()
+    plain = {(r["window_start"], r["feature"]): r for r in result.to_pylist()}
+    assert len(plain) == len(fast) > 10
+    for row in fast:
+        other = plain[(row["window_start"], row["feature"])]
+        assert (other["n_reference"], other["n_analysis"]) == (
+            row["n_reference"],
+            row["n_analysis"],
+        )
+        if row["value"] is None:
+            assert other["value"] is None
+        else:
+            assert other["value"] == pytest.approx(row["value"], rel=1e-12)
