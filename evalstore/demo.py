@@ -230,6 +230,36 @@ def _skew_section(store: evalstore.Store, scenario: Scenario, echo: Callable[[st
     )
 
 
+def _flywheel_section(
+    store: evalstore.Store, scenario: Scenario, echo: Callable[[str], None]
+) -> None:
+    """What to label next (store.suggest, recorded as requests) and a training snapshot."""
+    model = scenario.model
+    picks = store.suggest(model, k=12, strategy="mix", window="14 days", expires_in="7 days")
+    echo(
+        "\n== Label next: 12 suggestions from the last 14 days, mix of uncertainty, novelty, "
+        "slices and diversity (store.suggest)\n"
+    )
+    echo(
+        to_text(
+            picks.select(["rank", "example_id", "picked_by", "priority", "reason"]),
+            max_rows=12,
+            max_width=90,
+        )
+    )
+    open_requests = store.label_requests(model, status="open").num_rows
+    echo(f"Recorded as {open_requests} open requests in evalstore.label_requests (7-day expiry).")
+    info = store.snapshot(
+        "demo-training-set", store.selection(model, env=["training", "serving"])
+    )
+    rows = store.load_snapshot("demo-training-set").num_rows
+    echo(
+        f"\n== Training snapshot 'demo-training-set' (store.snapshot): {info['row_count']:,} "
+        f"labeled rows as of {info['as_of']:%Y-%m-%d %H:%M} UTC, hash {info['content_hash']}; "
+        f"load_snapshot returns {rows:,} rows (export: evalstore select ... --out train.parquet)"
+    )
+
+
 def run_demo(
     path: str | Path | None, seed: int = 7, days: int = 60, echo: Callable[[str], None] = print
 ) -> None:
@@ -295,6 +325,7 @@ def run_demo(
         _compare_section(store, scenario, echo)
         _health_section(store, scenario, echo)
         _skew_section(store, scenario, echo)
+        _flywheel_section(store, scenario, echo)
         where = "memory" if path is None else str(path)
         echo(
             f"\nStore written to {where}. Try:\n"

@@ -1011,7 +1011,11 @@ def _reason(
         what = (
             "out of the reference range"
             if rarity >= 1 and ctx.kinds[feature] == "numeric"
-            else ("a category unseen in the reference" if rarity >= 1 else f"rarity {rarity:.2f}")
+            else (
+                "a category unseen in the reference"
+                if rarity >= 1
+                else f"rare (rarity {rarity:.2f})"
+            )
         )
         return f"unusual features (novelty {mean:.2f}): {feature}={_fmt(value)} is {what}"
     if name == "slices":

@@ -208,7 +208,13 @@ def select(
         cursor.execute("SET TimeZone = 'UTC'")
         return cursor.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
     with store._lock:
-        return store.connection.sql(sql, params=params).to_arrow_table()
+        con = store.connection
+        shown = con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
+        con.execute("SET enable_progress_bar = false")  # a library call prints nothing
+        try:
+            return con.sql(sql, params=params).to_arrow_table()
+        finally:
+            con.execute(f"SET enable_progress_bar = {'true' if shown else 'false'}")
 
 
 def export(
