@@ -178,7 +178,8 @@ def check_predicate(where: str, columns: Sequence[str]) -> str:
         parsed = sqlglot.parse(where, read="duckdb")
     except sqlglot.errors.ParseError as error:
         raise InvalidParameterError(f"where={where!r} is not valid SQL: {error}") from error
-    if len(parsed) != 1 or parsed[0] is None or isinstance(parsed[0], exp.Query | exp.Command):
+    if len(parsed) != 1 or not isinstance(parsed[0], exp.Condition):
+        # statements (DROP, SET, PRAGMA, ATTACH, DELETE, SELECT, ...) are not conditions
         raise InvalidParameterError(f"where={where!r} must be a single predicate expression")
     tree = parsed[0]
     if isinstance(tree, exp.DDL | exp.DML) or tree.find(exp.Query, exp.Subquery):

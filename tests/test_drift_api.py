@@ -646,6 +646,9 @@ ERRORS = [
     ({"where": "m.x > 1"}, "unknown column"),
     ({"where": "read_csv('/etc/passwd') IS NOT NULL"}, "may not call"),
     ({"where": "x > 0; DROP TABLE m.features"}, "single predicate"),
+    ({"where": "DROP TABLE m.features"}, "single predicate"),
+    ({"where": "SET threads = 1"}, "single predicate"),
+    ({"where": "ATTACH 'other.duckdb'"}, "single predicate"),
     ({"where": "  "}, "non-empty SQL predicate"),
     ({"where": "x >"}, "is not valid SQL"),
 ]
