@@ -132,6 +132,7 @@ class _Context:
         self.min_uncertain = 0
         self.predictions: list[pa.Table] = []
         self.features: dict[str, dict[str, Any]] = {}
+        self.rowids: dict[int, str] = {}
 
     def params(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -519,7 +520,10 @@ def _novelty_expression(ctx: _Context) -> tuple[str, dict[str, Any]]:
         params.update(p)
     # mean of the non-NULL rarities, in plain arithmetic (a list per row costs more)
     total = " + ".join(f"coalesce({expr}, 0.0)" for _, expr, _ in parts)
-    count = " + ".join(f"CAST(({expr}) IS NOT NULL AS INTEGER)" for _, expr, _ in parts)
+    # a rarity is NULL exactly when the value is: count the values, not the rarities again
+    count = " + ".join(
+        f"CAST(f.{quote(feature)} IS NOT NULL AS INTEGER)" for feature, _, _ in parts
+    )
     expression = f"(({total}) / nullif({count}, 0))"
     return expression, params
 
@@ -643,17 +647,24 @@ def _top_slices(ctx: _Context, n: int) -> list[tuple[str, float]]:
         # at most m picks per slice (a top-m aggregate per slice, no full sort), ranked
         sql = (
             "WITH top AS (SELECT v.slice, "
-            "arg_min(v.example_id, evalstore.pick_order(v.example_id, $seed), $m) AS ids, "
             "arg_min(v.frow, evalstore.pick_order(v.example_id, $seed), $m) AS rows "
             f"FROM temp.main.{quote(slices['view'])} AS v WHERE true{where}{_exclusions('v')} "
             "GROUP BY v.slice), "
-            "ranked AS (SELECT slice, unnest(ids) AS example_id, unnest(rows) AS frow, "
-            "generate_subscripts(ids, 1) AS r FROM top) "
-            "SELECT example_id, ranked.slice, r, n.need, frow FROM ranked "
+            "ranked AS (SELECT slice, unnest(rows) AS frow, "
+            "generate_subscripts(rows, 1) AS r FROM top) "
+            "SELECT frow, ranked.slice, r, n.need FROM ranked "
             f"JOIN {quote(needs)} AS n ON n.slice IS NOT DISTINCT FROM ranked.slice"
         )
         table = ctx.run(sql, ctx.params(m=m))
-        return list(zip(*(table.column(i).to_pylist() for i in range(5)), strict=True))
+        frows = table.column(0).to_pylist()
+        _features_of(ctx, rowids=frows)  # the example ids (and features) of the picks
+        ids = [ctx.rowids.get(r) for r in frows]
+        return [
+            (eid, key, r, need, frow)
+            for eid, frow, key, r, need in zip(
+                ids, frows, *(table.column(i).to_pylist() for i in range(1, 4)), strict=True
+            )
+        ]
 
     m = n
     while True:
@@ -672,7 +683,6 @@ def _top_slices(ctx: _Context, n: int) -> list[tuple[str, float]]:
             break
         m *= 4
     ranked.sort(key=lambda t: (-(t[1] or 0.0) / t[2], t[0]))
-    _features_of(ctx, rowids=[t[3] for t in ranked[:n]])
     return [(eid, (need or 0.0) / r) for eid, need, r, _ in ranked[:n]]
 
 
@@ -710,7 +720,7 @@ def _features_of(
     params: dict[str, Any] = {}
     for _, _, p in parts:
         params.update(p)
-    cols = ["f.example_id"]
+    cols = ["f.example_id", "f.rowid AS __rowid"]
     cols += [f"{expr} AS {quote('r_' + feature)}" for feature, expr, _ in parts]
     cols += [f"f.{quote(feature)} AS {quote('v_' + feature)}" for feature in ctx.kinds]
     if ctx.slices is not None:
@@ -724,6 +734,7 @@ def _features_of(
         sql += f"AND f.example_id IN (SELECT example_id FROM {quote(name)})"
     for row in ctx.run(sql, params).to_pylist():
         ctx.features[row["example_id"]] = row
+        ctx.rowids[row["__rowid"]] = row["example_id"]
     return ctx.features
 
 
