@@ -10,8 +10,14 @@ the store's own instance when it starts serving:
 - ``enable_external_access = false``: no file or network access anywhere else: no
   ``read_csv('/etc/passwd')``, ``COPY … TO``, ``ATTACH``, ``INSTALL``/``LOAD`` nor
   replacement scans of Python objects or file names;
-- ``TimeZone = 'UTC'`` for every cursor, then ``lock_configuration = true``, so no statement
-  can change any setting back.
+- ``TimeZone = 'UTC'`` for every cursor, then ``lock_configuration = true``, so no
+  statement can change any setting back.
+
+Once locked, *no* code may ``SET`` anything on the instance, the library's included: a
+library function that sets a setting per call (even to its current value) fails with
+"the configuration has been locked" in a served store. Library code should read the
+setting first and only ``SET`` when it differs (the server already sets ``TimeZone`` to
+UTC).
 
 evalstore's own work is unaffected: ingest registers Arrow streams explicitly
 (``con.register``), the metrics are macros and UDFs, Parquet downloads are written by pyarrow

@@ -122,6 +122,30 @@ def populated(tmp_path):
             yield store, client
 
 
+@pytest.fixture(params=[True, False], ids=["locked", "unlocked"])
+def flywheel(request, tmp_path):
+    """``populated`` with and without the locked DuckDB configuration."""
+    with evalstore.open(tmp_path / "data.duckdb") as store:
+        populate(store)
+        with TestClient(create_app(store, lockdown=request.param)) as client:
+            yield store, client
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """Like ``populated``, shared by the tests that only read (one store for the module)."""
+    path = tmp_path_factory.mktemp("shared") / "data.duckdb"
+    with evalstore.open(path) as store:
+        populate(store)
+        with TestClient(create_app(store)) as client:
+            yield store, client
+
+
+def locked_out(response) -> bool:
+    """The library call tried to SET a setting on the server's locked DuckDB instance."""
+    return response.status_code == 400 and "configuration has been locked" in response.text
+
+
 def rows_of(store: evalstore.Store, table: str) -> int:
     return store.sql(f"SELECT count(*) AS n FROM {table}").column(0)[0].as_py()
 
@@ -338,8 +362,8 @@ def test_ingest_arrow_ipc_stream(client):
     assert source == [{"source": "http:arrow"}]
 
 
-def test_rejected_batch_writes_nothing_and_says_why(populated):
-    store, client = populated
+def test_rejected_batch_writes_nothing_and_says_why(shared):
+    store, client = shared
     before = rows_of(store, "fraud.features"), rows_of(store, "evalstore.batches")
     duplicate = client.post(
         "/v1/models/fraud/features",
@@ -442,8 +466,8 @@ def test_body_size_limits(store_file):
 # ----------------------------------------------------------------------------- SQL
 
 
-def test_sql_json_records_with_iso_times(populated):
-    _, client = populated
+def test_sql_json_records_with_iso_times(shared):
+    _, client = shared
     response = client.post(
         "/v1/sql",
         json={
@@ -463,8 +487,8 @@ def test_sql_json_records_with_iso_times(populated):
     assert response.headers["x-evalstore-rows"] == "3"
 
 
-def test_sql_csv_and_arrow_by_accept_header(populated):
-    store, client = populated
+def test_sql_csv_and_arrow_by_accept_header(shared):
+    store, client = shared
     query = {"sql": "SELECT example_id, score FROM fraud.predictions ORDER BY example_id"}
     expected = store.sql(query["sql"])
     csv = client.post("/v1/sql", json=query, headers={"accept": "text/csv"})
@@ -480,8 +504,8 @@ def test_sql_csv_and_arrow_by_accept_header(populated):
     assert refused.status_code == 406 and refused.json()["error"] == "unsupported_format"
 
 
-def test_sql_binds_parameters_and_transpiles_dialects(populated):
-    _, client = populated
+def test_sql_binds_parameters_and_transpiles_dialects(shared):
+    _, client = shared
     positional = client.post(
         "/v1/sql",
         json={
@@ -529,8 +553,8 @@ def test_sql_binds_parameters_and_transpiles_dialects(populated):
     assert unknown.status_code == 400 and unknown.json()["error"] == "unknown_dialect"
 
 
-def test_sql_macros_are_callable(populated):
-    store, client = populated
+def test_sql_macros_are_callable(shared):
+    store, client = shared
     query = "SELECT * FROM evalstore.label_coverage(?, '1 day') ORDER BY window_start"
     response = client.post("/v1/sql", json={"sql": query, "params": ["fraud"]})
     assert response.json() == to_records(store.sql(query, ["fraud"]))
@@ -587,8 +611,8 @@ def expected(store, method, **kwargs):
     return to_records(getattr(store, method)("fraud", **kwargs))
 
 
-def test_families_are_thin_calls_of_the_store(populated):
-    store, client = populated
+def test_families_are_thin_calls_of_the_store(shared):
+    store, client = shared
     store.infer_schema("fraud")
     cases = [
         (
@@ -627,8 +651,8 @@ def test_families_are_thin_calls_of_the_store(populated):
     assert csv.headers["content-type"].startswith("text/csv")
 
 
-def test_family_reference_as_json(populated):
-    store, client = populated
+def test_family_reference_as_json(shared):
+    store, client = shared
     response = client.get(
         "/v1/models/fraud/drift",
         params={"reference": '{"previous": 1}', "methods": '["ks"]', "features": "amount"},
@@ -639,8 +663,8 @@ def test_family_reference_as_json(populated):
     )
 
 
-def test_every_family_is_served_or_clearly_not_yet(populated):
-    store, client = populated
+def test_every_family_is_served_or_clearly_not_yet(shared):
+    store, client = shared
     for family, method in FAMILIES.items():
         response = client.get(f"/v1/models/fraud/{family}")
         if hasattr(store, method):
@@ -661,8 +685,8 @@ def test_every_family_is_served_or_clearly_not_yet(populated):
         ("/v1/models/fraud/drift?version=v1&version=v2", 422, "invalid_parameter"),
     ],
 )
-def test_family_errors(populated, path, status, code):
-    _, client = populated
+def test_family_errors(shared, path, status, code):
+    _, client = shared
     response = client.get(path)
     assert response.status_code == status, response.text
     assert response.json()["error"] == code
@@ -713,9 +737,11 @@ def test_suggestions_requests_and_fulfilling_labels(populated):
 
 
 @pytest.mark.skipif(not hasattr(evalstore.Store, "select"), reason="Store.select not built yet")
-def test_selection_download_as_arrow_and_parquet(populated):
-    _, client = populated
+def test_selection_download_as_arrow_and_parquet(flywheel):
+    _, client = flywheel
     arrow = client.post("/v1/models/fraud/selections", json={}, headers={"accept": ARROW})
+    if locked_out(arrow):
+        pytest.xfail("Store.select SETs enable_progress_bar per call (see server.lockdown)")
     assert arrow.status_code == 200, arrow.text
     table = read_arrow(arrow.content)
     parquet = client.post("/v1/models/fraud/selections?format=parquet", json={})
@@ -831,12 +857,14 @@ def test_refuses_to_listen_beyond_loopback_without_tokens():
 
 
 @pytest.mark.skipif(not hasattr(evalstore.Store, "snapshot"), reason="Store.snapshot not built yet")
-def test_snapshots_create_list_download(populated):
-    store, client = populated
+def test_snapshots_create_list_download(flywheel):
+    store, client = flywheel
     created = client.post(
         "/v1/models/fraud/snapshots",
         json={"name": "train_march", "selection": {"env": "serving", "labeled_only": True}},
     )
+    if locked_out(created):
+        pytest.xfail("Store.snapshot SETs enable_progress_bar per call (see server.lockdown)")
     assert created.status_code == 201, created.text
     assert created.json()["row_count"] == 150
     flat = client.post(
@@ -860,20 +888,20 @@ def test_snapshots_create_list_download(populated):
     assert 400 <= again.status_code < 500
 
 
-def test_library_arguments_are_checked_before_the_call(populated):
-    _, client = populated
+def test_library_arguments_are_checked_before_the_call(shared):
+    _, client = shared
     response = client.post("/v1/models/fraud/requests/cancel", json={"colour": "red"})
     assert response.status_code == 422
     assert response.json()["error"] == "invalid_parameter"
     assert "colour" in response.json()["detail"]
 
 
-def test_example_grafana_dashboard_queries_run(populated):
+def test_example_grafana_dashboard_queries_run(shared):
     """Every Infinity query of examples/grafana_dashboard.json is answered with records."""
     from pathlib import Path
     from urllib.parse import unquote
 
-    _, client = populated
+    _, client = shared
     path = Path(__file__).parents[1] / "examples" / "grafana_dashboard.json"
     dashboard = json.loads(path.read_text())
     targets = [t for p in dashboard["panels"] for t in p["targets"] if "url" in t]
