@@ -467,6 +467,9 @@ def test_every_command_is_covered():
         "schema show",
         "performance",
         "slices",
+        "skew",
+        "compare",
+        "health",
     }
 
 
