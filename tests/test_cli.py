@@ -470,6 +470,7 @@ def test_every_command_is_covered():
         "skew",
         "compare",
         "health",
+        "serve",
     }
 
 
