@@ -125,9 +125,11 @@ class _Context:
         self.by = options["by"]
         self.prior = options["prior"]
         self.pool = options["pool"]
+        self.pool_given = options["pool_given"]
         self.temp: list[str] = []
         self.slices: dict[str, Any] | None = None
         self.novelty_parts: list[tuple[str, str, dict[str, Any]]] | None = None
+        self.novelty_filter: tuple[str, float] = ("false", 0.0)
         self.cache: dict[Any, Any] = {}
         self.min_uncertain = 0
         self.predictions: list[pa.Table] = []
@@ -223,6 +225,7 @@ def suggest(
         raise InvalidParameterError(f"seed={seed!r} must be an integer")
     if prior < 0 or not math.isfinite(prior):
         raise InvalidParameterError(f"prior={prior!r} must be a non-negative number")
+    pool_given = pool is not None
     if pool is None:
         pool = min(max(10 * k, 5000), 50_000)
     if pool < 1:
@@ -248,6 +251,7 @@ def suggest(
             by=by,
             prior=float(prior),
             pool=int(pool),
+            pool_given=pool_given,
         )
         try:
             if strategy == "mix":
@@ -480,10 +484,15 @@ def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
         keys.append(category)
         values.append(rarity)
     parts = []
+    filters: list[str] = []
+    bound = 0.0
     for i, (feature, kind) in enumerate(ctx.kinds.items()):
         column = f"f.{quote(feature)}"
         if kind == "numeric" and feature in stats:
             n, q = stats[feature]
+            # rows with the value inside [5%, 95%] quantiles have t >= 0.1 here
+            filters.append(f"NOT ({column} BETWEEN $q{i}_3 AND $q{i}_7)")
+            bound = max(bound, math.log(10.0) / math.log(n + 1.0))
             names = [f"q{i}_{j}" for j in range(len(q))]
             args = ", ".join(f"${name}" for name in names)
             parts.append(
@@ -503,6 +512,10 @@ def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
                     {f"k{i}": keys, f"r{i}": values},
                 )
             )
+    for feature, expr, _ in parts:
+        if ctx.kinds[feature] == "categorical":
+            filters.append(f"({expr}) > $novelty_bound")
+    ctx.novelty_filter = (" OR ".join(filters) or "false", bound)
     ctx.novelty_parts = parts
     return parts
 
@@ -529,19 +542,31 @@ def _novelty_expression(ctx: _Context) -> tuple[str, dict[str, Any]]:
 
 
 def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
-    """Most novel serving feature rows (a scan of the features alone), then verified."""
+    """Most novel serving feature rows (a scan of the features alone), then verified.
+
+    Pruning, exact: a row whose numeric values all lie within their reference's 5% and 95%
+    quantiles and whose categories have rarity <= B (B = ln 10 / ln(n + 1), the largest
+    rarity of a tail t >= 0.1) has novelty <= B. So the top m are first looked for among
+    the other rows only; when the m-th of them scores at least B, no pruned row can beat it,
+    else the query runs over every row.
+    """
     expression, params = _novelty_expression(ctx)
+    condition, bound = ctx.novelty_filter
     where = f" AND ({ctx.where})" if ctx.where else ""
     sql = (
         f"SELECT f.example_id, {expression} AS novelty, f.rowid AS frow "
         f"FROM {quote(ctx.model)}.features AS f "
-        f"WHERE f.env = 'serving'{where}{_exclusions('f')} "
+        f"WHERE f.env = 'serving'{where}{{prune}}{_exclusions('f')} "
         "ORDER BY novelty DESC NULLS LAST, f.example_id LIMIT $n"
     )
     rowids: dict[str, int] = {}
 
     def fetch(m: int) -> list[tuple[str, float]]:
-        table = ctx.run(sql, ctx.params(n=m, **params))
+        extra = {**params, "novelty_bound": bound}
+        table = ctx.run(sql.format(prune=f" AND ({condition})"), ctx.params(n=m, **extra))
+        scores = table.column(1).to_pylist()
+        if len(scores) < m or scores[-1] is None or scores[-1] < bound:
+            table = ctx.run(sql.format(prune=""), ctx.params(n=m, **params))
         rowids.update(zip(table.column(0).to_pylist(), table.column(2).to_pylist(), strict=True))
         return _pairs(table)
 
@@ -633,57 +658,78 @@ def _slice_needs(ctx: _Context) -> dict[str, Any]:
 
 
 def _top_slices(ctx: _Context, n: int) -> list[tuple[str, float]]:
-    """D'Hondt over slices by need; inside a slice, a seeded random order."""
+    """D'Hondt over slices by need; inside a slice, a seeded random order.
+
+    The random order is the seeded hash of the example id. Rather than ranking every
+    serving row, each slice keeps the rows whose hash falls below a cut sized to a few
+    times the picks D'Hondt can give it (a Bernoulli sample with the same order), and the
+    cut grows until every slice has enough candidates or all of them.
+    """
     slices = _slice_needs(ctx)
-    needs = ctx.register(slices["needs"].select(["slice", "need"]))
+    rows_needs = slices["needs"].to_pylist()
     where = (
         f" AND v.example_id IN (SELECT example_id FROM {quote(ctx.model)}.features "
         f"WHERE env = 'serving' AND ({ctx.where}))"
         if ctx.where
         else ""
     )
-
-    def fetch(m: int) -> list[tuple[str, float]]:
-        # at most m picks per slice (a top-m aggregate per slice, no full sort), ranked
-        sql = (
-            "WITH top AS (SELECT v.slice, "
-            "arg_min(v.frow, evalstore.pick_order(v.example_id, $seed), $m) AS rows "
-            f"FROM temp.main.{quote(slices['view'])} AS v WHERE true{where}{_exclusions('v')} "
-            "GROUP BY v.slice), "
-            "ranked AS (SELECT slice, unnest(rows) AS frow, "
-            "generate_subscripts(rows, 1) AS r FROM top) "
-            "SELECT frow, ranked.slice, r, n.need FROM ranked "
-            f"JOIN {quote(needs)} AS n ON n.slice IS NOT DISTINCT FROM ranked.slice"
-        )
-        table = ctx.run(sql, ctx.params(m=m))
-        frows = table.column(0).to_pylist()
-        _features_of(ctx, rowids=frows)  # the example ids (and features) of the picks
-        ids = [ctx.rowids.get(r) for r in frows]
-        return [
-            (eid, key, r, need, frow)
-            for eid, frow, key, r, need in zip(
-                ids, frows, *(table.column(i).to_pylist() for i in range(1, 4)), strict=True
-            )
-        ]
-
-    m = n
+    # D'Hondt seats per slice for n picks (capped by the slice's size): how deep to sample
+    seats = {row["slice"]: 0 for row in rows_needs}
+    size = {row["slice"]: row["examples"] for row in rows_needs}
+    need = {row["slice"]: row["need"] or 0.0 for row in rows_needs}
+    for _ in range(n):
+        open_ = [key for key in seats if seats[key] < size[key]]
+        if not open_:
+            break
+        best = max(open_, key=lambda key: (need[key] / (seats[key] + 1), str(key)))
+        seats[best] += 1
+    factor = 4.0
     while True:
-        rows = fetch(m)
-        ok = _candidates_among(ctx, [row[0] for row in rows])
+        cuts = pa.table(
+            {
+                "slice": pa.array(list(seats), pa.string()),
+                "need": pa.array([need[key] for key in seats], pa.float64()),
+                "cut": pa.array(
+                    [min(1.0, factor * (seats[key] + 2) / max(size[key], 1)) for key in seats],
+                    pa.float64(),
+                ),
+            }
+        )
+        name = ctx.register(cuts)
+        # hash / 2^64 is uniform in [0, 1): keep a slice's rows below its cut
+        sql = (
+            "WITH sampled AS MATERIALIZED (SELECT v.frow, v.slice, c.need, "
+            "evalstore.pick_order(v.example_id, $seed) AS o "
+            f"FROM temp.main.{quote(slices['view'])} AS v JOIN {quote(name)} AS c "
+            "ON c.slice IS NOT DISTINCT FROM v.slice "
+            "WHERE evalstore.pick_order(v.example_id, $seed) / 18446744073709551616.0 < c.cut"
+            f"{where}) SELECT frow, slice, o, need FROM sampled"
+        )
+        table = ctx.run(sql, ctx.params())
+        frows = table.column(0).to_pylist()
+        _features_of(ctx, rowids=frows)  # the example ids (and features) of the sample
+        ids = [ctx.rowids.get(r) for r in frows]
+        ok = _candidates_among(ctx, [e for e in ids if e is not None])
         per_slice: dict[Any, int] = {}
         ranked = []
-        # re-rank inside each slice after dropping the non-candidates
-        for eid, key, _, need, frow in sorted(rows, key=lambda t: (str(t[1]), t[2])):
-            if eid not in ok:
+        keys, orders, needs_ = (table.column(i).to_pylist() for i in (1, 2, 3))
+        for eid, key, _, slice_need in sorted(
+            zip(ids, keys, orders, needs_, strict=True), key=lambda t: (str(t[1]), t[2])
+        ):
+            if eid is None or eid not in ok:
                 continue
             per_slice[key] = per_slice.get(key, 0) + 1
-            ranked.append((eid, need, per_slice[key], frow))
-        exhausted = len(rows) < m * max(1, slices["needs"].num_rows)
-        if len(ranked) >= n or exhausted or m >= 64 * n:
+            ranked.append((eid, slice_need, per_slice[key]))
+        short = [
+            key
+            for key in seats
+            if per_slice.get(key, 0) < seats[key] and factor * (seats[key] + 2) < size[key]
+        ]
+        if not short or factor >= 4096:
             break
-        m *= 4
+        factor *= 4
     ranked.sort(key=lambda t: (-(t[1] or 0.0) / t[2], t[0]))
-    return [(eid, (need or 0.0) / r) for eid, need, r, _ in ranked[:n]]
+    return [(eid, (need_ or 0.0) / r) for eid, need_, r in ranked[:n]]
 
 
 def _candidates_among(ctx: _Context, ids: Sequence[str]) -> set[str]:
@@ -821,6 +867,9 @@ def k_center(ids: Sequence[str], x: np.ndarray, n: int) -> tuple[list[str], list
 def _mix(ctx: _Context, k: int, weights: dict[str, float]) -> list[tuple[str, float, str]]:
     """D'Hondt merge: the r-th pick of strategy s has priority w_s / r; first pick wins."""
     shares = _apportion(weights, k)
+    if "diversity" in shares and not ctx.pool_given:
+        # the pool scales with diversity's share of the budget, not with k
+        ctx.pool = min(max(10 * shares["diversity"], 2000), ctx.pool)
     if "diversity" in weights and ctx.task != "regression":
         ctx.min_uncertain = ctx.pool + k
     picks: list[tuple[str, float, str]] = []

@@ -247,6 +247,10 @@ def test_novelty_ranks_by_mean_rarity_and_explains(binary):
         assert value == pytest.approx(by_id[eid], abs=1e-9)
     values = table.column("novelty").to_pylist()
     assert values == sorted(values, reverse=True)
+    # a small k takes the pruned path (rows within the 1%..99% band skipped): same answer
+    top = binary.suggest("m", k=3, strategy="novelty", record=False)
+    best = sorted(by_id.values(), reverse=True)[:3]
+    assert top.column("novelty").to_pylist() == pytest.approx(best, abs=1e-9)
     reasons = dict(
         zip(table.column("example_id").to_pylist(), table.column("reason").to_pylist(), strict=True)
     )
