@@ -200,7 +200,8 @@ def suggest(
     ``by`` (``slices``) names the categorical feature(s) that define slices (several:
     their combinations); ``prior`` is the pseudo-count shrinking a slice's error rate
     towards the overall one; ``pool`` bounds the candidates of ``diversity`` (default
-    ``max(10 k, 5000)``, at most 50000). With ``record=True`` (the default) each
+    ``max(10 k, 5000)``, at most 50000; in ``mix`` 10 x diversity's share, at least
+    2000). With ``record=True`` (the default) each
     suggestion becomes an open request in ``evalstore.label_requests`` that expires after
     ``expires_in`` (an interval; ``None``: never), and is not suggested again while open.
 
