@@ -293,7 +293,7 @@ def statistics(
     binned = bool(BINNED_METHODS & set(methods))
     if binned:
         _assign_edges(con, cells, params)
-    want_w1, want_p = "wasserstein" in methods, "ks" in methods
+    want_ks, want_w1 = "ks" in methods, "wasserstein" in methods
     quantile_bins = params["bins"] if binned and params["binning"] == "quantile" else None
     by_feature: dict[str, list[Cell]] = {}
     for cell in cells:
@@ -303,7 +303,7 @@ def statistics(
         other = side.submit(meanwhile) if meanwhile is not None else None
         list(
             pool.map(
-                lambda group: _compute(group, want_w1, want_p, binned, quantile_bins),
+                lambda group: _compute(group, want_ks, want_w1, binned, quantile_bins),
                 by_feature.values(),
             )
         )
@@ -468,7 +468,7 @@ def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Map
 
 
 def _compute(
-    cells: list[Cell], want_w1: bool, want_p: bool, binned: bool, quantile_bins: int | None
+    cells: list[Cell], want_ks: bool, want_w1: bool, binned: bool, quantile_bins: int | None
 ) -> None:
     """Fill ``cell.stats`` for the cells of one feature (run in a worker thread).
 
@@ -491,9 +491,9 @@ def _compute(
         if window.n:
             stats["ana_mean"] = float(window.values.mean())
         if ref is not None and window.n:
-            at = ref.positions(window)
-            stats["ks"] = ks_statistic(ref, window, at)
-            if want_p:
+            at = ref.positions(window) if want_ks or want_w1 else None
+            if want_ks:
+                stats["ks"] = ks_statistic(ref, window, at)
                 stats["ks_p"] = ks_pvalue(stats["ks"], ref.n, window.n)
             if want_w1:
                 stats["w1"] = wasserstein_distance(ref, window, at)
