@@ -471,6 +471,17 @@ def test_every_command_is_covered():
         "compare",
         "health",
         "serve",
+        "suggest",
+        "requests",
+        "requests list",
+        "requests cancel",
+        "requests expire",
+        "select",
+        "snapshot",
+        "snapshot create",
+        "snapshot list",
+        "snapshot show",
+        "snapshot delete",
     }
 
 

@@ -467,3 +467,27 @@ def test_never_expiring_and_read_only(tmp_path):
         with pytest.raises(ReadOnlyError, match="record=False"):
             ro.suggest("m", k=1)
         assert ro.suggest("m", k=1, record=False).num_rows == 0
+
+
+def test_multiclass_suggest_matches_numpy_entropy():
+    rng = np.random.default_rng(0)
+    with evalstore.open() as store:
+        store.register_model("mc", "v1", "multiclass", classes=["a", "b", "c"])
+        n = 300
+        ids = [str(i) for i in range(n)]
+        p = rng.dirichlet([1, 1, 1], n)
+        store.log_features("mc", pa.table({"example_id": ids, "x": rng.normal(size=n)}))
+        store.log_predictions(
+            "mc",
+            pa.table({"example_id": ids, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]}),
+            version="v1",
+            probability_columns=["a", "b", "c"],
+        )
+        table = store.suggest("mc", k=5, strategy="entropy", record=False)
+        margin = store.suggest("mc", k=5, strategy="margin", record=False)
+    h = _entropy(p)
+    assert table.column("example_id").to_pylist() == [ids[i] for i in np.argsort(-h)[:5]]
+    np.testing.assert_allclose(table.column("entropy").to_numpy(), np.sort(h)[::-1][:5])
+    top = -np.sort(-p, axis=1)
+    m = 1 - (top[:, 0] - top[:, 1])
+    assert margin.column("example_id").to_pylist() == [ids[i] for i in np.argsort(-m)[:5]]
