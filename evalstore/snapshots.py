@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from evalstore.db import transaction
 from evalstore.errors import InvalidParameterError, SnapshotError
-from evalstore.training_data import TrainingSelection, selection_of, to_sql
+from evalstore.training_data import TrainingSelection, quiet, selection_of, to_sql
 from evalstore.training_data import select as run_selection
 
 if TYPE_CHECKING:
@@ -34,15 +34,11 @@ def content_hash(store: Store, selection: TrainingSelection) -> tuple[int, str]:
     """``(rows, hash)`` of a selection's rows (see the module docstring)."""
     sql, params = to_sql(selection)
     con = store.connection
-    shown = con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
-    con.execute("SET enable_progress_bar = false")  # a library call prints nothing
-    try:
+    with quiet(con):
         rows, digest = con.execute(
             f"SELECT count(*), coalesce(bit_xor(evalstore.row_digest(t)), 0) FROM ({sql}) AS t",
             params,
         ).fetchall()[0]
-    finally:
-        con.execute(f"SET enable_progress_bar = {'true' if shown else 'false'}")
     return int(rows), f"{int(rows)}:{int(digest):032x}"
 
 

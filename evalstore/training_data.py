@@ -18,13 +18,15 @@ passing the rows through Python.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 
 from evalstore.errors import InvalidParameterError
@@ -187,6 +189,29 @@ def _missing_columns(store: Store, selection: TrainingSelection) -> list[str]:
     return [c for c in selection.columns or () if c not in stored]
 
 
+@contextmanager
+def quiet(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """No DuckDB progress bar during a library call.
+
+    The setting is changed only when it is on, and left alone when the configuration is
+    locked (``evalstore serve`` locks it): a library call must not fail over a display
+    setting.
+    """
+    shown = con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
+    changed = False
+    if shown:
+        try:
+            con.execute("SET enable_progress_bar = false")
+            changed = True
+        except duckdb.Error:
+            changed = False
+    try:
+        yield
+    finally:
+        if changed:
+            con.execute("SET enable_progress_bar = true")
+
+
 def select(
     store: Store, selection: TrainingSelection, stream: bool = False, order: bool = True
 ) -> pa.Table | pa.RecordBatchReader:
@@ -205,16 +230,14 @@ def select(
         sql += " ORDER BY t.env, t.example_id"
     if stream:
         cursor = store.connection.cursor()
-        cursor.execute("SET TimeZone = 'UTC'")
+        zone = cursor.execute("SELECT current_setting('TimeZone')").fetchall()[0][0]
+        if zone != "UTC":  # set only when needed: a served store's configuration is locked
+            # locked: times are the same instants, only their display zone differs
+            with suppress(duckdb.Error):
+                cursor.execute("SET TimeZone = 'UTC'")
         return cursor.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
-    with store._lock:
-        con = store.connection
-        shown = con.execute("SELECT current_setting('enable_progress_bar')").fetchall()[0][0]
-        con.execute("SET enable_progress_bar = false")  # a library call prints nothing
-        try:
-            return con.sql(sql, params=params).to_arrow_table()
-        finally:
-            con.execute(f"SET enable_progress_bar = {'true' if shown else 'false'}")
+    with store._lock, quiet(store.connection):
+        return store.connection.sql(sql, params=params).to_arrow_table()
 
 
 def export(

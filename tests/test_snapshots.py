@@ -149,3 +149,15 @@ def test_cli_snapshot_select_suggest_requests(tmp_path):
     run("snapshot", "delete", "s1")
     result = runner.invoke(main, ["--store", str(path), "snapshot", "show", "s1"])
     assert result.exit_code == 1 and "no snapshot named 's1'" in result.output
+
+
+def test_select_and_snapshot_work_on_a_locked_configuration():
+    """`evalstore serve` locks DuckDB's configuration: no library call may SET anything."""
+    with evalstore.open() as store:
+        _fill(store)
+        store.connection.execute("SET enable_progress_bar = true")
+        store.connection.execute("SET lock_configuration = true")
+        assert store.select("m").num_rows == 30
+        assert store.select("m", stream=True).read_all().num_rows == 30
+        assert store.snapshot("locked", {"model": "m"})["row_count"] == 30
+        assert store.load_snapshot("locked").num_rows == 30
