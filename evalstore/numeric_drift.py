@@ -136,6 +136,8 @@ class Sample:
         first = np.empty(len(v), dtype=bool)
         first[:1] = True
         np.not_equal(v[1:], v[:-1], out=first[1:])
+        if first.all():  # no ties (continuous data): spare the gathers
+            return v, np.ones(len(v), dtype=np.int64), np.arange(1, len(v) + 1)
         starts = np.flatnonzero(first)
         ends = np.append(starts[1:], len(v))
         return v[starts], ends - starts, ends
@@ -375,11 +377,11 @@ def _cells(
         "ref_key, window_start, window_end, nullif(feature, '*') AS output, "
         f"nullif(version, '') AS version, value FROM evalstore.drift_pairs(?, {placeholders})",
         params=[relation, *selection.args()],
-    ).to_arrow_table()
+    ).to_arrow_table(1 << 20)  # few large record batches: far cheaper to convert
     if table.num_rows == 0:
         return []
     # group the rows by (reference or window, output or features, version)
-    code = table.column("cell").to_numpy()
+    code = _numpy(table.column("cell"))
     outputs, output_code = _codes(table.column("output"))
     versions, version_code = _codes(table.column("version"))
     key = ((code - code.min()) * len(outputs) + output_code) * len(versions) + version_code
@@ -387,11 +389,11 @@ def _cells(
     compact = key.astype(np.uint16) if len(sizes) <= 1 << 16 else key
     order = np.argsort(compact, kind="stable")  # a radix sort for 16-bit keys
     bounds = np.concatenate([[0], np.cumsum(sizes[sizes > 0])])
-    value = table.column("value").combine_chunks()
-    packed = [(name, value.field(i)) for i, name in enumerate(fields) if name in features]
-    columns = {name: _as_float(array)[order] for name, array in packed}
-    out = _as_float(value.field("out"))[order]
-    ref_key = table.column("ref_key").to_numpy()
+    value = table.column("value")
+    packed = [(name, f"c{i}") for i, name in enumerate(fields) if name in features]
+    columns = {name: _numpy(pc.struct_field(value, field))[order] for name, field in packed}
+    out = _numpy(pc.struct_field(value, "out"))[order]
+    ref_key = _numpy(table.column("ref_key"))
     starts, ends = table.column("window_start"), table.column("window_end")
     references: dict[tuple[int, str, str], Sample] = {}
     analysis = []
@@ -425,9 +427,10 @@ def _codes(column: pa.ChunkedArray) -> tuple[list[str | None], np.ndarray]:
     return [None, *encoded.dictionary.to_pylist()], codes
 
 
-def _as_float(array: pa.Array) -> np.ndarray:
-    """``array`` as float64 numpy values, NULL as NaN."""
-    return array.cast(pa.float64()).to_numpy(zero_copy_only=False)
+def _numpy(array: pa.ChunkedArray) -> np.ndarray:
+    """``array`` (numbers) as one numpy array, NULL as NaN; chunk by chunk, which is much
+    faster than ``ChunkedArray.to_numpy`` on the many chunks of a DuckDB result."""
+    return np.concatenate([chunk.to_numpy(zero_copy_only=False) for chunk in array.chunks])
 
 
 def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Mapping) -> None:
