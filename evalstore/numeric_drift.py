@@ -372,29 +372,40 @@ def _cells(
 ) -> list[Cell]:
     """Read the packed rows once through ``drift_pairs`` and cut them into cells."""
     placeholders = ", ".join("?" for _ in selection.args())
-    table = con.sql(
+    reader = con.sql(
         "SELECT CASE WHEN side = 'reference' THEN -1 - ref_key ELSE window_index END AS cell, "
         "ref_key, window_start, window_end, nullif(feature, '*') AS output, "
         f"nullif(version, '') AS version, value FROM evalstore.drift_pairs(?, {placeholders})",
         params=[relation, *selection.args()],
-    ).to_arrow_table(1 << 20)  # few large record batches: far cheaper to convert
-    if table.num_rows == 0:
+    ).to_arrow_reader(1 << 20)
+    # stream the rows into one numpy array per column, so the rows are never held twice
+    packed = {name: f"c{i}" for i, name in enumerate(fields) if name in features}
+    parts: dict[str, list] = {name: [] for name in [*packed, "out", "cell", "ref_key"]}
+    labels: dict[str, list] = {"output": [], "version": [], "window_start": [], "window_end": []}
+    for batch in reader:
+        value = batch.column("value")
+        for name, member in [*packed.items(), ("out", "out")]:
+            parts[name].append(_numpy(pc.struct_field(value, member)))
+        for name in ("cell", "ref_key"):
+            parts[name].append(_numpy(batch.column(name)))
+        for name in labels:
+            labels[name].append(batch.column(name))
+    if not parts["cell"]:
         return []
+    arrays = {name: np.concatenate(chunks) for name, chunks in parts.items()}
+    code, ref_key = arrays.pop("cell"), arrays.pop("ref_key")
     # group the rows by (reference or window, output or features, version)
-    code = _numpy(table.column("cell"))
-    outputs, output_code = _codes(table.column("output"))
-    versions, version_code = _codes(table.column("version"))
+    outputs, output_code = _codes(pa.chunked_array(labels["output"], pa.string()))
+    versions, version_code = _codes(pa.chunked_array(labels["version"], pa.string()))
     key = ((code - code.min()) * len(outputs) + output_code) * len(versions) + version_code
     sizes = np.bincount(key)
     compact = key.astype(np.uint16) if len(sizes) <= 1 << 16 else key
     order = np.argsort(compact, kind="stable")  # a radix sort for 16-bit keys
     bounds = np.concatenate([[0], np.cumsum(sizes[sizes > 0])])
-    value = table.column("value")
-    packed = [(name, f"c{i}") for i, name in enumerate(fields) if name in features]
-    columns = {name: _numpy(pc.struct_field(value, field))[order] for name, field in packed}
-    out = _numpy(pc.struct_field(value, "out"))[order]
-    ref_key = _numpy(table.column("ref_key"))
-    starts, ends = table.column("window_start"), table.column("window_end")
+    out = arrays.pop("out")[order]
+    columns = {name: arrays.pop(name)[order] for name in packed}
+    starts = pa.chunked_array(labels["window_start"])
+    ends = pa.chunked_array(labels["window_end"])
     references: dict[tuple[int, str, str], Sample] = {}
     analysis = []
     for g in range(len(bounds) - 1):
@@ -427,10 +438,9 @@ def _codes(column: pa.ChunkedArray) -> tuple[list[str | None], np.ndarray]:
     return [None, *encoded.dictionary.to_pylist()], codes
 
 
-def _numpy(array: pa.ChunkedArray) -> np.ndarray:
-    """``array`` (numbers) as one numpy array, NULL as NaN; chunk by chunk, which is much
-    faster than ``ChunkedArray.to_numpy`` on the many chunks of a DuckDB result."""
-    return np.concatenate([chunk.to_numpy(zero_copy_only=False) for chunk in array.chunks])
+def _numpy(array: pa.Array) -> np.ndarray:
+    """``array`` (numbers) as a numpy array, NULL as NaN."""
+    return array.to_numpy(zero_copy_only=False)
 
 
 def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Mapping) -> None:
