@@ -249,9 +249,7 @@ def _flywheel_section(
     )
     open_requests = store.label_requests(model, status="open").num_rows
     echo(f"Recorded as {open_requests} open requests in evalstore.label_requests (7-day expiry).")
-    info = store.snapshot(
-        "demo-training-set", store.selection(model, env=["training", "serving"])
-    )
+    info = store.snapshot("demo-training-set", store.selection(model, env=["training", "serving"]))
     rows = store.load_snapshot("demo-training-set").num_rows
     echo(
         f"\n== Training snapshot 'demo-training-set' (store.snapshot): {info['row_count']:,} "

@@ -740,8 +740,6 @@ def test_suggestions_requests_and_fulfilling_labels(populated):
 def test_selection_download_as_arrow_and_parquet(flywheel):
     _, client = flywheel
     arrow = client.post("/v1/models/fraud/selections", json={}, headers={"accept": ARROW})
-    if locked_out(arrow):
-        pytest.xfail("Store.select SETs enable_progress_bar per call (see server.lockdown)")
     assert arrow.status_code == 200, arrow.text
     table = read_arrow(arrow.content)
     parquet = client.post("/v1/models/fraud/selections?format=parquet", json={})
@@ -863,8 +861,6 @@ def test_snapshots_create_list_download(flywheel):
         "/v1/models/fraud/snapshots",
         json={"name": "train_march", "selection": {"env": "serving", "labeled_only": True}},
     )
-    if locked_out(created):
-        pytest.xfail("Store.snapshot SETs enable_progress_bar per call (see server.lockdown)")
     assert created.status_code == 201, created.text
     assert created.json()["row_count"] == 150
     flat = client.post(
