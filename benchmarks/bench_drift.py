@@ -45,25 +45,33 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gc
-import json
 import math
 import os
-import platform
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from harness import (
+    Timed,
+    emit,
+    growth,
+    load_average,
+    median,
+    parse_size,
+    run_cases,
+    run_child,
+    setting,
+    start_measuring,
+    table,
+    versions,
+)
 
 MODEL = "bench"
 FLOAT_FEATURES = 20
@@ -156,87 +164,6 @@ def window_bounds(analysis: pa.Table) -> np.ndarray:
     us = analysis.column("ts").to_numpy().astype("datetime64[us]") - ANALYSIS_START
     day = us.astype(np.int64) // DAY_US
     return np.searchsorted(day, np.arange(DAYS + 1))
-
-
-# ---------------------------------------------------------------- memory and time
-
-
-def _kib_to_mb(value: float) -> float:
-    return value / (1024 * 1024) if sys.platform == "darwin" else value / 1024
-
-
-def _status_mb(field: str) -> float | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(f"{field}:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def peak_rss_mb() -> float:
-    """RSS high-water mark (``VmHWM``; ``ru_maxrss`` where /proc is missing)."""
-    hwm = _status_mb("VmHWM")
-    if hwm is not None:
-        return hwm
-    return _kib_to_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-
-
-def start_measuring() -> dict[str, Any]:
-    """Call once the inputs are built: collect garbage, reset the peak, record the baseline."""
-    gc.collect()
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        reset = True
-    except OSError:
-        reset = False
-    rss = _status_mb("VmRSS")
-    return {"baseline_mb": peak_rss_mb() if rss is None else rss, "peak_reset": reset}
-
-
-def host_busy_seconds() -> float:
-    """CPU seconds all processes of the machine have been busy since boot (Linux; else NaN)."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = stat.readline().split()[1:]
-    except OSError:
-        return float("nan")
-    busy = sum(int(value) for i, value in enumerate(fields[:8]) if i not in (3, 4))
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-class Timed:
-    """Wall and CPU seconds (all threads) of a block, and the CPU others used meanwhile."""
-
-    def __enter__(self) -> Timed:
-        self._host = host_busy_seconds()
-        self._cpu = self._cpu_now()
-        self._start = time.perf_counter()
-        return self
-
-    @staticmethod
-    def _cpu_now() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.seconds = time.perf_counter() - self._start
-        self.cpu_seconds = self._cpu_now() - self._cpu
-        self.other_cpu_seconds = max(0.0, host_busy_seconds() - self._host - self.cpu_seconds)
-
-    def result(self, measured: dict[str, Any], stats: dict[str, float], **extra: Any) -> dict:
-        return {
-            "seconds": self.seconds,
-            "cpu_seconds": self.cpu_seconds,
-            "other_cpu_seconds": self.other_cpu_seconds,
-            "peak_mb": peak_rss_mb(),
-            "stats": stats,
-            **measured,
-            **extra,
-        }
 
 
 def _key(window: int, feature: str, method: str) -> str:
@@ -341,7 +268,7 @@ def case_evalstore(workdir: Path, rows: int) -> dict:
         _key(index[r["window_start"]], r["feature"], r["method"]): r["value"]
         for r in result.select(["window_start", "feature", "method", "value"]).to_pylist()
     }
-    return timed.result(measured, stats, windows=len(starts), result_rows=result.num_rows)
+    return timed.result(measured, stats=stats, windows=len(starts), result_rows=result.num_rows)
 
 
 def case_scipy_ks(workdir: Path, rows: int) -> dict:
@@ -356,7 +283,7 @@ def case_scipy_ks(workdir: Path, rows: int) -> dict:
             for w in range(DAYS):
                 window = ana[feature][bounds[w] : bounds[w + 1]]
                 stats[_key(w, feature, "ks")] = float(st.ks_2samp(ref[feature], window).statistic)
-    return timed.result(measured, stats)
+    return timed.result(measured, stats=stats)
 
 
 def case_numpy_same(workdir: Path, rows: int) -> dict:
@@ -385,7 +312,7 @@ def case_numpy_same(workdir: Path, rows: int) -> dict:
                 psi, js = binned_scores(*category_counts(ref_counts, value_counts(window)))
                 stats[_key(w, feature, "psi")], stats[_key(w, feature, "js")] = psi, js
         decisions = decide(stats, p_values)
-    return timed.result(measured, stats, drifted=sum(decisions.values()))
+    return timed.result(measured, stats=stats, drifted=sum(decisions.values()))
 
 
 def _ks_sorted(ref_sorted: np.ndarray, window_sorted: np.ndarray) -> float:
@@ -440,7 +367,7 @@ def case_numpy_sorted(workdir: Path, rows: int) -> dict:
                 psi, js = binned_scores(*category_counts(ref_counts, value_counts(window)))
                 stats[_key(w, feature, "psi")], stats[_key(w, feature, "js")] = psi, js
         decisions = decide(stats, p_values)
-    return timed.result(measured, stats, drifted=sum(decisions.values()))
+    return timed.result(measured, stats=stats, drifted=sum(decisions.values()))
 
 
 def _frames(rows: int) -> tuple[Any, Any]:
@@ -464,7 +391,7 @@ def case_nannyml(workdir: Path, rows: int) -> dict:
         )
         calculator.fit(reference)
         results = calculator.calculate(analysis).filter(period="analysis").to_df()
-    return timed.result(measured, {}, result_rows=len(results), version=nannyml.__version__)
+    return timed.result(measured, stats={}, result_rows=len(results), version=nannyml.__version__)
 
 
 def case_evidently(workdir: Path, rows: int) -> dict:
@@ -482,7 +409,7 @@ def case_evidently(workdir: Path, rows: int) -> dict:
                 current = analysis.loc[day == w, [*NUMERIC, *CATEGORICAL]]
                 _evidently_report(reference, current, method)
                 runs += 1
-    return timed.result(measured, {}, result_rows=runs, version=evidently.__version__)
+    return timed.result(measured, stats={}, result_rows=runs, version=evidently.__version__)
 
 
 def _evidently_report(reference: Any, current: Any, method: str) -> Any:
@@ -547,18 +474,6 @@ CASES: dict[str, tuple[str, Callable[[Path, int], dict], str | None]] = {
 # ---------------------------------------------------------------- driver (parent side)
 
 
-def _child(args: list[str], timeout: float) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), *args]
-    env = {**os.environ, **NO_TELEMETRY}
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"timed_out": True}
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def _importable(module: str | None) -> str | None:
     """The module's version if a child process can import it, else None."""
     if module is None:
@@ -572,50 +487,12 @@ def _importable(module: str | None) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        with open("/proc/meminfo") as info:
-            memory = f", {int(info.readline().split()[1]) / 1024**2:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}){memory}"
-
-
 def _versions() -> str:
-    import duckdb
-    import scipy
-
-    import evalstore
-
-    return (
-        f"Python {platform.python_version()}, duckdb {duckdb.__version__}, scipy "
-        f"{scipy.__version__}, numpy {np.__version__}, pyarrow {pa.__version__}, "
-        f"evalstore {evalstore.__version__}"
-    )
-
-
-def _size(text: str) -> int:
-    text = text.strip().lower().replace("_", "")
-    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
-    return int(float(text[:-1] if scale > 1 else text) * scale)
+    return versions("duckdb", "scipy", "numpy", "pyarrow", "evalstore")
 
 
 def _fmt_rows(rows: int) -> str:
     return f"{rows:,}"
-
-
-def _median(runs: list[dict], key: str) -> float:
-    return statistics.median(run[key] for run in runs)
 
 
 def _agreement(results: dict[str, list[dict]]) -> list[str]:
@@ -659,13 +536,12 @@ def report(
         "other procs CPU s",
         "runs (s)",
     )
-    left = {0, len(header) - 1}
     lines = []
     for rows in sizes:
         by_case = results[rows]
         data_mb = inputs[rows]["data_bytes"] / 1e6
         yard = by_case.get(YARDSTICK)
-        yard_s = _median(yard, "seconds") if yard and not yard[0].get("timed_out") else None
+        yard_s = median(yard, "seconds") if yard and not yard[0].get("timed_out") else None
         for key, (label, _, _) in CASES.items():
             if key in skipped:
                 lines.append((label, _fmt_rows(rows), skipped[key], *[""] * 7))
@@ -676,8 +552,8 @@ def report(
             if any(run.get("timed_out") for run in runs):
                 lines.append((label, _fmt_rows(rows), "timed out", *[""] * 7))
                 continue
-            seconds = _median(runs, "seconds")
-            peak = _median(runs, "peak_mb")
+            seconds = median(runs, "seconds")
+            peak = median(runs, "peak_mb")
             lines.append(
                 (
                     label,
@@ -685,43 +561,28 @@ def report(
                     f"{seconds:.3f}",
                     f"{seconds / yard_s:.2f}x" if yard_s else "",
                     f"{peak:.0f}",
-                    f"{_median(runs, 'baseline_mb'):.0f}",
+                    f"{median(runs, 'baseline_mb'):.0f}",
                     f"{peak / data_mb:.2f}x",
-                    f"{_median(runs, 'cpu_seconds'):.2f}",
-                    f"{_median(runs, 'other_cpu_seconds'):.2f}",
+                    f"{median(runs, 'cpu_seconds'):.2f}",
+                    f"{median(runs, 'other_cpu_seconds'):.2f}",
                     " ".join(f"{run['seconds']:.2f}" for run in runs),
                 )
             )
-    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
-
-    def render(row: tuple[str, ...]) -> str:
-        cells = [
-            cell.ljust(width) if i in left else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "| " + " | ".join(cells) + " |"
-
-    rule = "".join(
-        "|" + (":" + "-" * (w + 1) if i in left else "-" * (w + 1) + ":")
-        for i, w in enumerate(widths)
-    )
-    setting = [
+    header_lines = setting(
         f"evalstore drift benchmark: N reference (training) rows vs N analysis (serving) rows "
         f"in {DAYS} daily windows, {FLOAT_FEATURES} float64 + {STRING_FEATURES} string "
         f"features; KS + PSI + JS on every feature and window",
-        f"date: {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
-        f"machine: {_machine()}",
-        f"software: {_versions()}",
-        f"load average (1 min) at start / end: {load[0]:.2f} / {load[-1]:.2f}",
-    ]
+        _versions(),
+        load,
+    )
     for rows in sizes:
         info = inputs[rows]
-        setting.append(
+        header_lines.append(
             f"N = {_fmt_rows(rows)}: data size (Arrow tables, both sides) "
             f"{info['data_bytes'] / 1e6:.0f} MB; store file {info['store_mb']:.0f} MB, "
             f"ingest of both sides {info['ingest_seconds']:.2f} s (not in the table)"
         )
-    setting += [
+    header_lines += [
         f"median of {repeat} run(s) ({peer_repeat} for NannyML and Evidently), each in a fresh "
         "process; seconds: the call or loop only "
         "(inputs built before); CPU s: user + system, all threads;",
@@ -729,7 +590,7 @@ def report(
         "built, store open); peak / data size: peak RSS over the data size; other procs CPU s: "
         "CPU time the rest of the machine used meanwhile (> 0: the run shared the cores)",
     ]
-    out = [*setting, "", render(header), rule + "|", *map(render, lines), ""]
+    out = [*header_lines, "", *table(header, lines), ""]
 
     rows = max((r for r in sizes if r <= 1_000_000), default=sizes[0])
     by_case = results[rows]
@@ -737,9 +598,9 @@ def report(
     yard = by_case.get(YARDSTICK)
     out.append(f"targets at N = {_fmt_rows(rows)} for '{CASES[TARGET_CASE][0]}':")
     if target and not target[0].get("timed_out"):
-        seconds = _median(target, "seconds")
-        ratio = _median(yard, "seconds") / seconds if yard and not yard[0].get("timed_out") else 0
-        memory = _median(target, "peak_mb") / (inputs[rows]["data_bytes"] / 1e6)
+        seconds = median(target, "seconds")
+        ratio = median(yard, "seconds") / seconds if yard and not yard[0].get("timed_out") else 0
+        memory = median(target, "peak_mb") / (inputs[rows]["data_bytes"] / 1e6)
         for text, met in (
             (f"whole workload under {TARGET_SECONDS:.0f} s: {seconds:.2f} s", seconds < 2),
             (
@@ -755,33 +616,22 @@ def report(
     else:
         out.append("  not measured (timed out or not run)")
     if len(sizes) > 1 and TARGET_CASE in results[sizes[0]]:
-        growth = []
+        grown = []
         for key in (TARGET_CASE, YARDSTICK):
             times = [
-                _median(results[r][key], "seconds")
+                median(results[r][key], "seconds")
                 for r in sizes
                 if key in results[r] and not results[r][key][0].get("timed_out")
             ]
             if len(times) == len(sizes):
-                steps = ", ".join(
-                    f"x{times[i + 1] / times[i]:.1f} for x{sizes[i + 1] / sizes[i]:.0f} rows"
-                    for i in range(len(sizes) - 1)
-                )
-                growth.append(f"  {CASES[key][0]}: {steps}")
-        if growth:
-            out += ["", "growth of time with N:", *growth]
+                grown.append(f"  {CASES[key][0]}: {growth(sizes, times)}")
+        if grown:
+            out += ["", "growth of time with N:", *grown]
     agreement = _agreement(by_case)
     if agreement:
         out += ["", f"agreement at N = {_fmt_rows(rows)} (evalstore vs numpy/scipy):"]
         out += [f"  {line}" for line in agreement]
     return "\n".join(out)
-
-
-def _load() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return float("nan")
 
 
 def main() -> None:
@@ -811,10 +661,10 @@ def main() -> None:
         if args.workdir is None or args.rows is None:
             parser.error("--case needs --rows and --workdir")
         run = prepare if args.case == "prepare" else CASES[args.case][1]
-        print(json.dumps(run(args.workdir, args.rows)))
+        emit(run(args.workdir, args.rows))
         return
 
-    sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     chosen = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in chosen if c not in CASES]
     if unknown or not sizes or min(sizes) < 100 or min(args.repeat, args.peer_repeat) < 1:
@@ -825,37 +675,27 @@ def main() -> None:
     for key in chosen:
         if _importable(CASES[key][2]) is None:
             skipped[key] = "not installed"
-    load = [_load()]
+    load = [load_average()]
     results: dict[int, dict[str, list[dict]]] = {}
     inputs: dict[int, dict] = {}
     with tempfile.TemporaryDirectory(prefix="evalstore-bench-drift-") as tmp:
         for rows in sizes:
             common = ["--rows", str(rows), "--workdir", tmp]
             print(f"N = {rows:,}: preparing the store in {tmp} ...", file=sys.stderr, flush=True)
-            inputs[rows] = _child(["--case", "prepare", *common], args.timeout)
-            results[rows] = {key: [] for key in chosen if key not in skipped}
-            for run in range(args.repeat):
-                for key in results[rows]:
-                    if results[rows][key] and results[rows][key][-1].get("timed_out"):
-                        continue
-                    if key in PEERS and run >= args.peer_repeat:
-                        continue
-                    result = _child(["--case", key, *common], args.timeout)
-                    results[rows][key].append(result)
-                    print(
-                        f"N = {rows:,} run {run + 1}/{args.repeat} {key}: "
-                        + (
-                            "timed out"
-                            if result.get("timed_out")
-                            else f"{result['seconds']:.3f} s (CPU {result['cpu_seconds']:.2f} s, "
-                            f"other processes {result['other_cpu_seconds']:.2f} s), "
-                            f"peak {result['peak_mb']:.0f} MB"
-                        ),
-                        file=sys.stderr,
-                        flush=True,
-                    )
+            prepare_args = ["--case", "prepare", *common]
+            inputs[rows] = run_child(__file__, prepare_args, args.timeout, NO_TELEMETRY)
+            results[rows] = run_cases(
+                __file__,
+                [key for key in chosen if key not in skipped],
+                common,
+                args.repeat,
+                runs={key: args.peer_repeat for key in PEERS},
+                timeout=args.timeout,
+                env=NO_TELEMETRY,
+                prefix=f"N = {rows:,} ",
+            )
             (Path(tmp) / STORE_FILE.format(rows=rows)).unlink(missing_ok=True)
-    load.append(_load())
+    load.append(load_average())
     print(report(sizes, results, inputs, skipped, args.repeat, args.peer_repeat, load))
 
 

@@ -40,19 +40,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
-import platform
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +55,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from harness import (
+    Timed,
+    emit,
+    host_busy_seconds,
+    kib_to_mb,
+    load_average,
+    median,
+    run_cases,
+    run_child,
+    setting,
+    start_measuring,
+    table,
+    versions,
+)
 
 import evalstore
 
@@ -103,62 +111,6 @@ def make_table(rows: int, id_offset: int = 0) -> pa.Table:
     return pa.table(columns)
 
 
-# ---------------------------------------------------------------- memory
-
-
-def _kib_to_mb(value: float) -> float:
-    # ru_maxrss is in KiB on Linux, in bytes on macOS.
-    return value / (1024 * 1024) if sys.platform == "darwin" else value / 1024
-
-
-def _status_mb(field: str) -> float | None:
-    """A size field (``VmRSS``, ``VmHWM``) of /proc/self/status in MB, None if unavailable."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(f"{field}:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def peak_rss_mb() -> float:
-    """This process's RSS high-water mark.
-
-    Linux: ``VmHWM``, the figure ``ru_maxrss`` is made of, read directly because
-    ``ru_maxrss`` also keeps the high-water marks of exited threads and of the process
-    image before exec (the parent's RSS), which :func:`reset_peak_rss` does not clear.
-    Elsewhere: ``ru_maxrss``.
-    """
-    hwm = _status_mb("VmHWM")
-    if hwm is not None:
-        return hwm
-    return _kib_to_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-
-
-def current_rss_mb() -> float:
-    rss = _status_mb("VmRSS")
-    return peak_rss_mb() if rss is None else rss
-
-
-def reset_peak_rss() -> bool:
-    """Reset this process's RSS high-water mark to its current RSS (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def start_measuring() -> dict[str, Any]:
-    """Call once the input data is built: collect garbage, reset and record the baseline."""
-    gc.collect()
-    reset = reset_peak_rss()
-    return {"baseline_mb": current_rss_mb(), "peak_reset": reset}
-
-
 # ---------------------------------------------------------------- cases (child side)
 
 
@@ -185,59 +137,6 @@ def _stored_rows(path: Path, env: str = "serving") -> int:
     return table.column("n")[0].as_py()
 
 
-class Timed:
-    """Wall-clock and CPU seconds (user + system, all threads) of a ``with`` block.
-
-    Next to the wall time, CPU time shows whether a slow run did more work or only
-    waited for a CPU, and the CPU time other processes used meanwhile whether it had
-    the machine to itself.
-    """
-
-    def __init__(self) -> None:
-        self.seconds = self.cpu_seconds = 0.0
-        self.host_busy_seconds = float("nan")
-
-    @staticmethod
-    def _cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
-    def __enter__(self) -> Timed:
-        self._host_start = host_busy_seconds()
-        self._cpu_start = self._cpu()
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.seconds = time.perf_counter() - self._start
-        self.cpu_seconds = self._cpu() - self._cpu_start
-        self.host_busy_seconds = host_busy_seconds() - self._host_start
-
-    def result(self, rows: int, measured: dict[str, Any]) -> dict:
-        return {
-            "seconds": self.seconds,
-            "cpu_seconds": self.cpu_seconds,
-            # CPU time other processes took meanwhile: > 0.1 s per second means the
-            # run shared the machine and its wall time is inflated.
-            "other_cpu_seconds": max(0.0, self.host_busy_seconds - self.cpu_seconds),
-            "rows": rows,
-            "peak_mb": peak_rss_mb(),
-            **measured,
-        }
-
-
-def host_busy_seconds() -> float:
-    """CPU seconds all processes of the machine have been busy since boot (Linux; else NaN)."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = stat.readline().split()[1:]
-    except OSError:
-        return float("nan")
-    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait
-    busy = sum(int(value) for i, value in enumerate(fields[:8]) if i not in (3, 4))
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
 def _evalstore_case(workdir: Path, name: str, data: Any, prefilled: Path | None = None) -> dict:
     path = _fresh(workdir, name)
     if prefilled is not None:
@@ -251,7 +150,7 @@ def _evalstore_case(workdir: Path, name: str, data: Any, prefilled: Path | None 
     with Timed() as timed:
         receipt = store.log_features(MODEL, data)
         store.close()
-    result = timed.result(receipt.rows, measured)
+    result = timed.result(measured, rows=receipt.rows)
     written = _stored_rows(path) - before
     if written != receipt.rows:
         raise RuntimeError(f"{name}: receipt says {receipt.rows} rows, the store has {written}")
@@ -272,7 +171,7 @@ def _raw_ctas(workdir: Path, name: str, source: str, data: Any = None) -> dict:
     with duckdb.connect(str(path), read_only=True) as check:
         written = check.execute("SELECT count(*) FROM t").fetchone()[0]
     _remove(path)
-    return timed.result(written, measured)
+    return timed.result(measured, rows=written)
 
 
 def case_raw_ctas(workdir: Path, rows: int) -> dict:
@@ -292,7 +191,7 @@ def case_pandas_parquet(workdir: Path, rows: int) -> dict:
         frame.to_parquet(path)
     written = pq.ParquetFile(path).metadata.num_rows
     _remove(path)
-    return timed.result(written, measured)
+    return timed.result(measured, rows=written)
 
 
 def case_arrow(workdir: Path, rows: int) -> dict:
@@ -364,8 +263,8 @@ def case_parquet_cli(workdir: Path, rows: int) -> dict:
         "cpu_seconds": run["cpu_seconds"],
         "other_cpu_seconds": max(0.0, host - run["cpu_seconds"]),
         "rows": _stored_rows(path),
-        "peak_mb": _kib_to_mb(run["maxrss"]),
-        "baseline_mb": _kib_to_mb(idle["maxrss"]),
+        "peak_mb": kib_to_mb(run["maxrss"]),
+        "baseline_mb": kib_to_mb(idle["maxrss"]),
         "peak_reset": False,
     }
     _remove(path)
@@ -408,57 +307,19 @@ CASES: dict[str, tuple[str, Callable[[Path, int], dict]]] = {
 # ---------------------------------------------------------------- driver (parent side)
 
 
-def _child(args: list[str]) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), *args]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        with open("/proc/meminfo") as info:
-            kib = int(info.readline().split()[1])
-            memory = f", {kib / 1024**2:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}){memory}"
-
-
 def _versions() -> str:
-    import pandas
-
-    return (
-        f"Python {platform.python_version()}, duckdb {duckdb.__version__}, pyarrow "
-        f"{pa.__version__}, pandas {pandas.__version__}, numpy {np.__version__}, "
-        f"evalstore {evalstore.__version__}"
-    )
+    return versions("duckdb", "pyarrow", "pandas", "numpy", "evalstore")
 
 
 def _fmt_int(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def _median(runs: list[dict], key: str) -> float:
-    return statistics.median(run[key] for run in runs)
-
-
 def report(
     rows: int, results: dict[str, list[dict]], repeat: int, load: list[float], inputs: dict
 ) -> str:
     """The results table (medians), with the setting and the targets."""
-    raw = _median(results[RAW], "seconds")
+    raw = median(results[RAW], "seconds")
     header = (
         "case",
         "rows",
@@ -471,10 +332,9 @@ def report(
         "other procs CPU s",
         "runs (s)",
     )
-    left = {0, len(header) - 1}
     lines = []
     for key, runs in results.items():
-        seconds = _median(runs, "seconds")
+        seconds = median(runs, "seconds")
         lines.append(
             (
                 CASES[key][0].format(n=_fmt_int(rows)),
@@ -482,39 +342,27 @@ def report(
                 f"{seconds:.3f}",
                 _fmt_int(runs[0]["rows"] / seconds),
                 f"{seconds / raw:.2f}x",
-                f"{_median(runs, 'peak_mb'):.0f}",
-                f"{_median(runs, 'baseline_mb'):.0f}",
-                f"{_median(runs, 'cpu_seconds'):.2f}",
-                f"{_median(runs, 'other_cpu_seconds'):.2f}",
+                f"{median(runs, 'peak_mb'):.0f}",
+                f"{median(runs, 'baseline_mb'):.0f}",
+                f"{median(runs, 'cpu_seconds'):.2f}",
+                f"{median(runs, 'other_cpu_seconds'):.2f}",
                 " ".join(f"{run['seconds']:.2f}" for run in runs),
             )
         )
-    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
-
-    def render(row: tuple[str, ...]) -> str:
-        cells = [
-            cell.ljust(width) if i in left else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "| " + " | ".join(cells) + " |"
-
-    rule = "".join(
-        "|" + (":" + "-" * (w + 1) if i in left else "-" * (w + 1) + ":")
-        for i, w in enumerate(widths)
-    )
     target = results[TARGET_CASE]
-    ratio = _median(target, "seconds") / raw
-    speed = target[0]["rows"] / _median(target, "seconds")
+    ratio = median(target, "seconds") / raw
+    speed = target[0]["rows"] / median(target, "seconds")
     not_reset = [
         key for key, runs in results.items() if key != "parquet-cli" and not runs[0]["peak_reset"]
     ]
     out = [
-        f"evalstore ingest benchmark: {_fmt_int(rows)} rows x ({FLOAT_FEATURES} float64 + "
-        f"{STRING_FEATURES} string features, example_id string, ts timestamp) into a DuckDB file",
-        f"date: {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
-        f"machine: {_machine()}",
-        f"software: {_versions()}",
-        f"load average (1 min) at start / end: {load[0]:.2f} / {load[-1]:.2f}",
+        *setting(
+            f"evalstore ingest benchmark: {_fmt_int(rows)} rows x ({FLOAT_FEATURES} float64 + "
+            f"{STRING_FEATURES} string features, example_id string, ts timestamp) into a "
+            "DuckDB file",
+            _versions(),
+            load,
+        ),
         f"Parquet input (pyarrow write_table defaults): {inputs['parquet_mb']:.0f} MB, "
         f"{inputs['row_groups']} row group(s), {inputs['compression']}; read from the page cache",
         f"median of {repeat} run(s), each in a fresh process. seconds: connect/log_features to "
@@ -528,9 +376,7 @@ def report(
             else []
         ),
         "",
-        render(header),
-        rule + "|",
-        *map(render, lines),
+        *table(header, lines),
         "",
         f"targets for evalstore's validated transactional ingest from Arrow "
         f"('{CASES[TARGET_CASE][0]}'):",
@@ -540,13 +386,6 @@ def report(
         f"-> {'MET' if speed >= TARGET_ROWS_PER_S else 'MISSED'}",
     ]
     return "\n".join(out)
-
-
-def _load() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return float("nan")
 
 
 def main() -> None:
@@ -563,27 +402,16 @@ def main() -> None:
         if args.workdir is None:
             parser.error("--case needs --workdir")
         run = prepare if args.case == "prepare" else CASES[args.case][1]
-        print(json.dumps(run(args.workdir, args.rows)))
+        emit(run(args.workdir, args.rows))
         return
 
-    load = [_load()]
+    load = [load_average()]
     with tempfile.TemporaryDirectory(prefix="evalstore-bench-") as tmp:
         common = ["--rows", str(args.rows), "--workdir", tmp]
         print(f"preparing inputs in {tmp} ...", file=sys.stderr, flush=True)
-        inputs = _child(["--case", "prepare", *common])
-        results: dict[str, list[dict]] = {key: [] for key in CASES}
-        for run in range(args.repeat):
-            for key in CASES:
-                result = _child(["--case", key, *common])
-                results[key].append(result)
-                print(
-                    f"run {run + 1}/{args.repeat} {key}: {result['seconds']:.3f} s "
-                    f"(CPU {result['cpu_seconds']:.2f} s, other processes "
-                    f"{result['other_cpu_seconds']:.2f} s), peak {result['peak_mb']:.0f} MB",
-                    file=sys.stderr,
-                    flush=True,
-                )
-    load.append(_load())
+        inputs = run_child(__file__, ["--case", "prepare", *common])
+        results = run_cases(__file__, CASES, common, args.repeat)
+    load.append(load_average())
     print(report(args.rows, results, args.repeat, load, inputs))
 
 

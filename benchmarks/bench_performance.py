@@ -43,24 +43,30 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gc
-import json
-import os
-import platform
-import resource
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from harness import (
+    Timed,
+    emit,
+    growth,
+    load_average,
+    median,
+    parse_size,
+    run_cases,
+    run_child,
+    setting,
+    start_measuring,
+    table,
+    versions,
+)
 
 MODEL = "bench"
 VERSIONS = ("champion", "challenger")
@@ -168,88 +174,6 @@ def frame(data: dict[str, pa.Table]) -> Any:
     return pd.concat(parts, ignore_index=True)
 
 
-# ---------------------------------------------------------------- memory and time
-# (the method of bench_ingest.py / bench_drift.py)
-
-
-def _kib_to_mb(value: float) -> float:
-    return value / (1024 * 1024) if sys.platform == "darwin" else value / 1024
-
-
-def _status_mb(field: str) -> float | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(f"{field}:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def peak_rss_mb() -> float:
-    """RSS high-water mark (``VmHWM``; ``ru_maxrss`` where /proc is missing)."""
-    hwm = _status_mb("VmHWM")
-    if hwm is not None:
-        return hwm
-    return _kib_to_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-
-
-def start_measuring() -> dict[str, Any]:
-    """Call once the inputs are built: collect garbage, reset the peak, record the baseline."""
-    gc.collect()
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        reset = True
-    except OSError:
-        reset = False
-    rss = _status_mb("VmRSS")
-    return {"baseline_mb": peak_rss_mb() if rss is None else rss, "peak_reset": reset}
-
-
-def host_busy_seconds() -> float:
-    """CPU seconds all processes of the machine have been busy since boot (Linux; else NaN)."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = stat.readline().split()[1:]
-    except OSError:
-        return float("nan")
-    busy = sum(int(value) for i, value in enumerate(fields[:8]) if i not in (3, 4))
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-class Timed:
-    """Wall and CPU seconds (all threads) of a block, and the CPU others used meanwhile."""
-
-    def __enter__(self) -> Timed:
-        self._host = host_busy_seconds()
-        self._cpu = self._cpu_now()
-        self._start = time.perf_counter()
-        return self
-
-    @staticmethod
-    def _cpu_now() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.seconds = time.perf_counter() - self._start
-        self.cpu_seconds = self._cpu_now() - self._cpu
-        self.other_cpu_seconds = max(0.0, host_busy_seconds() - self._host - self.cpu_seconds)
-
-    def result(self, measured: dict[str, Any], values: dict[str, float], **extra: Any) -> dict:
-        return {
-            "seconds": self.seconds,
-            "cpu_seconds": self.cpu_seconds,
-            "other_cpu_seconds": self.other_cpu_seconds,
-            "peak_mb": peak_rss_mb(),
-            "values": values,
-            **measured,
-            **extra,
-        }
-
-
 def _key(day: int, version: str, segment: str, device: str, amount_bin: int, metric: str) -> str:
     return f"{day}|{version}|{segment}|{device}|{amount_bin}|{metric}"
 
@@ -279,7 +203,7 @@ def case_evalstore(workdir: Path, rows: int) -> dict:
         for r in result.select(columns).to_pylist()
         if r["amount"] is not None and r["value"] is not None
     }  # fmt: skip
-    return timed.result(measured, values, result_rows=result.num_rows, windows=len(starts))
+    return timed.result(measured, values=values, result_rows=result.num_rows, windows=len(starts))
 
 
 def _ece(y: np.ndarray, s: np.ndarray) -> float:
@@ -337,7 +261,7 @@ def case_sklearn(workdir: Path, rows: int) -> dict:
                 if not np.isnan(value):
                     cell = (int(day), version, segment, device, int(amount_bin), metric)
                     values[_key(*cell)] = float(value)
-    return timed.result(measured, values, groups=len(values) // len(METRICS))
+    return timed.result(measured, values=values, groups=len(values) // len(METRICS))
 
 
 def prepare(workdir: Path, rows: int) -> dict:
@@ -376,58 +300,8 @@ SLOW = (YARDSTICK,)
 # ---------------------------------------------------------------- driver (parent side)
 
 
-def _child(args: list[str], timeout: float) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), *args]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"timed_out": True}
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        with open("/proc/meminfo") as info:
-            memory = f", {int(info.readline().split()[1]) / 1024**2:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}){memory}"
-
-
 def _versions() -> str:
-    import duckdb
-    import pandas
-    import sklearn
-
-    import evalstore
-
-    return (
-        f"Python {platform.python_version()}, duckdb {duckdb.__version__}, scikit-learn "
-        f"{sklearn.__version__}, pandas {pandas.__version__}, numpy {np.__version__}, "
-        f"pyarrow {pa.__version__}, evalstore {evalstore.__version__}"
-    )
-
-
-def _size(text: str) -> int:
-    text = text.strip().lower().replace("_", "")
-    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
-    return int(float(text[:-1] if scale > 1 else text) * scale)
-
-
-def _median(runs: list[dict], key: str) -> float:
-    return statistics.median(run[key] for run in runs)
+    return versions("duckdb", "sklearn", "pandas", "numpy", "pyarrow", "evalstore")
 
 
 def _agreement(by_case: dict[str, list[dict]]) -> list[str]:
@@ -462,12 +336,11 @@ def report(
         "case", "rows", "seconds", "ratio vs loop", "peak RSS MB", "baseline RSS MB",
         "CPU s", "other procs CPU s", "runs (s)",
     )  # fmt: skip
-    left = {0, len(header) - 1}
     lines = []
     for rows in sizes:
         by_case = results[rows]
         yard = by_case.get(YARDSTICK)
-        yard_s = _median(yard, "seconds") if yard and not yard[0].get("timed_out") else None
+        yard_s = median(yard, "seconds") if yard and not yard[0].get("timed_out") else None
         for key, (label, _) in CASES.items():
             runs = by_case.get(key)
             if not runs:
@@ -475,52 +348,37 @@ def report(
             if any(run.get("timed_out") for run in runs):
                 lines.append((label, f"{rows:,}", "timed out", *[""] * 6))
                 continue
-            seconds = _median(runs, "seconds")
+            seconds = median(runs, "seconds")
             lines.append(
                 (
                     label,
                     f"{rows:,}",
                     f"{seconds:.3f}",
                     f"{seconds / yard_s:.3f}x" if yard_s else "",
-                    f"{_median(runs, 'peak_mb'):.0f}",
-                    f"{_median(runs, 'baseline_mb'):.0f}",
-                    f"{_median(runs, 'cpu_seconds'):.2f}",
-                    f"{_median(runs, 'other_cpu_seconds'):.2f}",
+                    f"{median(runs, 'peak_mb'):.0f}",
+                    f"{median(runs, 'baseline_mb'):.0f}",
+                    f"{median(runs, 'cpu_seconds'):.2f}",
+                    f"{median(runs, 'other_cpu_seconds'):.2f}",
                     " ".join(f"{run['seconds']:.2f}" for run in runs),
                 )
             )
-    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
-
-    def render(row: tuple[str, ...]) -> str:
-        cells = [
-            cell.ljust(width) if i in left else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "| " + " | ".join(cells) + " |"
-
-    rule = "".join(
-        "|" + (":" + "-" * (w + 1) if i in left else "-" * (w + 1) + ":")
-        for i, w in enumerate(widths)
-    )
     cells = DAYS * len(VERSIONS) * len(SEGMENTS) * len(DEVICES) * AMOUNT_BINS
-    setting = [
+    header_lines = setting(
         f"evalstore performance benchmark: N labeled binary predictions ({len(VERSIONS)} "
         f"versions x N/2 examples) over {DAYS} daily windows, sliced by segment x device x "
         f"amount ({len(SEGMENTS)} x {len(DEVICES)} x {AMOUNT_BINS} quantile bins): {cells:,} "
         f"cells x {len(METRICS)} metrics ({', '.join(METRICS)})",
-        f"date: {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
-        f"machine: {_machine()}",
-        f"software: {_versions()}",
-        f"load average (1 min) at start / end: {load[0]:.2f} / {load[-1]:.2f}",
-    ]
+        _versions(),
+        load,
+    )
     for rows in sizes:
         info = inputs[rows]
-        setting.append(
+        header_lines.append(
             f"N = {rows:,}: data size (Arrow tables) {info['data_bytes'] / 1e6:.0f} MB; store "
             f"file {info['store_mb']:.0f} MB, ingest {info['ingest_seconds']:.1f} s (not in "
             "the table)"
         )
-    setting += [
+    header_lines += [
         f"median of {repeat} run(s) ({baseline_repeat} for the loop), each in a fresh process; "
         "seconds: the call or loop only (inputs built before); CPU s: user + system, all "
         "threads;",
@@ -528,13 +386,13 @@ def report(
         "built, store open); other procs CPU s: CPU time the rest of the machine used "
         "meanwhile (> 0: the run shared the cores)",
     ]
-    out = [*setting, "", render(header), rule + "|", *map(render, lines), ""]
+    out = [*header_lines, "", *table(header, lines), ""]
     rows = sizes[-1]
     target, yard = results[rows].get(TARGET_CASE), results[rows].get(YARDSTICK)
     out.append(f"targets at N = {rows:,} for '{CASES[TARGET_CASE][0]}':")
     if target and not target[0].get("timed_out"):
-        seconds = _median(target, "seconds")
-        ratio = _median(yard, "seconds") / seconds if yard and not yard[0].get("timed_out") else 0
+        seconds = median(target, "seconds")
+        ratio = median(yard, "seconds") / seconds if yard and not yard[0].get("timed_out") else 0
         for text, met in (
             (f"under {TARGET_SECONDS:.0f} s: {seconds:.2f} s", seconds < TARGET_SECONDS),
             (
@@ -547,29 +405,18 @@ def report(
         out += ["", "growth of time with N:"]
         for key in CASES:
             times = [
-                _median(results[r][key], "seconds")
+                median(results[r][key], "seconds")
                 for r in sizes
                 if results[r].get(key) and not results[r][key][0].get("timed_out")
             ]
             if len(times) == len(sizes):
-                steps = ", ".join(
-                    f"x{times[i + 1] / times[i]:.1f} for x{sizes[i + 1] / sizes[i]:.0f} rows"
-                    for i in range(len(sizes) - 1)
-                )
-                out.append(f"  {CASES[key][0]}: {steps}")
+                out.append(f"  {CASES[key][0]}: {growth(sizes, times)}")
     for rows in sizes:
         agreement = _agreement(results[rows])
         if agreement:
             out += ["", f"agreement at N = {rows:,} (evalstore vs scikit-learn, per cell):"]
             out += [f"  {line}" for line in agreement]
     return "\n".join(out)
-
-
-def _load() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return float("nan")
 
 
 def main() -> None:
@@ -594,45 +441,33 @@ def main() -> None:
         if args.workdir is None or args.rows is None:
             parser.error("--case needs --rows and --workdir")
         run = prepare if args.case == "prepare" else CASES[args.case][1]
-        print(json.dumps(run(args.workdir, args.rows)))
+        emit(run(args.workdir, args.rows))
         return
 
-    sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     chosen = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in chosen if c not in CASES]
     if unknown or not sizes or min(sizes) < 1000 or min(args.repeat, args.baseline_repeat) < 1:
         parser.error(f"bad --sizes/--cases/--repeat (unknown cases: {unknown})")
-    load = [_load()]
+    load = [load_average()]
     results: dict[int, dict[str, list[dict]]] = {}
     inputs: dict[int, dict] = {}
     with tempfile.TemporaryDirectory(prefix="evalstore-bench-performance-") as tmp:
         for rows in sizes:
             common = ["--rows", str(rows), "--workdir", tmp]
             print(f"N = {rows:,}: preparing the store in {tmp} ...", file=sys.stderr, flush=True)
-            inputs[rows] = _child(["--case", "prepare", *common], args.timeout)
-            results[rows] = {key: [] for key in chosen}
-            for run in range(args.repeat):
-                for key in results[rows]:
-                    if key in SLOW and run >= args.baseline_repeat:
-                        continue
-                    if results[rows][key] and results[rows][key][-1].get("timed_out"):
-                        continue
-                    result = _child(["--case", key, *common], args.timeout)
-                    results[rows][key].append(result)
-                    print(
-                        f"N = {rows:,} run {run + 1}/{args.repeat} {key}: "
-                        + (
-                            "timed out"
-                            if result.get("timed_out")
-                            else f"{result['seconds']:.3f} s (CPU {result['cpu_seconds']:.2f} s, "
-                            f"other processes {result['other_cpu_seconds']:.2f} s), "
-                            f"peak {result['peak_mb']:.0f} MB"
-                        ),
-                        file=sys.stderr,
-                        flush=True,
-                    )
+            inputs[rows] = run_child(__file__, ["--case", "prepare", *common], args.timeout)
+            results[rows] = run_cases(
+                __file__,
+                chosen,
+                common,
+                args.repeat,
+                runs={key: args.baseline_repeat for key in SLOW},
+                timeout=args.timeout,
+                prefix=f"N = {rows:,} ",
+            )
             (Path(tmp) / STORE_FILE.format(rows=rows)).unlink(missing_ok=True)
-    load.append(_load())
+    load.append(load_average())
     print(report(sizes, results, inputs, args.repeat, args.baseline_repeat, load))
 
 

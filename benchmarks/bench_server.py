@@ -26,8 +26,6 @@ import argparse
 import io
 import json
 import os
-import platform
-import resource
 import signal
 import socket
 import subprocess
@@ -40,11 +38,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
+from harness import Timed, machine, versions
 
 import evalstore
 
@@ -69,44 +67,6 @@ INGEST_CASES = [
     ("arrow", 100_000, 10),
 ]
 CONCURRENCY = (1, 8, 32)
-
-
-def host_busy_seconds() -> float:
-    with open("/proc/stat") as stat:
-        fields = stat.readline().split()[1:]
-    busy = sum(int(value) for i, value in enumerate(fields[:8]) if i not in (3, 4))
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-class Meter:
-    """Wall time, server CPU and the rest of the machine's CPU over a block."""
-
-    def __init__(self, server_pid: int | None = None) -> None:
-        self.pid = server_pid
-
-    def __enter__(self) -> Meter:
-        self.host = host_busy_seconds()
-        self.own = own_cpu_seconds()
-        self.server = process_cpu_seconds(self.pid) if self.pid else 0.0
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds = time.perf_counter() - self.start
-        own = own_cpu_seconds() - self.own
-        self.server_cpu = (process_cpu_seconds(self.pid) - self.server) if self.pid else 0.0
-        self.other_cpu = max(0.0, host_busy_seconds() - self.host - own - self.server_cpu)
 
 
 def features(rows: int, offset: int) -> pa.Table:
@@ -179,13 +139,13 @@ def ingest_cases(url: str, pid: int, workdir: Path, quick: bool) -> list[dict[st
         encode = arrow_body if fmt == "arrow" else json_body
         headers = {"content-type": ARROW if fmt == "arrow" else "application/json"}
         bodies = [encode(t) for t in tables]
-        with Meter(pid) as http:
+        with Timed(pid) as http:
             for body in bodies:
                 response = client.post(
                     f"/v1/models/{model}/features", content=body, headers=headers
                 )
                 response.raise_for_status()
-        with Meter() as inproc:
+        with Timed() as inproc:
             for table in tables:
                 local.log_features(model, table)
         rows = size * batches
@@ -198,8 +158,8 @@ def ingest_cases(url: str, pid: int, workdir: Path, quick: bool) -> list[dict[st
                 "rows_s": rows / http.seconds,
                 "inproc_rows_s": rows / inproc.seconds,
                 "body_mb": sum(map(len, bodies)) / 1e6,
-                "server_cpu": http.server_cpu,
-                "other_cpu": http.other_cpu,
+                "server_cpu": http.pid_cpu_seconds,
+                "other_cpu": http.other_cpu_seconds,
             }
         )
         print(f"  ingest {results[-1]['case']}: {results[-1]['rows_s']:,.0f} rows/s", flush=True)
@@ -285,7 +245,7 @@ def query_cases_http(url: str, pid: int, quick: bool) -> tuple[dict[int, dict], 
     table = ipc.open_stream(pa.py_buffer(answer.content)).read_all()
     results = {}
     for clients in CONCURRENCY:
-        with Meter(pid) as meter:
+        with Timed(pid) as meter:
             times = latencies(run_one, clients, per_client(clients, quick))
         results[clients] = summarize(times, meter)
         print(f"  HTTP  x{clients}: p50 {results[clients]['p50'] * 1000:.0f} ms", flush=True)
@@ -305,7 +265,7 @@ def query_cases_inprocess(path: Path, quick: bool) -> tuple[dict[int, dict], pa.
     table = store.sql(DASHBOARD_SQL)
     results = {}
     for clients in CONCURRENCY:
-        with Meter() as meter:
+        with Timed() as meter:
             times = latencies(run_one, clients, per_client(clients, quick))
         results[clients] = summarize(times, meter)
         print(f"  local x{clients}: p50 {results[clients]['p50'] * 1000:.0f} ms", flush=True)
@@ -313,38 +273,23 @@ def query_cases_inprocess(path: Path, quick: bool) -> tuple[dict[int, dict], pa.
     return results, table
 
 
-def summarize(times: list[float], meter: Meter) -> dict[str, float]:
+def summarize(times: list[float], meter: Timed) -> dict[str, float]:
     return {
         "requests": len(times),
         "p50": percentile(times, 0.5),
         "p99": percentile(times, 0.99),
         "throughput": len(times) / meter.seconds,
-        "other_cpu": meter.other_cpu,
-        "server_cpu": meter.server_cpu,
+        "other_cpu": meter.other_cpu_seconds,
+        "server_cpu": meter.pid_cpu_seconds,
     }
 
 
-def machine() -> str:
-    cpu = platform.machine()
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu})"
-
-
 def report(ingest: list[dict], http: dict, local: dict, rows: int, load: tuple) -> str:
-    import fastapi
-    import uvicorn
-
     lines = [
         "evalstore HTTP server benchmark",
         f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"machine: {machine()}",
-        f"software: Python {platform.python_version()}, duckdb {duckdb.__version__}, "
-        f"pyarrow {pa.__version__}, fastapi {fastapi.__version__}, uvicorn "
-        f"{uvicorn.__version__}, httpx {httpx.__version__}, evalstore {evalstore.__version__}",
+        f"machine: {machine(memory=False)}",
+        "software: " + versions("duckdb", "pyarrow", "fastapi", "uvicorn", "httpx", "evalstore"),
         f"load average (1 min) at start / end: {load[0]:.2f} / {load[1]:.2f}",
         "",
         "ingest: one client, sequential requests, 12 columns (example_id, ts, 10 float64); "

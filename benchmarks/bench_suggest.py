@@ -32,10 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +40,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from harness import Timed, median, versions
 
 import evalstore
 
@@ -53,29 +51,16 @@ SUGGEST_TARGET_S = 3.0
 EXPORT_TARGET_ROWS_PER_S = 1_000_000
 
 
-def host_busy_seconds() -> float:
-    """CPU seconds all processes of the machine have been busy since boot (Linux; else NaN)."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = stat.readline().split()[1:]
-    except OSError:
-        return float("nan")
-    busy = sum(int(value) for i, value in enumerate(fields[:8]) if i not in (3, 4))
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_now() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def timed(fn: Any) -> dict[str, float]:
-    host, cpu, start = host_busy_seconds(), cpu_now(), time.perf_counter()
-    value = fn()
-    seconds = time.perf_counter() - start
-    used = cpu_now() - cpu
-    other = max(0.0, host_busy_seconds() - host - used)
-    return {"seconds": seconds, "cpu": used, "other": other, "value": value}
+    """Call ``fn``: its wall and CPU seconds, the CPU others used meanwhile, its value."""
+    with Timed() as t:
+        value = fn()
+    return {
+        "seconds": t.seconds,
+        "cpu": t.cpu_seconds,
+        "other": t.other_cpu_seconds,
+        "value": value,
+    }
 
 
 # ---------------------------------------------------------------- data
@@ -236,11 +221,11 @@ def run(args: argparse.Namespace) -> None:
     mix_by = pd.Series(mixed.column("picked_by").to_pylist()).value_counts().to_dict()
 
     def med(name: str, key: str = "seconds") -> float:
-        return statistics.median(r[key] for r in results[name])
+        return median(results[name], key)
 
     lines = [
         f"machine: {platform.system()} {platform.machine()}, {os.cpu_count()} cores; "
-        f"duckdb {duckdb.__version__}, pandas {pd.__version__}, evalstore {evalstore.__version__}",
+        f"{versions('duckdb', 'pandas', 'evalstore', python=False)}",
         f"suggest: {args.rows:,} predictions (1% labeled), k={K}; export: {args.export_rows:,} "
         f"labeled rows; median of {args.repeat} runs",
         "",
