@@ -295,10 +295,9 @@ class Views:
 
 def _categorical_sql(source: str, selection: Selection, p: Mapping[str, Any]) -> tuple[str, list]:
     """The call of ``evalstore.drift_categorical`` with bound arguments."""
-    placeholders = ", ".join("?" for _ in Selection().args())
     sql = (
         "SELECT *, 'categorical' AS kind FROM evalstore.drift_categorical("
-        f"?, {placeholders}, ?, ?, ?, ?, ?)"
+        f"?, {Selection().placeholders}, ?, ?, ?, ?, ?)"
     )
     variant = [p["zero_bins"], p["epsilon"], p["log_base"], p["js"], p["yates"]]
     return sql, [source, *selection.args(), *variant]

@@ -39,7 +39,14 @@ from evalstore.multivariate import (
     mmd_test,
     mmd_undefined_reason,
 )
-from evalstore.selection import Reference, Window, drop_view, resolve, restricted_view
+from evalstore.selection import (
+    Reference,
+    Selection,
+    Window,
+    drop_view,
+    resolve,
+    restricted_view,
+)
 from evalstore.values import feature_kinds
 
 if TYPE_CHECKING:
@@ -94,27 +101,27 @@ def multivariate_drift(
             raise InvalidParameterError("multivariate drift needs a fixed reference")
         view = restricted_view(con, model, "numeric_values", where, version, list(kinds))
         try:
-            rows = _wide_rows(store, view, selection.args(), chosen)
+            rows = _wide_rows(store, view, selection, chosen)
         finally:
             drop_view(con, view)
     return _score(rows, chosen, methods, alpha, max_rows, n_permutations, variance,
                   learn_chunks, learn_k, seed)  # fmt: skip
 
 
-def _wide_rows(store: Store, view: str, args: list[Any], features: list[str]) -> pa.Table:
+def _wide_rows(store: Store, view: str, selection: Selection, features: list[str]) -> pa.Table:
     """One row per (side, window, example) with a column per feature, as Arrow."""
     columns = ", ".join(
         f"max(value) FILTER (WHERE feature = ?) AS f{i}" for i in range(len(features))
     )
-    placeholders = ", ".join("?" for _ in args)
     sql = (
         f"SELECT side, window_index, min(window_start) AS window_start, "
         f"max(window_end) AS window_end, {columns} "
-        f"FROM evalstore.drift_pairs(?, {placeholders}) "
+        f"FROM evalstore.drift_pairs(?, {selection.placeholders}) "
         "WHERE version = '' AND list_contains(?, feature) "
         "GROUP BY side, window_index, example_id ORDER BY side, window_index, example_id"
     )
-    return store.connection.sql(sql, params=[*features, view, *args, features]).to_arrow_table()
+    params = [*features, view, *selection.args(), features]
+    return store.connection.sql(sql, params=params).to_arrow_table()
 
 
 def _score(

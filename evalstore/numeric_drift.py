@@ -371,11 +371,11 @@ def _cells(
     features: Sequence[str],
 ) -> list[Cell]:
     """Read the packed rows once through ``drift_pairs`` and cut them into cells."""
-    placeholders = ", ".join("?" for _ in selection.args())
     reader = con.sql(
         "SELECT CASE WHEN side = 'reference' THEN -1 - ref_key ELSE window_index END AS cell, "
         "ref_key, window_start, window_end, nullif(feature, '*') AS output, "
-        f"nullif(version, '') AS version, value FROM evalstore.drift_pairs(?, {placeholders})",
+        "nullif(version, '') AS version, value "
+        f"FROM evalstore.drift_pairs(?, {selection.placeholders})",
         params=[relation, *selection.args()],
     ).to_arrow_reader(1 << 20)
     # stream the rows into one numpy array per column, so the rows are never held twice

@@ -506,18 +506,11 @@ def _prepare_slices(
         elif key.kind == "predicates":
             key.domain = list(key.predicates)
         else:
-            column = f"CAST({quote(key.name)} AS VARCHAR)"
-            values = con.execute(
-                f"SELECT DISTINCT {column} FROM {quote(model)}.features "
-                f"WHERE env = 'serving' AND {column} IS NOT NULL ORDER BY 1 LIMIT ?",
-                [MAX_CATEGORIES + 1],
-            ).fetchall()
-            if len(values) > MAX_CATEGORIES:
-                raise InvalidParameterError(
-                    f"by: feature {key.name!r} has more than {MAX_CATEGORIES} distinct values; "
-                    "slice by a coarser column or by named predicates instead"
-                )
-            key.domain = [v for (v,) in values]
+            key.domain = category_domain(
+                con, model, key.name,
+                f"by: feature {key.name!r} has more than {MAX_CATEGORIES} distinct values; "
+                "slice by a coarser column or by named predicates instead",
+            )  # fmt: skip
     stride = 1
     for key in reversed(slices):
         key.stride = stride
@@ -526,6 +519,22 @@ def _prepare_slices(
         raise InvalidParameterError(
             "by: too many slice combinations for one query; slice by fewer or coarser columns"
         )
+
+
+def category_domain(
+    con: duckdb.DuckDBPyConnection, model: str, name: str, too_many: str
+) -> list[str]:
+    """The distinct non-NULL serving values of feature ``name`` as text, sorted; raises
+    :class:`InvalidParameterError` with the message ``too_many`` past MAX_CATEGORIES."""
+    column = f"CAST({quote(name)} AS VARCHAR)"
+    values = con.execute(
+        f"SELECT DISTINCT {column} FROM {quote(model)}.features "
+        f"WHERE env = 'serving' AND {column} IS NOT NULL ORDER BY 1 LIMIT ?",
+        [MAX_CATEGORIES + 1],
+    ).fetchall()
+    if len(values) > MAX_CATEGORIES:
+        raise InvalidParameterError(too_many)
+    return [v for (v,) in values]
 
 
 def _source_view(

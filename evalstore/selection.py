@@ -74,6 +74,11 @@ class Selection:
             self.chunks, self.previous,
         ]  # fmt: skip
 
+    @property
+    def placeholders(self) -> str:
+        """``?, ?, ...``: one bound parameter per item of :meth:`args`."""
+        return ", ".join("?" for _ in self.args())
+
     def describe_reference(self) -> str:
         if self.previous > 0:
             return f"previous {self.previous} windows"

@@ -61,6 +61,7 @@ from evalstore.performance import (
     _literal,
     _quantile_edges,
     _Slice,
+    category_domain,
 )
 from evalstore.registry import to_timestamp
 from evalstore.schema import NUMERIC_TYPES
@@ -296,18 +297,11 @@ def _keys(
             key.edges = _quantile_edges(con, model, name, ref, bins)
             key.domain = _bin_labels(key.edges)
         else:
-            column = f"CAST({quote(name)} AS VARCHAR)"
-            values = con.execute(
-                f"SELECT DISTINCT {column} FROM {quote(model)}.features "
-                f"WHERE env = 'serving' AND {column} IS NOT NULL ORDER BY 1 LIMIT ?",
-                [MAX_CATEGORIES + 1],
-            ).fetchall()
-            if len(values) > MAX_CATEGORIES:
-                raise InvalidParameterError(
-                    f"features: {name!r} has more than {MAX_CATEGORIES} distinct values; "
-                    "leave it out (features=[...]) or bin it into a coarser column"
-                )
-            key.domain = [v for (v,) in values]
+            key.domain = category_domain(
+                con, model, name,
+                f"features: {name!r} has more than {MAX_CATEGORIES} distinct values; "
+                "leave it out (features=[...]) or bin it into a coarser column",
+            )  # fmt: skip
         keys.append(key)
     return keys
 
