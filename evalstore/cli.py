@@ -858,6 +858,16 @@ def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
 @click.option("--row-limit", type=int, default=1_000_000, show_default=True, help="POST /v1/sql.")
 @click.option("--time-limit", type=float, default=30.0, show_default=True, help="POST /v1/sql, s.")
 @click.option("--max-body-mb", type=float, default=512, show_default=True, help="Ingest bodies.")
+@click.option(
+    "--checkpoint-idle",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Checkpoint the WAL after this many seconds without a commit.",
+)
+@click.option(
+    "--wal-limit", default="1GiB", show_default=True, help="Checkpoint inside a commit past this."
+)
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
 @friendly_errors
@@ -866,7 +876,9 @@ def serve(ctx: click.Context, path: str | None, **options: Any) -> None:
 
     The server owns the file (its single writer). Without --tokens it only listens on
     loopback. With --snapshot it refreshes a read-only copy for BI tools every
-    --snapshot-every seconds, readable by DuckDB 1.4 and later.
+    --snapshot-every seconds, readable by DuckDB 1.4 and later. Committed batches
+    are folded from the write-ahead log into the file on a background thread once
+    ingest pauses for --checkpoint-idle seconds, so commits do not pay for it.
 
     \b
     Example:

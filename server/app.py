@@ -22,6 +22,7 @@ from fastapi import FastAPI
 import evalstore
 from server import errors
 from server.auth import Tokens
+from server.checkpointer import Checkpointer
 from server.limits import BodyLimit
 from server.lockdown import lock_down
 from server.prom import Monitor
@@ -51,10 +52,11 @@ def create_app(
 
     ``settings`` (or keyword ``options`` overriding its fields: ``row_limit``,
     ``time_limit``, ``max_body_bytes``, ``max_sql_chars``, ``lockdown``, ``snapshot``,
-    ``snapshot_every``) fix the limits; ``tokens`` (a :class:`server.auth.Tokens` or a token
-    file path) turn on bearer authentication. Unless ``lockdown=False`` the store's DuckDB
-    instance gets external access disabled and its configuration locked (see
-    :mod:`server.lockdown`): do this only for a store the server owns.
+    ``snapshot_every``, ``checkpoint_idle``, ``wal_limit``) fix the limits; ``tokens``
+    (a :class:`server.auth.Tokens` or a token file path) turn on bearer authentication.
+    Unless ``lockdown=False`` the store's DuckDB instance gets external access disabled
+    and its configuration locked (see :mod:`server.lockdown`): do this only for a store the
+    server owns. A store in a file gets background checkpoints (:mod:`server.checkpointer`).
     """
     settings = settings or Settings()
     if tokens is not None and not isinstance(tokens, Tokens):
@@ -67,6 +69,10 @@ def create_app(
     snapshot = None
     if settings.snapshot is not None:
         snapshot = SnapshotWriter(store, settings.snapshot, settings.snapshot_every)
+    checkpointer = None
+    if settings.checkpoint_idle is not None and store.path is not None:
+        checkpointer = Checkpointer(store, settings.checkpoint_idle, settings.wal_limit)
+        checkpointer.configure()
     if settings.lockdown:
         allowed = list(settings.allowed_directories)
         if settings.snapshot is not None:
@@ -78,9 +84,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if snapshot is not None:
             snapshot.start()
+        if checkpointer is not None:
+            checkpointer.start()
         try:
             yield
         finally:
+            if checkpointer is not None:
+                checkpointer.stop()
             if snapshot is not None:
                 snapshot.stop()
 
@@ -93,6 +103,7 @@ def create_app(
     app.state.store = store
     app.state.settings = settings
     app.state.snapshot = snapshot
+    app.state.checkpointer = checkpointer
     app.state.monitor = Monitor(store)
     errors.install(app)
     app.include_router(store_router)

@@ -39,7 +39,7 @@ INGEST_BODY = {
 
 @router.get("/healthz", tags=["server"])
 def healthz(request: Request) -> dict[str, Any]:
-    """Liveness: the store answers a query. Also where it is and the BI snapshot's state."""
+    """Liveness: the store answers a query; where it is; the snapshot's and checkpoints' state."""
     store = request.app.state.store
     cursor = store.connection.cursor()
     try:
@@ -50,6 +50,9 @@ def healthz(request: Request) -> dict[str, Any]:
     snapshot = request.app.state.snapshot
     if snapshot is not None:
         body["snapshot"] = snapshot.status()
+    checkpointer = request.app.state.checkpointer
+    if checkpointer is not None:
+        body["checkpoints"] = checkpointer.status()
     return body
 
 

@@ -24,6 +24,10 @@ class Settings:
     its configuration (defence in depth for ``/v1/sql``); only ``allowed_directories``
     (the snapshot's directory) stay reachable, for the server's own writes.
     ``snapshot``: path of the read-only BI copy, refreshed every ``snapshot_every`` seconds.
+    ``checkpoint_idle``: seconds without a commit after which the write-ahead log is folded
+    into the store file on a background thread (``None``: leave it to DuckDB, which does it
+    inside the commit that passes 16 MiB); ``wal_limit``: the log size at which DuckDB
+    checkpoints inside a commit anyway (see :mod:`server.checkpointer`).
     """
 
     tokens: Tokens | None = None
@@ -34,4 +38,6 @@ class Settings:
     lockdown: bool = True
     snapshot: Path | None = None
     snapshot_every: float = 60.0
+    checkpoint_idle: float | None = 1.0
+    wal_limit: str = "1GiB"
     allowed_directories: tuple[str, ...] = field(default_factory=tuple)

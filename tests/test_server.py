@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -14,8 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 import evalstore
+from evalstore.errors import InvalidParameterError
 from evalstore.formats import to_records
 from server import create_app
+from server.checkpointer import Checkpointer
 from server.routes_query import FAMILIES
 
 ARROW = "application/vnd.apache.arrow.stream"
@@ -156,7 +159,47 @@ def rows_of(store: evalstore.Store, table: str) -> int:
 def test_healthz_reports_the_store(client, store_file):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "store": str(store_file)}
+    body = response.json()
+    assert (body["status"], body["store"]) == ("ok", str(store_file))
+    assert body["checkpoints"]["idle_seconds"] == 1.0
+    assert body["checkpoints"]["wal_limit"] == "1GiB"
+    assert body["checkpoints"]["error"] is None
+
+
+def test_commits_are_checkpointed_in_the_background_once_ingest_pauses(tmp_path):
+    path = tmp_path / "ckpt.duckdb"
+    wal = tmp_path / "ckpt.duckdb.wal"
+    with evalstore.open(path) as store:
+        store.register_model("m", "v1", "binary")
+        store.connection.execute("CHECKPOINT")
+        app = create_app(store, checkpoint_idle=0.2, wal_limit="256MB")
+        with TestClient(app) as client:
+            threshold = store.sql("SELECT current_setting('checkpoint_threshold') AS t")
+            assert threshold.column("t")[0].as_py() == "244.1 MiB"
+            rows = pa.table({"example_id": [f"e{i}" for i in range(5000)], "x": [1.0] * 5000})
+            response = client.post("/v1/models/m/features?env=serving", json=rows.to_pylist())
+            assert response.json()["rows"] == 5000
+            assert wal.stat().st_size > 0  # committed, still in the log
+            deadline = time.monotonic() + 30
+            while wal.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not wal.exists()  # folded into the file after the pause
+            status = client.get("/healthz").json()["checkpoints"]
+            assert status["checkpoints"] == 1
+            assert status["last"]["wal_bytes_before"] > 0
+            assert status["last"]["wal_bytes_after"] == 0
+            assert status["wal_bytes"] == 0
+    with evalstore.open(path, read_only=True) as reopened:
+        assert reopened.sql("SELECT count(*) AS n FROM m.features").column("n")[0].as_py() == 5000
+
+
+def test_checkpoint_settings_are_checked():
+    with evalstore.open() as store:
+        with pytest.raises(InvalidParameterError, match=r"wal_limit='lots' is not a size"):
+            Checkpointer(store, wal_limit="lots")
+        with pytest.raises(InvalidParameterError, match=r"idle=0 must be a positive"):
+            Checkpointer(store, idle=0)
+        assert "checkpoints" not in TestClient(create_app(store)).get("/healthz").json()
 
 
 def test_healthz_in_memory():
