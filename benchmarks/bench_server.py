@@ -151,6 +151,7 @@ def ingest_cases(url: str, pid: int, workdir: Path, quick: bool) -> list[dict[st
                     f"/v1/models/{model}/features", content=body, headers=headers
                 )
                 response.raise_for_status()
+        checkpoints(client)  # the server's fold of this case's log must not share the CPU
         with Timed() as inproc:
             for table in tables:
                 local.log_features(model, table)

@@ -31,6 +31,16 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def quote_literal(text: str) -> str:
+    """Return ``text`` as a SQL string literal, for statements that take no parameters
+    (``COMMENT ON``, ``ATTACH``, ``SET``).
+
+    >>> quote_literal("it's")
+    "'it''s'"
+    """
+    return "'" + text.replace("'", "''") + "'"
+
+
 def check_model_name(model: object) -> str:
     """Return ``model`` if it is a safe model name, else raise :class:`InvalidNameError`.
 

@@ -578,7 +578,9 @@ def execute(
                         examples=examples,
                     )
             replaced, skipped = _resolve_conflicts(con, plan, table, params)
-            if plan.kind == "labels":  # open label requests of these examples are fulfilled
+            if plan.kind == "labels":
+                _supersede_labels(con, table, batch_id)
+                # open label requests of these examples are fulfilled
                 from evalstore.suggest import fulfil_requests
 
                 fulfil_requests(con, plan.model, table, batch_id, datetime.now(UTC))
@@ -614,6 +616,21 @@ def execute(
         columns_ignored=tuple(plan.ignored),
         replaced=replaced,
         skipped=skipped,
+    )
+
+
+def _supersede_labels(con: duckdb.DuckDBPyConnection, table: str, batch_id: int) -> None:
+    """Mark the current labels of this batch's examples as superseded by it.
+
+    ``labels_latest`` is then the labels with ``superseded_by IS NULL``, and a label was
+    the latest as of batch ``b`` when ``batch_id <= b`` and ``superseded_by`` is NULL or
+    later than ``b`` (see ``evalstore.labels_as_of``).
+    """
+    con.execute(
+        f"UPDATE {table} SET superseded_by = $batch_id WHERE superseded_by IS NULL "
+        f"AND batch_id < $batch_id AND example_id IN "
+        f"(SELECT example_id FROM {table} WHERE batch_id = $batch_id)",
+        {"batch_id": batch_id},
     )
 
 

@@ -19,7 +19,7 @@ import duckdb
 
 from evalstore.db import transaction
 from evalstore.errors import StoreVersionError
-from evalstore.identifiers import quote
+from evalstore.identifiers import quote, quote_literal
 
 #: Columns evalstore writes itself in each model table; users' columns may not take these names.
 FEATURE_SYSTEM_COLUMNS = ("example_id", "env", "dataset", "ts", "batch_id")
@@ -164,6 +164,45 @@ def _create_snapshots_table(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+#: The latest label of each example: the one no later batch has superseded. A labels
+#: batch holds an example at most once, so "latest" is "highest batch_id" and the
+#: ingest of a batch marks the labels it supersedes (:func:`evalstore.ingest.execute`).
+LABELS_LATEST = (
+    "SELECT example_id, label, ts, source, batch_id FROM {s}.labels WHERE superseded_by IS NULL"
+)
+LABELS_COMMENT = (
+    "Ground truth, append-only: a correction adds a row and the latest batch wins; "
+    "superseded_by is the batch of the label that replaced this one (NULL: current)."
+)
+LABELS_LATEST_COMMENT = "The latest label of each example (highest batch_id)."
+
+
+def _mark_superseded_labels(con: duckdb.DuckDBPyConnection) -> None:
+    """Add ``labels.superseded_by`` (filled from the stored labels) and re-create the views."""
+    from evalstore.values import refresh_value_views
+
+    for (model,) in con.execute("SELECT DISTINCT model FROM evalstore.models").fetchall():
+        s = quote(model)
+        con.execute(f"ALTER TABLE {s}.labels ADD COLUMN superseded_by BIGINT")
+        con.execute(
+            f"""
+            UPDATE {s}.labels AS l SET superseded_by = n.next_batch
+            FROM (
+                SELECT example_id, batch_id,
+                       lead(batch_id) OVER (PARTITION BY example_id ORDER BY batch_id)
+                           AS next_batch
+                FROM {s}.labels
+            ) AS n
+            WHERE n.example_id = l.example_id AND n.batch_id = l.batch_id
+              AND n.next_batch IS NOT NULL
+            """
+        )
+        con.execute(f"CREATE OR REPLACE VIEW {s}.labels_latest AS {LABELS_LATEST.format(s=s)}")
+        con.execute(f"COMMENT ON TABLE {s}.labels IS {quote_literal(LABELS_COMMENT)}")
+        con.execute(f"COMMENT ON VIEW {s}.labels_latest IS {quote_literal(LABELS_LATEST_COMMENT)}")
+        refresh_value_views(con, model)
+
+
 #: Every layout change, in order. Append only; never edit a released migration.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "system tables: models, batches", _create_system_tables),
@@ -173,6 +212,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         4, "suggested examples to label: evalstore.label_requests", _create_label_requests_table
     ),
     Migration(5, "reproducible selections: evalstore.snapshots", _create_snapshots_table),
+    Migration(
+        6, "labels.superseded_by: the latest labels without a window", _mark_superseded_labels
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -256,17 +298,10 @@ def create_model_schema(con: duckdb.DuckDBPyConnection, model: str, task: str) -
             score DOUBLE, probabilities MAP(VARCHAR, DOUBLE), latency_ms DOUBLE, batch_id BIGINT
         );
         CREATE TABLE {s}.labels (
-            example_id VARCHAR, label {value_type}, ts TIMESTAMPTZ, source VARCHAR, batch_id BIGINT
+            example_id VARCHAR, label {value_type}, ts TIMESTAMPTZ, source VARCHAR,
+            batch_id BIGINT, superseded_by BIGINT
         );
-        CREATE VIEW {s}.labels_latest AS
-        SELECT example_id, label, ts, source, batch_id
-        FROM (
-            SELECT *, row_number() OVER (
-                PARTITION BY example_id ORDER BY batch_id DESC, ts DESC
-            ) AS rank_
-            FROM {s}.labels
-        ) AS ranked
-        WHERE rank_ = 1;
+        CREATE VIEW {s}.labels_latest AS {LABELS_LATEST.format(s=s)};
         CREATE VIEW {s}.evaluations AS
         SELECT
             p.example_id, p.version, p.ts, p.prediction, p.score, p.probabilities, p.latency_ms,
@@ -279,10 +314,8 @@ def create_model_schema(con: duckdb.DuckDBPyConnection, model: str, task: str) -
             'Feature rows, one column per feature; unique per (example_id, env).';
         COMMENT ON TABLE {s}.predictions IS
             'Predictions, one row per (example_id, version); score = positive-class probability.';
-        COMMENT ON TABLE {s}.labels IS
-            'Ground truth, append-only: a correction adds a row and the latest batch wins.';
-        COMMENT ON VIEW {s}.labels_latest IS
-            'The latest label of each example (highest batch_id, then latest ts).';
+        COMMENT ON TABLE {s}.labels IS {quote_literal(LABELS_COMMENT)};
+        COMMENT ON VIEW {s}.labels_latest IS {quote_literal(LABELS_LATEST_COMMENT)};
         COMMENT ON VIEW {s}.evaluations IS
             'Predictions joined with the latest labels and the serving features.';
         """

@@ -30,10 +30,7 @@ import os
 
 import duckdb
 
-
-def quote_literal(text: str) -> str:
-    """``text`` as a SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
+from evalstore.identifiers import quote_literal
 
 
 def is_locked(con: duckdb.DuckDBPyConnection) -> bool:

@@ -31,8 +31,7 @@ from typing import Any
 
 import duckdb
 
-from evalstore.identifiers import quote
-from server.lockdown import quote_literal
+from evalstore.identifiers import quote, quote_literal
 
 log = logging.getLogger("evalstore.server")
 

@@ -3,8 +3,11 @@
 -- "As of" a batch: a row belongs to the store's state after batch `as_of_batch` was
 -- committed when its batch_id <= as_of_batch (batch ids grow in commit order; NULL: now).
 -- Labels are append-only, so the label of an example as of a batch is the latest label
--- among those committed by then (highest batch_id, then latest ts), exactly as
--- <model>.labels_latest picks it today. Feature rows replaced with
+-- among those committed by then (the highest batch_id: a batch labels an example at most
+-- once), exactly as <model>.labels_latest picks it today. The ingest of a labels batch
+-- records, in labels.superseded_by, the batch that replaced each label, so that label is
+-- the latest as of as_of_batch when batch_id <= as_of_batch and superseded_by is NULL or
+-- later (no window over the labels needed). Feature rows replaced with
 -- on_conflict='replace' are deleted, so a selection as of a batch before the replacement
 -- cannot be recomputed (snapshots detect it through their content hash).
 
@@ -13,14 +16,9 @@
 -- NULL): example_id, label, ts, source, batch_id.
 CREATE OR REPLACE MACRO evalstore.labels_as_of(model, as_of_batch) AS TABLE
     SELECT example_id, label, ts, source, batch_id
-    FROM (
-        SELECT example_id, label, ts, source, batch_id,
-               row_number() OVER (PARTITION BY example_id ORDER BY batch_id DESC, ts DESC)
-                   AS rank_
-        FROM evalstore.model_table(model, 'labels')
-        WHERE as_of_batch IS NULL OR batch_id <= as_of_batch
-    ) AS ranked
-    WHERE rank_ = 1;
+    FROM evalstore.model_table(model, 'labels')
+    WHERE (as_of_batch IS NULL AND superseded_by IS NULL)
+       OR (batch_id <= as_of_batch AND (superseded_by IS NULL OR superseded_by > as_of_batch));
 COMMENT ON MACRO TABLE evalstore.labels_as_of IS
     'Latest label per example among batches <= as_of_batch (NULL: all). Args: model, as_of_batch.';
 

@@ -288,6 +288,80 @@ def test_migrations_are_recorded_once(store_file):
     assert MIGRATIONS[-1].version == SCHEMA_VERSION
 
 
+WINDOW_LATEST = """
+    SELECT example_id, label, batch_id FROM (
+        SELECT *, row_number() OVER (PARTITION BY example_id ORDER BY batch_id DESC) AS r
+        FROM m.labels
+    ) WHERE r = 1 ORDER BY example_id
+"""
+
+
+def _labels_with_corrections(store: evalstore.Store) -> list[int]:
+    """Three label batches where later ones correct some examples; their batch ids."""
+    store.register_model("m", "v1", "binary", classes=["no", "yes"])
+    batches = [
+        {"example_id": ["a", "b", "c", "d"], "label": ["no", "no", "yes", "no"]},
+        {"example_id": ["b", "c", "e"], "label": ["yes", "no", "yes"]},
+        {"example_id": ["c", "f"], "label": ["yes", "no"]},
+    ]
+    return [store.log_labels("m", pa.table(batch)).batch_id for batch in batches]
+
+
+def test_label_ingest_marks_superseded_labels(tmp_path):
+    with evalstore.open(tmp_path / "s.duckdb") as store:
+        b1, b2, b3 = _labels_with_corrections(store)
+        marks = store.sql(
+            "SELECT example_id, batch_id, superseded_by FROM m.labels ORDER BY example_id, batch_id"
+        ).to_pylist()
+        assert [(r["example_id"], r["batch_id"], r["superseded_by"]) for r in marks] == [
+            ("a", b1, None), ("b", b1, b2), ("b", b2, None), ("c", b1, b2), ("c", b2, b3),
+            ("c", b3, None), ("d", b1, None), ("e", b2, None), ("f", b3, None),
+        ]  # fmt: skip
+        latest = store.sql("SELECT example_id, label, batch_id FROM m.labels_latest ORDER BY 1")
+        assert latest.to_pylist() == store.sql(WINDOW_LATEST).to_pylist()
+        as_of_b2 = store.sql(
+            "SELECT example_id, label FROM evalstore.labels_as_of('m', ?) ORDER BY 1", [b2]
+        ).to_pylist()
+        assert as_of_b2 == [
+            {"example_id": "a", "label": "no"}, {"example_id": "b", "label": "yes"},
+            {"example_id": "c", "label": "no"}, {"example_id": "d", "label": "no"},
+            {"example_id": "e", "label": "yes"},
+        ]  # fmt: skip
+        with pytest.raises(evalstore.ValidationError):  # a rejected batch marks nothing
+            store.log_labels("m", pa.table({"example_id": ["a", "c"], "label": ["yes", "x"]}))
+        assert store.sql("SELECT count(*) AS n FROM m.labels_latest").to_pylist() == [{"n": 6}]
+        assert store.sql(
+            "SELECT count(*) AS n FROM m.labels WHERE superseded_by IS NOT NULL"
+        ).to_pylist() == [{"n": 3}]
+
+
+def test_migration_6_marks_the_labels_of_an_older_store(tmp_path):
+    path = tmp_path / "old.duckdb"
+    with evalstore.open(path) as store:
+        _labels_with_corrections(store)
+        expected = store.sql(WINDOW_LATEST).to_pylist()
+    con = duckdb.connect(str(path))  # make it the layout of schema version 5
+    con.execute("DROP VIEW m.labels_latest")
+    con.execute("ALTER TABLE m.labels DROP COLUMN superseded_by")
+    con.execute("CREATE VIEW m.labels_latest AS SELECT example_id, label FROM m.labels")
+    con.execute("DELETE FROM evalstore.migrations WHERE version = 6")
+    con.execute("UPDATE evalstore.meta SET value = '5' WHERE key = 'schema_version'")
+    con.close()
+    with evalstore.open(path) as store:
+        assert (
+            store.sql(
+                "SELECT example_id, label, batch_id FROM m.labels_latest ORDER BY 1"
+            ).to_pylist()
+            == expected
+        )
+        assert store.sql(
+            "SELECT count(*) AS n FROM m.labels WHERE superseded_by IS NOT NULL"
+        ).to_pylist() == [{"n": 3}]
+        assert store.sql("SELECT max(version) AS v FROM evalstore.migrations").to_pylist() == [
+            {"v": 6}
+        ]
+
+
 @pytest.mark.parametrize("read_only", [False, True])
 def test_newer_store_refuses_to_open(store_file, read_only):
     newer = SCHEMA_VERSION + 1
