@@ -117,13 +117,21 @@ class Sample:
     """
 
     raw: np.ndarray
+    #: ``raw`` is this sample's own memory (a slice of an array nobody else reads), so it
+    #: is sorted in place rather than copied.
+    owned: bool = False
 
     @cached_property
     def values(self) -> np.ndarray:
         """The finite values, sorted."""
         raw, self.raw = self.raw, None  # the raw values are not needed again
         finite = np.isfinite(raw)
-        return np.sort(raw if finite.all() else raw[finite])
+        if not finite.all():
+            return np.sort(raw[finite])
+        if self.owned:
+            raw.sort()
+            return raw
+        return np.sort(raw)
 
     @property
     def n(self) -> int:
@@ -392,7 +400,8 @@ def _cells(
             labels[name].append(batch.column(name))
     if not parts["cell"]:
         return []
-    arrays = {name: np.concatenate(chunks) for name, chunks in parts.items()}
+    # each column's chunks are released as soon as it is one array (peak: one column twice)
+    arrays = {name: np.concatenate(parts.pop(name)) for name in list(parts)}
     code, ref_key = arrays.pop("cell"), arrays.pop("ref_key")
     # group the rows by (reference or window, output or features, version)
     outputs, output_code = _codes(pa.chunked_array(labels["output"], pa.string()))
@@ -416,7 +425,7 @@ def _cells(
         else:
             group = [(output, out)] if output in features else []
         for feature, column in group:
-            sample = Sample(column[rows])
+            sample = Sample(column[rows], owned=True)  # the permuted copies are private
             if code[first] < 0:
                 references[(int(ref_key[first]), feature, version)] = sample
             else:  # a window's start and end are the same on all its rows
