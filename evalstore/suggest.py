@@ -491,8 +491,9 @@ def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
         column = f"f.{quote(feature)}"
         if kind == "numeric" and feature in stats:
             n, q = stats[feature]
-            # rows with the value inside [5%, 95%] quantiles have t >= 0.1 here
-            filters.append(f"NOT ({column} BETWEEN $q{i}_3 AND $q{i}_7)")
+            # a value strictly between the 5% and 95% quantiles has t >= 0.1 (at the
+            # quantiles themselves a run of ties may put F beyond them)
+            filters.append(f"NOT ({column} > $q{i}_3 AND {column} < $q{i}_7)")
             bound = max(bound, math.log(10.0) / math.log(n + 1.0))
             names = [f"q{i}_{j}" for j in range(len(q))]
             args = ", ".join(f"${name}" for name in names)
@@ -545,8 +546,8 @@ def _novelty_expression(ctx: _Context) -> tuple[str, dict[str, Any]]:
 def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
     """Most novel serving feature rows (a scan of the features alone), then verified.
 
-    Pruning, exact: a row whose numeric values all lie within their reference's 5% and 95%
-    quantiles and whose categories have rarity <= B (B = ln 10 / ln(n + 1), the largest
+    Pruning, exact: a row whose numeric values all lie strictly between their reference's
+    5% and 95% quantiles and whose categories have rarity <= B (B = ln 10 / ln(n + 1), the largest
     rarity of a tail t >= 0.1) has novelty <= B. So the top m are first looked for among
     the other rows only; when the m-th of them scores at least B, no pruned row can beat it,
     else the query runs over every row.

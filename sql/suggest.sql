@@ -213,31 +213,92 @@ CREATE OR REPLACE MACRO evalstore.surprisal(t, n) AS
 COMMENT ON MACRO evalstore.surprisal IS
     'ln(1/max(t, 1/(n+1))) / ln(n+1): rarity of tail probability t, in [0, 1].';
 
+-- evalstore.tie_mid(v, q0, ..., q10) -> DOUBLE
+-- Helper: for v one of the 11 reference quantiles q0..q10 at the novelty grid (0, .001,
+-- .01, .05, .25, .5, .75, .95, .99, .999, 1), the middle of the grid probabilities of the
+-- quantiles equal to v: (first + last) / 2. A value many reference rows share (0 of a
+-- count) is several quantiles at once; F there is the middle of that run. NULL when v
+-- is none of them. Its arguments are the call's constants, so it folds.
+CREATE OR REPLACE MACRO evalstore.tie_mid(v, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10) AS
+    (CASE
+        WHEN q0 = v THEN 0
+        WHEN q1 = v THEN 0.001
+        WHEN q2 = v THEN 0.01
+        WHEN q3 = v THEN 0.05
+        WHEN q4 = v THEN 0.25
+        WHEN q5 = v THEN 0.5
+        WHEN q6 = v THEN 0.75
+        WHEN q7 = v THEN 0.95
+        WHEN q8 = v THEN 0.99
+        WHEN q9 = v THEN 0.999
+        WHEN q10 = v THEN 1 END
+     + CASE
+        WHEN q10 = v THEN 1
+        WHEN q9 = v THEN 0.999
+        WHEN q8 = v THEN 0.99
+        WHEN q7 = v THEN 0.95
+        WHEN q6 = v THEN 0.75
+        WHEN q5 = v THEN 0.5
+        WHEN q4 = v THEN 0.25
+        WHEN q3 = v THEN 0.05
+        WHEN q2 = v THEN 0.01
+        WHEN q1 = v THEN 0.001
+        WHEN q0 = v THEN 0 END) / 2.0;
+COMMENT ON MACRO evalstore.tie_mid IS
+    'Middle grid probability of the run of reference quantiles equal to v (ties).';
+
+-- evalstore.reference_cdf(x, q0, ..., q10) -> DOUBLE
+-- Helper: F(x) for q0 <= x <= q10 against the 11 reference grid quantiles: linear
+-- between two distinct quantiles (each branch divides by q(k+1) - q(k) > 0), and at a
+-- quantile the middle of its run of ties (evalstore.tie_mid), so F is p(k) at an untied
+-- quantile. Split at q5 so that a value takes about 6 comparisons.
+CREATE OR REPLACE MACRO evalstore.reference_cdf(x, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10) AS
+    CASE
+        WHEN x <= q5 THEN CASE
+            WHEN x = q0 THEN evalstore.tie_mid(q0, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10)
+            WHEN x < q1 THEN 0.001 * (x - q0) / (q1 - q0)
+            WHEN x = q1 THEN evalstore.tie_mid(q1, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10)
+            WHEN x < q2 THEN 0.001 + 0.009 * (x - q1) / (q2 - q1)
+            WHEN x = q2 THEN evalstore.tie_mid(q2, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10)
+            WHEN x < q3 THEN 0.01 + 0.04 * (x - q2) / (q3 - q2)
+            WHEN x = q3 THEN evalstore.tie_mid(q3, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10)
+            WHEN x < q4 THEN 0.05 + 0.2 * (x - q3) / (q4 - q3)
+            WHEN x = q4 THEN evalstore.tie_mid(q4, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10)
+            WHEN x < q5 THEN 0.25 + 0.25 * (x - q4) / (q5 - q4)
+            ELSE evalstore.tie_mid(q5, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10) END
+        ELSE CASE
+            WHEN x < q6 THEN 0.5 + 0.25 * (x - q5) / (q6 - q5)
+            WHEN x = q6 THEN evalstore.tie_mid(q6, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10)
+            WHEN x < q7 THEN 0.75 + 0.2 * (x - q6) / (q7 - q6)
+            WHEN x = q7 THEN evalstore.tie_mid(q7, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10)
+            WHEN x < q8 THEN 0.95 + 0.04 * (x - q7) / (q8 - q7)
+            WHEN x = q8 THEN evalstore.tie_mid(q8, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10)
+            WHEN x < q9 THEN 0.99 + 0.009 * (x - q8) / (q9 - q8)
+            WHEN x = q9 THEN evalstore.tie_mid(q9, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10)
+            WHEN x < q10 THEN 0.999 + 0.001 * (x - q9) / (q10 - q9)
+            ELSE evalstore.tie_mid(q10, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10) END
+    END;
+COMMENT ON MACRO evalstore.reference_cdf IS
+    'F(x) between 11 reference grid quantiles; at a quantile, the middle of its run of ties.';
+
 -- evalstore.reference_tail(x, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, floor) -> DOUBLE
 -- Helper: max(t, floor) for the two-sided tail t = 2 min(F(x), 1 - F(x)) of x against the
--- 11 reference quantiles q0..q10 at the novelty grid (0, .001, .01, .05, .25, .5, .75, .95,
--- .99, .999, 1), F interpolated linearly between them; t = 0 outside [q0, q10] (out of
--- range). At a run of tied quantiles F is the middle of their grid probabilities. NULL
--- when x is NULL. Scalar quantiles (not a list) so that they fold into constants: this
--- runs once per serving value.
+-- 11 reference quantiles q0..q10 at the novelty grid, F interpolated linearly between
+-- them; at a run of tied quantiles (x equal to a value many reference rows share) F is
+-- the middle of the run's grid probabilities (evalstore.reference_cdf): a value held by
+-- 30% of the reference is not rare. t = 0 outside [q0, q10] (out of range). NULL when x
+-- is NULL. Scalar quantiles (not a list) so that
+-- they fold into constants: this runs once per serving value. For x strictly between
+-- q(k) and q(10 - k), F lies between their grid probabilities (the bound the novelty
+-- search prunes with).
 CREATE OR REPLACE MACRO evalstore.reference_tail(
     x, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, floor
 ) AS
     CASE
         WHEN x IS NULL THEN NULL
-        WHEN x < q0 OR x > q10 THEN floor
-        WHEN x <= q5 THEN CASE
-            WHEN x <= q1 THEN greatest(floor, 2.0 * coalesce(0.0 + 0.001 * (x - q0) / nullif(q1 - q0, 0), 0.0005))
-            WHEN x <= q2 THEN greatest(floor, 2.0 * coalesce(0.001 + 0.009 * (x - q1) / nullif(q2 - q1, 0), 0.0055))
-            WHEN x <= q3 THEN greatest(floor, 2.0 * coalesce(0.01 + 0.04 * (x - q2) / nullif(q3 - q2, 0), 0.03))
-            WHEN x <= q4 THEN greatest(floor, 2.0 * coalesce(0.05 + 0.2 * (x - q3) / nullif(q4 - q3, 0), 0.15))
-            ELSE greatest(floor, 2.0 * coalesce(0.25 + 0.25 * (x - q4) / nullif(q5 - q4, 0), 0.375)) END
-        ELSE CASE
-            WHEN x <= q6 THEN greatest(floor, 2.0 * coalesce(0.5 - 0.25 * (x - q5) / nullif(q6 - q5, 0), 0.375))
-            WHEN x <= q7 THEN greatest(floor, 2.0 * coalesce(0.25 - 0.2 * (x - q6) / nullif(q7 - q6, 0), 0.15))
-            WHEN x <= q8 THEN greatest(floor, 2.0 * coalesce(0.05 - 0.04 * (x - q7) / nullif(q8 - q7, 0), 0.03))
-            WHEN x <= q9 THEN greatest(floor, 2.0 * coalesce(0.01 - 0.009 * (x - q8) / nullif(q9 - q8, 0), 0.0055))
-            ELSE greatest(floor, 2.0 * coalesce(0.001 - 0.001 * (x - q9) / nullif(q10 - q9, 0), 0.0005)) END
+        WHEN x < q0 OR x > q10 THEN floor  -- NaN sorts above every number
+        ELSE greatest(floor, 1.0 - abs(2.0 * evalstore.reference_cdf(
+            x, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10) - 1.0))
     END;
 COMMENT ON MACRO evalstore.reference_tail IS
     'max(floor, two-sided tail of x) against 11 reference grid quantiles; floor out of range.';

@@ -113,38 +113,65 @@ def test_binary_uncertainty_macros_match_numpy():
     assert got["none"] == [None] * len(s)
 
 
-def test_numeric_rarity_matches_numpy_interpolation():
-    rng = np.random.default_rng(3)
-    ref = np.round(rng.normal(size=500), 1)  # ties
-    grid = np.array([0, 0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 1])
-    q = np.quantile(ref, grid)
-    xs = np.concatenate([rng.normal(size=200) * 1.5, [q[0], q[-1], q[0] - 1, q[-1] + 1]])
+GRID = np.array([0, 0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 1])
+
+
+def _rarity_sql(q: np.ndarray, n: int, xs: np.ndarray) -> np.ndarray:
     with evalstore.open() as store:
-        got = (
+        return (
             store.sql(
                 "SELECT evalstore.numeric_rarity(x, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) AS r "
                 "FROM (SELECT unnest(?) AS x, generate_subscripts(?, 1) AS i) ORDER BY i",
-                [*q.tolist(), len(ref), xs.tolist(), xs.tolist()],
+                [*map(float, q), n, xs.tolist(), xs.tolist()],
             )
             .column("r")
-            .to_numpy()
+            .to_numpy(zero_copy_only=False)
         )
-    n = len(ref)
-    expected = []
-    for x in xs:
-        if x < q[0] or x > q[-1]:
-            t = 0.0
-        else:
-            # F by linear interpolation; at tied quantiles numpy's interp takes the last
-            # grid point, the macro the middle of the run: compare away from exact ties.
-            f = np.interp(x, q, grid)
-            t = 2 * min(f, 1 - f)
-        expected.append(np.log(1 / max(t, 1 / (n + 1))) / np.log(n + 1))
-    expected = np.array(expected)
-    off_ties = ~np.isin(np.round(xs, 12), np.round(q, 12))
-    np.testing.assert_allclose(got[off_ties], expected[off_ties], atol=1e-9)
+
+
+def _rarity_numpy(q: np.ndarray, n: int, xs: np.ndarray) -> np.ndarray:
+    """The definition: F linear between the grid quantiles, at a run of tied quantiles the
+    middle of the run's probabilities (numpy.interp takes the run's last one; on the
+    mirrored axis its first), t = 2 min(F, 1 - F), 0 out of range; ln(1 / max(t, f)) /
+    ln(n + 1) with f = 1 / (n + 1)."""
+    last = np.interp(xs, q, GRID)
+    first = np.interp(-xs, -q[::-1], GRID[::-1])
+    f = (first + last) / 2
+    t = np.where((xs < q[0]) | (xs > q[-1]), 0.0, 2 * np.minimum(f, 1 - f))
+    return np.log(1 / np.maximum(t, 1 / (n + 1))) / np.log(n + 1)
+
+
+def test_numeric_rarity_matches_numpy_interpolation():
+    rng = np.random.default_rng(3)
+    ref = np.round(rng.normal(size=500), 1)  # ties
+    q = np.quantile(ref, GRID)
+    # random values, every quantile exactly (ties included) and values out of range
+    xs = np.concatenate([rng.normal(size=200) * 1.5, q, [q[0] - 1, q[-1] + 1]])
+    got = _rarity_sql(q, len(ref), xs)
+    np.testing.assert_allclose(got, _rarity_numpy(q, len(ref), xs), atol=1e-9)
     assert got[-2] == 1.0 and got[-1] == 1.0  # out of range
     assert np.all((got >= 0) & (got <= 1))
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        np.repeat([0, 1, 2, 3, 5, 8, 13, 19], [300, 200, 150, 100, 100, 80, 50, 20]),  # counts
+        np.concatenate([np.zeros(700), np.arange(1, 301)]),  # 70% zeros
+        np.full(50, 4.0),  # constant
+    ],
+    ids=["counts", "mostly-zero", "constant"],
+)
+def test_numeric_rarity_of_values_many_reference_rows_share(ref):
+    q = np.quantile(ref, GRID)
+    values, counts = np.unique(ref, return_counts=True)
+    got = _rarity_sql(q, len(ref), values.astype(float))
+    np.testing.assert_allclose(got, _rarity_numpy(q, len(ref), values.astype(float)), atol=1e-9)
+    # the most common value (30% to 100% of the reference) is not rare: the middle of
+    # its run of tied quantiles is at F >= 0.125 from either end, t >= 0.25 (before ties
+    # were handled, a value shared by the lowest quantiles got t = 0.001: rarity ~1)
+    most = np.argmax(counts)
+    assert got[most] <= np.log(4) / np.log(len(ref) + 1) + 1e-12, (values[most], got[most])
 
 
 def test_category_rarity_is_the_tail_share():
