@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 import duckdb
 
 from evalstore.errors import InvalidParameterError
+from server.background import BackgroundLoop
 
 log = logging.getLogger("evalstore.server")
 
@@ -55,10 +55,13 @@ def check_size(value: str, parameter: str = "wal_limit") -> str:
     return value.strip()
 
 
-class Checkpointer:
+class Checkpointer(BackgroundLoop):
     """Checkpoints ``store`` on a daemon thread once its WAL has been idle for ``idle`` s."""
 
+    thread_name = "evalstore-checkpoint"
+
     def __init__(self, store: Any, idle: float = 1.0, wal_limit: str = "1GiB") -> None:
+        super().__init__()
         if idle <= 0:
             raise InvalidParameterError(f"checkpoint idle={idle!r} must be a positive number of s")
         self.store = store
@@ -69,8 +72,6 @@ class Checkpointer:
         self.seconds = 0.0
         self.last: dict[str, Any] | None = None
         self.error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def configure(self) -> None:
         """Raise DuckDB's automatic checkpoint threshold to ``wal_limit`` (before lockdown)."""
@@ -106,17 +107,8 @@ class Checkpointer:
 
     def start(self) -> None:
         """Watch the WAL on a daemon thread (a store in memory has none: nothing to do)."""
-        if self.wal is None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="evalstore-checkpoint", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self.wal is not None:
+            super().start()
 
     def _loop(self) -> None:
         done = 0  # the log's size right after the last checkpoint: nothing new to fold in

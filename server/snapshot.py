@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 
 from evalstore.identifiers import quote, quote_literal
+from server.background import BackgroundLoop
 
 log = logging.getLogger("evalstore.server")
 
@@ -69,8 +70,11 @@ def rebind_views(cursor: Any, catalog: str) -> None:
         pending = failed
 
 
-class SnapshotWriter:
-    """Writes ``target`` from ``store`` now (:meth:`refresh`) or every ``every`` seconds."""
+class SnapshotWriter(BackgroundLoop):
+    """Writes ``target`` from ``store`` now (:meth:`refresh`) or every ``every`` seconds
+    (:meth:`start` refreshes now and then every ``every`` seconds on a daemon thread)."""
+
+    thread_name = "evalstore-snapshot"
 
     def __init__(self, store: Any, target: str | os.PathLike[str], every: float = 60.0) -> None:
         self.store = store
@@ -78,9 +82,8 @@ class SnapshotWriter:
         self.every = float(every)
         self.last: dict[str, Any] | None = None
         self.error: str | None = None
+        super().__init__()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def refresh(self) -> dict[str, Any]:
         """Write a fresh copy and swap it in; return what was written."""
@@ -123,18 +126,6 @@ class SnapshotWriter:
             }
             self.error = None
             return self.last
-
-    def start(self) -> None:
-        """Refresh now and then every ``every`` seconds on a daemon thread."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="evalstore-snapshot", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
     def _loop(self) -> None:
         while not self._stop.is_set():
