@@ -117,10 +117,18 @@ COMMENT ON MACRO evalstore.f1_se IS
 -- labels met has passed since its end. Windows are incomplete (false) when no label
 -- was ever observed.
 CREATE OR REPLACE MACRO evalstore.label_horizon(model, delay_quantile, as_of) AS TABLE
-    WITH first_label AS (
+    -- the earliest label ts of each labeled example: its current label's, unless a label
+    -- it superseded came earlier (only corrected examples need a group)
+    WITH corrected AS (
         SELECT l.example_id, min(l.ts) AS label_ts
         FROM evalstore.model_table(model, 'labels') AS l
+        WHERE l.superseded_by IS NOT NULL
         GROUP BY l.example_id
+    ),
+    first_label AS (
+        SELECT l.example_id, least(l.ts, c.label_ts) AS label_ts
+        FROM evalstore.model_table(model, 'labels_latest') AS l
+        LEFT JOIN corrected AS c ON c.example_id = l.example_id
     ),
     delays AS (
         SELECT evalstore.hours_between(p.ts, f.label_ts) AS delay_hours
@@ -232,7 +240,8 @@ COMMENT ON MACRO TABLE evalstore.performance_rows IS
 -- and over labeled rows with a score s:
 --   roc_auc            P(s_pos > s_neg) + P(s_pos = s_neg) / 2 = U / (n_pos n_neg),
 --                      sklearn roc_auc_score; NULL for a single-class cell. Computed from
---                      one descending sweep over the cell's distinct scores (ties grouped).
+--                      two rankings of the cell's rows by descending score (rank() and a
+--                      RANGE count(*), so tied scores share their counts).
 --   average_precision  sum over distinct scores t (descending) of (R(t) - R(t_prev)) P(t),
 --                      P/R the precision/recall of "s >= t" (sklearn
 --                      average_precision_score); NULL without positives
@@ -260,60 +269,47 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
     WITH registry AS (
         SELECT r.version, r.positive_class,
                coalesce(CAST(threshold AS DOUBLE), r.threshold) AS cutoff,
-               CASE WHEN threshold IS NULL THEN 'registered' ELSE 'given' END AS cutoff_source
+               CASE WHEN threshold IS NULL THEN 'registered' ELSE 'given' END AS cutoff_source,
+               row_number() OVER (ORDER BY r.version) AS vcode
         FROM evalstore.relation('evalstore.models') AS r
         WHERE r.model = model
     ),
-    -- one pass over the rows: one group per (cell, score of a labeled row, yhat); the
-    -- score of an unlabeled row is not needed, so those rows collapse into few groups
-    fine AS (
-        SELECT w.window_index, w.version, w.slice,
-            CASE WHEN w.label IS NOT NULL THEN w.score END AS s,
+    -- one row per prediction: y (NULL when unlabeled), yhat, the score s of a labeled
+    -- row, and vcode (an integer key of the version: windows partition faster by it)
+    base AS (
+        SELECT w.window_index, w.version, g.vcode, w.slice, w.ts,
+            CASE WHEN w.label = g.positive_class THEN 1
+                 WHEN w.label <> g.positive_class THEN 0 END AS y,
             CASE WHEN w.score IS NOT NULL THEN CASE WHEN w.score >= g.cutoff THEN 1 ELSE 0 END
                  WHEN w.prediction IS NOT NULL THEN
                      CASE WHEN w.prediction = g.positive_class THEN 1 ELSE 0 END
             END AS yhat,
-            count(*) AS cnt,
-            CAST(count(CASE WHEN w.label = g.positive_class THEN 1 END) AS DOUBLE) AS pos,
-            CAST(count(CASE WHEN w.label <> g.positive_class THEN 1 END) AS DOUBLE) AS neg,
-            min(w.ts) AS first_ts, max(w.ts) AS last_ts
+            CASE WHEN w.label IS NOT NULL THEN w.score END AS s
         FROM evalstore.performance_rows(source, width, chunk_rows, chunks, since, until) AS w
         LEFT JOIN registry AS g ON g.version = w.version
-        GROUP BY w.window_index, w.version, w.slice,
-            CASE WHEN w.label IS NOT NULL THEN w.score END,
-            CASE WHEN w.score IS NOT NULL THEN CASE WHEN w.score >= g.cutoff THEN 1 ELSE 0 END
-                 WHEN w.prediction IS NOT NULL THEN
-                     CASE WHEN w.prediction = g.positive_class THEN 1 ELSE 0 END
-            END
     ),
-    -- per-row losses of a group with score s: l1 if y = 1, l0 if y = 0
+    -- per-row losses of the labeled scored rows: squared error and -ln p(label)
     losses AS (
-        SELECT f.*,
-            (1 - f.s) * (1 - f.s) AS b1, f.s * f.s AS b0,
-            -ln(greatest(least(f.s, 1 - 2.220446049250313e-16), 2.220446049250313e-16)) AS l1,
-            -ln(greatest(least(1 - f.s, 1 - 2.220446049250313e-16), 2.220446049250313e-16))
-                AS l0
-        FROM fine AS f
+        SELECT b.*, (b.s - b.y) * (b.s - b.y) AS sq,
+            -ln(greatest(least(CASE b.y WHEN 1 THEN b.s WHEN 0 THEN 1 - b.s END,
+                               1 - 2.220446049250313e-16), 2.220446049250313e-16)) AS nll
+        FROM base AS b
     ),
     cells AS (
-        SELECT x.window_index, x.version, x.slice,
-            min(x.first_ts) AS first_ts, max(x.last_ts) AS last_ts,
-            CAST(sum(x.cnt) AS BIGINT) AS predictions,
-            CAST(sum(x.pos + x.neg) AS BIGINT) AS labeled,
-            CAST(sum(CASE WHEN x.yhat IS NOT NULL THEN x.pos + x.neg ELSE 0 END) AS BIGINT)
-                AS n_class,
-            CAST(sum(CASE WHEN x.s IS NOT NULL THEN x.pos + x.neg ELSE 0 END) AS BIGINT)
-                AS n_score,
-            CAST(sum(CASE WHEN x.yhat = 1 THEN x.pos ELSE 0 END) AS BIGINT) AS tp,
-            CAST(sum(CASE WHEN x.yhat = 1 THEN x.neg ELSE 0 END) AS BIGINT) AS fp,
-            CAST(sum(CASE WHEN x.yhat = 0 THEN x.pos ELSE 0 END) AS BIGINT) AS fn,
-            CAST(sum(CASE WHEN x.yhat = 0 THEN x.neg ELSE 0 END) AS BIGINT) AS tn,
-            CAST(sum(CASE WHEN x.s IS NOT NULL THEN x.pos ELSE 0 END) AS BIGINT) AS n_pos,
-            CAST(sum(CASE WHEN x.s IS NOT NULL THEN x.neg ELSE 0 END) AS BIGINT) AS n_neg,
-            sum(x.pos * x.b1 + x.neg * x.b0) AS brier_sum,
-            sum(x.pos * x.b1 * x.b1 + x.neg * x.b0 * x.b0) AS brier_sq,
-            sum(x.pos * x.l1 + x.neg * x.l0) AS loss_sum,
-            sum(x.pos * x.l1 * x.l1 + x.neg * x.l0 * x.l0) AS loss_sq
+        SELECT x.window_index, x.version, x.slice, any_value(x.vcode) AS vcode,
+            min(x.ts) AS first_ts, max(x.ts) AS last_ts,
+            count(*) AS predictions,
+            count(x.y) AS labeled,
+            count(CASE WHEN x.yhat IS NOT NULL THEN x.y END) AS n_class,
+            count(CASE WHEN x.s IS NOT NULL THEN x.y END) AS n_score,
+            count(CASE WHEN x.yhat = 1 AND x.y = 1 THEN 1 END) AS tp,
+            count(CASE WHEN x.yhat = 1 AND x.y = 0 THEN 1 END) AS fp,
+            count(CASE WHEN x.yhat = 0 AND x.y = 1 THEN 1 END) AS fn,
+            count(CASE WHEN x.yhat = 0 AND x.y = 0 THEN 1 END) AS tn,
+            count(CASE WHEN x.s IS NOT NULL AND x.y = 1 THEN 1 END) AS n_pos,
+            count(CASE WHEN x.s IS NOT NULL AND x.y = 0 THEN 1 END) AS n_neg,
+            sum(x.sq) AS brier_sum, sum(x.sq * x.sq) AS brier_sq,
+            sum(x.nll) AS loss_sum, sum(x.nll * x.nll) AS loss_sq
         FROM losses AS x
         GROUP BY x.window_index, x.version, x.slice
     ),
@@ -327,54 +323,55 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
         FROM cells AS c
         GROUP BY c.window_index
     ),
-    -- the scored labeled groups, one per (cell, distinct score) (yhat is a function of
-    -- the score when there is one)
-    scores AS (
-        SELECT f.window_index, f.version, f.slice, f.s, f.pos, f.neg
-        FROM fine AS f
-        WHERE f.s IS NOT NULL
+    -- the labeled scored rows of a cell in descending score order: rank() = 1 + the rows
+    -- scored above s, count(*) = the rows scored >= s (RANGE frame: ties included), over
+    -- the cell (w) and over the row's class in the cell (wc)
+    ranked AS (
+        SELECT b.window_index, b.vcode, b.slice, b.y,
+            rank() OVER w AS first_at, count(*) OVER w AS at_or_above,
+            rank() OVER wc AS class_first_at, count(*) OVER wc AS class_at_or_above
+        FROM base AS b
+        WHERE b.s IS NOT NULL AND b.y IS NOT NULL
+          AND (metrics IS NULL OR list_contains(metrics, 'roc_auc')
+               OR list_contains(metrics, 'average_precision'))
+        WINDOW w AS (PARTITION BY b.window_index, b.vcode, b.slice ORDER BY b.s DESC),
+               wc AS (PARTITION BY b.window_index, b.vcode, b.slice, b.y ORDER BY b.s DESC)
     ),
-    -- cum_pos / cum_neg: positives / negatives scored >= s (descending sweep; counts are
-    -- exact integers in DOUBLE up to 2^53)
-    swept AS (
-        SELECT g.window_index, g.version, g.slice, g.pos, g.neg,
-               sum(g.pos) OVER w AS cum_pos, sum(g.neg) OVER w AS cum_neg
-        FROM scores AS g
-        WHERE metrics IS NULL OR list_contains(metrics, 'roc_auc')
-           OR list_contains(metrics, 'average_precision')
-        WINDOW w AS (PARTITION BY g.window_index, g.version, g.slice ORDER BY g.s DESC
-                     ROWS UNBOUNDED PRECEDING)
+    -- j = 2 (rows of the other class above s) + (rows of the other class at s)
+    --   = (first_at - class_first_at) + (at_or_above - class_at_or_above):
+    -- a positive's placement value is 1 - j / (2 n_neg), a negative's j / (2 n_pos); sums
+    -- of squares are exact (HUGEINT). Precision at a positive's score: class_at_or_above
+    -- (positives >= s) / at_or_above.
+    placed AS (
+        SELECT r.window_index, r.vcode, r.slice, r.y, r.class_at_or_above, r.at_or_above,
+            r.first_at - r.class_first_at + r.at_or_above - r.class_at_or_above AS j
+        FROM ranked AS r
     ),
-    -- j = 2 (negatives above s) + (negatives at s): a positive's placement value is
-    -- 1 - j / (2 n_neg); k = 2 (positives above s) + (positives at s): a negative's is
-    -- k / (2 n_pos). Sums of squares are exact (DECIMAL(38, 0)).
     ranking AS (
-        SELECT x.window_index, x.version, x.slice,
-            sum(x.pos * (2 * x.cum_neg - x.neg)) AS spj,
-            sum(CAST(x.pos AS DECIMAL(38, 0)) * CAST(2 * x.cum_neg - x.neg AS DECIMAL(38, 0))
-                * CAST(2 * x.cum_neg - x.neg AS DECIMAL(38, 0))) AS spj2,
-            sum(x.neg * (2 * x.cum_pos - x.pos)) AS snk,
-            sum(CAST(x.neg AS DECIMAL(38, 0)) * CAST(2 * x.cum_pos - x.pos AS DECIMAL(38, 0))
-                * CAST(2 * x.cum_pos - x.pos AS DECIMAL(38, 0))) AS snk2,
-            sum(CASE WHEN x.pos > 0 THEN x.pos * x.cum_pos / (x.cum_pos + x.cum_neg) END)
-                AS ap_sum
-        FROM swept AS x
-        GROUP BY x.window_index, x.version, x.slice
+        SELECT x.window_index, x.vcode, x.slice,
+            sum(CASE WHEN x.y = 1 THEN x.j END) AS spj,
+            sum(CASE WHEN x.y = 1 THEN CAST(x.j AS HUGEINT) * x.j END) AS spj2,
+            sum(CASE WHEN x.y = 0 THEN x.j END) AS snk,
+            sum(CASE WHEN x.y = 0 THEN CAST(x.j AS HUGEINT) * x.j END) AS snk2,
+            sum(CASE WHEN x.y = 1 THEN x.class_at_or_above / x.at_or_above END) AS ap_sum
+        FROM placed AS x
+        GROUP BY x.window_index, x.vcode, x.slice
     ),
     calibration AS (
-        SELECT g.window_index, g.version, g.slice,
-               least(CAST(floor(g.s * ece_bins) AS BIGINT), ece_bins - 1) AS bin,
-               sum(g.pos + g.neg) AS n_bin, sum(g.pos * (1 - g.s) - g.neg * g.s) AS gap,
-               sum(g.pos * (1 - g.s) * (1 - g.s) + g.neg * g.s * g.s) AS gap2
-        FROM scores AS g
-        WHERE metrics IS NULL OR list_contains(metrics, 'ece')
-        GROUP BY g.window_index, g.version, g.slice,
-                 least(CAST(floor(g.s * ece_bins) AS BIGINT), ece_bins - 1)
+        SELECT b.window_index, b.version, b.slice,
+               least(CAST(floor(b.s * ece_bins) AS BIGINT), ece_bins - 1) AS bin,
+               count(*) AS n_bin, sum(b.y - b.s) AS gap,
+               sum((b.y - b.s) * (b.y - b.s)) AS gap2
+        FROM base AS b
+        WHERE b.s IS NOT NULL AND b.y IS NOT NULL
+          AND (metrics IS NULL OR list_contains(metrics, 'ece'))
+        GROUP BY b.window_index, b.version, b.slice,
+                 least(CAST(floor(b.s * ece_bins) AS BIGINT), ece_bins - 1)
     ),
     ece AS (
         SELECT c.window_index, c.version, c.slice, sum(abs(c.gap)) / sum(c.n_bin) AS ece,
-               list_concat(list(c.n_bin ORDER BY c.bin), list(c.gap ORDER BY c.bin),
-                           list(c.gap2 ORDER BY c.bin)) AS ece_stats
+               list_concat(list(CAST(c.n_bin AS DOUBLE) ORDER BY c.bin),
+                           list(c.gap ORDER BY c.bin), list(c.gap2 ORDER BY c.bin)) AS ece_stats
         FROM calibration AS c
         GROUP BY c.window_index, c.version, c.slice
     ),
@@ -401,7 +398,7 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
         FROM cells AS c
         JOIN windows AS w ON w.window_index = c.window_index
         LEFT JOIN registry AS g ON g.version = c.version
-        LEFT JOIN ranking AS r ON r.window_index = c.window_index AND r.version = c.version
+        LEFT JOIN ranking AS r ON r.window_index = c.window_index AND r.vcode = c.vcode
              AND r.slice IS NOT DISTINCT FROM c.slice
         LEFT JOIN ece AS e ON e.window_index = c.window_index AND e.version = c.version
              AND e.slice IS NOT DISTINCT FROM c.slice
