@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import duckdb
@@ -35,3 +35,18 @@ def one(
     if not rows:
         raise LookupError(f"query returned no rows: {sql}")
     return rows[0]
+
+
+def utc_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A new connection to ``con``'s database (``con.cursor()``) showing times in UTC.
+
+    ``TimeZone`` is a per-connection setting. It is only SET when it differs: a served
+    store's configuration is locked, and then the cursor keeps the server's zone (the
+    server sets UTC itself; times are the same instants, only their display differs).
+    """
+    cursor = con.cursor()
+    zone = cursor.execute("SELECT current_setting('TimeZone')").fetchall()[0][0]
+    if zone != "UTC":
+        with suppress(duckdb.Error):
+            cursor.execute("SET TimeZone = 'UTC'")
+    return cursor

@@ -18,7 +18,7 @@ from evalstore import performance as _performance
 from evalstore import quality as _quality
 from evalstore import skew as _skew
 from evalstore import slices as _slices
-from evalstore.db import transaction
+from evalstore.db import transaction, utc_cursor
 from evalstore.errors import (
     InvalidParameterError,
     ModelConflictError,
@@ -100,6 +100,33 @@ class Store:
     def connection(self) -> duckdb.DuckDBPyConnection:
         """The underlying DuckDB connection (for advanced use; prefer :meth:`sql`)."""
         return self._con
+
+    def session(self) -> Store:
+        """Another handle on the same store with a DuckDB connection of its own.
+
+        Calls on a store take turns on its one connection; calls on a session run at the
+        same time as calls on the store and on other sessions (each statement sees the
+        data committed when it starts, DuckDB's MVCC), so a long ``drift`` or
+        ``performance`` in one thread no longer waits for, or delays, an ingest in
+        another. Closing the session (or leaving its ``with`` block) closes only its
+        connection. ``evalstore serve`` answers every metric request on a session.
+
+        >>> import evalstore
+        >>> store = evalstore.open()
+        >>> _ = store.register_model("m", "v1", "binary")
+        >>> with store.session() as session:
+        ...     session.sql("SELECT model, version FROM evalstore.models").to_pylist()
+        [{'model': 'm', 'version': 'v1'}]
+        >>> store.close()
+        """
+        # no turn needed: a cursor is made on the database (the server makes them while
+        # other threads query); the p-value UDFs are the database's, so shared
+        cursor = utc_cursor(self._con)
+        session = Store.__new__(Store)
+        session.path, session.read_only = self.path, self.read_only
+        session._lock = threading.RLock()
+        session._con = cursor
+        return session
 
     # ------------------------------------------------------------------ queries
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from os import PathLike
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from evalstore.db import utc_cursor
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
@@ -229,12 +230,7 @@ def select(
     if order:
         sql += " ORDER BY t.env, t.example_id"
     if stream:
-        cursor = store.connection.cursor()
-        zone = cursor.execute("SELECT current_setting('TimeZone')").fetchall()[0][0]
-        if zone != "UTC":  # set only when needed: a served store's configuration is locked
-            # locked: times are the same instants, only their display zone differs
-            with suppress(duckdb.Error):
-                cursor.execute("SET TimeZone = 'UTC'")
+        cursor = utc_cursor(store.connection)
         return cursor.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
     with store._lock, quiet(store.connection):
         return store.connection.sql(sql, params=params).to_arrow_table()

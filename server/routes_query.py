@@ -100,7 +100,8 @@ def family(
     accept: str | None = Header(None),
     format: str | None = Query(None, description="json, csv or arrow; overrides Accept."),
 ) -> Response:
-    """A metric family of ``model``: ``Store.<method>(model, **query parameters)``.
+    """A metric family of ``model``: ``Store.<method>(model, **query parameters)``, on a
+    :meth:`~evalstore.Store.session` (concurrent with ingest and other requests).
 
     Families: drift, multivariate_drift, quality, validate, schema, performance,
     slices (``worst_slices``), skew, skew_summary, compare, health. Query parameters are the
@@ -114,9 +115,11 @@ def family(
             f"there is no metric family {family!r}; use one of {', '.join(FAMILIES)}",
         )
     media = negotiate(accept, fmt=format)
-    method = store_method(request.app.state.store, name, f"the {family} family")
-    kwargs = convert(method, request.query_params.multi_items())
-    result = call(method, model, **kwargs)
+    # on a session of its own: runs beside ingest and other requests, not in turn
+    with request.app.state.store.session() as session:
+        method = store_method(session, name, f"the {family} family")
+        kwargs = convert(method, request.query_params.multi_items())
+        result = call(method, model, **kwargs)
     return respond(request, result, media, model, family)
 
 

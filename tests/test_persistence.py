@@ -484,3 +484,31 @@ def test_wheel_ships_the_sql_files(tmp_path):
     assert Path(module).is_relative_to(tmp_path / "site")
     assert Path(directory) == tmp_path / "site" / "evalstore" / "sql"
     assert set(SQL_FILES) <= set(listing.split())
+
+
+def test_session_is_a_second_connection_on_the_same_store(store_file):
+    with evalstore.open(store_file) as store:
+        with store.session() as session:
+            assert session.connection is not store.connection
+            assert session.path == store.path and session.read_only is False
+            _assert_rows(_rows(session.sql(QUERIES["label_coverage"])), EXPECTED_COVERAGE)
+            # a commit on the store is seen by the session's next statement ...
+            store.log_labels("fraud", pa.table({"example_id": ["e9"], "label": ["no"]}))
+            assert session.sql("SELECT count(*) AS n FROM fraud.labels").to_pylist() == [{"n": 5}]
+            # ... its temporary objects are its own, and it shows times in UTC
+            session.sql("CREATE TEMP VIEW mine AS SELECT 1 AS x")
+            with pytest.raises(duckdb.CatalogException, match="mine"):
+                store.sql("SELECT * FROM mine")
+            zone = session.sql("SELECT current_setting('TimeZone') AS z").to_pylist()
+            assert zone == [{"z": "UTC"}]
+            # the scipy p-value UDFs are the database's: a session uses them too
+            p = session.sql("SELECT evalstore_normal_pvalue(1.959963984540054) AS p")
+            assert p.column("p")[0].as_py() == pytest.approx(0.05, abs=1e-12)
+        with pytest.raises(duckdb.ConnectionException):
+            session.sql("SELECT 1")
+        # closing the session leaves the store open
+        assert store.sql("SELECT count(*) AS n FROM fraud.labels").to_pylist() == [{"n": 5}]
+    with evalstore.open(store_file, read_only=True) as store, store.session() as session:
+        assert session.read_only is True
+        with pytest.raises(ReadOnlyError, match="read-only"):
+            session.register_model("fraud", "v2", "binary")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -1003,3 +1004,28 @@ def test_newer_families_are_thin_calls_too(populated):
     missing_arg = client.get("/v1/models/fraud/compare")
     assert missing_arg.status_code == 422
     assert "'a'" in missing_arg.json()["detail"]
+
+
+def test_families_run_beside_a_busy_store(populated):
+    """A metric request does not wait for the store's lock (held here as a long ingest
+    would): it runs on a session, a connection of its own, and sees committed data."""
+    store, client = populated
+    wanted = expected(store, "quality")
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._lock:
+            taken.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert taken.wait(5)
+        response = client.get("/v1/models/fraud/quality")
+        assert holder.is_alive() and not release.is_set()  # answered while the lock was held
+    finally:
+        release.set()
+        holder.join()
+    assert response.status_code == 200, response.text
+    assert response.json() == wanted
