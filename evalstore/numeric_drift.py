@@ -277,7 +277,8 @@ class Cell:
     window_end: Any
     feature: str
     version: str
-    window: Sample
+    #: the samples are released (None) once ``stats`` is filled
+    window: Sample | None
     reference: Sample | None
     edges: np.ndarray | None = None
     stats: dict[str, Any] = field(default_factory=dict)
@@ -386,26 +387,32 @@ def _cells(
         f"FROM evalstore.drift_pairs(?, {selection.placeholders})",
         params=[relation, *selection.args()],
     ).to_arrow_reader(1 << 20)
-    # stream the rows into one numpy array per column, so the rows are never held twice
+    # stream the rows into one numpy array per column, so the rows are never held twice:
+    # every piece kept is a copy (a view of any column would keep its whole batch alive)
     packed = {name: f"c{i}" for i, name in enumerate(fields) if name in features}
     parts: dict[str, list] = {name: [] for name in [*packed, "out", "cell", "ref_key"]}
     labels: dict[str, list] = {"output": [], "version": [], "window_start": [], "window_end": []}
     for batch in reader:
         value = batch.column("value")
         for name, member in [*packed.items(), ("out", "out")]:
-            parts[name].append(_numpy(pc.struct_field(value, member)))
+            parts[name].append(_copied(pc.struct_field(value, member)))
         for name in ("cell", "ref_key"):
-            parts[name].append(_numpy(batch.column(name)))
-        for name in labels:
-            labels[name].append(batch.column(name))
+            parts[name].append(_copied(batch.column(name)))
+        for name in labels:  # few distinct values: dictionary codes, in buffers of their own
+            labels[name].append(pc.dictionary_encode(batch.column(name)))
+        del batch, value
     if not parts["cell"]:
         return []
+    labels = {
+        name: pa.chunked_array([c.dictionary_decode() for c in chunks])
+        for name, chunks in labels.items()
+    }
     # each column's chunks are released as soon as it is one array (peak: one column twice)
     arrays = {name: np.concatenate(parts.pop(name)) for name in list(parts)}
     code, ref_key = arrays.pop("cell"), arrays.pop("ref_key")
     # group the rows by (reference or window, output or features, version)
-    outputs, output_code = _codes(pa.chunked_array(labels["output"], pa.string()))
-    versions, version_code = _codes(pa.chunked_array(labels["version"], pa.string()))
+    outputs, output_code = _codes(labels["output"])
+    versions, version_code = _codes(labels["version"])
     key = ((code - code.min()) * len(outputs) + output_code) * len(versions) + version_code
     sizes = np.bincount(key)
     compact = key.astype(np.uint16) if len(sizes) <= 1 << 16 else key
@@ -413,8 +420,7 @@ def _cells(
     bounds = np.concatenate([[0], np.cumsum(sizes[sizes > 0])])
     out = arrays.pop("out")[order]
     columns = {name: arrays.pop(name)[order] for name in packed}
-    starts = pa.chunked_array(labels["window_start"])
-    ends = pa.chunked_array(labels["window_end"])
+    starts, ends = labels["window_start"], labels["window_end"]
     references: dict[tuple[int, str, str], Sample] = {}
     analysis = []
     for g in range(len(bounds) - 1):
@@ -447,9 +453,11 @@ def _codes(column: pa.ChunkedArray) -> tuple[list[str | None], np.ndarray]:
     return [None, *encoded.dictionary.to_pylist()], codes
 
 
-def _numpy(array: pa.Array) -> np.ndarray:
-    """``array`` (numbers) as a numpy array, NULL as NaN."""
-    return array.to_numpy(zero_copy_only=False)
+def _copied(array: pa.Array) -> np.ndarray:
+    """``array`` (numbers) as a numpy array of its own (not a view of Arrow's buffers),
+    NULL as NaN."""
+    values = array.to_numpy(zero_copy_only=False)
+    return values if values.flags.owndata else values.copy()
 
 
 def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Mapping) -> None:
@@ -530,6 +538,9 @@ def _compute(
                 stats["r_counts"] = reference_counts[key]
                 stats["a_counts"] = histogram(window.values, cell.edges)
         cell.stats = stats
+        cell.window = None  # a window's sample (and its caches) serves this cell only
+    for cell in cells:  # the feature is done: its reference samples can go too
+        cell.reference = None
 
 
 def _row(cell: Cell) -> dict[str, Any]:
