@@ -554,21 +554,28 @@ CREATE OR REPLACE MACRO evalstore.drift_categorical(
             source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset,
             ana_start, ana_end, width, chunk_rows, chunks, previous)
     ),
+    -- one pass over the values (the only reference to tagged, so it streams): counts per
+    -- side, reference or window, feature, version and category (NULL values included, so
+    -- that a window of NULLs still is a cell)
+    counts AS (
+        SELECT side, ref_key, window_index, feature, version, value AS category,
+               count(*) AS n, min(window_start) AS window_start, max(window_end) AS window_end
+        FROM tagged
+        GROUP BY side, ref_key, window_index, feature, version, value
+    ),
     cells AS (
         SELECT ref_key, window_index, min(window_start) AS window_start,
                max(window_end) AS window_end, feature, version
-        FROM tagged WHERE side = 'analysis'
+        FROM counts WHERE side = 'analysis'
         GROUP BY ref_key, window_index, feature, version
     ),
     ref_counts AS (
-        SELECT ref_key, feature, version, value AS category, count(*) AS n
-        FROM tagged WHERE side = 'reference' AND value IS NOT NULL
-        GROUP BY ref_key, feature, version, value
+        SELECT ref_key, feature, version, category, n
+        FROM counts WHERE side = 'reference' AND category IS NOT NULL
     ),
     ana_counts AS (
-        SELECT ref_key, window_index, feature, version, value AS category, count(*) AS n
-        FROM tagged WHERE side = 'analysis' AND value IS NOT NULL
-        GROUP BY ref_key, window_index, feature, version, value
+        SELECT ref_key, window_index, feature, version, category, n
+        FROM counts WHERE side = 'analysis' AND category IS NOT NULL
     ),
     ref_totals AS (
         SELECT ref_key, feature, version, CAST(sum(n) AS BIGINT) AS n FROM ref_counts
