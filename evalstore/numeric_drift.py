@@ -463,14 +463,15 @@ def _copied(array: pa.Array) -> np.ndarray:
 def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Mapping) -> None:
     """Histogram edges per cell: given, reference quantiles, or evalstore.bin_edges."""
     binning = params["binning"]
-    comparable = [c for c in cells if c.reference is not None and c.reference.n and c.window.n]
-    if binning == "edges":
-        edges = np.unique(np.asarray(params["edges"], dtype=float))
-        for cell in comparable:
-            cell.edges = edges
-        return
     if binning == "quantile":  # from the sorted reference, in the worker threads
         return
+    if binning == "edges":  # the same for every cell (cells that cannot compare ignore it)
+        edges = np.unique(np.asarray(params["edges"], dtype=float))
+        for cell in cells:
+            cell.edges = edges
+        return
+    # sorts the samples here, serially: only binnings that need the moments get here
+    comparable = [c for c in cells if c.reference is not None and c.reference.n and c.window.n]
     inputs = []
     for cell in comparable:
         if params["pooled"]:
