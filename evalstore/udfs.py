@@ -7,7 +7,8 @@ statistics and evalstore adds these p-values on top):
 ``evalstore_ks_pvalue(d, n1, n2)``
     two-sided p-value of the two-sample KS statistic ``d``, exactly as
     ``scipy.stats.ks_2samp(method='auto')``: the exact distribution when both samples
-    have at most 10 000 values, else Smirnov's asymptotic ``kstwo.sf(d, round(n1 n2 / (n1 + n2)))``.
+    have at most 10 000 values, else Smirnov's asymptotic ``kstwo.sf(d, round(n1 n2 / (n1 + n2)))``
+    (its slowest branch, ``2 smirnov(n, d)``, is summed here faster: :func:`kstwo_sf`).
 ``evalstore_chi2_pvalue(statistic, dof)``
     ``scipy.stats.chi2.sf(statistic, dof)``, the p-value of ``chi2_contingency``.
 ``evalstore_normal_pvalue(z)``
@@ -19,12 +20,17 @@ from __future__ import annotations
 import math
 
 import duckdb
+import numpy as np
 from duckdb import sqltypes
 from scipy import stats
 from scipy.stats import _stats_py
 
 #: scipy's threshold for method='auto' in ks_2samp.
 MAX_EXACT_N = 10_000
+#: scipy.special.smirnov sums its series exactly up to this n and approximates beyond it.
+SMIRNOV_MAX_SUM_N = 1_000_000
+#: numpy's long double carries a 64-bit significand (x86 extended precision), not double's 52.
+EXTENDED = np.finfo(np.longdouble).nmant >= 63
 
 
 def ks_pvalue(d: float, n1: int, n2: int) -> float | None:
@@ -39,8 +45,55 @@ def ks_pvalue(d: float, n1: int, n2: int) -> float | None:
         if success:
             return float(min(max(prob, 0.0), 1.0))
     m, n = sorted([float(n1), float(n2)], reverse=True)
-    prob = stats.kstwo.sf(d, round(m * n / (m + n)))
-    return float(min(max(prob, 0.0), 1.0))
+    return min(max(kstwo_sf(d, round(m * n / (m + n))), 0.0), 1.0)
+
+
+def kstwo_sf(d: float, n: int) -> float:
+    """``scipy.stats.kstwo.sf(d, n)``, P(D_n >= d) of the two-sided one-sample KS statistic.
+
+    scipy (``scipy.stats._ksstats._kolmogn``) answers the survival function for n > 140 and
+    2.2 <= n d^2 < 370 with ``2 * scipy.special.smirnov(n, d)``, the Birnbaum-Tingey sum of
+    :func:`smirnov_sum`, which it evaluates term by term in double-double arithmetic: about
+    0.17 s at n = 90 909 and 1.7 s at n = 10^6, the cost of every drifted KS cell with large
+    windows. That branch is computed here by :func:`smirnov_sum` (the same sum, vectorised in
+    extended precision, 3-4x faster, within 1e-11 of scipy relative, tested); every other
+    branch, and platforms without an 80-bit long double, call scipy.
+    """
+    t = n * d
+    if (
+        EXTENDED
+        and 140 < n <= SMIRNOV_MAX_SUM_N
+        and 0 < d < 0.5
+        and 1 < t < n - 1
+        and 2.2 <= t * d < 370
+    ):
+        return min(max(2.0 * smirnov_sum(n, d), 0.0), 1.0)
+    return float(stats.kstwo.sf(d, n))
+
+
+def smirnov_sum(n: int, d: float) -> float:
+    """P(D+_n >= d), the one-sided KS survival function, by the Birnbaum-Tingey sum
+
+    d * sum_{v=0}^{floor(n (1 - d))} C(n, v) (d + v/n)^(v - 1) (1 - d - v/n)^(n - v),
+
+    the series ``scipy.special.smirnov`` sums for n <= 10^6. All terms are evaluated at once
+    in log space in numpy's long double (64-bit significand): a term's relative error grows
+    like n times the unit roundoff, which in double would reach 1e-10 at n = 10^5. A term
+    whose last factor is 0 (v = n (1 - d) exactly) is dropped, as in scipy. 0 < d < 1.
+    """
+    ext = np.longdouble
+    v = np.arange(math.floor(n * (1 - d)) + 1, dtype=ext)
+    n_ext, d_ext = ext(n), ext(d)
+    log_binomial = np.concatenate(([ext(0)], np.cumsum(np.log((n_ext - v[:-1]) / (v[:-1] + 1)))))
+    above, below = n_ext * d_ext + v, n_ext - v - n_ext * d_ext  # n (d + v/n), n (1 - d - v/n)
+    keep = below > 0
+    log_terms = (
+        log_binomial[keep]
+        + (v[keep] - 1) * np.log(above[keep] / n_ext)
+        + (n_ext - v[keep]) * np.log(below[keep] / n_ext)
+    )
+    top = log_terms.max()
+    return float(d_ext * np.exp(top) * np.exp(log_terms - top).sum())
 
 
 def chi2_pvalue(statistic: float, dof: int) -> float | None:

@@ -27,6 +27,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.special import rel_entr
 
 import evalstore
+from evalstore import udfs
 
 US_PER_DAY = 86_400_000_000
 US_PER_MINUTE = 60_000_000
@@ -461,6 +462,51 @@ def test_wasserstein_precision_with_a_large_offset(offset: float) -> None:
     w1 = stats.wasserstein_distance(ref, ana)
     assert close(raw[0]["value"], w1)
     assert close(normed.column("value")[0].as_py(), w1 / np.std(ref))
+
+
+KSTWO_GRID = [
+    (n, c)
+    for n in (141, 997, 10_007, 90_909, 400_000)
+    for c in (0.9, 1.4833, 1.6, 2.5, 4.0, 7.0, 12.0, 19.2, 19.3)
+] + [(100, 2.0), (1_000_000, 2.0), (1_000_001, 2.0)]
+
+
+@pytest.mark.parametrize(("n", "c"), KSTWO_GRID)
+def test_kstwo_sf_matches_scipy(n: int, c: float) -> None:
+    """evalstore's kstwo.sf equals scipy's to 1e-10 relative at d = c / sqrt(n), inside the
+    branch it sums itself (n > 140, 2.2 <= n d^2 < 370, n <= 1e6) and around its edges;
+    results below double's normal range agree absolutely (scipy's precision ends there)."""
+    d = c / math.sqrt(n)
+    expected = float(stats.kstwo.sf(d, n))
+    actual = udfs.kstwo_sf(d, n)
+    assert math.isclose(actual, expected, rel_tol=1e-10, abs_tol=1e-300)
+
+
+def test_kstwo_sf_without_extended_precision_is_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where long double is plain double the series would lose digits: scipy answers."""
+    monkeypatch.setattr(udfs, "EXTENDED", False)
+    d = 4.0 / math.sqrt(90_909)
+    assert udfs.kstwo_sf(d, 90_909) == float(stats.kstwo.sf(d, 90_909))
+
+
+def test_ks_pvalue_of_a_large_drifted_window_matches_ks_2samp() -> None:
+    """Samples above scipy's exact limit with a clear shift: the p-value comes from the
+    Birnbaum-Tingey branch (n_eff = 12 000, n d^2 in [2.2, 370)) and equals ks_2samp's."""
+    rng = np.random.default_rng(5)
+    ref, ana = rng.normal(0, 1, 30_000), rng.normal(0.08, 1, 20_000)
+    expected = stats.ks_2samp(ref, ana, method="auto")
+    n_eff = round(30_000 * 20_000 / 50_000)
+    assert 2.2 <= n_eff * expected.statistic**2 < 370
+    with evalstore.open() as store:
+        store.register_model("shift", "v1", "regression")
+        store.log_features(
+            "shift", pa.table({"example_id": np.arange(30_000), "x": ref}), env="training"
+        )
+        store.log_features("shift", pa.table({"example_id": np.arange(20_000), "x": ana}))
+        rows = store.drift("shift", window={"chunks": 1}, methods=["ks"]).to_pylist()
+    assert math.isclose(rows[0]["value"], float(expected.statistic), rel_tol=1e-12)
+    assert math.isclose(rows[0]["p_value"], float(expected.pvalue), rel_tol=1e-10)
+    assert rows[0]["p_value"] < 1e-6
 
 
 # --------------------------------------------------------------------------- property
