@@ -73,7 +73,7 @@ from evalstore.selection import (
     resolve,
     restricted_view,
 )
-from evalstore.values import feature_kinds
+from evalstore.values import feature_kinds, value_rows
 
 if TYPE_CHECKING:
     from evalstore.store import Store
@@ -158,9 +158,10 @@ def drift(
         kinds = feature_kinds(con, model)
         chosen_features = _check_features(features, kinds)
         selection = resolve(con, reference, window, registration if version else None, since, until)
+        categorical = value_rows(con, model, "VARCHAR", chosen_features)
         views = Views(
             numeric=numeric_drift.source(con, model, kinds, where, version, chosen_features),
-            categorical=restricted_view(con, model, "category_values", where, version, list(kinds)),
+            categorical=restricted_view(con, model, "", where, version, list(kinds), categorical),
         )
         try:
             learned = _learned_limits(

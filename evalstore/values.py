@@ -21,6 +21,8 @@ Columns of other types (timestamps, lists, structs) are not analysed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 
 from evalstore.db import one
@@ -76,23 +78,36 @@ def output_rows(s: str, names: list[str], value_type: str) -> list[str]:
     return parts
 
 
+def value_rows(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    value_type: str,
+    features: Sequence[str] | None = None,
+) -> str:
+    """The SELECT of ``<model>.numeric_values`` (``value_type`` ``DOUBLE``) or
+    ``<model>.category_values`` (``VARCHAR``): every row of it, or only those of
+    ``features`` (feature and output names; names of the other kind are ignored)."""
+    s = quote(model)
+    task = one(con, "SELECT any_value(task) FROM evalstore.models WHERE model = ?", [model])[0]
+    kind = "numeric" if value_type == "DOUBLE" else "categorical"
+    outputs = ["score"] if kind == "numeric" else []
+    if (task == "regression") == (kind == "numeric"):
+        outputs += ["prediction", "label"]
+    names = [f for f, k in feature_kinds(con, model).items() if k == kind]
+    if features is not None:
+        names = [f for f in names if f in features]
+        outputs = [o for o in outputs if o in features]
+    return " UNION ALL ".join(
+        [_unpivot(s, names, value_type), *output_rows(s, outputs, value_type)]
+    )
+
+
 def refresh_value_views(con: duckdb.DuckDBPyConnection, model: str) -> None:
     """(Re)create ``<model>.numeric_values`` and ``<model>.category_values``."""
     s = quote(model)
-    task = one(con, "SELECT any_value(task) FROM evalstore.models WHERE model = ?", [model])[0]
-    kinds = feature_kinds(con, model)
-    numeric = [f for f, k in kinds.items() if k == "numeric"]
-    categorical = [f for f, k in kinds.items() if k == "categorical"]
-    outputs = ["prediction", "label"]
-    numeric_parts = [_unpivot(s, numeric, "DOUBLE"), *output_rows(s, ["score"], "DOUBLE")]
-    category_parts = [_unpivot(s, categorical, "VARCHAR")]
-    if task == "regression":
-        numeric_parts += output_rows(s, outputs, "DOUBLE")
-    else:
-        category_parts += output_rows(s, outputs, "VARCHAR")
     con.execute(
-        f"CREATE OR REPLACE VIEW {s}.numeric_values AS {' UNION ALL '.join(numeric_parts)}; "
-        f"CREATE OR REPLACE VIEW {s}.category_values AS {' UNION ALL '.join(category_parts)}; "
+        f"CREATE OR REPLACE VIEW {s}.numeric_values AS {value_rows(con, model, 'DOUBLE')}; "
+        f"CREATE OR REPLACE VIEW {s}.category_values AS {value_rows(con, model, 'VARCHAR')}; "
         f"COMMENT ON VIEW {s}.numeric_values IS "
         "'Long format: one row per example and numeric feature (and score; regression "
         "prediction and label).'; "

@@ -25,6 +25,7 @@ from scipy import stats
 
 import evalstore
 from evalstore.errors import InvalidParameterError, UnknownModelError
+from evalstore.values import value_rows
 
 US_PER_DAY = 86_400_000_000
 DAY0 = datetime(2024, 3, 4, tzinfo=UTC)
@@ -741,3 +742,22 @@ def test_macros_work_from_plain_duckdb(tmp_path, data: Data) -> None:
             ana = f["c"][(f["ts"] >= row["start"]) & (f["ts"] < row["start"] + US_PER_DAY)]
             statistic, _, dof = chi2_oracle(f["c"][data.mask(env="training")], ana)
             assert row["dof"] == dof and close(row["value"], statistic)
+
+
+def test_value_rows_of_chosen_features(shop) -> None:
+    """The long-format rows drift reads for a feature subset are exactly those rows of the
+    model's value view (so a numeric-only call never unpivots the categorical columns)."""
+    con = shop.connection
+
+    def rows(sql: str) -> list[tuple]:
+        return sorted(con.execute(f"SELECT feature, example_id, value FROM ({sql})").fetchall())
+
+    view = "SELECT * FROM m.category_values"
+    assert rows(value_rows(con, "m", "VARCHAR")) == rows(view)
+    chosen = rows(value_rows(con, "m", "VARCHAR", ["c", "x", "prediction"]))
+    assert {f for f, _, _ in chosen} == {"c", "prediction"}
+    assert chosen == rows(f"{view} WHERE feature IN ('c', 'prediction')")
+    assert rows(value_rows(con, "m", "VARCHAR", ["x", "score"])) == []
+    numeric = rows(value_rows(con, "m", "DOUBLE", ["score", "y"]))
+    assert numeric == rows("SELECT * FROM m.numeric_values WHERE feature IN ('score', 'y')")
+    assert len(numeric) > 0
