@@ -32,10 +32,13 @@ COMMENT ON MACRO TABLE evalstore.relation IS
 -- rows, or split them into `chunks` near-equal parts (index floor(rank * chunks / n)),
 -- and span [first ts, last ts] of their rows. Columns: window_index, window_start,
 -- window_end, example_id, feature, version ('' for features), value.
+-- The CTEs read more than once are NOT MATERIALIZED: DuckDB would otherwise buffer every
+-- value (for a packed source, every feature of every row) before the first window is out;
+-- inlined, the window bounds come from a scan of ts alone and the values stream.
 CREATE OR REPLACE MACRO evalstore.drift_windows(
     source, ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows, chunks
 ) AS TABLE
-    WITH picked AS (
+    WITH picked AS NOT MATERIALIZED (
         SELECT example_id, ts, feature, coalesce(version, '') AS version, value
         FROM evalstore.relation(source)
         WHERE (ana_env IS NULL OR env = ana_env)
@@ -43,7 +46,7 @@ CREATE OR REPLACE MACRO evalstore.drift_windows(
           AND (ana_start IS NULL OR ts >= CAST(ana_start AS TIMESTAMPTZ))
           AND (ana_end IS NULL OR ts < CAST(ana_end AS TIMESTAMPTZ))
     ),
-    timed AS (
+    timed AS NOT MATERIALIZED (
         SELECT *, evalstore.window_start(ts, width) AS window_start
         FROM picked WHERE width IS NOT NULL
     ),
@@ -82,11 +85,13 @@ COMMENT ON MACRO TABLE evalstore.drift_windows IS
 -- is compared with or belongs to: 0 for a fixed reference, else the analysis window's
 -- index (rolling and leave-one-out references copy a window's rows to the windows that
 -- use them). Analysis rows also carry window_index, window_start, window_end.
+-- analysis is NOT MATERIALIZED (see drift_windows): with a fixed reference (previous = 0)
+-- its other two readers are empty, and its rows stream.
 CREATE OR REPLACE MACRO evalstore.drift_pairs(
     source, ref_env, ref_dataset, ref_start, ref_end,
     ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous
 ) AS TABLE
-    WITH analysis AS (
+    WITH analysis AS NOT MATERIALIZED (
         SELECT * FROM evalstore.drift_windows(
             source, ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows, chunks)
     ),
