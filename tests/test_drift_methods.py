@@ -466,9 +466,9 @@ def test_wasserstein_precision_with_a_large_offset(offset: float) -> None:
 
 KSTWO_GRID = [
     (n, c)
-    for n in (141, 997, 10_007, 90_909, 400_000)
+    for n in (141, 997, 10_007, 90_909)
     for c in (0.9, 1.4833, 1.6, 2.5, 4.0, 7.0, 12.0, 19.2, 19.3)
-] + [(100, 2.0), (1_000_000, 2.0), (1_000_001, 2.0)]
+] + [(100, 2.0), (400_000, 1.6), (400_000, 12.0), (1_000_000, 2.0), (1_000_001, 2.0)]
 
 
 @pytest.mark.parametrize(("n", "c"), KSTWO_GRID)
