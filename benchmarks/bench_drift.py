@@ -44,7 +44,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import subprocess
@@ -60,14 +59,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from harness import (
     Timed,
-    emit,
+    bench_parser,
+    child_mode,
     growth,
     load_average,
     median,
-    parse_size,
     run_cases,
     run_child,
     setting,
+    sizes_and_cases,
     start_measuring,
     table,
     versions,
@@ -635,40 +635,17 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--sizes", default="100k,1M", help="rows per side, comma-separated (default 100k,1M)"
-    )
-    parser.add_argument("--repeat", type=int, default=3, help="runs per case (median shown)")
-    parser.add_argument(
-        "--cases", default=",".join(CASES), help=f"comma-separated subset of {', '.join(CASES)}"
-    )
+    parser = bench_parser(__doc__, CASES, "100k,1M", 1800)
     parser.add_argument(
         "--peer-repeat",
         type=int,
         default=1,
         help="runs of the NannyML and Evidently cases (default 1: they are slow)",
     )
-    parser.add_argument(
-        "--timeout", type=float, default=1800, help="seconds before a run counts as timed out"
-    )
-    parser.add_argument("--case", choices=[*CASES, "prepare"], help=argparse.SUPPRESS)
-    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    if args.case is not None:  # child: one run of one case, result as JSON on stdout
-        if args.workdir is None or args.rows is None:
-            parser.error("--case needs --rows and --workdir")
-        run = prepare if args.case == "prepare" else CASES[args.case][1]
-        emit(run(args.workdir, args.rows))
+    if child_mode(parser, args, lambda name: prepare if name == "prepare" else CASES[name][1]):
         return
-
-    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
-    chosen = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = [c for c in chosen if c not in CASES]
-    if unknown or not sizes or min(sizes) < 100 or min(args.repeat, args.peer_repeat) < 1:
-        parser.error(f"bad --sizes/--cases/--repeat (unknown cases: {unknown})")
+    sizes, chosen = sizes_and_cases(parser, args, CASES, 100, [args.repeat, args.peer_repeat])
     if YARDSTICK not in chosen:
         chosen.insert(0, YARDSTICK)
     skipped = {}

@@ -14,11 +14,14 @@ Pieces:
 * CPU accounting: :class:`Timed` (wall, user + system CPU of this process, CPU of an
   optional watched process, CPU the rest of the machine used from ``/proc/stat``);
 * report helpers: :func:`machine`, :func:`versions`, :func:`setting`, :func:`table`,
-  :func:`median`, :func:`parse_size`, :func:`load_average`.
+  :func:`median`, :func:`parse_size`, :func:`load_average`;
+* command line: :func:`bench_parser` (the options every fresh-process benchmark takes),
+  :func:`child_mode` (run one case when invoked as a child), :func:`sizes_and_cases`.
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import importlib
 import json
@@ -29,7 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -163,6 +166,59 @@ class Timed:
 
 
 # ---------------------------------------------------------------- fresh-process runner
+
+
+def bench_parser(
+    doc: str, cases: Mapping[str, Any], sizes: str, timeout: float
+) -> argparse.ArgumentParser:
+    """Options of a fresh-process benchmark: ``--sizes`` (default ``sizes``), ``--repeat``,
+    ``--cases``, ``--timeout``, and the hidden child-mode ``--case``/``--rows``/``--workdir``
+    (see :func:`child_mode`). The script adds its own options."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--sizes", default=sizes, help=f"rows, comma-separated (default {sizes})")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case (median shown)")
+    parser.add_argument(
+        "--cases", default=",".join(cases), help=f"comma-separated subset of {', '.join(cases)}"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=timeout, help="seconds before a run counts as timed out"
+    )
+    parser.add_argument("--case", choices=[*cases, "prepare"], help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    return parser
+
+
+def child_mode(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    run: Callable[[str], Callable[[Path, int], Mapping[str, Any]]],
+) -> bool:
+    """When invoked as a child (``--case NAME``): run ``run(NAME)(workdir, rows)`` once,
+    print its JSON (:func:`emit`) and return True; else return False."""
+    if args.case is None:
+        return False
+    if args.workdir is None or args.rows is None:
+        parser.error("--case needs --rows and --workdir")
+    emit(run(args.case)(args.workdir, args.rows))
+    return True
+
+
+def sizes_and_cases(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    cases: Mapping[str, Any],
+    min_rows: int,
+    repeats: Sequence[int],
+) -> tuple[list[int], list[str]]:
+    """``--sizes`` and ``--cases`` parsed and checked (a usage error if a case is unknown,
+    a size is under ``min_rows`` or a repeat count under 1)."""
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    chosen = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in cases]
+    if unknown or not sizes or min(sizes) < min_rows or min(repeats) < 1:
+        parser.error(f"bad --sizes/--cases/--repeat (unknown cases: {unknown})")
+    return sizes, chosen
 
 
 def emit(result: Mapping[str, Any]) -> None:
