@@ -55,19 +55,30 @@ CREATE OR REPLACE MACRO evalstore.drift_windows(
                row_number() OVER (ORDER BY window_start) - 1 AS window_index
         FROM (SELECT DISTINCT window_start FROM timed) AS starts
     ),
-    ranked AS (
-        SELECT *, dense_rank() OVER (ORDER BY ts, example_id) - 1 AS ordinal
-        FROM picked WHERE width IS NULL
+    -- row windows are cut on the distinct (ts, example_id) keys alone, ranked in that
+    -- order; the rows (with their values) then join their key's window
+    keys AS (
+        SELECT DISTINCT ts, example_id FROM picked WHERE width IS NULL
     ),
-    chunked AS (
-        SELECT *,
+    key_windows AS (
+        SELECT ts, example_id,
             CASE WHEN chunk_rows IS NOT NULL THEN ordinal // chunk_rows
-                 ELSE (ordinal * chunks) // (max(ordinal) OVER () + 1) END AS window_index
-        FROM ranked
+                 ELSE (ordinal * chunks) // n_keys END AS window_index
+        FROM (
+            SELECT ts, example_id, row_number() OVER (ORDER BY ts, example_id) - 1 AS ordinal,
+                   count(*) OVER () AS n_keys
+            FROM keys
+        )
+    ),
+    chunked AS NOT MATERIALIZED (
+        SELECT p.*, k.window_index
+        FROM picked AS p JOIN key_windows AS k
+          ON k.ts IS NOT DISTINCT FROM p.ts AND k.example_id IS NOT DISTINCT FROM p.example_id
+        WHERE width IS NULL
     ),
     chunk_bounds AS (
         SELECT window_index, min(ts) AS window_start, max(ts) AS window_end
-        FROM chunked GROUP BY window_index
+        FROM key_windows GROUP BY window_index
     )
     SELECT w.window_index, t.window_start, w.window_end, t.example_id, t.feature, t.version,
            t.value
