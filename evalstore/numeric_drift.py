@@ -50,7 +50,7 @@ import pyarrow.compute as pc
 from evalstore.identifiers import quote
 from evalstore.selection import Selection, restricted_view
 from evalstore.udfs import ks_pvalue
-from evalstore.values import KEYS, output_rows
+from evalstore.values import KEYS, output_names, output_rows
 
 BINNED_METHODS = frozenset({"psi", "kl", "js", "hellinger", "d1"})
 _names = itertools.count()
@@ -351,10 +351,7 @@ def source(
     s = quote(model)
     numeric = [f for f, kind in kinds.items() if kind == "numeric"]
     chosen = [f for f in numeric if f in features]
-    task = con.execute(
-        "SELECT any_value(task) FROM evalstore.models WHERE model = ?", [model]
-    ).fetchall()[0][0]
-    outputs = ["score"] + (["prediction", "label"] if task == "regression" else [])
+    outputs = output_names(con, model, "numeric")
     fields = [f"c{i} := CAST({quote(name)} AS DOUBLE)" for i, name in enumerate(chosen)]
     empty = [f"c{i} := CAST(NULL AS DOUBLE)" for i in range(len(chosen))]
     parts = [

@@ -45,11 +45,12 @@ def ks_pvalue(d: float, n1: int, n2: int) -> float | None:
         if success:
             return float(min(max(prob, 0.0), 1.0))
     m, n = sorted([float(n1), float(n2)], reverse=True)
-    return min(max(kstwo_sf(d, round(m * n / (m + n))), 0.0), 1.0)
+    return kstwo_sf(d, round(m * n / (m + n)))
 
 
 def kstwo_sf(d: float, n: int) -> float:
-    """``scipy.stats.kstwo.sf(d, n)``, P(D_n >= d) of the two-sided one-sample KS statistic.
+    """``scipy.stats.kstwo.sf(d, n)``, P(D_n >= d) of the two-sided one-sample KS statistic,
+    clipped to [0, 1].
 
     scipy (``scipy.stats._ksstats._kolmogn``) answers the survival function for n > 140 and
     2.2 <= n d^2 < 370 with ``2 * scipy.special.smirnov(n, d)``, the Birnbaum-Tingey sum of
@@ -68,7 +69,7 @@ def kstwo_sf(d: float, n: int) -> float:
         and 2.2 <= t * d < 370
     ):
         return min(max(2.0 * smirnov_sum(n, d), 0.0), 1.0)
-    return float(stats.kstwo.sf(d, n))
+    return float(min(max(stats.kstwo.sf(d, n), 0.0), 1.0))
 
 
 def smirnov_sum(n: int, d: float) -> float:

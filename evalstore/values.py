@@ -78,6 +78,16 @@ def output_rows(s: str, names: list[str], value_type: str) -> list[str]:
     return parts
 
 
+def output_names(con: duckdb.DuckDBPyConnection, model: str, kind: str) -> list[str]:
+    """The outputs analysed like ``kind`` ('numeric' | 'categorical') features: ``score``
+    is numeric; ``prediction`` and ``label`` are numeric for regression, else categorical."""
+    task = one(con, "SELECT any_value(task) FROM evalstore.models WHERE model = ?", [model])[0]
+    outputs = ["score"] if kind == "numeric" else []
+    if (task == "regression") == (kind == "numeric"):
+        outputs += ["prediction", "label"]
+    return outputs
+
+
 def value_rows(
     con: duckdb.DuckDBPyConnection,
     model: str,
@@ -88,11 +98,8 @@ def value_rows(
     ``<model>.category_values`` (``VARCHAR``): every row of it, or only those of
     ``features`` (feature and output names; names of the other kind are ignored)."""
     s = quote(model)
-    task = one(con, "SELECT any_value(task) FROM evalstore.models WHERE model = ?", [model])[0]
     kind = "numeric" if value_type == "DOUBLE" else "categorical"
-    outputs = ["score"] if kind == "numeric" else []
-    if (task == "regression") == (kind == "numeric"):
-        outputs += ["prediction", "label"]
+    outputs = output_names(con, model, kind)
     names = [f for f, k in feature_kinds(con, model).items() if k == kind]
     if features is not None:
         names = [f for f in names if f in features]
