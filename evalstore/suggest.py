@@ -129,7 +129,7 @@ class _Context:
         self.temp: list[str] = []
         self.slices: dict[str, Any] | None = None
         self.novelty_parts: list[tuple[str, str, dict[str, Any]]] | None = None
-        self.novelty_filter: tuple[str, float] = ("false", 0.0)
+        self.novelty_bands: list[tuple[int, str, int | None]] = []
         self.cache: dict[Any, Any] = {}
         self.min_uncertain = 0
         self.predictions: list[pa.Table] = []
@@ -485,16 +485,12 @@ def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
         keys.append(category)
         values.append(rarity)
     parts = []
-    filters: list[str] = []
-    bound = 0.0
+    bands: list[tuple[int, str, int | None]] = []
     for i, (feature, kind) in enumerate(ctx.kinds.items()):
         column = f"f.{quote(feature)}"
         if kind == "numeric" and feature in stats:
             n, q = stats[feature]
-            # a value strictly between the 5% and 95% quantiles has t >= 0.1 (at the
-            # quantiles themselves a run of ties may put F beyond them)
-            filters.append(f"NOT ({column} > $q{i}_3 AND {column} < $q{i}_7)")
-            bound = max(bound, math.log(10.0) / math.log(n + 1.0))
+            bands.append((i, feature, n))
             names = [f"q{i}_{j}" for j in range(len(q))]
             args = ", ".join(f"${name}" for name in names)
             parts.append(
@@ -506,6 +502,7 @@ def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
             )
         elif kind == "categorical" and feature in categories:
             keys, values, n = categories[feature]
+            bands.append((i, feature, None))
             parts.append(
                 (
                     feature,
@@ -514,12 +511,66 @@ def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
                     {f"k{i}": keys, f"r{i}": values},
                 )
             )
-    for feature, expr, _ in parts:
-        if ctx.kinds[feature] == "categorical":
-            filters.append(f"({expr}) > $novelty_bound")
-    ctx.novelty_filter = (" OR ".join(filters) or "false", bound)
+    ctx.novelty_bands = bands
     ctx.novelty_parts = parts
     return parts
+
+
+#: Grid probabilities of the reference quantiles (``evalstore.novelty_reference``'s q).
+NOVELTY_GRID = (0.0, 0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 1.0)
+#: Percentage of the serving rows (whole vectors) read to guess the novelty threshold.
+NOVELTY_SAMPLE_PERCENT = 1
+
+
+def band_bounds(n: int) -> list[float]:
+    """Upper bounds b_1..b_4 of the rarity of a numeric value strictly between the
+    reference quantiles at grid probabilities p_k and 1 - p_k (an n-value reference).
+
+    There F lies strictly between p_k and 1 - p_k (a run of tied quantiles equal to the
+    value lies inside the band too), so the two-sided tail t > 2 p_k and the rarity
+    ln(1 / max(t, 1/(n+1))) / ln(n+1) < b_k = min(1, ln(1 / (2 p_k)) / ln(n + 1)).
+
+    >>> [round(b, 4) for b in band_bounds(199_999)]
+    [0.5091, 0.3205, 0.1886, 0.0568]
+    """
+    return [
+        min(1.0, math.log(1.0 / (2.0 * NOVELTY_GRID[k])) / math.log(n + 1.0)) for k in (1, 2, 3, 4)
+    ]
+
+
+def _novelty_prune(ctx: _Context, threshold: float) -> tuple[str, dict[str, Any]]:
+    """SQL condition (alias f) that every serving row with novelty > ``threshold`` meets.
+
+    Each feature j gets an upper bound u_j of its rarity: a numeric value's band bound
+    (:func:`band_bounds`; 1 outside the 0.1%..99.9% quantiles, NaN and +-inf included), a
+    category's exact rarity. Novelty is the mean of the non-NULL rarities, so it can exceed
+    T only if sum_j (u_j - T) > 0 over the non-NULL features. A cheaper test first: some
+    feature must have u_j > T (outside the widest band whose bound is <= T).
+    """
+    expressions = {feature: expr for feature, expr, _ in _novelty_parts(ctx)}
+    params: dict[str, Any] = {"novelty_t": threshold}
+    anyone: list[str] = []
+    terms: list[str] = []
+    for i, feature, n in ctx.novelty_bands:
+        column = f"f.{quote(feature)}"
+        if n is None:  # categorical: the exact rarity
+            anyone.append(f"({expressions[feature]}) > $novelty_t")
+            terms.append(f"coalesce(({expressions[feature]}) - $novelty_t, 0.0)")
+            continue
+        bounds = band_bounds(n)
+        inside = [f"{column} > $q{i}_{k} AND {column} < $q{i}_{10 - k}" for k in (1, 2, 3, 4)]
+        below = [k for k in (1, 2, 3, 4) if bounds[k - 1] <= threshold]
+        if below:
+            anyone.append(f"NOT ({inside[below[0] - 1]})")
+        else:
+            anyone.append("true")
+        branches = " ".join(f"WHEN {inside[k - 1]} THEN $u{i}_{k}" for k in (4, 3, 2, 1))
+        terms.append(f"CASE WHEN {column} IS NULL THEN 0.0 {branches} ELSE $u{i}_0 END")
+        params[f"u{i}_0"] = 1.0 - threshold
+        params.update({f"u{i}_{k}": bounds[k - 1] - threshold for k in (1, 2, 3, 4)})
+    for _, _, part_params in _novelty_parts(ctx):
+        params.update(part_params)
+    return f"({' OR '.join(anyone) or 'false'}) AND ({' + '.join(terms) or '0.0'}) > 0", params
 
 
 def _novelty_expression(ctx: _Context) -> tuple[str, dict[str, Any]]:
@@ -546,14 +597,14 @@ def _novelty_expression(ctx: _Context) -> tuple[str, dict[str, Any]]:
 def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
     """Most novel serving feature rows (a scan of the features alone), then verified.
 
-    Pruning, exact: a row whose numeric values all lie strictly between their reference's
-    5% and 95% quantiles and whose categories have rarity <= B (B = ln 10 / ln(n + 1), the largest
-    rarity of a tail t >= 0.1) has novelty <= B. So the top m are first looked for among
-    the other rows only; when the m-th of them scores at least B, no pruned row can beat it,
-    else the query runs over every row.
+    Pruning, exact: the novelty of the m-th row is first guessed from a sample of the
+    serving rows (:data:`NOVELTY_SAMPLE_PERCENT`, the depth where about 2m of all rows
+    would lie above it): T. The scan then computes novelty only for rows that can exceed
+    T (:func:`_novelty_prune`). When the m-th row found scores above T, no pruned row can
+    beat it and the answer is exact; else T is lowered (a deeper sample rank), and in the
+    end the scan runs over every row.
     """
     expression, params = _novelty_expression(ctx)
-    condition, bound = ctx.novelty_filter
     where = f" AND ({ctx.where})" if ctx.where else ""
     sql = (
         f"SELECT f.example_id, {expression} AS novelty, f.rowid AS frow "
@@ -564,10 +615,15 @@ def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
     rowids: dict[str, int] = {}
 
     def fetch(m: int) -> list[tuple[str, float]]:
-        extra = {**params, "novelty_bound": bound}
-        table = ctx.run(sql.format(prune=f" AND ({condition})"), ctx.params(n=m, **extra))
-        scores = table.column(1).to_pylist()
-        if len(scores) < m or scores[-1] is None or scores[-1] < bound:
+        table = None
+        for threshold in _novelty_thresholds(ctx, expression, params, m):
+            condition, extra = _novelty_prune(ctx, threshold)
+            table = ctx.run(sql.format(prune=f" AND {condition}"), ctx.params(n=m, **extra))
+            scores = table.column(1).to_pylist()
+            if len(scores) == m and scores[-1] is not None and scores[-1] > threshold + 1e-9:
+                break
+            table = None
+        if table is None:
             table = ctx.run(sql.format(prune=""), ctx.params(n=m, **params))
         rowids.update(zip(table.column(0).to_pylist(), table.column(2).to_pylist(), strict=True))
         return _pairs(table)
@@ -575,6 +631,31 @@ def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
     rows = _verified(ctx, fetch, n)
     _features_of(ctx, rowids=[rowids[e] for e, _ in rows[:n]])
     return rows
+
+
+def _novelty_thresholds(
+    ctx: _Context, expression: str, params: dict[str, Any], m: int
+) -> list[float]:
+    """Guesses of the m-th best novelty, highest first, from a sample of serving rows.
+
+    In a p% sample about 2m p / 100 rows lie above the 2m-th best of all rows; each
+    further guess goes 4 times deeper. Empty when the sample is too small to guess from.
+    """
+    depth = max(1, math.ceil(2 * m * NOVELTY_SAMPLE_PERCENT / 100))
+    where = f" AND ({ctx.where})" if ctx.where else ""
+    sample = ctx.run(
+        f"SELECT {expression} AS novelty FROM {quote(ctx.model)}.features AS f "
+        f"TABLESAMPLE {NOVELTY_SAMPLE_PERCENT}% (system, {int(ctx.seed) % 2**31}) "
+        f"WHERE f.env = 'serving'{where} AND {expression} IS NOT NULL "
+        "ORDER BY novelty DESC LIMIT $n",
+        {**params, "n": 16 * depth},
+    )
+    scores = sample.column(0).to_pylist()
+    return [
+        scores[d - 1]
+        for d in (depth, 4 * depth, 16 * depth)
+        if d <= len(scores) and scores[d - 1] > 0
+    ]
 
 
 # ---------------------------------------------------------------- slices

@@ -285,6 +285,103 @@ def test_novelty_ranks_by_mean_rarity_and_explains(binary):
     assert "region='zz' is a category unseen in the reference" in reasons["e0011"]
 
 
+def _novelty_store(rng: np.random.Generator, n: int) -> evalstore.Store:
+    """Serving rows with heavy ties, NaN, +-inf, NULLs and an unseen category."""
+    store = evalstore.open()
+    store.register_model("m", "v1", "binary")
+    store.log_features(
+        "m",
+        pa.table(
+            {
+                "example_id": [f"t{i}" for i in range(n)],
+                "x": rng.normal(size=n),
+                "c": rng.integers(0, 4, n),  # a count: the grid quantiles tie
+                "region": rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1]),
+            }
+        ),
+        env="training",
+    )
+    x = rng.standard_t(2, size=n)
+    x[rng.uniform(size=n) < 0.03] = np.nan
+    x[:3] = [np.inf, -np.inf, 1e9]
+    xs = pa.array(x, mask=rng.uniform(size=n) < 0.05)  # NULLs besides NaN
+    region = rng.choice(["a", "b", "c", "zz"], n, p=[0.5, 0.3, 0.15, 0.05])
+    ids = [f"e{i:05d}" for i in range(n)]
+    store.log_features(
+        "m",
+        pa.table({"example_id": ids, "x": xs, "c": rng.integers(0, 6, n), "region": region}),
+    )
+    store.log_predictions(
+        "m", pa.table({"example_id": ids, "score": rng.uniform(size=n)}), version="v1"
+    )
+    return store
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**16), threshold=st.sampled_from([0.05, 0.1, 0.2, 0.3, 0.45, 0.6]))
+def test_novelty_prune_keeps_every_row_above_the_threshold(seed, threshold):
+    from evalstore import suggest as module
+
+    rng = np.random.default_rng(seed)
+    with _novelty_store(rng, 3000) as store:
+        ctx = module._Context(
+            store, "m", None, seed=0, since=None, until=None, where=None,
+            reference="training", by=None, prior=10.0, pool=10, pool_given=False,
+        )  # fmt: skip
+        try:
+            expression, params = module._novelty_expression(ctx)
+            condition, extra = module._novelty_prune(ctx, threshold)
+            rows = store.connection.sql(
+                f"SELECT {expression} AS novelty, {condition} AS kept "
+                "FROM m.features AS f WHERE f.env = 'serving'",
+                params={**params, **extra},
+            ).fetchall()
+        finally:
+            ctx.close()
+    above = [kept for novelty, kept in rows if novelty is not None and novelty > threshold]
+    assert above and all(above)  # no row that can beat the threshold is pruned
+    pruned = sum(1 for _, kept in rows if not kept)
+    assert pruned > 0 or threshold < 0.1  # and the test prunes something
+
+
+@pytest.mark.parametrize("k", [1, 10, 150])
+def test_novelty_search_with_thresholds_is_the_full_ranking(monkeypatch, k):
+    from evalstore import suggest as module
+
+    with _novelty_store(np.random.default_rng(k), 4000) as store:
+        full = store.suggest("m", k=k, strategy="novelty", record=False)
+        # the whole table as the "sample": the first threshold is the 2m-th novelty
+        monkeypatch.setattr(module, "NOVELTY_SAMPLE_PERCENT", 100)
+        calls = []
+        prune = module._novelty_prune
+        monkeypatch.setattr(
+            module, "_novelty_prune", lambda ctx, t: calls.append(t) or prune(ctx, t)
+        )
+        pruned = store.suggest("m", k=k, strategy="novelty", record=False)
+    assert calls and calls[0] > 0  # the search ran with a threshold
+    assert pruned.column("example_id").to_pylist() == full.column("example_id").to_pylist()
+    assert pruned.column("novelty").to_pylist() == full.column("novelty").to_pylist()
+
+
+@pytest.mark.parametrize("n", [9, 499, 200_000])
+def test_band_bounds_are_the_rarity_at_each_bands_edge(sql_store, n):
+    from evalstore.suggest import NOVELTY_GRID, band_bounds
+
+    rng = np.random.default_rng(n)
+    q = np.quantile(rng.normal(size=n), NOVELTY_GRID)
+    bounds = band_bounds(n)
+    assert bounds == sorted(bounds, reverse=True)
+    args = ", ".join(f"$q{i}" for i in range(11))
+    for k, bound in zip((1, 2, 3, 4), bounds, strict=True):
+        inside = np.linspace(q[k], q[10 - k], 2001)[1:-1]  # strictly inside band k
+        rarity = sql_store.connection.execute(
+            f"SELECT max(evalstore.numeric_rarity(x, {args}, $n)) FROM unnest($x) AS t(x)",
+            {**{f"q{i}": float(v) for i, v in enumerate(q)}, "n": n, "x": inside.tolist()},
+        ).fetchone()[0]
+        assert rarity <= bound  # an upper bound ...
+        assert rarity > bound - 0.02  # ... reached at the band's edges
+
+
 def test_committee_strategy_needs_versions_and_ranks_disagreement():
     with make_binary(versions=3) as store:
         table = store.suggest("m", k=10, strategy="committee", record=False)
