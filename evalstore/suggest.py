@@ -134,7 +134,10 @@ class _Context:
         self.min_uncertain = 0
         self.predictions: list[pa.Table] = []
         self.features: dict[str, dict[str, Any]] = {}
-        self.rowids: dict[int, str] = {}
+        self.rowid_of: dict[str, int] = {}
+        #: candidate status of the example ids checked so far (see :func:`_plausible`)
+        self.verdicts: dict[str, bool] = {}
+        self.optimistic = True
 
     def params(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -256,10 +259,16 @@ def suggest(
         )
         try:
             if strategy == "mix":
-                picks = _mix(ctx, k, _weights(ctx, weights))
+                chosen = _weights(ctx, weights)
             else:
                 _check_available(ctx, strategy)
-                picks = [(eid, pr, strategy) for eid, pr in _ranked(ctx, strategy, k, set())]
+            while True:
+                if strategy == "mix":
+                    picks = _mix(ctx, k, chosen)
+                else:
+                    picks = [(eid, pr, strategy) for eid, pr in _ranked(ctx, strategy, k, set())]
+                if _confirmed(ctx, [eid for eid, _, _ in picks]):
+                    break
             table = _describe(ctx, strategy, picks)
             if record and table.num_rows:
                 table = _record(ctx, table, expires_in)
@@ -390,6 +399,7 @@ def _top_uncertain(ctx: _Context, column: str, n: int) -> list[tuple[str, float]
         )
         table = ctx.run(sql, ctx.params(n=n))
         _keep_predictions(ctx, table)
+        ctx.verdicts.update(dict.fromkeys(table.column(0).to_pylist(), True))
         cached = _Ranked(_pairs(table), n)
         ctx.cache[("uncertain", key)] = cached
     return list(cached[:n])
@@ -422,7 +432,11 @@ def _top_committee(ctx: _Context, n: int) -> list[tuple[str, float]]:
         "$until) AS s WHERE s.committee IS NOT NULL"
         f"{ctx.where_clause('s')} ORDER BY s.committee DESC, s.example_id LIMIT $n"
     )
-    return _verified(ctx, lambda m: _pairs(ctx.run(sql, ctx.params(n=m))), n)
+    return _verified(
+        ctx,
+        lambda m: _memo(ctx, ("committee", m), lambda: _pairs(ctx.run(sql, ctx.params(n=m)))),
+        n,
+    )
 
 
 def _top_random(ctx: _Context, n: int) -> list[tuple[str, float]]:
@@ -432,20 +446,29 @@ def _top_random(ctx: _Context, n: int) -> list[tuple[str, float]]:
         "ORDER BY evalstore.pick_order(s.example_id, $seed), s.example_id LIMIT $n"
     )
     ids = ctx.run(sql, ctx.params(n=n)).column(0).to_pylist()
+    ctx.verdicts.update(dict.fromkeys(ids, True))
     return [(eid, 1.0 - i / max(len(ids), 1)) for i, eid in enumerate(ids)]
+
+
+def _memo(ctx: _Context, key: Any, compute: Any) -> Any:
+    """``compute()``, once per suggest call and ``key`` (a ranking is recomputed after
+    :func:`_confirmed` finds a pick that is no candidate)."""
+    if key not in ctx.cache:
+        ctx.cache[key] = compute()
+    return ctx.cache[key]
 
 
 def _verified(ctx: _Context, fetch: Any, n: int) -> list[tuple[str, float]]:
     """Rank from a cheap source (``fetch(m)``: the top m rows, candidates or not), keeping
-    the candidates (``version``'s unlabeled, unrequested predictions in the time range);
-    fetch more, four times as many each round, until n are found or the source is spent.
+    the plausible candidates (:func:`_plausible`); fetch more, four times as many each
+    round, until n are found or the source is spent.
     """
     m = max(2 * n, 1000)
     while True:
         rows = fetch(m)
         if not rows:
             return []
-        ok = _candidates_among(ctx, [r[0] for r in rows])
+        ok = _plausible(ctx, [r[0] for r in rows])
         kept = [r for r in rows if r[0] in ok]
         if len(kept) >= n or len(rows) < m:
             return kept
@@ -612,9 +635,8 @@ def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
         f"WHERE f.env = 'serving'{where}{{prune}}{_exclusions('f')} "
         "ORDER BY novelty DESC NULLS LAST, f.example_id LIMIT $n"
     )
-    rowids: dict[str, int] = {}
 
-    def fetch(m: int) -> list[tuple[str, float]]:
+    def search(m: int) -> list[tuple[str, float]]:
         table = None
         for threshold in _novelty_thresholds(ctx, expression, params, m):
             condition, extra = _novelty_prune(ctx, threshold)
@@ -625,12 +647,10 @@ def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
             table = None
         if table is None:
             table = ctx.run(sql.format(prune=""), ctx.params(n=m, **params))
-        rowids.update(zip(table.column(0).to_pylist(), table.column(2).to_pylist(), strict=True))
+        _remember_rowids(ctx, table.column(0), table.column(2))
         return _pairs(table)
 
-    rows = _verified(ctx, fetch, n)
-    _features_of(ctx, rowids=[rowids[e] for e, _ in rows[:n]])
-    return rows
+    return _verified(ctx, lambda m: _memo(ctx, ("novelty", m), lambda: search(m)), n)
 
 
 def _novelty_thresholds(
@@ -766,8 +786,8 @@ def _top_slices(ctx: _Context, n: int) -> list[tuple[str, float]]:
             break
         best = max(open_, key=lambda key: (need[key] / (seats[key] + 1), str(key)))
         seats[best] += 1
-    factor = 4.0
-    while True:
+
+    def sample(factor: float) -> pa.Table:
         cuts = pa.table(
             {
                 "slice": pa.array(list(seats), pa.string()),
@@ -779,27 +799,33 @@ def _top_slices(ctx: _Context, n: int) -> list[tuple[str, float]]:
             }
         )
         name = ctx.register(cuts)
-        # hash / 2^64 is uniform in [0, 1): keep a slice's rows below its cut
+        # hash / 2^64 is uniform in [0, 1): keep a slice's rows below its cut, then drop
+        # the labeled and requested ones
         sql = (
-            "WITH sampled AS MATERIALIZED (SELECT v.frow, v.slice, c.need, "
+            "WITH sampled AS MATERIALIZED (SELECT v.example_id, v.frow, v.slice, c.need, "
             "evalstore.pick_order(v.example_id, $seed) AS o "
             f"FROM temp.main.{quote(slices['view'])} AS v JOIN {quote(name)} AS c "
             "ON c.slice IS NOT DISTINCT FROM v.slice "
             "WHERE evalstore.pick_order(v.example_id, $seed) / 18446744073709551616.0 < c.cut"
-            f"{where}) SELECT frow, slice, o, need FROM sampled"
+            f"{where}) SELECT s.example_id, s.frow, s.slice, s.o, s.need FROM sampled AS s "
+            f"WHERE true{_exclusions('s')}"
         )
         table = ctx.run(sql, ctx.params())
-        frows = table.column(0).to_pylist()
-        _features_of(ctx, rowids=frows)  # the example ids (and features) of the sample
-        ids = [ctx.rowids.get(r) for r in frows]
-        ok = _candidates_among(ctx, [e for e in ids if e is not None])
+        _remember_rowids(ctx, table.column(0), table.column(1))
+        return table
+
+    factor = 4.0
+    while True:
+        table = _memo(ctx, ("slices", n, factor), lambda factor=factor: sample(factor))
+        ids = table.column(0).to_pylist()
+        ok = _plausible(ctx, ids)
         per_slice: dict[Any, int] = {}
         ranked = []
-        keys, orders, needs_ = (table.column(i).to_pylist() for i in (1, 2, 3))
+        keys, orders, needs_ = (table.column(i).to_pylist() for i in (2, 3, 4))
         for eid, key, _, slice_need in sorted(
             zip(ids, keys, orders, needs_, strict=True), key=lambda t: (str(t[1]), t[2])
         ):
-            if eid is None or eid not in ok:
+            if eid not in ok:
                 continue
             per_slice[key] = per_slice.get(key, 0) + 1
             ranked.append((eid, slice_need, per_slice[key]))
@@ -815,10 +841,40 @@ def _top_slices(ctx: _Context, n: int) -> list[tuple[str, float]]:
     return [(eid, (need_ or 0.0) / r) for eid, need_, r in ranked[:n]]
 
 
+def _plausible(ctx: _Context, ids: Sequence[str]) -> set[str]:
+    """The ``ids`` that may be candidates.
+
+    A ranking over the serving features (novelty, slices) or over every version
+    (committee) has applied the label and request exclusions but not the version and
+    time range. Checking that takes a join with all predictions, so it is done once, for
+    the final picks (:func:`_confirmed`): until then an id not known to fail is taken as
+    a candidate. After a pick has failed the check (a time range, or several versions),
+    the rankings check their rows eagerly (:func:`_candidates_among`) instead.
+    """
+    if not ctx.optimistic:
+        return _candidates_among(ctx, ids)
+    return {eid for eid in ids if ctx.verdicts.get(eid, True)}
+
+
+def _confirmed(ctx: _Context, ids: Sequence[str]) -> bool:
+    """Check the picks not known to be candidates, in one query; False (and eager checks
+    from then on) when one of them is not a candidate, so the picks must be redone."""
+    unknown = [eid for eid in ids if eid not in ctx.verdicts]
+    if len(_candidates_among(ctx, unknown)) == len(set(unknown)):
+        return True
+    ctx.optimistic = False
+    return False
+
+
 def _candidates_among(ctx: _Context, ids: Sequence[str]) -> set[str]:
     """Which of ``ids`` are candidates; their predictions are kept for the result."""
-    if not ids:
-        return set()
+    unknown = list(dict.fromkeys(eid for eid in ids if eid not in ctx.verdicts))
+    if unknown:
+        _check_candidates(ctx, unknown)
+    return {eid for eid in ids if ctx.verdicts[eid]}
+
+
+def _check_candidates(ctx: _Context, ids: Sequence[str]) -> None:
     name = ctx.register(pa.table({"example_id": pa.array(list(ids), pa.string())}))
     # The rows of these ids first (a materialized semi-join, so the exclusions below only
     # look at them), then the same conditions as evalstore.suggest_candidates.
@@ -831,39 +887,49 @@ def _candidates_among(ctx: _Context, ids: Sequence[str]) -> set[str]:
         ctx.params(),
     )
     _keep_predictions(ctx, table)
-    return set(table.column(0).to_pylist())
+    ctx.verdicts.update(dict.fromkeys(ids, False))
+    ctx.verdicts.update(dict.fromkeys(table.column(0).to_pylist(), True))
 
 
-def _features_of(
-    ctx: _Context, ids: Sequence[str] = (), rowids: Sequence[int] = ()
-) -> dict[str, dict[str, Any]]:
+def _remember_rowids(ctx: _Context, ids: pa.ChunkedArray, rowids: pa.ChunkedArray) -> None:
+    """Note where a scan of the features found these examples (for :func:`_features_of`)."""
+    ctx.rowid_of.update(zip(ids.to_pylist(), rowids.to_pylist(), strict=True))
+
+
+def _features_of(ctx: _Context, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Serving feature rows (values and per-feature rarities) of examples, cached.
 
-    Looking rows up by ``rowids`` (from a scan of the features earlier in the same call,
-    under the store lock) skips the join on example ids over the whole table.
+    Examples found by a scan of the features earlier in the same call (under the store
+    lock) are looked up by their ``rowid``, which skips the join on example ids over the
+    whole table; the others by id. One query for both.
     """
     missing = [e for e in dict.fromkeys(ids) if e not in ctx.features]
-    if not missing and not rowids:
+    if not missing:
         return ctx.features
     parts = _novelty_parts(ctx) if ctx.kinds else []
     params: dict[str, Any] = {}
     for _, _, p in parts:
         params.update(p)
-    cols = ["f.example_id", "f.rowid AS __rowid"]
+    cols = ["f.example_id"]
     cols += [f"{expr} AS {quote('r_' + feature)}" for feature, expr, _ in parts]
     cols += [f"f.{quote(feature)} AS {quote('v_' + feature)}" for feature in ctx.kinds]
     if ctx.slices is not None:
         cols.append(f"{_slice_key(ctx.slices['columns'], 'f')} AS __slice")
-    sql = f"SELECT {', '.join(cols)} FROM {quote(ctx.model)}.features AS f WHERE f.env = 'serving' "
+    rowids = [ctx.rowid_of[e] for e in missing if e in ctx.rowid_of]
+    by_id = [e for e in missing if e not in ctx.rowid_of]
+    found = []
     if rowids:
-        name = ctx.register(pa.table({"r": pa.array(list(rowids), pa.int64())}))
-        sql += f"AND f.rowid IN (SELECT r FROM {quote(name)})"
-    else:
-        name = ctx.register(pa.table({"example_id": pa.array(missing, pa.string())}))
-        sql += f"AND f.example_id IN (SELECT example_id FROM {quote(name)})"
+        name = ctx.register(pa.table({"r": pa.array(rowids, pa.int64())}))
+        found.append(f"f.rowid IN (SELECT r FROM {quote(name)})")
+    if by_id:
+        name = ctx.register(pa.table({"example_id": pa.array(by_id, pa.string())}))
+        found.append(f"f.example_id IN (SELECT example_id FROM {quote(name)})")
+    sql = (
+        f"SELECT {', '.join(cols)} FROM {quote(ctx.model)}.features AS f "
+        f"WHERE f.env = 'serving' AND ({' OR '.join(found)})"
+    )
     for row in ctx.run(sql, params).to_pylist():
         ctx.features[row["example_id"]] = row
-        ctx.rowids[row["__rowid"]] = row["example_id"]
     return ctx.features
 
 
@@ -891,7 +957,8 @@ def _k_center(ctx: _Context, n: int, exclude: set[str]) -> list[tuple[str, float
     ids = [eid for eid in everything if eid not in exclude][: ctx.pool]
     if not ids:
         return []
-    features = _features_of(ctx, everything)  # the picks of other strategies come along
+    # the other strategies' picks come along: their features are needed for the result
+    features = _features_of(ctx, [*everything, *sorted(exclude)])
     pool_ids = [e for e in ids if e in features]
     if not pool_ids:
         return []
@@ -1004,7 +1071,7 @@ def _describe(ctx: _Context, strategy: str, picks: list[tuple[str, float, str]])
         known.update(part.column(0).to_pylist())
     missing = [e for e in ids if e not in known]
     if missing:
-        _candidates_among(ctx, missing)
+        _check_candidates(ctx, missing)
     unc_by: dict[str, dict[str, Any]] = {}
     if ctx.predictions and ids:
         payload = ctx.register(pa.concat_tables(ctx.predictions))

@@ -394,7 +394,9 @@ COMMENT ON MACRO TABLE evalstore.novelty_categories IS
 --              overall) (0.5 when the slice is average or nothing is labeled), in [0, 1]
 -- A NULL slice value is a slice of its own.
 CREATE OR REPLACE MACRO evalstore.suggest_slice_needs(model, version, slice_source, prior) AS TABLE
-    WITH s AS (SELECT example_id, slice FROM evalstore.relation(slice_source)),
+    WITH s AS NOT MATERIALIZED (
+        SELECT example_id, slice FROM evalstore.relation(slice_source)
+    ),
     sizes AS (SELECT slice, count(*) AS examples FROM s GROUP BY slice),
     labeled AS (
         SELECT s.slice,

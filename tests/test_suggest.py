@@ -541,6 +541,38 @@ def test_where_since_until_restrict_candidates(binary):
     assert far.num_rows == 0
 
 
+@pytest.mark.parametrize("strategy", ["novelty", "slices", "mix"])
+def test_picks_of_feature_rankings_are_candidates_of_the_version(monkeypatch, strategy):
+    """Novelty and slices rank serving feature rows; only those v2 predicted (and not
+    labeled) may come out, and novelty gives the same order as over every example."""
+    from evalstore import suggest as module
+
+    checks = []
+    confirmed = module._confirmed
+    monkeypatch.setattr(
+        module, "_confirmed", lambda ctx, ids: checks.append(confirmed(ctx, ids)) or checks[-1]
+    )
+    with make_binary(n=600, seed=3) as store:
+        store.register_model("m", "v2", "binary")
+        ids = [f"e{i:04d}" for i in range(0, 600, 3)]  # v2 predicted a third of them
+        store.log_predictions(
+            "m", pa.table({"example_id": ids, "score": np.linspace(0, 1, len(ids))}), version="v2"
+        )
+        store.log_labels("m", pa.table({"example_id": ids[:20], "label": ["1"] * 20}))
+        got = store.suggest("m", k=40, strategy=strategy, version="v2", record=False)
+        assert got.num_rows == 40
+        picked = got.column("example_id").to_pylist()
+        assert set(picked) <= set(ids[20:])
+        assert set(got.column("version").to_pylist()) == {"v2"}
+        # the first picks held rows v2 did not predict: redone with eager checks
+        assert checks == [False, True]
+        if strategy == "novelty":
+            every = store.suggest("m", k=600, strategy="novelty", version="v1", record=False)
+            allowed = set(ids[20:])
+            expected = [e for e in every.column("example_id").to_pylist() if e in allowed]
+            assert picked == expected[:40]
+
+
 # ---------------------------------------------------------------- requests
 
 
