@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from evalstore.errors import InvalidParameterError, ReadOnlyError
 from evalstore.identifiers import check_model_name, quote
@@ -386,18 +387,34 @@ def _top_uncertain(ctx: _Context, column: str, n: int) -> list[tuple[str, float]
     For a binary model the three scores are increasing functions of one another
     (entropy = h((1 + sqrt(1 - lc)) / 2)... all decrease with |2s - 1|), so the ranking
     sorts by the cheapest, least confidence, and the result reports the requested score.
+
+    The version's m most uncertain predictions are ranked first and the labeled and
+    requested examples dropped from those m only (the same conditions as
+    ``evalstore.suggest_candidates``, without joining every prediction with the labels):
+    exact when n remain or the m were all there is, else m grows fourfold.
     """
     key = "least_confidence" if ctx.task == "binary" else column
     n = max(n, ctx.min_uncertain)  # mix: one query serves the share and the diversity pool
     cached = ctx.cache.get(("uncertain", key))
     if cached is None or (len(cached) < n and cached.complete is False):
+        score = f"evalstore.{key}(p.score, p.probabilities)"
         sql = (
-            f"SELECT s.example_id, s.{key}, {PREDICTION_PAYLOAD.format(a='s')} "
-            "FROM evalstore.suggest_uncertainty($model, $version, "
-            f"$since, $until) AS s WHERE s.{key} IS NOT NULL{ctx.where_clause('s')} "
-            f"ORDER BY s.{key} DESC, s.example_id LIMIT $n"
+            f"WITH top AS (SELECT p.example_id, p.version, p.prediction, p.score, "
+            f"p.probabilities, {score} AS {key} "
+            "FROM evalstore.model_table($model, 'predictions') AS p "
+            "WHERE p.version = $version AND ($since IS NULL OR p.ts >= $since) "
+            f"AND ($until IS NULL OR p.ts < $until) AND {score} IS NOT NULL"
+            f"{ctx.where_clause('p')} ORDER BY {key} DESC, p.example_id LIMIT $m) "
+            f"SELECT s.example_id, s.{key}, {PREDICTION_PAYLOAD.format(a='s')}, "
+            f"{_excluded('s')} AS excluded FROM top AS s ORDER BY s.{key} DESC, s.example_id"
         )
-        table = ctx.run(sql, ctx.params(n=n))
+        m = max(2 * n, 1000)
+        while True:
+            top = ctx.run(sql, ctx.params(m=m))
+            table = top.filter(pc.invert(top.column("excluded"))).slice(0, n)
+            if table.num_rows >= n or top.num_rows < m:
+                break
+            m *= 4
         _keep_predictions(ctx, table)
         ctx.verdicts.update(dict.fromkeys(table.column(0).to_pylist(), True))
         cached = _Ranked(_pairs(table), n)
@@ -475,14 +492,19 @@ def _verified(ctx: _Context, fetch: Any, n: int) -> list[tuple[str, float]]:
         m *= 4
 
 
-def _exclusions(alias: str) -> str:
-    """SQL: the example has no label and no open request (as evalstore.suggest_candidates)."""
+def _excluded(alias: str) -> str:
+    """SQL: the example has a label or an open request (see evalstore.suggest_candidates)."""
     return (
-        f" AND NOT EXISTS (SELECT 1 FROM evalstore.model_table($model, 'labels') AS l "
-        f"WHERE l.example_id = {alias}.example_id) AND NOT EXISTS (SELECT 1 FROM "
+        f"(EXISTS (SELECT 1 FROM evalstore.model_table($model, 'labels') AS l "
+        f"WHERE l.example_id = {alias}.example_id) OR EXISTS (SELECT 1 FROM "
         "evalstore.label_requests AS r WHERE r.model = $model AND r.status = 'open' "
-        f"AND r.example_id = {alias}.example_id)"
+        f"AND r.example_id = {alias}.example_id))"
     )
+
+
+def _exclusions(alias: str) -> str:
+    """SQL condition: the example has no label and no open request."""
+    return f" AND NOT {_excluded(alias)}"
 
 
 # ---------------------------------------------------------------- novelty

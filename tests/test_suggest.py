@@ -237,6 +237,26 @@ def test_uncertainty_ranking_is_numpy_top_k(binary, strategy):
     assert all(r.startswith("uncertain prediction") for r in table.column("reason").to_pylist())
 
 
+def test_uncertainty_skips_labeled_and_requested_examples_at_the_top():
+    """The most uncertain 2,400 of 5,000 are labeled or requested: the search for the
+    top k goes past them (several rounds) and still returns numpy's top k."""
+    rng = np.random.default_rng(11)
+    n = 5000
+    ids = np.array([f"e{i:05d}" for i in range(n)])
+    score = rng.uniform(size=n)
+    with evalstore.open() as store:
+        store.register_model("m", "v1", "binary")
+        store.log_predictions("m", pa.table({"example_id": ids, "score": score}), version="v1")
+        lc = 1 - np.abs(2 * score - 1)
+        order = np.lexsort((ids, -lc))
+        store.log_labels("m", pa.table({"example_id": ids[order[:2000]], "label": ["1"] * 2000}))
+        first = store.suggest("m", k=400, strategy="least_confidence", record=True)
+        assert first.column("example_id").to_pylist() == ids[order[2000:2400]].tolist()
+        table = store.suggest("m", k=25, strategy="margin", record=False)
+    assert table.column("example_id").to_pylist() == ids[order[2400:2425]].tolist()
+    assert table.column("margin").to_numpy() == pytest.approx(lc[order[2400:2425]])
+
+
 def test_novelty_ranks_by_mean_rarity_and_explains(binary):
     table = binary.suggest("m", k=400, strategy="novelty", record=False)
     ref = binary.sql("SELECT x, y, region FROM m.features WHERE env = 'training'").to_pydict()
