@@ -502,9 +502,15 @@ def _excluded(alias: str) -> str:
     )
 
 
-def _exclusions(alias: str) -> str:
-    """SQL condition: the example has no label and no open request."""
-    return f" AND NOT {_excluded(alias)}"
+def _anti_joins(alias: str) -> str:
+    """SQL after a FROM item ``alias``: drop examples with a label or an open request
+    (as :func:`_excluded`; anti-joins plan better than NOT EXISTS inside subqueries)."""
+    return (
+        f" ANTI JOIN evalstore.model_table($model, 'labels') AS l "
+        f"ON l.example_id = {alias}.example_id ANTI JOIN (SELECT r.example_id FROM "
+        "evalstore.label_requests AS r WHERE r.model = $model AND r.status = 'open') AS r "
+        f"ON r.example_id = {alias}.example_id"
+    )
 
 
 # ---------------------------------------------------------------- novelty
@@ -589,33 +595,28 @@ def _novelty_prune(ctx: _Context, threshold: float) -> tuple[str, dict[str, Any]
     Each feature j gets an upper bound u_j of its rarity: a numeric value's band bound
     (:func:`band_bounds`; 1 outside the 0.1%..99.9% quantiles, NaN and +-inf included), a
     category's exact rarity. Novelty is the mean of the non-NULL rarities, so it can exceed
-    T only if sum_j (u_j - T) > 0 over the non-NULL features. A cheaper test first: some
-    feature must have u_j > T (outside the widest band whose bound is <= T).
+    T only if sum_j (u_j - T) > 0 over the non-NULL features. (A cheaper first test, some
+    u_j > T, costs more than it saves: it leaves sparse vectors for the sum.)
     """
     expressions = {feature: expr for feature, expr, _ in _novelty_parts(ctx)}
     params: dict[str, Any] = {"novelty_t": threshold}
-    anyone: list[str] = []
     terms: list[str] = []
     for i, feature, n in ctx.novelty_bands:
         column = f"f.{quote(feature)}"
         if n is None:  # categorical: the exact rarity
-            anyone.append(f"({expressions[feature]}) > $novelty_t")
             terms.append(f"coalesce(({expressions[feature]}) - $novelty_t, 0.0)")
             continue
         bounds = band_bounds(n)
-        inside = [f"{column} > $q{i}_{k} AND {column} < $q{i}_{10 - k}" for k in (1, 2, 3, 4)]
-        below = [k for k in (1, 2, 3, 4) if bounds[k - 1] <= threshold]
-        if below:
-            anyone.append(f"NOT ({inside[below[0] - 1]})")
-        else:
-            anyone.append("true")
-        branches = " ".join(f"WHEN {inside[k - 1]} THEN $u{i}_{k}" for k in (4, 3, 2, 1))
+        branches = " ".join(
+            f"WHEN {column} > $q{i}_{k} AND {column} < $q{i}_{10 - k} THEN $u{i}_{k}"
+            for k in (4, 3, 2, 1)
+        )
         terms.append(f"CASE WHEN {column} IS NULL THEN 0.0 {branches} ELSE $u{i}_0 END")
         params[f"u{i}_0"] = 1.0 - threshold
         params.update({f"u{i}_{k}": bounds[k - 1] - threshold for k in (1, 2, 3, 4)})
     for _, _, part_params in _novelty_parts(ctx):
         params.update(part_params)
-    return f"({' OR '.join(anyone) or 'false'}) AND ({' + '.join(terms) or '0.0'}) > 0", params
+    return f"({' + '.join(terms) or '0.0'}) > 0", params
 
 
 def _novelty_expression(ctx: _Context) -> tuple[str, dict[str, Any]]:
@@ -648,13 +649,18 @@ def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
     T (:func:`_novelty_prune`). When the m-th row found scores above T, no pruned row can
     beat it and the answer is exact; else T is lowered (a deeper sample rank), and in the
     end the scan runs over every row.
+
+    The rows kept by the pruning are sorted by ``rowid`` before they are scored: that
+    packs the few rows left of each vector into full vectors, and DuckDB's cost of the
+    long novelty expression is per vector (3x less at 10M rows).
     """
     expression, params = _novelty_expression(ctx)
     where = f" AND ({ctx.where})" if ctx.where else ""
+    columns = "".join(f", f.{quote(feature)}" for feature, _, _ in _novelty_parts(ctx))
     sql = (
-        f"SELECT f.example_id, {expression} AS novelty, f.rowid AS frow "
-        f"FROM {quote(ctx.model)}.features AS f "
-        f"WHERE f.env = 'serving'{where}{{prune}}{_exclusions('f')} "
+        f"SELECT f.example_id, {expression} AS novelty, f.frow FROM ("
+        f"SELECT f.example_id, f.rowid AS frow{columns} FROM {quote(ctx.model)}.features AS f"
+        f"{_anti_joins('f')} WHERE f.env = 'serving'{where}{{prune}}) AS f "
         "ORDER BY novelty DESC NULLS LAST, f.example_id LIMIT $n"
     )
 
@@ -662,7 +668,8 @@ def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
         table = None
         for threshold in _novelty_thresholds(ctx, expression, params, m):
             condition, extra = _novelty_prune(ctx, threshold)
-            table = ctx.run(sql.format(prune=f" AND {condition}"), ctx.params(n=m, **extra))
+            prune = f" AND {condition} ORDER BY f.rowid"
+            table = ctx.run(sql.format(prune=prune), ctx.params(n=m, **extra))
             scores = table.column(1).to_pylist()
             if len(scores) == m and scores[-1] is not None and scores[-1] > threshold + 1e-9:
                 break
@@ -829,8 +836,8 @@ def _top_slices(ctx: _Context, n: int) -> list[tuple[str, float]]:
             f"FROM temp.main.{quote(slices['view'])} AS v JOIN {quote(name)} AS c "
             "ON c.slice IS NOT DISTINCT FROM v.slice "
             "WHERE evalstore.pick_order(v.example_id, $seed) / 18446744073709551616.0 < c.cut"
-            f"{where}) SELECT s.example_id, s.frow, s.slice, s.o, s.need FROM sampled AS s "
-            f"WHERE true{_exclusions('s')}"
+            f"{where}) SELECT s.example_id, s.frow, s.slice, s.o, s.need "
+            f"FROM sampled AS s{_anti_joins('s')}"
         )
         table = ctx.run(sql, ctx.params())
         _remember_rowids(ctx, table.column(0), table.column(1))
@@ -903,9 +910,9 @@ def _check_candidates(ctx: _Context, ids: Sequence[str]) -> None:
     table = ctx.run(
         "WITH c AS MATERIALIZED (SELECT p.* FROM evalstore.model_table($model, 'predictions') "
         f"AS p WHERE p.example_id IN (SELECT example_id FROM {quote(name)})) "
-        f"SELECT c.example_id, {PREDICTION_PAYLOAD.format(a='c')} FROM c "
+        f"SELECT c.example_id, {PREDICTION_PAYLOAD.format(a='c')} FROM c{_anti_joins('c')} "
         "WHERE c.version = $version AND ($since IS NULL OR c.ts >= $since) "
-        f"AND ($until IS NULL OR c.ts < $until){_exclusions('c')}",
+        "AND ($until IS NULL OR c.ts < $until)",
         ctx.params(),
     )
     _keep_predictions(ctx, table)
