@@ -695,11 +695,10 @@ def _novelty_thresholds(
     sample = ctx.run(
         f"SELECT {expression} AS novelty FROM {quote(ctx.model)}.features AS f "
         f"TABLESAMPLE {NOVELTY_SAMPLE_PERCENT}% (system, {int(ctx.seed) % 2**31}) "
-        f"WHERE f.env = 'serving'{where} AND {expression} IS NOT NULL "
-        "ORDER BY novelty DESC LIMIT $n",
+        f"WHERE f.env = 'serving'{where} ORDER BY novelty DESC NULLS LAST LIMIT $n",
         {**params, "n": 16 * depth},
     )
-    scores = sample.column(0).to_pylist()
+    scores = [score for score in sample.column(0).to_pylist() if score is not None]
     return [
         scores[d - 1]
         for d in (depth, 4 * depth, 16 * depth)
