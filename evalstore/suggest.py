@@ -976,7 +976,12 @@ def _k_center(ctx: _Context, n: int, exclude: set[str]) -> list[tuple[str, float
             f"strategy='diversity' needs numeric features; {ctx.model!r} has none"
         )
     if ctx.task == "regression":
-        pool = _top_novelty(ctx, ctx.pool + len(exclude)) if _novelty_parts(ctx) else []
+        # the pool shapes every pick, so its rows are checked to be candidates now
+        optimistic, ctx.optimistic = ctx.optimistic, False
+        try:
+            pool = _top_novelty(ctx, ctx.pool + len(exclude)) if _novelty_parts(ctx) else []
+        finally:
+            ctx.optimistic = optimistic
         if not pool:
             pool = _top_random(ctx, ctx.pool + len(exclude))
     else:

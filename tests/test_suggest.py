@@ -530,6 +530,35 @@ def test_regression_mix_and_errors():
             store.suggest("r", k=5, strategy="entropy")
 
 
+def test_regression_diversity_pool_is_the_most_novel_candidates():
+    """A regression model's diversity pool is its most novel candidates: rows v1 did not
+    predict are not in it, and the picks are numpy k-center over that pool."""
+    rng = np.random.default_rng(4)
+    n = 900
+    with evalstore.open() as store:
+        store.register_model("r", "v1", "regression")
+        ids = [f"{i:04d}" for i in range(n)]
+        train = {"x": rng.normal(size=n), "y": rng.normal(size=n)}
+        store.log_features("r", pa.table({"example_id": ids, **train}), env="training")
+        serving = {"x": rng.standard_t(3, size=n), "y": rng.standard_t(3, size=n)}
+        store.log_features("r", pa.table({"example_id": ids, **serving}))
+        predicted = ids[1::2]  # the most novel rows include many v1 did not predict
+        store.log_predictions(
+            "r",
+            pa.table({"example_id": predicted, "prediction": rng.normal(size=len(predicted))}),
+            version="v1",
+        )
+        novel = store.suggest("r", k=len(predicted), strategy="novelty", record=False)
+        got = store.suggest("r", k=15, strategy="diversity", pool=60, record=False)
+    pool = novel.column("example_id").to_pylist()[:60]
+    assert set(pool) <= set(predicted)
+    at = {e: i for i, e in enumerate(ids)}
+    x = np.column_stack([serving["x"], serving["y"]])[[at[e] for e in pool]]
+    expected, scores = k_center(pool, x, 15)
+    assert got.column("example_id").to_pylist() == expected
+    assert got.column("diversity").to_pylist() == pytest.approx(scores)
+
+
 def test_parameter_errors(binary):
     with pytest.raises(InvalidParameterError, match="strategy='nope'"):
         binary.suggest("m", strategy="nope")
