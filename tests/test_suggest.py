@@ -622,6 +622,35 @@ def test_picks_of_feature_rankings_are_candidates_of_the_version(monkeypatch, st
             assert picked == expected[:40]
 
 
+def test_mix_with_where_and_since_picks_only_such_candidates():
+    rng = np.random.default_rng(9)
+    n = 800
+    ids = [f"e{i:04d}" for i in range(n)]
+    late = ids[::2]  # predicted in 2030, the others in 2026: only these are in range
+    ts = pa.array(
+        [np.datetime64("2030-01-01" if i % 2 == 0 else "2026-01-01", "us") for i in range(n)]
+    )
+    with evalstore.open() as store:
+        store.register_model("m", "v1", "binary")
+        train = {"x": rng.normal(size=n), "region": rng.choice(["a", "b", "c"], n)}
+        store.log_features("m", pa.table({"example_id": ids, **train}), env="training")
+        serving = {"x": rng.standard_t(3, size=n), "region": rng.choice(["a", "b", "c"], n)}
+        store.log_features("m", pa.table({"example_id": ids, **serving}))
+        store.log_predictions(
+            "m", pa.table({"example_id": ids, "score": rng.uniform(size=n), "ts": ts}), "v1"
+        )
+        store.log_labels("m", pa.table({"example_id": late[:30], "label": ["0"] * 30}))
+        got = store.suggest(
+            "m", k=60, strategy="mix", where="region <> 'a'", since="2029-12-31", record=False
+        )
+    region = dict(zip(ids, serving["region"], strict=True))
+    picked = got.column("example_id").to_pylist()
+    assert len(picked) == 60 == len(set(picked))
+    assert set(picked) <= set(late[30:])
+    assert all(region[e] != "a" for e in picked)
+    assert {"entropy", "novelty", "slices"} <= set(got.column("picked_by").to_pylist())
+
+
 # ---------------------------------------------------------------- requests
 
 
