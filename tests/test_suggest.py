@@ -361,7 +361,9 @@ def test_novelty_prune_keeps_every_row_above_the_threshold(seed, threshold):
     above = [kept for novelty, kept in rows if novelty is not None and novelty > threshold]
     assert above and all(above)  # no row that can beat the threshold is pruned
     pruned = sum(1 for _, kept in rows if not kept)
-    assert pruned > 0 or threshold < 0.1  # and the test prunes something
+    # and the test prunes something once T is above the least possible bound mean (the
+    # count c is never strictly inside its reference's 25%..75% band: about 0.13)
+    assert pruned > 0 or threshold < 0.2
 
 
 @pytest.mark.parametrize("k", [1, 10, 150])
