@@ -155,6 +155,11 @@ class _Context:
         used = {k: v for k, v in params.items() if k in mentioned}
         return self.con.sql(sql, params=used).to_arrow_table()
 
+    @property
+    def feature_where(self) -> str:
+        """SQL: ``where`` on a scan of the serving features (alias ``f``), or ''."""
+        return f" AND ({self.where})" if self.where else ""
+
     def where_clause(self, alias: str) -> str:
         if self.where is None:
             return ""
@@ -655,7 +660,7 @@ def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
     long novelty expression is per vector (3x less at 10M rows).
     """
     expression, params = _novelty_expression(ctx)
-    where = f" AND ({ctx.where})" if ctx.where else ""
+    where = ctx.feature_where
     columns = "".join(f", f.{quote(feature)}" for feature, _, _ in _novelty_parts(ctx))
     sql = (
         f"SELECT f.example_id, {expression} AS novelty, f.frow FROM ("
@@ -691,7 +696,7 @@ def _novelty_thresholds(
     further guess goes 4 times deeper. Empty when the sample is too small to guess from.
     """
     depth = max(1, math.ceil(2 * m * NOVELTY_SAMPLE_PERCENT / 100))
-    where = f" AND ({ctx.where})" if ctx.where else ""
+    where = ctx.feature_where
     sample = ctx.run(
         f"SELECT {expression} AS novelty FROM {quote(ctx.model)}.features AS f "
         f"TABLESAMPLE {NOVELTY_SAMPLE_PERCENT}% (system, {int(ctx.seed) % 2**31}) "
@@ -798,12 +803,7 @@ def _top_slices(ctx: _Context, n: int) -> list[tuple[str, float]]:
     """
     slices = _slice_needs(ctx)
     rows_needs = slices["needs"].to_pylist()
-    where = (
-        f" AND v.example_id IN (SELECT example_id FROM {quote(ctx.model)}.features "
-        f"WHERE env = 'serving' AND ({ctx.where}))"
-        if ctx.where
-        else ""
-    )
+    where = ctx.where_clause("v")
     # D'Hondt seats per slice for n picks (capped by the slice's size): how deep to sample
     seats = {row["slice"]: 0 for row in rows_needs}
     size = {row["slice"]: row["examples"] for row in rows_needs}
