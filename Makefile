@@ -18,7 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -n auto evalstore server tests
+	$(BIN)/python -m pytest -n auto --dist loadfile evalstore server tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

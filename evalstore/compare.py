@@ -55,7 +55,7 @@ from scipy import stats
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
-from evalstore.schema import CATEGORICAL_TYPES, FEATURE_SYSTEM_COLUMNS, model_columns
+from evalstore.schema import CATEGORICAL_TYPES, feature_columns
 from evalstore.selection import Window, check_predicate, check_width, window_args
 
 if TYPE_CHECKING:
@@ -154,11 +154,7 @@ def compare(
         windows = window_args(window)
         if "width" in windows:
             check_width(con, windows["width"])
-        columns = {
-            name: kind
-            for name, kind in model_columns(con, model, "features").items()
-            if name not in FEATURE_SYSTEM_COLUMNS
-        }
+        columns = feature_columns(con, model)
         keys, predicates = _parse_by(by, columns)
         source = _source_view(con, model, keys, predicates, where, list(columns))
         width, chunk_rows, chunks = (windows.get(k) for k in ("width", "chunk_rows", "chunks"))

@@ -31,6 +31,8 @@ from evalstore.errors import (
 from evalstore.identifiers import check_column_name, quote
 from evalstore.schema import (
     ENVS,
+    EXAMPLE_KEY,
+    EXAMPLE_KEY_SQL,
     INTEGER_TYPES,
     NUMERIC_TYPES,
     RESERVED_FEATURE_NAMES,
@@ -185,6 +187,7 @@ def _id_and_ts(plan: Plan, types: Mapping[str, str], id_column: str, ts_column: 
         id_column, id_type, INTEGER_TYPES | {"VARCHAR", "UUID"}, "text or integer example ids"
     )
     plan.select("example_id", f"CAST({quote(id_column)} AS VARCHAR)")
+    plan.select(EXAMPLE_KEY, EXAMPLE_KEY_SQL.format(id=f"CAST({quote(id_column)} AS VARCHAR)"))
     plan.checks.append(
         Check(
             "SELECT count(*), [] FROM {table} WHERE batch_id = $batch_id AND example_id IS NULL",

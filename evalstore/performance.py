@@ -103,7 +103,7 @@ import pyarrow.compute as pc
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
-from evalstore.schema import FEATURE_SYSTEM_COLUMNS, NUMERIC_TYPES, model_columns
+from evalstore.schema import NUMERIC_TYPES, feature_columns
 from evalstore.selection import Window, check_predicate, check_width, reference_args, window_args
 
 if TYPE_CHECKING:
@@ -243,7 +243,7 @@ def performance(
         windows = window_args(window)
         if "width" in windows:
             check_width(con, windows["width"])
-        columns = _feature_types(con, model)
+        columns = feature_columns(con, model)
         slices = _parse_by(by, columns, edges)
         ref = reference_args(reference, registration if version else None)
         if "previous" in ref:
@@ -378,14 +378,6 @@ class _Slice:
         for i, edge in enumerate(self.edges or []):
             cases.append(f"WHEN {x} < CAST('{edge!r}' AS DOUBLE) THEN {i}")
         return f"CASE {' '.join(cases)} ELSE {missing - 1} END"
-
-
-def _feature_types(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, str]:
-    return {
-        name: kind
-        for name, kind in model_columns(con, model, "features").items()
-        if name not in FEATURE_SYSTEM_COLUMNS
-    }
 
 
 def _parse_by(

@@ -23,11 +23,22 @@ from evalstore.identifiers import quote, quote_literal
 
 #: Columns evalstore writes itself in each model table; users' columns may not take these names.
 FEATURE_SYSTEM_COLUMNS = ("example_id", "env", "dataset", "ts", "batch_id")
+#: The join key of an example, beside ``example_id`` in features, predictions and labels:
+#: the 128-bit MD5 digest of the id (``md5_number``, typed ``UUID`` so that it stays exact
+#: and readable through Arrow and BI tools), computed at ingest. Joins between the model's
+#: tables compare it rather than the text id: DuckDB then pushes the keys of a small side
+#: (the labels, a few thousand picks) into the scan of a big table, which it does not do
+#: for text. It needs no lookup at ingest (a digest, not a dictionary) and is the same for
+#: the same id in every DuckDB version; two ids share a key with probability 2^-128 per
+#: pair. Not a feature, and not in selections.
+EXAMPLE_KEY = "example_key"
 #: Names reserved for features because ``evaluations`` puts them beside the features.
 RESERVED_FEATURE_NAMES = frozenset(
-    {*FEATURE_SYSTEM_COLUMNS, "version", "prediction", "score", "probabilities", "latency_ms"}
-    | {"label", "label_ts", "label_source"}
+    {*FEATURE_SYSTEM_COLUMNS, EXAMPLE_KEY, "version", "prediction", "score", "probabilities"}
+    | {"latency_ms", "label", "label_ts", "label_source"}
 )
+#: The key of an id, as SQL (``{id}``: a VARCHAR expression).
+EXAMPLE_KEY_SQL = "CAST(md5_number({id}) AS UUID)"
 ENVS = ("training", "validation", "serving")
 INTEGER_TYPES = frozenset(
     {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
@@ -168,8 +179,20 @@ def _create_snapshots_table(con: duckdb.DuckDBPyConnection) -> None:
 #: batch holds an example at most once, so "latest" is "highest batch_id" and the
 #: ingest of a batch marks the labels it supersedes (:func:`evalstore.ingest.execute`).
 LABELS_LATEST = (
-    "SELECT example_id, label, ts, source, batch_id FROM {s}.labels WHERE superseded_by IS NULL"
+    "SELECT example_id, label, ts, source, batch_id, example_key FROM {s}.labels "
+    "WHERE superseded_by IS NULL"
 )
+#: Predictions with the latest labels and the serving features (joined on the key).
+EVALUATIONS = """
+    SELECT
+        p.example_id, p.version, p.ts, p.prediction, p.score, p.probabilities, p.latency_ms,
+        l.label, l.ts AS label_ts, l.source AS label_source,
+        f.* EXCLUDE (example_id, env, dataset, ts, batch_id, example_key), p.example_key
+    FROM {s}.predictions AS p
+    LEFT JOIN {s}.labels_latest AS l ON l.example_key = p.example_key
+    LEFT JOIN {s}.features AS f ON f.example_key = p.example_key AND f.env = 'serving'
+"""
+EVALUATIONS_COMMENT = "Predictions joined with the latest labels and the serving features."
 LABELS_COMMENT = (
     "Ground truth, append-only: a correction adds a row and the latest batch wins; "
     "superseded_by is the batch of the label that replaced this one (NULL: current)."
@@ -178,9 +201,9 @@ LABELS_LATEST_COMMENT = "The latest label of each example (highest batch_id)."
 
 
 def _mark_superseded_labels(con: duckdb.DuckDBPyConnection) -> None:
-    """Add ``labels.superseded_by`` (filled from the stored labels) and re-create the views."""
-    from evalstore.values import refresh_value_views
-
+    """Add ``labels.superseded_by`` (filled from the stored labels) and re-create
+    ``labels_latest`` as it was at version 6; migration 7 re-creates the views that read
+    it (a store is always migrated to the latest version in one transaction)."""
     for (model,) in con.execute("SELECT DISTINCT model FROM evalstore.models").fetchall():
         s = quote(model)
         con.execute(f"ALTER TABLE {s}.labels ADD COLUMN superseded_by BIGINT")
@@ -197,9 +220,37 @@ def _mark_superseded_labels(con: duckdb.DuckDBPyConnection) -> None:
               AND n.next_batch IS NOT NULL
             """
         )
-        con.execute(f"CREATE OR REPLACE VIEW {s}.labels_latest AS {LABELS_LATEST.format(s=s)}")
+        con.execute(
+            f"CREATE OR REPLACE VIEW {s}.labels_latest AS SELECT example_id, label, ts, source, "
+            f"batch_id FROM {s}.labels WHERE superseded_by IS NULL"
+        )
         con.execute(f"COMMENT ON TABLE {s}.labels IS {quote_literal(LABELS_COMMENT)}")
-        con.execute(f"COMMENT ON VIEW {s}.labels_latest IS {quote_literal(LABELS_LATEST_COMMENT)}")
+
+
+EXAMPLE_KEY_COMMENT = "Join key: the MD5 digest of example_id as a UUID, written at ingest."
+
+
+def _add_example_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Add ``example_key`` to each model's features, predictions and labels (filled from
+    the stored ids) and re-create the views that join on it."""
+    from evalstore.values import refresh_value_views
+
+    for (model,) in con.execute("SELECT DISTINCT model FROM evalstore.models").fetchall():
+        s = quote(model)
+        for table in ("features", "predictions", "labels"):
+            con.execute(f"ALTER TABLE {s}.{table} ADD COLUMN example_key UUID")
+            con.execute(
+                f"UPDATE {s}.{table} SET example_key = {EXAMPLE_KEY_SQL.format(id='example_id')}"
+            )
+            con.execute(
+                f"COMMENT ON COLUMN {s}.{table}.example_key IS {quote_literal(EXAMPLE_KEY_COMMENT)}"
+            )
+        con.execute(
+            f"CREATE OR REPLACE VIEW {s}.labels_latest AS {LABELS_LATEST.format(s=s)}; "
+            f"CREATE OR REPLACE VIEW {s}.evaluations AS {EVALUATIONS.format(s=s)}; "
+            f"COMMENT ON VIEW {s}.labels_latest IS {quote_literal(LABELS_LATEST_COMMENT)}; "
+            f"COMMENT ON VIEW {s}.evaluations IS {quote_literal(EVALUATIONS_COMMENT)};"
+        )
         refresh_value_views(con, model)
 
 
@@ -215,6 +266,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         6, "labels.superseded_by: the latest labels without a window", _mark_superseded_labels
     ),
+    Migration(7, "example_key: joins on a 128-bit digest of the id", _add_example_keys),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -291,33 +343,30 @@ def create_model_schema(con: duckdb.DuckDBPyConnection, model: str, task: str) -
         f"""
         CREATE SCHEMA {s};
         CREATE TABLE {s}.features (
-            example_id VARCHAR, env VARCHAR, dataset VARCHAR, ts TIMESTAMPTZ, batch_id BIGINT
+            example_id VARCHAR, env VARCHAR, dataset VARCHAR, ts TIMESTAMPTZ, batch_id BIGINT,
+            example_key UUID
         );
         CREATE TABLE {s}.predictions (
             example_id VARCHAR, version VARCHAR, ts TIMESTAMPTZ, prediction {value_type},
-            score DOUBLE, probabilities MAP(VARCHAR, DOUBLE), latency_ms DOUBLE, batch_id BIGINT
+            score DOUBLE, probabilities MAP(VARCHAR, DOUBLE), latency_ms DOUBLE, batch_id BIGINT,
+            example_key UUID
         );
         CREATE TABLE {s}.labels (
             example_id VARCHAR, label {value_type}, ts TIMESTAMPTZ, source VARCHAR,
-            batch_id BIGINT, superseded_by BIGINT
+            batch_id BIGINT, superseded_by BIGINT, example_key UUID
         );
         CREATE VIEW {s}.labels_latest AS {LABELS_LATEST.format(s=s)};
-        CREATE VIEW {s}.evaluations AS
-        SELECT
-            p.example_id, p.version, p.ts, p.prediction, p.score, p.probabilities, p.latency_ms,
-            l.label, l.ts AS label_ts, l.source AS label_source,
-            f.* EXCLUDE (example_id, env, dataset, ts, batch_id)
-        FROM {s}.predictions AS p
-        LEFT JOIN {s}.labels_latest AS l ON l.example_id = p.example_id
-        LEFT JOIN {s}.features AS f ON f.example_id = p.example_id AND f.env = 'serving';
+        CREATE VIEW {s}.evaluations AS {EVALUATIONS.format(s=s)};
         COMMENT ON TABLE {s}.features IS
             'Feature rows, one column per feature; unique per (example_id, env).';
         COMMENT ON TABLE {s}.predictions IS
             'Predictions, one row per (example_id, version); score = positive-class probability.';
         COMMENT ON TABLE {s}.labels IS {quote_literal(LABELS_COMMENT)};
         COMMENT ON VIEW {s}.labels_latest IS {quote_literal(LABELS_LATEST_COMMENT)};
-        COMMENT ON VIEW {s}.evaluations IS
-            'Predictions joined with the latest labels and the serving features.';
+        COMMENT ON VIEW {s}.evaluations IS {quote_literal(EVALUATIONS_COMMENT)};
+        COMMENT ON COLUMN {s}.features.example_key IS {quote_literal(EXAMPLE_KEY_COMMENT)};
+        COMMENT ON COLUMN {s}.predictions.example_key IS {quote_literal(EXAMPLE_KEY_COMMENT)};
+        COMMENT ON COLUMN {s}.labels.example_key IS {quote_literal(EXAMPLE_KEY_COMMENT)};
         """
     )
 
@@ -331,3 +380,13 @@ def model_columns(con: duckdb.DuckDBPyConnection, model: str, table: str) -> dic
         [model, table],
     ).fetchall()
     return dict(rows)
+
+
+def feature_columns(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, str]:
+    """``{feature: duckdb type}`` of a model's feature columns (not the system columns
+    nor the join key), in table order."""
+    return {
+        name: kind
+        for name, kind in model_columns(con, model, "features").items()
+        if name not in FEATURE_SYSTEM_COLUMNS and name != EXAMPLE_KEY
+    }

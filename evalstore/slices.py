@@ -57,14 +57,13 @@ from evalstore.performance import (
     MAX_CATEGORIES,
     PREDICATE_COLUMNS,
     _bin_labels,
-    _feature_types,
     _literal,
     _quantile_edges,
     _Slice,
     category_domain,
 )
 from evalstore.registry import to_timestamp
-from evalstore.schema import NUMERIC_TYPES
+from evalstore.schema import NUMERIC_TYPES, feature_columns
 from evalstore.selection import check_predicate, reference_args
 
 if TYPE_CHECKING:
@@ -180,7 +179,7 @@ def worst_slices(
         raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
     con = store.connection
     with store._lock:
-        columns = _feature_types(con, model)
+        columns = feature_columns(con, model)
         keys = _keys(con, model, columns, features, reference, registration, bins)
         view = _source_view(con, model, keys, columns, where, version, start, end)
         try:

@@ -65,6 +65,7 @@ import pyarrow.compute as pc
 from evalstore.errors import InvalidParameterError, ReadOnlyError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
+from evalstore.schema import EXAMPLE_KEY_SQL
 from evalstore.selection import check_predicate, reference_args
 from evalstore.values import feature_kinds
 
@@ -308,6 +309,12 @@ def _check_available(ctx: _Context, strategy: str) -> None:
         raise InvalidParameterError(
             f"strategy='novelty' needs feature columns; {ctx.model!r} has none logged"
         )
+    if strategy == "committee" and (versions := _version_count(ctx)) < 2:
+        raise InvalidParameterError(
+            f"strategy='committee' needs predictions of at least two versions of "
+            f"{ctx.model!r} (it has {versions}); log a challenger's predictions or use "
+            "another strategy"
+        )
 
 
 def _version_count(ctx: _Context) -> int:
@@ -339,7 +346,7 @@ def _weights(ctx: _Context, weights: Mapping[str, float] | None) -> dict[str, fl
             continue
         if name == "committee" and _version_count(ctx) < 2:
             continue
-        if name == "novelty" and not ctx.kinds:
+        if name == "novelty" and not _novelty_parts(ctx):  # no features or no reference
             continue
         if name == "diversity" and not _numeric_features(ctx):
             continue
@@ -404,7 +411,7 @@ def _top_uncertain(ctx: _Context, column: str, n: int) -> list[tuple[str, float]
     if cached is None or (len(cached) < n and cached.complete is False):
         score = f"evalstore.{key}(p.score, p.probabilities)"
         sql = (
-            f"WITH top AS (SELECT p.example_id, p.version, p.prediction, p.score, "
+            f"WITH top AS (SELECT p.example_id, p.example_key, p.version, p.prediction, p.score, "
             f"p.probabilities, {score} AS {key} "
             "FROM evalstore.model_table($model, 'predictions') AS p "
             "WHERE p.version = $version AND ($since IS NULL OR p.ts >= $since) "
@@ -498,24 +505,31 @@ def _verified(ctx: _Context, fetch: Any, n: int) -> list[tuple[str, float]]:
 
 
 def _excluded(alias: str) -> str:
-    """SQL: the example has a label or an open request (see evalstore.suggest_candidates)."""
+    """SQL: the example (``alias`` has ``example_key``) has a label or an open request
+    (see evalstore.suggest_candidates)."""
     return (
         f"(EXISTS (SELECT 1 FROM evalstore.model_table($model, 'labels') AS l "
-        f"WHERE l.example_id = {alias}.example_id) OR EXISTS (SELECT 1 FROM "
+        f"WHERE l.example_key = {alias}.example_key) OR EXISTS (SELECT 1 FROM "
         "evalstore.label_requests AS r WHERE r.model = $model AND r.status = 'open' "
         f"AND r.example_id = {alias}.example_id))"
     )
 
 
 def _anti_joins(alias: str) -> str:
-    """SQL after a FROM item ``alias``: drop examples with a label or an open request
-    (as :func:`_excluded`; anti-joins plan better than NOT EXISTS inside subqueries)."""
+    """SQL after a FROM item ``alias`` (with ``example_key``): drop examples with a label
+    or an open request (as :func:`_excluded`; anti-joins plan better than NOT EXISTS
+    inside subqueries), comparing keys."""
     return (
         f" ANTI JOIN evalstore.model_table($model, 'labels') AS l "
-        f"ON l.example_id = {alias}.example_id ANTI JOIN (SELECT r.example_id FROM "
-        "evalstore.label_requests AS r WHERE r.model = $model AND r.status = 'open') AS r "
-        f"ON r.example_id = {alias}.example_id"
+        f"ON l.example_key = {alias}.example_key ANTI JOIN (SELECT "
+        f"{_key_of('r.example_id')} AS example_key FROM evalstore.label_requests AS r "
+        f"WHERE r.model = $model AND r.status = 'open') AS r ON r.example_key = {alias}.example_key"
     )
+
+
+def _key_of(column: str) -> str:
+    """SQL: the ``example_key`` of the text ids in ``column`` (see evalstore.schema)."""
+    return EXAMPLE_KEY_SQL.format(id=column)
 
 
 # ---------------------------------------------------------------- novelty
@@ -749,7 +763,8 @@ def _slice_label(columns: Sequence[str], key: Any) -> str:
 def _slice_view(ctx: _Context, columns: Sequence[str]) -> str:
     name = f"__evalstore_suggest_view_{next(_names)}"
     ctx.con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT f.example_id, f.rowid AS frow, "
+        f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT f.example_id, f.example_key, "
+        "f.rowid AS frow, "
         f"{_slice_key(columns, 'f')} AS slice "
         f"FROM {quote(ctx.model)}.features AS f WHERE f.env = 'serving'"
     )
@@ -830,7 +845,8 @@ def _top_slices(ctx: _Context, n: int) -> list[tuple[str, float]]:
         # hash / 2^64 is uniform in [0, 1): keep a slice's rows below its cut, then drop
         # the labeled and requested ones
         sql = (
-            "WITH sampled AS MATERIALIZED (SELECT v.example_id, v.frow, v.slice, c.need, "
+            "WITH sampled AS MATERIALIZED (SELECT v.example_id, v.example_key, v.frow, v.slice, "
+            "c.need, "
             "evalstore.pick_order(v.example_id, $seed) AS o "
             f"FROM temp.main.{quote(slices['view'])} AS v JOIN {quote(name)} AS c "
             "ON c.slice IS NOT DISTINCT FROM v.slice "
@@ -886,9 +902,13 @@ def _plausible(ctx: _Context, ids: Sequence[str]) -> set[str]:
 
 def _confirmed(ctx: _Context, ids: Sequence[str]) -> bool:
     """Check the picks not known to be candidates, in one query; False (and eager checks
-    from then on) when one of them is not a candidate, so the picks must be redone."""
-    unknown = [eid for eid in ids if eid not in ctx.verdicts]
-    if len(_candidates_among(ctx, unknown)) == len(set(unknown)):
+    from then on) when one of them is not a candidate, so the picks must be redone.
+
+    A pick may also be known to fail already: a ranking that checks eagerly (the
+    regression diversity pool) can reject an id another ranking picked optimistically.
+    """
+    _candidates_among(ctx, [eid for eid in ids if eid not in ctx.verdicts])
+    if all(ctx.verdicts[eid] for eid in ids):
         return True
     ctx.optimistic = False
     return False
@@ -910,7 +930,7 @@ def _check_candidates(ctx: _Context, ids: Sequence[str]) -> None:
     # look at them), then the same conditions as evalstore.suggest_candidates.
     table = ctx.run(
         "WITH c AS MATERIALIZED (SELECT p.* FROM evalstore.model_table($model, 'predictions') "
-        f"AS p WHERE p.example_id IN (SELECT example_id FROM {quote(name)})) "
+        f"AS p WHERE p.example_key IN (SELECT {_key_of('example_id')} FROM {quote(name)})) "
         f"SELECT c.example_id, {PREDICTION_PAYLOAD.format(a='c')} FROM c{_anti_joins('c')} "
         "WHERE c.version = $version AND ($since IS NULL OR c.ts >= $since) "
         "AND ($until IS NULL OR c.ts < $until)",
@@ -953,7 +973,7 @@ def _features_of(ctx: _Context, ids: Sequence[str]) -> dict[str, dict[str, Any]]
         found.append(f"f.rowid IN (SELECT r FROM {quote(name)})")
     if by_id:
         name = ctx.register(pa.table({"example_id": pa.array(by_id, pa.string())}))
-        found.append(f"f.example_id IN (SELECT example_id FROM {quote(name)})")
+        found.append(f"f.example_key IN (SELECT {_key_of('example_id')} FROM {quote(name)})")
     sql = (
         f"SELECT {', '.join(cols)} FROM {quote(ctx.model)}.features AS f "
         f"WHERE f.env = 'serving' AND ({' OR '.join(found)})"

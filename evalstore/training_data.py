@@ -33,7 +33,7 @@ from evalstore.db import utc_cursor
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
-from evalstore.schema import ENVS, FEATURE_SYSTEM_COLUMNS, model_columns
+from evalstore.schema import ENVS, FEATURE_SYSTEM_COLUMNS, feature_columns, model_columns
 from evalstore.selection import check_predicate
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def resolve(
     check_model_name(model)
     registration = store._registration(model, version)
     con = store.connection
-    stored = [c for c in model_columns(con, model, "features") if c not in FEATURE_SYSTEM_COLUMNS]
+    stored = list(feature_columns(con, model))
     envs = None
     if env is not None:
         envs = (env,) if isinstance(env, str) else tuple(env)
@@ -256,6 +256,11 @@ def export(
         raise InvalidParameterError(
             f"{str(target)!r} exists; pass overwrite=True (or --overwrite) to replace it"
         )
+    if target.is_dir() and not parts:
+        raise InvalidParameterError(
+            f"{str(target)!r} is a directory (a partitioned export?); remove it or choose "
+            "another path for a single Parquet file"
+        )
     con = store.connection
     with store._lock:
         if isinstance(selection, TrainingSelection):
@@ -276,6 +281,8 @@ def export(
                 f"partition_by={parts} names column(s) {unknown} not in the selection"
             )
         if parts:
+            if target.is_file():  # overwrite=True: a single-file export becomes a directory
+                target.unlink()
             relation.to_parquet(str(target), partition_by=parts, overwrite=overwrite)
             rows = None
         else:

@@ -27,7 +27,7 @@ import duckdb
 
 from evalstore.db import one
 from evalstore.identifiers import quote
-from evalstore.schema import CATEGORICAL_TYPES, FEATURE_SYSTEM_COLUMNS, NUMERIC_TYPES, model_columns
+from evalstore.schema import CATEGORICAL_TYPES, NUMERIC_TYPES, feature_columns
 
 KEYS = "example_id, env, dataset, ts"
 
@@ -35,9 +35,7 @@ KEYS = "example_id, env, dataset, ts"
 def feature_kinds(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, str]:
     """``{feature: 'numeric' | 'categorical'}`` for the analysable feature columns."""
     kinds = {}
-    for name, kind in model_columns(con, model, "features").items():
-        if name in FEATURE_SYSTEM_COLUMNS:
-            continue
+    for name, kind in feature_columns(con, model).items():
         if kind in NUMERIC_TYPES or kind.startswith("DECIMAL"):
             kinds[name] = "numeric"
         elif kind in CATEGORICAL_TYPES:

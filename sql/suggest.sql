@@ -128,12 +128,13 @@ COMMENT ON MACRO TABLE evalstore.suggest_uncertainty IS
 --                  from `probabilities`); 0 when scores are missing
 --   committee      (vote_entropy + score_spread) / 2, in [0, 1]
 --   majority       the most voted class (ties: the smallest class text)
--- Regression models: vote_entropy is 0 and score_spread is (max - min) / (max - min +
--- |mean|) of the predicted values.
+-- Regression models (DOUBLE predictions): vote_entropy is 0 (distinct values are not
+-- votes) and score_spread is (max - min) / (max - min + |mean|) of the predicted values.
 CREATE OR REPLACE MACRO evalstore.suggest_committee(model, since, until) AS TABLE
     WITH c AS (
         SELECT example_id, version, CAST(prediction AS VARCHAR) AS vote, score,
-               probabilities, TRY_CAST(prediction AS DOUBLE) AS value
+               probabilities, TRY_CAST(prediction AS DOUBLE) AS value,
+               typeof(prediction) = 'DOUBLE' AS regression
         FROM evalstore.suggest_candidates(model, NULL, since, until)
     ),
     multi AS (
@@ -169,23 +170,25 @@ CREATE OR REPLACE MACRO evalstore.suggest_committee(model, since, until) AS TABL
                    ELSE c.score END) AS prob_spread,
                (max(c.value) - min(c.value))
                / nullif(max(c.value) - min(c.value) + abs(avg(c.value)), 0) AS value_spread,
-               count(c.score) + count(c.probabilities) AS scored
+               count(c.score) + count(c.probabilities) AS scored,
+               bool_and(c.regression) AS regression
         FROM c JOIN majority AS mj ON mj.example_id = c.example_id
         GROUP BY c.example_id
+    ),
+    rated AS (
+        SELECT s.example_id, s.versions,
+               CASE WHEN sp.regression THEN 0.0 ELSE s.h / ln(least(s.versions, k.k)) END
+                   AS vote_entropy,
+               coalesce(CASE WHEN sp.scored > 0 THEN sp.prob_spread ELSE sp.value_spread END,
+                        0.0) AS score_spread
+        FROM vote_stats AS s
+        CROSS JOIN classes AS k
+        JOIN spreads AS sp ON sp.example_id = s.example_id
     )
-    SELECT
-        s.example_id, s.versions,
-        s.h / ln(least(s.versions, k.k)) AS vote_entropy,
-        coalesce(CASE WHEN sp.scored > 0 THEN sp.prob_spread ELSE sp.value_spread END, 0.0)
-            AS score_spread,
-        (s.h / ln(least(s.versions, k.k))
-         + coalesce(CASE WHEN sp.scored > 0 THEN sp.prob_spread ELSE sp.value_spread END, 0.0))
-        / 2.0 AS committee,
-        mj.majority
-    FROM vote_stats AS s
-    CROSS JOIN classes AS k
-    JOIN spreads AS sp ON sp.example_id = s.example_id
-    JOIN majority AS mj ON mj.example_id = s.example_id;
+    SELECT r.example_id, r.versions, r.vote_entropy, r.score_spread,
+           (r.vote_entropy + r.score_spread) / 2.0 AS committee, mj.majority
+    FROM rated AS r
+    JOIN majority AS mj ON mj.example_id = r.example_id;
 COMMENT ON MACRO TABLE evalstore.suggest_committee IS
     'Disagreement between versions on each candidate (vote entropy, score spread). Args: model, since, until.';
 
@@ -380,8 +383,10 @@ COMMENT ON MACRO TABLE evalstore.novelty_categories IS
     'Share, tail and rarity of each reference category. Args: model, ref_env, ref_dataset, ref_start, ref_end.';
 
 -- evalstore.suggest_slice_needs(model, version, slice_source, prior)
--- Which slices most need labels. slice_source names a relation (example_id, slice) of the
--- serving examples (the Python front-end passes a view of one or more feature columns).
+-- Which slices most need labels. slice_source names a relation (example_key, slice) of the
+-- serving examples (the Python front-end passes a view of one or more feature columns),
+-- e.g. SELECT example_key, region AS slice FROM fraud.features WHERE env = 'serving'.
+-- The joins compare example_key (md5_number(example_id), see evalstore/schema.py).
 -- Per slice:
 --   examples   serving examples in the slice
 --   labeled    of them, with a label (latest label wins)
@@ -395,21 +400,21 @@ COMMENT ON MACRO TABLE evalstore.novelty_categories IS
 -- A NULL slice value is a slice of its own.
 CREATE OR REPLACE MACRO evalstore.suggest_slice_needs(model, version, slice_source, prior) AS TABLE
     WITH s AS NOT MATERIALIZED (
-        SELECT example_id, slice FROM evalstore.relation(slice_source)
+        SELECT example_key, slice FROM evalstore.relation(slice_source)
     ),
     sizes AS (SELECT slice, count(*) AS examples FROM s GROUP BY slice),
     labeled AS (
         SELECT s.slice,
-               CASE WHEN p.example_id IS NULL THEN NULL
+               CASE WHEN p.example_key IS NULL THEN NULL
                     WHEN TRY_CAST(l.label AS DOUBLE) IS NOT NULL
                          AND typeof(l.label) = 'DOUBLE'
                     THEN abs(TRY_CAST(p.prediction AS DOUBLE) - TRY_CAST(l.label AS DOUBLE))
                     WHEN CAST(p.prediction AS VARCHAR) = CAST(l.label AS VARCHAR) THEN 0.0
                     ELSE 1.0 END AS err
         FROM evalstore.model_table(model, 'labels_latest') AS l
-        JOIN s ON s.example_id = l.example_id
+        JOIN s ON s.example_key = l.example_key
         LEFT JOIN evalstore.model_table(model, 'predictions') AS p
-            ON p.example_id = l.example_id AND p.version = version
+            ON p.example_key = l.example_key AND p.version = version
     ),
     per_slice AS (
         SELECT slice, count(*) AS labeled, count(err) AS judged, sum(err) AS errors

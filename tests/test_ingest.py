@@ -689,6 +689,7 @@ def test_new_column_in_a_later_batch_is_added(store, columns):
         "dataset": "VARCHAR",
         "ts": "TIMESTAMP WITH TIME ZONE",
         "batch_id": "BIGINT",
+        "example_key": "UUID",
         "x": "DOUBLE",
         "y": "VARCHAR",
         "z": "BIGINT",

@@ -20,6 +20,7 @@ import evalstore.macros
 from evalstore import InvalidParameterError, ReadOnlyError, StoreVersionError
 from evalstore.macros import SQL_FILES, install_macros, macros_hash, sql_dir
 from evalstore.schema import MIGRATIONS, SCHEMA_VERSION
+from evalstore.values import feature_kinds
 
 PROJECT = Path(__file__).parents[1]
 MACROS = ("hours_between", "label_coverage", "label_delay", "model_table", "volume")
@@ -341,10 +342,11 @@ def test_migration_6_marks_the_labels_of_an_older_store(tmp_path):
         _labels_with_corrections(store)
         expected = store.sql(WINDOW_LATEST).to_pylist()
     con = duckdb.connect(str(path))  # make it the layout of schema version 5
+    _drop_example_keys(con, "m")
     con.execute("DROP VIEW m.labels_latest")
     con.execute("ALTER TABLE m.labels DROP COLUMN superseded_by")
     con.execute("CREATE VIEW m.labels_latest AS SELECT example_id, label FROM m.labels")
-    con.execute("DELETE FROM evalstore.migrations WHERE version = 6")
+    con.execute("DELETE FROM evalstore.migrations WHERE version >= 6")
     con.execute("UPDATE evalstore.meta SET value = '5' WHERE key = 'schema_version'")
     con.close()
     with evalstore.open(path) as store:
@@ -358,7 +360,62 @@ def test_migration_6_marks_the_labels_of_an_older_store(tmp_path):
             "SELECT count(*) AS n FROM m.labels WHERE superseded_by IS NOT NULL"
         ).to_pylist() == [{"n": 3}]
         assert store.sql("SELECT max(version) AS v FROM evalstore.migrations").to_pylist() == [
-            {"v": 6}
+            {"v": SCHEMA_VERSION}
+        ]
+
+
+def _drop_example_keys(con: duckdb.DuckDBPyConnection, model: str) -> None:
+    """Make a model's tables the layout before schema version 7 (no example_key)."""
+    for table in ("features", "predictions", "labels"):
+        con.execute(f"ALTER TABLE {model}.{table} DROP COLUMN example_key")
+    con.execute(
+        f"CREATE OR REPLACE VIEW {model}.labels_latest AS SELECT example_id, label, ts, source, "
+        f"batch_id FROM {model}.labels WHERE superseded_by IS NULL"
+    )
+    con.execute(
+        f"CREATE OR REPLACE VIEW {model}.evaluations AS SELECT p.example_id, p.version, p.ts, "
+        "p.prediction, p.score, p.probabilities, p.latency_ms, l.label, l.ts AS label_ts, "
+        "l.source AS label_source, f.* EXCLUDE (example_id, env, dataset, ts, batch_id) "
+        f"FROM {model}.predictions AS p LEFT JOIN {model}.labels_latest AS l "
+        f"ON l.example_id = p.example_id LEFT JOIN {model}.features AS f "
+        "ON f.example_id = p.example_id AND f.env = 'serving'"
+    )
+
+
+def test_migration_7_keys_the_rows_of_an_older_store(tmp_path):
+    """Stored rows get example_key = the MD5 digest of the id (read as a little-endian
+    128-bit integer, as DuckDB's md5_number) as a UUID, and the views join on it."""
+    import hashlib
+    import uuid
+
+    path = tmp_path / "old.duckdb"
+    evaluations = "SELECT * EXCLUDE (example_key) FROM m.evaluations ORDER BY example_id, version"
+    with evalstore.open(path) as store:
+        _labels_with_corrections(store)
+        store.log_features("m", pa.table({"example_id": ["a", "b", "é", "x"], "f": [1.0, 2, 3, 4]}))
+        store.log_predictions(
+            "m", pa.table({"example_id": ["a", "c", "é", "x"], "prediction": ["no"] * 4}), "v1"
+        )
+        expected = store.sql(evaluations).to_pylist()
+    con = duckdb.connect(str(path))  # make it the layout of schema version 6
+    _drop_example_keys(con, "m")
+    con.execute("DELETE FROM evalstore.migrations WHERE version = 7")
+    con.execute("UPDATE evalstore.meta SET value = '6' WHERE key = 'schema_version'")
+    con.close()
+    with evalstore.open(path) as store:
+        assert store.sql(evaluations).to_pylist() == expected
+        for table in ("features", "predictions", "labels"):
+            rows = store.sql(f"SELECT example_id, example_key FROM m.{table}").to_pylist()
+            assert rows and all(
+                uuid.UUID(r["example_key"])
+                == uuid.UUID(
+                    int=int.from_bytes(hashlib.md5(r["example_id"].encode()).digest(), "little")
+                )
+                for r in rows
+            )
+        assert feature_kinds(store.connection, "m") == {"f": "numeric"}
+        assert store.sql("SELECT max(version) AS v FROM evalstore.migrations").to_pylist() == [
+            {"v": 7}
         ]
 
 

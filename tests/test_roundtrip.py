@@ -20,7 +20,9 @@ from evalstore.errors import InvalidNameError, ValidationError
 from evalstore.schema import RESERVED_FEATURE_NAMES
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-READ_BACK = "SELECT * EXCLUDE (env, dataset, batch_id) FROM fraud.features ORDER BY example_id"
+READ_BACK = (
+    "SELECT * EXCLUDE (env, dataset, batch_id, example_key) FROM fraud.features ORDER BY example_id"
+)
 
 INT_RANGES = {
     pa.int8(): (-(2**7), 2**7 - 1),

@@ -163,3 +163,16 @@ def test_select_errors(store):
         store.select("m", version="v9")
     with pytest.raises(InvalidParameterError, match="selection"):
         store.export(42, "x.parquet")
+
+
+def test_export_overwrite_switches_between_file_and_partitions(store, tmp_path):
+    """overwrite=True replaces a single file by a partitioned directory; the other way
+    round is refused (a directory is not deleted) with a clear error."""
+    selection = store.selection("m", labeled_only=False)
+    target = tmp_path / "out"
+    assert store.export(selection, target)["rows"] == 30
+    assert store.export(selection, target, partition_by="env", overwrite=True)["rows"] == 30
+    assert sorted(p.name for p in target.iterdir()) == ["env=serving", "env=training"]
+    with pytest.raises(InvalidParameterError, match="is a directory"):
+        store.export(selection, target, overwrite=True)
+    assert ds.dataset(target, partitioning="hive").count_rows() == 30

@@ -727,3 +727,79 @@ def test_multiclass_suggest_matches_numpy_entropy():
     top = -np.sort(-p, axis=1)
     m = 1 - (top[:, 0] - top[:, 1])
     assert margin.column("example_id").to_pylist() == [ids[i] for i in np.argsort(-m)[:5]]
+
+
+# ---------------------------------------------------------------- regressions found in review
+
+
+def test_regression_mix_picks_only_candidates_of_the_version():
+    """Novelty ranks examples v1 never predicted first; mix must not pick them (the
+    regression diversity pool checks eagerly and rejects ids novelty took optimistically)."""
+    with evalstore.open() as store:
+        store.register_model("r", "v1", "regression")
+        training = pa.table({"example_id": [f"t{i}" for i in range(20)], "x": np.arange(20.0)})
+        store.log_features("r", training, env="training")
+        ids = [f"e{i:02d}" for i in range(20)]
+        x = np.concatenate([np.arange(10.0), 100.0 + np.arange(10.0)])  # e10.. most novel
+        store.log_features("r", pa.table({"example_id": ids, "x": x}))
+        predicted = ids[:10]
+        store.log_predictions(
+            "r", pa.table({"example_id": predicted, "prediction": [1.0] * 10}), version="v1"
+        )
+        table = store.suggest("r", k=5)
+        picked = table.column("example_id").to_pylist()
+        assert len(picked) == 5 and set(picked) <= set(predicted)
+        assert table.column("prediction").to_pylist() == ["1.0"] * 5
+        opened = store.label_requests("r", status="open").column("example_id").to_pylist()
+        assert sorted(opened) == sorted(picked)
+        everything = store.suggest("r", k=50, record=False).column("example_id").to_pylist()
+        assert sorted(everything) == sorted(set(predicted) - set(picked))
+
+
+def test_mix_without_reference_rows_leaves_novelty_out():
+    with evalstore.open() as store:
+        store.register_model("m", "v1", "binary")
+        ids = [f"e{i}" for i in range(20)]
+        store.log_features("m", pa.table({"example_id": ids, "x": np.arange(20.0)}))
+        score = np.arange(20) / 20
+        store.log_predictions("m", pa.table({"example_id": ids, "score": score}), version="v1")
+        table = store.suggest("m", k=5, record=False)
+        assert table.num_rows == 5
+        assert "novelty" not in set(table.column("picked_by").to_pylist())
+        with pytest.raises(InvalidParameterError, match="strategy='novelty' needs reference"):
+            store.suggest("m", k=5, strategy="novelty", record=False)
+
+
+def test_regression_committee_is_the_documented_value_spread():
+    """Regression: vote entropy 0, committee = spread / 2 with spread = (max - min) /
+    (max - min + |mean|); with three versions the order follows the spread."""
+    preds = {"x": [1.0, 1.0, 1.5], "y": [10.0, 10.5, 11.0], "z": [2.0, 2.0, 2.0]}
+    with evalstore.open() as store:
+        for v in ("v1", "v2", "v3"):
+            store.register_model("r", v, "regression")
+        for j, v in enumerate(("v1", "v2", "v3")):
+            values = [p[j] for p in preds.values()]
+            store.log_predictions(
+                "r", pa.table({"example_id": list(preds), "prediction": values}), version=v
+            )
+        rows = {
+            r["example_id"]: r
+            for r in store.sql(
+                "SELECT * FROM evalstore.suggest_committee('r', NULL, NULL)"
+            ).to_pylist()
+        }
+        table = store.suggest("r", k=3, strategy="committee", record=False)
+    for eid, p in preds.items():
+        spread = (max(p) - min(p)) / (max(p) - min(p) + abs(np.mean(p)))
+        assert rows[eid]["vote_entropy"] == 0.0
+        assert rows[eid]["score_spread"] == pytest.approx(spread, abs=1e-12)
+        assert rows[eid]["committee"] == pytest.approx(spread / 2, abs=1e-12)
+    assert table.column("example_id").to_pylist() == ["x", "y", "z"]
+
+
+def test_committee_with_one_version_is_an_error():
+    with (
+        make_binary(n=50) as store,
+        pytest.raises(InvalidParameterError, match=r"at least two versions.*\(it has 1\)"),
+    ):
+        store.suggest("m", k=5, strategy="committee", record=False)
