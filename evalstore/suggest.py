@@ -136,7 +136,6 @@ class _Context:
         self.min_uncertain = 0
         self.predictions: list[pa.Table] = []
         self.features: dict[str, dict[str, Any]] = {}
-        self.rowid_of: dict[str, int] = {}
         #: candidate status of the example ids checked so far (see :func:`_plausible`)
         self.verdicts: dict[str, bool] = {}
         self.optimistic = True
@@ -677,8 +676,8 @@ def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
     where = ctx.feature_where
     columns = "".join(f", f.{quote(feature)}" for feature, _, _ in _novelty_parts(ctx))
     sql = (
-        f"SELECT f.example_id, {expression} AS novelty, f.frow FROM ("
-        f"SELECT f.example_id, f.rowid AS frow{columns} FROM {quote(ctx.model)}.features AS f"
+        f"SELECT f.example_id, {expression} AS novelty FROM ("
+        f"SELECT f.example_id{columns} FROM {quote(ctx.model)}.features AS f"
         f"{_anti_joins('f')} WHERE f.env = 'serving'{where}{{prune}}) AS f "
         "ORDER BY novelty DESC NULLS LAST, f.example_id LIMIT $n"
     )
@@ -695,7 +694,6 @@ def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
             table = None
         if table is None:
             table = ctx.run(sql.format(prune=""), ctx.params(n=m, **params))
-        _remember_rowids(ctx, table.column(0), table.column(2))
         return _pairs(table)
 
     return _verified(ctx, lambda m: _memo(ctx, ("novelty", m), lambda: search(m)), n)
@@ -764,7 +762,6 @@ def _slice_view(ctx: _Context, columns: Sequence[str]) -> str:
     name = f"__evalstore_suggest_view_{next(_names)}"
     ctx.con.execute(
         f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT f.example_id, f.example_key, "
-        "f.rowid AS frow, "
         f"{_slice_key(columns, 'f')} AS slice "
         f"FROM {quote(ctx.model)}.features AS f WHERE f.env = 'serving'"
     )
@@ -845,17 +842,16 @@ def _top_slices(ctx: _Context, n: int) -> list[tuple[str, float]]:
         # hash / 2^64 is uniform in [0, 1): keep a slice's rows below its cut, then drop
         # the labeled and requested ones
         sql = (
-            "WITH sampled AS MATERIALIZED (SELECT v.example_id, v.example_key, v.frow, v.slice, "
+            "WITH sampled AS MATERIALIZED (SELECT v.example_id, v.example_key, v.slice, "
             "c.need, "
             "evalstore.pick_order(v.example_id, $seed) AS o "
             f"FROM temp.main.{quote(slices['view'])} AS v JOIN {quote(name)} AS c "
             "ON c.slice IS NOT DISTINCT FROM v.slice "
             "WHERE evalstore.pick_order(v.example_id, $seed) / 18446744073709551616.0 < c.cut"
-            f"{where}) SELECT s.example_id, s.frow, s.slice, s.o, s.need "
+            f"{where}) SELECT s.example_id, s.slice, s.o, s.need "
             f"FROM sampled AS s{_anti_joins('s')}"
         )
         table = ctx.run(sql, ctx.params())
-        _remember_rowids(ctx, table.column(0), table.column(1))
         return table
 
     factor = 4.0
@@ -865,7 +861,7 @@ def _top_slices(ctx: _Context, n: int) -> list[tuple[str, float]]:
         ok = _plausible(ctx, ids)
         per_slice: dict[Any, int] = {}
         ranked = []
-        keys, orders, needs_ = (table.column(i).to_pylist() for i in (2, 3, 4))
+        keys, orders, needs_ = (table.column(i).to_pylist() for i in (1, 2, 3))
         for eid, key, _, slice_need in sorted(
             zip(ids, keys, orders, needs_, strict=True), key=lambda t: (str(t[1]), t[2])
         ):
@@ -941,17 +937,9 @@ def _check_candidates(ctx: _Context, ids: Sequence[str]) -> None:
     ctx.verdicts.update(dict.fromkeys(table.column(0).to_pylist(), True))
 
 
-def _remember_rowids(ctx: _Context, ids: pa.ChunkedArray, rowids: pa.ChunkedArray) -> None:
-    """Note where a scan of the features found these examples (for :func:`_features_of`)."""
-    ctx.rowid_of.update(zip(ids.to_pylist(), rowids.to_pylist(), strict=True))
-
-
 def _features_of(ctx: _Context, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Serving feature rows (values and per-feature rarities) of examples, cached.
-
-    Examples found by a scan of the features earlier in the same call (under the store
-    lock) are looked up by their ``rowid``, which skips the join on example ids over the
-    whole table; the others by id. One query for both.
+    """Serving feature rows (values and per-feature rarities) of examples, cached; one
+    query, by ``example_key`` (DuckDB pushes the few keys into the scan of the features).
     """
     missing = [e for e in dict.fromkeys(ids) if e not in ctx.features]
     if not missing:
@@ -965,18 +953,11 @@ def _features_of(ctx: _Context, ids: Sequence[str]) -> dict[str, dict[str, Any]]
     cols += [f"f.{quote(feature)} AS {quote('v_' + feature)}" for feature in ctx.kinds]
     if ctx.slices is not None:
         cols.append(f"{_slice_key(ctx.slices['columns'], 'f')} AS __slice")
-    rowids = [ctx.rowid_of[e] for e in missing if e in ctx.rowid_of]
-    by_id = [e for e in missing if e not in ctx.rowid_of]
-    found = []
-    if rowids:
-        name = ctx.register(pa.table({"r": pa.array(rowids, pa.int64())}))
-        found.append(f"f.rowid IN (SELECT r FROM {quote(name)})")
-    if by_id:
-        name = ctx.register(pa.table({"example_id": pa.array(by_id, pa.string())}))
-        found.append(f"f.example_key IN (SELECT {_key_of('example_id')} FROM {quote(name)})")
+    name = ctx.register(pa.table({"example_id": pa.array(missing, pa.string())}))
     sql = (
         f"SELECT {', '.join(cols)} FROM {quote(ctx.model)}.features AS f "
-        f"WHERE f.env = 'serving' AND ({' OR '.join(found)})"
+        f"WHERE f.env = 'serving' "
+        f"AND f.example_key IN (SELECT {_key_of('example_id')} FROM {quote(name)})"
     )
     for row in ctx.run(sql, params).to_pylist():
         ctx.features[row["example_id"]] = row

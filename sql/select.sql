@@ -13,9 +13,9 @@
 
 -- evalstore.labels_as_of(model, as_of_batch)
 -- The latest label of each example among the label batches up to as_of_batch (all when
--- NULL): example_id, label, ts, source, batch_id.
+-- NULL): example_id, label, ts, source, batch_id, example_key.
 CREATE OR REPLACE MACRO evalstore.labels_as_of(model, as_of_batch) AS TABLE
-    SELECT example_id, label, ts, source, batch_id
+    SELECT example_id, label, ts, source, batch_id, example_key
     FROM evalstore.model_table(model, 'labels')
     WHERE (as_of_batch IS NULL AND superseded_by IS NULL)
        OR (batch_id <= as_of_batch AND (superseded_by IS NULL OR superseded_by > as_of_batch));
@@ -39,17 +39,17 @@ CREATE OR REPLACE MACRO evalstore.training_rows(
         l.label, l.ts AS label_ts, l.source AS label_source,
         p.version, p.prediction, p.score, p.probabilities
     FROM evalstore.model_table(model, 'features') AS f
-    LEFT JOIN evalstore.labels_as_of(model, as_of_batch) AS l ON l.example_id = f.example_id
+    LEFT JOIN evalstore.labels_as_of(model, as_of_batch) AS l ON l.example_key = f.example_key
     LEFT JOIN (
-        SELECT pp.example_id, pp.version, pp.prediction, pp.score, pp.probabilities
+        SELECT pp.example_key, pp.version, pp.prediction, pp.score, pp.probabilities
         FROM evalstore.model_table(model, 'predictions') AS pp
         WHERE pp.version = version AND (as_of_batch IS NULL OR pp.batch_id <= as_of_batch)
-    ) AS p ON p.example_id = f.example_id
+    ) AS p ON p.example_key = f.example_key
     WHERE (env IS NULL OR f.env = env)
       AND (since IS NULL OR f.ts >= since)
       AND (until IS NULL OR f.ts < until)
       AND (as_of_batch IS NULL OR f.batch_id <= as_of_batch)
-      AND (NOT labeled_only OR l.example_id IS NOT NULL);
+      AND (NOT labeled_only OR l.example_key IS NOT NULL);
 COMMENT ON MACRO TABLE evalstore.training_rows IS
     'Features + label as of a batch + a version''s prediction. Args: model, version, env, since, until, labeled_only, as_of_batch.';
 
