@@ -298,13 +298,20 @@ def stored_schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-def check_readable(con: duckdb.DuckDBPyConnection) -> int:
-    """Raise :class:`StoreVersionError` if this library cannot read the store as it is."""
+def check_readable(con: duckdb.DuckDBPyConnection, read_only: bool = False) -> int:
+    """Raise :class:`StoreVersionError` if this library cannot read the store as it is:
+    a newer layout, or (``read_only``: nothing can be migrated) an older one."""
     version = stored_schema_version(con)
     if version > SCHEMA_VERSION:
         raise StoreVersionError(
             f"this store has schema version {version}, newer than this evalstore "
             f"understands ({SCHEMA_VERSION}); upgrade evalstore to open it"
+        )
+    if read_only and 0 < version < SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"this store has schema version {version}, older than this evalstore's "
+            f"({SCHEMA_VERSION}), and a read-only store cannot be migrated; open it once "
+            "without read_only (evalstore.open(path)) to migrate it"
         )
     return version
 

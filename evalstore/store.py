@@ -70,7 +70,7 @@ class Store:
             self._con.execute("SET TimeZone = 'UTC'")
             udfs.register(self._con)
             if read_only:
-                check_readable(self._con)
+                check_readable(self._con, read_only=True)
             else:
                 migrate(self._con)
                 install_macros(self._con)

@@ -120,20 +120,20 @@ CREATE OR REPLACE MACRO evalstore.label_horizon(model, delay_quantile, as_of) AS
     -- the earliest label ts of each labeled example: its current label's, unless a label
     -- it superseded came earlier (only corrected examples need a group)
     WITH corrected AS (
-        SELECT l.example_id, min(l.ts) AS label_ts
+        SELECT l.example_key, min(l.ts) AS label_ts
         FROM evalstore.model_table(model, 'labels') AS l
         WHERE l.superseded_by IS NOT NULL
-        GROUP BY l.example_id
+        GROUP BY l.example_key
     ),
     first_label AS (
-        SELECT l.example_id, least(l.ts, c.label_ts) AS label_ts
+        SELECT l.example_key, least(l.ts, c.label_ts) AS label_ts
         FROM evalstore.model_table(model, 'labels_latest') AS l
-        LEFT JOIN corrected AS c ON c.example_id = l.example_id
+        LEFT JOIN corrected AS c ON c.example_key = l.example_key
     ),
     delays AS (
         SELECT evalstore.hours_between(p.ts, f.label_ts) AS delay_hours
         FROM evalstore.model_table(model, 'predictions') AS p
-        JOIN first_label AS f ON f.example_id = p.example_id
+        JOIN first_label AS f ON f.example_key = p.example_key
     ),
     summary AS (
         SELECT CASE WHEN count(*) > 0

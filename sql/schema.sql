@@ -97,17 +97,17 @@ CREATE OR REPLACE MACRO evalstore.label_coverage(model, width) AS TABLE
         SELECT
             p.version,
             evalstore.window_start(p.ts, width) AS window_start,
-            l.example_id AS labeled_id
+            l.example_key AS labeled_key
         FROM evalstore.model_table(model, 'predictions') AS p
         LEFT JOIN evalstore.model_table(model, 'labels_latest') AS l
-            ON l.example_id = p.example_id
+            ON l.example_key = p.example_key
     )
     SELECT
         model AS model, version, window_start,
         evalstore.window_end(window_start, width) AS window_end,
         count(*) AS predictions,
-        count(labeled_id) AS labeled,
-        count(labeled_id) / count(*) AS coverage
+        count(labeled_key) AS labeled,
+        count(labeled_key) / count(*) AS coverage
     FROM joined
     GROUP BY version, window_start
     ORDER BY version, window_start;
@@ -126,9 +126,9 @@ COMMENT ON MACRO TABLE evalstore.label_coverage IS
 -- Windows without any labeled prediction do not appear.
 CREATE OR REPLACE MACRO evalstore.label_delay(model, width) AS TABLE
     WITH first_label AS (
-        SELECT example_id, min(ts) AS label_ts
+        SELECT example_key, min(ts) AS label_ts
         FROM evalstore.model_table(model, 'labels')
-        GROUP BY example_id
+        GROUP BY example_key
     ),
     delays AS (
         SELECT
@@ -136,7 +136,7 @@ CREATE OR REPLACE MACRO evalstore.label_delay(model, width) AS TABLE
             evalstore.window_start(p.ts, width) AS window_start,
             evalstore.hours_between(p.ts, f.label_ts) AS delay_hours
         FROM evalstore.model_table(model, 'predictions') AS p
-        JOIN first_label AS f ON f.example_id = p.example_id
+        JOIN first_label AS f ON f.example_key = p.example_key
     )
     SELECT
         model AS model, version, window_start,

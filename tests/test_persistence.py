@@ -402,6 +402,8 @@ def test_migration_7_keys_the_rows_of_an_older_store(tmp_path):
     con.execute("DELETE FROM evalstore.migrations WHERE version = 7")
     con.execute("UPDATE evalstore.meta SET value = '6' WHERE key = 'schema_version'")
     con.close()
+    with pytest.raises(StoreVersionError, match=r"version 6, older .* open it once without"):
+        evalstore.open(path, read_only=True)  # cannot migrate: refused, file untouched
     with evalstore.open(path) as store:
         assert store.sql(evaluations).to_pylist() == expected
         for table in ("features", "predictions", "labels"):
