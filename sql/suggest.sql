@@ -451,7 +451,8 @@ COMMENT ON MACRO evalstore.dhondt_priority IS
 
 -- evalstore.pick_order(example_id, seed) -> UBIGINT
 -- Helper (DuckDB-only: hash): a pseudo-random but reproducible order of examples for a
--- seed; random picks and ties are ordered by it.
+-- seed, from their id or their example_key (cheaper to hash); random picks and ties are
+-- ordered by it.
 CREATE OR REPLACE MACRO evalstore.pick_order(example_id, seed) AS
     hash(example_id, seed);
 COMMENT ON MACRO evalstore.pick_order IS
