@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> None:
         )
         predictions, labels = t["value"]
         results["pandas-load"] = [t]
-        ftab = con.sql(f"SELECT * FROM {EXPORT_MODEL}.features").df()
+        ftab = con.sql(f"SELECT * EXCLUDE (example_key) FROM {EXPORT_MODEL}.features").df()
         ltab = con.sql(f"SELECT example_id, label, batch_id FROM {EXPORT_MODEL}.labels").df()
         ptab = con.sql(f"SELECT example_id, prediction, score FROM {EXPORT_MODEL}.predictions").df()
         selection = store.selection(EXPORT_MODEL, env="serving")
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> None:
             record(
                 "duckdb-export",
                 lambda target=target: con.execute(
-                    f"COPY (SELECT f.*, l.label, p.prediction, p.score "
+                    f"COPY (SELECT f.* EXCLUDE (example_key), l.label, p.prediction, p.score "
                     f"FROM {EXPORT_MODEL}.features f JOIN {EXPORT_MODEL}.labels_latest l USING "
                     f"(example_id) LEFT JOIN {EXPORT_MODEL}.predictions p USING (example_id)) "
                     f"TO '{target}' (FORMAT parquet)"

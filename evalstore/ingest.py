@@ -232,9 +232,10 @@ def _uniqueness_checks(plan: Plan, key: str, id_column: str) -> None:
     if plan.on_conflict == "error":
         plan.checks.append(
             Check(
-                "SELECT count(*), list(example_id)[1:5] FROM (SELECT DISTINCT example_id "
-                "FROM {table} WHERE batch_id = $batch_id) AS incoming WHERE example_id IN "
-                f"(SELECT example_id FROM {{table}} WHERE {scope} AND batch_id <> $batch_id)",
+                "SELECT count(*), list(example_id)[1:5] FROM (SELECT DISTINCT example_id, "
+                "example_key FROM {table} WHERE batch_id = $batch_id) AS incoming WHERE "
+                f"example_key IN (SELECT example_key FROM {{table}} WHERE {scope} "
+                "AND batch_id <> $batch_id)",
                 f"{{n}} ids are already stored for this {key} ({plan.params[key]!r}), for "
                 "example {examples}; pass on_conflict='replace' to overwrite them or "
                 "'ignore' to keep the stored rows",
@@ -631,8 +632,8 @@ def _supersede_labels(con: duckdb.DuckDBPyConnection, table: str, batch_id: int)
     """
     con.execute(
         f"UPDATE {table} SET superseded_by = $batch_id WHERE superseded_by IS NULL "
-        f"AND batch_id < $batch_id AND example_id IN "
-        f"(SELECT example_id FROM {table} WHERE batch_id = $batch_id)",
+        f"AND batch_id < $batch_id AND example_key IN "
+        f"(SELECT example_key FROM {table} WHERE batch_id = $batch_id)",
         {"batch_id": batch_id},
     )
 
@@ -643,16 +644,16 @@ def _resolve_conflicts(
     """Apply ``on_conflict='replace'|'ignore'``; return (rows replaced, rows skipped)."""
     if plan.on_conflict == "error":
         return 0, 0
-    new = f"SELECT example_id FROM {table} WHERE batch_id = $batch_id"
-    old = f"SELECT example_id FROM {table} WHERE env = $env AND batch_id <> $batch_id"
+    new = f"SELECT example_key FROM {table} WHERE batch_id = $batch_id"
+    old = f"SELECT example_key FROM {table} WHERE env = $env AND batch_id <> $batch_id"
     if plan.on_conflict == "replace":
         sql = (
             f"DELETE FROM {table} WHERE env = $env AND batch_id <> $batch_id "
-            f"AND example_id IN ({new})"
+            f"AND example_key IN ({new})"
         )
         replaced = one(con, sql, _used(sql, params))[0]
         return replaced, 0
-    sql = f"DELETE FROM {table} WHERE batch_id = $batch_id AND example_id IN ({old})"
+    sql = f"DELETE FROM {table} WHERE batch_id = $batch_id AND example_key IN ({old})"
     skipped = one(con, sql, _used(sql, params))[0]
     return 0, skipped
 
