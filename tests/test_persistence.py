@@ -571,3 +571,18 @@ def test_session_is_a_second_connection_on_the_same_store(store_file):
         assert session.read_only is True
         with pytest.raises(ReadOnlyError, match="read-only"):
             session.register_model("fraud", "v2", "binary")
+
+
+def test_connections_run_asof_joins_as_asof_joins(tmp_path):
+    """The drift macros' ASOF joins must not become nested loops (DuckDB's
+    asof_loop_join_threshold, 64 by default): 0 on the store and on its cursors."""
+    from evalstore.db import utc_cursor
+
+    with evalstore.open(tmp_path / "s.duckdb") as store:
+        setting = "SELECT current_setting('asof_loop_join_threshold') AS t"
+        assert store.sql(setting).to_pylist() == [{"t": 0}]
+        cursor = utc_cursor(store.connection)
+        try:
+            assert cursor.execute(setting).fetchall() == [(0,)]
+        finally:
+            cursor.close()
