@@ -32,10 +32,10 @@ from evalstore.identifiers import check_column_name, quote
 from evalstore.schema import (
     ENVS,
     EXAMPLE_KEY,
-    EXAMPLE_KEY_SQL,
     INTEGER_TYPES,
     NUMERIC_TYPES,
     RESERVED_FEATURE_NAMES,
+    example_key_sql,
     model_columns,
 )
 from evalstore.values import refresh_value_views
@@ -186,8 +186,9 @@ def _id_and_ts(plan: Plan, types: Mapping[str, str], id_column: str, ts_column: 
     require_type(
         id_column, id_type, INTEGER_TYPES | {"VARCHAR", "UUID"}, "text or integer example ids"
     )
-    plan.select("example_id", f"CAST({quote(id_column)} AS VARCHAR)")
-    plan.select(EXAMPLE_KEY, EXAMPLE_KEY_SQL.format(id=f"CAST({quote(id_column)} AS VARCHAR)"))
+    text_id = f"CAST({quote(id_column)} AS VARCHAR)"
+    plan.select("example_id", text_id)
+    plan.select(EXAMPLE_KEY, example_key_sql(text_id))
     plan.checks.append(
         Check(
             "SELECT count(*), [] FROM {table} WHERE batch_id = $batch_id AND example_id IS NULL",

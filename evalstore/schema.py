@@ -37,8 +37,19 @@ RESERVED_FEATURE_NAMES = frozenset(
     {*FEATURE_SYSTEM_COLUMNS, EXAMPLE_KEY, "version", "prediction", "score", "probabilities"}
     | {"latency_ms", "label", "label_ts", "label_source"}
 )
-#: The key of an id, as SQL (``{id}``: a VARCHAR expression).
-EXAMPLE_KEY_SQL = "CAST(md5_number({id}) AS UUID)"
+#: The tables that carry ``example_key``.
+KEYED_TABLES = ("features", "predictions", "labels")
+
+
+def example_key_sql(text_id: str) -> str:
+    """SQL: the ``example_key`` of the VARCHAR expression ``text_id``.
+
+    >>> example_key_sql("r.example_id")
+    'CAST(md5_number(r.example_id) AS UUID)'
+    """
+    return f"CAST(md5_number({text_id}) AS UUID)"
+
+
 ENVS = ("training", "validation", "serving")
 INTEGER_TYPES = frozenset(
     {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
@@ -237,21 +248,26 @@ def _add_example_keys(con: duckdb.DuckDBPyConnection) -> None:
 
     for (model,) in con.execute("SELECT DISTINCT model FROM evalstore.models").fetchall():
         s = quote(model)
-        for table in ("features", "predictions", "labels"):
+        for table in KEYED_TABLES:
             con.execute(f"ALTER TABLE {s}.{table} ADD COLUMN example_key UUID")
-            con.execute(
-                f"UPDATE {s}.{table} SET example_key = {EXAMPLE_KEY_SQL.format(id='example_id')}"
-            )
-            con.execute(
-                f"COMMENT ON COLUMN {s}.{table}.example_key IS {quote_literal(EXAMPLE_KEY_COMMENT)}"
-            )
-        con.execute(
-            f"CREATE OR REPLACE VIEW {s}.labels_latest AS {LABELS_LATEST.format(s=s)}; "
-            f"CREATE OR REPLACE VIEW {s}.evaluations AS {EVALUATIONS.format(s=s)}; "
-            f"COMMENT ON VIEW {s}.labels_latest IS {quote_literal(LABELS_LATEST_COMMENT)}; "
-            f"COMMENT ON VIEW {s}.evaluations IS {quote_literal(EVALUATIONS_COMMENT)};"
-        )
+            con.execute(f"UPDATE {s}.{table} SET example_key = {example_key_sql('example_id')}")
+        con.execute(_keyed_views(s))
         refresh_value_views(con, model)
+
+
+def _keyed_views(s: str) -> str:
+    """SQL (re)creating the views of quoted schema ``s`` that join on ``example_key``, with
+    the comments of the views and of the key columns."""
+    key_comments = " ".join(
+        f"COMMENT ON COLUMN {s}.{table}.example_key IS {quote_literal(EXAMPLE_KEY_COMMENT)};"
+        for table in KEYED_TABLES
+    )
+    return (
+        f"CREATE OR REPLACE VIEW {s}.labels_latest AS {LABELS_LATEST.format(s=s)}; "
+        f"CREATE OR REPLACE VIEW {s}.evaluations AS {EVALUATIONS.format(s=s)}; "
+        f"COMMENT ON VIEW {s}.labels_latest IS {quote_literal(LABELS_LATEST_COMMENT)}; "
+        f"COMMENT ON VIEW {s}.evaluations IS {quote_literal(EVALUATIONS_COMMENT)}; " + key_comments
+    )
 
 
 #: Every layout change, in order. Append only; never edit a released migration.
@@ -362,18 +378,12 @@ def create_model_schema(con: duckdb.DuckDBPyConnection, model: str, task: str) -
             example_id VARCHAR, label {value_type}, ts TIMESTAMPTZ, source VARCHAR,
             batch_id BIGINT, superseded_by BIGINT, example_key UUID
         );
-        CREATE VIEW {s}.labels_latest AS {LABELS_LATEST.format(s=s)};
-        CREATE VIEW {s}.evaluations AS {EVALUATIONS.format(s=s)};
+        {_keyed_views(s)}
         COMMENT ON TABLE {s}.features IS
             'Feature rows, one column per feature; unique per (example_id, env).';
         COMMENT ON TABLE {s}.predictions IS
             'Predictions, one row per (example_id, version); score = positive-class probability.';
         COMMENT ON TABLE {s}.labels IS {quote_literal(LABELS_COMMENT)};
-        COMMENT ON VIEW {s}.labels_latest IS {quote_literal(LABELS_LATEST_COMMENT)};
-        COMMENT ON VIEW {s}.evaluations IS {quote_literal(EVALUATIONS_COMMENT)};
-        COMMENT ON COLUMN {s}.features.example_key IS {quote_literal(EXAMPLE_KEY_COMMENT)};
-        COMMENT ON COLUMN {s}.predictions.example_key IS {quote_literal(EXAMPLE_KEY_COMMENT)};
-        COMMENT ON COLUMN {s}.labels.example_key IS {quote_literal(EXAMPLE_KEY_COMMENT)};
         """
     )
 

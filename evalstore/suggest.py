@@ -65,7 +65,7 @@ import pyarrow.compute as pc
 from evalstore.errors import InvalidParameterError, ReadOnlyError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
-from evalstore.schema import EXAMPLE_KEY_SQL
+from evalstore.schema import example_key_sql
 from evalstore.selection import check_predicate, reference_args
 from evalstore.values import feature_kinds
 
@@ -521,14 +521,9 @@ def _anti_joins(alias: str) -> str:
     return (
         f" ANTI JOIN evalstore.model_table($model, 'labels') AS l "
         f"ON l.example_key = {alias}.example_key ANTI JOIN (SELECT "
-        f"{_key_of('r.example_id')} AS example_key FROM evalstore.label_requests AS r "
+        f"{example_key_sql('r.example_id')} AS example_key FROM evalstore.label_requests AS r "
         f"WHERE r.model = $model AND r.status = 'open') AS r ON r.example_key = {alias}.example_key"
     )
-
-
-def _key_of(column: str) -> str:
-    """SQL: the ``example_key`` of the text ids in ``column`` (see evalstore.schema)."""
-    return EXAMPLE_KEY_SQL.format(id=column)
 
 
 # ---------------------------------------------------------------- novelty
@@ -931,7 +926,7 @@ def _check_candidates(ctx: _Context, ids: Sequence[str]) -> None:
     # look at them), then the same conditions as evalstore.suggest_candidates.
     table = ctx.run(
         "WITH c AS MATERIALIZED (SELECT p.* FROM evalstore.model_table($model, 'predictions') "
-        f"AS p WHERE p.example_key IN (SELECT {_key_of('example_id')} FROM {quote(name)})) "
+        f"AS p WHERE p.example_key IN (SELECT {example_key_sql('example_id')} FROM {quote(name)})) "
         f"SELECT c.example_id, {PREDICTION_PAYLOAD.format(a='c')} FROM c{_anti_joins('c')} "
         "WHERE c.version = $version AND ($since IS NULL OR c.ts >= $since) "
         "AND ($until IS NULL OR c.ts < $until)",
@@ -962,7 +957,7 @@ def _features_of(ctx: _Context, ids: Sequence[str]) -> dict[str, dict[str, Any]]
     sql = (
         f"SELECT {', '.join(cols)} FROM {quote(ctx.model)}.features AS f "
         f"WHERE f.env = 'serving' "
-        f"AND f.example_key IN (SELECT {_key_of('example_id')} FROM {quote(name)})"
+        f"AND f.example_key IN (SELECT {example_key_sql('example_id')} FROM {quote(name)})"
     )
     for row in ctx.run(sql, params).to_pylist():
         ctx.features[row["example_id"]] = row
