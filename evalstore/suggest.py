@@ -131,7 +131,9 @@ class _Context:
         self.temp: list[str] = []
         self.slices: dict[str, Any] | None = None
         self.novelty_parts: list[tuple[str, str, dict[str, Any]]] | None = None
-        self.novelty_bands: list[tuple[int, str, int | None]] = []
+        #: per novelty feature: (index, feature, reference size or None for a categorical,
+        #: exact rarity of each tied outer quantile by grid position)
+        self.novelty_bands: list[tuple[int, str, int | None, dict[int, float]]] = []
         self.cache: dict[Any, Any] = {}
         self.min_uncertain = 0
         self.predictions: list[pa.Table] = []
@@ -549,24 +551,23 @@ def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
         keys.append(category)
         values.append(rarity)
     parts = []
-    bands: list[tuple[int, str, int | None]] = []
+    bands: list[tuple[int, str, int | None, dict[int, float]]] = []
     for i, (feature, kind) in enumerate(ctx.kinds.items()):
         column = f"f.{quote(feature)}"
         if kind == "numeric" and feature in stats:
             n, q = stats[feature]
-            bands.append((i, feature, n))
+            bands.append((i, feature, n, dict.fromkeys(_tied_outer_quantiles(q), 1.0)))
             names = [f"q{i}_{j}" for j in range(len(q))]
-            args = ", ".join(f"${name}" for name in names)
             parts.append(
                 (
                     feature,
-                    f"evalstore.numeric_rarity(CAST({column} AS DOUBLE), {args}, $n{i})",
+                    _numeric_rarity_sql(i, f"CAST({column} AS DOUBLE)"),
                     {**dict(zip(names, map(float, q), strict=True)), f"n{i}": n},
                 )
             )
         elif kind == "categorical" and feature in categories:
             keys, values, n = categories[feature]
-            bands.append((i, feature, None))
+            bands.append((i, feature, None, {}))
             parts.append(
                 (
                     feature,
@@ -575,9 +576,59 @@ def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
                     {f"k{i}": keys, f"r{i}": values},
                 )
             )
+    _rate_tied_quantiles(ctx, bands, parts)
     ctx.novelty_bands = bands
     ctx.novelty_parts = parts
     return parts
+
+
+def _rate_tied_quantiles(
+    ctx: _Context,
+    bands: list[tuple[int, str, int | None, dict[int, float]]],
+    parts: list[tuple[str, str, dict[str, Any]]],
+) -> None:
+    """Fill in the exact rarity of each tied outer quantile (one query, the SQL macro)."""
+    wanted = [(ties, i, k) for i, _, _, ties in bands for k in ties]
+    if not wanted:
+        return
+    indexes = {i for _, i, _ in wanted}
+    params = {
+        name: value
+        for _, _, part_params in parts
+        for name, value in part_params.items()
+        if int(name[1:].split("_")[0]) in indexes
+    }
+    columns = ", ".join(_numeric_rarity_sql(i, f"$q{i}_{k}") for _, i, k in wanted)
+    (row,) = ctx.con.execute(f"SELECT {columns}", params).fetchall()
+    for (ties, _, k), rarity in zip(wanted, row, strict=True):
+        ties[k] = rarity
+
+
+def _numeric_rarity_sql(i: int, x: str) -> str:
+    """``evalstore.numeric_rarity`` of SQL value ``x`` against numeric feature i's
+    reference parameters ($qi_0..$qi_10, $ni)."""
+    quantiles = ", ".join(f"$q{i}_{j}" for j in range(len(NOVELTY_GRID)))
+    return f"evalstore.numeric_rarity({x}, {quantiles}, $n{i})"
+
+
+def _tied_outer_quantiles(q: Sequence[float]) -> list[int]:
+    """Grid positions of the distinct tied values among the outer quantiles q_0, q_1,
+    q_9, q_10 (values at two or more grid positions: held by many reference rows).
+
+    A value equal to one of them lies outside every band of :func:`_novelty_prune`, yet
+    is not rare (a count's 0 held by 30% of the reference): the prune tests equality with
+    these and uses their exact rarity instead of the worst case, 1.
+
+    >>> _tied_outer_quantiles([0, 0, 0, 1, 4, 9, 14, 19, 19, 19, 19])
+    [0, 9]
+    >>> _tied_outer_quantiles([-3.1, -2.3, -1.6, -0.7, 0, 0.1, 0.7, 1.6, 2.3, 3.1, 4.0])
+    []
+    """
+    positions: dict[float, int] = {}
+    for k in (0, 1, 9, 10):
+        if q.count(q[k]) > 1:
+            positions.setdefault(q[k], k)
+    return list(positions.values())
 
 
 #: Grid probabilities of the reference quantiles (``evalstore.novelty_reference``'s q).
@@ -606,15 +657,17 @@ def _novelty_prune(ctx: _Context, threshold: float) -> tuple[str, dict[str, Any]
     """SQL condition (alias f) that every serving row with novelty > ``threshold`` meets.
 
     Each feature j gets an upper bound u_j of its rarity: a numeric value's band bound
-    (:func:`band_bounds`; 1 outside the 0.1%..99.9% quantiles, NaN and +-inf included), a
-    category's exact rarity. Novelty is the mean of the non-NULL rarities, so it can exceed
-    T only if sum_j (u_j - T) > 0 over the non-NULL features. (A cheaper first test, some
-    u_j > T, costs more than it saves: it leaves sparse vectors for the sum.)
+    (:func:`band_bounds`; 1 outside the 0.1%..99.9% quantiles, NaN and +-inf included,
+    except the exact rarity for a value equal to a tied outer quantile,
+    :func:`_tied_outer_quantiles`), a category's exact rarity. Novelty is the mean of the
+    non-NULL rarities, so it can exceed T only if sum_j (u_j - T) > 0 over the non-NULL
+    features. (A cheaper first test, some u_j > T, costs more than it saves: measured
+    again with the tied quantiles rated, 0.82-0.99 s against 0.70 s at 10M rows.)
     """
     expressions = {feature: expr for feature, expr, _ in _novelty_parts(ctx)}
     params: dict[str, Any] = {"novelty_t": threshold}
     terms: list[str] = []
-    for i, feature, n in ctx.novelty_bands:
+    for i, feature, n, ties in ctx.novelty_bands:
         column = f"f.{quote(feature)}"
         if n is None:  # categorical: the exact rarity
             terms.append(f"coalesce(({expressions[feature]}) - $novelty_t, 0.0)")
@@ -624,7 +677,9 @@ def _novelty_prune(ctx: _Context, threshold: float) -> tuple[str, dict[str, Any]
             f"WHEN {column} > $q{i}_{k} AND {column} < $q{i}_{10 - k} THEN $u{i}_{k}"
             for k in (4, 3, 2, 1)
         )
-        terms.append(f"CASE WHEN {column} IS NULL THEN 0.0 {branches} ELSE $u{i}_0 END")
+        exact = "".join(f" WHEN {column} = $q{i}_{k} THEN $e{i}_{k}" for k in ties)
+        terms.append(f"CASE WHEN {column} IS NULL THEN 0.0 {branches}{exact} ELSE $u{i}_0 END")
+        params.update({f"e{i}_{k}": rarity - threshold for k, rarity in ties.items()})
         params[f"u{i}_0"] = 1.0 - threshold
         params.update({f"u{i}_{k}": bounds[k - 1] - threshold for k in (1, 2, 3, 4)})
     for _, _, part_params in _novelty_parts(ctx):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -402,6 +403,43 @@ def test_band_bounds_are_the_rarity_at_each_bands_edge(sql_store, n):
         ).fetchone()[0]
         assert rarity <= bound  # an upper bound ...
         assert rarity > bound - 0.02  # ... reached at the band's edges
+
+
+def test_novelty_prune_rates_tied_outer_quantiles_exactly():
+    """A count's 0 held by 30% of the reference is outside every band (q0 = q1 = 0) but
+    not rare: the prune uses its exact rarity, so a threshold above it drops those rows."""
+    from evalstore import suggest as module
+
+    rng = np.random.default_rng(3)
+    reference = np.where(rng.uniform(size=5000) < 0.3, 0, rng.integers(1, 40, 5000))
+    serving = np.array([0] * 60 + [20] * 30 + [500] * 10)  # 500 is out of range
+    with evalstore.open() as store:
+        store.register_model("m", "v1", "binary")
+        store.log_features("m", pa.table({"example_id": [f"r{i}" for i in range(5000)],
+                                          "c": reference}), env="training")  # fmt: skip
+        ids = [f"e{i}" for i in range(100)]
+        store.log_features("m", pa.table({"example_id": ids, "c": serving}))
+        ctx = module._Context(
+            store, "m", None, seed=0, since=None, until=None, where=None,
+            reference="training", by=None, prior=10.0, pool=10, pool_given=False,
+        )  # fmt: skip
+        try:
+            expression, params = module._novelty_expression(ctx)
+            ((_, _, _, ties),) = ctx.novelty_bands
+            zero = store.connection.execute(
+                f"SELECT {expression} FROM (SELECT 0 AS c) AS f", params
+            ).fetchall()[0][0]
+            assert ties[0] == pytest.approx(zero, abs=1e-12)  # (39 = q9 = q10 is tied too)
+            assert 0.0 < zero < 0.2
+            condition, extra = module._novelty_prune(ctx, 0.2)
+            kept = store.connection.execute(
+                f"SELECT f.c, count(*) FROM m.features AS f WHERE f.env = 'serving' "
+                f"AND {condition} GROUP BY f.c ORDER BY f.c",
+                {name: extra[name] for name in set(re.findall(r"\$(\w+)", condition))},
+            ).fetchall()
+        finally:
+            ctx.close()
+    assert kept == [(500, 10)]  # zeros (exact rarity < 0.2) and 20s (central) pruned
 
 
 def test_committee_strategy_needs_versions_and_ranks_disagreement():
