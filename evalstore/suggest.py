@@ -163,10 +163,12 @@ class _Context:
         return f" AND ({self.where})" if self.where else ""
 
     def where_clause(self, alias: str) -> str:
+        """SQL: ``where`` on the serving features of the examples of ``alias`` (a relation
+        with ``example_key``), or ''."""
         if self.where is None:
             return ""
         return (
-            f" AND {alias}.example_id IN (SELECT example_id FROM {quote(self.model)}.features "
+            f" AND {alias}.example_key IN (SELECT example_key FROM {quote(self.model)}.features "
             f"WHERE env = 'serving' AND ({self.where}))"
         )
 
@@ -512,7 +514,7 @@ def _excluded(alias: str) -> str:
         f"(EXISTS (SELECT 1 FROM evalstore.model_table($model, 'labels') AS l "
         f"WHERE l.example_key = {alias}.example_key) OR EXISTS (SELECT 1 FROM "
         "evalstore.label_requests AS r WHERE r.model = $model AND r.status = 'open' "
-        f"AND r.example_id = {alias}.example_id))"
+        f"AND {example_key_sql('r.example_id')} = {alias}.example_key))"
     )
 
 

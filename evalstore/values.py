@@ -65,7 +65,8 @@ def output_rows(s: str, names: list[str], value_type: str) -> list[str]:
             parts.append(
                 f"SELECT f.example_id, f.env, f.dataset, f.ts, CAST(NULL AS VARCHAR) AS version, "
                 f"'label' AS feature, CAST(l.label AS {value_type}) AS value "
-                f"FROM {s}.labels_latest AS l JOIN {s}.features AS f ON f.example_id = l.example_id"
+                f"FROM {s}.labels_latest AS l "
+                f"JOIN {s}.features AS f ON f.example_key = l.example_key"
             )
         else:
             parts.append(

@@ -86,32 +86,34 @@ COMMENT ON MACRO evalstore.entropy IS
 -- Predictions of `version` (every version when NULL) that may be suggested: their example
 -- has no label in <model>.labels and no open request in evalstore.label_requests, and
 -- since <= ts < until (NULL bounds are open). Columns: example_id, version, ts, prediction,
--- score, probabilities.
+-- score, probabilities, example_key (examples are compared by their key).
 CREATE OR REPLACE MACRO evalstore.suggest_candidates(model, version, since, until) AS TABLE
-    SELECT p.example_id, p.version, p.ts, p.prediction, p.score, p.probabilities
+    SELECT p.example_id, p.version, p.ts, p.prediction, p.score, p.probabilities,
+           p.example_key
     FROM evalstore.model_table(model, 'predictions') AS p
     WHERE (version IS NULL OR p.version = version)
       AND (since IS NULL OR p.ts >= since)
       AND (until IS NULL OR p.ts < until)
       AND NOT EXISTS (
           SELECT 1 FROM evalstore.model_table(model, 'labels') AS l
-          WHERE l.example_id = p.example_id)
+          WHERE l.example_key = p.example_key)
       AND NOT EXISTS (
           SELECT 1 FROM evalstore.label_requests AS r
-          WHERE r.model = model AND r.status = 'open' AND r.example_id = p.example_id);
+          WHERE r.model = model AND r.status = 'open'
+            AND CAST(md5_number(r.example_id) AS UUID) = p.example_key);
 COMMENT ON MACRO TABLE evalstore.suggest_candidates IS
     'Unlabeled predictions without an open request. Args: model, version, since, until.';
 
 -- evalstore.suggest_uncertainty(model, version, since, until)
 -- The candidates (evalstore.suggest_candidates) with their uncertainty scores:
 -- example_id, version, ts, prediction, score, probabilities, least_confidence, margin,
--- entropy.
+-- entropy, example_key.
 CREATE OR REPLACE MACRO evalstore.suggest_uncertainty(model, version, since, until) AS TABLE
     SELECT
         c.example_id, c.version, c.ts, c.prediction, c.score, c.probabilities,
         evalstore.least_confidence(c.score, c.probabilities) AS least_confidence,
         evalstore.margin(c.score, c.probabilities) AS margin,
-        evalstore.entropy(c.score, c.probabilities) AS entropy
+        evalstore.entropy(c.score, c.probabilities) AS entropy, c.example_key
     FROM evalstore.suggest_candidates(model, version, since, until) AS c;
 COMMENT ON MACRO TABLE evalstore.suggest_uncertainty IS
     'Candidates with least_confidence, margin and entropy. Args: model, version, since, until.';
@@ -128,40 +130,42 @@ COMMENT ON MACRO TABLE evalstore.suggest_uncertainty IS
 --                  from `probabilities`); 0 when scores are missing
 --   committee      (vote_entropy + score_spread) / 2, in [0, 1]
 --   majority       the most voted class (ties: the smallest class text)
+--   example_key    the example's key (the examples are grouped by it)
 -- Regression models (DOUBLE predictions): vote_entropy is 0 (distinct values are not
 -- votes) and score_spread is (max - min) / (max - min + |mean|) of the predicted values.
 CREATE OR REPLACE MACRO evalstore.suggest_committee(model, since, until) AS TABLE
     WITH c AS (
-        SELECT example_id, version, CAST(prediction AS VARCHAR) AS vote, score,
+        SELECT example_id, example_key, version, CAST(prediction AS VARCHAR) AS vote, score,
                probabilities, TRY_CAST(prediction AS DOUBLE) AS value,
                typeof(prediction) = 'DOUBLE' AS regression
         FROM evalstore.suggest_candidates(model, NULL, since, until)
     ),
     multi AS (
-        SELECT example_id, count(*) AS versions
-        FROM c GROUP BY example_id HAVING count(*) > 1
+        SELECT example_key, any_value(example_id) AS example_id, count(*) AS versions
+        FROM c GROUP BY example_key HAVING count(*) > 1
     ),
     classes AS (SELECT greatest(count(DISTINCT vote), 2) AS k FROM c),
     votes AS (
-        SELECT c.example_id, c.vote, count(*) AS n
-        FROM c JOIN multi ON multi.example_id = c.example_id
-        GROUP BY c.example_id, c.vote
+        SELECT c.example_key, c.vote, count(*) AS n
+        FROM c JOIN multi ON multi.example_key = c.example_key
+        GROUP BY c.example_key, c.vote
     ),
     majority AS (
-        SELECT example_id, vote AS majority FROM (
-            SELECT example_id, vote, row_number() OVER (
-                PARTITION BY example_id ORDER BY n DESC, vote) AS r
+        SELECT example_key, vote AS majority FROM (
+            SELECT example_key, vote, row_number() OVER (
+                PARTITION BY example_key ORDER BY n DESC, vote) AS r
             FROM votes) AS ranked
         WHERE r = 1
     ),
     vote_stats AS (
-        SELECT v.example_id, m.versions,
+        SELECT v.example_key, any_value(m.example_id) AS example_id, any_value(m.versions)
+                   AS versions,
                sum(-(v.n * 1.0 / m.versions) * ln(v.n * 1.0 / m.versions)) AS h
-        FROM votes AS v JOIN multi AS m ON m.example_id = v.example_id
-        GROUP BY v.example_id, m.versions
+        FROM votes AS v JOIN multi AS m ON m.example_key = v.example_key
+        GROUP BY v.example_key
     ),
     spreads AS (
-        SELECT c.example_id,
+        SELECT c.example_key,
                max(CASE WHEN c.probabilities IS NOT NULL
                    THEN evalstore.class_probability(c.probabilities, mj.majority)
                    ELSE c.score END)
@@ -172,23 +176,23 @@ CREATE OR REPLACE MACRO evalstore.suggest_committee(model, since, until) AS TABL
                / nullif(max(c.value) - min(c.value) + abs(avg(c.value)), 0) AS value_spread,
                count(c.score) + count(c.probabilities) AS scored,
                bool_and(c.regression) AS regression
-        FROM c JOIN majority AS mj ON mj.example_id = c.example_id
-        GROUP BY c.example_id
+        FROM c JOIN majority AS mj ON mj.example_key = c.example_key
+        GROUP BY c.example_key
     ),
     rated AS (
-        SELECT s.example_id, s.versions,
+        SELECT s.example_key, s.example_id, s.versions,
                CASE WHEN sp.regression THEN 0.0 ELSE s.h / ln(least(s.versions, k.k)) END
                    AS vote_entropy,
                coalesce(CASE WHEN sp.scored > 0 THEN sp.prob_spread ELSE sp.value_spread END,
                         0.0) AS score_spread
         FROM vote_stats AS s
         CROSS JOIN classes AS k
-        JOIN spreads AS sp ON sp.example_id = s.example_id
+        JOIN spreads AS sp ON sp.example_key = s.example_key
     )
     SELECT r.example_id, r.versions, r.vote_entropy, r.score_spread,
-           (r.vote_entropy + r.score_spread) / 2.0 AS committee, mj.majority
+           (r.vote_entropy + r.score_spread) / 2.0 AS committee, mj.majority, r.example_key
     FROM rated AS r
-    JOIN majority AS mj ON mj.example_id = r.example_id;
+    JOIN majority AS mj ON mj.example_key = r.example_key;
 COMMENT ON MACRO TABLE evalstore.suggest_committee IS
     'Disagreement between versions on each candidate (vote entropy, score spread). Args: model, since, until.';
 
