@@ -258,6 +258,39 @@ def test_uncertainty_skips_labeled_and_requested_examples_at_the_top():
     assert table.column("margin").to_numpy() == pytest.approx(lc[order[2400:2425]])
 
 
+def test_candidates_macro_drops_labeled_and_requested_examples_by_key():
+    """Plain SQL: evalstore.suggest_candidates leaves out labeled examples and open
+    requests (compared by example_key) and returns the key, MD5 of the id."""
+    import hashlib
+    import uuid
+
+    with make_binary(n=50) as store:
+        store.log_labels("m", pa.table({"example_id": ["e0001", "e0002"], "label": ["1", "0"]}))
+        store.suggest("m", k=3, strategy="random", seed=1)  # three open requests
+        requested = store.sql(
+            "SELECT example_id FROM evalstore.label_requests WHERE status = 'open'"
+        ).column(0)
+        rows = store.sql(
+            "SELECT example_id, example_key FROM evalstore.suggest_candidates('m', NULL, NULL, "
+            "NULL) ORDER BY example_id"
+        ).to_pylist()
+        with_where = store.suggest(
+            "m", k=50, strategy="random", where="region = 'a'", record=False
+        ).column("example_id")
+        region_a = store.sql(
+            "SELECT example_id FROM m.features WHERE env = 'serving' AND region = 'a'"
+        ).column(0)
+    excluded = {"e0001", "e0002", *requested.to_pylist()}
+    assert len(excluded) == 5
+    assert [r["example_id"] for r in rows] == [
+        f"e{i:04d}" for i in range(50) if f"e{i:04d}" not in excluded
+    ]
+    for row in rows:
+        digest = hashlib.md5(row["example_id"].encode()).digest()
+        assert row["example_key"] == str(uuid.UUID(bytes=digest[::-1]))  # read back as text
+    assert set(with_where.to_pylist()) == set(region_a.to_pylist()) - excluded
+
+
 def test_novelty_ranks_by_mean_rarity_and_explains(binary):
     table = binary.suggest("m", k=400, strategy="novelty", record=False)
     ref = binary.sql("SELECT x, y, region FROM m.features WHERE env = 'training'").to_pydict()
