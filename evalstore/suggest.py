@@ -55,7 +55,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 import numpy as np
@@ -131,9 +131,7 @@ class _Context:
         self.temp: list[str] = []
         self.slices: dict[str, Any] | None = None
         self.novelty_parts: list[tuple[str, str, dict[str, Any]]] | None = None
-        #: per novelty feature: (index, feature, reference size or None for a categorical,
-        #: exact rarity of each tied outer quantile by grid position)
-        self.novelty_bands: list[tuple[int, str, int | None, dict[int, float]]] = []
+        self.novelty_bands: list[_Band] = []
         self.cache: dict[Any, Any] = {}
         self.min_uncertain = 0
         self.predictions: list[pa.Table] = []
@@ -553,12 +551,12 @@ def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
         keys.append(category)
         values.append(rarity)
     parts = []
-    bands: list[tuple[int, str, int | None, dict[int, float]]] = []
+    bands: list[_Band] = []
     for i, (feature, kind) in enumerate(ctx.kinds.items()):
         column = f"f.{quote(feature)}"
         if kind == "numeric" and feature in stats:
             n, q = stats[feature]
-            bands.append((i, feature, n, dict.fromkeys(_tied_outer_quantiles(q), 1.0)))
+            bands.append(_Band(i, feature, n, dict.fromkeys(_tied_outer_quantiles(q), 1.0)))
             names = [f"q{i}_{j}" for j in range(len(q))]
             parts.append(
                 (
@@ -569,7 +567,7 @@ def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
             )
         elif kind == "categorical" and feature in categories:
             keys, values, n = categories[feature]
-            bands.append((i, feature, None, {}))
+            bands.append(_Band(i, feature, None, {}))
             parts.append(
                 (
                     feature,
@@ -584,26 +582,35 @@ def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
     return parts
 
 
+class _Band(NamedTuple):
+    """What the novelty prune knows of feature ``index`` (its parameters' suffix)."""
+
+    index: int
+    feature: str
+    #: reference size of a numeric feature; None for a categorical one
+    n: int | None
+    #: exact rarity of each tied outer quantile, by grid position
+    ties: dict[int, float]
+
+
 def _rate_tied_quantiles(
-    ctx: _Context,
-    bands: list[tuple[int, str, int | None, dict[int, float]]],
-    parts: list[tuple[str, str, dict[str, Any]]],
+    ctx: _Context, bands: list[_Band], parts: list[tuple[str, str, dict[str, Any]]]
 ) -> None:
     """Fill in the exact rarity of each tied outer quantile (one query, the SQL macro)."""
-    wanted = [(ties, i, k) for i, _, _, ties in bands for k in ties]
+    wanted = [(band, k) for band in bands for k in band.ties]
     if not wanted:
         return
-    indexes = {i for _, i, _ in wanted}
-    params = {
-        name: value
-        for _, _, part_params in parts
-        for name, value in part_params.items()
-        if int(name[1:].split("_")[0]) in indexes
-    }
-    columns = ", ".join(_numeric_rarity_sql(i, f"$q{i}_{k}") for _, i, k in wanted)
+    known = {name: value for _, _, part_params in parts for name, value in part_params.items()}
+    params = {}
+    for band in {band.index: band for band, _ in wanted}.values():
+        for name in [f"q{band.index}_{j}" for j in range(len(NOVELTY_GRID))] + [f"n{band.index}"]:
+            params[name] = known[name]
+    columns = ", ".join(
+        _numeric_rarity_sql(band.index, f"$q{band.index}_{k}") for band, k in wanted
+    )
     (row,) = ctx.con.execute(f"SELECT {columns}", params).fetchall()
-    for (ties, _, k), rarity in zip(wanted, row, strict=True):
-        ties[k] = rarity
+    for (band, k), rarity in zip(wanted, row, strict=True):
+        band.ties[k] = rarity
 
 
 def _numeric_rarity_sql(i: int, x: str) -> str:
