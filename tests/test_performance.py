@@ -870,6 +870,75 @@ def test_regression_all_zero_targets_and_constant_labels(regression):
 # ---------------------------------------------------------------------- plain SQL and errors
 
 
+@pytest.mark.parametrize(
+    ("width", "chunks"), [("1 month", None), ("9 days", None), (None, 4)], ids=str
+)
+def test_ranking_metrics_with_text_slices_from_sql(width, chunks):
+    """The SQL macro over a view with a VARCHAR slice (and NULL slices), two versions,
+    monthly / daily / chunk windows and tied scores: every cell's ROC AUC and average
+    precision equal scikit-learn's (the ranking windows partition by one integer key)."""
+    rng = np.random.default_rng(17)
+    n = 1500
+    ids = np.array([f"e{i:05d}" for i in range(n)])
+    seconds = np.sort(rng.integers(0, 150 * DAY, size=n))
+    y = rng.integers(0, 2, size=n)
+    with evalstore.open() as store:
+        for version in ("v1", "v2"):
+            store.register_model("fraud", version, "binary", classes=[0, 1])
+            score = np.round(np.clip(0.3 * y + rng.uniform(0, 0.7, n), 0, 1), 1)  # ties
+            store.log_predictions(
+                "fraud",
+                pa.table({"example_id": ids, "score": score, "ts": _ts(seconds)}),
+                version,
+            )
+        store.log_labels("fraud", pa.table({"example_id": ids, "label": y}))
+        region = rng.choice(["north", "south", None], size=n, p=[0.45, 0.45, 0.1])
+        store.connection.register(
+            "regions", pa.table({"example_id": ids, "region": pa.array(region, pa.string())})
+        )
+        store.connection.execute(
+            "CREATE TEMP VIEW src AS SELECT e.*, r.region AS slice "
+            "FROM fraud.evaluations AS e JOIN regions AS r USING (example_id)"
+        )
+        got = store.sql(
+            "SELECT window_start, version, slice, metric, value, n "
+            "FROM evalstore.performance_binary('temp.main.src', 'fraud', NULL, ?, NULL, ?, "
+            "NULL, NULL, 10, 1.96, NULL, 0.9, ['roc_auc', 'average_precision'])",
+            [width, chunks],
+        ).to_pandas()
+        rows = store.sql(
+            "SELECT s.version, s.slice, s.score, CAST(s.label AS INTEGER) AS y, "
+            + ("evalstore.window_start(s.ts, ?) AS window_start " if width else
+               "s.ts, s.example_id ")
+            + "FROM temp.main.src AS s",
+            [width] if width else None,
+        ).to_pandas()  # fmt: skip
+    if chunks:  # near-equal parts of the predictions ranked by (ts, example_id, version)
+        order = rows.sort_values(["ts", "example_id", "version"]).reset_index(drop=True)
+        order["part"] = order.index * chunks // len(order)
+        rows = order
+        firsts = order.groupby("part")["ts"].min()
+        rows["window_start"] = rows["part"].map(firsts)
+    rows["slice"] = rows["slice"].astype(object).where(rows["slice"].notna(), None)
+    checked = 0
+    for (start, version, slice_), cell in rows.groupby(
+        ["window_start", "version", "slice"], dropna=False
+    ):
+        slice_ = None if pd.isna(slice_) else slice_
+        mine = got[(got.window_start == start) & (got.version == version)]
+        mine = mine[mine.slice.isna()] if slice_ is None else mine[mine.slice == slice_]
+        by_metric = dict(zip(mine.metric, mine.value, strict=True))
+        if cell.y.nunique() == 2:
+            assert by_metric["roc_auc"] == pytest.approx(roc_auc_score(cell.y, cell.score), abs=TOL)
+            assert by_metric["average_precision"] == pytest.approx(
+                average_precision_score(cell.y, cell.score), abs=TOL
+            )
+            checked += 1
+        else:
+            assert pd.isna(by_metric["roc_auc"])
+    assert checked >= 10
+
+
 def test_macros_are_callable_from_plain_sql(tmp_path):
     path = tmp_path / "store.duckdb"
     with evalstore.open(path) as store:
