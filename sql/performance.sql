@@ -364,13 +364,14 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
         FROM windows AS w
     ),
     geometry AS (
-        SELECT (SELECT min(c.window_index) FROM cells AS c) AS w0,
+        SELECT min(c.window_index) AS w0,
             (SELECT coalesce(min(g.gap), 1) FROM gaps AS g) AS step,
-            (SELECT max(c.vcode) + 1 FROM cells AS c) AS versions,
-            (SELECT min(evalstore.integer_value(c.slice)) FROM cells AS c) AS s0,
-            (SELECT coalesce(max(evalstore.integer_value(c.slice))
-                             - min(evalstore.integer_value(c.slice)), 0) + 2
-                    + (SELECT count(*) FROM slice_numbers) FROM cells AS c) AS slices
+            max(c.vcode) + 1 AS versions,
+            min(evalstore.integer_value(c.slice)) AS s0,
+            coalesce(max(evalstore.integer_value(c.slice))
+                     - min(evalstore.integer_value(c.slice)), 0) + 2
+                + (SELECT count(*) FROM slice_numbers) AS slices
+        FROM cells AS c
     ),
     keyed AS (
         SELECT evalstore.cell_key(b.window_index, b.vcode,

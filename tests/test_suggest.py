@@ -371,6 +371,16 @@ def _novelty_store(rng: np.random.Generator, n: int) -> evalstore.Store:
     return store
 
 
+def _novelty_context(store: evalstore.Store):
+    """A suggest context of model 'm' (training reference), for the novelty internals."""
+    from evalstore import suggest as module
+
+    return module._Context(
+        store, "m", None, seed=0, since=None, until=None, where=None,
+        reference="training", by=None, prior=10.0, pool=10, pool_given=False,
+    )  # fmt: skip
+
+
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 2**16), threshold=st.sampled_from([0.05, 0.1, 0.2, 0.3, 0.45, 0.6]))
 def test_novelty_prune_keeps_every_row_above_the_threshold(seed, threshold):
@@ -378,10 +388,7 @@ def test_novelty_prune_keeps_every_row_above_the_threshold(seed, threshold):
 
     rng = np.random.default_rng(seed)
     with _novelty_store(rng, 3000) as store:
-        ctx = module._Context(
-            store, "m", None, seed=0, since=None, until=None, where=None,
-            reference="training", by=None, prior=10.0, pool=10, pool_given=False,
-        )  # fmt: skip
+        ctx = _novelty_context(store)
         try:
             expression, params = module._novelty_expression(ctx)
             condition, extra = module._novelty_prune(ctx, threshold)
@@ -452,10 +459,7 @@ def test_novelty_prune_rates_tied_outer_quantiles_exactly():
                                           "c": reference}), env="training")  # fmt: skip
         ids = [f"e{i}" for i in range(100)]
         store.log_features("m", pa.table({"example_id": ids, "c": serving}))
-        ctx = module._Context(
-            store, "m", None, seed=0, since=None, until=None, where=None,
-            reference="training", by=None, prior=10.0, pool=10, pool_given=False,
-        )  # fmt: skip
+        ctx = _novelty_context(store)
         try:
             expression, params = module._novelty_expression(ctx)
             ((_, _, _, ties),) = ctx.novelty_bands
