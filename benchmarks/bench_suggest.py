@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from harness import Timed, median, versions
+from harness import Timed, machine, median, versions
 
 import evalstore
 
@@ -224,7 +223,7 @@ def run(args: argparse.Namespace) -> None:
         return median(results[name], key)
 
     lines = [
-        f"machine: {platform.system()} {platform.machine()}, {os.cpu_count()} cores; "
+        f"machine: {machine(memory=False)}; "
         f"{versions('duckdb', 'pandas', 'evalstore', python=False)}",
         f"suggest: {args.rows:,} predictions (1% labeled), k={K}; export: {args.export_rows:,} "
         f"labeled rows; median of {args.repeat} runs",
