@@ -386,33 +386,47 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
                OR list_contains(metrics, 'average_precision'))
     ),
     -- the labeled scored rows of a cell in descending score order: rank() = 1 + the rows
-    -- scored above s, count(*) = the rows scored >= s (RANGE frame: ties included), over
-    -- the cell (w) and over the row's class in the cell (wc)
+    -- scored above s, count(*) = the rows scored >= s (RANGE frame: ties included); first
+    -- over the cell (w), then over the cell's positives alone (wp): only positives need
+    -- their rank in their class, a second window over a quarter of the rows when a
+    -- quarter is positive (the negatives' sums follow from the positives', below)
     ranked AS (
-        SELECT k.cell, k.y,
-            rank() OVER w AS first_at, count(*) OVER w AS at_or_above,
-            rank() OVER wc AS class_first_at, count(*) OVER wc AS class_at_or_above
+        SELECT k.cell, k.y, k.s, rank() OVER w AS first_at, count(*) OVER w AS at_or_above
         FROM keyed AS k
-        WINDOW w AS (PARTITION BY k.cell ORDER BY k.s DESC),
-               wc AS (PARTITION BY k.cell * 2 + k.y ORDER BY k.s DESC)
+        WINDOW w AS (PARTITION BY k.cell ORDER BY k.s DESC)
     ),
-    -- j = 2 (rows of the other class above s) + (rows of the other class at s)
-    --   = (first_at - class_first_at) + (at_or_above - class_at_or_above):
-    -- a positive's placement value is 1 - j / (2 n_neg), a negative's j / (2 n_pos); sums
-    -- of squares are exact (HUGEINT). Precision at a positive's score: class_at_or_above
-    -- (positives >= s) / at_or_above.
-    placed AS (
-        SELECT r.cell, r.y, r.class_at_or_above, r.at_or_above,
-            r.first_at - r.class_first_at + r.at_or_above - r.class_at_or_above AS j
+    positives AS (
+        SELECT r.cell, r.first_at, r.at_or_above,
+            rank() OVER wp AS class_first_at, count(*) OVER wp AS class_at_or_above
         FROM ranked AS r
+        WHERE r.y = 1
+        WINDOW wp AS (PARTITION BY r.cell ORDER BY r.s DESC)
+    ),
+    -- Per positive p at score s: a = positives above s, t = positives at s, e = negatives
+    -- above s, g = negatives at or above s (e = first_at - class_first_at, g = at_or_above
+    -- - class_at_or_above). Its j = 2 e + (g - e) = e + g, its placement value 1 - j / (2
+    -- n_neg), its precision class_at_or_above / at_or_above. A negative's k = 2 (positives
+    -- above) + (positives at its score), its placement value k / (2 n_pos); summing over
+    -- the positives instead: sum k = 2 n_pos n_neg - sum j, and sum k^2 = sum over ordered
+    -- pairs of positives (p, q) of the negatives' sum of phi(p) phi(q), phi = 2 below the
+    -- positive's score, 1 at it; a pair whose lower score is s adds 4 (negatives below s)
+    -- + (2 if the other lies above s, else 1) (negatives at s); grouped by p as the lower
+    -- one: sum k^2 = n_neg sum (8 a + 4 t) - sum (4 a g + 4 a e + 3 t g + t e). All
+    -- sums exact (HUGEINT).
+    placed AS (
+        SELECT x.cell, x.class_at_or_above, x.at_or_above,
+            x.class_first_at - 1 AS a, x.class_at_or_above - x.class_first_at + 1 AS t,
+            x.first_at - x.class_first_at AS e, x.at_or_above - x.class_at_or_above AS g
+        FROM positives AS x
     ),
     ranking AS (
         SELECT x.cell,
-            sum(CASE WHEN x.y = 1 THEN x.j END) AS spj,
-            sum(CASE WHEN x.y = 1 THEN CAST(x.j AS HUGEINT) * x.j END) AS spj2,
-            sum(CASE WHEN x.y = 0 THEN x.j END) AS snk,
-            sum(CASE WHEN x.y = 0 THEN CAST(x.j AS HUGEINT) * x.j END) AS snk2,
-            sum(CASE WHEN x.y = 1 THEN x.class_at_or_above / x.at_or_above END) AS ap_sum
+            sum(x.e + x.g) AS spj,
+            sum(CAST(x.e + x.g AS HUGEINT) * (x.e + x.g)) AS spj2,
+            sum(CAST(8 * x.a + 4 * x.t AS HUGEINT)) AS k2_scale,
+            sum(CAST(x.a AS HUGEINT) * (4 * x.g + 4 * x.e) + CAST(x.t AS HUGEINT) * (3 * x.g + x.e))
+                AS k2_less,
+            sum(x.class_at_or_above / x.at_or_above) AS ap_sum
         FROM placed AS x
         GROUP BY x.cell
     ),
@@ -449,8 +463,9 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
             1 - r.spj / (2 * CAST(c.n_pos AS DOUBLE) * c.n_neg) AS auc,
             CAST(CAST(c.n_pos AS DECIMAL(38, 0)) * r.spj2 - CAST(r.spj AS DECIMAL(38, 0))
                  * CAST(r.spj AS DECIMAL(38, 0)) AS DOUBLE) AS ss10,
-            CAST(CAST(c.n_neg AS DECIMAL(38, 0)) * r.snk2 - CAST(r.snk AS DECIMAL(38, 0))
-                 * CAST(r.snk AS DECIMAL(38, 0)) AS DOUBLE) AS ss01,
+            CAST(CAST(c.n_neg AS DECIMAL(38, 0)) * (c.n_neg * r.k2_scale - r.k2_less)
+                 - CAST(2 * c.n_pos * c.n_neg - r.spj AS DECIMAL(38, 0))
+                 * CAST(2 * c.n_pos * c.n_neg - r.spj AS DECIMAL(38, 0)) AS DOUBLE) AS ss01,
             r.ap_sum / c.n_pos AS ap,
             e.ece, e.ece_stats,
             evalstore.add_hours(w.window_end, h.delay_hours) AS labels_due, h.as_of

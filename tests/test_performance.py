@@ -876,7 +876,9 @@ def test_regression_all_zero_targets_and_constant_labels(regression):
 def test_ranking_metrics_with_text_slices_from_sql(width, chunks):
     """The SQL macro over a view with a VARCHAR slice (and NULL slices), two versions,
     monthly / daily / chunk windows and tied scores: every cell's ROC AUC and average
-    precision equal scikit-learn's (the ranking windows partition by one integer key)."""
+    precision equal scikit-learn's, and its DeLong interval the one from explicit
+    placement values (the ranking windows partition by one integer key; the negatives'
+    placement sums are derived from the positives' ranks)."""
     rng = np.random.default_rng(17)
     n = 1500
     ids = np.array([f"e{i:05d}" for i in range(n)])
@@ -901,7 +903,7 @@ def test_ranking_metrics_with_text_slices_from_sql(width, chunks):
             "FROM fraud.evaluations AS e JOIN regions AS r USING (example_id)"
         )
         got = store.sql(
-            "SELECT window_start, version, slice, metric, value, n "
+            "SELECT window_start, version, slice, metric, value, ci_low, ci_high, n "
             "FROM evalstore.performance_binary('temp.main.src', 'fraud', NULL, ?, NULL, ?, "
             "NULL, NULL, 10, 1.96, NULL, 0.9, ['roc_auc', 'average_precision'])",
             [width, chunks],
@@ -933,6 +935,12 @@ def test_ranking_metrics_with_text_slices_from_sql(width, chunks):
             assert by_metric["average_precision"] == pytest.approx(
                 average_precision_score(cell.y, cell.score), abs=TOL
             )
+            if min(cell.y.sum(), (1 - cell.y).sum()) > 1:
+                auc = mine[mine.metric == "roc_auc"].iloc[0]
+                se = _delong_se(cell.y.to_numpy(), cell.score.to_numpy())
+                # z = 1.96 as passed to the macro
+                assert auc.ci_low == pytest.approx(max(0.0, auc.value - 1.96 * se), abs=TOL)
+                assert auc.ci_high == pytest.approx(min(1.0, auc.value + 1.96 * se), abs=TOL)
             checked += 1
         else:
             assert pd.isna(by_metric["roc_auc"])
