@@ -103,7 +103,7 @@ import pyarrow.compute as pc
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
-from evalstore.schema import NUMERIC_TYPES, feature_columns
+from evalstore.schema import EVALUATIONS, NUMERIC_TYPES, feature_columns
 from evalstore.selection import Window, check_predicate, check_width, reference_args, window_args
 
 if TYPE_CHECKING:
@@ -540,7 +540,11 @@ def _source_view(
     """The relation the macro reads: the model's evaluations, or a restricted temp view.
 
     The view carries the slice code of every row (see :class:`_Slice`) in ``slice``; a
-    row meeting several named predicates appears once per predicate.
+    row meeting several named predicates appears once per predicate. The part of the
+    code that comes from feature columns is computed on the serving features, before
+    they are joined with the predictions (once per example rather than per prediction,
+    and the join carries one integer instead of the columns); a prediction without
+    serving features gets every feature key's NULL index.
     """
     s = quote(model)
     if not slices and where is None and version is None:
@@ -551,19 +555,38 @@ def _source_view(
     if version is not None:
         conditions.append(f"e.version = {_literal(version)}")
     outputs = "e.example_id, e.version, e.ts, e.prediction, e.score, e.probabilities, e.label"
+    evaluations, feature_terms = f"{s}.evaluations", []
+    by_feature = [key for key in slices if key.kind != "predicates"]
+    if by_feature:
+        part = _unused_name("evalstore_slice_part", columns)
+        code = " + ".join(f"CAST({key.index()} AS BIGINT) * {key.stride}" for key in by_feature)
+        missing = sum(len(key.domain) * key.stride for key in by_feature)
+        features = f"(SELECT *, {code} AS {part} FROM {s}.features AS e)"
+        evaluations = f"({EVALUATIONS.format(s=s, features=features)})"
+        feature_terms = [f"coalesce(e.{part}, {missing})"]
     selects = []
     predicate_key = next((k for k in slices if k.kind == "predicates"), None)
     for name, predicate in (predicate_key.predicates if predicate_key else {None: None}).items():
-        terms = [f"CAST({key.index(name)} AS BIGINT) * {key.stride}" for key in slices]
+        terms = [*feature_terms]
+        if predicate_key is not None:
+            terms.append(f"CAST({predicate_key.index(name)} AS BIGINT) * {predicate_key.stride}")
         slice_sql = f", {' + '.join(terms)} AS slice" if terms else ""
         where_sql = [*conditions, f"({predicate})"] if predicate else conditions
         selects.append(
-            f"SELECT {outputs}{slice_sql} FROM {s}.evaluations AS e"
+            f"SELECT {outputs}{slice_sql} FROM {evaluations} AS e"
             + (f" WHERE {' AND '.join(where_sql)}" if where_sql else "")
         )
     name = f"evalstore_performance_{next(_view_counter)}"
     con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {' UNION ALL '.join(selects)}")
     return f"temp.main.{name}"
+
+
+def _unused_name(name: str, columns: Sequence[str]) -> str:
+    """``name``, with underscores appended until it is none of ``columns`` (any case)."""
+    taken = {c.lower() for c in columns}
+    while name in taken:
+        name += "_"
+    return name
 
 
 def _drop_view(con: duckdb.DuckDBPyConnection, name: str) -> None:

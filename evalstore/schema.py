@@ -193,7 +193,8 @@ LABELS_LATEST = (
     "SELECT example_id, label, ts, source, batch_id, example_key FROM {s}.labels "
     "WHERE superseded_by IS NULL"
 )
-#: Predictions with the latest labels and the serving features (joined on the key).
+#: Predictions with the latest labels and the serving features (joined on the key);
+#: ``{features}`` is the model's features table or a query over it adding columns.
 EVALUATIONS = """
     SELECT
         p.example_id, p.version, p.ts, p.prediction, p.score, p.probabilities, p.latency_ms,
@@ -201,7 +202,7 @@ EVALUATIONS = """
         f.* EXCLUDE (example_id, env, dataset, ts, batch_id, example_key), p.example_key
     FROM {s}.predictions AS p
     LEFT JOIN {s}.labels_latest AS l ON l.example_key = p.example_key
-    LEFT JOIN {s}.features AS f ON f.example_key = p.example_key AND f.env = 'serving'
+    LEFT JOIN {features} AS f ON f.example_key = p.example_key AND f.env = 'serving'
 """
 EVALUATIONS_COMMENT = "Predictions joined with the latest labels and the serving features."
 LABELS_COMMENT = (
@@ -262,9 +263,10 @@ def _keyed_views(s: str) -> str:
         f"COMMENT ON COLUMN {s}.{table}.example_key IS {quote_literal(EXAMPLE_KEY_COMMENT)};"
         for table in KEYED_TABLES
     )
+    evaluations = EVALUATIONS.format(s=s, features=f"{s}.features")
     return (
         f"CREATE OR REPLACE VIEW {s}.labels_latest AS {LABELS_LATEST.format(s=s)}; "
-        f"CREATE OR REPLACE VIEW {s}.evaluations AS {EVALUATIONS.format(s=s)}; "
+        f"CREATE OR REPLACE VIEW {s}.evaluations AS {evaluations}; "
         f"COMMENT ON VIEW {s}.labels_latest IS {quote_literal(LABELS_LATEST_COMMENT)}; "
         f"COMMENT ON VIEW {s}.evaluations IS {quote_literal(EVALUATIONS_COMMENT)}; " + key_comments
     )

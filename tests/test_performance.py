@@ -580,6 +580,60 @@ def test_named_predicate_slices_overlap_and_empty(binary):
         assert "no predictions" in empty["reason"]
 
 
+def test_feature_slices_of_predictions_without_serving_features():
+    """Slice codes from feature columns are computed on the serving features before the
+    join: predictions of examples without serving features still fall in the NULL slice
+    of each feature key, combined with named predicates and a where on a feature."""
+    rng = np.random.default_rng(5)
+    n, with_features = 400, 250
+    ids = np.array([f"e{i}" for i in range(n)])
+    region = rng.choice(["north", "south", None], size=with_features, p=[0.45, 0.45, 0.1])
+    x = rng.normal(size=with_features)
+    x[:3] = np.nan
+    score = np.round(rng.random(n), 2)
+    y = rng.integers(0, 2, size=n)
+    with evalstore.open() as store:
+        store.register_model("m", "v1", "binary", classes=[0, 1])
+        store.log_features(
+            "m",
+            pa.table({"example_id": ids[:with_features], "region": pa.array(region, pa.string()),
+                      "x": x, "ts": _ts(np.zeros(with_features))}),
+        )  # fmt: skip
+        store.log_predictions(
+            "m", pa.table({"example_id": ids, "score": score, "ts": _ts(np.zeros(n))}), "v1"
+        )
+        store.log_labels("m", pa.table({"example_id": ids, "label": y}))
+        predicates = {"high": "score >= 0.5", "low": "score < 0.5"}
+        result = _rows(
+            performance(
+                store, "m", metrics="accuracy", window="1 day", by=["region", "x", predicates],
+                edges={"x": [0.0]}, where="x IS NULL OR x > -1.5",
+            )
+        )  # fmt: skip
+    rows = pd.DataFrame({"score": score, "y": y})
+    rows["region"] = list(region) + [None] * (n - with_features)
+    rows["x"] = np.append(x, [np.nan] * (n - with_features))
+    rows = rows[rows["x"].isna() | (rows["x"] > -1.5)]
+    rows["bin"] = np.where(rows["x"].isna(), None, np.where(rows["x"] < 0, "(-inf, 0)", "[0, inf)"))
+    seen = 0
+    for name, mask in (("high", rows["score"] >= 0.5), ("low", rows["score"] < 0.5)):
+        part = rows[mask]
+        for (region_, bin_), cell in part.groupby(["region", "bin"], dropna=False):
+            region_ = None if pd.isna(region_) else region_
+            bin_ = None if pd.isna(bin_) else bin_
+            got = result[
+                (result["slice"] == name)
+                & (result["region"].isna() if region_ is None else result["region"] == region_)
+                & (result["x"].isna() if bin_ is None else result["x"] == bin_)
+            ]
+            assert len(got) == 1
+            assert got["predictions"].iloc[0] == len(cell)
+            expected = np.mean((cell["score"] >= 0.5).astype(int) == cell["y"])
+            assert got["value"].iloc[0] == pytest.approx(expected, abs=TOL)
+            seen += 1
+    assert seen >= 8 and result["predictions"].sum() == len(rows)
+
+
 def test_where_restricts_rows(binary):
     store, expected = binary
     result = _rows(performance(store, "fraud", where="region = 'north'", metrics="accuracy"))
