@@ -265,8 +265,9 @@ COMMENT ON MACRO evalstore.cell_key IS
 -- and over labeled rows with a score s:
 --   roc_auc            P(s_pos > s_neg) + P(s_pos = s_neg) / 2 = U / (n_pos n_neg),
 --                      sklearn roc_auc_score; NULL for a single-class cell. Computed from
---                      two rankings of the cell's rows by descending score (rank() and a
---                      RANGE count(*), so tied scores share their counts).
+--                      a ranking of the cell's rows and one of its positives by
+--                      descending score (rank() and a RANGE count(*), so tied scores
+--                      share their counts).
 --   average_precision  sum over distinct scores t (descending) of (R(t) - R(t_prev)) P(t),
 --                      P/R the precision/recall of "s >= t" (sklearn
 --                      average_precision_score); NULL without positives
