@@ -425,8 +425,8 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
             sum(x.e + x.g) AS spj,
             sum(CAST(x.e + x.g AS HUGEINT) * (x.e + x.g)) AS spj2,
             sum(CAST(8 * x.a + 4 * x.t AS HUGEINT)) AS k2_scale,
-            sum(CAST(x.a AS HUGEINT) * (4 * x.g + 4 * x.e) + CAST(x.t AS HUGEINT) * (3 * x.g + x.e))
-                AS k2_less,
+            sum(CAST(x.a AS HUGEINT) * (4 * x.g + 4 * x.e)
+                + CAST(x.t AS HUGEINT) * (3 * x.g + x.e)) AS k2_less,
             sum(x.class_at_or_above / x.at_or_above) AS ap_sum
         FROM placed AS x
         GROUP BY x.cell
