@@ -927,14 +927,22 @@ def test_regression_all_zero_targets_and_constant_labels(regression):
 
 
 @pytest.mark.parametrize(
-    ("width", "chunks"), [("1 month", None), ("9 days", None), (None, 4)], ids=str
+    ("width", "chunks", "slices"),
+    [
+        ("1 month", None, ["north", "south", None]),
+        ("9 days", None, ["north", "south", None]),
+        (None, 4, ["north", "south", None]),
+        # integer slices 10^9 apart: the cell keys no longer fit an INTEGER
+        ("9 days", None, [0, 10**9, None]),
+    ],
+    ids=str,
 )
-def test_ranking_metrics_with_text_slices_from_sql(width, chunks):
-    """The SQL macro over a view with a VARCHAR slice (and NULL slices), two versions,
-    monthly / daily / chunk windows and tied scores: every cell's ROC AUC and average
-    precision equal scikit-learn's, and its DeLong interval the one from explicit
-    placement values (the ranking windows partition by one integer key; the negatives'
-    placement sums are derived from the positives' ranks)."""
+def test_ranking_metrics_with_text_slices_from_sql(width, chunks, slices):
+    """The SQL macro over a view with a VARCHAR (or sparse integer) slice and NULL slices,
+    two versions, monthly / daily / chunk windows and tied scores: every cell's ROC AUC
+    and average precision equal scikit-learn's, and its DeLong interval the one from
+    explicit placement values (the ranking windows partition by one integer key, narrow
+    or wide; the negatives' placement sums are derived from the positives' ranks)."""
     rng = np.random.default_rng(17)
     n = 1500
     ids = np.array([f"e{i:05d}" for i in range(n)])
@@ -950,9 +958,10 @@ def test_ranking_metrics_with_text_slices_from_sql(width, chunks):
                 version,
             )
         store.log_labels("fraud", pa.table({"example_id": ids, "label": y}))
-        region = rng.choice(["north", "south", None], size=n, p=[0.45, 0.45, 0.1])
+        region = [slices[i] for i in rng.choice(3, size=n, p=[0.45, 0.45, 0.1])]
+        kind = pa.string() if isinstance(slices[0], str) else pa.int64()
         store.connection.register(
-            "regions", pa.table({"example_id": ids, "region": pa.array(region, pa.string())})
+            "regions", pa.table({"example_id": ids, "region": pa.array(region, kind)})
         )
         store.connection.execute(
             "CREATE TEMP VIEW src AS SELECT e.*, r.region AS slice "
