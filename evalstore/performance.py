@@ -355,8 +355,13 @@ class _Slice:
         self.stride = 1
 
     @property
+    def null_index(self) -> int:
+        """The index of a NULL (or out-of-domain) value: one past the domain."""
+        return len(self.domain)
+
+    @property
     def base(self) -> int:
-        return len(self.domain) + 1
+        return self.null_index + 1
 
     def declared(self) -> bool:
         """Whether every value of the domain is a slice even when no row has it."""
@@ -366,7 +371,7 @@ class _Slice:
         """SQL of this key's index for a row of ``evaluations AS e``."""
         if self.kind == "predicates":
             return str(list(self.predicates).index(predicate))
-        missing = len(self.domain)
+        missing = self.null_index
         if self.kind == "categorical":
             if not self.domain:
                 return str(missing)
@@ -560,7 +565,7 @@ def _source_view(
     if by_feature:
         part = _unused_name("evalstore_slice_part", columns)
         code = " + ".join(f"CAST({key.index()} AS BIGINT) * {key.stride}" for key in by_feature)
-        missing = sum(len(key.domain) * key.stride for key in by_feature)
+        missing = sum(key.null_index * key.stride for key in by_feature)
         features = f"(SELECT *, {code} AS {part} FROM {s}.features AS e)"
         evaluations = f"({EVALUATIONS.format(s=s, features=features)})"
         feature_terms = [f"coalesce(e.{part}, {missing})"]

@@ -937,7 +937,7 @@ def test_regression_all_zero_targets_and_constant_labels(regression):
     ],
     ids=str,
 )
-def test_ranking_metrics_with_text_slices_from_sql(width, chunks, slices):
+def test_ranking_metrics_with_slices_from_sql(width, chunks, slices):
     """The SQL macro over a view with a VARCHAR (or sparse integer) slice and NULL slices,
     two versions, monthly / daily / chunk windows and tied scores: every cell's ROC AUC
     and average precision equal scikit-learn's, and its DeLong interval the one from
