@@ -35,6 +35,7 @@ Statistics of one cell (reference R and window A, finite values only; NULL, NaN 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -138,23 +139,40 @@ class Sample:
         return len(self.values)
 
     @cached_property
-    def distinct(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(distinct values, their counts, count of values <= each)."""
+    def starts(self) -> np.ndarray | None:
+        """Where each distinct value first occurs in :attr:`values`; None when no value
+        repeats (continuous data), so that nothing of the sample's size is built."""
         v = self.values
         first = np.empty(len(v), dtype=bool)
         first[:1] = True
         np.not_equal(v[1:], v[:-1], out=first[1:])
-        if first.all():  # no ties (continuous data): spare the gathers
-            return v, np.ones(len(v), dtype=np.int64), np.arange(1, len(v) + 1)
-        starts = np.flatnonzero(first)
-        ends = np.append(starts[1:], len(v))
-        return v[starts], ends - starts, ends
+        return None if first.all() else np.flatnonzero(first)
 
     @cached_property
-    def padded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:attr:`distinct` with a first entry for 'below every value' (-inf, 0, 0)."""
-        unique, counts, le = self.distinct
-        return np.append(-np.inf, unique), np.append(0, counts), np.append(0, le)
+    def unique(self) -> np.ndarray:
+        """The distinct values, ascending."""
+        return self.values if self.starts is None else self.values[self.starts]
+
+    @cached_property
+    def distinct(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(distinct values, their counts, count of values <= each)."""
+        v, starts = self.values, self.starts
+        if starts is None:
+            return v, np.ones(len(v), dtype=np.int64), np.arange(1, len(v) + 1)
+        ends = np.append(starts[1:], len(v))
+        return self.unique, ends - starts, ends
+
+    def lookup(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For ``at`` = how many distinct values lie at or below each of some keys (see
+        :meth:`positions`): how many values lie at or below each key, and the count and
+        value of the largest distinct value at or below it (0 and -inf where none is)."""
+        found = at > 0
+        last = np.maximum(at - 1, 0)
+        value = np.where(found, self.unique[last], -np.inf)
+        if self.starts is None:
+            return at, found.astype(np.int64), value
+        _, counts, le = self.distinct
+        return np.where(found, le[last], 0), np.where(found, counts[last], 0), value
 
     @cached_property
     def levels(self) -> np.ndarray:
@@ -163,7 +181,7 @@ class Sample:
 
     def positions(self, other: Sample) -> np.ndarray:
         """For each distinct value of ``other``: how many distinct values here are <= it."""
-        return np.searchsorted(self.distinct[0], other.distinct[0], side="right")
+        return np.searchsorted(self.unique, other.unique, side="right")
 
     @cached_property
     def lo(self) -> float:
@@ -179,10 +197,13 @@ class Sample:
     def moments(self) -> dict[str, float | None]:
         """mean, population and sample (ddof 1) standard deviation, min and max."""
         v = self.values
+        mean = v.mean()
+        deviations = v - mean
+        squares = float(np.dot(deviations, deviations))
         return {
-            "mean": float(v.mean()),
-            "sd_pop": float(v.std()),
-            "sd": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "mean": float(mean),
+            "sd_pop": math.sqrt(squares / len(v)),
+            "sd": math.sqrt(squares / (len(v) - 1)) if len(v) > 1 else None,
             "lo": float(v[0]),
             "hi": float(v[-1]),
         }
@@ -199,11 +220,10 @@ def ks_statistic(reference: Sample, window: Sample, at: np.ndarray | None = None
 
     ``at`` is ``reference.positions(window)`` when the caller has it already.
     """
-    r_unique, r_counts, r_le = reference.padded
     a_unique, a_counts, a_le = window.distinct
     at = reference.positions(window) if at is None else at
-    le = r_le[at]
-    lt = le - r_counts[at] * (r_unique[at] == a_unique)
+    le, count, value = reference.lookup(at)
+    lt = le - count * (value == a_unique)
     n_r, n_a = reference.n, window.n
     d_at = np.abs(le / n_r - a_le / n_a)
     d_below = np.abs(lt / n_r - (a_le - a_counts) / n_a)
@@ -220,7 +240,7 @@ def wasserstein_distance(reference: Sample, window: Sample, at: np.ndarray | Non
     n_r, n_a, lo = reference.n, window.n, reference.lo
     sums = reference.partial_sums
     at = reference.positions(window) if at is None else at
-    le = reference.padded[2][at]
+    le = reference.lookup(at)[0]
     total = np.where(at > 0, sums[at - 1], 0.0)
     g = (le * (a_unique - lo) - total) / n_r  # G(a) at each window value
     level = a_le / n_a  # F_A on [a_j, a_j+1)
@@ -369,6 +389,11 @@ def source(
     return restricted_view(con, model, "", where, version, list(kinds), select), chosen
 
 
+#: Rows per Arrow batch of the packed read: small enough that a batch in flight is a
+#: fraction of the samples it is scattered into.
+BATCH_ROWS = 1 << 17
+
+
 def _cells(
     con: duckdb.DuckDBPyConnection,
     relation: str,
@@ -376,85 +401,125 @@ def _cells(
     selection: Selection,
     features: Sequence[str],
 ) -> list[Cell]:
-    """Read the packed rows once through ``drift_pairs`` and cut them into cells."""
-    reader = con.sql(
-        "SELECT CASE WHEN side = 'reference' THEN -1 - ref_key ELSE window_index END AS cell, "
-        "ref_key, window_start, window_end, nullif(feature, '*') AS output, "
-        "nullif(version, '') AS version, value "
-        f"FROM evalstore.drift_pairs(?, {selection.placeholders})",
-        params=[relation, *selection.args()],
-    ).to_arrow_reader(1 << 20)
-    # stream the rows into one numpy array per column, so the rows are never held twice:
-    # every piece kept is a copy (a view of any column would keep its whole batch alive)
-    packed = {name: f"c{i}" for i, name in enumerate(fields) if name in features}
-    parts: dict[str, list] = {name: [] for name in [*packed, "out", "cell", "ref_key"]}
-    labels: dict[str, list] = {"output": [], "version": [], "window_start": [], "window_end": []}
-    for batch in reader:
-        value = batch.column("value")
-        for name, member in [*packed.items(), ("out", "out")]:
-            parts[name].append(_copied(pc.struct_field(value, member)))
-        for name in ("cell", "ref_key"):
-            parts[name].append(_copied(batch.column(name)))
-        for name in labels:  # few distinct values: dictionary codes, in buffers of their own
-            labels[name].append(pc.dictionary_encode(batch.column(name)))
-        del batch, value
-    if not parts["cell"]:
+    """Read the packed rows once through ``drift_pairs``, each straight to its cell's place.
+
+    A first, cheap query (no values) counts the rows of every group (reference or
+    window, output or features, version); every feature then gets one array with a
+    contiguous run per group, and each streamed batch is scattered into those runs. The
+    rows are held once, in the arrays the samples sort in place, never concatenated or
+    permuted.
+    """
+    pairs = f"evalstore.drift_pairs(?, {selection.placeholders})"
+    pairs_args = [relation, *selection.args()]
+    cell = "CASE WHEN side = 'reference' THEN -1 - ref_key ELSE window_index END"
+    groups = con.sql(
+        f"SELECT {cell} AS cell, feature, version, ref_key, "
+        "any_value(window_start) AS window_start, any_value(window_end) AS window_end, "
+        f"count(*) AS n FROM {pairs} "
+        "GROUP BY ALL ORDER BY cell, feature, version",
+        params=pairs_args,
+    ).to_arrow_table()
+    if not groups.num_rows:
         return []
-    labels = {
-        name: pa.chunked_array([c.dictionary_decode() for c in chunks])
-        for name, chunks in labels.items()
-    }
-    # each column's chunks are released as soon as it is one array (peak: one column twice)
-    arrays = {name: np.concatenate(parts.pop(name)) for name in list(parts)}
-    code, ref_key = arrays.pop("cell"), arrays.pop("ref_key")
-    # group the rows by (reference or window, output or features, version)
-    outputs, output_code = _codes(labels["output"])
-    versions, version_code = _codes(labels["version"])
-    key = ((code - code.min()) * len(outputs) + output_code) * len(versions) + version_code
-    sizes = np.bincount(key)
-    compact = key.astype(np.uint16) if len(sizes) <= 1 << 16 else key
-    order = np.argsort(compact, kind="stable")  # a radix sort for 16-bit keys
-    bounds = np.concatenate([[0], np.cumsum(sizes[sizes > 0])])
-    out = arrays.pop("out")[order]
-    columns = {name: arrays.pop(name)[order] for name in packed}
-    starts, ends = labels["window_start"], labels["window_end"]
+    group = groups.to_pydict()
+    sizes = np.asarray(group["n"], dtype=np.int64)
+    is_output = np.asarray([f != "*" for f in group["feature"]])
+    # each family (feature rows, output rows) gets its own arrays, runs in group order
+    start = np.empty_like(sizes)
+    for family in (is_output, ~is_output):
+        start[family] = np.cumsum(sizes[family]) - sizes[family]
+    packed = {name: f"c{i}" for i, name in enumerate(fields) if name in features}
+    n_features, n_outputs = int(sizes[~is_output].sum()), int(sizes[is_output].sum())
+    columns = {name: np.empty(n_features) for name in packed}
+    out = np.empty(n_outputs)
+    targets = [(columns[name], member) for name, member in packed.items()]
+    _scatter(con, pairs, pairs_args, cell, groups, start, is_output, targets, out)
     references: dict[tuple[int, str, str], Sample] = {}
     analysis = []
-    for g in range(len(bounds) - 1):
-        first, rows = int(order[bounds[g]]), slice(bounds[g], bounds[g + 1])
-        output, version = outputs[output_code[first]], versions[version_code[first]] or ""
-        if output is None:
-            group = list(columns.items())
+    for g, (code, feature_field, version) in enumerate(
+        zip(group["cell"], group["feature"], group["version"], strict=True)
+    ):
+        rows = slice(int(start[g]), int(start[g] + sizes[g]))
+        if not is_output[g]:
+            samples = [(name, column[rows]) for name, column in columns.items()]
         else:
-            group = [(output, out)] if output in features else []
-        for feature, column in group:
-            sample = Sample(column[rows], owned=True)  # the permuted copies are private
-            if code[first] < 0:
-                references[(int(ref_key[first]), feature, version)] = sample
+            samples = [(feature_field, out[rows])] if feature_field in features else []
+        for feature, values in samples:
+            sample = Sample(values, owned=True)  # its own run of an array nobody else reads
+            if code < 0:
+                references[(group["ref_key"][g], feature, version)] = sample
             else:  # a window's start and end are the same on all its rows
                 analysis.append(
-                    (int(ref_key[first]), int(code[first]), starts[first].as_py(),
-                     ends[first].as_py(), feature, version, sample)
+                    (group["ref_key"][g], code, group["window_start"][g],
+                     group["window_end"][g], feature, version, sample)
                 )  # fmt: skip
     return [
-        Cell(ref, window_index, start, end, feature, version, sample,
+        Cell(ref, window_index, begin, end, feature, version, sample,
              references.get((ref, feature, version)))
-        for ref, window_index, start, end, feature, version, sample in analysis
+        for ref, window_index, begin, end, feature, version, sample in analysis
     ]  # fmt: skip
 
 
-def _codes(column: pa.ChunkedArray) -> tuple[list[str | None], np.ndarray]:
-    """(distinct values with None first, each row's index into them) of a text column."""
-    encoded = pc.dictionary_encode(column).combine_chunks()
-    codes = pc.fill_null(encoded.indices, -1).to_numpy() + 1
-    return [None, *encoded.dictionary.to_pylist()], codes
+def _scatter(
+    con: duckdb.DuckDBPyConnection,
+    pairs: str,
+    pairs_args: list[Any],
+    cell: str,
+    groups: pa.Table,
+    start: np.ndarray,
+    is_output: np.ndarray,
+    targets: Sequence[tuple[np.ndarray, str]],
+    out: np.ndarray,
+) -> None:
+    """Stream the values of ``pairs`` into ``targets`` (feature rows: an array and the
+    ``value`` field it takes) and ``out`` (output rows): group g's rows fill
+    ``start[g]``, ``start[g] + 1``, ... in arrival order."""
+    name = f"evalstore_drift_groups_{next(_names)}"
+    gid = pa.array(np.arange(groups.num_rows, dtype=np.int32))
+    con.register(name, groups.select(["cell", "feature", "version"]).append_column("gid", gid))
+    try:
+        reader = con.sql(
+            f"SELECT g.gid, p.value FROM (SELECT {cell} AS cell, feature, version, value "
+            f"FROM {pairs}) AS p JOIN {quote(name)} AS g USING (cell, feature, version)",
+            params=pairs_args,
+        ).to_arrow_reader(BATCH_ROWS)
+        fill = start.copy()
+        for batch in reader:
+            gid = batch.column(0).to_numpy()
+            counts = np.bincount(gid, minlength=len(start))
+            present = np.flatnonzero(counts)
+            if len(present) == 1:  # one group: a contiguous run
+                g = present[0]
+                dest: np.ndarray | slice = slice(int(fill[g]), int(fill[g] + counts[g]))
+                output_rows = bool(is_output[g])
+            else:
+                order = np.argsort(gid, kind="stable")
+                ranked = gid[order]
+                first = np.cumsum(counts) - counts  # each group's first row in ``order``
+                dest = np.empty(len(gid), dtype=np.int64)
+                dest[order] = fill[ranked] + np.arange(len(gid)) - first[ranked]
+                output_rows = is_output[gid]
+            fill += counts
+            value = batch.column(1)
+            if isinstance(output_rows, np.ndarray):  # rows of both families
+                parts = [(out, "out", output_rows)]
+                parts += [(target, member, ~output_rows) for target, member in targets]
+                for target, member, rows in parts:
+                    if rows.any():
+                        target[dest[rows]] = _numbers(pc.struct_field(value, member))[rows]
+            else:
+                for target, member in [(out, "out")] if output_rows else targets:
+                    target[dest] = _numbers(pc.struct_field(value, member))
+            del batch, value
+    finally:
+        con.unregister(name)
+    if not np.array_equal(fill, start + np.asarray(groups.column("n"))):
+        raise RuntimeError("evalstore: the drift rows changed while they were read; run again")
 
 
-def _copied(array: pa.Array) -> np.ndarray:
-    """``array`` (numbers) as a numpy array of its own (not a view of Arrow's buffers),
-    NULL as NaN."""
-    values = array.to_numpy(zero_copy_only=False)
-    return values if values.flags.owndata else values.copy()
+def _numbers(array: pa.Array) -> np.ndarray:
+    """``array`` (numbers) as numpy, NULL as NaN (a view of Arrow's buffer where it can)."""
+    return array.to_numpy(zero_copy_only=False)
 
 
 def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Mapping) -> None:
