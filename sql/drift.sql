@@ -545,13 +545,129 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
 COMMENT ON MACRO TABLE evalstore.drift_numeric IS
     'Numeric drift per window and feature: ks, wasserstein, zscore, psi, kl, js, hellinger, d1.';
 
+-- evalstore.chi2_term(observed, expected, yates) -> DOUBLE
+-- Helper: one cell's (|O - E| - c)^2 / E with c = min(0.5, |O - E|) under Yates'
+-- correction, else 0.
+CREATE OR REPLACE MACRO evalstore.chi2_term(observed, expected, yates) AS
+    power(abs(observed - expected)
+          - CASE WHEN yates THEN least(0.5, abs(observed - expected)) ELSE 0 END, 2) / expected;
+COMMENT ON MACRO evalstore.chi2_term IS
+    'One term of Pearson''s chi-squared, with Yates'' continuity correction when asked.';
+
+-- evalstore.chi2_sum(ref_n, ana_n, n_reference, n_analysis, yates) -> DOUBLE
+-- Helper: Pearson's chi-squared of the 2 x K table of two aligned count lists with
+-- totals R and A, over the categories counted on either side: expected counts
+-- (r + a) R / (R + A) and (r + a) A / (R + A), evalstore.chi2_term of each.
+CREATE OR REPLACE MACRO evalstore.chi2_sum(ref_n, ana_n, n_reference, n_analysis, yates) AS
+    list_sum(list_transform(ref_n, lambda r, i: CASE WHEN r + ana_n[i] > 0 THEN
+        evalstore.chi2_term(r, (r + ana_n[i]) * n_reference / (n_reference + n_analysis), yates)
+        + evalstore.chi2_term(
+            ana_n[i], (r + ana_n[i]) * n_analysis / (n_reference + n_analysis), yates)
+        ELSE 0 END));
+COMMENT ON MACRO evalstore.chi2_sum IS
+    'Pearson''s chi-squared statistic of two aligned category count lists.';
+
+-- evalstore.seen_categories(ref_n, ana_n) -> BIGINT
+-- Helper: how many categories of two aligned count lists have a count on either side.
+CREATE OR REPLACE MACRO evalstore.seen_categories(ref_n, ana_n) AS
+    CAST(list_sum(list_transform(ref_n, lambda r, i: CASE WHEN r + ana_n[i] > 0 THEN 1
+        ELSE 0 END)) AS BIGINT);
+COMMENT ON MACRO evalstore.seen_categories IS
+    'Categories with a count on either side of two aligned count lists.';
+
+-- evalstore.category_tests(ref_n, ana_n, n_reference, n_analysis, correction)
+--   -> STRUCT(chi2, dof, linf, unseen)
+-- Helper: the count-based categorical statistics of one cell from aligned lists of
+-- category counts, ref_n (reference) and ana_n (window), and their totals R and A.
+-- All four must be columns or constants: DuckDB evaluates an expression inside a lambda
+-- once per element, so a list_sum there would make this quadratic. Categories empty on
+-- both sides do not count; of the K others:
+--   chi2      Pearson's chi-squared of the 2 x K table (evalstore.chi2_sum), with Yates'
+--             correction when dof = 1 and `correction` (as scipy.stats.chi2_contingency)
+--   dof       K - 1
+--   linf      max_c |r_c / R - a_c / A|
+--   unseen    share of the window's values whose category has no reference count
+CREATE OR REPLACE MACRO evalstore.category_tests(
+    ref_n, ana_n, n_reference, n_analysis, correction
+) AS {
+    'chi2': CASE WHEN correction AND evalstore.seen_categories(ref_n, ana_n) = 2
+        THEN evalstore.chi2_sum(ref_n, ana_n, n_reference, n_analysis, true)
+        ELSE evalstore.chi2_sum(ref_n, ana_n, n_reference, n_analysis, false) END,
+    'dof': evalstore.seen_categories(ref_n, ana_n) - 1,
+    'linf': list_max(list_transform(ref_n, lambda r, i:
+        abs(r / n_reference - ana_n[i] / n_analysis))),
+    'unseen': list_sum(list_transform(ref_n, lambda r, i: CASE WHEN r = 0 THEN ana_n[i]
+        ELSE 0 END)) / n_analysis
+};
+COMMENT ON MACRO evalstore.category_tests IS
+    'Chi-squared (statistic, dof), L-infinity and unseen share from aligned category counts.';
+
+-- evalstore.categorical_rows(tests, scores, reason, zero_bins, epsilon, log_base,
+--     js_variant, correction) -> STRUCT(method, variant, value, dof, reason)[]
+-- Helper of evalstore.categorical_methods: the rows from the cell's statistics.
+CREATE OR REPLACE MACRO evalstore.categorical_rows(
+    tests, scores, reason, zero_bins, epsilon, log_base, js_variant, correction
+) AS list_transform(
+    [
+        {'method': 'chi2', 'variant': 'Pearson chi-squared of the 2 x K table, '
+            || CASE WHEN correction THEN 'Yates-corrected when dof = 1' ELSE 'uncorrected' END,
+         'value': tests.chi2, 'dof': tests.dof,
+         'reason': CASE WHEN tests.dof < 1 THEN 'a single category: chi-squared undefined' END},
+        {'method': 'linf', 'variant': 'max |p - q|', 'value': tests.linf, 'dof': NULL,
+         'reason': CAST(NULL AS VARCHAR)},
+        {'method': 'unseen',
+         'variant': 'share of window values in categories unseen in the reference',
+         'value': tests.unseen, 'dof': NULL, 'reason': NULL},
+        {'method': 'psi', 'variant': 'psi, ln; categories; ' || CASE zero_bins
+            WHEN 'leftover' THEN 'empty categories folded into a leftover bin'
+            ELSE 'empty categories set to ' || epsilon END,
+         'value': scores.psi, 'dof': NULL, 'reason': NULL},
+        {'method': 'js', 'variant': 'JS ' || CASE WHEN js_variant = 'divergence'
+            THEN 'divergence' ELSE 'distance' END || ', '
+            || CASE WHEN log_base = 2 THEN 'log2' ELSE 'ln' END || '; categories',
+         'value': scores.js, 'dof': NULL, 'reason': NULL},
+        {'method': 'hellinger', 'variant': 'Hellinger distance; categories',
+         'value': scores.hellinger, 'dof': NULL, 'reason': NULL}
+    ],
+    lambda m: {'method': m.method, 'variant': m.variant,
+               'value': CASE WHEN reason IS NULL AND m.reason IS NULL
+                             THEN CAST(m.value AS DOUBLE) END,
+               'dof': CASE WHEN m.method = 'chi2' THEN CAST(m.dof AS BIGINT) END,
+               'reason': coalesce(reason, m.reason)});
+COMMENT ON MACRO evalstore.categorical_rows IS
+    'Method rows of one categorical drift cell from its tests and scores.';
+
+-- evalstore.categorical_methods(ref_n, ana_n, n_reference, n_analysis, zero_bins, epsilon,
+--     log_base, js_variant, correction) -> STRUCT(method, variant, value, dof, reason)[]
+-- Helper: the method rows of one (window, feature) cell of categorical drift from its
+-- aligned category counts and their totals (list_sum of each list, passed as columns so
+-- that they are summed once, not once per category); see evalstore.drift_categorical for
+-- the definitions. Shared by evalstore.drift_categorical and evalstore's fused read
+-- (evalstore/numeric_drift.py), so every categorical method is computed, named and
+-- explained in one place. value is NULL with a reason when a side has no values, and for
+-- chi2 with a single category.
+CREATE OR REPLACE MACRO evalstore.categorical_methods(
+    ref_n, ana_n, n_reference, n_analysis, zero_bins, epsilon, log_base, js_variant,
+    correction
+) AS evalstore.categorical_rows(
+    evalstore.category_tests(ref_n, ana_n, n_reference, n_analysis, correction),
+    evalstore.binned_scores(
+        list_transform(ref_n, lambda x: x / n_reference),
+        list_transform(ana_n, lambda x: x / n_analysis),
+        zero_bins, epsilon, log_base, js_variant),
+    CASE WHEN coalesce(n_reference, 0) = 0 THEN 'no reference values'
+         WHEN coalesce(n_analysis, 0) = 0 THEN 'no values in the window' END,
+    zero_bins, epsilon, log_base, js_variant, correction);
+COMMENT ON MACRO evalstore.categorical_methods IS
+    'Method rows (method, variant, value, dof, reason) of one categorical drift cell from its counts.';
+
 -- evalstore.drift_categorical(source, ref_env, ref_dataset, ref_start, ref_end, ana_env,
 --     ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
 --     zero_bins, epsilon, log_base, js_variant, correction)
 -- Drift of every categorical feature in every analysis window; same columns as
 -- drift_numeric. NULL values are left out (they are missing values, see quality).
 -- Categories are the union of those seen in the reference and the window, and p, q
--- their shares in each:
+-- their shares in each (evalstore.categorical_methods computes the rows):
 --   chi2      Pearson's chi-squared statistic of the 2 x K contingency table (reference
 --             counts, window counts) over categories seen in either, dof = K - 1, with
 --             Yates' continuity correction when dof = 1 and `correction` (as
@@ -593,103 +709,38 @@ CREATE OR REPLACE MACRO evalstore.drift_categorical(
         SELECT ref_key, window_index, feature, version, category, n
         FROM counts WHERE side = 'analysis' AND category IS NOT NULL
     ),
-    ref_totals AS (
-        SELECT ref_key, feature, version, CAST(sum(n) AS BIGINT) AS n FROM ref_counts
-        GROUP BY ref_key, feature, version
+    -- one row per (window, category seen on either side), then the cell's aligned counts
+    keys AS (
+        SELECT c.ref_key, c.window_index, c.feature, c.version, r.category
+        FROM cells AS c JOIN ref_counts AS r USING (ref_key, feature, version)
+        UNION
+        SELECT ref_key, window_index, feature, version, category FROM ana_counts
     ),
-    ana_totals AS (
-        SELECT ref_key, window_index, feature, version, CAST(sum(n) AS BIGINT) AS n FROM ana_counts
-        GROUP BY ref_key, window_index, feature, version
+    aligned AS (
+        SELECT k.ref_key, k.window_index, k.feature, k.version,
+               list(coalesce(r.n, 0) ORDER BY k.category) AS ref_n,
+               list(coalesce(a.n, 0) ORDER BY k.category) AS ana_n,
+               CAST(sum(r.n) AS BIGINT) AS n_reference, CAST(sum(a.n) AS BIGINT) AS n_analysis
+        FROM keys AS k
+        LEFT JOIN ref_counts AS r USING (ref_key, feature, version, category)
+        LEFT JOIN ana_counts AS a USING (ref_key, window_index, feature, version, category)
+        GROUP BY k.ref_key, k.window_index, k.feature, k.version
     ),
-    -- one row per (window, category seen on either side)
-    joined AS (
-        SELECT c.ref_key, c.window_index, c.feature, c.version, k.category,
-               coalesce(r.n, 0) AS r_n, coalesce(a.n, 0) AS a_n,
-               rtot.n AS r_total, atot.n AS a_total
-        FROM cells AS c
-        JOIN ref_totals AS rtot USING (ref_key, feature, version)
-        JOIN ana_totals AS atot USING (ref_key, window_index, feature, version)
-        JOIN (
-            SELECT ref_key, NULL AS window_index, feature, version, category FROM ref_counts
-            UNION
-            SELECT ref_key, window_index, feature, version, category FROM ana_counts
-        ) AS k ON k.ref_key = c.ref_key AND k.feature = c.feature AND k.version = c.version
-              AND (k.window_index IS NULL OR k.window_index = c.window_index)
-        LEFT JOIN ref_counts AS r
-          ON r.ref_key = c.ref_key AND r.feature = c.feature AND r.version = c.version
-         AND r.category = k.category
-        LEFT JOIN ana_counts AS a
-          ON a.ref_key = c.ref_key AND a.window_index = c.window_index
-         AND a.feature = c.feature AND a.version = c.version AND a.category = k.category
+    totals AS (
+        SELECT c.*, coalesce(l.ref_n, []) AS ref_n, coalesce(l.ana_n, []) AS ana_n,
+               coalesce(l.n_reference, 0) AS n_reference, coalesce(l.n_analysis, 0) AS n_analysis
+        FROM cells AS c LEFT JOIN aligned AS l USING (ref_key, window_index, feature, version)
     ),
-    categories AS (
-        SELECT DISTINCT ref_key, window_index, feature, version, category, r_n, a_n,
-               r_total, a_total
-        FROM joined
-    ),
-    expected AS (
-        SELECT *, (r_n + a_n) * r_total / (r_total + a_total) AS r_e,
-                  (r_n + a_n) * a_total / (r_total + a_total) AS a_e,
-                  count(*) OVER (PARTITION BY ref_key, window_index, feature, version) - 1
-                      AS dof
-        FROM categories
-    ),
-    yates AS (
-        SELECT *, CASE WHEN correction AND dof = 1 THEN 0.5 ELSE 0 END AS shift
-        FROM expected
-    ),
-    stats AS (
-        SELECT ref_key, window_index, feature, version, any_value(dof) AS dof,
-            sum(power(greatest(abs(r_n - r_e) - least(shift, abs(r_n - r_e)), 0), 2) / r_e
-              + power(greatest(abs(a_n - a_e) - least(shift, abs(a_n - a_e)), 0), 2) / a_e)
-                AS chi2,
-            max(abs(r_n / r_total - a_n / a_total)) AS linf,
-            sum(CASE WHEN r_n = 0 THEN a_n ELSE 0 END) / any_value(a_total) AS unseen,
-            evalstore.binned_scores(
-                list(r_n / r_total ORDER BY category), list(a_n / a_total ORDER BY category),
-                zero_bins, epsilon, log_base, js_variant) AS scores,
-            any_value(r_total) AS n_reference, any_value(a_total) AS n_analysis
-        FROM yates
-        GROUP BY ref_key, window_index, feature, version
-    ),
-    methods AS (
-        SELECT * FROM (VALUES
-            ('chi2', 'Pearson chi-squared of the 2 x K table'), ('linf', 'max |p - q|'),
-            ('unseen', 'share of window values in categories unseen in the reference'),
-            ('psi', NULL), ('js', NULL), ('hellinger', NULL)
-        ) AS m(method, fixed_variant)
+    method_rows AS (
+        SELECT *, unnest(evalstore.categorical_methods(
+                   ref_n, ana_n, n_reference, n_analysis, zero_bins, epsilon, log_base,
+                   js_variant, correction)) AS m
+        FROM totals
     )
-    SELECT c.ref_key, c.window_index, c.window_start, c.window_end, c.feature,
-        nullif(c.version, '') AS version, m.method,
-        coalesce(m.fixed_variant || CASE WHEN m.method = 'chi2' THEN CASE
-                WHEN correction THEN ', Yates-corrected when dof = 1' ELSE ', uncorrected' END
-                ELSE '' END,
-            CASE m.method
-            WHEN 'psi' THEN 'psi, ln; categories; ' || CASE zero_bins
-                WHEN 'leftover' THEN 'empty categories folded into a leftover bin'
-                ELSE 'empty categories set to ' || epsilon END
-            WHEN 'js' THEN 'JS ' || CASE WHEN js_variant = 'divergence' THEN 'divergence'
-                ELSE 'distance' END || ', ' || CASE WHEN log_base = 2 THEN 'log2' ELSE 'ln' END
-                || '; categories'
-            WHEN 'hellinger' THEN 'Hellinger distance; categories'
-        END) AS variant,
-        CASE WHEN s.n_reference IS NULL OR (m.method = 'chi2' AND s.dof < 1) THEN NULL
-            ELSE CASE m.method
-            WHEN 'chi2' THEN s.chi2 WHEN 'linf' THEN s.linf WHEN 'unseen' THEN s.unseen
-            WHEN 'psi' THEN s.scores.psi WHEN 'js' THEN s.scores.js
-            WHEN 'hellinger' THEN s.scores.hellinger
-        END END AS value,
-        coalesce(s.n_reference, rtot.n, 0) AS n_reference, coalesce(s.n_analysis, atot.n, 0) AS n_analysis,
-        CASE WHEN m.method = 'chi2' THEN s.dof END AS dof,
-        CASE WHEN rtot.n IS NULL THEN 'no reference values'
-             WHEN atot.n IS NULL THEN 'no values in the window'
-             WHEN m.method = 'chi2' AND s.dof < 1 THEN 'a single category: chi-squared undefined'
-        END AS reason
-    FROM cells AS c
-    LEFT JOIN stats AS s USING (ref_key, window_index, feature, version)
-    LEFT JOIN ref_totals AS rtot USING (ref_key, feature, version)
-    LEFT JOIN ana_totals AS atot USING (ref_key, window_index, feature, version)
-    CROSS JOIN methods AS m;
+    SELECT ref_key, window_index, window_start, window_end, feature,
+        nullif(version, '') AS version, m.method, m.variant, m.value,
+        n_reference, n_analysis, m.dof, m.reason
+    FROM method_rows;
 COMMENT ON MACRO TABLE evalstore.drift_categorical IS
     'Categorical drift per window and feature: chi2, linf, unseen, psi, js, hellinger.';
 
