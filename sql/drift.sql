@@ -642,10 +642,12 @@ COMMENT ON MACRO evalstore.categorical_rows IS
 -- Helper: the method rows of one (window, feature) cell of categorical drift from its
 -- aligned category counts and their totals (list_sum of each list, passed as columns so
 -- that they are summed once, not once per category); see evalstore.drift_categorical for
--- the definitions. Shared by evalstore.drift_categorical and evalstore's fused read
--- (evalstore/numeric_drift.py), so every categorical method is computed, named and
--- explained in one place. value is NULL with a reason when a side has no values, and for
--- chi2 with a single category.
+-- the definitions, which it computes, names and explains through this macro. Callable on
+-- any pre-aggregated counts, e.g.
+--   SELECT unnest(evalstore.categorical_methods([90, 10], [50, 50], 100, 100, 'epsilon',
+--                 1e-4, exp(1), 'distance', true))
+-- value is NULL with a reason when a side has no values, and for chi2 with a single
+-- category.
 CREATE OR REPLACE MACRO evalstore.categorical_methods(
     ref_n, ana_n, n_reference, n_analysis, zero_bins, epsilon, log_base, js_variant,
     correction

@@ -13,6 +13,7 @@ Each window is compared with the oracle on exactly that window's rows.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -681,3 +682,47 @@ def test_categorical_special_cases(categorical) -> None:
     assert by[("two", "unseen")]["value"] == 0.0
     empty = store.drift("c", reference={"dataset": "nope"}, methods=["chi2", "js"]).to_pylist()
     assert all(r["value"] is None and r["reason"] == "no reference values" for r in empty)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ref=st.lists(st.integers(0, 30), min_size=1, max_size=6),
+    ana=st.lists(st.integers(0, 30), min_size=1, max_size=6),
+    yates=st.booleans(),
+)
+def test_categorical_methods_on_pre_aggregated_counts(ref, ana, yates) -> None:
+    """evalstore.categorical_methods from plain SQL on counts, against scipy/numpy."""
+    size = min(len(ref), len(ana))
+    r, a = np.array(ref[:size], dtype=float), np.array(ana[:size], dtype=float)
+    con = _macro_connection()
+    rows = {
+        m["method"]: m
+        for (m,) in con.execute(
+            "SELECT unnest(evalstore.categorical_methods(?::BIGINT[], ?::BIGINT[], ?, ?, "
+            "'epsilon', 1e-4, exp(1), 'distance', ?))",
+            [r.astype(int).tolist(), a.astype(int).tolist(), int(r.sum()), int(a.sum()), yates],
+        ).fetchall()
+    }
+    if r.sum() == 0 or a.sum() == 0:
+        side = "no reference values" if r.sum() == 0 else "no values in the window"
+        assert {m["reason"] for m in rows.values()} == {side}
+        assert all(m["value"] is None for m in rows.values())
+        return
+    seen = (r + a) > 0
+    p, q = r / r.sum(), a / a.sum()
+    assert rows["linf"]["value"] == pytest.approx(np.abs(p - q).max(), abs=1e-12)
+    assert rows["unseen"]["value"] == pytest.approx(a[r == 0].sum() / a.sum(), abs=1e-12)
+    assert rows["js"]["value"] == pytest.approx(jensenshannon(p, q), abs=1e-9)
+    if seen.sum() < 2:
+        assert rows["chi2"]["value"] is None
+        assert rows["chi2"]["reason"] == "a single category: chi-squared undefined"
+        return
+    oracle = stats.chi2_contingency(np.vstack([r[seen], a[seen]]), correction=yates)
+    assert rows["chi2"]["value"] == pytest.approx(oracle.statistic, rel=1e-9, abs=1e-12)
+    assert rows["chi2"]["dof"] == oracle.dof
+
+
+@functools.cache
+def _macro_connection():
+    """A store's connection, for calling evalstore's SQL macros directly."""
+    return evalstore.open(":memory:").connection
