@@ -429,9 +429,8 @@ def _cells(
     for family in (is_output, ~is_output):
         start[family] = np.cumsum(sizes[family]) - sizes[family]
     packed = {name: f"c{i}" for i, name in enumerate(fields) if name in features}
-    n_features, n_outputs = int(sizes[~is_output].sum()), int(sizes[is_output].sum())
-    columns = {name: np.empty(n_features) for name in packed}
-    out = np.empty(n_outputs)
+    columns = {name: np.empty(int(sizes[~is_output].sum())) for name in packed}
+    out = np.empty(int(sizes[is_output].sum()))
     targets = [(columns[name], member) for name, member in packed.items()]
     _scatter(con, pairs, pairs_args, cell, groups, start, is_output, targets, out)
     references: dict[tuple[int, str, str], Sample] = {}
@@ -504,12 +503,14 @@ def _scatter(
             if isinstance(output_rows, np.ndarray):  # rows of both families
                 parts = [(out, "out", output_rows)]
                 parts += [(target, member, ~output_rows) for target, member in targets]
-                for target, member, rows in parts:
-                    if rows.any():
-                        target[dest[rows]] = _numbers(pc.struct_field(value, member))[rows]
-            else:
-                for target, member in [(out, "out")] if output_rows else targets:
-                    target[dest] = _numbers(pc.struct_field(value, member))
+            else:  # every row goes to the same arrays
+                parts = [(out, "out", None)] if output_rows else [(*t, None) for t in targets]
+            for target, member, rows in parts:
+                values = _numbers(pc.struct_field(value, member))
+                if rows is None:
+                    target[dest] = values
+                elif rows.any():
+                    target[dest[rows]] = values[rows]
             del batch, value
     finally:
         con.unregister(name)
