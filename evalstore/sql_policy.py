@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -329,11 +330,24 @@ class Policy:
     def for_store(cls, con: duckdb.DuckDBPyConnection | None = None) -> Policy:
         """The policy of the store open on ``con`` (its installed macros and catalog).
 
+        Read once per connection (``duckdb_functions()`` takes tens of milliseconds) and
+        kept while the connection lives: macros are installed when a store is opened.
         Without a connection: the macros of the installed ``sql/`` files, no catalog name
         (table references must then be unqualified by catalog).
         """
         if con is None:
             return Policy(macros=installed_macros())
+        cached = _policies.get(con)
+        if cached is None:
+            cursor = con.cursor()  # the connection may be serving other threads
+            try:
+                cached = _policies[con] = cls._read(cursor)
+            finally:
+                cursor.close()
+        return cached
+
+    @classmethod
+    def _read(cls, con: duckdb.DuckDBPyConnection) -> Policy:
         rows = con.execute(
             "SELECT function_name, parameters FROM duckdb_functions() "
             "WHERE schema_name = 'evalstore' AND database_name = current_database() "
@@ -367,6 +381,10 @@ def installed_macros() -> dict[str, tuple[tuple[str, ...], ...]]:
 # DuckDB's parse of the text that will run
 # --------------------------------------------------------------------------------------------
 
+#: Policies read from connections, dropped with the connection.
+_policies: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Policy] = (
+    weakref.WeakKeyDictionary()
+)
 _parser_lock = threading.Lock()
 _parser: duckdb.DuckDBPyConnection | None = None
 
@@ -553,7 +571,10 @@ def _check_relation_arguments(name: str, node: dict[str, Any], policy: Policy) -
             continue
         expression = argument.get("expression") or {}
         literal = expression.get("literal") or {}
-        if expression.get("class") == "CONSTANT" and literal.get("kind") in ("NULL", "NULL_LITERAL"):
+        if expression.get("class") == "CONSTANT" and literal.get("kind") in (
+            "NULL",
+            "NULL_LITERAL",
+        ):
             continue
         text = literal.get("text") if literal.get("kind") == "STRING" else None
         what = f"argument {sorted(params & RELATION_PARAMETERS)[0]!r} of evalstore.{name}()"

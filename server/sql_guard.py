@@ -1,20 +1,20 @@
-"""The gate of ``POST /v1/sql``: one read-only SELECT, nothing that touches files or the network.
+"""The gate of ``POST /v1/sql``: one read-only SELECT of allowed functions, checked as it runs.
 
-:func:`check_query` parses the text with sqlglot (in the caller's ``dialect``, transpiled to
-DuckDB) and accepts exactly one ``SELECT`` (including ``WITH … SELECT`` and set operations
-such as ``UNION``). It rejects:
+:func:`check_query` parses the text with sqlglot in the caller's ``dialect`` and renders it
+as DuckDB SQL (comments dropped). sqlglot refuses early, with a clear message, every
+statement that is not one ``SELECT`` (including ``WITH … SELECT`` and set operations):
+DDL, DML (also inside a CTE), COPY, ATTACH/DETACH, INSTALL/LOAD, PRAGMA, SET/RESET, CALL,
+EXPORT/IMPORT DATABASE, USE, CHECKPOINT, VACUUM, transactions, DESCRIBE/SUMMARIZE/EXPLAIN.
 
-- every other statement kind: DDL (CREATE, ALTER, DROP), DML (INSERT, UPDATE, DELETE, MERGE,
-  also inside a CTE), COPY, ATTACH/DETACH, INSTALL/LOAD, PRAGMA, SET/RESET, CALL,
-  EXPORT/IMPORT DATABASE, USE, CHECKPOINT, VACUUM, transactions, DESCRIBE/SUMMARIZE/EXPLAIN;
-- functions that read files or reach the network (``read_csv``, ``read_parquet``,
-  ``read_json``, ``read_text``, ``read_blob``, ``glob``, ``parquet_scan``, ``sqlite_scan``,
-  ``query``/``query_table`` which run SQL given as text, ``getenv`` …);
-- table references that look like file paths or URLs (``FROM 'data.csv'``), which DuckDB
-  would otherwise read through a replacement scan.
+The authoritative check is then made on the DuckDB text that will run, as DuckDB itself
+parses it (:mod:`evalstore.sql_policy`): an *allow-list* of read-only functions and table
+functions, the store's own ``evalstore.*`` macros (with literal relation names), the
+store's tables and views, and nothing DuckDB could read as a file or URL. Whatever a
+dialect's transpilation produces (``CONCAT('x.csv')`` in MySQL becomes ``FROM 'x.csv'``),
+it is what gets checked. Brackets nested deeper than
+:data:`~evalstore.sql_policy.MAX_NESTING` are refused before parsing, and any failure of
+sqlglot on odd input is a 400, never a server error.
 
-The statement that runs is sqlglot's re-generation of the checked tree (comments dropped),
-confirmed by DuckDB's own parser to be a single SELECT, so what was checked is what runs.
 This is the first line of defence; the second is the locked DuckDB configuration
 (:mod:`server.lockdown`), under which a statement that slipped through still cannot reach
 the file system.
@@ -27,85 +27,24 @@ the file system.
 Traceback (most recent call last):
 ...
 server.errors.ApiError: only a single read-only SELECT ... this is a DROP statement
+>>> check_query("SELECT setval('evalstore.batch_ids', 1)")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+server.errors.ApiError: function setval() is not allowed: it changes a sequence; ...
 """
 
 from __future__ import annotations
 
-import re
-
 import duckdb
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
+from sqlglot.errors import ErrorLevel, SqlglotError
 
+from evalstore.sql_policy import MAX_NESTING, Policy, UnsafeSqlError, check_nesting, check_sql
 from server.errors import ApiError
 
 #: sqlglot dialect names accepted for ``dialect`` (DuckDB itself when omitted).
 DIALECTS = tuple(sorted(d.value for d in sqlglot.Dialects if d.value))
-
-#: Functions refused by name (lower case), whether called as table or scalar functions.
-DENIED_FUNCTIONS = frozenset(
-    {
-        "read_csv",
-        "read_csv_auto",
-        "sniff_csv",
-        "read_parquet",
-        "parquet_scan",
-        "parquet_metadata",
-        "parquet_schema",
-        "parquet_file_metadata",
-        "parquet_kv_metadata",
-        "parquet_bloom_probe",
-        "read_json",
-        "read_json_auto",
-        "read_json_objects",
-        "read_json_objects_auto",
-        "read_ndjson",
-        "read_ndjson_auto",
-        "read_ndjson_objects",
-        "read_text",
-        "read_blob",
-        "read_xlsx",
-        "glob",
-        "st_read",
-        "st_read_meta",
-        "sqlite_scan",
-        "sqlite_attach",
-        "postgres_scan",
-        "postgres_attach",
-        "postgres_query",
-        "mysql_scan",
-        "mysql_query",
-        "iceberg_scan",
-        "iceberg_metadata",
-        "iceberg_snapshots",
-        "delta_scan",
-        "query",
-        "query_table",
-        "getenv",
-        "duckdb_secrets",
-        "which_secret",
-        "load_aws_credentials",
-        "ducklake_snapshots",
-    }
-)
-#: Function name prefixes refused (readers, scanners and network clients of extensions).
-DENIED_PREFIXES = (
-    "read_",
-    "parquet_",
-    "sqlite_",
-    "postgres_",
-    "mysql_",
-    "iceberg_",
-    "delta_",
-    "http_",
-    "ducklake_",
-    "pragma_",
-    "azure_",
-    "gcs_",
-    "s3_",
-    "st_read",
-)
 
 #: Statement node types refused wherever they appear in the tree (e.g. DELETE inside a CTE).
 _DENIED_NAMES = (
@@ -116,9 +55,6 @@ _DENIED_NAMES = (
 )  # fmt: skip
 DENIED_NODES = tuple(getattr(exp, name) for name in _DENIED_NAMES if hasattr(exp, name))
 
-#: A table name that DuckDB would resolve as a file or URL through a replacement scan.
-PATH_LIKE = re.compile(r"[./\\:~*?]|^(?:https?|s3|gs|gcs|az|hf|file)$", re.IGNORECASE)
-
 ONLY_SELECT = "only a single read-only SELECT (or WITH … SELECT) statement is accepted"
 
 
@@ -126,12 +62,16 @@ def reject(code: str, detail: str) -> ApiError:
     return ApiError(400, code, detail)
 
 
-def check_query(sql: str, dialect: str | None = None) -> str:
+def check_query(
+    sql: str, dialect: str | None = None, con: duckdb.DuckDBPyConnection | None = None
+) -> str:
     """Return the DuckDB SQL to run for ``sql`` or raise :class:`ApiError` (400) saying why.
 
     ``dialect`` (postgres, mysql, bigquery, snowflake, spark, trino, …) is the dialect the
     text is written in; it is transpiled to DuckDB. Parameters stay placeholders (``?`` or
-    ``$1``/``$name``); bind values separately.
+    ``$1``/``$name``); bind values separately. ``con`` is the store's connection: its
+    macros and catalog name are allowed (without it, the macros of the installed ``sql/``
+    files, and no catalog qualifier).
     """
     read = (dialect or "duckdb").lower()
     if read not in DIALECTS:
@@ -139,21 +79,15 @@ def check_query(sql: str, dialect: str | None = None) -> str:
             "unknown_dialect",
             f"dialect {dialect!r} is not known to sqlglot; use one of: {', '.join(DIALECTS)}",
         )
-    if not sql or not sql.strip():
+    if not isinstance(sql, str) or not sql.strip():
         raise reject("empty_query", "the 'sql' field is empty; send one SELECT statement")
-    first = _first_keyword(sql, read)
+    tokens = _tokens(sql, read)
     try:
-        statements = [s for s in sqlglot.parse(sql, read=read) if s is not None]
-    except SqlglotError as error:
-        if first and first not in ("SELECT", "WITH", "FROM", "(", "VALUES", "TABLE"):
-            raise reject(
-                "statement_not_allowed", f"{ONLY_SELECT}; this is a {first} statement"
-            ) from None
-        message = str(error).splitlines()[0]
-        raise reject("parse_error", f"cannot parse the query as {read} SQL: {message}") from None
-    if len(statements) != 1:
-        raise reject("statement_not_allowed", f"{ONLY_SELECT}; got {len(statements)} statements")
-    tree = statements[0]
+        check_nesting((token.text for token in tokens), "the query")
+    except UnsafeSqlError as error:
+        raise reject(error.code, str(error)) from None
+    first = tokens[0].text.upper() if tokens else None
+    tree = _parse(sql, read, first)
     root = tree.this if isinstance(tree, exp.Subquery) else tree
     if not isinstance(root, exp.Select | exp.SetOperation):
         raise reject(
@@ -166,49 +100,73 @@ def check_query(sql: str, dialect: str | None = None) -> str:
             raise reject(
                 "statement_not_allowed", f"{ONLY_SELECT}; the query contains a {kind} statement"
             )
-        if isinstance(node, exp.Func):
-            name = _function_name(node)
-            if name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES):
-                raise reject(
-                    "function_not_allowed",
-                    f"function {name}() reads files, the network or SQL text and is not allowed "
-                    "through /v1/sql; query the store's tables, views and macros instead",
-                )
-        if (
-            isinstance(node, exp.Table)
-            and isinstance(node.this, exp.Identifier)
-            and PATH_LIKE.search(node.name)
-        ):
-            raise reject(
-                "file_access_not_allowed",
-                f"table {node.name!r} looks like a file path or URL; only the store's "
-                "tables and views can be queried (e.g. evalstore.models, <model>.evaluations)",
-            )
-    duck = tree.sql(dialect="duckdb", comments=False)
-    _confirm_with_duckdb(duck)
+    duck = _generate(tree, read)
+    try:
+        check_sql(duck, Policy.for_store(con))
+    except UnsafeSqlError as error:
+        raise reject(error.code, str(error)) from None
     return duck
 
 
-def _function_name(node: exp.Func) -> str:
-    if isinstance(node, exp.Anonymous):
-        return str(node.name).lower()
-    names = type(node).sql_names()
-    return names[0].lower() if names else node.key.lower()
-
-
-def _first_keyword(sql: str, read: str) -> str | None:
+def _tokens(sql: str, read: str) -> list:
+    """sqlglot's tokens of ``sql``; any tokenizer failure is the caller's parse error."""
     try:
-        tokens = sqlglot.tokenize(sql, read=read)
-    except SqlglotError:
-        return None
-    return tokens[0].text.upper() if tokens else None
+        return sqlglot.tokenize(sql, read=read)
+    except RecursionError:
+        raise _too_complex() from None
+    except Exception as error:  # sqlglot raises more than SqlglotError on odd input
+        raise reject(
+            "parse_error", f"cannot tokenize the query as {read} SQL: {_first_line(error)}"
+        ) from None
 
 
-def _confirm_with_duckdb(sql: str) -> None:
-    """DuckDB's parser must also see exactly one SELECT in the text that will run."""
+def _parse(sql: str, read: str, first: str | None) -> exp.Expression:
+    """The one statement of ``sql``; every failure of sqlglot becomes a 400."""
     try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error as error:
-        raise reject("parse_error", f"DuckDB cannot parse the query: {error}") from None
-    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        raise reject("statement_not_allowed", ONLY_SELECT)
+        statements = [s for s in sqlglot.parse(sql, read=read) if s is not None]
+    except SqlglotError as error:
+        if first and first not in ("SELECT", "WITH", "FROM", "(", "VALUES", "TABLE"):
+            raise reject(
+                "statement_not_allowed", f"{ONLY_SELECT}; this is a {first} statement"
+            ) from None
+        raise reject(
+            "parse_error", f"cannot parse the query as {read} SQL: {_first_line(error)}"
+        ) from None
+    except RecursionError:
+        raise _too_complex() from None
+    except Exception as error:  # internal errors of sqlglot's parsers (e.g. VAR_MAP('x'))
+        raise reject(
+            "parse_error",
+            f"cannot parse the query as {read} SQL ({type(error).__name__}: "
+            f"{_first_line(error)}); check the arguments of its functions",
+        ) from None
+    if len(statements) != 1:
+        raise reject("statement_not_allowed", f"{ONLY_SELECT}; got {len(statements)} statements")
+    return statements[0]
+
+
+def _generate(tree: exp.Expression, read: str) -> str:
+    """DuckDB SQL for ``tree``; a failure of sqlglot's transpiler becomes a 400."""
+    try:
+        return tree.sql(dialect="duckdb", comments=False, unsupported_level=ErrorLevel.RAISE)
+    except RecursionError:
+        raise _too_complex() from None
+    except Exception as error:
+        raise reject(
+            "parse_error",
+            f"cannot translate the query from {read} to DuckDB SQL: {_first_line(error)}; "
+            "write it in DuckDB SQL (no dialect) or simplify it",
+        ) from None
+
+
+def _too_complex() -> ApiError:
+    return reject(
+        "too_complex",
+        f"the query is nested too deeply to check (at most {MAX_NESTING} levels); flatten "
+        "it, e.g. with a WITH clause",
+    )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
