@@ -63,6 +63,7 @@ import duckdb
 import pyarrow as pa
 
 from evalstore import numeric_drift
+from evalstore.bounds import MAX_BINS, MAX_LEARN_CHUNKS, bounded_int
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import quote
 from evalstore.selection import (
@@ -224,8 +225,7 @@ def _variant_args(
             raise InvalidParameterError("binning='edges' needs edges=[finite numbers, ...]")
     elif edges is not None:
         raise InvalidParameterError("edges= is only used with binning='edges'")
-    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1:
-        raise InvalidParameterError(f"bins={bins!r} must be a positive int")
+    bins = bounded_int(bins, "bins", most=MAX_BINS)
     if zero_bins not in ("epsilon", "leftover"):
         raise InvalidParameterError(f"zero_bins={zero_bins!r} is not 'epsilon' or 'leftover'")
     if not isinstance(epsilon, int | float) or not 0 < epsilon < 1:
@@ -496,8 +496,7 @@ def _learned_limits(
         raise InvalidParameterError(
             "learned thresholds need a fixed reference, not {'previous': n}"
         )
-    if not isinstance(learn_chunks, int) or isinstance(learn_chunks, bool) or learn_chunks < 2:
-        raise InvalidParameterError(f"learn_chunks={learn_chunks!r} must be an int >= 2")
+    learn_chunks = bounded_int(learn_chunks, "learn_chunks", least=2, most=MAX_LEARN_CHUNKS)
     chunked = Selection(
         ana_env=selection.ref_env,
         ana_dataset=selection.ref_dataset,

@@ -30,6 +30,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from evalstore.bounds import (
+    MAX_LEARN_CHUNKS,
+    MAX_MMD_ROWS,
+    MAX_MMD_WORK,
+    MAX_PERMUTATIONS,
+    bounded_int,
+)
 from evalstore.drift import RESULT_COLUMNS
 from evalstore.errors import InvalidParameterError
 from evalstore.multivariate import (
@@ -85,6 +92,7 @@ def multivariate_drift(
         )
     if not 0 < variance <= 1:
         raise InvalidParameterError(f"variance={variance!r} must be in (0, 1]")
+    _check_sizes(max_rows, n_permutations, learn_chunks)
     con = store.connection
     with store._lock:
         kinds = feature_kinds(con, model)
@@ -106,6 +114,19 @@ def multivariate_drift(
             drop_view(con, view)
     return _score(rows, chosen, methods, alpha, max_rows, n_permutations, variance,
                   learn_chunks, learn_k, seed)  # fmt: skip
+
+
+def _check_sizes(max_rows: Any, n_permutations: Any, learn_chunks: Any) -> None:
+    """Refuse MMD subsamples, permutations or chunks beyond :mod:`evalstore.bounds`."""
+    rows = bounded_int(max_rows, "max_rows", least=2, most=MAX_MMD_ROWS)
+    permutations = bounded_int(n_permutations, "n_permutations", most=MAX_PERMUTATIONS)
+    bounded_int(learn_chunks, "learn_chunks", least=2, most=MAX_LEARN_CHUNKS)
+    if (2 * rows) ** 2 * permutations > MAX_MMD_WORK:
+        raise InvalidParameterError(
+            f"max_rows={rows} with n_permutations={permutations} is too much work for one "
+            f"test ((2 max_rows)² x n_permutations = {(2 * rows) ** 2 * permutations:.3g} > "
+            f"{MAX_MMD_WORK:.3g}); lower one of them"
+        )
 
 
 def _wide_rows(store: Store, view: str, selection: Selection, features: list[str]) -> pa.Table:

@@ -100,6 +100,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from evalstore.bounds import MAX_BINS, MAX_BOOTSTRAP, MAX_SLICE_BINS, bounded_int
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
@@ -229,9 +230,9 @@ def performance(
     threshold = _check_threshold(threshold, task)
     z = NormalDist().inv_cdf(0.5 + _fraction(confidence, "confidence", open_ends=True) / 2)
     delay_quantile = _fraction(delay_quantile, "delay_quantile")
-    ece_bins = _positive_int(ece_bins, "ece_bins")
-    bins = _positive_int(bins, "bins")
-    n_boot = _count(n_boot, "n_boot")
+    ece_bins = bounded_int(ece_bins, "ece_bins", most=MAX_BINS)
+    bins = bounded_int(bins, "bins", most=MAX_SLICE_BINS, hint="pass edges= for finer slices")
+    n_boot = bounded_int(n_boot, "n_boot", least=0, most=MAX_BOOTSTRAP)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise InvalidParameterError(f"seed={seed!r} must be a non-negative int")
     start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
@@ -312,18 +313,6 @@ def _fraction(value: Any, name: str, open_ends: bool = False) -> float:
         interval = "(0, 1)" if open_ends else "[0, 1]"
         raise InvalidParameterError(f"{name}={value!r} must be a number in {interval}")
     return float(value)
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidParameterError(f"{name}={value!r} must be a positive int")
-    return value
-
-
-def _count(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise InvalidParameterError(f"{name}={value!r} must be a non-negative int")
-    return value
 
 
 # ---------------------------------------------------------------------- slices

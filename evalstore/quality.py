@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from evalstore.bounds import MAX_DOMAIN, bounded_int
 from evalstore.db import transaction
 from evalstore.errors import InvalidParameterError
 from evalstore.registry import to_timestamp
@@ -185,7 +186,9 @@ def infer_schema(
     """
     store._writable()
     if max_domain is not None:
-        max_domain = _count(max_domain, "max_domain")
+        max_domain = bounded_int(
+            max_domain, "max_domain", least=0, most=MAX_DOMAIN, hint="or max_domain=None"
+        )
     con = store.connection
     with store._lock:
         registration = store._registration(model, version)

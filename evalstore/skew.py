@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from evalstore.bounds import MAX_SAMPLE_IDS, bounded_int
 from evalstore.errors import InvalidParameterError
 from evalstore.selection import drop_view, restricted_view
 from evalstore.values import feature_kinds
@@ -125,8 +126,7 @@ def skew(
     max_share = _non_negative(max_share, "max_share")
     if not isinstance(equal_nan, bool):
         raise InvalidParameterError(f"equal_nan={equal_nan!r} must be True or False")
-    if not isinstance(sample, int) or isinstance(sample, bool) or sample < 0:
-        raise InvalidParameterError(f"sample={sample!r} must be a non-negative int")
+    sample = bounded_int(sample, "sample", least=0, most=MAX_SAMPLE_IDS)
     methods = _methods(method)
     con = store.connection
     with store._lock:

@@ -51,6 +51,7 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
+from evalstore.bounds import MAX_PAIRS, MAX_SLICE_BINS, MAX_TOP, bounded_int
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.performance import (
@@ -248,11 +249,10 @@ def _check_options(
         raise InvalidParameterError(
             f"correction={correction!r} is not one of {', '.join(CORRECTIONS)}"
         )
-    for name, value, least in (("max_pairs", max_pairs, 0), ("bins", bins, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise InvalidParameterError(f"{name}={value!r} must be an int >= {least}")
-    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
-        raise InvalidParameterError(f"top={top!r} must be a positive int or None")
+    bounded_int(max_pairs, "max_pairs", least=0, most=MAX_PAIRS)
+    bounded_int(bins, "bins", most=MAX_SLICE_BINS)
+    if top is not None:
+        bounded_int(top, "top", most=MAX_TOP, hint="pass at most that, or top=None for all")
 
 
 # ---------------------------------------------------------------------- slices

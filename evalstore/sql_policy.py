@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -330,31 +329,33 @@ class Policy:
     def for_store(cls, con: duckdb.DuckDBPyConnection | None = None) -> Policy:
         """The policy of the store open on ``con`` (its installed macros and catalog).
 
-        Read once per connection (``duckdb_functions()`` takes tens of milliseconds) and
-        kept while the connection lives: macros are installed when a store is opened.
+        The macros are read once per catalog name (``duckdb_functions()`` takes tens of
+        milliseconds) and kept for the process: they are installed when a store is opened.
         Without a connection: the macros of the installed ``sql/`` files, no catalog name
         (table references must then be unqualified by catalog).
         """
         if con is None:
             return Policy(macros=installed_macros())
-        cached = _policies.get(con)
-        if cached is None:
-            cursor = con.cursor()  # the connection may be serving other threads
-            try:
-                cached = _policies[con] = cls._read(cursor)
-            finally:
-                cursor.close()
-        return cached
+        cursor = con.cursor()  # the connection may be serving other threads
+        try:
+            catalog = cursor.execute("SELECT current_database()").fetchone()[0]
+            macros = _macros.get(catalog)
+            if macros is None:
+                macros = _read_macros(cursor)
+                if macros:  # a connection without the store's macros is not remembered
+                    _macros[catalog] = macros
+        finally:
+            cursor.close()
+        return Policy(macros=macros, catalog=catalog)
 
-    @classmethod
-    def _read(cls, con: duckdb.DuckDBPyConnection) -> Policy:
-        rows = con.execute(
-            "SELECT function_name, parameters FROM duckdb_functions() "
-            "WHERE schema_name = 'evalstore' AND database_name = current_database() "
-            "AND function_type IN ('macro', 'table_macro')"
-        ).fetchall()
-        catalog = con.execute("SELECT current_database()").fetchone()[0]
-        return Policy(macros=_group(rows), catalog=catalog)
+
+def _read_macros(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[tuple[str, ...], ...]]:
+    rows = con.execute(
+        "SELECT function_name, parameters FROM duckdb_functions() "
+        "WHERE schema_name = 'evalstore' AND database_name = current_database() "
+        "AND function_type IN ('macro', 'table_macro')"
+    ).fetchall()
+    return _group(rows)
 
 
 def _group(rows: Iterable[tuple[str, Iterable[str]]]) -> dict[str, tuple[tuple[str, ...], ...]]:
@@ -381,10 +382,8 @@ def installed_macros() -> dict[str, tuple[tuple[str, ...], ...]]:
 # DuckDB's parse of the text that will run
 # --------------------------------------------------------------------------------------------
 
-#: Policies read from connections, dropped with the connection.
-_policies: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, Policy] = (
-    weakref.WeakKeyDictionary()
-)
+#: Macros read from stores, by catalog name.
+_macros: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = {}
 _parser_lock = threading.Lock()
 _parser: duckdb.DuckDBPyConnection | None = None
 

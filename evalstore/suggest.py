@@ -62,6 +62,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from evalstore.bounds import MAX_SUGGEST_K, MAX_SUGGEST_POOL, bounded_int
 from evalstore.errors import InvalidParameterError, ReadOnlyError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
@@ -227,8 +228,9 @@ def suggest(
     check_model_name(model)
     if strategy not in STRATEGIES:
         raise InvalidParameterError(f"strategy={strategy!r} is not one of {', '.join(STRATEGIES)}")
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise InvalidParameterError(f"k={k!r} must be a positive number of examples")
+    k = bounded_int(
+        k, "k", most=MAX_SUGGEST_K, hint="label these first, then ask for more suggestions"
+    )
     if record and store.read_only:
         raise ReadOnlyError(
             f"{store!r} is read-only; pass record=False to suggest without recording requests"
@@ -240,8 +242,9 @@ def suggest(
     pool_given = pool is not None
     if pool is None:
         pool = min(max(10 * k, 5000), 50_000)
-    if pool < 1:
-        raise InvalidParameterError(f"pool={pool!r} must be a positive number of candidates")
+    pool = bounded_int(
+        pool, "pool", most=MAX_SUGGEST_POOL, hint="narrow the candidates with where= or since="
+    )
     since_ts = to_timestamp(since, "since")
     until_ts = to_timestamp(until, "until")
     with store._lock:

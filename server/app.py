@@ -23,7 +23,7 @@ import evalstore
 from server import errors
 from server.auth import Tokens
 from server.checkpointer import Checkpointer
-from server.limits import BodyLimit
+from server.limits import BodyLimit, apply_memory_limit
 from server.lockdown import lock_down
 from server.prom import Monitor
 from server.routes_flywheel import router as flywheel_router
@@ -31,6 +31,7 @@ from server.routes_query import router as query_router
 from server.routes_store import router as store_router
 from server.settings import Settings
 from server.snapshot import SnapshotWriter
+from server.workers import ReadPool
 
 DESCRIPTION = """\
 An evaluation store over HTTP. Ingest features, predictions and labels (JSON records or
@@ -51,7 +52,8 @@ def create_app(
     """Return the HTTP app serving ``store`` (the process that runs it owns the file).
 
     ``settings`` (or keyword ``options`` overriding its fields: ``row_limit``,
-    ``time_limit``, ``max_body_bytes``, ``max_sql_chars``, ``lockdown``, ``snapshot``,
+    ``time_limit``, ``max_result_bytes``, ``read_workers``, ``read_queue``,
+    ``memory_limit``, ``max_body_bytes``, ``max_sql_chars``, ``lockdown``, ``snapshot``,
     ``snapshot_every``, ``checkpoint_idle``, ``wal_limit``) fix the limits; ``tokens``
     (a :class:`server.auth.Tokens` or a token file path) turn on bearer authentication.
     Unless ``lockdown=False`` the store's DuckDB instance gets external access disabled
@@ -73,6 +75,7 @@ def create_app(
     if settings.checkpoint_idle is not None and store.path is not None:
         checkpointer = Checkpointer(store, settings.checkpoint_idle, settings.wal_limit)
         checkpointer.configure()
+    apply_memory_limit(store.connection, settings.memory_limit)
     if settings.lockdown:
         allowed = list(settings.allowed_directories)
         if settings.snapshot is not None:
@@ -89,6 +92,7 @@ def create_app(
         try:
             yield
         finally:
+            reads.close()
             if checkpointer is not None:
                 checkpointer.stop()
             if snapshot is not None:
@@ -100,8 +104,12 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    reads = ReadPool(
+        settings.read_workers, settings.read_queue, settings.time_limit, settings.retry_after
+    )
     app.state.store = store
     app.state.settings = settings
+    app.state.reads = reads
     app.state.snapshot = snapshot
     app.state.checkpointer = checkpointer
     app.state.monitor = Monitor(store)

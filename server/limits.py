@@ -4,6 +4,9 @@ Ingest routes (``POST /v1/models/{model}/features|predictions|labels``) accept b
 ``Settings.max_body_bytes``; every other route up to ``SMALL_BODY_BYTES``. A declared
 ``Content-Length`` over the limit is refused at once; a chunked body is counted as it
 arrives. Both give 413 with a JSON body.
+
+:func:`apply_memory_limit` caps DuckDB's memory for the whole database instance
+(``Settings.memory_limit``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ import json
 import re
 from typing import Any
 
+import duckdb
+
+from evalstore.errors import InvalidParameterError
+from evalstore.identifiers import quote_literal
 from server.errors import ApiError, error_body
+from server.lockdown import is_locked
 
 SMALL_BODY_BYTES = 4 * 1024 * 1024
 INGEST_PATH = re.compile(r"^/v1/models/[^/]+/(features|predictions|labels)/?$")
@@ -75,3 +83,23 @@ def too_large(limit: int) -> ApiError:
         f"the request body exceeds this route's limit of {limit} bytes; split the batch "
         "(or raise the server's --max-body-mb for ingest)",
     )
+
+
+def apply_memory_limit(con: Any, memory_limit: str | None) -> None:
+    """Set DuckDB's instance-wide ``memory_limit`` (``Settings.memory_limit``) on ``con``.
+
+    A value such as ``"50%"`` (of the machine's memory) or ``"4GiB"``; ``None`` leaves
+    DuckDB's own setting. Done when the app is built, before :func:`server.lockdown.lock_down`
+    locks the configuration; on an instance already locked, the setting is left as it is.
+    """
+    if memory_limit is None:
+        return
+    if is_locked(con):
+        return
+    try:
+        con.execute(f"SET GLOBAL memory_limit = {quote_literal(memory_limit)}")
+    except duckdb.Error as error:
+        raise InvalidParameterError(
+            f"memory_limit={memory_limit!r} is not a DuckDB memory size: use e.g. '4GiB' "
+            f"or '50%' ({str(error).strip()})"
+        ) from None

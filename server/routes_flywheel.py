@@ -14,12 +14,12 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from server.auth import require
 from server.dispatch import call, convert, store_method
 from server.errors import ApiError
 from server.formats import DOWNLOAD_TYPES, json_result, negotiate, render
+from server.query import check_result_size
 from server.routes_query import RESULT_DOC
 
 router = APIRouter()
@@ -42,7 +42,7 @@ def _kwargs(body: dict[str, Any] | None) -> dict[str, Any]:
 @router.get(
     "/v1/models/{model}/suggestions", tags=["flywheel"], dependencies=read, responses=RESULT_DOC
 )
-def suggestions(
+async def suggestions(
     request: Request,
     model: str,
     accept: str | None = Header(None),
@@ -51,15 +51,27 @@ def suggestions(
     """Examples to label next (``Store.suggest``; query parameters are its arguments).
 
     By default the library records each suggestion as an open label request, a write: that
-    needs a ``write`` token unless ``record=false``.
+    needs a ``write`` token unless ``record=false``. With ``record=false`` the suggestion
+    is a read: it runs on a session of its own within the time limit, beside ingest. A
+    recording suggestion writes, so it runs on the store's writer connection, in turn with
+    ingest (bounded by the library's limits on ``k`` and ``pool``, not interrupted: the
+    writer connection is shared).
     """
     media = negotiate(accept, fmt=format)
     store = request.app.state.store
+    reads = request.app.state.reads
     method = store_method(store, "suggest", "label suggestion")
     kwargs = convert(method, request.query_params.multi_items())
+    filename = f"{model}_suggestions"
     if kwargs.get("record", True) is not False:
         require("write")(request)
-    return render(call(method, model, **kwargs), media, filename=f"{model}_suggestions")
+        return await reads.run(lambda: render(call(method, model, **kwargs), media, filename))
+
+    def work(session: Any) -> Response:
+        suggest = store_method(session, "suggest", "label suggestion")
+        return render(call(suggest, model, **kwargs), media, filename=filename)
+
+    return await reads.on_session(store, work)
 
 
 @router.get(
@@ -103,9 +115,14 @@ async def select(
 ) -> Response:
     """Select training data (``Store.select(model, **body)``) and download it."""
     media = negotiate(accept, DOWNLOAD_TYPES, fmt=format)
-    method = store_method(request.app.state.store, "select", "training data selection")
-    table = await run_in_threadpool(call, method, model, **_kwargs(body))
-    return render(table, media, filename=f"{model}_selection")
+    store_method(request.app.state.store, "select", "training data selection")
+    kwargs = _kwargs(body)
+
+    def work(session: Any) -> Response:
+        table = call(store_method(session, "select", "selection"), model, **kwargs)
+        return respond_table(request, table, media, f"{model}_selection")
+
+    return await request.app.state.reads.on_session(request.app.state.store, work)
 
 
 @router.post("/v1/models/{model}/snapshots", tags=["flywheel"], status_code=201, dependencies=write)
@@ -164,6 +181,16 @@ async def download_snapshot(
 ) -> Response:
     """A snapshot's rows, re-read and verified by the library (``Store.load_snapshot``)."""
     media = negotiate(accept, DOWNLOAD_TYPES, fmt=format)
-    method = store_method(request.app.state.store, "load_snapshot", "snapshot download")
-    table = await run_in_threadpool(call, method, name)
-    return render(table, media, filename=name)
+    store_method(request.app.state.store, "load_snapshot", "snapshot download")
+
+    def work(session: Any) -> Response:
+        table = call(store_method(session, "load_snapshot", "snapshot download"), name)
+        return respond_table(request, table, media, name)
+
+    return await request.app.state.reads.on_session(request.app.state.store, work)
+
+
+def respond_table(request: Request, table: Any, media: str, filename: str) -> Response:
+    """A downloaded table as ``media``, within ``Settings.max_result_bytes``."""
+    check_result_size(table.nbytes, request.app.state.settings.max_result_bytes)
+    return render(table, media, filename=filename)

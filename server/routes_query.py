@@ -17,7 +17,7 @@ from server.auth import require
 from server.dispatch import call, convert, store_method
 from server.errors import ApiError
 from server.formats import json_result, negotiate, render
-from server.query import run_query
+from server.query import check_result_size, run_query
 from server.sql_guard import check_query
 
 router = APIRouter()
@@ -64,7 +64,7 @@ class SqlRequest(BaseModel):
 
 
 @router.post("/v1/sql", tags=["query"], dependencies=read, responses=RESULT_DOC)
-def sql(
+async def sql(
     request: Request,
     body: SqlRequest,
     accept: str | None = Header(None),
@@ -79,21 +79,25 @@ def sql(
             "sql_too_long",
             f"the SQL text has {len(body.sql)} characters; the limit is {settings.max_sql_chars}",
         )
-    checked = check_query(body.sql, body.dialect)
-    table = run_query(
-        request.app.state.store.connection,
-        checked,
-        body.params,
-        settings.row_limit,
-        settings.time_limit,
-    )
-    return render(table, media)
+
+    def work(session: Any) -> Response:
+        table = run_query(
+            session.connection,
+            check_query(body.sql, body.dialect),
+            body.params,
+            settings.row_limit,
+            max_result_bytes=settings.max_result_bytes,
+        )
+        return render(table, media)
+
+    # a read worker of its own, on a session the time limit interrupts (server.workers)
+    return await request.app.state.reads.on_session(request.app.state.store, work)
 
 
 @router.get(
     "/v1/models/{model}/{family}", tags=["metrics"], dependencies=read, responses=RESULT_DOC
 )
-def family(
+async def family(
     request: Request,
     model: str,
     family: str,
@@ -115,16 +119,21 @@ def family(
             f"there is no metric family {family!r}; use one of {', '.join(FAMILIES)}",
         )
     media = negotiate(accept, fmt=format)
-    # on a session of its own: runs beside ingest and other requests, not in turn
-    with request.app.state.store.session() as session:
+    pairs = request.query_params.multi_items()
+
+    def work(session: Any) -> Response:
+        # on a session of its own: runs beside ingest and other requests, not in turn
         method = store_method(session, name, f"the {family} family")
-        kwargs = convert(method, request.query_params.multi_items())
-        result = call(method, model, **kwargs)
-    return respond(request, result, media, model, family)
+        result = call(method, model, **convert(method, pairs))
+        return respond(request, result, media, model, family)
+
+    return await request.app.state.reads.on_session(request.app.state.store, work)
 
 
 def respond(request: Request, result: Any, media: str, model: str, family: str) -> Response:
+    """A library result as a response (a table within ``Settings.max_result_bytes``)."""
     if isinstance(result, pa.Table):
+        check_result_size(result.nbytes, request.app.state.settings.max_result_bytes)
         request.app.state.monitor.observe_result(model, family, result)
         return render(result, media, filename=f"{model}_{family}")
     return JSONResponse(json_result(result))

@@ -19,7 +19,22 @@ class Settings:
     ``max_body_bytes``: largest ingest body (JSON or Arrow IPC); larger requests get 413.
     ``max_sql_chars``: longest SQL text accepted by ``POST /v1/sql``.
     ``row_limit``: most rows ``POST /v1/sql`` returns; a larger result is a 422 (add a LIMIT).
-    ``time_limit``: seconds a ``POST /v1/sql`` statement may run before it is interrupted (408).
+    ``time_limit``: seconds a read (``POST /v1/sql``, a metric family, suggestions without
+    recording, a selection or snapshot download) may run before its DuckDB work is
+    interrupted (408 ``time_limit``).
+    ``max_result_bytes``: largest result (Arrow buffer bytes) of a read; a larger one is
+    refused with 422 ``result_too_large`` (counted while ``/v1/sql`` streams).
+    ``read_workers``: reads running at once, on threads of their own (:mod:`server.workers`),
+    so ``/healthz``, ingest and the registry always have a thread; ``read_queue``: reads
+    waiting for a worker beyond those; a read beyond both gets 503 with ``Retry-After:
+    retry_after`` (seconds).
+    ``memory_limit``: DuckDB's ``memory_limit`` for the whole database instance, set when
+    the app is built (before the configuration is locked). DuckDB has no per-connection
+    memory limit, so this one cap covers request queries and ingest alike; the default
+    (half the machine's memory, DuckDB's own default being 80%) leaves the rest for the
+    Arrow buffers of ingest bodies and the Python side of the metrics. A query that needs
+    more spills to the temporary directory or fails with DuckDB's out-of-memory error.
+    ``None`` leaves DuckDB's setting alone.
     ``lockdown``: disable DuckDB's external access on the store's database instance and lock
     its configuration (defence in depth for ``/v1/sql``); only ``allowed_directories``
     (the snapshot's directory) stay reachable, for the server's own writes.
@@ -35,6 +50,11 @@ class Settings:
     max_sql_chars: int = 100_000
     row_limit: int = 1_000_000
     time_limit: float = 30.0
+    max_result_bytes: int = 256 * MiB
+    read_workers: int = 4
+    read_queue: int = 8
+    retry_after: int = 1
+    memory_limit: str | None = "50%"
     lockdown: bool = True
     snapshot: Path | None = None
     snapshot_every: float = 60.0
