@@ -16,8 +16,9 @@ built on it):
     analyse only the examples this version predicted (and its own score/prediction).
 ``where``
     a SQL predicate over the model's feature columns, e.g. ``"region = 'north'"``,
-    parsed and checked with sqlglot: one boolean expression over known columns, no
-    subqueries and no function that reads files.
+    parsed with sqlglot and checked on DuckDB's parse against the allow-list of
+    :mod:`evalstore.sql_policy`: one boolean expression over known columns, no
+    subqueries, only read-only functions without side effects.
 """
 
 from __future__ import annotations
@@ -35,19 +36,11 @@ from sqlglot import exp
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
+from evalstore.sql_policy import UnsafeSqlError, check_expression, check_nesting
 
 Reference = str | Mapping[str, Any] | tuple[Any, Any]
 Window = str | int | Mapping[str, int]
 _view_ids = itertools.count()
-
-#: Functions a ``where`` predicate may not call (they reach outside the store).
-FORBIDDEN_FUNCTIONS = frozenset(
-    {
-        "read_csv", "read_csv_auto", "read_parquet", "parquet_scan", "read_json",
-        "read_json_auto", "read_ndjson", "read_text", "read_blob", "glob", "query",
-        "query_table", "getenv", "current_setting", "sniff_csv", "read_xlsx",
-    }
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -170,37 +163,61 @@ def resolve(
     )
 
 
-def check_predicate(where: str, columns: Sequence[str]) -> str:
-    """Parse ``where`` with sqlglot and return it re-rendered for DuckDB.
+def check_predicate(where: str, columns: Sequence[str], name: str = "where") -> str:
+    """Parse ``where`` with sqlglot and return it re-rendered for DuckDB, once it is safe.
 
     It must be one boolean expression over ``columns`` (the model's feature columns and
-    ``example_id``, ``env``, ``dataset``, ``ts``): no statements, subqueries, or
-    functions that read files or settings.
+    ``example_id``, ``env``, ``dataset``, ``ts``): no statements or subqueries, and only
+    functions on the allow-list of :mod:`evalstore.sql_policy` (checked on DuckDB's own
+    parse of the returned text, so nothing with side effects, no file, setting or
+    sequence access, no ``sleep_ms``). ``name`` is the parameter named in errors
+    (``where``, or a ``by=`` predicate's label). Brackets nested deeper than
+    :data:`~evalstore.sql_policy.MAX_NESTING` are refused.
     """
     if not isinstance(where, str) or not where.strip():
-        raise InvalidParameterError("where must be a non-empty SQL predicate string")
+        raise InvalidParameterError(f"{name} must be a non-empty SQL predicate string")
+    label = f"{name}={where!r}"
     try:
+        check_nesting((token.text for token in sqlglot.tokenize(where, read="duckdb")), label)
         parsed = sqlglot.parse(where, read="duckdb")
-    except sqlglot.errors.ParseError as error:
-        raise InvalidParameterError(f"where={where!r} is not valid SQL: {error}") from error
+    except UnsafeSqlError:
+        raise
+    except RecursionError:
+        raise UnsafeSqlError("too_complex", f"{label} is nested too deeply") from None
+    except Exception as error:  # sqlglot raises more than ParseError on odd input
+        raise InvalidParameterError(f"{label} is not valid SQL: {error}") from None
     if len(parsed) != 1 or not isinstance(parsed[0], exp.Condition):
         # statements (DROP, SET, PRAGMA, ATTACH, DELETE, SELECT, ...) are not conditions
-        raise InvalidParameterError(f"where={where!r} must be a single predicate expression")
+        raise InvalidParameterError(f"{label} must be a single predicate expression")
     tree = parsed[0]
     if isinstance(tree, exp.DDL | exp.DML) or tree.find(exp.Query, exp.Subquery):
-        raise InvalidParameterError(f"where={where!r} may not contain statements or subqueries")
+        raise InvalidParameterError(f"{label} may not contain statements or subqueries")
     known = {c.lower() for c in columns}
     for column in tree.find_all(exp.Column):
         if column.table or column.name.lower() not in known:
             raise InvalidParameterError(
-                f"where={where!r} refers to unknown column {column.sql()!r}; known columns: "
+                f"{label} refers to unknown column {column.sql()!r}; known columns: "
                 + ", ".join(sorted(columns))
             )
-    for function in tree.find_all(exp.Func):
-        name = function.sql_name() if not isinstance(function, exp.Anonymous) else function.name
-        if name.lower() in FORBIDDEN_FUNCTIONS:
-            raise InvalidParameterError(f"where={where!r} may not call {name}()")
-    return tree.sql(dialect="duckdb")
+    try:
+        rendered = tree.sql(dialect="duckdb")
+    except RecursionError:
+        raise UnsafeSqlError("too_complex", f"{label} is nested too deeply") from None
+    except Exception as error:
+        raise InvalidParameterError(f"{label} cannot be rendered as DuckDB SQL: {error}") from None
+    try:
+        check_expression(rendered)
+    except UnsafeSqlError as error:
+        if error.function:
+            raise UnsafeSqlError(
+                error.code,
+                f"{label} may not call {error.function}(): {error.reason}; a predicate may "
+                "use read-only functions (evalstore.sql_policy.ALLOWED_FUNCTIONS)",
+                function=error.function,
+                reason=error.reason,
+            ) from None
+        raise UnsafeSqlError(error.code, f"{label} is refused: {error}") from None
+    return rendered
 
 
 def restricted_view(

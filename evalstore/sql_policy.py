@@ -313,9 +313,14 @@ class UnsafeSqlError(InvalidParameterError):
     ``too_complex`` or ``parse_error``.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(
+        self, code: str, message: str, function: str | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
+        #: the refused function (qualified as written) and why, when a function is the cause
+        self.function = function
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -432,8 +437,8 @@ def check_nesting(tokens: Iterable[str], what: str = "the SQL") -> None:
             if depth > MAX_NESTING:
                 raise UnsafeSqlError(
                     "too_complex",
-                    f"{what} nests brackets more than {MAX_NESTING} deep; flatten it "
-                    "(e.g. with a WITH clause or fewer nested calls)",
+                    f"{what} nests brackets more than {MAX_NESTING} deep; flatten it (fewer "
+                    "nested calls or parentheses; in a query, a WITH clause can help)",
                 )
         elif token in (")", "]", "}"):
             depth -= 1
@@ -540,6 +545,8 @@ def _check_function(node: dict[str, Any], policy: Policy, as_table: bool) -> Non
                 "function_not_allowed",
                 f"evalstore.{name}() is not a macro of this store; list them with "
                 "SELECT function_name FROM duckdb_functions() WHERE schema_name = 'evalstore'",
+                function=f"evalstore.{name}",
+                reason="it is not a macro of this store",
             )
         _check_relation_arguments(name, node, policy)
         return
@@ -554,6 +561,8 @@ def _check_function(node: dict[str, Any], policy: Policy, as_table: bool) -> Non
         code,
         f"{kind} {qualified}() is not allowed: {reason}; use the store's tables, views and "
         "evalstore.* macros with read-only functions (see evalstore.sql_policy)",
+        function=qualified,
+        reason=reason,
     )
 
 
