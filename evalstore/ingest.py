@@ -183,8 +183,12 @@ def fits(stored: str, incoming: str) -> bool:
 
 def _id_and_ts(plan: Plan, types: Mapping[str, str], id_column: str, ts_column: str) -> set[str]:
     id_type = require_column(types, id_column, "id_column")
+    # an all-null column (type NULL) passes here and is refused by the null-id check below
     require_type(
-        id_column, id_type, INTEGER_TYPES | {"VARCHAR", "UUID"}, "text or integer example ids"
+        id_column,
+        id_type,
+        INTEGER_TYPES | {"VARCHAR", "UUID", NULL_TYPE},
+        "text or integer example ids",
     )
     text_id = f"CAST({quote(id_column)} AS VARCHAR)"
     plan.select("example_id", text_id)
