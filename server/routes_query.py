@@ -83,7 +83,7 @@ async def sql(
     def work(session: Any) -> Response:
         table = run_query(
             session.connection,
-            check_query(body.sql, body.dialect),
+            check_query(body.sql, body.dialect, session.connection),
             body.params,
             settings.row_limit,
             max_result_bytes=settings.max_result_bytes,
