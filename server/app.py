@@ -77,11 +77,9 @@ def create_app(
         checkpointer.configure()
     apply_memory_limit(store.connection, settings.memory_limit)
     if settings.lockdown:
-        allowed = list(settings.allowed_directories)
-        if settings.snapshot is not None:
-            settings.snapshot.parent.mkdir(parents=True, exist_ok=True)
-            allowed.append(str(settings.snapshot.parent))
-        lock_down(store.connection, allowed)
+        # the BI snapshot is written by a DuckDB instance of its own (server.snapshot):
+        # the serving instance needs no directory for it
+        lock_down(store.connection, list(settings.allowed_directories))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -5,8 +5,10 @@ DuckDB's ``enable_external_access`` and ``lock_configuration`` are settings of t
 second instance of the same file cannot be opened in the same process. So the server locks
 the store's own instance when it starts serving:
 
-- ``allowed_directories`` is set to the few directories the server itself writes to (the BI
-  snapshot's directory) and DuckDB's spill directory;
+- ``allowed_directories`` is set to DuckDB's spill directory and the directories an
+  embedding program lists (``create_app(store, allowed_directories=[...])``), none by
+  default: the BI snapshot is written by a DuckDB instance of its own
+  (:mod:`server.snapshot`), so no user-reachable SQL can touch its directory;
 - ``enable_external_access = false``: no file or network access anywhere else: no
   ``read_csv('/etc/passwd')``, ``COPY … TO``, ``ATTACH``, ``INSTALL``/``LOAD`` nor
   replacement scans of Python objects or file names;
@@ -21,7 +23,8 @@ UTC).
 
 evalstore's own work is unaffected: ingest registers Arrow streams explicitly
 (``con.register``), the metrics are macros and UDFs, Parquet downloads are written by pyarrow
-from Arrow results, and the snapshot writes inside an allowed directory.
+from Arrow results, and the snapshot streams the store's tables as Arrow record batches
+into a separate DuckDB instance that owns the snapshot file.
 """
 
 from __future__ import annotations

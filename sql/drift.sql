@@ -746,23 +746,71 @@ CREATE OR REPLACE MACRO evalstore.drift_categorical(
 COMMENT ON MACRO TABLE evalstore.drift_categorical IS
     'Categorical drift per window and feature: chi2, linf, unseen, psi, js, hellinger.';
 
+-- evalstore.drift_thresholds() -> the default alert range of each drift method
+-- One row per method: method, variant_prefix (the threshold applies to the variants whose
+-- name starts with it: wasserstein's default is for the 'normed' variant only; NULL: every
+-- variant), threshold_low, threshold, compares ('value': drifted when value > threshold, or
+-- outside [threshold_low, threshold]; 'p_value': drifted when the p-value, after
+-- correction, is below threshold). The same numbers as evalstore.drift.DEFAULT_THRESHOLDS and its alpha (a test keeps them
+-- equal). p-values need evalstore's Python UDFs (evalstore_ks_pvalue,
+-- evalstore_chi2_pvalue), so ks and chi2 decide only in store.drift, the CLI and the server.
+CREATE OR REPLACE MACRO evalstore.drift_thresholds() AS TABLE
+    SELECT * FROM (VALUES
+        ('ks', CAST(NULL AS VARCHAR), CAST(NULL AS DOUBLE), CAST(0.05 AS DOUBLE), 'p_value'),
+        ('chi2', NULL, NULL, 0.05, 'p_value'),
+        ('psi', NULL, NULL, 0.2, 'value'),
+        ('js', NULL, NULL, 0.1, 'value'),
+        ('kl', NULL, NULL, 0.1, 'value'),
+        ('hellinger', NULL, NULL, 0.1, 'value'),
+        ('wasserstein', 'normed', NULL, 0.1, 'value'),
+        ('d1', NULL, NULL, 0.2, 'value'),
+        ('zscore', NULL, -3.0, 3.0, 'value'),
+        ('linf', NULL, NULL, 0.1, 'value'),
+        ('unseen', NULL, NULL, 0.0, 'value')
+    ) AS t(method, variant_prefix, threshold_low, threshold, compares);
+COMMENT ON MACRO TABLE evalstore.drift_thresholds IS
+    'Default drift thresholds per method (no args): value > threshold, outside a range, or p < alpha.';
+
 -- evalstore.drift(model, ref_env, width)
 -- Convenience for SQL users (a BI tool, the duckdb shell): every numeric and categorical
 -- drift method of every feature and output of `model`, reference = the rows of env
 -- `ref_env` (e.g. 'training'), analysis = serving rows in time windows of `width` (e.g.
 -- '1 day'), with evalstore's default variants (quantile(10) bins of the reference, empty
 -- bins set to 0.0001, ln, JS distance, Yates' correction). Columns as drift_numeric plus
--- `kind`; statistics only: the KS and chi-squared p-values, thresholds and decisions are
--- added by evalstore's Python front-end (store.drift, `evalstore drift`), e.g.
---   SELECT feature, window_start, method, value FROM evalstore.drift('fraud', 'training', '1 day')
+-- `kind` and the default decision (evalstore.drift_thresholds): `threshold`,
+-- `threshold_low`, `threshold_source` and `drifted` (NULL where the value is NULL, for the
+-- raw Wasserstein variant, which has no default, and for ks and chi2, whose p-values need
+-- evalstore's Python UDFs: store.drift, `evalstore drift` or the server add them), ordered
+-- by window, feature and method, e.g.
+--   SELECT feature, window_start, method, value, drifted
+--   FROM evalstore.drift('fraud', 'training', '1 day')
 CREATE OR REPLACE MACRO evalstore.drift(model, ref_env, width) AS TABLE
-    SELECT *, 'numeric' AS kind FROM evalstore.drift_numeric(
-        model || '.numeric_values', ref_env, NULL, NULL, NULL, 'serving', NULL, NULL, NULL,
-        width, NULL, NULL, 0, 'quantile', 10, CAST(NULL AS DOUBLE[]), false, 'epsilon', 1e-4,
-        exp(1), 'distance')
-    UNION ALL
-    SELECT *, 'categorical' AS kind FROM evalstore.drift_categorical(
-        model || '.category_values', ref_env, NULL, NULL, NULL, 'serving', NULL, NULL, NULL,
-        width, NULL, NULL, 0, 'epsilon', 1e-4, exp(1), 'distance', true);
+    WITH statistics AS (
+        SELECT *, 'numeric' AS kind FROM evalstore.drift_numeric(
+            model || '.numeric_values', ref_env, NULL, NULL, NULL, 'serving', NULL, NULL, NULL,
+            width, NULL, NULL, 0, 'quantile', 10, CAST(NULL AS DOUBLE[]), false, 'epsilon',
+            1e-4, exp(1), 'distance')
+        UNION ALL
+        SELECT *, 'categorical' AS kind FROM evalstore.drift_categorical(
+            model || '.category_values', ref_env, NULL, NULL, NULL, 'serving', NULL, NULL, NULL,
+            width, NULL, NULL, 0, 'epsilon', 1e-4, exp(1), 'distance', true)
+    )
+    SELECT s.*, t.threshold, t.threshold_low,
+        CASE WHEN t.method IS NULL THEN NULL
+             WHEN t.compares = 'p_value'
+                 THEN 'p-value < ' || t.threshold || ' (the p-value needs evalstore: store.drift)'
+             WHEN t.threshold_low IS NOT NULL
+                 THEN 'fixed range [' || t.threshold_low || ', ' || t.threshold || ']'
+             ELSE 'fixed: value > ' || t.threshold END AS threshold_source,
+        CASE WHEN t.compares = 'value' AND s.value IS NOT NULL THEN
+            CASE WHEN t.threshold_low IS NOT NULL
+                 THEN s.value < t.threshold_low OR s.value > t.threshold
+                 ELSE s.value > t.threshold END
+        END AS drifted
+    FROM statistics AS s
+    LEFT JOIN evalstore.drift_thresholds() AS t
+      ON t.method = s.method
+     AND (t.variant_prefix IS NULL OR starts_with(s.variant, t.variant_prefix))
+    ORDER BY s.window_start, s.feature, s.method, s.variant;
 COMMENT ON MACRO TABLE evalstore.drift IS
-    'Every drift method of every feature of a model against an env, per time window.';
+    'Every drift method of every feature of a model against an env, per time window, with default thresholds and drifted.';

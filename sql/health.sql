@@ -283,14 +283,18 @@ COMMENT ON MACRO TABLE evalstore.health_dependencies IS
 -- Every health figure of the model in the long format above: health_staleness(as_of),
 -- health_serving(width), health_ingest(width, now), health_dependencies, in that order,
 -- then by window_start (point-in-time rows first), version, subject and metric.
+-- (The union sits in a FROM so that DuckDB 1.4, which cannot ORDER BY an expression over a
+-- UNION, reads the BI snapshot's copy of this macro too.)
 CREATE OR REPLACE MACRO evalstore.health(model, width, as_of, now) AS TABLE
-    SELECT * FROM evalstore.health_staleness(model, as_of)
-    UNION ALL
-    SELECT * FROM evalstore.health_serving(model, width)
-    UNION ALL
-    SELECT * FROM evalstore.health_ingest(model, width, now)
-    UNION ALL
-    SELECT * FROM evalstore.health_dependencies(model)
+    SELECT * FROM (
+        SELECT * FROM evalstore.health_staleness(model, as_of)
+        UNION ALL
+        SELECT * FROM evalstore.health_serving(model, width)
+        UNION ALL
+        SELECT * FROM evalstore.health_ingest(model, width, now)
+        UNION ALL
+        SELECT * FROM evalstore.health_dependencies(model)
+    ) AS h
     ORDER BY CASE section WHEN 'staleness' THEN 1 WHEN 'serving' THEN 2 WHEN 'ingest' THEN 3
                           ELSE 4 END,
              window_start NULLS FIRST, version NULLS FIRST, subject NULLS FIRST, metric;

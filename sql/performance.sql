@@ -104,7 +104,8 @@ COMMENT ON MACRO evalstore.f1_se IS
 
 -- evalstore.label_horizon(model, delay_quantile, as_of)
 -- How long labels take to arrive, and the clock to judge windows by (one row):
---   delay_hours  quantile `delay_quantile` (linear interpolation, numpy.quantile's default)
+--   delay_hours  quantile `delay_quantile` (NULL: 0.9, the Python default; linear
+--                interpolation, numpy.quantile's default)
 --                of the label delays of every labeled prediction of the model (all
 --                versions, all time): ts of the example's FIRST label - ts of the
 --                prediction, in hours, as evalstore.label_delay; floored at 0; NULL
@@ -137,7 +138,8 @@ CREATE OR REPLACE MACRO evalstore.label_horizon(model, delay_quantile, as_of) AS
     ),
     summary AS (
         SELECT CASE WHEN count(*) > 0
-                    THEN greatest(quantile_cont(d.delay_hours, delay_quantile), 0.0) END
+                    THEN greatest(quantile_cont(d.delay_hours, coalesce(delay_quantile, 0.9)),
+                                  0.0) END
                    AS delay_hours,
                count(*) AS labeled
         FROM delays AS d
@@ -984,3 +986,60 @@ CREATE OR REPLACE MACRO evalstore.performance_regression(
     FROM valued AS v;
 COMMENT ON MACRO TABLE evalstore.performance_regression IS
     'Regression metrics per window x version x slice: mae, mse, rmse, mape, r2, bias.';
+
+-- evalstore.performance(model, width)
+-- Short form for SQL users (a BI tool, the duckdb shell) of a classification model's
+-- performance, with store.performance's defaults: every metric of the task, the registered
+-- threshold, 10 ECE bins, 95% intervals (z = 1.9599639845400536), labels_complete judged
+-- with the 0.9 quantile of the label delays at the latest label's time, all of time, time
+-- windows of `width` (e.g. '7 days'), no slices. Dispatches on the model's registered
+-- task: evalstore.performance_binary for binary models, performance_multiclass for
+-- multiclass ones (regression models: evalstore.regression_performance, whose label and
+-- prediction columns are numbers). Columns: window_start, window_end, version, metric,
+-- class, value, ci_low, ci_high, n, n_excluded, predictions, labeled, label_coverage,
+-- labels_due, labels_complete, reason, variant; ordered by window, version, metric,
+-- class. The bootstrap intervals of macro_f1, weighted_f1 and ece are NULL here (they come
+-- from store.performance), e.g.
+--   SELECT window_start, version, value FROM evalstore.performance('fraud', '7 days')
+--   WHERE metric = 'roc_auc'
+CREATE OR REPLACE MACRO evalstore.performance(model, width) AS TABLE
+    WITH task AS (
+        SELECT any_value(r.task) AS task
+        FROM evalstore.relation('evalstore.models') AS r
+        WHERE r.model = model
+    ),
+    results AS (
+        SELECT * FROM evalstore.performance_binary(
+            model || '.evaluations', model, NULL, width, NULL, NULL, NULL, NULL, 10,
+            1.9599639845400536, NULL, 0.9, NULL)
+        WHERE (SELECT t.task FROM task AS t) = 'binary'
+        UNION ALL
+        SELECT * FROM evalstore.performance_multiclass(
+            model || '.evaluations', model, width, NULL, NULL, NULL, NULL, 1.9599639845400536,
+            NULL, 0.9, NULL)
+        WHERE (SELECT t.task FROM task AS t) = 'multiclass'
+    )
+    SELECT window_start, window_end, version, metric, "class", value, ci_low, ci_high, n,
+           n_excluded, predictions, labeled, label_coverage, labels_due, labels_complete,
+           reason, variant
+    FROM results
+    ORDER BY window_start, version, metric, "class" NULLS FIRST;
+COMMENT ON MACRO TABLE evalstore.performance IS
+    'Binary or multiclass performance per time window and version, with the Python defaults. Args: model, width.';
+
+-- evalstore.regression_performance(model, width)
+-- The short form of evalstore.performance_regression, with store.performance's defaults
+-- (every metric, 95% intervals, labels_complete at the 0.9 delay quantile, all of time,
+-- no slices) and the columns and order of evalstore.performance, e.g.
+--   SELECT window_start, value FROM evalstore.regression_performance('demand', '1 day')
+--   WHERE metric = 'mae'
+CREATE OR REPLACE MACRO evalstore.regression_performance(model, width) AS TABLE
+    SELECT window_start, window_end, version, metric, "class", value, ci_low, ci_high, n,
+           n_excluded, predictions, labeled, label_coverage, labels_due, labels_complete,
+           reason, variant
+    FROM evalstore.performance_regression(
+        model || '.evaluations', model, width, NULL, NULL, NULL, NULL, 1.9599639845400536,
+        NULL, 0.9, NULL)
+    ORDER BY window_start, version, metric, "class" NULLS FIRST;
+COMMENT ON MACRO TABLE evalstore.regression_performance IS
+    'Regression performance per time window and version, with the Python defaults. Args: model, width.';

@@ -86,7 +86,9 @@ COMMENT ON MACRO evalstore.entropy IS
 -- Predictions of `version` (every version when NULL) that may be suggested: their example
 -- has no label in <model>.labels and no open request in evalstore.label_requests, and
 -- since <= ts < until (NULL bounds are open). Columns: example_id, version, ts, prediction,
--- score, probabilities, example_key (examples are compared by their key).
+-- score, probabilities, example_key (examples are compared by their key; a request's key
+-- is spelled out from the hex digits of md5_number, the same UUID as
+-- CAST(md5_number(id) AS UUID) at ingest, because DuckDB 1.4 has no UHUGEINT -> UUID cast).
 CREATE OR REPLACE MACRO evalstore.suggest_candidates(model, version, since, until) AS TABLE
     SELECT p.example_id, p.version, p.ts, p.prediction, p.score, p.probabilities,
            p.example_key
@@ -100,7 +102,9 @@ CREATE OR REPLACE MACRO evalstore.suggest_candidates(model, version, since, unti
       AND NOT EXISTS (
           SELECT 1 FROM evalstore.label_requests AS r
           WHERE r.model = model AND r.status = 'open'
-            AND CAST(md5_number(r.example_id) AS UUID) = p.example_key);
+            AND CAST(regexp_replace(lpad(to_hex(md5_number(r.example_id)), 32, '0'),
+                                    '^(.{8})(.{4})(.{4})(.{4})', '\1-\2-\3-\4-') AS UUID)
+                = p.example_key);
 COMMENT ON MACRO TABLE evalstore.suggest_candidates IS
     'Unlabeled predictions without an open request. Args: model, version, since, until.';
 
