@@ -26,8 +26,10 @@ from evalstore.errors import (
     UnknownModelError,
     ValidationError,
 )
-from evalstore.ingest import Receipt
-from evalstore.store import Store, open
+
+#: Names loaded on first use (PEP 562), so that ``import evalstore`` (and the CLI's
+#: ``--help``) does not load DuckDB, Arrow and SciPy before anything needs them.
+_LAZY = {"Receipt": "evalstore.ingest", "Store": "evalstore.store", "open": "evalstore.store"}
 
 __all__ = [
     "DuplicateIdError",
@@ -47,3 +49,21 @@ __all__ = [
     "__version__",
     "open",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Load ``Store``, ``open`` and ``Receipt`` (and submodules) on first access."""
+    import importlib
+    import importlib.util
+
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,47 +1,85 @@
 """The ``evalstore`` command line: create a store, register models, ingest files, query.
 
 Every command takes the store file from ``--store`` (or ``$EVALSTORE_STORE``,
-default ``evalstore.duckdb``). Errors print one line and exit with status 1.
+default ``evalstore.duckdb``). Errors, usage errors included, print one line and exit
+with status 1 (:mod:`evalstore.cli_errors`). Tables fit the terminal
+(:mod:`evalstore.cli_render`).
+
+Importing this module loads neither DuckDB nor Arrow: ``evalstore --help`` starts fast,
+and each command imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from functools import wraps
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pyarrow as pa
-import pyarrow.parquet as pq
+from click.core import ParameterSource
 
-import evalstore
-from evalstore import formats, sources
-from evalstore.errors import EvalstoreError
+from evalstore import __version__
+from evalstore.cli_errors import CommandError, OneLineErrors, locked_store_message
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from evalstore.store import Store
 
 DEFAULT_STORE = "evalstore.duckdb"
+#: Output formats of the tabular commands (the monitors add ``grid``).
+FORMATS = ("table", "csv", "json", "arrow")
 
 
-def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn evalstore and DuckDB errors into one clear line and exit status 1."""
+def _check_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse ``--format arrow`` when standard output is a terminal (it is binary)."""
+    from evalstore.cli_render import stdout_is_tty
 
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import duckdb
-
-        try:
-            return command(*args, **kwargs)
-        except (EvalstoreError, duckdb.Error, OSError) as error:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            raise click.ClickException(message) from error
-
-    return wrapper
+    if value == "arrow" and stdout_is_tty():
+        raise click.BadParameter(
+            "arrow writes a binary Arrow IPC stream, not for a terminal; redirect it "
+            "(> result.arrows, or | a program) or use --format csv or json",
+            ctx,
+            param,
+        )
+    return value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(evalstore.__version__, prog_name="evalstore")
+def _output_options(grid: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--format`` and ``--limit``, the same on every command that prints a table."""
+    choices = ["grid", *FORMATS] if grid else list(FORMATS)
+    help_format = (
+        "grid: features by windows with flagged cells marked; table: aligned text "
+        "that fits the terminal; csv, json, arrow (IPC stream) carry every column."
+        if grid
+        else "table: aligned text that fits the terminal; csv, json, arrow (IPC stream) "
+        "carry every column."
+    )
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--limit",
+            type=click.IntRange(min=0),
+            help="Rows to print, 0 for all (default: 50 for table and grid, all otherwise).",
+        )(command)
+        return click.option(
+            "--format",
+            "-f",
+            "fmt",
+            type=click.Choice(choices),
+            default=choices[0],
+            show_default=True,
+            callback=_check_format,
+            help=help_format,
+        )(command)
+
+    return decorate
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evalstore")
 @click.option(
     "--store",
     "-s",
@@ -64,20 +102,32 @@ def main(ctx: click.Context, store_path: str) -> None:
     ctx.obj = {"store": store_path}
 
 
-def _open(ctx: click.Context, read_only: bool = False) -> evalstore.Store:
+def _connect(ctx: click.Context, path: str | Path, read_only: bool = False) -> Store:
+    """Open the store at ``path``; a file another process holds gets a helpful message."""
+    import evalstore
+
+    try:
+        return evalstore.open(path, read_only=read_only)
+    except Exception as error:
+        message = locked_store_message(error, ctx)
+        if message is None:
+            raise
+        raise CommandError(message) from error
+
+
+def _open(ctx: click.Context, read_only: bool = False) -> Store:
     path = Path(ctx.obj["store"])
     if not path.exists():
         raise click.ClickException(
             f"store {str(path)!r} does not exist; create it with `evalstore init {path}` "
             "or pass --store"
         )
-    return evalstore.open(path, read_only=read_only)
+    return _connect(ctx, path, read_only=read_only)
 
 
 @main.command()
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 @click.pass_context
-@friendly_errors
 def init(ctx: click.Context, path: str | None) -> None:
     """Create a store (or bring an existing one up to date: migrations and macros).
 
@@ -86,7 +136,7 @@ def init(ctx: click.Context, path: str | None) -> None:
       evalstore init monitoring.duckdb
     """
     target = path or ctx.obj["store"]
-    with evalstore.open(target) as store:
+    with _connect(ctx, target) as store:
         version = store.sql("SELECT value FROM evalstore.meta WHERE key = 'schema_version'")
     click.echo(f"store {target} ready (schema version {version.column(0)[0]})")
 
@@ -106,7 +156,6 @@ def init(ctx: click.Context, path: str | None) -> None:
 @click.option("--dependencies", help='JSON object of package versions, e.g. {"numpy": "2.1"}.')
 @click.option("--replace", is_flag=True, help="Overwrite an existing version's metadata.")
 @click.pass_context
-@friendly_errors
 def register(ctx: click.Context, **options: Any) -> None:
     """Register a model version (the first version creates the model's tables).
 
@@ -142,12 +191,16 @@ def _class_value(text: str | None) -> str | int | None:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
+#: Columns of `models` shown as a table (csv and json carry all of them).
+MODELS_VIEW = ["model", "version", "task", "stage", "classes", "threshold", "trained_at",
+               "deployed_at", "retired_at", "training_dataset"]  # fmt: skip
+
+
 @main.command()
 @click.option("--model", "-m", help="Only this model.")
-@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@_output_options()
 @click.pass_context
-@friendly_errors
-def models(ctx: click.Context, model: str | None, fmt: str) -> None:
+def models(ctx: click.Context, model: str | None, fmt: str, limit: int | None) -> None:
     """List registered model versions.
 
     \b
@@ -155,7 +208,8 @@ def models(ctx: click.Context, model: str | None, fmt: str) -> None:
       evalstore models --model fraud --format json
     """
     with _open(ctx, read_only=True) as store:
-        _emit(store.models(model), fmt)
+        table = store.models(model)
+    _emit(table, fmt, limit, columns=MODELS_VIEW, drop_empty=True)
 
 
 @main.group()
@@ -170,10 +224,40 @@ def ingest() -> None:
 
 def _ingest_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.argument("file", type=click.Path(exists=True, dir_okay=False))(command)
-    command = click.option("--ts-column", default="ts", show_default=True)(command)
+    command = click.option(
+        "--ts-column",
+        default="ts",
+        show_default=True,
+        help="Column of event times; without it, rows get the time of ingest.",
+    )(command)
     command = click.option("--id-column", default="example_id", show_default=True)(command)
     command = click.option("--model", "-m", required=True, help="Registered model name.")(command)
     return command
+
+
+def _ingest(ctx: click.Context, file: str, log: Callable[..., Any], **probe: Any) -> None:
+    """Stream ``file`` into the store with ``log(store, reader)``; print the receipt.
+
+    ``probe`` (kind, scope, value, remedy, id_column) turns on the early duplicate check
+    (:func:`evalstore.cli_ingest.refuse_stored_ids`) before anything is streamed.
+    """
+    from evalstore import cli_ingest
+
+    with _open(ctx) as store:
+        first, reader = cli_ingest.read(file)
+        if probe:
+            cli_ingest.refuse_stored_ids(store, ctx.params["model"], first, file=file, **probe)
+        if ctx.params.get("labeled_at"):
+            column = cli_ingest.free_column_name(reader.schema.names, "labeled_at")
+            reader = cli_ingest.with_labeled_at(reader, ctx.params["labeled_at"], column)
+            log = _with_ts_column(log, column)
+        receipt = cli_ingest.run_with_progress(file, reader, lambda r: log(store, r))
+    for line in cli_ingest.receipt_lines(receipt):
+        click.echo(line)
+
+
+def _with_ts_column(log: Callable[..., Any], column: str) -> Callable[..., Any]:
+    return lambda store, reader: log(store, reader, ts_column=column)
 
 
 @ingest.command("features")
@@ -182,7 +266,6 @@ def _ingest_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--dataset", help="Tag for these rows, e.g. train_2026_08.")
 @click.option("--on-conflict", type=click.Choice(["error", "replace", "ignore"]), default="error")
 @click.pass_context
-@friendly_errors
 def ingest_features(ctx: click.Context, model: str, file: str, **options: Any) -> None:
     """Ingest feature rows (one column per feature).
 
@@ -190,8 +273,24 @@ def ingest_features(ctx: click.Context, model: str, file: str, **options: Any) -
     Example:
       evalstore ingest features --model fraud --env training --dataset train_q3 train.parquet
     """
-    with _open(ctx) as store, _progress(file) as reader:
-        _receipt(store.log_features(model, reader, origin=file, **options))
+    probe = {}
+    if options["on_conflict"] == "error":
+        probe = dict(
+            kind="features",
+            scope="env",
+            value=options["env"],
+            id_column=options["id_column"],
+            remedy="pass --on-conflict replace to overwrite them or --on-conflict ignore "
+            "to keep the stored rows",
+        )
+    _ingest(
+        ctx,
+        file,
+        lambda store, reader, **ts: store.log_features(
+            model, reader, origin=file, **{**options, **ts}
+        ),
+        **probe,
+    )
 
 
 @ingest.command("predictions")
@@ -202,7 +301,6 @@ def ingest_features(ctx: click.Context, model: str, file: str, **options: Any) -
 @click.option("--probability-columns", help="Comma-separated columns named after the classes.")
 @click.option("--latency-column", help="Column of latency in milliseconds.")
 @click.pass_context
-@friendly_errors
 def ingest_predictions(ctx: click.Context, model: str, file: str, **options: Any) -> None:
     """Ingest predictions of a registered model version.
 
@@ -212,81 +310,66 @@ def ingest_predictions(ctx: click.Context, model: str, file: str, **options: Any
     """
     columns = options.pop("probability_columns")
     options["probability_columns"] = columns.split(",") if columns else None
-    with _open(ctx) as store, _progress(file) as reader:
-        _receipt(store.log_predictions(model, reader, origin=file, **options))
+    _ingest(
+        ctx,
+        file,
+        lambda store, reader: store.log_predictions(model, reader, origin=file, **options),
+        kind="predictions",
+        scope="version",
+        value=options["version"],
+        id_column=options["id_column"],
+        remedy="a version predicts an example once; leave out the rows already stored",
+    )
 
 
 @ingest.command("labels")
 @_ingest_options
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--source", help="Where the labels come from, e.g. chargebacks.")
+@click.option(
+    "--labeled-at",
+    help="ISO-8601 time every label of the file was given (UTC unless it has an offset); "
+    "for a file without a time column, instead of the time of ingest.",
+)
 @click.pass_context
-@friendly_errors
-def ingest_labels(ctx: click.Context, model: str, file: str, **options: Any) -> None:
+def ingest_labels(
+    ctx: click.Context, model: str, file: str, labeled_at: str | None, **options: Any
+) -> None:
     """Ingest ground-truth labels (append-only; a later label corrects an earlier one).
+
+    Label times drive label delay and label completeness: give them with --ts-column
+    (a column of the file) or --labeled-at (one time for the whole file). Without
+    either, labels get the time of ingest, which makes historical labels look late.
 
     \b
     Example:
-      evalstore ingest labels --model fraud --source chargebacks labels.parquet
+      evalstore ingest labels --model fraud --source chargebacks --labeled-at 2026-11-30 l.csv
     """
-    with _open(ctx) as store, _progress(file) as reader:
-        _receipt(store.log_labels(model, reader, origin=file, **options))
-
-
-class _progress:
-    """Open ``file`` as a record-batch stream with a progress bar on a terminal."""
-
-    def __init__(self, file: str) -> None:
-        self.reader = sources.read_file(Path(file))
-        self.total = _row_count(Path(file))
-        self.bar: Any = None
-
-    def __enter__(self) -> pa.RecordBatchReader:
-        if not sys.stderr.isatty():
-            return self.reader
-        self.bar = click.progressbar(
-            length=self.total, label="ingesting", file=sys.stderr, show_pos=True
-        ).__enter__()
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            for batch in self.reader:
-                self.bar.update(batch.num_rows)
-                yield batch
-
-        return pa.RecordBatchReader.from_batches(self.reader.schema, batches())
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc_info)
-
-
-def _row_count(path: Path) -> int | None:
-    if path.suffix.lower() in sources.PARQUET_SUFFIXES:
-        return pq.ParquetFile(path).metadata.num_rows
-    return None
-
-
-def _receipt(receipt: evalstore.Receipt) -> None:
-    parts = [f"batch {receipt.batch_id}: {receipt.rows} {receipt.kind} rows"]
-    if receipt.columns_added:
-        parts.append(f"added columns {', '.join(receipt.columns_added)}")
-    if receipt.columns_ignored:
-        parts.append(f"ignored columns {', '.join(receipt.columns_ignored)}")
-    if receipt.replaced:
-        parts.append(f"replaced {receipt.replaced}")
-    if receipt.skipped:
-        parts.append(f"skipped {receipt.skipped} already stored")
-    click.echo("; ".join(parts))
+    if labeled_at and ctx.get_parameter_source("ts_column") != ParameterSource.DEFAULT:
+        raise click.UsageError("give either --ts-column or --labeled-at, not both", ctx)
+    _ingest(
+        ctx,
+        file,
+        lambda store, reader, **ts: store.log_labels(
+            model, reader, origin=file, **{**options, **ts}
+        ),
+    )
 
 
 @main.command()
 @click.argument("query")
 @click.option("--param", "-p", "params", multiple=True, help="A value for each ? (repeatable).")
-@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
-@click.option("--max-rows", type=int, default=100, show_default=True, help="For --format table.")
+@_output_options()
+@click.option("--max-rows", type=click.IntRange(min=0), hidden=True, help="Old name of --limit.")
 @click.pass_context
-@friendly_errors
-def sql(ctx: click.Context, query: str, params: tuple[str, ...], fmt: str, max_rows: int) -> None:
+def sql(
+    ctx: click.Context,
+    query: str,
+    params: tuple[str, ...],
+    fmt: str,
+    limit: int | None,
+    max_rows: int | None,
+) -> None:
     """Run a SQL query against the store (opened read-only) and print the result.
 
     \b
@@ -294,19 +377,47 @@ def sql(ctx: click.Context, query: str, params: tuple[str, ...], fmt: str, max_r
       evalstore sql "SELECT * FROM evalstore.label_coverage(?, '1 day')" -p fraud -f csv
     """
     with _open(ctx, read_only=True) as store:
-        _emit(store.sql(query, list(params) or None), fmt, max_rows)
+        table = store.sql(query, list(params) or None)
+    _emit(table, fmt, max_rows if limit is None else limit)
 
 
-def _emit(table: pa.Table, fmt: str, max_rows: int = 100) -> None:
+def _emit(
+    table: pa.Table,
+    fmt: str,
+    limit: int | None,
+    *,
+    columns: list[str] | None = None,
+    wrap: tuple[str, ...] = (),
+    drop_empty: bool = False,
+) -> None:
+    """Print ``table`` as ``fmt``: ``table`` fits the terminal and shows at most ``limit``
+    rows (default 50; 0 for all) and the ``columns`` chosen for reading; the other formats
+    carry every column and, with ``limit``, the first ``limit`` rows."""
+    from evalstore import cli_render, formats
+
     if fmt == "table":
-        click.echo(formats.to_text(table, max_rows=max_rows))
-    elif fmt == "json":
+        rows = cli_render.DEFAULT_TABLE_ROWS if limit is None else limit
+        text = cli_render.render_table(
+            table, limit=rows, columns=columns, wrap=wrap, drop_empty=drop_empty
+        )
+        click.echo(text)
+        return
+    if limit:
+        table = table.slice(0, limit)
+    if fmt == "json":
         click.echo(formats.to_json(table))
     elif fmt == "csv":
         sys.stdout.buffer.write(formats.to_csv(table))
     else:
         sys.stdout.buffer.write(formats.to_arrow_ipc(table))
     sys.stdout.flush()
+
+
+def _echo_wrapped(text: str) -> None:
+    """Print ``text`` wrapped to the terminal's width."""
+    from evalstore import cli_render
+
+    click.echo("\n".join(cli_render.wrap_lines(text, cli_render.terminal_width())))
 
 
 def _reference(text: str) -> Any:
@@ -321,7 +432,8 @@ def _reference(text: str) -> Any:
         start, end = text.split("..", 1)
         return (start, end)
     raise click.BadParameter(
-        "use training, validation, dataset:TAG, previous:N or START..END", param_hint="--reference"
+        "use training, validation, dataset:TAG, previous:N or START..END",
+        param_hint="'--reference'",
     )
 
 
@@ -364,28 +476,71 @@ def _monitor_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--where", help="SQL predicate over feature columns, e.g. \"region = 'north'\"."
             ),
-            click.option(
-                "--format",
-                "-f",
-                "fmt",
-                type=click.Choice(["grid", *formats.FORMATS]),
-                default="grid",
-                show_default=True,
-                help="grid: features by windows with drifted cells marked.",
-            ),
+            _output_options(grid=True),
         ]
     ):
         command = decorator(command)
     return command
 
 
+#: Columns of the monitors' rows shown with --format table.
+MONITOR_VIEW = ["window_start", "feature", "version", "method", "value", "p_value", "threshold",
+                "drifted", "n_reference", "n_analysis", "count", "reason"]  # fmt: skip
+#: Width of the window's label in the grid, per column.
+GRID_LABEL = 5
+#: Window of the grid when daily windows (the default) do not fit the terminal.
+WEEKLY = "7 days"
+
+
+def _grid_window(
+    ctx: click.Context, store: Store, model: str, window: str, fmt: str
+) -> tuple[str, str | None]:
+    """The window to compute: weekly when the default daily grid would not fit.
+
+    Only a --window left at its default changes; the note says so. The number of daily
+    windows is counted from the serving feature times (one cheap query).
+    """
+    from evalstore import cli_render
+    from evalstore.cli_ingest import model_table
+
+    if fmt != "grid" or ctx.get_parameter_source("window") != ParameterSource.DEFAULT:
+        return window, None
+    if store.models(model).num_rows == 0:
+        return window, None  # the family names the unknown model
+    features = model_table(store, model, "features")
+    days = (
+        store.sql(
+            f"SELECT count(DISTINCT date_trunc('day', ts)) FROM {features} WHERE env = 'serving'"
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    width = cli_render.terminal_width()
+    if cli_render.grid_fits(days, width, GRID_LABEL):
+        return window, None
+    return WEEKLY, (
+        f"note: {days} daily windows do not fit {width} columns, so the windows are "
+        f"{WEEKLY}; pass --window '1 day' for days (the latest that fit, or all with "
+        "--format csv)"
+    )
+
+
 def _emit_monitor(
-    table: pa.Table, fmt: str, meaning: str = "drifted by at least one method"
+    table: pa.Table,
+    fmt: str,
+    limit: int | None,
+    meaning: str = "drifted by at least one method",
+    note: str | None = None,
 ) -> None:
+    from evalstore import cli_render
+
     if fmt == "grid":
-        click.echo(formats.to_grid(table, meaning=meaning))
+        rows = cli_render.DEFAULT_TABLE_ROWS if limit is None else limit
+        click.echo(cli_render.render_grid(table, meaning=meaning, limit=rows))
+        if note:
+            click.echo("\n".join(cli_render.wrap_lines(note, cli_render.terminal_width())))
     else:
-        _emit(table, fmt, max_rows=table.num_rows)
+        _emit(table, fmt, limit, columns=MONITOR_VIEW, drop_empty=True)
 
 
 @main.command()
@@ -402,7 +557,6 @@ def _emit_monitor(
     show_default=True,
 )
 @click.pass_context
-@friendly_errors
 def drift(
     ctx: click.Context,
     model: str,
@@ -412,6 +566,7 @@ def drift(
     version: str | None,
     where: str | None,
     fmt: str,
+    limit: int | None,
     methods: str | None,
     correction: str,
 ) -> None:
@@ -422,6 +577,7 @@ def drift(
       evalstore drift --model fraud --reference training --window "1 day" --methods ks,psi
     """
     with _open(ctx, read_only=True) as store:
+        window, note = _grid_window(ctx, store, model, window, fmt)
         table = store.drift(
             model,
             reference=_reference(reference),
@@ -432,14 +588,13 @@ def drift(
             where=where,
             correction=correction,
         )
-    _emit_monitor(table, fmt)
+    _emit_monitor(table, fmt, limit, note=note)
 
 
 @main.command()
 @_monitor_options
 @click.option("--failed", is_flag=True, help="Only the checks that failed.")
 @click.pass_context
-@friendly_errors
 def quality(
     ctx: click.Context,
     model: str,
@@ -449,6 +604,7 @@ def quality(
     version: str | None,
     where: str | None,
     fmt: str,
+    limit: int | None,
     failed: bool,
 ) -> None:
     """Data quality per window: volume, missing, NaN/inf, out of range, unseen categories.
@@ -458,6 +614,7 @@ def quality(
       evalstore quality --model fraud --window "1 day" --failed -f table
     """
     with _open(ctx, read_only=True) as store:
+        window, note = _grid_window(ctx, store, model, window, fmt)
         table = store.quality(
             model,
             reference=_reference(reference),
@@ -466,11 +623,13 @@ def quality(
             version=version,
             where=where,
         )
-    _emit_monitor(_failed_only(table) if failed else table, fmt, "a check failed")
+    _emit_monitor(_failed_only(table) if failed else table, fmt, limit, "a check failed", note=note)
 
 
 def _failed_only(table: pa.Table) -> pa.Table:
-    return table.filter(pa.compute.fill_null(table.column("drifted"), False))
+    import pyarrow.compute as pc
+
+    return table.filter(pc.fill_null(table.column("drifted"), False))
 
 
 @main.command()
@@ -478,7 +637,6 @@ def _failed_only(table: pa.Table) -> pa.Table:
 @click.option("--failed", is_flag=True, help="Only the checks that failed.")
 @click.option("--tolerance", type=float, default=0.05, show_default=True)
 @click.pass_context
-@friendly_errors
 def validate(
     ctx: click.Context,
     model: str,
@@ -488,6 +646,7 @@ def validate(
     version: str | None,
     where: str | None,
     fmt: str,
+    limit: int | None,
     failed: bool,
     tolerance: float,
 ) -> None:
@@ -500,6 +659,7 @@ def validate(
       evalstore validate --model fraud --window "1 day" --failed
     """
     with _open(ctx, read_only=True) as store:
+        window, note = _grid_window(ctx, store, model, window, fmt)
         table = store.validate(
             model,
             window=_window(window),
@@ -508,7 +668,9 @@ def validate(
             where=where,
             tolerance=tolerance,
         )
-    _emit_monitor(_failed_only(table) if failed else table, fmt, "the schema is violated")
+    _emit_monitor(
+        _failed_only(table) if failed else table, fmt, limit, "the schema is violated", note
+    )
 
 
 @main.group()
@@ -526,10 +688,16 @@ def schema() -> None:
 @click.option("--reference", "-r", default="training", show_default=True)
 @click.option("--version", "-v", "version", help="Use the dataset this version trained on.")
 @click.option("--features", help="Comma-separated features (default: all).")
+@_output_options()
 @click.pass_context
-@friendly_errors
 def schema_infer(
-    ctx: click.Context, model: str, reference: str, version: str | None, features: str | None
+    ctx: click.Context,
+    model: str,
+    reference: str,
+    version: str | None,
+    features: str | None,
+    fmt: str,
+    limit: int | None,
 ) -> None:
     """Infer each feature's schema from the reference rows and save it.
 
@@ -541,15 +709,14 @@ def schema_infer(
         table = store.infer_schema(
             model, reference=_reference(reference), version=version, features=_names(features)
         )
-    click.echo(formats.to_text(table, max_rows=table.num_rows))
+    _emit(table, fmt, limit)
 
 
 @schema.command("show")
 @click.option("--model", "-m", required=True, help="Registered model name.")
-@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@_output_options()
 @click.pass_context
-@friendly_errors
-def schema_show(ctx: click.Context, model: str, fmt: str) -> None:
+def schema_show(ctx: click.Context, model: str, fmt: str, limit: int | None) -> None:
     """Print the model's saved schema (edit it with UPDATE evalstore.schemas ...).
 
     \b
@@ -558,7 +725,7 @@ def schema_show(ctx: click.Context, model: str, fmt: str) -> None:
     """
     with _open(ctx, read_only=True) as store:
         table = store.schema(model)
-    _emit(table, fmt, max_rows=table.num_rows)
+    _emit(table, fmt, limit)
 
 
 @main.command()
@@ -570,9 +737,8 @@ def schema_show(ctx: click.Context, model: str, fmt: str) -> None:
 @click.option("--version", "-v", "version", help="Only this version.")
 @click.option("--where", help="SQL predicate over feature columns.")
 @click.option("--threshold", type=float, help="Binary threshold (default: the registered one).")
-@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@_output_options()
 @click.pass_context
-@friendly_errors
 def performance(
     ctx: click.Context,
     model: str,
@@ -584,6 +750,7 @@ def performance(
     where: str | None,
     threshold: float | None,
     fmt: str,
+    limit: int | None,
 ) -> None:
     """Realized performance per window, version and slice, with confidence intervals.
 
@@ -594,7 +761,7 @@ def performance(
     keys: list[Any] = _names(by) or []
     named = dict(s.split("=", 1) for s in slices if "=" in s)
     if len(named) != len(slices):
-        raise click.BadParameter("use NAME=PREDICATE", param_hint="--slice")
+        raise click.BadParameter("use NAME=PREDICATE", param_hint="'--slice'")
     if named:
         keys.append(named)
     with _open(ctx, read_only=True) as store:
@@ -607,7 +774,17 @@ def performance(
             where=where,
             threshold=threshold,
         )
-    _emit(table, fmt, max_rows=table.num_rows)
+    _emit(table, fmt, limit, columns=_performance_view(table), drop_empty=True)
+
+
+def _performance_view(table: pa.Table) -> list[str]:
+    """Columns of `performance` worth reading in a terminal: the slice keys included."""
+    names = table.column_names
+    keys = []
+    if "version" in names and "metric" in names:
+        keys = names[names.index("version") + 1 : names.index("metric")]
+    return ["window_start", *keys, "version", "metric", "class", "value", "ci_low", "ci_high",
+            "n", "label_coverage", "labels_complete", "reason"]  # fmt: skip
 
 
 @main.command()
@@ -623,9 +800,8 @@ def performance(
 @click.option("--correction", type=click.Choice(["bh", "bonferroni", "none"]), default="bh")
 @click.option("--no-pairs", is_flag=True, help="Search single features only.")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@_output_options()
 @click.pass_context
-@friendly_errors
 def slices(
     ctx: click.Context,
     model: str,
@@ -633,6 +809,7 @@ def slices(
     min_support: str,
     no_pairs: bool,
     fmt: str,
+    limit: int | None,
     **options: Any,
 ) -> None:
     """Worst slices: feature values, bins and pairs where a metric is significantly worse.
@@ -647,7 +824,9 @@ def slices(
     try:
         support: float = int(min_support) if min_support.isdigit() else float(min_support)
     except ValueError:
-        raise click.BadParameter("a row count or a share in (0, 1)", "--min-support") from None
+        raise click.BadParameter(
+            "a row count or a share in (0, 1)", param_hint="'--min-support'"
+        ) from None
     with _open(ctx, read_only=True) as store:
         table = store.worst_slices(
             model,
@@ -657,18 +836,23 @@ def slices(
             **options,
         )
     if fmt != "table":
-        _emit(table, fmt, max_rows=table.num_rows)
+        _emit(table, fmt, limit)
         return
     if not table.num_rows:
         click.echo("No slice is significantly worse than the rest.")
         return
-    shown = table.select(["rank", "slice", "n", "value", "rest_value", "effect", "q_value"])
-    click.echo(formats.to_text(shown, max_rows=table.num_rows, max_width=70))
+    from evalstore import cli_render
+
+    _emit(table, fmt, limit, columns=["rank", "slice", "n", "value", "rest_value", "effect",
+                                      "q_value", "predicate"])  # fmt: skip
     first = table.slice(0, 1).to_pylist()[0]
-    click.echo(f"\nmetric {first['metric']} of version {first['version']}; {first['test']}")
+    width = cli_render.terminal_width()
+    _echo_wrapped(f"metric {first['metric']} of version {first['version']}; {first['test']}")
     click.echo("predicates (pass as --where):")
-    for row in table.select(["rank", "predicate"]).to_pylist():
-        click.echo(f"  #{row['rank']}: {row['predicate']}")
+    shown = table if not limit else table.slice(0, limit)
+    for row in shown.select(["rank", "predicate"]).to_pylist():
+        line = f"  #{row['rank']}: {row['predicate']}"
+        click.echo("\n".join(cli_render.wrap_lines(line, width, indent="      ")))
 
 
 @main.command()
@@ -680,9 +864,8 @@ def slices(
 @click.option("--where", help="SQL predicate both rows of an example must meet.")
 @click.option("--method", default="js", show_default=True, help="Drift method of the distance.")
 @click.option("--no-distance", is_flag=True, help="Only count mismatches (faster).")
-@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@_output_options()
 @click.pass_context
-@friendly_errors
 def skew(
     ctx: click.Context,
     model: str,
@@ -694,6 +877,7 @@ def skew(
     method: str,
     no_distance: bool,
     fmt: str,
+    limit: int | None,
 ) -> None:
     """Training/serving skew per feature for examples logged in both envs.
 
@@ -707,13 +891,12 @@ def skew(
             model, tolerance, rtol, method=None if no_distance else method, **options
         )
         summary = store.skew_summary(model, tolerance, rtol, **options).to_pylist()[0]
-    if fmt != "table":
-        _emit(table, fmt, max_rows=table.num_rows)
-        return
     shown = ["feature", "kind", "n_compared", "n_mismatch", "share_mismatch", "skewed",
              "distance", "method", "sample_ids"]  # fmt: skip
-    click.echo(formats.to_text(table.select(shown), max_rows=table.num_rows))
-    click.echo(
+    _emit(table, fmt, limit, columns=shown)
+    if fmt != "table":
+        return
+    _echo_wrapped(
         f"{summary['n_examples_skewed']} of {summary['n_examples']} examples in both training "
         f"and serving differ in at least one feature; {summary['n_features_skewed']} of "
         f"{summary['n_features']} compared features have mismatches"
@@ -731,9 +914,8 @@ def skew(
 @click.option("--by", help="Comma-separated categorical features to slice by.")
 @click.option("--slice", "slices", multiple=True, help="NAME=PREDICATE, a named slice.")
 @click.option("--where", help="SQL predicate over feature columns.")
-@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@_output_options()
 @click.pass_context
-@friendly_errors
 def compare(
     ctx: click.Context,
     model: str,
@@ -745,6 +927,7 @@ def compare(
     slices: tuple[str, ...],
     where: str | None,
     fmt: str,
+    limit: int | None,
 ) -> None:
     """Compare two versions on the examples both predicted (champion/challenger, shadow).
 
@@ -755,7 +938,7 @@ def compare(
     keys: list[Any] = _names(by) or []
     named = dict(s.split("=", 1) for s in slices if "=" in s)
     if len(named) != len(slices):
-        raise click.BadParameter("use NAME=PREDICATE", param_hint="--slice")
+        raise click.BadParameter("use NAME=PREDICATE", param_hint="'--slice'")
     if named:
         keys.append(named)
     with _open(ctx, read_only=True) as store:
@@ -763,14 +946,13 @@ def compare(
             model, a, b, window=_window(window), by=keys or None, metric=_names(metrics),
             where=where,
         )  # fmt: skip
-    if fmt != "table":
-        _emit(table, fmt, max_rows=table.num_rows)
-        return
-    leading = ["window_start", *table.column_names[4 : table.column_names.index("metric")]]
-    shown = [*leading, "metric", "value", "ci_low", "ci_high", "p_value", "value_a", "value_b",
-             "n", "test"]  # fmt: skip
-    click.echo(formats.to_text(table.select(shown), max_rows=table.num_rows))
-    click.echo(f"value: disagreement rate, or the difference {b} - {a}")
+    names = table.column_names
+    keys = names[4 : names.index("metric")] if "metric" in names else []
+    shown = ["window_start", *keys, "metric", "value", "ci_low", "ci_high", "p_value",
+             "value_a", "value_b", "n", "test"]  # fmt: skip
+    _emit(table, fmt, limit, columns=shown)
+    if fmt == "table":
+        click.echo(f"value: disagreement rate, or the difference {b} - {a}")
 
 
 @main.command()
@@ -780,9 +962,8 @@ def compare(
 @click.option("--sections", help="Comma-separated: staleness, serving, ingest, dependencies.")
 @click.option("--as-of", help="Clock for staleness (default: the latest prediction ts).")
 @click.option("--now", help="Clock for ingest freshness (default: the current time).")
-@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@_output_options()
 @click.pass_context
-@friendly_errors
 def health(
     ctx: click.Context,
     model: str,
@@ -792,6 +973,7 @@ def health(
     as_of: str | None,
     now: str | None,
     fmt: str,
+    limit: int | None,
 ) -> None:
     """Production health: staleness, latency/throughput/errors, ingest, dependency changes.
 
@@ -804,7 +986,7 @@ def health(
     with _open(ctx, read_only=True) as store:
         table = store.health(model, window, version, _names(sections), as_of=as_of, now=now)
     if fmt != "table":
-        _emit(table, fmt, max_rows=table.num_rows)
+        _emit(table, fmt, limit)
         return
     titles = {
         "staleness": "Staleness (days)",
@@ -817,7 +999,7 @@ def health(
         click.echo("(no health figures: nothing logged yet)")
     for section, part in parts.items():
         click.echo(f"== {titles[section]}")
-        click.echo(formats.to_text(part, max_rows=part.num_rows))
+        _emit(part, fmt, limit)
 
 
 @main.command()
@@ -825,7 +1007,6 @@ def health(
 @click.option("--overwrite", is_flag=True, help="Replace PATH if it exists.")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--days", type=click.IntRange(min=1), default=60, show_default=True)
-@friendly_errors
 def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
     """Build a demo store from a seeded credit-default scenario and show what it holds.
 
@@ -870,7 +1051,6 @@ def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
 )
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
-@friendly_errors
 def serve(ctx: click.Context, path: str | None, **options: Any) -> None:
     """Serve the store over HTTP (ingest, safe SQL, metrics, Prometheus) until Ctrl-C.
 
@@ -905,7 +1085,7 @@ def _weights(text: str | None) -> dict[str, float] | None:
         except ValueError:
             sep = ""
         if not sep:
-            raise click.BadParameter("use NAME=WEIGHT,NAME=WEIGHT", param_hint="--weights")
+            raise click.BadParameter("use NAME=WEIGHT,NAME=WEIGHT", param_hint="'--weights'")
     return weights
 
 
@@ -932,9 +1112,8 @@ def _weights(text: str | None) -> dict[str, float] | None:
 @click.option("--reference", "-r", default="training", show_default=True)
 @click.option("--expires-in", default="14 days", show_default=True, help="'never' to keep open.")
 @click.option("--no-record", is_flag=True, help="Do not record label requests.")
-@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@_output_options()
 @click.pass_context
-@friendly_errors
 def suggest(ctx: click.Context, model: str, k: int, strategy: str, **options: Any) -> None:
     """Suggest examples to label (best first) and record them as open label requests.
 
@@ -942,7 +1121,7 @@ def suggest(ctx: click.Context, model: str, k: int, strategy: str, **options: An
     Example:
       evalstore suggest --model fraud -k 200 --strategy mix --weights entropy=0.6,novelty=0.4
     """
-    fmt = options.pop("fmt")
+    fmt, limit = options.pop("fmt"), options.pop("limit")
     record = not options.pop("no_record")
     expires = options.pop("expires_in")
     with _open(ctx, read_only=not record) as store:
@@ -962,11 +1141,14 @@ def suggest(ctx: click.Context, model: str, k: int, strategy: str, **options: An
             record=record,
             expires_in=None if expires == "never" else expires,
         )
-    if fmt == "table":
-        table = table.select(
-            ["rank", "example_id", "picked_by", "priority", "reason", "request_id"]
-        )
-    _emit(table, fmt, max_rows=table.num_rows)
+    _emit(
+        table,
+        fmt,
+        limit,
+        columns=["rank", "example_id", "picked_by", "priority", "request_id", "reason"],
+        wrap=("reason",),
+        drop_empty=True,
+    )
 
 
 @main.group()
@@ -985,11 +1167,15 @@ def requests() -> None:
     "--status", type=click.Choice(["open", "fulfilled", "expired", "cancelled"]), multiple=True
 )
 @click.option("--strategy", help="Only requests picked by this strategy.")
-@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@_output_options()
 @click.pass_context
-@friendly_errors
 def requests_list(
-    ctx: click.Context, model: str | None, status: tuple[str, ...], strategy: str | None, fmt: str
+    ctx: click.Context,
+    model: str | None,
+    status: tuple[str, ...],
+    strategy: str | None,
+    fmt: str,
+    limit: int | None,
 ) -> None:
     """List label requests, newest first (overdue open ones are marked expired first).
 
@@ -999,7 +1185,9 @@ def requests_list(
     """
     with _open(ctx) as store:
         table = store.label_requests(model, status=list(status) or None, strategy=strategy)
-    _emit(table, fmt, max_rows=table.num_rows)
+    shown = ["request_id", "model", "example_id", "strategy", "priority", "status",
+             "requested_at", "expires_at", "fulfilled_at", "reason"]  # fmt: skip
+    _emit(table, fmt, limit, columns=shown, wrap=("reason",), drop_empty=True)
 
 
 @requests.command("cancel")
@@ -1009,7 +1197,6 @@ def requests_list(
 @click.option("--strategy", help="Cancel the open requests of this strategy.")
 @click.option("--all", "everything", is_flag=True, help="Cancel every open request of the model.")
 @click.pass_context
-@friendly_errors
 def requests_cancel(
     ctx: click.Context,
     model: str,
@@ -1042,7 +1229,6 @@ def requests_cancel(
 @click.option("--model", "-m", help="Only this model.")
 @click.option("--now", help="Expire as if it were this ISO time (default: now).")
 @click.pass_context
-@friendly_errors
 def requests_expire(ctx: click.Context, model: str | None, now: str | None) -> None:
     """Mark open requests past their expiry time as expired.
 
@@ -1079,7 +1265,7 @@ def _selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _selection(store: evalstore.Store, options: dict[str, Any]) -> Any:
+def _selection(store: Store, options: dict[str, Any]) -> Any:
     return store.selection(
         options["model"],
         where=options["where"],
@@ -1098,10 +1284,8 @@ def _selection(store: evalstore.Store, options: dict[str, Any]) -> Any:
 @click.option("--out", "-o", type=click.Path(dir_okay=True), help="Write Parquet here.")
 @click.option("--partition-by", help="Comma-separated columns: a hive-partitioned directory.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
-@click.option("--limit", type=int, default=20, show_default=True, help="Rows to print.")
-@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@_output_options()
 @click.pass_context
-@friendly_errors
 def select_rows(ctx: click.Context, **options: Any) -> None:
     """Select training data (features + latest labels + predictions); print or write Parquet.
 
@@ -1131,9 +1315,17 @@ def select_rows(ctx: click.Context, **options: Any) -> None:
             columns=_names(options["columns"]),
             as_of=options["as_of"],
         )
-    _emit(table.slice(0, options["limit"]), options["fmt"], max_rows=options["limit"])
-    if options["fmt"] == "table" and table.num_rows > options["limit"]:
-        click.echo(f"({table.num_rows:,} rows selected; --out FILE.parquet writes them all)")
+    _emit(table, options["fmt"], options["limit"], columns=_selection_view(table), drop_empty=True)
+
+
+def _selection_view(table: pa.Table) -> list[str]:
+    """Columns of `select` in reading order: id, time, label and prediction, the features,
+    then bookkeeping; the terminal's width decides how many are shown."""
+    first = ["example_id", "ts", "label", "version", "prediction", "score"]
+    last = ["env", "dataset", "batch_id", "label_ts", "label_source"]
+    names = table.column_names
+    middle = [n for n in names if n not in first and n not in last]
+    return [n for n in first if n in names] + middle + [n for n in last if n in names]
 
 
 @main.group()
@@ -1151,7 +1343,6 @@ def snapshot() -> None:
 @_selection_options
 @click.option("--replace", is_flag=True, help="Overwrite a snapshot of the same name.")
 @click.pass_context
-@friendly_errors
 def snapshot_create(ctx: click.Context, name: str, replace: bool, **options: Any) -> None:
     """Record a snapshot: definition, as-of time, row count and content hash.
 
@@ -1169,10 +1360,9 @@ def snapshot_create(ctx: click.Context, name: str, replace: bool, **options: Any
 
 @snapshot.command("list")
 @click.option("--model", "-m", help="Only this model.")
-@click.option("--format", "-f", "fmt", type=click.Choice(formats.FORMATS), default="table")
+@_output_options()
 @click.pass_context
-@friendly_errors
-def snapshot_list(ctx: click.Context, model: str | None, fmt: str) -> None:
+def snapshot_list(ctx: click.Context, model: str | None, fmt: str, limit: int | None) -> None:
     """List snapshots, newest first.
 
     \b
@@ -1181,9 +1371,8 @@ def snapshot_list(ctx: click.Context, model: str | None, fmt: str) -> None:
     """
     with _open(ctx, read_only=True) as store:
         table = store.snapshots(model)
-    if fmt == "table":
-        table = table.drop_columns(["definition"])
-    _emit(table, fmt, max_rows=table.num_rows)
+    shown = [n for n in table.column_names if n != "definition"]
+    _emit(table, fmt, limit, columns=shown)
 
 
 @snapshot.command("show")
@@ -1191,7 +1380,6 @@ def snapshot_list(ctx: click.Context, model: str | None, fmt: str) -> None:
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="Write its rows to Parquet.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
 @click.pass_context
-@friendly_errors
 def snapshot_show(ctx: click.Context, name: str, out: str | None, overwrite: bool) -> None:
     """Show a snapshot's record; with --out, write its rows (verified by hash) to Parquet.
 
@@ -1213,7 +1401,6 @@ def snapshot_show(ctx: click.Context, name: str, out: str | None, overwrite: boo
 @snapshot.command("delete")
 @click.argument("name")
 @click.pass_context
-@friendly_errors
 def snapshot_delete(ctx: click.Context, name: str) -> None:
     """Delete a snapshot's record (the rows it selected stay in the store).
 

@@ -55,7 +55,7 @@ from scipy import stats
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
-from evalstore.schema import CATEGORICAL_TYPES, feature_columns
+from evalstore.schema import CATEGORICAL_TYPES, feature_columns, schema_prefix
 from evalstore.selection import Window, check_predicate, check_width, window_args
 
 if TYPE_CHECKING:
@@ -302,7 +302,7 @@ def _source_view(
         slice_sql = f", struct_pack({', '.join(fields)}) AS slice" if fields else ""
         terms = [*conditions, f"({predicate})"] if predicate else conditions
         selects.append(
-            f"SELECT {outputs}{slice_sql} FROM {quote(model)}.evaluations AS e"
+            f"SELECT {outputs}{slice_sql} FROM {schema_prefix(con, model)}evaluations AS e"
             + (f" WHERE {' AND '.join(terms)}" if terms else "")
         )
     name = f"evalstore_compare_{next(_views)}"

@@ -14,6 +14,7 @@ import pyarrow as pa
 import evalstore
 from evalstore.formats import to_grid, to_text
 from evalstore.scenario import Scenario, credit_default_scenario
+from evalstore.schema import schema_prefix
 
 #: Features whose distribution the scenario shifts (data drift, as opposed to the
 #: concept drift and the corrupted values it also injects).
@@ -314,7 +315,7 @@ def run_demo(
             "count(*) FILTER (age < 18 OR age > 120) AS age_out_of_range, "
             "count(*) FILTER (employment = 'gig_worker') AS unseen_employment, "
             "count(*) FILTER (region IS NULL) AS missing_region "
-            f"FROM {model}.features WHERE env = 'serving'",
+            f"FROM {schema_prefix(store.connection, model)}features WHERE env = 'serving'",
         )
         _drift_section(store, scenario, echo)
         _quality_section(store, scenario, echo)

@@ -37,6 +37,7 @@ from evalstore.schema import (
     RESERVED_FEATURE_NAMES,
     example_key_sql,
     model_columns,
+    model_relation,
 )
 from evalstore.values import refresh_value_views
 
@@ -556,7 +557,7 @@ def execute(
     source: str,
 ) -> Receipt:
     """Write one planned batch in a transaction; roll everything back on any failure."""
-    table = f"{quote(plan.model)}.{quote(plan.table)}"
+    table = model_relation(con, plan.model, plan.table)
     received_at = datetime.now(UTC)
     incoming = f"__evalstore_incoming_{next(_probe_names)}"
     con.register(incoming, reader)

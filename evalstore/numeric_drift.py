@@ -49,6 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from evalstore.identifiers import quote
+from evalstore.schema import schema_prefix
 from evalstore.selection import Selection, restricted_view
 from evalstore.udfs import ks_pvalue
 from evalstore.values import KEYS, output_names, output_rows
@@ -368,7 +369,7 @@ def source(
     regression) on the output rows, whose ``feature`` names it. Drop it with
     :func:`evalstore.selection.drop_view`.
     """
-    s = quote(model)
+    s = schema_prefix(con, model)
     numeric = [f for f, kind in kinds.items() if kind == "numeric"]
     chosen = [f for f in numeric if f in features]
     outputs = output_names(con, model, "numeric")
@@ -383,7 +384,7 @@ def source(
         parts.append(
             f"SELECT {KEYS}, CAST(NULL AS VARCHAR) AS version, '*' AS feature, "
             f"struct_pack({', '.join([*fields, 'out := CAST(NULL AS DOUBLE)'])}) AS value "
-            f"FROM {s}.features"
+            f"FROM {s}features"
         )
     select = " UNION ALL ".join(parts)
     return restricted_view(con, model, "", where, version, list(kinds), select), chosen

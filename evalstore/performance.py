@@ -104,7 +104,7 @@ from evalstore.bounds import MAX_BINS, MAX_BOOTSTRAP, MAX_SLICE_BINS, bounded_in
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
-from evalstore.schema import EVALUATIONS, NUMERIC_TYPES, feature_columns
+from evalstore.schema import EVALUATIONS, NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.selection import Window, check_predicate, check_width, reference_args, window_args
 
 if TYPE_CHECKING:
@@ -435,8 +435,9 @@ def _quantile_edges(
     """Distinct inner edges: quantiles i / bins (i = 1 .. bins - 1) of the reference."""
     x = f"CAST({quote(feature)} AS DOUBLE)"
     probabilities = [i / bins for i in range(1, bins)]
+    features = f"{schema_prefix(con, model)}features"
     rows = con.execute(
-        f"SELECT count({x}), quantile_cont({x}, ?::DOUBLE[]) FROM {quote(model)}.features "
+        f"SELECT count({x}), quantile_cont({x}, ?::DOUBLE[]) FROM {features} "
         f"WHERE isfinite({x}) AND (? IS NULL OR env = ?) AND (? IS NULL OR dataset = ?) "
         "AND (? IS NULL OR ts >= ?) AND (? IS NULL OR ts < ?)",
         [
@@ -514,7 +515,7 @@ def category_domain(
     :class:`InvalidParameterError` with the message ``too_many`` past MAX_CATEGORIES."""
     column = f"CAST({quote(name)} AS VARCHAR)"
     values = con.execute(
-        f"SELECT DISTINCT {column} FROM {quote(model)}.features "
+        f"SELECT DISTINCT {column} FROM {schema_prefix(con, model)}features "
         f"WHERE env = 'serving' AND {column} IS NOT NULL ORDER BY 1 LIMIT ?",
         [MAX_CATEGORIES + 1],
     ).fetchall()
@@ -540,7 +541,7 @@ def _source_view(
     and the join carries one integer instead of the columns); a prediction without
     serving features gets every feature key's NULL index.
     """
-    s = quote(model)
+    s = schema_prefix(con, model)
     if not slices and where is None and version is None:
         return f"{model}.evaluations"
     conditions = []
@@ -549,13 +550,13 @@ def _source_view(
     if version is not None:
         conditions.append(f"e.version = {_literal(version)}")
     outputs = "e.example_id, e.version, e.ts, e.prediction, e.score, e.probabilities, e.label"
-    evaluations, feature_terms = f"{s}.evaluations", []
+    evaluations, feature_terms = f"{s}evaluations", []
     by_feature = [key for key in slices if key.kind != "predicates"]
     if by_feature:
         part = _unused_name("evalstore_slice_part", columns)
         code = " + ".join(f"CAST({key.index()} AS BIGINT) * {key.stride}" for key in by_feature)
         missing = sum(key.null_index * key.stride for key in by_feature)
-        features = f"(SELECT *, {code} AS {part} FROM {s}.features AS e)"
+        features = f"(SELECT *, {code} AS {part} FROM {s}features AS e)"
         evaluations = f"({EVALUATIONS.format(s=s, features=features)})"
         feature_terms = [f"coalesce(e.{part}, {missing})"]
     selects = []

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from evalstore.db import transaction
-from evalstore.errors import StoreVersionError
+from evalstore.errors import InvalidParameterError, StoreVersionError
 from evalstore.identifiers import quote, quote_literal
 
 #: Columns evalstore writes itself in each model table; users' columns may not take these names.
@@ -59,6 +59,56 @@ NUMERIC_TYPES = INTEGER_TYPES | {"FLOAT", "DOUBLE"}
 #: Feature types analysed as categories (cast to text).
 CATEGORICAL_TYPES = frozenset({"VARCHAR", "BOOLEAN"})
 TASKS = ("binary", "multiclass", "regression")
+
+
+def catalog(con: duckdb.DuckDBPyConnection) -> str:
+    """The DuckDB catalog the store is open as: the file's stem (``fraud`` for
+    ``fraud.duckdb``), ``memory`` for an in-memory store."""
+    return con.execute("SELECT current_database()").fetchall()[0][0]
+
+
+def schema_prefix(con: duckdb.DuckDBPyConnection, model: str) -> str:
+    """``"<catalog>"."<model>".``: the prefix of a model's tables in SQL built by Python.
+
+    A store file named like a model (``fraud.duckdb`` holding model ``fraud``) opens as
+    catalog ``fraud``, and DuckDB refuses ``fraud.features`` as "Ambiguous reference to
+    catalog or schema". Every statement evalstore builds therefore names a model's tables
+    with the catalog too. Persistent views inside a model's schema name its tables
+    unqualified instead (DuckDB resolves them in the view's own schema, whatever catalog
+    name the file is later opened under), and the SQL macros qualify names with
+    ``current_database()`` (``evalstore.model_table``, ``evalstore.relation``).
+
+    >>> con = duckdb.connect()
+    >>> schema_prefix(con, "fraud")
+    '"memory"."fraud".'
+    >>> con.close()
+    """
+    return f"{quote(catalog(con))}.{quote(model)}."
+
+
+def model_relation(con: duckdb.DuckDBPyConnection, model: str, table: str) -> str:
+    """``"<catalog>"."<model>"."<table>"``: one of a model's tables or views, unambiguous
+    whatever the store file is called (see :func:`schema_prefix`)."""
+    return schema_prefix(con, model) + quote(table)
+
+
+#: Catalog names a store file may not open as: evalstore's system schema (every macro
+#: calls ``evalstore.<macro>``, which DuckDB would find ambiguous) and DuckDB's own.
+RESERVED_CATALOGS = frozenset({"evalstore"})
+
+
+def check_catalog(con: duckdb.DuckDBPyConnection, path: object = None) -> str:
+    """Return the store's catalog name, or raise :class:`InvalidParameterError` when it
+    is one a store cannot use (a file named ``evalstore.duckdb`` opens as catalog
+    ``evalstore``, which clashes with the system schema of that name)."""
+    name = catalog(con)
+    if name.lower() in RESERVED_CATALOGS:
+        raise InvalidParameterError(
+            f"path={str(path)!r} opens as DuckDB catalog {name!r}, the name of evalstore's "
+            "system schema, which makes every evalstore.<name> reference ambiguous; "
+            "choose another file name (for example 'monitoring.duckdb')"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -189,8 +239,11 @@ def _create_snapshots_table(con: duckdb.DuckDBPyConnection) -> None:
 #: The latest label of each example: the one no later batch has superseded. A labels
 #: batch holds an example at most once, so "latest" is "highest batch_id" and the
 #: ingest of a batch marks the labels it supersedes (:func:`evalstore.ingest.execute`).
+#: ``{s}`` is the prefix of the model's tables: empty in the model's own views (DuckDB
+#: resolves their names in the view's schema, whatever the file's catalog is called),
+#: :func:`schema_prefix` in queries.
 LABELS_LATEST = (
-    "SELECT example_id, label, ts, source, batch_id, example_key FROM {s}.labels "
+    "SELECT example_id, label, ts, source, batch_id, example_key FROM {s}labels "
     "WHERE superseded_by IS NULL"
 )
 #: Predictions with the latest labels and the serving features (joined on the key);
@@ -200,8 +253,8 @@ EVALUATIONS = """
         p.example_id, p.version, p.ts, p.prediction, p.score, p.probabilities, p.latency_ms,
         l.label, l.ts AS label_ts, l.source AS label_source,
         f.* EXCLUDE (example_id, env, dataset, ts, batch_id, example_key), p.example_key
-    FROM {s}.predictions AS p
-    LEFT JOIN {s}.labels_latest AS l ON l.example_key = p.example_key
+    FROM {s}predictions AS p
+    LEFT JOIN {s}labels_latest AS l ON l.example_key = p.example_key
     LEFT JOIN {features} AS f ON f.example_key = p.example_key AND f.env = 'serving'
 """
 EVALUATIONS_COMMENT = "Predictions joined with the latest labels and the serving features."
@@ -217,7 +270,7 @@ def _mark_superseded_labels(con: duckdb.DuckDBPyConnection) -> None:
     ``labels_latest`` as it was at version 6; migration 7 re-creates the views that read
     it (a store is always migrated to the latest version in one transaction)."""
     for (model,) in con.execute("SELECT DISTINCT model FROM evalstore.models").fetchall():
-        s = quote(model)
+        s = schema_prefix(con, model).removesuffix(".")
         con.execute(f"ALTER TABLE {s}.labels ADD COLUMN superseded_by BIGINT")
         con.execute(
             f"""
@@ -234,7 +287,7 @@ def _mark_superseded_labels(con: duckdb.DuckDBPyConnection) -> None:
         )
         con.execute(
             f"CREATE OR REPLACE VIEW {s}.labels_latest AS SELECT example_id, label, ts, source, "
-            f"batch_id FROM {s}.labels WHERE superseded_by IS NULL"
+            "batch_id FROM labels WHERE superseded_by IS NULL"
         )
         con.execute(f"COMMENT ON TABLE {s}.labels IS {quote_literal(LABELS_COMMENT)}")
 
@@ -248,7 +301,7 @@ def _add_example_keys(con: duckdb.DuckDBPyConnection) -> None:
     from evalstore.values import refresh_value_views
 
     for (model,) in con.execute("SELECT DISTINCT model FROM evalstore.models").fetchall():
-        s = quote(model)
+        s = schema_prefix(con, model).removesuffix(".")
         for table in KEYED_TABLES:
             con.execute(f"ALTER TABLE {s}.{table} ADD COLUMN example_key UUID")
             con.execute(f"UPDATE {s}.{table} SET example_key = {example_key_sql('example_id')}")
@@ -257,19 +310,30 @@ def _add_example_keys(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _keyed_views(s: str) -> str:
-    """SQL (re)creating the views of quoted schema ``s`` that join on ``example_key``, with
-    the comments of the views and of the key columns."""
+    """SQL (re)creating the views of qualified schema ``s`` that join on ``example_key``,
+    with the comments of the views and of the key columns. The views name the schema's
+    tables unqualified (see :data:`LABELS_LATEST`)."""
     key_comments = " ".join(
         f"COMMENT ON COLUMN {s}.{table}.example_key IS {quote_literal(EXAMPLE_KEY_COMMENT)};"
         for table in KEYED_TABLES
     )
-    evaluations = EVALUATIONS.format(s=s, features=f"{s}.features")
+    evaluations = EVALUATIONS.format(s="", features="features")
     return (
-        f"CREATE OR REPLACE VIEW {s}.labels_latest AS {LABELS_LATEST.format(s=s)}; "
+        f"CREATE OR REPLACE VIEW {s}.labels_latest AS {LABELS_LATEST.format(s='')}; "
         f"CREATE OR REPLACE VIEW {s}.evaluations AS {evaluations}; "
         f"COMMENT ON VIEW {s}.labels_latest IS {quote_literal(LABELS_LATEST_COMMENT)}; "
         f"COMMENT ON VIEW {s}.evaluations IS {quote_literal(EVALUATIONS_COMMENT)}; " + key_comments
     )
+
+
+def _unqualify_model_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Re-create each model's views with unqualified table names, so that they bind in a
+    file whose catalog has the model's name (earlier views said ``"fraud".labels``)."""
+    from evalstore.values import refresh_value_views
+
+    for (model,) in con.execute("SELECT DISTINCT model FROM evalstore.models").fetchall():
+        con.execute(_keyed_views(schema_prefix(con, model).removesuffix(".")))
+        refresh_value_views(con, model)
 
 
 #: Every layout change, in order. Append only; never edit a released migration.
@@ -285,6 +349,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         6, "labels.superseded_by: the latest labels without a window", _mark_superseded_labels
     ),
     Migration(7, "example_key: joins on a 128-bit digest of the id", _add_example_keys),
+    Migration(
+        8, "model views name their tables unqualified: any file name", _unqualify_model_views
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -362,7 +429,7 @@ def create_model_schema(con: duckdb.DuckDBPyConnection, model: str, task: str) -
     quoted all the same. Labels and predictions are ``DOUBLE`` for regression and
     ``VARCHAR`` (the canonical text of the class) for classification.
     """
-    s = quote(model)
+    s = schema_prefix(con, model).removesuffix(".")
     value_type = "DOUBLE" if task == "regression" else "VARCHAR"
     con.execute(
         f"""

@@ -36,6 +36,7 @@ from sqlglot import exp
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
+from evalstore.schema import schema_prefix
 from evalstore.sql_policy import UnsafeSqlError, check_expression, check_nesting
 
 Reference = str | Mapping[str, Any] | tuple[Any, Any]
@@ -237,7 +238,7 @@ def restricted_view(
     view. The caller drops the temporary view when done (:func:`drop_view`).
     """
     check_model_name(model)
-    s = quote(model)
+    s = schema_prefix(con, model).removesuffix(".")
     if where is None and version is None and select is None:
         return f"{model}.{relation}"
     name = f"evalstore_slice_{next(_view_ids)}"

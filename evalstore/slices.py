@@ -64,7 +64,7 @@ from evalstore.performance import (
     category_domain,
 )
 from evalstore.registry import to_timestamp
-from evalstore.schema import NUMERIC_TYPES, feature_columns
+from evalstore.schema import NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.selection import check_predicate, reference_args
 
 if TYPE_CHECKING:
@@ -328,7 +328,8 @@ def _source_view(
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS "
         "SELECT e.example_id, e.version, e.ts, e.prediction, e.score, e.probabilities, "
-        f"e.label{codes} FROM {quote(model)}.evaluations AS e WHERE {' AND '.join(conditions)}"
+        f"e.label{codes} FROM {schema_prefix(con, model)}evaluations AS e "
+        f"WHERE {' AND '.join(conditions)}"
     )
     return name
 

@@ -27,7 +27,7 @@ from evalstore.errors import (
 )
 from evalstore.identifiers import check_model_name
 from evalstore.macros import install_macros
-from evalstore.schema import check_readable, create_model_schema, migrate
+from evalstore.schema import check_catalog, check_readable, create_model_schema, migrate
 from evalstore.values import refresh_value_views
 
 Data = Any  # anything sources.to_reader accepts
@@ -64,6 +64,7 @@ class Store:
                 f"read_only=True needs an existing store file; {str(path)!r} does not exist"
             )
         database = ":memory:" if self.path is None else str(self.path)
+        created = self.path is not None and not self.path.exists()
         self._lock = threading.RLock()
         self._con = duckdb.connect(database, read_only=read_only)
         try:
@@ -74,6 +75,7 @@ class Store:
             # values). GLOBAL: cursors (server sessions) inherit it.
             self._con.execute("SET GLOBAL asof_loop_join_threshold = 0")
             udfs.register(self._con)
+            check_catalog(self._con, path)
             if read_only:
                 check_readable(self._con, read_only=True)
             else:
@@ -81,6 +83,9 @@ class Store:
                 install_macros(self._con)
         except BaseException:
             self._con.close()
+            if created:  # a store that could not be set up leaves no file behind
+                for leftover in (self.path, Path(f"{self.path}.wal")):
+                    leftover.unlink(missing_ok=True)
             raise
 
     # ------------------------------------------------------------------ lifecycle

@@ -66,7 +66,7 @@ from evalstore.bounds import MAX_SUGGEST_K, MAX_SUGGEST_POOL, bounded_int
 from evalstore.errors import InvalidParameterError, ReadOnlyError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
-from evalstore.schema import example_key_sql
+from evalstore.schema import example_key_sql, schema_prefix
 from evalstore.selection import check_predicate, reference_args
 from evalstore.values import feature_kinds
 
@@ -166,8 +166,9 @@ class _Context:
         with ``example_key``), or ''."""
         if self.where is None:
             return ""
+        features = f"{schema_prefix(self.con, self.model)}features"
         return (
-            f" AND {alias}.example_key IN (SELECT example_key FROM {quote(self.model)}.features "
+            f" AND {alias}.example_key IN (SELECT example_key FROM {features} "
             f"WHERE env = 'serving' AND ({self.where}))"
         )
 
@@ -291,7 +292,8 @@ def suggest(
 def _window_start(store: Store, model: str, window: str, until: datetime | None) -> datetime:
     try:
         rows = store.connection.execute(
-            f"SELECT max(ts) - CAST(? AS INTERVAL) FROM {quote(model)}.predictions "
+            f"SELECT max(ts) - CAST(? AS INTERVAL) "
+            f"FROM {schema_prefix(store.connection, model)}predictions "
             "WHERE ? IS NULL OR ts < ?",
             [window, until, until],
         ).fetchall()
@@ -739,7 +741,7 @@ def _top_novelty(ctx: _Context, n: int) -> list[tuple[str, float]]:
     columns = "".join(f", f.{quote(feature)}" for feature, _, _ in _novelty_parts(ctx))
     sql = (
         f"SELECT f.example_id, {expression} AS novelty FROM ("
-        f"SELECT f.example_id{columns} FROM {quote(ctx.model)}.features AS f"
+        f"SELECT f.example_id{columns} FROM {schema_prefix(ctx.con, ctx.model)}features AS f"
         f"{_anti_joins('f')} WHERE f.env = 'serving'{where}{{prune}}) AS f "
         "ORDER BY novelty DESC NULLS LAST, f.example_id LIMIT $n"
     )
@@ -772,7 +774,7 @@ def _novelty_thresholds(
     depth = max(1, math.ceil(2 * m * NOVELTY_SAMPLE_PERCENT / 100))
     where = ctx.feature_where
     sample = ctx.run(
-        f"SELECT {expression} AS novelty FROM {quote(ctx.model)}.features AS f "
+        f"SELECT {expression} AS novelty FROM {schema_prefix(ctx.con, ctx.model)}features AS f "
         f"TABLESAMPLE {NOVELTY_SAMPLE_PERCENT}% (system, {int(ctx.seed) % 2**31}) "
         f"WHERE f.env = 'serving'{where} ORDER BY novelty DESC NULLS LAST LIMIT $n",
         {**params, "n": 16 * depth},
@@ -799,7 +801,7 @@ def _count_slice_values(ctx: _Context) -> list[str]:
         return []
     counts = ", ".join(f"count(DISTINCT {quote(c)})" for c in columns)
     row = ctx.con.execute(
-        f"SELECT {counts} FROM {quote(ctx.model)}.features WHERE env = 'serving'"
+        f"SELECT {counts} FROM {schema_prefix(ctx.con, ctx.model)}features WHERE env = 'serving'"
     ).fetchall()[0]
     return [c for c, n in zip(columns, row, strict=True) if 2 <= n <= MAX_SLICE_VALUES]
 
@@ -829,7 +831,7 @@ def _slice_view(ctx: _Context, columns: Sequence[str]) -> str:
     ctx.con.execute(
         f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS SELECT f.example_id, f.example_key, "
         f"{_slice_key(columns, 'f')} AS slice "
-        f"FROM {quote(ctx.model)}.features AS f WHERE f.env = 'serving'"
+        f"FROM {schema_prefix(ctx.con, ctx.model)}features AS f WHERE f.env = 'serving'"
     )
     ctx.temp.append(name)
     return name
@@ -1022,7 +1024,7 @@ def _features_of(ctx: _Context, ids: Sequence[str]) -> dict[str, dict[str, Any]]
         cols.append(f"{_slice_key(ctx.slices['columns'], 'f')} AS __slice")
     name = ctx.register(pa.table({"example_id": pa.array(missing, pa.string())}))
     sql = (
-        f"SELECT {', '.join(cols)} FROM {quote(ctx.model)}.features AS f "
+        f"SELECT {', '.join(cols)} FROM {schema_prefix(ctx.con, ctx.model)}features AS f "
         f"WHERE f.env = 'serving' "
         f"AND f.example_key IN (SELECT {example_key_sql('example_id')} FROM {quote(name)})"
     )

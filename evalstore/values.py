@@ -27,7 +27,7 @@ import duckdb
 
 from evalstore.db import one
 from evalstore.identifiers import quote
-from evalstore.schema import CATEGORICAL_TYPES, NUMERIC_TYPES, feature_columns
+from evalstore.schema import CATEGORICAL_TYPES, NUMERIC_TYPES, feature_columns, schema_prefix
 
 KEYS = "example_id, env, dataset, ts"
 
@@ -47,32 +47,33 @@ def _unpivot(s: str, features: list[str], value_type: str) -> str:
     if not features:
         return (
             f"SELECT {KEYS}, CAST(NULL AS VARCHAR) AS version, CAST(NULL AS VARCHAR) AS feature, "
-            f"CAST(NULL AS {value_type}) AS value FROM {s}.features WHERE false"
+            f"CAST(NULL AS {value_type}) AS value FROM {s}features WHERE false"
         )
     casts = ", ".join(f"CAST({quote(f)} AS {value_type}) AS {quote(f)}" for f in features)
     return (
         f"SELECT {KEYS}, CAST(NULL AS VARCHAR) AS version, feature, value "
-        f"FROM (SELECT {KEYS}, {casts} FROM {s}.features) "
+        f"FROM (SELECT {KEYS}, {casts} FROM {s}features) "
         f"UNPIVOT INCLUDE NULLS (value FOR feature IN ({', '.join(map(quote, features))}))"
     )
 
 
 def output_rows(s: str, names: list[str], value_type: str) -> list[str]:
-    """SELECTs of the long-format rows of the outputs ``names`` of quoted schema ``s``."""
+    """SELECTs of the long-format rows of the outputs ``names`` of the model whose tables
+    have the prefix ``s`` (:func:`evalstore.schema.schema_prefix`; empty in its views)."""
     parts = []
     for name in names:
         if name == "label":
             parts.append(
                 f"SELECT f.example_id, f.env, f.dataset, f.ts, CAST(NULL AS VARCHAR) AS version, "
                 f"'label' AS feature, CAST(l.label AS {value_type}) AS value "
-                f"FROM {s}.labels_latest AS l "
-                f"JOIN {s}.features AS f ON f.example_key = l.example_key"
+                f"FROM {s}labels_latest AS l "
+                f"JOIN {s}features AS f ON f.example_key = l.example_key"
             )
         else:
             parts.append(
                 f"SELECT example_id, 'serving' AS env, CAST(NULL AS VARCHAR) AS dataset, ts, "
                 f"version, '{name}' AS feature, CAST({name} AS {value_type}) AS value "
-                f"FROM {s}.predictions"
+                f"FROM {s}predictions"
             )
     return parts
 
@@ -92,11 +93,14 @@ def value_rows(
     model: str,
     value_type: str,
     features: Sequence[str] | None = None,
+    prefix: str | None = None,
 ) -> str:
     """The SELECT of ``<model>.numeric_values`` (``value_type`` ``DOUBLE``) or
     ``<model>.category_values`` (``VARCHAR``): every row of it, or only those of
-    ``features`` (feature and output names; names of the other kind are ignored)."""
-    s = quote(model)
+    ``features`` (feature and output names; names of the other kind are ignored).
+    ``prefix`` of the model's tables: :func:`evalstore.schema.schema_prefix` by default,
+    ``""`` in the model's own views."""
+    s = schema_prefix(con, model) if prefix is None else prefix
     kind = "numeric" if value_type == "DOUBLE" else "categorical"
     outputs = output_names(con, model, kind)
     names = [f for f, k in feature_kinds(con, model).items() if k == kind]
@@ -110,10 +114,11 @@ def value_rows(
 
 def refresh_value_views(con: duckdb.DuckDBPyConnection, model: str) -> None:
     """(Re)create ``<model>.numeric_values`` and ``<model>.category_values``."""
-    s = quote(model)
+    s = schema_prefix(con, model).removesuffix(".")
+    numeric, category = (value_rows(con, model, kind, prefix="") for kind in ("DOUBLE", "VARCHAR"))
     con.execute(
-        f"CREATE OR REPLACE VIEW {s}.numeric_values AS {value_rows(con, model, 'DOUBLE')}; "
-        f"CREATE OR REPLACE VIEW {s}.category_values AS {value_rows(con, model, 'VARCHAR')}; "
+        f"CREATE OR REPLACE VIEW {s}.numeric_values AS {numeric}; "
+        f"CREATE OR REPLACE VIEW {s}.category_values AS {category}; "
         f"COMMENT ON VIEW {s}.numeric_values IS "
         "'Long format: one row per example and numeric feature (and score; regression "
         "prediction and label).'; "

@@ -35,7 +35,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
-from evalstore.identifiers import quote
+from evalstore.schema import schema_prefix
 
 #: Upper bounds (ms) of the prediction latency histogram's buckets.
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -197,7 +197,7 @@ class _StoreCollector:
                 )
                 counts = cursor.execute(
                     f"SELECT {bounds}, count(latency_ms), coalesce(sum(latency_ms), 0) "
-                    f"FROM {quote(model)}.predictions"
+                    f"FROM {schema_prefix(cursor, model)}predictions"
                 ).fetchone()
                 if counts and counts[-2]:
                     buckets = [

@@ -18,9 +18,17 @@
 -- finite value gets value NULL and a `reason`.
 
 -- evalstore.relation(name) -> the rows of the table or view called name.
--- Helper: the one use of query_table outside model_table.
+-- Helper: the one use of query_table outside model_table. A two-part name of a schema in
+-- the current catalog ('credit_default.numeric_values', 'evalstore.models') is qualified
+-- with current_database(), as in model_table, so it stays unambiguous in a store file
+-- named like the model; other names ('temp.main.v', a view's name, a quoted
+-- three-part name) are used as given.
 CREATE OR REPLACE MACRO evalstore.relation(name) AS TABLE
-    SELECT * FROM query_table(name);
+    SELECT * FROM query_table(
+        CASE WHEN regexp_full_match(name, '[a-z][a-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*')
+                  AND split_part(name, '.', 1) NOT IN ('temp', 'system')
+             THEN '"' || replace(current_database(), '"', '""') || '".' || name
+             ELSE name END);
 COMMENT ON MACRO TABLE evalstore.relation IS
     'Rows of the table or view whose (qualified) name is given; wraps query_table.';
 

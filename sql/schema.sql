@@ -11,8 +11,13 @@
 
 -- evalstore.model_table(model, name) -> the rows of table or view <model>.<name>.
 -- Helper: the only macro that reaches a model's schema by name (DuckDB's query_table).
+-- The name is qualified with the current catalog (current_database()): a store file
+-- called fraud.duckdb opens as catalog "fraud", and DuckDB refuses a bare fraud.<name>
+-- as ambiguous between that catalog and the model's schema. Macros run only in the
+-- connection's current catalog (a BI tool opens the file as its database, or USEs it).
 CREATE OR REPLACE MACRO evalstore.model_table(model, name) AS TABLE
-    SELECT * FROM query_table(model || '.' || name);
+    SELECT * FROM query_table(
+        '"' || replace(current_database(), '"', '""') || '"."' || model || '"."' || name || '"');
 COMMENT ON MACRO TABLE evalstore.model_table IS
     'Rows of the table or view <model>.<name>; evalstore''s one use of query_table.';
 
