@@ -25,6 +25,7 @@ from fastapi.responses import Response
 
 from evalstore.formats import json_value, to_arrow_ipc, to_csv, to_records
 from server.errors import ApiError
+from server.json_body import NDJSON, read_json_table
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -125,50 +126,46 @@ def body_to_data(body: bytes, content_type: str | None) -> pa.Table | pa.RecordB
     """Parse an ingest body: an Arrow IPC stream, Parquet, or JSON records.
 
     JSON may be an array of records (``[{"example_id": "a", "x": 1.5}, …]``), an object of
-    columns (``{"example_id": ["a"], "x": [1.5]}``) or ``{"records": [...]}``.
+    columns (``{"example_id": ["a"], "x": [1.5]}``) or ``{"records": [...]}``, or
+    newline-delimited records (``application/x-ndjson``); it is read into Arrow columns
+    directly (:mod:`server.json_body`), without a Python object per value. Every
+    refusal is a 422 naming what is wrong (a truncated Arrow stream, JSON nested too deeply,
+    an integer beyond 64 bits, a batch without rows), or 415 for a media type it cannot read.
     """
     media = (content_type or JSON).split(";")[0].strip().lower()
     if not body:
         raise ApiError(422, "empty_body", "the request body is empty; send JSON records or Arrow")
     if media == ARROW:
-        try:
-            return ipc.open_stream(pa.py_buffer(body))
-        except pa.ArrowException as error:
+        try:  # read whole (zero-copy from the body): a truncated stream is refused here
+            return _not_empty(ipc.open_stream(pa.py_buffer(body)).read_all())
+        except (pa.ArrowException, OSError) as error:
             raise ApiError(
-                422, "invalid_arrow", f"the body is not an Arrow IPC stream: {error}"
+                422,
+                "invalid_arrow",
+                f"the body is not a complete Arrow IPC stream: {error}; send the whole "
+                "stream (schema, record batches and end-of-stream marker)",
             ) from None
     if media == PARQUET:
         try:
-            return pq.read_table(pa.BufferReader(body))
+            return _not_empty(pq.read_table(pa.BufferReader(body)))
         except pa.ArrowException as error:
             raise ApiError(422, "invalid_parquet", f"the body is not Parquet: {error}") from None
-    if media not in (JSON, "application/x-ndjson", "text/json"):
+    if media not in (JSON, "text/json", *NDJSON):
         raise ApiError(
             415,
             "unsupported_media_type",
             f"cannot ingest {media!r}; send {JSON} (records) or {ARROW} (an Arrow IPC stream)",
         )
-    try:
-        payload = json.loads(body)
-    except ValueError as error:
-        raise ApiError(422, "invalid_json", f"the body is not valid JSON: {error}") from None
-    if isinstance(payload, dict) and isinstance(payload.get("records"), list):
-        payload = payload["records"]
-    try:
-        if isinstance(payload, list):
-            if not all(isinstance(r, dict) for r in payload):
-                raise ApiError(
-                    422, "invalid_json", "a JSON array body must hold objects (one per row)"
-                )
-            return pa.Table.from_pylist(payload)
-        if isinstance(payload, dict) and all(isinstance(v, list) for v in payload.values()):
-            return pa.table(payload)
-    except (pa.ArrowException, TypeError, ValueError) as error:
+    return _not_empty(read_json_table(body, media))
+
+
+def _not_empty(table: pa.Table) -> pa.Table:
+    """``table``, or 422 ``empty_batch`` when it has no rows (``[]``, ``{"records": []}``)."""
+    if table.num_rows == 0:
         raise ApiError(
-            422, "invalid_json", f"the JSON rows do not form a table (mixed types?): {error}"
-        ) from None
-    raise ApiError(
-        422,
-        "invalid_json",
-        'send an array of records, an object of equal-length column arrays, or {"records": [...]}',
-    )
+            422,
+            "empty_batch",
+            "the batch holds no rows; send at least one record (a batch is written whole, "
+            "so an empty one has nothing to write)",
+        )
+    return table

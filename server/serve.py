@@ -2,9 +2,11 @@
 
 The server process opens the store for writing and is the file's single writer; other
 processes reach the store over HTTP or read the BI snapshot. On SIGINT/SIGTERM uvicorn stops
-accepting connections and lets in-flight requests finish (an ingest batch is committed or
-rolled back whole), then the snapshot thread stops and the store is closed, which waits for
-any write still holding the store's lock.
+accepting connections, running reads are interrupted (DuckDB's interrupt on each read's own
+connection, :meth:`server.workers.ReadPool.shutdown`; they answer 503) and in-flight ingest
+is let finish (a batch is committed or rolled back whole); then the snapshot thread stops
+and the store is closed, which waits for any write still holding the store's lock. A
+server busy with long queries so stops within a few seconds.
 """
 
 from __future__ import annotations
@@ -81,10 +83,15 @@ class GracefulServer(uvicorn.Server):
 
     uvicorn re-raises the captured signal once it has drained the connections, which would
     kill the process before the store is closed (and its WAL checkpointed); here the
-    shutdown returns normally, :func:`run` closes the store and the process exits 0.
+    shutdown returns normally, :func:`run` closes the store and the process exits 0. The
+    signal also shuts the app's read pool down, interrupting running queries, so the
+    drain does not wait for them.
     """
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
         if sig in self._captured_signals:
             self._captured_signals.remove(sig)
+        reads = getattr(getattr(self.config.app, "state", None), "reads", None)
+        if reads is not None:
+            reads.shutdown()  # interrupt running queries: uvicorn waits for their requests

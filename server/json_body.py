@@ -1,0 +1,201 @@
+"""JSON ingest bodies straight into Arrow, without a Python object per value.
+
+``json.loads`` followed by ``pyarrow.Table.from_pylist`` held a Python object for every
+value (about 8x the body in resident memory). Here the body is parsed by Arrow's JSON
+reader (``pyarrow.json``) into columns in one pass: an array of records is read as the
+one object ``{"records": [...]}`` (a copy of the body with 12 bytes around it) and its
+struct column flattened without copying; an object of columns has one list per column;
+newline-delimited JSON (``application/x-ndjson``) is read as rows. Strings stay strings
+(Arrow's reader would otherwise turn ISO-8601-looking text into timestamps; the store
+parses times itself).
+
+Refused with 422 ``invalid_json``: text that is not JSON, rows that do not form a table
+(a column that is a number in one row and text in another), values nested more than
+:data:`MAX_DEPTH` levels, and integers outside the 64-bit range (Arrow's reader would read
+them as floats, silently losing digits; a body holding a run of 19 or more digits is
+checked exactly, by the standard library's parser with a hook that keeps no objects).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.json as pj
+
+from server.errors import ApiError
+
+#: Deepest nesting of lists/objects accepted inside a value (a flat record's is 0).
+MAX_DEPTH = 32
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_LONG_DIGITS = re.compile(rb"\d{19}")
+NDJSON = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
+
+
+def read_json_table(body: bytes, media: str) -> pa.Table:
+    """The table held by a JSON ingest ``body`` (records, columns, or NDJSON rows)."""
+    if _LONG_DIGITS.search(body):
+        _check_integers(body)
+    start = body.lstrip()[:1]
+    if media in NDJSON:
+        return _checked(_read(body))
+    if start == b"[":
+        return _records(_read(b'{"records":' + body + b"}"), "records")
+    if start != b"{":
+        raise _shape_error()
+    table = _read(body)
+    if table.num_rows != 1:
+        raise _shape_error()
+    if table.column_names == ["records"] and _is_records(table.schema.field(0).type):
+        return _records(table, "records")
+    if all(pa.types.is_list(t) or pa.types.is_large_list(t) for t in table.schema.types):
+        return _checked(_columns(table))
+    raise _shape_error()
+
+
+def _read(body: bytes) -> pa.Table:
+    """Arrow's reading of ``body`` (whole, one block), with strings kept as strings."""
+    read_options = pj.ReadOptions(block_size=max(len(body) + 1, 1 << 20), use_threads=False)
+    parse = pj.ParseOptions(newlines_in_values=True)
+    try:
+        table = pj.read_json(io.BytesIO(body), read_options=read_options, parse_options=parse)
+        if any(_depth(t, MAX_DEPTH + 2) > MAX_DEPTH + 2 for t in table.schema.types):
+            raise ApiError(  # (+ 2: the values of {"records": [...]} sit two levels down)
+                422,
+                "invalid_json",
+                f"the JSON nests lists/objects more than {MAX_DEPTH} levels deep; send flat "
+                'records (such as [{"example_id": "a", "x": 1.5}])',
+            )
+        if not any(_has_timestamp(t) for t in table.schema.types):
+            return table
+        schema = pa.schema([f.with_type(_as_text(f.type)) for f in table.schema])
+        del table
+        parse = pj.ParseOptions(newlines_in_values=True, explicit_schema=schema)
+        return pj.read_json(io.BytesIO(body), read_options=read_options, parse_options=parse)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise ApiError(
+            422, "invalid_json", f"the body is not valid JSON rows: {_reason(error)}"
+        ) from None
+
+
+def _records(table: pa.Table, name: str) -> pa.Table:
+    """The rows of the one-row ``{"records": [...]}`` table."""
+    kind = table.schema.field(name).type
+    if not _is_records(kind):
+        raise ApiError(422, "invalid_json", "a JSON array body must hold objects (one per row)")
+    items = table.column(name).combine_chunks().flatten()  # the struct array of the rows
+    if pa.types.is_null(items.type):
+        return pa.table({})
+    return _checked(pa.Table.from_struct_array(items))
+
+
+def _columns(table: pa.Table) -> pa.Table:
+    """``{"a": [...], "b": [...]}`` (one row of lists) as a table of those columns."""
+    lengths = {name: len(table.column(name)[0]) for name in table.column_names}
+    if len(set(lengths.values())) > 1:
+        raise ApiError(
+            422,
+            "invalid_json",
+            f"the column arrays have different lengths ({lengths}); send equal-length arrays",
+        )
+    return pa.table({n: table.column(n).combine_chunks().flatten() for n in table.column_names})
+
+
+def _checked(table: pa.Table, most: int = MAX_DEPTH) -> pa.Table:
+    """``table`` unless a column nests deeper than ``most`` levels (422)."""
+    for field in table.schema:
+        if _depth(field.type, most) > most:
+            raise ApiError(
+                422,
+                "invalid_json",
+                f"column {field.name!r} nests lists/objects more than {MAX_DEPTH} levels deep; "
+                'send flat records (such as [{"example_id": "a", "x": 1.5}])',
+                column=field.name,
+            )
+    return table
+
+
+def _check_integers(body: bytes) -> None:
+    """422 naming the column of the first integer outside int64 (exact; keeps no objects)."""
+    too_big = object()
+
+    def parse_int(text: str) -> Any:
+        value = int(text)
+        return too_big if not INT64_MIN <= value <= INT64_MAX else None
+
+    def pairs(items: list[tuple[str, Any]]) -> None:
+        for key, value in items:
+            if value is too_big or (isinstance(value, list) and too_big in value):
+                raise ApiError(
+                    422,
+                    "invalid_json",
+                    f"column {key!r} holds an integer outside the 64-bit range "
+                    f"[{INT64_MIN}, {INT64_MAX}]; send such values as text or as floats",
+                    column=key,
+                )
+        return None
+
+    try:
+        json.loads(
+            body,
+            parse_int=parse_int,
+            parse_float=lambda _: None,
+            object_pairs_hook=pairs,
+        )
+    except (ValueError, RecursionError):
+        return  # not JSON, or too deep: Arrow's reader says so with a clearer message
+
+
+def _depth(kind: pa.DataType, most: int) -> int:
+    """How many list/struct levels ``kind`` nests, counted up to ``most + 1`` (iteratively)."""
+    deepest, stack = 0, [(kind, 0)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > most:
+            return deepest
+        stack.extend((current.field(i).type, level + 1) for i in range(current.num_fields))
+    return deepest
+
+
+def _has_timestamp(kind: pa.DataType) -> bool:
+    stack = [kind]
+    while stack:
+        current = stack.pop()
+        if pa.types.is_timestamp(current):
+            return True
+        stack.extend(current.field(i).type for i in range(current.num_fields))
+    return False
+
+
+def _as_text(kind: pa.DataType) -> pa.DataType:
+    """``kind`` with every timestamp replaced by string (the reader's inference undone)."""
+    if pa.types.is_timestamp(kind):
+        return pa.string()
+    if pa.types.is_list(kind):
+        return pa.list_(kind.value_field.with_type(_as_text(kind.value_type)))
+    if pa.types.is_struct(kind):
+        return pa.struct([f.with_type(_as_text(f.type)) for f in kind])
+    return kind
+
+
+def _is_records(kind: pa.DataType) -> bool:
+    return pa.types.is_list(kind) and (
+        pa.types.is_struct(kind.value_type) or pa.types.is_null(kind.value_type)
+    )
+
+
+def _reason(error: Exception) -> str:
+    return str(error).strip().removeprefix("JSON parse error: ")
+
+
+def _shape_error() -> ApiError:
+    return ApiError(
+        422,
+        "invalid_json",
+        'send an array of records, an object of equal-length column arrays, or {"records": [...]}'
+        " (or newline-delimited records as application/x-ndjson)",
+    )
