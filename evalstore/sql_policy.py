@@ -255,6 +255,20 @@ RELATION_PARAMETERS = frozenset(
     }
 )  # fmt: skip
 
+#: The relations of a model's schema (:mod:`evalstore.schema`, :mod:`evalstore.values`) and
+#: the store's system tables: the only relations a macro argument may name.
+MODEL_RELATIONS = frozenset(
+    {"features", "predictions", "labels", "labels_latest", "evaluations", "numeric_values",
+     "category_values"}
+)  # fmt: skip
+SYSTEM_TABLES = frozenset(
+    {"models", "batches", "label_requests", "snapshots", "schemas", "meta", "migrations"}
+)
+
+#: Store macros that take any relation name (they wrap ``query_table``): internal helpers
+#: of the other macros, refused when called directly (query the table itself instead).
+HELPER_MACROS = frozenset({"relation", "model_table", "system_table"})
+
 #: Why some well-known functions are refused (the message says so; the rest are "not listed").
 _REASONS = (
     (("nextval", "currval", "setval"), "it changes a sequence"),
@@ -567,7 +581,21 @@ def _check_function(node: dict[str, Any], policy: Policy, as_table: bool) -> Non
 
 
 def _check_relation_arguments(name: str, node: dict[str, Any], policy: Policy) -> None:
-    """Arguments a macro passes to ``query_table`` must be literal names of allowed tables."""
+    """Arguments a macro passes to ``query_table`` must be literal names of the store's tables.
+
+    ``query_table('x.csv')`` reads a file through a replacement scan, so a relation argument
+    is refused unless it is a model name (``model``: one identifier, to which the macros
+    append a fixed table name) or ``<model>.<relation>`` / ``evalstore.<system table>`` with
+    the relation one of :data:`MODEL_RELATIONS` / :data:`SYSTEM_TABLES`.
+    """
+    if name in HELPER_MACROS:
+        raise UnsafeSqlError(
+            "function_not_allowed",
+            f"evalstore.{name}() is an internal helper of the macros; query the table or view "
+            "directly (e.g. FROM fraud.features)",
+            function=f"evalstore.{name}",
+            reason="it is an internal helper that reads any relation by name",
+        )
     arguments = node.get("arguments", [])
     overloads = [p for p in policy.macros[name] if len(p) >= len(arguments)] or list(
         policy.macros[name]
@@ -575,7 +603,8 @@ def _check_relation_arguments(name: str, node: dict[str, Any], policy: Policy) -
     for position, argument in enumerate(arguments):
         named = str(argument.get("name") or "").lower()
         params = {named} if named else {p[position] for p in overloads if position < len(p)}
-        if not params & RELATION_PARAMETERS:
+        relation_params = sorted(params & RELATION_PARAMETERS)
+        if not relation_params:
             continue
         expression = argument.get("expression") or {}
         literal = expression.get("literal") or {}
@@ -584,25 +613,47 @@ def _check_relation_arguments(name: str, node: dict[str, Any], policy: Policy) -
             "NULL_LITERAL",
         ):
             continue
+        what = f"argument {relation_params[0]!r} of evalstore.{name}()"
         text = literal.get("text") if literal.get("kind") == "STRING" else None
-        what = f"argument {sorted(params & RELATION_PARAMETERS)[0]!r} of evalstore.{name}()"
         if expression.get("class") != "CONSTANT" or text is None:
             raise UnsafeSqlError(
-                "table_not_allowed", f"{what} must be a string literal naming a table or model"
+                "table_not_allowed", f"{what} must be a string literal naming a model or table"
             )
-        parts = text.split(".")
-        if not 1 <= len(parts) <= 3 or not all(_IDENTIFIER.fullmatch(p) for p in parts):
+        _check_relation_name(text, relation_params == ["model"], what, policy)
+
+
+def _check_relation_name(text: str, model: bool, what: str, policy: Policy) -> None:
+    parts = text.split(".")
+    if not all(_IDENTIFIER.fullmatch(p) for p in parts) or len(parts) > 3:
+        raise UnsafeSqlError(
+            "table_not_allowed",
+            f"{what} is {text!r}; it must be a model name or <model>.<table> (letters, digits "
+            "and underscores)",
+        )
+    lowered = [p.lower() for p in parts]
+    if model:
+        if len(parts) != 1 or lowered[0] in _SYSTEM_NAMES | {"evalstore", "main"}:
             raise UnsafeSqlError(
-                "table_not_allowed",
-                f"{what} is {text!r}; it must be a model or table name (letters, digits, "
-                "underscores; schema.table)",
+                "table_not_allowed", f"{what} is {text!r}; it must be the name of a model"
             )
-        if any(p.lower() in _SYSTEM_NAMES for p in parts):
-            raise UnsafeSqlError("table_not_allowed", f"{what} may not name a system schema")
-        padded = ["", "", *parts][-3:]
-        _check_table(padded[0], padded[1], padded[2], policy)
-        if parts[-1].lower() in {v.split(".")[1] for v in system_views()}:
-            raise UnsafeSqlError("table_not_allowed", f"{what} may not name a system view")
+        return
+    if len(parts) == 3:
+        if lowered[0] != (policy.catalog or "").lower():
+            raise UnsafeSqlError(
+                "table_not_allowed", f"{what} is {text!r}; only the store's catalog can be read"
+            )
+        lowered = lowered[1:]
+    if len(lowered) != 2 or lowered[0] in _SYSTEM_NAMES | {"main"}:
+        raise UnsafeSqlError(
+            "table_not_allowed", f"{what} is {text!r}; it must name <model>.<table>"
+        )
+    schema, relation = lowered
+    allowed = SYSTEM_TABLES if schema == "evalstore" else MODEL_RELATIONS
+    if relation not in allowed:
+        raise UnsafeSqlError(
+            "table_not_allowed",
+            f"{what} is {text!r}; the table must be one of: {', '.join(sorted(allowed))}",
+        )
 
 
 def _check_other_node(node: dict[str, Any], policy: Policy, expression_only: bool) -> None:

@@ -248,3 +248,363 @@ def test_evalstore_keeps_working_under_the_lock(served):
 
     info = SnapshotWriter(store, tmp_path / "exports" / "bi.duckdb").refresh()
     assert info["bytes"] > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The hostile-SQL campaign (issue 19): every probe refused with a 400, nothing leaks
+# ---------------------------------------------------------------------------------------------
+
+SECRET = "es-secret-9f2c41"
+FILE_CODES = {"file_access_not_allowed", "function_not_allowed", "table_not_allowed"}
+FUNCTION = {"function_not_allowed"}
+STATEMENT = {"statement_not_allowed"}
+TABLE = {"table_not_allowed", "file_access_not_allowed"}
+ANY_REFUSAL = FILE_CODES | STATEMENT | {"parse_error", "too_complex"}
+
+#: (kind, dialect, SQL with {dir} for the one directory the lockdown allows, refusal codes).
+HOSTILE = [
+    *[
+        ("file reader", None, sql, {"file_access_not_allowed"})
+        for sql in (
+            "SELECT * FROM read_text('{dir}/tokens.txt')",
+            "SELECT content FROM read_text('{dir}/tokens.txt')",
+            "SELECT * FROM read_blob('{dir}/tokens.txt')",
+            "SELECT * FROM read_csv('{dir}/x.csv')",
+            "SELECT * FROM read_csv_auto('{dir}/x.csv')",
+            "SELECT * FROM read_csv('{dir}/x.csv', header = false)",
+            "SELECT * FROM read_json('{dir}/x.csv')",
+            "SELECT * FROM read_json_auto('{dir}/x.csv')",
+            "SELECT * FROM read_ndjson_objects('{dir}/x.csv')",
+            "SELECT * FROM read_json_objects('{dir}/x.csv')",
+            "SELECT * FROM read_parquet('{dir}/x.parquet')",
+            "SELECT * FROM parquet_scan('{dir}/x.parquet')",
+            "SELECT * FROM parquet_metadata('{dir}/x.parquet')",
+            "SELECT * FROM read_duckdb('{dir}/x.duckdb')",
+            "SELECT * FROM \"read_text\"('{dir}/tokens.txt')",
+            "SELECT * FROM READ_TEXT('{dir}/tokens.txt')",
+            "SELECT * FROM main.read_text('{dir}/tokens.txt')",
+            "SELECT read_text('{dir}/tokens.txt')",
+            "WITH t AS (SELECT * FROM read_text('{dir}/tokens.txt')) SELECT * FROM t",
+            "SELECT (SELECT content FROM read_text('{dir}/tokens.txt')) AS c",
+            "SELECT 1 WHERE EXISTS (SELECT * FROM read_text('{dir}/tokens.txt'))",
+            "SELECT * FROM evalstore.models, LATERAL (SELECT * FROM read_text('{dir}/tokens.txt'))",
+            "SELECT 1 ORDER BY (SELECT content FROM read_text('{dir}/tokens.txt'))",
+            "SELECT list_transform([1], x -> (SELECT content FROM read_text('{dir}/tokens.txt')))",
+        )
+    ],
+    *[
+        ("globbing", None, sql, {"file_access_not_allowed"})
+        for sql in (
+            "SELECT * FROM glob('*')",
+            "SELECT * FROM glob('{dir}/*')",
+            "SELECT file FROM glob('{dir}/**')",
+            "SELECT * FROM '{dir}/*.csv'",
+            "SELECT * FROM read_text('{dir}/*')",
+        )
+    ],
+    *[
+        ("replacement scan", None, sql, TABLE)
+        for sql in (
+            "SELECT * FROM '{dir}/x.csv'",
+            'SELECT * FROM "{dir}/x.csv"',
+            "SELECT * FROM 'x.csv'",
+            "SELECT * FROM '{dir}/tokens.txt'",
+            "SELECT * FROM '~/x.csv'",
+            "SELECT * FROM 'https://example.com/x.csv'",
+            "SELECT * FROM 's3://bucket/x.parquet'",
+            "SELECT * FROM evalstore.models JOIN '{dir}/x.csv' ON true",
+            "SELECT * FROM (FROM '{dir}/x.csv')",
+            "SELECT * FROM '{dir}/x.csv' AS t(a, b)",
+        )
+    ],
+    *[
+        ("sequence", None, sql, FUNCTION)
+        for sql in (
+            "SELECT nextval('evalstore.batch_ids')",
+            "SELECT setval('evalstore.batch_ids', 1)",
+            "SELECT setval('evalstore.batch_ids', 1, false)",
+            "SELECT currval('evalstore.batch_ids')",
+            "SELECT * FROM (SELECT nextval('evalstore.batch_ids'))",
+            "SELECT 1 WHERE setval('evalstore.batch_ids', 1) > 0",
+            "SELECT * FROM range(3) WHERE nextval('evalstore.batch_ids') > 0",
+        )
+    ],
+    *[
+        # duckdb_settings without parentheses is no table: DuckDB's binder refuses it
+        ("settings", None, sql, FUNCTION | {"table_not_allowed", "query_error"})
+        for sql in (
+            "SELECT current_setting('allowed_directories')",
+            "SELECT current_setting('enable_external_access')",
+            "SELECT * FROM duckdb_settings()",
+            "SELECT * FROM duckdb_settings",
+            "SELECT * FROM pg_settings",
+            "SELECT * FROM pg_catalog.pg_settings",
+            "SELECT getenv('HOME')",
+            "SELECT * FROM duckdb_databases()",
+            "SELECT * FROM duckdb_databases",
+            "SELECT * FROM pragma_database_list",
+            "SELECT * FROM duckdb_extensions()",
+            "SELECT * FROM duckdb_secrets()",
+            "SELECT * FROM which_secret('s3://x', 's3')",
+            "SELECT * FROM duckdb_temporary_files()",
+            "SELECT getvariable('x')",
+            "SELECT * FROM evalstore.relation('pg_settings')",
+            "SELECT * FROM evalstore.model_table('pg_catalog', 'pg_settings')",
+        )
+    ],
+    *[
+        ("sleep or checkpoint", None, sql, FUNCTION | STATEMENT)
+        for sql in (
+            "SELECT sleep_ms(1000)",
+            "SELECT pg_sleep(1)",
+            "SELECT 1 WHERE sleep_ms(1000) IS NULL",
+            "SELECT checkpoint()",
+            "SELECT * FROM checkpoint()",
+            "SELECT * FROM force_checkpoint()",
+            "CALL checkpoint()",
+            "CHECKPOINT",
+            "FORCE CHECKPOINT",
+        )
+    ],
+    *[
+        ("serialized SQL", None, sql, FILE_CODES)
+        for sql in (
+            "SELECT * FROM json_execute_serialized_sql(json_serialize_sql("
+            "'SELECT content FROM read_text(''{dir}/tokens.txt'')'))",
+            "SELECT * FROM json_execute_serialized_sql('{{\"error\": false}}')",
+            "SELECT json_serialize_sql('SELECT 1')",
+            "SELECT json_deserialize_sql(json_serialize_sql('SELECT 1'))",
+            "SELECT json_serialize_plan('SELECT 1')",
+            "SELECT * FROM query('SELECT content FROM read_text(''{dir}/tokens.txt'')')",
+            "SELECT * FROM query_table('{dir}/x.csv')",
+            "SELECT * FROM query_table(['evalstore.models'])",
+        )
+    ],
+    *[
+        ("store macro misuse", None, sql, TABLE | FUNCTION)
+        for sql in (
+            "SELECT * FROM evalstore.relation('{dir}/x.csv')",
+            "SELECT * FROM evalstore.model_table('{dir}/tokens', 'txt')",
+            "SELECT * FROM evalstore.system_table(NULL, 'models/../x.csv')",
+            "SELECT * FROM evalstore.volume((SELECT 'fraud'), '1 day')",
+            "SELECT * FROM evalstore.volume('x.csv', '1 day')",
+            "SELECT * FROM evalstore.relation('duckdb_databases')",
+        )
+    ],
+    *[
+        ("statement", None, sql, STATEMENT)
+        for sql in (
+            "ATTACH '{dir}/other.duckdb' AS other",
+            "DETACH other",
+            "COPY (SELECT 1) TO '{dir}/out.csv'",
+            "COPY evalstore.models TO '{dir}/models.csv'",
+            "COPY evalstore.meta FROM '{dir}/x.csv'",
+            "PRAGMA version",
+            "SET enable_external_access = true",
+            "SET VARIABLE x = 1",
+            "RESET lock_configuration",
+            "INSTALL httpfs",
+            "LOAD httpfs",
+            "EXPORT DATABASE '{dir}/dump'",
+            "IMPORT DATABASE '{dir}/dump'",
+            "CREATE SECRET s (TYPE s3, KEY_ID 'a', SECRET 'b')",
+            "CREATE MACRO m(x) AS x",
+            "CREATE TABLE t AS SELECT * FROM read_text('{dir}/tokens.txt')",
+            "CREATE VIEW v AS SELECT * FROM '{dir}/x.csv'",
+            "INSERT INTO evalstore.meta VALUES ('a', 'b')",
+            "UPDATE evalstore.models SET stage = 'x'",
+            "DELETE FROM evalstore.batches",
+            "DROP TABLE fraud.features",
+            "ALTER TABLE evalstore.models RENAME TO m",
+            "USE memory",
+            "VACUUM",
+            "BEGIN TRANSACTION",
+            "DESCRIBE evalstore.models",
+            "SUMMARIZE evalstore.models",
+            "EXPLAIN SELECT 1",
+            "PIVOT evalstore.models ON stage USING count(*)",
+        )
+    ],
+    *[
+        ("multi-statement or comment", None, sql, ANY_REFUSAL)
+        for sql in (
+            "SELECT 1; SELECT * FROM read_text('{dir}/tokens.txt')",
+            "SELECT 1;ATTACH '{dir}/o.duckdb'",
+            "SELECT 1 /* hidden */; COPY (SELECT 1) TO '{dir}/o.csv'",
+            "SELECT 1 -- c\n; SELECT setval('evalstore.batch_ids', 1)",
+            "/* a comment */ SELECT * FROM read_text('{dir}/tokens.txt')",
+            "SELECT/**/*/**/FROM/**/read_text('{dir}/tokens.txt')",
+            "SELECT 1 /* */ UNION ALL SELECT content FROM read_text('{dir}/tokens.txt')",
+            "SELECT '*/' AS a, content FROM read_text('{dir}/tokens.txt') -- '",
+        )
+    ],
+    *[
+        # odd characters split a name (``read`` becomes a table the binder does not know)
+        ("unicode", None, sql, ANY_REFUSAL | {"query_error"})
+        for sql in (
+            "SELECT * FROM r\u0435ad_text('{dir}/tokens.txt')",  # Cyrillic e
+            "SELECT * FROM read\u200b_text('{dir}/tokens.txt')",  # zero-width space
+            "SELECT * FROM \uff52\uff45\uff41\uff44_text('{dir}/tokens.txt')",  # full width
+            "SELECT\u00a0*\u00a0FROM\u00a0read_text('{dir}/tokens.txt')",  # no-break spaces
+            "SELECT * FROM read_text('{dir}/tokens.txt')\u202e",  # right-to-left override
+            "SELECT * FROM U&'{dir}/x\\002ecsv'",
+            'SELECT * FROM "{dir}/x\u002ecsv"',
+        )
+    ],
+    *[
+        ("dialect", dialect, sql, ANY_REFUSAL)
+        for dialect, sql in (
+            ("mysql", "SELECT * FROM CONCAT('{dir}/x.csv')"),
+            ("mysql", "SELECT * FROM `{dir}/x.csv`"),
+            ("mysql", "SELECT LOAD_FILE('{dir}/tokens.txt')"),
+            ("bigquery", "SELECT * FROM `{dir}/x.csv`"),
+            ("bigquery", "SELECT DATE_ADD('x')"),
+            ("bigquery", "SELECT REGEXP_EXTRACT('x')"),
+            ("spark", "SELECT * FROM csv.`{dir}/x.csv`"),
+            ("spark", "SELECT * FROM parquet.`{dir}/x.parquet`"),
+            ("spark", "SELECT * FROM text.`{dir}/tokens.txt`"),
+            ("hive", "LOAD DATA INPATH '{dir}/x.csv' INTO TABLE t"),
+            ("postgres", "SELECT pg_read_file('{dir}/tokens.txt')"),
+            ("postgres", "COPY t FROM '{dir}/x.csv'"),
+            ("postgres", "SELECT * FROM read_text('{dir}/tokens.txt')"),
+            ("clickhouse", "SELECT * FROM file('{dir}/x.csv')"),
+            ("clickhouse", "SELECT * FROM url('http://127.0.0.1:9/x')"),
+            ("snowflake", "SELECT * FROM @stage/x.csv"),
+            ("tsql", "SELECT * FROM OPENROWSET(BULK '{dir}/x.csv', SINGLE_CLOB) AS x"),
+            ("tsql", "EXEC('SELECT 1')"),
+            ("trino", "SELECT * FROM TABLE(read_text('{dir}/tokens.txt'))"),
+            ("duckdb", "SELECT VAR_MAP('x')"),
+            ("duckdb", "SELECT DATETIME('x')"),
+            ("sqlite", "ATTACH DATABASE '{dir}/x.duckdb' AS x"),
+        )
+    ],
+    *[
+        ("nesting", None, sql, {"too_complex", "parse_error"})
+        for sql in (
+            "SELECT " + "(" * 50 + "1" + ")" * 50,
+            "SELECT " + "abs(" * 45 + "1" + ")" * 45,
+            "SELECT " + "[" * 40 + "1" + "]" * 40,
+            "SELECT " + "NOT " * 3000 + "true",
+            "SELECT " + "- " * 3000 + "1",
+        )
+    ],
+]
+
+
+@pytest.fixture(scope="module")
+def secret_dir(served):
+    """The allowed directory, holding a token file, a CSV and a Parquet file with a secret."""
+    _, _, tmp_path = served
+    folder = tmp_path / "exports"
+    (folder / "tokens.txt").write_text(f"write-token {SECRET}\n")
+    (folder / "x.csv").write_text(f"a,b\n{SECRET},1\n")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": [SECRET]}), folder / "x.parquet")
+    return folder
+
+
+def _batch_ids(store) -> list:
+    return store.connection.execute(
+        "SELECT last_value FROM duckdb_sequences() WHERE sequence_name = 'batch_ids'"
+    ).fetchall()
+
+
+@pytest.mark.parametrize(
+    ("kind", "dialect", "sql", "codes"),
+    HOSTILE,
+    ids=[f"{kind}-{i}" for i, (kind, *_rest) in enumerate(HOSTILE)],
+)
+def test_hostile_sql_is_refused_and_nothing_leaks(served, secret_dir, kind, dialect, sql, codes):
+    store, client, _ = served
+    text = sql.format(dir=secret_dir)
+    before = _batch_ids(store)
+    response = client.post("/v1/sql", json={"sql": text, "dialect": dialect})
+    assert response.status_code == 400, (kind, text, response.text)
+    body = response.json()
+    assert body["error"] in codes, (kind, text, body)
+    assert len(body["detail"]) > 20
+    assert SECRET not in response.text
+    assert _batch_ids(store) == before
+    assert not (secret_dir / "out.csv").exists() and not (secret_dir / "models.csv").exists()
+    assert client.get("/healthz").status_code == 200  # the next request is served normally
+
+
+def test_the_campaign_is_large_enough():
+    assert len(HOSTILE) >= 100
+    assert len({kind for kind, *_ in HOSTILE}) >= 12
+
+
+@pytest.mark.parametrize(
+    ("sql", "dialect", "message"),
+    [
+        ("SELECT VAR_MAP('x')", None, "cannot"),
+        ("SELECT DATETIME('x')", None, "cannot"),
+        ("SELECT DATE_ADD('x')", "bigquery", "cannot"),
+        ("SELECT REGEXP_EXTRACT('x')", "bigquery", "cannot"),
+        ("SELECT " + "(" * 50 + "1" + ")" * 50, None, "nests brackets more than 32 deep"),
+        ("SELECT " + "abs(" * 45 + "1" + ")" * 45, None, "nests brackets more than 32 deep"),
+    ],
+)
+def test_odd_input_is_a_400_with_a_clear_message(sql, dialect, message):
+    with pytest.raises(ApiError) as raised:
+        check_query(sql, dialect)
+    assert raised.value.status == 400
+    assert raised.value.code in ("parse_error", "too_complex", "function_not_allowed")
+    assert message in raised.value.detail
+
+
+def test_nesting_up_to_the_bound_is_accepted():
+    assert check_query("SELECT " + "abs(" * 30 + "-1" + ")" * 30 + " AS v").startswith(
+        "SELECT ABS("
+    )
+
+
+def test_store_macros_and_views_stay_queryable(served):
+    _, client, _ = served
+    for sql in (
+        "SELECT * FROM evalstore.volume('fraud', '1 day')",
+        "SELECT count(*) AS n FROM fraud.features",
+        "SELECT * FROM fraud.evaluations LIMIT 1",
+        "SELECT * FROM evalstore.label_coverage('fraud', '1 day')",
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'fraud'",
+        "SELECT function_name FROM duckdb_functions() WHERE schema_name = 'evalstore' LIMIT 1",
+        "SELECT evalstore_normal_pvalue(0.0) AS p",
+        "SELECT count(*) AS n FROM locked.fraud.features",
+    ):
+        response = client.post("/v1/sql", json={"sql": sql})
+        assert response.status_code == 200, (sql, response.text)
+    volume = client.post(
+        "/v1/sql",
+        json={
+            "sql": "SELECT sum(rows) AS n FROM evalstore.volume('fraud', '1 day') "
+            "WHERE kind = 'features'"
+        },
+    )
+    assert volume.json() == [{"n": 2}]
+
+
+def _soak():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "soak_sql_fuzz.py"
+    spec = importlib.util.spec_from_file_location("soak_sql_fuzz", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dialect_by_function_fuzz_sample():
+    """A seeded sample of dialect x function probes: each refused with a 400, or accepted
+    with only allow-listed functions and no path-like table (never another exception)."""
+    import random
+
+    soak = _soak()
+    cases = random.Random(19).sample(soak.probes(soak.function_names()), 600)
+    counts, errors = soak.run(cases)
+    assert errors == []
+    refused = sum(c["refused"] for c in counts.values())
+    accepted = sum(c["accepted"] for c in counts.values())
+    assert refused + accepted == 600
+    assert refused > 300 and accepted > 50  # most names are not allow-listed; many are

@@ -123,16 +123,28 @@ def test_every_function_not_listed_is_refused(duck_functions):
         ("SELECT * FROM system.main.duckdb_tables", "table_not_allowed", "catalog 'system'"),
         ("SELECT * FROM other.main.t", "table_not_allowed", "catalog 'other'"),
         ("SELECT * FROM temp.t", "table_not_allowed", "not one of the store's tables"),
-        ("SELECT * FROM evalstore.relation('pg_settings')", "table_not_allowed", "system view"),
+        ("SELECT * FROM evalstore.relation('pg_settings')", "function_not_allowed", "helper"),
         (
-            "SELECT * FROM evalstore.model_table('pg_catalog', 'pg_settings')",
-            "table_not_allowed",
-            "system schema",
+            "SELECT * FROM evalstore.model_table('tokens', 'csv')",
+            "function_not_allowed",
+            "internal helper",
         ),
         (
-            "SELECT * FROM evalstore.relation('/tmp/x.csv')",
+            "SELECT * FROM evalstore.volume('pg_catalog', '1 day')",
             "table_not_allowed",
-            "must be a model or table name",
+            "must be the name of a model",
+        ),
+        (
+            "SELECT * FROM evalstore.drift_windows('tokens.csv', 'serving', NULL, NULL, NULL, "
+            "'1 day', NULL, NULL)",
+            "table_not_allowed",
+            "the table must be one of: category_values",
+        ),
+        (
+            "SELECT * FROM evalstore.drift_windows('/tmp/x.csv', 'serving', NULL, NULL, NULL, "
+            "'1 day', NULL, NULL)",
+            "table_not_allowed",
+            "letters, digits",
         ),
         (
             "SELECT * FROM evalstore.volume(lower('FRAUD'), '1 day')",
