@@ -1,0 +1,323 @@
+"""One valid call of every persisted SQL macro, for the BI-snapshot tests.
+
+``MACRO_CALLS`` maps each macro of ``sql/`` to a ``SELECT`` that calls it on the store built
+by :func:`build_store` (a binary model ``bin`` with versions v1 and v2, a multiclass ``mc``
+and a regression ``reg``, each with training and serving features, predictions and labels,
+open label requests, a saved schema and a snapshot). ``tests/test_bi_snapshot.py`` runs
+every call on the BI snapshot with DuckDB 1.4 and with DuckDB 2.x and compares the rows; a
+macro added to ``sql/`` without a call here fails that test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+TS = "TIMESTAMPTZ '2026-10-01 06:00:00+00'"
+Q = ", ".join(str(q) for q in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10))  # 11 reference quantiles
+SELECTION = "'serving', NULL, NULL, NULL, '1 day', NULL, NULL"  # ana env..width, chunks
+REFERENCE = "'training', NULL, NULL, NULL"
+Z = "1.9599639845400536"
+
+MACRO_CALLS: dict[str, str] = {
+    # --- schema.sql: volume, coverage, delay and their helpers
+    "volume": "SELECT * FROM evalstore.volume('bin', '1 day')",
+    "label_coverage": "SELECT * FROM evalstore.label_coverage('bin', '1 day')",
+    "label_delay": "SELECT * FROM evalstore.label_delay('bin', '1 day')",
+    "model_table": "SELECT count(*) FROM evalstore.model_table('bin', 'labels')",
+    "window_start": f"SELECT evalstore.window_start({TS}, '7 days')",
+    "window_end": "SELECT evalstore.window_end(TIMESTAMPTZ '2026-10-01 00:00:00+00', '1 day')",
+    "interval_us": "SELECT evalstore.interval_us('90 minutes')",
+    "hours_between": f"SELECT evalstore.hours_between({TS}, {TS} + INTERVAL 90 MINUTES)",
+    "system_table": "SELECT count(*) FROM evalstore.system_table('bin', 'models')",
+    # --- drift.sql
+    "relation": "SELECT count(*) FROM evalstore.relation('evalstore.models')",
+    "drift": "SELECT * FROM evalstore.drift('bin', 'training', '1 day')",
+    "drift_thresholds": "SELECT * FROM evalstore.drift_thresholds()",
+    "drift_numeric": (
+        f"SELECT * FROM evalstore.drift_numeric('bin.numeric_values', {REFERENCE}, "
+        f"{SELECTION}, 0, 'quantile', 4, NULL, false, 'epsilon', 0.0001, exp(1), 'distance')"
+    ),
+    "drift_categorical": (
+        f"SELECT * FROM evalstore.drift_categorical('bin.category_values', {REFERENCE}, "
+        f"{SELECTION}, 0, 'epsilon', 0.0001, exp(1), 'distance', true)"
+    ),
+    "drift_pairs": (
+        f"SELECT * FROM evalstore.drift_pairs('bin.numeric_values', {REFERENCE}, {SELECTION}, 0)"
+    ),
+    "drift_windows": f"SELECT * FROM evalstore.drift_windows('bin.numeric_values', {SELECTION})",
+    "numeric_methods": (
+        "SELECT unnest(evalstore.numeric_methods(0.3, 1.5, evalstore.binned_scores("
+        "[0.25, 0.25, 0.5], [0.2, 0.4, 0.4], 'epsilon', 0.0001, exp(1), 'distance'), 20, "
+        "2.0, 1.9, 5.0, 6.0, NULL, 'quantile', 3, false, 'epsilon', 0.0001, exp(1), "
+        "'distance'), recursive := true)"
+    ),
+    "binned_scores": (
+        "SELECT evalstore.binned_scores([0.25, 0.25, 0.5], [0.2, 0.4, 0.4], 'epsilon', "
+        "0.0001, 2, 'divergence')"
+    ),
+    "bins_text": "SELECT evalstore.bins_text('fixed', 8, true)",
+    "zero_bins_text": "SELECT evalstore.zero_bins_text('epsilon', 0.0001)",
+    "quantile_edges": "SELECT evalstore.quantile_edges(x, 4) FROM range(20) AS t(x)",
+    "bin_edges": "SELECT evalstore.bin_edges(0.0, 10.0, 50, 0.2, 'doane', 10)",
+    "categorical_methods": (
+        "SELECT unnest(evalstore.categorical_methods([10, 20, 0], [15, 10, 5], 30, 30, "
+        "'epsilon', 0.0001, exp(1), 'distance', true), recursive := true)"
+    ),
+    "categorical_rows": (
+        "SELECT unnest(evalstore.categorical_rows(evalstore.category_tests([10, 20], "
+        "[15, 15], 30, 30, true), evalstore.binned_scores([0.3333, 0.6667], [0.5, 0.5], "
+        "'epsilon', 0.0001, exp(1), 'distance'), NULL, 'epsilon', 0.0001, exp(1), "
+        "'distance', true), recursive := true)"
+    ),
+    "category_tests": "SELECT evalstore.category_tests([10, 20], [15, 15], 30, 30, false)",
+    "chi2_sum": "SELECT evalstore.chi2_sum([10, 20], [15, 15], 30, 30, true)",
+    "chi2_term": "SELECT evalstore.chi2_term(12, 10.0, true)",
+    "seen_categories": "SELECT evalstore.seen_categories([1, 0, 0], [0, 2, 0])",
+    # --- quality.sql
+    "quality": (
+        f"SELECT * FROM evalstore.quality('bin.numeric_values', 'bin.category_values', "
+        f"{REFERENCE}, {SELECTION}, 0, 1, 0.05, 0, 0.01, 0.01)"
+    ),
+    "quality_numeric": (
+        f"SELECT * FROM evalstore.quality_numeric('bin.numeric_values', {REFERENCE}, "
+        f"{SELECTION}, 0, 1, 0.05, 0, 0.01)"
+    ),
+    "quality_categorical": (
+        f"SELECT * FROM evalstore.quality_categorical('bin.category_values', {REFERENCE}, "
+        f"{SELECTION}, 0, 1, 0.05, 0.01)"
+    ),
+    "infer_schema": (
+        "SELECT model, feature, kind, dtype, nullable, min, max, domain, expected_missing "
+        "FROM evalstore.infer_schema('bin', 'bin.numeric_values', 'bin.category_values', "
+        f"{REFERENCE}, 1000)"
+    ),
+    "validate": (
+        "SELECT * FROM evalstore.validate('bin', 'evalstore.schemas', 'bin.numeric_values', "
+        f"'bin.category_values', {SELECTION}, 0.05)"
+    ),
+    "validate_numeric": (
+        "SELECT * FROM evalstore.validate_numeric('bin', 'evalstore.schemas', "
+        f"'bin.numeric_values', {SELECTION}, 0.05)"
+    ),
+    "validate_categorical": (
+        "SELECT * FROM evalstore.validate_categorical('bin', 'evalstore.schemas', "
+        f"'bin.category_values', {SELECTION}, 0.05)"
+    ),
+    "window_starts": (
+        "SELECT evalstore.window_starts(TIMESTAMPTZ '2026-10-01 00:00:00+00', "
+        "TIMESTAMPTZ '2026-10-03 00:00:00+00', '1 day')"
+    ),
+    "feature_types": "SELECT * FROM evalstore.feature_types('bin')",
+    "category_set": "SELECT evalstore.category_set(c) FROM (VALUES ('b'), ('a'), ('b')) t(c)",
+    "schema_domain": "SELECT * FROM evalstore.schema_domain('evalstore.schemas', 'bin')",
+    # --- performance.sql
+    "performance": "SELECT * FROM evalstore.performance('bin', '1 day')",
+    "regression_performance": "SELECT * FROM evalstore.regression_performance('reg', '1 day')",
+    "performance_binary": (
+        "SELECT * FROM evalstore.performance_binary('bin.evaluations', 'bin', NULL, '1 day', "
+        f"NULL, NULL, NULL, NULL, 10, {Z}, NULL, NULL, NULL)"
+    ),
+    "performance_multiclass": (
+        "SELECT * FROM evalstore.performance_multiclass('mc.evaluations', 'mc', '1 day', "
+        f"NULL, NULL, NULL, NULL, {Z}, NULL, 0.9, NULL)"
+    ),
+    "performance_regression": (
+        "SELECT * FROM evalstore.performance_regression('reg.evaluations', 'reg', '1 day', "
+        f"NULL, NULL, NULL, NULL, {Z}, NULL, 0.9, ['mae', 'r2'])"
+    ),
+    "performance_rows": (
+        "SELECT * FROM evalstore.performance_rows('bin.evaluations', '1 day', NULL, NULL, "
+        "NULL, NULL)"
+    ),
+    "with_slice": "SELECT * FROM evalstore.with_slice('bin.evaluations')",
+    "class_probability": "SELECT evalstore.class_probability(MAP {'a': 0.7, 'b': 0.3}, 'b')",
+    "f1_se": "SELECT evalstore.f1_se(40, 10, 5)",
+    "label_horizon": "SELECT * FROM evalstore.label_horizon('bin', NULL, NULL)",
+    "bucket_index": f"SELECT evalstore.bucket_index({TS}, '1 day')",
+    "bucket_start": "SELECT evalstore.bucket_start(9769, '1 day')",
+    "cell_key": "SELECT evalstore.cell_key(12, 2, 3, 10, 1, 2, 4)",
+    "integer_value": "SELECT evalstore.integer_value(CAST(7 AS INTEGER))",
+    "add_hours": f"SELECT evalstore.add_hours({TS}, 2.5)",
+    "at_least": "SELECT evalstore.at_least(-0.5, 0.0)",
+    "at_most": "SELECT evalstore.at_most(1.5, 1.0)",
+    "wilson_low": f"SELECT evalstore.wilson_low(30, 40, {Z})",
+    "wilson_high": f"SELECT evalstore.wilson_high(30, 40, {Z})",
+    # --- slices.sql
+    "slice_outcomes": (
+        "SELECT * FROM evalstore.slice_outcomes('bin.evaluations', 'bin', 'accuracy', NULL)"
+    ),
+    "slice_tests": (
+        "SELECT * FROM evalstore.slice_tests('slice_counts', 40, 0.6, 9.6, 'proportion', true)"
+    ),
+    # --- skew.sql
+    "skew": (
+        "SELECT * FROM evalstore.skew('bin.numeric_values', 'bin.category_values', NULL, "
+        "NULL, 1e-08, 1e-05, true, 5)"
+    ),
+    "skew_summary": (
+        "SELECT * FROM evalstore.skew_summary('bin.numeric_values', 'bin.category_values', "
+        "NULL, NULL, 1e-08, 1e-05, true, 0.0)"
+    ),
+    "skew_pairs": (
+        "SELECT * FROM evalstore.skew_pairs('bin.numeric_values', 'bin.category_values', "
+        "NULL, NULL, 1e-08, 1e-05, true)"
+    ),
+    "smallest": "SELECT evalstore.smallest(x, 2) FROM range(5) AS t(x)",
+    "listed": "SELECT evalstore.listed('x', ['x', 'y'])",
+    # --- compare.sql
+    "compare_classification": (
+        "SELECT * FROM evalstore.compare_classification('bin.evaluations', 'v1', 'v2', '1', "
+        f"'1 day', NULL, NULL, NULL, NULL, {Z}, 25)"
+    ),
+    "compare_regression": (
+        "SELECT * FROM evalstore.compare_regression('reg.evaluations', 'v1', 'v2', '1 day', "
+        f"NULL, NULL, NULL, NULL, {Z}, 1e-08, 1e-05)"
+    ),
+    "compare_pairs": (
+        "SELECT * FROM evalstore.compare_pairs('bin.evaluations', 'v1', 'v2', '1 day', NULL, "
+        "NULL, NULL, NULL)"
+    ),
+    "clip_probability": "SELECT evalstore.clip_probability(1.0)",
+    "paired_sd": "SELECT evalstore.paired_sd(3.0, 10.0, 20)",
+    "paired_z": "SELECT evalstore.paired_z(3.0, 10.0, 20)",
+    # --- health.sql
+    "health": (
+        "SELECT * FROM evalstore.health('bin', '1 day', NULL, TIMESTAMPTZ '2026-10-10 00:00:00+00')"
+    ),
+    "health_serving": "SELECT * FROM evalstore.health_serving('bin', '1 day')",
+    "health_staleness": "SELECT * FROM evalstore.health_staleness('bin', NULL)",
+    "health_ingest": (
+        "SELECT * FROM evalstore.health_ingest('bin', '1 day', "
+        "TIMESTAMPTZ '2026-10-10 00:00:00+00')"
+    ),
+    "health_dependencies": "SELECT * FROM evalstore.health_dependencies('bin')",
+    "time_grid": (
+        "SELECT * FROM evalstore.time_grid(TIMESTAMPTZ '2026-10-01 00:00:00+00', "
+        "TIMESTAMPTZ '2026-10-03 00:00:00+00', '1 day')"
+    ),
+    "dependency_rows": "SELECT * FROM evalstore.dependency_rows('bin')",
+    # --- suggest.sql
+    "suggest_candidates": "SELECT * FROM evalstore.suggest_candidates('bin', 'v1', NULL, NULL)",
+    "suggest_uncertainty": ("SELECT * FROM evalstore.suggest_uncertainty('bin', 'v1', NULL, NULL)"),
+    "suggest_committee": "SELECT * FROM evalstore.suggest_committee('bin', NULL, NULL)",
+    "novelty_reference": (
+        "SELECT * FROM evalstore.novelty_reference('bin', 'training', NULL, NULL, NULL)"
+    ),
+    "novelty_categories": (
+        "SELECT * FROM evalstore.novelty_categories('bin', 'training', NULL, NULL, NULL)"
+    ),
+    "suggest_slice_needs": (
+        "SELECT * FROM evalstore.suggest_slice_needs('bin', 'v1', 'slice_source', 10)"
+    ),
+    "least_confidence": "SELECT evalstore.least_confidence(0.3, NULL)",
+    "margin": "SELECT evalstore.margin(NULL, MAP {'a': 0.5, 'b': 0.3, 'c': 0.2})",
+    "entropy": "SELECT evalstore.entropy(NULL, MAP {'a': 0.5, 'b': 0.3, 'c': 0.2})",
+    "prob_least_confidence": "SELECT evalstore.prob_least_confidence([0.5, 0.3, 0.2])",
+    "prob_margin": "SELECT evalstore.prob_margin([0.5, 0.3, 0.2])",
+    "prob_entropy": "SELECT evalstore.prob_entropy([0.5, 0.3, 0.2])",
+    "numeric_rarity": f"SELECT evalstore.numeric_rarity(9.5, {Q}, 100)",
+    "reference_cdf": f"SELECT evalstore.reference_cdf(4.5, {Q})",
+    "reference_tail": f"SELECT evalstore.reference_tail(0.5, {Q}, 0.01)",
+    "tie_mid": f"SELECT evalstore.tie_mid(5, {Q})",
+    "surprisal": "SELECT evalstore.surprisal(0.05, 100)",
+    "dhondt_priority": "SELECT evalstore.dhondt_priority(0.4, 3)",
+    "pick_order": "SELECT evalstore.pick_order('e1', 7) IS NOT NULL",
+    # --- select.sql
+    "training_rows": (
+        "SELECT * FROM evalstore.training_rows('bin', 'v1', NULL, NULL, NULL, true, NULL)"
+    ),
+    "labels_as_of": "SELECT * FROM evalstore.labels_as_of('bin', NULL)",
+    "row_digest": "SELECT evalstore.row_digest(t) FROM (SELECT 1 AS a, 'x' AS b) AS t",
+}
+
+#: Statements run before the calls on every connection (temp views some macros read).
+SETUP = (
+    "CREATE TEMP VIEW slice_counts AS SELECT * FROM (VALUES (1, 10, 0.3, 2.1), "
+    "(2, 30, 0.7, 6.3)) AS t(slice_id, n, mean, m2)",
+    "CREATE TEMP VIEW slice_source AS SELECT example_id, example_key, CASE WHEN x < 20 "
+    "THEN 'low' ELSE 'high' END AS slice FROM bin.features WHERE env = 'serving'",
+)
+
+
+def build_store(store: Any) -> None:
+    """Fill ``store`` with the three models the calls read."""
+    n = 40
+    ids = [f"e{i}" for i in range(n)]
+    ts = [f"2026-10-0{1 + i % 4}T{6 + i % 12:02d}:00:00Z" for i in range(n)]
+    train_ts = [f"2026-09-0{1 + i % 9}T12:00:00Z" for i in range(n)]
+    for version, numpy in (("v1", "2.0"), ("v2", "2.1")):
+        store.register_model(
+            "bin",
+            version,
+            task="binary",
+            training_dataset="train",
+            dependencies={"numpy": numpy},
+            trained_at="2026-09-10T00:00:00Z",
+            deployed_at="2026-09-30T00:00:00Z",
+        )
+    store.register_model("mc", "v1", task="multiclass", classes=["a", "b", "c"])
+    store.register_model("reg", "v1", task="regression")
+    store.register_model("reg", "v2", task="regression")
+    for model in ("bin", "mc", "reg"):
+        store.log_features(
+            model,
+            pa.table(
+                {
+                    # e0..e9 are also served: training/serving skew has pairs
+                    "example_id": [f"e{i}" if i < 10 else f"t{i}" for i in range(n)],
+                    "ts": train_ts,
+                    "x": [float(i) for i in range(n)],
+                    "c": ["u", "v"] * (n // 2),
+                }
+            ),
+            env="training",
+            dataset="train",
+        )
+        store.log_features(
+            model,
+            pa.table(
+                {
+                    "example_id": ids,
+                    "ts": ts,
+                    "x": [1.1 * i for i in range(n)],
+                    "c": ["u", "w", "v", "v"] * (n // 4),
+                }
+            ),
+        )
+    for version, flip in (("v1", False), ("v2", True)):
+        scores = [((n - i) if flip else i) / n for i in range(n)]
+        store.log_predictions(
+            "bin",
+            pa.table({"example_id": ids, "ts": ts, "score": scores, "latency_ms": [2.0] * n}),
+            version=version,
+            latency_column="latency_ms",
+        )
+    store.log_labels("bin", pa.table({"example_id": ids[:30], "label": [i % 2 for i in range(30)]}))
+    store.log_predictions(
+        "mc",
+        pa.table(
+            {
+                "example_id": ids,
+                "ts": ts,
+                "a": [0.5, 0.2] * (n // 2),
+                "b": [0.3, 0.5] * (n // 2),
+                "c": [0.2, 0.3] * (n // 2),
+            }
+        ),
+        version="v1",
+        probability_columns=["a", "b", "c"],
+    )
+    store.log_labels("mc", pa.table({"example_id": ids[:30], "label": ["a", "b", "c"] * 10}))
+    for version, shift in (("v1", 0.5), ("v2", -0.25)):
+        store.log_predictions(
+            "reg",
+            pa.table({"example_id": ids, "ts": ts, "prediction": [i + shift for i in range(n)]}),
+            version=version,
+        )
+    store.log_labels(
+        "reg", pa.table({"example_id": ids[:30], "label": [float(i) for i in range(30)]})
+    )
+    store.infer_schema("bin")
+    store.suggest("bin", k=3, strategy="entropy")

@@ -1,0 +1,284 @@
+"""The BI snapshot and the SQL a BI tool calls on it.
+
+* every persisted macro runs on the snapshot with DuckDB 1.4 (a throwaway virtualenv,
+  ``.venv-duckdb14``, made by ``make test`` or here) and gives the rows DuckDB 2.x gives;
+* the snapshot is skipped when nothing was committed, and rewritten when a batch, the
+  registry or the label requests changed;
+* a served (locked) store allows no directory for the snapshot;
+* the SQL-only drift decisions and the short performance wrappers agree with the Python API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from fastapi.testclient import TestClient
+
+import evalstore
+from evalstore.drift import DEFAULT_THRESHOLDS
+from server import create_app
+from server.snapshot import STORAGE_VERSION, SnapshotWriter
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bi_macro_calls import MACRO_CALLS, SETUP, build_store
+
+PROJECT = Path(__file__).parents[1]
+VENV14 = Path(os.environ.get("EVALSTORE_DUCKDB14_VENV", PROJECT / ".venv-duckdb14"))
+RUNNER = Path(__file__).parent / "bi_run_calls.py"
+MACRO_TYPES = "('macro', 'table_macro')"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(store path, snapshot path) of the three-model store and its BI snapshot."""
+    directory = tmp_path_factory.mktemp("bi")
+    path, snapshot = directory / "store.duckdb", directory / "bi" / "snapshot.duckdb"
+    with evalstore.open(path) as store:
+        build_store(store)
+        info = SnapshotWriter(store, snapshot).refresh()
+    assert info["storage_version"] == STORAGE_VERSION == "v1.4.0"
+    return path, snapshot
+
+
+def duckdb14_python() -> Path:
+    """The python of a virtualenv with DuckDB 1.4 and pytz, made once (skips if it cannot)."""
+    python = VENV14 / "bin" / "python"
+    check = [str(python), "-c", "import duckdb, pytz; assert duckdb.__version__[:4] == '1.4.'"]
+    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+        return python
+    steps = [
+        [sys.executable, "-m", "venv", str(VENV14)],
+        [str(python), "-m", "pip", "install", "--quiet", "duckdb==1.4.*", "pytz"],
+    ]
+    for step in steps:
+        try:
+            done = subprocess.run(step, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            pytest.skip(f"DuckDB 1.4 could not be installed into {VENV14}: {error}")
+        if done.returncode != 0:
+            pytest.skip(
+                f"DuckDB 1.4 could not be installed into {VENV14} (`{' '.join(step[-3:])}` "
+                f"failed: {done.stderr.strip()[-300:]}); run `make duckdb14` with access to "
+                "the package index"
+            )
+    return python
+
+
+def run_calls(python: Path | str, snapshot: Path) -> dict:
+    done = subprocess.run(
+        [str(python), str(RUNNER), str(snapshot), json.dumps(MACRO_CALLS), json.dumps(SETUP)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_every_persisted_macro_has_a_call(built):
+    path, _ = built
+    with duckdb.connect(str(path), read_only=True) as con:
+        names = con.sql(
+            "SELECT DISTINCT function_name FROM duckdb_functions() "
+            f"WHERE schema_name = 'evalstore' AND function_type IN {MACRO_TYPES}"
+        ).fetchall()
+    assert sorted(n for (n,) in names) == sorted(MACRO_CALLS)
+
+
+def test_every_macro_runs_on_the_snapshot_with_duckdb_14(built):
+    _, snapshot = built
+    python = duckdb14_python()
+    old = run_calls(python, snapshot)
+    new = run_calls(sys.executable, snapshot)
+    assert old["version"].startswith("1.4.")
+    assert new["version"].startswith("2.")
+    errors = {name: r["error"] for name, r in old["results"].items() if "error" in r}
+    assert errors == {}
+    assert {name: r for name, r in new["results"].items() if "error" in r} == {}
+    empty = [name for name, r in old["results"].items() if not r["rows"]]
+    assert empty == []
+    different = [name for name in MACRO_CALLS if old["results"][name] != new["results"][name]]
+    assert different == []
+    rows = old["results"]
+    # a few values that could be wrong: the macros that failed on 1.4 before
+    health = rows["health"]["rows"]
+    assert {r[0] for r in health} == {"staleness", "serving", "ingest", "dependencies"}
+    candidates = {r[0] for r in rows["suggest_uncertainty"]["rows"]}
+    requested = {r[0] for r in rows["suggest_candidates"]["rows"]}
+    assert candidates == requested and len(candidates) == 10 - 3  # 10 unlabeled, 3 requested
+    assert (
+        rows["volume"]["rows"]
+        and sum(r[-1] for r in rows["volume"]["rows"]) == 40 + 40 + 2 * 40 + 30
+    )
+
+
+def test_requests_exclude_candidates_with_the_portable_key(built):
+    path, _ = built
+    with evalstore.open(path, read_only=True) as store:
+        requested = set(store.label_requests("bin", status="open").column("example_id").to_pylist())
+        candidates = set(
+            store.sql(
+                "SELECT example_id FROM evalstore.suggest_candidates('bin', 'v1', NULL, NULL)"
+            )
+            .column(0)
+            .to_pylist()
+        )
+    unlabeled = {f"e{i}" for i in range(30, 40)}
+    assert len(requested) == 3 and requested <= unlabeled
+    assert candidates == unlabeled - requested
+
+
+def _modified(path: Path) -> int:
+    return path.stat().st_mtime_ns
+
+
+def test_refresh_is_skipped_until_something_commits(tmp_path):
+    target = tmp_path / "bi" / "copy.duckdb"
+    with evalstore.open(tmp_path / "s.duckdb") as store:
+        store.register_model("m", "v1", task="binary")
+        store.log_features("m", pa.table({"example_id": ["a", "b"], "x": [1.0, 2.0]}))
+        writer = SnapshotWriter(store, target)
+        first = writer.refresh()
+        assert first is not None and first["bytes"] > 0
+        stamp = _modified(target)
+        assert writer.refresh() is None
+        assert writer.status()["unchanged"] == 1 and _modified(target) == stamp
+
+        changes = [
+            lambda: store.log_features("m", pa.table({"example_id": ["c"], "x": [3.0]})),
+            lambda: store.register_model("m", "v2", task="binary"),  # registry, no batch
+            lambda: store.log_predictions(
+                "m", pa.table({"example_id": ["a", "b"], "score": [0.2, 0.9]}), version="v1"
+            ),
+            lambda: store.suggest("m", k=1, strategy="least_confidence", version="v1"),  # requests
+            lambda: store.cancel_requests("m", example_ids=["a", "b"]),
+        ]
+        for change in changes:
+            change()
+            assert writer.refresh() is not None
+            assert writer.refresh() is None
+        assert writer.status()["unchanged"] == 1 + len(changes)
+        target.unlink()
+        assert writer.refresh() is not None  # a copy someone removed is written again
+        assert writer.refresh(force=True) is not None
+    with duckdb.connect(str(target), read_only=True) as con:
+        assert con.sql("SELECT count(*) FROM m.features").fetchall() == [(3,)]
+        assert con.sql("SELECT count(*) FROM evalstore.models").fetchall() == [(2,)]
+        statuses = con.sql("SELECT status FROM evalstore.label_requests").fetchall()
+        assert statuses == [("cancelled",)]
+        following = con.sql(
+            "SELECT start_value FROM duckdb_sequences() WHERE sequence_name = 'batch_ids'"
+        ).fetchall()
+        assert following == [(4,)]  # 3 batches: the copy's sequence goes on after them
+    assert sorted(p.name for p in target.parent.iterdir()) == ["copy.duckdb"]
+
+
+def test_a_served_store_allows_no_directory_for_the_snapshot(tmp_path):
+    target = tmp_path / "bi" / "copy.duckdb"
+    with evalstore.open(tmp_path / "s.duckdb") as store:
+        store.register_model("m", "v1", task="binary")
+        store.log_features("m", pa.table({"example_id": ["a"], "x": [1.0]}))
+        with TestClient(create_app(store, snapshot=target, snapshot_every=3600)) as client:
+            assert client.get("/healthz").status_code == 200
+            writer = client.app.state.snapshot
+            assert writer.refresh(force=True) is not None and target.exists()
+            (allowed,) = store.sql("SELECT current_setting('allowed_directories') AS a").column(0)
+            assert str(target.parent) not in str(allowed)
+            with pytest.raises(duckdb.Error, match="disabled by configuration"):
+                store.sql(f"SELECT * FROM read_blob('{target}')")
+            with pytest.raises(duckdb.Error, match="disabled by configuration"):
+                store.sql(f"SELECT * FROM glob('{target.parent}/*')")
+            refused = client.post("/v1/sql", json={"sql": f"SELECT * FROM '{target}'"})
+            assert refused.status_code in (400, 403)
+            store.log_features("m", pa.table({"example_id": ["b"], "x": [2.0]}))
+            assert writer.refresh() is not None  # still written under the lock
+    with duckdb.connect(str(target), read_only=True) as con:
+        assert con.sql("SELECT count(*) FROM m.features").fetchall() == [(2,)]
+
+
+def test_drift_thresholds_are_the_python_defaults():
+    with evalstore.open() as store:
+        rows = store.sql("SELECT * FROM evalstore.drift_thresholds()").to_pylist()
+    table = {r["method"]: r for r in rows}
+    assert set(table) == {*DEFAULT_THRESHOLDS, "ks", "chi2"}
+    for method, limit in DEFAULT_THRESHOLDS.items():
+        row = table[method]
+        assert row["compares"] == "value"
+        if isinstance(limit, tuple):
+            assert (row["threshold_low"], row["threshold"]) == limit
+        else:
+            assert (row["threshold_low"], row["threshold"]) == (None, limit)
+    assert table["wasserstein"]["variant_prefix"] == "normed"
+    # ks and chi2: significance level, as store.drift's default alpha
+    assert (table["ks"]["compares"], table["ks"]["threshold"]) == ("p_value", 0.05)
+    assert (table["chi2"]["compares"], table["chi2"]["threshold"]) == ("p_value", 0.05)
+
+
+def test_sql_drift_decisions_agree_with_store_drift(built):
+    path, _ = built
+    methods = ["ks", "psi", "js", "wasserstein", "zscore", "chi2", "unseen"]
+    with evalstore.open(path, read_only=True) as store:
+        python = store.drift("bin", window="1 day", methods=methods, features=["x", "c"])
+        sql = store.sql(
+            "SELECT * FROM evalstore.drift('bin', 'training', '1 day') WHERE feature IN ('x', 'c')"
+        )
+    decided = {
+        (r["window_start"], r["feature"], r["method"], r["variant"]): r for r in sql.to_pylist()
+    }
+    compared = 0
+    for row in python.to_pylist():
+        other = decided[(row["window_start"], row["feature"], row["method"], row["variant"])]
+        if row["method"] in ("ks", "chi2"):
+            assert other["drifted"] is None
+            assert "needs evalstore" in other["threshold_source"]
+            continue
+        assert other["value"] == pytest.approx(row["value"], rel=1e-9)
+        assert (other["threshold"], other["threshold_low"]) == (
+            row["threshold"],
+            row["threshold_low"],
+        )
+        assert other["threshold_source"] == row["threshold_source"]
+        assert other["drifted"] == row["drifted"]
+        compared += 1
+    assert compared >= 4 * 5  # 4 serving days x (psi, js, wasserstein, zscore, unseen)
+    assert pc.sum(pc.cast(sql.column("drifted"), pa.int64())).as_py() > 0
+
+
+@pytest.mark.parametrize(
+    ("model", "macro"),
+    [("bin", "performance"), ("mc", "performance"), ("reg", "regression_performance")],
+)
+def test_performance_wrappers_give_store_performance(built, model, macro):
+    path, _ = built
+    with evalstore.open(path, read_only=True) as store:
+        python = store.performance(model, window="1 day").to_pylist()
+        sql = store.sql(f"SELECT * FROM evalstore.{macro}(?, '1 day')", [model]).to_pylist()
+    assert len(sql) == len(python) > 0
+    keyed = {(r["window_start"], r["version"], r["metric"], r["class"]): r for r in sql}
+    for row in python:
+        other = keyed[(row["window_start"], row["version"], row["metric"], row["class"])]
+        for column in ("value", "n", "labeled", "labels_complete", "reason"):
+            assert other[column] == pytest.approx(row[column]), (row["metric"], column)
+        if row["metric"] not in ("macro_f1", "weighted_f1", "ece"):  # bootstrap in Python
+            assert other["variant"] == row["variant"]
+            assert other["ci_low"] == pytest.approx(row["ci_low"])
+            assert other["ci_high"] == pytest.approx(row["ci_high"])
+
+
+def test_a_null_delay_quantile_means_the_default(built):
+    path, _ = built
+    with evalstore.open(path, read_only=True) as store:
+        default = store.sql("SELECT * FROM evalstore.label_horizon('bin', NULL, NULL)")
+        explicit = store.sql("SELECT * FROM evalstore.label_horizon('bin', 0.9, NULL)")
+        other = store.sql("SELECT * FROM evalstore.label_horizon('bin', 0.1, NULL)")
+    assert default.to_pylist() == explicit.to_pylist()
+    assert default.column("labeled").to_pylist() == [60]
+    assert default.column("delay_hours")[0].as_py() > other.column("delay_hours")[0].as_py()
