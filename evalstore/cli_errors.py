@@ -22,6 +22,8 @@ from evalstore.errors import EvalstoreError
 
 #: DuckDB's message when another process holds the database file.
 _LOCK_MESSAGE = re.compile(r"Could not set lock on file \"(?P<path>[^\"]*)\".*?PID (?P<pid>\d+)")
+#: Options of the command line that the server's families take as query parameters.
+_QUERY_OPTIONS = ("window", "version", "features", "methods", "metrics", "metric", "by")
 #: Commands the server answers at GET /v1/models/{model}/{family}.
 _FAMILIES = {
     "drift": "drift",
@@ -68,36 +70,56 @@ def _server_url(command_line: str) -> str | None:
     return f"http://{address}:{port.group(1) if port else 8000}"
 
 
+def _family_url(base: str, family: str, ctx: click.Context) -> str:
+    """The server URL answering the same question as the command ``ctx`` runs."""
+    from urllib.parse import quote, urlencode
+
+    query = {"format": "csv"}
+    for name in _QUERY_OPTIONS:
+        value = ctx.params.get(name)
+        if value and ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT:
+            query[name] = value
+    model = ctx.params.get("model") or "MODEL"
+    return f"{base}/v1/models/{quote(model)}/{family}?{urlencode(query, quote_via=quote)}"
+
+
 def locked_store_message(error: BaseException, ctx: click.Context | None) -> str | None:
-    """What to tell a user whose command met DuckDB's lock error; None for other errors."""
+    """What to tell a user whose command met DuckDB's lock error; None for other errors.
+
+    The holder's command line (from /proc) tells whether it is ``evalstore serve`` and
+    on which address; the advice then names the server's URL for this very command.
+    """
+    from evalstore.cli_render import terminal_width, wrap_lines
+
     found = _LOCK_MESSAGE.search(str(error))
     if found is None:
         return None
     path, pid = found.group("path"), found.group("pid")
-    holder = _process(pid)
-    url = _server_url(holder)
-    who = f"process {pid}"
-    if holder:
-        who += f" ({holder if len(holder) <= 80 else holder[:79] + '…'})"
-    params = ctx.params if ctx is not None else {}
-    model = params.get("model") or "MODEL"
+    url = _server_url(_process(pid))
+    who = f"process {pid} (evalstore serve at {url})" if url else f"process {pid}"
     base = url or "http://127.0.0.1:8000"
     family = _FAMILIES.get(ctx.info_name or "") if ctx is not None else None
-    if family:
-        example = f"curl -s '{base}/v1/models/{model}/{family}?format=csv'"
+    if ctx is not None and family:
+        example = f"curl -s '{_family_url(base, family, ctx)}'"
     else:
         example = (
             f"curl -s {base}/v1/sql -H 'content-type: application/json' "
             '-d \'{"sql": "SELECT * FROM evalstore.models"}\''
         )
-    server = "the server" if url else "`evalstore serve`, if that is what it is,"
-    return (
-        f"store {path!r} is in use by {who}. A DuckDB file has one owner at a time, and "
-        "no other process can open it, not even to read.\n"
-        f"While it runs, ask {server} over HTTP instead, e.g. {example} "
-        "(metric families take the command's options as query parameters), or open the "
-        "BI snapshot it writes with --snapshot; stop it to use the command line."
+    server = "the server" if url else "it over HTTP, if it is `evalstore serve`,"
+    width = terminal_width() - len("Error: ")
+    prose = [
+        f"store {path!r} is in use by {who}. A DuckDB file has one owner at a time; no "
+        "other process can open it, not even to read.",
+        f"While it runs, ask {server} instead (metric families take the command's options "
+        "as query parameters):",
+    ]
+    lines = [line for text in prose for line in wrap_lines(text, width)]
+    lines.append(f"  {example}")
+    lines.extend(
+        wrap_lines("or read the BI snapshot it writes (serve --snapshot), or stop it.", width)
     )
+    return "\n".join(lines)
 
 
 class OneLineErrors(click.Group):

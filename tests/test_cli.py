@@ -666,3 +666,209 @@ def test_quality_schema_and_validate_commands(drifting):
     ).stdout
     rows = list(csv.DictReader(io.StringIO(failed)))
     assert {(r["window_start"][:10], r["method"]) for r in rows} == {("2026-05-02", "above_max")}
+
+
+# ---------------------------------------------------------------- output that fits the terminal
+
+
+def _lines(result: Result) -> list[str]:
+    return result.stdout.splitlines()
+
+
+WIDE_QUERY = (
+    "SELECT i, i * 1.0e-7 AS tiny, repeat('abcdefgh ', 12) AS long_text, "
+    "'2026-01-01 12:34:56'::TIMESTAMPTZ AS ts, i * 1000003 AS big, "
+    "'a constant label' AS label_a, 'another label' AS label_b, 'third label' AS label_c "
+    "FROM range(120) t(i)"
+)
+
+
+@pytest.mark.parametrize("columns", ["80", "120"])
+def test_tables_fit_the_terminal_and_cap_the_rows(loaded, columns):
+    result = invoke("-s", loaded, "sql", WIDE_QUERY, env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.output
+    lines = _lines(result)
+    assert max(len(line) for line in lines) <= int(columns)
+    assert lines[0].split()[:2] == ["i", "tiny"]
+    assert lines[3].split()[:2] == ["1", "1e-07"]  # a number is never cut
+    assert len([line for line in lines if re.match(r"^\d+ ", line)]) == 50
+    assert "… 70 more rows (120 in all); use --limit 120 or --format csv" in lines
+    assert "…" in lines[2]  # the long text is shortened, not wrapped
+
+
+def test_limit_applies_to_every_format(loaded):
+    query = "SELECT i FROM range(120) t(i)"
+    assert len(_lines(ok("-s", loaded, "sql", query, "--limit", "0"))) == 2 + 120 + 1
+    assert _lines(ok("-s", loaded, "sql", query, "--limit", "3"))[-1] == (
+        "… 117 more rows (120 in all); use --limit 120 or --format csv"
+    )
+    assert len(_lines(ok("-s", loaded, "sql", query, "-f", "csv"))) == 1 + 120  # csv: all
+    assert _lines(ok("-s", loaded, "sql", query, "-f", "csv", "--limit", "3")) == [
+        '"i"', "0", "1", "2",
+    ]  # fmt: skip
+    assert json.loads(ok("-s", loaded, "sql", query, "-f", "json", "--limit", "2").stdout) == [
+        {"i": 0},
+        {"i": 1},
+    ]
+    arrow = ok("-s", loaded, "sql", query, "-f", "arrow", "--limit", "4").stdout_bytes
+    assert ipc.open_stream(io.BytesIO(arrow)).read_all().column("i").to_pylist() == [0, 1, 2, 3]
+
+
+def test_limit_is_on_every_tabular_command():
+    tabular = {
+        path: command for path, command in COMMANDS if any(p.name == "fmt" for p in command.params)
+    }
+    assert len(tabular) >= 15
+    for path, command in tabular.items():
+        names = {p.name for p in command.params}
+        assert "limit" in names, path
+
+
+def test_arrow_to_a_terminal_is_refused(loaded, monkeypatch):
+    from evalstore import cli_render
+
+    monkeypatch.setattr(cli_render, "stdout_is_tty", lambda: True)
+    result = invoke("-s", loaded, "sql", "SELECT 1 AS x", "-f", "arrow")
+    assert_one_line_error(
+        result,
+        r"^Error: Invalid value for '--format' / '-f': arrow writes a binary Arrow IPC "
+        r"stream, not for a terminal; redirect it .* or use --format csv or json "
+        r"\(see 'evalstore sql --help'\)$",
+    )
+
+
+def test_suggest_shows_whole_reasons_wrapped(loaded):
+    args = ["-s", loaded, "suggest", "-m", "fraud", "-k", "3", "--no-record"]
+    reasons = [r["reason"] for r in json.loads(ok(*args, "-f", "json").stdout)]
+    # one unlabeled example to suggest; its reason is longer than the terminal is wide
+    assert len(reasons) == 1 and len(reasons[0]) > 60
+    result = invoke(*args, env={"COLUMNS": "60"})
+    assert result.exit_code == 0, result.output
+    lines = _lines(result)
+    assert max(len(line) for line in lines) <= 60
+    start = lines[0].index("reason")
+    text = " ".join(line[start:].strip() for line in lines[2:] if len(line) > start)
+    for reason in reasons:
+        assert " ".join(reason.split()) in text
+    assert "…" not in result.stdout
+
+
+@pytest.fixture(scope="module")
+def sixty_days(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Serving features over 60 days: more daily windows than a terminal shows."""
+    path = str(tmp_path_factory.mktemp("sixty") / "sixty.duckdb")
+    rng = np.random.default_rng(3)
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    with evalstore.open(path) as store:
+        store.register_model("m", "v1", "binary")
+        training = {"example_id": [f"t{i}" for i in range(200)], "x": rng.normal(size=200)}
+        store.log_features("m", pa.table(training), env="training")
+        n = 60 * 10
+        serving = {
+            "example_id": [f"s{i}" for i in range(n)],
+            "ts": [start + timedelta(days=i // 10, minutes=i % 10) for i in range(n)],
+            "x": rng.normal(size=n),
+        }
+        store.log_features("m", pa.table(serving))
+    return path
+
+
+@pytest.mark.parametrize("columns", ["80", "120"])
+def test_drift_grid_defaults_to_weeks_when_days_do_not_fit(sixty_days, columns):
+    result = invoke("-s", sixty_days, "drift", "-m", "m", env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.output
+    lines = _lines(result)
+    assert max(len(line) for line in lines) <= int(columns)
+    header = lines[0].split()
+    assert header[0] == "feature"
+    # weekly windows (DuckDB's weeks start on Monday): 2026-04-27 ... 2026-06-29
+    assert header[1:] == ["04-27", "05-04", "05-11", "05-18", "05-25", "06-01", "06-08",
+                          "06-15", "06-22", "06-29"]  # fmt: skip
+    note = " ".join(lines[lines.index(next(x for x in lines if x.startswith("note: "))) :])
+    assert note == (
+        f"note: 60 daily windows do not fit {columns} columns, so the windows are 7 days; "
+        "pass --window '1 day' for days (the latest that fit, or all with --format csv)"
+    )
+
+
+def test_drift_grid_with_daily_windows_asked_for_shows_the_latest(sixty_days):
+    result = invoke("-s", sixty_days, "drift", "-m", "m", "-w", "1 day", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = _lines(result)
+    assert max(len(line) for line in lines) <= 80
+    header = lines[0].split()
+    assert header[-1] == "06-29"  # the last day, 2026-05-01 + 59 days
+    assert len(header) - 1 == (80 - len("feature")) // 7
+    assert not any(line.startswith("note: ") for line in lines)
+    assert any(
+        line.startswith(f"showing the latest {len(header) - 1} of 60 windows") for line in lines
+    )
+    # csv is not cut: every (window, feature, method) row
+    csv_out = ok("-s", sixty_days, "drift", "-m", "m", "-w", "1 day", "-f", "csv").stdout
+    days = {row["window_start"][:10] for row in csv.DictReader(io.StringIO(csv_out))}
+    assert len(days) == 60
+
+
+# ---------------------------------------------------------------- usage errors: one line, exit 1
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (
+            ["models", "--bogus"],
+            r"^Error: No such option '--bogus'\. \(see 'evalstore models --help'\)$",
+        ),
+        (["drift"], r"^Error: Missing option '--model' / '-m'\. \(see 'evalstore drift --help'\)$"),
+        (["nosuch"], r"^Error: No such command 'nosuch'\. \(see 'evalstore --help'\)$"),
+        (["--nosuch"], r"^Error: No such option '--nosuch'\. \(see 'evalstore --help'\)$"),
+        (
+            ["ingest", "labels", "-m", "fraud", "missing.csv"],
+            r"^Error: Invalid value for 'FILE': File 'missing\.csv' does not exist\. "
+            r"\(see 'evalstore ingest labels --help'\)$",
+        ),
+        (
+            ["models", "-f", "xml"],
+            r"^Error: Invalid value for '--format' / '-f': 'xml' is not one of 'table', 'csv', "
+            r"'json', 'arrow'\. \(see 'evalstore models --help'\)$",
+        ),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_status_1(args, pattern):
+    assert_one_line_error(invoke(*args), pattern)
+
+
+def test_usage_error_from_a_real_process():
+    """The installed entry point, not only CliRunner: one line on stderr, status 1."""
+    import subprocess
+    import sys
+
+    code = "from evalstore.cli import main; main(prog_name='evalstore')"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "models", "--bogus"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == "Error: No such option '--bogus'. (see 'evalstore models --help')\n"
+
+
+# ---------------------------------------------------------------- startup
+
+
+def test_importing_the_cli_loads_no_heavy_module():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, evalstore.cli\n"
+        "heavy = ['duckdb', 'pyarrow', 'numpy', 'scipy', 'pandas', 'sqlglot', 'evalstore.store']\n"
+        "print(','.join(m for m in heavy if m in sys.modules) or 'none')\n"
+        "import evalstore\n"
+        "print(evalstore.open.__module__, evalstore.Store.__name__, evalstore.Receipt.__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["none", "evalstore.store Store Receipt"]
