@@ -60,8 +60,13 @@ def _read(body: bytes) -> pa.Table:
     """Arrow's reading of ``body`` (whole, one block), with strings kept as strings."""
     read_options = pj.ReadOptions(block_size=max(len(body) + 1, 1 << 20), use_threads=False)
     parse = pj.ParseOptions(newlines_in_values=True)
+    # the system allocator gives the parser's scratch memory back to the OS at once (Arrow's
+    # default pool keeps it cached), so a second pass does not stack on the first
+    pool = pa.system_memory_pool()
     try:
-        table = pj.read_json(io.BytesIO(body), read_options=read_options, parse_options=parse)
+        table = pj.read_json(
+            io.BytesIO(body), read_options=read_options, parse_options=parse, memory_pool=pool
+        )
         if any(_depth(t, MAX_DEPTH + 2) > MAX_DEPTH + 2 for t in table.schema.types):
             raise ApiError(  # (+ 2: the values of {"records": [...]} sit two levels down)
                 422,
@@ -74,7 +79,9 @@ def _read(body: bytes) -> pa.Table:
         schema = pa.schema([f.with_type(_as_text(f.type)) for f in table.schema])
         del table
         parse = pj.ParseOptions(newlines_in_values=True, explicit_schema=schema)
-        return pj.read_json(io.BytesIO(body), read_options=read_options, parse_options=parse)
+        return pj.read_json(
+            io.BytesIO(body), read_options=read_options, parse_options=parse, memory_pool=pool
+        )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
         raise ApiError(
             422, "invalid_json", f"the body is not valid JSON rows: {_reason(error)}"
