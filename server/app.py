@@ -23,6 +23,7 @@ import evalstore
 from server import errors
 from server.auth import Tokens
 from server.checkpointer import Checkpointer
+from server.docs_ui import install as install_docs_ui
 from server.limits import BodyLimit, apply_memory_limit
 from server.lockdown import lock_down
 from server.prom import Monitor
@@ -101,6 +102,8 @@ def create_app(
         version=evalstore.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI from local files: server.docs_ui
+        redoc_url=None,
     )
     reads = ReadPool(
         settings.read_workers, settings.read_queue, settings.time_limit, settings.retry_after
@@ -112,6 +115,7 @@ def create_app(
     app.state.checkpointer = checkpointer
     app.state.monitor = Monitor(store)
     errors.install(app)
+    install_docs_ui(app)
     app.include_router(store_router)
     app.include_router(flywheel_router)
     app.include_router(query_router)

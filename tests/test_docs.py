@@ -159,3 +159,29 @@ def test_readme_mentions_every_macro_and_cli_command():
         f"lead; missing macros: {missing_macros}; missing commands, expected on a line "
         f"starting a `evalstore ...` invocation: {missing_commands})"
     )
+
+
+def test_swagger_ui_is_served_from_local_files():
+    """/docs works offline: its page and assets come from this server, no CDN."""
+    from fastapi.testclient import TestClient
+
+    from server import create_app
+
+    with evalstore.open() as store, TestClient(create_app(store, lockdown=False)) as client:
+        page = client.get("/docs")
+        assert page.status_code == 200
+        assert "SwaggerUIBundle" in page.text and "'/openapi.json'" in page.text
+        assert not re.search(r"(?i)\b(?:https?:)?//[a-z0-9.-]+", page.text), page.text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert sorted(assets) == [
+            "/docs/assets/favicon-32x32.png",
+            "/docs/assets/swagger-ui-bundle.js",
+            "/docs/assets/swagger-ui.css",
+        ]
+        for asset in assets:
+            response = client.get(asset)
+            assert response.status_code == 200 and len(response.content) > 500, asset
+        assert '"validatorUrl": null' in page.text  # no badge fetched from swagger.io
+        redirect = client.get("/docs/oauth2-redirect")
+        assert redirect.status_code == 200 and "https://" not in redirect.text
+        assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN
