@@ -872,3 +872,150 @@ def test_importing_the_cli_loads_no_heavy_module():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["none", "evalstore.store Store Receipt"]
+
+
+# ---------------------------------------------------------------- ingest: duplicates, label times
+
+
+def test_a_file_ingested_twice_is_refused_before_it_is_streamed(
+    loaded, files, tmp_path, monkeypatch
+):
+    from evalstore import cli_ingest
+
+    store_path = str(tmp_path / "again.duckdb")
+    shutil.copyfile(loaded, store_path)
+    streamed: list[str] = []
+    real = cli_ingest.run_with_progress
+    monkeypatch.setattr(
+        cli_ingest,
+        "run_with_progress",
+        lambda path, reader, log: streamed.append(path) or real(path, reader, log),
+    )
+    result = invoke("-s", store_path, "ingest", "features", "-m", "fraud", str(files["features"]))
+    assert_one_line_error(
+        result,
+        rf"^Error: 3 of the first 3 ids in {re.escape(str(files['features']))} are already "
+        rf"stored for env 'serving' \(batch 1 from {re.escape(str(files['features']))}\), for "
+        r"example \['a', 'b', 'c'\]; this file looks ingested already\. Nothing was written; "
+        r"pass --on-conflict replace to overwrite them or --on-conflict ignore",
+    )
+    result = invoke(
+        "-s", store_path, "ingest", "predictions", "-m", "fraud", "-v", "v1",
+        str(files["predictions"]),
+    )  # fmt: skip
+    assert_one_line_error(
+        result,
+        r"^Error: 3 of the first 3 ids in .*predictions\.csv are already stored for version "
+        r"'v1' \(batch 2 from .*predictions\.csv\), for example \['a', 'b', 'c'\]",
+    )
+    assert streamed == []  # refused before the progress bar (and the stream) started
+    assert _sql_json(store_path, "SELECT count(*) AS n FROM evalstore.batches") == [{"n": 3}]
+    # with --on-conflict ignore the file streams and every row is skipped
+    out = ok(
+        "-s", store_path, "ingest", "features", "-m", "fraud", "--on-conflict", "ignore",
+        str(files["features"]),
+    )  # fmt: skip
+    assert out.stdout == "batch 4: 0 features rows; skipped 3 already stored\n"
+    assert streamed == [str(files["features"])]
+
+
+def test_labels_get_one_time_with_labeled_at(store_path, tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("example_id,label\na,no\nb,yes\n")
+    out = ok(
+        "-s", store_path, "ingest", "labels", "-m", "fraud", "--labeled-at",
+        "2024-01-05T12:00:00+02:00", str(path),
+    )  # fmt: skip
+    assert out.stdout == "batch 1: 2 labels rows\n"
+    rows = _sql_json(store_path, "SELECT example_id, label, ts FROM fraud.labels ORDER BY 1")
+    assert rows == [
+        {"example_id": "a", "label": "no", "ts": "2024-01-05T10:00:00+00:00"},
+        {"example_id": "b", "label": "yes", "ts": "2024-01-05T10:00:00+00:00"},
+    ]
+    # a date alone is midnight UTC; a ts column in the file is overridden and reported
+    dated = tmp_path / "dated.csv"
+    dated.write_text("example_id,label,ts\nc,no,2030-01-01T00:00:00Z\n")
+    out = ok(
+        "-s", store_path, "ingest", "labels", "-m", "fraud", "--labeled-at", "2024-02-01",
+        str(dated),
+    )  # fmt: skip
+    assert out.stdout == "batch 2: 1 labels rows; ignored columns ts\n"
+    [row] = _sql_json(store_path, "SELECT ts FROM fraud.labels WHERE example_id = 'c'")
+    assert row == {"ts": "2024-02-01T00:00:00+00:00"}
+
+
+def test_labeled_at_errors(store_path, tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("example_id,label,when\na,no,2024-01-01\n")
+    base = ["-s", store_path, "ingest", "labels", "-m", "fraud"]
+    assert_one_line_error(
+        invoke(*base, "--labeled-at", "last tuesday", str(path)),
+        r"^Error: --labeled-at 'last tuesday' is not an ISO-8601 time; write e\.g\. 2026-11-30",
+    )
+    assert_one_line_error(
+        invoke(*base, "--labeled-at", "2024-01-02", "--ts-column", "when", str(path)),
+        r"^Error: give either --ts-column or --labeled-at, not both "
+        r"\(see 'evalstore ingest labels --help'\)$",
+    )
+    assert _sql_json(store_path, "SELECT count(*) AS n FROM evalstore.batches") == [{"n": 0}]
+    # --ts-column names the file's own time column
+    out = ok(*base, "--ts-column", "when", str(path))
+    assert out.stdout == "batch 1: 1 labels rows\n"
+    assert _sql_json(store_path, "SELECT ts FROM fraud.labels") == [
+        {"ts": "2024-01-01T00:00:00+00:00"}
+    ]
+
+
+# ---------------------------------------------------------------- a store another process holds
+
+
+@pytest.fixture
+def held(loaded: str):
+    """The loaded store held open for writing by another process whose command line
+    looks like `evalstore serve --port 8765` (no server is started)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time, duckdb\n"
+        "con = duckdb.connect(sys.argv[1])\n"
+        "print('holding', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, loaded, "serve", "--port", "8765"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        yield loaded, holder.pid
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+def test_a_store_held_by_the_server_says_what_to_do(held):
+    path, pid = held
+    result = invoke("-s", path, "drift", "-m", "fraud", "-w", "7 days", env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    assert result.stderr.splitlines() == [
+        f"Error: store {path!r} is in use by process {pid} (evalstore serve at "
+        "http://127.0.0.1:8765). A DuckDB file has one owner at a time; no other process "
+        "can open it, not even to read.",
+        "While it runs, ask the server instead (metric families take the command's options "
+        "as query parameters):",
+        "  curl -s 'http://127.0.0.1:8765/v1/models/fraud/drift?format=csv&window=7%20days'",
+        "or read the BI snapshot it writes (serve --snapshot), or stop it.",
+    ]
+    # every command that opens the store says the same; others suggest /v1/sql
+    for args in (["models"], ["sql", "SELECT 1"], ["ingest", "labels", "-m", "fraud", path]):
+        result = invoke("-s", path, *args, env={"COLUMNS": "400"})
+        assert result.exit_code == 1
+        lines = result.stderr.splitlines()
+        assert lines[0].startswith(f"Error: store {path!r} is in use by process {pid}")
+        assert len(lines) == 4
+        assert "/v1/sql -H 'content-type: application/json'" in lines[2]
