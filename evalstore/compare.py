@@ -52,11 +52,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
+from evalstore.db import Cleanup, transaction
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
 from evalstore.schema import CATEGORICAL_TYPES, feature_columns, schema_prefix
 from evalstore.selection import Window, check_predicate, check_width, window_args
+from evalstore.time_limits import PREDICTION_TABLES, check_window_count
 
 if TYPE_CHECKING:
     from evalstore.store import Store
@@ -150,13 +152,20 @@ def compare(
     if start is not None and end is not None and start >= end:
         raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
     con = store.connection
-    with store._lock:
+    with store._lock, transaction(con), Cleanup() as later:  # one snapshot for every statement
         windows = window_args(window)
         if "width" in windows:
             check_width(con, windows["width"])
+        check_window_count(
+            con, model, PREDICTION_TABLES, windows, start, end,
+            max_windows=store.limits.max_windows,
+        )  # fmt: skip
         columns = feature_columns(con, model)
         keys, predicates = _parse_by(by, columns)
         source = _source_view(con, model, keys, predicates, where, list(columns))
+        if source.startswith("temp.main."):
+            view = quote(source.removeprefix("temp.main."))
+            later.add(con.execute, f"DROP VIEW IF EXISTS {view}")
         width, chunk_rows, chunks = (windows.get(k) for k in ("width", "chunk_rows", "chunks"))
         selection = [source, a, b]
         timing = [width, chunk_rows, chunks, start, end, z]
@@ -167,15 +176,11 @@ def compare(
             query = "evalstore.compare_classification(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             positive = reg_a["positive_class"] if task == "binary" else None
             args = [*selection, positive, *timing, exact_below]
-        try:
-            raw = con.sql(
-                f"SELECT * FROM {query} WHERE list_contains(?, metric) "
-                "ORDER BY window_index, slice, list_position(?, metric)",
-                params=[*args, chosen, chosen],
-            ).to_arrow_table()
-        finally:
-            if source.startswith("temp.main."):
-                con.execute(f"DROP VIEW IF EXISTS {quote(source.removeprefix('temp.main.'))}")
+        raw = con.sql(
+            f"SELECT * FROM {query} WHERE list_contains(?, metric) "
+            "ORDER BY window_index, slice, list_position(?, metric)",
+            params=[*args, chosen, chosen],
+        ).to_arrow_table()
     return _assemble(raw, a, b, [*keys, *([PREDICATE_COLUMN] if predicates else [])])
 
 

@@ -1,24 +1,82 @@
-"""Small DuckDB helpers shared by the modules that write: transactions and single rows."""
+"""Small DuckDB helpers: transactions (also one snapshot for reads), cleanup and single rows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
 import duckdb
 
+#: Connections with a transaction opened by :func:`transaction` (for nesting).
+_open_transactions: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+
 
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Run the block in one transaction: commit if it ends normally, else roll back."""
+    """Run the block in one transaction: commit if it ends normally, else roll back.
+
+    Reads use it too: every statement of the block sees the same snapshot (DuckDB's
+    MVCC), so rows counted by one statement are the rows another one reads, whatever
+    commits meanwhile. A block inside another ``transaction`` on the same connection
+    joins the outer one (DuckDB has no nested transactions). A failing ROLLBACK never
+    replaces the error that caused it.
+    """
+    if con in _open_transactions:
+        yield
+        return
     con.execute("BEGIN TRANSACTION")
+    _open_transactions.add(con)
     try:
         yield
     except BaseException:
-        con.execute("ROLLBACK")
+        _open_transactions.discard(con)
+        with suppress(duckdb.Error):
+            con.execute("ROLLBACK")
         raise
+    _open_transactions.discard(con)
     con.execute("COMMIT")
+
+
+class Cleanup:
+    """Undo actions (drop a temporary view, unregister a table) run when a block ends.
+
+    Actions run last added first. When the block raised, their own errors are
+    suppressed so the original error propagates (a failed statement aborts DuckDB's
+    transaction, and every cleanup statement after it fails too); when it ended
+    normally, every action runs and the first error is raised.
+
+    >>> import duckdb
+    >>> con = duckdb.connect()
+    >>> with Cleanup() as later:
+    ...     con.execute("CREATE TEMP VIEW v AS SELECT 1 AS x")  # doctest: +ELLIPSIS
+    ...     later.add(con.execute, "DROP VIEW v")
+    <...>
+    >>> con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'v'").fetchall()
+    [(0,)]
+    """
+
+    def __init__(self) -> None:
+        self._actions: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
+
+    def add(self, action: Callable[..., object], *args: Any) -> None:
+        """Run ``action(*args)`` when the block ends."""
+        self._actions.append((action, args))
+
+    def __enter__(self) -> Cleanup:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, traceback: object) -> None:
+        actions, self._actions = self._actions[::-1], []
+        if error is not None:
+            for action, args in actions:
+                with suppress(Exception):
+                    action(*args)
+            return
+        with ExitStack() as stack:  # runs every action even if one fails
+            for action, args in reversed(actions):
+                stack.callback(action, *args)
 
 
 def one(

@@ -64,6 +64,7 @@ import pyarrow as pa
 
 from evalstore import numeric_drift
 from evalstore.bounds import MAX_BINS, MAX_LEARN_CHUNKS, bounded_int
+from evalstore.db import Cleanup, transaction
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import quote
 from evalstore.selection import (
@@ -74,6 +75,7 @@ from evalstore.selection import (
     resolve,
     restricted_view,
 )
+from evalstore.time_limits import VALUE_TABLES, check_window_count
 from evalstore.values import feature_kinds, value_rows
 
 if TYPE_CHECKING:
@@ -155,27 +157,26 @@ def drift(
     if correction not in CORRECTIONS:
         raise InvalidParameterError(f"correction={correction!r} is not one of {CORRECTIONS}")
     con = store.connection
-    with store._lock:
+    # one transaction: every statement (counts, values, categories) sees one snapshot
+    with store._lock, transaction(con), Cleanup() as later:
         kinds = feature_kinds(con, model)
         chosen_features = _check_features(features, kinds)
         selection = resolve(con, reference, window, registration if version else None, since, until)
-        categorical = value_rows(con, model, "VARCHAR", chosen_features)
-        views = Views(
-            numeric=numeric_drift.source(con, model, kinds, where, version, chosen_features),
-            categorical=restricted_view(con, model, "", where, version, list(kinds), categorical),
+        check_window_count(
+            con, model, VALUE_TABLES, selection, max_windows=store.limits.max_windows
         )
-        try:
-            learned = _learned_limits(
-                store, views, selection, limits, chosen, chosen_features, params,
-                learn_chunks, learn_k,
-            )  # fmt: skip
-            return _run(
-                store, views, selection, chosen, chosen_features, params, limits, learned,
-                correction,
-            )  # fmt: skip
-        finally:
-            drop_view(con, views.numeric[0])
-            drop_view(con, views.categorical)
+        categorical = value_rows(con, model, "VARCHAR", chosen_features)
+        numeric = numeric_drift.source(con, model, kinds, where, version, chosen_features)
+        later.add(drop_view, con, numeric[0])
+        category_view = restricted_view(con, model, "", where, version, list(kinds), categorical)
+        later.add(drop_view, con, category_view)
+        views = Views(numeric=numeric, categorical=category_view)
+        learned = _learned_limits(
+            store, views, selection, limits, chosen, chosen_features, params, learn_chunks, learn_k
+        )
+        return _run(
+            store, views, selection, chosen, chosen_features, params, limits, learned, correction
+        )
 
 
 def _check_methods(methods: Sequence[str] | None) -> tuple[str, ...]:
@@ -318,7 +319,7 @@ def _statistics_sql(
     Numeric statistics come from :mod:`evalstore.numeric_drift` (registered on ``con``
     while the context lasts) and categorical ones from ``evalstore.drift_categorical``.
     """
-    parts, args, registered = [], [], []
+    parts, args = [], []
     numeric = [m for m in methods if m in NUMERIC_METHODS]
     categorical = [m for m in methods if m in CATEGORICAL_METHODS]
 
@@ -332,10 +333,11 @@ def _statistics_sql(
         ).to_arrow_table()
 
     def register(table: pa.Table) -> str:
-        registered.append(numeric_drift.register(con, table))
-        return quote(registered[-1])
+        name = numeric_drift.register(con, table)
+        later.add(con.unregister, name)
+        return quote(name)
 
-    try:
+    with Cleanup() as later:
         if numeric:
             # the categorical macro runs in DuckDB while numpy computes the numeric cells
             stats, category = numeric_drift.statistics(
@@ -362,9 +364,6 @@ def _statistics_sql(
             f"FROM ({' UNION ALL BY NAME '.join(parts)})",
             args,
         )
-    finally:
-        for name in registered:
-            con.unregister(name)
 
 
 def _limits_table(

@@ -48,10 +48,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from evalstore.db import transaction
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name
 from evalstore.registry import to_timestamp
 from evalstore.selection import check_width
+from evalstore.time_limits import PREDICTION_TABLES, check_window_count
 
 if TYPE_CHECKING:
     from evalstore.store import Store
@@ -121,8 +123,13 @@ def health(
     clock = _clock(as_of, "as_of")
     wall = _clock(now, "now")
     con = store.connection
-    with store._lock:
+    with store._lock, transaction(con):  # one snapshot for every statement
         check_width(con, window)
+        # every version gets each window from its first prediction to the last one
+        check_window_count(
+            con, model, PREDICTION_TABLES, {"width": window}, filled=True,
+            max_windows=store.limits.max_windows,
+        )  # fmt: skip
         return con.sql(
             "SELECT * FROM evalstore.health(?, ?, ?, ?) "
             "WHERE list_contains(?, section) AND (? IS NULL OR version = ?) "

@@ -39,6 +39,7 @@ from evalstore.schema import (
     model_columns,
     model_relation,
 )
+from evalstore.time_limits import DEFAULT_TIME_RANGE
 from evalstore.values import refresh_value_views
 
 TIME_TYPES = frozenset(
@@ -182,7 +183,13 @@ def fits(stored: str, incoming: str) -> bool:
 # ---------------------------------------------------------------- plans per kind
 
 
-def _id_and_ts(plan: Plan, types: Mapping[str, str], id_column: str, ts_column: str) -> set[str]:
+def _id_and_ts(
+    plan: Plan,
+    types: Mapping[str, str],
+    id_column: str,
+    ts_column: str,
+    time_range: tuple[datetime, datetime],
+) -> set[str]:
     id_type = require_column(types, id_column, "id_column")
     # an all-null column (type NULL) passes here and is refused by the null-id check below
     require_type(
@@ -213,6 +220,7 @@ def _id_and_ts(plan: Plan, types: Mapping[str, str], id_column: str, ts_column: 
                 ts_column,
             )
         )
+        _time_range_check(plan, ts_column, time_range)
         used.add(ts_column)
     elif ts_column != "ts":
         require_column(types, ts_column, "ts_column")
@@ -220,6 +228,27 @@ def _id_and_ts(plan: Plan, types: Mapping[str, str], id_column: str, ts_column: 
         plan.select("ts", "$received_at")
     plan.select("batch_id", "$batch_id")
     return used
+
+
+def _time_range_check(plan: Plan, ts_column: str, time_range: tuple[datetime, datetime]) -> None:
+    """Times outside the store's range (:mod:`evalstore.time_limits`) reject the batch.
+
+    The examples are rendered by DuckDB as text: a year like 20266 is beyond Python's
+    ``datetime``.
+    """
+    lo, hi = time_range
+    plan.params.update(ts_low=lo, ts_high=hi)
+    plan.checks.append(
+        Check(
+            "SELECT count(*), list(CAST(ts AS VARCHAR) ORDER BY ts)[1:5] FROM {table} "
+            "WHERE batch_id = $batch_id AND (ts < $ts_low OR ts >= $ts_high)",
+            f"time column {ts_column!r} has {{n}} values outside the store's time range "
+            f"[{lo.isoformat()}, {hi.isoformat()}) UTC, for example {{examples}}; fix the "
+            "times (a mistyped year?), or open the store with evalstore.open(path, "
+            "time_range=(lo, hi)) to accept them",
+            ts_column,
+        )
+    )
 
 
 def _uniqueness_checks(plan: Plan, key: str, id_column: str) -> None:
@@ -261,6 +290,7 @@ def plan_features(
     id_column: str,
     ts_column: str,
     on_conflict: str,
+    time_range: tuple[datetime, datetime] = DEFAULT_TIME_RANGE,
 ) -> Plan:
     """Map a features batch onto ``<model>.features``, adding new columns."""
     if env not in ENVS:
@@ -275,7 +305,7 @@ def plan_features(
     check_names(types)
     plan = Plan(model, "features", "features", on_conflict=on_conflict, env=env, dataset=dataset)
     plan.params.update(env=env, dataset=dataset)
-    used = _id_and_ts(plan, types, id_column, ts_column)
+    used = _id_and_ts(plan, types, id_column, ts_column, time_range)
     plan.select("env", "$env")
     plan.select("dataset", "$dataset")
     stored = {
@@ -361,6 +391,7 @@ def plan_predictions(
     score_column: str | None,
     probability_columns: Sequence[str] | Mapping[Any, str] | None,
     latency_column: str | None,
+    time_range: tuple[datetime, datetime] = DEFAULT_TIME_RANGE,
 ) -> Plan:
     """Map a predictions batch onto ``<model>.predictions``."""
     task = registration["task"]
@@ -369,7 +400,7 @@ def plan_predictions(
     check_names(types)
     plan = Plan(model, "predictions", "predictions", version=version)
     plan.params["version"] = version
-    used = _id_and_ts(plan, types, id_column, ts_column)
+    used = _id_and_ts(plan, types, id_column, ts_column, time_range)
     plan.select("version", "$version")
     allowed, target, expected = _value_type(task)
 
@@ -509,12 +540,13 @@ def plan_labels(
     label_column: str,
     ts_column: str,
     source: str | None,
+    time_range: tuple[datetime, datetime] = DEFAULT_TIME_RANGE,
 ) -> Plan:
     """Map a labels batch onto ``<model>.labels`` (append-only)."""
     types = duckdb_types(con, schema)
     check_names(types)
     plan = Plan(model, "labels", "labels")
-    used = _id_and_ts(plan, types, id_column, ts_column)
+    used = _id_and_ts(plan, types, id_column, ts_column, time_range)
     allowed, target, expected = _value_type(task)
     kind = require_column(types, label_column, "label_column")
     require_type(label_column, kind, allowed, expected)

@@ -37,6 +37,7 @@ from evalstore.bounds import (
     MAX_PERMUTATIONS,
     bounded_int,
 )
+from evalstore.db import Cleanup, transaction
 from evalstore.drift import RESULT_COLUMNS
 from evalstore.errors import InvalidParameterError
 from evalstore.multivariate import (
@@ -54,6 +55,7 @@ from evalstore.selection import (
     resolve,
     restricted_view,
 )
+from evalstore.time_limits import VALUE_TABLES, check_window_count
 from evalstore.values import feature_kinds
 
 if TYPE_CHECKING:
@@ -94,7 +96,7 @@ def multivariate_drift(
         raise InvalidParameterError(f"variance={variance!r} must be in (0, 1]")
     _check_sizes(max_rows, n_permutations, learn_chunks)
     con = store.connection
-    with store._lock:
+    with store._lock, transaction(con):  # one snapshot for every statement
         kinds = feature_kinds(con, model)
         numeric = [f for f, k in kinds.items() if k == "numeric"]
         chosen = numeric if features is None else list(features)
@@ -107,11 +109,13 @@ def multivariate_drift(
         selection = resolve(con, reference, window, registration if version else None, since, until)
         if selection.previous:
             raise InvalidParameterError("multivariate drift needs a fixed reference")
-        view = restricted_view(con, model, "numeric_values", where, version, list(kinds))
-        try:
+        check_window_count(
+            con, model, VALUE_TABLES, selection, max_windows=store.limits.max_windows
+        )
+        with Cleanup() as later:
+            view = restricted_view(con, model, "numeric_values", where, version, list(kinds))
+            later.add(drop_view, con, view)
             rows = _wide_rows(store, view, selection, chosen)
-        finally:
-            drop_view(con, view)
     return _score(rows, chosen, methods, alpha, max_rows, n_permutations, variance,
                   learn_chunks, learn_k, seed)  # fmt: skip
 

@@ -48,6 +48,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from evalstore.db import Cleanup, transaction
 from evalstore.identifiers import quote
 from evalstore.schema import schema_prefix
 from evalstore.selection import Selection, restricted_view
@@ -321,7 +322,8 @@ def statistics(
     ``meanwhile`` (e.g. a DuckDB query on ``con``) runs in a thread of its own once
     the rows are read, while numpy works; its result is returned with the table.
     """
-    cells = _cells(con, *packed, selection, features)
+    with transaction(con):  # the group counts and the values: one snapshot
+        cells = _cells(con, *packed, selection, features)
     binned = bool(BINNED_METHODS & set(methods))
     if binned:
         _assign_edges(con, cells, params)
@@ -476,13 +478,16 @@ def _scatter(
     ``start[g]``, ``start[g] + 1``, ... in arrival order."""
     name = f"evalstore_drift_groups_{next(_names)}"
     gid = pa.array(np.arange(groups.num_rows, dtype=np.int32))
-    con.register(name, groups.select(["cell", "feature", "version"]).append_column("gid", gid))
-    try:
+    with Cleanup() as later:
+        con.register(name, groups.select(["cell", "feature", "version"]).append_column("gid", gid))
+        later.add(con.unregister, name)
         reader = con.sql(
             f"SELECT g.gid, p.value FROM (SELECT {cell} AS cell, feature, version, value "
             f"FROM {pairs}) AS p JOIN {quote(name)} AS g USING (cell, feature, version)",
             params=pairs_args,
         ).to_arrow_reader(BATCH_ROWS)
+        # an unfinished result blocks the connection (even its ROLLBACK): closed first
+        later.add(reader.close)
         fill = start.copy()
         for batch in reader:
             gid = batch.column(0).to_numpy()
@@ -513,8 +518,6 @@ def _scatter(
                 elif rows.any():
                     target[dest[rows]] = values[rows]
             del batch, value
-    finally:
-        con.unregister(name)
     if not np.array_equal(fill, start + np.asarray(groups.column("n"))):
         raise RuntimeError("evalstore: the drift rows changed while they were read; run again")
 
@@ -550,14 +553,13 @@ def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Map
     lo, hi, n, g1 = zip(*inputs, strict=True)
     table = pa.table({"lo": lo, "hi": hi, "n": pa.array(n, pa.int64()), "g1": pa.array(g1)})
     name = f"evalstore_edge_inputs_{next(_names)}"
-    con.register(name, table)
-    try:
+    with Cleanup() as later:
+        con.register(name, table)
+        later.add(con.unregister, name)
         result = con.sql(
             f"SELECT evalstore.bin_edges(lo, hi, n, g1, ?, ?) AS edges FROM {quote(name)}",
             params=[binning, params["bins"]],
         ).to_arrow_table()
-    finally:
-        con.unregister(name)
     for cell, edges in zip(comparable, result.column("edges").to_pylist(), strict=True):
         cell.edges = np.asarray(edges, dtype=float)
 

@@ -101,11 +101,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from evalstore.bounds import MAX_BINS, MAX_BOOTSTRAP, MAX_SLICE_BINS, bounded_int
+from evalstore.db import Cleanup, transaction
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
 from evalstore.schema import EVALUATIONS, NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.selection import Window, check_predicate, check_width, reference_args, window_args
+from evalstore.time_limits import PREDICTION_TABLES, check_window_count
 
 if TYPE_CHECKING:
     from evalstore.store import Store
@@ -240,10 +242,15 @@ def performance(
         raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
     clock = to_timestamp(as_of, "as_of")
     con = store.connection
-    with store._lock:
+    # one transaction: every statement (slice domains, the metrics) sees one snapshot
+    with store._lock, transaction(con), Cleanup() as later:
         windows = window_args(window)
         if "width" in windows:
             check_width(con, windows["width"])
+        check_window_count(
+            con, model, PREDICTION_TABLES, windows, start, end,
+            max_windows=store.limits.max_windows,
+        )  # fmt: skip
         columns = feature_columns(con, model)
         slices = _parse_by(by, columns, edges)
         ref = reference_args(reference, registration if version else None)
@@ -254,13 +261,11 @@ def performance(
             )
         _prepare_slices(con, model, slices, ref, bins)
         source = _source_view(con, model, slices, where, version, list(columns))
-        try:
-            raw = _run_macro(
-                con, task, source, model, threshold, windows, start, end, ece_bins, z, clock,
-                delay_quantile, chosen,
-            )  # fmt: skip
-        finally:
-            _drop_view(con, source)
+        later.add(_drop_view, con, source)
+        raw = _run_macro(
+            con, task, source, model, threshold, windows, start, end, ece_bins, z, clock,
+            delay_quantile, chosen,
+        )  # fmt: skip
         low, high = _bootstrap_intervals(raw, n_boot, seed, confidence)
         raw = raw.set_column(raw.schema.get_field_index("ci_low"), "ci_low", low)
         raw = raw.set_column(raw.schema.get_field_index("ci_high"), "ci_high", high)
@@ -826,9 +831,8 @@ def _assemble(
         SELECT {", ".join(columns)} FROM (SELECT * FROM unpacked{union})
         ORDER BY {", ".join(order)}
     """
-    con.register(name, raw)
-    try:
+    with Cleanup() as later:
+        con.register(name, raw)
+        later.add(con.unregister, name)
         params = [*domain_args, _BOOTSTRAP_TEXT, bootstrap_text, list(metric_order)]
         return con.sql(query, params=params).to_arrow_table()
-    finally:
-        con.unregister(name)

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from evalstore.bounds import MAX_DOMAIN, bounded_int
-from evalstore.db import transaction
+from evalstore.db import Cleanup, transaction
 from evalstore.errors import InvalidParameterError
 from evalstore.registry import to_timestamp
 from evalstore.selection import (
@@ -69,6 +69,7 @@ from evalstore.selection import (
     restricted_view,
     window_args,
 )
+from evalstore.time_limits import VALUE_TABLES, check_window_count
 from evalstore.values import feature_kinds
 
 if TYPE_CHECKING:
@@ -138,24 +139,25 @@ def quality(
     ]
     _check_range(since, until)
     con = store.connection
-    with store._lock:
+    # one transaction: every statement sees one snapshot
+    with store._lock, transaction(con), Cleanup() as later:
         registration = store._registration(model, version)
         kinds = feature_kinds(con, model)
         chosen = _check_features(features, [*kinds, *OUTPUTS])
         selection = resolve(con, reference, window, registration if version else None, since, until)
-        views = _views(store, model, where, version, list(kinds))
-        try:
-            marks = ", ".join("?" for _ in range(2 + len(selection.args()) + len(thresholds)))
-            query = (
-                f"SELECT {', '.join(RESULT_COLUMNS)} FROM evalstore.quality({marks}) "
-                "WHERE list_contains(?, feature) "
-                "ORDER BY window_start, feature, version NULLS FIRST, method"
-            )
-            args = [*views, *selection.args(), *thresholds, chosen]
-            return con.sql(query, params=args).to_arrow_table()
-        finally:
-            for view in views:
-                drop_view(con, view)
+        # quality lists the empty windows between since and until too
+        check_window_count(
+            con, model, VALUE_TABLES, selection, max_windows=store.limits.max_windows, filled=True
+        )
+        views = _views(store, model, where, version, list(kinds), later)
+        marks = ", ".join("?" for _ in range(2 + len(selection.args()) + len(thresholds)))
+        query = (
+            f"SELECT {', '.join(RESULT_COLUMNS)} FROM evalstore.quality({marks}) "
+            "WHERE list_contains(?, feature) "
+            "ORDER BY window_start, feature, version NULLS FIRST, method"
+        )
+        args = [*views, *selection.args(), *thresholds, chosen]
+        return con.sql(query, params=args).to_arrow_table()
 
 
 def infer_schema(
@@ -284,7 +286,7 @@ def validate(
     tolerance = _share(tolerance, "tolerance")
     _check_range(since, until)
     con = store.connection
-    with store._lock:
+    with store._lock, transaction(con), Cleanup() as later:
         store._registration(model, version)
         kinds = feature_kinds(con, model)
         saved = [
@@ -305,38 +307,41 @@ def validate(
         selection = Selection(
             **windows, ana_start=to_timestamp(since, "since"), ana_end=to_timestamp(until, "until")
         )
-        views = _views(store, model, where, version, list(kinds))
-        try:
-            analysis = [
-                selection.ana_env, selection.ana_dataset, selection.ana_start, selection.ana_end,
-                selection.width, selection.chunk_rows, selection.chunks,
-            ]  # fmt: skip
-            marks = ", ".join("?" for _ in range(4 + len(analysis) + 1))
-            query = (
-                f"SELECT {', '.join(RESULT_COLUMNS)} FROM evalstore.validate({marks}) "
-                "WHERE list_contains(?, feature) ORDER BY window_start, feature, method"
-            )
-            args = [model, SCHEMA_TABLE, *views, *analysis, tolerance, chosen]
-            return con.sql(query, params=args).to_arrow_table()
-        finally:
-            for view in views:
-                drop_view(con, view)
+        check_window_count(  # validate lists the empty windows too
+            con, model, VALUE_TABLES, selection, max_windows=store.limits.max_windows, filled=True
+        )
+        views = _views(store, model, where, version, list(kinds), later)
+        analysis = [
+            selection.ana_env, selection.ana_dataset, selection.ana_start, selection.ana_end,
+            selection.width, selection.chunk_rows, selection.chunks,
+        ]  # fmt: skip
+        marks = ", ".join("?" for _ in range(4 + len(analysis) + 1))
+        query = (
+            f"SELECT {', '.join(RESULT_COLUMNS)} FROM evalstore.validate({marks}) "
+            "WHERE list_contains(?, feature) ORDER BY window_start, feature, method"
+        )
+        args = [model, SCHEMA_TABLE, *views, *analysis, tolerance, chosen]
+        return con.sql(query, params=args).to_arrow_table()
 
 
 # ---------------------------------------------------------------------- helpers
 
 
 def _views(
-    store: Store, model: str, where: str | None, version: str | None, columns: list[str]
+    store: Store,
+    model: str,
+    where: str | None,
+    version: str | None,
+    columns: list[str],
+    later: Cleanup,
 ) -> tuple[str, str]:
-    """The numeric and categorical long-format relations, restricted as asked."""
+    """The numeric and categorical long-format relations, restricted as asked (dropped
+    by ``later``)."""
     con = store.connection
     numeric = restricted_view(con, model, "numeric_values", where, version, columns)
-    try:
-        category = restricted_view(con, model, "category_values", where, version, columns)
-    except BaseException:
-        drop_view(con, numeric)
-        raise
+    later.add(drop_view, con, numeric)
+    category = restricted_view(con, model, "category_values", where, version, columns)
+    later.add(drop_view, con, category)
     return numeric, category
 
 

@@ -34,9 +34,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 
 from evalstore.bounds import MAX_SAMPLE_IDS, bounded_int
+from evalstore.db import Cleanup, transaction
 from evalstore.errors import InvalidParameterError
 from evalstore.selection import drop_view, restricted_view
 from evalstore.values import feature_kinds
@@ -129,24 +131,19 @@ def skew(
     sample = bounded_int(sample, "sample", least=0, most=MAX_SAMPLE_IDS)
     methods = _methods(method)
     con = store.connection
-    with store._lock:
+    # one transaction: the mismatch counts and the distances see the same rows
+    with store._lock, transaction(con):
         kinds = feature_kinds(con, model)
         chosen = _check_features(features, kinds)
         train_dataset = registration.get("training_dataset") if version else None
         counts = {}
         if chosen:
-            views = [
-                restricted_view(con, model, relation, where, version, list(kinds))
-                for relation in ("numeric_values", "category_values")
-            ]
-            try:
+            with Cleanup() as later:
+                views = _views(con, model, where, version, list(kinds), later)
                 rows = con.sql(
                     "SELECT * FROM evalstore.skew(?, ?, ?, ?, ?, ?, ?, ?)",
                     params=[*views, train_dataset, chosen, atol, rtol, equal_nan, max(sample, 1)],
                 ).to_arrow_table()
-            finally:
-                for view in views:
-                    drop_view(con, view)
             counts = {row["feature"]: row for row in rows.to_pylist()}
         distances = (
             _distances(store, model, chosen, kinds, methods, version, where, drift_options)
@@ -213,22 +210,32 @@ def skew_summary(
     if not isinstance(equal_nan, bool):
         raise InvalidParameterError(f"equal_nan={equal_nan!r} must be True or False")
     con = store.connection
-    with store._lock:
+    with store._lock, transaction(con), Cleanup() as later:
         kinds = feature_kinds(con, model)
         chosen = _check_features(features, kinds)
         train_dataset = registration.get("training_dataset") if version else None
-        views = [
-            restricted_view(con, model, relation, where, version, list(kinds))
-            for relation in ("numeric_values", "category_values")
-        ]
-        try:
-            return con.sql(
-                "SELECT * FROM evalstore.skew_summary(?, ?, ?, ?, ?, ?, ?, ?)",
-                params=[*views, train_dataset, chosen, atol, rtol, equal_nan, max_share],
-            ).to_arrow_table()
-        finally:
-            for view in views:
-                drop_view(con, view)
+        views = _views(con, model, where, version, list(kinds), later)
+        return con.sql(
+            "SELECT * FROM evalstore.skew_summary(?, ?, ?, ?, ?, ?, ?, ?)",
+            params=[*views, train_dataset, chosen, atol, rtol, equal_nan, max_share],
+        ).to_arrow_table()
+
+
+def _views(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    where: str | None,
+    version: str | None,
+    columns: list[str],
+    later: Cleanup,
+) -> list[str]:
+    """The numeric and categorical value relations, restricted as asked (dropped by
+    ``later``)."""
+    views = []
+    for relation in ("numeric_values", "category_values"):
+        views.append(restricted_view(con, model, relation, where, version, columns))
+        later.add(drop_view, con, views[-1])
+    return views
 
 
 def _non_negative(value: Any, name: str) -> float:

@@ -52,6 +52,7 @@ import pyarrow as pa
 from scipy import stats
 
 from evalstore.bounds import MAX_PAIRS, MAX_SLICE_BINS, MAX_TOP, bounded_int
+from evalstore.db import Cleanup, transaction
 from evalstore.errors import InvalidParameterError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.performance import (
@@ -179,32 +180,31 @@ def worst_slices(
     if start is not None and end is not None and start >= end:
         raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
     con = store.connection
-    with store._lock:
+    # one transaction: the totals and every level's counts see the same rows
+    with store._lock, transaction(con), Cleanup() as later:
         columns = feature_columns(con, model)
         keys = _keys(con, model, columns, features, reference, registration, bins)
         view = _source_view(con, model, keys, columns, where, version, start, end)
-        try:
-            outcomes = (
-                f"evalstore.slice_outcomes({_literal(view)}, {_literal(model)}, "
-                f"{_literal(metric)}, ?::DOUBLE)"
-            )
-            total_n, total_mean, total_m2 = con.execute(
-                f"SELECT count(x), avg(x), coalesce(var_pop(x) * count(x), 0) FROM {outcomes}",
-                [threshold],
-            ).fetchall()[0]
-            if not total_n:
-                return _empty(metric, version)
-            support = min_support if min_support >= 1 else math.ceil(min_support * total_n)
-            totals = (total_n, total_mean, total_m2)
-            args = (con, outcomes, threshold, totals, kind, higher_is_better, support)
-            singles = _level(*args, keys, [(i,) for i in range(len(keys))])
-            if pairs and len(keys) > 1:
-                chosen = _pairs(keys, singles, max_pairs)
-                doubles = _level(*args, keys, chosen) if chosen else []
-            else:
-                doubles = []
-        finally:
-            con.execute(f"DROP VIEW IF EXISTS {quote(view)}")
+        later.add(con.execute, f"DROP VIEW IF EXISTS {quote(view)}")
+        outcomes = (
+            f"evalstore.slice_outcomes({_literal(view)}, {_literal(model)}, "
+            f"{_literal(metric)}, ?::DOUBLE)"
+        )
+        total_n, total_mean, total_m2 = con.execute(
+            f"SELECT count(x), avg(x), coalesce(var_pop(x) * count(x), 0) FROM {outcomes}",
+            [threshold],
+        ).fetchall()[0]
+        if not total_n:
+            return _empty(metric, version)
+        support = min_support if min_support >= 1 else math.ceil(min_support * total_n)
+        totals = (total_n, total_mean, total_m2)
+        args = (con, outcomes, threshold, totals, kind, higher_is_better, support)
+        singles = _level(*args, keys, [(i,) for i in range(len(keys))])
+        if pairs and len(keys) > 1:
+            chosen = _pairs(keys, singles, max_pairs)
+            doubles = _level(*args, keys, chosen) if chosen else []
+        else:
+            doubles = []
     return _result(
         singles + doubles, keys, metric, kind, higher_is_better, total_n, version, alpha,
         correction, top, include_all,
@@ -364,7 +364,8 @@ def _level(
         f"GROUP BY GROUPING SETS ({grouping}) HAVING count(x) >= ? AND count(x) < ?)",
         [threshold, support, total_n],
     )
-    try:
+    with Cleanup() as later:
+        later.add(con.execute, f"DROP TABLE IF EXISTS {quote(name)}")
         rows = con.execute(
             f"SELECT c.*, t.* EXCLUDE (slice_id, n) FROM {quote(name)} AS c "
             "JOIN evalstore.slice_tests(?, ?, ?, ?, ?, ?) AS t ON t.slice_id = c.slice_id "
@@ -372,8 +373,6 @@ def _level(
             [f"temp.main.{name}", total_n, total_mean, total_m2, kind, higher_is_better],
         ).fetchall()
         names = [d[0] for d in con.description]
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {quote(name)}")
     found = []
     for row in rows:
         record = dict(zip(names, row, strict=True))

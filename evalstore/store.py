@@ -28,24 +28,36 @@ from evalstore.errors import (
 from evalstore.identifiers import check_model_name
 from evalstore.macros import install_macros
 from evalstore.schema import check_catalog, check_readable, create_model_schema, migrate
+from evalstore.time_limits import TimeLimits
 from evalstore.values import refresh_value_views
 
 Data = Any  # anything sources.to_reader accepts
 
 
-def open(path: str | PathLike[str] | None = None, read_only: bool = False) -> Store:
+def open(
+    path: str | PathLike[str] | None = None,
+    read_only: bool = False,
+    *,
+    time_range: Sequence[Any] | None = None,
+    max_windows: int | None = None,
+) -> Store:
     """Open (or create) an evaluation store.
 
     ``path`` is a DuckDB database file, created if missing; ``None`` gives an
     in-memory store. A store opened for writing is migrated to the current layout
     and gets the current SQL macros installed, so they persist in the file.
 
+    ``time_range`` ``(lo, hi)`` is the range of times ingest and the registry accept
+    (default 1900-01-01 up to 2200-01-01 UTC); ``max_windows`` the most windows one
+    metric call builds (default 10,000). Both hold for this handle and its sessions
+    only; see :mod:`evalstore.time_limits`.
+
     >>> import evalstore
     >>> with evalstore.open() as store:
     ...     store.sql("SELECT 1 + 1 AS two").to_pylist()
     [{'two': 2}]
     """
-    return Store(path, read_only=read_only)
+    return Store(path, read_only=read_only, time_range=time_range, max_windows=max_windows)
 
 
 class Store:
@@ -56,9 +68,18 @@ class Store:
     (``.to_pandas()``, ``.to_pylist()``).
     """
 
-    def __init__(self, path: str | PathLike[str] | None = None, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | PathLike[str] | None = None,
+        read_only: bool = False,
+        *,
+        time_range: Sequence[Any] | None = None,
+        max_windows: int | None = None,
+    ) -> None:
         self.path = None if path is None else Path(path)
         self.read_only = read_only
+        #: accepted times and windows per call (:mod:`evalstore.time_limits`)
+        self.limits = TimeLimits.of(time_range, max_windows)
         if read_only and (self.path is None or not self.path.exists()):
             raise InvalidParameterError(
                 f"read_only=True needs an existing store file; {str(path)!r} does not exist"
@@ -134,6 +155,7 @@ class Store:
         cursor = utc_cursor(self._con)
         session = Store.__new__(Store)
         session.path, session.read_only = self.path, self.read_only
+        session.limits = self.limits
         session._lock = threading.RLock()
         session._con = cursor
         return session
@@ -209,6 +231,8 @@ class Store:
             dependencies=dependencies,
             notes=notes,
         )
+        for name in ("trained_at", "deployed_at", "retired_at"):
+            self.limits.check_time(row[name], name)
         with self._lock:
             existing = self._versions(model)
             if existing:
@@ -748,6 +772,7 @@ class Store:
                 id_column=id_column,
                 ts_column=ts_column,
                 on_conflict=on_conflict,
+                time_range=self.limits.time_range,
             ),
         )
 
@@ -792,6 +817,7 @@ class Store:
                 score_column=score_column,
                 probability_columns=probability_columns,
                 latency_column=latency_column,
+                time_range=self.limits.time_range,
             ),
         )
 
@@ -827,6 +853,7 @@ class Store:
                 label_column=label_column,
                 ts_column=ts_column,
                 source=source,
+                time_range=self.limits.time_range,
             ),
         )
 

@@ -63,6 +63,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from evalstore.bounds import MAX_SUGGEST_K, MAX_SUGGEST_POOL, bounded_int
+from evalstore.db import Cleanup, transaction
 from evalstore.errors import InvalidParameterError, ReadOnlyError
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
@@ -248,28 +249,30 @@ def suggest(
     )
     since_ts = to_timestamp(since, "since")
     until_ts = to_timestamp(until, "until")
+    if window is not None and since is not None:
+        raise InvalidParameterError("pass either window= or since=, not both")
     with store._lock:
-        if window is not None:
-            if since is not None:
-                raise InvalidParameterError("pass either window= or since=, not both")
-            since_ts = _window_start(store, model, window, until_ts)
-        if record:
+        if record:  # its own short write, before the long read below
             expire_requests(store, model)
-        ctx = _Context(
-            store,
-            model,
-            version,
-            seed=seed,
-            since=since_ts,
-            until=until_ts,
-            where=where,
-            reference=reference,
-            by=by,
-            prior=float(prior),
-            pool=int(pool),
-            pool_given=pool_given,
-        )
-        try:
+        # one transaction: every statement of the ranking sees one snapshot
+        with transaction(store.connection), Cleanup() as later:
+            if window is not None:
+                since_ts = _window_start(store, model, window, until_ts)
+            ctx = _Context(
+                store,
+                model,
+                version,
+                seed=seed,
+                since=since_ts,
+                until=until_ts,
+                where=where,
+                reference=reference,
+                by=by,
+                prior=float(prior),
+                pool=int(pool),
+                pool_given=pool_given,
+            )
+            later.add(ctx.close)
             if strategy == "mix":
                 chosen = _weights(ctx, weights)
             else:
@@ -285,23 +288,29 @@ def suggest(
             if record and table.num_rows:
                 table = _record(ctx, table, expires_in)
             return table
-        finally:
-            ctx.close()
 
 
 def _window_start(store: Store, model: str, window: str, until: datetime | None) -> datetime:
     try:
         rows = store.connection.execute(
-            f"SELECT max(ts) - CAST(? AS INTERVAL) "
-            f"FROM {schema_prefix(store.connection, model)}predictions "
-            "WHERE ? IS NULL OR ts < ?",
+            # a time beyond Python's datetime (a store written before the time range was
+            # enforced) reads NULL here and is refused below, not an OverflowError
+            "SELECT CASE WHEN s BETWEEN TIMESTAMPTZ '0002-01-01' AND TIMESTAMPTZ "
+            "'9998-12-31' THEN s END, s IS NOT NULL FROM (SELECT max(ts) - CAST(? AS "
+            f"INTERVAL) AS s FROM {schema_prefix(store.connection, model)}predictions "
+            "WHERE ? IS NULL OR ts < ?)",
             [window, until, until],
         ).fetchall()
     except duckdb.Error as error:
         raise InvalidParameterError(
             f"window={window!r} is not an interval: use e.g. '1 day' or '7 days'"
         ) from error
-    start = rows[0][0]
+    start, any_rows = rows[0]
+    if start is None and any_rows:
+        raise InvalidParameterError(
+            f"window={window!r} starts outside the times Python can represent (the latest "
+            f"prediction time of {model!r} is far off); pass since=/until= instead"
+        )
     return start if start is not None else datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -1361,8 +1370,6 @@ def _record(ctx: _Context, table: pa.Table, expires_in: str | None) -> pa.Table:
                 f"expires_in={expires_in!r} is not an interval: use e.g. '14 days' or None"
             ) from error
     rows = ctx.register(table.select(["example_id", "picked_by", "priority", "reason", "rank"]))
-    from evalstore.db import transaction
-
     with transaction(ctx.con):
         ids = ctx.con.execute(
             "INSERT INTO evalstore.label_requests (model, example_id, strategy, priority, "
