@@ -570,9 +570,8 @@ def _check_function(node: dict[str, Any], policy: Policy, as_table: bool) -> Non
     qualified = ".".join(p for p in (catalog, schema, name) if p)
     kind = "table function" if as_table else "function"
     reason = refusal_reason(name)
-    code = "file_access_not_allowed" if "reads files" in reason else "function_not_allowed"
     raise UnsafeSqlError(
-        code,
+        "function_not_allowed",
         f"{kind} {qualified}() is not allowed: {reason}; use the store's tables, views and "
         "evalstore.* macros with read-only functions (see evalstore.sql_policy)",
         function=qualified,
@@ -584,9 +583,10 @@ def _check_relation_arguments(name: str, node: dict[str, Any], policy: Policy) -
     """Arguments a macro passes to ``query_table`` must be literal names of the store's tables.
 
     ``query_table('x.csv')`` reads a file through a replacement scan, so a relation argument
-    is refused unless it is a model name (``model``: one identifier, to which the macros
-    append a fixed table name) or ``<model>.<relation>`` / ``evalstore.<system table>`` with
-    the relation one of :data:`MODEL_RELATIONS` / :data:`SYSTEM_TABLES`.
+    is refused unless it is a model name (``model``: one identifier or a bound parameter;
+    the macros only append a fixed table name to it, see ``evalstore.model_table``) or
+    ``<model>.<relation>`` / ``evalstore.<system table>``, the relation one of
+    :data:`MODEL_RELATIONS` / :data:`SYSTEM_TABLES`.
     """
     if name in HELPER_MACROS:
         raise UnsafeSqlError(
@@ -614,6 +614,9 @@ def _check_relation_arguments(name: str, node: dict[str, Any], policy: Policy) -
         ):
             continue
         what = f"argument {relation_params[0]!r} of evalstore.{name}()"
+        if relation_params == ["model"] and expression.get("class") == "PARAMETER":
+            # a bound model name: the macros only read '<model>.<fixed table>' with it
+            continue
         text = literal.get("text") if literal.get("kind") == "STRING" else None
         if expression.get("class") != "CONSTANT" or text is None:
             raise UnsafeSqlError(

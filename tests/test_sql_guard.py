@@ -264,7 +264,7 @@ ANY_REFUSAL = FILE_CODES | STATEMENT | {"parse_error", "too_complex"}
 #: (kind, dialect, SQL with {dir} for the one directory the lockdown allows, refusal codes).
 HOSTILE = [
     *[
-        ("file reader", None, sql, {"file_access_not_allowed"})
+        ("file reader", None, sql, FUNCTION)
         for sql in (
             "SELECT * FROM read_text('{dir}/tokens.txt')",
             "SELECT content FROM read_text('{dir}/tokens.txt')",
@@ -293,7 +293,7 @@ HOSTILE = [
         )
     ],
     *[
-        ("globbing", None, sql, {"file_access_not_allowed"})
+        ("globbing", None, sql, FUNCTION | {"file_access_not_allowed"})
         for sql in (
             "SELECT * FROM glob('*')",
             "SELECT * FROM glob('{dir}/*')",

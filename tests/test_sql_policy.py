@@ -109,8 +109,8 @@ def test_every_function_not_listed_is_refused(duck_functions):
             "runs or exposes SQL",
         ),
         ("SELECT * FROM query('SELECT 1')", "function_not_allowed", "runs or exposes SQL"),
-        ("SELECT * FROM read_text('x')", "file_access_not_allowed", "reads files"),
-        ("SELECT * FROM glob('*')", "file_access_not_allowed", "reads files"),
+        ("SELECT * FROM read_text('x')", "function_not_allowed", "reads files"),
+        ("SELECT * FROM glob('*')", "function_not_allowed", "reads files"),
         ("SELECT * FROM pragma_version()", "function_not_allowed", "changes the instance"),
         ("SELECT setseed(0.5)", "function_not_allowed", "changes the instance"),
         ("SELECT write_log('x')", "function_not_allowed", "changes the instance"),
@@ -152,12 +152,18 @@ def test_every_function_not_listed_is_refused(duck_functions):
             "must be a string literal",
         ),
         (
+            "SELECT * FROM evalstore.drift_windows(?, 'serving', NULL, NULL, NULL, '1 day', "
+            "NULL, NULL)",
+            "table_not_allowed",
+            "argument 'source' of evalstore.drift_windows() must be a string literal",
+        ),
+        (
             "SELECT * FROM evalstore.volume(width := '1 day', model := 'a/b')",
             "table_not_allowed",
             "argument 'model'",
         ),
         ("SELECT evalstore.no_such_macro(1)", "function_not_allowed", "not a macro"),
-        ("SELECT main.read_text('x')", "file_access_not_allowed", "reads files"),
+        ("SELECT main.read_text('x')", "function_not_allowed", "reads files"),
         ("SELECT fraud.something(1)", "function_not_allowed", "not on evalstore's allow-list"),
         ("DESCRIBE evalstore.models", "statement_not_allowed", "show ref is not"),
         ("CALL checkpoint()", "statement_not_allowed", "single read-only SELECT"),
@@ -184,6 +190,8 @@ def test_refusals(sql, code, reason):
         "SELECT * FROM information_schema.tables, duckdb_tables(), duckdb_columns",
         "SELECT * FROM evalstore.volume('fraud', '1 day')",
         "SELECT * FROM evalstore.volume(model := 'fraud', width := '1 day')",
+        "SELECT * FROM evalstore.volume(?, '1 day')",
+        "SELECT * FROM evalstore.label_coverage($model, $width)",
         "SELECT * FROM evalstore.drift_windows('fraud.numeric_values', 'serving', NULL, NULL, "
         "NULL, '1 day', NULL, NULL, NULL)",
         "SELECT evalstore.window_start(TIMESTAMP '2024-01-01', '1 day')",
@@ -242,8 +250,29 @@ def test_relation_parameters_cover_every_query_table_flow(store):
                     if position in relation:
                         used = _column_names(argument["expression"]) & {p.lower() for p in own}
                         assert used <= RELATION_PARAMETERS, (name, callee, position, used)
+                        # a model name reaches another macro's relation parameter only as
+                        # its model, or with a literal '.<table>' appended (model_table does
+                        # that with its literal name; system_table's model picks '' or '')
+                        if "model" in used and name not in ("model_table", "system_table"):
+                            target = params.get(callee, ["query_table"])[position]
+                            assert target == "model" or _appends_a_table(argument["expression"]), (
+                                name,
+                                callee,
+                                position,
+                            )
+                        if callee in ("model_table", "system_table") and position == 1:
+                            assert argument["expression"]["class"] == "CONSTANT", name
                         checked += 1
     assert checked > 20
+
+
+def _appends_a_table(expression) -> bool:
+    """``<anything> || '.<identifier>'``: the last operand is a literal table suffix."""
+    if expression.get("class") != "FUNCTION" or expression.get("function_name") != "||":
+        return False
+    last = expression["arguments"][-1]["expression"]
+    text = (last.get("literal") or {}).get("text", "")
+    return last.get("class") == "CONSTANT" and re.fullmatch(r"\.[a-z_]+", text) is not None
 
 
 def _calls(tree):
