@@ -12,8 +12,10 @@ recomputed here):
 - ``evalstore_prediction_latency_ms{model}``: a histogram of the logged ``latency_ms``;
 - ``evalstore_drift_value{model,feature,method,variant}``, ``evalstore_drift_drifted`` and
   ``evalstore_performance{model,version,metric}``: the latest window of the latest
-  ``/v1/models/{model}/drift`` and ``/performance`` results this server computed (a scrape
-  does not run a drift analysis; schedule those calls, e.g. from the dashboard or cron).
+  ``/v1/models/{model}/drift`` and ``/performance`` results this server computed (for
+  performance, each version's latest window *with labeled rows*: the newest windows wait for
+  their labels); a scrape does not run a drift analysis: schedule those calls, e.g. from the
+  dashboard or cron.
 
 Server: ``evalstore_http_request_duration_seconds{method,route,status}`` (histogram) and
 ``evalstore_http_errors_total{method,route,status}`` (4xx and 5xx).
@@ -28,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -90,7 +93,7 @@ class Monitor:
             with self._lock:
                 self._drift[model] = samples
         elif family == "performance":
-            rows = _latest_window(table, ("version", "metric", "value"))
+            rows = _latest_labeled_windows(table)
             samples = [
                 (
                     {
@@ -133,6 +136,27 @@ def _latest_window(table: pa.Table, needed: tuple[str, ...]) -> list[dict[str, A
         return rows
     latest = max(starts)
     return [r for r in rows if r["window_start"] == latest]
+
+
+def _latest_labeled_windows(table: pa.Table) -> list[dict[str, Any]]:
+    """Each version's rows of its latest window that has labeled rows.
+
+    The newest windows of a model usually have no labels yet (labels arrive late): their
+    metrics are NULL, so the gauges keep the latest window each version can be judged on.
+    """
+    if "labeled" in table.column_names:
+        table = table.filter(pc.fill_null(pc.greater(table.column("labeled"), 0), False))
+    if table.num_rows == 0 or not {"version", "metric", "value"} <= set(table.column_names):
+        return []
+    by_version: dict[Any, list[dict[str, Any]]] = {}
+    for row in table.to_pylist():
+        by_version.setdefault(row["version"], []).append(row)
+    rows = []
+    for version_rows in by_version.values():
+        starts = [r["window_start"] for r in version_rows if r.get("window_start") is not None]
+        latest = max(starts) if starts else None
+        rows += [r for r in version_rows if latest is None or r["window_start"] == latest]
+    return rows
 
 
 class _StoreCollector:

@@ -282,3 +282,89 @@ def test_a_null_delay_quantile_means_the_default(built):
     assert default.to_pylist() == explicit.to_pylist()
     assert default.column("labeled").to_pylist() == [60]
     assert default.column("delay_hours")[0].as_py() > other.column("delay_hours")[0].as_py()
+
+
+def test_performance_gauge_keeps_each_versions_latest_labeled_window():
+    """evalstore_performance (Grafana's gauge) skips the newest windows, still unlabeled."""
+    from datetime import UTC, datetime
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from server.prom import Monitor
+
+    day = [datetime(2026, 10, d, tzinfo=UTC) for d in (1, 2, 3)]
+    rows = [  # (window_start, version, value, labeled)
+        (day[0], "v1", 0.81, 50),
+        (day[1], "v1", 0.84, 20),
+        (day[2], "v1", None, 0),  # today: no labels yet
+        (day[0], "v2", 0.79, 40),
+        (day[1], "v2", None, 0),
+        (day[2], "v2", None, 0),
+    ]
+    table = pa.table(
+        {
+            "window_start": [r[0] for r in rows],
+            "version": [r[1] for r in rows],
+            "metric": ["accuracy"] * len(rows),
+            "class": pa.array([None] * len(rows), pa.string()),
+            "value": [r[2] for r in rows],
+            "labeled": [r[3] for r in rows],
+        }
+    )
+    with evalstore.open() as store:
+        monitor = Monitor(store)
+        monitor.observe_result("fraud", "performance", table)
+        text = monitor.exposition().decode()
+    (family,) = [
+        f for f in text_string_to_metric_families(text) if f.name == "evalstore_performance"
+    ]
+    assert {s.labels["version"]: s.value for s in family.samples} == {"v1": 0.84, "v2": 0.79}
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_grafana_example_shows_the_demo_model_per_version(tmp_path, version):
+    """examples/grafana_dashboard.json: its defaults (model credit_default, the demo's time
+    range) give records for each version, most of them inside the dashboard's time range
+    (the volume panel also counts the training set's historical labels, before it)."""
+    from datetime import datetime
+    from urllib.parse import unquote
+
+    from evalstore.demo import build_store as build_demo
+    from evalstore.scenario import credit_default_scenario
+
+    dashboard = json.loads((PROJECT / "examples" / "grafana_dashboard.json").read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["model"]["current"]["value"] == "credit_default"
+    assert [o["value"] for o in variables["version"]["options"]] == ["v1", "v2"]
+    first, last = (datetime.fromisoformat(dashboard["time"][k]) for k in ("from", "to"))
+    scenario = credit_default_scenario(rows_per_day=60, training_rows=600, validation_rows=100)
+    values = {"${evalstore}": "", "${model}": "credit_default", "${version}": version}
+
+    def fill(text: str) -> str:
+        for name, value in values.items():
+            text = text.replace(name, value)
+        return text
+
+    targets = [t for p in dashboard["panels"] for t in p["targets"] if "url" in t]
+    with evalstore.open(tmp_path / "demo.duckdb") as store:
+        build_demo(store, scenario)
+        with TestClient(create_app(store)) as client:
+            for target in targets:
+                url = unquote(fill(target["url"]))
+                if target["url_options"]["method"] == "POST":
+                    body = json.loads(fill(target["url_options"]["data"]))
+                    response = client.post(url, json=body)
+                else:
+                    response = client.get(url)
+                assert response.status_code == 200, (url, response.text)
+                records = response.json()
+                assert records, url
+                assert {c["selector"] for c in target["columns"]} <= set(records[0]), url
+                (time,) = [c["selector"] for c in target["columns"] if c["type"] == "timestamp"]
+                shown = [r for r in records if first <= datetime.fromisoformat(r[time]) < last]
+                assert len(shown) >= len(records) / 2, url  # the range shows the data
+                if "version" in records[0]:
+                    # (drift rows of features carry no version: the rows version predicted)
+                    assert {r["version"] for r in records} - {None} == {version}, url
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"] if "expr" in t]
+    assert 'evalstore_performance{model="$model",version="$version",class=""}' in exprs

@@ -948,9 +948,12 @@ def test_example_grafana_dashboard_queries_run(shared):
     assert len(targets) >= 4
     for target in targets:
         url = unquote(target["url"].replace("${evalstore}", "").replace("${model}", "fraud"))
+        url = url.replace("${version}", "v1")
         options = target["url_options"]
         if options["method"] == "POST":
-            body = json.loads(options["data"].replace("${model}", "fraud"))
+            body = json.loads(
+                options["data"].replace("${model}", "fraud").replace("${version}", "v1")
+            )
             response = client.post(url, json=body)
         else:
             response = client.get(url)
