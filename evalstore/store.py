@@ -24,6 +24,7 @@ from evalstore.errors import (
     ModelConflictError,
     ReadOnlyError,
     UnknownModelError,
+    translate_duckdb_errors,
 )
 from evalstore.identifiers import check_model_name
 from evalstore.macros import install_macros
@@ -60,6 +61,7 @@ def open(
     return Store(path, read_only=read_only, time_range=time_range, max_windows=max_windows)
 
 
+@translate_duckdb_errors
 class Store:
     """An evaluation store. Use :func:`evalstore.open` to get one.
 

@@ -51,6 +51,8 @@ STATUS = (
     (E.InvalidParameterError, 422, "invalid_parameter"),
     (E.StoreVersionError, 409, "store_version"),
     *(((E.SnapshotError, 404, "snapshot"),) if hasattr(E, "SnapshotError") else ()),
+    (E.StoreInUseError, 409, "store_in_use"),
+    (E.QueryError, 400, "query_error"),
     (E.EvalstoreError, 400, "bad_request"),
 )
 
