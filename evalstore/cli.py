@@ -1,7 +1,7 @@
 """The ``evalstore`` command line: create a store, register models, ingest files, query.
 
 Every command takes the store file from ``--store`` (or ``$EVALSTORE_STORE``,
-default ``evalstore.duckdb``). Errors, usage errors included, print one line and exit
+default ``monitoring.duckdb``). Errors, usage errors included, print one line and exit
 with status 1 (:mod:`evalstore.cli_errors`). Tables fit the terminal
 (:mod:`evalstore.cli_render`).
 
@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 
     from evalstore.store import Store
 
-DEFAULT_STORE = "evalstore.duckdb"
+#: The store file when neither --store nor $EVALSTORE_STORE names one. Not
+#: "evalstore.duckdb": a file opens as the DuckDB catalog of its stem, and "evalstore"
+#: would clash with the system schema of that name (the library refuses it).
+DEFAULT_STORE = "monitoring.duckdb"
 #: Output formats of the tabular commands (the monitors add ``grid``).
 FORMATS = ("table", "csv", "json", "arrow")
 

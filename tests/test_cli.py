@@ -1019,3 +1019,13 @@ def test_a_store_held_by_the_server_says_what_to_do(held):
         assert lines[0].startswith(f"Error: store {path!r} is in use by process {pid}")
         assert len(lines) == 4
         assert "/v1/sql -H 'content-type: application/json'" in lines[2]
+
+
+def test_default_store_is_monitoring_duckdb(tmp_path, monkeypatch):
+    """Without --store or $EVALSTORE_STORE: monitoring.duckdb in the current directory
+    (evalstore.duckdb would open as catalog 'evalstore', which the library refuses)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EVALSTORE_STORE", raising=False)
+    assert ok("init").stdout == f"store monitoring.duckdb ready (schema version {SCHEMA_VERSION})\n"
+    assert (tmp_path / "monitoring.duckdb").exists()
+    assert ok("models", "-f", "json").stdout == "[]\n"
