@@ -145,6 +145,11 @@ def free_column_name(names: list[str], wanted: str) -> str:
     return name
 
 
+def progress_stream() -> Any:
+    """Where the progress bar goes: standard error when it is a terminal, else nowhere."""
+    return sys.stderr if sys.stderr.isatty() else None
+
+
 def run_with_progress(
     path: str, reader: pa.RecordBatchReader, log: Callable[[pa.RecordBatchReader], Receipt]
 ) -> Receipt:
@@ -154,13 +159,14 @@ def run_with_progress(
     get a one-line "ingesting …" notice instead. Either is finished (its line ended)
     before this returns, so what the caller prints next starts on a line of its own.
     """
-    if not sys.stderr.isatty():
+    stream = progress_stream()
+    if stream is None:
         return log(reader)
     total = _row_count(Path(path))
     if total is None:
-        click.echo(f"ingesting {path} …", err=True)
+        click.echo(f"ingesting {path} …", file=stream)
         return log(reader)
-    with click.progressbar(length=total, label="ingesting", file=sys.stderr, show_pos=True) as bar:
+    with click.progressbar(length=total, label="ingesting", file=stream, show_pos=True) as bar:
 
         def counted() -> Iterator[pa.RecordBatch]:
             for batch in reader:

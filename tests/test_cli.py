@@ -1029,3 +1029,26 @@ def test_default_store_is_monitoring_duckdb(tmp_path, monkeypatch):
     assert ok("init").stdout == f"store monitoring.duckdb ready (schema version {SCHEMA_VERSION})\n"
     assert (tmp_path / "monitoring.duckdb").exists()
     assert ok("models", "-f", "json").stdout == "[]\n"
+
+
+def test_ingest_receipt_comes_after_the_finished_progress_bar(store_path, files, monkeypatch):
+    from evalstore import cli_ingest
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    seen_by_receipt: list[str] = []
+    receipt_lines = cli_ingest.receipt_lines
+    monkeypatch.setattr(cli_ingest, "progress_stream", lambda: terminal)
+    monkeypatch.setattr(
+        cli_ingest,
+        "receipt_lines",
+        lambda receipt: seen_by_receipt.append(terminal.getvalue()) or receipt_lines(receipt),
+    )
+    out = ok("-s", store_path, "ingest", "features", "-m", "fraud", str(files["features"]))
+    assert out.stdout == "batch 1: 3 features rows; added columns income, region\n"
+    [bar] = seen_by_receipt
+    assert "ingesting" in bar and "3/3" in bar
+    assert bar.endswith("\n")  # the bar's line was ended before the receipt was printed
