@@ -2,9 +2,10 @@
 
 ``create_app(store)`` wires the routes (:mod:`server.routes_store`,
 :mod:`server.routes_flywheel`, :mod:`server.routes_query`), JSON errors
-(:mod:`server.errors`), body size limits (:mod:`server.limits`), bearer tokens
-(:mod:`server.auth`), Prometheus (:mod:`server.prom`), the locked DuckDB configuration
-(:mod:`server.lockdown`) and the BI snapshot (:mod:`server.snapshot`).
+(:mod:`server.errors`, each status declared in ``/openapi.json`` by :mod:`server.openapi`),
+body size limits (:mod:`server.limits`), bearer tokens (:mod:`server.auth`), Prometheus
+(:mod:`server.prom`), the locked DuckDB configuration (:mod:`server.lockdown`) and the BI
+snapshot (:mod:`server.snapshot`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 
 import evalstore
-from server import errors
+from server import errors, openapi
 from server.auth import Tokens
 from server.checkpointer import Checkpointer
 from server.docs_ui import install as install_docs_ui
@@ -116,6 +117,7 @@ def create_app(
     app.state.monitor = Monitor(store)
     errors.install(app)
     install_docs_ui(app)
+    openapi.install(app)
     app.include_router(store_router)
     app.include_router(flywheel_router)
     app.include_router(query_router)

@@ -4,6 +4,8 @@ The token file has one token per line: ``TOKEN SCOPE [NAME]``, where SCOPE is ``
 (queries, metrics, downloads) or ``write`` (everything ``read`` allows, plus ingest,
 registration, suggestions, cancellations and snapshots). Blank lines and lines starting with
 ``#`` are ignored. Tokens need at least 16 characters and are compared in constant time.
+A token file that breaks these rules raises :class:`evalstore.errors.InvalidParameterError`
+naming the file and line (``evalstore serve`` prints it as one line).
 
 >>> tokens = Tokens.parse("# comment\\nr3ad-0123456789abcdef read dashboards\\n"
 ...                        "wr1te-0123456789abcdef write ingest\\n")
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from fastapi import Request
 
+from evalstore.errors import InvalidParameterError
 from server.errors import ApiError
 
 SCOPES = ("read", "write")
@@ -40,7 +43,9 @@ class Tokens:
 
     def __init__(self, tokens: list[Token]) -> None:
         if not tokens:
-            raise ValueError("the token file holds no token; add lines 'TOKEN read|write [NAME]'")
+            raise InvalidParameterError(
+                "the token file holds no token; add lines 'TOKEN read|write [NAME]'"
+            )
         self._tokens = tokens
 
     @classmethod
@@ -51,12 +56,16 @@ class Tokens:
             if not parts or parts[0].startswith("#"):
                 continue
             if len(parts) < 2 or parts[1] not in SCOPES:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"{origin} line {number}: expected 'TOKEN read|write [NAME]', got "
                     f"{len(parts)} field(s) with scope {parts[1] if len(parts) > 1 else None!r}"
                 )
             if len(parts[0]) < 16:
-                raise ValueError(f"{origin} line {number}: a token needs at least 16 characters")
+                raise InvalidParameterError(
+                    f"{origin} line {number}: a token needs at least 16 characters "
+                    f"(this one has {len(parts[0])}); generate one, e.g. with "
+                    "'python -c \"import secrets; print(secrets.token_urlsafe(24))\"'"
+                )
             tokens.append(Token(parts[0], parts[1], " ".join(parts[2:]) or f"line {number}"))
         return cls(tokens)
 
@@ -74,10 +83,27 @@ class Tokens:
         return found
 
 
+def granted(request: Request) -> str | None:
+    """The scope ``request``'s bearer token grants: ``read``, ``write`` or ``None``.
+
+    Without configured tokens every request is granted ``write`` (the server then only
+    listens on loopback). Never raises: for routes that answer everyone, but say more to
+    token holders (``/healthz``).
+    """
+    tokens: Tokens | None = request.app.state.settings.tokens
+    if tokens is None:
+        return "write"
+    kind, _, secret = request.headers.get("authorization", "").partition(" ")
+    if kind.lower() != "bearer" or not secret.strip():
+        return None
+    return tokens.scope_of(secret.strip())
+
+
 def require(scope: str):
     """A FastAPI dependency admitting requests whose bearer token has ``scope``.
 
     ``write`` tokens may also read. Without configured tokens every request is admitted.
+    The dependency carries ``scope`` as an attribute (read by :mod:`server.openapi`).
     """
 
     def check(request: Request) -> None:
@@ -106,4 +132,5 @@ def require(scope: str):
                 403, "forbidden", "this request writes to the store and needs a 'write' token"
             )
 
+    check.scope = scope  # type: ignore[attr-defined]
     return check

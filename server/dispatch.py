@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,6 +32,8 @@ from server.errors import ApiError
 
 #: Query parameters that steer the response, not the library call.
 RESERVED = frozenset({"format"})
+#: Python's message for a keyword argument a function does not take.
+UNEXPECTED = re.compile(r"got an unexpected keyword argument '(.*)'$", re.DOTALL)
 
 
 def store_method(store: Any, name: str, what: str) -> Callable[..., Any]:
@@ -47,14 +50,54 @@ def store_method(store: Any, name: str, what: str) -> Callable[..., Any]:
 
 
 def call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``method(*args, **kwargs)``, with arguments it does not take refused as 422."""
+    """``method(*args, **kwargs)``, with arguments it does not take refused as 422.
+
+    A method with ``**options`` passes them on to the function that implements it; an
+    option that function does not take is refused too (422 ``unknown_parameter``), not
+    answered as a server error.
+    """
+    name = getattr(method, "__name__", "the call")
     try:
         inspect.signature(method).bind(*args, **kwargs)
     except TypeError as error:
+        raise ApiError(422, "invalid_parameter", f"{name}: {error}") from None
+    try:
+        return method(*args, **kwargs)
+    except TypeError as error:
+        refused = unexpected_keyword(error, kwargs)
+        if refused is None:
+            raise
         raise ApiError(
-            422, "invalid_parameter", f"{getattr(method, '__name__', 'the call')}: {error}"
+            422,
+            "unknown_parameter",
+            f"unknown parameter {refused!r} for {name}; accepted: "
+            f"{', '.join(named_parameters(method)[len(args) :])} and the options documented "
+            f"for Store.{name}",
         ) from None
-    return method(*args, **kwargs)
+
+
+def unexpected_keyword(error: TypeError, kwargs: dict[str, Any]) -> str | None:
+    """The caller's keyword that ``error`` (Python's binding error) refuses, if it is one.
+
+    >>> unexpected_keyword(TypeError("drift() got an unexpected keyword argument 'evil'"),
+    ...                    {"evil": 1})
+    'evil'
+    >>> unexpected_keyword(TypeError("unsupported operand"), {"evil": 1}) is None
+    True
+    """
+    match = UNEXPECTED.search(str(error))
+    if match is None or match.group(1) not in kwargs:
+        return None
+    return match.group(1)
+
+
+def named_parameters(method: Callable[..., Any]) -> list[str]:
+    """The names of ``method``'s parameters, without ``*args``/``**options``."""
+    return [
+        n
+        for n, p in inspect.signature(method).parameters.items()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
 
 
 def convert(method: Callable[..., Any], pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:

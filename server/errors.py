@@ -1,7 +1,11 @@
 """Errors as JSON: every rejection is a 4xx whose body says what went wrong and what to do.
 
 Bodies have the shape ``{"error": code, "detail": message, ...}``; ingest validation errors
-add the offending ``column``, the number of ``rows`` and a few ``examples``.
+add the offending ``column``, the number of ``rows`` and a few ``examples``. FastAPI's own
+request validation answers in the same shape (422 ``invalid_request``), and so does anything
+unexpected (500 ``internal_error``): that last one is answered by :class:`Unexpected`, inside
+the app, so the connection stays open for the client's next request (Starlette's outer
+error middleware re-raises to the server, which then drops a keep-alive connection).
 """
 
 from __future__ import annotations
@@ -21,8 +25,13 @@ from evalstore.formats import json_value
 log = logging.getLogger("evalstore.server")
 
 
-class ApiError(Exception):
-    """A request the server refuses: HTTP ``status``, a short ``code`` and a ``detail``."""
+class ApiError(StarletteHTTPException):
+    """A request the server refuses: HTTP ``status``, a short ``code`` and a ``detail``.
+
+    An HTTP exception to Starlette and FastAPI, so one raised while FastAPI reads a request
+    body (the body size limit of :mod:`server.limits`) keeps its status instead of becoming
+    FastAPI's generic 400 "error parsing the body".
+    """
 
     def __init__(
         self,
@@ -32,12 +41,14 @@ class ApiError(Exception):
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
-        super().__init__(detail)
+        super().__init__(status, detail, headers)
         self.status = status
         self.code = code
         self.detail = detail
-        self.headers = headers
         self.extra = extra
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 #: evalstore exception -> (HTTP status, error code); the first matching class wins.
@@ -111,9 +122,41 @@ def install(app: FastAPI) -> None:
             headers=getattr(error, "headers", None),
         )
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            error_body("internal_error", f"{type(error).__name__}: {error}"), status_code=500
-        )
+    app.add_middleware(Unexpected)
+
+
+class Unexpected:
+    """ASGI middleware answering an unhandled exception with a JSON 500, and not re-raising.
+
+    Installed innermost (by :func:`install`, before any other middleware), so the request
+    metrics still see the 500. Starlette's own handler for ``Exception`` would answer and then
+    re-raise to the server, which closes the connection: a client's next request on the same
+    keep-alive connection would fail too. A response already started cannot be replaced;
+    then the error is only logged.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as error:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                return
+            response = JSONResponse(
+                error_body("internal_error", f"{type(error).__name__}: {error}"), status_code=500
+            )
+            await response(scope, receive, send)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from evalstore.formats import to_records
-from server.auth import require
+from server.auth import granted, require
 from server.errors import ApiError
 from server.formats import ARROW, JSON, body_to_data, json_result
 from server.prom import CONTENT_TYPE
@@ -37,15 +37,43 @@ INGEST_BODY = {
 }
 
 
-@router.get("/healthz", tags=["server"])
+HEALTH = {
+    200: {
+        "description": "`status` for everyone; the details for a read or write token.",
+        "content": {
+            JSON: {
+                "schema": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ok"]},
+                        "store": {"type": "string", "description": "The store file."},
+                        "snapshot": {"type": "object"},
+                        "checkpoints": {"type": "object"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.get("/healthz", tags=["server"], responses=HEALTH)
 def healthz(request: Request) -> dict[str, Any]:
-    """Liveness: the store answers a query; where it is; the snapshot's and checkpoints' state."""
+    """Liveness: the store answers a query. With a token (or on a server without tokens):
+    where the store is, and the snapshot's and checkpoints' state.
+
+    Needs no token, so load balancers can probe it; it shows nothing about the store
+    (not even its path) to a request without an accepted token.
+    """
     store = request.app.state.store
     cursor = store.connection.cursor()
     try:
         cursor.execute("SELECT 1").fetchall()
     finally:
         cursor.close()
+    if granted(request) is None:
+        return {"status": "ok"}
     body: dict[str, Any] = {"status": "ok", "store": str(store.path or ":memory:")}
     snapshot = request.app.state.snapshot
     if snapshot is not None:
@@ -56,7 +84,18 @@ def healthz(request: Request) -> dict[str, Any]:
     return body
 
 
-@router.get("/metrics", tags=["server"], dependencies=read, response_class=Response)
+@router.get(
+    "/metrics",
+    tags=["server"],
+    dependencies=read,
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def metrics(request: Request) -> Response:
     """Prometheus exposition: per model rows, coverage, staleness, latency; server latency."""
     return Response(request.app.state.monitor.exposition(), media_type=CONTENT_TYPE)
