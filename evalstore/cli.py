@@ -340,9 +340,9 @@ def ingest_labels(
 ) -> None:
     """Ingest ground-truth labels (append-only; a later label corrects an earlier one).
 
-    Label times drive label delay and label completeness: give them with --ts-column
-    (a column of the file) or --labeled-at (one time for the whole file). Without
-    either, labels get the time of ingest, which makes historical labels look late.
+    Label times drive label delay and completeness. A column of the file gives them
+    (--ts-column, default ts), or one time for the whole file does (--labeled-at);
+    without either, labels get the time of ingest, so old labels look late.
 
     \b
     Example:
