@@ -49,7 +49,7 @@ type          both        1 if the stored column's type differs from ``dtype`` (
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -77,6 +77,14 @@ if TYPE_CHECKING:
 
 #: Model outputs that appear in the long-format views beside the features.
 OUTPUTS = ("score", "prediction", "label")
+#: The outputs each task defines, the ones quality checks: ``score`` is the positive-class
+#: probability of a binary model and NULL by design for multiclass and regression models
+#: (whose ``missing`` would otherwise be 1.0 in every window).
+TASK_OUTPUTS = {
+    "binary": ("score", "prediction", "label"),
+    "multiclass": ("prediction", "label"),
+    "regression": ("prediction", "label"),
+}
 NUMERIC_CHECKS = ("rows", "missing", "nan", "posinf", "neginf", "out_of_range")
 CATEGORICAL_CHECKS = ("rows", "missing", "unseen")
 VALIDATION_CHECKS = ("missing", "missing_rate", "below_min", "above_max", "out_of_domain", "type")
@@ -143,7 +151,7 @@ def quality(
     with store._lock, transaction(con), Cleanup() as later:
         registration = store._registration(model, version)
         kinds = feature_kinds(con, model)
-        chosen = _check_features(features, [*kinds, *OUTPUTS])
+        chosen = _check_features(features, [*kinds, *_task_outputs(registration, features)])
         selection = resolve(con, reference, window, registration if version else None, since, until)
         # quality lists the empty windows between since and until too
         check_window_count(
@@ -343,6 +351,21 @@ def _views(
     category = restricted_view(con, model, "category_values", where, version, columns)
     later.add(drop_view, con, category)
     return numeric, category
+
+
+def _task_outputs(registration: Mapping[str, Any], features: Sequence[str] | None) -> tuple:
+    """The outputs :func:`quality` checks for the model's task; asking for ``score`` of a
+    model without one is an error saying why."""
+    task = registration["task"]
+    outputs = TASK_OUTPUTS[task]
+    asked = [features] if isinstance(features, str) else list(features or [])
+    if "score" in asked and "score" not in outputs:
+        raise InvalidParameterError(
+            f"features={asked!r}: a {task} model has no score (it is the positive-class "
+            "probability of binary models, NULL by design here); check 'prediction' or "
+            "'label' instead"
+        )
+    return outputs
 
 
 def _check_features(

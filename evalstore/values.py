@@ -6,8 +6,8 @@ regenerated (in the ingest transaction) whenever a batch adds feature columns:
 ``<model>.numeric_values``
     ``example_id, env, dataset, ts, version, feature, value DOUBLE``: one row per
     example and numeric feature (integers, floats and decimals, cast to ``DOUBLE``;
-    NULLs included), plus the model's outputs: ``score`` for every task,
-    ``prediction`` and ``label`` for regression.
+    NULLs included), plus the model's outputs: ``score`` for binary models (the
+    only task that defines it), ``prediction`` and ``label`` for regression.
 ``<model>.category_values``
     the same with ``value VARCHAR``: text and boolean features, plus ``prediction``
     and ``label`` for classification.
@@ -80,9 +80,11 @@ def output_rows(s: str, names: list[str], value_type: str) -> list[str]:
 
 def output_names(con: duckdb.DuckDBPyConnection, model: str, kind: str) -> list[str]:
     """The outputs analysed like ``kind`` ('numeric' | 'categorical') features: ``score``
-    is numeric; ``prediction`` and ``label`` are numeric for regression, else categorical."""
+    is numeric (binary models only: it is the positive-class probability, NULL by design
+    for multiclass and regression); ``prediction`` and ``label`` are numeric for
+    regression, else categorical."""
     task = one(con, "SELECT any_value(task) FROM evalstore.models WHERE model = ?", [model])[0]
-    outputs = ["score"] if kind == "numeric" else []
+    outputs = ["score"] if kind == "numeric" and task == "binary" else []
     if (task == "regression") == (kind == "numeric"):
         outputs += ["prediction", "label"]
     return outputs
