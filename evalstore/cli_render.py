@@ -6,7 +6,8 @@ wider than the terminal, never splits or truncates a number, shortens long text 
 columns that still do not fit, and shows at most ``limit`` rows. Every omission is named
 on a closing line, with the option that shows it all (``--limit``, ``--format csv``).
 
-The width is the terminal's when standard output is one, else ``$COLUMNS``, else 120.
+The width is ``$COLUMNS`` when set, else the terminal's when standard output is one,
+else 120.
 
 >>> import pyarrow as pa
 >>> t = pa.table({"feature": ["age", "income", "debt"], "psi": [0.01, 0.4, 0.123456789]})
