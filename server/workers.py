@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from evalstore.errors import InvalidParameterError
 from server.errors import ApiError
 
 T = TypeVar("T")
@@ -76,9 +77,10 @@ class ReadPool:
     """
 
     def __init__(self, workers: int, queue: int, time_limit: float, retry_after: int = 1) -> None:
-        if workers < 1 or queue < 0:
-            raise ValueError(
-                f"a read pool needs workers >= 1 and queue >= 0; got {workers}, {queue}"
+        if workers < 1 or queue < 0 or not time_limit > 0:
+            raise InvalidParameterError(
+                f"read_workers={workers!r} must be >= 1, read_queue={queue!r} >= 0 and "
+                f"time_limit={time_limit!r} > 0"
             )
         self.workers = workers
         self.capacity = workers + queue

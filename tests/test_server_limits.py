@@ -170,8 +170,17 @@ def test_full_read_pool_gives_503_and_keeps_healthz_and_ingest(served):
         reads.shutdown()  # what SIGTERM does: the running query is interrupted
         slow.join(HANG_BOUND)
         assert not slow.is_alive()
+        after = client.post("/v1/sql", json={"sql": "SELECT 1 AS x"})
+        assert after.status_code == 503 and after.json()["error"] == "shutting_down"
+        assert after.headers["Retry-After"] == "1"
+        assert client.get("/healthz").status_code == 200
     assert answers[0].status_code == 503
     assert answers[0].json()["error"] == "shutting_down"
+
+
+def test_read_pool_settings_are_checked(served):
+    with pytest.raises(InvalidParameterError, match="read_workers=0 must be >= 1"):
+        create_app(served, read_workers=0)
 
 
 def test_result_size_limit(served):
