@@ -1040,7 +1040,36 @@ def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
 @click.option("--snapshot", type=click.Path(dir_okay=False), help="Write a BI copy here.")
 @click.option("--snapshot-every", type=float, default=60.0, show_default=True, help="Seconds.")
 @click.option("--row-limit", type=int, default=1_000_000, show_default=True, help="POST /v1/sql.")
-@click.option("--time-limit", type=float, default=30.0, show_default=True, help="POST /v1/sql, s.")
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a read (SQL, metric family, selection) may run before it is interrupted.",
+)
+@click.option(
+    "--max-result-mb", type=float, default=256, show_default=True, help="Largest read result."
+)
+@click.option(
+    "--read-workers",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Reads running at once (healthz and ingest keep threads of their own).",
+)
+@click.option(
+    "--read-queue",
+    type=click.IntRange(min=0),
+    default=8,
+    show_default=True,
+    help="Reads waiting for a worker; beyond that, 503 with Retry-After.",
+)
+@click.option(
+    "--memory-limit",
+    default="50%",
+    show_default=True,
+    help="DuckDB memory_limit for the whole store ('4GiB', '50%'); 'none' keeps DuckDB's.",
+)
 @click.option("--max-body-mb", type=float, default=512, show_default=True, help="Ingest bodies.")
 @click.option(
     "--checkpoint-idle",
@@ -1070,6 +1099,9 @@ def serve(ctx: click.Context, path: str | None, **options: Any) -> None:
     from server.serve import run
 
     max_body = int(options.pop("max_body_mb") * 1024 * 1024)
+    options["max_result_bytes"] = int(options.pop("max_result_mb") * 1024 * 1024)
+    if options["memory_limit"].lower() == "none":
+        options["memory_limit"] = None
     run(path or ctx.obj["store"], max_body_bytes=max_body, **options)
 
 
