@@ -11,9 +11,9 @@ else 120.
 
 >>> import pyarrow as pa
 >>> t = pa.table({"feature": ["age", "income", "debt"], "psi": [0.01, 0.4, 0.123456789]})
->>> print(render_table(t, width=40, limit=2))
+>>> print(render_table(t, width=60, limit=2))
 feature  psi
--------  -----
+-------  ----
 age      0.01
 income   0.4
 … 1 more row (3 in all); use --limit 3 or --format csv
