@@ -389,6 +389,18 @@ class PCAReconstruction:
         """Number of principal components kept."""
         return int(self.components.shape[0])
 
+    @property
+    def n_features(self) -> int:
+        """Number of feature columns of the reference."""
+        return int(self.mean.shape[0])
+
+    @property
+    def keeps_everything(self) -> bool:
+        """Whether every component is kept (``n_components == n_features``): then ``W`` is
+        square and orthonormal, ``ẑ = z`` for every row, and the reconstruction error is
+        rounding noise (about 1e-16) whatever the data: the method cannot detect drift."""
+        return self.n_components == self.n_features
+
     @classmethod
     def fit(cls, reference: npt.ArrayLike, variance: float = 0.65) -> PCAReconstruction:
         """Fit imputation, standardization and PCA on ``reference`` (rows x features).

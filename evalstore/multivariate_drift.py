@@ -16,7 +16,12 @@ pivoted to one row per example and numeric feature column, and handed to numpy:
     variance, and report the window's mean Euclidean reconstruction error. Missing
     values are imputed with the reference means. The alert range is learned from
     ``learn_chunks`` contiguous chunks of the reference rows (in example_id order): mean
-    ± ``learn_k`` sd of their errors, the lower bound clipped at 0.
+    ± ``learn_k`` sd of their errors, the lower bound clipped at 0, the upper bound at
+    least :data:`PCA_NOISE_FLOOR` (errors below it are floating-point rounding, not a
+    signal). When the variance target keeps every component (``n_components`` equals the
+    number of features, as with 2 independent features at 65%) each row is reconstructed
+    exactly and the method can say nothing: ``value`` and ``drifted`` are NULL and the
+    ``reason`` says so (use more features, a lower ``variance`` or ``mmd``).
 
 Result rows have the shape of :func:`evalstore.drift.drift` with ``feature`` set to
 ``'*'`` (all features jointly) and ``kind`` ``'multivariate'``.
@@ -62,6 +67,11 @@ if TYPE_CHECKING:
     from evalstore.store import Store
 
 MULTIVARIATE_METHODS = ("mmd", "pca")
+#: Smallest upper alert bound of ``pca`` (standardised units, where errors are of order 1):
+#: a reference whose discarded components carry no variance (a constant or exactly
+#: collinear column) learns a band of rounding noise (about 1e-16), which any window
+#: would leave; an error below this floor is noise, one above it a real departure.
+PCA_NOISE_FLOOR = 1e-8
 
 
 def multivariate_drift(
@@ -170,13 +180,15 @@ def _score(
     windows = rows.filter(pa.compute.equal(rows.column("side"), "analysis"))
     index = windows.column("window_index").to_numpy(zero_copy_only=False)
     analysis = matrix[side == "analysis"]
-    starts = windows.column("window_start").to_pylist()
-    ends = windows.column("window_end").to_pylist()
+    # as microseconds: times beyond Python's datetime must not stop the call
+    starts = windows.column("window_start").cast(pa.int64()).to_pylist()
+    ends = windows.column("window_end").cast(pa.int64()).to_pylist()
     out: list[dict[str, Any]] = []
     pca = lows = None
     if "pca" in methods and len(reference_rows) >= max(2, learn_chunks):
         pca = PCAReconstruction.fit(reference_rows, variance)
-        lows = chunk_thresholds(reference_rows, pca.error, learn_chunks, learn_k)
+        if not pca.keeps_everything:
+            lows = chunk_thresholds(reference_rows, pca.error, learn_chunks, learn_k)
     for window_index in sorted(set(index.tolist())):
         mask = index == window_index
         first = int(np.argmax(mask))
@@ -191,7 +203,7 @@ def _score(
             out.append({**base, **mmd})
         if "pca" in methods:
             out.append({**base, **_pca_row(pca, lows, sample, variance, learn_chunks, learn_k)})
-    return pa.Table.from_pylist(out, schema=_schema())
+    return pa.Table.from_pylist(out, schema=_schema(ticks=True)).cast(_schema())
 
 
 def _mmd_row(
@@ -235,6 +247,18 @@ def _pca_row(
     learn_chunks: int,
     learn_k: float,
 ) -> dict[str, Any]:
+    if pca is not None and pca.keeps_everything:
+        return {
+            "method": "pca",
+            "variant": f"mean reconstruction error, {pca.n_components} components "
+            f"(>= {variance:.0%} of the reference's variance)",
+            "value": None, "p_value": None, "threshold": None, "threshold_low": None,
+            "threshold_source": None, "drifted": None,
+            "reason": f"PCA keeps all {pca.n_features} components (reaching {variance:.0%} "
+            "of the reference's variance needs every one), so every row is reconstructed "
+            "exactly and the error is rounding noise; use more features, a lower "
+            "variance= or method 'mmd'",
+        }  # fmt: skip
     if pca is None or lows is None:
         return {
             "method": "pca", "variant": None, "value": None, "p_value": None,
@@ -243,7 +267,7 @@ def _pca_row(
             "reason": f"the reference needs at least {max(2, learn_chunks)} rows",
         }  # fmt: skip
     low, high, _ = lows
-    low = max(0.0, low)
+    low, high = max(0.0, low), max(high, PCA_NOISE_FLOOR)
     value = pca.error(sample) if len(sample) else None
     return {
         "method": "pca",
@@ -251,15 +275,17 @@ def _pca_row(
         f"(>= {variance:.0%} of the reference's variance)",
         "value": value, "p_value": None, "threshold": high, "threshold_low": low,
         "threshold_source": f"learned: mean ± {learn_k} sd over {learn_chunks} reference "
-        "chunks (low clipped at 0)",
+        f"chunks (low clipped at 0, high at least {PCA_NOISE_FLOOR:g})",
         "drifted": None if value is None else bool(value < low or value > high),
         "reason": None if value is not None else "no rows in the window",
     }  # fmt: skip
 
 
-def _schema() -> pa.Schema:
+def _schema(ticks: bool = False) -> pa.Schema:
+    """The result's schema (``ticks``: window bounds as microseconds since 1970)."""
+    time = pa.int64() if ticks else pa.timestamp("us", tz="UTC")
     types = {
-        "window_start": pa.timestamp("us", tz="UTC"), "window_end": pa.timestamp("us", tz="UTC"),
+        "window_start": time, "window_end": time,
         "value": pa.float64(), "p_value": pa.float64(), "threshold": pa.float64(),
         "threshold_low": pa.float64(), "drifted": pa.bool_(), "n_reference": pa.int64(),
         "n_analysis": pa.int64(),
