@@ -80,6 +80,12 @@ STATS_SCHEMA = pa.schema(
         ("reason", pa.string()),
     ]
 )
+#: :data:`STATS_SCHEMA` with the window bounds as microseconds since 1970, as the cells
+#: carry them.
+_TICKS_SCHEMA = pa.schema(
+    [f.with_type(pa.int64()) if f.name in ("window_start", "window_end") else f
+     for f in STATS_SCHEMA]
+)  # fmt: skip
 
 #: The rows of evalstore.drift_numeric from a registered table of statistics; the
 #: parameters are those of :func:`rows_args`.
@@ -295,8 +301,9 @@ class Cell:
 
     ref_key: int
     window_index: int
-    window_start: Any
-    window_end: Any
+    #: microseconds since 1970 (cast to timestamps in the result table)
+    window_start: int | None
+    window_end: int | None
     feature: str
     version: str
     #: the samples are released (None) once ``stats`` is filled
@@ -342,7 +349,8 @@ def statistics(
             )
         )
         result = other.result() if other is not None else None
-    return pa.Table.from_pylist([_row(cell) for cell in cells], schema=STATS_SCHEMA), result
+    table = pa.Table.from_pylist([_row(cell) for cell in cells], schema=_TICKS_SCHEMA)
+    return table.cast(STATS_SCHEMA), result
 
 
 def register(con: duckdb.DuckDBPyConnection, stats: pa.Table) -> str:
@@ -417,7 +425,10 @@ def _cells(
     cell = "CASE WHEN side = 'reference' THEN -1 - ref_key ELSE window_index END"
     groups = con.sql(
         f"SELECT {cell} AS cell, feature, version, ref_key, "
-        "any_value(window_start) AS window_start, any_value(window_end) AS window_end, "
+        # as microseconds: a time beyond Python's datetime (a store written before
+        # the time range was enforced) must not stop the read; cast back in Arrow
+        "epoch_us(any_value(window_start)) AS window_start, "
+        "epoch_us(any_value(window_end)) AS window_end, "
         f"count(*) AS n FROM {pairs} "
         "GROUP BY ALL ORDER BY cell, feature, version",
         params=pairs_args,

@@ -302,7 +302,8 @@ def _distances(
             model, reference="training", window={"chunks": 1}, features=wanted,
             methods=[method], version=version, where=where, **options,
         )  # fmt: skip
-        for row in table.to_pylist():
+        # the window's bounds are not used (a far time would not convert to Python)
+        for row in table.drop_columns(["window_start", "window_end"]).to_pylist():
             if row["method"] == method and methods[kinds[row["feature"]]] == method:
                 found[row["feature"]] = row
     for feature in features:
