@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 
 import evalstore
 from evalstore.errors import InvalidParameterError
 from evalstore.formats import to_records
 from server import create_app
+from server.auth import Tokens
 from server.checkpointer import Checkpointer
 from server.routes_query import FAMILIES
 
 ARROW = "application/vnd.apache.arrow.stream"
+JSON_TYPE = "application/json"
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 
@@ -1032,3 +1037,253 @@ def test_families_run_beside_a_busy_store(populated):
         holder.join()
     assert response.status_code == 200, response.text
     assert response.json() == wanted
+
+
+# ----------------------------------------------------------------------------- issue 19: statuses
+
+
+def test_unknown_query_parameters_of_open_ended_methods_are_422(shared):
+    """Store methods taking ``**options`` refuse an unknown keyword: 422, not a TypeError."""
+    _, client = shared
+    drift = client.get("/v1/models/fraud/drift?evil=1")
+    assert drift.status_code == 422, drift.text
+    assert drift.json()["error"] == "unknown_parameter"
+    assert drift.json()["detail"].startswith("unknown parameter 'evil' for drift; accepted: ")
+    assert "reference, window, features" in drift.json()["detail"]
+    suggest = client.get("/v1/models/fraud/suggestions?record=false&evil=1")
+    assert suggest.status_code == 422, suggest.text
+    assert suggest.json()["error"] == "unknown_parameter"
+    assert "unknown parameter 'evil' for suggest" in suggest.json()["detail"]
+    odd = client.get("/v1/models/fraud/suggestions", params={"record": "false", "": "x"})
+    assert odd.status_code == 422 and "unknown parameter '' for suggest" in odd.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "column"),
+    [
+        ("/v1/models/fraud/features", "amount"),
+        ("/v1/models/fraud/predictions?version=v1", "score"),
+        ("/v1/models/fraud/labels", "label"),
+    ],
+)
+def test_integers_beyond_int64_are_422_naming_the_column(client, path, column):
+    rows = [{"example_id": "big", column: 2**70}]
+    response = client.post(path, json=rows)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_json"
+    assert response.json()["column"] == column
+    assert f"column {column!r} holds an integer outside the 64-bit range" in response.text
+
+
+@pytest.mark.parametrize("body", [[], {"records": []}, {"example_id": [], "amount": []}])
+def test_a_batch_without_rows_is_422_empty_batch(client, body):
+    response = client.post("/v1/models/fraud/features", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "empty_batch"
+    assert response.json()["detail"].startswith("the batch holds no rows; send at least one")
+
+
+def test_an_arrow_stream_without_rows_is_422_empty_batch(client):
+    table = pa.table(
+        {"example_id": pa.array([], pa.string()), "amount": pa.array([], pa.float64())}
+    )
+    response = client.post(
+        "/v1/models/fraud/features", content=arrow_body(table), headers={"content-type": ARROW}
+    )
+    assert response.status_code == 422 and response.json()["error"] == "empty_batch"
+
+
+def test_a_truncated_arrow_stream_is_422_and_writes_nothing(client, store_file):
+    table = pa.table({"example_id": [f"a{i}" for i in range(1000)], "amount": range(1000)})
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=100)
+    body = sink.getvalue()
+    response = client.post(
+        "/v1/models/fraud/features",
+        content=body[: len(body) // 2],
+        headers={"content-type": ARROW},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_arrow"
+    assert response.json()["detail"].startswith("the body is not a complete Arrow IPC stream")
+    assert client.post(
+        "/v1/sql", json={"sql": "SELECT count(*) AS n FROM fraud.features"}
+    ).json() == [{"n": 0}]
+
+
+def test_an_all_null_id_column_is_422_naming_the_column(client):
+    rows = [{"example_id": None, "amount": 1.0}, {"example_id": None, "amount": 2.0}]
+    response = client.post("/v1/models/fraud/features", json=rows)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert (body["error"], body["column"], body["rows"]) == ("invalid_batch", "example_id", 2)
+    assert body["detail"] == (
+        "id column 'example_id' has 2 null values; every row needs an example id"
+    )
+
+
+def test_a_chunked_sql_body_over_4_mb_is_413(client):
+    def chunks():
+        yield b'{"sql": "SELECT 1", "pad": "'
+        for _ in range(5):
+            yield b" " * (1024 * 1024)
+        yield b'"}'
+
+    response = client.post("/v1/sql", content=chunks(), headers={"content-type": JSON_TYPE})
+    assert response.status_code == 413, response.text
+    assert response.json()["error"] == "body_too_large"
+    assert "exceeds this route's limit of 4194304 bytes" in response.json()["detail"]
+
+
+def test_fastapi_validation_errors_have_the_store_error_shape(client):
+    response = client.post("/v1/sql", json={"sql": 1})
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_request"
+    assert response.json()["detail"].startswith("body.sql: ")
+    missing = client.post("/v1/models/fraud/predictions", json=[{"example_id": "a"}])
+    assert missing.status_code == 422
+    assert missing.json() == {"error": "invalid_request", "detail": "query.version: Field required"}
+
+
+def test_openapi_declares_every_error_status_with_the_store_error_body(client):
+    spec = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    assert spec["components"]["schemas"]["Error"]["required"] == ["error", "detail"]
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status.startswith("2"):
+                    continue
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+    ingest = spec["paths"]["/v1/models/{model}/features"]["post"]["responses"]
+    assert set(ingest) == {"200", "400", "404", "409", "413", "415", "422"}  # no tokens: no 401
+    family = spec["paths"]["/v1/models/{model}/{family}"]["get"]["responses"]
+    assert {"404", "406", "408", "422", "503"} <= set(family)
+    assert "Retry-After" in family["503"]["headers"]
+    metrics = spec["paths"]["/metrics"]["get"]["responses"]["200"]
+    assert set(metrics["content"]) == {"text/plain"}
+
+
+def test_openapi_declares_tokens_when_the_server_checks_them(store_file, token_file):
+    with (
+        evalstore.open(store_file) as store,
+        TestClient(create_app(store, tokens=token_file)) as client,
+    ):
+        spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    paths = spec["paths"]
+    assert "security" not in paths["/healthz"]["get"]
+    assert paths["/v1/sql"]["post"]["security"] == [{"bearer": []}]
+    read_only = paths["/v1/sql"]["post"]["responses"]
+    assert "401" in read_only and "WWW-Authenticate" in read_only["401"]["headers"]
+    ingest = paths["/v1/models/{model}/labels"]["post"]["responses"]
+    assert {"401", "403"} <= set(ingest)
+    suggestions = paths["/v1/models/{model}/suggestions"]["get"]["responses"]
+    assert {"401", "403"} <= set(suggestions)  # recording suggestions need a write token
+
+
+def test_healthz_shows_the_store_only_to_token_holders(store_file, token_file):
+    with (
+        evalstore.open(store_file) as store,
+        TestClient(create_app(store, tokens=token_file)) as client,
+    ):
+        anonymous = client.get("/healthz")
+        wrong = client.get("/healthz", headers={"authorization": "Bearer not-a-token-at-all"})
+        reader = client.get("/healthz", headers={"authorization": "Bearer reader-0123456789abcdef"})
+    assert anonymous.status_code == 200 and anonymous.json() == {"status": "ok"}
+    assert wrong.status_code == 200 and wrong.json() == {"status": "ok"}
+    assert str(store_file) not in anonymous.text + wrong.text
+    assert reader.json()["store"] == str(store_file)
+    assert reader.json()["checkpoints"]["idle_seconds"] == 1.0
+
+
+def test_a_short_token_is_one_line_from_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from evalstore.cli import main
+
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("short read\n")
+    with pytest.raises(InvalidParameterError, match="line 1: a token needs at least 16"):
+        Tokens.load(tokens)
+    result = CliRunner().invoke(
+        main, ["serve", str(tmp_path / "s.duckdb"), "--tokens", str(tokens)]
+    )
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert (
+        lines[0].startswith("Error: ")
+        and "line 1: a token needs at least 16 characters" in lines[0]
+    )
+    assert "Traceback" not in result.output
+
+
+def test_times_outside_pythons_range_are_served(shared):
+    _, client = shared
+    sql = "SELECT TIMESTAMP '20266-01-01 00:00:00' AS t, DATE '-2000-01-01' AS d"
+    response = client.post("/v1/sql", json={"sql": sql})
+    assert response.status_code == 200, response.text
+    assert response.json() == [{"t": "20266-01-01T00:00:00.000000", "d": "-2000-01-01"}]
+    csv = client.post("/v1/sql?format=csv", json={"sql": sql})
+    assert csv.status_code == 200 and "20266-01-01T00:00:00" in csv.text
+
+
+# ----------------------------------------------------------------------------- keep-alive
+
+
+def test_an_error_leaves_the_keep_alive_connection_open(tmp_path):
+    """A real uvicorn server on loopback: a 500 (and each input that was once a 500) is
+    answered on the client's connection, which then serves the next request."""
+    import uvicorn
+
+    with evalstore.open(tmp_path / "k.duckdb") as store:
+        store.register_model("fraud", "v1", "binary")
+        app = create_app(store)
+
+        @app.get("/test/peer")
+        def peer(request: Request) -> dict:
+            return {"port": request.client.port}
+
+        @app.get("/test/boom")
+        def boom() -> dict:
+            raise RuntimeError("a bug")
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            for _ in range(400):
+                if server.started:
+                    break
+                time.sleep(0.05)
+            assert server.started
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+                first = http.get("/test/peer").json()["port"]
+                answers = [
+                    http.get("/test/boom"),
+                    http.get("/v1/models/fraud/drift?evil=1"),
+                    http.post("/v1/models/fraud/features", json=[{"example_id": "a", "x": 2**70}]),
+                    http.post("/v1/sql", json={"sql": "SELECT " + "(" * 50 + "1" + ")" * 50}),
+                ]
+                models = http.get("/v1/models")
+                last = http.get("/test/peer").json()["port"]
+        finally:
+            server.should_exit = True
+            thread.join(30)
+    assert answers[0].status_code == 500
+    assert answers[0].json() == {"error": "internal_error", "detail": "RuntimeError: a bug"}
+    assert [(a.status_code, a.json()["error"]) for a in answers[1:]] == [
+        (422, "unknown_parameter"),
+        (422, "invalid_json"),
+        (400, "too_complex"),
+    ]
+    assert models.status_code == 200 and models.json()[0]["model"] == "fraud"
+    assert last == first  # every answer came back on the one keep-alive connection
