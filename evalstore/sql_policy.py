@@ -14,8 +14,10 @@ by walking DuckDB's own syntax tree:
   :data:`SAFE_SYSTEM_VIEWS` (``pg_settings`` and ``duckdb_databases`` show settings and
   paths);
 - the arguments of store macros that name a relation (``model``, ``source``, …, see
-  :data:`RELATION_PARAMETERS`) must be string literals naming a table the same rules allow,
-  because the macros reach them through ``query_table``;
+  :data:`RELATION_PARAMETERS`) must be a model name (literal or bound parameter) or a
+  literal ``<model>.<relation>`` of :data:`MODEL_RELATIONS` / ``evalstore.<system table>``,
+  because the macros reach them through ``query_table`` (which reads ``'x.csv'`` as a
+  file); the helpers that take any relation name (:data:`HELPER_MACROS`) are refused;
 - every statement, query node, table reference kind and expression class must be one the
   module knows to be read-only.
 
