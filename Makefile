@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 VENV14 ?= .venv-duckdb14
 STAMP14 := $(VENV14)/.installed
 
-.PHONY: demo test lint format bench clean duckdb14
+.PHONY: demo test lint format bench soak clean duckdb14
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
+
+# kill -9 durability soak (20 kills by default; SOAK_ARGS="--kills 40 --max-delay 10")
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak_durability.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV14) demo.duckdb .pytest_cache .hypothesis
