@@ -67,6 +67,7 @@ def _read(body: bytes) -> pa.Table:
         table = pj.read_json(
             io.BytesIO(body), read_options=read_options, parse_options=parse, memory_pool=pool
         )
+        _valid(table)
         if any(_depth(t, MAX_DEPTH + 2) > MAX_DEPTH + 2 for t in table.schema.types):
             raise ApiError(  # (+ 2: the values of {"records": [...]} sit two levels down)
                 422,
@@ -79,13 +80,29 @@ def _read(body: bytes) -> pa.Table:
         schema = pa.schema([f.with_type(_as_text(f.type)) for f in table.schema])
         del table
         parse = pj.ParseOptions(newlines_in_values=True, explicit_schema=schema)
-        return pj.read_json(
+        table = pj.read_json(
             io.BytesIO(body), read_options=read_options, parse_options=parse, memory_pool=pool
         )
+        return _valid(table)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
         raise ApiError(
             422, "invalid_json", f"the body is not valid JSON rows: {_reason(error)}"
         ) from None
+
+
+def _valid(table: pa.Table) -> pa.Table:
+    """``table``, or 422: Arrow's reader builds an invalid array for a list of only nulls
+    (``[null, null]``: offsets past its values), which would crash whatever reads it next."""
+    try:
+        table.validate(full=True)
+    except pa.ArrowInvalid:
+        raise ApiError(
+            422,
+            "invalid_json",
+            "a JSON array holding only nulls (such as [null, null]) cannot be read; send "
+            'rows as objects and leave such values out (such as [{"example_id": "a"}])',
+        ) from None
+    return table
 
 
 def _records(table: pa.Table, name: str) -> pa.Table:
@@ -93,9 +110,11 @@ def _records(table: pa.Table, name: str) -> pa.Table:
     kind = table.schema.field(name).type
     if not _is_records(kind):
         raise ApiError(422, "invalid_json", "a JSON array body must hold objects (one per row)")
-    items = table.column(name).combine_chunks().flatten()  # the struct array of the rows
-    if pa.types.is_null(items.type):
+    if pa.types.is_null(kind.value_type):  # [] (no rows) or [null, ...] (no objects)
+        if any(chunk.value_lengths()[0].as_py() for chunk in table.column(name).chunks):
+            raise ApiError(422, "invalid_json", "a JSON array body must hold objects (one per row)")
         return pa.table({})
+    items = table.column(name).combine_chunks().flatten()  # the struct array of the rows
     return _checked(pa.Table.from_struct_array(items))
 
 

@@ -1287,3 +1287,20 @@ def test_an_error_leaves_the_keep_alive_connection_open(tmp_path):
     ]
     assert models.status_code == 200 and models.json()[0]["model"] == "fraud"
     assert last == first  # every answer came back on the one keep-alive connection
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ([None, None], "a JSON array holding only nulls (such as [null, null]) cannot be read"),
+        ([{"example_id": "a", "x": [None, None]}], "a JSON array holding only nulls"),
+        ({"records": [None]}, "a JSON array body must hold objects (one per row)"),
+    ],
+)
+def test_json_nulls_where_rows_or_values_belong_are_422(client, body, detail):
+    """Found by the OpenAPI fuzz: Arrow's JSON reader built an invalid array (500)."""
+    for path in ("/v1/models/fraud/features", "/v1/models/fraud/labels"):
+        response = client.post(path, json=body)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "invalid_json"
+        assert response.json()["detail"].startswith(detail)
