@@ -266,7 +266,10 @@ def _parse_by(by: Any, columns: Mapping[str, str]) -> tuple[list[str], dict[str,
                     "by={name: predicate}: give at least one slice, named by non-empty strings"
                 )
             allowed = [*columns, *PREDICATE_COLUMNS]
-            predicates = {name: check_predicate(text, allowed) for name, text in item.items()}
+            predicates = {
+                name: check_predicate(text, allowed, name=f"by[{name!r}]")
+                for name, text in item.items()
+            }
             continue
         if not isinstance(item, str) or item not in columns:
             raise InvalidParameterError(

@@ -406,7 +406,10 @@ def _parse_by(
                     "by={name: predicate}: give at least one slice, named by non-empty strings"
                 )
             allowed = [*columns, *PREDICATE_COLUMNS]
-            checked = {name: check_predicate(text, allowed) for name, text in item.items()}
+            checked = {
+                name: check_predicate(text, allowed, name=f"by[{name!r}]")
+                for name, text in item.items()
+            }
             slices.append(_Slice(PREDICATE_COLUMN, "predicates", predicates=checked))
             continue
         if not isinstance(item, str) or item not in columns:

@@ -1123,3 +1123,12 @@ def test_unknown_model(binary):
     store, _ = binary
     with pytest.raises(UnknownModelError):
         performance(store, "nobody")
+
+
+def test_by_predicate_errors_name_the_slice(binary):
+    """A refused ``by=`` predicate is named as ``by['<slice>']``, not as ``where``."""
+    store, _ = binary
+    with pytest.raises(InvalidParameterError, match=r"by\['hack'\].*setval\(\)"):
+        store.performance("fraud", by={"hack": "setval('evalstore.batch_ids', 1) > 0"})
+    with pytest.raises(InvalidParameterError, match=r"by\['nap'\].*sleep_ms\(\)"):
+        store.compare("fraud", "v1", "v2", by={"nap": "sleep_ms(1000) IS NULL"})
