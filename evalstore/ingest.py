@@ -6,7 +6,9 @@ per row), and then validated inside the same transaction (null or duplicate ids,
 collisions, values outside the registered classes, ...). Any violation, and any
 failure midway, rolls the whole transaction back, so a rejected batch leaves the store
 exactly as it was. Checks that only need the schema (missing id column, reserved
-names, type conflicts) run before anything is written.
+names, type conflicts) run before anything is written. Times outside the store's time
+range (:mod:`evalstore.time_limits`; a mistyped year, a BC date) reject the batch like
+any other violation.
 """
 
 from __future__ import annotations

@@ -138,8 +138,9 @@ class Store:
         """Another handle on the same store with a DuckDB connection of its own.
 
         Calls on a store take turns on its one connection; calls on a session run at the
-        same time as calls on the store and on other sessions (each statement sees the
-        data committed when it starts, DuckDB's MVCC), so a long ``drift`` or
+        same time as calls on the store and on other sessions (each metric call runs in
+        one transaction and sees the data committed when it starts, DuckDB's MVCC,
+        whatever commits while it runs), so a long ``drift`` or
         ``performance`` in one thread no longer waits for, or delays, an ingest in
         another. Closing the session (or leaving its ``with`` block) closes only its
         connection. ``evalstore serve`` answers every metric request on a session.
