@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 
 import evalstore
-from evalstore.formats import to_grid, to_text
+from evalstore.cli_render import render_grid, render_table, terminal_width, wrap_lines
 from evalstore.scenario import Scenario, credit_default_scenario
 from evalstore.schema import schema_prefix
 
@@ -53,7 +53,7 @@ def _drift_section(store: evalstore.Store, scenario: Scenario, echo: Callable[[s
     features = [f for f in scenario.training.column_names if f not in ("example_id", "ts")]
     table = store.drift(model, reference="training", window="7 days", features=features)
     echo("\n== Feature drift per week against the training set (store.drift)\n")
-    echo(to_grid(table))
+    echo(render_grid(table, meaning="drifted by at least one method"))
     flagged = drifting_features(table)
     injected = sorted(f for f in scenario.drift_notes if f in DRIFTED_FEATURES)
     echo(f"\nDrifting in the last two weeks: {', '.join(flagged)}")
@@ -61,9 +61,9 @@ def _drift_section(store: evalstore.Store, scenario: Scenario, echo: Callable[[s
     joint = store.multivariate_drift(model, reference="training", window="7 days")
     echo("\n== Multivariate drift per week (MMD permutation test, PCA reconstruction)\n")
     echo(
-        to_text(
+        render_table(
             joint.select(["window_start", "method", "value", "p_value", "threshold", "drifted"]),
-            max_rows=40,
+            limit=40,
         )
     )
     scores = store.drift(
@@ -72,9 +72,9 @@ def _drift_section(store: evalstore.Store, scenario: Scenario, echo: Callable[[s
     )  # fmt: skip
     echo("\n== Prediction drift of v1's score, each week against the two before\n")
     echo(
-        to_text(
+        render_table(
             scores.select(["window_start", "method", "value", "p_value", "drifted", "reason"]),
-            max_rows=40,
+            limit=40,
         )
     )
 
@@ -87,15 +87,15 @@ def _quality_section(
     failed = table.filter(pa.compute.fill_null(table.column("drifted"), False))
     echo("\n== Data-quality checks that failed, per day (store.quality)\n")
     echo(
-        to_text(
+        render_table(
             failed.select(["window_start", "feature", "method", "value", "count", "threshold"]),
-            max_rows=60,
+            limit=60,
         )
     )
     schema = store.infer_schema(model, reference="training")
     echo(f"\n== Schema inferred from the training set: {schema.num_rows} features saved in "
          "evalstore.schemas; violations per week (store.validate)\n")  # fmt: skip
-    echo(to_grid(store.validate(model, window="7 days"), meaning="the schema is violated"))
+    echo(render_grid(store.validate(model, window="7 days"), meaning="the schema is violated"))
 
 
 def _performance_section(
@@ -104,12 +104,12 @@ def _performance_section(
     table = store.performance(scenario.model, metrics=["roc_auc", "f1"], window="7 days")
     echo("\n== Realized performance per week and version (store.performance)\n")
     echo(
-        to_text(
+        render_table(
             table.select(
                 ["window_start", "version", "metric", "value", "ci_low", "ci_high", "n",
                  "label_coverage", "labels_complete"]
             ),
-            max_rows=60,
+            limit=60,
         )
     )  # fmt: skip
 
@@ -130,10 +130,9 @@ def _slices_section(
         "singles and pairs, Welch t-test + Benjamini-Hochberg (store.worst_slices)\n"
     )
     echo(
-        to_text(
+        render_table(
             found.select(["rank", "slice", "n", "value", "rest_value", "effect", "q_value"]),
-            max_rows=5,
-            max_width=70,
+            limit=5,
         )
     )
     if not found.num_rows:
@@ -149,7 +148,7 @@ def _slices_section(
         model, metrics="roc_auc", window="14 days", version=top["version"], where=top["predicate"]
     )
     echo(f"ROC AUC of that slice per fortnight (store.performance(where=...), {top['version']}):")
-    echo(to_text(weekly.select(["window_start", "value", "ci_low", "ci_high", "n"]), max_rows=10))
+    echo(render_table(weekly.select(["window_start", "value", "ci_low", "ci_high", "n"]), limit=10))
 
 
 def _compare_section(
@@ -168,12 +167,12 @@ def _compare_section(
     )
     echo("\n== Challenger v2 (shadow from day 30) against production v1 (store.compare)\n")
     echo(
-        to_text(
+        render_table(
             weekly.select(
                 ["window_start", "metric", "value", "ci_low", "ci_high", "p_value", "value_a",
                  "value_b", "n", "test"]
             ),
-            max_rows=30,
+            limit=30,
         )
     )  # fmt: skip
     d, acc, ll = overall["disagreement"], overall["accuracy"], overall["log_loss"]
@@ -198,9 +197,9 @@ def _health_section(
     )
     parts = wide(table)
     echo("\n== Production health (store.health): staleness in days at the latest prediction\n")
-    echo(to_text(parts.get("staleness", table.slice(0, 0))))
+    echo(render_table(parts.get("staleness", table.slice(0, 0))))
     echo("\n== Golden signals per week and version (latency in ms, throughput per second)\n")
-    echo(to_text(parts.get("serving", table.slice(0, 0)), max_rows=40))
+    echo(render_table(parts.get("serving", table.slice(0, 0)), limit=40))
     p95 = {}
     for row in table.to_pylist():
         if row["metric"] == "latency_p95" and row["value"] is not None:
@@ -209,7 +208,7 @@ def _health_section(
         ratio = max(p95["v2"]) / max(p95["v1"])
         echo(f"Worst weekly p95 latency: v2 {max(p95['v2']):.1f} ms, {ratio:.1f}x v1's.")
     echo("\n== Dependency changes between consecutive versions\n")
-    echo(to_text(parts.get("dependencies", table.slice(0, 0))))
+    echo(render_table(parts.get("dependencies", table.slice(0, 0))))
 
 
 def _skew_section(store: evalstore.Store, scenario: Scenario, echo: Callable[[str], None]) -> None:
@@ -220,9 +219,9 @@ def _skew_section(store: evalstore.Store, scenario: Scenario, echo: Callable[[st
     summary = store.skew_summary(scenario.model).to_pylist()[0]
     echo("\n== Training/serving skew (store.skew): JS distance, training set vs all serving\n")
     echo(
-        to_text(
+        render_table(
             table.select(["feature", "n_compared", "distance", "distance_drifted", "n_serving"]),
-            max_rows=20,
+            limit=20,
         )
     )
     echo(
@@ -242,10 +241,9 @@ def _flywheel_section(
         "slices and diversity (store.suggest)\n"
     )
     echo(
-        to_text(
+        render_table(
             picks.select(["rank", "example_id", "picked_by", "priority", "reason"]),
-            max_rows=12,
-            max_width=90,
+            limit=12,
         )
     )
     open_requests = store.label_requests(model, status="open").num_rows
@@ -259,10 +257,29 @@ def _flywheel_section(
     )
 
 
+def _fitting(echo: Callable[[str], None], width: int) -> Callable[[str], None]:
+    """``echo`` that wraps each line longer than ``width`` at spaces (indenting the rest)."""
+
+    def fitted(text: str) -> None:
+        lines = text.split("\n")
+        echo("\n".join(part for line in lines for part in _wrapped(line, width)))
+
+    return fitted
+
+
+def _wrapped(line: str, width: int) -> list[str]:
+    return [line] if len(line) <= width else wrap_lines(line, width, indent="  ")
+
+
 def run_demo(
     path: str | Path | None, seed: int = 7, days: int = 60, echo: Callable[[str], None] = print
 ) -> None:
-    """Build the demo store at ``path`` (None: in memory) and print what it holds."""
+    """Build the demo store at ``path`` (None: in memory) and print what it holds.
+
+    Every line fits the terminal (:func:`evalstore.cli_render.terminal_width`): tables are
+    fitted by :mod:`evalstore.cli_render`, longer prose is wrapped.
+    """
+    echo = _fitting(echo, terminal_width())
     scenario = credit_default_scenario(seed=seed, days=days)
     model = scenario.model
     with evalstore.open(path) as store:
@@ -270,13 +287,15 @@ def run_demo(
 
         def section(title: str, query: str, params: list | None = None) -> None:
             echo(f"\n== {title}\n")
-            echo(to_text(store.sql(query, params), max_rows=40))
+            echo(render_table(store.sql(query, params), limit=40))
 
         echo(
             f"evalstore demo: model {model!r}, {days} days of serving "
             f"from {scenario.start:%Y-%m-%d}"
         )
-        echo("Injected drift: " + "; ".join(f"{k}: {v}" for k, v in scenario.drift_notes.items()))
+        echo("Injected drift:")
+        for feature, note in scenario.drift_notes.items():
+            echo(f"- {feature}: {note}")
         section(
             "Model registry",
             "SELECT model, version, task, classes, positive_class, threshold, stage, "

@@ -538,6 +538,9 @@ def test_demo_builds_a_store_and_refuses_to_overwrite(tmp_path):
         f"Store written to {path}.",
     ):
         assert section in out, section
+    # the demo's tables fit the terminal like every other command's ($COLUMNS, else 120)
+    widest = max(out.splitlines(), key=len)
+    assert len(widest) <= 120, widest
     with evalstore.open(path, read_only=True) as store:
         kinds = store.sql(
             "SELECT kind, sum(rows)::BIGINT AS rows FROM evalstore.batches GROUP BY kind"
