@@ -66,8 +66,8 @@ DESCRIPTIONS = {
     "(`unsupported_format`).",
     408: "The request ran past the server's time limit and was interrupted (`time_limit`).",
     409: "A conflict with what the store holds: duplicate ids, a column's type, a model's "
-    "registration, a read-only or newer store (`duplicate_id`, `schema_conflict`, "
-    "`model_conflict`, `read_only`, `store_version`).",
+    "registration, a read-only, newer or busy store (`duplicate_id`, `schema_conflict`, "
+    "`model_conflict`, `read_only`, `store_version`, `store_in_use`).",
     413: "The body, SQL text or result is over the server's limit (`body_too_large`, "
     "`sql_too_long`, `result_too_large`).",
     415: "An ingest body in a media type the server cannot read (`unsupported_media_type`).",
