@@ -69,6 +69,8 @@ class Receipt:
     batch created; ``columns_ignored`` incoming columns that were not stored (a new
     column with no values and hence no type, or a column a predictions/labels batch
     does not use); ``replaced``/``skipped`` count rows handled by ``on_conflict``.
+    ``warnings`` says what was accepted but is probably not what was meant (labels
+    without a time, which get the time of ingest).
     """
 
     batch_id: int
@@ -79,6 +81,7 @@ class Receipt:
     columns_ignored: tuple[str, ...] = ()
     replaced: int = 0
     skipped: int = 0
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -96,6 +99,7 @@ class Plan:
     checks: list[Check] = field(default_factory=list)
     unique_within: str | None = None
     on_conflict: str = "error"
+    warnings: list[str] = field(default_factory=list)
     env: str | None = None
     version: str | None = None
     dataset: str | None = None
@@ -543,12 +547,22 @@ def plan_labels(
     ts_column: str,
     source: str | None,
     time_range: tuple[datetime, datetime] = DEFAULT_TIME_RANGE,
+    labeled_at: datetime | None = None,
 ) -> Plan:
-    """Map a labels batch onto ``<model>.labels`` (append-only)."""
+    """Map a labels batch onto ``<model>.labels`` (append-only).
+
+    A label's ``ts`` (when it became known: the basis of label delay and of a window's
+    ``labels_complete``) comes from ``ts_column``, or is ``labeled_at`` for the whole
+    batch, or else the time of ingest, which the receipt then warns about.
+    """
     types = duckdb_types(con, schema)
     check_names(types)
     plan = Plan(model, "labels", "labels")
     used = _id_and_ts(plan, types, id_column, ts_column, time_range)
+    if labeled_at is not None:
+        _labeled_at(plan, labeled_at, ts_column, time_range)
+    elif ts_column not in types:
+        plan.warnings.append(LABELS_WITHOUT_TS.format(column=ts_column))
     allowed, target, expected = _value_type(task)
     kind = require_column(types, label_column, "label_column")
     require_type(label_column, kind, allowed, expected)
@@ -578,6 +592,34 @@ def plan_labels(
     )
     plan.ignored = [name for name in types if name not in used]
     return plan
+
+
+#: The receipt's warning for labels without a time.
+LABELS_WITHOUT_TS = (
+    "the labels have no {column!r} column, so each gets the time of ingest as its ts: label "
+    "delay and labels_complete then read as if every label arrived now; give the time the "
+    "labels became known (ts_column=, or labeled_at= for the whole batch; on the command "
+    "line --ts-column or --labeled-at)"
+)
+
+
+def _labeled_at(
+    plan: Plan, labeled_at: datetime, ts_column: str, time_range: tuple[datetime, datetime]
+) -> None:
+    """Give every label of the batch the time ``labeled_at`` (instead of a column)."""
+    if plan.expressions[plan.columns.index("ts")] != "$received_at":
+        raise InvalidParameterError(
+            f"labeled_at= and a time column ({ts_column!r}) were both given: the column "
+            "already times each label; drop one of them"
+        )
+    lo, hi = time_range
+    if not lo <= labeled_at < hi:
+        raise InvalidParameterError(
+            f"labeled_at={labeled_at.isoformat()!r} is outside the store's time range "
+            f"[{lo.isoformat()}, {hi.isoformat()})"
+        )
+    plan.expressions[plan.columns.index("ts")] = "$labeled_at"
+    plan.params["labeled_at"] = labeled_at
 
 
 # ---------------------------------------------------------------- execution
@@ -660,6 +702,7 @@ def execute(
         columns_ignored=tuple(plan.ignored),
         replaced=replaced,
         skipped=skipped,
+        warnings=tuple(plan.warnings),
     )
 
 

@@ -28,6 +28,7 @@ from evalstore.errors import (
 )
 from evalstore.identifiers import check_model_name
 from evalstore.macros import install_macros
+from evalstore.registry import to_timestamp
 from evalstore.schema import check_catalog, check_readable, create_model_schema, migrate
 from evalstore.time_limits import TimeLimits
 from evalstore.values import refresh_value_views
@@ -834,6 +835,7 @@ class Store:
         *,
         source: str | None = None,
         origin: str | None = None,
+        labeled_at: Any = None,
     ) -> ingest.Receipt:
         """Log ground-truth labels, which may arrive long after the predictions.
 
@@ -841,7 +843,14 @@ class Store:
         the latest batch wins in ``labels_latest`` and ``evaluations``. Labels must
         fit the task (numbers for regression; registered classes for classification).
         ``source`` tags the batch's labels (e.g. ``'chargeback'``, ``'annotator'``).
+
+        A label's time is when it became known (label delay and ``labels_complete``
+        are measured with it): the ``ts_column`` of each row, or ``labeled_at`` (a
+        datetime or ISO-8601 text) for the whole batch. Without either, labels get the
+        time of ingest and the receipt's ``warnings`` say so: a batch of historical
+        labels loaded today would otherwise read as months late.
         """
+        when = to_timestamp(labeled_at, "labeled_at")
         return self._log(
             model,
             data,
@@ -857,6 +866,7 @@ class Store:
                 ts_column=ts_column,
                 source=source,
                 time_range=self.limits.time_range,
+                labeled_at=when,
             ),
         )
 
