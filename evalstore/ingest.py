@@ -46,6 +46,7 @@ from evalstore.values import refresh_value_views
 
 TIME_TYPES = frozenset(
     {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"}
+    | {"TIMESTAMPTZ_NS"}  # pandas 3 writes tz-aware times in nanoseconds
     | {"DATE", "VARCHAR"}
 )
 #: Incoming types a stored column accepts besides its own: lossless (or, for integers
