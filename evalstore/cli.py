@@ -1081,6 +1081,16 @@ def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
 @click.option(
     "--wal-limit", default="1GiB", show_default=True, help="Checkpoint inside a commit past this."
 )
+@click.option(
+    "--time-range",
+    metavar="LO,HI",
+    help="Times ingest accepts, ISO-8601 (default 1900-01-01,2200-01-01 UTC).",
+)
+@click.option(
+    "--max-windows",
+    type=click.IntRange(min=1),
+    help="Most windows one metric request builds (default 10,000).",
+)
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
 def serve(ctx: click.Context, path: str | None, **options: Any) -> None:
@@ -1102,6 +1112,13 @@ def serve(ctx: click.Context, path: str | None, **options: Any) -> None:
     options["max_result_bytes"] = int(options.pop("max_result_mb") * 1024 * 1024)
     if options["memory_limit"].lower() == "none":
         options["memory_limit"] = None
+    if options["time_range"] is not None:
+        bounds = [part.strip() for part in options["time_range"].split(",")]
+        if len(bounds) != 2 or not all(bounds):
+            raise click.BadParameter(
+                "give two ISO-8601 times, e.g. 1800-01-01,2300-01-01", param_hint="'--time-range'"
+            )
+        options["time_range"] = tuple(bounds)
     run(path or ctx.obj["store"], max_body_bytes=max_body, **options)
 
 

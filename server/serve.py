@@ -55,12 +55,19 @@ def run(
     snapshot: str | os.PathLike[str] | None = None,
     snapshot_every: float = 60.0,
     log_level: str = "info",
+    time_range: tuple[Any, Any] | None = None,
+    max_windows: int | None = None,
     **options: Any,
 ) -> None:
-    """Open the store at ``path`` and serve it until interrupted."""
+    """Open the store at ``path`` and serve it until interrupted.
+
+    ``time_range`` and ``max_windows`` are :func:`evalstore.open`'s (the times ingest
+    accepts, the most windows one metric request builds); ``options`` go to
+    :func:`server.app.create_app`.
+    """
     accepted = Tokens.load(tokens) if tokens is not None else None
     check_binding(host, accepted)
-    store = evalstore.open(path)
+    store = evalstore.open(path, time_range=time_range, max_windows=max_windows)
     try:
         app = create_app(
             store, tokens=accepted, snapshot=snapshot, snapshot_every=snapshot_every, **options

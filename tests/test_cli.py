@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 
 import evalstore
 from evalstore.cli import main
+from evalstore.errors import ValidationError
 from evalstore.schema import SCHEMA_VERSION
 
 
@@ -1055,3 +1056,39 @@ def test_ingest_receipt_comes_after_the_finished_progress_bar(store_path, files,
     [bar] = seen_by_receipt
     assert "ingesting" in bar and "3/3" in bar
     assert bar.endswith("\n")  # the bar's line was ended before the receipt was printed
+
+
+def test_serve_passes_time_range_and_max_windows_to_the_store(monkeypatch, tmp_path):
+    """--time-range / --max-windows reach evalstore.open; a malformed range is one line."""
+    import server.serve
+
+    opened = {}
+
+    def fake_open(path, **kwargs):
+        opened.update(kwargs, path=path)
+        raise _Stop  # before serving
+
+    monkeypatch.setattr(server.serve.evalstore, "open", fake_open)
+    path = str(tmp_path / "s.duckdb")
+    result = invoke("serve", path, "--time-range", "1800-01-01, 2300-01-01", "--max-windows", "50")
+    assert isinstance(result.exception, _Stop), result.output
+    assert opened == {"path": path, "time_range": ("1800-01-01", "2300-01-01"), "max_windows": 50}
+    assert_one_line_error(
+        invoke("serve", path, "--time-range", "1800-01-01"), r"--time-range.*two ISO-8601 times"
+    )
+    monkeypatch.undo()
+    with evalstore.open(None, time_range=("1800-01-01", "2300-01-01")) as store:
+        store.register_model("m", "v1", "binary")
+        receipt = store.log_features("m", pa.table({"example_id": ["a"], "ts": [_dt(1850)]}))
+        assert receipt.rows == 1
+    with evalstore.open(None) as store, pytest.raises(ValidationError, match="ts"):
+        store.register_model("m", "v1", "binary")
+        store.log_features("m", pa.table({"example_id": ["a"], "ts": [_dt(1850)]}))
+
+
+class _Stop(Exception):
+    pass
+
+
+def _dt(year: int) -> datetime:
+    return datetime(year, 6, 1, tzinfo=UTC)
