@@ -385,16 +385,18 @@ def source(
     outputs = output_names(con, model, "numeric")
     fields = [f"c{i} := CAST({quote(name)} AS DOUBLE)" for i, name in enumerate(chosen)]
     empty = [f"c{i} := CAST(NULL AS DOUBLE)" for i in range(len(chosen))]
-    parts = [
-        f"SELECT example_id, env, dataset, ts, version, feature, "
-        f"struct_pack({', '.join([*empty, 'out := value'])}) AS value "
-        f"FROM ({' UNION ALL '.join(output_rows(s, outputs, 'DOUBLE'))})"
-    ]
-    if numeric:
+    parts = []
+    if outputs:  # score (binary), prediction and label (regression); none for multiclass
+        parts.append(
+            f"SELECT example_id, env, dataset, ts, version, feature, "
+            f"struct_pack({', '.join([*empty, 'out := value'])}) AS value "
+            f"FROM ({' UNION ALL '.join(output_rows(s, outputs, 'DOUBLE'))})"
+        )
+    if numeric or not parts:  # no numeric column at all: no rows, the same columns
         parts.append(
             f"SELECT {KEYS}, CAST(NULL AS VARCHAR) AS version, '*' AS feature, "
             f"struct_pack({', '.join([*fields, 'out := CAST(NULL AS DOUBLE)'])}) AS value "
-            f"FROM {s}features"
+            f"FROM {s}features" + ("" if numeric else " WHERE false")
         )
     select = " UNION ALL ".join(parts)
     return restricted_view(con, model, "", where, version, list(kinds), select), chosen
