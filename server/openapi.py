@@ -8,7 +8,8 @@ description when it is first built:
   422 for FastAPI's own request validation (answered in that shape by
   :mod:`server.errors`, so FastAPI's ``HTTPValidationError`` schema is dropped);
 - the statuses come from the route's traits (a bearer token needed: 401, a write token:
-  403; a request body: 413 and 422; parameters: 422; an ``Accept`` header: 406) plus
+  403; a request body or parameters: 422; an ``Accept`` header: 406; any route: 413, the
+  body size limit of :mod:`server.limits`) plus
   :data:`STATUSES`, what the route's own code and the library calls behind it can answer;
 - with tokens configured, a ``bearer`` security scheme and each operation's requirement.
 
@@ -68,14 +69,15 @@ DESCRIPTIONS = {
     409: "A conflict with what the store holds: duplicate ids, a column's type, a model's "
     "registration, a read-only, newer or busy store (`duplicate_id`, `schema_conflict`, "
     "`model_conflict`, `read_only`, `store_version`, `store_in_use`).",
-    413: "The body, SQL text or result is over the server's limit (`body_too_large`, "
-    "`sql_too_long`, `result_too_large`).",
+    413: "The body is over the route's limit (`body_too_large`: every route, chunked bodies "
+    "too), or the SQL text is too long (`sql_too_long`).",
     415: "An ingest body in a media type the server cannot read (`unsupported_media_type`).",
     422: "Invalid parameters, body or batch (`invalid_request`, `invalid_parameter`, "
     "`unknown_parameter`, `invalid_batch`, `invalid_json`, `invalid_arrow`, `empty_body`, "
-    "`empty_batch`, `row_limit`); ingest errors name the `column` and count the `rows`.",
-    503: "Every read worker is busy and the queue is full (`busy`): retry after "
-    "`Retry-After` seconds.",
+    "`empty_batch`), or a result over the row or size limit (`row_limit`, "
+    "`result_too_large`); ingest errors name the `column` and count the `rows`.",
+    503: "Every read worker is busy and the queue is full (`busy`), or the server is "
+    "shutting down (`shutting_down`, `interrupted`): retry after `Retry-After` seconds.",
 }
 HEADERS = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer`"}},
@@ -104,12 +106,12 @@ STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/v1/models/{model}/suggestions"): (*LIBRARY, *POOLED),
     ("get", "/v1/models/{model}/requests"): LIBRARY,
     ("post", "/v1/models/{model}/requests/cancel"): LIBRARY,
-    ("post", "/v1/models/{model}/selections"): (*LIBRARY, *POOLED, 413),
+    ("post", "/v1/models/{model}/selections"): (*LIBRARY, *POOLED),
     ("post", "/v1/models/{model}/snapshots"): LIBRARY,
     ("get", "/v1/snapshots"): LIBRARY,
-    ("get", "/v1/snapshots/{name}"): (*LIBRARY, *POOLED, 413),
-    ("post", "/v1/sql"): (400, 403, 413, 422, *POOLED),
-    ("get", "/v1/models/{model}/{family}"): (*LIBRARY, *POOLED, 413),
+    ("get", "/v1/snapshots/{name}"): (*LIBRARY, *POOLED),
+    ("post", "/v1/sql"): (400, 403, 422, *POOLED),
+    ("get", "/v1/models/{model}/{family}"): (*LIBRARY, *POOLED),
 }
 #: Routes missing from :data:`STATUSES` are assumed to call the library.
 DEFAULT = LIBRARY
@@ -143,7 +145,7 @@ def statuses(route: APIRoute, method: str, operation: dict[str, Any], auth: bool
     ``auth``: whether the server checks tokens (401 and 403 are declared only then).
     """
     key = (method, route.path_format)
-    found = set(STATUSES.get(key, DEFAULT))
+    found = set(STATUSES.get(key, DEFAULT)) | {413}  # server.limits: a body on any route
     scope = "write" if key in WRITES_INSIDE else scope_of(route)
     if auth and scope is not None:
         found.add(401)
@@ -153,7 +155,7 @@ def statuses(route: APIRoute, method: str, operation: dict[str, Any], auth: bool
     if any(p.get("in") == "header" and p.get("name") == "accept" for p in parameters):
         found.add(406)
     if "requestBody" in operation:
-        found |= {413, 422}
+        found.add(422)
     if parameters:
         found.add(422)
     return found

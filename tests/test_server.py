@@ -1164,6 +1164,9 @@ def test_openapi_declares_every_error_status_with_the_store_error_body(client):
     assert "Retry-After" in family["503"]["headers"]
     metrics = spec["paths"]["/metrics"]["get"]["responses"]["200"]
     assert set(metrics["content"]) == {"text/plain"}
+    assert set(spec["paths"]["/healthz"]["get"]["responses"]) == {"200", "413"}
+    too_big = client.request("GET", "/healthz", content=b" " * (4 * 1024 * 1024 + 1))
+    assert too_big.status_code == 413 and too_big.json()["error"] == "body_too_large"
 
 
 def test_openapi_declares_tokens_when_the_server_checks_them(store_file, token_file):
