@@ -246,9 +246,9 @@ class SnapshotWriter(BackgroundLoop):
             with read_transaction(self.store) as cursor:
                 ((database,),) = _rows(cursor, "SELECT current_database()")
                 state = fingerprint(cursor, database)
-                self.checked_at = started_at.isoformat()
                 if not force and state == self._written and self.target.exists():
                     self.unchanged += 1
+                    self.checked_at = started_at.isoformat()
                     return None
                 for leftover in (temporary, temporary.with_name(temporary.name + ".wal")):
                     leftover.unlink(missing_ok=True)
@@ -260,6 +260,7 @@ class SnapshotWriter(BackgroundLoop):
                     raise
             os.replace(temporary, self.target)
             self._written = state
+            self.checked_at = started_at.isoformat()
             self.last = {
                 "path": str(self.target),
                 "started_at": started_at.isoformat(),
@@ -282,8 +283,9 @@ class SnapshotWriter(BackgroundLoop):
                 self._stop.wait(self.every)
 
     def status(self) -> dict[str, Any]:
-        """``every_seconds``, the ``last`` copy written, the last ``error``, when the store
-        was last ``checked_at`` and how many checks found it ``unchanged`` (no copy)."""
+        """``every_seconds``, the ``last`` copy written, the last ``error``, ``checked_at``
+        (the start of the last completed refresh: the copy holds everything committed
+        before it) and how many checks found the store ``unchanged`` (no copy written)."""
         return {
             "every_seconds": self.every,
             "last": self.last,
