@@ -71,6 +71,7 @@ from evalstore.selection import (
     Reference,
     Selection,
     Window,
+    check_reference,
     drop_view,
     resolve,
     restricted_view,
@@ -162,6 +163,7 @@ def drift(
         kinds = feature_kinds(con, model)
         chosen_features = _check_features(features, kinds)
         selection = resolve(con, reference, window, registration if version else None, since, until)
+        check_reference(con, model, reference, selection)
         check_window_count(
             con, model, VALUE_TABLES, selection, max_windows=store.limits.max_windows
         )
@@ -174,9 +176,30 @@ def drift(
         learned = _learned_limits(
             store, views, selection, limits, chosen, chosen_features, params, learn_chunks, learn_k
         )
-        return _run(
+        table = _run(
             store, views, selection, chosen, chosen_features, params, limits, learned, correction
         )
+        return _explain_empty_reference(con, table, reference, selection)
+
+
+def _explain_empty_reference(
+    con: duckdb.DuckDBPyConnection, table: pa.Table, reference: Reference, selection: Selection
+) -> pa.Table:
+    """The reasons of outputs whose fixed reference has no rows, told by
+    ``evalstore.reference_reason`` (a training set has no predictions: compare with
+    ``{'previous': n}``), as the SQL macro ``evalstore.drift`` tells them."""
+    if selection.previous or table.num_rows == 0:
+        return table
+    described = reference if isinstance(reference, str) else repr(reference)
+    name = numeric_drift.register(con, table)
+    try:
+        return con.sql(
+            "SELECT * REPLACE (evalstore.reference_reason(feature, reason, n_reference, ?) "
+            f"AS reason) FROM {quote(name)}",
+            params=[described],
+        ).to_arrow_table()
+    finally:
+        con.unregister(name)
 
 
 def _check_methods(methods: Sequence[str] | None) -> tuple[str, ...]:

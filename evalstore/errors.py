@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -95,6 +97,16 @@ class StoreInUseError(EvalstoreError):
 class EvalstoreWarning(UserWarning):
     """A call succeeded, but its result is probably not what was meant (for example an
     ``as_of`` earlier than every batch, which selects nothing)."""
+
+
+def warn(message: str) -> None:
+    """Issue an :class:`EvalstoreWarning` attributed to the first caller outside the
+    evalstore package (the user's line, whatever the depth of the call inside)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, EvalstoreWarning, stacklevel=level)
 
 
 #: DuckDB's text when another process holds the file (kept verbatim in the message).

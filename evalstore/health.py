@@ -114,10 +114,13 @@ def health(
     store._registration(model)
     if version is not None:
         store._registration(model, version)
-    if not isinstance(window, str):
+    if not isinstance(window, str) or window.strip().isdigit():
+        # a bare number: every other family reads it as rows per window, DuckDB as seconds
         raise InvalidParameterError(
             f"window={window!r}: health needs an interval such as '1 hour' or '1 day' "
-            "(throughput is per second of a window, so row-count windows do not apply)"
+            "(throughput is per second of a window, so row-count windows do not apply; "
+            "a bare number is rows per window in the other families: write the unit, "
+            "e.g. '5000 seconds')"
         )
     chosen = _sections(sections)
     clock = _clock(as_of, "as_of")

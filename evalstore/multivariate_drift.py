@@ -56,6 +56,7 @@ from evalstore.selection import (
     Reference,
     Selection,
     Window,
+    check_reference,
     drop_view,
     resolve,
     restricted_view,
@@ -117,6 +118,7 @@ def multivariate_drift(
                 f"numeric features: {', '.join(numeric)}"
             )
         selection = resolve(con, reference, window, registration if version else None, since, until)
+        check_reference(con, model, reference, selection)
         if selection.previous:
             raise InvalidParameterError("multivariate drift needs a fixed reference")
         check_window_count(

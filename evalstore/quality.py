@@ -62,6 +62,7 @@ from evalstore.selection import (
     Reference,
     Selection,
     Window,
+    check_reference,
     check_width,
     drop_view,
     reference_args,
@@ -153,6 +154,7 @@ def quality(
         kinds = feature_kinds(con, model)
         chosen = _check_features(features, [*kinds, *_task_outputs(registration, features)])
         selection = resolve(con, reference, window, registration if version else None, since, until)
+        check_reference(con, model, reference, selection)
         # quality lists the empty windows between since and until too
         check_window_count(
             con, model, VALUE_TABLES, selection, max_windows=store.limits.max_windows, filled=True
@@ -208,6 +210,7 @@ def infer_schema(
                 "infer_schema needs a fixed reference ('training', 'validation', "
                 "{'dataset': tag} or a (start, end) range), not {'previous': n}"
             )
+        check_reference(con, model, reference, Selection(ref_dataset=ref.get("ref_dataset")))
         kinds = feature_kinds(con, model)
         if not kinds:
             raise InvalidParameterError(

@@ -123,9 +123,11 @@ def reference_args(reference: Reference, registration: Mapping[str, Any] | None)
         if registration is not None:
             args["ref_dataset"] = registration.get(f"{reference}_dataset")
         return args
+    if isinstance(reference, str) and reference.startswith("dataset:"):
+        reference = {"dataset": reference.removeprefix("dataset:")}
     if isinstance(reference, Mapping) and set(reference) == {"dataset"}:
-        if not isinstance(reference["dataset"], str):
-            raise InvalidParameterError("reference={'dataset': tag} needs a string tag")
+        if not isinstance(reference["dataset"], str) or not reference["dataset"]:
+            raise InvalidParameterError("reference={'dataset': tag} needs a string tag, not empty")
         return {"ref_dataset": reference["dataset"]}
     if isinstance(reference, Mapping) and set(reference) == {"previous"}:
         n = reference["previous"]
@@ -140,8 +142,31 @@ def reference_args(reference: Reference, registration: Mapping[str, Any] | None)
         return {"ref_env": "serving", "ref_start": start, "ref_end": end}
     raise InvalidParameterError(
         f"reference={reference!r} is not understood: pass 'training', 'validation', "
-        "{'dataset': tag}, a (start, end) time range, or {'previous': n}"
+        "{'dataset': tag} (or 'dataset:tag'), a (start, end) time range, or {'previous': n}"
     )
+
+
+def check_reference(
+    con: duckdb.DuckDBPyConnection, model: str, reference: Reference, selection: Selection
+) -> None:
+    """Refuse a ``reference`` dataset tag (``{'dataset': tag}``, ``'dataset:tag'``) that no
+    feature row of ``model`` carries, listing the tags it has (an unknown tag would
+    otherwise give every cell an empty reference)."""
+    ref_dataset = selection.ref_dataset
+    if ref_dataset is None or reference in ("training", "validation"):
+        return
+    features = f"{schema_prefix(con, model)}features"
+    known = [
+        tag
+        for (tag,) in con.execute(
+            f"SELECT DISTINCT dataset FROM {features} WHERE dataset IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    ]
+    if ref_dataset not in known:
+        raise InvalidParameterError(
+            f"reference dataset {ref_dataset!r} holds no rows of model {model!r}; known datasets: "
+            + (", ".join(map(repr, known)) or "none (log features with dataset='tag')")
+        )
 
 
 def resolve(

@@ -30,7 +30,7 @@ import duckdb
 import pyarrow as pa
 
 from evalstore.db import utc_cursor
-from evalstore.errors import InvalidParameterError
+from evalstore.errors import InvalidParameterError, warn
 from evalstore.identifiers import check_model_name, quote
 from evalstore.registry import to_timestamp
 from evalstore.schema import ENVS, FEATURE_SYSTEM_COLUMNS, feature_columns, model_columns
@@ -143,6 +143,9 @@ def resolve(
         as_of_batch = rows[0][0] if rows[0][0] is not None else 0
         if as_of_ts is None:
             as_of_ts = rows[0][1]
+    notes = [] if as_of is None else _as_of_notes(con, model, as_of_ts)
+    for note in notes:
+        warn(note)
     return TrainingSelection(
         model=model,
         where=predicate,
@@ -154,7 +157,29 @@ def resolve(
         columns=chosen,
         as_of_batch=as_of_batch,
         as_of=as_of_ts.isoformat() if isinstance(as_of_ts, datetime) else None,
+        extra={"warnings": notes} if notes else {},
     )
+
+
+def _as_of_notes(con: Any, model: str, as_of: datetime) -> list[str]:
+    """Why a selection ``as_of`` a time before every batch of ``model`` is empty.
+
+    ``as_of`` is commit time (what the store held then), not event time: a user who
+    means "rows up to this date" and passes a date before the data was loaded gets no
+    rows. Returned so the selection carries it (``extra['warnings']``) beside the
+    :class:`~evalstore.errors.EvalstoreWarning` the caller issues.
+    """
+    first = con.execute(
+        "SELECT min(committed_at) FROM evalstore.batches WHERE model = ?", [model]
+    ).fetchall()[0][0]
+    if first is None or as_of >= first:
+        return []
+    return [
+        f"as_of={as_of.isoformat()!r} precedes every batch of model {model!r} (the first "
+        f"was committed at {first.isoformat()}), so the selection is empty: as_of is the "
+        "time rows were committed to the store, not their event time; to select by event "
+        "time use since=/until="
+    ]
 
 
 def to_sql(selection: TrainingSelection) -> tuple[str, dict[str, Any]]:

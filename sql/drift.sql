@@ -779,6 +779,25 @@ CREATE OR REPLACE MACRO evalstore.drift_thresholds() AS TABLE
 COMMENT ON MACRO TABLE evalstore.drift_thresholds IS
     'Default drift thresholds per method (no args): value > threshold, outside a range, or p < alpha.';
 
+-- evalstore.reference_reason(feature, reason, n_reference, reference) -> VARCHAR
+-- The reason of a result row, told in the user's terms when the row is an output whose
+-- fixed reference has no rows: predictions (score, prediction) exist only for served
+-- rows, so a training or validation reference has none, and labels only where logged.
+-- `reference` names the reference ('training'); other rows keep their reason.
+CREATE OR REPLACE MACRO evalstore.reference_reason(feature, reason, n_reference, reference) AS
+    CASE WHEN reason IS NULL OR coalesce(n_reference, 0) > 0 THEN reason
+         WHEN feature IN ('score', 'prediction')
+             THEN 'the reference (' || reference || ') has no predictions: ' || feature
+                  || ' exists only for served rows; compare with earlier serving windows, '
+                  || 'reference={''previous'': n}, or a (start, end) range of serving time'
+         WHEN feature = 'label'
+             THEN 'the reference (' || reference || ') has no labels: log labels for its '
+                  || 'examples, or compare with earlier serving windows, '
+                  || 'reference={''previous'': n}'
+         ELSE reason END;
+COMMENT ON MACRO evalstore.reference_reason IS
+    'A result row''s reason, saying why an output has no reference rows (no predictions in training).';
+
 -- evalstore.drift(model, ref_env, width)
 -- Convenience for SQL users (a BI tool, the duckdb shell): every numeric and categorical
 -- drift method of every feature and output of `model`, reference = the rows of env
@@ -803,7 +822,9 @@ CREATE OR REPLACE MACRO evalstore.drift(model, ref_env, width) AS TABLE
             model || '.category_values', ref_env, NULL, NULL, NULL, 'serving', NULL, NULL, NULL,
             width, NULL, NULL, 0, 'epsilon', 1e-4, exp(1), 'distance', true)
     )
-    SELECT s.*, t.threshold, t.threshold_low,
+    SELECT s.* REPLACE (
+            evalstore.reference_reason(s.feature, s.reason, s.n_reference, ref_env) AS reason),
+        t.threshold, t.threshold_low,
         CASE WHEN t.method IS NULL THEN NULL
              WHEN t.compares = 'p_value'
                  THEN 'p-value < ' || t.threshold || ' (the p-value needs evalstore: store.drift)'

@@ -676,7 +676,11 @@ import duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)
 common = ("'m.{rel}', 'training', NULL, NULL, NULL, 'serving', NULL, NULL, NULL, '1 day', "
           "NULL, NULL, 0, ")
-head = "SELECT epoch_us(window_start) AS start, * EXCLUDE (window_start, window_end) FROM "
+# store.drift = the building-block macros + evalstore.reference_reason (an output without
+# reference rows says why: the training set has no predictions)
+head = ("SELECT epoch_us(window_start) AS start, * EXCLUDE (window_start, window_end) "
+        "REPLACE (evalstore.reference_reason(feature, reason, n_reference, 'training') "
+        "AS reason) FROM ")
 numeric = con.sql(head + "evalstore.drift_numeric(" + common.format(rel="numeric_values")
                   + "'quantile', 10, NULL, false, 'epsilon', 0.0001, exp(1), 'distance')")
 categorical = con.sql(head + "evalstore.drift_categorical("
