@@ -35,6 +35,9 @@ MACRO_CALLS: dict[str, str] = {
     "relation": "SELECT count(*) FROM evalstore.relation('evalstore.models')",
     "drift": "SELECT * FROM evalstore.drift('bin', 'training', '1 day')",
     "drift_thresholds": "SELECT * FROM evalstore.drift_thresholds()",
+    "reference_reason": (
+        "SELECT evalstore.reference_reason('score', 'empty reference', 0, 'training')"
+    ),
     "drift_numeric": (
         f"SELECT * FROM evalstore.drift_numeric('bin.numeric_values', {REFERENCE}, "
         f"{SELECTION}, 0, 'quantile', 4, NULL, false, 'epsilon', 0.0001, exp(1), 'distance')"
@@ -220,6 +223,8 @@ MACRO_CALLS: dict[str, str] = {
     "numeric_rarity": f"SELECT evalstore.numeric_rarity(9.5, {Q}, 100)",
     "reference_cdf": f"SELECT evalstore.reference_cdf(4.5, {Q})",
     "reference_tail": f"SELECT evalstore.reference_tail(0.5, {Q}, 0.01)",
+    "reference_reason": "SELECT evalstore.reference_reason('score', 'no reference values', 0, "
+    "'training')",
     "tie_mid": f"SELECT evalstore.tie_mid(5, {Q})",
     "surprisal": "SELECT evalstore.surprisal(0.05, 100)",
     "dhondt_priority": "SELECT evalstore.dhondt_priority(0.4, 3)",
