@@ -37,7 +37,8 @@ class Settings:
     ``None`` leaves DuckDB's setting alone.
     ``lockdown``: disable DuckDB's external access on the store's database instance and lock
     its configuration (defence in depth for ``/v1/sql``); only ``allowed_directories``
-    (the snapshot's directory) stay reachable, for the server's own writes.
+    stay reachable (none by default: the BI snapshot is written by a DuckDB instance of
+    its own, see :mod:`server.snapshot`).
     ``snapshot``: path of the read-only BI copy, refreshed every ``snapshot_every`` seconds.
     ``checkpoint_idle``: seconds without a commit after which the write-ahead log is folded
     into the store file on a background thread (``None``: leave it to DuckDB, which does it
