@@ -223,8 +223,6 @@ MACRO_CALLS: dict[str, str] = {
     "numeric_rarity": f"SELECT evalstore.numeric_rarity(9.5, {Q}, 100)",
     "reference_cdf": f"SELECT evalstore.reference_cdf(4.5, {Q})",
     "reference_tail": f"SELECT evalstore.reference_tail(0.5, {Q}, 0.01)",
-    "reference_reason": "SELECT evalstore.reference_reason('score', 'no reference values', 0, "
-    "'training')",
     "tie_mid": f"SELECT evalstore.tie_mid(5, {Q})",
     "surprisal": "SELECT evalstore.surprisal(0.05, 100)",
     "dhondt_priority": "SELECT evalstore.dhondt_priority(0.4, 3)",
