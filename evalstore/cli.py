@@ -251,16 +251,21 @@ def _ingest(ctx: click.Context, file: str, log: Callable[..., Any], **probe: Any
         if probe:
             cli_ingest.refuse_stored_ids(store, ctx.params["model"], first, file=file, **probe)
         if ctx.params.get("labeled_at"):
-            column = cli_ingest.free_column_name(reader.schema.names, "labeled_at")
-            reader = cli_ingest.with_labeled_at(reader, ctx.params["labeled_at"], column)
-            log = _with_ts_column(log, column)
+            when = cli_ingest.parse_labeled_at(ctx.params["labeled_at"])
+            if ctx.params["ts_column"] in reader.schema.names:
+                raise click.UsageError(
+                    f"{file} has a time column {ctx.params['ts_column']!r} and --labeled-at "
+                    "was given: keep one (drop --labeled-at to use the column)",
+                    ctx,
+                )
+            log = _with_labeled_at(log, when)
         receipt = cli_ingest.run_with_progress(file, reader, lambda r: log(store, r))
     for line in cli_ingest.receipt_lines(receipt):
         click.echo(line)
 
 
-def _with_ts_column(log: Callable[..., Any], column: str) -> Callable[..., Any]:
-    return lambda store, reader: log(store, reader, ts_column=column)
+def _with_labeled_at(log: Callable[..., Any], when: Any) -> Callable[..., Any]:
+    return lambda store, reader: log(store, reader, labeled_at=when)
 
 
 @ingest.command("features")

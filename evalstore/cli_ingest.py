@@ -110,13 +110,8 @@ def refuse_stored_ids(
     )
 
 
-def with_labeled_at(
-    reader: pa.RecordBatchReader, labeled_at: str, column: str
-) -> pa.RecordBatchReader:
-    """``reader`` with a constant time column ``column`` set to ``labeled_at`` (ISO-8601).
-
-    A time without an offset is taken as UTC.
-    """
+def parse_labeled_at(labeled_at: str) -> datetime:
+    """The ``--labeled-at`` text as an aware UTC time (a time without an offset is UTC)."""
     try:
         when = datetime.fromisoformat(labeled_at.strip())
     except ValueError:
@@ -124,25 +119,7 @@ def with_labeled_at(
             f"--labeled-at {labeled_at!r} is not an ISO-8601 time; write e.g. "
             "2026-11-30 or 2026-11-30T12:00:00Z"
         ) from None
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    kind = pa.timestamp("us", tz="UTC")
-    schema = reader.schema.append(pa.field(column, kind))
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        for batch in reader:
-            stamps = pa.array([when] * batch.num_rows, kind)
-            yield pa.RecordBatch.from_arrays([*batch.columns, stamps], schema=schema)
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
-
-
-def free_column_name(names: list[str], wanted: str) -> str:
-    """``wanted``, or ``wanted_1``, ``wanted_2``… whichever is not in ``names``."""
-    name, n = wanted, 0
-    while name in names:
-        n += 1
-        name = f"{wanted}_{n}"
-    return name
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def progress_stream() -> Any:
@@ -194,6 +171,5 @@ def receipt_lines(receipt: Receipt) -> list[str]:
     if receipt.skipped:
         parts.append(f"skipped {receipt.skipped} already stored")
     lines = ["; ".join(parts)]
-    warnings: Any = getattr(receipt, "warnings", ())
-    lines.extend(f"warning: {w}" for w in warnings or ())
+    lines.extend(f"warning: {w}" for w in receipt.warnings)
     return lines

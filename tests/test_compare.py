@@ -360,13 +360,21 @@ def test_cli_compare(tmp_path):
         store.log_labels("m", pa.table({"example_id": ids, "label": [1, 1, 1, 0]}))
     runner = CliRunner()
     args = ["-s", str(path), "compare", "-m", "m", "-a", "v1", "-b", "v2", "-w", "chunks:1"]
-    result = runner.invoke(main, [*args, "--by", "c", "--metrics", "disagreement,accuracy"])
+    wide = {"COLUMNS": "250"}  # every column fits: the test's name is shown
+    result = runner.invoke(
+        main, [*args, "--by", "c", "--metrics", "disagreement,accuracy"], env=wide
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split()[:3] == ["window_start", "c", "metric"]
     assert "mcnemar exact" in result.output
     assert "difference v2 - v1" in result.output
+    narrow = runner.invoke(
+        main, [*args, "--by", "c", "--metrics", "disagreement,accuracy"], env={"COLUMNS": "80"}
+    )
+    assert max(len(line) for line in narrow.output.splitlines()) <= 80
+    assert "mcnemar exact" not in narrow.output and "not shown:" in narrow.output
     result = runner.invoke(main, [*args, "--slice", "oops"])
-    assert result.exit_code == 2 and "NAME=PREDICATE" in result.output
+    assert result.exit_code == 1 and "NAME=PREDICATE" in result.output
     result = runner.invoke(main, [*args, "-f", "json"])
     assert result.exit_code == 0 and '"metric": "brier"' in result.output

@@ -324,7 +324,9 @@ def test_cli_skew_table_and_csv(tmp_path):
                            env="training")  # fmt: skip
         store.log_features("m", pa.table({"example_id": ids, "x": [1.0, 2.5, 3.0]}))
     runner = CliRunner()
-    result = runner.invoke(main, ["-s", str(path), "skew", "-m", "m", "--no-distance"])
+    result = runner.invoke(
+        main, ["-s", str(path), "skew", "-m", "m", "--no-distance"], env={"COLUMNS": "250"}
+    )
     assert result.exit_code == 0, result.output
     assert "share_mismatch" in result.output and "['b']" in result.output
     assert "1 of 3 examples in both training and serving differ" in result.output
