@@ -8,7 +8,7 @@ strings any unicode, and nulls stay nulls in every column.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import evalstore
 from evalstore.errors import InvalidNameError, ValidationError
 from evalstore.schema import RESERVED_FEATURE_NAMES
+from evalstore.time_limits import DEFAULT_TIME_RANGE
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 READ_BACK = (
@@ -33,8 +34,25 @@ INT_RANGES = {
 NAIVE_US = pa.timestamp("us")
 UTC_US = pa.timestamp("us", tz="UTC")
 TYPES = [*INT_RANGES, pa.float32(), pa.float64(), pa.string(), pa.bool_(), NAIVE_US, UTC_US]
-# DuckDB's TIMESTAMP range is narrower than Python's; stay well inside both.
+# DuckDB's TIMESTAMP range is narrower than Python's; stay well inside both. Timestamp
+# *feature* columns keep this wide range: only the event time ``ts`` is bounded by the
+# store's time range (evalstore.time_limits), ``[TS_LOW, TS_HIGH)`` UTC by default.
 MIN_TIME, MAX_TIME = datetime(1700, 1, 1), datetime(2300, 12, 31, 23, 59, 59, 999999)
+TS_LOW, TS_HIGH = DEFAULT_TIME_RANGE
+# the last microsecond the default range accepts (hypothesis bounds are inclusive)
+TS_LAST = TS_HIGH.replace(tzinfo=None) - timedelta(microseconds=1)
+
+
+def event_times() -> st.SearchStrategy:
+    """UTC event times the store accepts by default: ``[TS_LOW, TS_HIGH)``."""
+    return st.datetimes(TS_LOW.replace(tzinfo=None), TS_LAST, timezones=st.just(UTC))
+
+
+def out_of_range_times() -> st.SearchStrategy:
+    """UTC times DuckDB holds but the store's default time range refuses."""
+    return st.datetimes(
+        MIN_TIME, TS_LOW.replace(tzinfo=None) - timedelta(microseconds=1), timezones=st.just(UTC)
+    ) | st.datetimes(TS_HIGH.replace(tzinfo=None), MAX_TIME, timezones=st.just(UTC))
 
 
 def values_of(kind: pa.DataType) -> st.SearchStrategy:
@@ -76,7 +94,7 @@ def tables(draw, names=names) -> pa.Table:
     n = draw(st.integers(0, 12))
     arrays = {
         "example_id": pa.array([f"e{i:03d}" for i in range(n)], type=pa.string()),
-        "ts": pa.array(draw(st.lists(values_of(UTC_US), min_size=n, max_size=n)), type=UTC_US),
+        "ts": pa.array(draw(st.lists(event_times(), min_size=n, max_size=n)), type=UTC_US),
     }
     for name, kind in columns:
         cells = draw(st.lists(st.none() | values_of(kind), min_size=n, max_size=n))
@@ -165,6 +183,36 @@ def test_case_twins_are_rejected_and_others_round_trip(table, clash):
         else:
             store.log_features("fraud", table)
             assert_round_trip(table.sort_by("example_id"), store.sql(READ_BACK))
+
+
+@SETTINGS
+@given(table=tables(), data=st.data())
+def test_event_times_outside_the_time_range_are_refused(table, data):
+    """One ``ts`` outside ``[TS_LOW, TS_HIGH)`` refuses the whole batch; nothing is written."""
+    if table.num_rows == 0:
+        table = pa.table({"example_id": ["e000"], "ts": pa.array([TS_LOW], type=UTC_US)})
+    row = data.draw(st.integers(0, table.num_rows - 1), label="row")
+    bad = data.draw(out_of_range_times(), label="bad time")
+    times = table.column("ts").to_pylist()
+    times[row] = bad
+    table = table.set_column(1, "ts", pa.array(times, type=UTC_US))
+    with fresh_store() as store:
+        with pytest.raises(ValidationError) as caught:
+            store.log_features("fraud", table)
+        error = caught.value
+        assert error.column == "ts" and error.rows == 1
+        assert str(error).startswith(
+            "time column 'ts' has 1 values outside the store's time range "
+            "[1900-01-01T00:00:00+00:00, 2200-01-01T00:00:00+00:00) UTC, for example "
+        )
+        assert "time_range=(lo, hi)" in str(error)
+        assert error.examples == [
+            store.sql("SELECT CAST(CAST(? AS TIMESTAMPTZ) AS VARCHAR) AS t", [bad])
+            .column("t")[0]
+            .as_py()
+        ]
+        assert store.sql("SELECT count(*) AS n FROM evalstore.batches").to_pylist() == [{"n": 0}]
+        assert store.sql("SELECT count(*) AS n FROM fraud.features").to_pylist() == [{"n": 0}]
 
 
 @SETTINGS
