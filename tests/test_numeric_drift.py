@@ -3,7 +3,9 @@
 Two kinds of checks: the kernels against scipy/numpy/DuckDB on random samples with heavy
 ties, and the whole fast path of ``store.drift`` against the SQL macro
 ``evalstore.drift_numeric`` that a plain DuckDB connection calls: both must give the same
-rows (values to 1e-12, same variants, counts and reasons) for every variant.
+rows (values to 1e-12, same variants, counts and reasons) for every variant. Against a
+fixed reference both sides tell an output without reference rows by
+``evalstore.reference_reason``, as the macro ``evalstore.drift`` does.
 """
 
 from __future__ import annotations
@@ -171,11 +173,21 @@ def test_fast_path_equals_the_sql_macro(variant, window, reference):
         options = SQL_DEFAULTS | variant
         selection = evalstore.selection.resolve(store.connection, reference, window)
         placeholders = ", ".join("?" for _ in selection.args())
+        # a fixed reference's outputs without rows get their reason from the one SQL
+        # definition, evalstore.reference_reason, as the macro evalstore.drift gives it
+        # (a rolling {'previous': n} reference keeps drift_numeric's reasons)
+        reason = (
+            "reason"
+            if selection.previous
+            else "evalstore.reference_reason(feature, reason, n_reference, ?)"
+        )
         macro = store.sql(
-            f"SELECT * FROM evalstore.drift_numeric('m.numeric_values', {placeholders}, "
+            f"SELECT * REPLACE ({reason} AS reason) "
+            f"FROM evalstore.drift_numeric('m.numeric_values', {placeholders}, "
             "?, ?, ?::DOUBLE[], ?, ?, ?, ?, ?) "
             "WHERE method <> 'wasserstein' OR starts_with(variant, ?)",
             [
+                *([] if selection.previous else [reference]),
                 *selection.args(), options["binning"], options["bins"], options["edges"],
                 options["pooled"], options["zero_bins"], options["epsilon"],
                 options["log_base"], options["js"], options["wasserstein"] + ":",
@@ -200,6 +212,15 @@ def test_fast_path_equals_the_sql_macro(variant, window, reference):
     assert "reference standard deviation is 0 or undefined" in reasons  # zscore of 'constant'
     if variant.get("wasserstein", "normed") == "normed":
         assert "constant reference: standard deviation is 0" in reasons
+    score_reasons = {r["reason"] for r in actual.values() if r["feature"] == "score"}
+    if reference == "training":  # the training rows were never predicted
+        assert score_reasons == {
+            "the reference (training) has no predictions: score exists only for served rows; "
+            "compare with earlier serving windows, reference={'previous': n}, or a (start, "
+            "end) range of serving time"
+        }
+    else:
+        assert "the reference" not in " ".join(filter(None, score_reasons))
 
 
 def test_plain_duckdb_drift_macro_gives_store_drift_statistics(tmp_path):
@@ -220,11 +241,19 @@ def test_plain_duckdb_drift_macro_gives_store_drift_statistics(tmp_path):
         ).to_arrow_table()
     plain = {(r["window_start"], r["feature"]): r for r in result.to_pylist()}
     assert len(plain) == len(fast) > 10
+    # the score's reason (no predictions in training) is evalstore.reference_reason's on
+    # both sides
+    assert any(
+        r["feature"] == "score"
+        and r["reason"].startswith("the reference (training) has no predictions")
+        for r in fast
+    )
     for row in fast:
         other = plain[(row["window_start"], row["feature"])]
-        assert (other["n_reference"], other["n_analysis"]) == (
+        assert (other["n_reference"], other["n_analysis"], other["reason"]) == (
             row["n_reference"],
             row["n_analysis"],
+            row["reason"],
         )
         if row["value"] is None:
             assert other["value"] is None
