@@ -34,7 +34,7 @@ from server import create_app
 from fastapi.testclient import TestClient
 
 def legacy(body, media):
-    payload = json.loads(body)
+    payload = json.loads(body if isinstance(body, bytes) else str(body.view(), "utf-8"))
     if isinstance(payload, dict):
         payload = payload["records"]
     return pa.Table.from_pylist(payload)

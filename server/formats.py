@@ -20,11 +20,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
-from fastapi import Request
 from fastapi.responses import Response
 
-from evalstore.formats import json_value, to_arrow_ipc, to_csv, to_records
+from evalstore.core.formats import json_value, to_arrow_ipc, to_csv, to_records
 from server.errors import ApiError
+from server.ingest_body import Body
 from server.json_body import NDJSON, read_json_table
 
 JSON = "application/json"
@@ -117,12 +117,7 @@ def json_result(value: Any) -> Any:
     return str(converted)
 
 
-async def read_body(request: Request) -> bytes:
-    """The request body (the size limit is enforced by :class:`server.limits.BodyLimit`)."""
-    return await request.body()
-
-
-def body_to_data(body: bytes, content_type: str | None) -> pa.Table | pa.RecordBatchReader:
+def body_to_data(body: Body | bytes, content_type: str | None) -> pa.Table | pa.RecordBatchReader:
     """Parse an ingest body: an Arrow IPC stream, Parquet, or JSON records.
 
     JSON may be an array of records (``[{"example_id": "a", "x": 1.5}, …]``), an object of
@@ -131,13 +126,15 @@ def body_to_data(body: bytes, content_type: str | None) -> pa.Table | pa.RecordB
     directly (:mod:`server.json_body`), without a Python object per value. Every
     refusal is a 422 naming what is wrong (a truncated Arrow stream, JSON nested too deeply,
     an integer beyond 64 bits, a batch without rows), or 415 for a media type it cannot read.
+    ``body`` is best a :class:`~server.ingest_body.Body` (:func:`server.ingest_body.read_body`);
+    an Arrow or Parquet table may reference its buffer (zero-copy), a JSON one does not.
     """
     media = (content_type or JSON).split(";")[0].strip().lower()
-    if not body:
+    if not len(body):
         raise ApiError(422, "empty_body", "the request body is empty; send JSON records or Arrow")
     if media == ARROW:
         try:  # read whole (zero-copy from the body): a truncated stream is refused here
-            return _not_empty(ipc.open_stream(pa.py_buffer(body)).read_all())
+            return _not_empty(ipc.open_stream(pa.py_buffer(_bytes_of(body))).read_all())
         except (pa.ArrowException, OSError) as error:
             raise ApiError(
                 422,
@@ -147,7 +144,7 @@ def body_to_data(body: bytes, content_type: str | None) -> pa.Table | pa.RecordB
             ) from None
     if media == PARQUET:
         try:
-            return _not_empty(pq.read_table(pa.BufferReader(body)))
+            return _not_empty(pq.read_table(pa.BufferReader(_bytes_of(body))))
         except pa.ArrowException as error:
             raise ApiError(422, "invalid_parquet", f"the body is not Parquet: {error}") from None
     if media not in (JSON, "text/json", *NDJSON):
@@ -157,6 +154,11 @@ def body_to_data(body: bytes, content_type: str | None) -> pa.Table | pa.RecordB
             f"cannot ingest {media!r}; send {JSON} (records) or {ARROW} (an Arrow IPC stream)",
         )
     return _not_empty(read_json_table(body, media))
+
+
+def _bytes_of(body: Body | bytes) -> memoryview | bytes:
+    """The bytes of ``body`` (no copy)."""
+    return body.view() if isinstance(body, Body) else body
 
 
 def _not_empty(table: pa.Table) -> pa.Table:

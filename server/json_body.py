@@ -3,7 +3,8 @@
 ``json.loads`` followed by ``pyarrow.Table.from_pylist`` held a Python object for every
 value (about 8x the body in resident memory). Here the body is parsed by Arrow's JSON
 reader (``pyarrow.json``) into columns in one pass: an array of records is read as the
-one object ``{"records": [...]}`` (a copy of the body with 12 bytes around it) and its
+one object ``{"records": [...]}`` (written around the body in the spare bytes of its
+buffer, :meth:`server.ingest_body.Body.wrapped`, so the body is not copied) and its
 struct column flattened without copying; an object of columns has one list per column;
 newline-delimited JSON (``application/x-ndjson``) is read as rows. Strings stay strings
 (Arrow's reader would otherwise turn ISO-8601-looking text into timestamps; the store
@@ -18,7 +19,6 @@ checked exactly, by the standard library's parser with a hook that keeps no obje
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from typing import Any
@@ -27,26 +27,37 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 from server.errors import ApiError
+from server.ingest_body import Body, release_memory
 
 #: Deepest nesting of lists/objects accepted inside a value (a flat record's is 0).
 MAX_DEPTH = 32
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _LONG_DIGITS = re.compile(rb"\d{19}")
+_FIRST = re.compile(rb"[^ \t\r\n]")  # the first byte that is not JSON whitespace
 NDJSON = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
 
 
-def read_json_table(body: bytes, media: str) -> pa.Table:
-    """The table held by a JSON ingest ``body`` (records, columns, or NDJSON rows)."""
-    if _LONG_DIGITS.search(body):
-        _check_integers(body)
-    start = body.lstrip()[:1]
+def read_json_table(body: Body | bytes, media: str) -> pa.Table:
+    """The table held by a JSON ingest ``body`` (records, columns, or NDJSON rows).
+
+    ``body`` is best a :class:`~server.ingest_body.Body` (an array of records is then read
+    without copying it); ``bytes`` are copied into one first.
+    """
+    if not isinstance(body, Body):
+        body = Body.of(body)
+    data = body.view()
+    if _LONG_DIGITS.search(data):
+        _check_integers(data)
+    first = _FIRST.search(data)
+    start = b"" if first is None else bytes(data[first.start() : first.start() + 1])
     if media in NDJSON:
-        return _checked(_read(body))
+        return _checked(_read(data))
     if start == b"[":
-        return _records(_read(b'{"records":' + body + b"}"), "records")
+        del data
+        return _records(_read(body.wrapped(b'{"records":', b"}")), "records")
     if start != b"{":
         raise _shape_error()
-    table = _read(body)
+    table = _read(data)
     if table.num_rows != 1:
         raise _shape_error()
     if table.column_names == ["records"] and _is_records(table.schema.field(0).type):
@@ -56,7 +67,7 @@ def read_json_table(body: bytes, media: str) -> pa.Table:
     raise _shape_error()
 
 
-def _read(body: bytes) -> pa.Table:
+def _read(body: memoryview) -> pa.Table:
     """Arrow's reading of ``body`` (whole, one block), with strings kept as strings."""
     read_options = pj.ReadOptions(block_size=max(len(body) + 1, 1 << 20), use_threads=False)
     parse = pj.ParseOptions(newlines_in_values=True)
@@ -65,7 +76,7 @@ def _read(body: bytes) -> pa.Table:
     pool = pa.system_memory_pool()
     try:
         table = pj.read_json(
-            io.BytesIO(body), read_options=read_options, parse_options=parse, memory_pool=pool
+            pa.BufferReader(body), read_options=read_options, parse_options=parse, memory_pool=pool
         )
         _valid(table)
         if any(_depth(t, MAX_DEPTH + 2) > MAX_DEPTH + 2 for t in table.schema.types):
@@ -76,13 +87,16 @@ def _read(body: bytes) -> pa.Table:
                 'records (such as [{"example_id": "a", "x": 1.5}])',
             )
         if not any(_has_timestamp(t) for t in table.schema.types):
+            release_memory()  # the parser's scratch memory
             return table
         schema = pa.schema([f.with_type(_as_text(f.type)) for f in table.schema])
         del table
+        release_memory()  # the first pass's memory, before the second pass takes its own
         parse = pj.ParseOptions(newlines_in_values=True, explicit_schema=schema)
         table = pj.read_json(
-            io.BytesIO(body), read_options=read_options, parse_options=parse, memory_pool=pool
+            pa.BufferReader(body), read_options=read_options, parse_options=parse, memory_pool=pool
         )
+        release_memory()
         return _valid(table)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
         raise ApiError(
@@ -114,7 +128,8 @@ def _records(table: pa.Table, name: str) -> pa.Table:
         if any(chunk.value_lengths()[0].as_py() for chunk in table.column(name).chunks):
             raise ApiError(422, "invalid_json", "a JSON array body must hold objects (one per row)")
         return pa.table({})
-    items = table.column(name).combine_chunks().flatten()  # the struct array of the rows
+    column = table.column(name)  # (one chunk, as read whole: used as is, not copied)
+    items = (column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()).flatten()
     return _checked(pa.Table.from_struct_array(items))
 
 
@@ -144,7 +159,7 @@ def _checked(table: pa.Table, most: int = MAX_DEPTH) -> pa.Table:
     return table
 
 
-def _check_integers(body: bytes) -> None:
+def _check_integers(body: memoryview) -> None:
     """422 naming the column of the first integer outside int64 (exact; keeps no objects)."""
     too_big = object()
 
@@ -166,7 +181,7 @@ def _check_integers(body: bytes) -> None:
 
     try:
         json.loads(
-            body,
+            str(body, "utf-8"),
             parse_int=parse_int,
             parse_float=lambda _: None,
             object_pairs_hook=pairs,

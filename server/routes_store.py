@@ -14,10 +14,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from evalstore.formats import to_records
+from evalstore.core.formats import to_records
 from server.auth import granted, require
 from server.errors import ApiError
-from server.formats import ARROW, JSON, body_to_data, json_result
+from server.formats import ARROW, JSON, PARQUET, body_to_data, json_result
+from server.ingest_body import Body, read_body, release_memory
 from server.prom import CONTENT_TYPE
 
 router = APIRouter()
@@ -140,14 +141,31 @@ def register_version(request: Request, model: str, body: Version) -> dict[str, A
 
 
 async def _ingest(request: Request, call: Any, **kwargs: Any) -> dict[str, Any]:
-    body = await request.body()
+    """Read the body into one buffer, then parse it and log the batch off the event loop."""
     content_type = request.headers.get("content-type")
-    data = body_to_data(body, content_type)
     if kwargs.get("origin") is None:
         kind = "arrow" if (content_type or "").startswith(ARROW) else "json"
         kwargs["origin"] = f"http:{kind}"
-    receipt = await run_in_threadpool(call, **kwargs, data=data)
+    holder = [await read_body(request)]  # the worker takes the body: nothing here keeps it
+    receipt = await run_in_threadpool(_parse_and_log, holder, content_type, call, kwargs)
     return json_result(receipt)
+
+
+def _parse_and_log(
+    holder: list[Body], content_type: str | None, call: Any, kwargs: dict[str, Any]
+) -> Any:
+    """Parse the body taken from ``holder`` and ``call`` the store with it.
+
+    A JSON body is dropped (and its memory and the parser's scratch memory given back to
+    the operating system) before the store writes, so they do not stack on the write; an
+    Arrow or Parquet table may reference the body's buffer (zero-copy) and keeps it.
+    """
+    body = holder.pop()
+    data = body_to_data(body, content_type)
+    del body
+    if not (content_type or "").startswith((ARROW, PARQUET)):
+        release_memory()
+    return call(**kwargs, data=data)
 
 
 @router.post(
