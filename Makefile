@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 VENV14 ?= .venv-duckdb14
 STAMP14 := $(VENV14)/.installed
 
-.PHONY: demo test lint format bench soak clean duckdb14
+.PHONY: demo test lint format docs bench soak clean duckdb14
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# the generated pages of docs/ (SQL and CLI references, HTTP statuses): docs/_generate.py
+docs: $(STAMP)
+	$(BIN)/cog -r -I docs docs/*.md
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
