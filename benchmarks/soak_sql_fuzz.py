@@ -25,7 +25,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from evalstore import sql_policy
+from evalstore.core import sql_policy
 from server.errors import ApiError
 from server.sql_guard import DIALECTS, check_query
 

@@ -11,14 +11,14 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from evalstore import compare as _compare
-from evalstore import drift, ingest, multivariate_drift, registry, sources, udfs
-from evalstore import health as _health
-from evalstore import performance as _performance
-from evalstore import quality as _quality
-from evalstore import skew as _skew
-from evalstore import slices as _slices
-from evalstore.db import transaction, utc_cursor
+from evalstore.core import ingest, registry, sources, udfs
+from evalstore.core.db import transaction, utc_cursor
+from evalstore.core.identifiers import check_model_name
+from evalstore.core.layout import check_catalog, check_readable, create_model_schema, migrate
+from evalstore.core.macros import install_macros
+from evalstore.core.registry import to_timestamp
+from evalstore.core.time_limits import TimeLimits
+from evalstore.core.values import refresh_value_views
 from evalstore.errors import (
     InvalidParameterError,
     ModelConflictError,
@@ -26,12 +26,14 @@ from evalstore.errors import (
     UnknownModelError,
     translate_duckdb_errors,
 )
-from evalstore.identifiers import check_model_name
-from evalstore.macros import install_macros
-from evalstore.registry import to_timestamp
-from evalstore.schema import check_catalog, check_readable, create_model_schema, migrate
-from evalstore.time_limits import TimeLimits
-from evalstore.values import refresh_value_views
+from evalstore.metrics import compare as _compare
+from evalstore.metrics import health as _health
+from evalstore.metrics import performance as _performance
+from evalstore.metrics import quality as _quality
+from evalstore.metrics import skew as _skew
+from evalstore.metrics import slices as _slices
+from evalstore.metrics.drift import multivariate as multivariate_drift
+from evalstore.metrics.drift import univariate as drift
 
 Data = Any  # anything sources.to_reader accepts
 
@@ -52,7 +54,7 @@ def open(
     ``time_range`` ``(lo, hi)`` is the range of times ingest and the registry accept
     (default 1900-01-01 up to 2200-01-01 UTC); ``max_windows`` the most windows one
     metric call builds (default 10,000). Both hold for this handle and its sessions
-    only; see :mod:`evalstore.time_limits`.
+    only; see :mod:`evalstore.core.time_limits`.
 
     >>> import evalstore
     >>> with evalstore.open() as store:
@@ -81,7 +83,7 @@ class Store:
     ) -> None:
         self.path = None if path is None else Path(path)
         self.read_only = read_only
-        #: accepted times and windows per call (:mod:`evalstore.time_limits`)
+        #: accepted times and windows per call (:mod:`evalstore.core.time_limits`)
         self.limits = TimeLimits.of(time_range, max_windows)
         if read_only and (self.path is None or not self.path.exists()):
             raise InvalidParameterError(
@@ -327,7 +329,8 @@ class Store:
         where: str | None = None,
         **options: Any,
     ) -> pa.Table:
-        """Univariate drift per window and feature; see :func:`evalstore.drift.drift`.
+        """Univariate drift per window and feature; see
+        :func:`evalstore.metrics.drift.univariate.drift`.
 
         ``reference`` is ``"training"``, ``"validation"``, ``{"dataset": tag}``, a
         ``(start, end)`` time range or ``{"previous": n}``; ``window`` an interval
@@ -366,7 +369,7 @@ class Store:
         """Joint drift of the numeric features per window: MMD² and PCA reconstruction.
 
         Same selection parameters and result shape as :meth:`drift` (``feature`` is
-        ``'*'``); see :mod:`evalstore.multivariate_drift` for the methods and options
+        ``'*'``); see :mod:`evalstore.metrics.drift.multivariate` for the methods and options
         (``alpha``, ``max_rows``, ``n_permutations``, ``variance``, ``learn_chunks``,
         ``learn_k``, ``seed``).
         """
@@ -384,7 +387,7 @@ class Store:
         where: str | None = None,
         **options: Any,
     ) -> pa.Table:
-        """Data quality per window and feature; see :func:`evalstore.quality.quality`.
+        """Data quality per window and feature; see :func:`evalstore.metrics.quality.quality`.
 
         Checks: rows, missing, nan, posinf, neginf, out_of_range (numeric; outside the
         reference's [min, max]) and unseen (categorical). Same selection parameters and
@@ -403,7 +406,7 @@ class Store:
         """Infer and save each feature's schema from the reference rows.
 
         Saved in the editable table ``evalstore.schemas`` (kind, dtype, nullable,
-        min, max, domain, expected_missing); see :func:`evalstore.quality.infer_schema`.
+        min, max, domain, expected_missing); see :func:`evalstore.metrics.quality.infer_schema`.
         """
         self._writable()
         return _quality.infer_schema(self, model, reference, version, features, **options)
@@ -424,7 +427,7 @@ class Store:
         """Violations of the saved schema per window and feature.
 
         Checks: missing, missing_rate, type, below_min, above_max, out_of_domain; see
-        :func:`evalstore.quality.validate`.
+        :func:`evalstore.metrics.quality.validate`.
         """
         return _quality.validate(self, model, window, features, version, where, **options)
 
@@ -445,7 +448,7 @@ class Store:
 
         Binary, multiclass and regression metrics with confidence intervals, label
         coverage and ``labels_complete`` (so a late-labelled window is not mistaken for a
-        drop); see :func:`evalstore.performance.performance`.
+        drop); see :func:`evalstore.metrics.performance.performance`.
         """
         return _performance.performance(
             self, model, metrics, window, by, version, where, since, until, threshold, **options
@@ -466,7 +469,7 @@ class Store:
 
         Each finding carries a SQL ``predicate`` to pass back as ``where=`` to every other
         call; tests, multiple-testing control and ranking are described in
-        :func:`evalstore.slices.worst_slices`.
+        :func:`evalstore.metrics.slices.worst_slices`.
         """
         return _slices.worst_slices(
             self, model, metric, since, until, version, where, features, **options
@@ -487,7 +490,7 @@ class Store:
         Per feature: n_compared, n_mismatch (numeric within ``tolerance`` + ``rtol`` x
         |training| as numpy.isclose; categorical exact; NULL vs value mismatches),
         share_mismatch, sample_ids, and the training-vs-serving ``distance`` from the
-        drift engine (``method``, ``variant``); see :func:`evalstore.skew.skew`.
+        drift engine (``method``, ``variant``); see :func:`evalstore.metrics.skew.skew`.
         """
         return _skew.skew(self, model, tolerance, rtol, features, version, where, **options)
 
@@ -504,7 +507,7 @@ class Store:
         """One row: examples in both envs, how many have any skew, features with skew.
 
         Same parameters and mismatch rule as :meth:`skew`; see
-        :func:`evalstore.skew.skew_summary`.
+        :func:`evalstore.metrics.skew.skew_summary`.
         """
         return _skew.skew_summary(self, model, tolerance, rtol, features, version, where, **options)
 
@@ -524,7 +527,7 @@ class Store:
         Per window and slice: disagreement rate, and on labeled pairs the paired
         difference b - a of accuracy (McNemar's test), log loss and Brier score
         (regression: MAE, MSE) with confidence intervals and p-values; see
-        :func:`evalstore.compare.compare`.
+        :func:`evalstore.metrics.compare.compare`.
         """
         return _compare.compare(self, model, a, b, window, by, metric, where, **options)
 
@@ -541,7 +544,7 @@ class Store:
         Version and training-data age; predictions, throughput, error rate (NULL
         predictions) and latency p50/p95/p99 per version and ``window``; ingest freshness
         and volume from ``evalstore.batches``; dependency changes between consecutive
-        versions. See :func:`evalstore.health.health` (``as_of``, ``now``).
+        versions. See :func:`evalstore.metrics.health.health` (``as_of``, ``now``).
         """
         return _health.health(self, model, window, version, sections, **options)
 
@@ -570,9 +573,10 @@ class Store:
         example_id, strategy, picked_by, priority, a reason and every per-strategy score;
         each becomes an open request in ``evalstore.label_requests`` (``record=False`` to
         skip; ``expires_in='14 days'``). Options: ``weights``, ``reference``, ``by``,
-        ``prior``, ``pool``, ``record``, ``expires_in``; see :func:`evalstore.suggest.suggest`.
+        ``prior``, ``pool``, ``record``, ``expires_in``; see
+        :func:`evalstore.flywheel.suggest.suggest`.
         """
-        from evalstore import suggest as _suggest
+        from evalstore.flywheel import suggest as _suggest
 
         return _suggest.suggest(
             self, model, k, strategy, version, since, until, window, where, seed, **options
@@ -591,7 +595,7 @@ class Store:
         ``expired`` or ``cancelled`` (or a list of them). Overdue open requests are
         marked expired first.
         """
-        from evalstore import suggest as _suggest
+        from evalstore.flywheel import suggest as _suggest
 
         return _suggest.label_requests(self, model, status, strategy, example_ids)
 
@@ -606,13 +610,13 @@ class Store:
 
         Returns how many were cancelled; cancelled examples may be suggested again.
         """
-        from evalstore import suggest as _suggest
+        from evalstore.flywheel import suggest as _suggest
 
         return _suggest.cancel_requests(self, model, example_ids, request_ids, strategy)
 
     def expire_requests(self, model: str | None = None, now: Any = None) -> int:
         """Mark open requests past their ``expires_at`` (at ``now``) expired; return how many."""
-        from evalstore import suggest as _suggest
+        from evalstore.flywheel import suggest as _suggest
 
         return _suggest.expire_requests(self, model, now)
 
@@ -633,7 +637,7 @@ class Store:
         Pass it to :meth:`export` (written by DuckDB without going through Python) or
         :meth:`snapshot`. Same parameters as :meth:`select`.
         """
-        from evalstore import training_data as _training_data
+        from evalstore.flywheel import training_data as _training_data
 
         with self._lock:
             return _training_data.resolve(
@@ -664,7 +668,7 @@ class Store:
         an Arrow table ordered by env, example_id, or with ``stream=True`` a
         ``pyarrow.RecordBatchReader`` for selections too large for memory.
         """
-        from evalstore import training_data as _training_data
+        from evalstore.flywheel import training_data as _training_data
 
         chosen = self.selection(
             model, where, env, since, until, labeled_only, version, columns, as_of
@@ -685,7 +689,7 @@ class Store:
         ``partition_by`` writes a hive-partitioned directory. Returns path, rows and
         partition_by.
         """
-        from evalstore import training_data as _training_data
+        from evalstore.flywheel import training_data as _training_data
 
         if isinstance(selection, Mapping):
             selection = self.selection(**selection)
@@ -699,7 +703,7 @@ class Store:
         definition, as-of time, row count and content hash; :meth:`load_snapshot` returns
         the same rows and labels later, whatever arrives meanwhile.
         """
-        from evalstore import snapshots as _snapshots
+        from evalstore.flywheel import snapshots as _snapshots
 
         return _snapshots.create(self, name, selection, replace=replace)
 
@@ -712,25 +716,25 @@ class Store:
         :class:`evalstore.errors.SnapshotError` raised if the rows can no longer be
         reproduced (feature rows replaced since).
         """
-        from evalstore import snapshots as _snapshots
+        from evalstore.flywheel import snapshots as _snapshots
 
         return _snapshots.load(self, name, stream=stream, verify=verify)
 
     def snapshots(self, model: str | None = None) -> pa.Table:
         """List snapshots (name, model, as_of, created_at, row_count, content_hash, definition)."""
-        from evalstore import snapshots as _snapshots
+        from evalstore.flywheel import snapshots as _snapshots
 
         return _snapshots.listing(self, model)
 
     def snapshot_info(self, name: str) -> dict[str, Any]:
         """One snapshot's record as a dict (``definition`` parsed)."""
-        from evalstore import snapshots as _snapshots
+        from evalstore.flywheel import snapshots as _snapshots
 
         return _snapshots.info(self, name)
 
     def delete_snapshot(self, name: str) -> bool:
         """Delete a snapshot's record (the rows it selected stay in the store)."""
-        from evalstore import snapshots as _snapshots
+        from evalstore.flywheel import snapshots as _snapshots
 
         return _snapshots.delete(self, name)
 

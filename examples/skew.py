@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 import evalstore
-from evalstore.formats import to_text
+from evalstore.core.formats import to_text
 
 rng = np.random.default_rng(0)
 n = 2_000

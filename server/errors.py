@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evalstore import errors as E
-from evalstore.formats import json_value
+from evalstore.core.formats import json_value
 
 log = logging.getLogger("evalstore.server")
 

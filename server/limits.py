@@ -17,8 +17,8 @@ from typing import Any
 
 import duckdb
 
+from evalstore.core.identifiers import quote_literal
 from evalstore.errors import InvalidParameterError
-from evalstore.identifiers import quote_literal
 from server.errors import ApiError, error_body
 from server.lockdown import is_locked
 

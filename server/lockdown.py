@@ -33,7 +33,7 @@ import os
 
 import duckdb
 
-from evalstore.identifiers import quote_literal
+from evalstore.core.identifiers import quote_literal
 
 
 def is_locked(con: duckdb.DuckDBPyConnection) -> bool:

@@ -38,7 +38,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
-from evalstore.schema import schema_prefix
+from evalstore.core.layout import schema_prefix
 
 #: Upper bounds (ms) of the prediction latency histogram's buckets.
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -120,7 +120,7 @@ def _finite(value: Any) -> bool:
 
 def _overall(row: dict[str, Any], columns: list[str]) -> bool:
     """Only unsliced performance rows (slice columns, when present, are all NULL)."""
-    from evalstore.performance import RESULT_COLUMNS_WITHOUT_SLICES
+    from evalstore.metrics.performance import RESULT_COLUMNS_WITHOUT_SLICES
 
     return all(row.get(c) is None for c in columns if c not in RESULT_COLUMNS_WITHOUT_SLICES)
 

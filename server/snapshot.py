@@ -17,7 +17,7 @@ file system (its ``allowed_directories`` stay empty, see :mod:`server.lockdown`)
    catalog, and every table streams from the store's cursor into the copy as Arrow record
    batches;
 5. views are re-created from their SQL (bound by the copy, so DuckDB 1.4 reads their
-   current column types), the SQL macros from ``sql/`` (:func:`evalstore.macros.sql_sources`,
+   current column types), the SQL macros from ``sql/`` (:func:`evalstore.core.macros.sql_sources`,
    the files the served store was installed from), and table, view and column comments;
 6. the copy is checkpointed and closed, then ``os.replace``-d onto the target: readers see
    the old copy or the new one, never a half-written file.
@@ -41,8 +41,8 @@ from typing import Any
 
 import duckdb
 
-from evalstore.identifiers import quote, quote_literal
-from evalstore.macros import sql_sources
+from evalstore.core.identifiers import quote, quote_literal
+from evalstore.core.macros import sql_sources
 from server.background import BackgroundLoop
 
 log = logging.getLogger("evalstore.server")

@@ -7,12 +7,12 @@ DDL, DML (also inside a CTE), COPY, ATTACH/DETACH, INSTALL/LOAD, PRAGMA, SET/RES
 EXPORT/IMPORT DATABASE, USE, CHECKPOINT, VACUUM, transactions, DESCRIBE/SUMMARIZE/EXPLAIN.
 
 The authoritative check is then made on the DuckDB text that will run, as DuckDB itself
-parses it (:mod:`evalstore.sql_policy`): an *allow-list* of read-only functions and table
+parses it (:mod:`evalstore.core.sql_policy`): an *allow-list* of read-only functions and table
 functions, the store's own ``evalstore.*`` macros (with literal relation names), the
 store's tables and views, and nothing DuckDB could read as a file or URL. Whatever a
 dialect's transpilation produces (``CONCAT('x.csv')`` in MySQL becomes ``FROM 'x.csv'``),
 it is what gets checked. Brackets nested deeper than
-:data:`~evalstore.sql_policy.MAX_NESTING` are refused before parsing, and any failure of
+:data:`~evalstore.core.sql_policy.MAX_NESTING` are refused before parsing, and any failure of
 sqlglot on odd input is a 400, never a server error.
 
 This is the first line of defence; the second is the locked DuckDB configuration
@@ -40,7 +40,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
-from evalstore.sql_policy import MAX_NESTING, Policy, UnsafeSqlError, check_nesting, check_sql
+from evalstore.core.sql_policy import MAX_NESTING, Policy, UnsafeSqlError, check_nesting, check_sql
 from server.errors import ApiError
 
 #: sqlglot dialect names accepted for ``dialect`` (DuckDB itself when omitted).

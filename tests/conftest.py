@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import evalstore
-from evalstore.identifiers import quote
+from evalstore.core.identifiers import quote
 
 #: The model tables a rejected batch must leave untouched.
 MODEL_TABLES = ("features", "predictions", "labels")

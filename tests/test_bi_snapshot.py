@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import evalstore
-from evalstore.drift import DEFAULT_THRESHOLDS
+from evalstore.metrics.drift.univariate import DEFAULT_THRESHOLDS
 from server import create_app
 from server.snapshot import STORAGE_VERSION, SnapshotWriter
 
@@ -338,8 +338,8 @@ def test_grafana_example_shows_the_demo_model_per_version(tmp_path, version):
     from datetime import datetime
     from urllib.parse import unquote
 
-    from evalstore.demo import build_store as build_demo
-    from evalstore.scenario import credit_default_scenario
+    from evalstore.demo.run import build_store as build_demo
+    from evalstore.demo.scenario import credit_default_scenario
 
     dashboard = json.loads((PROJECT / "examples" / "grafana_dashboard.json").read_text())
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}

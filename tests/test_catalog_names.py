@@ -16,8 +16,8 @@ import pyarrow as pa
 import pytest
 
 import evalstore
+from evalstore.core.layout import SCHEMA_VERSION
 from evalstore.errors import InvalidParameterError
-from evalstore.schema import SCHEMA_VERSION
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 

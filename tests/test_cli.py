@@ -21,8 +21,8 @@ from click.testing import CliRunner, Result
 
 import evalstore
 from evalstore.cli import main
+from evalstore.core.layout import SCHEMA_VERSION
 from evalstore.errors import ValidationError
-from evalstore.schema import SCHEMA_VERSION
 
 
 def _utc(*args: int) -> datetime:
@@ -730,7 +730,7 @@ def test_limit_is_on_every_tabular_command():
 
 
 def test_arrow_to_a_terminal_is_refused(loaded, monkeypatch):
-    from evalstore import cli_render
+    from evalstore.cli import render as cli_render
 
     monkeypatch.setattr(cli_render, "stdout_is_tty", lambda: True)
     result = invoke("-s", loaded, "sql", "SELECT 1 AS x", "-f", "arrow")
@@ -885,7 +885,7 @@ def test_importing_the_cli_loads_no_heavy_module():
 def test_a_file_ingested_twice_is_refused_before_it_is_streamed(
     loaded, files, tmp_path, monkeypatch
 ):
-    from evalstore import cli_ingest
+    from evalstore.cli import ingest_files as cli_ingest
 
     store_path = str(tmp_path / "again.duckdb")
     shutil.copyfile(loaded, store_path)
@@ -1055,7 +1055,7 @@ def test_default_store_is_monitoring_duckdb(tmp_path, monkeypatch):
 
 
 def test_ingest_receipt_comes_after_the_finished_progress_bar(store_path, files, monkeypatch):
-    from evalstore import cli_ingest
+    from evalstore.cli import ingest_files as cli_ingest
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

@@ -1,4 +1,4 @@
-"""Terminal rendering of the CLI (evalstore.cli_render): width, row cap, wrapping, grid."""
+"""Terminal rendering of the CLI (evalstore.cli.render): width, row cap, wrapping, grid."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from evalstore import cli_render
-from evalstore.cli_render import render_grid, render_table, terminal_width
+from evalstore.cli import render as cli_render
+from evalstore.cli.render import render_grid, render_table, terminal_width
 
 LONG_REASON = (
     "mix/entropy: uncertain prediction '1' (score 0.500; entropy 1.000) (committee 0.00, "

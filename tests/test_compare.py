@@ -20,8 +20,8 @@ from scipy import stats
 from sklearn.metrics import brier_score_loss, log_loss, mean_absolute_error, mean_squared_error
 
 import evalstore
-from evalstore.compare import LEADING_COLUMNS, TRAILING_COLUMNS, p_values
 from evalstore.errors import InvalidParameterError, UnknownModelError
+from evalstore.metrics.compare import LEADING_COLUMNS, TRAILING_COLUMNS, p_values
 
 BASE = datetime(2026, 3, 2, tzinfo=UTC)
 DAY = 86_400

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pytest
 
 import evalstore
-from evalstore.db import Cleanup, transaction
+from evalstore.core.db import Cleanup, transaction
 
 RUNS = 4
 UNTIL = "2025-01-01"

@@ -12,7 +12,7 @@ import pytest
 
 import evalstore
 from evalstore.cli import main
-from evalstore.macros import SQL_FILES
+from evalstore.core.macros import SQL_FILES
 
 PROJECT = Path(__file__).parents[1]
 SQL_DIR = PROJECT / "sql"

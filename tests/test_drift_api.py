@@ -3,7 +3,8 @@
 References (rolling, time range, dataset, validation, version), slices (``where``) and
 ``since``/``until`` are checked by recomputing KS, W1 and chi-squared with scipy on exactly
 the rows each should select. Thresholds are checked against the table in
-``evalstore/drift.py``; learned ones against a numpy re-implementation of the chunking;
+``evalstore/metrics/drift/univariate.py``; learned ones against a numpy re-implementation of
+the chunking;
 Bonferroni and Benjamini-Hochberg against numpy. A store with injected drift in 4 of 13
 features must flag exactly those features, in exactly the shifted windows. Finally the
 macros are called from a plain ``duckdb`` process (no evalstore import) on the file.
@@ -24,8 +25,8 @@ import pytest
 from scipy import stats
 
 import evalstore
+from evalstore.core.values import value_rows
 from evalstore.errors import InvalidParameterError, UnknownModelError
-from evalstore.values import value_rows
 
 US_PER_DAY = 86_400_000_000
 DAY0 = datetime(2024, 3, 4, tzinfo=UTC)

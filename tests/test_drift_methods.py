@@ -28,7 +28,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.special import rel_entr
 
 import evalstore
-from evalstore import udfs
+from evalstore.core import udfs
 
 US_PER_DAY = 86_400_000_000
 US_PER_MINUTE = 60_000_000

@@ -40,9 +40,7 @@ def store():
 
 
 def test_sql_errors_are_query_errors_with_duckdbs_message(store):
-    with pytest.raises(
-        QueryError, match=r'^Parser Error: syntax error at or near "SELEC"'
-    ):
+    with pytest.raises(QueryError, match=r'^Parser Error: syntax error at or near "SELEC"'):
         store.sql("SELEC 1")
     with pytest.raises(EvalstoreError, match="Table with name nosuch does not exist") as raised:
         store.sql("SELECT * FROM nosuch")

@@ -17,7 +17,7 @@ import pytest
 
 import evalstore
 from evalstore.errors import InvalidParameterError, UnknownModelError
-from evalstore.health import METRICS, RESULT_COLUMNS, SECTIONS
+from evalstore.metrics.health import METRICS, RESULT_COLUMNS, SECTIONS
 
 BASE = datetime(2026, 3, 2, tzinfo=UTC)
 HOUR = 3600

@@ -21,7 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import evalstore
-from evalstore import ingest
+from evalstore.core import ingest
+from evalstore.core.identifiers import quote
+from evalstore.core.layout import RESERVED_FEATURE_NAMES
 from evalstore.errors import (
     DuplicateIdError,
     InvalidNameError,
@@ -31,8 +33,6 @@ from evalstore.errors import (
     UnknownModelError,
     ValidationError,
 )
-from evalstore.identifiers import quote
-from evalstore.schema import RESERVED_FEATURE_NAMES
 
 
 def rows(store: evalstore.Store, query: str, params=None) -> list[dict]:

@@ -21,7 +21,7 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
 from evalstore.errors import InvalidParameterError
-from evalstore.multivariate import (
+from evalstore.metrics.drift.kernels import (
     MMDResult,
     PCAReconstruction,
     chunk_thresholds,

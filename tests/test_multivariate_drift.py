@@ -10,7 +10,7 @@ import pytest
 
 import evalstore
 from evalstore.errors import InvalidParameterError
-from evalstore.multivariate import PCAReconstruction, chunk_thresholds, mmd_test
+from evalstore.metrics.drift.kernels import PCAReconstruction, chunk_thresholds, mmd_test
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""The sorted-array statistics of numeric drift (evalstore/numeric_drift.py).
+"""The sorted-array statistics of numeric drift (evalstore/metrics/drift/numeric.py).
 
 Two kinds of checks: the kernels against scipy/numpy/DuckDB on random samples with heavy
 ties, and the whole fast path of ``store.drift`` against the SQL macro
@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import evalstore
-from evalstore.numeric_drift import (
+import evalstore.core.windows
+from evalstore.metrics.drift.numeric import (
     Sample,
     histogram,
     ks_statistic,
@@ -171,7 +172,7 @@ def test_fast_path_equals_the_sql_macro(variant, window, reference):
     try:
         fast = store.drift("m", reference=reference, window=window, methods=METHODS, **variant)
         options = SQL_DEFAULTS | variant
-        selection = evalstore.selection.resolve(store.connection, reference, window)
+        selection = evalstore.core.windows.resolve(store.connection, reference, window)
         placeholders = ", ".join("?" for _ in selection.args())
         # a fixed reference's outputs without rows get their reason from the one SQL
         # definition, evalstore.reference_reason, as the macro evalstore.drift gives it

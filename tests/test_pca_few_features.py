@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 import evalstore
-from evalstore.multivariate import PCAReconstruction
-from evalstore.multivariate_drift import PCA_NOISE_FLOOR
+from evalstore.metrics.drift.kernels import PCAReconstruction
+from evalstore.metrics.drift.multivariate import PCA_NOISE_FLOOR
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 

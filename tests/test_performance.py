@@ -38,7 +38,7 @@ from sklearn.metrics import (
 
 import evalstore
 from evalstore.errors import InvalidParameterError, UnknownModelError
-from evalstore.performance import RESULT_COLUMNS_WITHOUT_SLICES, performance
+from evalstore.metrics.performance import RESULT_COLUMNS_WITHOUT_SLICES, performance
 
 BASE = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, UTC midnight
 DAY = 86_400

@@ -16,11 +16,11 @@ import pyarrow as pa
 import pytest
 
 import evalstore
-import evalstore.macros
+import evalstore.core.macros
 from evalstore import InvalidParameterError, ReadOnlyError, StoreVersionError
-from evalstore.macros import SQL_FILES, install_macros, macros_hash, sql_dir
-from evalstore.schema import MIGRATIONS, SCHEMA_VERSION
-from evalstore.values import feature_kinds
+from evalstore.core.layout import MIGRATIONS, SCHEMA_VERSION
+from evalstore.core.macros import SQL_FILES, install_macros, macros_hash, sql_dir
+from evalstore.core.values import feature_kinds
 
 PROJECT = Path(__file__).parents[1]
 MACROS = ("hours_between", "label_coverage", "label_delay", "model_table", "volume")
@@ -206,11 +206,11 @@ def test_reopen_does_not_reinstall_matching_macros(store_file):
 
 
 def test_reopen_reinstalls_when_sql_text_changes(store_file, monkeypatch):
-    original = evalstore.macros.sql_sources()
+    original = evalstore.core.macros.sql_sources()
     body = "(epoch(t1) - epoch(t0)) / 3600.0"
     assert body in original["schema.sql"], "hours_between's body changed; update this test"
     modified = {**original, "schema.sql": original["schema.sql"].replace(body, body + " * 60")}
-    monkeypatch.setattr(evalstore.macros, "sql_sources", lambda: dict(modified))
+    monkeypatch.setattr(evalstore.core.macros, "sql_sources", lambda: dict(modified))
     old_hash = _meta(store_file)["macros_hash"]
 
     with evalstore.open(store_file) as store:
@@ -521,14 +521,14 @@ def test_wheel_ships_the_sql_files(tmp_path):
             packaged = f"evalstore/sql/{name}"
             assert packaged in names
             assert archive.read(packaged) == (PROJECT / "sql" / name).read_bytes()
-        assert {"evalstore/macros.py", "server/app.py"} <= names
+        assert {"evalstore/core/macros.py", "server/app.py"} <= names
         archive.extractall(tmp_path / "site")
     # installed from the wheel, sql_dir() finds the packaged copy
     found = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import evalstore, evalstore.macros as m; print(evalstore.__file__); "
+            "import evalstore, evalstore.core.macros as m; print(evalstore.__file__); "
             "print(m.sql_dir()); print(*(p.name for p in m.sql_dir().iterdir()))",
         ],
         capture_output=True,
@@ -576,7 +576,7 @@ def test_session_is_a_second_connection_on_the_same_store(store_file):
 def test_connections_run_asof_joins_as_asof_joins(tmp_path):
     """The drift macros' ASOF joins must not become nested loops (DuckDB's
     asof_loop_join_threshold, 64 by default): 0 on the store and on its cursors."""
-    from evalstore.db import utc_cursor
+    from evalstore.core.db import utc_cursor
 
     with evalstore.open(tmp_path / "s.duckdb") as store:
         setting = "SELECT current_setting('asof_loop_join_threshold') AS t"

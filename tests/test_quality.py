@@ -1,4 +1,4 @@
-"""Data quality and schema validation (sql/quality.sql, evalstore/quality.py).
+"""Data quality and schema validation (sql/quality.sql, evalstore/metrics/quality.py).
 
 Every number is compared with an independent numpy computation over the data the test
 generated (NULLs kept apart from NaN by explicit masks), on random data with NaN, +-inf,
@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import evalstore
-from evalstore import quality as q
 from evalstore.errors import (
     InvalidNameError,
     InvalidParameterError,
     ReadOnlyError,
     UnknownModelError,
 )
+from evalstore.metrics import quality as q
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, midnight UTC
 DAY = timedelta(days=1)

@@ -43,8 +43,8 @@ from click.testing import CliRunner
 
 import evalstore
 from evalstore.cli import main
-from evalstore.demo import build_store
-from evalstore.scenario import credit_default_scenario
+from evalstore.demo.run import build_store
+from evalstore.demo.scenario import credit_default_scenario
 
 README = Path(__file__).parents[1] / "README.md"
 BLOCK = re.compile(

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import evalstore
+from evalstore.core.layout import RESERVED_FEATURE_NAMES
+from evalstore.core.time_limits import DEFAULT_TIME_RANGE
 from evalstore.errors import InvalidNameError, ValidationError
-from evalstore.schema import RESERVED_FEATURE_NAMES
-from evalstore.time_limits import DEFAULT_TIME_RANGE
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 READ_BACK = (
@@ -36,7 +36,7 @@ UTC_US = pa.timestamp("us", tz="UTC")
 TYPES = [*INT_RANGES, pa.float32(), pa.float64(), pa.string(), pa.bool_(), NAIVE_US, UTC_US]
 # DuckDB's TIMESTAMP range is narrower than Python's; stay well inside both. Timestamp
 # *feature* columns keep this wide range: only the event time ``ts`` is bounded by the
-# store's time range (evalstore.time_limits), ``[TS_LOW, TS_HIGH)`` UTC by default.
+# store's time range (evalstore.core.time_limits), ``[TS_LOW, TS_HIGH)`` UTC by default.
 MIN_TIME, MAX_TIME = datetime(1700, 1, 1), datetime(2300, 12, 31, 23, 59, 59, 999999)
 TS_LOW, TS_HIGH = DEFAULT_TIME_RANGE
 # the last microsecond the default range accepts (hypothesis bounds are inclusive)

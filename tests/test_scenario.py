@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from evalstore.scenario import Scenario, credit_default_scenario
+from evalstore.demo.scenario import Scenario, credit_default_scenario
 
 US_PER_DAY = 86_400_000_000
 FEATURE_SCHEMA = pa.schema(

@@ -13,7 +13,7 @@ import pytest
 
 import evalstore
 from evalstore.errors import InvalidParameterError, UnknownModelError
-from evalstore.training_data import OUTCOME_COLUMNS, TrainingSelection
+from evalstore.flywheel.training_data import OUTCOME_COLUMNS, TrainingSelection
 
 
 def _store() -> evalstore.Store:

@@ -19,8 +19,8 @@ from fastapi import Request
 from fastapi.testclient import TestClient
 
 import evalstore
+from evalstore.core.formats import to_records
 from evalstore.errors import InvalidParameterError
-from evalstore.formats import to_records
 from server import create_app
 from server.auth import Tokens
 from server.checkpointer import Checkpointer

@@ -81,7 +81,7 @@ def test_size_parameters_are_bounded_before_work(served, call, message):
 
 
 def test_bounded_int_names_type_and_lower_bound():
-    from evalstore.bounds import bounded_int
+    from evalstore.core.bounds import bounded_int
 
     with pytest.raises(InvalidParameterError, match=r"k=2.5 must be a positive int \(at most 10\)"):
         bounded_int(2.5, "k", most=10)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import evalstore
 from evalstore.errors import InvalidParameterError, UnknownModelError
-from evalstore.skew import RESULT_COLUMNS, SUMMARY_COLUMNS
+from evalstore.metrics.skew import RESULT_COLUMNS, SUMMARY_COLUMNS
 
 SPECIALS = (np.nan, np.inf, -np.inf)
 

@@ -20,7 +20,7 @@ from scipy import stats
 
 import evalstore
 from evalstore.errors import InvalidParameterError
-from evalstore.slices import _number
+from evalstore.metrics.slices import _number
 
 BASE = datetime(2026, 3, 2, tzinfo=UTC)
 N = 1200

@@ -1,4 +1,4 @@
-"""evalstore.sql_policy: what the allow-list names exists, what it does not name is refused."""
+"""evalstore.core.sql_policy: what the allow-list names exists, what it does not name is refused."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import pyarrow as pa
 import pytest
 
 import evalstore
-from evalstore import sql_policy, udfs
-from evalstore.errors import InvalidParameterError
-from evalstore.selection import check_predicate
-from evalstore.sql_policy import (
+from evalstore.core import sql_policy, udfs
+from evalstore.core.sql_policy import (
     ALLOWED_FUNCTIONS,
     ALLOWED_TABLE_FUNCTIONS,
     RELATION_PARAMETERS,
@@ -26,6 +24,8 @@ from evalstore.sql_policy import (
     installed_macros,
     system_views,
 )
+from evalstore.core.windows import check_predicate
+from evalstore.errors import InvalidParameterError
 
 COLUMNS = ["x", "region", "ts", "example_id", "env", "dataset"]
 

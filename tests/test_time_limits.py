@@ -16,10 +16,10 @@ import pyarrow as pa
 import pytest
 
 import evalstore
-from evalstore import formats
+from evalstore.core import formats
+from evalstore.core.layout import example_key_sql
+from evalstore.core.time_limits import DEFAULT_MAX_WINDOWS, DEFAULT_TIME_RANGE, check_window_count
 from evalstore.errors import InvalidParameterError, ValidationError
-from evalstore.schema import example_key_sql
-from evalstore.time_limits import DEFAULT_MAX_WINDOWS, DEFAULT_TIME_RANGE, check_window_count
 from tests.conftest import take_snapshot
 
 FAR = "20266-01-01T00:00:00Z"

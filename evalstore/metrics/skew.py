@@ -22,7 +22,8 @@ rows of every feature (see ``sql/skew.sql`` for the exact definitions):
 
 Beside the per-example comparison each feature gets the distribution ``distance``
 between the whole training set and all serving rows, from the drift engine
-(:func:`evalstore.drift.drift` with one window, ``window={"chunks": 1}``): ``method``
+(:func:`evalstore.metrics.drift.univariate.drift` with one window,
+``window={"chunks": 1}``): ``method``
 (default ``"js"``, the Jensen-Shannon distance, defined for numeric and categorical
 features) names it and ``variant`` gives its exact definition. This second figure needs
 no shared ids: it is the distribution-level view of skew.
@@ -37,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from evalstore.bounds import MAX_SAMPLE_IDS, bounded_int
-from evalstore.db import Cleanup, transaction
+from evalstore.core.bounds import MAX_SAMPLE_IDS, bounded_int
+from evalstore.core.db import Cleanup, transaction
+from evalstore.core.values import feature_kinds
+from evalstore.core.windows import drop_view, restricted_view
 from evalstore.errors import InvalidParameterError
-from evalstore.selection import drop_view, restricted_view
-from evalstore.values import feature_kinds
 
 if TYPE_CHECKING:
     from evalstore.store import Store
@@ -109,7 +110,8 @@ def skew(
     engine's ``method`` (a drift method name, or ``{"numeric": m1, "categorical": m2}``;
     default ``"js"``), with its ``variant``, the drift threshold's verdict
     (``distance_drifted``) and the row counts ``n_training`` / ``n_serving``;
-    ``drift_options`` go to :func:`evalstore.drift.drift` (e.g. ``bins``, ``log_base``).
+    ``drift_options`` go to :func:`evalstore.metrics.drift.univariate.drift` (e.g. ``bins``,
+    ``log_base``).
     ``method=None`` skips the distance (its columns are NULL): the mismatch counts alone
     are one query.
 
@@ -246,7 +248,7 @@ def _non_negative(value: Any, name: str) -> float:
 
 
 def _methods(method: str | Mapping[str, str] | None) -> dict[str, str]:
-    from evalstore.drift import CATEGORICAL_METHODS, NUMERIC_METHODS
+    from evalstore.metrics.drift.univariate import CATEGORICAL_METHODS, NUMERIC_METHODS
 
     if method is None:
         return {}

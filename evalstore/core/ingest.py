@@ -7,7 +7,7 @@ collisions, values outside the registered classes, ...). Any violation, and any
 failure midway, rolls the whole transaction back, so a rejected batch leaves the store
 exactly as it was. Checks that only need the schema (missing id column, reserved
 names, type conflicts) run before anything is written. Times outside the store's time
-range (:mod:`evalstore.time_limits`; a mistyped year, a BC date) reject the batch like
+range (:mod:`evalstore.core.time_limits`; a mistyped year, a BC date) reject the batch like
 any other violation.
 """
 
@@ -23,15 +23,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from evalstore.db import one, transaction
-from evalstore.errors import (
-    DuplicateIdError,
-    InvalidParameterError,
-    SchemaConflictError,
-    ValidationError,
-)
-from evalstore.identifiers import check_column_name, quote
-from evalstore.schema import (
+from evalstore.core.db import one, transaction
+from evalstore.core.identifiers import check_column_name, quote
+from evalstore.core.layout import (
     ENVS,
     EXAMPLE_KEY,
     INTEGER_TYPES,
@@ -41,8 +35,14 @@ from evalstore.schema import (
     model_columns,
     model_relation,
 )
-from evalstore.time_limits import DEFAULT_TIME_RANGE
-from evalstore.values import refresh_value_views
+from evalstore.core.time_limits import DEFAULT_TIME_RANGE
+from evalstore.core.values import refresh_value_views
+from evalstore.errors import (
+    DuplicateIdError,
+    InvalidParameterError,
+    SchemaConflictError,
+    ValidationError,
+)
 
 TIME_TYPES = frozenset(
     {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"}
@@ -238,7 +238,7 @@ def _id_and_ts(
 
 
 def _time_range_check(plan: Plan, ts_column: str, time_range: tuple[datetime, datetime]) -> None:
-    """Times outside the store's range (:mod:`evalstore.time_limits`) reject the batch.
+    """Times outside the store's range (:mod:`evalstore.core.time_limits`) reject the batch.
 
     The examples are rendered by DuckDB as text: a year like 20266 is beyond Python's
     ``datetime``.
@@ -507,7 +507,7 @@ def _probability_map(
     """
     if probability_columns is None:
         return {}
-    from evalstore.registry import canonical_class
+    from evalstore.core.registry import canonical_class
 
     if isinstance(probability_columns, Mapping):
         pairs = {
@@ -668,7 +668,7 @@ def execute(
             if plan.kind == "labels":
                 _supersede_labels(con, table, batch_id)
                 # open label requests of these examples are fulfilled
-                from evalstore.suggest import fulfil_requests
+                from evalstore.flywheel.suggest import fulfil_requests
 
                 fulfil_requests(con, plan.model, table, batch_id, datetime.now(UTC))
             rows = one(

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from evalstore import __version__
-from evalstore.db import transaction
+from evalstore.core.db import transaction
 
 #: Order of installation: helpers first, then the families that use them.
 SQL_FILES = (
@@ -44,7 +44,7 @@ def sql_dir() -> Path:
     packaged = resources.files("evalstore") / "sql"
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "sql"
+    return Path(__file__).resolve().parents[2] / "sql"
 
 
 def sql_sources() -> dict[str, str]:

@@ -29,7 +29,7 @@ Statistics of one cell (reference R and window A, finite values only; NULL, NaN 
 * histogram counts on the chosen edges: bins [e_i, e_i+1), the last inner one closed,
   plus open-ended bins below the first and above the last edge.
 * n, mean, sample and population sd of the reference; n and mean of the window.
-* the KS p-value, :func:`evalstore.udfs.ks_pvalue` (as ``scipy.stats.ks_2samp``).
+* the KS p-value, :func:`evalstore.core.udfs.ks_pvalue` (as ``scipy.stats.ks_2samp``).
 """
 
 from __future__ import annotations
@@ -48,12 +48,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from evalstore.db import Cleanup, transaction
-from evalstore.identifiers import quote
-from evalstore.schema import schema_prefix
-from evalstore.selection import Selection, restricted_view
-from evalstore.udfs import ks_pvalue
-from evalstore.values import KEYS, output_names, output_rows
+from evalstore.core.db import Cleanup, transaction
+from evalstore.core.identifiers import quote
+from evalstore.core.layout import schema_prefix
+from evalstore.core.udfs import ks_pvalue
+from evalstore.core.values import KEYS, output_names, output_rows
+from evalstore.core.windows import Selection, restricted_view
 
 BINNED_METHODS = frozenset({"psi", "kl", "js", "hellinger", "d1"})
 _names = itertools.count()
@@ -377,7 +377,7 @@ def source(
     struct whose fields ``c0``, ``c1``, ... hold the numeric ``features`` (returned, in
     order) and whose field ``out`` holds an output (score; prediction and label for
     regression) on the output rows, whose ``feature`` names it. Drop it with
-    :func:`evalstore.selection.drop_view`.
+    :func:`evalstore.core.windows.drop_view`.
     """
     s = schema_prefix(con, model)
     numeric = [f for f, kind in kinds.items() if kind == "numeric"]
@@ -582,7 +582,7 @@ def _compute(
 ) -> None:
     """Fill ``cell.stats`` for the cells of one feature (run in a worker thread).
 
-    The KS p-value is :func:`evalstore.udfs.ks_pvalue` (scipy's), computed here rather
+    The KS p-value is :func:`evalstore.core.udfs.ks_pvalue` (scipy's), computed here rather
     than by the SQL UDF so that the features' p-values are computed in parallel.
     """
     reference_counts: dict[tuple[int, int], list[int]] = {}

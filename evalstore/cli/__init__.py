@@ -2,11 +2,14 @@
 
 Every command takes the store file from ``--store`` (or ``$EVALSTORE_STORE``,
 default ``monitoring.duckdb``). Errors, usage errors included, print one line and exit
-with status 1 (:mod:`evalstore.cli_errors`). Tables fit the terminal
-(:mod:`evalstore.cli_render`).
+with status 1 (:mod:`evalstore.cli.errors`). Tables fit the terminal
+(:mod:`evalstore.cli.render`).
 
 Importing this module loads neither DuckDB nor Arrow: ``evalstore --help`` starts fast,
 and each command imports what it needs when it runs.
+
+Import rule: the CLI sits at the top with ``store`` and ``demo`` and may import any layer
+(and ``server`` for ``evalstore serve``); nothing in evalstore imports the CLI.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import click
 from click.core import ParameterSource
 
 from evalstore import __version__
-from evalstore.cli_errors import CommandError, OneLineErrors, locked_store_message
+from evalstore.cli.errors import CommandError, OneLineErrors, locked_store_message
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,7 +41,7 @@ FORMATS = ("table", "csv", "json", "arrow")
 
 def _check_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """Refuse ``--format arrow`` when standard output is a terminal (it is binary)."""
-    from evalstore.cli_render import stdout_is_tty
+    from evalstore.cli.render import stdout_is_tty
 
     if value == "arrow" and stdout_is_tty():
         raise click.BadParameter(
@@ -242,9 +245,9 @@ def _ingest(ctx: click.Context, file: str, log: Callable[..., Any], **probe: Any
     """Stream ``file`` into the store with ``log(store, reader)``; print the receipt.
 
     ``probe`` (kind, scope, value, remedy, id_column) turns on the early duplicate check
-    (:func:`evalstore.cli_ingest.refuse_stored_ids`) before anything is streamed.
+    (:func:`evalstore.cli.ingest_files.refuse_stored_ids`) before anything is streamed.
     """
-    from evalstore import cli_ingest
+    from evalstore.cli import ingest_files as cli_ingest
 
     with _open(ctx) as store:
         first, reader = cli_ingest.read(file)
@@ -401,7 +404,8 @@ def _emit(
     """Print ``table`` as ``fmt``: ``table`` fits the terminal and shows at most ``limit``
     rows (default 50; 0 for all) and the ``columns`` chosen for reading; the other formats
     carry every column and, with ``limit``, the first ``limit`` rows."""
-    from evalstore import cli_render, formats
+    from evalstore.cli import render as cli_render
+    from evalstore.core import formats
 
     if fmt == "table":
         rows = cli_render.DEFAULT_TABLE_ROWS if limit is None else limit
@@ -423,7 +427,7 @@ def _emit(
 
 def _echo_wrapped(text: str) -> None:
     """Print ``text`` wrapped to the terminal's width."""
-    from evalstore import cli_render
+    from evalstore.cli import render as cli_render
 
     click.echo("\n".join(cli_render.wrap_lines(text, cli_render.terminal_width())))
 
@@ -508,8 +512,8 @@ def _grid_window(
     Only a --window left at its default changes; the note says so. The number of daily
     windows is counted from the serving feature times (one cheap query).
     """
-    from evalstore import cli_render
-    from evalstore.cli_ingest import model_table
+    from evalstore.cli import render as cli_render
+    from evalstore.cli.ingest_files import model_table
 
     if fmt != "grid" or ctx.get_parameter_source("window") != ParameterSource.DEFAULT:
         return window, None
@@ -540,7 +544,7 @@ def _emit_monitor(
     meaning: str = "drifted by at least one method",
     note: str | None = None,
 ) -> None:
-    from evalstore import cli_render
+    from evalstore.cli import render as cli_render
 
     if fmt == "grid":
         rows = cli_render.DEFAULT_TABLE_ROWS if limit is None else limit
@@ -849,7 +853,7 @@ def slices(
     if not table.num_rows:
         click.echo("No slice is significantly worse than the rest.")
         return
-    from evalstore import cli_render
+    from evalstore.cli import render as cli_render
 
     _emit(table, fmt, limit, columns=["rank", "slice", "n", "value", "rest_value", "effect",
                                       "q_value", "predicate"])  # fmt: skip
@@ -989,7 +993,7 @@ def health(
     Example:
       evalstore health --model fraud --window "1 hour" --sections serving,ingest
     """
-    from evalstore.health import wide
+    from evalstore.metrics.health import wide
 
     with _open(ctx, read_only=True) as store:
         table = store.health(model, window, version, _names(sections), as_of=as_of, now=now)
@@ -1022,7 +1026,7 @@ def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
     Example:
       evalstore demo demo.duckdb --overwrite
     """
-    from evalstore.demo import run_demo
+    from evalstore.demo.run import run_demo
 
     target = Path(path)
     if target.exists():

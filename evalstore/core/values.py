@@ -25,9 +25,9 @@ from collections.abc import Sequence
 
 import duckdb
 
-from evalstore.db import one
-from evalstore.identifiers import quote
-from evalstore.schema import CATEGORICAL_TYPES, NUMERIC_TYPES, feature_columns, schema_prefix
+from evalstore.core.db import one
+from evalstore.core.identifiers import quote
+from evalstore.core.layout import CATEGORICAL_TYPES, NUMERIC_TYPES, feature_columns, schema_prefix
 
 KEYS = "example_id, env, dataset, ts"
 
@@ -59,7 +59,7 @@ def _unpivot(s: str, features: list[str], value_type: str) -> str:
 
 def output_rows(s: str, names: list[str], value_type: str) -> list[str]:
     """SELECTs of the long-format rows of the outputs ``names`` of the model whose tables
-    have the prefix ``s`` (:func:`evalstore.schema.schema_prefix`; empty in its views)."""
+    have the prefix ``s`` (:func:`evalstore.core.layout.schema_prefix`; empty in its views)."""
     parts = []
     for name in names:
         if name == "label":
@@ -100,7 +100,7 @@ def value_rows(
     """The SELECT of ``<model>.numeric_values`` (``value_type`` ``DOUBLE``) or
     ``<model>.category_values`` (``VARCHAR``): every row of it, or only those of
     ``features`` (feature and output names; names of the other kind are ignored).
-    ``prefix`` of the model's tables: :func:`evalstore.schema.schema_prefix` by default,
+    ``prefix`` of the model's tables: :func:`evalstore.core.layout.schema_prefix` by default,
     ``""`` in the model's own views."""
     s = schema_prefix(con, model) if prefix is None else prefix
     kind = "numeric" if value_type == "DOUBLE" else "categorical"

@@ -1,4 +1,4 @@
-"""Multivariate drift over windows: the store-facing side of :mod:`evalstore.multivariate`.
+"""Multivariate drift over windows: the store-facing side of :mod:`evalstore.metrics.drift.kernels`.
 
 Rows come out of the same selection as univariate drift (``evalstore.drift_pairs`` over
 ``<model>.numeric_values``, so reference, window, version and where mean the same), are
@@ -23,8 +23,8 @@ pivoted to one row per example and numeric feature column, and handed to numpy:
     exactly and the method can say nothing: ``value`` and ``drifted`` are NULL and the
     ``reason`` says so (use more features, a lower ``variance`` or ``mmd``).
 
-Result rows have the shape of :func:`evalstore.drift.drift` with ``feature`` set to
-``'*'`` (all features jointly) and ``kind`` ``'multivariate'``.
+Result rows have the shape of :func:`evalstore.metrics.drift.univariate.drift` with
+``feature`` set to ``'*'`` (all features jointly) and ``kind`` ``'multivariate'``.
 """
 
 from __future__ import annotations
@@ -35,24 +35,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from evalstore.bounds import (
+from evalstore.core.bounds import (
     MAX_LEARN_CHUNKS,
     MAX_MMD_ROWS,
     MAX_MMD_WORK,
     MAX_PERMUTATIONS,
     bounded_int,
 )
-from evalstore.db import Cleanup, transaction
-from evalstore.drift import RESULT_COLUMNS
-from evalstore.errors import InvalidParameterError
-from evalstore.multivariate import (
-    PCAReconstruction,
-    chunk_thresholds,
-    finite_rows,
-    mmd_test,
-    mmd_undefined_reason,
-)
-from evalstore.selection import (
+from evalstore.core.db import Cleanup, transaction
+from evalstore.core.time_limits import VALUE_TABLES, check_window_count
+from evalstore.core.values import feature_kinds
+from evalstore.core.windows import (
     Reference,
     Selection,
     Window,
@@ -61,8 +54,15 @@ from evalstore.selection import (
     resolve,
     restricted_view,
 )
-from evalstore.time_limits import VALUE_TABLES, check_window_count
-from evalstore.values import feature_kinds
+from evalstore.errors import InvalidParameterError
+from evalstore.metrics.drift.kernels import (
+    PCAReconstruction,
+    chunk_thresholds,
+    finite_rows,
+    mmd_test,
+    mmd_undefined_reason,
+)
+from evalstore.metrics.drift.univariate import RESULT_COLUMNS
 
 if TYPE_CHECKING:
     from evalstore.store import Store
@@ -133,7 +133,7 @@ def multivariate_drift(
 
 
 def _check_sizes(max_rows: Any, n_permutations: Any, learn_chunks: Any) -> None:
-    """Refuse MMD subsamples, permutations or chunks beyond :mod:`evalstore.bounds`."""
+    """Refuse MMD subsamples, permutations or chunks beyond :mod:`evalstore.core.bounds`."""
     rows = bounded_int(max_rows, "max_rows", least=2, most=MAX_MMD_ROWS)
     permutations = bounded_int(n_permutations, "n_permutations", most=MAX_PERMUTATIONS)
     bounded_int(learn_chunks, "learn_chunks", least=2, most=MAX_LEARN_CHUNKS)

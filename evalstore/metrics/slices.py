@@ -51,11 +51,14 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
-from evalstore.bounds import MAX_PAIRS, MAX_SLICE_BINS, MAX_TOP, bounded_int
-from evalstore.db import Cleanup, transaction
+from evalstore.core.bounds import MAX_PAIRS, MAX_SLICE_BINS, MAX_TOP, bounded_int
+from evalstore.core.db import Cleanup, transaction
+from evalstore.core.identifiers import check_model_name, quote
+from evalstore.core.layout import NUMERIC_TYPES, feature_columns, schema_prefix
+from evalstore.core.registry import to_timestamp
+from evalstore.core.windows import check_predicate, reference_args
 from evalstore.errors import InvalidParameterError
-from evalstore.identifiers import check_model_name, quote
-from evalstore.performance import (
+from evalstore.metrics.performance import (
     MAX_CATEGORIES,
     PREDICATE_COLUMNS,
     _bin_labels,
@@ -64,9 +67,6 @@ from evalstore.performance import (
     _Slice,
     category_domain,
 )
-from evalstore.registry import to_timestamp
-from evalstore.schema import NUMERIC_TYPES, feature_columns, schema_prefix
-from evalstore.selection import check_predicate, reference_args
 
 if TYPE_CHECKING:
     from evalstore.store import Store

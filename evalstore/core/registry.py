@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from evalstore.core.layout import TASKS
 from evalstore.errors import InvalidParameterError
-from evalstore.schema import TASKS
 
 #: Registry columns a caller may set, in table order after model, version, task.
 FIELDS = (

@@ -89,7 +89,7 @@ def locked_store_message(error: BaseException, ctx: click.Context | None) -> str
     The holder's command line (from /proc) tells whether it is ``evalstore serve`` and
     on which address; the advice then names the server's URL for this very command.
     """
-    from evalstore.cli_render import terminal_width, wrap_lines
+    from evalstore.cli.render import terminal_width, wrap_lines
 
     found = _LOCK_MESSAGE.search(str(error))
     if found is None:

@@ -62,14 +62,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from evalstore.bounds import MAX_SUGGEST_K, MAX_SUGGEST_POOL, bounded_int
-from evalstore.db import Cleanup, transaction
+from evalstore.core.bounds import MAX_SUGGEST_K, MAX_SUGGEST_POOL, bounded_int
+from evalstore.core.db import Cleanup, transaction
+from evalstore.core.identifiers import check_model_name, quote
+from evalstore.core.layout import example_key_sql, schema_prefix
+from evalstore.core.registry import to_timestamp
+from evalstore.core.values import feature_kinds
+from evalstore.core.windows import check_predicate, reference_args
 from evalstore.errors import InvalidParameterError, ReadOnlyError
-from evalstore.identifiers import check_model_name, quote
-from evalstore.registry import to_timestamp
-from evalstore.schema import example_key_sql, schema_prefix
-from evalstore.selection import check_predicate, reference_args
-from evalstore.values import feature_kinds
 
 if TYPE_CHECKING:
     from evalstore.store import Store

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from evalstore.db import transaction
+from evalstore.core.db import transaction
+from evalstore.core.identifiers import quote, quote_literal
 from evalstore.errors import InvalidParameterError, StoreVersionError
-from evalstore.identifiers import quote, quote_literal
 
 #: Columns evalstore writes itself in each model table; users' columns may not take these names.
 FEATURE_SYSTEM_COLUMNS = ("example_id", "env", "dataset", "ts", "batch_id")
@@ -165,7 +165,7 @@ def _create_system_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _create_value_views(con: duckdb.DuckDBPyConnection) -> None:
-    from evalstore.values import refresh_value_views
+    from evalstore.core.values import refresh_value_views
 
     for (model,) in con.execute("SELECT DISTINCT model FROM evalstore.models").fetchall():
         refresh_value_views(con, model)
@@ -238,7 +238,7 @@ def _create_snapshots_table(con: duckdb.DuckDBPyConnection) -> None:
 
 #: The latest label of each example: the one no later batch has superseded. A labels
 #: batch holds an example at most once, so "latest" is "highest batch_id" and the
-#: ingest of a batch marks the labels it supersedes (:func:`evalstore.ingest.execute`).
+#: ingest of a batch marks the labels it supersedes (:func:`evalstore.core.ingest.execute`).
 #: ``{s}`` is the prefix of the model's tables: empty in the model's own views (DuckDB
 #: resolves their names in the view's schema, whatever the file's catalog is called),
 #: :func:`schema_prefix` in queries.
@@ -298,7 +298,7 @@ EXAMPLE_KEY_COMMENT = "Join key: the MD5 digest of example_id as a UUID, written
 def _add_example_keys(con: duckdb.DuckDBPyConnection) -> None:
     """Add ``example_key`` to each model's features, predictions and labels (filled from
     the stored ids) and re-create the views that join on it."""
-    from evalstore.values import refresh_value_views
+    from evalstore.core.values import refresh_value_views
 
     for (model,) in con.execute("SELECT DISTINCT model FROM evalstore.models").fetchall():
         s = schema_prefix(con, model).removesuffix(".")
@@ -329,7 +329,7 @@ def _keyed_views(s: str) -> str:
 def _unqualify_model_views(con: duckdb.DuckDBPyConnection) -> None:
     """Re-create each model's views with unqualified table names, so that they bind in a
     file whose catalog has the model's name (earlier views said ``"fraud".labels``)."""
-    from evalstore.values import refresh_value_views
+    from evalstore.core.values import refresh_value_views
 
     for (model,) in con.execute("SELECT DISTINCT model FROM evalstore.models").fetchall():
         con.execute(_keyed_views(schema_prefix(con, model).removesuffix(".")))
@@ -425,7 +425,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
 def create_model_schema(con: duckdb.DuckDBPyConnection, model: str, task: str) -> None:
     """Create a model's schema with its tables and views (the caller holds a transaction).
 
-    ``model`` has been checked by :func:`evalstore.identifiers.check_model_name`; it is
+    ``model`` has been checked by :func:`evalstore.core.identifiers.check_model_name`; it is
     quoted all the same. Labels and predictions are ``DOUBLE`` for regression and
     ``VARCHAR`` (the canonical text of the class) for classification.
     """

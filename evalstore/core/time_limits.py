@@ -33,11 +33,11 @@ from typing import Any
 
 import duckdb
 
+from evalstore.core.identifiers import check_model_name
+from evalstore.core.layout import model_relation
+from evalstore.core.registry import to_timestamp
+from evalstore.core.windows import Selection
 from evalstore.errors import InvalidParameterError
-from evalstore.identifiers import check_model_name
-from evalstore.registry import to_timestamp
-from evalstore.schema import model_relation
-from evalstore.selection import Selection
 
 #: Times a store accepts by default: ``[lo, hi)`` in UTC.
 DEFAULT_TIME_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
@@ -117,9 +117,9 @@ def check_window_count(
     """Refuse a call that would build more than ``max_windows`` windows; return the estimate.
 
     ``tables`` are the model's tables whose ``ts`` the call windows (``features`` counts
-    its serving rows); ``windows`` is :func:`evalstore.selection.window_args`'s result
+    its serving rows); ``windows`` is :func:`evalstore.core.windows.window_args`'s result
     (``width``, ``chunk_rows`` or ``chunks``) and ``since``/``until`` the analysed time
-    range, or ``windows`` is a resolved :class:`~evalstore.selection.Selection` (which
+    range, or ``windows`` is a resolved :class:`~evalstore.core.windows.Selection` (which
     holds both). For a ``width`` the estimate is the span of the analysed times divided by the
     width, plus one, and at most the number of rows (a window holds at least one row);
     ``filled=True`` is for families that also list the empty windows between ``since``

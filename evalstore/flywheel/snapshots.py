@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from evalstore.db import transaction
+from evalstore.core.db import transaction
 from evalstore.errors import InvalidParameterError, SnapshotError
-from evalstore.training_data import TrainingSelection, quiet, selection_of, to_sql
-from evalstore.training_data import select as run_selection
+from evalstore.flywheel.training_data import TrainingSelection, quiet, selection_of, to_sql
+from evalstore.flywheel.training_data import select as run_selection
 
 if TYPE_CHECKING:
     from evalstore.store import Store

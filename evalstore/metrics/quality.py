@@ -1,9 +1,9 @@
 """Data quality and schema validation: the Python front-end of ``sql/quality.sql``.
 
 Every number is computed by the SQL macros (their comments define each check
-exactly); this module chooses what to compare (see :mod:`evalstore.selection`),
+exactly); this module chooses what to compare (see :mod:`evalstore.core.windows`),
 checks parameters and returns Arrow tables in the long format shared with
-:func:`evalstore.drift.drift`: one row per window, feature and check, with
+:func:`evalstore.metrics.drift.univariate.drift`: one row per window, feature and check, with
 ``method`` the check's name and ``drifted`` True when the check fails.
 
 :func:`quality` compares windows of serving rows with a reference (the training rows
@@ -54,11 +54,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from evalstore.bounds import MAX_DOMAIN, bounded_int
-from evalstore.db import Cleanup, transaction
-from evalstore.errors import InvalidParameterError
-from evalstore.registry import to_timestamp
-from evalstore.selection import (
+from evalstore.core.bounds import MAX_DOMAIN, bounded_int
+from evalstore.core.db import Cleanup, transaction
+from evalstore.core.registry import to_timestamp
+from evalstore.core.time_limits import VALUE_TABLES, check_window_count
+from evalstore.core.values import feature_kinds
+from evalstore.core.windows import (
     Reference,
     Selection,
     Window,
@@ -70,8 +71,7 @@ from evalstore.selection import (
     restricted_view,
     window_args,
 )
-from evalstore.time_limits import VALUE_TABLES, check_window_count
-from evalstore.values import feature_kinds
+from evalstore.errors import InvalidParameterError
 
 if TYPE_CHECKING:
     from evalstore.store import Store
@@ -124,7 +124,7 @@ def quality(
     """Data quality of each feature (and of score, prediction and label) in each window.
 
     ``reference``, ``window``, ``version`` and ``where`` are those of
-    :mod:`evalstore.selection` (as for drift); ``since``/``until`` bound the analysis
+    :mod:`evalstore.core.windows` (as for drift); ``since``/``until`` bound the analysis
     rows' time. The checks and their thresholds are in the module docstring; the
     ``missing`` threshold is the reference's NULL share plus ``missing_tolerance``
     (the tolerance alone when the reference has no rows of the feature).

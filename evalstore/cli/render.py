@@ -31,7 +31,7 @@ from datetime import UTC, datetime, time
 
 import pyarrow as pa
 
-from evalstore import formats
+from evalstore.core import formats
 
 DEFAULT_WIDTH = 120
 #: Rows ``--format table`` shows unless ``--limit`` says otherwise.

@@ -100,14 +100,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from evalstore.bounds import MAX_BINS, MAX_BOOTSTRAP, MAX_SLICE_BINS, bounded_int
-from evalstore.db import Cleanup, transaction
+from evalstore.core.bounds import MAX_BINS, MAX_BOOTSTRAP, MAX_SLICE_BINS, bounded_int
+from evalstore.core.db import Cleanup, transaction
+from evalstore.core.identifiers import check_model_name, quote
+from evalstore.core.layout import EVALUATIONS, NUMERIC_TYPES, feature_columns, schema_prefix
+from evalstore.core.registry import to_timestamp
+from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
+from evalstore.core.windows import Window, check_predicate, check_width, reference_args, window_args
 from evalstore.errors import InvalidParameterError
-from evalstore.identifiers import check_model_name, quote
-from evalstore.registry import to_timestamp
-from evalstore.schema import EVALUATIONS, NUMERIC_TYPES, feature_columns, schema_prefix
-from evalstore.selection import Window, check_predicate, check_width, reference_args, window_args
-from evalstore.time_limits import PREDICTION_TABLES, check_window_count
 
 if TYPE_CHECKING:
     from evalstore.store import Store

@@ -31,7 +31,7 @@ name exists in the running DuckDB.
 >>> check_sql("SELECT nextval('evalstore.batch_ids')")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-evalstore.sql_policy.UnsafeSqlError: function nextval() is not allowed: it changes a sequence...
+evalstore.core.sql_policy.UnsafeSqlError: function nextval() is not allowed: it changes a...
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ SAFE_SYSTEM_VIEWS = frozenset(
     }
 )  # fmt: skip
 
-#: The store's Python UDFs (:func:`evalstore.udfs.register`): p-values from scipy.
+#: The store's Python UDFs (:func:`evalstore.core.udfs.register`): p-values from scipy.
 STORE_UDFS = frozenset({"evalstore_ks_pvalue", "evalstore_chi2_pvalue", "evalstore_normal_pvalue"})
 
 #: Parameters of the store's macros that name a relation the macro reads through
@@ -257,8 +257,9 @@ RELATION_PARAMETERS = frozenset(
     }
 )  # fmt: skip
 
-#: The relations of a model's schema (:mod:`evalstore.schema`, :mod:`evalstore.values`) and
-#: the store's system tables: the only relations a macro argument may name.
+#: The relations of a model's schema (:mod:`evalstore.core.layout`,
+#: :mod:`evalstore.core.values`) and the store's system tables: the only relations a macro
+#: argument may name.
 MODEL_RELATIONS = frozenset(
     {"features", "predictions", "labels", "labels_latest", "evaluations", "numeric_values",
      "category_values"}
@@ -389,7 +390,7 @@ def _group(rows: Iterable[tuple[str, Iterable[str]]]) -> dict[str, tuple[tuple[s
 @lru_cache(maxsize=1)
 def installed_macros() -> dict[str, tuple[tuple[str, ...], ...]]:
     """``{macro name: (parameter names, …)}`` of every ``evalstore.*`` macro in ``sql/``."""
-    from evalstore.macros import sql_sources
+    from evalstore.core.macros import sql_sources
 
     header = re.compile(r"CREATE\s+OR\s+REPLACE\s+MACRO\s+evalstore\.(\w+)\s*\(([^)]*)\)", re.I)
     rows = []
@@ -575,7 +576,7 @@ def _check_function(node: dict[str, Any], policy: Policy, as_table: bool) -> Non
     raise UnsafeSqlError(
         "function_not_allowed",
         f"{kind} {qualified}() is not allowed: {reason}; use the store's tables, views and "
-        "evalstore.* macros with read-only functions (see evalstore.sql_policy)",
+        "evalstore.* macros with read-only functions (see evalstore.core.sql_policy)",
         function=qualified,
         reason=reason,
     )

@@ -1,7 +1,7 @@
 """The demo: a credit-default model's store built from a seeded scenario, then described.
 
 ``evalstore demo`` (and ``make demo``) calls :func:`run_demo`. The scenario is
-documented in :mod:`evalstore.scenario`; the output is deterministic for a seed.
+documented in :mod:`evalstore.demo.scenario`; the output is deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import pyarrow as pa
 
 import evalstore
-from evalstore.cli_render import render_grid, render_table, terminal_width, wrap_lines
-from evalstore.scenario import Scenario, credit_default_scenario
-from evalstore.schema import schema_prefix
+from evalstore.cli.render import render_grid, render_table, terminal_width, wrap_lines
+from evalstore.core.layout import schema_prefix
+from evalstore.demo.scenario import Scenario, credit_default_scenario
 
 #: Features whose distribution the scenario shifts (data drift, as opposed to the
 #: concept drift and the corrupted values it also injects).
@@ -120,7 +120,7 @@ def _slices_section(
     """Worst slices since the concept drift began, and what the top one's predicate selects."""
     from datetime import timedelta
 
-    from evalstore.scenario import CONCEPT_DRIFT_DAY
+    from evalstore.demo.scenario import CONCEPT_DRIFT_DAY
 
     model = scenario.model
     since = scenario.start + timedelta(days=CONCEPT_DRIFT_DAY)
@@ -190,7 +190,7 @@ def _health_section(
 ) -> None:
     """Staleness, golden signals per week and dependency changes (ingest freshness, which
     reads the wall clock, is left to `evalstore health` so the demo stays deterministic)."""
-    from evalstore.health import wide
+    from evalstore.metrics.health import wide
 
     table = store.health(
         scenario.model, window="7 days", sections=["staleness", "serving", "dependencies"]
@@ -276,8 +276,8 @@ def run_demo(
 ) -> None:
     """Build the demo store at ``path`` (None: in memory) and print what it holds.
 
-    Every line fits the terminal (:func:`evalstore.cli_render.terminal_width`): tables are
-    fitted by :mod:`evalstore.cli_render`, longer prose is wrapped.
+    Every line fits the terminal (:func:`evalstore.cli.render.terminal_width`): tables are
+    fitted by :mod:`evalstore.cli.render`, longer prose is wrapped.
     """
     echo = _fitting(echo, terminal_width())
     scenario = credit_default_scenario(seed=seed, days=days)

@@ -17,7 +17,7 @@ built on it):
 ``where``
     a SQL predicate over the model's feature columns, e.g. ``"region = 'north'"``,
     parsed with sqlglot and checked on DuckDB's parse against the allow-list of
-    :mod:`evalstore.sql_policy`: one boolean expression over known columns, no
+    :mod:`evalstore.core.sql_policy`: one boolean expression over known columns, no
     subqueries, only read-only functions without side effects.
 """
 
@@ -33,11 +33,11 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from evalstore.core.identifiers import check_model_name, quote
+from evalstore.core.layout import schema_prefix
+from evalstore.core.registry import to_timestamp
+from evalstore.core.sql_policy import UnsafeSqlError, check_expression, check_nesting
 from evalstore.errors import InvalidParameterError
-from evalstore.identifiers import check_model_name, quote
-from evalstore.registry import to_timestamp
-from evalstore.schema import schema_prefix
-from evalstore.sql_policy import UnsafeSqlError, check_expression, check_nesting
 
 Reference = str | Mapping[str, Any] | tuple[Any, Any]
 Window = str | int | Mapping[str, int]
@@ -194,11 +194,11 @@ def check_predicate(where: str, columns: Sequence[str], name: str = "where") -> 
 
     It must be one boolean expression over ``columns`` (the model's feature columns and
     ``example_id``, ``env``, ``dataset``, ``ts``): no statements or subqueries, and only
-    functions on the allow-list of :mod:`evalstore.sql_policy` (checked on DuckDB's own
+    functions on the allow-list of :mod:`evalstore.core.sql_policy` (checked on DuckDB's own
     parse of the returned text, so nothing with side effects, no file, setting or
     sequence access, no ``sleep_ms``). ``name`` is the parameter named in errors
     (``where``, or a ``by=`` predicate's label). Brackets nested deeper than
-    :data:`~evalstore.sql_policy.MAX_NESTING` are refused.
+    :data:`~evalstore.core.sql_policy.MAX_NESTING` are refused.
     """
     if not isinstance(where, str) or not where.strip():
         raise InvalidParameterError(f"{name} must be a non-empty SQL predicate string")
@@ -238,7 +238,7 @@ def check_predicate(where: str, columns: Sequence[str], name: str = "where") -> 
             raise UnsafeSqlError(
                 error.code,
                 f"{label} may not call {error.function}(): {error.reason}; a predicate may "
-                "use read-only functions (evalstore.sql_policy.ALLOWED_FUNCTIONS)",
+                "use read-only functions (evalstore.core.sql_policy.ALLOWED_FUNCTIONS)",
                 function=error.function,
                 reason=error.reason,
             ) from None

@@ -52,13 +52,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
-from evalstore.db import Cleanup, transaction
+from evalstore.core.db import Cleanup, transaction
+from evalstore.core.identifiers import check_model_name, quote
+from evalstore.core.layout import CATEGORICAL_TYPES, feature_columns, schema_prefix
+from evalstore.core.registry import to_timestamp
+from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
+from evalstore.core.windows import Window, check_predicate, check_width, window_args
 from evalstore.errors import InvalidParameterError
-from evalstore.identifiers import check_model_name, quote
-from evalstore.registry import to_timestamp
-from evalstore.schema import CATEGORICAL_TYPES, feature_columns, schema_prefix
-from evalstore.selection import Window, check_predicate, check_width, window_args
-from evalstore.time_limits import PREDICTION_TABLES, check_window_count
 
 if TYPE_CHECKING:
     from evalstore.store import Store

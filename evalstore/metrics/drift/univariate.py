@@ -2,8 +2,8 @@
 
 The statistics are computed by the SQL macros in ``sql/drift.sql`` (their comments
 define every method exactly). This module chooses what to compare (see
-:mod:`evalstore.selection`), adds p-values from the Python UDFs of
-:mod:`evalstore.udfs`, and decides ``drifted`` against thresholds.
+:mod:`evalstore.core.windows`), adds p-values from the Python UDFs of
+:mod:`evalstore.core.udfs`, and decides ``drifted`` against thresholds.
 
 Methods, named the same in every interface:
 
@@ -62,12 +62,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from evalstore import numeric_drift
-from evalstore.bounds import MAX_BINS, MAX_LEARN_CHUNKS, bounded_int
-from evalstore.db import Cleanup, transaction
-from evalstore.errors import InvalidParameterError
-from evalstore.identifiers import quote
-from evalstore.selection import (
+from evalstore.core.bounds import MAX_BINS, MAX_LEARN_CHUNKS, bounded_int
+from evalstore.core.db import Cleanup, transaction
+from evalstore.core.identifiers import quote
+from evalstore.core.time_limits import VALUE_TABLES, check_window_count
+from evalstore.core.values import feature_kinds, value_rows
+from evalstore.core.windows import (
     Reference,
     Selection,
     Window,
@@ -76,8 +76,8 @@ from evalstore.selection import (
     resolve,
     restricted_view,
 )
-from evalstore.time_limits import VALUE_TABLES, check_window_count
-from evalstore.values import feature_kinds, value_rows
+from evalstore.errors import InvalidParameterError
+from evalstore.metrics.drift import numeric as numeric_drift
 
 if TYPE_CHECKING:
     from evalstore.store import Store
@@ -140,7 +140,7 @@ def drift(
     """Drift of each feature (and of score, prediction and label) in each window.
 
     See the module docstring for methods, thresholds and variants, and
-    :mod:`evalstore.selection` for ``reference``, ``window``, ``version`` and
+    :mod:`evalstore.core.windows` for ``reference``, ``window``, ``version`` and
     ``where``. ``since``/``until`` bound the analysis rows' time. ``methods`` defaults
     to ks, psi, js and wasserstein for numeric features and chi2, psi, js and unseen
     for categorical ones; a method that does not apply to a feature's kind is skipped
@@ -312,7 +312,7 @@ def _thresholds(
 @dataclass(frozen=True)
 class Views:
     """What :func:`drift` reads: the packed numeric values (see
-    :func:`evalstore.numeric_drift.source`) and the long-format categorical values."""
+    :func:`evalstore.metrics.drift.numeric.source`) and the long-format categorical values."""
 
     numeric: tuple[str, list[str]]
     categorical: str
@@ -339,7 +339,7 @@ def _statistics_sql(
 ) -> Iterator[tuple[str, list[Any]]]:
     """SQL and arguments for the statistics and p-values of the chosen methods.
 
-    Numeric statistics come from :mod:`evalstore.numeric_drift` (registered on ``con``
+    Numeric statistics come from :mod:`evalstore.metrics.drift.numeric` (registered on ``con``
     while the context lasts) and categorical ones from ``evalstore.drift_categorical``.
     """
     parts, args = [], []

@@ -101,7 +101,7 @@ def _paired_samples(x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[FloatArray, Flo
             bad = int((~np.isfinite(arr)).any(axis=1).sum())
             raise InvalidParameterError(
                 f"{name} has {bad} row(s) with NaN or infinite values; drop them first with "
-                f"evalstore.multivariate.finite_rows and report the count"
+                f"evalstore.metrics.drift.kernels.finite_rows and report the count"
             )
     return xa, ya
 

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from evalstore.db import utc_cursor
+from evalstore.core.db import utc_cursor
+from evalstore.core.identifiers import check_model_name, quote
+from evalstore.core.layout import ENVS, FEATURE_SYSTEM_COLUMNS, feature_columns, model_columns
+from evalstore.core.registry import to_timestamp
+from evalstore.core.windows import check_predicate
 from evalstore.errors import InvalidParameterError, warn
-from evalstore.identifiers import check_model_name, quote
-from evalstore.registry import to_timestamp
-from evalstore.schema import ENVS, FEATURE_SYSTEM_COLUMNS, feature_columns, model_columns
-from evalstore.selection import check_predicate
 
 if TYPE_CHECKING:
     from evalstore.store import Store

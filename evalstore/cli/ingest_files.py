@@ -22,13 +22,13 @@ import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from evalstore import sources
+from evalstore.core import sources
+from evalstore.core.identifiers import quote
+from evalstore.core.layout import example_key_sql
 from evalstore.errors import DuplicateIdError, InvalidParameterError
-from evalstore.identifiers import quote
-from evalstore.schema import example_key_sql
 
 if TYPE_CHECKING:
-    from evalstore.ingest import Receipt
+    from evalstore.core.ingest import Receipt
     from evalstore.store import Store
 
 #: Ids of the first record batch the early duplicate check looks up, at most.

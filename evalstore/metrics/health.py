@@ -48,12 +48,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from evalstore.db import transaction
+from evalstore.core.db import transaction
+from evalstore.core.identifiers import check_model_name
+from evalstore.core.registry import to_timestamp
+from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
+from evalstore.core.windows import check_width
 from evalstore.errors import InvalidParameterError
-from evalstore.identifiers import check_model_name
-from evalstore.registry import to_timestamp
-from evalstore.selection import check_width
-from evalstore.time_limits import PREDICTION_TABLES, check_window_count
 
 if TYPE_CHECKING:
     from evalstore.store import Store

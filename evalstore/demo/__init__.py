@@ -1,0 +1,7 @@
+"""Demo layer: the synthetic credit-default scenario (``scenario``) and ``evalstore demo``
+(``run``).
+
+Import rule: the demo sits at the top with ``store`` and ``cli`` and may import any layer
+(core, metrics, flywheel, the facade); nothing below it imports the demo (checked by
+``tests/test_layers.py``).
+"""

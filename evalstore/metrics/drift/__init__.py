@@ -1,0 +1,5 @@
+"""Drift family: univariate (``univariate``, with its numeric fast path in ``numeric``) and
+multivariate drift (``multivariate``, over the PCA/MMD mathematics of ``kernels``).
+
+Import rule: as for every metrics module, :mod:`evalstore.errors`, core and metrics only.
+"""
