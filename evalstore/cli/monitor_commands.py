@@ -1,0 +1,311 @@
+"""The per-feature monitors: ``drift``, ``quality`` and ``validate`` (with ``schema``,
+the saved feature schema ``validate`` checks against).
+
+The monitors share their options (model, reference, window, features, version, where)
+and the ``grid`` format: features by windows, flagged cells marked, switched to weekly
+windows when the default daily ones do not fit the terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+from click.core import ParameterSource
+
+from evalstore.cli.common import (
+    echo_wrapped,
+    emit,
+    open_store,
+    output_options,
+    parse_names,
+    parse_reference,
+    parse_window,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from evalstore.store import Store
+
+
+def _monitor_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by the monitors (drift, quality, validate)."""
+    for decorator in reversed(
+        [
+            click.option("--model", "-m", required=True, help="Registered model name."),
+            click.option(
+                "--reference",
+                "-r",
+                default="training",
+                show_default=True,
+                help="training, validation, dataset:TAG, previous:N or START..END.",
+            ),
+            click.option(
+                "--window",
+                "-w",
+                default="1 day",
+                show_default=True,
+                help="An interval ('1 day'), rows per chunk (5000) or chunks:N.",
+            ),
+            click.option("--features", help="Comma-separated features (default: all)."),
+            click.option(
+                "--version", "-v", "version", help="Only examples this version predicted."
+            ),
+            click.option(
+                "--where", help="SQL predicate over feature columns, e.g. \"region = 'north'\"."
+            ),
+            output_options(grid=True),
+        ]
+    ):
+        command = decorator(command)
+    return command
+
+
+#: Columns of the monitors' rows shown with --format table.
+MONITOR_VIEW = ["window_start", "feature", "version", "method", "value", "p_value", "threshold",
+                "drifted", "n_reference", "n_analysis", "count", "reason"]  # fmt: skip
+#: Width of the window's label in the grid, per column.
+GRID_LABEL = 5
+#: Window of the grid when daily windows (the default) do not fit the terminal.
+WEEKLY = "7 days"
+
+
+def _grid_window(
+    ctx: click.Context, store: Store, model: str, window: str, fmt: str
+) -> tuple[str, str | None]:
+    """The window to compute: weekly when the default daily grid would not fit.
+
+    Only a --window left at its default changes; the note says so. The number of daily
+    windows is counted from the serving feature times (one cheap query).
+    """
+    from evalstore.cli import render as cli_render
+    from evalstore.cli.ingest_files import model_table
+
+    if fmt != "grid" or ctx.get_parameter_source("window") != ParameterSource.DEFAULT:
+        return window, None
+    if store.models(model).num_rows == 0:
+        return window, None  # the family names the unknown model
+    features = model_table(store, model, "features")
+    days = (
+        store.sql(
+            f"SELECT count(DISTINCT date_trunc('day', ts)) FROM {features} WHERE env = 'serving'"
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    width = cli_render.terminal_width()
+    if cli_render.grid_fits(days, width, GRID_LABEL):
+        return window, None
+    return WEEKLY, (
+        f"note: {days} daily windows do not fit {width} columns, so the windows are "
+        f"{WEEKLY}; pass --window '1 day' for days (the latest that fit, or all with "
+        "--format csv)"
+    )
+
+
+def _emit_monitor(
+    table: pa.Table,
+    fmt: str,
+    limit: int | None,
+    meaning: str = "drifted by at least one method",
+    note: str | None = None,
+) -> None:
+    from evalstore.cli import render as cli_render
+
+    if fmt == "grid":
+        rows = cli_render.DEFAULT_TABLE_ROWS if limit is None else limit
+        click.echo(cli_render.render_grid(table, meaning=meaning, limit=rows))
+        if note:
+            echo_wrapped(note)
+    else:
+        emit(table, fmt, limit, columns=MONITOR_VIEW, drop_empty=True)
+
+
+@click.command()
+@_monitor_options
+@click.option(
+    "--methods",
+    help="Comma-separated: ks, psi, js, kl, hellinger, wasserstein, d1, zscore, chi2, linf, "
+    "unseen.",
+)
+@click.option(
+    "--correction",
+    type=click.Choice(["bonferroni", "bh", "none"]),
+    default="bonferroni",
+    show_default=True,
+)
+@click.pass_context
+def drift(
+    ctx: click.Context,
+    model: str,
+    reference: str,
+    window: str,
+    features: str | None,
+    version: str | None,
+    where: str | None,
+    fmt: str,
+    limit: int | None,
+    methods: str | None,
+    correction: str,
+) -> None:
+    """Univariate drift of each feature per window against a reference.
+
+    \b
+    Example:
+      evalstore drift --model fraud --reference training --window "1 day" --methods ks,psi
+    """
+    with open_store(ctx, read_only=True) as store:
+        window, note = _grid_window(ctx, store, model, window, fmt)
+        table = store.drift(
+            model,
+            reference=parse_reference(reference),
+            window=parse_window(window),
+            features=parse_names(features),
+            methods=parse_names(methods),
+            version=version,
+            where=where,
+            correction=correction,
+        )
+    _emit_monitor(table, fmt, limit, note=note)
+
+
+@click.command()
+@_monitor_options
+@click.option("--failed", is_flag=True, help="Only the checks that failed.")
+@click.pass_context
+def quality(
+    ctx: click.Context,
+    model: str,
+    reference: str,
+    window: str,
+    features: str | None,
+    version: str | None,
+    where: str | None,
+    fmt: str,
+    limit: int | None,
+    failed: bool,
+) -> None:
+    """Data quality per window: volume, missing, NaN/inf, out of range, unseen categories.
+
+    \b
+    Example:
+      evalstore quality --model fraud --window "1 day" --failed -f table
+    """
+    with open_store(ctx, read_only=True) as store:
+        window, note = _grid_window(ctx, store, model, window, fmt)
+        table = store.quality(
+            model,
+            reference=parse_reference(reference),
+            window=parse_window(window),
+            features=parse_names(features),
+            version=version,
+            where=where,
+        )
+    _emit_monitor(_failed_only(table) if failed else table, fmt, limit, "a check failed", note=note)
+
+
+def _failed_only(table: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+
+    return table.filter(pc.fill_null(table.column("drifted"), False))
+
+
+@click.command()
+@_monitor_options
+@click.option("--failed", is_flag=True, help="Only the checks that failed.")
+@click.option("--tolerance", type=float, default=0.05, show_default=True)
+@click.pass_context
+def validate(
+    ctx: click.Context,
+    model: str,
+    reference: str,
+    window: str,
+    features: str | None,
+    version: str | None,
+    where: str | None,
+    fmt: str,
+    limit: int | None,
+    failed: bool,
+    tolerance: float,
+) -> None:
+    """Check serving windows against the model's saved schema (see `schema infer`).
+
+    --reference is not used: the saved schema is the reference.
+
+    \b
+    Example:
+      evalstore validate --model fraud --window "1 day" --failed
+    """
+    with open_store(ctx, read_only=True) as store:
+        window, note = _grid_window(ctx, store, model, window, fmt)
+        table = store.validate(
+            model,
+            window=parse_window(window),
+            features=parse_names(features),
+            version=version,
+            where=where,
+            tolerance=tolerance,
+        )
+    _emit_monitor(
+        _failed_only(table) if failed else table, fmt, limit, "the schema is violated", note
+    )
+
+
+@click.group()
+def schema() -> None:
+    """Infer, show and edit the saved feature schema that `validate` checks against.
+
+    \b
+    Example:
+      evalstore schema infer --model fraud --reference training
+    """
+
+
+@schema.command("infer")
+@click.option("--model", "-m", required=True, help="Registered model name.")
+@click.option("--reference", "-r", default="training", show_default=True)
+@click.option("--version", "-v", "version", help="Use the dataset this version trained on.")
+@click.option("--features", help="Comma-separated features (default: all).")
+@output_options()
+@click.pass_context
+def schema_infer(
+    ctx: click.Context,
+    model: str,
+    reference: str,
+    version: str | None,
+    features: str | None,
+    fmt: str,
+    limit: int | None,
+) -> None:
+    """Infer each feature's schema from the reference rows and save it.
+
+    \b
+    Example:
+      evalstore schema infer --model fraud --reference training
+    """
+    with open_store(ctx) as store:
+        table = store.infer_schema(
+            model,
+            reference=parse_reference(reference),
+            version=version,
+            features=parse_names(features),
+        )
+    emit(table, fmt, limit)
+
+
+@schema.command("show")
+@click.option("--model", "-m", required=True, help="Registered model name.")
+@output_options()
+@click.pass_context
+def schema_show(ctx: click.Context, model: str, fmt: str, limit: int | None) -> None:
+    """Print the model's saved schema (edit it with UPDATE evalstore.schemas ...).
+
+    \b
+    Example:
+      evalstore schema show --model fraud -f csv
+    """
+    with open_store(ctx, read_only=True) as store:
+        table = store.schema(model)
+    emit(table, fmt, limit)
