@@ -120,16 +120,6 @@ CREATE OR REPLACE MACRO evalstore.compare_pairs(
 COMMENT ON MACRO TABLE evalstore.compare_pairs IS
     'Examples both versions predicted, with their window (over a''s prediction time). Args: source, version_a, version_b, width, chunk_rows, chunks, since, until.';
 
--- evalstore.clip_probability(p) -> DOUBLE
--- Helper: p clipped to [eps, 1 - eps], eps = 2.220446049250313e-16 (float64 machine
--- epsilon, scikit-learn's log_loss); NULL stays NULL.
-CREATE OR REPLACE MACRO evalstore.clip_probability(p) AS
-    CASE WHEN p IS NULL THEN NULL
-         WHEN p < 2.220446049250313e-16 THEN 2.220446049250313e-16
-         WHEN p > 1 - 2.220446049250313e-16 THEN 1 - 2.220446049250313e-16
-         ELSE p END;
-COMMENT ON MACRO evalstore.clip_probability IS 'p clipped to [eps, 1 - eps], eps = 2.22e-16.';
-
 -- evalstore.paired_sd(sum_d, sum_dd, n) -> DOUBLE
 -- Helper: sample standard deviation (ddof 1) of n paired differences d from their sum and
 -- sum of squares, sqrt(max(sum_dd - sum_d^2 / n, 0) / (n - 1)); NULL when n < 2.

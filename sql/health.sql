@@ -14,17 +14,6 @@
 -- reproducible) measures staleness; `now` (wall-clock time; NULL: the current time) measures
 -- ingest freshness, since batches are stamped with the time they were committed.
 
--- evalstore.system_table(model, name) -> the rows of evalstore.<name> (models, batches).
--- Helper (query_table): the table is looked up when the calling macro runs, not when it is
--- created (the name depends on the model argument only to defer that lookup; the rows are
--- the whole table), so the macros install before the system tables exist and always see
--- their current columns.
-CREATE OR REPLACE MACRO evalstore.system_table(model, name) AS TABLE
-    SELECT * FROM query_table(
-        'evalstore.' || name || CASE WHEN model IS NULL THEN '' ELSE '' END);
-COMMENT ON MACRO TABLE evalstore.system_table IS
-    'Rows of the system table evalstore.<name>, looked up at call time. Args: model, name.';
-
 -- evalstore.time_grid(first, last, width)
 -- Helper (DuckDB's generate_series): the starts of every width-wide window from the one
 -- holding `first` to the one holding `last` (aligned as evalstore.window_start); one column,

@@ -31,61 +31,11 @@
 -- front-end (from `stats`). Intervals of metrics that
 -- cannot be negative (losses, errors) are floored at 0, proportions and R2 capped at 1.
 
--- evalstore.with_slice(source) -> the rows of source, plus a NULL `slice` column when it
--- has none.
--- Helper (DuckDB-only: UNION ALL BY NAME), so the metric macros can group by `slice`
--- whether or not the relation carries slice keys.
-CREATE OR REPLACE MACRO evalstore.with_slice(source) AS TABLE
-    SELECT * FROM evalstore.relation(source)
-    UNION ALL BY NAME SELECT NULL AS slice WHERE false;
-COMMENT ON MACRO TABLE evalstore.with_slice IS
-    'Rows of the named relation, with a NULL slice column added when it has none.';
-
--- evalstore.class_probability(probabilities, class) -> DOUBLE
--- Helper: the probability a MAP(VARCHAR, DOUBLE) gives `class`; 0 when the map lacks the
--- class, NULL when the map is NULL. (DuckDB map subscript; element_at elsewhere.)
-CREATE OR REPLACE MACRO evalstore.class_probability(probabilities, class) AS
-    CASE WHEN probabilities IS NOT NULL THEN coalesce(probabilities[class], 0.0) END;
-COMMENT ON MACRO evalstore.class_probability IS
-    'Probability of class in a MAP(VARCHAR, DOUBLE); 0 when absent, NULL for a NULL map.';
-
 -- evalstore.add_hours(ts, hours) -> TIMESTAMPTZ
 -- Helper: ts + hours (fractional, rounded to the microsecond).
 CREATE OR REPLACE MACRO evalstore.add_hours(ts, hours) AS
     ts + to_microseconds(CAST(round(hours * 3600000000.0) AS BIGINT));
 COMMENT ON MACRO evalstore.add_hours IS 'ts plus a fractional number of hours.';
-
--- evalstore.at_least(x, bound) / evalstore.at_most(x, bound) -> DOUBLE
--- Helpers: x clipped from below / above to bound, NULL when x is NULL (unlike greatest /
--- least, which skip NULLs). Interval ends of non-negative metrics and of proportions.
-CREATE OR REPLACE MACRO evalstore.at_least(x, bound) AS
-    CASE WHEN x IS NULL THEN NULL WHEN x < bound THEN bound ELSE x END;
-COMMENT ON MACRO evalstore.at_least IS 'x raised to bound when below it; NULL stays NULL.';
-
--- evalstore.at_most(x, bound) -> DOUBLE: x lowered to bound when above it, NULL when x
--- is NULL (see evalstore.at_least).
-CREATE OR REPLACE MACRO evalstore.at_most(x, bound) AS
-    CASE WHEN x IS NULL THEN NULL WHEN x > bound THEN bound ELSE x END;
-COMMENT ON MACRO evalstore.at_most IS 'x lowered to bound when above it; NULL stays NULL.';
-
--- evalstore.wilson_low(x, m, z) / evalstore.wilson_high(x, m, z) -> DOUBLE
--- Wilson score interval of a proportion p = x / m (Wilson 1927; statsmodels
--- proportion_confint(method='wilson')):
---   (p + z^2 / 2m -+ z sqrt(p (1 - p) / m + z^2 / 4m^2)) / (1 + z^2 / m);
--- NULL when m = 0.
-CREATE OR REPLACE MACRO evalstore.wilson_low(x, m, z) AS
-    CASE WHEN m > 0 THEN greatest(0.0,
-        (x / m + z * z / (2.0 * m)
-         - z * sqrt((x / m) * (1 - x / m) / m + z * z / (4.0 * m * m))) / (1 + z * z / m)) END;
-COMMENT ON MACRO evalstore.wilson_low IS 'Lower end of the Wilson score interval of x / m.';
-
--- evalstore.wilson_high(x, m, z) -> DOUBLE: upper end of the interval defined above
--- (evalstore.wilson_low).
-CREATE OR REPLACE MACRO evalstore.wilson_high(x, m, z) AS
-    CASE WHEN m > 0 THEN least(1.0,
-        (x / m + z * z / (2.0 * m)
-         + z * sqrt((x / m) * (1 - x / m) / m + z * z / (4.0 * m * m))) / (1 + z * z / m)) END;
-COMMENT ON MACRO evalstore.wilson_high IS 'Upper end of the Wilson score interval of x / m.';
 
 -- evalstore.f1_se(tp, fp, fn) -> DOUBLE
 -- Standard error of F1 = 2 tp / (2 tp + fp + fn) by the delta method over the multinomial
@@ -181,6 +131,26 @@ CREATE OR REPLACE MACRO evalstore.bucket_start(index, width) AS
         ELSE index END AS BIGINT)));
 COMMENT ON MACRO evalstore.bucket_start IS
     'Start of the time window with the given evalstore.bucket_index.';
+
+-- evalstore.cell_window_start(window_index, width, first_ts) -> TIMESTAMPTZ
+-- Helper: the start of a performance window: for time windows (width given) the start of
+-- the window whose evalstore.bucket_index is window_index; for chunks (width NULL)
+-- first_ts, the earliest prediction ts of the chunk (callers pass min(ts)).
+CREATE OR REPLACE MACRO evalstore.cell_window_start(window_index, width, first_ts) AS
+    CASE WHEN width IS NULL THEN first_ts
+         ELSE evalstore.bucket_start(window_index, width) END;
+COMMENT ON MACRO evalstore.cell_window_start IS
+    'Start of a performance window: bucket start (time windows) or first_ts (chunks).';
+
+-- evalstore.cell_window_end(window_index, width, last_ts) -> TIMESTAMPTZ
+-- Helper: the end of a performance window: for time windows evalstore.window_end of its
+-- start (start + width on the UTC calendar); for chunks last_ts, the latest prediction ts
+-- of the chunk (callers pass max(ts)).
+CREATE OR REPLACE MACRO evalstore.cell_window_end(window_index, width, last_ts) AS
+    CASE WHEN width IS NULL THEN last_ts
+         ELSE evalstore.window_end(evalstore.bucket_start(window_index, width), width) END;
+COMMENT ON MACRO evalstore.cell_window_end IS
+    'End of a performance window: bucket start + width (time windows) or last_ts (chunks).';
 
 -- evalstore.performance_rows(source, width, chunk_rows, chunks, since, until)
 -- Rows of source (with evalstore.with_slice) inside [since, until) with the key of their
@@ -321,8 +291,7 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
     -- per-row losses of the labeled scored rows: squared error and -ln p(label)
     losses AS (
         SELECT b.*, (b.s - b.y) * (b.s - b.y) AS sq,
-            -ln(greatest(least(CASE b.y WHEN 1 THEN b.s WHEN 0 THEN 1 - b.s END,
-                               1 - 2.220446049250313e-16), 2.220446049250313e-16)) AS nll
+            evalstore.log_loss_term(CASE b.y WHEN 1 THEN b.s WHEN 0 THEN 1 - b.s END) AS nll
         FROM base AS b
     ),
     cells AS (
@@ -345,11 +314,8 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
     ),
     windows AS (
         SELECT c.window_index,
-            CASE WHEN width IS NULL THEN min(c.first_ts)
-                 ELSE evalstore.bucket_start(c.window_index, width) END AS window_start,
-            CASE WHEN width IS NULL THEN max(c.last_ts)
-                 ELSE evalstore.window_end(evalstore.bucket_start(c.window_index, width), width)
-            END AS window_end
+            evalstore.cell_window_start(c.window_index, width, min(c.first_ts)) AS window_start,
+            evalstore.cell_window_end(c.window_index, width, max(c.last_ts)) AS window_end
         FROM cells AS c
         GROUP BY c.window_index
     ),
@@ -651,9 +617,8 @@ CREATE OR REPLACE MACRO evalstore.performance_multiclass(
     ),
     base AS (
         SELECT w.window_index, w.version, w.slice, w.ts, w.label AS y, w.prediction AS yhat,
-            CASE WHEN w.label IS NOT NULL THEN -ln(greatest(least(
-                evalstore.class_probability(w.probabilities, w.label),
-                1 - 2.220446049250313e-16), 2.220446049250313e-16)) END AS loss
+            CASE WHEN w.label IS NOT NULL THEN evalstore.log_loss_term(
+                evalstore.class_probability(w.probabilities, w.label)) END AS loss
         FROM evalstore.performance_rows(source, width, chunk_rows, chunks, since, until) AS w
     ),
     cells AS (
@@ -669,11 +634,8 @@ CREATE OR REPLACE MACRO evalstore.performance_multiclass(
     ),
     windows AS (
         SELECT c.window_index,
-            CASE WHEN width IS NULL THEN min(c.first_ts)
-                 ELSE evalstore.bucket_start(c.window_index, width) END AS window_start,
-            CASE WHEN width IS NULL THEN max(c.last_ts)
-                 ELSE evalstore.window_end(evalstore.bucket_start(c.window_index, width), width)
-            END AS window_end
+            evalstore.cell_window_start(c.window_index, width, min(c.first_ts)) AS window_start,
+            evalstore.cell_window_end(c.window_index, width, max(c.last_ts)) AS window_end
         FROM cells AS c
         GROUP BY c.window_index
     ),
@@ -888,11 +850,8 @@ CREATE OR REPLACE MACRO evalstore.performance_regression(
     ),
     windows AS (
         SELECT c.window_index,
-            CASE WHEN width IS NULL THEN min(c.first_ts)
-                 ELSE evalstore.bucket_start(c.window_index, width) END AS window_start,
-            CASE WHEN width IS NULL THEN max(c.last_ts)
-                 ELSE evalstore.window_end(evalstore.bucket_start(c.window_index, width), width)
-            END AS window_end
+            evalstore.cell_window_start(c.window_index, width, min(c.first_ts)) AS window_start,
+            evalstore.cell_window_end(c.window_index, width, max(c.last_ts)) AS window_end
         FROM cells AS c
         GROUP BY c.window_index
     ),

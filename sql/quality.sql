@@ -1,10 +1,10 @@
 -- evalstore macros: data quality per window and feature, and validation against a saved schema.
 --
--- Input: the long-format relations of drift.sql (<model>.numeric_values,
+-- Input: the long-format relations drift.sql reads (<model>.numeric_values,
 -- <model>.category_values, or a temporary view restricted to a slice or a version),
 -- named by `source`; windows and references come from evalstore.drift_windows and
--- evalstore.drift_pairs with the same arguments as drift_numeric, so a window means the
--- same thing in every family.
+-- evalstore.drift_pairs (common.sql) with the same arguments as drift_numeric, so a
+-- window means the same thing in every family.
 --
 -- Every result is long format with the columns shared with drift:
 --   ref_key, window_index, window_start, window_end, feature, version, kind
@@ -27,6 +27,69 @@ CREATE OR REPLACE MACRO evalstore.window_starts(first_start, last_start, width) 
         lambda s: timezone('UTC', s));
 COMMENT ON MACRO evalstore.window_starts IS
     'Starts of the consecutive width-windows from first_start to last_start (UTC calendar).';
+
+-- evalstore.analysis_window_starts(ana_start, ana_end, first_seen, last_seen, width)
+--     -> TIMESTAMPTZ[]
+-- Helper: the start of every time window a quality result lists, gaps included (as
+-- evalstore.window_starts): from the window holding ana_start (NULL: first_seen, the
+-- first non-empty window's start) to the window holding the last instant before ana_end
+-- (NULL: last_seen); [] when both ends are NULL (no analysis rows, no range).
+CREATE OR REPLACE MACRO evalstore.analysis_window_starts(
+    ana_start, ana_end, first_seen, last_seen, width
+) AS
+    evalstore.window_starts(
+        evalstore.window_start(coalesce(CAST(ana_start AS TIMESTAMPTZ), first_seen), width),
+        evalstore.window_start(
+            coalesce(CAST(ana_end AS TIMESTAMPTZ) - INTERVAL 1 MICROSECOND, last_seen), width),
+        width);
+COMMENT ON MACRO evalstore.analysis_window_starts IS
+    'Every window start of [ana_start, ana_end), else of the first to the last seen window.';
+
+-- evalstore.missing_share(n, n_present) -> DOUBLE
+-- Helper: the share of NULL values among n rows of which n_present are non-NULL,
+-- (n - n_present) / n; NULL when n = 0.
+CREATE OR REPLACE MACRO evalstore.missing_share(n, n_present) AS
+    (n - n_present) / nullif(n, 0);
+COMMENT ON MACRO evalstore.missing_share IS '(n - n_present) / n: the NULL share; NULL for n = 0.';
+
+-- evalstore.missing_threshold(ref_n, ref_present, tolerance) -> DOUBLE
+-- Helper: the quality `missing` check's threshold, the reference's missing share
+-- (evalstore.missing_share; 0 when the reference has no rows) + tolerance.
+CREATE OR REPLACE MACRO evalstore.missing_threshold(ref_n, ref_present, tolerance) AS
+    coalesce(evalstore.missing_share(ref_n, ref_present), 0) + tolerance;
+COMMENT ON MACRO evalstore.missing_threshold IS
+    'Reference missing share (0 without reference rows) + tolerance.';
+
+-- evalstore.missing_threshold_source(ref_n, ref_present, tolerance) -> VARCHAR
+-- Helper: the threshold_source text of the `missing` check: 'reference missing share '
+-- and the share rounded to 6 decimals (or 'n/a (no reference rows): 0'), then
+-- ' + tolerance ' and the tolerance.
+CREATE OR REPLACE MACRO evalstore.missing_threshold_source(ref_n, ref_present, tolerance) AS
+    'reference missing share '
+    || coalesce(CAST(round(evalstore.missing_share(ref_n, ref_present), 6) AS VARCHAR),
+                'n/a (no reference rows): 0')
+    || ' + tolerance ' || tolerance;
+COMMENT ON MACRO evalstore.missing_threshold_source IS
+    'How the missing check''s threshold was obtained (text).';
+
+-- evalstore.dtype_mismatch(dtype, stored_dtype) -> INTEGER
+-- Helper: the value of the validation `type` check: 0 when the stored column type equals
+-- the schema's dtype (case-insensitive; a missing column differs), 1 when it differs,
+-- NULL when the schema has no dtype.
+CREATE OR REPLACE MACRO evalstore.dtype_mismatch(dtype, stored_dtype) AS
+    CASE WHEN dtype IS NOT NULL THEN CASE
+        WHEN upper(stored_dtype) IS NOT DISTINCT FROM upper(dtype) THEN 0 ELSE 1 END END;
+COMMENT ON MACRO evalstore.dtype_mismatch IS
+    '0 when stored_dtype equals the schema dtype (case-insensitive), 1 if not, NULL without dtype.';
+
+-- evalstore.check_failed(value, threshold, fails_below) -> BOOLEAN
+-- Helper: a quality or validation check's `drifted`: value < threshold when fails_below
+-- (the `rows` check), else value > threshold; FALSE when value or threshold is NULL (the
+-- check cannot be evaluated).
+CREATE OR REPLACE MACRO evalstore.check_failed(value, threshold, fails_below) AS
+    coalesce(CASE WHEN fails_below THEN value < threshold ELSE value > threshold END, false);
+COMMENT ON MACRO evalstore.check_failed IS
+    'value < threshold (fails_below) or value > threshold; FALSE when either is NULL.';
 
 -- evalstore.feature_types(model)
 -- Helper: the stored feature columns of <model>.features with their DuckDB type:
@@ -117,18 +180,11 @@ CREATE OR REPLACE MACRO evalstore.quality_numeric(
         WHERE t.side = 'analysis'
         GROUP BY t.ref_key, t.window_index, t.feature, t.version
     ),
-    bounds AS (
-        SELECT evalstore.window_start(
-                   coalesce(CAST(ana_start AS TIMESTAMPTZ), min(window_start)), width)
-                   AS first_start,
-               evalstore.window_start(
-                   coalesce(CAST(ana_end AS TIMESTAMPTZ) - INTERVAL 1 MICROSECOND,
-                            max(window_start)), width) AS last_start
-        FROM ana_stats
-    ),
     grid AS (
-        SELECT unnest(evalstore.window_starts(first_start, last_start, width)) AS window_start
-        FROM bounds WHERE width IS NOT NULL
+        SELECT unnest(evalstore.analysis_window_starts(
+                   ana_start, ana_end, min(window_start), max(window_start), width))
+                   AS window_start
+        FROM ana_stats HAVING width IS NOT NULL
     ),
     gaps AS (
         SELECT g.window_start
@@ -167,7 +223,7 @@ CREATE OR REPLACE MACRO evalstore.quality_numeric(
             c.version, m.method, m.variant,
             CAST(CASE m.method
                 WHEN 'rows' THEN c.n
-                WHEN 'missing' THEN (c.n - c.n_present) / nullif(c.n, 0)
+                WHEN 'missing' THEN evalstore.missing_share(c.n, c.n_present)
                 WHEN 'nan' THEN c.n_nan
                 WHEN 'posinf' THEN c.n_posinf
                 WHEN 'neginf' THEN c.n_neginf
@@ -177,16 +233,14 @@ CREATE OR REPLACE MACRO evalstore.quality_numeric(
             CAST(CASE m.method
                 WHEN 'rows' THEN min_rows
                 WHEN 'missing'
-                    THEN coalesce((r.n - r.n_present) / nullif(r.n, 0), 0) + missing_tolerance
+                    THEN evalstore.missing_threshold(r.n, r.n_present, missing_tolerance)
                 WHEN 'out_of_range' THEN max_out_of_range
                 ELSE max_nonfinite
             END AS DOUBLE) AS threshold,
             CASE m.method
                 WHEN 'rows' THEN 'fixed: min_rows = ' || min_rows
-                WHEN 'missing' THEN 'reference missing share '
-                    || coalesce(CAST(round((r.n - r.n_present) / nullif(r.n, 0), 6) AS VARCHAR),
-                                'n/a (no reference rows): 0')
-                    || ' + tolerance ' || missing_tolerance
+                WHEN 'missing'
+                    THEN evalstore.missing_threshold_source(r.n, r.n_present, missing_tolerance)
                 WHEN 'out_of_range' THEN 'fixed: max share ' || max_out_of_range
                     || '; reference range [' || coalesce(CAST(r.lo AS VARCHAR), '?') || ', '
                     || coalesce(CAST(r.hi AS VARCHAR), '?') || ']'
@@ -216,8 +270,7 @@ CREATE OR REPLACE MACRO evalstore.quality_numeric(
     SELECT ref_key, window_index, window_start, window_end, feature,
         nullif(version, '') AS version, 'numeric' AS kind, method, variant, value,
         CAST(NULL AS DOUBLE) AS p_value, threshold, threshold_source,
-        coalesce(CASE WHEN method = 'rows' THEN value < threshold ELSE value > threshold END,
-                 false) AS drifted,
+        evalstore.check_failed(value, threshold, method = 'rows') AS drifted,
         n_reference, n_analysis, count, reason
     FROM scored;
 COMMENT ON MACRO TABLE evalstore.quality_numeric IS
@@ -264,18 +317,11 @@ CREATE OR REPLACE MACRO evalstore.quality_categorical(
         WHERE t.side = 'analysis'
         GROUP BY t.ref_key, t.window_index, t.feature, t.version
     ),
-    bounds AS (
-        SELECT evalstore.window_start(
-                   coalesce(CAST(ana_start AS TIMESTAMPTZ), min(window_start)), width)
-                   AS first_start,
-               evalstore.window_start(
-                   coalesce(CAST(ana_end AS TIMESTAMPTZ) - INTERVAL 1 MICROSECOND,
-                            max(window_start)), width) AS last_start
-        FROM ana_stats
-    ),
     grid AS (
-        SELECT unnest(evalstore.window_starts(first_start, last_start, width)) AS window_start
-        FROM bounds WHERE width IS NOT NULL
+        SELECT unnest(evalstore.analysis_window_starts(
+                   ana_start, ana_end, min(window_start), max(window_start), width))
+                   AS window_start
+        FROM ana_stats HAVING width IS NOT NULL
     ),
     gaps AS (
         SELECT g.window_start
@@ -310,22 +356,20 @@ CREATE OR REPLACE MACRO evalstore.quality_categorical(
             c.version, m.method, m.variant,
             CAST(CASE m.method
                 WHEN 'rows' THEN c.n
-                WHEN 'missing' THEN (c.n - c.n_present) / nullif(c.n, 0)
+                WHEN 'missing' THEN evalstore.missing_share(c.n, c.n_present)
                 WHEN 'unseen' THEN CASE WHEN r.n_present > 0
                     THEN c.n_unseen / nullif(c.n_present, 0) END
             END AS DOUBLE) AS value,
             CAST(CASE m.method
                 WHEN 'rows' THEN min_rows
                 WHEN 'missing'
-                    THEN coalesce((r.n - r.n_present) / nullif(r.n, 0), 0) + missing_tolerance
+                    THEN evalstore.missing_threshold(r.n, r.n_present, missing_tolerance)
                 WHEN 'unseen' THEN max_unseen
             END AS DOUBLE) AS threshold,
             CASE m.method
                 WHEN 'rows' THEN 'fixed: min_rows = ' || min_rows
-                WHEN 'missing' THEN 'reference missing share '
-                    || coalesce(CAST(round((r.n - r.n_present) / nullif(r.n, 0), 6) AS VARCHAR),
-                                'n/a (no reference rows): 0')
-                    || ' + tolerance ' || missing_tolerance
+                WHEN 'missing'
+                    THEN evalstore.missing_threshold_source(r.n, r.n_present, missing_tolerance)
                 WHEN 'unseen' THEN 'fixed: max share ' || max_unseen
             END AS threshold_source,
             coalesce(r.n, 0) AS n_reference, c.n AS n_analysis,
@@ -348,8 +392,7 @@ CREATE OR REPLACE MACRO evalstore.quality_categorical(
     SELECT ref_key, window_index, window_start, window_end, feature,
         nullif(version, '') AS version, 'categorical' AS kind, method, variant, value,
         CAST(NULL AS DOUBLE) AS p_value, threshold, threshold_source,
-        coalesce(CASE WHEN method = 'rows' THEN value < threshold ELSE value > threshold END,
-                 false) AS drifted,
+        evalstore.check_failed(value, threshold, method = 'rows') AS drifted,
         n_reference, n_analysis, count, reason
     FROM scored;
 COMMENT ON MACRO TABLE evalstore.quality_categorical IS
@@ -510,14 +553,12 @@ CREATE OR REPLACE MACRO evalstore.validate_numeric(
         SELECT c.*, m.method, m.variant,
             CAST(CASE m.method
                 WHEN 'missing' THEN c.n - c.n_present
-                WHEN 'missing_rate' THEN (c.n - c.n_present) / nullif(c.n, 0)
+                WHEN 'missing_rate' THEN evalstore.missing_share(c.n, c.n_present)
                 WHEN 'below_min' THEN CASE WHEN c.lo IS NOT NULL
                     THEN c.n_below / nullif(c.n_present, 0) END
                 WHEN 'above_max' THEN CASE WHEN c.hi IS NOT NULL
                     THEN c.n_above / nullif(c.n_present, 0) END
-                WHEN 'type' THEN CASE WHEN c.dtype IS NOT NULL THEN CASE
-                    WHEN upper(c.stored_dtype) IS NOT DISTINCT FROM upper(c.dtype) THEN 0
-                    ELSE 1 END END
+                WHEN 'type' THEN evalstore.dtype_mismatch(c.dtype, c.stored_dtype)
             END AS DOUBLE) AS value,
             CAST(CASE m.method
                 WHEN 'missing' THEN CASE WHEN NOT c.nullable THEN 0 END
@@ -555,7 +596,7 @@ CREATE OR REPLACE MACRO evalstore.validate_numeric(
     SELECT CAST(NULL AS BIGINT) AS ref_key, window_index, window_start, window_end, feature,
         CAST(NULL AS VARCHAR) AS version, 'numeric' AS kind, method, variant, value,
         CAST(NULL AS DOUBLE) AS p_value, threshold, threshold_source,
-        coalesce(value > threshold, false) AS drifted,
+        evalstore.check_failed(value, threshold, false) AS drifted,
         CAST(NULL AS BIGINT) AS n_reference, n AS n_analysis, count, reason
     FROM scored;
 COMMENT ON MACRO TABLE evalstore.validate_numeric IS
@@ -617,12 +658,10 @@ CREATE OR REPLACE MACRO evalstore.validate_categorical(
         SELECT c.*, m.method, m.variant,
             CAST(CASE m.method
                 WHEN 'missing' THEN c.n - c.n_present
-                WHEN 'missing_rate' THEN (c.n - c.n_present) / nullif(c.n, 0)
+                WHEN 'missing_rate' THEN evalstore.missing_share(c.n, c.n_present)
                 WHEN 'out_of_domain' THEN CASE WHEN c.has_domain
                     THEN c.n_outside / nullif(c.n_present, 0) END
-                WHEN 'type' THEN CASE WHEN c.dtype IS NOT NULL THEN CASE
-                    WHEN upper(c.stored_dtype) IS NOT DISTINCT FROM upper(c.dtype) THEN 0
-                    ELSE 1 END END
+                WHEN 'type' THEN evalstore.dtype_mismatch(c.dtype, c.stored_dtype)
             END AS DOUBLE) AS value,
             CAST(CASE m.method
                 WHEN 'missing' THEN CASE WHEN NOT c.nullable THEN 0 END
@@ -658,7 +697,7 @@ CREATE OR REPLACE MACRO evalstore.validate_categorical(
     SELECT CAST(NULL AS BIGINT) AS ref_key, window_index, window_start, window_end, feature,
         CAST(NULL AS VARCHAR) AS version, 'categorical' AS kind, method, variant, value,
         CAST(NULL AS DOUBLE) AS p_value, threshold, threshold_source,
-        coalesce(value > threshold, false) AS drifted,
+        evalstore.check_failed(value, threshold, false) AS drifted,
         CAST(NULL AS BIGINT) AS n_reference, n AS n_analysis, count, reason
     FROM scored;
 COMMENT ON MACRO TABLE evalstore.validate_categorical IS

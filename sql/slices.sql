@@ -67,13 +67,12 @@ CREATE OR REPLACE MACRO evalstore.slice_outcomes(source, model, metric, threshol
                 THEN (c.score - c.y_) * (c.score - c.y_) END
             WHEN 'log_loss' THEN CASE
                 WHEN c.task_ = 'binary' THEN CASE WHEN c.y_ IS NOT NULL AND c.score IS NOT NULL
-                    THEN -ln(greatest(least(CASE WHEN c.y_ = 1 THEN c.score ELSE 1 - c.score END,
-                                            1 - 2.220446049250313e-16), 2.220446049250313e-16))
+                    THEN evalstore.log_loss_term(
+                        CASE WHEN c.y_ = 1 THEN c.score ELSE 1 - c.score END)
                     END
                 WHEN c.label IS NOT NULL AND c.probabilities IS NOT NULL
-                    THEN -ln(greatest(least(evalstore.class_probability(
-                            c.probabilities, CAST(c.label AS VARCHAR)),
-                        1 - 2.220446049250313e-16), 2.220446049250313e-16))
+                    THEN evalstore.log_loss_term(evalstore.class_probability(
+                        c.probabilities, CAST(c.label AS VARCHAR)))
                 END
             WHEN 'mae' THEN abs(c.e_)
             WHEN 'mse' THEN c.e_ * c.e_

@@ -21,10 +21,24 @@ REFERENCE = "'training', NULL, NULL, NULL"
 Z = "1.9599639845400536"
 
 MACRO_CALLS: dict[str, str] = {
-    # --- schema.sql: volume, coverage, delay and their helpers
+    # --- volume.sql: volume, coverage, delay
     "volume": "SELECT * FROM evalstore.volume('bin', '1 day')",
     "label_coverage": "SELECT * FROM evalstore.label_coverage('bin', '1 day')",
     "label_delay": "SELECT * FROM evalstore.label_delay('bin', '1 day')",
+    # --- common.sql: the helpers every family uses
+    "log_loss_term": "SELECT evalstore.log_loss_term(0.25)",
+    "relation": "SELECT count(*) FROM evalstore.relation('evalstore.models')",
+    "with_slice": "SELECT * FROM evalstore.with_slice('bin.evaluations')",
+    "class_probability": "SELECT evalstore.class_probability(MAP {'a': 0.7, 'b': 0.3}, 'b')",
+    "clip_probability": "SELECT evalstore.clip_probability(1.0)",
+    "at_least": "SELECT evalstore.at_least(-0.5, 0.0)",
+    "at_most": "SELECT evalstore.at_most(1.5, 1.0)",
+    "wilson_low": f"SELECT evalstore.wilson_low(30, 40, {Z})",
+    "wilson_high": f"SELECT evalstore.wilson_high(30, 40, {Z})",
+    "drift_windows": f"SELECT * FROM evalstore.drift_windows('bin.numeric_values', {SELECTION})",
+    "drift_pairs": (
+        f"SELECT * FROM evalstore.drift_pairs('bin.numeric_values', {REFERENCE}, {SELECTION}, 0)"
+    ),
     "model_table": "SELECT count(*) FROM evalstore.model_table('bin', 'labels')",
     "window_start": f"SELECT evalstore.window_start({TS}, '7 days')",
     "window_end": "SELECT evalstore.window_end(TIMESTAMPTZ '2026-10-01 00:00:00+00', '1 day')",
@@ -32,7 +46,6 @@ MACRO_CALLS: dict[str, str] = {
     "hours_between": f"SELECT evalstore.hours_between({TS}, {TS} + INTERVAL 90 MINUTES)",
     "system_table": "SELECT count(*) FROM evalstore.system_table('bin', 'models')",
     # --- drift.sql
-    "relation": "SELECT count(*) FROM evalstore.relation('evalstore.models')",
     "drift": "SELECT * FROM evalstore.drift('bin', 'training', '1 day')",
     "drift_thresholds": "SELECT * FROM evalstore.drift_thresholds()",
     "reference_reason": (
@@ -46,10 +59,6 @@ MACRO_CALLS: dict[str, str] = {
         f"SELECT * FROM evalstore.drift_categorical('bin.category_values', {REFERENCE}, "
         f"{SELECTION}, 0, 'epsilon', 0.0001, exp(1), 'distance', true)"
     ),
-    "drift_pairs": (
-        f"SELECT * FROM evalstore.drift_pairs('bin.numeric_values', {REFERENCE}, {SELECTION}, 0)"
-    ),
-    "drift_windows": f"SELECT * FROM evalstore.drift_windows('bin.numeric_values', {SELECTION})",
     "numeric_methods": (
         "SELECT unnest(evalstore.numeric_methods(0.3, 1.5, evalstore.binned_scores("
         "[0.25, 0.25, 0.5], [0.2, 0.4, 0.4], 'epsilon', 0.0001, exp(1), 'distance'), 20, "
@@ -108,6 +117,15 @@ MACRO_CALLS: dict[str, str] = {
         "SELECT * FROM evalstore.validate_categorical('bin', 'evalstore.schemas', "
         f"'bin.category_values', {SELECTION}, 0.05)"
     ),
+    "analysis_window_starts": (
+        "SELECT evalstore.analysis_window_starts(NULL, TIMESTAMPTZ '2026-10-03 00:00:00+00', "
+        "TIMESTAMPTZ '2026-10-01 06:00:00+00', TIMESTAMPTZ '2026-10-01 00:00:00+00', '1 day')"
+    ),
+    "missing_share": "SELECT evalstore.missing_share(8, 6)",
+    "missing_threshold": "SELECT evalstore.missing_threshold(10, 9, 0.05)",
+    "missing_threshold_source": "SELECT evalstore.missing_threshold_source(3, 1, 0.05)",
+    "dtype_mismatch": "SELECT evalstore.dtype_mismatch('double', 'DOUBLE')",
+    "check_failed": "SELECT evalstore.check_failed(3, 5, true)",
     "window_starts": (
         "SELECT evalstore.window_starts(TIMESTAMPTZ '2026-10-01 00:00:00+00', "
         "TIMESTAMPTZ '2026-10-03 00:00:00+00', '1 day')"
@@ -134,19 +152,15 @@ MACRO_CALLS: dict[str, str] = {
         "SELECT * FROM evalstore.performance_rows('bin.evaluations', '1 day', NULL, NULL, "
         "NULL, NULL)"
     ),
-    "with_slice": "SELECT * FROM evalstore.with_slice('bin.evaluations')",
-    "class_probability": "SELECT evalstore.class_probability(MAP {'a': 0.7, 'b': 0.3}, 'b')",
     "f1_se": "SELECT evalstore.f1_se(40, 10, 5)",
     "label_horizon": "SELECT * FROM evalstore.label_horizon('bin', NULL, NULL)",
     "bucket_index": f"SELECT evalstore.bucket_index({TS}, '1 day')",
     "bucket_start": "SELECT evalstore.bucket_start(9769, '1 day')",
+    "cell_window_start": "SELECT evalstore.cell_window_start(9769, '1 day', NULL)",
+    "cell_window_end": f"SELECT evalstore.cell_window_end(0, NULL, {TS})",
     "cell_key": "SELECT evalstore.cell_key(12, 2, 3, 10, 1, 2, 4)",
     "integer_value": "SELECT evalstore.integer_value(CAST(7 AS INTEGER))",
     "add_hours": f"SELECT evalstore.add_hours({TS}, 2.5)",
-    "at_least": "SELECT evalstore.at_least(-0.5, 0.0)",
-    "at_most": "SELECT evalstore.at_most(1.5, 1.0)",
-    "wilson_low": f"SELECT evalstore.wilson_low(30, 40, {Z})",
-    "wilson_high": f"SELECT evalstore.wilson_high(30, 40, {Z})",
     # --- slices.sql
     "slice_outcomes": (
         "SELECT * FROM evalstore.slice_outcomes('bin.evaluations', 'bin', 'accuracy', NULL)"
@@ -182,7 +196,6 @@ MACRO_CALLS: dict[str, str] = {
         "SELECT * FROM evalstore.compare_pairs('bin.evaluations', 'v1', 'v2', '1 day', NULL, "
         "NULL, NULL, NULL)"
     ),
-    "clip_probability": "SELECT evalstore.clip_probability(1.0)",
     "paired_sd": "SELECT evalstore.paired_sd(3.0, 10.0, 20)",
     "paired_z": "SELECT evalstore.paired_z(3.0, 10.0, 20)",
     # --- health.sql

@@ -208,8 +208,8 @@ def test_reopen_does_not_reinstall_matching_macros(store_file):
 def test_reopen_reinstalls_when_sql_text_changes(store_file, monkeypatch):
     original = evalstore.core.macros.sql_sources()
     body = "(epoch(t1) - epoch(t0)) / 3600.0"
-    assert body in original["schema.sql"], "hours_between's body changed; update this test"
-    modified = {**original, "schema.sql": original["schema.sql"].replace(body, body + " * 60")}
+    assert body in original["common.sql"], "hours_between's body changed; update this test"
+    modified = {**original, "common.sql": original["common.sql"].replace(body, body + " * 60")}
     monkeypatch.setattr(evalstore.core.macros, "sql_sources", lambda: dict(modified))
     old_hash = _meta(store_file)["macros_hash"]
 
@@ -491,7 +491,7 @@ def test_sql_dir_holds_every_macro_file():
     assert directory.is_dir()
     for name in SQL_FILES:
         assert (directory / name).is_file(), name
-    assert (directory / "schema.sql").read_text() == (PROJECT / "sql" / "schema.sql").read_text()
+    assert (directory / "common.sql").read_text() == (PROJECT / "sql" / "common.sql").read_text()
 
 
 def test_wheel_ships_the_sql_files(tmp_path):

@@ -1,8 +1,12 @@
 """Install the SQL macros of ``sql/`` into a store, so they persist in its file.
 
-Macros are the one implementation of every metric: the Python API, the CLI and the
-server all call them, and so can any process that opens the file with plain
-``duckdb.connect(path)``. Installation is idempotent: the files' combined SHA-256
+Macros compute the metrics: the Python API, the CLI and the server all call them, and
+so can any process that opens the file with plain ``duckdb.connect(path)``. Python
+adds what SQL cannot do well: p-values and bootstrap intervals (scipy/numpy, from the
+statistics the macros return), multivariate drift (numpy kernels over rows the macros
+select), and a numpy fast path of numeric drift's KS D and Wasserstein W1 (the SQL
+``drift_numeric`` computes them too). ``common.sql`` holds the helpers every other file
+uses and is installed first. Installation is idempotent: the files' combined SHA-256
 and the evalstore version are stamped in ``evalstore.meta``; a store whose stamp
 matches is left alone, one whose stamp differs gets every file re-run (each
 statement is ``CREATE OR REPLACE``).
@@ -20,9 +24,10 @@ import duckdb
 from evalstore import __version__
 from evalstore.core.db import transaction
 
-#: Order of installation: helpers first, then the families that use them.
+#: Order of installation: the shared helpers (common.sql) first, then the families.
 SQL_FILES = (
-    "schema.sql",
+    "common.sql",
+    "volume.sql",
     "drift.sql",
     "quality.sql",
     "performance.sql",
