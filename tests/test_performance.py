@@ -832,6 +832,51 @@ def test_multiclass_metrics_match_sklearn(multiclass):
     assert "eel" not in frame.loc[frame["day"] == 1, "yhat"].to_numpy()
 
 
+def test_multiclass_log_loss_leaves_out_rows_without_probabilities():
+    # a labeled prediction without a probability map has no log loss: it is counted in
+    # n_excluded, not scored as a (clipped) perfect prediction
+    store = evalstore.open()
+    try:
+        store.register_model("zoo", "v1", "multiclass", classes=["cat", "dog"])
+        store.log_predictions(
+            "zoo",
+            pa.table(
+                {
+                    "example_id": ["a", "b", "c"],
+                    "ts": _ts(np.array([10, 20, 30])),
+                    "prediction": ["cat", "dog", "cat"],
+                    "p_cat": [0.8, 0.3, 0.6],
+                    "p_dog": [0.2, 0.7, 0.4],
+                }
+            ),
+            version="v1",
+            probability_columns={"cat": "p_cat", "dog": "p_dog"},
+        )
+        store.log_predictions(
+            "zoo",
+            pa.table(
+                {
+                    "example_id": ["d", "e"],
+                    "ts": _ts(np.array([40, 50])),
+                    "prediction": ["dog", "cat"],
+                }
+            ),
+            version="v1",
+        )
+        store.log_labels(
+            "zoo", pa.table({"example_id": ["a", "b", "c", "d", "e"], "label": ["cat"] * 5})
+        )
+        result = _rows(store.performance("zoo", metrics="log_loss"))
+    finally:
+        store.close()
+    row = _value(result, "log_loss")
+    assert (row["n"], row["n_excluded"], row["labeled"]) == (3, 2, 5)
+    want = log_loss(
+        ["cat", "cat", "cat"], [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], labels=["cat", "dog"]
+    )
+    assert row["value"] == pytest.approx(want, abs=TOL)
+
+
 def test_multiclass_threshold_is_refused(multiclass):
     store, *_ = multiclass
     with pytest.raises(InvalidParameterError, match="binary"):
