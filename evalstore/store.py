@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from evalstore.core import ingest, registry, sources, udfs
+from evalstore.core.context import Context
 from evalstore.core.db import transaction, utc_cursor
 from evalstore.core.identifiers import check_model_name
 from evalstore.core.layout import check_catalog, check_readable, create_model_schema, migrate
@@ -22,8 +23,6 @@ from evalstore.core.values import refresh_value_views
 from evalstore.errors import (
     InvalidParameterError,
     ModelConflictError,
-    ReadOnlyError,
-    UnknownModelError,
     translate_duckdb_errors,
 )
 from evalstore.metrics import compare as _compare
@@ -136,6 +135,16 @@ class Store:
     def connection(self) -> duckdb.DuckDBPyConnection:
         """The underlying DuckDB connection (for advanced use; prefer :meth:`sql`)."""
         return self._con
+
+    def _context(self) -> Context:
+        """This handle as the families and the flywheel see it (:mod:`evalstore.core.context`)."""
+        return Context(
+            connection=self._con,
+            lock=self._lock,
+            limits=self.limits,
+            read_only=self.read_only,
+            name=repr(self),
+        )
 
     def session(self) -> Store:
         """Another handle on the same store with a DuckDB connection of its own.
@@ -286,26 +295,11 @@ class Store:
         )
 
     def _versions(self, model: str) -> dict[str, dict[str, Any]]:
-        rows = self.models(model).to_pylist()
-        return {row["version"]: row for row in rows}
+        return self._context().versions(model)
 
     def _registration(self, model: str, version: str | None = None) -> dict[str, Any]:
         """The registry row of ``version`` (or of the latest version) of ``model``."""
-        check_model_name(model)
-        versions = self._versions(model)
-        if not versions:
-            raise UnknownModelError(
-                f"model {model!r} is not registered; call store.register_model({model!r}, "
-                "version, task) first (or `evalstore register` on the command line)"
-            )
-        if version is None:
-            return list(versions.values())[-1]
-        if version not in versions:
-            raise UnknownModelError(
-                f"model {model!r} has no version {version!r} (registered: "
-                f"{', '.join(versions)}); register it before logging its predictions"
-            )
-        return versions[version]
+        return self._context().registration(model, version)
 
     def _classes(self, model: str) -> list[str] | None:
         """Union of the classes registered for any version of ``model`` (None if unset)."""
@@ -352,7 +346,7 @@ class Store:
         >>> store.close()
         """
         return drift.drift(
-            self, model, reference, window, features, methods, version, where, **options
+            self._context(), model, reference, window, features, methods, version, where, **options
         )
 
     def multivariate_drift(
@@ -374,7 +368,7 @@ class Store:
         ``learn_k``, ``seed``).
         """
         return multivariate_drift.multivariate_drift(
-            self, model, reference, window, features, methods, version, where, **options
+            self._context(), model, reference, window, features, methods, version, where, **options
         )
 
     def quality(
@@ -393,7 +387,9 @@ class Store:
         reference's [min, max]) and unseen (categorical). Same selection parameters and
         long result shape as :meth:`drift`; ``drifted`` is true when a check fails.
         """
-        return _quality.quality(self, model, reference, window, features, version, where, **options)
+        return _quality.quality(
+            self._context(), model, reference, window, features, version, where, **options
+        )
 
     def infer_schema(
         self,
@@ -409,11 +405,13 @@ class Store:
         min, max, domain, expected_missing); see :func:`evalstore.metrics.quality.infer_schema`.
         """
         self._writable()
-        return _quality.infer_schema(self, model, reference, version, features, **options)
+        return _quality.infer_schema(
+            self._context(), model, reference, version, features, **options
+        )
 
     def schema(self, model: str) -> pa.Table:
         """The model's saved schema (its rows of ``evalstore.schemas``)."""
-        return _quality.saved_schema(self, model)
+        return _quality.saved_schema(self._context(), model)
 
     def validate(
         self,
@@ -429,7 +427,9 @@ class Store:
         Checks: missing, missing_rate, type, below_min, above_max, out_of_domain; see
         :func:`evalstore.metrics.quality.validate`.
         """
-        return _quality.validate(self, model, window, features, version, where, **options)
+        return _quality.validate(
+            self._context(), model, window, features, version, where, **options
+        )
 
     def performance(
         self,
@@ -451,7 +451,17 @@ class Store:
         drop); see :func:`evalstore.metrics.performance.performance`.
         """
         return _performance.performance(
-            self, model, metrics, window, by, version, where, since, until, threshold, **options
+            self._context(),
+            model,
+            metrics,
+            window,
+            by,
+            version,
+            where,
+            since,
+            until,
+            threshold,
+            **options,
         )
 
     def worst_slices(
@@ -472,7 +482,7 @@ class Store:
         :func:`evalstore.metrics.slices.worst_slices`.
         """
         return _slices.worst_slices(
-            self, model, metric, since, until, version, where, features, **options
+            self._context(), model, metric, since, until, version, where, features, **options
         )
 
     def skew(
@@ -492,7 +502,9 @@ class Store:
         share_mismatch, sample_ids, and the training-vs-serving ``distance`` from the
         drift engine (``method``, ``variant``); see :func:`evalstore.metrics.skew.skew`.
         """
-        return _skew.skew(self, model, tolerance, rtol, features, version, where, **options)
+        return _skew.skew(
+            self._context(), model, tolerance, rtol, features, version, where, **options
+        )
 
     def skew_summary(
         self,
@@ -509,7 +521,9 @@ class Store:
         Same parameters and mismatch rule as :meth:`skew`; see
         :func:`evalstore.metrics.skew.skew_summary`.
         """
-        return _skew.skew_summary(self, model, tolerance, rtol, features, version, where, **options)
+        return _skew.skew_summary(
+            self._context(), model, tolerance, rtol, features, version, where, **options
+        )
 
     def compare(
         self,
@@ -529,7 +543,7 @@ class Store:
         (regression: MAE, MSE) with confidence intervals and p-values; see
         :func:`evalstore.metrics.compare.compare`.
         """
-        return _compare.compare(self, model, a, b, window, by, metric, where, **options)
+        return _compare.compare(self._context(), model, a, b, window, by, metric, where, **options)
 
     def health(
         self,
@@ -546,7 +560,7 @@ class Store:
         and volume from ``evalstore.batches``; dependency changes between consecutive
         versions. See :func:`evalstore.metrics.health.health` (``as_of``, ``now``).
         """
-        return _health.health(self, model, window, version, sections, **options)
+        return _health.health(self._context(), model, window, version, sections, **options)
 
     # ------------------------------------------------------------------ flywheel
 
@@ -579,7 +593,17 @@ class Store:
         from evalstore.flywheel import suggest as _suggest
 
         return _suggest.suggest(
-            self, model, k, strategy, version, since, until, window, where, seed, **options
+            self._context(),
+            model,
+            k,
+            strategy,
+            version,
+            since,
+            until,
+            window,
+            where,
+            seed,
+            **options,
         )
 
     def label_requests(
@@ -595,9 +619,9 @@ class Store:
         ``expired`` or ``cancelled`` (or a list of them). Overdue open requests are
         marked expired first.
         """
-        from evalstore.flywheel import suggest as _suggest
+        from evalstore.core import label_requests as _label_requests
 
-        return _suggest.label_requests(self, model, status, strategy, example_ids)
+        return _label_requests.label_requests(self._context(), model, status, strategy, example_ids)
 
     def cancel_requests(
         self,
@@ -610,15 +634,17 @@ class Store:
 
         Returns how many were cancelled; cancelled examples may be suggested again.
         """
-        from evalstore.flywheel import suggest as _suggest
+        from evalstore.core import label_requests as _label_requests
 
-        return _suggest.cancel_requests(self, model, example_ids, request_ids, strategy)
+        return _label_requests.cancel_requests(
+            self._context(), model, example_ids, request_ids, strategy
+        )
 
     def expire_requests(self, model: str | None = None, now: Any = None) -> int:
         """Mark open requests past their ``expires_at`` (at ``now``) expired; return how many."""
-        from evalstore.flywheel import suggest as _suggest
+        from evalstore.core import label_requests as _label_requests
 
-        return _suggest.expire_requests(self, model, now)
+        return _label_requests.expire_requests(self._context(), model, now)
 
     def selection(
         self,
@@ -641,7 +667,16 @@ class Store:
 
         with self._lock:
             return _training_data.resolve(
-                self, model, where, env, since, until, labeled_only, version, columns, as_of
+                self._context(),
+                model,
+                where,
+                env,
+                since,
+                until,
+                labeled_only,
+                version,
+                columns,
+                as_of,
             )
 
     def select(
@@ -673,7 +708,7 @@ class Store:
         chosen = self.selection(
             model, where, env, since, until, labeled_only, version, columns, as_of
         )
-        return _training_data.select(self, chosen, stream=stream)
+        return _training_data.select(self._context(), chosen, stream=stream)
 
     def export(
         self,
@@ -693,7 +728,9 @@ class Store:
 
         if isinstance(selection, Mapping):
             selection = self.selection(**selection)
-        return _training_data.export(self, selection, path, partition_by, overwrite=overwrite)
+        return _training_data.export(
+            self._context(), selection, path, partition_by, overwrite=overwrite
+        )
 
     def snapshot(self, name: str, selection: Any, replace: bool = False) -> dict[str, Any]:
         """Record a named, reproducible selection in ``evalstore.snapshots``.
@@ -705,7 +742,7 @@ class Store:
         """
         from evalstore.flywheel import snapshots as _snapshots
 
-        return _snapshots.create(self, name, selection, replace=replace)
+        return _snapshots.create(self._context(), name, selection, replace=replace)
 
     def load_snapshot(
         self, name: str, stream: bool = False, verify: bool = True
@@ -718,25 +755,25 @@ class Store:
         """
         from evalstore.flywheel import snapshots as _snapshots
 
-        return _snapshots.load(self, name, stream=stream, verify=verify)
+        return _snapshots.load(self._context(), name, stream=stream, verify=verify)
 
     def snapshots(self, model: str | None = None) -> pa.Table:
         """List snapshots (name, model, as_of, created_at, row_count, content_hash, definition)."""
         from evalstore.flywheel import snapshots as _snapshots
 
-        return _snapshots.listing(self, model)
+        return _snapshots.listing(self._context(), model)
 
     def snapshot_info(self, name: str) -> dict[str, Any]:
         """One snapshot's record as a dict (``definition`` parsed)."""
         from evalstore.flywheel import snapshots as _snapshots
 
-        return _snapshots.info(self, name)
+        return _snapshots.info(self._context(), name)
 
     def delete_snapshot(self, name: str) -> bool:
         """Delete a snapshot's record (the rows it selected stay in the store)."""
         from evalstore.flywheel import snapshots as _snapshots
 
-        return _snapshots.delete(self, name)
+        return _snapshots.delete(self._context(), name)
 
     # ------------------------------------------------------------------ ingest
 
@@ -884,7 +921,4 @@ class Store:
             return ingest.execute(self._con, plan, reader, source=source)
 
     def _writable(self) -> None:
-        if self.read_only:
-            raise ReadOnlyError(
-                f"{self!r} is read-only; open it with read_only=False to write to it"
-            )
+        self._context().check_writable()

@@ -238,7 +238,7 @@ def _binary_expected(rows: pd.DataFrame, threshold: float | None) -> dict[str, f
 
 def test_result_columns(binary):
     store, _ = binary
-    result = performance(store, "fraud")
+    result = performance(store._context(), "fraud")
     assert tuple(result.column_names) == RESULT_COLUMNS_WITHOUT_SLICES
     assert result.num_rows == 3 * 2 * 10
 
@@ -246,7 +246,7 @@ def test_result_columns(binary):
 @pytest.mark.parametrize("threshold", [None, 0.5])
 def test_binary_metrics_match_sklearn(binary, threshold):
     store, expected = binary
-    result = _rows(performance(store, "fraud", threshold=threshold))
+    result = _rows(performance(store._context(), "fraud", threshold=threshold))
     result["day"] = (result["window_start"] - pd.Timestamp(BASE)).dt.days
     checked = 0
     for (day, version), rows in expected.groupby(["day", "version"]):
@@ -271,7 +271,7 @@ def test_binary_metrics_match_sklearn(binary, threshold):
 
 def test_window_bounds_are_utc_days(binary):
     store, _ = binary
-    result = _rows(performance(store, "fraud", metrics="accuracy", version="v1"))
+    result = _rows(performance(store._context(), "fraud", metrics="accuracy", version="v1"))
     starts = [pd.Timestamp(BASE + timedelta(days=d)) for d in range(3)]
     assert result["window_start"].tolist() == starts
     assert (result["window_end"] - result["window_start"] == pd.Timedelta(days=1)).all()
@@ -279,7 +279,7 @@ def test_window_bounds_are_utc_days(binary):
 
 def test_analytic_intervals_match_hand_computation(binary):
     store, expected = binary
-    result = _rows(performance(store, "fraud", version="v1"))
+    result = _rows(performance(store._context(), "fraud", version="v1"))
     rows = expected[(expected["version"] == "v1") & (expected["day"] == 1)]
     labeled = rows[rows["y"].notna()]
     y = labeled["y"].to_numpy().astype(int)
@@ -329,17 +329,27 @@ def test_wilson_interval_of_a_known_proportion(binary):
 
 def test_confidence_level_changes_analytic_intervals(binary):
     store, _ = binary
-    narrow = _rows(performance(store, "fraud", metrics="accuracy", confidence=0.5, n_boot=0))
-    wide = _rows(performance(store, "fraud", metrics="accuracy", confidence=0.99, n_boot=0))
+    narrow = _rows(
+        performance(store._context(), "fraud", metrics="accuracy", confidence=0.5, n_boot=0)
+    )
+    wide = _rows(
+        performance(store._context(), "fraud", metrics="accuracy", confidence=0.99, n_boot=0)
+    )
     assert (narrow["ci_high"] - narrow["ci_low"] < wide["ci_high"] - wide["ci_low"]).all()
     assert ((wide["ci_low"] <= wide["value"]) & (wide["value"] <= wide["ci_high"])).all()
 
 
 def test_bootstrap_is_seeded_and_close_to_a_row_bootstrap(binary):
     store, expected = binary
-    first = _rows(performance(store, "fraud", metrics=["f1", "ece"], n_boot=2000, seed=7))
-    again = _rows(performance(store, "fraud", metrics=["f1", "ece"], n_boot=2000, seed=7))
-    other = _rows(performance(store, "fraud", metrics=["f1", "ece"], n_boot=2000, seed=8))
+    first = _rows(
+        performance(store._context(), "fraud", metrics=["f1", "ece"], n_boot=2000, seed=7)
+    )
+    again = _rows(
+        performance(store._context(), "fraud", metrics=["f1", "ece"], n_boot=2000, seed=7)
+    )
+    other = _rows(
+        performance(store._context(), "fraud", metrics=["f1", "ece"], n_boot=2000, seed=8)
+    )
     pd.testing.assert_frame_equal(first, again)
     assert not np.allclose(first["ci_low"], other["ci_low"])
     ece = first[first["metric"] == "ece"]
@@ -372,7 +382,9 @@ def test_bootstrap_is_seeded_and_close_to_a_row_bootstrap(binary):
 
 def test_bootstrap_can_be_switched_off(binary):
     store, _ = binary
-    result = _rows(performance(store, "fraud", metrics=["f1", "ece", "accuracy"], n_boot=0))
+    result = _rows(
+        performance(store._context(), "fraud", metrics=["f1", "ece", "accuracy"], n_boot=0)
+    )
     boot = result[result["metric"] == "ece"]
     assert boot["ci_low"].isna().all() and boot["ci_high"].isna().all()
     assert boot["variant"].str.contains("CI not computed").all()
@@ -383,7 +395,7 @@ def test_bootstrap_can_be_switched_off(binary):
 def test_f1_interval_is_the_delta_method(binary):
     """F1 +- z sqrt(4 tp (fp + fn) (tp + fp + fn) / (2 tp + fp + fn)^4), clipped to [0, 1]."""
     store, _ = binary
-    result = _rows(performance(store, "fraud", metrics=["f1"]))
+    result = _rows(performance(store._context(), "fraud", metrics=["f1"]))
     defined = result[result["value"].notna()]
     assert len(defined)
     assert (
@@ -409,7 +421,9 @@ def test_f1_interval_is_the_delta_method(binary):
 
 def test_metric_subset_and_order(binary):
     store, _ = binary
-    result = _rows(performance(store, "fraud", metrics=["roc_auc", "accuracy"], version="v2"))
+    result = _rows(
+        performance(store._context(), "fraud", metrics=["roc_auc", "accuracy"], version="v2")
+    )
     assert result["metric"].tolist() == ["accuracy", "roc_auc"] * 3
     assert set(result["version"]) == {"v2"}
 
@@ -437,7 +451,7 @@ def _tiny_store(labels: dict[str, int], scores: dict[str, float], day_of=None):
 def test_single_class_window_gives_null_auc_with_reason():
     scores = {"a": 0.9, "b": 0.2, "c": 0.7}
     with _tiny_store({"a": 0, "b": 0, "c": 0}, scores) as store:
-        result = _rows(performance(store, "fraud"))
+        result = _rows(performance(store._context(), "fraud"))
     auc = _value(result, "roc_auc")
     assert pd.isna(auc["value"]) and "single-class" in auc["reason"]
     assert pd.isna(auc["ci_low"]) and pd.isna(auc["ci_high"])
@@ -452,7 +466,7 @@ def test_single_class_window_gives_null_auc_with_reason():
 
 def test_no_predicted_positive_gives_null_precision():
     with _tiny_store({"a": 1, "b": 0}, {"a": 0.1, "b": 0.2}) as store:
-        result = _rows(performance(store, "fraud"))
+        result = _rows(performance(store._context(), "fraud"))
     precision = _value(result, "precision")
     assert pd.isna(precision["value"]) and "no predicted positives" in precision["reason"]
     assert _value(result, "roc_auc")["value"] == 0.0
@@ -462,7 +476,7 @@ def test_unlabeled_window_has_zero_coverage_and_null_metrics():
     scores = {"a": 0.9, "b": 0.2, "c": 0.7, "d": 0.4}
     day_of = {"c": 1, "d": 1}
     with _tiny_store({"a": 1, "b": 0}, scores, day_of) as store:
-        result = _rows(performance(store, "fraud"))
+        result = _rows(performance(store._context(), "fraud"))
     late = result[result["window_start"] == pd.Timestamp(BASE + timedelta(days=1))]
     assert len(late) == 10
     assert late["value"].isna().all() and late["ci_low"].isna().all()
@@ -474,7 +488,9 @@ def test_unlabeled_window_has_zero_coverage_and_null_metrics():
 
 def test_one_row_cells_have_no_made_up_intervals(regression):
     with _tiny_store({"a": 1}, {"a": 0.7}) as store:
-        result = _rows(performance(store, "fraud", metrics=["log_loss", "brier", "roc_auc"]))
+        result = _rows(
+            performance(store._context(), "fraud", metrics=["log_loss", "brier", "roc_auc"])
+        )
     assert result["value"].notna().tolist() == [False, True, True]  # roc_auc: one class
     assert result["ci_low"].isna().all() and result["ci_high"].isna().all()
     store, _ = regression
@@ -485,7 +501,9 @@ def test_one_row_cells_have_no_made_up_intervals(regression):
         .column(0)[0]
         .as_py()
     )
-    one = _rows(performance(store, "price", since=first, until=first + timedelta(microseconds=1)))
+    one = _rows(
+        performance(store._context(), "price", since=first, until=first + timedelta(microseconds=1))
+    )
     assert (one["predictions"] == 1).all() and (one["n"] == 1).all()
     assert one.loc[one["metric"] == "mae", "value"].notna().all()
     assert one["ci_low"].isna().all() and one["ci_high"].isna().all()
@@ -494,16 +512,16 @@ def test_one_row_cells_have_no_made_up_intervals(regression):
 def test_empty_model_gives_an_empty_table():
     with evalstore.open() as store:
         store.register_model("fraud", "v1", "binary")
-        result = performance(store, "fraud", by=["version"])
+        result = performance(store._context(), "fraud", by=["version"])
     assert result.num_rows == 0
     assert tuple(result.column_names) == RESULT_COLUMNS_WITHOUT_SLICES
 
 
 def test_label_corrections_latest_wins():
     with _tiny_store({"a": 1, "b": 0}, {"a": 0.9, "b": 0.2}) as store:
-        assert _value(_rows(performance(store, "fraud")), "accuracy")["value"] == 1.0
+        assert _value(_rows(performance(store._context(), "fraud")), "accuracy")["value"] == 1.0
         store.log_labels("fraud", pa.table({"example_id": ["a"], "label": [0]}))
-        result = _rows(performance(store, "fraud"))
+        result = _rows(performance(store._context(), "fraud"))
     assert _value(result, "accuracy")["value"] == 0.5
     assert _value(result, "accuracy")["labeled"] == 2
 
@@ -513,7 +531,7 @@ def test_label_corrections_latest_wins():
 
 def test_slices_by_binned_numeric_feature(binary):
     store, expected = binary
-    result = _rows(performance(store, "fraud", by="x", metrics=["accuracy", "roc_auc"]))
+    result = _rows(performance(store._context(), "fraud", by="x", metrics=["accuracy", "roc_auc"]))
     train = store.sql("SELECT x FROM fraud.features WHERE env = 'training'").column(0)
     edges = np.quantile(train.to_numpy(), [0.25, 0.5, 0.75])
     labels = [f"(-inf, {edges[0]:.6g})", f"[{edges[0]:.6g}, {edges[1]:.6g})"]
@@ -536,7 +554,9 @@ def test_slices_by_binned_numeric_feature(binary):
 def test_explicit_edges_and_reference(binary):
     store, expected = binary
     result = _rows(
-        performance(store, "fraud", by=["x"], edges={"x": [0]}, metrics="accuracy", version="v1")
+        performance(
+            store._context(), "fraud", by=["x"], edges={"x": [0]}, metrics="accuracy", version="v1"
+        )
     )
     assert set(result["x"].dropna()) == {"(-inf, 0)", "[0, inf)"}
     got = result[(result["x"] == "[0, inf)")]["predictions"].sum()
@@ -544,7 +564,7 @@ def test_explicit_edges_and_reference(binary):
     assert result[result["x"].isna()]["predictions"].sum() == 1  # x = NaN: the NULL slice
     serving = _rows(
         performance(
-            store, "fraud", by="x", bins=2, metrics="accuracy", version="v1",
+            store._context(), "fraud", by="x", bins=2, metrics="accuracy", version="v1",
             reference=(BASE, BASE + timedelta(days=3)),
         )
     )  # fmt: skip
@@ -554,7 +574,9 @@ def test_explicit_edges_and_reference(binary):
 
 def test_slices_by_category_and_version(binary):
     store, expected = binary
-    result = _rows(performance(store, "fraud", by=["region", "version"], metrics=["f1", "brier"]))
+    result = _rows(
+        performance(store._context(), "fraud", by=["region", "version"], metrics=["f1", "brier"])
+    )
     assert "version" in result.columns and "region" in result.columns
     result["day"] = (result["window_start"] - pd.Timestamp(BASE)).dt.days
     for (day, version, region), rows in expected.groupby(["day", "version", "region"]):
@@ -568,7 +590,7 @@ def test_named_predicate_slices_overlap_and_empty(binary):
     store, expected = binary
     # NaN is the largest DOUBLE in DuckDB, so the example with x = NaN meets "x > 0"
     slices = {"high": "x > 0.5", "positive": "x > 0", "none": "x > 100 AND x < 1000"}
-    result = _rows(performance(store, "fraud", by=slices, metrics=["accuracy"]))
+    result = _rows(performance(store._context(), "fraud", by=slices, metrics=["accuracy"]))
     assert list(dict.fromkeys(result["slice"])) == ["high", "positive", "none"]
     result["day"] = (result["window_start"] - pd.Timestamp(BASE)).dt.days
     for (day, version), rows in expected.groupby(["day", "version"]):
@@ -608,8 +630,8 @@ def test_feature_slices_of_predictions_without_serving_features():
         predicates = {"high": "score >= 0.5", "low": "score < 0.5"}
         result = _rows(
             performance(
-                store, "m", metrics="accuracy", window="1 day", by=["region", "x", predicates],
-                edges={"x": [0.0]}, where="x IS NULL OR x > -1.5",
+                store._context(), "m", metrics="accuracy", window="1 day",
+                by=["region", "x", predicates], edges={"x": [0.0]}, where="x IS NULL OR x > -1.5",
             )
         )  # fmt: skip
     rows = pd.DataFrame({"score": score, "y": y})
@@ -638,7 +660,9 @@ def test_feature_slices_of_predictions_without_serving_features():
 
 def test_where_restricts_rows(binary):
     store, expected = binary
-    result = _rows(performance(store, "fraud", where="region = 'north'", metrics="accuracy"))
+    result = _rows(
+        performance(store._context(), "fraud", where="region = 'north'", metrics="accuracy")
+    )
     north = expected[expected["region"] == "north"]
     assert result["predictions"].sum() == len(north)
 
@@ -660,7 +684,9 @@ def _chunk_reference(expected: pd.DataFrame, chunk_rows=None, chunks=None) -> pd
 def test_windows_of_rows_and_chunks(binary, chunk_rows, chunks):
     store, expected = binary
     window = chunk_rows if chunk_rows else {"chunks": chunks}
-    result = _rows(performance(store, "fraud", window=window, metrics=["accuracy", "roc_auc"]))
+    result = _rows(
+        performance(store._context(), "fraud", window=window, metrics=["accuracy", "roc_auc"])
+    )
     ordered = _chunk_reference(expected, chunk_rows, chunks)
     groups = list(ordered.groupby("chunk"))
     starts = sorted(result["window_start"].unique())
@@ -681,7 +707,7 @@ def test_since_until_bound_prediction_time(binary):
     store, _ = binary
     result = _rows(
         performance(
-            store, "fraud", metrics="accuracy", since=BASE + timedelta(days=1),
+            store._context(), "fraud", metrics="accuracy", since=BASE + timedelta(days=1),
             until=BASE + timedelta(days=2),
         )
     )  # fmt: skip
@@ -734,10 +760,12 @@ def test_labels_complete_from_the_label_delay_quantile():
     p90 = np.quantile(delay[labeled] / 3600, 0.9)
     as_of = label_ts[labeled].max()
     with store:
-        result = _rows(performance(store, "fraud", metrics="accuracy"))
+        result = _rows(performance(store._context(), "fraud", metrics="accuracy"))
         horizon = store.sql("SELECT * FROM evalstore.label_horizon('fraud', 0.9, NULL)").to_pylist()
         given = _rows(
-            performance(store, "fraud", metrics="accuracy", as_of=BASE + timedelta(days=30))
+            performance(
+                store._context(), "fraud", metrics="accuracy", as_of=BASE + timedelta(days=30)
+            )
         )
     assert horizon[0]["delay_hours"] == pytest.approx(p90, abs=1e-6)
     assert horizon[0]["labeled"] == labeled.sum()
@@ -751,7 +779,7 @@ def test_labels_complete_from_the_label_delay_quantile():
 
 def test_no_labels_means_incomplete():
     with _tiny_store({}, {"a": 0.3, "b": 0.8}) as store:
-        result = _rows(performance(store, "fraud", metrics="accuracy"))
+        result = _rows(performance(store._context(), "fraud", metrics="accuracy"))
     assert not result["labels_complete"].any()
     assert result["labels_due"].isna().all()
 
@@ -801,7 +829,7 @@ def multiclass():
 
 def test_multiclass_metrics_match_sklearn(multiclass):
     store, frame, probs, classes = multiclass
-    result = _rows(performance(store, "zoo"))
+    result = _rows(performance(store._context(), "zoo"))
     result["day"] = (result["window_start"] - pd.Timestamp(BASE)).dt.days
     for day in (0, 1):
         rows = frame[(frame["day"] == day) & frame["labeled"]]
@@ -880,9 +908,9 @@ def test_multiclass_log_loss_leaves_out_rows_without_probabilities():
 def test_multiclass_threshold_is_refused(multiclass):
     store, *_ = multiclass
     with pytest.raises(InvalidParameterError, match="binary"):
-        performance(store, "zoo", threshold=0.5)
+        performance(store._context(), "zoo", threshold=0.5)
     with pytest.raises(InvalidParameterError, match="roc_auc"):
-        performance(store, "zoo", metrics=["roc_auc"])
+        performance(store._context(), "zoo", metrics=["roc_auc"])
 
 
 # ---------------------------------------------------------------------- regression
@@ -915,7 +943,7 @@ def regression():
 
 def test_regression_metrics_match_sklearn(regression):
     store, frame = regression
-    result = _rows(performance(store, "price"))
+    result = _rows(performance(store._context(), "price"))
     result["day"] = (result["window_start"] - pd.Timestamp(BASE)).dt.days
     for day in (0, 1):
         rows = frame[(frame["day"] == day) & frame["labeled"]]
@@ -960,7 +988,7 @@ def test_regression_metrics_match_sklearn(regression):
 
 def test_regression_all_zero_targets_and_constant_labels(regression):
     store, frame = regression
-    result = _rows(performance(store, "price", since=BASE + timedelta(days=2)))
+    result = _rows(performance(store._context(), "price", since=BASE + timedelta(days=2)))
     mape, r2 = _value(result, "mape"), _value(result, "r2")
     assert pd.isna(mape["value"]) and "every target is 0" in mape["reason"]
     assert mape["n_excluded"] == (frame["labeled"] & (frame["day"] == 2)).sum()
@@ -1123,7 +1151,9 @@ def test_macros_are_callable_from_plain_sql(tmp_path):
             "fraud", pa.table({"example_id": ["a", "b", "c"], "score": [0.9, 0.1, 0.6]}), "v1"
         )
         store.log_labels("fraud", pa.table({"example_id": ["a", "b", "c"], "label": [1, 0, 0]}))
-        through_python = _rows(performance(store, "fraud", metrics="roc_auc", window="100 years"))
+        through_python = _rows(
+            performance(store._context(), "fraud", metrics="roc_auc", window="100 years")
+        )
     con = duckdb.connect(str(path), read_only=True)
     try:
         rows = con.execute(
@@ -1161,13 +1191,13 @@ def test_macros_are_callable_from_plain_sql(tmp_path):
 def test_invalid_parameters(binary, kwargs, error, match):
     store, _ = binary
     with pytest.raises(error, match=match):
-        performance(store, "fraud", **kwargs)
+        performance(store._context(), "fraud", **kwargs)
 
 
 def test_unknown_model(binary):
     store, _ = binary
     with pytest.raises(UnknownModelError):
-        performance(store, "nobody")
+        performance(store._context(), "nobody")
 
 
 def test_by_predicate_errors_name_the_slice(binary):

@@ -237,7 +237,7 @@ def loaded(request):
 
 def test_quality_matches_numpy(loaded):
     store, train, serving = loaded
-    result = q.quality(store, "qm")
+    result = q.quality(store._context(), "qm")
     assert tuple(result.column_names) == q.RESULT_COLUMNS
     assert_rows_match(result, expected_daily(train, serving))
     rows = result.to_pylist()
@@ -251,7 +251,7 @@ def test_quality_matches_numpy(loaded):
 def test_quality_edge_windows(loaded):
     """The empty day, the single-row day and the all-NULL day, spelled out."""
     store, _, serving = loaded
-    rows = q.quality(store, "qm", features=["x", "c"]).to_pylist()
+    rows = q.quality(store._context(), "qm", features=["x", "c"]).to_pylist()
     at = {(r["window_start"], r["feature"], r["method"]): r for r in rows}
     empty = T0 + 3 * DAY
     assert at[(empty, "x", "rows")]["value"] == 0 and at[(empty, "x", "rows")]["drifted"]
@@ -265,7 +265,7 @@ def test_quality_edge_windows(loaded):
     assert at[(all_null, "x", "out_of_range")]["reason"] == "no finite values in the window"
     assert at[(all_null, "c", "unseen")]["reason"] == "no values in the window"
     # the constant column k: every 8 on day 1 is out of the reference range [7, 7]
-    k_rows = q.quality(store, "qm", features="k").to_pylist()
+    k_rows = q.quality(store._context(), "qm", features="k").to_pylist()
     day1 = next(
         r for r in k_rows if r["window_start"] == T0 + DAY and r["method"] == "out_of_range"
     )
@@ -277,7 +277,7 @@ def test_quality_thresholds_are_parameters(loaded):
     store, train, serving = loaded
     limits = {"min_rows": 35, "tol": 0.5, "max_nonfinite": 2, "max_oor": 0.3, "max_unseen": 0.2}
     result = q.quality(
-        store, "qm", min_rows=35, missing_tolerance=0.5, max_nonfinite=2,
+        store._context(), "qm", min_rows=35, missing_tolerance=0.5, max_nonfinite=2,
         max_out_of_range=0.3, max_unseen=0.2,
     )  # fmt: skip
     starts = [day_start(t) for t in serving.ts]
@@ -293,7 +293,7 @@ def test_quality_thresholds_are_parameters(loaded):
 def test_quality_since_until_reports_empty_windows_at_the_ends(loaded):
     store = loaded[0]
     since, until = T0 - 2 * DAY, T0 + 9 * DAY
-    result = q.quality(store, "qm", since=since, until=until, features=["x"])
+    result = q.quality(store._context(), "qm", since=since, until=until, features=["x"])
     starts = sorted({r["window_start"] for r in result.to_pylist()})
     assert starts == [since + i * DAY for i in range(11)]
     rows = {(r["window_start"], r["method"]): r for r in result.to_pylist()}
@@ -302,18 +302,20 @@ def test_quality_since_until_reports_empty_windows_at_the_ends(loaded):
         assert rows[(T0 + day * DAY, "rows")]["drifted"]
     default = {
         (r["window_start"], r["method"]): r
-        for r in q.quality(store, "qm", features=["x"]).to_pylist()
+        for r in q.quality(store._context(), "qm", features=["x"]).to_pylist()
     }
     for key, row in default.items():
         assert rows[key] == row
     # an until on a window boundary does not open the next window
-    bounded = q.quality(store, "qm", since=T0, until=T0 + 2 * DAY, features=["x"]).to_pylist()
+    bounded = q.quality(
+        store._context(), "qm", since=T0, until=T0 + 2 * DAY, features=["x"]
+    ).to_pylist()
     assert sorted({r["window_start"] for r in bounded}) == [T0, T0 + DAY]
 
 
 def test_quality_row_chunks(loaded):
     store, train, serving = loaded
-    result = q.quality(store, "qm", window=50, features=["x", "c"]).to_pylist()
+    result = q.quality(store._context(), "qm", window=50, features=["x", "c"]).to_pylist()
     order = sorted(range(len(serving.ids)), key=lambda i: (serving.ts[i], serving.ids[i]))
     expected = {}
     for begin in range(0, len(order), 50):
@@ -333,7 +335,9 @@ def test_quality_row_chunks(loaded):
 def test_quality_rolling_reference(loaded):
     """reference={'previous': 1}: each non-empty window against the one before it."""
     store, _, serving = loaded
-    result = q.quality(store, "qm", reference={"previous": 1}, features=["x"]).to_pylist()
+    result = q.quality(
+        store._context(), "qm", reference={"previous": 1}, features=["x"]
+    ).to_pylist()
     starts = [day_start(t) for t in serving.ts]
     days = sorted(set(starts))
     got = {(r["window_start"], r["method"]): r for r in result}
@@ -356,7 +360,7 @@ def test_quality_rolling_reference(loaded):
 
 def test_quality_where_restricts_reference_and_windows(loaded):
     store, train, serving = loaded
-    result = q.quality(store, "qm", where="c = 'a'", features=["x", "k"])
+    result = q.quality(store._context(), "qm", where="c = 'a'", features=["x", "k"])
 
     def only_a(rows: Rows) -> Rows:
         return rows.subset(~rows.nulls["c"] & (rows.values["c"] == "a"))
@@ -382,7 +386,7 @@ def test_quality_of_model_outputs_per_version():
                 }),
                 version=version,
             )  # fmt: skip
-        rows = q.quality(store, "qm", features=["score", "prediction"]).to_pylist()
+        rows = q.quality(store._context(), "qm", features=["score", "prediction"]).to_pylist()
         starts = [day_start(t) for t in serving.ts]
         for version, ids in (("v1", serving.ids), ("v2", serving.ids[::2])):
             for day in sorted(set(starts)):
@@ -397,7 +401,7 @@ def test_quality_of_model_outputs_per_version():
         reasons = {"no finite reference values", "no rows in the window"}
         assert {r["reason"] for r in score_oor} == reasons  # no score in the training rows
         # version= keeps the examples v2 predicted, and v2's own score
-        v2 = q.quality(store, "qm", version="v2", features=["x", "score"]).to_pylist()
+        v2 = q.quality(store._context(), "qm", version="v2", features=["x", "score"]).to_pylist()
         assert {r["version"] for r in v2 if r["feature"] == "score"} == {"v2"}
         x_rows = sum(r["value"] for r in v2 if r["feature"] == "x" and r["method"] == "rows")
         assert x_rows == len(serving.ids[::2])
@@ -426,7 +430,7 @@ def test_quality_parameter_errors(loaded, kwargs, error, match):
     store = loaded[0]
     kwargs = {"model": "qm", **kwargs}
     with pytest.raises(error, match=match):
-        q.quality(store, **kwargs)
+        q.quality(store._context(), **kwargs)
 
 
 LONG = [
@@ -497,9 +501,9 @@ def test_infer_schema_matches_numpy(loaded):
     with evalstore.open() as fresh:
         fresh.register_model("qm", "v1", "binary")
         fresh.log_features("qm", train.table(), env="training", dataset="train_a")
-        saved = q.infer_schema(fresh, "qm")
+        saved = q.infer_schema(fresh._context(), "qm")
         assert tuple(saved.column_names) == q.SCHEMA_COLUMNS
-        assert saved.to_pylist() == q.saved_schema(fresh, "qm").to_pylist()
+        assert saved.to_pylist() == q.saved_schema(fresh._context(), "qm").to_pylist()
         assert fresh.sql("SELECT * FROM evalstore.schemas").to_pylist() == saved.to_pylist()
     rows = {r["feature"]: r for r in saved.to_pylist()}
     assert list(rows) == sorted(FEATURES)
@@ -537,59 +541,66 @@ def test_infer_schema_references_versions_and_features():
             v = v[np.isfinite(v)]
             return v.min(), v.max()
 
-        both = q.infer_schema(store, "qm").to_pylist()
+        both = q.infer_schema(store._context(), "qm").to_pylist()
         x = next(r for r in both if r["feature"] == "x")
         lo = min(finite_range(train)[0], finite_range(other)[0])
         assert x["min"] == lo
-        v2 = {r["feature"]: r for r in q.infer_schema(store, "qm", version="v2").to_pylist()}
+        v2 = {
+            r["feature"]: r
+            for r in q.infer_schema(store._context(), "qm", version="v2").to_pylist()
+        }
         assert (v2["x"]["min"], v2["x"]["max"]) == finite_range(other)
         assert v2["x"]["reference"] == "env=training, dataset=train_b"
         # re-inferring one feature keeps the others' rows as they were
-        before = {r["feature"]: r for r in q.saved_schema(store, "qm").to_pylist()}
-        only = q.infer_schema(store, "qm", reference={"dataset": "train_a"}, features=["x"])
+        before = {r["feature"]: r for r in q.saved_schema(store._context(), "qm").to_pylist()}
+        only = q.infer_schema(
+            store._context(), "qm", reference={"dataset": "train_a"}, features=["x"]
+        )
         assert only.column("feature").to_pylist() == ["x"]
-        after = {r["feature"]: r for r in q.saved_schema(store, "qm").to_pylist()}
+        after = {r["feature"]: r for r in q.saved_schema(store._context(), "qm").to_pylist()}
         assert {f: after[f] for f in after if f != "x"} == {
             f: before[f] for f in before if f != "x"
         }
         assert (after["x"]["min"], after["x"]["max"]) == finite_range(train)
         assert after["x"]["reference"] == "dataset=train_a"
         # a serving time range as the reference
-        ranged = q.infer_schema(store, "qm", reference=(T0, T0 + DAY), features="c").to_pylist()
+        ranged = q.infer_schema(
+            store._context(), "qm", reference=(T0, T0 + DAY), features="c"
+        ).to_pylist()
         day0 = serving.subset(np.array([day_start(t) == T0 for t in serving.ts]))
         assert ranged[0]["domain"] == sorted(set(day0.values["c"][~day0.nulls["c"]]))
         assert ranged[0]["reference"].startswith("env=serving, ts in [2026-03-02 00:00:00")
         # max_domain: too many categories -> no domain (unchecked)
-        capped = q.infer_schema(store, "qm", features=["c"], max_domain=2).to_pylist()
+        capped = q.infer_schema(store._context(), "qm", features=["c"], max_domain=2).to_pylist()
         assert capped[0]["domain"] is None
-        assert len(q.saved_schema(store, "qm")) == len(FEATURES)
+        assert len(q.saved_schema(store._context(), "qm")) == len(FEATURES)
 
 
 def test_infer_schema_errors_leave_the_schema_alone(tmp_path):
     train, serving = make_rows(6)
     path = tmp_path / "store.duckdb"
     with new_store(train, serving, path) as store:
-        q.infer_schema(store, "qm")
-        before = q.saved_schema(store, "qm").to_pylist()
+        q.infer_schema(store._context(), "qm")
+        before = q.saved_schema(store._context(), "qm").to_pylist()
         with pytest.raises(InvalidParameterError, match="holds no rows"):
-            q.infer_schema(store, "qm", reference={"dataset": "nope"})
+            q.infer_schema(store._context(), "qm", reference={"dataset": "nope"})
         with pytest.raises(InvalidParameterError, match="fixed reference"):
-            q.infer_schema(store, "qm", reference={"previous": 2})
+            q.infer_schema(store._context(), "qm", reference={"previous": 2})
         with pytest.raises(InvalidParameterError, match="not among"):
-            q.infer_schema(store, "qm", features=["score"])
+            q.infer_schema(store._context(), "qm", features=["score"])
         with pytest.raises(InvalidParameterError, match="max_domain"):
-            q.infer_schema(store, "qm", max_domain=-1)
+            q.infer_schema(store._context(), "qm", max_domain=-1)
         with pytest.raises(UnknownModelError):
-            q.infer_schema(store, "other")
-        assert q.saved_schema(store, "qm").to_pylist() == before
+            q.infer_schema(store._context(), "other")
+        assert q.saved_schema(store._context(), "qm").to_pylist() == before
         store.register_model("empty", "v1", "binary")
         with pytest.raises(InvalidParameterError, match="no numeric or categorical"):
-            q.infer_schema(store, "empty")
+            q.infer_schema(store._context(), "empty")
     with evalstore.open(path, read_only=True) as store:
         with pytest.raises(ReadOnlyError):
-            q.infer_schema(store, "qm")
-        assert q.saved_schema(store, "qm").to_pylist() == before
-        assert len(q.validate(store, "qm")) > 0  # reading works on a read-only store
+            q.infer_schema(store._context(), "qm")
+        assert q.saved_schema(store._context(), "qm").to_pylist() == before
+        assert len(q.validate(store._context(), "qm")) > 0  # reading works on a read-only store
 
 
 # ------------------------------------------------------------------------ validation
@@ -656,13 +667,13 @@ def violations(result: pa.Table) -> set[tuple[int, str, str]]:
 def validated():
     train, serving, injected = validation_rows()
     with new_store(train, serving) as store:
-        q.infer_schema(store, "qm")
+        q.infer_schema(store._context(), "qm")
         yield store, serving, injected
 
 
 def test_validate_flags_exactly_the_injected_violations(validated):
     store, _, injected = validated
-    result = q.validate(store, "qm")
+    result = q.validate(store._context(), "qm")
     assert tuple(result.column_names) == q.RESULT_COLUMNS
     assert violations(result) == injected
     rows = result.to_pylist()
@@ -686,7 +697,9 @@ def test_validate_flags_exactly_the_injected_violations(validated):
     assert all(r["p_value"] is None and r["n_reference"] is None for r in rows)
     assert all(r["n_analysis"] == 40 for r in rows)
     # tolerance is a parameter: a wide one forgives day 3
-    assert (3, "flag", "missing_rate") not in violations(q.validate(store, "qm", tolerance=0.5))
+    assert (3, "flag", "missing_rate") not in violations(
+        q.validate(store._context(), "qm", tolerance=0.5)
+    )
 
 
 def test_editing_the_schema_table_changes_validation(validated):
@@ -700,7 +713,7 @@ def test_editing_the_schema_table_changes_validation(validated):
     store.sql("UPDATE evalstore.schemas SET min = NULL WHERE feature = 'k'")
     fixed = {(1, "x", "above_max"), (2, "c", "out_of_domain"), (1, "x", "missing")}
     fixed |= {(2, "k", "below_min")}
-    result = q.validate(store, "qm")
+    result = q.validate(store._context(), "qm")
     assert violations(result) == injected - fixed
     k_min = [r for r in result.to_pylist() if r["feature"] == "k" and r["method"] == "below_min"]
     assert {r["reason"] for r in k_min} == {"no min in the schema"}
@@ -709,40 +722,44 @@ def test_editing_the_schema_table_changes_validation(validated):
     store.sql("UPDATE evalstore.schemas SET dtype = 'bigint' WHERE feature = 'x'")
     store.sql("UPDATE evalstore.schemas SET dtype = 'double' WHERE feature = 'k'")
     type_rows = {(d, "x", "type") for d in range(5)} | {(d, "k", "type") for d in range(5)}
-    result = q.validate(store, "qm")
+    result = q.validate(store._context(), "qm")
     assert violations(result) == (injected - fixed) | type_rows
     x_type = next(r for r in result.to_pylist() if r["feature"] == "x" and r["method"] == "type")
     assert x_type["threshold_source"] == "schema: dtype = bigint, stored DOUBLE"
     store.sql("UPDATE evalstore.schemas SET dtype = 'Double' WHERE feature = 'x'")  # same type
     store.sql("DELETE FROM evalstore.schemas WHERE feature = 'k'")  # k is no longer checked
-    assert violations(q.validate(store, "qm")) == injected - fixed - {(2, "k", "below_min")}
+    assert violations(q.validate(store._context(), "qm")) == injected - fixed - {
+        (2, "k", "below_min")
+    }
 
 
 def test_validate_selection_and_errors(validated):
     store, _, injected = validated
-    two_days = q.validate(store, "qm", since=T0 + DAY, until=T0 + 3 * DAY, features=["x", "c"])
+    two_days = q.validate(
+        store._context(), "qm", since=T0 + DAY, until=T0 + 3 * DAY, features=["x", "c"]
+    )
     assert violations(two_days) == {v for v in injected if v[0] in (1, 2) and v[1] in ("x", "c")}
     assert {r["feature"] for r in two_days.to_pylist()} == {"x", "c"}
-    chunks = q.validate(store, "qm", window={"chunks": 1}).to_pylist()
+    chunks = q.validate(store._context(), "qm", window={"chunks": 1}).to_pylist()
     assert {r["n_analysis"] for r in chunks} == {200}
     assert {r["method"] for r in chunks if r["drifted"]} == {m for _, _, m in injected}
     # the one row with c = 'z' (first of day 2) also has k = 0 and a NULL flag
-    sliced = q.validate(store, "qm", where="c = 'z'")
+    sliced = q.validate(store._context(), "qm", where="c = 'z'")
     assert violations(sliced) == {
         (2, "c", "out_of_domain"), (2, "k", "below_min"), (2, "flag", "missing_rate")
     }  # fmt: skip
     assert {r["n_analysis"] for r in sliced.to_pylist()} == {1}
     with pytest.raises(InvalidParameterError, match="not among the features of the saved schema"):
-        q.validate(store, "qm", features=["score"])
+        q.validate(store._context(), "qm", features=["score"])
     with pytest.raises(InvalidParameterError, match="tolerance"):
-        q.validate(store, "qm", tolerance=-1)
+        q.validate(store._context(), "qm", tolerance=-1)
     with pytest.raises(InvalidParameterError, match="not an interval"):
-        q.validate(store, "qm", window="often")
+        q.validate(store._context(), "qm", window="often")
     store.sql("DELETE FROM evalstore.schemas")
     with pytest.raises(InvalidParameterError, match="no saved schema"):
-        q.validate(store, "qm")
+        q.validate(store._context(), "qm")
     with pytest.raises(UnknownModelError):
-        q.validate(store, "nope")
+        q.validate(store._context(), "nope")
 
 
 def test_validate_against_a_draft_schema_table(validated):
@@ -755,7 +772,7 @@ def test_validate_against_a_draft_schema_table(validated):
         "'qm.category_values', 'serving', NULL, NULL, NULL, '1 day', NULL, NULL, 0.05)"
     )
     assert violations(draft) == injected - {(1, "x", "above_max")}
-    assert violations(q.validate(store, "qm")) == injected
+    assert violations(q.validate(store._context(), "qm")) == injected
 
 
 # ------------------------------------------------------------ plain DuckDB process
@@ -785,8 +802,11 @@ def test_plain_duckdb_process_calls_the_macros(tmp_path):
     train, serving = make_rows(2)
     path = tmp_path / "store.duckdb"
     with new_store(train, serving, path) as store:
-        q.infer_schema(store, "qm")
-        tables = {"quality": q.quality(store, "qm"), "validate": q.validate(store, "qm")}
+        q.infer_schema(store._context(), "qm")
+        tables = {
+            "quality": q.quality(store._context(), "qm"),
+            "validate": q.validate(store._context(), "qm"),
+        }
         expected = {
             name: [
                 [r["window_start"].timestamp(), r["feature"], r["method"], r["value"], r["drifted"]]

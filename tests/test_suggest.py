@@ -376,7 +376,7 @@ def _novelty_context(store: evalstore.Store):
     from evalstore.flywheel import suggest as module
 
     return module._Context(
-        store, "m", None, seed=0, since=None, until=None, where=None,
+        store._context(), "m", None, seed=0, since=None, until=None, where=None,
         reference="training", by=None, prior=10.0, pool=10, pool_given=False,
     )  # fmt: skip
 

@@ -668,7 +668,7 @@ def execute(
             if plan.kind == "labels":
                 _supersede_labels(con, table, batch_id)
                 # open label requests of these examples are fulfilled
-                from evalstore.flywheel.suggest import fulfil_requests
+                from evalstore.core.label_requests import fulfil_requests
 
                 fulfil_requests(con, plan.model, table, batch_id, datetime.now(UTC))
             rows = one(

@@ -27,13 +27,13 @@ from evalstore.flywheel.training_data import TrainingSelection, quiet, selection
 from evalstore.flywheel.training_data import select as run_selection
 
 if TYPE_CHECKING:
-    from evalstore.store import Store
+    from evalstore.core.context import Context
 
 
-def content_hash(store: Store, selection: TrainingSelection) -> tuple[int, str]:
+def content_hash(ctx: Context, selection: TrainingSelection) -> tuple[int, str]:
     """``(rows, hash)`` of a selection's rows (see the module docstring)."""
     sql, params = to_sql(selection)
-    con = store.connection
+    con = ctx.connection
     with quiet(con):
         rows, digest = con.execute(
             f"SELECT count(*), coalesce(bit_xor(evalstore.row_digest(t)), 0) FROM ({sql}) AS t",
@@ -47,15 +47,15 @@ def _check_name(name: str) -> None:
         raise InvalidParameterError(f"snapshot name {name!r} must be a non-empty string")
 
 
-def create(store: Store, name: str, selection: Any, replace: bool = False) -> dict[str, Any]:
+def create(ctx: Context, name: str, selection: Any, replace: bool = False) -> dict[str, Any]:
     """Record snapshot ``name`` of ``selection`` (pinned to the last committed batch)."""
     _check_name(name)
-    store._writable()
-    with store._lock:
-        chosen = selection_of(store, selection)
+    ctx.check_writable()
+    with ctx.lock:
+        chosen = selection_of(ctx, selection)
         if chosen.as_of_batch is None:
             chosen = selection_of(
-                store,
+                ctx,
                 {
                     "model": chosen.model,
                     "where": chosen.where,
@@ -68,31 +68,31 @@ def create(store: Store, name: str, selection: Any, replace: bool = False) -> di
                     "pin": True,
                 },
             )
-        existing = store.connection.execute(
+        existing = ctx.connection.execute(
             "SELECT count(*) FROM evalstore.snapshots WHERE name = ?", [name]
         ).fetchall()[0][0]
         if existing and not replace:
             raise InvalidParameterError(
                 f"snapshot {name!r} exists; pick another name, delete it, or pass replace=True"
             )
-        rows, digest = content_hash(store, chosen)
+        rows, digest = content_hash(ctx, chosen)
         now = datetime.now(UTC)
         as_of = datetime.fromisoformat(chosen.as_of) if chosen.as_of else now
-        with transaction(store.connection):
-            store.connection.execute("DELETE FROM evalstore.snapshots WHERE name = ?", [name])
-            store.connection.execute(
+        with transaction(ctx.connection):
+            ctx.connection.execute("DELETE FROM evalstore.snapshots WHERE name = ?", [name])
+            ctx.connection.execute(
                 "INSERT INTO evalstore.snapshots VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [name, chosen.model, chosen.to_json(), as_of, now, rows, digest],
             )
-        return info(store, name)
+        return info(ctx, name)
 
 
-def info(store: Store, name: str) -> dict[str, Any]:
+def info(ctx: Context, name: str) -> dict[str, Any]:
     """The snapshot's row of ``evalstore.snapshots`` as a dict (definition parsed)."""
     _check_name(name)
-    rows = store.sql("SELECT * FROM evalstore.snapshots WHERE name = ?", [name]).to_pylist()
+    rows = ctx.sql("SELECT * FROM evalstore.snapshots WHERE name = ?", [name]).to_pylist()
     if not rows:
-        known = store.sql("SELECT name FROM evalstore.snapshots ORDER BY name").column(0)
+        known = ctx.sql("SELECT name FROM evalstore.snapshots ORDER BY name").column(0)
         raise SnapshotError(
             f"no snapshot named {name!r}; known snapshots: "
             + (", ".join(known.to_pylist()) or "none (create one with store.snapshot)")
@@ -102,13 +102,13 @@ def info(store: Store, name: str) -> dict[str, Any]:
     return row
 
 
-def load(store: Store, name: str, stream: bool = False, verify: bool = True) -> Any:
+def load(ctx: Context, name: str, stream: bool = False, verify: bool = True) -> Any:
     """The snapshot's rows, exactly as when it was taken (Arrow table or reader)."""
-    with store._lock:
-        row = info(store, name)
+    with ctx.lock:
+        row = info(ctx, name)
         selection: TrainingSelection = row["definition"]
         if verify:
-            rows, digest = content_hash(store, selection)
+            rows, digest = content_hash(ctx, selection)
             if digest != row["content_hash"]:
                 raise SnapshotError(
                     f"snapshot {name!r} cannot be reproduced: it had {row['row_count']} rows "
@@ -116,24 +116,24 @@ def load(store: Store, name: str, stream: bool = False, verify: bool = True) -> 
                     "Feature rows it read were replaced or deleted since (on_conflict='replace'"
                     " deletes the old rows); export snapshots you must keep to Parquet"
                 )
-        return run_selection(store, selection, stream=stream)
+        return run_selection(ctx, selection, stream=stream)
 
 
-def listing(store: Store, model: str | None = None) -> pa.Table:
+def listing(ctx: Context, model: str | None = None) -> pa.Table:
     """Every snapshot (optionally of one model), newest first."""
-    return store.sql(
+    return ctx.sql(
         "SELECT name, model, as_of, created_at, row_count, content_hash, definition "
         "FROM evalstore.snapshots WHERE ? IS NULL OR model = ? ORDER BY created_at DESC, name",
         [model, model],
     )
 
 
-def delete(store: Store, name: str) -> bool:
+def delete(ctx: Context, name: str) -> bool:
     """Delete snapshot ``name``'s record (the data it selected is untouched)."""
     _check_name(name)
-    store._writable()
-    with store._lock:
-        rows = store.connection.execute(
+    ctx.check_writable()
+    with ctx.lock:
+        rows = ctx.connection.execute(
             "DELETE FROM evalstore.snapshots WHERE name = ? RETURNING name", [name]
         ).fetchall()
     if not rows:

@@ -65,6 +65,7 @@ import pyarrow.compute as pc
 from evalstore.core.bounds import MAX_SUGGEST_K, MAX_SUGGEST_POOL, bounded_int
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import check_model_name, quote
+from evalstore.core.label_requests import expire_requests
 from evalstore.core.layout import example_key_sql, schema_prefix
 from evalstore.core.registry import to_timestamp
 from evalstore.core.values import feature_kinds
@@ -72,7 +73,7 @@ from evalstore.core.windows import check_predicate, reference_args
 from evalstore.errors import InvalidParameterError, ReadOnlyError
 
 if TYPE_CHECKING:
-    from evalstore.store import Store
+    from evalstore.core.context import Context
 
 UNCERTAINTY = ("least_confidence", "margin", "entropy")
 STRATEGIES = (*UNCERTAINTY, "committee", "novelty", "slices", "diversity", "mix", "random")
@@ -90,7 +91,6 @@ RESULT_COLUMNS = (
     "rank", "example_id", "version", "strategy", "picked_by", "priority", "reason",
     *SCORE_COLUMNS, "prediction", "score", "slice", "request_id", "expires_at",
 )  # fmt: skip
-REQUEST_STATUSES = ("open", "fulfilled", "expired", "cancelled")
 MAX_SLICE_VALUES = 50
 _names = itertools.count()
 
@@ -98,11 +98,10 @@ _names = itertools.count()
 class _Context:
     """Everything one ``suggest`` call needs, resolved and checked."""
 
-    def __init__(self, store: Store, model: str, version: str | None, **options: Any) -> None:
-        self.store = store
-        self.con = store.connection
+    def __init__(self, context: Context, model: str, version: str | None, **options: Any) -> None:
+        self.con = context.connection
         self.model = model
-        registration = store._registration(model, version)
+        registration = context.registration(model, version)
         self.version = registration["version"]
         self.task = registration["task"]
         self.seed = options["seed"]
@@ -188,7 +187,7 @@ class _Context:
 
 
 def suggest(
-    store: Store,
+    context: Context,
     model: str,
     k: int = 100,
     strategy: str = "mix",
@@ -233,9 +232,9 @@ def suggest(
     k = bounded_int(
         k, "k", most=MAX_SUGGEST_K, hint="label these first, then ask for more suggestions"
     )
-    if record and store.read_only:
+    if record and context.read_only:
         raise ReadOnlyError(
-            f"{store!r} is read-only; pass record=False to suggest without recording requests"
+            f"{context.name} is read-only; pass record=False to suggest without recording requests"
         )
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise InvalidParameterError(f"seed={seed!r} must be an integer")
@@ -251,15 +250,15 @@ def suggest(
     until_ts = to_timestamp(until, "until")
     if window is not None and since is not None:
         raise InvalidParameterError("pass either window= or since=, not both")
-    with store._lock:
+    with context.lock:
         if record:  # its own short write, before the long read below
-            expire_requests(store, model)
+            expire_requests(context, model)
         # one transaction: every statement of the ranking sees one snapshot
-        with transaction(store.connection), Cleanup() as later:
+        with transaction(context.connection), Cleanup() as later:
             if window is not None:
-                since_ts = _window_start(store, model, window, until_ts)
+                since_ts = _window_start(context, model, window, until_ts)
             ctx = _Context(
-                store,
+                context,
                 model,
                 version,
                 seed=seed,
@@ -290,14 +289,14 @@ def suggest(
             return table
 
 
-def _window_start(store: Store, model: str, window: str, until: datetime | None) -> datetime:
+def _window_start(context: Context, model: str, window: str, until: datetime | None) -> datetime:
     try:
-        rows = store.connection.execute(
+        rows = context.connection.execute(
             # a time beyond Python's datetime (a store written before the time range was
             # enforced) reads NULL here and is refused below, not an OverflowError
             "SELECT CASE WHEN s BETWEEN TIMESTAMPTZ '0002-01-01' AND TIMESTAMPTZ "
             "'9998-12-31' THEN s END, s IS NOT NULL FROM (SELECT max(ts) - CAST(? AS "
-            f"INTERVAL) AS s FROM {schema_prefix(store.connection, model)}predictions "
+            f"INTERVAL) AS s FROM {schema_prefix(context.connection, model)}predictions "
             "WHERE ? IS NULL OR ts < ?)",
             [window, until, until],
         ).fetchall()
@@ -1389,111 +1388,3 @@ def _record(ctx: _Context, table: pa.Table, expires_in: str | None) -> pa.Table:
         "expires_at",
         pa.array([expires] * table.num_rows, pa.timestamp("us", tz="UTC")),
     )
-
-
-# ---------------------------------------------------------------- requests
-
-
-def label_requests(
-    store: Store,
-    model: str | None = None,
-    status: str | Sequence[str] | None = None,
-    strategy: str | None = None,
-    example_ids: Sequence[str] | None = None,
-) -> pa.Table:
-    """Rows of ``evalstore.label_requests`` (newest first), optionally filtered.
-
-    Overdue open requests are marked ``expired`` first (when the store is writable).
-    """
-    statuses = _statuses(status)
-    with store._lock:
-        if not store.read_only:
-            expire_requests(store, model)
-        return store.sql(
-            "SELECT * FROM evalstore.label_requests WHERE ($model IS NULL OR model = $model) "
-            "AND ($all_status OR list_contains($statuses, status)) "
-            "AND ($strategy IS NULL OR strategy = $strategy) "
-            "AND ($all_ids OR list_contains($ids, example_id)) "
-            "ORDER BY requested_at DESC, request_id DESC",
-            {
-                "model": model,
-                "all_status": statuses is None,
-                "statuses": statuses or [],
-                "strategy": strategy,
-                "all_ids": example_ids is None,
-                "ids": [str(e) for e in example_ids or []],
-            },
-        )
-
-
-def _statuses(status: str | Sequence[str] | None) -> list[str] | None:
-    if status is None:
-        return None
-    values = [status] if isinstance(status, str) else list(status)
-    for value in values:
-        if value not in REQUEST_STATUSES:
-            raise InvalidParameterError(
-                f"status={value!r} is not one of {', '.join(REQUEST_STATUSES)}"
-            )
-    return values
-
-
-def cancel_requests(
-    store: Store,
-    model: str,
-    example_ids: Sequence[str] | None = None,
-    request_ids: Sequence[int] | None = None,
-    strategy: str | None = None,
-) -> int:
-    """Cancel open requests of ``model`` (all, or those matching ids/strategy); return how many."""
-    check_model_name(model)
-    store._writable()
-    with store._lock:
-        rows = store.connection.execute(
-            "UPDATE evalstore.label_requests SET status = 'cancelled' "
-            "WHERE model = $model AND status = 'open' "
-            "AND ($all_ids OR list_contains($ids, example_id)) "
-            "AND ($all_requests OR list_contains($requests, request_id)) "
-            "AND ($strategy IS NULL OR strategy = $strategy) RETURNING request_id",
-            {
-                "model": model,
-                "all_ids": example_ids is None,
-                "ids": [str(e) for e in example_ids or []],
-                "all_requests": request_ids is None,
-                "requests": [int(r) for r in request_ids or []],
-                "strategy": strategy,
-            },
-        ).fetchall()
-    return len(rows)
-
-
-def expire_requests(store: Store, model: str | None = None, now: Any = None) -> int:
-    """Mark open requests whose ``expires_at`` is at or before ``now`` as expired."""
-    store._writable()
-    at = to_timestamp(now, "now") or datetime.now(UTC)
-    with store._lock:
-        rows = store.connection.execute(
-            "UPDATE evalstore.label_requests SET status = 'expired' "
-            "WHERE ($model IS NULL OR model = $model) AND status = 'open' "
-            "AND expires_at IS NOT NULL AND expires_at <= $now RETURNING request_id",
-            {"model": model, "now": at},
-        ).fetchall()
-    return len(rows)
-
-
-def fulfil_requests(
-    con: duckdb.DuckDBPyConnection, model: str, table: str, batch_id: int, at: datetime
-) -> int:
-    """Mark the open (or expired) requests of the examples in a label batch fulfilled.
-
-    Called by the label ingest inside the batch's transaction, so a request is fulfilled
-    exactly when its label is committed.
-    """
-    rows = con.execute(
-        "UPDATE evalstore.label_requests SET status = 'fulfilled', fulfilled_at = $at, "
-        "label_batch_id = $batch_id WHERE model = $model AND status IN ('open', 'expired') "
-        f"AND example_id IN (SELECT example_id FROM {table} WHERE batch_id = $batch_id) "
-        "RETURNING request_id",
-        {"model": model, "at": at, "batch_id": batch_id},
-    ).fetchall()
-    return len(rows)

@@ -37,7 +37,7 @@ from evalstore.core.windows import check_predicate
 from evalstore.errors import InvalidParameterError, warn
 
 if TYPE_CHECKING:
-    from evalstore.store import Store
+    from evalstore.core.context import Context
 
 #: Columns every selection has after the feature columns.
 OUTCOME_COLUMNS = (
@@ -83,7 +83,7 @@ class TrainingSelection:
 
 
 def resolve(
-    store: Store,
+    ctx: Context,
     model: str,
     where: str | None = None,
     env: str | Sequence[str] | None = None,
@@ -104,8 +104,8 @@ def resolve(
     the last committed batch.
     """
     check_model_name(model)
-    registration = store._registration(model, version)
-    con = store.connection
+    registration = ctx.registration(model, version)
+    con = ctx.connection
     stored = list(feature_columns(con, model))
     envs = None
     if env is not None:
@@ -210,8 +210,8 @@ def to_sql(selection: TrainingSelection) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def _missing_columns(store: Store, selection: TrainingSelection) -> list[str]:
-    stored = set(model_columns(store.connection, selection.model, "features"))
+def _missing_columns(ctx: Context, selection: TrainingSelection) -> list[str]:
+    stored = set(model_columns(ctx.connection, selection.model, "features"))
     return [c for c in selection.columns or () if c not in stored]
 
 
@@ -239,13 +239,13 @@ def quiet(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def select(
-    store: Store, selection: TrainingSelection, stream: bool = False, order: bool = True
+    ctx: Context, selection: TrainingSelection, stream: bool = False, order: bool = True
 ) -> pa.Table | pa.RecordBatchReader:
     """Run a selection: an Arrow table, or a ``RecordBatchReader`` with ``stream=True``.
 
     Rows are ordered by ``env, example_id`` (``order=False`` skips the sort).
     """
-    missing = _missing_columns(store, selection)
+    missing = _missing_columns(ctx, selection)
     if missing:
         raise InvalidParameterError(
             f"the selection reads feature column(s) {missing} that {selection.model!r} no "
@@ -255,14 +255,14 @@ def select(
     if order:
         sql += " ORDER BY t.env, t.example_id"
     if stream:
-        cursor = utc_cursor(store.connection)
+        cursor = utc_cursor(ctx.connection)
         return cursor.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
-    with store._lock, quiet(store.connection):
-        return store.connection.sql(sql, params=params).to_arrow_table()
+    with ctx.lock, quiet(ctx.connection):
+        return ctx.connection.sql(sql, params=params).to_arrow_table()
 
 
 def export(
-    store: Store,
+    ctx: Context,
     selection: TrainingSelection | pa.Table | pa.RecordBatchReader,
     path: str | PathLike[str],
     partition_by: str | Sequence[str] | None = None,
@@ -286,8 +286,8 @@ def export(
             f"{str(target)!r} is a directory (a partitioned export?); remove it or choose "
             "another path for a single Parquet file"
         )
-    con = store.connection
-    with store._lock:
+    con = ctx.connection
+    with ctx.lock:
         if isinstance(selection, TrainingSelection):
             sql, params = to_sql(selection)
             names = [*FEATURE_SYSTEM_COLUMNS, *(selection.columns or ()), *OUTCOME_COLUMNS]
@@ -322,7 +322,7 @@ def export(
     return {"path": str(target), "rows": rows, "partition_by": parts or None}
 
 
-def selection_of(store: Store, value: TrainingSelection | Mapping[str, Any]) -> TrainingSelection:
+def selection_of(ctx: Context, value: TrainingSelection | Mapping[str, Any]) -> TrainingSelection:
     """A selection from a :class:`TrainingSelection` or a dict of :func:`resolve` arguments."""
     if isinstance(value, TrainingSelection):
         return value
@@ -330,7 +330,7 @@ def selection_of(store: Store, value: TrainingSelection | Mapping[str, Any]) -> 
         options = dict(value)
         if "model" not in options:
             raise InvalidParameterError("a selection dict needs 'model'")
-        return resolve(store, **options)
+        return resolve(ctx, **options)
     raise InvalidParameterError(
         "selection must be store.selection(model, ...) or a dict of its arguments, not "
         f"{type(value).__name__}"

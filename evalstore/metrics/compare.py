@@ -61,7 +61,7 @@ from evalstore.core.windows import Window, check_predicate, check_width, window_
 from evalstore.errors import InvalidParameterError
 
 if TYPE_CHECKING:
-    from evalstore.store import Store
+    from evalstore.core.context import Context
 
 #: Metrics of each task, in result order.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
@@ -82,7 +82,7 @@ _views = itertools.count()
 
 
 def compare(
-    store: Store,
+    ctx: Context,
     model: str,
     a: str,
     b: str,
@@ -128,7 +128,7 @@ def compare(
     >>> _ = store.log_predictions("m", pa.table({"example_id": ids,
     ...     "score": [0.9, 0.3, 0.2, 0.6]}), version="v2")
     >>> _ = store.log_labels("m", pa.table({"example_id": ids, "label": [1, 0, 0, 1]}))
-    >>> table = compare(store, "m", "v1", "v2", window="100 years",
+    >>> table = store.compare("m", "v1", "v2", window="100 years",
     ...                 metric=["disagreement", "accuracy"])
     >>> for row in table.select(["metric", "value", "value_a", "value_b", "p_value"]).to_pylist():
     ...     print(row)
@@ -139,8 +139,8 @@ def compare(
     check_model_name(model)
     if a == b:
         raise InvalidParameterError(f"a and b are both {a!r}: compare two different versions")
-    reg_a = store._registration(model, a)
-    store._registration(model, b)
+    reg_a = ctx.registration(model, a)
+    ctx.registration(model, b)
     task = reg_a["task"]
     chosen = _check_metrics(metric, task)
     z = NormalDist().inv_cdf(0.5 + _fraction(confidence, "confidence") / 2)
@@ -151,14 +151,14 @@ def compare(
     start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
     if start is not None and end is not None and start >= end:
         raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
-    con = store.connection
-    with store._lock, transaction(con), Cleanup() as later:  # one snapshot for every statement
+    con = ctx.connection
+    with ctx.lock, transaction(con), Cleanup() as later:  # one snapshot for every statement
         windows = window_args(window)
         if "width" in windows:
             check_width(con, windows["width"])
         check_window_count(
             con, model, PREDICTION_TABLES, windows, start, end,
-            max_windows=store.limits.max_windows,
+            max_windows=ctx.limits.max_windows,
         )  # fmt: skip
         columns = feature_columns(con, model)
         keys, predicates = _parse_by(by, columns)

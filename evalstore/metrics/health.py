@@ -56,7 +56,7 @@ from evalstore.core.windows import check_width
 from evalstore.errors import InvalidParameterError
 
 if TYPE_CHECKING:
-    from evalstore.store import Store
+    from evalstore.core.context import Context
 
 SECTIONS = ("staleness", "serving", "ingest", "dependencies")
 #: Every metric, in result order within a section.
@@ -72,7 +72,7 @@ RESULT_COLUMNS = (
 
 
 def health(
-    store: Store,
+    ctx: Context,
     model: str,
     window: str = "1 day",
     version: str | None = None,
@@ -102,7 +102,7 @@ def health(
     ...     "latency_ms": [10.0, 20.0, 40.0],
     ...     "ts": pa.array([0, 1, 2], pa.timestamp("s", tz="UTC"))}),
     ...     version="v1", latency_column="latency_ms")
-    >>> table = health(store, "m", window="1 day", sections="serving")
+    >>> table = store.health("m", window="1 day", sections="serving")
     >>> for row in table.select(["metric", "value", "unit"]).to_pylist()[2:5]:
     ...     print(row)
     {'metric': 'errors', 'value': 1.0, 'unit': 'count'}
@@ -111,9 +111,9 @@ def health(
     >>> store.close()
     """
     check_model_name(model)
-    store._registration(model)
+    ctx.registration(model)
     if version is not None:
-        store._registration(model, version)
+        ctx.registration(model, version)
     if not isinstance(window, str) or window.strip().isdigit():
         # a bare number: every other family reads it as rows per window, DuckDB as seconds
         raise InvalidParameterError(
@@ -125,13 +125,13 @@ def health(
     chosen = _sections(sections)
     clock = _clock(as_of, "as_of")
     wall = _clock(now, "now")
-    con = store.connection
-    with store._lock, transaction(con):  # one snapshot for every statement
+    con = ctx.connection
+    with ctx.lock, transaction(con):  # one snapshot for every statement
         check_width(con, window)
         # every version gets each window from its first prediction to the last one
         check_window_count(
             con, model, PREDICTION_TABLES, {"width": window}, filled=True,
-            max_windows=store.limits.max_windows,
+            max_windows=ctx.limits.max_windows,
         )  # fmt: skip
         return con.sql(
             "SELECT * FROM evalstore.health(?, ?, ?, ?) "

@@ -110,7 +110,7 @@ from evalstore.core.windows import Window, check_predicate, check_width, referen
 from evalstore.errors import InvalidParameterError
 
 if TYPE_CHECKING:
-    from evalstore.store import Store
+    from evalstore.core.context import Context
 
 #: Metrics of each task, in result order.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
@@ -152,7 +152,7 @@ _view_counter = itertools.count()
 
 
 def performance(
-    store: Store,
+    ctx: Context,
     model: str,
     metrics: Sequence[str] | str | None = None,
     window: Window = "1 day",
@@ -218,7 +218,7 @@ def performance(
     >>> _ = store.log_predictions(
     ...     "m", pa.table({"example_id": ids, "score": [0.9, 0.2, 0.6, 0.4]}), version="v1")
     >>> _ = store.log_labels("m", pa.table({"example_id": ids, "label": [1, 0, 0, 1]}))
-    >>> table = performance(store, "m", metrics=["accuracy", "roc_auc"], window="100 years")
+    >>> table = store.performance("m", metrics=["accuracy", "roc_auc"], window="100 years")
     >>> for row in table.select(["metric", "value", "n", "label_coverage"]).to_pylist():
     ...     print(row)
     {'metric': 'accuracy', 'value': 0.5, 'n': 4, 'label_coverage': 1.0}
@@ -226,7 +226,7 @@ def performance(
     >>> store.close()
     """
     check_model_name(model)
-    registration = store._registration(model, version)
+    registration = ctx.registration(model, version)
     task = registration["task"]
     chosen = _check_metrics(metrics, task)
     threshold = _check_threshold(threshold, task)
@@ -241,15 +241,15 @@ def performance(
     if start is not None and end is not None and start >= end:
         raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
     clock = to_timestamp(as_of, "as_of")
-    con = store.connection
+    con = ctx.connection
     # one transaction: every statement (slice domains, the metrics) sees one snapshot
-    with store._lock, transaction(con), Cleanup() as later:
+    with ctx.lock, transaction(con), Cleanup() as later:
         windows = window_args(window)
         if "width" in windows:
             check_width(con, windows["width"])
         check_window_count(
             con, model, PREDICTION_TABLES, windows, start, end,
-            max_windows=store.limits.max_windows,
+            max_windows=ctx.limits.max_windows,
         )  # fmt: skip
         columns = feature_columns(con, model)
         slices = _parse_by(by, columns, edges)

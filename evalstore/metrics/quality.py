@@ -74,7 +74,7 @@ from evalstore.core.windows import (
 from evalstore.errors import InvalidParameterError
 
 if TYPE_CHECKING:
-    from evalstore.store import Store
+    from evalstore.core.context import Context
 
 #: Model outputs that appear in the long-format views beside the features.
 OUTPUTS = ("score", "prediction", "label")
@@ -105,7 +105,7 @@ SCHEMA_TABLE = "evalstore.schemas"
 
 
 def quality(
-    store: Store,
+    ctx: Context,
     model: str,
     reference: Reference = "training",
     window: Window = "1 day",
@@ -147,19 +147,19 @@ def quality(
         _share(max_unseen, "max_unseen"),
     ]
     _check_range(since, until)
-    con = store.connection
+    con = ctx.connection
     # one transaction: every statement sees one snapshot
-    with store._lock, transaction(con), Cleanup() as later:
-        registration = store._registration(model, version)
+    with ctx.lock, transaction(con), Cleanup() as later:
+        registration = ctx.registration(model, version)
         kinds = feature_kinds(con, model)
         chosen = _check_features(features, [*kinds, *_task_outputs(registration, features)])
         selection = resolve(con, reference, window, registration if version else None, since, until)
         check_reference(con, model, reference, selection)
         # quality lists the empty windows between since and until too
         check_window_count(
-            con, model, VALUE_TABLES, selection, max_windows=store.limits.max_windows, filled=True
+            con, model, VALUE_TABLES, selection, max_windows=ctx.limits.max_windows, filled=True
         )
-        views = _views(store, model, where, version, list(kinds), later)
+        views = _views(ctx, model, where, version, list(kinds), later)
         marks = ", ".join("?" for _ in range(2 + len(selection.args()) + len(thresholds)))
         query = (
             f"SELECT {', '.join(RESULT_COLUMNS)} FROM evalstore.quality({marks}) "
@@ -171,7 +171,7 @@ def quality(
 
 
 def infer_schema(
-    store: Store,
+    ctx: Context,
     model: str,
     reference: Reference = "training",
     version: str | None = None,
@@ -196,14 +196,14 @@ def infer_schema(
     :class:`InvalidParameterError` when the reference holds no rows (nothing is saved).
     Returns the saved rows (columns :data:`SCHEMA_COLUMNS`), by feature.
     """
-    store._writable()
+    ctx.check_writable()
     if max_domain is not None:
         max_domain = bounded_int(
             max_domain, "max_domain", least=0, most=MAX_DOMAIN, hint="or max_domain=None"
         )
-    con = store.connection
-    with store._lock:
-        registration = store._registration(model, version)
+    con = ctx.connection
+    with ctx.lock:
+        registration = ctx.registration(model, version)
         ref = reference_args(reference, registration if version else None)
         if "previous" in ref:
             raise InvalidParameterError(
@@ -252,15 +252,15 @@ def infer_schema(
         ).to_arrow_table()
 
 
-def saved_schema(store: Store, model: str) -> pa.Table:
+def saved_schema(ctx: Context, model: str) -> pa.Table:
     """The rows of ``evalstore.schemas`` for ``model`` (columns :data:`SCHEMA_COLUMNS`).
 
     Empty when no schema was saved; raises :class:`UnknownModelError` for an
     unregistered model.
     """
-    with store._lock:
-        store._registration(model)
-        return store.connection.sql(
+    with ctx.lock:
+        ctx.registration(model)
+        return ctx.connection.sql(
             f"SELECT {', '.join(SCHEMA_COLUMNS)} FROM {SCHEMA_TABLE} WHERE model = ? "
             "ORDER BY feature",
             params=[model],
@@ -268,7 +268,7 @@ def saved_schema(store: Store, model: str) -> pa.Table:
 
 
 def validate(
-    store: Store,
+    ctx: Context,
     model: str,
     window: Window = "1 day",
     features: Sequence[str] | None = None,
@@ -296,9 +296,9 @@ def validate(
     """
     tolerance = _share(tolerance, "tolerance")
     _check_range(since, until)
-    con = store.connection
-    with store._lock, transaction(con), Cleanup() as later:
-        store._registration(model, version)
+    con = ctx.connection
+    with ctx.lock, transaction(con), Cleanup() as later:
+        ctx.registration(model, version)
         kinds = feature_kinds(con, model)
         saved = [
             row[0]
@@ -319,9 +319,9 @@ def validate(
             **windows, ana_start=to_timestamp(since, "since"), ana_end=to_timestamp(until, "until")
         )
         check_window_count(  # validate lists the empty windows too
-            con, model, VALUE_TABLES, selection, max_windows=store.limits.max_windows, filled=True
+            con, model, VALUE_TABLES, selection, max_windows=ctx.limits.max_windows, filled=True
         )
-        views = _views(store, model, where, version, list(kinds), later)
+        views = _views(ctx, model, where, version, list(kinds), later)
         analysis = [
             selection.ana_env, selection.ana_dataset, selection.ana_start, selection.ana_end,
             selection.width, selection.chunk_rows, selection.chunks,
@@ -339,7 +339,7 @@ def validate(
 
 
 def _views(
-    store: Store,
+    ctx: Context,
     model: str,
     where: str | None,
     version: str | None,
@@ -348,7 +348,7 @@ def _views(
 ) -> tuple[str, str]:
     """The numeric and categorical long-format relations, restricted as asked (dropped
     by ``later``)."""
-    con = store.connection
+    con = ctx.connection
     numeric = restricted_view(con, model, "numeric_values", where, version, columns)
     later.add(drop_view, con, numeric)
     category = restricted_view(con, model, "category_values", where, version, columns)

@@ -45,7 +45,7 @@ from evalstore.core.windows import drop_view, restricted_view
 from evalstore.errors import InvalidParameterError
 
 if TYPE_CHECKING:
-    from evalstore.store import Store
+    from evalstore.core.context import Context
 
 #: Columns of :func:`skew`'s result, in order.
 RESULT_COLUMNS = (
@@ -82,7 +82,7 @@ _SCHEMA = pa.schema(
 
 
 def skew(
-    store: Store,
+    ctx: Context,
     model: str,
     tolerance: float = 1e-8,
     rtol: float = 1e-5,
@@ -124,7 +124,7 @@ def skew(
     ``reason``. Returns one row per feature (columns :data:`RESULT_COLUMNS`), in the
     model's column order.
     """
-    registration = store._registration(model, version)
+    registration = ctx.registration(model, version)
     atol = _non_negative(tolerance, "tolerance")
     rtol = _non_negative(rtol, "rtol")
     max_share = _non_negative(max_share, "max_share")
@@ -132,9 +132,9 @@ def skew(
         raise InvalidParameterError(f"equal_nan={equal_nan!r} must be True or False")
     sample = bounded_int(sample, "sample", least=0, most=MAX_SAMPLE_IDS)
     methods = _methods(method)
-    con = store.connection
+    con = ctx.connection
     # one transaction: the mismatch counts and the distances see the same rows
-    with store._lock, transaction(con):
+    with ctx.lock, transaction(con):
         kinds = feature_kinds(con, model)
         chosen = _check_features(features, kinds)
         train_dataset = registration.get("training_dataset") if version else None
@@ -148,7 +148,7 @@ def skew(
                 ).to_arrow_table()
             counts = {row["feature"]: row for row in rows.to_pylist()}
         distances = (
-            _distances(store, model, chosen, kinds, methods, version, where, drift_options)
+            _distances(ctx, model, chosen, kinds, methods, version, where, drift_options)
             if methods
             else {}
         )
@@ -187,7 +187,7 @@ def skew(
 
 
 def skew_summary(
-    store: Store,
+    ctx: Context,
     model: str,
     tolerance: float = 1e-8,
     rtol: float = 1e-5,
@@ -205,14 +205,14 @@ def skew_summary(
     ``n_features_skewed`` (share of mismatches above ``max_share``). Parameters as in
     :func:`skew` (the same mismatch rule, from the macro ``evalstore.skew_summary``).
     """
-    registration = store._registration(model, version)
+    registration = ctx.registration(model, version)
     atol = _non_negative(tolerance, "tolerance")
     rtol = _non_negative(rtol, "rtol")
     max_share = _non_negative(max_share, "max_share")
     if not isinstance(equal_nan, bool):
         raise InvalidParameterError(f"equal_nan={equal_nan!r} must be True or False")
-    con = store.connection
-    with store._lock, transaction(con), Cleanup() as later:
+    con = ctx.connection
+    with ctx.lock, transaction(con), Cleanup() as later:
         kinds = feature_kinds(con, model)
         chosen = _check_features(features, kinds)
         train_dataset = registration.get("training_dataset") if version else None
@@ -285,7 +285,7 @@ def _check_features(features: Sequence[str] | None, kinds: Mapping[str, str]) ->
 
 
 def _distances(
-    store: Store,
+    ctx: Context,
     model: str,
     features: Sequence[str],
     kinds: Mapping[str, str],
@@ -295,13 +295,15 @@ def _distances(
     options: Mapping[str, Any],
 ) -> dict[str, dict[str, Any]]:
     """``{feature: drift row}``: training set vs every serving row, one window."""
+    from evalstore.metrics.drift.univariate import drift
+
     found: dict[str, dict[str, Any]] = {}
     for method in dict.fromkeys(methods.values()):
         wanted = [f for f in features if methods[kinds[f]] == method]
         if not wanted:
             continue
-        table = store.drift(
-            model, reference="training", window={"chunks": 1}, features=wanted,
+        table = drift(
+            ctx, model, reference="training", window={"chunks": 1}, features=wanted,
             methods=[method], version=version, where=where, **options,
         )  # fmt: skip
         # the window's bounds are not used (a far time would not convert to Python)

@@ -69,7 +69,7 @@ from evalstore.metrics.performance import (
 )
 
 if TYPE_CHECKING:
-    from evalstore.store import Store
+    from evalstore.core.context import Context
 
 #: Searchable metrics: name -> (tasks, kind of test, higher is better).
 METRICS: dict[str, tuple[tuple[str, ...], str, bool]] = {
@@ -98,7 +98,7 @@ _counter = itertools.count()
 
 
 def worst_slices(
-    store: Store,
+    ctx: Context,
     model: str,
     metric: str | None = None,
     since: Any = None,
@@ -153,7 +153,7 @@ def worst_slices(
     ...     "score": [0.9] * 400}), version="v1")
     >>> _ = store.log_labels("m", pa.table({"example_id": ids,
     ...     "label": [0 if w else 1 for w in wrong]}))
-    >>> found = worst_slices(store, "m", pairs=False)
+    >>> found = store.worst_slices("m", pairs=False)
     >>> found.select(["slice", "n", "value", "rest_value"]).to_pylist()
     [{'slice': "region = 'north'", 'n': 100, 'value': 0.5, 'rest_value': 1.0}]
     >>> store.performance("m", window="100 years", metrics="accuracy",
@@ -162,7 +162,7 @@ def worst_slices(
     >>> store.close()
     """
     check_model_name(model)
-    registration = store._registration(model, version)
+    registration = ctx.registration(model, version)
     task, version = registration["task"], registration["version"]
     metric = _check_metric(metric, task)
     _, kind, higher_is_better = METRICS[metric]
@@ -179,9 +179,9 @@ def worst_slices(
     start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
     if start is not None and end is not None and start >= end:
         raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
-    con = store.connection
+    con = ctx.connection
     # one transaction: the totals and every level's counts see the same rows
-    with store._lock, transaction(con), Cleanup() as later:
+    with ctx.lock, transaction(con), Cleanup() as later:
         columns = feature_columns(con, model)
         keys = _keys(con, model, columns, features, reference, registration, bins)
         view = _source_view(con, model, keys, columns, where, version, start, end)

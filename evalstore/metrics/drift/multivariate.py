@@ -65,7 +65,7 @@ from evalstore.metrics.drift.kernels import (
 from evalstore.metrics.drift.univariate import RESULT_COLUMNS
 
 if TYPE_CHECKING:
-    from evalstore.store import Store
+    from evalstore.core.context import Context
 
 MULTIVARIATE_METHODS = ("mmd", "pca")
 #: Smallest upper alert bound of ``pca`` (standardised units, where errors are of order 1):
@@ -76,7 +76,7 @@ PCA_NOISE_FLOOR = 1e-8
 
 
 def multivariate_drift(
-    store: Store,
+    ctx: Context,
     model: str,
     reference: Reference = "training",
     window: Window = "1 day",
@@ -96,7 +96,7 @@ def multivariate_drift(
     seed: int = 0,
 ) -> pa.Table:
     """Joint drift of the numeric features per window (see the module docstring)."""
-    registration = store._registration(model, version)
+    registration = ctx.registration(model, version)
     methods = [methods] if isinstance(methods, str) else list(methods)
     unknown = [m for m in methods if m not in MULTIVARIATE_METHODS]
     if unknown or not methods:
@@ -106,8 +106,8 @@ def multivariate_drift(
     if not 0 < variance <= 1:
         raise InvalidParameterError(f"variance={variance!r} must be in (0, 1]")
     _check_sizes(max_rows, n_permutations, learn_chunks)
-    con = store.connection
-    with store._lock, transaction(con):  # one snapshot for every statement
+    con = ctx.connection
+    with ctx.lock, transaction(con):  # one snapshot for every statement
         kinds = feature_kinds(con, model)
         numeric = [f for f, k in kinds.items() if k == "numeric"]
         chosen = numeric if features is None else list(features)
@@ -121,13 +121,11 @@ def multivariate_drift(
         check_reference(con, model, reference, selection)
         if selection.previous:
             raise InvalidParameterError("multivariate drift needs a fixed reference")
-        check_window_count(
-            con, model, VALUE_TABLES, selection, max_windows=store.limits.max_windows
-        )
+        check_window_count(con, model, VALUE_TABLES, selection, max_windows=ctx.limits.max_windows)
         with Cleanup() as later:
             view = restricted_view(con, model, "numeric_values", where, version, list(kinds))
             later.add(drop_view, con, view)
-            rows = _wide_rows(store, view, selection, chosen)
+            rows = _wide_rows(ctx, view, selection, chosen)
     return _score(rows, chosen, methods, alpha, max_rows, n_permutations, variance,
                   learn_chunks, learn_k, seed)  # fmt: skip
 
@@ -145,7 +143,7 @@ def _check_sizes(max_rows: Any, n_permutations: Any, learn_chunks: Any) -> None:
         )
 
 
-def _wide_rows(store: Store, view: str, selection: Selection, features: list[str]) -> pa.Table:
+def _wide_rows(ctx: Context, view: str, selection: Selection, features: list[str]) -> pa.Table:
     """One row per (side, window, example) with a column per feature, as Arrow."""
     columns = ", ".join(
         f"max(value) FILTER (WHERE feature = ?) AS f{i}" for i in range(len(features))
@@ -158,7 +156,7 @@ def _wide_rows(store: Store, view: str, selection: Selection, features: list[str
         "GROUP BY side, window_index, example_id ORDER BY side, window_index, example_id"
     )
     params = [*features, view, *selection.args(), features]
-    return store.connection.sql(sql, params=params).to_arrow_table()
+    return ctx.connection.sql(sql, params=params).to_arrow_table()
 
 
 def _score(

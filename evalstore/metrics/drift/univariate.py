@@ -80,7 +80,7 @@ from evalstore.errors import InvalidParameterError
 from evalstore.metrics.drift import numeric as numeric_drift
 
 if TYPE_CHECKING:
-    from evalstore.store import Store
+    from evalstore.core.context import Context
 
 NUMERIC_METHODS = ("ks", "psi", "js", "kl", "hellinger", "wasserstein", "d1", "zscore")
 CATEGORICAL_METHODS = ("chi2", "psi", "js", "hellinger", "linf", "unseen")
@@ -110,7 +110,7 @@ RESULT_COLUMNS = (
 
 
 def drift(
-    store: Store,
+    ctx: Context,
     model: str,
     reference: Reference = "training",
     window: Window = "1 day",
@@ -149,7 +149,7 @@ def drift(
     a ``reason`` where the method is undefined (empty reference, constant reference
     for a normalised measure, a single category for chi2, ...).
     """
-    registration = store._registration(model, version)
+    registration = ctx.registration(model, version)
     chosen = _check_methods(methods)
     params = _variant_args(
         binning, bins, edges, pooled, zero_bins, epsilon, log_base, js, wasserstein, yates
@@ -157,16 +157,14 @@ def drift(
     limits = _thresholds(thresholds, alpha, wasserstein)
     if correction not in CORRECTIONS:
         raise InvalidParameterError(f"correction={correction!r} is not one of {CORRECTIONS}")
-    con = store.connection
+    con = ctx.connection
     # one transaction: every statement (counts, values, categories) sees one snapshot
-    with store._lock, transaction(con), Cleanup() as later:
+    with ctx.lock, transaction(con), Cleanup() as later:
         kinds = feature_kinds(con, model)
         chosen_features = _check_features(features, kinds)
         selection = resolve(con, reference, window, registration if version else None, since, until)
         check_reference(con, model, reference, selection)
-        check_window_count(
-            con, model, VALUE_TABLES, selection, max_windows=store.limits.max_windows
-        )
+        check_window_count(con, model, VALUE_TABLES, selection, max_windows=ctx.limits.max_windows)
         categorical = value_rows(con, model, "VARCHAR", chosen_features)
         numeric = numeric_drift.source(con, model, kinds, where, version, chosen_features)
         later.add(drop_view, con, numeric[0])
@@ -174,10 +172,10 @@ def drift(
         later.add(drop_view, con, category_view)
         views = Views(numeric=numeric, categorical=category_view)
         learned = _learned_limits(
-            store, views, selection, limits, chosen, chosen_features, params, learn_chunks, learn_k
+            ctx, views, selection, limits, chosen, chosen_features, params, learn_chunks, learn_k
         )
         table = _run(
-            store, views, selection, chosen, chosen_features, params, limits, learned, correction
+            ctx, views, selection, chosen, chosen_features, params, limits, learned, correction
         )
         return _explain_empty_reference(con, table, reference, selection)
 
@@ -423,7 +421,7 @@ def _limits_table(
 
 
 def _run(
-    store: Store,
+    ctx: Context,
     views: Views,
     selection: Selection,
     methods: Sequence[str],
@@ -433,7 +431,7 @@ def _run(
     learned: Mapping[tuple[str, str], tuple[float, float, str]],
     correction: str,
 ) -> pa.Table:
-    con = store.connection
+    con = ctx.connection
     with _statistics_sql(con, views, selection, methods, features, params) as (statistics, args):
         if not statistics:
             return pa.table({c: [] for c in RESULT_COLUMNS})
@@ -495,7 +493,7 @@ def _decide(
 
 
 def _learned_limits(
-    store: Store,
+    ctx: Context,
     views: Views,
     selection: Selection,
     limits: Mapping[str, Any],
@@ -527,7 +525,7 @@ def _learned_limits(
         chunks=learn_chunks,
         previous=-1,
     )
-    con = store.connection
+    con = ctx.connection
     with _statistics_sql(con, views, chunked, wanted, features, params) as (sql, args):
         rows = (
             con.sql(
