@@ -344,3 +344,55 @@ CREATE OR REPLACE MACRO evalstore.compare_regression(
     FROM mean_cells;
 COMMENT ON MACRO TABLE evalstore.compare_regression IS
     'Two regression versions on the same examples: disagreement, MAE and MSE differences per window and slice.';
+
+-- evalstore.compare_versions(model, a, b, width)
+-- Short form of evalstore.compare_classification for SQL users (a BI tool, the duckdb
+-- shell), with store.compare's defaults: version b of a binary or multiclass `model`
+-- against version a on the examples both predicted, time windows of `width` (e.g.
+-- '1 day') over a's prediction time, all of time, no slices, every metric of the task
+-- (disagreement, accuracy, log_loss, and for binary models brier with a's registered
+-- positive class), 95% intervals (z = 1.9599639845400536), McNemar's exact test below 25
+-- discordant pairs. Regression models: evalstore.compare_regression_versions (their
+-- predictions and labels are numbers). Columns: window_start, window_end, version_a,
+-- version_b, metric, value, ci_low, ci_high, value_a, value_b, statistic, test, n,
+-- n_a_only, n_b_only, paired, labeled, reason, variant; ordered by window, then metric in
+-- the order above. The p-values need scipy (store.compare, `evalstore compare` or the
+-- server add them), e.g.
+--   SELECT window_start, metric, value, ci_low, ci_high
+--   FROM evalstore.compare_versions('fraud', 'v1', 'v2', '7 days')
+CREATE OR REPLACE MACRO evalstore.compare_versions(model, a, b, width) AS TABLE
+    WITH registered AS (
+        SELECT any_value(r.task) AS task, any_value(r.positive_class) AS positive_class
+        FROM evalstore.relation('evalstore.models') AS r
+        WHERE r.model = model AND r.version = a
+    )
+    SELECT window_start, window_end, a AS version_a, b AS version_b, metric, value, ci_low,
+           ci_high, value_a, value_b, statistic, test, n, n_a_only, n_b_only, paired, labeled,
+           reason, variant
+    FROM evalstore.compare_classification(
+        model || '.evaluations', a, b,
+        (SELECT g.positive_class FROM registered AS g WHERE g.task = 'binary'), width, NULL,
+        NULL, NULL, NULL, 1.9599639845400536, 25)
+    WHERE (SELECT g.task FROM registered AS g) IN ('binary', 'multiclass')
+    ORDER BY window_index, list_position(['disagreement', 'accuracy', 'log_loss', 'brier'],
+                                         metric);
+COMMENT ON MACRO TABLE evalstore.compare_versions IS
+    'Binary or multiclass version b against version a on the examples both predicted, per time window, with the Python defaults. Args: model, a, b, width.';
+
+-- evalstore.compare_regression_versions(model, a, b, width)
+-- The short form of evalstore.compare_regression, with store.compare's defaults (all of
+-- time, no slices, every metric: disagreement beyond numpy.isclose(b, a, rtol=1e-5,
+-- atol=1e-8), mae, mse; 95% intervals) and the columns of evalstore.compare_versions,
+-- ordered by window, then disagreement, mae, mse, e.g.
+--   SELECT window_start, metric, value FROM evalstore.compare_regression_versions(
+--       'demand', 'v1', 'v2', '1 day')
+CREATE OR REPLACE MACRO evalstore.compare_regression_versions(model, a, b, width) AS TABLE
+    SELECT window_start, window_end, a AS version_a, b AS version_b, metric, value, ci_low,
+           ci_high, value_a, value_b, statistic, test, n, n_a_only, n_b_only, paired, labeled,
+           reason, variant
+    FROM evalstore.compare_regression(
+        model || '.evaluations', a, b, width, NULL, NULL, NULL, NULL, 1.9599639845400536,
+        1e-8, 1e-5)
+    ORDER BY window_index, list_position(['disagreement', 'mae', 'mse'], metric);
+COMMENT ON MACRO TABLE evalstore.compare_regression_versions IS
+    'Regression version b against version a on the examples both predicted, per time window, with the Python defaults. Args: model, a, b, width.';

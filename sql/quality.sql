@@ -728,3 +728,49 @@ CREATE OR REPLACE MACRO evalstore.validate(
     ORDER BY window_start, feature, method;
 COMMENT ON MACRO TABLE evalstore.validate IS
     'Windows validated against a saved schema (evalstore.schemas); drifted = violation.';
+
+-- evalstore.data_quality(model, width)
+-- Short form of evalstore.quality for SQL users (a BI tool, the duckdb shell), with
+-- store.quality's defaults: every feature of `model` and the outputs its task defines
+-- (score only for binary models), serving rows in time windows of `width` (e.g. '1 day')
+-- against the training rows, all of time, every version, and the default thresholds
+-- min_rows 1, missing_tolerance 0.05, max_nonfinite 0, max_out_of_range 0.01, max_unseen
+-- 0.01. Columns and order of store.quality: window_start, window_end, feature, kind,
+-- version, method, variant, value, p_value (always NULL), threshold, threshold_source,
+-- drifted (the check fails), n_reference, n_analysis, count, reason, e.g.
+--   SELECT window_start, feature, method, value, threshold
+--   FROM evalstore.data_quality('fraud', '1 day') WHERE drifted
+CREATE OR REPLACE MACRO evalstore.data_quality(model, width) AS TABLE
+    WITH task AS (
+        SELECT any_value(r.task) AS task
+        FROM evalstore.relation('evalstore.models') AS r
+        WHERE r.model = model
+    )
+    SELECT window_start, window_end, feature, kind, version, method, variant, value, p_value,
+           threshold, threshold_source, drifted, n_reference, n_analysis, count, reason
+    FROM evalstore.quality(
+        model || '.numeric_values', model || '.category_values', 'training', NULL, NULL, NULL,
+        'serving', NULL, NULL, NULL, width, NULL, NULL, 0, 1, 0.05, 0, 0.01, 0.01)
+    WHERE feature <> 'score' OR (SELECT t.task FROM task AS t) = 'binary'
+    ORDER BY window_start, feature, version NULLS FIRST, method;
+COMMENT ON MACRO TABLE evalstore.data_quality IS
+    'Data quality per time window and feature against the training rows, with the Python defaults. Args: model, width.';
+
+-- evalstore.schema_validation(model, width)
+-- Short form of evalstore.validate, with store.validate's defaults: serving rows of
+-- `model` in time windows of `width` (e.g. '1 day'), all of time, every version, checked
+-- against the model's rows of evalstore.schemas (saved by store.infer_schema or
+-- `evalstore schema infer`; edit them with SQL) with a tolerance of 0.05 on the missing
+-- rate. No rows when the model has no saved schema (store.validate says so as an
+-- error). Columns and order of store.validate (those of evalstore.data_quality), e.g.
+--   SELECT window_start, feature, method, value FROM evalstore.schema_validation('fraud', '1 day')
+--   WHERE drifted
+CREATE OR REPLACE MACRO evalstore.schema_validation(model, width) AS TABLE
+    SELECT window_start, window_end, feature, kind, version, method, variant, value, p_value,
+           threshold, threshold_source, drifted, n_reference, n_analysis, count, reason
+    FROM evalstore.validate(
+        model, 'evalstore.schemas', model || '.numeric_values', model || '.category_values',
+        'serving', NULL, NULL, NULL, width, NULL, NULL, 0.05)
+    ORDER BY window_start, feature, method;
+COMMENT ON MACRO TABLE evalstore.schema_validation IS
+    'Serving windows validated against the saved schema, with the Python defaults. Args: model, width.';

@@ -167,3 +167,62 @@ CREATE OR REPLACE MACRO evalstore.skew_summary(
                 FROM per_feature) AS f;
 COMMENT ON MACRO TABLE evalstore.skew_summary IS
     'Examples and features with training/serving skew (one row). Args: numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan, max_share.';
+
+-- evalstore.feature_skew(model)
+-- Short form of evalstore.skew for SQL users (a BI tool, the duckdb shell), with
+-- store.skew's defaults: every feature of `model`, every training row (any dataset),
+-- numeric values compared as numpy.isclose with atol 1e-8 and rtol 1e-5, NaN matching
+-- NaN, 5 sample ids, a feature `skewed` when any pair mismatches (max_share 0). One row
+-- per feature, in the model's column order, features without a shared example included
+-- (n_compared 0, a reason): feature, kind, n_compared, n_mismatch, n_null_mismatch,
+-- share_mismatch, max_abs_diff, skewed, sample_ids ([] when none), reason. The
+-- training-vs-serving distribution distance of store.skew is evalstore.drift(model,
+-- 'training', width) here. E.g.
+--   SELECT feature, share_mismatch, sample_ids FROM evalstore.feature_skew('fraud')
+--   WHERE skewed
+CREATE OR REPLACE MACRO evalstore.feature_skew(model) AS TABLE
+    WITH features AS (
+        SELECT v.feature, v.kind, min(c.column_index) AS position
+        FROM (
+            SELECT DISTINCT feature, 'numeric' AS kind
+            FROM evalstore.relation(model || '.numeric_values')
+            UNION ALL
+            SELECT DISTINCT feature, 'categorical' AS kind
+            FROM evalstore.relation(model || '.category_values')
+        ) AS v
+        JOIN duckdb_columns() AS c
+          ON c.database_name = current_database() AND c.schema_name = model
+         AND c.table_name = 'features' AND c.column_name = v.feature
+        GROUP BY v.feature, v.kind
+    ),
+    counted AS (
+        SELECT * FROM evalstore.skew(
+            model || '.numeric_values', model || '.category_values', NULL, NULL, 1e-8, 1e-5,
+            true, 5)
+    )
+    SELECT f.feature, f.kind,
+           coalesce(s.n_compared, 0) AS n_compared,
+           coalesce(s.n_mismatch, 0) AS n_mismatch,
+           coalesce(s.n_null_mismatch, 0) AS n_null_mismatch,
+           s.share_mismatch, s.max_abs_diff,
+           s.share_mismatch > 0.0 AS skewed,
+           coalesce(s.sample_ids, CAST([] AS VARCHAR[])) AS sample_ids,
+           CASE WHEN s.feature IS NULL
+                THEN 'no example_id is in both training and serving' END AS reason
+    FROM features AS f
+    LEFT JOIN counted AS s ON s.feature = f.feature
+    ORDER BY f.position;
+COMMENT ON MACRO TABLE evalstore.feature_skew IS
+    'Training/serving skew per feature, with the Python defaults. Args: model.';
+
+-- evalstore.feature_skew_summary(model)
+-- Short form of evalstore.skew_summary, with store.skew_summary's defaults (those of
+-- evalstore.feature_skew): one row, n_examples, n_examples_skewed,
+-- share_examples_skewed, n_features, n_features_skewed, e.g.
+--   SELECT * FROM evalstore.feature_skew_summary('fraud')
+CREATE OR REPLACE MACRO evalstore.feature_skew_summary(model) AS TABLE
+    SELECT * FROM evalstore.skew_summary(
+        model || '.numeric_values', model || '.category_values', NULL, NULL, 1e-8, 1e-5, true,
+        0.0);
+COMMENT ON MACRO TABLE evalstore.feature_skew_summary IS
+    'Examples and features with training/serving skew (one row), with the Python defaults. Args: model.';
