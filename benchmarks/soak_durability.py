@@ -19,7 +19,7 @@ rows, reopen failures) and exits 1 if anything was lost, half-written or failed 
     .venv/bin/python benchmarks/soak_durability.py                  # 20 kills
     .venv/bin/python benchmarks/soak_durability.py --kills 40 --max-delay 10 --rows 20000
 
-``tests/test_durability.py`` runs the same loop with a handful of kills.
+``tests/core/test_durability.py`` runs the same loop with a handful of kills.
 """
 
 from __future__ import annotations

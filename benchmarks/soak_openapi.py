@@ -2,10 +2,10 @@
 
     python benchmarks/soak_openapi.py [--examples 400] [--seed 19] [--positive-acceptance]
 
-The app of ``tests/openapi_target.py`` (a populated store, read and write tokens; requests
+The app of ``tests/server/openapi_target.py`` (a populated store, read and write tokens; requests
 carry the write token) is fuzzed in-process through its ASGI interface. Per operation,
 ``--examples`` schema-valid (positive) and as many schema-invalid (negative) requests are
-generated with a fixed seed, sent, and checked as in ``tests/test_openapi_fuzz.py``:
+generated with a fixed seed, sent, and checked as in ``tests/server/test_openapi_fuzz.py``:
 no server error (5xx), every status code, media type and JSON body as the description
 declares. ``--positive-acceptance`` also counts schema-valid requests the server refused.
 Failures are counted, not shrunk; the first few distinct ones are printed below the table.
@@ -27,7 +27,7 @@ from harness import machine, table, versions
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "server"))
 import openapi_target
 import schemathesis
 from schemathesis import GenerationMode

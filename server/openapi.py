@@ -13,7 +13,7 @@ description when it is first built:
   :data:`STATUSES`, what the route's own code and the library calls behind it can answer;
 - with tokens configured, a ``bearer`` security scheme and each operation's requirement.
 
-``tests/test_openapi_fuzz.py`` checks with Schemathesis that the server answers nothing
+``tests/server/test_openapi_fuzz.py`` checks with Schemathesis that the server answers nothing
 else, and every body as declared.
 """
 

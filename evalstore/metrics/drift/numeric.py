@@ -11,7 +11,7 @@ once (numpy, features in parallel threads), then hands them to the same SQL
 (``evalstore.binned_scores`` and ``evalstore.numeric_methods``) for the method values,
 variant names, reasons, thresholds and p-values. The rows are chosen and cut into
 windows by the same macro, ``evalstore.drift_pairs``, so reference, window, version and
-``where`` mean exactly what they mean in SQL; ``tests/test_numeric_drift.py`` checks
+``where`` mean exactly what they mean in SQL; ``tests/metrics/test_numeric_drift.py`` checks
 both paths, and scipy, agree on random data with ties, NaN, infinities, empty and
 single-row windows.
 

@@ -22,7 +22,7 @@ from evalstore.core.layout import MIGRATIONS, SCHEMA_VERSION
 from evalstore.core.macros import SQL_FILES, install_macros, macros_hash, sql_dir
 from evalstore.core.values import feature_kinds
 
-PROJECT = Path(__file__).parents[1]
+PROJECT = Path(__file__).parents[2]
 MACROS = ("hours_between", "label_coverage", "label_delay", "model_table", "volume")
 
 

@@ -3,7 +3,7 @@
 ``MACRO_CALLS`` maps each macro of ``sql/`` to a ``SELECT`` that calls it on the store built
 by :func:`build_store` (a binary model ``bin`` with versions v1 and v2, a multiclass ``mc``
 and a regression ``reg``, each with training and serving features, predictions and labels,
-open label requests, a saved schema and a snapshot). ``tests/test_bi_snapshot.py`` runs
+open label requests, a saved schema and a snapshot). ``tests/server/test_bi_snapshot.py`` runs
 every call on the BI snapshot with DuckDB 1.4 and with DuckDB 2.x and compares the rows; a
 macro added to ``sql/`` without a call here fails that test.
 """
@@ -100,6 +100,8 @@ MACRO_CALLS: dict[str, str] = {
         f"SELECT * FROM evalstore.quality_categorical('bin.category_values', {REFERENCE}, "
         f"{SELECTION}, 0, 1, 0.05, 0.01)"
     ),
+    "data_quality": "SELECT * FROM evalstore.data_quality('mc', '1 day')",
+    "schema_validation": "SELECT * FROM evalstore.schema_validation('bin', '1 day')",
     "infer_schema": (
         "SELECT model, feature, kind, dtype, nullable, min, max, domain, expected_missing "
         "FROM evalstore.infer_schema('bin', 'bin.numeric_values', 'bin.category_values', "
@@ -181,6 +183,8 @@ MACRO_CALLS: dict[str, str] = {
         "SELECT * FROM evalstore.skew_pairs('bin.numeric_values', 'bin.category_values', "
         "NULL, NULL, 1e-08, 1e-05, true)"
     ),
+    "feature_skew": "SELECT * FROM evalstore.feature_skew('bin')",
+    "feature_skew_summary": "SELECT * FROM evalstore.feature_skew_summary('bin')",
     "smallest": "SELECT evalstore.smallest(x, 2) FROM range(5) AS t(x)",
     "listed": "SELECT evalstore.listed('x', ['x', 'y'])",
     # --- compare.sql
@@ -191,6 +195,10 @@ MACRO_CALLS: dict[str, str] = {
     "compare_regression": (
         "SELECT * FROM evalstore.compare_regression('reg.evaluations', 'v1', 'v2', '1 day', "
         f"NULL, NULL, NULL, NULL, {Z}, 1e-08, 1e-05)"
+    ),
+    "compare_versions": "SELECT * FROM evalstore.compare_versions('bin', 'v1', 'v2', '1 day')",
+    "compare_regression_versions": (
+        "SELECT * FROM evalstore.compare_regression_versions('reg', 'v1', 'v2', '1 day')"
     ),
     "compare_pairs": (
         "SELECT * FROM evalstore.compare_pairs('bin.evaluations', 'v1', 'v2', '1 day', NULL, "

@@ -588,7 +588,7 @@ def _soak():
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "soak_sql_fuzz.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "soak_sql_fuzz.py"
     spec = importlib.util.spec_from_file_location("soak_sql_fuzz", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import evalstore
 
-SOAK = Path(__file__).resolve().parent.parent / "benchmarks" / "soak_durability.py"
+SOAK = Path(__file__).resolve().parents[2] / "benchmarks" / "soak_durability.py"
 
 
 def _soak_module():

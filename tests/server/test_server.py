@@ -947,7 +947,7 @@ def test_example_grafana_dashboard_queries_run(shared):
     from urllib.parse import unquote
 
     _, client = shared
-    path = Path(__file__).parents[1] / "examples" / "grafana_dashboard.json"
+    path = Path(__file__).parents[2] / "examples" / "grafana_dashboard.json"
     dashboard = json.loads(path.read_text())
     targets = [t for p in dashboard["panels"] for t in p["targets"] if "url" in t]
     assert len(targets) >= 4

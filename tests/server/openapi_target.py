@@ -1,6 +1,6 @@
 """The server the OpenAPI fuzz runs against: a small store with data, and tokens of both scopes.
 
-Shared by ``tests/test_openapi_fuzz.py`` (bounded, in ``make test``) and
+Shared by ``tests/server/test_openapi_fuzz.py`` (bounded, in ``make test``) and
 ``benchmarks/soak_openapi.py`` (thousands of cases). The app is built on a store file in a
 temporary folder with a registered binary model (two versions) holding training and serving
 features, predictions, labels, a label request and a snapshot, so every operation of

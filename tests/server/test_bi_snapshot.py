@@ -30,7 +30,7 @@ from server.snapshot import STORAGE_VERSION, SnapshotWriter
 sys.path.insert(0, str(Path(__file__).parent))
 from bi_macro_calls import MACRO_CALLS, SETUP, build_store
 
-PROJECT = Path(__file__).parents[1]
+PROJECT = Path(__file__).parents[2]
 VENV14 = Path(os.environ.get("EVALSTORE_DUCKDB14_VENV", PROJECT / ".venv-duckdb14"))
 RUNNER = Path(__file__).parent / "bi_run_calls.py"
 MACRO_TYPES = "('macro', 'table_macro')"
