@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# DuckDB 1.4 (and pytz) in a virtualenv of its own: tests/test_bi_snapshot.py opens the BI
+# DuckDB 1.4 (and pytz) in a virtualenv of its own: tests/server/test_bi_snapshot.py opens the BI
 # snapshot with it, as an older BI client would. Made once; a failed install only skips that check.
 VENV14 ?= .venv-duckdb14
 STAMP14 := $(VENV14)/.installed
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 $(STAMP14):
 	$(PYTHON) -m venv $(VENV14)
 	$(VENV14)/bin/python -m pip install --quiet "duckdb==1.4.*" pytz && touch $(STAMP14) \
-	  || echo "note: DuckDB 1.4 not installed; tests/test_bi_snapshot.py skips its DuckDB 1.4 check"
+	  || echo "note: DuckDB 1.4 not installed; tests/server/test_bi_snapshot.py skips its DuckDB 1.4 check"
 
 duckdb14: $(STAMP14)
 

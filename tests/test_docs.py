@@ -231,3 +231,19 @@ def test_swagger_ui_is_served_from_local_files():
         redirect = client.get("/docs/oauth2-redirect")
         assert redirect.status_code == 200 and "https://" not in redirect.text
         assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN
+
+
+#: A repository path written in prose: a test file, a module, a benchmark or an example.
+REPO_PATH = re.compile(
+    r"`((?:tests|evalstore|server|benchmarks|examples|sql)/[\w/.-]+\.(?:py|sql))`"
+)
+
+
+@pytest.mark.parametrize(
+    "page", sorted(p.relative_to(PROJECT).as_posix() for p in (PROJECT / "docs").glob("*.md"))
+)
+def test_paths_named_in_the_docs_exist(page):
+    """Every `tests/...py`, `evalstore/...py`, `sql/...sql` a page names is a file of the tree."""
+    text = (PROJECT / page).read_text()
+    missing = sorted({p for p in REPO_PATH.findall(text) if not (PROJECT / p).exists()})
+    assert not missing, f"{page} names files that do not exist: {missing}"
