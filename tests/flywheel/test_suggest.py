@@ -373,7 +373,7 @@ def _novelty_store(rng: np.random.Generator, n: int) -> evalstore.Store:
 
 def _novelty_context(store: evalstore.Store):
     """A suggest context of model 'm' (training reference), for the novelty internals."""
-    from evalstore.flywheel import suggest as module
+    from evalstore.flywheel.suggest import context as module
 
     return module._Context(
         store._context(), "m", None, seed=0, since=None, until=None, where=None,
@@ -384,7 +384,7 @@ def _novelty_context(store: evalstore.Store):
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 2**16), threshold=st.sampled_from([0.05, 0.1, 0.2, 0.3, 0.45, 0.6]))
 def test_novelty_prune_keeps_every_row_above_the_threshold(seed, threshold):
-    from evalstore.flywheel import suggest as module
+    from evalstore.flywheel.suggest import novelty as module
 
     rng = np.random.default_rng(seed)
     with _novelty_store(rng, 3000) as store:
@@ -409,7 +409,7 @@ def test_novelty_prune_keeps_every_row_above_the_threshold(seed, threshold):
 
 @pytest.mark.parametrize("k", [1, 10, 150])
 def test_novelty_search_with_thresholds_is_the_full_ranking(monkeypatch, k):
-    from evalstore.flywheel import suggest as module
+    from evalstore.flywheel.suggest import novelty as module
 
     with _novelty_store(np.random.default_rng(k), 4000) as store:
         full = store.suggest("m", k=k, strategy="novelty", record=False)
@@ -448,7 +448,7 @@ def test_band_bounds_are_the_rarity_at_each_bands_edge(sql_store, n):
 def test_novelty_prune_rates_tied_outer_quantiles_exactly():
     """A count's 0 held by 30% of the reference is outside every band (q0 = q1 = 0) but
     not rare: the prune uses its exact rarity, so a threshold above it drops those rows."""
-    from evalstore.flywheel import suggest as module
+    from evalstore.flywheel.suggest import novelty as module
 
     rng = np.random.default_rng(3)
     reference = np.where(rng.uniform(size=5000) < 0.3, 0, rng.integers(1, 40, 5000))
@@ -671,7 +671,7 @@ def test_where_since_until_restrict_candidates(binary):
 def test_picks_of_feature_rankings_are_candidates_of_the_version(monkeypatch, strategy):
     """Novelty and slices rank serving feature rows; only those v2 predicted (and not
     labeled) may come out, and novelty gives the same order as over every example."""
-    from evalstore.flywheel import suggest as module
+    from evalstore.flywheel.suggest import run as module
 
     checks = []
     confirmed = module._confirmed
