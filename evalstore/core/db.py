@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -93,6 +94,13 @@ def one(
     if not rows:
         raise LookupError(f"query returned no rows: {sql}")
     return rows[0]
+
+
+def used_params(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The named parameters (``$name``) that ``sql`` mentions: DuckDB rejects unused ones,
+    so a query built from optional parts binds only the parameters of the parts it kept."""
+    mentioned = set(re.findall(r"\$(\w+)", sql))
+    return {key: value for key, value in params.items() if key in mentioned}
 
 
 def utc_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

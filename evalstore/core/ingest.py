@@ -13,7 +13,6 @@ any other violation.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from evalstore.core.db import one, transaction
+from evalstore.core.db import one, transaction, used_params
 from evalstore.core.identifiers import check_column_name, quote
 from evalstore.core.layout import (
     ENVS,
@@ -651,12 +650,12 @@ def execute(
                 f"SELECT {', '.join(plan.expressions)} FROM {quote(incoming)}"
             )
             try:
-                con.execute(insert, _used(insert, params))
+                con.execute(insert, used_params(insert, params))
             except duckdb.ConversionException as error:
                 raise ValidationError(f"a value could not be converted: {error}") from error
             for check in plan.checks:
                 sql = check.sql.format(table=table)
-                n, examples = one(con, sql, _used(sql, params))
+                n, examples = one(con, sql, used_params(sql, params))
                 if n:
                     raise check.error(
                         check.message.format(n=n, examples=examples),
@@ -735,14 +734,8 @@ def _resolve_conflicts(
             f"DELETE FROM {table} WHERE env = $env AND batch_id <> $batch_id "
             f"AND example_key IN ({new})"
         )
-        replaced = one(con, sql, _used(sql, params))[0]
+        replaced = one(con, sql, used_params(sql, params))[0]
         return replaced, 0
     sql = f"DELETE FROM {table} WHERE batch_id = $batch_id AND example_key IN ({old})"
-    skipped = one(con, sql, _used(sql, params))[0]
+    skipped = one(con, sql, used_params(sql, params))[0]
     return 0, skipped
-
-
-def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The named parameters that ``sql`` mentions (DuckDB rejects unused ones)."""
-    mentioned = set(re.findall(r"\$(\w+)", sql))
-    return {key: value for key, value in params.items() if key in mentioned}

@@ -121,7 +121,7 @@ def _candidates_among(ctx: _Context, ids: Sequence[str]) -> set[str]:
 def _check_candidates(ctx: _Context, ids: Sequence[str]) -> None:
     """Record which of ``ids`` are candidates (``ctx.verdicts``) and keep their
     predictions for the result, in one query."""
-    name = ctx.register(pa.table({"example_id": pa.array(list(ids), pa.string())}))
+    name = ctx.register_ids(ids)
     # The rows of these ids first (a materialized semi-join, so the exclusions below only
     # look at them), then the same conditions as evalstore.suggest_candidates.
     table = ctx.run(

@@ -9,12 +9,12 @@ picks.
 from __future__ import annotations
 
 import itertools
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from evalstore.core.db import used_params
 from evalstore.core.identifiers import quote
 from evalstore.core.layout import schema_prefix
 from evalstore.core.values import feature_kinds
@@ -88,9 +88,7 @@ class _Context:
         }
 
     def run(self, sql: str, params: Mapping[str, Any]) -> pa.Table:
-        mentioned = set(re.findall(r"\$(\w+)", sql))
-        used = {k: v for k, v in params.items() if k in mentioned}
-        return self.con.sql(sql, params=used).to_arrow_table()
+        return self.con.sql(sql, params=used_params(sql, params)).to_arrow_table()
 
     @property
     def feature_where(self) -> str:
@@ -113,6 +111,10 @@ class _Context:
         self.con.register(name, table)
         self.temp.append(name)
         return name
+
+    def register_ids(self, ids: Sequence[str]) -> str:
+        """Register a one-column table of example ids (``example_id``); its name."""
+        return self.register(pa.table({"example_id": pa.array(list(ids), pa.string())}))
 
     def close(self) -> None:
         for name in self.temp:

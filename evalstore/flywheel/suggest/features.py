@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pyarrow as pa
-
 from evalstore.core.identifiers import quote
 from evalstore.core.layout import example_key_sql, schema_prefix
 from evalstore.flywheel.suggest.context import _Context
-from evalstore.flywheel.suggest.novelty import _novelty_parts
+from evalstore.flywheel.suggest.novelty import _novelty_params, _novelty_parts
 from evalstore.flywheel.suggest.slices import _slice_key
 
 
@@ -23,15 +21,13 @@ def _features_of(ctx: _Context, ids: Sequence[str]) -> dict[str, dict[str, Any]]
     if not missing:
         return ctx.features
     parts = _novelty_parts(ctx) if ctx.kinds else []
-    params: dict[str, Any] = {}
-    for _, _, p in parts:
-        params.update(p)
+    params = _novelty_params(parts)
     cols = ["f.example_id"]
     cols += [f"{expr} AS {quote('r_' + feature)}" for feature, expr, _ in parts]
     cols += [f"f.{quote(feature)} AS {quote('v_' + feature)}" for feature in ctx.kinds]
     if ctx.slices is not None:
         cols.append(f"{_slice_key(ctx.slices['columns'], 'f')} AS __slice")
-    name = ctx.register(pa.table({"example_id": pa.array(missing, pa.string())}))
+    name = ctx.register_ids(missing)
     sql = (
         f"SELECT {', '.join(cols)} FROM {schema_prefix(ctx.con, ctx.model)}features AS f "
         f"WHERE f.env = 'serving' "

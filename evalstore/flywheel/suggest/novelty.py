@@ -76,6 +76,11 @@ def _novelty_parts(ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
     return parts
 
 
+def _novelty_params(parts: Sequence[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
+    """The bound parameters of every feature's rarity expression, in one mapping."""
+    return {name: value for _, _, part in parts for name, value in part.items()}
+
+
 class _Band(NamedTuple):
     """What the novelty prune knows of feature ``index`` (its parameters' suffix)."""
 
@@ -94,7 +99,7 @@ def _rate_tied_quantiles(
     wanted = [(band, k) for band in bands for k in band.ties]
     if not wanted:
         return
-    known = {name: value for _, _, part_params in parts for name, value in part_params.items()}
+    known = _novelty_params(parts)
     params = {}
     for band in {band.index: band for band, _ in wanted}.values():
         for name in [f"q{band.index}_{j}" for j in range(len(NOVELTY_GRID))] + [f"n{band.index}"]:
@@ -179,8 +184,7 @@ def _novelty_prune(ctx: _Context, threshold: float) -> tuple[str, dict[str, Any]
         params.update({f"e{i}_{k}": rarity - threshold for k, rarity in ties.items()})
         params[f"u{i}_0"] = 1.0 - threshold
         params.update({f"u{i}_{k}": bounds[k - 1] - threshold for k in (1, 2, 3, 4)})
-    for _, _, part_params in _novelty_parts(ctx):
-        params.update(part_params)
+    params.update(_novelty_params(_novelty_parts(ctx)))
     return f"({' + '.join(terms) or '0.0'}) > 0", params
 
 
@@ -192,9 +196,7 @@ def _novelty_expression(ctx: _Context) -> tuple[str, dict[str, Any]]:
             f"categorical feature values in the reference ({ctx.reference}); log training "
             "features or pass reference="
         )
-    params: dict[str, Any] = {}
-    for _, _, p in parts:
-        params.update(p)
+    params = _novelty_params(parts)
     # mean of the non-NULL rarities, in plain arithmetic (a list per row costs more)
     total = " + ".join(f"coalesce({expr}, 0.0)" for _, expr, _ in parts)
     # a rarity is NULL exactly when the value is: count the values, not the rarities again

@@ -36,7 +36,7 @@ def _describe(ctx: _Context, strategy: str, picks: list[tuple[str, float, str]])
     unc_by: dict[str, dict[str, Any]] = {}
     if ctx.predictions and ids:
         payload = ctx.register(pa.concat_tables(ctx.predictions))
-        chosen = ctx.register(pa.table({"example_id": pa.array(ids, pa.string())}))
+        chosen = ctx.register_ids(ids)
         for row in ctx.run(
             "SELECT DISTINCT ON (p.example_id) p.example_id, p.p_version AS version, "
             "p.p_prediction AS prediction, p.p_score AS score, "
@@ -50,7 +50,7 @@ def _describe(ctx: _Context, strategy: str, picks: list[tuple[str, float, str]])
             unc_by[row["example_id"]] = row
     committee: dict[str, dict[str, Any]] = {}
     if ids and _version_count(ctx) > 1:
-        chosen = ctx.register(pa.table({"example_id": pa.array(ids, pa.string())}))
+        chosen = ctx.register_ids(ids)
         rows = ctx.run(
             "SELECT s.* FROM evalstore.suggest_committee($model, NULL, NULL) AS s "
             f"WHERE s.example_id IN (SELECT example_id FROM {quote(chosen)})",
