@@ -106,7 +106,7 @@ COMMENT ON MACRO evalstore.binned_scores IS
 -- Helper: the method rows of one (window, feature) cell of numeric drift from its
 -- statistics: ks (D), w1 (W1), the binned scores (evalstore.binned_scores), the
 -- reference's sample and population sd and mean, the window's mean and size. Shared by
--- evalstore.drift_numeric and evalstore's sorted-array path (evalstore/numeric_drift.py),
+-- evalstore.drift_numeric and evalstore's sorted-array path (evalstore/metrics/drift/numeric.py),
 -- so every numeric method is named, normalised and explained in one place. value is NULL
 -- when the cell has a reason (no finite values on a side), when the reference is
 -- constant for wasserstein 'normed', and when its sd is 0 or undefined for zscore.

@@ -4,7 +4,7 @@
 -- of them. For a metric that is a mean of per-row outcomes x (a proportion such as
 -- accuracy, or a mean loss such as brier), a slice's value and its test against the
 -- rest of the rows follow from three sufficient statistics per slice: n, the mean of x
--- and M2 = sum (x - mean)^2. The Python front-end (evalstore/slices.py) counts them for
+-- and M2 = sum (x - mean)^2. The Python front-end (evalstore/metrics/slices.py) counts them for
 -- every slice of a level (single features, then pairs) in one GROUP BY GROUPING SETS
 -- pass over evalstore.slice_outcomes, passes them to evalstore.slice_tests, and adds
 -- p-values (scipy), the Benjamini-Hochberg correction, ranking and the predicates.

@@ -1,7 +1,7 @@
 -- evalstore macros: which unlabeled examples are worth a labeler's time (store.suggest).
 --
 -- Every score is in [0, 1], higher = more worth labeling. The Python front-end
--- (evalstore/suggest.py) ranks with these macros, merges strategies (`mix`), runs the
+-- (evalstore/flywheel/suggest/) ranks with these macros, merges strategies (`mix`), runs the
 -- greedy k-center of the `diversity` strategy in numpy over a bounded candidate pool, and
 -- records the chosen examples in evalstore.label_requests.
 --
@@ -394,7 +394,7 @@ COMMENT ON MACRO TABLE evalstore.novelty_categories IS
 -- Which slices most need labels. slice_source names a relation (example_key, slice) of the
 -- serving examples (the Python front-end passes a view of one or more feature columns),
 -- e.g. SELECT example_key, region AS slice FROM fraud.features WHERE env = 'serving'.
--- The joins compare example_key (md5_number(example_id), see evalstore/schema.py).
+-- The joins compare example_key (md5_number(example_id), see evalstore/core/layout.py).
 -- Per slice:
 --   examples   serving examples in the slice
 --   labeled    of them, with a label (latest label wins)

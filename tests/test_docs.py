@@ -235,7 +235,7 @@ def test_swagger_ui_is_served_from_local_files():
 
 #: A repository path written in prose: a test file, a module, a benchmark or an example.
 REPO_PATH = re.compile(
-    r"`((?:tests|evalstore|server|benchmarks|examples|sql)/[\w/.-]+\.(?:py|sql))`"
+    r"(?<![\w/])((?:tests|evalstore|server|benchmarks|examples|sql)/[\w/-]+\.(?:py|sql))\b"
 )
 
 
@@ -247,3 +247,48 @@ def test_paths_named_in_the_docs_exist(page):
     text = (PROJECT / page).read_text()
     missing = sorted({p for p in REPO_PATH.findall(text) if not (PROJECT / p).exists()})
     assert not missing, f"{page} names files that do not exist: {missing}"
+
+
+def _section(text: str, anchor: str) -> str | None:
+    """The Markdown section whose heading's GitHub anchor is ``anchor`` (to the next heading
+    of the same or a higher level), or None."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        heading = re.match(r"^(#+) (.+)$", line)
+        slug = heading and re.sub(r"[^\w\- ]", "", heading.group(2).strip().lower())
+        if heading and slug.replace(" ", "-") == anchor:
+            level = len(heading.group(1))
+            end = next(
+                (
+                    j
+                    for j in range(i + 1, len(lines))
+                    if (m := re.match(r"^(#+) ", lines[j])) and len(m.group(1)) <= level
+                ),
+                len(lines),
+            )
+            return "\n".join(lines[i:end])
+    return None
+
+
+def test_every_registered_metric_is_documented_at_its_anchor():
+    """Each spec of evalstore.metrics.specs names a docs page and heading; that section
+    mentions the spec's name in backticks, and the generated registry table lists it."""
+    import importlib.util
+
+    from evalstore.metrics.specs import REGISTRIES
+
+    loader = importlib.util.spec_from_file_location("docs_generate", DOCS / "_generate.py")
+    generate = importlib.util.module_from_spec(loader)
+    sys.modules["docs_generate"] = generate  # dataclasses look their module up
+    loader.loader.exec_module(generate)
+
+    missing = []
+    for family, registry in REGISTRIES.items():
+        table = generate.registry_table(family)
+        for name, spec in registry.items():
+            page, _, anchor = spec.docs_anchor.partition("#")
+            section = _section((DOCS / page).read_text(encoding="utf-8"), anchor)
+            if section is None or f"`{name}`" not in section:
+                missing.append(f"{family}.{name} -> {spec.docs_anchor}")
+            assert f"| `{name}` |" in table
+    assert not missing, f"undocumented registered metrics: {missing}"
