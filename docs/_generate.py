@@ -163,3 +163,35 @@ def http_statuses() -> str:
         meaning = DESCRIPTIONS[status].replace("|", "\\|")
         rows.append(f"| {status} | {meaning} |\n")
     return "".join(rows)
+
+
+def registry_table(family: str) -> str:
+    """The registered methods of a metric family as a Markdown table, from
+    ``evalstore.metrics.specs.REGISTRIES[family]`` (drift, multivariate_drift, quality,
+    validate, performance, compare): name, kinds or tasks, default and definition."""
+    from evalstore.metrics.specs import REGISTRIES
+
+    specs = REGISTRIES[family]
+    rows = ["| name | applies to | default | definition |\n", "| --- | --- | --- | --- |\n"]
+    for name, spec in specs.items():
+        applies = ", ".join(getattr(spec, "kinds", None) or spec.tasks)
+        if hasattr(spec, "direction") and hasattr(spec, "default_limit"):
+            limit = spec.default_limit
+            default = {
+                "learned": "learned from the reference",
+                "below": f"p < {limit}",
+                "outside": f"outside [{limit[0] if isinstance(limit, tuple) else ''}, "
+                f"{limit[1] if isinstance(limit, tuple) else ''}]",
+                "above": f"value > {limit}",
+            }[spec.direction]
+        elif hasattr(spec, "threshold_parameter"):
+            sign = "<" if spec.direction == "below" else ">"
+            schema = family == "validate" and spec.threshold_parameter != "tolerance"
+            source = "the schema's" if schema else "keyword"
+            default = f"fails when value {sign} limit ({source} `{spec.threshold_parameter}`"
+            default += ")" if schema else f", default {spec.default_threshold})"
+        else:
+            default = "higher is better" if spec.higher_is_better else "lower is better"
+        definition = spec.definition.replace("|", "\\|")
+        rows.append(f"| `{name}` | {applies} | {default} | {definition} |\n")
+    return "".join(rows)

@@ -355,7 +355,7 @@ class Store:
         reference: Any = "training",
         window: Any = "1 day",
         features: Sequence[str] | None = None,
-        methods: Sequence[str] = ("mmd", "pca"),
+        methods: Sequence[str] = multivariate_drift.MULTIVARIATE_METHODS,
         version: str | None = None,
         where: str | None = None,
         **options: Any,

@@ -23,6 +23,7 @@ from evalstore.cli.common import (
     parse_reference,
     parse_window,
 )
+from evalstore.metrics.specs import DRIFT_METHODS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -127,8 +128,7 @@ def _emit_monitor(
 @_monitor_options
 @click.option(
     "--methods",
-    help="Comma-separated: ks, psi, js, kl, hellinger, wasserstein, d1, zscore, chi2, linf, "
-    "unseen.",
+    help=f"Comma-separated: {', '.join(DRIFT_METHODS)}.",
 )
 @click.option(
     "--correction",

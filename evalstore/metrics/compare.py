@@ -59,15 +59,14 @@ from evalstore.core.registry import to_timestamp
 from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
 from evalstore.core.windows import Window, check_predicate, check_width, window_args
 from evalstore.errors import InvalidParameterError
+from evalstore.metrics.specs import COMPARE_METRICS, TASKS, task_metrics
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
 
-#: Metrics of each task, in result order.
+#: Metrics of each task, in result order (from the registry evalstore.metrics.specs).
 TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "binary": ("disagreement", "accuracy", "log_loss", "brier"),
-    "multiclass": ("disagreement", "accuracy", "log_loss"),
-    "regression": ("disagreement", "mae", "mse"),
+    task: task_metrics(COMPARE_METRICS, task) for task in TASKS
 }
 #: Columns a ``where`` or named-slice predicate may use besides the features.
 PREDICATE_COLUMNS = ("example_id", "ts", "label")

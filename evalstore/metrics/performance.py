@@ -108,26 +108,19 @@ from evalstore.core.registry import to_timestamp
 from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
 from evalstore.core.windows import Window, check_predicate, check_width, reference_args, window_args
 from evalstore.errors import InvalidParameterError
+from evalstore.metrics.specs import PERFORMANCE_METRICS, TASKS, task_metrics
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
 
-#: Metrics of each task, in result order.
+#: Metrics of each task, in result order (from the registry evalstore.metrics.specs).
 TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "binary": (
-        "accuracy", "precision", "recall", "f1", "specificity", "roc_auc",
-        "average_precision", "log_loss", "brier", "ece",
-    ),
-    "multiclass": (
-        "accuracy", "macro_f1", "micro_f1", "weighted_f1", "log_loss", "precision", "recall",
-        "f1",
-    ),
-    "regression": ("mae", "mse", "rmse", "mape", "r2", "bias"),
-}  # fmt: skip
+    task: task_metrics(PERFORMANCE_METRICS, task) for task in TASKS
+}
 #: Every metric name, across tasks.
 METRICS = tuple(dict.fromkeys(m for names in TASK_METRICS.values() for m in names))
 #: Metrics whose intervals come from the bootstrap of this module.
-BOOTSTRAP_METRICS = ("macro_f1", "weighted_f1", "ece")
+BOOTSTRAP_METRICS = tuple(n for n, spec in PERFORMANCE_METRICS.items() if spec.needs_bootstrap)
 #: Result columns before and after the slice columns.
 LEADING_COLUMNS = ("window_start", "window_end", "version")
 TRAILING_COLUMNS = (

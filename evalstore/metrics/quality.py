@@ -72,6 +72,8 @@ from evalstore.core.windows import (
     window_args,
 )
 from evalstore.errors import InvalidParameterError
+from evalstore.metrics.specs import QUALITY_CHECKS, of_kind
+from evalstore.metrics.specs import VALIDATION_CHECKS as VALIDATION_SPECS
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
@@ -86,9 +88,10 @@ TASK_OUTPUTS = {
     "multiclass": ("prediction", "label"),
     "regression": ("prediction", "label"),
 }
-NUMERIC_CHECKS = ("rows", "missing", "nan", "posinf", "neginf", "out_of_range")
-CATEGORICAL_CHECKS = ("rows", "missing", "unseen")
-VALIDATION_CHECKS = ("missing", "missing_rate", "below_min", "above_max", "out_of_domain", "type")
+#: Checks per feature kind (views of the registries in evalstore.metrics.specs).
+NUMERIC_CHECKS = of_kind(QUALITY_CHECKS, "numeric")
+CATEGORICAL_CHECKS = of_kind(QUALITY_CHECKS, "categorical")
+VALIDATION_CHECKS = tuple(VALIDATION_SPECS)
 #: Columns of :func:`quality` and :func:`validate` results, in order.
 RESULT_COLUMNS = (
     "window_start", "window_end", "feature", "kind", "version", "method", "variant", "value",

@@ -43,6 +43,7 @@ from evalstore.core.db import Cleanup, transaction
 from evalstore.core.values import feature_kinds
 from evalstore.core.windows import drop_view, restricted_view
 from evalstore.errors import InvalidParameterError
+from evalstore.metrics.specs import DRIFT_METHODS, KINDS, of_kind
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
@@ -248,8 +249,6 @@ def _non_negative(value: Any, name: str) -> float:
 
 
 def _methods(method: str | Mapping[str, str] | None) -> dict[str, str]:
-    from evalstore.metrics.drift.univariate import CATEGORICAL_METHODS, NUMERIC_METHODS
-
     if method is None:
         return {}
     if isinstance(method, str):
@@ -261,7 +260,8 @@ def _methods(method: str | Mapping[str, str] | None) -> dict[str, str]:
             f"method={method!r} is not understood: pass a drift method name such as 'js', "
             "or {'numeric': 'wasserstein', 'categorical': 'chi2'}"
         )
-    for kind, allowed in (("numeric", NUMERIC_METHODS), ("categorical", CATEGORICAL_METHODS)):
+    for kind in KINDS:
+        allowed = of_kind(DRIFT_METHODS, kind)
         if chosen[kind] not in allowed:
             raise InvalidParameterError(
                 f"method {chosen[kind]!r} does not apply to {kind} features; choose from "

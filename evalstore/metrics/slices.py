@@ -67,26 +67,23 @@ from evalstore.metrics.performance import (
     _Slice,
     category_domain,
 )
+from evalstore.metrics.specs import PERFORMANCE_METRICS, TASKS
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
 
-#: Searchable metrics: name -> (tasks, kind of test, higher is better).
+#: Searchable metrics: name -> (tasks, kind of test, higher is better), from the registry.
 METRICS: dict[str, tuple[tuple[str, ...], str, bool]] = {
-    "accuracy": (("binary", "multiclass"), "proportion", True),
-    "precision": (("binary",), "proportion", True),
-    "recall": (("binary",), "proportion", True),
-    "specificity": (("binary",), "proportion", True),
-    "brier": (("binary",), "mean", False),
-    "log_loss": (("binary", "multiclass"), "mean", False),
-    "mae": (("regression",), "mean", False),
-    "mse": (("regression",), "mean", False),
-    "mape": (("regression",), "mean", False),
+    name: (spec.slice_tasks, spec.slice_test, spec.higher_is_better)
+    for name, spec in PERFORMANCE_METRICS.items()
+    if spec.slice_test is not None
 }
 #: Metrics refused because a slice's value is not a mean of per-row outcomes.
-NON_DECOMPOSABLE = ("roc_auc", "average_precision", "f1", "ece", "r2", "macro_f1",
-                    "weighted_f1", "micro_f1", "rmse", "bias")  # fmt: skip
-DEFAULT_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}
+NON_DECOMPOSABLE = tuple(n for n, spec in PERFORMANCE_METRICS.items() if not spec.decomposable)
+#: The metric searched when none is given: the task's first searchable one.
+DEFAULT_METRIC = {
+    task: next(name for name, (tasks, _, _) in METRICS.items() if task in tasks) for task in TASKS
+}
 CORRECTIONS = ("bh", "bonferroni", "none")
 RESULT_COLUMNS = (
     "rank", "features", "slice", "predicate", "metric", "n", "share", "value", "rest_n",

@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 
 import evalstore
 from evalstore.metrics.drift.univariate import DEFAULT_THRESHOLDS
+from evalstore.metrics.specs import DRIFT_METHODS
 from server import create_app
 from server.snapshot import STORAGE_VERSION, SnapshotWriter
 
@@ -213,22 +214,21 @@ def test_a_served_store_allows_no_directory_for_the_snapshot(tmp_path):
         assert con.sql("SELECT count(*) FROM m.features").fetchall() == [(2,)]
 
 
-def test_drift_thresholds_are_the_python_defaults():
+def test_drift_thresholds_are_the_registry_defaults():
     with evalstore.open() as store:
         rows = store.sql("SELECT * FROM evalstore.drift_thresholds()").to_pylist()
     table = {r["method"]: r for r in rows}
-    assert set(table) == {*DEFAULT_THRESHOLDS, "ks", "chi2"}
-    for method, limit in DEFAULT_THRESHOLDS.items():
+    assert set(table) == set(DRIFT_METHODS)
+    for method, spec in DRIFT_METHODS.items():
         row = table[method]
-        assert row["compares"] == "value"
-        if isinstance(limit, tuple):
-            assert (row["threshold_low"], row["threshold"]) == limit
-        else:
-            assert (row["threshold_low"], row["threshold"]) == (None, limit)
+        assert row["compares"] == ("p_value" if spec.has_p_value else "value"), method
+        assert (row["threshold_low"], row["threshold"]) == (spec.threshold_low, spec.threshold)
+        assert row["variant_prefix"] == spec.variant_prefix, method
+    # the registry's numbers are the ones store.drift applies by default
     assert table["wasserstein"]["variant_prefix"] == "normed"
-    # ks and chi2: significance level, as store.drift's default alpha
     assert (table["ks"]["compares"], table["ks"]["threshold"]) == ("p_value", 0.05)
-    assert (table["chi2"]["compares"], table["chi2"]["threshold"]) == ("p_value", 0.05)
+    assert (table["zscore"]["threshold_low"], table["zscore"]["threshold"]) == (-3.0, 3.0)
+    assert DEFAULT_THRESHOLDS["zscore"] == (-3.0, 3.0) and DEFAULT_THRESHOLDS["psi"] == 0.2
 
 
 def test_sql_drift_decisions_agree_with_store_drift(built):

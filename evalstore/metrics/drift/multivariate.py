@@ -63,11 +63,12 @@ from evalstore.metrics.drift.kernels import (
     mmd_undefined_reason,
 )
 from evalstore.metrics.drift.univariate import RESULT_COLUMNS
+from evalstore.metrics.specs import MULTIVARIATE_DRIFT_METHODS
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
 
-MULTIVARIATE_METHODS = ("mmd", "pca")
+MULTIVARIATE_METHODS = tuple(MULTIVARIATE_DRIFT_METHODS)
 #: Smallest upper alert bound of ``pca`` (standardised units, where errors are of order 1):
 #: a reference whose discarded components carry no variance (a constant or exactly
 #: collinear column) learns a band of rounding noise (about 1e-16), which any window

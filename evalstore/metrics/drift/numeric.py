@@ -54,8 +54,10 @@ from evalstore.core.layout import schema_prefix
 from evalstore.core.udfs import ks_pvalue
 from evalstore.core.values import KEYS, output_names, output_rows
 from evalstore.core.windows import Selection, restricted_view
+from evalstore.metrics.specs import DRIFT_METHODS
 
-BINNED_METHODS = frozenset({"psi", "kl", "js", "hellinger", "d1"})
+#: Numeric methods computed from bin counts (evalstore.metrics.specs: ``binned``).
+BINNED_METHODS = frozenset(name for name, spec in DRIFT_METHODS.items() if spec.binned)
 _names = itertools.count()
 
 STATS_SCHEMA = pa.schema(

@@ -78,26 +78,21 @@ from evalstore.core.windows import (
 )
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.drift import numeric as numeric_drift
+from evalstore.metrics.specs import DRIFT_METHODS, of_kind
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
 
-NUMERIC_METHODS = ("ks", "psi", "js", "kl", "hellinger", "wasserstein", "d1", "zscore")
-CATEGORICAL_METHODS = ("chi2", "psi", "js", "hellinger", "linf", "unseen")
-METHODS = ("ks", "psi", "js", "kl", "hellinger", "wasserstein", "d1", "zscore", "chi2")
-METHODS += ("linf", "unseen")
-DEFAULT_METHODS = ("ks", "chi2", "psi", "js", "wasserstein", "unseen")
-P_VALUE_METHODS = ("ks", "chi2")
+# Views of the registry (evalstore.metrics.specs.DRIFT_METHODS), the one list of methods.
+NUMERIC_METHODS = of_kind(DRIFT_METHODS, "numeric")
+CATEGORICAL_METHODS = of_kind(DRIFT_METHODS, "categorical")
+METHODS = tuple(DRIFT_METHODS)
+DEFAULT_METHODS = tuple(name for name, spec in DRIFT_METHODS.items() if spec.default)
+P_VALUE_METHODS = tuple(name for name, spec in DRIFT_METHODS.items() if spec.has_p_value)
 DEFAULT_THRESHOLDS: dict[str, float | tuple[float, float]] = {
-    "psi": 0.2,
-    "js": 0.1,
-    "kl": 0.1,
-    "hellinger": 0.1,
-    "wasserstein": 0.1,
-    "d1": 0.2,
-    "zscore": (-3.0, 3.0),
-    "linf": 0.1,
-    "unseen": 0.0,
+    name: spec.default_limit
+    for name, spec in DRIFT_METHODS.items()
+    if not spec.has_p_value and spec.default_limit is not None
 }
 OUTPUTS = ("score", "prediction", "label")
 BINNINGS = ("quantile", "doane", "sturges", "fixed", "edges")

@@ -1,0 +1,294 @@
+"""One registry per metric family: every drift method, quality check and performance or
+compare metric is declared once here, as a frozen spec.
+
+The families (validation, defaults, result order), the CLI help, the docs tables and the
+tests read these registries; nothing else lists metric names. Adding a metric is one spec
+here, its SQL (the macro named by ``sql_macro``) and its tests.
+
+Registries (name -> spec, in declaration order, which is the order of error messages and,
+per task, of results):
+
+* :data:`DRIFT_METHODS` (univariate drift) and :data:`MULTIVARIATE_DRIFT_METHODS`;
+* :data:`QUALITY_CHECKS` (``store.quality``) and :data:`VALIDATION_CHECKS`
+  (``store.validate``);
+* :data:`PERFORMANCE_METRICS` (``store.performance`` and ``store.worst_slices``);
+* :data:`COMPARE_METRICS` (``store.compare``).
+
+This module imports nothing heavy (the CLI reads it without loading DuckDB).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Feature kinds of univariate specs.
+KINDS = ("numeric", "categorical")
+#: Model tasks of performance and compare specs.
+TASKS = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True)
+class DriftMethod:
+    """A drift method: which features it applies to and when it calls a window drifted.
+
+    ``threshold`` is the default limit: the significance level for p-value methods (drifted
+    when the corrected p-value is below it), else drifted when ``value > threshold``, or
+    outside ``[threshold_low, threshold]`` when ``threshold_low`` is set. ``None`` means
+    learned from the reference. ``variant_prefix`` restricts the default to the variants
+    whose name starts with it (wasserstein's default is for ``normed`` only).
+    """
+
+    name: str
+    kinds: tuple[str, ...]
+    definition: str
+    threshold: float | None
+    has_p_value: bool = False
+    threshold_low: float | None = None
+    variant_prefix: str | None = None
+    default: bool = False
+    binned: bool = False
+    sql_macro: str | None = None
+    docs_anchor: str = "drift.md#drift"
+
+    @property
+    def direction(self) -> str:
+        """``'below'`` (p-value), ``'outside'`` (a range), ``'above'`` or ``'learned'``."""
+        if self.threshold is None:
+            return "learned"
+        if self.has_p_value:
+            return "below"
+        return "outside" if self.threshold_low is not None else "above"
+
+    @property
+    def default_limit(self) -> float | tuple[float, float] | None:
+        """The default threshold as ``store.drift`` takes it: a number or ``(low, high)``."""
+        if self.threshold is None or self.threshold_low is None:
+            return self.threshold
+        return (self.threshold_low, self.threshold)
+
+
+@dataclass(frozen=True)
+class QualityCheck:
+    """A data-quality or validation check: fails when ``value`` passes its limit.
+
+    ``threshold_parameter`` names the keyword argument of ``store.quality`` /
+    ``store.validate`` (or the schema column) holding the limit, ``default_threshold`` its
+    default; ``direction`` is ``'below'`` (fails when value < limit) or ``'above'``.
+    """
+
+    name: str
+    kinds: tuple[str, ...]
+    definition: str
+    threshold_parameter: str
+    default_threshold: float | None
+    direction: str = "above"
+    sql_macro: str = "evalstore.quality"
+    docs_anchor: str = "quality.md#data-quality-and-schemas"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A performance or compare metric.
+
+    ``tasks`` are the model tasks it is computed for; ``per_class_tasks`` those where it is
+    reported per class (column ``class``; listed after the task's other metrics).
+    ``slice_test`` is the test ``store.worst_slices`` uses (``'proportion'`` or ``'mean'``)
+    on ``slice_tasks``; a metric without one is not decomposable (a slice's value is not a
+    mean of per-row outcomes). ``needs_bootstrap``: the interval is drawn by the Python
+    bootstrap, not computed in SQL.
+    """
+
+    name: str
+    tasks: tuple[str, ...]
+    definition: str
+    higher_is_better: bool
+    interval: str
+    per_class_tasks: tuple[str, ...] = ()
+    needs_bootstrap: bool = False
+    slice_test: str | None = None
+    slice_tasks: tuple[str, ...] = ()
+    sql_macro: str = "evalstore.performance_<task>"
+    docs_anchor: str = "performance.md#performance"
+
+    @property
+    def decomposable(self) -> bool:
+        """Whether a slice's value is a mean of per-row outcomes (worst_slices can test it)."""
+        return self.slice_test is not None
+
+
+def _registry(*specs):  # type: ignore[no-untyped-def]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate spec names in {names}")
+    return {s.name: s for s in specs}
+
+
+_NUM, _CAT, _BOTH = ("numeric",), ("categorical",), KINDS
+_NUMERIC_MACRO = "evalstore.drift_numeric"
+_CATEGORICAL_MACRO = "evalstore.drift_categorical"
+_BOTH_MACRO = "evalstore.drift_numeric, evalstore.drift_categorical"
+
+#: Univariate drift methods (``store.drift``), in the order error messages list them.
+DRIFT_METHODS: dict[str, DriftMethod] = _registry(
+    DriftMethod("ks", _NUM, "two-sided Kolmogorov-Smirnov statistic D, p-value as scipy's "
+                "ks_2samp", 0.05, has_p_value=True, default=True, sql_macro=_NUMERIC_MACRO),
+    DriftMethod("psi", _BOTH, "population stability index over bins or categories", 0.2,
+                default=True, binned=True, sql_macro=_BOTH_MACRO),
+    DriftMethod("js", _BOTH, "Jensen-Shannon distance (or divergence) over bins or "
+                "categories", 0.1, default=True, binned=True, sql_macro=_BOTH_MACRO),
+    DriftMethod("kl", _NUM, "KL(reference || analysis) over bins", 0.1, binned=True,
+                sql_macro=_NUMERIC_MACRO),
+    DriftMethod("hellinger", _BOTH, "Hellinger distance over bins or categories", 0.1,
+                binned=True, sql_macro=_BOTH_MACRO),
+    DriftMethod("wasserstein", _NUM, "Wasserstein-1 distance, normed by the reference sd "
+                "(default) or raw", 0.1, variant_prefix="normed", default=True,
+                sql_macro=_NUMERIC_MACRO),
+    DriftMethod("d1", _NUM, "sum of |p - q| over bins", 0.2, binned=True,
+                sql_macro=_NUMERIC_MACRO),
+    DriftMethod("zscore", _NUM, "(mean_a - mean_r) / (sd_r / sqrt(n_a))", 3.0,
+                threshold_low=-3.0, sql_macro=_NUMERIC_MACRO),
+    DriftMethod("chi2", _CAT, "Pearson chi-squared of the 2 x K table (Yates when dof = 1)",
+                0.05, has_p_value=True, default=True, sql_macro=_CATEGORICAL_MACRO),
+    DriftMethod("linf", _CAT, "max |p - q| over categories", 0.1,
+                sql_macro=_CATEGORICAL_MACRO),
+    DriftMethod("unseen", _CAT, "share of window values in categories the reference never "
+                "had", 0.0, default=True, sql_macro=_CATEGORICAL_MACRO),
+)  # fmt: skip
+
+#: Multivariate drift methods (``store.multivariate_drift``; Python only, thresholds learned
+#: from reference chunks).
+MULTIVARIATE_DRIFT_METHODS: dict[str, DriftMethod] = _registry(
+    DriftMethod("mmd", _NUM, "maximum mean discrepancy (Gaussian kernel) with a "
+                "permutation p-value", None, has_p_value=True, default=True,
+                docs_anchor="drift.md#multivariate-drift"),
+    DriftMethod("pca", _NUM, "PCA reconstruction error of the window under the reference's "
+                "components", None, default=True, docs_anchor="drift.md#multivariate-drift"),
+)  # fmt: skip
+
+_NUMERIC_QUALITY = "evalstore.quality_numeric"
+_CATEGORICAL_QUALITY = "evalstore.quality_categorical"
+_BOTH_QUALITY = "evalstore.quality_numeric, evalstore.quality_categorical"
+
+#: Checks of ``store.quality`` (``default_threshold`` is the keyword argument's default).
+QUALITY_CHECKS: dict[str, QualityCheck] = _registry(
+    QualityCheck("rows", _BOTH, "rows of the feature in the window, NULLs included",
+                 "min_rows", 1, direction="below", sql_macro=_BOTH_QUALITY),
+    QualityCheck("missing", _BOTH, "share of NULL values (limit: reference share + "
+                 "tolerance)", "missing_tolerance", 0.05, sql_macro=_BOTH_QUALITY),
+    QualityCheck("nan", _NUM, "number of NaN values", "max_nonfinite", 0,
+                 sql_macro=_NUMERIC_QUALITY),
+    QualityCheck("posinf", _NUM, "number of +inf values", "max_nonfinite", 0,
+                 sql_macro=_NUMERIC_QUALITY),
+    QualityCheck("neginf", _NUM, "number of -inf values", "max_nonfinite", 0,
+                 sql_macro=_NUMERIC_QUALITY),
+    QualityCheck("out_of_range", _NUM, "share of finite values outside the reference's "
+                 "finite [min, max]", "max_out_of_range", 0.01, sql_macro=_NUMERIC_QUALITY),
+    QualityCheck("unseen", _CAT, "share of non-NULL values in categories absent from the "
+                 "reference", "max_unseen", 0.01, sql_macro=_CATEGORICAL_QUALITY),
+)  # fmt: skip
+
+_NUMERIC_VALIDATE = "evalstore.validate_numeric"
+_CATEGORICAL_VALIDATE = "evalstore.validate_categorical"
+_BOTH_VALIDATE = "evalstore.validate_numeric, evalstore.validate_categorical"
+
+#: Checks of ``store.validate`` against a saved schema (limits from the schema's columns;
+#: ``tolerance`` is the one keyword argument).
+VALIDATION_CHECKS: dict[str, QualityCheck] = _registry(
+    QualityCheck("missing", _BOTH, "number of NULL values (fails > 0 when not nullable)",
+                 "nullable", 0, sql_macro=_BOTH_VALIDATE),
+    QualityCheck("missing_rate", _BOTH, "share of NULL values (limit: expected_missing + "
+                 "tolerance)", "tolerance", 0.05, sql_macro=_BOTH_VALIDATE),
+    QualityCheck("below_min", _NUM, "share of non-NULL values below the schema's min", "min",
+                 0, sql_macro=_NUMERIC_VALIDATE),
+    QualityCheck("above_max", _NUM, "share of non-NULL values above the schema's max", "max",
+                 0, sql_macro=_NUMERIC_VALIDATE),
+    QualityCheck("out_of_domain", _CAT, "share of non-NULL values not in the schema's "
+                 "domain", "domain", 0, sql_macro=_CATEGORICAL_VALIDATE),
+    QualityCheck("type", _BOTH, "1 if the stored column's type differs from the schema's "
+                 "dtype", "dtype", 0, sql_macro=_BOTH_VALIDATE),
+)  # fmt: skip
+
+_B, _M, _R = ("binary",), ("multiclass",), ("regression",)
+_BM = ("binary", "multiclass")
+
+#: Metrics of ``store.performance`` (and, where ``slice_test`` is set, of
+#: ``store.worst_slices``). Per task, results follow this order, per-class metrics last.
+PERFORMANCE_METRICS: dict[str, Metric] = _registry(
+    Metric("accuracy", _BM, "share of correct predictions", True, "wilson",
+           slice_test="proportion", slice_tasks=_BM),
+    Metric("precision", _BM, "tp / (tp + fp) (multiclass: per class)", True, "wilson",
+           per_class_tasks=_M, slice_test="proportion", slice_tasks=_B),
+    Metric("recall", _BM, "tp / (tp + fn) (multiclass: per class)", True, "wilson",
+           per_class_tasks=_M, slice_test="proportion", slice_tasks=_B),
+    Metric("f1", _BM, "harmonic mean of precision and recall (multiclass: per class)", True,
+           "delta method", per_class_tasks=_M),
+    Metric("specificity", _B, "tn / (tn + fp)", True, "wilson", slice_test="proportion",
+           slice_tasks=_B),
+    Metric("roc_auc", _B, "area under the ROC curve of the score", True, "delong"),
+    Metric("average_precision", _B, "area under the precision-recall curve (step)", True,
+           "logit"),
+    Metric("macro_f1", _M, "unweighted mean of the per-class F1", True, "bootstrap",
+           needs_bootstrap=True),
+    Metric("micro_f1", _M, "F1 of the pooled confusion matrix (= accuracy)", True, "wilson"),
+    Metric("weighted_f1", _M, "per-class F1 weighted by support", True, "bootstrap",
+           needs_bootstrap=True),
+    Metric("log_loss", _BM, "mean -ln p(label), probabilities clipped to [eps, 1 - eps]",
+           False, "normal", slice_test="mean", slice_tasks=_BM),
+    Metric("brier", _B, "mean (score - y)^2", False, "normal", slice_test="mean",
+           slice_tasks=_B),
+    Metric("ece", _B, "expected calibration error over equal-width score bins", False,
+           "bootstrap", needs_bootstrap=True),
+    Metric("mae", _R, "mean |y - prediction|", False, "normal", slice_test="mean",
+           slice_tasks=_R),
+    Metric("mse", _R, "mean (y - prediction)^2", False, "normal", slice_test="mean",
+           slice_tasks=_R),
+    Metric("rmse", _R, "sqrt(mse)", False, "sqrt of the mse interval"),
+    Metric("mape", _R, "mean |y - prediction| / |y| over non-zero targets", False, "normal",
+           slice_test="mean", slice_tasks=_R),
+    Metric("r2", _R, "1 - MSE / Var(y)", True, "delta method"),
+    Metric("bias", _R, "mean (prediction - y)", False, "normal"),
+)  # fmt: skip
+
+_COMPARE_CLASSIFICATION = "evalstore.compare_classification"
+_COMPARE_DOCS = "compare.md#comparing-versions"
+
+#: Metrics of ``store.compare`` (``value`` is the rate for disagreement, else b - a).
+COMPARE_METRICS: dict[str, Metric] = _registry(
+    Metric("disagreement", TASKS, "share of paired examples whose predictions differ", False,
+           "wilson", sql_macro="evalstore.compare_classification, evalstore.compare_regression",
+           docs_anchor=_COMPARE_DOCS),
+    Metric("accuracy", _BM, "accuracy(b) - accuracy(a) on labeled pairs (McNemar's test)",
+           True, "wald", sql_macro=_COMPARE_CLASSIFICATION, docs_anchor=_COMPARE_DOCS),
+    Metric("log_loss", _BM, "mean(loss_b - loss_a) (paired z-test)", False, "normal",
+           sql_macro=_COMPARE_CLASSIFICATION, docs_anchor=_COMPARE_DOCS),
+    Metric("brier", _B, "mean((score_b - y)^2 - (score_a - y)^2) (paired z-test)", False,
+           "normal", sql_macro=_COMPARE_CLASSIFICATION, docs_anchor=_COMPARE_DOCS),
+    Metric("mae", _R, "mean(|e_b| - |e_a|) (paired z-test)", False, "normal",
+           sql_macro="evalstore.compare_regression", docs_anchor=_COMPARE_DOCS),
+    Metric("mse", _R, "mean(e_b^2 - e_a^2) (paired z-test)", False, "normal",
+           sql_macro="evalstore.compare_regression", docs_anchor=_COMPARE_DOCS),
+)  # fmt: skip
+
+
+def of_kind(
+    registry: dict[str, DriftMethod] | dict[str, QualityCheck], kind: str
+) -> tuple[str, ...]:
+    """Names in ``registry`` that apply to features of ``kind``, in registry order."""
+    return tuple(name for name, spec in registry.items() if kind in spec.kinds)
+
+
+def task_metrics(registry: dict[str, Metric], task: str) -> tuple[str, ...]:
+    """Metric names of ``task`` in result order: registry order, per-class metrics last."""
+    names = [name for name, spec in registry.items() if task in spec.tasks]
+    return tuple(sorted(names, key=lambda name: task in registry[name].per_class_tasks))
+
+
+REGISTRIES: dict[str, dict[str, DriftMethod] | dict[str, QualityCheck] | dict[str, Metric]] = {
+    "drift": DRIFT_METHODS,
+    "multivariate_drift": MULTIVARIATE_DRIFT_METHODS,
+    "quality": QUALITY_CHECKS,
+    "validate": VALIDATION_CHECKS,
+    "performance": PERFORMANCE_METRICS,
+    "compare": COMPARE_METRICS,
+}
+"""Every registry by the ``store`` method (or HTTP family) it serves."""
