@@ -626,8 +626,8 @@ COMMENT ON MACRO TABLE evalstore.drift_categorical IS
 -- name starts with it: wasserstein's default is for the 'normed' variant only; NULL: every
 -- variant), threshold_low, threshold, compares ('value': drifted when value > threshold, or
 -- outside [threshold_low, threshold]; 'p_value': drifted when the p-value, after
--- correction, is below threshold). The same numbers as evalstore.drift.DEFAULT_THRESHOLDS and its alpha (a test keeps them
--- equal). p-values need evalstore's Python UDFs (evalstore_ks_pvalue,
+-- correction, is below threshold). The same numbers as the drift methods' specs in
+-- evalstore/metrics/specs.py (tests/server/test_bi_snapshot.py keeps them equal). p-values need evalstore's Python UDFs (evalstore_ks_pvalue,
 -- evalstore_chi2_pvalue), so ks and chi2 decide only in store.drift, the CLI and the server.
 CREATE OR REPLACE MACRO evalstore.drift_thresholds() AS TABLE
     SELECT * FROM (VALUES
