@@ -10,7 +10,8 @@ rows (a ``where`` predicate, ``by`` slices), adds the p-values SQL cannot comput
 decodes the slices into columns and orders the result.
 
 Metrics, named the same in every interface (``value`` is the rate for ``disagreement``
-and the paired difference ``b - a`` for the others):
+and the paired difference ``b - a`` for the others; declared once in
+:data:`evalstore.metrics.specs.COMPARE_METRICS`):
 
 ============ ============ =========================================================
 metric       tasks        value, interval, test

@@ -7,7 +7,8 @@ module chooses the rows (a temporary view of ``<model>.evaluations`` restricted 
 version and a ``where`` predicate, carrying the slice keys), checks parameters, adds the
 bootstrap intervals the SQL cannot draw, fills in empty slices, and orders the result.
 
-Metrics per task (``metrics=None`` means all of them):
+Metrics per task (``metrics=None`` means all of them; declared once in
+:data:`evalstore.metrics.specs.PERFORMANCE_METRICS`):
 
 =========== ===================================================================
 task        metrics

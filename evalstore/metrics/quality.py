@@ -4,7 +4,9 @@ Every number is computed by the SQL macros (their comments define each check
 exactly); this module chooses what to compare (see :mod:`evalstore.core.windows`),
 checks parameters and returns Arrow tables in the long format shared with
 :func:`evalstore.metrics.drift.univariate.drift`: one row per window, feature and check, with
-``method`` the check's name and ``drifted`` True when the check fails.
+``method`` the check's name and ``drifted`` True when the check fails. The checks are
+declared once in :data:`evalstore.metrics.specs.QUALITY_CHECKS` and
+:data:`~evalstore.metrics.specs.VALIDATION_CHECKS`.
 
 :func:`quality` compares windows of serving rows with a reference (the training rows
 by default):

@@ -5,7 +5,8 @@ define every method exactly). This module chooses what to compare (see
 :mod:`evalstore.core.windows`), adds p-values from the Python UDFs of
 :mod:`evalstore.core.udfs`, and decides ``drifted`` against thresholds.
 
-Methods, named the same in every interface:
+Methods, named the same in every interface (declared once in
+:data:`evalstore.metrics.specs.DRIFT_METHODS`, which the lists below are views of):
 
 ========== =========== =======================================================
 method     kinds       default threshold (drifted when ...)
