@@ -75,6 +75,20 @@ def copy_store(template: Path, directory: Path, name: str = "store.duckdb") -> P
 
 
 @pytest.fixture(scope="session")
+def open_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], evalstore.Store]:
+    """``open_copy(template)``: open a fresh copy of the store file ``template``.
+
+    Each call copies it into a new directory under the session's temporary directory;
+    session-scoped, so hypothesis tests can use it for a fresh store per example.
+    """
+
+    def open_one(template: Path) -> evalstore.Store:
+        return evalstore.open(copy_store(template, tmp_path_factory.mktemp("copy")))
+
+    return open_one
+
+
+@pytest.fixture(scope="session")
 def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store file with a binary model ``fraud`` version ``v1``, classes [0, 1].
 

@@ -1,14 +1,17 @@
 """Property tests: what goes in comes back out, with its values and its types.
 
-Each example ingests a random Arrow table into a fresh in-memory store and reads the
-features back with SQL; floats keep NaN and infinities, timestamps their time zone,
-strings any unicode, and nulls stay nulls in every column.
+Each example ingests a random Arrow table into a fresh store (a copy of a template file,
+cheaper than building one) and reads the features back with SQL; floats keep NaN and
+infinities, timestamps their time zone, strings any unicode, and nulls stay nulls in
+every column.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -119,15 +122,24 @@ def assert_round_trip(expected: pa.Table, result: pa.Table) -> None:
         assert not mismatches, (name, mismatches[:3])
 
 
-def fresh_store() -> evalstore.Store:
-    store = evalstore.open()
-    store.register_model("fraud", "v1", "binary")
-    return store
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store file with a binary model ``fraud`` version ``v1`` (no classes)."""
+    path = tmp_path_factory.mktemp("roundtrip") / "template.duckdb"
+    with evalstore.open(path) as store:
+        store.register_model("fraud", "v1", "binary")
+    return path
+
+
+@pytest.fixture(scope="module")
+def fresh_store(template: Path, open_copy) -> Callable[[], evalstore.Store]:
+    """``fresh_store()``: a new copy of ``template``, opened (one per hypothesis example)."""
+    return lambda: open_copy(template)
 
 
 @SETTINGS
 @given(table=tables())
-def test_features_round_trip_values_and_types(table):
+def test_features_round_trip_values_and_types(table, fresh_store):
     with fresh_store() as store:
         receipt = store.log_features("fraud", table)
         assert receipt.rows == table.num_rows
@@ -138,7 +150,7 @@ def test_features_round_trip_values_and_types(table):
 
 @SETTINGS
 @given(table=tables(), data=st.data())
-def test_features_round_trip_across_batches_with_evolving_columns(table, data):
+def test_features_round_trip_across_batches_with_evolving_columns(table, data, fresh_store):
     """Rows split over two batches, the first lacking some columns: those read NULL."""
     split = data.draw(st.integers(0, table.num_rows), label="split")
     features = table.column_names[2:]
@@ -168,7 +180,7 @@ twin_names = st.text(alphabet="aAbB", min_size=1, max_size=2)
 
 @SETTINGS
 @given(table=tables(names=twin_names), clash=st.booleans())
-def test_case_twins_are_rejected_and_others_round_trip(table, clash):
+def test_case_twins_are_rejected_and_others_round_trip(table, clash, fresh_store):
     """``tables`` draws names unique in lower case; ``clash`` adds a letter-case twin."""
     if clash:
         table = table.append_column(table.column_names[2].swapcase(), table.column(2))
@@ -187,7 +199,7 @@ def test_case_twins_are_rejected_and_others_round_trip(table, clash):
 
 @SETTINGS
 @given(table=tables(), data=st.data())
-def test_event_times_outside_the_time_range_are_refused(table, data):
+def test_event_times_outside_the_time_range_are_refused(table, data, fresh_store):
     """One ``ts`` outside ``[TS_LOW, TS_HIGH)`` refuses the whole batch; nothing is written."""
     if table.num_rows == 0:
         table = pa.table({"example_id": ["e000"], "ts": pa.array([TS_LOW], type=UTC_US)})
@@ -217,7 +229,7 @@ def test_event_times_outside_the_time_range_are_refused(table, data):
 
 @SETTINGS
 @given(name=st.sampled_from(sorted(RESERVED_FEATURE_NAMES - {"example_id", "ts"})), data=st.data())
-def test_reserved_names_in_any_case_are_rejected(name, data):
+def test_reserved_names_in_any_case_are_rejected(name, data, fresh_store):
     spelled = "".join(
         c.upper() if data.draw(st.booleans(), label=f"upper {c}") else c for c in name
     )
@@ -229,7 +241,7 @@ def test_reserved_names_in_any_case_are_rejected(name, data):
         store.log_features("fraud", table)
 
 
-def test_nul_in_a_column_name_is_rejected():
+def test_nul_in_a_column_name_is_rejected(fresh_store):
     table = pa.table({"example_id": ["a"], "x\x00y": [1]})
     with fresh_store() as store, pytest.raises(InvalidNameError, match=r"without NUL characters"):
         store.log_features("fraud", table)
@@ -244,7 +256,7 @@ label_batches = st.lists(
 
 @SETTINGS
 @given(batches=label_batches)
-def test_labels_latest_is_the_last_logged_label(batches):
+def test_labels_latest_is_the_last_logged_label(batches, fresh_store):
     expected: dict[str, str] = {}
     for batch in batches:
         expected.update({example: str(label) for example, label in batch.items()})
