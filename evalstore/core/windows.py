@@ -27,7 +27,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import sqlglot
@@ -38,6 +38,9 @@ from evalstore.core.layout import schema_prefix
 from evalstore.core.registry import to_timestamp
 from evalstore.core.sql_policy import UnsafeSqlError, check_expression, check_nesting
 from evalstore.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from evalstore.core.db import Cleanup
 
 Reference = str | Mapping[str, Any] | tuple[Any, Any]
 Window = str | int | Mapping[str, int]
@@ -299,3 +302,20 @@ def drop_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
         view = name.removeprefix("temp.main.")
         con.execute(f"DROP VIEW IF EXISTS {quote(view)}")
         con.execute(f"DROP TABLE IF EXISTS {quote(view + '_version')}")
+
+
+def value_views(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    where: str | None,
+    version: str | None,
+    feature_columns: Sequence[str],
+    later: Cleanup,
+) -> tuple[str, str]:
+    """The model's numeric and categorical long-format relations (``numeric_values``,
+    ``category_values``), each a :func:`restricted_view` dropped by ``later``."""
+    views = []
+    for relation in ("numeric_values", "category_values"):
+        views.append(restricted_view(con, model, relation, where, version, feature_columns))
+        later.add(drop_view, con, views[-1])
+    return views[0], views[1]

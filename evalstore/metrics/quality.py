@@ -67,10 +67,9 @@ from evalstore.core.windows import (
     Window,
     check_reference,
     check_width,
-    drop_view,
     reference_args,
     resolve,
-    restricted_view,
+    value_views,
     window_args,
 )
 from evalstore.errors import InvalidParameterError
@@ -164,7 +163,7 @@ def quality(
         check_window_count(
             con, model, VALUE_TABLES, selection, max_windows=ctx.limits.max_windows, filled=True
         )
-        views = _views(ctx, model, where, version, list(kinds), later)
+        views = value_views(con, model, where, version, list(kinds), later)
         marks = ", ".join("?" for _ in range(2 + len(selection.args()) + len(thresholds)))
         query = (
             f"SELECT {', '.join(RESULT_COLUMNS)} FROM evalstore.quality({marks}) "
@@ -326,7 +325,7 @@ def validate(
         check_window_count(  # validate lists the empty windows too
             con, model, VALUE_TABLES, selection, max_windows=ctx.limits.max_windows, filled=True
         )
-        views = _views(ctx, model, where, version, list(kinds), later)
+        views = value_views(con, model, where, version, list(kinds), later)
         analysis = [
             selection.ana_env, selection.ana_dataset, selection.ana_start, selection.ana_end,
             selection.width, selection.chunk_rows, selection.chunks,
@@ -341,24 +340,6 @@ def validate(
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _views(
-    ctx: Context,
-    model: str,
-    where: str | None,
-    version: str | None,
-    columns: list[str],
-    later: Cleanup,
-) -> tuple[str, str]:
-    """The numeric and categorical long-format relations, restricted as asked (dropped
-    by ``later``)."""
-    con = ctx.connection
-    numeric = restricted_view(con, model, "numeric_values", where, version, columns)
-    later.add(drop_view, con, numeric)
-    category = restricted_view(con, model, "category_values", where, version, columns)
-    later.add(drop_view, con, category)
-    return numeric, category
 
 
 def _task_outputs(registration: Mapping[str, Any], features: Sequence[str] | None) -> tuple:

@@ -35,13 +35,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 
 from evalstore.core.bounds import MAX_SAMPLE_IDS, bounded_int
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.values import feature_kinds
-from evalstore.core.windows import drop_view, restricted_view
+from evalstore.core.windows import value_views
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.specs import DRIFT_METHODS, KINDS, of_kind
 
@@ -142,7 +141,7 @@ def skew(
         counts = {}
         if chosen:
             with Cleanup() as later:
-                views = _views(con, model, where, version, list(kinds), later)
+                views = value_views(con, model, where, version, list(kinds), later)
                 rows = con.sql(
                     "SELECT * FROM evalstore.skew(?, ?, ?, ?, ?, ?, ?, ?)",
                     params=[*views, train_dataset, chosen, atol, rtol, equal_nan, max(sample, 1)],
@@ -217,28 +216,11 @@ def skew_summary(
         kinds = feature_kinds(con, model)
         chosen = _check_features(features, kinds)
         train_dataset = registration.get("training_dataset") if version else None
-        views = _views(con, model, where, version, list(kinds), later)
+        views = value_views(con, model, where, version, list(kinds), later)
         return con.sql(
             "SELECT * FROM evalstore.skew_summary(?, ?, ?, ?, ?, ?, ?, ?)",
             params=[*views, train_dataset, chosen, atol, rtol, equal_nan, max_share],
         ).to_arrow_table()
-
-
-def _views(
-    con: duckdb.DuckDBPyConnection,
-    model: str,
-    where: str | None,
-    version: str | None,
-    columns: list[str],
-    later: Cleanup,
-) -> list[str]:
-    """The numeric and categorical value relations, restricted as asked (dropped by
-    ``later``)."""
-    views = []
-    for relation in ("numeric_values", "category_values"):
-        views.append(restricted_view(con, model, relation, where, version, columns))
-        later.add(drop_view, con, views[-1])
-    return views
 
 
 def _non_negative(value: Any, name: str) -> float:
