@@ -526,6 +526,7 @@ def test_help_ends_with_an_example(path, command):
 # ---------------------------------------------------------------- demo
 
 
+@pytest.mark.slow
 def test_demo_builds_a_store_and_refuses_to_overwrite(tmp_path):
     path = tmp_path / "demo.duckdb"
     out = ok("demo", str(path), "--days", "10").stdout

@@ -13,6 +13,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 import evalstore
 
 SOAK = Path(__file__).resolve().parents[2] / "benchmarks" / "soak_durability.py"
@@ -26,6 +28,8 @@ def _soak_module():
     return module
 
 
+@pytest.mark.slow
+@pytest.mark.serial
 def test_kill_9_loses_no_acknowledged_batch(tmp_path):
     soak = _soak_module()
     path = tmp_path / "store.duckdb"

@@ -473,7 +473,12 @@ KSTWO_GRID = [
     (n, c)
     for n in (141, 997, 10_007, 90_909)
     for c in (0.9, 1.4833, 1.6, 2.5, 4.0, 7.0, 12.0, 19.2, 19.3)
-] + [(100, 2.0), (400_000, 1.6), (400_000, 12.0), (1_000_000, 2.0), (1_000_001, 2.0)]
+] + [(100, 2.0)]
+# scipy's exact kstwo.sf takes seconds at these n
+KSTWO_GRID += [
+    pytest.param(n, c, marks=pytest.mark.slow)
+    for n, c in [(400_000, 1.6), (400_000, 12.0), (1_000_000, 2.0), (1_000_001, 2.0)]
+]
 
 
 @pytest.mark.parametrize(("n", "c"), KSTWO_GRID)
@@ -548,6 +553,7 @@ values = st.one_of(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful")
 def test_property_random_tied_samples_match_scipy() -> None:
     """Small samples with heavy ties and NaN/±inf: KS, W1 and binned scores match."""
@@ -689,6 +695,7 @@ def test_categorical_special_cases(categorical) -> None:
     assert all(r["value"] is None and r["reason"] == "no reference values" for r in empty)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     ref=st.lists(st.integers(0, 30), min_size=1, max_size=6),

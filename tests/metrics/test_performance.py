@@ -1093,6 +1093,7 @@ def ranking_store():
         yield store
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(
     st.lists(

@@ -107,6 +107,7 @@ def shared():
 _models = itertools.count()
 
 
+@pytest.mark.slow
 @settings(
     max_examples=25,
     deadline=None,

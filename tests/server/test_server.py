@@ -660,6 +660,7 @@ def expected(store, method, **kwargs):
     return to_records(getattr(store, method)("fraud", **kwargs))
 
 
+@pytest.mark.slow
 def test_families_are_thin_calls_of_the_store(shared):
     store, client = shared
     store.infer_schema("fraud")

@@ -171,6 +171,7 @@ def test_ingest_query_and_scrape(server):
         assert any(s.labels.get("status") == "400" for s in errors)
 
 
+@pytest.mark.slow
 def test_32_concurrent_writers_and_readers(server):
     url, *_ = server
     writers, readers, batches, batch_rows = 16, 16, 5, 200

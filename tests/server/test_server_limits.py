@@ -276,6 +276,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
+@pytest.mark.serial
 def test_sigterm_interrupts_running_queries(tmp_path):
     path = tmp_path / "served.duckdb"
     evalstore.open(path).close()
