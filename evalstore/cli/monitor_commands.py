@@ -106,6 +106,39 @@ def _grid_window(
     )
 
 
+def _monitor_table(
+    ctx: click.Context,
+    family: str,
+    model: str,
+    window: str,
+    fmt: str,
+    features: str | None,
+    version: str | None,
+    where: str | None,
+    reference: str | None = None,
+    **options: Any,
+) -> tuple[pa.Table, str | None]:
+    """Run the Store method ``family`` over the monitors' shared options, with the grid's
+    window (see :func:`_grid_window`); returns its table and the grid's note.
+
+    ``reference`` (text of --reference; None for a family without one) is parsed once
+    the store is open, so a store that cannot be opened is reported first.
+    """
+    with open_store(ctx, read_only=True) as store:
+        window, note = _grid_window(ctx, store, model, window, fmt)
+        if reference is not None:
+            options["reference"] = parse_reference(reference)
+        table = getattr(store, family)(
+            model,
+            window=parse_window(window),
+            features=parse_names(features),
+            version=version,
+            where=where,
+            **options,
+        )
+    return table, note
+
+
 def _emit_monitor(
     table: pa.Table,
     fmt: str,
@@ -156,18 +189,19 @@ def drift(
     Example:
       evalstore drift --model fraud --reference training --window "1 day" --methods ks,psi
     """
-    with open_store(ctx, read_only=True) as store:
-        window, note = _grid_window(ctx, store, model, window, fmt)
-        table = store.drift(
-            model,
-            reference=parse_reference(reference),
-            window=parse_window(window),
-            features=parse_names(features),
-            methods=parse_names(methods),
-            version=version,
-            where=where,
-            correction=correction,
-        )
+    table, note = _monitor_table(
+        ctx,
+        "drift",
+        model,
+        window,
+        fmt,
+        features,
+        version,
+        where,
+        reference=reference,
+        methods=parse_names(methods),
+        correction=correction,
+    )
     _emit_monitor(table, fmt, limit, note=note)
 
 
@@ -193,16 +227,9 @@ def quality(
     Example:
       evalstore quality --model fraud --window "1 day" --failed -f table
     """
-    with open_store(ctx, read_only=True) as store:
-        window, note = _grid_window(ctx, store, model, window, fmt)
-        table = store.quality(
-            model,
-            reference=parse_reference(reference),
-            window=parse_window(window),
-            features=parse_names(features),
-            version=version,
-            where=where,
-        )
+    table, note = _monitor_table(
+        ctx, "quality", model, window, fmt, features, version, where, reference
+    )
     _emit_monitor(_failed_only(table) if failed else table, fmt, limit, "a check failed", note=note)
 
 
@@ -238,16 +265,9 @@ def validate(
     Example:
       evalstore validate --model fraud --window "1 day" --failed
     """
-    with open_store(ctx, read_only=True) as store:
-        window, note = _grid_window(ctx, store, model, window, fmt)
-        table = store.validate(
-            model,
-            window=parse_window(window),
-            features=parse_names(features),
-            version=version,
-            where=where,
-            tolerance=tolerance,
-        )
+    table, note = _monitor_table(
+        ctx, "validate", model, window, fmt, features, version, where, tolerance=tolerance
+    )
     _emit_monitor(
         _failed_only(table) if failed else table, fmt, limit, "the schema is violated", note
     )
