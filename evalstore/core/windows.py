@@ -292,16 +292,28 @@ def restricted_view(
             f"AND (v.version IS NULL OR v.version = (SELECT chosen_version FROM {chosen}))"
         )
     body = f"SELECT v.* FROM {rows} AS v WHERE " + " AND ".join(conditions or ["true"])
+    return temp_view(con, name, body)
+
+
+def temp_view(con: duckdb.DuckDBPyConnection, name: str, body: str) -> str:
+    """Create (or replace) the temporary view ``name`` as the query ``body``; returns its
+    qualified name ``temp.main.<name>`` (what :func:`drop_temp_view` drops)."""
     con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {body}")
     return f"temp.main.{name}"
+
+
+def drop_temp_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a view made by :func:`temp_view` (any other relation, such as a model's own
+    view, is left alone)."""
+    if name.startswith("temp.main."):
+        con.execute(f"DROP VIEW IF EXISTS {quote(name.removeprefix('temp.main.'))}")
 
 
 def drop_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """Drop a view made by :func:`restricted_view` (a model's own view is left alone)."""
     if name.startswith("temp.main."):
-        view = name.removeprefix("temp.main.")
-        con.execute(f"DROP VIEW IF EXISTS {quote(view)}")
-        con.execute(f"DROP TABLE IF EXISTS {quote(view + '_version')}")
+        drop_temp_view(con, name)
+        con.execute(f"DROP TABLE IF EXISTS {quote(name.removeprefix('temp.main.') + '_version')}")
 
 
 def value_views(

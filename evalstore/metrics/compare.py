@@ -58,7 +58,14 @@ from evalstore.core.identifiers import check_model_name, quote
 from evalstore.core.layout import CATEGORICAL_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import to_timestamp
 from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
-from evalstore.core.windows import Window, check_predicate, check_width, window_args
+from evalstore.core.windows import (
+    Window,
+    check_predicate,
+    check_width,
+    drop_temp_view,
+    temp_view,
+    window_args,
+)
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.specs import COMPARE_METRICS, TASKS, task_metrics
 
@@ -163,9 +170,7 @@ def compare(
         columns = feature_columns(con, model)
         keys, predicates = _parse_by(by, columns)
         source = _source_view(con, model, keys, predicates, where, list(columns))
-        if source.startswith("temp.main."):
-            view = quote(source.removeprefix("temp.main."))
-            later.add(con.execute, f"DROP VIEW IF EXISTS {view}")
+        later.add(drop_temp_view, con, source)
         width, chunk_rows, chunks = (windows.get(k) for k in ("width", "chunk_rows", "chunks"))
         selection = [source, a, b]
         timing = [width, chunk_rows, chunks, start, end, z]
@@ -313,9 +318,7 @@ def _source_view(
             f"SELECT {outputs}{slice_sql} FROM {schema_prefix(con, model)}evaluations AS e"
             + (f" WHERE {' AND '.join(terms)}" if terms else "")
         )
-    name = f"evalstore_compare_{next(_views)}"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {' UNION ALL '.join(selects)}")
-    return f"temp.main.{name}"
+    return temp_view(con, f"evalstore_compare_{next(_views)}", " UNION ALL ".join(selects))
 
 
 def _assemble(raw: pa.Table, a: str, b: str, slice_columns: Sequence[str]) -> pa.Table:

@@ -107,7 +107,15 @@ from evalstore.core.identifiers import check_model_name, quote
 from evalstore.core.layout import EVALUATIONS, NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import to_timestamp
 from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
-from evalstore.core.windows import Window, check_predicate, check_width, reference_args, window_args
+from evalstore.core.windows import (
+    Window,
+    check_predicate,
+    check_width,
+    drop_temp_view,
+    reference_args,
+    temp_view,
+    window_args,
+)
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.specs import PERFORMANCE_METRICS, TASKS, task_metrics
 
@@ -255,7 +263,7 @@ def performance(
             )
         _prepare_slices(con, model, slices, ref, bins)
         source = _source_view(con, model, slices, where, version, list(columns))
-        later.add(_drop_view, con, source)
+        later.add(drop_temp_view, con, source)
         raw = _run_macro(
             con, task, source, model, threshold, windows, start, end, ece_bins, z, clock,
             delay_quantile, chosen,
@@ -574,8 +582,7 @@ def _source_view(
             + (f" WHERE {' AND '.join(where_sql)}" if where_sql else "")
         )
     name = f"evalstore_performance_{next(_view_counter)}"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote(name)} AS {' UNION ALL '.join(selects)}")
-    return f"temp.main.{name}"
+    return temp_view(con, name, " UNION ALL ".join(selects))
 
 
 def _unused_name(name: str, columns: Sequence[str]) -> str:
@@ -584,11 +591,6 @@ def _unused_name(name: str, columns: Sequence[str]) -> str:
     while name in taken:
         name += "_"
     return name
-
-
-def _drop_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    if name.startswith("temp.main."):
-        con.execute(f"DROP VIEW IF EXISTS {quote(name.removeprefix('temp.main.'))}")
 
 
 # ---------------------------------------------------------------------- the macro call
