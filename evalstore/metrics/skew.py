@@ -125,11 +125,7 @@ def skew(
     model's column order.
     """
     registration = ctx.registration(model, version)
-    atol = _non_negative(tolerance, "tolerance")
-    rtol = _non_negative(rtol, "rtol")
-    max_share = _non_negative(max_share, "max_share")
-    if not isinstance(equal_nan, bool):
-        raise InvalidParameterError(f"equal_nan={equal_nan!r} must be True or False")
+    atol, rtol, max_share = _mismatch_rule(tolerance, rtol, max_share, equal_nan)
     sample = bounded_int(sample, "sample", least=0, most=MAX_SAMPLE_IDS)
     methods = _methods(method)
     con = ctx.connection
@@ -206,11 +202,7 @@ def skew_summary(
     :func:`skew` (the same mismatch rule, from the macro ``evalstore.skew_summary``).
     """
     registration = ctx.registration(model, version)
-    atol = _non_negative(tolerance, "tolerance")
-    rtol = _non_negative(rtol, "rtol")
-    max_share = _non_negative(max_share, "max_share")
-    if not isinstance(equal_nan, bool):
-        raise InvalidParameterError(f"equal_nan={equal_nan!r} must be True or False")
+    atol, rtol, max_share = _mismatch_rule(tolerance, rtol, max_share, equal_nan)
     con = ctx.connection
     with ctx.lock, transaction(con), Cleanup() as later:
         kinds = feature_kinds(con, model)
@@ -221,6 +213,19 @@ def skew_summary(
             "SELECT * FROM evalstore.skew_summary(?, ?, ?, ?, ?, ?, ?, ?)",
             params=[*views, train_dataset, chosen, atol, rtol, equal_nan, max_share],
         ).to_arrow_table()
+
+
+def _mismatch_rule(
+    tolerance: Any, rtol: Any, max_share: Any, equal_nan: Any
+) -> tuple[float, float, float]:
+    """The checked ``(atol, rtol, max_share)`` of the mismatch rule shared by :func:`skew`
+    and :func:`skew_summary`; ``equal_nan`` must be a bool."""
+    atol = _non_negative(tolerance, "tolerance")
+    rtol = _non_negative(rtol, "rtol")
+    max_share = _non_negative(max_share, "max_share")
+    if not isinstance(equal_nan, bool):
+        raise InvalidParameterError(f"equal_nan={equal_nan!r} must be True or False")
+    return atol, rtol, max_share
 
 
 def _non_negative(value: Any, name: str) -> float:
