@@ -67,7 +67,7 @@ from evalstore.core.windows import (
     window_args,
 )
 from evalstore.errors import InvalidParameterError
-from evalstore.metrics.specs import COMPARE_METRICS, TASKS, task_metrics
+from evalstore.metrics.specs import COMPARE_METRICS, TASKS, chosen_names, task_metrics
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
@@ -223,16 +223,8 @@ def p_values(
 
 def _check_metrics(metric: str | Sequence[str] | None, task: str) -> list[str]:
     available = TASK_METRICS[task]
-    if metric is None:
-        return list(available)
-    metrics = [metric] if isinstance(metric, str) else list(metric)
-    unknown = [m for m in metrics if m not in available]
-    if unknown or not metrics:
-        raise InvalidParameterError(
-            f"metric={metric!r}: {unknown or 'none given'} not available to compare {task} "
-            f"versions; choose from {', '.join(available)}"
-        )
-    return list(dict.fromkeys(metrics))
+    problem = f"not available to compare {task} versions; choose from {', '.join(available)}"
+    return chosen_names(metric, available, "metric", problem, show_given=True)
 
 
 def _fraction(value: Any, name: str) -> float:

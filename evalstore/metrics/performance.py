@@ -117,7 +117,7 @@ from evalstore.core.windows import (
     window_args,
 )
 from evalstore.errors import InvalidParameterError
-from evalstore.metrics.specs import PERFORMANCE_METRICS, TASKS, task_metrics
+from evalstore.metrics.specs import PERFORMANCE_METRICS, TASKS, chosen_names, task_metrics
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
@@ -284,18 +284,8 @@ def performance(
 
 def _check_metrics(metrics: Sequence[str] | str | None, task: str) -> list[str]:
     available = TASK_METRICS[task]
-    if metrics is None:
-        return list(available)
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    metrics = list(metrics)
-    unknown = [m for m in metrics if m not in available]
-    if unknown or not metrics:
-        raise InvalidParameterError(
-            f"metrics={metrics!r}: {unknown or 'none given'} not available for a {task} model; "
-            f"choose from {', '.join(available)}"
-        )
-    return list(dict.fromkeys(metrics))
+    problem = f"not available for a {task} model; choose from {', '.join(available)}"
+    return chosen_names(metrics, available, "metrics", problem)
 
 
 def _check_threshold(threshold: Any, task: str) -> float | None:

@@ -73,7 +73,7 @@ from evalstore.core.windows import (
     window_args,
 )
 from evalstore.errors import InvalidParameterError
-from evalstore.metrics.specs import QUALITY_CHECKS, of_kind
+from evalstore.metrics.specs import QUALITY_CHECKS, chosen_names, of_kind
 from evalstore.metrics.specs import VALIDATION_CHECKS as VALIDATION_SPECS
 
 if TYPE_CHECKING:
@@ -360,18 +360,8 @@ def _task_outputs(registration: Mapping[str, Any], features: Sequence[str] | Non
 def _check_features(
     features: Sequence[str] | None, available: Sequence[str], what: str = "analysable columns"
 ) -> list[str]:
-    if features is None:
-        return list(available)
-    if isinstance(features, str):
-        features = [features]
-    features = list(features)
-    unknown = [f for f in features if f not in available]
-    if unknown or not features:
-        raise InvalidParameterError(
-            f"features={features!r}: {unknown or 'none given'} not among the {what} of this "
-            f"model; known: {', '.join(available) or '(none)'}"
-        )
-    return list(dict.fromkeys(features))
+    problem = f"not among the {what} of this model; known: {', '.join(available) or '(none)'}"
+    return chosen_names(features, available, "features", problem)
 
 
 def _count(value: object, name: str) -> int:

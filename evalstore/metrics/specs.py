@@ -19,7 +19,10 @@ This module imports nothing heavy (the CLI reads it without loading DuckDB).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from evalstore.errors import InvalidParameterError
 
 #: Feature kinds of univariate specs.
 KINDS = ("numeric", "categorical")
@@ -281,6 +284,31 @@ def task_metrics(registry: dict[str, Metric], task: str) -> tuple[str, ...]:
     """Metric names of ``task`` in result order: registry order, per-class metrics last."""
     names = [name for name, spec in registry.items() if task in spec.tasks]
     return tuple(sorted(names, key=lambda name: task in registry[name].per_class_tasks))
+
+
+def chosen_names(
+    value: str | Sequence[str] | None,
+    available: Sequence[str],
+    name: str,
+    problem: str,
+    *,
+    show_given: bool = False,
+) -> list[str]:
+    """The names a call asked for in its parameter ``name``: all of ``available`` for None,
+    one name for a string, else those given, in order without repeats.
+
+    An empty list or a name not in ``available`` raises InvalidParameterError
+    ``"{name}={value!r}: {unknown names or 'none given'} {problem}"``, the value shown as
+    a list, or as given with ``show_given``.
+    """
+    if value is None:
+        return list(available)
+    names = [value] if isinstance(value, str) else list(value)
+    unknown = [n for n in names if n not in available]
+    if unknown or not names:
+        shown = value if show_given else names
+        raise InvalidParameterError(f"{name}={shown!r}: {unknown or 'none given'} {problem}")
+    return list(dict.fromkeys(names))
 
 
 REGISTRIES: dict[str, dict[str, DriftMethod] | dict[str, QualityCheck] | dict[str, Metric]] = {
