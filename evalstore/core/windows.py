@@ -172,6 +172,14 @@ def check_reference(
         )
 
 
+def checked_window_args(con: duckdb.DuckDBPyConnection, window: Window) -> dict[str, Any]:
+    """:func:`window_args` of ``window``, an interval width checked by :func:`check_width`."""
+    windows = window_args(window)
+    if "width" in windows:
+        check_width(con, windows["width"])
+    return windows
+
+
 def resolve(
     con: duckdb.DuckDBPyConnection,
     reference: Reference,
@@ -181,9 +189,7 @@ def resolve(
     until: Any = None,
 ) -> Selection:
     """Turn ``reference``/``window`` (and an optional analysis time range) into macro args."""
-    windows = window_args(window)
-    if "width" in windows:
-        check_width(con, windows["width"])
+    windows = checked_window_args(con, window)
     return Selection(
         **reference_args(reference, registration),
         **windows,

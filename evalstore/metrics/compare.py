@@ -61,10 +61,9 @@ from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
 from evalstore.core.windows import (
     Window,
     check_predicate,
-    check_width,
+    checked_window_args,
     drop_temp_view,
     temp_view,
-    window_args,
 )
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.specs import COMPARE_METRICS, TASKS, chosen_names, task_metrics
@@ -160,9 +159,7 @@ def compare(
         raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
     con = ctx.connection
     with ctx.lock, transaction(con), Cleanup() as later:  # one snapshot for every statement
-        windows = window_args(window)
-        if "width" in windows:
-            check_width(con, windows["width"])
+        windows = checked_window_args(con, window)
         check_window_count(
             con, model, PREDICTION_TABLES, windows, start, end,
             max_windows=ctx.limits.max_windows,

@@ -110,11 +110,10 @@ from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
 from evalstore.core.windows import (
     Window,
     check_predicate,
-    check_width,
+    checked_window_args,
     drop_temp_view,
     reference_args,
     temp_view,
-    window_args,
 )
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.specs import PERFORMANCE_METRICS, TASKS, chosen_names, task_metrics
@@ -246,9 +245,7 @@ def performance(
     con = ctx.connection
     # one transaction: every statement (slice domains, the metrics) sees one snapshot
     with ctx.lock, transaction(con), Cleanup() as later:
-        windows = window_args(window)
-        if "width" in windows:
-            check_width(con, windows["width"])
+        windows = checked_window_args(con, window)
         check_window_count(
             con, model, PREDICTION_TABLES, windows, start, end,
             max_windows=ctx.limits.max_windows,

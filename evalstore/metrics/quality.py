@@ -66,11 +66,10 @@ from evalstore.core.windows import (
     Selection,
     Window,
     check_reference,
-    check_width,
+    checked_window_args,
     reference_args,
     resolve,
     value_views,
-    window_args,
 )
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.specs import QUALITY_CHECKS, chosen_names, of_kind
@@ -316,9 +315,7 @@ def validate(
                 f"({model!r})) first, or insert its rows into {SCHEMA_TABLE}"
             )
         chosen = _check_features(features, saved, what="features of the saved schema")
-        windows = window_args(window)
-        if "width" in windows:
-            check_width(con, windows["width"])
+        windows = checked_window_args(con, window)
         selection = Selection(
             **windows, ana_start=to_timestamp(since, "since"), ana_end=to_timestamp(until, "until")
         )
