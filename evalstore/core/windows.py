@@ -255,6 +255,18 @@ def check_predicate(where: str, columns: Sequence[str], name: str = "where") -> 
     return rendered
 
 
+def check_named_predicates(item: Mapping[Any, Any], columns: Sequence[str]) -> dict[str, str]:
+    """The ``{name: predicate}`` slices of a ``by`` parameter, each predicate checked by
+    :func:`check_predicate` over ``columns``; at least one, named by non-empty strings."""
+    if not item or not all(isinstance(k, str) and k for k in item):
+        raise InvalidParameterError(
+            "by={name: predicate}: give at least one slice, named by non-empty strings"
+        )
+    return {
+        name: check_predicate(text, columns, name=f"by[{name!r}]") for name, text in item.items()
+    }
+
+
 def restricted_view(
     con: duckdb.DuckDBPyConnection,
     model: str,

@@ -60,6 +60,7 @@ from evalstore.core.registry import to_timestamp
 from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
 from evalstore.core.windows import (
     Window,
+    check_named_predicates,
     check_predicate,
     checked_window_args,
     drop_temp_view,
@@ -255,15 +256,7 @@ def _parse_by(by: Any, columns: Mapping[str, str]) -> tuple[list[str], dict[str,
         if isinstance(item, Mapping):
             if predicates:
                 raise InvalidParameterError("by may hold one {name: predicate} mapping only")
-            if not item or not all(isinstance(k, str) and k for k in item):
-                raise InvalidParameterError(
-                    "by={name: predicate}: give at least one slice, named by non-empty strings"
-                )
-            allowed = [*columns, *PREDICATE_COLUMNS]
-            predicates = {
-                name: check_predicate(text, allowed, name=f"by[{name!r}]")
-                for name, text in item.items()
-            }
+            predicates = check_named_predicates(item, [*columns, *PREDICATE_COLUMNS])
             continue
         if not isinstance(item, str) or item not in columns:
             raise InvalidParameterError(
