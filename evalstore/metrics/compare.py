@@ -54,7 +54,7 @@ import pyarrow.compute as pc
 from scipy import stats
 
 from evalstore.core.db import Cleanup, transaction
-from evalstore.core.identifiers import check_model_name, quote
+from evalstore.core.identifiers import check_model_name, quote, quote_literal
 from evalstore.core.layout import CATEGORICAL_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import to_timestamp
 from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
@@ -293,7 +293,7 @@ def _source_view(
     for name, predicate in (predicates or {None: None}).items():
         fields = [f"{quote(k)} := CAST(e.{quote(k)} AS VARCHAR)" for k in keys]
         if name is not None:
-            fields.append(f"{PREDICATE_COLUMN} := '{name.replace(chr(39), chr(39) * 2)}'")
+            fields.append(f"{PREDICATE_COLUMN} := {quote_literal(name)}")
         slice_sql = f", struct_pack({', '.join(fields)}) AS slice" if fields else ""
         terms = [*conditions, f"({predicate})"] if predicate else conditions
         selects.append(

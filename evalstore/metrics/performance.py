@@ -103,7 +103,7 @@ import pyarrow.compute as pc
 
 from evalstore.core.bounds import MAX_BINS, MAX_BOOTSTRAP, MAX_SLICE_BINS, bounded_int
 from evalstore.core.db import Cleanup, transaction
-from evalstore.core.identifiers import check_model_name, quote
+from evalstore.core.identifiers import check_model_name, quote, quote_literal
 from evalstore.core.layout import EVALUATIONS, NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import to_timestamp
 from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
@@ -359,7 +359,7 @@ class _Slice:
         if self.kind == "categorical":
             if not self.domain:
                 return str(missing)
-            values = ", ".join(_literal(v) for v in self.domain)
+            values = ", ".join(quote_literal(v) for v in self.domain)
             text = f"CAST(e.{quote(self.name)} AS VARCHAR)"
             return f"coalesce(enum_code(TRY_CAST({text} AS ENUM({values}))), {missing})"
         x = f"CAST(e.{quote(self.name)} AS DOUBLE)"
@@ -463,10 +463,6 @@ def _bin_labels(edges: Sequence[float]) -> list[str]:
     return labels
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _prepare_slices(
     con: duckdb.DuckDBPyConnection,
     model: str,
@@ -538,7 +534,7 @@ def _source_view(
     if where is not None:
         conditions.append(f"({check_predicate(where, [*columns, *PREDICATE_COLUMNS])})")
     if version is not None:
-        conditions.append(f"e.version = {_literal(version)}")
+        conditions.append(f"e.version = {quote_literal(version)}")
     outputs = "e.example_id, e.version, e.ts, e.prediction, e.score, e.probabilities, e.label"
     evaluations, feature_terms = f"{s}evaluations", []
     by_feature = [key for key in slices if key.kind != "predicates"]

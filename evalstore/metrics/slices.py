@@ -53,7 +53,7 @@ from scipy import stats
 
 from evalstore.core.bounds import MAX_PAIRS, MAX_SLICE_BINS, MAX_TOP, bounded_int
 from evalstore.core.db import Cleanup, transaction
-from evalstore.core.identifiers import check_model_name, quote
+from evalstore.core.identifiers import check_model_name, quote, quote_literal
 from evalstore.core.layout import NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import to_timestamp
 from evalstore.core.windows import check_predicate, reference_args
@@ -62,7 +62,6 @@ from evalstore.metrics.performance import (
     MAX_CATEGORIES,
     PREDICATE_COLUMNS,
     _bin_labels,
-    _literal,
     _quantile_edges,
     _Slice,
     category_domain,
@@ -184,8 +183,8 @@ def worst_slices(
         view = _source_view(con, model, keys, columns, where, version, start, end)
         later.add(con.execute, f"DROP VIEW IF EXISTS {quote(view)}")
         outcomes = (
-            f"evalstore.slice_outcomes({_literal(view)}, {_literal(model)}, "
-            f"{_literal(metric)}, ?::DOUBLE)"
+            f"evalstore.slice_outcomes({quote_literal(view)}, {quote_literal(model)}, "
+            f"{quote_literal(metric)}, ?::DOUBLE)"
         )
         total_n, total_mean, total_m2 = con.execute(
             f"SELECT count(x), avg(x), coalesce(var_pop(x) * count(x), 0) FROM {outcomes}",
@@ -313,13 +312,13 @@ def _source_view(
     end: Any,
 ) -> str:
     """A temp view of the selected evaluations with one slice-code column per key."""
-    conditions = [f"e.version = {_literal(version)}", "e.label IS NOT NULL"]
+    conditions = [f"e.version = {quote_literal(version)}", "e.label IS NOT NULL"]
     if where is not None:
         conditions.append(f"({check_predicate(where, [*columns, *PREDICATE_COLUMNS])})")
     if start is not None:
-        conditions.append(f"e.ts >= CAST({_literal(start.isoformat())} AS TIMESTAMPTZ)")
+        conditions.append(f"e.ts >= CAST({quote_literal(start.isoformat())} AS TIMESTAMPTZ)")
     if end is not None:
-        conditions.append(f"e.ts < CAST({_literal(end.isoformat())} AS TIMESTAMPTZ)")
+        conditions.append(f"e.ts < CAST({quote_literal(end.isoformat())} AS TIMESTAMPTZ)")
     codes = "".join(f", {key.index()} AS c{i}" for i, key in enumerate(keys))
     name = f"evalstore_slices_{next(_counter)}"
     con.execute(
@@ -423,7 +422,7 @@ def describe(key: _Slice, code: int) -> tuple[str, str]:
         value = key.domain[code]
         kind = getattr(key, "column_type", "VARCHAR")
         target = column if kind == "VARCHAR" else f"CAST({column} AS VARCHAR)"
-        return f"{key.name} = {_literal(value)}", f"{target} = {_literal(value)}"
+        return f"{key.name} = {quote_literal(value)}", f"{target} = {quote_literal(value)}"
     edges = key.edges or []
     label = key.domain[code]
     if getattr(key, "column_type", "DOUBLE") not in NUMERIC_TYPES:
