@@ -25,7 +25,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from evalstore.core import sql_policy
+from evalstore.core import sql_allowlist, sql_policy
 from server.errors import ApiError
 from server.sql_guard import DIALECTS, check_query
 
@@ -64,9 +64,9 @@ def violations(sql: str, con: duckdb.DuckDBPyConnection) -> list[str]:
     if tree.get("error"):
         return [f"DuckDB cannot parse accepted SQL: {tree.get('error_message')}"]
     allowed = (
-        sql_policy.ALLOWED_FUNCTIONS
-        | sql_policy.ALLOWED_TABLE_FUNCTIONS
-        | sql_policy.STORE_UDFS
+        sql_allowlist.ALLOWED_FUNCTIONS
+        | sql_allowlist.ALLOWED_TABLE_FUNCTIONS
+        | sql_allowlist.STORE_UDFS
         | {f"evalstore.{m}" for m in sql_policy.installed_macros()}
     )
     found, stack = [], [tree]

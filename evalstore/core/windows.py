@@ -203,7 +203,7 @@ def check_predicate(where: str, columns: Sequence[str], name: str = "where") -> 
 
     It must be one boolean expression over ``columns`` (the model's feature columns and
     ``example_id``, ``env``, ``dataset``, ``ts``): no statements or subqueries, and only
-    functions on the allow-list of :mod:`evalstore.core.sql_policy` (checked on DuckDB's own
+    functions on the allow-list of :mod:`evalstore.core.sql_allowlist` (checked on DuckDB's own
     parse of the returned text, so nothing with side effects, no file, setting or
     sequence access, no ``sleep_ms``). ``name`` is the parameter named in errors
     (``where``, or a ``by=`` predicate's label). Brackets nested deeper than
@@ -247,7 +247,7 @@ def check_predicate(where: str, columns: Sequence[str], name: str = "where") -> 
             raise UnsafeSqlError(
                 error.code,
                 f"{label} may not call {error.function}(): {error.reason}; a predicate may "
-                "use read-only functions (evalstore.core.sql_policy.ALLOWED_FUNCTIONS)",
+                "use read-only functions (evalstore.core.sql_allowlist.ALLOWED_FUNCTIONS)",
                 function=error.function,
                 reason=error.reason,
             ) from None

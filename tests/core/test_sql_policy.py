@@ -1,4 +1,4 @@
-"""evalstore.core.sql_policy: what the allow-list names exists, what it does not name is refused."""
+"""evalstore.core.sql_policy and sql_allowlist: listed names exist, the rest is refused."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ import pytest
 
 import evalstore
 from evalstore.core import sql_policy, udfs
-from evalstore.core.sql_policy import (
+from evalstore.core.sql_allowlist import (
     ALLOWED_FUNCTIONS,
     ALLOWED_TABLE_FUNCTIONS,
     RELATION_PARAMETERS,
     SAFE_SYSTEM_VIEWS,
     STORE_UDFS,
+)
+from evalstore.core.sql_policy import (
     Policy,
     UnsafeSqlError,
     check_expression,
