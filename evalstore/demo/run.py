@@ -120,7 +120,7 @@ def _slices_section(
     """Worst slices since the concept drift began, and what the top one's predicate selects."""
     from datetime import timedelta
 
-    from evalstore.demo.scenario import CONCEPT_DRIFT_DAY
+    from evalstore.demo.synthetic import CONCEPT_DRIFT_DAY
 
     model = scenario.model
     since = scenario.start + timedelta(days=CONCEPT_DRIFT_DAY)
