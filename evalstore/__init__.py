@@ -32,7 +32,11 @@ from evalstore.errors import (
 
 #: Names loaded on first use (PEP 562), so that ``import evalstore`` (and the CLI's
 #: ``--help``) does not load DuckDB, Arrow and SciPy before anything needs them.
-_LAZY = {"Receipt": "evalstore.core.ingest", "Store": "evalstore.store", "open": "evalstore.store"}
+_LAZY = {
+    "Receipt": "evalstore.core.ingest_write",
+    "Store": "evalstore.store",
+    "open": "evalstore.store",
+}
 
 __all__ = [
     "DuplicateIdError",

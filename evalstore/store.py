@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from evalstore.core import ingest, registry, sources, udfs
+from evalstore.core import ingest, ingest_write, registry, sources, udfs
 from evalstore.core.context import Context
 from evalstore.core.db import transaction, utc_cursor
 from evalstore.core.identifiers import check_model_name
@@ -788,7 +788,7 @@ class Store:
         on_conflict: str = "error",
         *,
         origin: str | None = None,
-    ) -> ingest.Receipt:
+    ) -> ingest_write.Receipt:
         """Log feature rows for ``model``: one row per example, one column per feature.
 
         ``env`` is ``training``, ``validation`` or ``serving``; ``dataset`` tags the
@@ -834,7 +834,7 @@ class Store:
         latency_column: str | None = None,
         *,
         origin: str | None = None,
-    ) -> ingest.Receipt:
+    ) -> ingest_write.Receipt:
         """Log what registered ``version`` of ``model`` predicted.
 
         ``prediction`` is the predicted class (classification) or value (regression);
@@ -877,7 +877,7 @@ class Store:
         source: str | None = None,
         origin: str | None = None,
         labeled_at: Any = None,
-    ) -> ingest.Receipt:
+    ) -> ingest_write.Receipt:
         """Log ground-truth labels, which may arrive long after the predictions.
 
         Labels are append-only: logging an example again records a correction, and
@@ -911,14 +911,16 @@ class Store:
             ),
         )
 
-    def _log(self, model: str, data: Data, origin: str | None, plan_for: Any) -> ingest.Receipt:
+    def _log(
+        self, model: str, data: Data, origin: str | None, plan_for: Any
+    ) -> ingest_write.Receipt:
         self._writable()
         reader = sources.to_reader(data)
         with self._lock:
             self._registration(model)
             plan = plan_for(reader.schema)
             source = origin if origin is not None else sources.describe(data)
-            return ingest.execute(self._con, plan, reader, source=source)
+            return ingest_write.execute(self._con, plan, reader, source=source)
 
     def _writable(self) -> None:
         self._context().check_writable()

@@ -1,8 +1,8 @@
 """Registry, ingest and health routes: ``/healthz``, ``/metrics``, ``/v1/models…``.
 
 Ingest bodies are JSON records or an Arrow IPC stream (``application/vnd.apache.arrow.stream``);
-the response is the library's :class:`evalstore.core.ingest.Receipt`, sent once the batch is
-committed. Writes are serialized by the store; a rejected batch leaves nothing behind.
+the response is the library's :class:`evalstore.core.ingest_write.Receipt`, sent once the
+batch is committed. Writes are serialized by the store; a rejected batch leaves nothing behind.
 """
 
 from __future__ import annotations

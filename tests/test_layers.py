@@ -20,7 +20,11 @@ PROJECT = Path(__file__).resolve().parents[1]
 CORE, METRICS, FLYWHEEL, TOP = 0, 1, 2, 3
 LAYER_NAMES = {CORE: "core", METRICS: "metrics", FLYWHEEL: "flywheel", TOP: "store/demo/cli"}
 #: What ``from evalstore import X`` loads when X is not a submodule (``evalstore._LAZY``).
-LAZY = {"Store": "evalstore.store", "open": "evalstore.store", "Receipt": "evalstore.core.ingest"}
+LAZY = {
+    "Store": "evalstore.store",
+    "open": "evalstore.store",
+    "Receipt": "evalstore.core.ingest_write",
+}
 
 
 def module_name(path: Path) -> str:

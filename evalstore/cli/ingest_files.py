@@ -28,7 +28,7 @@ from evalstore.core.layout import example_key_sql
 from evalstore.errors import DuplicateIdError, InvalidParameterError
 
 if TYPE_CHECKING:
-    from evalstore.core.ingest import Receipt
+    from evalstore.core.ingest_write import Receipt
     from evalstore.store import Store
 
 #: Ids of the first record batch the early duplicate check looks up, at most.

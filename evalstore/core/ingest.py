@@ -1,29 +1,35 @@
-"""Validated, transactional ingest of features, predictions and labels.
+"""Planning a validated ingest batch: how features, predictions or labels map onto a table.
 
-A batch is written in one transaction: new feature columns are added, the rows are
-inserted straight from the Arrow stream (DuckDB scans it in parallel, with no Python
-per row), and then validated inside the same transaction (null or duplicate ids, id
-collisions, values outside the registered classes, ...). Any violation, and any
-failure midway, rolls the whole transaction back, so a rejected batch leaves the store
-exactly as it was. Checks that only need the schema (missing id column, reserved
-names, type conflicts) run before anything is written. Times outside the store's time
-range (:mod:`evalstore.core.time_limits`; a mistyped year, a BC date) reject the batch like
-any other violation.
+A plan (:class:`Plan`) names the target columns, the SQL expression filling each from the
+incoming Arrow stream, the feature columns to add, and the validation queries
+(:class:`Check`) to run over the inserted rows (null or duplicate ids, id collisions,
+values outside the registered classes, times outside the store's time range
+(:mod:`evalstore.core.time_limits`; a mistyped year, a BC date), ...). Checks that only
+need the schema (missing id column, reserved names, type conflicts,
+:mod:`evalstore.core.ingest_types`) raise here, before anything is written.
+:mod:`evalstore.core.ingest_write` executes a plan in one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from itertools import count
+from datetime import datetime
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from evalstore.core.db import one, transaction, used_params
-from evalstore.core.identifiers import check_column_name, quote
+from evalstore.core.identifiers import quote
+from evalstore.core.ingest_types import (
+    NULL_TYPE,
+    TIME_TYPES,
+    check_names,
+    duckdb_types,
+    fits,
+    require_column,
+    require_type,
+)
 from evalstore.core.layout import (
     ENVS,
     EXAMPLE_KEY,
@@ -32,56 +38,14 @@ from evalstore.core.layout import (
     RESERVED_FEATURE_NAMES,
     example_key_sql,
     model_columns,
-    model_relation,
 )
 from evalstore.core.time_limits import DEFAULT_TIME_RANGE
-from evalstore.core.values import refresh_value_views
 from evalstore.errors import (
     DuplicateIdError,
     InvalidParameterError,
     SchemaConflictError,
     ValidationError,
 )
-
-TIME_TYPES = frozenset(
-    {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"}
-    | {"TIMESTAMPTZ_NS"}  # pandas 3 writes tz-aware times in nanoseconds
-    | {"DATE", "VARCHAR"}
-)
-#: Incoming types a stored column accepts besides its own: lossless (or, for integers
-#: into DOUBLE, the conversion every dataframe library makes) widenings.
-WIDENINGS: dict[str, frozenset[str]] = {
-    "SMALLINT": frozenset({"TINYINT", "UTINYINT"}),
-    "INTEGER": frozenset({"TINYINT", "SMALLINT", "UTINYINT", "USMALLINT"}),
-    "BIGINT": frozenset({"TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT", "UINTEGER"}),
-    "DOUBLE": INTEGER_TYPES | {"FLOAT"},
-    "TIMESTAMP": frozenset({"TIMESTAMP_S", "TIMESTAMP_MS"}),
-}
-NULL_TYPE = '"NULL"'
-_probe_names = count()
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """What an accepted batch did to the store.
-
-    ``rows`` is the number of rows written; ``columns_added`` the feature columns the
-    batch created; ``columns_ignored`` incoming columns that were not stored (a new
-    column with no values and hence no type, or a column a predictions/labels batch
-    does not use); ``replaced``/``skipped`` count rows handled by ``on_conflict``.
-    ``warnings`` says what was accepted but is probably not what was meant (labels
-    without a time, which get the time of ingest).
-    """
-
-    batch_id: int
-    model: str
-    kind: str
-    rows: int
-    columns_added: tuple[str, ...] = ()
-    columns_ignored: tuple[str, ...] = ()
-    replaced: int = 0
-    skipped: int = 0
-    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -117,76 +81,6 @@ class Check:
     message: str
     column: str
     error: type[ValidationError] = ValidationError
-
-
-# ---------------------------------------------------------------- schema inspection
-
-
-def duckdb_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
-    """Return ``{column: DuckDB type}`` DuckDB would give each column of ``schema``.
-
-    The names are checked first (:func:`check_names`): DuckDB silently renames empty
-    and case-duplicate column names (``A`` beside ``a`` becomes ``A_1``), so checking
-    the names DuckDB reports would let such batches through under invented names.
-    """
-    check_names(schema.names)
-    name = f"__evalstore_probe_{next(_probe_names)}"
-    con.register(name, schema.empty_table())
-    try:
-        rows = con.execute(f"DESCRIBE SELECT * FROM {quote(name)}").fetchall()
-    finally:
-        con.unregister(name)
-    for column, row in zip(schema.names, rows, strict=True):
-        if row[0] != column:
-            raise ValidationError(
-                f"column {column!r} is read by DuckDB as {row[0]!r} (its name clashes with "
-                "another column's); rename it",
-                column=column,
-            )
-    return {row[0]: row[1] for row in rows}
-
-
-def check_names(types: Iterable[str]) -> None:
-    """Reject column names that are unusable or that differ only in letter case."""
-    seen: dict[str, str] = {}
-    for name in types:
-        check_column_name(name)
-        if name.lower() in seen:
-            raise ValidationError(
-                f"columns {seen[name.lower()]!r} and {name!r} differ only in letter case; "
-                "SQL identifiers are case-insensitive, rename one of them",
-                column=name,
-            )
-        seen[name.lower()] = name
-
-
-def require_column(types: Mapping[str, str], column: str, parameter: str) -> str:
-    if column not in types:
-        raise ValidationError(
-            f"missing column {column!r} ({parameter}={column!r}); the batch has columns "
-            f"{list(types)}: pass {parameter}= naming the right one",
-            column=column,
-        )
-    return types[column]
-
-
-def require_type(column: str, actual: str, allowed: frozenset[str], expected: str) -> None:
-    if actual not in allowed and not ("DOUBLE" in allowed and actual.startswith("DECIMAL")):
-        raise SchemaConflictError(
-            f"column {column!r} has type {actual}; expected {expected}", column=column
-        )
-
-
-def fits(stored: str, incoming: str) -> bool:
-    """Whether values of DuckDB type ``incoming`` can be stored in a ``stored`` column."""
-    return (
-        incoming in (stored, NULL_TYPE)
-        or incoming in WIDENINGS.get(stored, frozenset())
-        or (stored == "DOUBLE" and incoming.startswith("DECIMAL"))
-    )
-
-
-# ---------------------------------------------------------------- plans per kind
 
 
 def _id_and_ts(
@@ -620,122 +514,3 @@ def _labeled_at(
         )
     plan.expressions[plan.columns.index("ts")] = "$labeled_at"
     plan.params["labeled_at"] = labeled_at
-
-
-# ---------------------------------------------------------------- execution
-
-
-def execute(
-    con: duckdb.DuckDBPyConnection,
-    plan: Plan,
-    reader: pa.RecordBatchReader,
-    *,
-    source: str,
-) -> Receipt:
-    """Write one planned batch in a transaction; roll everything back on any failure."""
-    table = model_relation(con, plan.model, plan.table)
-    received_at = datetime.now(UTC)
-    incoming = f"__evalstore_incoming_{next(_probe_names)}"
-    con.register(incoming, reader)
-    try:
-        with transaction(con):
-            batch_id = one(con, "SELECT nextval('evalstore.batch_ids')")[0]
-            params = {**plan.params, "batch_id": batch_id, "received_at": received_at}
-            for name, kind in plan.add_columns:
-                con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {kind}")
-            if plan.add_columns:
-                refresh_value_views(con, plan.model)
-            insert = (
-                f"INSERT INTO {table} ({', '.join(map(quote, plan.columns))}) "
-                f"SELECT {', '.join(plan.expressions)} FROM {quote(incoming)}"
-            )
-            try:
-                con.execute(insert, used_params(insert, params))
-            except duckdb.ConversionException as error:
-                raise ValidationError(f"a value could not be converted: {error}") from error
-            for check in plan.checks:
-                sql = check.sql.format(table=table)
-                n, examples = one(con, sql, used_params(sql, params))
-                if n:
-                    raise check.error(
-                        check.message.format(n=n, examples=examples),
-                        column=check.column,
-                        rows=n,
-                        examples=examples,
-                    )
-            replaced, skipped = _resolve_conflicts(con, plan, table, params)
-            if plan.kind == "labels":
-                _supersede_labels(con, table, batch_id)
-                # open label requests of these examples are fulfilled
-                from evalstore.core.label_requests import fulfil_requests
-
-                fulfil_requests(con, plan.model, table, batch_id, datetime.now(UTC))
-            rows = one(
-                con,
-                f"SELECT count(*) FROM {table} WHERE batch_id = $batch_id",
-                {"batch_id": batch_id},
-            )[0]
-            con.execute(
-                "INSERT INTO evalstore.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    batch_id,
-                    plan.model,
-                    plan.kind,
-                    plan.env,
-                    plan.version,
-                    plan.dataset,
-                    rows,
-                    [name for name, _ in plan.add_columns],
-                    received_at,
-                    datetime.now(UTC),
-                    source,
-                ],
-            )
-    finally:
-        con.unregister(incoming)
-    return Receipt(
-        batch_id=batch_id,
-        model=plan.model,
-        kind=plan.kind,
-        rows=rows,
-        columns_added=tuple(name for name, _ in plan.add_columns),
-        columns_ignored=tuple(plan.ignored),
-        replaced=replaced,
-        skipped=skipped,
-        warnings=tuple(plan.warnings),
-    )
-
-
-def _supersede_labels(con: duckdb.DuckDBPyConnection, table: str, batch_id: int) -> None:
-    """Mark the current labels of this batch's examples as superseded by it.
-
-    ``labels_latest`` is then the labels with ``superseded_by IS NULL``, and a label was
-    the latest as of batch ``b`` when ``batch_id <= b`` and ``superseded_by`` is NULL or
-    later than ``b`` (see ``evalstore.labels_as_of``).
-    """
-    con.execute(
-        f"UPDATE {table} SET superseded_by = $batch_id WHERE superseded_by IS NULL "
-        f"AND batch_id < $batch_id AND example_key IN "
-        f"(SELECT example_key FROM {table} WHERE batch_id = $batch_id)",
-        {"batch_id": batch_id},
-    )
-
-
-def _resolve_conflicts(
-    con: duckdb.DuckDBPyConnection, plan: Plan, table: str, params: dict[str, Any]
-) -> tuple[int, int]:
-    """Apply ``on_conflict='replace'|'ignore'``; return (rows replaced, rows skipped)."""
-    if plan.on_conflict == "error":
-        return 0, 0
-    new = f"SELECT example_key FROM {table} WHERE batch_id = $batch_id"
-    old = f"SELECT example_key FROM {table} WHERE env = $env AND batch_id <> $batch_id"
-    if plan.on_conflict == "replace":
-        sql = (
-            f"DELETE FROM {table} WHERE env = $env AND batch_id <> $batch_id "
-            f"AND example_key IN ({new})"
-        )
-        replaced = one(con, sql, used_params(sql, params))[0]
-        return replaced, 0
-    sql = f"DELETE FROM {table} WHERE batch_id = $batch_id AND example_key IN ({old})"
-    skipped = one(con, sql, used_params(sql, params))[0]
-    return 0, skipped

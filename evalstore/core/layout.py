@@ -238,7 +238,8 @@ def _create_snapshots_table(con: duckdb.DuckDBPyConnection) -> None:
 
 #: The latest label of each example: the one no later batch has superseded. A labels
 #: batch holds an example at most once, so "latest" is "highest batch_id" and the
-#: ingest of a batch marks the labels it supersedes (:func:`evalstore.core.ingest.execute`).
+#: ingest of a batch marks the labels it supersedes
+#: (:func:`evalstore.core.ingest_write.execute`).
 #: ``{s}`` is the prefix of the model's tables: empty in the model's own views (DuckDB
 #: resolves their names in the view's schema, whatever the file's catalog is called),
 #: :func:`schema_prefix` in queries.

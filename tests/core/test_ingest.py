@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import evalstore
-from evalstore.core import ingest
+from evalstore.core import ingest, ingest_write
 from evalstore.core.identifiers import quote
 from evalstore.core.layout import RESERVED_FEATURE_NAMES
 from evalstore.errors import (
@@ -593,14 +593,14 @@ def test_failure_after_rows_were_inserted_rolls_back(store, rejects, monkeypatch
     """on_conflict='replace' deletes the stored rows, then the batch fails: they come back."""
     store.log_features("fraud", pa.table({"example_id": ["a", "b"], "x": [1.0, 2.0]}))
     seen = {}
-    real = ingest._resolve_conflicts
+    real = ingest_write._resolve_conflicts
 
     def resolve_then_fail(con, plan, table, params):
         seen["result"] = real(con, plan, table, params)
         seen["rows_in_transaction"] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         raise RuntimeError("injected failure after the insert")
 
-    monkeypatch.setattr(ingest, "_resolve_conflicts", resolve_then_fail)
+    monkeypatch.setattr(ingest_write, "_resolve_conflicts", resolve_then_fail)
     batch = pa.table({"example_id": ["a", "c"], "x": [10.0, 30.0], "added": ["n", "m"]})
     with rejects(store, RuntimeError, r"injected failure after the insert"):
         store.log_features("fraud", batch, on_conflict="replace")
