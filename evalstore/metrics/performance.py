@@ -97,9 +97,7 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from evalstore.core.bounds import MAX_BINS, MAX_BOOTSTRAP, MAX_SLICE_BINS, bounded_int
 from evalstore.core.db import Cleanup, transaction
@@ -117,6 +115,8 @@ from evalstore.core.windows import (
     temp_view,
 )
 from evalstore.errors import InvalidParameterError
+from evalstore.metrics.bootstrap import bootstrap_intervals
+from evalstore.metrics.slice_keys import _prepare_slices, _Slice
 from evalstore.metrics.specs import PERFORMANCE_METRICS, TASKS, chosen_names, task_metrics
 
 if TYPE_CHECKING:
@@ -128,8 +128,6 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 }
 #: Every metric name, across tasks.
 METRICS = tuple(dict.fromkeys(m for names in TASK_METRICS.values() for m in names))
-#: Metrics whose intervals come from the bootstrap of this module.
-BOOTSTRAP_METRICS = tuple(n for n, spec in PERFORMANCE_METRICS.items() if spec.needs_bootstrap)
 #: Result columns before and after the slice columns.
 LEADING_COLUMNS = ("window_start", "window_end", "version")
 TRAILING_COLUMNS = (
@@ -148,8 +146,6 @@ _MACRO_ARGS = {
     "regression": 11,
 }
 _BOOTSTRAP_TEXT = "CI bootstrap (Python front-end)"
-#: Most distinct values a categorical ``by`` feature may have.
-MAX_CATEGORIES = 100_000
 _view_counter = itertools.count()
 
 
@@ -266,7 +262,7 @@ def performance(
             con, task, source, model, threshold, windows, start, end, ece_bins, z, clock,
             delay_quantile, chosen,
         )  # fmt: skip
-        low, high = _bootstrap_intervals(raw, n_boot, seed, confidence)
+        low, high = bootstrap_intervals(raw, n_boot, seed, confidence)
         raw = raw.set_column(raw.schema.get_field_index("ci_low"), "ci_low", low)
         raw = raw.set_column(raw.schema.get_field_index("ci_high"), "ci_high", high)
         text = (
@@ -311,62 +307,6 @@ def _fraction(value: Any, name: str, open_ends: bool = False) -> float:
 
 
 # ---------------------------------------------------------------------- slices
-
-
-class _Slice:
-    """One ``by`` key: a feature (numeric, binned; or categorical) or named predicates.
-
-    Rows carry one BIGINT slice code for all keys together (cheap to group and join
-    by): key j contributes ``index_j * stride_j``, index_j the position of the row's
-    value in the key's ``domain`` (bin labels, predicate names, or the categorical
-    feature's distinct serving values, sorted), and ``len(domain)`` for NULL (NULL and
-    NaN values, or a value outside the domain). Codes therefore sort like the slices:
-    by the first key, then the next, NULL last.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        kind: str,
-        edges: list[float] | None = None,
-        predicates: dict[str, str] | None = None,
-    ) -> None:
-        self.name = name
-        self.kind = kind  # 'numeric' | 'categorical' | 'predicates'
-        self.edges = edges
-        self.predicates = predicates or {}
-        self.domain: list[str] = []
-        self.stride = 1
-
-    @property
-    def null_index(self) -> int:
-        """The index of a NULL (or out-of-domain) value: one past the domain."""
-        return len(self.domain)
-
-    @property
-    def base(self) -> int:
-        return self.null_index + 1
-
-    def declared(self) -> bool:
-        """Whether every value of the domain is a slice even when no row has it."""
-        return self.kind != "categorical"
-
-    def index(self, predicate: str | None = None) -> str:
-        """SQL of this key's index for a row of ``evaluations AS e``."""
-        if self.kind == "predicates":
-            return str(list(self.predicates).index(predicate))
-        missing = self.null_index
-        if self.kind == "categorical":
-            if not self.domain:
-                return str(missing)
-            values = ", ".join(quote_literal(v) for v in self.domain)
-            text = f"CAST(e.{quote(self.name)} AS VARCHAR)"
-            return f"coalesce(enum_code(TRY_CAST({text} AS ENUM({values}))), {missing})"
-        x = f"CAST(e.{quote(self.name)} AS DOUBLE)"
-        cases = [f"WHEN {x} IS NULL OR isnan({x}) THEN {missing}"]
-        for i, edge in enumerate(self.edges or []):
-            cases.append(f"WHEN {x} < CAST('{edge!r}' AS DOUBLE) THEN {i}")
-        return f"CASE {' '.join(cases)} ELSE {missing - 1} END"
 
 
 def _parse_by(
@@ -417,97 +357,6 @@ def _parse_by(
             raise InvalidParameterError(f"edges[{name!r}] must be a list of finite numbers")
         key.edges = sorted({float(v) for v in values})
     return slices
-
-
-def _quantile_edges(
-    con: duckdb.DuckDBPyConnection, model: str, feature: str, ref: Mapping[str, Any], bins: int
-) -> list[float]:
-    """Distinct inner edges: quantiles i / bins (i = 1 .. bins - 1) of the reference."""
-    x = f"CAST({quote(feature)} AS DOUBLE)"
-    probabilities = [i / bins for i in range(1, bins)]
-    features = f"{schema_prefix(con, model)}features"
-    rows = con.execute(
-        f"SELECT count({x}), quantile_cont({x}, ?::DOUBLE[]) FROM {features} "
-        f"WHERE isfinite({x}) AND (? IS NULL OR env = ?) AND (? IS NULL OR dataset = ?) "
-        "AND (? IS NULL OR ts >= ?) AND (? IS NULL OR ts < ?)",
-        [
-            probabilities or [0.5], ref.get("ref_env"), ref.get("ref_env"),
-            ref.get("ref_dataset"), ref.get("ref_dataset"), ref.get("ref_start"),
-            ref.get("ref_start"), ref.get("ref_end"), ref.get("ref_end"),
-        ],
-    ).fetchall()  # fmt: skip
-    count, quantiles = rows[0]
-    if not count:
-        raise InvalidParameterError(
-            f"by: the reference rows ({ref}) hold no finite value of {feature!r} to bin it by; "
-            f"log them, choose another reference=, or pass edges={{{feature!r}: [...]}}"
-        )
-    return sorted(set(quantiles)) if probabilities else []
-
-
-def _format_edges(edges: Sequence[float]) -> list[str]:
-    for digits in range(6, 18):
-        texts = [format(e, f".{digits}g") for e in edges]
-        if len(set(texts)) == len(texts):
-            return texts
-    return [repr(e) for e in edges]
-
-
-def _bin_labels(edges: Sequence[float]) -> list[str]:
-    if not edges:
-        return ["(-inf, inf)"]
-    texts = _format_edges(edges)
-    labels = [f"(-inf, {texts[0]})"]
-    labels += [f"[{a}, {b})" for a, b in itertools.pairwise(texts)]
-    labels.append(f"[{texts[-1]}, inf)")
-    return labels
-
-
-def _prepare_slices(
-    con: duckdb.DuckDBPyConnection,
-    model: str,
-    slices: Sequence[_Slice],
-    ref: Mapping[str, Any],
-    bins: int,
-) -> None:
-    """Fill each key's domain (bin labels, predicate names, distinct values) and stride."""
-    for key in slices:
-        if key.kind == "numeric":
-            if key.edges is None:
-                key.edges = _quantile_edges(con, model, key.name, ref, bins)
-            key.domain = _bin_labels(key.edges)
-        elif key.kind == "predicates":
-            key.domain = list(key.predicates)
-        else:
-            key.domain = category_domain(
-                con, model, key.name,
-                f"by: feature {key.name!r} has more than {MAX_CATEGORIES} distinct values; "
-                "slice by a coarser column or by named predicates instead",
-            )  # fmt: skip
-    stride = 1
-    for key in reversed(slices):
-        key.stride = stride
-        stride *= key.base
-    if stride >= 2**62:
-        raise InvalidParameterError(
-            "by: too many slice combinations for one query; slice by fewer or coarser columns"
-        )
-
-
-def category_domain(
-    con: duckdb.DuckDBPyConnection, model: str, name: str, too_many: str
-) -> list[str]:
-    """The distinct non-NULL serving values of feature ``name`` as text, sorted; raises
-    :class:`InvalidParameterError` with the message ``too_many`` past MAX_CATEGORIES."""
-    column = f"CAST({quote(name)} AS VARCHAR)"
-    values = con.execute(
-        f"SELECT DISTINCT {column} FROM {schema_prefix(con, model)}features "
-        f"WHERE env = 'serving' AND {column} IS NOT NULL ORDER BY 1 LIMIT ?",
-        [MAX_CATEGORIES + 1],
-    ).fetchall()
-    if len(values) > MAX_CATEGORIES:
-        raise InvalidParameterError(too_many)
-    return [v for (v,) in values]
 
 
 def _source_view(
@@ -600,142 +449,6 @@ def _run_macro(
         'ORDER BY window_index, version, slice, metric, "class"'
     )
     return con.sql(query, params=args).to_arrow_table()
-
-
-# ---------------------------------------------------------------------- bootstrap
-
-
-def _bootstrap_intervals(
-    raw: pa.Table, n_boot: int, seed: int, confidence: float
-) -> tuple[pa.Array, pa.Array]:
-    """ci_low / ci_high with the bootstrap intervals filled in (rows in table order)."""
-    low = raw.column("ci_low").to_numpy(zero_copy_only=False).astype(float)
-    high = raw.column("ci_high").to_numpy(zero_copy_only=False).astype(float)
-    if n_boot and raw.num_rows:
-        wanted = pc.and_(
-            pc.is_in(raw.column("metric"), pa.array(BOOTSTRAP_METRICS)),
-            pc.is_valid(raw.column("value")),
-        )
-        rows = np.flatnonzero(wanted.to_numpy(zero_copy_only=False))
-        picked = raw.take(pa.array(rows, pa.int64()))
-        metric = picked.column("metric").to_pylist()
-        stats = picked.column("stats").to_pylist()
-        rng = np.random.default_rng(seed)
-        for name, statistic in (
-            ("macro_f1", _macro_f1_replicates),
-            ("weighted_f1", _weighted_f1_replicates),
-            ("ece", _ece_replicates),
-        ):
-            groups: dict[int, list[int]] = {}
-            for i, (m, s) in enumerate(zip(metric, stats, strict=True)):
-                if m == name and s:
-                    groups.setdefault(len(s), []).append(i)
-            for size in sorted(groups):
-                members = np.array(groups[size])
-                matrix = np.array([stats[i] for i in members], dtype=float)
-                for part, block in _batches(members, matrix, n_boot * size):
-                    replicates = statistic(rng, block, n_boot)
-                    lo, hi = _percentile(replicates, confidence)
-                    low[rows[part]], high[rows[part]] = lo, hi
-    return pa.array(low, mask=np.isnan(low)), pa.array(high, mask=np.isnan(high))
-
-
-def _batches(indices: np.ndarray, matrix: np.ndarray, per_cell: int, limit: int = 4_000_000):
-    step = max(1, limit // max(per_cell, 1))
-    for first in range(0, len(indices), step):
-        yield indices[first : first + step], matrix[first : first + step]
-
-
-def _percentile(replicates: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval per column: quantiles (1 -+ confidence) / 2 of the replicates.
-
-    Quantiles are numpy.quantile's default (linear); NaN replicates (metric undefined
-    in that resample) are dropped, and a column without a finite one gives NaN.
-    """
-    finite = np.isfinite(replicates)
-    count = finite.sum(axis=0)
-    ordered = np.sort(np.where(finite, replicates, np.inf), axis=0)
-    last = np.maximum(count - 1, 0)
-    position = np.array([[(1 - confidence) / 2], [(1 + confidence) / 2]]) * last
-    below = np.floor(position).astype(np.int64)
-    above = np.minimum(below + 1, last)
-    lower = np.take_along_axis(ordered, below, axis=0)
-    upper = np.take_along_axis(ordered, above, axis=0)
-    with np.errstate(invalid="ignore"):
-        ends = lower + (position - below) * np.where(upper > lower, upper - lower, 0.0)
-    ends[:, count == 0] = np.nan
-    return ends[0], ends[1]
-
-
-def _multinomial(rng: np.random.Generator, counts: np.ndarray, n_boot: int) -> np.ndarray:
-    """Bootstrap draws of count vectors: (n_boot, cells, k), each row summing to n.
-
-    Resampling n rows with replacement gives multinomial(n, counts / n) counts; drawn as
-    a chain of binomials, vectorised over replicates and cells.
-    """
-    counts = np.rint(counts).astype(np.int64)
-    cells, k = counts.shape
-    remaining = np.broadcast_to(counts.sum(axis=1), (n_boot, cells)).copy()
-    # share of the mass left after categories 0..j-1 that category j takes
-    tails = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
-    out = np.empty((n_boot, cells, k), dtype=np.int64)
-    for j in range(k - 1):
-        share = np.divide(counts[:, j], tails[:, j], out=np.zeros(cells), where=tails[:, j] > 0)
-        draw = rng.binomial(remaining, np.broadcast_to(share, (n_boot, cells)))
-        out[:, :, j] = draw
-        remaining -= draw
-    out[:, :, k - 1] = remaining
-    return out
-
-
-def _class_f1(rng: np.random.Generator, stats: np.ndarray, n_boot: int):
-    k = math.isqrt(stats.shape[1])
-    draws = _multinomial(rng, stats, n_boot).reshape(n_boot, stats.shape[0], k, k)
-    tp = np.diagonal(draws, axis1=2, axis2=3)
-    actual = draws.sum(axis=3)
-    predicted = draws.sum(axis=2)
-    present = (actual + predicted) > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(present, 2 * tp / (actual + predicted), np.nan)
-    return f1, actual, present
-
-
-def _macro_f1_replicates(rng: np.random.Generator, stats: np.ndarray, n_boot: int) -> np.ndarray:
-    f1, _, present = _class_f1(rng, stats, n_boot)
-    with np.errstate(invalid="ignore"):
-        return np.nansum(f1, axis=2) / present.sum(axis=2)
-
-
-def _weighted_f1_replicates(rng: np.random.Generator, stats: np.ndarray, n_boot: int) -> np.ndarray:
-    f1, actual, _ = _class_f1(rng, stats, n_boot)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.nansum(np.nan_to_num(f1) * actual, axis=2) / actual.sum(axis=2)
-
-
-def _ece_replicates(rng: np.random.Generator, stats: np.ndarray, n_boot: int) -> np.ndarray:
-    """ECE of resampled cells from the bins' sums alone (normal limit of the bootstrap).
-
-    With d = y - score, D_b = sum of d over bin b and q_b = sum of d^2 over it,
-    resampling the n rows with replacement gives bin sums D* of mean D and covariance
-    diag(q) - D D' / n. D* is drawn from that normal, D* = D + W - g D (a' W) with
-    W ~ N(0, diag(q)), a = D / q and g = (1 - sqrt(1 - s / n)) / s, s = sum D^2 / q
-    (so that the covariance matches); ECE* = sum_b |D*_b| / n.
-    """
-    k = stats.shape[1] // 3
-    n = stats[:, :k].sum(axis=1)
-    gaps, squares = stats[:, k : 2 * k], stats[:, 2 * k :]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(squares > 0, gaps / squares, 0.0)
-        s = (gaps * ratio).sum(axis=1)
-        root = np.sqrt(np.clip(1 - s / n, 0.0, 1.0))
-        g = np.where(s > 0, (1 - root) / s, 0.0)
-    # float32 replicates: ample for interval ends, half the memory traffic
-    w = rng.standard_normal((n_boot, *gaps.shape), dtype=np.float32)
-    w *= np.sqrt(squares).astype(np.float32)
-    projection = np.einsum("bck,ck->bc", w, ratio.astype(np.float32))
-    w += gaps.astype(np.float32)
-    w -= (g[:, None] * gaps).astype(np.float32) * projection[:, :, None]
-    return np.abs(w).sum(axis=2, dtype=np.float64) / n
 
 
 # ---------------------------------------------------------------------- assembly

@@ -58,9 +58,9 @@ from evalstore.core.layout import NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import to_timestamp
 from evalstore.core.windows import check_predicate, reference_args
 from evalstore.errors import InvalidParameterError
-from evalstore.metrics.performance import (
+from evalstore.metrics.performance import PREDICATE_COLUMNS
+from evalstore.metrics.slice_keys import (
     MAX_CATEGORIES,
-    PREDICATE_COLUMNS,
     _bin_labels,
     _quantile_edges,
     _Slice,
