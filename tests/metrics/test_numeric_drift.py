@@ -1,4 +1,4 @@
-"""The sorted-array statistics of numeric drift (evalstore/metrics/drift/numeric.py).
+"""Numeric drift's sorted-array path (evalstore/metrics/drift/numeric.py, sorted_samples.py).
 
 Two kinds of checks: the kernels against scipy/numpy/DuckDB on random samples with heavy
 ties, and the whole fast path of ``store.drift`` against the SQL macro
@@ -23,7 +23,7 @@ from scipy import stats
 
 import evalstore
 import evalstore.core.windows
-from evalstore.metrics.drift.numeric import (
+from evalstore.metrics.drift.sorted_samples import (
     Sample,
     histogram,
     ks_statistic,

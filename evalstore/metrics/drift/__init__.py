@@ -1,5 +1,6 @@
-"""Drift family: univariate (``univariate``, with its numeric fast path in ``numeric``) and
-multivariate drift (``multivariate``, over the PCA/MMD mathematics of ``kernels``).
+"""Drift family: univariate (``univariate``, with its numeric fast path in ``numeric``, over
+the sorted-sample statistics of ``sorted_samples``) and multivariate drift
+(``multivariate``, over the PCA/MMD mathematics of ``kernels``).
 
 Import rule: as for every metrics module, :mod:`evalstore.errors`, core and metrics only.
 """

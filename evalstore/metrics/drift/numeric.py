@@ -15,19 +15,16 @@ windows by the same macro, ``evalstore.drift_pairs``, so reference, window, vers
 both paths, and scipy, agree on random data with ties, NaN, infinities, empty and
 single-row windows.
 
+This module reads the rows (:func:`source`, then one pass that scatters every row
+into its window's run of one array per feature) and assembles the cells' statistics;
+the statistics of a sorted sample themselves (KS's D, W1, histogram counts, quantile
+edges, moments) are in :mod:`evalstore.metrics.drift.sorted_samples`.
+
 Statistics of one cell (reference R and window A, finite values only; NULL, NaN and
 +-inf are data-quality findings, not drift), exactly as in ``evalstore.drift_numeric``:
 
-* ``ks``: D = sup_x |F_R(x) - F_A(x)|, evaluated at the window's distinct values a and
-  just below them: max(|F_R(a) - F_A(a)|, |F_R(a-) - F_A(a-)|). Between two window
-  values F_A is constant and F_R monotone, so the supremum is attained there; this is
-  ``scipy.stats.ks_2samp``'s statistic.
-* ``w1``: W1 = integral |F_R - F_A| dx, summed over the window's steps [a_j, a_j+1)
-  with G(t) = mean_R(max(t - r, 0)) (the integral of F_R up to t) and the first
-  reference value where F_R reaches the step's level; sums are taken of r - min_R so
-  W1 keeps its precision far from 0 (``scipy.stats.wasserstein_distance``).
-* histogram counts on the chosen edges: bins [e_i, e_i+1), the last inner one closed,
-  plus open-ended bins below the first and above the last edge.
+* ``ks``, ``w1`` and histogram counts on the chosen edges: see
+  :mod:`evalstore.metrics.drift.sorted_samples`.
 * n, mean, sample and population sd of the reference; n and mean of the window.
 * the KS p-value, :func:`evalstore.core.udfs.ks_pvalue` (as ``scipy.stats.ks_2samp``).
 """
@@ -35,12 +32,10 @@ Statistics of one cell (reference R and window A, finite values only; NULL, NaN 
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import duckdb
@@ -54,6 +49,13 @@ from evalstore.core.layout import schema_prefix
 from evalstore.core.udfs import ks_pvalue
 from evalstore.core.values import KEYS, output_names, output_rows
 from evalstore.core.windows import Selection, restricted_view
+from evalstore.metrics.drift.sorted_samples import (
+    Sample,
+    histogram,
+    ks_statistic,
+    quantile_edges,
+    wasserstein_distance,
+)
 from evalstore.metrics.specs import DRIFT_METHODS
 
 #: Numeric methods computed from bin counts (evalstore.metrics.specs: ``binned``).
@@ -117,184 +119,6 @@ def rows_args(params: Mapping[str, Any]) -> list[Any]:
     """The arguments of :data:`ROWS_SQL`, in order, from ``drift``'s variant parameters."""
     scoring = [params["zero_bins"], params["epsilon"], params["log_base"], params["js"]]
     return [*scoring, params["binning"], params["bins"], params["pooled"], *scoring]
-
-
-@dataclass(eq=False)
-class Sample:
-    """One side of a cell: its raw values, sorted (finite ones only) on first use.
-
-    Sorting is left to first use so that it happens in the worker thread of the
-    feature, in parallel with the other features.
-    """
-
-    raw: np.ndarray
-    #: ``raw`` is this sample's own memory (a slice of an array nobody else reads), so it
-    #: is sorted in place rather than copied.
-    owned: bool = False
-
-    @cached_property
-    def values(self) -> np.ndarray:
-        """The finite values, sorted."""
-        raw, self.raw = self.raw, None  # the raw values are not needed again
-        finite = np.isfinite(raw)
-        if not finite.all():
-            return np.sort(raw[finite])
-        if self.owned:
-            raw.sort()
-            return raw
-        return np.sort(raw)
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @cached_property
-    def starts(self) -> np.ndarray | None:
-        """Where each distinct value first occurs in :attr:`values`; None when no value
-        repeats (continuous data), so that nothing of the sample's size is built."""
-        v = self.values
-        first = np.empty(len(v), dtype=bool)
-        first[:1] = True
-        np.not_equal(v[1:], v[:-1], out=first[1:])
-        return None if first.all() else np.flatnonzero(first)
-
-    @cached_property
-    def unique(self) -> np.ndarray:
-        """The distinct values, ascending."""
-        return self.values if self.starts is None else self.values[self.starts]
-
-    @cached_property
-    def distinct(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(distinct values, their counts, count of values <= each)."""
-        v, starts = self.values, self.starts
-        if starts is None:
-            return v, np.ones(len(v), dtype=np.int64), np.arange(1, len(v) + 1)
-        ends = np.append(starts[1:], len(v))
-        return self.unique, ends - starts, ends
-
-    def lookup(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For ``at`` = how many distinct values lie at or below each of some keys (see
-        :meth:`positions`): how many values lie at or below each key, and the count and
-        value of the largest distinct value at or below it (0 and -inf where none is)."""
-        found = at > 0
-        last = np.maximum(at - 1, 0)
-        value = np.where(found, self.unique[last], -np.inf)
-        if self.starts is None:
-            return at, found.astype(np.int64), value
-        _, counts, le = self.distinct
-        return np.where(found, le[last], 0), np.where(found, counts[last], 0), value
-
-    @cached_property
-    def levels(self) -> np.ndarray:
-        """F at each distinct value (the empirical CDF's levels)."""
-        return self.distinct[2] / self.n
-
-    def positions(self, other: Sample) -> np.ndarray:
-        """For each distinct value of ``other``: how many distinct values here are <= it."""
-        return np.searchsorted(self.unique, other.unique, side="right")
-
-    @cached_property
-    def lo(self) -> float:
-        return float(self.values[0])
-
-    @cached_property
-    def partial_sums(self) -> np.ndarray:
-        """Sum of (r - min) over the values <= each distinct value."""
-        unique, counts, _ = self.distinct
-        return np.cumsum((unique - self.lo) * counts)
-
-    @cached_property
-    def moments(self) -> dict[str, float | None]:
-        """mean, population and sample (ddof 1) standard deviation, min and max."""
-        v = self.values
-        mean = v.mean()
-        deviations = v - mean
-        squares = float(np.dot(deviations, deviations))
-        return {
-            "mean": float(mean),
-            "sd_pop": math.sqrt(squares / len(v)),
-            "sd": math.sqrt(squares / (len(v) - 1)) if len(v) > 1 else None,
-            "lo": float(v[0]),
-            "hi": float(v[-1]),
-        }
-
-    @cached_property
-    def skewness(self) -> float | None:
-        """Population skewness g1 (None for a constant sample), for Doane's bins."""
-        mean, sd_pop = self.moments["mean"], self.moments["sd_pop"]
-        return float(np.mean(((self.values - mean) / sd_pop) ** 3)) if sd_pop else None
-
-
-def ks_statistic(reference: Sample, window: Sample, at: np.ndarray | None = None) -> float:
-    """Two-sample KS statistic D of two non-empty samples (``scipy.stats.ks_2samp``).
-
-    ``at`` is ``reference.positions(window)`` when the caller has it already.
-    """
-    a_unique, a_counts, a_le = window.distinct
-    at = reference.positions(window) if at is None else at
-    le, count, value = reference.lookup(at)
-    lt = le - count * (value == a_unique)
-    n_r, n_a = reference.n, window.n
-    d_at = np.abs(le / n_r - a_le / n_a)
-    d_below = np.abs(lt / n_r - (a_le - a_counts) / n_a)
-    return float(max(d_at.max(), d_below.max()))
-
-
-def wasserstein_distance(reference: Sample, window: Sample, at: np.ndarray | None = None) -> float:
-    """W1 between two non-empty samples (``scipy.stats.wasserstein_distance``).
-
-    ``at`` is ``reference.positions(window)`` when the caller has it already.
-    """
-    r_unique, _, r_le = reference.distinct
-    a_unique, _, a_le = window.distinct
-    n_r, n_a, lo = reference.n, window.n, reference.lo
-    sums = reference.partial_sums
-    at = reference.positions(window) if at is None else at
-    le = reference.lookup(at)[0]
-    total = np.where(at > 0, sums[at - 1], 0.0)
-    g = (le * (a_unique - lo) - total) / n_r  # G(a) at each window value
-    level = a_le / n_a  # F_A on [a_j, a_j+1)
-    # first reference value whose F_R reaches the level (F_R's last value is exactly 1)
-    cross = np.minimum(np.searchsorted(reference.levels, level, side="left"), len(r_unique) - 1)
-    cross_value = r_unique[cross]
-    cross_g = (r_le[cross] * (cross_value - lo) - sums[cross]) / n_r
-    a, b = a_unique[:-1], a_unique[1:]
-    c, g_a, g_b = level[:-1], g[:-1], g[1:]
-    x, g_x = cross_value[:-1], cross_g[:-1]
-    g_m = np.where(x <= a, g_a, np.where(x >= b, g_b, g_x))
-    m = np.minimum(np.maximum(x, a), b)
-    steps = g_b - g_a - c * (b - a) + 2 * (c * (m - a) - (g_m - g_a))
-    above = (sums[-1] - total[-1] - (n_r - le[-1]) * (a_unique[-1] - lo)) / n_r
-    return float(steps.sum() + g[0] + above)
-
-
-def histogram(values: np.ndarray, edges: np.ndarray) -> list[int]:
-    """Counts of sorted ``values`` in (-inf, e0), [e0, e1), ..., [e_k-1, e_k], (e_k, inf)."""
-    n_edges = len(edges)
-    if n_edges >= 2:
-        below = np.searchsorted(values, edges[:-1], side="left")
-    else:
-        below = np.searchsorted(values, edges, side="left")
-    at_or_below = np.searchsorted(values, edges[-1:], side="right")
-    cumulative = np.concatenate([[0], below, at_or_below, [len(values)]])
-    return np.diff(cumulative).tolist()
-
-
-def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
-    """``evalstore.quantile_edges`` of sorted values: distinct [min, q(i/bins).., max].
-
-    Interpolates linearly between order statistics, as ``numpy.quantile`` and DuckDB's
-    ``quantile_cont``: position (n - 1) q, then lo + (hi - lo) * fraction. The result
-    can differ from DuckDB's in the last bit; an interpolated edge lies strictly between
-    two neighbouring values (or equals them when they tie), so bin counts are the same.
-    """
-    n = len(values)
-    q = np.arange(1, bins) / bins
-    position = (n - 1) * q
-    below, above = np.floor(position).astype(np.int64), np.ceil(position).astype(np.int64)
-    lo, hi = values[below], values[above]
-    inner = np.where(below == above, lo, lo + (hi - lo) * (position - below))
-    return np.unique(np.concatenate([values[:1], inner, values[-1:]]))
 
 
 @dataclass
