@@ -179,11 +179,13 @@ def registry_table(family: str) -> str:
             limit = spec.default_limit
             default = {
                 "learned": "learned from the reference",
-                "below": f"p < {limit}",
+                "below": f"p < {limit}" + (" after correction" if family == "drift" else ""),
                 "outside": f"outside [{limit[0] if isinstance(limit, tuple) else ''}, "
                 f"{limit[1] if isinstance(limit, tuple) else ''}]",
                 "above": f"value > {limit}",
             }[spec.direction]
+            if getattr(spec, "variant_prefix", None):
+                default += f" ({spec.variant_prefix})"
         elif hasattr(spec, "threshold_parameter"):
             sign = "<" if spec.direction == "below" else ">"
             schema = family == "validate" and spec.threshold_parameter != "tolerance"
