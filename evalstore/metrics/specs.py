@@ -264,18 +264,23 @@ _COMPARE_DOCS = "compare.md#comparing-versions"
 
 #: Metrics of ``store.compare`` (``value`` is the rate for disagreement, else b - a).
 COMPARE_METRICS: dict[str, Metric] = _registry(
-    Metric("disagreement", TASKS, "share of paired examples whose predictions differ", False,
-           "wilson", sql_macro="evalstore.compare_classification, evalstore.compare_regression",
+    Metric("disagreement", TASKS, "share of paired examples whose predictions differ "
+           "(regression: beyond `numpy.isclose(b, a, rtol, atol=tolerance)`); Wilson interval; "
+           "no labels needed", False, "wilson",
+           sql_macro="evalstore.compare_classification, evalstore.compare_regression",
            docs_anchor=_COMPARE_DOCS),
-    Metric("accuracy", _BM, "accuracy(b) - accuracy(a) on labeled pairs (McNemar's test)",
+    Metric("accuracy", _BM, "accuracy(b) - accuracy(a) on labeled pairs; Wald interval of a "
+           "paired difference, `d ± z·√(n_a_only + n_b_only - n·d²)/n`; McNemar's test",
            True, "wald", sql_macro=_COMPARE_CLASSIFICATION, docs_anchor=_COMPARE_DOCS),
-    Metric("log_loss", _BM, "mean(loss_b - loss_a) (paired z-test)", False, "normal",
+    Metric("log_loss", _BM, "mean(loss_b - loss_a), `-ln p(label)` clipped to [eps, 1 - eps]; "
+           "mean ± z·sd/√n (sample sd); paired z-test", False, "normal",
            sql_macro=_COMPARE_CLASSIFICATION, docs_anchor=_COMPARE_DOCS),
-    Metric("brier", _B, "mean((score_b - y)^2 - (score_a - y)^2) (paired z-test)", False,
+    Metric("brier", _B, "mean((score_b - y)² - (score_a - y)²); interval and test as "
+           "log_loss", False,
            "normal", sql_macro=_COMPARE_CLASSIFICATION, docs_anchor=_COMPARE_DOCS),
-    Metric("mae", _R, "mean(|e_b| - |e_a|) (paired z-test)", False, "normal",
+    Metric("mae", _R, "mean(|e_b| - |e_a|); interval and test as log_loss", False, "normal",
            sql_macro="evalstore.compare_regression", docs_anchor=_COMPARE_DOCS),
-    Metric("mse", _R, "mean(e_b^2 - e_a^2) (paired z-test)", False, "normal",
+    Metric("mse", _R, "mean(e_b² - e_a²); interval and test as log_loss", False, "normal",
            sql_macro="evalstore.compare_regression", docs_anchor=_COMPARE_DOCS),
 )  # fmt: skip
 
