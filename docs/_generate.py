@@ -193,7 +193,9 @@ def registry_table(family: str) -> str:
             default = f"fails when value {sign} limit ({source} `{spec.threshold_parameter}`"
             default += ")" if schema else f", default {spec.default_threshold})"
         else:
-            default = "higher is better" if spec.higher_is_better else "lower is better"
+            default = {True: "higher is better", False: "lower is better"}.get(
+                spec.higher_is_better, "closer to 0 is better"
+            )
         definition = spec.definition.replace("|", "\\|")
         rows.append(f"| `{name}` | {applies} | {default} | {definition} |\n")
     return "".join(rows)

@@ -98,13 +98,14 @@ class Metric:
     ``slice_test`` is the test ``store.worst_slices`` uses (``'proportion'`` or ``'mean'``)
     on ``slice_tasks``; a metric without one is not decomposable (a slice's value is not a
     mean of per-row outcomes). ``needs_bootstrap``: the interval is drawn by the Python
-    bootstrap, not computed in SQL.
+    bootstrap, not computed in SQL. ``higher_is_better`` is None for a signed metric whose
+    best value is 0 (``bias``).
     """
 
     name: str
     tasks: tuple[str, ...]
     definition: str
-    higher_is_better: bool
+    higher_is_better: bool | None
     interval: str
     per_class_tasks: tuple[str, ...] = ()
     needs_bootstrap: bool = False
@@ -260,7 +261,7 @@ PERFORMANCE_METRICS: dict[str, Metric] = _registry(
            "targets left out, counted in `n_excluded`)", False, "normal",
            slice_test="mean", slice_tasks=_R),
     Metric("r2", _R, "1 - MSE / Var(y)", True, "delta method"),
-    Metric("bias", _R, "mean (prediction - y)", False, "normal"),
+    Metric("bias", _R, "mean (prediction - y)", None, "normal"),
 )  # fmt: skip
 
 _COMPARE_CLASSIFICATION = "evalstore.compare_classification"
