@@ -4,6 +4,7 @@ snapshot for "nothing was written" checks."""
 from __future__ import annotations
 
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -164,3 +165,15 @@ def counts() -> Callable[..., dict[str, int]]:
 def columns() -> Callable[..., dict[str, str]]:
     """The :func:`feature_columns` function."""
     return feature_columns
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """A function returning a TCP port free on 127.0.0.1 (for servers the tests start)."""
+
+    def port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    return port

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,12 +30,6 @@ ARROW = "application/vnd.apache.arrow.stream"
 START_TIMEOUT = 90.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def arrow_body(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     with ipc.new_stream(sink, table.schema) as writer:
@@ -45,7 +38,7 @@ def arrow_body(table: pa.Table) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, free_port):
     """(base url, store path, snapshot path, process) of a running `evalstore serve`."""
     directory = tmp_path_factory.mktemp("e2e")
     store_path = directory / "served.duckdb"

@@ -7,7 +7,6 @@ queries."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -270,18 +269,12 @@ def test_json_ingest_keeps_text_and_reads_ndjson(served):
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.serial
-def test_sigterm_interrupts_running_queries(tmp_path):
+def test_sigterm_interrupts_running_queries(tmp_path, free_port):
     path = tmp_path / "served.duckdb"
     evalstore.open(path).close()
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-c", "from evalstore.cli import main; main()", "serve", str(path),
          "--port", str(port), "--time-limit", "600", "--log-level", "warning"],
