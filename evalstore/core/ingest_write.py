@@ -103,7 +103,8 @@ def execute(
                 {"batch_id": batch_id},
             )[0]
             con.execute(
-                "INSERT INTO evalstore.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO evalstore.batches VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
                 [
                     batch_id,
                     plan.model,

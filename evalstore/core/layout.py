@@ -337,6 +337,109 @@ def _unqualify_model_views(con: duckdb.DuckDBPyConnection) -> None:
         refresh_value_views(con, model)
 
 
+def _add_batch_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """``evalstore.batches.batch_key``: the caller's idempotency key of a batch (NULL when
+    none was given), and ``receipt``: the rest of that batch's receipt (columns ignored,
+    rows replaced/skipped, warnings) as JSON, so that a retry with the same key, for the
+    same model and kind, returns the first call's receipt instead of writing again. Keys
+    are kept for good: they are part of the audit trail."""
+    con.execute(
+        """
+        ALTER TABLE evalstore.batches ADD COLUMN IF NOT EXISTS batch_key VARCHAR;
+        ALTER TABLE evalstore.batches ADD COLUMN IF NOT EXISTS receipt JSON;
+        COMMENT ON COLUMN evalstore.batches.batch_key IS
+            'Idempotency key of the batch (Idempotency-Key header or batch_key=); NULL if none.';
+        COMMENT ON COLUMN evalstore.batches.receipt IS
+            'Rest of the receipt of a keyed batch (JSON), returned to a replay of its key.';
+        """
+    )
+
+
+def _create_metric_history(con: duckdb.DuckDBPyConnection) -> None:
+    """The metric history (issue 26): persisted results of windowed metric calls.
+
+    ``metric_history_calls`` has one row per persisted call (model, family and the hash
+    of its normalised parameters, with a readable JSON copy, the Arrow schema of its
+    result and the input watermark it was last refreshed at); ``metric_history_windows``
+    one row per window of a call with the row counts it saw; ``metric_history`` one long
+    row per result row, the columns of every family side by side (see
+    :mod:`evalstore.monitors.history`). No primary keys: rows are replaced by DELETE and
+    INSERT in one transaction, which DuckDB's unique indexes refuse."""
+    con.execute(
+        """
+        CREATE TABLE IF NOT EXISTS evalstore.metric_history_calls (
+            model VARCHAR NOT NULL,
+            family VARCHAR NOT NULL,
+            params_hash VARCHAR NOT NULL,
+            params JSON NOT NULL,
+            result_schema BLOB NOT NULL,
+            width VARCHAR,
+            coupled BOOLEAN NOT NULL,
+            context_hash VARCHAR NOT NULL,
+            features_batch BIGINT,
+            predictions_batch BIGINT,
+            labels_batch BIGINT,
+            created_at TIMESTAMPTZ NOT NULL,
+            refreshed_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS evalstore.metric_history_windows (
+            model VARCHAR NOT NULL,
+            family VARCHAR NOT NULL,
+            params_hash VARCHAR NOT NULL,
+            window_start TIMESTAMPTZ NOT NULL,
+            window_end TIMESTAMPTZ,
+            feature_rows BIGINT,
+            prediction_rows BIGINT,
+            computed_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS evalstore.metric_history (
+            model VARCHAR NOT NULL,
+            family VARCHAR NOT NULL,
+            params_hash VARCHAR NOT NULL,
+            window_start TIMESTAMPTZ,
+            window_end TIMESTAMPTZ,
+            row_index INTEGER NOT NULL,
+            version VARCHAR,
+            subject VARCHAR,
+            kind VARCHAR,
+            metric VARCHAR,
+            "class" VARCHAR,
+            variant VARCHAR,
+            value DOUBLE,
+            p_value DOUBLE,
+            threshold DOUBLE,
+            threshold_low DOUBLE,
+            threshold_source VARCHAR,
+            flagged BOOLEAN,
+            ci_low DOUBLE,
+            ci_high DOUBLE,
+            n_reference BIGINT,
+            n_analysis BIGINT,
+            "count" BIGINT,
+            n BIGINT,
+            n_excluded BIGINT,
+            predictions BIGINT,
+            labeled BIGINT,
+            label_coverage DOUBLE,
+            labels_complete BOOLEAN,
+            labels_due TIMESTAMPTZ,
+            reason VARCHAR,
+            slices MAP(VARCHAR, VARCHAR),
+            features_batch BIGINT,
+            predictions_batch BIGINT,
+            labels_batch BIGINT,
+            computed_at TIMESTAMPTZ NOT NULL
+        );
+        COMMENT ON TABLE evalstore.metric_history_calls IS
+            'Persisted metric calls: model, family, parameters (hash and JSON), watermark.';
+        COMMENT ON TABLE evalstore.metric_history_windows IS
+            'Windows of persisted metric calls and the row counts they were computed on.';
+        COMMENT ON TABLE evalstore.metric_history IS
+            'Metric history: one row per persisted result row (every family, one long table).';
+        """
+    )
+
+
 #: Every layout change, in order. Append only; never edit a released migration.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "system tables: models, batches", _create_system_tables),
@@ -353,6 +456,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         8, "model views name their tables unqualified: any file name", _unqualify_model_views
     ),
+    Migration(9, "idempotent ingest: evalstore.batches.batch_key, receipt", _add_batch_keys),
+    Migration(10, "metric history: evalstore.metric_history and its calls", _create_metric_history),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
