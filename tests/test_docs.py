@@ -42,9 +42,15 @@ def test_public_names_have_docstrings(name):
     assert _docstring(getattr(evalstore, name)), f"evalstore.{name} has no docstring"
 
 
+#: Store's own members and those it inherits from the mixins of evalstore.facade
+STORE_VARS = {
+    name: member
+    for klass in reversed(evalstore.Store.__mro__[:-1])
+    for name, member in vars(klass).items()
+}
 STORE_MEMBERS = [
     name
-    for name, member in vars(evalstore.Store).items()
+    for name, member in STORE_VARS.items()
     if not name.startswith("_") and (inspect.isfunction(member) or isinstance(member, property))
 ]
 
@@ -56,7 +62,7 @@ def test_store_members_are_found():
 
 @pytest.mark.parametrize("name", STORE_MEMBERS)
 def test_store_methods_have_docstrings(name):
-    assert _docstring(vars(evalstore.Store)[name]), f"Store.{name} has no docstring"
+    assert _docstring(STORE_VARS[name]), f"Store.{name} has no docstring"
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()):

@@ -1,7 +1,8 @@
 """The import rule of evalstore's layers, checked on the source with ``ast``.
 
 Layers, lowest first: ``evalstore.core`` < ``evalstore.metrics`` < ``evalstore.flywheel`` <
-{``evalstore.store``, ``evalstore.demo``, ``evalstore.cli``, the package ``evalstore``}.
+{``evalstore.store`` and its mixins ``evalstore.facade``, ``evalstore.demo``, ``evalstore.cli``,
+the package ``evalstore``}.
 A module may import its own layer and any lower one; ``evalstore.errors`` is importable
 by all. Only the CLI may import ``server`` (``evalstore serve``); ``server`` imports
 evalstore and itself. Every import counts: module level, inside functions and under
@@ -18,7 +19,7 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[1]
 
 CORE, METRICS, FLYWHEEL, TOP = 0, 1, 2, 3
-LAYER_NAMES = {CORE: "core", METRICS: "metrics", FLYWHEEL: "flywheel", TOP: "store/demo/cli"}
+LAYER_NAMES = {CORE: "core", METRICS: "metrics", FLYWHEEL: "flywheel", TOP: "store/facade/demo/cli"}
 #: What ``from evalstore import X`` loads when X is not a submodule (``evalstore._LAZY``).
 LAZY = {
     "Store": "evalstore.store",
@@ -46,7 +47,7 @@ def layer(module: str) -> int | None:
     ):
         if module == prefix or module.startswith(prefix + "."):
             return rank
-    return TOP  # evalstore itself, evalstore.store, evalstore.demo, evalstore.cli
+    return TOP  # evalstore itself, evalstore.store, evalstore.facade, evalstore.demo, evalstore.cli
 
 
 def imported(module: str, source: str, is_package: bool = False) -> list[tuple[int, str]]:
@@ -122,7 +123,7 @@ def test_every_layer_imports_only_downwards():
 
 
 def test_each_layer_is_a_package_stating_its_rule():
-    for package in ("core", "metrics", "metrics/drift", "flywheel", "demo", "cli"):
+    for package in ("core", "metrics", "metrics/drift", "flywheel", "facade", "demo", "cli"):
         init = PROJECT / "evalstore" / package / "__init__.py"
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
         assert "Import rule" in doc, f"{init} must say what the layer is and its import rule"
@@ -142,7 +143,7 @@ def test_each_layer_is_a_package_stating_its_rule():
             "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
             "    from evalstore.store import Store\n",
             "evalstore.metrics.skew (line 3) imports evalstore.store: the metrics layer "
-            "must not import the store/demo/cli layer",
+            "must not import the store/facade/demo/cli layer",
         ),
         (
             "evalstore.metrics.drift.univariate",
@@ -154,7 +155,13 @@ def test_each_layer_is_a_package_stating_its_rule():
             "evalstore.core.db",
             "from evalstore import Store\n",
             "evalstore.core.db (line 1) imports evalstore.store: the core layer must not "
-            "import the store/demo/cli layer",
+            "import the store/facade/demo/cli layer",
+        ),
+        (
+            "evalstore.flywheel.snapshots",
+            "from evalstore.facade.analysis import AnalysisMethods\n",
+            "evalstore.flywheel.snapshots (line 1) imports evalstore.facade.analysis: the "
+            "flywheel layer must not import the store/facade/demo/cli layer",
         ),
         (
             "evalstore.store",

@@ -1,0 +1,291 @@
+"""The metric families on the :class:`~evalstore.Store`: :class:`AnalysisMethods`.
+
+Drift (univariate and multivariate), data quality and saved schemas, performance, worst
+slices, training/serving skew, version comparison and production health. Each method
+checks nothing itself beyond what its family checks: it hands the store's
+:class:`~evalstore.core.context.Context` and its arguments to the family's function in
+:mod:`evalstore.metrics` and returns that function's Arrow table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from evalstore.errors import translate_duckdb_errors
+from evalstore.metrics import compare as _compare
+from evalstore.metrics import health as _health
+from evalstore.metrics import performance as _performance
+from evalstore.metrics import quality as _quality
+from evalstore.metrics import skew as _skew
+from evalstore.metrics import slices as _slices
+from evalstore.metrics.drift import multivariate as multivariate_drift
+from evalstore.metrics.drift import univariate as drift
+
+if TYPE_CHECKING:
+    from evalstore.core.context import Context
+
+
+@translate_duckdb_errors
+class AnalysisMethods:
+    """The metric-family methods of :class:`~evalstore.Store` (a mixin; see
+    :mod:`evalstore.facade`). Relies on the store's ``_context()`` (the families'
+    view of the handle) and ``_writable()`` (refuses a read-only store)."""
+
+    if TYPE_CHECKING:
+
+        def _context(self) -> Context: ...
+
+        def _writable(self) -> None: ...
+
+    def drift(
+        self,
+        model: str,
+        reference: Any = "training",
+        window: Any = "1 day",
+        features: Sequence[str] | None = None,
+        methods: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Univariate drift per window and feature; see
+        :func:`evalstore.metrics.drift.univariate.drift`.
+
+        ``reference`` is ``"training"``, ``"validation"``, ``{"dataset": tag}``, a
+        ``(start, end)`` time range or ``{"previous": n}``; ``window`` an interval
+        (``"1 day"``), rows per chunk (``5000``) or ``{"chunks": n}``. Returns a long
+        table: window_start, window_end, feature, kind, version, method, variant, value,
+        p_value, threshold, threshold_low, threshold_source, drifted, n_reference,
+        n_analysis, reason.
+
+        >>> import evalstore, pyarrow as pa
+        >>> store = evalstore.open()
+        >>> _ = store.register_model("m", "v1", "binary")
+        >>> ids = [str(i) for i in range(100)]
+        >>> _ = store.log_features("m", pa.table({"example_id": ids, "x": range(100)}),
+        ...                        env="training")
+        >>> _ = store.log_features("m", pa.table({"example_id": ids, "x": range(50, 150)}))
+        >>> row = store.drift("m", window="100 years", features=["x"], methods=["ks"])
+        >>> row.select(["feature", "method", "value", "drifted"]).to_pylist()
+        [{'feature': 'x', 'method': 'ks', 'value': 0.5, 'drifted': True}]
+        >>> store.close()
+        """
+        return drift.drift(
+            self._context(), model, reference, window, features, methods, version, where, **options
+        )
+
+    def multivariate_drift(
+        self,
+        model: str,
+        reference: Any = "training",
+        window: Any = "1 day",
+        features: Sequence[str] | None = None,
+        methods: Sequence[str] = multivariate_drift.MULTIVARIATE_METHODS,
+        version: str | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Joint drift of the numeric features per window: MMD² and PCA reconstruction.
+
+        Same selection parameters and result shape as :meth:`drift` (``feature`` is
+        ``'*'``); see :mod:`evalstore.metrics.drift.multivariate` for the methods and options
+        (``alpha``, ``max_rows``, ``n_permutations``, ``variance``, ``learn_chunks``,
+        ``learn_k``, ``seed``).
+        """
+        return multivariate_drift.multivariate_drift(
+            self._context(), model, reference, window, features, methods, version, where, **options
+        )
+
+    def quality(
+        self,
+        model: str,
+        reference: Any = "training",
+        window: Any = "1 day",
+        features: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Data quality per window and feature; see :func:`evalstore.metrics.quality.quality`.
+
+        Checks: rows, missing, nan, posinf, neginf, out_of_range (numeric; outside the
+        reference's [min, max]) and unseen (categorical). Same selection parameters and
+        long result shape as :meth:`drift`; ``drifted`` is true when a check fails.
+        """
+        return _quality.quality(
+            self._context(), model, reference, window, features, version, where, **options
+        )
+
+    def infer_schema(
+        self,
+        model: str,
+        reference: Any = "training",
+        version: str | None = None,
+        features: Sequence[str] | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Infer and save each feature's schema from the reference rows.
+
+        Saved in the editable table ``evalstore.schemas`` (kind, dtype, nullable,
+        min, max, domain, expected_missing); see :func:`evalstore.metrics.quality.infer_schema`.
+        """
+        self._writable()
+        return _quality.infer_schema(
+            self._context(), model, reference, version, features, **options
+        )
+
+    def schema(self, model: str) -> pa.Table:
+        """The model's saved schema (its rows of ``evalstore.schemas``)."""
+        return _quality.saved_schema(self._context(), model)
+
+    def validate(
+        self,
+        model: str,
+        window: Any = "1 day",
+        features: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Violations of the saved schema per window and feature.
+
+        Checks: missing, missing_rate, type, below_min, above_max, out_of_domain; see
+        :func:`evalstore.metrics.quality.validate`.
+        """
+        return _quality.validate(
+            self._context(), model, window, features, version, where, **options
+        )
+
+    def performance(
+        self,
+        model: str,
+        metrics: Sequence[str] | None = None,
+        window: Any = "1 day",
+        by: Any = None,
+        version: str | None = None,
+        where: str | None = None,
+        since: Any = None,
+        until: Any = None,
+        threshold: float | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Realized performance per window, version and slice from the latest labels.
+
+        Binary, multiclass and regression metrics with confidence intervals, label
+        coverage and ``labels_complete`` (so a late-labelled window is not mistaken for a
+        drop); see :func:`evalstore.metrics.performance.performance`.
+        """
+        return _performance.performance(
+            self._context(),
+            model,
+            metrics,
+            window,
+            by,
+            version,
+            where,
+            since,
+            until,
+            threshold,
+            **options,
+        )
+
+    def worst_slices(
+        self,
+        model: str,
+        metric: str | None = None,
+        since: Any = None,
+        until: Any = None,
+        version: str | None = None,
+        where: str | None = None,
+        features: Sequence[str] | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Slices (a feature's value or bin, or a pair) where the model is significantly worse.
+
+        Each finding carries a SQL ``predicate`` to pass back as ``where=`` to every other
+        call; tests, multiple-testing control and ranking are described in
+        :func:`evalstore.metrics.slices.worst_slices`.
+        """
+        return _slices.worst_slices(
+            self._context(), model, metric, since, until, version, where, features, **options
+        )
+
+    def skew(
+        self,
+        model: str,
+        tolerance: float = 1e-8,
+        rtol: float = 1e-5,
+        features: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Training/serving skew per feature, for examples logged in both envs.
+
+        Per feature: n_compared, n_mismatch (numeric within ``tolerance`` + ``rtol`` x
+        |training| as numpy.isclose; categorical exact; NULL vs value mismatches),
+        share_mismatch, sample_ids, and the training-vs-serving ``distance`` from the
+        drift engine (``method``, ``variant``); see :func:`evalstore.metrics.skew.skew`.
+        """
+        return _skew.skew(
+            self._context(), model, tolerance, rtol, features, version, where, **options
+        )
+
+    def skew_summary(
+        self,
+        model: str,
+        tolerance: float = 1e-8,
+        rtol: float = 1e-5,
+        features: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """One row: examples in both envs, how many have any skew, features with skew.
+
+        Same parameters and mismatch rule as :meth:`skew`; see
+        :func:`evalstore.metrics.skew.skew_summary`.
+        """
+        return _skew.skew_summary(
+            self._context(), model, tolerance, rtol, features, version, where, **options
+        )
+
+    def compare(
+        self,
+        model: str,
+        a: str,
+        b: str,
+        window: Any = "1 day",
+        by: Any = None,
+        metric: str | Sequence[str] | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Version ``b`` against version ``a`` on the examples both predicted.
+
+        Per window and slice: disagreement rate, and on labeled pairs the paired
+        difference b - a of accuracy (McNemar's test), log loss and Brier score
+        (regression: MAE, MSE) with confidence intervals and p-values; see
+        :func:`evalstore.metrics.compare.compare`.
+        """
+        return _compare.compare(self._context(), model, a, b, window, by, metric, where, **options)
+
+    def health(
+        self,
+        model: str,
+        window: str = "1 day",
+        version: str | None = None,
+        sections: Sequence[str] | str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Production health in one long table: staleness, golden signals, ingest, dependencies.
+
+        Version and training-data age; predictions, throughput, error rate (NULL
+        predictions) and latency p50/p95/p99 per version and ``window``; ingest freshness
+        and volume from ``evalstore.batches``; dependency changes between consecutive
+        versions. See :func:`evalstore.metrics.health.health` (``as_of``, ``now``).
+        """
+        return _health.health(self._context(), model, window, version, sections, **options)
