@@ -440,6 +440,97 @@ def _create_metric_history(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _create_monitor_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Monitors, alert episodes, per-subject alert cursors, notification channels and the
+    outbox (issue 26; the rules and the alert state machine are ``evalstore.monitors``)."""
+    con.execute(
+        """
+        CREATE TABLE IF NOT EXISTS evalstore.monitors (
+            name VARCHAR NOT NULL PRIMARY KEY,
+            model VARCHAR NOT NULL,
+            family VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            subjects VARCHAR[],
+            options JSON,
+            rule JSON NOT NULL,
+            definition_version INTEGER NOT NULL DEFAULT 1,
+            enabled BOOLEAN NOT NULL DEFAULT true,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            last_run TIMESTAMPTZ,
+            last_error VARCHAR
+        );
+        CREATE SEQUENCE IF NOT EXISTS evalstore.alert_ids START 1;
+        CREATE TABLE IF NOT EXISTS evalstore.alerts (
+            alert_id BIGINT NOT NULL PRIMARY KEY,
+            monitor VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            subject VARCHAR NOT NULL,
+            state VARCHAR NOT NULL CHECK (state IN ('pending', 'firing', 'resolved')),
+            first_window_start TIMESTAMPTZ,
+            window_start TIMESTAMPTZ,
+            window_end TIMESTAMPTZ,
+            value DOUBLE,
+            lower DOUBLE,
+            upper DOUBLE,
+            reason VARCHAR,
+            first_seen TIMESTAMPTZ NOT NULL,
+            last_seen TIMESTAMPTZ NOT NULL,
+            fired_at TIMESTAMPTZ,
+            resolved_at TIMESTAMPTZ,
+            acknowledged_at TIMESTAMPTZ,
+            acknowledged_by VARCHAR,
+            silenced_until TIMESTAMPTZ,
+            definition_version INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS evalstore.alert_cursors (
+            monitor VARCHAR NOT NULL,
+            subject VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            last_window_start TIMESTAMPTZ NOT NULL,
+            last_status VARCHAR NOT NULL,
+            last_breached BOOLEAN NOT NULL,
+            base_breaches INTEGER NOT NULL,
+            base_clean INTEGER NOT NULL,
+            alert_id BIGINT,
+            silenced_until TIMESTAMPTZ,
+            PRIMARY KEY (monitor, subject)
+        );
+        CREATE TABLE IF NOT EXISTS evalstore.channels (
+            name VARCHAR NOT NULL PRIMARY KEY,
+            kind VARCHAR NOT NULL CHECK (kind IN ('webhook', 'command')),
+            config JSON NOT NULL,
+            enabled BOOLEAN NOT NULL DEFAULT true,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE SEQUENCE IF NOT EXISTS evalstore.outbox_ids START 1;
+        CREATE TABLE IF NOT EXISTS evalstore.outbox (
+            outbox_id BIGINT NOT NULL PRIMARY KEY,
+            alert_id BIGINT NOT NULL,
+            channel VARCHAR NOT NULL,
+            change VARCHAR NOT NULL,
+            payload JSON NOT NULL,
+            state VARCHAR NOT NULL CHECK (state IN ('due', 'delivered', 'failed')),
+            created_at TIMESTAMPTZ NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TIMESTAMPTZ NOT NULL,
+            delivered_at TIMESTAMPTZ,
+            last_error VARCHAR
+        );
+        COMMENT ON TABLE evalstore.monitors IS
+            'Monitor definitions: what to compute (family, metric, subjects, options) and a rule.';
+        COMMENT ON TABLE evalstore.alerts IS
+            'Alert episodes: one row per (monitor, subject) episode: pending, firing, resolved.';
+        COMMENT ON TABLE evalstore.alert_cursors IS
+            'Per (monitor, subject): the last window evaluated and the streak counters.';
+        COMMENT ON TABLE evalstore.channels IS
+            'Notification channels: webhook (URL, secret reference, headers) or local command.';
+        COMMENT ON TABLE evalstore.outbox IS
+            'Notifications, written with the alert change: due, delivered or failed; attempts.';
+        """
+    )
+
+
 #: Every layout change, in order. Append only; never edit a released migration.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "system tables: models, batches", _create_system_tables),
@@ -458,6 +549,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(9, "idempotent ingest: evalstore.batches.batch_key, receipt", _add_batch_keys),
     Migration(10, "metric history: evalstore.metric_history and its calls", _create_metric_history),
+    Migration(11, "monitors, alerts, channels and the notification outbox", _create_monitor_tables),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
