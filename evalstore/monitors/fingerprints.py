@@ -1,0 +1,218 @@
+"""Which windows of a persisted metric call later batches touched.
+
+A persisted call (:mod:`evalstore.monitors.history`) remembers, per call, the input
+*watermark* it was last refreshed at (the highest batch id of the model's features,
+predictions and labels in ``evalstore.batches``) and, per time window, how many serving
+feature rows and predictions fell in it. On the next call the windows to recompute are
+the union of (``b(ts)`` is the window holding ``ts``):
+
+* ``b(f.ts)`` of serving feature rows of batches after the watermark (new rows, and the
+  new side of rows replaced with ``on_conflict='replace'``);
+* ``b(p.ts)`` of predictions of batches after the watermark;
+* ``b(f.ts)`` of the serving feature rows of examples that got a label after the
+  watermark (a late label or a correction: drift and quality read the label at its
+  example's feature time) and, with ``version=``, of examples predicted after it;
+* ``b(p.ts)`` of the predictions of examples that got a label after the watermark
+  (performance reads labels at prediction time) and, when a ``where``/``by`` predicate
+  reads features beside predictions, of examples whose serving features changed;
+* windows whose row counts differ from the stored ones: the old side of a replaced row
+  leaves its window without adding a later batch id there, and only the count shows it.
+
+Every reader of the raw tables filters ``batch_id > watermark`` first, which DuckDB
+answers from the row groups' min/max statistics (batch ids grow as rows are appended),
+so finding the touched windows costs a scan of ``ts`` (the counts) plus the new rows,
+not a pass over every value. What cannot be attributed to a window (the reference
+rows, the registry, the feature columns, the macros) is summarised in one *context
+hash*; when it changes every window is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from evalstore.core.layout import model_columns, model_relation
+from evalstore.core.windows import Selection
+
+#: Input tables whose highest batch id makes the watermark, as ``evalstore.batches.kind``.
+KINDS = ("features", "predictions", "labels")
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The highest batch id of each input table of a model (None: no batch yet)."""
+
+    features: int | None
+    predictions: int | None
+    labels: int | None
+
+    def as_list(self) -> list[int | None]:
+        return [self.features, self.predictions, self.labels]
+
+
+def watermark(con: duckdb.DuckDBPyConnection, model: str) -> Watermark:
+    """The model's :class:`Watermark` now, from ``evalstore.batches`` (a small table)."""
+    rows = dict(
+        con.execute(
+            "SELECT kind, max(batch_id) FROM evalstore.batches WHERE model = ? GROUP BY kind",
+            [model],
+        ).fetchall()
+    )
+    return Watermark(*(rows.get(kind) for kind in KINDS))
+
+
+def bucket_counts(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    width: str,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[datetime, tuple[int, int]]:
+    """``{window_start: (serving feature rows, predictions)}`` of every non-empty time
+    window of ``width`` with rows in ``[since, until)`` (None: open)."""
+    features = model_relation(con, model, "features")
+    predictions = model_relation(con, model, "predictions")
+    sql = f"""
+        SELECT window_start, sum(f) AS f, sum(p) AS p FROM (
+            SELECT evalstore.window_start(ts, $w) AS window_start, count(*) AS f, 0 AS p
+            FROM {features}
+            WHERE env = 'serving' AND ($since IS NULL OR ts >= $since)
+              AND ($until IS NULL OR ts < $until)
+            GROUP BY ALL
+            UNION ALL
+            SELECT evalstore.window_start(ts, $w), 0, count(*)
+            FROM {predictions}
+            WHERE ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
+            GROUP BY ALL
+        ) GROUP BY window_start
+    """
+    params = {"w": width, "since": since, "until": until}
+    return {
+        start: (int(f), int(p))
+        for start, f, p in con.execute(sql, params).fetchall()
+        if start is not None
+    }
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What a family's windows read besides their own rows (see the module docstring)."""
+
+    #: windows are cut on feature time (drift, quality) rather than prediction time
+    feature_time: bool
+    #: the family keeps only the examples ``version`` predicted (drift, quality)
+    version: bool
+    #: a predicate reads serving features beside predictions (``where``, ``by``)
+    features_beside_predictions: bool
+
+
+def touched_windows(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    width: str,
+    since: datetime | None,
+    until: datetime | None,
+    stored: Watermark,
+    reads: Reads,
+) -> set[datetime]:
+    """Starts of the windows holding rows that batches after ``stored`` added or changed
+    (the first four items of the module docstring; counts are compared by the caller)."""
+    features = model_relation(con, model, "features")
+    predictions = model_relation(con, model, "predictions")
+    labels = model_relation(con, model, "labels")
+    new = {
+        "wf": -1 if stored.features is None else stored.features,
+        "wp": -1 if stored.predictions is None else stored.predictions,
+        "wl": -1 if stored.labels is None else stored.labels,
+    }
+    new_labels = f"SELECT example_key FROM {labels} WHERE batch_id > $wl"
+    new_predictions = f"SELECT example_key FROM {predictions} WHERE batch_id > $wp"
+    new_features = f"SELECT example_key FROM {features} WHERE env = 'serving' AND batch_id > $wf"
+    parts = [
+        f"SELECT ts FROM {predictions} WHERE batch_id > $wp",
+        f"SELECT ts FROM {features} WHERE env = 'serving' AND batch_id > $wf",
+    ]
+    if reads.feature_time:
+        keys = [new_labels, *([new_predictions] if reads.version else [])]
+        parts.append(
+            f"SELECT ts FROM {features} WHERE env = 'serving' "
+            f"AND example_key IN ({' UNION ALL '.join(keys)})"
+        )
+    keys = [new_labels, *([new_features] if reads.features_beside_predictions else [])]
+    parts.append(f"SELECT ts FROM {predictions} WHERE example_key IN ({' UNION ALL '.join(keys)})")
+    sql = f"""
+        SELECT DISTINCT evalstore.window_start(ts, $w) FROM ({" UNION ALL ".join(parts)})
+        WHERE ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
+    """
+    params = {**new, "w": width, "since": since, "until": until}
+    return {start for (start,) in con.execute(sql, params).fetchall() if start is not None}
+
+
+def reference_fingerprint(
+    con: duckdb.DuckDBPyConnection, model: str, selection: Selection
+) -> list[Any]:
+    """Row count and order-free digest of a fixed reference: its feature rows, the
+    latest labels of their examples and (a serving time range) the predictions in it.
+
+    The digest is ``bit_xor(hash(example_key, batch_id))``: any row added, removed or
+    replaced changes it (barring a 64-bit collision). None for a rolling reference
+    (``{'previous': n}``), which is a function of the windows themselves.
+    """
+    if selection.previous:
+        return [None]
+    features = model_relation(con, model, "features")
+    predictions = model_relation(con, model, "predictions")
+    latest = model_relation(con, model, "labels_latest")
+    condition = """($env IS NULL OR f.env = $env) AND ($dataset IS NULL OR f.dataset = $dataset)
+        AND ($start IS NULL OR f.ts >= $start) AND ($end IS NULL OR f.ts < $end)"""
+    sql = f"""
+        SELECT
+            (SELECT [count(*), bit_xor(hash(f.example_key, f.batch_id))]
+             FROM {features} AS f WHERE {condition}),
+            (SELECT [count(*), bit_xor(hash(l.example_key, l.batch_id))]
+             FROM {latest} AS l JOIN {features} AS f ON f.example_key = l.example_key
+             WHERE {condition}),
+            (SELECT [count(*), bit_xor(hash(f.example_key, f.batch_id))]
+             FROM {predictions} AS f
+             WHERE ($env IS NULL OR $env = 'serving') AND $dataset IS NULL
+               AND ($start IS NULL OR f.ts >= $start) AND ($end IS NULL OR f.ts < $end))
+    """
+    params = {
+        "env": selection.ref_env,
+        "dataset": selection.ref_dataset,
+        "start": selection.ref_start,
+        "end": selection.ref_end,
+    }
+    return [[str(x) for x in part] for part in con.execute(sql, params).fetchall()[0]]
+
+
+def context_hash(
+    con: duckdb.DuckDBPyConnection, model: str, params_hash: str, extra: Mapping[str, Any]
+) -> str:
+    """SHA-256 (hex) of what every window of a call depends on: the call's parameters,
+    the evalstore version and installed macros, the model's registry rows and feature
+    columns, and ``extra`` (the reference fingerprint)."""
+    from evalstore import __version__
+
+    macros = con.execute(
+        "SELECT key, value FROM evalstore.meta WHERE key LIKE 'macros%' ORDER BY key"
+    ).fetchall()
+    registry = con.execute(
+        "SELECT to_json(m) FROM evalstore.models AS m WHERE model = ? ORDER BY version", [model]
+    ).fetchall()
+    document = {
+        "params": params_hash,
+        "evalstore": __version__,
+        "macros": macros,
+        "registry": [row[0] for row in registry],
+        "features": model_columns(con, model, "features"),
+        **extra,
+    }
+    text = json.dumps(document, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
