@@ -12,6 +12,8 @@ need the schema (missing id column, reserved names, type conflicts,
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,12 +77,45 @@ class Plan:
 
 @dataclass(frozen=True)
 class Check:
-    """A validation query over the batch's rows: returns ``(offending rows, examples)``."""
+    """A validation query over the batch's rows: returns ``(offending rows, examples)``.
+
+    ``sql`` names the model table ``{table}``, the batch's rows ``{this}`` and the rows
+    of every other batch ``{others}``; :mod:`evalstore.core.ingest_write` fills them in
+    for one batch (``batch_id = $batch_id``) or for a group of same-shaped batches
+    written together (the group's batch id range), where a check passes only if it
+    would pass for each batch of the group written one after another.
+    """
 
     sql: str
     message: str
     column: str
     error: type[ValidationError] = ValidationError
+
+
+#: Schemas already typed (:func:`batch_types`), most recent last; bounded.
+_typed: OrderedDict[pa.Schema, dict[str, str]] = OrderedDict()
+_TYPED_MAX = 256
+_typed_lock = threading.Lock()
+
+
+def batch_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
+    """:func:`~evalstore.core.ingest_types.duckdb_types`, remembered per Arrow schema.
+
+    DuckDB's type for an Arrow type depends only on the DuckDB version, so the answer for
+    a schema seen before is reused: a service sending the same single-row shape thousands
+    of times a second pays for the DuckDB probe once. Refused schemas are not remembered.
+    """
+    with _typed_lock:
+        types = _typed.get(schema)
+        if types is not None:
+            _typed.move_to_end(schema)
+            return dict(types)
+    types = duckdb_types(con, schema)
+    with _typed_lock:
+        _typed[schema] = dict(types)
+        while len(_typed) > _TYPED_MAX:
+            _typed.popitem(last=False)
+    return types
 
 
 def _id_and_ts(
@@ -103,7 +138,7 @@ def _id_and_ts(
     plan.select(EXAMPLE_KEY, example_key_sql(text_id))
     plan.checks.append(
         Check(
-            "SELECT count(*), [] FROM {table} WHERE batch_id = $batch_id AND example_id IS NULL",
+            "SELECT count(*), [] FROM {table} WHERE {this} AND example_id IS NULL",
             f"id column {id_column!r} has {{n}} null values; every row needs an example id",
             id_column,
         )
@@ -114,7 +149,7 @@ def _id_and_ts(
         plan.select("ts", f"CAST({quote(ts_column)} AS TIMESTAMPTZ)")
         plan.checks.append(
             Check(
-                "SELECT count(*), [] FROM {table} WHERE batch_id = $batch_id AND ts IS NULL",
+                "SELECT count(*), [] FROM {table} WHERE {this} AND ts IS NULL",
                 f"time column {ts_column!r} has {{n}} null values; give every row a time "
                 "or leave the column out to use the time of ingest",
                 ts_column,
@@ -141,7 +176,7 @@ def _time_range_check(plan: Plan, ts_column: str, time_range: tuple[datetime, da
     plan.checks.append(
         Check(
             "SELECT count(*), list(CAST(ts AS VARCHAR) ORDER BY ts)[1:5] FROM {table} "
-            "WHERE batch_id = $batch_id AND (ts < $ts_low OR ts >= $ts_high)",
+            "WHERE {this} AND (ts < $ts_low OR ts >= $ts_high)",
             f"time column {ts_column!r} has {{n}} values outside the store's time range "
             f"[{lo.isoformat()}, {hi.isoformat()}) UTC, for example {{examples}}; fix the "
             "times (a mistyped year?), or open the store with evalstore.open(path, "
@@ -157,7 +192,7 @@ def _uniqueness_checks(plan: Plan, key: str, id_column: str) -> None:
     plan.checks.append(
         Check(
             "SELECT count(*), list(example_id)[1:5] FROM (SELECT example_id FROM {table} "
-            "WHERE batch_id = $batch_id GROUP BY example_id HAVING count(*) > 1)",
+            "WHERE {this} GROUP BY example_id HAVING count(*) > 1)",
             f"id column {id_column!r} repeats {{n}} ids within the batch, for example "
             "{examples}; each example may appear once per batch",
             id_column,
@@ -168,9 +203,9 @@ def _uniqueness_checks(plan: Plan, key: str, id_column: str) -> None:
         plan.checks.append(
             Check(
                 "SELECT count(*), list(example_id)[1:5] FROM (SELECT DISTINCT example_id, "
-                "example_key FROM {table} WHERE batch_id = $batch_id) AS incoming WHERE "
+                "example_key FROM {table} WHERE {this}) AS incoming WHERE "
                 f"example_key IN (SELECT example_key FROM {{table}} WHERE {scope} "
-                "AND batch_id <> $batch_id)",
+                "AND {others})",
                 f"{{n}} ids are already stored for this {key} ({plan.params[key]!r}), for "
                 "example {examples}; pass on_conflict='replace' to overwrite them or "
                 "'ignore' to keep the stored rows",
@@ -191,8 +226,13 @@ def plan_features(
     ts_column: str,
     on_conflict: str,
     time_range: tuple[datetime, datetime] = DEFAULT_TIME_RANGE,
+    stored_columns: Mapping[str, str] | None = None,
 ) -> Plan:
-    """Map a features batch onto ``<model>.features``, adding new columns."""
+    """Map a features batch onto ``<model>.features``, adding new columns.
+
+    ``stored_columns`` (``{name: DuckDB type}`` of ``<model>.features``) saves the
+    catalog lookup when the caller has just read them.
+    """
     if env not in ENVS:
         raise InvalidParameterError(f"env={env!r} is not one of {', '.join(ENVS)}")
     if on_conflict not in ("error", "replace", "ignore"):
@@ -201,7 +241,7 @@ def plan_features(
         )
     if dataset is not None and not isinstance(dataset, str):
         raise InvalidParameterError(f"dataset={dataset!r} must be a string tag or None")
-    types = duckdb_types(con, schema)
+    types = batch_types(con, schema)
     check_names(types)
     plan = Plan(model, "features", "features", on_conflict=on_conflict, env=env, dataset=dataset)
     plan.params.update(env=env, dataset=dataset)
@@ -209,7 +249,10 @@ def plan_features(
     plan.select("env", "$env")
     plan.select("dataset", "$dataset")
     stored = {
-        name.lower(): (name, kind) for name, kind in model_columns(con, model, "features").items()
+        name.lower(): (name, kind)
+        for name, kind in (
+            stored_columns if stored_columns is not None else model_columns(con, model, "features")
+        ).items()
     }
     for name, kind in types.items():
         if name in used:
@@ -258,8 +301,8 @@ def _class_check(
     plan.params["classes"] = list(classes)
     plan.checks.append(
         Check(
-            f"SELECT count(*), list(DISTINCT {column})[1:5] FROM {{table}} WHERE batch_id = "
-            f"$batch_id AND {column} IS NOT NULL AND NOT list_contains($classes, {column})",
+            f"SELECT count(*), list(DISTINCT {column})[1:5] FROM {{table}} WHERE {{this}} "
+            f"AND {column} IS NOT NULL AND NOT list_contains($classes, {column})",
             f"{what} has {{n}} values outside the registered classes {list(classes)}, for "
             "example {examples}; register the classes or fix the values",
             source,
@@ -270,8 +313,7 @@ def _class_check(
 def _range_check(plan: Plan, column: str, source: str, condition: str, expected: str) -> None:
     plan.checks.append(
         Check(
-            f"SELECT count(*), list({column})[1:5] FROM {{table}} WHERE batch_id = $batch_id "
-            f"AND {condition}",
+            f"SELECT count(*), list({column})[1:5] FROM {{table}} WHERE {{this}} AND {condition}",
             f"column {source!r} has {{n}} values that are not {expected}, for example {{examples}}",
             source,
         )
@@ -296,7 +338,7 @@ def plan_predictions(
     """Map a predictions batch onto ``<model>.predictions``."""
     task = registration["task"]
     classes = registration["classes"]
-    types = duckdb_types(con, schema)
+    types = batch_types(con, schema)
     check_names(types)
     plan = Plan(model, "predictions", "predictions", version=version)
     plan.params["version"] = version
@@ -328,7 +370,7 @@ def plan_predictions(
         used.update(probabilities.values())
         plan.checks.append(
             Check(
-                "SELECT count(*), [] FROM {table} WHERE batch_id = $batch_id AND "
+                "SELECT count(*), [] FROM {table} WHERE {this} AND "
                 "list_any_value(list_filter(map_values(probabilities), "
                 "lambda p: isnan(p) OR p < 0 OR p > 1)) IS NOT NULL",
                 "probability columns have {n} rows with a value outside [0, 1]",
@@ -449,7 +491,7 @@ def plan_labels(
     ``labels_complete``) comes from ``ts_column``, or is ``labeled_at`` for the whole
     batch, or else the time of ingest, which the receipt then warns about.
     """
-    types = duckdb_types(con, schema)
+    types = batch_types(con, schema)
     check_names(types)
     plan = Plan(model, "labels", "labels")
     used = _id_and_ts(plan, types, id_column, ts_column, time_range)
@@ -466,7 +508,7 @@ def plan_labels(
     used.add(label_column)
     plan.checks.append(
         Check(
-            "SELECT count(*), [] FROM {table} WHERE batch_id = $batch_id AND label IS NULL",
+            "SELECT count(*), [] FROM {table} WHERE {this} AND label IS NULL",
             f"label column {label_column!r} has {{n}} null values; leave unlabeled examples out",
             label_column,
         )
@@ -477,7 +519,7 @@ def plan_labels(
     plan.checks.append(
         Check(
             "SELECT count(*), list(example_id)[1:5] FROM (SELECT example_id FROM {table} "
-            "WHERE batch_id = $batch_id GROUP BY example_id HAVING count(*) > 1)",
+            "WHERE {this} GROUP BY example_id HAVING count(*) > 1)",
             f"id column {id_column!r} repeats {{n}} ids within the batch, for example "
             "{examples}; send one label per example per batch (later batches may correct it)",
             id_column,

@@ -1,17 +1,33 @@
-"""Executing a planned ingest batch in one transaction, and the :class:`Receipt` it returns.
+"""Executing planned ingest batches in one transaction, and the :class:`Receipt` they return.
 
 A batch (planned by :mod:`evalstore.core.ingest`) is written in one transaction: new
-feature columns are added, the rows are inserted straight from the Arrow stream (DuckDB
+feature columns are added, the rows are inserted straight from the Arrow data (DuckDB
 scans it in parallel, with no Python per row), and then validated inside the same
-transaction by the plan's checks. Any violation, and any failure midway, rolls the whole
-transaction back, so a rejected batch leaves the store exactly as it was. On success the
-conflicts are resolved (``on_conflict``), superseded labels are marked, and the batch is
-recorded in ``evalstore.batches``.
+transaction by the plan's checks (all of them in one statement). Any violation, and any
+failure midway, rolls the whole transaction back, so a rejected batch leaves the store
+exactly as it was. On success the conflicts are resolved (``on_conflict``), superseded
+labels are marked, and the batch is recorded in ``evalstore.batches``.
+
+:func:`execute` writes one batch (``Store.log_*``: one call, one transaction).
+:func:`execute_group` writes many calls in one transaction and one fsync (the server's
+group commit, :mod:`server.group_commit`): each call is planned and checked on its own and
+gets its own batch id and ``evalstore.batches`` row; same-shaped calls (same model, kind,
+options and Arrow schema: a service's single-example requests) are inserted and checked
+together, with a per-row batch id. A call that fails is answered alone with its own error
+and the others are written without it (see :func:`execute_group`).
+
+A batch may carry a ``batch_key`` (an idempotency key): when ``evalstore.batches`` already
+holds that key for the same model and kind, nothing is written and the first call's receipt
+comes back with ``duplicate=True``. The lookup runs inside the write transaction, and a
+unique index on ``(model, kind, batch_key)`` refuses a second row for a key, so two retries
+racing each other cannot both write.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import count
 from typing import Any
@@ -22,11 +38,29 @@ import pyarrow as pa
 from evalstore.core.db import one, transaction, used_params
 from evalstore.core.identifiers import quote
 from evalstore.core.ingest import Plan
+from evalstore.core.ingest_call import LogCall, Lookups, check_batch_key, plan_call
 from evalstore.core.layout import model_relation
 from evalstore.core.values import refresh_value_views
-from evalstore.errors import ValidationError
+from evalstore.errors import EvalstoreError, ValidationError
 
 _incoming_names = count()
+
+#: Rows a call may have and still be inserted together with other calls (larger ones are
+#: written on their own, streamed by DuckDB as by ``Store.log_*``).
+GROUP_ROWS = 10_000
+#: Per-row batch id and receipt time of a group's combined insert.
+_BATCH = "__evalstore_batch_id"
+_RECEIVED = "__evalstore_received_at"
+#: The check placeholders for one batch and for a group of batches (:class:`Check`).
+_ONE = {"this": "batch_id = $batch_id", "others": "batch_id <> $batch_id"}
+_MANY = {
+    "this": "batch_id BETWEEN $first_batch_id AND $last_batch_id",
+    "others": "batch_id NOT BETWEEN $first_batch_id AND $last_batch_id",
+}
+_BATCH_COLUMNS = (
+    "batch_id, model, kind, env, version, dataset, rows, columns_added, received_at, "
+    "committed_at, source, batch_key, receipt"
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +72,9 @@ class Receipt:
     column with no values and hence no type, or a column a predictions/labels batch
     does not use); ``replaced``/``skipped`` count rows handled by ``on_conflict``.
     ``warnings`` says what was accepted but is probably not what was meant (labels
-    without a time, which get the time of ingest).
+    without a time, which get the time of ingest). ``duplicate`` is True when the call
+    carried a ``batch_key`` already stored for this model and kind: nothing was written
+    and the receipt is the first call's.
     """
 
     batch_id: int
@@ -50,82 +86,110 @@ class Receipt:
     replaced: int = 0
     skipped: int = 0
     warnings: tuple[str, ...] = ()
+    duplicate: bool = False
+
+
+@dataclass
+class Item:
+    """One call of a group (:func:`execute_group`): what to plan, its rows, where they came
+    from (``source`` in ``evalstore.batches``), its idempotency key and when it arrived
+    (``received_at``: the batch's receipt time, and the ``ts`` of rows without one)."""
+
+    call: LogCall
+    data: pa.Table
+    source: str
+    batch_key: str | None = None
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __post_init__(self) -> None:
+        check_batch_key(self.batch_key)
+
+
+@dataclass
+class _Written:
+    plan: Plan
+    receipt: Receipt
+    received_at: datetime
+    source: str
+    batch_key: str | None
+
+
+class _ItemFailed(Exception):
+    """Item ``index`` of a group failed with ``error``: answer it alone, retry the rest."""
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(index)
+        self.index, self.error = index, error
+
+
+class _GroupFailed(Exception):
+    """Same-shaped items written together failed (a check, a conversion): write them one
+    by one, which finds the culprit."""
+
+    def __init__(self, indices: Sequence[int]) -> None:
+        super().__init__(indices)
+        self.indices = list(indices)
+
+
+# ---------------------------------------------------------------------- one batch
 
 
 def execute(
     con: duckdb.DuckDBPyConnection,
     plan: Plan,
-    reader: pa.RecordBatchReader,
+    reader: pa.RecordBatchReader | pa.Table,
     *,
     source: str,
+    batch_key: str | None = None,
 ) -> Receipt:
-    """Write one planned batch in a transaction; roll everything back on any failure."""
-    table = model_relation(con, plan.model, plan.table)
+    """Write one planned batch in a transaction; roll everything back on any failure.
+
+    With a ``batch_key`` already stored for the plan's model and kind, write nothing and
+    return the stored receipt (``duplicate=True``).
+    """
+    check_batch_key(batch_key)
     received_at = datetime.now(UTC)
     incoming = f"__evalstore_incoming_{next(_incoming_names)}"
     con.register(incoming, reader)
     try:
         with transaction(con):
-            batch_id = one(con, "SELECT nextval('evalstore.batch_ids')")[0]
-            params = {**plan.params, "batch_id": batch_id, "received_at": received_at}
-            for name, kind in plan.add_columns:
-                con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {kind}")
-            if plan.add_columns:
-                refresh_value_views(con, plan.model)
-            insert = (
-                f"INSERT INTO {table} ({', '.join(map(quote, plan.columns))}) "
-                f"SELECT {', '.join(plan.expressions)} FROM {quote(incoming)}"
-            )
-            try:
-                con.execute(insert, used_params(insert, params))
-            except duckdb.ConversionException as error:
-                raise ValidationError(f"a value could not be converted: {error}") from error
-            for check in plan.checks:
-                sql = check.sql.format(table=table)
-                n, examples = one(con, sql, used_params(sql, params))
-                if n:
-                    raise check.error(
-                        check.message.format(n=n, examples=examples),
-                        column=check.column,
-                        rows=n,
-                        examples=examples,
-                    )
-            replaced, skipped = _resolve_conflicts(con, plan, table, params)
-            if plan.kind == "labels":
-                _supersede_labels(con, table, batch_id)
-                # open label requests of these examples are fulfilled
-                from evalstore.core.label_requests import fulfil_requests
-
-                fulfil_requests(con, plan.model, table, batch_id, datetime.now(UTC))
-            rows = one(
-                con,
-                f"SELECT count(*) FROM {table} WHERE batch_id = $batch_id",
-                {"batch_id": batch_id},
-            )[0]
-            con.execute(
-                "INSERT INTO evalstore.batches VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-                [
-                    batch_id,
-                    plan.model,
-                    plan.kind,
-                    plan.env,
-                    plan.version,
-                    plan.dataset,
-                    rows,
-                    [name for name, _ in plan.add_columns],
-                    received_at,
-                    datetime.now(UTC),
-                    source,
-                ],
-            )
+            if batch_key is not None:
+                stored = stored_receipts(con, plan.model, plan.kind, [batch_key])
+                if batch_key in stored:
+                    return stored[batch_key]
+            receipt = _write_one(con, plan, incoming, received_at)
+            _record(con, [_Written(plan, receipt, received_at, source, batch_key)])
     finally:
         con.unregister(incoming)
+    return receipt
+
+
+def _write_one(
+    con: duckdb.DuckDBPyConnection, plan: Plan, incoming: str, received_at: datetime
+) -> Receipt:
+    """Insert, check and settle one batch inside the caller's transaction."""
+    table = model_relation(con, plan.model, plan.table)
+    batch_id = one(con, "SELECT nextval('evalstore.batch_ids')")[0]
+    params = {**plan.params, "batch_id": batch_id, "received_at": received_at}
+    _add_columns(con, plan, table)
+    insert = (
+        f"INSERT INTO {table} ({', '.join(map(quote, plan.columns))}) "
+        f"SELECT {', '.join(plan.expressions)} FROM {quote(incoming)}"
+    )
+    try:
+        inserted = one(con, insert, used_params(insert, params))[0]
+    except duckdb.ConversionException as error:
+        raise ValidationError(f"a value could not be converted: {error}") from error
+    _run_checks(con, plan, table, params, _ONE)
+    replaced, skipped = _resolve_conflicts(con, plan, table, params)
+    if plan.kind == "labels":
+        _supersede_labels(con, table, {"first_batch_id": batch_id, "last_batch_id": batch_id})
+        _fulfil_requests(con, plan.model, table, batch_id, batch_id)
     return Receipt(
         batch_id=batch_id,
         model=plan.model,
         kind=plan.kind,
-        rows=rows,
+        rows=inserted - skipped,  # 'ignore' deleted the skipped incoming rows
         columns_added=tuple(name for name, _ in plan.add_columns),
         columns_ignored=tuple(plan.ignored),
         replaced=replaced,
@@ -134,18 +198,411 @@ def execute(
     )
 
 
-def _supersede_labels(con: duckdb.DuckDBPyConnection, table: str, batch_id: int) -> None:
-    """Mark the current labels of this batch's examples as superseded by it.
+def _add_columns(con: duckdb.DuckDBPyConnection, plan: Plan, table: str) -> None:
+    for name, kind in plan.add_columns:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {kind}")
+    if plan.add_columns:
+        refresh_value_views(con, plan.model)
+
+
+def _run_checks(
+    con: duckdb.DuckDBPyConnection,
+    plan: Plan,
+    table: str,
+    params: dict[str, Any],
+    scope: dict[str, str],
+) -> None:
+    """Run every check of ``plan`` in one statement; raise the first one that fails."""
+    if not plan.checks:
+        return
+    parts = [
+        f"({check.sql.format(table=table, **scope)}) AS c{i}(n{i}, e{i})"
+        for i, check in enumerate(plan.checks)
+    ]
+    query = "SELECT * FROM " + " CROSS JOIN ".join(parts)
+    row = one(con, query, used_params(query, params))
+    for i, check in enumerate(plan.checks):
+        n, examples = row[2 * i], row[2 * i + 1]
+        if n:
+            raise check.error(
+                check.message.format(n=n, examples=examples),
+                column=check.column,
+                rows=n,
+                examples=examples,
+            )
+
+
+def _failed_checks(
+    con: duckdb.DuckDBPyConnection, plan: Plan, table: str, params: dict[str, Any]
+) -> bool:
+    """Whether any check of ``plan`` fails over the group's rows."""
+    try:
+        _run_checks(con, plan, table, params, _MANY)
+    except ValidationError:
+        return True
+    return False
+
+
+# ---------------------------------------------------------------------- many calls
+
+
+def execute_group(
+    con: duckdb.DuckDBPyConnection,
+    items: Sequence[Item],
+    *,
+    group_rows: int = GROUP_ROWS,
+) -> list[Receipt | BaseException]:
+    """Write ``items`` in one transaction; return each item's receipt or error, in order.
+
+    Each item is planned on its own (a planning error, e.g. an unknown version or a
+    missing column, answers that item and touches nothing). Items of the same shape
+    (:func:`_shape`) with at most ``group_rows`` rows each are inserted with one
+    statement and checked with one query over the group's batch-id range; if that query
+    finds anything, the transaction is rolled back and those items are written one by one,
+    so the offending item gets exactly the error it would get alone. An item failing alone
+    is dropped from the group (its error is its answer) and the transaction is run again
+    without it. If the commit itself fails (a full disk), each item is tried alone.
+
+    Every written item gets its own batch id and ``evalstore.batches`` row; they share
+    one ``committed_at``. An item whose ``batch_key`` is stored already (or repeats an
+    earlier item's key in the same group) is answered with the first call's receipt and
+    ``duplicate=True``.
+    """
+    results: dict[int, Receipt | BaseException] = {}
+    todo = list(range(len(items)))
+    alone: set[int] = set()
+    while todo:
+        try:
+            results.update(_group_transaction(con, items, todo, alone, results, group_rows))
+            break
+        except _ItemFailed as failed:
+            results[failed.index] = failed.error
+            todo.remove(failed.index)
+        except _GroupFailed as failed:
+            alone.update(failed.indices)
+        except Exception as error:  # the commit or the audit trail: no one item's fault
+            if len(todo) == 1:
+                results[todo[0]] = error
+            else:
+                for index in todo:
+                    results[index] = execute_group(con, [items[index]], group_rows=group_rows)[0]
+            break
+    return [results[index] for index in range(len(items))]
+
+
+def _group_transaction(
+    con: duckdb.DuckDBPyConnection,
+    items: Sequence[Item],
+    todo: list[int],
+    alone: set[int],
+    results: dict[int, Receipt | BaseException],
+    group_rows: int,
+) -> dict[int, Receipt]:
+    """One attempt at writing ``todo``; planning errors go to ``results`` (and out of
+    ``todo``) directly: they depend only on the call and the store, not on the attempt."""
+    written: dict[int, _Written] = {}
+    answered: dict[int, Receipt] = {}
+    repeats: dict[int, int] = {}
+    with transaction(con):
+        lookups = Lookups(con)
+        plans = _plan_all(con, items, todo, results, lookups)
+        firsts: dict[tuple[str, str, str], int] = {}
+        for index in todo:
+            key = items[index].batch_key
+            if key is None:
+                continue
+            plan = plans[index]
+            stored = stored_receipts(con, plan.model, plan.kind, [key])
+            if key in stored:
+                answered[index] = stored[key]
+            elif (plan.model, plan.kind, key) in firsts:
+                repeats[index] = firsts[plan.model, plan.kind, key]
+            else:
+                firsts[plan.model, plan.kind, key] = index
+        remaining = [i for i in todo if i not in answered and i not in repeats]
+        while remaining:
+            first = remaining[0]
+            shape = None if first in alone else _shape(plans[first], items[first], group_rows)
+            members = [first]
+            if shape is not None:
+                members = [
+                    i
+                    for i in remaining
+                    if i not in alone and _shape(plans[i], items[i], group_rows) == shape
+                ]
+            if len(members) == 1:
+                written[first] = _write_item(con, plans[first], items[first], first)
+            else:
+                receipts = _write_many(con, [plans[i] for i in members], items, members)
+                for index, receipt in zip(members, receipts, strict=True):
+                    item = items[index]
+                    written[index] = _Written(
+                        plans[index], receipt, item.received_at, item.source, item.batch_key
+                    )
+            remaining = [i for i in remaining if i not in members]
+            added = {plans[i].model for i in members if plans[i].add_columns}
+            if added and remaining:  # later features plans of these models are stale
+                for model in added:
+                    lookups.forget_columns(model)
+                stale = [i for i in remaining if items[i].call.model in added]
+                plans.update(_plan_all(con, items, stale, results, lookups))
+                remaining = [i for i in remaining if i not in results]
+                todo[:] = [i for i in todo if i not in results]
+        _record(con, list(written.values()))
+    answered.update({index: w.receipt for index, w in written.items()})
+    for index, first in repeats.items():
+        answered[index] = replace(answered[first], duplicate=True)
+    return answered
+
+
+def _plan_all(
+    con: duckdb.DuckDBPyConnection,
+    items: Sequence[Item],
+    indices: list[int],
+    results: dict[int, Receipt | BaseException],
+    lookups: Lookups,
+) -> dict[int, Plan]:
+    plans = {}
+    for index in list(indices):
+        item = items[index]
+        try:
+            plans[index] = plan_call(con, item.call, item.data.schema, lookups)
+        except EvalstoreError as error:
+            results[index] = error
+            indices.remove(index)
+        except duckdb.Error as error:  # the transaction is aborted: retry without it
+            raise _ItemFailed(index, error) from error
+    return plans
+
+
+def _shape(plan: Plan, item: Item, group_rows: int) -> tuple[Any, ...] | None:
+    """What must be equal for calls to share one insert and one check query; None when
+    the call is written alone (too many rows, ``on_conflict`` other than ``'error'``, or
+    columns named like the group's own)."""
+    if (
+        item.data.num_rows > group_rows
+        or plan.on_conflict != "error"
+        or _BATCH in item.data.schema.names
+        or _RECEIVED in item.data.schema.names
+    ):
+        return None
+    return (
+        plan.model,
+        plan.table,
+        tuple(plan.columns),
+        tuple(plan.expressions),
+        tuple(plan.add_columns),
+        tuple(plan.ignored),
+        tuple(plan.warnings),
+        repr(sorted(plan.params.items())),
+        tuple((check.sql, check.message) for check in plan.checks),
+        item.data.schema,
+    )
+
+
+def _write_item(con: duckdb.DuckDBPyConnection, plan: Plan, item: Item, index: int) -> _Written:
+    incoming = f"__evalstore_incoming_{next(_incoming_names)}"
+    con.register(incoming, item.data)
+    try:
+        receipt = _write_one(con, plan, incoming, item.received_at)
+    except Exception as error:
+        raise _ItemFailed(index, error) from error
+    finally:
+        con.unregister(incoming)
+    return _Written(plan, receipt, item.received_at, item.source, item.batch_key)
+
+
+def _write_many(
+    con: duckdb.DuckDBPyConnection, plans: list[Plan], items: Sequence[Item], members: list[int]
+) -> list[Receipt]:
+    """Insert and check same-shaped calls together; raise :class:`_GroupFailed` if
+    anything is wrong with any of them."""
+    plan = plans[0]
+    table = model_relation(con, plan.model, plan.table)
+    ids = sorted(
+        row[0]
+        for row in con.execute(
+            "SELECT nextval('evalstore.batch_ids') FROM range(?)", [len(members)]
+        ).fetchall()
+    )
+    if ids[-1] - ids[0] + 1 != len(ids):  # another writer took ids between ours
+        raise _GroupFailed(members)
+    parts = []
+    for batch_id, index in zip(ids, members, strict=True):
+        data = items[index].data
+        rows = data.num_rows
+        data = data.append_column(_BATCH, pa.repeat(pa.scalar(batch_id, pa.int64()), rows))
+        data = data.append_column(
+            _RECEIVED,
+            pa.repeat(pa.scalar(items[index].received_at, pa.timestamp("us", "UTC")), rows),
+        )
+        parts.append(data)
+    try:
+        combined = pa.concat_tables(parts)
+    except pa.ArrowInvalid:
+        raise _GroupFailed(members) from None
+    params = {**plan.params, "first_batch_id": ids[0], "last_batch_id": ids[-1]}
+    _add_columns(con, plan, table)
+    expressions = [
+        quote(_BATCH) if e == "$batch_id" else quote(_RECEIVED) if e == "$received_at" else e
+        for e in plan.expressions
+    ]
+    incoming = f"__evalstore_incoming_{next(_incoming_names)}"
+    insert = (
+        f"INSERT INTO {table} ({', '.join(map(quote, plan.columns))}) "
+        f"SELECT {', '.join(expressions)} FROM {quote(incoming)}"
+    )
+    con.register(incoming, combined)
+    try:
+        con.execute(insert, used_params(insert, params)).fetchall()
+    except duckdb.Error:
+        raise _GroupFailed(members) from None
+    finally:
+        con.unregister(incoming)
+    if _failed_checks(con, plan, table, params):
+        raise _GroupFailed(members)
+    if plan.kind == "labels":
+        _supersede_labels(con, table, params)
+        _fulfil_requests(con, plan.model, table, ids[0], ids[-1])
+    return [
+        Receipt(
+            batch_id=batch_id,
+            model=plan.model,
+            kind=plan.kind,
+            rows=items[index].data.num_rows,
+            # the first call of the group added the columns; the others found them
+            columns_added=tuple(name for name, _ in plan.add_columns) if n == 0 else (),
+            columns_ignored=tuple(plan.ignored),
+            warnings=tuple(plan.warnings),
+        )
+        for n, (batch_id, index) in enumerate(zip(ids, members, strict=True))
+    ]
+
+
+# ---------------------------------------------------------------------- audit trail
+
+
+def stored_receipts(
+    con: duckdb.DuckDBPyConnection, model: str, kind: str, keys: Sequence[str]
+) -> dict[str, Receipt]:
+    """The receipts of the batches of ``model`` and ``kind`` stored under ``keys``
+    (``duplicate=True``), by key; keys never stored are absent."""
+    rows = con.execute(
+        "SELECT batch_key, batch_id, rows, columns_added, receipt FROM evalstore.batches "
+        "WHERE model = ? AND kind = ? AND batch_key IN (SELECT unnest(?))",
+        [model, kind, list(keys)],
+    ).fetchall()
+    stored = {}
+    for key, batch_id, rows_, columns_added, details in rows:
+        rest = json.loads(details) if details else {}
+        stored[key] = Receipt(
+            batch_id=batch_id,
+            model=model,
+            kind=kind,
+            rows=rows_,
+            columns_added=tuple(columns_added or ()),
+            columns_ignored=tuple(rest.get("columns_ignored", ())),
+            replaced=rest.get("replaced", 0),
+            skipped=rest.get("skipped", 0),
+            warnings=tuple(rest.get("warnings", ())),
+            duplicate=True,
+        )
+    return stored
+
+
+def _record(con: duckdb.DuckDBPyConnection, written: Sequence[_Written]) -> None:
+    """One ``evalstore.batches`` row per written batch, all with one ``committed_at``."""
+    if not written:
+        return
+    committed_at = datetime.now(UTC)
+    rows = [
+        [
+            w.receipt.batch_id,
+            w.plan.model,
+            w.plan.kind,
+            w.plan.env,
+            w.plan.version,
+            w.plan.dataset,
+            w.receipt.rows,
+            list(w.receipt.columns_added),
+            w.received_at,
+            committed_at,
+            w.source,
+            w.batch_key,
+            None if w.batch_key is None else _details(w.receipt),
+        ]
+        for w in written
+    ]
+    if len(rows) == 1:
+        con.execute(
+            f"INSERT INTO evalstore.batches ({_BATCH_COLUMNS}) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows[0],
+        )
+        return
+    names = [name.strip() for name in _BATCH_COLUMNS.split(",")]
+    timestamp = pa.timestamp("us", "UTC")
+    types = [pa.int64(), *[pa.string()] * 5, pa.int64(), pa.list_(pa.string()), timestamp]
+    types += [timestamp, pa.string(), pa.string(), pa.string()]
+    columns = {
+        name: pa.array([row[i] for row in rows], kind)
+        for i, (name, kind) in enumerate(zip(names, types, strict=True))
+    }
+    incoming = f"__evalstore_batches_{next(_incoming_names)}"
+    con.register(incoming, pa.table(columns))
+    try:
+        con.execute(
+            f"INSERT INTO evalstore.batches ({_BATCH_COLUMNS}) "
+            f"SELECT {_BATCH_COLUMNS} FROM {quote(incoming)}"
+        )
+    finally:
+        con.unregister(incoming)
+
+
+def _details(receipt: Receipt) -> str:
+    """The part of a keyed batch's receipt ``evalstore.batches`` has no column for."""
+    return json.dumps(
+        {
+            "columns_ignored": list(receipt.columns_ignored),
+            "replaced": receipt.replaced,
+            "skipped": receipt.skipped,
+            "warnings": list(receipt.warnings),
+        }
+    )
+
+
+def _supersede_labels(con: duckdb.DuckDBPyConnection, table: str, ids: dict[str, Any]) -> None:
+    """Mark the current labels of the examples of batches ``first_batch_id`` to
+    ``last_batch_id`` superseded by the batch that relabels them.
 
     ``labels_latest`` is then the labels with ``superseded_by IS NULL``, and a label was
     the latest as of batch ``b`` when ``batch_id <= b`` and ``superseded_by`` is NULL or
-    later than ``b`` (see ``evalstore.labels_as_of``).
+    later than ``b`` (see ``evalstore.labels_as_of``). For a group, its batches label
+    distinct examples (the group's checks send repeats to be written one by one).
     """
     con.execute(
-        f"UPDATE {table} SET superseded_by = $batch_id WHERE superseded_by IS NULL "
-        f"AND batch_id < $batch_id AND example_key IN "
-        f"(SELECT example_key FROM {table} WHERE batch_id = $batch_id)",
-        {"batch_id": batch_id},
+        f"UPDATE {table} AS old SET superseded_by = new.batch_id FROM (SELECT example_key, "
+        f"batch_id FROM {table} WHERE batch_id BETWEEN $first_batch_id AND $last_batch_id) "
+        "AS new WHERE old.superseded_by IS NULL AND old.batch_id < $first_batch_id "
+        "AND old.example_key = new.example_key",
+        {"first_batch_id": ids["first_batch_id"], "last_batch_id": ids["last_batch_id"]},
+    )
+
+
+def _fulfil_requests(
+    con: duckdb.DuckDBPyConnection, model: str, table: str, first: int, last: int
+) -> None:
+    """Mark the open (or expired) label requests of the examples labeled by batches
+    ``first`` to ``last`` fulfilled by the batch that labels each (as
+    :func:`evalstore.core.label_requests.fulfil_requests` does for one batch), inside the
+    batches' transaction: a request is fulfilled exactly when its label is committed."""
+    con.execute(
+        "UPDATE evalstore.label_requests AS r SET status = 'fulfilled', fulfilled_at = $at, "
+        "label_batch_id = new.batch_id FROM (SELECT example_id, max(batch_id) AS batch_id "
+        f"FROM {table} WHERE batch_id BETWEEN $first AND $last GROUP BY example_id) AS new "
+        "WHERE r.model = $model AND r.status IN ('open', 'expired') "
+        "AND r.example_id = new.example_id",
+        {"model": model, "at": datetime.now(UTC), "first": first, "last": last},
     )
 
 

@@ -342,11 +342,14 @@ def _add_batch_keys(con: duckdb.DuckDBPyConnection) -> None:
     none was given), and ``receipt``: the rest of that batch's receipt (columns ignored,
     rows replaced/skipped, warnings) as JSON, so that a retry with the same key, for the
     same model and kind, returns the first call's receipt instead of writing again. Keys
-    are kept for good: they are part of the audit trail."""
+    are kept for good: they are part of the audit trail. A unique index on
+    ``(model, kind, batch_key)`` refuses a key twice (NULL keys are never equal)."""
     con.execute(
         """
         ALTER TABLE evalstore.batches ADD COLUMN IF NOT EXISTS batch_key VARCHAR;
         ALTER TABLE evalstore.batches ADD COLUMN IF NOT EXISTS receipt JSON;
+        CREATE UNIQUE INDEX IF NOT EXISTS batches_batch_key
+            ON evalstore.batches (model, kind, batch_key);
         COMMENT ON COLUMN evalstore.batches.batch_key IS
             'Idempotency key of the batch (Idempotency-Key header or batch_key=); NULL if none.';
         COMMENT ON COLUMN evalstore.batches.receipt IS
