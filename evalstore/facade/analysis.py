@@ -49,6 +49,8 @@ class AnalysisMethods:
         methods: Sequence[str] | None = None,
         version: str | None = None,
         where: str | None = None,
+        *,
+        persist: bool = False,
         **options: Any,
     ) -> pa.Table:
         """Univariate drift per window and feature; see
@@ -59,7 +61,8 @@ class AnalysisMethods:
         (``"1 day"``), rows per chunk (``5000``) or ``{"chunks": n}``. Returns a long
         table: window_start, window_end, feature, kind, version, method, variant, value,
         p_value, threshold, threshold_low, threshold_source, drifted, n_reference,
-        n_analysis, reason.
+        n_analysis, reason. ``persist=True`` stores the result in the metric history and
+        recomputes only the windows later batches touched (:mod:`evalstore.monitors.history`).
 
         >>> import evalstore, pyarrow as pa
         >>> store = evalstore.open()
@@ -73,6 +76,10 @@ class AnalysisMethods:
         [{'feature': 'x', 'method': 'ks', 'value': 0.5, 'drifted': True}]
         >>> store.close()
         """
+        if persist:
+            arguments = dict(reference=reference, window=window, features=features)
+            arguments.update(methods=methods, version=version, where=where)
+            return self._persisted("drift", model, {**arguments, **options})
         return drift.drift(
             self._context(), model, reference, window, features, methods, version, where, **options
         )
@@ -107,6 +114,8 @@ class AnalysisMethods:
         features: Sequence[str] | None = None,
         version: str | None = None,
         where: str | None = None,
+        *,
+        persist: bool = False,
         **options: Any,
     ) -> pa.Table:
         """Data quality per window and feature; see :func:`evalstore.metrics.quality.quality`.
@@ -114,7 +123,12 @@ class AnalysisMethods:
         Checks: rows, missing, nan, posinf, neginf, out_of_range (numeric; outside the
         reference's [min, max]) and unseen (categorical). Same selection parameters and
         long result shape as :meth:`drift`; ``drifted`` is true when a check fails.
+        ``persist=True``: as for :meth:`drift`.
         """
+        if persist:
+            arguments = dict(reference=reference, window=window, features=features)
+            arguments.update(version=version, where=where)
+            return self._persisted("quality", model, {**arguments, **options})
         return _quality.quality(
             self._context(), model, reference, window, features, version, where, **options
         )
@@ -170,14 +184,21 @@ class AnalysisMethods:
         since: Any = None,
         until: Any = None,
         threshold: float | None = None,
+        *,
+        persist: bool = False,
         **options: Any,
     ) -> pa.Table:
         """Realized performance per window, version and slice from the latest labels.
 
         Binary, multiclass and regression metrics with confidence intervals, label
         coverage and ``labels_complete`` (so a late-labelled window is not mistaken for a
-        drop); see :func:`evalstore.metrics.performance.performance`.
+        drop); see :func:`evalstore.metrics.performance.performance`. ``persist=True``: as
+        for :meth:`drift`.
         """
+        if persist:
+            arguments = dict(metrics=metrics, window=window, by=by, version=version)
+            arguments.update(where=where, since=since, until=until, threshold=threshold)
+            return self._persisted("performance", model, {**arguments, **options})
         return _performance.performance(
             self._context(),
             model,
@@ -190,6 +211,33 @@ class AnalysisMethods:
             until,
             threshold,
             **options,
+        )
+
+    def _persisted(self, family: str, model: str, arguments: dict[str, Any]) -> pa.Table:
+        from evalstore.monitors import history as _history
+
+        return _history.persisted(self._context(), family, model, arguments)
+
+    def history(
+        self,
+        model: str,
+        family: str | None = None,
+        metric: str | Sequence[str] | None = None,
+        feature: str | Sequence[str] | None = None,
+        since: Any = None,
+        until: Any = None,
+        **options: Any,
+    ) -> pa.Table:
+        """The stored metric series of ``model`` (rows of persisted calls, ``persist=True``).
+
+        Filters by ``family``, ``metric``, ``feature`` (the subject) and ``since <=
+        window_start < until`` (options ``version``, ``limit``); see
+        :func:`evalstore.monitors.history.history` for the columns.
+        """
+        from evalstore.monitors import history as _history
+
+        return _history.history(
+            self._context(), model, family, metric, feature, since, until, **options
         )
 
     def worst_slices(
