@@ -33,12 +33,14 @@ from evalstore.errors import (
 #: Names loaded on first use (PEP 562), so that ``import evalstore`` (and the CLI's
 #: ``--help``) does not load DuckDB, Arrow and SciPy before anything needs them.
 _LAZY = {
+    "Client": "evalstore.client",
     "Receipt": "evalstore.core.ingest_write",
     "Store": "evalstore.store",
     "open": "evalstore.store",
 }
 
 __all__ = [
+    "Client",
     "DuplicateIdError",
     "EvalstoreError",
     "EvalstoreWarning",
@@ -62,7 +64,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """Load ``Store``, ``open`` and ``Receipt`` (and submodules) on first access."""
+    """Load ``Store``, ``open``, ``Receipt`` and ``Client`` (and submodules) on first access."""
     import importlib
     import importlib.util
 
