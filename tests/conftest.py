@@ -1,8 +1,18 @@
 """Shared fixtures: stores copied from a per-session template file, and a before/after
-snapshot for "nothing was written" checks."""
+snapshot for "nothing was written" checks.
+
+Opening a new store installs every macro (~0.2 s) and ``register_model`` creates a model's
+tables (~0.2 s); copying a store file and opening the copy takes ~0.03 s. So a test that
+needs a store in a known state opens a copy of a template built once per session
+(:func:`copy_store`, the ``template`` and ``empty_template`` fixtures), never builds its own
+unless building it is what the test checks.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -89,18 +99,100 @@ def open_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], eval
     return open_one
 
 
+def shared_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory shared by the xdist workers of this test session (the session's own
+    temporary directory when xdist is not running)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    build: Callable[[Path], Any],
+) -> tuple[Path, Any]:
+    """``(directory, result)``: ``build(directory)`` run once for the whole test session.
+
+    The first caller (of any xdist worker) creates ``<shared>/<name>`` and runs ``build`` in
+    it while holding an exclusive lock; later callers wait for the lock and get the same
+    directory and the JSON-serialisable value ``build`` returned. A build that raised is
+    not recorded, so the next caller builds again (and fails the same way). Callers must
+    not modify the directory: they copy what they change.
+    """
+    root = shared_directory(tmp_path_factory)
+    directory, done = root / name, root / f"{name}.built.json"
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                shutil.rmtree(directory, ignore_errors=True)
+                directory.mkdir()
+                done.write_text(json.dumps(build(directory)))
+            return directory, json.loads(done.read_text())
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
-def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_once(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str, Callable[[Path], Any]], tuple[Path, Any]]:
+    """``build_once(name, build)``: :func:`built_once` for this session (e.g. the docs
+    pages' workspace, which two test modules continue from)."""
+    return lambda name, build: built_once(tmp_path_factory, name, build)
+
+
+@pytest.fixture(scope="session")
+def template(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., Path]:
+    """``template(name, build, file="store.duckdb")``: the path of a store file that
+    ``build(store)`` filled, built once per test session and shared by the xdist workers.
+
+    ``name`` identifies the template across the session (use the test module's name as a
+    prefix); ``file`` is the file's name, which is the catalog name of copies made with
+    :func:`copy_store` under the same name. Tests open copies, never the template itself.
+    """
+
+    def make(
+        name: str, build: Callable[[evalstore.Store], Any], file: str = "store.duckdb"
+    ) -> Path:
+        def run(directory: Path) -> None:
+            with evalstore.open(directory / file) as opened:
+                build(opened)
+
+        directory, _ = built_once(tmp_path_factory, f"template-{name}", run)
+        return directory / file
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def empty_template(template: Callable[..., Path]) -> Path:
+    """A store file with the current layout and macros and no model."""
+    return template("empty", lambda store: None)
+
+
+@pytest.fixture
+def empty_store(empty_template: Path, tmp_path: Path) -> Iterator[evalstore.Store]:
+    """A fresh copy of ``empty_template`` (no model), open for writing."""
+    with evalstore.open(copy_store(empty_template, tmp_path)) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def store_template(template: Callable[..., Path]) -> Path:
     """A store file with a binary model ``fraud`` version ``v1``, classes [0, 1].
 
-    Built once per test session (once per xdist worker); tests never open it for
+    Built once per test session (shared by the xdist workers); tests never open it for
     writing, they open copies (:func:`copy_store`, the ``store`` and ``file_store``
     fixtures).
     """
-    path = tmp_path_factory.mktemp("template") / "template.duckdb"
-    with evalstore.open(path) as opened:
-        opened.register_model("fraud", "v1", "binary", classes=[0, 1])
-    return path
+    return template(
+        "fraud",
+        lambda store: store.register_model("fraud", "v1", "binary", classes=[0, 1]),
+        "template.duckdb",
+    )
 
 
 @pytest.fixture

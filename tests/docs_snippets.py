@@ -1,12 +1,13 @@
 """Runs the code blocks of a documentation page (README.md, docs/*.md) as a reader would.
 
 A page's blocks run in order, in one working directory, as a reader's shell and Python session
-would. The directory starts as a copy of a **workspace** built once per test module
-(:func:`build_workspace`): what `make demo` leaves (``demo.duckdb``, a fifth of the demo's
-rows), ``.venv`` linked to this interpreter's environment (so ``.venv/bin/evalstore`` works as
-in a checkout), and everything ``docs/quickstart.md``'s blocks make (``monitoring.duckdb``
-with the ``fraud`` model, and the files for the command-line examples): the pages continue
-from the quick start, as their readers do. Each page gets a copy of its own, so pages are
+would. The directory starts as a copy of a **workspace** built once per test session
+(:func:`build_workspace`, run through conftest's ``build_once``): what `make demo` leaves
+(``demo.duckdb``, a fifth of the demo's rows), ``.venv`` linked to this interpreter's
+environment (so ``.venv/bin/evalstore`` works as in a checkout), and everything
+``docs/quickstart.md``'s blocks make (``monitoring.duckdb`` with the ``fraud`` model, and the
+files for the command-line examples): the pages continue from the quick start, as their
+readers do. Each page gets a copy of its own, so pages are
 independent of each other and of their order.
 
 * ``python`` blocks run in one namespace per page. A block that uses ``store`` without

@@ -1,6 +1,7 @@
 """The quick start and the metric family pages run as written (tests/docs_snippets.py).
 
-The workspace is the quick start done once for this module; each page runs in a copy of it.
+The workspace is the quick start done once per test session (shared with
+tests/test_docs_pages_service.py); each page runs in a copy of it.
 The other pages run in tests/test_docs_pages_service.py, so xdist can spread the two files.
 """
 
@@ -23,9 +24,9 @@ NO_CODE = {"index.md", "benchmarks.md", "operations.md", "sql-reference.md", "cl
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("docs") / "workspace"
-    ran = build_workspace(directory)
+def workspace(build_once) -> Path:
+    """The quick start done once for the whole test session (conftest's ``build_once``)."""
+    directory, ran = build_once("docs-workspace", build_workspace)
     assert ran == [b.line for b in runnable("quickstart.md")] and len(ran) >= 4
     return directory
 

@@ -1,6 +1,7 @@
 """The README, the flywheel, HTTP API and BI pages run as written (tests/docs_snippets.py).
 
-The workspace is the quick start done once for this module; each page runs in a copy of it.
+The workspace is the quick start done once per test session (shared with
+tests/test_docs_pages_metrics.py); each page runs in a copy of it.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ README_LIMIT = 10_000  # bytes: what a newcomer reads first (issue 20, point 5)
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("docs") / "workspace"
-    build_workspace(directory)
+def workspace(build_once) -> Path:
+    """The quick start done once for the whole test session (conftest's ``build_once``)."""
+    directory, _ = build_once("docs-workspace", build_workspace)
     return directory
 
 
