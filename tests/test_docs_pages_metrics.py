@@ -20,7 +20,8 @@ from docs_snippets import all_pages, blocks, build_workspace, run_page, runnable
 PAGES = ["concepts.md", "drift.md", "quality.md", "performance.md", "skew.md", "compare.md",
          "health.md"]  # fmt: skip
 #: Pages with nothing to run: the index, the benchmark figures, the generated references.
-NO_CODE = {"index.md", "benchmarks.md", "operations.md", "sql-reference.md", "cli-reference.md"}
+NO_CODE = {"index.md", "benchmarks.md", "operations.md", "sql-reference.md", "cli-reference.md",
+           "monitoring.md"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
