@@ -168,9 +168,9 @@ def _log_features(store: evalstore.Store, model: str, g: Generated) -> None:
 
 
 @pytest.fixture
-def store():
-    with evalstore.open() as s:
-        yield s
+def store(empty_store):
+    """A fresh store without models (a copy of conftest's ``empty_template``)."""
+    return empty_store
 
 
 def _new_model(store: evalstore.Store, model: str) -> None:
@@ -264,15 +264,32 @@ def _assert_frames(actual: pd.DataFrame, expected: pd.DataFrame, keys: list[str]
 # ---------------------------------------------------------------- tests
 
 
+@pytest.fixture(scope="module")
+def loaded_by_seed(empty_template, open_copy):
+    """``get(seed)``: a store holding model ``m`` with ``generate(seed)``'s rows (labels in
+    two batches, corrections second), and the generated rows. Built on first use and kept
+    for the module: the tests that take it (through ``loaded``) only read."""
+    built: dict[int, tuple[evalstore.Store, Generated]] = {}
+
+    def get(seed: int) -> tuple[evalstore.Store, Generated]:
+        if seed not in built:
+            store, g = open_copy(empty_template), generate(seed)
+            _new_model(store, "m")
+            _log_features(store, "m", g)
+            _log_predictions(store, "m", g)
+            _log_labels(store, "m", g.labels[g.labels["batch"] == 0])
+            _log_labels(store, "m", g.labels[g.labels["batch"] == 1])
+            built[seed] = store, g
+        return built[seed]
+
+    yield get
+    for store, _ in built.values():
+        store.close()
+
+
 @pytest.fixture(params=SEEDS, ids=lambda s: f"seed{s}")
-def loaded(request, store):
-    g = generate(request.param)
-    _new_model(store, "m")
-    _log_features(store, "m", g)
-    _log_predictions(store, "m", g)
-    _log_labels(store, "m", g.labels[g.labels["batch"] == 0])
-    _log_labels(store, "m", g.labels[g.labels["batch"] == 1])
-    return store, g
+def loaded(request, loaded_by_seed):
+    return loaded_by_seed(request.param)
 
 
 @pytest.mark.parametrize("width", list(WIDTHS_US))
