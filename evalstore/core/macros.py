@@ -28,9 +28,13 @@ from evalstore.core.db import transaction
 SQL_FILES = (
     "common.sql",
     "volume.sql",
+    "drift_numeric.sql",
     "drift.sql",
     "quality.sql",
+    "validation.sql",
     "performance.sql",
+    "performance_classification.sql",
+    "performance_regression.sql",
     "slices.sql",
     "skew.sql",
     "compare.sql",

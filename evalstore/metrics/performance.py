@@ -1,4 +1,4 @@
-"""Sliced performance with late labels: the Python front-end of ``sql/performance.sql``.
+"""Sliced performance with late labels: the Python front-end of ``sql/performance*.sql``.
 
 Every metric is computed by the SQL macros ``evalstore.performance_binary``,
 ``evalstore.performance_multiclass`` and ``evalstore.performance_regression`` (their

@@ -1,4 +1,5 @@
-"""Data quality and schema validation: the Python front-end of ``sql/quality.sql``.
+"""Data quality and schema validation: the Python front-end of ``sql/quality.sql``
+and ``sql/validation.sql``.
 
 Every number is computed by the SQL macros (their comments define each check
 exactly); this module chooses what to compare (see :mod:`evalstore.core.windows`),

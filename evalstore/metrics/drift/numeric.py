@@ -1,6 +1,6 @@
 """The statistics of numeric drift from sorted arrays: the fast path of ``store.drift``.
 
-``evalstore.drift_numeric`` (``sql/drift.sql``) defines every numeric drift method and is
+``evalstore.drift_numeric`` (``sql/drift_numeric.sql``) defines every numeric drift method and is
 what a plain DuckDB connection calls. Its exact order statistics, KS's D and
 Wasserstein's W1, need each window's empirical CDF looked up in the reference's; in
 DuckDB SQL that takes window functions and ASOF joins over every distinct value, which

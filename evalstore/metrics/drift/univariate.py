@@ -1,8 +1,8 @@
 """Univariate drift: the Python front-end of the ``evalstore.drift_*`` macros.
 
-The statistics are computed by the SQL macros in ``sql/drift.sql`` (their comments
-define every method exactly). This module chooses what to compare (see
-:mod:`evalstore.core.windows`), adds p-values from the Python UDFs of
+The statistics are computed by the SQL macros in ``sql/drift_numeric.sql`` and
+``sql/drift.sql`` (their comments define every method exactly). This module chooses what
+to compare (see :mod:`evalstore.core.windows`), adds p-values from the Python UDFs of
 :mod:`evalstore.core.udfs`, and decides ``drifted`` against thresholds.
 
 Methods, named the same in every interface (declared once in

@@ -1,0 +1,630 @@
+-- evalstore macros: binary and multiclass performance per window x version x slice.
+--
+-- Inputs, windows, cells, result columns and interval conventions are described in
+-- performance.sql (installed first; its helpers performance_rows, cell_key, label_horizon
+-- and f1_se are used here). evalstore.performance is the short form for SQL users.
+
+-- evalstore.performance_binary(source, model, threshold, width, chunk_rows, chunks, since,
+--     until, ece_bins, z, as_of, delay_quantile, metrics)
+-- Binary classification metrics per window x version x slice (columns: see the top of
+-- the file). y = 1 when the label is the model's positive class (registry), else 0.
+-- Predicted positive (yhat = 1) when score >= threshold, threshold = the given one or,
+-- when NULL, the version's registered threshold; a row with a prediction but no score
+-- uses its prediction (yhat = 1 when it is the positive class) for the threshold
+-- metrics and is left out of the score metrics. Rows without a label are unlabeled
+-- (label_coverage); rows with neither score nor prediction are left out (n_excluded).
+-- With tp, fp, fn, tn counted over labeled rows with a yhat:
+--   accuracy           (tp + tn) / n                  sklearn accuracy_score
+--   precision          tp / (tp + fp)                 precision_score; NULL without
+--                                                     predicted positives
+--   recall             tp / (tp + fn)                 recall_score; NULL without positives
+--   specificity        tn / (tn + fp)                 from confusion_matrix; NULL without
+--                                                     negatives
+--   f1                 2 tp / (2 tp + fp + fn)        f1_score; NULL when tp+fp+fn = 0
+--                                                     (sklearn returns 0 with a warning)
+-- and over labeled rows with a score s:
+--   roc_auc            P(s_pos > s_neg) + P(s_pos = s_neg) / 2 = U / (n_pos n_neg),
+--                      sklearn roc_auc_score; NULL for a single-class cell. Computed from
+--                      a ranking of the cell's rows and one of its positives by
+--                      descending score (rank() and a RANGE count(*), so tied scores
+--                      share their counts).
+--   average_precision  sum over distinct scores t (descending) of (R(t) - R(t_prev)) P(t),
+--                      P/R the precision/recall of "s >= t" (sklearn
+--                      average_precision_score); NULL without positives
+--   log_loss           mean of -ln p(label), p = s for y = 1 and 1 - s for y = 0, clipped
+--                      to [eps, 1 - eps], eps = 2.220446049250313e-16 (float64 machine
+--                      epsilon, as sklearn >= 1.5 log_loss)
+--   brier              mean (s - y)^2                 brier_score_loss
+--   ece                sum over bins b of (n_b / n) |mean(y)_b - mean(s)_b|, bin =
+--                      min(floor(s * ece_bins), ece_bins - 1) (equal-width bins of [0, 1],
+--                      the last closed; empty bins add nothing)
+-- Intervals: Wilson for accuracy (x = tp + tn of n), precision, recall, specificity;
+-- normal (mean +- z sd / sqrt n, sample sd, NULL for n < 2) for log_loss and brier;
+-- DeLong (1988) for roc_auc: A +- z sqrt(S10 / n_pos + S01 / n_neg), S10 / S01 the sample
+-- variances of the positives' / negatives' placement values, clipped to [0, 1], NULL when
+-- a class has fewer than 2 rows; logit interval for average_precision (Boyd, Eng & Page
+-- 2013): expit(logit(AP) -+ z / sqrt(n_pos AP (1 - AP))), NULL when AP is 0 or 1.
+-- f1: F1 +- z evalstore.f1_se(tp, fp, fn) (delta method), clipped to [0, 1].
+-- ece carries stats = [n_b..., sum(y - s)_b...,
+-- sum((y - s)^2)_b...] over its non-empty bins. `metrics` (a list, NULL = all) skips
+-- the work of metrics not asked for.
+CREATE OR REPLACE MACRO evalstore.performance_binary(
+    source, model, threshold, width, chunk_rows, chunks, since, until, ece_bins, z,
+    as_of, delay_quantile, metrics
+) AS TABLE
+    WITH registry AS (
+        SELECT r.version, r.positive_class,
+               coalesce(CAST(threshold AS DOUBLE), r.threshold) AS cutoff,
+               CASE WHEN threshold IS NULL THEN 'registered' ELSE 'given' END AS cutoff_source,
+               row_number() OVER (ORDER BY r.version) AS vcode
+        FROM evalstore.relation('evalstore.models') AS r
+        WHERE r.model = model
+    ),
+    -- one row per prediction: y (NULL when unlabeled), yhat, the score s of a labeled
+    -- row, and vcode (an integer key of the version: windows partition faster by it)
+    base AS (
+        SELECT w.window_index, w.version, g.vcode, w.slice, w.ts,
+            CASE WHEN w.label = g.positive_class THEN 1
+                 WHEN w.label <> g.positive_class THEN 0 END AS y,
+            CASE WHEN w.score IS NOT NULL THEN CASE WHEN w.score >= g.cutoff THEN 1 ELSE 0 END
+                 WHEN w.prediction IS NOT NULL THEN
+                     CASE WHEN w.prediction = g.positive_class THEN 1 ELSE 0 END
+            END AS yhat,
+            CASE WHEN w.label IS NOT NULL THEN w.score END AS s
+        FROM evalstore.performance_rows(source, width, chunk_rows, chunks, since, until) AS w
+        LEFT JOIN registry AS g ON g.version = w.version
+    ),
+    -- per-row losses of the labeled scored rows: squared error and -ln p(label)
+    losses AS (
+        SELECT b.*, (b.s - b.y) * (b.s - b.y) AS sq,
+            evalstore.log_loss_term(CASE b.y WHEN 1 THEN b.s WHEN 0 THEN 1 - b.s END) AS nll
+        FROM base AS b
+    ),
+    cells AS (
+        SELECT x.window_index, x.version, x.slice, any_value(x.vcode) AS vcode,
+            min(x.ts) AS first_ts, max(x.ts) AS last_ts,
+            count(*) AS predictions,
+            count(x.y) AS labeled,
+            count(CASE WHEN x.yhat IS NOT NULL THEN x.y END) AS n_class,
+            count(CASE WHEN x.s IS NOT NULL THEN x.y END) AS n_score,
+            count(CASE WHEN x.yhat = 1 AND x.y = 1 THEN 1 END) AS tp,
+            count(CASE WHEN x.yhat = 1 AND x.y = 0 THEN 1 END) AS fp,
+            count(CASE WHEN x.yhat = 0 AND x.y = 1 THEN 1 END) AS fn,
+            count(CASE WHEN x.yhat = 0 AND x.y = 0 THEN 1 END) AS tn,
+            count(CASE WHEN x.s IS NOT NULL AND x.y = 1 THEN 1 END) AS n_pos,
+            count(CASE WHEN x.s IS NOT NULL AND x.y = 0 THEN 1 END) AS n_neg,
+            sum(x.sq) AS brier_sum, sum(x.sq * x.sq) AS brier_sq,
+            sum(x.nll) AS loss_sum, sum(x.nll * x.nll) AS loss_sq
+        FROM losses AS x
+        GROUP BY x.window_index, x.version, x.slice
+    ),
+    windows AS (
+        SELECT c.window_index,
+            evalstore.cell_window_start(c.window_index, width, min(c.first_ts)) AS window_start,
+            evalstore.cell_window_end(c.window_index, width, max(c.last_ts)) AS window_end
+        FROM cells AS c
+        GROUP BY c.window_index
+    ),
+    -- the ranking windows partition by one exact integer key per cell (evalstore.cell_key:
+    -- one integer sorts much faster than three columns, 2 s of 15 at 10M rows): the
+    -- window's offset in steps of the smallest gap between window keys, the version code,
+    -- and the slice's number: an integer slice's offset from the smallest, else its rank
+    -- among the distinct slices (slice_numbers, empty for integer slices). The key is an
+    -- INTEGER when every key of the query fits one (narrow: a 4-byte key sorts about 20%
+    -- faster than a BIGINT), else a BIGINT (ranked has a branch for each)
+    slice_numbers AS (
+        SELECT d.slice, row_number() OVER (ORDER BY d.slice) AS slice_no
+        FROM (SELECT DISTINCT c.slice FROM cells AS c
+              WHERE c.slice IS NOT NULL AND evalstore.integer_value(c.slice) IS NULL) AS d
+    ),
+    gaps AS (
+        SELECT w.window_index
+               - lag(w.window_index) OVER (ORDER BY w.window_index) AS gap
+        FROM windows AS w
+    ),
+    geometry AS (
+        SELECT e.*,
+            -- in DOUBLE: the bound itself must not overflow
+            CAST((e.w_last - e.w0) // e.step + 1 AS DOUBLE) * e.versions * e.slices
+                < 2147483647 AS narrow
+        FROM (
+            SELECT min(c.window_index) AS w0, max(c.window_index) AS w_last,
+                (SELECT coalesce(min(g.gap), 1) FROM gaps AS g) AS step,
+                max(c.vcode) + 1 AS versions,
+                min(evalstore.integer_value(c.slice)) AS s0,
+                coalesce(max(evalstore.integer_value(c.slice))
+                         - min(evalstore.integer_value(c.slice)), 0) + 2
+                    + (SELECT count(*) FROM slice_numbers) AS slices
+            FROM cells AS c
+        ) AS e
+    ),
+    keyed AS NOT MATERIALIZED (
+        SELECT g.narrow, evalstore.cell_key(b.window_index, b.vcode,
+                   coalesce(n.slice_no, evalstore.integer_value(b.slice) - g.s0 + 1),
+                   g.w0, g.step, g.versions, g.slices) AS cell,
+               b.y, b.s
+        FROM base AS b
+        CROSS JOIN geometry AS g
+        LEFT JOIN slice_numbers AS n ON n.slice = b.slice
+        WHERE b.s IS NOT NULL AND b.y IS NOT NULL
+          AND (metrics IS NULL OR list_contains(metrics, 'roc_auc')
+               OR list_contains(metrics, 'average_precision'))
+    ),
+    -- the labeled scored rows of a cell in descending score order: rank() = 1 + the rows
+    -- scored above s, count(*) = the rows scored >= s (RANGE frame: ties included); first
+    -- over the cell (w; keyed is read by both branches, one of them empty), then over the
+    -- cell's positives alone (wp): only positives need their rank in their class, a
+    -- second window over a quarter of the rows when a quarter is positive (the
+    -- negatives' sums follow from the positives', below)
+    ranked AS (
+        SELECT CAST(k.cell AS BIGINT) AS cell, k.y, k.s, rank() OVER w AS first_at,
+            count(*) OVER w AS at_or_above
+        FROM (SELECT CAST(x.cell AS INTEGER) AS cell, x.y, x.s FROM keyed AS x
+              WHERE x.narrow) AS k
+        WINDOW w AS (PARTITION BY k.cell ORDER BY k.s DESC)
+        UNION ALL
+        SELECT k.cell, k.y, k.s, rank() OVER w AS first_at, count(*) OVER w AS at_or_above
+        FROM keyed AS k
+        WHERE NOT k.narrow
+        WINDOW w AS (PARTITION BY k.cell ORDER BY k.s DESC)
+    ),
+    positives AS (
+        SELECT r.cell, r.first_at, r.at_or_above,
+            rank() OVER wp AS class_first_at, count(*) OVER wp AS class_at_or_above
+        FROM ranked AS r
+        WHERE r.y = 1
+        WINDOW wp AS (PARTITION BY r.cell ORDER BY r.s DESC)
+    ),
+    -- Per positive p at score s: a = positives above s, t = positives at s, e = negatives
+    -- above s, g = negatives at or above s (e = first_at - class_first_at, g = at_or_above
+    -- - class_at_or_above). Its j = 2 e + (g - e) = e + g, its placement value 1 - j / (2
+    -- n_neg), its precision class_at_or_above / at_or_above. A negative's k = 2 (positives
+    -- above) + (positives at its score), its placement value k / (2 n_pos); summing over
+    -- the positives instead: sum k = 2 n_pos n_neg - sum j, and sum k^2 = sum over ordered
+    -- pairs of positives (p, q) of the negatives' sum of phi(p) phi(q), phi = 2 below the
+    -- positive's score, 1 at it; a pair whose lower score is s adds 4 (negatives below s)
+    -- + (2 if the other lies above s, else 1) (negatives at s); grouped by p as the lower
+    -- one: sum k^2 = n_neg sum (8 a + 4 t) - sum (4 a g + 4 a e + 3 t g + t e). All
+    -- sums exact (HUGEINT).
+    placed AS (
+        SELECT x.cell, x.class_at_or_above, x.at_or_above,
+            x.class_first_at - 1 AS a, x.class_at_or_above - x.class_first_at + 1 AS t,
+            x.first_at - x.class_first_at AS e, x.at_or_above - x.class_at_or_above AS g
+        FROM positives AS x
+    ),
+    ranking AS (
+        SELECT x.cell,
+            sum(x.e + x.g) AS spj,
+            sum(CAST(x.e + x.g AS HUGEINT) * (x.e + x.g)) AS spj2,
+            sum(CAST(8 * x.a + 4 * x.t AS HUGEINT)) AS k2_scale,
+            sum(CAST(x.a AS HUGEINT) * (4 * x.g + 4 * x.e)
+                + CAST(x.t AS HUGEINT) * (3 * x.g + x.e)) AS k2_less,
+            sum(x.class_at_or_above / x.at_or_above) AS ap_sum
+        FROM placed AS x
+        GROUP BY x.cell
+    ),
+    calibration AS (
+        SELECT b.window_index, b.version, b.slice,
+               least(CAST(floor(b.s * ece_bins) AS BIGINT), ece_bins - 1) AS bin,
+               count(*) AS n_bin, sum(b.y - b.s) AS gap,
+               sum((b.y - b.s) * (b.y - b.s)) AS gap2
+        FROM base AS b
+        WHERE b.s IS NOT NULL AND b.y IS NOT NULL
+          AND (metrics IS NULL OR list_contains(metrics, 'ece'))
+        GROUP BY b.window_index, b.version, b.slice,
+                 least(CAST(floor(b.s * ece_bins) AS BIGINT), ece_bins - 1)
+    ),
+    ece AS (
+        SELECT c.window_index, c.version, c.slice, sum(abs(c.gap)) / sum(c.n_bin) AS ece,
+               list_concat(list(CAST(c.n_bin AS DOUBLE) ORDER BY c.bin),
+                           list(c.gap ORDER BY c.bin), list(c.gap2 ORDER BY c.bin)) AS ece_stats
+        FROM calibration AS c
+        GROUP BY c.window_index, c.version, c.slice
+    ),
+    horizon AS (
+        SELECT * FROM evalstore.label_horizon(model, delay_quantile, as_of)
+    ),
+    scored AS (
+        SELECT c.*, w.window_start, w.window_end, g.positive_class, g.cutoff, g.cutoff_source,
+            CAST(c.n_pos AS DOUBLE) AS p_, CAST(c.n_neg AS DOUBLE) AS q_,
+            c.brier_sum / c.n_score AS brier,
+            sqrt(greatest(c.brier_sq - c.brier_sum * c.brier_sum / c.n_score, 0.0)
+                 / nullif(c.n_score - 1, 0)) AS brier_sd,
+            c.loss_sum / c.n_score AS log_loss,
+            sqrt(greatest(c.loss_sq - c.loss_sum * c.loss_sum / c.n_score, 0.0)
+                 / nullif(c.n_score - 1, 0)) AS log_loss_sd,
+            1 - r.spj / (2 * CAST(c.n_pos AS DOUBLE) * c.n_neg) AS auc,
+            CAST(CAST(c.n_pos AS DECIMAL(38, 0)) * r.spj2 - CAST(r.spj AS DECIMAL(38, 0))
+                 * CAST(r.spj AS DECIMAL(38, 0)) AS DOUBLE) AS ss10,
+            CAST(CAST(c.n_neg AS DECIMAL(38, 0)) * (c.n_neg * r.k2_scale - r.k2_less)
+                 - CAST(2 * c.n_pos * c.n_neg - r.spj AS DECIMAL(38, 0))
+                 * CAST(2 * c.n_pos * c.n_neg - r.spj AS DECIMAL(38, 0)) AS DOUBLE) AS ss01,
+            r.ap_sum / c.n_pos AS ap,
+            e.ece, e.ece_stats,
+            evalstore.add_hours(w.window_end, h.delay_hours) AS labels_due, h.as_of
+        FROM cells AS c
+        JOIN windows AS w ON w.window_index = c.window_index
+        LEFT JOIN registry AS g ON g.version = c.version
+        CROSS JOIN geometry AS gm
+        LEFT JOIN slice_numbers AS sn ON sn.slice = c.slice
+        LEFT JOIN ranking AS r ON r.cell = evalstore.cell_key(c.window_index, c.vcode,
+            coalesce(sn.slice_no, evalstore.integer_value(c.slice) - gm.s0 + 1),
+            gm.w0, gm.step, gm.versions, gm.slices)
+        LEFT JOIN ece AS e ON e.window_index = c.window_index AND e.version = c.version
+             AND e.slice IS NOT DISTINCT FROM c.slice
+        CROSS JOIN horizon AS h
+    ),
+    -- DeLong variance of the AUC: S10 / n_pos + S01 / n_neg with
+    -- S10 = (n_pos sum pos j^2 - (sum pos j)^2) / (n_pos 4 n_neg^2 (n_pos - 1)) and
+    -- S01 = (n_neg sum neg k^2 - (sum neg k)^2) / (n_neg 4 n_pos^2 (n_neg - 1))
+    finished AS (
+        SELECT s.*,
+            CASE WHEN s.n_pos > 1 AND s.n_neg > 1 THEN sqrt(greatest(
+                s.ss10 / (s.p_ * 4.0 * s.q_ * s.q_ * (s.p_ - 1)) / s.p_
+                + s.ss01 / (s.q_ * 4.0 * s.p_ * s.p_ * (s.q_ - 1)) / s.q_, 0.0)) END AS auc_se,
+            'positive class ' || s.positive_class || ', predicted positive when score >= '
+                || s.cutoff || ' (' || s.cutoff_source || ' threshold)' AS rule
+        FROM scored AS s
+    ),
+    metric_list AS (
+        SELECT m.metric, m.family FROM (VALUES
+            ('accuracy', 'class'), ('precision', 'class'), ('recall', 'class'),
+            ('f1', 'class'), ('specificity', 'class'), ('roc_auc', 'score'),
+            ('average_precision', 'score'), ('log_loss', 'score'), ('brier', 'score'),
+            ('ece', 'score')
+        ) AS m(metric, family)
+        WHERE metrics IS NULL OR list_contains(metrics, m.metric)
+    ),
+    valued AS (
+        SELECT f.*, m.metric, m.family,
+            CASE WHEN m.family = 'class' THEN f.n_class ELSE f.n_score END AS n,
+            CASE
+                WHEN f.labeled = 0 THEN 'no labeled predictions in this cell (label coverage 0)'
+                WHEN m.family = 'class' AND f.n_class = 0
+                    THEN 'no labeled rows with a score or a prediction'
+                WHEN m.family = 'score' AND f.n_score = 0 THEN 'no labeled rows with a score'
+                WHEN m.metric = 'precision' AND f.tp + f.fp = 0
+                    THEN 'no predicted positives: precision undefined'
+                WHEN m.metric = 'recall' AND f.tp + f.fn = 0
+                    THEN 'no positive labels: recall undefined'
+                WHEN m.metric = 'specificity' AND f.tn + f.fp = 0
+                    THEN 'no negative labels: specificity undefined'
+                WHEN m.metric = 'f1' AND f.tp + f.fp + f.fn = 0
+                    THEN 'no positive labels and no predicted positives: f1 undefined'
+                WHEN m.metric = 'roc_auc' AND f.n_pos = 0
+                    THEN 'single-class cell (no positive labels): ROC AUC undefined'
+                WHEN m.metric = 'roc_auc' AND f.n_neg = 0
+                    THEN 'single-class cell (no negative labels): ROC AUC undefined'
+                WHEN m.metric = 'average_precision' AND f.n_pos = 0
+                    THEN 'no positive labels: average precision undefined'
+            END AS reason
+        FROM finished AS f CROSS JOIN metric_list AS m
+    )
+    SELECT v.window_index, v.window_start, v.window_end, v.version, v.slice, v.metric,
+        CAST(NULL AS VARCHAR) AS "class",
+        CASE WHEN v.reason IS NOT NULL THEN NULL ELSE CASE v.metric
+            WHEN 'accuracy' THEN (v.tp + v.tn) / v.n_class
+            WHEN 'precision' THEN v.tp / (v.tp + v.fp)
+            WHEN 'recall' THEN v.tp / (v.tp + v.fn)
+            WHEN 'specificity' THEN v.tn / (v.tn + v.fp)
+            WHEN 'f1' THEN 2 * v.tp / (2 * v.tp + v.fp + v.fn)
+            WHEN 'roc_auc' THEN v.auc
+            WHEN 'average_precision' THEN v.ap
+            WHEN 'log_loss' THEN v.log_loss
+            WHEN 'brier' THEN v.brier
+            WHEN 'ece' THEN v.ece
+        END END AS value,
+        CASE WHEN v.reason IS NOT NULL THEN NULL ELSE CASE v.metric
+            WHEN 'accuracy' THEN evalstore.wilson_low(v.tp + v.tn, v.n_class, z)
+            WHEN 'precision' THEN evalstore.wilson_low(v.tp, v.tp + v.fp, z)
+            WHEN 'recall' THEN evalstore.wilson_low(v.tp, v.tp + v.fn, z)
+            WHEN 'specificity' THEN evalstore.wilson_low(v.tn, v.tn + v.fp, z)
+            WHEN 'f1' THEN evalstore.at_least(
+                2 * v.tp / (2 * v.tp + v.fp + v.fn) - z * evalstore.f1_se(v.tp, v.fp, v.fn), 0.0)
+            WHEN 'roc_auc' THEN evalstore.at_least(v.auc - z * v.auc_se, 0.0)
+            WHEN 'average_precision' THEN CASE WHEN v.ap > 0 AND v.ap < 1 THEN
+                1 / (1 + exp(-(ln(v.ap / (1 - v.ap)) - z / sqrt(v.n_pos * v.ap * (1 - v.ap)))))
+                END
+            WHEN 'log_loss'
+                THEN evalstore.at_least(v.log_loss - z * v.log_loss_sd / sqrt(v.n_score), 0.0)
+            WHEN 'brier' THEN evalstore.at_least(v.brier - z * v.brier_sd / sqrt(v.n_score), 0.0)
+        END END AS ci_low,
+        CASE WHEN v.reason IS NOT NULL THEN NULL ELSE CASE v.metric
+            WHEN 'accuracy' THEN evalstore.wilson_high(v.tp + v.tn, v.n_class, z)
+            WHEN 'precision' THEN evalstore.wilson_high(v.tp, v.tp + v.fp, z)
+            WHEN 'recall' THEN evalstore.wilson_high(v.tp, v.tp + v.fn, z)
+            WHEN 'specificity' THEN evalstore.wilson_high(v.tn, v.tn + v.fp, z)
+            WHEN 'f1' THEN evalstore.at_most(
+                2 * v.tp / (2 * v.tp + v.fp + v.fn) + z * evalstore.f1_se(v.tp, v.fp, v.fn), 1.0)
+            WHEN 'roc_auc' THEN evalstore.at_most(v.auc + z * v.auc_se, 1.0)
+            WHEN 'average_precision' THEN CASE WHEN v.ap > 0 AND v.ap < 1 THEN
+                1 / (1 + exp(-(ln(v.ap / (1 - v.ap)) + z / sqrt(v.n_pos * v.ap * (1 - v.ap)))))
+                END
+            WHEN 'log_loss' THEN v.log_loss + z * v.log_loss_sd / sqrt(v.n_score)
+            WHEN 'brier' THEN v.brier + z * v.brier_sd / sqrt(v.n_score)
+        END END AS ci_high,
+        v.n, v.labeled - v.n AS n_excluded, v.predictions, v.labeled,
+        v.labeled / v.predictions AS label_coverage,
+        v.labels_due, coalesce(v.labels_due <= v.as_of, false) AS labels_complete,
+        v.reason,
+        CASE v.metric
+            WHEN 'accuracy' THEN v.rule || '; CI Wilson score'
+            WHEN 'precision' THEN v.rule || '; CI Wilson score'
+            WHEN 'recall' THEN v.rule || '; CI Wilson score'
+            WHEN 'specificity' THEN v.rule || '; CI Wilson score'
+            WHEN 'f1' THEN v.rule || '; CI delta method (Takahashi 2022)'
+            WHEN 'roc_auc' THEN 'Mann-Whitney U / (n_pos n_neg), ties count 1/2; CI DeLong'
+            WHEN 'average_precision'
+                THEN 'sum (R_k - R_k-1) P_k over distinct scores; CI logit (Boyd 2013)'
+            WHEN 'log_loss'
+                THEN 'mean -ln p(label), p clipped to [eps, 1 - eps], eps = 2.22e-16; '
+                    || 'CI normal (sample sd)'
+            WHEN 'brier' THEN 'mean (score - y)^2; CI normal (sample sd)'
+            WHEN 'ece' THEN ece_bins || ' equal-width score bins, sum n_b / n |mean y - mean '
+                || 'score|; CI bootstrap (Python front-end)'
+        END AS variant,
+        CASE v.metric WHEN 'ece' THEN v.ece_stats END AS stats
+    FROM valued AS v;
+COMMENT ON MACRO TABLE evalstore.performance_binary IS
+    'Binary metrics per window x version x slice (accuracy ... roc_auc, average_precision, ece).';
+
+-- evalstore.performance_multiclass(source, model, width, chunk_rows, chunks, since, until,
+--     z, as_of, delay_quantile, metrics)
+-- Multiclass metrics per window x version x slice (columns: see the top of the file).
+-- Labels and predictions are class texts; the classes of a cell are those present in
+-- its labels or predictions (sklearn's labels=None). Over the n labeled rows with a
+-- prediction, with tp_c, predicted_c, actual_c the per-class counts:
+--   accuracy      sum tp_c / n                               sklearn accuracy_score
+--   micro_f1      2 sum tp / (2 sum tp + sum fp + sum fn), equal to accuracy for
+--                 single-label data                          f1_score(average='micro')
+--   macro_f1      mean over the cell's classes of f1_c       f1_score(average='macro')
+--   weighted_f1   sum actual_c f1_c / sum actual_c           f1_score(average='weighted')
+--   precision, recall, f1    one row per class (column "class"): tp_c / predicted_c,
+--                 tp_c / actual_c, 2 tp_c / (predicted_c + actual_c); rows for every
+--                 registered class and every class present, NULL with a reason when the
+--                 class is never predicted (precision), never a label (recall), or
+--                 neither (f1) in the cell (sklearn would report 0 with a warning)
+--   log_loss      mean of -ln p, p = probabilities[label] from the stored map (0 when the
+--                 map lacks the class), clipped to [eps, 1 - eps], eps =
+--                 2.220446049250313e-16 (sklearn log_loss); rows without a map are left
+--                 out (n_excluded)
+-- Intervals: Wilson for accuracy, micro_f1 (x = sum tp of n), per-class precision and
+-- recall; normal (sample sd) for log_loss; delta method (evalstore.f1_se, clipped to
+-- [0, 1]) for per-class f1; macro_f1 and weighted_f1 carry stats = the cell's confusion
+-- matrix (row-major, labels x predictions, classes sorted) for the Python bootstrap.
+CREATE OR REPLACE MACRO evalstore.performance_multiclass(
+    source, model, width, chunk_rows, chunks, since, until, z, as_of, delay_quantile,
+    metrics
+) AS TABLE
+    WITH registered AS (
+        SELECT DISTINCT unnest(r.classes) AS class_name
+        FROM evalstore.relation('evalstore.models') AS r
+        WHERE r.model = model
+    ),
+    base AS (
+        SELECT w.window_index, w.version, w.slice, w.ts, w.label AS y, w.prediction AS yhat,
+            CASE WHEN w.label IS NOT NULL THEN evalstore.log_loss_term(
+                evalstore.class_probability(w.probabilities, w.label)) END AS loss
+        FROM evalstore.performance_rows(source, width, chunk_rows, chunks, since, until) AS w
+    ),
+    cells AS (
+        SELECT b.window_index, b.version, b.slice,
+            min(b.ts) AS first_ts, max(b.ts) AS last_ts,
+            count(*) AS predictions,
+            count(b.y) AS labeled,
+            count(CASE WHEN b.y IS NOT NULL AND b.yhat IS NOT NULL THEN 1 END) AS n_class,
+            count(CASE WHEN b.y = b.yhat THEN 1 END) AS correct,
+            count(b.loss) AS n_prob, avg(b.loss) AS log_loss, stddev_samp(b.loss) AS log_loss_sd
+        FROM base AS b
+        GROUP BY b.window_index, b.version, b.slice
+    ),
+    windows AS (
+        SELECT c.window_index,
+            evalstore.cell_window_start(c.window_index, width, min(c.first_ts)) AS window_start,
+            evalstore.cell_window_end(c.window_index, width, max(c.last_ts)) AS window_end
+        FROM cells AS c
+        GROUP BY c.window_index
+    ),
+    pairs AS (
+        SELECT b.window_index, b.version, b.slice, b.y, b.yhat, count(*) AS cnt
+        FROM base AS b
+        WHERE b.y IS NOT NULL AND b.yhat IS NOT NULL
+        GROUP BY b.window_index, b.version, b.slice, b.y, b.yhat
+    ),
+    present AS (
+        SELECT p.window_index, p.version, p.slice, p.y AS class_name FROM pairs AS p
+        UNION
+        SELECT p.window_index, p.version, p.slice, p.yhat AS class_name FROM pairs AS p
+    ),
+    per_class AS (
+        SELECT k.window_index, k.version, k.slice, k.class_name,
+            sum(CASE WHEN q.y = k.class_name AND q.yhat = k.class_name THEN q.cnt ELSE 0 END)
+                AS tp,
+            sum(CASE WHEN q.yhat = k.class_name THEN q.cnt ELSE 0 END) AS predicted,
+            sum(CASE WHEN q.y = k.class_name THEN q.cnt ELSE 0 END) AS actual
+        FROM present AS k
+        JOIN pairs AS q ON q.window_index = k.window_index AND q.version = k.version
+         AND q.slice IS NOT DISTINCT FROM k.slice
+        GROUP BY k.window_index, k.version, k.slice, k.class_name
+    ),
+    averages AS (
+        SELECT c.window_index, c.version, c.slice,
+            avg(2 * c.tp / (c.predicted + c.actual)) AS macro_f1,
+            sum(c.actual * (2 * c.tp / (c.predicted + c.actual))) / sum(c.actual)
+                AS weighted_f1
+        FROM per_class AS c
+        GROUP BY c.window_index, c.version, c.slice
+    ),
+    confusion AS (
+        SELECT a.window_index, a.version, a.slice,
+            list(CAST(coalesce(q.cnt, 0) AS DOUBLE) ORDER BY a.class_name, b.class_name)
+                AS matrix
+        FROM present AS a
+        JOIN present AS b ON b.window_index = a.window_index AND b.version = a.version
+         AND b.slice IS NOT DISTINCT FROM a.slice
+        LEFT JOIN pairs AS q ON q.window_index = a.window_index AND q.version = a.version
+         AND q.slice IS NOT DISTINCT FROM a.slice AND q.y = a.class_name
+         AND q.yhat = b.class_name
+        WHERE metrics IS NULL OR list_contains(metrics, 'macro_f1')
+           OR list_contains(metrics, 'weighted_f1')
+        GROUP BY a.window_index, a.version, a.slice
+    ),
+    horizon AS (
+        SELECT * FROM evalstore.label_horizon(model, delay_quantile, as_of)
+    ),
+    scored AS (
+        SELECT c.*, w.window_start, w.window_end, a.macro_f1, a.weighted_f1, m.matrix,
+            evalstore.add_hours(w.window_end, h.delay_hours) AS labels_due, h.as_of
+        FROM cells AS c
+        JOIN windows AS w ON w.window_index = c.window_index
+        LEFT JOIN averages AS a ON a.window_index = c.window_index AND a.version = c.version
+             AND a.slice IS NOT DISTINCT FROM c.slice
+        LEFT JOIN confusion AS m ON m.window_index = c.window_index AND m.version = c.version
+             AND m.slice IS NOT DISTINCT FROM c.slice
+        CROSS JOIN horizon AS h
+    ),
+    cell_classes AS (
+        SELECT c.window_index, c.version, c.slice, r.class_name
+        FROM cells AS c CROSS JOIN registered AS r
+        UNION
+        SELECT k.window_index, k.version, k.slice, k.class_name FROM present AS k
+    ),
+    metric_list AS (
+        SELECT m.metric, m.per_class FROM (VALUES
+            ('accuracy', false), ('macro_f1', false), ('micro_f1', false),
+            ('weighted_f1', false), ('log_loss', false), ('precision', true),
+            ('recall', true), ('f1', true)
+        ) AS m(metric, per_class)
+        WHERE metrics IS NULL OR list_contains(metrics, m.metric)
+    ),
+    valued AS (
+        SELECT s.*, m.metric, CAST(NULL AS VARCHAR) AS class_name,
+            CAST(NULL AS BIGINT) AS tp, CAST(NULL AS BIGINT) AS predicted,
+            CAST(NULL AS BIGINT) AS actual,
+            CASE WHEN m.metric = 'log_loss' THEN s.n_prob ELSE s.n_class END AS n,
+            CASE
+                WHEN s.labeled = 0 THEN 'no labeled predictions in this cell (label coverage 0)'
+                WHEN m.metric = 'log_loss' AND s.n_prob = 0
+                    THEN 'no labeled rows with class probabilities'
+                WHEN m.metric <> 'log_loss' AND s.n_class = 0
+                    THEN 'no labeled rows with a prediction'
+            END AS reason
+        FROM scored AS s CROSS JOIN metric_list AS m
+        WHERE NOT m.per_class
+        UNION ALL
+        SELECT s.*, m.metric, k.class_name, coalesce(pc.tp, 0), coalesce(pc.predicted, 0),
+            coalesce(pc.actual, 0), s.n_class,
+            CASE
+                WHEN s.labeled = 0 THEN 'no labeled predictions in this cell (label coverage 0)'
+                WHEN s.n_class = 0 THEN 'no labeled rows with a prediction'
+                WHEN m.metric = 'precision' AND coalesce(pc.predicted, 0) = 0
+                    THEN 'class ' || k.class_name || ' never predicted: precision undefined'
+                WHEN m.metric = 'recall' AND coalesce(pc.actual, 0) = 0
+                    THEN 'class ' || k.class_name || ' absent from the labels: recall undefined'
+                WHEN m.metric = 'f1' AND coalesce(pc.predicted, 0) + coalesce(pc.actual, 0) = 0
+                    THEN 'class ' || k.class_name || ' neither labeled nor predicted: f1 undefined'
+            END
+        FROM scored AS s
+        JOIN cell_classes AS k ON k.window_index = s.window_index AND k.version = s.version
+         AND k.slice IS NOT DISTINCT FROM s.slice
+        LEFT JOIN per_class AS pc ON pc.window_index = k.window_index
+         AND pc.version = k.version AND pc.slice IS NOT DISTINCT FROM k.slice
+         AND pc.class_name = k.class_name
+        CROSS JOIN metric_list AS m
+        WHERE m.per_class
+    )
+    SELECT v.window_index, v.window_start, v.window_end, v.version, v.slice, v.metric,
+        v.class_name AS "class",
+        CASE WHEN v.reason IS NOT NULL THEN NULL ELSE CASE v.metric
+            WHEN 'accuracy' THEN v.correct / v.n_class
+            WHEN 'micro_f1' THEN v.correct / v.n_class
+            WHEN 'macro_f1' THEN v.macro_f1
+            WHEN 'weighted_f1' THEN v.weighted_f1
+            WHEN 'log_loss' THEN v.log_loss
+            WHEN 'precision' THEN v.tp / v.predicted
+            WHEN 'recall' THEN v.tp / v.actual
+            WHEN 'f1' THEN 2 * v.tp / (v.predicted + v.actual)
+        END END AS value,
+        CASE WHEN v.reason IS NOT NULL THEN NULL ELSE CASE v.metric
+            WHEN 'accuracy' THEN evalstore.wilson_low(v.correct, v.n_class, z)
+            WHEN 'micro_f1' THEN evalstore.wilson_low(v.correct, v.n_class, z)
+            WHEN 'log_loss'
+                THEN evalstore.at_least(v.log_loss - z * v.log_loss_sd / sqrt(v.n_prob), 0.0)
+            WHEN 'precision' THEN evalstore.wilson_low(v.tp, v.predicted, z)
+            WHEN 'recall' THEN evalstore.wilson_low(v.tp, v.actual, z)
+            WHEN 'f1' THEN evalstore.at_least(2 * v.tp / (v.predicted + v.actual)
+                - z * evalstore.f1_se(v.tp, v.predicted - v.tp, v.actual - v.tp), 0.0)
+        END END AS ci_low,
+        CASE WHEN v.reason IS NOT NULL THEN NULL ELSE CASE v.metric
+            WHEN 'accuracy' THEN evalstore.wilson_high(v.correct, v.n_class, z)
+            WHEN 'micro_f1' THEN evalstore.wilson_high(v.correct, v.n_class, z)
+            WHEN 'log_loss' THEN v.log_loss + z * v.log_loss_sd / sqrt(v.n_prob)
+            WHEN 'precision' THEN evalstore.wilson_high(v.tp, v.predicted, z)
+            WHEN 'recall' THEN evalstore.wilson_high(v.tp, v.actual, z)
+            WHEN 'f1' THEN evalstore.at_most(2 * v.tp / (v.predicted + v.actual)
+                + z * evalstore.f1_se(v.tp, v.predicted - v.tp, v.actual - v.tp), 1.0)
+        END END AS ci_high,
+        v.n, v.labeled - v.n AS n_excluded, v.predictions, v.labeled,
+        v.labeled / v.predictions AS label_coverage,
+        v.labels_due, coalesce(v.labels_due <= v.as_of, false) AS labels_complete,
+        v.reason,
+        CASE v.metric
+            WHEN 'accuracy' THEN 'share of rows whose prediction is the label; CI Wilson score'
+            WHEN 'micro_f1' THEN 'micro-averaged F1 (= accuracy, single-label); CI Wilson score'
+            WHEN 'macro_f1'
+                THEN 'mean F1 over classes present in the cell; CI bootstrap (Python front-end)'
+            WHEN 'weighted_f1' THEN 'F1 averaged with label-support weights; '
+                || 'CI bootstrap (Python front-end)'
+            WHEN 'log_loss' THEN 'mean -ln probabilities[label], clipped to [eps, 1 - eps], '
+                || 'eps = 2.22e-16; CI normal (sample sd)'
+            WHEN 'precision' THEN 'one class vs the rest; CI Wilson score'
+            WHEN 'recall' THEN 'one class vs the rest; CI Wilson score'
+            WHEN 'f1' THEN 'one class vs the rest; CI delta method (Takahashi 2022)'
+        END AS variant,
+        CASE
+            WHEN v.reason IS NOT NULL THEN NULL
+            WHEN v.metric IN ('macro_f1', 'weighted_f1') THEN v.matrix
+        END AS stats
+    FROM valued AS v;
+COMMENT ON MACRO TABLE evalstore.performance_multiclass IS
+    'Multiclass metrics per window x version x slice: accuracy, F1 averages, log_loss, per class.';
+
+-- evalstore.performance(model, width)
+-- Short form for SQL users (a BI tool, the duckdb shell) of a classification model's
+-- performance, with store.performance's defaults: every metric of the task, the registered
+-- threshold, 10 ECE bins, 95% intervals (z = 1.9599639845400536), labels_complete judged
+-- with the 0.9 quantile of the label delays at the latest label's time, all of time, time
+-- windows of `width` (e.g. '7 days'), no slices. Dispatches on the model's registered
+-- task: evalstore.performance_binary for binary models, performance_multiclass for
+-- multiclass ones (regression models: evalstore.regression_performance, whose label and
+-- prediction columns are numbers). Columns: window_start, window_end, version, metric,
+-- class, value, ci_low, ci_high, n, n_excluded, predictions, labeled, label_coverage,
+-- labels_due, labels_complete, reason, variant; ordered by window, version, metric,
+-- class. The bootstrap intervals of macro_f1, weighted_f1 and ece are NULL here (they come
+-- from store.performance), e.g.
+--   SELECT window_start, version, value FROM evalstore.performance('fraud', '7 days')
+--   WHERE metric = 'roc_auc'
+CREATE OR REPLACE MACRO evalstore.performance(model, width) AS TABLE
+    WITH task AS (
+        SELECT any_value(r.task) AS task
+        FROM evalstore.relation('evalstore.models') AS r
+        WHERE r.model = model
+    ),
+    results AS (
+        SELECT * FROM evalstore.performance_binary(
+            model || '.evaluations', model, NULL, width, NULL, NULL, NULL, NULL, 10,
+            1.9599639845400536, NULL, 0.9, NULL)
+        WHERE (SELECT t.task FROM task AS t) = 'binary'
+        UNION ALL
+        SELECT * FROM evalstore.performance_multiclass(
+            model || '.evaluations', model, width, NULL, NULL, NULL, NULL, 1.9599639845400536,
+            NULL, 0.9, NULL)
+        WHERE (SELECT t.task FROM task AS t) = 'multiclass'
+    )
+    SELECT window_start, window_end, version, metric, "class", value, ci_low, ci_high, n,
+           n_excluded, predictions, labeled, label_coverage, labels_due, labels_complete,
+           reason, variant
+    FROM results
+    ORDER BY window_start, version, metric, "class" NULLS FIRST;
+COMMENT ON MACRO TABLE evalstore.performance IS
+    'Binary or multiclass performance per time window and version, with the Python defaults. Args: model, width.';
