@@ -19,9 +19,9 @@ from evalstore.errors import (
 
 
 @pytest.fixture
-def empty():
-    with evalstore.open() as store:
-        yield store
+def empty(empty_store):
+    """A fresh store without models (a copy of conftest's ``empty_template``)."""
+    return empty_store
 
 
 def registry(store: evalstore.Store) -> list[dict]:
