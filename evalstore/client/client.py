@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from evalstore.client.batches import FEATURES, LABEL, PREDICTION, TABLE, timestamp_us
+from evalstore.client.batches import FEATURES, LABEL, PREDICTION, TABLE, build, timestamp_us
 from evalstore.client.pipeline import ClientStats, Pipeline
 from evalstore.client.transport import HttpTransport, StoreTransport, Transport
 from evalstore.errors import InvalidParameterError
@@ -59,7 +59,7 @@ class Client:
         token: str | None = None,
         *,
         mode: str = "background",
-        flush_rows: int = 5_000,
+        flush_rows: int = 20_000,
         flush_interval: float = 1.0,
         max_buffer_rows: int = 100_000,
         on_full: str = "drop_oldest",
@@ -108,6 +108,9 @@ class Client:
                 f"evalstore.Store, not {type(target).__name__}"
             )
         self.mode = mode
+        # pyarrow imports pandas (when installed) on its first conversion; done here, not at
+        # interpreter exit, when the last flush runs and imports can no longer start threads
+        build([(LABEL, "m", "e", 0, 0, None)])
         self._sync = mode == "sync"
         if retries is None and self._sync:
             retries = SYNC_RETRIES

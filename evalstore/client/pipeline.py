@@ -232,7 +232,12 @@ class Pipeline:
         return chunk
 
     def _deliver_chunk(self, chunk: list[tuple]) -> None:
-        batches, unbuilt = build(chunk)
+        """Build and send one drained chunk, then count its records (the thread survives
+        anything a chunk raises: the records are counted failed and the error kept)."""
+        try:
+            batches, unbuilt = build(chunk)
+        except Exception as error:
+            batches, unbuilt = [], [(list(range(len(chunk))), error)]
         failed: set[int] = set()
         lost: set[int] = set()
         for members, error in unbuilt:
