@@ -47,7 +47,8 @@ import pyarrow as pa
 from evalstore.core.db import transaction
 from evalstore.errors import InvalidParameterError
 from evalstore.monitors import outbox
-from evalstore.monitors.rules import Rule, Verdict, parse_rule
+from evalstore.monitors.rules import Rule, parse_rule
+from evalstore.monitors.verdicts import Verdict
 
 ALERT_STATES = ("pending", "firing", "resolved")
 #: Changes a transition reports; only ``fired`` and ``resolved`` notify.

@@ -17,7 +17,7 @@ import evalstore
 from evalstore.errors import InvalidParameterError
 from evalstore.monitors import alerts, channels, outbox
 from evalstore.monitors.alerts import Cursor, advance
-from evalstore.monitors.rules import Verdict
+from evalstore.monitors.verdicts import Verdict
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 RULE = {"type": "fixed", "direction": "above", "value": 1.0}

@@ -20,7 +20,7 @@ import pytest
 import evalstore
 from evalstore.errors import InvalidParameterError
 from evalstore.monitors import alerts, channels, outbox
-from evalstore.monitors.rules import Verdict
+from evalstore.monitors.verdicts import Verdict
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 SECRET = "s3cret-for-tests"

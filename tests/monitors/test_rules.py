@@ -11,14 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evalstore.errors import InvalidParameterError
-from evalstore.monitors.rules import (
-    COMMON_PARAMS,
-    MAX_WINDOWS,
-    RULE_TYPES,
-    Series,
-    evaluate,
-    parse_rule,
-)
+from evalstore.monitors.rules import COMMON_PARAMS, MAX_WINDOWS, RULE_TYPES, parse_rule
+from evalstore.monitors.verdicts import Series, evaluate
 
 DAY = np.timedelta64(1, "D")
 
