@@ -25,6 +25,7 @@ from server import errors, openapi
 from server.auth import Tokens
 from server.checkpointer import Checkpointer
 from server.docs_ui import install as install_docs_ui
+from server.group_commit import GroupCommitter
 from server.limits import BodyLimit, apply_memory_limit
 from server.lockdown import lock_down
 from server.prom import Monitor
@@ -56,7 +57,8 @@ def create_app(
     ``settings`` (or keyword ``options`` overriding its fields: ``row_limit``,
     ``time_limit``, ``max_result_bytes``, ``read_workers``, ``read_queue``,
     ``memory_limit``, ``max_body_bytes``, ``max_sql_chars``, ``lockdown``, ``snapshot``,
-    ``snapshot_every``, ``checkpoint_idle``, ``wal_limit``) fix the limits; ``tokens``
+    ``snapshot_every``, ``checkpoint_idle``, ``wal_limit``, ``group_commit``,
+    ``group_max_requests``, ``group_max_rows``, ``ingest_queue``) fix the limits; ``tokens``
     (a :class:`server.auth.Tokens` or a token file path) turn on bearer authentication.
     Unless ``lockdown=False`` the store's DuckDB instance gets external access disabled
     and its configuration locked (see :mod:`server.lockdown`): do this only for a store the
@@ -73,6 +75,15 @@ def create_app(
     snapshot = None
     if settings.snapshot is not None:
         snapshot = SnapshotWriter(store, settings.snapshot, settings.snapshot_every)
+    committer = None
+    if settings.group_commit and not store.read_only:  # read-only: log_* says why not
+        committer = GroupCommitter(
+            store,
+            max_requests=settings.group_max_requests,
+            max_rows=settings.group_max_rows,
+            queue=settings.ingest_queue,
+            retry_after=settings.retry_after,
+        )
     checkpointer = None
     if settings.checkpoint_idle is not None and store.path is not None:
         checkpointer = Checkpointer(store, settings.checkpoint_idle, settings.wal_limit)
@@ -89,10 +100,14 @@ def create_app(
             snapshot.start()
         if checkpointer is not None:
             checkpointer.start()
+        if committer is not None:
+            committer.start()
         try:
             yield
         finally:
             reads.close()
+            if committer is not None:
+                committer.close()  # queued ingest is written before the store closes
             if checkpointer is not None:
                 checkpointer.stop()
             if snapshot is not None:
@@ -114,6 +129,7 @@ def create_app(
     app.state.reads = reads
     app.state.snapshot = snapshot
     app.state.checkpointer = checkpointer
+    app.state.committer = committer
     app.state.monitor = Monitor(store)
     errors.install(app)
     install_docs_ui(app)

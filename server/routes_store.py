@@ -2,19 +2,24 @@
 
 Ingest bodies are JSON records or an Arrow IPC stream (``application/vnd.apache.arrow.stream``);
 the response is the library's :class:`evalstore.core.ingest_write.Receipt`, sent once the
-batch is committed. Writes are serialized by the store; a rejected batch leaves nothing behind.
+batch is committed. Concurrent ingest requests are written together by the group commit
+(:mod:`server.group_commit`), each validated alone; a rejected batch leaves nothing behind.
+An ``Idempotency-Key`` header makes a retried request safe (``Store.log_*(batch_key=)``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from evalstore.core.formats import to_records
+from evalstore.core.ingest_call import MAX_BATCH_KEY, LogCall, check_batch_key
+from evalstore.core.ingest_write import Item
+from evalstore.errors import InvalidParameterError
 from server.auth import granted, require
 from server.errors import ApiError
 from server.formats import ARROW, JSON, PARQUET, body_to_data, json_result
@@ -51,6 +56,12 @@ HEALTH = {
                         "store": {"type": "string", "description": "The store file."},
                         "snapshot": {"type": "object"},
                         "checkpoints": {"type": "object"},
+                        "ingest": {
+                            "type": "object",
+                            "description": "Group commit: whether it is on, groups "
+                            "committed, requests answered in them (rejected: with an "
+                            "error), the largest group, requests queued now.",
+                        },
                     },
                 }
             }
@@ -62,7 +73,8 @@ HEALTH = {
 @router.get("/healthz", tags=["server"], responses=HEALTH)
 def healthz(request: Request) -> dict[str, Any]:
     """Liveness: the store answers a query. With a token (or on a server without tokens):
-    where the store is, and the snapshot's and checkpoints' state.
+    where the store is, the snapshot's and checkpoints' state, and the group commit's
+    counters (``ingest``).
 
     Needs no token, so load balancers can probe it; it shows nothing about the store
     (not even its path) to a request without an accepted token.
@@ -82,6 +94,8 @@ def healthz(request: Request) -> dict[str, Any]:
     checkpointer = request.app.state.checkpointer
     if checkpointer is not None:
         body["checkpoints"] = checkpointer.status()
+    committer = request.app.state.committer
+    body["ingest"] = {"group_commit": False} if committer is None else committer.status()
     return body
 
 
@@ -140,15 +154,80 @@ def register_version(request: Request, model: str, body: Version) -> dict[str, A
     return json_result(row)
 
 
-async def _ingest(request: Request, call: Any, **kwargs: Any) -> dict[str, Any]:
-    """Read the body into one buffer, then parse it and log the batch off the event loop."""
+#: Bodies up to this size are parsed on the event loop (a thread hop costs more than
+#: parsing a few records); larger ones on a worker thread.
+INLINE_PARSE_BYTES = 64 * 1024
+
+IDEMPOTENCY_KEY = Header(
+    None,
+    alias="Idempotency-Key",
+    description="A client-chosen id of this batch (1 to 128 printable characters, e.g. a "
+    "UUID), sent again unchanged when the request is retried. If a batch with this key "
+    "was already stored for this model and kind, nothing is written and the first "
+    "request's receipt is returned with `duplicate: true`. Keys are kept in "
+    "`evalstore.batches.batch_key` for good, so a retry is recognised even after a restart.",
+)
+
+
+def _batch_key(header: str | None) -> str | None:
+    """The ``Idempotency-Key`` header as a batch key, or a 422 naming the header."""
+    try:
+        return check_batch_key(header)
+    except InvalidParameterError:
+        raise ApiError(
+            422,
+            "invalid_parameter",
+            f"the Idempotency-Key header must be 1 to {MAX_BATCH_KEY} printable characters "
+            f"(got {len(header or '')} characters); send a client-chosen id such as a UUID",
+        ) from None
+
+
+async def _ingest(
+    request: Request,
+    kind: str,
+    model: str,
+    origin: str | None,
+    idempotency_key: str | None,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """Read the body, parse it, and log it: through the group commit
+    (:mod:`server.group_commit`) when the server has one, else with ``Store.log_<kind>``
+    on a worker thread. Either way the receipt is sent after the commit."""
     content_type = request.headers.get("content-type")
-    if kwargs.get("origin") is None:
-        kind = "arrow" if (content_type or "").startswith(ARROW) else "json"
-        kwargs["origin"] = f"http:{kind}"
+    if origin is None:
+        origin = "http:arrow" if (content_type or "").startswith(ARROW) else "http:json"
+    batch_key = _batch_key(idempotency_key)
+    store = request.app.state.store
+    committer = request.app.state.committer
     holder = [await read_body(request)]  # the worker takes the body: nothing here keeps it
-    receipt = await run_in_threadpool(_parse_and_log, holder, content_type, call, kwargs)
-    return json_result(receipt)
+    if committer is None:
+        call = getattr(store, f"log_{kind}")
+        kwargs = {"model": model, "origin": origin, **options}
+        if batch_key is not None:
+            kwargs["batch_key"] = batch_key
+        receipt = await run_in_threadpool(_parse_and_log, holder, content_type, call, kwargs)
+        return json_result(receipt)
+    if len(holder[0]) <= INLINE_PARSE_BYTES:
+        data = body_to_data(holder.pop(), content_type)
+    else:
+        data = await run_in_threadpool(_parse, holder, content_type)
+    item = Item(
+        LogCall(kind, model, options, store.limits.time_range),
+        data,
+        source=origin,
+        batch_key=batch_key,
+    )
+    return json_result(await committer.submit(item))
+
+
+def _parse(holder: list[Body], content_type: str | None) -> Any:
+    """Parse the body taken from ``holder``, giving a JSON parse's memory back after."""
+    body = holder.pop()
+    data = body_to_data(body, content_type)
+    del body
+    if not (content_type or "").startswith((ARROW, PARQUET)):
+        release_memory()
+    return data
 
 
 def _parse_and_log(
@@ -160,12 +239,7 @@ def _parse_and_log(
     the operating system) before the store writes, so they do not stack on the write; an
     Arrow or Parquet table may reference the body's buffer (zero-copy) and keeps it.
     """
-    body = holder.pop()
-    data = body_to_data(body, content_type)
-    del body
-    if not (content_type or "").startswith((ARROW, PARQUET)):
-        release_memory()
-    return call(**kwargs, data=data)
+    return call(**kwargs, data=_parse(holder, content_type))
 
 
 @router.post(
@@ -180,20 +254,17 @@ async def log_features(
     ts_column: str = "ts",
     on_conflict: str = "error",
     origin: str | None = None,
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
 ) -> dict[str, Any]:
     """Log feature rows (``Store.log_features``); returns the receipt after commit."""
-    store = request.app.state.store
-    return await _ingest(
-        request,
-        store.log_features,
-        model=model,
-        env=env,
-        dataset=dataset,
-        id_column=id_column,
-        ts_column=ts_column,
-        on_conflict=on_conflict,
-        origin=origin,
-    )
+    options = {
+        "env": env,
+        "dataset": dataset,
+        "id_column": id_column,
+        "ts_column": ts_column,
+        "on_conflict": on_conflict,
+    }
+    return await _ingest(request, "features", model, origin, idempotency_key, options)
 
 
 @router.post(
@@ -215,25 +286,22 @@ async def log_predictions(
     ),
     latency_column: str | None = None,
     origin: str | None = None,
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
 ) -> dict[str, Any]:
     """Log what ``version`` predicted (``Store.log_predictions``); returns the receipt."""
-    store = request.app.state.store
     columns = None
     if probability_columns:
         columns = [c.strip() for c in probability_columns.split(",") if c.strip()]
-    return await _ingest(
-        request,
-        store.log_predictions,
-        model=model,
-        version=version,
-        id_column=id_column,
-        ts_column=ts_column,
-        prediction_column=prediction_column,
-        score_column=score_column or None,
-        probability_columns=columns,
-        latency_column=latency_column,
-        origin=origin,
-    )
+    options = {
+        "version": version,
+        "id_column": id_column,
+        "ts_column": ts_column,
+        "prediction_column": prediction_column,
+        "score_column": score_column or None,
+        "probability_columns": columns,
+        "latency_column": latency_column,
+    }
+    return await _ingest(request, "predictions", model, origin, idempotency_key, options)
 
 
 @router.post(
@@ -247,16 +315,13 @@ async def log_labels(
     ts_column: str = "ts",
     source: str | None = None,
     origin: str | None = None,
+    idempotency_key: str | None = IDEMPOTENCY_KEY,
 ) -> dict[str, Any]:
     """Log labels (``Store.log_labels``); open label requests of these examples are fulfilled."""
-    store = request.app.state.store
-    return await _ingest(
-        request,
-        store.log_labels,
-        model=model,
-        id_column=id_column,
-        label_column=label_column,
-        ts_column=ts_column,
-        source=source,
-        origin=origin,
-    )
+    options = {
+        "id_column": id_column,
+        "label_column": label_column,
+        "ts_column": ts_column,
+        "source": source,
+    }
+    return await _ingest(request, "labels", model, origin, idempotency_key, options)

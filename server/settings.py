@@ -44,6 +44,12 @@ class Settings:
     into the store file on a background thread (``None``: leave it to DuckDB, which does it
     inside the commit that passes 16 MiB); ``wal_limit``: the log size at which DuckDB
     checkpoints inside a commit anyway (see :mod:`server.checkpointer`).
+    ``group_commit``: write concurrent ingest requests together, one transaction and one
+    fsync for all the requests queued while the writer was busy (:mod:`server.group_commit`;
+    each still validated alone, with its own batch id and receipt after the commit);
+    ``False`` writes each request in its own transaction. ``group_max_requests`` and
+    ``group_max_rows`` bound a group; ``ingest_queue`` bounds the requests waiting for the
+    writer (beyond it: 503 with ``Retry-After``).
     """
 
     tokens: Tokens | None = None
@@ -62,3 +68,7 @@ class Settings:
     checkpoint_idle: float | None = 1.0
     wal_limit: str = "1GiB"
     allowed_directories: tuple[str, ...] = field(default_factory=tuple)
+    group_commit: bool = True
+    group_max_requests: int = 1_000
+    group_max_rows: int = 100_000
+    ingest_queue: int = 10_000

@@ -103,14 +103,11 @@ class Lookups:
     def versions(self, model: str) -> dict[str, dict[str, Any]]:
         """The registry rows of ``model`` by version, oldest first (empty if unregistered)."""
         if model not in self._versions:
-            rows = (
-                self._con.execute(
-                    "SELECT * FROM evalstore.models WHERE model = ? ORDER BY created_at, version",
-                    [model],
-                )
-                .to_arrow_table()
-                .to_pylist()
-            )
+            rows = self._con.sql(
+                "SELECT * FROM evalstore.models WHERE model = ? ORDER BY created_at, version",
+                params=[model],
+            ).to_arrow_table()
+            rows = rows.to_pylist()
             self._versions[model] = {row["version"]: row for row in rows}
         return self._versions[model]
 

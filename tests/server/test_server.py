@@ -98,22 +98,26 @@ def populate(store: evalstore.Store, serving: int = 300) -> None:
     )
 
 
+def register(store: evalstore.Store) -> None:
+    """Two versions of a binary model ``fraud`` and a multiclass ``iris``, no data."""
+    store.register_model(
+        "fraud",
+        "v1",
+        "binary",
+        threshold=0.3,
+        deployed_at="2024-05-01T12:00:00Z",
+        stage="production",
+        dependencies={"xgboost": "2.1.0"},
+    )
+    store.register_model("fraud", "v2", "binary", stage="shadow")
+    store.register_model("iris", "v1", "multiclass", classes=["setosa", "versicolor"])
+
+
 @pytest.fixture
-def store_file(tmp_path):
-    path = tmp_path / "served.duckdb"
-    with evalstore.open(path) as store:
-        store.register_model(
-            "fraud",
-            "v1",
-            "binary",
-            threshold=0.3,
-            deployed_at="2024-05-01T12:00:00Z",
-            stage="production",
-            dependencies={"xgboost": "2.1.0"},
-        )
-        store.register_model("fraud", "v2", "binary", stage="shadow")
-        store.register_model("iris", "v1", "multiclass", classes=["setosa", "versicolor"])
-    return path
+def store_file(template, copy_template, tmp_path):
+    """A fresh copy of a store made by :func:`register` (built once per session)."""
+    built = template("server-registered", register, "served.duckdb")
+    return copy_template(built, tmp_path, "served.duckdb")
 
 
 @pytest.fixture
@@ -123,21 +127,28 @@ def client(store_file):
 
 
 @pytest.fixture
-def populated(tmp_path):
+def data_file(template, copy_template, tmp_path):
+    """A fresh copy of a store made by :func:`populate` (built once per session)."""
+    return copy_template(
+        template("server-populated", populate, "data.duckdb"), tmp_path, "data.duckdb"
+    )
+
+
+@pytest.fixture
+def populated(data_file):
     """(store, client) over a store holding data for every family."""
-    with evalstore.open(tmp_path / "data.duckdb") as store:
-        populate(store)
-        with TestClient(create_app(store)) as client:
-            yield store, client
+    with evalstore.open(data_file) as store, TestClient(create_app(store)) as client:
+        yield store, client
 
 
 @pytest.fixture(params=[True, False], ids=["locked", "unlocked"])
-def flywheel(request, tmp_path):
+def flywheel(request, data_file):
     """``populated`` with and without the locked DuckDB configuration."""
-    with evalstore.open(tmp_path / "data.duckdb") as store:
-        populate(store)
-        with TestClient(create_app(store, lockdown=request.param)) as client:
-            yield store, client
+    with (
+        evalstore.open(data_file) as store,
+        TestClient(create_app(store, lockdown=request.param)) as client,
+    ):
+        yield store, client
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +221,19 @@ def test_checkpoint_settings_are_checked():
 
 def test_healthz_in_memory():
     with evalstore.open() as store, TestClient(create_app(store)) as client:
-        assert client.get("/healthz").json() == {"status": "ok", "store": ":memory:"}
+        assert client.get("/healthz").json() == {
+            "status": "ok",
+            "store": ":memory:",
+            "ingest": {
+                "group_commit": True,
+                "groups": 0,
+                "requests": 0,
+                "rejected": 0,
+                "largest": 0,
+                "queued": 0,
+                "busy_seconds": 0.0,
+            },
+        }
 
 
 def test_models_lists_the_registry_as_json_records(client):
