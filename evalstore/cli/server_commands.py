@@ -96,6 +96,12 @@ def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
     type=click.IntRange(min=1),
     help="Most windows one metric request builds (default 10,000).",
 )
+@click.option(
+    "--group-commit/--no-group-commit",
+    default=True,
+    show_default=True,
+    help="Write concurrent ingest requests together (one commit); off: one commit each.",
+)
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
 def serve(ctx: click.Context, path: str | None, **options: Any) -> None:
