@@ -1,4 +1,4 @@
-"""The README, the flywheel, HTTP API and BI pages run as written (tests/docs_snippets.py).
+"""The README, the flywheel, HTTP API, BI and services pages run as written (docs_snippets).
 
 The workspace is the quick start done once per test session (shared with
 tests/test_docs_pages_metrics.py); each page runs in a copy of it.
@@ -6,6 +6,7 @@ tests/test_docs_pages_metrics.py); each page runs in a copy of it.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import evalstore
 sys.path.insert(0, str(Path(__file__).parent))
 from docs_snippets import build_workspace, page_path, run_page
 
-PAGES = ["README.md", "flywheel.md", "http.md", "bi.md"]
+PAGES = ["README.md", "flywheel.md", "http.md", "bi.md", "services.md"]
 README_LIMIT = 10_000  # bytes: what a newcomer reads first (issue 20, point 5)
 
 
@@ -65,3 +66,27 @@ def test_http_page_runs(workspace, tmp_path):
 def test_bi_page_runs(workspace, tmp_path):
     session = run_page("bi.md", workspace, tmp_path / "page")
     assert session.output.getvalue() == ""  # SQL blocks only: nothing printed, nothing failed
+
+
+@pytest.mark.skipif(
+    "batch_key" not in inspect.signature(evalstore.Store.log_features).parameters,
+    reason="the page's in-process Client needs Store.log_*(batch_key=) (issue 21, point 1)",
+)
+def test_services_page_runs(workspace, tmp_path):
+    session = run_page("services.md", workspace, tmp_path / "page")
+    printed = session.output.getvalue()
+    assert (
+        "ClientStats(logged=3, sent=3, acknowledged=3, dropped=0, failed=0, retried=0, "
+        "pending=0, batches=4, duplicates=0, last_error=None)" in printed
+    )
+    assert (
+        "{'example_id': 'svc-1', 'prediction': '1', 'score': 0.91}, "
+        "{'example_id': 'svc-2', 'prediction': '0', 'score': 0.12}" in printed
+    )  # threshold 0.3
+    assert "[('features', 1), ('predictions', 1)]" in printed
+    assert "ValidationError label" in printed
+    with evalstore.open(str(tmp_path / "page" / "monitoring.duckdb"), read_only=True) as store:
+        sources = store.sql(
+            "SELECT count(*) FROM evalstore.batches WHERE source = 'evalstore.Client'"
+        ).column(0)
+    assert sources.to_pylist() == [6]  # 4 in process, 2 over HTTP
