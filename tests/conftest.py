@@ -86,6 +86,12 @@ def copy_store(template: Path, directory: Path, name: str = "store.duckdb") -> P
 
 
 @pytest.fixture(scope="session")
+def copy_template() -> Callable[..., Path]:
+    """The :func:`copy_store` function: ``copy_template(template, tmp_path, name)``."""
+    return copy_store
+
+
+@pytest.fixture(scope="session")
 def open_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], evalstore.Store]:
     """``open_copy(template)``: open a fresh copy of the store file ``template``.
 
