@@ -25,10 +25,8 @@ HEAVY_SQL = "SELECT count(*) FROM range(1000000000000) t(a) WHERE a % 7 = 3"
 HANG_BOUND = 60.0  # seconds: a bound for a hang, not a speed assertion
 
 
-@pytest.fixture
-def served(tmp_path):
-    """A file store with a binary model, features in both envs, predictions and labels."""
-    store = evalstore.open(tmp_path / "limits.duckdb")
+def populate(store: evalstore.Store) -> None:
+    """A binary model ``m`` with features in both envs and predictions."""
     store.register_model("m", "v1", "binary")
     ids = [f"e{i}" for i in range(300)]
     store.log_features(
@@ -40,6 +38,13 @@ def served(tmp_path):
         pa.table({"example_id": ids, "score": [(i % 10) / 10 for i in range(300)]}),
         version="v1",
     )
+
+
+@pytest.fixture
+def served(template, copy_template, tmp_path):
+    """A fresh copy of a file store made by :func:`populate` (built once per session)."""
+    built = template("server-limits", populate, "limits.duckdb")
+    store = evalstore.open(copy_template(built, tmp_path, "limits.duckdb"))
     yield store
     store.close()
 
