@@ -33,6 +33,7 @@ from evalstore.errors import (
 from evalstore.facade.analysis import AnalysisMethods
 from evalstore.facade.flywheel import FlywheelMethods
 from evalstore.facade.ingest import Data, IngestMethods
+from evalstore.facade.monitoring import MonitoringMethods
 
 
 def open(
@@ -62,7 +63,7 @@ def open(
 
 
 @translate_duckdb_errors
-class Store(AnalysisMethods, FlywheelMethods, IngestMethods):
+class Store(AnalysisMethods, FlywheelMethods, IngestMethods, MonitoringMethods):
     """An evaluation store. Use :func:`evalstore.open` to get one.
 
     All methods are safe to call from several threads: they share one DuckDB
