@@ -144,11 +144,10 @@ def _populate(store: evalstore.Store) -> None:
 
 
 @pytest.fixture
-def store_file(tmp_path: Path) -> Path:
-    path = tmp_path / "monitoring.duckdb"
-    with evalstore.open(path) as store:
-        _populate(store)
-    return path
+def store_file(template, copy_template, tmp_path: Path) -> Path:
+    """A fresh copy of a store file made by :func:`_populate` (built once per session)."""
+    built = template("persistence", _populate, "monitoring.duckdb")
+    return copy_template(built, tmp_path, "monitoring.duckdb")
 
 
 def _meta(path: Path) -> dict[str, str]:
