@@ -10,6 +10,7 @@ store from before), and results render every time DuckDB can hold.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -28,8 +29,8 @@ FAR_US = 577_366_012_800_000_000
 BC_US = -65_291_356_800_000_000
 
 
-def _store(**limits) -> evalstore.Store:
-    store = evalstore.open(**limits)
+def _populate(store: evalstore.Store) -> None:
+    """Model ``m``: six days of features, predictions of v1 and v2, labels."""
     store.register_model("m", "v1", "binary")
     ids = [f"e{i}" for i in range(6)]
     days = [datetime(2024, 1, 1 + i, tzinfo=UTC) for i in range(6)]
@@ -45,7 +46,14 @@ def _store(**limits) -> evalstore.Store:
     store.log_predictions(
         "m", pa.table({"example_id": ids, "score": [0.2, 0.8] * 3, "ts": days}), version="v2"
     )
-    return store
+
+
+@pytest.fixture
+def make_store(template, copy_template, tmp_path) -> Callable[..., evalstore.Store]:
+    """``make_store(**limits)``: a fresh copy of a store made by :func:`_populate` (built
+    once per session), opened with ``evalstore.open``'s per-open limits."""
+    built = template("time-limits", _populate)
+    return lambda **limits: evalstore.open(copy_template(built, tmp_path), **limits)
 
 
 TIMES = {
@@ -58,8 +66,8 @@ TIMES = {
 
 @pytest.mark.parametrize("kind", ["features", "predictions", "labels"])
 @pytest.mark.parametrize("times", list(TIMES))
-def test_ingest_refuses_times_outside_the_range_and_writes_nothing(kind, times):
-    with _store() as store:
+def test_ingest_refuses_times_outside_the_range_and_writes_nothing(kind, times, make_store):
+    with make_store() as store:
         before = take_snapshot(store)
         batch = {"example_id": ["n1", "n2"], "when": TIMES[times]}
         with pytest.raises(ValidationError) as caught:
@@ -81,7 +89,7 @@ def test_ingest_refuses_times_outside_the_range_and_writes_nothing(kind, times):
         assert take_snapshot(store) == before
 
 
-def test_json_ingest_body_with_a_far_time_is_refused():
+def test_json_ingest_body_with_a_far_time_is_refused(make_store):
     """The server's JSON reader gives the ts as text or timestamp; both are checked."""
     from server.json_body import read_json_table
 
@@ -90,7 +98,7 @@ def test_json_ingest_body_with_a_far_time_is_refused():
          {"example_id": "b", "x": 2.0, "ts": FAR}]
     ).encode()  # fmt: skip
     table = read_json_table(body, "application/json")
-    with _store() as store:
+    with make_store() as store:
         with pytest.raises(ValidationError, match="time column 'ts' has 1 values outside"):
             store.log_features("m", table)
         assert store.sql("SELECT count(*) AS n FROM m.features").column("n")[0].as_py() == 12
@@ -160,10 +168,10 @@ SPARSE = {
 
 
 @pytest.mark.parametrize("family", list(FILLED))
-def test_windows_are_bounded_over_rows_already_stored(family):
+def test_windows_are_bounded_over_rows_already_stored(family, make_store):
     """A poisoned store is refused at once, naming the window and the count; with
     since/until around the real times the same call works."""
-    with _store() as store:
+    with make_store() as store:
         store.infer_schema("m")
         _poison(store)
         call = FILLED[family]
@@ -180,10 +188,10 @@ def test_windows_are_bounded_over_rows_already_stored(family):
 
 
 @pytest.mark.parametrize("family", list(SPARSE))
-def test_sparse_windows_of_far_rows_are_computed_and_rendered(family):
+def test_sparse_windows_of_far_rows_are_computed_and_rendered(family, make_store):
     """Families that build only non-empty windows get one window per far row: they run,
     and their result converts (JSON) with the far window start as ISO text."""
-    with _store() as store:
+    with make_store() as store:
         _poison(store)
         result = SPARSE[family](store)
         records = formats.to_records(result)
@@ -197,8 +205,8 @@ def test_sparse_windows_of_far_rows_are_computed_and_rendered(family):
         assert any(s.startswith("2024-01-01") for s in starts)
 
 
-def test_validate_quality_and_chunks_are_bounded_by_max_windows():
-    with _store(max_windows=4) as store:
+def test_validate_quality_and_chunks_are_bounded_by_max_windows(make_store):
+    with make_store(max_windows=4) as store:
         store.infer_schema("m")
         with pytest.raises(InvalidParameterError, match="window='1 day' would build about 6 "):
             store.validate("m", window="1 day")
@@ -212,11 +220,11 @@ def test_validate_quality_and_chunks_are_bounded_by_max_windows():
         assert store.drift("m", window="2 days", features=["x"], methods=["ks"]).num_rows == 3
 
 
-def test_window_estimate_reads_far_times_in_sql():
+def test_window_estimate_reads_far_times_in_sql(make_store):
     """min/max of the analysed times are measured by DuckDB (no Python datetime); a
     family that builds only non-empty windows is capped by the rows, one that lists the
     empty ones too (filled) is not."""
-    with _store() as store:
+    with make_store() as store:
         _poison(store)
         con = store.connection
         windows = {"width": "1 day"}
@@ -234,9 +242,9 @@ def test_window_estimate_reads_far_times_in_sql():
         assert inside == 4  # since..until spans 3 days: 3 windows, +1 for a partial one
 
 
-def test_results_render_times_beyond_python_datetime():
+def test_results_render_times_beyond_python_datetime(make_store):
     """A store holding such rows (raw SQL) still answers in JSON, text and CSV."""
-    with _store() as store:
+    with make_store() as store:
         _poison(store)
         table = store.sql("SELECT example_id, ts FROM m.predictions ORDER BY ts")
         with pytest.raises(OverflowError):
@@ -262,10 +270,10 @@ def test_results_render_times_beyond_python_datetime():
         assert formats.to_records(ordinary) == [{"ts": "2024-01-06T00:00:00+00:00"}]
 
 
-def test_skew_and_selections_of_a_poisoned_store_convert():
+def test_skew_and_selections_of_a_poisoned_store_convert(make_store):
     """skew (its distance reads through the numeric drift path) and training-data
     selections over far rows run, and their rows convert to JSON."""
-    with _store() as store:
+    with make_store() as store:
         _poison(store)
         skew = store.skew("m", features=["x"])
         assert skew.column("n_serving").to_pylist() == [7]  # 6 real rows and the far one
