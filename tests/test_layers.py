@@ -1,8 +1,8 @@
 """The import rule of evalstore's layers, checked on the source with ``ast``.
 
 Layers, lowest first: ``evalstore.core`` < ``evalstore.metrics`` < ``evalstore.flywheel`` <
-{``evalstore.store`` and its mixins ``evalstore.facade``, ``evalstore.demo``, ``evalstore.cli``,
-the package ``evalstore``}.
+``evalstore.monitors`` < the top: ``evalstore.store`` and its mixins ``evalstore.facade``,
+``evalstore.demo``, ``evalstore.cli``, the package ``evalstore`` and any other subpackage.
 A module may import its own layer and any lower one; ``evalstore.errors`` is importable
 by all. Only the CLI may import ``server`` (``evalstore serve``); ``server`` imports
 evalstore and itself. Every import counts: module level, inside functions and under
@@ -18,8 +18,14 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 
-CORE, METRICS, FLYWHEEL, TOP = 0, 1, 2, 3
-LAYER_NAMES = {CORE: "core", METRICS: "metrics", FLYWHEEL: "flywheel", TOP: "store/facade/demo/cli"}
+CORE, METRICS, FLYWHEEL, MONITORS, TOP = 0, 1, 2, 3, 4
+LAYER_NAMES = {
+    CORE: "core",
+    METRICS: "metrics",
+    FLYWHEEL: "flywheel",
+    MONITORS: "monitors",
+    TOP: "store/facade/demo/cli",
+}
 #: What ``from evalstore import X`` loads when X is not a submodule (``evalstore._LAZY``).
 LAZY = {
     "Store": "evalstore.store",
@@ -44,6 +50,7 @@ def layer(module: str) -> int | None:
         ("evalstore.core", CORE),
         ("evalstore.metrics", METRICS),
         ("evalstore.flywheel", FLYWHEEL),
+        ("evalstore.monitors", MONITORS),
     ):
         if module == prefix or module.startswith(prefix + "."):
             return rank
@@ -123,7 +130,16 @@ def test_every_layer_imports_only_downwards():
 
 
 def test_each_layer_is_a_package_stating_its_rule():
-    for package in ("core", "metrics", "metrics/drift", "flywheel", "facade", "demo", "cli"):
+    for package in (
+        "core",
+        "metrics",
+        "metrics/drift",
+        "flywheel",
+        "monitors",
+        "facade",
+        "demo",
+        "cli",
+    ):
         init = PROJECT / "evalstore" / package / "__init__.py"
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
         assert "Import rule" in doc, f"{init} must say what the layer is and its import rule"
@@ -162,6 +178,18 @@ def test_each_layer_is_a_package_stating_its_rule():
             "from evalstore.facade.analysis import AnalysisMethods\n",
             "evalstore.flywheel.snapshots (line 1) imports evalstore.facade.analysis: the "
             "flywheel layer must not import the store/facade/demo/cli layer",
+        ),
+        (
+            "evalstore.monitors.run",
+            "from evalstore.store import Store\n",
+            "evalstore.monitors.run (line 1) imports evalstore.store: the monitors layer "
+            "must not import the store/facade/demo/cli layer",
+        ),
+        (
+            "evalstore.flywheel.suggest",
+            "from evalstore.monitors import history\n",
+            "evalstore.flywheel.suggest (line 1) imports evalstore.monitors.history: the "
+            "flywheel layer must not import the monitors layer",
         ),
         (
             "evalstore.store",
