@@ -9,13 +9,15 @@ lower layer live here as mixin classes that :class:`~evalstore.Store` inherits:
 * :class:`~evalstore.facade.flywheel.FlywheelMethods`: label suggestions and requests,
   training-data selections, exports and snapshots;
 * :class:`~evalstore.facade.ingest.IngestMethods`: ``log_features``,
-  ``log_predictions`` and ``log_labels``.
+  ``log_predictions`` and ``log_labels``;
+* :class:`~evalstore.facade.monitoring.MonitoringMethods`: monitors, alerts and
+  notification channels (:mod:`evalstore.monitors`).
 
 Each mixin declares (for readers and type checkers) the attributes and helpers of
 ``Store`` it relies on; none is usable on its own. Every public method is wrapped by
 :func:`evalstore.errors.translate_duckdb_errors`, as the ``Store``'s own are.
 
 Import rule: the facade sits at the top with ``store``, ``demo`` and ``cli`` and may
-import any layer (core, metrics, flywheel); nothing below it imports the facade (checked
+import any layer (core, metrics, flywheel, monitors); nothing below it imports the facade (checked
 by ``tests/test_layers.py``). It never imports ``evalstore.store`` (which imports it).
 """
