@@ -1,0 +1,91 @@
+"""A small daily store for the monitor tests: model ``m`` (binary), training rows of a
+numeric ``x`` (N(0, 1)) and a categorical ``c``, and :class:`Days`, which logs one day of
+serving rows (x shifted by ``shift``, predictions right or wrong, labels after a delay)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import evalstore
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+ROWS = 240
+
+
+def day_start(d: int) -> datetime:
+    """Start of day ``d`` (day 0 is T0)."""
+    return T0 + timedelta(days=d)
+
+
+class Days:
+    """Logs days of serving data into ``store`` (deterministic per day)."""
+
+    #: Breaches when the normed Wasserstein distance is above 0.5 (clean days are near
+    #: 0.05; a shift of 2 sd is near 2).
+    WASSERSTEIN_ABOVE: ClassVar[dict[str, Any]] = {
+        "type": "fixed",
+        "direction": "above",
+        "value": 0.5,
+    }
+    start = staticmethod(day_start)
+
+    def __init__(self, store: evalstore.Store) -> None:
+        self.store = store
+
+    def add(
+        self,
+        d: int,
+        shift: float = 0.0,
+        *,
+        correct: bool = True,
+        labels: bool = False,
+        label_delay: timedelta = timedelta(days=1),
+    ) -> None:
+        """Day ``d``: ``ROWS`` rows every 6 minutes; predictions all right (``correct``)
+        or all wrong; with ``labels``, the labels at prediction time + ``label_delay``."""
+        rng = np.random.default_rng(1000 + d)
+        ids = [f"d{d}_{i}" for i in range(ROWS)]
+        ts = [day_start(d) + timedelta(minutes=6 * i) for i in range(ROWS)]
+        truth = rng.integers(0, 2, ROWS)
+        score = np.where(truth == 1, 0.9, 0.1) if correct else np.where(truth == 1, 0.1, 0.9)
+        self.store.log_features(
+            "m",
+            pa.table({"example_id": ids, "ts": ts, "x": rng.normal(shift, 1.0, ROWS),
+                      "c": rng.choice(["a", "b"], ROWS)}),
+        )  # fmt: skip
+        self.store.log_predictions(
+            "m", pa.table({"example_id": ids, "ts": ts, "score": score}), version="v1"
+        )
+        if labels:
+            self.label(d, label_delay)
+
+    def label(self, d: int, delay: timedelta = timedelta(days=1)) -> None:
+        """The labels of day ``d``'s predictions, at prediction time + ``delay``."""
+        rng = np.random.default_rng(1000 + d)
+        ids = [f"d{d}_{i}" for i in range(ROWS)]
+        truth = rng.integers(0, 2, ROWS)
+        ts = [day_start(d) + timedelta(minutes=6 * i) + delay for i in range(ROWS)]
+        self.store.log_labels("m", pa.table({"example_id": ids, "ts": ts, "label": truth}))
+
+
+@pytest.fixture
+def daily() -> Iterator[Days]:
+    """An in-memory store with model ``m`` and its training rows; no serving day yet."""
+    store = evalstore.open()
+    store.register_model("m", "v1", "binary")
+    rng = np.random.default_rng(7)
+    n = 2000
+    store.log_features(
+        "m",
+        pa.table({"example_id": [f"t{i}" for i in range(n)], "x": rng.normal(0.0, 1.0, n),
+                  "c": rng.choice(["a", "b"], n)}),
+        env="training",
+    )  # fmt: skip
+    yield Days(store)
+    store.close()
