@@ -21,6 +21,7 @@ from evalstore.core import ingest_write, registry, sources, udfs
 from evalstore.core.context import Context
 from evalstore.core.db import transaction, utc_cursor
 from evalstore.core.identifiers import check_model_name
+from evalstore.core.ingest_call import check_batch_key
 from evalstore.core.layout import check_catalog, check_readable, create_model_schema, migrate
 from evalstore.core.macros import install_macros
 from evalstore.core.time_limits import TimeLimits
@@ -312,15 +313,21 @@ class Store(AnalysisMethods, FlywheelMethods, IngestMethods, MonitoringMethods):
     # ------------------------------------------------------------------ ingest (write path)
 
     def _log(
-        self, model: str, data: Data, origin: str | None, plan_for: Any
+        self,
+        model: str,
+        data: Data,
+        origin: str | None,
+        batch_key: str | None,
+        plan_for: Any,
     ) -> ingest_write.Receipt:
         self._writable()
+        check_batch_key(batch_key)
         reader = sources.to_reader(data)
         with self._lock:
             self._registration(model)
             plan = plan_for(reader.schema)
             source = origin if origin is not None else sources.describe(data)
-            return ingest_write.execute(self._con, plan, reader, source=source)
+            return ingest_write.execute(self._con, plan, reader, source=source, batch_key=batch_key)
 
     def _writable(self) -> None:
         self._context().check_writable()

@@ -39,7 +39,12 @@ class IngestMethods:
         def _classes(self, model: str) -> list[str] | None: ...
 
         def _log(
-            self, model: str, data: Data, origin: str | None, plan_for: Any
+            self,
+            model: str,
+            data: Data,
+            origin: str | None,
+            batch_key: str | None,
+            plan_for: Any,
         ) -> ingest_write.Receipt: ...
 
     def log_features(
@@ -53,6 +58,7 @@ class IngestMethods:
         on_conflict: str = "error",
         *,
         origin: str | None = None,
+        batch_key: str | None = None,
     ) -> ingest_write.Receipt:
         """Log feature rows for ``model``: one row per example, one column per feature.
 
@@ -67,12 +73,20 @@ class IngestMethods:
         ``origin`` is recorded as the batch's ``source`` in ``evalstore.batches``
         (default: the file path, or the type of ``data``), as with every ``log_*``.
 
+        ``batch_key`` (every ``log_*``) makes a retry safe: a client-chosen id of the
+        batch (1 to 128 printable characters, e.g. a UUID) sent again unchanged when
+        the call is retried. If ``evalstore.batches`` already holds the key for this
+        model and kind, nothing is written and the first call's receipt is returned
+        with ``duplicate=True``. Keys are kept with the batches for good, so a retry is
+        recognised after a restart too.
+
         Returns a :class:`Receipt` (batch id, rows, columns added).
         """
         return self._log(
             model,
             data,
             origin,
+            batch_key,
             lambda schema: ingest.plan_features(
                 self._con,
                 model,
@@ -99,6 +113,7 @@ class IngestMethods:
         latency_column: str | None = None,
         *,
         origin: str | None = None,
+        batch_key: str | None = None,
     ) -> ingest_write.Receipt:
         """Log what registered ``version`` of ``model`` predicted.
 
@@ -109,12 +124,14 @@ class IngestMethods:
         from the score and the registered threshold; a multiclass one from the largest
         probability. Classification predictions must be among the classes registered
         for ``version``. Null predictions are kept (they count as errors in health
-        figures). Each (example, version) is logged once.
+        figures). Each (example, version) is logged once. ``batch_key``: see
+        :meth:`log_features`.
         """
         return self._log(
             model,
             data,
             origin,
+            batch_key,
             lambda schema: ingest.plan_predictions(
                 self._con,
                 model,
@@ -142,6 +159,7 @@ class IngestMethods:
         source: str | None = None,
         origin: str | None = None,
         labeled_at: Any = None,
+        batch_key: str | None = None,
     ) -> ingest_write.Receipt:
         """Log ground-truth labels, which may arrive long after the predictions.
 
@@ -154,13 +172,15 @@ class IngestMethods:
         are measured with it): the ``ts_column`` of each row, or ``labeled_at`` (a
         datetime or ISO-8601 text) for the whole batch. Without either, labels get the
         time of ingest and the receipt's ``warnings`` say so: a batch of historical
-        labels loaded today would otherwise read as months late.
+        labels loaded today would otherwise read as months late. ``batch_key``: see
+        :meth:`log_features`.
         """
         when = to_timestamp(labeled_at, "labeled_at")
         return self._log(
             model,
             data,
             origin,
+            batch_key,
             lambda schema: ingest.plan_labels(
                 self._con,
                 model,
