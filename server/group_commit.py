@@ -22,21 +22,30 @@ together, so none waits for more than the commit in progress and its own. At mos
 ``queue`` requests wait; beyond that a request gets 503 with ``Retry-After``. On shutdown
 the writer stops taking new requests (503) and finishes every queued one before the store
 is closed.
+
+``on_commit`` (settable after construction), if given, is called on the writer thread
+after each group with the models that group committed rows for (the server's monitor
+loop, :mod:`server.monitor_loop`, evaluates their monitors a moment later); it must
+return at once, and an error it raises is logged, never given to a request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
 from evalstore.core.ingest_write import Item, Receipt, execute_group
 from evalstore.errors import EvalstoreError, from_duckdb
 from server.errors import ApiError
+
+log = logging.getLogger("evalstore.server")
 
 
 class GroupCommitter:
@@ -76,6 +85,7 @@ class GroupCommitter:
         self._rejected = 0
         self._largest = 0
         self._busy_seconds = 0.0
+        self.on_commit: Callable[[Iterable[str]], None] | None = None
         self._thread = threading.Thread(
             target=self._run, name="evalstore-group-commit", daemon=True
         )
@@ -173,6 +183,13 @@ class GroupCommitter:
                     future.set_exception(_translated(result, item))
                 else:
                     future.set_result(result)
+            committed = {item.call.model for (item, _), result in zip(group, results, strict=True)
+                         if not isinstance(result, BaseException)}  # fmt: skip
+            if committed and self.on_commit is not None:
+                try:
+                    self.on_commit(committed)
+                except Exception:
+                    log.exception("the on_commit hook of the group commit failed")
             with self._state:
                 self._groups += 1
                 self._calls += len(group)
