@@ -15,6 +15,8 @@ the store, ``--format``/``--limit``, printing tables, parsing option values) in
 - :mod:`~evalstore.cli.metric_commands`: performance, slices, skew, compare, health
 - :mod:`~evalstore.cli.flywheel_commands`: suggest, requests, select, snapshot
 - :mod:`~evalstore.cli.server_commands`: serve, demo
+- :mod:`~evalstore.cli.alert_commands`: monitor (add, list, run, delete, backtest, apply),
+  alerts, channel
 
 Importing this package loads neither DuckDB nor Arrow: ``evalstore --help`` starts fast,
 and each command imports what it needs when it runs.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import click
 
 from evalstore import __version__
+from evalstore.cli.alert_commands import alerts, channel, monitor
 from evalstore.cli.errors import OneLineErrors
 from evalstore.cli.flywheel_commands import requests, select_rows, snapshot, suggest
 from evalstore.cli.metric_commands import compare, health, performance, skew, slices
@@ -76,6 +79,8 @@ for _command in (
     suggest, requests, select_rows, snapshot,
     # server_commands
     serve, demo,
+    # alert_commands
+    monitor, alerts, channel,
 ):  # fmt: skip
     main.add_command(_command)
 

@@ -129,6 +129,30 @@ class MonitoringMethods:
         self._writable()
         definitions.delete(self._context(), name)
 
+    def apply_monitors(
+        self, monitors: str | Mapping[str, Mapping[str, Any]], *, dry_run: bool = False
+    ) -> pa.Table:
+        """Make the stored monitors match ``monitors`` (monitors as code): a TOML text
+        with one ``[monitors.<name>]`` table per monitor, or the same as a mapping
+        ``{name: fields of add_monitor}``. Creates, updates (version + 1) and deletes
+        (monitors not listed) in one transaction, after checking every definition; with
+        ``dry_run`` writes nothing. Returns the plan: action (create, update, delete,
+        unchanged), name, the changed fields and the diff line; applying the same
+        definitions again changes nothing. See :mod:`evalstore.monitors.apply`.
+        """
+        from evalstore.monitors import apply
+
+        wanted = (
+            apply.parse(monitors) if isinstance(monitors, str) else apply.from_mapping(monitors)
+        )
+        if not dry_run:
+            self._writable()
+        ctx = self._context()
+        changes = apply.plan(ctx, wanted)
+        if not dry_run:
+            apply.apply(ctx, changes)
+        return apply.table(changes)
+
     # ------------------------------------------------------------------ running
 
     def run_monitors(
