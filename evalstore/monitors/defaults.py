@@ -1,0 +1,222 @@
+"""Default monitors: the ML Test Score set a model gets from its registry and its data.
+
+:func:`add_default_monitors` defines, for one model, the monitors a team running it in
+production wants first (Breck et al., *The ML Test Score*, 2017, section 5 "Monitoring
+tests"), named ``<model>.<family>.<metric>`` (monitor names cannot hold ``:``), all on
+``window`` (``'1 day'``) windows of serving time against the ``reference``
+(``'training'``):
+
+============================ ========================================================
+monitor                      what and rule
+============================ ========================================================
+``performance.<headline>``   prediction quality per version (subjects: every
+                             version): the task's headline metric (:data:`HEADLINE`:
+                             roc_auc, macro_f1, mae) against a trailing baseline,
+                             ``trailing`` n=14, k=3, on the side that is worse; a
+                             window is ``pending`` until its labels are complete, and
+                             judged only with at least 100 labelled predictions
+``drift.wasserstein``        drift of each numeric feature against training:
+                             normed Wasserstein-1 above its registry threshold (0.1)
+``drift.js``                 drift of each categorical feature: Jensen-Shannon
+                             distance above its registry threshold (0.1); the pair is
+                             Evidently's default for samples over 1,000 rows; a drift
+                             alert resolves after 3 clean windows (hysteresis)
+``quality.nan``              NaN values of each numeric feature: count above 0
+``quality.posinf``,          +inf / -inf values: count above 0
+``quality.neginf``
+``quality.out_of_range``     share of finite values outside the reference's [min, max]
+                             above 0.01 (``unsupervised``, method ``share``)
+``quality.unseen``           share of categorical values the reference never had,
+                             above 0.01 (``unsupervised``, method ``share``)
+============================ ========================================================
+
+Drift and share monitors judge a window only from :data:`MIN_ROWS` rows on (a 20-row day
+is noise, not drift); count monitors from one row (a single NaN is a finding). Features
+are those logged when the defaults are made: a feature added later gets monitors when
+``add_default_monitors(model, replace=True)`` runs again.
+
+Checks of the ML Test Score set that the monitor engine cannot evaluate honestly yet are
+not faked; :data:`NOT_MONITORED` says, for each, what is missing.
+
+Idempotent: a default monitor that exists with the same definition is left as it is; one
+whose definition differs (edited by a user, or the data gained features) is kept unless
+``replace=True``, which redefines it (its ``definition_version`` goes up, its alert state
+carries over). Every definition is checked before anything is written, and all are
+written in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from evalstore.core.db import transaction
+from evalstore.core.identifiers import check_model_name
+from evalstore.core.values import feature_kinds
+from evalstore.errors import InvalidParameterError
+from evalstore.metrics.specs import DRIFT_METHODS, PERFORMANCE_METRICS
+from evalstore.monitors import definitions
+from evalstore.monitors.definitions import Monitor
+
+if TYPE_CHECKING:
+    from evalstore.core.context import Context
+
+#: The headline performance metric of each task (the one a default monitor watches).
+HEADLINE = {"binary": "roc_auc", "multiclass": "macro_f1", "regression": "mae"}
+#: Rows (drift, shares) or labelled predictions (performance) a window needs to be judged.
+MIN_ROWS = 100
+#: Clean windows before a drift alert resolves: a gradual drift that hovers around the
+#: threshold stays one episode instead of flapping.
+DRIFT_RESOLVE_AFTER = 3
+#: Drift method per feature kind (Evidently's default for more than 1,000 rows).
+DRIFT_DEFAULTS = {"numeric": "wasserstein", "categorical": "js"}
+#: Share limit of the out-of-range and unseen-category monitors (the quality family's
+#: ``max_out_of_range`` and ``max_unseen`` defaults).
+SHARE_LIMIT = 0.01
+#: Checks of the ML Test Score set that are not default monitors, and why (what the
+#: monitor engine lacks to evaluate them honestly).
+NOT_MONITORED = {
+    "training/serving skew": (
+        "store.skew compares the training rows with all serving rows at once (and the "
+        "examples logged in both envs); it has no windows, so no series a rule can judge. "
+        "The distribution part is watched by the drift monitors (serving against training)"
+    ),
+    "staleness": (
+        "staleness of the model and of each ingest stream is store.health's 'staleness' "
+        "and 'freshness', which read the clock: the metric history does not persist them "
+        "and monitors take the drift, quality and performance families only"
+    ),
+    "latency and throughput": (
+        "latency percentiles and throughput per version are store.health's 'serving' "
+        "section, not a family the monitors take (definitions.FAMILIES); a monitor needs "
+        "a health family in the metric history first"
+    ),
+    "dependency changes": (
+        "a dependency diff is one row per pair of versions (store.health 'dependencies'), "
+        "not a series of windows; a rule has nothing to judge. `evalstore health` shows it"
+    ),
+}
+#: Columns of :func:`add_default_monitors`' table: the monitor columns and ``change``.
+CHANGES = ("created", "unchanged", "replaced", "kept")
+
+
+def name_of(model: str, family: str, metric: str) -> str:
+    """The default monitor's name: ``<model>.<family>.<metric>``."""
+    return f"{model}.{family}.{metric}"
+
+
+def planned(
+    ctx: Context, model: str, *, window: str = "1 day", reference: Any = "training"
+) -> list[Monitor]:
+    """The default monitors of ``model``, checked (nothing is written); see the module
+    docstring for the set. A model without logged features gets the performance
+    monitor only."""
+    check_model_name(model)
+    task = ctx.registration(model)["task"]
+    headline = HEADLINE[task]
+    worse = "below" if PERFORMANCE_METRICS[headline].higher_is_better else "above"
+    with ctx.lock:
+        kinds = feature_kinds(ctx.connection, model)
+    numeric = [f for f, kind in kinds.items() if kind == "numeric"]
+    categorical = [f for f, kind in kinds.items() if kind == "categorical"]
+    options: dict[str, Any] = {"n_boot": 0} if PERFORMANCE_METRICS[headline].needs_bootstrap else {}
+    specs: list[tuple[str, str, dict[str, Any], list[str] | None, dict[str, Any]]] = [
+        ("performance", headline,
+         {"type": "trailing", "n": 14, "k": 3.0, "direction": worse, "min_rows": MIN_ROWS},
+         None, options),
+    ]  # fmt: skip
+    for kind, subjects in (("numeric", numeric), ("categorical", categorical)):
+        method = DRIFT_DEFAULTS[kind]
+        if subjects:
+            limit = DRIFT_METHODS[method].threshold
+            rule = {"type": "fixed", "direction": "above", "value": limit,
+                    "min_rows": MIN_ROWS, "resolve_after": DRIFT_RESOLVE_AFTER}  # fmt: skip
+            specs.append(("drift", method, rule, subjects, {}))
+    if numeric:
+        for check in ("nan", "posinf", "neginf"):
+            rule = {"type": "fixed", "direction": "above", "value": 0.0}
+            specs.append(("quality", check, rule, numeric, {}))
+        share = {"type": "unsupervised", "method": "share", "threshold": SHARE_LIMIT,
+                 "min_rows": MIN_ROWS}  # fmt: skip
+        specs.append(("quality", "out_of_range", share, numeric, {}))
+    if categorical:
+        share = {"type": "unsupervised", "method": "share", "threshold": SHARE_LIMIT,
+                 "min_rows": MIN_ROWS}  # fmt: skip
+        specs.append(("quality", "unseen", share, categorical, {}))
+    family_reference = {"drift": reference, "quality": reference, "performance": None}
+    checked = []
+    for family, metric, rule, subjects, opts in specs:
+        checked.append(
+            definitions.check(
+                ctx,
+                name_of(model, family, metric),
+                model,
+                family,
+                metric,
+                rule,
+                subjects=subjects or "*",
+                window=window,
+                reference=family_reference[family],
+                options=opts or None,
+            )
+        )
+    return checked
+
+
+def add_default_monitors(
+    ctx: Context,
+    model: str,
+    *,
+    window: str = "1 day",
+    reference: Any = "training",
+    replace: bool = False,
+) -> pa.Table:
+    """Create the default monitors of ``model`` (module docstring) and return their
+    definitions table (the columns of ``store.monitors()``) with a ``change`` column:
+    ``created``, ``unchanged`` (same definition stored), ``replaced`` (``replace=True``
+    and the definition differed) or ``kept`` (it differed; ``replace=True`` redefines it).
+
+    Everything is checked first; the writes happen in one transaction, so an error leaves
+    the store as it was.
+    """
+    if not isinstance(replace, bool):
+        raise InvalidParameterError(f"replace={replace!r} must be true or false")
+    ctx.check_writable()
+    wanted = planned(ctx, model, window=window, reference=reference)
+    con = ctx.connection
+    changes: dict[str, str] = {}
+    with ctx.lock, transaction(con):
+        for monitor in wanted:
+            current = definitions.get(con, monitor.name)
+            if current is None:
+                definitions.add(ctx, monitor)
+                changes[monitor.name] = "created"
+            elif _same(current, monitor):
+                changes[monitor.name] = "unchanged"
+            elif replace:
+                fields = {
+                    "model": monitor.model, "family": monitor.family, "metric": monitor.metric,
+                    "rule": monitor.rule, "subjects": monitor.subjects or "*",
+                    "window": monitor.window, "reference": monitor.reference,
+                    "where": monitor.where, "version": monitor.version,
+                    "options": dict(monitor.options), "learn_period": monitor.learn_period,
+                }  # fmt: skip
+                definitions.update(ctx, monitor.name, fields)
+                changes[monitor.name] = "replaced"
+            else:
+                changes[monitor.name] = "kept"
+        table = definitions.list_monitors(con, model)
+    keep = [name in changes for name in table.column("name").to_pylist()]
+    table = table.filter(pa.array(keep, type=pa.bool_()))
+    column = [changes[name] for name in table.column("name").to_pylist()]
+    return table.append_column("change", pa.array(column, type=pa.string()))
+
+
+def _same(stored: Monitor, wanted: Monitor) -> bool:
+    """Whether the stored monitor has the wanted definition (``enabled`` aside: a user
+    who disabled a default keeps it disabled)."""
+    a, b = stored.definition(), wanted.definition()
+    a.pop("enabled")
+    b.pop("enabled")
+    return a == b
