@@ -153,6 +153,38 @@ class MonitoringMethods:
             apply.apply(ctx, changes)
         return apply.table(changes)
 
+    def add_default_monitors(
+        self,
+        model: str,
+        *,
+        window: str = "1 day",
+        reference: Any = "training",
+        replace: bool = False,
+    ) -> pa.Table:
+        """Create the default monitors of ``model`` (the ML Test Score set: headline
+        performance per version, drift per feature, NaN/inf, out-of-range and unseen
+        categories; see :mod:`evalstore.monitors.defaults`), named
+        ``<model>.<family>.<metric>``. Idempotent: existing ones with the same definition
+        are unchanged, differing ones kept unless ``replace=True``. Returns their
+        definitions (the columns of :meth:`monitors`) with a ``change`` column.
+
+        >>> import evalstore, pyarrow as pa
+        >>> store = evalstore.open()
+        >>> _ = store.register_model("m", "v1", "binary")
+        >>> _ = store.log_features("m", pa.table({"example_id": ["a"], "x": [1.0]}))
+        >>> store.add_default_monitors("m").column("name").to_pylist()[:2]
+        ['m.drift.wasserstein', 'm.performance.roc_auc']
+        >>> set(store.add_default_monitors("m").column("change").to_pylist())
+        {'unchanged'}
+        >>> store.close()
+        """
+        from evalstore.monitors import defaults
+
+        self._writable()
+        return defaults.add_default_monitors(
+            self._context(), model, window=window, reference=reference, replace=replace
+        )
+
     # ------------------------------------------------------------------ running
 
     def run_monitors(
