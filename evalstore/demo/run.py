@@ -6,6 +6,7 @@ documented in :mod:`evalstore.demo.scenario`; the output is deterministic for a 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -185,6 +186,41 @@ def _compare_section(
     )
 
 
+def _monitoring_section(
+    store: evalstore.Store, scenario: Scenario, echo: Callable[[str], None]
+) -> None:
+    """The default monitors, backtested over the serving period against the injected
+    events (:mod:`evalstore.demo.events`)."""
+    from evalstore.demo.events import backtest_defaults, event_table, false_alerts, rule_text
+    from evalstore.monitors.defaults import NOT_MONITORED
+
+    model = scenario.model
+    made = store.add_default_monitors(model)
+    echo(f"\n== Default monitors (store.add_default_monitors): {made.num_rows} monitors\n")
+    shown = [
+        {"name": row["name"],
+         "subjects": f"{len(row['subjects'])} features" if row["subjects"] else "every version",
+         "rule": rule_text(json.loads(row["rule"]))}
+        for row in made.to_pylist()
+    ]  # fmt: skip
+    echo(render_table(pa.Table.from_pylist(shown), limit=20))
+    echo(f"Not monitors yet: {', '.join(NOT_MONITORED)} (evalstore.monitors.defaults says why)")
+    episodes = backtest_defaults(store, made.column("name").to_pylist(), scenario.start)
+    echo(
+        "\n== Backtest of the default monitors against the injected events "
+        "(store.backtest_monitor; days since the first serving day)\n"
+    )
+    echo(render_table(event_table(episodes, scenario.start), limit=20))
+    false = false_alerts(episodes, scenario.start)
+    echo(
+        f"False alerts (episodes no event explains): {false['total']} over the 60 days, "
+        f"{false['clean_period']} in the clean period (days 0-{false['clean_until'] - 1})"
+        + (f": {'; '.join(false['examples'])}" if false["examples"] else "")
+        + ". transaction_amount's alerts are its weekly cycle seen by daily windows "
+        "against an all-week reference."
+    )
+
+
 def _health_section(
     store: evalstore.Store, scenario: Scenario, echo: Callable[[str], None]
 ) -> None:
@@ -339,6 +375,7 @@ def run_demo(
         _drift_section(store, scenario, echo)
         _quality_section(store, scenario, echo)
         _performance_section(store, scenario, echo)
+        _monitoring_section(store, scenario, echo)
         _slices_section(store, scenario, echo)
         _compare_section(store, scenario, echo)
         _health_section(store, scenario, echo)
