@@ -186,6 +186,41 @@ def monitor_run(
         ctx.exit(1)
 
 
+@monitor.command("defaults")
+@click.argument("model")
+@click.option("--window", "-w", default="1 day", show_default=True, help="A time interval.")
+@click.option("--reference", "-r", default="training", show_default=True,
+              help="training, validation, dataset:TAG, previous:N, A..B.")  # fmt: skip
+@click.option("--replace", is_flag=True, help="Redefine defaults whose definition differs.")
+@output_options()
+@click.pass_context
+def monitor_defaults(
+    ctx: click.Context,
+    model: str,
+    window: str,
+    reference: str,
+    replace: bool,
+    fmt: str,
+    limit: int | None,
+) -> None:
+    """Create MODEL's default monitors (performance per version, drift per feature,
+    NaN/inf, out-of-range, unseen categories), named MODEL.FAMILY.METRIC. A second
+    run changes nothing; the change column says what happened to each.
+
+    \b
+    Example:
+      evalstore monitor defaults fraud
+      evalstore monitor backtest fraud.drift.wasserstein
+    """
+    with open_store(ctx) as store:
+        table = store.add_default_monitors(
+            model, window=window, reference=parse_reference(reference), replace=replace
+        )
+    emit(
+        table, fmt, limit, columns=["name", "subjects", "rule", "change"], wrap=("subjects", "rule")
+    )
+
+
 @monitor.command("delete")
 @click.argument("name")
 @click.pass_context
