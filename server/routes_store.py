@@ -206,6 +206,7 @@ async def _ingest(
         if batch_key is not None:
             kwargs["batch_key"] = batch_key
         receipt = await run_in_threadpool(_parse_and_log, holder, content_type, call, kwargs)
+        request.app.state.monitor_loop.notify([model])  # the group commit's on_commit
         return json_result(receipt)
     if len(holder[0]) <= INLINE_PARSE_BYTES:
         data = body_to_data(holder.pop(), content_type)
