@@ -4,8 +4,9 @@
 :mod:`server.routes_flywheel`, :mod:`server.routes_query`), JSON errors
 (:mod:`server.errors`, each status declared in ``/openapi.json`` by :mod:`server.openapi`),
 body size limits (:mod:`server.limits`), bearer tokens (:mod:`server.auth`), Prometheus
-(:mod:`server.prom`), the locked DuckDB configuration (:mod:`server.lockdown`) and the BI
-snapshot (:mod:`server.snapshot`).
+(:mod:`server.prom`), the locked DuckDB configuration (:mod:`server.lockdown`), the BI
+snapshot (:mod:`server.snapshot`) and the monitor loop (:mod:`server.monitor_loop`, with the
+monitor, alert and channel routes of :mod:`server.routes_monitors`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from server.docs_ui import install as install_docs_ui
 from server.group_commit import GroupCommitter
 from server.limits import BodyLimit, apply_memory_limit
 from server.lockdown import lock_down
+from server.monitor_loop import MonitorLoop
 from server.prom import Monitor
 from server.routes_flywheel import router as flywheel_router
+from server.routes_monitors import router as monitors_router
 from server.routes_query import router as query_router
 from server.routes_store import router as store_router
 from server.settings import Settings
@@ -58,7 +61,8 @@ def create_app(
     ``time_limit``, ``max_result_bytes``, ``read_workers``, ``read_queue``,
     ``memory_limit``, ``max_body_bytes``, ``max_sql_chars``, ``lockdown``, ``snapshot``,
     ``snapshot_every``, ``checkpoint_idle``, ``wal_limit``, ``group_commit``,
-    ``group_max_requests``, ``group_max_rows``, ``ingest_queue``) fix the limits; ``tokens``
+    ``group_max_requests``, ``group_max_rows``, ``ingest_queue``, ``monitor_every``,
+    ``webhook_allow``) fix the limits; ``tokens``
     (a :class:`server.auth.Tokens` or a token file path) turn on bearer authentication.
     Unless ``lockdown=False`` the store's DuckDB instance gets external access disabled
     and its configuration locked (see :mod:`server.lockdown`): do this only for a store the
@@ -84,6 +88,10 @@ def create_app(
             queue=settings.ingest_queue,
             retry_after=settings.retry_after,
         )
+    # the loop's object serves POST …/monitors/run even when its thread is off
+    monitors = MonitorLoop(store, 0 if store.read_only else settings.monitor_every)
+    if committer is not None and monitors.every > 0:
+        committer.on_commit = monitors.notify
     checkpointer = None
     if settings.checkpoint_idle is not None and store.path is not None:
         checkpointer = Checkpointer(store, settings.checkpoint_idle, settings.wal_limit)
@@ -102,9 +110,11 @@ def create_app(
             checkpointer.start()
         if committer is not None:
             committer.start()
+        monitors.start()
         try:
             yield
         finally:
+            monitors.stop()  # after the running monitor; before the store closes
             reads.close()
             if committer is not None:
                 committer.close()  # queued ingest is written before the store closes
@@ -131,11 +141,15 @@ def create_app(
     app.state.checkpointer = checkpointer
     app.state.committer = committer
     app.state.monitor = Monitor(store)
+    app.state.monitor.loop = monitors
+    app.state.monitor.histograms = monitors.histograms
+    app.state.monitor_loop = monitors
     errors.install(app)
     install_docs_ui(app)
     openapi.install(app)
     app.include_router(store_router)
     app.include_router(flywheel_router)
+    app.include_router(monitors_router)  # before GET /v1/models/{model}/{family}
     app.include_router(query_router)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, monitor=app.state.monitor)

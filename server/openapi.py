@@ -59,10 +59,12 @@ DESCRIPTIONS = {
     "`sql_*` codes), or another store error (`bad_request`).",
     401: "No bearer token, or one this server does not accept (`unauthenticated`, "
     "`invalid_token`).",
-    403: "A read token asked for a write (`forbidden`), or the query reached for a file "
-    "(`file_access_not_allowed`).",
-    404: "Unknown model, version, snapshot or family, or a call this evalstore lacks "
-    "(`unknown_model`, `snapshot`, `unknown_family`, `not_available`).",
+    403: "A read token asked for a write (`forbidden`), the query reached for a file "
+    "(`file_access_not_allowed`), a command channel over HTTP (`command_channel_refused`) "
+    "or a webhook host outside the server's policy (`webhook_not_allowed`).",
+    404: "Unknown model, version, snapshot, family, monitor, alert or channel, or a call this "
+    "evalstore lacks (`unknown_model`, `snapshot`, `unknown_family`, `unknown_monitor`, "
+    "`unknown_alert`, `unknown_channel`, `not_available`).",
     406: "The `Accept` header or `format=` asks for a media type this route does not offer "
     "(`unsupported_format`).",
     408: "The request ran past the server's time limit and was interrupted (`time_limit`).",
@@ -112,6 +114,20 @@ STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/v1/snapshots/{name}"): (*LIBRARY, *POOLED),
     ("post", "/v1/sql"): (400, 403, 422, *POOLED),
     ("get", "/v1/models/{model}/{family}"): (*LIBRARY, *POOLED),
+    ("get", "/v1/models/{model}/monitors"): LIBRARY,
+    ("post", "/v1/models/{model}/monitors"): LIBRARY,
+    ("post", "/v1/models/{model}/monitors/run"): (*LIBRARY, 503),
+    ("post", "/v1/models/{model}/monitors/backtest"): (*LIBRARY, *POOLED),
+    ("get", "/v1/models/{model}/monitors/{name}"): LIBRARY,
+    ("patch", "/v1/models/{model}/monitors/{name}"): LIBRARY,
+    ("delete", "/v1/models/{model}/monitors/{name}"): LIBRARY,
+    ("post", "/v1/models/{model}/monitors/{name}/backtest"): (*LIBRARY, *POOLED),
+    ("get", "/v1/alerts"): LIBRARY,
+    ("post", "/v1/alerts/{alert_id}/acknowledge"): LIBRARY,
+    ("post", "/v1/alerts/{alert_id}/silence"): LIBRARY,
+    ("get", "/v1/channels"): LIBRARY,
+    ("post", "/v1/channels"): (*LIBRARY, 403),
+    ("delete", "/v1/channels/{name}"): (*LIBRARY, 403),
 }
 #: Routes missing from :data:`STATUSES` are assumed to call the library.
 DEFAULT = LIBRARY

@@ -17,6 +17,25 @@ recomputed here):
   their labels); a scrape does not run a drift analysis: schedule those calls, e.g. from the
   dashboard or cron.
 
+Monitoring (issue 26), read from what the monitor loop (:mod:`server.monitor_loop`)
+and the monitors stored; a scrape runs no analysis:
+
+- ``evalstore_feature_bucket{model,feature,le}``, ``_count``, ``_sum``: the serving
+  histogram of each numeric feature on the reference's quantile bin edges, cumulative
+  over ingested batches (:mod:`server.feature_histograms`);
+- ``evalstore_invalid_values_total{model,feature,check}``: NULL (``missing``), ``nan``,
+  ``posinf``, ``neginf``, ``out_of_range`` (finite values outside the reference's
+  [min, max]) and ``unseen`` (categories absent from the reference) values of the serving
+  rows: the sum of the ``count`` column over the windows of the model's default quality
+  call in the metric history (``quality(model)``, daily windows against training, kept
+  fresh by the monitor loop);
+- ``evalstore_alert_firing{model,monitor,subject}``: 1 while the subject's current alert
+  episode is firing, else 0 (every subject a monitor has evaluated);
+- ``evalstore_monitor_value{model,monitor,subject}``: the latest finite value of the
+  monitor's metric in the metric history (the series its rule judges);
+- ``evalstore_monitor_loop_passes_total`` and ``evalstore_monitor_loop_errors_total``:
+  the loop's passes and the steps that failed (each logged).
+
 Server: ``evalstore_http_request_duration_seconds{method,route,status}`` (histogram) and
 ``evalstore_http_errors_total{method,route,status}`` (4xx and 5xx).
 """
@@ -49,6 +68,9 @@ class Monitor:
     """The Prometheus registry of one app: server counters plus a store collector."""
 
     def __init__(self, store: Any) -> None:
+        #: the monitor loop (:mod:`server.monitor_loop`) and its histograms, once attached
+        self.loop: Any = None
+        self.histograms: Any = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.request_seconds = Histogram(
             "evalstore_http_request_duration_seconds",
@@ -234,6 +256,63 @@ class _StoreCollector:
             cursor.close()
         yield from (rows, batches, last, stale, coverage, latency)
         yield from self._cached()
+        yield from self._monitoring()
+
+    def _monitoring(self):
+        """The monitoring series (see the module docstring), from stored values."""
+        buckets = HistogramMetricFamily(
+            "evalstore_feature",
+            "Serving values of a numeric feature on the reference's quantile bin edges "
+            "(finite values, cumulative over ingested batches).",
+            labels=["model", "feature"],
+        )
+        if self.monitor.histograms is not None:
+            for model, feature, histogram in self.monitor.histograms.samples():
+                pairs = [
+                    (repr(e), c) for e, c in zip(histogram.edges, histogram.buckets, strict=True)
+                ]
+                pairs.append(("+Inf", histogram.count))
+                buckets.add_metric([model, feature], pairs, histogram.total)
+        invalid = CounterMetricFamily(
+            "evalstore_invalid_values",
+            "Invalid serving values by check (missing = NULL, nan, posinf, neginf, "
+            "out_of_range, unseen), from the stored default quality call.",
+            labels=["model", "feature", "check"],
+        )
+        firing = GaugeMetricFamily(
+            "evalstore_alert_firing",
+            "1 while the current alert episode of the monitor and subject is firing, else 0.",
+            labels=["model", "monitor", "subject"],
+        )
+        value = GaugeMetricFamily(
+            "evalstore_monitor_value",
+            "Latest finite value of the monitor's metric in the metric history.",
+            labels=["model", "monitor", "subject"],
+        )
+        passes = CounterMetricFamily(
+            "evalstore_monitor_loop_passes", "Passes of the server's monitor loop."
+        )
+        failures = CounterMetricFamily(
+            "evalstore_monitor_loop_errors",
+            "Steps of the monitor loop that failed (logged; the loop went on).",
+        )
+        if self.monitor.loop is not None:
+            status = self.monitor.loop.status()
+            passes.add_metric([], status["passes"])
+            failures.add_metric([], status["errors"])
+        cursor = self.store.connection.cursor()
+        try:
+            _invalid_values(cursor, invalid)
+            for model, monitor, subject, state in cursor.execute(
+                "SELECT c.model, c.monitor, c.subject, a.state FROM evalstore.alert_cursors c "
+                "LEFT JOIN evalstore.alerts a ON a.alert_id = c.alert_id "
+                "ORDER BY c.model, c.monitor, c.subject"
+            ).fetchall():
+                firing.add_metric([model, monitor, subject], 1.0 if state == "firing" else 0.0)
+            _monitor_values(cursor, value)
+        finally:
+            cursor.close()
+        yield from (buckets, invalid, firing, value, passes, failures)
 
     def _cached(self):
         drift = GaugeMetricFamily(
@@ -262,3 +341,61 @@ class _StoreCollector:
                 for labels, value in samples:
                     performance.add_metric(list(labels.values()), value)
         yield from (drift, drifted, performance)
+
+
+#: The subject of a performance row as the monitors name it (version | slice | class=c).
+PERFORMANCE_SUBJECT = (
+    "version || coalesce(' | ' || subject, '') || coalesce(' | class=' || \"class\", '')"
+)
+#: Quality checks counted by ``evalstore_invalid_values_total``.
+INVALID_CHECKS = ("missing", "nan", "posinf", "neginf", "out_of_range", "unseen")
+
+
+def _invalid_values(cursor: Any, family: CounterMetricFamily) -> None:
+    """Sum of ``count`` per feature and check over the default quality call's windows."""
+    from evalstore.monitors import history
+
+    models = [m for (m,) in cursor.execute(
+        "SELECT DISTINCT model FROM evalstore.metric_history_calls WHERE family = 'quality'"
+    ).fetchall()]  # fmt: skip
+    for model in sorted(models):
+        key = history.params_hash("quality", model, history.normalise("quality", model, {}))
+        checks = ", ".join(f"'{c}'" for c in INVALID_CHECKS)
+        for feature, check, count in cursor.execute(
+            "SELECT subject, metric, sum(count)::BIGINT FROM evalstore.metric_history "
+            f"WHERE model = ? AND family = 'quality' AND params_hash = ? AND metric IN ({checks}) "
+            "GROUP BY subject, metric ORDER BY subject, metric",
+            [model, key],
+        ).fetchall():
+            family.add_metric([model, feature, check], float(count or 0))
+
+
+def _monitor_values(cursor: Any, family: GaugeMetricFamily) -> None:
+    """The latest finite value per monitor and subject, in the monitor's stored call."""
+    from evalstore.monitors import definitions, history
+
+    for monitor in definitions.stored(cursor):
+        try:
+            arguments = monitor.call_arguments()
+            key = history.params_hash(
+                monitor.family,
+                monitor.model,
+                history.normalise(monitor.family, monitor.model, arguments),
+            )
+        except Exception:  # a definition the current code no longer takes: no value
+            continue
+        subject = PERFORMANCE_SUBJECT if monitor.family == "performance" else "subject"
+        rows = cursor.execute(
+            f"SELECT {subject} AS s, arg_max(value, window_start) FROM evalstore.metric_history "
+            "WHERE model = ? AND family = ? AND params_hash = ? AND metric = ? "
+            "AND isfinite(value) GROUP BY s ORDER BY s",
+            [monitor.model, monitor.family, key, monitor.metric],
+        ).fetchall()
+        wanted = set(monitor.subjects) if monitor.subjects else None
+        for name, latest in rows:
+            if name is None or latest is None:
+                continue
+            performance = monitor.family == "performance"
+            if performance and wanted is not None and str(name).split(" | ")[0] not in wanted:
+                continue
+            family.add_metric([monitor.model, monitor.name, str(name)], float(latest))

@@ -50,6 +50,14 @@ class Settings:
     ``False`` writes each request in its own transaction. ``group_max_requests`` and
     ``group_max_rows`` bound a group; ``ingest_queue`` bounds the requests waiting for the
     writer (beyond it: 503 with ``Retry-After``).
+    ``monitor_every``: seconds between two passes of the monitor loop over every model's
+    monitors (:mod:`server.monitor_loop`; it also runs a model's monitors about a second
+    after its ingest, and sends the notifications); 0 turns the loop off (monitors then
+    run on ``POST /v1/models/{model}/monitors/run`` or from cron).
+    ``webhook_allow``: host patterns (shell-style, e.g. ``hooks.slack.com``,
+    ``*.corp.example``) a webhook channel created over HTTP may point to; empty: any host
+    but loopback, private, link-local and reserved IP addresses
+    (:func:`server.routes_monitors.check_webhook_url`).
     """
 
     tokens: Tokens | None = None
@@ -72,3 +80,5 @@ class Settings:
     group_max_requests: int = 1_000
     group_max_rows: int = 100_000
     ingest_queue: int = 10_000
+    monitor_every: float = 60.0
+    webhook_allow: tuple[str, ...] = field(default_factory=tuple)

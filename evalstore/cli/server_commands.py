@@ -102,6 +102,21 @@ def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
     show_default=True,
     help="Write concurrent ingest requests together (one commit); off: one commit each.",
 )
+@click.option(
+    "--monitor-every",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds between passes over every model's monitors (also run about 1 s after a "
+    "model's ingest; notifications sent); 0 turns the monitor loop off.",
+)
+@click.option(
+    "--webhook-allow",
+    multiple=True,
+    metavar="HOST",
+    help="Host pattern (e.g. hooks.slack.com, *.corp.example) webhooks created over HTTP "
+    "may point to; repeat it. Default: any host but private/loopback IP addresses.",
+)
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
 def serve(ctx: click.Context, path: str | None, **options: Any) -> None:
@@ -112,6 +127,7 @@ def serve(ctx: click.Context, path: str | None, **options: Any) -> None:
     --snapshot-every seconds, readable by DuckDB 1.4 and later. Committed batches
     are folded from the write-ahead log into the file on a background thread once
     ingest pauses for --checkpoint-idle seconds, so commits do not pay for it.
+    Monitors run about a second after each ingest and every --monitor-every seconds.
 
     \b
     Example:
@@ -120,6 +136,7 @@ def serve(ctx: click.Context, path: str | None, **options: Any) -> None:
     from server.serve import run
 
     max_body = int(options.pop("max_body_mb") * 1024 * 1024)
+    options["webhook_allow"] = tuple(options["webhook_allow"])
     options["max_result_bytes"] = int(options.pop("max_result_mb") * 1024 * 1024)
     if options["memory_limit"].lower() == "none":
         options["memory_limit"] = None

@@ -3,9 +3,10 @@
 Shared by ``tests/server/test_openapi_fuzz.py`` (bounded, in ``make test``) and
 ``benchmarks/soak_openapi.py`` (thousands of cases). The app is built on a store file in a
 temporary folder with a registered binary model (two versions) holding training and serving
-features, predictions, labels, a label request and a snapshot, so every operation of
-``/openapi.json`` has something to read; requests carry the write token, so writes (ingest,
-registration, suggestions, cancellations, snapshots) are exercised too.
+features, predictions, labels, a label request, a snapshot, a monitor and a webhook channel,
+so every operation of ``/openapi.json`` has something to read; requests carry the write
+token, so writes (ingest, registration, suggestions, cancellations, snapshots, monitors,
+alerts, channels) are exercised too.
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ def populate(store: evalstore.Store, rows: int = 120) -> None:
     store.log_labels("fraud", pa.table({"example_id": ids[:half], "label": labels}))
     store.suggest("fraud", k=5, strategy="random")
     store.snapshot("fraud-train", {"model": "fraud", "env": "serving"})
+    store.add_monitor(
+        "amount_psi", "fraud", "drift", "psi", {"type": "fixed", "direction": "above", "value": 0.2}
+    )
+    store.add_channel("ops", "webhook", {"url": "https://hooks.example.com/evalstore"})
 
 
 class OwnLifespan:

@@ -48,6 +48,20 @@ OPERATIONS = (
     "GET /v1/snapshots/{name}",
     "POST /v1/sql",
     "GET /v1/models/{model}/{family}",
+    "GET /v1/models/{model}/monitors",
+    "POST /v1/models/{model}/monitors",
+    "POST /v1/models/{model}/monitors/run",
+    "POST /v1/models/{model}/monitors/backtest",
+    "GET /v1/models/{model}/monitors/{name}",
+    "PATCH /v1/models/{model}/monitors/{name}",
+    "DELETE /v1/models/{model}/monitors/{name}",
+    "POST /v1/models/{model}/monitors/{name}/backtest",
+    "GET /v1/alerts",
+    "POST /v1/alerts/{alert_id}/acknowledge",
+    "POST /v1/alerts/{alert_id}/silence",
+    "GET /v1/channels",
+    "POST /v1/channels",
+    "DELETE /v1/channels/{name}",
 )
 #: Operations without any input: no schema-invalid request exists.
 NO_INPUT = frozenset({"GET /healthz"})
@@ -55,7 +69,15 @@ NO_INPUT = frozenset({"GET /healthz"})
 #: (or name an unknown model, family or snapshot: 404). Elsewhere validity depends on the
 #: store's contents (registered models, column names, SQL) that the schema cannot state.
 ACCEPTING = frozenset(
-    {"GET /healthz", "GET /metrics", "GET /v1/models", "GET /v1/models/{model}/{family}"}
+    {
+        "GET /healthz",
+        "GET /metrics",
+        "GET /v1/models",
+        "GET /v1/models/{model}/{family}",
+        "GET /v1/models/{model}/monitors",
+        "GET /v1/alerts",
+        "GET /v1/channels",
+    }
 )
 CASES = [
     pytest.param(label, mode, id=f"{label} {mode.value}")
