@@ -6,7 +6,6 @@ tests/test_docs_pages_metrics.py); each page runs in a copy of it.
 
 from __future__ import annotations
 
-import inspect
 import sys
 from pathlib import Path
 
@@ -68,10 +67,6 @@ def test_bi_page_runs(workspace, tmp_path):
     assert session.output.getvalue() == ""  # SQL blocks only: nothing printed, nothing failed
 
 
-@pytest.mark.skipif(
-    "batch_key" not in inspect.signature(evalstore.Store.log_features).parameters,
-    reason="the page's in-process Client needs Store.log_*(batch_key=) (issue 21, point 1)",
-)
 def test_services_page_runs(workspace, tmp_path):
     session = run_page("services.md", workspace, tmp_path / "page")
     printed = session.output.getvalue()

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 START_TIMEOUT = 90.0
 #: A write token the token-file server accepts (at least 16 characters).
@@ -75,19 +74,3 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.02)
-
-
-def _store_takes_batch_keys() -> bool:
-    import inspect
-
-    import evalstore
-
-    return "batch_key" in inspect.signature(evalstore.Store.log_features).parameters
-
-
-#: Tests of the retry-once contract (``Store.log_*(batch_key=)``, header ``Idempotency-Key``)
-#: being built beside the client (issue 21, point 1); they run as soon as the store has it.
-needs_batch_keys = pytest.mark.skipif(
-    not _store_takes_batch_keys(),
-    reason="Store.log_*(batch_key=) and the Idempotency-Key header are not in this tree yet",
-)

@@ -10,14 +10,10 @@ import subprocess
 import sys
 import textwrap
 import threading
-from pathlib import Path
 
 import pytest
 
 import evalstore
-
-sys.path.insert(0, str(Path(__file__).parent))
-from servers import needs_batch_keys
 
 pytestmark = pytest.mark.serial
 
@@ -71,7 +67,6 @@ class LosingProxy:
         self.listener.close()
 
 
-@needs_batch_keys
 def test_lost_answer_over_http_is_stored_once(server):
     server.register("replay")
     proxy = LosingProxy(server.port, lose=1)
