@@ -84,6 +84,7 @@ class GroupCommitter:
         self._calls = 0
         self._rejected = 0
         self._largest = 0
+        self._writing = 0
         self._busy_seconds = 0.0
         self.on_commit: Callable[[Iterable[str]], None] | None = None
         self._thread = threading.Thread(
@@ -136,7 +137,8 @@ class GroupCommitter:
     def status(self) -> dict[str, Any]:
         """Counters since start: ``groups`` committed, ``requests`` answered in them
         (``rejected`` of those with an error), the ``largest`` group, the requests
-        ``queued`` now, and the writer's busy seconds."""
+        ``queued`` now and those being ``writing`` (the group in progress), and the
+        writer's busy seconds."""
         with self._state:
             return {
                 "group_commit": True,
@@ -145,6 +147,7 @@ class GroupCommitter:
                 "rejected": self._rejected,
                 "largest": self._largest,
                 "queued": len(self._queue),
+                "writing": self._writing,
                 "busy_seconds": round(self._busy_seconds, 3),
             }
 
@@ -165,6 +168,7 @@ class GroupCommitter:
                     break
                 group.append(self._queue.popleft())
                 rows += following
+            self._writing = len(group)
             return group
 
     def _run(self) -> None:
@@ -195,6 +199,7 @@ class GroupCommitter:
                 self._calls += len(group)
                 self._rejected += rejected
                 self._largest = max(self._largest, len(group))
+                self._writing = 0
                 self._busy_seconds += busy
 
     # ------------------------------------------------------------------ lifecycle

@@ -231,6 +231,7 @@ def test_healthz_in_memory():
                 "rejected": 0,
                 "largest": 0,
                 "queued": 0,
+                "writing": 0,
                 "busy_seconds": 0.0,
             },
         }
