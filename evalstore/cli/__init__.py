@@ -35,6 +35,7 @@ from evalstore.cli.errors import OneLineErrors
 from evalstore.cli.flywheel_commands import requests, select_rows, snapshot, suggest
 from evalstore.cli.metric_commands import compare, health, performance, skew, slices
 from evalstore.cli.monitor_commands import drift, quality, schema, validate
+from evalstore.cli.prometheus_rules import prometheus_rules
 from evalstore.cli.server_commands import demo, serve
 from evalstore.cli.store_commands import ingest, init, models, register, sql
 
@@ -83,5 +84,6 @@ for _command in (
     monitor, alerts, channel,
 ):  # fmt: skip
     main.add_command(_command)
+monitor.add_command(prometheus_rules)
 
 __all__ = ["DEFAULT_STORE", "main"]
