@@ -210,7 +210,7 @@ def monitor_defaults(
     \b
     Example:
       evalstore monitor defaults fraud
-      evalstore monitor backtest fraud.drift.wasserstein
+      evalstore monitor defaults fraud --replace
     """
     with open_store(ctx) as store:
         table = store.add_default_monitors(
