@@ -17,6 +17,7 @@ the store, ``--format``/``--limit``, printing tables, parsing option values) in
 - :mod:`~evalstore.cli.server_commands`: serve, demo
 - :mod:`~evalstore.cli.alert_commands`: monitor (add, list, run, delete, backtest, apply),
   alerts, channel
+- :mod:`~evalstore.cli.prometheus_rules`: monitor prometheus-rules
 
 Importing this package loads neither DuckDB nor Arrow: ``evalstore --help`` starts fast,
 and each command imports what it needs when it runs.
