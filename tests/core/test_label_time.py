@@ -14,17 +14,22 @@ from evalstore.errors import InvalidParameterError
 PREDICTED = datetime(2026, 3, 1, tzinfo=UTC)
 
 
+def _predict(store: evalstore.Store) -> None:
+    """Model ``m`` v1 with four predictions an hour apart from ``PREDICTED``, no labels."""
+    store.register_model("m", "v1", "binary")
+    ids = ["a", "b", "c", "d"]
+    ts = [PREDICTED + timedelta(hours=h) for h in range(4)]
+    receipt = store.log_predictions(
+        "m", pa.table({"example_id": ids, "ts": ts, "prediction": ["1", "0", "1", "0"]}), "v1"
+    )
+    assert receipt.warnings == ()
+
+
 @pytest.fixture
-def store():
-    with evalstore.open() as store:
-        store.register_model("m", "v1", "binary")
-        ids = ["a", "b", "c", "d"]
-        ts = [PREDICTED + timedelta(hours=h) for h in range(4)]
-        receipt = store.log_predictions(
-            "m", pa.table({"example_id": ids, "ts": ts, "prediction": ["1", "0", "1", "0"]}), "v1"
-        )
-        assert receipt.warnings == ()
-        yield store
+def store(template, open_copy):
+    """A fresh copy of a store made by :func:`_predict` (built once per session)."""
+    with open_copy(template("label-time", _predict)) as opened:
+        yield opened
 
 
 LABELS = pa.table({"example_id": ["a", "b", "c", "d"], "label": ["1", "0", "0", "0"]})

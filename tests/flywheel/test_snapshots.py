@@ -26,11 +26,10 @@ def _fill(store: evalstore.Store) -> None:
 
 
 @pytest.fixture
-def store():
-    s = evalstore.open()
-    _fill(s)
-    yield s
-    s.close()
+def store(template, open_copy):
+    """A fresh copy of a store made by :func:`_fill` (built once per session)."""
+    with open_copy(template("snapshots", _fill)) as opened:
+        yield opened
 
 
 def test_snapshot_survives_new_rows_corrections_columns_and_versions(store):

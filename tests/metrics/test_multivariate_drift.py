@@ -34,20 +34,29 @@ def _frame(rng: np.random.Generator, n: int, prefix: str, days: int, rotate: np.
     )
 
 
-@pytest.fixture
-def store():
+def _rotated(store: evalstore.Store | None) -> pa.Table:
+    """Model ``m``: 2000 training rows and 2000 serving rows over 4 days whose a-b plane is
+    rotated; returns the training rows."""
     rng = np.random.default_rng(3)
     # A rotation keeps every marginal standard normal-ish but breaks the a-b correlation.
     theta = np.pi / 2
     rotate = np.array(
         [[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]]
     )
-    with evalstore.open() as opened:
-        opened.register_model("m", "v1", "binary")
-        training = _frame(rng, 2000, "t", 10, None)
-        opened.log_features("m", training, env="training")
-        opened.log_features("m", _frame(rng, 2000, "s", 4, rotate))
-        opened.training = training  # type: ignore[attr-defined]
+    training = _frame(rng, 2000, "t", 10, None)
+    if store is not None:
+        store.register_model("m", "v1", "binary")
+        store.log_features("m", training, env="training")
+        store.log_features("m", _frame(rng, 2000, "s", 4, rotate))
+    return training
+
+
+@pytest.fixture
+def store(template, open_copy):
+    """A fresh copy of a store made by :func:`_rotated` (built once per session), with the
+    training rows as ``store.training``."""
+    with open_copy(template("multivariate-rotated", _rotated)) as opened:
+        opened.training = _rotated(None)  # type: ignore[attr-defined]
         yield opened
 
 
