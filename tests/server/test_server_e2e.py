@@ -83,7 +83,7 @@ def server(tmp_path_factory, free_port):
         process.wait(timeout=60)
 
 
-def test_ingest_query_and_scrape(server):
+def step_ingest_query_and_scrape(server):
     url, *_ = server
     with httpx.Client(base_url=url, timeout=60) as client:
         created = client.post("/v1/models/fraud/versions", json={"version": "v1", "task": "binary"})
@@ -164,8 +164,7 @@ def test_ingest_query_and_scrape(server):
         assert any(s.labels.get("status") == "400" for s in errors)
 
 
-@pytest.mark.slow
-def test_32_concurrent_writers_and_readers(server):
+def step_32_concurrent_writers_and_readers(server):
     url, *_ = server
     writers, readers, batches, batch_rows = 16, 16, 5, 200
     with httpx.Client(base_url=url, timeout=120) as client:
@@ -237,10 +236,10 @@ def test_32_concurrent_writers_and_readers(server):
     assert all(r["logged"] == r["stored"] == batch_rows for r in per_batch)
 
 
-def test_snapshot_is_readable_by_a_separate_process(server):
+def step_snapshot_is_readable_by_a_separate_process(server):
     url, _, snapshot_path, _ = server
     with httpx.Client(base_url=url, timeout=60) as client:
-        # wait for a refresh that started after the concurrency test's writes (it writes a
+        # wait for a refresh that started after the concurrency step's writes (it writes a
         # copy, or finds the last copy already holds them: nothing committed since)
         start = datetime.now(UTC)
         deadline = time.monotonic() + 60
@@ -274,7 +273,7 @@ def test_snapshot_is_readable_by_a_separate_process(server):
     assert leftovers == []
 
 
-def test_graceful_shutdown_finishes_the_write_in_flight(server):
+def step_graceful_shutdown_finishes_the_write_in_flight(server):
     url, store_path, _, process = server
     n = 200_000
     table = pa.table({"example_id": [f"late{i}" for i in range(n)], "x": [1.0] * n})
@@ -308,3 +307,15 @@ def test_graceful_shutdown_finishes_the_write_in_flight(server):
     else:
         assert stored in (0, n)  # never half a batch
     assert Path(store_path).exists()
+
+
+@pytest.mark.slow
+def test_one_server_ingests_serves_snapshots_and_stops_gracefully(server):
+    """The steps above, in this order, on one server process: each continues from what the
+    previous ones wrote (the snapshot step counts the rows of the first two; the shutdown
+    step writes to the concurrency step's model, then stops the server). One test, so that
+    their order holds whatever order the tests run in (pytest-randomly shuffles them)."""
+    step_ingest_query_and_scrape(server)
+    step_32_concurrent_writers_and_readers(server)
+    step_snapshot_is_readable_by_a_separate_process(server)
+    step_graceful_shutdown_finishes_the_write_in_flight(server)
