@@ -26,10 +26,12 @@ duckdb14: $(STAMP14)
 demo: $(STAMP)
 	$(BIN)/evalstore demo demo.duckdb --overwrite
 
+# tests run in a shuffled order (pytest-randomly; the header prints the seed: rerun a failure
+# with --randomly-seed=N); whole files go to one xdist worker, so module fixtures build once
 test: $(STAMP) $(STAMP14)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -n auto --dist loadfile evalstore server tests
+	$(BIN)/python -m pytest -n auto --dist loadfile -p randomly evalstore server tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
