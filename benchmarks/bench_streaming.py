@@ -30,8 +30,11 @@ latency, every example id new:
     buffer is full: the senders log faster than the server commits). Time to
     acknowledgement is from the call to the receipt of the later of its two
     batches (features, predictions), recorded by wrapping the client's transport.
+    ``--rate R`` paces the senders at R predictions/s in all instead (a service below the
+    store's capacity: the time to acknowledgement is then the batching delay).
 
-Visibility. About ``--markers`` requests of each case, spread evenly, are markers. Once a
+Visibility. About ``--markers`` requests of each case, spread evenly, are markers
+(``--markers 0``: none, and no polling load on the server). Once a
 marker is acknowledged, two poller threads (each its own keep-alive connection) look for
 it, back to back: ``POST /v1/sql`` (its predictions row joined to its features row) and a
 windowed ``GET /v1/models/stream/quality`` (``--family``; the last 5 minutes in windows of
@@ -368,7 +371,10 @@ def split(n: int, senders: int) -> list[range]:
 
 
 def markers(n: int, count: int) -> set[int]:
-    step = max(1, n // max(1, count))
+    """About ``count`` request numbers spread evenly over ``n`` (none for 0)."""
+    if count <= 0:
+        return set()
+    step = max(1, n // count)
     return set(range(step // 2, n, step))
 
 
@@ -414,10 +420,12 @@ def run_http(port: int, senders: int, n: int, marked: set[int], visibility: Visi
     return time.perf_counter() - began, np.concatenate(latencies), sum(errors)
 
 
-def run_client(port: int, senders: int, n: int, marked: set[int], visibility: Visibility
-               ) -> tuple[float, np.ndarray, np.ndarray, int]:  # fmt: skip
+def run_client(port: int, senders: int, n: int, marked: set[int], visibility: Visibility,
+               rate: float | None = None) -> tuple[float, np.ndarray, np.ndarray, int]:  # fmt: skip
     """The senders share one background Client; returns (elapsed until flush() returned,
-    caller latencies, marker times to acknowledgement, records not acknowledged)."""
+    caller latencies, marker times to acknowledgement, records not acknowledged). With
+    ``rate``, the senders together log ``rate`` predictions a second (each paced at its
+    share) instead of as fast as they can."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -453,8 +461,12 @@ def run_client(port: int, senders: int, n: int, marked: set[int], visibility: Vi
         spent = latencies[index]
         log = client.log_prediction
         clock = time.perf_counter
+        period = senders / rate if rate else 0.0
         barrier.wait()
+        start = clock()
         for k, i in enumerate(share):
+            if period and (pause := start + k * period - clock()) > 0:
+                time.sleep(pause)
             s = score(i)
             example = f"c{i}"
             began = clock()
@@ -483,13 +495,14 @@ def run_case(mode: str, senders: int, n: int, args: argparse.Namespace) -> Resul
     with tempfile.TemporaryDirectory(prefix="bench_streaming_") as folder:
         port = free_port()
         # not named after the model: "stream" would be both a catalog and a schema
-        server = start_server(Path(folder) / "bench.duckdb", port)
+        server = start_server(Path(folder) / "bench.duckdb", port, *args.serve_options)
         try:
             prepare(port)
             visibility = Visibility()
             stop = threading.Event()
             pollers = []
-            for name, query in (("sql", sql_query), (args.family, window_query(args.family))):
+            queries = (("sql", sql_query), (args.family, window_query(args.family)))
+            for name, query in queries if args.markers > 0 else ():
                 visibility.add_poller(name)
                 arguments = (port, name, visibility, stop, query)
                 pollers.append(threading.Thread(target=poller, args=arguments))
@@ -506,7 +519,9 @@ def run_case(mode: str, senders: int, n: int, args: argparse.Namespace) -> Resul
                 elapsed, caller, errors = run_http(port, senders, n, marked, visibility, args.keys)
                 to_ack = caller
             else:
-                elapsed, caller, to_ack, errors = run_client(port, senders, n, marked, visibility)
+                elapsed, caller, to_ack, errors = run_client(
+                    port, senders, n, marked, visibility, args.rate
+                )
             cpu = cpu_seconds() - cpu_before
             server_cpu = process_cpu_seconds(server.pid) - server_before
             host = host_busy_seconds() - host_before
@@ -567,8 +582,8 @@ def report(results: list[Result], family: str) -> list[str]:
             "JSON requests (2 per prediction)" if r.mode == "http" else "evalstore.Client (1)",
             str(r.senders), f"{r.requests / r.elapsed:,.0f}", *caller,
             ms(r.to_ack, 50), ms(r.to_ack, 99),
-            f"{ms(r.visible['sql'], 50)} / {ms(r.visible['sql'], 95)}",
-            f"{ms(r.visible[family], 50)} / {ms(r.visible[family], 95)}",
+            f"{ms(r.visible.get('sql', []), 50)} / {ms(r.visible.get('sql', []), 95)}",
+            f"{ms(r.visible.get(family, []), 50)} / {ms(r.visible.get(family, []), 95)}",
             f"{r.server_cpu:.0%} / {r.sender_cpu:.0%} / {r.other_cpu:.0%}",
             str(r.errors), f"{r.stored:,}",
         ])  # fmt: skip
@@ -591,9 +606,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=250_000, help="requests per case")
     parser.add_argument("--senders", default="8,32", help="concurrent senders (8,32)")
     parser.add_argument("--modes", default="http,client", help="http, client or both")
-    parser.add_argument("--markers", type=int, default=300, help="marker requests per case")
+    parser.add_argument("--markers", type=int, default=300,
+                        help="marker requests per case (0: no visibility polling)")  # fmt: skip
     parser.add_argument("--family", choices=("quality", "drift"), default="quality",
                         help="the windowed query polled for visibility (quality)")  # fmt: skip
+    parser.add_argument("--rate", type=float, default=None,
+                        help="client mode: predictions/s of all senders together, paced "
+                        "(default: as fast as they can)")  # fmt: skip
+    parser.add_argument("--serve", dest="serve_options", action="append", default=[],
+                        help="an option for evalstore serve, e.g. --serve=--monitor-every=0 "
+                        "(repeat it)")  # fmt: skip
     parser.add_argument("--no-keys", dest="keys", action="store_false",
                         help="JSON requests without Idempotency-Key")  # fmt: skip
     args = parser.parse_args()
@@ -607,11 +629,14 @@ def main() -> None:
             results.append(result)
     load.append(load_average())
     print(f"\n{machine()}; {versions('duckdb', 'pyarrow', 'fastapi', 'uvicorn')}")
+    serve = " ".join(args.serve_options) or "(defaults)"
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average (1 min) {load[0]:.1f} at start, "
-          f"{load[1]:.1f} at end")  # fmt: skip
+          f"{load[1]:.1f} at end; evalstore serve options: {serve}")  # fmt: skip
+    pacing = f"paced at {args.rate:,.0f}/s in all" if args.rate else "unpaced"
     print(
         f"{args.requests:,} prediction requests with 10 features per case; requests/s are "
-        f"predictions/s; Idempotency-Key {'on' if args.keys else 'off'}; visibility polled with "
+        f"predictions/s; client senders {pacing}; "
+        f"Idempotency-Key {'on' if args.keys else 'off'}; visibility polled with "
         f"{args.markers} markers (sql: /v1/sql; {args.family}: windowed, last 5 min)\n"
     )
     print("\n".join(report(results, args.family)))
