@@ -12,6 +12,16 @@ once after each window ends, with one difference by design: the labels are those
 now, so a performance window that a run judged ``pending`` (labels incomplete then) is
 judged on its complete labels here.
 
+Health monitors (:mod:`evalstore.monitors.health_series`): serving, volume and
+dependency-change series are the same as at run time. The point-in-time metrics, which a
+run measures only at its ``now``, are replayed: ``freshness`` from the commit times of
+``evalstore.batches`` (each window gets the hours since the stream's last batch committed
+by the window's end: what the last run inside that window would have seen), ages from
+the registry at each window's end. What cannot be replayed: a registry row as it was in
+the past (``deployed_at``/``retired_at`` are the current ones) and training rows logged
+after a window (ages use the training rows known now), as performance uses the labels
+known now. Windows are replayed up to ``until`` (default the current time).
+
 The result has one row per episode that fired (pending episodes that cleared never were
 alerts and are left out; one still pending at the end is listed with state
 ``pending``).
@@ -78,7 +88,7 @@ def backtest_monitor(
         raise InvalidParameterError(f"since={since!r} must be before until={until!r}")
     rows: list[dict[str, Any]] = []
     with ctx.lock:
-        parts = compute(ctx, monitor, persist=False)
+        parts = compute(ctx, monitor, persist=False, until=end)
     for part in parts:
         verdicts = [
             v

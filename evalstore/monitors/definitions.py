@@ -3,16 +3,20 @@
 A monitor is a named, persisted definition:
 
 * ``model``, ``family`` (:data:`FAMILIES`: ``drift``, ``quality``, ``performance``, the
-  families whose results the metric history persists) and ``metric`` (a drift method,
-  a quality check or a performance metric of the model's task, from the registries of
-  :mod:`evalstore.metrics.specs`);
+  families whose results the metric history persists, and ``health``, computed fresh on
+  each run) and ``metric`` (a drift method, a quality check or a performance metric of
+  the model's task, from the registries of :mod:`evalstore.metrics.specs`; a health
+  metric of :data:`evalstore.monitors.health_series.METRICS`);
 * ``subjects``: the features (drift, quality; the outputs ``score``, ``prediction``,
-  ``label`` too) or versions (performance) it watches, or ``None`` (``'*'``: every one
-  the family reports);
+  ``label`` too), versions (performance, and health's serving, age and event metrics) or
+  ingest streams (health's volume and freshness) it watches, or ``None`` (``'*'``: every
+  one the family reports);
 * the family call: ``window`` (a time interval such as ``'1 day'``), ``reference``,
   ``where`` (a slice predicate, checked by the family as for any call), ``version`` and
   ``options`` (only keyword parameters the family takes, e.g. ``bins`` for drift,
-  ``max_out_of_range`` for quality, ``by`` or ``delay_quantile`` for performance);
+  ``max_out_of_range`` for quality, ``by`` or ``delay_quantile`` for performance; none
+  for health, whose clocks are the run's ``now``; health takes no ``reference`` or
+  ``where`` either, and ``version`` only for its version metrics);
 * ``rule`` (:func:`evalstore.monitors.rules.parse_rule`: stored with every default
   filled) and, for a ``learned`` rule, ``learn_period`` ``(start, end)``: the windows of
   the monitor's own series starting in that period are the reference chunks whose mean
@@ -28,7 +32,8 @@ invalid rule, window or reference, an option the family does not take, a
 ``seasonal`` period that is not a whole number of windows, and ``unsupervised``
 ``method='share'`` on a metric that is not a share. It ends with a dry call of the
 family over one empty day at the start of the store's time range, so every parameter
-the family checks (``where``, thresholds, bins...) is checked now, not at the first run.
+the family checks (``where``, thresholds, bins...) is checked now, not at the first run
+(health has no such parameters: its window and version are checked here).
 
 Versions: :func:`add` stores version 1; :func:`update` stores version + 1 when anything
 but ``enabled`` changed (alert episodes record the version that opened them);
@@ -55,24 +60,28 @@ from evalstore.core.values import feature_kinds
 from evalstore.core.windows import check_width, window_args
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.specs import DRIFT_METHODS, PERFORMANCE_METRICS, QUALITY_CHECKS
+from evalstore.monitors import health_series
 from evalstore.monitors.history import FAMILIES as _FAMILY_FUNCTIONS
 from evalstore.monitors.rules import Rule, parse_rule
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
 
-#: Families a monitor may watch (those the metric history persists).
-FAMILIES = ("drift", "quality", "performance")
+#: Families a monitor may watch: those the metric history persists, and ``health``
+#: (computed fresh on every run: :mod:`evalstore.monitors.health_series`).
+FAMILIES = ("drift", "quality", "performance", "health")
 #: Keyword parameters of the families a monitor sets itself (not in ``options``).
 STRUCTURAL = {
     "drift": ("reference", "window", "features", "methods", "version", "where", "until"),
     "quality": ("reference", "window", "features", "version", "where", "until"),
     "performance": ("metrics", "window", "version", "where", "until"),
+    "health": ("window", "version", "sections", "as_of", "now"),
 }
 #: Metrics whose value is a share of rows (``unsupervised`` ``method='share'``).
 SHARE_METRICS = {
     "quality": ("missing", "out_of_range", "unseen"),
     "drift": ("unseen",),
+    "health": ("error_rate",),
 }
 #: Model outputs quality and drift report beside the features.
 OUTPUTS = ("score", "prediction", "label")
@@ -112,8 +121,11 @@ class Monitor:
 
     def call_arguments(self) -> dict[str, Any]:
         """The family's keyword arguments this monitor computes with (``persist=True``
-        calls of :func:`evalstore.monitors.history.persisted` take them as they are)."""
+        calls of :func:`evalstore.monitors.history.persisted` take them as they are; for
+        ``health``, the ``window`` and ``version`` of :func:`evalstore.metrics.health.health`)."""
         arguments: dict[str, Any] = {"window": self.window, "version": self.version}
+        if self.family == "health":
+            return arguments
         arguments["where"] = self.where
         if self.family == "performance":
             arguments["metrics"] = [self.metric]
@@ -234,6 +246,14 @@ def _check_period(period: Any) -> tuple[str, str]:
 def _check_metric(
     ctx: Context, model: str, family: str, metric: Any, subjects: tuple[str, ...] | None
 ) -> str:
+    if family == "health":
+        if metric not in health_series.METRICS:
+            raise InvalidParameterError(
+                f"metric={metric!r} is not a health metric; choose from "
+                f"{', '.join(health_series.METRICS)}"
+            )
+        health_series.check_subjects(metric, subjects, list(ctx.versions(model)))
+        return metric
     if family == "performance":
         task = ctx.registration(model)["task"]
         available = [n for n, spec in PERFORMANCE_METRICS.items() if task in spec.tasks]
@@ -305,6 +325,13 @@ def _check_options(family: str, options: Any) -> dict[str, Any]:
         return {}
     if not isinstance(options, Mapping):
         raise InvalidParameterError(f"options={options!r} must be a mapping of parameters")
+    if family == "health":
+        if options:
+            raise InvalidParameterError(
+                f"options: health monitors take none (got {', '.join(map(str, options))}); "
+                "their window and version are monitor fields and their clocks are the run's"
+            )
+        return {}
     parameters = inspect.signature(_FAMILY_FUNCTIONS[family]).parameters
     taken = [n for n in parameters if n not in ("ctx", "model", *STRUCTURAL[family], "since")]
     taken.append("since")
@@ -371,6 +398,8 @@ def check(
         metric = _check_metric(
             ctx, model, family, metric, chosen if family != "performance" else None
         )
+        if family == "health":
+            _check_health_fields(metric, reference, where, version)
         if family == "performance" and chosen is not None:
             ctx_versions = ctx.versions(model)
             unknown = [s for s in chosen if s not in ctx_versions]
@@ -397,8 +426,24 @@ def check(
             enabled=enabled,
             definition_version=definition_version,
         )
-        _dry_call(ctx, monitor)
+        if family != "health":
+            _dry_call(ctx, monitor)
     return monitor
+
+
+def _check_health_fields(metric: str, reference: Any, where: Any, version: Any) -> None:
+    """Health monitors have no reference or slice, and streams no version."""
+    for name, value in (("reference", reference), ("where", where)):
+        if value is not None:
+            raise InvalidParameterError(
+                f"{name}={value!r}: health monitors take no {name} (health compares a "
+                "metric with its rule, not with a reference, and cannot be sliced); remove it"
+            )
+    if version is not None and metric in health_series.STREAM_METRICS:
+        raise InvalidParameterError(
+            f"version={version!r}: {metric} is per ingest stream, not per version; remove "
+            "version (the 'predictions' stream counts every version's batches)"
+        )
 
 
 def _dry_call(ctx: Context, monitor: Monitor) -> None:

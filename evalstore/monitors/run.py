@@ -5,7 +5,10 @@ monitor, in one write transaction on the caller's connection:
 
 1. the family computes the metric with the metric history
    (:func:`evalstore.monitors.history.persisted`), so a run recomputes only the windows
-   later batches touched and reads the others back;
+   later batches touched and reads the others back; a ``health`` monitor's series is
+   computed fresh (:mod:`evalstore.monitors.health_series`: health is cheap), its
+   point-in-time metrics (freshness, ages) measured at the run's ``now`` and judged as
+   the value of the window holding ``now``;
 2. :func:`series_of` cuts the result into one :class:`~evalstore.monitors.verdicts.Series`
    per subject (values, rows, ``labels_complete`` for performance metrics);
 3. the rule gives a verdict per window (:func:`evalstore.monitors.verdicts.evaluate`;
@@ -45,7 +48,7 @@ from evalstore.core.db import transaction
 from evalstore.core.identifiers import check_model_name
 from evalstore.core.registry import to_timestamp
 from evalstore.errors import InvalidParameterError
-from evalstore.monitors import alerts, definitions, history
+from evalstore.monitors import alerts, definitions, health_series, history
 from evalstore.monitors.definitions import Monitor
 from evalstore.monitors.verdicts import Series, Verdict, evaluate
 
@@ -135,10 +138,7 @@ def series_of(monitor: Monitor, table: pa.Table) -> list[SubjectSeries]:
             f"monitor {monitor.name!r} yields {len(names)} subjects, above the limit of "
             f"{MAX_SUBJECTS}; list its subjects or slice less finely"
         )
-    period = None
-    if monitor.learn_period is not None:
-        low, high = (to_timestamp(t, "learn_period") for t in monitor.learn_period)
-        period = tuple(np.datetime64(t.replace(tzinfo=None), "us") for t in (low, high))  # type: ignore[union-attr]
+    period = _period(monitor)
     out = []
     for name in names:
         mask = subjects == name
@@ -151,9 +151,7 @@ def series_of(monitor: Monitor, table: pa.Table) -> list[SubjectSeries]:
                 "as subjects"
             )
         v = values[mask][order]
-        reference = None
-        if period is not None:
-            reference = v[(s >= period[0]) & (s < period[1])]
+        reference = _reference(period, s, v)
         out.append(
             SubjectSeries(
                 subject=name,
@@ -170,9 +168,47 @@ def series_of(monitor: Monitor, table: pa.Table) -> list[SubjectSeries]:
     return out
 
 
-def compute(ctx: Context, monitor: Monitor, *, persist: bool = True) -> list[SubjectSeries]:
+def _period(monitor: Monitor) -> tuple[np.datetime64, np.datetime64] | None:
+    """``learn_period`` as naive-UTC ``datetime64[us]`` ends, or None."""
+    if monitor.learn_period is None:
+        return None
+    low, high = (to_timestamp(t, "learn_period") for t in monitor.learn_period)
+    return tuple(np.datetime64(t.replace(tzinfo=None), "us") for t in (low, high))  # type: ignore[union-attr,return-value]
+
+
+def _reference(
+    period: tuple[np.datetime64, np.datetime64] | None, starts: np.ndarray, values: np.ndarray
+) -> np.ndarray | None:
+    """The values of the windows starting in ``period`` (a ``learned`` rule's reference)."""
+    if period is None:
+        return None
+    return values[(starts >= period[0]) & (starts < period[1])]
+
+
+def compute(
+    ctx: Context,
+    monitor: Monitor,
+    *,
+    persist: bool = True,
+    now: datetime | None = None,
+    until: datetime | None = None,
+) -> list[SubjectSeries]:
     """The monitor's series per subject: the family's result through the metric history
-    (``persist=True``: stored and refreshed) or computed fresh, writing nothing."""
+    (``persist=True``: stored and refreshed) or computed fresh, writing nothing.
+
+    A ``health`` monitor is always computed fresh at ``now`` (default the current time);
+    ``persist=False`` (a backtest) also replays its point-in-time metrics over past
+    windows up to ``until`` (:func:`evalstore.monitors.health_series.health_series`)."""
+    if monitor.family == "health":
+        parts = health_series.health_series(
+            ctx, monitor, now or datetime.now(UTC), replay=not persist, until=until
+        )
+        period = _period(monitor)
+        return [
+            SubjectSeries(name, series, _reference(period, np.asarray(series.window_start),
+                                                   np.asarray(series.value)))
+            for name, series in parts
+        ]  # fmt: skip
     arguments = monitor.call_arguments()
     if persist:
         table = history.persisted(ctx, monitor.family, monitor.model, arguments)
@@ -200,7 +236,7 @@ def run_monitor(ctx: Context, monitor: Monitor, now: datetime) -> list[dict[str,
     con = ctx.connection
     rows = []
     with ctx.lock, transaction(con):
-        for part in compute(ctx, monitor):
+        for part in compute(ctx, monitor, now=now):
             verdicts = evaluate(monitor.rule, part.series, part.reference).rows()
             if not verdicts:
                 continue

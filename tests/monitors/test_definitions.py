@@ -27,7 +27,7 @@ def _tables(store: Any) -> tuple:
     ("arguments", "error", "message"),
     [
         ({"model": "nope"}, UnknownModelError, "model 'nope' is not registered"),
-        ({"family": "health"}, InvalidParameterError, "family='health' cannot be monitored"),
+        ({"family": "compare"}, InvalidParameterError, "family='compare' cannot be monitored"),
         ({"metric": "psx"}, InvalidParameterError, "metric='psx' is not a drift method"),
         (
             {"family": "performance", "metric": "rmse"},
