@@ -38,6 +38,32 @@ from evalstore.errors import InvalidParameterError, UnknownModelError
 #: The kinds of ingest call and the planning function of each.
 KINDS = ("features", "predictions", "labels")
 
+#: The options of each kind of call that have defaults, as ``Store.log_*`` gives them.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "features": {
+        "env": "serving",
+        "dataset": None,
+        "id_column": "example_id",
+        "ts_column": "ts",
+        "on_conflict": "error",
+    },
+    "predictions": {
+        "id_column": "example_id",
+        "ts_column": "ts",
+        "prediction_column": "prediction",
+        "score_column": "score",
+        "probability_columns": None,
+        "latency_column": None,
+    },
+    "labels": {
+        "id_column": "example_id",
+        "label_column": "label",
+        "ts_column": "ts",
+        "source": None,
+        "labeled_at": None,
+    },
+}
+
 #: Longest idempotency key (``batch_key=``, the ``Idempotency-Key`` header) accepted.
 MAX_BATCH_KEY = 128
 
@@ -75,8 +101,8 @@ def check_batch_key(batch_key: object) -> str | None:
 class LogCall:
     """An ingest call: ``kind`` (features | predictions | labels), ``model``, and the
     keyword options of the matching ``Store.log_*`` method other than the data, ``origin``
-    and ``batch_key`` (``env``, ``version``, ``id_column``, ``labeled_at``, ...), with
-    ``time_range`` the store's accepted times."""
+    and ``batch_key`` (``env``, ``version``, ``id_column``, ``labeled_at``, ...; those left
+    out take :data:`DEFAULTS`), with ``time_range`` the store's accepted times."""
 
     kind: str
     model: str
@@ -158,7 +184,7 @@ def plan_call(
     Raises the call's error (unknown model or version, missing or mistyped columns,
     reserved names, ...) before anything is written.
     """
-    options = dict(call.options)
+    options = {**DEFAULTS[call.kind], **call.options}
     lookups.registration(call.model)
     if call.kind == "features":
         return ingest.plan_features(

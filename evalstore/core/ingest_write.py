@@ -307,14 +307,24 @@ def _group_transaction(
         lookups = Lookups(con)
         plans = _plan_all(con, items, todo, results, lookups)
         firsts: dict[tuple[str, str, str], int] = {}
+        keys: dict[tuple[str, str], list[str]] = {}
+        for index in todo:
+            if items[index].batch_key is not None:
+                keys.setdefault((plans[index].model, plans[index].kind), []).append(
+                    items[index].batch_key
+                )
+        stored = {
+            (model, kind, key): receipt
+            for (model, kind), wanted in keys.items()
+            for key, receipt in stored_receipts(con, model, kind, wanted).items()
+        }
         for index in todo:
             key = items[index].batch_key
             if key is None:
                 continue
             plan = plans[index]
-            stored = stored_receipts(con, plan.model, plan.kind, [key])
-            if key in stored:
-                answered[index] = stored[key]
+            if (plan.model, plan.kind, key) in stored:
+                answered[index] = stored[plan.model, plan.kind, key]
             elif (plan.model, plan.kind, key) in firsts:
                 repeats[index] = firsts[plan.model, plan.kind, key]
             else:

@@ -291,3 +291,18 @@ def test_same_shaped_calls_share_one_insert_unless_their_group_check_fails(store
     results = execute_group(store.connection, dirty)
     assert isinstance(results[2], ValidationError)
     assert alone == [0, 1, 2, 0, 1, 3]  # one by one until 2 failed, then without it
+
+
+@pytest.mark.parametrize("kind", ["features", "predictions", "labels"])
+def test_a_log_call_defaults_to_what_the_store_method_does(kind):
+    import inspect
+
+    from evalstore.core.ingest_call import DEFAULTS
+
+    parameters = inspect.signature(getattr(evalstore.Store, f"log_{kind}")).parameters
+    defaults = {
+        name: p.default
+        for name, p in parameters.items()
+        if p.default is not inspect.Parameter.empty and name not in ("origin", "batch_key")
+    }
+    assert defaults == DEFAULTS[kind]
