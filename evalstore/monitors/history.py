@@ -17,10 +17,12 @@ family          refreshed per window unless
 =============== =====================================================================
 drift           ``window`` is rows per chunk or ``{'chunks': n}`` (a new row shifts
                 every later chunk), or ``reference={'previous': n}`` (a window is the
-                reference of the next n)
-quality         as drift; and with ``where``/``version`` but without both ``since``
-                and ``until`` (empty windows are listed from the first to the last
-                window the restricted rows reach, which only the family knows)
+                reference of the next n). ``'learned'`` thresholds depend on the
+                reference alone, but the family itself does not reproduce them to the
+                last bit from one call to the next (parallel summation order)
+quality         always coupled: every window lists each feature and output seen
+                anywhere in the analysis (rows = 0 where it has none), so a window's
+                rows depend on every other window's
 performance     ``by=`` is given (slices seen in any window are listed in every
                 window) or a bootstrap metric (macro_f1, weighted_f1, ece) has
                 ``n_boot > 0`` (one random stream is shared by all cells); chunked
@@ -204,10 +206,10 @@ def _plan(
         fill = False
     else:
         selection = resolve(con, reference, window, pinned, since, until)
-        restricted = where is not None or version is not None
-        coupled = bool(selection.previous)
-        if family == "quality" and restricted and (since is None or until is None):
-            coupled = True
+        # quality lists in every window each feature and output its whole analysis
+        # has (a window without one reports rows = 0): a call over some windows lists
+        # other subjects than a call over all of them, so its windows are coupled
+        coupled = bool(selection.previous) or family == "quality"
         reads = Reads(True, version is not None, where is not None)
         fill = family == "quality"
     return Plan(
@@ -288,11 +290,22 @@ def persisted(ctx: Context, family: str, model: str, arguments: Mapping[str, Any
             _save_call(con, key, params, table.schema, plan, context, mark, stored, now)
             return table
         assert stored is not None
+        parts = [
+            run(since=start, until=end) for start, end in _runs(con, sorted(current), stale, plan)
+        ]
+        if family == "quality" and _subjects(parts) != _stored_subjects(con, key, stale):
+            # quality lists every feature and output the analysis has in every window
+            # (empty ones too): a subject that appeared or vanished changes them all
+            table = run()
+            storage.delete_windows(con, key, None)
+            storage.insert_rows(con, key, table, mark, now)
+            storage.insert_windows(con, key, current.items(), plan.width or "", now)
+            _save_call(con, key, params, table.schema, plan, context, mark, stored, now)
+            return table
         gone = _stored_starts(con, key) - set(current)
         storage.delete_windows(con, key, stale | gone)
         schema = stored.schema
-        for start, end in _runs(con, sorted(current), stale, plan):
-            part = run(since=start, until=end)
+        for part in parts:
             storage.insert_rows(con, key, part, mark, now)
             if part.num_rows:
                 schema = part.schema
@@ -359,6 +372,22 @@ def _stale_windows(
     )
     changed = {s for s, counts in current.items() if stored.get(s) != counts}
     return (touched & set(current)) | changed
+
+
+def _subjects(parts: Sequence[pa.Table]) -> set[str]:
+    return {s for part in parts if part.num_rows for s in part.column("feature").to_pylist()}
+
+
+def _stored_subjects(
+    con: duckdb.DuckDBPyConnection, key: Sequence[str], stale: set[datetime]
+) -> set[str]:
+    """Subjects of the stored windows that stay (those not in ``stale``)."""
+    rows = con.execute(
+        f"SELECT DISTINCT subject FROM evalstore.metric_history WHERE {storage.CALL_KEY} "
+        "AND NOT list_contains(?::TIMESTAMPTZ[], window_start)",
+        [*key, sorted(stale)],
+    ).fetchall()
+    return {subject for (subject,) in rows}
 
 
 def _stored_starts(con: duckdb.DuckDBPyConnection, key: Sequence[str]) -> set[datetime]:
