@@ -11,18 +11,21 @@ next midnight). Per event (one row per event and subject):
 
 * ``injected``: the day the event starts;
 * ``first_alert``: the first day on or after ``injected`` on which a default monitor of
-  that subject fired (any family: an out-of-range age is seen by the quality and the
-  drift monitors); NULL: missed;
+  that subject and of the event's kind (:attr:`Event.monitors`: a feature's drift or
+  quality monitors, since an out-of-range age is seen by both; a version's performance
+  monitor for the concept drift, its dependency monitor for the dependency change) fired;
+  NULL: missed;
 * ``delay``: ``first_alert - injected`` in days;
 * ``monitor``: the monitor that fired first (``family.metric``);
-* ``episodes``: alert episodes of the subject that fired on or after ``injected``;
-* ``false_before``: episodes of the subject that fired before ``injected`` (clean days
-  of that subject).
+* ``episodes``: alert episodes of the subject and kind that fired on or after ``injected``;
+* ``false_before``: episodes of the subject and kind that fired before ``injected``
+  (clean days of that subject).
 
 :func:`false_alerts` counts the episodes no event explains: on a subject without an
-event, or before the subject's event (all days, and the clean period, the days before
-the first event). Performance subjects are versions: the concept drift is an event of
-``v1`` and ``v2``.
+event of the monitor's kind, or before that event (all days, and the clean period, the
+days before the first event). Performance and health subjects are versions: the concept
+drift is an event of ``v1`` and ``v2``, and ``v2`` (deployed on day 30) changed numpy
+and scikit-learn against ``v1``.
 
 A backtest judges a performance window on the labels known now; a run on the day would
 have reported it ``pending`` until its labels completed (up to 10 days later).
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from evalstore.demo.scenario import V2_START_DAY
 from evalstore.demo.synthetic import (
     BAD_AGE_DAY,
     CHANNEL_SHIFT_DAY,
@@ -55,11 +59,18 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Event:
     """An injected event: a short description, the subjects it changes (features, or
-    versions for performance) and its first day."""
+    versions for performance and health), its first day and the monitors that may see it
+    (prefixes of ``family.metric``)."""
 
     name: str
     subjects: tuple[str, ...]
     day: int
+    monitors: tuple[str, ...] = ("drift.", "quality.")
+
+    def explains(self, subject: str, monitor: str) -> bool:
+        """Whether an alert of ``monitor`` (``family.metric``) on ``subject`` is of this
+        event's kind."""
+        return subject in self.subjects and monitor.startswith(self.monitors)
 
 
 #: The scenario's injected events, in order of their first day.
@@ -68,7 +79,8 @@ EVENTS = (
     Event("income gradual drift", ("income",), int(INCOME_DRIFT_START)),
     Event("utilization abrupt shift", ("utilization",), UTILIZATION_SHIFT_DAY),
     Event("channel mix change", ("channel",), CHANNEL_SHIFT_DAY),
-    Event("concept drift (AUC down)", ("v1", "v2"), CONCEPT_DRIFT_DAY),
+    Event("dependency change", ("v2",), V2_START_DAY, ("health.dependency_changed",)),
+    Event("concept drift (AUC down)", ("v1", "v2"), CONCEPT_DRIFT_DAY, ("performance.",)),
     Event("NaN debt_to_income", ("debt_to_income",), NAN_DTI_DAYS[0]),
     Event("out-of-range ages", ("age",), BAD_AGE_DAY),
     Event("+inf credit_limit", ("credit_limit",), INF_CREDIT_LIMIT_DAY),
@@ -109,7 +121,11 @@ def event_table(episodes: pa.Table, start: datetime) -> pa.Table:
     rows = []
     for event in EVENTS:
         for subject in event.subjects:
-            mine = [r for r in fired if r["subject"] == subject]
+            mine = [
+                r
+                for r in fired
+                if r["subject"] == subject and event.explains(subject, r["monitor"])
+            ]
             after = [r for r in mine if r["day"] >= event.day]
             first = after[0] if after else None
             rows.append(
@@ -136,9 +152,12 @@ def false_alerts(episodes: pa.Table, start: datetime) -> dict[str, Any]:
     """Episodes no event explains: ``total`` (all days), ``clean_period`` (fired before
     the first event's day other than day 0's, i.e. days ``[0, clean_until)``),
     ``clean_until``, and ``examples`` (up to 5 ``'monitor subject day N'`` texts)."""
-    starts = {s: e.day for e in EVENTS for s in e.subjects}
     clean_until = min(e.day for e in EVENTS if e.day > 0)
-    unexplained = [r for r in _fired(episodes, start) if r["day"] < starts.get(r["subject"], 10**9)]
+    unexplained = [
+        r
+        for r in _fired(episodes, start)
+        if not any(e.explains(r["subject"], r["monitor"]) and r["day"] >= e.day for e in EVENTS)
+    ]
     return {
         "total": len(unexplained),
         "clean_period": sum(1 for r in unexplained if r["day"] < clean_until),

@@ -28,8 +28,37 @@ monitor                      what and rule
                              above 0.01 (``unsupervised``, method ``share``)
 ``quality.unseen``           share of categorical values the reference never had,
                              above 0.01 (``unsupervised``, method ``share``)
+``health.latency_p99``       p99 latency per version against its trailing baseline:
+                             ``trailing`` n=14, k=3, above, from 100 predictions a
+                             window, firing after 2 breaching windows in a row
+``health.throughput``        predictions per second per version: ``trailing`` n=14,
+                             k=3, both sides (a drop and a surge), every window judged
+                             (``min_rows`` 0: a window without traffic reads 0)
+``health.error_rate``        share of predictions logged as failed (NULL prediction)
+                             per version above 0.01, from 100 predictions a window
+``health.freshness``         staleness of the serving streams (``features/serving``,
+                             ``predictions``): hours since the last committed batch
+                             above two window widths (48 for daily windows)
+``health.dependency_changed`` a version whose dependencies differ from the previous
+                             version's: ``fixed`` above 0, once per version
 ============================ ========================================================
 
+Why these health rules. Latency p99 of one window is noisy (its top 1% of a few thousand
+calls), so one high window is not a regression: two in a row are (the episode still
+starts at the first). Throughput has no absolute scale, so only its own history can say
+what is abnormal; both sides, since a surge (a retry storm, a client loop) is as much a
+finding as a drop. Error rates of a healthy service sit near 0, where a trailing band of
+sd 0 would fire on the first failed call: a fixed 1% (the error budget of a 99%
+availability objective) is the rule a team states anyway. Staleness is fixed at two
+windows rather than learned from a stream's typical interval: a stream silent for two
+whole windows leaves at least one window without data, which every other monitor reads
+as ``insufficient`` (not as an alert), so this is the monitor that turns that silence
+into one; a learned interval would need one limit per stream, which a rule does not
+hold, and would stretch with a stream that slows down. The training and validation
+streams (logged once) and ``labels`` (whose cadence is the label delay, weeks for some
+models; the performance monitor reports its windows ``pending`` meanwhile) are left out.
+
+Health monitors are computed fresh on each run (:mod:`evalstore.monitors.health_series`).
 Drift and share monitors judge a window only from :data:`MIN_ROWS` rows on (a 20-row day
 is noise, not drift); count monitors from one row (a single NaN is a finding). Features
 are those logged when the defaults are made: a feature added later gets monitors when
@@ -78,25 +107,25 @@ SHARE_LIMIT = 0.01
 #: monitor engine lacks to evaluate them honestly).
 NOT_MONITORED = {
     "training/serving skew": (
-        "store.skew compares the training rows with all serving rows at once (and the "
-        "examples logged in both envs); it has no windows, so no series a rule can judge. "
-        "The distribution part is watched by the drift monitors (serving against training)"
+        "store.skew compares each example's training and serving values over all serving "
+        "rows at once: the macro's pairs (evalstore.skew_pairs) do not carry the serving "
+        "time, so there is no series of windows a rule can judge. A windowed skew (the "
+        "share of mismatching examples per window of serving time) belongs in the skew "
+        "family first. The distribution part is watched by the drift monitors (serving "
+        "against training)"
     ),
-    "staleness": (
-        "staleness of the model and of each ingest stream is store.health's 'staleness' "
-        "and 'freshness', which read the clock: the metric history does not persist them "
-        "and monitors take the drift, quality and performance families only"
-    ),
-    "latency and throughput": (
-        "latency percentiles and throughput per version are store.health's 'serving' "
-        "section, not a family the monitors take (definitions.FAMILIES); a monitor needs "
-        "a health family in the metric history first"
-    ),
-    "dependency changes": (
-        "a dependency diff is one row per pair of versions (store.health 'dependencies'), "
-        "not a series of windows; a rule has nothing to judge. `evalstore health` shows it"
+    "model age": (
+        "version_age, model_age and training_data_age can be monitored (family 'health', "
+        "fixed rules in days), but no limit suits every model: retraining cadences range "
+        "from hours to years, so a default would be a guess; add one with your cadence"
     ),
 }
+#: Staleness limit of the serving streams, in window widths.
+STALE_WINDOWS = 2
+#: Error-rate limit (the error budget of a 99% availability objective).
+ERROR_RATE_LIMIT = 0.01
+#: Ingest streams the default staleness monitor watches.
+SERVING_STREAMS = ("features/serving", "predictions")
 #: Columns of :func:`add_default_monitors`' table: the monitor columns and ``change``.
 CHANGES = ("created", "unchanged", "replaced", "kept")
 
@@ -144,7 +173,10 @@ def planned(
         share = {"type": "unsupervised", "method": "share", "threshold": SHARE_LIMIT,
                  "min_rows": MIN_ROWS}  # fmt: skip
         specs.append(("quality", "unseen", share, categorical, {}))
-    family_reference = {"drift": reference, "quality": reference, "performance": None}
+    specs += _health_specs(ctx, window)
+    family_reference = {
+        "drift": reference, "quality": reference, "performance": None, "health": None,
+    }  # fmt: skip
     checked = []
     for family, metric, rule, subjects, opts in specs:
         checked.append(
@@ -162,6 +194,33 @@ def planned(
             )
         )
     return checked
+
+
+def _health_specs(
+    ctx: Context, window: str
+) -> list[tuple[str, str, dict[str, Any], list[str] | None, dict[str, Any]]]:
+    """The health defaults (module docstring); the staleness limit in hours is
+    :data:`STALE_WINDOWS` widths of ``window``."""
+    with ctx.lock:
+        con = ctx.connection
+        hours = (
+            STALE_WINDOWS
+            * definitions.width_seconds(con, definitions.checked_window(con, window))
+            / 3600
+        )
+    above = {"type": "fixed", "direction": "above"}
+    return [
+        ("health", "latency_p99",
+         {"type": "trailing", "n": 14, "k": 3.0, "direction": "above", "min_rows": MIN_ROWS,
+          "fire_after": 2}, None, {}),
+        ("health", "throughput",
+         {"type": "trailing", "n": 14, "k": 3.0, "direction": "both", "min_rows": 0},
+         None, {}),
+        ("health", "error_rate", {**above, "value": ERROR_RATE_LIMIT, "min_rows": MIN_ROWS},
+         None, {}),
+        ("health", "freshness", {**above, "value": hours}, list(SERVING_STREAMS), {}),
+        ("health", "dependency_changed", {**above, "value": 0.0}, None, {}),
+    ]  # fmt: skip
 
 
 def add_default_monitors(

@@ -197,7 +197,8 @@ def _check_subjects(subjects: Any) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(items))
 
 
-def _check_window(con: duckdb.DuckDBPyConnection, window: Any) -> str:
+def checked_window(con: duckdb.DuckDBPyConnection, window: Any) -> str:
+    """``window`` if it is a time interval a monitor takes, else an error saying why."""
     if not isinstance(window, str):
         window_args(window)  # names what it is if it is not a window at all
         raise InvalidParameterError(
@@ -208,7 +209,8 @@ def _check_window(con: duckdb.DuckDBPyConnection, window: Any) -> str:
     return window
 
 
-def _width_seconds(con: duckdb.DuckDBPyConnection, window: str) -> float:
+def width_seconds(con: duckdb.DuckDBPyConnection, window: str) -> float:
+    """The width of the interval ``window`` in seconds (a month counts 30 days)."""
     return float(con.execute("SELECT epoch(CAST(? AS INTERVAL))", [window]).fetchall()[0][0])
 
 
@@ -309,7 +311,7 @@ def _check_rule_fit(
                 f"rows ({family}: {', '.join(shares) or 'none'}); {metric!r} is not one"
             )
     if rule.type == "seasonal":
-        width = _width_seconds(con, window)
+        width = width_seconds(con, window)
         season = _PERIOD_SECONDS[rule["period"]]
         if season % width or season // width < 2:
             raise InvalidParameterError(
@@ -394,7 +396,7 @@ def check(
     con = ctx.connection
     with ctx.lock, transaction(con):
         ctx.registration(model, version)
-        window = _check_window(con, window)
+        window = checked_window(con, window)
         metric = _check_metric(
             ctx, model, family, metric, chosen if family != "performance" else None
         )

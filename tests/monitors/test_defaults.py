@@ -17,6 +17,9 @@ from evalstore.monitors.defaults import NOT_MONITORED
 from tests.conftest import copy_store
 
 TASKS = {"bin": "binary", "multi": "multiclass", "reg": "regression"}
+#: The health defaults every model gets (features or not).
+HEALTH = ("health.latency_p99", "health.throughput", "health.error_rate", "health.freshness",
+          "health.dependency_changed")  # fmt: skip
 
 
 def _build(store: evalstore.Store) -> None:
@@ -56,7 +59,7 @@ def test_the_set_per_task(
     assert names == sorted(
         f"{model}.{n}" for n in (f"performance.{metric}", "drift.wasserstein", "drift.js",
                                  "quality.nan", "quality.posinf", "quality.neginf",
-                                 "quality.out_of_range", "quality.unseen")
+                                 "quality.out_of_range", "quality.unseen", *HEALTH)
     )  # fmt: skip
     assert set(table.column("change").to_pylist()) == {"created"}
     rows = {r["name"]: r for r in table.to_pylist()}
@@ -80,7 +83,16 @@ def test_the_set_per_task(
     unseen = rules[f"{model}.quality.unseen"]
     assert (unseen["method"], unseen["threshold"], unseen["min_rows"]) == ("share", 0.01, 100)
     assert rows[f"{model}.quality.unseen"]["subjects"] == ["c"]
-    assert store.monitors(model).num_rows == 8
+    assert store.monitors(model).num_rows == 8 + len(HEALTH)
+    latency = rules[f"{model}.health.latency_p99"]
+    assert (latency["type"], latency["direction"], latency["fire_after"]) == (
+        "trailing", "above", 2,
+    )  # fmt: skip
+    assert rules[f"{model}.health.throughput"]["direction"] == "both"
+    assert rules[f"{model}.health.error_rate"]["value"] == 0.01
+    assert rules[f"{model}.health.freshness"]["value"] == 48.0  # two daily windows, in hours
+    assert rows[f"{model}.health.freshness"]["subjects"] == ["features/serving", "predictions"]
+    assert rules[f"{model}.health.dependency_changed"]["value"] == 0.0
 
 
 def test_a_second_call_changes_nothing(store: evalstore.Store) -> None:
@@ -119,7 +131,9 @@ def test_a_model_without_features_gets_the_performance_monitor(
     store: evalstore.Store,
 ) -> None:
     table = store.add_default_monitors("bare")
-    assert table.column("name").to_pylist() == ["bare.performance.roc_auc"]
+    assert table.column("name").to_pylist() == sorted(
+        ["bare.performance.roc_auc", *(f"bare.{n}" for n in HEALTH)]
+    )
 
 
 def test_errors_leave_the_store_as_it_was(store: evalstore.Store) -> None:
@@ -133,7 +147,5 @@ def test_errors_leave_the_store_as_it_was(store: evalstore.Store) -> None:
 
 
 def test_what_is_not_monitored_says_why() -> None:
-    assert set(NOT_MONITORED) == {
-        "training/serving skew", "staleness", "latency and throughput", "dependency changes",
-    }  # fmt: skip
+    assert set(NOT_MONITORED) == {"training/serving skew", "model age"}
     assert all(len(reason) > 60 for reason in NOT_MONITORED.values())
