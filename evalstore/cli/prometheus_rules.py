@@ -160,12 +160,13 @@ def prometheus_rules(ctx: click.Context, model: str | None, output: str | None, 
 
     Each rule compares evalstore_monitor_value (on `evalstore serve`'s /metrics) with the
     monitor's bound; learned, trailing, seasonal and unsupervised monitors have no PromQL
-    equivalent and are listed in a comment instead.
+    equivalent and are listed in a comment instead. Check the file with `promtool check
+    rules`, then list it under rule_files in prometheus.yml.
 
     \b
     Example:
       evalstore monitor prometheus-rules --model fraud -o evalstore-rules.yml
-      promtool check rules evalstore-rules.yml
+      evalstore monitor prometheus-rules > all-rules.yml
     """
     with open_store(ctx, read_only=True) as store:
         rows = store.monitors(model).to_pylist()
