@@ -62,7 +62,7 @@ def create_app(
     ``memory_limit``, ``max_body_bytes``, ``max_sql_chars``, ``lockdown``, ``snapshot``,
     ``snapshot_every``, ``checkpoint_idle``, ``wal_limit``, ``group_commit``,
     ``group_max_requests``, ``group_max_rows``, ``ingest_queue``, ``monitor_every``,
-    ``webhook_allow``) fix the limits; ``tokens``
+    ``monitor_debounce``, ``monitor_max_delay``, ``webhook_allow``) fix the limits; ``tokens``
     (a :class:`server.auth.Tokens` or a token file path) turn on bearer authentication.
     Unless ``lockdown=False`` the store's DuckDB instance gets external access disabled
     and its configuration locked (see :mod:`server.lockdown`): do this only for a store the
@@ -89,7 +89,12 @@ def create_app(
             retry_after=settings.retry_after,
         )
     # the loop's object serves POST …/monitors/run even when its thread is off
-    monitors = MonitorLoop(store, 0 if store.read_only else settings.monitor_every)
+    monitors = MonitorLoop(
+        store,
+        0 if store.read_only else settings.monitor_every,
+        debounce=settings.monitor_debounce,
+        max_delay=settings.monitor_max_delay,
+    )
     if committer is not None and monitors.every > 0:
         committer.on_commit = monitors.notify
     checkpointer = None

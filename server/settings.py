@@ -54,6 +54,11 @@ class Settings:
     monitors (:mod:`server.monitor_loop`; it also runs a model's monitors about a second
     after its ingest, and sends the notifications); 0 turns the loop off (monitors then
     run on ``POST /v1/models/{model}/monitors/run`` or from cron).
+    ``monitor_debounce`` and ``monitor_max_delay``: after ingest, a model's monitors run
+    ``monitor_debounce`` seconds after its last commit, and at the latest
+    ``monitor_max_delay`` seconds after the first commit not yet evaluated (so a steady
+    stream is evaluated every ``monitor_max_delay`` seconds plus the pass's own time);
+    ``monitor_max_delay`` must be at least ``monitor_debounce``.
     ``webhook_allow``: host patterns (shell-style, e.g. ``hooks.slack.com``,
     ``*.corp.example``) a webhook channel created over HTTP may point to; empty: any host
     but loopback, private, link-local and reserved IP addresses
@@ -81,4 +86,6 @@ class Settings:
     group_max_rows: int = 100_000
     ingest_queue: int = 10_000
     monitor_every: float = 60.0
+    monitor_debounce: float = 1.0
+    monitor_max_delay: float = 5.0
     webhook_allow: tuple[str, ...] = field(default_factory=tuple)

@@ -111,6 +111,21 @@ def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
     "model's ingest; notifications sent); 0 turns the monitor loop off.",
 )
 @click.option(
+    "--monitor-debounce",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Seconds after a model's last commit before its monitors run.",
+)
+@click.option(
+    "--monitor-max-delay",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Most seconds after a model's first unevaluated commit before its monitors run "
+    "(a steady stream is evaluated this often); at least --monitor-debounce.",
+)
+@click.option(
     "--webhook-allow",
     multiple=True,
     metavar="HOST",
@@ -137,6 +152,12 @@ def serve(ctx: click.Context, path: str | None, **options: Any) -> None:
 
     max_body = int(options.pop("max_body_mb") * 1024 * 1024)
     options["webhook_allow"] = tuple(options["webhook_allow"])
+    if options["monitor_max_delay"] < options["monitor_debounce"]:
+        raise click.BadParameter(
+            f"{options['monitor_max_delay']} is below --monitor-debounce "
+            f"{options['monitor_debounce']}; give a delay at least the debounce",
+            param_hint="'--monitor-max-delay'",
+        )
     options["max_result_bytes"] = int(options.pop("max_result_mb") * 1024 * 1024)
     if options["memory_limit"].lower() == "none":
         options["memory_limit"] = None
