@@ -184,7 +184,7 @@ def test_migration_rewrites_model_views_with_unqualified_names(tmp_path):
             "CREATE OR REPLACE VIEW fraud.labels_latest AS SELECT example_id, label, ts, source, "
             'batch_id, example_key FROM "fraud".labels WHERE superseded_by IS NULL'
         )
-        con.execute("DELETE FROM evalstore.migrations WHERE version = 8")
+        con.execute("DELETE FROM evalstore.migrations WHERE version >= 8")
         con.execute("UPDATE evalstore.meta SET value = '7' WHERE key = 'schema_version'")
     (tmp_path / "monitoring.duckdb").rename(tmp_path / "fraud.duckdb")
     with evalstore.open(tmp_path / "fraud.duckdb") as store:
