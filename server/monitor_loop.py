@@ -16,9 +16,11 @@ Each pass, per model: :func:`evalstore.monitors.run.run_monitors` (each monitor 
 own transaction; a failing monitor records its ``last_error`` and the others run), then
 the outbox (:func:`evalstore.monitors.outbox.deliver_due`, its backoff and bounded
 attempts), then what ``/metrics`` serves from stored values: the feature histograms
-(:mod:`server.feature_histograms`) and the model's default quality call kept in the
-metric history (``quality(model)`` with every default, persisted: the invalid-value
-counters of :mod:`server.prom`). Everything runs on a session of its own
+(:mod:`server.feature_histograms`, counted incrementally on every pass) and, on the
+scheduled passes, the model's default quality call kept in the metric history
+(``quality(model)`` with every default, persisted: the invalid-value counters of
+:mod:`server.prom`; a coupled call, recomputed whole when anything changed, so not on
+every ingest). Everything runs on a session of its own
 (:meth:`evalstore.Store.session`), never on the store's writer connection, so a slow
 monitor never blocks ingest; an error in any step is logged and counted
 (``evalstore_monitor_loop_errors_total`` on ``/metrics``), and the loop goes on.
@@ -213,7 +215,7 @@ class MonitorLoop(BackgroundLoop):
                 for name in models:
                     if self._stop.is_set():
                         return
-                    self._guarded(self._refresh_figures, session, name)
+                    self._guarded(self._refresh_figures, session, name, model is None)
             finally:
                 self._connection = None
         with self._wake:
@@ -292,9 +294,13 @@ class MonitorLoop(BackgroundLoop):
         seconds = (at - datetime.now(UTC)).total_seconds()
         return time.monotonic() + max(seconds, 0.0)
 
-    def _refresh_figures(self, session: Any, model: str) -> None:
-        """What ``/metrics`` serves for ``model``: histograms and the stored quality call."""
+    def _refresh_figures(self, session: Any, model: str, scheduled: bool) -> None:
+        """What ``/metrics`` serves for ``model``: the histograms (incremental: every
+        pass) and the stored default quality call (a coupled call, recomputed whole when
+        anything changed: on the scheduled passes only, so a stream of small batches
+        does not recompute it every few seconds)."""
         from evalstore.monitors import history
 
         self.histograms.refresh(session.connection, model)
-        history.persisted(session._context(), "quality", model, {})
+        if scheduled:
+            history.persisted(session._context(), "quality", model, {})

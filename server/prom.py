@@ -27,8 +27,8 @@ and the monitors stored; a scrape runs no analysis:
   ``posinf``, ``neginf``, ``out_of_range`` (finite values outside the reference's
   [min, max]) and ``unseen`` (categories absent from the reference) values of the serving
   rows: the sum of the ``count`` column over the windows of the model's default quality
-  call in the metric history (``quality(model)``, daily windows against training, kept
-  fresh by the monitor loop);
+  call in the metric history (``quality(model)``, daily windows against training,
+  refreshed by the monitor loop's scheduled passes, every ``monitor_every`` seconds);
 - ``evalstore_alert_firing{model,monitor,subject}``: 1 while the subject's current alert
   episode is firing, else 0 (every subject a monitor has evaluated);
 - ``evalstore_monitor_value{model,monitor,subject}``: the latest finite value of the

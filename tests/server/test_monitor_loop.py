@@ -4,9 +4,11 @@ A monitor (NaN count of feature ``x`` above 0, daily windows) and a webhook chan
 to an ``http.server`` on 127.0.0.1 are created over HTTP; a batch with a NaN fires the alert
 and the loop (run by the ingest, not by a request) delivers the notification; a clean later
 day resolves it and the resolution is delivered; ``/metrics`` shows the alert, the monitor's
-value, the feature histogram and the invalid-value counters with the values the data implies.
-Every wait polls with a deadline (no fixed sleeps). Then the loop itself, in-process: a
-failing monitor does not stop the others, and the debounce groups commits.
+value and the feature histogram with the values the data implies; after a restart, the
+scheduled first pass recounts the histogram and fills the invalid-value counters, and
+nothing is notified again. Every wait polls with a deadline (no fixed sleeps). Then the
+loop itself, in-process: a failing monitor does not stop the others, and the debounce
+groups commits.
 """
 
 from __future__ import annotations
@@ -223,6 +225,17 @@ def test_ingest_fires_delivers_and_resolves_through_a_real_webhook(tmp_path, fre
             assert sample(found, "evalstore_feature_bucket", le="99.0", **bucket) == 4.0
             assert sample(found, "evalstore_feature_bucket", le="+Inf", **bucket) == 4.0
             assert sample(found, "evalstore_feature_sum", **bucket) == 10.0
+            assert sample(found, "evalstore_monitor_loop_errors_total") == 0.0
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0  # the loop stops cleanly on SIGTERM
+
+    # a restart: its first (scheduled) pass recounts the histogram from the stored rows
+    # and refreshes the default quality call behind the invalid-value counters
+    url, process = start_server(store_path, free_port())
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
             invalid = wait_for(
                 "the invalid-value counters",
                 lambda: sample(
@@ -232,11 +245,14 @@ def test_ingest_fires_delivers_and_resolves_through_a_real_webhook(tmp_path, fre
             assert invalid == 1.0
             found = samples(client)
             assert sample(found, "evalstore_invalid_values_total", check="posinf", **bucket) == 0
-            assert sample(found, "evalstore_monitor_loop_errors_total") == 0.0
+            assert sample(found, "evalstore_feature_count", **bucket) == 4.0
+            assert sample(found, "evalstore_feature_bucket", le="9.9", **bucket) == 4.0
+            assert sample(found, "evalstore_alert_firing", **key) == 0.0
+            assert receiver.changes() == ["fired", "resolved"]  # nothing sent again
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0  # the loop stops cleanly on SIGTERM
+        assert process.wait(timeout=60) == 0
 
 
 # ---------------------------------------------------------------------- in process
