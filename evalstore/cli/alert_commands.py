@@ -82,7 +82,9 @@ def monitor() -> None:
 @monitor.command("add")
 @click.argument("name")
 @click.option("--model", "-m", required=True, help="Registered model name.")
-@click.option("--family", required=True, type=click.Choice(["drift", "quality", "performance"]))
+@click.option(
+    "--family", required=True, type=click.Choice(["drift", "quality", "performance", "health"])
+)
 @click.option("--metric", required=True, help="Drift method, quality check or performance metric.")
 @click.option("--rule", "rule_text", required=True, help="The rule as JSON (docs: monitoring).")
 @click.option(
