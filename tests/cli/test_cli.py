@@ -488,6 +488,23 @@ def test_every_command_is_covered():
         "snapshot list",
         "snapshot show",
         "snapshot delete",
+        "monitor",
+        "monitor add",
+        "monitor apply",
+        "monitor backtest",
+        "monitor defaults",
+        "monitor delete",
+        "monitor list",
+        "monitor prometheus-rules",
+        "monitor run",
+        "alerts",
+        "alerts list",
+        "alerts ack",
+        "alerts silence",
+        "channel",
+        "channel add",
+        "channel list",
+        "channel delete",
     }
 
 
