@@ -33,6 +33,7 @@ from itertools import count
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from evalstore.core.db import one, transaction, used_params
@@ -305,7 +306,8 @@ def _group_transaction(
     repeats: dict[int, int] = {}
     with transaction(con):
         lookups = Lookups(con)
-        plans = _plan_all(con, items, todo, results, lookups)
+        memo: dict[tuple[Any, ...], Plan] = {}
+        plans = _plan_all(con, items, todo, results, lookups, memo)
         firsts: dict[tuple[str, str, str], int] = {}
         keys: dict[tuple[str, str], list[str]] = {}
         for index in todo:
@@ -330,16 +332,13 @@ def _group_transaction(
             else:
                 firsts[plan.model, plan.kind, key] = index
         remaining = [i for i in todo if i not in answered and i not in repeats]
+        shapes = _shapes(plans, items, remaining, alone, group_rows)
         while remaining:
             first = remaining[0]
-            shape = None if first in alone else _shape(plans[first], items[first], group_rows)
+            shape = shapes[first]
             members = [first]
             if shape is not None:
-                members = [
-                    i
-                    for i in remaining
-                    if i not in alone and _shape(plans[i], items[i], group_rows) == shape
-                ]
+                members = [i for i in remaining if shapes[i] == shape]
             if len(members) == 1:
                 written[first] = _write_item(con, plans[first], items[first], first)
             else:
@@ -355,9 +354,12 @@ def _group_transaction(
                 for model in added:
                     lookups.forget_columns(model)
                 stale = [i for i in remaining if items[i].call.model in added]
-                plans.update(_plan_all(con, items, stale, results, lookups))
+                for key in [key for key in memo if key[1] in added]:
+                    del memo[key]
+                plans.update(_plan_all(con, items, stale, results, lookups, memo))
                 remaining = [i for i in remaining if i not in results]
                 todo[:] = [i for i in todo if i not in results]
+                shapes.update(_shapes(plans, items, stale, alone, group_rows))
         _record(con, list(written.values()))
     answered.update({index: w.receipt for index, w in written.items()})
     for index, first in repeats.items():
@@ -371,12 +373,25 @@ def _plan_all(
     indices: list[int],
     results: dict[int, Receipt | BaseException],
     lookups: Lookups,
+    memo: dict[tuple[Any, ...], Plan],
 ) -> dict[int, Plan]:
+    """Plan each item; items with the same call (kind, model, options) and Arrow schema
+    share one plan, planned once (``memo``: what this transaction planned)."""
     plans = {}
     for index in list(indices):
         item = items[index]
+        call = item.call
+        key = (
+            call.kind,
+            call.model,
+            repr(sorted(call.options.items())),
+            call.time_range,
+            item.data.schema,
+        )
         try:
-            plans[index] = plan_call(con, item.call, item.data.schema, lookups)
+            if key not in memo:
+                memo[key] = plan_call(con, call, item.data.schema, lookups)
+            plans[index] = memo[key]
         except EvalstoreError as error:
             results[index] = error
             indices.remove(index)
@@ -385,17 +400,41 @@ def _plan_all(
     return plans
 
 
-def _shape(plan: Plan, item: Item, group_rows: int) -> tuple[Any, ...] | None:
-    """What must be equal for calls to share one insert and one check query; None when
-    the call is written alone (too many rows, ``on_conflict`` other than ``'error'``, or
-    columns named like the group's own)."""
-    if (
+def _shapes(
+    plans: dict[int, Plan],
+    items: Sequence[Item],
+    indices: Sequence[int],
+    alone: set[int],
+    group_rows: int,
+) -> dict[int, tuple[Any, ...] | None]:
+    """:func:`_shape` of each item (None for those to be written ``alone``), computed once
+    per plan."""
+    of_plan: dict[int, tuple[Any, ...]] = {}
+    shapes: dict[int, tuple[Any, ...] | None] = {}
+    for index in indices:
+        plan, item = plans[index], items[index]
+        if index in alone or not _groupable(plan, item, group_rows):
+            shapes[index] = None
+            continue
+        if id(plan) not in of_plan:
+            of_plan[id(plan)] = _shape(plan, item)
+        shapes[index] = of_plan[id(plan)]
+    return shapes
+
+
+def _groupable(plan: Plan, item: Item, group_rows: int) -> bool:
+    """Whether the call may share an insert with others: not too many rows,
+    ``on_conflict='error'``, no columns named like the group's own."""
+    return not (
         item.data.num_rows > group_rows
         or plan.on_conflict != "error"
         or _BATCH in item.data.schema.names
         or _RECEIVED in item.data.schema.names
-    ):
-        return None
+    )
+
+
+def _shape(plan: Plan, item: Item) -> tuple[Any, ...]:
+    """What must be equal for calls to share one insert and one check query."""
     return (
         plan.model,
         plan.table,
@@ -437,20 +476,21 @@ def _write_many(
     )
     if ids[-1] - ids[0] + 1 != len(ids):  # another writer took ids between ours
         raise _GroupFailed(members)
-    parts = []
-    for batch_id, index in zip(ids, members, strict=True):
-        data = items[index].data
-        rows = data.num_rows
-        data = data.append_column(_BATCH, pa.repeat(pa.scalar(batch_id, pa.int64()), rows))
-        data = data.append_column(
-            _RECEIVED,
-            pa.repeat(pa.scalar(items[index].received_at, pa.timestamp("us", "UTC")), rows),
-        )
-        parts.append(data)
+    tables = [items[index].data for index in members]
     try:
-        combined = pa.concat_tables(parts)
+        combined = pa.concat_tables(tables)
     except pa.ArrowInvalid:
         raise _GroupFailed(members) from None
+    lengths = np.array([t.num_rows for t in tables])
+    received = [items[index].received_at for index in members]
+    combined = combined.append_column(
+        _BATCH, pa.array(np.repeat(np.array(ids, dtype=np.int64), lengths))
+    ).append_column(
+        _RECEIVED,
+        pa.array(received, pa.timestamp("us", "UTC")).take(
+            pa.array(np.repeat(np.arange(len(members)), lengths))
+        ),
+    )
     params = {**plan.params, "first_batch_id": ids[0], "last_batch_id": ids[-1]}
     _add_columns(con, plan, table)
     expressions = [
