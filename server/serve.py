@@ -4,7 +4,8 @@ The server process opens the store for writing and is the file's single writer; 
 processes reach the store over HTTP or read the BI snapshot. On SIGINT/SIGTERM uvicorn stops
 accepting connections, running reads are interrupted (DuckDB's interrupt on each read's own
 connection, :meth:`server.workers.ReadPool.shutdown`; they answer 503) and in-flight ingest
-is let finish (a batch is committed or rolled back whole); then the snapshot thread stops
+is let finish (a batch is committed or rolled back whole; the group commit writes every
+request already queued, :mod:`server.group_commit`); then the snapshot thread stops
 and the store is closed, which waits for any write still holding the store's lock. A
 server busy with long queries so stops within a few seconds.
 """
