@@ -196,12 +196,16 @@ def context_hash(
     con: duckdb.DuckDBPyConnection, model: str, params_hash: str, extra: Mapping[str, Any]
 ) -> str:
     """SHA-256 (hex) of what every window of a call depends on: the call's parameters,
-    the evalstore version and installed macros, the model's registry rows and feature
-    columns, and ``extra`` (the reference fingerprint)."""
+    the evalstore version and the installed macros' hash and version, the model's
+    registry rows and feature columns, and ``extra`` (the reference fingerprint; for
+    coupled calls also the model's row totals)."""
     from evalstore import __version__
 
+    # the macros' content and version, not their installation time: reinstalling the
+    # same macros changes no result
     macros = con.execute(
-        "SELECT key, value FROM evalstore.meta WHERE key LIKE 'macros%' ORDER BY key"
+        "SELECT key, value FROM evalstore.meta "
+        "WHERE key IN ('macros_hash', 'macros_version') ORDER BY key"
     ).fetchall()
     registry = con.execute(
         "SELECT to_json(m) FROM evalstore.models AS m WHERE model = ? ORDER BY version", [model]

@@ -31,7 +31,11 @@ performance     ``by=`` is given (slices seen in any window are listed in every
 =============== =====================================================================
 
 A coupled call is still read back when nothing at all changed (same watermark, same
-row counts, same context). Other families are not persisted: ``multivariate_drift``
+row counts, same context). A stored window that no longer holds any row (its feature
+rows were replaced into other windows) is deleted. What every window depends on (the
+reference rows, the registry, the feature columns, the macros' hash; performance reads
+the reference only with ``by=``) is one context hash: when it changes, every window is
+recomputed. Other families are not persisted: ``multivariate_drift``
 (permutation tests and row samples drawn from one seed per call), ``validate`` (its
 schema table is edited in place, without batch ids), ``compare`` and ``health``
 (``health`` reads the clock; ``compare`` has not been verified window by window yet).
@@ -199,8 +203,14 @@ def _plan(
         problem = f"not available for a {task} model; choose from {', '.join(available)}"
         chosen = chosen_names(get("metrics"), available, "metrics", problem)
         bootstrap = bool(set(chosen) & set(BOOTSTRAP_METRICS)) and get("n_boot", 200) != 0
-        ref = reference_args(reference, pinned) if by is not None else {}
-        selection = Selection(**ref) if "previous" not in ref else Selection(previous=1)
+        # the reference matters only for the bin edges of numeric ``by`` keys; without
+        # ``by`` it is not read at all (its fingerprint would otherwise cover every row
+        # of the model and turn each new batch into a whole recomputation)
+        if by is None:
+            selection = Selection(previous=1)
+        else:
+            ref = reference_args(reference, pinned)
+            selection = Selection(**ref) if "previous" not in ref else Selection(previous=1)
         coupled = by is not None or bootstrap
         reads = Reads(False, False, where is not None or by is not None)
         fill = False
@@ -272,51 +282,60 @@ def persisted(ctx: Context, family: str, model: str, arguments: Mapping[str, Any
             table = _read_back(con, key, stored.schema, family, model, params)
             if table.num_rows:
                 return table
-        stale: set[datetime] = set(current)
         if fresh and not plan.coupled:
+            assert stored is not None
+            # windows stored but no longer listed (their rows were replaced into other
+            # windows): deleted; windows touched or with other row counts: recomputed
+            gone = _stored_starts(con, key) - set(current)
             stale = _stale_windows(con, key, model, plan, stored.mark, current)
-        if not stale and fresh and not plan.coupled:
-            table = _read_back(con, key, stored.schema, family, model, params)
-            if table.num_rows:
-                _save_call(con, key, params, stored.schema, plan, context, mark, stored, now)
-                return table
-            stale = set(current)
-        if not fresh or plan.coupled or stale >= set(current):
-            table = run()
-            storage.delete_windows(con, key, None)
-            storage.insert_rows(con, key, table, mark, now)
-            if plan.width is not None:
-                storage.insert_windows(con, key, current.items(), plan.width, now)
-            _save_call(con, key, params, table.schema, plan, context, mark, stored, now)
-            return table
-        assert stored is not None
-        parts = [
-            run(since=start, until=end) for start, end in _runs(con, sorted(current), stale, plan)
-        ]
-        if family == "quality" and _subjects(parts) != _stored_subjects(con, key, stale):
-            # quality lists every feature and output the analysis has in every window
-            # (empty ones too): a subject that appeared or vanished changes them all
-            table = run()
-            storage.delete_windows(con, key, None)
-            storage.insert_rows(con, key, table, mark, now)
-            storage.insert_windows(con, key, current.items(), plan.width or "", now)
-            _save_call(con, key, params, table.schema, plan, context, mark, stored, now)
-            return table
-        gone = _stored_starts(con, key) - set(current)
-        storage.delete_windows(con, key, stale | gone)
-        schema = stored.schema
-        for part in parts:
-            storage.insert_rows(con, key, part, mark, now)
-            if part.num_rows:
-                schema = part.schema
-        storage.insert_windows(
-            con, key, ((s, current[s]) for s in sorted(stale)), plan.width or "", now
-        )
-        table = _read_back(con, key, schema, family, model, params)
-        if not table.num_rows:  # an empty answer has the family's own empty schema
-            table = run()
-        _save_call(con, key, params, schema, plan, context, mark, stored, now)
+            if not stale and not gone:
+                table = _read_back(con, key, stored.schema, family, model, params)
+                if table.num_rows:
+                    _save_call(con, key, params, stored.schema, plan, context, mark, stored, now)
+                    return table
+            elif stale < set(current):
+                windows = (current, stale, gone)
+                schema = _refresh(con, key, run, plan, stored.schema, windows, mark, now)
+                table = _read_back(con, key, schema, family, model, params)
+                if table.num_rows:  # else the family's own empty table, computed below
+                    _save_call(con, key, params, schema, plan, context, mark, stored, now)
+                    return table
+        table = run()
+        storage.delete_windows(con, key, None)
+        storage.insert_rows(con, key, table, mark, now)
+        if plan.width is not None:
+            storage.insert_windows(con, key, current.items(), plan.width, now)
+        _save_call(con, key, params, table.schema, plan, context, mark, stored, now)
         return table
+
+
+def _refresh(
+    con: duckdb.DuckDBPyConnection,
+    key: Sequence[str],
+    run: Callable[..., pa.Table],
+    plan: Plan,
+    schema: pa.Schema,
+    windows: tuple[Mapping[datetime, tuple[int, int]], set[datetime], set[datetime]],
+    mark: Watermark,
+    now: datetime,
+) -> pa.Schema:
+    """Recompute the ``stale`` windows of a stored call (one family call per run of
+    consecutive stale windows), replace their stored rows and window records, delete the
+    ``gone`` ones; returns the result schema (that of the new rows, else ``schema``,
+    the stored one). ``windows`` is ``(current,
+    stale, gone)``: every window the call lists now with its row counts, and the starts
+    to recompute and to delete."""
+    current, stale, gone = windows
+    parts = [run(since=start, until=end) for start, end in _runs(con, sorted(current), stale, plan)]
+    storage.delete_windows(con, key, stale | gone)
+    for part in parts:
+        storage.insert_rows(con, key, part, mark, now)
+        if part.num_rows:
+            schema = part.schema
+    storage.insert_windows(
+        con, key, ((s, current[s]) for s in sorted(stale)), plan.width or "", now
+    )
+    return schema
 
 
 def _totals(con: duckdb.DuckDBPyConnection, model: str) -> list[int]:
@@ -372,22 +391,6 @@ def _stale_windows(
     )
     changed = {s for s, counts in current.items() if stored.get(s) != counts}
     return (touched & set(current)) | changed
-
-
-def _subjects(parts: Sequence[pa.Table]) -> set[str]:
-    return {s for part in parts if part.num_rows for s in part.column("feature").to_pylist()}
-
-
-def _stored_subjects(
-    con: duckdb.DuckDBPyConnection, key: Sequence[str], stale: set[datetime]
-) -> set[str]:
-    """Subjects of the stored windows that stay (those not in ``stale``)."""
-    rows = con.execute(
-        f"SELECT DISTINCT subject FROM evalstore.metric_history WHERE {storage.CALL_KEY} "
-        "AND NOT list_contains(?::TIMESTAMPTZ[], window_start)",
-        [*key, sorted(stale)],
-    ).fetchall()
-    return {subject for (subject,) in rows}
 
 
 def _stored_starts(con: duckdb.DuckDBPyConnection, key: Sequence[str]) -> set[datetime]:
@@ -530,9 +533,12 @@ def history(
     ``predictions_batch``, ``labels_batch``) and ``computed_at``. Performance rows get
     ``labels_due``/``labels_complete`` as of now. Rows are in family, call, window
     order. More than ``limit`` rows (default 100,000, at most 1,000,000) raise
-    :class:`InvalidParameterError`: narrow the filters.
+    :class:`InvalidParameterError`: narrow the filters. An unregistered model or
+    ``version`` raises :class:`~evalstore.errors.UnknownModelError`; a model without
+    persisted calls has an empty history.
     """
     check_model_name(model)
+    ctx.registration(model, version)
     if family is not None:
         _family(family)
     limit = bounded_int(limit, "limit", most=MAX_HISTORY_ROWS)
