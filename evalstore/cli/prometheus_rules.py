@@ -23,7 +23,10 @@ chunks or its own history of windows (mean ± k·sd of previous windows, seasona
 intervals, median/MAD), which the exported gauge does not carry: a PromQL
 ``avg_over_time``/``stddev_over_time`` would average scrapes, not windows, and give
 another rule. ``min_rows`` and ``wait_for_labels`` have no PromQL form either: the
-comment at the top of the file says so. Disabled monitors are left out.
+comment at the top of the file says so. Disabled monitors are left out. Monitors of the
+``health`` family are skipped too, named in a comment of their own: their series are
+computed afresh at each run and not kept in the metric history, so ``evalstore serve``
+exports no ``evalstore_monitor_value`` for them and a rule on it would never fire.
 
 The YAML is written by hand (no YAML dependency): every string is a double-quoted scalar
 made by :func:`json.dumps`, which YAML 1.2 reads as the same string.
@@ -102,6 +105,7 @@ def rules_yaml(
         "    rules:",
     ]
     skipped = []
+    unexported = []
     written = 0
     for row in monitors:
         if not row.get("enabled", True):
@@ -111,6 +115,9 @@ def rules_yaml(
         if isinstance(options, str):
             options = json.loads(options)
         name, model = row["name"], row["model"]
+        if row["family"] == "health":
+            unexported.append(name)
+            continue
         if rule["type"] not in TRANSLATED:
             skipped.append(f"{name} ({rule['type']})")
             continue
@@ -144,6 +151,12 @@ def rules_yaml(
             "# Skipped: no PromQL equivalent (the bound comes from the metric's reference or",
             "# its own history of windows, which the exported gauge does not carry):",
             *(f"#   {text}" for text in skipped),
+        ]
+    if unexported:
+        lines += [
+            "# Skipped: health monitors (computed at each run, not kept in the metric history,",
+            "# so evalstore_monitor_value has no series for them):",
+            *(f"#   {name}" for name in unexported),
         ]
     return "\n".join(lines) + "\n"
 

@@ -44,6 +44,10 @@ def store_path(tmp_path):
             "off", "fraud", "drift", "psi",
             {"type": "fixed", "direction": "above", "value": 1}, enabled=False,
         )  # fmt: skip
+        store.add_monitor(
+            "slow", "fraud", "health", "latency_p99",
+            {"type": "fixed", "direction": "above", "value": 250},
+        )  # fmt: skip
     return path
 
 
@@ -76,6 +80,8 @@ def test_fixed_and_range_monitors_become_alerting_rules(store_path, tmp_path):
     assert "for" not in missing and "keep_firing_for" not in missing
 
     assert "#   amount_trend (trailing)" in text  # skipped, and said so
+    # a fixed health monitor has no exported value (health is not kept in the history)
+    assert "slow" not in rules and "#   slow\n" in text
     assert "off" not in rules
     assert "min_rows, wait_for_labels" in text
 
