@@ -18,6 +18,7 @@ the store, ``--format``/``--limit``, printing tables, parsing option values) in
 - :mod:`~evalstore.cli.alert_commands`: monitor (add, list, run, delete, backtest, apply),
   alerts, channel
 - :mod:`~evalstore.cli.prometheus_rules`: monitor prometheus-rules
+- :mod:`~evalstore.cli.history_commands`: history (the stored metric series)
 
 Importing this package loads neither DuckDB nor Arrow: ``evalstore --help`` starts fast,
 and each command imports what it needs when it runs.
@@ -34,6 +35,7 @@ from evalstore import __version__
 from evalstore.cli.alert_commands import alerts, channel, monitor
 from evalstore.cli.errors import OneLineErrors
 from evalstore.cli.flywheel_commands import requests, select_rows, snapshot, suggest
+from evalstore.cli.history_commands import history
 from evalstore.cli.metric_commands import compare, health, performance, skew, slices
 from evalstore.cli.monitor_commands import drift, quality, schema, validate
 from evalstore.cli.prometheus_rules import prometheus_rules
@@ -83,6 +85,8 @@ for _command in (
     serve, demo,
     # alert_commands
     monitor, alerts, channel,
+    # history_commands
+    history,
 ):  # fmt: skip
     main.add_command(_command)
 monitor.add_command(prometheus_rules)

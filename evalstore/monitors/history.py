@@ -570,7 +570,8 @@ def history(
         if table.num_rows > limit:
             raise InvalidParameterError(
                 f"history of {model!r} has more than limit={limit} rows for these filters; "
-                "narrow them (family, metric, feature, since/until) or raise limit"
+                "narrow them (family, metric, feature, version, since/until) or raise limit "
+                "(--max-rows on the command line)"
             )
         return _history_horizon(con, table, model)
 

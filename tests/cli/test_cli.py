@@ -497,6 +497,7 @@ def test_every_command_is_covered():
         "monitor list",
         "monitor prometheus-rules",
         "monitor run",
+        "history",
         "alerts",
         "alerts list",
         "alerts ack",
