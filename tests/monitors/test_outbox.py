@@ -1,6 +1,6 @@
 """Notifications (evalstore.monitors.channels, outbox): a real webhook receiver on
-127.0.0.1 that fails (500, then connection refused) and recovers; signatures; bounded
-retries; command channels and their trusted guard."""
+127.0.0.1 (conftest.Receiver) that fails (500, then connection refused) and recovers;
+signatures; bounded retries; command channels and their trusted guard."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import hashlib
 import hmac
 import json
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import duckdb
@@ -24,34 +22,6 @@ from evalstore.monitors.verdicts import Verdict
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 SECRET = "s3cret-for-tests"
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1:port answering ``status``; keeps what it got."""
-
-    def __init__(self, port: int, status: int) -> None:
-        self.port, self.status, self.received = port, status, []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers), raw, receiver.status))
-                self.send_response(receiver.status)
-                self.end_headers()
-                self.wfile.write(b"receiver says no" if receiver.status >= 400 else b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
 
 
 @pytest.fixture
@@ -73,7 +43,7 @@ def fire(con: duckdb.DuckDBPyConnection, subject: str = "income", **kwargs) -> i
 
 
 def test_a_failing_receiver_gets_the_notification_exactly_once_after_it_recovers(
-    con, free_port, monkeypatch
+    con, free_port, monkeypatch, webhook_receiver
 ):
     monkeypatch.setenv("HOOK_SECRET", SECRET)
     port = free_port()
@@ -81,7 +51,7 @@ def test_a_failing_receiver_gets_the_notification_exactly_once_after_it_recovers
     channels.add_channel(con, "ops", "webhook", {"url": url, "secret_env": "HOOK_SECRET",
                                                  "headers": {"X-Team": "ml"}})  # fmt: skip
     alert_id = fire(con)
-    receiver = Receiver(port, 500)
+    receiver = webhook_receiver(port, 500)
     try:
         (first,) = outbox.deliver_due(con, now=T0, base_delay=10)
         assert (first.state, first.attempts) == ("due", 1)
@@ -96,7 +66,7 @@ def test_a_failing_receiver_gets_the_notification_exactly_once_after_it_recovers
     row = outbox.list_outbox(con).to_pylist()[0]
     assert row["next_attempt_at"] == T0 + timedelta(seconds=10 + 20)  # 10 · 2^(2-1)
     assert outbox.deliver_due(con, now=T0 + timedelta(seconds=29), base_delay=10) == []
-    receiver = Receiver(port, 200)
+    receiver = webhook_receiver(port, 200)
     try:
         later = T0 + timedelta(seconds=30)
         (third,) = outbox.deliver_due(con, now=later, base_delay=10)

@@ -7,9 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -176,39 +174,13 @@ def test_a_monitor_failing_midway_writes_nothing_of_its_run(
     ]
 
 
-class _Receiver:
-    def __init__(self, port: int) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers), raw))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 def test_end_to_end_a_local_webhook_gets_fired_then_resolved(
-    daily: Any, free_port: Any, monkeypatch: pytest.MonkeyPatch
+    daily: Any, free_port: Any, monkeypatch: pytest.MonkeyPatch, webhook_receiver: Any
 ) -> None:
     store = daily.store
     monkeypatch.setenv("EVALSTORE_TEST_HOOK_SECRET", "hook-secret")
     port = free_port()
-    receiver = _Receiver(port)
+    receiver = webhook_receiver(port)
     try:
         store.add_channel(
             "hook", "webhook",
@@ -225,12 +197,12 @@ def test_end_to_end_a_local_webhook_gets_fired_then_resolved(
         store.deliver_notifications(now=daily.start(2))
     finally:
         receiver.stop()
-    changes = [json.loads(raw) for _, raw in receiver.received]
+    changes = [json.loads(raw) for _, raw, _ in receiver.received]
     assert [c["change"] for c in changes] == ["fired", "resolved"]
     assert changes[0]["alert"]["monitor"] == "x_w"
     assert changes[0]["alert"]["subject"] == "x"
     assert changes[0]["text"].startswith("[FIRING] x_w on m/x: value ")
-    for headers, raw in receiver.received:
+    for headers, raw, _ in receiver.received:
         digest = hmac.new(b"hook-secret", raw, hashlib.sha256).hexdigest()
         assert headers["X-Evalstore-Signature"] == f"sha256={digest}"
     assert store.outbox(state="delivered").num_rows == 2
