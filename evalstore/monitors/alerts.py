@@ -466,19 +466,5 @@ def list_alerts(
     limit: int = 10_000,
 ) -> pa.Table:
     """Alert episodes, newest first, as an Arrow table (columns of ``evalstore.alerts``)."""
-    if state is not None and state not in ALERT_STATES:
-        raise InvalidParameterError(
-            f"state={state!r} must be one of {', '.join(map(repr, ALERT_STATES))} or None"
-        )
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000_000:
-        raise InvalidParameterError(f"limit={limit!r} must be an int in [1, 1000000]")
-    where, params = [], []
-    for column, value in (("model", model), ("monitor", monitor), ("state", state)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    return con.sql(
-        f"SELECT * FROM evalstore.alerts {clause} ORDER BY alert_id DESC LIMIT {int(limit)}",
-        params=params,
-    ).to_arrow_table()
+    filters = {"model": model, "monitor": monitor, "state": state}
+    return outbox.newest_rows(con, "alerts", "alert_id", filters, limit, states=ALERT_STATES)

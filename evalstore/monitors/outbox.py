@@ -33,6 +33,7 @@ import duckdb
 import pyarrow as pa
 
 from evalstore.core.db import transaction
+from evalstore.core.identifiers import quote
 from evalstore.errors import InvalidParameterError
 from evalstore.monitors import channels as channel_api
 
@@ -179,21 +180,42 @@ def list_outbox(
 ) -> pa.Table:
     """Outbox rows, newest first: what was (or will be) sent, to which channel, with its
     state, attempts, delivery time and last error."""
-    if state is not None and state not in STATES:
+    return newest_rows(
+        con, "outbox", "outbox_id", {"state": state, "alert_id": alert_id}, limit, states=STATES
+    )
+
+
+def newest_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    key: str,
+    filters: Mapping[str, Any],
+    limit: int,
+    *,
+    states: Sequence[str],
+) -> pa.Table:
+    """The rows of ``evalstore.<table>`` whose columns equal every non-None value of
+    ``filters`` (column → value, bound as parameters), highest ``key`` first, at most
+    ``limit`` of them (the listings of the outbox and of the alerts).
+
+    ``filters['state']``, when given, must be one of ``states``, and ``limit`` an int in
+    [1, 1000000]; otherwise :class:`InvalidParameterError` names the parameter.
+    """
+    state = filters.get("state")
+    if state is not None and state not in states:
         raise InvalidParameterError(
-            f"state={state!r} must be one of {', '.join(map(repr, STATES))} or None"
+            f"state={state!r} must be one of {', '.join(map(repr, states))} or None"
         )
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000_000:
         raise InvalidParameterError(f"limit={limit!r} must be an int in [1, 1000000]")
     where, params = [], []
-    if state is not None:
-        where.append("state = ?")
-        params.append(state)
-    if alert_id is not None:
-        where.append("alert_id = ?")
-        params.append(alert_id)
+    for column, value in filters.items():
+        if value is not None:
+            where.append(f"{quote(column)} = ?")
+            params.append(value)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     return con.sql(
-        f"SELECT * FROM evalstore.outbox {clause} ORDER BY outbox_id DESC LIMIT {int(limit)}",
+        f"SELECT * FROM evalstore.{quote(table)} {clause} "
+        f"ORDER BY {quote(key)} DESC LIMIT {int(limit)}",
         params=params,
     ).to_arrow_table()
