@@ -11,7 +11,7 @@ is bounded (:data:`evalstore.monitors.rules.MAX_WINDOWS`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -267,6 +267,21 @@ def _learned(
     return [text] * count
 
 
+def _previous(
+    values: np.ndarray, usable: np.ndarray, n: int, need: int, rule: str, why: list[str]
+) -> Iterator[tuple[int, np.ndarray]]:
+    """For each window ``i`` in order, the usable values of the ``n`` windows before it:
+    yields ``(i, those values)`` when there are at least ``need`` of them; otherwise
+    appends to ``why`` the reason window ``i`` gets no band (the caller appends its own
+    reason after each yield, so ``why`` keeps one entry per window, in order)."""
+    for i in range(len(values)):
+        window = values[max(0, i - n) : i][usable[max(0, i - n) : i]]
+        if len(window) < need:
+            why.append(f"{len(window)} usable of the previous {n} windows; {rule} needs {need}")
+            continue
+        yield i, window
+
+
 def _trailing(
     p: Mapping[str, Any],
     values: np.ndarray,
@@ -274,13 +289,9 @@ def _trailing(
     lower: np.ndarray,
     upper: np.ndarray,
 ) -> list[str]:
-    n, k = p["n"], p["k"]
-    why = []
-    for i in range(len(values)):
-        window = values[max(0, i - n) : i][usable[max(0, i - n) : i]]
-        if len(window) < 2:
-            why.append(f"{len(window)} usable of the previous {n} windows; trailing needs 2")
-            continue
+    k = p["k"]
+    why: list[str] = []
+    for i, window in _previous(values, usable, p["n"], 2, "trailing", why):
         mean, sd = float(window.mean()), float(window.std(ddof=1))
         lower[i], upper[i] = mean - k * sd, mean + k * sd
         why.append(f"trailing mean {fmt(mean)} ± {fmt(k)}·sd {fmt(sd)} of {len(window)} windows")
@@ -351,13 +362,8 @@ def _unsupervised(
         upper[:] = threshold
         lower[:] = math.nan
         return [f"share of invalid rows above {fmt(threshold)}"] * len(values)
-    n = p["n"]
-    why = []
-    for i in range(len(values)):
-        window = values[max(0, i - n) : i][usable[max(0, i - n) : i]]
-        if len(window) < 3:
-            why.append(f"{len(window)} usable of the previous {n} windows; mad needs 3")
-            continue
+    why: list[str] = []
+    for i, window in _previous(values, usable, p["n"], 3, "mad", why):
         median = float(np.median(window))
         scale = MAD_SCALE * float(np.median(np.abs(window - median)))
         lower[i], upper[i] = median - threshold * scale, median + threshold * scale
