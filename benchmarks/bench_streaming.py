@@ -370,6 +370,23 @@ def split(n: int, senders: int) -> list[range]:
     return [range(s, n, senders) for s in range(senders)]
 
 
+def run_senders(
+    sender: Callable[[int, range], None], n: int, senders: int, barrier: threading.Barrier
+) -> float:
+    """Run ``sender(index, share)`` on a thread per share of :func:`split`, release them
+    together through ``barrier`` (``senders + 1`` parties: each sender waits on it once)
+    and wait for all; returns the ``time.perf_counter()`` of the release."""
+    threads = [threading.Thread(target=sender, args=(s, share))
+               for s, share in enumerate(split(n, senders))]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return began
+
+
 def markers(n: int, count: int) -> set[int]:
     """About ``count`` request numbers spread evenly over ``n`` (none for 0)."""
     if count <= 0:
@@ -409,14 +426,7 @@ def run_http(port: int, senders: int, n: int, marked: set[int], visibility: Visi
                 visibility.acknowledged(example, acknowledged)
         connection.close()
 
-    threads = [threading.Thread(target=sender, args=(s, share))
-               for s, share in enumerate(split(n, senders))]  # fmt: skip
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
+    began = run_senders(sender, n, senders, barrier)
     return time.perf_counter() - began, np.concatenate(latencies), sum(errors)
 
 
@@ -475,14 +485,7 @@ def run_client(port: int, senders: int, n: int, marked: set[int], visibility: Vi
             log(MODEL, "v1", example, features(i), int(s >= 0.5), s, 1 + i % 20 / 10)
             spent[k] = clock() - began
 
-    threads = [threading.Thread(target=sender, args=(s, share))
-               for s, share in enumerate(split(n, senders))]  # fmt: skip
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
+    began = run_senders(sender, n, senders, barrier)
     if not client.flush(600):
         raise RuntimeError("the client did not deliver within 600 s")
     elapsed = time.perf_counter() - began
