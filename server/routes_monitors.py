@@ -9,7 +9,8 @@ Thin calls of the Store's monitoring methods (:mod:`evalstore.facade.monitoring`
 - ``/v1/alerts``: the alert episodes (GET, filters ``model``, ``monitor``, ``state``,
   ``limit``); ``/{alert_id}/acknowledge`` and ``/{alert_id}/silence`` (POST, write);
 - ``/v1/channels``: list (GET, read; header values and command arguments hidden), create
-  (POST, write) and delete (``/{name}``, DELETE, write).
+  (POST, write) and delete (``/{name}``, DELETE, write);
+- ``/v1/models/{model}/history``: the stored metric series (GET, read; ``Store.history``).
 
 A write token never becomes code execution on the server's machine: ``command`` channels
 are refused (403 ``command_channel_refused``) — the library is called with
@@ -24,16 +25,20 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import urllib.parse
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
-from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from evalstore.core.identifiers import MODEL_NAME, RESERVED_SCHEMAS
+from evalstore.monitors.history import DEFAULT_HISTORY_ROWS, MAX_HISTORY_ROWS
 from server.auth import require
 from server.errors import ApiError
 from server.formats import json_result, negotiate, render
+from server.query import check_result_size
 from server.routes_query import RESULT_DOC
 
 router = APIRouter()
@@ -422,6 +427,54 @@ async def backtest_monitor(
     def work(session: Any) -> Response:
         table = session.backtest_monitor(name, period.since, period.until)
         return render(table, media, filename=f"{name}_backtest")
+
+    return await request.app.state.reads.on_session(_store(request), work)
+
+
+# ---------------------------------------------------------------------- history
+
+#: A metric or subject name in a history filter (a subject may be a slice's text).
+HistoryName = Annotated[str, Field(min_length=1, max_length=1_000)]
+METRICS = Query(
+    None, max_length=MAX_SUBJECTS, description="Repeat for several: metric=psi&metric=ks."
+)
+SUBJECTS = Query(
+    None, max_length=MAX_SUBJECTS, description="A subject (feature, output or slice text)."
+)
+SINCE = Query(None, description="Windows starting at or after this time.")
+MODEL = Path(pattern=MODEL_NAME.pattern, description="A registered model's name.")
+UNTIL = Query(None, description="Windows starting before this time.")
+
+
+@router.get(
+    "/v1/models/{model}/history", tags=["monitors"], dependencies=read, responses=RESULT_DOC
+)
+async def metric_history(
+    request: Request,
+    model: str = MODEL,
+    family: Literal["drift", "quality", "performance"] | None = None,
+    metric: list[HistoryName] | None = METRICS,
+    feature: list[HistoryName] | None = SUBJECTS,
+    version: str | None = Query(None, min_length=1, max_length=256),
+    since: datetime | None = SINCE,
+    until: datetime | None = UNTIL,
+    limit: int = Query(DEFAULT_HISTORY_ROWS, ge=1, le=MAX_HISTORY_ROWS),
+    accept: str | None = Header(None),
+    format: ResultFormat | None = FORMAT,
+) -> Response:
+    """The stored metric series of ``model`` (``Store.history``): one row per window,
+    subject and metric of the persisted drift, quality and performance calls (monitors
+    persist theirs), with the batch ids each row saw. Reads only; more than ``limit``
+    matching rows is a 422 (narrow the filters)."""
+    media = negotiate(accept, fmt=format)
+    if model in RESERVED_SCHEMAS:  # a name no model can take: there is no such model
+        raise ApiError(404, "unknown_model", f"model {model!r} is not registered (reserved name)")
+    filters = {"family": family, "metric": metric, "feature": feature, "version": version}
+
+    def work(session: Any) -> Response:
+        table = session.history(model, since=since, until=until, limit=limit, **filters)
+        check_result_size(table.nbytes, request.app.state.settings.max_result_bytes)
+        return render(table, media, filename=f"{model}_history")
 
     return await request.app.state.reads.on_session(_store(request), work)
 

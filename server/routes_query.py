@@ -120,6 +120,16 @@ async def family(
         )
     media = negotiate(accept, fmt=format)
     pairs = request.query_params.multi_items()
+    if any(key == "persist" for key, _ in pairs):
+        # a GET (and a read token) never writes: persisted series are read with
+        # GET /v1/models/{model}/history; monitors persist their own calls
+        raise ApiError(
+            422,
+            "invalid_parameter",
+            "persist is not accepted over HTTP (a read never writes); read stored series "
+            f"with GET /v1/models/{model}/history, or define a monitor, which persists its "
+            "calls",
+        )
 
     def work(session: Any) -> Response:
         # on a session of its own: runs beside ingest and other requests, not in turn

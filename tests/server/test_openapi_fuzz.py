@@ -56,6 +56,7 @@ OPERATIONS = (
     "PATCH /v1/models/{model}/monitors/{name}",
     "DELETE /v1/models/{model}/monitors/{name}",
     "POST /v1/models/{model}/monitors/{name}/backtest",
+    "GET /v1/models/{model}/history",
     "GET /v1/alerts",
     "POST /v1/alerts/{alert_id}/acknowledge",
     "POST /v1/alerts/{alert_id}/silence",
@@ -75,6 +76,7 @@ ACCEPTING = frozenset(
         "GET /v1/models",
         "GET /v1/models/{model}/{family}",
         "GET /v1/models/{model}/monitors",
+        "GET /v1/models/{model}/history",
         "GET /v1/alerts",
         "GET /v1/channels",
     }
