@@ -224,6 +224,23 @@ def _definition(fields: BaseModel) -> dict[str, Any]:
     return given
 
 
+async def _backtest(
+    request: Request,
+    monitor: str | dict[str, Any],
+    since: Any,
+    until: Any,
+    media: str,
+    filename: str,
+) -> Response:
+    """``Store.backtest_monitor(monitor, since, until)`` (a saved monitor's name or an
+    unsaved definition) on a read session, rendered as ``media``."""
+
+    def work(session: Any) -> Response:
+        return render(session.backtest_monitor(monitor, since, until), media, filename=filename)
+
+    return await request.app.state.reads.on_session(_store(request), work)
+
+
 def _require_alert(request: Request, alert_id: int) -> None:
     if not _rows(request, "SELECT 1 FROM evalstore.alerts WHERE alert_id = ?", [alert_id]):
         raise ApiError(
@@ -370,12 +387,7 @@ async def backtest_unsaved(
     fields = _definition(body)
     since, until = fields.pop("since", None), fields.pop("until", None)
     definition = {**fields, "model": model}
-
-    def work(session: Any) -> Response:
-        table = session.backtest_monitor(definition, since, until)
-        return render(table, media, filename=f"{model}_backtest")
-
-    return await request.app.state.reads.on_session(_store(request), work)
+    return await _backtest(request, definition, since, until, media, f"{model}_backtest")
 
 
 @router.get("/v1/models/{model}/monitors/{name}", tags=["monitors"], dependencies=read)
@@ -423,12 +435,7 @@ async def backtest_monitor(
     media = negotiate(accept, fmt=format)
     _require_monitor(request, model, name)
     period = body or Period()
-
-    def work(session: Any) -> Response:
-        table = session.backtest_monitor(name, period.since, period.until)
-        return render(table, media, filename=f"{name}_backtest")
-
-    return await request.app.state.reads.on_session(_store(request), work)
+    return await _backtest(request, name, period.since, period.until, media, f"{name}_backtest")
 
 
 # ---------------------------------------------------------------------- history
