@@ -24,7 +24,12 @@ TERMINAL_COLUMNS = [
     "--family", type=click.Choice(["drift", "quality", "performance"]), help="Only this family."
 )
 @click.option("--metric", help="Comma-separated methods, checks or metrics, e.g. psi,ks.")
-@click.option("--feature", help="Comma-separated subjects: features, outputs or slices.")
+@click.option(
+    "--feature",
+    "features",
+    multiple=True,
+    help="A subject: feature, output or slice text (may hold commas); repeat for several.",
+)
 @click.option("--version", "-v", "version", help="Only rows of this model version.")
 @click.option("--since", help="Only windows starting at or after this ISO-8601 time.")
 @click.option("--until", help="Only windows starting before this ISO-8601 time.")
@@ -42,7 +47,7 @@ def history(
     model: str,
     family: str | None,
     metric: str | None,
-    feature: str | None,
+    features: tuple[str, ...],
     version: str | None,
     since: str | None,
     until: str | None,
@@ -56,15 +61,15 @@ def history(
 
     \b
     Example:
-      evalstore history fraud --family drift --metric psi --feature income \\
-        --since 2026-10-01 --format csv
+      evalstore history fraud --family drift --metric psi,ks --feature income \\
+        --feature age --since 2026-10-01 --format csv
     """
     with open_store(ctx, read_only=True) as store:
         table = store.history(
             model,
             family=family,
             metric=parse_names(metric),
-            feature=parse_names(feature),
+            feature=list(features) or None,
             since=since,
             until=until,
             version=version,

@@ -70,6 +70,8 @@ def test_history_filters(path):
     assert [r["value"] for r in psi] == sorted(r["value"] for r in psi)  # shift grows
     window = rows(path, "m", "--since", day_start(1).isoformat(), "--until", "2024-03-03")
     assert {r["window_start"][:10] for r in window} == {"2024-03-02"}
+    two = rows(path, "m", "--feature", "x", "--feature", "score", "--family", "drift")
+    assert {r["subject"] for r in two} == {"x"}  # score was not in the drift call
     both = rows(path, "m", "--metric", "ks,accuracy", "--version", "v1")
     assert {r["metric"] for r in both} == {"accuracy"}  # drift rows of x carry no version
 
