@@ -274,8 +274,15 @@ def _grid_params(
     now: datetime,
     replay: bool,
     until: datetime | None,
-    first: datetime | None,
-) -> dict[str, Any]:
+    first_sql: str,
+) -> dict[str, Any] | None:
+    """The parameters of :func:`_grid_sql`: ``$now`` and the current window's ``$start``
+    / ``$end``, or, with ``replay``, the windows from the earliest time ``first_sql``
+    selects (one ``?``, the model) to ``until`` (default ``now``). None when that earliest
+    time is NULL (the model has nothing to put on a grid)."""
+    first = ctx.connection.execute(first_sql, [monitor.model]).fetchall()[0][0]
+    if first is None:
+        return None
     params: dict[str, Any] = {"now": now}
     if replay:
         last = min(until, now) if until is not None else now
@@ -289,14 +296,11 @@ def _grid_params(
 def _freshness(
     ctx: Context, monitor: Monitor, now: datetime, replay: bool, until: datetime | None
 ) -> pa.Table:
-    con = ctx.connection
-    first = con.execute(
-        "SELECT min(committed_at) FROM evalstore.batches WHERE model = ?", [monitor.model]
-    ).fetchall()[0][0]
-    if first is None:
+    first_sql = "SELECT min(committed_at) FROM evalstore.batches WHERE model = ?"
+    params = _grid_params(ctx, monitor, now, replay, until, first_sql)
+    if params is None:
         return _empty()
-    params = _grid_params(ctx, monitor, now, replay, until, first)
-    return con.sql(
+    return ctx.connection.sql(
         f"WITH b AS (SELECT {_STREAM_SQL} AS stream, b.committed_at "
         "  FROM evalstore.batches AS b WHERE b.model = $model), "
         f"{_grid_sql(replay)} "
@@ -311,14 +315,11 @@ def _freshness(
 def _ages(
     ctx: Context, monitor: Monitor, now: datetime, replay: bool, until: datetime | None
 ) -> pa.Table:
-    con = ctx.connection
-    first = con.execute(
-        "SELECT min(deployed_at) FROM evalstore.models WHERE model = ?", [monitor.model]
-    ).fetchall()[0][0]
-    if first is None:
+    first_sql = "SELECT min(deployed_at) FROM evalstore.models WHERE model = ?"
+    params = _grid_params(ctx, monitor, now, replay, until, first_sql)
+    if params is None:
         return _empty()
-    params = _grid_params(ctx, monitor, now, replay, until, first)
-    return con.sql(
+    return ctx.connection.sql(
         f"WITH {_grid_sql(replay)} "
         "SELECT h.version AS subject, g.window_start, g.window_end, h.value, "
         "  CAST(1 AS BIGINT) AS n "
