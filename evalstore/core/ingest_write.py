@@ -478,7 +478,7 @@ def _write_many(
         raise _GroupFailed(members)
     tables = [items[index].data for index in members]
     try:
-        combined = pa.concat_tables(tables)
+        combined = pa.concat_tables(tables).combine_chunks()
     except pa.ArrowInvalid:
         raise _GroupFailed(members) from None
     lengths = np.array([t.num_rows for t in tables])
