@@ -13,7 +13,6 @@ groups commits.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import signal
@@ -28,8 +27,8 @@ from typing import Any
 
 import httpx
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import pytest
+from arrow_bodies import arrow_body
 from prometheus_client.parser import text_string_to_metric_families
 
 import evalstore
@@ -39,13 +38,6 @@ ARROW = "application/vnd.apache.arrow.stream"
 START_TIMEOUT = 90.0
 WAIT = 60.0
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
-
-
-def arrow_body(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT) -> Any:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
+from arrow_bodies import arrow_body
 from fastapi import Request
 from fastapi.testclient import TestClient
 
@@ -29,13 +30,6 @@ from server.routes_query import FAMILIES
 ARROW = "application/vnd.apache.arrow.stream"
 JSON_TYPE = "application/json"
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
-
-
-def arrow_body(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
 
 
 def read_arrow(content: bytes) -> pa.Table:

@@ -7,7 +7,6 @@ read by a separate process, and a graceful shutdown that finishes an in-flight w
 
 from __future__ import annotations
 
-import io
 import json
 import signal
 import subprocess
@@ -22,19 +21,13 @@ import httpx
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
+from arrow_bodies import arrow_body
 from prometheus_client.parser import text_string_to_metric_families
 
 import evalstore
 
 ARROW = "application/vnd.apache.arrow.stream"
 START_TIMEOUT = 90.0
-
-
-def arrow_body(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
 
 
 @pytest.fixture(scope="module")
