@@ -11,13 +11,16 @@ unless building it is what the test checks.
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import json
 import os
 import shutil
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -263,6 +266,25 @@ def counts() -> Callable[..., dict[str, int]]:
 def columns() -> Callable[..., dict[str, str]]:
     """The :func:`feature_columns` function."""
     return feature_columns
+
+
+@pytest.fixture(scope="session")
+def load_benchmark() -> Callable[[str], ModuleType]:
+    """A function importing ``benchmarks/<name>.py`` by path (benchmarks/ is no package),
+    e.g. ``load_benchmark("soak_durability")``; the module is registered in
+    ``sys.modules`` under ``name`` first, as its dataclasses look their module up."""
+
+    def load(name: str) -> ModuleType:
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise FileNotFoundError(f"no benchmark module {name!r} at {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

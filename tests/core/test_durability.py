@@ -9,29 +9,15 @@ every acknowledged batch is there whole. The loop is ``benchmarks/soak_durabilit
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 import evalstore
 
-SOAK = Path(__file__).resolve().parents[2] / "benchmarks" / "soak_durability.py"
-
-
-def _soak_module():
-    spec = importlib.util.spec_from_file_location("soak_durability", SOAK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.slow
 @pytest.mark.serial
-def test_kill_9_loses_no_acknowledged_batch(tmp_path):
-    soak = _soak_module()
+def test_kill_9_loses_no_acknowledged_batch(tmp_path, load_benchmark):
+    soak = load_benchmark("soak_durability")
     path = tmp_path / "store.duckdb"
     totals = soak.soak(path, kills=3, seed=19, rows=2000, max_delay=1.0, checkpoint_every=3)
     assert totals.kills == 3

@@ -584,23 +584,12 @@ def test_store_macros_and_views_stay_queryable(served):
     assert volume.json() == [{"n": 2}]
 
 
-def _soak():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "soak_sql_fuzz.py"
-    spec = importlib.util.spec_from_file_location("soak_sql_fuzz", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_dialect_by_function_fuzz_sample():
+def test_dialect_by_function_fuzz_sample(load_benchmark):
     """A seeded sample of dialect x function probes: each refused with a 400, or accepted
     with only allow-listed functions and no path-like table (never another exception)."""
     import random
 
-    soak = _soak()
+    soak = load_benchmark("soak_sql_fuzz")
     cases = random.Random(19).sample(soak.probes(soak.function_names()), 600)
     counts, errors = soak.run(cases)
     assert errors == []

@@ -10,29 +10,15 @@ report dropped. The loop is ``benchmarks/soak_streaming.py``'s (20+ kills there)
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 import evalstore
 
-SOAK = Path(__file__).resolve().parents[2] / "benchmarks" / "soak_streaming.py"
-
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
-def _soak_module():
-    spec = importlib.util.spec_from_file_location("soak_streaming", SOAK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_kill_9_while_streaming_loses_nothing_acknowledged(tmp_path, free_port):
-    soak = _soak_module()
+def test_kill_9_while_streaming_loses_nothing_acknowledged(tmp_path, free_port, load_benchmark):
+    soak = load_benchmark("soak_streaming")
     path = tmp_path / "store.duckdb"
     totals = soak.soak(path, kills=2, seed=21, senders=2, client_rate=100.0,
                        large_buffer=100_000, small_buffer=50, max_delay=1.5, max_down=1.0,
