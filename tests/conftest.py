@@ -1,5 +1,7 @@
 """Shared fixtures: stores copied from a per-session template file, and a before/after
-snapshot for "nothing was written" checks.
+snapshot for "nothing was written" checks; ``free_port``, ``load_benchmark`` (a
+benchmarks/ module by path) and ``webhook_receiver`` (:class:`Receiver`, a webhook
+endpoint on 127.0.0.1).
 
 Opening a new store installs every macro (~0.2 s) and ``register_model`` creates a model's
 tables (~0.2 s); copying a store file and opening the copy takes ~0.03 s. So a test that
@@ -17,8 +19,10 @@ import os
 import shutil
 import socket
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -297,3 +301,62 @@ def free_port() -> Callable[[], int]:
             return sock.getsockname()[1]
 
     return port
+
+
+class Receiver:
+    """A webhook receiver on ``127.0.0.1:port`` (0: a free port, then read ``port``)
+    answering every POST with ``status`` (body ``ok``, or ``receiver says no`` from 400
+    on); ``received`` keeps ``(headers, raw body, status answered)`` per request, in order
+    of arrival. ``url`` is ``http://127.0.0.1:<port>/hook``."""
+
+    def __init__(self, port: int = 0, status: int = 200) -> None:
+        self.status = status
+        self.received: list[tuple[dict[str, str], bytes, int]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), raw, receiver.status))
+                self.send_response(receiver.status)
+                self.end_headers()
+                self.wfile.write(b"receiver says no" if receiver.status >= 400 else b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.stopped = False
+
+    def changes(self) -> list[str]:
+        """The ``change`` of each notification received so far (fired, resolved, …)."""
+        return [json.loads(raw)["change"] for _, raw, _ in list(self.received)]
+
+    def stop(self) -> None:
+        """Stop listening (the port then refuses connections); a second call does nothing."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[Callable[..., Receiver]]:
+    """Starts a :class:`Receiver` per call (``webhook_receiver(port=0, status=200)``); the
+    ones still running are stopped at the end of the test."""
+    started: list[Receiver] = []
+
+    def start(port: int = 0, status: int = 200) -> Receiver:
+        receiver = Receiver(port, status)
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.stop()

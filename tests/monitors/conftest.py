@@ -1,14 +1,11 @@
 """A small daily store for the monitor tests: model ``m`` (binary), training rows of a
 numeric ``x`` (N(0, 1)) and a categorical ``c``, and :class:`Days`, which logs one day of
-serving rows (x shifted by ``shift``, predictions right or wrong, labels after a delay);
-and :class:`Receiver`, a webhook receiver on 127.0.0.1 (fixture ``webhook_receiver``)."""
+serving rows (x shifted by ``shift``, predictions right or wrong, labels after a delay)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import numpy as np
@@ -92,55 +89,3 @@ def daily() -> Iterator[Days]:
     )  # fmt: skip
     yield Days(store)
     store.close()
-
-
-class Receiver:
-    """A webhook receiver on ``127.0.0.1:port`` answering every POST with ``status``
-    (body ``ok``, or ``receiver says no`` from 400 on); ``received`` keeps
-    ``(headers, raw body, status answered)`` per request, in order of arrival."""
-
-    def __init__(self, port: int, status: int = 200) -> None:
-        self.port, self.status = port, status
-        self.received: list[tuple[dict[str, str], bytes, int]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers), raw, receiver.status))
-                self.send_response(receiver.status)
-                self.end_headers()
-                self.wfile.write(b"receiver says no" if receiver.status >= 400 else b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.stopped = False
-
-    def stop(self) -> None:
-        """Stop listening (the port then refuses connections); a second call does nothing."""
-        if self.stopped:
-            return
-        self.stopped = True
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
-@pytest.fixture
-def webhook_receiver() -> Iterator[Callable[..., Receiver]]:
-    """Starts a :class:`Receiver` per call (``webhook_receiver(port, status=200)``); the
-    ones still running are stopped at the end of the test."""
-    started: list[Receiver] = []
-
-    def start(port: int, status: int = 200) -> Receiver:
-        receiver = Receiver(port, status)
-        started.append(receiver)
-        return receiver
-
-    yield start
-    for receiver in started:
-        receiver.stop()

@@ -1,5 +1,5 @@
 """Notifications (evalstore.monitors.channels, outbox): a real webhook receiver on
-127.0.0.1 (conftest.Receiver) that fails (500, then connection refused) and recovers;
+127.0.0.1 (tests/conftest.py Receiver) that fails (500, then connection refused) and recovers;
 signatures; bounded retries; command channels and their trusted guard."""
 
 from __future__ import annotations

@@ -18,11 +18,9 @@ import math
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -52,41 +50,9 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT) -> Any:
         time.sleep(0.1)
 
 
-class Receiver:
-    """A webhook receiver on 127.0.0.1 that keeps every JSON body it is sent."""
-
-    def __init__(self) -> None:
-        received: list[dict[str, Any]] = []
-        self.received = received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
-        self.thread.start()
-
-    def changes(self) -> list[str]:
-        return [body["change"] for body in list(self.received)]
-
-    def close(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
-
-
 @pytest.fixture
-def receiver():
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
+def receiver(webhook_receiver):
+    return webhook_receiver()
 
 
 def start_server(store_path, port: int) -> tuple[str, subprocess.Popen]:
@@ -165,7 +131,7 @@ def test_ingest_fires_delivers_and_resolves_through_a_real_webhook(tmp_path, fre
                 ("x_nan", "x", 1.0)
             ]
             wait_for("the fired notification", lambda: "fired" in receiver.changes())
-            fired = receiver.received[0]
+            fired = json.loads(receiver.received[0][1])
             assert fired["alert"]["monitor"] == "x_nan"
             assert fired["alert"]["alert_id"] == firing[0]["alert_id"]
             assert "x_nan" in fired["text"]
