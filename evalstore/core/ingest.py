@@ -12,6 +12,7 @@ need the schema (missing id column, reserved names, type conflicts,
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -90,6 +91,24 @@ class Check:
     message: str
     column: str
     error: type[ValidationError] = ValidationError
+
+    @property
+    def where(self) -> str | None:
+        """The condition of a row-wise check, or None.
+
+        A check whose ``sql`` reads ``SELECT count(*), <examples> FROM {table} WHERE
+        {this} AND <condition>`` counts the batch's rows meeting ``<condition>``; the writer
+        counts every such check in one scan (``count(*) FILTER (WHERE <condition>)``) and
+        runs a check's own query only when its count is not zero.
+        """
+        match = _ROW_WISE.match(self.sql)
+        return None if match is None else match.group(1)
+
+
+#: The form of a row-wise check (:attr:`Check.where`).
+_ROW_WISE = re.compile(
+    r"SELECT count\(\*\), [^{}]+? FROM \{table\} WHERE \{this\} AND (.+)\Z", re.S
+)
 
 
 #: Schemas already typed (:func:`batch_types`), most recent last; bounded.

@@ -213,24 +213,57 @@ def _run_checks(
     params: dict[str, Any],
     scope: dict[str, str],
 ) -> None:
-    """Run every check of ``plan`` in one statement; raise the first one that fails."""
+    """Run every check of ``plan``; raise the first one (in plan order) that fails.
+
+    The checks are counted in one statement (:func:`_check_counts`); only a failing
+    check's own query runs again, for its count and examples (the error it raises).
+    """
     if not plan.checks:
         return
-    parts = [
-        f"({check.sql.format(table=table, **scope)}) AS c{i}(n{i}, e{i})"
-        for i, check in enumerate(plan.checks)
-    ]
-    query = "SELECT * FROM " + " CROSS JOIN ".join(parts)
-    row = one(con, query, used_params(query, params))
-    for i, check in enumerate(plan.checks):
-        n, examples = row[2 * i], row[2 * i + 1]
-        if n:
+    counts = _check_counts(con, plan, table, params, scope)
+    for check, offending in zip(plan.checks, counts, strict=True):
+        if offending:
+            query = check.sql.format(table=table, **scope)
+            n, examples = one(con, query, used_params(query, params))
             raise check.error(
                 check.message.format(n=n, examples=examples),
                 column=check.column,
                 rows=n,
                 examples=examples,
             )
+
+
+def _check_counts(
+    con: duckdb.DuckDBPyConnection,
+    plan: Plan,
+    table: str,
+    params: dict[str, Any],
+    scope: dict[str, str],
+) -> list[int]:
+    """The offending-row count of each check of ``plan``, in order, from one statement:
+    the row-wise checks (:attr:`~evalstore.core.ingest.Check.where`) in one scan of the
+    batch's rows, the others (uniqueness) as their own queries, joined by UNION ALL."""
+    row_wise = [i for i, check in enumerate(plan.checks) if check.where is not None]
+    others = [i for i, check in enumerate(plan.checks) if check.where is None]
+    parts = []
+    if row_wise:
+        filters = ", ".join(
+            f"count(*) FILTER (WHERE {plan.checks[i].where.format(table=table, **scope)})"
+            for i in row_wise
+        )
+        parts.append(f"SELECT 0 AS part, [{filters}] AS n FROM {table} WHERE {scope['this']}")
+    for part, i in enumerate(others, 1):
+        sql = plan.checks[i].sql.format(table=table, **scope)
+        parts.append(f"SELECT {part} AS part, [n] AS n FROM ({sql}) AS c(n, e)")
+    query = " UNION ALL ".join(parts)
+    rows = sorted(con.execute(query, used_params(query, params)).fetchall())
+    counts = [0] * len(plan.checks)
+    order = [row_wise] if row_wise else []
+    order += [[i] for i in others]
+    for indices, (_, values) in zip(order, rows, strict=True):
+        for i, value in zip(indices, values, strict=True):
+            counts[i] = value
+    return counts
 
 
 def _failed_checks(
