@@ -19,6 +19,7 @@ import duckdb
 
 from evalstore.core.db import transaction
 from evalstore.core.identifiers import quote, quote_literal
+from evalstore.core.layout_monitoring import create_metric_history, create_monitor_tables
 from evalstore.errors import InvalidParameterError, StoreVersionError
 
 #: Columns evalstore writes itself in each model table; users' columns may not take these names.
@@ -358,182 +359,6 @@ def _add_batch_keys(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _create_metric_history(con: duckdb.DuckDBPyConnection) -> None:
-    """The metric history (issue 26): persisted results of windowed metric calls.
-
-    ``metric_history_calls`` has one row per persisted call (model, family and the hash
-    of its normalised parameters, with a readable JSON copy, the Arrow schema of its
-    result and the input watermark it was last refreshed at); ``metric_history_windows``
-    one row per window of a call with the row counts it saw; ``metric_history`` one long
-    row per result row, the columns of every family side by side (see
-    :mod:`evalstore.monitors.history`). No primary keys: rows are replaced by DELETE and
-    INSERT in one transaction, which DuckDB's unique indexes refuse."""
-    con.execute(
-        """
-        CREATE TABLE IF NOT EXISTS evalstore.metric_history_calls (
-            model VARCHAR NOT NULL,
-            family VARCHAR NOT NULL,
-            params_hash VARCHAR NOT NULL,
-            params JSON NOT NULL,
-            result_schema BLOB NOT NULL,
-            width VARCHAR,
-            coupled BOOLEAN NOT NULL,
-            context_hash VARCHAR NOT NULL,
-            features_batch BIGINT,
-            predictions_batch BIGINT,
-            labels_batch BIGINT,
-            created_at TIMESTAMPTZ NOT NULL,
-            refreshed_at TIMESTAMPTZ NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS evalstore.metric_history_windows (
-            model VARCHAR NOT NULL,
-            family VARCHAR NOT NULL,
-            params_hash VARCHAR NOT NULL,
-            window_start TIMESTAMPTZ NOT NULL,
-            window_end TIMESTAMPTZ,
-            feature_rows BIGINT,
-            prediction_rows BIGINT,
-            computed_at TIMESTAMPTZ NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS evalstore.metric_history (
-            model VARCHAR NOT NULL,
-            family VARCHAR NOT NULL,
-            params_hash VARCHAR NOT NULL,
-            window_start TIMESTAMPTZ,
-            window_end TIMESTAMPTZ,
-            row_index INTEGER NOT NULL,
-            version VARCHAR,
-            subject VARCHAR,
-            kind VARCHAR,
-            metric VARCHAR,
-            "class" VARCHAR,
-            variant VARCHAR,
-            value DOUBLE,
-            p_value DOUBLE,
-            threshold DOUBLE,
-            threshold_low DOUBLE,
-            threshold_source VARCHAR,
-            flagged BOOLEAN,
-            ci_low DOUBLE,
-            ci_high DOUBLE,
-            n_reference BIGINT,
-            n_analysis BIGINT,
-            "count" BIGINT,
-            n BIGINT,
-            n_excluded BIGINT,
-            predictions BIGINT,
-            labeled BIGINT,
-            label_coverage DOUBLE,
-            labels_complete BOOLEAN,
-            labels_due TIMESTAMPTZ,
-            reason VARCHAR,
-            slices MAP(VARCHAR, VARCHAR),
-            features_batch BIGINT,
-            predictions_batch BIGINT,
-            labels_batch BIGINT,
-            computed_at TIMESTAMPTZ NOT NULL
-        );
-        COMMENT ON TABLE evalstore.metric_history_calls IS
-            'Persisted metric calls: model, family, parameters (hash and JSON), watermark.';
-        COMMENT ON TABLE evalstore.metric_history_windows IS
-            'Windows of persisted metric calls and the row counts they were computed on.';
-        COMMENT ON TABLE evalstore.metric_history IS
-            'Metric history: one row per persisted result row (every family, one long table).';
-        """
-    )
-
-
-def _create_monitor_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Monitors, alert episodes, per-subject alert cursors, notification channels and the
-    outbox (issue 26; the rules and the alert state machine are ``evalstore.monitors``)."""
-    con.execute(
-        """
-        CREATE TABLE IF NOT EXISTS evalstore.monitors (
-            name VARCHAR NOT NULL PRIMARY KEY,
-            model VARCHAR NOT NULL,
-            family VARCHAR NOT NULL,
-            metric VARCHAR NOT NULL,
-            subjects VARCHAR[],
-            options JSON,
-            rule JSON NOT NULL,
-            definition_version INTEGER NOT NULL DEFAULT 1,
-            enabled BOOLEAN NOT NULL DEFAULT true,
-            created_at TIMESTAMPTZ NOT NULL,
-            updated_at TIMESTAMPTZ NOT NULL,
-            last_run TIMESTAMPTZ,
-            last_error VARCHAR
-        );
-        CREATE SEQUENCE IF NOT EXISTS evalstore.alert_ids START 1;
-        CREATE TABLE IF NOT EXISTS evalstore.alerts (
-            alert_id BIGINT NOT NULL PRIMARY KEY,
-            monitor VARCHAR NOT NULL,
-            model VARCHAR NOT NULL,
-            subject VARCHAR NOT NULL,
-            state VARCHAR NOT NULL CHECK (state IN ('pending', 'firing', 'resolved')),
-            first_window_start TIMESTAMPTZ,
-            window_start TIMESTAMPTZ,
-            window_end TIMESTAMPTZ,
-            value DOUBLE,
-            lower DOUBLE,
-            upper DOUBLE,
-            reason VARCHAR,
-            first_seen TIMESTAMPTZ NOT NULL,
-            last_seen TIMESTAMPTZ NOT NULL,
-            fired_at TIMESTAMPTZ,
-            resolved_at TIMESTAMPTZ,
-            acknowledged_at TIMESTAMPTZ,
-            acknowledged_by VARCHAR,
-            silenced_until TIMESTAMPTZ,
-            definition_version INTEGER NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS evalstore.alert_cursors (
-            monitor VARCHAR NOT NULL,
-            subject VARCHAR NOT NULL,
-            model VARCHAR NOT NULL,
-            last_window_start TIMESTAMPTZ NOT NULL,
-            last_status VARCHAR NOT NULL,
-            last_breached BOOLEAN NOT NULL,
-            base_breaches INTEGER NOT NULL,
-            base_clean INTEGER NOT NULL,
-            alert_id BIGINT,
-            silenced_until TIMESTAMPTZ,
-            PRIMARY KEY (monitor, subject)
-        );
-        CREATE TABLE IF NOT EXISTS evalstore.channels (
-            name VARCHAR NOT NULL PRIMARY KEY,
-            kind VARCHAR NOT NULL CHECK (kind IN ('webhook', 'command')),
-            config JSON NOT NULL,
-            enabled BOOLEAN NOT NULL DEFAULT true,
-            created_at TIMESTAMPTZ NOT NULL
-        );
-        CREATE SEQUENCE IF NOT EXISTS evalstore.outbox_ids START 1;
-        CREATE TABLE IF NOT EXISTS evalstore.outbox (
-            outbox_id BIGINT NOT NULL PRIMARY KEY,
-            alert_id BIGINT NOT NULL,
-            channel VARCHAR NOT NULL,
-            change VARCHAR NOT NULL,
-            payload JSON NOT NULL,
-            state VARCHAR NOT NULL CHECK (state IN ('due', 'delivered', 'failed')),
-            created_at TIMESTAMPTZ NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at TIMESTAMPTZ NOT NULL,
-            delivered_at TIMESTAMPTZ,
-            last_error VARCHAR
-        );
-        COMMENT ON TABLE evalstore.monitors IS
-            'Monitor definitions: what to compute (family, metric, subjects, options) and a rule.';
-        COMMENT ON TABLE evalstore.alerts IS
-            'Alert episodes: one row per (monitor, subject) episode: pending, firing, resolved.';
-        COMMENT ON TABLE evalstore.alert_cursors IS
-            'Per (monitor, subject): the last window evaluated and the streak counters.';
-        COMMENT ON TABLE evalstore.channels IS
-            'Notification channels: webhook (URL, secret reference, headers) or local command.';
-        COMMENT ON TABLE evalstore.outbox IS
-            'Notifications, written with the alert change: due, delivered or failed; attempts.';
-        """
-    )
-
-
 #: Every layout change, in order. Append only; never edit a released migration.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "system tables: models, batches", _create_system_tables),
@@ -551,8 +376,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         8, "model views name their tables unqualified: any file name", _unqualify_model_views
     ),
     Migration(9, "idempotent ingest: evalstore.batches.batch_key, receipt", _add_batch_keys),
-    Migration(10, "metric history: evalstore.metric_history and its calls", _create_metric_history),
-    Migration(11, "monitors, alerts, channels and the notification outbox", _create_monitor_tables),
+    Migration(10, "metric history: evalstore.metric_history and its calls", create_metric_history),
+    Migration(11, "monitors, alerts, channels and the notification outbox", create_monitor_tables),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
