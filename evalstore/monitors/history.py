@@ -20,9 +20,10 @@ drift           ``window`` is rows per chunk or ``{'chunks': n}`` (a new row shi
                 reference of the next n). ``'learned'`` thresholds depend on the
                 reference alone, but the family itself does not reproduce them to the
                 last bit from one call to the next (parallel summation order)
-quality         always coupled: every window lists each feature and output seen
-                anywhere in the analysis (rows = 0 where it has none), so a window's
-                rows depend on every other window's
+quality         as drift, unless the analysis has a window without rows (a gap): a
+                gap lists every feature and output seen anywhere in the analysis
+                (rows = 0), so its rows depend on every other window; a call with a
+                gap, kept or recomputed, is recomputed whole
 performance     ``by=`` is given (slices seen in any window are listed in every
                 window) or a bootstrap metric (macro_f1, weighted_f1, ece) has
                 ``n_boot > 0`` (one random stream is shared by all cells); chunked
@@ -216,10 +217,9 @@ def _plan(
         fill = False
     else:
         selection = resolve(con, reference, window, pinned, since, until)
-        # quality lists in every window each feature and output its whole analysis
-        # has (a window without one reports rows = 0): a call over some windows lists
-        # other subjects than a call over all of them, so its windows are coupled
-        coupled = bool(selection.previous) or family == "quality"
+        # quality lists in a window without rows each feature and output its whole
+        # analysis has (rows = 0): calls with such a gap are recomputed whole (``fill``)
+        coupled = bool(selection.previous)
         reads = Reads(True, version is not None, where is not None)
         fill = family == "quality"
     return Plan(
@@ -296,8 +296,8 @@ def persisted(ctx: Context, family: str, model: str, arguments: Mapping[str, Any
             elif stale < set(current):
                 windows = (current, stale, gone)
                 schema = _refresh(con, key, run, plan, stored.schema, windows, mark, now)
-                table = _read_back(con, key, schema, family, model, params)
-                if table.num_rows:  # else the family's own empty table, computed below
+                table = _read_back(con, key, schema, family, model, params) if schema else None
+                if table is not None and table.num_rows:  # else computed whole below
                     _save_call(con, key, params, schema, plan, context, mark, stored, now)
                     return table
         table = run()
@@ -318,15 +318,26 @@ def _refresh(
     windows: tuple[Mapping[datetime, tuple[int, int]], set[datetime], set[datetime]],
     mark: Watermark,
     now: datetime,
-) -> pa.Schema:
+) -> pa.Schema | None:
     """Recompute the ``stale`` windows of a stored call (one family call per run of
     consecutive stale windows), replace their stored rows and window records, delete the
     ``gone`` ones; returns the result schema (that of the new rows, else ``schema``,
-    the stored one). ``windows`` is ``(current,
-    stale, gone)``: every window the call lists now with its row counts, and the starts
-    to recompute and to delete."""
+    the stored one). ``windows`` is ``(current, stale, gone)``: every window the call
+    lists now with its row counts, and the starts to recompute and to delete.
+
+    Quality (``plan.fill``) lists in a window without any analysis row (a *gap*: every
+    row has ``n_analysis`` 0) each feature and output of the whole analysis, so a gap's
+    rows depend on every other window; a window with rows depends only on its own. The
+    stale windows are recomputed alone only when neither the kept windows nor the
+    recomputed ones hold a gap; otherwise nothing is written and None is returned: the
+    caller recomputes the call whole.
+    """
     current, stale, gone = windows
     parts = [run(since=start, until=end) for start, end in _runs(con, sorted(current), stale, plan)]
+    if plan.fill:
+        filled = {w for part in parts for w in _filled_windows(part)}
+        if _stored_gaps(con, key, stale | gone) or filled != stale or any(map(_gaps, parts)):
+            return None
     storage.delete_windows(con, key, stale | gone)
     for part in parts:
         storage.insert_rows(con, key, part, mark, now)
@@ -336,6 +347,32 @@ def _refresh(
         con, key, ((s, current[s]) for s in sorted(stale)), plan.width or "", now
     )
     return schema
+
+
+def _filled_windows(part: pa.Table) -> set[datetime]:
+    """The window starts a family result has rows for."""
+    return set(part.column("window_start").to_pylist()) if part.num_rows else set()
+
+
+def _gaps(part: pa.Table) -> bool:
+    """Whether a quality result holds a window without analysis rows (gap)."""
+    if not part.num_rows:
+        return False
+    most = part.group_by("window_start").aggregate([("n_analysis", "max")])
+    return any(not n for n in most.column("n_analysis_max").to_pylist())
+
+
+def _stored_gaps(
+    con: duckdb.DuckDBPyConnection, key: Sequence[str], dropped: set[datetime]
+) -> bool:
+    """Whether the stored windows that stay (not in ``dropped``) hold a gap."""
+    rows = con.execute(
+        f"SELECT window_start FROM evalstore.metric_history WHERE {storage.CALL_KEY} "
+        "AND NOT list_contains(?::TIMESTAMPTZ[], window_start) "
+        "GROUP BY window_start HAVING coalesce(max(n_analysis), 0) = 0 LIMIT 1",
+        [*key, sorted(dropped)],
+    ).fetchall()
+    return bool(rows)
 
 
 def _totals(con: duckdb.DuckDBPyConnection, model: str) -> list[int]:

@@ -245,14 +245,46 @@ def test_a_window_emptied_by_replaced_rows_is_dropped(store, computed):
     assert day_start(5) not in windows_computed_at(store)
 
 
-def test_quality_recomputes_whole_when_anything_changed_and_reads_back_otherwise(store, computed):
+def test_quality_recomputes_the_touched_window_when_its_subjects_stay(store, computed):
     store.quality("m", persist=True)
     store.quality("m", persist=True)
-    assert computed == [("quality", None, None)]
-    Days(store).label(3)
+    assert computed == [("quality", None, None)]  # the second call read back
+    Days(store).label(3)  # 'label' is listed in every window already (rows = 0 on day 3)
     table = store.quality("m", persist=True)
-    assert computed == [("quality", None, None)] * 2
+    assert computed[1:] == [("quality", day_start(3), day_start(4))]
     assert same(table, store.quality("m"))
+
+
+def test_a_new_subject_in_one_window_stays_in_that_window(store, computed):
+    """A window with rows lists its own subjects: 'label' appearing on day 3 only
+    recomputes day 3."""
+    arguments = {"since": day_start(2)}  # days 2 and 3: no label yet
+    first = store.quality("m", persist=True, **arguments)
+    assert "label" not in first.column("feature").to_pylist()
+    Days(store).label(3)
+    table = store.quality("m", persist=True, **arguments)
+    assert computed[1:] == [("quality", day_start(3), day_start(4))]
+    labelled = {w for w, f in zip(table.column("window_start").to_pylist(),
+                                  table.column("feature").to_pylist(), strict=True)
+                if f == "label"}  # fmt: skip
+    assert labelled == {day_start(3)}
+    assert same(table, store.quality("m", **arguments))
+
+
+def test_quality_with_an_empty_window_recomputes_whole(store, computed):
+    """A window without rows (day 4, between days 3 and 5) lists every subject of the
+    whole analysis, so its rows depend on every other window."""
+    store.quality("m", persist=True)
+    Days(store).add(5)
+    table = store.quality("m", persist=True)
+    # days 4 (empty) and 5 are tried alone, hold a gap: the call is recomputed whole
+    assert computed[1:] == [("quality", day_start(4), day_start(6)), ("quality", None, None)]
+    gap = [r for r in table.to_pylist() if r["window_start"] == day_start(4)]
+    assert gap and all(r["n_analysis"] == 0 for r in gap)
+    assert same(table, store.quality("m"))
+    Days(store).label(5)  # the stored call holds a gap now: whole again
+    store.quality("m", persist=True)
+    assert computed[3:] == [("quality", day_start(5), day_start(6)), ("quality", None, None)]
 
 
 def test_a_rolling_reference_recomputes_whole(store, computed):

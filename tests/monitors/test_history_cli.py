@@ -46,7 +46,12 @@ def path(persisted: Path, tmp_path: Path, copy_template) -> Path:
 
 
 def invoke(path: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--store", str(path), "history", *args], prog_name="evalstore")
+    """``evalstore --store PATH history ARGS`` on a 160-column terminal (the table's
+    columns do not depend on the test runner's)."""
+    return CliRunner().invoke(
+        main, ["--store", str(path), "history", *args], prog_name="evalstore",
+        env={"COLUMNS": "160"},
+    )  # fmt: skip
 
 
 def rows(path: Path, *args: str) -> list[dict]:
