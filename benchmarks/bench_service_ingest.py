@@ -13,7 +13,8 @@ pre-encoded requests (raw sockets, no HTTP library on the client side, so the cl
 little of the 2 cores it shares with the server); every example id is new.
 
 The table shows requests/s, p50 and p99 latency (send to full response), the server
-process's CPU seconds per 1,000 requests, the mean group size (``/healthz``), and the after
+process's CPU seconds per 1,000 requests, the mean group size and the writer thread's busy
+time per request (``/healthz``: the serial cost that bounds requests/s), and the after
 (group commit) / before ratio of requests/s. Then the per-request breakdown of one
 single-example request, in-process on a store file: JSON parse, plan (registry lookup and
 schema), insert + checks, the ``evalstore.batches`` row, COMMIT (fsync), against the HTTP
@@ -282,6 +283,16 @@ def breakdown(repeat: int = 300) -> list[tuple[str, float]]:
     return [(name, statistics.median(v) * 1e3) for name, v in steps.items()]
 
 
+#: What each step of :func:`breakdown` covers.
+STEPS = {
+    "parse": "parse the JSON body (server.json_body: small bodies by the standard library)",
+    "plan": "plan (registry lookup, schema, checks to run)",
+    "insert_checks": "insert + checks (one statement each)",
+    "batches_row": "the evalstore.batches row",
+    "commit": "BEGIN + COMMIT (fsync of the write-ahead log)",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -312,6 +323,7 @@ def main() -> None:
                     f"{r['p99_ms']:.1f}",
                     f"{r['server_cpu_per_1000']:.2f}",
                     f"{r['group']:.1f}",
+                    f"{r['writer_ms']:.2f}" if r["mode"] == "group commit" else "-",
                     str(r["failures"]),
                     ratio,
                 ]
@@ -321,7 +333,7 @@ def main() -> None:
     print(f"machine: {machine()}; {versions('duckdb', 'pyarrow', 'fastapi', 'uvicorn')}")
     print()
     header = ["case", "req/s", "p50 ms", "p99 ms", "server CPU s / 1k req", "mean group",
-              "errors", "req/s vs one commit each"]  # fmt: skip
+              "writer ms / req", "errors", "req/s vs one commit each"]  # fmt: skip
     print("\n".join(table(header, rows)))
     print()
     steps = breakdown()
@@ -331,7 +343,7 @@ def main() -> None:
     total = sum(ms for name, ms in steps if name != "library")
     print("Per-request cost of one single-example predictions request (median ms, in-process)")
     print()
-    rows = [[name, f"{ms:.2f}"] for name, ms in steps if name != "library"]
+    rows = [[STEPS[name], f"{ms:.2f}"] for name, ms in steps if name != "library"]
     rows.append(["sum of the steps", f"{total:.2f}"])
     rows.append(
         [
