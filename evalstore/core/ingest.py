@@ -91,6 +91,9 @@ class Check:
     message: str
     column: str
     error: type[ValidationError] = ValidationError
+    #: True for a check that ids appear once within the batch: it cannot fail for a
+    #: batch of one row, which skips it.
+    within: bool = False
 
     @property
     def where(self) -> str | None:
@@ -216,6 +219,7 @@ def _uniqueness_checks(plan: Plan, key: str, id_column: str) -> None:
             "{examples}; each example may appear once per batch",
             id_column,
             DuplicateIdError,
+            within=True,
         )
     )
     if plan.on_conflict == "error":
@@ -543,6 +547,7 @@ def plan_labels(
             "{examples}; send one label per example per batch (later batches may correct it)",
             id_column,
             DuplicateIdError,
+            within=True,
         )
     )
     plan.ignored = [name for name in types if name not in used]

@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from evalstore.core.db import one, transaction, used_params
 from evalstore.core.identifiers import quote
-from evalstore.core.ingest import Plan
+from evalstore.core.ingest import Check, Plan
 from evalstore.core.ingest_call import LogCall, Lookups, check_batch_key, plan_call
 from evalstore.core.layout import model_relation
 from evalstore.core.values import refresh_value_views
@@ -181,7 +181,7 @@ def _write_one(
         inserted = one(con, insert, used_params(insert, params))[0]
     except duckdb.ConversionException as error:
         raise ValidationError(f"a value could not be converted: {error}") from error
-    _run_checks(con, plan, table, params, _ONE)
+    _run_checks(con, plan, table, params, _ONE, rows=inserted)
     replaced, skipped = _resolve_conflicts(con, plan, table, params)
     if plan.kind == "labels":
         _supersede_labels(con, table, {"first_batch_id": batch_id, "last_batch_id": batch_id})
@@ -212,16 +212,20 @@ def _run_checks(
     table: str,
     params: dict[str, Any],
     scope: dict[str, str],
+    rows: int | None = None,
 ) -> None:
     """Run every check of ``plan``; raise the first one (in plan order) that fails.
 
     The checks are counted in one statement (:func:`_check_counts`); only a failing
     check's own query runs again, for its count and examples (the error it raises).
+    With ``rows=1`` (one batch of one row) the checks of repeats within the batch
+    (``Check.within``) are skipped: one row cannot repeat an id.
     """
-    if not plan.checks:
+    checks = [check for check in plan.checks if not (rows == 1 and check.within)]
+    if not checks:
         return
-    counts = _check_counts(con, plan, table, params, scope)
-    for check, offending in zip(plan.checks, counts, strict=True):
+    counts = _check_counts(con, checks, table, params, scope)
+    for check, offending in zip(checks, counts, strict=True):
         if offending:
             query = check.sql.format(table=table, **scope)
             n, examples = one(con, query, used_params(query, params))
@@ -235,29 +239,29 @@ def _run_checks(
 
 def _check_counts(
     con: duckdb.DuckDBPyConnection,
-    plan: Plan,
+    checks: list[Check],
     table: str,
     params: dict[str, Any],
     scope: dict[str, str],
 ) -> list[int]:
-    """The offending-row count of each check of ``plan``, in order, from one statement:
+    """The offending-row count of each of ``checks``, in order, from one statement:
     the row-wise checks (:attr:`~evalstore.core.ingest.Check.where`) in one scan of the
     batch's rows, the others (uniqueness) as their own queries, joined by UNION ALL."""
-    row_wise = [i for i, check in enumerate(plan.checks) if check.where is not None]
-    others = [i for i, check in enumerate(plan.checks) if check.where is None]
+    row_wise = [i for i, check in enumerate(checks) if check.where is not None]
+    others = [i for i, check in enumerate(checks) if check.where is None]
     parts = []
     if row_wise:
         filters = ", ".join(
-            f"count(*) FILTER (WHERE {plan.checks[i].where.format(table=table, **scope)})"
+            f"count(*) FILTER (WHERE {checks[i].where.format(table=table, **scope)})"
             for i in row_wise
         )
         parts.append(f"SELECT 0 AS part, [{filters}] AS n FROM {table} WHERE {scope['this']}")
     for part, i in enumerate(others, 1):
-        sql = plan.checks[i].sql.format(table=table, **scope)
+        sql = checks[i].sql.format(table=table, **scope)
         parts.append(f"SELECT {part} AS part, [n] AS n FROM ({sql}) AS c(n, e)")
     query = " UNION ALL ".join(parts)
     rows = sorted(con.execute(query, used_params(query, params)).fetchall())
-    counts = [0] * len(plan.checks)
+    counts = [0] * len(checks)
     order = [row_wise] if row_wise else []
     order += [[i] for i in others]
     for indices, (_, values) in zip(order, rows, strict=True):

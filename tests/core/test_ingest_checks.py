@@ -100,3 +100,28 @@ def test_a_group_mixing_a_replayed_key_new_keys_and_unkeyed_calls(store):
     assert [r["example_id"] for r in ids] == ["a", "b", "c", "e"]
     retry = execute_group(store.connection, [_item(_predictions(["d"], [0.5]), key="k3")])[0]
     assert not retry.duplicate and retry.rows == 1  # the refused call's key was not kept
+
+
+def test_a_one_row_batch_skips_only_the_within_batch_repeat_check(store, monkeypatch):
+    from evalstore.core import ingest_write
+
+    seen: list[list[bool]] = []
+    counts = ingest_write._check_counts
+
+    def spy(con, checks, *args):
+        seen.append([check.within for check in checks])
+        return counts(con, checks, *args)
+
+    monkeypatch.setattr(ingest_write, "_check_counts", spy)
+    store.log_predictions("fraud", _predictions(["a"], [0.5]), "v1")
+    store.log_predictions("fraud", _predictions(["b", "c"], [0.5, 0.5]), "v1")
+    with pytest.raises(DuplicateIdError, match="repeats 1 ids within the batch"):
+        store.log_predictions("fraud", _predictions(["d", "d"], [0.5, 0.5]), "v1")
+    one, two, _ = seen
+    assert True not in one and two.count(True) == 1 and len(two) == len(one) + 1
+    within = [c for c in plan_call(
+        store.connection, LogCall("predictions", "fraud", {"version": "v1"}),
+        _predictions(["a"], [0.5]).schema, Lookups(store.connection),
+    ).checks if c.within]  # fmt: skip
+    assert [c.error for c in within] == [DuplicateIdError]
+    assert "within the batch" in within[0].message
