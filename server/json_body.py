@@ -158,7 +158,11 @@ def small_records(data: memoryview | bytes) -> pa.Table | None:
         kind = _KINDS.get(frozenset(kinds[name]))
         if kind is None:  # a column mixing kinds: Arrow's reader names it in its error
             return None
-        arrays[name] = pa.array(values, kind)
+        try:
+            arrays[name] = pa.array(values, kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            # e.g. an integer beyond 2**53 in a column of doubles: Arrow's reader decides
+            return None
     return pa.table(arrays)
 
 
