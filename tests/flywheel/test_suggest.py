@@ -440,7 +440,7 @@ def test_band_bounds_are_the_rarity_at_each_bands_edge(sql_store, n):
         rarity = sql_store.connection.execute(
             f"SELECT max(evalstore.numeric_rarity(x, {args}, $n)) FROM unnest($x) AS t(x)",
             {**{f"q{i}": float(v) for i, v in enumerate(q)}, "n": n, "x": inside.tolist()},
-        ).fetchone()[0]
+        ).fetchall()[0][0]  # fetchall: fetchone leaves the module's shared connection busy
         assert rarity <= bound  # an upper bound ...
         assert rarity > bound - 0.02  # ... reached at the band's edges
 
