@@ -240,7 +240,8 @@ def breakdown(repeat: int = 300) -> list[tuple[str, float]]:
     """Median milliseconds of each step of one single-example predictions request."""
     import evalstore
     from evalstore.core.ingest_call import LogCall, Lookups, plan_call
-    from evalstore.core.ingest_write import Item, _record, _write_item, _Written
+    from evalstore.core.ingest_group import Item, _write_item
+    from evalstore.core.ingest_write import Written, record
     from server.formats import body_to_data
     from server.ingest_body import Body
 
@@ -264,7 +265,7 @@ def breakdown(repeat: int = 300) -> list[tuple[str, float]]:
             item = Item(call, data, "bench")
             written = _write_item(con, plan, item, 0)
             t4 = time.perf_counter()
-            _record(con, [_Written(plan, written.receipt, item.received_at, "bench", None)])
+            record(con, [Written(plan, written.receipt, item.received_at, "bench", None)])
             t5 = time.perf_counter()
             con.execute("COMMIT")
             t6 = time.perf_counter()

@@ -5,7 +5,7 @@ ingest requests. Each used to be its own transaction, with its own checks and it
 fsync (38 requests/s on 2 cores). With group commit the request handlers only parse their
 bodies; a single writer thread (:class:`GroupCommitter`) takes every request queued while
 it was busy and writes them with
-:func:`evalstore.core.ingest_write.execute_group`: one transaction, one fsync.
+:func:`evalstore.core.ingest_group.execute_group`: one transaction, one fsync.
 
 What a request gets is unchanged:
 
@@ -41,7 +41,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
-from evalstore.core.ingest_write import Item, Receipt, execute_group
+from evalstore.core.ingest_group import Item, execute_group
+from evalstore.core.ingest_write import Receipt
 from evalstore.errors import EvalstoreError, from_duckdb
 from server.errors import ApiError
 

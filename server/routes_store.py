@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from evalstore.core.formats import to_records
 from evalstore.core.ingest_call import MAX_BATCH_KEY, LogCall, check_batch_key
-from evalstore.core.ingest_write import Item
+from evalstore.core.ingest_group import Item
 from evalstore.errors import InvalidParameterError
 from server.auth import granted, require
 from server.errors import ApiError

@@ -3,7 +3,7 @@
 A :class:`LogCall` holds the kind, the model and the call's options (everything but the
 data), so the call can be planned later, by whoever writes it: the store right away
 (:meth:`evalstore.Store.log_predictions`), or a group commit that writes many calls in one
-transaction (:func:`evalstore.core.ingest_write.execute_group`). :func:`plan_call` turns a
+transaction (:func:`evalstore.core.ingest_group.execute_group`). :func:`plan_call` turns a
 call and the schema of its data into a :class:`~evalstore.core.ingest.Plan`, reading the
 registry and the stored feature columns through :class:`Lookups`, which reads each once per
 transaction however many calls of the same model it plans.

@@ -1,5 +1,5 @@
 """Idempotent ingest (``batch_key=``) and writing many calls in one transaction
-(:func:`evalstore.core.ingest_write.execute_group`), the core of the server's group commit."""
+(:func:`evalstore.core.ingest_group.execute_group`), the core of the server's group commit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 import evalstore
 from evalstore.core.ingest_call import LogCall
-from evalstore.core.ingest_write import Item, execute_group
+from evalstore.core.ingest_group import Item, execute_group
 from evalstore.core.layout import SCHEMA_VERSION
 from evalstore.errors import (
     DuplicateIdError,
@@ -274,16 +274,16 @@ def test_a_group_writes_what_one_call_each_would(store, store_template, tmp_path
 
 
 def test_same_shaped_calls_share_one_insert_unless_their_group_check_fails(store, monkeypatch):
-    from evalstore.core import ingest_write
+    from evalstore.core import ingest_group
 
     alone: list[int] = []
-    write_item = ingest_write._write_item
+    write_item = ingest_group._write_item
 
     def counted(con, plan, one_item, index):
         alone.append(index)
         return write_item(con, plan, one_item, index)
 
-    monkeypatch.setattr(ingest_write, "_write_item", counted)
+    monkeypatch.setattr(ingest_group, "_write_item", counted)
     clean = [item("labels", labels((f"e{i}", 1))) for i in range(5)]
     assert all(r.rows == 1 for r in execute_group(store.connection, clean))
     assert alone == []  # one insert and one check query for the five

@@ -8,7 +8,7 @@ import pytest
 
 from evalstore.core.ingest import Check
 from evalstore.core.ingest_call import LogCall, Lookups, plan_call
-from evalstore.core.ingest_write import Item, execute_group
+from evalstore.core.ingest_group import Item, execute_group
 from evalstore.errors import DuplicateIdError, ValidationError
 
 

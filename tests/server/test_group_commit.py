@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 import evalstore
 from evalstore.core.ingest_call import LogCall
-from evalstore.core.ingest_write import Item
+from evalstore.core.ingest_group import Item
 from server.app import create_app
 from server.errors import ApiError
 from server.group_commit import GroupCommitter
