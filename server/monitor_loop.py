@@ -244,11 +244,11 @@ class MonitorLoop(BackgroundLoop):
 
     def _run_model(self, session: Any, model: str) -> None:
         """The model's enabled monitors, one at a time (stopping between two)."""
-        from evalstore.monitors import definitions, run
+        from evalstore.monitors import catalog, run
 
         context = session._context()
         with context.lock:
-            names = [m.name for m in definitions.stored(context.connection, model) if m.enabled]
+            names = [m.name for m in catalog.stored(context.connection, model) if m.enabled]
         for name in names:
             if self._stop.is_set():
                 return

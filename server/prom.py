@@ -372,9 +372,9 @@ def _invalid_values(cursor: Any, family: CounterMetricFamily) -> None:
 
 def _monitor_values(cursor: Any, family: GaugeMetricFamily) -> None:
     """The latest finite value per monitor and subject, in the monitor's stored call."""
-    from evalstore.monitors import definitions, history
+    from evalstore.monitors import catalog, history
 
-    for monitor in definitions.stored(cursor):
+    for monitor in catalog.stored(cursor):
         try:
             arguments = monitor.call_arguments()
             key = history.params_hash(

@@ -80,7 +80,7 @@ class MonitoringMethods:
         (1, 0.2)
         >>> store.close()
         """
-        from evalstore.monitors import definitions
+        from evalstore.monitors import catalog, definitions
 
         self._writable()
         ctx = self._context()
@@ -89,16 +89,16 @@ class MonitoringMethods:
             reference=reference, where=where, version=version, options=options,
             learn_period=learn_period, enabled=enabled,
         )  # fmt: skip
-        return _as_dict(definitions.add(ctx, monitor))
+        return _as_dict(catalog.add(ctx, monitor))
 
     def monitors(self, model: str | None = None) -> pa.Table:
         """The monitors (of ``model``), by name: definition (``rule`` and ``options`` as
         JSON text), ``definition_version``, ``enabled``, ``last_run``, ``last_error``."""
-        from evalstore.monitors import definitions
+        from evalstore.monitors import catalog
 
         ctx = self._context()
         with ctx.lock:
-            return definitions.list_monitors(ctx.connection, model)
+            return catalog.list_monitors(ctx.connection, model)
 
     def update_monitor(self, name: str, **changes: Any) -> dict[str, Any]:
         """Change fields of monitor ``name`` (those of :meth:`add_monitor`); the new
@@ -116,18 +116,18 @@ class MonitoringMethods:
         2
         >>> store.close()
         """
-        from evalstore.monitors import definitions
+        from evalstore.monitors import catalog
 
         self._writable()
-        return _as_dict(definitions.update(self._context(), name, changes))
+        return _as_dict(catalog.update(self._context(), name, changes))
 
     def delete_monitor(self, name: str) -> None:
         """Delete monitor ``name`` and its alert cursors; its open alerts are closed as
         resolved, without a notification (resolved alerts stay)."""
-        from evalstore.monitors import definitions
+        from evalstore.monitors import catalog
 
         self._writable()
-        definitions.delete(self._context(), name)
+        catalog.delete(self._context(), name)
 
     def apply_monitors(
         self, monitors: str | Mapping[str, Mapping[str, Any]], *, dry_run: bool = False
@@ -225,12 +225,12 @@ class MonitoringMethods:
         monitor's name or an unsaved definition: a mapping of :meth:`add_monitor`'s
         arguments (``name`` optional). Writes nothing.
         """
-        from evalstore.monitors import backtest, definitions
+        from evalstore.monitors import backtest, catalog
 
         ctx = self._context()
         if isinstance(monitor, str):
             with ctx.lock:
-                definition = definitions.require(ctx.connection, monitor)
+                definition = catalog.require(ctx.connection, monitor)
         elif isinstance(monitor, Mapping):
             definition = _unsaved(ctx, monitor)
         else:

@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from evalstore.core.db import transaction
 from evalstore.errors import InvalidParameterError
-from evalstore.monitors import definitions
+from evalstore.monitors import catalog, definitions
 from evalstore.monitors.definitions import Monitor
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def plan(ctx: Context, wanted: Mapping[str, Mapping[str, Any]]) -> list[Change]:
     the file's order, then deletes by name). Writes nothing."""
     checked = check_all(ctx, wanted)
     with ctx.lock:
-        stored = {m.name: m for m in definitions.stored(ctx.connection)}
+        stored = {m.name: m for m in catalog.stored(ctx.connection)}
     changes = []
     for name, monitor in checked.items():
         current = stored.get(name)
@@ -160,15 +160,15 @@ def apply(ctx: Context, changes: list[Change]) -> None:
     with ctx.lock, transaction(con):
         for change in changes:
             if change.action == "create":
-                definitions.add(ctx, change.after)  # type: ignore[arg-type]
+                catalog.add(ctx, change.after)  # type: ignore[arg-type]
             elif change.action == "update":
                 after = change.after
                 assert after is not None
                 fields = {k: v for k, v in after.definition().items() if k != "name"}
                 fields["rule"] = after.rule
-                definitions.update(ctx, change.name, fields)
+                catalog.update(ctx, change.name, fields)
             elif change.action == "delete":
-                definitions.delete(ctx, change.name)
+                catalog.delete(ctx, change.name)
 
 
 def table(changes: list[Change]) -> pa.Table:

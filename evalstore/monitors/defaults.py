@@ -85,7 +85,7 @@ from evalstore.core.identifiers import check_model_name
 from evalstore.core.values import feature_kinds
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.specs import DRIFT_METHODS, PERFORMANCE_METRICS
-from evalstore.monitors import definitions
+from evalstore.monitors import catalog, definitions
 from evalstore.monitors.definitions import Monitor
 
 if TYPE_CHECKING:
@@ -247,9 +247,9 @@ def add_default_monitors(
     changes: dict[str, str] = {}
     with ctx.lock, transaction(con):
         for monitor in wanted:
-            current = definitions.get(con, monitor.name)
+            current = catalog.get(con, monitor.name)
             if current is None:
-                definitions.add(ctx, monitor)
+                catalog.add(ctx, monitor)
                 changes[monitor.name] = "created"
             elif _same(current, monitor):
                 changes[monitor.name] = "unchanged"
@@ -261,11 +261,11 @@ def add_default_monitors(
                     "where": monitor.where, "version": monitor.version,
                     "options": dict(monitor.options), "learn_period": monitor.learn_period,
                 }  # fmt: skip
-                definitions.update(ctx, monitor.name, fields)
+                catalog.update(ctx, monitor.name, fields)
                 changes[monitor.name] = "replaced"
             else:
                 changes[monitor.name] = "kept"
-        table = definitions.list_monitors(con, model)
+        table = catalog.list_monitors(con, model)
     keep = [name in changes for name in table.column("name").to_pylist()]
     table = table.filter(pa.array(keep, type=pa.bool_()))
     column = [changes[name] for name in table.column("name").to_pylist()]

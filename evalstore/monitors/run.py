@@ -48,7 +48,7 @@ from evalstore.core.db import transaction
 from evalstore.core.identifiers import check_model_name
 from evalstore.core.registry import to_timestamp
 from evalstore.errors import InvalidParameterError
-from evalstore.monitors import alerts, definitions, health_series, history
+from evalstore.monitors import alerts, catalog, health_series, history
 from evalstore.monitors.definitions import Monitor
 from evalstore.monitors.verdicts import Series, Verdict, evaluate
 
@@ -273,7 +273,7 @@ def run_monitor(ctx: Context, monitor: Monitor, now: datetime) -> list[dict[str,
                     "error": None,
                 }
             )
-        definitions.record_outcome(con, monitor.name, now, None)
+        catalog.record_outcome(con, monitor.name, now, None)
     return rows
 
 
@@ -319,7 +319,7 @@ def run_monitors(
     now = alerts.utc(to_timestamp(now, "now")) if now is not None else datetime.now(UTC)
     con = ctx.connection
     with ctx.lock:
-        monitors = [m for m in definitions.stored(con, model) if m.enabled]
+        monitors = [m for m in catalog.stored(con, model) if m.enabled]
     if names is not None:
         wanted = list(names)
         known = {m.name for m in monitors}
@@ -337,7 +337,7 @@ def run_monitors(
         except Exception as error:  # one failing monitor never stops the others
             text = f"{type(error).__name__}: {error}"[:2000]
             with ctx.lock, transaction(con):
-                definitions.record_outcome(con, monitor.name, now, text)
+                catalog.record_outcome(con, monitor.name, now, text)
             rows.append(
                 {**dict.fromkeys(RUN_COLUMNS), "monitor": monitor.name,
                  "model": monitor.model, "verdict": "error", "transitions": [], "error": text}
