@@ -98,7 +98,7 @@ class FeatureHistograms:
             training, serving = con.execute(
                 f"SELECT max(batch_id) FILTER (WHERE env = 'training'), "
                 f"max(batch_id) FILTER (WHERE env = 'serving') FROM {features}"
-            ).fetchone()
+            ).fetchall()[0]
             if (
                 state is None
                 or state.training_batch != training
@@ -140,7 +140,7 @@ def _edges(
         f"WHERE env = 'training' AND {_finite(quote(f))})"
         for f in numeric
     ]
-    row = con.execute(f"SELECT {', '.join(parts)}").fetchone()
+    row = con.execute(f"SELECT {', '.join(parts)}").fetchall()[0]
     out = {}
     for feature, edges in zip(numeric, row, strict=True):
         if edges:
@@ -169,7 +169,7 @@ def _count(
         f"SELECT {', '.join(parts)} FROM {features} "
         "WHERE env = 'serving' AND batch_id > ? AND batch_id <= ?",
         [after, upto],
-    ).fetchone()
+    ).fetchall()[0]
     values: list[Any] = list(row)
     for name in names:
         histogram = state.histograms[name]

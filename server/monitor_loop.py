@@ -286,7 +286,7 @@ class MonitorLoop(BackgroundLoop):
             with self.store.session() as session:
                 (at,) = session.connection.execute(
                     "SELECT min(next_attempt_at) FROM evalstore.outbox WHERE state = 'due'"
-                ).fetchone()
+                ).fetchall()[0]
         except duckdb.Error:
             return float("inf")
         if at is None:

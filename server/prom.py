@@ -244,7 +244,7 @@ class _StoreCollector:
                 counts = cursor.execute(
                     f"SELECT {bounds}, count(latency_ms), coalesce(sum(latency_ms), 0) "
                     f"FROM {schema_prefix(cursor, model)}predictions"
-                ).fetchone()
+                ).fetchall()[0]
                 if counts and counts[-2]:
                     buckets = [
                         (repr(float(b)), c)

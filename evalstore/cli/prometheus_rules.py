@@ -191,7 +191,7 @@ def prometheus_rules(ctx: click.Context, model: str | None, output: str | None, 
         for window in windows:
             (seconds,) = store.connection.execute(
                 "SELECT epoch(CAST(? AS INTERVAL))", [window]
-            ).fetchone()
+            ).fetchall()[0]
             widths[window] = float(seconds)
     text = rules_yaml(rows, widths, group)
     if output is None:
