@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,15 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_streaming import Connection, encode, free_port
 from harness import machine, process_cpu_seconds, table, versions
 
 KINDS = ("predictions", "labels")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(path: Path, group_commit: bool) -> tuple[subprocess.Popen, int]:
@@ -73,53 +67,13 @@ def stop_server(process: subprocess.Popen) -> None:
 
 def request(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """One request on a new connection (setup and status only)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        connection = Connection(sock)
+    connection = Connection(port, timeout=30)
+    try:
         data = b"" if body is None else json.dumps(body).encode()
         status, payload = connection.send(encode(method, path, data))
+    finally:
+        connection.close()
     return status, json.loads(payload) if payload else None
-
-
-def encode(method: str, path: str, body: bytes) -> bytes:
-    head = (
-        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-class Connection:
-    """A keep-alive HTTP/1.1 connection that reads exactly one response per request."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = b""
-
-    def send(self, data: bytes) -> tuple[int, bytes]:
-        self.sock.sendall(data)
-        while b"\r\n\r\n" not in self.buffer:
-            self._more()
-        head, _, rest = self.buffer.partition(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split()[1])
-        length = 0
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(rest) < length:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            rest += chunk
-        self.buffer = rest[length:]
-        return status, rest[:length]
-
-    def _more(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        self.buffer += chunk
 
 
 def body(kind: str, example: str, second: int) -> bytes:
@@ -145,9 +99,8 @@ def run_case(port: int, kind: str, clients: int, seconds: float, tag: str) -> di
     failures = [0] * clients
 
     def client(index: int) -> None:
-        with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection = Connection(sock)
+        connection = Connection(port)  # keep-alive, TCP_NODELAY
+        try:
             start.wait()
             i = 0
             while not stop.is_set():
@@ -160,6 +113,8 @@ def run_case(port: int, kind: str, clients: int, seconds: float, tag: str) -> di
                     latencies[index].append(took)
                     if status != 200:
                         failures[index] += 1
+        finally:
+            connection.close()
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for thread in threads:
