@@ -10,12 +10,23 @@
 - **on a schedule**: every ``every`` seconds (``--monitor-every``, default 60) it runs
   the monitors of every model; the first pass runs when the server starts (it catches
   up on what arrived while it was down);
-- **when a notification is due**: after the backoff of a failed delivery.
+- **when a notification is due**: after the backoff of a failed delivery;
+- **at once, for invalid values** (the fast path): after each commit, the model's
+  monitors of an invalid-value check (quality ``nan``, ``posinf``, ``neginf``,
+  ``out_of_range``, ``unseen``) are screened against the serving rows committed since the
+  last look (:class:`evalstore.monitors.screen.Screen`: a query over those few rows and
+  the reference's range and categories, kept between commits); the ones a row triggers
+  run right away, without waiting for the debounce, and their notifications are sent as
+  soon as their transaction commits. The screen runs between two monitors of a pass too,
+  so a long pass delays it by one monitor at most. Regular passes run the fast monitors
+  first.
 
 Each pass, per model: :func:`evalstore.monitors.run.run_monitors` (each monitor in its
-own transaction; a failing monitor records its ``last_error`` and the others run), then
-the outbox (:func:`evalstore.monitors.outbox.deliver_due`, its backoff and bounded
-attempts), then what ``/metrics`` serves from stored values: the feature histograms
+own transaction; a failing monitor records its ``last_error`` and the others run; a
+monitor whose run fired or resolved an alert has its notifications sent before the next
+monitor runs), then the rest of the outbox
+(:func:`evalstore.monitors.outbox.deliver_due`, its backoff and bounded attempts), then
+what ``/metrics`` serves from stored values: the feature histograms
 (:mod:`server.feature_histograms`, counted incrementally on every pass) and, on the
 scheduled passes, the model's default quality call kept in the metric history
 (``quality(model)`` with every default, persisted: the invalid-value counters of
@@ -45,6 +56,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from evalstore.monitors.screen import Screen, is_fast
 from server.background import BackgroundLoop
 from server.feature_histograms import FeatureHistograms
 
@@ -64,7 +76,8 @@ class MonitorLoop(BackgroundLoop):
 
     ``every`` 0 runs nothing in the background (:meth:`start` does not start a thread):
     monitors then run only on request (``POST …/monitors/run``) or from cron
-    (``evalstore monitor run``). ``deliver`` holds options of
+    (``evalstore monitor run``). ``fast`` False turns the invalid-value fast path off
+    (those monitors then wait for the debounced pass). ``deliver`` holds options of
     :func:`evalstore.monitors.outbox.deliver_due` (``max_attempts``, ``base_delay``,
     ``max_delay``).
     """
@@ -80,6 +93,7 @@ class MonitorLoop(BackgroundLoop):
         max_delay: float = MAX_DELAY,
         grace: float = GRACE,
         deliver: dict[str, Any] | None = None,
+        fast: bool = True,
     ) -> None:
         super().__init__()
         if every < 0 or debounce < 0 or max_delay < debounce:
@@ -94,6 +108,10 @@ class MonitorLoop(BackgroundLoop):
         self.grace = grace
         self.deliver_options = dict(deliver or {})
         self.histograms = FeatureHistograms()
+        self.fast = fast
+        self.screen = Screen()
+        self._fresh: set[str] = set()  # models with commits not screened yet
+        self._fast_runs = 0
         self._pass_lock = threading.Lock()  # one pass at a time: loop or request
         self._wake = threading.Condition()
         self._dirty: dict[str, tuple[float, float]] = {}  # model -> (first, last) commit
@@ -115,6 +133,8 @@ class MonitorLoop(BackgroundLoop):
             for model in models:
                 first, _ = self._dirty.get(model, (now, now))
                 self._dirty[model] = (first, now)
+                if self.fast:
+                    self._fresh.add(model)
             self._wake.notify()
 
     def run_once(self, model: str | None = None, names: Sequence[str] | None = None) -> pa.Table:
@@ -137,6 +157,7 @@ class MonitorLoop(BackgroundLoop):
                 "every": self.every,
                 "running": self._thread is not None,
                 "passes": self._passes,
+                "fast_runs": self._fast_runs,
                 "errors": self._errors,
                 "last_pass": None if self._last_pass is None else self._last_pass.isoformat(),
                 "last_error": self._last_error,
@@ -172,6 +193,10 @@ class MonitorLoop(BackgroundLoop):
         next_pass = time.monotonic()  # a first pass at start
         next_delivery = float("inf")
         while not self._stop.is_set():
+            with self._wake:
+                fresh = bool(self._fresh)
+            if fresh:
+                self._guarded(self._screen_alone)
             now = time.monotonic()
             with self._wake:
                 due = sorted(m for m, times in self._dirty.items() if self._due(times) <= now)
@@ -193,7 +218,7 @@ class MonitorLoop(BackgroundLoop):
             with self._wake:
                 wake = min([next_pass, next_delivery, *map(self._due, self._dirty.values())])
                 wait = wake - time.monotonic()
-                if wait > 0 and not self._stop.is_set():
+                if wait > 0 and not self._stop.is_set() and not self._fresh:
                     self._wake.wait(wait)
 
     def _due(self, times: tuple[float, float]) -> float:
@@ -243,19 +268,61 @@ class MonitorLoop(BackgroundLoop):
         return known if model is None else [m for m in known if m == model]
 
     def _run_model(self, session: Any, model: str) -> None:
-        """The model's enabled monitors, one at a time (stopping between two)."""
-        from evalstore.monitors import catalog, run
+        """The model's enabled monitors, one at a time, the fast ones first (stopping
+        between two, and screening fresh commits between two)."""
+        from evalstore.monitors import catalog
 
         context = session._context()
         with context.lock:
-            names = [m.name for m in catalog.stored(context.connection, model) if m.enabled]
-        for name in names:
+            monitors = [m for m in catalog.stored(context.connection, model) if m.enabled]
+        monitors.sort(key=lambda m: not is_fast(m))  # stable: by name within each group
+        for monitor in monitors:
             if self._stop.is_set():
                 return
-            table = run.run_monitors(context, model, names=[name])
-            for row in table.to_pylist():
-                if row["verdict"] == "error":
-                    log.warning("monitor %s failed: %s", row["monitor"], row["error"])
+            self._guarded(self._screen_fresh, session)
+            self._run_names(session, model, [monitor.name])
+
+    def _run_names(self, session: Any, model: str, names: list[str]) -> None:
+        """Run the monitors ``names`` of ``model``; send the notifications at once when a
+        run fired or resolved an alert."""
+        from evalstore.monitors import run
+
+        table = run.run_monitors(session._context(), model, names=names)
+        notify = False
+        for row in table.to_pylist():
+            if row["verdict"] == "error":
+                log.warning("monitor %s failed: %s", row["monitor"], row["error"])
+            notify = notify or any(t in ("fired", "resolved") for t in row["transitions"])
+        if notify:
+            self._deliver(session)
+
+    def _screen_alone(self) -> None:
+        with self._pass_lock, self.store.session() as session:
+            self._connection = session.connection
+            try:
+                self._screen_fresh(session)
+            finally:
+                self._connection = None
+
+    def _screen_fresh(self, session: Any) -> None:
+        """The fast path: screen the models committed to since the last screen and run
+        the invalid-value monitors their new rows trigger (see the module docstring)."""
+        from evalstore.monitors import catalog
+
+        with self._wake:
+            models = sorted(self._fresh)
+            self._fresh.clear()
+        context = session._context()
+        for model in models:
+            if self._stop.is_set():
+                return
+            with context.lock:
+                monitors = catalog.stored(context.connection, model)
+                names = self.screen.check(context.connection, model, monitors)
+            if names:
+                self._run_names(session, model, names)
+                with self._wake:
+                    self._fast_runs += 1
 
     def _deliver(self, session: Any) -> None:
         """Send the due notifications, round after round while full rounds come back."""

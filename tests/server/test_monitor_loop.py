@@ -268,3 +268,54 @@ def test_commits_are_debounced_per_model(two_monitors):
     off.notify(["m"])
     off.start()
     assert off._dirty == {} and off.status()["running"] is False
+
+
+def test_invalid_values_run_their_monitors_at_once_and_notify(tmp_path, webhook_receiver):
+    """The fast path: an out-of-range row fires its monitor and reaches the webhook while
+    the debounced pass is minutes away; the drift monitor waits for that pass."""
+    store = evalstore.open(tmp_path / "fast.duckdb")
+    store.register_model("m", "v1", "binary")
+    store.log_features("m", pa.table({"example_id": [f"t{i}" for i in range(20)],
+                                      "ts": [T0 - timedelta(days=3)] * 20,
+                                      "x": [float(i) for i in range(20)]}),
+                       env="training")  # fmt: skip
+    store.log_features("m", pa.table({"example_id": ["a"], "ts": [T0], "x": [3.0]}))
+    share = {"type": "unsupervised", "method": "share", "threshold": 0.0}
+    store.add_monitor("x_range", "m", "quality", "out_of_range", share, subjects=["x"])
+    store.add_monitor("x_psi", "m", "drift", "psi", {"type": "fixed", "direction": "above",
+                                                      "value": 100.0}, subjects=["x"])  # fmt: skip
+    receiver = webhook_receiver()
+    store.add_channel("hook", "webhook", {"url": receiver.url})
+    loop = MonitorLoop(store, every=3600, debounce=600, max_delay=600)
+    loop.start()
+    try:
+        wait_for("the first pass", lambda: loop.status()["passes"] >= 1)
+        runs = {r["name"]: r["last_run"] for r in store.monitors("m").to_pylist()}
+        assert store.alerts("m").num_rows == 0
+        store.log_features(
+            "m", pa.table({"example_id": ["b"], "ts": [T0 + timedelta(minutes=1)], "x": [18.5]})
+        )  # in range: triggers nothing
+        loop.notify(["m"])
+        store.log_features("m", pa.table({"example_id": ["c"], "ts": [T0 + timedelta(minutes=2)],
+                                          "x": [25.0]}))  # fmt: skip
+        loop.notify(["m"])
+        wait_for("the fired notification", lambda: receiver.changes() == ["fired"])
+        [alert] = store.alerts("m").to_pylist()
+        assert (alert["monitor"], alert["state"], alert["value"]) == ("x_range", "firing", 1 / 3)
+        after = {r["name"]: r["last_run"] for r in store.monitors("m").to_pylist()}
+        assert after["x_psi"] == runs["x_psi"]  # not run: its debounced pass is far away
+        assert after["x_range"] > runs["x_range"]
+        status = loop.status()
+        assert (status["passes"], status["fast_runs"], status["waiting"]) == (1, 1, ["m"])
+    finally:
+        loop.stop()
+        store.close()
+
+
+def test_the_fast_path_can_be_turned_off(two_monitors):
+    loop = MonitorLoop(two_monitors, every=3600, fast=False)
+    loop.notify(["m"])
+    assert loop._fresh == set() and list(loop._dirty) == ["m"]
+    on = MonitorLoop(two_monitors, every=3600)
+    on.notify(["m"])
+    assert on._fresh == {"m"}
