@@ -1,6 +1,6 @@
 """The monitoring tables of the store layout: the metric history and the monitors.
 
-Migrations 10 and 11 of :data:`evalstore.core.layout.MIGRATIONS` create them; the code that
+Migrations 10, 11 and 12 of :data:`evalstore.core.layout.MIGRATIONS` create them; the code that
 reads and writes them is :mod:`evalstore.monitors` (core owns the layout, the monitors layer
 its use). Kept apart from ``layout.py`` so that each module stays one concern: the model
 tables and the system tables there, the monitoring ones here.
@@ -183,5 +183,32 @@ def create_monitor_tables(con: duckdb.DuckDBPyConnection) -> None:
             'Notification channels: webhook (URL, secret reference, headers) or local command.';
         COMMENT ON TABLE evalstore.outbox IS
             'Notifications, written with the alert change: due, delivered or failed; attempts.';
+        """
+    )
+
+
+def create_monitor_values(con: duckdb.DuckDBPyConnection) -> None:
+    """``evalstore.monitor_values``: per monitor and subject, the latest window with a
+    finite value at the monitor's last run (written in the run's transaction by
+    :mod:`evalstore.monitors.latest`): what ``/metrics`` exports as
+    ``evalstore_monitor_value`` for every monitor, the ``health`` ones included (their
+    series are computed at each run and kept nowhere else)."""
+    con.execute(
+        """
+        CREATE TABLE IF NOT EXISTS evalstore.monitor_values (
+            monitor VARCHAR NOT NULL,
+            subject VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            window_start TIMESTAMPTZ,
+            window_end TIMESTAMPTZ,
+            value DOUBLE NOT NULL,
+            lower DOUBLE,
+            upper DOUBLE,
+            verdict VARCHAR NOT NULL,
+            computed_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (monitor, subject)
+        );
+        COMMENT ON TABLE evalstore.monitor_values IS
+            'Per monitor and subject: the latest finite value of its series at its last run.';
         """
     )
