@@ -19,7 +19,11 @@ import duckdb
 
 from evalstore.core.db import transaction
 from evalstore.core.identifiers import quote, quote_literal
-from evalstore.core.layout_monitoring import create_metric_history, create_monitor_tables
+from evalstore.core.layout_monitoring import (
+    create_metric_history,
+    create_monitor_tables,
+    create_monitor_values,
+)
 from evalstore.errors import InvalidParameterError, StoreVersionError
 
 #: Columns evalstore writes itself in each model table; users' columns may not take these names.
@@ -378,6 +382,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "idempotent ingest: evalstore.batches.batch_key, receipt", _add_batch_keys),
     Migration(10, "metric history: evalstore.metric_history and its calls", create_metric_history),
     Migration(11, "monitors, alerts, channels and the notification outbox", create_monitor_tables),
+    Migration(12, "latest monitor values: evalstore.monitor_values", create_monitor_values),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
