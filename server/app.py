@@ -31,6 +31,7 @@ from server.limits import BodyLimit, apply_memory_limit
 from server.lockdown import lock_down
 from server.monitor_loop import MonitorLoop
 from server.prom import Monitor
+from server.routes_dashboard import router as dashboard_router
 from server.routes_flywheel import router as flywheel_router
 from server.routes_monitors import router as monitors_router
 from server.routes_query import router as query_router
@@ -156,6 +157,7 @@ def create_app(
     app.include_router(flywheel_router)
     app.include_router(monitors_router)  # before GET /v1/models/{model}/{family}
     app.include_router(query_router)
+    app.include_router(dashboard_router)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, monitor=app.state.monitor)
     return app
