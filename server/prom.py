@@ -32,7 +32,8 @@ and the monitors stored; a scrape runs no analysis:
 - ``evalstore_alert_firing{model,monitor,subject}``: 1 while the subject's current alert
   episode is firing, else 0 (every subject a monitor has evaluated);
 - ``evalstore_monitor_value{model,monitor,subject}``: the latest finite value of the
-  monitor's metric in the metric history (the series its rule judges);
+  series the monitor's rule judged at its last run (``evalstore.monitor_values``, written
+  by the run: every monitor, ``health`` ones included);
 - ``evalstore_monitor_loop_passes_total`` and ``evalstore_monitor_loop_errors_total``:
   the loop's passes and the steps that failed (each logged).
 
@@ -286,7 +287,7 @@ class _StoreCollector:
         )
         value = GaugeMetricFamily(
             "evalstore_monitor_value",
-            "Latest finite value of the monitor's metric in the metric history.",
+            "Latest finite value of the monitor's series at its last run.",
             labels=["model", "monitor", "subject"],
         )
         passes = CounterMetricFamily(
@@ -343,10 +344,6 @@ class _StoreCollector:
         yield from (drift, drifted, performance)
 
 
-#: The subject of a performance row as the monitors name it (version | slice | class=c).
-PERFORMANCE_SUBJECT = (
-    "version || coalesce(' | ' || subject, '') || coalesce(' | class=' || \"class\", '')"
-)
 #: Quality checks counted by ``evalstore_invalid_values_total``.
 INVALID_CHECKS = ("missing", "nan", "posinf", "neginf", "out_of_range", "unseen")
 
@@ -371,31 +368,11 @@ def _invalid_values(cursor: Any, family: CounterMetricFamily) -> None:
 
 
 def _monitor_values(cursor: Any, family: GaugeMetricFamily) -> None:
-    """The latest finite value per monitor and subject, in the monitor's stored call."""
-    from evalstore.monitors import catalog, history
-
-    for monitor in catalog.stored(cursor):
-        try:
-            arguments = monitor.call_arguments()
-            key = history.params_hash(
-                monitor.family,
-                monitor.model,
-                history.normalise(monitor.family, monitor.model, arguments),
-            )
-        except Exception:  # a definition the current code no longer takes: no value
-            continue
-        subject = PERFORMANCE_SUBJECT if monitor.family == "performance" else "subject"
-        rows = cursor.execute(
-            f"SELECT {subject} AS s, arg_max(value, window_start) FROM evalstore.metric_history "
-            "WHERE model = ? AND family = ? AND params_hash = ? AND metric = ? "
-            "AND isfinite(value) GROUP BY s ORDER BY s",
-            [monitor.model, monitor.family, key, monitor.metric],
-        ).fetchall()
-        wanted = set(monitor.subjects) if monitor.subjects else None
-        for name, latest in rows:
-            if name is None or latest is None:
-                continue
-            performance = monitor.family == "performance"
-            if performance and wanted is not None and str(name).split(" | ")[0] not in wanted:
-                continue
-            family.add_metric([monitor.model, monitor.name, str(name)], float(latest))
+    """The latest finite value per monitor and subject, as its last run recorded it
+    (``evalstore.monitor_values``: every family, health included)."""
+    for model, monitor, subject, value in cursor.execute(
+        "SELECT v.model, v.monitor, v.subject, v.value FROM evalstore.monitor_values v "
+        "JOIN evalstore.monitors m ON m.name = v.monitor "
+        "ORDER BY v.model, v.monitor, v.subject"
+    ).fetchall():
+        family.add_metric([model, monitor, subject], float(value))

@@ -2,8 +2,10 @@
 
 For users who alert from Prometheus rather than from evalstore's own alerts: ``evalstore
 serve`` exports each monitor's latest value as ``evalstore_monitor_value{model,monitor,
-subject}`` (server/prom.py), and this command writes, for every ``fixed`` and ``range``
-monitor, the rule that compares that series with the same bound:
+subject}`` (server/prom.py; the value its last run recorded in
+``evalstore.monitor_values``, for monitors of every family), and this command writes, for
+every ``fixed`` and ``range`` monitor, the rule that compares that series with the same
+bound:
 
 ======== ===================================================================
 rule     PromQL ``expr`` (``v`` = ``evalstore_monitor_value{model=…,monitor=…}``)
@@ -23,10 +25,9 @@ chunks or its own history of windows (mean ± k·sd of previous windows, seasona
 intervals, median/MAD), which the exported gauge does not carry: a PromQL
 ``avg_over_time``/``stddev_over_time`` would average scrapes, not windows, and give
 another rule. ``min_rows`` and ``wait_for_labels`` have no PromQL form either: the
-comment at the top of the file says so. Disabled monitors are left out. Monitors of the
-``health`` family are skipped too, named in a comment of their own: their series are
-computed afresh at each run and not kept in the metric history, so ``evalstore serve``
-exports no ``evalstore_monitor_value`` for them and a rule on it would never fire.
+comment at the top of the file says so. Disabled monitors are left out. Every family is
+translated, ``health`` included: its series are computed at each run, and the run
+records their latest value like any other monitor's.
 
 The YAML is written by hand (no YAML dependency): every string is a double-quoted scalar
 made by :func:`json.dumps`, which YAML 1.2 reads as the same string.
@@ -98,14 +99,14 @@ def rules_yaml(
     lines = [
         "# Prometheus alerting rules written by `evalstore monitor prometheus-rules`.",
         "# Each rule compares evalstore_monitor_value (exported by `evalstore serve` on",
-        "# /metrics: the latest value of the monitor's metric) with the monitor's bound.",
+        "# /metrics: the latest value of the monitor's series, recorded by its last run)",
+        "# with the monitor's bound.",
         "# Not expressible in PromQL, hence not applied here: min_rows, wait_for_labels.",
         "groups:",
         f"  - name: {_q(group)}",
         "    rules:",
     ]
     skipped = []
-    unexported = []
     written = 0
     for row in monitors:
         if not row.get("enabled", True):
@@ -115,9 +116,6 @@ def rules_yaml(
         if isinstance(options, str):
             options = json.loads(options)
         name, model = row["name"], row["model"]
-        if row["family"] == "health":
-            unexported.append(name)
-            continue
         if rule["type"] not in TRANSLATED:
             skipped.append(f"{name} ({rule['type']})")
             continue
@@ -151,12 +149,6 @@ def rules_yaml(
             "# Skipped: no PromQL equivalent (the bound comes from the metric's reference or",
             "# its own history of windows, which the exported gauge does not carry):",
             *(f"#   {text}" for text in skipped),
-        ]
-    if unexported:
-        lines += [
-            "# Skipped: health monitors (computed at each run, not kept in the metric history,",
-            "# so evalstore_monitor_value has no series for them):",
-            *(f"#   {name}" for name in unexported),
         ]
     return "\n".join(lines) + "\n"
 

@@ -181,7 +181,8 @@ def update(ctx: Context, name: str, changes: Mapping[str, Any]) -> Monitor:
 
 
 def delete(ctx: Context, name: str, now: datetime | None = None) -> None:
-    """Delete the monitor ``name`` and its alert cursors; its open (pending or firing)
+    """Delete the monitor ``name``, its alert cursors and its latest values
+    (``evalstore.monitor_values``); its open (pending or firing)
     episodes become ``resolved`` at ``now`` without a notification (the reason says
     why); resolved episodes and the outbox stay."""
     ctx.check_writable()
@@ -196,6 +197,7 @@ def delete(ctx: Context, name: str, now: datetime | None = None) -> None:
             [now, now, name],
         )
         con.execute("DELETE FROM evalstore.alert_cursors WHERE monitor = ?", [name])
+        con.execute("DELETE FROM evalstore.monitor_values WHERE monitor = ?", [name])
         con.execute("DELETE FROM evalstore.monitors WHERE name = ?", [name])
 
 

@@ -14,8 +14,10 @@ monitor, in one write transaction on the caller's connection:
 3. the rule gives a verdict per window (:func:`evalstore.monitors.verdicts.evaluate`;
    a ``learned`` rule takes as reference the subject's values in ``learn_period``);
 4. :func:`evalstore.monitors.alerts.record` advances each subject's alert cursor and
-   writes the episodes and the outbox rows; the monitor's ``last_run`` is set and its
-   ``last_error`` cleared.
+   writes the episodes and the outbox rows; each subject's latest finite value replaces
+   the monitor's previous ones in ``evalstore.monitor_values``
+   (:mod:`evalstore.monitors.latest`: what ``/metrics`` exports); the monitor's
+   ``last_run`` is set and its ``last_error`` cleared.
 
 A monitor that fails (a feature dropped since it was defined, a predicate that no longer
 parses...) is rolled back whole; its ``last_error`` records the error and the other
@@ -48,7 +50,7 @@ from evalstore.core.db import transaction
 from evalstore.core.identifiers import check_model_name
 from evalstore.core.registry import to_timestamp
 from evalstore.errors import InvalidParameterError
-from evalstore.monitors import alerts, catalog, health_series, history
+from evalstore.monitors import alerts, catalog, health_series, history, latest
 from evalstore.monitors.definitions import Monitor
 from evalstore.monitors.verdicts import Series, Verdict, evaluate
 
@@ -235,11 +237,15 @@ def run_monitor(ctx: Context, monitor: Monitor, now: datetime) -> list[dict[str,
     Raises what the family or the rule raises (nothing is then written)."""
     con = ctx.connection
     rows = []
+    values = []
     with ctx.lock, transaction(con):
         for part in compute(ctx, monitor, now=now):
             verdicts = evaluate(monitor.rule, part.series, part.reference).rows()
             if not verdicts:
                 continue
+            newest = latest.latest_finite(verdicts)
+            if newest is not None:
+                values.append((part.subject, newest))
             cursor = alerts.load_cursor(con, monitor.name, part.subject)
             transitions = alerts.record(
                 con,
@@ -273,6 +279,7 @@ def run_monitor(ctx: Context, monitor: Monitor, now: datetime) -> list[dict[str,
                     "error": None,
                 }
             )
+        latest.replace(con, monitor.name, monitor.model, values, now)
         catalog.record_outcome(con, monitor.name, now, None)
     return rows
 

@@ -59,13 +59,13 @@ def test_fixed_and_range_monitors_become_alerting_rules(store_path, tmp_path):
     output = tmp_path / "rules.yml"
     result = invoke("-s", str(store_path), "monitor", "prometheus-rules", "-o", str(output))
     assert result.exit_code == 0, result.output
-    assert "wrote 2 rule(s)" in result.output
+    assert "wrote 3 rule(s)" in result.output
     text = output.read_text()
     parsed = yaml.safe_load(text)
     [group] = parsed["groups"]
     assert group["name"] == "evalstore"
     rules = {rule["alert"]: rule for rule in group["rules"]}
-    assert sorted(rules) == ["amount_missing", "amount_psi"]  # trailing and disabled: not
+    assert sorted(rules) == ["amount_missing", "amount_psi", "slow"]  # trailing, disabled: not
 
     psi = rules["amount_psi"]
     assert psi["expr"] == 'evalstore_monitor_value{model="fraud",monitor="amount_psi"} > 0.2'
@@ -80,8 +80,9 @@ def test_fixed_and_range_monitors_become_alerting_rules(store_path, tmp_path):
     assert "for" not in missing and "keep_firing_for" not in missing
 
     assert "#   amount_trend (trailing)" in text  # skipped, and said so
-    # a fixed health monitor has no exported value (health is not kept in the history)
-    assert "slow" not in rules and "#   slow\n" in text
+    # a health monitor too: its runs record its latest value
+    assert rules["slow"]["expr"] == 'evalstore_monitor_value{model="fraud",monitor="slow"} > 250.0'
+    assert "#   slow" not in text
     assert "off" not in rules
     assert "min_rows, wait_for_labels" in text
 
