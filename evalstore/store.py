@@ -35,6 +35,7 @@ from evalstore.facade.analysis import AnalysisMethods
 from evalstore.facade.flywheel import FlywheelMethods
 from evalstore.facade.ingest import Data, IngestMethods
 from evalstore.facade.monitoring import MonitoringMethods
+from evalstore.facade.reporting import ReportingMethods
 
 
 def open(
@@ -64,7 +65,7 @@ def open(
 
 
 @translate_duckdb_errors
-class Store(AnalysisMethods, FlywheelMethods, IngestMethods, MonitoringMethods):
+class Store(AnalysisMethods, FlywheelMethods, IngestMethods, MonitoringMethods, ReportingMethods):
     """An evaluation store. Use :func:`evalstore.open` to get one.
 
     All methods are safe to call from several threads: they share one DuckDB

@@ -19,6 +19,7 @@ the store, ``--format``/``--limit``, printing tables, parsing option values) in
   alerts, channel
 - :mod:`~evalstore.cli.prometheus_rules`: monitor prometheus-rules
 - :mod:`~evalstore.cli.history_commands`: history (the stored metric series)
+- :mod:`~evalstore.cli.report_commands`: report (offline HTML), ui (the dashboard on a file)
 
 Importing this package loads neither DuckDB nor Arrow: ``evalstore --help`` starts fast,
 and each command imports what it needs when it runs.
@@ -39,6 +40,7 @@ from evalstore.cli.history_commands import history
 from evalstore.cli.metric_commands import compare, health, performance, skew, slices
 from evalstore.cli.monitor_commands import drift, quality, schema, validate
 from evalstore.cli.prometheus_rules import prometheus_rules
+from evalstore.cli.report_commands import report, ui
 from evalstore.cli.server_commands import demo, serve
 from evalstore.cli.store_commands import ingest, init, models, register, sql
 
@@ -87,6 +89,8 @@ for _command in (
     monitor, alerts, channel,
     # history_commands
     history,
+    # report_commands
+    report, ui,
 ):  # fmt: skip
     main.add_command(_command)
 monitor.add_command(prometheus_rules)

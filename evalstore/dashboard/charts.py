@@ -96,27 +96,24 @@ def performance(frame: pd.DataFrame, metric: str, title: str | None = None) -> a
         alt.Y2("ci_high:Q"), colour,
     )  # fmt: skip
     line = base.mark_line().encode(_window_x(), alt.Y("value:Q"), colour)
-    points = base.mark_point(size=45).encode(
-        _window_x(),
-        alt.Y("value:Q"),
-        colour,
-        alt.Shape(
-            "labels:N",
-            scale=alt.Scale(
-                domain=["labels complete", "labels incomplete"], range=["circle", "triangle-up"]
-            ),
-            title="labels",
+    shape = alt.Shape(
+        "labels:N",
+        scale=alt.Scale(
+            domain=["labels complete", "labels incomplete"], range=["circle", "triangle-up"]
         ),
-        alt.Fill(
-            "labels:N",
-            scale=alt.Scale(
-                domain=["labels complete", "labels incomplete"], range=["#444444", "transparent"]
-            ),
-            legend=None,
-        ),
-        tooltip=tooltip,
+        title="labels",
     )
-    return alt.layer(band, line, points).properties(usermeta={"series": versions})
+    complete = (
+        base.transform_filter("datum.labels == 'labels complete'")
+        .mark_point(size=40, filled=True)
+        .encode(_window_x(), alt.Y("value:Q"), colour, shape, tooltip=tooltip)
+    )
+    incomplete = (
+        base.transform_filter("datum.labels == 'labels incomplete'")
+        .mark_point(size=60, filled=False, strokeWidth=1.5)
+        .encode(_window_x(), alt.Y("value:Q"), colour, shape, tooltip=tooltip)
+    )
+    return alt.layer(band, line, complete, incomplete).properties(usermeta={"series": versions})
 
 
 def drift_heatmap(frame: pd.DataFrame, method: str, title: str | None = None) -> alt.Chart:
@@ -222,7 +219,7 @@ def quality_rates(frame: pd.DataFrame, title: str | None = None) -> alt.Chart:
                 "rate:Q", title="failing values (% of values checked)", axis=alt.Axis(format="%")
             ),
             alt.Color("check:N", scale=_categories(checks), title="check"),
-            alt.StrokeDash("check:N", title="check"),
+            alt.StrokeDash("check:N", legend=None),
             tooltip=[
                 alt.Tooltip("window_start:T", title="window start", format="%Y-%m-%d"),
                 "check:N",
@@ -339,11 +336,12 @@ def alerts_timeline(frame: pd.DataFrame, now: Any, title: str | None = None) -> 
 
 
 def sparkline(frame: pd.DataFrame, title: str) -> alt.Chart:
-    """Rows per window of one stream as a small area (``window_start``, ``rows``)."""
+    """Rows per window of one stream as a small area (``window_start``, ``rows``); the
+    ``title`` is only used by the not-enough-data text (the table's header names it)."""
     if frame.empty:
         return not_enough_data(title, "no rows", height=30)
     return (
-        alt.Chart(frame, title=title, width=160, height=30)
+        alt.Chart(frame, width=160, height=30)
         .mark_area(line=True, opacity=0.4, color=OKABE_ITO[0])
         .encode(
             alt.X("window_start:T", axis=None),

@@ -41,6 +41,7 @@ def _shell(title: str, body: str, *, page: str, model: str = "") -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>{html.escape(title)}</title>
 <link rel="stylesheet" href="/dashboard/static/dashboard.css">
 <script type="module" src="/dashboard/static/vega-bundle.min.js"></script>
@@ -119,6 +120,7 @@ def report_html(
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>{html.escape(title)}</title>
 <style>{css}</style>
 <script type="module">{_inline_script(bundle)}</script>
