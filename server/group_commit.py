@@ -42,6 +42,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from evalstore.core.ingest_group import Item, execute_group
+from evalstore.core.ingest_keys import StoredKeys
 from evalstore.core.ingest_write import Receipt
 from evalstore.errors import EvalstoreError, from_duckdb
 from server.errors import ApiError
@@ -87,6 +88,7 @@ class GroupCommitter:
         self._largest = 0
         self._writing = 0
         self._busy_seconds = 0.0
+        self._keys = StoredKeys()  # the stored-id check without a scan (core.ingest_keys)
         self.on_commit: Callable[[Iterable[str]], None] | None = None
         self._thread = threading.Thread(
             target=self._run, name="evalstore-group-commit", daemon=True
@@ -177,7 +179,9 @@ class GroupCommitter:
             started = time.perf_counter()
             try:
                 with self._lock:
-                    results = execute_group(self._connection, [item for item, _ in group])
+                    results = execute_group(
+                        self._connection, [item for item, _ in group], stored_keys=self._keys
+                    )
             except BaseException as error:  # never leave a request waiting forever
                 results = [error] * len(group)
             busy = time.perf_counter() - started

@@ -94,6 +94,10 @@ class Check:
     #: True for a check that ids appear once within the batch: it cannot fail for a
     #: batch of one row, which skips it.
     within: bool = False
+    #: For the check that ids are not stored already: the column (``version`` or
+    #: ``env``) whose value, the plan's parameter of that name, scopes the stored ids
+    #: (:mod:`evalstore.core.ingest_keys` answers it from a key set when it can).
+    stored_scope: str | None = None
 
     @property
     def where(self) -> str | None:
@@ -234,6 +238,7 @@ def _uniqueness_checks(plan: Plan, key: str, id_column: str) -> None:
                 "'ignore' to keep the stored rows",
                 id_column,
                 DuplicateIdError,
+                stored_scope=key,
             )
         )
 

@@ -10,6 +10,7 @@ audit trail are :mod:`evalstore.core.ingest_write`'s, shared with ``Store.log_*`
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from evalstore.core.db import transaction, used_params
 from evalstore.core.identifiers import quote
 from evalstore.core.ingest import Plan
 from evalstore.core.ingest_call import LogCall, Lookups, check_batch_key, plan_call
+from evalstore.core.ingest_keys import StoredKeys
 from evalstore.core.ingest_write import (
     Receipt,
     Written,
@@ -41,6 +43,8 @@ from evalstore.errors import EvalstoreError, ValidationError
 #: Rows a call may have and still be inserted together with other calls (larger ones are
 #: written on their own, streamed by DuckDB as by ``Store.log_*``).
 GROUP_ROWS = 10_000
+#: Most rows of a group checked from what its insert returns (more: by SQL queries).
+RETURN_ROWS = 4_096
 #: Per-row batch id and receipt time of a group's combined insert.
 _BATCH = "__evalstore_batch_id"
 _RECEIVED = "__evalstore_received_at"
@@ -100,6 +104,7 @@ def execute_group(
     items: Sequence[Item],
     *,
     group_rows: int = GROUP_ROWS,
+    stored_keys: StoredKeys | None = None,
 ) -> list[Receipt | BaseException]:
     """Write ``items`` in one transaction; return each item's receipt or error, in order.
 
@@ -112,6 +117,12 @@ def execute_group(
     is dropped from the group (its error is its answer) and the transaction is run again
     without it. If the commit itself fails (a full disk), each item is tried alone.
 
+    A same-shaped set of items (even of one item) is inserted with one ``INSERT ...
+    RETURNING`` whose returned rows say whether any row-wise check fails and which ids
+    (and key hashes) were written: the repeats within the group are counted from them, and
+    the check of ids stored already is answered by ``stored_keys`` (the writer's
+    :class:`~evalstore.core.ingest_keys.StoredKeys`) when given, else by SQL.
+
     Every written item gets its own batch id and ``evalstore.batches`` row; they share
     one ``committed_at``. An item whose ``batch_key`` is stored already (or repeats an
     earlier item's key in the same group) is answered with the first call's receipt and
@@ -122,7 +133,9 @@ def execute_group(
     alone: set[int] = set()
     while todo:
         try:
-            results.update(_group_transaction(con, items, todo, alone, results, group_rows))
+            results.update(
+                _group_transaction(con, items, todo, alone, results, group_rows, stored_keys)
+            )
             break
         except _ItemFailed as failed:
             results[failed.index] = failed.error
@@ -133,8 +146,12 @@ def execute_group(
             if len(todo) == 1:
                 results[todo[0]] = error
             else:
+                if stored_keys is not None:
+                    stored_keys.forget()  # what it caught up with may have been rolled back
                 for index in todo:
-                    results[index] = execute_group(con, [items[index]], group_rows=group_rows)[0]
+                    results[index] = execute_group(
+                        con, [items[index]], group_rows=group_rows, stored_keys=stored_keys
+                    )[0]
             break
     return [results[index] for index in range(len(items))]
 
@@ -146,6 +163,7 @@ def _group_transaction(
     alone: set[int],
     results: dict[int, Receipt | BaseException],
     group_rows: int,
+    stored_keys: StoredKeys | None = None,
 ) -> dict[int, Receipt]:
     """One attempt at writing ``todo``; planning errors go to ``results`` (and out of
     ``todo``) directly: they depend only on the call and the store, not on the attempt."""
@@ -187,10 +205,12 @@ def _group_transaction(
             members = [first]
             if shape is not None:
                 members = [i for i in remaining if shapes[i] == shape]
-            if len(members) == 1:
+            if shape is None:
                 written[first] = _write_item(con, plans[first], items[first], first)
             else:
-                receipts = _write_many(con, [plans[i] for i in members], items, members)
+                receipts = _write_many(
+                    con, [plans[i] for i in members], items, members, stored_keys
+                )
                 for index, receipt in zip(members, receipts, strict=True):
                     item = items[index]
                     written[index] = Written(
@@ -310,10 +330,18 @@ def _write_item(con: duckdb.DuckDBPyConnection, plan: Plan, item: Item, index: i
 
 
 def _write_many(
-    con: duckdb.DuckDBPyConnection, plans: list[Plan], items: Sequence[Item], members: list[int]
+    con: duckdb.DuckDBPyConnection,
+    plans: list[Plan],
+    items: Sequence[Item],
+    members: list[int],
+    stored_keys: StoredKeys | None = None,
 ) -> list[Receipt]:
     """Insert and check same-shaped calls together; raise :class:`_GroupFailed` if
-    anything is wrong with any of them."""
+    anything is wrong with any of them.
+
+    Up to :data:`RETURN_ROWS` rows, the insert returns each row's id, key hash and
+    whether a row-wise check fails on it (:func:`_insert_returning`); more rows are
+    checked by SQL over the group's batch-id range."""
     plan = plans[0]
     table = model_relation(con, plan.model, plan.table)
     ids = sorted(
@@ -341,26 +369,38 @@ def _write_many(
     )
     params = {**plan.params, "first_batch_id": ids[0], "last_batch_id": ids[-1]}
     add_columns(con, plan, table)
-    expressions = [
-        quote(_BATCH) if e == "$batch_id" else quote(_RECEIVED) if e == "$received_at" else e
-        for e in plan.expressions
-    ]
+    expressions = _group_expressions(plan)
     incoming = f"__evalstore_incoming_{next(incoming_names)}"
     insert = (
         f"INSERT INTO {table} ({', '.join(map(quote, plan.columns))}) "
         f"SELECT {', '.join(expressions)} FROM {quote(incoming)}"
     )
-    con.register(incoming, combined)
-    try:
-        con.execute(insert, used_params(insert, params)).fetchall()
-    except duckdb.Error:
-        raise _GroupFailed(members) from None
-    finally:
-        con.unregister(incoming)
-    if _failed_checks(con, plan, table, params):
-        raise _GroupFailed(members)
+    if combined.num_rows <= RETURN_ROWS:
+        stored = _stored_keys(con, plan, table, stored_keys)
+        relabeled = None
+        if stored_keys is not None and plan.kind == "labels":
+            relabeled = stored_keys.keys(con, plan.model, plan.table, table, None)
+        hashes = _insert_returning(con, plan, table, insert, incoming, combined, params, members)
+        left = [c for c in plan.checks if c.where is None and not c.within]
+        if stored is not None and not stored.any_of(hashes):
+            left = [c for c in left if c.stored_scope is None]  # surely none stored
+        if left and _failed_checks(con, replace(plan, checks=left), table, params):
+            raise _GroupFailed(members)
+        if plan.kind == "labels" and (relabeled is None or relabeled.any_of(hashes)):
+            supersede_labels(con, table, params)  # (else no stored label has these keys)
+    else:
+        con.register(incoming, combined)
+        try:
+            con.execute(insert, used_params(insert, params)).fetchall()
+        except duckdb.Error:
+            raise _GroupFailed(members) from None
+        finally:
+            con.unregister(incoming)
+        if _failed_checks(con, plan, table, params):
+            raise _GroupFailed(members)
+        if plan.kind == "labels":
+            supersede_labels(con, table, params)
     if plan.kind == "labels":
-        supersede_labels(con, table, params)
         fulfil_requests(con, plan.model, table, ids[0], ids[-1])
     return [
         Receipt(
@@ -374,4 +414,68 @@ def _write_many(
             warnings=tuple(plan.warnings),
         )
         for n, (batch_id, index) in enumerate(zip(ids, members, strict=True))
+    ]
+
+
+def _stored_keys(
+    con: duckdb.DuckDBPyConnection, plan: Plan, table: str, stored_keys: StoredKeys | None
+) -> Any:
+    """The key set answering ``plan``'s check of stored ids, if ``stored_keys`` and the check
+    exist (read before the group's rows are inserted)."""
+    check = next((c for c in plan.checks if c.stored_scope is not None), None)
+    if stored_keys is None or check is None:
+        return None
+    scope = check.stored_scope
+    return stored_keys.keys(con, plan.model, plan.table, table, scope, plan.params[scope])
+
+
+def _insert_returning(
+    con: duckdb.DuckDBPyConnection,
+    plan: Plan,
+    table: str,
+    insert: str,
+    incoming: str,
+    combined: pa.Table,
+    params: dict[str, Any],
+    members: list[int],
+) -> list[int]:
+    """Count the rows of ``combined`` failing a row-wise check
+    (:attr:`~evalstore.core.ingest.Check.where`, over the plan's expressions of the
+    incoming rows), then run ``insert`` returning each row's id and key hash; raise
+    :class:`_GroupFailed` if a row fails or (given a check of repeats within the batch)
+    an id repeats in the group. Return the key hashes.
+
+    (DuckDB binds no parameters in ``RETURNING``, and the checks have some: the time
+    range, the classes; hence the count before the insert.)"""
+    row_wise = [c.where.format(table=table, **_MANY) for c in plan.checks if c.where]
+    columns = ", ".join(
+        f"{expression} AS {quote(column)}"
+        for column, expression in zip(plan.columns, _group_expressions(plan), strict=True)
+    )
+    count = (
+        f"SELECT count(*) FILTER (WHERE {' OR '.join(f'({c})' for c in row_wise)}) "
+        f"FROM (SELECT {columns} FROM {quote(incoming)})"
+    )
+    returning = f"{insert} RETURNING example_id, hash(example_key)"
+    con.register(incoming, combined)
+    try:
+        if row_wise and con.execute(count, used_params(count, params)).fetchall()[0][0]:
+            raise _GroupFailed(members)
+        rows = con.execute(returning, used_params(returning, params)).fetchall()
+    except duckdb.Error:
+        raise _GroupFailed(members) from None
+    finally:
+        # (in an aborted transaction the view goes with the rollback)
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(incoming)
+    if any(c.within for c in plan.checks) and len({row[0] for row in rows}) < len(rows):
+        raise _GroupFailed(members)
+    return [row[1] for row in rows]
+
+
+def _group_expressions(plan: Plan) -> list[str]:
+    """The plan's expressions reading the group's per-row batch id and receipt time."""
+    return [
+        quote(_BATCH) if e == "$batch_id" else quote(_RECEIVED) if e == "$received_at" else e
+        for e in plan.expressions
     ]
