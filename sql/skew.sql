@@ -44,7 +44,8 @@ COMMENT ON MACRO evalstore.listed IS 'True when xs is NULL or contains x.';
 --   abs_diff       |serving - training| for numeric pairs (NULL otherwise),
 --   mismatch_kind  NULL when the values match, 'null' when exactly one side is NULL,
 --                  'value' when both are present and differ (see the file header for
---                  the tolerance).
+--                  the tolerance),
+--   serving_ts     the serving row's event time (ts): the time the pair is windowed by.
 CREATE OR REPLACE MACRO evalstore.skew_pairs(
     numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan
 ) AS TABLE
@@ -55,7 +56,8 @@ CREATE OR REPLACE MACRO evalstore.skew_pairs(
           AND (train_dataset IS NULL OR v.dataset = train_dataset)
     ),
     numeric_serving AS (
-        SELECT v.example_id, v.feature, v.value FROM evalstore.relation(numeric_source) AS v
+        SELECT v.example_id, v.feature, v.value, v.ts
+        FROM evalstore.relation(numeric_source) AS v
         WHERE v.env = 'serving' AND v.version IS NULL AND v.feature <> 'label'
           AND evalstore.listed(v.feature, features)
     ),
@@ -66,7 +68,8 @@ CREATE OR REPLACE MACRO evalstore.skew_pairs(
           AND (train_dataset IS NULL OR v.dataset = train_dataset)
     ),
     category_serving AS (
-        SELECT v.example_id, v.feature, v.value FROM evalstore.relation(category_source) AS v
+        SELECT v.example_id, v.feature, v.value, v.ts
+        FROM evalstore.relation(category_source) AS v
         WHERE v.env = 'serving' AND v.version IS NULL AND v.feature <> 'label'
           AND evalstore.listed(v.feature, features)
     )
@@ -81,7 +84,8 @@ CREATE OR REPLACE MACRO evalstore.skew_pairs(
                 WHEN s.value = t.value THEN NULL
                 WHEN isinf(t.value) OR isinf(s.value) THEN 'value'
                 WHEN abs(s.value - t.value) <= atol + rtol * abs(t.value) THEN NULL
-                ELSE 'value' END AS mismatch_kind
+                ELSE 'value' END AS mismatch_kind,
+           s.ts AS serving_ts
     FROM numeric_training AS t
     JOIN numeric_serving AS s ON s.example_id = t.example_id AND s.feature = t.feature
     UNION ALL
@@ -90,11 +94,50 @@ CREATE OR REPLACE MACRO evalstore.skew_pairs(
            CASE WHEN t.value IS NULL AND s.value IS NULL THEN NULL
                 WHEN t.value IS NULL OR s.value IS NULL THEN 'null'
                 WHEN t.value = s.value THEN NULL
-                ELSE 'value' END
+                ELSE 'value' END,
+           s.ts
     FROM category_training AS t
     JOIN category_serving AS s ON s.example_id = t.example_id AND s.feature = t.feature;
 COMMENT ON MACRO TABLE evalstore.skew_pairs IS
-    'Training vs serving value of each feature for examples in both envs, with mismatch_kind. Args: numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan.';
+    'Training vs serving value of each feature for examples in both envs, with mismatch_kind and the serving ts. Args: numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan.';
+
+-- evalstore.skew_windows(numeric_source, category_source, train_dataset, features, atol,
+--                        rtol, equal_nan, width)
+-- The counts of evalstore.skew per feature and window of serving time: each pair of
+-- evalstore.skew_pairs is counted in the window of `width` (an interval string such as
+-- '1 hour'; aligned as evalstore.window_start) holding its serving row's ts. Pairs whose
+-- serving ts is NULL are left out. Per feature and window with at least one pair:
+--   feature, kind, window_start, window_end,
+--   n_compared, n_mismatch, n_null_mismatch, share_mismatch (n_mismatch / n_compared),
+--   max_abs_diff   as in evalstore.skew, over the window's pairs.
+-- So a window's share is the share of the examples served in it whose serving value
+-- differs from the training value: the series a skew monitor judges.
+CREATE OR REPLACE MACRO evalstore.skew_windows(
+    numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan, width
+) AS TABLE
+    WITH pairs AS (
+        SELECT p.feature, p.kind, p.mismatch_kind, p.abs_diff,
+               evalstore.window_start(p.serving_ts, width) AS window_start
+        FROM evalstore.skew_pairs(
+            numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan)
+            AS p
+        WHERE p.serving_ts IS NOT NULL
+    )
+    SELECT feature, kind, window_start, evalstore.window_end(window_start, width) AS window_end,
+           count(*) AS n_compared,
+           CAST(sum(CASE WHEN mismatch_kind IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT)
+               AS n_mismatch,
+           CAST(sum(CASE WHEN mismatch_kind = 'null' THEN 1 ELSE 0 END) AS BIGINT)
+               AS n_null_mismatch,
+           sum(CASE WHEN mismatch_kind IS NOT NULL THEN 1 ELSE 0 END) / count(*)
+               AS share_mismatch,
+           max(CASE WHEN mismatch_kind = 'value' AND NOT isnan(abs_diff) THEN abs_diff END)
+               AS max_abs_diff
+    FROM pairs
+    GROUP BY feature, kind, window_start
+    ORDER BY window_start, feature;
+COMMENT ON MACRO TABLE evalstore.skew_windows IS
+    'Training/serving skew counts per feature and window of serving time. Args: numeric_source, category_source, train_dataset, features, atol, rtol, equal_nan, width.';
 
 -- evalstore.skew(numeric_source, category_source, train_dataset, features, atol, rtol,
 --                equal_nan, n_sample)

@@ -83,7 +83,9 @@ def monitor() -> None:
 @click.argument("name")
 @click.option("--model", "-m", required=True, help="Registered model name.")
 @click.option(
-    "--family", required=True, type=click.Choice(["drift", "quality", "performance", "health"])
+    "--family",
+    required=True,
+    type=click.Choice(["drift", "quality", "performance", "health", "skew"]),
 )
 @click.option("--metric", required=True, help="Drift method, quality check or performance metric.")
 @click.option("--rule", "rule_text", required=True, help="The rule as JSON (docs: monitoring).")

@@ -31,16 +31,25 @@ no shared ids: it is the distribution-level view of skew.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from evalstore.core.bounds import MAX_SAMPLE_IDS, bounded_int
 from evalstore.core.db import Cleanup, transaction
+from evalstore.core.identifiers import quote_literal
+from evalstore.core.registry import to_timestamp
 from evalstore.core.values import feature_kinds
-from evalstore.core.windows import value_views
+from evalstore.core.windows import (
+    check_width,
+    drop_temp_view,
+    temp_view,
+    value_views,
+)
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.specs import DRIFT_METHODS, KINDS, of_kind
 
@@ -53,11 +62,18 @@ RESULT_COLUMNS = (
     "max_abs_diff", "skewed", "distance", "method", "variant", "distance_drifted",
     "n_training", "n_serving", "sample_ids", "reason",
 )  # fmt: skip
+#: Columns of :func:`skew_windows`' result, in order.
+WINDOW_COLUMNS = (
+    "window_start", "window_end", "feature", "kind", "n_compared", "n_mismatch",
+    "n_null_mismatch", "share_mismatch", "max_abs_diff",
+)  # fmt: skip
 #: Columns of :func:`skew_summary`'s result.
 SUMMARY_COLUMNS = (
     "n_examples", "n_examples_skewed", "share_examples_skewed", "n_features",
     "n_features_skewed",
 )  # fmt: skip
+
+_view_ids = itertools.count()
 
 _SCHEMA = pa.schema(
     [
@@ -213,6 +229,77 @@ def skew_summary(
             "SELECT * FROM evalstore.skew_summary(?, ?, ?, ?, ?, ?, ?, ?)",
             params=[*views, train_dataset, chosen, atol, rtol, equal_nan, max_share],
         ).to_arrow_table()
+
+
+def skew_windows(
+    ctx: Context,
+    model: str,
+    window: str = "1 day",
+    tolerance: float = 1e-8,
+    rtol: float = 1e-5,
+    features: Sequence[str] | None = None,
+    version: str | None = None,
+    where: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    *,
+    equal_nan: bool = True,
+) -> pa.Table:
+    """Training/serving skew per feature and window of *serving* time.
+
+    The pairs of :func:`skew` (an example logged in training and in serving, compared
+    feature by feature with the same rule: ``tolerance``, ``rtol``, ``equal_nan``) are
+    counted in the window of width ``window`` (a time interval such as ``'1 hour'``,
+    aligned as every window of the store) holding the serving row's ``ts``:
+    ``n_compared``, ``n_mismatch``, ``n_null_mismatch``, ``share_mismatch`` =
+    n_mismatch / n_compared and ``max_abs_diff`` per feature and window (macro
+    ``evalstore.skew_windows``). ``since``/``until`` keep the serving rows with
+    ``since <= ts < until``; ``features``, ``version`` and ``where`` are those of
+    :func:`skew`. A window without a pair of a feature has no row for it; serving rows
+    without ``ts`` are left out. Rows in window, feature order (columns
+    :data:`WINDOW_COLUMNS`). This is the series a ``skew`` monitor judges.
+    """
+    registration = ctx.registration(model, version)
+    atol, rtol, _ = _mismatch_rule(tolerance, rtol, 0.0, equal_nan)
+    if not isinstance(window, str):
+        raise InvalidParameterError(
+            f"window={window!r}: skew windows are time intervals such as '1 hour' or '1 day'"
+        )
+    low, high = to_timestamp(since, "since"), to_timestamp(until, "until")
+    if low is not None and high is not None and low >= high:
+        raise InvalidParameterError(f"since={since!r} must be before until={until!r}")
+    con = ctx.connection
+    with ctx.lock, transaction(con), Cleanup() as later:
+        check_width(con, window)
+        kinds = feature_kinds(con, model)
+        chosen = _check_features(features, kinds)
+        train_dataset = registration.get("training_dataset") if version else None
+        views = value_views(con, model, where, version, list(kinds), later)
+        if low is not None or high is not None:
+            views = tuple(_serving_between(con, view, low, high, later) for view in views)
+        table = con.sql(
+            f"SELECT {', '.join(WINDOW_COLUMNS)} FROM "
+            "evalstore.skew_windows(?, ?, ?, ?, ?, ?, ?, ?) ORDER BY window_start, feature",
+            params=[*views, train_dataset, chosen, atol, rtol, equal_nan, window],
+        ).to_arrow_table()
+    return table
+
+
+def _serving_between(
+    con: Any, view: str, low: datetime | None, high: datetime | None, later: Cleanup
+) -> str:
+    """A temporary view of ``view`` whose serving rows have ``low <= ts < high``
+    (either bound None: open); training and validation rows are all kept."""
+    bounds = []
+    if low is not None:
+        bounds.append(f"ts >= CAST({quote_literal(low.isoformat())} AS TIMESTAMPTZ)")
+    if high is not None:
+        bounds.append(f"ts < CAST({quote_literal(high.isoformat())} AS TIMESTAMPTZ)")
+    name = f"evalstore_skew_{next(_view_ids)}"
+    body = f"SELECT * FROM {view} WHERE env <> 'serving' OR ({' AND '.join(bounds)})"
+    made = temp_view(con, name, body)
+    later.add(drop_temp_view, con, made)
+    return made
 
 
 def _mismatch_rule(

@@ -41,6 +41,12 @@ monitor                      what and rule
                              above two window widths (48 for daily windows)
 ``health.dependency_changed`` a version whose dependencies differ from the previous
                              version's: ``fixed`` above 0, once per version
+``skew.share_mismatch``      training/serving skew of every feature, when the model
+                             has examples logged in both training and serving: the
+                             share of the examples served in a window whose serving
+                             value differs from their training value (numpy's
+                             ``isclose`` for numbers), ``fixed`` above 0 (as
+                             ``store.skew`` flags a feature)
 ============================ ========================================================
 
 Why these health rules. Latency p99 of one window is noisy (its top 1% of a few thousand
@@ -58,7 +64,12 @@ hold, and would stretch with a stream that slows down. The training and validati
 streams (logged once) and ``labels`` (whose cadence is the label delay, weeks for some
 models; the performance monitor reports its windows ``pending`` meanwhile) are left out.
 
-Health monitors are computed fresh on each run (:mod:`evalstore.monitors.health_series`).
+Health and skew monitors are computed fresh on each run
+(:mod:`evalstore.monitors.health_series`, :mod:`evalstore.monitors.skew_series`). Skew
+needs the same example in both envs (serving features recomputed offline into the
+training set, or training rows logged with the serving ids): a model without such pairs
+gets no skew monitor (its distribution-level skew is what the drift monitors watch), and
+``replace=True`` adds one once pairs exist.
 Drift and share monitors judge a window only from :data:`MIN_ROWS` rows on (a 20-row day
 is noise, not drift); count monitors from one row (a single NaN is a finding). Features
 are those logged when the defaults are made: a feature added later gets monitors when
@@ -82,6 +93,7 @@ import pyarrow as pa
 
 from evalstore.core.db import transaction
 from evalstore.core.identifiers import check_model_name
+from evalstore.core.layout import schema_prefix
 from evalstore.core.values import feature_kinds
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.specs import DRIFT_METHODS, PERFORMANCE_METRICS
@@ -106,14 +118,6 @@ SHARE_LIMIT = 0.01
 #: Checks of the ML Test Score set that are not default monitors, and why (what the
 #: monitor engine lacks to evaluate them honestly).
 NOT_MONITORED = {
-    "training/serving skew": (
-        "store.skew compares each example's training and serving values over all serving "
-        "rows at once: the macro's pairs (evalstore.skew_pairs) do not carry the serving "
-        "time, so there is no series of windows a rule can judge. A windowed skew (the "
-        "share of mismatching examples per window of serving time) belongs in the skew "
-        "family first. The distribution part is watched by the drift monitors (serving "
-        "against training)"
-    ),
     "model age": (
         "version_age, model_age and training_data_age can be monitored (family 'health', "
         "fixed rules in days), but no limit suits every model: retraining cadences range "
@@ -174,8 +178,12 @@ def planned(
                  "min_rows": MIN_ROWS}  # fmt: skip
         specs.append(("quality", "unseen", share, categorical, {}))
     specs += _health_specs(ctx, window)
+    if kinds and _has_pairs(ctx, model):
+        specs.append(("skew", "share_mismatch",
+                      {"type": "fixed", "direction": "above", "value": 0.0}, None, {}))  # fmt: skip
     family_reference = {
         "drift": reference, "quality": reference, "performance": None, "health": None,
+        "skew": None,
     }  # fmt: skip
     checked = []
     for family, metric, rule, subjects, opts in specs:
@@ -194,6 +202,20 @@ def planned(
             )
         )
     return checked
+
+
+def _has_pairs(ctx: Context, model: str) -> bool:
+    """Whether some example of ``model`` is logged in both training and serving (what
+    training/serving skew compares)."""
+    with ctx.lock:
+        con = ctx.connection
+        features = f"{schema_prefix(con, model)}features"
+        rows = con.execute(
+            f"SELECT 1 FROM {features} AS t JOIN {features} AS s "
+            "ON s.example_key = t.example_key AND s.example_id = t.example_id "
+            "WHERE t.env = 'training' AND s.env = 'serving' LIMIT 1"
+        ).fetchall()
+    return bool(rows)
 
 
 def _health_specs(

@@ -59,29 +59,36 @@ from evalstore.core.registry import to_timestamp
 from evalstore.core.values import feature_kinds
 from evalstore.core.windows import check_width, window_args
 from evalstore.errors import InvalidParameterError
+from evalstore.metrics.skew import skew_windows
 from evalstore.metrics.specs import DRIFT_METHODS, PERFORMANCE_METRICS, QUALITY_CHECKS
-from evalstore.monitors import health_series
-from evalstore.monitors.history import FAMILIES as _FAMILY_FUNCTIONS
+from evalstore.monitors import health_series, skew_series
+from evalstore.monitors.history import FAMILIES as _PERSISTED
 from evalstore.monitors.rules import Rule, parse_rule
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
 
-#: Families a monitor may watch: those the metric history persists, and ``health``
-#: (computed fresh on every run: :mod:`evalstore.monitors.health_series`).
-FAMILIES = ("drift", "quality", "performance", "health")
+#: Families a monitor may watch: those the metric history persists, and ``health`` and
+#: ``skew`` (computed fresh on every run: :mod:`evalstore.monitors.health_series`,
+#: :mod:`evalstore.monitors.skew_series`).
+FAMILIES = ("drift", "quality", "performance", "health", "skew")
+#: The function computing each family's windowed result (health is computed by
+#: :mod:`evalstore.monitors.health_series`, from several calls).
+_FAMILY_FUNCTIONS = {**_PERSISTED, "skew": skew_windows}
 #: Keyword parameters of the families a monitor sets itself (not in ``options``).
 STRUCTURAL = {
     "drift": ("reference", "window", "features", "methods", "version", "where", "until"),
     "quality": ("reference", "window", "features", "version", "where", "until"),
     "performance": ("metrics", "window", "version", "where", "until"),
     "health": ("window", "version", "sections", "as_of", "now"),
+    "skew": ("window", "features", "version", "where", "until"),
 }
 #: Metrics whose value is a share of rows (``unsupervised`` ``method='share'``).
 SHARE_METRICS = {
     "quality": ("missing", "out_of_range", "unseen"),
     "drift": ("unseen",),
     "health": ("error_rate",),
+    "skew": ("share_mismatch",),
 }
 #: Model outputs quality and drift report beside the features.
 OUTPUTS = ("score", "prediction", "label")
@@ -121,6 +128,9 @@ class Monitor:
         if self.family == "health":
             return arguments
         arguments["where"] = self.where
+        if self.family == "skew":
+            arguments["features"] = list(self.subjects) if self.subjects else None
+            return {**arguments, **self.options}
         if self.family == "performance":
             arguments["metrics"] = [self.metric]
         else:
@@ -250,6 +260,8 @@ def _check_metric(
             )
         health_series.check_subjects(metric, subjects, list(ctx.versions(model)))
         return metric
+    if family == "skew":
+        return _check_skew_metric(ctx, model, metric, subjects)
     if family == "performance":
         task = ctx.registration(model)["task"]
         available = [n for n, spec in PERFORMANCE_METRICS.items() if task in spec.tasks]
@@ -281,6 +293,30 @@ def _check_metric(
             raise InvalidParameterError(
                 f"metric {metric!r} applies to {' and '.join(applies)} features only; none of "
                 f"subjects {list(subjects)} is one"
+            )
+    return metric
+
+
+def _check_skew_metric(
+    ctx: Context, model: str, metric: Any, subjects: tuple[str, ...] | None
+) -> str:
+    """A skew metric, on features of the model (numeric ones for ``max_abs_diff``)."""
+    if metric not in skew_series.METRICS:
+        raise InvalidParameterError(
+            f"metric={metric!r} is not a skew metric; choose from {', '.join(skew_series.METRICS)}"
+        )
+    kinds = feature_kinds(ctx.connection, model)
+    if subjects is not None:
+        unknown = [s for s in subjects if s not in kinds]
+        if unknown:
+            raise InvalidParameterError(
+                f"subjects: {unknown[0]!r} is not a feature of model {model!r} (features: "
+                f"{', '.join(kinds) or 'none logged yet'}); skew compares features only"
+            )
+        if metric in skew_series.NUMERIC_ONLY and not any(kinds[s] == "numeric" for s in subjects):
+            raise InvalidParameterError(
+                f"metric {metric!r} applies to numeric features only; none of subjects "
+                f"{list(subjects)} is one"
             )
     return metric
 
@@ -396,6 +432,11 @@ def check(
         )
         if family == "health":
             _check_health_fields(metric, reference, where, version)
+        if family == "skew" and reference is not None:
+            raise InvalidParameterError(
+                f"reference={reference!r}: skew monitors take no reference (each serving "
+                "example is compared with its own training row); remove it"
+            )
         if family == "performance" and chosen is not None:
             ctx_versions = ctx.versions(model)
             unknown = [s for s in chosen if s not in ctx_versions]

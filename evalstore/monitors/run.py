@@ -50,7 +50,7 @@ from evalstore.core.db import transaction
 from evalstore.core.identifiers import check_model_name
 from evalstore.core.registry import to_timestamp
 from evalstore.errors import InvalidParameterError
-from evalstore.monitors import alerts, catalog, health_series, history, latest
+from evalstore.monitors import alerts, catalog, health_series, history, latest, skew_series
 from evalstore.monitors.definitions import Monitor
 from evalstore.monitors.verdicts import Series, Verdict, evaluate
 
@@ -200,7 +200,9 @@ def compute(
 
     A ``health`` monitor is always computed fresh at ``now`` (default the current time);
     ``persist=False`` (a backtest) also replays its point-in-time metrics over past
-    windows up to ``until`` (:func:`evalstore.monitors.health_series.health_series`)."""
+    windows up to ``until`` (:func:`evalstore.monitors.health_series.health_series`).
+    A ``skew`` monitor is always computed fresh
+    (:func:`evalstore.monitors.skew_series.skew_series`)."""
     if monitor.family == "health":
         parts = health_series.health_series(
             ctx, monitor, now or datetime.now(UTC), replay=not persist, until=until
@@ -210,6 +212,13 @@ def compute(
             SubjectSeries(name, series, _reference(period, np.asarray(series.window_start),
                                                    np.asarray(series.value)))
             for name, series in parts
+        ]  # fmt: skip
+    if monitor.family == "skew":
+        period = _period(monitor)
+        return [
+            SubjectSeries(name, series, _reference(period, np.asarray(series.window_start),
+                                                   np.asarray(series.value)))
+            for name, series in skew_series.skew_series(ctx, monitor)
         ]  # fmt: skip
     arguments = monitor.call_arguments()
     if persist:

@@ -147,5 +147,5 @@ def test_errors_leave_the_store_as_it_was(store: evalstore.Store) -> None:
 
 
 def test_what_is_not_monitored_says_why() -> None:
-    assert set(NOT_MONITORED) == {"training/serving skew", "model age"}
+    assert set(NOT_MONITORED) == {"model age"}
     assert all(len(reason) > 60 for reason in NOT_MONITORED.values())

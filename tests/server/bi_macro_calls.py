@@ -183,6 +183,10 @@ MACRO_CALLS: dict[str, str] = {
         "SELECT * FROM evalstore.skew_pairs('bin.numeric_values', 'bin.category_values', "
         "NULL, NULL, 1e-08, 1e-05, true)"
     ),
+    "skew_windows": (
+        "SELECT * FROM evalstore.skew_windows('bin.numeric_values', 'bin.category_values', "
+        "NULL, NULL, 1e-08, 1e-05, true, '1 day')"
+    ),
     "feature_skew": "SELECT * FROM evalstore.feature_skew('bin')",
     "feature_skew_summary": "SELECT * FROM evalstore.feature_skew_summary('bin')",
     "smallest": "SELECT evalstore.smallest(x, 2) FROM range(5) AS t(x)",
