@@ -20,6 +20,7 @@ import duckdb
 from evalstore.core.db import transaction
 from evalstore.core.identifiers import quote, quote_literal
 from evalstore.core.layout_monitoring import (
+    add_refresh_summaries,
     create_metric_history,
     create_monitor_tables,
     create_monitor_values,
@@ -383,6 +384,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "metric history: evalstore.metric_history and its calls", create_metric_history),
     Migration(11, "monitors, alerts, channels and the notification outbox", create_monitor_tables),
     Migration(12, "latest monitor values: evalstore.monitor_values", create_monitor_values),
+    Migration(13, "metric history refresh summaries, label horizons", add_refresh_summaries),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

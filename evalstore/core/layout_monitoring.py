@@ -212,3 +212,53 @@ def create_monitor_values(con: duckdb.DuckDBPyConnection) -> None:
             'Per monitor and subject: the latest finite value of its series at its last run.';
         """
     )
+
+
+def add_refresh_summaries(con: duckdb.DuckDBPyConnection) -> None:
+    """What lets a persisted metric call refresh in time that follows the new rows, not
+    the stored ones (issue 26 point 1).
+
+    ``metric_history_calls`` gains ``feature_rows`` and ``prediction_rows`` (the rows of
+    the model's features, every env, and of its predictions at the call's watermark: a
+    refresh counts only the rows of later batches per window, unless rows were removed
+    since) and ``reference`` (the reference fingerprint the call last saw, JSON).
+
+    ``label_horizons`` holds, per model and ``delay_quantile``, the label-delay quantile
+    behind performance's ``labels_due``/``labels_complete`` and the watermark it was
+    computed at (highest batch id of labels and of predictions), with the *band* that
+    lets it be refreshed from new labels and predictions alone: the exact delays between
+    ``band_low`` and ``band_high`` are in ``label_delay_band`` (distinct value, count),
+    the others are counted in ``below`` and ``above``. ``evalstore.label_horizon`` reads
+    the row whose watermark is the model's current one, and computes from every label
+    otherwise (see :mod:`evalstore.monitors.history_horizon`)."""
+    con.execute(
+        """
+        ALTER TABLE evalstore.metric_history_calls ADD COLUMN IF NOT EXISTS feature_rows BIGINT;
+        ALTER TABLE evalstore.metric_history_calls
+            ADD COLUMN IF NOT EXISTS prediction_rows BIGINT;
+        ALTER TABLE evalstore.metric_history_calls ADD COLUMN IF NOT EXISTS reference JSON;
+        CREATE TABLE IF NOT EXISTS evalstore.label_horizons (
+            model VARCHAR NOT NULL,
+            delay_quantile DOUBLE NOT NULL,
+            labels_batch BIGINT,
+            predictions_batch BIGINT,
+            labeled BIGINT NOT NULL,
+            delay_hours DOUBLE,
+            band_low DOUBLE,
+            band_high DOUBLE,
+            below BIGINT NOT NULL,
+            above BIGINT NOT NULL,
+            computed_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS evalstore.label_delay_band (
+            model VARCHAR NOT NULL,
+            delay_quantile DOUBLE NOT NULL,
+            delay_hours DOUBLE NOT NULL,
+            n BIGINT NOT NULL
+        );
+        COMMENT ON TABLE evalstore.label_horizons IS
+            'Label-delay quantile per model and delay_quantile at a watermark, and its band.';
+        COMMENT ON TABLE evalstore.label_delay_band IS
+            'Exact label delays (hours, count) near the stored quantile of label_horizons.';
+        """
+    )

@@ -241,7 +241,10 @@ def _save_call(
 ) -> None:
     con.execute(f"DELETE FROM evalstore.metric_history_calls WHERE {storage.CALL_KEY}", list(key))
     con.execute(
-        "INSERT INTO evalstore.metric_history_calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO evalstore.metric_history_calls (model, family, params_hash, params, "
+        "result_schema, width, coupled, context_hash, features_batch, predictions_batch, "
+        "labels_batch, created_at, refreshed_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             *key,
             json.dumps(params, sort_keys=True),
