@@ -110,12 +110,15 @@ async def distribution(
     model: str = MODEL,
     feature: str = Query(..., min_length=1, max_length=256),
     window_start: str = Query(..., min_length=4, max_length=64),
+    version: str | None = Query(None, min_length=1, max_length=256, description="Of outputs."),
 ) -> Response:
     """The reference and window distributions of one drift heatmap cell."""
     view = _view_query(request, model)
 
     def work(session: Any) -> Response:
-        return _json(panels.distribution_panel(session, view, feature, window_start).to_json())
+        return _json(
+            panels.distribution_panel(session, view, feature, window_start, version).to_json()
+        )
 
     return await request.app.state.reads.on_session(request.app.state.store, work)
 

@@ -120,7 +120,7 @@ def drift_heatmap(frame: pd.DataFrame, method: str, title: str | None = None) ->
     """Features x windows coloured by ``method``'s value, drifted cells marked with a cross.
 
     ``frame`` holds the rows of ``store.drift`` for one method (``window_start``,
-    ``window_end``, ``feature``, ``value``, ``threshold``, ``drifted``, ``p_value``,
+    ``window_end``, ``feature``, ``version``, ``value``, ``threshold``, ``drifted``, ``p_value``,
     ``n_reference``, ``n_analysis``, ``variant``). Cells without a value (the method does
     not apply to the feature's kind, or the window is empty) are not drawn. A click on a
     cell is the dashboard's cue to open its distributions (:func:`distributions`).
@@ -130,14 +130,17 @@ def drift_heatmap(frame: pd.DataFrame, method: str, title: str | None = None) ->
     if rows.empty:
         return not_enough_data(title, f"no window and feature has a {method} value")
     rows = rows[
-        ["window_start", "window_end", "feature", "value", "threshold", "drifted",
+        ["window_start", "window_end", "feature", "version", "value", "threshold", "drifted",
          "p_value", "n_reference", "n_analysis", "variant"]
     ]  # fmt: skip
+    # an output (score, prediction) has a row per version: "score (v1)"
+    rows["row"] = [f if v is None or pd.isna(v) else f"{f} ({v})"
+                   for f, v in zip(rows["feature"], rows["version"], strict=True)]  # fmt: skip
     rows["drifted"] = rows["drifted"].fillna(False).astype(bool)
     rows["status"] = rows["drifted"].map(lambda d: "drifted" if d else "not drifted")
-    features = sorted(rows["feature"].unique())
+    features = sorted(rows["row"].unique())
     tooltip = [
-        "feature:N",
+        alt.Tooltip("row:N", title="feature"),
         alt.Tooltip("window_start:T", title="window start", format="%Y-%m-%d %H:%M"),
         alt.Tooltip("value:Q", title=method, format=".4f"),
         alt.Tooltip("threshold:Q", title="threshold", format=".4g"),
@@ -147,7 +150,7 @@ def drift_heatmap(frame: pd.DataFrame, method: str, title: str | None = None) ->
         alt.Tooltip("n_reference:Q", title="reference rows"),
         alt.Tooltip("variant:N", title="variant"),
     ]
-    y = alt.Y("feature:N", title="feature", sort=features)
+    y = alt.Y("row:N", title="feature", sort=features)
     base = alt.Chart(rows, title=title, width=WIDTH, height=max(120, 18 * len(features)))
     cells = base.mark_rect(stroke="white", strokeWidth=0.3).encode(
         _window_x(), alt.X2("window_end:T"), y,

@@ -102,7 +102,8 @@ class View:
 @dataclass
 class Panel:
     """One chart with the calls that reproduce its data: ``python`` (a Store call) and
-    ``http`` (the server's request); ``note`` says what the chart leaves out."""
+    ``http`` (the server's request); ``note`` says what the chart leaves out; ``frame``
+    is the table the chart was drawn from (where a caller needs it: the drift rows)."""
 
     id: str
     title: str
@@ -111,6 +112,7 @@ class Panel:
     http: str
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    frame: pd.DataFrame | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The panel as the dashboard's JSON: the Vega-Lite ``spec`` and the calls."""
@@ -231,6 +233,7 @@ def drift_panel(store: Store, view: View) -> Panel:
               since=view.since, until=view.until),
         "Click a cell: the reference and window distributions of that feature. Features "
         "the method does not apply to (e.g. ks on a categorical feature) have no row.",
+        frame=frame,
     )  # fmt: skip
 
 
@@ -330,72 +333,89 @@ def alerts_panel(store: Store, view: View, now: datetime | None = None) -> Panel
 # ---------------------------------------------------------------------- one drift cell
 
 
-def distribution_panel(store: Store, view: View, feature: str, window_start: str) -> Panel:
-    """The reference (training) and window distributions of ``feature`` in the window
-    of ``view.window`` starting at ``window_start``, with the method's value there.
+def distribution_panel(
+    store: Store, view: View, feature: str, window_start: str, version: str | None = None
+) -> Panel:
+    """The reference (training) and window distributions of ``feature`` (a feature or an
+    output: ``score``, ``prediction`` of ``version``, ``label``) in the window of
+    ``view.window`` starting at ``window_start``, with the method's value there.
 
-    Numeric features are binned on the drift family's default edges (quantiles of the
-    finite reference values, :data:`BINS` bins, same bin rule as the family), plus a bin
-    below the reference's minimum and one above its maximum; NULL/NaN/inf values are left
-    out. Categorical features are counted per category
-    (NULL as ``(missing)``).
+    The values are those the drift family compares (the model's ``numeric_values`` and
+    ``category_values`` views). Numeric ones are binned on the family's default edges
+    (quantiles of the finite reference values, :data:`BINS` bins, same bin rule), plus a
+    bin below the reference's minimum and one above its maximum; NULL, NaN and inf are
+    left out. Categorical ones are counted per category (NULL as ``(missing)``).
     """
     model = view.model
-    features = family_call(store, "drift", model, window=view.window).to_pandas()
+    rows = family_call(store, "drift", model, window=view.window).to_pandas()
     start = _timestamp(window_start)
-    cell = features[(features["feature"] == feature) & (features["window_start"] == start)]
+    cell = rows[(rows["feature"] == feature) & (rows["window_start"] == start)]
+    cell = cell[cell["version"].isna()] if version is None else cell[cell["version"] == version]
     if cell.empty:
         raise InvalidParameterError(
-            f"feature {feature!r} has no drift row in the window starting {window_start}"
+            f"{feature!r} has no drift row in the window starting {window_start}"
+            + (f" for version {version!r}" if version else "")
         )
     end = cell["window_end"].iloc[0]
-    kind = cell["kind"].iloc[0]
-    frame = _distributions(store, model, feature, kind, start, end)
+    frame = _distributions(store, model, feature, cell["kind"].iloc[0], start, end, version)
     chosen = cell[cell["method"] == view.method]
     summary = "no value"
     if len(chosen) and pd.notna(chosen["value"].iloc[0]):
         row = chosen.iloc[0]
         summary = (f"{view.method} = {row['value']:.4f}, threshold {row['threshold']:.4g}"
                    f" ({'drifted' if row['drifted'] else 'not drifted'})")  # fmt: skip
-    title = f"{feature}: training vs window {start:%Y-%m-%d %H:%M} ({summary})"
+    subject = feature if version is None else f"{feature} ({version})"
+    title = f"{subject}: training vs window {start:%Y-%m-%d %H:%M} ({summary})"
     where = f"env = 'serving' AND ts >= '{start.isoformat()}' AND ts < '{end.isoformat()}'"
     return Panel(
         "distribution", title, charts.distributions(frame, title),
         _python("drift", model=model, window=view.window, features=[feature],
-                methods=[view.method]),
+                methods=[view.method], version=version),
         _http(f"/v1/models/{model}/drift", window=view.window, features=feature,
-              methods=view.method),
+              methods=view.method, version=version),
         f"The window's rows: {where}.",
-        extra={"feature": feature, "window_start": start.isoformat(), "summary": summary},
+        extra={"feature": feature, "version": version, "window_start": start.isoformat(),
+               "summary": summary},
     )  # fmt: skip
 
 
 def _distributions(
-    store: Store, model: str, feature: str, kind: str, start: Any, end: Any
+    store: Store,
+    model: str,
+    feature: str,
+    kind: str,
+    start: Any,
+    end: Any,
+    version: str | None,
 ) -> pd.DataFrame:
-    from evalstore.core.identifiers import quote
     from evalstore.core.layout import schema_prefix
 
-    table = f"{schema_prefix(store.connection, model)}features"
-    column = quote(feature)
+    columns = ["bin", "order", "sample", "share", "rows"]
+    numeric = kind == "numeric"
+    view = f"{schema_prefix(store.connection, model)}{'numeric' if numeric else 'category'}_values"
+    same = "feature = ?" + (" AND version IS NULL" if version is None else " AND version = ?")
+    keys = [feature] if version is None else [feature, version]
+    # the reference is the training rows; an output without training rows (score,
+    # prediction) has none, and is drawn against an empty reference
+    reference = ("feature = ? AND env = 'training'", [feature])
     samples = {
-        "reference": ("env = 'training'", []),
-        "window": ("env = 'serving' AND ts >= ? AND ts < ?", [start, end]),
+        "reference": reference,
+        "window": (f"{same} AND env = 'serving' AND ts >= ? AND ts < ?", [*keys, start, end]),
     }
     rows: list[dict[str, Any]] = []
-    if kind == "numeric":
-        edges_sql = (f"SELECT evalstore.quantile_edges({column}::DOUBLE, {BINS}) FROM {table} "
-                     f"WHERE env = 'training' AND isfinite({column}::DOUBLE)")  # fmt: skip
-        edges = store.sql(edges_sql).column(0)[0].as_py() or []
+    if numeric:
+        edges = store.sql(
+            f"SELECT evalstore.quantile_edges(value, {BINS}) FROM {view} "
+            f"WHERE {reference[0]} AND isfinite(value)", reference[1],
+        ).column(0)[0].as_py() or []  # fmt: skip
         if len(edges) < 2:
-            return pd.DataFrame(columns=["bin", "order", "sample", "share", "rows"])
+            return pd.DataFrame(columns=columns)
         inner = [f"[{lo:.4g}, {hi:.4g})" for lo, hi in itertools.pairwise(edges)]
         inner[-1] = inner[-1][:-1] + "]"  # the last bin holds the reference's maximum
         labels = [f"< {edges[0]:.4g}", *inner, f"> {edges[-1]:.4g}"]
         for sample, (where, params) in samples.items():
             values = store.sql(
-                f"SELECT {column}::DOUBLE AS v FROM {table} WHERE {where} "
-                f"AND isfinite({column}::DOUBLE)", params,
+                f"SELECT value FROM {view} WHERE {where} AND isfinite(value)", params
             ).column(0).to_numpy(zero_copy_only=False)  # fmt: skip
             counts = histogram(np.sort(values), np.asarray(edges, dtype=float))
             total = max(1, sum(counts))
@@ -404,8 +424,8 @@ def _distributions(
     else:
         for sample, (where, params) in samples.items():
             counted = store.sql(
-                f"SELECT coalesce({column}::VARCHAR, '(missing)') AS bin, count(*) AS n "
-                f"FROM {table} WHERE {where} GROUP BY 1 ORDER BY 1", params,
+                f"SELECT coalesce(value::VARCHAR, '(missing)') AS bin, count(*) AS n "
+                f"FROM {view} WHERE {where} GROUP BY 1 ORDER BY 1", params,
             ).to_pylist()  # fmt: skip
             total = max(1, sum(r["n"] for r in counted))
             rows += [{"bin": r["bin"], "order": 0, "sample": sample, "share": r["n"] / total,
@@ -413,7 +433,7 @@ def _distributions(
         order = {b: i for i, b in enumerate(sorted({r["bin"] for r in rows}))}
         for row in rows:
             row["order"] = order[row["bin"]]
-    return pd.DataFrame(rows, columns=["bin", "order", "sample", "share", "rows"])
+    return pd.DataFrame(rows, columns=columns)
 
 
 # ---------------------------------------------------------------------- overview

@@ -10,8 +10,6 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from evalstore.dashboard import pages, panels
 
 if TYPE_CHECKING:
@@ -63,9 +61,9 @@ def build_report(store: Store, view: panels.View) -> Report:
     model_panels = panels.model_panels(store, view)
     cells = []
     drift = next(p for p in model_panels if p.id == "drift")
-    frame = drift.chart.layer[0].data if hasattr(drift.chart, "layer") else None
-    if isinstance(frame, pd.DataFrame) and len(frame):
-        drifted = frame[frame["drifted"]].sort_values("window_start")
+    frame = drift.frame
+    if frame is not None and len(frame):
+        drifted = frame[frame["drifted"].fillna(False).astype(bool)]
         first = drifted.groupby("feature", sort=True)["window_start"].min()
         for feature, start in list(first.items())[:MAX_DISTRIBUTIONS]:
             cells.append(panels.distribution_panel(store, view, feature, start.isoformat()))

@@ -6,10 +6,11 @@
 // loaded as a module (after the module that defines window.vegaEmbed): strict, own scope
 
 const TOKEN_KEY = "evalstore-token";
-const STATE_KEYS = ["window", "since", "until", "metric", "method", "feature", "cell"];
+const STATE_KEYS = ["window", "since", "until", "metric", "method", "feature", "cell", "version"];
 const page = document.body.dataset.page;
 const model = document.body.dataset.model;
 const views = {}; // panel id -> vega view
+window.evalstoreViews = views; // for tests and the console
 
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
 
@@ -126,11 +127,13 @@ function viewQuery(state) {
   return params.toString();
 }
 
-async function openCell(state, feature, windowStart) {
+async function openCell(state, feature, windowStart, version) {
   const target = document.getElementById("distribution");
   const query = viewQuery(state);
+  const cell = { feature, window_start: windowStart };
+  if (version) cell.version = version;
   const path = `/dashboard/api/models/${encodeURIComponent(model)}/distribution?` +
-    new URLSearchParams({ feature, window_start: windowStart }).toString() + (query ? "&" + query : "");
+    new URLSearchParams(cell).toString() + (query ? "&" + query : "");
   const panel = await api(path);
   target.classList.remove("hidden");
   await renderPanel(target, panel);
@@ -143,8 +146,9 @@ function watchHeatmap(view, state) {
     if (!datum || !datum.feature || datum.window_start === undefined) return;
     const start = new Date(datum.window_start).toISOString();
     state.feature = datum.feature; state.cell = start;
+    if (datum.version) state.version = datum.version; else delete state.version;
     writeState(state);
-    openCell(state, datum.feature, start).catch((e) => message(e.message));
+    openCell(state, datum.feature, start, datum.version).catch((e) => message(e.message));
   });
 }
 
@@ -157,7 +161,7 @@ async function loadModel(state) {
     const view = await renderPanel(container, panel);
     if (panel.id === "drift") watchHeatmap(view, state);
   }
-  if (state.feature && state.cell) await openCell(state, state.feature, state.cell);
+  if (state.feature && state.cell) await openCell(state, state.feature, state.cell, state.version);
   message("");
   document.body.dataset.loaded = "true";
 }
@@ -172,7 +176,7 @@ function startModel() {
       const value = form.elements[key].value;
       if (value) state[key] = value; else delete state[key];
     }
-    delete state.feature; delete state.cell;
+    delete state.feature; delete state.cell; delete state.version;
     document.getElementById("distribution").classList.add("hidden");
     writeState(state);
     loadModel(state).catch((e) => message(e.message));
