@@ -194,9 +194,10 @@ class MonitorLoop(BackgroundLoop):
         next_delivery = float("inf")
         while not self._stop.is_set():
             with self._wake:
-                fresh = bool(self._fresh)
+                fresh = sorted(self._fresh)
+                self._fresh.clear()
             if fresh:
-                self._guarded(self._screen_alone)
+                self._guarded(self._screen_alone, fresh)
             now = time.monotonic()
             with self._wake:
                 due = sorted(m for m, times in self._dirty.items() if self._due(times) <= now)
@@ -296,22 +297,24 @@ class MonitorLoop(BackgroundLoop):
         if notify:
             self._deliver(session)
 
-    def _screen_alone(self) -> None:
+    def _screen_alone(self, models: list[str]) -> None:
         with self._pass_lock, self.store.session() as session:
             self._connection = session.connection
             try:
-                self._screen_fresh(session)
+                self._screen_fresh(session, models)
             finally:
                 self._connection = None
 
-    def _screen_fresh(self, session: Any) -> None:
-        """The fast path: screen the models committed to since the last screen and run
-        the invalid-value monitors their new rows trigger (see the module docstring)."""
+    def _screen_fresh(self, session: Any, models: list[str] | None = None) -> None:
+        """The fast path: screen ``models`` (default: those committed to since the last
+        screen) and run the invalid-value monitors their new rows trigger (see the module
+        docstring)."""
         from evalstore.monitors import catalog
 
-        with self._wake:
-            models = sorted(self._fresh)
-            self._fresh.clear()
+        if models is None:
+            with self._wake:
+                models = sorted(self._fresh)
+                self._fresh.clear()
         context = session._context()
         for model in models:
             if self._stop.is_set():

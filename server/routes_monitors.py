@@ -64,7 +64,7 @@ class MonitorFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    family: str = Field(max_length=32, description="drift, quality or performance.")
+    family: str = Field(max_length=32, description="drift, quality, performance, health or skew.")
     metric: str = Field(
         max_length=64, description="A drift method, quality check or performance metric."
     )

@@ -87,7 +87,11 @@ def monitor() -> None:
     required=True,
     type=click.Choice(["drift", "quality", "performance", "health", "skew"]),
 )
-@click.option("--metric", required=True, help="Drift method, quality check or performance metric.")
+@click.option(
+    "--metric",
+    required=True,
+    help="Drift method, quality check, performance, health or skew metric.",
+)
 @click.option("--rule", "rule_text", required=True, help="The rule as JSON (docs: monitoring).")
 @click.option(
     "--subjects", default="*", show_default=True,
