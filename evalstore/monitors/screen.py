@@ -20,13 +20,16 @@ when its value is
 =============== ============================================================================
 
 which is what makes the quality family's count or share of that check above 0 in the
-row's window. The screen is a trigger, not a verdict: the monitor's run computes the
+row's window. Batch ids only grow, so the new serving rows and any new reference rows are
+those above the watermark: a check reads only what was committed since the last one.
+The screen is a trigger, not a verdict: the monitor's run computes the
 window exactly and its rule decides (a share above 0.01 may still be ``ok``). So the
 screen may trigger more runs than needed, never fewer for what it screens exactly:
 
 * exact for the reference ``training`` (the default), ``validation`` and
   ``{'dataset': tag}`` without ``version`` or ``where``; the reference's range and
-  categories are read once and kept until a non-serving feature batch arrives;
+  categories are read once and kept until a non-serving feature batch arrives (a
+  batch that replaced reference rows with ``on_conflict='replace'`` arrives as one);
 * a monitor with ``version``, ``where``, another reference, a reference of more than
   :data:`MAX_CATEGORIES` categories, or outputs among its subjects (``score``,
   ``prediction``, ``label`` live in other tables) is triggered by *any* new serving row
@@ -87,7 +90,6 @@ class _Reference:
 @dataclass
 class _Model:
     serving_batch: int = -1
-    reference_batch: int | None = None
     references: dict[tuple[str, str], _Reference] = field(default_factory=dict)
 
 
@@ -125,15 +127,16 @@ class Screen:
         state = self._models.setdefault(model, _Model())
         features = f"{schema_prefix(con, model)}features"
         with transaction(con):  # one snapshot: the watermarks, the reference, the rows
-            serving, reference = con.execute(
+            # batch ids only grow: everything committed since the last look is above it
+            serving, others = con.execute(
                 "SELECT max(batch_id) FILTER (WHERE env = 'serving'), "
-                f"max(batch_id) FILTER (WHERE env <> 'serving') FROM {features}"
+                f"count(*) FILTER (WHERE env <> 'serving') FROM {features} WHERE batch_id > ?",
+                [state.serving_batch],
             ).fetchall()[0]
-            if serving is None or serving <= state.serving_batch:
-                return []
-            if reference != state.reference_batch:
+            if others:  # new training or validation rows: read the references again
                 state.references.clear()
-                state.reference_batch = reference
+            if serving is None:
+                return []
             kinds = feature_kinds(con, model)
             tests: list[tuple[str, str]] = []  # (monitor, SQL condition)
             params: list[Any] = []
