@@ -20,7 +20,6 @@ read them. On a read-only store they are kept in memory instead.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -28,8 +27,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from evalstore.core.identifiers import MODEL_NAME
 from evalstore.dashboard import pages, panels
-from evalstore.metrics.performance import TASK_METRICS
-from evalstore.monitors.defaults import HEADLINE
 from server.auth import require
 from server.errors import ApiError
 
@@ -93,13 +90,7 @@ async def model_panels(
     view = _view_query(request, model)
 
     def work(session: Any) -> Response:
-        task = panels.task_of(session, model)
-        chosen = replace(view, metric=view.metric or HEADLINE[task])
-        built = panels.model_panels(session, chosen)
-        return _json({
-            "view": {**chosen.query(), "metric": chosen.metric},
-            "metrics": list(TASK_METRICS[task]), "panels": [p.to_json() for p in built],
-        })  # fmt: skip
+        return _json(panels.model_page(session, view))
 
     return await request.app.state.reads.on_session(request.app.state.store, work)
 

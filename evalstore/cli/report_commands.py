@@ -82,6 +82,10 @@ def ui(path: str, port: int, no_browser: bool) -> None:
 
     The store is opened read-only, so its metric history is not extended: panels whose
     windows are not stored yet are computed once and kept in memory.
+
+    \b
+    Example:
+      evalstore ui monitoring.duckdb
     """
     import uvicorn
 

@@ -356,6 +356,9 @@ def sparkline(frame: pd.DataFrame, title: str) -> alt.Chart:
 
 def spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
     """The chart's Vega-Lite specification as a JSON-ready dict (data inlined in
-    ``datasets``), with the ``$schema`` of the Vega-Lite version Altair targets."""
+    ``datasets``), with the ``$schema`` of the Vega-Lite version Altair targets.
+
+    Not validated against the Vega-Lite JSON schema here (that costs more than building
+    the chart); tests/dashboard validates every chart kind once."""
     with alt.data_transformers.enable("default", max_rows=None):
-        return chart.to_dict()
+        return chart.to_dict(validate=False)

@@ -34,6 +34,7 @@ import pyarrow as pa
 from evalstore.dashboard import charts
 from evalstore.errors import InvalidParameterError, UnknownModelError
 from evalstore.metrics.drift.sorted_samples import histogram
+from evalstore.metrics.performance import TASK_METRICS
 from evalstore.monitors.defaults import HEADLINE
 
 if TYPE_CHECKING:
@@ -202,6 +203,43 @@ def model_panels(store: Store, view: View) -> list[Panel]:
     ]
 
 
+_pages: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+
+
+def model_page(store: Store, view: View) -> dict[str, Any]:
+    """The model page's JSON: ``view`` (with the metric chosen), the task's ``metrics``
+    and the ``panels``. Kept in memory (:data:`MEMO_SIZE` pages) for the state of the
+    store it was built from: the highest batch id, the model's monitors and alert
+    changes, and the minute (open alert episodes end at "now")."""
+    task = task_of(store, view.model)
+    view = replace(view, metric=view.metric or HEADLINE[task])
+    state = store.sql(
+        "SELECT (SELECT max(batch_id) FROM evalstore.batches), "
+        "(SELECT count(*) FROM evalstore.monitors WHERE model = ?), "
+        "(SELECT max(updated_at) FROM evalstore.monitors WHERE model = ?), "
+        "(SELECT count(*) FROM evalstore.alerts WHERE model = ?), "
+        "(SELECT max(greatest(last_seen, fired_at, resolved_at, acknowledged_at, silenced_until)) "
+        " FROM evalstore.alerts WHERE model = ?)",
+        [view.model] * 4,
+    ).to_pylist()[0]
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    key = (id(store), str(store.path), view, repr(state), minute)
+    with _memo_lock:
+        if key in _pages:
+            _pages.move_to_end(key)
+            return _pages[key]
+    page = {
+        "view": {**view.query(), "metric": view.metric},
+        "metrics": list(TASK_METRICS[task]),
+        "panels": [p.to_json() for p in model_panels(store, view)],
+    }
+    with _memo_lock:
+        _pages[key] = page
+        while len(_pages) > MEMO_SIZE:
+            _pages.popitem(last=False)
+    return page
+
+
 def performance_panel(store: Store, view: View) -> Panel:
     """Realized performance of ``view.metric`` per version, with intervals."""
     model, metric = view.model, view.metric or HEADLINE[task_of(store, view.model)]
@@ -257,21 +295,22 @@ def quality_rates(frame: pd.DataFrame) -> pd.DataFrame:
     """Per window and check: failing values (``count``) over values checked
     (``n_analysis``) summed across the features the check applies to."""
     columns = ["window_start", "check", "rate", "failing", "checked", "features", "variant"]
-    if frame.empty:
+    rows = frame[(frame["method"] != "rows") & frame["count"].notna()] if len(frame) else frame
+    if rows.empty:
         return pd.DataFrame(columns=columns)
-    rows = frame[(frame["method"] != "rows") & frame["count"].notna()]
-    out = []
-    for (start, check), group in rows.groupby(["window_start", "method"], sort=True):
-        checked = int(group["n_analysis"].sum())
-        failing = int(group["count"].sum())
-        flagged = sorted(group.loc[group["drifted"].fillna(False).astype(bool), "feature"])
-        out.append({
-            "window_start": start, "check": check,
-            "rate": failing / checked if checked else None, "failing": failing,
-            "checked": checked, "features": ", ".join(flagged) or "none",
-            "variant": group["variant"].iloc[0],
-        })  # fmt: skip
-    return pd.DataFrame(out, columns=columns).dropna(subset=["rate"])
+    keys = ["window_start", "method"]
+    out = rows.groupby(keys, sort=True).agg(
+        failing=("count", "sum"), checked=("n_analysis", "sum"), variant=("variant", "first"),
+    ).reset_index()  # fmt: skip
+    drifted = rows[rows["drifted"].fillna(False).astype(bool)].sort_values("feature")
+    named = drifted.groupby(keys)["feature"].agg(", ".join).rename("features").reset_index()
+    out = out.merge(named, on=keys, how="left").rename(columns={"method": "check"})
+    out["features"] = out["features"].fillna("none")
+    out["failing"] = out["failing"].astype(int)
+    out["checked"] = out["checked"].astype(int)
+    out = out[out["checked"] > 0]
+    out["rate"] = out["failing"] / out["checked"]
+    return out[columns].reset_index(drop=True)
 
 
 def coverage_panel(store: Store, view: View) -> Panel:

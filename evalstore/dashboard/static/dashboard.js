@@ -12,6 +12,12 @@ const model = document.body.dataset.model;
 const views = {}; // panel id -> vega view
 window.evalstoreViews = views; // for tests and the console
 
+// every panel drawn: marks the page (tests wait for it) with the time since navigation
+function loaded() {
+  document.body.dataset.loadedMs = String(Math.round(performance.now()));
+  document.body.dataset.loaded = "true";
+}
+
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
 
 function message(text) { document.getElementById("message").textContent = text || ""; }
@@ -153,7 +159,8 @@ function watchHeatmap(view, state) {
 }
 
 async function loadModel(state) {
-  message("Loading…");
+  message("Loading… (a model's first view computes and stores its metric history: " +
+    "this can take a while; later views read it back)");
   const answer = await api(`/dashboard/api/models/${encodeURIComponent(model)}?` + viewQuery(state));
   fillControls(state, answer);
   const container = document.getElementById("panels");
@@ -163,7 +170,7 @@ async function loadModel(state) {
   }
   if (state.feature && state.cell) await openCell(state, state.feature, state.cell, state.version);
   message("");
-  document.body.dataset.loaded = "true";
+  loaded();
 }
 
 function startModel() {
@@ -211,7 +218,7 @@ async function startOverview() {
     await vegaEmbed(spark, entry.sparkline, { actions: false, renderer: "svg" });
   }
   message(answer.models.length ? "" : "No model is registered in this store.");
-  document.body.dataset.loaded = "true";
+  loaded();
 }
 
 // ------------------------------------------------------------------ report (offline)
@@ -222,7 +229,7 @@ async function startReport() {
   for (const panel of data.panels) await renderPanel(container, panel);
   const cells = document.getElementById("distribution");
   for (const panel of data.distributions) await renderPanel(cells, panel);
-  document.body.dataset.loaded = "true";
+  loaded();
 }
 
 if (page === "report") startReport().catch((e) => message(e.message));
