@@ -230,3 +230,15 @@ def test_cli_report_writes_the_file_and_says_its_size(demo_template, tmp_path):
     refused = CliRunner().invoke(main, ["-s", str(copy), "report", "--model", MODEL,
                                         "--window", "2 days", "--out", str(out)])  # fmt: skip
     assert refused.exit_code != 0 and "'2 days' is not one of" in refused.output
+
+
+def test_every_chart_kind_is_valid_vega_lite(store):
+    """The served specs skip Altair's schema validation (charts.spec): check it here."""
+    view = panels.View(MODEL, since="2026-10-20")
+    built = [*panels.model_panels(store, view),
+             panels.distribution_panel(store, view, "channel", "2026-10-25")]  # fmt: skip
+    built_charts = [p.chart for p in built]
+    built_charts.append(charts.not_enough_data("t", "nothing"))
+    built_charts.append(charts.sparkline(pd.DataFrame({"window_start": [], "rows": []}), "s"))
+    for chart in built_charts:
+        assert chart.to_dict(validate=True)["$schema"].endswith("/v6.4.1.json")
