@@ -150,8 +150,8 @@ class MonitorLoop(BackgroundLoop):
             return table
 
     def status(self) -> dict[str, Any]:
-        """The schedule, passes made, errors met and the last one (``/metrics`` shows
-        the counts)."""
+        """The schedule, passes made, fast-path runs (screens that ran some monitors),
+        errors met and the last one (``/metrics`` shows the passes and errors)."""
         with self._wake:
             return {
                 "every": self.every,
