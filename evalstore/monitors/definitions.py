@@ -3,20 +3,23 @@
 A monitor is a named, persisted definition:
 
 * ``model``, ``family`` (:data:`FAMILIES`: ``drift``, ``quality``, ``performance``, the
-  families whose results the metric history persists, and ``health``, computed fresh on
-  each run) and ``metric`` (a drift method, a quality check or a performance metric of
-  the model's task, from the registries of :mod:`evalstore.metrics.specs`; a health
-  metric of :data:`evalstore.monitors.health_series.METRICS`);
-* ``subjects``: the features (drift, quality; the outputs ``score``, ``prediction``,
-  ``label`` too), versions (performance, and health's serving, age and event metrics) or
-  ingest streams (health's volume and freshness) it watches, or ``None`` (``'*'``: every
-  one the family reports);
+  families whose results the metric history persists, and ``health`` and ``skew``,
+  computed fresh on each run) and ``metric`` (a drift method, a quality check or a
+  performance metric of the model's task, from the registries of
+  :mod:`evalstore.metrics.specs`; a health metric of
+  :data:`evalstore.monitors.health_series.METRICS`; a skew figure of
+  :data:`evalstore.monitors.skew_series.METRICS`);
+* ``subjects``: the features (drift, quality, skew; the outputs ``score``,
+  ``prediction``, ``label`` too for drift and quality), versions (performance, and
+  health's serving, age and event metrics) or ingest streams (health's volume and
+  freshness) it watches, or ``None`` (``'*'``: every one the family reports);
 * the family call: ``window`` (a time interval such as ``'1 day'``), ``reference``,
   ``where`` (a slice predicate, checked by the family as for any call), ``version`` and
   ``options`` (only keyword parameters the family takes, e.g. ``bins`` for drift,
   ``max_out_of_range`` for quality, ``by`` or ``delay_quantile`` for performance; none
   for health, whose clocks are the run's ``now``; health takes no ``reference`` or
-  ``where`` either, and ``version`` only for its version metrics);
+  ``where`` either, and ``version`` only for its version metrics; skew takes
+  ``tolerance``, ``rtol``, ``equal_nan`` and ``since``, and no ``reference``);
 * ``rule`` (:func:`evalstore.monitors.rules.parse_rule`: stored with every default
   filled) and, for a ``learned`` rule, ``learn_period`` ``(start, end)``: the windows of
   the monitor's own series starting in that period are the reference chunks whose mean
