@@ -137,7 +137,7 @@ def family_call(store: Store, family: str, model: str, **arguments: Any) -> pa.T
     if not store.read_only:
         return method(model, persist=True, **arguments)
     state = store.sql("SELECT max(batch_id) AS b FROM evalstore.batches").column(0)[0].as_py()
-    key = (id(store), str(store.path), family, model, repr(sorted(arguments.items())), state)
+    key = (_store_key(store), family, model, repr(sorted(arguments.items())), state)
     with _memo_lock:
         if key in _memo:
             _memo.move_to_end(key)
@@ -148,6 +148,14 @@ def family_call(store: Store, family: str, model: str, **arguments: Any) -> pa.T
         while len(_memo) > MEMO_SIZE:
             _memo.popitem(last=False)
     return table
+
+
+def _store_key(store: Store) -> Any:
+    """A store file (its sessions share it: the server reads on a session per request;
+    the inode tells a file replaced at the same path) or an in-memory store object."""
+    if store.path is None:
+        return ("memory", id(store))
+    return ("file", str(store.path.resolve()), store.path.stat().st_ino)
 
 
 def _timestamp(value: str) -> pd.Timestamp:
@@ -223,7 +231,7 @@ def model_page(store: Store, view: View) -> dict[str, Any]:
         [view.model] * 4,
     ).to_pylist()[0]
     minute = datetime.now(UTC).replace(second=0, microsecond=0)
-    key = (id(store), str(store.path), view, repr(state), minute)
+    key = (_store_key(store), view, repr(state), minute)
     with _memo_lock:
         if key in _pages:
             _pages.move_to_end(key)
