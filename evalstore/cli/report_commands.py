@@ -41,7 +41,7 @@ def report(
     method: str,
     out: str,
 ) -> None:
-    """Write MODEL's report: one HTML file with the dashboard's panels for the period
+    """Write a model's report: one HTML file with the dashboard's panels for the period
     (performance, drift heatmap and distributions, data quality, label coverage, latency,
     throughput, alerts), every script and all data inlined: it opens offline.
 
