@@ -4,7 +4,8 @@
 :mod:`server.routes_flywheel`, :mod:`server.routes_query`), JSON errors
 (:mod:`server.errors`, each status declared in ``/openapi.json`` by :mod:`server.openapi`),
 body size limits (:mod:`server.limits`), bearer tokens (:mod:`server.auth`), Prometheus
-(:mod:`server.prom`), the locked DuckDB configuration (:mod:`server.lockdown`), the BI
+(:mod:`server.prom`), the ingest routes' fast path (:mod:`server.fast_ingest`), the locked
+DuckDB configuration (:mod:`server.lockdown`), the BI
 snapshot (:mod:`server.snapshot`) and the monitor loop (:mod:`server.monitor_loop`, with the
 monitor, alert and channel routes of :mod:`server.routes_monitors`).
 """
@@ -26,6 +27,7 @@ from server import errors, openapi
 from server.auth import Tokens
 from server.checkpointer import Checkpointer
 from server.docs_ui import install as install_docs_ui
+from server.fast_ingest import FastIngest
 from server.group_commit import GroupCommitter
 from server.limits import BodyLimit, apply_memory_limit
 from server.lockdown import lock_down
@@ -150,6 +152,7 @@ def create_app(
     app.state.monitor.loop = monitors
     app.state.monitor.histograms = monitors.histograms
     app.state.monitor_loop = monitors
+    app.add_middleware(FastIngest)  # innermost: the middlewares below apply to it too
     errors.install(app)
     install_docs_ui(app)
     openapi.install(app)

@@ -83,25 +83,32 @@ def from_evalstore(error: E.EvalstoreError) -> ApiError:
     raise AssertionError("unreachable: EvalstoreError is last in STATUS")
 
 
+def error_response(error: Exception) -> JSONResponse | None:
+    """The JSON response to a refusal (:class:`ApiError`), a library error or a DuckDB
+    error, as the app's exception handlers give it; None for any other exception."""
+    if isinstance(error, E.EvalstoreError):
+        error = from_evalstore(error)
+    elif isinstance(error, duckdb.Error):
+        error = ApiError(400, "query_error", str(error).strip())
+    if not isinstance(error, ApiError):
+        return None
+    return JSONResponse(
+        error_body(error.code, error.detail, **error.extra),
+        status_code=error.status,
+        headers=error.headers,
+    )
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers turning exceptions into JSON error responses."""
 
     @app.exception_handler(ApiError)
-    async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse(
-            error_body(error.code, error.detail, **error.extra),
-            status_code=error.status,
-            headers=error.headers,
-        )
-
     @app.exception_handler(E.EvalstoreError)
-    async def evalstore_error(request: Request, error: E.EvalstoreError) -> JSONResponse:
-        return await api_error(request, from_evalstore(error))
-
     @app.exception_handler(duckdb.Error)
-    async def duckdb_error(request: Request, error: duckdb.Error) -> JSONResponse:
-        detail = str(error).strip()
-        return await api_error(request, ApiError(400, "query_error", detail))
+    async def known_error(request: Request, error: Exception) -> JSONResponse:
+        response = error_response(error)
+        assert response is not None  # (registered for these classes only)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -194,31 +194,64 @@ async def _ingest(
     (:mod:`server.group_commit`) when the server has one, else with ``Store.log_<kind>``
     on a worker thread. Either way the receipt is sent after the commit."""
     content_type = request.headers.get("content-type")
+    batch_key = _batch_key(idempotency_key)
+    state = request.app.state
+    if state.committer is not None:
+        body = await read_body(request)
+        return await submit(state, kind, model, origin, batch_key, options, content_type, body)
     if origin is None:
         origin = "http:arrow" if (content_type or "").startswith(ARROW) else "http:json"
-    batch_key = _batch_key(idempotency_key)
-    store = request.app.state.store
-    committer = request.app.state.committer
     holder = [await read_body(request)]  # the worker takes the body: nothing here keeps it
-    if committer is None:
-        call = getattr(store, f"log_{kind}")
-        kwargs = {"model": model, "origin": origin, **options}
-        if batch_key is not None:
-            kwargs["batch_key"] = batch_key
-        receipt = await run_in_threadpool(_parse_and_log, holder, content_type, call, kwargs)
-        request.app.state.monitor_loop.notify([model])  # the group commit's on_commit
-        return json_result(receipt)
+    call = getattr(state.store, f"log_{kind}")
+    kwargs = {"model": model, "origin": origin, **options}
+    if batch_key is not None:
+        kwargs["batch_key"] = batch_key
+    receipt = await run_in_threadpool(_parse_and_log, holder, content_type, call, kwargs)
+    state.monitor_loop.notify([model])  # the group commit's on_commit
+    return json_result(receipt)
+
+
+async def submit(
+    state: Any,
+    kind: str,
+    model: str,
+    origin: str | None,
+    batch_key: str | None,
+    options: dict[str, Any],
+    content_type: str | None,
+    body: Body,
+) -> dict[str, Any]:
+    """Parse ``body`` and write it through the app's group commit (``state.committer``);
+    return the receipt as JSON, once committed. Shared by the routes and their fast path
+    (:mod:`server.fast_ingest`)."""
+    if origin is None:
+        origin = "http:arrow" if (content_type or "").startswith(ARROW) else "http:json"
+    holder = [body]
+    del body  # the worker takes the body: nothing here keeps it
     if len(holder[0]) <= INLINE_PARSE_BYTES:
         data = body_to_data(holder.pop(), content_type)
     else:
         data = await run_in_threadpool(_parse, holder, content_type)
     item = Item(
-        LogCall(kind, model, options, store.limits.time_range),
+        LogCall(kind, model, options, state.store.limits.time_range),
         data,
         source=origin,
         batch_key=batch_key,
     )
-    return json_result(await committer.submit(item))
+    return json_result(await state.committer.submit(item))
+
+
+def ingest_options(kind: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The ``Store.log_<kind>`` options of an ingest request's query parameters
+    (``values``: every parameter of the route but ``origin``, defaults filled in)."""
+    options = dict(values)
+    if kind == "predictions":
+        columns = options["probability_columns"]
+        if columns:
+            columns = [c.strip() for c in columns.split(",") if c.strip()]
+        options["probability_columns"] = columns or None
+        options["score_column"] = options["score_column"] or None
+    return options
 
 
 def _parse(holder: list[Body], content_type: str | None) -> Any:
@@ -258,13 +291,16 @@ async def log_features(
     idempotency_key: str | None = IDEMPOTENCY_KEY,
 ) -> dict[str, Any]:
     """Log feature rows (``Store.log_features``); returns the receipt after commit."""
-    options = {
-        "env": env,
-        "dataset": dataset,
-        "id_column": id_column,
-        "ts_column": ts_column,
-        "on_conflict": on_conflict,
-    }
+    options = ingest_options(
+        "features",
+        {
+            "env": env,
+            "dataset": dataset,
+            "id_column": id_column,
+            "ts_column": ts_column,
+            "on_conflict": on_conflict,
+        },
+    )
     return await _ingest(request, "features", model, origin, idempotency_key, options)
 
 
@@ -290,18 +326,18 @@ async def log_predictions(
     idempotency_key: str | None = IDEMPOTENCY_KEY,
 ) -> dict[str, Any]:
     """Log what ``version`` predicted (``Store.log_predictions``); returns the receipt."""
-    columns = None
-    if probability_columns:
-        columns = [c.strip() for c in probability_columns.split(",") if c.strip()]
-    options = {
-        "version": version,
-        "id_column": id_column,
-        "ts_column": ts_column,
-        "prediction_column": prediction_column,
-        "score_column": score_column or None,
-        "probability_columns": columns,
-        "latency_column": latency_column,
-    }
+    options = ingest_options(
+        "predictions",
+        {
+            "version": version,
+            "id_column": id_column,
+            "ts_column": ts_column,
+            "prediction_column": prediction_column,
+            "score_column": score_column,
+            "probability_columns": probability_columns,
+            "latency_column": latency_column,
+        },
+    )
     return await _ingest(request, "predictions", model, origin, idempotency_key, options)
 
 
@@ -319,10 +355,13 @@ async def log_labels(
     idempotency_key: str | None = IDEMPOTENCY_KEY,
 ) -> dict[str, Any]:
     """Log labels (``Store.log_labels``); open label requests of these examples are fulfilled."""
-    options = {
-        "id_column": id_column,
-        "label_column": label_column,
-        "ts_column": ts_column,
-        "source": source,
-    }
+    options = ingest_options(
+        "labels",
+        {
+            "id_column": id_column,
+            "label_column": label_column,
+            "ts_column": ts_column,
+            "source": source,
+        },
+    )
     return await _ingest(request, "labels", model, origin, idempotency_key, options)

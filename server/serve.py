@@ -58,13 +58,16 @@ def run(
     log_level: str = "info",
     time_range: tuple[Any, Any] | None = None,
     max_windows: int | None = None,
+    http: str = "auto",
+    loop: str = "auto",
     **options: Any,
 ) -> None:
     """Open the store at ``path`` and serve it until interrupted.
 
     ``time_range`` and ``max_windows`` are :func:`evalstore.open`'s (the times ingest
-    accepts, the most windows one metric request builds); ``options`` go to
-    :func:`server.app.create_app`.
+    accepts, the most windows one metric request builds); ``http`` and ``loop`` are
+    uvicorn's (``auto``: httptools and uvloop, dependencies of evalstore, else h11 and
+    asyncio); ``options`` go to :func:`server.app.create_app`.
     """
     accepted = Tokens.load(tokens) if tokens is not None else None
     check_binding(host, accepted)
@@ -77,6 +80,8 @@ def run(
             app,
             host=host,
             port=port,
+            http=http,
+            loop=loop,
             log_level=log_level,
             timeout_graceful_shutdown=60,
             access_log=log_level == "debug",
