@@ -67,24 +67,46 @@ COMMENT ON MACRO evalstore.f1_se IS
 -- labels_due <= as_of: a window is complete once the delay that `delay_quantile` of all
 -- labels met has passed since its end. Windows are incomplete (false) when no label
 -- was ever observed.
+-- delay_hours and labeled are read from evalstore.label_horizons when it holds them for
+-- this model and quantile at the model's current watermark (the highest batch id of its
+-- labels and of its predictions in evalstore.batches: labels and predictions are
+-- append-only, so the same watermark means the same delays); persisted performance
+-- calls keep that row current from the new batches alone. Otherwise (`missing`) they
+-- are computed from every label, and the other branch reads nothing.
 CREATE OR REPLACE MACRO evalstore.label_horizon(model, delay_quantile, as_of) AS TABLE
+    WITH mark AS (
+        SELECT max(CASE WHEN b.kind = 'labels' THEN b.batch_id END) AS labels_batch,
+               max(CASE WHEN b.kind = 'predictions' THEN b.batch_id END) AS predictions_batch
+        FROM evalstore.system_table(model, 'batches') AS b
+        WHERE b.model = model
+    ),
+    stored AS (
+        SELECT h.delay_hours, h.labeled
+        FROM evalstore.system_table(model, 'label_horizons') AS h CROSS JOIN mark AS m
+        WHERE h.model = model AND h.delay_quantile = coalesce(delay_quantile, 0.9)
+          AND h.labels_batch IS NOT DISTINCT FROM m.labels_batch
+          AND h.predictions_batch IS NOT DISTINCT FROM m.predictions_batch
+    ),
+    missing AS (SELECT count(*) = 0 AS compute FROM stored),
     -- the earliest label ts of each labeled example: its current label's, unless a label
     -- it superseded came earlier (only corrected examples need a group)
-    WITH corrected AS (
+    corrected AS (
         SELECT l.example_key, min(l.ts) AS label_ts
-        FROM evalstore.model_table(model, 'labels') AS l
-        WHERE l.superseded_by IS NOT NULL
+        FROM evalstore.model_table(model, 'labels') AS l CROSS JOIN missing AS x
+        WHERE x.compute AND l.superseded_by IS NOT NULL
         GROUP BY l.example_key
     ),
     first_label AS (
         SELECT l.example_key, least(l.ts, c.label_ts) AS label_ts
-        FROM evalstore.model_table(model, 'labels_latest') AS l
+        FROM evalstore.model_table(model, 'labels_latest') AS l CROSS JOIN missing AS x
         LEFT JOIN corrected AS c ON c.example_key = l.example_key
+        WHERE x.compute
     ),
     delays AS (
         SELECT evalstore.hours_between(p.ts, f.label_ts) AS delay_hours
-        FROM evalstore.model_table(model, 'predictions') AS p
+        FROM evalstore.model_table(model, 'predictions') AS p CROSS JOIN missing AS x
         JOIN first_label AS f ON f.example_key = p.example_key
+        WHERE x.compute
     ),
     summary AS (
         SELECT CASE WHEN count(*) > 0
@@ -93,11 +115,17 @@ CREATE OR REPLACE MACRO evalstore.label_horizon(model, delay_quantile, as_of) AS
                    AS delay_hours,
                count(*) AS labeled
         FROM delays AS d
+    ),
+    chosen AS (
+        SELECT s.delay_hours, s.labeled FROM stored AS s
+        UNION ALL
+        SELECT s.delay_hours, s.labeled FROM summary AS s CROSS JOIN missing AS x
+        WHERE x.compute
     )
     SELECT s.delay_hours, s.labeled,
            coalesce(CAST(as_of AS TIMESTAMPTZ),
                     (SELECT max(l.ts) FROM evalstore.model_table(model, 'labels') AS l)) AS as_of
-    FROM summary AS s;
+    FROM chosen AS s;
 COMMENT ON MACRO TABLE evalstore.label_horizon IS
     'Label delay quantile (hours) and as-of time behind labels_complete. Args: model, q, as_of.';
 

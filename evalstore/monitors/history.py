@@ -61,7 +61,13 @@ import pyarrow as pa
 
 from evalstore.core.db import transaction
 from evalstore.core.identifiers import check_model_name, quote
-from evalstore.monitors import fingerprints, history_params, history_windows, storage
+from evalstore.monitors import (
+    fingerprints,
+    history_horizon,
+    history_params,
+    history_windows,
+    storage,
+)
 from evalstore.monitors.fingerprints import Watermark
 from evalstore.monitors.history_params import (
     FAMILIES,
@@ -124,6 +130,8 @@ def persisted(ctx: Context, family: str, model: str, arguments: Mapping[str, Any
         registration = ctx.registration(model, arguments.get("version"))
         plan = history_params.plan(con, family, model, arguments, registration)
         mark = fingerprints.watermark(con, model)
+        if family == "performance":
+            _keep_horizon(con, model, params.get("delay_quantile"))
         extra: dict[str, Any] = {"reference": plan.reference}
         if plan.coupled:
             extra["totals"] = history_windows.totals(con, model)
@@ -167,6 +175,16 @@ def persisted(ctx: Context, family: str, model: str, arguments: Mapping[str, Any
             storage.insert_windows(con, key, current.items(), plan.width, now)
         _save_call(con, key, params, table.schema, plan, context, mark, stored, now)
         return table
+
+
+def _keep_horizon(con: duckdb.DuckDBPyConnection, model: str, delay_quantile: Any) -> None:
+    """Bring the model's stored label horizon up to date before the family runs: its
+    macros, and the read back, then read it instead of joining every label
+    (:mod:`evalstore.monitors.history_horizon`). An invalid ``delay_quantile`` is left
+    to the family to refuse."""
+    valid = isinstance(delay_quantile, int | float) and not isinstance(delay_quantile, bool)
+    if valid and 0 <= delay_quantile <= 1:
+        history_horizon.refresh(con, model, float(delay_quantile))
 
 
 def _refresh(
