@@ -75,9 +75,11 @@ def bucket_counts(
     width: str,
     since: datetime | None,
     until: datetime | None,
+    after: Watermark | None = None,
 ) -> dict[datetime, tuple[int, int]]:
     """``{window_start: (serving feature rows, predictions)}`` of every non-empty time
-    window of ``width`` with rows in ``[since, until)`` (None: open).
+    window of ``width`` with rows in ``[since, until)`` (None: open); with ``after``,
+    of the rows of later batches only.
 
     This scan of every row's ``ts`` is the largest fixed cost of a refresh: rows are
     grouped by an integer window number (the floor of the microseconds since
@@ -99,26 +101,36 @@ def bucket_counts(
         bucket = f"({offset} - (({offset} % {size}) + {size}) % {size}) // {size}"
     else:
         bucket = "evalstore.window_start(ts, $w)"
+    params: dict[str, Any] = {"w": width, "since": since, "until": until}
+    newer = {"features": "", "predictions": ""}
+    if after is not None:
+        params |= {"wf": _floor(after.features), "wp": _floor(after.predictions)}
+        newer = {"features": " AND batch_id > $wf", "predictions": " AND batch_id > $wp"}
     sql = f"""
         SELECT evalstore.window_start(min(first_ts), $w), sum(f) AS f, sum(p) AS p FROM (
             SELECT {bucket} AS bucket, min(ts) AS first_ts, count(*) AS f, 0 AS p
             FROM {features}
             WHERE env = 'serving' AND ($since IS NULL OR ts >= $since)
-              AND ($until IS NULL OR ts < $until)
+              AND ($until IS NULL OR ts < $until){newer["features"]}
             GROUP BY bucket
             UNION ALL
             SELECT {bucket}, min(ts), 0, count(*)
             FROM {predictions}
             WHERE ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
+              {newer["predictions"]}
             GROUP BY 1
         ) GROUP BY bucket
     """
-    params = {"w": width, "since": since, "until": until}
     return {
         start: (int(f), int(p))
         for start, f, p in con.execute(sql, params).fetchall()
         if start is not None
     }
+
+
+def _floor(batch_id: int | None) -> int:
+    """A watermark's batch id, -1 for none (every batch id is later)."""
+    return -1 if batch_id is None else batch_id
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ class _Stored:
     context: str
     mark: Watermark
     created_at: datetime
+    counted: history_windows.Counted
 
 
 def persisted(ctx: Context, family: str, model: str, arguments: Mapping[str, Any]) -> pa.Table:
@@ -137,14 +138,19 @@ def persisted(ctx: Context, family: str, model: str, arguments: Mapping[str, Any
             extra["totals"] = history_windows.totals(con, model)
         context = fingerprints.context_hash(con, model, key[2], extra)
         stored = _stored_call(con, key)
+        totals = history_windows.row_totals(con, model)
         now = datetime.now(UTC)
 
         def run(**override: Any) -> pa.Table:
             return compute(ctx, model, **{**arguments, **override})
 
+        def save(schema: pa.Schema) -> None:
+            _save_call(con, key, params, schema, plan, context, mark, stored, now, totals)
+
         current: dict[datetime, tuple[int, int]] = {}
         if plan.width is not None:
-            current = history_windows.current_windows(con, model, plan)
+            counted = stored.counted if stored is not None else None
+            current = history_windows.current_windows(con, model, plan, counted, totals)
         fresh = stored is not None and stored.context == context
         if fresh and plan.coupled and stored.mark == mark:
             table = _read_back(con, key, stored.schema, family, model, params)
@@ -159,21 +165,21 @@ def persisted(ctx: Context, family: str, model: str, arguments: Mapping[str, Any
             if not stale and not gone:
                 table = _read_back(con, key, stored.schema, family, model, params)
                 if table.num_rows:
-                    _save_call(con, key, params, stored.schema, plan, context, mark, stored, now)
+                    save(stored.schema)
                     return table
             elif stale < set(current):
                 windows = (current, stale, gone)
                 schema = _refresh(con, key, run, plan, stored.schema, windows, mark, now)
                 table = _read_back(con, key, schema, family, model, params) if schema else None
                 if table is not None and table.num_rows:  # else computed whole below
-                    _save_call(con, key, params, schema, plan, context, mark, stored, now)
+                    save(schema)
                     return table
         table = run()
         storage.delete_windows(con, key, None)
         storage.insert_rows(con, key, table, mark, now)
         if plan.width is not None:
             storage.insert_windows(con, key, current.items(), plan.width, now)
-        _save_call(con, key, params, table.schema, plan, context, mark, stored, now)
+        save(table.schema)
         return table
 
 
@@ -237,13 +243,16 @@ def _refresh(
 def _stored_call(con: duckdb.DuckDBPyConnection, key: Sequence[str]) -> _Stored | None:
     rows = con.execute(
         "SELECT result_schema, context_hash, features_batch, predictions_batch, labels_batch, "
-        f"created_at FROM evalstore.metric_history_calls WHERE {storage.CALL_KEY}",
+        "created_at, feature_rows, prediction_rows "
+        f"FROM evalstore.metric_history_calls WHERE {storage.CALL_KEY}",
         list(key),
     ).fetchall()
     if not rows:
         return None
-    schema, context, f, p, labels, created = rows[0]
-    return _Stored(storage.deserialize_schema(schema), context, Watermark(f, p, labels), created)
+    schema, context, f, p, labels, created, feature_rows, prediction_rows = rows[0]
+    mark = Watermark(f, p, labels)
+    counted = history_windows.Counted(tuple(key), mark, feature_rows, prediction_rows)
+    return _Stored(storage.deserialize_schema(schema), context, mark, created, counted)
 
 
 def _save_call(
@@ -256,13 +265,16 @@ def _save_call(
     mark: Watermark,
     stored: _Stored | None,
     now: datetime,
+    totals: tuple[int, int],
 ) -> None:
+    """Record the call: its parameters, result schema, context, watermark, and the
+    model's row totals its window counts were taken at."""
     con.execute(f"DELETE FROM evalstore.metric_history_calls WHERE {storage.CALL_KEY}", list(key))
     con.execute(
         "INSERT INTO evalstore.metric_history_calls (model, family, params_hash, params, "
         "result_schema, width, coupled, context_hash, features_batch, predictions_batch, "
-        "labels_batch, created_at, refreshed_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "labels_batch, created_at, refreshed_at, feature_rows, prediction_rows) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             *key,
             json.dumps(params, sort_keys=True),
@@ -273,6 +285,7 @@ def _save_call(
             *mark.as_list(),
             stored.created_at if stored else now,
             now,
+            *totals,
         ],
     )
 

@@ -11,6 +11,7 @@ analysis rows, whose rows depend on every other window) are found by :func:`gaps
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
@@ -58,13 +59,50 @@ def totals(con: duckdb.DuckDBPyConnection, model: str) -> list[int]:
     return [int(s[0]), int(s[1])]
 
 
+@dataclass(frozen=True)
+class Counted:
+    """When a stored call's window counts (``metric_history_windows``) were taken: its
+    watermark and the model's rows then (features of every env, predictions; None for
+    a call stored before these were recorded)."""
+
+    key: tuple[str, str, str]
+    mark: Watermark
+    feature_rows: int | None
+    prediction_rows: int | None
+
+
+def row_totals(con: duckdb.DuckDBPyConnection, model: str) -> tuple[int, int]:
+    """Rows of the model's features (every env) and predictions: ``count(*)`` without a
+    filter, which DuckDB answers from the tables' row counts without a scan."""
+    features = model_relation(con, model, "features")
+    predictions = model_relation(con, model, "predictions")
+    f, p = con.execute(
+        f"SELECT (SELECT count(*) FROM {features}), (SELECT count(*) FROM {predictions})"
+    ).fetchall()[0]
+    return int(f), int(p)
+
+
 def current_windows(
-    con: duckdb.DuckDBPyConnection, model: str, plan: Plan
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    plan: Plan,
+    counted: Counted | None = None,
+    totals: tuple[int, int] | None = None,
 ) -> dict[datetime, tuple[int, int]]:
     """Every window the fresh call lists, with its row counts: the non-empty windows,
-    and for quality the empty ones between them (or across ``[since, until)``)."""
+    and for quality the empty ones between them (or across ``[since, until)``).
+
+    With ``counted`` (the stored call) and ``totals`` (:func:`row_totals` now), the
+    counts are the stored ones plus those of the rows of later batches, unless rows
+    were removed since (features replaced with ``on_conflict='replace'``: the totals do
+    not add up); otherwise, and for a call stored without counts, every row's ``ts`` is
+    scanned."""
     assert plan.width is not None
-    counts = fingerprints.bucket_counts(con, model, plan.width, plan.since, plan.until)
+    counts = None
+    if counted is not None and totals is not None:
+        counts = _counts_since(con, model, plan, counted, totals)
+    if counts is None:
+        counts = fingerprints.bucket_counts(con, model, plan.width, plan.since, plan.until)
     if not plan.fill:
         return counts
     has_features = bool(feature_kinds(con, model))
@@ -78,6 +116,55 @@ def current_windows(
     return {**filled, **counts}
 
 
+def _counts_since(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    plan: Plan,
+    counted: Counted,
+    totals: tuple[int, int],
+) -> dict[datetime, tuple[int, int]] | None:
+    """The stored window counts of ``counted`` plus those of later batches' rows, or
+    None when a row the counts saw is gone (rows of later batches have higher batch
+    ids, so the totals add up exactly when no row at or below the watermark was
+    removed)."""
+    assert plan.width is not None
+    if counted.feature_rows is None or counted.prediction_rows is None:
+        return None
+    features = model_relation(con, model, "features")
+    predictions = model_relation(con, model, "predictions")
+    mark = counted.mark
+    newer = con.execute(
+        f"SELECT (SELECT count(*) FROM {features} WHERE batch_id > $wf), "
+        f"(SELECT count(*) FROM {predictions} WHERE batch_id > $wp)",
+        {
+            "wf": -1 if mark.features is None else mark.features,
+            "wp": -1 if mark.predictions is None else mark.predictions,
+        },
+    ).fetchall()[0]
+    if (counted.feature_rows + newer[0], counted.prediction_rows + newer[1]) != totals:
+        return None
+    counts = {s: c for s, c in stored_counts(con, counted.key).items() if c != (0, 0)}
+    added = fingerprints.bucket_counts(con, model, plan.width, plan.since, plan.until, after=mark)
+    for start, (f, p) in added.items():
+        old_f, old_p = counts.get(start, (0, 0))
+        counts[start] = (old_f + f, old_p + p)
+    return counts
+
+
+def stored_counts(
+    con: duckdb.DuckDBPyConnection, key: Sequence[str]
+) -> dict[datetime, tuple[int, int]]:
+    """The windows a stored call recorded, with their row counts."""
+    return {
+        start: (int(f), int(p))
+        for start, f, p in con.execute(
+            "SELECT window_start, feature_rows, prediction_rows FROM "
+            f"evalstore.metric_history_windows WHERE {storage.CALL_KEY}",
+            list(key),
+        ).fetchall()
+    }
+
+
 def stale_windows(
     con: duckdb.DuckDBPyConnection,
     key: Sequence[str],
@@ -87,14 +174,7 @@ def stale_windows(
     current: Mapping[datetime, tuple[int, int]],
 ) -> set[datetime]:
     assert plan.width is not None
-    stored = {
-        start: (int(f), int(p))
-        for start, f, p in con.execute(
-            "SELECT window_start, feature_rows, prediction_rows FROM "
-            f"evalstore.metric_history_windows WHERE {storage.CALL_KEY}",
-            list(key),
-        ).fetchall()
-    }
+    stored = stored_counts(con, key)
     touched = fingerprints.touched_windows(
         con, model, plan.width, plan.since, plan.until, mark, plan.reads
     )
