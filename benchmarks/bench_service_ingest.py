@@ -1,30 +1,46 @@
-"""Service ingest benchmark: single-example JSON requests, group commit on vs off.
+"""Service ingest benchmark: single-example JSON requests and Arrow batches over HTTP.
 
-    python benchmarks/bench_service_ingest.py [--seconds 5] [--clients 1,8,32] [--quick]
+    python benchmarks/bench_service_ingest.py                  # predictions + labels,
+                                                               # 1, 8, 32 clients, 5 s each
+    python benchmarks/bench_service_ingest.py --quick          # 2 s per case
+    python benchmarks/bench_service_ingest.py --stored 1000000 --kinds predictions --clients 32
+    python benchmarks/bench_service_ingest.py --source /tmp/old-checkout   # another version
 
 A model server logs each prediction (and later each label) as it makes it: one example per
-HTTP request. This starts a real ``evalstore serve`` process on a free 127.0.0.1 port, into a
-fresh store file, once with ``--no-group-commit`` (each request its own transaction: the
-behaviour before issue 21) and once with group commit (the default), and for each kind
-(``predictions``: example_id, ts, score; ``labels``: example_id, ts, label) and each number of
-concurrent clients (1, 8, 32) sends single-example JSON requests for ``--seconds`` seconds
-(after a one-second warm-up). Each client is a thread with one keep-alive connection and
-pre-encoded requests (raw sockets, no HTTP library on the client side, so the client costs
-little of the 2 cores it shares with the server); every example id is new.
+HTTP request. This starts a real ``evalstore serve`` process (uvicorn with httptools and
+uvloop when installed; ``--http h11 --loop asyncio`` for the pure-Python stack) on a free
+127.0.0.1 port over a fresh store file, registers model ``svc`` (binary), optionally fills
+it with ``--stored`` predictions of version v1 first (the duplicate-id check then has them
+to check against), and for each kind (``predictions``: example_id, ts, score; ``labels``:
+example_id, ts, label) and each number of concurrent clients (``--clients``, default 1, 8,
+32) sends single-example JSON requests for ``--seconds`` after a one-second warm-up; every
+example id is new. With ``--baseline`` the same cases run first against a server with
+``--no-group-commit`` (one transaction per request).
 
-The table shows requests/s, p50 and p99 latency (send to full response), the server
-process's CPU seconds per 1,000 requests, the mean group size and the writer thread's busy
-time per request (``/healthz``: the serial cost that bounds requests/s), and the after
-(group commit) / before ratio of requests/s. Then the per-request breakdown of one
-single-example request, in-process on a store file: JSON parse, plan (registry lookup and
-schema), insert + checks, the ``evalstore.batches`` row, COMMIT (fsync), against the HTTP
-latency at 1 client; and ``Store.log_predictions`` whole (the library path).
+The load generator is ``wrk`` (C, ``benchmarks/wrk_ingest.lua``) when it is on the PATH
+(``apt-get install wrk``), else (or with ``--load python``) threads of raw keep-alive
+sockets (bench_streaming's ``Connection``). Either way it shares the machine's cores with
+the server: the table shows its CPU per 1,000 requests beside the server's.
+
+Then ``--arrow-rows`` (default 1,000 and 20,000): Arrow IPC batches of that many
+prediction rows posted back to back by 4 clients for ``--seconds`` (rows/s): a batch of at
+most 10,000 rows is grouped with others by the group commit, a larger one is written alone.
+
+The tables: requests/s, p50 and p99 latency (send to full response), the server process's
+CPU and the load generator's per 1,000 requests, the mean group size and the writer
+thread's busy time per request (``/healthz``), the load average when the case ran; the
+Arrow batches' rows/s; and the writer's cost of one single-example request, statement by
+statement, in-process (:func:`breakdown`).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
+import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -32,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +56,35 @@ from bench_streaming import Connection, encode, free_port
 from harness import machine, process_cpu_seconds, table, versions
 
 KINDS = ("predictions", "labels")
+HERE = Path(__file__).resolve().parent
+PATHS = {
+    "predictions": "/v1/models/svc/predictions?version=v1",
+    "labels": "/v1/models/svc/labels",
+}
 
 
-def start_server(path: Path, group_commit: bool) -> tuple[subprocess.Popen, int]:
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+# ---------------------------------------------------------------------- the server
+
+
+def start_server(
+    path: Path, group_commit: bool, http: str, loop: str, source: Path | None
+) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    flag = "--group-commit" if group_commit else "--no-group-commit"
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from evalstore.cli import main; main()", "serve", str(path),
-         "--port", str(port), "--log-level", "warning", flag],
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
+    stack = "".join(f", {k}={v!r}" for k, v in (("http", http), ("loop", loop)) if v != "auto")
+    code = (  # (an older checkout's run() may not take http/loop: only passed when set)
+        "from server.serve import run; "
+        f"run({str(path)!r}, port={port}, log_level='warning', group_commit={group_commit!r}"
+        f"{stack})"
+    )
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = f"{source}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=source or HERE.parent)
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
             status, _ = request(port, "GET", "/healthz")
@@ -67,13 +103,35 @@ def stop_server(process: subprocess.Popen) -> None:
 
 def request(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """One request on a new connection (setup and status only)."""
-    connection = Connection(port, timeout=30)
+    connection = Connection(port, timeout=300)
     try:
         data = b"" if body is None else json.dumps(body).encode()
         status, payload = connection.send(encode(method, path, data))
     finally:
         connection.close()
     return status, json.loads(payload) if payload else None
+
+
+def prepare(path: Path, stored: int, source: Path | None) -> None:
+    """Register ``svc`` in a new store at ``path``; log ``stored`` predictions of v1."""
+    code = f"""
+import duckdb, evalstore
+store = evalstore.open({str(path)!r})
+store.register_model("svc", "v1", "binary", classes=[0, 1], positive_class=1)
+for start in range(0, {stored}, 1_000_000):
+    n = min(1_000_000, {stored} - start)
+    data = duckdb.sql(f"SELECT 'stored-' || (i + {{start}}) AS example_id, "
+                      "TIMESTAMPTZ '2026-01-01' AS ts, 0.5 AS score FROM range({{n}}) t(i)")
+    store.log_predictions("svc", data.to_arrow_table(), "v1")
+store.close()
+"""
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = f"{source}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=source or HERE.parent)
+
+
+# ---------------------------------------------------------------------- load generators
 
 
 def body(kind: str, example: str, second: int) -> bytes:
@@ -85,13 +143,39 @@ def body(kind: str, example: str, second: int) -> bytes:
     return json.dumps([record]).encode()
 
 
-def run_case(port: int, kind: str, clients: int, seconds: float, tag: str) -> dict[str, Any]:
+def run_wrk(port: int, kind: str, clients: int, seconds: float, tag: str) -> dict[str, Any]:
+    """``clients`` wrk connections for ``seconds`` (after 1 s of warm-up)."""
+
+    def wrk(duration: float, prefix: str) -> tuple[dict[str, Any], float]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(
+            ["wrk", f"-t{min(2, clients)}", f"-c{clients}", f"-d{duration:g}s", "--timeout",
+             "30s", "-s", str(HERE / "wrk_ingest.lua"), f"http://127.0.0.1:{port}", "--",
+             kind, PATHS[kind], prefix],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return json.loads(done.stdout.strip().splitlines()[-1]), cpu
+
+    wrk(1, f"{tag}w")
+    cpu_before = SERVER_CPU()
+    result, load_cpu = wrk(seconds, tag)
+    cpu = SERVER_CPU() - cpu_before
+    n = result["requests"]
+    return {
+        "requests_per_s": n / result["seconds"],
+        "p50_ms": result["p50_ms"],
+        "p99_ms": result["p99_ms"],
+        "server_cpu_per_1000": cpu / n * 1000 if n else float("nan"),
+        "load_cpu_per_1000": load_cpu / n * 1000 if n else float("nan"),
+        "failures": result["errors"],
+        "requests": n,
+    }
+
+
+def run_python(port: int, kind: str, clients: int, seconds: float, tag: str) -> dict[str, Any]:
     """``clients`` threads sending single-example requests for ``seconds`` (after 1 s)."""
-    path = (
-        "/v1/models/svc/predictions?version=v1"
-        if kind == "predictions"
-        else ("/v1/models/svc/labels")
-    )
     start = threading.Barrier(clients + 1)
     stop = threading.Event()
     measuring = threading.Event()
@@ -104,7 +188,7 @@ def run_case(port: int, kind: str, clients: int, seconds: float, tag: str) -> di
             start.wait()
             i = 0
             while not stop.is_set():
-                data = encode("POST", path, body(kind, f"{tag}-{index}-{i}", i))
+                data = encode("POST", PATHS[kind], body(kind, f"{tag}-{index}-{i}", i))
                 i += 1
                 began = time.perf_counter()
                 status, _ = connection.send(data)
@@ -121,13 +205,13 @@ def run_case(port: int, kind: str, clients: int, seconds: float, tag: str) -> di
         thread.start()
     start.wait()
     time.sleep(1.0)  # warm-up
-    cpu_before = SERVER_CPU()
+    cpu_before, load_before = SERVER_CPU(), time.process_time()
     measuring.set()
     began = time.perf_counter()
     time.sleep(seconds)
     measuring.clear()
     elapsed = time.perf_counter() - began
-    cpu = SERVER_CPU() - cpu_before
+    cpu, load_cpu = SERVER_CPU() - cpu_before, time.process_time() - load_before
     stop.set()
     for thread in threads:
         thread.join()
@@ -138,178 +222,287 @@ def run_case(port: int, kind: str, clients: int, seconds: float, tag: str) -> di
         "p50_ms": every[n // 2] * 1e3 if n else float("nan"),
         "p99_ms": every[min(n - 1, int(n * 0.99))] * 1e3 if n else float("nan"),
         "server_cpu_per_1000": cpu / n * 1000 if n else float("nan"),
+        "load_cpu_per_1000": load_cpu / n * 1000 if n else float("nan"),
         "failures": sum(failures),
         "requests": n,
     }
 
 
+def arrow_body(rows: int, start: int) -> bytes:
+    """An Arrow IPC stream of ``rows`` predictions with ids ``arrow-<start>``, ..."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.ipc as ipc
+
+    numbers = np.arange(start, start + rows)
+    data = pa.table(
+        {
+            "example_id": pc.binary_join_element_wise(
+                "arrow-", pa.array(numbers).cast(pa.string()), ""
+            ),
+            "ts": pa.array(1_767_225_600_000_000 + numbers, pa.timestamp("us", "UTC")),
+            "score": pa.array(numbers % 1000 / 1000),
+        }
+    )
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, data.schema) as writer:
+        writer.write_table(data)
+    return sink.getvalue()
+
+
+def run_arrow(port: int, rows: int, seconds: float, clients: int = 4) -> dict[str, Any]:
+    """``clients`` threads posting ``rows``-row Arrow batches back to back."""
+    stop = threading.Event()
+    written = [0] * clients
+    failures = [0] * clients
+
+    def client(index: int) -> None:
+        connection = Connection(port, timeout=300)
+        try:
+            for batch in range(1_000_000):
+                if stop.is_set():
+                    break
+                data = arrow_body(rows, (index * 1_000_000 + batch) * rows)
+                head = (
+                    f"POST {PATHS['predictions']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Content-Type: application/vnd.apache.arrow.stream\r\n"
+                    f"Content-Length: {len(data)}\r\n\r\n"
+                ).encode()
+                status, _ = connection.send(head + data)
+                if status == 200:
+                    written[index] += rows
+                else:
+                    failures[index] += 1
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    return {"rows": rows, "rows_per_s": sum(written) / elapsed, "failures": sum(failures)}
+
+
 SERVER_CPU = lambda: 0.0  # noqa: E731  (set per server)
 
 
-def serve_cases(
-    group_commit: bool, clients: list[int], seconds: float, kinds: tuple[str, ...] = KINDS
-) -> list[dict[str, Any]]:
+def serve_cases(args: argparse.Namespace, group_commit: bool) -> dict[str, Any]:
     global SERVER_CPU
-    results = []
+    results: dict[str, Any] = {"requests": [], "arrow": []}
+    run = run_wrk if args.load == "wrk" else run_python
     with tempfile.TemporaryDirectory() as workdir:
-        process, port = start_server(Path(workdir) / "svc.duckdb", group_commit)
+        path = Path(workdir) / "svc.duckdb"
+        prepare(path, args.stored, args.source)
+        process, port = start_server(path, group_commit, args.http, args.loop, args.source)
         SERVER_CPU = lambda: process_cpu_seconds(process.pid)  # noqa: E731
+        mode = "group commit" if group_commit else "one commit each"
         try:
-            status, _ = request(
-                port,
-                "POST",
-                "/v1/models/svc/versions",
-                {"version": "v1", "task": "binary", "classes": [0, 1], "positive_class": 1},
-            )
-            assert status == 201, status
-            for kind in kinds:
-                for n in clients:
+            for kind in args.kinds:
+                for n in args.clients:
                     before = request(port, "GET", "/healthz")[1].get("ingest", {})
-                    result = run_case(port, kind, n, seconds, f"{kind}{n}")
+                    load = load_average()
+                    result = run(port, kind, n, args.seconds, f"{kind}{n}{int(group_commit)}")
                     after = request(port, "GET", "/healthz")[1].get("ingest", {})
                     groups = after.get("groups", 0) - before.get("groups", 0)
                     calls = after.get("requests", 0) - before.get("requests", 0)
                     busy = after.get("busy_seconds", 0) - before.get("busy_seconds", 0)
                     result.update(
                         writer_ms=busy / calls * 1e3 if calls else float("nan"),
-                        mode="group commit" if group_commit else "one commit each",
+                        mode=mode,
                         kind=kind,
                         clients=n,
                         group=calls / groups if groups else 1.0,
+                        load=max(load, load_average()),
                     )
-                    results.append(result)
+                    results["requests"].append(result)
                     print(
-                        f"  {result['mode']:>15} {kind:<11} {n:>2} clients: "
+                        f"  {mode:>15} {kind:<11} {n:>2} clients: "
                         f"{result['requests_per_s']:8.0f} req/s p50 {result['p50_ms']:6.1f} ms "
                         f"p99 {result['p99_ms']:7.1f} ms group {result['group']:5.1f} "
-                        f"writer {result['writer_ms']:5.2f} ms/req "
-                        f"server CPU {result['server_cpu_per_1000']:5.2f} s/1k",
+                        f"writer {result['writer_ms']:5.2f} ms/req server CPU "
+                        f"{result['server_cpu_per_1000']:5.2f} s/1k, load "
+                        f"{result['load']:.1f}",
                         file=sys.stderr,
                     )
+            for rows in args.arrow_rows:
+                result = run_arrow(port, rows, args.seconds)
+                result.update(mode=mode, load=load_average())
+                results["arrow"].append(result)
+                print(f"  {mode:>15} Arrow {rows:>6}-row batches: {result}", file=sys.stderr)
         finally:
             stop_server(process)
     return results
 
 
-def breakdown(repeat: int = 300) -> list[tuple[str, float]]:
-    """Median milliseconds of each step of one single-example predictions request."""
+# ---------------------------------------------------------------------- the writer's cost
+
+
+def breakdown(repeat: int = 200) -> list[tuple[str, float, float]]:
+    """Median wall and CPU milliseconds of each step of one single-example predictions
+    request written as a group of one (what the writer does at 1 client), in-process on a
+    store file: the statements by kind, and the Python around them."""
     import evalstore
-    from evalstore.core.ingest_call import LogCall, Lookups, plan_call
-    from evalstore.core.ingest_group import Item, _write_item
-    from evalstore.core.ingest_write import Written, record
+    from evalstore.core.ingest_call import LogCall
+    from evalstore.core.ingest_group import Item, execute_group
+    from evalstore.core.ingest_keys import StoredKeys
     from server.formats import body_to_data
     from server.ingest_body import Body
 
-    steps: dict[str, list[float]] = {
-        k: [] for k in ("parse", "plan", "insert_checks", "batches_row", "commit", "library")
+    kinds = {
+        "BEGIN": "BEGIN",
+        "SELECT * FROM evalstore.models": "registry lookup (plan)",
+        "SELECT current_database()": "catalog name",
+        "SELECT nextval": "batch id",
+        "SELECT c.n, new.*": "catch up the stored-key set",
+        "SELECT count(*) FILTER": "row-wise checks (one count)",
+        "INSERT INTO evalstore.batches": "the evalstore.batches row",
+        "INSERT INTO": "insert ... RETURNING ids, key hashes",
+        "COMMIT": "COMMIT (fsync of the write-ahead log)",
     }
+    steps: dict[str, list[tuple[float, float]]] = defaultdict(list)
+
+    class Timed:
+        """The store's connection, timing each statement by kind."""
+
+        def __init__(self, con: Any) -> None:
+            self.con = con
+            self.times: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = self.con.execute(sql, *args)
+            name = next((v for k, v in kinds.items() if sql.startswith(k)), "other statements")
+            self.times[name][0] += time.perf_counter() - wall
+            self.times[name][1] += time.process_time() - cpu
+            return result
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.con, name)
+
     with tempfile.TemporaryDirectory() as workdir:
         store = evalstore.open(Path(workdir) / "b.duckdb")
         store.register_model("svc", "v1", "binary", classes=[0, 1], positive_class=1)
-        con = store.connection
-        call = LogCall("predictions", "svc", {"version": "v1"})
+        keys = StoredKeys()
         for i in range(repeat + 20):
             raw = body("predictions", f"b{i}", i)
-            t0 = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             data = body_to_data(Body.of(raw), "application/json")
-            t1 = time.perf_counter()
-            con.execute("BEGIN TRANSACTION")
-            t2 = time.perf_counter()
-            plan = plan_call(con, call, data.schema, Lookups(con))
-            t3 = time.perf_counter()
-            item = Item(call, data, "bench")
-            written = _write_item(con, plan, item, 0)
-            t4 = time.perf_counter()
-            record(con, [Written(plan, written.receipt, item.received_at, "bench", None)])
-            t5 = time.perf_counter()
-            con.execute("COMMIT")
-            t6 = time.perf_counter()
-            library = body_to_data(Body.of(body("predictions", f"l{i}", i)), "application/json")
-            t6 = time.perf_counter()
-            store.log_predictions("svc", library, version="v1")
-            t7 = time.perf_counter()
-            if i >= 20:
-                steps["parse"].append(t1 - t0)
-                steps["plan"].append(t3 - t2)
-                steps["insert_checks"].append(t4 - t3)
-                steps["batches_row"].append(t5 - t4)
-                steps["commit"].append(t6 - t5 + t2 - t1)
-                steps["library"].append(t7 - t6)
+            parse = (time.perf_counter() - wall, time.process_time() - cpu)
+            item = Item(LogCall("predictions", "svc", {"version": "v1"}), data, "bench")
+            con = Timed(store.connection)
+            wall, cpu = time.perf_counter(), time.process_time()
+            (result,) = execute_group(con, [item], stored_keys=keys)  # type: ignore[arg-type]
+            total = (time.perf_counter() - wall, time.process_time() - cpu)
+            assert not isinstance(result, BaseException), result
+            if i < 20:
+                continue
+            steps["parse the JSON body (request handler)"].append(parse)
+            for name, (w, c) in con.times.items():
+                steps[name].append((w, c))
+            statements = [sum(t[k] for t in con.times.values()) for k in (0, 1)]
+            steps["Python: plan, Arrow, receipts"].append(
+                (total[0] - statements[0], total[1] - statements[1])
+            )
+            steps["writer, whole (one group of one request)"].append(total)
         store.close()
-    return [(name, statistics.median(v) * 1e3) for name, v in steps.items()]
+    return [
+        (
+            name,
+            statistics.median(w for w, _ in values) * 1e3,
+            statistics.median(c for _, c in values) * 1e3,
+        )
+        for name, values in steps.items()
+    ]
 
 
-#: What each step of :func:`breakdown` covers.
-STEPS = {
-    "parse": "parse the JSON body (server.json_body: small bodies by the standard library)",
-    "plan": "plan (registry lookup, schema, checks to run)",
-    "insert_checks": "insert + checks (one statement each)",
-    "batches_row": "the evalstore.batches row",
-    "commit": "BEGIN + COMMIT (fsync of the write-ahead log)",
-}
+# ---------------------------------------------------------------------- main
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--clients", default="1,8,32")
-    parser.add_argument("--kinds", default=",".join(KINDS))
-    parser.add_argument(
-        "--only-group-commit", action="store_true", help="skip the one-commit-each server"
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--seconds", type=float, default=5.0, help="per case (default 5)")
     parser.add_argument("--quick", action="store_true", help="2 s per case")
+    parser.add_argument("--clients", default="1,8,32", help="comma-separated (default 1,8,32)")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="predictions,labels")
+    parser.add_argument("--stored", type=int, default=0, help="predictions stored beforehand")
+    parser.add_argument(
+        "--arrow-rows", default="1000,20000", help="Arrow batch sizes ('' for none)"
+    )
+    parser.add_argument("--baseline", action="store_true", help="also --no-group-commit")
+    parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--http", default="auto", help="uvicorn's: auto, httptools, h11")
+    parser.add_argument("--loop", default="auto", help="uvicorn's: auto, uvloop, asyncio")
+    parser.add_argument("--source", type=Path, help="run the server from this checkout")
+    parser.add_argument("--no-breakdown", action="store_true", help="skip the in-process table")
     args = parser.parse_args()
-    seconds = 2.0 if args.quick else args.seconds
-    clients = [int(c) for c in args.clients.split(",")]
+    args.seconds = 2.0 if args.quick else args.seconds
+    args.clients = [int(c) for c in args.clients.split(",")]
+    args.kinds = tuple(args.kinds.split(","))
+    args.arrow_rows = [int(r) for r in args.arrow_rows.split(",") if r]
+    if args.load == "auto":
+        args.load = "wrk" if shutil.which("wrk") else "python"
     print(f"machine: {machine()}", file=sys.stderr)
-    kinds = tuple(args.kinds.split(","))
-    after = serve_cases(True, clients, seconds, kinds)
-    if args.only_group_commit:
-        return
-    before = serve_cases(False, clients, seconds, kinds)
-    rows = []
-    for b, a in zip(before, after, strict=True):
-        for r in (b, a):
-            ratio = f"{a['requests_per_s'] / b['requests_per_s']:.1f}x" if r is a else "1.0x"
-            rows.append(
-                [
-                    f"{r['kind']}, {r['clients']} clients, {r['mode']}",
-                    f"{r['requests_per_s']:,.0f}",
-                    f"{r['p50_ms']:.1f}",
-                    f"{r['p99_ms']:.1f}",
-                    f"{r['server_cpu_per_1000']:.2f}",
-                    f"{r['group']:.1f}",
-                    f"{r['writer_ms']:.2f}" if r["mode"] == "group commit" else "-",
-                    str(r["failures"]),
-                    ratio,
-                ]
-            )
+    runs = [serve_cases(args, True)]
+    if args.baseline:
+        runs.append(serve_cases(args, False))
     print()
-    print(f"Single-example JSON ingest requests, {seconds:g} s per case")
+    print(
+        f"Single-example JSON ingest requests, {args.seconds:g} s per case, load generator "
+        f"{args.load}, uvicorn http={args.http} loop={args.loop}, {args.stored:,} predictions "
+        "stored beforehand"
+    )
     print(f"machine: {machine()}; {versions('duckdb', 'pyarrow', 'fastapi', 'uvicorn')}")
     print()
-    header = ["case", "req/s", "p50 ms", "p99 ms", "server CPU s / 1k req", "mean group",
-              "writer ms / req", "errors", "req/s vs one commit each"]  # fmt: skip
-    print("\n".join(table(header, rows)))
-    print()
-    steps = breakdown()
-    http_p50 = next(
-        r["p50_ms"] for r in after if r["kind"] == "predictions" and r["clients"] == min(clients)
-    )
-    total = sum(ms for name, ms in steps if name != "library")
-    print("Per-request cost of one single-example predictions request (median ms, in-process)")
-    print()
-    rows = [[STEPS[name], f"{ms:.2f}"] for name, ms in steps if name != "library"]
-    rows.append(["sum of the steps", f"{total:.2f}"])
-    rows.append(
+    header = ["case", "req/s", "p50 ms", "p99 ms", "server CPU s / 1k req",
+              "load gen. CPU s / 1k req", "mean group", "writer ms / req", "errors",
+              "load avg"]  # fmt: skip
+    rows = [
         [
-            f"HTTP p50 at {min(clients)} client (group commit) minus the steps",
-            f"{http_p50 - total:.2f}",
+            f"{r['kind']}, {r['clients']} clients, {r['mode']}",
+            f"{r['requests_per_s']:,.0f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            f"{r['server_cpu_per_1000']:.2f}",
+            f"{r['load_cpu_per_1000']:.2f}",
+            f"{r['group']:.1f}",
+            f"{r['writer_ms']:.2f}" if r["mode"] == "group commit" else "-",
+            str(r["failures"]),
+            f"{r['load']:.1f}",
         ]
-    )
-    rows.append(["Store.log_predictions, whole (library path)", f"{dict(steps)['library']:.2f}"])
-    print("\n".join(table(["step", "ms"], rows)))
-    print(json.dumps({"before": before, "after": after, "breakdown": steps}), file=sys.stderr)
+        for run in runs
+        for r in run["requests"]
+    ]
+    print("\n".join(table(header, rows)))
+    if args.arrow_rows:
+        print()
+        print(f"Arrow IPC batches of predictions, 4 clients back to back, {args.seconds:g} s")
+        print()
+        rows = [
+            [f"{r['rows']:,}-row batches, {r['mode']}", f"{r['rows_per_s']:,.0f}",
+             str(r["failures"]), f"{r['load']:.1f}"]
+            for run in runs
+            for r in run["arrow"]
+        ]  # fmt: skip
+        print("\n".join(table(["case", "rows/s", "errors", "load avg"], rows)))
+    if not args.no_breakdown:
+        steps = breakdown()
+        print()
+        print("The writer's cost of one single-example predictions request (a group of one;")
+        print(f"median ms, in-process, load average {load_average():.1f})")
+        print()
+        rows = [[name, f"{wall:.2f}", f"{cpu:.2f}"] for name, wall, cpu in steps]
+        print("\n".join(table(["step", "wall ms", "CPU ms"], rows)))
+    print(json.dumps({"runs": runs}), file=sys.stderr)
 
 
 if __name__ == "__main__":

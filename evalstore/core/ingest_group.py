@@ -45,6 +45,8 @@ from evalstore.errors import EvalstoreError, ValidationError
 GROUP_ROWS = 10_000
 #: Most rows of a group checked from what its insert returns (more: by SQL queries).
 RETURN_ROWS = 4_096
+#: The error a group's insert raises when a row-wise check fails on one of its rows.
+_CHECK_FAILED = "evalstore: a row-wise check failed in the group"
 #: Per-row batch id and receipt time of a group's combined insert.
 _BATCH = "__evalstore_batch_id"
 _RECEIVED = "__evalstore_received_at"
@@ -380,7 +382,8 @@ def _write_many(
         relabeled = None
         if stored_keys is not None and plan.kind == "labels":
             relabeled = stored_keys.keys(con, plan.model, plan.table, table, None)
-        hashes = _insert_returning(con, plan, table, insert, incoming, combined, params, members)
+        returned = _insert_returning(con, plan, table, incoming, combined, params, members)
+        hashes = [h for _, h in returned]
         left = [c for c in plan.checks if c.where is None and not c.within]
         if stored is not None and not stored.any_of(hashes):
             left = [c for c in left if c.stored_scope is None]  # surely none stored
@@ -388,6 +391,8 @@ def _write_many(
             raise _GroupFailed(members)
         if plan.kind == "labels" and (relabeled is None or relabeled.any_of(hashes)):
             supersede_labels(con, table, params)  # (else no stored label has these keys)
+        if plan.kind == "labels" and _requested(con, plan.model, [i for i, _ in returned]):
+            fulfil_requests(con, plan.model, table, ids[0], ids[-1])
     else:
         con.register(incoming, combined)
         try:
@@ -400,8 +405,7 @@ def _write_many(
             raise _GroupFailed(members)
         if plan.kind == "labels":
             supersede_labels(con, table, params)
-    if plan.kind == "labels":
-        fulfil_requests(con, plan.model, table, ids[0], ids[-1])
+            fulfil_requests(con, plan.model, table, ids[0], ids[-1])
     return [
         Receipt(
             batch_id=batch_id,
@@ -433,35 +437,32 @@ def _insert_returning(
     con: duckdb.DuckDBPyConnection,
     plan: Plan,
     table: str,
-    insert: str,
     incoming: str,
     combined: pa.Table,
     params: dict[str, Any],
     members: list[int],
-) -> list[int]:
-    """Count the rows of ``combined`` failing a row-wise check
-    (:attr:`~evalstore.core.ingest.Check.where`, over the plan's expressions of the
-    incoming rows), then run ``insert`` returning each row's id and key hash; raise
-    :class:`_GroupFailed` if a row fails or (given a check of repeats within the batch)
-    an id repeats in the group. Return the key hashes.
-
-    (DuckDB binds no parameters in ``RETURNING``, and the checks have some: the time
-    range, the classes; hence the count before the insert.)"""
+) -> list[tuple[str, int]]:
+    """Insert the group's rows with one statement that fails if any row-wise check
+    (:attr:`~evalstore.core.ingest.Check.where`) holds for a row (DuckDB's ``error()``)
+    and returns each row's id and key hash; raise :class:`_GroupFailed` if it fails or
+    (given a check of repeats within the batch) an id repeats in the group. Return the
+    (id, key hash) of each row. (The conditions are in the ``WHERE`` of the insert's
+    ``SELECT``: DuckDB binds no parameters in ``RETURNING``, and the checks have some.)"""
     row_wise = [c.where.format(table=table, **_MANY) for c in plan.checks if c.where]
     columns = ", ".join(
         f"{expression} AS {quote(column)}"
         for column, expression in zip(plan.columns, _group_expressions(plan), strict=True)
     )
-    count = (
-        f"SELECT count(*) FILTER (WHERE {' OR '.join(f'({c})' for c in row_wise)}) "
-        f"FROM (SELECT {columns} FROM {quote(incoming)})"
+    failing = " OR ".join(f"({condition})" for condition in row_wise) or "false"
+    insert = (
+        f"INSERT INTO {table} ({', '.join(map(quote, plan.columns))}) "
+        f"SELECT * FROM (SELECT {columns} FROM {quote(incoming)}) "
+        f"WHERE CASE WHEN coalesce({failing}, false) THEN error('{_CHECK_FAILED}') "
+        "ELSE true END RETURNING example_id, hash(example_key)"
     )
-    returning = f"{insert} RETURNING example_id, hash(example_key)"
     con.register(incoming, combined)
     try:
-        if row_wise and con.execute(count, used_params(count, params)).fetchall()[0][0]:
-            raise _GroupFailed(members)
-        rows = con.execute(returning, used_params(returning, params)).fetchall()
+        rows = con.execute(insert, used_params(insert, params)).fetchall()
     except duckdb.Error:
         raise _GroupFailed(members) from None
     finally:
@@ -470,7 +471,17 @@ def _insert_returning(
             con.unregister(incoming)
     if any(c.within for c in plan.checks) and len({row[0] for row in rows}) < len(rows):
         raise _GroupFailed(members)
-    return [row[1] for row in rows]
+    return rows
+
+
+def _requested(con: duckdb.DuckDBPyConnection, model: str, example_ids: list[str]) -> bool:
+    """Whether an open (or expired) label request of ``model`` asks for any of
+    ``example_ids`` (else labeling them fulfils nothing, and the UPDATE is skipped)."""
+    return con.execute(
+        "SELECT EXISTS (SELECT 1 FROM evalstore.label_requests WHERE model = $model AND "
+        "status IN ('open', 'expired') AND example_id IN (SELECT unnest($ids)))",
+        {"model": model, "ids": example_ids},
+    ).fetchall()[0][0]
 
 
 def _group_expressions(plan: Plan) -> list[str]:
