@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import evalstore
 from evalstore.errors import EvalstoreWarning, InvalidParameterError
+from tests.conftest import blank_store
 
 START = datetime(2026, 4, 6, tzinfo=UTC)
 
@@ -19,7 +19,7 @@ START = datetime(2026, 4, 6, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def store():
     rng = np.random.default_rng(4)
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary", training_dataset="train")
         n = 200
         ts = [START + timedelta(hours=int(h)) for h in rng.integers(0, 72, n)]

@@ -14,11 +14,12 @@ import pytest
 import evalstore
 from evalstore.errors import InvalidParameterError, UnknownModelError
 from evalstore.flywheel.training_data import OUTCOME_COLUMNS, TrainingSelection
+from tests.conftest import blank_store
 
 
 def _store() -> evalstore.Store:
     rng = np.random.default_rng(0)
-    store = evalstore.open()
+    store = blank_store()
     store.register_model("m", "v1", "binary")
     store.register_model("m", "v2", "binary")
     ids = [f"e{i}" for i in range(20)]

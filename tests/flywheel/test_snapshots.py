@@ -10,6 +10,7 @@ from click.testing import CliRunner
 import evalstore
 from evalstore.cli import main
 from evalstore.errors import InvalidParameterError, SnapshotError
+from tests.conftest import blank_store
 
 
 def _fill(store: evalstore.Store) -> None:
@@ -152,7 +153,7 @@ def test_cli_snapshot_select_suggest_requests(tmp_path):
 
 def test_select_and_snapshot_work_on_a_locked_configuration():
     """`evalstore serve` locks DuckDB's configuration: no library call may SET anything."""
-    with evalstore.open() as store:
+    with blank_store() as store:
         _fill(store)
         store.connection.execute("SET enable_progress_bar = true")
         store.connection.execute("SET lock_configuration = true")

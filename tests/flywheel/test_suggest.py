@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import evalstore
 from evalstore.errors import InvalidParameterError, ReadOnlyError, ValidationError
 from evalstore.flywheel.suggest import RESULT_COLUMNS, k_center
+from tests.conftest import blank_store
 
 
 def _entropy(p: np.ndarray) -> np.ndarray:
@@ -25,7 +26,7 @@ def _entropy(p: np.ndarray) -> np.ndarray:
 
 def make_binary(n: int = 400, seed: int = 0, versions: int = 1) -> evalstore.Store:
     rng = np.random.default_rng(seed)
-    store = evalstore.open()
+    store = blank_store()
     for v in range(versions):
         store.register_model("m", f"v{v + 1}", "binary")
     ids = [f"e{i:04d}" for i in range(n)]
@@ -68,7 +69,7 @@ def binary():
 
 @pytest.fixture(scope="module")
 def sql_store():
-    store = evalstore.open()
+    store = blank_store()
     yield store
     store.close()
 
@@ -101,7 +102,7 @@ def test_multiclass_uncertainty_macros_match_numpy(sql_store, rows):
 
 def test_binary_uncertainty_macros_match_numpy():
     s = np.array([0.0, 1.0, 0.5, 0.2, 0.8, 0.999, 1e-9])
-    with evalstore.open() as store:
+    with blank_store() as store:
         got = store.sql(
             "SELECT evalstore.least_confidence(s, NULL) AS lc, evalstore.margin(s, NULL) AS m, "
             "evalstore.entropy(s, NULL) AS h, evalstore.entropy(NULL, NULL) AS none "
@@ -118,7 +119,7 @@ GRID = np.array([0, 0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 1])
 
 
 def _rarity_sql(q: np.ndarray, n: int, xs: np.ndarray) -> np.ndarray:
-    with evalstore.open() as store:
+    with blank_store() as store:
         return (
             store.sql(
                 "SELECT evalstore.numeric_rarity(x, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) AS r "
@@ -176,7 +177,7 @@ def test_numeric_rarity_of_values_many_reference_rows_share(ref):
 
 
 def test_category_rarity_is_the_tail_share():
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("c", "v1", "binary")
         cats = ["a"] * 6 + ["b"] * 3 + ["c"] * 1
         store.log_features(
@@ -194,7 +195,7 @@ def test_category_rarity_is_the_tail_share():
 
 
 def test_committee_vote_entropy_and_spread():
-    with evalstore.open() as store:
+    with blank_store() as store:
         for v in ("v1", "v2", "v3"):
             store.register_model("m", v, "binary")
         ids = ["a", "b", "c"]
@@ -245,7 +246,7 @@ def test_uncertainty_skips_labeled_and_requested_examples_at_the_top():
     n = 5000
     ids = np.array([f"e{i:05d}" for i in range(n)])
     score = rng.uniform(size=n)
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary")
         store.log_predictions("m", pa.table({"example_id": ids, "score": score}), version="v1")
         lc = 1 - np.abs(2 * score - 1)
@@ -341,7 +342,7 @@ def test_novelty_ranks_by_mean_rarity_and_explains(binary):
 
 def _novelty_store(rng: np.random.Generator, n: int) -> evalstore.Store:
     """Serving rows with heavy ties, NaN, +-inf, NULLs and an unseen category."""
-    store = evalstore.open()
+    store = blank_store()
     store.register_model("m", "v1", "binary")
     store.log_features(
         "m",
@@ -453,7 +454,7 @@ def test_novelty_prune_rates_tied_outer_quantiles_exactly():
     rng = np.random.default_rng(3)
     reference = np.where(rng.uniform(size=5000) < 0.3, 0, rng.integers(1, 40, 5000))
     serving = np.array([0] * 60 + [20] * 30 + [500] * 10)  # 500 is out of range
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary")
         store.log_features("m", pa.table({"example_id": [f"r{i}" for i in range(5000)],
                                           "c": reference}), env="training")  # fmt: skip
@@ -495,7 +496,7 @@ def test_committee_strategy_needs_versions_and_ranks_disagreement():
 
 def test_slices_spread_budget_by_need():
     rng = np.random.default_rng(5)
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("s", "v1", "binary")
         n = 3000
         ids = [f"e{i}" for i in range(n)]
@@ -590,7 +591,7 @@ def test_mix_shares_budget_by_weight_and_explains(binary):
 
 def test_regression_mix_and_errors():
     rng = np.random.default_rng(2)
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("r", "v1", "regression")
         ids = [str(i) for i in range(200)]
         store.log_features(
@@ -612,7 +613,7 @@ def test_regression_diversity_pool_is_the_most_novel_candidates():
     predict are not in it, and the picks are numpy k-center over that pool."""
     rng = np.random.default_rng(4)
     n = 900
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("r", "v1", "regression")
         ids = [f"{i:04d}" for i in range(n)]
         train = {"x": rng.normal(size=n), "y": rng.normal(size=n)}
@@ -707,7 +708,7 @@ def test_mix_with_where_and_since_picks_only_such_candidates():
     ts = pa.array(
         [np.datetime64("2030-01-01" if i % 2 == 0 else "2026-01-01", "us") for i in range(n)]
     )
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary")
         train = {"x": rng.normal(size=n), "region": rng.choice(["a", "b", "c"], n)}
         store.log_features("m", pa.table({"example_id": ids, **train}), env="training")
@@ -782,7 +783,7 @@ def test_never_expiring_and_read_only(tmp_path):
 
 def test_multiclass_suggest_matches_numpy_entropy():
     rng = np.random.default_rng(0)
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("mc", "v1", "multiclass", classes=["a", "b", "c"])
         n = 300
         ids = [str(i) for i in range(n)]
@@ -810,7 +811,7 @@ def test_multiclass_suggest_matches_numpy_entropy():
 def test_regression_mix_picks_only_candidates_of_the_version():
     """Novelty ranks examples v1 never predicted first; mix must not pick them (the
     regression diversity pool checks eagerly and rejects ids novelty took optimistically)."""
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("r", "v1", "regression")
         training = pa.table({"example_id": [f"t{i}" for i in range(20)], "x": np.arange(20.0)})
         store.log_features("r", training, env="training")
@@ -832,7 +833,7 @@ def test_regression_mix_picks_only_candidates_of_the_version():
 
 
 def test_mix_without_reference_rows_leaves_novelty_out():
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary")
         ids = [f"e{i}" for i in range(20)]
         store.log_features("m", pa.table({"example_id": ids, "x": np.arange(20.0)}))
@@ -849,7 +850,7 @@ def test_regression_committee_is_the_documented_value_spread():
     """Regression: vote entropy 0, committee = spread / 2 with spread = (max - min) /
     (max - min + |mean|); with three versions the order follows the spread."""
     preds = {"x": [1.0, 1.0, 1.5], "y": [10.0, 10.5, 11.0], "z": [2.0, 2.0, 2.0]}
-    with evalstore.open() as store:
+    with blank_store() as store:
         for v in ("v1", "v2", "v3"):
             store.register_model("r", v, "regression")
         for j, v in enumerate(("v1", "v2", "v3")):

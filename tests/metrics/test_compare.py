@@ -22,6 +22,7 @@ from sklearn.metrics import brier_score_loss, log_loss, mean_absolute_error, mea
 import evalstore
 from evalstore.errors import InvalidParameterError, UnknownModelError
 from evalstore.metrics.compare import LEADING_COLUMNS, TRAILING_COLUMNS, p_values
+from tests.conftest import blank_store
 
 BASE = datetime(2026, 3, 2, tzinfo=UTC)
 DAY = 86_400
@@ -44,7 +45,7 @@ def _binary_store(seed: int = 0, n: int = 900, days: int = 3):
     region = rng.choice(["north", "south", None], n, p=[0.5, 0.4, 0.1])
     in2 = rng.random(n) < 0.8
     labeled = rng.random(n) < 0.7
-    store = evalstore.open()
+    store = blank_store()
     store.register_model("m", "v1", "binary")
     store.register_model("m", "v2", "binary")
     store.log_features("m", pa.table({"example_id": ids, "region": region, "ts": _ts(t)}))
@@ -200,7 +201,7 @@ def test_where_restricts_pairs():
 
 
 def test_unlabeled_pairs_give_null_metrics_with_reason_and_single_pair_has_no_interval():
-    with evalstore.open() as store:
+    with blank_store() as store:
         for v in ("v1", "v2"):
             store.register_model("m", v, "binary")
         ids = ["a", "b", "c"]
@@ -221,7 +222,7 @@ def test_unlabeled_pairs_give_null_metrics_with_reason_and_single_pair_has_no_in
 
 
 def test_no_pairs_gives_an_empty_table():
-    with evalstore.open() as store:
+    with blank_store() as store:
         for v in ("v1", "v2"):
             store.register_model("m", v, "binary")
         store.log_predictions("m", pa.table({"example_id": ["a"], "score": [0.9]}), "v1")
@@ -238,7 +239,7 @@ def test_multiclass_accuracy_and_log_loss():
     ids = [f"e{i}" for i in range(n)]
     y = rng.choice(classes, n)
     probs = {v: rng.dirichlet(np.ones(3), n) for v in ("v1", "v2")}
-    with evalstore.open() as store:
+    with blank_store() as store:
         for v in ("v1", "v2"):
             store.register_model("m", v, "multiclass", classes=classes)
             columns = {c: probs[v][:, j] for j, c in enumerate(classes)}
@@ -267,7 +268,7 @@ def test_regression_disagreement_tolerance_and_errors():
     y = rng.normal(10, 3, n)
     p1 = np.round(y + rng.normal(0, 1, n), 1)
     p2 = np.where(rng.random(n) < 0.5, p1, np.round(y + rng.normal(0, 0.5, n), 1))
-    with evalstore.open() as store:
+    with blank_store() as store:
         for v, p in (("v1", p1), ("v2", p2)):
             store.register_model("m", v, "regression")
             store.log_predictions("m", pa.table({"example_id": ids, "prediction": p}), v)
@@ -332,7 +333,7 @@ def test_plain_duckdb_can_call_the_macro(tmp_path):
     ],
 )  # fmt: skip
 def test_errors(args, kwargs, error, match):
-    with evalstore.open() as store:
+    with blank_store() as store:
         for v in ("v1", "v2"):
             store.register_model("m", v, "binary")
         store.log_features("m", pa.table({"example_id": ["a"], "x": [1.0], "c": ["u"]}))

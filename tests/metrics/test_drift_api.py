@@ -27,6 +27,7 @@ from scipy import stats
 import evalstore
 from evalstore.core.values import value_rows
 from evalstore.errors import InvalidParameterError, UnknownModelError
+from tests.conftest import blank_store
 
 US_PER_DAY = 86_400_000_000
 DAY0 = datetime(2024, 3, 4, tzinfo=UTC)
@@ -204,7 +205,7 @@ def data() -> Data:
 
 @pytest.fixture(scope="module")
 def shop(data: Data) -> Iterator[evalstore.Store]:
-    with evalstore.open() as store:
+    with blank_store() as store:
         data.log(store)
         yield store
 
@@ -477,7 +478,7 @@ def test_learned_thresholds(shop, data: Data, chunks: int, k: float) -> None:
 def correction_store() -> evalstore.Store:
     """Six numeric features (x0, x1, x3 identical: tied p-values) and two categorical."""
     rng = np.random.default_rng(21)
-    store = evalstore.open()
+    store = blank_store()
     store.register_model("k", "v1", "binary")
     ref = rng.normal(size=300)
     cats = rng.choice(["a", "b"], 300)
@@ -566,7 +567,7 @@ def test_injected_drift_flags_exactly_the_shifted_features_and_windows() -> None
         return cols
 
     injected = {"n0", "n5", "k0", "k1"}
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("d", "v1", "binary")
         ref = batch(4000, False)
         store.log_features("d", pa.table({"example_id": np.arange(4000), **ref}), env="training")

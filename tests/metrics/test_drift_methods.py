@@ -29,6 +29,7 @@ from scipy.special import rel_entr
 
 import evalstore
 from evalstore.core import udfs
+from tests.conftest import blank_store
 
 US_PER_DAY = 86_400_000_000
 US_PER_MINUTE = 60_000_000
@@ -257,7 +258,7 @@ def to_table(columns: dict) -> pa.Table:
 @pytest.fixture(scope="module")
 def numeric() -> Iterator[tuple[evalstore.Store, dict, dict]]:
     ref, ana = make_numeric()
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary")
         store.log_features("m", to_table(ref), env="training")
         store.log_features("m", to_table(ana))
@@ -429,7 +430,7 @@ def test_ks_asymptotic_above_10000_rows() -> None:
     rng = np.random.default_rng(11)
     ref = np.round(rng.normal(0, 1, 12_000), 2)
     ana = np.round(rng.normal(0.03, 1, 3_000), 2)
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("big", "v1", "regression")
         store.log_features(
             "big", pa.table({"example_id": np.arange(12_000), "x": ref}), env="training"
@@ -456,7 +457,7 @@ def test_wasserstein_precision_with_a_large_offset(offset: float) -> None:
     """Values far from 0 relative to their spread: W1 still agrees with scipy to 1e-9."""
     rng = np.random.default_rng(1)
     ref, ana = offset + rng.normal(0, 1, 5000), offset + rng.normal(0.05, 1, 500)
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("o", "v1", "regression")
         store.log_features("o", pa.table({"example_id": np.arange(5000), "x": ref}), env="training")
         store.log_features("o", pa.table({"example_id": np.arange(500), "x": ana}))
@@ -507,7 +508,7 @@ def test_ks_pvalue_of_a_large_drifted_window_matches_ks_2samp() -> None:
     expected = stats.ks_2samp(ref, ana, method="auto")
     n_eff = round(30_000 * 20_000 / 50_000)
     assert 2.2 <= n_eff * expected.statistic**2 < 370
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("shift", "v1", "regression")
         store.log_features(
             "shift", pa.table({"example_id": np.arange(30_000), "x": ref}), env="training"
@@ -557,7 +558,7 @@ values = st.one_of(
 @pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful")
 def test_property_random_tied_samples_match_scipy() -> None:
     """Small samples with heavy ties and NaN/±inf: KS, W1 and binned scores match."""
-    with evalstore.open() as store:
+    with blank_store() as store:
         con = store.connection
 
         @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -622,7 +623,7 @@ def categorical() -> Iterator[tuple[evalstore.Store, dict, dict]]:
         parts.append(part)
     ana = {k: [v for p in parts for v in list(p[k])] for k in parts[0]}
     ana["ts"] = np.array(ana["ts"])
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("c", "v1", "binary")
         store.log_features(
             "c", pa.table({"example_id": [f"r{i}" for i in range(n_ref)], **ref}), env="training"

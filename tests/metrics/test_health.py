@@ -18,6 +18,7 @@ import pytest
 import evalstore
 from evalstore.errors import InvalidParameterError, UnknownModelError
 from evalstore.metrics.health import METRICS, RESULT_COLUMNS, SECTIONS
+from tests.conftest import blank_store
 
 BASE = datetime(2026, 3, 2, tzinfo=UTC)
 HOUR = 3600
@@ -32,7 +33,7 @@ def _ts(seconds) -> pa.Array:
 def health_store():
     """v1 serves hours 0-5 (nothing in hour 3), v2 hours 2-5; some NULL predictions/latencies."""
     rng = np.random.default_rng(0)
-    store = evalstore.open()
+    store = blank_store()
     store.register_model(
         "m", "v1", "regression", trained_at=BASE - timedelta(days=10),
         deployed_at=BASE - timedelta(days=7), training_dataset="train", stage="production",
@@ -172,7 +173,7 @@ def test_version_filter_and_section_order(health_store):
 
 
 def test_model_without_predictions():
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary")
         table = store.health("m")
     assert table.num_rows == 0 and table.column_names == list(RESULT_COLUMNS)
@@ -207,14 +208,14 @@ def test_plain_duckdb_can_call_the_macro(tmp_path):
     ],
 )
 def test_errors(kwargs, error, match):
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary")
         with pytest.raises(error, match=match):
             store.health("m", **kwargs)
 
 
 def test_unknown_model():
-    with evalstore.open() as store, pytest.raises(UnknownModelError, match="not registered"):
+    with blank_store() as store, pytest.raises(UnknownModelError, match="not registered"):
         store.health("nope")
 
 

@@ -30,6 +30,7 @@ from evalstore.metrics.drift.sorted_samples import (
     quantile_edges,
     wasserstein_distance,
 )
+from tests.conftest import blank_store
 
 samples = st.lists(
     st.one_of(st.integers(-5, 5).map(float), st.floats(-1e3, 1e3, allow_nan=False)),
@@ -101,7 +102,7 @@ def _store(seed: int) -> evalstore.Store:
     """Random data with ties, NaN, infinities, a skewed and a constant feature, a column
     that is empty in the reference and a window with one row."""
     rng = np.random.default_rng(seed)
-    store = evalstore.open()
+    store = blank_store()
     store.register_model("m", "v1", "binary")
 
     def frame(n: int, shift: float, days: int, ids: str) -> pa.Table:
@@ -229,7 +230,8 @@ def test_plain_duckdb_drift_macro_gives_store_drift_statistics(tmp_path):
     store = _store(3)
     try:
         store.sql(f"ATTACH '{path}' AS copy")
-        store.sql("COPY FROM DATABASE memory TO copy")
+        catalog = store.sql("SELECT current_database() AS c").to_pylist()[0]["c"]
+        store.sql(f"COPY FROM DATABASE {catalog} TO copy")  # blank<N>: no quoting needed
         store.sql("DETACH copy")
         fast = store.drift("m", reference="training", window="1 day", methods=METHODS)
         fast = fast.filter(pa.compute.equal(fast.column("method"), "wasserstein")).to_pylist()

@@ -13,12 +13,13 @@ import pytest
 import evalstore
 from evalstore.metrics.drift.kernels import PCAReconstruction
 from evalstore.metrics.drift.multivariate import PCA_NOISE_FLOOR
+from tests.conftest import blank_store
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def _store(train: np.ndarray, serve: np.ndarray) -> evalstore.Store:
-    store = evalstore.open()
+    store = blank_store()
     store.register_model("m", "v1", "binary")
     for env, rows in (("training", train), ("serving", serve)):
         n = len(rows)

@@ -39,6 +39,7 @@ from sklearn.metrics import (
 import evalstore
 from evalstore.errors import InvalidParameterError, UnknownModelError
 from evalstore.metrics.performance import RESULT_COLUMNS_WITHOUT_SLICES, performance
+from tests.conftest import blank_store
 
 BASE = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, UTC midnight
 DAY = 86_400
@@ -105,7 +106,7 @@ def binary_store(seed: int = 0, n: int = 900) -> tuple[evalstore.Store, pd.DataF
     score, prediction, y (latest label, NaN when unlabeled), x, region).
     """
     rng = np.random.default_rng(seed)
-    store = evalstore.open()
+    store = blank_store()
     store.register_model("fraud", "v1", "binary", classes=[0, 1], threshold=0.3)
     store.register_model("fraud", "v2", "binary", classes=[0, 1], threshold=0.6)
     ids = np.array([f"e{i}" for i in range(n)])
@@ -432,7 +433,7 @@ def test_metric_subset_and_order(binary):
 
 
 def _tiny_store(labels: dict[str, int], scores: dict[str, float], day_of=None):
-    store = evalstore.open()
+    store = blank_store()
     store.register_model("fraud", "v1", "binary", classes=[0, 1])
     ids = list(scores)
     seconds = np.array([(day_of or {}).get(i, 0) * DAY + k for k, i in enumerate(ids)])
@@ -510,7 +511,7 @@ def test_one_row_cells_have_no_made_up_intervals(regression):
 
 
 def test_empty_model_gives_an_empty_table():
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("fraud", "v1", "binary")
         result = performance(store._context(), "fraud", by=["version"])
     assert result.num_rows == 0
@@ -616,7 +617,7 @@ def test_feature_slices_of_predictions_without_serving_features():
     x[:3] = np.nan
     score = np.round(rng.random(n), 2)
     y = rng.integers(0, 2, size=n)
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary", classes=[0, 1])
         store.log_features(
             "m",
@@ -719,7 +720,7 @@ def test_bucket_index_agrees_with_window_start(width):
     rng = np.random.default_rng(3)
     seconds = rng.integers(-40 * 365 * DAY, 40 * 365 * DAY, size=500)
     seconds[:4] = [0, -1, DAY, -DAY]
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.connection.register("moments", pa.table({"ts": _ts(seconds)}))
         rows = store.sql(
             "SELECT count(*) FILTER (WHERE evalstore.bucket_start(evalstore.bucket_index(ts, ?), ?)"
@@ -735,7 +736,7 @@ def test_bucket_index_agrees_with_window_start(width):
 
 
 def test_labels_complete_from_the_label_delay_quantile():
-    store = evalstore.open()
+    store = blank_store()
     store.register_model("fraud", "v1", "binary")
     n = 200
     rng = np.random.default_rng(5)
@@ -790,7 +791,7 @@ def test_no_labels_means_incomplete():
 @pytest.fixture(scope="module")
 def multiclass():
     rng = np.random.default_rng(11)
-    store = evalstore.open()
+    store = blank_store()
     classes = ["cat", "dog", "eel"]
     store.register_model("zoo", "v1", "multiclass", classes=classes)
     n = 600
@@ -863,7 +864,7 @@ def test_multiclass_metrics_match_sklearn(multiclass):
 def test_multiclass_log_loss_leaves_out_rows_without_probabilities():
     # a labeled prediction without a probability map has no log loss: it is counted in
     # n_excluded, not scored as a (clipped) perfect prediction
-    store = evalstore.open()
+    store = blank_store()
     try:
         store.register_model("zoo", "v1", "multiclass", classes=["cat", "dog"])
         store.log_predictions(
@@ -919,7 +920,7 @@ def test_multiclass_threshold_is_refused(multiclass):
 @pytest.fixture(scope="module")
 def regression():
     rng = np.random.default_rng(21)
-    store = evalstore.open()
+    store = blank_store()
     store.register_model("price", "v1", "regression")
     n = 400
     ids = np.array([f"r{i}" for i in range(n)])
@@ -1021,7 +1022,7 @@ def test_ranking_metrics_with_slices_from_sql(width, chunks, slices):
     ids = np.array([f"e{i:05d}" for i in range(n)])
     seconds = np.sort(rng.integers(0, 150 * DAY, size=n))
     y = rng.integers(0, 2, size=n)
-    with evalstore.open() as store:
+    with blank_store() as store:
         for version in ("v1", "v2"):
             store.register_model("fraud", version, "binary", classes=[0, 1])
             score = np.round(np.clip(0.3 * y + rng.uniform(0, 0.7, n), 0, 1), 1)  # ties
@@ -1088,7 +1089,7 @@ def test_ranking_metrics_with_slices_from_sql(width, chunks, slices):
 @pytest.fixture(scope="module")
 def ranking_store():
     """A registered binary model; tests pass their rows to the macro as a relation."""
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary", classes=[0, 1])
         yield store
 

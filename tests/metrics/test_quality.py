@@ -28,6 +28,7 @@ from evalstore.errors import (
     UnknownModelError,
 )
 from evalstore.metrics import quality as q
+from tests.conftest import blank_store
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, midnight UTC
 DAY = timedelta(days=1)
@@ -449,7 +450,7 @@ values = st.lists(
 
 @pytest.fixture(scope="module")
 def macro_con():
-    with evalstore.open() as store:
+    with blank_store() as store:
         columns = ", ".join(f"{name} {kind}" for name, kind in LONG)
         store.sql(f"CREATE TABLE main.long_values ({columns})")
         yield store
@@ -499,7 +500,7 @@ def test_quality_numeric_macro_property(macro_con, reference, analysis):
 
 def test_infer_schema_matches_numpy(loaded):
     train = loaded[1]
-    with evalstore.open() as fresh:
+    with blank_store() as fresh:
         fresh.register_model("qm", "v1", "binary")
         fresh.log_features("qm", train.table(), env="training", dataset="train_a")
         saved = q.infer_schema(fresh._context(), "qm")
@@ -831,7 +832,7 @@ def test_plain_duckdb_process_calls_the_macros(tmp_path):
 
 
 def test_macros_carry_catalog_comments():
-    with evalstore.open() as store:
+    with blank_store() as store:
         rows = store.sql(
             "SELECT function_name, comment FROM duckdb_functions() WHERE schema_name = 'evalstore' "
             "AND function_name IN ('quality', 'quality_numeric', 'quality_categorical', "

@@ -14,6 +14,7 @@ import pytest
 
 import evalstore
 from evalstore.errors import InvalidParameterError
+from tests.conftest import blank_store
 
 START = datetime(2026, 5, 4, tzinfo=UTC)
 DAYS = 4
@@ -23,7 +24,7 @@ N = 400
 def _store(task: str) -> tuple[evalstore.Store, dict[str, np.ndarray]]:
     """A model of ``task`` whose feature ``x`` (and, for binary, ``score``) has NULLs."""
     rng = np.random.default_rng({"binary": 1, "multiclass": 2, "regression": 3}[task])
-    store = evalstore.open()
+    store = blank_store()
     classes = ["a", "b", "c"] if task == "multiclass" else None
     store.register_model("m", "v1", task, classes=classes)
     hours = rng.integers(0, 24 * DAYS, N)

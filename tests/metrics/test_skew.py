@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import evalstore
 from evalstore.errors import InvalidParameterError, UnknownModelError
 from evalstore.metrics.skew import RESULT_COLUMNS, SUMMARY_COLUMNS
+from tests.conftest import blank_store
 
 SPECIALS = (np.nan, np.inf, -np.inf)
 
@@ -46,7 +47,7 @@ def _perturb(rng: np.random.Generator, x: np.ndarray, atol: float, rtol: float) 
 
 
 def _store_with(training: dict, serving: dict, train_ids, serve_ids, **register) -> evalstore.Store:
-    store = evalstore.open()
+    store = blank_store()
     store.register_model("m", "v1", "binary", **register)
     store.log_features("m", pa.table({"example_id": train_ids, **training}), env="training",
                        dataset="train")  # fmt: skip
@@ -96,7 +97,7 @@ def test_numeric_mismatches_match_numpy_isclose(atol, rtol, equal_nan):
 @pytest.fixture(scope="module")
 def shared():
     """One store for the property test (a model per example) and the error cases."""
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary")
         store.log_features("m", pa.table({"example_id": ["a"], "x": [1.0], "c": ["a"]}),
                            env="training")  # fmt: skip
@@ -233,7 +234,7 @@ def test_distance_method_per_kind_and_drift_options():
 
 
 def test_version_uses_its_training_dataset_and_predicted_examples():
-    store = evalstore.open()
+    store = blank_store()
     with store:
         store.register_model("m", "v1", "binary", training_dataset="old")
         store.register_model("m", "v2", "binary", training_dataset="new")
@@ -299,12 +300,12 @@ def test_errors(shared, kwargs, error, match):
 
 
 def test_unknown_model():
-    with evalstore.open() as store, pytest.raises(UnknownModelError, match="not registered"):
+    with blank_store() as store, pytest.raises(UnknownModelError, match="not registered"):
         store.skew("nope")
 
 
 def test_model_without_features_gives_an_empty_table():
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary")
         table = store.skew("m")
         summary = store.skew_summary("m").to_pylist()

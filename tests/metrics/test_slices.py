@@ -18,9 +18,9 @@ import pyarrow as pa
 import pytest
 from scipy import stats
 
-import evalstore
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.slices import _number
+from tests.conftest import blank_store
 
 BASE = datetime(2026, 3, 2, tzinfo=UTC)
 N = 1200
@@ -49,7 +49,7 @@ def binary():
     noise = np.where(bad, 0.5, 0.15)
     score = np.clip(np.where(y == 1, 0.7, 0.3) + noise * rng.standard_normal(N), 0, 1)
     score = np.round(score, 2)  # ties
-    store = evalstore.open()
+    store = blank_store()
     store.register_model("fraud", "v1", "binary", threshold=0.5)
     store.register_model("fraud", "v2", "binary", threshold=0.5)
     training = pa.table(
@@ -295,7 +295,7 @@ def test_top_and_defaults(binary):
 
 
 def test_regression_mae_and_empty_selection():
-    store = evalstore.open()
+    store = blank_store()
     store.register_model("price", "v1", "regression")
     rng = np.random.default_rng(3)
     n = 400
@@ -353,7 +353,8 @@ def test_cli_slices(binary, tmp_path):
     store, _, _ = binary
     path = tmp_path / "s.duckdb"
     store.sql(f"ATTACH '{path}' AS copy")
-    store.sql("COPY FROM DATABASE memory TO copy")
+    catalog = store.sql("SELECT current_database() AS c").to_pylist()[0]["c"]
+    store.sql(f"COPY FROM DATABASE {catalog} TO copy")  # blank<N>: no quoting needed
     store.sql("DETACH copy")
     runner = CliRunner()
     result = runner.invoke(

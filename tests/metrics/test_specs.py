@@ -31,6 +31,7 @@ from evalstore.metrics.specs import (
     of_kind,
     task_metrics,
 )
+from tests.conftest import blank_store
 
 START = datetime(2026, 5, 4, tzinfo=UTC)
 N = 200
@@ -39,7 +40,7 @@ N = 200
 def _store(task: str) -> evalstore.Store:
     """Model ``m`` of ``task`` with versions v1 and v2, a numeric and a categorical feature."""
     rng = np.random.default_rng(7)
-    store = evalstore.open()
+    store = blank_store()
     classes = ["a", "b", "c"] if task == "multiclass" else None
     for version in ("v1", "v2"):
         store.register_model("m", version, task, classes=classes)
