@@ -1088,61 +1088,75 @@ def test_ranking_metrics_with_slices_from_sql(width, chunks, slices):
 
 @pytest.fixture(scope="module")
 def ranking_store():
-    """A registered binary model; tests pass their rows to the macro as a relation."""
+    """A registered binary model with versions v1 to v8 (the macro scores registered
+    versions only); tests pass their rows to the macro as a relation."""
     with blank_store() as store:
-        store.register_model("m", "v1", "binary", classes=[0, 1])
+        for k in range(1, 9):
+            store.register_model("m", f"v{k}", "binary", classes=[0, 1])
         yield store
 
 
-@pytest.mark.slow
-@settings(max_examples=80, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.integers(0, 1), st.integers(0, 4)).map(lambda p: (p[0], p[1] / 4)),
-        min_size=4,
-        max_size=40,
-    )
+#: One cell's (label, score) rows: few distinct scores, so all tied, one positive or one
+#: negative come up often.
+RANKING_CELL = st.lists(
+    st.tuples(st.integers(0, 1), st.integers(0, 4)).map(lambda p: (p[0], p[1] / 4)),
+    min_size=4,
+    max_size=40,
 )
-def test_roc_auc_interval_from_positive_ranks_alone(ranking_store, rows):
+
+
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None)
+@given(st.lists(RANKING_CELL, min_size=4, max_size=8))
+def test_roc_auc_interval_from_positive_ranks_alone(ranking_store, cells):
     """ROC AUC, average precision and the DeLong interval from the cell-wide ranking plus
     the positives' own ranking (the negatives' placement sums derived from the
-    positives'), on cells with few distinct scores: all tied, one positive, one negative."""
-    y = np.array([r[0] for r in rows])
-    s = np.array([r[1] for r in rows])
-    n = len(rows)
+    positives'), on cells with few distinct scores: all tied, one positive, one negative.
+
+    Each example checks 4-8 independent cells (one version each) in one macro call: a
+    call costs the same for one cell or eight, and 20 examples check at least 80 cells."""
+    versions = [f"v{k}" for k, rows in enumerate(cells, 1) for _ in rows]
+    y_all = np.array([r[0] for rows in cells for r in rows])
+    s_all = np.array([r[1] for rows in cells for r in rows])
+    n = len(versions)
     source = pa.table(
         {
             "example_id": [f"e{i}" for i in range(n)],
-            "version": ["v1"] * n,
+            "version": versions,
             "ts": _ts(np.zeros(n)),
             "prediction": pa.nulls(n, pa.string()),
-            "score": s,
+            "score": s_all,
             "probabilities": pa.nulls(n, pa.map_(pa.string(), pa.float64())),
-            "label": pa.array(y.astype(str)),
+            "label": pa.array(y_all.astype(str)),
         }
     )
     ranking_store.connection.register("ranking_rows", source)
     try:
         got = ranking_store.sql(
-            "SELECT metric, value, ci_low, ci_high FROM evalstore.performance_binary("
+            "SELECT version, metric, value, ci_low, ci_high FROM evalstore.performance_binary("
             "'ranking_rows', 'm', NULL, NULL, NULL, 1, NULL, NULL, 10, 1.96, NULL, 0.9, "
             "['roc_auc', 'average_precision'])"
         ).to_pandas()
     finally:
         ranking_store.connection.unregister("ranking_rows")
-    auc = got[got.metric == "roc_auc"].iloc[0]
-    ap = got[got.metric == "average_precision"].iloc[0]
-    if y.min() == y.max():
-        assert pd.isna(auc.value)
-        return
-    assert auc.value == pytest.approx(roc_auc_score(y, s), abs=TOL)
-    assert ap.value == pytest.approx(average_precision_score(y, s), abs=TOL)
-    if min(y.sum(), (1 - y).sum()) > 1:
-        se = _delong_se(y, s)
-        assert auc.ci_low == pytest.approx(max(0.0, auc.value - 1.96 * se), abs=TOL)
-        assert auc.ci_high == pytest.approx(min(1.0, auc.value + 1.96 * se), abs=TOL)
-    else:
-        assert pd.isna(auc.ci_low) and pd.isna(auc.ci_high)
+    assert sorted(got.version.unique()) == [f"v{k}" for k in range(1, len(cells) + 1)]
+    for k, rows in enumerate(cells, 1):
+        y = np.array([r[0] for r in rows])
+        s = np.array([r[1] for r in rows])
+        cell = got[got.version == f"v{k}"]
+        (auc,) = cell[cell.metric == "roc_auc"].itertuples()
+        (ap,) = cell[cell.metric == "average_precision"].itertuples()
+        if y.min() == y.max():
+            assert pd.isna(auc.value)
+            continue
+        assert auc.value == pytest.approx(roc_auc_score(y, s), abs=TOL)
+        assert ap.value == pytest.approx(average_precision_score(y, s), abs=TOL)
+        if min(y.sum(), (1 - y).sum()) > 1:
+            se = _delong_se(y, s)
+            assert auc.ci_low == pytest.approx(max(0.0, auc.value - 1.96 * se), abs=TOL)
+            assert auc.ci_high == pytest.approx(min(1.0, auc.value + 1.96 * se), abs=TOL)
+        else:
+            assert pd.isna(auc.ci_low) and pd.isna(auc.ci_high)
 
 
 def test_macros_are_callable_from_plain_sql(tmp_path):
