@@ -18,8 +18,8 @@ the new multiset exactly without the rest of it, the row keeps a *band*: the exa
 delays between ``band_low`` and ``band_high`` (``evalstore.label_delay_band``, distinct
 value and count) and how many lie ``below`` and ``above`` it. As long as the two order
 statistics the quantile interpolates between fall inside the band, they are read from
-it and interpolated as DuckDB's ``quantile_cont`` does (``lo + (hi - lo) * (RN - FRN)``
-with ``RN = (n - 1) * q``): the same double, bit for bit. When they leave it (the
+it and interpolated by DuckDB's ``quantile_cont`` itself (over the two values, at the
+same fraction): the same double, bit for bit. When they leave it (the
 distribution moved by more than :data:`BAND_SHARE` of its ranks), the band is rebuilt
 from every delay, once. A refresh thus costs a probe of the labels' and predictions'
 example keys for the touched examples, plus a pass over the band (about 2% of the
@@ -99,12 +99,24 @@ def _stored(con: duckdb.DuckDBPyConnection, model: str, q: float) -> _Row | None
     return _Row(*rows[0]) if len(rows) == 1 else None
 
 
-def _interpolate(lo: float, hi: float, n: int, q: float) -> float:
-    """DuckDB's ``quantile_cont`` of n sorted values from its order statistics ``lo``
-    (rank ``floor((n - 1) q)``) and ``hi`` (rank ``ceil``), floored at 0 as
-    ``evalstore.label_horizon`` does."""
+def _interpolate(con: duckdb.DuckDBPyConnection, lo: float, hi: float, n: int, q: float) -> float:
+    """DuckDB's ``quantile_cont(x, q)`` of n values whose order statistics of ranks
+    ``floor((n - 1) q)`` and ``ceil((n - 1) q)`` are ``lo`` and ``hi``, floored at 0 as
+    ``evalstore.label_horizon`` does.
+
+    DuckDB interpolates ``lo`` and ``hi`` at ``d = RN - floor(RN)``, ``RN = (n - 1) q``
+    (computed here as it does, one IEEE operation each); how it combines them (the
+    order of the operations, fused or not) depends on its build. So the combination is
+    left to it: ``quantile_cont`` of the two values ``[lo, hi]`` at ``d`` has
+    ``RN = (2 - 1) d = d`` and interpolates the same two values at the same ``d``."""
     rn = (n - 1) * q
-    value = lo if math.floor(rn) == math.ceil(rn) else lo + (hi - lo) * (rn - math.floor(rn))
+    d = rn - math.floor(rn)
+    if d == 0:
+        return max(lo, 0.0)
+    value = con.execute(
+        "SELECT quantile_cont(v, $d) FROM (SELECT unnest([$lo, $hi]::DOUBLE[]) AS v)",
+        {"d": d, "lo": lo, "hi": hi},
+    ).fetchall()[0][0]
     return max(value, 0.0)
 
 
@@ -126,33 +138,45 @@ def _advance(
     predictions = model_relation(con, model, "predictions")
     old_labels = -1 if row.labels_batch is None else row.labels_batch
     old_predictions = -1 if row.predictions_batch is None else row.predictions_batch
-    # the examples whose delays may have changed, their first label ts then and now, and
-    # every prediction of theirs: the delays they had (removed) and have (added)
+    # the examples whose delays may have changed (touched), their first label ts then
+    # and now, and every prediction of theirs: the delays they had (removed) and have
+    # (added); a join with a table of the touched keys, not IN (subquery), which DuckDB
+    # plans as a slower mark join
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE evalstore_horizon_touched AS
+        SELECT example_key FROM {labels} WHERE batch_id > $wl
+        UNION
+        SELECT example_key FROM {predictions} WHERE batch_id > $wp
+        """,
+        {"wl": old_labels, "wp": old_predictions},
+    )
     sql = f"""
-        WITH touched AS (
-            SELECT example_key FROM {labels} WHERE batch_id > $wl
-            UNION
-            SELECT example_key FROM {predictions} WHERE batch_id > $wp
+        WITH firsts AS (
+            SELECT l.example_key, min(l.ts) FILTER (WHERE l.batch_id <= $wl) AS old_ts,
+                   count(*) FILTER (WHERE l.batch_id <= $wl) AS old_labels,
+                   min(l.ts) AS new_ts
+            FROM {labels} AS l
+            JOIN evalstore_horizon_touched AS t ON t.example_key = l.example_key
+            GROUP BY l.example_key
         ),
-        firsts AS (
-            SELECT example_key, min(ts) FILTER (WHERE batch_id <= $wl) AS old_ts,
-                   count(*) FILTER (WHERE batch_id <= $wl) AS old_labels,
-                   min(ts) AS new_ts
-            FROM {labels} WHERE example_key IN (SELECT example_key FROM touched)
-            GROUP BY example_key
+        pairs AS MATERIALIZED (
+            SELECT p.ts, p.batch_id, f.old_ts, f.old_labels, f.new_ts
+            FROM {predictions} AS p JOIN firsts AS f ON f.example_key = p.example_key
         ),
         changes AS (
-            SELECT evalstore.hours_between(p.ts, f.old_ts) AS delay_hours, -1 AS n
-            FROM {predictions} AS p JOIN firsts AS f ON f.example_key = p.example_key
-            WHERE p.batch_id <= $wp AND f.old_labels > 0
+            SELECT evalstore.hours_between(ts, old_ts) AS delay_hours, -1 AS n
+            FROM pairs WHERE batch_id <= $wp AND old_labels > 0
             UNION ALL
-            SELECT evalstore.hours_between(p.ts, f.new_ts), 1
-            FROM {predictions} AS p JOIN firsts AS f ON f.example_key = p.example_key
+            SELECT evalstore.hours_between(ts, new_ts), 1 FROM pairs
         )
         SELECT delay_hours, sum(n) AS n FROM changes GROUP BY delay_hours HAVING sum(n) <> 0
     """
     name = "evalstore_horizon_changes"
-    changes = con.sql(sql, params={"wl": old_labels, "wp": old_predictions}).to_arrow_table()
+    try:
+        changes = con.sql(sql, params={"wl": old_labels, "wp": old_predictions}).to_arrow_table()
+    finally:
+        con.execute("DROP TABLE IF EXISTS evalstore_horizon_touched")
     con.register(name, changes)
     try:
         counts = con.execute(
@@ -218,7 +242,7 @@ def _from_band(
         """,
         {"k1": first - below, "k2": second - below},
     ).fetchall()[0]
-    return Horizon(_interpolate(lo, hi, n, q), labeled)
+    return Horizon(_interpolate(con, lo, hi, n, q), labeled)
 
 
 def _rebuild(

@@ -104,7 +104,7 @@ def base(template) -> Any:
     return template("history-horizon", build)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     ops=operations,
     seed=st.integers(0, 999),
