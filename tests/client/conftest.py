@@ -1,4 +1,5 @@
-"""Fixtures of the client tests: real `evalstore serve` processes on free loopback ports."""
+"""Fixtures of the client tests: `evalstore serve` servers (in this process, servers.py) on free
+loopback ports."""
 
 from __future__ import annotations
 

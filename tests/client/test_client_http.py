@@ -1,4 +1,4 @@
-"""evalstore.Client against a real `evalstore serve` process: exact values, receipts, error
+"""evalstore.Client against an `evalstore serve` server over HTTP: exact values, receipts, error
 mapping, the buffer bound with the server down, and delivery once it is back."""
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from evalstore.client import BufferFullError, ClientClosedError, ServerError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from servers import READ_TOKEN, WRITE_TOKEN, wait_until
-
-pytestmark = pytest.mark.serial
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
