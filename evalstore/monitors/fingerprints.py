@@ -188,7 +188,11 @@ def touched_windows(
 
 
 def reference_fingerprint(
-    con: duckdb.DuckDBPyConnection, model: str, selection: Selection
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    selection: Selection,
+    stored: list[Any] | None = None,
+    labels_after: int | None = None,
 ) -> list[Any]:
     """Row count and order-free digest of a fixed reference: its feature rows, the
     latest labels of their examples and (a serving time range) the predictions in it.
@@ -196,33 +200,59 @@ def reference_fingerprint(
     The digest is ``bit_xor(hash(example_key, batch_id))``: any row added, removed or
     replaced changes it (barring a 64-bit collision). None for a rolling reference
     (``{'previous': n}``), which is a function of the windows themselves.
+
+    ``stored`` is the fingerprint a call saw at its watermark, whose labels batch is
+    ``labels_after``: when the feature rows are the same and no later label batch
+    labels one of their examples, the latest labels of the reference are those it
+    saw, and its labels part is kept instead of joining every label with the
+    reference. A reference that cannot hold predictions (another env, or a dataset
+    tag) skips their scan; its part is the empty one, ``['0', 'None']``.
     """
     if selection.previous:
         return [None]
     features = model_relation(con, model, "features")
     predictions = model_relation(con, model, "predictions")
     latest = model_relation(con, model, "labels_latest")
+    labels = model_relation(con, model, "labels")
     condition = """($env IS NULL OR f.env = $env) AND ($dataset IS NULL OR f.dataset = $dataset)
         AND ($start IS NULL OR f.ts >= $start) AND ($end IS NULL OR f.ts < $end)"""
-    sql = f"""
-        SELECT
-            (SELECT [count(*), bit_xor(hash(f.example_key, f.batch_id))]
-             FROM {features} AS f WHERE {condition}),
-            (SELECT [count(*), bit_xor(hash(l.example_key, l.batch_id))]
-             FROM {latest} AS l JOIN {features} AS f ON f.example_key = l.example_key
-             WHERE {condition}),
-            (SELECT [count(*), bit_xor(hash(f.example_key, f.batch_id))]
-             FROM {predictions} AS f
-             WHERE ($env IS NULL OR $env = 'serving') AND $dataset IS NULL
-               AND ($start IS NULL OR f.ts >= $start) AND ($end IS NULL OR f.ts < $end))
-    """
     params = {
         "env": selection.ref_env,
         "dataset": selection.ref_dataset,
         "start": selection.ref_start,
         "end": selection.ref_end,
     }
-    return [[str(x) for x in part] for part in con.execute(sql, params).fetchall()[0]]
+    digest = "[count(*), bit_xor(hash(f.example_key, f.batch_id))]"
+    (feature_part,) = con.execute(
+        f"SELECT {digest} FROM {features} AS f WHERE {condition}", params
+    ).fetchall()[0]
+    feature_part = [str(x) for x in feature_part]
+    labels_part = None
+    if stored is not None and len(stored) == 3 and stored[0] == feature_part:
+        newer = con.execute(
+            f"SELECT count(*) FROM {labels} AS l JOIN {features} AS f "
+            f"ON f.example_key = l.example_key WHERE l.batch_id > $after AND {condition}",
+            {**params, "after": -1 if labels_after is None else labels_after},
+        ).fetchall()[0][0]
+        if not newer:
+            labels_part = stored[1]
+    if labels_part is None:
+        (labels_part,) = con.execute(
+            f"SELECT [count(*), bit_xor(hash(l.example_key, l.batch_id))] "
+            f"FROM {latest} AS l JOIN {features} AS f ON f.example_key = l.example_key "
+            f"WHERE {condition}",
+            params,
+        ).fetchall()[0]
+        labels_part = [str(x) for x in labels_part]
+    prediction_part = ["0", "None"]
+    if selection.ref_env in (None, "serving") and selection.ref_dataset is None:
+        (prediction_part,) = con.execute(
+            f"SELECT {digest} FROM {predictions} AS f "
+            "WHERE ($start IS NULL OR f.ts >= $start) AND ($end IS NULL OR f.ts < $end)",
+            {"start": selection.ref_start, "end": selection.ref_end},
+        ).fetchall()[0]
+        prediction_part = [str(x) for x in prediction_part]
+    return [feature_part, labels_part, prediction_part]
 
 
 def context_hash(

@@ -109,6 +109,8 @@ class _Stored:
     mark: Watermark
     created_at: datetime
     counted: history_windows.Counted
+    #: the reference fingerprint the call saw (None: stored before it was recorded)
+    reference: list[Any] | None
 
 
 def persisted(ctx: Context, family: str, model: str, arguments: Mapping[str, Any]) -> pa.Table:
@@ -133,11 +135,18 @@ def persisted(ctx: Context, family: str, model: str, arguments: Mapping[str, Any
         mark = fingerprints.watermark(con, model)
         if family == "performance":
             _keep_horizon(con, model, params.get("delay_quantile"))
-        extra: dict[str, Any] = {"reference": plan.reference}
+        stored = _stored_call(con, key)
+        reference = fingerprints.reference_fingerprint(
+            con,
+            model,
+            plan.selection,
+            stored.reference if stored is not None else None,
+            stored.mark.labels if stored is not None else None,
+        )
+        extra: dict[str, Any] = {"reference": reference}
         if plan.coupled:
             extra["totals"] = history_windows.totals(con, model)
         context = fingerprints.context_hash(con, model, key[2], extra)
-        stored = _stored_call(con, key)
         totals = history_windows.row_totals(con, model)
         now = datetime.now(UTC)
 
@@ -145,7 +154,9 @@ def persisted(ctx: Context, family: str, model: str, arguments: Mapping[str, Any
             return compute(ctx, model, **{**arguments, **override})
 
         def save(schema: pa.Schema) -> None:
-            _save_call(con, key, params, schema, plan, context, mark, stored, now, totals)
+            _save_call(
+                con, key, params, schema, plan, context, mark, stored, now, totals, reference
+            )
 
         current: dict[datetime, tuple[int, int]] = {}
         if plan.width is not None:
@@ -243,16 +254,17 @@ def _refresh(
 def _stored_call(con: duckdb.DuckDBPyConnection, key: Sequence[str]) -> _Stored | None:
     rows = con.execute(
         "SELECT result_schema, context_hash, features_batch, predictions_batch, labels_batch, "
-        "created_at, feature_rows, prediction_rows "
+        "created_at, feature_rows, prediction_rows, reference "
         f"FROM evalstore.metric_history_calls WHERE {storage.CALL_KEY}",
         list(key),
     ).fetchall()
     if not rows:
         return None
-    schema, context, f, p, labels, created, feature_rows, prediction_rows = rows[0]
+    schema, context, f, p, labels, created, feature_rows, prediction_rows, ref = rows[0]
     mark = Watermark(f, p, labels)
     counted = history_windows.Counted(tuple(key), mark, feature_rows, prediction_rows)
-    return _Stored(storage.deserialize_schema(schema), context, mark, created, counted)
+    reference = json.loads(ref) if ref is not None else None
+    return _Stored(storage.deserialize_schema(schema), context, mark, created, counted, reference)
 
 
 def _save_call(
@@ -266,15 +278,16 @@ def _save_call(
     stored: _Stored | None,
     now: datetime,
     totals: tuple[int, int],
+    reference: list[Any],
 ) -> None:
-    """Record the call: its parameters, result schema, context, watermark, and the
-    model's row totals its window counts were taken at."""
+    """Record the call: its parameters, result schema, context, watermark, the model's
+    row totals its window counts were taken at, and the reference fingerprint."""
     con.execute(f"DELETE FROM evalstore.metric_history_calls WHERE {storage.CALL_KEY}", list(key))
     con.execute(
         "INSERT INTO evalstore.metric_history_calls (model, family, params_hash, params, "
         "result_schema, width, coupled, context_hash, features_batch, predictions_batch, "
-        "labels_batch, created_at, refreshed_at, feature_rows, prediction_rows) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "labels_batch, created_at, refreshed_at, feature_rows, prediction_rows, reference) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             *key,
             json.dumps(params, sort_keys=True),
@@ -286,6 +299,7 @@ def _save_call(
             stored.created_at if stored else now,
             now,
             *totals,
+            json.dumps(reference),
         ],
     )
 

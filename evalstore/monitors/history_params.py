@@ -4,7 +4,7 @@
 JSON values (times as UTC ISO text, keyword order irrelevant); :func:`params_hash` keys
 the call in the metric history. :func:`plan` reads the arguments once more to decide how
 the call's windows are refreshed (:class:`Plan`: window width, whether windows are
-coupled, what windows read besides their own rows, the reference fingerprint); the
+coupled, what windows read besides their own rows, the reference rows); the
 rules are in :mod:`evalstore.monitors.history`'s docstring.
 """
 
@@ -30,7 +30,6 @@ from evalstore.metrics import quality as _quality
 from evalstore.metrics.bootstrap import BOOTSTRAP_METRICS
 from evalstore.metrics.drift import univariate as _drift
 from evalstore.metrics.specs import chosen_names
-from evalstore.monitors import fingerprints
 from evalstore.monitors.fingerprints import Reads
 
 #: The persisted families and the functions that compute them.
@@ -123,7 +122,8 @@ class Plan:
     until: datetime | None
     reads: Reads
     fill: bool
-    reference: list[Any]
+    #: the reference rows the call reads (its fingerprint is part of the context)
+    selection: Selection
 
 
 def plan(
@@ -174,5 +174,5 @@ def plan(
         until=until,
         reads=reads,
         fill=fill,
-        reference=fingerprints.reference_fingerprint(con, model, selection),
+        selection=selection,
     )

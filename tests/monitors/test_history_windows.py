@@ -4,6 +4,7 @@ of later batches, and scans every row's ``ts`` again only when rows were removed
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import numpy as np
@@ -84,3 +85,32 @@ def test_counts_follow_new_batches_and_rescan_after_a_removal(scans, family, arg
             "ORDER BY window_start"
         ).to_pylist()
         assert [w["feature_rows"] for w in windows] == [10, 12, 14, 12]
+
+
+def test_reference_labels_part_follows_labels_of_reference_examples():
+    """The stored reference fingerprint keeps its labels part while no later batch labels
+    a reference example, and counts the labels of those that get one."""
+    with evalstore.open(":memory:") as store:
+        store.register_model("m", "v1", "binary")
+        rng = np.random.default_rng(1)
+        training = pa.table(
+            {"example_id": [f"t{i}" for i in range(30)], "x": rng.normal(size=30),
+             "ts": [T0 - dt.timedelta(days=10)] * 30}
+        )  # fmt: skip
+        store.log_features("m", training, env="training")
+        for d in range(2):
+            day(store, d)
+
+        def labels_part() -> list[str]:
+            (row,) = store.sql("SELECT reference FROM evalstore.metric_history_calls").to_pylist()
+            return json.loads(row["reference"])[1]
+
+        store.drift("m", persist=True, methods=["psi"])
+        assert labels_part()[0] == "0"
+        day(store, 2)  # serving labels only: the part is kept
+        store.drift("m", persist=True, methods=["psi"])
+        assert labels_part()[0] == "0"
+        store.log_labels("m", pa.table({"example_id": ["t1", "t2", "t3"], "label": [1, 0, 1]}))
+        kept = store.drift("m", persist=True, methods=["psi"])
+        assert labels_part()[0] == "3"
+        assert kept.equals(store.drift("m", methods=["psi"]))
