@@ -20,10 +20,12 @@ the union of (``b(ts)`` is the window holding ``ts``):
 
 Every reader of the raw tables filters ``batch_id > watermark`` first, which DuckDB
 answers from the row groups' min/max statistics (batch ids grow as rows are appended),
-so finding the touched windows costs a scan of ``ts`` (the counts) plus the new rows,
-not a pass over every value. What cannot be attributed to a window (the reference
-rows, the registry, the feature columns, the macros) is summarised in one *context
-hash*; when it changes every window is recomputed.
+so finding the touched windows costs the new rows plus a probe of the example keys that
+new labels and predictions point to, not a pass over every value. The window counts are
+the stored ones plus those of the new rows (:func:`bucket_counts` with ``after``) unless
+rows were removed since; only then is every row's ``ts`` scanned. What cannot be
+attributed to a window (the reference rows, the registry, the feature columns, the
+macros) is summarised in one *context hash*; when it changes every window is recomputed.
 """
 
 from __future__ import annotations

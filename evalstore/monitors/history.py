@@ -28,7 +28,8 @@ performance     ``by=`` is given (slices seen in any window are listed in every
                 window) or a bootstrap metric (macro_f1, weighted_f1, ece) has
                 ``n_boot > 0`` (one random stream is shared by all cells); chunked
                 windows as drift. ``labels_due``/``labels_complete`` depend on every
-                label of the model: they are recomputed on every read
+                label of the model: they are recomputed on every read from the label
+                horizon the call keeps current (:mod:`.history_horizon`)
 =============== =====================================================================
 
 A coupled call is still read back when nothing at all changed (same watermark, same
@@ -44,7 +45,8 @@ schema table is edited in place, without batch ids), ``compare`` and ``health``
 This module runs a persisted call. The call's parameters and its refresh plan are
 :mod:`~evalstore.monitors.history_params`, the choice of windows to recompute
 :mod:`~evalstore.monitors.history_windows`, the stored series :func:`history`
-(:mod:`~evalstore.monitors.history_series`), the row storage
+(:mod:`~evalstore.monitors.history_series`), performance's label horizon
+:mod:`~evalstore.monitors.history_horizon`, the row storage
 :mod:`~evalstore.monitors.storage` and the watermarks :mod:`~evalstore.monitors.fingerprints`.
 """
 
