@@ -17,8 +17,9 @@ independent of each other and of their order.
 * ``sh`` blocks run command by command (``\\`` continuations joined, quotes and comments as
   the shell reads them; each must exit 0): ``evalstore …`` through the CLI's own entry point
   in this process (click's runner: the same code as the venv's script, without paying a
-  Python start-up per command), ``.venv/bin/evalstore …`` and ``curl`` as processes
-  (``curl`` with ``--fail-with-body``, so an HTTP error fails), and ``evalstore serve`` as a
+  Python start-up per command), a page's first ``.venv/bin/evalstore …`` as a process (the
+  venv's script works as written) and its later ones like ``evalstore …``, ``curl`` as a
+  process (with ``--fail-with-body``, so an HTTP error fails), and ``evalstore serve`` as a
   background process (the runner waits for ``/healthz`` and stops it at the end); port 8000
   becomes a free loopback port;
 * ``sql`` blocks run on ``demo.duckdb`` through a plain DuckDB 2.x connection;
@@ -133,6 +134,8 @@ class PageRun:
         self.namespace: dict = {"__name__": "__docs__"}
         self.servers: list[subprocess.Popen] = []
         self.output = io.StringIO()
+        #: whether a ``.venv/bin/evalstore`` command ran as a process yet
+        self.ran_venv_script = False
 
     def run(self, page: str) -> list[int]:
         """Run every runnable block of ``page`` in order; the lines of the blocks run."""
@@ -161,13 +164,15 @@ class PageRun:
         code = re.sub(rf"\b(localhost|127\.0\.0\.1):{PORT}\b", rf"\1:{self.port}", block.code)
         code = code.replace(f"--port {PORT}", f"--port {self.port}")
         for words in shell_commands(code):
+            venv_script = words[0] == ".venv/bin/evalstore"
             if words[:2] == ["evalstore", "serve"]:
                 self.servers.append(self._serve(words, block))
-            elif words[0] == "evalstore":
+            elif words[0] == "evalstore" or (venv_script and self.ran_venv_script):
                 result = CliRunner().invoke(main, words[1:], env=self.env, prog_name="evalstore")
                 _check(words, block, result.exit_code, result.output + repr(result.exception))
                 self.output.write(result.output)
             else:
+                self.ran_venv_script |= venv_script
                 command = [*CURL, *words[1:]] if words[0] == "curl" else words
                 done = subprocess.run(
                     command, env=self.env, capture_output=True, text=True, timeout=300
