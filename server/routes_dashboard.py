@@ -10,6 +10,8 @@ the JSON API the pages read (:mod:`evalstore.dashboard`).
   ``/dashboard/api/models/{model}/distribution`` (plus ``feature`` and ``window_start``):
   the panels as JSON (Vega-Lite specs, the calls that reproduce them). They need a
   ``read`` token when the server has tokens, and run on the read pool like every read.
+  They are the pages' own API, not in ``/openapi.json``: programs read the ``/v1`` routes
+  each panel names.
 
 A model page's drift, quality and performance calls go through the metric history (see
 :mod:`evalstore.dashboard.panels`): the first view computes and stores their windows (a
@@ -65,7 +67,7 @@ def _view_query(request: Request, model: str) -> panels.View:
     return panels.View.parse(model, dict(request.query_params))
 
 
-@router.get("/dashboard/api/overview", tags=["dashboard"], dependencies=read)
+@router.get("/dashboard/api/overview", dependencies=read, include_in_schema=False)
 async def overview(request: Request) -> Response:
     """Every model: versions and stages, serving volume, label coverage, latest realized
     performance, alert counts, stream freshness and a status."""
@@ -76,7 +78,7 @@ async def overview(request: Request) -> Response:
     return await request.app.state.reads.on_session(request.app.state.store, work)
 
 
-@router.get("/dashboard/api/models/{model}", tags=["dashboard"], dependencies=read)
+@router.get("/dashboard/api/models/{model}", dependencies=read, include_in_schema=False)
 async def model_panels(
     request: Request,
     model: str = MODEL,
@@ -95,7 +97,9 @@ async def model_panels(
     return await request.app.state.reads.on_session(request.app.state.store, work)
 
 
-@router.get("/dashboard/api/models/{model}/distribution", tags=["dashboard"], dependencies=read)
+@router.get(
+    "/dashboard/api/models/{model}/distribution", dependencies=read, include_in_schema=False
+)
 async def distribution(
     request: Request,
     model: str = MODEL,

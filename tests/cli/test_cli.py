@@ -506,6 +506,8 @@ def test_every_command_is_covered():
         "channel add",
         "channel list",
         "channel delete",
+        "report",
+        "ui",
     }
 
 
