@@ -31,6 +31,7 @@ ratio is the steadier one), with the machine, the versions and the load average.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import tempfile
@@ -112,6 +113,13 @@ def build(path: Path, days: int, n: int) -> evalstore.Store:
     return store
 
 
+def memory_size(text: str) -> str:
+    """A DuckDB memory size such as ``10GB`` or ``512MiB`` (checked: it goes into SET)."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 10GB or 512MiB")
+    return text.strip()
+
+
 def timed(call: Callable[[], Any]) -> tuple[float, float]:
     """Wall and CPU seconds (all threads) of ``call()``."""
     with harness.Timed() as t:
@@ -119,13 +127,16 @@ def timed(call: Callable[[], Any]) -> tuple[float, float]:
     return t.seconds, t.cpu_seconds
 
 
-def measure(store: evalstore.Store, days: int, n: int, repeat: int) -> dict[str, dict]:
+def measure(
+    store: evalstore.Store, days: int, n: int, repeat: int, families: list[str]
+) -> dict[str, dict]:
     """The measurements (a)-(e) of the module docstring, per family."""
     results: dict[str, dict[str, list[tuple[float, float]]]] = {
         f: {"all": [], "persist": [], "one day": [], "refresh": [], "read back": []}
-        for f in FAMILIES
+        for f in families
     }
-    for family, arguments in FAMILIES.items():
+    chosen = {f: FAMILIES[f] for f in families}
+    for family, arguments in chosen.items():
         call = getattr(store, family)
         results[family]["all"].append(timed(lambda c=call, a=arguments: c(MODEL, **a)))
         results[family]["persist"].append(
@@ -136,7 +147,7 @@ def measure(store: evalstore.Store, days: int, n: int, repeat: int) -> dict[str,
         day = days + r
         log_day(store, day, n)
         since, until = T0 + timedelta(days=day), T0 + timedelta(days=day + 1)
-        for family, arguments in FAMILIES.items():
+        for family, arguments in chosen.items():
             call = getattr(store, family)
             one = {**arguments, "since": since, "until": until}
             results[family]["one day"].append(timed(lambda c=call, a=one: c(MODEL, **a)))
@@ -193,16 +204,49 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows-per-day", type=harness.parse_size, default=1_000_000)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=3, help="New days appended and refreshed.")
+    parser.add_argument(
+        "--families",
+        default=",".join(FAMILIES),
+        help=f"Comma-separated families to measure (default: {','.join(FAMILIES)}).",
+    )
     parser.add_argument("--store", type=Path, help="Where to build the store (default: temp).")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Open the store already built at --store (same --rows-per-day and --days) "
+        "instead of building it; the run appends --repeat days to it, so pass a copy.",
+    )
+    parser.add_argument(
+        "--build-only", action="store_true", help="Build the store at --store and stop."
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=memory_size,
+        help="DuckDB memory_limit for the run, e.g. 10GB (default: DuckDB's, 80%% of RAM; "
+        "on a shared machine leave room for the others).",
+    )
     args = parser.parse_args(argv)
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    if not families or any(f not in FAMILIES for f in families):
+        parser.error(f"--families takes names among {', '.join(FAMILIES)}")
+    if (args.reuse or args.build_only) and args.store is None:
+        parser.error("--reuse and --build-only need --store")
     load = [harness.load_average()]
     with tempfile.TemporaryDirectory() as tmp:
         path = args.store or Path(tmp) / "history.duckdb"
         started = time.perf_counter()
-        store = build(path, args.days, args.rows_per_day)
-        print(f"  built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        if args.reuse:
+            store = evalstore.open(path)
+        else:
+            store = build(path, args.days, args.rows_per_day)
+            print(f"  built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        if args.build_only:
+            store.close()
+            return
+        if args.memory_limit:
+            store.sql(f"SET memory_limit = '{args.memory_limit}'")
         try:
-            results = measure(store, args.days, args.rows_per_day, args.repeat)
+            results = measure(store, args.days, args.rows_per_day, args.repeat, families)
         finally:
             store.close()
     load.append(harness.load_average())
