@@ -27,11 +27,14 @@ demo: $(STAMP)
 	$(BIN)/evalstore demo demo.duckdb --overwrite
 
 # tests run in a shuffled order (pytest-randomly; the header prints the seed: rerun a failure
-# with --randomly-seed=N); whole files go to one xdist worker, so module fixtures build once
+# with --randomly-seed=N); whole files go to one xdist worker, so module fixtures build once.
+# Bytecode caching stays on even where PYTHONDONTWRITEBYTECODE is set: without it every worker
+# and every CLI/server process the tests start compiles the package, and pytest rewrites every
+# test module's asserts, again (~5 s of CPU per worker at collection).
 test: $(STAMP) $(STAMP14)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -n auto --dist loadfile -p randomly evalstore server tests
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n auto --dist loadfile -p randomly evalstore server tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
