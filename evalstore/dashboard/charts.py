@@ -298,6 +298,39 @@ def serving(frame: pd.DataFrame, quantity: str, title: str | None = None) -> alt
     )
 
 
+def comparison(frame: pd.DataFrame, a: str, b: str, title: str | None = None) -> alt.Chart:
+    """Champion/challenger: the paired difference ``b - a`` of each metric per window
+    with its confidence interval (``store.compare`` rows: ``window_start``, ``metric``,
+    ``value``, ``ci_low``, ``ci_high``, ``p_value``, ``test``, ``n``, ``variant``), one
+    small chart per metric (their scales differ) with the zero line of no difference."""
+    title = title or f"{b} against {a}: difference {b} - {a} per window (band: CI)"
+    rows = frame[frame["value"].notna()] if len(frame) else frame
+    if rows.empty:
+        return not_enough_data(title, f"{a} and {b} predicted no common example")
+    rows = rows[["window_start", "metric", "value", "ci_low", "ci_high", "p_value", "test",
+                 "n", "variant"]]  # fmt: skip
+    metrics = sorted(rows["metric"].unique())
+    tooltip = [alt.Tooltip("window_start:T", title="window start", format="%Y-%m-%d %H:%M"),
+               "metric:N", alt.Tooltip("value:Q", title=f"{b} - {a}", format=".4f"),
+               alt.Tooltip("ci_low:Q", format=".4f"), alt.Tooltip("ci_high:Q", format=".4f"),
+               alt.Tooltip("p_value:Q", format=".3g"), "test:N", "n:Q", "variant:N"]  # fmt: skip
+    colour = alt.Color("metric:N", scale=_categories(metrics), title="metric")
+    base = alt.Chart(width=WIDTH, height=90)
+    layers = alt.layer(
+        base.mark_area(opacity=0.2).encode(_window_x(), alt.Y("ci_low:Q", title=f"{b} - {a}"),
+                                           alt.Y2("ci_high:Q"), colour),
+        base.mark_line(point=True).encode(_window_x(), alt.Y("value:Q"), colour,
+                                          tooltip=tooltip),
+        base.mark_rule(color="#444", strokeDash=[3, 3]).encode(y=alt.datum(0)),
+        data=rows,
+    )  # fmt: skip
+    return (
+        layers.facet(row=alt.Row("metric:N", title=None, sort=metrics))
+        .resolve_scale(y="independent")
+        .properties(title=title, usermeta={"series": metrics})
+    )
+
+
 def alerts_timeline(frame: pd.DataFrame, now: Any, title: str | None = None) -> alt.Chart:
     """Alert episodes per monitor and subject: a bar from first seen to resolved (or
     ``now`` while open), a filled triangle where it fired and a cross where it resolved.

@@ -108,7 +108,7 @@ class Panel:
 
     id: str
     title: str
-    chart: alt.TopLevelMixin
+    chart: alt.TopLevelMixin | None
     python: str
     http: str
     note: str = ""
@@ -118,7 +118,8 @@ class Panel:
     def to_json(self) -> dict[str, Any]:
         """The panel as the dashboard's JSON: the Vega-Lite ``spec`` and the calls."""
         return {
-            "id": self.id, "title": self.title, "spec": charts.spec(self.chart),
+            "id": self.id, "title": self.title,
+            "spec": None if self.chart is None else charts.spec(self.chart),
             "python": self.python, "http": self.http, "note": self.note, **self.extra,
         }  # fmt: skip
 
@@ -198,7 +199,11 @@ def task_of(store: Store, model: str) -> str:
 
 def model_panels(store: Store, view: View) -> list[Panel]:
     """The panels of ``view.model``'s page, in page order: performance, drift heatmap,
-    data quality, label coverage, latency, throughput, alerts."""
+    data quality, label coverage, latency, throughput, alerts, then the review panels of
+    :mod:`evalstore.dashboard.review` (champion/challenger, worst slices, open label
+    requests)."""
+    from evalstore.dashboard import review
+
     metric = view.metric or HEADLINE[task_of(store, view.model)]
     view = replace(view, metric=metric)
     return [
@@ -208,6 +213,9 @@ def model_panels(store: Store, view: View) -> list[Panel]:
         coverage_panel(store, view),
         *serving_panels(store, view),
         alerts_panel(store, view),
+        review.comparison_panel(store, view),
+        review.slices_panel(store, view),
+        review.requests_panel(store, view),
     ]
 
 
@@ -218,7 +226,7 @@ def model_page(store: Store, view: View) -> dict[str, Any]:
     """The model page's JSON: ``view`` (with the metric chosen), the task's ``metrics``
     and the ``panels``. Kept in memory (:data:`MEMO_SIZE` pages) for the state of the
     store it was built from: the highest batch id, the model's monitors and alert
-    changes, and the minute (open alert episodes end at "now")."""
+    changes, its open label requests, and the minute (open alert episodes end at "now")."""
     task = task_of(store, view.model)
     view = replace(view, metric=view.metric or HEADLINE[task])
     state = store.sql(
@@ -227,8 +235,10 @@ def model_page(store: Store, view: View) -> dict[str, Any]:
         "(SELECT max(updated_at) FROM evalstore.monitors WHERE model = ?), "
         "(SELECT count(*) FROM evalstore.alerts WHERE model = ?), "
         "(SELECT max(greatest(last_seen, fired_at, resolved_at, acknowledged_at, silenced_until)) "
-        " FROM evalstore.alerts WHERE model = ?)",
-        [view.model] * 4,
+        " FROM evalstore.alerts WHERE model = ?), "
+        "(SELECT count(*) FILTER (status = 'open') || '/' || coalesce(max(request_id), 0) "
+        " FROM evalstore.label_requests WHERE model = ?)",
+        [view.model] * 5,
     ).to_pylist()[0]
     minute = datetime.now(UTC).replace(second=0, microsecond=0)
     key = (_store_key(store), view, repr(state), minute)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.dashboard.conftest import ARTIFACTS, MODEL, READ_TOKEN
+from tests.dashboard.conftest import ARTIFACTS, MODEL, READ_TOKEN, WRITE_TOKEN
 
 START = date(2026, 9, 1)  # the scenario's first serving day
 MODEL_PAGE = f"/dashboard/models/{MODEL}"
@@ -118,8 +118,8 @@ def test_model_page_renders_every_panel_with_its_series(signed_in, server):
     page = signed_in.page
     names = page.eval_on_selector_all("section.panel", "s => s.map(x => x.dataset.panel)")
     assert names == ["performance", "drift", "quality", "coverage", "latency", "throughput",
-                     "alerts"]  # fmt: skip
-    for name in names:
+                     "alerts", "compare", "slices", "requests"]  # fmt: skip
+    for name in names[:-3]:
         section = signed_in.panel(name)
         assert section.get_attribute("data-rendered") == "true"
         assert section.get_attribute("data-empty") == "false", name
@@ -139,6 +139,14 @@ def test_model_page_renders_every_panel_with_its_series(signed_in, server):
     assert signed_in.count("latency", "line") == 6  # p50, p95, p99 of two versions
     assert signed_in.count("alerts", "rect") == 2  # the drift monitor's two firing episodes
     assert "variant: JS distance" in cells[0]
+    # champion/challenger: one small chart per metric of the paired differences
+    assert signed_in.count("compare", "line") == 4
+    slices = page.locator("section[data-panel=slices] table.data tbody tr")
+    assert slices.count() >= 1
+    assert slices.first.locator("button.copy").count() == 1  # the predicate
+    # 0, or 100 when the request test ran first (test order is shuffled)
+    assert re.fullmatch(r"Open label requests \((0|100)\)",
+                        page.inner_text("section[data-panel=requests] h2"))  # fmt: skip
     signed_in.shot("model")
 
 
@@ -218,5 +226,31 @@ def test_the_offline_report_renders_without_a_server(browser, server, tmp_path):
         assert any(t.startswith("utilization: training vs window 2026-10-06") for t in titles)
         assert page.errors == []
         page.shot("report")
+    finally:
+        context.close()
+
+
+def test_requesting_labels_needs_a_write_token(signed_in, browser, server):
+    signed_in.open(MODEL_PAGE)
+    page = signed_in.page
+    page.click("section[data-panel=requests] button.request-more")
+    page.wait_for_function("document.getElementById('message').textContent.includes('write')")
+    assert page.inner_text("#message") == (
+        "Requesting labels needs a write token: this tab's token may only read."
+    )
+    signed_in.errors.clear()  # the browser logs the refused request (403)
+    context = browser.new_context()
+    try:
+        writer = Page(context.new_page(), server.url)
+        context.add_init_script(f"sessionStorage.setItem('evalstore-token', '{WRITE_TOKEN}')")
+        writer.open(MODEL_PAGE)
+        writer.page.click("section[data-panel=requests] button.request-more")
+        writer.page.wait_for_function(
+            "document.querySelector('section[data-panel=requests] h2').textContent"
+            " === 'Open label requests (100)'"
+        )
+        rows = writer.page.locator("section[data-panel=requests] table.data tbody tr")
+        assert rows.count() == 50
+        assert writer.errors == []
     finally:
         context.close()

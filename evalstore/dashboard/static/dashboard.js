@@ -69,6 +69,48 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+  const area = el("textarea", {}, text);
+  document.body.append(area); area.select(); document.execCommand("copy"); area.remove();
+  return Promise.resolve();
+}
+
+function tableOf(table) {
+  const copyable = new Set(["predicate", "example_id"]);
+  const head = el("tr", {}, ...table.columns.map((c) => el("th", {}, c)));
+  const body = table.rows.map((row) => el("tr", {}, ...row.map((value, i) => {
+    const text = value === null ? "" : typeof value === "number" && !Number.isInteger(value)
+      ? value.toPrecision(4) : String(value);
+    const cell = el("td", {}, text);
+    if (copyable.has(table.columns[i]) && value !== null) {
+      const button = el("button", { type: "button", class: "copy" }, "copy");
+      button.addEventListener("click", () => copyText(String(value)).then(() => { button.textContent = "copied"; }));
+      cell.append(" ", button);
+    }
+    return cell;
+  })));
+  return el("table", { class: "data" }, el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+function rowsOf(panel) {
+  if (panel.table) return panel.table.rows.map((r) => Object.fromEntries(panel.table.columns.map((c, i) => [c, r[i]])));
+  return panel.spec ? firstDataset(panel.spec) : [];
+}
+
+async function requestMore(panel) {
+  const headers = {};
+  if (token()) headers.Authorization = "Bearer " + token();
+  const response = await fetch(panel.request_more, { headers });
+  if (response.status === 401 || response.status === 403) {
+    message("Requesting labels needs a write token: this tab's token may only read.");
+    return;
+  }
+  if (!response.ok) { message((await response.json()).detail || response.statusText); return; }
+  message("Label requests recorded.");
+  await loadModel(readState());
+}
+
 async function renderPanel(container, panel) {
   let section = container.querySelector(`section[data-panel="${panel.id}"]`);
   if (!section) {
@@ -77,7 +119,7 @@ async function renderPanel(container, panel) {
   }
   section.replaceChildren();
   const chart = el("div", { class: "chart" });
-  const rows = firstDataset(panel.spec);
+  const rows = rowsOf(panel);
   const download = el("button", { type: "button", class: "csv" }, "Download CSV");
   download.addEventListener("click", () => {
     const blob = new Blob([csvOf(rows)], { type: "text/csv" });
@@ -86,12 +128,24 @@ async function renderPanel(container, panel) {
   });
   const calls = el("details", {}, el("summary", {}, "Reproduce this panel"),
     el("pre", { class: "python" }, panel.python), el("pre", { class: "http" }, panel.http));
-  section.append(el("h2", {}, panel.title), chart,
-    el("p", { class: "note" }, panel.note || ""), download, calls);
+  section.append(el("h2", {}, panel.title), chart, el("p", { class: "note" }, panel.note || ""));
+  if (rows.length) section.append(download);
+  if (panel.python) section.append(calls);
+  if (panel.request_more && page !== "report") {
+    const more = el("button", { type: "button", class: "request-more" }, "Request more labels");
+    more.addEventListener("click", () => requestMore(panel).catch((e) => message(e.message)));
+    section.append(more);
+  }
+  section.dataset.rows = String(rows.length);
+  if (!panel.spec) {
+    if (panel.table) chart.append(tableOf(panel.table));
+    section.dataset.empty = panel.table ? "false" : "true";
+    section.dataset.rendered = "true";
+    return null;
+  }
   const meta = panel.spec.usermeta || {};
   section.dataset.empty = meta.empty ? "true" : "false";
   section.dataset.series = JSON.stringify(meta.series || []);
-  section.dataset.rows = String(rows.length);
   const result = await vegaEmbed(chart, panel.spec, { actions: false, renderer: "svg" });
   views[panel.id] = result.view;
   section.dataset.rendered = "true";
