@@ -319,3 +319,35 @@ def test_the_fast_path_can_be_turned_off(two_monitors):
     on = MonitorLoop(two_monitors, every=3600)
     on.notify(["m"])
     assert on._fresh == {"m"}
+
+
+def test_a_pass_runs_fast_monitors_first_and_notifies_before_the_next(tmp_path, webhook_receiver):
+    """``z_nan`` (an invalid-value check) runs before ``b_psi`` although its name sorts
+    after, and its notification is delivered before ``b_psi``'s run starts."""
+    store = evalstore.open(tmp_path / "order.duckdb")
+    store.register_model("m", "v1", "binary")
+    store.log_features("m", pa.table({"example_id": [f"t{i}" for i in range(20)],
+                                      "ts": [T0 - timedelta(days=3)] * 20,
+                                      "x": [float(i) for i in range(20)]}),
+                       env="training")  # fmt: skip
+    store.log_features("m", pa.table({"example_id": ["a", "b"], "ts": [T0] * 2,
+                                      "x": [math.nan, 1.0]}))  # fmt: skip
+    above = {"type": "fixed", "direction": "above"}
+    store.add_monitor("b_psi", "m", "drift", "psi", {**above, "value": 100.0}, subjects=["x"])
+    store.add_monitor("z_nan", "m", "quality", "nan", {**above, "value": 0}, subjects=["x"])
+    receiver = webhook_receiver()
+    store.add_channel("hook", "webhook", {"url": receiver.url})
+    loop = MonitorLoop(store, every=3600)
+    loop.start()
+    try:
+        wait_for("the first pass", lambda: loop.status()["passes"] >= 1)
+    finally:
+        loop.stop()
+    runs = {r["name"]: r["last_run"] for r in store.monitors("m").to_pylist()}
+    [row] = store.sql(
+        "SELECT o.delivered_at, o.state FROM evalstore.outbox o "
+        "JOIN evalstore.alerts a USING (alert_id) WHERE a.monitor = 'z_nan'"
+    ).to_pylist()
+    assert row["state"] == "delivered" and receiver.changes() == ["fired"]
+    assert runs["z_nan"] < row["delivered_at"] <= runs["b_psi"]
+    store.close()
