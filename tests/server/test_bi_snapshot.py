@@ -27,6 +27,7 @@ from evalstore.metrics.drift.univariate import DEFAULT_THRESHOLDS
 from evalstore.metrics.specs import DRIFT_METHODS
 from server import create_app
 from server.snapshot import STORAGE_VERSION, SnapshotWriter
+from tests.conftest import blank_store
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bi_macro_calls import MACRO_CALLS, SETUP, build_store
@@ -215,7 +216,7 @@ def test_a_served_store_allows_no_directory_for_the_snapshot(tmp_path):
 
 
 def test_drift_thresholds_are_the_registry_defaults():
-    with evalstore.open() as store:
+    with blank_store() as store:
         rows = store.sql("SELECT * FROM evalstore.drift_thresholds()").to_pylist()
     table = {r["method"]: r for r in rows}
     assert set(table) == set(DRIFT_METHODS)
@@ -320,7 +321,7 @@ def test_performance_gauge_keeps_each_versions_latest_labeled_window():
             "labeled": [r[3] for r in rows],
         }
     )
-    with evalstore.open() as store:
+    with blank_store() as store:
         monitor = Monitor(store)
         monitor.observe_result("fraud", "performance", table)
         text = monitor.exposition().decode()
@@ -331,10 +332,13 @@ def test_performance_gauge_keeps_each_versions_latest_labeled_window():
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
-def test_grafana_example_shows_the_demo_model_per_version(tmp_path, version):
+def test_grafana_example_shows_the_demo_model_per_version(
+    tmp_path, version, template, copy_template
+):
     """examples/grafana_dashboard.json: its defaults (model credit_default, the demo's time
     range) give records for each version, most of them inside the dashboard's time range
-    (the volume panel also counts the training set's historical labels, before it)."""
+    (the volume panel also counts the training set's historical labels, before it). The
+    demo store is built once for both versions (a session template) and served from a copy."""
     from datetime import datetime
     from urllib.parse import unquote
 
@@ -347,6 +351,7 @@ def test_grafana_example_shows_the_demo_model_per_version(tmp_path, version):
     assert [o["value"] for o in variables["version"]["options"]] == ["v1", "v2"]
     first, last = (datetime.fromisoformat(dashboard["time"][k]) for k in ("from", "to"))
     scenario = credit_default_scenario(rows_per_day=60, training_rows=600, validation_rows=100)
+    demo = template("bi-grafana-demo", lambda store: build_demo(store, scenario), "demo.duckdb")
     values = {"${evalstore}": "", "${model}": "credit_default", "${version}": version}
 
     def fill(text: str) -> str:
@@ -355,25 +360,26 @@ def test_grafana_example_shows_the_demo_model_per_version(tmp_path, version):
         return text
 
     targets = [t for p in dashboard["panels"] for t in p["targets"] if "url" in t]
-    with evalstore.open(tmp_path / "demo.duckdb") as store:
-        build_demo(store, scenario)
-        with TestClient(create_app(store)) as client:
-            for target in targets:
-                url = unquote(fill(target["url"]))
-                if target["url_options"]["method"] == "POST":
-                    body = json.loads(fill(target["url_options"]["data"]))
-                    response = client.post(url, json=body)
-                else:
-                    response = client.get(url)
-                assert response.status_code == 200, (url, response.text)
-                records = response.json()
-                assert records, url
-                assert {c["selector"] for c in target["columns"]} <= set(records[0]), url
-                (time,) = [c["selector"] for c in target["columns"] if c["type"] == "timestamp"]
-                shown = [r for r in records if first <= datetime.fromisoformat(r[time]) < last]
-                assert len(shown) >= len(records) / 2, url  # the range shows the data
-                if "version" in records[0]:
-                    # (drift rows of features carry no version: the rows version predicted)
-                    assert {r["version"] for r in records} - {None} == {version}, url
+    with (
+        evalstore.open(copy_template(demo, tmp_path, "demo.duckdb")) as store,
+        TestClient(create_app(store)) as client,
+    ):
+        for target in targets:
+            url = unquote(fill(target["url"]))
+            if target["url_options"]["method"] == "POST":
+                body = json.loads(fill(target["url_options"]["data"]))
+                response = client.post(url, json=body)
+            else:
+                response = client.get(url)
+            assert response.status_code == 200, (url, response.text)
+            records = response.json()
+            assert records, url
+            assert {c["selector"] for c in target["columns"]} <= set(records[0]), url
+            (time,) = [c["selector"] for c in target["columns"] if c["type"] == "timestamp"]
+            shown = [r for r in records if first <= datetime.fromisoformat(r[time]) < last]
+            assert len(shown) >= len(records) / 2, url  # the range shows the data
+            if "version" in records[0]:
+                # (drift rows of features carry no version: the rows version predicted)
+                assert {r["version"] for r in records} - {None} == {version}, url
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"] if "expr" in t]
     assert 'evalstore_performance{model="$model",version="$version",class=""}' in exprs
