@@ -83,6 +83,8 @@ def model_page(model: str) -> str:
   <label>Until (UTC, excluded) <input type="date" name="until"></label>
   <label>Performance metric <select name="metric"></select></label>
   <label>Drift method <select name="method">{_options(DRIFT_METHODS)}</select></label>
+  <label>Slice of the performance panel (SQL predicate)
+    <input name="where" size="40" placeholder="e.g. &quot;age&quot; &lt; 31"></label>
   <button type="submit">Show</button>
 </form>
 <div id="panels"></div>

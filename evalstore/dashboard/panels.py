@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 WINDOWS = ("1 hour", "6 hours", "1 day", "7 days")
 #: Drift methods the heatmap can colour by (those of the univariate family's defaults).
 DRIFT_METHODS = ("js", "psi", "ks", "wasserstein", "chi2")
+#: The query parameters of a :class:`View`.
+FIELDS = ("window", "since", "until", "metric", "method", "where")
+#: The longest slice predicate a view takes (the library checks what it may contain).
+MAX_WHERE = 2000
 #: Family calls a read-only store keeps in memory.
 MEMO_SIZE = 32
 #: Bins of a numeric feature's distributions: the drift family's default quantile binning.
@@ -54,8 +58,10 @@ BINS = 10
 class View:
     """What a model page shows: ``model``, ``window`` (one of :data:`WINDOWS`), windows
     starting in ``[since, until)`` (ISO dates or times; None: unbounded), the
-    performance ``metric`` (None: the task's headline metric) and the drift ``method``
-    of the heatmap. The dashboard keeps it in the URL's query string (deep links)."""
+    performance ``metric`` (None: the task's headline metric), the drift ``method`` of
+    the heatmap and a slice of the performance panel (``where``: a SQL predicate over the
+    model's features, checked by the library as every ``where=``). The dashboard keeps
+    it in the URL's query string (deep links)."""
 
     model: str
     window: str = "1 day"
@@ -63,16 +69,20 @@ class View:
     until: str | None = None
     metric: str | None = None
     method: str = "js"
+    where: str | None = None
 
     @classmethod
     def parse(cls, model: str, query: Mapping[str, Any]) -> View:
         """A view from query parameters; an unknown window or method, or a time that
         does not parse, is an :class:`~evalstore.errors.InvalidParameterError`."""
-        view = cls(model, **{k: query[k] for k in ("window", "since", "until", "metric",
-                                                    "method") if query.get(k)})  # fmt: skip
+        view = cls(model, **{k: query[k] for k in FIELDS if query.get(k)})
         if view.window not in WINDOWS:
             raise InvalidParameterError(
                 f"window={view.window!r} is not offered; choose one of {', '.join(WINDOWS)}"
+            )
+        if view.where is not None and len(view.where) > MAX_WHERE:
+            raise InvalidParameterError(
+                f"where= is {len(view.where)} characters; at most {MAX_WHERE} are accepted"
             )
         if view.method not in DRIFT_METHODS:
             raise InvalidParameterError(
@@ -95,7 +105,7 @@ class View:
         default = View(self.model)
         return {
             name: getattr(self, name)
-            for name in ("window", "since", "until", "metric", "method")
+            for name in FIELDS
             if getattr(self, name) is not None and getattr(self, name) != getattr(default, name)
         }
 
@@ -261,13 +271,15 @@ def model_page(store: Store, view: View) -> dict[str, Any]:
 def performance_panel(store: Store, view: View) -> Panel:
     """Realized performance of ``view.metric`` per version, with intervals."""
     model, metric = view.model, view.metric or HEADLINE[task_of(store, view.model)]
-    table = family_call(store, "performance", model, metrics=[metric], window=view.window)
+    table = family_call(
+        store, "performance", model, metrics=[metric], window=view.window, where=view.where
+    )
     frame = _in_period(table.to_pandas(), view)
     return Panel(
-        "performance", f"Performance: {metric}",
+        "performance", f"Performance: {metric}" + (f" where {view.where}" if view.where else ""),
         charts.performance(frame, metric),
         _python("performance", model=model, metrics=[metric], window=view.window,
-                persist=True),
+                where=view.where, persist=True),
         _http(f"/v1/models/{model}/history", family="performance", metric=metric,
               since=view.since, until=view.until),
         "Hollow triangles: windows whose labels are not all in yet (the value may move). "

@@ -254,3 +254,18 @@ def test_requesting_labels_needs_a_write_token(signed_in, browser, server):
         assert writer.errors == []
     finally:
         context.close()
+
+
+def test_a_worst_slice_is_shown_on_the_performance_panel(signed_in):
+    signed_in.open(MODEL_PAGE)
+    page = signed_in.page
+    first = page.locator("section[data-panel=slices] table.data tbody tr").first
+    predicate = first.locator("td").last.inner_text().split(" copy")[0].strip()
+    first.locator("button.show-slice").click()
+    page.wait_for_function("location.search.includes('where=')")
+    page.wait_for_function("document.querySelector('#message').textContent === ''")
+    title = page.inner_text("section[data-panel=performance] h2")
+    assert title == f"Performance: roc_auc where {predicate}"
+    assert parse_qs(urlparse(page.url).query)["where"] == [predicate]
+    assert page.input_value("#controls input[name=where]") == predicate
+    assert signed_in.count("performance", "line") >= 1

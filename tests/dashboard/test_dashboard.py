@@ -85,6 +85,11 @@ def test_model_api_checks_the_view_before_computing(http):
     assert answer.json()["detail"] == (
         "since='last tuesday' is not an ISO date or time (e.g. 2026-10-01)"
     )
+    answer = http(f"/dashboard/api/models/{MODEL}", where="nope > 1")
+    assert answer.status_code == 422
+    assert "where='nope > 1' refers to unknown column 'nope'" in answer.json()["detail"]
+    answer = http(f"/dashboard/api/models/{MODEL}", where="x" * 2001)
+    assert answer.json()["detail"] == "where= is 2001 characters; at most 2000 are accepted"
     unknown = http("/dashboard/api/models/nope")
     assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_model")
     cell = http(f"/dashboard/api/models/{MODEL}/distribution", feature="utilization",

@@ -6,7 +6,7 @@
 // loaded as a module (after the module that defines window.vegaEmbed): strict, own scope
 
 const TOKEN_KEY = "evalstore-token";
-const STATE_KEYS = ["window", "since", "until", "metric", "method", "feature", "cell", "version"];
+const STATE_KEYS = ["window", "since", "until", "metric", "method", "where", "feature", "cell", "version"];
 const page = document.body.dataset.page;
 const model = document.body.dataset.model;
 const views = {}; // panel id -> vega view
@@ -88,6 +88,11 @@ function tableOf(table) {
       button.addEventListener("click", () => copyText(String(value)).then(() => { button.textContent = "copied"; }));
       cell.append(" ", button);
     }
+    if (table.columns[i] === "predicate" && value !== null && page === "model") {
+      const show = el("button", { type: "button", class: "show-slice" }, "show");
+      show.addEventListener("click", () => showSlice(String(value)));
+      cell.append(" ", show);
+    }
     return cell;
   })));
   return el("table", { class: "data" }, el("thead", {}, head), el("tbody", {}, ...body));
@@ -96,6 +101,13 @@ function tableOf(table) {
 function rowsOf(panel) {
   if (panel.table) return panel.table.rows.map((r) => Object.fromEntries(panel.table.columns.map((c, i) => [c, r[i]])));
   return panel.spec ? firstDataset(panel.spec) : [];
+}
+
+function showSlice(predicate) {
+  const form = document.getElementById("controls");
+  form.elements.where.value = predicate;
+  form.requestSubmit();
+  window.scrollTo(0, 0);
 }
 
 async function requestMore(panel) {
@@ -178,12 +190,13 @@ function fillControls(state, answer) {
   form.elements.method.value = state.method || "js";
   form.elements.since.value = (state.since || "").slice(0, 10);
   form.elements.until.value = (state.until || "").slice(0, 10);
+  form.elements.where.value = state.where || "";
   if (answer) metric.value = state.metric || answer.view.metric;
 }
 
 function viewQuery(state) {
   const params = new URLSearchParams();
-  for (const key of ["window", "since", "until", "metric", "method"]) if (state[key]) params.set(key, state[key]);
+  for (const key of ["window", "since", "until", "metric", "method", "where"]) if (state[key]) params.set(key, state[key]);
   return params.toString();
 }
 
@@ -233,7 +246,7 @@ function startModel() {
   document.getElementById("controls").addEventListener("submit", (event) => {
     event.preventDefault();
     const form = event.target;
-    for (const key of ["window", "metric", "method", "since", "until"]) {
+    for (const key of ["window", "metric", "method", "since", "until", "where"]) {
       const value = form.elements[key].value;
       if (value) state[key] = value; else delete state[key];
     }
