@@ -345,7 +345,10 @@ def _write_many(
     whether a row-wise check fails on it (:func:`_insert_returning`); more rows are
     checked by SQL over the group's batch-id range."""
     plan = plans[0]
-    table = model_relation(con, plan.model, plan.table)
+    if stored_keys is None:
+        table = model_relation(con, plan.model, plan.table)
+    else:
+        table = stored_keys.relation(con, plan.model, plan.table)
     ids = sorted(
         row[0]
         for row in con.execute(

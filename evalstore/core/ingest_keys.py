@@ -38,6 +38,7 @@ import duckdb
 import numpy as np
 
 from evalstore.core.identifiers import quote
+from evalstore.core.layout import model_relation
 
 #: Keys added to a scope's set before they are merged into its sorted array.
 MERGE_EVERY = 65_536
@@ -90,7 +91,15 @@ class StoredKeys:
 
     def __init__(self) -> None:
         self._tables: dict[tuple[str, str], _Table] = {}
+        self._relations: dict[tuple[str, str], str] = {}
         self.reloads = 0
+
+    def relation(self, con: duckdb.DuckDBPyConnection, model: str, table: str) -> str:
+        """:func:`~evalstore.core.layout.model_relation` of ``model``'s ``table``, asked
+        once (the connection's catalog name cannot change; each ask is a query)."""
+        if (model, table) not in self._relations:
+            self._relations[model, table] = model_relation(con, model, table)
+        return self._relations[model, table]
 
     def keys(
         self,
