@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 import evalstore
+from tests.conftest import copy_store
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 ROWS = 240
@@ -74,10 +76,7 @@ class Days:
         self.store.log_labels("m", pa.table({"example_id": ids, "ts": ts, "label": truth}))
 
 
-@pytest.fixture
-def daily() -> Iterator[Days]:
-    """An in-memory store with model ``m`` and its training rows; no serving day yet."""
-    store = evalstore.open()
+def _training_rows(store: evalstore.Store) -> None:
     store.register_model("m", "v1", "binary")
     rng = np.random.default_rng(7)
     n = 2000
@@ -87,5 +86,13 @@ def daily() -> Iterator[Days]:
                   "c": rng.choice(["a", "b"], n)}),
         env="training",
     )  # fmt: skip
+
+
+@pytest.fixture
+def daily(template: Any, tmp_path: Path) -> Iterator[Days]:
+    """A store with model ``m`` and its training rows; no serving day yet (a copy of a
+    session template: opening an in-memory store and logging the rows per test cost ~0.3 s)."""
+    built = template("monitors-daily", _training_rows)
+    store = evalstore.open(copy_store(built, tmp_path, "daily.duckdb"))
     yield Days(store)
     store.close()
