@@ -26,6 +26,7 @@ import pytest
 
 import evalstore
 from evalstore.core.db import Cleanup, transaction
+from tests.conftest import blank_store
 
 RUNS = 4
 UNTIL = "2025-01-01"
@@ -210,7 +211,7 @@ def test_drift_of_live_rows_counts_one_snapshot(store):
 def test_cleanup_error_never_replaces_the_original_error():
     """A failed statement aborts DuckDB's transaction, so the cleanup that follows fails
     too; the caller must see the first error, and the connection must stay usable."""
-    with evalstore.open() as store:
+    with blank_store() as store:
         con = store.connection
         failing = pytest.raises(evalstore.errors.InvalidParameterError, match="window='soon'")
         with failing, transaction(con), Cleanup() as later:

@@ -15,6 +15,7 @@ import pytest
 import evalstore
 from evalstore.cli import main
 from evalstore.core.macros import SQL_FILES
+from tests.conftest import blank_store
 
 PROJECT = Path(__file__).parents[1]
 SQL_DIR = PROJECT / "sql"
@@ -117,7 +118,7 @@ def test_sql_files_are_the_installed_ones():
 
 def test_every_installed_macro_is_parsed_from_sql_files():
     """The regex is not vacuous: it finds exactly the macros a store's catalog holds."""
-    with evalstore.open() as store:
+    with blank_store() as store:
         catalog = store.sql(
             "SELECT DISTINCT function_name FROM duckdb_functions() "
             "WHERE schema_name = 'evalstore' AND function_type IN ('macro', 'table_macro')"
@@ -219,7 +220,7 @@ def test_swagger_ui_is_served_from_local_files():
 
     from server import create_app
 
-    with evalstore.open() as store, TestClient(create_app(store, lockdown=False)) as client:
+    with blank_store() as store, TestClient(create_app(store, lockdown=False)) as client:
         page = client.get("/docs")
         assert page.status_code == 200
         assert "SwaggerUIBundle" in page.text and "'/openapi.json'" in page.text

@@ -24,11 +24,12 @@ from evalstore.errors import (
     StoreInUseError,
 )
 from evalstore.store import Store
+from tests.conftest import blank_store
 
 
 @pytest.fixture
 def store():
-    with evalstore.open() as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary")
         store.log_features(
             "m", pa.table({"example_id": ["a", "b"], "x1": [1.0, 2.0]}), env="serving"

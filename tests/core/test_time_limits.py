@@ -21,7 +21,7 @@ from evalstore.core import formats
 from evalstore.core.layout import example_key_sql
 from evalstore.core.time_limits import DEFAULT_MAX_WINDOWS, DEFAULT_TIME_RANGE, check_window_count
 from evalstore.errors import InvalidParameterError, ValidationError
-from tests.conftest import take_snapshot
+from tests.conftest import blank_store, take_snapshot
 
 FAR = "20266-01-01T00:00:00Z"
 #: 20266-01-01 and 101 BC as microseconds since 1970 (pa.timestamp('us') holds both)
@@ -127,7 +127,7 @@ def test_the_time_range_is_configurable_per_open():
 
 
 def test_registry_times_outside_the_range_are_refused():
-    with evalstore.open() as store:
+    with blank_store() as store:
         with pytest.raises(InvalidParameterError) as caught:
             store.register_model("m", "v1", "binary", deployed_at="1066-10-14")
         assert str(caught.value).startswith(

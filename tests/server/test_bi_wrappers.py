@@ -20,8 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import evalstore
 from evalstore.errors import InvalidParameterError
+from tests.conftest import blank_store
 
 N_SERVING = 240  # 3 days of 80 serving examples
 N_TRAINING = 120
@@ -86,7 +86,7 @@ def _features(rng: np.random.Generator, model: str, shared: bool) -> tuple[pa.Ta
 def store():
     """A store with random binary, multiclass and regression models of two versions each."""
     rng = np.random.default_rng(20261001)
-    with evalstore.open() as s:
+    with blank_store() as s:
         for model, task in (("bin", "binary"), ("mc", "multiclass"), ("reg", "regression")):
             for version in ("v1", "v2"):
                 classes = ["a", "b", "c"] if task == "multiclass" else None

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 import evalstore
 from evalstore.errors import InvalidParameterError
 from server import create_app
+from tests.conftest import blank_store
 
 HEAVY_SQL = "SELECT count(*) FROM range(1000000000000) t(a) WHERE a % 7 = 3"
 HANG_BOUND = 60.0  # seconds: a bound for a hang, not a speed assertion
@@ -210,7 +211,7 @@ def test_memory_limit_is_set_before_the_lock(served):
 
 def test_bad_memory_limit_is_refused(tmp_path):
     with (
-        evalstore.open() as store,
+        blank_store() as store,
         pytest.raises(
             InvalidParameterError, match="memory_limit='lots' is not a DuckDB memory size"
         ),
