@@ -3,7 +3,8 @@
 A page's blocks run in order, in one working directory, as a reader's shell and Python session
 would. The directory starts as a copy of a **workspace** built once per test session
 (:func:`build_workspace`, run through conftest's ``build_once``): what `make demo` leaves
-(``demo.duckdb``, a fifth of the demo's rows), ``.venv`` linked to this interpreter's
+(``demo.duckdb``, small: the quick start's first commands read it, then its
+``evalstore demo`` replaces it), ``.venv`` linked to this interpreter's
 environment (so ``.venv/bin/evalstore`` works as in a checkout), and everything
 ``docs/quickstart.md``'s blocks make (``monitoring.duckdb`` with the ``fraud`` model, and the
 files for the command-line examples): the pages continue from the quick start, as their
@@ -225,8 +226,12 @@ def build_workspace(directory: Path) -> list[int]:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
     with contextlib.chdir(directory):
-        with evalstore.open("demo.duckdb") as store:  # what `make demo` leaves, a fifth of it
-            build_store(store, credit_default_scenario(rows_per_day=300, training_rows=4000))
+        # what `make demo` leaves, small: quickstart.md's `evalstore demo` replaces it
+        with evalstore.open("demo.duckdb") as store:
+            scenario = credit_default_scenario(
+                rows_per_day=60, training_rows=600, validation_rows=100
+            )
+            build_store(store, scenario)
         return PageRun(directory).run("quickstart.md")
 
 
