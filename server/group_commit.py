@@ -16,6 +16,11 @@ What a request gets is unchanged:
   of one group share ``committed_at``;
 - its receipt only after the commit that holds it: a receipt means the rows are durable.
 
+The writer keeps the hashes of the stored example keys
+(:class:`evalstore.core.ingest_keys.StoredKeys`), so a group's check that its ids are new
+does not scan the stored rows. When the writer is idle a request is written at once, in a
+group of one: nothing waits for a group to fill.
+
 A group holds at most ``max_requests`` requests and ``max_rows`` rows (a request larger
 than that is written in a group of its own); requests of every model and kind queue
 together, so none waits for more than the commit in progress and its own. At most

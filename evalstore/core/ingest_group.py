@@ -3,8 +3,10 @@
 :func:`execute_group` (used by :mod:`server.group_commit`) plans and checks each call on
 its own; each gets its own batch id and ``evalstore.batches`` row. Same-shaped calls (same
 model, kind, options and Arrow schema: a service's single-example requests) are inserted
-and checked together, with a per-row batch id. A call that fails is answered alone with its
-own error and the others are written without it. One batch's write, its checks and the
+and checked together, with a per-row batch id, in as few statements as DuckDB allows (the
+insert checks the rows itself; the stored ids are looked up in the writer's key set,
+:mod:`evalstore.core.ingest_keys`). A call that fails is answered alone with its own
+error and the others are written without it. One batch's write, its checks and the
 audit trail are :mod:`evalstore.core.ingest_write`'s, shared with ``Store.log_*``.
 """
 
@@ -112,18 +114,18 @@ def execute_group(
 
     Each item is planned on its own (a planning error, e.g. an unknown version or a
     missing column, answers that item and touches nothing). Items of the same shape
-    (:func:`_shape`) with at most ``group_rows`` rows each are inserted with one
-    statement and checked with one query over the group's batch-id range; if that query
+    (:func:`_shape`, even a lone one) with at most ``group_rows`` rows each are inserted
+    with one statement and checked together over the group's batch-id range; if a check
     finds anything, the transaction is rolled back and those items are written one by one,
     so the offending item gets exactly the error it would get alone. An item failing alone
     is dropped from the group (its error is its answer) and the transaction is run again
     without it. If the commit itself fails (a full disk), each item is tried alone.
 
-    A same-shaped set of items (even of one item) is inserted with one ``INSERT ...
-    RETURNING`` whose returned rows say whether any row-wise check fails and which ids
-    (and key hashes) were written: the repeats within the group are counted from them, and
-    the check of ids stored already is answered by ``stored_keys`` (the writer's
-    :class:`~evalstore.core.ingest_keys.StoredKeys`) when given, else by SQL.
+    Up to :data:`RETURN_ROWS` rows, the group's insert fails itself if a row-wise check
+    holds for a row and returns the ids and key hashes it wrote: the repeats within the
+    group are counted from them, and the check of ids stored already is answered by
+    ``stored_keys`` (the writer's :class:`~evalstore.core.ingest_keys.StoredKeys`) when
+    given, else by SQL, as are the checks of larger groups.
 
     Every written item gets its own batch id and ``evalstore.batches`` row; they share
     one ``committed_at``. An item whose ``batch_key`` is stored already (or repeats an
