@@ -32,6 +32,7 @@ def backtest(template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield made, episodes
 
 
+@pytest.mark.slow  # the module fixture builds the 60-day demo and backtests it
 def test_every_event_is_found_in_time(backtest: Any) -> None:
     _, episodes = backtest
     rows = {(r["event"], r["subject"]): r for r in event_table(episodes, START).to_pylist()}
@@ -60,12 +61,14 @@ def test_every_event_is_found_in_time(backtest: Any) -> None:
     assert rows[("income gradual drift", "income")]["episodes"] == 1
 
 
+@pytest.mark.slow  # the module fixture builds the 60-day demo and backtests it
 def test_no_false_alerts(backtest: Any) -> None:
     _, episodes = backtest
     false = false_alerts(episodes, START)
     assert false == {"total": 0, "clean_period": 0, "clean_until": 20, "examples": []}
 
 
+@pytest.mark.slow  # the module fixture builds the 60-day demo and backtests it
 def test_the_quality_monitors_see_each_corruption_once(backtest: Any) -> None:
     _, episodes = backtest
     fired = {

@@ -53,6 +53,7 @@ def test_blocks_are_code_and_skips_give_reasons():
     assert sum("curl " in b.code for b in found if not b.skip) >= 1
 
 
+@pytest.mark.slow  # builds the workspace when it runs first
 def test_quickstart_builds_the_store_the_pages_continue_from(workspace):
     with evalstore.open(str(workspace / "monitoring.duckdb"), read_only=True) as store:
         models = store.models().to_pylist()
@@ -66,6 +67,7 @@ def test_quickstart_builds_the_store_the_pages_continue_from(workspace):
     assert list(counts.values()) == [5200, 1850, 200]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_page_runs(page, workspace, tmp_path):
     session = run_page(page, workspace, tmp_path / "page")

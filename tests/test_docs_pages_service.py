@@ -27,6 +27,7 @@ def workspace(build_once) -> Path:
     return directory
 
 
+@pytest.mark.slow
 def test_readme_runs_and_stays_short(workspace, tmp_path):
     assert len(page_path("README.md").read_bytes()) <= README_LIMIT
     session = run_page("README.md", workspace, tmp_path / "page")
@@ -36,6 +37,7 @@ def test_readme_runs_and_stays_short(workspace, tmp_path):
     assert "'predictions': 4, 'labeled': 3, 'coverage': 0.75" in printed
 
 
+@pytest.mark.slow
 def test_flywheel_page_runs(workspace, tmp_path):
     run_page("flywheel.md", workspace, tmp_path / "page")
     with evalstore.open(str(tmp_path / "page" / "monitoring.duckdb"), read_only=True) as store:
@@ -51,6 +53,8 @@ def test_flywheel_page_runs(workspace, tmp_path):
     assert (tmp_path / "page" / "train.parquet").stat().st_size > 0
 
 
+@pytest.mark.slow
+@pytest.mark.serial  # `evalstore serve` as a process
 def test_http_page_runs(workspace, tmp_path):
     run_page("http.md", workspace, tmp_path / "page")
     # the server took the curl and httpx writes
@@ -62,11 +66,14 @@ def test_http_page_runs(workspace, tmp_path):
     assert list(served.to_pylist()[0].values()) == [1, 1]
 
 
+@pytest.mark.slow
 def test_bi_page_runs(workspace, tmp_path):
     session = run_page("bi.md", workspace, tmp_path / "page")
     assert session.output.getvalue() == ""  # SQL blocks only: nothing printed, nothing failed
 
 
+@pytest.mark.slow
+@pytest.mark.serial  # `evalstore serve` as a process
 def test_services_page_runs(workspace, tmp_path):
     session = run_page("services.md", workspace, tmp_path / "page")
     printed = session.output.getvalue()

@@ -137,6 +137,7 @@ def fresh_store(template: Path, open_copy) -> Callable[[], evalstore.Store]:
     return lambda: open_copy(template)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(table=tables())
 def test_features_round_trip_values_and_types(table, fresh_store):
@@ -148,6 +149,7 @@ def test_features_round_trip_values_and_types(table, fresh_store):
     assert_round_trip(table.sort_by("example_id"), result)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(table=tables(), data=st.data())
 def test_features_round_trip_across_batches_with_evolving_columns(table, data, fresh_store):
@@ -178,6 +180,7 @@ def test_features_round_trip_across_batches_with_evolving_columns(table, data, f
 twin_names = st.text(alphabet="aAbB", min_size=1, max_size=2)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(table=tables(names=twin_names), clash=st.booleans())
 def test_case_twins_are_rejected_and_others_round_trip(table, clash, fresh_store):
@@ -197,6 +200,7 @@ def test_case_twins_are_rejected_and_others_round_trip(table, clash, fresh_store
             assert_round_trip(table.sort_by("example_id"), store.sql(READ_BACK))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(table=tables(), data=st.data())
 def test_event_times_outside_the_time_range_are_refused(table, data, fresh_store):
@@ -227,6 +231,7 @@ def test_event_times_outside_the_time_range_are_refused(table, data, fresh_store
         assert store.sql("SELECT count(*) AS n FROM fraud.features").to_pylist() == [{"n": 0}]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(name=st.sampled_from(sorted(RESERVED_FEATURE_NAMES - {"example_id", "ts"})), data=st.data())
 def test_reserved_names_in_any_case_are_rejected(name, data, fresh_store):
@@ -254,6 +259,7 @@ label_batches = st.lists(
 )
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(batches=label_batches)
 def test_labels_latest_is_the_last_logged_label(batches, fresh_store):

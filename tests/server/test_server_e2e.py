@@ -303,6 +303,7 @@ def step_graceful_shutdown_finishes_the_write_in_flight(server):
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_one_server_ingests_serves_snapshots_and_stops_gracefully(server):
     """The steps above, in this order, on one server process: each continues from what the
     previous ones wrote (the snapshot step counts the rows of the first two; the shutdown
