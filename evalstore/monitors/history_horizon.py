@@ -133,7 +133,8 @@ def _advance(
     mark: tuple[int | None, int | None],
 ) -> Horizon | None:
     """Apply the delays that changed since ``row``'s watermark to its band and counts;
-    the new horizon, or None when its order statistics left the band (nothing written)."""
+    the new horizon, or None when its order statistics left the band (the band is then
+    rebuilt by the caller)."""
     labels = model_relation(con, model, "labels")
     predictions = model_relation(con, model, "predictions")
     old_labels = -1 if row.labels_batch is None else row.labels_batch
@@ -170,61 +171,69 @@ def _advance(
             UNION ALL
             SELECT evalstore.hours_between(ts, new_ts), 1 FROM pairs
         )
-        SELECT delay_hours, sum(n) AS n FROM changes GROUP BY delay_hours HAVING sum(n) <> 0
+        SELECT delay_hours, n FROM changes
     """
-    name = "evalstore_horizon_changes"
     try:
-        changes = con.sql(sql, params={"wl": old_labels, "wp": old_predictions}).to_arrow_table()
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE evalstore_horizon_changes AS {sql}",
+            {"wl": old_labels, "wp": old_predictions},
+        )
     finally:
         con.execute("DROP TABLE IF EXISTS evalstore_horizon_touched")
-    con.register(name, changes)
+    band = {"low": row.band_low, "high": row.band_high, "model": model, "q": q}
     try:
         counts = con.execute(
-            f"""SELECT coalesce(sum(n), 0),
-                       coalesce(sum(n) FILTER (WHERE delay_hours < $low), 0),
-                       coalesce(sum(n) FILTER (WHERE delay_hours > $high), 0)
-                FROM {name}""",
+            """SELECT coalesce(sum(n), 0),
+                      coalesce(sum(n) FILTER (WHERE delay_hours < $low), 0),
+                      coalesce(sum(n) FILTER (WHERE delay_hours > $high), 0)
+               FROM evalstore_horizon_changes""",
             {"low": row.band_low, "high": row.band_high},
         ).fetchall()[0]
         labeled = row.labeled + int(counts[0])
         below, above = row.below + int(counts[1]), row.above + int(counts[2])
+        # only the band's values that changed are rewritten (with their new counts)
         con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE evalstore_horizon_band AS
-            SELECT delay_hours, sum(n) AS n FROM (
-                SELECT delay_hours, n FROM evalstore.label_delay_band WHERE {_KEY}
-                UNION ALL
-                SELECT delay_hours, n FROM {name}
-                WHERE delay_hours BETWEEN ? AND ?
-            ) GROUP BY delay_hours HAVING sum(n) <> 0
+            """
+            CREATE OR REPLACE TEMP TABLE evalstore_horizon_merge AS
+            WITH c AS (
+                SELECT delay_hours, sum(n) AS n FROM evalstore_horizon_changes
+                WHERE delay_hours BETWEEN $low AND $high
+                GROUP BY delay_hours HAVING sum(n) <> 0
+            )
+            SELECT c.delay_hours, c.n + coalesce(b.n, 0) AS n FROM c
+            LEFT JOIN (SELECT delay_hours, n FROM evalstore.label_delay_band
+                       WHERE model = $model AND delay_quantile = $q) AS b
+              ON b.delay_hours = c.delay_hours
             """,
-            [model, q, row.band_low, row.band_high],
+            band,
         )
+        if con.execute("SELECT count(*) FROM evalstore_horizon_merge").fetchall()[0][0]:
+            con.execute(
+                f"DELETE FROM evalstore.label_delay_band WHERE {_KEY} AND delay_hours IN "
+                "(SELECT delay_hours FROM evalstore_horizon_merge)",
+                [model, q],
+            )
+            con.execute(
+                "INSERT INTO evalstore.label_delay_band "
+                "SELECT ?, ?, delay_hours, n FROM evalstore_horizon_merge WHERE n <> 0",
+                [model, q],
+            )
     finally:
-        con.unregister(name)
-    try:
-        horizon = _from_band(con, model, q, labeled, below, above)
-        if horizon is None:
-            return None
-        con.execute(f"DELETE FROM evalstore.label_delay_band WHERE {_KEY}", [model, q])
-        con.execute(
-            "INSERT INTO evalstore.label_delay_band "
-            "SELECT ?, ?, delay_hours, n FROM evalstore_horizon_band",
-            [model, q],
-        )
+        con.execute("DROP TABLE IF EXISTS evalstore_horizon_changes")
+        con.execute("DROP TABLE IF EXISTS evalstore_horizon_merge")
+    horizon = _from_band(con, model, q, labeled, below, above)
+    if horizon is not None:  # else the caller rebuilds the band (in this transaction)
         _save(con, model, q, mark, horizon, row.band_low, row.band_high, below, above)
-        return horizon
-    finally:
-        con.execute("DROP TABLE IF EXISTS evalstore_horizon_band")
+    return horizon
 
 
 def _from_band(
     con: duckdb.DuckDBPyConnection, model: str, q: float, labeled: int, below: int, above: int
 ) -> Horizon | None:
-    """The horizon from the band in ``evalstore_horizon_band`` and the counts beside it;
+    """The horizon from the stored band of ``model`` and ``q`` and the counts beside it;
     None when a needed order statistic is outside the band."""
     rows = con.execute(
-        "SELECT coalesce(sum(n), 0) FROM evalstore_horizon_band WHERE delay_hours IS NOT NULL"
+        f"SELECT coalesce(sum(n), 0) FROM evalstore.label_delay_band WHERE {_KEY}", [model, q]
     ).fetchall()
     inside = int(rows[0][0])
     n = below + inside + above
@@ -238,9 +247,9 @@ def _from_band(
         SELECT min(delay_hours) FILTER (WHERE upto > $k1),
                min(delay_hours) FILTER (WHERE upto > $k2)
         FROM (SELECT delay_hours, sum(n) OVER (ORDER BY delay_hours) AS upto
-              FROM evalstore_horizon_band WHERE delay_hours IS NOT NULL)
+              FROM evalstore.label_delay_band WHERE model = $model AND delay_quantile = $q)
         """,
-        {"k1": first - below, "k2": second - below},
+        {"k1": first - below, "k2": second - below, "model": model, "q": q},
     ).fetchall()[0]
     return Horizon(_interpolate(con, lo, hi, n, q), labeled)
 
