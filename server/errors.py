@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from evalstore import errors as E
 from evalstore.core.formats import json_value
@@ -139,7 +140,8 @@ class Unexpected:
     metrics still see the 500. Starlette's own handler for ``Exception`` would answer and then
     re-raise to the server, which closes the connection: a client's next request on the same
     keep-alive connection would fail too. A response already started cannot be replaced;
-    then the error is only logged.
+    then the error is only logged. A client that disconnected before its body was read
+    (``ClientDisconnect``) gets no answer and is logged at INFO, not as an error.
     """
 
     def __init__(self, app: Any) -> None:
@@ -159,6 +161,10 @@ class Unexpected:
 
         try:
             await self.app(scope, receive, sending)
+        except ClientDisconnect:
+            # the client closed the connection before its body was read: nobody to answer,
+            # nothing was written (the body never reached the writer)
+            log.info("client disconnected during %s %s", scope.get("method"), scope.get("path"))
         except Exception as error:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
