@@ -33,13 +33,15 @@ demo: $(STAMP)
 # test module's asserts, again (~5 s of CPU per worker at collection).
 # The tests' store files go to RAM (/dev/shm, when it has 4 GB free): DuckDB syncs every commit
 # to disk, which cost more wall time than the tests' CPU on a busy disk (four core/metrics files:
-# 22-60 s on disk, 14-15 s in RAM, the same CPU); a passed test's directory is removed as it ends.
+# 22-60 s on disk, 14-15 s in RAM, the same CPU); a passed test's directory is removed as it ends,
+# and only the last session's directory is kept (a failed run leaves ~1.3 GB there until the next).
 TEST_TMP := $(shell df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 && $$4 > 4000000 {print "/dev/shm"}')
 test: $(STAMP) $(STAMP14)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(if $(TEST_TMP),TMPDIR=$(TEST_TMP) )PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n auto \
-	  --dist loadfile -p randomly $(if $(TEST_TMP),-o tmp_path_retention_policy=failed )evalstore server tests
+	  --dist loadfile -p randomly $(if $(TEST_TMP),-o tmp_path_retention_policy=failed -o tmp_path_retention_count=1 )\
+	  evalstore server tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
