@@ -96,10 +96,22 @@ def one(
     return rows[0]
 
 
+#: A double-quoted identifier or a single-quoted string literal (doubled quotes escape).
+_QUOTED = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'')
+
+
 def used_params(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The named parameters (``$name``) that ``sql`` mentions: DuckDB rejects unused ones,
-    so a query built from optional parts binds only the parameters of the parts it kept."""
-    mentioned = set(re.findall(r"\$(\w+)", sql))
+    r"""The named parameters (``$name``) that ``sql`` mentions: DuckDB rejects unused ones,
+    so a query built from optional parts binds only the parameters of the parts it kept.
+
+    A ``$name`` inside a quoted identifier (a column named ``"$received_at"``) or a string
+    literal is not a parameter: quoted parts are removed before looking.
+
+    >>> sorted(used_params('SELECT "$a", \'$b\', $c', {"a": 1, "b": 2, "c": 3}))
+    ['c']
+    """
+    unquoted = _QUOTED.sub(" ", sql)
+    mentioned = set(re.findall(r"\$(\w+)", unquoted))
     return {key: value for key, value in params.items() if key in mentioned}
 
 

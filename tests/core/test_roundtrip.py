@@ -276,3 +276,15 @@ def test_labels_latest_is_the_last_logged_label(batches, fresh_store):
     assert {row["example_id"]: row["label"] for row in latest} == expected
     assert len(latest) == len(expected)
     assert stored == [{"n": sum(len(batch) for batch in batches)}]
+
+
+def test_a_column_named_like_a_parameter_is_stored_as_data(fresh_store):
+    """``$received_at`` is also the name of an ingest parameter: as a quoted column it is
+    data, not a parameter to bind (found by the evolving-columns property)."""
+    ts = datetime(2026, 1, 1, tzinfo=UTC)
+    table = pa.table({"example_id": ["a", "b"], "ts": [ts, ts], "$received_at": [1.5, None]})
+    with fresh_store() as store:
+        assert store.log_features("fraud", table).rows == 2
+        assert store.sql(
+            'SELECT example_id, "$received_at" AS v FROM fraud.features ORDER BY example_id'
+        ).to_pylist() == [{"example_id": "a", "v": 1.5}, {"example_id": "b", "v": None}]
