@@ -93,9 +93,13 @@ def server(
         store.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One headless Chromium for the session (Debian's, driven by Playwright)."""
+    """One headless Chromium per module (Debian's, driven by Playwright).
+
+    Module scope, not session: Playwright's sync API runs an asyncio event loop in the
+    worker's main thread while it is open, and a later test file's ``asyncio.run()`` on the
+    same worker would fail ("cannot be called from a running event loop")."""
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium): browser tests skip")
     sync_api = pytest.importorskip(
