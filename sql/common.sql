@@ -192,7 +192,7 @@ COMMENT ON MACRO evalstore.wilson_high IS 'Upper end of the Wilson score interva
 -- by evalstore.window_start; row windows hold chunk_rows consecutive (ts, example_id)
 -- rows, or split them into `chunks` near-equal parts (index floor(rank * chunks / n)),
 -- and span [first ts, last ts] of their rows. Columns: window_index, window_start,
--- window_end, example_id, feature, version ('' for features), value.
+-- window_end, example_id, feature, version ('' for features), value, ts (the row's time).
 -- The CTEs read more than once are NOT MATERIALIZED: DuckDB would otherwise buffer every
 -- value (for a packed source, every feature of every row) before the first window is out;
 -- inlined, the window bounds come from a scan of ts alone and the values stream.
@@ -242,11 +242,11 @@ CREATE OR REPLACE MACRO evalstore.drift_windows(
         FROM key_windows GROUP BY window_index
     )
     SELECT w.window_index, t.window_start, w.window_end, t.example_id, t.feature, t.version,
-           t.value
+           t.value, t.ts
     FROM timed AS t JOIN time_windows AS w ON w.window_start = t.window_start
     UNION ALL
     SELECT c.window_index, b.window_start, b.window_end, c.example_id, c.feature, c.version,
-           c.value
+           c.value, c.ts
     FROM chunked AS c JOIN chunk_bounds AS b ON b.window_index = c.window_index;
 COMMENT ON MACRO TABLE evalstore.drift_windows IS
     'Analysis rows of a long-format relation with their window (time buckets or row chunks).';
@@ -256,7 +256,9 @@ COMMENT ON MACRO TABLE evalstore.drift_windows IS
 -- Every value tagged with its side ('reference' | 'analysis') and ref_key, the reference it
 -- is compared with or belongs to: 0 for a fixed reference, else the analysis window's
 -- index (rolling and leave-one-out references copy a window's rows to the windows that
--- use them). Analysis rows also carry window_index, window_start, window_end.
+-- use them). Analysis rows also carry window_index, window_start, window_end; every row
+-- carries its ts (so a reference can be cut into chunks in time order, as multivariate
+-- drift's learned thresholds are).
 -- analysis is NOT MATERIALIZED (see drift_windows): with a fixed reference (previous = 0)
 -- its other two readers are empty, and its rows stream.
 CREATE OR REPLACE MACRO evalstore.drift_pairs(
@@ -269,7 +271,7 @@ CREATE OR REPLACE MACRO evalstore.drift_pairs(
     ),
     window_keys AS (SELECT DISTINCT window_index FROM analysis WHERE previous <> 0),
     shared_reference AS (
-        SELECT 0 AS ref_key, example_id, feature, coalesce(version, '') AS version, value
+        SELECT 0 AS ref_key, example_id, feature, coalesce(version, '') AS version, value, ts
         FROM evalstore.relation(source)
         WHERE previous = 0
           AND (ref_env IS NULL OR env = ref_env)
@@ -278,7 +280,7 @@ CREATE OR REPLACE MACRO evalstore.drift_pairs(
           AND (ref_end IS NULL OR ts < CAST(ref_end AS TIMESTAMPTZ))
     ),
     window_reference AS (
-        SELECT k.window_index AS ref_key, a.example_id, a.feature, a.version, a.value
+        SELECT k.window_index AS ref_key, a.example_id, a.feature, a.version, a.value, a.ts
         FROM analysis AS a JOIN window_keys AS k
           ON (previous > 0 AND k.window_index > a.window_index
               AND k.window_index <= a.window_index + previous)
@@ -286,14 +288,14 @@ CREATE OR REPLACE MACRO evalstore.drift_pairs(
     )
     SELECT 'reference' AS side, ref_key, CAST(NULL AS BIGINT) AS window_index,
            CAST(NULL AS TIMESTAMPTZ) AS window_start, CAST(NULL AS TIMESTAMPTZ) AS window_end,
-           example_id, feature, version, value
+           example_id, feature, version, value, ts
     FROM shared_reference
     UNION ALL
-    SELECT 'reference', ref_key, NULL, NULL, NULL, example_id, feature, version, value
+    SELECT 'reference', ref_key, NULL, NULL, NULL, example_id, feature, version, value, ts
     FROM window_reference
     UNION ALL
     SELECT 'analysis', CASE WHEN previous = 0 THEN 0 ELSE window_index END, window_index,
-           window_start, window_end, example_id, feature, version, value
+           window_start, window_end, example_id, feature, version, value, ts
     FROM analysis;
 COMMENT ON MACRO TABLE evalstore.drift_pairs IS
     'Reference and analysis values tagged with side, ref_key and window.';

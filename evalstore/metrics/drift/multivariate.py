@@ -15,7 +15,8 @@ pivoted to one row per example and numeric feature column, and handed to numpy:
     reference, keep the fewest components explaining ``variance`` (65%) of its
     variance, and report the window's mean Euclidean reconstruction error. Missing
     values are imputed with the reference means. The alert range is learned from
-    ``learn_chunks`` contiguous chunks of the reference rows (in example_id order): mean
+    ``learn_chunks`` contiguous chunks of the reference rows in time order (``ts``,
+    then ``example_id``, as every learned threshold): mean
     ± ``learn_k`` sd of their errors, the lower bound clipped at 0, the upper bound at
     least :data:`PCA_NOISE_FLOOR` (errors below it are floating-point rounding, not a
     signal). When the variance target keeps every component (``n_components`` equals the
@@ -145,13 +146,18 @@ def _check_sizes(max_rows: Any, n_permutations: Any, learn_chunks: Any) -> None:
 
 
 def _wide_rows(ctx: Context, view: str, selection: Selection, features: list[str]) -> pa.Table:
-    """One row per (side, window, example) with a column per feature, as Arrow."""
+    """One row per (side, window, example) with a column per feature, as Arrow.
+
+    Rows come in (side, window, example_id) order; ``time_order`` numbers each side's
+    examples 0, 1, ... by (ts, example_id), the order the reference is cut into chunks in.
+    """
     columns = ", ".join(
         f"max(value) FILTER (WHERE feature = ?) AS f{i}" for i in range(len(features))
     )
     sql = (
         f"SELECT side, window_index, min(window_start) AS window_start, "
-        f"max(window_end) AS window_end, {columns} "
+        f"max(window_end) AS window_end, {columns}, "
+        "row_number() OVER (PARTITION BY side ORDER BY min(ts), example_id) - 1 AS time_order "
         f"FROM evalstore.drift_pairs(?, {selection.placeholders}) "
         "WHERE version = '' AND list_contains(?, feature) "
         "GROUP BY side, window_index, example_id ORDER BY side, window_index, example_id"
@@ -178,6 +184,10 @@ def _score(
         column = rows.column(f"f{i}").to_numpy(zero_copy_only=False)
         matrix[:, i] = np.asarray(column, dtype=float)
     reference_rows = matrix[side == "reference"]
+    time_order = rows.column("time_order").to_numpy(zero_copy_only=False)
+    # learned thresholds cut the reference in time order (ts, then example_id), not in
+    # the example_id text order the rows come in ("0", "1", "10", "11", "2", ...)
+    in_time = reference_rows[np.argsort(time_order[side == "reference"], kind="stable")]
     windows = rows.filter(pa.compute.equal(rows.column("side"), "analysis"))
     index = windows.column("window_index").to_numpy(zero_copy_only=False)
     analysis = matrix[side == "analysis"]
@@ -189,7 +199,7 @@ def _score(
     if "pca" in methods and len(reference_rows) >= max(2, learn_chunks):
         pca = PCAReconstruction.fit(reference_rows, variance)
         if not pca.keeps_everything:
-            lows = chunk_thresholds(reference_rows, pca.error, learn_chunks, learn_k)
+            lows = chunk_thresholds(in_time, pca.error, learn_chunks, learn_k)
     for window_index in sorted(set(index.tolist())):
         mask = index == window_index
         first = int(np.argmax(mask))
