@@ -103,6 +103,22 @@ CREATE OR REPLACE MACRO evalstore.window_end(start, width) AS
 COMMENT ON MACRO evalstore.window_end IS
     'start + width on the UTC calendar (end of the window beginning at start).';
 
+-- evalstore.chunk_index(ordinal, n, chunk_rows, chunks) -> BIGINT
+-- Helper: the row window (0, 1, ...) of the row of 0-based rank `ordinal` among n rows in
+-- time order. chunk_rows > 0: chunks of chunk_rows rows, ordinal // chunk_rows.
+-- chunk_rows NULL: `chunks` near-equal chunks, (ordinal * chunks) // n (the remainder of
+-- n / chunks spread one row each over the chunks; evalstore's default).
+-- chunk_rows = 0: NannyML's CountBasedChunker (incomplete='keep'): chunks of
+-- floor(n / chunks) rows, ordinal // floor(n / chunks), so the remainder rows form a last,
+-- partial chunk (and a remainder of at least floor(n / chunks) rows more full chunks);
+-- when chunks > n, which NannyML refuses (chunk size 0), one row per chunk.
+CREATE OR REPLACE MACRO evalstore.chunk_index(ordinal, n, chunk_rows, chunks) AS
+    CASE WHEN chunk_rows > 0 THEN ordinal // chunk_rows
+         WHEN chunk_rows = 0 THEN ordinal // greatest(1, n // chunks)
+         ELSE (ordinal * chunks) // n END;
+COMMENT ON MACRO evalstore.chunk_index IS
+    'Row window of the row ranked ordinal of n: chunk_rows per chunk, or chunks near-equal (chunk_rows NULL) or NannyML (chunk_rows = 0) chunks.';
+
 -- evalstore.hours_between(t0, t1) -> DOUBLE
 -- Helper: (t1 - t0) in hours, fractional, negative when t1 precedes t0.
 CREATE OR REPLACE MACRO evalstore.hours_between(t0, t1) AS
@@ -177,7 +193,8 @@ COMMENT ON MACRO evalstore.wilson_high IS 'Upper end of the Wilson score interva
 -- Reference and analysis are both selections of `source`:
 --   analysis  rows matching ana_env / ana_dataset / [ana_start, ana_end) (NULL: no filter),
 --             cut into windows: `width` (an interval: time buckets), or `chunk_rows` rows
---             per chunk, or `chunks` equal chunks (rows ordered by ts, example_id);
+--             per chunk, or `chunks` equal chunks (rows ordered by ts, example_id; with
+--             chunk_rows = 0, NannyML's split: see drift_windows);
 --   reference previous = 0: rows matching ref_env / ref_dataset / [ref_start, ref_end);
 --             previous = N > 0: the N preceding non-empty analysis windows (rolling);
 --             previous = -1: every other analysis window (leave one out; evalstore uses it
@@ -190,8 +207,12 @@ COMMENT ON MACRO evalstore.wilson_high IS 'Upper end of the Wilson score interva
 -- Analysis rows with their window: window_index (0, 1, ... in time order, empty windows
 -- skipped), window_start, window_end. Time windows are [start, start + width) aligned
 -- by evalstore.window_start; row windows hold chunk_rows consecutive (ts, example_id)
--- rows, or split them into `chunks` near-equal parts (index floor(rank * chunks / n)),
--- and span [first ts, last ts] of their rows. Columns: window_index, window_start,
+-- rows, or split them into `chunks` near-equal parts (chunk_rows NULL: index
+-- floor(rank * chunks / n), the remainder spread one row each over the chunks), or, with
+-- chunk_rows = 0, as NannyML's CountBasedChunker (chunks of floor(n / chunks) rows, index
+-- floor(rank / floor(n / chunks)), the remainder a last partial chunk; when chunks > n,
+-- which NannyML refuses, one row per chunk); rank is 0-based and n the number of rows.
+-- Row windows span [first ts, last ts] of their rows. Columns: window_index, window_start,
 -- window_end, example_id, feature, version ('' for features), value, ts (the row's time).
 -- The CTEs read more than once are NOT MATERIALIZED: DuckDB would otherwise buffer every
 -- value (for a packed source, every feature of every row) before the first window is out;
@@ -223,8 +244,7 @@ CREATE OR REPLACE MACRO evalstore.drift_windows(
     ),
     key_windows AS (
         SELECT ts, example_id,
-            CASE WHEN chunk_rows IS NOT NULL THEN ordinal // chunk_rows
-                 ELSE (ordinal * chunks) // n_keys END AS window_index
+            evalstore.chunk_index(ordinal, n_keys, chunk_rows, chunks) AS window_index
         FROM (
             SELECT ts, example_id, row_number() OVER (ORDER BY ts, example_id) - 1 AS ordinal,
                    count(*) OVER () AS n_keys

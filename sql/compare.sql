@@ -100,8 +100,8 @@ CREATE OR REPLACE MACRO evalstore.compare_pairs(
     ),
     chunked AS (
         SELECT r.*,
-            CASE WHEN chunk_rows IS NOT NULL THEN r.ordinal // chunk_rows
-                 ELSE (r.ordinal * chunks) // (max(r.ordinal) OVER () + 1) END AS window_index
+            evalstore.chunk_index(r.ordinal, max(r.ordinal) OVER () + 1, chunk_rows, chunks)
+                AS window_index
         FROM ranked AS r
     ),
     chunk_bounds AS (

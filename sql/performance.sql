@@ -185,7 +185,7 @@ COMMENT ON MACRO evalstore.cell_window_end IS
 -- window, window_index: for time windows ([start, start + width), aligned as
 -- evalstore.window_start) the evalstore.bucket_index of ts, increasing with time; for
 -- chunks 0, 1, ...: `chunk_rows` consecutive predictions per chunk, or `chunks`
--- near-equal parts (index floor(rank * chunks / n)), predictions ranked by
+-- near-equal parts, or NannyML's split (evalstore.chunk_index), predictions ranked by
 -- (ts, example_id, version) so one that falls in several slices counts once. Columns:
 -- window_index, example_id, version, ts, prediction, score, probabilities, label, slice.
 -- A time window spans [bucket_start, window_end(bucket_start, width)); a chunk spans
@@ -202,8 +202,8 @@ CREATE OR REPLACE MACRO evalstore.performance_rows(
     ),
     chunked AS (
         SELECT r.*,
-            CASE WHEN chunk_rows IS NOT NULL THEN r.ordinal // chunk_rows
-                 ELSE (r.ordinal * chunks) // (max(r.ordinal) OVER () + 1) END AS window_index
+            evalstore.chunk_index(r.ordinal, max(r.ordinal) OVER () + 1, chunk_rows, chunks)
+                AS window_index
         FROM ranked AS r
     )
     SELECT evalstore.bucket_index(e.ts, width) AS window_index, e.example_id, e.version,

@@ -11,7 +11,16 @@ built on it):
     non-empty windows (rolling).
 ``window``
     an interval string (``"15 minutes"``, ``"1 day"``): time buckets of serving rows;
-    an int: chunks of that many rows in time order; ``{"chunks": n}``: n equal chunks.
+    an int: chunks of that many rows in time order; ``{"chunks": n}``: n chunks of the
+    rows in time order (``ts``, then ``example_id``), of near-equal size: the row of
+    0-based rank r of N goes to chunk ``floor(r * n / N)``, so the ``N mod n`` extra rows
+    are spread one each over the chunks (evalstore's default, ``"split": "even"``);
+    ``{"chunks": n, "split": "nannyml"}``: NannyML's ``CountBasedChunker`` (default
+    ``incomplete='keep'``): chunks of ``s = floor(N / n)`` rows, row r in chunk
+    ``floor(r / s)``, so the remainder is a last partial chunk (``N = 10, n = 4``: chunks
+    of 2 rows, five of them; ``N = 11, n = 4``: five of 2 rows and one of 1); when
+    ``n > N``, which NannyML refuses, one row per chunk. The ``variant`` of each result
+    row then ends with :data:`NANNYML_SPLIT_VARIANT`.
 ``version``
     analyse only the examples this version predicted (and its own score/prediction).
 ``where``
@@ -30,6 +39,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
@@ -43,8 +53,12 @@ if TYPE_CHECKING:
     from evalstore.core.db import Cleanup
 
 Reference = str | Mapping[str, Any] | tuple[Any, Any]
-Window = str | int | Mapping[str, int]
+Window = str | int | Mapping[str, Any]
 _view_ids = itertools.count()
+#: ``split`` values of ``window={"chunks": n, "split": ...}`` (see the module docstring).
+CHUNK_SPLITS = ("even", "nannyml")
+#: Appended to the ``variant`` of results windowed with ``{"chunks": n, "split": "nannyml"}``.
+NANNYML_SPLIT_VARIANT = "chunks split as NannyML (floor(rows / n) rows each, remainder last)"
 
 
 @dataclass(frozen=True)
@@ -97,15 +111,40 @@ def window_args(window: Window) -> dict[str, Any]:
         if window < 1:
             raise InvalidParameterError(f"window={window} rows per chunk must be at least 1")
         return {"chunk_rows": window}
-    if isinstance(window, Mapping) and set(window) == {"chunks"}:
+    if isinstance(window, Mapping) and set(window) in ({"chunks"}, {"chunks", "split"}):
         chunks = window["chunks"]
         if not isinstance(chunks, int) or isinstance(chunks, bool) or chunks < 1:
             raise InvalidParameterError(f"window={{'chunks': {chunks!r}}} needs a positive int")
-        return {"chunks": chunks}
+        split = window.get("split", "even")
+        if split not in CHUNK_SPLITS:
+            raise InvalidParameterError(
+                f"window={{'chunks': {chunks}, 'split': {split!r}}}: split must be one of "
+                + ", ".join(map(repr, CHUNK_SPLITS))
+            )
+        # chunk_rows = 0 asks the SQL (evalstore.chunk_index) for NannyML's chunk size
+        return {"chunks": chunks} if split == "even" else {"chunks": chunks, "chunk_rows": 0}
     raise InvalidParameterError(
         f"window={window!r} is not understood: pass an interval such as '1 day', a number "
-        "of rows per chunk such as 5000, or {'chunks': 10}"
+        "of rows per chunk such as 5000, {'chunks': 10} or {'chunks': 10, 'split': 'nannyml'}"
     )
+
+
+def nannyml_split(window: Window) -> bool:
+    """Whether ``window`` is ``{"chunks": n, "split": "nannyml"}``."""
+    return isinstance(window, Mapping) and window.get("split") == "nannyml"
+
+
+def name_split(table: pa.Table, window: Window) -> pa.Table:
+    """``table`` with :data:`NANNYML_SPLIT_VARIANT` appended to each ``variant`` (``"; "``
+    after a non-empty one) when ``window`` asks for NannyML's chunk split; else ``table``."""
+    if not nannyml_split(window) or "variant" not in table.column_names:
+        return table
+    variants = [
+        NANNYML_SPLIT_VARIANT if not v else f"{v}; {NANNYML_SPLIT_VARIANT}"
+        for v in table.column("variant").to_pylist()
+    ]
+    position = table.column_names.index("variant")
+    return table.set_column(position, "variant", pa.array(variants, pa.string()))
 
 
 def check_width(con: duckdb.DuckDBPyConnection, width: str) -> None:

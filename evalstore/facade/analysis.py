@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from evalstore.core.windows import name_split
 from evalstore.errors import translate_duckdb_errors
 from evalstore.metrics import compare as _compare
 from evalstore.metrics import health as _health
@@ -79,10 +80,14 @@ class AnalysisMethods:
         if persist:
             arguments = dict(reference=reference, window=window, features=features)
             arguments.update(methods=methods, version=version, where=where)
-            return self._persisted("drift", model, {**arguments, **options})
-        return drift.drift(
-            self._context(), model, reference, window, features, methods, version, where, **options
-        )
+            return name_split(self._persisted("drift", model, {**arguments, **options}), window)
+        return name_split(
+            drift.drift(
+                self._context(), model, reference, window, features, methods, version, where,
+                **options,
+            ),
+            window,
+        )  # fmt: skip
 
     def multivariate_drift(
         self,
@@ -102,9 +107,13 @@ class AnalysisMethods:
         (``alpha``, ``max_rows``, ``n_permutations``, ``variance``, ``learn_chunks``,
         ``learn_k``, ``seed``).
         """
-        return multivariate_drift.multivariate_drift(
-            self._context(), model, reference, window, features, methods, version, where, **options
-        )
+        return name_split(
+            multivariate_drift.multivariate_drift(
+                self._context(), model, reference, window, features, methods, version, where,
+                **options,
+            ),
+            window,
+        )  # fmt: skip
 
     def quality(
         self,
@@ -128,9 +137,12 @@ class AnalysisMethods:
         if persist:
             arguments = dict(reference=reference, window=window, features=features)
             arguments.update(version=version, where=where)
-            return self._persisted("quality", model, {**arguments, **options})
-        return _quality.quality(
-            self._context(), model, reference, window, features, version, where, **options
+            return name_split(self._persisted("quality", model, {**arguments, **options}), window)
+        return name_split(
+            _quality.quality(
+                self._context(), model, reference, window, features, version, where, **options
+            ),
+            window,
         )
 
     def infer_schema(
@@ -169,8 +181,9 @@ class AnalysisMethods:
         Checks: missing, missing_rate, type, below_min, above_max, out_of_domain; see
         :func:`evalstore.metrics.quality.validate`.
         """
-        return _quality.validate(
-            self._context(), model, window, features, version, where, **options
+        return name_split(
+            _quality.validate(self._context(), model, window, features, version, where, **options),
+            window,
         )
 
     def performance(
@@ -198,19 +211,24 @@ class AnalysisMethods:
         if persist:
             arguments = dict(metrics=metrics, window=window, by=by, version=version)
             arguments.update(where=where, since=since, until=until, threshold=threshold)
-            return self._persisted("performance", model, {**arguments, **options})
-        return _performance.performance(
-            self._context(),
-            model,
-            metrics,
+            return name_split(
+                self._persisted("performance", model, {**arguments, **options}), window
+            )
+        return name_split(
+            _performance.performance(
+                self._context(),
+                model,
+                metrics,
+                window,
+                by,
+                version,
+                where,
+                since,
+                until,
+                threshold,
+                **options,
+            ),
             window,
-            by,
-            version,
-            where,
-            since,
-            until,
-            threshold,
-            **options,
         )
 
     def _persisted(self, family: str, model: str, arguments: dict[str, Any]) -> pa.Table:
@@ -319,7 +337,10 @@ class AnalysisMethods:
         (regression: MAE, MSE) with confidence intervals and p-values; see
         :func:`evalstore.metrics.compare.compare`.
         """
-        return _compare.compare(self._context(), model, a, b, window, by, metric, where, **options)
+        return name_split(
+            _compare.compare(self._context(), model, a, b, window, by, metric, where, **options),
+            window,
+        )
 
     def health(
         self,
