@@ -41,6 +41,7 @@ import duckdb
 
 from evalstore.core.layout import model_columns, model_relation
 from evalstore.core.windows import Selection
+from evalstore.monitors.history_touched import TouchedPredictions
 
 #: Input tables whose highest batch id makes the watermark, as ``evalstore.batches.kind``.
 KINDS = ("features", "predictions", "labels")
@@ -155,9 +156,14 @@ def touched_windows(
     until: datetime | None,
     stored: Watermark,
     reads: Reads,
+    touched: TouchedPredictions | None = None,
 ) -> set[datetime]:
     """Starts of the windows holding rows that batches after ``stored`` added or changed
-    (the first four items of the module docstring; counts are compared by the caller)."""
+    (the first four items of the module docstring; counts are compared by the caller).
+
+    With ``touched`` (and no predicate reading features beside predictions), the
+    predictions of examples that got a label after ``stored`` are read from its table
+    (shared with the label horizon) instead of a scan of every prediction's key."""
     features = model_relation(con, model, "features")
     predictions = model_relation(con, model, "predictions")
     labels = model_relation(con, model, "labels")
@@ -179,13 +185,21 @@ def touched_windows(
             f"SELECT ts FROM {features} WHERE env = 'serving' "
             f"AND example_key IN ({' UNION ALL '.join(keys)})"
         )
-    keys = [new_labels, *([new_features] if reads.features_beside_predictions else [])]
-    parts.append(f"SELECT ts FROM {predictions} WHERE example_key IN ({' UNION ALL '.join(keys)})")
+    if touched is not None and not reads.features_beside_predictions:
+        _, shared = touched.tables(new["wl"], new["wp"])
+        parts.append(f"SELECT ts FROM {shared} WHERE new_label")
+    else:
+        keys = [new_labels, *([new_features] if reads.features_beside_predictions else [])]
+        parts.append(
+            f"SELECT ts FROM {predictions} WHERE example_key IN ({' UNION ALL '.join(keys)})"
+        )
     sql = f"""
         SELECT DISTINCT evalstore.window_start(ts, $w) FROM ({" UNION ALL ".join(parts)})
         WHERE ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
     """
     params = {**new, "w": width, "since": since, "until": until}
+    if "$wl" not in sql:  # the new labels' keys are read from ``touched`` alone
+        del params["wl"]
     return {start for (start,) in con.execute(sql, params).fetchall() if start is not None}
 
 

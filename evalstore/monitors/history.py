@@ -84,6 +84,7 @@ from evalstore.monitors.history_series import (
     MAX_HISTORY_ROWS,
     history,
 )
+from evalstore.monitors.history_touched import TouchedPredictions
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
@@ -131,79 +132,105 @@ def persisted(ctx: Context, family: str, model: str, arguments: Mapping[str, Any
     params = normalise(family, model, arguments)
     key = (model, family, params_hash(family, model, params))
     con = ctx.connection
-    with ctx.lock, transaction(con):
-        registration = ctx.registration(model, arguments.get("version"))
-        plan = history_params.plan(con, family, model, arguments, registration)
-        mark = fingerprints.watermark(con, model)
-        if family == "performance":
-            _keep_horizon(con, model, params.get("delay_quantile"))
-        stored = _stored_call(con, key)
-        reference = fingerprints.reference_fingerprint(
-            con,
-            model,
-            plan.selection,
-            stored.reference if stored is not None else None,
-            stored.mark.labels if stored is not None else None,
-        )
-        extra: dict[str, Any] = {"reference": reference}
-        if plan.coupled:
-            extra["totals"] = history_windows.totals(con, model)
-        context = fingerprints.context_hash(con, model, key[2], extra)
-        totals = history_windows.row_totals(con, model)
-        now = datetime.now(UTC)
+    # the predictions of the examples touched since the watermark, shared by the label
+    # horizon and the touched windows (one scan of the predictions' keys)
+    shared = TouchedPredictions(con, model) if family == "performance" else None
+    with ctx.lock:
+        try:
+            with transaction(con):
+                return _persisted(ctx, compute, family, model, arguments, params, key, shared)
+        finally:
+            if shared is not None:  # after the commit or rollback
+                shared.drop()
 
-        def run(**override: Any) -> pa.Table:
-            return compute(ctx, model, **{**arguments, **override})
 
-        def save(schema: pa.Schema) -> None:
-            _save_call(
-                con, key, params, schema, plan, context, mark, stored, now, totals, reference
-            )
+def _persisted(
+    ctx: Context,
+    compute: Callable[..., pa.Table],
+    family: str,
+    model: str,
+    arguments: Mapping[str, Any],
+    params: Mapping[str, Any],
+    key: tuple[str, str, str],
+    shared: TouchedPredictions | None,
+) -> pa.Table:
+    """The body of :func:`persisted`, inside its transaction."""
+    con = ctx.connection
+    registration = ctx.registration(model, arguments.get("version"))
+    plan = history_params.plan(con, family, model, arguments, registration)
+    mark = fingerprints.watermark(con, model)
+    if family == "performance":
+        _keep_horizon(con, model, params.get("delay_quantile"), shared)
+    stored = _stored_call(con, key)
+    reference = fingerprints.reference_fingerprint(
+        con,
+        model,
+        plan.selection,
+        stored.reference if stored is not None else None,
+        stored.mark.labels if stored is not None else None,
+    )
+    extra: dict[str, Any] = {"reference": reference}
+    if plan.coupled:
+        extra["totals"] = history_windows.totals(con, model)
+    context = fingerprints.context_hash(con, model, key[2], extra)
+    totals = history_windows.row_totals(con, model)
+    now = datetime.now(UTC)
 
-        current: dict[datetime, tuple[int, int]] = {}
-        if plan.width is not None:
-            counted = stored.counted if stored is not None else None
-            current = history_windows.current_windows(con, model, plan, counted, totals)
-        fresh = stored is not None and stored.context == context
-        if fresh and plan.coupled and stored.mark == mark:
+    def run(**override: Any) -> pa.Table:
+        return compute(ctx, model, **{**arguments, **override})
+
+    def save(schema: pa.Schema) -> None:
+        _save_call(con, key, params, schema, plan, context, mark, stored, now, totals, reference)
+
+    current: dict[datetime, tuple[int, int]] = {}
+    if plan.width is not None:
+        counted = stored.counted if stored is not None else None
+        current = history_windows.current_windows(con, model, plan, counted, totals)
+    fresh = stored is not None and stored.context == context
+    if fresh and plan.coupled and stored.mark == mark:
+        table = _read_back(con, key, stored.schema, family, model, params)
+        if table.num_rows:
+            return table
+    if fresh and not plan.coupled:
+        assert stored is not None
+        # windows stored but no longer listed (their rows were replaced into other
+        # windows): deleted; windows touched or with other row counts: recomputed
+        gone = history_windows.stored_starts(con, key) - set(current)
+        stale = history_windows.stale_windows(con, key, model, plan, stored.mark, current, shared)
+        if not stale and not gone:
             table = _read_back(con, key, stored.schema, family, model, params)
             if table.num_rows:
+                save(stored.schema)
                 return table
-        if fresh and not plan.coupled:
-            assert stored is not None
-            # windows stored but no longer listed (their rows were replaced into other
-            # windows): deleted; windows touched or with other row counts: recomputed
-            gone = history_windows.stored_starts(con, key) - set(current)
-            stale = history_windows.stale_windows(con, key, model, plan, stored.mark, current)
-            if not stale and not gone:
-                table = _read_back(con, key, stored.schema, family, model, params)
-                if table.num_rows:
-                    save(stored.schema)
-                    return table
-            elif stale < set(current):
-                windows = (current, stale, gone)
-                schema = _refresh(con, key, run, plan, stored.schema, windows, mark, now)
-                table = _read_back(con, key, schema, family, model, params) if schema else None
-                if table is not None and table.num_rows:  # else computed whole below
-                    save(schema)
-                    return table
-        table = run()
-        storage.delete_windows(con, key, None)
-        storage.insert_rows(con, key, table, mark, now)
-        if plan.width is not None:
-            storage.insert_windows(con, key, current.items(), plan.width, now)
-        save(table.schema)
-        return table
+        elif stale < set(current):
+            windows = (current, stale, gone)
+            schema = _refresh(con, key, run, plan, stored.schema, windows, mark, now)
+            table = _read_back(con, key, schema, family, model, params) if schema else None
+            if table is not None and table.num_rows:  # else computed whole below
+                save(schema)
+                return table
+    table = run()
+    storage.delete_windows(con, key, None)
+    storage.insert_rows(con, key, table, mark, now)
+    if plan.width is not None:
+        storage.insert_windows(con, key, current.items(), plan.width, now)
+    save(table.schema)
+    return table
 
 
-def _keep_horizon(con: duckdb.DuckDBPyConnection, model: str, delay_quantile: Any) -> None:
+def _keep_horizon(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    delay_quantile: Any,
+    shared: TouchedPredictions | None,
+) -> None:
     """Bring the model's stored label horizon up to date before the family runs: its
     macros, and the read back, then read it instead of joining every label
     (:mod:`evalstore.monitors.history_horizon`). An invalid ``delay_quantile`` is left
     to the family to refuse."""
     valid = isinstance(delay_quantile, int | float) and not isinstance(delay_quantile, bool)
     if valid and 0 <= delay_quantile <= 1:
-        history_horizon.refresh(con, model, float(delay_quantile))
+        history_horizon.refresh(con, model, float(delay_quantile), shared)
 
 
 def _refresh(

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from evalstore.core.layout import model_relation
+from evalstore.monitors.history_touched import TouchedPredictions
 
 #: Half the band's width, as a share of the delays: the band holds the delays whose rank
 #: is within ``BAND_SHARE * n`` of the quantile's when it is built (at least
@@ -64,17 +65,32 @@ class _Row:
     above: int
 
 
-def refresh(con: duckdb.DuckDBPyConnection, model: str, delay_quantile: float) -> Horizon:
+def refresh(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    delay_quantile: float,
+    touched: TouchedPredictions | None = None,
+) -> Horizon:
     """Bring the stored horizon of ``model`` and ``delay_quantile`` to the current
     watermark (incrementally when its band still holds the quantile, else from every
-    delay) and return it. The caller holds a writing transaction."""
+    delay) and return it. The caller holds a writing transaction.
+
+    ``touched`` holds (or builds) the predictions of the examples touched since the
+    stored watermark; the caller passes its own to share them (and drops it), else one
+    is built here and dropped."""
     q = float(delay_quantile)
     mark = _watermark(con, model)
     row = _stored(con, model, q)
     if row is not None and (row.labels_batch, row.predictions_batch) == mark:
         return Horizon(row.delay_hours, row.labeled)
     if row is not None and row.band_low is not None:
-        horizon = _advance(con, model, q, row, mark)
+        own = touched is None
+        shared = TouchedPredictions(con, model) if touched is None else touched
+        try:
+            horizon = _advance(con, model, q, row, mark, shared)
+        finally:
+            if own:
+                shared.drop()
         if horizon is not None:
             return horizon
     return _rebuild(con, model, q, mark)
@@ -131,39 +147,30 @@ def _advance(
     q: float,
     row: _Row,
     mark: tuple[int | None, int | None],
+    touched: TouchedPredictions,
 ) -> Horizon | None:
     """Apply the delays that changed since ``row``'s watermark to its band and counts;
     the new horizon, or None when its order statistics left the band (the band is then
     rebuilt by the caller)."""
     labels = model_relation(con, model, "labels")
-    predictions = model_relation(con, model, "predictions")
     old_labels = -1 if row.labels_batch is None else row.labels_batch
     old_predictions = -1 if row.predictions_batch is None else row.predictions_batch
-    # the examples whose delays may have changed (touched), their first label ts then
-    # and now, and every prediction of theirs: the delays they had (removed) and have
-    # (added); a join with a table of the touched keys, not IN (subquery), which DuckDB
-    # plans as a slower mark join
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE evalstore_horizon_touched AS
-        SELECT example_key FROM {labels} WHERE batch_id > $wl
-        UNION
-        SELECT example_key FROM {predictions} WHERE batch_id > $wp
-        """,
-        {"wl": old_labels, "wp": old_predictions},
-    )
+    # the examples whose delays may have changed (touched) and every prediction of
+    # theirs (one scan of the predictions' keys, shared with the touched windows), their
+    # first label ts then and now: the delays they had (removed) and have (added)
+    keys, touched_predictions = touched.tables(old_labels, old_predictions)
     sql = f"""
         WITH firsts AS (
             SELECT l.example_key, min(l.ts) FILTER (WHERE l.batch_id <= $wl) AS old_ts,
                    count(*) FILTER (WHERE l.batch_id <= $wl) AS old_labels,
                    min(l.ts) AS new_ts
             FROM {labels} AS l
-            JOIN evalstore_horizon_touched AS t ON t.example_key = l.example_key
+            JOIN {keys} AS t ON t.example_key = l.example_key
             GROUP BY l.example_key
         ),
         pairs AS MATERIALIZED (
             SELECT p.ts, p.batch_id, f.old_ts, f.old_labels, f.new_ts
-            FROM {predictions} AS p JOIN firsts AS f ON f.example_key = p.example_key
+            FROM {touched_predictions} AS p JOIN firsts AS f ON f.example_key = p.example_key
         ),
         changes AS (
             SELECT evalstore.hours_between(ts, old_ts) AS delay_hours, -1 AS n
@@ -173,13 +180,10 @@ def _advance(
         )
         SELECT delay_hours, n FROM changes
     """
-    try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE evalstore_horizon_changes AS {sql}",
-            {"wl": old_labels, "wp": old_predictions},
-        )
-    finally:
-        con.execute("DROP TABLE IF EXISTS evalstore_horizon_touched")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE evalstore_horizon_changes AS {sql}",
+        {"wl": old_labels, "wp": old_predictions},
+    )
     band = {"low": row.band_low, "high": row.band_high, "model": model, "q": q}
     try:
         counts = con.execute(

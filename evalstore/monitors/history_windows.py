@@ -22,6 +22,7 @@ from evalstore.core.values import feature_kinds
 from evalstore.monitors import fingerprints, storage
 from evalstore.monitors.fingerprints import Watermark
 from evalstore.monitors.history_params import Plan
+from evalstore.monitors.history_touched import TouchedPredictions
 
 
 def filled_windows(part: pa.Table) -> set[datetime]:
@@ -172,11 +173,15 @@ def stale_windows(
     plan: Plan,
     mark: Watermark,
     current: Mapping[datetime, tuple[int, int]],
+    shared: TouchedPredictions | None = None,
 ) -> set[datetime]:
+    """Starts of the windows to recompute: touched by batches after ``mark``
+    (:func:`.fingerprints.touched_windows`, reading ``shared``'s predictions when
+    given) or whose row counts differ from the stored ones."""
     assert plan.width is not None
     stored = stored_counts(con, key)
     touched = fingerprints.touched_windows(
-        con, model, plan.width, plan.since, plan.until, mark, plan.reads
+        con, model, plan.width, plan.since, plan.until, mark, plan.reads, shared
     )
     changed = {s for s, counts in current.items() if stored.get(s) != counts}
     return (touched & set(current)) | changed
