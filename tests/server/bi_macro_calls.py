@@ -35,6 +35,7 @@ MACRO_CALLS: dict[str, str] = {
     "at_most": "SELECT evalstore.at_most(1.5, 1.0)",
     "wilson_low": f"SELECT evalstore.wilson_low(30, 40, {Z})",
     "wilson_high": f"SELECT evalstore.wilson_high(30, 40, {Z})",
+    "chunk_index": "SELECT evalstore.chunk_index(10, 11, 0, 4)",
     "drift_windows": f"SELECT * FROM evalstore.drift_windows('bin.numeric_values', {SELECTION})",
     "drift_pairs": (
         f"SELECT * FROM evalstore.drift_pairs('bin.numeric_values', {REFERENCE}, {SELECTION}, 0)"
