@@ -9,11 +9,14 @@
 --     until, ece_bins, z, as_of, delay_quantile, metrics)
 -- Binary classification metrics per window x version x slice (columns: see the top of
 -- performance.sql). y = 1 when the label is the model's positive class (registry), else 0.
--- Predicted positive (yhat = 1) when score >= threshold, threshold = the given one or,
--- when NULL, the version's registered threshold; a row with a prediction but no score
--- uses its prediction (yhat = 1 when it is the positive class) for the threshold
--- metrics and is left out of the score metrics. Rows without a label are unlabeled
--- (label_coverage); rows with neither score nor prediction are left out (n_excluded).
+-- The decision yhat of the threshold metrics: with threshold NULL (variant
+-- 'decision=logged'), the logged prediction (yhat = 1 when it is the positive class), as
+-- sklearn's accuracy_score(y, y_pred) scores the deployed decision; a row without a
+-- logged prediction uses score >= the version's registered threshold. With a threshold
+-- given (a what-if, variant 'decision=score>=<threshold>'), score >= threshold; a row
+-- without a score uses its logged prediction. A row without a score is left out of the
+-- score metrics. Rows without a label are unlabeled (label_coverage); rows with neither
+-- score nor prediction are left out (n_excluded).
 -- With tp, fp, fn, tn counted over labeled rows with a yhat:
 --   accuracy           (tp + tn) / n                  sklearn accuracy_score
 --   precision          tp / (tp + fp)                 precision_score; NULL without
@@ -67,7 +70,8 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
         SELECT w.window_index, w.version, g.vcode, w.slice, w.ts,
             CASE WHEN w.label = g.positive_class THEN 1
                  WHEN w.label <> g.positive_class THEN 0 END AS y,
-            CASE WHEN w.score IS NOT NULL THEN CASE WHEN w.score >= g.cutoff THEN 1 ELSE 0 END
+            CASE WHEN w.score IS NOT NULL AND (threshold IS NOT NULL OR w.prediction IS NULL)
+                     THEN CASE WHEN w.score >= g.cutoff THEN 1 ELSE 0 END
                  WHEN w.prediction IS NOT NULL THEN
                      CASE WHEN w.prediction = g.positive_class THEN 1 ELSE 0 END
             END AS yhat,
@@ -263,8 +267,15 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
             CASE WHEN s.n_pos > 1 AND s.n_neg > 1 THEN sqrt(greatest(
                 s.ss10 / (s.p_ * 4.0 * s.q_ * s.q_ * (s.p_ - 1)) / s.p_
                 + s.ss01 / (s.q_ * 4.0 * s.p_ * s.p_ * (s.q_ - 1)) / s.q_, 0.0)) END AS auc_se,
-            'positive class ' || s.positive_class || ', predicted positive when score >= '
-                || s.cutoff || ' (' || s.cutoff_source || ' threshold)' AS rule
+            CASE s.cutoff_source
+                WHEN 'given' THEN 'decision=score>=' || s.cutoff
+                    || ' (what-if: positive class ' || s.positive_class
+                    || ' when score >= ' || s.cutoff
+                    || '; rows without a score: the logged prediction)'
+                ELSE 'decision=logged (positive class ' || s.positive_class
+                    || ' as logged; rows without a logged prediction: score >= '
+                    || s.cutoff || ', the registered threshold)'
+            END AS rule
         FROM scored AS s
     ),
     metric_list AS (

@@ -17,9 +17,11 @@
 -- temporary view of them with slice-code columns added) with x, each row's outcome for
 -- `metric`, NULL when the row does not count for the metric (unlabeled, no prediction,
 -- outside the metric's denominator). With y = 1 when the label is the version's positive
--- class (registry) and yhat = 1 when score >= threshold (the given one or, when NULL, the
--- version's registered threshold; rows without a score use prediction = positive class),
--- exactly as evalstore.performance_binary:
+-- class (registry) and yhat the decision exactly as evalstore.performance_binary takes it:
+-- with threshold NULL the logged prediction (yhat = 1 when it is the positive class),
+-- score >= the version's registered threshold for rows without a logged prediction; with
+-- a threshold given (a what-if) score >= threshold, the logged prediction for rows
+-- without a score:
 --   accuracy      binary: yhat = y (labeled rows with a yhat); multiclass / others:
 --                 CAST(prediction AS VARCHAR) = CAST(label AS VARCHAR)      (1 or 0)
 --   precision     y, over rows with yhat = 1                                 (binary)
@@ -43,7 +45,8 @@ CREATE OR REPLACE MACRO evalstore.slice_outcomes(source, model, metric, threshol
         SELECT e.*, g.task AS task_,
             CASE WHEN e.label IS NULL THEN NULL
                  WHEN e.label = g.positive_class THEN 1 ELSE 0 END AS y_,
-            CASE WHEN e.score IS NOT NULL THEN CASE WHEN e.score >= g.cutoff THEN 1 ELSE 0 END
+            CASE WHEN e.score IS NOT NULL AND (threshold IS NOT NULL OR e.prediction IS NULL)
+                     THEN CASE WHEN e.score >= g.cutoff THEN 1 ELSE 0 END
                  WHEN e.prediction IS NOT NULL THEN
                      CASE WHEN e.prediction = g.positive_class THEN 1 ELSE 0 END
             END AS yhat_,

@@ -30,7 +30,11 @@ if TYPE_CHECKING:
 @click.option("--slice", "slices", multiple=True, help="NAME=PREDICATE, a named slice.")
 @click.option("--version", "-v", "version", help="Only this version.")
 @click.option("--where", help="SQL predicate over feature columns.")
-@click.option("--threshold", type=float, help="Binary threshold (default: the registered one).")
+@click.option(
+    "--threshold",
+    type=float,
+    help="Binary what-if: decide by score >= it (default: the logged predictions).",
+)
 @output_options()
 @click.pass_context
 def performance(

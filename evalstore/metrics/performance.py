@@ -22,10 +22,13 @@ regression  mae, mse, rmse, mape, r2, bias
 
 Decisions where the definition has a choice:
 
-* **Threshold** (binary): predicted positive when ``score >= threshold``, the given
-  ``threshold`` or each version's registered one. A row with a prediction but no score
-  uses its prediction for the threshold metrics and is left out of the score metrics
-  (counted in ``n_excluded``).
+* **Decision** (binary threshold metrics): by default the logged ``prediction`` (what the
+  model actually decided, as scikit-learn's ``accuracy_score(y, y_pred)``, NannyML and
+  Evidently score it), ``variant`` ``decision=logged ...``; a row without a logged
+  prediction is predicted positive when ``score >=`` its version's registered threshold.
+  ``threshold=t`` given is a what-if: predicted positive when ``score >= t`` (``variant``
+  ``decision=score>=t ...``), the logged prediction for rows without a score. A row
+  without a score is left out of the score metrics (counted in ``n_excluded``).
 * **log_loss** clips probabilities to ``[eps, 1 - eps]`` with ``eps`` the float64 machine
   epsilon (2.22e-16), as scikit-learn's ``log_loss`` does (checked against 1.9: ``eps =
   finfo(dtype).eps``, the default since 1.3 and the only choice since 1.5; rows that do
@@ -199,9 +202,9 @@ def performance(
     without any prediction do not appear. Analytic intervals need n >= 2 (NULL below).
 
     ``metrics`` picks metrics of the model's task (see the module docstring, which also
-    defines intervals, the bootstrap (``n_boot``, ``seed``), ``threshold`` (binary; the
-    registered one per version by default), ``ece_bins``, and ``labels_complete``
-    (``as_of``, ``delay_quantile``)).
+    defines intervals, the bootstrap (``n_boot``, ``seed``), ``threshold`` (binary; by
+    default the logged predictions decide, ``threshold=t`` is a what-if at ``score >= t``),
+    ``ece_bins``, and ``labels_complete`` (``as_of``, ``delay_quantile``)).
 
     Returns an Arrow table, one row per window, version, slice and metric (and class for
     per-class multiclass metrics): ``window_start, window_end, version, <by columns>,
