@@ -399,8 +399,10 @@ COMMENT ON MACRO TABLE evalstore.novelty_categories IS
 --   examples   serving examples in the slice
 --   labeled    of them, with a label (latest label wins)
 --   coverage   labeled / examples
---   errors     labeled examples `version` got wrong (classification: prediction <> label;
---              regression: sum of |prediction - label|)
+--   errors     labeled examples `version` got wrong (classification: the logged prediction
+--              <> label; a binary row logged with a score but no prediction is decided by
+--              score >= the version's registered threshold, as
+--              evalstore.performance_binary does; regression: sum of |prediction - label|)
 --   error_rate (errors + prior * overall) / (labeled + prior): the slice's error rate
 --              (mean absolute error for regression) shrunk towards the overall one
 --   need       (1 - coverage) / 2 + relative / 2, relative = error_rate / (error_rate +
@@ -417,12 +419,18 @@ CREATE OR REPLACE MACRO evalstore.suggest_slice_needs(model, version, slice_sour
                     WHEN TRY_CAST(l.label AS DOUBLE) IS NOT NULL
                          AND typeof(l.label) = 'DOUBLE'
                     THEN abs(TRY_CAST(p.prediction AS DOUBLE) - TRY_CAST(l.label AS DOUBLE))
+                    WHEN p.prediction IS NULL AND p.score IS NOT NULL AND g.task = 'binary'
+                    THEN CASE WHEN (p.score >= g.threshold)
+                                   = (CAST(l.label AS VARCHAR) = g.positive_class)
+                              THEN 0.0 ELSE 1.0 END
                     WHEN CAST(p.prediction AS VARCHAR) = CAST(l.label AS VARCHAR) THEN 0.0
                     ELSE 1.0 END AS err
         FROM evalstore.model_table(model, 'labels_latest') AS l
         JOIN s ON s.example_key = l.example_key
         LEFT JOIN evalstore.model_table(model, 'predictions') AS p
             ON p.example_key = l.example_key AND p.version = version
+        LEFT JOIN evalstore.relation('evalstore.models') AS g
+            ON g.model = model AND g.version = version
     ),
     per_slice AS (
         SELECT slice, count(*) AS labeled, count(err) AS judged, sum(err) AS errors

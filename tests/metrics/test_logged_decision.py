@@ -251,3 +251,41 @@ def test_rows_without_a_score_or_prediction_are_excluded_in_both_modes():
             assert result["value"] == accuracy_score([1, 0, 1, 0], y_pred)
     finally:
         store.close()
+
+
+def test_compare_accuracy_scores_the_logged_predictions(logged):
+    """store.compare's accuracy of each version is sklearn's on its logged predictions (the
+    labeled examples both versions logged a prediction for)."""
+    store, expected = logged
+    got = store.compare("loan", "v1", "v2", window="100 years", metric="accuracy").to_pylist()
+    assert len(got) == 1
+    wide = expected.pivot(index="example_id", columns="version", values="prediction")
+    y = expected.drop_duplicates("example_id").set_index("example_id")["y"]
+    both = wide["v1"].notna() & wide["v2"].notna() & y.reindex(wide.index).notna()
+    y_true = y.reindex(wide.index)[both].astype(int)
+    assert got[0]["n"] == both.sum()
+    assert got[0]["value_a"] == pytest.approx(accuracy_score(y_true, wide["v1"][both]), abs=TOL)
+    assert got[0]["value_b"] == pytest.approx(accuracy_score(y_true, wide["v2"][both]), abs=TOL)
+
+
+def test_suggest_slice_errors_count_the_logged_decisions(logged):
+    """evalstore.suggest_slice_needs counts as errors the labeled examples whose logged
+    prediction (score >= registered where none was logged) differs from the label."""
+    store, expected = logged
+    store.sql(
+        "CREATE OR REPLACE TEMP VIEW logged_decision_slices AS "
+        "SELECT example_key, region AS slice FROM loan.features WHERE env = 'serving'"
+    )
+    for version in REGISTERED:
+        needs = store.sql(
+            "SELECT slice, labeled, errors FROM evalstore.suggest_slice_needs("
+            "'loan', ?, 'temp.main.logged_decision_slices', 0) ORDER BY slice",
+            params=[version],
+        ).to_pylist()
+        rows = expected[expected["version"] == version]
+        want = []
+        for region, part in sorted(rows.groupby("region")):
+            y_true, y_pred = _decisions(part, None)
+            want.append({"slice": region, "labeled": len(y_true),
+                         "errors": float((y_true != y_pred).sum())})  # fmt: skip
+        assert needs == want, version
