@@ -225,36 +225,65 @@ def _advance(
     finally:
         con.execute("DROP TABLE IF EXISTS evalstore_horizon_changes")
         con.execute("DROP TABLE IF EXISTS evalstore_horizon_merge")
-    horizon = _from_band(con, model, q, labeled, below, above)
+    pivot = row.band_low if row.delay_hours is None else row.delay_hours
+    horizon = _from_band(con, model, q, labeled, below, above, pivot)
     if horizon is not None:  # else the caller rebuilds the band (in this transaction)
         _save(con, model, q, mark, horizon, row.band_low, row.band_high, below, above)
     return horizon
 
 
 def _from_band(
-    con: duckdb.DuckDBPyConnection, model: str, q: float, labeled: int, below: int, above: int
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    q: float,
+    labeled: int,
+    below: int,
+    above: int,
+    pivot: float | None,
 ) -> Horizon | None:
     """The horizon from the stored band of ``model`` and ``q`` and the counts beside it;
-    None when a needed order statistic is outside the band."""
-    rows = con.execute(
-        f"SELECT coalesce(sum(n), 0) FROM evalstore.label_delay_band WHERE {_KEY}", [model, q]
-    ).fetchall()
-    inside = int(rows[0][0])
+    None when a needed order statistic is outside the band.
+
+    The two order statistics are found near ``pivot`` (the previous quantile; None: the
+    band's low end) instead of a running sum over the whole sorted band: the band's
+    count below the pivot places it, and only the few values between it and the
+    wanted ranks are sorted (``ORDER BY ... LIMIT``, each value counting at least
+    once)."""
+    where = "model = $model AND delay_quantile = $q"
+    band = {"model": model, "q": q}
+    inside, before = con.execute(
+        "SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE delay_hours < $pivot), 0) "
+        f"FROM evalstore.label_delay_band WHERE {where}",
+        {**band, "pivot": pivot},
+    ).fetchall()[0]
+    inside, before = int(inside), int(before)
     n = below + inside + above
     if n == 0:
         return Horizon(None, labeled)
     first, second = _ranks(n, q)
     if first < below or second >= below + inside:
         return None
-    lo, hi = con.execute(
-        """
-        SELECT min(delay_hours) FILTER (WHERE upto > $k1),
-               min(delay_hours) FILTER (WHERE upto > $k2)
-        FROM (SELECT delay_hours, sum(n) OVER (ORDER BY delay_hours) AS upto
-              FROM evalstore.label_delay_band WHERE model = $model AND delay_quantile = $q)
-        """,
-        {"k1": first - below, "k2": second - below, "model": model, "q": q},
-    ).fetchall()[0]
+    k1, k2 = first - below, second - below  # ranks within the band
+    lower = con.execute(
+        f"SELECT delay_hours, n FROM evalstore.label_delay_band WHERE {where} "
+        "AND delay_hours < $pivot ORDER BY delay_hours DESC LIMIT $m",
+        {**band, "pivot": pivot, "m": max(before - k1, 0)},
+    ).fetchall()
+    upper = con.execute(
+        f"SELECT delay_hours, n FROM evalstore.label_delay_band WHERE {where} "
+        "AND ($pivot IS NULL OR delay_hours >= $pivot) ORDER BY delay_hours LIMIT $m",
+        {**band, "pivot": pivot, "m": max(k2 - before + 1, 0)},
+    ).fetchall()
+    upto = before - sum(int(count) for _, count in lower)  # values before the first fetched
+    lo = hi = None
+    for value, count in [*reversed(lower), *upper]:
+        upto += int(count)
+        if lo is None and upto > k1:
+            lo = value
+        if upto > k2:
+            hi = value
+            break
+    assert lo is not None and hi is not None
     return Horizon(_interpolate(con, lo, hi, n, q), labeled)
 
 
