@@ -70,6 +70,15 @@ def to_timestamp(value: object, parameter: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def time_range(since: object, until: object) -> tuple[datetime | None, datetime | None]:
+    """``since`` and ``until`` as UTC times (:func:`to_timestamp`); either may be None, and
+    when both are given ``since`` must be earlier."""
+    start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
+    if start is not None and end is not None and start >= end:
+        raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
+    return start, end
+
+
 def _json(value: object, parameter: str, string_values: bool = False) -> str | None:
     if value is None:
         return None

@@ -56,7 +56,7 @@ from scipy import stats
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import check_model_name, quote, quote_literal
 from evalstore.core.layout import CATEGORICAL_TYPES, feature_columns, schema_prefix
-from evalstore.core.registry import to_timestamp
+from evalstore.core.registry import time_range
 from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
 from evalstore.core.windows import (
     Window,
@@ -155,9 +155,7 @@ def compare(
         raise InvalidParameterError(f"exact_below={exact_below!r} must be a non-negative int")
     atol = _non_negative(tolerance, "tolerance")
     rtol = _non_negative(rtol, "rtol")
-    start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
-    if start is not None and end is not None and start >= end:
-        raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
+    start, end = time_range(since, until)
     con = ctx.connection
     with ctx.lock, transaction(con), Cleanup() as later:  # one snapshot for every statement
         windows = checked_window_args(con, window)

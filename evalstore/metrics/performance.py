@@ -106,7 +106,7 @@ from evalstore.core.bounds import MAX_BINS, MAX_BOOTSTRAP, MAX_SLICE_BINS, bound
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import check_model_name, quote, quote_literal
 from evalstore.core.layout import EVALUATIONS, NUMERIC_TYPES, feature_columns, schema_prefix
-from evalstore.core.registry import to_timestamp
+from evalstore.core.registry import time_range, to_timestamp
 from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
 from evalstore.core.windows import (
     Window,
@@ -238,9 +238,7 @@ def performance(
     n_boot = bounded_int(n_boot, "n_boot", least=0, most=MAX_BOOTSTRAP)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise InvalidParameterError(f"seed={seed!r} must be a non-negative int")
-    start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
-    if start is not None and end is not None and start >= end:
-        raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
+    start, end = time_range(since, until)
     clock = to_timestamp(as_of, "as_of")
     con = ctx.connection
     # one transaction: every statement (slice domains, the metrics) sees one snapshot

@@ -59,7 +59,7 @@ import pyarrow as pa
 
 from evalstore.core.bounds import MAX_DOMAIN, bounded_int
 from evalstore.core.db import Cleanup, transaction
-from evalstore.core.registry import to_timestamp
+from evalstore.core.registry import time_range, to_timestamp
 from evalstore.core.time_limits import VALUE_TABLES, check_window_count
 from evalstore.core.values import feature_kinds
 from evalstore.core.windows import (
@@ -380,6 +380,4 @@ def _share(value: object, name: str) -> float:
 
 
 def _check_range(since: Any, until: Any) -> None:
-    start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
-    if start is not None and end is not None and start >= end:
-        raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
+    time_range(since, until)

@@ -42,7 +42,7 @@ import pyarrow as pa
 from evalstore.core.bounds import MAX_SAMPLE_IDS, bounded_int
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import quote_literal
-from evalstore.core.registry import to_timestamp
+from evalstore.core.registry import time_range
 from evalstore.core.values import feature_kinds
 from evalstore.core.windows import (
     check_width,
@@ -265,9 +265,7 @@ def skew_windows(
         raise InvalidParameterError(
             f"window={window!r}: skew windows are time intervals such as '1 hour' or '1 day'"
         )
-    low, high = to_timestamp(since, "since"), to_timestamp(until, "until")
-    if low is not None and high is not None and low >= high:
-        raise InvalidParameterError(f"since={since!r} must be before until={until!r}")
+    low, high = time_range(since, until)
     con = ctx.connection
     with ctx.lock, transaction(con), Cleanup() as later:
         check_width(con, window)

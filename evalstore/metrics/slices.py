@@ -55,7 +55,7 @@ from evalstore.core.bounds import MAX_PAIRS, MAX_SLICE_BINS, MAX_TOP, bounded_in
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import check_model_name, quote, quote_literal
 from evalstore.core.layout import NUMERIC_TYPES, feature_columns, schema_prefix
-from evalstore.core.registry import to_timestamp
+from evalstore.core.registry import time_range
 from evalstore.core.windows import check_predicate, reference_args
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.performance import PREDICATE_COLUMNS
@@ -172,9 +172,7 @@ def worst_slices(
         raise InvalidParameterError(
             f"threshold={threshold!r} must be a number in [0, 1], for binary models only"
         )
-    start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
-    if start is not None and end is not None and start >= end:
-        raise InvalidParameterError(f"since={since!r} must be earlier than until={until!r}")
+    start, end = time_range(since, until)
     con = ctx.connection
     # one transaction: the totals and every level's counts see the same rows
     with ctx.lock, transaction(con), Cleanup() as later:

@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from evalstore.core.registry import to_timestamp
-from evalstore.errors import InvalidParameterError
+from evalstore.core.registry import time_range
 from evalstore.monitors import alerts
 from evalstore.monitors.definitions import Monitor
 from evalstore.monitors.run import compute
@@ -83,9 +82,7 @@ def backtest_monitor(
     windows breached in it; ``resolved_at`` the end of the window that resolved it
     (NULL: still firing at the end). Writes nothing.
     """
-    start, end = to_timestamp(since, "since"), to_timestamp(until, "until")
-    if start is not None and end is not None and start >= end:
-        raise InvalidParameterError(f"since={since!r} must be before until={until!r}")
+    start, end = time_range(since, until)
     rows: list[dict[str, Any]] = []
     with ctx.lock:
         parts = compute(ctx, monitor, persist=False, until=end)

@@ -82,5 +82,5 @@ def test_backtest_refuses_bad_input(daily: Any) -> None:
     with pytest.raises(InvalidParameterError, match="metric='psx' is not a drift method"):
         store.backtest_monitor({"model": "m", "family": "drift", "metric": "psx", "rule": RULES[0]})
     store.add_monitor("x_w", "m", "drift", "wasserstein", RULES[0], subjects=["x"])
-    with pytest.raises(InvalidParameterError, match="must be before until"):
+    with pytest.raises(InvalidParameterError, match="must be earlier than until"):
         store.backtest_monitor("x_w", since=daily.start(3), until=daily.start(2))

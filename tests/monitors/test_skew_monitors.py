@@ -78,7 +78,7 @@ def test_skew_windows_options(store):
         skew_windows(ctx, "m", window="often")
     with pytest.raises(InvalidParameterError, match="skew windows are time intervals"):
         skew_windows(ctx, "m", window=100)  # type: ignore[arg-type]
-    with pytest.raises(InvalidParameterError, match=r"since=.* must be before until="):
+    with pytest.raises(InvalidParameterError, match=r"since=.* must be earlier than until="):
         skew_windows(ctx, "m", since=T0 + DAY, until=T0)
 
 
