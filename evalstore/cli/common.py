@@ -156,11 +156,22 @@ def parse_reference(text: str) -> Any:
 
 
 def parse_window(text: str) -> Any:
-    """--window: an interval ('1 day'), rows per chunk (5000) or chunks:N."""
+    """--window: an interval ('1 day'), rows per chunk (5000), chunks:N (N near-equal
+    chunks) or chunks:N:nannyml (NannyML's split: floor(rows / N) rows, remainder last).
+
+    >>> parse_window("5000"), parse_window("chunks:10"), parse_window("chunks:4:nannyml")
+    (5000, {'chunks': 10}, {'chunks': 4, 'split': 'nannyml'})
+    >>> parse_window("1 day")
+    '1 day'
+    """
     if text.isdigit():
         return int(text)
-    if text.startswith("chunks:") and text.removeprefix("chunks:").isdigit():
-        return {"chunks": int(text.removeprefix("chunks:"))}
+    if text.startswith("chunks:"):
+        count, _, split = text.removeprefix("chunks:").partition(":")
+        if count.isdigit() and not split:
+            return {"chunks": int(count)}
+        if count.isdigit() and split:
+            return {"chunks": int(count), "split": split}
     return text
 
 

@@ -48,7 +48,7 @@ def _monitor_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 "-w",
                 default="1 day",
                 show_default=True,
-                help="An interval ('1 day'), rows per chunk (5000) or chunks:N.",
+                help="An interval ('1 day'), rows per chunk (5000), chunks:N or chunks:N:nannyml.",
             ),
             click.option("--features", help="Comma-separated features (default: all)."),
             click.option(

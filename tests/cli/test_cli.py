@@ -662,6 +662,32 @@ def test_drift_csv_matches_the_python_api(drifting):
     assert [r["drifted"] for r in rows] == ["false", "false", "true", "true"]
 
 
+def test_drift_chunks_with_nannyml_split_match_the_python_api(drifting):
+    out = ok(
+        "-s", drifting, "drift", "-m", "m", "--features", "x", "--methods", "ks",
+        "-w", "chunks:3:nannyml", "-f", "csv",
+    ).stdout  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(out)))
+    with evalstore.open(drifting, read_only=True) as store:
+        expected = store.drift(
+            "m", features=["x"], methods=["ks"], window={"chunks": 3, "split": "nannyml"}
+        ).to_pylist()
+    assert [(float(r["value"]), r["variant"]) for r in rows] == [
+        (pytest.approx(e["value"], abs=1e-12), e["variant"]) for e in expected
+    ]
+    assert len(rows) >= 3
+    assert all("NannyML" in r["variant"] for r in rows)
+
+
+def test_drift_rejects_an_unknown_chunk_split(drifting):
+    result = invoke("-s", drifting, "drift", "-m", "m", "-w", "chunks:3:sometimes")
+    assert result.exit_code != 0
+    assert (
+        "window={'chunks': 3, 'split': 'sometimes'}: split must be one of 'even', 'nannyml'"
+        in result.output
+    )
+
+
 def test_drift_rejects_a_bad_reference(drifting):
     result = invoke("-s", drifting, "drift", "-m", "m", "-r", "yesterday")
     assert_one_line_error(
