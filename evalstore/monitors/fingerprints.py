@@ -93,17 +93,7 @@ def bucket_counts(
     """
     features = model_relation(con, model, "features")
     predictions = model_relation(con, model, "predictions")
-    fixed = con.execute(
-        "SELECT datepart('year', CAST(? AS INTERVAL)) = 0 "
-        "AND datepart('month', CAST(? AS INTERVAL)) = 0",
-        [width, width],
-    ).fetchall()[0][0]
-    if fixed:
-        offset = f"(epoch_us(ts) - {WINDOW_ORIGIN_US})"
-        size = "evalstore.interval_us($w)"
-        bucket = f"({offset} - (({offset} % {size}) + {size}) % {size}) // {size}"
-    else:
-        bucket = "evalstore.window_start(ts, $w)"
+    bucket = _bucket(con, width)
     params: dict[str, Any] = {"w": width, "since": since, "until": until}
     newer = {"features": "", "predictions": ""}
     if after is not None:
@@ -129,6 +119,23 @@ def bucket_counts(
         for start, f, p in con.execute(sql, params).fetchall()
         if start is not None
     }
+
+
+def _bucket(con: duckdb.DuckDBPyConnection, width: str) -> str:
+    """SQL of the window number of a row's ``ts`` for windows of ``width`` (the
+    parameter ``$w``): an integer for widths of a fixed number of microseconds (rows of
+    one window share it), ``evalstore.window_start`` itself for widths with months or
+    years."""
+    fixed = con.execute(
+        "SELECT datepart('year', CAST(? AS INTERVAL)) = 0 "
+        "AND datepart('month', CAST(? AS INTERVAL)) = 0",
+        [width, width],
+    ).fetchall()[0][0]
+    if not fixed:
+        return "evalstore.window_start(ts, $w)"
+    offset = f"(epoch_us(ts) - {WINDOW_ORIGIN_US})"
+    size = "evalstore.interval_us($w)"
+    return f"({offset} - (({offset} % {size}) + {size}) % {size}) // {size}"
 
 
 def _floor(batch_id: int | None) -> int:
@@ -193,9 +200,11 @@ def touched_windows(
         parts.append(
             f"SELECT ts FROM {predictions} WHERE example_key IN ({' UNION ALL '.join(keys)})"
         )
+    # grouped by window number; only each window's first ts goes through the macro
     sql = f"""
-        SELECT DISTINCT evalstore.window_start(ts, $w) FROM ({" UNION ALL ".join(parts)})
+        SELECT evalstore.window_start(min(ts), $w) FROM ({" UNION ALL ".join(parts)})
         WHERE ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
+        GROUP BY {_bucket(con, width)}
     """
     params = {**new, "w": width, "since": since, "until": until}
     if "$wl" not in sql:  # the new labels' keys are read from ``touched`` alone
