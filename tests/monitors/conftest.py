@@ -76,10 +76,11 @@ class Days:
         self.store.log_labels("m", pa.table({"example_id": ids, "ts": ts, "label": truth}))
 
 
-def _training_rows(store: evalstore.Store) -> None:
+def training_rows(store: evalstore.Store, seed: int = 7, n: int = 2000) -> None:
+    """Register model ``m`` (binary, ``v1``) and log ``n`` training rows: ``x`` ~ N(0, 1)
+    and ``c`` in {a, b}, drawn with ``seed``."""
     store.register_model("m", "v1", "binary")
-    rng = np.random.default_rng(7)
-    n = 2000
+    rng = np.random.default_rng(seed)
     store.log_features(
         "m",
         pa.table({"example_id": [f"t{i}" for i in range(n)], "x": rng.normal(0.0, 1.0, n),
@@ -92,7 +93,7 @@ def _training_rows(store: evalstore.Store) -> None:
 def daily(template: Any, tmp_path: Path) -> Iterator[Days]:
     """A store with model ``m`` and its training rows; no serving day yet (a copy of a
     session template: opening an in-memory store and logging the rows per test cost ~0.3 s)."""
-    built = template("monitors-daily", _training_rows)
+    built = template("monitors-daily", training_rows)
     store = evalstore.open(copy_store(built, tmp_path, "daily.duckdb"))
     yield Days(store)
     store.close()

@@ -27,7 +27,7 @@ from evalstore.errors import (
     UnknownModelError,
 )
 from evalstore.monitors import history
-from tests.monitors.conftest import Days, day_start
+from tests.monitors.conftest import Days, day_start, training_rows
 from tests.monitors.test_history_equivalence import same
 
 HISTORY_TABLES = ("metric_history", "metric_history_calls", "metric_history_windows")
@@ -36,15 +36,7 @@ HISTORY_TABLES = ("metric_history", "metric_history_calls", "metric_history_wind
 @pytest.fixture(scope="module")
 def four_days(template: Callable[..., Path]) -> Path:
     def build(store: evalstore.Store) -> None:
-        store.register_model("m", "v1", "binary")
-        rng = np.random.default_rng(7)
-        n = 2000
-        store.log_features(
-            "m",
-            pa.table({"example_id": [f"t{i}" for i in range(n)], "x": rng.normal(0, 1, n),
-                      "c": rng.choice(["a", "b"], n)}),
-            env="training",
-        )  # fmt: skip
+        training_rows(store)
         days = Days(store)
         for d in range(4):
             days.add(d, labels=d < 2)

@@ -7,14 +7,12 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 import pytest
 from click.testing import CliRunner, Result
 
 import evalstore
 from evalstore.cli import main
-from tests.monitors.conftest import Days, day_start
+from tests.monitors.conftest import Days, day_start, training_rows
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +21,7 @@ def persisted(template: Callable[..., Path]) -> Path:
     (accuracy) persisted."""
 
     def build(store: evalstore.Store) -> None:
-        store.register_model("m", "v1", "binary")
-        rng = np.random.default_rng(3)
-        store.log_features(
-            "m",
-            pa.table({"example_id": [f"t{i}" for i in range(500)], "x": rng.normal(0, 1, 500),
-                      "c": rng.choice(["a", "b"], 500)}),
-            env="training",
-        )  # fmt: skip
+        training_rows(store, seed=3, n=500)
         days = Days(store)
         for d in range(3):
             days.add(d, shift=float(d), labels=True)

@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
 import evalstore
 from server import create_app
-from tests.monitors.conftest import Days, day_start
+from tests.monitors.conftest import Days, day_start, training_rows
 
 READ = "history-reader-0123456789"
 WRITE = "history-writer-0123456789"
@@ -27,14 +26,7 @@ def persisted(template: Callable[..., Path]) -> Path:
     (accuracy) persisted."""
 
     def build(store: evalstore.Store) -> None:
-        store.register_model("m", "v1", "binary")
-        rng = np.random.default_rng(4)
-        store.log_features(
-            "m",
-            pa.table({"example_id": [f"t{i}" for i in range(500)], "x": rng.normal(0, 1, 500),
-                      "c": rng.choice(["a", "b"], 500)}),
-            env="training",
-        )  # fmt: skip
+        training_rows(store, seed=4, n=500)
         days = Days(store)
         for d in range(3):
             days.add(d, labels=True)
