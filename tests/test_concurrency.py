@@ -116,11 +116,20 @@ class Writer:
         self.thread.join(timeout=60)
 
 
+#: Performance columns defined over every label of the model (the label-delay quantile),
+#: which the writer's new labels (in 2030, delay 0) move by definition even for 2024
+#: windows: a call made after one of its commits rightly differs there, so they are left
+#: out of the comparison (every other column, values and counts, must not move).
+MOVES_WITH_EVERY_LABEL = ("labels_due", "labels_complete")
+
+
 def _rows(table: Any) -> list[str]:
-    """A table's rows as reprs (NaN equals NaN), in order."""
+    """A table's rows as reprs (NaN equals NaN), in order, without the columns of
+    :data:`MOVES_WITH_EVERY_LABEL`."""
     if isinstance(table, pa.RecordBatchReader):
         table = table.read_all()
-    return [repr(row) for row in table.to_pylist()]
+    kept = [name for name in table.column_names if name not in MOVES_WITH_EVERY_LABEL]
+    return [repr(row) for row in table.select(kept).to_pylist()]
 
 
 #: family name -> call on a store or session; each reads only rows timed before 2025
