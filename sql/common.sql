@@ -119,6 +119,19 @@ CREATE OR REPLACE MACRO evalstore.chunk_index(ordinal, n, chunk_rows, chunks) AS
 COMMENT ON MACRO evalstore.chunk_index IS
     'Row window of the row ranked ordinal of n: chunk_rows per chunk, or chunks near-equal (chunk_rows NULL) or NannyML (chunk_rows = 0) chunks.';
 
+-- evalstore.split_variant(variant, chunk_rows) -> VARCHAR
+-- Helper: a result's `variant` with the chunk split named when it is NannyML's
+-- (chunk_rows = 0, evalstore.chunk_index's code for it): variant || '; chunks split as
+-- NannyML (floor(rows / n) rows each, remainder last)' (the text alone for an empty or
+-- NULL variant); any other window leaves variant as it is.
+CREATE OR REPLACE MACRO evalstore.split_variant(variant, chunk_rows) AS
+    CASE WHEN chunk_rows = 0
+         THEN coalesce(nullif(variant, '') || '; ', '')
+              || 'chunks split as NannyML (floor(rows / n) rows each, remainder last)'
+         ELSE variant END;
+COMMENT ON MACRO evalstore.split_variant IS
+    'variant with NannyML''s chunk split named when chunk_rows = 0, else variant.';
+
 -- evalstore.hours_between(t0, t1) -> DOUBLE
 -- Helper: (t1 - t0) in hours, fractional, negative when t1 precedes t0.
 CREATE OR REPLACE MACRO evalstore.hours_between(t0, t1) AS
