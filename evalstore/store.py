@@ -34,6 +34,7 @@ from evalstore.errors import (
 from evalstore.facade.analysis import AnalysisMethods
 from evalstore.facade.flywheel import FlywheelMethods
 from evalstore.facade.ingest import Data, IngestMethods
+from evalstore.facade.lake import LakeMethods
 from evalstore.facade.monitoring import MonitoringMethods
 from evalstore.facade.reporting import ReportingMethods
 
@@ -65,7 +66,14 @@ def open(
 
 
 @translate_duckdb_errors
-class Store(AnalysisMethods, FlywheelMethods, IngestMethods, MonitoringMethods, ReportingMethods):
+class Store(
+    AnalysisMethods,
+    FlywheelMethods,
+    IngestMethods,
+    LakeMethods,
+    MonitoringMethods,
+    ReportingMethods,
+):
     """An evaluation store. Use :func:`evalstore.open` to get one.
 
     All methods are safe to call from several threads: they share one DuckDB

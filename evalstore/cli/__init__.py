@@ -19,6 +19,7 @@ the store, ``--format``/``--limit``, printing tables, parsing option values) in
   alerts, channel
 - :mod:`~evalstore.cli.prometheus_rules`: monitor prometheus-rules
 - :mod:`~evalstore.cli.history_commands`: history (the stored metric series)
+- :mod:`~evalstore.cli.lake_commands`: lake export (Parquet for Spark)
 - :mod:`~evalstore.cli.report_commands`: report (offline HTML), ui (the dashboard on a file)
 
 Importing this package loads neither DuckDB nor Arrow: ``evalstore --help`` starts fast,
@@ -37,6 +38,7 @@ from evalstore.cli.alert_commands import alerts, channel, monitor
 from evalstore.cli.errors import OneLineErrors
 from evalstore.cli.flywheel_commands import requests, select_rows, snapshot, suggest
 from evalstore.cli.history_commands import history
+from evalstore.cli.lake_commands import lake
 from evalstore.cli.metric_commands import compare, health, performance, skew, slices
 from evalstore.cli.monitor_commands import drift, quality, schema, validate
 from evalstore.cli.prometheus_rules import prometheus_rules
@@ -89,6 +91,8 @@ for _command in (
     monitor, alerts, channel,
     # history_commands
     history,
+    # lake_commands
+    lake,
     # report_commands
     report, ui,
 ):  # fmt: skip
