@@ -36,6 +36,7 @@ SQL_FILES = (
     "performance_binary.sql",
     "performance_multiclass.sql",
     "performance_regression.sql",
+    "estimation.sql",
     "slices.sql",
     "skew.sql",
     "compare.sql",

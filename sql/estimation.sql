@@ -1,0 +1,358 @@
+-- evalstore macros: performance estimated before labels arrive (CBPE and DLE), per window x
+-- version x slice, beside the realized value where labels exist.
+--
+-- Inputs as performance.sql (a `source` relation with the columns of <model>.evaluations,
+-- optionally a `slice`; windows over prediction time by width, chunk_rows or chunks;
+-- [since, until)), plus a relation the Python front-end fits on the labeled reference
+-- (store.estimate_performance; evalstore.metrics.estimation): the calibration pieces
+-- (CBPE) or each prediction's estimated loss (DLE). Result columns: those of the
+-- performance macros (window_index, window_start, window_end, version, slice, metric,
+-- class, value, ci_low, ci_high, n, n_excluded, predictions, labeled, label_coverage,
+-- labels_due, labels_complete, reason, variant) where value is the ESTIMATE over every
+-- scored prediction of the cell (labeled or not) and [ci_low, ci_high] its sampling band
+-- (value -+ z se: where the realized value over all n rows falls when the reference's
+-- score-label relationship holds), plus
+--   se                the band's standard error,
+--   realized, realized_ci_low, realized_ci_high   the performance macro's value and
+--                     interval over the labeled rows (NULL without labels), joined on
+--                     (window, version, slice, metric): one implementation of each
+--                     realized metric,
+--   n_labeled         estimated rows that carry a label,
+--   diverged          true when the realized value lies outside value -+ z se
+--                     sqrt(n / n_labeled) (the band widened to the labeled rows' count,
+--                     taking them as a random subset): the assumption (calibration and
+--                     error model learned on the reference still hold, i.e. no concept
+--                     drift) fails here; NULL without a realized value (and for
+--                     confusion counts before every row is labeled).
+-- The ASOF join (calibration) is DuckDB-only.
+
+-- evalstore.hanley_mcneil_se(auc, n_pos, n_neg) -> DOUBLE
+-- Standard error of a ROC AUC A from Hanley & McNeil (1982): with Q1 = A / (2 - A),
+-- Q2 = 2 A^2 / (1 + A), Var = (A (1 - A) + (n_pos - 1)(Q1 - A^2) + (n_neg - 1)(Q2 - A^2))
+-- / (n_pos n_neg) (counts may be fractional: expected counts). NULL when n_pos or n_neg
+-- is 0; floored at 0.
+CREATE OR REPLACE MACRO evalstore.hanley_mcneil_se(auc, n_pos, n_neg) AS
+    CASE WHEN n_pos > 0 AND n_neg > 0 THEN sqrt(greatest(
+        (auc * (1 - auc) + (n_pos - 1) * (auc / (2 - auc) - auc * auc)
+         + (n_neg - 1) * (2 * auc * auc / (1 + auc) - auc * auc)) / (n_pos * n_neg), 0.0)) END;
+COMMENT ON MACRO evalstore.hanley_mcneil_se IS
+    'Hanley-McNeil (1982) standard error of a ROC AUC. Args: auc, n_pos, n_neg.';
+
+-- evalstore.estimation_binary(source, calibration, model, threshold, width, chunk_rows,
+--     chunks, since, until, z, as_of, delay_quantile, metrics)
+-- CBPE (confidence-based performance estimation, NannyML's CBPE) for a binary model.
+-- p = the calibrated probability of the positive class: the row's score mapped through
+-- its version's piece of `calibration` (columns version, x_lo, x_hi, p_lo, p_hi; a score s
+-- in [x_lo, x_hi) gets p_lo + (p_hi - p_lo) (s - x_lo) / (x_hi - x_lo), constant on the
+-- unbounded end pieces), fitted per version by isotonic regression on the labeled
+-- reference. yhat is the decision of performance_binary (the logged prediction, else
+-- score >= the registered threshold; with `threshold` given, score >= threshold). Over
+-- the n scored predictions of a cell (labels not needed; rows without a score are left
+-- out, n_excluded):
+--   tp = sum p yhat, fp = sum (1 - p) yhat, fn = sum p (1 - yhat), tn = sum (1 - p)(1 - yhat)
+--                      the expected confusion matrix (metrics tp, fp, fn, tn)
+--   accuracy           (tp + tn) / n
+--   precision          tp / (tp + fp); recall tp / (tp + fn); specificity tn / (tn + fp)
+--   f1                 2 tp / (2 tp + fp + fn)
+--   roc_auc            NannyML's estimate: rows sorted by descending raw score, the ROC
+--                      curve of the cumulative expected positives (sum p) and negatives
+--                      (sum 1 - p), area by trapezoids; tied scores form one step, so
+--                      = sum over distinct scores g of q_g (p_above + p_g / 2) / (P N),
+--                      p_g, q_g the group's sums of p and 1 - p, P = sum p, N = sum 1 - p
+-- Bands: conditional on the scores, labels are independent Bernoulli(p), so the
+-- confusion counts are Poisson-binomial: Var tp = Var fp = v1 = sum p (1 - p) yhat and
+-- Var fn = Var tn = v0 = sum p (1 - p) (1 - yhat) (exact for counts and accuracy, se =
+-- sqrt(v1 + v0) / n, and precision, sqrt(v1) / (tp + fp)); delta method for recall
+-- sqrt(fn^2 v1 + tp^2 v0) / (tp + fn)^2, specificity sqrt(fp^2 v0 + tn^2 v1) / (tn +
+-- fp)^2 and f1 2 sqrt((tp + fp + fn)^2 v1 + tp^2 v0) / (2 tp + fp + fn)^2; Hanley &
+-- McNeil (1982) for roc_auc with n_pos = P, n_neg = N. Bands of rates are clipped to
+-- [0, 1], of counts floored at 0. NULL with a reason: no scored rows, a version
+-- without calibration, precision without predicted positives, recall, f1 or roc_auc
+-- without expected positives (P = 0), specificity or roc_auc without expected negatives.
+CREATE OR REPLACE MACRO evalstore.estimation_binary(
+    source, calibration, model, threshold, width, chunk_rows, chunks, since, until, z,
+    as_of, delay_quantile, metrics
+) AS TABLE
+    WITH registry AS (
+        SELECT r.version, r.positive_class,
+               coalesce(CAST(threshold AS DOUBLE), r.threshold) AS cutoff,
+               CASE WHEN threshold IS NULL THEN 'registered' ELSE 'given' END AS cutoff_source
+        FROM evalstore.relation('evalstore.models') AS r
+        WHERE r.model = model
+    ),
+    pieces AS (
+        SELECT k.version, k.x_lo, k.x_hi, k.p_lo, k.p_hi FROM evalstore.relation(calibration) AS k
+    ),
+    fitted AS (SELECT DISTINCT k.version FROM pieces AS k),
+    base AS (
+        SELECT w.window_index, w.version, w.slice, w.ts, w.score AS s,
+            CASE WHEN w.label IS NOT NULL THEN 1 ELSE 0 END AS has_label,
+            CASE WHEN w.score IS NOT NULL AND (threshold IS NOT NULL OR w.prediction IS NULL)
+                     THEN CASE WHEN w.score >= g.cutoff THEN 1 ELSE 0 END
+                 WHEN w.prediction IS NOT NULL THEN
+                     CASE WHEN w.prediction = g.positive_class THEN 1 ELSE 0 END
+            END AS yhat
+        FROM evalstore.performance_rows(source, width, chunk_rows, chunks, since, until) AS w
+        LEFT JOIN registry AS g ON g.version = w.version
+    ),
+    calibrated AS (
+        SELECT b.*,
+            CASE WHEN b.s IS NULL OR isnan(b.s) THEN NULL
+                 WHEN isinf(k.x_lo) OR isinf(k.x_hi) OR k.x_hi = k.x_lo THEN k.p_lo
+                 ELSE k.p_lo + (k.p_hi - k.p_lo) * (b.s - k.x_lo) / (k.x_hi - k.x_lo)
+            END AS p
+        FROM base AS b
+        ASOF LEFT JOIN pieces AS k ON k.version = b.version AND b.s >= k.x_lo
+    ),
+    cells AS (
+        SELECT c.window_index, c.version, c.slice, min(c.ts) AS first_ts, max(c.ts) AS last_ts,
+            count(*) AS predictions, sum(c.has_label) AS labeled,
+            count(c.p) AS n,
+            count(CASE WHEN c.p IS NOT NULL AND c.has_label = 1 THEN 1 END) AS n_labeled,
+            sum(c.p * c.yhat) AS tp, sum((1 - c.p) * c.yhat) AS fp,
+            sum(c.p * (1 - c.yhat)) AS fn, sum((1 - c.p) * (1 - c.yhat)) AS tn,
+            sum(c.p * (1 - c.p) * c.yhat) AS v1, sum(c.p * (1 - c.p) * (1 - c.yhat)) AS v0,
+            sum(c.p) AS pos, sum(1 - c.p) AS neg
+        FROM calibrated AS c
+        GROUP BY c.window_index, c.version, c.slice
+    ),
+    windows AS (
+        SELECT c.window_index,
+            evalstore.cell_window_start(c.window_index, width, min(c.first_ts)) AS window_start,
+            evalstore.cell_window_end(c.window_index, width, max(c.last_ts)) AS window_end
+        FROM cells AS c
+        GROUP BY c.window_index
+    ),
+    -- tied scores form one group: the ROC curve's step over a tie is one trapezoid
+    score_groups AS (
+        SELECT c.window_index, c.version, c.slice, c.s, sum(c.p) AS gp, sum(1 - c.p) AS gq
+        FROM calibrated AS c
+        WHERE c.p IS NOT NULL
+          AND (metrics IS NULL OR list_contains(metrics, 'roc_auc'))
+        GROUP BY c.window_index, c.version, c.slice, c.s
+    ),
+    curve AS (
+        SELECT g.window_index, g.version, g.slice, g.gp, g.gq,
+            coalesce(sum(g.gp) OVER (
+                PARTITION BY g.window_index, g.version, g.slice ORDER BY g.s DESC
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS above
+        FROM score_groups AS g
+    ),
+    areas AS (
+        SELECT a.window_index, a.version, a.slice, sum(a.gq * (a.above + a.gp / 2)) AS area
+        FROM curve AS a
+        GROUP BY a.window_index, a.version, a.slice
+    ),
+    metric_list AS (
+        SELECT m.metric, m.kind, m.position FROM (VALUES
+            ('accuracy', 'rate', 1), ('precision', 'rate', 2), ('recall', 'rate', 3),
+            ('f1', 'rate', 4), ('specificity', 'rate', 5), ('roc_auc', 'rate', 6),
+            ('tp', 'count', 7), ('fp', 'count', 8), ('fn', 'count', 9), ('tn', 'count', 10)
+        ) AS m(metric, kind, position)
+        WHERE metrics IS NULL OR list_contains(metrics, m.metric)
+    ),
+    valued AS (
+        SELECT c.*, w.window_start, w.window_end, m.metric, m.kind,
+            a.area / (c.pos * c.neg) AS auc,
+            g.positive_class, g.cutoff, g.cutoff_source,
+            CASE
+                WHEN f.version IS NULL THEN 'no calibration for this version (no labeled '
+                    || 'reference rows with a score): not estimated'
+                WHEN c.n = 0 THEN 'no scored predictions in this cell: nothing to estimate'
+                WHEN m.metric = 'precision' AND c.tp + c.fp = 0
+                    THEN 'no predicted positives: precision undefined'
+                WHEN m.metric IN ('recall', 'f1') AND c.pos = 0
+                    THEN 'no expected positives (calibrated p = 0 on every row): '
+                        || m.metric || ' undefined'
+                WHEN m.metric = 'specificity' AND c.neg = 0
+                    THEN 'no expected negatives (calibrated p = 1 on every row): specificity undefined'
+                WHEN m.metric = 'roc_auc' AND (c.pos = 0 OR c.neg = 0)
+                    THEN 'expected single-class cell: ROC AUC undefined'
+            END AS reason
+        FROM cells AS c
+        JOIN windows AS w ON w.window_index = c.window_index
+        CROSS JOIN metric_list AS m
+        LEFT JOIN areas AS a ON a.window_index = c.window_index AND a.version = c.version
+             AND a.slice IS NOT DISTINCT FROM c.slice
+        LEFT JOIN registry AS g ON g.version = c.version
+        LEFT JOIN fitted AS f ON f.version = c.version
+    ),
+    estimated AS (
+        SELECT v.*,
+            CASE WHEN v.reason IS NOT NULL THEN NULL ELSE CASE v.metric
+                WHEN 'accuracy' THEN (v.tp + v.tn) / v.n
+                WHEN 'precision' THEN v.tp / (v.tp + v.fp)
+                WHEN 'recall' THEN v.tp / (v.tp + v.fn)
+                WHEN 'specificity' THEN v.tn / (v.tn + v.fp)
+                WHEN 'f1' THEN 2 * v.tp / (2 * v.tp + v.fp + v.fn)
+                WHEN 'roc_auc' THEN v.auc
+                WHEN 'tp' THEN v.tp WHEN 'fp' THEN v.fp WHEN 'fn' THEN v.fn WHEN 'tn' THEN v.tn
+            END END AS value,
+            CASE WHEN v.reason IS NOT NULL THEN NULL ELSE CASE v.metric
+                WHEN 'accuracy' THEN sqrt(v.v1 + v.v0) / v.n
+                WHEN 'precision' THEN sqrt(v.v1) / (v.tp + v.fp)
+                WHEN 'recall' THEN sqrt(v.fn * v.fn * v.v1 + v.tp * v.tp * v.v0)
+                    / ((v.tp + v.fn) * (v.tp + v.fn))
+                WHEN 'specificity' THEN sqrt(v.fp * v.fp * v.v0 + v.tn * v.tn * v.v1)
+                    / ((v.tn + v.fp) * (v.tn + v.fp))
+                WHEN 'f1' THEN 2 * sqrt((v.tp + v.fp + v.fn) * (v.tp + v.fp + v.fn) * v.v1
+                                        + v.tp * v.tp * v.v0)
+                    / ((2 * v.tp + v.fp + v.fn) * (2 * v.tp + v.fp + v.fn))
+                WHEN 'roc_auc' THEN evalstore.hanley_mcneil_se(v.auc, v.pos, v.neg)
+                WHEN 'tp' THEN sqrt(v.v1) WHEN 'fp' THEN sqrt(v.v1)
+                WHEN 'fn' THEN sqrt(v.v0) WHEN 'tn' THEN sqrt(v.v0)
+            END END AS se,
+            CASE v.cutoff_source
+                WHEN 'given' THEN 'decision=score>=' || v.cutoff
+                ELSE 'decision=logged (rows without one: score >= ' || v.cutoff || ')'
+            END AS rule
+        FROM valued AS v
+    ),
+    realized AS (
+        SELECT r.window_index, r.version, r.slice, r.metric, r.value, r.ci_low, r.ci_high,
+               r.labels_due, r.labels_complete
+        FROM evalstore.performance_binary(source, model, threshold, width, chunk_rows, chunks,
+            since, until, 10, z, as_of, delay_quantile, metrics) AS r
+    ),
+    horizon AS (SELECT * FROM evalstore.label_horizon(model, delay_quantile, as_of))
+    SELECT e.window_index, e.window_start, e.window_end, e.version, e.slice, e.metric,
+        CAST(NULL AS VARCHAR) AS "class", e.value,
+        CASE WHEN e.kind = 'rate' THEN evalstore.at_least(e.value - z * e.se, 0.0)
+             ELSE greatest(e.value - z * e.se, 0.0) END AS ci_low,
+        CASE WHEN e.kind = 'rate' THEN evalstore.at_most(e.value + z * e.se, 1.0)
+             ELSE e.value + z * e.se END AS ci_high,
+        e.se, e.n, e.predictions - e.n AS n_excluded, e.predictions, e.labeled,
+        e.labeled / e.predictions AS label_coverage, e.n_labeled,
+        coalesce(r.labels_due, evalstore.add_hours(e.window_end, h.delay_hours)) AS labels_due,
+        coalesce(r.labels_complete,
+                 evalstore.add_hours(e.window_end, h.delay_hours) <= h.as_of, false)
+            AS labels_complete,
+        e.reason,
+        'CBPE (isotonic calibration on the reference); ' || CASE e.metric
+            WHEN 'roc_auc' THEN 'ROC curve of expected counts by raw score (NannyML)'
+                || '; band Hanley-McNeil'
+            ELSE e.rule || CASE WHEN e.kind = 'count' THEN '; expected count; band '
+                    || 'Poisson-binomial'
+                ELSE '; expected confusion matrix; band delta method (Poisson-binomial '
+                    || 'counts)' END
+        END AS variant,
+        r.value AS realized, r.ci_low AS realized_ci_low, r.ci_high AS realized_ci_high,
+        CASE WHEN r.value IS NULL OR e.value IS NULL OR e.n_labeled = 0 THEN NULL
+             WHEN e.kind = 'count' AND e.n_labeled < e.n THEN NULL
+             ELSE abs(r.value - e.value) > z * e.se * sqrt(e.n / e.n_labeled)
+        END AS diverged,
+        e.position
+    FROM estimated AS e
+    CROSS JOIN horizon AS h
+    LEFT JOIN realized AS r ON r.window_index = e.window_index AND r.version = e.version
+         AND r.slice IS NOT DISTINCT FROM e.slice AND r.metric = e.metric;
+COMMENT ON MACRO TABLE evalstore.estimation_binary IS
+    'CBPE estimate of binary metrics per window x version x slice, beside the realized value.';
+
+-- evalstore.estimation_regression(source, estimates, model, width, chunk_rows, chunks,
+--     since, until, z, as_of, delay_quantile, metrics)
+-- DLE (direct loss estimation, NannyML's DLE) for a regression model. `estimates` holds
+-- one row per prediction (example_id, version, abs_error, sq_error, sd_abs, sd_sq): the
+-- absolute and squared errors predicted by the loss models the Python front-end trained
+-- on the labeled reference (features and prediction -> |y - yhat|, (y - yhat)^2), and
+-- the reference's sample sd of each loss (constant per version). Over the n predictions
+-- of a cell that have an estimate (n_excluded: those without, e.g. no prediction):
+--   mae    mean abs_error            band mae -+ z sd_abs / sqrt(n)
+--   mse    mean sq_error             band mse -+ z sd_sq / sqrt(n)
+--   rmse   sqrt(mse)                 band the square roots of mse's band (se: the delta
+--                                    method's sd_sq / (2 rmse sqrt(n)), for `diverged`)
+-- (NannyML's DLE band: the reference loss's sd / sqrt(chunk size), as here.) Bands are
+-- floored at 0. NULL with a reason: no estimated rows in the cell.
+CREATE OR REPLACE MACRO evalstore.estimation_regression(
+    source, estimates, model, width, chunk_rows, chunks, since, until, z, as_of,
+    delay_quantile, metrics
+) AS TABLE
+    WITH base AS (
+        SELECT w.window_index, w.version, w.slice, w.ts,
+            CASE WHEN w.label IS NOT NULL THEN 1 ELSE 0 END AS has_label,
+            e.abs_error, e.sq_error, e.sd_abs, e.sd_sq
+        FROM evalstore.performance_rows(source, width, chunk_rows, chunks, since, until) AS w
+        LEFT JOIN evalstore.relation(estimates) AS e
+          ON e.example_id = w.example_id AND e.version = w.version
+    ),
+    cells AS (
+        SELECT b.window_index, b.version, b.slice, min(b.ts) AS first_ts, max(b.ts) AS last_ts,
+            count(*) AS predictions, sum(b.has_label) AS labeled,
+            count(b.abs_error) AS n,
+            count(CASE WHEN b.abs_error IS NOT NULL AND b.has_label = 1 THEN 1 END) AS n_labeled,
+            avg(b.abs_error) AS mae, avg(b.sq_error) AS mse,
+            max(b.sd_abs) AS sd_abs, max(b.sd_sq) AS sd_sq
+        FROM base AS b
+        GROUP BY b.window_index, b.version, b.slice
+    ),
+    windows AS (
+        SELECT c.window_index,
+            evalstore.cell_window_start(c.window_index, width, min(c.first_ts)) AS window_start,
+            evalstore.cell_window_end(c.window_index, width, max(c.last_ts)) AS window_end
+        FROM cells AS c
+        GROUP BY c.window_index
+    ),
+    metric_list AS (
+        SELECT m.metric, m.position FROM (VALUES ('mae', 1), ('mse', 2), ('rmse', 3))
+            AS m(metric, position)
+        WHERE metrics IS NULL OR list_contains(metrics, m.metric)
+    ),
+    estimated AS (
+        SELECT c.*, w.window_start, w.window_end, m.metric, m.position,
+            CASE WHEN c.n = 0 THEN 'no predictions with an estimated loss in this cell '
+                || '(no loss model for this version, or no prediction): nothing to estimate'
+            END AS reason,
+            CASE WHEN c.n > 0 THEN CASE m.metric
+                WHEN 'mae' THEN c.mae WHEN 'mse' THEN c.mse WHEN 'rmse' THEN sqrt(c.mse)
+            END END AS value,
+            CASE WHEN c.n > 0 THEN CASE m.metric
+                WHEN 'mae' THEN c.sd_abs / sqrt(c.n)
+                WHEN 'mse' THEN c.sd_sq / sqrt(c.n)
+                WHEN 'rmse' THEN c.sd_sq / (2 * nullif(sqrt(c.mse), 0) * sqrt(c.n))
+            END END AS se,
+            CASE WHEN c.n > 0 THEN CASE m.metric
+                WHEN 'rmse' THEN sqrt(greatest(c.mse - z * c.sd_sq / sqrt(c.n), 0.0))
+                ELSE greatest(CASE m.metric WHEN 'mae' THEN c.mae ELSE c.mse END
+                    - z * CASE m.metric WHEN 'mae' THEN c.sd_abs ELSE c.sd_sq END
+                    / sqrt(c.n), 0.0)
+            END END AS band_low,
+            CASE WHEN c.n > 0 THEN CASE m.metric
+                WHEN 'rmse' THEN sqrt(c.mse + z * c.sd_sq / sqrt(c.n))
+                WHEN 'mae' THEN c.mae + z * c.sd_abs / sqrt(c.n)
+                ELSE c.mse + z * c.sd_sq / sqrt(c.n)
+            END END AS band_high
+        FROM cells AS c
+        JOIN windows AS w ON w.window_index = c.window_index
+        CROSS JOIN metric_list AS m
+    ),
+    realized AS (
+        SELECT r.window_index, r.version, r.slice, r.metric, r.value, r.ci_low, r.ci_high,
+               r.labels_due, r.labels_complete
+        FROM evalstore.performance_regression(source, model, width, chunk_rows, chunks,
+            since, until, z, as_of, delay_quantile, metrics) AS r
+    ),
+    horizon AS (SELECT * FROM evalstore.label_horizon(model, delay_quantile, as_of))
+    SELECT e.window_index, e.window_start, e.window_end, e.version, e.slice, e.metric,
+        CAST(NULL AS VARCHAR) AS "class", e.value, e.band_low AS ci_low,
+        e.band_high AS ci_high, e.se, e.n, e.predictions - e.n AS n_excluded, e.predictions,
+        e.labeled, e.labeled / e.predictions AS label_coverage, e.n_labeled,
+        coalesce(r.labels_due, evalstore.add_hours(e.window_end, h.delay_hours)) AS labels_due,
+        coalesce(r.labels_complete,
+                 evalstore.add_hours(e.window_end, h.delay_hours) <= h.as_of, false)
+            AS labels_complete,
+        e.reason,
+        'DLE (loss model on the reference: features and prediction -> '
+            || CASE e.metric WHEN 'mae' THEN '|y - prediction|' ELSE '(y - prediction)^2' END
+            || '); band reference loss sd / sqrt(n)' AS variant,
+        r.value AS realized, r.ci_low AS realized_ci_low, r.ci_high AS realized_ci_high,
+        CASE WHEN r.value IS NULL OR e.value IS NULL OR e.n_labeled = 0 OR e.se IS NULL
+             THEN NULL
+             ELSE abs(r.value - e.value) > z * e.se * sqrt(e.n / e.n_labeled)
+        END AS diverged,
+        e.position
+    FROM estimated AS e
+    CROSS JOIN horizon AS h
+    LEFT JOIN realized AS r ON r.window_index = e.window_index AND r.version = e.version
+         AND r.slice IS NOT DISTINCT FROM e.slice AND r.metric = e.metric;
+COMMENT ON MACRO TABLE evalstore.estimation_regression IS
+    'DLE estimate of regression metrics per window x version x slice, beside the realized value.';
