@@ -167,13 +167,18 @@ DRIFT_METHODS: dict[str, DriftMethod] = _registry(
 )  # fmt: skip
 
 #: Multivariate drift methods (``store.multivariate_drift``; Python only, thresholds learned
-#: from reference chunks).
+#: from reference chunks). Categorical features named in ``features=`` enter every method
+#: count- or one-hot encoded (``categorical_encoding``).
 MULTIVARIATE_DRIFT_METHODS: dict[str, DriftMethod] = _registry(
-    DriftMethod("mmd", _NUM, "maximum mean discrepancy (Gaussian kernel) with a "
+    DriftMethod("mmd", _BOTH, "maximum mean discrepancy (Gaussian kernel) with a "
                 "permutation p-value", None, has_p_value=True, default=True,
                 docs_anchor="drift.md#multivariate-drift"),
-    DriftMethod("pca", _NUM, "PCA reconstruction error of the window under the reference's "
+    DriftMethod("pca", _BOTH, "PCA reconstruction error of the window under the reference's "
                 "components", None, default=True, docs_anchor="drift.md#multivariate-drift"),
+    DriftMethod("domain_classifier", _BOTH, "ROC AUC of held-out stratified folds of a "
+                "classifier telling window rows from reference rows (L2 logistic regression "
+                "on degree-2 terms; NannyML's domain classifier uses LightGBM)", None,
+                default=True, docs_anchor="drift.md#domain-classifier"),
 )  # fmt: skip
 
 _NUMERIC_QUALITY = "evalstore.quality_numeric"

@@ -24,6 +24,24 @@ pivoted to one row per example and numeric feature column, and handed to numpy:
     exactly and the method can say nothing: ``value`` and ``drifted`` are NULL and the
     ``reason`` says so (use more features, a lower ``variance`` or ``mmd``).
 
+``domain_classifier``
+    ROC AUC of a classifier telling window rows from reference rows, over held-out
+    stratified folds (NannyML's domain-classifier drift; the classifier is an
+    L2-regularised logistic regression on degree-2 terms, see
+    :mod:`evalstore.metrics.drift.domain_classifier`). At most ``classifier_rows`` rows
+    per side are used (a seeded random subsample, kept in time order). The alert range is
+    learned from ``learn_chunks`` contiguous chunks of the (subsampled) reference in time
+    order, each scored against the rest of the reference: mean ± ``learn_k`` sd, clipped
+    to [0, 1]; ``classifier_range=(low, high)`` fixes it instead (NannyML's default is
+    ``(0.45, 0.65)``). A window or reference with fewer rows than ``classifier_folds``
+    gives NULL and a reason.
+
+Features: ``features=None`` takes every numeric feature. Categorical features named in
+``features`` enter every method through ``categorical_encoding`` (``count``: the
+category's share of the reference, as NannyML's data-reconstruction drift; ``onehot``:
+one 0/1 column per reference category; see :mod:`evalstore.metrics.drift.encoding`),
+and the variant says which.
+
 Result rows have the shape of :func:`evalstore.metrics.drift.univariate.drift` with
 ``feature`` set to ``'*'`` (all features jointly) and ``kind`` ``'multivariate'``.
 """
@@ -45,7 +63,7 @@ from evalstore.core.bounds import (
 )
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.time_limits import VALUE_TABLES, check_window_count
-from evalstore.core.values import feature_kinds
+from evalstore.core.values import feature_kinds, value_rows
 from evalstore.core.windows import (
     Reference,
     Selection,
@@ -56,6 +74,13 @@ from evalstore.core.windows import (
     restricted_view,
 )
 from evalstore.errors import InvalidParameterError
+from evalstore.metrics.drift.domain_classifier import (
+    MAX_CLASSIFIER_ROWS,
+    MAX_FOLDS,
+    DomainScorer,
+    check_terms,
+)
+from evalstore.metrics.drift.encoding import CategoricalEncoding, check_encoding
 from evalstore.metrics.drift.kernels import (
     PCAReconstruction,
     chunk_thresholds,
@@ -96,8 +121,14 @@ def multivariate_drift(
     learn_chunks: int = 10,
     learn_k: float = 3.0,
     seed: int = 0,
+    categorical_encoding: str = "count",
+    classifier_rows: int = 2000,
+    classifier_folds: int = 5,
+    classifier_c: float = 1.0,
+    classifier_terms: str = "quadratic",
+    classifier_range: tuple[float, float] | None = None,
 ) -> pa.Table:
-    """Joint drift of the numeric features per window (see the module docstring)."""
+    """Joint drift of the chosen features per window (see the module docstring)."""
     registration = ctx.registration(model, version)
     methods = [methods] if isinstance(methods, str) else list(methods)
     unknown = [m for m in methods if m not in MULTIVARIATE_METHODS]
@@ -108,28 +139,50 @@ def multivariate_drift(
     if not 0 < variance <= 1:
         raise InvalidParameterError(f"variance={variance!r} must be in (0, 1]")
     _check_sizes(max_rows, n_permutations, learn_chunks)
+    classifier = _classifier_options(
+        categorical_encoding, classifier_rows, classifier_folds, classifier_c,
+        classifier_terms, classifier_range,
+    )  # fmt: skip
     con = ctx.connection
     with ctx.lock, transaction(con):  # one snapshot for every statement
         kinds = feature_kinds(con, model)
         numeric = [f for f, k in kinds.items() if k == "numeric"]
         chosen = numeric if features is None else list(features)
-        bad = [f for f in chosen if f not in numeric]
+        bad = [f for f in chosen if f not in kinds]
         if bad or len(chosen) < 1:
             raise InvalidParameterError(
-                f"features {bad or chosen} are not numeric features of {model!r}; "
-                f"numeric features: {', '.join(numeric)}"
+                f"features {bad or chosen} are not features of {model!r}; numeric features: "
+                f"{', '.join(numeric)}; categorical features (encoded by "
+                f"categorical_encoding=): {', '.join(f for f in kinds if f not in numeric)}"
             )
+        # numeric columns first, then categorical ones (the classifier's order)
+        chosen = [f for f in chosen if f in numeric] + [f for f in chosen if f not in numeric]
+        categorical = [f for f in chosen if f not in numeric]
         selection = resolve(con, reference, window, registration if version else None, since, until)
         check_reference(con, model, reference, selection)
         if selection.previous:
             raise InvalidParameterError("multivariate drift needs a fixed reference")
         check_window_count(con, model, VALUE_TABLES, selection, max_windows=ctx.limits.max_windows)
         with Cleanup() as later:
-            view = restricted_view(con, model, "numeric_values", where, version, list(kinds))
-            later.add(drop_view, con, view)
-            rows = _wide_rows(ctx, view, selection, chosen)
-    return _score(rows, chosen, methods, alpha, max_rows, n_permutations, variance,
-                  learn_chunks, learn_k, seed)  # fmt: skip
+            if categorical:
+                views = []
+                for kind in ("DOUBLE", "VARCHAR"):
+                    # the chosen features' rows alone: both views hold the same examples
+                    select = value_rows(con, model, kind, chosen)
+                    views.append(
+                        restricted_view(con, model, "", where, version, list(kinds), select)
+                    )
+                    later.add(drop_view, con, views[-1])
+            else:
+                views = [restricted_view(con, model, "numeric_values", where, version, list(kinds))]
+                later.add(drop_view, con, views[0])
+            rows = _wide_rows(ctx, views, selection, chosen[: len(chosen) - len(categorical)],
+                              categorical)  # fmt: skip
+    options = dict(
+        alpha=alpha, max_rows=max_rows, n_permutations=n_permutations, variance=variance,
+        learn_chunks=learn_chunks, learn_k=learn_k, seed=seed, **classifier,
+    )  # fmt: skip
+    return _score(rows, len(chosen) - len(categorical), categorical, methods, options)
 
 
 def _check_sizes(max_rows: Any, n_permutations: Any, learn_chunks: Any) -> None:
@@ -145,61 +198,122 @@ def _check_sizes(max_rows: Any, n_permutations: Any, learn_chunks: Any) -> None:
         )
 
 
-def _wide_rows(ctx: Context, view: str, selection: Selection, features: list[str]) -> pa.Table:
+def _classifier_options(
+    encoding: Any, rows: Any, folds: Any, c: Any, terms: Any, limits: Any
+) -> dict[str, Any]:
+    """The checked encoding and domain-classifier options, before any work starts."""
+    check_encoding(encoding)
+    check_terms(terms)
+    rows = bounded_int(rows, "classifier_rows", least=2, most=MAX_CLASSIFIER_ROWS)
+    folds = bounded_int(folds, "classifier_folds", least=2, most=MAX_FOLDS)
+    if isinstance(c, bool) or not isinstance(c, int | float) or not (0 < c < float("inf")):
+        raise InvalidParameterError(
+            f"classifier_c={c!r} must be a finite number > 0 (the inverse L2 strength, "
+            "as scikit-learn's C; default 1.0)"
+        )
+    if limits is not None:
+        pair = tuple(limits) if isinstance(limits, list | tuple) else ()
+        if (
+            len(pair) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair)
+            or not 0 <= pair[0] <= pair[1] <= 1
+        ):
+            raise InvalidParameterError(
+                f"classifier_range={limits!r} must be a pair (low, high) with "
+                "0 <= low <= high <= 1, e.g. (0.45, 0.65) as NannyML; or None to learn it "
+                "from reference chunks"
+            )
+        limits = (float(pair[0]), float(pair[1]))
+    return dict(
+        categorical_encoding=encoding, classifier_rows=rows, classifier_folds=folds,
+        classifier_c=float(c), classifier_terms=terms, classifier_range=limits,
+    )  # fmt: skip
+
+
+def _wide_rows(
+    ctx: Context, views: list[str], selection: Selection, numeric: list[str], categorical: list[str]
+) -> pa.Table:
     """One row per (side, window, example) with a column per feature, as Arrow.
 
-    Rows come in (side, window, example_id) order; ``time_order`` numbers each side's
-    examples 0, 1, ... by (ts, example_id), the order the reference is cut into chunks in.
+    Numeric features come as ``f0, f1, ...`` (from ``views[0]``), categorical ones as
+    ``c0, c1, ...`` (from ``views[1]``, joined on side, window and example). Rows come in
+    (side, window_index, example_id) order; ``time_order`` numbers each side's examples
+    0, 1, ... by (ts, example_id), the order the reference is cut into chunks in.
     """
-    columns = ", ".join(
-        f"max(value) FILTER (WHERE feature = ?) AS f{i}" for i in range(len(features))
-    )
+    parts, params = [], []
+    for prefix, names, view in (("f", numeric, views[0]), ("c", categorical, views[-1])):
+        if not names:
+            continue
+        columns = ", ".join(
+            f"max(value) FILTER (WHERE feature = ?) AS {prefix}{i}" for i in range(len(names))
+        )
+        parts.append(
+            f"SELECT side, coalesce(window_index, -1) AS w, example_id, "
+            f"min(window_start) AS window_start, max(window_end) AS window_end, "
+            f"min(ts) AS ts, {columns} "
+            f"FROM evalstore.drift_pairs(?, {selection.placeholders}) "
+            "WHERE version = '' AND list_contains(?, feature) GROUP BY side, w, example_id"
+        )
+        params += [*names, view, *selection.args(), names]
+    keep = [f"f{i}" for i in range(len(numeric))] + [f"c{i}" for i in range(len(categorical))]
+    joined = " LEFT JOIN p1 USING (side, w, example_id)" if len(parts) > 1 else ""
+    with_clause = ", ".join(f"p{i} AS ({part})" for i, part in enumerate(parts))
     sql = (
-        f"SELECT side, window_index, min(window_start) AS window_start, "
-        f"max(window_end) AS window_end, {columns}, "
-        "row_number() OVER (PARTITION BY side ORDER BY min(ts), example_id) - 1 AS time_order "
-        f"FROM evalstore.drift_pairs(?, {selection.placeholders}) "
-        "WHERE version = '' AND list_contains(?, feature) "
-        "GROUP BY side, window_index, example_id ORDER BY side, window_index, example_id"
+        f"WITH {with_clause} "
+        "SELECT side, nullif(w, -1) AS window_index, p0.window_start, p0.window_end, "
+        f"{', '.join(keep)}, "
+        "row_number() OVER (PARTITION BY side ORDER BY p0.ts, example_id) - 1 AS time_order "
+        f"FROM p0{joined} ORDER BY side, w, example_id"
     )
-    params = [*features, view, *selection.args(), features]
     return ctx.connection.sql(sql, params=params).to_arrow_table()
 
 
 def _score(
-    rows: pa.Table,
-    features: list[str],
-    methods: list[str],
-    alpha: float,
-    max_rows: int,
-    n_permutations: int,
-    variance: float,
-    learn_chunks: int,
-    learn_k: float,
-    seed: int,
+    rows: pa.Table, n_numeric: int, names: list[str], methods: list[str], options: dict[str, Any]
 ) -> pa.Table:
+    n_categorical = len(names)
     side = np.asarray(rows.column("side").to_pylist())
-    matrix = np.empty((rows.num_rows, len(features)))
-    for i in range(len(features)):
+    is_reference = side == "reference"
+    numeric = np.empty((rows.num_rows, n_numeric))
+    for i in range(n_numeric):
         column = rows.column(f"f{i}").to_numpy(zero_copy_only=False)
-        matrix[:, i] = np.asarray(column, dtype=float)
-    reference_rows = matrix[side == "reference"]
+        numeric[:, i] = np.asarray(column, dtype=float)
+    matrix, encoding = numeric, None
+    if n_categorical:
+        labels = [rows.column(f"c{i}").to_pylist() for i in range(n_categorical)]
+        if not is_reference.any():
+            matrix = np.empty((rows.num_rows, 0))
+        else:
+            encoding = CategoricalEncoding.fit(
+                [[v for v, r in zip(c, is_reference, strict=True) if r] for c in labels],
+                options["categorical_encoding"],
+                names,
+            )
+            matrix = np.hstack([numeric, encoding.transform(labels)])
+    reference_rows = matrix[is_reference]
     time_order = rows.column("time_order").to_numpy(zero_copy_only=False)
     # learned thresholds cut the reference in time order (ts, then example_id), not in
     # the example_id text order the rows come in ("0", "1", "10", "11", "2", ...)
-    in_time = reference_rows[np.argsort(time_order[side == "reference"], kind="stable")]
+    in_time = reference_rows[np.argsort(time_order[is_reference], kind="stable")]
     windows = rows.filter(pa.compute.equal(rows.column("side"), "analysis"))
     index = windows.column("window_index").to_numpy(zero_copy_only=False)
-    analysis = matrix[side == "analysis"]
+    analysis = matrix[~is_reference]
     # as microseconds: times beyond Python's datetime must not stop the call
     starts = windows.column("window_start").cast(pa.int64()).to_pylist()
     ends = windows.column("window_end").cast(pa.int64()).to_pylist()
+    encoded = "" if encoding is None else (
+        f"; categorical features {encoding.encoding}-encoded on the reference"
+    )  # fmt: skip
+    learn_chunks, learn_k = options["learn_chunks"], options["learn_k"]
     out: list[dict[str, Any]] = []
     pca = lows = None
-    if "pca" in methods and len(reference_rows) >= max(2, learn_chunks):
-        pca = PCAReconstruction.fit(reference_rows, variance)
+    if "pca" in methods and len(reference_rows) >= max(2, learn_chunks) and matrix.shape[1]:
+        pca = PCAReconstruction.fit(reference_rows, options["variance"])
         if not pca.keeps_everything:
             lows = chunk_thresholds(in_time, pca.error, learn_chunks, learn_k)
+    domain = None
+    if "domain_classifier" in methods:
+        domain = DomainScorer.fit(in_time, n_numeric, options)
     for window_index in sorted(set(index.tolist())):
         mask = index == window_index
         first = int(np.argmax(mask))
@@ -210,10 +324,16 @@ def _score(
             "n_analysis": int(mask.sum()),
         }  # fmt: skip
         if "mmd" in methods:
-            mmd = _mmd_row(reference_rows, sample, alpha, max_rows, n_permutations, seed)
-            out.append({**base, **mmd})
+            mmd = _mmd_row(reference_rows, sample, options["alpha"], options["max_rows"],
+                           options["n_permutations"], options["seed"])  # fmt: skip
+            out.append({**base, **mmd, "variant": mmd["variant"] + encoded})
         if "pca" in methods:
-            out.append({**base, **_pca_row(pca, lows, sample, variance, learn_chunks, learn_k)})
+            row = _pca_row(pca, lows, sample, options["variance"], learn_chunks, learn_k)
+            variant = None if row["variant"] is None else row["variant"] + encoded
+            out.append({**base, **row, "variant": variant})
+        if domain is not None:
+            row = domain.row(sample)
+            out.append({**base, **row, "variant": row["variant"] + encoded})
     return pa.Table.from_pylist(out, schema=_schema(ticks=True)).cast(_schema())
 
 
