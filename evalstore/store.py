@@ -32,6 +32,7 @@ from evalstore.errors import (
     translate_duckdb_errors,
 )
 from evalstore.facade.analysis import AnalysisMethods
+from evalstore.facade.estimation import EstimationMethods
 from evalstore.facade.flywheel import FlywheelMethods
 from evalstore.facade.ingest import Data, IngestMethods
 from evalstore.facade.lake import LakeMethods
@@ -68,6 +69,7 @@ def open(
 @translate_duckdb_errors
 class Store(
     AnalysisMethods,
+    EstimationMethods,
     FlywheelMethods,
     IngestMethods,
     LakeMethods,

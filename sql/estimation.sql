@@ -106,7 +106,7 @@ CREATE OR REPLACE MACRO evalstore.estimation_binary(
     ),
     cells AS (
         SELECT c.window_index, c.version, c.slice, min(c.ts) AS first_ts, max(c.ts) AS last_ts,
-            count(*) AS predictions, sum(c.has_label) AS labeled,
+            count(*) AS predictions, count(CASE WHEN c.has_label = 1 THEN 1 END) AS labeled,
             count(c.p) AS n,
             count(CASE WHEN c.p IS NOT NULL AND c.has_label = 1 THEN 1 END) AS n_labeled,
             sum(c.p * c.yhat) AS tp, sum((1 - c.p) * c.yhat) AS fp,
@@ -152,7 +152,7 @@ CREATE OR REPLACE MACRO evalstore.estimation_binary(
         WHERE metrics IS NULL OR list_contains(metrics, m.metric)
     ),
     valued AS (
-        SELECT c.*, w.window_start, w.window_end, m.metric, m.kind,
+        SELECT c.*, w.window_start, w.window_end, m.metric, m.kind, m.position,
             a.area / (c.pos * c.neg) AS auc,
             g.positive_class, g.cutoff, g.cutoff_source,
             CASE
@@ -212,7 +212,7 @@ CREATE OR REPLACE MACRO evalstore.estimation_binary(
         SELECT r.window_index, r.version, r.slice, r.metric, r.value, r.ci_low, r.ci_high,
                r.labels_due, r.labels_complete
         FROM evalstore.performance_binary(source, model, threshold, width, chunk_rows, chunks,
-            since, until, 10, z, as_of, delay_quantile, metrics) AS r
+            since, until, 10, z, as_of, delay_quantile, metrics, NULL, NULL, NULL) AS r
     ),
     horizon AS (SELECT * FROM evalstore.label_horizon(model, delay_quantile, as_of))
     SELECT e.window_index, e.window_start, e.window_end, e.version, e.slice, e.metric,
@@ -277,7 +277,7 @@ CREATE OR REPLACE MACRO evalstore.estimation_regression(
     ),
     cells AS (
         SELECT b.window_index, b.version, b.slice, min(b.ts) AS first_ts, max(b.ts) AS last_ts,
-            count(*) AS predictions, sum(b.has_label) AS labeled,
+            count(*) AS predictions, count(CASE WHEN b.has_label = 1 THEN 1 END) AS labeled,
             count(b.abs_error) AS n,
             count(CASE WHEN b.abs_error IS NOT NULL AND b.has_label = 1 THEN 1 END) AS n_labeled,
             avg(b.abs_error) AS mae, avg(b.sq_error) AS mse,

@@ -1,0 +1,64 @@
+"""The labeled reference CBPE and DLE learn from, and its rows as numpy arrays.
+
+A reference is a set of predictions whose labels are known and during which the model's
+score-label relationship is taken as the one production will keep:
+
+* ``"training"`` / ``"validation"`` / ``{"dataset": tag}``: predictions logged for the
+  examples whose features carry that ``env`` (and the registered dataset tag when a
+  ``version`` is given) or dataset tag, joined with their latest labels;
+* ``(start, end)``: the serving predictions in that prediction-time range that are
+  labeled (NannyML's reference period: an early, labeled stretch of production).
+
+The relation has the columns of ``<model>.evaluations`` (example_id, version, ts,
+prediction, score, probabilities, label and the features of the matching ``env``), so
+the estimation macros (for the reference chunks that learn alert thresholds) read it as
+they read the analysis rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import duckdb
+
+from evalstore.core.identifiers import quote_literal
+from evalstore.core.layout import schema_prefix
+from evalstore.core.windows import temp_view
+
+_counter = itertools.count()
+
+
+def reference_view(con: duckdb.DuckDBPyConnection, model: str, ref: Mapping[str, Any]) -> str:
+    """A temp view of the labeled reference predictions described by ``ref``
+    (:func:`evalstore.core.windows.reference_args`); returns its name."""
+    s = schema_prefix(con, model)
+    if ref.get("ref_env") == "serving":
+        conditions = ["e.label IS NOT NULL"]
+        for key, op in (("ref_start", ">="), ("ref_end", "<")):
+            if ref.get(key) is not None:
+                conditions.append(f"e.ts {op} CAST({quote_literal(str(ref[key]))} AS TIMESTAMPTZ)")
+        body = f"SELECT e.* FROM {s}evaluations AS e WHERE {' AND '.join(conditions)}"
+    else:
+        feature_filter = []
+        if ref.get("ref_env") is not None:
+            feature_filter.append(f"f.env = {quote_literal(ref['ref_env'])}")
+        if ref.get("ref_dataset") is not None:
+            feature_filter.append(f"f.dataset = {quote_literal(ref['ref_dataset'])}")
+        body = f"""
+            SELECT p.example_id, p.version, p.ts, p.prediction, p.score, p.probabilities,
+                   l.label, f.* EXCLUDE (example_id, env, dataset, ts, batch_id, example_key)
+            FROM {s}predictions AS p
+            JOIN {s}labels_latest AS l ON l.example_key = p.example_key
+            JOIN {s}features AS f ON f.example_key = p.example_key
+             AND {" AND ".join(feature_filter)}
+        """
+    return temp_view(con, f"evalstore_estimation_reference_{next(_counter)}", body)
+
+
+def describe(reference: Any) -> str:
+    """How messages name a reference."""
+    if isinstance(reference, Sequence) and not isinstance(reference, str):
+        return f"the serving range {tuple(str(r) for r in reference)!r}"
+    return repr(reference)
