@@ -30,8 +30,14 @@
 --   variant          the exact definition
 --
 -- Metrics (classification: evalstore.compare_classification):
---   disagreement  share of paired examples with both predictions non-NULL whose
---                 predictions differ (labels not needed); Wilson score interval
+--   decisions     disagreement and accuracy judge each version's decision: by default
+--                 its logged prediction (variant 'decision=logged'; a pair missing one
+--                 is left out); for a binary model with `threshold` given (a what-if,
+--                 variant 'decision=score>=<threshold>'), score >= threshold is the
+--                 positive class and score < threshold the other one, the logged
+--                 prediction for a row without a score, as evalstore.performance_binary
+--   disagreement  share of paired examples with both decisions non-NULL whose
+--                 decisions differ (labels not needed); Wilson score interval
 --                 (evalstore.wilson_low / wilson_high)
 --   accuracy      on labeled pairs with both predictions non-NULL: a_only = a right and
 --                 b wrong, b_only = the reverse; difference (b_only - a_only) / n; Wald
@@ -138,16 +144,50 @@ COMMENT ON MACRO evalstore.paired_z IS
     'Paired z statistic mean(d) / (sd(d) / sqrt(n)); NULL when n < 2 or sd = 0.';
 
 -- evalstore.compare_classification(source, version_a, version_b, positive_class, width,
---                                  chunk_rows, chunks, since, until, z, exact_below)
+--                                  chunk_rows, chunks, since, until, z, exact_below,
+--                                  threshold)
 -- Binary and multiclass comparison: metrics disagreement, accuracy, log_loss and (binary,
--- when positive_class is not NULL) brier, as defined in the file header. Columns: see
--- the header; `variant` names each definition. Cells without paired examples do not
+-- when positive_class is not NULL) brier, as defined in the file header; `threshold`
+-- (binary, NULL: the logged predictions) the what-if decision rule. Columns: see the
+-- header; `variant` names each definition, and the chunk split when it is NannyML's
+-- (chunk_rows = 0, evalstore.split_variant). Cells without paired examples do not
 -- appear; a metric without usable pairs has value NULL and a reason.
 CREATE OR REPLACE MACRO evalstore.compare_classification(
     source, version_a, version_b, positive_class, width, chunk_rows, chunks, since, until, z,
-    exact_below
+    exact_below, threshold
 ) AS TABLE
-    WITH pairs AS (
+    WITH decided AS (
+        -- d_a, d_b, d_y: the decisions and the label as the accuracy and disagreement
+        -- compare them: as logged, or under a binary what-if threshold '1' (positive
+        -- class) / '0' (any other)
+        SELECT p.*,
+            CASE WHEN threshold IS NULL OR positive_class IS NULL THEN p.prediction_a
+                 WHEN p.score_a IS NOT NULL
+                     THEN CASE WHEN p.score_a >= threshold THEN '1' ELSE '0' END
+                 WHEN p.prediction_a IS NOT NULL
+                     THEN CASE WHEN p.prediction_a = positive_class THEN '1' ELSE '0' END
+            END AS d_a,
+            CASE WHEN threshold IS NULL OR positive_class IS NULL THEN p.prediction_b
+                 WHEN p.score_b IS NOT NULL
+                     THEN CASE WHEN p.score_b >= threshold THEN '1' ELSE '0' END
+                 WHEN p.prediction_b IS NOT NULL
+                     THEN CASE WHEN p.prediction_b = positive_class THEN '1' ELSE '0' END
+            END AS d_b,
+            CASE WHEN threshold IS NULL OR positive_class IS NULL THEN p.label
+                 WHEN p.label IS NOT NULL
+                     THEN CASE WHEN p.label = positive_class THEN '1' ELSE '0' END
+            END AS d_y,
+            CASE WHEN threshold IS NULL OR positive_class IS NULL
+                     THEN 'decision=logged (the logged predictions)'
+                 ELSE 'decision=score>=' || CAST(threshold AS DOUBLE)
+                     || ' (what-if: positive class ' || positive_class || ' when score >= '
+                     || CAST(threshold AS DOUBLE)
+                     || '; rows without a score: the logged prediction)'
+            END AS rule
+        FROM evalstore.compare_pairs(
+            source, version_a, version_b, width, chunk_rows, chunks, since, until) AS p
+    ),
+    pairs AS (
         SELECT p.*,
                CASE WHEN p.label IS NULL THEN NULL
                     WHEN positive_class IS NOT NULL
@@ -162,25 +202,25 @@ CREATE OR REPLACE MACRO evalstore.compare_classification(
                     ELSE evalstore.clip_probability(
                         evalstore.class_probability(p.probabilities_b, p.label)) END AS p_b,
                CASE WHEN p.label = positive_class THEN 1.0 ELSE 0.0 END AS y
-        FROM evalstore.compare_pairs(
-            source, version_a, version_b, width, chunk_rows, chunks, since, until) AS p
+        FROM decided AS p
     ),
     cells AS (
         SELECT window_index, window_start, window_end, slice,
+               any_value(rule) AS rule,
                count(*) AS paired,
                sum(CASE WHEN label IS NOT NULL THEN 1 ELSE 0 END) AS labeled,
-               sum(CASE WHEN prediction_a IS NOT NULL AND prediction_b IS NOT NULL
+               sum(CASE WHEN d_a IS NOT NULL AND d_b IS NOT NULL
                         THEN 1 ELSE 0 END) AS n_predicted,
-               sum(CASE WHEN prediction_a <> prediction_b THEN 1 ELSE 0 END) AS disagreements,
-               sum(CASE WHEN label IS NOT NULL AND prediction_a IS NOT NULL
-                             AND prediction_b IS NOT NULL THEN 1 ELSE 0 END) AS n_acc,
-               sum(CASE WHEN label IS NOT NULL AND prediction_a = label
-                             AND prediction_b IS NOT NULL THEN 1 ELSE 0 END) AS right_a,
-               sum(CASE WHEN label IS NOT NULL AND prediction_b = label
-                             AND prediction_a IS NOT NULL THEN 1 ELSE 0 END) AS right_b,
-               sum(CASE WHEN prediction_a = label AND prediction_b <> label
+               sum(CASE WHEN d_a <> d_b THEN 1 ELSE 0 END) AS disagreements,
+               sum(CASE WHEN d_y IS NOT NULL AND d_a IS NOT NULL
+                             AND d_b IS NOT NULL THEN 1 ELSE 0 END) AS n_acc,
+               sum(CASE WHEN d_y IS NOT NULL AND d_a = d_y
+                             AND d_b IS NOT NULL THEN 1 ELSE 0 END) AS right_a,
+               sum(CASE WHEN d_y IS NOT NULL AND d_b = d_y
+                             AND d_a IS NOT NULL THEN 1 ELSE 0 END) AS right_b,
+               sum(CASE WHEN d_a = d_y AND d_b <> d_y
                         THEN 1 ELSE 0 END) AS a_only,
-               sum(CASE WHEN prediction_b = label AND prediction_a <> label
+               sum(CASE WHEN d_b = d_y AND d_a <> d_y
                         THEN 1 ELSE 0 END) AS b_only,
                sum(CASE WHEN label IS NOT NULL AND p_a IS NOT NULL AND p_b IS NOT NULL
                         THEN 1 ELSE 0 END) AS n_ll,
@@ -232,7 +272,9 @@ CREATE OR REPLACE MACRO evalstore.compare_classification(
            CAST(NULL AS BIGINT) AS n_b_only, CAST(paired AS BIGINT) AS paired,
            CAST(labeled AS BIGINT) AS labeled,
            CASE WHEN n_predicted = 0 THEN 'no pair with both predictions' END AS reason,
-           'share of paired predictions that differ; Wilson interval' AS variant
+           evalstore.split_variant(
+               rule || '; share of paired decisions that differ; Wilson interval', chunk_rows)
+               AS variant
     FROM counted
     UNION ALL
     SELECT window_index, window_start, window_end, slice, 'accuracy',
@@ -254,7 +296,8 @@ CREATE OR REPLACE MACRO evalstore.compare_classification(
            CAST(n_acc AS BIGINT), CAST(a_only AS BIGINT), CAST(b_only AS BIGINT),
            CAST(paired AS BIGINT), CAST(labeled AS BIGINT),
            CASE WHEN m = 0 THEN 'no labeled pair with both predictions' END,
-           'accuracy difference b - a on labeled pairs; Wald paired interval; McNemar'
+           evalstore.split_variant(rule || '; accuracy difference b - a on labeled pairs; '
+               || 'Wald paired interval; McNemar', chunk_rows)
     FROM counted
     UNION ALL
     SELECT window_index, window_start, window_end, slice, metric,
@@ -267,9 +310,9 @@ CREATE OR REPLACE MACRO evalstore.compare_classification(
            CAST(paired AS BIGINT), CAST(labeled AS BIGINT),
            CASE WHEN n = 0 THEN 'no labeled pair with both values'
                 WHEN n = 1 THEN 'one labeled pair: no interval or test' END,
-           CASE WHEN metric = 'log_loss'
+           evalstore.split_variant(CASE WHEN metric = 'log_loss'
                 THEN 'mean log loss difference b - a, p clipped to [eps, 1 - eps]; paired z'
-                ELSE 'mean Brier score difference b - a; paired z' END
+                ELSE 'mean Brier score difference b - a; paired z' END, chunk_rows)
     FROM mean_cells;
 COMMENT ON MACRO TABLE evalstore.compare_classification IS
     'Two versions on the same examples: disagreement, paired accuracy (McNemar), log loss and Brier differences per window and slice.';
@@ -277,7 +320,8 @@ COMMENT ON MACRO TABLE evalstore.compare_classification IS
 -- evalstore.compare_regression(source, version_a, version_b, width, chunk_rows, chunks,
 --                              since, until, z, atol, rtol)
 -- Regression comparison: metrics disagreement (beyond numpy.isclose tolerance), mae and
--- mse differences b - a with paired z intervals, as defined in the file header.
+-- mse differences b - a with paired z intervals, as defined in the file header; the
+-- variant names NannyML's chunk split (chunk_rows = 0) as compare_classification's.
 CREATE OR REPLACE MACRO evalstore.compare_regression(
     source, version_a, version_b, width, chunk_rows, chunks, since, until, z, atol, rtol
 ) AS TABLE
@@ -325,8 +369,9 @@ CREATE OR REPLACE MACRO evalstore.compare_regression(
            CAST(NULL AS BIGINT) AS n_b_only, CAST(paired AS BIGINT) AS paired,
            CAST(labeled AS BIGINT) AS labeled,
            CASE WHEN n_predicted = 0 THEN 'no pair with both predictions' END AS reason,
-           'share of paired predictions with |b - a| > atol + rtol |a|; Wilson interval'
-               AS variant
+           evalstore.split_variant(
+               'share of paired predictions with |b - a| > atol + rtol |a|; Wilson interval',
+               chunk_rows) AS variant
     FROM cells
     UNION ALL
     SELECT window_index, window_start, window_end, slice, metric,
@@ -339,8 +384,9 @@ CREATE OR REPLACE MACRO evalstore.compare_regression(
            CAST(paired AS BIGINT), CAST(labeled AS BIGINT),
            CASE WHEN n = 0 THEN 'no labeled pair with both values'
                 WHEN n = 1 THEN 'one labeled pair: no interval or test' END,
-           CASE WHEN metric = 'mae' THEN 'mean absolute error difference b - a; paired z'
-                ELSE 'mean squared error difference b - a; paired z' END
+           evalstore.split_variant(
+               CASE WHEN metric = 'mae' THEN 'mean absolute error difference b - a; paired z'
+                    ELSE 'mean squared error difference b - a; paired z' END, chunk_rows)
     FROM mean_cells;
 COMMENT ON MACRO TABLE evalstore.compare_regression IS
     'Two regression versions on the same examples: disagreement, MAE and MSE differences per window and slice.';
@@ -372,7 +418,7 @@ CREATE OR REPLACE MACRO evalstore.compare_versions(model, a, b, width) AS TABLE
     FROM evalstore.compare_classification(
         model || '.evaluations', a, b,
         (SELECT g.positive_class FROM registered AS g WHERE g.task = 'binary'), width, NULL,
-        NULL, NULL, NULL, 1.9599639845400536, 25)
+        NULL, NULL, NULL, 1.9599639845400536, 25, NULL)
     WHERE (SELECT g.task FROM registered AS g) IN ('binary', 'multiclass')
     ORDER BY window_index, list_position(['disagreement', 'accuracy', 'log_loss', 'brier'],
                                          metric);

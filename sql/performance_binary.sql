@@ -6,7 +6,8 @@
 -- for SQL users, are in performance_multiclass.sql (installed after this file).
 
 -- evalstore.performance_binary(source, model, threshold, width, chunk_rows, chunks, since,
---     until, ece_bins, z, as_of, delay_quantile, metrics)
+--     until, ece_bins, z, as_of, delay_quantile, metrics, normalize_confusion_matrix,
+--     business_value_matrix, normalize_business_value)
 -- Binary classification metrics per window x version x slice (columns: see the top of
 -- performance.sql). y = 1 when the label is the model's positive class (registry), else 0.
 -- The decision yhat of the threshold metrics: with threshold NULL (variant
@@ -26,6 +27,19 @@
 --                                                     negatives
 --   f1                 2 tp / (2 tp + fp + fn)        f1_score; NULL when tp+fp+fn = 0
 --                                                     (sklearn returns 0 with a warning)
+--   tp, fp, fn, tn     the confusion-matrix cells (sklearn confusion_matrix(y, yhat,
+--                      labels=[0, 1]).ravel() = tn, fp, fn, tp), by
+--                      normalize_confusion_matrix (NannyML's parameter, the values of
+--                      sklearn's normalize=): NULL the counts; 'all' each / n; 'true' each
+--                      / its true class's rows (tp, fn / (tp + fn); tn, fp / (tn + fp));
+--                      'pred' each / its predicted class's rows (tp, fp / (tp + fp); tn, fn
+--                      / (tn + fn)); NULL with a reason when that denominator is 0
+--                      (sklearn gives 0 there)
+--   business_value     v_tn tn + v_fp fp + v_fn fn + v_tp tp with business_value_matrix =
+--                      [[v_tn, v_fp], [v_fn, v_tp]] (NannyML's layout, rows the true class
+--                      0 / 1, columns the decision 0 / 1, as confusion_matrix); divided by
+--                      n when normalize_business_value = 'per_prediction' (the mean value
+--                      of a decision); NULL with a reason without a matrix
 -- and over labeled rows with a score s:
 --   roc_auc            P(s_pos > s_neg) + P(s_pos = s_neg) / 2 = U / (n_pos n_neg),
 --                      sklearn roc_auc_score; NULL for a single-class cell. Computed from
@@ -42,7 +56,10 @@
 --   ece                sum over bins b of (n_b / n) |mean(y)_b - mean(s)_b|, bin =
 --                      min(floor(s * ece_bins), ece_bins - 1) (equal-width bins of [0, 1],
 --                      the last closed; empty bins add nothing)
--- Intervals: Wilson for accuracy (x = tp + tn of n), precision, recall, specificity;
+-- Intervals: Wilson for accuracy (x = tp + tn of n), precision, recall, specificity and
+-- the normalised confusion cells (x the cell of its denominator; counts have none);
+-- business_value: normal, n (mean +- z sd / sqrt n) with sd the sample sd of the
+-- per-row values (the total: n times the mean's interval; NULL for n < 2);
 -- normal (mean +- z sd / sqrt n, sample sd, NULL for n < 2) for log_loss and brier;
 -- DeLong (1988) for roc_auc: A +- z sqrt(S10 / n_pos + S01 / n_neg), S10 / S01 the sample
 -- variances of the positives' / negatives' placement values, clipped to [0, 1], NULL when
@@ -50,11 +67,14 @@
 -- 2013): expit(logit(AP) -+ z / sqrt(n_pos AP (1 - AP))), NULL when AP is 0 or 1.
 -- f1: F1 +- z evalstore.f1_se(tp, fp, fn) (delta method), clipped to [0, 1].
 -- ece carries stats = [n_b..., sum(y - s)_b...,
--- sum((y - s)^2)_b...] over its non-empty bins. `metrics` (a list, NULL = all) skips
--- the work of metrics not asked for.
+-- sum((y - s)^2)_b...] over its non-empty bins. `metrics` (a list; NULL = the default
+-- ones: all but tp, fp, fn, tn and business_value, which are asked for by name) skips
+-- the work of metrics not asked for. With chunk_rows = 0 (NannyML's chunk split) the
+-- variant names the split (evalstore.split_variant).
 CREATE OR REPLACE MACRO evalstore.performance_binary(
     source, model, threshold, width, chunk_rows, chunks, since, until, ece_bins, z,
-    as_of, delay_quantile, metrics
+    as_of, delay_quantile, metrics, normalize_confusion_matrix, business_value_matrix,
+    normalize_business_value
 ) AS TABLE
     WITH registry AS (
         SELECT r.version, r.positive_class,
@@ -229,6 +249,13 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
     horizon AS (
         SELECT * FROM evalstore.label_horizon(model, delay_quantile, as_of)
     ),
+    -- the business value matrix [[v_tn, v_fp], [v_fn, v_tp]] (NULLs without one)
+    worth AS (
+        SELECT CAST(business_value_matrix AS DOUBLE[][])[1][1] AS v_tn,
+               CAST(business_value_matrix AS DOUBLE[][])[1][2] AS v_fp,
+               CAST(business_value_matrix AS DOUBLE[][])[2][1] AS v_fn,
+               CAST(business_value_matrix AS DOUBLE[][])[2][2] AS v_tp
+    ),
     scored AS (
         SELECT c.*, w.window_start, w.window_end, g.positive_class, g.cutoff, g.cutoff_source,
             CAST(c.n_pos AS DOUBLE) AS p_, CAST(c.n_neg AS DOUBLE) AS q_,
@@ -246,7 +273,12 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
                  * CAST(2 * c.n_pos * c.n_neg - r.spj AS DECIMAL(38, 0)) AS DOUBLE) AS ss01,
             r.ap_sum / c.n_pos AS ap,
             e.ece, e.ece_stats,
-            evalstore.add_hours(w.window_end, h.delay_hours) AS labels_due, h.as_of
+            evalstore.add_hours(w.window_end, h.delay_hours) AS labels_due, h.as_of,
+            v.v_tn * c.tn + v.v_fp * c.fp + v.v_fn * c.fn + v.v_tp * c.tp AS bv_total,
+            v.v_tn * v.v_tn * c.tn + v.v_fp * v.v_fp * c.fp + v.v_fn * v.v_fn * c.fn
+                + v.v_tp * v.v_tp * c.tp AS bv_squares,
+            '[[' || v.v_tn || ', ' || v.v_fp || '], [' || v.v_fn || ', ' || v.v_tp || ']]'
+                AS bv_matrix
         FROM cells AS c
         JOIN windows AS w ON w.window_index = c.window_index
         LEFT JOIN registry AS g ON g.version = c.version
@@ -258,6 +290,7 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
         LEFT JOIN ece AS e ON e.window_index = c.window_index AND e.version = c.version
              AND e.slice IS NOT DISTINCT FROM c.slice
         CROSS JOIN horizon AS h
+        CROSS JOIN worth AS v
     ),
     -- DeLong variance of the AUC: S10 / n_pos + S01 / n_neg with
     -- S10 = (n_pos sum pos j^2 - (sum pos j)^2) / (n_pos 4 n_neg^2 (n_pos - 1)) and
@@ -275,42 +308,76 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
                 ELSE 'decision=logged (positive class ' || s.positive_class
                     || ' as logged; rows without a logged prediction: score >= '
                     || s.cutoff || ', the registered threshold)'
-            END AS rule
+            END AS rule,
+            -- business value per row: mean and sample sd
+            s.bv_total / s.n_class AS bv_mean,
+            CASE WHEN s.n_class > 1 THEN sqrt(greatest(
+                s.bv_squares - s.bv_total * s.bv_total / s.n_class, 0.0) / (s.n_class - 1))
+            END AS bv_sd
         FROM scored AS s
     ),
     metric_list AS (
         SELECT m.metric, m.family FROM (VALUES
-            ('accuracy', 'class'), ('precision', 'class'), ('recall', 'class'),
-            ('f1', 'class'), ('specificity', 'class'), ('roc_auc', 'score'),
-            ('average_precision', 'score'), ('log_loss', 'score'), ('brier', 'score'),
-            ('ece', 'score')
-        ) AS m(metric, family)
-        WHERE metrics IS NULL OR list_contains(metrics, m.metric)
+            ('accuracy', 'class', true), ('precision', 'class', true),
+            ('recall', 'class', true), ('f1', 'class', true), ('specificity', 'class', true),
+            ('roc_auc', 'score', true), ('average_precision', 'score', true),
+            ('log_loss', 'score', true), ('brier', 'score', true), ('ece', 'score', true),
+            ('tp', 'class', false), ('fp', 'class', false), ('fn', 'class', false),
+            ('tn', 'class', false), ('business_value', 'class', false)
+        ) AS m(metric, family, is_default)
+        WHERE (metrics IS NULL AND m.is_default) OR list_contains(metrics, m.metric)
+    ),
+    -- a confusion cell (tp, fp, fn, tn) as x of the denominator d its normalisation asks
+    -- for (the count itself: d NULL)
+    cells_of AS (
+        SELECT f.*, m.metric, m.family,
+            CASE m.metric WHEN 'tp' THEN f.tp WHEN 'fp' THEN f.fp WHEN 'fn' THEN f.fn
+                          WHEN 'tn' THEN f.tn END AS cm_x,
+            CASE WHEN m.metric NOT IN ('tp', 'fp', 'fn', 'tn') THEN NULL
+                 WHEN normalize_confusion_matrix = 'all' THEN f.n_class
+                 WHEN normalize_confusion_matrix = 'true'
+                     THEN CASE WHEN m.metric IN ('tp', 'fn') THEN f.tp + f.fn
+                               ELSE f.tn + f.fp END
+                 WHEN normalize_confusion_matrix = 'pred'
+                     THEN CASE WHEN m.metric IN ('tp', 'fp') THEN f.tp + f.fp
+                               ELSE f.tn + f.fn END
+            END AS cm_d
+        FROM finished AS f CROSS JOIN metric_list AS m
     ),
     valued AS (
-        SELECT f.*, m.metric, m.family,
-            CASE WHEN m.family = 'class' THEN f.n_class ELSE f.n_score END AS n,
+        SELECT f.*,
+            CASE WHEN f.family = 'class' THEN f.n_class ELSE f.n_score END AS n,
             CASE
                 WHEN f.labeled = 0 THEN 'no labeled predictions in this cell (label coverage 0)'
-                WHEN m.family = 'class' AND f.n_class = 0
+                WHEN f.family = 'class' AND f.n_class = 0
                     THEN 'no labeled rows with a score or a prediction'
-                WHEN m.family = 'score' AND f.n_score = 0 THEN 'no labeled rows with a score'
-                WHEN m.metric = 'precision' AND f.tp + f.fp = 0
+                WHEN f.family = 'score' AND f.n_score = 0 THEN 'no labeled rows with a score'
+                WHEN f.metric = 'precision' AND f.tp + f.fp = 0
                     THEN 'no predicted positives: precision undefined'
-                WHEN m.metric = 'recall' AND f.tp + f.fn = 0
+                WHEN f.metric = 'recall' AND f.tp + f.fn = 0
                     THEN 'no positive labels: recall undefined'
-                WHEN m.metric = 'specificity' AND f.tn + f.fp = 0
+                WHEN f.metric = 'specificity' AND f.tn + f.fp = 0
                     THEN 'no negative labels: specificity undefined'
-                WHEN m.metric = 'f1' AND f.tp + f.fp + f.fn = 0
+                WHEN f.metric = 'f1' AND f.tp + f.fp + f.fn = 0
                     THEN 'no positive labels and no predicted positives: f1 undefined'
-                WHEN m.metric = 'roc_auc' AND f.n_pos = 0
+                WHEN f.metric = 'roc_auc' AND f.n_pos = 0
                     THEN 'single-class cell (no positive labels): ROC AUC undefined'
-                WHEN m.metric = 'roc_auc' AND f.n_neg = 0
+                WHEN f.metric = 'roc_auc' AND f.n_neg = 0
                     THEN 'single-class cell (no negative labels): ROC AUC undefined'
-                WHEN m.metric = 'average_precision' AND f.n_pos = 0
+                WHEN f.metric = 'average_precision' AND f.n_pos = 0
                     THEN 'no positive labels: average precision undefined'
+                WHEN f.cm_d = 0 AND normalize_confusion_matrix = 'true'
+                    THEN 'no ' || CASE WHEN f.metric IN ('tp', 'fn') THEN 'positive'
+                                       ELSE 'negative' END
+                         || ' labels: ' || f.metric || ' normalised by the true class undefined'
+                WHEN f.cm_d = 0 AND normalize_confusion_matrix = 'pred'
+                    THEN 'no predicted ' || CASE WHEN f.metric IN ('tp', 'fp') THEN 'positives'
+                                                 ELSE 'negatives' END
+                         || ': ' || f.metric || ' normalised by the predicted class undefined'
+                WHEN f.metric = 'business_value' AND f.bv_matrix IS NULL
+                    THEN 'no business_value_matrix given'
             END AS reason
-        FROM finished AS f CROSS JOIN metric_list AS m
+        FROM cells_of AS f
     )
     SELECT v.window_index, v.window_start, v.window_end, v.version, v.slice, v.metric,
         CAST(NULL AS VARCHAR) AS "class",
@@ -325,6 +392,9 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
             WHEN 'log_loss' THEN v.log_loss
             WHEN 'brier' THEN v.brier
             WHEN 'ece' THEN v.ece
+            WHEN 'business_value' THEN CASE WHEN normalize_business_value = 'per_prediction'
+                THEN v.bv_mean ELSE v.bv_total END
+            ELSE CASE WHEN v.cm_d IS NULL THEN v.cm_x ELSE v.cm_x / v.cm_d END
         END END AS value,
         CASE WHEN v.reason IS NOT NULL THEN NULL ELSE CASE v.metric
             WHEN 'accuracy' THEN evalstore.wilson_low(v.tp + v.tn, v.n_class, z)
@@ -340,6 +410,10 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
             WHEN 'log_loss'
                 THEN evalstore.at_least(v.log_loss - z * v.log_loss_sd / sqrt(v.n_score), 0.0)
             WHEN 'brier' THEN evalstore.at_least(v.brier - z * v.brier_sd / sqrt(v.n_score), 0.0)
+            WHEN 'business_value' THEN (v.bv_mean - z * v.bv_sd / sqrt(v.n_class))
+                * CASE WHEN normalize_business_value = 'per_prediction' THEN 1 ELSE v.n_class END
+            WHEN 'ece' THEN NULL
+            ELSE evalstore.wilson_low(v.cm_x, v.cm_d, z)
         END END AS ci_low,
         CASE WHEN v.reason IS NOT NULL THEN NULL ELSE CASE v.metric
             WHEN 'accuracy' THEN evalstore.wilson_high(v.tp + v.tn, v.n_class, z)
@@ -354,12 +428,16 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
                 END
             WHEN 'log_loss' THEN v.log_loss + z * v.log_loss_sd / sqrt(v.n_score)
             WHEN 'brier' THEN v.brier + z * v.brier_sd / sqrt(v.n_score)
+            WHEN 'business_value' THEN (v.bv_mean + z * v.bv_sd / sqrt(v.n_class))
+                * CASE WHEN normalize_business_value = 'per_prediction' THEN 1 ELSE v.n_class END
+            WHEN 'ece' THEN NULL
+            ELSE evalstore.wilson_high(v.cm_x, v.cm_d, z)
         END END AS ci_high,
         v.n, v.labeled - v.n AS n_excluded, v.predictions, v.labeled,
         v.labeled / v.predictions AS label_coverage,
         v.labels_due, coalesce(v.labels_due <= v.as_of, false) AS labels_complete,
         v.reason,
-        CASE v.metric
+        evalstore.split_variant(CASE v.metric
             WHEN 'accuracy' THEN v.rule || '; CI Wilson score'
             WHEN 'precision' THEN v.rule || '; CI Wilson score'
             WHEN 'recall' THEN v.rule || '; CI Wilson score'
@@ -374,7 +452,19 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
             WHEN 'brier' THEN 'mean (score - y)^2; CI normal (sample sd)'
             WHEN 'ece' THEN ece_bins || ' equal-width score bins, sum n_b / n |mean y - mean '
                 || 'score|; CI bootstrap (Python front-end)'
-        END AS variant,
+            WHEN 'business_value' THEN v.rule || '; business value sum of confusion counts x '
+                || coalesce(v.bv_matrix, '(no matrix)') || ' ([[tn, fp], [fn, tp]])'
+                || CASE WHEN normalize_business_value = 'per_prediction'
+                        THEN ' / n (per prediction)' ELSE ' (total)' END
+                || '; CI normal (sample sd of the per-row values)'
+            ELSE v.rule || '; ' || v.metric || CASE normalize_confusion_matrix
+                WHEN 'all' THEN ' / n (confusion_matrix normalize=all); CI Wilson score'
+                WHEN 'true' THEN ' / rows of its true class (confusion_matrix normalize=true); '
+                    || 'CI Wilson score'
+                WHEN 'pred' THEN ' / rows of its predicted class (confusion_matrix '
+                    || 'normalize=pred); CI Wilson score'
+                ELSE ' count (confusion_matrix); no CI' END
+        END, chunk_rows) AS variant,
         CASE v.metric WHEN 'ece' THEN v.ece_stats END AS stats
     FROM valued AS v;
 COMMENT ON MACRO TABLE evalstore.performance_binary IS

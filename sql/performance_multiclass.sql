@@ -31,6 +31,8 @@
 -- recall; normal (sample sd) for log_loss; delta method (evalstore.f1_se, clipped to
 -- [0, 1]) for per-class f1; macro_f1 and weighted_f1 carry stats = the cell's confusion
 -- matrix (row-major, labels x predictions, classes sorted) for the Python bootstrap.
+-- With chunk_rows = 0 (NannyML's chunk split) the variant names the split
+-- (evalstore.split_variant).
 CREATE OR REPLACE MACRO evalstore.performance_multiclass(
     source, model, width, chunk_rows, chunks, since, until, z, as_of, delay_quantile,
     metrics
@@ -207,7 +209,7 @@ CREATE OR REPLACE MACRO evalstore.performance_multiclass(
         v.labeled / v.predictions AS label_coverage,
         v.labels_due, coalesce(v.labels_due <= v.as_of, false) AS labels_complete,
         v.reason,
-        CASE v.metric
+        evalstore.split_variant(CASE v.metric
             WHEN 'accuracy' THEN 'share of rows whose prediction is the label; CI Wilson score'
             WHEN 'micro_f1' THEN 'micro-averaged F1 (= accuracy, single-label); CI Wilson score'
             WHEN 'macro_f1'
@@ -219,7 +221,7 @@ CREATE OR REPLACE MACRO evalstore.performance_multiclass(
             WHEN 'precision' THEN 'one class vs the rest; CI Wilson score'
             WHEN 'recall' THEN 'one class vs the rest; CI Wilson score'
             WHEN 'f1' THEN 'one class vs the rest; CI delta method (Takahashi 2022)'
-        END AS variant,
+        END, chunk_rows) AS variant,
         CASE
             WHEN v.reason IS NOT NULL THEN NULL
             WHEN v.metric IN ('macro_f1', 'weighted_f1') THEN v.matrix
@@ -253,7 +255,7 @@ CREATE OR REPLACE MACRO evalstore.performance(model, width) AS TABLE
     results AS (
         SELECT * FROM evalstore.performance_binary(
             model || '.evaluations', model, NULL, width, NULL, NULL, NULL, NULL, 10,
-            1.9599639845400536, NULL, 0.9, NULL)
+            1.9599639845400536, NULL, 0.9, NULL, NULL, NULL, NULL)
         WHERE (SELECT t.task FROM task AS t) = 'binary'
         UNION ALL
         SELECT * FROM evalstore.performance_multiclass(

@@ -23,6 +23,8 @@
 -- sqrt(V / n), V = var(u) / B^2 - 2 A cov(u, v) / B^3 + A^2 var(v) / B^4 with
 -- u = e^2, v = (label - mean label)^2, A = mean u, B = mean v (sample variances). All
 -- NULL for n < 2.
+-- With chunk_rows = 0 (NannyML's chunk split) the variant names the split
+-- (evalstore.split_variant).
 CREATE OR REPLACE MACRO evalstore.performance_regression(
     source, model, width, chunk_rows, chunks, since, until, z, as_of, delay_quantile,
     metrics
@@ -133,7 +135,7 @@ CREATE OR REPLACE MACRO evalstore.performance_regression(
         v.labeled / v.predictions AS label_coverage,
         v.labels_due, coalesce(v.labels_due <= v.as_of, false) AS labels_complete,
         v.reason,
-        CASE v.metric
+        evalstore.split_variant(CASE v.metric
             WHEN 'mae' THEN 'mean |prediction - label|; CI normal (sample sd)'
             WHEN 'mse' THEN 'mean (prediction - label)^2; CI normal (sample sd)'
             WHEN 'rmse' THEN 'sqrt(mse); CI square roots of the mse interval'
@@ -141,7 +143,7 @@ CREATE OR REPLACE MACRO evalstore.performance_regression(
             WHEN 'mape' THEN 'mean |prediction - label| / |label| over labels <> 0 (zero '
                 || 'targets in n_excluded); CI normal (sample sd)'
             WHEN 'r2' THEN '1 - SSE / SST; CI delta method'
-        END AS variant,
+        END, chunk_rows) AS variant,
         CAST(NULL AS DOUBLE[]) AS stats
     FROM valued AS v;
 COMMENT ON MACRO TABLE evalstore.performance_regression IS

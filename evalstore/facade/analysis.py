@@ -208,27 +208,23 @@ class AnalysisMethods:
         drop); see :func:`evalstore.metrics.performance.performance`. ``persist=True``: as
         for :meth:`drift`.
         """
+        # the SQL names NannyML's chunk split in variant (evalstore.split_variant)
         if persist:
             arguments = dict(metrics=metrics, window=window, by=by, version=version)
             arguments.update(where=where, since=since, until=until, threshold=threshold)
-            return name_split(
-                self._persisted("performance", model, {**arguments, **options}), window
-            )
-        return name_split(
-            _performance.performance(
-                self._context(),
-                model,
-                metrics,
-                window,
-                by,
-                version,
-                where,
-                since,
-                until,
-                threshold,
-                **options,
-            ),
+            return self._persisted("performance", model, {**arguments, **options})
+        return _performance.performance(
+            self._context(),
+            model,
+            metrics,
             window,
+            by,
+            version,
+            where,
+            since,
+            until,
+            threshold,
+            **options,
         )
 
     def _persisted(self, family: str, model: str, arguments: dict[str, Any]) -> pa.Table:
@@ -337,10 +333,8 @@ class AnalysisMethods:
         (regression: MAE, MSE) with confidence intervals and p-values; see
         :func:`evalstore.metrics.compare.compare`.
         """
-        return name_split(
-            _compare.compare(self._context(), model, a, b, window, by, metric, where, **options),
-            window,
-        )
+        # the SQL names NannyML's chunk split in variant (evalstore.split_variant)
+        return _compare.compare(self._context(), model, a, b, window, by, metric, where, **options)
 
     def health(
         self,

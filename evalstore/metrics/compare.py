@@ -27,6 +27,16 @@ brier        binary       mean((score_b - y)^2 - (score_a - y)^2); as log_loss
 mae, mse     regression   mean(|e_b| - |e_a|), mean(e_b^2 - e_a^2); as log_loss
 ============ ============ =========================================================
 
+Decisions (disagreement and accuracy of classification models): by default each
+version's logged ``prediction`` (``variant`` ``decision=logged ...``; a pair missing one is
+left out of these two metrics). For a binary model, ``threshold=t`` is a what-if as in
+``store.performance``: a version decided the positive class when its ``score >= t`` and the
+other class below, its logged prediction for a row without a score (``variant``
+``decision=score>=t ...``); log_loss and brier do not depend on it.
+
+With ``window={"chunks": n, "split": "nannyml"}`` every row's ``variant`` names the split
+(the SQL does, ``evalstore.split_variant``).
+
 McNemar's test uses the discordant pairs, ``n_a_only`` (a right, b wrong) and ``n_b_only``
 (the reverse). With fewer than ``exact_below`` (25) discordant pairs it is the exact
 binomial test (``test='mcnemar exact'``, ``statistic = min(n_a_only, n_b_only)``,
@@ -104,6 +114,7 @@ def compare(
     exact_below: int = 25,
     tolerance: float = 1e-8,
     rtol: float = 1e-5,
+    threshold: float | None = None,
 ) -> pa.Table:
     """Version ``b`` against version ``a`` of ``model`` on the examples both predicted.
 
@@ -116,7 +127,8 @@ def compare(
     predicate over the feature columns (and ``example_id``, ``ts``, ``label``), checked
     with sqlglot. ``metric`` picks metrics of the task (default: all; see the module
     docstring), ``confidence`` the intervals' level, ``exact_below`` the McNemar switch,
-    ``tolerance``/``rtol`` the regression disagreement tolerance.
+    ``tolerance``/``rtol`` the regression disagreement tolerance, ``threshold`` (binary)
+    the what-if decision ``score >= threshold`` in place of the logged predictions.
 
     Returns an Arrow table, one row per window, slice and metric: ``window_start,
     window_end, version_a, version_b, <by columns>, metric, value, ci_low, ci_high,
@@ -153,6 +165,16 @@ def compare(
     z = NormalDist().inv_cdf(0.5 + _fraction(confidence, "confidence") / 2)
     if not isinstance(exact_below, int) or isinstance(exact_below, bool) or exact_below < 0:
         raise InvalidParameterError(f"exact_below={exact_below!r} must be a non-negative int")
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not 0 <= threshold <= 1
+        or task != "binary"
+    ):
+        raise InvalidParameterError(
+            f"threshold={threshold!r} must be a number in [0, 1], for binary models only "
+            f"(this one is {task})"
+        )
     atol = _non_negative(tolerance, "tolerance")
     rtol = _non_negative(rtol, "rtol")
     start, end = time_range(since, until)
@@ -174,9 +196,10 @@ def compare(
             query = "evalstore.compare_regression(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             args = [*selection, *timing, atol, rtol]
         else:
-            query = "evalstore.compare_classification(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            query = "evalstore.compare_classification(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             positive = reg_a["positive_class"] if task == "binary" else None
-            args = [*selection, positive, *timing, exact_below]
+            cutoff = None if threshold is None else float(threshold)
+            args = [*selection, positive, *timing, exact_below, cutoff]
         raw = con.sql(
             f"SELECT * FROM {query} WHERE list_contains(?, metric) "
             "ORDER BY window_index, slice, list_position(?, metric)",

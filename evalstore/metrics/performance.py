@@ -14,7 +14,8 @@ Metrics per task (``metrics=None`` means all of them; declared once in
 task        metrics
 =========== ===================================================================
 binary      accuracy, precision, recall, f1, specificity (at the threshold),
-            roc_auc, average_precision, log_loss, brier, ece (from the score)
+            roc_auc, average_precision, log_loss, brier, ece (from the score);
+            asked for by name: tp, fp, fn, tn, business_value
 multiclass  accuracy, macro_f1, micro_f1, weighted_f1, log_loss, and per class
             (column ``class``) precision, recall, f1
 regression  mae, mse, rmse, mape, r2, bias
@@ -29,6 +30,17 @@ Decisions where the definition has a choice:
   ``threshold=t`` given is a what-if: predicted positive when ``score >= t`` (``variant``
   ``decision=score>=t ...``), the logged prediction for rows without a score. A row
   without a score is left out of the score metrics (counted in ``n_excluded``).
+* **Confusion matrix and business value** (binary, by name only: ``metrics=["tp",
+  "fp", "fn", "tn", "business_value"]``): the cells of the decisions above
+  (``sklearn.metrics.confusion_matrix(y, y_pred, labels=[0, 1]).ravel()`` = tn, fp, fn,
+  tp), counts by default or, with ``normalize_confusion_matrix`` ``'all'`` / ``'true'`` /
+  ``'pred'`` (NannyML's parameter, sklearn's ``normalize=`` values), shares of all rows,
+  of the true class's rows or of the predicted class's rows (Wilson intervals; NULL with
+  a reason when that class is empty, where sklearn gives 0). ``business_value`` is
+  ``v_tn tn + v_fp fp + v_fn fn + v_tp tp`` for ``business_value_matrix=[[v_tn, v_fp],
+  [v_fn, v_tp]]`` (NannyML's layout: rows the true class 0/1, columns the decision),
+  the total, or per decision (÷ n) with ``normalize_business_value='per_prediction'``;
+  interval normal from the sample sd of the per-row values.
 * **log_loss** clips probabilities to ``[eps, 1 - eps]`` with ``eps`` the float64 machine
   epsilon (2.22e-16), as scikit-learn's ``log_loss`` does (checked against 1.9: ``eps =
   finfo(dtype).eps``, the default since 1.3 and the only choice since 1.5; rows that do
@@ -129,6 +141,14 @@ if TYPE_CHECKING:
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     task: task_metrics(PERFORMANCE_METRICS, task) for task in TASKS
 }
+#: Metrics of each task that ``metrics=None`` computes (the others are asked for by name).
+DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
+    task: tuple(m for m in names if PERFORMANCE_METRICS[m].default)
+    for task, names in TASK_METRICS.items()
+}
+#: ``normalize_confusion_matrix`` values: counts (None) or shares of all rows, of the
+#: true class, of the predicted class (sklearn's ``confusion_matrix(normalize=...)``).
+CONFUSION_NORMALIZATIONS = (None, "all", "true", "pred")
 #: Every metric name, across tasks.
 METRICS = tuple(dict.fromkeys(m for names in TASK_METRICS.values() for m in names))
 #: Result columns before and after the slice columns.
@@ -144,7 +164,7 @@ PREDICATE_COLUMN = "slice"
 #: Columns a ``where`` or named-slice predicate may use besides the features.
 PREDICATE_COLUMNS = ("example_id", "version", "ts", "prediction", "score", "latency_ms")
 _MACRO_ARGS = {
-    "binary": 13,
+    "binary": 16,
     "multiclass": 11,
     "regression": 11,
 }
@@ -173,6 +193,9 @@ def performance(
     seed: int = 0,
     as_of: Any = None,
     delay_quantile: float = 0.9,
+    normalize_confusion_matrix: str | None = None,
+    business_value_matrix: Sequence[Sequence[float]] | None = None,
+    normalize_business_value: str | None = None,
 ) -> pa.Table:
     """Realized performance of ``model`` per window, version and slice, from its labels.
 
@@ -204,7 +227,10 @@ def performance(
     ``metrics`` picks metrics of the model's task (see the module docstring, which also
     defines intervals, the bootstrap (``n_boot``, ``seed``), ``threshold`` (binary; by
     default the logged predictions decide, ``threshold=t`` is a what-if at ``score >= t``),
-    ``ece_bins``, and ``labels_complete`` (``as_of``, ``delay_quantile``)).
+    ``ece_bins``, and ``labels_complete`` (``as_of``, ``delay_quantile``)); ``None``
+    means the task's default metrics, every one but the binary confusion cells and
+    business value (``normalize_confusion_matrix``, ``business_value_matrix``,
+    ``normalize_business_value``: see the module docstring), which are asked for by name.
 
     Returns an Arrow table, one row per window, version, slice and metric (and class for
     per-class multiclass metrics): ``window_start, window_end, version, <by columns>,
@@ -231,6 +257,10 @@ def performance(
     task = registration["task"]
     chosen = _check_metrics(metrics, task)
     threshold = _check_threshold(threshold, task)
+    confusion = _check_confusion_options(
+        chosen, task, normalize_confusion_matrix, business_value_matrix,
+        normalize_business_value,
+    )  # fmt: skip
     z = NormalDist().inv_cdf(0.5 + _fraction(confidence, "confidence", open_ends=True) / 2)
     delay_quantile = _fraction(delay_quantile, "delay_quantile")
     ece_bins = bounded_int(ece_bins, "ece_bins", most=MAX_BINS)
@@ -261,7 +291,7 @@ def performance(
         later.add(drop_temp_view, con, source)
         raw = _run_macro(
             con, task, source, model, threshold, windows, start, end, ece_bins, z, clock,
-            delay_quantile, chosen,
+            delay_quantile, chosen, confusion,
         )  # fmt: skip
         low, high = bootstrap_intervals(raw, n_boot, seed, confidence)
         raw = raw.set_column(raw.schema.get_field_index("ci_low"), "ci_low", low)
@@ -280,7 +310,77 @@ def performance(
 def _check_metrics(metrics: Sequence[str] | str | None, task: str) -> list[str]:
     available = TASK_METRICS[task]
     problem = f"not available for a {task} model; choose from {', '.join(available)}"
+    if metrics is None:
+        return list(DEFAULT_METRICS[task])
     return chosen_names(metrics, available, "metrics", problem)
+
+
+def _check_confusion_options(
+    chosen: Sequence[str],
+    task: str,
+    normalize_confusion_matrix: Any,
+    business_value_matrix: Any,
+    normalize_business_value: Any,
+) -> list[Any]:
+    """``[normalize_confusion_matrix, business_value_matrix (2 x 2 floats),
+    normalize_business_value]`` for the macro, checked."""
+    given = {
+        "normalize_confusion_matrix": normalize_confusion_matrix,
+        "business_value_matrix": business_value_matrix,
+        "normalize_business_value": normalize_business_value,
+    }
+    if task != "binary":
+        named = [name for name, value in given.items() if value is not None]
+        if named:
+            raise InvalidParameterError(
+                f"{named[0]} applies to binary models (metrics tp, fp, fn, tn, "
+                f"business_value), not to a {task} model"
+            )
+        return [None, None, None]
+    if normalize_confusion_matrix not in CONFUSION_NORMALIZATIONS:
+        raise InvalidParameterError(
+            f"normalize_confusion_matrix={normalize_confusion_matrix!r} must be None (counts), "
+            "'all', 'true' or 'pred' (as sklearn's confusion_matrix(normalize=...))"
+        )
+    if normalize_business_value not in (None, "per_prediction"):
+        raise InvalidParameterError(
+            f"normalize_business_value={normalize_business_value!r} must be None (the total "
+            "value) or 'per_prediction' (the total / n)"
+        )
+    matrix = None
+    if business_value_matrix is not None:
+        matrix = value_matrix(business_value_matrix)
+    elif "business_value" in chosen:
+        raise InvalidParameterError(
+            "metric business_value needs business_value_matrix=[[tn_value, fp_value], "
+            "[fn_value, tp_value]] (NannyML's layout: rows the true class 0, 1; columns the "
+            "decision 0, 1)"
+        )
+    return [normalize_confusion_matrix, matrix, normalize_business_value]
+
+
+def value_matrix(matrix: Any, name: str = "business_value_matrix") -> list[list[float]]:
+    """``matrix`` as a 2 x 2 list of finite floats ``[[tn, fp], [fn, tp]]``, or
+    InvalidParameterError naming ``name``."""
+    rows = list(matrix) if isinstance(matrix, Sequence) and not isinstance(matrix, str) else []
+    cells = [
+        list(row) if isinstance(row, Sequence) and not isinstance(row, str) else [] for row in rows
+    ]
+    ok = (
+        len(cells) == 2
+        and all(len(row) == 2 for row in cells)
+        and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for row in cells
+            for v in row
+        )
+    )
+    if not ok:
+        raise InvalidParameterError(
+            f"{name}={matrix!r} must be a 2 x 2 list of finite numbers [[tn_value, "
+            "fp_value], [fn_value, tp_value]]"
+        )
+    return [[float(v) for v in row] for row in cells]
 
 
 def _check_threshold(threshold: Any, task: str) -> float | None:
@@ -436,12 +536,13 @@ def _run_macro(
     as_of: Any,
     delay_quantile: float,
     metrics: Sequence[str],
+    confusion: Sequence[Any] = (None, None, None),
 ) -> pa.Table:
     width, chunk_rows, chunks = (windows.get(k) for k in ("width", "chunk_rows", "chunks"))
     selection = [width, chunk_rows, chunks, since, until]
     tail = [z, as_of, delay_quantile, list(metrics)]
     if task == "binary":
-        args = [source, model, threshold, *selection, ece_bins, *tail]
+        args = [source, model, threshold, *selection, ece_bins, *tail, *confusion]
     else:
         args = [source, model, *selection, *tail]
     marks = ", ".join("?" for _ in range(_MACRO_ARGS[task]))

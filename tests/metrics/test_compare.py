@@ -307,7 +307,7 @@ def test_plain_duckdb_can_call_the_macro(tmp_path):
     try:
         rows = con.sql(
             "SELECT metric, value FROM evalstore.compare_classification('m.evaluations', 'v1', "
-            "'v2', '1', NULL, NULL, 1, NULL, NULL, 1.96, 25) WHERE metric = 'disagreement'"
+            "'v2', '1', NULL, NULL, 1, NULL, NULL, 1.96, 25, NULL) WHERE metric = 'disagreement'"
         ).fetchall()
     finally:
         con.close()

@@ -1044,7 +1044,7 @@ def test_ranking_metrics_with_slices_from_sql(width, chunks, slices):
         got = store.sql(
             "SELECT window_start, version, slice, metric, value, ci_low, ci_high, n "
             "FROM evalstore.performance_binary('temp.main.src', 'fraud', NULL, ?, NULL, ?, "
-            "NULL, NULL, 10, 1.96, NULL, 0.9, ['roc_auc', 'average_precision'])",
+            "NULL, NULL, 10, 1.96, NULL, 0.9, ['roc_auc', 'average_precision'], NULL, NULL, NULL)",
             [width, chunks],
         ).to_pandas()
         rows = store.sql(
@@ -1135,7 +1135,7 @@ def test_roc_auc_interval_from_positive_ranks_alone(ranking_store, cells):
         got = ranking_store.sql(
             "SELECT version, metric, value, ci_low, ci_high FROM evalstore.performance_binary("
             "'ranking_rows', 'm', NULL, NULL, NULL, 1, NULL, NULL, 10, 1.96, NULL, 0.9, "
-            "['roc_auc', 'average_precision'])"
+            "['roc_auc', 'average_precision'], NULL, NULL, NULL)"
         ).to_pandas()
     finally:
         ranking_store.connection.unregister("ranking_rows")
@@ -1174,7 +1174,8 @@ def test_macros_are_callable_from_plain_sql(tmp_path):
     try:
         rows = con.execute(
             "SELECT metric, value, n FROM evalstore.performance_binary('fraud.evaluations', "
-            "'fraud', NULL, '100 years', NULL, NULL, NULL, NULL, 10, 1.96, NULL, 0.9, NULL) "
+            "'fraud', NULL, '100 years', NULL, NULL, NULL, NULL, 10, 1.96, NULL, 0.9, NULL, "
+            "NULL, NULL, NULL) "
             "WHERE metric IN ('roc_auc', 'accuracy') ORDER BY metric"
         ).fetchall()
     finally:

@@ -141,7 +141,7 @@ MACRO_CALLS: dict[str, str] = {
     "regression_performance": "SELECT * FROM evalstore.regression_performance('reg', '1 day')",
     "performance_binary": (
         "SELECT * FROM evalstore.performance_binary('bin.evaluations', 'bin', NULL, '1 day', "
-        f"NULL, NULL, NULL, NULL, 10, {Z}, NULL, NULL, NULL)"
+        f"NULL, NULL, NULL, NULL, 10, {Z}, NULL, NULL, NULL, NULL, NULL, NULL)"
     ),
     "performance_multiclass": (
         "SELECT * FROM evalstore.performance_multiclass('mc.evaluations', 'mc', '1 day', "
@@ -195,7 +195,7 @@ MACRO_CALLS: dict[str, str] = {
     # --- compare.sql
     "compare_classification": (
         "SELECT * FROM evalstore.compare_classification('bin.evaluations', 'v1', 'v2', '1', "
-        f"'1 day', NULL, NULL, NULL, NULL, {Z}, 25)"
+        f"'1 day', NULL, NULL, NULL, NULL, {Z}, 25, NULL)"
     ),
     "compare_regression": (
         "SELECT * FROM evalstore.compare_regression('reg.evaluations', 'v1', 'v2', '1 day', "
