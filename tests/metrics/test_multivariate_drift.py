@@ -121,8 +121,9 @@ def test_too_few_rows_gives_null_with_a_reason(store):
 def test_parameter_errors(store):
     with pytest.raises(InvalidParameterError, match="choose from mmd, pca"):
         store.multivariate_drift("m", methods=["ks"])
-    with pytest.raises(InvalidParameterError, match="not numeric features"):
-        store.multivariate_drift("m", features=["kind"])
+    # a categorical feature is accepted, encoded (tests/metrics/test_domain_classifier.py)
+    with pytest.raises(InvalidParameterError, match=r"features \['nope'\] are not features"):
+        store.multivariate_drift("m", features=["nope"])
     with pytest.raises(InvalidParameterError, match="fixed reference"):
         store.multivariate_drift("m", reference={"previous": 2})
     with pytest.raises(InvalidParameterError, match=r"variance=1.5 must be in \(0, 1\]"):
