@@ -89,8 +89,13 @@ CREATE OR REPLACE MACRO evalstore.categorical_rows(
          'value': tests.unseen, 'dof': NULL, 'reason': NULL},
         {'method': 'psi', 'variant': 'psi, ln; categories; ' || CASE zero_bins
             WHEN 'leftover' THEN 'empty categories folded into a leftover bin'
+            WHEN 'smallest' THEN evalstore.zero_bins_text(zero_bins, epsilon)
             ELSE 'empty categories set to ' || epsilon END,
          'value': scores.psi, 'dof': NULL, 'reason': NULL},
+        {'method': 'kl', 'variant': 'KL(reference || analysis), '
+            || CASE WHEN log_base = 2 THEN 'log2' ELSE 'ln' END || '; categories; '
+            || evalstore.zero_bins_text(zero_bins, epsilon),
+         'value': scores.kl, 'dof': NULL, 'reason': NULL},
         {'method': 'js', 'variant': 'JS ' || CASE WHEN js_variant = 'divergence'
             THEN 'divergence' ELSE 'distance' END || ', '
             || CASE WHEN log_base = 2 THEN 'log2' ELSE 'ln' END || '; categories',
@@ -146,7 +151,7 @@ COMMENT ON MACRO evalstore.categorical_methods IS
 --             NULL with a reason when K < 2
 --   linf      max_c |p_c - q_c|
 --   unseen    share of the window's values whose category never occurs in the reference
---   psi, js, hellinger   evalstore.binned_scores over the categories
+--   psi, kl, js, hellinger   evalstore.binned_scores over the categories
 CREATE OR REPLACE MACRO evalstore.drift_categorical(
     source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset, ana_start,
     ana_end, width, chunk_rows, chunks, previous,

@@ -50,8 +50,14 @@ COMMENT ON MACRO evalstore.quantile_edges IS
 -- Helper: distances between two histograms given as aligned lists of proportions
 -- p = ref_p (reference) and q = ana_p (analysis). Bins empty on both sides are dropped first. PSI and KL
 -- need non-empty bins: zero_bins = 'epsilon' replaces a zero proportion by epsilon (no
--- renormalisation, as Evidently); 'leftover' folds every bin that is empty on one side
--- into one leftover bin (epsilon again if that is still empty on one side).
+-- renormalisation); 'leftover' folds every bin that is empty on one side
+-- into one leftover bin (epsilon again if that is still empty on one side); 'smallest'
+-- (Evidently 0.7's get_binned_data) replaces a zero proportion of a side by that side's
+-- smallest non-zero proportion / 1e6 when that is <= epsilon, else by epsilon, keeps the
+-- inner bins empty on both sides (both filled; only the first and last bins, the
+-- open-ended ones outside the edges, are dropped when empty on both sides), and
+-- renormalises KL's filled proportions to sum 1 (scipy.stats.entropy; psi is not
+-- renormalised, as Evidently's psi).
 --   psi       = sum (q - p) ln(q / p)
 --   kl        = sum p log_b(p / q)            KL(reference || analysis), scipy.stats.entropy(p, q, base)
 --   js        = sqrt(JSD) ('distance', scipy.spatial.distance.jensenshannon) or JSD
@@ -63,26 +69,38 @@ CREATE OR REPLACE MACRO evalstore.binned_scores(
     ref_p, ana_p, zero_bins, epsilon, log_base, js_variant
 ) AS (
     WITH bins AS (
-        SELECT unnest(ref_p) AS p, unnest(ana_p) AS q
+        SELECT unnest(ref_p) AS p, unnest(ana_p) AS q, generate_subscripts(ref_p, 1) AS i
     ),
-    kept AS (SELECT * FROM bins WHERE p > 0 OR q > 0),
+    kept AS (
+        SELECT p, q FROM bins WHERE p > 0 OR q > 0
+            OR (zero_bins = 'smallest' AND i > 1 AND i < len(ref_p))
+    ),
     folded AS (
-        SELECT p, q FROM kept WHERE zero_bins = 'epsilon' OR (p > 0 AND q > 0)
+        SELECT p, q FROM kept WHERE zero_bins IN ('epsilon', 'smallest') OR (p > 0 AND q > 0)
         UNION ALL
         SELECT sum(p), sum(q) FROM kept
         WHERE zero_bins = 'leftover' AND (p = 0 OR q = 0) HAVING count(*) > 0
     ),
     guarded AS (
-        SELECT CASE WHEN p = 0 THEN epsilon ELSE p END AS p,
-               CASE WHEN q = 0 THEN epsilon ELSE q END AS q
-        FROM folded
+        SELECT CASE WHEN p > 0 THEN p WHEN zero_bins = 'smallest' AND f.p_min <= epsilon
+                    THEN f.p_min / 1e6 ELSE epsilon END AS p,
+               CASE WHEN q > 0 THEN q WHEN zero_bins = 'smallest' AND f.q_min <= epsilon
+                    THEN f.q_min / 1e6 ELSE epsilon END AS q
+        FROM folded,
+             (SELECT min(p) FILTER (WHERE p > 0) AS p_min, min(q) FILTER (WHERE q > 0) AS q_min
+              FROM folded) AS f
+    ),
+    normalised AS (
+        SELECT CASE WHEN zero_bins = 'smallest' THEN p / sum(p) OVER () ELSE p END AS p,
+               CASE WHEN zero_bins = 'smallest' THEN q / sum(q) OVER () ELSE q END AS q
+        FROM guarded
     ),
     mixed AS (
         SELECT p, q, (p + q) / 2 AS m FROM kept
     )
     SELECT {
         'psi': (SELECT sum((q - p) * ln(q / p)) FROM guarded),
-        'kl': (SELECT sum(p * ln(p / q)) / ln(log_base) FROM guarded),
+        'kl': (SELECT sum(p * ln(p / q)) / ln(log_base) FROM normalised),
         'js': (SELECT CASE WHEN js_variant = 'divergence' THEN jsd ELSE sqrt(greatest(jsd, 0)) END
                FROM (SELECT (sum(CASE WHEN p > 0 THEN p * ln(p / m) ELSE 0 END)
                            + sum(CASE WHEN q > 0 THEN q * ln(q / m) ELSE 0 END))
@@ -165,6 +183,8 @@ COMMENT ON MACRO evalstore.bins_text IS 'Binning part of a binned drift method''
 -- Helper: how empty bins were treated, for a variant name.
 CREATE OR REPLACE MACRO evalstore.zero_bins_text(zero_bins, epsilon) AS
     CASE zero_bins WHEN 'leftover' THEN 'empty bins folded into a leftover bin'
+        WHEN 'smallest' THEN 'empty bins set to the smallest share / 1e6 when <= ' || epsilon
+            || ', else ' || epsilon || '; KL renormalised'
         ELSE 'empty bins set to ' || epsilon END;
 COMMENT ON MACRO evalstore.zero_bins_text IS 'Empty-bin treatment part of a variant name.';
 

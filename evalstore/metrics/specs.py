@@ -146,8 +146,8 @@ DRIFT_METHODS: dict[str, DriftMethod] = _registry(
     DriftMethod("js", _BOTH, "Jensen-Shannon distance (or divergence) over bins or "
                 "categories, base e or 2 (as `scipy.spatial.distance.jensenshannon`)", 0.1,
                 default=True, binned=True, sql_macro=_BOTH_MACRO),
-    DriftMethod("kl", _NUM, "KL(reference || analysis) over bins", 0.1, binned=True,
-                sql_macro=_NUMERIC_MACRO),
+    DriftMethod("kl", _BOTH, "KL(reference || analysis) over bins or categories, base e or 2 "
+                "(as `scipy.stats.entropy(p, q)`)", 0.1, binned=True, sql_macro=_BOTH_MACRO),
     DriftMethod("hellinger", _BOTH, "Hellinger distance, √(Σ (√p - √q)²) / √2 over bins or "
                 "categories", 0.1,
                 binned=True, sql_macro=_BOTH_MACRO),
