@@ -249,6 +249,215 @@ CREATE OR REPLACE MACRO evalstore.estimation_binary(
 COMMENT ON MACRO TABLE evalstore.estimation_binary IS
     'CBPE estimate of binary metrics per window x version x slice, beside the realized value.';
 
+-- evalstore.estimation_multiclass(source, calibration, model, width, chunk_rows, chunks,
+--     since, until, z, as_of, delay_quantile, metrics)
+-- CBPE for a multiclass model (NannyML's multiclass CBPE). For each registered class c,
+-- the row's stored probability of c (evalstore.class_probability) is calibrated one-vs-rest
+-- by its version's and class's piece of `calibration` (columns version, class_name, x_lo,
+-- x_hi, p_lo, p_hi; as in estimation_binary), then the calibrated probabilities of a row
+-- are divided by their sum (1/K each when the sum is 0), as NannyML does: p_c. Over the
+-- n rows of a cell with a probability map and a logged prediction yhat (the others are
+-- n_excluded), per class c:
+--   tp_c = sum p_c [yhat = c], fp_c = sum (1 - p_c) [yhat = c], fn_c = sum p_c [yhat <> c]
+--   precision, recall, f1 (column "class")   tp_c / (tp_c + fp_c), tp_c / (tp_c + fn_c),
+--                 2 tp_c / (2 tp_c + fp_c + fn_c)
+--   accuracy = micro_f1   sum_c tp_c / n (the expected share of correct predictions)
+--   macro_f1     mean over the registered classes of f1_c (a class without expected
+--                positives or predictions has no f1 and is left out of the mean)
+--   weighted_f1  sum_c (tp_c + fn_c) f1_c / sum_c (tp_c + fn_c) (expected support weights)
+-- Bands: per class, as estimation_binary's precision, recall and f1 with v1_c = sum
+-- p_c (1 - p_c) [yhat = c] and v0_c = sum p_c (1 - p_c) [yhat <> c]; accuracy se =
+-- sqrt(sum_c v1_c) / n (exact: each row is right with probability p_yhat); macro_f1 and
+-- weighted_f1 combine the classes' f1 variances with their weights, leaving out the
+-- covariances between classes (an approximation).
+CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
+    source, calibration, model, width, chunk_rows, chunks, since, until, z, as_of,
+    delay_quantile, metrics
+) AS TABLE
+    WITH registered AS (
+        SELECT DISTINCT unnest(r.classes) AS class_name
+        FROM evalstore.relation('evalstore.models') AS r
+        WHERE r.model = model
+    ),
+    pieces AS (
+        SELECT k.version, k.class_name, k.x_lo, k.x_hi, k.p_lo, k.p_hi
+        FROM evalstore.relation(calibration) AS k
+    ),
+    fitted AS (SELECT DISTINCT k.version FROM pieces AS k),
+    base AS (
+        SELECT w.window_index, w.version, w.slice, w.ts, w.example_id, w.probabilities,
+            CAST(w.prediction AS VARCHAR) AS yhat,
+            CASE WHEN w.label IS NOT NULL THEN 1 ELSE 0 END AS has_label,
+            w.probabilities IS NOT NULL AND w.prediction IS NOT NULL
+                AND EXISTS (SELECT 1 FROM fitted AS f WHERE f.version = w.version) AS usable
+        FROM evalstore.performance_rows(source, width, chunk_rows, chunks, since, until) AS w
+    ),
+    long_rows AS (
+        SELECT b.window_index, b.version, b.slice, b.example_id, b.yhat, k.class_name,
+            evalstore.class_probability(b.probabilities, k.class_name) AS s
+        FROM base AS b CROSS JOIN registered AS k
+        WHERE b.usable
+    ),
+    calibrated AS (
+        SELECT l.*,
+            CASE WHEN l.s IS NULL OR isnan(l.s) THEN 0.0
+                 WHEN isinf(k.x_lo) OR isinf(k.x_hi) OR k.x_hi = k.x_lo THEN k.p_lo
+                 ELSE k.p_lo + (k.p_hi - k.p_lo) * (l.s - k.x_lo) / (k.x_hi - k.x_lo)
+            END AS q
+        FROM long_rows AS l
+        ASOF LEFT JOIN pieces AS k ON k.version = l.version AND k.class_name = l.class_name
+            AND l.s >= k.x_lo
+    ),
+    normalized AS (
+        SELECT c.window_index, c.version, c.slice, c.yhat, c.class_name,
+            CASE WHEN sum(c.q) OVER r > 0 THEN c.q / sum(c.q) OVER r
+                 ELSE 1.0 / count(*) OVER r END AS p
+        FROM calibrated AS c
+        WINDOW r AS (PARTITION BY c.window_index, c.version, c.slice, c.example_id)
+    ),
+    per_class AS (
+        SELECT x.window_index, x.version, x.slice, x.class_name,
+            sum(CASE WHEN x.yhat = x.class_name THEN x.p ELSE 0 END) AS tp,
+            sum(CASE WHEN x.yhat = x.class_name THEN 1 - x.p ELSE 0 END) AS fp,
+            sum(CASE WHEN x.yhat = x.class_name THEN 0 ELSE x.p END) AS fn,
+            sum(CASE WHEN x.yhat = x.class_name THEN x.p * (1 - x.p) ELSE 0 END) AS v1,
+            sum(CASE WHEN x.yhat = x.class_name THEN 0 ELSE x.p * (1 - x.p) END) AS v0
+        FROM normalized AS x
+        GROUP BY x.window_index, x.version, x.slice, x.class_name
+    ),
+    class_values AS (
+        SELECT c.*,
+            CASE WHEN c.tp + c.fp > 0 THEN c.tp / (c.tp + c.fp) END AS precision_,
+            CASE WHEN c.tp + c.fp > 0 THEN sqrt(c.v1) / (c.tp + c.fp) END AS precision_se,
+            CASE WHEN c.tp + c.fn > 0 THEN c.tp / (c.tp + c.fn) END AS recall_,
+            CASE WHEN c.tp + c.fn > 0 THEN sqrt(c.fn * c.fn * c.v1 + c.tp * c.tp * c.v0)
+                / ((c.tp + c.fn) * (c.tp + c.fn)) END AS recall_se,
+            CASE WHEN 2 * c.tp + c.fp + c.fn > 0 THEN 2 * c.tp / (2 * c.tp + c.fp + c.fn)
+                END AS f1_,
+            CASE WHEN 2 * c.tp + c.fp + c.fn > 0 THEN 2 * sqrt(
+                (c.tp + c.fp + c.fn) * (c.tp + c.fp + c.fn) * c.v1 + c.tp * c.tp * c.v0)
+                / ((2 * c.tp + c.fp + c.fn) * (2 * c.tp + c.fp + c.fn)) END AS f1_se
+        FROM per_class AS c
+    ),
+    averages AS (
+        SELECT c.window_index, c.version, c.slice,
+            sum(c.tp) AS correct, sum(c.v1) AS v_correct,
+            avg(c.f1_) AS macro_f1, sqrt(sum(c.f1_se * c.f1_se)) / count(c.f1_) AS macro_f1_se,
+            sum((c.tp + c.fn) * c.f1_) / sum(CASE WHEN c.f1_ IS NOT NULL THEN c.tp + c.fn END)
+                AS weighted_f1,
+            sqrt(sum((c.tp + c.fn) * (c.tp + c.fn) * c.f1_se * c.f1_se))
+                / sum(CASE WHEN c.f1_ IS NOT NULL THEN c.tp + c.fn END) AS weighted_f1_se
+        FROM class_values AS c
+        GROUP BY c.window_index, c.version, c.slice
+    ),
+    cells AS (
+        SELECT b.window_index, b.version, b.slice, min(b.ts) AS first_ts, max(b.ts) AS last_ts,
+            count(*) AS predictions,
+            count(CASE WHEN b.has_label = 1 THEN 1 END) AS labeled,
+            count(CASE WHEN b.usable THEN 1 END) AS n,
+            count(CASE WHEN b.usable AND b.has_label = 1 THEN 1 END) AS n_labeled
+        FROM base AS b
+        GROUP BY b.window_index, b.version, b.slice
+    ),
+    windows AS (
+        SELECT c.window_index,
+            evalstore.cell_window_start(c.window_index, width, min(c.first_ts)) AS window_start,
+            evalstore.cell_window_end(c.window_index, width, max(c.last_ts)) AS window_end
+        FROM cells AS c
+        GROUP BY c.window_index
+    ),
+    metric_list AS (
+        SELECT m.metric, m.per_class, m.position FROM (VALUES
+            ('accuracy', false, 1), ('macro_f1', false, 2), ('micro_f1', false, 3),
+            ('weighted_f1', false, 4), ('precision', true, 5), ('recall', true, 6),
+            ('f1', true, 7)
+        ) AS m(metric, per_class, position)
+        WHERE metrics IS NULL OR list_contains(metrics, m.metric)
+    ),
+    rows_ AS (
+        SELECT c.*, m.metric, m.position, NULL AS class_name,
+            CASE m.metric WHEN 'macro_f1' THEN a.macro_f1 WHEN 'weighted_f1' THEN a.weighted_f1
+                 ELSE a.correct / nullif(c.n, 0) END AS raw_value,
+            CASE m.metric WHEN 'macro_f1' THEN a.macro_f1_se
+                 WHEN 'weighted_f1' THEN a.weighted_f1_se
+                 ELSE sqrt(a.v_correct) / nullif(c.n, 0) END AS raw_se
+        FROM cells AS c
+        CROSS JOIN metric_list AS m
+        LEFT JOIN averages AS a ON a.window_index = c.window_index AND a.version = c.version
+             AND a.slice IS NOT DISTINCT FROM c.slice
+        WHERE NOT m.per_class
+        UNION ALL BY NAME
+        SELECT c.*, m.metric, m.position, k.class_name,
+            CASE m.metric WHEN 'precision' THEN v.precision_ WHEN 'recall' THEN v.recall_
+                 ELSE v.f1_ END AS raw_value,
+            CASE m.metric WHEN 'precision' THEN v.precision_se WHEN 'recall' THEN v.recall_se
+                 ELSE v.f1_se END AS raw_se
+        FROM cells AS c
+        CROSS JOIN metric_list AS m
+        CROSS JOIN registered AS k
+        LEFT JOIN class_values AS v ON v.window_index = c.window_index
+             AND v.version = c.version AND v.slice IS NOT DISTINCT FROM c.slice
+             AND v.class_name = k.class_name
+        WHERE m.per_class
+    ),
+    estimated AS (
+        SELECT x.*, w.window_start, w.window_end,
+            CASE
+                WHEN f.version IS NULL THEN 'no calibration for this version (no labeled '
+                    || 'reference rows with probabilities): not estimated'
+                WHEN x.n = 0 THEN 'no predictions with probabilities and a logged prediction '
+                    || 'in this cell: nothing to estimate'
+                WHEN x.raw_value IS NULL AND x.metric = 'precision'
+                    THEN 'class never predicted in this cell: precision undefined'
+                WHEN x.raw_value IS NULL AND x.metric = 'recall'
+                    THEN 'no expected positives of this class: recall undefined'
+                WHEN x.raw_value IS NULL
+                    THEN 'no expected positives or predictions: ' || x.metric || ' undefined'
+            END AS reason
+        FROM rows_ AS x
+        JOIN windows AS w ON w.window_index = x.window_index
+        LEFT JOIN fitted AS f ON f.version = x.version
+    ),
+    realized AS (
+        SELECT r.window_index, r.version, r.slice, r.metric, r."class", r.value, r.ci_low,
+               r.ci_high, r.labels_due, r.labels_complete
+        FROM evalstore.performance_multiclass(source, model, width, chunk_rows, chunks, since,
+            until, z, as_of, delay_quantile, metrics) AS r
+    ),
+    horizon AS (SELECT * FROM evalstore.label_horizon(model, delay_quantile, as_of))
+    SELECT e.window_index, e.window_start, e.window_end, e.version, e.slice, e.metric,
+        CAST(e.class_name AS VARCHAR) AS "class",
+        CASE WHEN e.reason IS NULL THEN e.raw_value END AS value,
+        CASE WHEN e.reason IS NULL THEN evalstore.at_least(e.raw_value - z * e.raw_se, 0.0)
+            END AS ci_low,
+        CASE WHEN e.reason IS NULL THEN evalstore.at_most(e.raw_value + z * e.raw_se, 1.0)
+            END AS ci_high,
+        CASE WHEN e.reason IS NULL THEN e.raw_se END AS se,
+        e.n, e.predictions - e.n AS n_excluded, e.predictions, e.labeled,
+        e.labeled / e.predictions AS label_coverage, e.n_labeled,
+        coalesce(r.labels_due, evalstore.add_hours(e.window_end, h.delay_hours)) AS labels_due,
+        coalesce(r.labels_complete,
+                 evalstore.add_hours(e.window_end, h.delay_hours) <= h.as_of, false)
+            AS labels_complete,
+        e.reason,
+        'CBPE (one-vs-rest isotonic calibration on the reference, rows renormalised); '
+            || 'decision=logged; expected confusion matrix; band delta method '
+            || '(Poisson-binomial counts)'
+            || CASE WHEN e.metric IN ('macro_f1', 'weighted_f1')
+                    THEN ', classes taken as independent' ELSE '' END AS variant,
+        r.value AS realized, r.ci_low AS realized_ci_low, r.ci_high AS realized_ci_high,
+        CASE WHEN r.value IS NULL OR e.reason IS NOT NULL OR e.n_labeled = 0 THEN NULL
+             ELSE abs(r.value - e.raw_value) > z * e.raw_se * sqrt(e.n / e.n_labeled)
+        END AS diverged,
+        e.position
+    FROM estimated AS e
+    CROSS JOIN horizon AS h
+    LEFT JOIN realized AS r ON r.window_index = e.window_index AND r.version = e.version
+         AND r.slice IS NOT DISTINCT FROM e.slice AND r.metric = e.metric
+         AND r."class" IS NOT DISTINCT FROM e.class_name;
+COMMENT ON MACRO TABLE evalstore.estimation_multiclass IS
+    'CBPE estimate of multiclass metrics per window x version x slice, beside the realized value.';
+
 -- evalstore.estimation_regression(source, estimates, model, width, chunk_rows, chunks,
 --     since, until, z, as_of, delay_quantile, metrics)
 -- DLE (direct loss estimation, NannyML's DLE) for a regression model. `estimates` holds

@@ -210,29 +210,48 @@ def _calibrations(
     calibration: str,
     reference: Any,
 ) -> pa.Table:
-    """The calibration pieces of each version that has labeled, scored reference rows."""
-    rows = con.sql(
-        f"""
-        SELECT e.version, e.score, CASE WHEN e.label = r.positive_class THEN 1.0 ELSE 0.0 END AS y
-        FROM {ref_source} AS e
-        JOIN evalstore.models AS r ON r.model = ? AND r.version = e.version
-        WHERE e.score IS NOT NULL AND NOT isnan(e.score) AND e.version IN (SELECT unnest(?))
-        ORDER BY e.version
-        """,
-        params=[registration["model"], list(versions)],
-    ).fetchnumpy()
-    fitted: dict[str, _calibration.Calibration] = {}
-    names = rows["version"]
+    """The calibration pieces of each version that has labeled, scored reference rows
+    (binary: of the score; multiclass: of each registered class's probability, one
+    against the rest, column ``class_name``)."""
+    multiclass = registration["task"] == "multiclass"
+    if multiclass:
+        query = f"""
+            SELECT e.version, k.class_name AS key,
+                   evalstore.class_probability(e.probabilities, k.class_name) AS score,
+                   CASE WHEN CAST(e.label AS VARCHAR) = k.class_name THEN 1.0 ELSE 0.0 END AS y
+            FROM {ref_source} AS e
+            JOIN (SELECT r.version, unnest(r.classes) AS class_name FROM evalstore.models AS r
+                  WHERE r.model = ?) AS k ON k.version = e.version
+            WHERE e.probabilities IS NOT NULL AND e.version IN (SELECT unnest(?))
+            ORDER BY e.version, k.class_name
+        """
+    else:
+        query = f"""
+            SELECT e.version, '' AS key, e.score,
+                   CASE WHEN e.label = r.positive_class THEN 1.0 ELSE 0.0 END AS y
+            FROM {ref_source} AS e
+            JOIN evalstore.models AS r ON r.model = ? AND r.version = e.version
+            WHERE e.score IS NOT NULL AND NOT isnan(e.score) AND e.version IN (SELECT unnest(?))
+            ORDER BY e.version
+        """
+    rows = con.sql(query, params=[registration["model"], list(versions)]).fetchnumpy()
+    rows = _subset(rows, np.ones(len(rows["version"]), dtype=bool))
+    fitted: dict[tuple[str, str], _calibration.Calibration] = {}
     for name in versions:
-        mine = names == name
-        if not mine.any():
-            continue
-        if calibration == "none":
-            fitted[name] = _calibration.identity()
-        else:
-            fitted[name] = _calibration.fit_isotonic(rows["score"][mine], rows["y"][mine])
-    _require(fitted, versions, reference, "labeled predictions with a score")
-    return _calibration.segments(fitted)
+        for key in np.unique(rows["key"][rows["version"] == name]):
+            mine = (rows["version"] == name) & (rows["key"] == key)
+            if calibration == "none":
+                fitted[(name, key)] = _calibration.identity()
+            else:
+                scores, labels = rows["score"][mine], rows["y"][mine]
+                fitted[(name, key)] = _calibration.fit_isotonic(scores, labels)
+    _require(fitted, versions, reference, "labeled predictions with a score or probabilities")
+    table = _calibration.segments({f"{v}\0{k}": fit for (v, k), fit in fitted.items()})
+    pairs = [text.split("\0", 1) for text in table.column("version").to_pylist()]
+    table = table.set_column(0, "version", pa.array([v for v, _ in pairs], pa.string()))
+    if multiclass:
+        table = table.append_column("class_name", pa.array([k for _, k in pairs], pa.string()))
+    return table
 
 
 def _require(fitted: Mapping[str, Any], versions: Sequence[str], reference: Any, what: str) -> None:
@@ -240,7 +259,7 @@ def _require(fitted: Mapping[str, Any], versions: Sequence[str], reference: Any,
         return
     who = f"version {versions[0]!r}" if len(versions) == 1 else "any version of the model"
     raise NoReferenceError(
-        f"reference={describe(reference)} holds no {what} of {who}, so there is nothing to "
+        f"reference {describe(reference)} holds no {what} of {who}, so there is nothing to "
         "learn the estimate from; log predictions (and labels) for the reference examples, "
         "or pass reference=(start, end), a period of serving predictions that are labeled"
     )

@@ -60,5 +60,5 @@ def reference_view(con: duckdb.DuckDBPyConnection, model: str, ref: Mapping[str,
 def describe(reference: Any) -> str:
     """How messages name a reference."""
     if isinstance(reference, Sequence) and not isinstance(reference, str):
-        return f"the serving range {tuple(str(r) for r in reference)!r}"
+        return f"{tuple(str(r) for r in reference)!r} (a range of serving predictions)"
     return repr(reference)
