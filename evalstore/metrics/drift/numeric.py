@@ -49,6 +49,7 @@ from evalstore.core.layout import schema_prefix
 from evalstore.core.udfs import ks_pvalue
 from evalstore.core.values import KEYS, output_names, output_rows
 from evalstore.core.windows import Selection, restricted_view
+from evalstore.metrics.drift.binned_cdf import ks_estimate, w1_estimate
 from evalstore.metrics.drift.sorted_samples import (
     Sample,
     histogram,
@@ -81,6 +82,10 @@ STATS_SCHEMA = pa.schema(
         ("w1", pa.float64()),
         ("r_counts", pa.list_(pa.int64())),
         ("a_counts", pa.list_(pa.int64())),
+        # binning of this cell when it differs from the call's (few_values), and the bins
+        # of KS's and W1's estimates (cdf_bins) when they were estimated
+        ("cell_binning", pa.string()),
+        ("cdf_bins", pa.int64()),
         ("reason", pa.string()),
     ]
 )
@@ -104,11 +109,15 @@ ROWS_SQL = """
     methods AS (
         SELECT b.*, unnest(evalstore.numeric_methods(
             ks, w1, scores, n_analysis, sd, sd_pop, ref_mean, ana_mean, reason,
-            ?, ?, ?, ?, ?, ?, ?)) AS m
+            coalesce(cell_binning, ?), ?, ?, ?, ?, ?, ?)) AS m
         FROM binned AS b
     )
     SELECT ref_key, window_index, window_start, window_end, feature,
-        nullif(version, '') AS version, m.method, m.variant, m.value, n_reference,
+        nullif(version, '') AS version, m.method,
+        CASE WHEN cdf_bins IS NOT NULL AND m.method IN ('ks', 'wasserstein')
+             THEN m.variant || '; estimated on ' || cdf_bins
+                  || ' equal-width bins of the reference range (NannyML)'
+             ELSE m.variant END AS variant, m.value, n_reference,
         n_analysis, CAST(NULL AS BIGINT) AS dof, m.reason,
         CASE WHEN m.method = 'ks' THEN ks_p END AS p_value
     FROM methods
@@ -137,6 +146,12 @@ class Cell:
     reference: Sample | None
     edges: np.ndarray | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    #: 'values' when ``few_values`` bins this cell by value (else the call's binning)
+    binning: str | None = None
+    #: (bins, min_rows): KS and W1 are NannyML's estimates on ``bins`` equal-width bins
+    #: (:mod:`evalstore.metrics.drift.binned_cdf`) when the reference has at least
+    #: ``min_rows`` finite values; exact when bins is None
+    cdf: tuple[int | None, int] = (None, 0)
 
 
 def statistics(
@@ -161,6 +176,8 @@ def statistics(
     if binned:
         _assign_edges(con, cells, params)
     want_ks, want_w1 = "ks" in methods, "wasserstein" in methods
+    for cell in cells:  # KS and W1 estimated on bins (NannyML) or exact
+        cell.cdf = (params.get("cdf_bins"), params.get("cdf_min_rows") or 0)
     quantile_bins = params["bins"] if binned and params["binning"] == "quantile" else None
     by_feature: dict[str, list[Cell]] = {}
     for cell in cells:
@@ -369,7 +386,9 @@ def _numbers(array: pa.Array) -> np.ndarray:
 def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Mapping) -> None:
     """Histogram edges per cell: given, reference quantiles, or evalstore.bin_edges."""
     binning = params["binning"]
-    if binning == "quantile":  # from the sorted reference, in the worker threads
+    if binning == "values" or params.get("few_values"):
+        cells = _value_edges(cells, binning, params.get("few_values") or 0)
+    if binning in ("quantile", "values"):  # quantile: from the sorted reference, in the workers
         return
     if binning == "edges":  # the same for every cell (cells that cannot compare ignore it)
         edges = np.unique(np.asarray(params["edges"], dtype=float))
@@ -386,7 +405,9 @@ def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Map
         else:
             sample = cell.reference
         skewness = sample.skewness if binning == "doane" else None
-        inputs.append((sample.moments["lo"], sample.moments["hi"], sample.n, skewness))
+        # sturges_distinct: Sturges' count from the distinct values (Evidently's hellinger)
+        n = len(sample.unique) if binning == "sturges_distinct" else sample.n
+        inputs.append((sample.moments["lo"], sample.moments["hi"], n, skewness))
     if not inputs:
         return
     lo, hi, n, g1 = zip(*inputs, strict=True)
@@ -397,10 +418,28 @@ def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Map
         later.add(con.unregister, name)
         result = con.sql(
             f"SELECT evalstore.bin_edges(lo, hi, n, g1, ?, ?) AS edges FROM {quote(name)}",
-            params=[binning, params["bins"]],
+            params=[binning.removesuffix("_distinct"), params["bins"]],
         ).to_arrow_table()
     for cell, edges in zip(comparable, result.column("edges").to_pylist(), strict=True):
         cell.edges = np.asarray(edges, dtype=float)
+
+
+def _value_edges(cells: list[Cell], binning: str, few_values: int) -> list[Cell]:
+    """Bin by value the cells of ``binning='values'``, or those whose reference has at
+    most ``few_values`` distinct finite values: one bin per distinct value of reference and
+    window together (edges the distinct values and one just above the largest, so every bin
+    holds one value). Returns the other cells."""
+    others = []
+    for cell in cells:
+        ref, window = cell.reference, cell.window
+        comparable = ref is not None and ref.n and window.n
+        if comparable and (binning == "values" or len(ref.unique) <= few_values):
+            values = np.union1d(ref.unique, window.unique)
+            cell.edges = np.append(values, np.nextafter(values[-1], np.inf))
+            cell.binning = "values" if binning != "values" else None
+        else:
+            others.append(cell)
+    return others
 
 
 def _compute(
@@ -428,11 +467,22 @@ def _compute(
             stats["ana_mean"] = float(window.values.mean())
         if ref is not None and window.n:
             at = ref.positions(window) if want_ks or want_w1 else None
+            estimated = cell.cdf[0] is not None and ref.n >= cell.cdf[1]
             if want_ks:
-                stats["ks"] = ks_statistic(ref, window, at)
+                stats["ks"] = (
+                    ks_estimate(ref.values, window.values, cell.cdf[0])
+                    if estimated
+                    else ks_statistic(ref, window, at)
+                )
                 stats["ks_p"] = ks_pvalue(stats["ks"], ref.n, window.n)
             if want_w1:
-                stats["w1"] = wasserstein_distance(ref, window, at)
+                stats["w1"] = (
+                    w1_estimate(ref.values, window.values, cell.cdf[0])
+                    if estimated
+                    else wasserstein_distance(ref, window, at)
+                )
+            if estimated and (want_ks or want_w1):
+                stats["cdf_bins"] = cell.cdf[0]
             if quantile_bins is not None:
                 if id(ref) not in quantiles:
                     quantiles[id(ref)] = quantile_edges(ref.values, quantile_bins)
@@ -458,4 +508,5 @@ def _row(cell: Cell) -> dict[str, Any]:
         "feature": cell.feature,
         "version": cell.version,
         **cell.stats,
+        "cell_binning": cell.binning,
     }
