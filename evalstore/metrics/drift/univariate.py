@@ -96,7 +96,7 @@ DEFAULT_THRESHOLDS: dict[str, float | tuple[float, float]] = {
     if not spec.has_p_value and spec.default_limit is not None
 }
 OUTPUTS = ("score", "prediction", "label")
-BINNINGS = ("quantile", "doane", "sturges", "fixed", "edges")
+BINNINGS = ("quantile", "doane", "sturges", "fixed", "edges", "sturges_distinct", "values")
 CORRECTIONS = ("bonferroni", "bh", "none")
 RESULT_COLUMNS = (
     "window_start", "window_end", "feature", "kind", "version", "method", "variant", "value",
@@ -132,6 +132,10 @@ def drift(
     yates: bool = True,
     learn_chunks: int = 10,
     learn_k: float = 3.0,
+    few_values: int = 0,
+    cdf_bins: int | None = None,
+    cdf_min_rows: int = 0,
+    preset: str | None = None,
 ) -> pa.Table:
     """Drift of each feature (and of score, prediction and label) in each window.
 
@@ -145,11 +149,16 @@ def drift(
     a ``reason`` where the method is undefined (empty reference, constant reference
     for a normalised measure, a single category for chi2, ...).
     """
+    if preset is not None:  # a peer's definitions: evalstore.metrics.presets
+        from evalstore.metrics.drift import preset_runner
+
+        return preset_runner.drift(ctx, preset, dict(locals()))
     registration = ctx.registration(model, version)
     chosen = _check_methods(methods)
     params = _variant_args(
         binning, bins, edges, pooled, zero_bins, epsilon, log_base, js, wasserstein, yates
     )
+    params |= _estimate_args(binning, few_values, cdf_bins, cdf_min_rows)
     limits = _thresholds(thresholds, alpha, wasserstein)
     if correction not in CORRECTIONS:
         raise InvalidParameterError(f"correction={correction!r} is not one of {CORRECTIONS}")
@@ -244,8 +253,10 @@ def _variant_args(
     elif edges is not None:
         raise InvalidParameterError("edges= is only used with binning='edges'")
     bins = bounded_int(bins, "bins", most=MAX_BINS)
-    if zero_bins not in ("epsilon", "leftover"):
-        raise InvalidParameterError(f"zero_bins={zero_bins!r} is not 'epsilon' or 'leftover'")
+    if zero_bins not in ("epsilon", "leftover", "smallest"):
+        raise InvalidParameterError(
+            f"zero_bins={zero_bins!r} is not 'epsilon', 'leftover' or 'smallest'"
+        )
     if not isinstance(epsilon, int | float) or not 0 < epsilon < 1:
         raise InvalidParameterError(f"epsilon={epsilon!r} must be a number in (0, 1)")
     bases = {"e": math.e, math.e: math.e, 2: 2.0, "2": 2.0}
@@ -267,6 +278,26 @@ def _variant_args(
         "wasserstein": wasserstein,
         "yates": bool(yates),
     }
+
+
+def _estimate_args(
+    binning: str, few_values: int, cdf_bins: int | None, cdf_min_rows: int
+) -> dict[str, Any]:
+    """The peers' binning and estimate options (checked): ``few_values`` (bin by value the
+    numeric features whose reference has at most that many distinct values; with an
+    equal-width binning only), ``cdf_bins`` (KS and W1 estimated on that many equal-width
+    bins of the reference's range, as NannyML) and ``cdf_min_rows`` (only for references
+    of at least that many finite values)."""
+    few_values = bounded_int(few_values, "few_values", least=0, most=MAX_BINS)
+    if few_values and binning in ("quantile", "edges"):
+        raise InvalidParameterError(
+            f"few_values={few_values} needs an equal-width binning ('sturges', 'doane', "
+            f"'fixed' or 'sturges_distinct'), not binning={binning!r}"
+        )
+    if cdf_bins is not None:
+        cdf_bins = bounded_int(cdf_bins, "cdf_bins", least=1, most=1_000_000)
+    cdf_min_rows = bounded_int(cdf_min_rows, "cdf_min_rows", least=0, most=10**12)
+    return {"few_values": few_values, "cdf_bins": cdf_bins, "cdf_min_rows": cdf_min_rows}
 
 
 def _thresholds(
