@@ -12,7 +12,7 @@
 -- their value on a slice does not follow from per-row outcomes, and a test of "slice
 -- vs rest" for them would need a bootstrap per candidate slice.
 
--- evalstore.slice_outcomes(source, model, metric, threshold)
+-- evalstore.slice_outcomes(source, model, metric, threshold, business_value_matrix)
 -- The rows of `source` (a relation with the columns of <model>.evaluations, e.g. a
 -- temporary view of them with slice-code columns added) with x, each row's outcome for
 -- `metric`, NULL when the row does not count for the metric (unlabeled, no prediction,
@@ -33,16 +33,35 @@
 --                 probabilities[label] (0 when absent)
 --   mae, mse      |e|, e^2 with e = prediction - label                       (regression)
 --   mape          |e| / |label| over labels <> 0                             (regression)
--- The mean of x over a set of rows is the metric of that set (as performance computes it).
-CREATE OR REPLACE MACRO evalstore.slice_outcomes(source, model, metric, threshold) AS TABLE
+--   business_value  business_value_matrix[y + 1][yhat + 1], the value of the row's cell of
+--                 [[v_tn, v_fp], [v_fn, v_tp]] (NannyML's layout), over labeled rows with
+--                 a yhat                                                     (binary)
+-- The mean of x over a set of rows is the metric of that set (as performance computes it;
+-- business_value: performance's normalize_business_value='per_prediction').
+-- Each row also carries `variant`, the definition scored (the same for every row): for
+-- the binary decision metrics (accuracy, precision, recall, specificity, business_value)
+-- the decision rule as performance_binary names it ('decision=logged (...)' or
+-- 'decision=score>=<threshold> (what-if: ...)'), else the outcome's definition.
+CREATE OR REPLACE MACRO evalstore.slice_outcomes(
+    source, model, metric, threshold, business_value_matrix
+) AS TABLE
     WITH registry AS (
         SELECT r.version, r.task, r.positive_class,
-               coalesce(CAST(threshold AS DOUBLE), r.threshold) AS cutoff
+               coalesce(CAST(threshold AS DOUBLE), r.threshold) AS cutoff,
+               CASE WHEN threshold IS NOT NULL
+                   THEN 'decision=score>=' || coalesce(CAST(threshold AS DOUBLE), r.threshold)
+                       || ' (what-if: positive class ' || r.positive_class
+                       || ' when score >= ' || coalesce(CAST(threshold AS DOUBLE), r.threshold)
+                       || '; rows without a score: the logged prediction)'
+                   ELSE 'decision=logged (positive class ' || r.positive_class
+                       || ' as logged; rows without a logged prediction: score >= '
+                       || r.threshold || ', the registered threshold)'
+               END AS rule
         FROM evalstore.relation('evalstore.models') AS r
         WHERE r.model = model
     ),
     coded AS (
-        SELECT e.*, g.task AS task_,
+        SELECT e.*, g.task AS task_, g.rule AS rule_,
             CASE WHEN e.label IS NULL THEN NULL
                  WHEN e.label = g.positive_class THEN 1 ELSE 0 END AS y_,
             CASE WHEN e.score IS NOT NULL AND (threshold IS NOT NULL OR e.prediction IS NULL)
@@ -54,7 +73,7 @@ CREATE OR REPLACE MACRO evalstore.slice_outcomes(source, model, metric, threshol
         FROM evalstore.relation(source) AS e
         LEFT JOIN registry AS g ON g.version = e.version
     )
-    SELECT c.* EXCLUDE (task_, y_, yhat_, e_),
+    SELECT c.* EXCLUDE (task_, rule_, y_, yhat_, e_),
         CAST(CASE metric
             WHEN 'accuracy' THEN CASE
                 WHEN c.task_ = 'binary' THEN CASE
@@ -81,7 +100,23 @@ CREATE OR REPLACE MACRO evalstore.slice_outcomes(source, model, metric, threshol
             WHEN 'mse' THEN c.e_ * c.e_
             WHEN 'mape' THEN CASE WHEN TRY_CAST(c.label AS DOUBLE) <> 0
                 THEN abs(c.e_) / abs(TRY_CAST(c.label AS DOUBLE)) END
-        END AS DOUBLE) AS x
+            WHEN 'business_value' THEN CASE WHEN c.y_ IS NOT NULL AND c.yhat_ IS NOT NULL
+                THEN CAST(business_value_matrix AS DOUBLE[][])[c.y_ + 1][c.yhat_ + 1] END
+        END AS DOUBLE) AS x,
+        CASE
+            WHEN metric = 'business_value' THEN c.rule_ || '; business value per prediction, '
+                || 'mean of the row''s cell of ' || CAST(business_value_matrix AS VARCHAR)
+                || ' ([[tn, fp], [fn, tp]])'
+            WHEN c.task_ = 'binary' AND metric IN ('accuracy', 'precision', 'recall',
+                                                   'specificity') THEN c.rule_
+            WHEN metric = 'accuracy' THEN 'prediction = label (the logged predictions)'
+            WHEN metric = 'brier' THEN 'mean (score - y)^2'
+            WHEN metric = 'log_loss'
+                THEN 'mean -ln p(label), p clipped to [eps, 1 - eps], eps = 2.22e-16'
+            WHEN metric = 'mae' THEN 'mean |prediction - label|'
+            WHEN metric = 'mse' THEN 'mean (prediction - label)^2'
+            WHEN metric = 'mape' THEN 'mean |prediction - label| / |label| over labels <> 0'
+        END AS variant
     FROM coded AS c;
 COMMENT ON MACRO TABLE evalstore.slice_outcomes IS
     'Rows of source with x, their per-row outcome for a decomposable metric (NULL: not counted).';

@@ -17,7 +17,16 @@ evalstore.slice_tests' statistics,
 * proportions (``accuracy``, ``precision``, ``recall``, ``specificity``): the pooled
   two-proportion z-test, one-sided (slice lower);
 * mean losses (``brier``, ``log_loss``, ``mae``, ``mse``, ``mape``): Welch's t-test,
-  one-sided (slice higher), as ``scipy.stats.ttest_ind(equal_var=False)``.
+  one-sided (slice higher), as ``scipy.stats.ttest_ind(equal_var=False)``;
+* ``business_value`` (binary, with ``business_value_matrix=[[v_tn, v_fp], [v_fn,
+  v_tp]]``): the mean value per decision (performance's ``normalize_business_value=
+  'per_prediction'``), Welch's t-test, one-sided (slice lower).
+
+The binary decision metrics (accuracy, precision, recall, specificity, business_value)
+judge the decisions as ``store.performance`` does: the logged predictions, or
+``score >= threshold`` with ``threshold=`` given (a what-if); the result's ``variant``
+says which (``decision=logged ...`` / ``decision=score>=t ...``; for the other metrics
+the outcome's definition).
 
 Every tested slice counts towards the multiple-testing correction (single and pair
 levels together): Benjamini-Hochberg by default (``correction='bh'``, false discovery
@@ -58,7 +67,7 @@ from evalstore.core.layout import NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import time_range
 from evalstore.core.windows import check_predicate, reference_args
 from evalstore.errors import InvalidParameterError
-from evalstore.metrics.performance import PREDICATE_COLUMNS
+from evalstore.metrics.performance import PREDICATE_COLUMNS, value_matrix
 from evalstore.metrics.slice_keys import (
     MAX_CATEGORIES,
     _bin_labels,
@@ -87,7 +96,7 @@ CORRECTIONS = ("bh", "bonferroni", "none")
 RESULT_COLUMNS = (
     "rank", "features", "slice", "predicate", "metric", "n", "share", "value", "rest_n",
     "rest_value", "effect", "excess", "statistic", "p_value", "q_value", "significant",
-    "level", "test", "version",
+    "level", "test", "version", "variant",
 )  # fmt: skip
 _FLOAT_TYPES = frozenset({"FLOAT", "DOUBLE", "REAL"})
 _counter = itertools.count()
@@ -113,6 +122,7 @@ def worst_slices(
     threshold: float | None = None,
     top: int | None = 20,
     include_all: bool = False,
+    business_value_matrix: Sequence[Sequence[float]] | None = None,
 ) -> pa.Table:
     """Slices (one feature or a pair) where ``metric`` is significantly worse than elsewhere.
 
@@ -120,10 +130,12 @@ def worst_slices(
     one when None: versions are never pooled) with prediction time in ``[since, until)``,
     restricted by ``where`` (a SQL predicate, as everywhere). ``metric`` (default
     accuracy, or mae for regression) must be decomposable (see the module docstring);
-    ``threshold`` as in ``performance``. ``features`` (default: every feature column)
-    are sliced by value (categorical) or into ``bins`` quantile bins of ``reference``
-    (numeric), plus a missing-value slice each; ``pairs`` adds their pairwise
-    combinations (at most ``max_pairs`` feature pairs).
+    ``threshold`` as in ``performance`` (the decision rule scored is named in
+    ``variant``); ``business_value_matrix`` for ``metric='business_value'``.
+    ``features`` (default: every feature column) are sliced by value (categorical) or
+    into ``bins`` quantile bins of ``reference`` (numeric), plus a missing-value slice
+    each; ``pairs`` adds their pairwise combinations (at most ``max_pairs`` feature
+    pairs).
 
     ``min_support``: least number of the metric's rows a slice must hold to be tested,
     as a count (int >= 1) or a share of the selection's (float in (0, 1); default 1%).
@@ -136,7 +148,7 @@ def worst_slices(
     predicate (SQL), metric, n, share (of the selection's metric rows), value (the
     metric on the slice), rest_n, rest_value, effect (> 0: worse, metric units),
     excess (effect x n), statistic (z or Welch t, large = worse), p_value (one-sided),
-    q_value (corrected), significant, level (1 or 2 features), test, version``.
+    q_value (corrected), significant, level (1 or 2 features), test, version, variant``.
 
     >>> import evalstore, pyarrow as pa
     >>> store = evalstore.open()
@@ -172,6 +184,18 @@ def worst_slices(
         raise InvalidParameterError(
             f"threshold={threshold!r} must be a number in [0, 1], for binary models only"
         )
+    matrix = None
+    if business_value_matrix is not None:
+        if task != "binary":
+            raise InvalidParameterError(
+                f"business_value_matrix applies to binary models, not to a {task} model"
+            )
+        matrix = value_matrix(business_value_matrix)
+    elif metric == "business_value":
+        raise InvalidParameterError(
+            "metric='business_value' needs business_value_matrix=[[tn_value, fp_value], "
+            "[fn_value, tp_value]] (NannyML's layout)"
+        )
     start, end = time_range(since, until)
     con = ctx.connection
     # one transaction: the totals and every level's counts see the same rows
@@ -182,17 +206,18 @@ def worst_slices(
         later.add(con.execute, f"DROP VIEW IF EXISTS {quote(view)}")
         outcomes = (
             f"evalstore.slice_outcomes({quote_literal(view)}, {quote_literal(model)}, "
-            f"{quote_literal(metric)}, ?::DOUBLE)"
+            f"{quote_literal(metric)}, ?::DOUBLE, ?::DOUBLE[][])"
         )
-        total_n, total_mean, total_m2 = con.execute(
-            f"SELECT count(x), avg(x), coalesce(var_pop(x) * count(x), 0) FROM {outcomes}",
-            [threshold],
+        total_n, total_mean, total_m2, variant = con.execute(
+            f"SELECT count(x), avg(x), coalesce(var_pop(x) * count(x), 0), any_value(variant) "
+            f"FROM {outcomes}",
+            [threshold, matrix],
         ).fetchall()[0]
         if not total_n:
             return _empty(metric, version)
         support = min_support if min_support >= 1 else math.ceil(min_support * total_n)
         totals = (total_n, total_mean, total_m2)
-        args = (con, outcomes, threshold, totals, kind, higher_is_better, support)
+        args = (con, outcomes, [threshold, matrix], totals, kind, higher_is_better, support)
         singles = _level(*args, keys, [(i,) for i in range(len(keys))])
         if pairs and len(keys) > 1:
             chosen = _pairs(keys, singles, max_pairs)
@@ -201,7 +226,7 @@ def worst_slices(
             doubles = []
     return _result(
         singles + doubles, keys, metric, kind, higher_is_better, total_n, version, alpha,
-        correction, top, include_all,
+        correction, top, include_all, variant,
     )  # fmt: skip
 
 
@@ -331,7 +356,7 @@ def _source_view(
 def _level(
     con: duckdb.DuckDBPyConnection,
     outcomes: str,
-    threshold: float | None,
+    outcome_args: list[Any],
     totals: tuple[int, float, float],
     kind: str,
     higher_is_better: bool,
@@ -356,7 +381,7 @@ def _level(
         f"SELECT {flags}, {codes}, count(x) AS n, avg(x) AS mean, "
         f"var_pop(x) * count(x) AS m2 FROM {outcomes} WHERE x IS NOT NULL "
         f"GROUP BY GROUPING SETS ({grouping}) HAVING count(x) >= ? AND count(x) < ?)",
-        [threshold, support, total_n],
+        [*outcome_args, support, total_n],
     )
     with Cleanup() as later:
         later.add(con.execute, f"DROP TABLE IF EXISTS {quote(name)}")
@@ -463,6 +488,7 @@ def _result(
     correction: str,
     top: int | None,
     include_all: bool,
+    variant: str | None = None,
 ) -> pa.Table:
     statistic = np.array(
         [np.nan if r["statistic"] is None else r["statistic"] for r in records], dtype=float
@@ -523,6 +549,7 @@ def _result(
                 "level": len(record["members"]),
                 "test": test,
                 "version": version,
+                "variant": variant,
             }
         )
     return pa.Table.from_pylist(rows, schema=_schema()) if rows else _empty(metric, version)
@@ -537,7 +564,7 @@ def _schema() -> pa.Schema:
             ("rest_value", pa.float64()), ("effect", pa.float64()), ("excess", pa.float64()),
             ("statistic", pa.float64()), ("p_value", pa.float64()), ("q_value", pa.float64()),
             ("significant", pa.bool_()), ("level", pa.int64()), ("test", pa.string()),
-            ("version", pa.string()),
+            ("version", pa.string()), ("variant", pa.string()),
         ]
     )  # fmt: skip
 

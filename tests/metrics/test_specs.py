@@ -189,7 +189,10 @@ def test_worst_slices_searches_the_decomposable_metrics_only(binary):
         if "binary" not in spec.tasks:
             continue
         if "binary" in spec.slice_tasks:
-            found = binary.worst_slices("m", metric=name, version="v1", include_all=True)
+            matrix = [[1, 0], [0, 1]] if name == "business_value" else None
+            found = binary.worst_slices(
+                "m", metric=name, version="v1", include_all=True, business_value_matrix=matrix
+            )
             assert set(found.column("metric").to_pylist()) <= {name}
         else:
             with pytest.raises(InvalidParameterError, match=rf"metric='{name}' "):

@@ -36,6 +36,7 @@ MACRO_CALLS: dict[str, str] = {
     "wilson_low": f"SELECT evalstore.wilson_low(30, 40, {Z})",
     "wilson_high": f"SELECT evalstore.wilson_high(30, 40, {Z})",
     "chunk_index": "SELECT evalstore.chunk_index(10, 11, 0, 4)",
+    "split_variant": "SELECT evalstore.split_variant('mean (score - y)^2', 0)",
     "drift_windows": f"SELECT * FROM evalstore.drift_windows('bin.numeric_values', {SELECTION})",
     "drift_pairs": (
         f"SELECT * FROM evalstore.drift_pairs('bin.numeric_values', {REFERENCE}, {SELECTION}, 0)"
@@ -166,7 +167,8 @@ MACRO_CALLS: dict[str, str] = {
     "add_hours": f"SELECT evalstore.add_hours({TS}, 2.5)",
     # --- slices.sql
     "slice_outcomes": (
-        "SELECT * FROM evalstore.slice_outcomes('bin.evaluations', 'bin', 'accuracy', NULL)"
+        "SELECT * FROM evalstore.slice_outcomes('bin.evaluations', 'bin', 'accuracy', NULL, "
+        "NULL)"
     ),
     "slice_tests": (
         "SELECT * FROM evalstore.slice_tests('slice_counts', 40, 0.6, 9.6, 'proportion', true)"
