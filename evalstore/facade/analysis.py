@@ -100,12 +100,16 @@ class AnalysisMethods:
         where: str | None = None,
         **options: Any,
     ) -> pa.Table:
-        """Joint drift of the numeric features per window: MMD² and PCA reconstruction.
+        """Joint drift of the features per window: MMD², PCA reconstruction and a domain
+        classifier's cross-validated ROC AUC.
 
         Same selection parameters and result shape as :meth:`drift` (``feature`` is
-        ``'*'``); see :mod:`evalstore.metrics.drift.multivariate` for the methods and options
-        (``alpha``, ``max_rows``, ``n_permutations``, ``variance``, ``learn_chunks``,
-        ``learn_k``, ``seed``).
+        ``'*'``); ``features=None`` takes the numeric features, categorical ones named in
+        ``features`` are count- or one-hot encoded (``categorical_encoding``). See
+        :mod:`evalstore.metrics.drift.multivariate` for the methods and options (``alpha``,
+        ``max_rows``, ``n_permutations``, ``variance``, ``learn_chunks``, ``learn_k``,
+        ``seed``, ``categorical_encoding``, ``classifier_rows``, ``classifier_folds``,
+        ``classifier_c``, ``classifier_terms``, ``classifier_range``).
         """
         return name_split(
             multivariate_drift.multivariate_drift(
