@@ -19,6 +19,7 @@ the store, ``--format``/``--limit``, printing tables, parsing option values) in
   alerts, channel
 - :mod:`~evalstore.cli.prometheus_rules`: monitor prometheus-rules
 - :mod:`~evalstore.cli.history_commands`: history (the stored metric series)
+- :mod:`~evalstore.cli.estimate_commands`: estimate (performance before labels)
 - :mod:`~evalstore.cli.lake_commands`: lake export (Parquet for Spark)
 - :mod:`~evalstore.cli.report_commands`: report (offline HTML), ui (the dashboard on a file)
 
@@ -36,6 +37,7 @@ import click
 from evalstore import __version__
 from evalstore.cli.alert_commands import alerts, channel, monitor
 from evalstore.cli.errors import OneLineErrors
+from evalstore.cli.estimate_commands import estimate
 from evalstore.cli.flywheel_commands import requests, select_rows, snapshot, suggest
 from evalstore.cli.history_commands import history
 from evalstore.cli.lake_commands import lake
@@ -83,6 +85,8 @@ for _command in (
     drift, quality, validate, schema,
     # metric_commands
     performance, slices, skew, compare, health,
+    # estimate_commands
+    estimate,
     # flywheel_commands
     suggest, requests, select_rows, snapshot,
     # server_commands
