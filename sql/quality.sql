@@ -73,6 +73,19 @@ CREATE OR REPLACE MACRO evalstore.missing_threshold_source(ref_n, ref_present, t
 COMMENT ON MACRO evalstore.missing_threshold_source IS
     'How the missing check''s threshold was obtained (text).';
 
+-- evalstore.share_over(method, value, count, n_analysis, denominator) -> DOUBLE
+-- Helper: the value of a quality check under `denominator`. 'present' (evalstore's
+-- default) keeps the check's value: out_of_range over the window's finite values, unseen
+-- over its non-NULL values. 'rows' divides their count by every row of the window, NULLs
+-- (and NaN, +-inf) included, as NannyML's data-quality calculators (normalize=True):
+-- count / n_analysis, NULL when count is NULL (no reference values) or the window has no
+-- rows; 0 for a window of rows without a finite (non-NULL) value. Other checks unchanged.
+CREATE OR REPLACE MACRO evalstore.share_over(method, value, count, n_analysis, denominator) AS
+    CASE WHEN denominator = 'rows' AND method IN ('out_of_range', 'unseen')
+         THEN CAST(count AS DOUBLE) / nullif(n_analysis, 0) ELSE value END;
+COMMENT ON MACRO evalstore.share_over IS
+    'A quality check''s value over its own values (''present'') or all rows (''rows'').';
+
 -- evalstore.dtype_mismatch(dtype, stored_dtype) -> INTEGER
 -- Helper: the value of the validation `type` check: 0 when the stored column type equals
 -- the schema's dtype (case-insensitive; a missing column differs), 1 when it differs,

@@ -73,6 +73,7 @@ from evalstore.core.windows import (
     value_views,
 )
 from evalstore.errors import InvalidParameterError
+from evalstore.metrics import presets
 from evalstore.metrics.specs import QUALITY_CHECKS, chosen_names, of_kind
 from evalstore.metrics.specs import VALIDATION_CHECKS as VALIDATION_SPECS
 
@@ -93,6 +94,8 @@ TASK_OUTPUTS = {
 NUMERIC_CHECKS = of_kind(QUALITY_CHECKS, "numeric")
 CATEGORICAL_CHECKS = of_kind(QUALITY_CHECKS, "categorical")
 VALIDATION_CHECKS = tuple(VALIDATION_SPECS)
+#: What the shares out_of_range and unseen of :func:`quality` divide by (``denominator``).
+DENOMINATORS = ("present", "rows")
 #: Columns of :func:`quality` and :func:`validate` results, in order.
 RESULT_COLUMNS = (
     "window_start", "window_end", "feature", "kind", "version", "method", "variant", "value",
@@ -124,6 +127,8 @@ def quality(
     max_nonfinite: int = 0,
     max_out_of_range: float = 0.01,
     max_unseen: float = 0.01,
+    denominator: str = "present",
+    preset: str | None = None,
 ) -> pa.Table:
     """Data quality of each feature (and of score, prediction and label) in each window.
 
@@ -139,10 +144,30 @@ def quality(
     value. A constant reference makes every other finite value out of range. A check
     whose value is NULL does not fail.
 
+    ``denominator`` says what the shares ``out_of_range`` and ``unseen`` divide by:
+    ``"present"`` (default) the window's finite (out_of_range) or non-NULL (unseen) values,
+    ``"rows"`` every row of the window, NULLs included (NannyML's definition; the macro
+    ``evalstore.share_over``), named in ``variant``. ``preset="nannyml"`` keeps the
+    checks NannyML 0.13 has (missing, unseen, out_of_range) with its definitions
+    (:data:`evalstore.metrics.presets.PRESETS`); ``variant`` starts with ``preset=nannyml;``.
+
     Returns one row per window, feature and check (columns :data:`RESULT_COLUMNS`) in
     window, feature, version, check order; ``count`` is the number of rows behind
     ``value``, ``p_value`` is always NULL.
     """
+    checks: list[str] | None = None
+    prefix = ""
+    if preset is not None:
+        passes = presets.groups(preset, "quality", None, {"denominator": denominator}
+                                if denominator != "present" else {})  # fmt: skip
+        ((checks, options),) = passes
+        denominator = options["denominator"]
+        prefix = presets.variant_prefix(preset)
+    if denominator not in DENOMINATORS:
+        raise InvalidParameterError(
+            f"denominator={denominator!r} is not one of {', '.join(DENOMINATORS)}: 'present' "
+            "divides a share by the window's finite (non-NULL) values, 'rows' by all its rows"
+        )
     thresholds = [
         _count(min_rows, "min_rows"),
         _share(missing_tolerance, "missing_tolerance"),
@@ -166,12 +191,32 @@ def quality(
         views = value_views(con, model, where, version, list(kinds), later)
         marks = ", ".join("?" for _ in range(2 + len(selection.args()) + len(thresholds)))
         query = (
-            f"SELECT {', '.join(RESULT_COLUMNS)} FROM evalstore.quality({marks}) "
-            "WHERE list_contains(?, feature) "
+            f"SELECT {', '.join(RESULT_COLUMNS)} FROM ({_OVER_SQL}) "
+            "WHERE list_contains(?, feature) AND (? IS NULL OR list_contains(?, method)) "
             "ORDER BY window_start, feature, version NULLS FIRST, method"
-        )
-        args = [*views, *selection.args(), *thresholds, chosen]
+        ).format(call=f"evalstore.quality({marks})")
+        args = [prefix, denominator, denominator]
+        args += [*views, *selection.args(), *thresholds, chosen, checks, checks]
         return con.sql(query, params=args).to_arrow_table()
+
+
+#: Shares of ``evalstore.quality`` (``{call}``) over the chosen denominator
+#: (``evalstore.share_over``): value, drifted, variant and reason follow it. Parameters:
+#: the variant prefix, then the denominator twice.
+_OVER_SQL = """
+    SELECT * REPLACE (
+        ? || CASE WHEN ? <> 'rows' THEN variant
+            WHEN method = 'unseen' THEN 'share of the window''s rows, NULLs included, whose '
+                || 'value is a category absent from the reference'
+            WHEN method = 'out_of_range' THEN 'share of the window''s rows, NULLs included, '
+                || 'whose value is finite and outside the reference''s finite [min, max]'
+            ELSE variant END AS variant,
+        shared AS value,
+        evalstore.check_failed(shared, threshold, method = 'rows') AS drifted,
+        CASE WHEN shared IS NULL THEN reason END AS reason)
+    FROM (SELECT *, evalstore.share_over(method, value, count, n_analysis, ?) AS shared
+          FROM {call})
+"""
 
 
 def infer_schema(
