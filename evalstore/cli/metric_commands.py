@@ -35,6 +35,20 @@ if TYPE_CHECKING:
     type=float,
     help="Binary what-if: decide by score >= it (default: the logged predictions).",
 )
+@click.option(
+    "--normalize-confusion-matrix",
+    type=click.Choice(["all", "true", "pred"]),
+    help="Metrics tp,fp,fn,tn as shares of all rows, the true or the predicted class.",
+)
+@click.option(
+    "--business-value-matrix",
+    help="TN,FP,FN,TP values of each decision for metric business_value, e.g. 0,-5,-50,100.",
+)
+@click.option(
+    "--normalize-business-value",
+    type=click.Choice(["per_prediction"]),
+    help="business_value per decision (the total / n) instead of the total.",
+)
 @output_options()
 @click.pass_context
 def performance(
@@ -47,16 +61,27 @@ def performance(
     version: str | None,
     where: str | None,
     threshold: float | None,
+    normalize_confusion_matrix: str | None,
+    business_value_matrix: str | None,
+    normalize_business_value: str | None,
     fmt: str,
     limit: int | None,
 ) -> None:
     """Realized performance per window, version and slice, with confidence intervals.
 
     \b
-    Example:
+    Examples:
       evalstore performance --model fraud --window "7 days" --by region --metrics roc_auc,f1
+      evalstore performance -m fraud --metrics business_value --business-value-matrix 0,-5,-50,100
     """
     keys = parse_slice_keys(by, slices)
+    options: dict[str, Any] = {}
+    if normalize_confusion_matrix:
+        options["normalize_confusion_matrix"] = normalize_confusion_matrix
+    if business_value_matrix:
+        options["business_value_matrix"] = parse_value_matrix(business_value_matrix)
+    if normalize_business_value:
+        options["normalize_business_value"] = normalize_business_value
     with open_store(ctx, read_only=True) as store:
         table = store.performance(
             model,
@@ -66,8 +91,27 @@ def performance(
             version=version,
             where=where,
             threshold=threshold,
+            **options,
         )
     emit(table, fmt, limit, columns=_performance_view(table), drop_empty=True)
+
+
+def parse_value_matrix(text: str) -> list[list[float]]:
+    """--business-value-matrix TN,FP,FN,TP as ``[[tn, fp], [fn, tp]]`` (NannyML's layout).
+
+    >>> parse_value_matrix("0,-5,-50,100")
+    [[0.0, -5.0], [-50.0, 100.0]]
+    """
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise click.BadParameter(
+            "four comma-separated numbers TN,FP,FN,TP (the value of each decision)",
+            param_hint="'--business-value-matrix'",
+        )
+    return [values[:2], values[2:]]
 
 
 def _performance_view(table: pa.Table) -> list[str]:
@@ -93,6 +137,8 @@ def _performance_view(table: pa.Table) -> list[str]:
 @click.option("--correction", type=click.Choice(["bh", "bonferroni", "none"]), default="bh")
 @click.option("--no-pairs", is_flag=True, help="Search single features only.")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--threshold", type=float, help="Binary what-if: decide by score >= it.")
+@click.option("--business-value-matrix", help="TN,FP,FN,TP values (metric business_value).")
 @output_options()
 @click.pass_context
 def slices(
@@ -101,6 +147,7 @@ def slices(
     features: str | None,
     min_support: str,
     no_pairs: bool,
+    business_value_matrix: str | None,
     fmt: str,
     limit: int | None,
     **options: Any,
@@ -120,6 +167,8 @@ def slices(
         raise click.BadParameter(
             "a row count or a share in (0, 1)", param_hint="'--min-support'"
         ) from None
+    if business_value_matrix:
+        options["business_value_matrix"] = parse_value_matrix(business_value_matrix)
     with open_store(ctx, read_only=True) as store:
         table = store.worst_slices(
             model,
@@ -141,6 +190,7 @@ def slices(
     first = table.slice(0, 1).to_pylist()[0]
     width = cli_render.terminal_width()
     echo_wrapped(f"metric {first['metric']} of version {first['version']}; {first['test']}")
+    echo_wrapped(f"scored: {first['variant']}")
     click.echo("predicates (pass as --where):")
     shown = table if not limit else table.slice(0, limit)
     for row in shown.select(["rank", "predicate"]).to_pylist():
@@ -207,6 +257,11 @@ def skew(
 @click.option("--by", help="Comma-separated categorical features to slice by.")
 @click.option("--slice", "slices", multiple=True, help="NAME=PREDICATE, a named slice.")
 @click.option("--where", help="SQL predicate over feature columns.")
+@click.option(
+    "--threshold",
+    type=float,
+    help="Binary what-if: decide by score >= it (default: the logged predictions).",
+)
 @output_options()
 @click.pass_context
 def compare(
@@ -219,6 +274,7 @@ def compare(
     by: str | None,
     slices: tuple[str, ...],
     where: str | None,
+    threshold: float | None,
     fmt: str,
     limit: int | None,
 ) -> None:
@@ -232,7 +288,7 @@ def compare(
     with open_store(ctx, read_only=True) as store:
         table = store.compare(
             model, a, b, window=parse_window(window), by=keys, metric=parse_names(metrics),
-            where=where,
+            where=where, threshold=threshold,
         )  # fmt: skip
     names = table.column_names
     slice_columns = names[4 : names.index("metric")] if "metric" in names else []

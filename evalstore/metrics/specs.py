@@ -99,7 +99,7 @@ class Metric:
     on ``slice_tasks``; a metric without one is not decomposable (a slice's value is not a
     mean of per-row outcomes). ``needs_bootstrap``: the interval is drawn by the Python
     bootstrap, not computed in SQL. ``higher_is_better`` is None for a signed metric whose
-    best value is 0 (``bias``) or one without a better direction (the confusion cells).
+    best value is 0 (``bias``).
     ``default``: computed when a call names no metrics (else only when asked for by name).
     """
 
@@ -269,19 +269,20 @@ PERFORMANCE_METRICS: dict[str, Metric] = _registry(
            slice_test="mean", slice_tasks=_R),
     Metric("r2", _R, "1 - MSE / Var(y)", True, "delta method"),
     Metric("bias", _R, "mean (prediction - y)", None, "normal"),
-    Metric("tp", _B, "true positives of the decisions (count, or share of all rows, of the "
-           "true class or of the predicted class: `normalize_confusion_matrix`)", None,
-           "none for counts, Wilson for shares", default=False,
+    Metric("tp", _B, "true positives of the decisions: count, or share of all rows, of the "
+           "true class or of the predicted class (`normalize_confusion_matrix`); by name "
+           "only", True, "none for counts, Wilson for shares", default=False,
            docs_anchor="performance.md#confusion-matrix-and-business-value"),
-    Metric("fp", _B, "false positives (as tp)", None, "none for counts, Wilson for shares",
+    Metric("fp", _B, "false positives (as tp)", False, "none for counts, Wilson for shares",
            default=False, docs_anchor="performance.md#confusion-matrix-and-business-value"),
-    Metric("fn", _B, "false negatives (as tp)", None, "none for counts, Wilson for shares",
+    Metric("fn", _B, "false negatives (as tp)", False, "none for counts, Wilson for shares",
            default=False, docs_anchor="performance.md#confusion-matrix-and-business-value"),
-    Metric("tn", _B, "true negatives (as tp)", None, "none for counts, Wilson for shares",
+    Metric("tn", _B, "true negatives (as tp)", True, "none for counts, Wilson for shares",
            default=False, docs_anchor="performance.md#confusion-matrix-and-business-value"),
     Metric("business_value", _B, "v_tn tn + v_fp fp + v_fn fn + v_tp tp for "
            "`business_value_matrix=[[v_tn, v_fp], [v_fn, v_tp]]` (NannyML's layout); total, "
-           "or / n with `normalize_business_value='per_prediction'`", True, "normal",
+           "or / n with `normalize_business_value='per_prediction'`; by name only", True,
+           "normal",
            slice_test="mean", slice_tasks=_B, default=False,
            docs_anchor="performance.md#confusion-matrix-and-business-value"),
 )  # fmt: skip
