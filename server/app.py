@@ -34,6 +34,7 @@ from server.lockdown import lock_down
 from server.monitor_loop import MonitorLoop
 from server.prom import Monitor
 from server.routes_dashboard import router as dashboard_router
+from server.routes_estimation import router as estimation_router
 from server.routes_flywheel import router as flywheel_router
 from server.routes_monitors import router as monitors_router
 from server.routes_query import router as query_router
@@ -159,6 +160,7 @@ def create_app(
     app.include_router(store_router)
     app.include_router(flywheel_router)
     app.include_router(monitors_router)  # before GET /v1/models/{model}/{family}
+    app.include_router(estimation_router)  # before GET /v1/models/{model}/{family}
     app.include_router(query_router)
     app.include_router(dashboard_router)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
