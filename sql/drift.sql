@@ -44,6 +44,51 @@ CREATE OR REPLACE MACRO evalstore.seen_categories(ref_n, ana_n) AS
 COMMENT ON MACRO evalstore.seen_categories IS
     'Categories with a count on either side of two aligned count lists.';
 
+-- evalstore.yates_observed(observed, expected, yates) -> DOUBLE
+-- Helper: an observed count moved by min(0.5, |E - O|) towards its expected count E under
+-- Yates' correction (as scipy.stats.chi2_contingency does before any lambda_), else O.
+CREATE OR REPLACE MACRO evalstore.yates_observed(observed, expected, yates) AS
+    observed + CASE WHEN yates
+        THEN sign(expected - observed) * least(0.5, abs(expected - observed)) ELSE 0 END;
+COMMENT ON MACRO evalstore.yates_observed IS
+    'An observed count moved towards its expected count by Yates'' correction, when asked.';
+
+-- evalstore.g_term(observed, expected, yates) -> DOUBLE
+-- Helper: one cell's 2 O' ln(O' / E) (0 when O' = 0), O' = evalstore.yates_observed.
+CREATE OR REPLACE MACRO evalstore.g_term(observed, expected, yates) AS
+    CASE WHEN evalstore.yates_observed(observed, expected, yates) > 0
+        THEN 2 * evalstore.yates_observed(observed, expected, yates)
+             * ln(evalstore.yates_observed(observed, expected, yates) / expected)
+        ELSE 0 END;
+COMMENT ON MACRO evalstore.g_term IS
+    'One term of the G (log-likelihood ratio) statistic, with Yates'' correction when asked.';
+
+-- evalstore.g_sum(ref_n, ana_n, n_reference, n_analysis, yates) -> DOUBLE
+-- Helper: the G statistic 2 sum O ln(O / E) of the 2 x K table of two aligned count lists,
+-- expected counts as evalstore.chi2_sum (scipy.stats.chi2_contingency with
+-- lambda_='log-likelihood').
+CREATE OR REPLACE MACRO evalstore.g_sum(ref_n, ana_n, n_reference, n_analysis, yates) AS
+    list_sum(list_transform(ref_n, lambda r, i: CASE WHEN r + ana_n[i] > 0 THEN
+        evalstore.g_term(r, (r + ana_n[i]) * n_reference / (n_reference + n_analysis), yates)
+        + evalstore.g_term(
+            ana_n[i], (r + ana_n[i]) * n_analysis / (n_reference + n_analysis), yates)
+        ELSE 0 END));
+COMMENT ON MACRO evalstore.g_sum IS
+    'G statistic (log-likelihood ratio) of two aligned category count lists.';
+
+-- evalstore.gof_sum(ref_n, ana_n, n_reference, n_analysis) -> DOUBLE
+-- Helper: Pearson's goodness-of-fit statistic of the window's counts a against the counts
+-- the reference's proportions expect, sum (a - E)^2 / E with E = r (A / R), as
+-- scipy.stats.chisquare(a, r * A / R): +inf when a category has window values but no
+-- reference count (E = 0).
+CREATE OR REPLACE MACRO evalstore.gof_sum(ref_n, ana_n, n_reference, n_analysis) AS
+    list_sum(list_transform(ref_n, lambda r, i: CASE
+        WHEN r = 0 THEN CASE WHEN ana_n[i] > 0 THEN CAST('inf' AS DOUBLE) ELSE 0 END
+        ELSE power(ana_n[i] - r * (n_analysis / n_reference), 2)
+             / (r * (n_analysis / n_reference)) END));
+COMMENT ON MACRO evalstore.gof_sum IS
+    'Chi-squared goodness of fit of window counts to the reference proportions (scipy chisquare).';
+
 -- evalstore.category_tests(ref_n, ana_n, n_reference, n_analysis, correction)
 --   -> STRUCT(chi2, dof, linf, unseen)
 -- Helper: the count-based categorical statistics of one cell from aligned lists of
@@ -56,6 +101,15 @@ COMMENT ON MACRO evalstore.seen_categories IS
 --   dof       K - 1
 --   linf      max_c |r_c / R - a_c / A|
 --   unseen    share of the window's values whose category has no reference count
+--   g         the G statistic of the same table (evalstore.g_sum), Yates as chi2
+--   gof       the goodness-of-fit statistic of the window against the reference
+--             proportions (evalstore.gof_sum)
+--   k         K
+--   z         for K = 2, the two-proportion z statistic of the first category c (in sort
+--             order): (r_c / R - a_c / A) / sqrt(P (1 - P) (1 / R + 1 / A)),
+--             P = (r_c + a_c) / (R + A)
+--   odds      for K = 2, the sample odds ratio of the table [[r_1, r_2], [a_1, a_2]],
+--             r_1 a_2 / (r_2 a_1), +inf when r_2 a_1 = 0 (as scipy.stats.fisher_exact)
 CREATE OR REPLACE MACRO evalstore.category_tests(
     ref_n, ana_n, n_reference, n_analysis, correction
 ) AS {
@@ -66,14 +120,29 @@ CREATE OR REPLACE MACRO evalstore.category_tests(
     'linf': list_max(list_transform(ref_n, lambda r, i:
         abs(r / n_reference - ana_n[i] / n_analysis))),
     'unseen': list_sum(list_transform(ref_n, lambda r, i: CASE WHEN r = 0 THEN ana_n[i]
-        ELSE 0 END)) / n_analysis
+        ELSE 0 END)) / n_analysis,
+    'g': CASE WHEN correction AND evalstore.seen_categories(ref_n, ana_n) = 2
+        THEN evalstore.g_sum(ref_n, ana_n, n_reference, n_analysis, true)
+        ELSE evalstore.g_sum(ref_n, ana_n, n_reference, n_analysis, false) END,
+    'gof': evalstore.gof_sum(ref_n, ana_n, n_reference, n_analysis),
+    'k': evalstore.seen_categories(ref_n, ana_n),
+    'z': CASE WHEN len(ref_n) = 2 THEN (ref_n[1] / n_reference - ana_n[1] / n_analysis)
+        / sqrt((ref_n[1] + ana_n[1]) / (n_reference + n_analysis)
+               * (1 - (ref_n[1] + ana_n[1]) / (n_reference + n_analysis))
+               * (1 / n_reference + 1 / n_analysis)) END,
+    'odds': CASE WHEN len(ref_n) = 2 THEN CASE WHEN ref_n[2] > 0 AND ana_n[1] > 0
+        THEN CAST(ref_n[1] AS DOUBLE) * ana_n[2] / (CAST(ref_n[2] AS DOUBLE) * ana_n[1])
+        ELSE CAST('inf' AS DOUBLE) END END,
+    'table': CASE WHEN len(ref_n) = 2
+        THEN [ref_n[1], ref_n[2], ana_n[1], ana_n[2]] END
 };
 COMMENT ON MACRO evalstore.category_tests IS
-    'Chi-squared (statistic, dof), L-infinity and unseen share from aligned category counts.';
+    'Chi-squared (statistic, dof), G, goodness of fit, z, odds ratio, L-infinity and unseen share from aligned category counts.';
 
 -- evalstore.categorical_rows(tests, scores, reason, zero_bins, epsilon, log_base,
---     js_variant, correction) -> STRUCT(method, variant, value, dof, reason)[]
--- Helper of evalstore.categorical_methods: the rows from the cell's statistics.
+--     js_variant, correction) -> STRUCT(method, variant, value, dof, reason, counts)[]
+-- Helper of evalstore.categorical_methods: the rows from the cell's statistics (counts:
+-- the 2 x 2 table [r1, r2, a1, a2] of fisher_exact, whose p-value needs it).
 CREATE OR REPLACE MACRO evalstore.categorical_rows(
     tests, scores, reason, zero_bins, epsilon, log_base, js_variant, correction
 ) AS list_transform(
@@ -101,18 +170,45 @@ CREATE OR REPLACE MACRO evalstore.categorical_rows(
             || CASE WHEN log_base = 2 THEN 'log2' ELSE 'ln' END || '; categories',
          'value': scores.js, 'dof': NULL, 'reason': NULL},
         {'method': 'hellinger', 'variant': 'Hellinger distance; categories',
-         'value': scores.hellinger, 'dof': NULL, 'reason': NULL}
+         'value': scores.hellinger, 'dof': NULL, 'reason': NULL},
+        {'method': 'tvd', 'variant': 'total variation distance, 0.5 sum |p - q|; categories',
+         'value': scores.d1 / 2, 'dof': NULL, 'reason': NULL},
+        {'method': 'g_test', 'variant': 'G-test (log-likelihood ratio) of the 2 x K table, '
+            || CASE WHEN correction THEN 'Yates-corrected when dof = 1' ELSE 'uncorrected' END,
+         'value': tests.g, 'dof': tests.dof,
+         'reason': CASE WHEN tests.dof < 1 THEN 'a single category: the G-test is undefined' END},
+        {'method': 'chisquare_gof', 'variant': 'chi-squared goodness of fit of the window '
+            || 'counts to the reference proportions (scipy chisquare)',
+         'value': tests.gof, 'dof': tests.dof,
+         'reason': CASE WHEN tests.dof < 1
+                        THEN 'a single category: the goodness-of-fit test is undefined' END},
+        {'method': 'z_test', 'variant': 'two-proportion z-test, pooled variance; '
+            || 'share of the first category (in sort order), reference - window',
+         'value': tests.z, 'dof': NULL,
+         'reason': CASE WHEN tests.k < 2 THEN 'a single category: the z-test is undefined'
+             WHEN len(tests.table) IS NULL THEN tests.k || ' categories: the two-proportion '
+                 || 'z-test needs a binary feature (use chi2 or g_test)' END},
+        {'method': 'fisher_exact', 'variant': 'Fisher''s exact test of the 2 x 2 table, '
+            || 'two-sided; value: odds ratio (r1 a2) / (r2 a1)',
+         'value': tests.odds, 'dof': NULL,
+         'reason': CASE WHEN tests.k < 2 THEN 'a single category: Fisher''s test is undefined'
+             WHEN len(tests.table) IS NULL THEN tests.k || ' categories: Fisher''s exact test '
+                 || 'needs a binary feature (use chi2 or g_test)' END}
     ],
     lambda m: {'method': m.method, 'variant': m.variant,
                'value': CASE WHEN reason IS NULL AND m.reason IS NULL
                              THEN CAST(m.value AS DOUBLE) END,
-               'dof': CASE WHEN m.method = 'chi2' THEN CAST(m.dof AS BIGINT) END,
-               'reason': coalesce(reason, m.reason)});
+               'dof': CASE WHEN m.method IN ('chi2', 'g_test', 'chisquare_gof')
+                           THEN CAST(m.dof AS BIGINT) END,
+               'reason': coalesce(reason, m.reason),
+               'counts': CASE WHEN m.method = 'fisher_exact' AND reason IS NULL
+                              AND m.reason IS NULL THEN tests.table END});
 COMMENT ON MACRO evalstore.categorical_rows IS
     'Method rows of one categorical drift cell from its tests and scores.';
 
 -- evalstore.categorical_methods(ref_n, ana_n, n_reference, n_analysis, zero_bins, epsilon,
---     log_base, js_variant, correction) -> STRUCT(method, variant, value, dof, reason)[]
+--     log_base, js_variant, correction)
+--   -> STRUCT(method, variant, value, dof, reason, counts)[]
 -- Helper: the method rows of one (window, feature) cell of categorical drift from its
 -- aligned category counts and their totals (list_sum of each list, passed as columns so
 -- that they are summed once, not once per category); see evalstore.drift_categorical for
@@ -120,8 +216,9 @@ COMMENT ON MACRO evalstore.categorical_rows IS
 -- any pre-aggregated counts, e.g.
 --   SELECT unnest(evalstore.categorical_methods([90, 10], [50, 50], 100, 100, 'epsilon',
 --                 1e-4, exp(1), 'distance', true))
--- value is NULL with a reason when a side has no values, and for chi2 with a single
--- category.
+-- value is NULL with a reason when a side has no values, for chi2, g_test and
+-- chisquare_gof with a single category, and for z_test and fisher_exact unless there
+-- are exactly two categories.
 CREATE OR REPLACE MACRO evalstore.categorical_methods(
     ref_n, ana_n, n_reference, n_analysis, zero_bins, epsilon, log_base, js_variant,
     correction
@@ -152,6 +249,24 @@ COMMENT ON MACRO evalstore.categorical_methods IS
 --   linf      max_c |p_c - q_c|
 --   unseen    share of the window's values whose category never occurs in the reference
 --   psi, kl, js, hellinger   evalstore.binned_scores over the categories
+--   tvd       total variation distance 0.5 sum_c |p_c - q_c|
+--   g_test    the G statistic 2 sum O ln(O / E) of the same 2 x K table as chi2, with
+--             Yates' correction of O when dof = 1 and `correction` (as
+--             scipy.stats.chi2_contingency(lambda_='log-likelihood')); dof = K - 1
+--   chisquare_gof  goodness of fit of the window's counts a_c to the counts the reference
+--             proportions expect, sum (a_c - E_c)^2 / E_c, E_c = r_c A / R (Evidently's
+--             chisquare: scipy.stats.chisquare(a, r A / R)); dof = K - 1; +inf when the
+--             window has a category the reference lacks (p-value 0)
+--   z_test    binary features (K = 2): the two-proportion z statistic of the first
+--             category in sort order, reference minus window, pooled variance; a
+--             feature with K > 2 gets NULL with a reason (a one-vs-rest test of an
+--             arbitrary category is not a test of the distribution: use chi2 or g_test)
+--   fisher_exact  binary features: the odds ratio of [[r_1, r_2], [a_1, a_2]] (+inf when
+--             r_2 a_1 = 0), `counts` that table for the p-value of
+--             scipy.stats.fisher_exact (two-sided), which evalstore's Python UDF
+--             evalstore_fisher_pvalue adds; K > 2 as z_test
+-- The p-values of chi2, g_test and chisquare_gof are chi2.sf(value, dof), z_test's
+-- 2 norm.sf(|value|); evalstore's Python UDFs add them.
 CREATE OR REPLACE MACRO evalstore.drift_categorical(
     source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset, ana_start,
     ana_end, width, chunk_rows, chunks, previous,
@@ -215,10 +330,10 @@ CREATE OR REPLACE MACRO evalstore.drift_categorical(
     )
     SELECT ref_key, window_index, window_start, window_end, feature,
         nullif(version, '') AS version, m.method, m.variant, m.value,
-        n_reference, n_analysis, m.dof, m.reason
+        n_reference, n_analysis, m.dof, m.reason, m.counts
     FROM method_rows;
 COMMENT ON MACRO TABLE evalstore.drift_categorical IS
-    'Categorical drift per window and feature: chi2, linf, unseen, psi, js, hellinger.';
+    'Categorical drift per window and feature: chi2, linf, unseen, psi, js, hellinger, tvd, g_test, chisquare_gof, z_test, fisher_exact.';
 
 -- evalstore.drift_thresholds() -> the default alert range of each drift method
 -- One row per method: method, variant_prefix (the threshold applies to the variants whose
@@ -226,8 +341,9 @@ COMMENT ON MACRO TABLE evalstore.drift_categorical IS
 -- variant), threshold_low, threshold, compares ('value': drifted when value > threshold, or
 -- outside [threshold_low, threshold]; 'p_value': drifted when the p-value, after
 -- correction, is below threshold). The same numbers as the drift methods' specs in
--- evalstore/metrics/specs.py (tests/server/test_bi_snapshot.py keeps them equal). p-values need evalstore's Python UDFs (evalstore_ks_pvalue,
--- evalstore_chi2_pvalue), so ks and chi2 decide only in store.drift, the CLI and the server.
+-- evalstore/metrics/specs.py (tests/server/test_bi_snapshot.py keeps them equal). p-values
+-- need evalstore's Python UDFs (evalstore_ks_pvalue, evalstore_chi2_pvalue, ...), so the
+-- p-value methods decide only in store.drift, the CLI and the server.
 CREATE OR REPLACE MACRO evalstore.drift_thresholds() AS TABLE
     SELECT * FROM (VALUES
         ('ks', CAST(NULL AS VARCHAR), CAST(NULL AS DOUBLE), CAST(0.05 AS DOUBLE), 'p_value'),
@@ -240,7 +356,19 @@ CREATE OR REPLACE MACRO evalstore.drift_thresholds() AS TABLE
         ('d1', NULL, NULL, 0.2, 'value'),
         ('zscore', NULL, -3.0, 3.0, 'value'),
         ('linf', NULL, NULL, 0.1, 'value'),
-        ('unseen', NULL, NULL, 0.0, 'value')
+        ('unseen', NULL, NULL, 0.0, 'value'),
+        ('welch_t', NULL, NULL, 0.05, 'p_value'),
+        ('anderson', NULL, NULL, 0.05, 'p_value'),
+        ('cramer_von_mises', NULL, NULL, 0.05, 'p_value'),
+        ('energy_distance', NULL, NULL, 0.1, 'value'),
+        ('epps_singleton', NULL, NULL, 0.05, 'p_value'),
+        ('mann_whitney', NULL, NULL, 0.05, 'p_value'),
+        ('empirical_mmd', NULL, NULL, 0.05, 'p_value'),
+        ('tvd', NULL, NULL, 0.1, 'value'),
+        ('g_test', NULL, NULL, 0.05, 'p_value'),
+        ('chisquare_gof', NULL, NULL, 0.05, 'p_value'),
+        ('z_test', NULL, NULL, 0.05, 'p_value'),
+        ('fisher_exact', NULL, NULL, 0.05, 'p_value')
     ) AS t(method, variant_prefix, threshold_low, threshold, compares);
 COMMENT ON MACRO TABLE evalstore.drift_thresholds IS
     'Default drift thresholds per method (no args): value > threshold, outside a range, or p < alpha.';
@@ -284,7 +412,7 @@ CREATE OR REPLACE MACRO evalstore.drift(model, ref_env, width) AS TABLE
             width, NULL, NULL, 0, 'quantile', 10, CAST(NULL AS DOUBLE[]), false, 'epsilon',
             1e-4, exp(1), 'distance')
         UNION ALL
-        SELECT *, 'categorical' AS kind FROM evalstore.drift_categorical(
+        SELECT * EXCLUDE (counts), 'categorical' AS kind FROM evalstore.drift_categorical(
             model || '.category_values', ref_env, NULL, NULL, NULL, 'serving', NULL, NULL, NULL,
             width, NULL, NULL, 0, 'epsilon', 1e-4, exp(1), 'distance', true)
     )

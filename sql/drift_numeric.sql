@@ -112,19 +112,22 @@ CREATE OR REPLACE MACRO evalstore.binned_scores(
 COMMENT ON MACRO evalstore.binned_scores IS
     'PSI, KL, Jensen-Shannon, Hellinger and D1 between two aligned proportion lists.';
 
--- evalstore.numeric_methods(ks, w1, scores, n_analysis, sd, sd_pop, ref_mean, ana_mean,
---     reason, binning, bins, pooled, zero_bins, epsilon, log_base, js_variant)
---   -> STRUCT(method, variant, value, reason)[]
+-- evalstore.numeric_methods(ks, w1, scores, n_reference, n_analysis, sd, sd_pop, ref_mean,
+--     ana_mean, ana_sd, reason, binning, bins, pooled, zero_bins, epsilon, log_base,
+--     js_variant) -> STRUCT(method, variant, value, reason)[]
 -- Helper: the method rows of one (window, feature) cell of numeric drift from its
 -- statistics: ks (D), w1 (W1), the binned scores (evalstore.binned_scores), the
--- reference's sample and population sd and mean, the window's mean and size. Shared by
+-- reference's size, sample and population sd and mean, the window's size, mean and
+-- sample sd. Shared by
 -- evalstore.drift_numeric and evalstore's sorted-array path (evalstore/metrics/drift/numeric.py),
 -- so every numeric method is named, normalised and explained in one place. value is NULL
 -- when the cell has a reason (no finite values on a side), when the reference is
--- constant for wasserstein 'normed', and when its sd is 0 or undefined for zscore.
+-- constant for wasserstein 'normed', when its sd is 0 or undefined for zscore, and for
+-- welch_t when a side has fewer than 2 values or both are constant with equal means
+-- (both constant with different means: +-inf, as scipy).
 -- wasserstein appears twice: variant 'raw: ...' and 'normed: ...' (evalstore keeps one).
 CREATE OR REPLACE MACRO evalstore.numeric_methods(
-    ks, w1, scores, n_analysis, sd, sd_pop, ref_mean, ana_mean, reason,
+    ks, w1, scores, n_reference, n_analysis, sd, sd_pop, ref_mean, ana_mean, ana_sd, reason,
     binning, bins, pooled, zero_bins, epsilon, log_base, js_variant
 ) AS list_transform(
     [
@@ -157,7 +160,21 @@ CREATE OR REPLACE MACRO evalstore.numeric_methods(
          'value': scores.hellinger, 'reason': NULL},
         {'method': 'd1',
          'variant': 'L1 between binned PDFs; ' || evalstore.bins_text(binning, bins, pooled),
-         'value': scores.d1, 'reason': NULL}
+         'value': scores.d1, 'reason': NULL},
+        {'method': 'tvd', 'variant': 'total variation distance, 0.5 sum |p - q|; '
+            || evalstore.bins_text(binning, bins, pooled),
+         'value': scores.d1 / 2, 'reason': NULL},
+        {'method': 'welch_t',
+         'variant': 'Welch t = (mean_r - mean_a) / sqrt(s_r^2 / n_r + s_a^2 / n_a) '
+            || '(scipy ttest_ind(reference, window, equal_var=False))',
+         'value': CASE WHEN power(sd, 2) / n_reference + power(ana_sd, 2) / n_analysis > 0
+             THEN (ref_mean - ana_mean)
+                  / sqrt(power(sd, 2) / n_reference + power(ana_sd, 2) / n_analysis)
+             ELSE CAST(sign(ref_mean - ana_mean) AS DOUBLE) * CAST('inf' AS DOUBLE) END,
+         'reason': CASE WHEN n_reference < 2 OR n_analysis < 2
+                        THEN 'Welch''s t needs at least 2 values on each side'
+                        WHEN sd = 0 AND ana_sd = 0 AND ref_mean = ana_mean
+                        THEN 'both samples constant and equal: t is 0 / 0' END}
     ],
     lambda r: {'method': r.method, 'variant': r.variant,
                'value': CASE WHEN reason IS NULL AND r.reason IS NULL
@@ -201,6 +218,11 @@ COMMENT ON MACRO evalstore.zero_bins_text IS 'Empty-bin treatment part of a vari
 --                'normed' divides by the reference's population standard deviation
 --                (NULL with a reason when that is 0)
 --   zscore       (mean_A - mean_R) / (sd_R / sqrt(n_A)), sd_R the sample sd (ddof 1)
+--   welch_t      Welch's t, (mean_R - mean_A) / sqrt(s_R^2 / n_R + s_A^2 / n_A), sample
+--                variances (scipy.stats.ttest_ind(R, A, equal_var=False); its p-value,
+--                with the Welch-Satterthwaite dof, comes from evalstore's Python UDF
+--                evalstore_welch_pvalue)
+--   tvd          total variation distance 0.5 sum |p - q| over the same bins as psi
 --   psi, kl, js, hellinger, d1   on histograms (evalstore.binned_scores) with bins from
 --                `binning`: 'quantile' ([min, reference quantiles i/bins, max]), 'doane',
 --                'sturges', 'fixed' (equal width over [min, max] of the reference, or of
@@ -248,7 +270,7 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
     ),
     ana_stats AS (
         SELECT ref_key, window_index, feature, version, count(*) AS n, avg(value) AS mean,
-               min(value) AS lo, max(value) AS hi
+               stddev_samp(value) AS sd, min(value) AS lo, max(value) AS hi
         FROM ana_values GROUP BY ref_key, window_index, feature, version
     ),
     -- total: cumulative sum of (value - lo), centred on the reference minimum lo so that
@@ -411,7 +433,7 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
     scored AS (
         SELECT c.ref_key, c.window_index, c.window_start, c.window_end, c.feature, c.version,
                coalesce(s.n, 0) AS n_reference, coalesce(a.n, 0) AS n_analysis,
-               s.sd, s.sd_pop, s.mean AS ref_mean, a.mean AS ana_mean,
+               s.sd, s.sd_pop, s.mean AS ref_mean, a.mean AS ana_mean, a.sd AS ana_sd,
                e.ks, e.w1, b.scores, b.n_bins,
                CASE WHEN s.n IS NULL THEN 'no finite reference values'
                     WHEN a.n IS NULL THEN 'no finite values in the window' END AS reason
@@ -423,8 +445,9 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
     ),
     methods AS (
         SELECT s.*, unnest(evalstore.numeric_methods(
-            s.ks, s.w1, s.scores, s.n_analysis, s.sd, s.sd_pop, s.ref_mean, s.ana_mean,
-            s.reason, binning, bins, pooled, zero_bins, epsilon, log_base, js_variant)) AS m
+            s.ks, s.w1, s.scores, s.n_reference, s.n_analysis, s.sd, s.sd_pop, s.ref_mean,
+            s.ana_mean, s.ana_sd, s.reason, binning, bins, pooled, zero_bins, epsilon,
+            log_base, js_variant)) AS m
         FROM scored AS s
     )
     SELECT ref_key, window_index, window_start, window_end, feature,
@@ -432,4 +455,4 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
         n_analysis, CAST(NULL AS BIGINT) AS dof, m.reason
     FROM methods;
 COMMENT ON MACRO TABLE evalstore.drift_numeric IS
-    'Numeric drift per window and feature: ks, wasserstein, zscore, psi, kl, js, hellinger, d1.';
+    'Numeric drift per window and feature: ks, wasserstein, zscore, welch_t, psi, kl, js, hellinger, d1, tvd.';

@@ -12,7 +12,15 @@ statistics and evalstore adds these p-values on top):
 ``evalstore_chi2_pvalue(statistic, dof)``
     ``scipy.stats.chi2.sf(statistic, dof)``, the p-value of ``chi2_contingency``.
 ``evalstore_normal_pvalue(z)``
-    two-sided ``2 * scipy.stats.norm.sf(|z|)``, for the mean-shift z-score.
+    two-sided ``2 * scipy.stats.norm.sf(|z|)``, for the mean-shift z-score and the
+    two-proportion z-test.
+``evalstore_fisher_pvalue(r1, r2, a1, a2)``
+    the two-sided p-value of ``scipy.stats.fisher_exact([[r1, r2], [a1, a2]])``.
+``evalstore_welch_pvalue(t, sd_1, n_1, sd_2, n_2)``
+    the two-sided p-value of Welch's t statistic ``t`` with the Welch-Satterthwaite degrees
+    of freedom of two samples of sample sds ``sd_1``, ``sd_2`` and sizes ``n_1``, ``n_2``,
+    as ``scipy.stats.ttest_ind(equal_var=False)``: 0 for an infinite ``t`` (both samples
+    constant, different means).
 """
 
 from __future__ import annotations
@@ -109,6 +117,26 @@ def normal_pvalue(z: float) -> float | None:
     return float(2 * stats.norm.sf(abs(z)))
 
 
+def fisher_pvalue(r1: int, r2: int, a1: int, a2: int) -> float | None:
+    """Two-sided p-value of Fisher's exact test of [[r1, r2], [a1, a2]] (scipy's)."""
+    if r1 is None or r2 is None or a1 is None or a2 is None:
+        return None
+    table = [[int(r1), int(r2)], [int(a1), int(a2)]]
+    return float(stats.fisher_exact(table).pvalue)
+
+
+def welch_pvalue(t: float, sd_1: float, n_1: int, sd_2: float, n_2: int) -> float | None:
+    """Two-sided p-value of Welch's t, as ``scipy.stats.ttest_ind(equal_var=False)``:
+    ``2 t.sf(|t|, df)``, df = (v1 + v2)² / (v1² / (n1 - 1) + v2² / (n2 - 1)), v = sd² / n."""
+    if t is None or math.isnan(t) or n_1 is None or n_2 is None or n_1 < 2 or n_2 < 2:
+        return None
+    if math.isinf(t):
+        return 0.0
+    v1, v2 = sd_1 * sd_1 / n_1, sd_2 * sd_2 / n_2
+    df = (v1 + v2) ** 2 / (v1 * v1 / (n_1 - 1) + v2 * v2 / (n_2 - 1))
+    return float(2 * stats.t.sf(abs(t), df))
+
+
 def register(con: duckdb.DuckDBPyConnection) -> None:
     """Register the p-value UDFs on ``con`` (idempotent per connection)."""
     double, bigint = sqltypes.DOUBLE, sqltypes.BIGINT
@@ -116,5 +144,7 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
         ("evalstore_ks_pvalue", ks_pvalue, [double, bigint, bigint]),
         ("evalstore_chi2_pvalue", chi2_pvalue, [double, bigint]),
         ("evalstore_normal_pvalue", normal_pvalue, [double]),
+        ("evalstore_fisher_pvalue", fisher_pvalue, [bigint, bigint, bigint, bigint]),
+        ("evalstore_welch_pvalue", welch_pvalue, [double, double, bigint, double, bigint]),
     ):
         con.create_function(name, function, params, double, null_handling="special")

@@ -133,6 +133,7 @@ _NUM, _CAT, _BOTH = ("numeric",), ("categorical",), KINDS
 _NUMERIC_MACRO = "evalstore.drift_numeric"
 _CATEGORICAL_MACRO = "evalstore.drift_categorical"
 _BOTH_MACRO = "evalstore.drift_numeric, evalstore.drift_categorical"
+_TWO_SAMPLE_DOCS = "drift.md#two-sample-tests-and-distances"
 
 #: Univariate drift methods (``store.drift``), in the order error messages list them.
 DRIFT_METHODS: dict[str, DriftMethod] = _registry(
@@ -166,6 +167,62 @@ DRIFT_METHODS: dict[str, DriftMethod] = _registry(
                 sql_macro=_CATEGORICAL_MACRO),
     DriftMethod("unseen", _CAT, "share of window values in categories the reference never "
                 "had", 0.0, default=True, sql_macro=_CATEGORICAL_MACRO),
+    DriftMethod("welch_t", _NUM, "Welch's t, (mean_r - mean_a) / √(s_r² / n_r + s_a² / n_a) "
+                "with sample variances, and its p-value with the Welch-Satterthwaite dof, as "
+                "`scipy.stats.ttest_ind(reference, window, equal_var=False)`; ±inf (p = 0) "
+                "when both sides are constant with different means", 0.05, has_p_value=True,
+                sql_macro=_NUMERIC_MACRO, docs_anchor=_TWO_SAMPLE_DOCS),
+    DriftMethod("anderson", _NUM, "k-sample Anderson-Darling statistic of the reference and "
+                "the window (midrank, for ties) and its p-value, as "
+                "`scipy.stats.anderson_ksamp([reference, window], variant='midrank')`: the "
+                "p-value is interpolated in Scholz and Stephens' table and capped to "
+                "[0.001, 0.25] (scipy's default; no permutations)", 0.05, has_p_value=True,
+                docs_anchor=_TWO_SAMPLE_DOCS),
+    DriftMethod("cramer_von_mises", _NUM, "two-sample Cramér-von Mises T (midranks) and its "
+                "p-value, as `scipy.stats.cramervonmises_2samp(reference, window)` (exact up "
+                "to 20 values per side, else asymptotic)", 0.05, has_p_value=True,
+                docs_anchor=_TWO_SAMPLE_DOCS),
+    DriftMethod("energy_distance", _NUM, "energy distance √2 · √(∫ (F_R - F_A)² dx), as "
+                "`scipy.stats.energy_distance(reference, window)`", 0.1,
+                docs_anchor=_TWO_SAMPLE_DOCS),
+    DriftMethod("epps_singleton", _NUM, "Epps-Singleton W (empirical characteristic functions "
+                "at t = (0.4, 0.8) over the pooled semi-IQR) and its p-value, as "
+                "`scipy.stats.epps_singleton_2samp(reference, window)`; needs 5 values per "
+                "side", 0.05, has_p_value=True, docs_anchor=_TWO_SAMPLE_DOCS),
+    DriftMethod("mann_whitney", _NUM, "Mann-Whitney U of the reference and its two-sided "
+                "p-value, as `scipy.stats.mannwhitneyu(reference, window)` (continuity "
+                "correction; exact when a side has at most 8 values and there are no ties, "
+                "else normal with tie correction)", 0.05, has_p_value=True,
+                docs_anchor=_TWO_SAMPLE_DOCS),
+    DriftMethod("empirical_mmd", _NUM, "unbiased MMD² of one feature (RBF kernel, median-"
+                "heuristic bandwidth; at most 1000 values per side drawn with seed 0) with a "
+                "permutation p-value over 200 permutations: multivariate `mmd`'s kernel "
+                "test on a single column", 0.05, has_p_value=True,
+                docs_anchor=_TWO_SAMPLE_DOCS),
+    DriftMethod("tvd", _BOTH, "total variation distance, 0.5 Σ |p - q| over bins (on the same "
+                "edges as psi) or categories", 0.1, binned=True, sql_macro=_BOTH_MACRO,
+                docs_anchor=_TWO_SAMPLE_DOCS),
+    DriftMethod("g_test", _CAT, "G-test (log-likelihood ratio) of the 2 x K table, 2 Σ O "
+                "ln(O / E), Yates-corrected when dof = 1 (`yates=True`), as "
+                "`scipy.stats.chi2_contingency(lambda_='log-likelihood')`; p = chi2.sf(G, K - 1)",
+                0.05, has_p_value=True, sql_macro=_CATEGORICAL_MACRO,
+                docs_anchor=_TWO_SAMPLE_DOCS),
+    DriftMethod("chisquare_gof", _CAT, "chi-squared goodness of fit of the window's counts to "
+                "the reference's proportions, Σ (a - E)² / E with E = r A / R, as "
+                "`scipy.stats.chisquare(a, r A / R)` (Evidently's `chisquare`); +inf, p = 0, "
+                "when the window has a category the reference lacks", 0.05, has_p_value=True,
+                sql_macro=_CATEGORICAL_MACRO, docs_anchor=_TWO_SAMPLE_DOCS),
+    DriftMethod("z_test", _CAT, "two-proportion z-test of a binary feature (pooled variance): "
+                "share of the first category in sort order, reference minus window, over "
+                "√(P (1 - P) (1/R + 1/A)); p = 2 norm.sf(|z|) (z² and p equal "
+                "`scipy.stats.chi2_contingency(correction=False)`'s); more than two categories "
+                "give NULL with a reason", 0.05, has_p_value=True,
+                sql_macro=_CATEGORICAL_MACRO, docs_anchor=_TWO_SAMPLE_DOCS),
+    DriftMethod("fisher_exact", _CAT, "Fisher's exact test of a binary feature's 2 x 2 table "
+                "[[r1, r2], [a1, a2]], two-sided, as `scipy.stats.fisher_exact`; value the odds "
+                "ratio r1 a2 / (r2 a1) (+inf when r2 a1 = 0); more than two categories give "
+                "NULL with a reason", 0.05, has_p_value=True, sql_macro=_CATEGORICAL_MACRO,
+                docs_anchor=_TWO_SAMPLE_DOCS),
 )  # fmt: skip
 
 #: Multivariate drift methods (``store.multivariate_drift``; Python only, thresholds learned

@@ -151,7 +151,7 @@ SQL_DEFAULTS = {
     "zero_bins": "epsilon", "epsilon": 1e-4, "log_base": math.e, "js": "distance",
     "wasserstein": "normed",
 }  # fmt: skip
-METHODS = ["ks", "wasserstein", "zscore", "psi", "kl", "js", "hellinger", "d1"]
+METHODS = ["ks", "wasserstein", "zscore", "welch_t", "psi", "kl", "js", "hellinger", "d1", "tvd"]
 
 
 def _key(row: dict) -> tuple:

@@ -89,6 +89,10 @@ MACRO_CALLS: dict[str, str] = {
     "chi2_sum": "SELECT evalstore.chi2_sum([10, 20], [15, 15], 30, 30, true)",
     "chi2_term": "SELECT evalstore.chi2_term(12, 10.0, true)",
     "seen_categories": "SELECT evalstore.seen_categories([1, 0, 0], [0, 2, 0])",
+    "yates_observed": "SELECT evalstore.yates_observed(12, 10.3, true)",
+    "g_term": "SELECT evalstore.g_term(12, 10.0, true)",
+    "g_sum": "SELECT evalstore.g_sum([10, 20], [15, 15], 30, 30, true)",
+    "gof_sum": "SELECT evalstore.gof_sum([10, 20, 0], [15, 15, 1], 30, 31)",
     # --- quality.sql
     "quality": (
         f"SELECT * FROM evalstore.quality('bin.numeric_values', 'bin.category_values', "

@@ -57,6 +57,7 @@ from evalstore.metrics.drift.sorted_samples import (
     quantile_edges,
     wasserstein_distance,
 )
+from evalstore.metrics.drift.two_sample import SAMPLE_TESTS, sample_test_rows
 from evalstore.metrics.specs import DRIFT_METHODS
 
 #: Numeric methods computed from bin counts (evalstore.metrics.specs: ``binned``).
@@ -77,6 +78,7 @@ STATS_SCHEMA = pa.schema(
         ("sd_pop", pa.float64()),
         ("ref_mean", pa.float64()),
         ("ana_mean", pa.float64()),
+        ("ana_sd", pa.float64()),
         ("ks", pa.float64()),
         ("ks_p", pa.float64()),
         ("w1", pa.float64()),
@@ -87,6 +89,20 @@ STATS_SCHEMA = pa.schema(
         ("cell_binning", pa.string()),
         ("cdf_bins", pa.int64()),
         ("reason", pa.string()),
+        (
+            "tests",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("method", pa.string()),
+                        ("variant", pa.string()),
+                        ("value", pa.float64()),
+                        ("p_value", pa.float64()),
+                        ("reason", pa.string()),
+                    ]
+                )
+            ),
+        ),
     ]
 )
 #: :data:`STATS_SCHEMA` with the window bounds as microseconds since 1970, as the cells
@@ -108,8 +124,8 @@ ROWS_SQL = """
     ),
     methods AS (
         SELECT b.*, unnest(evalstore.numeric_methods(
-            ks, w1, scores, n_analysis, sd, sd_pop, ref_mean, ana_mean, reason,
-            coalesce(cell_binning, ?), ?, ?, ?, ?, ?, ?)) AS m
+            ks, w1, scores, n_reference, n_analysis, sd, sd_pop, ref_mean, ana_mean, ana_sd,
+            reason, coalesce(cell_binning, ?), ?, ?, ?, ?, ?, ?)) AS m
         FROM binned AS b
     )
     SELECT ref_key, window_index, window_start, window_end, feature,
@@ -119,8 +135,17 @@ ROWS_SQL = """
                   || ' equal-width bins of the reference range (NannyML)'
              ELSE m.variant END AS variant, m.value, n_reference,
         n_analysis, CAST(NULL AS BIGINT) AS dof, m.reason,
-        CASE WHEN m.method = 'ks' THEN ks_p END AS p_value
+        CASE m.method WHEN 'ks' THEN ks_p
+            WHEN 'welch_t' THEN evalstore_welch_pvalue(m.value, sd, n_reference, ana_sd,
+                                                       n_analysis) END AS p_value,
+        CAST(NULL AS BIGINT[]) AS counts
     FROM methods
+    UNION ALL
+    SELECT ref_key, window_index, window_start, window_end, feature,
+        nullif(version, '') AS version, t.method, t.variant, t.value, n_reference,
+        n_analysis, CAST(NULL AS BIGINT) AS dof, t.reason, t.p_value,
+        CAST(NULL AS BIGINT[]) AS counts
+    FROM (SELECT *, unnest(tests) AS t FROM {stats})
 """
 
 
@@ -178,6 +203,7 @@ def statistics(
     want_ks, want_w1 = "ks" in methods, "wasserstein" in methods
     for cell in cells:  # KS and W1 estimated on bins (NannyML) or exact
         cell.cdf = (params.get("cdf_bins"), params.get("cdf_min_rows") or 0)
+    sample_tests = [m for m in methods if m in SAMPLE_TESTS]
     quantile_bins = params["bins"] if binned and params["binning"] == "quantile" else None
     by_feature: dict[str, list[Cell]] = {}
     for cell in cells:
@@ -187,7 +213,9 @@ def statistics(
         other = side.submit(meanwhile) if meanwhile is not None else None
         list(
             pool.map(
-                lambda group: _compute(group, want_ks, want_w1, binned, quantile_bins),
+                lambda group: _compute(
+                    group, want_ks, want_w1, binned, quantile_bins, sample_tests
+                ),
                 by_feature.values(),
             )
         )
@@ -443,12 +471,18 @@ def _value_edges(cells: list[Cell], binning: str, few_values: int) -> list[Cell]
 
 
 def _compute(
-    cells: list[Cell], want_ks: bool, want_w1: bool, binned: bool, quantile_bins: int | None
+    cells: list[Cell],
+    want_ks: bool,
+    want_w1: bool,
+    binned: bool,
+    quantile_bins: int | None,
+    sample_tests: Sequence[str] = (),
 ) -> None:
     """Fill ``cell.stats`` for the cells of one feature (run in a worker thread).
 
     The KS p-value is :func:`evalstore.core.udfs.ks_pvalue` (scipy's), computed here rather
-    than by the SQL UDF so that the features' p-values are computed in parallel.
+    than by the SQL UDF so that the features' p-values are computed in parallel; so are
+    the rows of the ``sample_tests`` (:data:`evalstore.metrics.drift.two_sample.SAMPLE_TESTS`).
     """
     reference_counts: dict[tuple[int, int], list[int]] = {}
     quantiles: dict[int, np.ndarray] = {}
@@ -464,7 +498,7 @@ def _compute(
             moments = ref.moments
             stats |= {"sd": moments["sd"], "sd_pop": moments["sd_pop"], "ref_mean": moments["mean"]}
         if window.n:
-            stats["ana_mean"] = float(window.values.mean())
+            stats["ana_mean"], stats["ana_sd"] = window.moments["mean"], window.moments["sd"]
         if ref is not None and window.n:
             at = ref.positions(window) if want_ks or want_w1 else None
             estimated = cell.cdf[0] is not None and ref.n >= cell.cdf[1]
@@ -493,6 +527,12 @@ def _compute(
                     reference_counts[key] = histogram(ref.values, cell.edges)
                 stats["r_counts"] = reference_counts[key]
                 stats["a_counts"] = histogram(window.values, cell.edges)
+        stats["tests"] = sample_test_rows(
+            sample_tests,
+            ref.values if ref is not None else None,
+            window.values,
+            stats.get("reason"),
+        )
         cell.stats = stats
         cell.window = None  # a window's sample (and its caches) serves this cell only
     for cell in cells:  # the feature is done: its reference samples can go too

@@ -79,6 +79,7 @@ from evalstore.core.windows import (
 )
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.drift import numeric as numeric_drift
+from evalstore.metrics.drift import two_sample
 from evalstore.metrics.specs import DRIFT_METHODS, of_kind
 
 if TYPE_CHECKING:
@@ -406,9 +407,7 @@ def _statistics_sql(
             yield "", []
             return
         yield (
-            "SELECT * REPLACE (coalesce(p_value, CASE method "
-            "WHEN 'ks' THEN evalstore_ks_pvalue(value, n_reference, n_analysis) "
-            "WHEN 'chi2' THEN evalstore_chi2_pvalue(value, dof) END) AS p_value) "
+            f"SELECT * REPLACE ({two_sample.P_VALUE_SQL} AS p_value) "
             f"FROM ({' UNION ALL BY NAME '.join(parts)})",
             args,
         )
@@ -484,6 +483,7 @@ def _decide(
     correction_text = {"bonferroni": "Bonferroni", "bh": "Benjamini-Hochberg", "none": "no"}[
         correction
     ]
+    with_p = two_sample.sql_names(P_VALUE_METHODS)
     sql = f"""
         WITH stats AS ({statistics}),
         ranked AS (
@@ -499,14 +499,14 @@ def _decide(
         limits AS ({limits_sql})
         SELECT a.window_start, a.window_end, a.feature, a.kind, a.version, a.method,
             a.variant, a.value,
-            CASE WHEN a.method IN ('ks', 'chi2') THEN a.p_adjusted END AS p_value,
+            CASE WHEN list_contains({with_p}, a.method) THEN a.p_adjusted END AS p_value,
             l.high AS threshold, l.low AS threshold_low,
-            CASE WHEN a.method IN ('ks', 'chi2')
+            CASE WHEN list_contains({with_p}, a.method)
                  THEN l.source || ' (' || ? || ' correction over ' || a.m || ' tests)'
                  ELSE l.source END AS threshold_source,
             CASE
                 WHEN a.value IS NULL OR l.method IS NULL THEN NULL
-                WHEN a.method IN ('ks', 'chi2') THEN a.p_adjusted < l.high
+                WHEN list_contains({with_p}, a.method) THEN a.p_adjusted < l.high
                 WHEN l.low IS NOT NULL THEN a.value < l.low OR a.value > l.high
                 ELSE a.value > l.high
             END AS drifted,
