@@ -26,7 +26,9 @@ of NannyML's ``CountBasedChunker(chunk_number=n)`` over the analysis rows:
   the column type given (numeric columns ``Numerical``, ``cat`` ``Categorical``).
 
 Output: ``tests/metrics/goldens/parity_<model>.json`` with the data's digest, the peer
-versions and one record per (peer, family, method, feature, chunk).
+versions and one record per (peer, family, method, feature, chunk): the peer's own method
+name and ``golden``, the numbers it reported (``value``, and ``p_value`` for NannyML's chi2;
+``p_value`` alone for Evidently's ks and chisquare, whose drift score is the p-value).
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def _nannyml(model: str, data, frames) -> list[dict]:  # type: ignore[no-untyped
                             "method": name,
                             "feature": column,
                             "chunk": i,
-                            "value": _number(value),
+                            "golden": {"value": _number(value)},
                         }
                     )
 
@@ -108,15 +110,9 @@ def _nannyml(model: str, data, frames) -> list[dict]:  # type: ignore[no-untyped
         categorical_methods=["chi2", "jensen_shannon", "l_infinity", "hellinger"],
         chunk_number=chunks,
     ).fit(ref)
-    names = {
-        "kolmogorov_smirnov": "ks",
-        "jensen_shannon": "js",
-        "wasserstein": "wasserstein",
-        "hellinger": "hellinger",
-        "chi2": "chi2",
-        "l_infinity": "linf",
-    }
-    records(drift.calculate(ana), "drift", names, numeric + categorical)
+    names = ["kolmogorov_smirnov", "jensen_shannon", "wasserstein", "hellinger", "chi2"]
+    names.append("l_infinity")
+    records(drift.calculate(ana), "drift", {n: n for n in names}, numeric + categorical)
     # chi2's p-values live in the result's method objects' last calculation: recompute per
     # chunk with NannyML's own method (as its calculator does)
     from nannyml.chunk import CountBasedChunker
@@ -130,28 +126,19 @@ def _nannyml(model: str, data, frames) -> list[dict]:  # type: ignore[no-untyped
         method.fit(ref[column])
         for i, (lo, hi) in enumerate(data.nannyml_chunks(len(ana), chunks)):
             stat = method.calculate(ana[column].iloc[lo:hi])
-            out.append(
-                {
-                    "peer": "nannyml",
-                    "family": "drift",
-                    "method": "chi2_p_value",
-                    "feature": column,
-                    "chunk": i,
-                    "value": _number(method._p_value),
-                    "statistic": _number(stat),
-                }
-            )
+            for record in out:
+                if (record["method"], record["feature"], record["chunk"]) == ("chi2", column, i):
+                    assert record["golden"]["value"] == _number(stat)
+                    record["golden"]["p_value"] = _number(method._p_value)
 
     missing = nml.MissingValuesCalculator(
         column_names=numeric + categorical, chunk_number=chunks
     ).fit(ref)
-    records(
-        missing.calculate(ana), "quality", {"missing_values_rate": "missing"}, numeric + categorical
-    )
+    records(missing.calculate(ana), "quality", {"-": "missing_values_rate"}, numeric + categorical)
     unseen = nml.UnseenValuesCalculator(column_names=categorical, chunk_number=chunks).fit(ref)
-    records(unseen.calculate(ana), "quality", {"unseen_values_rate": "unseen"}, categorical)
+    records(unseen.calculate(ana), "quality", {"-": "unseen_values_rate"}, categorical)
     ranged = nml.NumericalRangeCalculator(column_names=numeric, chunk_number=chunks).fit(ref)
-    records(ranged.calculate(ana), "quality", {"out_of_range_values_rate": "out_of_range"}, numeric)
+    records(ranged.calculate(ana), "quality", {"-": "out_of_range_values_rate"}, numeric)
     return out
 
 
@@ -180,6 +167,8 @@ def _evidently(model: str, data, frames) -> list[dict]:  # type: ignore[no-untyp
             for name in tests[kind]:
                 test = get_stattest(reference, current, kind, name)
                 result = test(reference.copy(), current.copy(), kind, None)
+                # ks and chisquare report a p-value as their drift score
+                field = "p_value" if name in ("ks", "chisquare") else "value"
                 out.append(
                     {
                         "peer": "evidently",
@@ -187,7 +176,7 @@ def _evidently(model: str, data, frames) -> list[dict]:  # type: ignore[no-untyp
                         "method": name,
                         "feature": column,
                         "chunk": i,
-                        "value": _number(result.drift_score),
+                        "golden": {field: _number(result.drift_score)},
                     }
                 )
     return out
