@@ -23,6 +23,7 @@ from evalstore.cli.common import (
     parse_reference,
     parse_window,
 )
+from evalstore.metrics.presets import PRESETS
 from evalstore.metrics.specs import DRIFT_METHODS
 
 if TYPE_CHECKING:
@@ -169,6 +170,12 @@ def _emit_monitor(
     default="bonferroni",
     show_default=True,
 )
+@click.option(
+    "--preset",
+    type=click.Choice(list(PRESETS)),
+    help="A peer's definitions (NannyML 0.13 or Evidently 0.7); --methods among the ones "
+    "it has, --correction left at its default.",
+)
 @click.pass_context
 def drift(
     ctx: click.Context,
@@ -182,12 +189,14 @@ def drift(
     limit: int | None,
     methods: str | None,
     correction: str,
+    preset: str | None,
 ) -> None:
     """Univariate drift of each feature per window against a reference.
 
     \b
     Example:
       evalstore drift --model fraud --reference training --window "1 day" --methods ks,psi
+      evalstore drift --model fraud --window chunks:10:nannyml --preset nannyml
     """
     table, note = _monitor_table(
         ctx,
@@ -201,6 +210,7 @@ def drift(
         reference=reference,
         methods=parse_names(methods),
         correction=correction,
+        preset=preset,
     )
     _emit_monitor(table, fmt, limit, note=note)
 
@@ -208,6 +218,11 @@ def drift(
 @click.command()
 @_monitor_options
 @click.option("--failed", is_flag=True, help="Only the checks that failed.")
+@click.option(
+    "--preset",
+    type=click.Choice(["nannyml"]),
+    help="NannyML 0.13's checks (missing, unseen, out_of_range), shares of all rows.",
+)
 @click.pass_context
 def quality(
     ctx: click.Context,
@@ -220,6 +235,7 @@ def quality(
     fmt: str,
     limit: int | None,
     failed: bool,
+    preset: str | None,
 ) -> None:
     """Data quality per window: volume, missing, NaN/inf, out of range, unseen categories.
 
@@ -228,7 +244,7 @@ def quality(
       evalstore quality --model fraud --window "1 day" --failed -f table
     """
     table, note = _monitor_table(
-        ctx, "quality", model, window, fmt, features, version, where, reference
+        ctx, "quality", model, window, fmt, features, version, where, reference, preset=preset
     )
     _emit_monitor(_failed_only(table) if failed else table, fmt, limit, "a check failed", note=note)
 
