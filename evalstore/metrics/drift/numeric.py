@@ -25,8 +25,11 @@ Statistics of one cell (reference R and window A, finite values only; NULL, NaN 
 
 * ``ks``, ``w1`` and histogram counts on the chosen edges: see
   :mod:`evalstore.metrics.drift.sorted_samples`.
-* n, mean, sample and population sd of the reference; n and mean of the window.
+* n, mean, sample and population sd of the reference; n, mean and sample sd of the window.
 * the KS p-value, :func:`evalstore.core.udfs.ks_pvalue` (as ``scipy.stats.ks_2samp``).
+* ``tests``: the rows of the methods only this path offers (Anderson-Darling, Cramér-von
+  Mises, energy distance, Epps-Singleton, Mann-Whitney, 1-D MMD), from scipy on the sorted
+  samples: :mod:`evalstore.metrics.drift.two_sample`.
 """
 
 from __future__ import annotations

@@ -11,6 +11,15 @@ gets it too:
 
 Their p-values need scipy's distributions: :data:`P_VALUE_SQL` calls the Python UDFs of
 :mod:`evalstore.core.udfs` on the macros' rows.
+
+The others need the pooled ranks, all pairwise distances or scipy's distributions for the
+statistic itself, so only ``store.drift``'s numeric fast path
+(:mod:`evalstore.metrics.drift.numeric`) computes them, by calling scipy on each cell's sorted
+finite values (:data:`SAMPLE_TESTS`, :func:`sample_test_rows`): ``anderson``,
+``cramer_von_mises``, ``energy_distance``, ``epps_singleton``, ``mann_whitney`` and
+``empirical_mmd`` (:func:`evalstore.metrics.drift.kernels.mmd_test` on one column). Every
+statistic takes ``(reference, window)`` in that order. A cell without finite values on a
+side, or with too few for the test, gets value NULL and a reason.
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ linf       categorical value > 0.1
 unseen     categorical value > 0 (any category never seen in the reference)
 ========== =========== =======================================================
 
+plus the two-sample tests and distances asked for by name (welch_t, anderson,
+cramer_von_mises, energy_distance, epps_singleton, mann_whitney, empirical_mmd, tvd,
+g_test, chisquare_gof, z_test, fisher_exact: :mod:`evalstore.metrics.drift.two_sample`);
+every p-value method is decided by its corrected p-value against ``alpha``.
+
 A threshold can be replaced per method by a number (drifted above it; for ``ks`` and
 ``chi2`` the significance level), a ``(low, high)`` range (drifted outside it), or
 ``"learned"``: the reference is split into ``learn_chunks`` chunks in time order,
