@@ -39,7 +39,8 @@ p-values of many features in one window are corrected together (per window and
 method): ``correction="bonferroni"`` (default), ``"bh"`` (Benjamini-Hochberg) or
 ``"none"``.
 
-Reproducing other tools' numbers (parameters of :func:`drift`):
+Reproducing other tools' numbers (parameters of :func:`drift`; ``preset="nannyml"`` or
+``preset="evidently"`` passes all of a peer's, see :mod:`evalstore.metrics.presets`):
 
 ============================================ ==========================================
 definition                                   parameters
@@ -154,6 +155,14 @@ def drift(
     :data:`RESULT_COLUMNS`), in window, feature, method order; ``value`` is NULL with
     a ``reason`` where the method is undefined (empty reference, constant reference
     for a normalised measure, a single category for chi2, ...).
+
+    The peers' definitions (``docs/drift.md#variants``): ``zero_bins="smallest"``
+    (Evidently's empty-bin fill), binnings ``"sturges_distinct"`` and ``"values"``,
+    ``few_values`` (bin by value a numeric feature with at most that many distinct
+    reference values), ``cdf_bins``/``cdf_min_rows`` (NannyML's binned KS and W1,
+    :mod:`evalstore.metrics.drift.binned_cdf`). ``preset="nannyml"`` or ``"evidently"``
+    sets them all method by method (:mod:`evalstore.metrics.presets`, which says what a
+    preset leaves to you); an option it sets, given with another value, raises.
     """
     if preset is not None:  # a peer's definitions: evalstore.metrics.presets
         from evalstore.metrics.drift import preset_runner
