@@ -28,6 +28,7 @@ FAMILIES = {
     "drift": "drift",
     "multivariate_drift": "multivariate_drift",
     "quality": "quality",
+    "summary_stats": "summary_stats",
     "validate": "validate",
     "schema": "schema",
     "performance": "performance",
@@ -107,7 +108,7 @@ async def family(
     """A metric family of ``model``: ``Store.<method>(model, **query parameters)``, on a
     :meth:`~evalstore.Store.session` (concurrent with ingest and other requests).
 
-    Families: drift, multivariate_drift, quality, validate, schema, performance,
+    Families: drift, multivariate_drift, quality, summary_stats, validate, schema, performance,
     slices (``worst_slices``), skew, skew_summary, compare, health. Query parameters are the
     Python keyword arguments (``window=1 day``, ``features=a,b``, ``reference={"dataset":…}``).
     """

@@ -12,6 +12,7 @@ the store, ``--format``/``--limit``, printing tables, parsing option values) in
 
 - :mod:`~evalstore.cli.store_commands`: init, register, models, ingest, sql
 - :mod:`~evalstore.cli.monitor_commands`: drift, quality, validate, schema
+- :mod:`~evalstore.cli.summary_commands`: summary (summary statistics)
 - :mod:`~evalstore.cli.metric_commands`: performance, slices, skew, compare, health
 - :mod:`~evalstore.cli.flywheel_commands`: suggest, requests, select, snapshot
 - :mod:`~evalstore.cli.server_commands`: serve, demo
@@ -47,6 +48,7 @@ from evalstore.cli.prometheus_rules import prometheus_rules
 from evalstore.cli.report_commands import report, ui
 from evalstore.cli.server_commands import demo, serve
 from evalstore.cli.store_commands import ingest, init, models, register, sql
+from evalstore.cli.summary_commands import summary
 
 #: The store file when neither --store nor $EVALSTORE_STORE names one. Not
 #: "evalstore.duckdb": a file opens as the DuckDB catalog of its stem, and "evalstore"
@@ -83,6 +85,8 @@ for _command in (
     init, register, models, ingest, sql,
     # monitor_commands
     drift, quality, validate, schema,
+    # summary_commands
+    summary,
     # metric_commands
     performance, slices, skew, compare, health,
     # estimate_commands

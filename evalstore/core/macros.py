@@ -31,6 +31,7 @@ SQL_FILES = (
     "drift_numeric.sql",
     "drift.sql",
     "quality.sql",
+    "summary.sql",
     "validation.sql",
     "performance.sql",
     "performance_binary.sql",

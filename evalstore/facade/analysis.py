@@ -22,6 +22,7 @@ from evalstore.metrics import performance as _performance
 from evalstore.metrics import quality as _quality
 from evalstore.metrics import skew as _skew
 from evalstore.metrics import slices as _slices
+from evalstore.metrics import summary as _summary
 from evalstore.metrics.drift import multivariate as multivariate_drift
 from evalstore.metrics.drift import univariate as drift
 
@@ -148,6 +149,30 @@ class AnalysisMethods:
             ),
             window,
         )
+
+    def summary_stats(
+        self,
+        model: str,
+        reference: Any = "training",
+        window: Any = "1 day",
+        features: Sequence[str] | None = None,
+        stats: Sequence[str] | str | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        **options: Any,
+    ) -> pa.Table:
+        """Summary statistics per window and feature with learned alert ranges.
+
+        count, mean, median, sd, min, max, sum and quantiles of each feature (count only for
+        categorical ones) per ``window``, alerting outside mean ± 3 sd of the statistic over
+        reference chunks (NannyML's summary-statistics calculators); see
+        :func:`evalstore.metrics.summary.summary_stats` (``since``, ``until``,
+        ``quantiles``, ``learn_chunks``, ``k``).
+        """
+        return _summary.summary_stats(
+            self._context(), model, reference, window, features, stats, version, where,
+            **options,
+        )  # fmt: skip
 
     def infer_schema(
         self,

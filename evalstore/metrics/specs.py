@@ -122,6 +122,20 @@ class Metric:
         return self.slice_test is not None
 
 
+@dataclass(frozen=True)
+class SummaryStat:
+    """A summary statistic of ``store.summary_stats``: its value per window, and whether the
+    low end of its learned alert range is floored at 0 (``floor_zero``, as NannyML's
+    ``lower_threshold_value_limit`` for counts and standard deviations)."""
+
+    name: str
+    kinds: tuple[str, ...]
+    definition: str
+    floor_zero: bool = False
+    sql_macro: str = "evalstore.summary_stats"
+    docs_anchor: str = "quality.md#summary-statistics"
+
+
 def _registry(*specs):  # type: ignore[no-untyped-def]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
@@ -342,6 +356,22 @@ PERFORMANCE_METRICS: dict[str, Metric] = _registry(
            "normal",
            slice_test="mean", slice_tasks=_B, default=False,
            docs_anchor="performance.md#confusion-matrix-and-business-value"),
+)  # fmt: skip
+
+#: Statistics of ``store.summary_stats`` (NannyML's summary-statistics calculators, and
+#: min, max, quantiles), in result order.
+SUMMARY_STATS: dict[str, SummaryStat] = _registry(
+    SummaryStat("count", KINDS, "rows of the window, NULL and NaN included (NannyML's row "
+                "count)", floor_zero=True),
+    SummaryStat("mean", _NUM, "mean of the values, NULL and NaN left out (`numpy.nanmean`)"),
+    SummaryStat("median", _NUM, "median (`numpy.nanmedian`)"),
+    SummaryStat("sd", _NUM, "sample standard deviation, ddof 1 (`numpy.nanstd(ddof=1)`, "
+                "pandas `Series.std` as NannyML)", floor_zero=True),
+    SummaryStat("min", _NUM, "minimum (`numpy.nanmin`)"),
+    SummaryStat("max", _NUM, "maximum (`numpy.nanmax`)"),
+    SummaryStat("sum", _NUM, "sum, 0 without values (`numpy.nansum`)"),
+    SummaryStat("quantile", _NUM, "one row `q<level>` per level of `quantiles` (0.05, 0.95), "
+                "linear interpolation (`numpy.nanquantile`)"),
 )  # fmt: skip
 
 _COMPARE_CLASSIFICATION = "evalstore.compare_classification"

@@ -93,6 +93,16 @@ MACRO_CALLS: dict[str, str] = {
     "g_term": "SELECT evalstore.g_term(12, 10.0, true)",
     "g_sum": "SELECT evalstore.g_sum([10, 20], [15, 15], 30, 30, true)",
     "gof_sum": "SELECT evalstore.gof_sum([10, 20, 0], [15, 15, 1], 30, 31)",
+    # --- summary.sql
+    "summary_quantiles": "SELECT evalstore.summary_quantiles(x, [0.1, 0.9]) FROM range(5) t(x)",
+    "summary_cells": (
+        "SELECT * FROM evalstore.summary_cells('bin.numeric_values', 'numeric', 'serving', "
+        "NULL, NULL, NULL, '1 day', NULL, NULL, NULL, [0.5])"
+    ),
+    "summary_stats": (
+        f"SELECT * FROM evalstore.summary_stats('bin.numeric_values', 'bin.category_values', "
+        f"{REFERENCE}, {SELECTION}, 2, NULL, [0.05, 0.95], 3.0)"
+    ),
     # --- quality.sql
     "quality": (
         f"SELECT * FROM evalstore.quality('bin.numeric_values', 'bin.category_values', "
@@ -171,8 +181,7 @@ MACRO_CALLS: dict[str, str] = {
     "add_hours": f"SELECT evalstore.add_hours({TS}, 2.5)",
     # --- slices.sql
     "slice_outcomes": (
-        "SELECT * FROM evalstore.slice_outcomes('bin.evaluations', 'bin', 'accuracy', NULL, "
-        "NULL)"
+        "SELECT * FROM evalstore.slice_outcomes('bin.evaluations', 'bin', 'accuracy', NULL, NULL)"
     ),
     "slice_tests": (
         "SELECT * FROM evalstore.slice_tests('slice_counts', 40, 0.6, 9.6, 'proportion', true)"
