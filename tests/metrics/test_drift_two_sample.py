@@ -9,6 +9,7 @@ a single category. p-values are compared with ``correction="none"``.
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -16,14 +17,18 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
 from scipy import stats
 
 import evalstore
+from evalstore.cli import main
 from evalstore.core import udfs
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.drift import kernels
 from evalstore.metrics.drift.two_sample import sample_test_rows
 from evalstore.metrics.specs import DRIFT_METHODS
+from server import create_app
 from tests.conftest import blank_store
 from tests.metrics.test_drift_methods import oracle_edges, oracle_histogram
 
@@ -367,3 +372,32 @@ def test_fast_path_methods_on_constant_and_tiny_samples():
     skipped = sample_test_rows([*SAMPLE_TESTS, "ks"], None, constant, "no finite reference values")
     assert [r["method"] for r in skipped] == SAMPLE_TESTS
     assert {r["reason"] for r in skipped} == {"no finite reference values"}
+
+
+def test_cli_and_http_give_the_store_rows(world, tmp_path):
+    store, _, _ = world
+    methods = ["chisquare_gof", "fisher_exact", "anderson", "welch_t"]
+    want = _rows(store, methods, ["b", "x"])
+    path = tmp_path / "copy.duckdb"
+    catalog = store.sql("SELECT current_database() AS c").to_pylist()[0]["c"]
+    store.sql(f"ATTACH '{path}' AS copy")
+    store.sql(f"COPY FROM DATABASE {catalog} TO copy")  # blank<N>: no quoting needed
+    store.sql("DETACH copy")
+    args = ["-s", str(path), "drift", "-m", "m", "-w", "1 day", "--features", "b,x",
+            "--methods", ",".join(methods), "--correction", "none", "-f", "json"]  # fmt: skip
+    result = CliRunner().invoke(main, args, prog_name="evalstore")
+    assert result.exit_code == 0, result.output
+    with TestClient(create_app(store)) as client:
+        response = client.get(
+            "/v1/models/m/drift",
+            params={"window": "1 day", "features": "b,x", "methods": ",".join(methods),
+                    "correction": "none"},
+        )  # fmt: skip
+    assert response.status_code == 200, response.text
+    for rows in (json.loads(result.output), response.json()):
+        assert len(rows) == len(want) == 4 * 5
+        for row in rows:
+            day = (datetime.fromisoformat(row["window_start"]) - DAY0).days
+            other = want[(day, row["feature"], row["method"])]
+            assert _close(row["value"], other["value"] if other["value"] != math.inf else None)
+            assert _close(row["p_value"], other["p_value"])
