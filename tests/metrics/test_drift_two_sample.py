@@ -401,3 +401,40 @@ def test_cli_and_http_give_the_store_rows(world, tmp_path):
             other = want[(day, row["feature"], row["method"])]
             assert _close(row["value"], other["value"] if other["value"] != math.inf else None)
             assert _close(row["p_value"], other["p_value"])
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_fast_path_methods_on_small_samples_use_scipy_exact_branches(seed):
+    # up to 20 values per side: Cramér-von Mises' exact p-value; a side of at most 8
+    # values without ties: Mann-Whitney's exact p-value; fewer than 25: Epps-Singleton's
+    # small-sample correction
+    rng = np.random.default_rng(seed)
+    reference, window = np.sort(rng.normal(0, 1, 17)), np.sort(rng.normal(0.8, 1.5, 8))
+    rows = {r["method"]: r for r in sample_test_rows(SAMPLE_TESTS, reference, window, None)}
+    for method in SAMPLE_TESTS:
+        value, p_value = _sample_oracle(method, reference, window)
+        assert _close(rows[method]["value"], value), method
+        assert _close(rows[method]["p_value"], p_value), method
+        assert rows[method]["reason"] is None
+    exact = stats.mannwhitneyu(reference, window, method="exact").pvalue
+    assert _close(rows["mann_whitney"]["p_value"], exact)
+    exact = stats.cramervonmises_2samp(reference, window, method="exact").pvalue
+    assert _close(rows["cramer_von_mises"]["p_value"], exact)
+
+
+def test_p_values_of_the_new_methods_are_corrected_over_the_window_features(world):
+    store, _, _ = world
+    raw = _rows(store, ["g_test", "chisquare_gof"], ["b", "c"])
+    corrected = store.drift(
+        "m", window="1 day", methods=["g_test", "chisquare_gof"], features=["b", "c"]
+    ).to_pylist()
+    checked = 0
+    for row in corrected:
+        day = (row["window_start"] - DAY0).days
+        p = raw[(day, row["feature"], row["method"])]["p_value"]
+        if p is None:
+            continue
+        assert _close(row["p_value"], min(1.0, 2 * p))  # Bonferroni over b and c
+        assert row["threshold_source"] == "p-value < 0.05 (Bonferroni correction over 2 tests)"
+        checked += 1
+    assert checked >= 8
