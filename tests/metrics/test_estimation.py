@@ -178,6 +178,29 @@ def test_roc_auc_equals_nannyml_formula_without_ties():
     store.close()
 
 
+def test_roc_auc_with_ties_counts_a_tie_group_as_one_step():
+    """Tied scores: one trapezoid per distinct score, whatever the rows' order."""
+    store = blank_store()
+    store.register_model("t", "v1", "binary")
+    score = np.array([0.2, 0.2, 0.5, 0.5, 0.5, 0.9, 0.9, 0.1])
+    ids = [f"r{i}" for i in range(8)]
+    ts = _times(1, 8)
+    store.log_predictions("t", pa.table({"example_id": ids, "score": score, "ts": ts}), "v1")
+    store.log_labels("t", pa.table({"example_id": ids, "label": [0, 1, 0, 1, 1, 1, 0, 0]}))
+    table = store.estimate_performance(
+        "t", metrics=["roc_auc"], window="1 day", reference=(str(START), str(START + DAY)),
+        calibration="none",
+    )  # fmt: skip
+    p, q = score, 1 - score
+    area, above = 0.0, 0.0
+    for s in sorted(set(score), reverse=True):  # sum_g q_g (p_above + p_g / 2)
+        group = score == s
+        area += q[group].sum() * (above + p[group].sum() / 2)
+        above += p[group].sum()
+    assert table.column("value")[0].as_py() == pytest.approx(area / (p.sum() * q.sum()), 1e-12)
+    store.close()
+
+
 def test_estimate_within_realized_interval_while_the_relationship_holds(daily):
     rows = [r for r in daily.to_pylist() if r["window_start"].day < 2 + 20]
     for metric in ("roc_auc", "f1", "accuracy"):
@@ -332,12 +355,19 @@ def test_loss_model_is_deterministic_and_learns_heteroscedastic_errors():
     group = rng.choice(np.array(["a", "b", "c"], dtype=object), size=n)
     scale = np.where(group == "a", 0.2, 1.5) * (1 + np.abs(x))
     target = np.abs(rng.normal(size=n) * scale)
-    inputs = {"x": x, "g": group}
+    x_seen = np.where(np.arange(n) % 50 == 0, np.nan, x)  # NaN: a bin of its own
+    inputs = {"x": x_seen, "g": group}
     first = LossModel().fit(inputs, target).predict(inputs)
     second = LossModel().fit(inputs, target).predict(inputs)
     assert np.array_equal(first, second) and first.min() >= 0
     expected = scale * np.sqrt(2 / np.pi)  # E|N(0, s^2)|
     assert np.corrcoef(first, expected)[0, 1] > 0.9
+    unseen = (
+        LossModel()
+        .fit(inputs, target)
+        .predict({"x": np.array([np.nan, 0.0]), "g": np.array(["zzz", None], dtype=object)})
+    )
+    assert np.all(np.isfinite(unseen)) and np.all(unseen >= 0)
 
 
 def test_dle_regression_against_realized_and_method_errors():

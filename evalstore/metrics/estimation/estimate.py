@@ -21,7 +21,7 @@ import pyarrow as pa
 from evalstore.core.bounds import MAX_LEARN_CHUNKS, MAX_SLICE_BINS, bounded_int
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import check_model_name, quote
-from evalstore.core.layout import NUMERIC_TYPES, feature_columns
+from evalstore.core.layout import NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import time_range, to_timestamp
 from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
 from evalstore.core.windows import checked_window_args, drop_temp_view, reference_args
@@ -302,7 +302,7 @@ def _loss_estimates(
         f"""
         SELECT e.example_id, e.version,
                TRY_CAST(e.prediction AS DOUBLE) AS evalstore_prediction{selected}
-        FROM {model}.evaluations AS e WHERE {" AND ".join(conditions)}
+        FROM {schema_prefix(con, model)}evaluations AS e WHERE {" AND ".join(conditions)}
         """,
         params=params,
     ).fetchnumpy()
