@@ -110,8 +110,10 @@ COMMENT ON MACRO TABLE evalstore.summary_cells IS
 -- threshold_low = mean - k sd and threshold_high = mean + k sd over the chunks' values
 -- (NULL and NaN ones skipped; sd the population sd, ddof 0, numpy.nanstd), the low end
 -- floored at 0 for count and sd (NannyML's lower_threshold_value_limit). NULL with a
--- reason when fewer than 2 reference chunks have a value. alert = NOT (threshold_low <
--- value < threshold_high) (strict, as NannyML: a value on a bound alerts); NULL when the
+-- reason when fewer than 2 reference chunks have a value. alert = value < threshold_low
+-- OR value > threshold_high (outside the closed range; NannyML alerts when NOT (low <
+-- value < high), also on a bound, so a statistic constant over the reference chunks
+-- (sd 0) alerts there on every window that equals it: evalstore does not); NULL when the
 -- value or the range is.
 -- Columns: window_start, window_end, feature, kind, version, stat, variant, value,
 -- threshold_low, threshold_high, threshold_source, alert, n (values behind value;
@@ -206,7 +208,7 @@ CREATE OR REPLACE MACRO evalstore.summary_stats(
                 || CASE WHEN r.floor_zero THEN ', low end floored at 0' ELSE '' END END
             AS threshold_source,
         CASE WHEN r.value IS NULL OR isnan(r.value) OR r.threshold_high IS NULL THEN NULL
-             ELSE NOT (r.threshold_low < r.value AND r.value < r.threshold_high) END AS alert,
+             ELSE r.value < r.threshold_low OR r.value > r.threshold_high END AS alert,
         r.n, r.rows, r.reference_chunks,
         CASE
             WHEN r.value IS NULL AND r.n = 0 THEN 'no values in the window (all NULL or NaN)'

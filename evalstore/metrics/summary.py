@@ -30,9 +30,12 @@ chunker; an int ``n``: ``n`` near-equal chunks in time order, for a reference lo
 time, each series (feature, version) on its own), the statistic is computed on each chunk, and ``threshold_low, threshold_high =
 mean ∓ k·sd`` of the chunk values (``k`` = 3; sd the population sd, ddof 0, as
 ``numpy.nanstd``; chunks without a value skipped). The low end of ``count`` and ``sd`` is
-floored at 0, as NannyML's ``lower_threshold_value_limit``. ``alert`` is ``not
-(threshold_low < value < threshold_high)``; NULL when the value or the range is (fewer
-than 2 reference chunks with a value: ``reason`` says so).
+floored at 0, as NannyML's ``lower_threshold_value_limit``. ``alert`` is ``value <
+threshold_low or value > threshold_high``; NULL when the value or the range is (fewer
+than 2 reference chunks with a value: ``reason`` says so). NannyML alerts on ``not (low <
+value < high)``, on a bound too: a statistic constant over the reference chunks (a
+discrete feature's median, say) would alert on every window equal to it; evalstore's
+closed range does not.
 """
 
 from __future__ import annotations

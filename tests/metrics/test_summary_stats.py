@@ -135,7 +135,7 @@ def test_daily_statistics_and_ranges_equal_numpy(data, learn_chunks):
                 )
                 continue
             assert got["value"] == pytest.approx(want, abs=TOL), (start, name)
-            assert got["alert"] == (not low < want < high), (start, name)
+            assert got["alert"] == (want < low or want > high), (start, name)
             assert got["rows"] == len(part)
             assert got["n"] == (len(part) if name == "count" else part["x"].notna().sum())
     single = result[(result["window_start"] == result["window_start"].max())]
@@ -243,3 +243,22 @@ def test_an_empty_selection_gives_an_empty_table():
         store.log_features("m", pa.table({"example_id": ["a"], "x": [1.0]}), env="training")
         table = store.summary_stats("m", window="1 day")
         assert table.num_rows == 0 and "threshold_high" in table.column_names
+
+
+def test_a_constant_reference_statistic_alerts_only_on_other_values():
+    """sd 0 over the reference chunks: the range is one point, and a window equal to it
+    does not alert (NannyML's strict test would); a different one does."""
+    with blank_store() as store:
+        store.register_model("m", "v1", "regression")
+        store.log_features(
+            "m", pa.table({"example_id": list("abcd"), "x": [5.0] * 4}), env="training"
+        )
+        store.log_features("m", pa.table({"example_id": list("efgh"), "x": [5.0, 5, 5, 6]}))
+        rows = store.summary_stats(
+            "m", window={"chunks": 2}, features="x", stats="median", learn_chunks=2
+        ).to_pylist()
+        assert [(r["value"], r["threshold_low"], r["threshold_high"]) for r in rows] == [
+            (5.0, 5.0, 5.0),
+            (5.5, 5.0, 5.0),
+        ]
+        assert [r["alert"] for r in rows] == [False, True]
