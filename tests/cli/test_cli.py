@@ -472,6 +472,7 @@ def test_every_command_is_covered():
         "schema infer",
         "schema show",
         "performance",
+        "estimate",
         "slices",
         "skew",
         "compare",
