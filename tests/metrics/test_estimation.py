@@ -16,8 +16,9 @@ from sklearn.metrics import auc as sk_auc
 
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.estimation.calibration import fit_isotonic, pav
-from evalstore.metrics.estimation.estimate import NoReferenceError
+from evalstore.metrics.estimation.estimate import ESTIMATED_METRICS, NoReferenceError
 from evalstore.metrics.estimation.loss_model import LossModel
+from evalstore.metrics.specs import PERFORMANCE_METRICS
 from tests.conftest import blank_store
 
 DAY = np.timedelta64(86400, "s")
@@ -112,6 +113,12 @@ def test_pav_weighted_equals_sklearn_and_single_value():
 
 
 # ---------------------------------------------------------------------- CBPE binary
+
+
+def test_estimated_metrics_are_performance_metrics_of_their_task():
+    for task, names in ESTIMATED_METRICS.items():
+        for name in names:
+            assert task in PERFORMANCE_METRICS[name].tasks, (task, name)
 
 
 def _hand_counts(score, prediction, p):

@@ -31,7 +31,7 @@ from evalstore.metrics.estimation.loss_model import MAX_ROWS, LossModel
 from evalstore.metrics.estimation.reference import describe, reference_view
 from evalstore.metrics.performance import _check_threshold, _fraction, _parse_by, _source_view
 from evalstore.metrics.slice_keys import _prepare_slices, _Slice
-from evalstore.metrics.specs import PERFORMANCE_METRICS, chosen_names
+from evalstore.metrics.specs import chosen_names
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
@@ -39,8 +39,9 @@ if TYPE_CHECKING:
 #: The estimation method of each task.
 METHODS = {"binary": "cbpe", "multiclass": "cbpe", "regression": "dle"}
 #: The metrics each task's method estimates, in result order: metrics of
-#: :data:`evalstore.metrics.specs.PERFORMANCE_METRICS` (same definitions, estimated), and
-#: for binary models the expected confusion counts ``tp``, ``fp``, ``fn``, ``tn``.
+#: :data:`evalstore.metrics.specs.PERFORMANCE_METRICS` of that task (same definitions,
+#: estimated; for binary models the confusion counts ``tp``, ``fp``, ``fn``, ``tn`` are
+#: expected counts over every prediction of the window).
 ESTIMATED_METRICS = {
     "binary": ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc",
                "tp", "fp", "fn", "tn"),
@@ -48,12 +49,6 @@ ESTIMATED_METRICS = {
                    "recall", "f1"),
     "regression": ("mae", "mse", "rmse"),
 }  # fmt: skip
-assert all(
-    m in PERFORMANCE_METRICS
-    for names in ESTIMATED_METRICS.values()
-    for m in names
-    if m not in ("tp", "fp", "fn", "tn")
-)
 #: Calibrations CBPE accepts.
 CALIBRATIONS = ("isotonic", "none")
 #: Result columns after the slice columns.
