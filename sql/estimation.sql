@@ -440,7 +440,7 @@ CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
                  evalstore.add_hours(e.window_end, h.delay_hours) <= h.as_of, false)
             AS labels_complete,
         e.reason,
-        'CBPE (one-vs-rest isotonic calibration on the reference, rows renormalised); '
+        'CBPE (isotonic calibration on the reference, one-vs-rest, rows renormalised); '
             || 'decision=logged; expected confusion matrix; band delta method '
             || '(Poisson-binomial counts)'
             || CASE WHEN e.metric IN ('macro_f1', 'weighted_f1')

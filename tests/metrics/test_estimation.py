@@ -279,6 +279,11 @@ def test_by_feature_and_calibration_none(binary_store):
         reference=REFERENCE, calibration="none",
     )  # fmt: skip
     assert table.column_names[3] == "x" and table.num_rows == 2
+    assert (
+        table.column("variant")[0]
+        .as_py()
+        .startswith("CBPE (no calibration: scores taken as probabilities); decision=logged")
+    )
     total = sum(table.column("value").to_pylist())
     assert total == pytest.approx(np.sum(data["score"] * data["prediction"]), rel=1e-12)
 

@@ -170,7 +170,7 @@ def estimate_performance(
                    clock, delay_quantile, chosen)  # fmt: skip
         learned = _run(con, task, ref_source, fits, model, threshold, None, None,
                        reference_chunks, None, None, z, clock, delay_quantile, chosen)  # fmt: skip
-        return _assemble(con, raw, _thresholds(learned), slices)
+        return _assemble(con, raw, _thresholds(learned), slices, calibration)
 
 
 # ---------------------------------------------------------------------- parameters
@@ -410,9 +410,14 @@ def _thresholds(learned: pa.Table) -> pa.Table:
 
 
 def _assemble(
-    con: duckdb.DuckDBPyConnection, raw: pa.Table, thresholds: pa.Table, slices: Sequence[_Slice]
+    con: duckdb.DuckDBPyConnection,
+    raw: pa.Table,
+    thresholds: pa.Table,
+    slices: Sequence[_Slice],
+    calibration: str,
 ) -> pa.Table:
-    """Join the learned thresholds, decode the slice codes into columns, order."""
+    """Join the learned thresholds, decode the slice codes into columns, name the
+    calibration in ``variant``, order."""
     name, limits = (f"evalstore_estimation_{p}_{next(_counter)}" for p in ("raw", "limits"))
     decoded, params = [], []
     for key in slices:
@@ -422,6 +427,7 @@ def _assemble(
         )
         params.append(key.domain)
     trailing = {
+        "variant": "replace(r.variant, 'isotonic calibration on the reference', ?) AS variant",
         "estimated": "true AS estimated",
         "threshold_low": "t.low AS threshold_low",
         "threshold_high": "t.high AS threshold_high",
@@ -442,4 +448,9 @@ def _assemble(
         later.add(con.unregister, name)
         con.register(limits, thresholds)
         later.add(con.unregister, limits)
-        return con.sql(query, params=params).to_arrow_table()
+        named = (
+            "isotonic calibration on the reference"
+            if calibration == "isotonic"
+            else "no calibration: scores taken as probabilities"
+        )
+        return con.sql(query, params=[*params, named]).to_arrow_table()
