@@ -288,6 +288,24 @@ def test_by_feature_and_calibration_none(binary_store):
     assert total == pytest.approx(np.sum(data["score"] * data["prediction"]), rel=1e-12)
 
 
+def test_threshold_what_if_decides_by_score(binary_store):
+    store, data = binary_store
+    table = store.estimate_performance(
+        "m", metrics=["tp", "fp"], window="100 years", version="v1", threshold=0.3,
+        reference=REFERENCE, calibration="none",
+    )  # fmt: skip
+    decided = (data["score"] >= 0.3).astype(float)
+    values = dict(zip(table.column("metric").to_pylist(), table.column("value").to_pylist(),
+                      strict=True))  # fmt: skip
+    assert values["tp"] == pytest.approx(np.sum(data["score"] * decided), rel=1e-12)
+    assert values["fp"] == pytest.approx(np.sum((1 - data["score"]) * decided), rel=1e-12)
+    assert (
+        table.column("variant")[0]
+        .as_py()
+        .startswith("CBPE (no calibration: scores taken as probabilities); decision=score>=0.3")
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
