@@ -70,7 +70,7 @@ def performance(
     """Realized performance per window, version and slice, with confidence intervals.
 
     \b
-    Examples:
+    Example:
       evalstore performance --model fraud --window "7 days" --by region --metrics roc_auc,f1
       evalstore performance -m fraud --metrics business_value --business-value-matrix 0,-5,-50,100
     """
