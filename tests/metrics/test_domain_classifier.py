@@ -22,6 +22,7 @@ import evalstore
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.drift.domain_classifier import (
     MAX_PRODUCT_FEATURES,
+    NEWTON_MAX_COLUMNS,
     DomainScorer,
     cross_validated_auc,
     design_matrix,
@@ -63,11 +64,15 @@ def test_roc_auc_is_roc_auc_score_with_ties_and_nan_for_one_class():
     assert np.isnan(roc_auc(np.zeros(5), np.arange(5.0)))
 
 
-@pytest.mark.parametrize("c", [0.05, 1.0, 20.0])
-def test_logistic_fit_is_sklearns_logistic_regression(c):
+@pytest.mark.parametrize(
+    ("c", "columns"), [(0.05, 6), (1.0, 6), (20.0, 6), (1.0, NEWTON_MAX_COLUMNS + 1)]
+)
+def test_logistic_fit_is_sklearns_logistic_regression(c, columns):
+    # Newton's method up to NEWTON_MAX_COLUMNS columns, L-BFGS above
     rng = np.random.default_rng(11)
-    x = rng.normal(size=(300, 6))
-    y = (x @ rng.normal(size=6) + rng.logistic(size=300) > 0.3).astype(int)
+    x = rng.normal(size=(400, columns))
+    x[:, 1] = x[:, 0] + 0.01 * x[:, 1]  # nearly collinear columns, as degree-2 terms are
+    y = (x[:, :6] @ rng.normal(size=6) + rng.logistic(size=400) > 0.3).astype(int)
     w, b = fit_logistic(x, y, c)
     reference = LogisticRegression(C=c, tol=1e-12, max_iter=10_000).fit(x, y)
     # both minimise the same strictly convex objective; tolerance = their stopping rules
