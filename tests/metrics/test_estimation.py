@@ -53,7 +53,8 @@ def binary_store():
     store.register_model("m", "v1", "binary")
     store.register_model("m", "v2", "binary")
     ts = _times(days, per_day)
-    store.log_features("m", pa.table({"example_id": ids, "x": rng.normal(size=n), "ts": ts}))
+    x = rng.normal(size=n)
+    store.log_features("m", pa.table({"example_id": ids, "x": x, "ts": ts}))
     store.log_predictions(
         "m", pa.table({"example_id": ids, "score": score, "prediction": prediction, "ts": ts}),
         version="v1",
@@ -73,7 +74,7 @@ def binary_store():
             {"example_id": [i for i, k in zip(ids, labeled, strict=True) if k], "label": y[labeled]}
         ),
     )
-    data = {"score": score, "prediction": prediction, "day": day, "y": y}
+    data = {"score": score, "prediction": prediction, "day": day, "y": y, "x": x}
     yield store, data
     store.close()
 
@@ -286,6 +287,18 @@ def test_by_feature_and_calibration_none(binary_store):
     )
     total = sum(table.column("value").to_pylist())
     assert total == pytest.approx(np.sum(data["score"] * data["prediction"]), rel=1e-12)
+
+
+def test_where_selects_the_rows(binary_store):
+    store, data = binary_store
+    table = store.estimate_performance(
+        "m", metrics=["fn"], window="100 years", version="v1", where="x > 0",
+        reference=REFERENCE, calibration="none",
+    )  # fmt: skip
+    rows = data["x"] > 0
+    expected = np.sum(data["score"][rows] * (1 - data["prediction"][rows]))
+    assert table.column("value")[0].as_py() == pytest.approx(expected, rel=1e-12)
+    assert table.column("n")[0].as_py() == rows.sum()
 
 
 def test_threshold_what_if_decides_by_score(binary_store):
