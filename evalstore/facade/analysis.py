@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from evalstore.core.windows import name_split
-from evalstore.errors import translate_duckdb_errors
+from evalstore.errors import InvalidParameterError, translate_duckdb_errors
 from evalstore.metrics import compare as _compare
 from evalstore.metrics import health as _health
 from evalstore.metrics import performance as _performance
+from evalstore.metrics import presets as _presets
 from evalstore.metrics import quality as _quality
 from evalstore.metrics import skew as _skew
 from evalstore.metrics import slices as _slices
@@ -110,13 +111,20 @@ class AnalysisMethods:
         :mod:`evalstore.metrics.drift.multivariate` for the methods and options (``alpha``,
         ``max_rows``, ``n_permutations``, ``variance``, ``learn_chunks``, ``learn_k``,
         ``seed``, ``categorical_encoding``, ``classifier_rows``, ``classifier_folds``,
-        ``classifier_c``, ``classifier_terms``, ``classifier_range``).
+        ``classifier_c``, ``classifier_terms``, ``classifier_range``). ``preset="nannyml"``:
+        NannyML's data-reconstruction drift (``pca``; :mod:`evalstore.metrics.presets`).
         """
+        preset = options.pop("preset", None)
+        if preset is not None:
+            default = tuple(methods) == tuple(multivariate_drift.MULTIVARIATE_METHODS)
+            methods, options = _presets.single(
+                preset, "multivariate_drift", None if default else methods, options
+            )
         return name_split(
-            multivariate_drift.multivariate_drift(
+            _presets.prefixed(multivariate_drift.multivariate_drift(
                 self._context(), model, reference, window, features, methods, version, where,
                 **options,
-            ),
+            ), preset),
             window,
         )  # fmt: skip
 
@@ -235,26 +243,31 @@ class AnalysisMethods:
         Binary, multiclass and regression metrics with confidence intervals, label
         coverage and ``labels_complete`` (so a late-labelled window is not mistaken for a
         drop); see :func:`evalstore.metrics.performance.performance`. ``persist=True``: as
-        for :meth:`drift`.
+        for :meth:`drift`. ``preset="nannyml"``: NannyML's binary metrics
+        (:mod:`evalstore.metrics.presets`; not with ``persist``).
         """
+        preset = options.pop("preset", None)
+        if preset is not None:
+            if persist:
+                raise InvalidParameterError(
+                    "preset= is not kept in the metric history: drop persist=True (or the "
+                    "preset, passing its options)"
+                )
+            given = {**options, **({"threshold": threshold} if threshold is not None else {})}
+            task = self._context().registration(model, version)["task"]
+            metrics, _ = _presets.single(preset, "performance", metrics, given, task)
         # the SQL names NannyML's chunk split in variant (evalstore.split_variant)
         if persist:
             arguments = dict(metrics=metrics, window=window, by=by, version=version)
             arguments.update(where=where, since=since, until=until, threshold=threshold)
             return self._persisted("performance", model, {**arguments, **options})
-        return _performance.performance(
-            self._context(),
-            model,
-            metrics,
-            window,
-            by,
-            version,
-            where,
-            since,
-            until,
-            threshold,
-            **options,
-        )
+        return _presets.prefixed(
+            _performance.performance(
+                self._context(), model, metrics, window, by, version, where, since, until,
+                threshold, **options,
+            ),
+            preset,
+        )  # fmt: skip
 
     def _persisted(self, family: str, model: str, arguments: dict[str, Any]) -> pa.Table:
         from evalstore.monitors import history as _history
