@@ -232,7 +232,8 @@ COMMENT ON MACRO TABLE evalstore.performance_multiclass IS
 
 -- evalstore.performance(model, width)
 -- Short form for SQL users (a BI tool, the duckdb shell) of a classification model's
--- performance, with store.performance's defaults: every metric of the task, the logged
+-- performance, with store.performance's defaults: the task's default metrics (binary:
+-- not the confusion cells or business_value, asked for by name), the logged
 -- decisions (the registered threshold for rows without one), 10 ECE bins, 95% intervals
 -- (z = 1.9599639845400536), labels_complete judged with the 0.9 quantile of the label
 -- delays at the latest label's time, all of time, time windows of `width` (e.g. '7 days'),
