@@ -113,6 +113,12 @@ def build(path: Path, days: int, n: int) -> evalstore.Store:
     return store
 
 
+def stored_days(store: evalstore.Store) -> int:
+    """Serving days in a store built here (days 0..n-1 logged): n."""
+    last = store.sql(f"SELECT max(ts) AS ts FROM {MODEL}.predictions").column(0)[0].as_py()
+    return (last - T0).days + 1
+
+
 def memory_size(text: str) -> str:
     """A DuckDB memory size such as ``10GB`` or ``512MiB`` (checked: it goes into SET)."""
     if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", text.strip()):
@@ -120,52 +126,85 @@ def memory_size(text: str) -> str:
     return text.strip()
 
 
-def timed(call: Callable[[], Any]) -> tuple[float, float]:
-    """Wall and CPU seconds (all threads) of ``call()``."""
+def timed(call: Callable[[], Any], loads: list[float]) -> tuple[float, float]:
+    """Wall and CPU seconds (all threads) of ``call()``; appends the 1-minute load
+    average at its end to ``loads``."""
     with harness.Timed() as t:
         call()
+    loads.append(harness.load_average())
     return t.seconds, t.cpu_seconds
 
 
+def feature_groups(groups: int) -> list[list[str]]:
+    """The 25 features in ``groups`` groups (round robin: numeric and categorical mixed)."""
+    every = NUMERIC + CATEGORICAL
+    return [every[g::groups] for g in range(groups)]
+
+
+def family_calls(family: str, groups: int) -> list[dict[str, Any]]:
+    """The keyword arguments of the call(s) measured for ``family``: one call, or for
+    drift and quality with ``groups`` > 1 one call per feature group (their times are
+    summed: a call over every feature at once holds every value of a window range in
+    memory, 19 GB for drift's all-window call at 1M rows/day)."""
+    arguments = FAMILIES[family]
+    if groups <= 1 or family == "performance":
+        return [arguments]
+    return [{**arguments, "features": group} for group in feature_groups(groups)]
+
+
 def measure(
-    store: evalstore.Store, days: int, n: int, repeat: int, families: list[str]
-) -> dict[str, dict]:
-    """The measurements (a)-(e) of the module docstring, per family."""
+    store: evalstore.Store, days: int, n: int, repeat: int, families: list[str], groups: int = 1
+) -> tuple[dict[str, dict], dict[str, list[float]]]:
+    """The measurements (a)-(e) of the module docstring, per family, and the load
+    averages seen at the end of each measured call, per family."""
     results: dict[str, dict[str, list[tuple[float, float]]]] = {
         f: {"all": [], "persist": [], "one day": [], "refresh": [], "read back": []}
         for f in families
     }
-    chosen = {f: FAMILIES[f] for f in families}
-    for family, arguments in chosen.items():
+    loads: dict[str, list[float]] = {f: [harness.load_average()] for f in families}
+    chosen = {f: family_calls(f, groups) for f in families}
+
+    def run(family: str, key: str, extra: dict[str, Any]) -> None:
         call = getattr(store, family)
-        results[family]["all"].append(timed(lambda c=call, a=arguments: c(MODEL, **a)))
-        results[family]["persist"].append(
-            timed(lambda c=call, a=arguments: c(MODEL, persist=True, **a))
+        wall, cpu = timed(
+            lambda: [call(MODEL, **arguments, **extra) for arguments in chosen[family]],
+            loads[family],
         )
-        print(f"  {family}: all windows and first persisted call done", file=sys.stderr)
+        results[family][key].append((wall, cpu))
+        print(  # progress, so that a stopped run still leaves its figures
+            f"  {family} {key}: {wall:.2f} s ({cpu:.2f} CPU), load {loads[family][-1]:.1f}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    for family in chosen:
+        run(family, "all", {})
+        run(family, "persist", {"persist": True})
     for r in range(repeat):
         day = days + r
         log_day(store, day, n)
         since, until = T0 + timedelta(days=day), T0 + timedelta(days=day + 1)
-        for family, arguments in chosen.items():
-            call = getattr(store, family)
-            one = {**arguments, "since": since, "until": until}
-            results[family]["one day"].append(timed(lambda c=call, a=one: c(MODEL, **a)))
-            results[family]["refresh"].append(
-                timed(lambda c=call, a=arguments: c(MODEL, persist=True, **a))
-            )
-            results[family]["read back"].append(
-                timed(lambda c=call, a=arguments: c(MODEL, persist=True, **a))
-            )
+        for family in chosen:
+            run(family, "one day", {"since": since, "until": until})
+            run(family, "refresh", {"persist": True})
+            run(family, "read back", {"persist": True})
         print(f"  repeat {r + 1}/{repeat} done", file=sys.stderr)
-    return results
+    return results, loads
 
 
 def med(runs: list[tuple[float, float]], index: int) -> float:
     return statistics.median(run[index] for run in runs)
 
 
-def report(results: dict, days: int, n: int, repeat: int, load: list[float]) -> list[str]:
+def report(
+    results: dict,
+    days: int,
+    n: int,
+    repeat: int,
+    load: list[float],
+    loads: dict[str, list[float]],
+    groups: int = 1,
+) -> list[str]:
     lines = harness.setting(
         f"bench_history: {days} daily windows x {len(NUMERIC) + len(CATEGORICAL)} features x "
         f"{n:,} rows/day; medians of {repeat} refreshes (one new day each)",
@@ -190,6 +229,18 @@ def report(results: dict, days: int, n: int, repeat: int, load: list[float]) -> 
         rows.append(cells)
     lines += ["", "wall seconds (CPU seconds, all threads); ratios of the medians", ""]
     lines += harness.table(header, rows)
+    lines.append("")
+    for family, seen in loads.items():
+        lines.append(
+            f"load average (1 min) at the end of each {family} call: "
+            f"{min(seen):.1f}-{max(seen):.1f} (median {statistics.median(seen):.1f})"
+        )
+    if groups > 1 and any(f != "performance" for f in results):
+        lines.append(
+            f"drift and quality: each figure is the sum of {groups} calls over "
+            f"{len(feature_groups(groups)[0])} features each (features=...), not one call "
+            "over all 25"
+        )
     lines += [
         "",
         "targets (issue 26): refresh / one day <= 1.2x, all / refresh >= 20x. Besides the "
@@ -209,6 +260,13 @@ def main(argv: list[str] | None = None) -> None:
         "--families",
         default=",".join(FAMILIES),
         help=f"Comma-separated families to measure (default: {','.join(FAMILIES)}).",
+    )
+    parser.add_argument(
+        "--feature-groups",
+        type=int,
+        default=1,
+        help="Measure drift and quality as this many calls over groups of the features "
+        "(times summed), to bound memory at 1M rows/day (default 1: one call).",
     )
     parser.add_argument("--store", type=Path, help="Where to build the store (default: temp).")
     parser.add_argument(
@@ -236,8 +294,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.store or Path(tmp) / "history.duckdb"
         started = time.perf_counter()
+        days = args.days
         if args.reuse:
             store = evalstore.open(path)
+            days = stored_days(store)  # earlier --reuse runs appended days
         else:
             store = build(path, args.days, args.rows_per_day)
             print(f"  built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -247,11 +307,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.memory_limit:
             store.sql(f"SET memory_limit = '{args.memory_limit}'")
         try:
-            results = measure(store, args.days, args.rows_per_day, args.repeat, families)
+            results, loads = measure(
+                store, days, args.rows_per_day, args.repeat, families, args.feature_groups
+            )
         finally:
             store.close()
     load.append(harness.load_average())
-    print("\n".join(report(results, args.days, args.rows_per_day, args.repeat, load)))
+    lines = report(results, days, args.rows_per_day, args.repeat, load, loads, args.feature_groups)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
