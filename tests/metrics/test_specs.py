@@ -18,6 +18,7 @@ import pytest
 import evalstore
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics import quality, specs
+from evalstore.metrics.drift.two_sample import SAMPLE_TESTS
 from evalstore.metrics.specs import (
     COMPARE_METRICS,
     DRIFT_METHODS,
@@ -217,8 +218,9 @@ def test_sql_macros_of_the_specs_are_installed(binary):
     for registry in REGISTRIES.values():
         for spec in registry.values():
             macro = spec.sql_macro
-            if macro is None:
-                assert isinstance(spec, DriftMethod) and spec.name in MULTIVARIATE_DRIFT_METHODS
+            if macro is None:  # Python only: multivariate, and the numeric fast path's tests
+                assert isinstance(spec, DriftMethod)
+                assert spec.name in MULTIVARIATE_DRIFT_METHODS or spec.name in SAMPLE_TESTS
                 continue
             for task in TASKS:
                 named.update(m.strip().replace("<task>", task) for m in macro.split(","))
