@@ -467,6 +467,7 @@ def test_every_command_is_covered():
         "demo",
         "drift",
         "quality",
+        "summary",
         "validate",
         "schema",
         "schema infer",
