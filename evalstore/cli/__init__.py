@@ -12,6 +12,7 @@ the store, ``--format``/``--limit``, printing tables, parsing option values) in
 
 - :mod:`~evalstore.cli.store_commands`: init, register, models, ingest, sql
 - :mod:`~evalstore.cli.monitor_commands`: drift, quality, validate, schema
+- :mod:`~evalstore.cli.multivariate_commands`: multivariate-drift
 - :mod:`~evalstore.cli.summary_commands`: summary (summary statistics)
 - :mod:`~evalstore.cli.metric_commands`: performance, slices, skew, compare, health
 - :mod:`~evalstore.cli.flywheel_commands`: suggest, requests, select, snapshot
@@ -44,6 +45,7 @@ from evalstore.cli.history_commands import history
 from evalstore.cli.lake_commands import lake
 from evalstore.cli.metric_commands import compare, health, performance, skew, slices
 from evalstore.cli.monitor_commands import drift, quality, schema, validate
+from evalstore.cli.multivariate_commands import multivariate_drift
 from evalstore.cli.prometheus_rules import prometheus_rules
 from evalstore.cli.report_commands import report, ui
 from evalstore.cli.server_commands import demo, serve
@@ -85,6 +87,8 @@ for _command in (
     init, register, models, ingest, sql,
     # monitor_commands
     drift, quality, validate, schema,
+    # multivariate_commands
+    multivariate_drift,
     # summary_commands
     summary,
     # metric_commands
