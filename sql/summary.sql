@@ -109,7 +109,8 @@ COMMENT ON MACRO TABLE evalstore.summary_cells IS
 -- chunk (the reference cut by the window, or per series into learn_chunks chunks), then
 -- threshold_low = mean - k sd and threshold_high = mean + k sd over the chunks' values
 -- (NULL and NaN ones skipped; sd the population sd, ddof 0, numpy.nanstd), the low end
--- floored at 0 for count and sd (NannyML's lower_threshold_value_limit). NULL with a
+-- floored at 0 for count and sd (NannyML's lower_threshold_value_limit; NannyML reports
+-- None there, with the same alerts). NULL with a
 -- reason when fewer than 2 reference chunks have a value. alert = value < threshold_low
 -- OR value > threshold_high (outside the closed range; NannyML alerts when NOT (low <
 -- value < high), also on a bound, so a statistic constant over the reference chunks

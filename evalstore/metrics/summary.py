@@ -26,16 +26,18 @@ both signs NaN). A statistic without values is NULL with a ``reason``.
 **Alert range** (NannyML's default ``StandardDeviationThreshold``): the reference (the
 training rows by default) is cut into chunks (``learn_chunks=None``: by the same
 ``window`` as the analysis, as NannyML fits a calculator on the reference cut by its own
-chunker; an int ``n``: ``n`` near-equal chunks in time order, for a reference logged at one
-time, each series (feature, version) on its own), the statistic is computed on each chunk, and ``threshold_low, threshold_high =
-mean ∓ k·sd`` of the chunk values (``k`` = 3; sd the population sd, ddof 0, as
-``numpy.nanstd``; chunks without a value skipped). The low end of ``count`` and ``sd`` is
-floored at 0, as NannyML's ``lower_threshold_value_limit``. ``alert`` is ``value <
+chunker; an int ``n``: each series (feature, version) into ``n`` near-equal chunks in time
+order, for a reference logged at one time), the statistic is computed on each chunk, and
+``threshold_low, threshold_high = mean ∓ k·sd`` of the chunk values (``k`` = 3; sd the
+population sd, ddof 0, as ``numpy.nanstd``; chunks without a value skipped). The low end
+of ``count`` and ``sd`` is floored at 0, as NannyML's ``lower_threshold_value_limit``
+(NannyML then reports None for it; the alerts are the same). ``alert`` is ``value <
 threshold_low or value > threshold_high``; NULL when the value or the range is (fewer
 than 2 reference chunks with a value: ``reason`` says so). NannyML alerts on ``not (low <
 value < high)``, on a bound too: a statistic constant over the reference chunks (a
 discrete feature's median, say) would alert on every window equal to it; evalstore's
-closed range does not.
+closed range does not. Checked against NannyML 0.13 (``chunk_number=5`` on both sides,
+``window={"chunks": 5, "split": "nannyml"}``): values and ranges agree to 1e-13.
 """
 
 from __future__ import annotations
