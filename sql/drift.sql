@@ -400,9 +400,10 @@ COMMENT ON MACRO evalstore.reference_reason IS
 -- bins set to 0.0001, ln, JS distance, Yates' correction). Columns as drift_numeric plus
 -- `kind` and the default decision (evalstore.drift_thresholds): `threshold`,
 -- `threshold_low`, `threshold_source` and `drifted` (NULL where the value is NULL, for the
--- raw Wasserstein variant, which has no default, and for ks and chi2, whose p-values need
--- evalstore's Python UDFs: store.drift, `evalstore drift` or the server add them), ordered
--- by window, feature and method, e.g.
+-- raw Wasserstein variant, which has no default, and for the p-value methods (ks, chi2,
+-- welch_t, g_test, chisquare_gof, z_test, fisher_exact), whose p-values need evalstore's
+-- Python UDFs: store.drift, `evalstore drift` or the server add them), ordered by window,
+-- feature and method, e.g.
 --   SELECT feature, window_start, method, value, drifted
 --   FROM evalstore.drift('fraud', 'training', '1 day')
 CREATE OR REPLACE MACRO evalstore.drift(model, ref_env, width) AS TABLE
