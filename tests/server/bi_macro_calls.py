@@ -166,6 +166,21 @@ MACRO_CALLS: dict[str, str] = {
         "SELECT * FROM evalstore.performance_regression('reg.evaluations', 'reg', '1 day', "
         f"NULL, NULL, NULL, NULL, {Z}, NULL, 0.9, ['mae', 'r2'])"
     ),
+    # --- estimation.sql: CBPE / DLE on the fits build_store keeps as tables (main.*)
+    "estimation_binary": (
+        "SELECT * FROM evalstore.estimation_binary('bin.evaluations', 'main.bin_calibration', "
+        f"'bin', NULL, '1 day', NULL, NULL, NULL, NULL, {Z}, NULL, 0.9, NULL)"
+    ),
+    "estimation_multiclass": (
+        "SELECT * FROM evalstore.estimation_multiclass('mc.evaluations', 'main.mc_calibration', "
+        f"'mc', '1 day', NULL, NULL, NULL, NULL, {Z}, NULL, 0.9, NULL)"
+    ),
+    "estimation_regression": (
+        "SELECT * FROM evalstore.estimation_regression('reg.evaluations', "
+        f"'main.reg_loss_estimates', 'reg', '1 day', NULL, NULL, NULL, NULL, {Z}, NULL, 0.9, "
+        "['mae', 'rmse'])"
+    ),
+    "hanley_mcneil_se": "SELECT evalstore.hanley_mcneil_se(0.8, 30, 50)",
     "performance_rows": (
         "SELECT * FROM evalstore.performance_rows('bin.evaluations', '1 day', NULL, NULL, "
         "NULL, NULL)"
@@ -362,6 +377,23 @@ def build_store(store: Any) -> None:
         )
     store.log_labels(
         "reg", pa.table({"example_id": ids[:30], "label": [float(i) for i in range(30)]})
+    )
+    # what store.estimate_performance hands the estimation macros (identity calibration
+    # pieces, constant estimated losses), kept as tables so a SQL client can call them
+    pieces = "(VALUES (-1e308, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 1.0), (1.0, 1e308, 1.0, 1.0))"
+    store.sql(
+        f"CREATE TABLE main.bin_calibration AS SELECT v.version, p.* FROM {pieces} "
+        "AS p(x_lo, x_hi, p_lo, p_hi), (VALUES ('v1'), ('v2')) AS v(version)"
+    )
+    store.sql(
+        f"CREATE TABLE main.mc_calibration AS SELECT 'v1' AS version, c.class_name, p.* "
+        f"FROM {pieces} AS p(x_lo, x_hi, p_lo, p_hi), (VALUES ('a'), ('b'), ('c')) "
+        "AS c(class_name)"
+    )
+    store.sql(
+        "CREATE TABLE main.reg_loss_estimates AS SELECT example_id, version, "
+        "0.5 + (row_number() OVER (ORDER BY example_id, version) % 3) AS abs_error, "
+        "1.0 AS sq_error, 0.25 AS sd_abs, 0.5 AS sd_sq FROM reg.predictions"
     )
     store.infer_schema("bin")
     store.suggest("bin", k=3, strategy="entropy")
