@@ -27,7 +27,8 @@ Rules, the same for every family:
   in the usual order.
 
 Windows are not part of a preset: NannyML's ``chunk_number=n`` is
-``window={"chunks": n, "split": "nannyml"}``, its ``chunk_size=k`` is ``window=k``, its
+``window={"chunks": n, "split": "nannyml"}``, its default chunker (no chunk argument) is
+``{"chunks": 10, "split": "nannyml"}``, its ``chunk_size=k`` is ``window=k``, its
 ``chunk_period="D"`` is ``window="1 day"``; Evidently compares one current dataset, any
 window of evalstore.
 """
