@@ -189,6 +189,9 @@ CREATE OR REPLACE MACRO evalstore.bins_text(binning, bins, pooled) AS
     CASE binning
         WHEN 'quantile' THEN 'quantile(' || bins || ') bins of the reference'
         WHEN 'edges' THEN 'given edges'
+        WHEN 'values' THEN 'one bin per distinct value of both samples'
+        WHEN 'sturges_distinct' THEN 'sturges bins (count from the distinct values) of the '
+            || CASE WHEN pooled THEN 'pooled samples' ELSE 'reference' END
         WHEN 'fixed' THEN bins || ' equal-width bins of the '
             || CASE WHEN pooled THEN 'pooled samples' ELSE 'reference' END
         ELSE binning || ' bins of the '
@@ -226,7 +229,11 @@ COMMENT ON MACRO evalstore.zero_bins_text IS 'Empty-bin treatment part of a vari
 --   psi, kl, js, hellinger, d1   on histograms (evalstore.binned_scores) with bins from
 --                `binning`: 'quantile' ([min, reference quantiles i/bins, max]), 'doane',
 --                'sturges', 'fixed' (equal width over [min, max] of the reference, or of
---                reference and window together when pooled), or 'edges' (the given list).
+--                reference and window together when pooled), 'sturges_distinct' (Sturges'
+--                count from the number of distinct values, Evidently's hellinger),
+--                'values' (one bin per distinct value of reference and window together,
+--                edges the values and nextafter(max)), or 'edges' (the given list).
+--                (few_values, and KS/W1 estimated on bins: store.drift only)
 --                Bins are [e_i, e_i+1), the last inner one closed, plus open-ended bins
 --                below the first and above the last edge that catch mass outside them.
 -- KS and W1 are exact: each window's sorted distinct values are looked up (ASOF joins)
@@ -265,12 +272,16 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
         SELECT ref_key, feature, version, count(*) AS n, avg(value) AS mean,
                stddev_samp(value) AS sd, stddev_pop(value) AS sd_pop,
                min(value) AS lo, max(value) AS hi,
-               evalstore.quantile_edges(value, bins) AS quantile_edges
+               evalstore.quantile_edges(value, bins) AS quantile_edges,
+               list(DISTINCT value) FILTER (WHERE binning IN ('values', 'sturges_distinct'))
+                   AS distinct_values
         FROM ref_values GROUP BY ref_key, feature, version
     ),
     ana_stats AS (
         SELECT ref_key, window_index, feature, version, count(*) AS n, avg(value) AS mean,
-               stddev_samp(value) AS sd, min(value) AS lo, max(value) AS hi
+               stddev_samp(value) AS sd, min(value) AS lo, max(value) AS hi,
+               list(DISTINCT value) FILTER (WHERE binning IN ('values', 'sturges_distinct'))
+                   AS distinct_values
         FROM ana_values GROUP BY ref_key, window_index, feature, version
     ),
     -- total: cumulative sum of (value - lo), centred on the reference minimum lo so that
@@ -348,6 +359,18 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
             CASE
                 WHEN binning = 'edges' THEN list_sort(list_distinct(edges))
                 WHEN binning = 'quantile' THEN s.quantile_edges
+                -- one bin per distinct value of both samples: the values, and one edge just
+                -- above the largest so that the last (closed) bin holds it alone
+                WHEN binning = 'values' THEN list_append(
+                    list_sort(list_distinct(list_concat(s.distinct_values, a.distinct_values))),
+                    nextafter(greatest(s.hi, a.hi), CAST('inf' AS DOUBLE)))
+                -- Sturges' count from the number of distinct values (Evidently's hellinger)
+                WHEN binning = 'sturges_distinct' AND pooled THEN evalstore.bin_edges(
+                    least(s.lo, a.lo), greatest(s.hi, a.hi),
+                    len(list_distinct(list_concat(s.distinct_values, a.distinct_values))),
+                    NULL, 'sturges', bins)
+                WHEN binning = 'sturges_distinct' THEN evalstore.bin_edges(
+                    s.lo, s.hi, len(s.distinct_values), NULL, 'sturges', bins)
                 WHEN pooled THEN evalstore.bin_edges(
                     least(s.lo, a.lo), greatest(s.hi, a.hi), s.n + a.n, p.g1, binning, bins)
                 ELSE evalstore.bin_edges(s.lo, s.hi, s.n, r.g1, binning, bins)
