@@ -207,6 +207,7 @@ def statistics(
     for cell in cells:  # KS and W1 estimated on bins (NannyML) or exact
         cell.cdf = (params.get("cdf_bins"), params.get("cdf_min_rows") or 0)
     sample_tests = [m for m in methods if m in SAMPLE_TESTS]
+    want_sd = "welch_t" in methods  # the window's sd: Welch's t only
     quantile_bins = params["bins"] if binned and params["binning"] == "quantile" else None
     by_feature: dict[str, list[Cell]] = {}
     for cell in cells:
@@ -217,7 +218,7 @@ def statistics(
         list(
             pool.map(
                 lambda group: _compute(
-                    group, want_ks, want_w1, binned, quantile_bins, sample_tests
+                    group, want_ks, want_w1, binned, quantile_bins, sample_tests, want_sd
                 ),
                 by_feature.values(),
             )
@@ -480,6 +481,7 @@ def _compute(
     binned: bool,
     quantile_bins: int | None,
     sample_tests: Sequence[str] = (),
+    want_sd: bool = False,
 ) -> None:
     """Fill ``cell.stats`` for the cells of one feature (run in a worker thread).
 
@@ -501,7 +503,10 @@ def _compute(
             moments = ref.moments
             stats |= {"sd": moments["sd"], "sd_pop": moments["sd_pop"], "ref_mean": moments["mean"]}
         if window.n:
-            stats["ana_mean"], stats["ana_sd"] = window.moments["mean"], window.moments["sd"]
+            if want_sd:
+                stats["ana_mean"], stats["ana_sd"] = window.moments["mean"], window.moments["sd"]
+            else:
+                stats["ana_mean"] = float(window.values.mean())
         if ref is not None and window.n:
             at = ref.positions(window) if want_ks or want_w1 else None
             estimated = cell.cdf[0] is not None and ref.n >= cell.cdf[1]
