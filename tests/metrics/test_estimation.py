@@ -411,6 +411,11 @@ def test_loss_model_is_deterministic_and_learns_heteroscedastic_errors():
         .predict({"x": np.array([np.nan, 0.0]), "g": np.array(["zzz", None], dtype=object)})
     )
     assert np.all(np.isfinite(unseen)) and np.all(unseen >= 0)
+    many = np.array([f"k{i % 500}" for i in range(n)], dtype=object)  # 500 categories
+    model = LossModel(rounds=2).fit({"g": many}, target)
+    assert model.encoder.n_bins <= 33 and sorted(set(model.encoder.categories["g"].values())) == (
+        list(range(1, 33))
+    )
 
 
 def test_dle_regression_against_realized_and_method_errors():

@@ -10,8 +10,8 @@ model at a small scale:
   most ``max_bins`` (32) bins at the reference's quantiles (bin 0 holds NaN/NULL, so a
   missing value can be split off on its own); a categorical feature's values are ranked by
   their mean loss on the reference (so an ordered split can separate any high-loss group
-  of categories from the rest, as LightGBM's categorical split does); unseen values and
-  NULL go to bin 0.
+  of categories from the rest, as LightGBM's categorical split does), ranks grouped into
+  at most ``max_bins`` ordered bins; unseen values and NULL go to bin 0.
 * **Boosting** (:class:`LossModel`): least-squares gradient boosting (Friedman 2001),
   starting from the mean loss, ``rounds`` (100) trees of depth ``depth`` (3) with
   shrinkage ``learning_rate`` (0.1); a node is split at the bin boundary with the largest
@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import pyarrow as pa
 
 #: Reference rows a loss model trains on at most (evenly spaced rows beyond it).
 MAX_ROWS = 100_000
@@ -56,11 +57,18 @@ class Encoder:
                 qs = np.quantile(finite, np.linspace(0, 1, self.max_bins + 1)[1:-1])
                 self.edges[name] = np.unique(qs)
             else:
-                keys = np.array(["\0" if v is None else str(v) for v in values], dtype=object)
-                known = [k for k in np.unique(keys) if k != "\0"]
-                means = [float(np.mean(target[keys == k])) for k in known]
-                order = np.argsort(means, kind="stable")
-                self.categories[name] = {known[i]: rank + 1 for rank, i in enumerate(order)}
+                indices, dictionary = _categories(values)
+                known = indices >= 0
+                sums = np.bincount(indices[known], target[known], len(dictionary))
+                counts = np.bincount(indices[known], minlength=len(dictionary))
+                order = np.argsort(sums / np.maximum(counts, 1), kind="stable")
+                # ranks by mean loss, grouped into at most max_bins ordered bins
+                groups = 1 + np.arange(len(order)) * min(len(order), self.max_bins) // max(
+                    len(order), 1
+                )
+                self.categories[name] = {
+                    dictionary[i]: int(g) for i, g in zip(order, groups, strict=True)
+                }
         return self
 
     def transform(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -73,15 +81,28 @@ class Encoder:
                 bins = 1 + np.searchsorted(self.edges[name], np.nan_to_num(x, nan=0.0), "right")
                 out.append(np.where(np.isnan(x), 0, bins))
             else:
+                indices, dictionary = _categories(values)
                 codes = self.categories[name]
-                out.append(np.array([codes.get(str(v), 0) if v is not None else 0 for v in values]))
+                lookup = np.array([codes.get(v, 0) for v in dictionary] + [0], dtype=np.int64)
+                out.append(lookup[indices])  # index -1 (NULL) reads the trailing 0
         return np.column_stack(out).astype(np.int64) if out else np.zeros((0, 0), np.int64)
 
     @property
     def n_bins(self) -> int:
         widths = [len(e) + 2 for e in self.edges.values()]
-        widths += [len(c) + 1 for c in self.categories.values()]
+        widths += [max(c.values(), default=0) + 1 for c in self.categories.values()]
         return max(widths, default=1)
+
+
+def _categories(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Each value's index in the column's distinct texts (-1: NULL), and those texts
+    (Arrow's dictionary encoding: no Python loop over the rows)."""
+    array = pa.array(values, from_pandas=True)
+    if not pa.types.is_string(array.type):
+        array = array.cast(pa.string())
+    encoded = array.dictionary_encode()
+    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return indices, encoded.dictionary.to_pylist()
 
 
 class LossModel:
