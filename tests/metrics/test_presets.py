@@ -129,7 +129,8 @@ def test_variant_names_the_preset_and_options(compared, runs):  # type: ignore[n
     evidently = runs["big", "evidently", "drift"].to_pylist()
     psi = {r["feature"]: r["variant"] for r in evidently if r["method"] == "psi"}
     assert "sturges bins of the pooled samples" in psi["x_norm"]
-    assert "values bins" in psi["x_int"]  # 7 distinct reference values: binned by value
+    # 7 distinct reference values: binned by value
+    assert "one bin per distinct value of both samples" in psi["x_int"]
     assert "smallest share / 1e6" in psi["x_norm"]
     quality = runs["big", "nannyml", "quality"].to_pylist()
     assert {r["method"] for r in quality} == {"missing", "unseen", "out_of_range"}
@@ -319,3 +320,28 @@ def test_performance_preset_binary_only():
     ):
         s.performance("mc", preset="nannyml")
     s.close()
+
+
+@pytest.mark.parametrize(
+    ("binning", "pooled"),
+    [("values", True), ("sturges_distinct", True), ("sturges_distinct", False)],
+)
+def test_sql_macro_agrees_on_the_new_binnings(store, binning, pooled):  # type: ignore[no-untyped-def]
+    """evalstore.drift_numeric (what a BI tool calls) and store.drift's numpy path give the
+    same values and variants for the binnings and the fill the presets added."""
+    options = dict(binning=binning, pooled=pooled, zero_bins="smallest")
+    fast = store.drift("small", window={"chunks": 4}, features=["x_norm", "x_int"],
+                       methods=["psi", "kl", "hellinger"], **options).to_pylist()  # fmt: skip
+    sql = store.sql(
+        "SELECT feature, window_start, method, variant, value FROM evalstore.drift_numeric("
+        "'small.numeric_values', 'training', NULL, NULL, NULL, 'serving', NULL, NULL, NULL, "
+        "NULL, NULL, 4, 0, ?, 10, NULL, ?, 'smallest', 0.0001, 2.718281828459045, 'distance') "
+        "WHERE method IN ('psi', 'kl', 'hellinger') AND feature IN ('x_norm', 'x_int')",
+        params=[binning, pooled],
+    ).to_pylist()
+    by_key = {(r["feature"], r["window_start"], r["method"]): r for r in sql}
+    assert len(fast) == len(sql) == 24
+    for row in fast:
+        other = by_key[row["feature"], row["window_start"], row["method"]]
+        assert row["value"] == pytest.approx(other["value"], abs=1e-12)
+        assert row["variant"] == other["variant"]
