@@ -1,8 +1,11 @@
-"""Multivariate drift over windows: the store-facing side of :mod:`evalstore.metrics.drift.kernels`.
+"""Multivariate drift over windows: the store-facing side of :mod:`evalstore.metrics.drift.kernels`
+and :mod:`evalstore.metrics.drift.domain_classifier`.
 
 Rows come out of the same selection as univariate drift (``evalstore.drift_pairs`` over
-``<model>.numeric_values``, so reference, window, version and where mean the same), are
-pivoted to one row per example and numeric feature column, and handed to numpy:
+``<model>.numeric_values``, and ``<model>.category_values`` when categorical features are
+chosen, so reference, window, version and where mean the same), are pivoted to one row per
+example with a column per feature (categorical ones encoded by
+:mod:`evalstore.metrics.drift.encoding`), and handed to numpy:
 
 ``mmd``
     unbiased MMD² with an RBF kernel (median-heuristic bandwidth) between at most
