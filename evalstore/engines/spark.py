@@ -1,0 +1,408 @@
+"""evalstore's metrics on Apache Spark, over the lake layout (:mod:`evalstore.core.lake`).
+
+``SparkEngine(spark, lake_path)`` computes what :class:`~evalstore.Store` computes, from
+the same SQL: each family's macro call is inlined and transpiled to Spark SQL
+(:mod:`evalstore.engines.sql_inline`, :mod:`evalstore.engines.spark_sql`), runs on the
+cluster, and its rows (one per window, feature and method: small) come back to the
+driver as Arrow. The driver then does what the store does after its macros, with the
+store's own code on an in-memory DuckDB: p-values (scipy, through evalstore's UDFs),
+multiple-testing corrections, thresholds and ``drifted``. So every number is the one the
+store gives on the same rows; nothing is computed approximately (quantile edges use
+Spark's exact ``percentile``).
+
+The engine reads the lake through temporary views it creates on the session (names
+``evalstore_<n>_<model>_<table>``): the lake's features, predictions and labels; the
+latest label of each example (largest ``batch_id``: the lake's append-only corrections);
+and the long-format values (``numeric_values``, ``category_values``) of
+:mod:`evalstore.core.values`, built with ``stack``.
+
+Needs ``pyspark`` (``pip install evalstore[spark]``) and Java; the session should use the
+UTC time zone (``spark.sql.session.timeZone``: windows are UTC days as in the store).
+Results: the columns of ``Store.drift``
+(:data:`evalstore.metrics.drift.univariate.RESULT_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from evalstore.core.lake import kind_dir
+from evalstore.core.windows import Reference, Selection, Window, name_split, resolve
+from evalstore.engines import spark_sql
+from evalstore.engines.sql_inline import inline, split
+from evalstore.errors import InvalidParameterError, UnknownModelError
+from evalstore.metrics.drift import univariate
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from evalstore.store import Store
+
+#: Spark's types analysed as numeric features (cast to DOUBLE) and as categories (text).
+NUMERIC_SPARK_TYPES = ("byte", "short", "int", "bigint", "float", "double", "decimal")
+CATEGORICAL_SPARK_TYPES = ("string", "boolean")
+#: Columns of the lake's features that are not features.
+SYSTEM_COLUMNS = frozenset({"example_id", "env", "dataset", "ts", "batch_id", "day", "kind"})
+ENGINE = "spark"
+#: Per-cell scalar helpers over small lists (one row per window, feature and method
+#: before them): the driver evaluates them with the store's own macros.
+DRIVER_HELPERS = ("categorical_methods", "numeric_methods", "binned_scores")
+_ids = itertools.count(1)
+
+
+def literal(value: Any) -> exp.Expression:
+    """A Python value as a SQL constant (sqlglot quotes text; never pasted as SQL)."""
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int):
+        return exp.Literal.number(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidParameterError(f"{value!r} is not a finite number")
+        return exp.Literal.number(repr(value))
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    if isinstance(value, datetime):
+        text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return exp.Cast(this=exp.Literal.string(text), to=exp.DataType.build("TIMESTAMP"))
+    if isinstance(value, list | tuple):
+        return exp.Array(expressions=[literal(v) for v in value])
+    raise InvalidParameterError(f"{value!r} cannot be a SQL constant")
+
+
+def macro_call(macro: str, args: Sequence[Any]) -> exp.Expression:
+    """``SELECT * FROM evalstore.<macro>(<args as constants>)`` as a sqlglot tree."""
+    call = exp.Anonymous(this=macro, expressions=[literal(a) for a in args])
+    table = exp.Table(this=call, db=exp.to_identifier("evalstore"))
+    return exp.select("*").from_(table)
+
+
+class SparkEngine:
+    """evalstore's metric families on a Spark session, reading a lake written by
+    :meth:`evalstore.Store.export_lake` (or by any job writing the same layout).
+
+    >>> # engine = SparkEngine(spark, "/data/lake/fraud")
+    >>> # engine.drift("fraud", reference="training", window="1 day")
+    """
+
+    def __init__(self, spark: SparkSession, lake_path: str | Path) -> None:
+        self.spark = spark
+        self.lake_path = str(lake_path)
+        self._prefix = f"evalstore_{next(_ids)}"
+        self._views: dict[str, dict[str, str]] = {}
+        self._kinds: dict[str, dict[str, str]] = {}
+        self._driver: Store | None = None
+
+    # ----------------------------------------------------------------- lake and views
+
+    def _read(self, kind: str) -> DataFrame:
+        directory = str(kind_dir(self.lake_path, kind))
+        return self.spark.read.option("basePath", directory).parquet(directory)
+
+    def registration(self, model: str, version: str | None = None) -> dict[str, Any]:
+        """The model's registry row from the lake (the latest version's when version is
+        None), as ``Store.registration``."""
+        rows = [r.asDict() for r in self._read("models").collect() if r["model"] == model]
+        if not rows:
+            raise UnknownModelError(
+                f"model {model!r} is not in the lake at {self.lake_path!r} (kind=models)"
+            )
+        if version is not None:
+            rows = [r for r in rows if r["version"] == version]
+            if not rows:
+                raise UnknownModelError(f"model {model!r} has no version {version!r} in the lake")
+        return max(rows, key=lambda r: (r["created_at"], r["version"]))
+
+    def views(self, model: str) -> dict[str, str]:
+        """``{table: temp view}`` of the model's relations on the session, created once:
+        features, predictions, labels, labels_latest, numeric_values, category_values."""
+        if model in self._views:
+            return self._views[model]
+        task = self.registration(model)["task"]
+        names = {t: f"{self._prefix}_{model}_{t}" for t in (
+            "features", "predictions", "labels", "labels_latest", "numeric_values",
+            "category_values")}  # fmt: skip
+        features = self._read("features")
+        features.createOrReplaceTempView(names["features"])
+        self._read("predictions").createOrReplaceTempView(names["predictions"])
+        self._read("labels").createOrReplaceTempView(names["labels"])
+        self.spark.sql(
+            f"CREATE OR REPLACE TEMP VIEW {names['labels_latest']} AS "
+            "SELECT example_id, label, ts, source, batch_id FROM ("
+            "SELECT *, max(batch_id) OVER (PARTITION BY example_id) AS latest_batch "
+            f"FROM {names['labels']}) WHERE batch_id = latest_batch"
+        )
+        kinds = {f.name: f.dataType.simpleString().split("(")[0] for f in features.schema.fields}
+        self._kinds[model] = {}
+        for kind, value_type, spark_types in (
+            ("numeric", "DOUBLE", NUMERIC_SPARK_TYPES),
+            ("categorical", "STRING", CATEGORICAL_SPARK_TYPES),
+        ):
+            columns = [c for c, t in kinds.items() if t in spark_types and c not in SYSTEM_COLUMNS]
+            self._kinds[model].update(dict.fromkeys(columns, kind))
+            view = names["numeric_values" if kind == "numeric" else "category_values"]
+            body = _value_rows(names, columns, _outputs(task, kind), value_type)
+            self.spark.sql(f"CREATE OR REPLACE TEMP VIEW {view} AS {body}")
+        self._views[model] = names
+        return names
+
+    def _tables(self, model: str) -> dict[str, str]:
+        """The relation names the macros take (``'m.numeric_values'``) mapped to views."""
+        return {f"{model}.{t}": v for t, v in self.views(model).items()}
+
+    def sql(self, model: str, query: exp.Expression) -> str:
+        """``query`` (DuckDB SQL calling macros) inlined and written as Spark SQL over
+        ``model``'s lake views."""
+        tree = inline(query, self._tables(model), spark_sql.SPARK_HELPERS)
+        return spark_sql.rewrite(tree).sql(dialect="spark")
+
+    def run(self, model: str, macro: str, args: Sequence[Any]) -> pa.Table:
+        """The rows of ``evalstore.<macro>(args)``: the relational part on Spark, the
+        per-cell helpers over small lists (:data:`DRIVER_HELPERS`) on the driver
+        (:func:`evalstore.engines.sql_inline.split`); an Arrow table."""
+        parts = split(macro, [literal(a) for a in args], DRIVER_HELPERS)
+        con = self.driver().connection
+        registered = []
+        try:
+            with self._ansi_off():
+                for name, query in parts.engine.items():
+                    con.register(name, self.spark.sql(self.sql(model, query)).toArrow())
+                    registered.append(name)
+            return con.sql(parts.driver.sql(dialect="duckdb")).to_arrow_table()
+        finally:
+            for name in registered:
+                con.unregister(name)
+
+    @contextmanager
+    def _ansi_off(self):  # type: ignore[no-untyped-def]
+        conf = self.spark.conf
+        before = conf.get("spark.sql.ansi.enabled", None)
+        conf.set("spark.sql.ansi.enabled", "false")
+        try:
+            yield
+        finally:
+            if before is None:
+                conf.unset("spark.sql.ansi.enabled")
+            else:
+                conf.set("spark.sql.ansi.enabled", before)
+
+    def driver(self) -> Store:
+        """The in-memory store the driver uses for p-values and decisions."""
+        if self._driver is None:
+            import evalstore
+
+            self._driver = evalstore.open()
+        return self._driver
+
+    def close(self) -> None:
+        """Drop the engine's views and close its driver store (the session stays)."""
+        for names in self._views.values():
+            for view in names.values():
+                self.spark.catalog.dropTempView(view)
+        self._views.clear()
+        if self._driver is not None:
+            self._driver.close()
+            self._driver = None
+
+    def __enter__(self) -> SparkEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------- families
+
+    def drift(
+        self,
+        model: str,
+        reference: Reference = "training",
+        window: Window = "1 day",
+        features: Sequence[str] | None = None,
+        methods: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        *,
+        since: Any = None,
+        until: Any = None,
+        thresholds: Mapping[str, Any] | None = None,
+        alpha: float = 0.05,
+        correction: str = "bonferroni",
+        **variants: Any,
+    ) -> pa.Table:
+        """Univariate drift per window and feature, as :meth:`evalstore.Store.drift`
+        (same parameters, columns, values and order), computed on Spark.
+
+        Numeric methods come from ``evalstore.drift_numeric`` and categorical ones from
+        ``evalstore.drift_categorical``; the store's default variants apply
+        (``binning``, ``bins``, ``edges``, ``pooled``, ``zero_bins``, ``epsilon``,
+        ``log_base``, ``js``, ``wasserstein``, ``yates`` are accepted as in the store).
+        Not on Spark yet: ``version=`` and ``where=`` (restricted views) and
+        ``thresholds={...: 'learned'}``; they raise :class:`InvalidParameterError`.
+        """
+        if version is not None or where is not None:
+            raise InvalidParameterError(
+                "SparkEngine.drift does not take version= or where= yet: filter the lake "
+                "(a view over it) or use Store.drift"
+            )
+        chosen = univariate._check_methods(methods)
+        params = univariate._variant_args(**_variant_defaults(variants))
+        limits = univariate._thresholds(thresholds, alpha, params["wasserstein"])
+        if any(limit == "learned" for limit in limits.values()):
+            raise InvalidParameterError(
+                "SparkEngine.drift does not learn thresholds yet: give numbers or ranges"
+            )
+        if correction not in univariate.CORRECTIONS:
+            raise InvalidParameterError(
+                f"correction={correction!r} is not one of {univariate.CORRECTIONS}"
+            )
+        registration = self.registration(model)
+        store = self.driver()
+        selection = resolve(store.connection, reference, window, None, since, until)
+        self.views(model)
+        chosen_features = univariate._check_features(features, self._kinds[model])
+        parts = self._statistics(model, selection, chosen, chosen_features, params)
+        del registration
+        table = self._decide(parts, limits, correction)
+        table = univariate._explain_empty_reference(store.connection, table, reference, selection)
+        return name_split(table, window)
+
+    def _statistics(
+        self,
+        model: str,
+        selection: Selection,
+        methods: Sequence[str],
+        features: Sequence[str],
+        params: Mapping[str, Any],
+    ) -> list[pa.Table]:
+        parts = []
+        numeric = [m for m in methods if m in univariate.NUMERIC_METHODS]
+        categorical = [m for m in methods if m in univariate.CATEGORICAL_METHODS]
+        if numeric:
+            rows = self.run(model, "drift_numeric", [
+                f"{model}.numeric_values", *selection.args(), params["binning"],
+                params["bins"], params["edges"], params["pooled"], params["zero_bins"],
+                params["epsilon"], params["log_base"], params["js"]])  # fmt: skip
+            parts.append(("numeric", numeric, rows))
+        if categorical:
+            rows = self.run(model, "drift_categorical", [
+                f"{model}.category_values", *selection.args(), params["zero_bins"],
+                params["epsilon"], params["log_base"], params["js"], params["yates"]])  # fmt: skip
+            parts.append(("categorical", categorical, rows))
+        store = self.driver()
+        con = store.connection
+        chosen = []
+        for kind, wanted, rows in parts:
+            name = f"evalstore_spark_rows_{next(_ids)}"
+            con.register(name, rows)
+            try:
+                chosen.append(
+                    con.sql(
+                        f"SELECT *, ? AS kind FROM {name} WHERE list_contains(?, method) "
+                        "AND list_contains(?, feature) "
+                        "AND (method <> 'wasserstein' OR starts_with(variant, ?))",
+                        params=[kind, wanted, list(features), params["wasserstein"] + ":"],
+                    ).to_arrow_table()
+                )
+            finally:
+                con.unregister(name)
+        return chosen
+
+    def _decide(
+        self, parts: list[pa.Table], limits: Mapping[str, Any], correction: str
+    ) -> pa.Table:
+        if not parts:
+            return pa.table({c: [] for c in univariate.RESULT_COLUMNS})
+        con = self.driver().connection
+        names = []
+        try:
+            for table in parts:
+                name = f"evalstore_spark_rows_{next(_ids)}"
+                con.register(name, table)
+                names.append(name)
+            union = " UNION ALL BY NAME ".join(f"SELECT * FROM {n}" for n in names)
+            statistics = (
+                "SELECT *, CASE method "
+                "WHEN 'ks' THEN evalstore_ks_pvalue(value, n_reference, n_analysis) "
+                "WHEN 'chi2' THEN evalstore_chi2_pvalue(value, dof) END AS p_value "
+                f"FROM ({union})"
+            )
+            return univariate._decide(con, statistics, [], limits, {}, correction)
+        finally:
+            for name in names:
+                con.unregister(name)
+
+
+def _variant_defaults(variants: Mapping[str, Any]) -> dict[str, Any]:
+    known = {
+        "binning": "quantile", "bins": 10, "edges": None, "pooled": False,
+        "zero_bins": "epsilon", "epsilon": 1e-4, "log_base": "e", "js": "distance",
+        "wasserstein": "normed", "yates": True,
+    }  # fmt: skip
+    unknown = sorted(set(variants) - set(known))
+    if unknown:
+        raise InvalidParameterError(
+            f"SparkEngine.drift got unknown options {unknown}; it takes " + ", ".join(sorted(known))
+        )
+    return {**known, **variants}
+
+
+def _outputs(task: str, kind: str) -> list[str]:
+    """As :func:`evalstore.core.values.output_names`."""
+    outputs = ["score"] if kind == "numeric" and task == "binary" else []
+    if (task == "regression") == (kind == "numeric"):
+        outputs += ["prediction", "label"]
+    return outputs
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _value_rows(
+    names: Mapping[str, str], columns: list[str], outputs: list[str], value_type: str
+) -> str:
+    """Spark SQL of a long-format value view (:mod:`evalstore.core.values`): features
+    unpivoted with ``stack`` (NULLs kept), then the outputs."""
+    keys = "example_id, env, dataset, ts"
+    parts = []
+    if columns:
+        pairs = ", ".join(
+            f"{exp.Literal.string(c).sql(dialect='spark')}, CAST({_quote(c)} AS {value_type})"
+            for c in columns
+        )
+        parts.append(
+            f"SELECT {keys}, CAST(NULL AS STRING) AS version, feature, value FROM ("
+            f"SELECT {keys}, stack({len(columns)}, {pairs}) AS (feature, value) "
+            f"FROM {names['features']})"
+        )
+    for name in outputs:
+        if name == "label":
+            parts.append(
+                "SELECT f.example_id, f.env, f.dataset, f.ts, CAST(NULL AS STRING) AS version, "
+                f"'label' AS feature, CAST(l.label AS {value_type}) AS value "
+                f"FROM {names['labels_latest']} AS l JOIN {names['features']} AS f "
+                "ON f.example_id = l.example_id"
+            )
+        else:
+            parts.append(
+                "SELECT example_id, 'serving' AS env, CAST(NULL AS STRING) AS dataset, ts, "
+                f"version, '{name}' AS feature, CAST({name} AS {value_type}) AS value "
+                f"FROM {names['predictions']}"
+            )
+    if not parts:
+        return (
+            f"SELECT {keys}, CAST(NULL AS STRING) AS version, CAST(NULL AS STRING) AS feature, "
+            f"CAST(NULL AS {value_type}) AS value FROM {names['features']} WHERE false"
+        )
+    return " UNION ALL ".join(parts)

@@ -1,0 +1,250 @@
+"""Spark SQL from evalstore's macros: the per-dialect equivalents of the DuckDB-only
+helpers, and the rewrites of DuckDB constructs sqlglot does not carry to Spark.
+
+Everything Spark-specific is in this module, in two lists (docs/scaling.md reproduces
+them):
+
+:data:`SPARK_HELPERS`, the helper macros replaced by a Spark equivalent
+    ``window_start``, ``window_end``, ``interval_us`` (time arithmetic on epoch
+    microseconds: ``unix_micros``/``timestamp_micros``; widths are constants, measured by
+    DuckDB when the query is built, and may not hold months), ``hours_between``,
+    ``quantile_edges`` (DuckDB's ``quantile_cont`` over a list becomes Spark's exact
+    ``percentile`` over a constant array: never ``approx_percentile``).
+    The per-cell helpers over small lists (``categorical_methods``, ``numeric_methods``,
+    ``binned_scores``: one row per window, feature and method) are not translated: the
+    engine computes everything before them on Spark and runs them on the driver with the
+    store's own macros (:func:`evalstore.engines.sql_inline.split`).
+:func:`rewrite`, the constructs rewritten on the inlined tree
+    ``AS [NOT] MATERIALIZED`` CTE hints (dropped), ``ASOF LEFT JOIN`` (a range join on
+    the neighbouring value, :func:`evalstore.engines.sql_inline.rewrite_asof_joins`),
+    ``list(x ORDER BY y)`` (``collect_list`` of ``(y, x)`` structs, sorted, then ``x``:
+    Spark's ``collect_list`` keeps no order), ``list_sum`` (``aggregate``; NULL for an
+    empty or all-NULL list, as DuckDB), ``isfinite(v)`` (``abs(v) < Infinity``),
+    ``nextafter(x, +-inf)`` (``java.lang.Math.nextUp``/``nextDown`` via ``java_method``),
+    ``len(list)`` (``size``), ``lead``/``lag`` over a named window with a frame (the
+    window inlined without it: Spark refuses frames there), ``epoch(ts)``
+    (``unix_micros(ts) / 1e6``, keeping the fraction), and ``unnest(l)`` beside
+    ``generate_subscripts(l, 1)`` in one SELECT (``inline`` of ``(value, 1-based
+    position)`` structs).
+
+The queries run with ``spark.sql.ansi.enabled=false`` (the engine sets it for its own
+statements), so that, as in DuckDB, a division by zero gives NULL instead of an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from evalstore.engines.sql_inline import rewrite_asof_joins
+from evalstore.errors import InvalidParameterError
+
+
+def _spark(template: str, **values: exp.Expression) -> exp.Expression:
+    """``template`` (Spark SQL) parsed, with the columns named like ``values`` replaced."""
+    tree = sqlglot.parse_one(template, read="spark")
+    for column in list(tree.find_all(exp.Column)):
+        if column.table == "" and column.name in values:
+            value = values[column.name].copy()
+            simple = isinstance(value, exp.Literal | exp.Column | exp.Null | exp.Paren)
+            column.replace(value if simple else exp.Paren(this=value))
+    return tree
+
+
+@cache
+def interval_micros(width: str) -> int:
+    """Microseconds of a month-free interval text such as ``'1 day'`` (DuckDB parses it,
+    as the store does); raises :class:`InvalidParameterError` for months or years."""
+    with duckdb.connect() as con:
+        months, micros = con.execute(
+            "SELECT datepart('year', CAST(? AS INTERVAL)) * 12 "
+            "+ datepart('month', CAST(? AS INTERVAL)), "
+            "epoch_us(TIMESTAMP '1970-01-01' + CAST(? AS INTERVAL))",
+            [width, width, width],
+        ).fetchall()[0]
+    if months:
+        raise InvalidParameterError(
+            f"window={width!r}: the Spark engine takes month-free widths ('1 day', '7 days', "
+            "'6 hours'); calendar months have no fixed length in microseconds"
+        )
+    return int(micros)
+
+
+def _width(arg: exp.Expression) -> exp.Expression:
+    """The width argument as a constant number of microseconds (NULL stays NULL)."""
+    if isinstance(arg, exp.Paren):
+        arg = arg.this
+    if isinstance(arg, exp.Null):
+        return exp.Null()
+    if isinstance(arg, exp.Literal) and arg.is_string:
+        return exp.Literal.number(interval_micros(arg.this))
+    raise InvalidParameterError(
+        f"the window width must be a constant when a query is built for Spark, got {arg.sql()}"
+    )
+
+
+def _window_start(args: list[exp.Expression]) -> exp.Expression:
+    ts, width = args
+    return _spark(
+        "timestamp_micros(unix_micros(ts) - pmod(unix_micros(ts) - 946857600000000, w))",
+        ts=ts,
+        w=_width(width),
+    )
+
+
+def _window_end(args: list[exp.Expression]) -> exp.Expression:
+    start, width = args
+    return _spark("timestamp_micros(unix_micros(s) + w)", s=start, w=_width(width))
+
+
+def _interval_us(args: list[exp.Expression]) -> exp.Expression:
+    return _width(args[0])
+
+
+def _hours_between(args: list[exp.Expression]) -> exp.Expression:
+    t0, t1 = args
+    return _spark("(unix_micros(b) - unix_micros(a)) / 3600000000.0", a=t0, b=t1)
+
+
+def _quantile_edges(args: list[exp.Expression]) -> exp.Expression:
+    value, bins = args
+    if isinstance(bins, exp.Paren):
+        bins = bins.this
+    if not (isinstance(bins, exp.Literal) and not bins.is_string):
+        raise InvalidParameterError("bins must be a constant when a query is built for Spark")
+    n = int(bins.this)
+    # DuckDB's i / bins (a DOUBLE division), the same numbers as Python's
+    levels = ", ".join(repr(i / n) for i in range(1, n))
+    middle = f"percentile(v, array({levels}))" if levels else "CAST(array() AS ARRAY<DOUBLE>)"
+    return _spark(
+        f"array_sort(array_distinct(concat(array(min(v)), {middle}, array(max(v)))))", v=value
+    )
+
+
+#: The per-dialect equivalents, by macro name (see the module docstring).
+SPARK_HELPERS: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {
+    "window_start": _window_start,
+    "window_end": _window_end,
+    "interval_us": _interval_us,
+    "hours_between": _hours_between,
+    "quantile_edges": _quantile_edges,
+}
+
+
+def _drop_materialized(tree: exp.Expression) -> exp.Expression:
+    for cte in tree.find_all(exp.CTE):
+        cte.set("materialized", None)
+    return tree
+
+
+def _ordered_lists(tree: exp.Expression) -> exp.Expression:
+    for agg in list(tree.find_all(exp.ArrayAgg)):
+        order = agg.this
+        if not isinstance(order, exp.Order):
+            continue
+        keys = [o.this for o in order.expressions]
+        if any(o.args.get("desc") for o in order.expressions):
+            raise InvalidParameterError("list(... ORDER BY ... DESC) has no Spark rewrite")
+        fields = [f"'k{i}', k{i}" for i in range(len(keys))]
+        template = (
+            f"transform(array_sort(collect_list(named_struct({', '.join(fields)}, 'v', v))), "
+            "s -> s.v)"
+        )
+        values = {f"k{i}": key for i, key in enumerate(keys)}
+        agg.replace(_spark(template, v=order.this, **values))
+    return tree
+
+
+def _functions(tree: exp.Expression) -> exp.Expression:
+    for node in list(tree.find_all(exp.Anonymous)):
+        name = node.name.lower()
+        if name == "list_sum":
+            node.replace(
+                _spark(
+                    "CASE WHEN size(filter(l, x -> x IS NOT NULL)) = 0 THEN NULL ELSE "
+                    "aggregate(filter(l, x -> x IS NOT NULL), 0D, (a, x) -> a + x) END",
+                    l=node.expressions[0],
+                )
+            )
+        elif name == "nextafter":
+            x, toward = node.expressions
+            upward = "-" not in toward.sql().replace("'-inf'", "-")
+            method = "nextUp" if upward else "nextDown"
+            node.replace(
+                _spark(
+                    f"CAST(java_method('java.lang.Math', '{method}', CAST(x AS DOUBLE)) AS DOUBLE)",
+                    x=x,
+                )
+            )
+        elif name == "isfinite":
+            node.replace(_spark("abs(v) < CAST('Infinity' AS DOUBLE)", v=node.expressions[0]))
+    for node in list(tree.find_all(exp.Length)):
+        node.replace(_spark("size(l)", l=node.this))
+    for node in list(tree.find_all(exp.TimeToUnix)):
+        node.replace(_spark("unix_micros(t) / 1000000.0", t=node.this))
+    return tree
+
+
+def _subscripts(tree: exp.Expression) -> exp.Expression:
+    """``SELECT ..., unnest(l) AS a, generate_subscripts(l, 1) AS b`` -> ``inline`` of
+    ``(a, b)`` structs."""
+    for select in list(tree.find_all(exp.Select)):
+        subscripts = [
+            e
+            for e in select.expressions
+            if isinstance(e, exp.Alias)
+            and isinstance(e.this, exp.Anonymous)
+            and e.this.name.lower() == "generate_subscripts"
+        ]
+        for sub in subscripts:
+            listed = sub.this.expressions[0]
+            explode = next(
+                e
+                for e in select.expressions
+                if isinstance(e, exp.Alias)
+                and isinstance(e.this, exp.Explode)
+                and e.this.this == listed
+            )
+            value_name, index_name = explode.alias, sub.alias
+            generator = _spark(
+                f"inline(transform(l, (x, j) -> named_struct('{value_name}', x, "
+                f"'{index_name}', j + 1)))",
+                l=listed,
+            )
+            explode.replace(generator)
+            sub.pop()
+    return tree
+
+
+def _offset_windows(tree: exp.Expression) -> exp.Expression:
+    """``lead``/``lag`` over a named window with a frame: the window inlined without the
+    frame (Spark refuses a frame for offset functions; it does not change their value)."""
+    for window in list(tree.find_all(exp.Window)):
+        if not isinstance(window.this, exp.Lead | exp.Lag) or window.args.get("partition_by"):
+            continue
+        name = window.args.get("alias")
+        select = window.find_ancestor(exp.Select)
+        if name is None or select is None:
+            continue
+        named = next(
+            (w for w in select.args.get("windows") or [] if w.this.name == name.name), None
+        )
+        if named is None:
+            continue
+        window.set("alias", None)
+        window.set("partition_by", [p.copy() for p in named.args.get("partition_by") or []])
+        if named.args.get("order") is not None:
+            window.set("order", named.args["order"].copy())
+    return tree
+
+
+def rewrite(tree: exp.Expression) -> exp.Expression:
+    """The inlined DuckDB tree made ready for sqlglot's Spark writer (module docstring)."""
+    steps = (_drop_materialized, rewrite_asof_joins, _offset_windows, _ordered_lists)
+    for step in (*steps, _subscripts, _functions):
+        tree = step(tree)
+    return tree

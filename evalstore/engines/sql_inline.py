@@ -1,0 +1,439 @@
+"""Inline evalstore's SQL macros into one SELECT, and transpile it to another engine's SQL.
+
+The metric definitions live once, as DuckDB macros in ``sql/*.sql``. To run one on
+another engine (Spark first), a macro call such as
+
+    SELECT * FROM evalstore.drift_categorical('m.category_values', 'training', ...)
+
+is turned into a single SELECT that uses no macro: every call of a table macro becomes a
+subquery of its body and every call of a scalar macro a parenthesised copy of its body,
+with the call's arguments put in place of the parameters, recursively until no
+``evalstore.<macro>(...)`` call is left (:func:`inline`). The macro definitions are
+parsed from the same files the store installs (:func:`evalstore.core.macros.sql_sources`)
+with sqlglot; a parameter is replaced wherever its name is an unqualified column of the
+body (and, in scalar macros, where it is the struct before a field: ``scores.psi``),
+never inside a lambda that binds the same name.
+
+The helpers that reach tables through DuckDB's ``query_table`` (``evalstore.relation``,
+``evalstore.model_table``, ``evalstore.system_table``) need names known when the query
+is built: their arguments must be constants, which :func:`inline` replaces by the
+table expression ``tables`` maps them to (or by the name itself). ``helpers`` replaces
+any other macro by SQL given per engine: the per-dialect equivalents of the DuckDB-only
+helpers (:data:`evalstore.engines.spark.SPARK_HELPERS` for Spark). Every such
+replacement is listed in docs/scaling.md.
+
+:func:`transpile` then writes the inlined tree in another dialect with
+``sqlglot`` (``write="spark"``), after the rewrites of DuckDB constructs that sqlglot
+does not translate (:func:`rewrite_asof_joins`).
+
+The golden tests (tests/engines/test_sql_inline.py) run the inlined DuckDB SQL on DuckDB
+and compare it, row for row, to the macro call it came from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from evalstore.core.macros import sql_sources
+from evalstore.errors import InvalidParameterError
+
+#: The schema the macros are created in.
+MACRO_SCHEMA = "evalstore"
+#: Helpers that name a relation by a text argument (DuckDB's ``query_table``).
+RELATION_HELPERS = ("relation", "model_table", "system_table")
+#: At most this many rounds of inlining (a macro calling itself would never end).
+MAX_DEPTH = 40
+
+#: A replacement of a macro call: gets the call's argument expressions, returns SQL
+#: (DuckDB dialect) or an expression.
+Helper = Callable[[list[exp.Expression]], "exp.Expression | str"]
+
+
+@dataclass(frozen=True)
+class Macro:
+    """One macro of ``sql/``: its name (without the schema), parameters and body."""
+
+    name: str
+    params: tuple[str, ...]
+    body: exp.Expression
+    table: bool
+    file: str
+
+
+_HEADER = re.compile(
+    r"CREATE\s+OR\s+REPLACE\s+MACRO\s+evalstore\.(\w+)\s*\(([^)]*)\)\s+AS\s+(TABLE\s+)?",
+    re.IGNORECASE,
+)
+
+
+def _strip_comments(text: str) -> str:
+    return re.sub(r"^(\s*--[^\n]*\n)*\s*", "", text)
+
+
+@cache
+def macros() -> dict[str, Macro]:
+    """Every macro of ``sql/*.sql`` by name, parsed once per process.
+
+    A macro whose body sqlglot cannot parse is left out (the SQL-only conveniences that
+    use DuckDB syntax sqlglot lacks); calling it from an inlined query raises.
+    """
+    found: dict[str, Macro] = {}
+    for file, text in sql_sources().items():
+        for statement in duckdb.extract_statements(text):
+            query = _strip_comments(statement.query).strip().rstrip(";")
+            header = _HEADER.match(query)
+            if header is None:
+                continue
+            name, params, table = header.group(1), header.group(2), bool(header.group(3))
+            try:
+                body = sqlglot.parse_one(query[header.end() :], read="duckdb")
+            except sqlglot.errors.ParseError:
+                continue
+            names = tuple(p.strip() for p in params.split(",") if p.strip())
+            found[name] = Macro(name, names, body, table, file)
+    return found
+
+
+def _macro_call(node: exp.Expression) -> tuple[str, list[exp.Expression]] | None:
+    """``(name, args)`` when ``node`` is a call of an ``evalstore.<macro>``."""
+    if (
+        isinstance(node, exp.Table)
+        and isinstance(node.this, exp.Anonymous)
+        and node.db == MACRO_SCHEMA
+    ):
+        return node.this.name, list(node.this.expressions)
+    if (
+        isinstance(node, exp.Dot)
+        and isinstance(node.this, exp.Identifier)
+        and node.this.name == MACRO_SCHEMA
+        and isinstance(node.expression, exp.Anonymous | exp.Func)
+    ):
+        call = node.expression
+        if isinstance(call, exp.Anonymous):
+            return call.name, list(call.expressions)
+        return call.sql_name().lower(), [a for a in call.iter_expressions()]
+    return None
+
+
+def _lambda_bound(node: exp.Expression, name: str) -> bool:
+    """Whether ``node`` sits inside a lambda binding ``name``."""
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.Lambda) and any(p.name == name for p in parent.expressions):
+            return True
+        parent = parent.parent
+    return False
+
+
+def _simple(value: exp.Expression) -> bool:
+    return isinstance(value, exp.Literal | exp.Column | exp.Null | exp.Boolean | exp.Paren)
+
+
+def _substitute(macro: Macro, args: list[exp.Expression]) -> exp.Expression:
+    """A copy of ``macro``'s body with ``args`` in place of its parameters."""
+    if len(args) != len(macro.params):
+        raise InvalidParameterError(
+            f"evalstore.{macro.name} takes {len(macro.params)} arguments "
+            f"({', '.join(macro.params)}), got {len(args)}"
+        )
+    values = dict(zip(macro.params, args, strict=True))
+    body = macro.body.copy()
+
+    def value(name: str) -> exp.Expression:
+        v = values[name].copy()
+        return v if _simple(v) else exp.Paren(this=v)
+
+    if macro.table:
+        _rename_ctes(body, macro.name)
+    bound = _let_bound(macro, body, values)
+    for column in list(body.find_all(exp.Column)):
+        if column.table == "" and column.name in bound:
+            column.replace(exp.Column(this=exp.to_identifier(bound[column.name])))
+        elif (
+            column.table == "" and column.name in values and not _lambda_bound(column, column.name)
+        ):
+            column.replace(value(column.name))
+        elif (
+            not macro.table
+            and not column.args.get("db")
+            and column.table in values
+            and not _lambda_bound(column, column.table)
+        ):
+            # scalar macro: `scores.psi` is the field psi of the struct argument scores
+            target = (
+                exp.Column(this=exp.to_identifier(bound[column.table]))
+                if column.table in bound
+                else value(column.table)
+            )
+            column.replace(exp.Dot(this=target, expression=column.this.copy()))
+    for name, variable in reversed(list(bound.items())):
+        # let variable = value in body: [value] mapped by a lambda, first element
+        lam = exp.Lambda(this=body, expressions=[exp.to_identifier(variable)])
+        body = exp.Bracket(
+            this=exp.Transform(this=exp.Array(expressions=[values[name].copy()]), expression=lam),
+            expressions=[exp.Literal.number(0)],
+        )
+    return body
+
+
+_AGGREGATES = (exp.AggFunc, exp.Window, exp.Subquery, exp.Select)
+
+
+def _let_bound(
+    macro: Macro, body: exp.Expression, values: Mapping[str, exp.Expression]
+) -> dict[str, str]:
+    """``{parameter: lambda variable}`` for the parameters of a scalar macro to bind once
+    (a ``let``): those used more than once whose argument is not a constant or a column.
+    Without it, nested helpers copy a large argument into each of its uses, and the
+    inlined query grows with the product of the uses (categorical_rows uses its tests
+    struct five times, each holding category_tests' list expressions). Not done for a
+    body or an argument holding an aggregate, a window function or a subquery (they cannot sit in a
+    lambda), nor one still calling macros (their bodies may hold them)."""
+    if macro.table or any(
+        isinstance(n, _AGGREGATES) or _macro_call(n)
+        for tree in (body, *values.values())
+        for n in tree.walk()
+    ):
+        return {}
+    uses: dict[str, int] = {}
+    for column in body.find_all(exp.Column):
+        for name in (column.name if column.table == "" else None, column.table or None):
+            if name in values and not _lambda_bound(column, name):
+                uses[name] = uses.get(name, 0) + 1
+    return {
+        name: f"__{macro.name}_{name}_{next(_counter)}"
+        for name, count in uses.items()
+        if count > 1 and not _simple(values[name].unnest())
+    }
+
+
+_counter = iter(range(1, 1 << 62))
+
+
+def _rename_ctes(body: exp.Expression, prefix: str) -> None:
+    """Give the CTEs of an inlined table macro names of their own (``<macro>_<n>_<cte>``),
+    so that two inlined bodies (or one inlined twice) never define the same name once an
+    engine's SQL writer hoists every CTE to the top of the query (sqlglot's Spark does)."""
+    with_ = body.args.get("with_")
+    if with_ is None:
+        return
+    names = {cte.alias: f"{prefix}_{next(_counter)}_{cte.alias}" for cte in with_.expressions}
+    for cte in with_.expressions:
+        cte.set("alias", exp.TableAlias(this=exp.to_identifier(names[cte.alias])))
+    for table in body.find_all(exp.Table):
+        if not table.args.get("db") and table.name in names:
+            alias = table.alias
+            table.set("this", exp.to_identifier(names[table.name]))
+            # keep the name the body's columns use for it
+            table.set(
+                "alias", exp.TableAlias(this=exp.to_identifier(alias or _old(names, table.name)))
+            )
+
+
+def _old(names: Mapping[str, str], new: str) -> str:
+    return next(old for old, renamed in names.items() if renamed == new)
+
+
+def _text_argument(macro: str, args: list[exp.Expression], index: int) -> str:
+    arg = args[index]
+    if not (isinstance(arg, exp.Literal) and arg.is_string):
+        raise InvalidParameterError(
+            f"evalstore.{macro}: argument {index + 1} must be a constant text naming a "
+            f"relation when the query is inlined, got {arg.sql(dialect='duckdb')}"
+        )
+    return arg.this
+
+
+def _relation(name: str, args: list[exp.Expression], tables: Mapping[str, str]) -> exp.Expression:
+    """The table expression a relation helper's call names."""
+    if name == "relation":
+        key = _text_argument(name, args, 0)
+    elif name == "model_table":
+        key = f"{_text_argument(name, args, 0)}.{_text_argument(name, args, 1)}"
+    else:  # system_table(model, name): evalstore.<name>
+        key = f"evalstore.{_text_argument(name, args, 1)}"
+    target = tables.get(key, key)
+    parsed = sqlglot.parse_one(f"SELECT * FROM {target}", read="duckdb")
+    return parsed.args["from_"].this
+
+
+def inline(
+    sql: str | exp.Expression,
+    tables: Mapping[str, str] | None = None,
+    helpers: Mapping[str, Helper] | None = None,
+) -> exp.Expression:
+    """``sql`` (DuckDB dialect) with every ``evalstore.<macro>`` call replaced by its
+    body, recursively; see the module docstring. ``tables`` maps the text arguments of
+    the relation helpers (``'m.numeric_values'``, ``'m.labels'``, ``'evalstore.models'``)
+    to the relations to read instead; ``helpers`` replaces macros by per-dialect SQL."""
+    tree = sqlglot.parse_one(sql, read="duckdb") if isinstance(sql, str) else sql.copy()
+    known = macros()
+    tables = tables or {}
+    helpers = helpers or {}
+    for _ in range(MAX_DEPTH * 4):
+        calls = [(node, call) for node in tree.walk() if (call := _macro_call(node))]
+        if not calls:
+            return tree
+        for node, (name, args) in calls:
+            if any(_macro_call(n) for a in args for n in a.walk()):
+                continue  # innermost calls first: an argument is inlined before its use
+            replacement = _expand(node, name, args, known, tables, helpers)
+            if node is tree:
+                tree = replacement
+            else:
+                node.replace(replacement)
+    raise InvalidParameterError(f"macro calls nest deeper than {MAX_DEPTH} levels")
+
+
+def _expand(
+    node: exp.Expression,
+    name: str,
+    args: list[exp.Expression],
+    known: Mapping[str, Macro],
+    tables: Mapping[str, str],
+    helpers: Mapping[str, Helper],
+) -> exp.Expression:
+    alias = node.args.get("alias") if isinstance(node, exp.Table) else None
+    if name in helpers:
+        produced = helpers[name](args)
+        body = sqlglot.parse_one(produced, read="duckdb") if isinstance(produced, str) else produced
+    elif name in RELATION_HELPERS:
+        table = _relation(name, args, tables)
+        if alias is not None:
+            table.set("alias", alias.copy())
+        return table
+    elif name in known:
+        body = _substitute(known[name], args)
+    else:
+        raise InvalidParameterError(f"evalstore.{name} is not a macro of sql/ that can be inlined")
+    if isinstance(node, exp.Table):
+        alias_node = (
+            alias.copy() if alias is not None else exp.TableAlias(this=exp.to_identifier(name))
+        )
+        return exp.Subquery(this=body, alias=alias_node)
+    return body if _simple(body) else exp.Paren(this=body)
+
+
+def rewrite_asof_joins(tree: exp.Expression) -> exp.Expression:
+    """Replace each ``ASOF LEFT JOIN r ON <equalities> AND <a> >= r.<v>`` (or
+    ``<a> <= r.<v>``) by a plain LEFT JOIN on the same equalities and the range
+    ``[r.v, next r.v)`` (or ``(previous r.v, r.v]``) of each right row, where next and
+    previous are the neighbouring values of ``r.v`` among the rows of the same
+    equalities (``lead``/``lag`` over them). Exact when ``r.v`` is distinct within those
+    rows, as in every ASOF join of sql/ (cumulative counts keyed by value)."""
+    for join in list(tree.find_all(exp.Join)):
+        if (join.args.get("method") or "").upper() != "ASOF":
+            continue
+        table = join.this
+        alias = table.alias_or_name
+        conditions = (
+            list(join.args["on"].flatten())
+            if isinstance(join.args["on"], exp.And)
+            else [join.args["on"]]
+        )
+        equal = [c for c in conditions if isinstance(c, exp.EQ)]
+        ranges = [c for c in conditions if isinstance(c, exp.GTE | exp.LTE)]
+        if len(ranges) != 1 or len(equal) + 1 != len(conditions):
+            raise InvalidParameterError(f"cannot rewrite the ASOF join on {join.args['on'].sql()}")
+        cond = ranges[0]
+        # normalise to probe OP r.v with r.v on the right
+        left, right = cond.this, cond.expression
+        probe_ge = isinstance(cond, exp.GTE)
+        if isinstance(left, exp.Column) and left.table == alias:
+            left, right, probe_ge = right, left, not probe_ge
+        keys = [
+            (c.this if isinstance(c.this, exp.Column) and c.this.table == alias else c.expression)
+            for c in equal
+        ]
+        partition = ", ".join(k.name for k in keys)
+        value = right.name
+        neighbour = "lead" if probe_ge else "lag"
+        bound = f"__{neighbour}_{value}"
+        source = table.copy()
+        source.set("alias", None)
+        inner = sqlglot.parse_one(
+            f"SELECT *, {neighbour}({value}) OVER (PARTITION BY {partition} ORDER BY {value}) "
+            f"AS {bound} FROM x",
+            read="duckdb",
+        )
+        inner.args["from_"].set("this", source)
+        joined = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+        next_col = exp.column(bound, table=alias)
+        if probe_ge:  # greatest r.v <= probe: r.v <= probe < next
+            extra = exp.or_(
+                exp.LT(this=left.copy(), expression=next_col),
+                exp.Is(this=next_col.copy(), expression=exp.Null()),
+            )
+        else:  # least r.v >= probe: previous < probe <= r.v
+            extra = exp.or_(
+                exp.GT(this=left.copy(), expression=next_col),
+                exp.Is(this=next_col.copy(), expression=exp.Null()),
+            )
+        join.set("this", joined)
+        join.set("method", None)
+        join.set("side", "LEFT")
+        join.set("on", exp.and_(join.args["on"].copy(), exp.Paren(this=extra)))
+    return tree
+
+
+def transpile(
+    tree: exp.Expression,
+    dialect: str,
+    rewrites: Sequence[Callable[[exp.Expression], exp.Expression]] = (),
+) -> str:
+    """``tree`` (inlined DuckDB SQL) written in ``dialect``, after ``rewrites``."""
+    tree = tree.copy()
+    for rewrite in rewrites:
+        tree = rewrite(tree)
+    return tree.sql(dialect=dialect)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A table macro's call cut in two (:func:`split`): ``engine`` maps the name of each
+    CTE the driver reads to the query computing it (to inline and run on the engine),
+    and ``driver`` is the rest of the body, reading those names as tables."""
+
+    engine: dict[str, exp.Expression]
+    driver: exp.Expression
+
+
+def _calls(tree: exp.Expression) -> set[str]:
+    return {call[0] for node in tree.walk() if (call := _macro_call(node))}
+
+
+def split(macro: str, args: Sequence[exp.Expression], driver_helpers: Sequence[str]) -> Split:
+    """Cut the body of table macro ``macro`` called with ``args`` at its first CTE that
+    calls one of ``driver_helpers`` (per-cell scalar helpers over small lists, such as
+    ``categorical_methods``): that CTE, the ones after it and the final SELECT run on the
+    driver (DuckDB, with the installed macros: the very definitions the store uses); the
+    CTEs they read from before the cut are computed by the engine. A body without such a
+    CTE runs wholly on the engine (``driver`` selects from its one result, ``result``)."""
+    found = macros().get(macro)
+    if found is None or not found.table:
+        raise InvalidParameterError(f"evalstore.{macro} is not a table macro of sql/")
+    body = _substitute(found, list(args))
+    with_ = body.args.get("with_")
+    ctes = list(with_.expressions) if with_ is not None else []
+    wanted = set(driver_helpers)
+    cut = next((i for i, cte in enumerate(ctes) if _calls(cte.this) & wanted), None)
+    if cut is None:
+        return Split({"result": body}, sqlglot.parse_one("SELECT * FROM result"))
+    before, after = ctes[:cut], ctes[cut:]
+    driver = body.copy()
+    driver.set("with_", exp.With(expressions=[c.copy() for c in after]))
+    read = {t.name for t in driver.find_all(exp.Table) if not t.args.get("db")}
+    engine = {}
+    for cte in before:
+        if cte.alias in read:
+            query = exp.select("*").from_(exp.to_table(cte.alias))
+            query.set("with_", exp.With(expressions=[c.copy() for c in before]))
+            engine[cte.alias] = query
+    return Split(engine, driver)

@@ -1,0 +1,141 @@
+"""Golden tests of the macro inliner (evalstore.engines.sql_inline): a family's macro call
+inlined into one SELECT without macros gives, on DuckDB, the rows of the macro call itself;
+the ASOF-join rewrite (used for Spark) too. Data: tests/engines/conftest.py (ties, NULL,
+NaN, an unseen category, two versions, late labels and corrections)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import sqlglot
+
+import evalstore
+from evalstore.engines import sql_inline
+from evalstore.errors import InvalidParameterError
+
+SELECTION = "'training', NULL, NULL, NULL, 'serving', NULL, NULL, NULL"
+CALLS = {
+    "drift_numeric 1 day quantile": (
+        "drift_numeric",
+        f"'m.numeric_values', {SELECTION}, '1 day', NULL, NULL, 0, 'quantile', 10, "
+        "CAST(NULL AS DOUBLE[]), false, 'epsilon', 1e-4, exp(1), 'distance'",
+    ),
+    "drift_numeric chunks doane pooled leftover": (
+        "drift_numeric",
+        f"'m.numeric_values', {SELECTION}, NULL, NULL, 4, 0, 'doane', 10, "
+        "CAST(NULL AS DOUBLE[]), true, 'leftover', 1e-4, 2, 'divergence'",
+    ),
+    "drift_numeric previous 2": (
+        "drift_numeric",
+        "'m.numeric_values', NULL, NULL, NULL, NULL, 'serving', NULL, NULL, NULL, '1 day', "
+        "NULL, NULL, 2, 'sturges', 10, CAST(NULL AS DOUBLE[]), false, 'epsilon', 1e-4, "
+        "exp(1), 'distance'",
+    ),
+    "drift_categorical 1 day": (
+        "drift_categorical",
+        f"'m.category_values', {SELECTION}, '1 day', NULL, NULL, 0, 'epsilon', 1e-4, exp(1), "
+        "'distance', true",
+    ),
+    "drift_categorical 3 chunks leftover": (
+        "drift_categorical",
+        f"'m.category_values', {SELECTION}, NULL, NULL, 3, 0, 'leftover', 1e-4, 2, "
+        "'divergence', false",
+    ),
+}
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    return tuple((v is None, repr(v)) for k, v in row.items() if not isinstance(v, float))
+
+
+def assert_same_rows(got: list[dict], want: list[dict]) -> None:
+    """Same rows (in any order); floats equal to 1e-12 relative (sums may be reordered)."""
+    assert len(got) == len(want) > 0
+    for a, b in zip(sorted(got, key=_key), sorted(want, key=_key), strict=True):
+        assert a.keys() == b.keys()
+        for column, x in a.items():
+            y = b[column]
+            if isinstance(x, float) and isinstance(y, float):
+                assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(
+                    y, rel=1e-12, abs=1e-12
+                ), (column, a, b)
+            else:
+                assert x == y, (column, a, b)
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_inlined_call_gives_the_macro_rows(lake_store: evalstore.Store, name: str) -> None:
+    macro, args = CALLS[name]
+    call = f"SELECT * FROM evalstore.{macro}({args})"
+    tree = sql_inline.inline(call)
+    inlined = tree.sql(dialect="duckdb")
+    assert "evalstore." not in inlined  # no macro left
+    want = lake_store.sql(call).to_pylist()
+    assert_same_rows(lake_store.sql(inlined).to_pylist(), want)
+    # the ASOF joins rewritten as range joins (what Spark runs) give the same rows
+    rewritten = sql_inline.transpile(tree, "duckdb", [sql_inline.rewrite_asof_joins])
+    assert "ASOF" not in rewritten.upper()
+    assert_same_rows(lake_store.sql(rewritten).to_pylist(), want)
+
+
+def test_split_runs_the_per_cell_helpers_on_the_driver(lake_store: evalstore.Store) -> None:
+    """split: the CTEs before the first per-cell helper computed apart (as an engine would)
+    and the rest run on them give the macro's rows."""
+    macro, args = CALLS["drift_numeric 1 day quantile"]
+    call = sqlglot.parse_one(f"SELECT * FROM evalstore.{macro}({args})", read="duckdb")
+    parts = sql_inline.split(macro, call.find(sqlglot.exp.Anonymous).expressions,
+                             ["binned_scores", "numeric_methods"])  # fmt: skip
+    assert set(parts.engine) == {
+        n for n in parts.engine if n.split("_", 3)[-1] in (
+            "cells", "ref_stats", "ana_stats", "exact", "histograms")}  # fmt: skip
+    assert len(parts.engine) == 5
+    con = lake_store.connection
+    for name, query in parts.engine.items():
+        con.register(name, con.sql(sql_inline.inline(query).sql(dialect="duckdb")).to_arrow_table())
+    try:
+        got = con.sql(parts.driver.sql(dialect="duckdb")).to_arrow_table().to_pylist()
+    finally:
+        for name in parts.engine:
+            con.unregister(name)
+    assert_same_rows(got, lake_store.sql(call.sql(dialect="duckdb")).to_pylist())
+
+
+def test_scalar_macros_and_let_binding(lake_store: evalstore.Store) -> None:
+    """Scalar helpers inline with their arguments in place; an argument used several
+    times is bound once (a lambda) and the value does not change."""
+    query = (
+        "SELECT evalstore.wilson_low(x + 1, m * 2, 1.96) AS lo, "
+        "evalstore.wilson_high(x + 1, m * 2, 1.96) AS hi, "
+        "evalstore.clip_probability(x / 10.0) AS p "
+        "FROM (VALUES (3, 10), (0, 4), (5, 0)) AS t(x, m)"
+    )
+    inlined = sql_inline.inline(query).sql(dialect="duckdb")
+    assert "evalstore." not in inlined and "LIST_TRANSFORM" in inlined.upper()
+    assert_same_rows(lake_store.sql(inlined).to_pylist(), lake_store.sql(query).to_pylist())
+
+
+def test_relations_map_to_tables(lake_store: evalstore.Store) -> None:
+    query = "SELECT count(*) AS n FROM evalstore.model_table('m', 'labels')"
+    inlined = sql_inline.inline(query, tables={"m.labels": '"m"."labels_latest"'})
+    assert lake_store.sql(inlined.sql(dialect="duckdb")).to_pylist() == [{"n": 300}]
+
+
+def test_errors_name_the_macro() -> None:
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"evalstore.relation: argument 1 must be a "
+        r"constant text naming a relation when the query is inlined, got x",
+    ):
+        sql_inline.inline("SELECT * FROM evalstore.relation(x)")
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"evalstore.at_least takes 2 arguments "
+        r"\(x, bound\), got 1",
+    ):
+        sql_inline.inline("SELECT evalstore.at_least(1)")
+    with pytest.raises(InvalidParameterError, match=r"evalstore.nope is not a macro of sql/"):
+        sql_inline.inline("SELECT * FROM evalstore.nope(1)")
+    with pytest.raises(InvalidParameterError, match=r"evalstore.at_least is not a table macro"):
+        sql_inline.split("at_least", [], [])
