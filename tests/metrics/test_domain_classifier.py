@@ -106,15 +106,17 @@ def test_design_matrix_standardises_imputes_and_adds_polynomial_terms():
     scale = imputed.std(axis=0)
     scale[3] = 1.0
     z = (np.where(np.isnan(rows), mean, rows) - mean) / scale
+    missing = np.isnan(rows[:, :3]).astype(float)  # the indicators of the numeric features
     expected = np.hstack(
-        [PolynomialFeatures(2, include_bias=False).fit_transform(z[:, :3]), z[:, 3:]]
+        [PolynomialFeatures(2, include_bias=False).fit_transform(z[:, :3]), z[:, 3:], missing]
     )
     np.testing.assert_allclose(design.transform(rows), expected, atol=1e-12)
-    np.testing.assert_allclose(design_matrix(reference, 3, "linear").transform(rows), z, atol=1e-12)
+    linear = design_matrix(reference, 3, "linear").transform(rows)
+    np.testing.assert_allclose(linear, np.hstack([z, missing]), atol=1e-12)
     wide = design_matrix(rng.normal(size=(30, MAX_PRODUCT_FEATURES + 1)), MAX_PRODUCT_FEATURES + 1)
-    assert wide.transform(np.zeros((2, MAX_PRODUCT_FEATURES + 1))).shape[1] == 2 * (
+    assert wide.transform(np.zeros((2, MAX_PRODUCT_FEATURES + 1))).shape[1] == 3 * (
         MAX_PRODUCT_FEATURES + 1
-    )  # squares only
+    )  # squares only, and the indicators
     assert "pairwise products left out" in wide.describe()
 
 
@@ -131,6 +133,15 @@ def test_same_distribution_gives_about_half_and_a_variance_shift_near_one():
     assert domain_auc(design, reference, far) > 0.9
     # a linear classifier cannot see a change of spread: why the squares are there
     assert abs(domain_auc(design_matrix(reference, 3, "linear"), reference, wider) - 0.5) < 0.06
+
+
+def test_a_change_in_missingness_alone_is_seen():
+    rng = np.random.default_rng(9)
+    reference, window = rng.normal(size=(500, 2)), rng.normal(size=(500, 2))
+    window[rng.uniform(size=500) < 0.3, 0] = np.nan  # 30% of x0 missing, none before
+    design = design_matrix(reference, 2)
+    # the indicator column tells 30% of the window apart: AUC = 0.5 + 0.3 / 2
+    assert domain_auc(design, reference, window) == pytest.approx(0.65, abs=0.03)
 
 
 def test_reference_chunk_aucs_label_each_chunk_against_the_rest():
@@ -312,7 +323,10 @@ def test_store_caps_rows_per_side_with_a_seed_and_takes_a_given_range(store):
     assert first["value"] == pytest.approx(expected, abs=1e-12)
     assert (first["threshold_low"], first["threshold"]) == (0.45, 0.65)
     assert first["threshold_source"] == "given: classifier_range"
-    assert "linear terms; up to 60 rows per side (seed 0)" in first["variant"]
+    assert (
+        "linear terms, missing-value indicators of the numeric features; up to 60 rows per "
+        "side (seed 0)"
+    ) in first["variant"]
 
 
 def test_a_reference_too_small_to_learn_a_range_keeps_the_value_and_says_why(store):

@@ -16,7 +16,9 @@ Steps for a reference ``X`` (n rows) and a window ``Y`` (m rows), both already n
    appends the squares and pairwise products of the first ``n_numeric`` (numeric feature)
    columns in ``sklearn.preprocessing.PolynomialFeatures(degree=2)`` order; with more than
    :data:`MAX_PRODUCT_FEATURES` numeric features only the squares are added.
-   ``terms="linear"`` keeps the standardised columns alone.
+   ``terms="linear"`` keeps the standardised columns alone. Last, a 0/1 column per numeric
+   feature marks its missing cells, so a change in missingness is seen too. Columns
+   constant over both sides are dropped (their weight would be 0).
 2. **Labels**: reference rows 0, window rows 1, stacked reference first.
 3. **Folds** (:func:`stratified_folds`): ``n_folds`` stratified folds, unshuffled, exactly
    ``sklearn.model_selection.StratifiedKFold(n_folds)`` (what NannyML uses).
@@ -117,28 +119,39 @@ class DesignMatrix:
 
     def describe(self) -> str:
         """The terms, as the result's ``variant`` names them."""
+        missing = ", missing-value indicators of the numeric features" if self.n_numeric else ""
         if self.terms == "linear" or self.n_numeric == 0:
-            return "linear terms"
+            return f"linear terms{missing}"
         if self.products:
-            return "linear terms, squares and pairwise products of the numeric features"
+            return f"linear terms, squares and pairwise products of the numeric features{missing}"
         return (
             f"linear terms and squares of the numeric features (pairwise products left out: "
-            f"{self.n_numeric} numeric features > {MAX_PRODUCT_FEATURES})"
+            f"{self.n_numeric} numeric features > {MAX_PRODUCT_FEATURES}){missing}"
         )
 
     def transform(self, x: npt.ArrayLike) -> FloatArray:
-        """The classifier's input for rows ``x`` (same columns as the reference)."""
+        """The classifier's input for rows ``x`` (same columns as the reference): the
+        standardised columns (numeric ones with their degree-2 terms), then one 0/1 column
+        per numeric feature marking a missing (non-finite) cell."""
         xa = np.asarray(x, dtype=np.float64).reshape(-1, len(self.mean))
-        z = (np.where(np.isfinite(xa), xa, self.mean) - self.mean) / self.scale
+        finite = np.isfinite(xa)
+        z = (np.where(finite, xa, self.mean) - self.mean) / self.scale
+        missing = (~finite[:, : self.n_numeric]).astype(np.float64)
         if self.terms == "linear" or self.n_numeric == 0:
-            return z
+            return np.hstack([z, missing])
         numeric = z[:, : self.n_numeric]
         if self.products:
             i, j = np.triu_indices(self.n_numeric)
             extra = numeric[:, i] * numeric[:, j]
         else:
             extra = numeric * numeric
-        return np.hstack([numeric, extra, z[:, self.n_numeric :]])
+        return np.hstack([numeric, extra, z[:, self.n_numeric :], missing])
+
+
+def _informative(x: FloatArray) -> FloatArray:
+    """``x`` without its constant columns (a missing-value indicator that is all 0, a
+    constant feature): with a free intercept their weight is 0 at the optimum."""
+    return x[:, x.max(axis=0) > x.min(axis=0)] if len(x) else x
 
 
 def design_matrix(
@@ -298,7 +311,7 @@ def domain_auc(
     """Cross-validated ROC AUC of reference (label 0) against window (label 1) rows."""
     if domain_undefined_reason(len(reference), len(window), n_folds) is not None:
         return float("nan")
-    x = np.vstack([design.transform(reference), design.transform(window)])
+    x = _informative(np.vstack([design.transform(reference), design.transform(window)]))
     labels = np.r_[np.zeros(len(reference), dtype=bool), np.ones(len(window), dtype=bool)]
     return cross_validated_auc(x, labels, n_folds, c)
 
@@ -314,7 +327,7 @@ def reference_chunk_aucs(
             f"(the reference has {len(reference)} rows): pass at most "
             f"{max(len(reference) // n_folds, 0)} or more reference rows"
         )
-    x = design.transform(reference)
+    x = _informative(design.transform(reference))
     values = []
     for chunk in np.array_split(np.arange(len(reference)), n_chunks):
         labels = np.zeros(len(reference), dtype=bool)
