@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from evalstore.core import ingest_write, registry, sources, udfs
+from evalstore.core import ingest_write, journal, registry, sources, udfs
 from evalstore.core.context import Context
 from evalstore.core.db import transaction, utc_cursor
 from evalstore.core.identifiers import check_model_name
@@ -114,9 +114,13 @@ class Store(
             check_catalog(self._con, path)
             if read_only:
                 check_readable(self._con, read_only=True)
+                if self.path is not None:
+                    journal.check_applied(self._con, self.path)
             else:
                 migrate(self._con)
                 install_macros(self._con)
+                if self.path is not None:  # the server's acknowledged, unapplied requests
+                    journal.replay(self._con, self.path)
         except BaseException:
             self._con.close()
             if created:  # a store that could not be set up leaves no file behind

@@ -29,6 +29,7 @@ from server.checkpointer import Checkpointer
 from server.docs_ui import install as install_docs_ui
 from server.fast_ingest import FastIngest
 from server.group_commit import GroupCommitter
+from server.journal import JournaledCommitter
 from server.limits import BodyLimit, apply_memory_limit
 from server.lockdown import lock_down
 from server.monitor_loop import MonitorLoop
@@ -65,7 +66,8 @@ def create_app(
     ``time_limit``, ``max_result_bytes``, ``read_workers``, ``read_queue``,
     ``memory_limit``, ``max_body_bytes``, ``max_sql_chars``, ``lockdown``, ``snapshot``,
     ``snapshot_every``, ``checkpoint_idle``, ``wal_limit``, ``group_commit``,
-    ``group_max_requests``, ``group_max_rows``, ``ingest_queue``, ``monitor_every``,
+    ``group_max_requests``, ``group_max_rows``, ``ingest_queue``, ``journal``,
+    ``journal_apply_every``, ``monitor_every``,
     ``monitor_debounce``, ``monitor_max_delay``, ``webhook_allow``) fix the limits; ``tokens``
     (a :class:`server.auth.Tokens` or a token file path) turn on bearer authentication.
     Unless ``lockdown=False`` the store's DuckDB instance gets external access disabled
@@ -85,12 +87,17 @@ def create_app(
         snapshot = SnapshotWriter(store, settings.snapshot, settings.snapshot_every)
     committer = None
     if settings.group_commit and not store.read_only:  # read-only: log_* says why not
-        committer = GroupCommitter(
+        kind: Any = GroupCommitter
+        extra: dict[str, Any] = {}
+        if settings.journal and store.path is not None:
+            kind, extra = JournaledCommitter, {"apply_every": settings.journal_apply_every}
+        committer = kind(
             store,
             max_requests=settings.group_max_requests,
             max_rows=settings.group_max_rows,
             queue=settings.ingest_queue,
             retry_after=settings.retry_after,
+            **extra,
         )
     # the loop's object serves POST …/monitors/run even when its thread is off
     monitors = MonitorLoop(

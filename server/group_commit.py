@@ -179,31 +179,44 @@ class GroupCommitter:
             self._writing = len(group)
             return group
 
+    def _write(self, group: list[tuple[Item, Future[Receipt]]]) -> list[Receipt | BaseException]:
+        """Write a group; return each request's receipt or error (a subclass may answer
+        some futures itself, earlier: those are left alone)."""
+        with self._lock:
+            results = execute_group(
+                self._connection, [item for item, _ in group], stored_keys=self._keys
+            )
+        pairs = zip(group, results, strict=True)
+        self._notify({i.call.model for (i, _), r in pairs if not isinstance(r, BaseException)})
+        return results
+
+    def _notify(self, models: set[str]) -> None:
+        """Tell ``on_commit`` which models just got rows."""
+        if models and self.on_commit is not None:
+            try:
+                self.on_commit(models)
+            except Exception:
+                log.exception("the on_commit hook of the group commit failed")
+
     def _run(self) -> None:
         while (group := self._take()) is not None:
             started = time.perf_counter()
             try:
-                with self._lock:
-                    results = execute_group(
-                        self._connection, [item for item, _ in group], stored_keys=self._keys
-                    )
+                results = self._write(group)
             except BaseException as error:  # never leave a request waiting forever
+                log.exception("the ingest writer failed on a group")
                 results = [error] * len(group)
             busy = time.perf_counter() - started
             rejected = 0
             for (item, future), result in zip(group, results, strict=True):
                 if isinstance(result, BaseException):
                     rejected += 1
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
                     future.set_exception(_translated(result, item))
                 else:
                     future.set_result(result)
-            committed = {item.call.model for (item, _), result in zip(group, results, strict=True)
-                         if not isinstance(result, BaseException)}  # fmt: skip
-            if committed and self.on_commit is not None:
-                try:
-                    self.on_commit(committed)
-                except Exception:
-                    log.exception("the on_commit hook of the group commit failed")
             with self._state:
                 self._groups += 1
                 self._calls += len(group)

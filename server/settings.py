@@ -50,6 +50,9 @@ class Settings:
     ``False`` writes each request in its own transaction. ``group_max_requests`` and
     ``group_max_rows`` bound a group; ``ingest_queue`` bounds the requests waiting for the
     writer (beyond it: 503 with ``Retry-After``).
+    ``journal``: with ``group_commit``, answer small ingest requests once they are in the
+    durable journal ``<store>.journal`` and apply them to DuckDB in large transactions
+    every ``journal_apply_every`` seconds (:mod:`server.journal`; a store file only).
     ``monitor_every``: seconds between two passes of the monitor loop over every model's
     monitors (:mod:`server.monitor_loop`; it also runs a model's monitors about a second
     after its ingest, and sends the notifications); 0 turns the loop off (monitors then
@@ -85,6 +88,8 @@ class Settings:
     group_max_requests: int = 1_000
     group_max_rows: int = 100_000
     ingest_queue: int = 10_000
+    journal: bool = False
+    journal_apply_every: float = 0.05
     monitor_every: float = 60.0
     monitor_debounce: float = 1.0
     monitor_max_delay: float = 5.0

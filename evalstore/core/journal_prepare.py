@@ -1,0 +1,252 @@
+"""Validate a group of small ingest calls without writing: what the journal holds.
+
+:func:`prepare_group` is the journaled writer's (:mod:`server.journal`) counterpart of
+:func:`evalstore.core.ingest_group.execute_group`: each call is planned on its own (a
+planning error answers that call alone), same-shaped calls are converted together by one
+``SELECT`` of the plan's expressions over their rows (each row with its call's batch id
+and receipt time, as the group's ``INSERT`` would write it) that also evaluates every
+row-wise check, and each call's ids are checked for repeats within the call and against
+the stored keys and the keys already accepted (``stored_keys``, the writer's
+:class:`~evalstore.core.ingest_keys.StoredKeys`, to which each accepted call's key hashes
+are added at once). A call that passes is *accepted*: its converted rows go to the
+journal, and nothing can fail when they are applied.
+
+A call is sent to the *direct* lane instead (written by ``execute_group`` after the
+journal is applied, so it gets exactly the answer it would get without a journal) when any
+check might fail for it (a row-wise condition holds, an id repeats, a key hash is known:
+a real repeat or a 2^-64 collision, which only SQL can tell apart), when its conversion
+fails, or when it is not a small plain append: more than ``journal_rows`` rows, new
+feature columns, ``on_conflict`` other than ``'error'``, or a client batch key repeated
+within the group. Errors are rare, so the direct lane's wait costs nothing in the
+common case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from evalstore.core.db import used_params
+from evalstore.core.identifiers import quote
+from evalstore.core.ingest import Plan
+from evalstore.core.ingest_call import Lookups, plan_call
+from evalstore.core.ingest_group import _BATCH, _RECEIVED, Item, _group_expressions, _groupable
+from evalstore.core.ingest_keys import StoredKeys
+from evalstore.core.ingest_write import Receipt, incoming_names, stored_receipts
+from evalstore.core.journal import Request, Segment
+from evalstore.errors import EvalstoreError
+
+#: Rows a call may have and still go through the journal (larger: the direct lane).
+JOURNAL_ROWS = 1_000
+_HASH = "__evalstore_hash"
+_BAD = "__evalstore_bad"
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare_group` decided, by index into the group's items."""
+
+    #: answered already: a planning error, or a stored batch key's receipt (duplicate)
+    results: dict[int, Receipt | BaseException] = field(default_factory=dict)
+    #: accepted: index -> its journal request
+    accepted: dict[int, Request] = field(default_factory=dict)
+    #: the accepted calls' converted rows
+    segments: list[Segment] = field(default_factory=list)
+    #: to be written directly once the journal is applied
+    direct: list[int] = field(default_factory=list)
+    #: the accepted calls' key hashes by scope (model, table, scope column, value), added
+    #: to ``pending`` (the caller removes them once the journal record is applied)
+    hashes: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
+
+
+def prepare_group(
+    con: duckdb.DuckDBPyConnection,
+    items: Sequence[Item],
+    *,
+    batch_ids: Callable[[int], list[int]],
+    stored_keys: StoredKeys,
+    pending_keys: Callable[[str, str, str], Receipt | None],
+    pending: dict[tuple[Any, ...], set[int]],
+    journal_rows: int = JOURNAL_ROWS,
+) -> Prepared:
+    """Plan, convert and check ``items`` (see the module); nothing is written.
+
+    ``con`` is a connection of the writer's own (reads only: the registry, batch keys,
+    the key sets' catch-up); ``batch_ids(n)`` gives ``n`` new batch ids, increasing;
+    ``pending_keys(model, kind, key)`` the receipt of a batch key journaled but maybe
+    not yet applied; ``pending`` the key hashes of the calls journaled but maybe not yet
+    applied, by scope (model, table, scope column, value): this group's accepted calls'
+    are added to it (and listed in :attr:`Prepared.hashes`).
+    """
+    prepared = Prepared()
+    plans = _plan(con, items, prepared)
+    _answer_batch_keys(con, items, plans, prepared, pending_keys)
+    shapes: dict[tuple[Any, ...], list[int]] = {}
+    for index, plan in plans.items():
+        if index in prepared.results or index in prepared.direct:
+            continue
+        item = items[index]
+        if plan.add_columns or not _groupable(plan, item, journal_rows):
+            prepared.direct.append(index)
+            continue
+        shapes.setdefault((id(plan), item.data.schema), []).append(index)
+    for members in shapes.values():
+        _convert(con, items, plans[members[0]], members, prepared, batch_ids, stored_keys, pending)
+    prepared.direct.sort()
+    return prepared
+
+
+def _plan(con: duckdb.DuckDBPyConnection, items: Sequence[Item], prepared: Prepared) -> dict:
+    lookups = Lookups(con)
+    memo: dict[tuple[Any, ...], Plan] = {}
+    plans: dict[int, Plan] = {}
+    for index, item in enumerate(items):
+        call = item.call
+        key = (call.kind, call.model, repr(sorted(call.options.items())), call.time_range,
+               item.data.schema)  # fmt: skip
+        try:
+            if key not in memo:
+                memo[key] = plan_call(con, call, item.data.schema, lookups)
+            plans[index] = memo[key]
+        except EvalstoreError as error:
+            prepared.results[index] = error
+        except duckdb.Error:  # answered by the direct lane, with execute_group's error
+            prepared.direct.append(index)
+    return plans
+
+
+def _answer_batch_keys(
+    con: duckdb.DuckDBPyConnection,
+    items: Sequence[Item],
+    plans: dict[int, Plan],
+    prepared: Prepared,
+    pending_keys: Callable[[str, str, str], Receipt | None],
+) -> None:
+    """A stored or journaled batch key answers its call with the first receipt; a key
+    repeated within the group goes to the direct lane (answered after the first)."""
+    wanted: dict[tuple[str, str], list[str]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    for index, plan in plans.items():
+        key = items[index].batch_key
+        if key is None:
+            continue
+        if (plan.model, plan.kind, key) in seen:
+            prepared.direct.append(index)
+            continue
+        seen.add((plan.model, plan.kind, key))
+        pending = pending_keys(plan.model, plan.kind, key)
+        if pending is not None:
+            prepared.results[index] = replace(pending, duplicate=True)
+        else:
+            wanted.setdefault((plan.model, plan.kind), []).append(key)
+    stored = {
+        (model, kind, key): receipt
+        for (model, kind), keys in wanted.items()
+        for key, receipt in stored_receipts(con, model, kind, keys).items()
+    }
+    for index, plan in plans.items():
+        key = (plan.model, plan.kind, items[index].batch_key)
+        if key in stored and index not in prepared.direct:
+            prepared.results[index] = stored[key]
+
+
+def _convert(
+    con: duckdb.DuckDBPyConnection,
+    items: Sequence[Item],
+    plan: Plan,
+    members: list[int],
+    prepared: Prepared,
+    batch_ids: Callable[[int], list[int]],
+    stored_keys: StoredKeys,
+    pending: dict[tuple[Any, ...], set[int]],
+) -> None:
+    """Convert same-shaped calls with one query; accept those every check passes."""
+    ids = batch_ids(len(members))
+    tables = [items[index].data for index in members]
+    try:
+        combined = pa.concat_tables(tables).combine_chunks()
+    except pa.ArrowInvalid:
+        prepared.direct.extend(members)
+        return
+    lengths = np.array([t.num_rows for t in tables])
+    combined = combined.append_column(
+        _BATCH, pa.array(np.repeat(np.array(ids, dtype=np.int64), lengths))
+    ).append_column(
+        _RECEIVED,
+        pa.array([items[i].received_at for i in members], pa.timestamp("us", "UTC")).take(
+            pa.array(np.repeat(np.arange(len(members)), lengths))
+        ),
+    )
+    columns = ", ".join(
+        f"{expression} AS {quote(column)}"
+        for column, expression in zip(plan.columns, _group_expressions(plan), strict=True)
+    )
+    row_wise = [c.where.format(table="", this="true", others="false") for c in plan.checks
+                if c.where]  # fmt: skip
+    failing = " OR ".join(f"({condition})" for condition in row_wise) or "false"
+    incoming = f"__evalstore_incoming_{next(incoming_names)}"
+    query = (
+        f"SELECT *, hash(example_key) AS {_HASH}, coalesce({failing}, false) AS {_BAD} "
+        f"FROM (SELECT {columns} FROM {quote(incoming)})"
+    )
+    con.register(incoming, combined)
+    try:
+        converted = con.sql(query, params=used_params(query, plan.params)).to_arrow_table()
+    except duckdb.Error:  # a value that does not convert: the direct lane names it
+        prepared.direct.extend(members)
+        return
+    finally:
+        con.unregister(incoming)
+    bad = converted.column(_BAD).to_numpy(zero_copy_only=False)
+    hashes = converted.column(_HASH).to_numpy(zero_copy_only=False).astype(np.uint64)
+    rows = converted.drop_columns([_HASH, _BAD])
+    stored = scope = None
+    journaled: set[int] = set()
+    check = next((c for c in plan.checks if c.stored_scope is not None), None)
+    if check is not None:
+        table = stored_keys.relation(con, plan.model, plan.table)
+        column = check.stored_scope
+        value = plan.params[column]
+        stored = stored_keys.keys(con, plan.model, plan.table, table, column, value)
+        scope = (plan.model, plan.table, column, value)
+        journaled = pending.setdefault(scope, set())
+    within = any(c.within for c in plan.checks)
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    taken = []
+    for n, index in enumerate(members):
+        lo, hi = int(starts[n]), int(starts[n + 1])
+        mine = hashes[lo:hi].tolist()
+        if (
+            bad[lo:hi].any()
+            or (within and len(set(mine)) < len(mine))
+            or (stored is not None and (stored.any_of(mine) or not journaled.isdisjoint(mine)))
+        ):
+            prepared.direct.append(index)
+            continue
+        if scope is not None:  # the next calls' check sees this call's ids
+            journaled.update(mine)
+            prepared.hashes.setdefault(scope, []).extend(mine)
+        taken.append(np.arange(lo, hi))
+        item = items[index]
+        prepared.accepted[index] = Request(
+            batch_id=ids[n],
+            model=plan.model,
+            kind=plan.kind,
+            rows=hi - lo,
+            received_at=item.received_at,
+            source=item.source,
+            batch_key=item.batch_key,
+            env=plan.env,
+            version=plan.version,
+            dataset=plan.dataset,
+            columns_ignored=tuple(plan.ignored),
+            warnings=tuple(plan.warnings),
+        )
+    if taken:
+        rows = rows.take(pa.array(np.concatenate(taken)))
+        prepared.segments.append(Segment(plan.model, plan.table, plan.kind, rows))
