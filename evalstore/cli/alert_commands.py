@@ -85,12 +85,12 @@ def monitor() -> None:
 @click.option(
     "--family",
     required=True,
-    type=click.Choice(["drift", "quality", "performance", "health", "skew"]),
+    type=click.Choice(["drift", "quality", "performance", "health", "skew", "summary_stats"]),
 )
 @click.option(
     "--metric",
     required=True,
-    help="Drift method, quality check, performance, health or skew metric.",
+    help="Drift method, quality check, performance, health or skew metric, summary statistic.",
 )
 @click.option("--rule", "rule_text", required=True, help="The rule as JSON (docs: monitoring).")
 @click.option(

@@ -3,14 +3,15 @@
 A monitor is a named, persisted definition:
 
 * ``model``, ``family`` (:data:`FAMILIES`: ``drift``, ``quality``, ``performance``, the
-  families whose results the metric history persists, and ``health`` and ``skew``,
-  computed fresh on each run) and ``metric`` (a drift method, a quality check or a
-  performance metric of the model's task, from the registries of
+  families whose results the metric history persists, and ``health``, ``skew`` and
+  ``summary_stats``, computed fresh on each run) and ``metric`` (a drift method, a
+  quality check or a performance metric of the model's task, from the registries of
   :mod:`evalstore.metrics.specs`; a health metric of
   :data:`evalstore.monitors.health_series.METRICS`; a skew figure of
-  :data:`evalstore.monitors.skew_series.METRICS`);
-* ``subjects``: the features (drift, quality, skew; the outputs ``score``,
-  ``prediction``, ``label`` too for drift and quality), versions (performance, and
+  :data:`evalstore.monitors.skew_series.METRICS`; a summary statistic of
+  :mod:`evalstore.monitors.summary_series`, e.g. ``mean`` or ``q0.95``);
+* ``subjects``: the features (drift, quality, skew, summary_stats; the outputs ``score``,
+  ``prediction``, ``label`` too for drift, quality and summary_stats), versions (performance, and
   health's serving, age and event metrics) or ingest streams (health's volume and
   freshness) it watches, or ``None`` (``'*'``: every one the family reports);
 * the family call: ``window`` (a time interval such as ``'1 day'``), ``reference``,
@@ -64,7 +65,8 @@ from evalstore.core.windows import check_width, window_args
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.skew import skew_windows
 from evalstore.metrics.specs import DRIFT_METHODS, PERFORMANCE_METRICS, QUALITY_CHECKS
-from evalstore.monitors import health_series, skew_series
+from evalstore.metrics.summary import summary_stats
+from evalstore.monitors import health_series, skew_series, summary_series
 from evalstore.monitors.history import FAMILIES as _PERSISTED
 from evalstore.monitors.rules import Rule, parse_rule
 
@@ -74,10 +76,10 @@ if TYPE_CHECKING:
 #: Families a monitor may watch: those the metric history persists, and ``health`` and
 #: ``skew`` (computed fresh on every run: :mod:`evalstore.monitors.health_series`,
 #: :mod:`evalstore.monitors.skew_series`).
-FAMILIES = ("drift", "quality", "performance", "health", "skew")
+FAMILIES = ("drift", "quality", "performance", "health", "skew", "summary_stats")
 #: The function computing each family's windowed result (health is computed by
 #: :mod:`evalstore.monitors.health_series`, from several calls).
-_FAMILY_FUNCTIONS = {**_PERSISTED, "skew": skew_windows}
+_FAMILY_FUNCTIONS = {**_PERSISTED, "skew": skew_windows, "summary_stats": summary_stats}
 #: Keyword parameters of the families a monitor sets itself (not in ``options``).
 STRUCTURAL = {
     "drift": ("reference", "window", "features", "methods", "version", "where", "until"),
@@ -85,7 +87,10 @@ STRUCTURAL = {
     "performance": ("metrics", "window", "version", "where", "until"),
     "health": ("window", "version", "sections", "as_of", "now"),
     "skew": ("window", "features", "version", "where", "until"),
-}
+    "summary_stats": (
+        "reference", "window", "features", "stats", "quantiles", "version", "where", "until",
+    ),
+}  # fmt: skip
 #: Metrics whose value is a share of rows (``unsupervised`` ``method='share'``).
 SHARE_METRICS = {
     "quality": ("missing", "out_of_range", "unseen"),
@@ -136,6 +141,9 @@ class Monitor:
             return {**arguments, **self.options}
         if self.family == "performance":
             arguments["metrics"] = [self.metric]
+        elif self.family == "summary_stats":
+            arguments["features"] = list(self.subjects) if self.subjects else None
+            arguments.update(summary_series.stat_arguments(self.metric))
         else:
             arguments["features"] = list(self.subjects) if self.subjects else None
             if self.family == "drift":
@@ -265,6 +273,8 @@ def _check_metric(
         return metric
     if family == "skew":
         return _check_skew_metric(ctx, model, metric, subjects)
+    if family == "summary_stats":
+        return summary_series.check_metric(metric)
     if family == "performance":
         task = ctx.registration(model)["task"]
         available = [n for n, spec in PERFORMANCE_METRICS.items() if task in spec.tasks]

@@ -50,7 +50,15 @@ from evalstore.core.db import transaction
 from evalstore.core.identifiers import check_model_name
 from evalstore.core.registry import to_timestamp
 from evalstore.errors import InvalidParameterError
-from evalstore.monitors import alerts, catalog, health_series, history, latest, skew_series
+from evalstore.monitors import (
+    alerts,
+    catalog,
+    health_series,
+    history,
+    latest,
+    skew_series,
+    summary_series,
+)
 from evalstore.monitors.definitions import Monitor
 from evalstore.monitors.verdicts import Series, Verdict, evaluate
 
@@ -201,8 +209,9 @@ def compute(
     A ``health`` monitor is always computed fresh at ``now`` (default the current time);
     ``persist=False`` (a backtest) also replays its point-in-time metrics over past
     windows up to ``until`` (:func:`evalstore.monitors.health_series.health_series`).
-    A ``skew`` monitor is always computed fresh
-    (:func:`evalstore.monitors.skew_series.skew_series`)."""
+    A ``skew`` or ``summary_stats`` monitor is always computed fresh
+    (:func:`evalstore.monitors.skew_series.skew_series`,
+    :func:`evalstore.monitors.summary_series.summary_series`)."""
     if monitor.family == "health":
         parts = health_series.health_series(
             ctx, monitor, now or datetime.now(UTC), replay=not persist, until=until
@@ -213,12 +222,14 @@ def compute(
                                                    np.asarray(series.value)))
             for name, series in parts
         ]  # fmt: skip
-    if monitor.family == "skew":
+    if monitor.family in ("skew", "summary_stats"):
         period = _period(monitor)
+        fresh = skew_series.skew_series if monitor.family == "skew" else (
+            summary_series.summary_series)  # fmt: skip
         return [
             SubjectSeries(name, series, _reference(period, np.asarray(series.window_start),
                                                    np.asarray(series.value)))
-            for name, series in skew_series.skew_series(ctx, monitor)
+            for name, series in fresh(ctx, monitor)
         ]  # fmt: skip
     arguments = monitor.call_arguments()
     if persist:

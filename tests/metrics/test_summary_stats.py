@@ -262,3 +262,28 @@ def test_a_constant_reference_statistic_alerts_only_on_other_values():
             (5.5, 5.0, 5.0),
         ]
         assert [r["alert"] for r in rows] == [False, True]
+
+
+def test_a_monitor_watches_one_statistic_of_each_subject(data):
+    """Family summary_stats: the series is store.summary_stats' value per window."""
+    store, _, _ = data
+    store.add_monitor(
+        "x_q", "m", "summary_stats", "q0.75",
+        {"type": "fixed", "direction": "above", "value": 1.0}, subjects=["x"],
+        options={"learn_chunks": 3},
+    )  # fmt: skip
+    try:
+        ran = store.run_monitors(now=BASE + timedelta(days=30)).to_pylist()
+        (row,) = [r for r in ran if r["monitor"] == "x_q"]
+        newest = store.summary_stats(
+            "m", window="1 day", features="x", stats="quantile", quantiles=[0.75]
+        ).to_pylist()[-1]
+        assert row["subject"] == "x" and row["value"] == pytest.approx(newest["value"])
+        assert row["verdict"] == ("breach" if newest["value"] > 1.0 else "ok")
+    finally:
+        store.delete_monitor("x_q")
+    for metric, match in (("mode", r"metric='mode' is not a summary statistic"),
+                          ("q1.5", r"metric='q1.5' is not a summary statistic")):  # fmt: skip
+        with pytest.raises(InvalidParameterError, match=match):
+            store.add_monitor("bad", "m", "summary_stats", metric,
+                              {"type": "fixed", "direction": "above", "value": 1.0})  # fmt: skip
