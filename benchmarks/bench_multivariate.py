@@ -30,6 +30,8 @@ shared 2-core machine the multithreaded runs spent most of their CPU time spinni
 Usage::
 
     .venv/bin/python benchmarks/bench_multivariate.py [--rows N] [--peer-python PATH]
+    /work/peers-venv/bin/python benchmarks/bench_multivariate.py \
+        --golden tests/metrics/goldens/multivariate_nannyml.json
 """
 
 from __future__ import annotations
@@ -161,12 +163,80 @@ def run_nannyml(directory: Path) -> list[dict]:
     return out
 
 
+def golden_reconstruction() -> dict:
+    """NannyML's ``DataReconstructionDriftCalculator`` on small data with categorical
+    features, ties and missing values, inputs included (``tests/metrics/
+    test_domain_classifier.py`` replays them into a store and compares with
+    ``preset="nannyml"``-equivalent options: ``pca``, count encoding, chunks).
+
+    600 reference rows cut into 10 chunks (NannyML's ``chunk_number=10``; 60 rows each),
+    400 analysis rows into 4 chunks of 100 (``window={"chunks": 4, "split": "nannyml"}``);
+    numeric ``x0`` rounded to 1 decimal (ties) with 5% missing, ``x1``, ``x2`` correlated with
+    it, categorical ``c0`` (4 levels, 5% missing) and ``c1`` (3 levels); the analysis
+    drifts in its last two chunks.
+    """
+    import logging
+
+    import nannyml as nml
+    import pandas as pd
+
+    logging.disable(logging.WARNING)
+    rng = np.random.default_rng(23)
+
+    def frame(n: int, shift: np.ndarray) -> pd.DataFrame:
+        x0 = np.round(rng.normal(size=n) + shift, 1)
+        x0[rng.uniform(size=n) < 0.05] = np.nan
+        base = np.nan_to_num(x0)
+        c0 = rng.choice(["a", "b", "c", "d"], size=n, p=[0.4, 0.3, 0.2, 0.1]).astype(object)
+        c0[(shift > 0) & (rng.uniform(size=n) < 0.4)] = "d"
+        c0[rng.uniform(size=n) < 0.05] = np.nan
+        return pd.DataFrame({
+            "x0": x0, "x1": 0.7 * base + rng.normal(scale=0.7, size=n),
+            "x2": -0.5 * base + rng.normal(size=n), "c0": c0,
+            "c1": rng.choice(["p", "q", "r"], size=n),
+        })  # fmt: skip
+
+    reference = frame(600, np.zeros(600))
+    analysis = frame(400, np.repeat([0.0, 0.0, 1.0, 1.0], 100))
+    features = ["x0", "x1", "x2", "c0", "c1"]
+    calc = nml.DataReconstructionDriftCalculator(column_names=features, chunk_number=10)
+    calc.fit(reference)
+    calc.chunker = nml.chunk.CountBasedChunker(chunk_number=4)
+    result = calc.calculate(analysis).filter(period="analysis").to_df()
+    column = "reconstruction_error"
+
+    def records(df: pd.DataFrame) -> list[dict]:
+        return [
+            {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+            for row in df.to_dict(orient="records")
+        ]
+
+    return {
+        "peer": f"NannyML {nml.__version__} DataReconstructionDriftCalculator",
+        "features": features,
+        "reference": records(reference),
+        "analysis": records(analysis),
+        "values": result[(column, "value")].tolist(),
+        "lower_threshold": float(result[(column, "lower_threshold")].iloc[0]),
+        "upper_threshold": float(result[(column, "upper_threshold")].iloc[0]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--peer-python", default="/work/peers-venv/bin/python")
     parser.add_argument("--peer", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--golden",
+        type=Path,
+        help="write NannyML's data-reconstruction drift on small mixed data (inputs and "
+        "outputs) to this JSON file and exit; run with --peer-python's interpreter",
+    )
     args = parser.parse_args()
+    if args.golden is not None:
+        args.golden.write_text(json.dumps(golden_reconstruction(), indent=1) + "\n")
+        return
     if args.peer is not None:
         print(json.dumps(run_nannyml(args.peer)))
         return

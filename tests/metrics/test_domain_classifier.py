@@ -7,7 +7,9 @@ store's rows with the same pieces applied by hand to the rows it read.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +39,7 @@ from tests.conftest import blank_store
 
 START = datetime(2026, 5, 1, tzinfo=UTC)
 N_REFERENCE, N_SERVING = 400, 240
+GOLDENS = Path(__file__).parent / "goldens"
 
 
 # --------------------------------------------------------------------------- pieces
@@ -355,3 +358,28 @@ def test_a_reference_too_small_to_learn_a_range_keeps_the_value_and_says_why(sto
 def test_option_errors_name_the_parameter(store, options, message):
     with pytest.raises(InvalidParameterError, match=message):
         store.multivariate_drift("m", methods=["domain_classifier"], **options)
+
+
+def test_pca_with_categoricals_equals_nannymls_data_reconstruction_golden():
+    """NannyML 0.13's DataReconstructionDriftCalculator on mixed features with ties and
+    missing values (golden written by benchmarks/bench_multivariate.py --golden): evalstore's
+    pca with count-encoded categoricals, the same chunks, gives its values and range."""
+    golden = json.loads((GOLDENS / "multivariate_nannyml.json").read_text())
+    features = golden["features"]
+    s = blank_store()
+    s.register_model("g", "v1", "binary")
+    for env, rows in (("training", golden["reference"]), ("serving", golden["analysis"])):
+        s.log_features("g", pa.table({
+            "example_id": [f"{env[0]}{i:04d}" for i in range(len(rows))],
+            "ts": [START + timedelta(minutes=i) for i in range(len(rows))],
+            **{f: pa.array([r[f] for r in rows], pa.float64() if f[0] == "x" else pa.string())
+               for f in features},
+        }), env=env)  # fmt: skip
+    result = s.multivariate_drift(
+        "g", window={"chunks": 4, "split": "nannyml"}, features=features, methods=["pca"],
+        learn_chunks=10, categorical_encoding="count",
+    ).to_pylist()  # fmt: skip
+    s.close()
+    np.testing.assert_allclose([r["value"] for r in result], golden["values"], atol=1e-9)
+    assert result[0]["threshold_low"] == pytest.approx(golden["lower_threshold"], abs=1e-9)
+    assert result[0]["threshold"] == pytest.approx(golden["upper_threshold"], abs=1e-9)
