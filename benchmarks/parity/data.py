@@ -10,7 +10,8 @@ Two models:
 
 * ``big``: a reference of 12,000 rows, so NannyML's KS and Wasserstein take their binned
   estimates (references of >= 10,000 values); 5,003 analysis rows cut by NannyML's
-  ``chunk_number=7``: 7 chunks of floor(5003 / 7) = 714 rows and an eighth of 5;
+  ``chunk_number=7``: 7 chunks of floor(5003 / 7) = 714 rows and an eighth of 5, whose 4
+  labeled rows are all negative and predicted negative (one class);
 * ``small``: a reference of 1,500 rows (exact KS and Wasserstein) and 2,600 analysis rows
   in 4 chunks (650 each).
 
@@ -19,7 +20,8 @@ Columns of both: ``x_norm`` (normal, rounded to 2 decimals: ties; 4% NULL), ``x_
 0..7 as doubles: a low-cardinality numeric, <= 20 distinct values; 2% NULL), ``x_shift``
 (the analysis shifted beyond the reference's range: out-of-range values and mass outside
 the edges), ``cat`` (categories a..e, the analysis adds an unseen ``z``; 5% NULL), ``tier``
-(four categories whose shares move a little, none unseen; 2% NULL);
+(four categories whose shares move a little, none unseen; 2% NULL), ``flag`` (binary,
+yes/no; 3% NULL);
 ``score``, ``prediction`` (decided at 0.5) and ``label`` of a binary model, 10% of the
 analysis labels missing. NULLs are NaN here (None for ``cat``); no infinities (NannyML's
 histograms reject them).
@@ -34,7 +36,7 @@ import numpy as np
 #: model -> (reference rows, analysis rows, chunks, seed)
 SHAPES = {"big": (12_000, 5_003, 7, 2301), "small": (1_500, 2_600, 4, 2302)}
 NUMERIC = ("x_norm", "x_gap", "x_int", "x_shift")
-CATEGORICAL = ("cat", "tier")
+CATEGORICAL = ("cat", "tier", "flag")
 CATEGORIES = np.array(["a", "b", "c", "d", "e"])
 TIERS = np.array(["gold", "silver", "bronze", "basic"])
 
@@ -56,6 +58,8 @@ def _columns(rng: np.random.Generator, n: int, analysis: bool) -> dict[str, np.n
     tier = rng.choice(TIERS, n, p=[0.4, 0.3, 0.2, 0.1] if not analysis else [0.35, 0.3, 0.2, 0.15])
     tier = tier.astype(object)
     tier[rng.random(n) < 0.02] = None
+    flag = np.where(rng.random(n) < (0.3 if analysis else 0.25), "yes", "no").astype(object)
+    flag[rng.random(n) < 0.03] = None
     logit = 0.8 * np.nan_to_num(x_norm) - 0.3 * np.nan_to_num(x_int) + rng.normal(0, 1, n)
     score = 1 / (1 + np.exp(-logit))
     label = (rng.random(n) < score).astype(float)
@@ -63,7 +67,7 @@ def _columns(rng: np.random.Generator, n: int, analysis: bool) -> dict[str, np.n
         label[rng.random(n) < 0.1] = np.nan
     return {
         "x_norm": x_norm, "x_gap": x_gap, "x_int": x_int, "x_shift": x_shift,
-        "cat": cat, "tier": tier,
+        "cat": cat, "tier": tier, "flag": flag,
         "score": np.round(score, 4), "prediction": (score >= 0.5).astype(float), "label": label,
     }  # fmt: skip
 
@@ -73,7 +77,12 @@ def generate(model: str) -> dict[str, dict[str, np.ndarray]]:
     docstring); rows are in time order (row i of a side is its i-th by ``ts``)."""
     n_ref, n_ana, _, seed = SHAPES[model]
     rng = np.random.default_rng(seed)
-    return {"reference": _columns(rng, n_ref, False), "analysis": _columns(rng, n_ana, True)}
+    sides = {"reference": _columns(rng, n_ref, False), "analysis": _columns(rng, n_ana, True)}
+    if model == "big":  # the last, 5-row chunk holds one class (labels and decisions)
+        last = sides["analysis"]
+        last["label"][-5:] = [0.0, np.nan, 0.0, 0.0, 0.0]
+        last["prediction"][-5:] = 0.0
+    return sides
 
 
 def nannyml_chunks(n: int, chunks: int) -> list[tuple[int, int]]:

@@ -24,7 +24,8 @@ of NannyML's ``CountBasedChunker(chunk_number=n)`` over the analysis rows:
   (binary: roc_auc, f1, precision, recall, specificity, accuracy of score / prediction /
   label), all with their defaults;
 * Evidently's registered stat tests (``evidently.legacy.calculations.stattests``: psi,
-  kl_div, jensenshannon, hellinger, wasserstein (normed), ks (p-value), chisquare), each
+  kl_div, jensenshannon, hellinger, wasserstein (normed), ks (p-value), chisquare, and z
+  (p-value) on the binary ``flag``), each
   called as Evidently's ``get_one_column_drift`` calls it: infinities dropped with NULLs,
   the column type given (numeric columns ``Numerical``, ``cat`` ``Categorical``).
 
@@ -177,6 +178,7 @@ def _evidently(model: str, data, frames) -> list[dict]:  # type: ignore[no-untyp
         ColumnType.Numerical: ["psi", "kl_div", "jensenshannon", "hellinger", "wasserstein", "ks"],
         ColumnType.Categorical: ["psi", "kl_div", "jensenshannon", "hellinger", "chisquare"],
     }
+    binary = {"flag"}  # Evidently's z test, for binary categorical features
     out = []
     for column in [*data.NUMERIC, *data.CATEGORICAL]:
         kind = ColumnType.Categorical if column in data.CATEGORICAL else ColumnType.Numerical
@@ -188,11 +190,11 @@ def _evidently(model: str, data, frames) -> list[dict]:  # type: ignore[no-untyp
         reference = clean(ref[column])
         for i, (lo, hi) in enumerate(data.nannyml_chunks(len(ana), chunks)):
             current = clean(ana[column].iloc[lo:hi])
-            for name in tests[kind]:
+            for name in [*tests[kind], *(["z"] if column in binary else [])]:
                 test = get_stattest(reference, current, kind, name)
                 result = test(reference.copy(), current.copy(), kind, None)
-                # ks and chisquare report a p-value as their drift score
-                field = "p_value" if name in ("ks", "chisquare") else "value"
+                # ks, chisquare and z report a p-value as their drift score
+                field = "p_value" if name in ("ks", "chisquare", "z") else "value"
                 out.append(
                     {
                         "peer": "evidently",

@@ -202,6 +202,12 @@ EVIDENTLY = Preset(
                 note="compare p_value: Evidently's chisquare reports the p-value of scipy "
                 "chisquare (window counts against the reference proportions)",
             ),
+            "z_test": PresetMethod(
+                "z", {}, 0.05,
+                note="binary features; compare p_value: Evidently's z reports the two-sided "
+                "p-value of the pooled two-proportion z (NULL with a reason for K != 2, where "
+                "Evidently's z would compare the first category with the rest)",
+            ),
         },
     },
     common={"drift": {"correction": "none"}},
