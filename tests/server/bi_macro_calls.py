@@ -140,6 +140,7 @@ MACRO_CALLS: dict[str, str] = {
         "TIMESTAMPTZ '2026-10-01 06:00:00+00', TIMESTAMPTZ '2026-10-01 00:00:00+00', '1 day')"
     ),
     "missing_share": "SELECT evalstore.missing_share(8, 6)",
+    "share_over": "SELECT evalstore.share_over('unseen', 0.5, 3, 8, 'rows')",
     "missing_threshold": "SELECT evalstore.missing_threshold(10, 9, 0.05)",
     "missing_threshold_source": "SELECT evalstore.missing_threshold_source(3, 1, 0.05)",
     "dtype_mismatch": "SELECT evalstore.dtype_mismatch('double', 'DOUBLE')",
