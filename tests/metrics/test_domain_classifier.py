@@ -160,6 +160,20 @@ def test_reference_chunk_aucs_label_each_chunk_against_the_rest():
         reference_chunk_aucs(design, reference, 30)
 
 
+def test_a_fit_too_large_is_refused_before_it_runs():
+    options = dict(
+        classifier_folds=5, learn_chunks=4, learn_k=3.0, classifier_rows=100_000, seed=0,
+        classifier_terms="quadratic", classifier_range=(0.45, 0.65), classifier_c=1.0,
+    )  # fmt: skip
+    reference = np.random.default_rng(1).normal(size=(50, 20))  # 20 + 210 + 20 terms
+    with pytest.raises(InvalidParameterError, match=(
+        r"^domain_classifier: classifier_rows=100000 with 250 terms is too much work for one "
+        r"fit \(2 x rows x \(terms \+ 1\)² = 1.26e\+10 > 2e\+09\); lower classifier_rows"
+    )):  # fmt: skip
+        DomainScorer.fit(reference, 20, options)
+    assert DomainScorer.fit(reference, 20, {**options, "classifier_terms": "linear"}).design
+
+
 def test_scorer_gives_null_with_a_reason_for_empty_and_one_row_windows():
     rng = np.random.default_rng(3)
     options = dict(

@@ -54,6 +54,7 @@ from evalstore.errors import InvalidParameterError
 
 __all__ = [
     "MAX_CLASSIFIER_ROWS",
+    "MAX_FIT_WORK",
     "MAX_FOLDS",
     "MAX_PRODUCT_FEATURES",
     "NEWTON_MAX_COLUMNS",
@@ -81,6 +82,9 @@ MAX_PRODUCT_FEATURES = 20
 MAX_CLASSIFIER_ROWS = 100_000
 #: Largest ``classifier_folds``.
 MAX_FOLDS = 20
+#: Largest size of one fit, 2 ``classifier_rows`` x (terms + 1)² (about the multiply-adds
+#: of one Newton step): 100,000 rows per side with 99 terms, 2000 with 706.
+MAX_FIT_WORK = 2_000_000_000
 #: Columns up to which :func:`fit_logistic` uses Newton's method (O(n p²) per step), L-BFGS
 #: above.
 NEWTON_MAX_COLUMNS = 300
@@ -347,6 +351,20 @@ def _subsample(rows: FloatArray, cap: int, seed: int) -> FloatArray:
     return rows[np.sort(rng.choice(len(rows), size=cap, replace=False))]
 
 
+def _check_work(design: DesignMatrix, rows_per_side: int) -> None:
+    """Refuse a fit whose size, (2 rows per side) x (terms + 1)², exceeds :data:`MAX_FIT_WORK`
+    (before any fit runs)."""
+    terms = design.transform(design.mean[np.newaxis, :]).shape[1] + 1
+    work = 2 * rows_per_side * terms * terms
+    if work > MAX_FIT_WORK:
+        raise InvalidParameterError(
+            f"domain_classifier: classifier_rows={rows_per_side} with {terms - 1} terms is too "
+            f"much work for one fit (2 x rows x (terms + 1)² = {work:.3g} > {MAX_FIT_WORK:.3g}); "
+            "lower classifier_rows, pass classifier_terms='linear', or choose fewer features "
+            "(one-hot encoding adds a term per category)"
+        )
+
+
 @dataclass(frozen=True)
 class DomainScorer:
     """The ``domain_classifier`` method over the windows of one call: the reference (capped
@@ -368,6 +386,7 @@ class DomainScorer:
         if len(reference) == 0 or reference.shape[1] == 0:
             return cls(reference, None, None, options, None, "the reference has no rows")
         design = design_matrix(reference, n_numeric, options["classifier_terms"])
+        _check_work(design, options["classifier_rows"])
         given = options["classifier_range"]
         if given is not None:
             return cls(reference, design, given, options, "given: classifier_range", None)
