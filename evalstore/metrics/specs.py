@@ -271,9 +271,11 @@ QUALITY_CHECKS: dict[str, QualityCheck] = _registry(
     QualityCheck("neginf", _NUM, "number of -inf values", "max_nonfinite", 0,
                  sql_macro=_NUMERIC_QUALITY),
     QualityCheck("out_of_range", _NUM, "share of finite values outside the reference's "
-                 "finite [min, max]", "max_out_of_range", 0.01, sql_macro=_NUMERIC_QUALITY),
+                 "finite [min, max] (of all rows, NULLs included, with `denominator='rows'`)",
+                 "max_out_of_range", 0.01, sql_macro=_NUMERIC_QUALITY),
     QualityCheck("unseen", _CAT, "share of non-NULL values in categories absent from the "
-                 "reference", "max_unseen", 0.01, sql_macro=_CATEGORICAL_QUALITY),
+                 "reference (of all rows, NULLs included, with `denominator='rows'`)",
+                 "max_unseen", 0.01, sql_macro=_CATEGORICAL_QUALITY),
 )  # fmt: skip
 
 _NUMERIC_VALIDATE = "evalstore.validate_numeric"
