@@ -194,16 +194,16 @@ EVIDENTLY = Preset(
                 "reference sd below 0.001 differs (evalstore: value NULL for sd 0)",
             ),
             "ks": PresetMethod(
-                "ks", {}, 0.05,
+                "ks", {},
                 note="compare p_value: Evidently's ks reports scipy ks_2samp's p-value",
             ),
             "chisquare_gof": PresetMethod(
-                "chisquare", {}, 0.05,
+                "chisquare", {},
                 note="compare p_value: Evidently's chisquare reports the p-value of scipy "
                 "chisquare (window counts against the reference proportions)",
             ),
             "z_test": PresetMethod(
-                "z", {}, 0.05,
+                "z", {},
                 note="binary features; compare p_value: Evidently's z reports the two-sided "
                 "p-value of the pooled two-proportion z (NULL with a reason for K != 2, where "
                 "Evidently's z would compare the first category with the rest)",
@@ -214,8 +214,9 @@ EVIDENTLY = Preset(
     notes={
         "drift": "Evidently tests every column on its own: no multiple-testing correction. "
         "Its drift decision is value >= threshold (evalstore: >); p-value methods drift "
-        "when p < 0.05. Evidently's default choice of test (ks, chisquare, z, jensenshannon "
-        "or wasserstein by size and cardinality) is not made for you: name the methods.",
+        "when p < 0.05, evalstore's default alpha. Evidently's default choice of test (ks, "
+        "chisquare, z, jensenshannon or wasserstein by size and cardinality) is not made for "
+        "you: name the methods.",
     },
 )  # fmt: skip
 
