@@ -364,6 +364,20 @@ def _add_batch_keys(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _add_history_engine(con: duckdb.DuckDBPyConnection) -> None:
+    """``evalstore.metric_history.engine``: the engine that computed each stored row,
+    ``'duckdb'`` (the store itself, the default, and every row stored before) or
+    ``'spark'`` (rows written by ``SparkEngine.materialize``, :mod:`evalstore.engines.spark`)."""
+    con.execute(
+        """
+        ALTER TABLE evalstore.metric_history ADD COLUMN IF NOT EXISTS engine VARCHAR
+            DEFAULT 'duckdb';
+        COMMENT ON COLUMN evalstore.metric_history.engine IS
+            'Engine that computed the row: duckdb (the store) or spark (SparkEngine.materialize).';
+        """
+    )
+
+
 #: Every layout change, in order. Append only; never edit a released migration.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "system tables: models, batches", _create_system_tables),
@@ -385,6 +399,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "monitors, alerts, channels and the notification outbox", create_monitor_tables),
     Migration(12, "latest monitor values: evalstore.monitor_values", create_monitor_values),
     Migration(13, "metric history refresh summaries, label horizons", add_refresh_summaries),
+    Migration(14, "metric history: the engine that computed each row", _add_history_engine),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
