@@ -6,7 +6,7 @@ dependency change fires once per changed version."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,11 +34,7 @@ def latencies(d: int) -> np.ndarray:
     return base * (3.0 if d >= SLOW_FROM else 1.0)
 
 
-@pytest.fixture
-def serving() -> Iterator[evalstore.Store]:
-    """Model ``m`` (regression, v1): 20 days of PER_DAY predictions (every 7 minutes);
-    day 9 has 50 predictions only and day 12 ten failed calls (NULL predictions)."""
-    store = evalstore.open()
+def _serving(store: evalstore.Store) -> None:
     store.register_model("m", "v1", "regression")
     for d in range(20):
         count = 50 if d == 9 else PER_DAY
@@ -53,8 +49,13 @@ def serving() -> Iterator[evalstore.Store]:
                       "latency_ms": latencies(d)[:count]}),
             version="v1", latency_column="latency_ms",
         )  # fmt: skip
-    yield store
-    store.close()
+
+
+@pytest.fixture
+def serving(copy_of: Callable[..., evalstore.Store]) -> evalstore.Store:
+    """Model ``m`` (regression, v1): 20 days of PER_DAY predictions (every 7 minutes);
+    day 9 has 50 predictions only and day 12 ten failed calls (NULL predictions)."""
+    return copy_of("monitors-health-serving", _serving)
 
 
 def _fixed(value: float, **extra: Any) -> dict[str, Any]:
@@ -113,11 +114,7 @@ def test_the_error_rate_is_failed_calls_over_predictions(serving: evalstore.Stor
     assert episode["resolved_at"] == day(14)
 
 
-@pytest.fixture
-def streams() -> Iterator[evalstore.Store]:
-    """Model ``m`` with serving feature batches committed (as the audit trail says) at
-    T0, T0 + 6 h and T0 + 12 h, then nothing until T0 + 60 h; one label batch at T0."""
-    store = evalstore.open()
+def _streams(store: evalstore.Store) -> None:
     store.register_model("m", "v1", "binary", classes=[0, 1])
     commits = [T0, T0 + timedelta(hours=6), T0 + timedelta(hours=12), T0 + timedelta(hours=60)]
     for i, _ in enumerate(commits):
@@ -130,8 +127,13 @@ def streams() -> Iterator[evalstore.Store]:
     for batch, at in zip(ids, commits, strict=True):
         con.execute("UPDATE evalstore.batches SET committed_at = ? WHERE batch_id = ?", [at, batch])
     con.execute("UPDATE evalstore.batches SET committed_at = ? WHERE kind = 'labels'", [T0])
-    yield store
-    store.close()
+
+
+@pytest.fixture
+def streams(copy_of: Callable[..., evalstore.Store]) -> evalstore.Store:
+    """Model ``m`` with serving feature batches committed (as the audit trail says) at
+    T0, T0 + 6 h and T0 + 12 h, then nothing until T0 + 60 h; one label batch at T0."""
+    return copy_of("monitors-health-streams", _streams)
 
 
 def test_staleness_fires_when_a_stream_stops_and_resolves_when_it_resumes(
@@ -180,8 +182,8 @@ def test_staleness_is_replayed_from_commit_times(streams: evalstore.Store) -> No
     assert labels["value"] == 72.0
 
 
-def test_a_dependency_change_fires_once_per_version() -> None:
-    with evalstore.open() as store:
+def test_a_dependency_change_fires_once_per_version(empty_store: evalstore.Store) -> None:
+    with empty_store as store:
         for version, deployed, dependencies in (
             ("v1", 0, {"numpy": "1.26"}),
             ("v2", 5, {"numpy": "2.0"}),  # changed
@@ -213,6 +215,10 @@ def test_a_dependency_change_fires_once_per_version() -> None:
         assert [(a["subject"], a["state"]) for a in alerts] == [("v4", "resolved")]
 
 
+def _binary(store: evalstore.Store) -> None:
+    store.register_model("m", "v1", "binary", classes=[0, 1])
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
@@ -226,9 +232,10 @@ def test_a_dependency_change_fires_once_per_version() -> None:
         ({"options": {"as_of": "2024-01-01"}}, "health monitors take none"),
     ],
 )  # fmt: skip
-def test_refused_health_definitions_store_nothing(fields: dict[str, Any], message: str) -> None:
-    with evalstore.open() as store:
-        store.register_model("m", "v1", "binary", classes=[0, 1])
+def test_refused_health_definitions_store_nothing(
+    copy_of: Callable[..., evalstore.Store], fields: dict[str, Any], message: str
+) -> None:
+    with copy_of("monitors-health-binary", _binary) as store:
         arguments = {"metric": "latency_p99", "rule": _fixed(100.0), **fields}
         metric, rule = arguments.pop("metric"), arguments.pop("rule")
         with pytest.raises(InvalidParameterError, match=message):

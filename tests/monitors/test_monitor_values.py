@@ -4,7 +4,7 @@ and ``evalstore_monitor_value`` on ``/metrics`` for every family, health include
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -20,11 +20,7 @@ T0 = datetime(2024, 3, 1, tzinfo=UTC)
 LATENCIES = ([10.0, 20.0, 30.0, 40.0, 50.0], [100.0, 200.0, 300.0])
 
 
-@pytest.fixture
-def store(tmp_path) -> Iterator[evalstore.Store]:
-    """Model ``m``: two days of predictions with known latencies, features ``x`` with a
-    NaN on day 1; a health monitor of latency p95 and a quality monitor of NaN counts."""
-    store = evalstore.open(tmp_path / "values.duckdb")
+def _monitored(store: evalstore.Store) -> None:
     store.register_model("m", "v1", "binary")
     training = {"example_id": ["t0", "t1"], "ts": [T0 - timedelta(days=5)] * 2, "x": [0.0, 1.0]}
     store.log_features("m", pa.table(training), env="training")
@@ -42,8 +38,13 @@ def store(tmp_path) -> Iterator[evalstore.Store]:
                       {"type": "fixed", "direction": "above", "value": 250.0})  # fmt: skip
     any_nan = {"type": "fixed", "direction": "above", "value": 0}
     store.add_monitor("x_nan", "m", "quality", "nan", any_nan, subjects=["x"])
-    yield store
-    store.close()
+
+
+@pytest.fixture
+def store(copy_of: Callable[..., evalstore.Store]) -> evalstore.Store:
+    """Model ``m``: two days of predictions with known latencies, features ``x`` with a
+    NaN on day 1; a health monitor of latency p95 and a quality monitor of NaN counts."""
+    return copy_of("monitors-values", _monitored)
 
 
 def values(store: evalstore.Store) -> dict[tuple[str, str], dict]:

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,10 +24,9 @@ SECRET = "s3cret-for-tests"
 
 
 @pytest.fixture
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    store = evalstore.open(":memory:")
-    yield store._con
-    store.close()
+def con(empty_store: evalstore.Store) -> duckdb.DuckDBPyConnection:
+    """The connection of a store without models (a copy of conftest's empty template)."""
+    return empty_store._con
 
 
 def fire(con: duckdb.DuckDBPyConnection, subject: str = "income", **kwargs) -> int:

@@ -4,7 +4,7 @@ trigger, against hand-chosen training ranges and categories."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -19,11 +19,7 @@ ABOVE_0 = {"type": "fixed", "direction": "above", "value": 0}
 SHARE = {"type": "unsupervised", "method": "share", "threshold": 0.0}
 
 
-@pytest.fixture
-def store() -> Iterator[evalstore.Store]:
-    """Model ``m``: training ``x`` in [0, 10] (and a NaN), ``c`` in {a, b}; one monitor of
-    each invalid-value check and one drift monitor; one clean serving row."""
-    store = evalstore.open()
+def _monitored(store: evalstore.Store) -> None:
     store.register_model("m", "v1", "binary")
     store.log_features(
         "m",
@@ -38,8 +34,13 @@ def store() -> Iterator[evalstore.Store]:
     store.add_monitor("x_neginf", "m", "quality", "neginf", ABOVE_0, subjects=["x"])
     store.add_monitor("c_unseen", "m", "quality", "unseen", SHARE, subjects=["c"])
     store.add_monitor("x_psi", "m", "drift", "psi", ABOVE_0, subjects=["x"])
-    yield store
-    store.close()
+
+
+@pytest.fixture
+def store(copy_of: Callable[..., evalstore.Store]) -> evalstore.Store:
+    """Model ``m``: training ``x`` in [0, 10] (and a NaN), ``c`` in {a, b}; one monitor of
+    each invalid-value check and one drift monitor; one clean serving row."""
+    return copy_of("monitors-screen", _monitored)
 
 
 def log(store: evalstore.Store, i: int, **values: object) -> None:

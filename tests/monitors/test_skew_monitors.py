@@ -4,7 +4,7 @@ definition errors and the default monitor."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -19,12 +19,7 @@ DAY = timedelta(days=1)
 ABOVE_HALF = {"type": "fixed", "direction": "above", "value": 0.5}
 
 
-@pytest.fixture
-def store() -> Iterator[evalstore.Store]:
-    """Training e0..e5; serving e0..e2 on day 0 and e3..e5 on day 1 (and u9, never
-    trained on). Day 0: x matches, differs by 0.5, is NULL online; c matches, differs,
-    matches. Day 1: x matches, matches within the tolerance, differs by 3; c matches."""
-    store = evalstore.open()
+def _pairs(store: evalstore.Store) -> None:
     store.register_model("m", "v1", "binary")
     store.log_features(
         "m",
@@ -41,8 +36,14 @@ def store() -> Iterator[evalstore.Store]:
                   "x": pa.array([1.0, 2.5, None, 4.0, 5.0 + 1e-9, 9.0, 7.0], pa.float64()),
                   "c": ["a", "z", "b", "b", "c", "c", "q"]}),
     )  # fmt: skip
-    yield store
-    store.close()
+
+
+@pytest.fixture
+def store(copy_of: Callable[..., evalstore.Store]) -> evalstore.Store:
+    """Training e0..e5; serving e0..e2 on day 0 and e3..e5 on day 1 (and u9, never
+    trained on). Day 0: x matches, differs by 0.5, is NULL online; c matches, differs,
+    matches. Day 1: x matches, matches within the tolerance, differs by 3; c matches."""
+    return copy_of("monitors-skew-pairs", _pairs)
 
 
 def test_skew_windows_counts_pairs_by_serving_time(store):
@@ -125,12 +126,12 @@ def test_skew_definitions_are_checked(store, changes, message):
     assert store.monitors().num_rows == 0
 
 
-def test_the_defaults_watch_skew_only_when_examples_are_in_both_envs(store):
+def test_the_defaults_watch_skew_only_when_examples_are_in_both_envs(store, empty_store):
     created = {r["name"]: r for r in store.add_default_monitors("m").to_pylist()}
     skew = created["m.skew.share_mismatch"]
     assert (skew["family"], skew["subjects"], skew["change"]) == ("skew", None, "created")
     assert '"value": 0.0' in skew["rule"] and '"direction": "above"' in skew["rule"]
-    alone = evalstore.open()
+    alone = empty_store
     try:
         alone.register_model("n", "v1", "binary")
         alone.log_features("n", pa.table({"example_id": ["t"], "x": [1.0]}), env="training")
