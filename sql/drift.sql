@@ -89,6 +89,42 @@ CREATE OR REPLACE MACRO evalstore.gof_sum(ref_n, ana_n, n_reference, n_analysis)
 COMMENT ON MACRO evalstore.gof_sum IS
     'Chi-squared goodness of fit of window counts to the reference proportions (scipy chisquare).';
 
+-- evalstore.binary_table(ref_n, ana_n) -> BIGINT[]
+-- Helper: when exactly two categories of two aligned count lists have a count on either
+-- side, the 2 x 2 table [r_1, r_2, a_1, a_2] of those two (in list order, the categories'
+-- sort order in drift_categorical), else NULL.
+CREATE OR REPLACE MACRO evalstore.binary_table(ref_n, ana_n) AS
+    CASE WHEN evalstore.seen_categories(ref_n, ana_n) = 2 THEN list_concat(
+        list_filter(ref_n, lambda r, i: r + ana_n[i] > 0),
+        list_filter(ana_n, lambda a, i: a + ref_n[i] > 0)) END;
+COMMENT ON MACRO evalstore.binary_table IS
+    'The 2 x 2 table [r1, r2, a1, a2] of two aligned count lists with exactly two categories seen.';
+
+-- evalstore.two_proportion_z(t) -> DOUBLE
+-- Helper: the two-proportion z statistic of the first category of the 2 x 2 table
+-- t = [r_1, r_2, a_1, a_2] (R = r_1 + r_2, A = a_1 + a_2), pooled variance:
+-- (r_1 / R - a_1 / A) / sqrt(P (1 - P) (1 / R + 1 / A)), P = (r_1 + a_1) / (R + A);
+-- z^2 is the uncorrected chi-squared of the table. NULL for a NULL table.
+CREATE OR REPLACE MACRO evalstore.two_proportion_z(t) AS
+    (t[1] / (t[1] + t[2]) - t[3] / (t[3] + t[4]))
+    / sqrt((t[1] + t[3]) / (t[1] + t[2] + t[3] + t[4])
+           * (1 - (t[1] + t[3]) / (t[1] + t[2] + t[3] + t[4]))
+           * (1 / (t[1] + t[2]) + 1 / (t[3] + t[4])));
+COMMENT ON MACRO evalstore.two_proportion_z IS
+    'Two-proportion z statistic (pooled variance) of the first category of a 2 x 2 table.';
+
+-- evalstore.odds_ratio(t) -> DOUBLE
+-- Helper: the sample odds ratio r_1 a_2 / (r_2 a_1) of the 2 x 2 table
+-- t = [r_1, r_2, a_1, a_2], +inf when r_2 a_1 = 0 (as scipy.stats.fisher_exact's
+-- statistic). NULL for a NULL table.
+CREATE OR REPLACE MACRO evalstore.odds_ratio(t) AS
+    CASE WHEN t IS NULL THEN NULL
+         WHEN t[2] > 0 AND t[3] > 0
+             THEN CAST(t[1] AS DOUBLE) * t[4] / (CAST(t[2] AS DOUBLE) * t[3])
+         ELSE CAST('inf' AS DOUBLE) END;
+COMMENT ON MACRO evalstore.odds_ratio IS
+    'Sample odds ratio of a 2 x 2 table (+inf with a zero off the diagonal, as scipy).';
+
 -- evalstore.category_tests(ref_n, ana_n, n_reference, n_analysis, correction)
 --   -> STRUCT(chi2, dof, linf, unseen)
 -- Helper: the count-based categorical statistics of one cell from aligned lists of
@@ -105,11 +141,8 @@ COMMENT ON MACRO evalstore.gof_sum IS
 --   gof       the goodness-of-fit statistic of the window against the reference
 --             proportions (evalstore.gof_sum)
 --   k         K
---   z         for K = 2, the two-proportion z statistic of the first category c (in sort
---             order): (r_c / R - a_c / A) / sqrt(P (1 - P) (1 / R + 1 / A)),
---             P = (r_c + a_c) / (R + A)
---   odds      for K = 2, the sample odds ratio of the table [[r_1, r_2], [a_1, a_2]],
---             r_1 a_2 / (r_2 a_1), +inf when r_2 a_1 = 0 (as scipy.stats.fisher_exact)
+--   table     for K = 2, the 2 x 2 table [r_1, r_2, a_1, a_2] of the two categories
+--             (evalstore.binary_table), else NULL: z_test and fisher_exact take it
 CREATE OR REPLACE MACRO evalstore.category_tests(
     ref_n, ana_n, n_reference, n_analysis, correction
 ) AS {
@@ -126,18 +159,10 @@ CREATE OR REPLACE MACRO evalstore.category_tests(
         ELSE evalstore.g_sum(ref_n, ana_n, n_reference, n_analysis, false) END,
     'gof': evalstore.gof_sum(ref_n, ana_n, n_reference, n_analysis),
     'k': evalstore.seen_categories(ref_n, ana_n),
-    'z': CASE WHEN len(ref_n) = 2 THEN (ref_n[1] / n_reference - ana_n[1] / n_analysis)
-        / sqrt((ref_n[1] + ana_n[1]) / (n_reference + n_analysis)
-               * (1 - (ref_n[1] + ana_n[1]) / (n_reference + n_analysis))
-               * (1 / n_reference + 1 / n_analysis)) END,
-    'odds': CASE WHEN len(ref_n) = 2 THEN CASE WHEN ref_n[2] > 0 AND ana_n[1] > 0
-        THEN CAST(ref_n[1] AS DOUBLE) * ana_n[2] / (CAST(ref_n[2] AS DOUBLE) * ana_n[1])
-        ELSE CAST('inf' AS DOUBLE) END END,
-    'table': CASE WHEN len(ref_n) = 2
-        THEN [ref_n[1], ref_n[2], ana_n[1], ana_n[2]] END
+    'table': evalstore.binary_table(ref_n, ana_n)
 };
 COMMENT ON MACRO evalstore.category_tests IS
-    'Chi-squared (statistic, dof), G, goodness of fit, z, odds ratio, L-infinity and unseen share from aligned category counts.';
+    'Chi-squared (statistic, dof), G, goodness of fit, 2 x 2 table, L-infinity and unseen share from aligned category counts.';
 
 -- evalstore.categorical_rows(tests, scores, reason, zero_bins, epsilon, log_base,
 --     js_variant, correction) -> STRUCT(method, variant, value, dof, reason, counts)[]
@@ -184,13 +209,13 @@ CREATE OR REPLACE MACRO evalstore.categorical_rows(
                         THEN 'a single category: the goodness-of-fit test is undefined' END},
         {'method': 'z_test', 'variant': 'two-proportion z-test, pooled variance; '
             || 'share of the first category (in sort order), reference - window',
-         'value': tests.z, 'dof': NULL,
+         'value': evalstore.two_proportion_z(tests.table), 'dof': NULL,
          'reason': CASE WHEN tests.k < 2 THEN 'a single category: the z-test is undefined'
              WHEN len(tests.table) IS NULL THEN tests.k || ' categories: the two-proportion '
                  || 'z-test needs a binary feature (use chi2 or g_test)' END},
         {'method': 'fisher_exact', 'variant': 'Fisher''s exact test of the 2 x 2 table, '
             || 'two-sided; value: odds ratio (r1 a2) / (r2 a1)',
-         'value': tests.odds, 'dof': NULL,
+         'value': evalstore.odds_ratio(tests.table), 'dof': NULL,
          'reason': CASE WHEN tests.k < 2 THEN 'a single category: Fisher''s test is undefined'
              WHEN len(tests.table) IS NULL THEN tests.k || ' categories: Fisher''s exact test '
                  || 'needs a binary feature (use chi2 or g_test)' END}
@@ -222,15 +247,19 @@ COMMENT ON MACRO evalstore.categorical_rows IS
 CREATE OR REPLACE MACRO evalstore.categorical_methods(
     ref_n, ana_n, n_reference, n_analysis, zero_bins, epsilon, log_base, js_variant,
     correction
-) AS evalstore.categorical_rows(
-    evalstore.category_tests(ref_n, ana_n, n_reference, n_analysis, correction),
-    evalstore.binned_scores(
-        list_transform(ref_n, lambda x: x / n_reference),
-        list_transform(ana_n, lambda x: x / n_analysis),
-        zero_bins, epsilon, log_base, js_variant),
-    CASE WHEN coalesce(n_reference, 0) = 0 THEN 'no reference values'
-         WHEN coalesce(n_analysis, 0) = 0 THEN 'no values in the window' END,
-    zero_bins, epsilon, log_base, js_variant, correction);
+) AS list_transform(
+    -- bound to a lambda parameter, the statistics are computed (and planned) once, not
+    -- once per field of evalstore.categorical_rows that reads them (macros expand text)
+    [{'tests': evalstore.category_tests(ref_n, ana_n, n_reference, n_analysis, correction),
+      'scores': evalstore.binned_scores(
+          list_transform(ref_n, lambda x: x / n_reference),
+          list_transform(ana_n, lambda x: x / n_analysis),
+          zero_bins, epsilon, log_base, js_variant)}],
+    lambda cell: evalstore.categorical_rows(
+        cell.tests, cell.scores,
+        CASE WHEN coalesce(n_reference, 0) = 0 THEN 'no reference values'
+             WHEN coalesce(n_analysis, 0) = 0 THEN 'no values in the window' END,
+        zero_bins, epsilon, log_base, js_variant, correction))[1];
 COMMENT ON MACRO evalstore.categorical_methods IS
     'Method rows (method, variant, value, dof, reason) of one categorical drift cell from its counts.';
 

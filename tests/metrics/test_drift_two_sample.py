@@ -438,3 +438,62 @@ def test_p_values_of_the_new_methods_are_corrected_over_the_window_features(worl
         assert row["threshold_source"] == "p-value < 0.05 (Bonferroni correction over 2 tests)"
         checked += 1
     assert checked >= 8
+
+
+def test_categorical_macro_on_random_count_tables_agrees_with_scipy():
+    # evalstore.categorical_methods on pre-aggregated counts, as a SQL user calls it:
+    # K = 1..5 categories, zeros on one side (unseen, vanished) and on both (ignored)
+    rng = np.random.default_rng(5)
+    cases = []
+    for _ in range(40):
+        k = int(rng.integers(1, 6))
+        r, a = rng.integers(0, 30, k), rng.integers(0, 30, k)
+        r[rng.random(k) < 0.2], a[rng.random(k) < 0.2] = 0, 0
+        if r.sum() and a.sum():
+            cases.append((r, a))
+    cases_table = pa.table(
+        {
+            "i": list(range(len(cases))),
+            "r": [r.tolist() for r, _ in cases],
+            "a": [a.tolist() for _, a in cases],
+            "nr": [int(r.sum()) for r, _ in cases],
+            "na": [int(a.sum()) for _, a in cases],
+        }
+    )
+    with blank_store() as store:  # one query: planning the macro is the costly part
+        store.connection.register("random_cases", cases_table)
+        result = store.sql(
+            "SELECT i, unnest(evalstore.categorical_methods(r, a, nr, na, 'epsilon', 1e-4, "
+            "exp(1), 'distance', true)) AS m FROM random_cases"
+        ).to_pylist()
+        store.connection.unregister("random_cases")
+    by_case: dict[int, dict] = {}
+    for row in result:
+        by_case.setdefault(row["i"], {})[row["m"]["method"]] = row["m"]
+    seen_k = set()
+    for i, (r, a) in enumerate(cases):
+        rows = by_case[i]
+        keep = (r + a) > 0
+        rk, ak = r[keep], a[keep]
+        seen_k.add(len(rk))
+        for method in ("tvd", "g_test", "chisquare_gof", "z_test", "fisher_exact"):
+            row = rows[method]
+            binary_only = method in ("z_test", "fisher_exact")
+            if method != "tvd" and (len(rk) < 2 or (len(rk) > 2 and binary_only)):
+                assert row["value"] is None and row["reason"], (r, a, method)
+                continue
+            value, p_value = _categorical_oracle(method, rk, ak)
+            assert row["reason"] is None
+            assert _close(row["value"], value), (r, a, method, row)
+            if method == "fisher_exact":
+                assert row["counts"] == [*rk.tolist(), *ak.tolist()]
+                p = udfs.fisher_pvalue(*row["counts"])
+            elif method in ("g_test", "chisquare_gof"):
+                assert row["dof"] == len(rk) - 1
+                p = udfs.chi2_pvalue(row["value"], row["dof"])
+            elif method == "z_test":
+                p = udfs.normal_pvalue(row["value"])
+            else:
+                p = None
+            assert _close(p, p_value), (r, a, method, p, p_value)
+    assert {1, 2, 3, 4} <= seen_k

@@ -93,6 +93,9 @@ MACRO_CALLS: dict[str, str] = {
     "g_term": "SELECT evalstore.g_term(12, 10.0, true)",
     "g_sum": "SELECT evalstore.g_sum([10, 20], [15, 15], 30, 30, true)",
     "gof_sum": "SELECT evalstore.gof_sum([10, 20, 0], [15, 15, 1], 30, 31)",
+    "binary_table": "SELECT evalstore.binary_table([10, 0, 20], [15, 0, 15])",
+    "two_proportion_z": "SELECT evalstore.two_proportion_z([10, 20, 15, 15])",
+    "odds_ratio": "SELECT evalstore.odds_ratio([10, 20, 15, 15])",
     # --- summary.sql
     "summary_quantiles": "SELECT evalstore.summary_quantiles(x, [0.1, 0.9]) FROM range(5) t(x)",
     "summary_cells": (
