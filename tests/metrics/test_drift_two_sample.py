@@ -13,6 +13,7 @@ import json
 import math
 import warnings
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +37,12 @@ DAY0 = datetime(2026, 3, 2, tzinfo=UTC)
 TOL = 1e-9
 CATEGORICAL = ["tvd", "g_test", "chisquare_gof", "z_test", "fisher_exact", "chi2"]
 SQL_NUMERIC = ["welch_t", "tvd"]
+#: The methods of issue 23 point 5 (docs/drift.md#two-sample-tests-and-distances).
+TWO_SAMPLE = [
+    "welch_t", "anderson", "cramer_von_mises", "energy_distance", "epps_singleton",
+    "mann_whitney", "empirical_mmd", "tvd", "g_test", "chisquare_gof", "z_test",
+    "fisher_exact",
+]  # fmt: skip
 
 
 def _close(actual: float | None, expected: float | None) -> bool:
@@ -497,3 +504,23 @@ def test_categorical_macro_on_random_count_tables_agrees_with_scipy():
                 p = None
             assert _close(p, p_value), (r, a, method, p, p_value)
     assert {1, 2, 3, 4} <= seen_k
+
+
+def test_docs_table_names_the_variants_the_rows_carry(world):
+    store, _, _ = world
+    text = (Path(__file__).parents[2] / "docs" / "drift.md").read_text(encoding="utf-8")
+    section = text.split("## Two-sample tests and distances", 1)[1].split("\n## ", 1)[0]
+    documented = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        if len(cells) == 4 and cells[0].startswith("`") and cells[1] in ("numeric", "categorical"):
+            documented[(cells[0].strip("`"), cells[1])] = cells[2].replace("\\|", "|")
+    rows = store.drift("m", window="1 day", methods=list(TWO_SAMPLE), features=["x", "b"])
+    kinds = {"x": "numeric", "b": "categorical"}
+    actual = {(r["method"], kinds[r["feature"]]): r["variant"] for r in rows.to_pylist()}
+    assert set(documented) == set(actual)
+    for key, variant in actual.items():
+        if key == ("tvd", "numeric"):  # the binning part depends on the options
+            assert variant.startswith(documented[key].split("; *")[0])
+        else:
+            assert variant == documented[key], key

@@ -35,7 +35,6 @@ import numpy as np
 from scipy import stats
 
 from evalstore.metrics.drift import kernels
-from evalstore.metrics.specs import DRIFT_METHODS
 
 #: The p-value of a row of the drift macros (columns ``method``, ``value``, ``dof``,
 #: ``n_reference``, ``n_analysis``, ``counts``, ``p_value``), from evalstore's Python UDFs;
@@ -48,10 +47,6 @@ P_VALUE_SQL = """coalesce(p_value, CASE method
     WHEN 'z_test' THEN evalstore_normal_pvalue(value)
     WHEN 'fisher_exact' THEN evalstore_fisher_pvalue(counts[1], counts[2], counts[3], counts[4])
     END)"""
-
-#: The methods whose ``drifted`` is decided by their (corrected) p-value.
-P_VALUE_METHODS = tuple(name for name, spec in DRIFT_METHODS.items() if spec.has_p_value)
-
 
 def sql_names(names: tuple[str, ...]) -> str:
     """Registry names as a SQL list literal (registry constants, never user input)."""
