@@ -12,7 +12,9 @@ per task, of results):
 * :data:`QUALITY_CHECKS` (``store.quality``) and :data:`VALIDATION_CHECKS`
   (``store.validate``);
 * :data:`PERFORMANCE_METRICS` (``store.performance`` and ``store.worst_slices``);
-* :data:`COMPARE_METRICS` (``store.compare``).
+* :data:`COMPARE_METRICS` (``store.compare``);
+* :data:`SUMMARY_STATS` (``store.summary_stats``; not in :data:`REGISTRIES`, whose
+  specs have thresholds or a better direction, and documented by its own table).
 
 This module imports nothing heavy (the CLI reads it without loading DuckDB).
 """
