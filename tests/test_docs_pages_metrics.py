@@ -19,7 +19,7 @@ from docs_snippets import all_pages, blocks, build_workspace, run_page, runnable
 
 PAGES = ["concepts.md", "drift.md", "quality.md", "performance.md", "estimation.md", "skew.md",
          "compare.md",
-         "health.md", "monitoring.md", "dashboard.md"]  # fmt: skip
+         "health.md", "monitoring.md", "dashboard.md", "scaling.md"]  # fmt: skip
 #: Pages with nothing to run: the index, the benchmark figures, the generated references.
 NO_CODE = {"index.md", "benchmarks.md", "operations.md", "sql-reference.md", "cli-reference.md"}
 
