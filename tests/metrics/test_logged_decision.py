@@ -289,3 +289,21 @@ def test_suggest_slice_errors_count_the_logged_decisions(logged):
             want.append({"slice": region, "labeled": len(y_true),
                          "errors": float((y_true != y_pred).sum())})  # fmt: skip
         assert needs == want, version
+
+
+def test_compare_names_the_decision_rule_and_the_nannyml_split(logged):
+    """compare's variant: decision=logged by default, decision=score>=t for a what-if, and
+    the SQL names NannyML's chunk split (evalstore.split_variant), once."""
+    store, _ = logged
+    split = "chunks split as NannyML (floor(rows / n) rows each, remainder last)"
+    rows = store.compare(
+        "loan", "v1", "v2", window={"chunks": 3, "split": "nannyml"}, threshold=0.5
+    ).to_pylist()
+    assert {r["metric"] for r in rows} == {"disagreement", "accuracy", "log_loss", "brier"}
+    for row in rows:
+        assert row["variant"].endswith(split) and row["variant"].count("NannyML") == 1
+        if row["metric"] in ("disagreement", "accuracy"):
+            assert row["variant"].startswith("decision=score>=0.5 (what-if")
+    plain = store.compare("loan", "v1", "v2", window="100 years", metric="disagreement")
+    assert plain["variant"][0].as_py().startswith("decision=logged (")
+    assert split not in plain["variant"][0].as_py()
