@@ -113,12 +113,13 @@ COMMENT ON MACRO evalstore.binned_scores IS
     'PSI, KL, Jensen-Shannon, Hellinger and D1 between two aligned proportion lists.';
 
 -- evalstore.numeric_methods(ks, w1, scores, n_reference, n_analysis, sd, sd_pop, ref_mean,
---     ana_mean, ana_sd, reason, binning, bins, pooled, zero_bins, epsilon, log_base,
---     js_variant) -> STRUCT(method, variant, value, reason)[]
+--     ana_mean, ana_sd, energy, reason, binning, bins, pooled, zero_bins, epsilon,
+--     log_base, js_variant) -> STRUCT(method, variant, value, reason)[]
 -- Helper: the method rows of one (window, feature) cell of numeric drift from its
 -- statistics: ks (D), w1 (W1), the binned scores (evalstore.binned_scores), the
 -- reference's size, sample and population sd and mean, the window's size, mean and
--- sample sd. Shared by
+-- sample sd, and energy = {cross: mean |r - a| over all pairs, ref: mean |r - r'|,
+-- ana: mean |a - a'|} (self-pairs included). Shared by
 -- evalstore.drift_numeric and evalstore's sorted-array path (evalstore/metrics/drift/numeric.py),
 -- so every numeric method is named, normalised and explained in one place. value is NULL
 -- when the cell has a reason (no finite values on a side), when the reference is
@@ -127,8 +128,8 @@ COMMENT ON MACRO evalstore.binned_scores IS
 -- (both constant with different means: +-inf, as scipy).
 -- wasserstein appears twice: variant 'raw: ...' and 'normed: ...' (evalstore keeps one).
 CREATE OR REPLACE MACRO evalstore.numeric_methods(
-    ks, w1, scores, n_reference, n_analysis, sd, sd_pop, ref_mean, ana_mean, ana_sd, reason,
-    binning, bins, pooled, zero_bins, epsilon, log_base, js_variant
+    ks, w1, scores, n_reference, n_analysis, sd, sd_pop, ref_mean, ana_mean, ana_sd, energy,
+    reason, binning, bins, pooled, zero_bins, epsilon, log_base, js_variant
 ) AS list_transform(
     [
         {'method': 'ks', 'variant': 'two-sided KS statistic D (scipy ks_2samp)',
@@ -174,7 +175,12 @@ CREATE OR REPLACE MACRO evalstore.numeric_methods(
          'reason': CASE WHEN n_reference < 2 OR n_analysis < 2
                         THEN 'Welch''s t needs at least 2 values on each side'
                         WHEN sd = 0 AND ana_sd = 0 AND ref_mean = ana_mean
-                        THEN 'both samples constant and equal: t is 0 / 0' END}
+                        THEN 'both samples constant and equal: t is 0 / 0' END},
+        {'method': 'energy_distance',
+         'variant': 'energy distance sqrt(2 E|R - A| - E|R - R''| - E|A - A''|) '
+            || '(scipy energy_distance)',
+         'value': sqrt(greatest(2 * energy.cross - energy.ref - energy.ana, 0)),
+         'reason': NULL}
     ],
     lambda r: {'method': r.method, 'variant': r.variant,
                'value': CASE WHEN reason IS NULL AND r.reason IS NULL
@@ -226,6 +232,10 @@ COMMENT ON MACRO evalstore.zero_bins_text IS 'Empty-bin treatment part of a vari
 --                with the Welch-Satterthwaite dof, comes from evalstore's Python UDF
 --                evalstore_welch_pvalue)
 --   tvd          total variation distance 0.5 sum |p - q| over the same bins as psi
+--   energy_distance  sqrt(2 E|R - A| - E|R - R'| - E|A - A'|) over all pairs (self-pairs
+--                included), which is scipy.stats.energy_distance's
+--                sqrt(2) sqrt(integral (F_R - F_A)^2 dx); E|R - A| from the same ASOF
+--                lookups as W1, E|X - X'| from each sample's sorted distinct values
 --   psi, kl, js, hellinger, d1   on histograms (evalstore.binned_scores) with bins from
 --                `binning`: 'quantile' ([min, reference quantiles i/bins, max]), 'doane',
 --                'sturges', 'fixed' (equal width over [min, max] of the reference, or of
@@ -348,10 +358,31 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
             END)
             + arg_min(g, value)
             + arg_max((total_all - ref_total - (n_ref - ref_le) * (value - ref_lo)) / n_ref,
-                      value) AS w1
+                      value) AS w1,
+            -- energy: mean |a - r| over all pairs; sum_r |a - r| =
+            -- (a - lo) (2 le - n) - 2 T(a) + T_all, T the reference's sums of r - lo
+            sum(cnt * ((value - ref_lo) * (2 * ref_le - n_ref) - 2 * ref_total + total_all))
+                / (any_value(n_ref) * any_value(n_ana)) AS e_cross
         FROM (SELECT st.*, t.total_all FROM stepped AS st
               JOIN ref_total AS t USING (ref_key, feature, version)) AS x
         GROUP BY ref_key, window_index, feature, version
+    ),
+    -- mean |x - x'| over all pairs of a sample (self-pairs included), from its sorted
+    -- distinct values v with counts c and cumulative counts: 2 / n^2 sum (v - lo) c
+    -- (2 cum - c - n), lo any constant (the sample's minimum)
+    ref_spread AS (
+        SELECT r.ref_key, r.feature, r.version,
+               2 * sum((r.value - s.lo) * r.cnt * (2 * r.cum - r.cnt - s.n))
+                   / (any_value(s.n) * any_value(s.n)) AS e_ref
+        FROM ref_ecdf AS r JOIN ref_stats AS s USING (ref_key, feature, version)
+        GROUP BY r.ref_key, r.feature, r.version
+    ),
+    ana_spread AS (
+        SELECT a.ref_key, a.window_index, a.feature, a.version,
+               2 * sum((a.value - s.lo) * a.cnt * (2 * a.cum - a.cnt - s.n))
+                   / (any_value(s.n) * any_value(s.n)) AS e_ana
+        FROM ana_ecdf AS a JOIN ana_stats AS s USING (ref_key, window_index, feature, version)
+        GROUP BY a.ref_key, a.window_index, a.feature, a.version
     ),
     -- histogram edges: reference-only, pooled with the window, or given
     edge_lists AS (
@@ -458,6 +489,7 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
                coalesce(s.n, 0) AS n_reference, coalesce(a.n, 0) AS n_analysis,
                s.sd, s.sd_pop, s.mean AS ref_mean, a.mean AS ana_mean, a.sd AS ana_sd,
                e.ks, e.w1, b.scores, b.n_bins,
+               {'cross': e.e_cross, 'ref': rs.e_ref, 'ana': sa.e_ana} AS energy,
                CASE WHEN s.n IS NULL THEN 'no finite reference values'
                     WHEN a.n IS NULL THEN 'no finite values in the window' END AS reason
         FROM cells AS c
@@ -465,12 +497,14 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
         LEFT JOIN ana_stats AS a USING (ref_key, window_index, feature, version)
         LEFT JOIN exact AS e USING (ref_key, window_index, feature, version)
         LEFT JOIN binned AS b USING (ref_key, window_index, feature, version)
+        LEFT JOIN ref_spread AS rs USING (ref_key, feature, version)
+        LEFT JOIN ana_spread AS sa USING (ref_key, window_index, feature, version)
     ),
     methods AS (
         SELECT s.*, unnest(evalstore.numeric_methods(
             s.ks, s.w1, s.scores, s.n_reference, s.n_analysis, s.sd, s.sd_pop, s.ref_mean,
-            s.ana_mean, s.ana_sd, s.reason, binning, bins, pooled, zero_bins, epsilon,
-            log_base, js_variant)) AS m
+            s.ana_mean, s.ana_sd, s.energy, s.reason, binning, bins, pooled, zero_bins,
+            epsilon, log_base, js_variant)) AS m
         FROM scored AS s
     )
     SELECT ref_key, window_index, window_start, window_end, feature,
@@ -478,4 +512,4 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
         n_analysis, CAST(NULL AS BIGINT) AS dof, m.reason
     FROM methods;
 COMMENT ON MACRO TABLE evalstore.drift_numeric IS
-    'Numeric drift per window and feature: ks, wasserstein, zscore, welch_t, psi, kl, js, hellinger, d1, tvd.';
+    'Numeric drift per window and feature: ks, wasserstein, zscore, welch_t, energy_distance, psi, kl, js, hellinger, d1, tvd.';

@@ -198,9 +198,10 @@ DRIFT_METHODS: dict[str, DriftMethod] = _registry(
                 "p-value, as `scipy.stats.cramervonmises_2samp(reference, window)` (exact up "
                 "to 20 values per side, else asymptotic)", 0.05, has_p_value=True,
                 docs_anchor=_TWO_SAMPLE_DOCS),
-    DriftMethod("energy_distance", _NUM, "energy distance √2 · √(∫ (F_R - F_A)² dx), as "
+    DriftMethod("energy_distance", _NUM, "energy distance √(2 E|R - A| - E|R - R'| - "
+                "E|A - A'|) over all pairs, which is √2 · √(∫ (F_R - F_A)² dx), as "
                 "`scipy.stats.energy_distance(reference, window)`", 0.1,
-                docs_anchor=_TWO_SAMPLE_DOCS),
+                sql_macro=_NUMERIC_MACRO, docs_anchor=_TWO_SAMPLE_DOCS),
     DriftMethod("epps_singleton", _NUM, "Epps-Singleton W (empirical characteristic functions "
                 "at t = (0.4, 0.8) over the pooled semi-IQR) and its p-value, as "
                 "`scipy.stats.epps_singleton_2samp(reference, window)`; needs 5 values per "

@@ -151,7 +151,10 @@ SQL_DEFAULTS = {
     "zero_bins": "epsilon", "epsilon": 1e-4, "log_base": math.e, "js": "distance",
     "wasserstein": "normed",
 }  # fmt: skip
-METHODS = ["ks", "wasserstein", "zscore", "welch_t", "psi", "kl", "js", "hellinger", "d1", "tvd"]
+METHODS = [
+    "ks", "wasserstein", "zscore", "welch_t", "energy_distance", "psi", "kl", "js", "hellinger",
+    "d1", "tvd",
+]  # fmt: skip
 
 
 def _key(row: dict) -> tuple:

@@ -27,9 +27,10 @@ Statistics of one cell (reference R and window A, finite values only; NULL, NaN 
   :mod:`evalstore.metrics.drift.sorted_samples`.
 * n, mean, sample and population sd of the reference; n, mean and sample sd of the window.
 * the KS p-value, :func:`evalstore.core.udfs.ks_pvalue` (as ``scipy.stats.ks_2samp``).
+* E|R - A|, E|R - R'| and E|A - A'| for the energy distance.
 * ``tests``: the rows of the methods only this path offers (Anderson-Darling, Cramér-von
-  Mises, energy distance, Epps-Singleton, Mann-Whitney, 1-D MMD), from scipy on the sorted
-  samples: :mod:`evalstore.metrics.drift.two_sample`.
+  Mises, Epps-Singleton, Mann-Whitney, 1-D MMD), from scipy on the sorted samples:
+  :mod:`evalstore.metrics.drift.two_sample`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from evalstore.metrics.drift.sorted_samples import (
     Sample,
     histogram,
     ks_statistic,
+    mean_cross_difference,
     quantile_edges,
     wasserstein_distance,
 )
@@ -82,6 +84,9 @@ STATS_SCHEMA = pa.schema(
         ("ref_mean", pa.float64()),
         ("ana_mean", pa.float64()),
         ("ana_sd", pa.float64()),
+        ("e_cross", pa.float64()),
+        ("e_ref", pa.float64()),
+        ("e_ana", pa.float64()),
         ("ks", pa.float64()),
         ("ks_p", pa.float64()),
         ("w1", pa.float64()),
@@ -128,7 +133,8 @@ ROWS_SQL = """
     methods AS (
         SELECT b.*, unnest(evalstore.numeric_methods(
             ks, w1, scores, n_reference, n_analysis, sd, sd_pop, ref_mean, ana_mean, ana_sd,
-            reason, coalesce(cell_binning, ?), ?, ?, ?, ?, ?, ?)) AS m
+            {{'cross': e_cross, 'ref': e_ref, 'ana': e_ana}}, reason,
+            coalesce(cell_binning, ?), ?, ?, ?, ?, ?, ?)) AS m
         FROM binned AS b
     )
     SELECT ref_key, window_index, window_start, window_end, feature,
@@ -208,6 +214,7 @@ def statistics(
         cell.cdf = (params.get("cdf_bins"), params.get("cdf_min_rows") or 0)
     sample_tests = [m for m in methods if m in SAMPLE_TESTS]
     want_sd = "welch_t" in methods  # the window's sd: Welch's t only
+    want_energy = "energy_distance" in methods
     quantile_bins = params["bins"] if binned and params["binning"] == "quantile" else None
     by_feature: dict[str, list[Cell]] = {}
     for cell in cells:
@@ -218,7 +225,14 @@ def statistics(
         list(
             pool.map(
                 lambda group: _compute(
-                    group, want_ks, want_w1, binned, quantile_bins, sample_tests, want_sd
+                    group,
+                    want_ks,
+                    want_w1,
+                    binned,
+                    quantile_bins,
+                    sample_tests,
+                    want_sd,
+                    want_energy,
                 ),
                 by_feature.values(),
             )
@@ -482,6 +496,7 @@ def _compute(
     quantile_bins: int | None,
     sample_tests: Sequence[str] = (),
     want_sd: bool = False,
+    want_energy: bool = False,
 ) -> None:
     """Fill ``cell.stats`` for the cells of one feature (run in a worker thread).
 
@@ -508,7 +523,7 @@ def _compute(
             else:
                 stats["ana_mean"] = float(window.values.mean())
         if ref is not None and window.n:
-            at = ref.positions(window) if want_ks or want_w1 else None
+            at = ref.positions(window) if want_ks or want_w1 or want_energy else None
             estimated = cell.cdf[0] is not None and ref.n >= cell.cdf[1]
             if want_ks:
                 stats["ks"] = (
@@ -523,6 +538,10 @@ def _compute(
                     if estimated
                     else wasserstein_distance(ref, window, at)
                 )
+            if want_energy:
+                stats["e_cross"] = mean_cross_difference(ref, window, at)
+                stats["e_ref"] = ref.mean_abs_difference
+                stats["e_ana"] = window.mean_abs_difference
             if estimated and (want_ks or want_w1):
                 stats["cdf_bins"] = cell.cdf[0]
             if quantile_bins is not None:

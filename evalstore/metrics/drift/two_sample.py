@@ -7,7 +7,8 @@ gets it too:
 
 * categorical ``tvd``, ``g_test``, ``chisquare_gof``, ``z_test``, ``fisher_exact``:
   ``evalstore.categorical_methods`` (``sql/drift.sql``);
-* numeric ``tvd`` and ``welch_t``: ``evalstore.numeric_methods`` (``sql/drift_numeric.sql``).
+* numeric ``tvd``, ``welch_t`` and ``energy_distance``: ``evalstore.numeric_methods``
+  (``sql/drift_numeric.sql``).
 
 Their p-values need scipy's distributions: :data:`P_VALUE_SQL` calls the Python UDFs of
 :mod:`evalstore.core.udfs` on the macros' rows.
@@ -16,7 +17,7 @@ The others need the pooled ranks, all pairwise distances or scipy's distribution
 statistic itself, so only ``store.drift``'s numeric fast path
 (:mod:`evalstore.metrics.drift.numeric`) computes them, by calling scipy on each cell's sorted
 finite values (:data:`SAMPLE_TESTS`, :func:`sample_test_rows`): ``anderson``,
-``cramer_von_mises``, ``energy_distance``, ``epps_singleton``, ``mann_whitney`` and
+``cramer_von_mises``, ``epps_singleton``, ``mann_whitney`` and
 ``empirical_mmd`` (:func:`evalstore.metrics.drift.kernels.mmd_test` on one column). Every
 statistic takes ``(reference, window)`` in that order. A cell without finite values on a
 side, or with too few for the test, gets value NULL and a reason.
@@ -47,6 +48,7 @@ P_VALUE_SQL = """coalesce(p_value, CASE method
     WHEN 'z_test' THEN evalstore_normal_pvalue(value)
     WHEN 'fisher_exact' THEN evalstore_fisher_pvalue(counts[1], counts[2], counts[3], counts[4])
     END)"""
+
 
 def sql_names(names: tuple[str, ...]) -> str:
     """Registry names as a SQL list literal (registry constants, never user input)."""
@@ -115,10 +117,6 @@ def _at_least(n: int, test: str) -> Callable[[np.ndarray, np.ndarray], str | Non
     return undefined
 
 
-def _energy(reference: np.ndarray, window: np.ndarray) -> tuple[float, float | None]:
-    return float(stats.energy_distance(reference, window)), None
-
-
 def _epps(reference: np.ndarray, window: np.ndarray) -> tuple[float, float | None]:
     result = _quiet(lambda: stats.epps_singleton_2samp(reference, window))
     return float(result.statistic), float(result.pvalue)
@@ -174,12 +172,6 @@ SAMPLE_TESTS: dict[str, SampleTest] = {
             "exact p-value up to 20 values per side, else asymptotic)",
             _cramer,
             _at_least(2, "Cramér-von Mises"),
-        ),
-        SampleTest(
-            "energy_distance",
-            "energy distance sqrt(2) * sqrt(integral (F_R - F_A)^2 dx) (scipy energy_distance)",
-            _energy,
-            _never,
         ),
         SampleTest(
             "epps_singleton",
