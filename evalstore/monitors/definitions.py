@@ -3,24 +3,29 @@
 A monitor is a named, persisted definition:
 
 * ``model``, ``family`` (:data:`FAMILIES`: ``drift``, ``quality``, ``performance``, the
-  families whose results the metric history persists, and ``health``, ``skew`` and
-  ``summary_stats``, computed fresh on each run) and ``metric`` (a drift method, a
-  quality check or a performance metric of the model's task, from the registries of
-  :mod:`evalstore.metrics.specs`; a health metric of
+  families whose results the metric history persists, and ``health``, ``skew``,
+  ``summary_stats`` and ``estimated_performance``, computed fresh on each run) and
+  ``metric`` (a drift method, a quality check or a performance metric of the model's
+  task, from the registries of :mod:`evalstore.metrics.specs`; a health metric of
   :data:`evalstore.monitors.health_series.METRICS`; a skew figure of
   :data:`evalstore.monitors.skew_series.METRICS`; a summary statistic of
-  :mod:`evalstore.monitors.summary_series`, e.g. ``mean`` or ``q0.95``);
+  :mod:`evalstore.monitors.summary_series`, e.g. ``mean`` or ``q0.95``; an estimated
+  metric of the model's task,
+  :data:`evalstore.metrics.estimation.estimate.ESTIMATED_METRICS`);
 * ``subjects``: the features (drift, quality, skew, summary_stats; the outputs ``score``,
-  ``prediction``, ``label`` too for drift, quality and summary_stats), versions (performance, and
-  health's serving, age and event metrics) or ingest streams (health's volume and
-  freshness) it watches, or ``None`` (``'*'``: every one the family reports);
+  ``prediction``, ``label`` too for drift, quality and summary_stats), versions
+  (performance, estimated_performance, and health's serving, age and event metrics) or
+  ingest streams (health's volume and freshness) it watches, or ``None`` (``'*'``: every
+  one the family reports);
 * the family call: ``window`` (a time interval such as ``'1 day'``), ``reference``,
   ``where`` (a slice predicate, checked by the family as for any call), ``version`` and
   ``options`` (only keyword parameters the family takes, e.g. ``bins`` for drift,
   ``max_out_of_range`` for quality, ``by`` or ``delay_quantile`` for performance; none
   for health, whose clocks are the run's ``now``; health takes no ``reference`` or
   ``where`` either, and ``version`` only for its version metrics; skew takes
-  ``tolerance``, ``rtol``, ``equal_nan`` and ``since``, and no ``reference``);
+  ``tolerance``, ``rtol``, ``equal_nan`` and ``since``, and no ``reference``;
+  estimated_performance takes ``method``, ``calibration``, ``reference_chunks``,
+  ``threshold``, ``by`` and the other keyword parameters of ``estimate_performance``);
 * ``rule`` (:func:`evalstore.monitors.rules.parse_rule`: stored with every default
   filled) and, for a ``learned`` rule, ``learn_period`` ``(start, end)``: the windows of
   the monitor's own series starting in that period are the reference chunks whose mean
@@ -63,23 +68,33 @@ from evalstore.core.registry import to_timestamp
 from evalstore.core.values import feature_kinds
 from evalstore.core.windows import check_width, window_args
 from evalstore.errors import InvalidParameterError
+from evalstore.metrics.estimation.estimate import estimate_performance
 from evalstore.metrics.skew import skew_windows
 from evalstore.metrics.specs import DRIFT_METHODS, PERFORMANCE_METRICS, QUALITY_CHECKS
 from evalstore.metrics.summary import summary_stats
-from evalstore.monitors import health_series, skew_series, summary_series
+from evalstore.monitors import estimation_series, health_series, skew_series, summary_series
 from evalstore.monitors.history import FAMILIES as _PERSISTED
 from evalstore.monitors.rules import Rule, parse_rule
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
 
-#: Families a monitor may watch: those the metric history persists, and ``health`` and
-#: ``skew`` (computed fresh on every run: :mod:`evalstore.monitors.health_series`,
-#: :mod:`evalstore.monitors.skew_series`).
-FAMILIES = ("drift", "quality", "performance", "health", "skew", "summary_stats")
+#: Families a monitor may watch: those the metric history persists, and ``health``,
+#: ``skew``, ``summary_stats`` and ``estimated_performance`` (computed fresh on every run:
+#: :mod:`evalstore.monitors.health_series`, :mod:`evalstore.monitors.skew_series`,
+#: :mod:`evalstore.monitors.summary_series`, :mod:`evalstore.monitors.estimation_series`).
+FAMILIES = (
+    "drift", "quality", "performance", "health", "skew", "summary_stats",
+    "estimated_performance",
+)  # fmt: skip
+#: Families whose subjects are the model's versions (slices and classes after them).
+VERSION_FAMILIES = ("performance", "estimated_performance")
 #: The function computing each family's windowed result (health is computed by
 #: :mod:`evalstore.monitors.health_series`, from several calls).
-_FAMILY_FUNCTIONS = {**_PERSISTED, "skew": skew_windows, "summary_stats": summary_stats}
+_FAMILY_FUNCTIONS = {
+    **_PERSISTED, "skew": skew_windows, "summary_stats": summary_stats,
+    "estimated_performance": estimate_performance,
+}  # fmt: skip
 #: Keyword parameters of the families a monitor sets itself (not in ``options``).
 STRUCTURAL = {
     "drift": ("reference", "window", "features", "methods", "version", "where", "until"),
@@ -90,6 +105,7 @@ STRUCTURAL = {
     "summary_stats": (
         "reference", "window", "features", "stats", "quantiles", "version", "where", "until",
     ),
+    "estimated_performance": ("reference", "metrics", "window", "version", "where", "until"),
 }  # fmt: skip
 #: Metrics whose value is a share of rows (``unsupervised`` ``method='share'``).
 SHARE_METRICS = {
@@ -139,7 +155,7 @@ class Monitor:
         if self.family == "skew":
             arguments["features"] = list(self.subjects) if self.subjects else None
             return {**arguments, **self.options}
-        if self.family == "performance":
+        if self.family in VERSION_FAMILIES:
             arguments["metrics"] = [self.metric]
         elif self.family == "summary_stats":
             arguments["features"] = list(self.subjects) if self.subjects else None
@@ -275,6 +291,8 @@ def _check_metric(
         return _check_skew_metric(ctx, model, metric, subjects)
     if family == "summary_stats":
         return summary_series.check_metric(metric)
+    if family == "estimated_performance":
+        return estimation_series.check_metric(ctx, model, metric)
     if family == "performance":
         task = ctx.registration(model)["task"]
         available = [n for n, spec in PERFORMANCE_METRICS.items() if task in spec.tasks]
@@ -441,7 +459,7 @@ def check(
         ctx.registration(model, version)
         window = checked_window(con, window)
         metric = _check_metric(
-            ctx, model, family, metric, chosen if family != "performance" else None
+            ctx, model, family, metric, chosen if family not in VERSION_FAMILIES else None
         )
         if family == "health":
             _check_health_fields(metric, reference, where, version)
@@ -450,13 +468,13 @@ def check(
                 f"reference={reference!r}: skew monitors take no reference (each serving "
                 "example is compared with its own training row); remove it"
             )
-        if family == "performance" and chosen is not None:
+        if family in VERSION_FAMILIES and chosen is not None:
             ctx_versions = ctx.versions(model)
             unknown = [s for s in chosen if s not in ctx_versions]
             if unknown:
                 raise InvalidParameterError(
                     f"subjects: {unknown[0]!r} is not a version of model {model!r} "
-                    f"(registered: {', '.join(ctx_versions)}); performance subjects are versions"
+                    f"(registered: {', '.join(ctx_versions)}); {family} subjects are versions"
                 )
         period = None if learn_period is None else _check_period(learn_period)
         _check_rule_fit(con, family, metric, parsed, window, period)

@@ -8,7 +8,10 @@ monitor, in one write transaction on the caller's connection:
    later batches touched and reads the others back; a ``health`` monitor's series is
    computed fresh (:mod:`evalstore.monitors.health_series`: health is cheap), its
    point-in-time metrics (freshness, ages) measured at the run's ``now`` and judged as
-   the value of the window holding ``now``;
+   the value of the window holding ``now``; ``skew``, ``summary_stats`` and
+   ``estimated_performance`` monitors are computed fresh too (their modules
+   :mod:`~evalstore.monitors.skew_series`, :mod:`~evalstore.monitors.summary_series`,
+   :mod:`~evalstore.monitors.estimation_series` cut their own series);
 2. :func:`series_of` cuts the result into one :class:`~evalstore.monitors.verdicts.Series`
    per subject (values, rows, ``labels_complete`` for performance metrics);
 3. the rule gives a verdict per window (:func:`evalstore.monitors.verdicts.evaluate`;
@@ -53,6 +56,7 @@ from evalstore.errors import InvalidParameterError
 from evalstore.monitors import (
     alerts,
     catalog,
+    estimation_series,
     health_series,
     history,
     latest,
@@ -72,6 +76,12 @@ RUN_COLUMNS = (
 )  # fmt: skip
 #: Most subjects one monitor may evaluate in a run.
 MAX_SUBJECTS = 10_000
+#: Families computed fresh on every run (and in backtests), and their series functions.
+_FRESH = {
+    "skew": skew_series.skew_series,
+    "summary_stats": summary_series.summary_series,
+    "estimated_performance": estimation_series.estimation_series,
+}
 
 
 @dataclass(frozen=True)
@@ -209,9 +219,10 @@ def compute(
     A ``health`` monitor is always computed fresh at ``now`` (default the current time);
     ``persist=False`` (a backtest) also replays its point-in-time metrics over past
     windows up to ``until`` (:func:`evalstore.monitors.health_series.health_series`).
-    A ``skew`` or ``summary_stats`` monitor is always computed fresh
-    (:func:`evalstore.monitors.skew_series.skew_series`,
-    :func:`evalstore.monitors.summary_series.summary_series`)."""
+    A ``skew``, ``summary_stats`` or ``estimated_performance`` monitor is always computed
+    fresh (:func:`evalstore.monitors.skew_series.skew_series`,
+    :func:`evalstore.monitors.summary_series.summary_series`,
+    :func:`evalstore.monitors.estimation_series.estimation_series`)."""
     if monitor.family == "health":
         parts = health_series.health_series(
             ctx, monitor, now or datetime.now(UTC), replay=not persist, until=until
@@ -222,10 +233,9 @@ def compute(
                                                    np.asarray(series.value)))
             for name, series in parts
         ]  # fmt: skip
-    if monitor.family in ("skew", "summary_stats"):
+    if monitor.family in _FRESH:
         period = _period(monitor)
-        fresh = skew_series.skew_series if monitor.family == "skew" else (
-            summary_series.summary_series)  # fmt: skip
+        fresh = _FRESH[monitor.family]
         return [
             SubjectSeries(name, series, _reference(period, np.asarray(series.window_start),
                                                    np.asarray(series.value)))
