@@ -64,15 +64,23 @@ class MonitorFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    family: str = Field(max_length=32, description="drift, quality, performance, health or skew.")
+    family: str = Field(
+        max_length=32,
+        description="drift, quality, performance, health, skew, summary_stats or "
+        "estimated_performance.",
+    )
     metric: str = Field(
-        max_length=64, description="A drift method, quality check or performance metric."
+        max_length=64,
+        description="A drift method, quality check, performance metric, health or skew "
+        "metric, summary statistic or estimated metric.",
     )
     rule: dict[str, Any] | str = Field(
         description='The rule, e.g. {"type": "fixed", "direction": "above", "value": 0.2}.'
     )
     subjects: str | list[str] | None = Field(
-        "*", description="Features (drift, quality) or versions (performance), or '*'."
+        "*",
+        description="Features (drift, quality, skew, summary_stats) or versions "
+        "(performance, estimated_performance), or '*'.",
     )
     window: str = Field("1 day", max_length=64, description="A time interval.")
     reference: Any = Field(None, description="The family's reference (default: training).")

@@ -85,17 +85,20 @@ def monitor() -> None:
 @click.option(
     "--family",
     required=True,
-    type=click.Choice(["drift", "quality", "performance", "health", "skew", "summary_stats"]),
-)
+    type=click.Choice(["drift", "quality", "performance", "health", "skew", "summary_stats",
+                       "estimated_performance"]),
+)  # fmt: skip
 @click.option(
     "--metric",
     required=True,
-    help="Drift method, quality check, performance, health or skew metric, summary statistic.",
+    help="Drift method, quality check, performance, health or skew metric, summary "
+    "statistic, estimated metric.",
 )
 @click.option("--rule", "rule_text", required=True, help="The rule as JSON (docs: monitoring).")
 @click.option(
     "--subjects", default="*", show_default=True,
-    help="Comma-separated features (drift, quality) or versions (performance), or '*'.",
+    help="Comma-separated features (drift, quality) or versions (performance, "
+    "estimated_performance), or '*'.",
 )  # fmt: skip
 @click.option("--window", "-w", default="1 day", show_default=True, help="A time interval.")
 @click.option("--reference", "-r", help="training, validation, dataset:TAG, previous:N, A..B.")
