@@ -15,8 +15,10 @@ to check against), and for each kind (``predictions``: example_id, ts, score; ``
 example_id, ts, label) and each number of concurrent clients (``--clients``, default 1, 8,
 32) sends single-example JSON requests for ``--seconds`` after a one-second warm-up; every
 example id is new. The server's monitor loop is off (``--monitor-every 0``) unless asked
-for. With ``--baseline`` the same cases run first against a server with
-``--no-group-commit`` (one transaction per request).
+for. ``--writers`` picks the servers measured, side by side: ``journal`` (``journal=True``:
+requests answered once in the durable journal, applied to DuckDB in large transactions,
+:mod:`server.journal`), ``group`` (the group commit alone) and ``each``
+(``--no-group-commit``: one transaction per request; ``--baseline`` adds it).
 
 The load generator is ``wrk`` (C, ``benchmarks/wrk_ingest.lua``) when it is on the PATH
 (``apt-get install wrk``), else (or with ``--load python``) threads of raw keep-alive
@@ -73,7 +75,7 @@ def load_average() -> float:
 
 def start_server(
     path: Path,
-    group_commit: bool,
+    mode: str,
     http: str,
     loop: str,
     source: Path | None,
@@ -83,8 +85,9 @@ def start_server(
     stack = "".join(f", {k}={v!r}" for k, v in (("http", http), ("loop", loop)) if v != "auto")
     code = (  # (an older checkout's run() may not take http/loop: only passed when set)
         "from server.serve import run; "
-        f"run({str(path)!r}, port={port}, log_level='warning', group_commit={group_commit!r}, "
-        f"monitor_every={monitor_every!r}{stack})"
+        f"run({str(path)!r}, port={port}, log_level='warning', "
+        f"group_commit={mode != 'each'!r}, monitor_every={monitor_every!r}{stack}"
+        f"{', journal=True' if mode == 'journal' else ''})"
     )
     env = dict(os.environ)
     if source is not None:
@@ -298,7 +301,10 @@ def run_arrow(port: int, rows: int, seconds: float, clients: int = 4) -> dict[st
 SERVER_CPU = lambda: 0.0  # noqa: E731  (set per server)
 
 
-def serve_cases(args: argparse.Namespace, group_commit: bool) -> dict[str, Any]:
+MODES = {"journal": "journal", "group": "group commit", "each": "one commit each"}
+
+
+def serve_cases(args: argparse.Namespace, kind_of_writer: str) -> dict[str, Any]:
     global SERVER_CPU
     results: dict[str, Any] = {"requests": [], "arrow": []}
     run = run_wrk if args.load == "wrk" else run_python
@@ -306,20 +312,25 @@ def serve_cases(args: argparse.Namespace, group_commit: bool) -> dict[str, Any]:
         path = Path(workdir) / "svc.duckdb"
         prepare(path, args.stored, args.source)
         process, port = start_server(
-            path, group_commit, args.http, args.loop, args.source, args.monitor_every
+            path, kind_of_writer, args.http, args.loop, args.source, args.monitor_every
         )
         SERVER_CPU = lambda: process_cpu_seconds(process.pid)  # noqa: E731
-        mode = "group commit" if group_commit else "one commit each"
+        mode = MODES[kind_of_writer]
         try:
             for kind in args.kinds:
                 for n in args.clients:
                     before = request(port, "GET", "/healthz")[1].get("ingest", {})
                     load = load_average()
-                    result = run(port, kind, n, args.seconds, f"{kind}{n}{int(group_commit)}")
+                    result = run(port, kind, n, args.seconds, f"{kind}{n}{kind_of_writer}")
                     after = request(port, "GET", "/healthz")[1].get("ingest", {})
                     groups = after.get("groups", 0) - before.get("groups", 0)
                     calls = after.get("requests", 0) - before.get("requests", 0)
                     busy = after.get("busy_seconds", 0) - before.get("busy_seconds", 0)
+                    journal = after.get("journal") or {}
+                    if journal:
+                        busy += journal["apply_seconds"] - before["journal"]["apply_seconds"]
+                        # the lag of this case's requests (the last 10,000 applied)
+                        result["lag_ms"] = journal["lag_ms"]
                     result.update(
                         writer_ms=busy / calls * 1e3 if calls else float("nan"),
                         mode=mode,
@@ -448,6 +459,12 @@ def main() -> None:
     parser.add_argument(
         "--arrow-rows", default="1000,20000", help="Arrow batch sizes ('' for none)"
     )
+    parser.add_argument(
+        "--writers",
+        default="journal,group",
+        help="servers to measure, in order: journal (journal=True), group (group commit "
+        "alone), each (--no-group-commit); default journal,group",
+    )
     parser.add_argument("--baseline", action="store_true", help="also --no-group-commit")
     parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--http", default="auto", help="uvicorn's: auto, httptools, h11")
@@ -469,9 +486,10 @@ def main() -> None:
     if args.load == "auto":
         args.load = "wrk" if shutil.which("wrk") else "python"
     print(f"machine: {machine()}", file=sys.stderr)
-    runs = [serve_cases(args, True)]
-    if args.baseline:
-        runs.append(serve_cases(args, False))
+    writers = [w for w in args.writers.split(",") if w] + (["each"] if args.baseline else [])
+    runs = [serve_cases(args, writer) for writer in writers]
+    group = {(r["kind"], r["clients"]): r["requests_per_s"] for run in runs
+             for r in run["requests"] if r["mode"] == "group commit"}  # fmt: skip
     print()
     print(
         f"Single-example JSON ingest requests, {args.seconds:g} s per case, load generator "
@@ -481,7 +499,8 @@ def main() -> None:
     print(f"machine: {machine()}; {versions('duckdb', 'pyarrow', 'fastapi', 'uvicorn')}")
     print()
     header = ["case", "req/s", "p50 ms", "p99 ms", "server CPU s / 1k req",
-              "load gen. CPU s / 1k req", "mean group", "writer ms / req", "errors",
+              "load gen. CPU s / 1k req", "mean group", "writer ms / req",
+              "ack->visible p50/p95 ms", "req/s vs group commit", "errors",
               "load avg"]  # fmt: skip
     rows = [
         [
@@ -492,7 +511,11 @@ def main() -> None:
             f"{r['server_cpu_per_1000']:.2f}",
             f"{r['load_cpu_per_1000']:.2f}",
             f"{r['group']:.1f}",
-            f"{r['writer_ms']:.2f}" if r["mode"] == "group commit" else "-",
+            f"{r['writer_ms']:.2f}" if r["mode"] != "one commit each" else "-",
+            "{p50}/{p95}".format(**r["lag_ms"]) if "lag_ms" in r else "at ack",
+            f"{r['requests_per_s'] / group[r['kind'], r['clients']]:.2f}x"
+            if (r["kind"], r["clients"]) in group
+            else "-",
             str(r["failures"]),
             f"{r['load']:.1f}",
         ]

@@ -39,11 +39,10 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Any
 
-from evalstore.core.db import transaction
 from evalstore.core.ingest_group import Item, execute_group
 from evalstore.core.ingest_write import Receipt
 from evalstore.core.journal import Entry, JournalFile, apply, journal_path
-from evalstore.core.journal_prepare import JOURNAL_ROWS, prepare_group
+from evalstore.core.journal_prepare import JOURNAL_ROWS, WriterState, prepare_group
 from server.errors import ApiError
 from server.group_commit import GroupCommitter
 
@@ -90,7 +89,7 @@ class JournaledCommitter(GroupCommitter):
         self._journal = JournalFile(journal_path(store.path))
         self._file_lock = threading.Lock()  # appends vs the applier's truncation
         self._ids: deque[int] = deque()
-        self._pending: dict[tuple[Any, ...], set[int]] = {}  # writer only
+        self._writer = WriterState(self._keys)  # writer only
         self._released: deque[dict[tuple[Any, ...], list[int]]] = deque()
         self._pending_receipts: dict[tuple[str, str, str], Receipt] = {}
         # the applier's state, under _apply_state
@@ -122,17 +121,16 @@ class JournaledCommitter(GroupCommitter):
 
     def _write(self, group: list[tuple[Item, Future[Receipt]]]) -> list[Receipt | BaseException]:
         items = [item for item, _ in group]
-        self._release_applied()
-        with transaction(self._cursor):  # one consistent view of the registry and keys
-            prepared = prepare_group(
-                self._cursor,
-                items,
-                batch_ids=self._batch_ids,
-                stored_keys=self._keys,
-                pending_keys=self._pending_receipt,
-                pending=self._pending,
-                journal_rows=self.journal_rows,
-            )
+        while self._released:
+            self._writer.applied(self._released.popleft())
+        prepared = prepare_group(
+            self._cursor,
+            items,
+            self._writer,
+            batch_ids=self._batch_ids,
+            pending_keys=self._pending_receipt,
+            journal_rows=self.journal_rows,
+        )
         results: dict[int, Receipt | BaseException] = dict(prepared.results)
         if prepared.accepted:
             order = sorted(prepared.accepted)
@@ -143,7 +141,7 @@ class JournaledCommitter(GroupCommitter):
                 try:
                     self._journal.append([entry.encode()])
                 except OSError as error:
-                    self._forget(prepared.hashes)
+                    self._writer.forget(prepared.hashes)
                     failed = ApiError(
                         503,
                         "journal_unavailable",
@@ -176,6 +174,7 @@ class JournaledCommitter(GroupCommitter):
                 written = execute_group(self._connection, direct, stored_keys=self._keys)
             if any(not isinstance(r, BaseException) for r in written):
                 self._ids.clear()  # later journal ids must follow the direct lane's
+                self._writer.forget_plans()  # it may have added feature columns
             self._direct += len(direct)
             results.update(zip(prepared.direct, written, strict=True))
             self._notify({i.call.model for i, r in zip(direct, written, strict=True)
@@ -194,17 +193,6 @@ class JournaledCommitter(GroupCommitter):
 
     def _pending_receipt(self, model: str, kind: str, key: str) -> Receipt | None:
         return self._pending_receipts.get((model, kind, key))
-
-    def _release_applied(self) -> None:
-        """Drop the key hashes of applied records from the pending sets (writer thread)."""
-        while self._released:
-            self._forget(self._released.popleft())
-
-    def _forget(self, hashes: dict[tuple[Any, ...], list[int]]) -> None:
-        for scope, values in hashes.items():
-            pending = self._pending.get(scope)
-            if pending is not None:
-                pending.difference_update(values)
 
     # ------------------------------------------------------------------ the applier
 

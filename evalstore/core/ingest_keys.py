@@ -109,12 +109,19 @@ class StoredKeys:
         relation: str,
         column: str | None,
         value: Any = None,
+        *,
+        sync: bool = True,
     ) -> _Keys:
         """The key set of ``relation`` (``model``'s ``table``) for ``column = value``
         (``column=None``: the whole table), brought up to date with what is committed
-        (call it before inserting)."""
-        known = self._sync(con, (model, table), relation)
+        (call it before inserting). ``sync=False`` skips the catch-up query when the set
+        is loaded: for a caller that knows nothing was committed since the last one (the
+        journal's writer, :mod:`evalstore.core.journal_prepare`)."""
         scope = (column, value)
+        loaded = self._tables.get((model, table))
+        if not sync and loaded is not None and scope in loaded.scopes:
+            return loaded.scopes[scope]
+        known = self._sync(con, (model, table), relation)
         if scope not in known.scopes:
             self.reloads += 1
             where, params = (

@@ -31,7 +31,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from evalstore.core.db import used_params
+from evalstore.core.db import transaction, used_params
 from evalstore.core.identifiers import quote
 from evalstore.core.ingest import Plan
 from evalstore.core.ingest_call import Lookups, plan_call
@@ -45,6 +45,7 @@ from evalstore.errors import EvalstoreError
 JOURNAL_ROWS = 1_000
 _HASH = "__evalstore_hash"
 _BAD = "__evalstore_bad"
+_REGISTRY = "__evalstore_registry"
 
 
 @dataclass
@@ -59,35 +60,84 @@ class Prepared:
     segments: list[Segment] = field(default_factory=list)
     #: to be written directly once the journal is applied
     direct: list[int] = field(default_factory=list)
-    #: the accepted calls' key hashes by scope (model, table, scope column, value), added
-    #: to ``pending`` (the caller removes them once the journal record is applied)
+    #: the accepted calls' key hashes by scope (model, table, scope column, value)
     hashes: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
+
+
+class WriterState:
+    """What the journal's writer keeps between groups (one thread uses it).
+
+    - ``stored_keys``: the stored key hashes (:class:`StoredKeys`); a table's set is
+      caught up with DuckDB only after the applier committed rows to it (:meth:`applied`),
+      since nothing else writes the model tables;
+    - the key hashes of calls journaled but not yet applied, by scope: a call repeating
+      one goes to the direct lane (which applies the journal first);
+    - the plans by call and schema, each with the fingerprint of its model's registry
+      rows it was planned from: the conversion query reads the fingerprint again, and a
+      plan whose registry changed is planned again. :meth:`forget_plans` after writing
+      DuckDB directly (it may have added feature columns).
+    """
+
+    def __init__(self, stored_keys: StoredKeys | None = None) -> None:
+        self.stored_keys = stored_keys or StoredKeys()
+        self.pending: dict[tuple[Any, ...], set[int]] = {}
+        self._applied: dict[tuple[str, str], list[dict[tuple[Any, ...], list[int]]]] = {}
+        self._plans: dict[tuple[Any, ...], tuple[Plan, str]] = {}
+
+    def applied(self, hashes: dict[tuple[Any, ...], list[int]]) -> None:
+        """A journal record holding calls with these key hashes is applied: their tables'
+        key sets catch up on next use, and the hashes then leave the pending sets."""
+        for scope, values in hashes.items():
+            self._applied.setdefault(scope[:2], []).append({scope: values})
+
+    def forget(self, hashes: dict[tuple[Any, ...], list[int]]) -> None:
+        """Drop ``hashes`` from the pending sets (a record not journaled, or applied)."""
+        for scope, values in hashes.items():
+            pending = self.pending.get(scope)
+            if pending is not None:
+                pending.difference_update(values)
+
+    def forget_plans(self) -> None:
+        self._plans.clear()
+
+    def keys(
+        self, con: duckdb.DuckDBPyConnection, plan: Plan, column: str, value: Any
+    ) -> tuple[Any, set[int]]:
+        """The stored and the pending key hashes of ``plan``'s table for ``column = value``."""
+        relation = self.stored_keys.relation(con, plan.model, plan.table)
+        name = (plan.model, plan.table)
+        applied = self._applied.pop(name, None)
+        stored = self.stored_keys.keys(
+            con, plan.model, plan.table, relation, column, value, sync=applied is not None
+        )
+        for hashes in applied or ():  # (caught up: in the stored set now)
+            self.forget(hashes)
+        return stored, self.pending.setdefault((*name, column, value), set())
 
 
 def prepare_group(
     con: duckdb.DuckDBPyConnection,
     items: Sequence[Item],
+    state: WriterState,
     *,
     batch_ids: Callable[[int], list[int]],
-    stored_keys: StoredKeys,
     pending_keys: Callable[[str, str, str], Receipt | None],
-    pending: dict[tuple[Any, ...], set[int]],
     journal_rows: int = JOURNAL_ROWS,
 ) -> Prepared:
     """Plan, convert and check ``items`` (see the module); nothing is written.
 
     ``con`` is a connection of the writer's own (reads only: the registry, batch keys,
-    the key sets' catch-up); ``batch_ids(n)`` gives ``n`` new batch ids, increasing;
+    the key sets' catch-up); ``state`` the writer's :class:`WriterState` (the accepted
+    calls' key hashes are added to its pending sets, and listed in
+    :attr:`Prepared.hashes`); ``batch_ids(n)`` gives ``n`` new batch ids, increasing;
     ``pending_keys(model, kind, key)`` the receipt of a batch key journaled but maybe
-    not yet applied; ``pending`` the key hashes of the calls journaled but maybe not yet
-    applied, by scope (model, table, scope column, value): this group's accepted calls'
-    are added to it (and listed in :attr:`Prepared.hashes`).
+    not yet applied.
     """
     prepared = Prepared()
-    plans = _plan(con, items, prepared)
+    plans = _plan(con, items, prepared, state)
     _answer_batch_keys(con, items, plans, prepared, pending_keys)
     shapes: dict[tuple[Any, ...], list[int]] = {}
-    for index, plan in plans.items():
+    for index, (plan, _) in plans.items():
         if index in prepared.results or index in prepared.direct:
             continue
         item = items[index]
@@ -96,23 +146,46 @@ def prepare_group(
             continue
         shapes.setdefault((id(plan), item.data.schema), []).append(index)
     for members in shapes.values():
-        _convert(con, items, plans[members[0]], members, prepared, batch_ids, stored_keys, pending)
+        plan, fingerprint = plans[members[0]]
+        done = _convert(con, items, plan, fingerprint, members, prepared, batch_ids, state)
+        if not done:  # the registry changed since the plan: plan again, once
+            state.forget_plans()
+            again = _plan(con, [items[i] for i in members], Prepared(), state)
+            if len(again) < len(members):
+                prepared.direct.extend(members)  # (answered there, with today's registry)
+                continue
+            plan, fingerprint = again[0]
+            if not _convert(con, items, plan, fingerprint, members, prepared, batch_ids, state):
+                prepared.direct.extend(members)
     prepared.direct.sort()
     return prepared
 
 
-def _plan(con: duckdb.DuckDBPyConnection, items: Sequence[Item], prepared: Prepared) -> dict:
-    lookups = Lookups(con)
-    memo: dict[tuple[Any, ...], Plan] = {}
-    plans: dict[int, Plan] = {}
+_FINGERPRINT = (
+    "SELECT coalesce(md5(string_agg(CAST(m AS VARCHAR), '|' ORDER BY version)), '') "
+    "FROM evalstore.models AS m WHERE model = $model"
+)
+
+
+def _plan(
+    con: duckdb.DuckDBPyConnection, items: Sequence[Item], prepared: Prepared, state: WriterState
+) -> dict[int, tuple[Plan, str]]:
+    """Each item's plan and its registry fingerprint, from ``state``'s cache or planned
+    (a planning error answers the item; it is not cached)."""
+    lookups: Lookups | None = None
+    plans: dict[int, tuple[Plan, str]] = {}
     for index, item in enumerate(items):
         call = item.call
         key = (call.kind, call.model, repr(sorted(call.options.items())), call.time_range,
                item.data.schema)  # fmt: skip
         try:
-            if key not in memo:
-                memo[key] = plan_call(con, call, item.data.schema, lookups)
-            plans[index] = memo[key]
+            if key not in state._plans:
+                lookups = lookups or Lookups(con)
+                with transaction(con):  # the fingerprint of the rows planned from
+                    fingerprint = con.execute(_FINGERPRINT, {"model": call.model}).fetchall()
+                    plan = plan_call(con, call, item.data.schema, lookups)
+                state._plans[key] = (plan, fingerprint[0][0])
+            plans[index] = state._plans[key]
         except EvalstoreError as error:
             prepared.results[index] = error
         except duckdb.Error:  # answered by the direct lane, with execute_group's error
@@ -123,7 +196,7 @@ def _plan(con: duckdb.DuckDBPyConnection, items: Sequence[Item], prepared: Prepa
 def _answer_batch_keys(
     con: duckdb.DuckDBPyConnection,
     items: Sequence[Item],
-    plans: dict[int, Plan],
+    plans: dict[int, tuple[Plan, str]],
     prepared: Prepared,
     pending_keys: Callable[[str, str, str], Receipt | None],
 ) -> None:
@@ -131,7 +204,7 @@ def _answer_batch_keys(
     repeated within the group goes to the direct lane (answered after the first)."""
     wanted: dict[tuple[str, str], list[str]] = {}
     seen: set[tuple[str, str, str]] = set()
-    for index, plan in plans.items():
+    for index, (plan, _) in plans.items():
         key = items[index].batch_key
         if key is None:
             continue
@@ -149,7 +222,7 @@ def _answer_batch_keys(
         for (model, kind), keys in wanted.items()
         for key, receipt in stored_receipts(con, model, kind, keys).items()
     }
-    for index, plan in plans.items():
+    for index, (plan, _) in plans.items():
         key = (plan.model, plan.kind, items[index].batch_key)
         if key in stored and index not in prepared.direct:
             prepared.results[index] = stored[key]
@@ -159,20 +232,21 @@ def _convert(
     con: duckdb.DuckDBPyConnection,
     items: Sequence[Item],
     plan: Plan,
+    fingerprint: str,
     members: list[int],
     prepared: Prepared,
     batch_ids: Callable[[int], list[int]],
-    stored_keys: StoredKeys,
-    pending: dict[tuple[Any, ...], set[int]],
-) -> None:
-    """Convert same-shaped calls with one query; accept those every check passes."""
-    ids = batch_ids(len(members))
+    state: WriterState,
+) -> bool:
+    """Convert same-shaped calls with one query; accept those every check passes. Return
+    False (deciding nothing) if the model's registry is not the one ``plan`` was made from."""
     tables = [items[index].data for index in members]
     try:
         combined = pa.concat_tables(tables).combine_chunks()
     except pa.ArrowInvalid:
         prepared.direct.extend(members)
-        return
+        return True
+    ids = batch_ids(len(members))
     lengths = np.array([t.num_rows for t in tables])
     combined = combined.append_column(
         _BATCH, pa.array(np.repeat(np.array(ids, dtype=np.int64), lengths))
@@ -191,30 +265,32 @@ def _convert(
     failing = " OR ".join(f"({condition})" for condition in row_wise) or "false"
     incoming = f"__evalstore_incoming_{next(incoming_names)}"
     query = (
-        f"SELECT *, hash(example_key) AS {_HASH}, coalesce({failing}, false) AS {_BAD} "
+        f"SELECT *, hash(example_key) AS {_HASH}, coalesce({failing}, false) AS {_BAD}, "
+        f"({_FINGERPRINT.replace('$model', '$__evalstore_model')}) AS {_REGISTRY} "
         f"FROM (SELECT {columns} FROM {quote(incoming)})"
     )
+    params = {**used_params(query, plan.params), "__evalstore_model": plan.model}
     con.register(incoming, combined)
     try:
-        converted = con.sql(query, params=used_params(query, plan.params)).to_arrow_table()
+        converted = con.sql(query, params=params).to_arrow_table()
     except duckdb.Error:  # a value that does not convert: the direct lane names it
         prepared.direct.extend(members)
-        return
+        return True
     finally:
         con.unregister(incoming)
+    if converted.num_rows and converted.column(_REGISTRY)[0].as_py() != fingerprint:
+        return False
     bad = converted.column(_BAD).to_numpy(zero_copy_only=False)
     hashes = converted.column(_HASH).to_numpy(zero_copy_only=False).astype(np.uint64)
-    rows = converted.drop_columns([_HASH, _BAD])
+    rows = converted.drop_columns([_HASH, _BAD, _REGISTRY])
     stored = scope = None
     journaled: set[int] = set()
     check = next((c for c in plan.checks if c.stored_scope is not None), None)
     if check is not None:
-        table = stored_keys.relation(con, plan.model, plan.table)
         column = check.stored_scope
         value = plan.params[column]
-        stored = stored_keys.keys(con, plan.model, plan.table, table, column, value)
+        stored, journaled = state.keys(con, plan, column, value)
         scope = (plan.model, plan.table, column, value)
-        journaled = pending.setdefault(scope, set())
     within = any(c.within for c in plan.checks)
     starts = np.concatenate([[0], np.cumsum(lengths)])
     taken = []
@@ -250,3 +326,4 @@ def _convert(
     if taken:
         rows = rows.take(pa.array(np.concatenate(taken)))
         prepared.segments.append(Segment(plan.model, plan.table, plan.kind, rows))
+    return True
