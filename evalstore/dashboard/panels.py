@@ -34,7 +34,7 @@ import pyarrow as pa
 from evalstore.dashboard import charts
 from evalstore.errors import InvalidParameterError, UnknownModelError
 from evalstore.metrics.drift.sorted_samples import histogram
-from evalstore.metrics.performance import TASK_METRICS
+from evalstore.metrics.performance import DEFAULT_METRICS
 from evalstore.monitors.defaults import HEADLINE
 
 if TYPE_CHECKING:
@@ -258,7 +258,7 @@ def model_page(store: Store, view: View) -> dict[str, Any]:
             return _pages[key]
     page = {
         "view": {**view.query(), "metric": view.metric},
-        "metrics": list(TASK_METRICS[task]),
+        "metrics": list(DEFAULT_METRICS[task]),
         "panels": [p.to_json() for p in model_panels(store, view)],
     }
     with _memo_lock:

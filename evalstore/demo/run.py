@@ -60,7 +60,10 @@ def _drift_section(store: evalstore.Store, scenario: Scenario, echo: Callable[[s
     echo(f"\nDrifting in the last two weeks: {', '.join(flagged)}")
     echo(f"Injected by the scenario: {', '.join(injected)}")
     joint = store.multivariate_drift(model, reference="training", window="7 days")
-    echo("\n== Multivariate drift per week (MMD permutation test, PCA reconstruction)\n")
+    echo(
+        "\n== Multivariate drift per week "
+        "(MMD permutation test, PCA reconstruction, domain classifier)\n"
+    )
     echo(
         render_table(
             joint.select(["window_start", "method", "value", "p_value", "threshold", "drifted"]),

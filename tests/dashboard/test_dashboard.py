@@ -102,6 +102,9 @@ def test_model_api_gives_each_panel_with_its_calls(http):
     answer = http(f"/dashboard/api/models/{MODEL}", since="2026-10-01", method="psi").json()
     assert answer["view"] == {"since": "2026-10-01", "method": "psi", "metric": "roc_auc"}
     assert "roc_auc" in answer["metrics"] and "accuracy" in answer["metrics"]
+    # the picker offers the metrics a call computes without extra parameters: not
+    # business_value (it needs business_value_matrix=) nor the opt-in confusion cells
+    assert not {"business_value", "tp", "fp", "fn", "tn"} & set(answer["metrics"])
     by_id = {p["id"]: p for p in answer["panels"]}
     drift = by_id["drift"]
     assert drift["python"] == f"store.drift(model='{MODEL}', window='1 day', persist=True)"
