@@ -49,6 +49,11 @@ if TYPE_CHECKING:
     type=click.Choice(["per_prediction"]),
     help="business_value per decision (the total / n) instead of the total.",
 )
+@click.option(
+    "--preset",
+    type=click.Choice(["nannyml"]),
+    help="NannyML 0.13's realized metrics of a binary model (its definitions, named in variant).",
+)
 @output_options()
 @click.pass_context
 def performance(
@@ -64,6 +69,7 @@ def performance(
     normalize_confusion_matrix: str | None,
     business_value_matrix: str | None,
     normalize_business_value: str | None,
+    preset: str | None,
     fmt: str,
     limit: int | None,
 ) -> None:
@@ -82,6 +88,8 @@ def performance(
         options["business_value_matrix"] = parse_value_matrix(business_value_matrix)
     if normalize_business_value:
         options["normalize_business_value"] = normalize_business_value
+    if preset:
+        options["preset"] = preset
     with open_store(ctx, read_only=True) as store:
         table = store.performance(
             model,

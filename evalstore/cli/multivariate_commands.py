@@ -6,6 +6,8 @@ One call of :meth:`evalstore.Store.multivariate_drift` (methods ``mmd``, ``pca``
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from evalstore.cli.common import (
@@ -80,6 +82,11 @@ def _range(text: str | None) -> tuple[float, float] | None:
     help="domain_classifier: a fixed alert range LOW,HIGH (default: learned on reference chunks).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the subsamples.")
+@click.option(
+    "--preset",
+    type=click.Choice(["nannyml"]),
+    help="NannyML 0.13's data-reconstruction drift (pca, its definition, named in variant).",
+)
 @output_options()
 @click.pass_context
 def multivariate_drift(
@@ -95,6 +102,7 @@ def multivariate_drift(
     classifier_rows: int,
     classifier_range: str | None,
     seed: int,
+    preset: str | None,
     fmt: str,
     limit: int | None,
 ) -> None:
@@ -108,7 +116,9 @@ def multivariate_drift(
     """
     limits = _range(classifier_range)
     chosen = parse_names(methods)
-    options = {} if chosen is None else {"methods": chosen}
+    options: dict[str, Any] = {} if chosen is None else {"methods": chosen}
+    if preset:
+        options["preset"] = preset
     with open_store(ctx, read_only=True) as store:
         table = store.multivariate_drift(
             model,
