@@ -65,7 +65,7 @@ class JournaledCommitter(GroupCommitter):
         self,
         store: Any,
         *,
-        apply_every: float = 0.05,
+        apply_every: float = 0.1,
         apply_rows: int = 100_000,
         journal_rows: int = JOURNAL_ROWS,
         truncate_bytes: int = 8 * 1024 * 1024,

@@ -89,7 +89,7 @@ class Settings:
     group_max_rows: int = 100_000
     ingest_queue: int = 10_000
     journal: bool = False
-    journal_apply_every: float = 0.05
+    journal_apply_every: float = 0.1
     monitor_every: float = 60.0
     monitor_debounce: float = 1.0
     monitor_max_delay: float = 5.0

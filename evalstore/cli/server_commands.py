@@ -103,6 +103,20 @@ def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
     help="Write concurrent ingest requests together (one commit); off: one commit each.",
 )
 @click.option(
+    "--journal/--no-journal",
+    default=False,
+    show_default=True,
+    help="Answer small ingest requests once they are in the fsynced <store>.journal and "
+    "apply them to DuckDB in bulk (rows visible about --journal-apply-every later).",
+)
+@click.option(
+    "--journal-apply-every",
+    type=click.FloatRange(min=0),
+    default=0.1,
+    show_default=True,
+    help="Seconds between two applies of the journal to DuckDB.",
+)
+@click.option(
     "--monitor-every",
     type=click.FloatRange(min=0),
     default=60.0,

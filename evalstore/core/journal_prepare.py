@@ -23,8 +23,10 @@ common case.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from math import inf
 from typing import Any
 
 import duckdb
@@ -69,7 +71,8 @@ class WriterState:
 
     - ``stored_keys``: the stored key hashes (:class:`StoredKeys`); a table's set is
       caught up with DuckDB only after the applier committed rows to it (:meth:`applied`),
-      since nothing else writes the model tables;
+      since nothing else writes the model tables, and at most every ``sync_every``
+      seconds (an applied call's hashes stay in the pending sets until then);
     - the key hashes of calls journaled but not yet applied, by scope: a call repeating
       one goes to the direct lane (which applies the journal first);
     - the plans by call and schema, each with the fingerprint of its model's registry
@@ -78,10 +81,12 @@ class WriterState:
       DuckDB directly (it may have added feature columns).
     """
 
-    def __init__(self, stored_keys: StoredKeys | None = None) -> None:
+    def __init__(self, stored_keys: StoredKeys | None = None, sync_every: float = 1.0) -> None:
         self.stored_keys = stored_keys or StoredKeys()
+        self.sync_every = sync_every
         self.pending: dict[tuple[Any, ...], set[int]] = {}
         self._applied: dict[tuple[str, str], list[dict[tuple[Any, ...], list[int]]]] = {}
+        self._synced: dict[tuple[str, str], float] = {}
         self._plans: dict[tuple[Any, ...], tuple[Plan, str]] = {}
 
     def applied(self, hashes: dict[tuple[Any, ...], list[int]]) -> None:
@@ -106,10 +111,13 @@ class WriterState:
         """The stored and the pending key hashes of ``plan``'s table for ``column = value``."""
         relation = self.stored_keys.relation(con, plan.model, plan.table)
         name = (plan.model, plan.table)
-        applied = self._applied.pop(name, None)
-        stored = self.stored_keys.keys(
-            con, plan.model, plan.table, relation, column, value, sync=applied is not None
-        )
+        now = time.monotonic()
+        sync = name in self._applied and now - self._synced.get(name, -inf) >= self.sync_every
+        applied = self._applied.pop(name, None) if sync else None
+        stored = self.stored_keys.keys(con, plan.model, plan.table, relation, column, value,
+                                       sync=sync)  # fmt: skip
+        if sync:
+            self._synced[name] = now
         for hashes in applied or ():  # (caught up: in the stored set now)
             self.forget(hashes)
         return stored, self.pending.setdefault((*name, column, value), set())
