@@ -38,7 +38,7 @@ from sqlglot import exp
 from evalstore.core.lake import kind_dir
 from evalstore.core.windows import Reference, Selection, Window, name_split, resolve
 from evalstore.engines import spark_sql
-from evalstore.engines.sql_inline import inline, split
+from evalstore.engines.sql_inline import inline, shared_ctes, split
 from evalstore.errors import InvalidParameterError, UnknownModelError
 from evalstore.metrics.drift import univariate
 
@@ -56,6 +56,11 @@ ENGINE = "spark"
 #: Per-cell scalar helpers over small lists (one row per window, feature and method
 #: before them): the driver evaluates them with the store's own macros.
 DRIVER_HELPERS = ("categorical_methods", "numeric_methods", "binned_scores")
+#: Drift methods SparkEngine computes (from the macros; compared with the store's rows).
+SPARK_METHODS = (
+    "ks", "wasserstein", "zscore", "psi", "kl", "js", "hellinger", "d1", "chi2", "linf",
+    "unseen",
+)  # fmt: skip
 _ids = itertools.count(1)
 
 
@@ -173,16 +178,34 @@ class SparkEngine:
         (:func:`evalstore.engines.sql_inline.split`); an Arrow table."""
         parts = split(macro, [literal(a) for a in args], DRIVER_HELPERS)
         con = self.driver().connection
-        registered = []
+        registered: list[str] = []
+        views: list[str] = []
+        kept: list[DataFrame] = []
         try:
             with self._ansi_off():
-                for name, query in parts.engine.items():
-                    con.register(name, self.spark.sql(self.sql(model, query)).toArrow())
+                # each CTE a view of its own (small plans); one read by several others is
+                # computed once and kept (memory, then disk) for the call
+                readers = shared_ctes(parts)
+                for name, body in parts.ctes:
+                    if name not in readers:
+                        continue
+                    frame = self.spark.sql(self.sql(model, body))
+                    if readers[name] > 1:
+                        frame = frame.persist(_storage_level())
+                        kept.append(frame)
+                    frame.createOrReplaceTempView(name)
+                    views.append(name)
+                for name in parts.engine:
+                    con.register(name, self.spark.table(name).toArrow())
                     registered.append(name)
             return con.sql(parts.driver.sql(dialect="duckdb")).to_arrow_table()
         finally:
             for name in registered:
                 con.unregister(name)
+            for frame in kept:
+                frame.unpersist()
+            for name in views:
+                self.spark.catalog.dropTempView(name)
 
     @contextmanager
     def _ansi_off(self):  # type: ignore[no-untyped-def]
@@ -250,12 +273,47 @@ class SparkEngine:
         Not on Spark yet: ``version=`` and ``where=`` (restricted views) and
         ``thresholds={...: 'learned'}``; they raise :class:`InvalidParameterError`.
         """
+        return name_split(
+            self._drift_rows(
+                model, reference, window, features, methods, version, where, since=since,
+                until=until, thresholds=thresholds, alpha=alpha, correction=correction,
+                **variants,
+            ),
+            window,
+        )  # fmt: skip
+
+    def _drift_rows(
+        self,
+        model: str,
+        reference: Reference = "training",
+        window: Window = "1 day",
+        features: Sequence[str] | None = None,
+        methods: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        *,
+        since: Any = None,
+        until: Any = None,
+        thresholds: Mapping[str, Any] | None = None,
+        alpha: float = 0.05,
+        correction: str = "bonferroni",
+        **variants: Any,
+    ) -> pa.Table:
+        """:meth:`drift` before the NannyML chunk split is named in ``variant`` (what the
+        metric history stores, as the store's ``drift`` family function returns)."""
         if version is not None or where is not None:
             raise InvalidParameterError(
                 "SparkEngine.drift does not take version= or where= yet: filter the lake "
                 "(a view over it) or use Store.drift"
             )
         chosen = univariate._check_methods(methods)
+        unsupported = [m for m in chosen if m not in SPARK_METHODS]
+        if unsupported:
+            raise InvalidParameterError(
+                f"methods {unsupported} are not on SparkEngine yet (computed in Python by the "
+                f"store, or p-values not on the engine): use Store.drift, or choose from "
+                + ", ".join(SPARK_METHODS)
+            )
         params = univariate._variant_args(**_variant_defaults(variants))
         limits = univariate._thresholds(thresholds, alpha, params["wasserstein"])
         if any(limit == "learned" for limit in limits.values()):
@@ -274,8 +332,47 @@ class SparkEngine:
         parts = self._statistics(model, selection, chosen, chosen_features, params)
         del registration
         table = self._decide(parts, limits, correction)
-        table = univariate._explain_empty_reference(store.connection, table, reference, selection)
-        return name_split(table, window)
+        return univariate._explain_empty_reference(store.connection, table, reference, selection)
+
+    def materialize(self, store: Store, family: str, model: str, **arguments: Any) -> pa.Table:
+        """Compute ``family`` (``'drift'``) of ``model`` on Spark and write its rows into
+        ``store``'s metric history, exactly where ``store.drift(model, ..., persist=True)``
+        with the same ``arguments`` keeps them (:mod:`evalstore.monitors.history`: keyed by
+        the hash of the normalised parameters, with the store's input watermark and window
+        row counts). Windows already stored for the same call and not touched since are
+        read back, not recomputed; the rows written get ``engine = 'spark'`` in
+        ``evalstore.metric_history``. Returns the call's rows, as ``persist=True`` does.
+
+        The store must hold the rows the lake holds (the lake exported from it): the
+        history's watermarks and window counts are the store's, so that the dashboard,
+        monitors, HTTP API and BI snapshot read the rows as if the store had computed them.
+        """
+        from evalstore.core.db import transaction
+        from evalstore.monitors import history, history_params
+
+        if family != "drift":
+            raise InvalidParameterError(
+                f"family={family!r}: SparkEngine.materialize writes 'drift' (the family it "
+                "computes); performance, quality and skew are not on Spark yet"
+            )
+        ctx = store._context()
+        ctx.check_writable()
+        params = history_params.normalise(family, model, arguments)
+        key = (model, family, history_params.params_hash(family, model, params))
+
+        def compute(_ctx: Any, name: str, **call: Any) -> pa.Table:
+            return self._drift_rows(name, **call)
+
+        started = datetime.now(UTC)
+        con = ctx.connection
+        with ctx.lock, transaction(con):
+            table = history._persisted(ctx, compute, family, model, arguments, params, key, None)
+            con.execute(
+                "UPDATE evalstore.metric_history SET engine = ? WHERE model = ? AND family = ? "
+                "AND params_hash = ? AND computed_at >= ?",
+                [ENGINE, *key, started],
+            )
+        return name_split(table, arguments.get("window", "1 day"))
 
     def _statistics(
         self,
@@ -341,6 +438,12 @@ class SparkEngine:
         finally:
             for name in names:
                 con.unregister(name)
+
+
+def _storage_level() -> Any:
+    from pyspark import StorageLevel
+
+    return StorageLevel.MEMORY_AND_DISK
 
 
 def _variant_defaults(variants: Mapping[str, Any]) -> dict[str, Any]:

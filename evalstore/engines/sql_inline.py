@@ -403,6 +403,9 @@ class Split:
 
     engine: dict[str, exp.Expression]
     driver: exp.Expression
+    #: the CTEs before the cut, in order (name, body): an engine may compute them one by
+    #: one as views and keep those read more than once (:func:`shared_ctes`)
+    ctes: tuple[tuple[str, exp.Expression], ...] = ()
 
 
 def _calls(tree: exp.Expression) -> set[str]:
@@ -436,4 +439,25 @@ def split(macro: str, args: Sequence[exp.Expression], driver_helpers: Sequence[s
             query = exp.select("*").from_(exp.to_table(cte.alias))
             query.set("with_", exp.With(expressions=[c.copy() for c in before]))
             engine[cte.alias] = query
-    return Split(engine, driver)
+    return Split(engine, driver, tuple((c.alias, c.this.copy()) for c in before))
+
+
+def shared_ctes(parts: Split) -> dict[str, int]:
+    """``{cte: readers}`` for the CTEs an engine needs to compute ``parts.engine``: how
+    many later CTEs or results read each (transitively needed ones only)."""
+    bodies = dict(parts.ctes)
+    readers: dict[str, int] = {}
+    needed = list(parts.engine)
+    seen: set[str] = set()
+    while needed:
+        name = needed.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for table in bodies[name].find_all(exp.Table):
+            if not table.args.get("db") and table.name in bodies:
+                readers[table.name] = readers.get(table.name, 0) + 1
+                needed.append(table.name)
+    for name in parts.engine:
+        readers[name] = readers.get(name, 0) + 1
+    return {name: readers.get(name, 0) for name in bodies if name in seen}

@@ -1,0 +1,138 @@
+"""SparkEngine on a real Spark (local[2], one session for the module) against the embedded
+store: every row of drift equals the store's to 1e-9 (same windows, features, methods,
+variants, p-values and decisions), on the data of tests/engines/conftest.py (ties, NULL,
+NaN, an unseen category, two versions, late labels and corrections) exported as a lake.
+
+Skipped, with the reason, when pyspark or Java is missing (``pip install -e .[spark]``)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+import evalstore
+from evalstore.errors import InvalidParameterError, UnknownModelError
+
+pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e .[spark]")
+if shutil.which("java") is None:
+    pytest.skip("Java is not on PATH: SparkEngine needs Java 17+", allow_module_level=True)
+
+from evalstore.engines.spark import SparkEngine  # noqa: E402
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    """One local Spark session (2 cores, UTC, no UI, 2 shuffle partitions, quiet)."""
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("evalstore-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.adaptive.enabled", "false")
+        .config("spark.sql.codegen.wholeStage", "false")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def engine(spark: Any, lake_path: Path) -> Iterator[SparkEngine]:
+    with SparkEngine(spark, lake_path) as opened:
+        yield opened
+
+
+def assert_same(got: pa.Table, want: pa.Table) -> None:
+    """Same columns and rows in the same order; floats equal to 1e-9."""
+    assert got.column_names == want.column_names
+    assert got.num_rows == want.num_rows > 0
+    for a, b in zip(got.to_pylist(), want.to_pylist(), strict=True):
+        for column, x in a.items():
+            y = b[column]
+            if isinstance(x, float) and isinstance(y, float):
+                assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(
+                    y, rel=1e-9, abs=1e-9
+                ), (column, a, b)
+            else:
+                assert x == y, (column, a, b)
+
+
+NUMERIC = ["ks", "wasserstein", "psi", "js", "kl", "hellinger", "d1", "zscore"]
+CATEGORICAL = ["chi2", "linf", "unseen", "psi", "js", "hellinger"]
+
+
+def test_drift_default_methods(engine: SparkEngine, lake_store: evalstore.Store) -> None:
+    """Every numeric and categorical method, reference training, daily windows."""
+    methods = list(dict.fromkeys(NUMERIC + CATEGORICAL))
+    got = engine.drift("m", methods=methods)
+    want = lake_store.drift("m", methods=methods)
+    assert_same(got, want)
+    assert {"ks", "chi2"} <= set(got.column("method").to_pylist())
+    assert any(p is not None for p in got.column("p_value").to_pylist())
+
+
+def test_drift_rolling_chunks_and_variants(
+    engine: SparkEngine, lake_store: evalstore.Store
+) -> None:
+    """Row chunks compared with the previous chunk; pooled Doane bins, leftover bins, JS
+    divergence in base 2, raw Wasserstein, no Yates; BH correction."""
+    options: dict[str, Any] = dict(
+        reference={"previous": 1}, window={"chunks": 3}, binning="doane", pooled=True,
+        zero_bins="leftover", js="divergence", log_base=2, wasserstein="raw", yates=False,
+        correction="bh",
+    )  # fmt: skip
+    got = engine.drift("m", methods=["ks", "psi", "js", "wasserstein", "chi2"], **options)
+    want = lake_store.drift("m", methods=["ks", "psi", "js", "wasserstein", "chi2"], **options)
+    assert_same(got, want)
+
+
+def test_errors(engine: SparkEngine) -> None:
+    with pytest.raises(UnknownModelError, match=r"model 'nope' is not in the lake"):
+        engine.drift("nope")
+    with pytest.raises(InvalidParameterError, match=r"does not take version= or where= yet"):
+        engine.drift("m", version="v1")
+    with pytest.raises(InvalidParameterError, match=r"month-free widths"):
+        engine.drift("m", window="1 month", methods=["psi"])
+    with pytest.raises(InvalidParameterError, match=r"unknown options \['bogus'\]"):
+        engine.drift("m", bogus=1)
+
+
+def test_materialize_writes_the_store_history(
+    engine: SparkEngine, lake_store_file: Path, tmp_path: Path
+) -> None:
+    """materialize stores the Spark rows where store.drift(persist=True) keeps them: the
+    store's persisted call then reads them back (same rows), marked engine = 'spark'."""
+    from tests.conftest import copy_store
+
+    arguments: dict[str, Any] = dict(methods=["ks", "psi", "chi2", "unseen"], window="1 day")
+    with evalstore.open(copy_store(lake_store_file, tmp_path)) as store:
+        written = engine.materialize(store, "drift", "m", **arguments)
+        engines = store.sql(
+            "SELECT engine, count(*) AS n FROM evalstore.metric_history GROUP BY ALL"
+        ).to_pylist()
+        assert engines == [{"engine": "spark", "n": written.num_rows}]
+        assert_same(store.drift("m", persist=True, **arguments), written)
+        assert_same(written, store.drift("m", **arguments))
+        with pytest.raises(InvalidParameterError, match=r"writes 'drift'"):
+            engine.materialize(store, "performance", "m")
+
+
+def test_methods_not_on_spark_are_refused(engine: SparkEngine) -> None:
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"methods \['energy_distance'\] are not on "
+        r"SparkEngine yet .* choose from ks, wasserstein",
+    ):
+        engine.drift("m", methods=["ks", "energy_distance"])
