@@ -47,7 +47,24 @@ monitor                      what and rule
                              value differs from their training value (numpy's
                              ``isclose`` for numbers), ``fixed`` above 0 (as
                              ``store.skew`` flags a feature)
+``estimated_performance.``   the headline metric estimated before labels arrive
+``<headline>``               (``store.estimate_performance``: CBPE, DLE) per
+                             version, when the ``reference`` holds labeled predictions
+                             of some version: the rule of ``performance.<headline>``
+                             (``trailing`` n=14, k=3, worse side, 100 scored
+                             predictions a window), judged as soon as a window has
+                             predictions instead of when its labels are complete
 ============================ ========================================================
+
+Why an estimated headline monitor, and when. Labels arrive late, so the performance
+monitor says ``pending`` for the label delay; the estimate (which needs no label) shows a
+drop in those days, with the same trailing rule, so the two monitors agree once labels
+arrive unless the reference's score-to-label relationship stopped holding (which the
+estimate cannot see: it is why the realized monitor stays). The estimate learns from
+labeled predictions of the reference examples: a model whose reference has none (the
+demo's, which logs predictions for serving traffic only) gets no such monitor (a user
+adds one with a labeled serving range as ``reference``), and ``replace=True`` adds it
+once the reference holds some.
 
 Why these health rules. Latency p99 of one window is noisy (its top 1% of a few thousand
 calls), so one high window is not a regression: two in a row are (the episode still
@@ -96,6 +113,7 @@ from evalstore.core.identifiers import check_model_name
 from evalstore.core.layout import schema_prefix
 from evalstore.core.values import feature_kinds
 from evalstore.errors import InvalidParameterError
+from evalstore.metrics.estimation.estimate import NoReferenceError
 from evalstore.metrics.specs import DRIFT_METHODS, PERFORMANCE_METRICS
 from evalstore.monitors import catalog, definitions
 from evalstore.monitors.definitions import Monitor
@@ -201,7 +219,25 @@ def planned(
                 options=opts or None,
             )
         )
-    return checked
+    estimated = _estimated(ctx, model, headline, specs[0][2], window, reference)
+    return checked if estimated is None else [*checked, estimated]
+
+
+def _estimated(
+    ctx: Context, model: str, headline: str, rule: dict[str, Any], window: str, reference: Any
+) -> Monitor | None:
+    """The estimated headline monitor (the performance monitor's rule), or None when the
+    reference holds no labeled prediction of any version to learn the estimate from (or
+    is ``{'previous': n}``, which is not a labeled reference)."""
+    if isinstance(reference, dict) and "previous" in reference:
+        return None
+    try:
+        return definitions.check(
+            ctx, name_of(model, "estimated_performance", headline), model,
+            "estimated_performance", headline, rule, window=window, reference=reference,
+        )  # fmt: skip
+    except NoReferenceError:
+        return None
 
 
 def _has_pairs(ctx: Context, model: str) -> bool:
