@@ -96,6 +96,7 @@ STATS_SCHEMA = pa.schema(
         # of KS's and W1's estimates (cdf_bins) when they were estimated
         ("cell_binning", pa.string()),
         ("cdf_bins", pa.int64()),
+        ("sd_floor", pa.float64()),
         ("reason", pa.string()),
         (
             "tests",
@@ -132,7 +133,9 @@ ROWS_SQL = """
     ),
     methods AS (
         SELECT b.*, unnest(evalstore.numeric_methods(
-            ks, w1, scores, n_reference, n_analysis, sd, sd_pop, ref_mean, ana_mean, ana_sd,
+            ks, w1, scores, n_reference, n_analysis, sd,
+            CASE WHEN sd_floor > 0 THEN greatest(sd_pop, sd_floor) ELSE sd_pop END,
+            ref_mean, ana_mean, ana_sd,
             {{'cross': e_cross, 'ref': e_ref, 'ana': e_ana}}, reason,
             coalesce(cell_binning, ?), ?, ?, ?, ?, ?, ?)) AS m
         FROM binned AS b
@@ -142,6 +145,10 @@ ROWS_SQL = """
         CASE WHEN cdf_bins IS NOT NULL AND m.method IN ('ks', 'wasserstein')
              THEN m.variant || '; estimated on ' || cdf_bins
                   || ' equal-width bins of the reference range (NannyML)'
+             WHEN sd_floor > 0 AND m.method = 'wasserstein'
+                  AND starts_with(m.variant, 'normed')
+             THEN replace(m.variant, 'W1 / reference population sd',
+                          'W1 / max(reference population sd, ' || sd_floor || ')')
              ELSE m.variant END AS variant, m.value, n_reference,
         n_analysis, CAST(NULL AS BIGINT) AS dof, m.reason,
         CASE m.method WHEN 'ks' THEN ks_p
@@ -186,6 +193,8 @@ class Cell:
     #: (:mod:`evalstore.metrics.drift.binned_cdf`) when the reference has at least
     #: ``min_rows`` finite values; exact when bins is None
     cdf: tuple[int | None, int] = (None, 0)
+    #: wasserstein 'normed' divides by max(reference population sd, sd_floor) (Evidently)
+    sd_floor: float = 0.0
 
 
 def statistics(
@@ -212,6 +221,7 @@ def statistics(
     want_ks, want_w1 = "ks" in methods, "wasserstein" in methods
     for cell in cells:  # KS and W1 estimated on bins (NannyML) or exact
         cell.cdf = (params.get("cdf_bins"), params.get("cdf_min_rows") or 0)
+        cell.sd_floor = params.get("sd_floor") or 0.0
     sample_tests = [m for m in methods if m in SAMPLE_TESTS]
     want_sd = "welch_t" in methods  # the window's sd: Welch's t only
     want_energy = "energy_distance" in methods
@@ -576,4 +586,5 @@ def _row(cell: Cell) -> dict[str, Any]:
         "version": cell.version,
         **cell.stats,
         "cell_binning": cell.binning,
+        "sd_floor": cell.sd_floor,
     }

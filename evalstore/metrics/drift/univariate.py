@@ -142,6 +142,7 @@ def drift(
     few_values: int = 0,
     cdf_bins: int | None = None,
     cdf_min_rows: int = 0,
+    sd_floor: float = 0.0,
     preset: str | None = None,
 ) -> pa.Table:
     """Drift of each feature (and of score, prediction and label) in each window.
@@ -160,7 +161,8 @@ def drift(
     (Evidently's empty-bin fill), binnings ``"sturges_distinct"`` and ``"values"``,
     ``few_values`` (bin by value a numeric feature with at most that many distinct
     reference values), ``cdf_bins``/``cdf_min_rows`` (NannyML's binned KS and W1,
-    :mod:`evalstore.metrics.drift.binned_cdf`). ``preset="nannyml"`` or ``"evidently"``
+    :mod:`evalstore.metrics.drift.binned_cdf`), ``sd_floor`` (normed W1's divisor at
+    least this, Evidently's 0.001). ``preset="nannyml"`` or ``"evidently"``
     sets them all method by method (:mod:`evalstore.metrics.presets`, which says what a
     preset leaves to you); an option it sets, given with another value, raises.
     """
@@ -173,7 +175,7 @@ def drift(
     params = _variant_args(
         binning, bins, edges, pooled, zero_bins, epsilon, log_base, js, wasserstein, yates
     )
-    params |= _estimate_args(binning, few_values, cdf_bins, cdf_min_rows)
+    params |= _estimate_args(binning, few_values, cdf_bins, cdf_min_rows, sd_floor)
     limits = _thresholds(thresholds, alpha, wasserstein)
     if correction not in CORRECTIONS:
         raise InvalidParameterError(f"correction={correction!r} is not one of {CORRECTIONS}")
@@ -296,13 +298,14 @@ def _variant_args(
 
 
 def _estimate_args(
-    binning: str, few_values: int, cdf_bins: int | None, cdf_min_rows: int
+    binning: str, few_values: int, cdf_bins: int | None, cdf_min_rows: int, sd_floor: float
 ) -> dict[str, Any]:
     """The peers' binning and estimate options (checked): ``few_values`` (bin by value the
     numeric features whose reference has at most that many distinct values; with an
     equal-width binning only), ``cdf_bins`` (KS and W1 estimated on that many equal-width
-    bins of the reference's range, as NannyML) and ``cdf_min_rows`` (only for references
-    of at least that many finite values)."""
+    bins of the reference's range, as NannyML), ``cdf_min_rows`` (only for references
+    of at least that many finite values) and ``sd_floor`` (wasserstein 'normed' divides by
+    max(reference population sd, sd_floor), Evidently's 0.001)."""
     few_values = bounded_int(few_values, "few_values", least=0, most=MAX_BINS)
     if few_values and binning in ("quantile", "edges"):
         raise InvalidParameterError(
@@ -312,7 +315,12 @@ def _estimate_args(
     if cdf_bins is not None:
         cdf_bins = bounded_int(cdf_bins, "cdf_bins", least=1, most=1_000_000)
     cdf_min_rows = bounded_int(cdf_min_rows, "cdf_min_rows", least=0, most=10**12)
-    return {"few_values": few_values, "cdf_bins": cdf_bins, "cdf_min_rows": cdf_min_rows}
+    if isinstance(sd_floor, bool) or not isinstance(sd_floor, int | float) or not (
+        0 <= sd_floor < math.inf
+    ):
+        raise InvalidParameterError(f"sd_floor={sd_floor!r} must be a finite number >= 0")
+    return {"few_values": few_values, "cdf_bins": cdf_bins, "cdf_min_rows": cdf_min_rows,
+            "sd_floor": float(sd_floor)}  # fmt: skip
 
 
 def _thresholds(
