@@ -315,8 +315,10 @@ def _estimate_args(
     if cdf_bins is not None:
         cdf_bins = bounded_int(cdf_bins, "cdf_bins", least=1, most=1_000_000)
     cdf_min_rows = bounded_int(cdf_min_rows, "cdf_min_rows", least=0, most=10**12)
-    if isinstance(sd_floor, bool) or not isinstance(sd_floor, int | float) or not (
-        0 <= sd_floor < math.inf
+    if (
+        isinstance(sd_floor, bool)
+        or not isinstance(sd_floor, int | float)
+        or not (0 <= sd_floor < math.inf)
     ):
         raise InvalidParameterError(f"sd_floor={sd_floor!r} must be a finite number >= 0")
     return {"few_values": few_values, "cdf_bins": cdf_bins, "cdf_min_rows": cdf_min_rows,
