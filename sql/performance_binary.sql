@@ -249,12 +249,13 @@ CREATE OR REPLACE MACRO evalstore.performance_binary(
     horizon AS (
         SELECT * FROM evalstore.label_horizon(model, delay_quantile, as_of)
     ),
-    -- the business value matrix [[v_tn, v_fp], [v_fn, v_tp]] (NULLs without one)
+    -- the business value matrix [[v_tn, v_fp], [v_fn, v_tp]] (NULLs without one; the outer
+    -- casts keep them DOUBLE where DuckDB 1.4 types an element of a NULL list as VARCHAR)
     worth AS (
-        SELECT CAST(business_value_matrix AS DOUBLE[][])[1][1] AS v_tn,
-               CAST(business_value_matrix AS DOUBLE[][])[1][2] AS v_fp,
-               CAST(business_value_matrix AS DOUBLE[][])[2][1] AS v_fn,
-               CAST(business_value_matrix AS DOUBLE[][])[2][2] AS v_tp
+        SELECT CAST(CAST(business_value_matrix AS DOUBLE[][])[1][1] AS DOUBLE) AS v_tn,
+               CAST(CAST(business_value_matrix AS DOUBLE[][])[1][2] AS DOUBLE) AS v_fp,
+               CAST(CAST(business_value_matrix AS DOUBLE[][])[2][1] AS DOUBLE) AS v_fn,
+               CAST(CAST(business_value_matrix AS DOUBLE[][])[2][2] AS DOUBLE) AS v_tp
     ),
     scored AS (
         SELECT c.*, w.window_start, w.window_end, g.positive_class, g.cutoff, g.cutoff_source,

@@ -101,7 +101,8 @@ CREATE OR REPLACE MACRO evalstore.slice_outcomes(
             WHEN 'mape' THEN CASE WHEN TRY_CAST(c.label AS DOUBLE) <> 0
                 THEN abs(c.e_) / abs(TRY_CAST(c.label AS DOUBLE)) END
             WHEN 'business_value' THEN CASE WHEN c.y_ IS NOT NULL AND c.yhat_ IS NOT NULL
-                THEN CAST(business_value_matrix AS DOUBLE[][])[c.y_ + 1][c.yhat_ + 1] END
+                THEN CAST(CAST(business_value_matrix AS DOUBLE[][])[c.y_ + 1][c.yhat_ + 1]
+                          AS DOUBLE) END  -- DuckDB 1.4 types an element of NULL as VARCHAR
         END AS DOUBLE) AS x,
         CASE
             WHEN metric = 'business_value' THEN c.rule_ || '; business value per prediction, '
