@@ -27,7 +27,9 @@ demo: $(STAMP)
 	$(BIN)/evalstore demo demo.duckdb --overwrite
 
 # tests run in a shuffled order (pytest-randomly; the header prints the seed: rerun a failure
-# with --randomly-seed=N); whole files go to one xdist worker, so module fixtures build once.
+# with --randomly-seed=N); whole files go to one xdist worker, so module fixtures build once,
+# the costliest files first (tests/conftest.py orders them by their seconds in the last runs;
+# --no-loadscope-reorder keeps that order instead of xdist's by number of tests).
 # Bytecode caching stays on even where PYTHONDONTWRITEBYTECODE is set: without it every worker
 # and every CLI/server process the tests start compiles the package, and pytest rewrites every
 # test module's asserts, again (~5 s of CPU per worker at collection).
@@ -40,7 +42,7 @@ test: $(STAMP) $(STAMP14)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(if $(TEST_TMP),TMPDIR=$(TEST_TMP) )PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n auto \
-	  --dist loadfile -p randomly $(if $(TEST_TMP),-o tmp_path_retention_policy=failed -o tmp_path_retention_count=1 )\
+	  --dist loadfile --no-loadscope-reorder -p randomly $(if $(TEST_TMP),-o tmp_path_retention_policy=failed -o tmp_path_retention_count=1 )\
 	  evalstore server tests
 
 lint: $(STAMP)

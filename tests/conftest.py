@@ -37,6 +37,66 @@ import pytest
 import evalstore
 from evalstore.core.identifiers import quote
 
+# ------------------------------------------------------------------ scheduling
+#
+# ``make test`` sends whole files to the xdist workers (``--dist loadfile``, without xdist's
+# reordering by test count), in the order collected here: pytest-randomly shuffles the files
+# and the tests in each, then the files are stably sorted by their expected cost, the
+# costliest first (longest processing time first), so the two workers end together instead
+# of one running the last big file while the other idles. The cost of a file is its seconds
+# per test in the previous runs (kept in the pytest cache, under SECONDS_PER_TEST) times its
+# tests now; a file never timed counts UNTIMED_SLOW seconds per test marked slow. Without
+# the cache (``-p no:cacheprovider``) every file is untimed: the order then follows the
+# seed and the slow markers alone. Tests never depend on this order: it only decides which
+# worker runs a file, and when.
+
+#: The pytest cache key of the seconds per test of each file in previous runs.
+SECONDS_PER_TEST = "evalstore/seconds-per-test"
+#: The guessed seconds of a slow test in a file never timed ("several seconds").
+UNTIMED_SLOW = 5.0
+_timed: dict[str, list[float]] = {}
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the files costliest first (see the comment above); pytest-randomly has
+    shuffled ``items`` already (its hook wraps this one)."""
+    cache = getattr(config, "cache", None)
+    known: dict[str, float] = cache.get(SECONDS_PER_TEST, {}) if cache is not None else {}
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(_file_of(item.nodeid), []).append(item)
+
+    def cost(file: str) -> float:
+        tests = files[file]
+        if file in known:
+            return known[file] * len(tests)
+        return UNTIMED_SLOW * sum(test.get_closest_marker("slow") is not None for test in tests)
+
+    items[:] = [item for file in sorted(files, key=cost, reverse=True) for item in files[file]]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add up each file's seconds (setup, call, teardown) and tests (one setup each)."""
+    timed = _timed.setdefault(_file_of(report.nodeid), [0.0, 0])
+    timed[0] += report.duration
+    timed[1] += report.when == "setup"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Record the seconds per test of the files this run timed (in the xdist controller,
+    which sees every worker's reports, or in a run without xdist)."""
+    cache = getattr(session.config, "cache", None)
+    if cache is None or hasattr(session.config, "workerinput") or not _timed:
+        return
+    known = cache.get(SECONDS_PER_TEST, {})
+    known.update({file: round(s / n, 4) for file, (s, n) in _timed.items() if n})
+    cache.set(SECONDS_PER_TEST, known)
+
+
 #: The model tables a rejected batch must leave untouched.
 MODEL_TABLES = ("features", "predictions", "labels")
 
