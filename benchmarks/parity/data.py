@@ -19,9 +19,10 @@ Columns of both: ``x_norm`` (normal, rounded to 2 decimals: ties; 4% NULL), ``x_
 (a two-bump mixture with an empty band between the bumps: empty bins), ``x_int`` (integers
 0..7 as doubles: a low-cardinality numeric, <= 20 distinct values; 2% NULL), ``x_shift``
 (the analysis shifted beyond the reference's range: out-of-range values and mass outside
-the edges), ``cat`` (categories a..e, the analysis adds an unseen ``z``; 5% NULL), ``tier``
-(four categories whose shares move a little, none unseen; 2% NULL), ``flag`` (binary,
-yes/no; 3% NULL);
+the edges), ``x_tiny`` (sd 2e-4, below Evidently's 0.001 floor of the normed
+Wasserstein's divisor), ``cat`` (categories a..e, the analysis adds an unseen ``z``; 5%
+NULL), ``tier`` (four categories whose shares move a little, none unseen; 2% NULL),
+``flag`` (binary, yes/no; 3% NULL);
 ``score``, ``prediction`` (decided at 0.5) and ``label`` of a binary model, 10% of the
 analysis labels missing. NULLs are NaN here (None for ``cat``); no infinities (NannyML's
 histograms reject them).
@@ -35,7 +36,7 @@ import numpy as np
 
 #: model -> (reference rows, analysis rows, chunks, seed)
 SHAPES = {"big": (12_000, 5_003, 7, 2301), "small": (1_500, 2_600, 4, 2302)}
-NUMERIC = ("x_norm", "x_gap", "x_int", "x_shift")
+NUMERIC = ("x_norm", "x_gap", "x_int", "x_shift", "x_tiny")
 CATEGORICAL = ("cat", "tier", "flag")
 CATEGORIES = np.array(["a", "b", "c", "d", "e"])
 TIERS = np.array(["gold", "silver", "bronze", "basic"])
@@ -50,6 +51,7 @@ def _columns(rng: np.random.Generator, n: int, analysis: bool) -> dict[str, np.n
     x_int = rng.integers(0, 8 if analysis else 7, n).astype(float)
     x_int[rng.random(n) < 0.02] = np.nan
     x_shift = rng.lognormal(0.0 if not analysis else 0.4, 0.6, n)
+    x_tiny = 3.0 + rng.normal(1e-4 if analysis else 0.0, 2e-4, n)
     weights = [0.3, 0.25, 0.2, 0.15, 0.1]
     cat = rng.choice(CATEGORIES, n, p=weights).astype(object)
     if analysis:
@@ -66,7 +68,7 @@ def _columns(rng: np.random.Generator, n: int, analysis: bool) -> dict[str, np.n
     if analysis:
         label[rng.random(n) < 0.1] = np.nan
     return {
-        "x_norm": x_norm, "x_gap": x_gap, "x_int": x_int, "x_shift": x_shift,
+        "x_norm": x_norm, "x_gap": x_gap, "x_int": x_int, "x_shift": x_shift, "x_tiny": x_tiny,
         "cat": cat, "tier": tier, "flag": flag,
         "score": np.round(score, 4), "prediction": (score >= 0.5).astype(float), "label": label,
     }  # fmt: skip

@@ -189,9 +189,8 @@ EVIDENTLY = Preset(
                 note="Sturges' bin count from the number of distinct values of both samples",
             ),
             "wasserstein": PresetMethod(
-                "wasserstein", {"wasserstein": "normed"}, 0.1,
-                note="W1 / reference population sd; Evidently divides by max(sd, 0.001): a "
-                "reference sd below 0.001 differs (evalstore: value NULL for sd 0)",
+                "wasserstein", {"wasserstein": "normed", "sd_floor": 0.001}, 0.1,
+                note="W1 / max(reference population sd, 0.001)",
             ),
             "ks": PresetMethod(
                 "ks", {},

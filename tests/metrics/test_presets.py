@@ -272,6 +272,24 @@ def test_option_errors(store):  # type: ignore[no-untyped-def]
         store.drift("small", window=1000, methods=["ks"], cdf_bins=0)
     with pytest.raises(InvalidParameterError, match=r"zero_bins='tiny' is not 'epsilon'"):
         store.drift("small", window=1000, methods=["psi"], zero_bins="tiny")
+    with pytest.raises(InvalidParameterError, match=r"sd_floor=-1 must be a finite number"):
+        store.drift("small", window=1000, methods=["wasserstein"], sd_floor=-1)
+
+
+def test_sd_floor_against_scipy(store, parity):  # type: ignore[no-untyped-def]
+    """wasserstein 'normed' with sd_floor: W1 / max(reference population sd, floor), on a
+    feature whose sd (2e-4) is below the floor, and unchanged on one above it."""
+    rows = store.drift("small", window=100_000, features=["x_tiny", "x_norm"],
+                       methods=["wasserstein"], sd_floor=0.001).to_pylist()  # fmt: skip
+    sides = parity.data.generate("small")
+    for row in rows:
+        ref = sides["reference"][row["feature"]]
+        ana = sides["analysis"][row["feature"]]
+        ref, ana = ref[np.isfinite(ref)], ana[np.isfinite(ana)]
+        w1 = scipy.stats.wasserstein_distance(ref, ana)
+        assert row["value"] == pytest.approx(w1 / max(np.std(ref), 0.001), rel=1e-9)
+        assert "max(reference population sd, 0.001)" in row["variant"]
+    assert np.std(sides["reference"]["x_tiny"]) < 0.001 < np.nanstd(sides["reference"]["x_norm"])
 
 
 def test_empty_and_single_valued_windows_under_presets():
