@@ -47,12 +47,13 @@ definition                                   parameters
 ============================================ ==========================================
 JS distance, base 2, reference-quantile bins ``js="distance", log_base=2``
 JS distance, base e, bins of both samples    ``binning="sturges", pooled=True``
-(Evidently's ``jensenshannon``)
+                                             (Evidently's ``jensenshannon`` adds
+                                             ``few_values=20``)
 JS divergence, base 2 (capped at 1)          ``js="divergence", log_base=2``
 PSI, 10 reference-quantile bins, epsilon     defaults (``zero_bins="epsilon"``)
 PSI with zero bins folded together           ``zero_bins="leftover"``
 Wasserstein divided by the reference sd      ``wasserstein="normed"`` (Evidently's
-                                             ``wasserstein``)
+                                             ``wasserstein`` adds ``sd_floor=0.001``)
 KS as scipy.stats.ks_2samp                   ``ks`` (statistic and p-value match)
 chi-squared as scipy.stats.chi2_contingency  ``chi2`` (``yates=True``, scipy's default)
 ============================================ ==========================================
