@@ -146,13 +146,13 @@ def flywheel(request, data_file):
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    """Like ``populated``, shared by the tests that only read (one store for the module)."""
-    path = tmp_path_factory.mktemp("shared") / "data.duckdb"
-    with evalstore.open(path) as store:
-        populate(store)
-        with TestClient(create_app(store)) as client:
-            yield store, client
+def shared(template, copy_template, tmp_path_factory):
+    """Like ``populated``, shared by the tests that only read (one store for the module, a
+    copy of the session's :func:`populate` template)."""
+    built = template("server-populated", populate, "data.duckdb")
+    path = copy_template(built, tmp_path_factory.mktemp("shared"), "data.duckdb")
+    with evalstore.open(path) as store, TestClient(create_app(store)) as client:
+        yield store, client
 
 
 def locked_out(response) -> bool:
@@ -1256,13 +1256,12 @@ def test_times_outside_pythons_range_are_served(shared):
 # ----------------------------------------------------------------------------- keep-alive
 
 
-def test_an_error_leaves_the_keep_alive_connection_open(tmp_path):
+def test_an_error_leaves_the_keep_alive_connection_open(store_file):
     """A real uvicorn server on loopback: a 500 (and each input that was once a 500) is
     answered on the client's connection, which then serves the next request."""
     import uvicorn
 
-    with evalstore.open(tmp_path / "k.duckdb") as store:
-        store.register_model("fraud", "v1", "binary")
+    with evalstore.open(store_file) as store:  # binary model fraud, v1
         app = create_app(store)
 
         @app.get("/test/peer")
