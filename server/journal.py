@@ -174,7 +174,7 @@ class JournaledCommitter(GroupCommitter):
                 written = execute_group(self._connection, direct, stored_keys=self._keys)
             if any(not isinstance(r, BaseException) for r in written):
                 self._ids.clear()  # later journal ids must follow the direct lane's
-                self._writer.forget_plans()  # it may have added feature columns
+                self._writer.written_directly()  # plans and key sets catch up
             self._direct += len(direct)
             results.update(zip(prepared.direct, written, strict=True))
             self._notify({i.call.model for i, r in zip(direct, written, strict=True)

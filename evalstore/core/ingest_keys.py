@@ -133,6 +133,10 @@ class StoredKeys:
             known.scopes[scope] = _Keys(np.sort(np.asarray(hashes, dtype=np.uint64)))
         return known.scopes[scope]
 
+    def tables(self) -> list[tuple[str, str]]:
+        """The (model, table) pairs with key sets loaded."""
+        return list(self._tables)
+
     def forget(self) -> None:
         """Drop every set (they are reloaded on next use)."""
         self._tables.clear()

@@ -87,6 +87,8 @@ class WriterState:
         self.pending: dict[tuple[Any, ...], set[int]] = {}
         self._applied: dict[tuple[str, str], list[dict[tuple[Any, ...], list[int]]]] = {}
         self._synced: dict[tuple[str, str], float] = {}
+        #: tables whose key sets must catch up on next use (DuckDB written directly)
+        self._stale: set[tuple[str, str]] | None = set()
         self._plans: dict[tuple[Any, ...], tuple[Plan, str]] = {}
 
     def applied(self, hashes: dict[tuple[Any, ...], list[int]]) -> None:
@@ -105,6 +107,12 @@ class WriterState:
     def forget_plans(self) -> None:
         self._plans.clear()
 
+    def written_directly(self) -> None:
+        """The direct lane wrote DuckDB: forget the plans (it may have added feature
+        columns) and catch every key set up on its next use (its rows are not in them)."""
+        self._plans.clear()
+        self._stale = None
+
     def keys(
         self, con: duckdb.DuckDBPyConnection, plan: Plan, column: str, value: Any
     ) -> tuple[Any, set[int]]:
@@ -112,11 +120,19 @@ class WriterState:
         relation = self.stored_keys.relation(con, plan.model, plan.table)
         name = (plan.model, plan.table)
         now = time.monotonic()
-        sync = name in self._applied and now - self._synced.get(name, -inf) >= self.sync_every
+        stale = self._stale is None or name in self._stale
+        sync = stale or (
+            name in self._applied and now - self._synced.get(name, -inf) >= self.sync_every
+        )
+        if self._stale is None:  # every other table stays stale until its next use
+            self._stale = {table for table in self.stored_keys.tables() if table != name}
+        else:
+            self._stale.discard(name)
         applied = self._applied.pop(name, None) if sync else None
+        loaded = name in self.stored_keys.tables()
         stored = self.stored_keys.keys(con, plan.model, plan.table, relation, column, value,
                                        sync=sync)  # fmt: skip
-        if sync:
+        if sync or not loaded:  # (a first use loads what is committed)
             self._synced[name] = now
         for hashes in applied or ():  # (caught up: in the stored set now)
             self.forget(hashes)

@@ -138,6 +138,18 @@ def test_an_id_or_batch_key_journaled_but_not_applied_is_recognised(store, journ
     assert count(store) == 1
 
 
+def test_an_id_written_by_the_direct_lane_is_known_to_the_journal(store, journaled):
+    journaled.app.state.committer._writer.sync_every = 3600  # no catch-up after applies
+    assert journaled.post(PREDICT, json=row("a", prediction=1)).status_code == 200
+    bulk = [row(f"b{i}", prediction=1)[0] for i in range(1_100)]  # > 1,000 rows: direct
+    assert journaled.post(PREDICT, json=bulk).status_code == 200
+    again = journaled.post(PREDICT, json=row("b7", prediction=1))
+    assert again.status_code == 409 and again.json()["examples"] == ["b7"]
+    assert journaled.post(PREDICT, json=row("c", prediction=1)).status_code == 200
+    journaled.app.state.committer.drain()
+    assert count(store) == 1_102
+
+
 def test_concurrent_requests_repeating_an_id_store_it_once(store, journaled):
     responses: list[Any] = [None] * 12
 
