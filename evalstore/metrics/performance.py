@@ -107,7 +107,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
@@ -170,6 +172,29 @@ _MACRO_ARGS = {
 }
 _BOOTSTRAP_TEXT = "CI bootstrap (Python front-end)"
 _view_counter = itertools.count()
+#: The relation :func:`labels_from` has the evaluations take the latest labels from
+#: (None: the model's ``labels_latest``).
+_LABELS: ContextVar[str | None] = ContextVar("evalstore_performance_labels", default=None)
+
+
+@contextmanager
+def labels_from(relation: str) -> Iterator[None]:
+    """Inside the block, :func:`performance` joins the predictions with the latest labels
+    found in ``relation`` instead of the model's ``labels_latest`` (every label of the
+    model), and leaves out the serving features when neither ``where`` nor ``by`` reads
+    them (an example has at most one serving row, so the rows are the same).
+
+    For the metric history's refresh (:mod:`evalstore.monitors.history`): ``relation``
+    is a temporary table of evalstore's (never user text) with the labels table's
+    ``example_key``, ``label``, ``ts``, ``source`` and ``superseded_by`` columns, holding
+    every label row of every example the call's predictions belong to; the caller
+    guarantees that, and the result is then the one the model's labels give.
+    """
+    token = _LABELS.set(relation)
+    try:
+        yield
+    finally:
+        _LABELS.reset(token)
 
 
 def performance(
@@ -478,7 +503,8 @@ def _source_view(
     serving features gets every feature key's NULL index.
     """
     s = schema_prefix(con, model)
-    if not slices and where is None and version is None:
+    labels = _LABELS.get()
+    if labels is None and not slices and where is None and version is None:
         return f"{model}.evaluations"
     conditions = []
     if where is not None:
@@ -488,12 +514,15 @@ def _source_view(
     outputs = "e.example_id, e.version, e.ts, e.prediction, e.score, e.probabilities, e.label"
     evaluations, feature_terms = f"{s}evaluations", []
     by_feature = [key for key in slices if key.kind != "predicates"]
+    if labels is not None:  # see labels_from
+        features = None if where is None and not by_feature else f"{s}features"
+        evaluations = f"({_evaluations(s, features, labels)})"
     if by_feature:
         part = _unused_name("evalstore_slice_part", columns)
         code = " + ".join(f"CAST({key.index()} AS BIGINT) * {key.stride}" for key in by_feature)
         missing = sum(key.null_index * key.stride for key in by_feature)
         features = f"(SELECT *, {code} AS {part} FROM {s}features AS e)"
-        evaluations = f"({EVALUATIONS.format(s=s, features=features)})"
+        evaluations = f"({_evaluations(s, features, labels)})"
         feature_terms = [f"coalesce(e.{part}, {missing})"]
     selects = []
     predicate_key = next((k for k in slices if k.kind == "predicates"), None)
@@ -509,6 +538,25 @@ def _source_view(
         )
     name = f"evalstore_performance_{next(_view_counter)}"
     return temp_view(con, name, " UNION ALL ".join(selects))
+
+
+def _evaluations(s: str, features: str | None, labels: str | None) -> str:
+    """The model's ``evaluations`` as a query (``EVALUATIONS``) whose features are
+    ``features`` (None: no feature columns) and whose latest labels come from
+    ``labels`` (None: the model's ``labels_latest``; see :func:`labels_from`)."""
+    latest = f"{s}labels_latest"
+    if labels is not None:
+        latest = (
+            f"(SELECT example_key, label, ts, source FROM {labels} WHERE superseded_by IS NULL)"
+        )
+    if features is None:
+        return (
+            "SELECT p.example_id, p.version, p.ts, p.prediction, p.score, p.probabilities, "
+            "p.latency_ms, l.label, l.ts AS label_ts, l.source AS label_source, p.example_key "
+            f"FROM {s}predictions AS p LEFT JOIN {latest} AS l ON l.example_key = p.example_key"
+        )
+    query = EVALUATIONS.format(s=s, features=features)
+    return query.replace(f"{s}labels_latest AS l", f"{latest} AS l", 1)
 
 
 def _unused_name(name: str, columns: Sequence[str]) -> str:
