@@ -63,6 +63,7 @@ import pyarrow as pa
 
 from evalstore.core.db import transaction
 from evalstore.core.identifiers import check_model_name, quote
+from evalstore.metrics import performance as _performance
 from evalstore.monitors import (
     fingerprints,
     history_horizon,
@@ -204,7 +205,7 @@ def _persisted(
                 return table
         elif stale < set(current):
             windows = (current, stale, gone)
-            schema = _refresh(con, key, run, plan, stored.schema, windows, mark, now)
+            schema = _refresh(con, key, run, plan, stored.schema, windows, mark, now, shared)
             table = _read_back(con, key, schema, family, model, params) if schema else None
             if table is not None and table.num_rows:  # else computed whole below
                 save(schema)
@@ -242,12 +243,18 @@ def _refresh(
     windows: tuple[Mapping[datetime, tuple[int, int]], set[datetime], set[datetime]],
     mark: Watermark,
     now: datetime,
+    shared: TouchedPredictions | None = None,
 ) -> pa.Schema | None:
     """Recompute the ``stale`` windows of a stored call (one family call per run of
     consecutive stale windows), replace their stored rows and window records, delete the
     ``gone`` ones; returns the result schema (that of the new rows, else ``schema``,
     the stored one). ``windows`` is ``(current, stale, gone)``: every window the call
     lists now with its row counts, and the starts to recompute and to delete.
+
+    Performance (``shared`` given): a run whose predictions all belong to touched
+    examples (the new day of a refresh; :meth:`TouchedPredictions.covers`) joins them
+    with the touched examples' labels alone (:func:`_performance.labels_from`), not with
+    every label of the model: the same rows, without a scan of every label's key.
 
     Quality (``plan.fill``) lists in a window without any analysis row (a *gap*: every
     row has ``n_analysis`` 0) each feature and output of the whole analysis, so a gap's
@@ -257,10 +264,13 @@ def _refresh(
     caller recomputes the call whole.
     """
     current, stale, gone = windows
-    parts = [
-        run(since=start, until=end)
-        for start, end in history_windows.runs(con, sorted(current), stale, plan)
-    ]
+    parts = []
+    for start, end in history_windows.runs(con, sorted(current), stale, plan):
+        if shared is not None and shared.covers(start, end):
+            with _performance.labels_from(shared.labels()):
+                parts.append(run(since=start, until=end))
+        else:
+            parts.append(run(since=start, until=end))
     if plan.fill:
         filled = {w for part in parts for w in history_windows.filled_windows(part)}
         if (

@@ -152,20 +152,20 @@ def _advance(
     """Apply the delays that changed since ``row``'s watermark to its band and counts;
     the new horizon, or None when its order statistics left the band (the band is then
     rebuilt by the caller)."""
-    labels = model_relation(con, model, "labels")
     old_labels = -1 if row.labels_batch is None else row.labels_batch
     old_predictions = -1 if row.predictions_batch is None else row.predictions_batch
-    # the examples whose delays may have changed (touched) and every prediction of
-    # theirs (one scan of the predictions' keys, shared with the touched windows), their
-    # first label ts then and now: the delays they had (removed) and have (added)
-    keys, touched_predictions = touched.tables(old_labels, old_predictions)
+    # the examples whose delays may have changed (touched), every prediction and label
+    # of theirs (one scan of each table's keys, shared with the touched windows and the
+    # recomputed windows), their first label ts then and now: the delays they had
+    # (removed) and have (added)
+    _, touched_predictions = touched.tables(old_labels, old_predictions)
+    touched_labels = touched.labels()
     sql = f"""
         WITH firsts AS (
             SELECT l.example_key, min(l.ts) FILTER (WHERE l.batch_id <= $wl) AS old_ts,
                    count(*) FILTER (WHERE l.batch_id <= $wl) AS old_labels,
                    min(l.ts) AS new_ts
-            FROM {labels} AS l
-            JOIN {keys} AS t ON t.example_key = l.example_key
+            FROM {touched_labels} AS l
             GROUP BY l.example_key
         ),
         pairs AS MATERIALIZED (
