@@ -149,26 +149,26 @@ def test_the_estimated_series_is_the_estimate_window_by_window(watched):
     assert last["v2"]["verdict"] == "insufficient"
 
 
-@pytest.mark.parametrize("metric", ["f1", "tp", "accuracy"])
-def test_other_estimated_metrics_and_subjects(watched, metric):
+def test_other_estimated_metrics_and_options(watched):
     store, _, _ = watched
     ctx = store._context()
-    monitor = definitions.check(
-        ctx, "probe", "m", "estimated_performance", metric,
-        {"type": "fixed", "direction": "below", "value": 0.5},
-        subjects=["v1"], reference=REF,
-        options={"calibration": "none", "since": _day(15).isoformat()},
-    )  # fmt: skip
-    with ctx.lock:
-        parts = compute(ctx, monitor, persist=False)
-    assert [p.subject for p in parts] == ["v1"]
+    since = _day(15).isoformat()
     table = store.estimate_performance(
-        "m", metrics=[metric], reference=REF, calibration="none", since=_day(15), version=None
-    )
-    expected = [r for r in table.to_pylist() if r["version"] == "v1"]
-    assert _starts(parts[0].series) == [r["window_start"] for r in expected]
-    assert list(parts[0].series.value) == [r["value"] for r in expected]
-    assert len(expected) == DAYS - 15
+        "m", metrics=["tp"], reference=REF, calibration="none", since=since
+    ).to_pylist()
+    for metric in ("tp",):  # an expected confusion count, with options
+        monitor = definitions.check(
+            ctx, "probe", "m", "estimated_performance", metric,
+            {"type": "fixed", "direction": "below", "value": 0.5},
+            subjects=["v1"], reference=REF, options={"calibration": "none", "since": since},
+        )  # fmt: skip
+        with ctx.lock:
+            parts = compute(ctx, monitor, persist=False)
+        assert [p.subject for p in parts] == ["v1"]
+        expected = [r for r in table if r["version"] == "v1" and r["metric"] == metric]
+        assert _starts(parts[0].series) == [r["window_start"] for r in expected]
+        assert list(parts[0].series.value) == [r["value"] for r in expected]
+        assert len(expected) == DAYS - 15
     assert store.monitors("m").num_rows == 2  # check() stores nothing
 
 
@@ -256,8 +256,6 @@ def test_the_http_routes_and_metrics_take_the_new_families(watched):
         assert "is not estimated for a binary model" in bad.text
         ran = client.post("/v1/models/m/monitors/run", json={"names": ["auc_http"]})
         assert ran.status_code == 200, ran.text
-        backtest = client.post("/v1/models/m/monitors/auc_http/backtest", json={})
-        assert backtest.status_code == 200, backtest.text
         text = client.get("/metrics").text
     samples = {
         (s.labels["monitor"], s.labels["subject"]): s.value
@@ -319,29 +317,23 @@ def test_definition_errors_store_nothing(watched, family, metric, fields, error,
 
 @pytest.fixture(scope="module")
 def regression() -> Iterator[evalstore.Store]:
-    """A regression model ``r`` (10 days x 40 rows; training examples predicted and
-    labeled: a labeled reference) and a binary ``b`` with the same kind of reference."""
+    """A regression model ``r``: 3 days of training examples, predicted and labeled (a
+    labeled reference), then 10 days of serving, 40 rows a day; the error grows with |x|."""
     rng = np.random.default_rng(5)
     store = blank_store()
-    for model, task in (("r", "regression"), ("b", "binary")):
-        store.register_model(model, "v1", task)
-        for env, days, offset in (("training", 3, 0), ("serving", 10, 100)):
-            n = days * 40
-            ids = [f"{env}{i}" for i in range(n)]
-            ts = [START + timedelta(days=offset + i // 40, minutes=i % 40) for i in range(n)]
-            x = np.round(rng.normal(size=n), 1)
-            store.log_features(model, pa.table({"example_id": ids, "x": x, "ts": ts}), env=env)
-            if task == "regression":
-                prediction = x + rng.normal(scale=0.5, size=n)
-                label = x + rng.normal(scale=np.abs(x) + 0.1, size=n)
-                predictions = pa.table({"example_id": ids, "prediction": prediction, "ts": ts})
-            else:
-                score = rng.uniform(size=n)
-                label = (rng.uniform(size=n) < score).astype(int)
-                predictions = pa.table({"example_id": ids, "score": score, "ts": ts})
-            store.log_predictions(model, predictions, version="v1")
-            if env == "training":
-                store.log_labels(model, pa.table({"example_id": ids, "label": label}))
+    store.register_model("r", "v1", "regression")
+    for env, days, offset in (("training", 3, 0), ("serving", 10, 100)):
+        n = days * 40
+        ids = [f"{env}{i}" for i in range(n)]
+        ts = [START + timedelta(days=offset + i // 40, minutes=i % 40) for i in range(n)]
+        x = np.round(rng.normal(size=n), 1)
+        store.log_features("r", pa.table({"example_id": ids, "x": x, "ts": ts}), env=env)
+        prediction = x + rng.normal(scale=0.5, size=n)
+        store.log_predictions("r", pa.table({"example_id": ids, "prediction": prediction,
+                                             "ts": ts}), version="v1")  # fmt: skip
+        if env == "training":
+            label = x + rng.normal(scale=np.abs(x) + 0.1, size=n)
+            store.log_labels("r", pa.table({"example_id": ids, "label": label}))
     yield store
     store.close()
 
@@ -366,19 +358,17 @@ def test_a_regression_model_watches_the_dle_estimate(regression):
 
 def test_defaults_add_an_estimated_headline_monitor_with_a_labeled_reference(regression, watched):
     store = regression
-    made = {r["name"]: r for r in store.add_default_monitors("b").to_pylist()}
-    row = made["b.estimated_performance.roc_auc"]
+    made = {r["name"]: r for r in store.add_default_monitors("r").to_pylist()}
+    row = made["r.estimated_performance.mae"]
     assert (row["family"], row["metric"], row["subjects"]) == ("estimated_performance",
-                                                               "roc_auc", None)  # fmt: skip
+                                                               "mae", None)  # fmt: skip
     rule = json.loads(row["rule"])
     assert {k: rule[k] for k in ("type", "n", "k", "direction", "min_rows")} == {
-        "type": "trailing", "n": 14, "k": 3.0, "direction": "below", "min_rows": 100}  # fmt: skip
-    assert rule == json.loads(made["b.performance.roc_auc"]["rule"])  # the same rule
-    ran = {r["subject"]: r for r in store.run_monitors("b", names=[row["name"]],
+        "type": "trailing", "n": 14, "k": 3.0, "direction": "above", "min_rows": 100}  # fmt: skip
+    assert rule == json.loads(made["r.performance.mae"]["rule"])  # the same rule
+    ran = {r["subject"]: r for r in store.run_monitors("r", names=[row["name"]],
                                                        now=_day(120)).to_pylist()}  # fmt: skip
     assert ran["v1"]["verdict"] == "insufficient"  # 40 predictions a day, below 100
-    again = store.add_default_monitors("b")
-    assert set(again.column("change").to_pylist()) == {"unchanged"}
     # the model of `watched` logs no predictions for training examples: none for it
     other, _, _ = watched
     planned = [m.name for m in defaults.planned(other._context(), "m")]
