@@ -1,5 +1,6 @@
-"""preset= over HTTP: GET /v1/models/{model}/drift?preset=... and /quality?preset=... return
-the Store's tables (the same call), and a preset's errors keep the families' error shape."""
+"""preset= over HTTP: GET /v1/models/{model}/{drift,quality,multivariate_drift,performance}
+?preset=... return the Store's tables (the same call), and a preset's errors keep the
+families' error shape."""
 
 from __future__ import annotations
 
@@ -28,24 +29,44 @@ def served():
         # distinct times: chunks of rows are told apart (and ordered) by their start
         minutes = 60 * np.arange(n).astype("timedelta64[s]")
         ts = pa.array(np.datetime64("2026-03-01T00:00:00") + minutes, pa.timestamp("s", "UTC"))
-        table = pa.table({"example_id": ids, "ts": ts, "x": pa.array(x, from_pandas=True),
-                          "c": pa.array(list(c), pa.string())})  # fmt: skip
+        columns = {"x": pa.array(x, from_pandas=True), "y": rng.normal(size=n),
+                   "c": pa.array(list(c), pa.string())}  # fmt: skip
+        table = pa.table({"example_id": ids, "ts": ts, **columns})
         store.log_features("m", table, env=env)
+    score = rng.uniform(size=300)
+    ids = [f"s{i}" for i in range(300)]
+    decisions = (score >= 0.5).astype(int)
+    labels = (rng.uniform(size=300) < score).astype(int)
+    store.log_predictions(
+        "m", pa.table({"example_id": ids, "score": score, "prediction": decisions}), "v1"
+    )
+    store.log_labels("m", pa.table({"example_id": ids, "label": labels}))
     with TestClient(create_app(store)) as client:
         yield store, client
     store.close()
 
 
 @pytest.mark.parametrize(
-    ("family", "preset"), [("drift", "nannyml"), ("drift", "evidently"), ("quality", "nannyml")]
+    ("family", "preset", "features"),
+    [
+        ("drift", "nannyml", ["x", "c"]),
+        ("drift", "evidently", ["x", "c"]),
+        ("quality", "nannyml", ["x", "c"]),
+        ("multivariate_drift", "nannyml", ["x", "y"]),
+        ("performance", "nannyml", None),
+    ],
 )
-def test_same_table_as_the_store(served, family, preset):  # type: ignore[no-untyped-def]
+def test_same_table_as_the_store(served, family, preset, features):  # type: ignore[no-untyped-def]
     store, client = served
-    query = {"window": "100", "features": "x,c", "preset": preset}
+    query = {"window": "100", "preset": preset}
+    options = {}
+    if features is not None:
+        query["features"] = ",".join(features)
+        options["features"] = features
     response = client.get(f"/v1/models/m/{family}", params=query, headers={"accept": ARROW})
     assert response.status_code == 200, response.text
     got = pa.ipc.open_stream(response.content).read_all()
-    expected = getattr(store, family)("m", window=100, features=["x", "c"], preset=preset)
+    expected = getattr(store, family)("m", window=100, preset=preset, **options)
     assert got.equals(expected)
     assert all(v.startswith(f"preset={preset}; ") for v in got.column("variant").to_pylist())
 
