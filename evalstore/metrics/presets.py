@@ -137,8 +137,9 @@ NANNYML = Preset(
         },
         "multivariate_drift": {
             "pca": PresetMethod(
-                "reconstruction_error", {"variance": 0.65},
-                note="DataReconstructionDriftCalculator: reference means imputed, standardised "
+                "reconstruction_error", {"variance": 0.65, "categorical_encoding": "count"},
+                note="DataReconstructionDriftCalculator: categorical features count-encoded, "
+                "reference means imputed, standardised "
                 "(ddof 0), fewest components explaining 65% of the variance, mean Euclidean "
                 "reconstruction error",
             ),

@@ -326,6 +326,13 @@ def test_performance_and_multivariate_preset_errors(store):  # type: ignore[no-u
         store.multivariate_drift("small", window=window, variance=0.8, preset="nannyml")
     with pytest.raises(InvalidParameterError, match=r"\['mmd'\] has no NannyML 0.13"):
         store.multivariate_drift("small", window=window, methods=["mmd"], preset="nannyml")
+    # NannyML count-encodes categorical features: one-hot is not its definition
+    with pytest.raises(
+        InvalidParameterError, match=r"categorical_encoding='onehot' conflicts with preset="
+    ):
+        store.multivariate_drift(
+            "small", window=window, categorical_encoding="onehot", preset="nannyml"
+        )
 
 
 def test_performance_preset_binary_only():
