@@ -269,6 +269,29 @@ def test_the_http_routes_and_metrics_take_the_new_families(watched):
     store.delete_monitor("auc_http")
 
 
+def test_monitors_as_code_take_the_new_families(watched):
+    store, _, _ = watched
+    reference = ", ".join(f'"{t}"' for t in REF)
+    text = f"""
+[monitors.auc_toml]
+model = "m"
+family = "estimated_performance"
+metric = "roc_auc"
+subjects = ["v1"]
+reference = [{reference}]
+rule = {{ type = "range", low = 0.7, high = 1.0 }}
+options = {{ reference_chunks = 5 }}
+"""
+    before = store.monitors().to_pylist()
+    # a dry run (the fixture's monitors are not in the file: applying would delete them)
+    diff = {r["name"]: r["action"] for r in store.apply_monitors(text, dry_run=True).to_pylist()}
+    assert diff == {"auc_toml": "create", "auc": "delete", "x_mean": "delete"}
+    bad = text.replace("reference_chunks = 5", "reference_chunks = 5, n_boot = 3")
+    with pytest.raises(InvalidParameterError, match=r"auc_toml.*takes no parameter 'n_boot'"):
+        store.apply_monitors(bad, dry_run=True)
+    assert store.monitors().to_pylist() == before
+
+
 # ---------------------------------------------------------------------- definition errors
 
 
