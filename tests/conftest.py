@@ -33,9 +33,23 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 import evalstore
 from evalstore.core.identifiers import quote
+
+# ------------------------------------------------------------------ BLAS threads
+#
+# One BLAS thread per test process, and in the processes the tests start (CLI, servers,
+# the docs pages' commands). The tests' matrices are small and two xdist workers share two
+# cores: OpenBLAS's own threads then spin waiting for each other, which cost 5-15 times the
+# CPU of one thread (the domain classifier of `evalstore demo`: 6-7 s of CPU instead of
+# 0.4 s; the whole demo test: 25 s instead of 12). The results are the same to rounding.
+# The environment reaches the processes started later; threadpoolctl limits the libraries
+# already loaded here (pytest-randomly imports numpy before this file).
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+threadpool_limits(1)
 
 # ------------------------------------------------------------------ scheduling
 #
