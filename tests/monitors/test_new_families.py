@@ -28,7 +28,7 @@ import evalstore
 from evalstore.cli import main
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.estimation.estimate import NoReferenceError
-from evalstore.monitors import catalog, defaults, definitions
+from evalstore.monitors import catalog, defaults, definitions, estimation_series
 from evalstore.monitors.run import compute
 from server import create_app
 from tests.conftest import blank_store, copy_store
@@ -194,6 +194,29 @@ def test_slices_make_subjects(watched):
         expected = [np.nan if r["value"] is None else r["value"] for r in mine]
         np.testing.assert_array_equal(part.series.value, expected)
         assert list(part.series.n) == [r["n"] for r in mine]
+
+
+def test_per_class_rows_are_subjects_of_their_own():
+    """``split`` on a hand-made multiclass-shaped table: class and slice in the subject,
+    other metrics and versions left out, a NULL estimate becomes NaN."""
+    day = [_day(0), _day(0), _day(1), _day(1), _day(0), _day(0)]
+    table = pa.table({
+        "window_start": pa.array(day, pa.timestamp("us", "UTC")),
+        "window_end": pa.array([d + timedelta(days=1) for d in day], pa.timestamp("us", "UTC")),
+        "version": ["v1", "v1", "v1", "v1", "v2", "v1"],
+        "region": ["n", "n", "n", "n", "n", "n"],
+        "metric": ["recall", "recall", "recall", "recall", "recall", "accuracy"],
+        "class": ["a", "b", "a", "b", "a", None],
+        "value": [0.5, None, 0.75, 0.25, 0.1, 0.9],
+        "n": [10, 10, 12, 12, 5, 10],
+    })  # fmt: skip
+    parts = dict(estimation_series.split(table, "recall", ["v1"]))
+    assert list(parts) == ["v1 | region=n | class=a", "v1 | region=n | class=b"]
+    np.testing.assert_array_equal(parts["v1 | region=n | class=b"].value, [np.nan, 0.25])
+    assert list(parts["v1 | region=n | class=a"].n) == [10, 12]
+    assert _starts(parts["v1 | region=n | class=a"]) == [_day(0), _day(1)]
+    every = dict(estimation_series.split(table, "accuracy"))
+    assert list(every) == ["v1 | region=n"]
 
 
 def test_the_summary_series_is_the_family_and_numpy_window_by_window(watched):
