@@ -59,10 +59,15 @@ class MonitoringMethods:
     ) -> dict[str, Any]:
         """Define a monitor: what to compute and the rule that turns it into alerts.
 
-        ``family`` is ``drift``, ``quality`` or ``performance``; ``metric`` a drift
-        method (``psi``, ``ks``...), a quality check (``out_of_range``, ``nan``...) or a
-        performance metric of the model's task (``roc_auc``...). ``subjects``: features
-        (drift, quality) or versions (performance), or ``'*'`` for every one.
+        ``family`` is ``drift``, ``quality`` or ``performance`` (kept in the metric
+        history), or ``health``, ``skew``, ``summary_stats`` or ``estimated_performance``
+        (computed fresh on each run); ``metric`` a drift method (``psi``, ``ks``...), a
+        quality check (``out_of_range``, ``nan``...), a performance metric of the model's
+        task (``roc_auc``...), a health or skew metric, a summary statistic (``mean``,
+        ``q0.95``...) or a metric the task's estimate gives (``roc_auc``, ``mae``...).
+        ``subjects``: features (drift, quality, skew, summary_stats), versions
+        (performance, estimated_performance; health's version metrics) or ingest
+        streams (health), or ``'*'`` for every one.
         ``window`` is a time interval; ``reference``, ``where``, ``version`` and
         ``options`` (other keyword parameters of the family) are those of the family
         call. ``rule`` is a rule definition (docs/monitoring.md#rule-types);
