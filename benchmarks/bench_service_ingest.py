@@ -440,6 +440,85 @@ def breakdown(repeat: int = 200) -> list[tuple[str, float, float]]:
     ]
 
 
+def journal_breakdown(repeat: int = 100) -> list[tuple[str, float, float]]:
+    """Median wall and CPU milliseconds of the journaled writer's steps for a group of one
+    and a group of 16 single-example predictions requests, and of the applier's apply of
+    100 such requests in one transaction (per request), in-process on a store file."""
+    import evalstore
+    from evalstore.core.ingest_call import LogCall
+    from evalstore.core.ingest_group import Item
+    from evalstore.core.journal import Entry, JournalFile, apply
+    from evalstore.core.journal_prepare import WriterState, prepare_group
+    from server.formats import body_to_data
+    from server.ingest_body import Body
+
+    steps: dict[str, list[tuple[float, float]]] = defaultdict(list)
+
+    def timed(name: str, call: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = call()
+        steps[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+        return result
+
+    with tempfile.TemporaryDirectory() as workdir:
+        store = evalstore.open(Path(workdir) / "j.duckdb")
+        store.register_model("svc", "v1", "binary", classes=[0, 1], positive_class=1)
+        cursor = store.connection.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        state = WriterState()
+        ids = iter(range(1, 10**9))
+
+        def take(k: int) -> list[int]:
+            return [next(ids) for _ in range(k)]
+
+        journal = JournalFile(Path(workdir) / "j.duckdb.journal")
+        entries: list[Entry] = []
+        n = 0
+        for size in (1, 16):
+            for i in range(repeat + 10):
+                items = []
+                for _ in range(size):
+                    n += 1
+                    data = body_to_data(
+                        Body.of(body("predictions", f"j{n}", n)), "application/json"
+                    )
+                    items.append(Item(LogCall("predictions", "svc", {"version": "v1"}), data, "b"))
+                prepared = timed(
+                    f"validate: plan (cached), convert + check (one query), ids ({size})",
+                    lambda items=items: prepare_group(
+                        cursor, items, state, batch_ids=take, pending_keys=lambda *_: None
+                    ),
+                )  # fmt: skip
+                assert len(prepared.accepted) == size, prepared
+                requests = [prepared.accepted[k] for k in sorted(prepared.accepted)]
+                entry = Entry(len(entries) + 1, requests, prepared.segments)
+                data = timed(f"encode the journal record ({size})", entry.encode)
+                timed(f"append + fdatasync ({size})", lambda data=data: journal.append([data]))
+                entries.append(entry)
+                if i < 10:
+                    for name in [k for k in steps if k.endswith(f"({size})")]:
+                        steps[name].pop()
+        journal.close()
+        apply(store.connection, entries[: repeat + 10])  # the groups of one
+        sixteens = entries[repeat + 10 :]
+        for k in range(0, len(sixteens) - 9, 10):  # 10 groups of 16 per transaction
+            wall, cpu = time.perf_counter(), time.process_time()
+            apply(store.connection, sixteens[k : k + 10])
+            steps["apply, per request (160 requests a transaction)"].append(
+                ((time.perf_counter() - wall) / 160, (time.process_time() - cpu) / 160)
+            )
+        cursor.close()
+        store.close()
+    return [
+        (
+            name,
+            statistics.median(w for w, _ in values) * 1e3,
+            statistics.median(c for _, c in values) * 1e3,
+        )
+        for name, values in steps.items()
+    ]
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -542,6 +621,14 @@ def main() -> None:
         print()
         rows = [[name, f"{wall:.2f}", f"{cpu:.2f}"] for name, wall, cpu in steps]
         print("\n".join(table(["step", "wall ms", "CPU ms"], rows)))
+        steps = journal_breakdown()
+        print()
+        print("The journaled writer's cost of a group of 1 and of 16 single-example predictions")
+        print("requests, and the applier's per request (median ms, in-process, process CPU,")
+        print(f"load average {load_average():.1f})")
+        print()
+        rows = [[name, f"{wall:.3f}", f"{cpu:.3f}"] for name, wall, cpu in steps]
+        print("\n".join(table(["step (requests in the group)", "wall ms", "CPU ms"], rows)))
     print(json.dumps({"runs": runs}), file=sys.stderr)
 
 

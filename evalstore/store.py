@@ -102,6 +102,9 @@ class Store(
         database = ":memory:" if self.path is None else str(self.path)
         created = self.path is not None and not self.path.exists()
         self._lock = threading.RLock()
+        #: registrations made through this handle (the server's journal caches plans until
+        #: it changes: in the server, the one writer, no registration escapes it)
+        self.registry_changes = 0
         self._con = duckdb.connect(database, read_only=read_only)
         try:
             self._con.execute("SET TimeZone = 'UTC'")
@@ -299,6 +302,7 @@ class Store(
                 )
                 if not existing:
                     refresh_value_views(self._con, model)
+            self.registry_changes += 1  # after the commit: plan caches watch it
             return self._versions(model)[version]
 
     def models(self, model: str | None = None) -> pa.Table:

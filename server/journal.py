@@ -79,6 +79,7 @@ class JournaledCommitter(GroupCommitter):
                 f"journal_rows={journal_rows!r} >= 1"
             )
         super().__init__(store, **options)
+        self._store = store
         self.apply_every = apply_every
         self.apply_rows = apply_rows
         self.journal_rows = journal_rows
@@ -129,6 +130,7 @@ class JournaledCommitter(GroupCommitter):
             self._writer,
             batch_ids=self._batch_ids,
             pending_keys=self._pending_receipt,
+            registry_changes=self._store.registry_changes,
             journal_rows=self.journal_rows,
         )
         results: dict[int, Receipt | BaseException] = dict(prepared.results)

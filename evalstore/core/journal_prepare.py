@@ -33,7 +33,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from evalstore.core.db import transaction, used_params
+from evalstore.core.db import used_params
 from evalstore.core.identifiers import quote
 from evalstore.core.ingest import Plan
 from evalstore.core.ingest_call import Lookups, plan_call
@@ -47,7 +47,6 @@ from evalstore.errors import EvalstoreError
 JOURNAL_ROWS = 1_000
 _HASH = "__evalstore_hash"
 _BAD = "__evalstore_bad"
-_REGISTRY = "__evalstore_registry"
 
 
 @dataclass
@@ -75,10 +74,9 @@ class WriterState:
       seconds (an applied call's hashes stay in the pending sets until then);
     - the key hashes of calls journaled but not yet applied, by scope: a call repeating
       one goes to the direct lane (which applies the journal first);
-    - the plans by call and schema, each with the fingerprint of its model's registry
-      rows it was planned from: the conversion query reads the fingerprint again, and a
-      plan whose registry changed is planned again. :meth:`forget_plans` after writing
-      DuckDB directly (it may have added feature columns).
+    - the plans by call and schema, dropped when the store's count of registrations
+      (``Store.registry_changes``) moves and after the direct lane wrote DuckDB
+      (:meth:`written_directly`: it may have added feature columns).
     """
 
     def __init__(self, stored_keys: StoredKeys | None = None, sync_every: float = 1.0) -> None:
@@ -89,7 +87,8 @@ class WriterState:
         self._synced: dict[tuple[str, str], float] = {}
         #: tables whose key sets must catch up on next use (DuckDB written directly)
         self._stale: set[tuple[str, str]] | None = set()
-        self._plans: dict[tuple[Any, ...], tuple[Plan, str]] = {}
+        self._plans: dict[tuple[Any, ...], Plan] = {}
+        self.registry_changes = 0
 
     def applied(self, hashes: dict[tuple[Any, ...], list[int]]) -> None:
         """A journal record holding calls with these key hashes is applied: their tables'
@@ -146,6 +145,7 @@ def prepare_group(
     *,
     batch_ids: Callable[[int], list[int]],
     pending_keys: Callable[[str, str, str], Receipt | None],
+    registry_changes: int = 0,
     journal_rows: int = JOURNAL_ROWS,
 ) -> Prepared:
     """Plan, convert and check ``items`` (see the module); nothing is written.
@@ -155,13 +155,17 @@ def prepare_group(
     calls' key hashes are added to its pending sets, and listed in
     :attr:`Prepared.hashes`); ``batch_ids(n)`` gives ``n`` new batch ids, increasing;
     ``pending_keys(model, kind, key)`` the receipt of a batch key journaled but maybe
-    not yet applied.
+    not yet applied; ``registry_changes`` the store's count of registrations
+    (``Store.registry_changes``): when it moves, the cached plans are dropped.
     """
     prepared = Prepared()
+    if registry_changes != state.registry_changes:  # a registration: plan again
+        state.forget_plans()
+        state.registry_changes = registry_changes
     plans = _plan(con, items, prepared, state)
     _answer_batch_keys(con, items, plans, prepared, pending_keys)
     shapes: dict[tuple[Any, ...], list[int]] = {}
-    for index, (plan, _) in plans.items():
+    for index, plan in plans.items():
         if index in prepared.results or index in prepared.direct:
             continue
         item = items[index]
@@ -170,34 +174,18 @@ def prepare_group(
             continue
         shapes.setdefault((id(plan), item.data.schema), []).append(index)
     for members in shapes.values():
-        plan, fingerprint = plans[members[0]]
-        done = _convert(con, items, plan, fingerprint, members, prepared, batch_ids, state)
-        if not done:  # the registry changed since the plan: plan again, once
-            state.forget_plans()
-            again = _plan(con, [items[i] for i in members], Prepared(), state)
-            if len(again) < len(members):
-                prepared.direct.extend(members)  # (answered there, with today's registry)
-                continue
-            plan, fingerprint = again[0]
-            if not _convert(con, items, plan, fingerprint, members, prepared, batch_ids, state):
-                prepared.direct.extend(members)
+        _convert(con, items, plans[members[0]], members, prepared, batch_ids, state)
     prepared.direct.sort()
     return prepared
 
 
-_FINGERPRINT = (
-    "SELECT coalesce(md5(string_agg(CAST(m AS VARCHAR), '|' ORDER BY version)), '') "
-    "FROM evalstore.models AS m WHERE model = $model"
-)
-
-
 def _plan(
     con: duckdb.DuckDBPyConnection, items: Sequence[Item], prepared: Prepared, state: WriterState
-) -> dict[int, tuple[Plan, str]]:
-    """Each item's plan and its registry fingerprint, from ``state``'s cache or planned
-    (a planning error answers the item; it is not cached)."""
+) -> dict[int, Plan]:
+    """Each item's plan, from ``state``'s cache or planned (a planning error answers the
+    item; it is not cached)."""
     lookups: Lookups | None = None
-    plans: dict[int, tuple[Plan, str]] = {}
+    plans: dict[int, Plan] = {}
     for index, item in enumerate(items):
         call = item.call
         key = (call.kind, call.model, repr(sorted(call.options.items())), call.time_range,
@@ -205,10 +193,7 @@ def _plan(
         try:
             if key not in state._plans:
                 lookups = lookups or Lookups(con)
-                with transaction(con):  # the fingerprint of the rows planned from
-                    fingerprint = con.execute(_FINGERPRINT, {"model": call.model}).fetchall()
-                    plan = plan_call(con, call, item.data.schema, lookups)
-                state._plans[key] = (plan, fingerprint[0][0])
+                state._plans[key] = plan_call(con, call, item.data.schema, lookups)
             plans[index] = state._plans[key]
         except EvalstoreError as error:
             prepared.results[index] = error
@@ -220,7 +205,7 @@ def _plan(
 def _answer_batch_keys(
     con: duckdb.DuckDBPyConnection,
     items: Sequence[Item],
-    plans: dict[int, tuple[Plan, str]],
+    plans: dict[int, Plan],
     prepared: Prepared,
     pending_keys: Callable[[str, str, str], Receipt | None],
 ) -> None:
@@ -228,7 +213,7 @@ def _answer_batch_keys(
     repeated within the group goes to the direct lane (answered after the first)."""
     wanted: dict[tuple[str, str], list[str]] = {}
     seen: set[tuple[str, str, str]] = set()
-    for index, (plan, _) in plans.items():
+    for index, plan in plans.items():
         key = items[index].batch_key
         if key is None:
             continue
@@ -246,7 +231,7 @@ def _answer_batch_keys(
         for (model, kind), keys in wanted.items()
         for key, receipt in stored_receipts(con, model, kind, keys).items()
     }
-    for index, (plan, _) in plans.items():
+    for index, plan in plans.items():
         key = (plan.model, plan.kind, items[index].batch_key)
         if key in stored and index not in prepared.direct:
             prepared.results[index] = stored[key]
@@ -256,20 +241,18 @@ def _convert(
     con: duckdb.DuckDBPyConnection,
     items: Sequence[Item],
     plan: Plan,
-    fingerprint: str,
     members: list[int],
     prepared: Prepared,
     batch_ids: Callable[[int], list[int]],
     state: WriterState,
-) -> bool:
-    """Convert same-shaped calls with one query; accept those every check passes. Return
-    False (deciding nothing) if the model's registry is not the one ``plan`` was made from."""
+) -> None:
+    """Convert same-shaped calls with one query; accept those every check passes."""
     tables = [items[index].data for index in members]
     try:
         combined = pa.concat_tables(tables).combine_chunks()
     except pa.ArrowInvalid:
         prepared.direct.extend(members)
-        return True
+        return
     ids = batch_ids(len(members))
     lengths = np.array([t.num_rows for t in tables])
     combined = combined.append_column(
@@ -289,24 +272,21 @@ def _convert(
     failing = " OR ".join(f"({condition})" for condition in row_wise) or "false"
     incoming = f"__evalstore_incoming_{next(incoming_names)}"
     query = (
-        f"SELECT *, hash(example_key) AS {_HASH}, coalesce({failing}, false) AS {_BAD}, "
-        f"({_FINGERPRINT.replace('$model', '$__evalstore_model')}) AS {_REGISTRY} "
+        f"SELECT *, hash(example_key) AS {_HASH}, coalesce({failing}, false) AS {_BAD} "
         f"FROM (SELECT {columns} FROM {quote(incoming)})"
     )
-    params = {**used_params(query, plan.params), "__evalstore_model": plan.model}
+    params = used_params(query, plan.params)
     con.register(incoming, combined)
     try:
         converted = con.sql(query, params=params).to_arrow_table()
     except duckdb.Error:  # a value that does not convert: the direct lane names it
         prepared.direct.extend(members)
-        return True
+        return
     finally:
         con.unregister(incoming)
-    if converted.num_rows and converted.column(_REGISTRY)[0].as_py() != fingerprint:
-        return False
     bad = converted.column(_BAD).to_numpy(zero_copy_only=False)
     hashes = converted.column(_HASH).to_numpy(zero_copy_only=False).astype(np.uint64)
-    rows = converted.drop_columns([_HASH, _BAD, _REGISTRY])
+    rows = converted.drop_columns([_HASH, _BAD])
     stored = scope = None
     journaled: set[int] = set()
     check = next((c for c in plan.checks if c.stored_scope is not None), None)
@@ -350,4 +330,3 @@ def _convert(
     if taken:
         rows = rows.take(pa.array(np.concatenate(taken)))
         prepared.segments.append(Segment(plan.model, plan.table, plan.kind, rows))
-    return True
