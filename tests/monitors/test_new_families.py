@@ -37,8 +37,14 @@ START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 DAYS, PER_DAY = 20, 60
 REF = ("2026-03-02T00:00:00+00:00", "2026-03-09T00:00:00+00:00")  # days 0-6, labeled
 MEAN_SHIFT_DAY, SCORE_DAY = 10, 14
-#: Batches of days logged one after the other, a run after each.
-BATCHES = ((0, 9), (9, 12), (12, 20))
+#: Batches of days logged one after the other, a run at the end of each: the shifts are
+#: the last day of a batch, so a run sees each as its window ends (when a backtest dates it).
+BATCHES = (
+    (0, 9),
+    (9, MEAN_SHIFT_DAY + 1),
+    (MEAN_SHIFT_DAY + 1, SCORE_DAY + 1),
+    (SCORE_DAY + 1, 20),
+)
 AUC_RULE = {"type": "learned", "k": 3.0, "direction": "below"}
 MEAN_RULE = {"type": "learned", "k": 3.0}
 
@@ -149,51 +155,30 @@ def test_the_estimated_series_is_the_estimate_window_by_window(watched):
     assert last["v2"]["verdict"] == "insufficient"
 
 
-def test_other_estimated_metrics_and_options(watched):
+def test_options_slices_and_a_count_metric(watched):
+    """An expected confusion count, uncalibrated, by bins of ``x``, of v1 only."""
     store, _, _ = watched
     ctx = store._context()
     since = _day(15).isoformat()
-    table = store.estimate_performance(
-        "m", metrics=["tp"], reference=REF, calibration="none", since=since
-    ).to_pylist()
-    for metric in ("tp",):  # an expected confusion count, with options
-        monitor = definitions.check(
-            ctx, "probe", "m", "estimated_performance", metric,
-            {"type": "fixed", "direction": "below", "value": 0.5},
-            subjects=["v1"], reference=REF, options={"calibration": "none", "since": since},
-        )  # fmt: skip
-        with ctx.lock:
-            parts = compute(ctx, monitor, persist=False)
-        assert [p.subject for p in parts] == ["v1"]
-        expected = [r for r in table if r["version"] == "v1" and r["metric"] == metric]
-        assert _starts(parts[0].series) == [r["window_start"] for r in expected]
-        assert list(parts[0].series.value) == [r["value"] for r in expected]
-        assert len(expected) == DAYS - 15
-    assert store.monitors("m").num_rows == 2  # check() stores nothing
-
-
-def test_slices_make_subjects(watched):
-    store, _, _ = watched
-    ctx = store._context()
-    since = _day(18).isoformat()
-    options = {"by": ["x"], "edges": {"x": [0.5]}, "since": since}
+    options = {"calibration": "none", "by": ["x"], "edges": {"x": [0.5]}, "since": since}
     monitor = definitions.check(
-        ctx, "probe", "m", "estimated_performance", "recall",
-        {"type": "range", "low": 0, "high": 1}, reference=REF, options=options,
+        ctx, "probe", "m", "estimated_performance", "tp",
+        {"type": "fixed", "direction": "below", "value": 0.5},
+        subjects=["v1"], reference=REF, options=options,
     )  # fmt: skip
     with ctx.lock:
         parts = compute(ctx, monitor, persist=False)
-    rows = store.estimate_performance(
-        "m", metrics=["recall"], reference=REF, by=["x"], edges={"x": [0.5]}, since=since
-    ).to_pylist()
-    cells = {f"{r['version']} | x={r['x']}" for r in rows}
-    assert len(cells) == 4  # two versions x two bins
-    assert {p.subject for p in parts} == cells
+    rows = store.estimate_performance("m", metrics=["tp"], reference=REF, **options).to_pylist()
+    cells = [f"v1 | x={r['x']}" for r in rows if r["version"] == "v1"]
+    assert len(set(cells)) == 2  # two bins
+    assert [p.subject for p in parts] == list(dict.fromkeys(cells))
     for part in parts:
-        mine = [r for r in rows if f"{r['version']} | x={r['x']}" == part.subject]
-        expected = [np.nan if r["value"] is None else r["value"] for r in mine]
-        np.testing.assert_array_equal(part.series.value, expected)
+        mine = [r for r in rows if r["version"] == "v1" and f"v1 | x={r['x']}" == part.subject]
+        assert _starts(part.series) == [r["window_start"] for r in mine]
+        assert len(mine) == DAYS - 15
+        assert list(part.series.value) == [r["value"] for r in mine]
         assert list(part.series.n) == [r["n"] for r in mine]
+    assert store.monitors("m").num_rows == 2  # check() stores nothing
 
 
 def test_per_class_rows_are_subjects_of_their_own():
@@ -239,10 +224,10 @@ def test_a_mean_shift_fires_on_its_day_in_runs_and_backtest(watched):
     alert = recorded["alerts"]["x_mean"]["x"]
     assert alert["state"] == "firing"
     assert alert["first_window_start"] == _day(MEAN_SHIFT_DAY)
-    assert alert["fired_at"] == _day(BATCHES[1][1])  # the run after the batch holding day 10
+    assert alert["fired_at"] == _day(MEAN_SHIFT_DAY + 1)  # the run as day 10 ended
     [episode] = store.backtest_monitor("x_mean").to_pylist()
     assert episode["fired_window_start"] == episode["first_window_start"] == _day(MEAN_SHIFT_DAY)
-    assert episode["fired_at"] == _day(MEAN_SHIFT_DAY + 1)  # the end of the window
+    assert episode["fired_at"] == alert["fired_at"]  # the end of the window
     assert episode["breaching_windows"] == DAYS - MEAN_SHIFT_DAY
     assert episode["state"] == alert["state"]
 
@@ -253,10 +238,11 @@ def test_an_estimated_auc_drop_fires_on_its_day_in_runs_and_backtest(watched):
     assert set(recorded["alerts"]["auc"]) == {"v1"}
     alert = recorded["alerts"]["auc"]["v1"]
     assert (alert["state"], alert["first_window_start"]) == ("firing", _day(SCORE_DAY))
-    assert alert["fired_at"] == _day(BATCHES[2][1])
+    assert alert["fired_at"] == _day(SCORE_DAY + 1)  # the run as day 14 ended
     assert alert["value"] < 0.6 < alert["lower"]
     [episode] = store.backtest_monitor("auc").to_pylist()
     assert (episode["subject"], episode["fired_window_start"]) == ("v1", _day(SCORE_DAY))
+    assert episode["fired_at"] == alert["fired_at"]
     assert episode["breaching_windows"] == DAYS - SCORE_DAY
     # an unsaved definition backtests the same way, bounded by since/until
     definition = {"model": "m", "family": "estimated_performance", "metric": "roc_auc",
