@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -45,24 +46,26 @@ def ok(path: Path, *args: str) -> str:
     return result.output
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    """A store file with model m: training rows and days 0-1 clean, day 2 shifted."""
-    file = tmp_path / "store.duckdb"
+def _days(store: evalstore.Store) -> None:
     rng = np.random.default_rng(3)
-    with evalstore.open(file) as store:
-        store.register_model("m", "v1", "binary")
+    store.register_model("m", "v1", "binary")
+    store.log_features(
+        "m", pa.table({"example_id": [f"t{i}" for i in range(1000)],
+                       "x": rng.normal(0, 1, 1000)}), env="training",
+    )  # fmt: skip
+    for d, shift in enumerate((0.0, 0.0, 2.0)):
+        ids = [f"d{d}_{i}" for i in range(200)]
+        ts = [T0 + timedelta(days=d, minutes=7 * i) for i in range(200)]
         store.log_features(
-            "m", pa.table({"example_id": [f"t{i}" for i in range(1000)],
-                           "x": rng.normal(0, 1, 1000)}), env="training",
-        )  # fmt: skip
-        for d, shift in enumerate((0.0, 0.0, 2.0)):
-            ids = [f"d{d}_{i}" for i in range(200)]
-            ts = [T0 + timedelta(days=d, minutes=7 * i) for i in range(200)]
-            store.log_features(
-                "m", pa.table({"example_id": ids, "ts": ts, "x": rng.normal(shift, 1, 200)})
-            )
-    return file
+            "m", pa.table({"example_id": ids, "ts": ts, "x": rng.normal(shift, 1, 200)})
+        )
+
+
+@pytest.fixture
+def path(template: Any, copy_template: Any, tmp_path: Path) -> Path:
+    """A store file with model m: training rows and days 0-1 clean, day 2 shifted (a copy
+    of a session template)."""
+    return copy_template(template("cli-monitor-days", _days), tmp_path)
 
 
 def test_add_list_run_alerts_ack_and_delete(path: Path) -> None:

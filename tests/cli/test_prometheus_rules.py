@@ -17,38 +17,38 @@ import evalstore
 from evalstore.cli import main
 
 
+def _monitors(store: evalstore.Store) -> None:
+    store.register_model("fraud", "v1", "binary")
+    store.log_features(
+        "fraud",
+        pa.table({"example_id": ["a"], "ts": [datetime(2024, 3, 1, tzinfo=UTC)],
+                  "amount": [1.0]}),
+    )  # fmt: skip
+    store.add_monitor(
+        "amount_psi", "fraud", "drift", "psi",
+        {"type": "fixed", "direction": "above", "value": 0.2, "fire_after": 3,
+         "resolve_after": 2},
+        subjects=["amount"], window="1 hour",
+    )  # fmt: skip
+    store.add_monitor(
+        "amount_missing", "fraud", "quality", "missing",
+        {"type": "range", "low": 0, "high": 0.05},
+    )  # fmt: skip
+    store.add_monitor("amount_trend", "fraud", "drift", "psi", {"type": "trailing", "n": 7, "k": 3})
+    store.add_monitor(
+        "off", "fraud", "drift", "psi",
+        {"type": "fixed", "direction": "above", "value": 1}, enabled=False,
+    )  # fmt: skip
+    store.add_monitor(
+        "slow", "fraud", "health", "latency_p99",
+        {"type": "fixed", "direction": "above", "value": 250},
+    )  # fmt: skip
+
+
 @pytest.fixture
-def store_path(tmp_path):
-    path = tmp_path / "rules.duckdb"
-    with evalstore.open(path) as store:
-        store.register_model("fraud", "v1", "binary")
-        store.log_features(
-            "fraud",
-            pa.table({"example_id": ["a"], "ts": [datetime(2024, 3, 1, tzinfo=UTC)],
-                      "amount": [1.0]}),
-        )  # fmt: skip
-        store.add_monitor(
-            "amount_psi", "fraud", "drift", "psi",
-            {"type": "fixed", "direction": "above", "value": 0.2, "fire_after": 3,
-             "resolve_after": 2},
-            subjects=["amount"], window="1 hour",
-        )  # fmt: skip
-        store.add_monitor(
-            "amount_missing", "fraud", "quality", "missing",
-            {"type": "range", "low": 0, "high": 0.05},
-        )  # fmt: skip
-        store.add_monitor(
-            "amount_trend", "fraud", "drift", "psi", {"type": "trailing", "n": 7, "k": 3}
-        )
-        store.add_monitor(
-            "off", "fraud", "drift", "psi",
-            {"type": "fixed", "direction": "above", "value": 1}, enabled=False,
-        )  # fmt: skip
-        store.add_monitor(
-            "slow", "fraud", "health", "latency_p99",
-            {"type": "fixed", "direction": "above", "value": 250},
-        )  # fmt: skip
-    return path
+def store_path(template, copy_template, tmp_path):
+    """A store with model fraud and five monitors (a copy of a session template)."""
+    return copy_template(template("cli-prometheus-rules", _monitors), tmp_path, "rules.duckdb")
 
 
 def invoke(*args: str):
