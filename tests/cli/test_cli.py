@@ -1126,7 +1126,9 @@ def test_ingest_receipt_comes_after_the_finished_progress_bar(store_path, files,
     assert bar.endswith("\n")  # the bar's line was ended before the receipt was printed
 
 
-def test_serve_passes_time_range_and_max_windows_to_the_store(monkeypatch, tmp_path):
+def test_serve_passes_time_range_and_max_windows_to_the_store(
+    monkeypatch, tmp_path, empty_template, copy_template
+):
     """--time-range / --max-windows reach evalstore.open; a malformed range is one line."""
     import server.serve
 
@@ -1145,11 +1147,14 @@ def test_serve_passes_time_range_and_max_windows_to_the_store(monkeypatch, tmp_p
         invoke("serve", path, "--time-range", "1800-01-01"), r"--time-range.*two ISO-8601 times"
     )
     monkeypatch.undo()
-    with evalstore.open(None, time_range=("1800-01-01", "2300-01-01")) as store:
+    # (copies of an empty store file: an in-memory store would install every macro)
+    wide = copy_template(empty_template, tmp_path, "wide.duckdb")
+    with evalstore.open(wide, time_range=("1800-01-01", "2300-01-01")) as store:
         store.register_model("m", "v1", "binary")
         receipt = store.log_features("m", pa.table({"example_id": ["a"], "ts": [_dt(1850)]}))
         assert receipt.rows == 1
-    with evalstore.open(None) as store, pytest.raises(ValidationError, match="ts"):
+    default = copy_template(empty_template, tmp_path, "default.duckdb")
+    with evalstore.open(default) as store, pytest.raises(ValidationError, match="ts"):
         store.register_model("m", "v1", "binary")
         store.log_features("m", pa.table({"example_id": ["a"], "ts": [_dt(1850)]}))
 
