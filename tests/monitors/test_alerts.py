@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -180,10 +179,9 @@ def test_episode_invariants(statuses, fire_after, resolve_after, split):
 
 
 @pytest.fixture
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    store = evalstore.open(":memory:")
-    yield store._con
-    store.close()
+def con(empty_store: evalstore.Store) -> duckdb.DuckDBPyConnection:
+    """The connection of a store without models (a copy of conftest's empty template)."""
+    return empty_store._con
 
 
 def record(con, statuses: str, first: int = 0, subject: str = "income", **kwargs):
