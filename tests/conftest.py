@@ -75,11 +75,27 @@ def _file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
+def _seconds_per_test(config: pytest.Config) -> dict[str, float]:
+    """The recorded seconds per test of each file: an xdist worker gets the controller's
+    copy, so every worker sorts alike even if another run rewrites the cache meanwhile
+    (xdist refuses workers whose collections differ)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return workerinput.get(SECONDS_PER_TEST, {})
+    cache = getattr(config, "cache", None)
+    return cache.get(SECONDS_PER_TEST, {}) if cache is not None else {}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(xdist, in the controller) Hand each worker the controller's seconds per test."""
+    node.workerinput[SECONDS_PER_TEST] = _seconds_per_test(node.config)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Order the files costliest first (see the comment above); pytest-randomly has
     shuffled ``items`` already (its hook wraps this one)."""
-    cache = getattr(config, "cache", None)
-    known: dict[str, float] = cache.get(SECONDS_PER_TEST, {}) if cache is not None else {}
+    known = _seconds_per_test(config)
     files: dict[str, list[pytest.Item]] = {}
     for item in items:
         files.setdefault(_file_of(item.nodeid), []).append(item)
