@@ -4,6 +4,7 @@ as the group commit, receipts before DuckDB holds the rows, the direct lane."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,22 @@ def test_a_registry_change_is_seen_by_the_next_request(store, journaled):
     good = journaled.post(PREDICT, json=row("a", prediction=2))
     assert good.status_code == 200
     assert journaled.post(PREDICT, json=row("b", prediction=0)).status_code == 422
+
+
+def test_the_journal_is_emptied_once_applied_past_its_size_limit(store, journaled):
+    committer = journaled.app.state.committer
+    committer.truncate_bytes = 1  # (default 8 MiB)
+    path = journal_path(store.path)
+    assert journaled.post(PREDICT, json=row("a", prediction=1)).status_code == 200
+    assert path.stat().st_size > 0
+    committer.drain()
+    deadline = time.monotonic() + 30
+    while path.stat().st_size and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert path.stat().st_size == 0
+    assert journaled.post(PREDICT, json=row("b", prediction=1)).status_code == 200
+    entries, _, _ = read(path)  # appends go on at the start of the emptied file
+    assert [e.requests[0].rows for e in entries] == [1]
 
 
 def test_an_in_memory_store_keeps_the_group_commit(tmp_path: Path):
