@@ -322,64 +322,109 @@ def _expand(
 
 
 def rewrite_asof_joins(tree: exp.Expression) -> exp.Expression:
-    """Replace each ``ASOF LEFT JOIN r ON <equalities> AND <a> >= r.<v>`` (or
-    ``<a> <= r.<v>``) by a plain LEFT JOIN on the same equalities and the range
-    ``[r.v, next r.v)`` (or ``(previous r.v, r.v]``) of each right row, where next and
-    previous are the neighbouring values of ``r.v`` among the rows of the same
-    equalities (``lead``/``lag`` over them). Exact when ``r.v`` is distinct within those
-    rows, as in every ASOF join of sql/ (cumulative counts keyed by value)."""
-    for join in list(tree.find_all(exp.Join)):
+    """Replace each ``ASOF LEFT JOIN r ON <equalities> AND <probe> >= r.<v>`` (or
+    ``<probe> <= r.<v>``) by equi-joins, for engines without ASOF joins.
+
+    The distinct probes (the equality keys and the probe value, from the FROM and the
+    joins before the ASOF join) are put in one sequence with the right rows' values,
+    sorted by value within the keys; the value each probe matches is the last right value
+    at or before it (``>=``: right rows first among equal values) or the first at or after
+    it (``<=``), carried by ``last_value`` / ``first_value ... IGNORE NULLS`` over that
+    order. The ASOF join becomes a LEFT JOIN of the probes' matches on the keys and the
+    probe, then a LEFT JOIN of ``r`` on the keys and the matched value: a sort per key
+    instead of a range join (which would compare every probe with every right row).
+    Exact when ``r.v`` is distinct within the keys, as in every ASOF join of sql/
+    (cumulative counts keyed by value)."""
+    for number, join in enumerate(list(tree.find_all(exp.Join))):
         if (join.args.get("method") or "").upper() != "ASOF":
             continue
-        table = join.this
-        alias = table.alias_or_name
-        conditions = (
-            list(join.args["on"].flatten())
-            if isinstance(join.args["on"], exp.And)
-            else [join.args["on"]]
-        )
+        select = join.parent
+        if not isinstance(select, exp.Select):
+            raise InvalidParameterError("an ASOF join outside a SELECT cannot be rewritten")
+        right = join.this
+        alias = right.alias_or_name
+        on = join.args["on"]
+        conditions = list(on.flatten()) if isinstance(on, exp.And) else [on]
         equal = [c for c in conditions if isinstance(c, exp.EQ)]
         ranges = [c for c in conditions if isinstance(c, exp.GTE | exp.LTE)]
         if len(ranges) != 1 or len(equal) + 1 != len(conditions):
-            raise InvalidParameterError(f"cannot rewrite the ASOF join on {join.args['on'].sql()}")
+            raise InvalidParameterError(f"cannot rewrite the ASOF join on {on.sql()}")
         cond = ranges[0]
-        # normalise to probe OP r.v with r.v on the right
-        left, right = cond.this, cond.expression
-        probe_ge = isinstance(cond, exp.GTE)
-        if isinstance(left, exp.Column) and left.table == alias:
-            left, right, probe_ge = right, left, not probe_ge
-        keys = [
-            (c.this if isinstance(c.this, exp.Column) and c.this.table == alias else c.expression)
+        probe, value, at_or_before = cond.this, cond.expression, isinstance(cond, exp.GTE)
+        if isinstance(probe, exp.Column) and probe.table == alias:
+            probe, value, at_or_before = value, probe, not at_or_before
+
+        pairs = [
+            (c.this, c.expression)
+            if isinstance(c.this, exp.Column) and c.this.table == alias
+            else (c.expression, c.this)
             for c in equal
         ]
-        partition = ", ".join(k.name for k in keys)
-        value = right.name
-        neighbour = "lead" if probe_ge else "lag"
-        bound = f"__{neighbour}_{value}"
-        source = table.copy()
+        keys = [f"__k{i}" for i in range(len(pairs))]
+        joins = select.args.get("joins") or []
+        position = joins.index(join)
+        # the distinct probes, from the relations joined before the ASOF join
+        probes = exp.select(
+            *[exp.alias_(left.copy(), k) for k, (_, left) in zip(keys, pairs, strict=True)],
+            exp.alias_(probe.copy(), "__v"),
+        ).distinct()
+        probes.set("from_", select.args["from_"].copy())
+        probes.set("joins", [j.copy() for j in joins[:position]])
+        source = right.copy()
         source.set("alias", None)
-        inner = sqlglot.parse_one(
-            f"SELECT *, {neighbour}({value}) OVER (PARTITION BY {partition} ORDER BY {value}) "
-            f"AS {bound} FROM x",
+        rights = exp.select(
+            *[exp.alias_(r.this.copy() if isinstance(r, exp.Column) else r.copy(), k)
+              for k, (r, _) in zip(keys, pairs, strict=True)],
+            exp.alias_(exp.column(value.name), "__v"),
+            exp.alias_(exp.Literal.number(1), "__side"),
+        ).from_(source)  # fmt: skip
+        both = exp.union(
+            exp.select("*", exp.alias_(exp.Literal.number(0), "__side")).from_(
+                probes.subquery("__p")
+            ),
+            rights,
+            distinct=False,
+        )
+        partition = ", ".join(keys)
+        if at_or_before:  # greatest r.v <= probe: right rows first among equal values
+            carried = (
+                "last_value(CASE WHEN __side = 1 THEN __v END) IGNORE NULLS OVER ("
+                f"PARTITION BY {partition} ORDER BY __v, __side DESC "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+            )
+        else:  # least r.v >= probe: probes first among equal values
+            carried = (
+                "first_value(CASE WHEN __side = 1 THEN __v END) IGNORE NULLS OVER ("
+                f"PARTITION BY {partition} ORDER BY __v, __side "
+                "ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)"
+            )
+        matched = sqlglot.parse_one(
+            f"SELECT {partition}, __v, __match FROM (SELECT *, {carried} AS __match "
+            "FROM x) AS __s WHERE __side = 0",
             read="duckdb",
         )
-        inner.args["from_"].set("this", source)
-        joined = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(alias)))
-        next_col = exp.column(bound, table=alias)
-        if probe_ge:  # greatest r.v <= probe: r.v <= probe < next
-            extra = exp.or_(
-                exp.LT(this=left.copy(), expression=next_col),
-                exp.Is(this=next_col.copy(), expression=exp.Null()),
-            )
-        else:  # least r.v >= probe: previous < probe <= r.v
-            extra = exp.or_(
-                exp.GT(this=left.copy(), expression=next_col),
-                exp.Is(this=next_col.copy(), expression=exp.Null()),
-            )
-        join.set("this", joined)
-        join.set("method", None)
-        join.set("side", "LEFT")
-        join.set("on", exp.and_(join.args["on"].copy(), exp.Paren(this=extra)))
+        matched.find(exp.Subquery).this.args["from_"].set("this", both.subquery("__u"))
+        m = f"__match{number}"
+        first = exp.Join(
+            this=matched.subquery(m),
+            side="LEFT",
+            on=exp.and_(
+                *[exp.NullSafeEQ(this=exp.column(k, table=m), expression=left.copy())
+                  for k, (_, left) in zip(keys, pairs, strict=True)],
+                exp.EQ(this=exp.column("__v", table=m), expression=probe.copy()),
+            ),
+        )  # fmt: skip
+        second = exp.Join(
+            this=right.copy(),
+            side="LEFT",
+            on=exp.and_(
+                *[exp.EQ(this=exp.column(r.name, table=alias), expression=exp.column(k, table=m))
+                  for k, (r, _) in zip(keys, pairs, strict=True)],
+                exp.EQ(this=exp.column(value.name, table=alias),
+                       expression=exp.column("__match", table=m)),
+            ),
+        )  # fmt: skip
+        select.set("joins", [*joins[:position], first, second, *joins[position + 1 :]])
     return tree
 
 
