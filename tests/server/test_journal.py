@@ -200,3 +200,28 @@ def test_an_in_memory_store_keeps_the_group_commit(tmp_path: Path):
     with evalstore.open() as store:
         app = create_app(store, journal=True, checkpoint_idle=None, monitor_every=0)
         assert "journal" not in app.state.committer.status()
+
+
+def test_serve_journal_options_reach_the_app(monkeypatch, tmp_path):
+    """``evalstore serve --journal --journal-apply-every S`` passes both to the app."""
+    from click.testing import CliRunner
+
+    import server.serve
+    from evalstore.cli import main
+
+    built: dict[str, Any] = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_create_app(opened: Any, **options: Any) -> None:
+        built.update(options)
+        raise Stop  # before serving
+
+    monkeypatch.setattr(server.serve, "create_app", fake_create_app)
+    args = ["serve", str(tmp_path / "s.duckdb"), "--journal", "--journal-apply-every", "0.25"]
+    result = CliRunner().invoke(main, args, prog_name="evalstore")
+    assert isinstance(result.exception, Stop), result.output
+    assert (built["journal"], built["journal_apply_every"]) == (True, 0.25)
+    result = CliRunner().invoke(main, args[:2], prog_name="evalstore")
+    assert (built["journal"], built["journal_apply_every"]) == (False, 0.1)
