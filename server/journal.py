@@ -50,6 +50,9 @@ log = logging.getLogger("evalstore.server")
 
 #: Batch ids reserved from DuckDB's sequence at a time (one small commit per block).
 ID_BLOCK = 1_024
+#: Seconds a request of the direct lane waits for the journal to be applied before it is
+#: answered 503 (the applier retries a failing apply every second meanwhile).
+DRAIN_TIMEOUT = 30.0
 
 
 class JournaledCommitter(GroupCommitter):
@@ -169,8 +172,17 @@ class JournaledCommitter(GroupCommitter):
                     receipt = request.receipt()
                     results[index] = receipt
                     group[index][1].set_result(receipt)  # answered now: durable
-        if prepared.direct:
-            self.drain()
+        if prepared.direct and not self.drain(DRAIN_TIMEOUT):
+            failed = ApiError(
+                503,
+                "journal_not_applied",
+                "the ingest journal could not be applied to the store within "
+                f"{DRAIN_TIMEOUT:g} s ({self._apply_error}); nothing of this request was "
+                "stored: retry later",
+                headers={"Retry-After": str(self.retry_after)},
+            )
+            results.update({i: failed for i in prepared.direct})
+        elif prepared.direct:
             direct = [items[i] for i in prepared.direct]
             with self._lock:
                 written = execute_group(self._connection, direct, stored_keys=self._keys)
@@ -198,15 +210,20 @@ class JournaledCommitter(GroupCommitter):
 
     # ------------------------------------------------------------------ the applier
 
-    def drain(self) -> None:
-        """Return once every request answered so far is applied to DuckDB."""
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every request answered so far is applied to DuckDB; return whether
+        it is (False after ``timeout`` seconds, or if the applier stopped)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._apply_state:
             target = self._seq
             self._hurry += 1
             self._apply_state.notify_all()
             try:
                 while self._applied_seq < target and self._applier.is_alive():
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return False
                     self._apply_state.wait(0.5)
+                return self._applied_seq >= target
             finally:
                 self._hurry -= 1
 
@@ -300,6 +317,8 @@ class JournaledCommitter(GroupCommitter):
         empty it."""
         super().close()
         with self._apply_state:
+            if self._stop_applier:
+                return  # closed already
             self._stop_applier = True
             self._apply_state.notify_all()
         if self._applier.is_alive():

@@ -196,6 +196,33 @@ def test_the_journal_is_emptied_once_applied_past_its_size_limit(store, journale
     assert [e.requests[0].rows for e in entries] == [1]
 
 
+def test_a_failing_apply_keeps_the_journal_and_answers_the_direct_lane_503(
+    store, journaled, monkeypatch
+):
+    import server.journal
+
+    committer = journaled.app.state.committer
+    real_apply = server.journal.apply
+
+    def failing(*args: Any) -> Any:
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(server.journal, "apply", failing)
+    monkeypatch.setattr(server.journal, "DRAIN_TIMEOUT", 0.5)
+    assert journaled.post(PREDICT, json=row("a", prediction=1)).status_code == 200
+    answer = journaled.post(PREDICT, json=row("a", prediction=1))  # a repeat: direct lane
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "journal_not_applied"
+    assert "disk full (simulated)" in answer.json()["detail"]
+    assert answer.headers["Retry-After"] == "1"
+    status = journaled.get("/healthz").json()["ingest"]["journal"]
+    assert status["waiting"] == 1 and "disk full" in status["apply_error"]
+    monkeypatch.setattr(server.journal, "apply", real_apply)
+    assert committer.drain(30)
+    assert count(store) == 1
+    assert journaled.post(PREDICT, json=row("a", prediction=1)).status_code == 409
+
+
 def test_an_in_memory_store_keeps_the_group_commit(tmp_path: Path):
     with evalstore.open() as store:
         app = create_app(store, journal=True, checkpoint_idle=None, monitor_every=0)
