@@ -24,7 +24,8 @@
 --                     error model learned on the reference still hold, i.e. no concept
 --                     drift) fails here; NULL without a realized value (and for
 --                     confusion counts before every row is labeled).
--- The ASOF join (calibration) is DuckDB-only.
+-- The ASOF join (calibration) is DuckDB-only. The three macros share their final assembly
+-- (evalstore.estimation_result: the realized join, labels due/complete, diverged).
 
 -- evalstore.hanley_mcneil_se(auc, n_pos, n_neg) -> DOUBLE
 -- Standard error of a ROC AUC A from Hanley & McNeil (1982): with Q1 = A / (2 - A),
@@ -37,6 +38,48 @@ CREATE OR REPLACE MACRO evalstore.hanley_mcneil_se(auc, n_pos, n_neg) AS
          + (n_neg - 1) * (2 * auc * auc / (1 + auc) - auc * auc)) / (n_pos * n_neg), 0.0)) END;
 COMMENT ON MACRO evalstore.hanley_mcneil_se IS
     'Hanley-McNeil (1982) standard error of a ROC AUC. Args: auc, n_pos, n_neg.';
+
+-- evalstore.estimation_result(estimated, realized, model, z, as_of, delay_quantile)
+-- Helper: the final assembly the three estimation macros share. `estimated` and
+-- `realized` name relations of the calling macro (its CTEs, read by name through
+-- evalstore.relation): `estimated` has one row per window x version x slice x metric x
+-- class with columns window_index, window_start, window_end, version, slice, metric,
+-- class, value, ci_low, ci_high, se, n, predictions, labeled, n_labeled, reason, variant,
+-- comparable (false where `diverged` must stay NULL though both values exist) and
+-- position; `realized` the performance macro's rows (window_index, version, slice,
+-- metric, class, value, ci_low, ci_high, labels_due, labels_complete), joined on
+-- (window, version, slice, metric, class). Adds n_excluded = predictions - n,
+-- label_coverage = labeled / predictions, labels_due and labels_complete (the realized
+-- row's, else from evalstore.label_horizon(model, delay_quantile, as_of) as
+-- performance does), realized, realized_ci_low, realized_ci_high, and diverged =
+-- |realized - value| > z se sqrt(n / n_labeled), NULL when either value or se is NULL,
+-- no row is labeled or the row is not comparable.
+CREATE OR REPLACE MACRO evalstore.estimation_result(
+    estimated, realized, model, z, as_of, delay_quantile
+) AS TABLE
+    WITH horizon AS (SELECT * FROM evalstore.label_horizon(model, delay_quantile, as_of))
+    SELECT e.window_index, e.window_start, e.window_end, e.version, e.slice, e.metric,
+        CAST(e."class" AS VARCHAR) AS "class", e.value, e.ci_low, e.ci_high, e.se, e.n,
+        e.predictions - e.n AS n_excluded, e.predictions, e.labeled,
+        e.labeled / e.predictions AS label_coverage, e.n_labeled,
+        coalesce(r.labels_due, evalstore.add_hours(e.window_end, h.delay_hours)) AS labels_due,
+        coalesce(r.labels_complete,
+                 evalstore.add_hours(e.window_end, h.delay_hours) <= h.as_of, false)
+            AS labels_complete,
+        e.reason, e.variant,
+        r.value AS realized, r.ci_low AS realized_ci_low, r.ci_high AS realized_ci_high,
+        CASE WHEN r.value IS NULL OR e.value IS NULL OR e.se IS NULL OR e.n_labeled = 0
+                  OR NOT e.comparable THEN NULL
+             ELSE abs(r.value - e.value) > z * e.se * sqrt(e.n / e.n_labeled)
+        END AS diverged,
+        e.position
+    FROM evalstore.relation(estimated) AS e
+    CROSS JOIN horizon AS h
+    LEFT JOIN evalstore.relation(realized) AS r ON r.window_index = e.window_index
+         AND r.version = e.version AND r.slice IS NOT DISTINCT FROM e.slice
+         AND r.metric = e.metric AND r."class" IS NOT DISTINCT FROM e."class";
+COMMENT ON MACRO TABLE evalstore.estimation_result IS
+    'Helper: estimated rows beside the realized ones, labels due/complete and diverged.';
 
 -- evalstore.estimation_binary(source, calibration, model, threshold, width, chunk_rows,
 --     chunks, since, until, z, as_of, delay_quantile, metrics)
@@ -208,44 +251,35 @@ CREATE OR REPLACE MACRO evalstore.estimation_binary(
             END AS rule
         FROM valued AS v
     ),
-    realized AS (
-        SELECT r.window_index, r.version, r.slice, r.metric, r.value, r.ci_low, r.ci_high,
-               r.labels_due, r.labels_complete
+    estimation_binary_rows AS (
+        SELECT e.window_index, e.window_start, e.window_end, e.version, e.slice, e.metric,
+            NULL AS "class", e.value,
+            CASE WHEN e.kind = 'rate' THEN evalstore.at_least(e.value - z * e.se, 0.0)
+                 ELSE greatest(e.value - z * e.se, 0.0) END AS ci_low,
+            CASE WHEN e.kind = 'rate' THEN evalstore.at_most(e.value + z * e.se, 1.0)
+                 ELSE e.value + z * e.se END AS ci_high,
+            e.se, e.n, e.predictions, e.labeled, e.n_labeled, e.reason,
+            'CBPE (isotonic calibration on the reference); ' || CASE e.metric
+                WHEN 'roc_auc' THEN 'ROC curve of expected counts by raw score (NannyML)'
+                    || '; band Hanley-McNeil'
+                ELSE e.rule || CASE WHEN e.kind = 'count' THEN '; expected count; band '
+                        || 'Poisson-binomial'
+                    ELSE '; expected confusion matrix; band delta method (Poisson-binomial '
+                        || 'counts)' END
+            END AS variant,
+            -- an expected count is compared only once every row is labeled
+            NOT (e.kind = 'count' AND e.n_labeled < e.n) AS comparable,
+            e.position
+        FROM estimated AS e
+    ),
+    estimation_binary_realized AS (
+        SELECT r.window_index, r.version, r.slice, r.metric, NULL AS "class", r.value,
+               r.ci_low, r.ci_high, r.labels_due, r.labels_complete
         FROM evalstore.performance_binary(source, model, threshold, width, chunk_rows, chunks,
             since, until, 10, z, as_of, delay_quantile, metrics, NULL, NULL, NULL) AS r
-    ),
-    horizon AS (SELECT * FROM evalstore.label_horizon(model, delay_quantile, as_of))
-    SELECT e.window_index, e.window_start, e.window_end, e.version, e.slice, e.metric,
-        CAST(NULL AS VARCHAR) AS "class", e.value,
-        CASE WHEN e.kind = 'rate' THEN evalstore.at_least(e.value - z * e.se, 0.0)
-             ELSE greatest(e.value - z * e.se, 0.0) END AS ci_low,
-        CASE WHEN e.kind = 'rate' THEN evalstore.at_most(e.value + z * e.se, 1.0)
-             ELSE e.value + z * e.se END AS ci_high,
-        e.se, e.n, e.predictions - e.n AS n_excluded, e.predictions, e.labeled,
-        e.labeled / e.predictions AS label_coverage, e.n_labeled,
-        coalesce(r.labels_due, evalstore.add_hours(e.window_end, h.delay_hours)) AS labels_due,
-        coalesce(r.labels_complete,
-                 evalstore.add_hours(e.window_end, h.delay_hours) <= h.as_of, false)
-            AS labels_complete,
-        e.reason,
-        'CBPE (isotonic calibration on the reference); ' || CASE e.metric
-            WHEN 'roc_auc' THEN 'ROC curve of expected counts by raw score (NannyML)'
-                || '; band Hanley-McNeil'
-            ELSE e.rule || CASE WHEN e.kind = 'count' THEN '; expected count; band '
-                    || 'Poisson-binomial'
-                ELSE '; expected confusion matrix; band delta method (Poisson-binomial '
-                    || 'counts)' END
-        END AS variant,
-        r.value AS realized, r.ci_low AS realized_ci_low, r.ci_high AS realized_ci_high,
-        CASE WHEN r.value IS NULL OR e.value IS NULL OR e.n_labeled = 0 THEN NULL
-             WHEN e.kind = 'count' AND e.n_labeled < e.n THEN NULL
-             ELSE abs(r.value - e.value) > z * e.se * sqrt(e.n / e.n_labeled)
-        END AS diverged,
-        e.position
-    FROM estimated AS e
-    CROSS JOIN horizon AS h
-    LEFT JOIN realized AS r ON r.window_index = e.window_index AND r.version = e.version
-         AND r.slice IS NOT DISTINCT FROM e.slice AND r.metric = e.metric;
+    )
+    SELECT * FROM evalstore.estimation_result('estimation_binary_rows',
+        'estimation_binary_realized', model, z, as_of, delay_quantile);
 COMMENT ON MACRO TABLE evalstore.estimation_binary IS
     'CBPE estimate of binary metrics per window x version x slice, beside the realized value.';
 
@@ -418,43 +452,32 @@ CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
         JOIN windows AS w ON w.window_index = x.window_index
         LEFT JOIN fitted AS f ON f.version = x.version
     ),
-    realized AS (
+    estimation_multiclass_rows AS (
+        SELECT e.window_index, e.window_start, e.window_end, e.version, e.slice, e.metric,
+            e.class_name AS "class",
+            CASE WHEN e.reason IS NULL THEN e.raw_value END AS value,
+            CASE WHEN e.reason IS NULL
+                 THEN evalstore.at_least(e.raw_value - z * e.raw_se, 0.0) END AS ci_low,
+            CASE WHEN e.reason IS NULL
+                 THEN evalstore.at_most(e.raw_value + z * e.raw_se, 1.0) END AS ci_high,
+            CASE WHEN e.reason IS NULL THEN e.raw_se END AS se,
+            e.n, e.predictions, e.labeled, e.n_labeled, e.reason,
+            'CBPE (isotonic calibration on the reference, one-vs-rest, rows renormalised); '
+                || 'decision=logged; expected confusion matrix; band delta method '
+                || '(Poisson-binomial counts)'
+                || CASE WHEN e.metric IN ('macro_f1', 'weighted_f1')
+                        THEN ', classes taken as independent' ELSE '' END AS variant,
+            true AS comparable, e.position
+        FROM estimated AS e
+    ),
+    estimation_multiclass_realized AS (
         SELECT r.window_index, r.version, r.slice, r.metric, r."class", r.value, r.ci_low,
                r.ci_high, r.labels_due, r.labels_complete
         FROM evalstore.performance_multiclass(source, model, width, chunk_rows, chunks, since,
             until, z, as_of, delay_quantile, metrics) AS r
-    ),
-    horizon AS (SELECT * FROM evalstore.label_horizon(model, delay_quantile, as_of))
-    SELECT e.window_index, e.window_start, e.window_end, e.version, e.slice, e.metric,
-        CAST(e.class_name AS VARCHAR) AS "class",
-        CASE WHEN e.reason IS NULL THEN e.raw_value END AS value,
-        CASE WHEN e.reason IS NULL THEN evalstore.at_least(e.raw_value - z * e.raw_se, 0.0)
-            END AS ci_low,
-        CASE WHEN e.reason IS NULL THEN evalstore.at_most(e.raw_value + z * e.raw_se, 1.0)
-            END AS ci_high,
-        CASE WHEN e.reason IS NULL THEN e.raw_se END AS se,
-        e.n, e.predictions - e.n AS n_excluded, e.predictions, e.labeled,
-        e.labeled / e.predictions AS label_coverage, e.n_labeled,
-        coalesce(r.labels_due, evalstore.add_hours(e.window_end, h.delay_hours)) AS labels_due,
-        coalesce(r.labels_complete,
-                 evalstore.add_hours(e.window_end, h.delay_hours) <= h.as_of, false)
-            AS labels_complete,
-        e.reason,
-        'CBPE (isotonic calibration on the reference, one-vs-rest, rows renormalised); '
-            || 'decision=logged; expected confusion matrix; band delta method '
-            || '(Poisson-binomial counts)'
-            || CASE WHEN e.metric IN ('macro_f1', 'weighted_f1')
-                    THEN ', classes taken as independent' ELSE '' END AS variant,
-        r.value AS realized, r.ci_low AS realized_ci_low, r.ci_high AS realized_ci_high,
-        CASE WHEN r.value IS NULL OR e.reason IS NOT NULL OR e.n_labeled = 0 THEN NULL
-             ELSE abs(r.value - e.raw_value) > z * e.raw_se * sqrt(e.n / e.n_labeled)
-        END AS diverged,
-        e.position
-    FROM estimated AS e
-    CROSS JOIN horizon AS h
-    LEFT JOIN realized AS r ON r.window_index = e.window_index AND r.version = e.version
-         AND r.slice IS NOT DISTINCT FROM e.slice AND r.metric = e.metric
-         AND r."class" IS NOT DISTINCT FROM e.class_name;
+    )
+    SELECT * FROM evalstore.estimation_result('estimation_multiclass_rows',
+        'estimation_multiclass_realized', model, z, as_of, delay_quantile);
 COMMENT ON MACRO TABLE evalstore.estimation_multiclass IS
     'CBPE estimate of multiclass metrics per window x version x slice, beside the realized value.';
 
@@ -534,34 +557,24 @@ CREATE OR REPLACE MACRO evalstore.estimation_regression(
         JOIN windows AS w ON w.window_index = c.window_index
         CROSS JOIN metric_list AS m
     ),
-    realized AS (
-        SELECT r.window_index, r.version, r.slice, r.metric, r.value, r.ci_low, r.ci_high,
-               r.labels_due, r.labels_complete
+    estimation_regression_rows AS (
+        SELECT e.window_index, e.window_start, e.window_end, e.version, e.slice, e.metric,
+            NULL AS "class", e.value, e.band_low AS ci_low, e.band_high AS ci_high, e.se,
+            e.n, e.predictions, e.labeled, e.n_labeled, e.reason,
+            'DLE (loss model on the reference: features and prediction -> '
+                || CASE e.metric WHEN 'mae' THEN '|y - prediction|'
+                        ELSE '(y - prediction)^2' END
+                || '); band reference loss sd / sqrt(n)' AS variant,
+            true AS comparable, e.position
+        FROM estimated AS e
+    ),
+    estimation_regression_realized AS (
+        SELECT r.window_index, r.version, r.slice, r.metric, NULL AS "class", r.value,
+               r.ci_low, r.ci_high, r.labels_due, r.labels_complete
         FROM evalstore.performance_regression(source, model, width, chunk_rows, chunks,
             since, until, z, as_of, delay_quantile, metrics) AS r
-    ),
-    horizon AS (SELECT * FROM evalstore.label_horizon(model, delay_quantile, as_of))
-    SELECT e.window_index, e.window_start, e.window_end, e.version, e.slice, e.metric,
-        CAST(NULL AS VARCHAR) AS "class", e.value, e.band_low AS ci_low,
-        e.band_high AS ci_high, e.se, e.n, e.predictions - e.n AS n_excluded, e.predictions,
-        e.labeled, e.labeled / e.predictions AS label_coverage, e.n_labeled,
-        coalesce(r.labels_due, evalstore.add_hours(e.window_end, h.delay_hours)) AS labels_due,
-        coalesce(r.labels_complete,
-                 evalstore.add_hours(e.window_end, h.delay_hours) <= h.as_of, false)
-            AS labels_complete,
-        e.reason,
-        'DLE (loss model on the reference: features and prediction -> '
-            || CASE e.metric WHEN 'mae' THEN '|y - prediction|' ELSE '(y - prediction)^2' END
-            || '); band reference loss sd / sqrt(n)' AS variant,
-        r.value AS realized, r.ci_low AS realized_ci_low, r.ci_high AS realized_ci_high,
-        CASE WHEN r.value IS NULL OR e.value IS NULL OR e.n_labeled = 0 OR e.se IS NULL
-             THEN NULL
-             ELSE abs(r.value - e.value) > z * e.se * sqrt(e.n / e.n_labeled)
-        END AS diverged,
-        e.position
-    FROM estimated AS e
-    CROSS JOIN horizon AS h
-    LEFT JOIN realized AS r ON r.window_index = e.window_index AND r.version = e.version
-         AND r.slice IS NOT DISTINCT FROM e.slice AND r.metric = e.metric;
+    )
+    SELECT * FROM evalstore.estimation_result('estimation_regression_rows',
+        'estimation_regression_realized', model, z, as_of, delay_quantile);
 COMMENT ON MACRO TABLE evalstore.estimation_regression IS
     'DLE estimate of regression metrics per window x version x slice, beside the realized value.';

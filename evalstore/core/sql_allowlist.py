@@ -210,7 +210,8 @@ STORE_UDFS = frozenset({"evalstore_ks_pvalue", "evalstore_chi2_pvalue", "evalsto
 RELATION_PARAMETERS = frozenset(
     {
         "model", "name", "source", "source_numeric", "source_category", "numeric_source",
-        "category_source", "schemas", "counts", "slice_source",
+        "category_source", "schemas", "counts", "slice_source", "calibration", "estimates",
+        "estimated", "realized",
     }
 )  # fmt: skip
 

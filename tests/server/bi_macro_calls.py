@@ -185,6 +185,17 @@ MACRO_CALLS: dict[str, str] = {
         "['mae', 'rmse'])"
     ),
     "hanley_mcneil_se": "SELECT evalstore.hanley_mcneil_se(0.8, 30, 50)",
+    "estimation_result": (
+        "WITH e AS (SELECT 0 AS window_index, TIMESTAMPTZ '2026-10-01 00:00:00+00' AS "
+        "window_start, TIMESTAMPTZ '2026-10-02 00:00:00+00' AS window_end, 'v1' AS version, "
+        "NULL AS slice, 'accuracy' AS metric, NULL AS \"class\", 0.8 AS value, 0.7 AS ci_low, "
+        "0.9 AS ci_high, 0.05 AS se, 100 AS n, 120 AS predictions, 60 AS labeled, "
+        "50 AS n_labeled, NULL AS reason, 'v' AS variant, true AS comparable, 1 AS position), "
+        "r AS (SELECT 0 AS window_index, 'v1' AS version, NULL AS slice, 'accuracy' AS metric, "
+        'NULL AS "class", 0.5 AS value, 0.4 AS ci_low, 0.6 AS ci_high, '
+        f"{TS} AS labels_due, false AS labels_complete) "
+        f"SELECT * FROM evalstore.estimation_result('e', 'r', 'bin', {Z}, NULL, 0.9)"
+    ),
     "performance_rows": (
         "SELECT * FROM evalstore.performance_rows('bin.evaluations', '1 day', NULL, NULL, "
         "NULL, NULL)"
