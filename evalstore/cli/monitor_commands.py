@@ -167,14 +167,13 @@ def _emit_monitor(
 @click.option(
     "--correction",
     type=click.Choice(["bonferroni", "bh", "none"]),
-    default="bonferroni",
-    show_default=True,
+    help="Multiple-testing correction of p-values  [default: bonferroni; a preset's own].",
 )
 @click.option(
     "--preset",
     type=click.Choice(list(PRESETS)),
     help="A peer's definitions (NannyML 0.13 or Evidently 0.7); --methods among the ones "
-    "it has, --correction left at its default.",
+    "it has, no --correction.",
 )
 @click.pass_context
 def drift(
@@ -188,7 +187,7 @@ def drift(
     fmt: str,
     limit: int | None,
     methods: str | None,
-    correction: str,
+    correction: str | None,
     preset: str | None,
 ) -> None:
     """Univariate drift of each feature per window against a reference.
@@ -209,7 +208,8 @@ def drift(
         where,
         reference=reference,
         methods=parse_names(methods),
-        correction=correction,
+        # given only when asked for: a preset refuses an explicit correction it overrides
+        **({"correction": correction} if correction else {}),
         preset=preset,
     )
     _emit_monitor(table, fmt, limit, note=note)

@@ -26,6 +26,7 @@ from evalstore.metrics import slices as _slices
 from evalstore.metrics import summary as _summary
 from evalstore.metrics.drift import multivariate as multivariate_drift
 from evalstore.metrics.drift import univariate as drift
+from evalstore.metrics.specs import DRIFT_METHODS
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
@@ -79,6 +80,7 @@ class AnalysisMethods:
         [{'feature': 'x', 'method': 'ks', 'value': 0.5, 'drifted': True}]
         >>> store.close()
         """
+        _check_preset_options("drift", methods, options)
         if persist:
             arguments = dict(reference=reference, window=window, features=features)
             arguments.update(methods=methods, version=version, where=where)
@@ -147,6 +149,7 @@ class AnalysisMethods:
         long result shape as :meth:`drift`; ``drifted`` is true when a check fails.
         ``persist=True``: as for :meth:`drift`.
         """
+        _check_preset_options("quality", None, options)
         if persist:
             arguments = dict(reference=reference, window=window, features=features)
             arguments.update(version=version, where=where)
@@ -394,3 +397,15 @@ class AnalysisMethods:
         versions. See :func:`evalstore.metrics.health.health` (``as_of``, ``now``).
         """
         return _health.health(self._context(), model, window, version, sections, **options)
+
+
+def _check_preset_options(family: str, methods: Any, options: dict[str, Any]) -> None:
+    """Refuse an option the caller passed explicitly that ``options["preset"]`` sets to
+    another value, even when it equals evalstore's default (the family's own check below
+    this layer sees every parameter, given or not, and can only compare with defaults)."""
+    preset = options.get("preset")
+    if preset is None:
+        return
+    given = {k: v for k, v in options.items() if k not in ("preset", "thresholds")}
+    available = DRIFT_METHODS if family == "drift" else None
+    _presets.groups(preset, family, methods, given, available=available)

@@ -8,6 +8,8 @@ method the peer lacks, a conflicting option) and the new options on their own.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -310,6 +312,25 @@ def test_empty_and_single_valued_windows_under_presets():
             if r["method"] in ("js", "hellinger", "psi", "kl", "ks", "linf"):
                 assert r["value"] == pytest.approx(0.0, abs=1e-12), r
     s.close()
+
+
+@pytest.mark.parametrize(
+    ("family", "option", "value", "sets"),
+    [
+        ("drift", "binning", "quantile", "'doane'"),
+        ("drift", "correction", "bonferroni", "'none'"),
+        ("drift", "log_base", math.e, "2"),
+        ("quality", "denominator", "present", "'rows'"),
+    ],
+)
+def test_an_explicit_default_conflicting_with_the_preset_raises(store, family, option, value, sets):  # type: ignore[no-untyped-def]
+    """evalstore's default, passed explicitly, is still a choice the preset would override."""
+    with pytest.raises(
+        InvalidParameterError,
+        match=rf"{option}={value!r} conflicts with preset='nannyml', which sets {option}={sets}",
+    ):
+        getattr(store, family)("small", window={"chunks": 4, "split": "nannyml"},
+                               preset="nannyml", **{option: value})  # fmt: skip
 
 
 def test_performance_and_multivariate_preset_errors(store):  # type: ignore[no-untyped-def]
