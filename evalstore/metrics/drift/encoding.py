@@ -30,7 +30,7 @@ whose reference values are all missing cannot be encoded and raises
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,24 +79,39 @@ class CategoricalEncoding:
     ) -> CategoricalEncoding:
         """Fit on the reference: ``columns`` holds one sequence of values per feature
         (``names``: the features' names, for error messages)."""
+        counts = [Counter(v for v in column if v is not None) for column in columns]
+        missing = [sum(1 for v in column if v is None) for column in columns]
+        return cls.from_counts(counts, missing, encoding, names)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts: Sequence[Mapping[str, int]],
+        missing: Sequence[int],
+        encoding: str,
+        names: Sequence[str] | None = None,
+    ) -> CategoricalEncoding:
+        """Fit on the reference's value counts: ``counts[i]`` maps each category of feature
+        ``i`` to its number of reference rows, ``missing[i]`` counts its missing values (the
+        same encoding as :meth:`fit` on the values, without holding them)."""
         check_encoding(encoding)
         fill, levels, shares = [], [], []
-        for i, column in enumerate(columns):
-            counts = Counter(v for v in column if v is not None)
-            if not counts:
+        for i, (observed, n_missing) in enumerate(zip(counts, missing, strict=True)):
+            counts_i = Counter(observed)
+            if not counts_i:
                 name = repr(names[i]) if names is not None else f"column {i}"
                 raise InvalidParameterError(
                     f"categorical feature {name} has no non-missing value in the reference, "
                     "so it cannot be encoded; leave it out of features="
                 )
             # most frequent first; equal counts by text, so the fill is SimpleImputer's
-            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            ranked = sorted(counts_i.items(), key=lambda item: (-item[1], item[0]))
             top = ranked[0][0]
-            counts[top] += sum(1 for v in column if v is None)
-            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+            counts_i[top] += n_missing
+            ranked = sorted(counts_i.items(), key=lambda item: (-item[1], item[0]))
             if encoding == "onehot":
                 ranked = ranked[:ONEHOT_MAX_LEVELS]
-            total = len(column)
+            total = sum(counts_i.values())
             fill.append(top)
             levels.append(tuple(level for level, _ in ranked))
             shares.append(tuple(count / total for _, count in ranked))
@@ -127,18 +142,38 @@ class CategoricalEncoding:
                 f"expected {len(self.levels)} categorical columns like the reference; "
                 f"got {len(columns)}"
             )
-        n_rows = len(columns[0]) if columns else 0
+        codes = []
+        for i, column in enumerate(columns):
+            position = {level: j for j, level in enumerate(self.levels[i])}
+            fill = position.get(self.fill[i], -1)
+            codes.append(
+                np.array(
+                    [fill if v is None else position.get(v, -1) for v in column], dtype=np.int64
+                )
+            )
+        return self.transform_codes(codes)
+
+    def transform_codes(self, codes: Sequence[npt.ArrayLike]) -> npt.NDArray[np.float64]:
+        """The encoded rows of categories given as codes: ``codes[i][r]`` is the position of
+        row ``r``'s category (missing values already replaced by ``fill[i]``) in
+        ``levels[i]``, or -1 for a category without a level (unseen in the reference, or
+        beyond the one-hot columns). ``count`` gives the level's share (0 for -1),
+        ``onehot`` a 1 in the level's column (none for -1)."""
+        if len(codes) != len(self.levels):
+            raise InvalidParameterError(
+                f"expected {len(self.levels)} categorical columns like the reference; "
+                f"got {len(codes)}"
+            )
+        arrays = [np.asarray(c, dtype=np.int64) for c in codes]
+        n_rows = len(arrays[0]) if arrays else 0
         out = np.zeros((n_rows, self.width))
         offset = 0
-        for i, column in enumerate(columns):
-            values = [self.fill[i] if v is None else v for v in column]
+        for i, where in enumerate(arrays):
             if self.encoding == "count":
-                share = dict(zip(self.levels[i], self.shares[i], strict=True))
-                out[:, offset] = [share.get(v, 0.0) for v in values]
+                # position -1 reads the appended 0.0: the share of an unseen category
+                out[:, offset] = np.append(np.asarray(self.shares[i], dtype=float), 0.0)[where]
                 offset += 1
                 continue
-            position = {level: j for j, level in enumerate(self.levels[i])}
-            where = np.array([position.get(v, -1) for v in values], dtype=np.int64)
             rows = np.flatnonzero(where >= 0)
             out[rows, offset + where[rows]] = 1.0
             offset += len(self.levels[i])

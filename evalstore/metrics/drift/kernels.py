@@ -37,7 +37,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -303,13 +303,14 @@ def mmd_test(
     *,
     n_permutations: int = 200,
     max_rows: int = 1000,
-    seed: int = 0,
+    seed: int | np.random.Generator = 0,
     bandwidth: float | None = None,
 ) -> MMDResult:
     """Permutation two-sample test of ``x`` against ``y`` with the MMD²_u statistic.
 
     Steps, all driven by one ``numpy.random.default_rng(seed)`` stream (so the result is a
-    deterministic function of the inputs and the arguments):
+    deterministic function of the inputs and the arguments; ``seed`` may be a Generator
+    the caller already drew the subsamples of step 1 from, which then drives step 3):
 
     1. If a sample has more than ``max_rows`` rows, ``max_rows`` of them are drawn uniformly
        without replacement (``x`` first, then ``y``); this bounds the cost to
@@ -444,6 +445,64 @@ class PCAReconstruction:
         scale[constant | (scale == 0)] = 1.0
         z = (imputed - mean) / scale
         _, s, vt = np.linalg.svd(z, full_matrices=False)
+        return cls._from_svd(mean, scale, s, vt, var)
+
+    @classmethod
+    def fit_blocks(
+        cls, blocks: Callable[[], Iterable[npt.ArrayLike]], variance: float = 0.65
+    ) -> PCAReconstruction:
+        """:meth:`fit` on the reference given as row blocks, never holding it whole.
+
+        ``blocks()`` yields the reference's rows in blocks (the same blocks on each of its
+        three calls). Means and standard deviations are summed block by block (two
+        passes), and the singular values and axes of ``Z`` are those of the triangular
+        factor ``R`` of its QR decomposition, accumulated block by block (``ZᵀZ = RᵀR``:
+        a tall-skinny QR, as stable as the SVD of ``Z``). Memory is one block plus d x d;
+        the result equals :meth:`fit` on the stacked blocks up to rounding (and the signs
+        of the axes, which the reconstruction does not depend on).
+        """
+        var = float(variance)
+        if not 0.0 < var <= 1.0:
+            raise InvalidParameterError(f"variance must be in (0, 1]; got {variance!r}")
+        sums: FloatArray | None = None
+        counts = np.zeros(0)
+        n_rows = 0
+        for block in blocks():
+            b = _as_rows(block, "reference")
+            finite = np.isfinite(b)
+            if sums is None:
+                sums, counts = np.zeros(b.shape[1]), np.zeros(b.shape[1])
+            sums += np.where(finite, b, 0.0).sum(axis=0)
+            counts += finite.sum(axis=0)
+            n_rows += len(b)
+        if sums is None or n_rows < 2 or len(sums) < 1:
+            raise InvalidParameterError(
+                f"reference must have at least 2 rows and 1 column; got {n_rows} rows"
+            )
+        if (counts == 0).any():
+            cols = np.flatnonzero(counts == 0).tolist()
+            raise InvalidParameterError(f"reference columns {cols} have no finite value")
+        mean = sums / counts
+        squares, low, high = np.zeros(len(mean)), mean.copy(), mean.copy()
+        for block in blocks():
+            imputed = np.where(np.isfinite(block), block, mean)
+            squares += ((imputed - mean) ** 2).sum(axis=0)
+            low, high = np.minimum(low, imputed.min(axis=0)), np.maximum(high, imputed.max(axis=0))
+        scale = np.sqrt(squares / n_rows)
+        scale[(high == low) | (scale == 0)] = 1.0
+        r: FloatArray | None = None
+        for block in blocks():
+            z = (np.where(np.isfinite(block), block, mean) - mean) / scale
+            stacked = z if r is None else np.vstack([r, z])
+            r = np.linalg.qr(stacked, mode="r")
+        _, s, vt = np.linalg.svd(r, full_matrices=False)
+        return cls._from_svd(mean, scale, s, vt, var)
+
+    @classmethod
+    def _from_svd(
+        cls, mean: FloatArray, scale: FloatArray, s: FloatArray, vt: FloatArray, var: float
+    ) -> PCAReconstruction:
+        """The fitted model from the singular values ``s`` and axes ``vt`` of ``Z``."""
         power = s * s
         total = power.sum()
         if total <= 0:

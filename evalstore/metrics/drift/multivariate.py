@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from evalstore.core.bounds import (
     MAX_LEARN_CHUNKS,
@@ -79,15 +80,17 @@ from evalstore.core.windows import (
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.drift.domain_classifier import (
     MAX_CLASSIFIER_ROWS,
+    MAX_FIT_WORK,
     MAX_FOLDS,
     DomainScorer,
     check_terms,
+    design_matrix,
 )
-from evalstore.metrics.drift.encoding import CategoricalEncoding, check_encoding
+from evalstore.metrics.drift.encoded_rows import EncodedRows, mean_and_std, subsample_index
+from evalstore.metrics.drift.encoding import check_encoding
 from evalstore.metrics.drift.kernels import (
     PCAReconstruction,
     chunk_thresholds,
-    finite_rows,
     mmd_test,
     mmd_undefined_reason,
 )
@@ -103,6 +106,11 @@ MULTIVARIATE_METHODS = tuple(MULTIVARIATE_DRIFT_METHODS)
 #: collinear column) learns a band of rounding noise (about 1e-16), which any window
 #: would leave; an error below this floor is noise, one above it a real departure.
 PCA_NOISE_FLOOR = 1e-8
+#: Largest work of one ``domain_classifier`` call, summed over its fits (every window's
+#: folds, and the reference chunks' when the range is learned): folds x rows fitted x
+#: (terms + 1)², 50 times the largest single fit (:data:`MAX_FIT_WORK`). The default
+#: (2000 rows per side, 5 folds, 10 numeric features' 75 terms) allows about 850 windows.
+MAX_DOMAIN_CALL_WORK = 50 * MAX_FIT_WORK
 
 
 def multivariate_drift(
@@ -274,82 +282,138 @@ def _wide_rows(
 def _score(
     rows: pa.Table, n_numeric: int, names: list[str], methods: list[str], options: dict[str, Any]
 ) -> pa.Table:
-    n_categorical = len(names)
-    side = np.asarray(rows.column("side").to_pylist())
-    is_reference = side == "reference"
-    numeric = np.empty((rows.num_rows, n_numeric))
-    for i in range(n_numeric):
-        column = rows.column(f"f{i}").to_numpy(zero_copy_only=False)
-        numeric[:, i] = np.asarray(column, dtype=float)
-    matrix, encoding = numeric, None
-    if n_categorical:
-        labels = [rows.column(f"c{i}").to_pylist() for i in range(n_categorical)]
-        if not is_reference.any():
-            matrix = np.empty((rows.num_rows, 0))
-        else:
-            encoding = CategoricalEncoding.fit(
-                [[v for v, r in zip(c, is_reference, strict=True) if r] for c in labels],
-                options["categorical_encoding"],
-                names,
-            )
-            matrix = np.hstack([numeric, encoding.transform(labels)])
-    reference_rows = matrix[is_reference]
+    is_reference = pc.equal(rows.column("side"), "reference").to_numpy(zero_copy_only=False)
+    is_reference = np.asarray(is_reference, dtype=bool)
+    # compact rows: each method encodes the rows it uses (its subsample, or blocks), so
+    # memory does not grow with rows x encoded columns (see encoded_rows)
+    encoded_rows = EncodedRows.from_arrow(
+        rows, n_numeric, names, is_reference, options["categorical_encoding"]
+    )
+    encoding = encoded_rows.encoding
+    reference = np.flatnonzero(is_reference)
     time_order = rows.column("time_order").to_numpy(zero_copy_only=False)
     # learned thresholds cut the reference in time order (ts, then example_id), not in
     # the example_id text order the rows come in ("0", "1", "10", "11", "2", ...)
-    in_time = reference_rows[np.argsort(time_order[is_reference], kind="stable")]
+    in_time = reference[np.argsort(time_order[is_reference], kind="stable")]
+    analysis = np.flatnonzero(~is_reference)
     windows = rows.filter(pa.compute.equal(rows.column("side"), "analysis"))
     index = windows.column("window_index").to_numpy(zero_copy_only=False)
-    analysis = matrix[~is_reference]
     # as microseconds: times beyond Python's datetime must not stop the call
     starts = windows.column("window_start").cast(pa.int64()).to_pylist()
     ends = windows.column("window_end").cast(pa.int64()).to_pylist()
     encoded = "" if encoding is None else (
         f"; categorical features {encoding.encoding}-encoded on the reference"
     )  # fmt: skip
+    window_indexes = sorted(set(index.tolist()))
     learn_chunks, learn_k = options["learn_chunks"], options["learn_k"]
     out: list[dict[str, Any]] = []
     pca = lows = None
-    if "pca" in methods and len(reference_rows) >= max(2, learn_chunks) and matrix.shape[1]:
-        pca = PCAReconstruction.fit(reference_rows, options["variance"])
-        if not pca.keeps_everything:
-            lows = chunk_thresholds(in_time, pca.error, learn_chunks, learn_k)
+    if "pca" in methods and len(reference) >= max(2, learn_chunks) and encoded_rows.width:
+        pca, lows = _fit_pca(encoded_rows, reference, in_time, options)
     domain = None
     if "domain_classifier" in methods:
-        domain = DomainScorer.fit(in_time, n_numeric, options)
-    for window_index in sorted(set(index.tolist())):
+        _check_domain_work(encoded_rows, n_numeric, len(in_time), index, options)
+        capped = subsample_index(
+            in_time, options["classifier_rows"], np.random.default_rng(options["seed"])
+        )
+        domain = DomainScorer.fit(encoded_rows.take(capped), n_numeric, options)
+    mmd_reference = None
+    if "mmd" in methods:
+        mmd_reference = reference[encoded_rows.finite()[reference]]
+        center, scale = (
+            mean_and_std(encoded_rows, mmd_reference) if len(mmd_reference) else (None, None)
+        )
+    for window_index in window_indexes:
         mask = index == window_index
         first = int(np.argmax(mask))
         sample = analysis[mask]
         base = {
             "window_start": starts[first], "window_end": ends[first], "feature": "*",
-            "kind": "multivariate", "version": None, "n_reference": len(reference_rows),
+            "kind": "multivariate", "version": None, "n_reference": len(reference),
             "n_analysis": int(mask.sum()),
         }  # fmt: skip
-        if "mmd" in methods:
-            mmd = _mmd_row(reference_rows, sample, options["alpha"], options["max_rows"],
-                           options["n_permutations"], options["seed"])  # fmt: skip
+        if mmd_reference is not None:
+            window = sample[encoded_rows.finite()[sample]]
+            mmd = _mmd_row(encoded_rows, mmd_reference, window, center, scale, options)
             out.append({**base, **mmd, "variant": mmd["variant"] + encoded})
         if "pca" in methods:
-            row = _pca_row(pca, lows, sample, options["variance"], learn_chunks, learn_k)
+            value = None
+            if pca is not None and lows is not None and len(sample):
+                value = float(np.concatenate(
+                    [pca.row_errors(b) for b in encoded_rows.blocks(sample)]
+                ).mean())  # fmt: skip
+            row = _pca_row(pca, lows, value, options["variance"], learn_chunks, learn_k)
             variant = None if row["variant"] is None else row["variant"] + encoded
             out.append({**base, **row, "variant": variant})
         if domain is not None:
-            row = domain.row(sample)
+            capped = subsample_index(
+                sample, options["classifier_rows"], np.random.default_rng(options["seed"])
+            )
+            row = domain.row(encoded_rows.take(capped))
             out.append({**base, **row, "variant": row["variant"] + encoded})
     return pa.Table.from_pylist(out, schema=_schema(ticks=True)).cast(_schema())
 
 
+def _fit_pca(
+    rows: EncodedRows, reference: np.ndarray, in_time: np.ndarray, options: dict[str, Any]
+) -> tuple[PCAReconstruction, tuple[float, float, np.ndarray] | None]:
+    """PCA fitted on every reference row and its alert range over reference chunks in time
+    order, encoding a block of rows at a time (one ``fit`` when they fit in a block)."""
+    if len(reference) <= rows.block_rows:
+        pca = PCAReconstruction.fit(rows.take(reference), options["variance"])
+    else:
+        pca = PCAReconstruction.fit_blocks(lambda: rows.blocks(reference), options["variance"])
+    if pca.keeps_everything:
+        return pca, None
+    errors = np.concatenate([pca.row_errors(b) for b in rows.blocks(in_time)])
+    # the chunks' mean errors: each row's error does not depend on its block
+    lows = chunk_thresholds(
+        errors[:, np.newaxis], lambda chunk: float(chunk.mean()),
+        options["learn_chunks"], options["learn_k"],
+    )  # fmt: skip
+    return pca, lows
+
+
+def _check_domain_work(
+    rows: EncodedRows, n_numeric: int, n_reference: int, index: np.ndarray, options: dict
+) -> None:
+    """Refuse a domain_classifier call whose fits add up to more than
+    :data:`MAX_DOMAIN_CALL_WORK` (before any fit runs): each window is ``classifier_folds``
+    fits on its capped rows and the capped reference's, and a learned range as many per
+    reference chunk, each of size rows x (terms + 1)²."""
+    cap, folds = options["classifier_rows"], options["classifier_folds"]
+    width = rows.width
+    if width == 0:
+        return
+    zero = np.zeros((1, width))
+    terms = design_matrix(zero, n_numeric, options["classifier_terms"]).transform(zero).shape[1]
+    n_ref = min(cap, n_reference)
+    _, sizes = np.unique(index, return_counts=True)
+    fitted_rows = int(np.minimum(sizes, cap).sum()) + len(sizes) * n_ref
+    if options["classifier_range"] is None:
+        fitted_rows += options["learn_chunks"] * n_ref
+    work = folds * fitted_rows * (terms + 1) ** 2
+    if work > MAX_DOMAIN_CALL_WORK:
+        raise InvalidParameterError(
+            f"domain_classifier: {len(sizes)} windows with classifier_rows={cap}, "
+            f"classifier_folds={folds} and {terms} terms is too much work for one call "
+            f"(folds x rows fitted x (terms + 1)² = {work:.3g} > {MAX_DOMAIN_CALL_WORK:.3g}); "
+            "lower classifier_rows or classifier_folds, pass classifier_terms='linear', "
+            "choose fewer features, use fewer windows (a longer window= or a shorter "
+            "since=/until= span), or pass classifier_range=(low, high) instead of learning it"
+        )
+
+
 def _mmd_row(
-    reference_rows: np.ndarray,
-    sample: np.ndarray,
-    alpha: float,
-    max_rows: int,
-    n_permutations: int,
-    seed: int,
+    rows: EncodedRows,
+    reference: np.ndarray,
+    window: np.ndarray,
+    center: np.ndarray | None,
+    scale: np.ndarray | None,
+    options: dict[str, Any],
 ) -> dict[str, Any]:
-    x, y = finite_rows(reference_rows), finite_rows(sample)
-    x, y = x[0], y[0]
+    alpha, max_rows = options["alpha"], options["max_rows"]
+    n_permutations = options["n_permutations"]
     row = {
         "method": "mmd",
         "variant": f"unbiased MMD², RBF kernel, median-heuristic bandwidth, standardised on "
@@ -357,15 +421,18 @@ def _mmd_row(
         "threshold": alpha, "threshold_low": None,
         "threshold_source": f"permutation p-value < {alpha}",
     }  # fmt: skip
+    # the test's own subsample, drawn here on row numbers: x, then y, from one stream that
+    # then drives the permutations (mmd_test draws nothing more on capped samples)
+    rng = np.random.default_rng(options["seed"])
+    x = rows.take(subsample_index(reference, max_rows, rng))
+    y = rows.take(subsample_index(window, max_rows, rng))
     reason = mmd_undefined_reason(x, y)
-    if reason is not None:
+    if reason is not None or center is None or scale is None:
         return {**row, "value": None, "p_value": None, "drifted": None, "reason": reason}
-    center = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale == 0] = 1.0
+    scale = np.where(scale == 0, 1.0, scale)
     result = mmd_test(
         (x - center) / scale, (y - center) / scale,
-        n_permutations=n_permutations, max_rows=max_rows, seed=seed,
+        n_permutations=n_permutations, max_rows=max_rows, seed=rng,
     )  # fmt: skip
     return {
         **row, "value": result.mmd2, "p_value": result.p_value,
@@ -376,7 +443,7 @@ def _mmd_row(
 def _pca_row(
     pca: PCAReconstruction | None,
     lows: tuple[float, float, np.ndarray] | None,
-    sample: np.ndarray,
+    value: float | None,
     variance: float,
     learn_chunks: int,
     learn_k: float,
@@ -402,7 +469,6 @@ def _pca_row(
         }  # fmt: skip
     low, high, _ = lows
     low, high = max(0.0, low), max(high, PCA_NOISE_FLOOR)
-    value = pca.error(sample) if len(sample) else None
     return {
         "method": "pca",
         "variant": f"mean reconstruction error, {pca.n_components} components "
