@@ -67,7 +67,7 @@ class EstimationMethods:
         >>> _ = store.log_labels("m", pa.table({"example_id": ids[:4] + ids[6:],
         ...     "label": [0, 0, 1, 0, 1, 1]}))
         >>> table = store.estimate_performance("m", metrics=["accuracy"], window="100 years",
-        ...     reference=("2026-01-01", "2026-01-02"))
+        ...     reference=("2026-01-01", "2026-01-02"), reference_chunks=3)
         >>> table.select(["metric", "value", "realized", "n", "labeled"]).to_pylist()[0]
         {'metric': 'accuracy', 'value': 0.828125, 'realized': 0.833..., 'n': 8, 'labeled': 6}
         >>> store.close()

@@ -197,7 +197,7 @@ def test_roc_auc_with_ties_counts_a_tie_group_as_one_step():
     store.log_labels("t", pa.table({"example_id": ids, "label": [0, 1, 0, 1, 1, 1, 0, 0]}))
     table = store.estimate_performance(
         "t", metrics=["roc_auc"], window="1 day", reference=(str(START), str(START + DAY)),
-        calibration="none",
+        calibration="none", reference_chunks=4,
     )  # fmt: skip
     p, q = score, 1 - score
     area, above = 0.0, 0.0
@@ -452,3 +452,223 @@ def test_dle_regression_against_realized_and_method_errors():
     with pytest.raises(NoReferenceError, match="numeric prediction and label"):
         store.estimate_performance("r", reference=("2020-01-01", "2020-01-02"))
     store.close()
+
+
+# ---------------------------------------------------------------------- review fixes
+
+
+def _thresholds_of(chunks: pa.Table, **match: object) -> tuple[float, float]:
+    values = np.array(
+        [r["value"] for r in chunks.to_pylist() if all(r[k] == v for k, v in match.items())]
+    )
+    return max(values.mean() - 3 * values.std(), 0.0), min(values.mean() + 3 * values.std(), 1.0)
+
+
+def test_slices_learn_their_own_thresholds(binary_store):
+    """With by=, each slice's range comes from its part of the reference chunks, not
+    the whole population's."""
+    store, _ = binary_store
+    common = {"metrics": ["recall"], "version": "v1", "by": "x", "bins": 2,
+              "reference": REFERENCE}  # fmt: skip
+    table = store.estimate_performance("m", window="7 days", **common)
+    chunks = store.estimate_performance(
+        "m", window={"chunks": 10}, since=REFERENCE[0], until=REFERENCE[1], **common
+    )
+    bins = sorted({r["x"] for r in table.to_pylist()} - {None})
+    assert len(bins) == 2
+    limits = set()
+    for label in bins:
+        low, high = _thresholds_of(chunks, x=label)
+        rows = [r for r in table.to_pylist() if r["x"] == label]
+        assert rows and all(r["threshold_low"] == pytest.approx(low, rel=1e-9) for r in rows)
+        assert all(r["threshold_high"] == pytest.approx(high, rel=1e-9) for r in rows)
+        limits.add((round(low, 9), round(high, 9)))
+    assert len(limits) == 2  # the slices' ranges differ
+
+
+def test_reference_chunks_need_two_rows_each(binary_store):
+    store, _ = binary_store
+    eight = (str(START), str(START + np.timedelta64(8 * 288, "s")))  # 8 labeled rows
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"reference_chunks=10 needs at least 20 usable labeled reference rows \(2 per "
+        r"chunk\) for each version, and version 'v1' has 8 .*pass reference_chunks=4 or less",
+    ):
+        store.estimate_performance("m", version="v1", reference=eight)
+    table = store.estimate_performance(
+        "m", metrics=["accuracy"], window="100 years", version="v1", reference=eight,
+        reference_chunks=4,
+    )  # fmt: skip
+    assert table.column("threshold_low")[0].as_py() is not None
+
+
+def test_reference_is_bound_not_pasted(binary_store):
+    """A dataset tag with a quote reaches the SQL as a value: nothing found, no SQL error."""
+    store, _ = binary_store
+    with pytest.raises(NoReferenceError, match=r"reference \{'dataset': \"x' OR 1=1 --\"\}"):
+        store.estimate_performance("m", reference={"dataset": "x' OR 1=1 --"})
+    temps = store.sql(
+        "SELECT count(*) AS n FROM duckdb_tables() WHERE table_name LIKE 'evalstore_estimation%'"
+    )
+    assert temps.column("n")[0].as_py() == 0
+
+
+@pytest.fixture(scope="module")
+def multiclass_store():
+    rng = np.random.default_rng(5)
+    n, classes = 600, np.array(["a", "b", "c"])
+    shown = rng.dirichlet([1, 1, 1], size=n)
+    truth = np.array([rng.choice(3, p=row) for row in shown])
+    prediction = shown.argmax(1)
+    store = blank_store()
+    store.register_model("k", "v1", "multiclass", classes=list(classes))
+    ids = [f"r{i}" for i in range(n)]
+    columns = {c: shown[:, i] for i, c in enumerate(classes)}
+    store.log_predictions(
+        "k", pa.table({"example_id": ids, "prediction": classes[prediction], **columns,
+                       "ts": _times(2, n // 2)}),
+        version="v1", probability_columns=list(classes),
+    )  # fmt: skip
+    store.log_labels("k", pa.table({"example_id": ids, "label": classes[truth]}))
+    yield store, {"shown": shown, "truth": truth, "prediction": prediction}
+    store.close()
+
+
+def test_multiclass_reference_is_capped_by_a_seeded_sample(multiclass_store, monkeypatch):
+    from evalstore.metrics.estimation import estimate
+
+    store, data = multiclass_store
+    monkeypatch.setattr(estimate, "MAX_ROWS", 200)
+    table = store.estimate_performance(
+        "k", metrics=["accuracy"], window="1 day", reference=(str(START), str(START + DAY))
+    ).to_pylist()
+    sample = np.sort(np.random.default_rng(0).choice(300, 200, replace=False))  # ts order
+    shown, truth = data["shown"], data["truth"]
+    fits = [
+        IsotonicRegression(out_of_bounds="clip").fit(shown[sample, i], truth[sample] == i)
+        for i in range(3)
+    ]
+    q = np.column_stack([fits[i].predict(shown[300:, i]) for i in range(3)])
+    p = q / q.sum(1, keepdims=True)
+    yhat = data["prediction"][300:]
+    second = next(r for r in table if r["window_start"].day == 3)
+    assert second["value"] == pytest.approx(np.mean(p[np.arange(300), yhat]), rel=1e-12)
+    assert "a seeded random sample of 200 rows per version and class" in second["variant"]
+
+
+@pytest.fixture(scope="module")
+def regression_store():
+    rng = np.random.default_rng(4)
+    days, per_day = 8, 200
+    n = days * per_day
+    x = rng.normal(size=n)
+    prediction = 2 * x
+    y = prediction + rng.normal(size=n) * (0.3 + np.abs(x))
+    ids = [f"r{i}" for i in range(n)]
+    store = blank_store()
+    store.register_model("r", "v1", "regression")
+    store.log_features("r", pa.table({"example_id": ids, "x": x, "ts": _times(days, per_day)}))
+    store.log_predictions(
+        "r", pa.table({"example_id": ids, "prediction": prediction, "ts": _times(days, per_day)}),
+        version="v1",
+    )  # fmt: skip
+    store.log_labels("r", pa.table({"example_id": ids, "label": y}))
+    yield store, {"x": x, "prediction": prediction, "y": y}
+    store.close()
+
+
+def test_dle_keeps_its_thresholds_when_since_excludes_the_reference(regression_store):
+    store, _ = regression_store
+    reference = (str(START), str(START + 3 * DAY))
+    whole = store.estimate_performance("r", metrics=["mae"], window="1 day", reference=reference)
+    later = store.estimate_performance(
+        "r", metrics=["mae"], window="1 day", reference=reference, since=str(START + 5 * DAY)
+    )
+    assert later.num_rows == 3
+    expected = whole.column("threshold_low")[0].as_py()
+    assert expected is not None
+    assert later.column("threshold_low").to_pylist() == pytest.approx([expected] * 3, rel=1e-12)
+    assert later.column("value").to_pylist() == pytest.approx(
+        whole.column("value").to_pylist()[5:], rel=1e-12
+    )
+
+
+def test_dle_reads_only_the_selected_rows_in_batches(regression_store, monkeypatch):
+    from evalstore.metrics.estimation import estimate
+
+    store, data = regression_store
+    monkeypatch.setattr(estimate, "BATCH_ROWS", 97)  # many small batches
+    reference = (str(START), str(START + 3 * DAY))
+    table = store.estimate_performance(
+        "r", metrics=["mae"], window="100 years", reference=reference, where="x > 0.5"
+    )
+    ref = slice(0, 600)
+    error = np.abs(data["y"][ref] - data["prediction"][ref])
+    model = LossModel().fit(
+        {"x": data["x"][ref], "evalstore_prediction": data["prediction"][ref]}, error
+    )
+    rows = data["x"] > 0.5
+    expected = model.predict(
+        {"x": data["x"][rows], "evalstore_prediction": data["prediction"][rows]}
+    )
+    assert table.column("value")[0].as_py() == pytest.approx(expected.mean(), rel=1e-12)
+    assert table.column("n")[0].as_py() == rows.sum()
+
+
+def test_scores_outside_zero_one_are_refused_at_ingest():
+    """NaN and infinite scores never reach the estimate: the store refuses them."""
+    from evalstore.errors import ValidationError
+
+    store = blank_store()
+    store.register_model("s", "v1", "binary")
+    with pytest.raises(ValidationError, match=r"'score' has 3 values that are not probabilities"):
+        store.log_predictions(
+            "s", pa.table({"example_id": ["a", "b", "c", "d"],
+                           "score": [np.nan, np.inf, -np.inf, 0.5], "ts": _times(1, 4)}),
+            version="v1",
+        )  # fmt: skip
+    store.close()
+
+
+def _tiny(score: np.ndarray, labels: np.ndarray):
+    store = blank_store()
+    store.register_model("t", "v1", "binary")
+    n = len(score)
+    ids = [f"r{i}" for i in range(n)]
+    store.log_predictions("t", pa.table({"example_id": ids, "score": score, "ts": _times(1, n)}),
+                          "v1")  # fmt: skip
+    store.log_labels("t", pa.table({"example_id": ids, "label": labels}))
+    table = store.estimate_performance(
+        "t", window="1 day", reference=(str(START), str(START + DAY)), reference_chunks=2
+    )
+    store.close()
+    return {r["metric"]: r for r in table.to_pylist()}
+
+
+def test_single_valued_score():
+    """One distinct score: calibrated p is the reference's positive share everywhere,
+    the ROC curve is one step (AUC 0.5)."""
+    labels = np.array([1, 0, 0, 1, 0, 0, 0, 1])
+    rows = _tiny(np.full(8, 0.7), labels)  # every row decided positive (score >= 0.5)
+    share = labels.mean()
+    assert rows["roc_auc"]["value"] == pytest.approx(0.5, rel=1e-12)
+    assert rows["precision"]["value"] == pytest.approx(share, rel=1e-12)
+    assert rows["tp"]["value"] == pytest.approx(8 * share, rel=1e-12)
+    assert rows["specificity"]["value"] == pytest.approx(0.0, abs=1e-12)
+    assert rows["recall"]["value"] == pytest.approx(1.0, rel=1e-12)
+
+
+def test_single_class_reference_gives_reasons():
+    """A reference whose labels are all negative calibrates p = 0: recall, f1 and ROC AUC
+    are undefined (a reason each), accuracy and specificity are defined."""
+    score = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])
+    rows = _tiny(score, np.zeros(8, dtype=int))
+    for metric in ("recall", "f1"):
+        assert rows[metric]["value"] is None
+        assert rows[metric]["reason"] == (
+            f"no expected positives (calibrated p = 0 on every row): {metric} undefined"
+        )
+    assert rows["roc_auc"]["reason"] == "expected single-class cell: ROC AUC undefined"
+    assert rows["accuracy"]["value"] == pytest.approx(0.5, rel=1e-12)  # 4 decided negative
+    assert rows["specificity"]["value"] == pytest.approx(0.5, rel=1e-12)
+    assert rows["precision"]["value"] == pytest.approx(0.0, abs=1e-12)

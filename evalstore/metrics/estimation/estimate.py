@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,12 @@ from evalstore.core.identifiers import check_model_name, quote
 from evalstore.core.layout import NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import time_range, to_timestamp
 from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
-from evalstore.core.windows import checked_window_args, drop_temp_view, reference_args
+from evalstore.core.windows import (
+    checked_window_args,
+    drop_temp_view,
+    reference_args,
+    temp_view,
+)
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.estimation import calibration as _calibration
 from evalstore.metrics.estimation.loss_model import MAX_ROWS, LossModel
@@ -62,6 +68,12 @@ TRAILING_COLUMNS = (
 COUNT_METRICS = ("tp", "fp", "fn", "tn")
 #: Multiplier of the reference chunks' sd in the alert thresholds (NannyML's default).
 THRESHOLD_SD = 3.0
+#: Usable labeled reference rows each of the ``reference_chunks`` chunks must get (per
+#: version): with fewer, a chunk's precision, recall or AUC is undefined or 0/1 and the
+#: learned range means nothing, so the call is refused.
+MIN_CHUNK_ROWS = 2
+#: Analysis rows DLE scores per record batch (its loss models read features in batches).
+BATCH_ROWS = 65_536
 _counter = itertools.count()
 
 
@@ -104,7 +116,12 @@ def estimate_performance(
     ``as_of``, ``delay_quantile``) are those of :func:`evalstore.metrics.performance.performance`.
     ``calibration`` is ``"isotonic"`` (default) or ``"none"`` (scores already calibrated).
     ``reference_chunks`` (10): the reference is cut into that many chunks in time order;
-    each metric's alert thresholds are the chunks' estimates' mean -+ 3 sd.
+    each metric's alert thresholds are the chunks' estimates' mean -+ 3 sd, per version
+    and, with ``by``, per slice (each slice's part of the chunks; a slice with an estimate
+    in fewer than 2 chunks gets no thresholds). Each version needs at least
+    :data:`MIN_CHUNK_ROWS` usable reference rows per chunk (InvalidParameterError
+    otherwise). CBPE calibrates on at most ``MAX_ROWS`` (100,000) reference rows per
+    version (a seeded random sample beyond, named in ``variant``).
 
     Returns the columns of ``performance`` (``value`` is the estimate over every
     prediction of the cell, labeled or not, ``[ci_low, ci_high]`` its sampling band at
@@ -153,24 +170,32 @@ def estimate_performance(
         _prepare_slices(con, model, slices, ref, bins)
         source = _source_view(con, model, slices, where, version, list(columns))
         later.add(drop_temp_view, con, source)
-        ref_source = reference_view(con, model, ref)
-        later.add(drop_temp_view, con, ref_source)
+        ref_source = reference_view(con, model, ref, later)
         versions = [version] if version is not None else list(ctx.versions(model))
-        fits = f"evalstore_estimation_fits_{next(_counter)}"
+        fits, ref_fits = (f"evalstore_estimation_{p}_{next(_counter)}" for p in ("fits", "ref"))
+        capped = False
         if method == "cbpe":
-            table = _calibrations(con, ref_source, versions, registration, calibration, reference)
-        else:
-            table = _loss_estimates(
-                con, model, ref_source, versions, columns, start, end, reference
+            table, counts, capped = _calibrations(
+                con, ref_source, versions, registration, calibration, reference
             )
-        con.register(fits, table)
-        later.add(con.unregister, fits)
+            ref_table = table
+        else:
+            analysis = _AnalysisRows(model, source, start, end)
+            table, ref_table, counts = _loss_estimates(
+                con, analysis, ref_source, versions, columns, reference
+            )
+        _check_reference_chunks(counts, reference_chunks, reference)
+        for name, relation in ((fits, table), (ref_fits, ref_table)):
+            con.register(name, relation)
+            later.add(con.unregister, name)
+        learn_source = _sliced_reference(con, ref_source, slices)
+        later.add(drop_temp_view, con, learn_source)
         selection = (windows.get("width"), windows.get("chunk_rows"), windows.get("chunks"))
         raw = _run(con, task, source, fits, model, threshold, *selection, start, end, z,
                    clock, delay_quantile, chosen)  # fmt: skip
-        learned = _run(con, task, ref_source, fits, model, threshold, None, None,
+        learned = _run(con, task, learn_source, ref_fits, model, threshold, None, None,
                        reference_chunks, None, None, z, clock, delay_quantile, chosen)  # fmt: skip
-        return _assemble(con, raw, _thresholds(learned), slices, calibration)
+        return _assemble(con, raw, _thresholds(learned), slices, calibration, capped)
 
 
 # ---------------------------------------------------------------------- parameters
@@ -194,6 +219,46 @@ def _check_method(method: Any, task: str) -> str:
     return expected
 
 
+def _check_reference_chunks(counts: Mapping[str, int], chunks: int, reference: Any) -> None:
+    """Refuse ``reference_chunks`` when a fitted version's usable reference rows cannot
+    give every chunk :data:`MIN_CHUNK_ROWS` rows."""
+    for name, count in counts.items():
+        if count < MIN_CHUNK_ROWS * chunks:
+            fewer = count // MIN_CHUNK_ROWS
+            hint = (
+                f"pass reference_chunks={fewer} or less, or a larger reference"
+                if fewer >= 2
+                else "pass a larger reference"
+            )
+            raise InvalidParameterError(
+                f"reference_chunks={chunks} needs at least {MIN_CHUNK_ROWS * chunks} usable "
+                f"labeled reference rows ({MIN_CHUNK_ROWS} per chunk) for each version, and "
+                f"version {name!r} has {count} in reference {describe(reference)}: {hint}"
+            )
+
+
+def _sliced_reference(
+    con: duckdb.DuckDBPyConnection, ref_source: str, slices: Sequence[_Slice]
+) -> str:
+    """The reference rows with the slice code of each (as the analysis source carries
+    it: :func:`evalstore.metrics.performance._source_view`), so that thresholds are
+    learned per slice; ``ref_source`` itself without ``by``."""
+    if not slices:
+        return ref_source
+    terms = [f"CAST({k.index()} AS BIGINT) * {k.stride}" for k in slices if k.kind != "predicates"]
+    predicate_key = next((k for k in slices if k.kind == "predicates"), None)
+    selects = []
+    for name, predicate in (predicate_key.predicates if predicate_key else {None: None}).items():
+        code = [*terms]
+        if predicate_key is not None:
+            code.append(f"CAST({predicate_key.index(name)} AS BIGINT) * {predicate_key.stride}")
+        where = f" WHERE ({predicate})" if predicate else ""
+        selects.append(f"SELECT e.*, {' + '.join(code)} AS slice FROM {ref_source} AS e{where}")
+    return temp_view(
+        con, f"evalstore_estimation_sliced_{next(_counter)}", " UNION ALL ".join(selects)
+    )
+
+
 # ---------------------------------------------------------------------- fits
 
 
@@ -204,10 +269,15 @@ def _calibrations(
     registration: Mapping[str, Any],
     calibration: str,
     reference: Any,
-) -> pa.Table:
+) -> tuple[pa.Table, dict[str, int], bool]:
     """The calibration pieces of each version that has labeled, scored reference rows
     (binary: of the score; multiclass: of each registered class's probability, one
-    against the rest, column ``class_name``)."""
+    against the rest, column ``class_name``), the usable reference rows of each fitted
+    version, and whether a version's reference was capped at ``MAX_ROWS`` (a seeded
+    random sample of its rows, the same rows for every class).
+
+    The rows arrive sorted by (version, class, time, id), so each fit's rows are one
+    contiguous run found in a single pass (O(K n) for K classes, not O(K^2 n))."""
     multiclass = registration["task"] == "multiclass"
     if multiclass:
         query = f"""
@@ -218,7 +288,7 @@ def _calibrations(
             JOIN (SELECT r.version, unnest(r.classes) AS class_name FROM evalstore.models AS r
                   WHERE r.model = ?) AS k ON k.version = e.version
             WHERE e.probabilities IS NOT NULL AND e.version IN (SELECT unnest(?))
-            ORDER BY e.version, k.class_name
+            ORDER BY e.version, k.class_name, e.ts, e.example_id
         """
     else:
         query = f"""
@@ -227,26 +297,39 @@ def _calibrations(
             FROM {ref_source} AS e
             JOIN evalstore.models AS r ON r.model = ? AND r.version = e.version
             WHERE e.score IS NOT NULL AND NOT isnan(e.score) AND e.version IN (SELECT unnest(?))
-            ORDER BY e.version
+            ORDER BY e.version, e.ts, e.example_id
         """
     rows = con.sql(query, params=[registration["model"], list(versions)]).fetchnumpy()
     rows = _subset(rows, np.ones(len(rows["version"]), dtype=bool))
     fitted: dict[tuple[str, str], _calibration.Calibration] = {}
-    for name in versions:
-        for key in np.unique(rows["key"][rows["version"] == name]):
-            mine = (rows["version"] == name) & (rows["key"] == key)
-            if calibration == "none":
-                fitted[(name, key)] = _calibration.identity()
-            else:
-                scores, labels = rows["score"][mine], rows["y"][mine]
-                fitted[(name, key)] = _calibration.fit_isotonic(scores, labels)
+    counts: dict[str, int] = {}
+    capped = False
+    version_of, key_of = rows["version"], rows["key"]
+    change = (version_of[1:] != version_of[:-1]) | (key_of[1:] != key_of[:-1])
+    starts = np.r_[0, np.flatnonzero(change) + 1] if len(version_of) else np.empty(0, int)
+    ends = np.r_[starts[1:], len(version_of)][: len(starts)]
+    for begin, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        name, key = str(version_of[begin]), str(key_of[begin])
+        scores, labels = rows["score"][begin:end], rows["y"][begin:end]
+        keep = np.isfinite(scores)
+        scores, labels = scores[keep], labels[keep]
+        if len(scores) == 0:
+            continue
+        counts[name] = max(counts.get(name, 0), len(scores))
+        if calibration == "none":
+            fitted[(name, key)] = _calibration.identity()
+            continue
+        if len(scores) > MAX_ROWS:  # the same seed and size: the same rows for each class
+            sample = np.sort(np.random.default_rng(0).choice(len(scores), MAX_ROWS, False))
+            scores, labels, capped = scores[sample], labels[sample], True
+        fitted[(name, key)] = _calibration.fit_isotonic(scores, labels)
     _require(fitted, versions, reference, "labeled predictions with a score or probabilities")
     table = _calibration.segments({f"{v}\0{k}": fit for (v, k), fit in fitted.items()})
     pairs = [text.split("\0", 1) for text in table.column("version").to_pylist()]
     table = table.set_column(0, "version", pa.array([v for v, _ in pairs], pa.string()))
     if multiclass:
         table = table.append_column("class_name", pa.array([k for _, k in pairs], pa.string()))
-    return table
+    return table, counts, capped
 
 
 def _require(fitted: Mapping[str, Any], versions: Sequence[str], reference: Any, what: str) -> None:
@@ -260,24 +343,38 @@ def _require(fitted: Mapping[str, Any], versions: Sequence[str], reference: Any,
     )
 
 
+@dataclass(frozen=True)
+class _AnalysisRows:
+    """The analysis rows DLE scores: those of ``source`` (the macro's relation, with
+    ``where``, ``version`` and the slices applied) in [since, until)."""
+
+    model: str
+    source: str
+    since: Any
+    until: Any
+
+
 def _loss_estimates(
     con: duckdb.DuckDBPyConnection,
-    model: str,
+    analysis: _AnalysisRows,
     ref_source: str,
     versions: Sequence[str],
     columns: Mapping[str, str],
-    since: Any,
-    until: Any,
     reference: Any,
-) -> pa.Table:
+) -> tuple[pa.Table, pa.Table, dict[str, int]]:
     """Per prediction of each version with a labeled reference: the losses its DLE models
-    predict (``abs_error``, ``sq_error``) and the reference losses' sds."""
+    predict (``abs_error``, ``sq_error``) and the reference losses' sds; for the analysis
+    rows, and for the reference rows (which learn the thresholds, whatever ``since``
+    excludes); and the usable reference rows of each fitted version.
+
+    Only the analysis rows the call selects are read, in record batches of
+    :data:`BATCH_ROWS`, each scored and dropped before the next is read."""
     names = list(columns)
     selected = ", ".join(_feature_sql(n, columns[n]) for n in names)
     selected = f", {selected}" if selected else ""
     reference_rows = con.sql(
         f"""
-        SELECT e.version, TRY_CAST(e.prediction AS DOUBLE) AS evalstore_prediction,
+        SELECT e.example_id, e.version, TRY_CAST(e.prediction AS DOUBLE) AS evalstore_prediction,
                TRY_CAST(e.label AS DOUBLE) AS evalstore_label{selected}
         FROM {ref_source} AS e
         WHERE e.version IN (SELECT unnest(?))
@@ -285,53 +382,92 @@ def _loss_estimates(
         """,
         params=[list(versions)],
     ).fetchnumpy()
-    conditions = ["e.version IN (SELECT unnest(?))"]
-    params: list[Any] = [list(versions)]
-    if since is not None:
-        conditions.append("e.ts >= CAST(? AS TIMESTAMPTZ)")
-        params.append(since)
-    if until is not None:
-        conditions.append("e.ts < CAST(? AS TIMESTAMPTZ)")
-        params.append(until)
-    analysis = con.sql(
-        f"""
-        SELECT e.example_id, e.version,
-               TRY_CAST(e.prediction AS DOUBLE) AS evalstore_prediction{selected}
-        FROM {schema_prefix(con, model)}evaluations AS e WHERE {" AND ".join(conditions)}
-        """,
-        params=params,
-    ).fetchnumpy()
-    parts: list[pa.Table] = []
+    inputs = [*names, "evalstore_prediction"]
+    models: dict[str, tuple[LossModel, LossModel, float, float]] = {}
+    counts: dict[str, int] = {}
+    ref_parts: list[pa.Table] = []
     for name in versions:
         ref = _subset(reference_rows, reference_rows["version"] == name)
-        keep = np.isfinite(ref["evalstore_prediction"]) & np.isfinite(ref["evalstore_label"])
-        ref = _subset(ref, keep)
+        ref = _subset(ref, np.isfinite(ref["evalstore_prediction"]))
+        scored = ref
+        ref = _subset(ref, np.isfinite(ref["evalstore_label"]))
         if len(ref["version"]) == 0:
             continue
+        counts[name] = len(ref["version"])
         if len(ref["version"]) > MAX_ROWS:
             ref = _subset(ref, np.linspace(0, len(ref["version"]) - 1, MAX_ROWS).astype(int))
         error = ref["evalstore_label"] - ref["evalstore_prediction"]
-        inputs = {n: ref[n] for n in [*names, "evalstore_prediction"]}
-        mine = analysis["version"] == name
-        rows = _subset(analysis, mine & np.isfinite(analysis["evalstore_prediction"]))
-        x = {n: rows[n] for n in [*names, "evalstore_prediction"]}
-        sd_abs = float(np.std(np.abs(error), ddof=1)) if len(error) > 1 else math.nan
-        sd_sq = float(np.std(error**2, ddof=1)) if len(error) > 1 else math.nan
-        abs_error = LossModel().fit(inputs, np.abs(error)).predict(x)
-        sq_error = LossModel().fit(inputs, error**2).predict(x)
-        count = len(abs_error)
-        parts.append(
-            pa.table({
-                "example_id": pa.array(rows["example_id"], pa.string()),
-                "version": pa.array([name] * count, pa.string()),
-                "abs_error": pa.array(abs_error, pa.float64()),
-                "sq_error": pa.array(sq_error, pa.float64()),
-                "sd_abs": pa.array(np.full(count, sd_abs), pa.float64()),
-                "sd_sq": pa.array(np.full(count, sd_sq), pa.float64()),
-            })
+        x = {n: ref[n] for n in inputs}
+        models[name] = (
+            LossModel().fit(x, np.abs(error)),
+            LossModel().fit(x, error**2),
+            float(np.std(np.abs(error), ddof=1)) if len(error) > 1 else math.nan,
+            float(np.std(error**2, ddof=1)) if len(error) > 1 else math.nan,
+        )
+        ref_parts.append(_scored(models, scored, inputs))
+    _require(models, versions, reference, "labeled predictions with a numeric prediction and label")
+    conditions = ["e.version IN (SELECT unnest(?))"]
+    params: list[Any] = [list(models)]
+    for bound, op in ((analysis.since, ">="), (analysis.until, "<")):
+        if bound is not None:
+            conditions.append(f"e.ts {op} CAST(? AS TIMESTAMPTZ)")
+            params.append(bound)
+    selection = ""
+    if analysis.source != f"{analysis.model}.evaluations":  # where, version or slices
+        selection = (
+            f"SEMI JOIN (SELECT DISTINCT s.example_id, s.version FROM {analysis.source} AS s)"
+            " AS s ON s.example_id = e.example_id AND s.version = e.version"
+        )
+    reader = con.sql(
+        f"""
+        SELECT e.example_id, e.version,
+               TRY_CAST(e.prediction AS DOUBLE) AS evalstore_prediction{selected}
+        FROM {schema_prefix(con, analysis.model)}evaluations AS e {selection}
+        WHERE {" AND ".join(conditions)} AND isfinite(TRY_CAST(e.prediction AS DOUBLE))
+        """,
+        params=params,
+    ).to_arrow_reader(BATCH_ROWS)
+    parts = [_scored(models, _batch_arrays(batch), inputs) for batch in reader]
+    empty = _scored(models, {k: np.empty(0) for k in ["example_id", "version", *inputs]}, inputs)
+    return pa.concat_tables([empty, *parts]), pa.concat_tables([empty, *ref_parts]), counts
+
+
+def _batch_arrays(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+    """A record batch's columns as numpy arrays (NULL: NaN for numbers, None for text)."""
+    out = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if pa.types.is_floating(column.type):
+            out[name] = column.fill_null(math.nan).to_numpy(zero_copy_only=False)
+        else:
+            out[name] = column.to_numpy(zero_copy_only=False)
+    return out
+
+
+def _scored(
+    models: Mapping[str, tuple[LossModel, LossModel, float, float]],
+    rows: Mapping[str, np.ndarray],
+    inputs: Sequence[str],
+) -> pa.Table:
+    """The estimates table of ``rows`` (their version's models' predicted losses)."""
+    parts = {k: [] for k in ("example_id", "version", "abs_error", "sq_error", "sd_abs", "sd_sq")}
+    version = np.asarray(rows["version"], dtype=object)
+    for name in dict.fromkeys(version.tolist()):
+        mine = version == name
+        x = {n: np.asarray(rows[n])[mine] for n in inputs}
+        abs_model, sq_model, sd_abs, sd_sq = models[name]
+        count = int(mine.sum())
+        values = (
+            np.asarray(rows["example_id"], dtype=object)[mine], [name] * count,
+            abs_model.predict(x), sq_model.predict(x), np.full(count, sd_abs),
+            np.full(count, sd_sq),
         )  # fmt: skip
-    _require(parts, versions, reference, "labeled predictions with a numeric prediction and label")
-    return pa.concat_tables(parts)
+        for key, value in zip(parts, values, strict=True):
+            parts[key].append(value)
+    text = pa.string()
+    return pa.table({
+        key: pa.array(np.concatenate(v) if v else [], text if i < 2 else pa.float64())
+        for i, (key, v) in enumerate(parts.items())
+    })  # fmt: skip
 
 
 def _feature_sql(name: str, kind: str) -> str:
@@ -385,23 +521,30 @@ def _run(
 
 
 def _thresholds(learned: pa.Table) -> pa.Table:
-    """Per version, metric and class: the reference chunks' mean -+ 3 sd (population sd,
-    as NannyML's StandardDeviationThreshold), clipped to [0, 1] for rates and floored
-    at 0 for losses; none for the confusion counts (they scale with the window's size)."""
-    keys: dict[tuple[Any, Any, Any], list[float]] = {}
-    for row in learned.select(["version", "metric", "class", "value"]).to_pylist():
+    """Per version, slice, metric and class: the reference chunks' mean -+ 3 sd
+    (population sd, as NannyML's StandardDeviationThreshold), clipped to [0, 1] for rates
+    and floored at 0 for losses; none for the confusion counts (they scale with the
+    window's size), nor where fewer than 2 chunks have an estimate (a slice the
+    reference hardly holds: one value has no spread)."""
+    keys: dict[tuple[Any, Any, Any, Any], list[float]] = {}
+    for row in learned.select(["version", "slice", "metric", "class", "value"]).to_pylist():
         if row["value"] is not None and row["metric"] not in COUNT_METRICS:
-            keys.setdefault((row["version"], row["metric"], row["class"]), []).append(row["value"])
-    out: dict[str, list[Any]] = {k: [] for k in ("version", "metric", "class", "low", "high")}
-    for (version, metric, cls), values in keys.items():
+            key = (row["version"], row["slice"], row["metric"], row["class"])
+            keys.setdefault(key, []).append(row["value"])
+    out: dict[str, list[Any]] = {k: [] for k in ("version", "slice", "metric", "class", "low",
+                                                 "high")}  # fmt: skip
+    for (version, code, metric, cls), values in keys.items():
+        if len(values) < 2:
+            continue
         mean, sd = float(np.mean(values)), float(np.std(values))
         low, high = max(mean - THRESHOLD_SD * sd, 0.0), mean + THRESHOLD_SD * sd
         if metric not in ("mae", "mse", "rmse"):
             high = min(high, 1.0)
-        for key, value in zip(out, (version, metric, cls, low, high), strict=True):
+        for key, value in zip(out, (version, code, metric, cls, low, high), strict=True):
             out[key].append(value)
     return pa.table({
         "version": pa.array(out["version"], pa.string()),
+        "slice": pa.array(out["slice"], pa.int64()),
         "metric": pa.array(out["metric"], pa.string()),
         "class": pa.array(out["class"], pa.string()),
         "low": pa.array(out["low"], pa.float64()),
@@ -415,9 +558,10 @@ def _assemble(
     thresholds: pa.Table,
     slices: Sequence[_Slice],
     calibration: str,
+    capped: bool = False,
 ) -> pa.Table:
-    """Join the learned thresholds, decode the slice codes into columns, name the
-    calibration in ``variant``, order."""
+    """Join the learned thresholds (per version, slice, metric and class), decode the
+    slice codes into columns, name the calibration in ``variant``, order."""
     name, limits = (f"evalstore_estimation_{p}_{next(_counter)}" for p in ("raw", "limits"))
     decoded, params = [], []
     for key in slices:
@@ -441,6 +585,7 @@ def _assemble(
         FROM {name} AS r
         LEFT JOIN {limits} AS t ON t.version = r.version AND t.metric = r.metric
              AND t."class" IS NOT DISTINCT FROM r."class"
+             AND t.slice IS NOT DISTINCT FROM CAST(r.slice AS BIGINT)
         ORDER BY r.window_start, r.window_index, r.version, r.slice, r.position, r."class"
     """
     with Cleanup() as later:
@@ -453,4 +598,6 @@ def _assemble(
             if calibration == "isotonic"
             else "no calibration: scores taken as probabilities"
         )
+        if capped:
+            named += f" (a seeded random sample of {MAX_ROWS} rows per version and class)"
         return con.sql(query, params=[*params, named]).to_arrow_table()

@@ -23,29 +23,46 @@ from typing import Any
 
 import duckdb
 
-from evalstore.core.identifiers import quote_literal
+from evalstore.core.db import Cleanup
+from evalstore.core.identifiers import quote
 from evalstore.core.layout import schema_prefix
-from evalstore.core.windows import temp_view
+from evalstore.core.windows import drop_temp_view, temp_view
 
 _counter = itertools.count()
 
 
-def reference_view(con: duckdb.DuckDBPyConnection, model: str, ref: Mapping[str, Any]) -> str:
+def reference_view(
+    con: duckdb.DuckDBPyConnection, model: str, ref: Mapping[str, Any], later: Cleanup
+) -> str:
     """A temp view of the labeled reference predictions described by ``ref``
-    (:func:`evalstore.core.windows.reference_args`); returns its name."""
+    (:func:`evalstore.core.windows.reference_args`); returns its name. ``later`` drops the
+    view and its arguments' table when the caller's block ends.
+
+    The user's values (the range's ends, the ``env`` or dataset tag) are never pasted
+    into SQL: they are bound parameters of a one-row temp table the view reads."""
     s = schema_prefix(con, model)
+    n = next(_counter)
+    args = quote(f"evalstore_estimation_reference_args_{n}")
+    values = [ref.get(key) for key in ("ref_start", "ref_end", "ref_env", "ref_dataset")]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {args} AS SELECT CAST(? AS TIMESTAMPTZ) AS ref_start, "
+        "CAST(? AS TIMESTAMPTZ) AS ref_end, CAST(? AS VARCHAR) AS ref_env, "
+        "CAST(? AS VARCHAR) AS ref_dataset",
+        [None if v is None else str(v) for v in values],
+    )
+    later.add(con.execute, f"DROP TABLE IF EXISTS temp.main.{args}")
+    arg = f"(SELECT a.{{}} FROM temp.main.{args} AS a)"
     if ref.get("ref_env") == "serving":
         conditions = ["e.label IS NOT NULL"]
         for key, op in (("ref_start", ">="), ("ref_end", "<")):
             if ref.get(key) is not None:
-                conditions.append(f"e.ts {op} CAST({quote_literal(str(ref[key]))} AS TIMESTAMPTZ)")
+                conditions.append(f"e.ts {op} {arg.format(key)}")
         body = f"SELECT e.* FROM {s}evaluations AS e WHERE {' AND '.join(conditions)}"
     else:
         feature_filter = []
-        if ref.get("ref_env") is not None:
-            feature_filter.append(f"f.env = {quote_literal(ref['ref_env'])}")
-        if ref.get("ref_dataset") is not None:
-            feature_filter.append(f"f.dataset = {quote_literal(ref['ref_dataset'])}")
+        for key, column in (("ref_env", "env"), ("ref_dataset", "dataset")):
+            if ref.get(key) is not None:
+                feature_filter.append(f"f.{column} = {arg.format(key)}")
         body = f"""
             SELECT p.example_id, p.version, p.ts, p.prediction, p.score, p.probabilities,
                    l.label, f.* EXCLUDE (example_id, env, dataset, ts, batch_id, example_key)
@@ -54,7 +71,9 @@ def reference_view(con: duckdb.DuckDBPyConnection, model: str, ref: Mapping[str,
             JOIN {s}features AS f ON f.example_key = p.example_key
              AND {" AND ".join(feature_filter)}
         """
-    return temp_view(con, f"evalstore_estimation_reference_{next(_counter)}", body)
+    view = temp_view(con, f"evalstore_estimation_reference_{n}", body)
+    later.add(drop_temp_view, con, view)
+    return view
 
 
 def describe(reference: Any) -> str:
