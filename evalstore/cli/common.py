@@ -2,8 +2,10 @@
 
 Opening the store named by ``--store`` (with a helpful message when another process holds
 it), the ``--format``/``--limit`` options and printing a table in the chosen format,
-and parsing the option values several commands take (``--reference``, ``--window``,
-comma-separated names, ``--by``/``--slice`` slice keys).
+the options several commands declare alike (``--window``, ``--reference``, ``--by``/
+``--slice``, ``--since``/``--until``, ``--threshold``), and parsing the option values
+they take (``--reference``, ``--window``, comma-separated names, ``--by``/``--slice``
+slice keys).
 
 Like the rest of the CLI, importing this module loads neither DuckDB nor Arrow: the
 functions import them when they run.
@@ -27,6 +29,12 @@ if TYPE_CHECKING:
 
 #: Output formats of the tabular commands (the monitors add ``grid``).
 FORMATS = ("table", "csv", "json", "arrow")
+
+#: A click decorator: takes a command function, returns it with options added.
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+#: --window's help on the commands that take every form :func:`parse_window` reads.
+WINDOW_HELP = "An interval ('1 day'), rows per chunk (5000), chunks:N or chunks:N:nannyml."
 
 
 def connect(ctx: click.Context, path: str | Path, read_only: bool = False) -> Store:
@@ -96,6 +104,87 @@ def output_options(grid: bool = False) -> Callable[[Callable[..., Any]], Callabl
         )(command)
 
     return decorate
+
+
+def stacked(*decorators: Decorator) -> Decorator:
+    """The ``decorators`` applied as if written one above the other in this order (so
+    ``--help`` lists their options in this order)."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return decorate
+
+
+def window_option(help_text: str = WINDOW_HELP) -> Decorator:
+    """``--window``/``-w``, default ``1 day`` (read by :func:`parse_window`)."""
+    return click.option("--window", "-w", default="1 day", show_default=True, help=help_text)
+
+
+def reference_option(help_text: str) -> Decorator:
+    """``--reference``/``-r``, default ``training`` (read by :func:`parse_reference`)."""
+    return click.option("--reference", "-r", default="training", show_default=True, help=help_text)
+
+
+def slice_options(by_help: str = "Comma-separated feature columns to slice by.") -> Decorator:
+    """``--by`` and ``--slice NAME=PREDICATE`` (read by :func:`parse_slice_keys`)."""
+    return stacked(
+        click.option("--by", help=by_help),
+        click.option("--slice", "slices", multiple=True, help="NAME=PREDICATE, a named slice."),
+    )
+
+
+def performance_options() -> Decorator:
+    """The cells of the performance family (performance, estimate): ``--window`` over
+    prediction time, ``--by``/``--slice``, ``--version`` and ``--where``."""
+    return stacked(
+        window_option("Over prediction time."),
+        slice_options(),
+        click.option("--version", "-v", "version", help="Only this version."),
+        click.option("--where", help="SQL predicate over feature columns."),
+    )
+
+
+def prediction_time_options() -> Decorator:
+    """``--since`` and ``--until``: a range of prediction time, [since, until)."""
+    return stacked(
+        click.option("--since", help="Only predictions at or after this ISO-8601 time."),
+        click.option("--until", help="Only predictions before this ISO-8601 time."),
+    )
+
+
+def threshold_option() -> Decorator:
+    """``--threshold``: a binary model's what-if decision rule."""
+    return click.option(
+        "--threshold",
+        type=float,
+        help="Binary what-if: decide by score >= it (default: the logged predictions).",
+    )
+
+
+def run_analysis(
+    ctx: click.Context,
+    method: str,
+    model: str,
+    reference: str,
+    window: str,
+    features: str | None,
+    **arguments: Any,
+) -> pa.Table:
+    """``Store.<method>(model, reference=, window=, features=, **arguments)`` on the store
+    of ``--store`` opened read-only, the text of ``--reference``, ``--window`` and
+    ``--features`` parsed (once the store is open, so a store that cannot be opened is
+    reported first)."""
+    with open_store(ctx, read_only=True) as store:
+        return getattr(store, method)(
+            model,
+            reference=parse_reference(reference),
+            window=parse_window(window),
+            features=parse_names(features),
+            **arguments,
+        )
 
 
 def emit(

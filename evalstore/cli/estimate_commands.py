@@ -12,6 +12,9 @@ from evalstore.cli.common import (
     parse_reference,
     parse_slice_keys,
     parse_window,
+    performance_options,
+    prediction_time_options,
+    threshold_option,
 )
 
 
@@ -21,13 +24,8 @@ from evalstore.cli.common import (
     "--metrics",
     help="Comma-separated, e.g. roc_auc,f1 (default: every metric the method estimates).",
 )
-@click.option("--window", "-w", default="1 day", show_default=True, help="Over prediction time.")
-@click.option("--by", help="Comma-separated feature columns to slice by.")
-@click.option("--slice", "slices", multiple=True, help="NAME=PREDICATE, a named slice.")
-@click.option("--version", "-v", "version", help="Only this version.")
-@click.option("--where", help="SQL predicate over feature columns.")
-@click.option("--since", help="Only predictions at or after this ISO-8601 time.")
-@click.option("--until", help="Only predictions before this ISO-8601 time.")
+@performance_options()
+@prediction_time_options()
 @click.option(
     "--reference",
     default="training",
@@ -47,11 +45,7 @@ from evalstore.cli.common import (
     show_default=True,
     help="CBPE: calibrate scores on the reference, or take them as probabilities.",
 )
-@click.option(
-    "--threshold",
-    type=float,
-    help="Binary what-if: decide by score >= it (default: the logged predictions).",
-)
+@threshold_option()
 @output_options()
 @click.pass_context
 def estimate(

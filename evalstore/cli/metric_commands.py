@@ -16,6 +16,9 @@ from evalstore.cli.common import (
     parse_names,
     parse_slice_keys,
     parse_window,
+    performance_options,
+    slice_options,
+    threshold_option,
 )
 
 if TYPE_CHECKING:
@@ -25,16 +28,8 @@ if TYPE_CHECKING:
 @click.command()
 @click.option("--model", "-m", required=True, help="Registered model name.")
 @click.option("--metrics", help="Comma-separated, e.g. roc_auc,f1 (default: all of the task).")
-@click.option("--window", "-w", default="1 day", show_default=True, help="Over prediction time.")
-@click.option("--by", help="Comma-separated feature columns to slice by.")
-@click.option("--slice", "slices", multiple=True, help="NAME=PREDICATE, a named slice.")
-@click.option("--version", "-v", "version", help="Only this version.")
-@click.option("--where", help="SQL predicate over feature columns.")
-@click.option(
-    "--threshold",
-    type=float,
-    help="Binary what-if: decide by score >= it (default: the logged predictions).",
-)
+@performance_options()
+@threshold_option()
 @click.option(
     "--normalize-confusion-matrix",
     type=click.Choice(["all", "true", "pred"]),
@@ -262,14 +257,9 @@ def skew(
     "--window", "-w", default="1 day", show_default=True, help="Over a's prediction time."
 )
 @click.option("--metrics", help="Comma-separated, e.g. disagreement,accuracy (default: all).")
-@click.option("--by", help="Comma-separated categorical features to slice by.")
-@click.option("--slice", "slices", multiple=True, help="NAME=PREDICATE, a named slice.")
+@slice_options("Comma-separated categorical features to slice by.")
 @click.option("--where", help="SQL predicate over feature columns.")
-@click.option(
-    "--threshold",
-    type=float,
-    help="Binary what-if: decide by score >= it (default: the logged predictions).",
-)
+@threshold_option()
 @output_options()
 @click.pass_context
 def compare(

@@ -12,11 +12,11 @@ import click
 
 from evalstore.cli.common import (
     emit,
-    open_store,
     output_options,
     parse_names,
-    parse_reference,
-    parse_window,
+    reference_option,
+    run_analysis,
+    window_option,
 )
 from evalstore.metrics.specs import MULTIVARIATE_DRIFT_METHODS
 
@@ -42,20 +42,8 @@ def _range(text: str | None) -> tuple[float, float] | None:
 
 @click.command("multivariate-drift")
 @click.option("--model", "-m", required=True, help="Registered model name.")
-@click.option(
-    "--reference",
-    "-r",
-    default="training",
-    show_default=True,
-    help="training, validation, dataset:TAG or START..END (a fixed reference).",
-)
-@click.option(
-    "--window",
-    "-w",
-    default="1 day",
-    show_default=True,
-    help="An interval ('1 day'), rows per chunk (5000), chunks:N or chunks:N:nannyml.",
-)
+@reference_option("training, validation, dataset:TAG or START..END (a fixed reference).")
+@window_option()
 @click.option(
     "--features",
     help="Comma-separated features (default: the numeric ones); categorical ones are encoded.",
@@ -119,18 +107,9 @@ def multivariate_drift(
     options: dict[str, Any] = {} if chosen is None else {"methods": chosen}
     if preset:
         options["preset"] = preset
-    with open_store(ctx, read_only=True) as store:
-        table = store.multivariate_drift(
-            model,
-            reference=parse_reference(reference),
-            window=parse_window(window),
-            features=parse_names(features),
-            version=version,
-            where=where,
-            categorical_encoding=categorical_encoding,
-            classifier_rows=classifier_rows,
-            classifier_range=limits,
-            seed=seed,
-            **options,
-        )
+    table = run_analysis(
+        ctx, "multivariate_drift", model, reference, window, features,
+        version=version, where=where, categorical_encoding=categorical_encoding,
+        classifier_rows=classifier_rows, classifier_range=limits, seed=seed, **options,
+    )  # fmt: skip
     emit(table, fmt, limit, columns=VIEW, drop_empty=True)

@@ -7,11 +7,11 @@ import click
 
 from evalstore.cli.common import (
     emit,
-    open_store,
     output_options,
     parse_names,
-    parse_reference,
-    parse_window,
+    reference_option,
+    run_analysis,
+    window_option,
 )
 from evalstore.metrics.specs import SUMMARY_STATS
 
@@ -34,20 +34,10 @@ def _levels(text: str | None) -> list[float] | None:
 
 @click.command()
 @click.option("--model", "-m", required=True, help="Registered model name.")
-@click.option(
-    "--reference",
-    "-r",
-    default="training",
-    show_default=True,
-    help="training, validation, dataset:TAG or START..END (alert ranges are learned on it).",
+@reference_option(
+    "training, validation, dataset:TAG or START..END (alert ranges are learned on it)."
 )
-@click.option(
-    "--window",
-    "-w",
-    default="1 day",
-    show_default=True,
-    help="An interval ('1 day'), rows per chunk (5000), chunks:N or chunks:N:nannyml.",
-)
+@window_option()
 @click.option("--features", help="Comma-separated features (default: all, and the outputs).")
 @click.option("--stats", help=f"Comma-separated: {', '.join(SUMMARY_STATS)} (default: all).")
 @click.option("--quantiles", help="Levels of the quantile stat (default: 0.05,0.95).")
@@ -84,18 +74,10 @@ def summary(
       evalstore summary --model fraud --window "7 days" --stats mean,sd --features amount
     """
     options = {} if quantiles is None else {"quantiles": _levels(quantiles)}
-    with open_store(ctx, read_only=True) as store:
-        table = store.summary_stats(
-            model,
-            reference=parse_reference(reference),
-            window=parse_window(window),
-            features=parse_names(features),
-            stats=parse_names(stats),
-            version=version,
-            where=where,
-            learn_chunks=learn_chunks,
-            **options,
-        )
+    table = run_analysis(
+        ctx, "summary_stats", model, reference, window, features, stats=parse_names(stats),
+        version=version, where=where, learn_chunks=learn_chunks, **options,
+    )  # fmt: skip
     if alerts_only:
         table = table.filter(table.column("alert").fill_null(False))
     emit(table, fmt, limit, columns=SUMMARY_VIEW, drop_empty=True)
