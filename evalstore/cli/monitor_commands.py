@@ -8,7 +8,6 @@ windows when the default daily ones do not fit the terminal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -22,6 +21,9 @@ from evalstore.cli.common import (
     parse_names,
     parse_reference,
     parse_window,
+    reference_option,
+    stacked,
+    window_option,
 )
 from evalstore.metrics.presets import PRESETS
 from evalstore.metrics.specs import DRIFT_METHODS
@@ -32,37 +34,16 @@ if TYPE_CHECKING:
     from evalstore.store import Store
 
 
-def _monitor_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by the monitors (drift, quality, validate)."""
-    for decorator in reversed(
-        [
-            click.option("--model", "-m", required=True, help="Registered model name."),
-            click.option(
-                "--reference",
-                "-r",
-                default="training",
-                show_default=True,
-                help="training, validation, dataset:TAG, previous:N or START..END.",
-            ),
-            click.option(
-                "--window",
-                "-w",
-                default="1 day",
-                show_default=True,
-                help="An interval ('1 day'), rows per chunk (5000), chunks:N or chunks:N:nannyml.",
-            ),
-            click.option("--features", help="Comma-separated features (default: all)."),
-            click.option(
-                "--version", "-v", "version", help="Only examples this version predicted."
-            ),
-            click.option(
-                "--where", help="SQL predicate over feature columns, e.g. \"region = 'north'\"."
-            ),
-            output_options(grid=True),
-        ]
-    ):
-        command = decorator(command)
-    return command
+#: Options shared by the monitors (drift, quality, validate).
+_monitor_options = stacked(
+    click.option("--model", "-m", required=True, help="Registered model name."),
+    reference_option("training, validation, dataset:TAG, previous:N or START..END."),
+    window_option(),
+    click.option("--features", help="Comma-separated features (default: all)."),
+    click.option("--version", "-v", "version", help="Only examples this version predicted."),
+    click.option("--where", help="SQL predicate over feature columns, e.g. \"region = 'north'\"."),
+    output_options(grid=True),
+)
 
 
 #: Columns of the monitors' rows shown with --format table.
