@@ -49,6 +49,7 @@ OPERATIONS = (
     "GET /v1/snapshots/{name}",
     "POST /v1/sql",
     "GET /v1/models/{model}/{family}",
+    "GET /v1/models/{model}/estimated_performance",
     "GET /v1/models/{model}/monitors",
     "POST /v1/models/{model}/monitors",
     "POST /v1/models/{model}/monitors/run",
