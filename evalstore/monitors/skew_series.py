@@ -32,19 +32,17 @@ the training rows on the example id, so a monitor on a large store should set ``
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from evalstore.metrics.skew import skew_windows
-from evalstore.monitors.verdicts import Series
+from evalstore.monitors.series_split import by_subject
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
     from evalstore.monitors.definitions import Monitor
+    from evalstore.monitors.verdicts import Series
 
 #: Figures of :func:`evalstore.metrics.skew.skew_windows` a skew monitor may watch.
 METRICS = ("share_mismatch", "n_mismatch", "n_null_mismatch", "max_abs_diff")
@@ -62,22 +60,4 @@ def skew_series(ctx: Context, monitor: Monitor) -> list[tuple[str, Series]]:
 def split(table: pa.Table, metric: str) -> list[tuple[str, Series]]:
     """A :func:`~evalstore.metrics.skew.skew_windows` table cut into one series of
     ``metric`` per feature (in first-seen order); NULL values become NaN."""
-    out = []
-    features = table.column("feature").to_pylist()
-    for feature in dict.fromkeys(features):
-        rows = table.filter(pc.equal(table.column("feature"), feature))
-        starts = pc.cast(rows.column("window_start"), pa.timestamp("us"))
-        ends = pc.cast(rows.column("window_end"), pa.timestamp("us"))
-        values = [math.nan if v is None else float(v) for v in rows.column(metric).to_pylist()]
-        out.append(
-            (
-                feature,
-                Series(
-                    window_start=starts.to_numpy().astype("datetime64[us]"),
-                    value=np.array(values, dtype=float),
-                    n=np.array(rows.column("n_compared").to_pylist(), dtype=np.int64),
-                    window_end=ends.to_numpy().astype("datetime64[us]"),
-                ),
-            )
-        )
-    return out
+    return by_subject(table, table.column("feature").to_pylist(), metric, "n_compared")

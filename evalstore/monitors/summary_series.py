@@ -19,21 +19,19 @@ drift, quality and performance families); set ``since`` to bound the analysed pe
 
 from __future__ import annotations
 
-import math
 import re
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics import summary
-from evalstore.monitors.verdicts import Series
+from evalstore.monitors.series_split import by_subject
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
     from evalstore.monitors.definitions import Monitor
+    from evalstore.monitors.verdicts import Series
 
 #: Statistics a monitor may watch besides the quantiles ``q<level>``.
 METRICS = tuple(s for s in summary.STATS if s != "quantile")
@@ -71,22 +69,4 @@ def split(table: pa.Table) -> list[tuple[str, Series]]:
     features = table.column("feature").to_pylist()
     versions = table.column("version").to_pylist()
     names = [f if v is None else f"{f}@{v}" for f, v in zip(features, versions, strict=True)]
-    column = pa.array(names, pa.string())
-    out = []
-    for name in dict.fromkeys(names):
-        rows = table.filter(pc.equal(column, name))
-        starts = pc.cast(rows.column("window_start"), pa.timestamp("us"))
-        ends = pc.cast(rows.column("window_end"), pa.timestamp("us"))
-        values = [math.nan if v is None else float(v) for v in rows.column("value").to_pylist()]
-        out.append(
-            (
-                name,
-                Series(
-                    window_start=starts.to_numpy().astype("datetime64[us]"),
-                    value=np.array(values, dtype=float),
-                    n=np.array(rows.column("n").to_pylist(), dtype=np.int64),
-                    window_end=ends.to_numpy().astype("datetime64[us]"),
-                ),
-            )
-        )
-    return out
+    return by_subject(table, names)
