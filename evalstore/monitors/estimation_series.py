@@ -29,8 +29,13 @@ chunks of the whole reference) stay in ``store.estimate_performance``'s table.
 
 Like skew and summary statistics, the series is **computed fresh on every run** and in
 backtests (the metric history persists the drift, quality and performance families): a
-run fits the calibration (CBPE) or the loss models (DLE) on the reference again, so set
-``since`` to bound the analysed period on a large store.
+run fits the calibration (CBPE) or the loss models (DLE) on the reference again. So that a
+run's cost does not grow with the store's history, a monitor whose options give no
+``since`` analyses the last
+:data:`DEFAULT_LOOKBACK_DAYS` (90) days of predictions: ``since`` is the start of the
+window holding the model's latest prediction time minus 90 days (earlier when a
+``learned`` rule's ``learn_period`` starts before it). Backtests see the same bounded
+series; pass ``since`` in ``options`` to analyse more (or less).
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from evalstore.core.identifiers import quote
+from evalstore.core.layout import schema_prefix
+from evalstore.core.windows import window_args
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.estimation.estimate import ESTIMATED_METRICS, estimate_performance
 from evalstore.monitors.verdicts import Series
@@ -50,6 +58,10 @@ from evalstore.monitors.verdicts import Series
 if TYPE_CHECKING:
     from evalstore.core.context import Context
     from evalstore.monitors.definitions import Monitor
+
+#: Days of predictions a monitor analyses when its options give no ``since`` (time
+#: windows only; see the module docstring).
+DEFAULT_LOOKBACK_DAYS = 90
 
 
 def check_metric(ctx: Context, model: str, metric: Any) -> str:
@@ -68,8 +80,32 @@ def check_metric(ctx: Context, model: str, metric: Any) -> str:
 def estimation_series(ctx: Context, monitor: Monitor) -> list[tuple[str, Series]]:
     """The series of ``monitor`` (family ``estimated_performance``) per subject, oldest
     window first; subjects in first-seen order. Writes nothing."""
-    table = estimate_performance(ctx, monitor.model, **monitor.call_arguments())
+    table = estimate_performance(ctx, monitor.model, **call_arguments(ctx, monitor))
     return split(table, monitor.metric, monitor.subjects)
+
+
+def call_arguments(ctx: Context, monitor: Monitor) -> dict[str, Any]:
+    """``monitor.call_arguments()`` with the default ``since`` (the module docstring)
+    when the options give none (a monitor's window is a time width)."""
+    arguments = monitor.call_arguments()
+    if arguments.get("since") is not None:
+        return arguments
+    width = window_args(arguments["window"]).get("width")
+    if width is None:
+        return arguments
+    con = ctx.connection
+    learn = monitor.learn_period[0] if monitor.learn_period else None
+    rows = con.execute(
+        f"""
+        SELECT evalstore.bucket_start(evalstore.bucket_index(
+                   least(max(p.ts) - INTERVAL (?) DAY, CAST(? AS TIMESTAMPTZ)), ?), ?)
+        FROM {schema_prefix(con, monitor.model)}{quote("predictions")} AS p
+        """,
+        [DEFAULT_LOOKBACK_DAYS, learn, width, width],
+    ).fetchall()
+    if rows and rows[0][0] is not None:
+        arguments["since"] = rows[0][0]
+    return arguments
 
 
 def subjects_of(table: pa.Table) -> list[str]:

@@ -378,10 +378,12 @@ def test_a_regression_model_watches_the_dle_estimate(regression):
     with ctx.lock:
         [part] = compute(ctx, monitor, persist=False)
     table = store.estimate_performance("r", metrics=["mae"])
-    assert part.subject == "v1"
+    assert table.num_rows == 13  # the training examples' 3 days are predictions too
+    # the monitor analyses the last 90 days (latest prediction on day 109: from day 19)
+    table = store.estimate_performance("r", metrics=["mae"], since=_day(19))
+    assert part.subject == "v1" and table.num_rows == 10
     assert list(part.series.value) == table.column("value").to_pylist()
     assert list(part.series.n) == table.column("n").to_pylist()
-    assert table.num_rows == 13  # the training examples' 3 days are predictions too
     with pytest.raises(InvalidParameterError, match=r"metric='roc_auc' is not estimated for a "
                        r"regression model; choose from mae, mse, rmse"):  # fmt: skip
         definitions.check(ctx, "auc", "r", "estimated_performance", "roc_auc",
@@ -430,5 +432,7 @@ def test_the_cli_adds_and_backtests_an_estimated_monitor(regression, tmp_path):
     assert tested.exit_code == 0, tested.output
     [episode] = json.loads(tested.output)
     assert (episode["subject"], episode["state"]) == ("v1", "firing")
-    first = regression.estimate_performance("r", metrics=["mse"]).column("window_start")[0]
+    first = regression.estimate_performance("r", metrics=["mse"], since=_day(19)).column(
+        "window_start"
+    )[0]  # the monitor's default 90-day lookback
     assert episode["fired_window_start"].startswith(first.as_py().date().isoformat())
