@@ -57,15 +57,17 @@ threadpool_limits(1)
 # reordering by test count), in the order collected here: pytest-randomly shuffles the files
 # and the tests in each, then the files are stably sorted by their expected cost, the
 # costliest first (longest processing time first), so the two workers end together instead
-# of one running the last big file while the other idles. The cost of a file is its seconds
-# per test in the previous runs (kept in the pytest cache, under SECONDS_PER_TEST) times its
-# tests now; a file never timed counts UNTIMED_SLOW seconds per test marked slow. Without
-# the cache (``-p no:cacheprovider``) every file is untimed: the order then follows the
-# seed and the slow markers alone. Tests never depend on this order: it only decides which
-# worker runs a file, and when.
+# of one running the last big file while the other idles. A file's cost is its seconds
+# (setup, call and teardown of its tests) in the last run that ran at least half as many of
+# its tests as the run recorded before, kept in the pytest cache under FILE_SECONDS (a run
+# of a few tests, ``-k``, does not replace a whole file's figure), scaled up if the file
+# has more tests now; a file never timed counts UNTIMED_SLOW seconds per test marked slow.
+# Without the cache (``-p no:cacheprovider``) every file is untimed: the order then follows
+# the seed and the slow markers alone. Tests never depend on this order: it only decides
+# which worker runs a file, and when.
 
-#: The pytest cache key of the seconds per test of each file in previous runs.
-SECONDS_PER_TEST = "evalstore/seconds-per-test"
+#: The pytest cache key of ``{file: [seconds, tests]}`` from previous runs.
+FILE_SECONDS = "evalstore/file-seconds"
 #: The guessed seconds of a slow test in a file never timed ("several seconds").
 UNTIMED_SLOW = 5.0
 _timed: dict[str, list[float]] = {}
@@ -75,35 +77,36 @@ def _file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def _seconds_per_test(config: pytest.Config) -> dict[str, float]:
-    """The recorded seconds per test of each file: an xdist worker gets the controller's
+def _recorded(config: pytest.Config) -> dict[str, list[float]]:
+    """The recorded ``[seconds, tests]`` of each file: an xdist worker gets the controller's
     copy, so every worker sorts alike even if another run rewrites the cache meanwhile
     (xdist refuses workers whose collections differ)."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
-        return workerinput.get(SECONDS_PER_TEST, {})
+        return workerinput.get(FILE_SECONDS, {})
     cache = getattr(config, "cache", None)
-    return cache.get(SECONDS_PER_TEST, {}) if cache is not None else {}
+    return cache.get(FILE_SECONDS, {}) if cache is not None else {}
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """(xdist, in the controller) Hand each worker the controller's seconds per test."""
-    node.workerinput[SECONDS_PER_TEST] = _seconds_per_test(node.config)
+    """(xdist, in the controller) Hand each worker the controller's recorded seconds."""
+    node.workerinput[FILE_SECONDS] = _recorded(node.config)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Order the files costliest first (see the comment above); pytest-randomly has
     shuffled ``items`` already (its hook wraps this one)."""
-    known = _seconds_per_test(config)
+    recorded = _recorded(config)
     files: dict[str, list[pytest.Item]] = {}
     for item in items:
         files.setdefault(_file_of(item.nodeid), []).append(item)
 
     def cost(file: str) -> float:
         tests = files[file]
-        if file in known:
-            return known[file] * len(tests)
+        if file in recorded:
+            seconds, timed_tests = recorded[file]
+            return seconds * max(1.0, len(tests) / max(timed_tests, 1))
         return UNTIMED_SLOW * sum(test.get_closest_marker("slow") is not None for test in tests)
 
     items[:] = [item for file in sorted(files, key=cost, reverse=True) for item in files[file]]
@@ -117,14 +120,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Record the seconds per test of the files this run timed (in the xdist controller,
-    which sees every worker's reports, or in a run without xdist)."""
+    """Record the seconds of the files this run timed (in the xdist controller, which sees
+    every worker's reports, or in a run without xdist), unless it ran fewer than half of
+    the tests the recorded figure covers."""
     cache = getattr(session.config, "cache", None)
     if cache is None or hasattr(session.config, "workerinput") or not _timed:
         return
-    known = cache.get(SECONDS_PER_TEST, {})
-    known.update({file: round(s / n, 4) for file, (s, n) in _timed.items() if n})
-    cache.set(SECONDS_PER_TEST, known)
+    recorded = cache.get(FILE_SECONDS, {})
+    for file, (seconds, tests) in _timed.items():
+        if tests and 2 * tests >= recorded.get(file, [0.0, 0])[1]:
+            recorded[file] = [round(seconds, 3), tests]
+    cache.set(FILE_SECONDS, recorded)
 
 
 #: The model tables a rejected batch must leave untouched.
