@@ -46,6 +46,42 @@ from evalstore.cli.common import (
     help="CBPE: calibrate scores on the reference, or take them as probabilities.",
 )
 @threshold_option()
+@click.option(
+    "--reference-chunks",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Chunks of the reference (time order) whose estimates learn the alert thresholds "
+    "(mean -+ 3 sd); at least 2 reference rows per chunk.",
+)
+@click.option(
+    "--confidence",
+    type=float,
+    default=0.95,
+    show_default=True,
+    help="Level of the estimate's band and the realized interval.",
+)
+@click.option("--as-of", help="Clock for labels due/complete (default: the latest prediction ts).")
+@click.option(
+    "--delay-quantile",
+    type=float,
+    default=0.9,
+    show_default=True,
+    help="Quantile of the label delay that dates labels_due.",
+)
+@click.option(
+    "--bins",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Quantile bins of a numeric --by feature (on the reference).",
+)
+@click.option(
+    "--edges",
+    "edges",
+    multiple=True,
+    help="NAME=E1,E2,...: bin edges of a numeric --by feature instead of quantiles.",
+)
 @output_options()
 @click.pass_context
 def estimate(
@@ -63,6 +99,12 @@ def estimate(
     method: str | None,
     calibration: str,
     threshold: float | None,
+    reference_chunks: int,
+    confidence: float,
+    as_of: str | None,
+    delay_quantile: float,
+    bins: int,
+    edges: tuple[str, ...],
     fmt: str,
     limit: int | None,
 ) -> None:
@@ -91,6 +133,12 @@ def estimate(
             reference=parse_reference(reference),
             method=method,
             calibration=calibration,
+            reference_chunks=reference_chunks,
+            confidence=confidence,
+            as_of=as_of,
+            delay_quantile=delay_quantile,
+            bins=bins,
+            edges=parse_edges(edges),
         )
     names = table.column_names
     slice_keys = names[names.index("version") + 1 : names.index("metric")]
@@ -98,3 +146,24 @@ def estimate(
                "ci_high", "realized", "diverged", "alert", "n", "label_coverage",
                "reason"]  # fmt: skip
     emit(table, fmt, limit, columns=columns, drop_empty=True)
+
+
+def parse_edges(texts: tuple[str, ...]) -> dict[str, list[float]] | None:
+    """``--edges NAME=E1,E2,...`` (repeatable) as ``{NAME: [E1, E2, ...]}``."""
+    if not texts:
+        return None
+    out: dict[str, list[float]] = {}
+    for text in texts:
+        name, sep, values = text.partition("=")
+        try:
+            edges = [float(v) for v in values.split(",")] if sep and name.strip() else None
+        except ValueError:
+            edges = None
+        if edges is None:
+            raise click.BadParameter(
+                f"{text!r} is not NAME=E1,E2,...: give a --by feature and its numeric bin "
+                "edges, e.g. --edges income=20000,50000",
+                param_hint="--edges",
+            )
+        out[name.strip()] = edges
+    return out
