@@ -143,6 +143,21 @@ CREATE OR REPLACE MACRO evalstore.paired_z(sum_d, sum_dd, n) AS
 COMMENT ON MACRO evalstore.paired_z IS
     'Paired z statistic mean(d) / (sd(d) / sqrt(n)); NULL when n < 2 or sd = 0.';
 
+-- evalstore.what_if_decision(decision, score, threshold, positive_class) -> VARCHAR
+-- Helper: a binary row's decision as compare_classification compares it: `decision` as
+-- logged when threshold or positive_class is NULL; else '1' (positive class) when
+-- score >= threshold, and for a row without a score '1' when decision = positive_class;
+-- '0' otherwise; NULL when neither a score nor a decision is there. A label is decided
+-- alike with score NULL.
+CREATE OR REPLACE MACRO evalstore.what_if_decision(decision, score, threshold, positive_class) AS
+    CASE WHEN threshold IS NULL OR positive_class IS NULL THEN decision
+         WHEN score IS NOT NULL THEN CASE WHEN score >= threshold THEN '1' ELSE '0' END
+         WHEN decision IS NOT NULL
+             THEN CASE WHEN decision = positive_class THEN '1' ELSE '0' END
+    END;
+COMMENT ON MACRO evalstore.what_if_decision IS
+    'A decision as logged, or under a binary what-if threshold (1 positive, 0 other).';
+
 -- evalstore.compare_classification(source, version_a, version_b, positive_class, width,
 --                                  chunk_rows, chunks, since, until, z, exact_below,
 --                                  threshold)
@@ -161,22 +176,11 @@ CREATE OR REPLACE MACRO evalstore.compare_classification(
         -- compare them: as logged, or under a binary what-if threshold '1' (positive
         -- class) / '0' (any other)
         SELECT p.*,
-            CASE WHEN threshold IS NULL OR positive_class IS NULL THEN p.prediction_a
-                 WHEN p.score_a IS NOT NULL
-                     THEN CASE WHEN p.score_a >= threshold THEN '1' ELSE '0' END
-                 WHEN p.prediction_a IS NOT NULL
-                     THEN CASE WHEN p.prediction_a = positive_class THEN '1' ELSE '0' END
-            END AS d_a,
-            CASE WHEN threshold IS NULL OR positive_class IS NULL THEN p.prediction_b
-                 WHEN p.score_b IS NOT NULL
-                     THEN CASE WHEN p.score_b >= threshold THEN '1' ELSE '0' END
-                 WHEN p.prediction_b IS NOT NULL
-                     THEN CASE WHEN p.prediction_b = positive_class THEN '1' ELSE '0' END
-            END AS d_b,
-            CASE WHEN threshold IS NULL OR positive_class IS NULL THEN p.label
-                 WHEN p.label IS NOT NULL
-                     THEN CASE WHEN p.label = positive_class THEN '1' ELSE '0' END
-            END AS d_y,
+            evalstore.what_if_decision(p.prediction_a, p.score_a, threshold, positive_class)
+                AS d_a,
+            evalstore.what_if_decision(p.prediction_b, p.score_b, threshold, positive_class)
+                AS d_b,
+            evalstore.what_if_decision(p.label, NULL, threshold, positive_class) AS d_y,
             CASE WHEN threshold IS NULL OR positive_class IS NULL
                      THEN 'decision=logged (the logged predictions)'
                  ELSE 'decision=score>=' || CAST(threshold AS DOUBLE)

@@ -256,6 +256,7 @@ MACRO_CALLS: dict[str, str] = {
     ),
     "paired_sd": "SELECT evalstore.paired_sd(3.0, 10.0, 20)",
     "paired_z": "SELECT evalstore.paired_z(3.0, 10.0, 20)",
+    "what_if_decision": "SELECT evalstore.what_if_decision('0', 0.7, 0.5, '1')",
     # --- health.sql
     "health": (
         "SELECT * FROM evalstore.health('bin', '1 day', NULL, TIMESTAMPTZ '2026-10-10 00:00:00+00')"
