@@ -77,6 +77,7 @@ from evalstore.core.windows import (
     temp_view,
 )
 from evalstore.errors import InvalidParameterError
+from evalstore.metrics.performance import _check_threshold
 from evalstore.metrics.specs import COMPARE_METRICS, TASKS, chosen_names, task_metrics
 
 if TYPE_CHECKING:
@@ -165,16 +166,7 @@ def compare(
     z = NormalDist().inv_cdf(0.5 + _fraction(confidence, "confidence") / 2)
     if not isinstance(exact_below, int) or isinstance(exact_below, bool) or exact_below < 0:
         raise InvalidParameterError(f"exact_below={exact_below!r} must be a non-negative int")
-    if threshold is not None and (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, int | float)
-        or not 0 <= threshold <= 1
-        or task != "binary"
-    ):
-        raise InvalidParameterError(
-            f"threshold={threshold!r} must be a number in [0, 1], for binary models only "
-            f"(this one is {task})"
-        )
+    _check_threshold(threshold, task)
     atol = _non_negative(tolerance, "tolerance")
     rtol = _non_negative(rtol, "rtol")
     start, end = time_range(since, until)

@@ -67,7 +67,7 @@ from evalstore.core.layout import NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import time_range
 from evalstore.core.windows import check_predicate, reference_args
 from evalstore.errors import InvalidParameterError
-from evalstore.metrics.performance import PREDICATE_COLUMNS, value_matrix
+from evalstore.metrics.performance import PREDICATE_COLUMNS, _check_threshold, value_matrix
 from evalstore.metrics.slice_keys import (
     MAX_CATEGORIES,
     _bin_labels,
@@ -175,15 +175,7 @@ def worst_slices(
     metric = _check_metric(metric, task)
     _, kind, higher_is_better = METRICS[metric]
     _check_options(min_support, alpha, correction, max_pairs, bins, top)
-    if threshold is not None and (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, int | float)
-        or not 0 <= threshold <= 1
-        or task != "binary"
-    ):
-        raise InvalidParameterError(
-            f"threshold={threshold!r} must be a number in [0, 1], for binary models only"
-        )
+    _check_threshold(threshold, task)
     matrix = None
     if business_value_matrix is not None:
         if task != "binary":

@@ -335,7 +335,7 @@ def test_regression_mae_and_empty_selection():
         ({"max_pairs": -1}, "max_pairs"),
         ({"top": 0}, "top"),
         ({"where": "nope = 1"}, "unknown column"),
-        ({"threshold": 2}, "threshold"),
+        ({"threshold": 2}, r"threshold=2 must be a number in \[0, 1\]"),
         ({"since": "2026-04-01", "until": "2026-03-01"}, "earlier"),
     ],
 )
