@@ -295,15 +295,27 @@ COMMENT ON MACRO TABLE evalstore.estimation_binary IS
 --   tp_c = sum p_c [yhat = c], fp_c = sum (1 - p_c) [yhat = c], fn_c = sum p_c [yhat <> c]
 --   precision, recall, f1 (column "class")   tp_c / (tp_c + fp_c), tp_c / (tp_c + fn_c),
 --                 2 tp_c / (2 tp_c + fp_c + fn_c)
+--   tn_c = sum (1 - p_c) [yhat <> c]
 --   accuracy = micro_f1   sum_c tp_c / n (the expected share of correct predictions)
 --   macro_f1     mean over the registered classes of f1_c (a class without expected
 --                positives or predictions has no f1 and is left out of the mean)
 --   weighted_f1  sum_c (tp_c + fn_c) f1_c / sum_c (tp_c + fn_c) (expected support weights)
--- Bands: per class, as estimation_binary's precision, recall and f1 with v1_c = sum
+--   specificity  per class (column "class") tn_c / (tn_c + fp_c); the row with class NULL
+--                is their mean over the classes that have one (macro, as NannyML)
+--   roc_auc      per class (column "class") the one-vs-rest estimate of estimation_binary
+--                with p_c as the expected positives and the class's raw (uncalibrated)
+--                probability as the score, tied probabilities one step; the row with
+--                class NULL is their mean over the classes that have one (NannyML's
+--                multiclass CBPE ROC AUC: the macro average of one-vs-rest AUCs)
+--   tp, fp, fn, tn        per class (column "class"): the expected counts tp_c ... tn_c
+-- performance_multiclass has no roc_auc, specificity or counts: their realized columns
+-- and diverged are NULL.
+-- Bands: per class, as estimation_binary's precision, recall, f1, specificity, counts
+-- and roc_auc (Hanley-McNeil with n_pos = sum p_c, n_neg = sum 1 - p_c) with v1_c = sum
 -- p_c (1 - p_c) [yhat = c] and v0_c = sum p_c (1 - p_c) [yhat <> c]; accuracy se =
--- sqrt(sum_c v1_c) / n (exact: each row is right with probability p_yhat); macro_f1 and
--- weighted_f1 combine the classes' f1 variances with their weights, leaving out the
--- covariances between classes (an approximation).
+-- sqrt(sum_c v1_c) / n (exact: each row is right with probability p_yhat); macro_f1,
+-- weighted_f1 and the class-NULL specificity and roc_auc combine the classes' variances
+-- with their weights, leaving out the covariances between classes (an approximation).
 CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
     source, calibration, model, width, chunk_rows, chunks, since, until, z, as_of,
     delay_quantile, metrics
@@ -343,7 +355,7 @@ CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
             AND l.s >= k.x_lo
     ),
     normalized AS (
-        SELECT c.window_index, c.version, c.slice, c.yhat, c.class_name,
+        SELECT c.window_index, c.version, c.slice, c.yhat, c.class_name, c.s,
             CASE WHEN sum(c.q) OVER r > 0 THEN c.q / sum(c.q) OVER r
                  ELSE 1.0 / count(*) OVER r END AS p
         FROM calibrated AS c
@@ -354,13 +366,42 @@ CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
             sum(CASE WHEN x.yhat = x.class_name THEN x.p ELSE 0 END) AS tp,
             sum(CASE WHEN x.yhat = x.class_name THEN 1 - x.p ELSE 0 END) AS fp,
             sum(CASE WHEN x.yhat = x.class_name THEN 0 ELSE x.p END) AS fn,
+            sum(CASE WHEN x.yhat = x.class_name THEN 0 ELSE 1 - x.p END) AS tn,
             sum(CASE WHEN x.yhat = x.class_name THEN x.p * (1 - x.p) ELSE 0 END) AS v1,
             sum(CASE WHEN x.yhat = x.class_name THEN 0 ELSE x.p * (1 - x.p) END) AS v0
         FROM normalized AS x
         GROUP BY x.window_index, x.version, x.slice, x.class_name
     ),
+    -- one-vs-rest ROC curve per class: tied raw probabilities form one step
+    score_groups AS (
+        SELECT x.window_index, x.version, x.slice, x.class_name, x.s, sum(x.p) AS gp,
+            sum(1 - x.p) AS gq
+        FROM normalized AS x
+        WHERE metrics IS NULL OR list_contains(metrics, 'roc_auc')
+        GROUP BY x.window_index, x.version, x.slice, x.class_name, x.s
+    ),
+    curve AS (
+        SELECT g.window_index, g.version, g.slice, g.class_name, g.gp, g.gq,
+            coalesce(sum(g.gp) OVER (
+                PARTITION BY g.window_index, g.version, g.slice, g.class_name
+                ORDER BY g.s DESC NULLS LAST
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS above
+        FROM score_groups AS g
+    ),
+    areas AS (
+        SELECT a.window_index, a.version, a.slice, a.class_name,
+            sum(a.gq * (a.above + a.gp / 2)) AS area, sum(a.gp) AS pos, sum(a.gq) AS neg
+        FROM curve AS a
+        GROUP BY a.window_index, a.version, a.slice, a.class_name
+    ),
     class_values AS (
         SELECT c.*,
+            CASE WHEN c.tn + c.fp > 0 THEN c.tn / (c.tn + c.fp) END AS specificity_,
+            CASE WHEN c.tn + c.fp > 0 THEN sqrt(c.fp * c.fp * c.v0 + c.tn * c.tn * c.v1)
+                / ((c.tn + c.fp) * (c.tn + c.fp)) END AS specificity_se,
+            CASE WHEN a.pos > 0 AND a.neg > 0 THEN a.area / (a.pos * a.neg) END AS auc_,
+            CASE WHEN a.pos > 0 AND a.neg > 0 THEN evalstore.hanley_mcneil_se(
+                a.area / (a.pos * a.neg), a.pos, a.neg) END AS auc_se,
             CASE WHEN c.tp + c.fp > 0 THEN c.tp / (c.tp + c.fp) END AS precision_,
             CASE WHEN c.tp + c.fp > 0 THEN sqrt(c.v1) / (c.tp + c.fp) END AS precision_se,
             CASE WHEN c.tp + c.fn > 0 THEN c.tp / (c.tp + c.fn) END AS recall_,
@@ -372,6 +413,8 @@ CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
                 (c.tp + c.fp + c.fn) * (c.tp + c.fp + c.fn) * c.v1 + c.tp * c.tp * c.v0)
                 / ((2 * c.tp + c.fp + c.fn) * (2 * c.tp + c.fp + c.fn)) END AS f1_se
         FROM per_class AS c
+        LEFT JOIN areas AS a ON a.window_index = c.window_index AND a.version = c.version
+             AND a.slice IS NOT DISTINCT FROM c.slice AND a.class_name = c.class_name
     ),
     averages AS (
         SELECT c.window_index, c.version, c.slice,
@@ -380,7 +423,12 @@ CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
             sum((c.tp + c.fn) * c.f1_) / sum(CASE WHEN c.f1_ IS NOT NULL THEN c.tp + c.fn END)
                 AS weighted_f1,
             sqrt(sum((c.tp + c.fn) * (c.tp + c.fn) * c.f1_se * c.f1_se))
-                / sum(CASE WHEN c.f1_ IS NOT NULL THEN c.tp + c.fn END) AS weighted_f1_se
+                / sum(CASE WHEN c.f1_ IS NOT NULL THEN c.tp + c.fn END) AS weighted_f1_se,
+            avg(c.specificity_) AS macro_specificity,
+            sqrt(sum(c.specificity_se * c.specificity_se)) / count(c.specificity_)
+                AS macro_specificity_se,
+            avg(c.auc_) AS macro_auc,
+            sqrt(sum(c.auc_se * c.auc_se)) / count(c.auc_) AS macro_auc_se
         FROM class_values AS c
         GROUP BY c.window_index, c.version, c.slice
     ),
@@ -401,19 +449,25 @@ CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
         GROUP BY c.window_index
     ),
     metric_list AS (
-        SELECT m.metric, m.per_class, m.position FROM (VALUES
-            ('accuracy', false, 1), ('macro_f1', false, 2), ('micro_f1', false, 3),
-            ('weighted_f1', false, 4), ('precision', true, 5), ('recall', true, 6),
-            ('f1', true, 7)
-        ) AS m(metric, per_class, position)
+        SELECT m.metric, m.per_class, m.kind, m.position FROM (VALUES
+            ('accuracy', false, 'rate', 1), ('macro_f1', false, 'rate', 2),
+            ('micro_f1', false, 'rate', 3), ('weighted_f1', false, 'rate', 4),
+            ('precision', true, 'rate', 5), ('recall', true, 'rate', 6), ('f1', true, 'rate', 7),
+            ('specificity', false, 'rate', 8), ('specificity', true, 'rate', 8),
+            ('roc_auc', false, 'rate', 9), ('roc_auc', true, 'rate', 9),
+            ('tp', true, 'count', 10), ('fp', true, 'count', 11), ('fn', true, 'count', 12),
+            ('tn', true, 'count', 13)
+        ) AS m(metric, per_class, kind, position)
         WHERE metrics IS NULL OR list_contains(metrics, m.metric)
     ),
     rows_ AS (
-        SELECT c.*, m.metric, m.position, NULL AS class_name,
+        SELECT c.*, m.metric, m.kind, m.position, NULL AS class_name,
             CASE m.metric WHEN 'macro_f1' THEN a.macro_f1 WHEN 'weighted_f1' THEN a.weighted_f1
+                 WHEN 'specificity' THEN a.macro_specificity WHEN 'roc_auc' THEN a.macro_auc
                  ELSE a.correct / nullif(c.n, 0) END AS raw_value,
             CASE m.metric WHEN 'macro_f1' THEN a.macro_f1_se
                  WHEN 'weighted_f1' THEN a.weighted_f1_se
+                 WHEN 'specificity' THEN a.macro_specificity_se WHEN 'roc_auc' THEN a.macro_auc_se
                  ELSE sqrt(a.v_correct) / nullif(c.n, 0) END AS raw_se
         FROM cells AS c
         CROSS JOIN metric_list AS m
@@ -421,11 +475,15 @@ CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
              AND a.slice IS NOT DISTINCT FROM c.slice
         WHERE NOT m.per_class
         UNION ALL BY NAME
-        SELECT c.*, m.metric, m.position, k.class_name,
+        SELECT c.*, m.metric, m.kind, m.position, k.class_name,
             CASE m.metric WHEN 'precision' THEN v.precision_ WHEN 'recall' THEN v.recall_
-                 ELSE v.f1_ END AS raw_value,
+                 WHEN 'specificity' THEN v.specificity_ WHEN 'roc_auc' THEN v.auc_
+                 WHEN 'tp' THEN v.tp WHEN 'fp' THEN v.fp WHEN 'fn' THEN v.fn
+                 WHEN 'tn' THEN v.tn ELSE v.f1_ END AS raw_value,
             CASE m.metric WHEN 'precision' THEN v.precision_se WHEN 'recall' THEN v.recall_se
-                 ELSE v.f1_se END AS raw_se
+                 WHEN 'specificity' THEN v.specificity_se WHEN 'roc_auc' THEN v.auc_se
+                 WHEN 'tp' THEN sqrt(v.v1) WHEN 'fp' THEN sqrt(v.v1) WHEN 'fn' THEN sqrt(v.v0)
+                 WHEN 'tn' THEN sqrt(v.v0) ELSE v.f1_se END AS raw_se
         FROM cells AS c
         CROSS JOIN metric_list AS m
         CROSS JOIN registered AS k
@@ -445,6 +503,16 @@ CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
                     THEN 'class never predicted in this cell: precision undefined'
                 WHEN x.raw_value IS NULL AND x.metric = 'recall'
                     THEN 'no expected positives of this class: recall undefined'
+                WHEN x.raw_value IS NULL AND x.metric = 'specificity' AND x.class_name IS NULL
+                    THEN 'no class with expected negatives: specificity undefined'
+                WHEN x.raw_value IS NULL AND x.metric = 'specificity'
+                    THEN 'no expected negatives of this class: specificity undefined'
+                WHEN x.raw_value IS NULL AND x.metric = 'roc_auc' AND x.class_name IS NULL
+                    THEN 'no class with both expected positives and negatives: ROC AUC '
+                        || 'undefined'
+                WHEN x.raw_value IS NULL AND x.metric = 'roc_auc'
+                    THEN 'expected single-class cell for this class (one against the rest): '
+                        || 'ROC AUC undefined'
                 WHEN x.raw_value IS NULL
                     THEN 'no expected positives or predictions: ' || x.metric || ' undefined'
             END AS reason
@@ -456,18 +524,29 @@ CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
         SELECT e.window_index, e.window_start, e.window_end, e.version, e.slice, e.metric,
             e.class_name AS "class",
             CASE WHEN e.reason IS NULL THEN e.raw_value END AS value,
-            CASE WHEN e.reason IS NULL
-                 THEN evalstore.at_least(e.raw_value - z * e.raw_se, 0.0) END AS ci_low,
-            CASE WHEN e.reason IS NULL
-                 THEN evalstore.at_most(e.raw_value + z * e.raw_se, 1.0) END AS ci_high,
+            CASE WHEN e.reason IS NOT NULL THEN NULL
+                 WHEN e.kind = 'rate' THEN evalstore.at_least(e.raw_value - z * e.raw_se, 0.0)
+                 ELSE greatest(e.raw_value - z * e.raw_se, 0.0) END AS ci_low,
+            CASE WHEN e.reason IS NOT NULL THEN NULL
+                 WHEN e.kind = 'rate' THEN evalstore.at_most(e.raw_value + z * e.raw_se, 1.0)
+                 ELSE e.raw_value + z * e.raw_se END AS ci_high,
             CASE WHEN e.reason IS NULL THEN e.raw_se END AS se,
             e.n, e.predictions, e.labeled, e.n_labeled, e.reason,
             'CBPE (isotonic calibration on the reference, one-vs-rest, rows renormalised); '
-                || 'decision=logged; expected confusion matrix; band delta method '
-                || '(Poisson-binomial counts)'
+                || CASE WHEN e.metric = 'roc_auc' THEN 'ROC curve of expected counts by raw '
+                        || 'probability, one-vs-rest (NannyML); band Hanley-McNeil'
+                        || CASE WHEN e.class_name IS NULL THEN '; macro average' ELSE '' END
+                   WHEN e.kind = 'count' THEN 'decision=logged; expected count; band '
+                        || 'Poisson-binomial'
+                   ELSE 'decision=logged; expected confusion matrix; band delta method '
+                        || '(Poisson-binomial counts)'
+                        || CASE WHEN e.metric = 'specificity' AND e.class_name IS NULL
+                                THEN '; macro average' ELSE '' END
+                   END
                 || CASE WHEN e.metric IN ('macro_f1', 'weighted_f1')
+                          OR (e.metric IN ('specificity', 'roc_auc') AND e.class_name IS NULL)
                         THEN ', classes taken as independent' ELSE '' END AS variant,
-            true AS comparable, e.position
+            NOT (e.kind = 'count' AND e.n_labeled < e.n) AS comparable, e.position
         FROM estimated AS e
     ),
     estimation_multiclass_realized AS (

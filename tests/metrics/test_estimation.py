@@ -16,7 +16,11 @@ from sklearn.metrics import auc as sk_auc
 
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.estimation.calibration import fit_isotonic, pav
-from evalstore.metrics.estimation.estimate import ESTIMATED_METRICS, NoReferenceError
+from evalstore.metrics.estimation.estimate import (
+    ESTIMATE_ONLY,
+    ESTIMATED_METRICS,
+    NoReferenceError,
+)
 from evalstore.metrics.estimation.loss_model import LossModel
 from evalstore.metrics.specs import PERFORMANCE_METRICS
 from tests.conftest import blank_store
@@ -119,7 +123,10 @@ def test_pav_weighted_equals_sklearn_and_single_value():
 def test_estimated_metrics_are_performance_metrics_of_their_task():
     for task, names in ESTIMATED_METRICS.items():
         for name in names:
-            assert task in PERFORMANCE_METRICS[name].tasks, (task, name)
+            if name not in ESTIMATE_ONLY.get(task, ()):
+                assert task in PERFORMANCE_METRICS[name].tasks, (task, name)
+            else:  # said so: no realized counterpart
+                assert task not in PERFORMANCE_METRICS[name].tasks, (task, name)
 
 
 def _hand_counts(score, prediction, p):
@@ -672,3 +679,49 @@ def test_single_class_reference_gives_reasons():
     assert rows["accuracy"]["value"] == pytest.approx(0.5, rel=1e-12)  # 4 decided negative
     assert rows["specificity"]["value"] == pytest.approx(0.5, rel=1e-12)
     assert rows["precision"]["value"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_multiclass_roc_auc_specificity_and_counts_by_hand(multiclass_store):
+    """One-vs-rest ROC AUC from the calibrated p_c ordered by the raw probability
+    (NannyML's estimate_roc_auc without its rounding; no ties here) and its macro mean;
+    specificity per class and macro; the expected counts per class."""
+    store, data = multiclass_store
+    table = store.estimate_performance(
+        "k", metrics=["roc_auc", "specificity", "tn", "tp"], window="1 day",
+        reference=(str(START), str(START + DAY)),
+    ).to_pylist()  # fmt: skip
+    shown, truth = data["shown"], data["truth"]
+    first, second = slice(0, 300), slice(300, 600)
+    fits = [
+        IsotonicRegression(out_of_bounds="clip").fit(shown[first, i], truth[first] == i)
+        for i in range(3)
+    ]
+    q = np.column_stack([fits[i].predict(shown[second, i]) for i in range(3)])
+    p = q / q.sum(1, keepdims=True)
+    yhat = data["prediction"][second]
+    rows = {(r["metric"], r["class"]): r for r in table if r["window_start"].day == 3}
+    aucs, specificities = [], []
+    for i, c in enumerate("abc"):
+        auc = _nannyml_auc(p[:, i], shown[second, i])
+        assert rows[("roc_auc", c)]["value"] == pytest.approx(auc, rel=1e-12)
+        aucs.append(auc)
+        mine = yhat == i
+        tp, fp = np.sum(p[mine, i]), np.sum(1 - p[mine, i])
+        tn = np.sum(1 - p[~mine, i])
+        specificities.append(tn / (tn + fp))
+        assert rows[("specificity", c)]["value"] == pytest.approx(specificities[-1], rel=1e-12)
+        assert rows[("tn", c)]["value"] == pytest.approx(tn, rel=1e-12)
+        assert rows[("tp", c)]["value"] == pytest.approx(tp, rel=1e-12)
+        assert rows[("roc_auc", c)]["realized"] is None and rows[("tn", c)]["diverged"] is None
+    assert rows[("roc_auc", None)]["value"] == pytest.approx(np.mean(aucs), rel=1e-12)
+    assert rows[("specificity", None)]["value"] == pytest.approx(np.mean(specificities), 1e-12)
+    assert rows[("roc_auc", None)]["variant"].endswith(
+        "band Hanley-McNeil; macro average, classes taken as independent"
+    )
+    # Hanley-McNeil band of a class's AUC with n_pos = sum p_c, n_neg = sum 1 - p_c
+    a, n_pos, n_neg = aucs[0], p[:, 0].sum(), (1 - p[:, 0]).sum()
+    var = (a * (1 - a) + (n_pos - 1) * (a / (2 - a) - a * a)
+           + (n_neg - 1) * (2 * a * a / (1 + a) - a * a)) / (n_pos * n_neg)  # fmt: skip
+    assert rows[("roc_auc", "a")]["ci_high"] - a == pytest.approx(1.959963984540054 * np.sqrt(var))
+    assert rows[("roc_auc", "a")]["threshold_low"] is not None
+    assert rows[("tn", "a")]["threshold_low"] is None

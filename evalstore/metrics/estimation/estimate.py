@@ -47,14 +47,19 @@ METHODS = {"binary": "cbpe", "multiclass": "cbpe", "regression": "dle"}
 #: The metrics each task's method estimates, in result order: metrics of
 #: :data:`evalstore.metrics.specs.PERFORMANCE_METRICS` of that task (same definitions,
 #: estimated; for binary models the confusion counts ``tp``, ``fp``, ``fn``, ``tn`` are
-#: expected counts over every prediction of the window).
+#: expected counts over every prediction of the window; for multiclass models
+#: ``specificity`` and ``roc_auc`` per class and their macro average (class NULL), and
+#: the per-class expected counts, which ``performance`` lacks: :data:`ESTIMATE_ONLY`).
 ESTIMATED_METRICS = {
     "binary": ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc",
                "tp", "fp", "fn", "tn"),
     "multiclass": ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "precision",
-                   "recall", "f1"),
+                   "recall", "f1", "specificity", "roc_auc", "tp", "fp", "fn", "tn"),
     "regression": ("mae", "mse", "rmse"),
 }  # fmt: skip
+#: Estimated metrics without a realized counterpart in ``performance`` for that task
+#: (their ``realized`` and ``diverged`` are NULL).
+ESTIMATE_ONLY = {"multiclass": ("specificity", "roc_auc", "tp", "fp", "fn", "tn")}
 #: Calibrations CBPE accepts.
 CALIBRATIONS = ("isotonic", "none")
 #: Result columns after the slice columns.
