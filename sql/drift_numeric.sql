@@ -113,13 +113,16 @@ COMMENT ON MACRO evalstore.binned_scores IS
     'PSI, KL, Jensen-Shannon, Hellinger and D1 between two aligned proportion lists.';
 
 -- evalstore.numeric_methods(ks, w1, scores, n_reference, n_analysis, sd, sd_pop, ref_mean,
---     ana_mean, ana_sd, energy, reason, binning, bins, pooled, zero_bins, epsilon,
+--     ana_mean, ana_sd, energy, ranks, reason, binning, bins, pooled, zero_bins, epsilon,
 --     log_base, js_variant) -> STRUCT(method, variant, value, reason)[]
 -- Helper: the method rows of one (window, feature) cell of numeric drift from its
 -- statistics: ks (D), w1 (W1), the binned scores (evalstore.binned_scores), the
 -- reference's size, sample and population sd and mean, the window's size, mean and
 -- sample sd, and energy = {cross: mean |r - a| over all pairs, ref: mean |r - r'|,
--- ana: mean |a - a'|} (self-pairs included). Shared by
+-- ana: mean |a - a'|} (self-pairs included), and ranks = {mw: Mann-Whitney U of the
+-- reference, sum over its values r of (#a < r + 0.5 #a = r); cvm_u: the Cramer-von Mises
+-- U = n_r sum_i (rank(r_(i)) - i)^2 + n_a sum_j (rank(a_(j)) - j)^2 over the pooled
+-- midranks} (see evalstore.drift_numeric for both). Shared by
 -- evalstore.drift_numeric and evalstore's sorted-array path (evalstore/metrics/drift/numeric.py),
 -- so every numeric method is named, normalised and explained in one place. value is NULL
 -- when the cell has a reason (no finite values on a side), when the reference is
@@ -129,7 +132,7 @@ COMMENT ON MACRO evalstore.binned_scores IS
 -- wasserstein appears twice: variant 'raw: ...' and 'normed: ...' (evalstore keeps one).
 CREATE OR REPLACE MACRO evalstore.numeric_methods(
     ks, w1, scores, n_reference, n_analysis, sd, sd_pop, ref_mean, ana_mean, ana_sd, energy,
-    reason, binning, bins, pooled, zero_bins, epsilon, log_base, js_variant
+    ranks, reason, binning, bins, pooled, zero_bins, epsilon, log_base, js_variant
 ) AS list_transform(
     [
         {'method': 'ks', 'variant': 'two-sided KS statistic D (scipy ks_2samp)',
@@ -180,7 +183,21 @@ CREATE OR REPLACE MACRO evalstore.numeric_methods(
          'variant': 'energy distance sqrt(2 E|R - A| - E|R - R''| - E|A - A''|) '
             || '(scipy energy_distance)',
          'value': sqrt(greatest(2 * energy.cross - energy.ref - energy.ana, 0)),
-         'reason': NULL}
+         'reason': NULL},
+        {'method': 'mann_whitney',
+         'variant': 'Mann-Whitney U of the reference, two-sided (scipy mannwhitneyu, '
+            || 'use_continuity=True, method=''auto'': exact without ties when a side has at '
+            || 'most 8 values, else normal approximation with tie correction)',
+         'value': ranks.mw, 'reason': NULL},
+        {'method': 'cramer_von_mises',
+         'variant': 'two-sample Cramér-von Mises T (scipy cramervonmises_2samp, '
+            || 'method=''auto'': exact p-value up to 20 values per side, else asymptotic)',
+         -- T = U / (k N) - (4 k - 1) / (6 N), k = n_r n_a, N = n_r + n_a
+         'value': ranks.cvm_u / (CAST(n_reference AS DOUBLE) * n_analysis
+                                 * (n_reference + n_analysis))
+             - (4.0 * n_reference * n_analysis - 1) / (6.0 * (n_reference + n_analysis)),
+         'reason': CASE WHEN n_reference < 2 OR n_analysis < 2
+                        THEN 'Cramér-von Mises needs at least 2 values on each side' END}
     ],
     lambda r: {'method': r.method, 'variant': r.variant,
                'value': CASE WHEN reason IS NULL AND r.reason IS NULL
@@ -236,6 +253,18 @@ COMMENT ON MACRO evalstore.zero_bins_text IS 'Empty-bin treatment part of a vari
 --                included), which is scipy.stats.energy_distance's
 --                sqrt(2) sqrt(integral (F_R - F_A)^2 dx); E|R - A| from the same ASOF
 --                lookups as W1, E|X - X'| from each sample's sorted distinct values
+--   mann_whitney U of the reference, sum over reference values r of
+--                (#A < r + 0.5 #A = r) = n_R n_A - sum over window values a of
+--                (#R < a + 0.5 #R = a), from the same lookups as KS: the statistic of
+--                scipy.stats.mannwhitneyu(R, A) (its p-value, with the tie term
+--                sum (t^3 - t) over the pooled tie groups, comes from evalstore's Python
+--                UDF evalstore_mannwhitney_pvalue)
+--   cramer_von_mises  T = U / (n_R n_A N) - (4 n_R n_A - 1) / (6 N), N = n_R + n_A,
+--                U = n_R sum_i (rank(r_(i)) - i)^2 + n_A sum_j (rank(a_(j)) - j)^2 with
+--                pooled midranks, scipy.stats.cramervonmises_2samp(R, A)'s statistic: a
+--                run of c tied values of one side at v contributes c d^2 + c (c^2 - 1) / 12,
+--                d = #other side < v + 0.5 #other side = v, read from the same lookups (its
+--                p-value: evalstore_cvm_pvalue); NULL with a reason below 2 values a side
 --   psi, kl, js, hellinger, d1   on histograms (evalstore.binned_scores) with bins from
 --                `binning`: 'quantile' ([min, reference quantiles i/bins, max]), 'doane',
 --                'sturges', 'fixed' (equal width over [min, max] of the reference, or of
@@ -335,7 +364,7 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
     stepped AS (
         SELECT l.*, c.value AS cross_value,
                (c.cum * (c.value - l.ref_lo) - c.total) / l.n_ref AS cross_g,
-               nx.g AS next_g
+               nx.g AS next_g, nx.ref_lt AS next_ref_lt
         FROM looked_up AS l
         ASOF LEFT JOIN ref_ecdf AS c
           ON c.ref_key = l.ref_key AND c.feature = l.feature AND c.version = l.version
@@ -362,7 +391,22 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
             -- energy: mean |a - r| over all pairs; sum_r |a - r| =
             -- (a - lo) (2 le - n) - 2 T(a) + T_all, T the reference's sums of r - lo
             sum(cnt * ((value - ref_lo) * (2 * ref_le - n_ref) - 2 * ref_total + total_all))
-                / (any_value(n_ref) * any_value(n_ana)) AS e_cross
+                / (any_value(n_ref) * any_value(n_ana)) AS e_cross,
+            -- ranks: each window value a's reference counts below (ref_lt) and equal
+            -- (ref_le - ref_lt); U of the window = sum cnt (ref_lt + 0.5 eq)
+            sum(cnt * (ref_lt + 0.5 * (ref_le - ref_lt))) AS mw_window,
+            -- pooled tie groups: the window's values change the reference's counts t
+            sum(power(CAST(ref_le - ref_lt + cnt AS DOUBLE), 3) - (ref_le - ref_lt + cnt)
+                - power(CAST(ref_le - ref_lt AS DOUBLE), 3) + (ref_le - ref_lt)) AS tie_delta,
+            -- Cramer-von Mises: a run of c tied values at v has midrank rank(v) and sorted
+            -- positions centred on rank(v) - d, d = #other < v + 0.5 #other = v, so
+            -- sum (rank - i)^2 = c d^2 + c (c^2 - 1) / 12. Window values: d from the
+            -- reference; reference values between two window values a < next: d = cum(a),
+            -- equal to a: cum(a) - 0.5 cnt(a) (below the first window value d = 0)
+            sum(cnt * power(ref_lt + 0.5 * (ref_le - ref_lt), 2)
+                + cnt * (power(CAST(cnt AS DOUBLE), 2) - 1) / 12) AS cvm_window,
+            sum((coalesce(next_ref_lt, n_ref) - ref_le) * power(CAST(cum AS DOUBLE), 2)
+                + (ref_le - ref_lt) * power(cum - 0.5 * cnt, 2)) AS cvm_reference
         FROM (SELECT st.*, t.total_all FROM stepped AS st
               JOIN ref_total AS t USING (ref_key, feature, version)) AS x
         GROUP BY ref_key, window_index, feature, version
@@ -373,7 +417,10 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
     ref_spread AS (
         SELECT r.ref_key, r.feature, r.version,
                2 * sum((r.value - s.lo) * r.cnt * (2 * r.cum - r.cnt - s.n))
-                   / (any_value(s.n) * any_value(s.n)) AS e_ref
+                   / (any_value(s.n) * any_value(s.n)) AS e_ref,
+               -- the reference's own tie groups and Cramer-von Mises runs
+               sum(power(CAST(r.cnt AS DOUBLE), 3) - r.cnt) AS ref_ties,
+               sum(r.cnt * (power(CAST(r.cnt AS DOUBLE), 2) - 1) / 12) AS ref_runs
         FROM ref_ecdf AS r JOIN ref_stats AS s USING (ref_key, feature, version)
         GROUP BY r.ref_key, r.feature, r.version
     ),
@@ -490,6 +537,10 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
                s.sd, s.sd_pop, s.mean AS ref_mean, a.mean AS ana_mean, a.sd AS ana_sd,
                e.ks, e.w1, b.scores, b.n_bins,
                {'cross': e.e_cross, 'ref': rs.e_ref, 'ana': sa.e_ana} AS energy,
+               {'mw': CAST(s.n AS DOUBLE) * a.n - e.mw_window,
+                'ties': rs.ref_ties + e.tie_delta,
+                'cvm_u': CAST(s.n AS DOUBLE) * (e.cvm_reference + rs.ref_runs)
+                         + CAST(a.n AS DOUBLE) * e.cvm_window} AS ranks,
                CASE WHEN s.n IS NULL THEN 'no finite reference values'
                     WHEN a.n IS NULL THEN 'no finite values in the window' END AS reason
         FROM cells AS c
@@ -503,7 +554,7 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
     methods AS (
         SELECT s.*, unnest(evalstore.numeric_methods(
             s.ks, s.w1, s.scores, s.n_reference, s.n_analysis, s.sd, s.sd_pop, s.ref_mean,
-            s.ana_mean, s.ana_sd, s.energy, s.reason, binning, bins, pooled, zero_bins,
+            s.ana_mean, s.ana_sd, s.energy, s.ranks, s.reason, binning, bins, pooled, zero_bins,
             epsilon, log_base, js_variant)) AS m
         FROM scored AS s
     )
@@ -512,4 +563,4 @@ CREATE OR REPLACE MACRO evalstore.drift_numeric(
         n_analysis, CAST(NULL AS BIGINT) AS dof, m.reason
     FROM methods;
 COMMENT ON MACRO TABLE evalstore.drift_numeric IS
-    'Numeric drift per window and feature: ks, wasserstein, zscore, welch_t, energy_distance, psi, kl, js, hellinger, d1, tvd.';
+    'Numeric drift per window and feature: ks, wasserstein, zscore, welch_t, energy_distance, mann_whitney, cramer_von_mises, psi, kl, js, hellinger, d1, tvd.';

@@ -21,6 +21,15 @@ statistics and evalstore adds these p-values on top):
     of freedom of two samples of sample sds ``sd_1``, ``sd_2`` and sizes ``n_1``, ``n_2``,
     as ``scipy.stats.ttest_ind(equal_var=False)``: 0 for an infinite ``t`` (both samples
     constant, different means).
+``evalstore_mannwhitney_pvalue(u, n_1, n_2, ties)``
+    the two-sided p-value of ``scipy.stats.mannwhitneyu(x, y)`` (``method='auto'``,
+    continuity correction) from U of ``x`` (``n_1`` values), ``n_2`` and the pooled tie term
+    ``ties`` = Σ (t³ - t) over the tie groups: exact when a side has at most 8 values and
+    there are no ties, else the normal approximation with tie correction.
+``evalstore_cvm_pvalue(t, n_1, n_2)``
+    the p-value of the two-sample Cramér-von Mises statistic ``t``, as
+    ``scipy.stats.cramervonmises_2samp(method='auto')``: exact when neither side has more
+    than 20 values, else asymptotic.
 """
 
 from __future__ import annotations
@@ -31,7 +40,8 @@ import duckdb
 import numpy as np
 from duckdb import sqltypes
 from scipy import stats
-from scipy.stats import _stats_py
+from scipy._lib._array_api import array_namespace
+from scipy.stats import _hypotests, _mannwhitneyu, _stats_py
 
 #: scipy's threshold for method='auto' in ks_2samp.
 MAX_EXACT_N = 10_000
@@ -137,6 +147,49 @@ def welch_pvalue(t: float, sd_1: float, n_1: int, sd_2: float, n_2: int) -> floa
     return float(2 * stats.t.sf(abs(t), df))
 
 
+def mannwhitney_pvalue(u: float, n_1: int, n_2: int, ties: float) -> float | None:
+    """Two-sided p-value of Mann-Whitney's U of the first sample, as
+    ``scipy.stats.mannwhitneyu(x, y)`` (``method='auto'``, ``use_continuity=True``).
+
+    With U' = max(U, n_1 n_2 - U): exact (scipy's null distribution of U, ``2 P(U >= U')``)
+    when a side has at most 8 values and there are no ties (``ties`` = Σ (t³ - t) over the
+    pooled tie groups is 0), else ``2 Φ(-z)``, z = (U' - n_1 n_2 / 2 - ½) / s,
+    s = √(n_1 n_2 / 12 ((n + 1) - ties / (n (n - 1)))); clipped to [0, 1].
+    """
+    if u is None or ties is None or not n_1 or not n_2 or math.isnan(u):
+        return None
+    n_1, n_2 = int(n_1), int(n_2)
+    big_u = max(u, n_1 * n_2 - u)
+    if (n_1 <= 8 or n_2 <= 8) and ties == 0:
+        distribution = _mannwhitneyu._MWU(n_1, n_2)
+        p = float(distribution.sf(np.asarray(round(big_u), np.int64)))
+    else:
+        n = n_1 + n_2
+        s = math.sqrt(max(n_1 * n_2 / 12 * ((n + 1) - ties / (n * (n - 1))), 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.float64(big_u - n_1 * n_2 / 2 - 0.5) / np.float64(s)
+        p = float(stats.norm.sf(z))
+    return None if math.isnan(p) else min(max(2 * p, 0.0), 1.0)
+
+
+def cvm_pvalue(t: float, n_1: int, n_2: int) -> float | None:
+    """p-value of the two-sample Cramér-von Mises ``t``, as
+    ``scipy.stats.cramervonmises_2samp(method='auto')``: with both sides at most 20 values,
+    scipy's exact distribution of U = (t + (4k - 1) / (6N)) k N (k = n_1 n_2, N = n_1 + n_2;
+    U is a multiple of ¼, so it is rounded to one), else scipy's asymptotic p-value of t.
+    None below 2 values a side."""
+    if t is None or n_1 is None or n_2 is None or n_1 < 2 or n_2 < 2 or math.isnan(t):
+        return None
+    n_1, n_2 = int(n_1), int(n_2)
+    k, n = n_1 * n_2, n_1 + n_2
+    if max(n_1, n_2) <= 20:
+        u = round(4 * (t + (4 * k - 1) / (6 * n)) * k * n) / 4
+        return float(_hypotests._pval_cvm_2samp_exact(np.asarray(u), n_1, n_2))
+    statistic = np.asarray(float(t))
+    xp = array_namespace(statistic)
+    return float(_hypotests._pval_cvm_2samp_asymptotic(statistic, n, n_1, n_2, k, xp=xp))
+
+
 def register(con: duckdb.DuckDBPyConnection) -> None:
     """Register the p-value UDFs on ``con`` (idempotent per connection)."""
     double, bigint = sqltypes.DOUBLE, sqltypes.BIGINT
@@ -146,5 +199,7 @@ def register(con: duckdb.DuckDBPyConnection) -> None:
         ("evalstore_normal_pvalue", normal_pvalue, [double]),
         ("evalstore_fisher_pvalue", fisher_pvalue, [bigint, bigint, bigint, bigint]),
         ("evalstore_welch_pvalue", welch_pvalue, [double, double, bigint, double, bigint]),
+        ("evalstore_mannwhitney_pvalue", mannwhitney_pvalue, [double, bigint, bigint, double]),
+        ("evalstore_cvm_pvalue", cvm_pvalue, [double, bigint, bigint]),
     ):
         con.create_function(name, function, params, double, null_handling="special")

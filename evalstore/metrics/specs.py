@@ -197,7 +197,7 @@ DRIFT_METHODS: dict[str, DriftMethod] = _registry(
     DriftMethod("cramer_von_mises", _NUM, "two-sample Cramér-von Mises T (midranks) and its "
                 "p-value, as `scipy.stats.cramervonmises_2samp(reference, window)` (exact up "
                 "to 20 values per side, else asymptotic)", 0.05, has_p_value=True,
-                docs_anchor=_TWO_SAMPLE_DOCS),
+                sql_macro=_NUMERIC_MACRO, docs_anchor=_TWO_SAMPLE_DOCS),
     DriftMethod("energy_distance", _NUM, "energy distance √(2 E|R - A| - E|R - R'| - "
                 "E|A - A'|) over all pairs, which is √2 · √(∫ (F_R - F_A)² dx), as "
                 "`scipy.stats.energy_distance(reference, window)`", 0.1,
@@ -210,7 +210,7 @@ DRIFT_METHODS: dict[str, DriftMethod] = _registry(
                 "p-value, as `scipy.stats.mannwhitneyu(reference, window)` (continuity "
                 "correction; exact when a side has at most 8 values and there are no ties, "
                 "else normal with tie correction)", 0.05, has_p_value=True,
-                docs_anchor=_TWO_SAMPLE_DOCS),
+                sql_macro=_NUMERIC_MACRO, docs_anchor=_TWO_SAMPLE_DOCS),
     DriftMethod("empirical_mmd", _NUM, "unbiased MMD² of one feature (RBF kernel, median-"
                 "heuristic bandwidth; at most 1000 values per side drawn with seed 0) with a "
                 "permutation p-value over 200 permutations: multivariate `mmd`'s kernel "

@@ -27,7 +27,11 @@ from evalstore.cli import main
 from evalstore.core import udfs
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.drift import kernels
-from evalstore.metrics.drift.sorted_samples import Sample, mean_cross_difference
+from evalstore.metrics.drift.sorted_samples import (
+    Sample,
+    mean_cross_difference,
+    rank_statistics,
+)
 from evalstore.metrics.drift.two_sample import sample_test_rows
 from evalstore.metrics.specs import DRIFT_METHODS
 from server import create_app
@@ -296,6 +300,48 @@ def test_unknown_method_names_the_new_ones(world):
 SAMPLE_TESTS = [
     "anderson", "cramer_von_mises", "epps_singleton", "mann_whitney", "empirical_mmd",
 ]  # fmt: skip
+#: Those computed by scipy in the fast path (the others come from the pooled midranks in SQL).
+SCIPY_TESTS = ["anderson", "epps_singleton", "empirical_mmd"]
+
+
+def _rank_rows(reference: np.ndarray, window: np.ndarray) -> dict[str, tuple[float, float]]:
+    """mann_whitney and cramer_von_mises (value, p-value) as the fast path computes them:
+    the rank sums of sorted_samples, T as numeric_methods, p-values from the UDFs."""
+    mw, ties, cvm_u = rank_statistics(Sample(reference.copy()), Sample(window.copy()))
+    n, m = len(reference), len(window)
+    t = cvm_u / (n * m * (n + m)) - (4 * n * m - 1) / (6 * (n + m))
+    return {
+        "mann_whitney": (mw, udfs.mannwhitney_pvalue(mw, n, m, ties)),
+        "cramer_von_mises": (t, udfs.cvm_pvalue(t, n, m)),
+    }
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rank_statistics_and_their_udfs_equal_scipy_with_ties_and_tiny_sides(seed):
+    rng = np.random.default_rng(seed)
+    for trial in range(60):
+        n, m = (int(v) for v in rng.integers(1, 30, size=2))
+        if trial % 3 == 0:  # heavy ties across both sides
+            reference, window = rng.integers(0, 5, n) / 2, rng.integers(0, 6, m) / 2
+        elif trial % 3 == 1:  # large values close together, a shift
+            reference, window = 1e6 + rng.normal(size=n), 1e6 + rng.normal(0.5, 1, m)
+        else:
+            reference, window = rng.normal(size=n), rng.exponential(size=m)
+        rows = _rank_rows(reference, window)
+        mwu = stats.mannwhitneyu(reference, window)
+        assert rows["mann_whitney"][0] == pytest.approx(mwu.statistic, abs=1e-9)
+        assert _close(rows["mann_whitney"][1], mwu.pvalue), (n, m, trial)
+        if min(n, m) < 2:
+            assert udfs.cvm_pvalue(rows["cramer_von_mises"][0], n, m) is None
+            continue
+        cvm = stats.cramervonmises_2samp(reference, window)
+        assert _close(rows["cramer_von_mises"][0], cvm.statistic), (n, m, trial)
+        assert _close(rows["cramer_von_mises"][1], cvm.pvalue), (n, m, trial)
+    # both sides one constant: U = n m / 2, every value tied
+    constant = np.full(6, 2.0)
+    mwu = stats.mannwhitneyu(constant, constant)
+    assert _rank_rows(constant, constant)["mann_whitney"] == (mwu.statistic, mwu.pvalue)
+    assert udfs.mannwhitney_pvalue(None, 3, 4, 0.0) is None
 
 
 def _mmd2(x: np.ndarray, y: np.ndarray) -> float:
@@ -359,22 +405,21 @@ def test_fast_path_methods_agree_with_scipy(world):
 
 def test_fast_path_methods_on_constant_and_tiny_samples():
     constant = np.full(6, 2.0)
-    rows = {r["method"]: r for r in sample_test_rows(SAMPLE_TESTS, constant, constant, None)}
+    rows = {r["method"]: r for r in sample_test_rows(SCIPY_TESTS, constant, constant, None)}
     assert rows["anderson"]["reason"] == (
         "a single distinct value in both samples: Anderson-Darling is undefined"
     )
     assert rows["epps_singleton"]["reason"] == (
         "the pooled interquartile range is 0: Epps-Singleton is undefined"
     )
-    mwu = stats.mannwhitneyu(constant, constant)
-    assert (rows["mann_whitney"]["value"], rows["mann_whitney"]["p_value"]) == (
-        mwu.statistic, mwu.pvalue)  # fmt: skip
     tiny = sample_test_rows(["anderson"], np.array([1.0, 2.0]), np.array([3.0]), None)
     assert (
         tiny[0]["reason"] == "Anderson-Darling needs at least 4 values in the two samples together"
     )
-    skipped = sample_test_rows([*SAMPLE_TESTS, "ks"], None, constant, "no finite reference values")
-    assert [r["method"] for r in skipped] == SAMPLE_TESTS
+    skipped = sample_test_rows(
+        [*SAMPLE_TESTS, "ks"], None, constant, "no finite reference values"
+    )  # the rank methods and ks are not the scipy road's
+    assert [r["method"] for r in skipped] == SCIPY_TESTS
     assert {r["reason"] for r in skipped} == {"no finite reference values"}
 
 
@@ -414,16 +459,17 @@ def test_fast_path_methods_on_small_samples_use_scipy_exact_branches(seed):
     # small-sample correction
     rng = np.random.default_rng(seed)
     reference, window = np.sort(rng.normal(0, 1, 17)), np.sort(rng.normal(0.8, 1.5, 8))
-    rows = {r["method"]: r for r in sample_test_rows(SAMPLE_TESTS, reference, window, None)}
-    for method in SAMPLE_TESTS:
+    rows = {r["method"]: r for r in sample_test_rows(SCIPY_TESTS, reference, window, None)}
+    for method in SCIPY_TESTS:
         value, p_value = _sample_oracle(method, reference, window)
         assert _close(rows[method]["value"], value), method
         assert _close(rows[method]["p_value"], p_value), method
         assert rows[method]["reason"] is None
-    exact = stats.mannwhitneyu(reference, window, method="exact").pvalue
-    assert _close(rows["mann_whitney"]["p_value"], exact)
-    exact = stats.cramervonmises_2samp(reference, window, method="exact").pvalue
-    assert _close(rows["cramer_von_mises"]["p_value"], exact)
+    ranks = _rank_rows(reference, window)
+    exact = stats.mannwhitneyu(reference, window, method="exact")
+    assert ranks["mann_whitney"] == pytest.approx((exact.statistic, exact.pvalue), abs=1e-12)
+    exact = stats.cramervonmises_2samp(reference, window, method="exact")
+    assert ranks["cramer_von_mises"] == pytest.approx((exact.statistic, exact.pvalue), abs=1e-12)
 
 
 def test_p_values_of_the_new_methods_are_corrected_over_the_window_features(world):

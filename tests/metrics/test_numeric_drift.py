@@ -152,8 +152,8 @@ SQL_DEFAULTS = {
     "wasserstein": "normed",
 }  # fmt: skip
 METHODS = [
-    "ks", "wasserstein", "zscore", "welch_t", "energy_distance", "psi", "kl", "js", "hellinger",
-    "d1", "tvd",
+    "ks", "wasserstein", "zscore", "welch_t", "energy_distance", "mann_whitney",
+    "cramer_von_mises", "psi", "kl", "js", "hellinger", "d1", "tvd",
 ]  # fmt: skip
 
 

@@ -64,7 +64,8 @@ MACRO_CALLS: dict[str, str] = {
     "numeric_methods": (
         "SELECT unnest(evalstore.numeric_methods(0.3, 1.5, evalstore.binned_scores("
         "[0.25, 0.25, 0.5], [0.2, 0.4, 0.4], 'epsilon', 0.0001, exp(1), 'distance'), 20, "
-        "25, 2.0, 1.9, 5.0, 6.0, 2.1, {'cross': 1.5, 'ref': 1.0, 'ana': 1.2}, NULL, "
+        "25, 2.0, 1.9, 5.0, 6.0, 2.1, {'cross': 1.5, 'ref': 1.0, 'ana': 1.2}, "
+        "{'mw': 230.0, 'ties': 0.0, 'cvm_u': 80000.0}, NULL, "
         "'quantile', 3, false, 'epsilon', 0.0001, exp(1), 'distance'), recursive := true)"
     ),
     "binned_scores": (

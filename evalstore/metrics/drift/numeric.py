@@ -28,8 +28,11 @@ Statistics of one cell (reference R and window A, finite values only; NULL, NaN 
 * n, mean, sample and population sd of the reference; n, mean and sample sd of the window.
 * the KS p-value, :func:`evalstore.core.udfs.ks_pvalue` (as ``scipy.stats.ks_2samp``).
 * E|R - A|, E|R - R'| and E|A - A'| for the energy distance.
-* ``tests``: the rows of the methods only this path offers (Anderson-Darling, Cramér-von
-  Mises, Epps-Singleton, Mann-Whitney, 1-D MMD), from scipy on the sorted samples:
+* Mann-Whitney's U, the pooled tie term and Cramér-von Mises' U (:func:`rank_statistics`),
+  with their p-values from :func:`evalstore.core.udfs.mannwhitney_pvalue` and
+  :func:`evalstore.core.udfs.cvm_pvalue`.
+* ``tests``: the rows of the methods only this path offers (Anderson-Darling,
+  Epps-Singleton, 1-D MMD), from scipy on the sorted samples:
   :mod:`evalstore.metrics.drift.two_sample`.
 """
 
@@ -60,6 +63,7 @@ from evalstore.metrics.drift.sorted_samples import (
     ks_statistic,
     mean_cross_difference,
     quantile_edges,
+    rank_statistics,
     wasserstein_distance,
 )
 from evalstore.metrics.drift.two_sample import SAMPLE_TESTS, sample_test_rows
@@ -67,6 +71,8 @@ from evalstore.metrics.specs import DRIFT_METHODS
 
 #: Numeric methods computed from bin counts (evalstore.metrics.specs: ``binned``).
 BINNED_METHODS = frozenset(name for name, spec in DRIFT_METHODS.items() if spec.binned)
+#: Methods computed from the pooled midranks (:func:`rank_statistics`).
+RANK_METHODS = frozenset({"mann_whitney", "cramer_von_mises"})
 _names = itertools.count()
 
 STATS_SCHEMA = pa.schema(
@@ -87,6 +93,9 @@ STATS_SCHEMA = pa.schema(
         ("e_cross", pa.float64()),
         ("e_ref", pa.float64()),
         ("e_ana", pa.float64()),
+        ("mw", pa.float64()),
+        ("ties", pa.float64()),
+        ("cvm_u", pa.float64()),
         ("ks", pa.float64()),
         ("ks_p", pa.float64()),
         ("w1", pa.float64()),
@@ -136,7 +145,8 @@ ROWS_SQL = """
             ks, w1, scores, n_reference, n_analysis, sd,
             CASE WHEN sd_floor > 0 THEN greatest(sd_pop, sd_floor) ELSE sd_pop END,
             ref_mean, ana_mean, ana_sd,
-            {{'cross': e_cross, 'ref': e_ref, 'ana': e_ana}}, reason,
+            {{'cross': e_cross, 'ref': e_ref, 'ana': e_ana}},
+            {{'mw': mw, 'ties': ties, 'cvm_u': cvm_u}}, reason,
             coalesce(cell_binning, ?), ?, ?, ?, ?, ?, ?)) AS m
         FROM binned AS b
     )
@@ -153,7 +163,11 @@ ROWS_SQL = """
         n_analysis, CAST(NULL AS BIGINT) AS dof, m.reason,
         CASE m.method WHEN 'ks' THEN ks_p
             WHEN 'welch_t' THEN evalstore_welch_pvalue(m.value, sd, n_reference, ana_sd,
-                                                       n_analysis) END AS p_value,
+                                                       n_analysis)
+            WHEN 'mann_whitney' THEN evalstore_mannwhitney_pvalue(m.value, n_reference,
+                                                                  n_analysis, ties)
+            WHEN 'cramer_von_mises' THEN evalstore_cvm_pvalue(m.value, n_reference,
+                                                              n_analysis) END AS p_value,
         CAST(NULL AS BIGINT[]) AS counts
     FROM methods
     UNION ALL
@@ -225,6 +239,7 @@ def statistics(
     sample_tests = [m for m in methods if m in SAMPLE_TESTS]
     want_sd = "welch_t" in methods  # the window's sd: Welch's t only
     want_energy = "energy_distance" in methods
+    want_ranks = bool(RANK_METHODS & set(methods))
     quantile_bins = params["bins"] if binned and params["binning"] == "quantile" else None
     by_feature: dict[str, list[Cell]] = {}
     for cell in cells:
@@ -243,6 +258,7 @@ def statistics(
                     sample_tests,
                     want_sd,
                     want_energy,
+                    want_ranks,
                 ),
                 by_feature.values(),
             )
@@ -507,6 +523,7 @@ def _compute(
     sample_tests: Sequence[str] = (),
     want_sd: bool = False,
     want_energy: bool = False,
+    want_ranks: bool = False,
 ) -> None:
     """Fill ``cell.stats`` for the cells of one feature (run in a worker thread).
 
@@ -533,7 +550,8 @@ def _compute(
             else:
                 stats["ana_mean"] = float(window.values.mean())
         if ref is not None and window.n:
-            at = ref.positions(window) if want_ks or want_w1 or want_energy else None
+            lookups = want_ks or want_w1 or want_energy or want_ranks
+            at = ref.positions(window) if lookups else None
             estimated = cell.cdf[0] is not None and ref.n >= cell.cdf[1]
             if want_ks:
                 stats["ks"] = (
@@ -552,6 +570,8 @@ def _compute(
                 stats["e_cross"] = mean_cross_difference(ref, window, at)
                 stats["e_ref"] = ref.mean_abs_difference
                 stats["e_ana"] = window.mean_abs_difference
+            if want_ranks:
+                stats["mw"], stats["ties"], stats["cvm_u"] = rank_statistics(ref, window, at)
             if estimated and (want_ks or want_w1):
                 stats["cdf_bins"] = cell.cdf[0]
             if quantile_bins is not None:

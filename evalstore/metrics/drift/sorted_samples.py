@@ -15,6 +15,8 @@ derived from them on first use. On two samples, reference R and window A:
 * :func:`mean_cross_difference` and :attr:`Sample.mean_abs_difference`: E|R - A| and
   E|X - X'| over all pairs, the terms of the energy distance
   sqrt(2 E|R - A| - E|R - R'| - E|A - A'|) (``scipy.stats.energy_distance``).
+* :func:`rank_statistics`: Mann-Whitney's U, the pooled tie term and Cramér-von Mises' U
+  from the pooled midranks (``scipy.stats.mannwhitneyu``, ``cramervonmises_2samp``).
 * :func:`histogram`: counts on the chosen edges: bins [e_i, e_i+1), the last inner one
   closed, plus open-ended bins below the first and above the last edge.
 * :func:`quantile_edges`: ``evalstore.quantile_edges`` of a sorted sample.
@@ -140,6 +142,20 @@ class Sample:
         return float(2 * np.dot((unique - self.lo) * counts, 2 * le - counts - n) / (n * n))
 
     @cached_property
+    def tie_sum(self) -> float:
+        """Σ (c³ - c) over the distinct values' counts c (0 without ties)."""
+        if self.starts is None:
+            return 0.0
+        c = self.distinct[1].astype(np.float64)
+        return float(np.sum(c**3 - c))
+
+    @cached_property
+    def run_sum(self) -> float:
+        """Σ c (c² - 1) / 12 over the distinct values' counts c: Σ (i - m)² over each run of
+        c tied sorted positions i around their midpoint m (Cramér-von Mises)."""
+        return self.tie_sum / 12
+
+    @cached_property
     def skewness(self) -> float | None:
         """Population skewness g1 (None for a constant sample), for Doane's bins."""
         mean, sd_pop = self.moments["mean"], self.moments["sd_pop"]
@@ -232,3 +248,39 @@ def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
     lo, hi = values[below], values[above]
     inner = np.where(below == above, lo, lo + (hi - lo) * (position - below))
     return np.unique(np.concatenate([values[:1], inner, values[-1:]]))
+
+
+def rank_statistics(
+    reference: Sample, window: Sample, at: np.ndarray | None = None
+) -> tuple[float, float, float]:
+    """(Mann-Whitney U of the reference, the pooled tie term Σ (t³ - t), Cramér-von Mises U)
+    of two non-empty samples, from each window value's reference counts below and equal
+    (``evalstore.drift_numeric`` computes the same sums in SQL):
+
+    * U of the reference = n_r n_a - Σ_a c_a (#r < a + ½ #r = a)
+      (``scipy.stats.mannwhitneyu(reference, window).statistic``);
+    * t runs over the pooled sample's tie groups: the reference's own, with the window's
+      counts added where the window has the value (the normal approximation's tie term);
+    * the CvM U = n_r Σ_i (rank(r_(i)) - i)² + n_a Σ_j (rank(a_(j)) - j)² with pooled
+      midranks: a run of c tied values of one side at v contributes c d² + c (c² - 1) / 12,
+      d = #other < v + ½ #other = v; reference values between window values a < a' have
+      d = cum_a(a), those equal to a have cum_a(a) - ½ c_a, those below the first 0.
+
+    ``at`` is ``reference.positions(window)`` when the caller has it already.
+    """
+    a_unique, a_counts, a_cum = window.distinct
+    at = reference.positions(window) if at is None else at
+    le, count, value = reference.lookup(at)
+    equal = np.where(value == a_unique, count, 0).astype(np.float64)
+    below = le - equal
+    c = a_counts.astype(np.float64)
+    cum = a_cum.astype(np.float64)
+    n_r, n_a = reference.n, window.n
+    mw = float(n_r) * n_a - float(np.dot(c, below + 0.5 * equal))
+    t = equal + c
+    ties = reference.tie_sum + float(np.sum(t**3 - t - (equal**3 - equal)))
+    next_below = np.append(below[1:], n_r)
+    reference_part = float(np.sum((next_below - le) * cum**2 + equal * (cum - 0.5 * c) ** 2))
+    window_part = float(np.sum(c * (below + 0.5 * equal) ** 2 + c * (c * c - 1) / 12))
+    cvm_u = n_r * (reference_part + reference.run_sum) + n_a * window_part
+    return mw, ties, cvm_u

@@ -7,18 +7,21 @@ gets it too:
 
 * categorical ``tvd``, ``g_test``, ``chisquare_gof``, ``z_test``, ``fisher_exact``:
   ``evalstore.categorical_methods`` (``sql/drift.sql``);
-* numeric ``tvd``, ``welch_t`` and ``energy_distance``: ``evalstore.numeric_methods``
-  (``sql/drift_numeric.sql``).
+* numeric ``tvd``, ``welch_t``, ``energy_distance``, ``mann_whitney`` and
+  ``cramer_von_mises``: ``evalstore.numeric_methods`` (``sql/drift_numeric.sql``; the last
+  two from the pooled midranks, read off the same lookups of each window value in the
+  reference's cumulative counts as KS).
 
 Their p-values need scipy's distributions: :data:`P_VALUE_SQL` calls the Python UDFs of
 :mod:`evalstore.core.udfs` on the macros' rows.
 
-The others need the pooled ranks, all pairwise distances or scipy's distributions for the
-statistic itself, so only ``store.drift``'s numeric fast path
-(:mod:`evalstore.metrics.drift.numeric`) computes them, by calling scipy on each cell's sorted
-finite values (:data:`SAMPLE_TESTS`, :func:`sample_test_rows`): ``anderson``,
-``cramer_von_mises``, ``epps_singleton``, ``mann_whitney`` and
-``empirical_mmd`` (:func:`evalstore.metrics.drift.kernels.mmd_test` on one column). Every
+The others are left to ``store.drift``'s numeric fast path
+(:mod:`evalstore.metrics.drift.numeric`), which calls scipy on each cell's sorted finite
+values (:data:`SAMPLE_TESTS`, :func:`sample_test_rows`): ``anderson`` (its p-value is
+interpolated in Scholz-Stephens' table and capped, scipy's own procedure),
+``epps_singleton`` (complex arithmetic on empirical characteristic functions and a
+covariance inverse) and ``empirical_mmd`` (:func:`evalstore.metrics.drift.kernels.mmd_test`
+on one column: every pairwise distance and a permutation loop). Every
 statistic takes ``(reference, window)`` in that order. A cell without finite values on a
 side, or with too few for the test, gets value NULL and a reason.
 """
@@ -47,6 +50,7 @@ P_VALUE_SQL = """coalesce(p_value, CASE method
     WHEN 'chisquare_gof' THEN evalstore_chi2_pvalue(value, dof)
     WHEN 'z_test' THEN evalstore_normal_pvalue(value)
     WHEN 'fisher_exact' THEN evalstore_fisher_pvalue(counts[1], counts[2], counts[3], counts[4])
+    WHEN 'cramer_von_mises' THEN evalstore_cvm_pvalue(value, n_reference, n_analysis)
     END)"""
 
 
@@ -59,11 +63,9 @@ def sql_names(names: tuple[str, ...]) -> str:
 
 # ----------------------------------------------------------------- the numeric fast path
 #
-# Tests whose statistic needs the pooled ranks or all pairwise distances of the two
-# samples are computed by scipy (or kernels.py) on the sorted finite values of each cell,
-# in the fast path's worker threads (evalstore.metrics.drift.numeric). The SQL macro
-# evalstore.drift_numeric does not offer them: in SQL each would need a rank or distance
-# pass over the pooled values of every window, and their p-values scipy's distributions.
+# Tests computed by scipy (or kernels.py) on the sorted finite values of each cell, in the
+# fast path's worker threads (evalstore.metrics.drift.numeric); the SQL macro
+# evalstore.drift_numeric does not offer them (see the module docstring for why).
 
 #: scipy warns when it caps AD's p-value or ES's covariance is rank-deficient; the
 #: ``warnings`` filters are process-wide, so calls that silence them take turns.
@@ -103,11 +105,6 @@ def _anderson_undefined(reference: np.ndarray, window: np.ndarray) -> str | None
     return None
 
 
-def _cramer(reference: np.ndarray, window: np.ndarray) -> tuple[float, float | None]:
-    result = stats.cramervonmises_2samp(reference, window)
-    return float(result.statistic), float(result.pvalue)
-
-
 def _at_least(n: int, test: str) -> Callable[[np.ndarray, np.ndarray], str | None]:
     def undefined(reference: np.ndarray, window: np.ndarray) -> str | None:
         if min(len(reference), len(window)) < n:
@@ -131,11 +128,6 @@ def _epps_undefined(reference: np.ndarray, window: np.ndarray) -> str | None:
     return None
 
 
-def _mann_whitney(reference: np.ndarray, window: np.ndarray) -> tuple[float, float | None]:
-    result = stats.mannwhitneyu(reference, window)
-    return float(result.statistic), float(result.pvalue)
-
-
 def _mmd(reference: np.ndarray, window: np.ndarray) -> tuple[float, float | None]:
     result = kernels.mmd_test(
         reference, window, n_permutations=MMD_PERMUTATIONS, max_rows=MMD_MAX_ROWS, seed=0
@@ -145,10 +137,6 @@ def _mmd(reference: np.ndarray, window: np.ndarray) -> tuple[float, float | None
 
 def _mmd_undefined(reference: np.ndarray, window: np.ndarray) -> str | None:
     return _at_least(2, "the empirical MMD")(reference, window)
-
-
-def _never(reference: np.ndarray, window: np.ndarray) -> str | None:
-    return None
 
 
 #: empirical_mmd's permutations and rows per side (as multivariate mmd's defaults).
@@ -167,26 +155,11 @@ SAMPLE_TESTS: dict[str, SampleTest] = {
             _anderson_undefined,
         ),
         SampleTest(
-            "cramer_von_mises",
-            "two-sample Cramér-von Mises T (scipy cramervonmises_2samp, method='auto': "
-            "exact p-value up to 20 values per side, else asymptotic)",
-            _cramer,
-            _at_least(2, "Cramér-von Mises"),
-        ),
-        SampleTest(
             "epps_singleton",
             "Epps-Singleton W at t = (0.4, 0.8) / semi-IQR of the pooled sample, small-sample "
             "correction below 25 values per side (scipy epps_singleton_2samp)",
             _epps,
             _epps_undefined,
-        ),
-        SampleTest(
-            "mann_whitney",
-            "Mann-Whitney U of the reference, two-sided (scipy mannwhitneyu, "
-            "use_continuity=True, method='auto': exact without ties when a side has at most "
-            "8 values, else normal approximation with tie correction)",
-            _mann_whitney,
-            _never,
         ),
         SampleTest(
             "empirical_mmd",
