@@ -725,3 +725,36 @@ def test_multiclass_roc_auc_specificity_and_counts_by_hand(multiclass_store):
     assert rows[("roc_auc", "a")]["ci_high"] - a == pytest.approx(1.959963984540054 * np.sqrt(var))
     assert rows[("roc_auc", "a")]["threshold_low"] is not None
     assert rows[("tn", "a")]["threshold_low"] is None
+
+
+def test_sql_macro_with_nan_and_infinite_scores():
+    """The store refuses such scores, but the SQL macro can be handed any relation: a NaN
+    score is left out (n_excluded), +inf and -inf take the calibration's end values."""
+    store = blank_store()
+    store.register_model("m", "v1", "binary")
+    con = store._context().connection
+    con.execute(
+        "CREATE TEMP TABLE src AS SELECT 'e' || i AS example_id, 'v1' AS version, "
+        "TIMESTAMPTZ '2026-03-02 00:00:00+00' + i * INTERVAL 1 MINUTE AS ts, "
+        "CAST(NULL AS VARCHAR) AS prediction, s AS score, NULL AS probabilities, "
+        "CAST(NULL AS VARCHAR) AS label "
+        "FROM (SELECT unnest(range(5)) AS i, unnest(['nan', 'inf', '-inf', '0.3', '0.8']::DOUBLE[])"
+        " AS s)"
+    )
+    con.execute(
+        "CREATE TEMP TABLE cal AS SELECT * FROM (VALUES ('v1', '-inf'::DOUBLE, 0.0, 0.0, 0.0), "
+        "('v1', 0.0, 1.0, 0.0, 1.0), ('v1', 1.0, 'inf'::DOUBLE, 1.0, 1.0)) "
+        "AS t(version, x_lo, x_hi, p_lo, p_hi)"
+    )
+    rows = con.execute(
+        "SELECT metric, value, n, n_excluded FROM evalstore.estimation_binary('temp.main.src', "
+        "'temp.main.cal', 'm', NULL, '100 years', NULL, NULL, NULL, NULL, 1.96, NULL, 0.9, "
+        "['tp', 'fp', 'fn', 'tn'])"
+    ).fetchall()
+    got = {metric: (value, n, excluded) for metric, value, n, excluded in rows}
+    # p: +inf -> 1, -inf -> 0, 0.3, 0.8; decisions score >= 0.5: +inf, 0.8
+    expected = {"tp": 1.8, "fp": 0.2, "fn": 0.3, "tn": 1.7}
+    for metric, value in expected.items():
+        assert got[metric][0] == pytest.approx(value, rel=1e-12)
+        assert got[metric][1:] == (4, 1)
+    store.close()
