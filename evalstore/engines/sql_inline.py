@@ -328,11 +328,12 @@ def rewrite_asof_joins(tree: exp.Expression) -> exp.Expression:
     The distinct probes (the equality keys and the probe value, from the FROM and the
     joins before the ASOF join) are put in one sequence with the right rows' values,
     sorted by value within the keys; the value each probe matches is the last right value
-    at or before it (``>=``: right rows first among equal values) or the first at or after
-    it (``<=``), carried by ``last_value`` / ``first_value ... IGNORE NULLS`` over that
-    order. The ASOF join becomes a LEFT JOIN of the probes' matches on the keys and the
-    probe, then a LEFT JOIN of ``r`` on the keys and the matched value: a sort per key
-    instead of a range join (which would compare every probe with every right row).
+    at or before it (``>=``: right rows first among equal values), or the first at or after
+    it (``<=``: the same over descending values), carried by ``last_value ... IGNORE
+    NULLS`` over a running frame. The ASOF join becomes a LEFT JOIN of the probes'
+    matches on the keys and the probe, then a LEFT JOIN of ``r`` on the keys and the
+    matched value: a sort per key instead of a range join (which would compare every
+    probe with every right row).
     Exact when ``r.v`` is distinct within the keys, as in every ASOF join of sql/
     (cumulative counts keyed by value)."""
     for number, join in enumerate(list(tree.find_all(exp.Join))):
@@ -392,11 +393,12 @@ def rewrite_asof_joins(tree: exp.Expression) -> exp.Expression:
                 f"PARTITION BY {partition} ORDER BY __v, __side DESC "
                 "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
             )
-        else:  # least r.v >= probe: probes first among equal values
+        else:  # least r.v >= probe: the same running frame over descending values (a
+            # frame to UNBOUNDED FOLLOWING is recomputed per row by Spark: quadratic)
             carried = (
-                "first_value(CASE WHEN __side = 1 THEN __v END) IGNORE NULLS OVER ("
-                f"PARTITION BY {partition} ORDER BY __v, __side "
-                "ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)"
+                "last_value(CASE WHEN __side = 1 THEN __v END) IGNORE NULLS OVER ("
+                f"PARTITION BY {partition} ORDER BY __v DESC, __side DESC "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
             )
         matched = sqlglot.parse_one(
             f"SELECT {partition}, __v, __match FROM (SELECT *, {carried} AS __match "
