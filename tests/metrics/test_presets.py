@@ -151,42 +151,33 @@ def test_evidently_thresholds_and_no_correction(compared, runs, store):  # type:
     assert set(custom.column("threshold").to_pylist()) == {0.3}
 
 
-def test_unknown_preset(store):  # type: ignore[no-untyped-def]
-    with pytest.raises(InvalidParameterError, match=r"preset='whylogs' is not one of nannyml"):
-        store.drift("small", window=1000, preset="whylogs")
-    with pytest.raises(InvalidParameterError, match=r"preset='whylogs' is not one of"):
-        store.quality("small", window=1000, preset="whylogs")
-
-
-def test_method_the_peer_lacks(store):  # type: ignore[no-untyped-def]
-    with pytest.raises(
-        InvalidParameterError,
-        match=r"methods=\['psi'\] with preset='nannyml': \['psi'\] has no NannyML 0.13 "
-        r"counterpart; the preset covers ks, wasserstein, js, hellinger, chi2, linf",
-    ):
-        store.drift("small", window=1000, methods=["psi"], preset="nannyml")
-
-
-def test_family_the_peer_lacks(store):  # type: ignore[no-untyped-def]
-    with pytest.raises(
-        InvalidParameterError,
-        match=r"preset='evidently': Evidently 0.7 has no counterpart of quality; "
-        r"this preset covers: drift",
-    ):
-        store.quality("small", window=1000, preset="evidently")
-
-
-def test_conflicting_option(store):  # type: ignore[no-untyped-def]
-    with pytest.raises(
-        InvalidParameterError,
-        match=r"binning='fixed' conflicts with preset='nannyml', which sets binning='doane' "
-        r"for js \(NannyML 0.13's definition\); drop binning= or the preset",
-    ):
-        store.drift("small", window=1000, methods=["js"], preset="nannyml", binning="fixed")
-    with pytest.raises(InvalidParameterError, match=r"correction='bh' conflicts with preset"):
-        store.drift("small", window=1000, methods=["ks"], preset="nannyml", correction="bh")
-    with pytest.raises(InvalidParameterError, match=r"denominator='other' conflicts with"):
-        store.quality("small", window=1000, preset="nannyml", denominator="other")
+@pytest.mark.parametrize(
+    ("family", "options", "match"),
+    [
+        ("drift", {"preset": "whylogs"}, r"preset='whylogs' is not one of nannyml"),
+        ("quality", {"preset": "whylogs"}, r"preset='whylogs' is not one of"),
+        # a method the peer lacks
+        ("drift", {"methods": ["psi"], "preset": "nannyml"},
+         r"methods=\['psi'\] with preset='nannyml': \['psi'\] has no NannyML 0.13 "
+         r"counterpart; the preset covers ks, wasserstein, js, hellinger, chi2, linf"),
+        # a family the peer lacks
+        ("quality", {"preset": "evidently"},
+         r"preset='evidently': Evidently 0.7 has no counterpart of quality; "
+         r"this preset covers: drift"),
+        # an option the preset sets otherwise
+        ("drift", {"methods": ["js"], "preset": "nannyml", "binning": "fixed"},
+         r"binning='fixed' conflicts with preset='nannyml', which sets binning='doane' "
+         r"for js \(NannyML 0.13's definition\); drop binning= or the preset"),
+        ("drift", {"methods": ["ks"], "preset": "nannyml", "correction": "bh"},
+         r"correction='bh' conflicts with preset"),
+        ("quality", {"preset": "nannyml", "denominator": "other"},
+         r"denominator='other' conflicts with"),
+    ],
+)  # fmt: skip
+def test_preset_errors(store, family, options, match):  # type: ignore[no-untyped-def]
+    """An unknown preset, a method or family the peer lacks, an option the preset sets."""
+    with pytest.raises(InvalidParameterError, match=match):
+        getattr(store, family)("small", window=1000, **options)
 
 
 def test_options_the_preset_leaves_alone(store):  # type: ignore[no-untyped-def]
