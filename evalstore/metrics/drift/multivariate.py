@@ -319,7 +319,8 @@ def _score(
         domain = DomainScorer.fit(encoded_rows.take(capped), n_numeric, options)
     mmd_reference = None
     if "mmd" in methods:
-        mmd_reference = reference[encoded_rows.finite()[reference]]
+        finite = encoded_rows.finite()  # MMD leaves out rows with a missing value
+        mmd_reference = reference[finite[reference]]
         center, scale = (
             mean_and_std(encoded_rows, mmd_reference) if len(mmd_reference) else (None, None)
         )
@@ -333,7 +334,7 @@ def _score(
             "n_analysis": int(mask.sum()),
         }  # fmt: skip
         if mmd_reference is not None:
-            window = sample[encoded_rows.finite()[sample]]
+            window = sample[finite[sample]]
             mmd = _mmd_row(encoded_rows, mmd_reference, window, center, scale, options)
             out.append({**base, **mmd, "variant": mmd["variant"] + encoded})
         if "pca" in methods:
