@@ -348,40 +348,31 @@ def test_errors(binary_store, kwargs, error, message):
 # ---------------------------------------------------------------------- CBPE multiclass
 
 
-def test_multiclass_expected_counts_by_hand():
-    rng = np.random.default_rng(5)
-    n, classes = 600, np.array(["a", "b", "c"])
-    shown = rng.dirichlet([1, 1, 1], size=n)
-    truth = np.array([rng.choice(3, p=row) for row in shown])
-    prediction = shown.argmax(1)
-    store = blank_store()
-    store.register_model("k", "v1", "multiclass", classes=list(classes))
-    ids = [f"r{i}" for i in range(n)]
-    columns = {c: shown[:, i] for i, c in enumerate(classes)}
-    store.log_predictions(
-        "k", pa.table({"example_id": ids, "prediction": classes[prediction], **columns,
-                       "ts": _times(2, n // 2)}),
-        version="v1", probability_columns=list(classes),
-    )  # fmt: skip
-    store.log_labels("k", pa.table({"example_id": ids, "label": classes[truth]}))
+def _multiclass_p(data, sample=slice(0, 300)) -> np.ndarray:
+    """Calibrated, renormalised probabilities of the second day's rows, the first day's
+    rows (or ``sample`` of them) the reference."""
+    shown, truth = data["shown"], data["truth"]
+    fits = [
+        IsotonicRegression(out_of_bounds="clip").fit(shown[sample, i], truth[sample] == i)
+        for i in range(3)
+    ]
+    q = np.column_stack([fits[i].predict(shown[300:, i]) for i in range(3)])
+    return q / q.sum(1, keepdims=True)
+
+
+def test_multiclass_expected_counts_by_hand(multiclass_store):
+    store, data = multiclass_store
     table = store.estimate_performance(
         "k", window="1 day", reference=(str(START), str(START + DAY))
     ).to_pylist()
-    first = slice(0, n // 2)
-    fits = [
-        IsotonicRegression(out_of_bounds="clip").fit(shown[first, i], truth[first] == i)
-        for i in range(3)
-    ]
-    second = slice(n // 2, n)
-    q = np.column_stack([fits[i].predict(shown[second, i]) for i in range(3)])
-    p = q / q.sum(1, keepdims=True)
-    yhat = prediction[second]
+    p = _multiclass_p(data)
+    yhat = data["prediction"][300:]
     rows = {(r["metric"], r["class"]): r for r in table if r["window_start"].day == 3}
     assert rows[("accuracy", None)]["value"] == pytest.approx(
         np.mean(p[np.arange(len(yhat)), yhat]), rel=1e-12
     )
     f1s = []
-    for i, c in enumerate(classes):
+    for i, c in enumerate("abc"):
         tp = np.sum(p[:, i] * (yhat == i))
         fp = np.sum((1 - p[:, i]) * (yhat == i))
         fn = np.sum(p[:, i] * (yhat != i))
@@ -390,9 +381,8 @@ def test_multiclass_expected_counts_by_hand():
         f1s.append(2 * tp / (2 * tp + fp + fn))
     assert rows[("macro_f1", None)]["value"] == pytest.approx(np.mean(f1s), rel=1e-12)
     assert rows[("accuracy", None)]["realized"] == pytest.approx(
-        np.mean(truth[second] == yhat), rel=1e-12
+        np.mean(data["truth"][300:] == yhat), rel=1e-12
     )
-    store.close()
 
 
 # ---------------------------------------------------------------------- DLE
@@ -550,13 +540,7 @@ def test_multiclass_reference_is_capped_by_a_seeded_sample(multiclass_store, mon
         "k", metrics=["accuracy"], window="1 day", reference=(str(START), str(START + DAY))
     ).to_pylist()
     sample = np.sort(np.random.default_rng(0).choice(300, 200, replace=False))  # ts order
-    shown, truth = data["shown"], data["truth"]
-    fits = [
-        IsotonicRegression(out_of_bounds="clip").fit(shown[sample, i], truth[sample] == i)
-        for i in range(3)
-    ]
-    q = np.column_stack([fits[i].predict(shown[300:, i]) for i in range(3)])
-    p = q / q.sum(1, keepdims=True)
+    p = _multiclass_p(data, sample)
     yhat = data["prediction"][300:]
     second = next(r for r in table if r["window_start"].day == 3)
     assert second["value"] == pytest.approx(np.mean(p[np.arange(300), yhat]), rel=1e-12)
@@ -690,14 +674,8 @@ def test_multiclass_roc_auc_specificity_and_counts_by_hand(multiclass_store):
         "k", metrics=["roc_auc", "specificity", "tn", "tp"], window="1 day",
         reference=(str(START), str(START + DAY)),
     ).to_pylist()  # fmt: skip
-    shown, truth = data["shown"], data["truth"]
-    first, second = slice(0, 300), slice(300, 600)
-    fits = [
-        IsotonicRegression(out_of_bounds="clip").fit(shown[first, i], truth[first] == i)
-        for i in range(3)
-    ]
-    q = np.column_stack([fits[i].predict(shown[second, i]) for i in range(3)])
-    p = q / q.sum(1, keepdims=True)
+    shown, second = data["shown"], slice(300, 600)
+    p = _multiclass_p(data)
     yhat = data["prediction"][second]
     rows = {(r["metric"], r["class"]): r for r in table if r["window_start"].day == 3}
     aucs, specificities = [], []
