@@ -164,6 +164,35 @@ def threshold_option() -> Decorator:
     )
 
 
+def cell_arguments(
+    metrics: str | None,
+    window: str,
+    by: str | None,
+    slices: tuple[str, ...],
+    version: str | None,
+    where: str | None,
+) -> dict[str, Any]:
+    """The keyword arguments of ``Store.performance`` and ``Store.estimate_performance``
+    that ``--metrics`` and :func:`performance_options` give, parsed (a bad ``--slice`` is
+    refused here, before the store is opened)."""
+    return dict(
+        metrics=parse_names(metrics),
+        window=parse_window(window),
+        by=parse_slice_keys(by, slices),
+        version=version,
+        where=where,
+    )
+
+
+def slice_columns(table: pa.Table) -> list[str]:
+    """The slice-key columns of a performance-shaped table (those between ``version`` and
+    ``metric``; none when either is missing)."""
+    names = table.column_names
+    if "version" not in names or "metric" not in names:
+        return []
+    return names[names.index("version") + 1 : names.index("metric")]
+
+
 def run_analysis(
     ctx: click.Context,
     method: str,

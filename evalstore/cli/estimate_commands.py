@@ -5,15 +5,14 @@ from __future__ import annotations
 import click
 
 from evalstore.cli.common import (
+    cell_arguments,
     emit,
     open_store,
     output_options,
-    parse_names,
     parse_reference,
-    parse_slice_keys,
-    parse_window,
     performance_options,
     prediction_time_options,
+    slice_columns,
     threshold_option,
 )
 
@@ -118,15 +117,11 @@ def estimate(
       evalstore estimate -m credit_default -w "7 days" --metrics roc_auc,f1 \\
           --reference 2026-09-01..2026-09-22
     """
-    keys = parse_slice_keys(by, slices)
+    cells = cell_arguments(metrics, window, by, slices, version, where)
     with open_store(ctx, read_only=True) as store:
         table = store.estimate_performance(
             model,
-            metrics=parse_names(metrics),
-            window=parse_window(window),
-            by=keys,
-            version=version,
-            where=where,
+            **cells,
             since=since,
             until=until,
             threshold=threshold,
@@ -140,10 +135,8 @@ def estimate(
             bins=bins,
             edges=parse_edges(edges),
         )
-    names = table.column_names
-    slice_keys = names[names.index("version") + 1 : names.index("metric")]
-    columns = ["window_start", *slice_keys, "version", "metric", "class", "value", "ci_low",
-               "ci_high", "realized", "diverged", "alert", "n", "label_coverage",
+    columns = ["window_start", *slice_columns(table), "version", "metric", "class", "value",
+               "ci_low", "ci_high", "realized", "diverged", "alert", "n", "label_coverage",
                "reason"]  # fmt: skip
     emit(table, fmt, limit, columns=columns, drop_empty=True)
 

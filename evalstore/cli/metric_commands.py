@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from evalstore.cli.common import (
+    cell_arguments,
     echo_wrapped,
     emit,
     open_store,
@@ -17,6 +18,7 @@ from evalstore.cli.common import (
     parse_slice_keys,
     parse_window,
     performance_options,
+    slice_columns,
     slice_options,
     threshold_option,
 )
@@ -75,7 +77,7 @@ def performance(
       evalstore performance --model fraud --window "7 days" --by region --metrics roc_auc,f1
       evalstore performance -m fraud --metrics business_value --business-value-matrix 0,-5,-50,100
     """
-    keys = parse_slice_keys(by, slices)
+    cells = cell_arguments(metrics, window, by, slices, version, where)
     options: dict[str, Any] = {}
     if normalize_confusion_matrix:
         options["normalize_confusion_matrix"] = normalize_confusion_matrix
@@ -86,16 +88,7 @@ def performance(
     if preset:
         options["preset"] = preset
     with open_store(ctx, read_only=True) as store:
-        table = store.performance(
-            model,
-            metrics=parse_names(metrics),
-            window=parse_window(window),
-            by=keys,
-            version=version,
-            where=where,
-            threshold=threshold,
-            **options,
-        )
+        table = store.performance(model, **cells, threshold=threshold, **options)
     emit(table, fmt, limit, columns=_performance_view(table), drop_empty=True)
 
 
@@ -119,12 +112,8 @@ def parse_value_matrix(text: str) -> list[list[float]]:
 
 def _performance_view(table: pa.Table) -> list[str]:
     """Columns of `performance` worth reading in a terminal: the slice keys included."""
-    names = table.column_names
-    keys = []
-    if "version" in names and "metric" in names:
-        keys = names[names.index("version") + 1 : names.index("metric")]
-    return ["window_start", *keys, "version", "metric", "class", "value", "ci_low", "ci_high",
-            "n", "label_coverage", "labels_complete", "reason"]  # fmt: skip
+    return ["window_start", *slice_columns(table), "version", "metric", "class", "value",
+            "ci_low", "ci_high", "n", "label_coverage", "labels_complete", "reason"]  # fmt: skip
 
 
 @click.command()
