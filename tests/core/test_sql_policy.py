@@ -149,6 +149,24 @@ def test_every_function_not_listed_is_refused(duck_functions):
             "letters, digits",
         ),
         (
+            "SELECT * FROM evalstore.estimation_regression('reg.evaluations', '/tmp/x.csv', "
+            "'reg', '1 day', NULL, NULL, NULL, NULL, 1.96, NULL, 0.9, NULL)",
+            "table_not_allowed",
+            "argument 'estimates' of evalstore.estimation_regression() is '/tmp/x.csv'",
+        ),
+        (
+            "SELECT * FROM evalstore.estimation_binary('bin.evaluations', 'x.parquet', 'bin', "
+            "NULL, '1 day', NULL, NULL, NULL, NULL, 1.96, NULL, 0.9, NULL)",
+            "table_not_allowed",
+            "argument 'calibration' of evalstore.estimation_binary()",
+        ),
+        (
+            "SELECT * FROM evalstore.estimation_result('/tmp/x.csv', 'reg.evaluations', 'reg', "
+            "1.96, NULL, 0.9)",
+            "table_not_allowed",
+            "argument 'estimated' of evalstore.estimation_result()",
+        ),
+        (
             "SELECT * FROM evalstore.volume(lower('FRAUD'), '1 day')",
             "table_not_allowed",
             "must be a string literal",
