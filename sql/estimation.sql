@@ -81,6 +81,39 @@ CREATE OR REPLACE MACRO evalstore.estimation_result(
 COMMENT ON MACRO TABLE evalstore.estimation_result IS
     'Helper: estimated rows beside the realized ones, labels due/complete and diverged.';
 
+-- evalstore.expected_roc_areas(scored)
+-- Helper of CBPE's estimated ROC AUC (estimation_binary, estimation_multiclass). `scored`
+-- names a relation of the calling macro (read through evalstore.relation) with columns
+-- window_index, version, slice, class_name, s (the raw score that orders the curve) and p
+-- (the calibrated probability: the row's expected positive; rows with p NULL are left
+-- out). Per window x version x slice x class_name, the ROC curve of the cumulative
+-- expected positives and negatives by descending s, tied scores one step (one
+-- trapezoid): area = sum over distinct s of q_g (p_above + p_g / 2), with p_g, q_g the
+-- tie group's sums of p and 1 - p and p_above the sum of p over higher scores; pos = sum
+-- p, neg = sum (1 - p). The estimated AUC is area / (pos neg).
+CREATE OR REPLACE MACRO evalstore.expected_roc_areas(scored) AS TABLE
+    WITH score_groups AS (
+        SELECT x.window_index, x.version, x.slice, x.class_name, x.s, sum(x.p) AS gp,
+            sum(1 - x.p) AS gq
+        FROM evalstore.relation(scored) AS x
+        WHERE x.p IS NOT NULL
+        GROUP BY x.window_index, x.version, x.slice, x.class_name, x.s
+    ),
+    curve AS (
+        SELECT g.window_index, g.version, g.slice, g.class_name, g.gp, g.gq,
+            coalesce(sum(g.gp) OVER (
+                PARTITION BY g.window_index, g.version, g.slice, g.class_name
+                ORDER BY g.s DESC NULLS LAST
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS above
+        FROM score_groups AS g
+    )
+    SELECT a.window_index, a.version, a.slice, a.class_name,
+        sum(a.gq * (a.above + a.gp / 2)) AS area, sum(a.gp) AS pos, sum(a.gq) AS neg
+    FROM curve AS a
+    GROUP BY a.window_index, a.version, a.slice, a.class_name;
+COMMENT ON MACRO TABLE evalstore.expected_roc_areas IS
+    'Helper: CBPE area under the expected ROC curve per window x version x slice x class.';
+
 -- evalstore.estimation_binary(source, calibration, model, threshold, width, chunk_rows,
 --     chunks, since, until, z, as_of, delay_quantile, metrics)
 -- CBPE (confidence-based performance estimation, NannyML's CBPE) for a binary model.
@@ -166,26 +199,13 @@ CREATE OR REPLACE MACRO evalstore.estimation_binary(
         FROM cells AS c
         GROUP BY c.window_index
     ),
-    -- tied scores form one group: the ROC curve's step over a tie is one trapezoid
-    score_groups AS (
-        SELECT c.window_index, c.version, c.slice, c.s, sum(c.p) AS gp, sum(1 - c.p) AS gq
+    estimation_binary_scored AS (
+        SELECT c.window_index, c.version, c.slice, CAST(NULL AS VARCHAR) AS class_name, c.s,
+            c.p
         FROM calibrated AS c
-        WHERE c.p IS NOT NULL
-          AND (metrics IS NULL OR list_contains(metrics, 'roc_auc'))
-        GROUP BY c.window_index, c.version, c.slice, c.s
+        WHERE metrics IS NULL OR list_contains(metrics, 'roc_auc')
     ),
-    curve AS (
-        SELECT g.window_index, g.version, g.slice, g.gp, g.gq,
-            coalesce(sum(g.gp) OVER (
-                PARTITION BY g.window_index, g.version, g.slice ORDER BY g.s DESC
-                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS above
-        FROM score_groups AS g
-    ),
-    areas AS (
-        SELECT a.window_index, a.version, a.slice, sum(a.gq * (a.above + a.gp / 2)) AS area
-        FROM curve AS a
-        GROUP BY a.window_index, a.version, a.slice
-    ),
+    areas AS (SELECT * FROM evalstore.expected_roc_areas('estimation_binary_scored')),
     metric_list AS (
         SELECT m.metric, m.kind, m.position FROM (VALUES
             ('accuracy', 'rate', 1), ('precision', 'rate', 2), ('recall', 'rate', 3),
@@ -372,28 +392,13 @@ CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
         FROM normalized AS x
         GROUP BY x.window_index, x.version, x.slice, x.class_name
     ),
-    -- one-vs-rest ROC curve per class: tied raw probabilities form one step
-    score_groups AS (
-        SELECT x.window_index, x.version, x.slice, x.class_name, x.s, sum(x.p) AS gp,
-            sum(1 - x.p) AS gq
+    -- one-vs-rest ROC curve per class, by the class's raw probability
+    estimation_multiclass_scored AS (
+        SELECT x.window_index, x.version, x.slice, x.class_name, x.s, x.p
         FROM normalized AS x
         WHERE metrics IS NULL OR list_contains(metrics, 'roc_auc')
-        GROUP BY x.window_index, x.version, x.slice, x.class_name, x.s
     ),
-    curve AS (
-        SELECT g.window_index, g.version, g.slice, g.class_name, g.gp, g.gq,
-            coalesce(sum(g.gp) OVER (
-                PARTITION BY g.window_index, g.version, g.slice, g.class_name
-                ORDER BY g.s DESC NULLS LAST
-                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS above
-        FROM score_groups AS g
-    ),
-    areas AS (
-        SELECT a.window_index, a.version, a.slice, a.class_name,
-            sum(a.gq * (a.above + a.gp / 2)) AS area, sum(a.gp) AS pos, sum(a.gq) AS neg
-        FROM curve AS a
-        GROUP BY a.window_index, a.version, a.slice, a.class_name
-    ),
+    areas AS (SELECT * FROM evalstore.expected_roc_areas('estimation_multiclass_scored')),
     class_values AS (
         SELECT c.*,
             CASE WHEN c.tn + c.fp > 0 THEN c.tn / (c.tn + c.fp) END AS specificity_,

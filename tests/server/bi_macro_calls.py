@@ -186,6 +186,12 @@ MACRO_CALLS: dict[str, str] = {
         "['mae', 'rmse'])"
     ),
     "hanley_mcneil_se": "SELECT evalstore.hanley_mcneil_se(0.8, 30, 50)",
+    "expected_roc_areas": (
+        "WITH s AS (SELECT 0 AS window_index, 'v1' AS version, NULL AS slice, "
+        "NULL AS class_name, unnest([0.9, 0.5, 0.5, 0.2]) AS s, "
+        "unnest([0.8, 0.6, 0.4, 0.1]) AS p) "
+        "SELECT * FROM evalstore.expected_roc_areas('s')"
+    ),
     "estimation_result": (
         "WITH e AS (SELECT 0 AS window_index, TIMESTAMPTZ '2026-10-01 00:00:00+00' AS "
         "window_start, TIMESTAMPTZ '2026-10-02 00:00:00+00' AS window_end, 'v1' AS version, "
