@@ -40,11 +40,9 @@ series; pass ``since`` in ``options`` to analyse more (or less).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -53,11 +51,12 @@ from evalstore.core.layout import schema_prefix
 from evalstore.core.windows import window_args
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.estimation.estimate import ESTIMATED_METRICS, estimate_performance
-from evalstore.monitors.verdicts import Series
+from evalstore.monitors.series_split import by_subject
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
     from evalstore.monitors.definitions import Monitor
+    from evalstore.monitors.verdicts import Series
 
 #: Days of predictions a monitor analyses when its options give no ``since`` (time
 #: windows only; see the module docstring).
@@ -136,24 +135,4 @@ def split(
     table = table.filter(pc.equal(table.column("metric"), metric))
     if versions is not None:
         table = table.filter(pc.is_in(table.column("version"), pa.array(list(versions))))
-    names = subjects_of(table)
-    column = pa.array(names, pa.string())
-    out = []
-    for name in dict.fromkeys(names):
-        rows = table.filter(pc.equal(column, name))
-        starts = pc.cast(rows.column("window_start"), pa.timestamp("us"))
-        ends = pc.cast(rows.column("window_end"), pa.timestamp("us"))
-        values = [math.nan if v is None else float(v) for v in rows.column("value").to_pylist()]
-        counts = [0 if v is None else int(v) for v in rows.column("n").to_pylist()]
-        out.append(
-            (
-                name,
-                Series(
-                    window_start=starts.to_numpy().astype("datetime64[us]"),
-                    value=np.array(values, dtype=float),
-                    n=np.array(counts, dtype=np.int64),
-                    window_end=ends.to_numpy().astype("datetime64[us]"),
-                ),
-            )
-        )
-    return out
+    return by_subject(table, subjects_of(table))
