@@ -23,7 +23,15 @@ then, ``--repeat`` times: one new day is appended, and
 
 It prints the medians and the ratios refresh / one day (issue target <= 1.2) and
 all / refresh (target >= 20), of wall and of CPU seconds (on a shared machine the CPU
-ratio is the steadier one), with the machine, the versions and the load average.
+ratio is the steadier one), with the machine, the versions and the load average (at the
+start and end, and at the end of each measured call per family). Each measurement is
+also printed to stderr as it completes.
+
+``--feature-groups K`` measures drift and quality as K calls over groups of the features
+(round robin, so each group mixes numeric and categorical ones) and sums their times: one
+all-window call over every feature at 1M rows/day holds every value in memory (drift's
+reached 19 GB). ``--measure-groups N`` measures only the first N groups (the report names
+their features), to bound the run's time on a loaded machine.
 
     python benchmarks/bench_history.py --rows-per-day 20000
 """
