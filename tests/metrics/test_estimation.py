@@ -415,7 +415,9 @@ def test_loss_model_is_deterministic_and_learns_heteroscedastic_errors():
     )
 
 
-def test_dle_regression_against_realized_and_method_errors():
+@pytest.fixture(scope="module")
+def regression_store():
+    """8 days x 250 predictions of y = 2x + noise growing with |x|; the last day unlabeled."""
     rng = np.random.default_rng(4)
     days, per_day = 8, 250
     n = days * per_day
@@ -430,6 +432,12 @@ def test_dle_regression_against_realized_and_method_errors():
     store.log_predictions("r", pa.table({"example_id": ids, "prediction": prediction, "ts": ts}),
                           version="v1")  # fmt: skip
     store.log_labels("r", pa.table({"example_id": ids[:1750], "label": y[:1750]}))
+    yield store, {"x": x, "prediction": prediction, "y": y}
+    store.close()
+
+
+def test_dle_regression_against_realized_and_method_errors(regression_store):
+    store, _ = regression_store
     reference = (str(START), str(START + 3 * DAY))
     table = store.estimate_performance("r", window="1 day", reference=reference)
     rows = table.to_pylist()
@@ -448,7 +456,6 @@ def test_dle_regression_against_realized_and_method_errors():
         store.estimate_performance("r", method="cbpe", reference=reference)
     with pytest.raises(NoReferenceError, match="numeric prediction and label"):
         store.estimate_performance("r", reference=("2020-01-01", "2020-01-02"))
-    store.close()
 
 
 # ---------------------------------------------------------------------- review fixes
@@ -547,27 +554,6 @@ def test_multiclass_reference_is_capped_by_a_seeded_sample(multiclass_store, mon
     assert "a seeded random sample of 200 rows per version and class" in second["variant"]
 
 
-@pytest.fixture(scope="module")
-def regression_store():
-    rng = np.random.default_rng(4)
-    days, per_day = 8, 200
-    n = days * per_day
-    x = rng.normal(size=n)
-    prediction = 2 * x
-    y = prediction + rng.normal(size=n) * (0.3 + np.abs(x))
-    ids = [f"r{i}" for i in range(n)]
-    store = blank_store()
-    store.register_model("r", "v1", "regression")
-    store.log_features("r", pa.table({"example_id": ids, "x": x, "ts": _times(days, per_day)}))
-    store.log_predictions(
-        "r", pa.table({"example_id": ids, "prediction": prediction, "ts": _times(days, per_day)}),
-        version="v1",
-    )  # fmt: skip
-    store.log_labels("r", pa.table({"example_id": ids, "label": y}))
-    yield store, {"x": x, "prediction": prediction, "y": y}
-    store.close()
-
-
 def test_dle_keeps_its_thresholds_when_since_excludes_the_reference(regression_store):
     store, _ = regression_store
     reference = (str(START), str(START + 3 * DAY))
@@ -593,7 +579,7 @@ def test_dle_reads_only_the_selected_rows_in_batches(regression_store, monkeypat
     table = store.estimate_performance(
         "r", metrics=["mae"], window="100 years", reference=reference, where="x > 0.5"
     )
-    ref = slice(0, 600)
+    ref = slice(0, 752)  # the first 3 days: rows 345 s apart
     error = np.abs(data["y"][ref] - data["prediction"][ref])
     model = LossModel().fit(
         {"x": data["x"][ref], "evalstore_prediction": data["prediction"][ref]}, error
