@@ -316,10 +316,10 @@ def _rank_rows(reference: np.ndarray, window: np.ndarray) -> dict[str, tuple[flo
     }
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(2))
 def test_rank_statistics_and_their_udfs_equal_scipy_with_ties_and_tiny_sides(seed):
     rng = np.random.default_rng(seed)
-    for trial in range(60):
+    for trial in range(24):  # each of the three kinds of data 8 times
         n, m = (int(v) for v in rng.integers(1, 30, size=2))
         if trial % 3 == 0:  # heavy ties across both sides
             reference, window = rng.integers(0, 5, n) / 2, rng.integers(0, 6, m) / 2
