@@ -36,7 +36,7 @@ import duckdb
 from evalstore.core.identifiers import check_model_name
 from evalstore.core.layout import model_relation
 from evalstore.core.registry import to_timestamp
-from evalstore.core.windows import Selection
+from evalstore.core.windows import Selection, Window, checked_window_args
 from evalstore.errors import InvalidParameterError
 
 #: Times a store accepts by default: ``[lo, hi)`` in UTC.
@@ -175,3 +175,23 @@ def check_window_count(
             "stretches the span: find it with SELECT min(ts), max(ts))"
         )
     return count
+
+
+def prediction_windows(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    window: Window,
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    max_windows: int = DEFAULT_MAX_WINDOWS,
+) -> dict[str, Any]:
+    """The window arguments of a call that windows ``model``'s prediction time over
+    ``[since, until)`` (performance, compare, estimate_performance): ``window`` checked by
+    :func:`~evalstore.core.windows.checked_window_args`, the call refused by
+    :func:`check_window_count` when it would build more than ``max_windows`` windows."""
+    windows = checked_window_args(con, window)
+    check_window_count(
+        con, model, PREDICTION_TABLES, windows, since, until, max_windows=max_windows
+    )
+    return windows

@@ -67,12 +67,11 @@ from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import check_model_name, quote, quote_literal
 from evalstore.core.layout import CATEGORICAL_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import time_range
-from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
+from evalstore.core.time_limits import prediction_windows
 from evalstore.core.windows import (
     Window,
     check_named_predicates,
     check_predicate,
-    checked_window_args,
     drop_temp_view,
     temp_view,
 )
@@ -172,11 +171,9 @@ def compare(
     start, end = time_range(since, until)
     con = ctx.connection
     with ctx.lock, transaction(con), Cleanup() as later:  # one snapshot for every statement
-        windows = checked_window_args(con, window)
-        check_window_count(
-            con, model, PREDICTION_TABLES, windows, start, end,
-            max_windows=ctx.limits.max_windows,
-        )  # fmt: skip
+        windows = prediction_windows(
+            con, model, window, start, end, max_windows=ctx.limits.max_windows
+        )
         columns = feature_columns(con, model)
         keys, predicates = _parse_by(by, columns)
         source = _source_view(con, model, keys, predicates, where, list(columns))

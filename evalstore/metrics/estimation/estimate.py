@@ -24,9 +24,8 @@ from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import check_model_name, quote
 from evalstore.core.layout import NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import time_range, to_timestamp
-from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
+from evalstore.core.time_limits import prediction_windows
 from evalstore.core.windows import (
-    checked_window_args,
     drop_temp_view,
     reference_args,
     temp_view,
@@ -165,11 +164,9 @@ def estimate_performance(
         )
     con = ctx.connection
     with ctx.lock, transaction(con), Cleanup() as later:
-        windows = checked_window_args(con, window)
-        check_window_count(
-            con, model, PREDICTION_TABLES, windows, start, end,
-            max_windows=ctx.limits.max_windows,
-        )  # fmt: skip
+        windows = prediction_windows(
+            con, model, window, start, end, max_windows=ctx.limits.max_windows
+        )
         columns = feature_columns(con, model)
         slices = _parse_by(by, columns, edges)
         _prepare_slices(con, model, slices, ref, bins)
