@@ -211,7 +211,7 @@ RELATION_PARAMETERS = frozenset(
     {
         "model", "name", "source", "source_numeric", "source_category", "numeric_source",
         "category_source", "schemas", "counts", "slice_source", "calibration", "estimates",
-        "estimated", "realized",
+        "estimated", "realized", "scored",
     }
 )  # fmt: skip
 
