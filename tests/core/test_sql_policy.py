@@ -167,6 +167,11 @@ def test_every_function_not_listed_is_refused(duck_functions):
             "argument 'estimated' of evalstore.estimation_result()",
         ),
         (
+            "SELECT * FROM evalstore.expected_roc_areas('/tmp/x.csv')",
+            "table_not_allowed",
+            "argument 'scored' of evalstore.expected_roc_areas()",
+        ),
+        (
             "SELECT * FROM evalstore.volume(lower('FRAUD'), '1 day')",
             "table_not_allowed",
             "must be a string literal",
