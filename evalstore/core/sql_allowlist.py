@@ -203,7 +203,13 @@ SAFE_SYSTEM_VIEWS = frozenset(
 )  # fmt: skip
 
 #: The store's Python UDFs (:func:`evalstore.core.udfs.register`): p-values from scipy.
-STORE_UDFS = frozenset({"evalstore_ks_pvalue", "evalstore_chi2_pvalue", "evalstore_normal_pvalue"})
+STORE_UDFS = frozenset(
+    {
+        "evalstore_ks_pvalue", "evalstore_chi2_pvalue", "evalstore_normal_pvalue",
+        "evalstore_welch_pvalue", "evalstore_fisher_pvalue", "evalstore_mannwhitney_pvalue",
+        "evalstore_cvm_pvalue",
+    }
+)  # fmt: skip
 
 #: Parameters of the store's macros that name a relation the macro reads through
 #: ``query_table``; a call must pass each as a string literal naming an allowed table.
