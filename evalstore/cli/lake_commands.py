@@ -13,7 +13,12 @@ from evalstore.cli.common import emit, open_store, output_options
 
 @click.group()
 def lake() -> None:
-    """A model's rows as a Parquet lake, for engines past one machine (Spark)."""
+    """A model's rows as a Parquet lake, for engines past one machine (Spark).
+
+    \b
+    Example:
+      evalstore -s monitoring.duckdb lake export fraud /data/lake/fraud
+    """
 
 
 @lake.command("export")

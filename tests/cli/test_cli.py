@@ -510,6 +510,9 @@ def test_every_command_is_covered():
         "channel delete",
         "report",
         "ui",
+        "lake",
+        "lake export",
+        "multivariate-drift",
     }
 
 
