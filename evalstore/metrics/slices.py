@@ -67,7 +67,8 @@ from evalstore.core.layout import NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import time_range
 from evalstore.core.windows import check_predicate, reference_args
 from evalstore.errors import InvalidParameterError
-from evalstore.metrics.performance import PREDICATE_COLUMNS, _check_threshold, value_matrix
+from evalstore.metrics.confusion_options import value_matrix
+from evalstore.metrics.performance import PREDICATE_COLUMNS, _check_threshold
 from evalstore.metrics.slice_keys import (
     MAX_CATEGORIES,
     _bin_labels,
