@@ -37,14 +37,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_streaming import free_port
 from bench_service_ingest import PATHS, request
+from bench_streaming import free_port
 from harness import machine, process_cpu_seconds, table, versions
 
 HERE = Path(__file__).resolve().parent
 ANSWER = (
-    b'{"batch_id":1,"model":"svc","kind":"predictions","rows":1,'
-    b'"columns_ignored":[],"warnings":[]}'
+    b'{"batch_id":1,"model":"svc","kind":"predictions","rows":1,"columns_ignored":[],"warnings":[]}'
 )
 APPS = {
     "raw": "raw ASGI",
@@ -96,9 +95,9 @@ class _Answer:
 def stack_app() -> Any:
     """The server's middlewares (as :func:`server.app.create_app` adds them) around
     :class:`_Answer`."""
-    import evalstore
     from fastapi import FastAPI
 
+    import evalstore
     from server import errors
     from server.app import RequestMetrics
     from server.limits import BodyLimit
@@ -141,7 +140,6 @@ class _Instant:
 def fast_app() -> Any:
     """The server's app on an in-memory store, its committer answering at once."""
     import evalstore
-
     from server.app import create_app
 
     store = evalstore.open()
