@@ -9,7 +9,11 @@ them):
     microseconds: ``unix_micros``/``timestamp_micros``; widths are constants, measured by
     DuckDB when the query is built, and may not hold months), ``hours_between``,
     ``quantile_edges`` (DuckDB's ``quantile_cont`` over a list becomes Spark's exact
-    ``percentile`` over a constant array: never ``approx_percentile``).
+    ``percentile`` over a constant array: never ``approx_percentile``), ``bucket_index``
+    and ``bucket_start`` (performance windows: integer arithmetic on epoch microseconds),
+    ``integer_value`` (Spark's lower-case ``typeof`` names), ``smallest`` (DuckDB's
+    ``min(x, n)``: ``slice`` of the sorted ``collect_list``), ``with_slice`` (the rows of
+    its relation as they are: the engine's evaluations always carry ``slice``).
     The per-cell helpers over small lists (``categorical_methods``, ``numeric_methods``,
     ``binned_scores``: one row per window, feature and method) are not translated: the
     engine computes everything before them on Spark and runs them on the driver with the
@@ -21,6 +25,9 @@ them):
     ``list(x ORDER BY y)`` (``collect_list`` of ``(y, x)`` structs, sorted, then ``x``:
     Spark's ``collect_list`` keeps no order), ``list_sum`` (``aggregate``; NULL for an
     empty or all-NULL list, as DuckDB), ``isfinite(v)`` (``abs(v) < Infinity``),
+    ``isinf(v)`` (``abs(v) = Infinity``),
+    ``quantile_cont(x, q)`` (Spark's exact ``percentile``, the same linear interpolation),
+    ``HUGEINT`` casts (``DECIMAL(38, 0)``: exact integers up to 10^38),
     ``nextafter(x, +-inf)`` (``java.lang.Math.nextUp``/``nextDown`` via ``java_method``),
     ``len(list)`` (``size``), ``lead``/``lag`` over a named window with a frame (the
     window inlined without it: Spark refuses frames there), ``epoch(ts)``
@@ -126,6 +133,53 @@ def _quantile_edges(args: list[exp.Expression]) -> exp.Expression:
     )
 
 
+def _bucket_index(args: list[exp.Expression]) -> exp.Expression:
+    """``evalstore.bucket_index(ts, width)``: the window key
+    ``floor((ts - 2000-01-03 UTC) / width)`` in microseconds, as integer arithmetic on
+    ``unix_micros`` (the macro's month-free branch; widths with months are refused)."""
+    ts, width = args
+    return _spark(
+        "(unix_micros(ts) - 946857600000000 - pmod(unix_micros(ts) - 946857600000000, w)) DIV w",
+        ts=ts,
+        w=_width(width),
+    )
+
+
+def _bucket_start(args: list[exp.Expression]) -> exp.Expression:
+    """``evalstore.bucket_start(index, width)``: the start of the window of key ``index``,
+    ``timestamp_micros(2000-01-03 UTC + index * width)``."""
+    index, width = args
+    return _spark("timestamp_micros(946857600000000 + i * w)", i=index, w=_width(width))
+
+
+def _integer_value(args: list[exp.Expression]) -> exp.Expression:
+    """``evalstore.integer_value(x)``: x as a BIGINT when its type is an integer type
+    (Spark's ``typeof`` names them in lower case: tinyint, smallint, int, bigint; Spark has
+    no unsigned types), else NULL."""
+    return _spark(
+        "CASE WHEN typeof(x) IN ('tinyint', 'smallint', 'int', 'bigint') "
+        "THEN CAST(x AS BIGINT) END",
+        x=args[0],
+    )
+
+
+def _smallest(args: list[exp.Expression]) -> exp.Expression:
+    """``evalstore.smallest(x, n)`` (DuckDB's ``min(x, n)``): the n smallest non-NULL
+    values of x ascending, NULL when there are none (``collect_list`` drops NULLs)."""
+    value, n = args
+    return _spark(
+        "CASE WHEN count(x) > 0 THEN slice(array_sort(collect_list(x)), 1, n) END", x=value, n=n
+    )
+
+
+def _with_slice(args: list[exp.Expression]) -> exp.Expression:
+    """``evalstore.with_slice(source)``: the rows of ``evalstore.relation(source)``. DuckDB's
+    macro adds a NULL ``slice`` with ``UNION ALL BY NAME`` when the relation has none; the
+    relations the Spark engine passes (its evaluations views) always carry ``slice``."""
+    call = exp.Anonymous(this="relation", expressions=[args[0].copy()])
+    return exp.select("*").from_(exp.Table(this=call, db=exp.to_identifier("evalstore")))
+
+
 #: The per-dialect equivalents, by macro name (see the module docstring).
 SPARK_HELPERS: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {
     "window_start": _window_start,
@@ -133,6 +187,11 @@ SPARK_HELPERS: dict[str, Callable[[list[exp.Expression]], exp.Expression]] = {
     "interval_us": _interval_us,
     "hours_between": _hours_between,
     "quantile_edges": _quantile_edges,
+    "bucket_index": _bucket_index,
+    "bucket_start": _bucket_start,
+    "integer_value": _integer_value,
+    "smallest": _smallest,
+    "with_slice": _with_slice,
 }
 
 
@@ -183,6 +242,13 @@ def _functions(tree: exp.Expression) -> exp.Expression:
             )
         elif name == "isfinite":
             node.replace(_spark("abs(v) < CAST('Infinity' AS DOUBLE)", v=node.expressions[0]))
+    for node in list(tree.find_all(exp.IsInf)):
+        node.replace(_spark("abs(v) = CAST('Infinity' AS DOUBLE)", v=node.this))
+    for node in list(tree.find_all(exp.PercentileCont)):
+        node.replace(_spark("percentile(v, q)", v=node.this, q=node.expression))
+    for node in list(tree.find_all(exp.DataType)):
+        if node.this == exp.DataType.Type.INT128:
+            node.replace(exp.DataType.build("DECIMAL(38, 0)"))
     for node in list(tree.find_all(exp.Length)):
         node.replace(_spark("size(l)", l=node.this))
     for node in list(tree.find_all(exp.TimeToUnix)):

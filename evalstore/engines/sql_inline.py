@@ -459,13 +459,22 @@ def _calls(tree: exp.Expression) -> set[str]:
     return {call[0] for node in tree.walk() if (call := _macro_call(node))}
 
 
-def split(macro: str, args: Sequence[exp.Expression], driver_helpers: Sequence[str]) -> Split:
+def split(
+    macro: str,
+    args: Sequence[exp.Expression],
+    driver_helpers: Sequence[str],
+    at: str | None = None,
+) -> Split:
     """Cut the body of table macro ``macro`` called with ``args`` at its first CTE that
     calls one of ``driver_helpers`` (per-cell scalar helpers over small lists, such as
-    ``categorical_methods``): that CTE, the ones after it and the final SELECT run on the
-    driver (DuckDB, with the installed macros: the very definitions the store uses); the
-    CTEs they read from before the cut are computed by the engine. A body without such a
-    CTE runs wholly on the engine (``driver`` selects from its one result, ``result``)."""
+    ``categorical_methods``), or at the CTE named ``at`` (its name in the macro) when that
+    comes first: that CTE, the ones after it and the final SELECT run on the driver
+    (DuckDB, with the installed macros: the very definitions the store uses); the CTEs
+    they read from before the cut are computed by the engine. A body without such a CTE
+    runs wholly on the engine (``driver`` selects from its one result, ``result``).
+    ``at`` lets the per-cell tail of a macro (formatting, intervals over one row per
+    cell) run on the driver even when it calls no driver helper; a name the macro does
+    not define raises :class:`InvalidParameterError`."""
     found = macros().get(macro)
     if found is None or not found.table:
         raise InvalidParameterError(f"evalstore.{macro} is not a table macro of sql/")
@@ -474,6 +483,12 @@ def split(macro: str, args: Sequence[exp.Expression], driver_helpers: Sequence[s
     ctes = list(with_.expressions) if with_ is not None else []
     wanted = set(driver_helpers)
     cut = next((i for i, cte in enumerate(ctes) if _calls(cte.this) & wanted), None)
+    if at is not None:
+        named = re.compile(rf"{re.escape(macro)}_\d+_{re.escape(at)}")
+        position = next((i for i, cte in enumerate(ctes) if named.fullmatch(cte.alias)), None)
+        if position is None:
+            raise InvalidParameterError(f"evalstore.{macro} has no CTE named {at!r} to cut at")
+        cut = position if cut is None else min(cut, position)
     if cut is None:
         return Split({"result": body}, sqlglot.parse_one("SELECT * FROM result"))
     before, after = ctes[:cut], ctes[cut:]

@@ -1,0 +1,732 @@
+"""Performance, quality and skew on Spark, and the ``version=`` / ``where=`` restriction
+of every family: :class:`SparkFamilies`, a mixin of :class:`evalstore.engines.spark.SparkEngine`.
+
+Each family runs the store's own macro (``performance_binary`` / ``_multiclass`` /
+``_regression``, ``quality_numeric`` and ``quality_categorical``, ``skew``) inlined and
+transpiled to Spark SQL (:mod:`evalstore.engines.sql_inline`,
+:mod:`evalstore.engines.spark_sql`), cut in two by
+:func:`~evalstore.engines.sql_inline.split`: the CTEs that read rows (the big part:
+joins, counts, ranks, sums per cell) run on Spark; the per-cell tail (one row per
+window, version, slice and metric or check: intervals, reasons, variant texts) runs on
+the driver's in-memory DuckDB with the installed macros, so its numbers and texts are
+the store's. The driver then does what the store's Python front-end does after its
+macro, with the store's own functions: the bootstrap intervals
+(:func:`evalstore.metrics.bootstrap.bootstrap_intervals`), the empty slices and the
+order (:func:`evalstore.metrics.performance._assemble`), quality's shares over the
+chosen denominator, and skew's distances (the engine's drift).
+
+The lake has no ``evalstore.batches`` nor ``evalstore.label_horizons`` (the store's
+cache of label delays): the engine gives ``evalstore.label_horizon`` empty relations for
+them, so it computes the delay quantile from every label (its uncached branch, the
+same number), and the labels, latest labels and predictions with ``example_key`` (=
+``example_id``) and ``superseded_by`` (the next ``batch_id`` of the example's labels).
+
+``where=`` is parsed and checked by the store's predicate checker
+(:func:`evalstore.core.windows.check_predicate`, sqlglot and the SQL allow-list) and
+then written as Spark SQL by sqlglot, never pasted as given; ``version=`` goes in as a
+quoted constant. Restrictions are temporary views over the lake views, as the store's
+:func:`evalstore.core.windows.restricted_view` and
+:func:`evalstore.metrics.performance._source_view` build them.
+
+Not on Spark (they raise :class:`InvalidParameterError` naming what to do): a window
+count bound (the store's ``max_windows``; a Spark job is the user's own), and
+performance ``by=`` keys over features of types Spark cannot cast to DOUBLE or STRING.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from evalstore.core.bounds import (
+    MAX_BINS,
+    MAX_BOOTSTRAP,
+    MAX_SAMPLE_IDS,
+    MAX_SLICE_BINS,
+    bounded_int,
+)
+from evalstore.core.registry import time_range, to_timestamp
+from evalstore.core.windows import (
+    Reference,
+    Selection,
+    Window,
+    check_predicate,
+    checked_window_args,
+    reference_args,
+    resolve,
+)
+from evalstore.engines import spark_sql
+from evalstore.engines.sql_inline import shared_ctes, split
+from evalstore.errors import InvalidParameterError
+from evalstore.metrics import performance as perf
+from evalstore.metrics import presets
+from evalstore.metrics import quality as qual
+from evalstore.metrics import skew as skw
+from evalstore.metrics.bootstrap import bootstrap_intervals
+from evalstore.metrics.confusion_options import check_confusion_options
+from evalstore.metrics.slice_keys import MAX_CATEGORIES, _bin_labels, _Slice
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+_ids = itertools.count(1)
+#: Columns of the lake's features that a ``where`` predicate may use besides the features.
+VALUE_PREDICATE_COLUMNS = ("example_id", "env", "dataset", "ts")
+#: Lake feature types (Spark's simple names) and the store type ``by=`` sees them as.
+_BY_TYPES = {
+    "byte": "TINYINT", "short": "SMALLINT", "int": "INTEGER", "bigint": "BIGINT",
+    "float": "FLOAT", "double": "DOUBLE", "decimal": "DOUBLE", "string": "VARCHAR",
+    "boolean": "BOOLEAN",
+}  # fmt: skip
+#: Where each performance macro's per-cell tail starts (run on the driver).
+_PERFORMANCE_CUT = {"binary": "worth", "multiclass": "horizon", "regression": "horizon"}
+
+
+def spark_predicate(where: str, columns: Sequence[str], name: str = "where") -> str:
+    """``where`` checked by the store's checker over ``columns`` (a single boolean
+    expression, known columns, allow-listed functions), then written as Spark SQL by
+    sqlglot (with :func:`evalstore.engines.spark_sql.rewrite`)."""
+    checked = check_predicate(where, columns, name)
+    return spark_sql.rewrite(sqlglot.parse_one(checked, read="duckdb")).sql(dialect="spark")
+
+
+def _text(value: str) -> str:
+    """A quoted Spark string constant (sqlglot escapes it)."""
+    return exp.Literal.string(value).sql(dialect="spark")
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+class SparkFamilies:
+    """Performance, quality and skew of :class:`~evalstore.engines.spark.SparkEngine`
+    (same parameters, columns, values and order as the store's), and the restricted
+    views behind ``version=`` / ``where=``. A mixin: it uses the engine's ``spark``,
+    ``views``, ``registration``, ``driver``, ``sql``, ``_read`` and ``_ansi_off``."""
+
+    spark: Any
+    _prefix: str
+    _kinds: dict[str, dict[str, str]]
+    views: Callable[[str], dict[str, str]]
+    registration: Callable[..., dict[str, Any]]
+    driver: Callable[[], Any]
+    sql: Callable[[str, exp.Expression], str]
+    _read: Callable[[str], DataFrame]
+    _ansi_off: Callable[[], Any]
+
+    # ------------------------------------------------------------- relations and views
+
+    def _tables(self, model: str) -> dict[str, str]:
+        """The relation names the macros take mapped to the engine's views: the lake
+        views (``'m.numeric_values'``), the registry and the relations
+        ``evalstore.label_horizon`` reads (module docstring), and the restricted views
+        of the current :meth:`_restricted` block."""
+        tables = {f"{model}.{t}": v for t, v in self.views(model).items()}
+        tables.update(self._system_views(model))
+        tables.update(self.__dict__.get("_restriction", {}).get(model, {}))
+        return tables
+
+    def _system_views(self, model: str) -> dict[str, str]:
+        made: dict[str, dict[str, str]] = self.__dict__.setdefault("_system", {})
+        if model in made:
+            return made[model]
+        names = self.views(model)
+        base = f"{self._prefix}_{model}"
+        self._read("models").createOrReplaceTempView(f"{base}_models")
+        statements = {
+            f"{base}_batches": "SELECT CAST(NULL AS STRING) AS model, CAST(NULL AS STRING) "
+            "AS kind, CAST(NULL AS BIGINT) AS batch_id WHERE false",
+            f"{base}_label_horizons": "SELECT CAST(NULL AS STRING) AS model, CAST(NULL AS "
+            "DOUBLE) AS delay_quantile, CAST(NULL AS BIGINT) AS labels_batch, CAST(NULL AS "
+            "BIGINT) AS predictions_batch, CAST(NULL AS DOUBLE) AS delay_hours, CAST(NULL AS "
+            "BIGINT) AS labeled WHERE false",
+            f"{base}_keyed_labels": "SELECT *, example_id AS example_key, lead(batch_id) OVER "
+            f"(PARTITION BY example_id ORDER BY batch_id) AS superseded_by FROM {names['labels']}",
+            f"{base}_keyed_labels_latest": "SELECT *, example_id AS example_key "
+            f"FROM {names['labels_latest']}",
+            f"{base}_keyed_predictions": "SELECT *, example_id AS example_key "
+            f"FROM {names['predictions']}",
+        }
+        for view, body in statements.items():
+            self.spark.sql(f"CREATE OR REPLACE TEMP VIEW {view} AS {body}")
+        made[model] = {
+            "evalstore.models": f"{base}_models",
+            "evalstore.batches": f"{base}_batches",
+            "evalstore.label_horizons": f"{base}_label_horizons",
+            f"{model}.labels": f"{base}_keyed_labels",
+            f"{model}.labels_latest": f"{base}_keyed_labels_latest",
+            f"{model}.predictions": f"{base}_keyed_predictions",
+        }
+        return made[model]
+
+    def _feature_types(self, model: str) -> dict[str, str]:
+        """``{feature column: Spark simple type}`` of the lake's features."""
+        from evalstore.engines.spark import SYSTEM_COLUMNS
+
+        frame = self.spark.table(self.views(model)["features"])
+        return {
+            f.name: f.dataType.simpleString().split("(")[0]
+            for f in frame.schema.fields
+            if f.name not in SYSTEM_COLUMNS
+        }
+
+    def _temp_view(self, body: str, later: list[str]) -> str:
+        name = f"{self._prefix}_restricted_{next(_ids)}"
+        self.spark.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {body}")
+        later.append(name)
+        return name
+
+    @contextmanager
+    def _restricted(
+        self,
+        model: str,
+        where: str | None,
+        version: str | None,
+        reference_dataset: tuple[str, str] | None = None,
+    ) -> Iterator[None]:
+        """Inside the block, the macros read ``model``'s long-format values restricted as
+        the store's :func:`evalstore.core.windows.restricted_view` restricts them: rows of
+        examples whose feature row (same env) meets ``where``; with ``version``, serving
+        rows of the examples it predicted and only its own outputs. ``reference_dataset``
+        ``(env, tag)`` keeps only the rows of env ``env`` from dataset ``tag`` (a version's
+        registered training/validation dataset, for callers that cannot pass it as
+        ``ref_dataset``)."""
+        names = self.views(model)
+        conditions = []
+        if where is not None:
+            columns = [*self._feature_types(model), *VALUE_PREDICATE_COLUMNS]
+            predicate = spark_predicate(where, columns)
+            conditions.append(
+                f"(v.example_id, v.env) IN (SELECT example_id, env FROM {names['features']} "
+                f"WHERE {predicate})"
+            )
+        if version is not None:
+            chosen = _text(version)
+            conditions.append(
+                f"(v.env <> 'serving' OR v.example_id IN (SELECT example_id FROM "
+                f"{names['predictions']} WHERE version = {chosen})) "
+                f"AND (v.version IS NULL OR v.version = {chosen})"
+            )
+        if reference_dataset is not None:
+            env, tag = reference_dataset
+            conditions.append(f"(v.env <> {_text(env)} OR v.dataset = {_text(tag)})")
+        if not conditions:
+            yield
+            return
+        later: list[str] = []
+        restriction: dict[str, dict[str, str]] = self.__dict__.setdefault("_restriction", {})
+        try:
+            restriction[model] = {
+                f"{model}.{relation}": self._temp_view(
+                    f"SELECT v.* FROM {names[relation]} AS v WHERE {' AND '.join(conditions)}",
+                    later,
+                )
+                for relation in ("numeric_values", "category_values")
+            }
+            yield
+        finally:
+            restriction.pop(model, None)
+            for view in later:
+                self.spark.catalog.dropTempView(view)
+
+    def _with_restriction(
+        self,
+        compute: Callable[[], pa.Table],
+        model: str,
+        reference: Reference,
+        version: str | None,
+        where: str | None,
+    ) -> pa.Table:
+        """``compute()`` (a family's rows without version/where) inside
+        :meth:`_restricted`; with ``version`` and a ``'training'``/``'validation'``
+        reference, its rows are those of the dataset the version was registered with
+        (as the store's ``reference_args``). For ``SparkEngine._drift_rows``."""
+        registration = self.registration(model, version)
+        dataset = None
+        if version is not None and reference in ("training", "validation"):
+            tag = registration.get(f"{reference}_dataset")
+            dataset = (str(reference), tag) if tag is not None else None
+        with self._restricted(model, where, version, dataset):
+            return compute()
+
+    # ------------------------------------------------------------------- the runner
+
+    def _run_split(
+        self,
+        model: str,
+        macro: str,
+        args: Sequence[Any],
+        driver_helpers: Sequence[str] = (),
+        at: str | None = None,
+        order: str = "",
+    ) -> pa.Table:
+        """The rows of ``evalstore.<macro>(args)``: the CTEs before the cut
+        (:func:`~evalstore.engines.sql_inline.split` at ``driver_helpers`` or ``at``)
+        on Spark, the rest on the driver; ``order`` an ORDER BY of the driver's query."""
+        from evalstore.engines.spark import _storage_level, literal
+
+        parts = split(macro, [literal(a) for a in args], driver_helpers, at=at)
+        con = self.driver().connection
+        registered: list[str] = []
+        views: list[str] = []
+        kept: list[Any] = []
+        try:
+            with self._ansi_off():
+                readers = shared_ctes(parts)
+                for name, body in parts.ctes:
+                    if name not in readers:
+                        continue
+                    frame = self.spark.sql(self.sql(model, body))
+                    if readers[name] > 1:
+                        frame = frame.persist(_storage_level())
+                        kept.append(frame)
+                    frame.createOrReplaceTempView(name)
+                    views.append(name)
+                if not parts.ctes:
+                    for name, query in parts.engine.items():
+                        self.spark.sql(self.sql(model, query)).createOrReplaceTempView(name)
+                        views.append(name)
+                for name in parts.engine:
+                    con.register(name, self.spark.table(name).toArrow())
+                    registered.append(name)
+            query = parts.driver.sql(dialect="duckdb")
+            if order:
+                query = f"SELECT * FROM ({query}) ORDER BY {order}"
+            return con.sql(query).to_arrow_table()
+        finally:
+            for name in registered:
+                con.unregister(name)
+            for frame in kept:
+                frame.unpersist()
+            for name in views:
+                self.spark.catalog.dropTempView(name)
+
+    # ------------------------------------------------------------------ performance
+
+    def performance(
+        self,
+        model: str,
+        metrics: Sequence[str] | str | None = None,
+        window: Window = "1 day",
+        by: Any = None,
+        version: str | None = None,
+        where: str | None = None,
+        since: Any = None,
+        until: Any = None,
+        threshold: float | None = None,
+        *,
+        reference: Any = "training",
+        bins: int = 4,
+        edges: Mapping[str, Sequence[float]] | None = None,
+        ece_bins: int = 10,
+        confidence: float = 0.95,
+        n_boot: int = 200,
+        seed: int = 0,
+        as_of: Any = None,
+        delay_quantile: float = 0.9,
+        normalize_confusion_matrix: str | None = None,
+        business_value_matrix: Sequence[Sequence[float]] | None = None,
+        normalize_business_value: str | None = None,
+    ) -> pa.Table:
+        """Realized performance per window, version and slice, as
+        :meth:`evalstore.Store.performance` (same parameters, columns, values and order;
+        see :func:`evalstore.metrics.performance.performance`), computed on Spark.
+
+        The evaluations (predictions, latest labels, serving features) are a Spark view
+        restricted by ``version`` and ``where`` and carrying the slice code of ``by``
+        (bins from the reference's exact ``percentile``, as the store's
+        ``quantile_cont``; categories from the serving rows); the macro
+        ``performance_<task>`` computes the cells, ranks (ROC AUC, DeLong sums), ECE bins
+        and the label horizon on Spark and the per-cell tail on the driver; bootstrap
+        intervals and empty slices are added on the driver by the store's code.
+        """
+        registration = self.registration(model, version)
+        task = registration["task"]
+        chosen = perf._check_metrics(metrics, task)
+        threshold = perf._check_threshold(threshold, task)
+        confusion = check_confusion_options(
+            chosen, task, normalize_confusion_matrix, business_value_matrix,
+            normalize_business_value,
+        )  # fmt: skip
+        z = NormalDist().inv_cdf(0.5 + perf._fraction(confidence, "confidence", True) / 2)
+        delay_quantile = perf._fraction(delay_quantile, "delay_quantile")
+        ece_bins = bounded_int(ece_bins, "ece_bins", most=MAX_BINS)
+        bins = bounded_int(bins, "bins", most=MAX_SLICE_BINS, hint="pass edges= for finer slices")
+        n_boot = bounded_int(n_boot, "n_boot", least=0, most=MAX_BOOTSTRAP)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise InvalidParameterError(f"seed={seed!r} must be a non-negative int")
+        start, end = time_range(since, until)
+        clock = to_timestamp(as_of, "as_of")
+        con = self.driver().connection
+        windows = checked_window_args(con, window)
+        types = self._feature_types(model)
+        columns = {name: _BY_TYPES.get(kind, kind.upper()) for name, kind in types.items()}
+        slices = perf._parse_by(by, columns, edges)
+        ref = reference_args(reference, registration if version else None)
+        if "previous" in ref:
+            raise InvalidParameterError(
+                "reference={'previous': n} cannot bin features; use 'training', "
+                "'validation', {'dataset': tag} or a (start, end) range"
+            )
+        self._prepare_slices(model, slices, ref, bins)
+        later: list[str] = []
+        try:
+            source = self._evaluations(model, slices, where, version, types, later)
+            width, chunk_rows, chunks = (windows.get(k) for k in ("width", "chunk_rows", "chunks"))
+            selection = [width, chunk_rows, chunks, start, end]
+            tail = [z, clock, delay_quantile, list(chosen)]
+            if task == "binary":
+                args = [source, model, threshold, *selection, ece_bins, *tail, *confusion]
+            else:
+                args = [source, model, *selection, *tail]
+            raw = self._run_split(
+                model, f"performance_{task}", args, at=_PERFORMANCE_CUT[task],
+                order='window_index, version, slice, metric, "class"',
+            )  # fmt: skip
+        finally:
+            for view in later:
+                self.spark.catalog.dropTempView(view)
+        low, high = bootstrap_intervals(raw, n_boot, seed, confidence)
+        raw = raw.set_column(raw.schema.get_field_index("ci_low"), "ci_low", low)
+        raw = raw.set_column(raw.schema.get_field_index("ci_high"), "ci_high", high)
+        text = (
+            f"CI percentile bootstrap (B = {n_boot}, seed = {seed})"
+            if n_boot
+            else "CI not computed (n_boot = 0)"
+        )
+        return perf._assemble(con, raw, slices, perf.TASK_METRICS[task], text)
+
+    def _prepare_slices(
+        self, model: str, slices: Sequence[_Slice], ref: Mapping[str, Any], bins: int
+    ) -> None:
+        """Each ``by`` key's domain and stride, as the store's
+        :func:`evalstore.metrics.slice_keys._prepare_slices`, from the lake on Spark."""
+        features = self.views(model)["features"]
+        for key in slices:
+            if key.kind == "numeric":
+                if key.edges is None:
+                    key.edges = self._quantile_edges(features, key.name, ref, bins)
+                key.domain = _bin_labels(key.edges)
+            elif key.kind == "predicates":
+                key.domain = list(key.predicates)
+            else:
+                column = f"CAST({_quote(key.name)} AS STRING)"
+                rows = self.spark.sql(
+                    f"SELECT DISTINCT {column} AS v FROM {features} WHERE env = 'serving' "
+                    f"AND {column} IS NOT NULL ORDER BY 1 LIMIT {MAX_CATEGORIES + 1}"
+                ).collect()
+                if len(rows) > MAX_CATEGORIES:
+                    raise InvalidParameterError(
+                        f"by: feature {key.name!r} has more than {MAX_CATEGORIES} distinct "
+                        "values; slice by a coarser column or by named predicates instead"
+                    )
+                key.domain = [r["v"] for r in rows]
+        stride = 1
+        for key in reversed(slices):
+            key.stride = stride
+            stride *= key.base
+        if stride >= 2**62:
+            raise InvalidParameterError(
+                "by: too many slice combinations for one query; slice by fewer or coarser columns"
+            )
+
+    def _quantile_edges(
+        self, features: str, name: str, ref: Mapping[str, Any], bins: int
+    ) -> list[float]:
+        """Inner bin edges: the reference's finite values' quantiles i / bins, Spark's
+        exact ``percentile`` (linear interpolation, as DuckDB's ``quantile_cont``)."""
+        from evalstore.engines.spark import literal
+
+        x = f"CAST({_quote(name)} AS DOUBLE)"
+        probabilities = [i / bins for i in range(1, bins)] or [0.5]
+        levels = ", ".join(repr(p) for p in probabilities)
+        conditions = [f"abs({x}) < CAST('Infinity' AS DOUBLE)"]
+        for column, key, op in (("env", "ref_env", "="), ("dataset", "ref_dataset", "="),
+                                ("ts", "ref_start", ">="), ("ts", "ref_end", "<")):  # fmt: skip
+            if ref.get(key) is not None:
+                value = literal(ref[key]).sql(dialect="spark")
+                conditions.append(f"{column} {op} {value}")
+        row = self.spark.sql(
+            f"SELECT count({x}) AS n, percentile({x}, array({levels})) AS q FROM {features} "
+            f"WHERE {' AND '.join(conditions)}"
+        ).collect()[0]
+        if not row["n"]:
+            raise InvalidParameterError(
+                f"by: the reference rows ({dict(ref)}) hold no finite value of {name!r} to bin "
+                f"it by; log them, choose another reference=, or pass edges={{{name!r}: [...]}}"
+            )
+        return sorted(set(row["q"])) if bins > 1 else []
+
+    def _evaluations(
+        self,
+        model: str,
+        slices: Sequence[_Slice],
+        where: str | None,
+        version: str | None,
+        types: Mapping[str, str],
+        later: list[str],
+    ) -> str:
+        """A Spark view of the evaluations the macro reads, as the store's
+        :func:`evalstore.metrics.performance._source_view`: predictions, their latest
+        label and serving features (``e``), restricted to ``where`` and ``version``,
+        with the integer slice code of ``by`` (one row per named predicate met)."""
+        names = self.views(model)
+        predictions = self.spark.table(names["predictions"]).columns
+        probabilities = (
+            "p.probabilities" if "probabilities" in predictions
+            else "CAST(NULL AS MAP<STRING, DOUBLE>)"
+        )  # fmt: skip
+        latency = "p.latency_ms" if "latency_ms" in predictions else "CAST(NULL AS DOUBLE)"
+        features = ", ".join(f"f.{_quote(c)}" for c in types)
+        evaluations = (
+            "SELECT p.example_id, p.version, p.ts, p.prediction, p.score, "
+            f"{probabilities} AS probabilities, {latency} AS latency_ms, l.label"
+            + (f", {features}" if features else "")
+            + f" FROM {names['predictions']} AS p "
+            f"LEFT JOIN {names['labels_latest']} AS l ON l.example_id = p.example_id "
+            f"LEFT JOIN {names['features']} AS f ON f.example_id = p.example_id "
+            "AND f.env = 'serving'"
+        )
+        columns = [*types, *perf.PREDICATE_COLUMNS]
+        conditions = []
+        if where is not None:
+            conditions.append(f"({spark_predicate(where, columns)})")
+        if version is not None:
+            conditions.append(f"e.version = {_text(version)}")
+        by_feature = [key for key in slices if key.kind != "predicates"]
+        terms = [f"CAST({self._slice_index(key)} AS BIGINT) * {key.stride}" for key in by_feature]
+        predicate_key = next((k for k in slices if k.kind == "predicates"), None)
+        named: Mapping[str | None, str | None] = (
+            predicate_key.predicates if predicate_key else {None: None}
+        )
+        selects = []
+        for label, predicate in named.items():
+            parts = [*terms]
+            if predicate_key is not None:
+                parts.append(
+                    f"CAST({predicate_key.index(label)} AS BIGINT) * {predicate_key.stride}"
+                )
+            code = " + ".join(parts) if parts else "NULL"
+            chosen = [*conditions]
+            if predicate is not None:
+                chosen.append(f"({_spark_sql_of(predicate)})")
+            selects.append(
+                "SELECT e.example_id, e.version, e.ts, e.prediction, e.score, e.probabilities, "
+                f"e.label, CAST({code} AS BIGINT) AS slice FROM ({evaluations}) AS e"
+                + (f" WHERE {' AND '.join(chosen)}" if chosen else "")
+            )
+        return self._temp_view(" UNION ALL ".join(selects), later)
+
+    def _slice_index(self, key: _Slice) -> str:
+        """Spark SQL of a feature key's index for a row of ``e`` (:meth:`_Slice.index`)."""
+        missing = key.null_index
+        if key.kind == "categorical":
+            if not key.domain:
+                return str(missing)
+            values = ", ".join(_text(v) for v in key.domain)
+            text = f"CAST(e.{_quote(key.name)} AS STRING)"
+            position = f"array_position(array({values}), {text})"
+            return f"CASE WHEN {position} > 0 THEN {position} - 1 ELSE {missing} END"
+        return _spark_sql_of(key.index())
+
+    # ---------------------------------------------------------------------- quality
+
+    def quality(
+        self,
+        model: str,
+        reference: Reference = "training",
+        window: Window = "1 day",
+        features: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        since: Any = None,
+        until: Any = None,
+        *,
+        min_rows: int = 1,
+        missing_tolerance: float = 0.05,
+        max_nonfinite: int = 0,
+        max_out_of_range: float = 0.01,
+        max_unseen: float = 0.01,
+        denominator: str = "present",
+        preset: str | None = None,
+    ) -> pa.Table:
+        """Data quality per window, feature (and score, prediction, label) and check, as
+        :meth:`evalstore.Store.quality` (same parameters, columns, values and order; see
+        :func:`evalstore.metrics.quality.quality`), computed on Spark: the macros
+        ``quality_numeric`` and ``quality_categorical`` count on Spark up to their per-cell
+        tail (the empty windows, thresholds and texts), which runs on the driver."""
+        checks: list[str] | None = None
+        prefix = ""
+        if preset is not None:
+            passes = presets.groups(preset, "quality", None, {"denominator": denominator}
+                                    if denominator != "present" else {})  # fmt: skip
+            ((checks, options),) = passes
+            denominator = options["denominator"]
+            prefix = presets.variant_prefix(preset)
+        if denominator not in qual.DENOMINATORS:
+            raise InvalidParameterError(
+                f"denominator={denominator!r} is not one of {', '.join(qual.DENOMINATORS)}: "
+                "'present' divides a share by the window's finite (non-NULL) values, 'rows' "
+                "by all its rows"
+            )
+        thresholds = [
+            qual._count(min_rows, "min_rows"),
+            qual._share(missing_tolerance, "missing_tolerance"),
+            qual._count(max_nonfinite, "max_nonfinite"),
+            qual._share(max_out_of_range, "max_out_of_range"),
+            qual._share(max_unseen, "max_unseen"),
+        ]
+        qual._check_range(since, until)
+        registration = self.registration(model, version)
+        self.views(model)
+        kinds = self._kinds[model]
+        outputs = qual._task_outputs(registration, features)
+        chosen = qual._check_features(features, [*kinds, *outputs])
+        con = self.driver().connection
+        selection = resolve(con, reference, window, registration if version else None, since, until)
+        self._check_reference(model, reference, selection)
+        min_rows_, tolerance, nonfinite, out_of_range, unseen = thresholds
+        with self._restricted(model, where, version):
+            numeric = self._run_split(
+                model, "quality_numeric", [f"{model}.numeric_values", *selection.args(),
+                min_rows_, tolerance, nonfinite, out_of_range], ["analysis_window_starts"],
+            )  # fmt: skip
+            categorical = self._run_split(
+                model, "quality_categorical", [f"{model}.category_values", *selection.args(),
+                min_rows_, tolerance, unseen], ["analysis_window_starts"],
+            )  # fmt: skip
+        name = f"evalstore_spark_quality_{next(_ids)}"
+        rows = pa.concat_tables([numeric, categorical.cast(numeric.schema)])
+        con.register(name, rows)
+        try:
+            query = (
+                f"SELECT {', '.join(qual.RESULT_COLUMNS)} FROM ({qual._OVER_SQL}) "
+                "WHERE list_contains(?, feature) AND (? IS NULL OR list_contains(?, method)) "
+                "ORDER BY window_start, feature, version NULLS FIRST, method"
+            ).format(call=name)
+            args = [prefix, denominator, denominator, chosen, checks, checks]
+            return con.sql(query, params=args).to_arrow_table()
+        finally:
+            con.unregister(name)
+
+    def _check_reference(self, model: str, reference: Reference, selection: Selection) -> None:
+        """As :func:`evalstore.core.windows.check_reference`, over the lake's features."""
+        tag = selection.ref_dataset
+        if tag is None or reference in ("training", "validation"):
+            return
+        rows = self.spark.sql(
+            f"SELECT DISTINCT dataset FROM {self.views(model)['features']} "
+            "WHERE dataset IS NOT NULL ORDER BY 1"
+        ).collect()
+        known = [r["dataset"] for r in rows]
+        if tag not in known:
+            raise InvalidParameterError(
+                f"reference dataset {tag!r} holds no rows of model {model!r}; known datasets: "
+                + (", ".join(map(repr, known)) or "none (log features with dataset='tag')")
+            )
+
+    # ------------------------------------------------------------------------- skew
+
+    def skew(
+        self,
+        model: str,
+        tolerance: float = 1e-8,
+        rtol: float = 1e-5,
+        features: Sequence[str] | None = None,
+        version: str | None = None,
+        where: str | None = None,
+        *,
+        equal_nan: bool = True,
+        method: str | Mapping[str, str] | None = "js",
+        sample: int = 5,
+        max_share: float = 0.0,
+        **drift_options: Any,
+    ) -> pa.Table:
+        """Training/serving skew per feature, as :meth:`evalstore.Store.skew` (same
+        parameters, columns, values and order; see :func:`evalstore.metrics.skew.skew`),
+        computed on Spark: the mismatch counts by the macro ``evalstore.skew`` wholly on
+        Spark, the distances by the engine's drift (training vs every serving row, one
+        window)."""
+        registration = self.registration(model, version)
+        atol, rtol, max_share = skw._mismatch_rule(tolerance, rtol, max_share, equal_nan)
+        sample = bounded_int(sample, "sample", least=0, most=MAX_SAMPLE_IDS)
+        methods = skw._methods(method)
+        self.views(model)
+        kinds = self._kinds[model]
+        chosen = skw._check_features(features, kinds)
+        train_dataset = registration.get("training_dataset") if version else None
+        counts: dict[str, dict[str, Any]] = {}
+        if chosen:
+            with self._restricted(model, where, version):
+                rows = self._run_split(model, "skew", [
+                    f"{model}.numeric_values", f"{model}.category_values", train_dataset,
+                    chosen, atol, rtol, equal_nan, max(sample, 1)])  # fmt: skip
+            counts = {row["feature"]: row for row in rows.to_pylist()}
+        distances = self._skew_distances(model, chosen, kinds, methods, version, where,
+                                         drift_options) if methods else {}  # fmt: skip
+        records = []
+        for feature in chosen:
+            row = counts.get(feature)
+            dist = distances.get(feature, {})
+            reasons = []
+            if row is None:
+                reasons.append("no example_id is in both training and serving")
+            if dist.get("reason"):
+                reasons.append(f"distance: {dist['reason']}")
+            share = row["share_mismatch"] if row else None
+            records.append({
+                "feature": feature, "kind": kinds[feature],
+                "n_compared": row["n_compared"] if row else 0,
+                "n_mismatch": row["n_mismatch"] if row else 0,
+                "n_null_mismatch": row["n_null_mismatch"] if row else 0,
+                "share_mismatch": share,
+                "max_abs_diff": row["max_abs_diff"] if row else None,
+                "skewed": None if share is None else share > max_share,
+                "distance": dist.get("value"),
+                "method": methods[kinds[feature]] if methods else None,
+                "variant": dist.get("variant"), "distance_drifted": dist.get("drifted"),
+                "n_training": dist.get("n_reference"), "n_serving": dist.get("n_analysis"),
+                "sample_ids": (row["sample_ids"] or [])[:sample] if row else [],
+                "reason": "; ".join(reasons) or None,
+            })  # fmt: skip
+        return pa.Table.from_pylist(records, schema=skw._SCHEMA)
+
+    def _skew_distances(
+        self,
+        model: str,
+        features: Sequence[str],
+        kinds: Mapping[str, str],
+        methods: Mapping[str, str],
+        version: str | None,
+        where: str | None,
+        options: Mapping[str, Any],
+    ) -> dict[str, dict[str, Any]]:
+        """As :func:`evalstore.metrics.skew._distances`, with the engine's drift."""
+        found: dict[str, dict[str, Any]] = {}
+        for method in dict.fromkeys(methods.values()):
+            wanted = [f for f in features if methods[kinds[f]] == method]
+            if not wanted:
+                continue
+            table = self.drift(  # type: ignore[attr-defined]
+                model, reference="training", window={"chunks": 1}, features=wanted,
+                methods=[method], version=version, where=where, **options,
+            )  # fmt: skip
+            for row in table.drop_columns(["window_start", "window_end"]).to_pylist():
+                if row["method"] == method and methods[kinds[row["feature"]]] == method:
+                    found[row["feature"]] = row
+        for feature in features:
+            found.setdefault(feature, {"reason": "no serving rows to compare with"})
+        return found
+
+
+def _spark_sql_of(duckdb_sql: str) -> str:
+    """DuckDB SQL the store generated (a slice index, a checked predicate) as Spark SQL."""
+    return spark_sql.rewrite(sqlglot.parse_one(duckdb_sql, read="duckdb")).sql(dialect="spark")
