@@ -114,6 +114,48 @@ CREATE OR REPLACE MACRO evalstore.expected_roc_areas(scored) AS TABLE
 COMMENT ON MACRO TABLE evalstore.expected_roc_areas IS
     'Helper: CBPE area under the expected ROC curve per window x version x slice x class.';
 
+-- evalstore.expected_confusion_value(metric, tp, fp, fn, tn) -> DOUBLE: a rate or count
+-- of an expected confusion matrix (tp, fp, fn, tn: sums of probabilities, see
+-- estimation_binary), shared by estimation_binary and estimation_multiclass (per class):
+--   precision tp / (tp + fp); recall tp / (tp + fn); specificity tn / (tn + fp);
+--   f1 2 tp / (2 tp + fp + fn); tp, fp, fn, tn the count.
+-- NULL when the rate's denominator is 0 (undefined), or for any other metric.
+CREATE OR REPLACE MACRO evalstore.expected_confusion_value(metric, tp, fp, fn, tn) AS
+    CASE metric
+        WHEN 'precision' THEN CASE WHEN tp + fp > 0 THEN tp / (tp + fp) END
+        WHEN 'recall' THEN CASE WHEN tp + fn > 0 THEN tp / (tp + fn) END
+        WHEN 'specificity' THEN CASE WHEN tn + fp > 0 THEN tn / (tn + fp) END
+        WHEN 'f1' THEN CASE WHEN 2 * tp + fp + fn > 0 THEN 2 * tp / (2 * tp + fp + fn) END
+        WHEN 'tp' THEN tp WHEN 'fp' THEN fp WHEN 'fn' THEN fn WHEN 'tn' THEN tn
+    END;
+COMMENT ON MACRO evalstore.expected_confusion_value IS
+    'A rate (precision, recall, specificity, f1) or count (tp, fp, fn, tn) of an expected confusion matrix; NULL when undefined.';
+
+-- evalstore.expected_confusion_se(metric, tp, fp, fn, tn, v1, v0) -> DOUBLE: the standard
+-- error of expected_confusion_value, with v1 = Var tp = Var fp and v0 = Var fn = Var tn
+-- (Poisson-binomial counts):
+--   precision    sqrt(v1) / (tp + fp)  (exact)
+--   recall       sqrt(fn^2 v1 + tp^2 v0) / (tp + fn)^2  (delta method)
+--   specificity  sqrt(fp^2 v0 + tn^2 v1) / (tn + fp)^2  (delta method)
+--   f1           2 sqrt((tp + fp + fn)^2 v1 + tp^2 v0) / (2 tp + fp + fn)^2  (delta method)
+--   tp, fp sqrt(v1); fn, tn sqrt(v0)  (exact)
+-- NULL where the value is NULL.
+CREATE OR REPLACE MACRO evalstore.expected_confusion_se(metric, tp, fp, fn, tn, v1, v0) AS
+    CASE metric
+        WHEN 'precision' THEN CASE WHEN tp + fp > 0 THEN sqrt(v1) / (tp + fp) END
+        WHEN 'recall' THEN CASE WHEN tp + fn > 0
+            THEN sqrt(fn * fn * v1 + tp * tp * v0) / ((tp + fn) * (tp + fn)) END
+        WHEN 'specificity' THEN CASE WHEN tn + fp > 0
+            THEN sqrt(fp * fp * v0 + tn * tn * v1) / ((tn + fp) * (tn + fp)) END
+        WHEN 'f1' THEN CASE WHEN 2 * tp + fp + fn > 0
+            THEN 2 * sqrt((tp + fp + fn) * (tp + fp + fn) * v1 + tp * tp * v0)
+                / ((2 * tp + fp + fn) * (2 * tp + fp + fn)) END
+        WHEN 'tp' THEN sqrt(v1) WHEN 'fp' THEN sqrt(v1)
+        WHEN 'fn' THEN sqrt(v0) WHEN 'tn' THEN sqrt(v0)
+    END;
+COMMENT ON MACRO evalstore.expected_confusion_se IS
+    'The standard error of expected_confusion_value: exact for precision and counts, delta method for recall, specificity and f1 (Poisson-binomial counts, variances v1 of tp and fp, v0 of fn and tn).';
+
 -- evalstore.estimation_binary(source, calibration, model, threshold, width, chunk_rows,
 --     chunks, since, until, z, as_of, delay_quantile, metrics)
 -- CBPE (confidence-based performance estimation, NannyML's CBPE) for a binary model.
@@ -137,10 +179,9 @@ COMMENT ON MACRO TABLE evalstore.expected_roc_areas IS
 --                      p_g, q_g the group's sums of p and 1 - p, P = sum p, N = sum 1 - p
 -- Bands: conditional on the scores, labels are independent Bernoulli(p), so the
 -- confusion counts are Poisson-binomial: Var tp = Var fp = v1 = sum p (1 - p) yhat and
--- Var fn = Var tn = v0 = sum p (1 - p) (1 - yhat) (exact for counts and accuracy, se =
--- sqrt(v1 + v0) / n, and precision, sqrt(v1) / (tp + fp)); delta method for recall
--- sqrt(fn^2 v1 + tp^2 v0) / (tp + fn)^2, specificity sqrt(fp^2 v0 + tn^2 v1) / (tn +
--- fp)^2 and f1 2 sqrt((tp + fp + fn)^2 v1 + tp^2 v0) / (2 tp + fp + fn)^2; Hanley &
+-- Var fn = Var tn = v0 = sum p (1 - p) (1 - yhat); accuracy's se sqrt(v1 + v0) / n
+-- (exact), the other rates' and the counts' from evalstore.expected_confusion_se (exact
+-- for counts and precision, delta method for recall, specificity and f1); Hanley &
 -- McNeil (1982) for roc_auc with n_pos = P, n_neg = N. Bands of rates are clipped to
 -- [0, 1], of counts floored at 0. NULL with a reason: no scored rows, a version
 -- without calibration, precision without predicted positives, recall, f1 or roc_auc
@@ -244,26 +285,13 @@ CREATE OR REPLACE MACRO evalstore.estimation_binary(
         SELECT v.*,
             CASE WHEN v.reason IS NOT NULL THEN NULL ELSE CASE v.metric
                 WHEN 'accuracy' THEN (v.tp + v.tn) / v.n
-                WHEN 'precision' THEN v.tp / (v.tp + v.fp)
-                WHEN 'recall' THEN v.tp / (v.tp + v.fn)
-                WHEN 'specificity' THEN v.tn / (v.tn + v.fp)
-                WHEN 'f1' THEN 2 * v.tp / (2 * v.tp + v.fp + v.fn)
                 WHEN 'roc_auc' THEN v.auc
-                WHEN 'tp' THEN v.tp WHEN 'fp' THEN v.fp WHEN 'fn' THEN v.fn WHEN 'tn' THEN v.tn
+                ELSE evalstore.expected_confusion_value(v.metric, v.tp, v.fp, v.fn, v.tn)
             END END AS value,
             CASE WHEN v.reason IS NOT NULL THEN NULL ELSE CASE v.metric
                 WHEN 'accuracy' THEN sqrt(v.v1 + v.v0) / v.n
-                WHEN 'precision' THEN sqrt(v.v1) / (v.tp + v.fp)
-                WHEN 'recall' THEN sqrt(v.fn * v.fn * v.v1 + v.tp * v.tp * v.v0)
-                    / ((v.tp + v.fn) * (v.tp + v.fn))
-                WHEN 'specificity' THEN sqrt(v.fp * v.fp * v.v0 + v.tn * v.tn * v.v1)
-                    / ((v.tn + v.fp) * (v.tn + v.fp))
-                WHEN 'f1' THEN 2 * sqrt((v.tp + v.fp + v.fn) * (v.tp + v.fp + v.fn) * v.v1
-                                        + v.tp * v.tp * v.v0)
-                    / ((2 * v.tp + v.fp + v.fn) * (2 * v.tp + v.fp + v.fn))
                 WHEN 'roc_auc' THEN evalstore.hanley_mcneil_se(v.auc, v.pos, v.neg)
-                WHEN 'tp' THEN sqrt(v.v1) WHEN 'fp' THEN sqrt(v.v1)
-                WHEN 'fn' THEN sqrt(v.v0) WHEN 'tn' THEN sqrt(v.v0)
+                ELSE evalstore.expected_confusion_se(v.metric, v.tp, v.fp, v.fn, v.tn, v.v1, v.v0)
             END END AS se,
             CASE v.cutoff_source
                 WHEN 'given' THEN 'decision=score>=' || v.cutoff
@@ -401,22 +429,22 @@ CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
     areas AS (SELECT * FROM evalstore.expected_roc_areas('estimation_multiclass_scored')),
     class_values AS (
         SELECT c.*,
-            CASE WHEN c.tn + c.fp > 0 THEN c.tn / (c.tn + c.fp) END AS specificity_,
-            CASE WHEN c.tn + c.fp > 0 THEN sqrt(c.fp * c.fp * c.v0 + c.tn * c.tn * c.v1)
-                / ((c.tn + c.fp) * (c.tn + c.fp)) END AS specificity_se,
+            evalstore.expected_confusion_value('specificity', c.tp, c.fp, c.fn, c.tn)
+                AS specificity_,
+            evalstore.expected_confusion_se('specificity', c.tp, c.fp, c.fn, c.tn, c.v1, c.v0)
+                AS specificity_se,
             CASE WHEN a.pos > 0 AND a.neg > 0 THEN a.area / (a.pos * a.neg) END AS auc_,
             CASE WHEN a.pos > 0 AND a.neg > 0 THEN evalstore.hanley_mcneil_se(
                 a.area / (a.pos * a.neg), a.pos, a.neg) END AS auc_se,
-            CASE WHEN c.tp + c.fp > 0 THEN c.tp / (c.tp + c.fp) END AS precision_,
-            CASE WHEN c.tp + c.fp > 0 THEN sqrt(c.v1) / (c.tp + c.fp) END AS precision_se,
-            CASE WHEN c.tp + c.fn > 0 THEN c.tp / (c.tp + c.fn) END AS recall_,
-            CASE WHEN c.tp + c.fn > 0 THEN sqrt(c.fn * c.fn * c.v1 + c.tp * c.tp * c.v0)
-                / ((c.tp + c.fn) * (c.tp + c.fn)) END AS recall_se,
-            CASE WHEN 2 * c.tp + c.fp + c.fn > 0 THEN 2 * c.tp / (2 * c.tp + c.fp + c.fn)
-                END AS f1_,
-            CASE WHEN 2 * c.tp + c.fp + c.fn > 0 THEN 2 * sqrt(
-                (c.tp + c.fp + c.fn) * (c.tp + c.fp + c.fn) * c.v1 + c.tp * c.tp * c.v0)
-                / ((2 * c.tp + c.fp + c.fn) * (2 * c.tp + c.fp + c.fn)) END AS f1_se
+            evalstore.expected_confusion_value('precision', c.tp, c.fp, c.fn, c.tn)
+                AS precision_,
+            evalstore.expected_confusion_se('precision', c.tp, c.fp, c.fn, c.tn, c.v1, c.v0)
+                AS precision_se,
+            evalstore.expected_confusion_value('recall', c.tp, c.fp, c.fn, c.tn) AS recall_,
+            evalstore.expected_confusion_se('recall', c.tp, c.fp, c.fn, c.tn, c.v1, c.v0)
+                AS recall_se,
+            evalstore.expected_confusion_value('f1', c.tp, c.fp, c.fn, c.tn) AS f1_,
+            evalstore.expected_confusion_se('f1', c.tp, c.fp, c.fn, c.tn, c.v1, c.v0) AS f1_se
         FROM per_class AS c
         LEFT JOIN areas AS a ON a.window_index = c.window_index AND a.version = c.version
              AND a.slice IS NOT DISTINCT FROM c.slice AND a.class_name = c.class_name
@@ -487,8 +515,9 @@ CREATE OR REPLACE MACRO evalstore.estimation_multiclass(
                  WHEN 'tn' THEN v.tn ELSE v.f1_ END AS raw_value,
             CASE m.metric WHEN 'precision' THEN v.precision_se WHEN 'recall' THEN v.recall_se
                  WHEN 'specificity' THEN v.specificity_se WHEN 'roc_auc' THEN v.auc_se
-                 WHEN 'tp' THEN sqrt(v.v1) WHEN 'fp' THEN sqrt(v.v1) WHEN 'fn' THEN sqrt(v.v0)
-                 WHEN 'tn' THEN sqrt(v.v0) ELSE v.f1_se END AS raw_se
+                 WHEN 'f1' THEN v.f1_se
+                 ELSE evalstore.expected_confusion_se(m.metric, v.tp, v.fp, v.fn, v.tn, v.v1, v.v0)
+                 END AS raw_se
         FROM cells AS c
         CROSS JOIN metric_list AS m
         CROSS JOIN registered AS k

@@ -186,6 +186,12 @@ MACRO_CALLS: dict[str, str] = {
         "['mae', 'rmse'])"
     ),
     "hanley_mcneil_se": "SELECT evalstore.hanley_mcneil_se(0.8, 30, 50)",
+    "expected_confusion_value": (
+        "SELECT evalstore.expected_confusion_value('f1', 3.5, 1.2, 0.8, 4.5)"
+    ),
+    "expected_confusion_se": (
+        "SELECT evalstore.expected_confusion_se('recall', 3.5, 1.2, 0.8, 4.5, 0.9, 0.6)"
+    ),
     "expected_roc_areas": (
         "WITH s AS (SELECT 0 AS window_index, 'v1' AS version, NULL AS slice, "
         "NULL AS class_name, unnest([0.9, 0.5, 0.5, 0.2]) AS s, "
