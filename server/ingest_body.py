@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 #: Spare bytes kept before and after the body (the JSON reader's ``{"records":`` and ``}``).
 ROOM_BEFORE, ROOM_AFTER = 11, 1
@@ -89,6 +90,34 @@ async def read_body(request: Request) -> Body:
             view[ROOM_BEFORE + size : end] = chunk
         size += len(chunk)
     return Body(buffer, size)
+
+
+async def receive_body(receive: Any, declared: str | None) -> Body:
+    """:func:`read_body` for a plain ASGI handler: the body of the ASGI messages of
+    ``receive``, the buffer sized from the ``Content-Length`` header's value ``declared``.
+
+    Raises Starlette's ``ClientDisconnect`` if the client goes away first (as
+    ``Request.stream`` does).
+    """
+    expected = int(declared) if declared is not None and declared.isdigit() else 0
+    buffer = bytearray(ROOM_BEFORE + expected + ROOM_AFTER)
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if message["type"] != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        if chunk:
+            end = ROOM_BEFORE + size + len(chunk)
+            if end + ROOM_AFTER > len(buffer):  # chunked, or longer than declared: grow
+                buffer.extend(bytes(end + ROOM_AFTER - len(buffer)))
+            with memoryview(buffer) as view:
+                view[ROOM_BEFORE + size : end] = chunk
+            size += len(chunk)
+        if not message.get("more_body", False):
+            return Body(buffer, size)
 
 
 def _malloc_trim() -> object | None:

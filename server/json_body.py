@@ -45,6 +45,9 @@ MAX_DEPTH = 32
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _LONG_DIGITS = re.compile(rb"\d{19}")
 _FIRST = re.compile(rb"[^ \t\r\n]")  # the first byte that is not JSON whitespace
+#: The end of an object key: each key of a parsed body matches once (text in a value
+#: may match too: then the keys are counted exactly, by the parser's hook)
+_KEY_END = re.compile(r'"[ \t\r\n]*:')
 NDJSON = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines")
 #: Largest body tried by :func:`small_records` before Arrow's reader.
 SMALL_BODY = 16 * 1024
@@ -120,13 +123,21 @@ def small_records(data: memoryview | bytes) -> pa.Table | None:
     True
     """
     try:
-        rows = json.loads(str(data, "utf-8"), object_pairs_hook=_pairs, parse_constant=_constant)
+        text = str(data, "utf-8")
+        rows = json.loads(text, parse_constant=_constant)
     except (_NotSimple, ValueError, RecursionError):
         return None
+    keys = 0
     if isinstance(rows, dict) and list(rows) == ["records"]:
-        rows = rows["records"]
+        keys, rows = 1, rows["records"]
     if not isinstance(rows, list) or not rows:
         return None
+    keys += sum(len(row) for row in rows if isinstance(row, dict))
+    if len(_KEY_END.findall(text)) != keys:  # a key given twice (or '":' in a value)
+        try:  # the exact answer: the parser's hook sees every key of every object
+            json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
+        except (_NotSimple, ValueError, RecursionError):
+            return None
     columns: dict[str, list[Any]] = {}
     kinds: dict[str, set[type]] = {}
     for n, row in enumerate(rows):
