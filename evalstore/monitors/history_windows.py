@@ -10,6 +10,7 @@ analysis rows, whose rows depend on every other window) are found by :func:`gaps
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -177,12 +178,16 @@ def stale_windows(
 ) -> set[datetime]:
     """Starts of the windows to recompute: touched by batches after ``mark``
     (:func:`.fingerprints.touched_windows`, reading ``shared``'s predictions when
-    given) or whose row counts differ from the stored ones."""
+    given; for drift and quality :func:`feature_time_windows`) or whose row counts
+    differ from the stored ones."""
     assert plan.width is not None
     stored = stored_counts(con, key)
-    touched = fingerprints.touched_windows(
-        con, model, plan.width, plan.since, plan.until, mark, plan.reads, shared
-    )
+    if plan.reads.feature_time:
+        touched = feature_time_windows(con, model, plan, mark)
+    else:
+        touched = fingerprints.touched_windows(
+            con, model, plan.width, plan.since, plan.until, mark, plan.reads, shared
+        )
     changed = {s for s, counts in current.items() if stored.get(s) != counts}
     return (touched & set(current)) | changed
 
@@ -219,3 +224,90 @@ def runs(
         high = end if plan.until is None else min(end, plan.until)
         out.append((low, high))
     return out
+
+
+#: The temporary table of the keys :func:`feature_time_windows` looks up in old rows.
+LATE_KEYS = "evalstore_late_keys"
+
+
+def feature_time_windows(
+    con: duckdb.DuckDBPyConnection, model: str, plan: Plan, stored: Watermark
+) -> set[datetime]:
+    """Starts of the windows of a call cut on feature time (drift, quality) that batches
+    after ``stored`` touched: the same set as :func:`.fingerprints.touched_windows` for
+    such a call, found without a pass over every serving feature's key when no new label
+    (or, with ``version=``, no new prediction) points to an example whose serving
+    feature row is older than the watermark.
+
+    What the windows of these families read (:mod:`evalstore.core.values`): feature
+    values and labels at their example's serving feature ``ts``, ``score``/``prediction``
+    values at the prediction's own ``ts``; ``where`` reads feature columns only, and
+    ``version`` keeps the examples the version predicted. So the touched windows are
+    those holding, within ``[since, until)``:
+
+    * the ``ts`` of predictions of later batches (new output values);
+    * the ``ts`` of serving feature rows of later batches (new rows, the new side of
+      replaced rows; the old side shows only in the window counts, compared by the
+      caller);
+    * the serving feature ``ts`` of the examples that got a label (and, with
+      ``version``, a prediction) in a later batch: a late label or a correction changes
+      the label value at that ``ts``. An example has at most one serving feature row
+      (ingest refuses, replaces or skips a repeated id per env), so an example whose
+      serving row is itself of a later batch is covered by the item above; only the
+      others (*late* keys, usually none when labels arrive with their day's features)
+      are looked up among the older rows, a semi-join over every serving key;
+    * with ``where``, the ``ts`` of predictions of examples whose serving features
+      changed (the predicate decides whether their output values are analysed). A new
+      label changes no prediction's window here: outputs are not filtered by labels.
+    """
+    assert plan.width is not None
+    features = model_relation(con, model, "features")
+    predictions = model_relation(con, model, "predictions")
+    labels = model_relation(con, model, "labels")
+    params: dict[str, object] = {
+        "wf": -1 if stored.features is None else stored.features,
+        "wp": -1 if stored.predictions is None else stored.predictions,
+        "wl": -1 if stored.labels is None else stored.labels,
+    }
+    new_features = f"{features} WHERE env = 'serving' AND batch_id > $wf"
+    pointed = [f"SELECT example_key FROM {labels} WHERE batch_id > $wl"]
+    if plan.reads.version:
+        pointed.append(f"SELECT example_key FROM {predictions} WHERE batch_id > $wp")
+    sql = (
+        f"CREATE OR REPLACE TEMP TABLE {LATE_KEYS} AS "
+        f"SELECT example_key FROM ({' UNION '.join(pointed)}) "
+        f"EXCEPT SELECT example_key FROM {new_features}"
+    )
+    con.execute(sql, _used(sql, params))
+    try:
+        parts = [
+            f"SELECT ts FROM {predictions} WHERE batch_id > $wp",
+            f"SELECT ts FROM {new_features}",
+        ]
+        late = con.execute(f"SELECT count(*) FROM {LATE_KEYS}").fetchall()[0][0]
+        if late:
+            parts.append(
+                f"SELECT f.ts FROM {features} AS f JOIN {LATE_KEYS} AS k "
+                "ON k.example_key = f.example_key WHERE f.env = 'serving'"
+            )
+        if plan.reads.features_beside_predictions:
+            parts.append(
+                f"SELECT ts FROM {predictions} WHERE example_key IN "
+                f"(SELECT example_key FROM {new_features})"
+            )
+        # grouped by window number; only each window's first ts goes through the macro
+        sql = f"""
+            SELECT evalstore.window_start(min(ts), $w) FROM ({" UNION ALL ".join(parts)})
+            WHERE ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
+            GROUP BY {fingerprints._bucket(con, plan.width)}
+        """
+        params |= {"w": plan.width, "since": plan.since, "until": plan.until}
+        rows = con.execute(sql, _used(sql, params)).fetchall()
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {LATE_KEYS}")
+    return {start for (start,) in rows if start is not None}
+
+
+def _used(sql: str, params: dict[str, object]) -> dict[str, object]:
+    """The named parameters ``sql`` refers to (DuckDB refuses unused ones)."""
+    return {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
