@@ -365,13 +365,22 @@ def test_performance_preset_binary_only():
 )
 def test_sql_macro_agrees_on_the_new_binnings(store, binning, pooled):  # type: ignore[no-untyped-def]
     """evalstore.drift_numeric (what a BI tool calls) and store.drift's numpy path give the
-    same values and variants for the binnings and the fill the presets added."""
+    same values and variants for the binnings and the fill the presets added.
+
+    The macro reads a view of the two compared features' rows of small.numeric_values:
+    on the whole view, binning='values' also bins x_gap, x_shift and x_tiny (4,100
+    distinct values each, one bin per value) before the WHERE drops them, ~20 s of CPU
+    instead of 0.4 s; the macro computes each feature on its own rows either way."""
     options = dict(binning=binning, pooled=pooled, zero_bins="smallest")
     fast = store.drift("small", window={"chunks": 4}, features=["x_norm", "x_int"],
                        methods=["psi", "kl", "hellinger"], **options).to_pylist()  # fmt: skip
+    store.sql(
+        "CREATE OR REPLACE TEMP VIEW small_compared AS SELECT * FROM small.numeric_values "
+        "WHERE feature IN ('x_norm', 'x_int')"
+    )
     sql = store.sql(
         "SELECT feature, window_start, method, variant, value FROM evalstore.drift_numeric("
-        "'small.numeric_values', 'training', NULL, NULL, NULL, 'serving', NULL, NULL, NULL, "
+        "'temp.main.small_compared', 'training', NULL, NULL, NULL, 'serving', NULL, NULL, NULL, "
         "NULL, NULL, 4, 0, ?, 10, NULL, ?, 'smallest', 0.0001, 2.718281828459045, 'distance') "
         "WHERE method IN ('psi', 'kl', 'hellinger') AND feature IN ('x_norm', 'x_int')",
         params=[binning, pooled],
