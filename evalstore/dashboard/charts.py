@@ -19,10 +19,11 @@ picture. Conventions every chart keeps:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import altair as alt
-import pandas as pd
+if TYPE_CHECKING:  # imported where a chart is built: the server starts without them
+    import altair as alt
+    import pandas as pd
 
 #: Okabe & Ito's palette (2008), distinguishable with the common colour-vision deficiencies.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -39,6 +40,9 @@ _UNITLESS = "score, 0-1"
 def not_enough_data(title: str, why: str, height: int = 60) -> alt.Chart:
     """A chart holding only the sentence ``why``: drawn instead of a misleading value
     (an empty axis, a zero line) when a table has nothing to show."""
+    import altair as alt
+    import pandas as pd
+
     frame = pd.DataFrame({"message": [f"Not enough data: {why}"]})
     return (
         alt.Chart(frame, title=title, width=WIDTH, height=height)
@@ -49,10 +53,14 @@ def not_enough_data(title: str, why: str, height: int = 60) -> alt.Chart:
 
 
 def _categories(values: list[str]) -> alt.Scale:
+    import altair as alt
+
     return alt.Scale(domain=list(values), range=OKABE_ITO[: max(1, len(values))])
 
 
 def _window_x(title: str = WINDOW_AXIS) -> alt.X:
+    import altair as alt
+
     return alt.X("window_start:T", title=title, axis=alt.Axis(format="%b %d", labelAngle=0))
 
 
@@ -65,6 +73,8 @@ def performance(frame: pd.DataFrame, metric: str, title: str | None = None) -> a
     hollow triangles (their value may still move); windows without a value (no labels,
     one class) are left out, and a table with no value at all gives :func:`not_enough_data`.
     """
+    import altair as alt
+
     title = title or f"{metric} per version (band: confidence interval)"
     rows = frame[frame["value"].notna()].copy() if len(frame) else frame
     if rows.empty:
@@ -125,6 +135,9 @@ def drift_heatmap(frame: pd.DataFrame, method: str, title: str | None = None) ->
     not apply to the feature's kind, or the window is empty) are not drawn. A click on a
     cell is the dashboard's cue to open its distributions (:func:`distributions`).
     """
+    import altair as alt
+    import pandas as pd
+
     title = title or f"Drift per feature and window: {method} (cross: drifted)"
     rows = frame[frame["value"].notna()].copy() if len(frame) else frame
     if rows.empty:
@@ -178,6 +191,8 @@ def distributions(frame: pd.DataFrame, title: str) -> alt.Chart:
     and the ``rows``. Numeric features use the drift family's bins (quantiles of the
     reference), categorical ones their categories.
     """
+    import altair as alt
+
     if frame.empty or frame["rows"].sum() == 0:
         return not_enough_data(title, "neither sample has a row in this window")
     order = list(dict.fromkeys(frame.sort_values("order")["bin"]))
@@ -209,6 +224,8 @@ def quality_rates(frame: pd.DataFrame, title: str | None = None) -> alt.Chart:
     ``features`` (those failing). A window where no feature fails a check draws 0: the
     check ran and found nothing, which is a value, not missing data.
     """
+    import altair as alt
+
     title = title or "Data quality: share of values failing each check"
     if frame.empty:
         return not_enough_data(title, "no serving rows were checked")
@@ -240,6 +257,8 @@ def quality_rates(frame: pd.DataFrame, title: str | None = None) -> alt.Chart:
 def label_coverage(frame: pd.DataFrame, title: str | None = None) -> alt.Chart:
     """Share of each version's predictions with a label, per window (``window_start``,
     ``version``, ``coverage``, ``predictions``, ``labeled``, ``delay_p50_hours``)."""
+    import altair as alt
+
     title = title or "Label coverage per version"
     if frame.empty:
         return not_enough_data(title, "no predictions in this period")
@@ -269,6 +288,8 @@ def serving(frame: pd.DataFrame, quantity: str, title: str | None = None) -> alt
     (``'throughput'``: predictions per second) per version and window, from
     ``store.health``'s serving section (``window_start``, ``version``, ``metric``,
     ``value``, ``unit``)."""
+    import altair as alt
+
     if quantity == "latency":
         title = title or "Latency quantiles per version"
         rows = frame[frame["metric"].isin(["latency_p50", "latency_p95", "latency_p99"])]
@@ -303,6 +324,8 @@ def comparison(frame: pd.DataFrame, a: str, b: str, title: str | None = None) ->
     with its confidence interval (``store.compare`` rows: ``window_start``, ``metric``,
     ``value``, ``ci_low``, ``ci_high``, ``p_value``, ``test``, ``n``, ``variant``), one
     small chart per metric (their scales differ) with the zero line of no difference."""
+    import altair as alt
+
     title = title or f"{b} against {a}: difference {b} - {a} per window (band: CI)"
     rows = frame[frame["value"].notna()] if len(frame) else frame
     if rows.empty:
@@ -339,6 +362,9 @@ def alerts_timeline(frame: pd.DataFrame, now: Any, title: str | None = None) -> 
     ``first_seen``, ``fired_at``, ``resolved_at``, ``value``, ``reason``). No episode
     gives a text chart saying so (no alert is a finding, but there is nothing to plot).
     """
+    import altair as alt
+    import pandas as pd
+
     title = title or "Alerts: episodes per monitor and subject"
     if frame.empty:
         return not_enough_data(title, "no alert episode in this period")
@@ -374,6 +400,8 @@ def alerts_timeline(frame: pd.DataFrame, now: Any, title: str | None = None) -> 
 def sparkline(frame: pd.DataFrame, title: str) -> alt.Chart:
     """Rows per window of one stream as a small area (``window_start``, ``rows``); the
     ``title`` is only used by the not-enough-data text (the table's header names it)."""
+    import altair as alt
+
     if frame.empty:
         return not_enough_data(title, "no rows", height=30)
     return (
@@ -393,5 +421,7 @@ def spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
 
     Not validated against the Vega-Lite JSON schema here (that costs more than building
     the chart); tests/dashboard validates every chart kind once."""
+    import altair as alt
+
     with alt.data_transformers.enable("default", max_rows=None):
         return chart.to_dict(validate=False)

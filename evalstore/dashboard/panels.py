@@ -26,9 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import altair as alt
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from evalstore.dashboard import charts
@@ -37,7 +35,10 @@ from evalstore.metrics.drift.sorted_samples import histogram
 from evalstore.metrics.performance import DEFAULT_METRICS
 from evalstore.monitors.defaults import HEADLINE
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # altair and pandas load where a panel is built, not with the server
+    import altair as alt
+    import pandas as pd
+
     from evalstore.store import Store
 
 #: The window widths the pickers offer (any other is refused: each costs a history call).
@@ -170,11 +171,15 @@ def _store_key(store: Store) -> Any:
 
 
 def _timestamp(value: str) -> pd.Timestamp:
+    import pandas as pd
+
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _in_period(frame: pd.DataFrame, view: View, column: str = "window_start") -> pd.DataFrame:
+    import pandas as pd
+
     if frame.empty:
         return frame
     keep = pd.Series(True, index=frame.index)
@@ -324,6 +329,8 @@ def quality_panel(store: Store, view: View) -> Panel:
 def quality_rates(frame: pd.DataFrame) -> pd.DataFrame:
     """Per window and check: failing values (``count``) over values checked
     (``n_analysis``) summed across the features the check applies to."""
+    import pandas as pd
+
     columns = ["window_start", "check", "rate", "failing", "checked", "features", "variant"]
     rows = frame[(frame["method"] != "rows") & frame["count"].notna()] if len(frame) else frame
     if rows.empty:
@@ -415,6 +422,8 @@ def distribution_panel(
     bin below the reference's minimum and one above its maximum; NULL, NaN and inf are
     left out. Categorical ones are counted per category (NULL as ``(missing)``).
     """
+    import pandas as pd
+
     model = view.model
     rows = family_call(store, "drift", model, window=view.window).to_pandas()
     start = _timestamp(window_start)
@@ -457,6 +466,8 @@ def _distributions(
     end: Any,
     version: str | None,
 ) -> pd.DataFrame:
+    import pandas as pd
+
     from evalstore.core.layout import schema_prefix
 
     columns = ["bin", "order", "sample", "share", "rows"]
@@ -563,4 +574,6 @@ def overview(store: Store) -> list[dict[str, Any]]:
 
 
 def _number(value: Any) -> float | None:
+    import pandas as pd
+
     return None if value is None or pd.isna(value) else float(value)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from evalstore.dashboard import charts
 from evalstore.dashboard.panels import Panel, View, _http, _in_period, _python
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from evalstore.store import Store
 
 #: Rows of a table panel (the worst slices, the open requests shown).
