@@ -139,3 +139,30 @@ def test_errors_name_the_macro() -> None:
         sql_inline.inline("SELECT * FROM evalstore.nope(1)")
     with pytest.raises(InvalidParameterError, match=r"evalstore.at_least is not a table macro"):
         sql_inline.split("at_least", [], [])
+
+
+def test_split_at_a_named_cte(lake_store: evalstore.Store) -> None:
+    """split(at=...): the performance macro cut where its per-cell tail starts (as the
+    Spark engine runs it): the CTEs before computed apart, the tail on them, the macro's
+    rows; an unknown CTE name is refused."""
+    call = sqlglot.parse_one(
+        "SELECT * FROM evalstore.performance_binary('m.evaluations', 'm', NULL, '1 day', NULL, "
+        "NULL, NULL, NULL, 10, 1.959963984540054, NULL, 0.9, NULL, NULL, NULL, NULL)",
+        read="duckdb",
+    )
+    args = call.find(sqlglot.exp.Anonymous).expressions
+    parts = sql_inline.split("performance_binary", args, [], at="worth")
+    computed = {name.split("_", 3)[-1] for name in parts.engine}
+    assert {"cells", "ranking", "ece", "horizon", "registry"} <= computed
+    assert not computed & {"worth", "scored", "valued"}
+    con = lake_store.connection
+    for name, query in parts.engine.items():
+        con.register(name, con.sql(sql_inline.inline(query).sql(dialect="duckdb")).to_arrow_table())
+    try:
+        got = con.sql(parts.driver.sql(dialect="duckdb")).to_arrow_table().to_pylist()
+    finally:
+        for name in parts.engine:
+            con.unregister(name)
+    assert_same_rows(got, lake_store.sql(call.sql(dialect="duckdb")).to_pylist())
+    with pytest.raises(InvalidParameterError, match=r"has no CTE named 'nope' to cut at"):
+        sql_inline.split("performance_binary", args, [], at="nope")
