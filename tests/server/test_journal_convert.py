@@ -196,3 +196,21 @@ def test_a_shape_where_python_agrees_is_converted_in_python(store, monkeypatch):
         assert prepared.segments[0].rows.column("prediction").to_pylist() == ["1"]
     assert len(calls) == 1  # the first group only: compared
     assert list(state.python_agrees.values()) == [True]
+
+
+def test_a_large_group_is_converted_by_duckdb(store, monkeypatch):
+    con = store.connection.cursor()
+    con.execute("SET TimeZone = 'UTC'")
+    state = WriterState()
+    ids = iter(range(1, 1_000))
+    monkeypatch.setattr(journal_prepare, "PYTHON_ROWS", 2)
+    monkeypatch.setattr(journal_prepare, "python_convert", None)  # would fail if called
+    records = [
+        {"example_id": f"s{i}", "ts": "2026-01-01T00:00:01Z", "score": 0.2} for i in range(3)
+    ]
+    prepared = prepare_group(
+        con, items([records]), state, batch_ids=lambda k: [next(ids) for _ in range(k)],
+        pending_keys=lambda *_: None,
+    )  # fmt: skip
+    assert prepared.segments[0].rows.column("example_id").to_pylist() == ["s0", "s1", "s2"]
+    assert state.python_agrees == {}
