@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import altair as alt
 import httpx
 import pandas as pd
 import pytest
@@ -213,6 +212,8 @@ def test_report_is_one_offline_file_under_five_megabytes(store, tmp_path):
 
 
 def test_plot_returns_the_dashboards_altair_charts(store):
+    import altair as alt  # here, not at collection: no other test of a worker needs altair
+
     heatmap = store.plot.drift(MODEL, method="psi", since="2026-10-01")
     assert isinstance(heatmap, alt.LayerChart)
     meta = heatmap.to_dict()["usermeta"]
