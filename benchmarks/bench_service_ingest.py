@@ -30,10 +30,10 @@ prediction rows posted back to back by 4 clients for ``--seconds`` (rows/s): a b
 most 10,000 rows is grouped with others by the group commit, a larger one is written alone.
 
 The tables: requests/s, p50 and p99 latency (send to full response), the server process's
-CPU and the load generator's per 1,000 requests, the mean group size and the writer
-thread's busy time per request (``/healthz``), the load average when the case ran; the
-Arrow batches' rows/s; and the writer's cost of one single-example request, statement by
-statement, in-process (:func:`breakdown`).
+CPU per 1,000 requests and its main thread's (uvicorn's event loop), the load generator's,
+the mean group size and the writer thread's busy time per request (``/healthz``), the load
+average when the case ran; the Arrow batches' rows/s; and the writer's cost of one
+single-example request, statement by statement, in-process (:func:`breakdown`).
 """
 
 from __future__ import annotations
@@ -168,15 +168,16 @@ def run_wrk(port: int, kind: str, clients: int, seconds: float, tag: str) -> dic
         return json.loads(done.stdout.strip().splitlines()[-1]), cpu
 
     wrk(1, f"{tag}w")
-    cpu_before = SERVER_CPU()
+    cpu_before, loop_before = SERVER_CPU(), LOOP_CPU()
     result, load_cpu = wrk(seconds, tag)
-    cpu = SERVER_CPU() - cpu_before
+    cpu, loop_cpu = SERVER_CPU() - cpu_before, LOOP_CPU() - loop_before
     n = result["requests"]
     return {
         "requests_per_s": n / result["seconds"],
         "p50_ms": result["p50_ms"],
         "p99_ms": result["p99_ms"],
         "server_cpu_per_1000": cpu / n * 1000 if n else float("nan"),
+        "loop_cpu_per_1000": loop_cpu / n * 1000 if n else float("nan"),
         "load_cpu_per_1000": load_cpu / n * 1000 if n else float("nan"),
         "failures": result["errors"],
         "requests": n,
@@ -214,13 +215,14 @@ def run_python(port: int, kind: str, clients: int, seconds: float, tag: str) -> 
         thread.start()
     start.wait()
     time.sleep(1.0)  # warm-up
-    cpu_before, load_before = SERVER_CPU(), time.process_time()
+    cpu_before, load_before, loop_before = SERVER_CPU(), time.process_time(), LOOP_CPU()
     measuring.set()
     began = time.perf_counter()
     time.sleep(seconds)
     measuring.clear()
     elapsed = time.perf_counter() - began
     cpu, load_cpu = SERVER_CPU() - cpu_before, time.process_time() - load_before
+    loop_cpu = LOOP_CPU() - loop_before
     stop.set()
     for thread in threads:
         thread.join()
@@ -231,6 +233,7 @@ def run_python(port: int, kind: str, clients: int, seconds: float, tag: str) -> 
         "p50_ms": every[n // 2] * 1e3 if n else float("nan"),
         "p99_ms": every[min(n - 1, int(n * 0.99))] * 1e3 if n else float("nan"),
         "server_cpu_per_1000": cpu / n * 1000 if n else float("nan"),
+        "loop_cpu_per_1000": loop_cpu / n * 1000 if n else float("nan"),
         "load_cpu_per_1000": load_cpu / n * 1000 if n else float("nan"),
         "failures": sum(failures),
         "requests": n,
@@ -299,13 +302,21 @@ def run_arrow(port: int, rows: int, seconds: float, clients: int = 4) -> dict[st
 
 
 SERVER_CPU = lambda: 0.0  # noqa: E731  (set per server)
+LOOP_CPU = lambda: 0.0  # noqa: E731  (the server's main thread: uvicorn's event loop)
+
+
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    """User + system CPU seconds of thread ``tid`` of process ``pid`` (Linux /proc)."""
+    with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 MODES = {"journal": "journal", "group": "group commit", "each": "one commit each"}
 
 
 def serve_cases(args: argparse.Namespace, kind_of_writer: str) -> dict[str, Any]:
-    global SERVER_CPU
+    global SERVER_CPU, LOOP_CPU
     results: dict[str, Any] = {"requests": [], "arrow": []}
     run = run_wrk if args.load == "wrk" else run_python
     with tempfile.TemporaryDirectory() as workdir:
@@ -315,6 +326,7 @@ def serve_cases(args: argparse.Namespace, kind_of_writer: str) -> dict[str, Any]
             path, kind_of_writer, args.http, args.loop, args.source, args.monitor_every
         )
         SERVER_CPU = lambda: process_cpu_seconds(process.pid)  # noqa: E731
+        LOOP_CPU = lambda: thread_cpu_seconds(process.pid, process.pid)  # noqa: E731
         mode = MODES[kind_of_writer]
         try:
             for kind in args.kinds:
@@ -484,7 +496,7 @@ def journal_breakdown(repeat: int = 100) -> list[tuple[str, float, float]]:
                     )
                     items.append(Item(LogCall("predictions", "svc", {"version": "v1"}), data, "b"))
                 prepared = timed(
-                    f"validate: plan (cached), convert + check (one query), ids ({size})",
+                    f"validate: plan (cached), convert + check (Python), ids ({size})",
                     lambda items=items: prepare_group(
                         cursor, items, state, batch_ids=take, pending_keys=lambda *_: None
                     ),
@@ -578,7 +590,7 @@ def main() -> None:
     print(f"machine: {machine()}; {versions('duckdb', 'pyarrow', 'fastapi', 'uvicorn')}")
     print()
     header = ["case", "req/s", "p50 ms", "p99 ms", "server CPU s / 1k req",
-              "load gen. CPU s / 1k req", "mean group", "writer ms / req",
+              "of which event loop", "load gen. CPU s / 1k req", "mean group", "writer ms / req",
               "ack->visible p50/p95 ms", "req/s vs group commit", "errors",
               "load avg"]  # fmt: skip
     rows = [
@@ -588,6 +600,7 @@ def main() -> None:
             f"{r['p50_ms']:.1f}",
             f"{r['p99_ms']:.1f}",
             f"{r['server_cpu_per_1000']:.2f}",
+            f"{r['loop_cpu_per_1000']:.2f}",
             f"{r['load_cpu_per_1000']:.2f}",
             f"{r['group']:.1f}",
             f"{r['writer_ms']:.2f}" if r["mode"] != "one commit each" else "-",
