@@ -28,9 +28,11 @@ quoted constant. Restrictions are temporary views over the lake views, as the st
 :func:`evalstore.core.windows.restricted_view` and
 :func:`evalstore.metrics.performance._source_view` build them.
 
-Not on Spark (they raise :class:`InvalidParameterError` naming what to do): a window
-count bound (the store's ``max_windows``; a Spark job is the user's own), and
-performance ``by=`` keys over features of types Spark cannot cast to DOUBLE or STRING.
+Not on Spark: performance ``by=`` over a feature that is neither numeric nor text or
+boolean (a timestamp, a list: Spark's text of it differs from DuckDB's, so the slice
+labels would) raises :class:`InvalidParameterError` naming it and what to do (a
+``where=`` predicate or named slices). The store's bound on the number of windows
+(``max_windows``, a guard of the HTTP service) is not applied to a Spark job.
 """
 
 from __future__ import annotations
@@ -85,8 +87,9 @@ _BY_TYPES = {
     "float": "FLOAT", "double": "DOUBLE", "decimal": "DOUBLE", "string": "VARCHAR",
     "boolean": "BOOLEAN",
 }  # fmt: skip
-#: Where each performance macro's per-cell tail starts (run on the driver).
-_PERFORMANCE_CUT = {"binary": "worth", "multiclass": "horizon", "regression": "horizon"}
+#: Where each performance macro's per-cell tail starts (run on the driver): the CTE after
+#: ``horizon``, so that the label horizon (every label's delay) is computed on Spark.
+_PERFORMANCE_CUT = {"binary": "worth", "multiclass": "scored", "regression": "scored"}
 
 
 def spark_predicate(where: str, columns: Sequence[str], name: str = "where") -> str:
@@ -271,7 +274,7 @@ class SparkFamilies:
         """The rows of ``evalstore.<macro>(args)``: the CTEs before the cut
         (:func:`~evalstore.engines.sql_inline.split` at ``driver_helpers`` or ``at``)
         on Spark, the rest on the driver; ``order`` an ORDER BY of the driver's query."""
-        from evalstore.engines.spark import _storage_level, literal
+        from evalstore.engines.spark import literal
 
         parts = split(macro, [literal(a) for a in args], driver_helpers, at=at)
         con = self.driver().connection
@@ -280,13 +283,16 @@ class SparkFamilies:
         kept: list[Any] = []
         try:
             with self._ansi_off():
-                readers = shared_ctes(parts)
+                readers = shared_ctes(parts) if parts.ctes else {}
                 for name, body in parts.ctes:
                     if name not in readers:
                         continue
                     frame = self.spark.sql(self.sql(model, body))
                     if readers[name] > 1:
-                        frame = frame.persist(_storage_level())
+                        # computed once, and its plan cut to a leaf: later views over it are
+                        # analysed without its plan (Catalyst's analysis of the nested
+                        # plans is most of a call's time; H1's finding for SparkEngine.run)
+                        frame = frame.localCheckpoint(eager=True)
                         kept.append(frame)
                     frame.createOrReplaceTempView(name)
                     views.append(name)
@@ -370,6 +376,13 @@ class SparkFamilies:
         types = self._feature_types(model)
         columns = {name: _BY_TYPES.get(kind, kind.upper()) for name, kind in types.items()}
         slices = perf._parse_by(by, columns, edges)
+        for key in slices:
+            if key.kind == "categorical" and types[key.name] not in ("string", "boolean"):
+                raise InvalidParameterError(
+                    f"by: feature {key.name!r} (Spark type {types[key.name]}) cannot be a slice "
+                    "key on Spark (its text differs from DuckDB's); slice it with named "
+                    "predicates, by={'name': 'predicate', ...}, or use Store.performance"
+                )
         ref = reference_args(reference, registration if version else None)
         if "previous" in ref:
             raise InvalidParameterError(
