@@ -166,7 +166,10 @@ CREATE OR REPLACE MACRO evalstore.quality_numeric(
     ana_end, width, chunk_rows, chunks, previous,
     min_rows, missing_tolerance, max_nonfinite, max_out_of_range
 ) AS TABLE
-    WITH tagged AS (
+    -- tagged is read twice (reference, then analysis); NOT MATERIALIZED: each read is
+    -- one streaming pass (the reference read keeps only its side), where a materialized
+    -- CTE would buffer every value of every window (and spill) before the first group
+    WITH tagged AS NOT MATERIALIZED (
         SELECT * FROM evalstore.drift_pairs(
             source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset,
             ana_start, ana_end, width, chunk_rows, chunks, previous)
@@ -304,7 +307,10 @@ CREATE OR REPLACE MACRO evalstore.quality_categorical(
     ana_end, width, chunk_rows, chunks, previous,
     min_rows, missing_tolerance, max_unseen
 ) AS TABLE
-    WITH tagged AS (
+    -- tagged is read twice (reference, then analysis); NOT MATERIALIZED: each read is
+    -- one streaming pass (the reference read keeps only its side), where a materialized
+    -- CTE would buffer every value of every window (and spill) before the first group
+    WITH tagged AS NOT MATERIALIZED (
         SELECT * FROM evalstore.drift_pairs(
             source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset,
             ana_start, ana_end, width, chunk_rows, chunks, previous)

@@ -114,6 +114,30 @@ def value_rows(
     )
 
 
+def covering_rows(
+    con: duckdb.DuckDBPyConnection, model: str, value_type: str, features: Sequence[str]
+) -> str:
+    """The SELECT of :func:`value_rows` for ``features`` plus the rows that keep every
+    time window of the full view non-empty: what a per-window analysis of some features
+    reads when its window list must be that of the whole view (quality lists the empty
+    windows between the first and last non-empty one).
+
+    A feature row gives one long row per feature column, NULLs included, so any one
+    feature column of the kind covers the windows of every other (the first is added
+    when none of ``features`` is of the kind); labels take the ``ts`` of their
+    example's feature rows, so ``label`` adds a window only when the kind has no
+    feature column; ``score`` and ``prediction`` are at their prediction's own ``ts``
+    and always kept. The extra rows are for the window list alone: the caller drops
+    their results."""
+    kind = "numeric" if value_type == "DOUBLE" else "categorical"
+    names = [f for f, k in feature_kinds(con, model).items() if k == kind]
+    chosen = [f for f in names if f in features] or names[:1]
+    outputs = [
+        o for o in output_names(con, model, kind) if o in features or o != "label" or not names
+    ]
+    return value_rows(con, model, value_type, [*chosen, *outputs])
+
+
 def refresh_value_views(con: duckdb.DuckDBPyConnection, model: str) -> None:
     """(Re)create ``<model>.numeric_values`` and ``<model>.category_values``."""
     s = schema_prefix(con, model).removesuffix(".")

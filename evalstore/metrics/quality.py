@@ -55,21 +55,24 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 
 from evalstore.core.bounds import MAX_DOMAIN, bounded_int
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.registry import time_range, to_timestamp
 from evalstore.core.time_limits import VALUE_TABLES, check_window_count
-from evalstore.core.values import feature_kinds
+from evalstore.core.values import covering_rows, feature_kinds
 from evalstore.core.windows import (
     Reference,
     Selection,
     Window,
     check_reference,
     checked_window_args,
+    drop_view,
     reference_args,
     resolve,
+    restricted_view,
     value_views,
 )
 from evalstore.errors import InvalidParameterError
@@ -188,7 +191,7 @@ def quality(
         check_window_count(
             con, model, VALUE_TABLES, selection, max_windows=ctx.limits.max_windows, filled=True
         )
-        views = value_views(con, model, where, version, list(kinds), later)
+        views = _views(con, model, where, version, list(kinds), features, chosen, later)
         marks = ", ".join("?" for _ in range(2 + len(selection.args()) + len(thresholds)))
         query = (
             f"SELECT {', '.join(RESULT_COLUMNS)} FROM ({_OVER_SQL}) "
@@ -383,6 +386,32 @@ def validate(
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _views(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    where: str | None,
+    version: str | None,
+    columns: list[str],
+    features: Sequence[str] | None,
+    chosen: list[str],
+    later: Cleanup,
+) -> tuple[str, str]:
+    """The numeric and categorical long-format relations :func:`quality` reads: the
+    model's whole views, or with ``features`` given only the chosen features' and
+    outputs' rows and those that keep the whole views' window list
+    (:func:`evalstore.core.values.covering_rows`; the other features' results are
+    dropped by the caller's filter). A call over 5 of 25 features then reads about
+    a fifth of the values, with the same rows for the chosen ones."""
+    if features is None:
+        return value_views(con, model, where, version, columns, later)
+    views = []
+    for value_type in ("DOUBLE", "VARCHAR"):
+        rows = covering_rows(con, model, value_type, chosen)
+        views.append(restricted_view(con, model, "", where, version, columns, rows))
+        later.add(drop_view, con, views[-1])
+    return views[0], views[1]
 
 
 def _task_outputs(registration: Mapping[str, Any], features: Sequence[str] | None) -> tuple:
