@@ -184,7 +184,7 @@ def prepare_group(
         if index in prepared.results or index in prepared.direct:
             continue
         item = items[index]
-        if plan.add_columns or not _groupable(plan, item, journal_rows):
+        if plan.add_columns or not _groupable(plan, item, journal_rows) or not _valid(item.data):
             prepared.direct.append(index)
             continue
         shapes.setdefault((id(plan), item.data.schema), []).append(index)
@@ -192,6 +192,17 @@ def prepare_group(
         _convert(con, items, plans[members[0]], members, prepared, batch_ids, state)
     prepared.direct.sort()
     return prepared
+
+
+def _valid(data: pa.Table) -> bool:
+    """Whether ``data`` is valid Arrow: an Arrow body's text may be invalid UTF-8, which
+    DuckDB's ``SELECT`` passes and only its insert refuses, so such a call goes to the
+    direct lane (answered as without a journal) instead of into the journal."""
+    try:
+        data.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _plan(
@@ -286,11 +297,14 @@ def _convert(
         except duckdb.Error:  # a value that does not convert: the direct lane names it
             prepared.direct.extend(members)
             return
-        if python is not None:  # the first group of this shape: both, compared
+        if python is not None:  # the first group of this shape: both, compared (the
+            # rows of a call a check refuses are never journaled: a NaN score there is no
+            # difference)
+            kept = pa.array(~bad)
             same = (
-                rows.equals(python[0])
+                np.array_equal(bad, python[2])
                 and np.array_equal(hashes, python[1])
-                and np.array_equal(bad, python[2])
+                and rows.filter(kept).equals(python[0].filter(kept))
             )
             state.python_agrees[shape] = same
             if not same:
@@ -581,7 +595,7 @@ def python_convert(plan: Plan, table: pa.Table) -> tuple[pa.Table, np.ndarray, n
             if check.where:
                 condition = check.where.format(table="", this="true", others="false")
                 bad = [a or b for a, b in zip(bad, _failing(plan, condition, out), strict=True)]
-    except (_Unsupported, UnicodeEncodeError, pa.ArrowException, OverflowError):
+    except (_Unsupported, UnicodeError, pa.ArrowException, OverflowError):
         return None
     rows = pa.Table.from_arrays(arrays, names=plan.columns)
     return rows, np.array(hashes, dtype=np.uint64), np.array(bad, dtype=bool)

@@ -13,11 +13,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import evalstore
 from evalstore.core import journal_prepare
 from evalstore.core.ingest_call import LogCall, Lookups, plan_call
 from evalstore.core.ingest_group import Item
+from evalstore.core.journal import Entry, apply_in_transaction
 from evalstore.core.journal_prepare import (
     WriterState,
     example_key,
@@ -26,7 +29,9 @@ from evalstore.core.journal_prepare import (
     sql_convert,
     with_ids,
 )
+from server.errors import ApiError
 from server.formats import body_to_data
+from tests.conftest import copy_store
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -214,3 +219,291 @@ def test_a_large_group_is_converted_by_duckdb(store, monkeypatch):
     )  # fmt: skip
     assert prepared.segments[0].rows.column("example_id").to_pylist() == ["s0", "s1", "s2"]
     assert state.python_agrees == {}
+
+
+# ------------------------------------------------------------------ hostile requests
+#
+# The writer trusts Python for a shape once the first group agreed; every later group of
+# that shape carries other values. So each example below is prepared twice on the same
+# store: by a writer that trusts Python for every shape (as after the first group's check)
+# and by one that never uses it (DuckDB's conversion), and both must decide the same: the
+# same planning answers, the same calls sent to the direct lane, the same journaled rows,
+# value by value (-0.0 and NaN included); and what they journal must apply (DuckDB's
+# insert accepts it), since nothing may fail once a receipt is given.
+
+
+class _Trusting(dict):
+    """``python_agrees`` of a writer whose every shape passed the first group's check."""
+
+    def get(self, key: Any, default: Any = None) -> bool:
+        return True
+
+
+class _Distrusting(dict):
+    """``python_agrees`` of a writer whose every shape failed it: DuckDB converts."""
+
+    def get(self, key: Any, default: Any = None) -> bool:
+        return False
+
+
+def _iso(*parts: Any) -> str:
+    year, month, day, sep, hour, minute, second, fraction, zone = parts
+    return (f"{year:04d}-{month:02d}-{day:02d}{sep}{hour:02d}:{minute:02d}:{second:02d}"
+            f"{fraction}{zone}")  # fmt: skip
+
+
+def _mostly(valid: st.SearchStrategy, *hostile: st.SearchStrategy) -> st.SearchStrategy:
+    """``valid`` seven times in eight (so most requests reach the conversion), else one of
+    ``hostile``."""
+    return st.integers(0, 7).flatmap(lambda n: st.one_of(*hostile) if n == 0 else valid)
+
+
+def _digits(low: int, high: int) -> st.SearchStrategy:
+    return st.integers(low, high).flatmap(
+        lambda n: st.text("0123456789", min_size=n, max_size=n).map(lambda d: "." + d))  # fmt: skip
+
+
+_ZONES = _mostly(
+    st.one_of(
+        st.sampled_from(["", "Z", "+00:00", "-00:00", "+05:30", "-12:00", "+14:00"]),
+        st.builds(lambda sign, h, m: f"{sign}{h:02d}:{m:02d}", st.sampled_from("+-"),
+                  st.integers(0, 99), st.integers(0, 99)),
+    ),
+    st.sampled_from(["z", "+05", "+0530", " UTC", "+00:00:00", "+99:99", "+24:00", " +01:00"]),
+)  # fmt: skip
+_ISO = st.builds(
+    _iso,
+    _mostly(st.integers(1900, 2199), st.integers(1, 9999),
+            st.sampled_from([1, 1582, 1899, 1969, 1970, 2024, 2200, 9999])),
+    _mostly(st.integers(1, 12), st.sampled_from([0, 13])),
+    _mostly(st.integers(1, 28), st.sampled_from([0, 29, 30, 31, 32])),
+    _mostly(st.sampled_from(["T", " "]), st.sampled_from(["t", "_", "  "])),
+    _mostly(st.integers(0, 23), st.sampled_from([24, 25])),
+    _mostly(st.integers(0, 59), st.just(60)),
+    _mostly(st.integers(0, 59), st.sampled_from([60, 61])),
+    _mostly(st.one_of(st.just(""), _digits(1, 6)), _digits(7, 9)),
+    _ZONES,
+)  # fmt: skip
+_TIMES = _mostly(
+    _ISO,
+    st.sampled_from(["2026-01-01", "2026-01-01T00:00", "20260101T000000Z", "01/02/2026",
+                     "2026-01-01T00:00:00.Z", "infinity", "epoch", " 2026-01-01T00:00:00Z"]),
+    st.text(max_size=8), st.none(), st.integers(), st.floats(),
+)  # fmt: skip
+_IDS = _mostly(
+    st.one_of(st.text(max_size=12), st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+    st.builds(lambda c, n: c * n, st.characters(), st.integers(100, 3000)),  # long ids
+    st.sampled_from(["seed", "0", "-0", "00", "1e5", " 1", "NaN", "null", "\x00", "é日本🙂"]),
+    st.sampled_from([0, 1, -1]), st.none(), st.booleans(), st.floats(),
+)  # fmt: skip
+_SCORES = _mostly(
+    st.floats(0, 1),
+    st.sampled_from([0, 1, 0.0, 1.0, 0.5, 1e-320, 5e-324, -0.0, 1e308, 2**53, 2**53 + 1,
+                     2**63 - 1, -1, -(2**63), float("nan"), float("inf"), -float("inf")]),
+    st.floats(), st.integers(), st.booleans(), st.none(), st.sampled_from(["NaN", "inf", ""]),
+)  # fmt: skip
+
+
+def _classes(*valid: Any) -> st.SearchStrategy:
+    return _mostly(
+        st.sampled_from(valid),
+        st.integers(-2, 3), st.integers(),
+        st.sampled_from(["0", "1", "yes", "no", "a", "b", "c", "", "1.0", "YES", " 1", "01"]),
+        st.booleans(), st.none(), st.floats(0, 1),
+    )  # fmt: skip
+
+
+def _feature(valid: st.SearchStrategy) -> st.SearchStrategy:
+    return _mostly(valid, st.floats(), st.integers(), st.text(max_size=5), st.none(),
+                   st.booleans())  # fmt: skip
+
+
+_X, _N, _C = _feature(st.floats()), _feature(st.integers()), _feature(st.text(max_size=5))
+#: (model, kind, options, the optional fields and their values)
+_CALLS = [
+    ("fraud", "predictions", {"version": "v1"},
+     {"ts": _TIMES, "score": _SCORES, "prediction": _classes(0, 1, "0", "1"),
+      "latency_ms": _N, "extra": _C}),
+    ("text", "predictions", {"version": "v1"}, {"ts": _TIMES, "score": _SCORES}),
+    ("multi", "predictions", {"version": "v1"}, {"ts": _TIMES, "prediction": _classes("a", "c")}),
+    ("fraud", "labels", {}, {"ts": _TIMES, "label": _classes(0, 1, "1"), "extra": _X}),
+    ("text", "labels", {"source": "review"}, {"ts": _TIMES, "label": _classes("no", "yes")}),
+    ("fraud", "features", {}, {"ts": _TIMES, "x": _X, "n": _N, "c": _C}),
+    ("fraud", "features", {"env": "training"}, {"x": _X, "n": _N}),
+]  # fmt: skip
+#: How an Arrow body may differ from the JSON one: a column's type or invalid text
+_MUTATIONS = _mostly(
+    st.just("none"),
+    st.sampled_from(["invalid_utf8", "large_string", "int32", "float32", "dictionary",
+                     "timestamp", "naive_timestamp"]),
+)  # fmt: skip
+
+
+@st.composite
+def _requests(draw: st.DrawFn) -> tuple[str, str, dict[str, Any], list[tuple[Any, str]]]:
+    """(model, kind, options, [(JSON records or an Arrow table, mutation), ...])."""
+    model, kind, options, optional = draw(st.sampled_from(_CALLS))
+    record = st.fixed_dictionaries({"example_id": _IDS}, optional=optional)
+    calls = draw(st.lists(st.lists(record, min_size=1, max_size=3), min_size=1, max_size=3))
+    return model, kind, options, [(records, draw(_MUTATIONS)) for records in calls]
+
+
+def _mutated(table: pa.Table, how: str, micros: int) -> pa.Table:
+    """``table`` with its last text (or time) column changed as ``how`` says."""
+    names = [f.name for f in table.schema if f.type == pa.string()]
+    if how == "none" or not names:
+        return table
+    name = names[-1]
+    index = table.column_names.index(name)
+    column = table.column(name).combine_chunks()
+    if how == "invalid_utf8":
+        values = [None if v is None else b"\xff" + v.encode() for v in column.to_pylist()]
+        changed = pa.array(values, pa.binary()).view(pa.string())
+    elif how in ("timestamp", "naive_timestamp"):
+        zone = "UTC" if how == "timestamp" else None
+        changed = pa.array([micros] * len(column), pa.int64()).cast(pa.timestamp("us", zone))
+    else:
+        kind = {"large_string": pa.large_string(), "int32": pa.int32(), "float32": pa.float32(),
+                "dictionary": pa.dictionary(pa.int32(), pa.string())}  # fmt: skip
+        try:
+            changed = column.cast(kind[how])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return table
+    return table.set_column(index, name, changed)  # fmt: skip
+
+
+def _normal(value: Any) -> Any:
+    """``value`` comparable exactly: floats by their repr (-0.0 and NaN kept)."""
+    if isinstance(value, float):
+        return ("float", repr(value))
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    return value
+
+
+def _outcome(prepared: journal_prepare.Prepared) -> dict[str, Any]:
+    return {
+        "results": {i: (type(r).__name__, str(r)) if isinstance(r, BaseException) else r
+                    for i, r in prepared.results.items()},
+        "accepted": prepared.accepted,
+        "direct": prepared.direct,
+        "segments": [(s.model, s.table, s.kind, s.rows.schema, _normal(s.rows.to_pylist()))
+                     for s in prepared.segments],
+        "hashes": prepared.hashes,
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def hostile_store(template: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Models ``fraud`` (binary, classes [0, 1]), ``text`` (binary, 'no'/'yes'),
+    ``multi`` (classes a, b, c); ``fraud`` has features x (DOUBLE), n (BIGINT), c (VARCHAR)
+    and example ``seed`` stored everywhere (a stored id)."""
+
+    def build(store: evalstore.Store) -> None:
+        store.register_model("fraud", "v1", "binary", classes=[0, 1])
+        store.register_model("text", "v1", "binary", classes=["no", "yes"], positive_class="yes")
+        store.register_model("multi", "v1", "multiclass", classes=["a", "b", "c"])
+
+        def seed(**values: Any) -> pa.Table:
+            return pa.Table.from_pylist([{"example_id": "seed", "ts": RECEIVED, **values}])
+
+        for env in ("serving", "training"):
+            store.log_features("fraud", seed(x=1.5, n=1, c="u"), env=env)
+        store.log_predictions("fraud", seed(score=0.5), version="v1")
+        store.log_predictions("text", seed(score=0.5), version="v1")
+        store.log_predictions("multi", seed(prediction="a"), version="v1")
+        store.log_labels("fraud", seed(label=1))
+        store.log_labels("text", seed(label="yes"))
+
+    path = template("journal-convert-hostile", build)
+    with evalstore.open(copy_store(path, tmp_path_factory.mktemp("hostile"))) as opened:
+        yield opened
+
+
+def _prepare(con: Any, group: list[Item], agrees: dict) -> journal_prepare.Prepared:
+    state = WriterState()
+    state.python_agrees = agrees
+    ids = iter(range(10**9, 10**9 + 1_000))  # (not the stored batches' ids)
+    return prepare_group(con, group, state, batch_ids=lambda n: [next(ids) for _ in range(n)],
+                         pending_keys=lambda *_: None)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(request=_requests(), micros=st.integers(-(2**63) + 1, 2**63 - 1))
+def test_hostile_requests_are_prepared_as_duckdb_prepares_them(hostile_store, request, micros):
+    model, kind, options, calls = request
+    group = []
+    for records, how in calls:
+        body = json.dumps(records).encode()  # (NaN and Infinity as JSON tokens)
+        try:
+            data = body_to_data(body, "application/json")
+        except ApiError:
+            continue  # refused before any conversion
+        group.append(Item(LogCall(kind, model, options), _mutated(data, how, micros), "test",
+                          received_at=RECEIVED))  # fmt: skip
+    assume(group)
+    con = hostile_store.connection.cursor()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        python = _prepare(con, group, _Trusting())
+        duckdb_only = _prepare(con, group, _Distrusting())
+        assert _outcome(python) == _outcome(duckdb_only)
+        if duckdb_only.accepted:  # what is journaled applies: DuckDB's insert takes it
+            requests = [duckdb_only.accepted[i] for i in sorted(duckdb_only.accepted)]
+            con.execute("BEGIN")
+            try:
+                apply_in_transaction(con, [Entry(1, requests, duckdb_only.segments)])
+            finally:
+                con.execute("ROLLBACK")
+    finally:
+        con.close()
+
+
+def _invalid_text(values: list[str]) -> pa.Array:
+    """A string array whose values are not UTF-8 (an Arrow body is not validated)."""
+    return pa.array([b"\xff" + v.encode() for v in values], pa.binary()).view(pa.string())
+
+
+@pytest.mark.parametrize("agrees", [_Trusting, _Distrusting], ids=["python", "duckdb"])
+@pytest.mark.parametrize("column", ["example_id", "ts", "prediction"])
+def test_invalid_utf8_from_an_arrow_body_goes_to_the_direct_lane(store, agrees, column):
+    # Before: Python's conversion raised UnicodeDecodeError (the writer answered the whole
+    # group 500), and DuckDB's SELECT passed the text, so the call was journaled and its
+    # insert then failed at every apply ("Invalid unicode ... detected"), stopping the
+    # journal. Now the call is answered by the direct lane, as without a journal.
+    good = {"example_id": ["g"], "ts": ["2026-01-01T00:00:00Z"], "prediction": ["1"]}
+    bad = pa.table({**good, column: _invalid_text(good[column])})
+    group = [Item(LogCall("predictions", "fraud", {"version": "v1"}), table, "test",
+                  received_at=RECEIVED) for table in (bad, pa.table(good))]  # fmt: skip
+    con = store.connection.cursor()
+    con.execute("SET TimeZone = 'UTC'")
+    prepared = _prepare(con, group, agrees())
+    assert prepared.direct == [0]
+    assert list(prepared.accepted) == [1]
+    assert prepared.segments[0].rows.column("example_id").to_pylist() == ["g"]
+    _, plan, table = planned(store, "predictions", {"version": "v1"}, bad)
+    assert python_convert(plan, table) is None  # (and does not raise)
+
+
+def test_a_nan_score_refused_in_the_first_group_keeps_python_for_the_shape(store):
+    # Before: the first group's comparison used Table.equals, for which NaN != NaN, so a
+    # first group holding a refused NaN score made Python "differ" and DuckDB converted
+    # that shape from then on. A refused row is never journaled: it is not compared.
+    con = store.connection.cursor()
+    con.execute("SET TimeZone = 'UTC'")
+    state = WriterState()
+    ids = iter(range(10**9, 10**9 + 1_000))
+
+    def table(example: str, score: float) -> pa.Table:
+        return pa.table({"example_id": [example], "ts": ["2026-01-01T00:00:00Z"],
+                         "score": [score], "prediction": ["1"]})  # fmt: skip
+
+    group = [Item(LogCall("predictions", "fraud", {"version": "v1"}), table(e, s), "test")
+             for e, s in (("nan", float("nan")), ("fine", 0.75))]  # fmt: skip
+    prepared = prepare_group(con, group, state, batch_ids=lambda n: [next(ids) for _ in range(n)],
+                             pending_keys=lambda *_: None)  # fmt: skip
+    assert prepared.direct == [0]
+    assert list(prepared.accepted) == [1]
+    assert list(state.python_agrees.values()) == [True]
