@@ -1,4 +1,4 @@
-"""The journal's conversion in Python (:func:`evalstore.core.journal_prepare.python_convert`)
+"""The journal's conversion in Python (:func:`evalstore.core.journal_convert.python_convert`)
 gives exactly DuckDB's (:func:`~evalstore.core.journal_prepare.sql_convert`): the converted
 rows, the key hashes and the failing row-wise checks; what it does not know it leaves to
 DuckDB; and a shape where the two would differ is converted by DuckDB."""
@@ -21,14 +21,8 @@ from evalstore.core import journal_prepare
 from evalstore.core.ingest_call import LogCall, Lookups, plan_call
 from evalstore.core.ingest_group import Item
 from evalstore.core.journal import Entry, apply_in_transaction
-from evalstore.core.journal_prepare import (
-    WriterState,
-    example_key,
-    prepare_group,
-    python_convert,
-    sql_convert,
-    with_ids,
-)
+from evalstore.core.journal_convert import example_key, python_convert
+from evalstore.core.journal_prepare import WriterState, prepare_group, sql_convert, with_ids
 from server.errors import ApiError
 from server.formats import body_to_data
 from tests.conftest import copy_store
