@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,7 +175,12 @@ class SparkEngine:
     def run(self, model: str, macro: str, args: Sequence[Any]) -> pa.Table:
         """The rows of ``evalstore.<macro>(args)``: the relational part on Spark, the
         per-cell helpers over small lists (:data:`DRIVER_HELPERS`) on the driver
-        (:func:`evalstore.engines.sql_inline.split`); an Arrow table."""
+        (:func:`evalstore.engines.sql_inline.split`); an Arrow table.
+
+        Each CTE before the cut is a view of its own; one read by several later CTEs is
+        computed once with :func:`checkpoint` (its plan becomes a leaf), so that no query
+        carries the plans of the CTEs below it: Catalyst's analysis of those nested
+        plans, not the data, was most of a call's time (docs/scaling.md)."""
         parts = split(macro, [literal(a) for a in args], DRIVER_HELPERS)
         con = self.driver().connection
         registered: list[str] = []
@@ -183,15 +188,13 @@ class SparkEngine:
         kept: list[DataFrame] = []
         try:
             with self._ansi_off():
-                # each CTE a view of its own (small plans); one read by several others is
-                # computed once and kept (memory, then disk) for the call
                 readers = shared_ctes(parts)
                 for name, body in parts.ctes:
                     if name not in readers:
                         continue
                     frame = self.spark.sql(self.sql(model, body))
                     if readers[name] > 1:
-                        frame = frame.persist(_storage_level())
+                        frame = checkpoint(frame)
                         kept.append(frame)
                     frame.createOrReplaceTempView(name)
                     views.append(name)
@@ -202,23 +205,14 @@ class SparkEngine:
         finally:
             for name in registered:
                 con.unregister(name)
-            for frame in kept:
-                frame.unpersist()
             for name in views:
                 self.spark.catalog.dropTempView(name)
+            for frame in kept:
+                release(frame)
 
-    @contextmanager
     def _ansi_off(self):  # type: ignore[no-untyped-def]
-        conf = self.spark.conf
-        before = conf.get("spark.sql.ansi.enabled", None)
-        conf.set("spark.sql.ansi.enabled", "false")
-        try:
-            yield
-        finally:
-            if before is None:
-                conf.unset("spark.sql.ansi.enabled")
-            else:
-                conf.set("spark.sql.ansi.enabled", before)
+        """:func:`engine_settings` on the engine's session (the name the families use)."""
+        return engine_settings(self.spark)
 
     def driver(self) -> Store:
         """The in-memory store the driver uses for p-values and decisions."""
@@ -324,13 +318,12 @@ class SparkEngine:
             raise InvalidParameterError(
                 f"correction={correction!r} is not one of {univariate.CORRECTIONS}"
             )
-        registration = self.registration(model)
+        self.views(model)  # UnknownModelError for a model not in the lake
         store = self.driver()
         selection = resolve(store.connection, reference, window, None, since, until)
         self.views(model)
         chosen_features = univariate._check_features(features, self._kinds[model])
         parts = self._statistics(model, selection, chosen, chosen_features, params)
-        del registration
         table = self._decide(parts, limits, correction)
         return univariate._explain_empty_reference(store.connection, table, reference, selection)
 
@@ -440,10 +433,76 @@ class SparkEngine:
                 con.unregister(name)
 
 
-def _storage_level() -> Any:
-    from pyspark import StorageLevel
+#: Settings the engine applies to the session for its own statements (and restores after):
+#: ANSI mode off, so that a division by zero gives NULL as in DuckDB; no constraint
+#: propagation (the optimizer's inference of filters from every operator's constraints:
+#: costly on the inlined macros' deep plans, and on Spark 4.x it fails with
+#: ``NoSuchElementException: key not found`` in ``Union.rewriteConstraints`` on the
+#: ASOF-join rewrite over a checkpointed CTE).
+ENGINE_SETTINGS: Mapping[str, str] = {
+    "spark.sql.ansi.enabled": "false",
+    "spark.sql.constraintPropagation.enabled": "false",
+}
 
-    return StorageLevel.MEMORY_AND_DISK
+#: Session settings for a small local session (tests, a laptop, ``local[n]``), where each
+#: query's fixed cost dominates the data's: few shuffle partitions instead of 200 (mostly
+#: empty tasks otherwise), no adaptive re-planning (on small data it doubles the jobs: 94
+#: instead of 46 per drift call), no generated code (``factoryMode=NO_CODEGEN`` and no
+#: whole-stage codegen: compiling the Java generated for the inlined macros' plans costs
+#: more than it saves on small data; measured 16-19 -> 9-13 JVM CPU s per drift call on the
+#: tests' rows), UTC windows, no progress bars. Not for a cluster over a lake: there, keep
+#: code generation and size the shuffle partitions (or AQE's coalescing) to the data
+#: (docs/scaling.md).
+LOCAL_SETTINGS: Mapping[str, str] = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+@contextmanager
+def engine_settings(
+    spark: SparkSession, settings: Mapping[str, str] = ENGINE_SETTINGS
+) -> Iterator[None]:
+    """Inside the block, ``spark``'s SQL settings are ``settings``
+    (:data:`ENGINE_SETTINGS` by default); each is restored, or unset, after it."""
+    conf = spark.conf
+    before = {key: conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                conf.unset(key)
+            else:
+                conf.set(key, value)
+
+
+def checkpoint(frame: DataFrame) -> DataFrame:
+    """``frame`` computed now and kept on the executors (memory, then disk: Spark's
+    ``localCheckpoint``), as a frame whose plan is one leaf. Queries over it are then
+    planned without ``frame``'s plan: with the inlined macros' CTEs each read by several
+    others, the nested plans otherwise grow with every CTE and their analysis
+    (``DeduplicateRelations``, ``ResolveReferences``) costs seconds per query. Free it
+    with :func:`release`."""
+    return frame.localCheckpoint(eager=True)
+
+
+def release(frame: DataFrame) -> None:
+    """Drop the blocks of a frame :func:`checkpoint` made, now rather than when the
+    JVM's garbage collector finds it unreferenced (a no-op on Spark Connect, which frees
+    them with the frame)."""
+    jdf = getattr(frame, "_jdf", None)
+    if jdf is None:
+        return
+    plan = jdf.queryExecution().logical()
+    if plan.getClass().getSimpleName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
 
 
 def _variant_defaults(variants: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,13 +2,16 @@
 NaN, a categorical feature with a category unseen in training, predictions of two
 versions, late labels (logged days after their predictions) and label corrections (a
 later batch relabels some examples); ``lake_store`` is a template file of it and
-``lake_path`` its lake, exported once per module."""
+``lake_path`` its lake, exported once per module. ``spark`` is the one local Spark
+session of the test run (skips when pyspark or Java is missing)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -99,3 +102,24 @@ def lake_path(lake_store: evalstore.Store, tmp_path_factory: pytest.TempPathFact
     path = tmp_path_factory.mktemp("engines-lake") / "m"
     lake_store.export_lake("m", path)
     return path
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local Spark session for the whole test run (``local[2]``, the engine's
+    :data:`~evalstore.engines.spark.LOCAL_SETTINGS`, no UI, quiet): a second session
+    would pay the JVM's start and warm-up again."""
+    pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e .[spark]")
+    if shutil.which("java") is None:
+        pytest.skip("Java is not on PATH: SparkEngine needs Java 17+")
+    from pyspark.sql import SparkSession
+
+    from evalstore.engines.spark import LOCAL_SETTINGS
+
+    builder = SparkSession.builder.master("local[2]").appName("evalstore-tests")
+    for key, value in {**LOCAL_SETTINGS, "spark.ui.enabled": "false"}.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -1,7 +1,10 @@
-"""SparkEngine on a real Spark (local[2], one session for the module) against the embedded
-store: every row of drift equals the store's to 1e-9 (same windows, features, methods,
-variants, p-values and decisions), on the data of tests/engines/conftest.py (ties, NULL,
-NaN, an unseen category, two versions, late labels and corrections) exported as a lake.
+"""SparkEngine on a real Spark (local[2], the test run's one session: tests/engines/conftest.py)
+against the embedded store: every row of drift equals the store's to 1e-9 (same windows,
+features, methods, variants, p-values and decisions), on the data of
+tests/engines/conftest.py (ties, NULL, NaN, an unseen category, two versions, late labels
+and corrections) exported as a lake. Each Spark call costs seconds, so the default call's
+rows come from ``materialize`` once (module fixture ``materialized``) and two tests check
+them: against ``store.drift``, and as written into the store's metric history.
 
 Skipped, with the reason, when pyspark or Java is missing (``pip install -e .[spark]``)."""
 
@@ -29,26 +32,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    """One local Spark session (2 cores, UTC, no UI, 2 shuffle partitions, quiet)."""
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("evalstore-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.adaptive.enabled", "false")
-        .config("spark.sql.codegen.wholeStage", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-
-
-@pytest.fixture(scope="module")
 def engine(spark: Any, lake_path: Path) -> Iterator[SparkEngine]:
     with SparkEngine(spark, lake_path) as opened:
         yield opened
@@ -71,16 +54,39 @@ def assert_same(got: pa.Table, want: pa.Table) -> None:
 
 NUMERIC = ["ks", "wasserstein", "psi", "js", "kl", "hellinger", "d1", "zscore"]
 CATEGORICAL = ["chi2", "linf", "unseen", "psi", "js", "hellinger"]
+#: Every method on Spark, daily windows against the training rows.
+DEFAULT: dict[str, Any] = dict(methods=list(dict.fromkeys(NUMERIC + CATEGORICAL)), window="1 day")
 
 
-def test_drift_default_methods(engine: SparkEngine, lake_store: evalstore.Store) -> None:
-    """Every numeric and categorical method, reference training, daily windows."""
-    methods = list(dict.fromkeys(NUMERIC + CATEGORICAL))
-    got = engine.drift("m", methods=methods)
-    want = lake_store.drift("m", methods=methods)
+@pytest.fixture(scope="module")
+def materialized(
+    engine: SparkEngine, lake_store_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[pa.Table, evalstore.Store]]:
+    """``engine.materialize(store, 'drift', 'm', **DEFAULT)`` on a copy of the lake's store:
+    the rows it returns (those of ``SparkEngine.drift`` with the same arguments) and the
+    store, open."""
+    from tests.conftest import copy_store
+
+    directory = tmp_path_factory.mktemp("engines-materialized")
+    with evalstore.open(copy_store(lake_store_file, directory)) as store:
+        yield engine.materialize(store, "drift", "m", **DEFAULT), store
+
+
+def test_drift_default_methods(
+    engine: SparkEngine,
+    lake_store: evalstore.Store,
+    materialized: tuple[pa.Table, evalstore.Store],
+) -> None:
+    """Every numeric and categorical method, reference training, daily windows: the
+    Spark rows (from materialize, which returns ``SparkEngine.drift``'s rows) equal the
+    store's."""
+    got, _ = materialized
+    want = lake_store.drift("m", **DEFAULT)
     assert_same(got, want)
-    assert {"ks", "chi2"} <= set(got.column("method").to_pylist())
+    assert set(got.column("method").to_pylist()) == set(DEFAULT["methods"])
+    assert {"x", "k", "c", "flag", "score"} <= set(got.column("feature").to_pylist())
     assert any(p is not None for p in got.column("p_value").to_pylist())
+    assert any(got.column("drifted").to_pylist())
 
 
 def test_drift_rolling_chunks_and_variants(
@@ -110,23 +116,26 @@ def test_errors(engine: SparkEngine) -> None:
 
 
 def test_materialize_writes_the_store_history(
-    engine: SparkEngine, lake_store_file: Path, tmp_path: Path
+    materialized: tuple[pa.Table, evalstore.Store],
 ) -> None:
     """materialize stores the Spark rows where store.drift(persist=True) keeps them: the
     store's persisted call then reads them back (same rows), marked engine = 'spark'."""
-    from tests.conftest import copy_store
+    written, store = materialized
+    engines = store.sql(
+        "SELECT engine, count(*) AS n FROM evalstore.metric_history GROUP BY ALL"
+    ).to_pylist()
+    assert engines == [{"engine": "spark", "n": written.num_rows}]
+    assert_same(store.drift("m", persist=True, **DEFAULT), written)
+    assert store.sql(
+        "SELECT count(*) AS n FROM evalstore.metric_history WHERE engine <> 'spark'"
+    ).to_pylist() == [{"n": 0}]
 
-    arguments: dict[str, Any] = dict(methods=["ks", "psi", "chi2", "unseen"], window="1 day")
-    with evalstore.open(copy_store(lake_store_file, tmp_path)) as store:
-        written = engine.materialize(store, "drift", "m", **arguments)
-        engines = store.sql(
-            "SELECT engine, count(*) AS n FROM evalstore.metric_history GROUP BY ALL"
-        ).to_pylist()
-        assert engines == [{"engine": "spark", "n": written.num_rows}]
-        assert_same(store.drift("m", persist=True, **arguments), written)
-        assert_same(written, store.drift("m", **arguments))
-        with pytest.raises(InvalidParameterError, match=r"writes 'drift'"):
-            engine.materialize(store, "performance", "m")
+
+def test_materialize_refuses_other_families(
+    engine: SparkEngine, materialized: tuple[pa.Table, evalstore.Store]
+) -> None:
+    with pytest.raises(InvalidParameterError, match=r"writes 'drift'"):
+        engine.materialize(materialized[1], "performance", "m")
 
 
 def test_methods_not_on_spark_are_refused(engine: SparkEngine) -> None:
