@@ -44,7 +44,6 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import sqlglot
 from sqlglot import exp
 
 from evalstore.core.bounds import (
@@ -59,7 +58,6 @@ from evalstore.core.windows import (
     Reference,
     Selection,
     Window,
-    check_predicate,
     checked_window_args,
     reference_args,
     resolve,
@@ -90,23 +88,6 @@ _BY_TYPES = {
 #: Where each performance macro's per-cell tail starts (run on the driver): the CTE after
 #: ``horizon``, so that the label horizon (every label's delay) is computed on Spark.
 _PERFORMANCE_CUT = {"binary": "worth", "multiclass": "scored", "regression": "scored"}
-
-
-def spark_predicate(where: str, columns: Sequence[str], name: str = "where") -> str:
-    """``where`` checked by the store's checker over ``columns`` (a single boolean
-    expression, known columns, allow-listed functions), then written as Spark SQL by
-    sqlglot (with :func:`evalstore.engines.spark_sql.rewrite`)."""
-    checked = check_predicate(where, columns, name)
-    return spark_sql.rewrite(sqlglot.parse_one(checked, read="duckdb")).sql(dialect="spark")
-
-
-def _text(value: str) -> str:
-    """A quoted Spark string constant (sqlglot escapes it)."""
-    return exp.Literal.string(value).sql(dialect="spark")
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 class SparkFamilies:
@@ -144,20 +125,7 @@ class SparkFamilies:
         names = self.views(model)
         base = f"{self._prefix}_{model}"
         self._read("models").createOrReplaceTempView(f"{base}_models")
-        statements = {
-            f"{base}_batches": "SELECT CAST(NULL AS STRING) AS model, CAST(NULL AS STRING) "
-            "AS kind, CAST(NULL AS BIGINT) AS batch_id WHERE false",
-            f"{base}_label_horizons": "SELECT CAST(NULL AS STRING) AS model, CAST(NULL AS "
-            "DOUBLE) AS delay_quantile, CAST(NULL AS BIGINT) AS labels_batch, CAST(NULL AS "
-            "BIGINT) AS predictions_batch, CAST(NULL AS DOUBLE) AS delay_hours, CAST(NULL AS "
-            "BIGINT) AS labeled WHERE false",
-            f"{base}_keyed_labels": "SELECT *, example_id AS example_key, lead(batch_id) OVER "
-            f"(PARTITION BY example_id ORDER BY batch_id) AS superseded_by FROM {names['labels']}",
-            f"{base}_keyed_labels_latest": "SELECT *, example_id AS example_key "
-            f"FROM {names['labels_latest']}",
-            f"{base}_keyed_predictions": "SELECT *, example_id AS example_key "
-            f"FROM {names['predictions']}",
-        }
+        statements = spark_sql.lake_system_views(base, names)
         for view, body in statements.items():
             self.spark.sql(f"CREATE OR REPLACE TEMP VIEW {view} AS {body}")
         made[model] = {
@@ -203,24 +171,11 @@ class SparkFamilies:
         registered training/validation dataset, for callers that cannot pass it as
         ``ref_dataset``)."""
         names = self.views(model)
-        conditions = []
+        predicate = None
         if where is not None:
             columns = [*self._feature_types(model), *VALUE_PREDICATE_COLUMNS]
-            predicate = spark_predicate(where, columns)
-            conditions.append(
-                f"(v.example_id, v.env) IN (SELECT example_id, env FROM {names['features']} "
-                f"WHERE {predicate})"
-            )
-        if version is not None:
-            chosen = _text(version)
-            conditions.append(
-                f"(v.env <> 'serving' OR v.example_id IN (SELECT example_id FROM "
-                f"{names['predictions']} WHERE version = {chosen})) "
-                f"AND (v.version IS NULL OR v.version = {chosen})"
-            )
-        if reference_dataset is not None:
-            env, tag = reference_dataset
-            conditions.append(f"(v.env <> {_text(env)} OR v.dataset = {_text(tag)})")
+            predicate = spark_sql.checked_predicate(where, columns)
+        conditions = spark_sql.restriction(names, predicate, version, reference_dataset)
         if not conditions:
             yield
             return
@@ -274,7 +229,7 @@ class SparkFamilies:
         """The rows of ``evalstore.<macro>(args)``: the CTEs before the cut
         (:func:`~evalstore.engines.sql_inline.split` at ``driver_helpers`` or ``at``)
         on Spark, the rest on the driver; ``order`` an ORDER BY of the driver's query."""
-        from evalstore.engines.spark import literal
+        from evalstore.engines.spark import checkpoint, literal, release
 
         parts = split(macro, [literal(a) for a in args], driver_helpers, at=at)
         con = self.driver().connection
@@ -289,10 +244,8 @@ class SparkFamilies:
                         continue
                     frame = self.spark.sql(self.sql(model, body))
                     if readers[name] > 1:
-                        # computed once, and its plan cut to a leaf: later views over it are
-                        # analysed without its plan (Catalyst's analysis of the nested
-                        # plans is most of a call's time; H1's finding for SparkEngine.run)
-                        frame = frame.localCheckpoint(eager=True)
+                        # computed once, its plan cut to a leaf (spark.checkpoint)
+                        frame = checkpoint(frame)
                         kept.append(frame)
                     frame.createOrReplaceTempView(name)
                     views.append(name)
@@ -311,7 +264,7 @@ class SparkFamilies:
             for name in registered:
                 con.unregister(name)
             for frame in kept:
-                frame.unpersist()
+                release(frame)
             for name in views:
                 self.spark.catalog.dropTempView(name)
 
@@ -431,7 +384,7 @@ class SparkFamilies:
             elif key.kind == "predicates":
                 key.domain = list(key.predicates)
             else:
-                column = f"CAST({_quote(key.name)} AS STRING)"
+                column = f"CAST({spark_sql.quote_name(key.name)} AS STRING)"
                 rows = self.spark.sql(
                     f"SELECT DISTINCT {column} AS v FROM {features} WHERE env = 'serving' "
                     f"AND {column} IS NOT NULL ORDER BY 1 LIMIT {MAX_CATEGORIES + 1}"
@@ -458,7 +411,7 @@ class SparkFamilies:
         exact ``percentile`` (linear interpolation, as DuckDB's ``quantile_cont``)."""
         from evalstore.engines.spark import literal
 
-        x = f"CAST({_quote(name)} AS DOUBLE)"
+        x = f"CAST({spark_sql.quote_name(name)} AS DOUBLE)"
         probabilities = [i / bins for i in range(1, bins)] or [0.5]
         levels = ", ".join(repr(p) for p in probabilities)
         conditions = [f"abs({x}) < CAST('Infinity' AS DOUBLE)"]
@@ -492,63 +445,13 @@ class SparkFamilies:
         label and serving features (``e``), restricted to ``where`` and ``version``,
         with the integer slice code of ``by`` (one row per named predicate met)."""
         names = self.views(model)
-        predictions = self.spark.table(names["predictions"]).columns
-        probabilities = (
-            "p.probabilities" if "probabilities" in predictions
-            else "CAST(NULL AS MAP<STRING, DOUBLE>)"
-        )  # fmt: skip
-        latency = "p.latency_ms" if "latency_ms" in predictions else "CAST(NULL AS DOUBLE)"
-        features = ", ".join(f"f.{_quote(c)}" for c in types)
-        evaluations = (
-            "SELECT p.example_id, p.version, p.ts, p.prediction, p.score, "
-            f"{probabilities} AS probabilities, {latency} AS latency_ms, l.label"
-            + (f", {features}" if features else "")
-            + f" FROM {names['predictions']} AS p "
-            f"LEFT JOIN {names['labels_latest']} AS l ON l.example_id = p.example_id "
-            f"LEFT JOIN {names['features']} AS f ON f.example_id = p.example_id "
-            "AND f.env = 'serving'"
-        )
-        columns = [*types, *perf.PREDICATE_COLUMNS]
-        conditions = []
+        predicate = None
         if where is not None:
-            conditions.append(f"({spark_predicate(where, columns)})")
-        if version is not None:
-            conditions.append(f"e.version = {_text(version)}")
-        by_feature = [key for key in slices if key.kind != "predicates"]
-        terms = [f"CAST({self._slice_index(key)} AS BIGINT) * {key.stride}" for key in by_feature]
-        predicate_key = next((k for k in slices if k.kind == "predicates"), None)
-        named: Mapping[str | None, str | None] = (
-            predicate_key.predicates if predicate_key else {None: None}
-        )
-        selects = []
-        for label, predicate in named.items():
-            parts = [*terms]
-            if predicate_key is not None:
-                parts.append(
-                    f"CAST({predicate_key.index(label)} AS BIGINT) * {predicate_key.stride}"
-                )
-            code = " + ".join(parts) if parts else "NULL"
-            chosen = [*conditions]
-            if predicate is not None:
-                chosen.append(f"({_spark_sql_of(predicate)})")
-            selects.append(
-                "SELECT e.example_id, e.version, e.ts, e.prediction, e.score, e.probabilities, "
-                f"e.label, CAST({code} AS BIGINT) AS slice FROM ({evaluations}) AS e"
-                + (f" WHERE {' AND '.join(chosen)}" if chosen else "")
-            )
-        return self._temp_view(" UNION ALL ".join(selects), later)
-
-    def _slice_index(self, key: _Slice) -> str:
-        """Spark SQL of a feature key's index for a row of ``e`` (:meth:`_Slice.index`)."""
-        missing = key.null_index
-        if key.kind == "categorical":
-            if not key.domain:
-                return str(missing)
-            values = ", ".join(_text(v) for v in key.domain)
-            text = f"CAST(e.{_quote(key.name)} AS STRING)"
-            position = f"array_position(array({values}), {text})"
-            return f"CASE WHEN {position} > 0 THEN {position} - 1 ELSE {missing} END"
-        return _spark_sql_of(key.index())
+            columns = [*types, *perf.PREDICATE_COLUMNS]
+            predicate = spark_sql.checked_predicate(where, columns)
+        outputs = self.spark.table(names["predictions"]).columns
+        body = spark_sql.evaluations(names, outputs, list(types), predicate, version, slices)
+        return self._temp_view(body, later)
 
     # ---------------------------------------------------------------------- quality
 
@@ -738,8 +641,3 @@ class SparkFamilies:
         for feature in features:
             found.setdefault(feature, {"reason": "no serving rows to compare with"})
         return found
-
-
-def _spark_sql_of(duckdb_sql: str) -> str:
-    """DuckDB SQL the store generated (a slice index, a checked predicate) as Spark SQL."""
-    return spark_sql.rewrite(sqlglot.parse_one(duckdb_sql, read="duckdb")).sql(dialect="spark")

@@ -35,21 +35,32 @@ them):
     ``generate_subscripts(l, 1)`` in one SELECT (``inline`` of ``(value, 1-based
     position)`` structs).
 
+Beside them, the SQL the Spark engine writes itself around the macros (no metric in it):
+the restricted views of ``version=`` / ``where=`` (:func:`restriction`; a ``where`` text
+only after the store's checker, :func:`checked_predicate`), the evaluations a performance
+macro reads (:func:`evaluations`, :func:`slice_index`) and the relations a lake lacks
+(:func:`lake_system_views`).
+
 The queries run with ``spark.sql.ansi.enabled=false`` (the engine sets it for its own
 statements), so that, as in DuckDB, a division by zero gives NULL instead of an error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
+from typing import TYPE_CHECKING
 
 import duckdb
 import sqlglot
 from sqlglot import exp
 
+from evalstore.core.windows import check_predicate
 from evalstore.engines.sql_inline import rewrite_asof_joins
 from evalstore.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from evalstore.metrics.slice_keys import _Slice
 
 
 def _spark(template: str, **values: exp.Expression) -> exp.Expression:
@@ -315,3 +326,148 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
     for step in (*steps, _subscripts, _functions):
         tree = step(tree)
     return tree
+
+
+# ------------------------------------------------------- SQL the Spark engine writes itself
+
+
+def from_duckdb(sql: str) -> str:
+    """DuckDB SQL the store generated (a slice index, a checked predicate) as Spark SQL:
+    parsed by sqlglot, :func:`rewrite`, written for Spark."""
+    return rewrite(sqlglot.parse_one(sql, read="duckdb")).sql(dialect="spark")
+
+
+def checked_predicate(where: str, columns: list[str] | tuple[str, ...], name: str = "where") -> str:
+    """``where`` checked by the store's checker over ``columns``
+    (:func:`evalstore.core.windows.check_predicate`: one boolean expression, known
+    columns, allow-listed functions), then written as Spark SQL (:func:`from_duckdb`):
+    a user's text never reaches Spark unparsed."""
+    return from_duckdb(check_predicate(where, columns, name))
+
+
+def text(value: str) -> str:
+    """A quoted Spark string constant (sqlglot escapes it)."""
+    return exp.Literal.string(value).sql(dialect="spark")
+
+
+def quote_name(name: str) -> str:
+    """A Spark identifier (backquoted)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def restriction(
+    names: dict[str, str],
+    predicate: str | None,
+    version: str | None,
+    reference_dataset: tuple[str, str] | None = None,
+) -> list[str]:
+    """Conditions on a long-format value row ``v`` as the store's
+    :func:`evalstore.core.windows.restricted_view` writes them, over the lake views
+    ``names``: its example's feature row of the same env meets ``predicate`` (Spark SQL
+    from :func:`checked_predicate`); with ``version``, a serving row is of an example the
+    version predicted and an output row is the version's own; ``reference_dataset``
+    ``(env, tag)`` keeps only the rows of env ``env`` from dataset ``tag``."""
+    conditions = []
+    if predicate is not None:
+        conditions.append(
+            f"(v.example_id, v.env) IN (SELECT example_id, env FROM {names['features']} "
+            f"WHERE {predicate})"
+        )
+    if version is not None:
+        chosen = text(version)
+        conditions.append(
+            f"(v.env <> 'serving' OR v.example_id IN (SELECT example_id FROM "
+            f"{names['predictions']} WHERE version = {chosen})) "
+            f"AND (v.version IS NULL OR v.version = {chosen})"
+        )
+    if reference_dataset is not None:
+        env, tag = reference_dataset
+        conditions.append(f"(v.env <> {text(env)} OR v.dataset = {text(tag)})")
+    return conditions
+
+
+def lake_system_views(base: str, names: dict[str, str]) -> dict[str, str]:
+    """``{view: Spark SQL}`` of the relations ``evalstore.label_horizon`` reads that a lake
+    lacks: ``evalstore.batches`` and ``evalstore.label_horizons`` empty (the store's cache
+    of delays; without rows the macro computes them from every label), and the lake's
+    labels, latest labels and predictions with ``example_key`` (= ``example_id``) and
+    the labels' ``superseded_by`` (the example's next label batch, as the store keeps it)."""
+    return {
+        f"{base}_batches": "SELECT CAST(NULL AS STRING) AS model, CAST(NULL AS STRING) "
+        "AS kind, CAST(NULL AS BIGINT) AS batch_id WHERE false",
+        f"{base}_label_horizons": "SELECT CAST(NULL AS STRING) AS model, CAST(NULL AS "
+        "DOUBLE) AS delay_quantile, CAST(NULL AS BIGINT) AS labels_batch, CAST(NULL AS "
+        "BIGINT) AS predictions_batch, CAST(NULL AS DOUBLE) AS delay_hours, CAST(NULL AS "
+        "BIGINT) AS labeled WHERE false",
+        f"{base}_keyed_labels": "SELECT *, example_id AS example_key, lead(batch_id) OVER "
+        f"(PARTITION BY example_id ORDER BY batch_id) AS superseded_by FROM {names['labels']}",
+        f"{base}_keyed_labels_latest": "SELECT *, example_id AS example_key "
+        f"FROM {names['labels_latest']}",
+        f"{base}_keyed_predictions": "SELECT *, example_id AS example_key "
+        f"FROM {names['predictions']}",
+    }
+
+
+def slice_index(key: _Slice) -> str:
+    """Spark SQL of a ``by`` key's index for a row of ``e``, as
+    :meth:`evalstore.metrics.slice_keys._Slice.index` (categories by their position in
+    the sorted domain, via ``array_position``; numeric bins from the same CASE)."""
+    missing = key.null_index
+    if key.kind == "categorical":
+        if not key.domain:
+            return str(missing)
+        values = ", ".join(text(v) for v in key.domain)
+        value = f"CAST(e.{quote_name(key.name)} AS STRING)"
+        position = f"array_position(array({values}), {value})"
+        return f"CASE WHEN {position} > 0 THEN {position} - 1 ELSE {missing} END"
+    return from_duckdb(key.index())
+
+
+def evaluations(
+    names: dict[str, str],
+    prediction_columns: Sequence[str],
+    features: Sequence[str],
+    predicate: str | None,
+    version: str | None,
+    slices: Sequence[_Slice],
+) -> str:
+    """Spark SQL of the evaluations a performance macro reads, as the store's
+    :func:`evalstore.metrics.performance._source_view`: predictions with their latest
+    label and serving ``features`` (``e``), restricted to ``predicate`` (from
+    :func:`checked_predicate`) and ``version``, with the integer slice code of the
+    ``slices`` (their domains and strides set), one row per named predicate met."""
+    probabilities = (
+        "p.probabilities" if "probabilities" in prediction_columns
+        else "CAST(NULL AS MAP<STRING, DOUBLE>)"
+    )  # fmt: skip
+    latency = "p.latency_ms" if "latency_ms" in prediction_columns else "CAST(NULL AS DOUBLE)"
+    listed = "".join(f", f.{quote_name(c)}" for c in features)
+    rows = (
+        "SELECT p.example_id, p.version, p.ts, p.prediction, p.score, "
+        f"{probabilities} AS probabilities, {latency} AS latency_ms, l.label{listed} "
+        f"FROM {names['predictions']} AS p "
+        f"LEFT JOIN {names['labels_latest']} AS l ON l.example_id = p.example_id "
+        f"LEFT JOIN {names['features']} AS f ON f.example_id = p.example_id "
+        "AND f.env = 'serving'"
+    )
+    conditions = [f"({predicate})"] if predicate is not None else []
+    if version is not None:
+        conditions.append(f"e.version = {text(version)}")
+    terms = [
+        f"CAST({slice_index(key)} AS BIGINT) * {key.stride}"
+        for key in slices
+        if key.kind != "predicates"
+    ]
+    named = next((k for k in slices if k.kind == "predicates"), None)
+    selects = []
+    for label, condition in (named.predicates if named else {None: None}).items():
+        parts = [*terms]
+        if named is not None:
+            parts.append(f"CAST({named.index(label)} AS BIGINT) * {named.stride}")
+        chosen = [*conditions, *([f"({from_duckdb(condition)})"] if condition else [])]
+        selects.append(
+            "SELECT e.example_id, e.version, e.ts, e.prediction, e.score, e.probabilities, "
+            f"e.label, CAST({' + '.join(parts) or 'NULL'} AS BIGINT) AS slice FROM ({rows}) AS e"
+            + (f" WHERE {' AND '.join(chosen)}" if chosen else "")
+        )
+    return " UNION ALL ".join(selects)
