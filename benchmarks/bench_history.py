@@ -28,10 +28,11 @@ start and end, and at the end of each measured call per family). Each measuremen
 also printed to stderr as it completes.
 
 ``--feature-groups K`` measures drift and quality as K calls over groups of the features
-(round robin, so each group mixes numeric and categorical ones) and sums their times: one
-all-window call over every feature at 1M rows/day holds every value in memory (drift's
-reached 19 GB). ``--measure-groups N`` measures only the first N groups (the report names
-their features), to bound the run's time on a loaded machine.
+(round robin, so each group mixes numeric and categorical ones) and sums their times: an
+all-window drift call over every feature at 1M rows/day filled DuckDB's default memory
+limit (80% of RAM, 18.8 GiB here; pass ``--memory-limit`` on a shared machine), and a
+group bounds each call's run time. ``--measure-groups N`` measures only the first N
+groups (the report names their features), to bound the run's time on a loaded machine.
 
     python benchmarks/bench_history.py --rows-per-day 20000
 """
@@ -152,8 +153,8 @@ def feature_groups(groups: int) -> list[list[str]]:
 def family_calls(family: str, groups: int, measured: int | None = None) -> list[dict[str, Any]]:
     """The keyword arguments of the call(s) measured for ``family``: one call, or for
     drift and quality with ``groups`` > 1 one call per feature group (their times are
-    summed: a call over every feature at once holds every value of a window range in
-    memory, 19 GB for drift's all-window call at 1M rows/day); ``measured``: only the
+    summed: drift's all-window call over every feature at 1M rows/day filled DuckDB's
+    default memory limit, 18.8 GiB here); ``measured``: only the
     first ``measured`` groups."""
     arguments = FAMILIES[family]
     if groups <= 1 or family == "performance":
@@ -263,9 +264,10 @@ def report(
     lines += [
         "",
         "targets (issue 26): refresh / one day <= 1.2x, all / refresh >= 20x. Besides the "
-        "new day, a refresh probes the example keys of every label and prediction for the "
-        "ones new batches point to (late labels), and reads the stored windows back: a "
-        "cost that one small day does not hide.",
+        "new day, a refresh finds the windows new batches touched (performance: a probe of "
+        "every label's and prediction's example key for the ones new batches point to; "
+        "drift and quality: only when a new label points to an example whose features are "
+        "older) and reads the stored windows back.",
     ]
     return lines
 
