@@ -3,8 +3,9 @@ snapshot for "nothing was written" checks; ``free_port``, ``load_benchmark`` (a
 benchmarks/ module by path) and ``webhook_receiver`` (:class:`Receiver`, a webhook
 endpoint on 127.0.0.1).
 
-Opening a new store installs every macro (~0.2 s) and ``register_model`` creates a model's
-tables (~0.2 s); copying a store file and opening the copy takes ~0.03 s. So a test that
+Opening a new store installs every macro (~0.28 s of CPU); copying a store file and opening
+the copy takes ~0.035 s (``register_model`` then adds a model in ~0.025 s, after ~0.2 s
+for the first call of a process, which imports what registration needs). So a test that
 needs a store in a known state opens a copy of a template built once per session
 (:func:`copy_store`, the ``template`` and ``empty_template`` fixtures), never builds its own
 unless building it is what the test checks. Code that cannot take a fixture (module
