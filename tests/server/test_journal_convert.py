@@ -319,6 +319,7 @@ _CALLS = [
      {"ts": _TIMES, "score": _SCORES, "prediction": _classes(0, 1, "0", "1"),
       "latency_ms": _N, "extra": _C}),
     ("text", "predictions", {"version": "v1"}, {"ts": _TIMES, "score": _SCORES}),
+    ("low", "predictions", {"version": "v1"}, {"ts": _TIMES, "score": _SCORES}),
     ("multi", "predictions", {"version": "v1"}, {"ts": _TIMES, "prediction": _classes("a", "c")}),
     ("fraud", "labels", {}, {"ts": _TIMES, "label": _classes(0, 1, "1"), "extra": _X}),
     ("text", "labels", {"source": "review"}, {"ts": _TIMES, "label": _classes("no", "yes")}),
@@ -391,14 +392,16 @@ def _outcome(prepared: journal_prepare.Prepared) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def hostile_store(template: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Models ``fraud`` (binary, classes [0, 1]), ``text`` (binary, 'no'/'yes'),
-    ``multi`` (classes a, b, c); ``fraud`` has features x (DOUBLE), n (BIGINT), c (VARCHAR)
-    and example ``seed`` stored everywhere (a stored id)."""
+    """Models ``fraud`` (binary, classes [0, 1]), ``text`` (binary, 'no'/'yes'), ``low``
+    (binary, threshold 0.3: an integer score against it), ``multi`` (classes a, b, c);
+    ``fraud`` has features x (DOUBLE), n (BIGINT), c (VARCHAR) and example ``seed`` is
+    stored everywhere (a stored id)."""
 
     def build(store: evalstore.Store) -> None:
         store.register_model("fraud", "v1", "binary", classes=[0, 1])
         store.register_model("text", "v1", "binary", classes=["no", "yes"], positive_class="yes")
         store.register_model("multi", "v1", "multiclass", classes=["a", "b", "c"])
+        store.register_model("low", "v1", "binary", classes=[0, 1], threshold=0.3)
 
         def seed(**values: Any) -> pa.Table:
             return pa.Table.from_pylist([{"example_id": "seed", "ts": RECEIVED, **values}])
@@ -411,7 +414,7 @@ def hostile_store(template: Any, tmp_path_factory: pytest.TempPathFactory) -> An
         store.log_labels("fraud", seed(label=1))
         store.log_labels("text", seed(label="yes"))
 
-    path = template("journal-convert-hostile", build)
+    path = template("journal-convert-hostile-2", build)
     with evalstore.open(copy_store(path, tmp_path_factory.mktemp("hostile"))) as opened:
         yield opened
 
