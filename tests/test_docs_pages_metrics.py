@@ -66,6 +66,14 @@ def test_quickstart_builds_the_store_the_pages_continue_from(workspace):
     # 2000 training + 3000 serving rows in Python, 200 more from tomorrow.parquet on the CLI;
     # 1800 labels (60%) from labels.parquet and 50 from labels.arrow; v2 scored tomorrow's 200
     assert list(counts.values()) == [5200, 1850, 200]
+    # `evalstore demo demo.duckdb --overwrite --days 21` replaced the 60-day demo store the
+    # workspace started with (the CLI's --overwrite, moved here from tests/cli/test_cli.py)
+    with evalstore.open(str(workspace / "demo.duckdb"), read_only=True) as store:
+        days = store.sql(
+            "SELECT count(DISTINCT ts::DATE) AS d FROM credit_default.features "
+            "WHERE env = 'serving'"
+        ).to_pylist()
+    assert days == [{"d": 21}]
 
 
 @pytest.mark.slow
