@@ -166,3 +166,25 @@ def test_split_at_a_named_cte(lake_store: evalstore.Store) -> None:
     assert_same_rows(got, lake_store.sql(call.sql(dialect="duckdb")).to_pylist())
     with pytest.raises(InvalidParameterError, match=r"has no CTE named 'nope' to cut at"):
         sql_inline.split("performance_binary", args, [], at="nope")
+
+
+def test_spark_restrictions_are_checked_and_quoted() -> None:
+    """The Spark engine's where= goes through the store's predicate checker and is written
+    by sqlglot; a version is a quoted constant (Spark's backslash escapes), never SQL."""
+    from sqlglot import exp
+
+    from evalstore.core.sql_policy import UnsafeSqlError
+    from evalstore.engines import spark_sql
+
+    assert (
+        spark_sql.checked_predicate("c IN ('a', 'd') AND isinf(x)", ["c", "x"])
+        == "c IN ('a', 'd') AND ABS(x) = CAST('Infinity' AS DOUBLE)"
+    )
+    with pytest.raises(UnsafeSqlError, match=r"may not call read_csv\(\)"):
+        spark_sql.checked_predicate("read_csv('f') IS NULL", ["x"])
+    with pytest.raises(InvalidParameterError, match=r"refers to unknown column 'y'"):
+        spark_sql.checked_predicate("y > 1", ["x"])
+    hostile = "v' OR 1=1 --"
+    (condition,) = spark_sql.restriction({"features": "f", "predictions": "p"}, None, hostile)
+    constants = [c.this for c in sqlglot.parse_one(condition, read="spark").find_all(exp.Literal)]
+    assert constants.count(hostile) == 2  # the whole text, twice, as a string constant
