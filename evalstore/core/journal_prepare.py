@@ -390,6 +390,8 @@ def sql_convert(
         converted = con.sql(query, params=params).to_arrow_table()
     finally:
         con.unregister(incoming)
-    bad = converted.column(_BAD).to_numpy(zero_copy_only=False).astype(bool)
-    hashes = converted.column(_HASH).to_numpy(zero_copy_only=False).astype(np.uint64)
-    return converted.drop_columns([_HASH, _BAD]), hashes, bad
+    # (by position: a feature may be named like the two added columns)
+    n = len(plan.columns)
+    bad = converted.column(n + 1).to_numpy(zero_copy_only=False).astype(bool)
+    hashes = converted.column(n).to_numpy(zero_copy_only=False).astype(np.uint64)
+    return converted.select(range(n)), hashes, bad

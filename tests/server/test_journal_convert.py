@@ -504,3 +504,20 @@ def test_a_nan_score_refused_in_the_first_group_keeps_python_for_the_shape(store
     assert prepared.direct == [0]
     assert list(prepared.accepted) == [1]
     assert list(state.python_agrees.values()) == [True]
+
+
+@pytest.mark.parametrize("agrees", [dict, _Distrusting], ids=["first-group", "duckdb"])
+@pytest.mark.parametrize("name", ["__evalstore_hash", "__evalstore_bad"])
+def test_a_feature_named_like_the_conversions_own_columns_is_journaled(store, agrees, name):
+    # Before: DuckDB's conversion read its key-hash and failing-check columns by name, so
+    # a stored feature of that name raised KeyError ('Field ... exists 2 times'), which the
+    # writer did not catch: every request of the group was answered 500.
+    store.log_features("fraud", pa.table({"example_id": ["stored"], name: [1]}))
+    data = pa.table({"example_id": ["new"], "ts": ["2026-01-01T00:00:00Z"], name: [7]})
+    con = store.connection.cursor()
+    con.execute("SET TimeZone = 'UTC'")
+    prepared = _prepare(con, [Item(LogCall("features", "fraud", {}), data, "test")], agrees())
+    assert (prepared.direct, list(prepared.accepted)) == ([], [0])
+    assert prepared.segments[0].rows.select(["example_id", name]).to_pylist() == [
+        {"example_id": "new", name: 7}
+    ]
