@@ -338,7 +338,10 @@ _MUTATIONS = _mostly(
 def _requests(draw: st.DrawFn) -> tuple[str, str, dict[str, Any], list[tuple[Any, str]]]:
     """(model, kind, options, [(JSON records or an Arrow table, mutation), ...])."""
     model, kind, options, optional = draw(st.sampled_from(_CALLS))
-    record = st.fixed_dictionaries({"example_id": _IDS}, optional=optional)
+    required = {"example_id": _IDS}
+    if kind == "features" and draw(st.booleans()):  # (a stored feature of that name)
+        required["__evalstore_hash"] = _N
+    record = st.fixed_dictionaries(required, optional=optional)
     calls = draw(st.lists(st.lists(record, min_size=1, max_size=3), min_size=1, max_size=3))
     return model, kind, options, [(records, draw(_MUTATIONS)) for records in calls]
 
@@ -394,8 +397,9 @@ def _outcome(prepared: journal_prepare.Prepared) -> dict[str, Any]:
 def hostile_store(template: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Models ``fraud`` (binary, classes [0, 1]), ``text`` (binary, 'no'/'yes'), ``low``
     (binary, threshold 0.3: an integer score against it), ``multi`` (classes a, b, c);
-    ``fraud`` has features x (DOUBLE), n (BIGINT), c (VARCHAR) and example ``seed`` is
-    stored everywhere (a stored id)."""
+    ``fraud`` has features x (DOUBLE), n (BIGINT), c (VARCHAR) and __evalstore_hash
+    (BIGINT, named like a column of DuckDB's conversion), and example ``seed`` is stored
+    everywhere (a stored id)."""
 
     def build(store: evalstore.Store) -> None:
         store.register_model("fraud", "v1", "binary", classes=[0, 1])
@@ -407,14 +411,14 @@ def hostile_store(template: Any, tmp_path_factory: pytest.TempPathFactory) -> An
             return pa.Table.from_pylist([{"example_id": "seed", "ts": RECEIVED, **values}])
 
         for env in ("serving", "training"):
-            store.log_features("fraud", seed(x=1.5, n=1, c="u"), env=env)
+            store.log_features("fraud", seed(x=1.5, n=1, c="u", __evalstore_hash=1), env=env)
         store.log_predictions("fraud", seed(score=0.5), version="v1")
         store.log_predictions("text", seed(score=0.5), version="v1")
         store.log_predictions("multi", seed(prediction="a"), version="v1")
         store.log_labels("fraud", seed(label=1))
         store.log_labels("text", seed(label="yes"))
 
-    path = template("journal-convert-hostile-2", build)
+    path = template("journal-convert-hostile-3", build)
     with evalstore.open(copy_store(path, tmp_path_factory.mktemp("hostile"))) as opened:
         yield opened
 
