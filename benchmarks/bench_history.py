@@ -29,9 +29,10 @@ also printed to stderr as it completes.
 
 ``--feature-groups K`` measures drift and quality as K calls over groups of the features
 (round robin, so each group mixes numeric and categorical ones) and sums their times: an
-all-window drift call over every feature at 1M rows/day filled DuckDB's default memory
-limit (80% of RAM, 18.8 GiB here; pass ``--memory-limit`` on a shared machine), and a
-group bounds each call's run time. ``--measure-groups N`` measures only the first N
+all-window drift call holds every numeric value of its windows in numpy arrays (8 bytes
+per value, outside DuckDB's ``--memory-limit``: about 10 GB for 25 features at 1M
+rows/day; 19 GB were seen with DuckDB's own memory beside), and a group bounds each
+call's memory and run time. ``--measure-groups N`` measures only the first N
 groups (the report names their features), to bound the run's time on a loaded machine.
 
     python benchmarks/bench_history.py --rows-per-day 20000
@@ -153,8 +154,8 @@ def feature_groups(groups: int) -> list[list[str]]:
 def family_calls(family: str, groups: int, measured: int | None = None) -> list[dict[str, Any]]:
     """The keyword arguments of the call(s) measured for ``family``: one call, or for
     drift and quality with ``groups`` > 1 one call per feature group (their times are
-    summed: drift's all-window call over every feature at 1M rows/day filled DuckDB's
-    default memory limit, 18.8 GiB here); ``measured``: only the
+    summed: drift's all-window call holds every numeric value of its windows in numpy
+    arrays, about 10 GB over every feature at 1M rows/day); ``measured``: only the
     first ``measured`` groups."""
     arguments = FAMILIES[family]
     if groups <= 1 or family == "performance":
