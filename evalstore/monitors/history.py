@@ -6,7 +6,9 @@ irrelevant, times as UTC ISO text) and hashed; its result rows are stored in the
 long table ``evalstore.metric_history`` (:mod:`evalstore.monitors.storage`) with the
 input watermark they saw. The next identical call reads back the windows whose inputs
 did not change and recomputes, in the same transaction, only the windows later batches
-touched (:mod:`evalstore.monitors.fingerprints`), replacing their stored rows. The
+touched (:mod:`evalstore.monitors.fingerprints`; for drift and quality, whose windows are
+cut on feature time, :func:`.history_windows.feature_time_windows`), replacing their
+stored rows. The
 answer is the table a fresh call returns, value for value and type for type.
 
 Which calls refresh window by window, and which recompute everything when anything
