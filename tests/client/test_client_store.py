@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pandas as pd
-import polars as pl
 import pyarrow as pa
 import pytest
 
@@ -47,6 +46,8 @@ def test_values_arrive_exactly_in_process(store):
 
 
 def test_sync_batch_forms_take_pandas_polars_and_arrow(store):
+    import polars as pl  # here, not at collection: every xdist worker collects this file
+
     client = evalstore.Client(store, mode="sync")
     (receipt,) = client.log_features_batch(
         "fraud", pd.DataFrame({"example_id": ["p1", "p2"], "amount": [1.0, 2.0]})
