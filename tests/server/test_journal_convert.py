@@ -525,3 +525,51 @@ def test_a_feature_named_like_the_conversions_own_columns_is_journaled(store, ag
     assert prepared.segments[0].rows.select(["example_id", name]).to_pylist() == [
         {"example_id": "new", name: 7}
     ]
+
+
+def _arrow_body(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def test_hostile_requests_get_the_group_commits_answers_over_http(store_template, tmp_path):
+    """The two divergences found, end to end: a journaled server answers (status, error
+    type and message) and stores exactly as the group commit does."""
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+
+    good = {"example_id": ["g"], "ts": ["2026-01-01T00:00:00Z"], "prediction": ["1"]}
+    invalid = pa.table({**good, "example_id": _invalid_text(["h"])})
+    arrow = {"content-type": "application/vnd.apache.arrow.stream"}
+    predict, features = "/v1/models/fraud/predictions?version=v1", "/v1/models/fraud/features"
+
+    def feature(i: int) -> dict[str, Any]:
+        return {"example_id": f"f{i}", "ts": "2026-01-02T00:00:00Z", "__evalstore_hash": i}
+
+    requests = [
+        (predict, {"content": _arrow_body(pa.table(good)), "headers": arrow}),
+        (predict, {"content": _arrow_body(invalid), "headers": arrow}),
+        *[(features, {"json": [feature(i)]}) for i in range(3)],  # the first adds the column
+    ]
+    results = {}
+    for journal in (False, True):
+        directory = tmp_path / str(journal)
+        directory.mkdir()
+        with evalstore.open(copy_store(store_template, directory)) as opened:
+            app = create_app(opened, checkpoint_idle=None, monitor_every=0, journal=journal)
+            answers = []
+            with TestClient(app) as client:
+                for path, body in requests:
+                    response = client.post(path, **body)
+                    payload = response.json()
+                    payload.pop("batch_id", None)
+                    answers.append((response.status_code, payload))
+            stored = [opened.sql(f"SELECT * EXCLUDE (batch_id) FROM fraud.{name} ORDER BY ALL")
+                      .to_pylist() for name in ("predictions", "features")]  # fmt: skip
+        results[journal] = answers, stored
+    assert results[True] == results[False]
+    assert [status for status, _ in results[True][0]] == [200, 400, 200, 200, 200]
+    assert results[True][0][4][1]["columns_added"] == []  # (the first added the column)
