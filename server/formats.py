@@ -134,7 +134,7 @@ def body_to_data(body: Body | bytes, content_type: str | None) -> pa.Table | pa.
         raise ApiError(422, "empty_body", "the request body is empty; send JSON records or Arrow")
     if media == ARROW:
         try:  # read whole (zero-copy from the body): a truncated stream is refused here
-            return _not_empty(ipc.open_stream(pa.py_buffer(_bytes_of(body))).read_all())
+            table = ipc.open_stream(pa.py_buffer(_bytes_of(body))).read_all()
         except (pa.ArrowException, OSError) as error:
             raise ApiError(
                 422,
@@ -142,11 +142,13 @@ def body_to_data(body: Body | bytes, content_type: str | None) -> pa.Table | pa.
                 f"the body is not a complete Arrow IPC stream: {error}; send the whole "
                 "stream (schema, record batches and end-of-stream marker)",
             ) from None
+        return _not_empty(_valid(table, "invalid_arrow"))
     if media == PARQUET:
         try:
-            return _not_empty(pq.read_table(pa.BufferReader(_bytes_of(body))))
+            table = pq.read_table(pa.BufferReader(_bytes_of(body)))
         except pa.ArrowException as error:
             raise ApiError(422, "invalid_parquet", f"the body is not Parquet: {error}") from None
+        return _not_empty(_valid(table, "invalid_parquet"))
     if media not in (JSON, "text/json", *NDJSON):
         raise ApiError(
             415,
@@ -159,6 +161,23 @@ def body_to_data(body: Body | bytes, content_type: str | None) -> pa.Table | pa.
 def _bytes_of(body: Body | bytes) -> memoryview | bytes:
     """The bytes of ``body`` (no copy)."""
     return body.view() if isinstance(body, Body) else body
+
+
+def _valid(table: pa.Table, error: str) -> pa.Table:
+    """``table``, or 422 ``error`` when its values are not valid Arrow: reading a stream does
+    not check its buffers, so text that is not UTF-8 (or offsets out of range) would reach
+    DuckDB, whose insert fails with an aborted transaction that hides the cause. Full
+    validation reads every value once (~40 us per 1,000 rows)."""
+    try:
+        table.validate(full=True)
+    except pa.ArrowInvalid as invalid:
+        raise ApiError(
+            422,
+            error,
+            f"the body's values are not valid Arrow ({invalid}); text columns must hold "
+            "UTF-8: send binary data as a binary column",
+        ) from None
+    return table
 
 
 def _not_empty(table: pa.Table) -> pa.Table:

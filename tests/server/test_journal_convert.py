@@ -571,5 +571,8 @@ def test_hostile_requests_get_the_group_commits_answers_over_http(store_template
                       .to_pylist() for name in ("predictions", "features")]  # fmt: skip
         results[journal] = answers, stored
     assert results[True] == results[False]
-    assert [status for status, _ in results[True][0]] == [200, 400, 200, 200, 200]
+    assert [status for status, _ in results[True][0]] == [200, 422, 200, 200, 200]
+    # text that is not UTF-8 is refused when the body is read, before either writer
+    assert results[True][0][1][1]["error"] == "invalid_arrow"
+    assert "text columns must hold UTF-8" in results[True][0][1][1]["detail"]
     assert results[True][0][4][1]["columns_added"] == []  # (the first added the column)

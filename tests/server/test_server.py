@@ -1131,6 +1131,28 @@ def test_a_truncated_arrow_stream_is_422_and_writes_nothing(client, store_file):
     ).json() == [{"n": 0}]
 
 
+@pytest.mark.parametrize("kind", ["features", "predictions?version=v1"])
+def test_arrow_text_that_is_not_utf8_is_422_and_writes_nothing(client, kind):
+    """Reading an IPC stream does not check its text: the body is validated before the
+    write, and the answer names the cause (the insert would fail with an aborted transaction)."""
+    bad = pa.array([b"\xffa", b"ok"], pa.binary()).view(pa.string())
+    table = pa.table({"example_id": bad, "score": [0.1, 0.9]})
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    response = client.post(
+        f"/v1/models/fraud/{kind}", content=sink.getvalue(), headers={"content-type": ARROW}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_arrow"
+    detail = response.json()["detail"]
+    assert detail.startswith("the body's values are not valid Arrow (") and "UTF-8" in detail
+    name = kind.split("?")[0]
+    assert client.post(
+        "/v1/sql", json={"sql": f"SELECT count(*) AS n FROM fraud.{name} WHERE example_id = 'ok'"}
+    ).json() == [{"n": 0}]
+
+
 def test_an_all_null_id_column_is_422_naming_the_column(client):
     rows = [{"example_id": None, "amount": 1.0}, {"example_id": None, "amount": 2.0}]
     response = client.post("/v1/models/fraud/features", json=rows)
