@@ -26,7 +26,10 @@ same number), and the labels, latest labels and predictions with ``example_key``
 then written as Spark SQL by sqlglot, never pasted as given; ``version=`` goes in as a
 quoted constant. Restrictions are temporary views over the lake views, as the store's
 :func:`evalstore.core.windows.restricted_view` and
-:func:`evalstore.metrics.performance._source_view` build them.
+:func:`evalstore.metrics.performance._source_view` build them (the SQL of both is
+:func:`evalstore.engines.spark_sql.restriction` and
+:func:`~evalstore.engines.spark_sql.evaluations`). Drift takes them through
+:meth:`SparkFamilies._with_restriction` (``SparkEngine._drift_rows`` calls it).
 
 Not on Spark: performance ``by=`` over a feature that is neither numeric nor text or
 boolean (a timestamp, a list: Spark's text of it differs from DuckDB's, so the slice
