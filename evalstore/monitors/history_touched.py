@@ -1,5 +1,5 @@
-"""The predictions and labels of the examples touched since a watermark, found with one
-scan of each table's example keys and shared by everything a performance refresh asks of
+"""The predictions and labels of the examples touched since a watermark, found with at
+most one scan of each table's example keys and shared by everything a performance refresh asks of
 them.
 
 A refresh of a persisted performance call needs, for the examples that got a label or a
@@ -11,13 +11,22 @@ every prediction's ``example_key``: on 60 million predictions the scan of that c
 most of what finding them costs. :class:`TouchedPredictions` builds the join once per
 watermark, as two temporary tables, and hands them to both:
 
-* :data:`KEYS`: ``example_key`` of every touched example (distinct) and ``new_label``,
-  whether it got a label after the watermark;
+* :data:`KEYS`: ``example_key`` of every touched example (distinct), ``new_label``
+  and ``new_prediction``, whether it got a label, a prediction after the watermark;
 * :data:`PREDICTIONS`: ``example_key``, ``ts``, ``batch_id`` and ``new_label`` of every
-  prediction of a touched example;
+  prediction of a touched example. When the model's prediction batches
+  (``evalstore.batches``) name one version, an example predicted after the watermark
+  has no older prediction: a predictions batch may not repeat an id stored for its
+  version (``on_conflict='error'``; ``'replace'`` deletes the stored row, ``'ignore'``
+  skips the new one). Then only the examples that got a label and no prediction after
+  the watermark (late labels) are looked up among the older predictions, and not at
+  all when there are none (a pipeline logging a day's predictions and labels
+  together): the new predictions are read from the newest row groups alone. With
+  several versions every prediction's key is looked up;
 * :data:`LABELS` (built on first use, :meth:`TouchedPredictions.labels`): every label row
   of a touched example (``example_key``, ``label``, ``ts``, ``source``, ``batch_id``,
-  ``superseded_by``): the label horizon reads the touched examples' first label times
+  ``superseded_by``; an example's label may be older than its prediction, so every
+  label's key is looked up): the label horizon reads the touched examples' first label times
   from it, and a recomputed window whose predictions all belong to touched examples
   (:meth:`TouchedPredictions.covers`; the new day of a refresh) joins its predictions
   with these labels instead of every label of the model
@@ -106,7 +115,8 @@ class TouchedPredictions:
         self._con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {KEYS} AS
-            SELECT example_key, bool_or(new_label) AS new_label FROM (
+            SELECT example_key, bool_or(new_label) AS new_label,
+                   bool_or(NOT new_label) AS new_prediction FROM (
                 SELECT example_key, true AS new_label FROM {labels} WHERE batch_id > $wl
                 UNION ALL
                 SELECT example_key, false FROM {predictions} WHERE batch_id > $wp
@@ -114,13 +124,44 @@ class TouchedPredictions:
             """,
             params,
         )
+        columns = "p.example_key, p.ts, p.batch_id, k.new_label"
+        if self._versions() > 1:
+            # an example may hold older predictions of other versions: every
+            # prediction's key is looked up
+            self._con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {PREDICTIONS} AS SELECT {columns} "
+                f"FROM {predictions} AS p JOIN {KEYS} AS k ON k.example_key = p.example_key"
+            )
+            return
+        # one version: the new predictions, then the older predictions of the examples
+        # that got a label but no prediction after the watermark (late labels), looked
+        # up among the older rows only when there are such examples
         self._con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {PREDICTIONS} AS
-            SELECT p.example_key, p.ts, p.batch_id, k.new_label
-            FROM {predictions} AS p JOIN {KEYS} AS k ON k.example_key = p.example_key
-            """
+            f"CREATE OR REPLACE TEMP TABLE {PREDICTIONS} AS SELECT {columns} "
+            f"FROM {predictions} AS p JOIN {KEYS} AS k ON k.example_key = p.example_key "
+            "WHERE p.batch_id > $wp",
+            {"wp": predictions_after},
         )
+        late = self._con.execute(
+            f"SELECT count(*) FROM {KEYS} WHERE NOT new_prediction"
+        ).fetchall()[0][0]
+        if late:
+            self._con.execute(
+                f"INSERT INTO {PREDICTIONS} SELECT {columns} FROM {predictions} AS p "
+                f"JOIN (SELECT example_key, new_label FROM {KEYS} WHERE NOT new_prediction) "
+                "AS k ON k.example_key = p.example_key WHERE p.batch_id <= $wp",
+                {"wp": predictions_after},
+            )
+
+    def _versions(self) -> int:
+        """How many versions (NULL counting as one) the model's prediction batches
+        name in ``evalstore.batches`` (a small table)."""
+        rows = self._con.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT version FROM evalstore.batches "
+            "WHERE model = ? AND kind = 'predictions')",
+            [self._model],
+        ).fetchall()
+        return int(rows[0][0])
 
     def drop(self) -> None:
         """Drop the temporary tables (if built)."""
