@@ -1,6 +1,6 @@
 """The predictions and labels of the examples touched since a watermark, found with at
-most one scan of each table's example keys and shared by everything a performance refresh asks of
-them.
+most one scan of each table's example keys and shared by everything a performance
+refresh asks of them.
 
 A refresh of a persisted performance call needs, for the examples that got a label or a
 prediction after the stored watermark (the *touched* examples), every prediction of
@@ -17,8 +17,8 @@ watermark, as two temporary tables, and hands them to both:
   prediction of a touched example. When the model's prediction batches
   (``evalstore.batches``) name one version, an example predicted after the watermark
   has no older prediction: a predictions batch may not repeat an id stored for its
-  version (``on_conflict='error'``; ``'replace'`` deletes the stored row, ``'ignore'``
-  skips the new one). Then only the examples that got a label and no prediction after
+  version (:class:`~evalstore.errors.DuplicateIdError`; predictions take no
+  ``on_conflict``). Then only the examples that got a label and no prediction after
   the watermark (late labels) are looked up among the older predictions, and not at
   all when there are none (a pipeline logging a day's predictions and labels
   together): the new predictions are read from the newest row groups alone. With
