@@ -15,8 +15,9 @@ windows by the same macro, ``evalstore.drift_pairs``, so reference, window, vers
 both paths, and scipy, agree on random data with ties, NaN, infinities, empty and
 single-row windows.
 
-This module reads the rows (:func:`source`, then one pass that scatters every row
-into its window's run of one array per feature) and assembles the cells' statistics;
+The rows are read by :mod:`evalstore.metrics.drift.numeric_read` (:func:`source`, then
+one pass per part of the features that fits a memory budget, scattering every row into
+its window's run of one array per feature); this module assembles the cells' statistics;
 the statistics of a sorted sample themselves (KS's D, W1, histogram counts, quantile
 edges, moments) are in :mod:`evalstore.metrics.drift.sorted_samples`.
 
@@ -42,21 +43,19 @@ import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import quote
-from evalstore.core.layout import schema_prefix
 from evalstore.core.udfs import ks_pvalue
-from evalstore.core.values import KEYS, output_names, output_rows
-from evalstore.core.windows import Selection, restricted_view
+from evalstore.core.windows import Selection
+from evalstore.metrics.drift import numeric_read
 from evalstore.metrics.drift.binned_cdf import ks_estimate, w1_estimate
+from evalstore.metrics.drift.numeric_read import Cell, source
 from evalstore.metrics.drift.sorted_samples import (
     Sample,
     histogram,
@@ -73,6 +72,7 @@ from evalstore.metrics.specs import DRIFT_METHODS
 BINNED_METHODS = frozenset(name for name, spec in DRIFT_METHODS.items() if spec.binned)
 #: Methods computed from the pooled midranks (:func:`rank_statistics`).
 RANK_METHODS = frozenset({"mann_whitney", "cramer_von_mises"})
+__all__ = ["ROWS_SQL", "STATS_SCHEMA", "Cell", "register", "rows_args", "source", "statistics"]
 _names = itertools.count()
 
 STATS_SCHEMA = pa.schema(
@@ -185,32 +185,6 @@ def rows_args(params: Mapping[str, Any]) -> list[Any]:
     return [*scoring, params["binning"], params["bins"], params["pooled"], *scoring]
 
 
-@dataclass
-class Cell:
-    """One (reference, window, feature, version) comparison."""
-
-    ref_key: int
-    window_index: int
-    #: microseconds since 1970 (cast to timestamps in the result table)
-    window_start: int | None
-    window_end: int | None
-    feature: str
-    version: str
-    #: the samples are released (None) once ``stats`` is filled
-    window: Sample | None
-    reference: Sample | None
-    edges: np.ndarray | None = None
-    stats: dict[str, Any] = field(default_factory=dict)
-    #: 'values' when ``few_values`` bins this cell by value (else the call's binning)
-    binning: str | None = None
-    #: (bins, min_rows): KS and W1 are NannyML's estimates on ``bins`` equal-width bins
-    #: (:mod:`evalstore.metrics.drift.binned_cdf`) when the reference has at least
-    #: ``min_rows`` finite values; exact when bins is None
-    cdf: tuple[int | None, int] = (None, 0)
-    #: wasserstein 'normed' divides by max(reference population sd, sd_floor) (Evidently)
-    sd_floor: float = 0.0
-
-
 def statistics(
     con: duckdb.DuckDBPyConnection,
     packed: tuple[str, Sequence[str]],
@@ -224,11 +198,36 @@ def statistics(
 
     ``packed`` is what :func:`source` returns: a relation in the long format of
     ``drift_pairs`` and the feature names of its ``value`` fields ``c0``, ``c1``, ...
+    The features are read and computed in parts whose values fit in
+    :data:`evalstore.metrics.drift.numeric_read.MEMORY_BUDGET` (one part when they all
+    fit); the rows are those of a one-part call, in its order, whatever the parts.
     ``meanwhile`` (e.g. a DuckDB query on ``con``) runs in a thread of its own once
-    the rows are read, while numpy works; its result is returned with the table.
+    the last part's rows are read, while numpy works; its result is returned with the table.
     """
-    with transaction(con):  # the group counts and the values: one snapshot
-        cells = _cells(con, *packed, selection, features)
+    rows: list[dict[str, Any]] = []
+    with transaction(con):  # the group counts and every part's values: one snapshot
+        call = numeric_read.plan(con, *packed, selection, features)
+        pieces = numeric_read.parts(call.unit_bytes(), numeric_read.MEMORY_BUDGET)
+        for piece in pieces[:-1]:
+            cells = numeric_read.read_cells(con, call, piece)
+            rows += _part_rows(con, cells, methods, params)[0]
+        last = numeric_read.read_cells(con, call, pieces[-1]) if pieces else []
+    last_rows, result = _part_rows(con, last, methods, params, meanwhile)
+    rows += last_rows
+    rows.sort(key=lambda row: row.pop("order"))  # one part's order, whatever the parts
+    table = pa.Table.from_pylist(rows, schema=_TICKS_SCHEMA)
+    return table.cast(STATS_SCHEMA), result
+
+
+def _part_rows(
+    con: duckdb.DuckDBPyConnection,
+    cells: list[Cell],
+    methods: Sequence[str],
+    params: Mapping[str, Any],
+    meanwhile: Callable[[], Any] | None = None,
+) -> tuple[list[dict[str, Any]], Any]:
+    """The statistics rows of ``cells`` (each with its ``order``), their samples released,
+    and the result of ``meanwhile`` (None without), run in a thread while numpy works."""
     binned = bool(BINNED_METHODS & set(methods))
     if binned:
         _assign_edges(con, cells, params)
@@ -264,8 +263,7 @@ def statistics(
             )
         )
         result = other.result() if other is not None else None
-    table = pa.Table.from_pylist([_row(cell) for cell in cells], schema=_TICKS_SCHEMA)
-    return table.cast(STATS_SCHEMA), result
+    return [_row(cell) | {"order": cell.order} for cell in cells], result
 
 
 def register(con: duckdb.DuckDBPyConnection, stats: pa.Table) -> str:
@@ -274,185 +272,6 @@ def register(con: duckdb.DuckDBPyConnection, stats: pa.Table) -> str:
     name = f"evalstore_drift_rows_{next(_names)}"
     con.register(name, stats)
     return name
-
-
-def source(
-    con: duckdb.DuckDBPyConnection,
-    model: str,
-    kinds: Mapping[str, str],
-    where: str | None,
-    version: str | None,
-    features: Sequence[str],
-) -> tuple[str, list[str]]:
-    """A temporary long-format relation of the numeric values of ``model``, packed.
-
-    The same rows as ``<model>.numeric_values`` (so windows and chunks are cut exactly
-    as the SQL macros cut them), restricted to ``where`` and ``version`` like it, but
-    with one row per ``features`` row rather than one per feature: ``value`` is a
-    struct whose fields ``c0``, ``c1``, ... hold the numeric ``features`` (returned, in
-    order) and whose field ``out`` holds an output (score; prediction and label for
-    regression) on the output rows, whose ``feature`` names it. Drop it with
-    :func:`evalstore.core.windows.drop_view`.
-    """
-    s = schema_prefix(con, model)
-    numeric = [f for f, kind in kinds.items() if kind == "numeric"]
-    chosen = [f for f in numeric if f in features]
-    outputs = output_names(con, model, "numeric")
-    fields = [f"c{i} := CAST({quote(name)} AS DOUBLE)" for i, name in enumerate(chosen)]
-    empty = [f"c{i} := CAST(NULL AS DOUBLE)" for i in range(len(chosen))]
-    parts = []
-    if outputs:  # score (binary), prediction and label (regression); none for multiclass
-        parts.append(
-            f"SELECT example_id, env, dataset, ts, version, feature, "
-            f"struct_pack({', '.join([*empty, 'out := value'])}) AS value "
-            f"FROM ({' UNION ALL '.join(output_rows(s, outputs, 'DOUBLE'))})"
-        )
-    if numeric or not parts:  # no numeric column at all: no rows, the same columns
-        parts.append(
-            f"SELECT {KEYS}, CAST(NULL AS VARCHAR) AS version, '*' AS feature, "
-            f"struct_pack({', '.join([*fields, 'out := CAST(NULL AS DOUBLE)'])}) AS value "
-            f"FROM {s}features" + ("" if numeric else " WHERE false")
-        )
-    select = " UNION ALL ".join(parts)
-    return restricted_view(con, model, "", where, version, list(kinds), select), chosen
-
-
-#: Rows per Arrow batch of the packed read: small enough that a batch in flight is a
-#: fraction of the samples it is scattered into.
-BATCH_ROWS = 1 << 17
-
-
-def _cells(
-    con: duckdb.DuckDBPyConnection,
-    relation: str,
-    fields: Sequence[str],
-    selection: Selection,
-    features: Sequence[str],
-) -> list[Cell]:
-    """Read the packed rows once through ``drift_pairs``, each straight to its cell's place.
-
-    A first, cheap query (no values) counts the rows of every group (reference or
-    window, output or features, version); every feature then gets one array with a
-    contiguous run per group, and each streamed batch is scattered into those runs. The
-    rows are held once, in the arrays the samples sort in place, never concatenated or
-    permuted.
-    """
-    pairs = f"evalstore.drift_pairs(?, {selection.placeholders})"
-    pairs_args = [relation, *selection.args()]
-    cell = "CASE WHEN side = 'reference' THEN -1 - ref_key ELSE window_index END"
-    groups = con.sql(
-        f"SELECT {cell} AS cell, feature, version, ref_key, "
-        # as microseconds: a time beyond Python's datetime (a store written before
-        # the time range was enforced) must not stop the read; cast back in Arrow
-        "epoch_us(any_value(window_start)) AS window_start, "
-        "epoch_us(any_value(window_end)) AS window_end, "
-        f"count(*) AS n FROM {pairs} "
-        "GROUP BY ALL ORDER BY cell, feature, version",
-        params=pairs_args,
-    ).to_arrow_table()
-    if not groups.num_rows:
-        return []
-    group = groups.to_pydict()
-    sizes = np.asarray(group["n"], dtype=np.int64)
-    is_output = np.asarray([f != "*" for f in group["feature"]])
-    # each family (feature rows, output rows) gets its own arrays, runs in group order
-    start = np.empty_like(sizes)
-    for family in (is_output, ~is_output):
-        start[family] = np.cumsum(sizes[family]) - sizes[family]
-    packed = {name: f"c{i}" for i, name in enumerate(fields) if name in features}
-    columns = {name: np.empty(int(sizes[~is_output].sum())) for name in packed}
-    out = np.empty(int(sizes[is_output].sum()))
-    targets = [(columns[name], member) for name, member in packed.items()]
-    _scatter(con, pairs, pairs_args, cell, groups, start, is_output, targets, out)
-    references: dict[tuple[int, str, str], Sample] = {}
-    analysis = []
-    for g, (code, feature_field, version) in enumerate(
-        zip(group["cell"], group["feature"], group["version"], strict=True)
-    ):
-        rows = slice(int(start[g]), int(start[g] + sizes[g]))
-        if not is_output[g]:
-            samples = [(name, column[rows]) for name, column in columns.items()]
-        else:
-            samples = [(feature_field, out[rows])] if feature_field in features else []
-        for feature, values in samples:
-            sample = Sample(values, owned=True)  # its own run of an array nobody else reads
-            if code < 0:
-                references[(group["ref_key"][g], feature, version)] = sample
-            else:  # a window's start and end are the same on all its rows
-                analysis.append(
-                    (group["ref_key"][g], code, group["window_start"][g],
-                     group["window_end"][g], feature, version, sample)
-                )  # fmt: skip
-    return [
-        Cell(ref, window_index, begin, end, feature, version, sample,
-             references.get((ref, feature, version)))
-        for ref, window_index, begin, end, feature, version, sample in analysis
-    ]  # fmt: skip
-
-
-def _scatter(
-    con: duckdb.DuckDBPyConnection,
-    pairs: str,
-    pairs_args: list[Any],
-    cell: str,
-    groups: pa.Table,
-    start: np.ndarray,
-    is_output: np.ndarray,
-    targets: Sequence[tuple[np.ndarray, str]],
-    out: np.ndarray,
-) -> None:
-    """Stream the values of ``pairs`` into ``targets`` (feature rows: an array and the
-    ``value`` field it takes) and ``out`` (output rows): group g's rows fill
-    ``start[g]``, ``start[g] + 1``, ... in arrival order."""
-    name = f"evalstore_drift_groups_{next(_names)}"
-    gid = pa.array(np.arange(groups.num_rows, dtype=np.int32))
-    with Cleanup() as later:
-        con.register(name, groups.select(["cell", "feature", "version"]).append_column("gid", gid))
-        later.add(con.unregister, name)
-        reader = con.sql(
-            f"SELECT g.gid, p.value FROM (SELECT {cell} AS cell, feature, version, value "
-            f"FROM {pairs}) AS p JOIN {quote(name)} AS g USING (cell, feature, version)",
-            params=pairs_args,
-        ).to_arrow_reader(BATCH_ROWS)
-        # an unfinished result blocks the connection (even its ROLLBACK): closed first
-        later.add(reader.close)
-        fill = start.copy()
-        for batch in reader:
-            gid = batch.column(0).to_numpy()
-            counts = np.bincount(gid, minlength=len(start))
-            present = np.flatnonzero(counts)
-            if len(present) == 1:  # one group: a contiguous run
-                g = present[0]
-                dest: np.ndarray | slice = slice(int(fill[g]), int(fill[g] + counts[g]))
-                output_rows = bool(is_output[g])
-            else:
-                order = np.argsort(gid, kind="stable")
-                ranked = gid[order]
-                first = np.cumsum(counts) - counts  # each group's first row in ``order``
-                dest = np.empty(len(gid), dtype=np.int64)
-                dest[order] = fill[ranked] + np.arange(len(gid)) - first[ranked]
-                output_rows = is_output[gid]
-            fill += counts
-            value = batch.column(1)
-            if isinstance(output_rows, np.ndarray):  # rows of both families
-                parts = [(out, "out", output_rows)]
-                parts += [(target, member, ~output_rows) for target, member in targets]
-            else:  # every row goes to the same arrays
-                parts = [(out, "out", None)] if output_rows else [(*t, None) for t in targets]
-            for target, member, rows in parts:
-                values = _numbers(pc.struct_field(value, member))
-                if rows is None:
-                    target[dest] = values
-                elif rows.any():
-                    target[dest[rows]] = values[rows]
-            del batch, value
-    if not np.array_equal(fill, start + np.asarray(groups.column("n"))):
-        raise RuntimeError("evalstore: the drift rows changed while they were read; run again")
-
-
-def _numbers(array: pa.Array) -> np.ndarray:
-    """``array`` (numbers) as numpy, NULL as NaN (a view of Arrow's buffer where it can)."""
-    return array.to_numpy(zero_copy_only=False)
 
 
 def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Mapping) -> None:
