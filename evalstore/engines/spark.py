@@ -321,7 +321,6 @@ class SparkEngine:
         self.views(model)  # UnknownModelError for a model not in the lake
         store = self.driver()
         selection = resolve(store.connection, reference, window, None, since, until)
-        self.views(model)
         chosen_features = univariate._check_features(features, self._kinds[model])
         parts = self._statistics(model, selection, chosen, chosen_features, params)
         table = self._decide(parts, limits, correction)
