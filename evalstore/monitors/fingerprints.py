@@ -9,24 +9,31 @@ the union of (``b(ts)`` is the window holding ``ts``):
 * ``b(f.ts)`` of serving feature rows of batches after the watermark (new rows, and the
   new side of rows replaced with ``on_conflict='replace'``);
 * ``b(p.ts)`` of predictions of batches after the watermark;
-* ``b(f.ts)`` of the serving feature rows of examples that got a label after the
-  watermark (a late label or a correction: drift and quality read the label at its
-  example's feature time) and, with ``version=``, of examples predicted after it;
-* ``b(p.ts)`` of the predictions of examples that got a label after the watermark
-  (performance reads labels at prediction time) and, when a ``where``/``by`` predicate
-  reads features beside predictions, of examples whose serving features changed;
+* for calls cut on feature time (drift, quality), ``b(f.ts)`` of the serving feature
+  rows of examples that got a label after the watermark (a late label or a correction:
+  these families read the label at its example's feature time) and, with ``version=``,
+  of examples predicted after it: found by
+  :func:`evalstore.monitors.history_windows.feature_time_windows`, which looks up
+  among the older rows only the examples whose serving feature row is older than the
+  watermark;
+* for calls cut on prediction time (performance; :func:`touched_windows`), ``b(p.ts)``
+  of the predictions of examples that got a label after the watermark (performance
+  reads labels at prediction time) and, when a ``where``/``by`` predicate reads
+  features beside predictions, of examples whose serving features changed;
 * windows whose row counts differ from the stored ones: the old side of a replaced row
   leaves its window without adding a later batch id there, and only the count shows it.
 
 Every reader of the raw tables filters ``batch_id > watermark`` first, which DuckDB
 answers from the row groups' min/max statistics (batch ids grow as rows are appended),
 so finding the touched windows costs the new rows plus a probe of the example keys that
-new labels and predictions point to, not a pass over every value. The window counts are
-the stored ones plus those of the new rows (:func:`bucket_counts` with ``after``) unless
-rows were removed since; only then is every row's ``ts`` scanned. What cannot be
-attributed to a window (the reference rows, the registry, the feature columns, the
-macros) is summarised in one *context hash*; when it changes every window is recomputed.
-"""
+new labels and predictions point to, not a pass over every value (for performance, the
+predictions of the touched examples are read from the table
+:class:`~evalstore.monitors.history_touched.TouchedPredictions` shares with the label
+horizon). The window counts are the stored ones plus those of the new rows
+(:func:`bucket_counts` with ``after``) unless rows were removed since; only then is
+every row's ``ts`` scanned. What cannot be attributed to a window (the reference rows,
+the registry, the feature columns, the macros) is summarised in one *context hash*;
+when it changes every window is recomputed."""
 
 from __future__ import annotations
 
@@ -165,8 +172,12 @@ def touched_windows(
     reads: Reads,
     touched: TouchedPredictions | None = None,
 ) -> set[datetime]:
-    """Starts of the windows holding rows that batches after ``stored`` added or changed
-    (the first four items of the module docstring; counts are compared by the caller).
+    """Starts of the windows of a call cut on prediction time (performance) holding
+    rows that batches after ``stored`` added or changed (the items of the module
+    docstring but the feature-time one; counts are compared by the caller). Calls cut
+    on feature time go through
+    :func:`evalstore.monitors.history_windows.feature_time_windows`; ``reads`` says
+    only whether a predicate reads features beside predictions.
 
     With ``touched`` (and no predicate reading features beside predictions), the
     predictions of examples that got a label after ``stored`` are read from its table
@@ -180,18 +191,11 @@ def touched_windows(
         "wl": -1 if stored.labels is None else stored.labels,
     }
     new_labels = f"SELECT example_key FROM {labels} WHERE batch_id > $wl"
-    new_predictions = f"SELECT example_key FROM {predictions} WHERE batch_id > $wp"
     new_features = f"SELECT example_key FROM {features} WHERE env = 'serving' AND batch_id > $wf"
     parts = [
         f"SELECT ts FROM {predictions} WHERE batch_id > $wp",
         f"SELECT ts FROM {features} WHERE env = 'serving' AND batch_id > $wf",
     ]
-    if reads.feature_time:
-        keys = [new_labels, *([new_predictions] if reads.version else [])]
-        parts.append(
-            f"SELECT ts FROM {features} WHERE env = 'serving' "
-            f"AND example_key IN ({' UNION ALL '.join(keys)})"
-        )
     if touched is not None and not reads.features_beside_predictions:
         _, shared = touched.tables(new["wl"], new["wp"])
         parts.append(f"SELECT ts FROM {shared} WHERE new_label")
