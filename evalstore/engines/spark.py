@@ -38,6 +38,7 @@ from sqlglot import exp
 from evalstore.core.lake import kind_dir
 from evalstore.core.windows import Reference, Selection, Window, name_split, resolve
 from evalstore.engines import spark_sql
+from evalstore.engines.spark_families import SparkFamilies
 from evalstore.engines.sql_inline import inline, shared_ctes, split
 from evalstore.errors import InvalidParameterError, UnknownModelError
 from evalstore.metrics.drift import univariate
@@ -61,6 +62,8 @@ SPARK_METHODS = (
     "ks", "wasserstein", "zscore", "psi", "kl", "js", "hellinger", "d1", "chi2", "linf",
     "unseen",
 )  # fmt: skip
+#: Families :meth:`SparkEngine.materialize` writes into a store's metric history.
+MATERIALIZED = ("drift", "performance", "quality")
 _ids = itertools.count(1)
 
 
@@ -93,7 +96,7 @@ def macro_call(macro: str, args: Sequence[Any]) -> exp.Expression:
     return exp.select("*").from_(table)
 
 
-class SparkEngine:
+class SparkEngine(SparkFamilies):
     """evalstore's metric families on a Spark session, reading a lake written by
     :meth:`evalstore.Store.export_lake` (or by any job writing the same layout).
 
@@ -161,10 +164,6 @@ class SparkEngine:
             self.spark.sql(f"CREATE OR REPLACE TEMP VIEW {view} AS {body}")
         self._views[model] = names
         return names
-
-    def _tables(self, model: str) -> dict[str, str]:
-        """The relation names the macros take (``'m.numeric_values'``) mapped to views."""
-        return {f"{model}.{t}": v for t, v in self.views(model).items()}
 
     def sql(self, model: str, query: exp.Expression) -> str:
         """``query`` (DuckDB SQL calling macros) inlined and written as Spark SQL over
@@ -264,8 +263,9 @@ class SparkEngine:
         ``evalstore.drift_categorical``; the store's default variants apply
         (``binning``, ``bins``, ``edges``, ``pooled``, ``zero_bins``, ``epsilon``,
         ``log_base``, ``js``, ``wasserstein``, ``yates`` are accepted as in the store).
-        Not on Spark yet: ``version=`` and ``where=`` (restricted views) and
-        ``thresholds={...: 'learned'}``; they raise :class:`InvalidParameterError`.
+        ``version=`` and ``where=`` restrict the rows as the store does (restricted
+        views, :meth:`SparkFamilies._with_restriction`). Not on Spark yet:
+        ``thresholds={...: 'learned'}``; it raises :class:`InvalidParameterError`.
         """
         return name_split(
             self._drift_rows(
@@ -296,10 +296,14 @@ class SparkEngine:
         """:meth:`drift` before the NannyML chunk split is named in ``variant`` (what the
         metric history stores, as the store's ``drift`` family function returns)."""
         if version is not None or where is not None:
-            raise InvalidParameterError(
-                "SparkEngine.drift does not take version= or where= yet: filter the lake "
-                "(a view over it) or use Store.drift"
-            )
+            # the rows restricted as the store's (SparkFamilies._with_restriction)
+            return self._with_restriction(
+                lambda: self._drift_rows(
+                    model, reference, window, features, methods, since=since, until=until,
+                    thresholds=thresholds, alpha=alpha, correction=correction, **variants,
+                ),
+                model, reference, version, where,
+            )  # fmt: skip
         chosen = univariate._check_methods(methods)
         unsupported = [m for m in chosen if m not in SPARK_METHODS]
         if unsupported:
@@ -327,9 +331,10 @@ class SparkEngine:
         return univariate._explain_empty_reference(store.connection, table, reference, selection)
 
     def materialize(self, store: Store, family: str, model: str, **arguments: Any) -> pa.Table:
-        """Compute ``family`` (``'drift'``) of ``model`` on Spark and write its rows into
-        ``store``'s metric history, exactly where ``store.drift(model, ..., persist=True)``
-        with the same ``arguments`` keeps them (:mod:`evalstore.monitors.history`: keyed by
+        """Compute ``family`` (``'drift'``, ``'performance'`` or ``'quality'``, the families
+        the store persists) of ``model`` on Spark and write its rows into ``store``'s metric
+        history, exactly where ``store.<family>(model, ..., persist=True)`` with the same
+        ``arguments`` keeps them (:mod:`evalstore.monitors.history`: keyed by
         the hash of the normalised parameters, with the store's input watermark and window
         row counts). Windows already stored for the same call and not touched since are
         read back, not recomputed; the rows written get ``engine = 'spark'`` in
@@ -342,10 +347,11 @@ class SparkEngine:
         from evalstore.core.db import transaction
         from evalstore.monitors import history, history_params
 
-        if family != "drift":
+        if family not in MATERIALIZED:
             raise InvalidParameterError(
-                f"family={family!r}: SparkEngine.materialize writes 'drift' (the family it "
-                "computes); performance, quality and skew are not on Spark yet"
+                f"family={family!r}: SparkEngine.materialize writes one of "
+                f"{', '.join(MATERIALIZED)} (the families the store keeps in its metric "
+                "history); compute other families with the engine's methods"
             )
         ctx = store._context()
         ctx.check_writable()
@@ -353,7 +359,9 @@ class SparkEngine:
         key = (model, family, history_params.params_hash(family, model, params))
 
         def compute(_ctx: Any, name: str, **call: Any) -> pa.Table:
-            return self._drift_rows(name, **call)
+            if family == "drift":  # the rows before the chunk split is named, as stored
+                return self._drift_rows(name, **call)
+            return getattr(self, family)(name, **call)
 
         started = datetime.now(UTC)
         con = ctx.connection
@@ -364,7 +372,9 @@ class SparkEngine:
                 "AND params_hash = ? AND computed_at >= ?",
                 [ENGINE, *key, started],
             )
-        return name_split(table, arguments.get("window", "1 day"))
+        if family == "drift":
+            return name_split(table, arguments.get("window", "1 day"))
+        return table
 
     def _statistics(
         self,

@@ -7,6 +7,7 @@ session of the test run (skips when pyspark or Java is missing)."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -123,3 +124,23 @@ def spark() -> Iterator[Any]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+def assert_same(got: pa.Table, want: pa.Table, *, schema: bool = True) -> None:
+    """A Spark result equals the store's: the same schema (or, with ``schema=False``, the
+    same column names) and rows in the same order, at least one; floats equal to 1e-9
+    (NaN equal to NaN), everything else exactly."""
+    if schema:
+        assert got.schema == want.schema
+    else:
+        assert got.column_names == want.column_names
+    assert got.num_rows == want.num_rows > 0
+    for a, b in zip(got.to_pylist(), want.to_pylist(), strict=True):
+        for column, x in a.items():
+            y = b[column]
+            if isinstance(x, float) and isinstance(y, float):
+                assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(
+                    y, rel=1e-9, abs=1e-9
+                ), (column, a, b)
+            else:
+                assert x == y, (column, a, b)

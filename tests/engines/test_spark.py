@@ -10,7 +10,6 @@ Skipped, with the reason, when pyspark or Java is missing (``pip install -e .[sp
 
 from __future__ import annotations
 
-import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ if shutil.which("java") is None:
     pytest.skip("Java is not on PATH: SparkEngine needs Java 17+", allow_module_level=True)
 
 from evalstore.engines.spark import SparkEngine  # noqa: E402
+from tests.engines.conftest import assert_same  # noqa: E402
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -35,21 +35,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 def engine(spark: Any, lake_path: Path) -> Iterator[SparkEngine]:
     with SparkEngine(spark, lake_path) as opened:
         yield opened
-
-
-def assert_same(got: pa.Table, want: pa.Table) -> None:
-    """Same columns and rows in the same order; floats equal to 1e-9."""
-    assert got.column_names == want.column_names
-    assert got.num_rows == want.num_rows > 0
-    for a, b in zip(got.to_pylist(), want.to_pylist(), strict=True):
-        for column, x in a.items():
-            y = b[column]
-            if isinstance(x, float) and isinstance(y, float):
-                assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(
-                    y, rel=1e-9, abs=1e-9
-                ), (column, a, b)
-            else:
-                assert x == y, (column, a, b)
 
 
 NUMERIC = ["ks", "wasserstein", "psi", "js", "kl", "hellinger", "d1", "zscore"]
@@ -82,7 +67,7 @@ def test_drift_default_methods(
     store's."""
     got, _ = materialized
     want = lake_store.drift("m", **DEFAULT)
-    assert_same(got, want)
+    assert_same(got, want, schema=False)
     assert set(got.column("method").to_pylist()) == set(DEFAULT["methods"])
     assert {"x", "k", "c", "flag", "score"} <= set(got.column("feature").to_pylist())
     assert any(p is not None for p in got.column("p_value").to_pylist())
@@ -101,14 +86,14 @@ def test_drift_rolling_chunks_and_variants(
     )  # fmt: skip
     got = engine.drift("m", methods=["ks", "psi", "js", "wasserstein", "chi2"], **options)
     want = lake_store.drift("m", methods=["ks", "psi", "js", "wasserstein", "chi2"], **options)
-    assert_same(got, want)
+    assert_same(got, want, schema=False)
 
 
 def test_errors(engine: SparkEngine) -> None:
     with pytest.raises(UnknownModelError, match=r"model 'nope' is not in the lake"):
         engine.drift("nope")
-    with pytest.raises(InvalidParameterError, match=r"does not take version= or where= yet"):
-        engine.drift("m", version="v1")
+    with pytest.raises(UnknownModelError, match=r"model 'm' has no version 'v9' in the lake"):
+        engine.drift("m", version="v9")
     with pytest.raises(InvalidParameterError, match=r"month-free widths"):
         engine.drift("m", window="1 month", methods=["psi"])
     with pytest.raises(InvalidParameterError, match=r"unknown options \['bogus'\]"):
@@ -125,17 +110,30 @@ def test_materialize_writes_the_store_history(
         "SELECT engine, count(*) AS n FROM evalstore.metric_history GROUP BY ALL"
     ).to_pylist()
     assert engines == [{"engine": "spark", "n": written.num_rows}]
-    assert_same(store.drift("m", persist=True, **DEFAULT), written)
+    assert_same(store.drift("m", persist=True, **DEFAULT), written, schema=False)
     assert store.sql(
         "SELECT count(*) AS n FROM evalstore.metric_history WHERE engine <> 'spark'"
     ).to_pylist() == [{"n": 0}]
 
 
-def test_materialize_refuses_other_families(
+def test_materialize_performance_and_refusal(
     engine: SparkEngine, materialized: tuple[pa.Table, evalstore.Store]
 ) -> None:
-    with pytest.raises(InvalidParameterError, match=r"writes 'drift'"):
-        engine.materialize(materialized[1], "performance", "m")
+    """performance materialized on Spark is stored where store.performance(persist=True)
+    keeps it (read back as the same rows, marked engine = 'spark') and equals a fresh
+    store call; families the history does not keep are refused."""
+    _, store = materialized
+    options: dict[str, Any] = dict(metrics=["accuracy", "roc_auc", "f1"], window="1 day")
+    written = engine.materialize(store, "performance", "m", **options)
+    assert_same(written, store.performance("m", **options))
+    counts = store.sql(
+        "SELECT engine, count(*) AS n FROM evalstore.metric_history "
+        "WHERE family = 'performance' GROUP BY ALL"
+    ).to_pylist()
+    assert counts == [{"engine": "spark", "n": written.num_rows}]
+    assert_same(store.performance("m", persist=True, **options), written)
+    with pytest.raises(InvalidParameterError, match=r"writes one of drift, performance, quality"):
+        engine.materialize(store, "skew", "m")
 
 
 def test_methods_not_on_spark_are_refused(engine: SparkEngine) -> None:

@@ -13,7 +13,6 @@ Skipped, with the reason, when pyspark or Java is missing (``pip install -e .[sp
 
 from __future__ import annotations
 
-import math
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ import evalstore
 from evalstore.core.sql_policy import UnsafeSqlError
 from evalstore.errors import InvalidParameterError, UnknownModelError
 from tests.conftest import copy_store
+from tests.engines.conftest import assert_same
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed: pip install -e .[spark]")
 if shutil.which("java") is None:
@@ -146,21 +146,6 @@ def others(
             lakes[model] = directory / f"lake-{model}"
             store.export_lake(model, lakes[model])
         yield store, lakes
-
-
-def assert_same(got: pa.Table, want: pa.Table) -> None:
-    """Same schema and rows in the same order; floats equal to 1e-9."""
-    assert got.schema == want.schema
-    assert got.num_rows == want.num_rows > 0
-    for a, b in zip(got.to_pylist(), want.to_pylist(), strict=True):
-        for column, x in a.items():
-            y = b[column]
-            if isinstance(x, float) and isinstance(y, float):
-                assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(
-                    y, rel=1e-9, abs=1e-9
-                ), (column, a, b)
-            else:
-                assert x == y, (column, a, b)
 
 
 def test_performance_binary_version_where_slices(
