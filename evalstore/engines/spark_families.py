@@ -40,6 +40,7 @@ labels would) raises :class:`InvalidParameterError` naming it and what to do (a
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -589,58 +590,12 @@ class SparkFamilies:
                     f"{model}.numeric_values", f"{model}.category_values", train_dataset,
                     chosen, atol, rtol, equal_nan, max(sample, 1)])  # fmt: skip
             counts = {row["feature"]: row for row in rows.to_pylist()}
-        distances = self._skew_distances(model, chosen, kinds, methods, version, where,
-                                         drift_options) if methods else {}  # fmt: skip
-        records = []
-        for feature in chosen:
-            row = counts.get(feature)
-            dist = distances.get(feature, {})
-            reasons = []
-            if row is None:
-                reasons.append("no example_id is in both training and serving")
-            if dist.get("reason"):
-                reasons.append(f"distance: {dist['reason']}")
-            share = row["share_mismatch"] if row else None
-            records.append({
-                "feature": feature, "kind": kinds[feature],
-                "n_compared": row["n_compared"] if row else 0,
-                "n_mismatch": row["n_mismatch"] if row else 0,
-                "n_null_mismatch": row["n_null_mismatch"] if row else 0,
-                "share_mismatch": share,
-                "max_abs_diff": row["max_abs_diff"] if row else None,
-                "skewed": None if share is None else share > max_share,
-                "distance": dist.get("value"),
-                "method": methods[kinds[feature]] if methods else None,
-                "variant": dist.get("variant"), "distance_drifted": dist.get("drifted"),
-                "n_training": dist.get("n_reference"), "n_serving": dist.get("n_analysis"),
-                "sample_ids": (row["sample_ids"] or [])[:sample] if row else [],
-                "reason": "; ".join(reasons) or None,
-            })  # fmt: skip
-        return pa.Table.from_pylist(records, schema=skw._SCHEMA)
-
-    def _skew_distances(
-        self,
-        model: str,
-        features: Sequence[str],
-        kinds: Mapping[str, str],
-        methods: Mapping[str, str],
-        version: str | None,
-        where: str | None,
-        options: Mapping[str, Any],
-    ) -> dict[str, dict[str, Any]]:
-        """As :func:`evalstore.metrics.skew._distances`, with the engine's drift."""
-        found: dict[str, dict[str, Any]] = {}
-        for method in dict.fromkeys(methods.values()):
-            wanted = [f for f in features if methods[kinds[f]] == method]
-            if not wanted:
-                continue
-            table = self.drift(  # type: ignore[attr-defined]
-                model, reference="training", window={"chunks": 1}, features=wanted,
-                methods=[method], version=version, where=where, **options,
-            )  # fmt: skip
-            for row in table.drop_columns(["window_start", "window_end"]).to_pylist():
-                if row["method"] == method and methods[kinds[row["feature"]]] == method:
-                    found[row["feature"]] = row
-        for feature in features:
-            found.setdefault(feature, {"reason": "no serving rows to compare with"})
-        return found
+        distances = (
+            skw.skew_distances(
+                functools.partial(self.drift, model),  # type: ignore[attr-defined]
+                chosen, kinds, methods, version, where, drift_options,
+            )
+            if methods
+            else {}
+        )  # fmt: skip
+        return skw.assemble(chosen, kinds, counts, distances, methods, sample, max_share)

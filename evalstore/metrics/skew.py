@@ -31,9 +31,10 @@ no shared ids: it is the distribution-level view of skew.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -140,6 +141,8 @@ def skew(
     ``reason``. Returns one row per feature (columns :data:`RESULT_COLUMNS`), in the
     model's column order.
     """
+    from evalstore.metrics.drift.univariate import drift as _drift
+
     registration = ctx.registration(model, version)
     atol, rtol, max_share = _mismatch_rule(tolerance, rtol, max_share, equal_nan)
     sample = bounded_int(sample, "sample", least=0, most=MAX_SAMPLE_IDS)
@@ -160,42 +163,14 @@ def skew(
                 ).to_arrow_table()
             counts = {row["feature"]: row for row in rows.to_pylist()}
         distances = (
-            _distances(ctx, model, chosen, kinds, methods, version, where, drift_options)
+            skew_distances(
+                functools.partial(_drift, ctx, model),
+                chosen, kinds, methods, version, where, drift_options,
+            )
             if methods
             else {}
-        )
-    records = []
-    for feature in chosen:
-        row = counts.get(feature)
-        dist = distances.get(feature, {})
-        reasons = []
-        if row is None:
-            reasons.append("no example_id is in both training and serving")
-        if dist.get("reason"):
-            reasons.append(f"distance: {dist['reason']}")
-        n_mismatch = row["n_mismatch"] if row else 0
-        share = row["share_mismatch"] if row else None
-        records.append(
-            {
-                "feature": feature,
-                "kind": kinds[feature],
-                "n_compared": row["n_compared"] if row else 0,
-                "n_mismatch": n_mismatch,
-                "n_null_mismatch": row["n_null_mismatch"] if row else 0,
-                "share_mismatch": share,
-                "max_abs_diff": row["max_abs_diff"] if row else None,
-                "skewed": None if share is None else share > max_share,
-                "distance": dist.get("value"),
-                "method": methods[kinds[feature]] if methods else None,
-                "variant": dist.get("variant"),
-                "distance_drifted": dist.get("drifted"),
-                "n_training": dist.get("n_reference"),
-                "n_serving": dist.get("n_analysis"),
-                "sample_ids": (row["sample_ids"] or [])[:sample] if row else [],
-                "reason": "; ".join(reasons) or None,
-            }
-        )
-    return pa.Table.from_pylist(records, schema=_SCHEMA)
+        )  # fmt: skip
+    return assemble(chosen, kinds, counts, distances, methods, sample, max_share)
 
 
 def skew_summary(
@@ -356,9 +331,8 @@ def _check_features(features: Sequence[str] | None, kinds: Mapping[str, str]) ->
     return list(dict.fromkeys(features))
 
 
-def _distances(
-    ctx: Context,
-    model: str,
+def skew_distances(
+    drift_call: Callable[..., pa.Table],
     features: Sequence[str],
     kinds: Mapping[str, str],
     methods: Mapping[str, str],
@@ -366,16 +340,16 @@ def _distances(
     where: str | None,
     options: Mapping[str, Any],
 ) -> dict[str, dict[str, Any]]:
-    """``{feature: drift row}``: training set vs every serving row, one window."""
-    from evalstore.metrics.drift.univariate import drift
-
+    """``{feature: drift row}``: training set vs every serving row, one window, by
+    ``drift_call(**arguments)`` (the store's drift of the model, or an engine's): one call
+    per method over the features it measures; a feature without a row gets a reason."""
     found: dict[str, dict[str, Any]] = {}
     for method in dict.fromkeys(methods.values()):
         wanted = [f for f in features if methods[kinds[f]] == method]
         if not wanted:
             continue
-        table = drift(
-            ctx, model, reference="training", window={"chunks": 1}, features=wanted,
+        table = drift_call(
+            reference="training", window={"chunks": 1}, features=wanted,
             methods=[method], version=version, where=where, **options,
         )  # fmt: skip
         # the window's bounds are not used (a far time would not convert to Python)
@@ -385,3 +359,48 @@ def _distances(
     for feature in features:
         found.setdefault(feature, {"reason": "no serving rows to compare with"})
     return found
+
+
+def assemble(
+    chosen: Sequence[str],
+    kinds: Mapping[str, str],
+    counts: Mapping[str, Mapping[str, Any]],
+    distances: Mapping[str, Mapping[str, Any]],
+    methods: Mapping[str, str],
+    sample: int,
+    max_share: float,
+) -> pa.Table:
+    """The result rows (:data:`RESULT_COLUMNS`), one per chosen feature in order, from the
+    macro ``evalstore.skew``'s rows by feature (``counts``) and :func:`skew_distances`."""
+    records = []
+    for feature in chosen:
+        row = counts.get(feature)
+        dist = distances.get(feature, {})
+        reasons = []
+        if row is None:
+            reasons.append("no example_id is in both training and serving")
+        if dist.get("reason"):
+            reasons.append(f"distance: {dist['reason']}")
+        n_mismatch = row["n_mismatch"] if row else 0
+        share = row["share_mismatch"] if row else None
+        records.append(
+            {
+                "feature": feature,
+                "kind": kinds[feature],
+                "n_compared": row["n_compared"] if row else 0,
+                "n_mismatch": n_mismatch,
+                "n_null_mismatch": row["n_null_mismatch"] if row else 0,
+                "share_mismatch": share,
+                "max_abs_diff": row["max_abs_diff"] if row else None,
+                "skewed": None if share is None else share > max_share,
+                "distance": dist.get("value"),
+                "method": methods[kinds[feature]] if methods else None,
+                "variant": dist.get("variant"),
+                "distance_drifted": dist.get("drifted"),
+                "n_training": dist.get("n_reference"),
+                "n_serving": dist.get("n_analysis"),
+                "sample_ids": (row["sample_ids"] or [])[:sample] if row else [],
+                "reason": "; ".join(reasons) or None,
+            }
+        )
+    return pa.Table.from_pylist(records, schema=_SCHEMA)
