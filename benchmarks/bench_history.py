@@ -96,19 +96,29 @@ def feature_sql(env: str) -> str:
 
 
 def log_day(store: evalstore.Store, day: int, n: int) -> None:
-    """Features, predictions and labels of serving day ``day`` (one batch each)."""
+    """Features, predictions and labels of serving day ``day`` (one batch each). A label's
+    ``ts`` is its prediction's plus a delay uniform in [0, 48) hours: the label delays of
+    every day come from one distribution, as a service's do (labels stamped at ingest
+    would make every later day's delays longer, and walk the label horizon's quantile out
+    of its stored band every few days)."""
     params = {"day": day, "n": n, "start": T0 + timedelta(days=day)}
     store.log_features(MODEL, store.sql(feature_sql("serving"), params))
     outputs = store.sql(
-        f"""SELECT 's' || $day || '_' || i AS example_id,
+        f"""SELECT example_id, ts, score, label,
+                   ts + to_microseconds(CAST({uniform("delay")} * 172800000000 AS BIGINT))
+                       AS label_ts
+            FROM (SELECT i, 's' || $day || '_' || i AS example_id,
                    $start + to_microseconds(CAST(i * (86400000000 // $n) AS BIGINT)) AS ts,
                    {uniform("score")} AS score,
                    CAST({uniform("label")} < {uniform("score")} AS INTEGER) AS label
-            FROM range($n) AS r(i)""",
+                  FROM range($n) AS r(i))""",
         params,
     )
     store.log_predictions(MODEL, outputs.select(["example_id", "ts", "score"]), version="v1")
-    store.log_labels(MODEL, outputs.select(["example_id", "label"]))
+    labels = outputs.select(["example_id", "label", "label_ts"]).rename_columns(
+        ["example_id", "label", "ts"]
+    )
+    store.log_labels(MODEL, labels)
 
 
 def build(path: Path, days: int, n: int) -> evalstore.Store:
@@ -266,7 +276,8 @@ def report(
         "",
         "targets (issue 26): refresh / one day <= 1.2x, all / refresh >= 20x. Besides the "
         "new day, a refresh finds the windows new batches touched (performance: a probe of "
-        "every label's and prediction's example key for the ones new batches point to; "
+        "every label's example key for the ones new batches point to, and of every "
+        "prediction's only for late-labelled examples or when the model has several versions; "
         "drift and quality: only when a new label points to an example whose features are "
         "older) and reads the stored windows back.",
     ]
