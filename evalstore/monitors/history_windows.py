@@ -234,8 +234,8 @@ def feature_time_windows(
     con: duckdb.DuckDBPyConnection, model: str, plan: Plan, stored: Watermark
 ) -> set[datetime]:
     """Starts of the windows of a call cut on feature time (drift, quality) that batches
-    after ``stored`` touched: the same set as :func:`.fingerprints.touched_windows` for
-    such a call, found without a pass over every serving feature's key when no new label
+    after ``stored`` touched (the set the :mod:`.fingerprints` module docstring describes
+    for such a call), found without a pass over every serving feature's key when no new label
     (or, with ``version=``, no new prediction) points to an example whose serving
     feature row is older than the watermark.
 
