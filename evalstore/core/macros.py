@@ -38,6 +38,7 @@ SQL_FILES = (
     "performance_multiclass.sql",
     "performance_regression.sql",
     "estimation.sql",
+    "estimation_regression.sql",
     "slices.sql",
     "skew.sql",
     "compare.sql",

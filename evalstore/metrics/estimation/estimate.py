@@ -1,4 +1,5 @@
-"""``store.estimate_performance``: the Python front-end of ``sql/estimation.sql``.
+"""``store.estimate_performance``: the Python front-end of ``sql/estimation.sql`` and
+``sql/estimation_regression.sql``.
 
 It checks the parameters, fits what the SQL cannot (per version, on the labeled
 reference: the isotonic calibration of CBPE, the loss models of DLE), hands the fits to
