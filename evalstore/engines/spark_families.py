@@ -44,20 +44,15 @@ import functools
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlglot import exp
 
 from evalstore.core.bounds import (
-    MAX_BINS,
-    MAX_BOOTSTRAP,
     MAX_SAMPLE_IDS,
-    MAX_SLICE_BINS,
     bounded_int,
 )
-from evalstore.core.registry import time_range, to_timestamp
 from evalstore.core.windows import (
     Reference,
     Selection,
@@ -70,11 +65,10 @@ from evalstore.engines import spark_sql
 from evalstore.engines.sql_inline import shared_ctes, split
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics import performance as perf
-from evalstore.metrics import presets
 from evalstore.metrics import quality as qual
 from evalstore.metrics import skew as skw
 from evalstore.metrics.bootstrap import bootstrap_intervals
-from evalstore.metrics.confusion_options import check_confusion_options
+from evalstore.metrics.performance_options import checked_options
 from evalstore.metrics.slice_keys import MAX_CATEGORIES, _bin_labels, _Slice
 
 if TYPE_CHECKING:
@@ -313,21 +307,14 @@ class SparkFamilies:
         """
         registration = self.registration(model, version)
         task = registration["task"]
-        chosen = perf._check_metrics(metrics, task)
-        threshold = perf._check_threshold(threshold, task)
-        confusion = check_confusion_options(
-            chosen, task, normalize_confusion_matrix, business_value_matrix,
+        o = checked_options(
+            task, metrics, threshold, confidence, delay_quantile, ece_bins, bins, n_boot, seed,
+            since, until, as_of, normalize_confusion_matrix, business_value_matrix,
             normalize_business_value,
         )  # fmt: skip
-        z = NormalDist().inv_cdf(0.5 + perf._fraction(confidence, "confidence", True) / 2)
-        delay_quantile = perf._fraction(delay_quantile, "delay_quantile")
-        ece_bins = bounded_int(ece_bins, "ece_bins", most=MAX_BINS)
-        bins = bounded_int(bins, "bins", most=MAX_SLICE_BINS, hint="pass edges= for finer slices")
-        n_boot = bounded_int(n_boot, "n_boot", least=0, most=MAX_BOOTSTRAP)
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise InvalidParameterError(f"seed={seed!r} must be a non-negative int")
-        start, end = time_range(since, until)
-        clock = to_timestamp(as_of, "as_of")
+        chosen, threshold, confusion, z = o.metrics, o.threshold, o.confusion, o.z
+        delay_quantile, ece_bins, bins, n_boot = o.delay_quantile, o.ece_bins, o.bins, o.n_boot
+        start, end, clock = o.start, o.end, o.clock
         con = self.driver().connection
         windows = checked_window_args(con, window)
         types = self._feature_types(model)
@@ -483,28 +470,10 @@ class SparkFamilies:
         :func:`evalstore.metrics.quality.quality`), computed on Spark: the macros
         ``quality_numeric`` and ``quality_categorical`` count on Spark up to their per-cell
         tail (the empty windows, thresholds and texts), which runs on the driver."""
-        checks: list[str] | None = None
-        prefix = ""
-        if preset is not None:
-            passes = presets.groups(preset, "quality", None, {"denominator": denominator}
-                                    if denominator != "present" else {})  # fmt: skip
-            ((checks, options),) = passes
-            denominator = options["denominator"]
-            prefix = presets.variant_prefix(preset)
-        if denominator not in qual.DENOMINATORS:
-            raise InvalidParameterError(
-                f"denominator={denominator!r} is not one of {', '.join(qual.DENOMINATORS)}: "
-                "'present' divides a share by the window's finite (non-NULL) values, 'rows' "
-                "by all its rows"
-            )
-        thresholds = [
-            qual._count(min_rows, "min_rows"),
-            qual._share(missing_tolerance, "missing_tolerance"),
-            qual._count(max_nonfinite, "max_nonfinite"),
-            qual._share(max_out_of_range, "max_out_of_range"),
-            qual._share(max_unseen, "max_unseen"),
-        ]
-        qual._check_range(since, until)
+        checks, prefix, denominator, thresholds = qual.checked_options(
+            preset, denominator, min_rows, missing_tolerance, max_nonfinite,
+            max_out_of_range, max_unseen, since, until,
+        )  # fmt: skip
         registration = self.registration(model, version)
         self.views(model)
         kinds = self._kinds[model]

@@ -76,7 +76,7 @@ from evalstore.core.windows import (
     temp_view,
 )
 from evalstore.errors import InvalidParameterError
-from evalstore.metrics.performance import _check_threshold
+from evalstore.metrics.performance_options import check_threshold
 from evalstore.metrics.specs import COMPARE_METRICS, TASKS, chosen_names, task_metrics
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ def compare(
     z = NormalDist().inv_cdf(0.5 + _fraction(confidence, "confidence") / 2)
     if not isinstance(exact_below, int) or isinstance(exact_below, bool) or exact_below < 0:
         raise InvalidParameterError(f"exact_below={exact_below!r} must be a non-negative int")
-    _check_threshold(threshold, task)
+    check_threshold(threshold, task)
     atol = _non_negative(tolerance, "tolerance")
     rtol = _non_negative(rtol, "rtol")
     start, end = time_range(since, until)

@@ -110,17 +110,14 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
-from evalstore.core.bounds import MAX_BINS, MAX_BOOTSTRAP, MAX_SLICE_BINS, bounded_int
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import check_model_name, quote, quote_literal
 from evalstore.core.layout import EVALUATIONS, NUMERIC_TYPES, feature_columns, schema_prefix
-from evalstore.core.registry import time_range, to_timestamp
 from evalstore.core.time_limits import prediction_windows
 from evalstore.core.windows import (
     Window,
@@ -132,22 +129,13 @@ from evalstore.core.windows import (
 )
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics.bootstrap import bootstrap_intervals
-from evalstore.metrics.confusion_options import check_confusion_options
+from evalstore.metrics.performance_options import DEFAULT_METRICS as DEFAULT_METRICS
+from evalstore.metrics.performance_options import TASK_METRICS, checked_options
 from evalstore.metrics.slice_keys import _prepare_slices, _Slice
-from evalstore.metrics.specs import PERFORMANCE_METRICS, TASKS, chosen_names, task_metrics
 
 if TYPE_CHECKING:
     from evalstore.core.context import Context
 
-#: Metrics of each task, in result order (from the registry evalstore.metrics.specs).
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    task: task_metrics(PERFORMANCE_METRICS, task) for task in TASKS
-}
-#: Metrics of each task that ``metrics=None`` computes (the others are asked for by name).
-DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
-    task: tuple(m for m in names if PERFORMANCE_METRICS[m].default)
-    for task, names in TASK_METRICS.items()
-}
 #: Every metric name, across tasks.
 METRICS = tuple(dict.fromkeys(m for names in TASK_METRICS.values() for m in names))
 #: Result columns before and after the slice columns.
@@ -277,21 +265,14 @@ def performance(
     check_model_name(model)
     registration = ctx.registration(model, version)
     task = registration["task"]
-    chosen = _check_metrics(metrics, task)
-    threshold = _check_threshold(threshold, task)
-    confusion = check_confusion_options(
-        chosen, task, normalize_confusion_matrix, business_value_matrix,
+    o = checked_options(
+        task, metrics, threshold, confidence, delay_quantile, ece_bins, bins, n_boot, seed,
+        since, until, as_of, normalize_confusion_matrix, business_value_matrix,
         normalize_business_value,
     )  # fmt: skip
-    z = NormalDist().inv_cdf(0.5 + _fraction(confidence, "confidence", open_ends=True) / 2)
-    delay_quantile = _fraction(delay_quantile, "delay_quantile")
-    ece_bins = bounded_int(ece_bins, "ece_bins", most=MAX_BINS)
-    bins = bounded_int(bins, "bins", most=MAX_SLICE_BINS, hint="pass edges= for finer slices")
-    n_boot = bounded_int(n_boot, "n_boot", least=0, most=MAX_BOOTSTRAP)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise InvalidParameterError(f"seed={seed!r} must be a non-negative int")
-    start, end = time_range(since, until)
-    clock = to_timestamp(as_of, "as_of")
+    chosen, threshold, confusion, z = o.metrics, o.threshold, o.confusion, o.z
+    delay_quantile, ece_bins, bins, n_boot = o.delay_quantile, o.ece_bins, o.bins, o.n_boot
+    start, end, clock = o.start, o.end, o.clock
     con = ctx.connection
     # one transaction: every statement (slice domains, the metrics) sees one snapshot
     with ctx.lock, transaction(con), Cleanup() as later:
@@ -322,41 +303,6 @@ def performance(
             else "CI not computed (n_boot = 0)"
         )
         return _assemble(con, raw, slices, TASK_METRICS[task], text)
-
-
-# ---------------------------------------------------------------------- parameters
-
-
-def _check_metrics(metrics: Sequence[str] | str | None, task: str) -> list[str]:
-    available = TASK_METRICS[task]
-    problem = f"not available for a {task} model; choose from {', '.join(available)}"
-    if metrics is None:
-        return list(DEFAULT_METRICS[task])
-    return chosen_names(metrics, available, "metrics", problem)
-
-
-def _check_threshold(threshold: Any, task: str) -> float | None:
-    if threshold is None:
-        return None
-    if task != "binary":
-        raise InvalidParameterError(f"threshold applies to binary models, not to a {task} model")
-    if (
-        not isinstance(threshold, int | float)
-        or isinstance(threshold, bool)
-        or not 0 <= threshold <= 1
-    ):
-        raise InvalidParameterError(f"threshold={threshold!r} must be a number in [0, 1]")
-    return float(threshold)
-
-
-def _fraction(value: Any, name: str, open_ends: bool = False) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = 0 < value < 1 if open_ends else 0 <= value <= 1
-    if not ok:
-        interval = "(0, 1)" if open_ends else "[0, 1]"
-        raise InvalidParameterError(f"{name}={value!r} must be a number in {interval}")
-    return float(value)
 
 
 # ---------------------------------------------------------------------- slices

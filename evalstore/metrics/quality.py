@@ -158,27 +158,10 @@ def quality(
     window, feature, version, check order; ``count`` is the number of rows behind
     ``value``, ``p_value`` is always NULL.
     """
-    checks: list[str] | None = None
-    prefix = ""
-    if preset is not None:
-        passes = presets.groups(preset, "quality", None, {"denominator": denominator}
-                                if denominator != "present" else {})  # fmt: skip
-        ((checks, options),) = passes
-        denominator = options["denominator"]
-        prefix = presets.variant_prefix(preset)
-    if denominator not in DENOMINATORS:
-        raise InvalidParameterError(
-            f"denominator={denominator!r} is not one of {', '.join(DENOMINATORS)}: 'present' "
-            "divides a share by the window's finite (non-NULL) values, 'rows' by all its rows"
-        )
-    thresholds = [
-        _count(min_rows, "min_rows"),
-        _share(missing_tolerance, "missing_tolerance"),
-        _count(max_nonfinite, "max_nonfinite"),
-        _share(max_out_of_range, "max_out_of_range"),
-        _share(max_unseen, "max_unseen"),
-    ]
-    _check_range(since, until)
+    checks, prefix, denominator, thresholds = checked_options(
+        preset, denominator, min_rows, missing_tolerance, max_nonfinite, max_out_of_range,
+        max_unseen, since, until,
+    )  # fmt: skip
     con = ctx.connection
     # one transaction: every statement sees one snapshot
     with ctx.lock, transaction(con), Cleanup() as later:
@@ -201,6 +184,45 @@ def quality(
         args = [prefix, denominator, denominator]
         args += [*views, *selection.args(), *thresholds, chosen, checks, checks]
         return con.sql(query, params=args).to_arrow_table()
+
+
+def checked_options(
+    preset: str | None,
+    denominator: str,
+    min_rows: int,
+    missing_tolerance: float,
+    max_nonfinite: int,
+    max_out_of_range: float,
+    max_unseen: float,
+    since: Any,
+    until: Any,
+) -> tuple[list[str] | None, str, str, list[Any]]:
+    """:func:`quality`'s options checked (also :meth:`SparkEngine.quality`'s): the checks a
+    preset keeps (None: all), the variant prefix, the denominator, and the thresholds in
+    the macros' order (min_rows, missing_tolerance, max_nonfinite, max_out_of_range,
+    max_unseen); raises :class:`InvalidParameterError` naming a bad one."""
+    checks: list[str] | None = None
+    prefix = ""
+    if preset is not None:
+        passes = presets.groups(preset, "quality", None, {"denominator": denominator}
+                                if denominator != "present" else {})  # fmt: skip
+        ((checks, options),) = passes
+        denominator = options["denominator"]
+        prefix = presets.variant_prefix(preset)
+    if denominator not in DENOMINATORS:
+        raise InvalidParameterError(
+            f"denominator={denominator!r} is not one of {', '.join(DENOMINATORS)}: 'present' "
+            "divides a share by the window's finite (non-NULL) values, 'rows' by all its rows"
+        )
+    thresholds = [
+        _count(min_rows, "min_rows"),
+        _share(missing_tolerance, "missing_tolerance"),
+        _count(max_nonfinite, "max_nonfinite"),
+        _share(max_out_of_range, "max_out_of_range"),
+        _share(max_unseen, "max_unseen"),
+    ]
+    _check_range(since, until)
+    return checks, prefix, denominator, thresholds
 
 
 #: Shares of ``evalstore.quality`` (``{call}``) over the chosen denominator

@@ -67,8 +67,8 @@ from evalstore.core.layout import NUMERIC_TYPES, feature_columns, schema_prefix
 from evalstore.core.registry import time_range
 from evalstore.core.windows import check_predicate, reference_args
 from evalstore.errors import InvalidParameterError
-from evalstore.metrics.confusion_options import value_matrix
-from evalstore.metrics.performance import PREDICATE_COLUMNS, _check_threshold
+from evalstore.metrics.performance import PREDICATE_COLUMNS
+from evalstore.metrics.performance_options import check_threshold, value_matrix
 from evalstore.metrics.slice_keys import (
     MAX_CATEGORIES,
     _bin_labels,
@@ -176,7 +176,7 @@ def worst_slices(
     metric = _check_metric(metric, task)
     _, kind, higher_is_better = METRICS[metric]
     _check_options(min_support, alpha, correction, max_pairs, bins, top)
-    _check_threshold(threshold, task)
+    check_threshold(threshold, task)
     matrix = None
     if business_value_matrix is not None:
         if task != "binary":

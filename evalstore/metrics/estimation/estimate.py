@@ -35,7 +35,8 @@ from evalstore.errors import InvalidParameterError
 from evalstore.metrics.estimation import calibration as _calibration
 from evalstore.metrics.estimation.loss_model import MAX_ROWS, LossModel
 from evalstore.metrics.estimation.reference import describe, reference_view
-from evalstore.metrics.performance import _check_threshold, _fraction, _parse_by, _source_view
+from evalstore.metrics.performance import _parse_by, _source_view
+from evalstore.metrics.performance_options import check_threshold, fraction
 from evalstore.metrics.slice_keys import _prepare_slices, _Slice
 from evalstore.metrics.specs import chosen_names
 
@@ -144,13 +145,13 @@ def estimate_performance(
         metrics, ESTIMATED_METRICS[task], "metrics",
         f"not estimated for a {task} model; choose from {', '.join(ESTIMATED_METRICS[task])}",
     )  # fmt: skip
-    threshold = _check_threshold(threshold, task)
+    threshold = check_threshold(threshold, task)
     if calibration not in CALIBRATIONS:
         raise InvalidParameterError(
             f"calibration={calibration!r} is not one of {', '.join(CALIBRATIONS)}"
         )
-    z = NormalDist().inv_cdf(0.5 + _fraction(confidence, "confidence", open_ends=True) / 2)
-    delay_quantile = _fraction(delay_quantile, "delay_quantile")
+    z = NormalDist().inv_cdf(0.5 + fraction(confidence, "confidence", open_ends=True) / 2)
+    delay_quantile = fraction(delay_quantile, "delay_quantile")
     reference_chunks = bounded_int(
         reference_chunks, "reference_chunks", least=2, most=MAX_LEARN_CHUNKS
     )
