@@ -171,23 +171,33 @@ class SparkEngine(SparkFamilies):
         tree = inline(query, self._tables(model), spark_sql.SPARK_HELPERS)
         return spark_sql.rewrite(tree).sql(dialect="spark")
 
-    def run(self, model: str, macro: str, args: Sequence[Any]) -> pa.Table:
-        """The rows of ``evalstore.<macro>(args)``: the relational part on Spark, the
-        per-cell helpers over small lists (:data:`DRIVER_HELPERS`) on the driver
-        (:func:`evalstore.engines.sql_inline.split`); an Arrow table.
+    def run(
+        self,
+        model: str,
+        macro: str,
+        args: Sequence[Any],
+        driver_helpers: Sequence[str] = DRIVER_HELPERS,
+        at: str | None = None,
+        order: str = "",
+    ) -> pa.Table:
+        """The rows of ``evalstore.<macro>(args)``: the relational part on Spark, the rest
+        on the driver (:func:`evalstore.engines.sql_inline.split`, cut before the first
+        of ``driver_helpers`` (per-cell helpers over small lists, :data:`DRIVER_HELPERS`)
+        or at the CTE named ``at``); ``order`` an ORDER BY of the driver's query; an Arrow
+        table. A macro without CTEs runs wholly on Spark.
 
         Each CTE before the cut is a view of its own; one read by several later CTEs is
         computed once with :func:`checkpoint` (its plan becomes a leaf), so that no query
         carries the plans of the CTEs below it: Catalyst's analysis of those nested
         plans, not the data, was most of a call's time (docs/scaling.md)."""
-        parts = split(macro, [literal(a) for a in args], DRIVER_HELPERS)
+        parts = split(macro, [literal(a) for a in args], driver_helpers, at=at)
         con = self.driver().connection
         registered: list[str] = []
         views: list[str] = []
         kept: list[DataFrame] = []
         try:
             with self._ansi_off():
-                readers = shared_ctes(parts)
+                readers = shared_ctes(parts) if parts.ctes else {}
                 for name, body in parts.ctes:
                     if name not in readers:
                         continue
@@ -197,10 +207,17 @@ class SparkEngine(SparkFamilies):
                         kept.append(frame)
                     frame.createOrReplaceTempView(name)
                     views.append(name)
+                if not parts.ctes:
+                    for name, query in parts.engine.items():
+                        self.spark.sql(self.sql(model, query)).createOrReplaceTempView(name)
+                        views.append(name)
                 for name in parts.engine:
                     con.register(name, self.spark.table(name).toArrow())
                     registered.append(name)
-            return con.sql(parts.driver.sql(dialect="duckdb")).to_arrow_table()
+            query = parts.driver.sql(dialect="duckdb")
+            if order:
+                query = f"SELECT * FROM ({query}) ORDER BY {order}"
+            return con.sql(query).to_arrow_table()
         finally:
             for name in registered:
                 con.unregister(name)

@@ -62,7 +62,6 @@ from evalstore.core.windows import (
     resolve,
 )
 from evalstore.engines import spark_sql
-from evalstore.engines.sql_inline import shared_ctes, split
 from evalstore.errors import InvalidParameterError
 from evalstore.metrics import performance as perf
 from evalstore.metrics import quality as qual
@@ -215,57 +214,6 @@ class SparkFamilies:
 
     # ------------------------------------------------------------------- the runner
 
-    def _run_split(
-        self,
-        model: str,
-        macro: str,
-        args: Sequence[Any],
-        driver_helpers: Sequence[str] = (),
-        at: str | None = None,
-        order: str = "",
-    ) -> pa.Table:
-        """The rows of ``evalstore.<macro>(args)``: the CTEs before the cut
-        (:func:`~evalstore.engines.sql_inline.split` at ``driver_helpers`` or ``at``)
-        on Spark, the rest on the driver; ``order`` an ORDER BY of the driver's query."""
-        from evalstore.engines.spark import checkpoint, literal, release
-
-        parts = split(macro, [literal(a) for a in args], driver_helpers, at=at)
-        con = self.driver().connection
-        registered: list[str] = []
-        views: list[str] = []
-        kept: list[Any] = []
-        try:
-            with self._ansi_off():
-                readers = shared_ctes(parts) if parts.ctes else {}
-                for name, body in parts.ctes:
-                    if name not in readers:
-                        continue
-                    frame = self.spark.sql(self.sql(model, body))
-                    if readers[name] > 1:
-                        # computed once, its plan cut to a leaf (spark.checkpoint)
-                        frame = checkpoint(frame)
-                        kept.append(frame)
-                    frame.createOrReplaceTempView(name)
-                    views.append(name)
-                if not parts.ctes:
-                    for name, query in parts.engine.items():
-                        self.spark.sql(self.sql(model, query)).createOrReplaceTempView(name)
-                        views.append(name)
-                for name in parts.engine:
-                    con.register(name, self.spark.table(name).toArrow())
-                    registered.append(name)
-            query = parts.driver.sql(dialect="duckdb")
-            if order:
-                query = f"SELECT * FROM ({query}) ORDER BY {order}"
-            return con.sql(query).to_arrow_table()
-        finally:
-            for name in registered:
-                con.unregister(name)
-            for frame in kept:
-                release(frame)
-            for name in views:
-                self.spark.catalog.dropTempView(name)
-
     # ------------------------------------------------------------------ performance
 
     def performance(
@@ -344,8 +292,8 @@ class SparkFamilies:
                 args = [source, model, threshold, *selection, ece_bins, *tail, *confusion]
             else:
                 args = [source, model, *selection, *tail]
-            raw = self._run_split(
-                model, f"performance_{task}", args, at=_PERFORMANCE_CUT[task],
+            raw = self.run(
+                model, f"performance_{task}", args, (), at=_PERFORMANCE_CUT[task],
                 order='window_index, version, slice, metric, "class"',
             )  # fmt: skip
         finally:
@@ -484,11 +432,11 @@ class SparkFamilies:
         self._check_reference(model, reference, selection)
         min_rows_, tolerance, nonfinite, out_of_range, unseen = thresholds
         with self._restricted(model, where, version):
-            numeric = self._run_split(
+            numeric = self.run(
                 model, "quality_numeric", [f"{model}.numeric_values", *selection.args(),
                 min_rows_, tolerance, nonfinite, out_of_range], ["analysis_window_starts"],
             )  # fmt: skip
-            categorical = self._run_split(
+            categorical = self.run(
                 model, "quality_categorical", [f"{model}.category_values", *selection.args(),
                 min_rows_, tolerance, unseen], ["analysis_window_starts"],
             )  # fmt: skip
@@ -555,9 +503,9 @@ class SparkFamilies:
         counts: dict[str, dict[str, Any]] = {}
         if chosen:
             with self._restricted(model, where, version):
-                rows = self._run_split(model, "skew", [
+                rows = self.run(model, "skew", [
                     f"{model}.numeric_values", f"{model}.category_values", train_dataset,
-                    chosen, atol, rtol, equal_nan, max(sample, 1)])  # fmt: skip
+                    chosen, atol, rtol, equal_nan, max(sample, 1)], ())  # fmt: skip
             counts = {row["feature"]: row for row in rows.to_pylist()}
         distances = (
             skw.skew_distances(
