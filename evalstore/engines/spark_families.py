@@ -68,7 +68,7 @@ from evalstore.metrics import quality as qual
 from evalstore.metrics import skew as skw
 from evalstore.metrics.bootstrap import bootstrap_intervals
 from evalstore.metrics.performance_options import checked_options
-from evalstore.metrics.slice_keys import MAX_CATEGORIES, _bin_labels, _Slice
+from evalstore.metrics.slice_keys import MAX_CATEGORIES, _bin_labels, _Slice, assign_strides
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -334,14 +334,7 @@ class SparkFamilies:
                         "values; slice by a coarser column or by named predicates instead"
                     )
                 key.domain = [r["v"] for r in rows]
-        stride = 1
-        for key in reversed(slices):
-            key.stride = stride
-            stride *= key.base
-        if stride >= 2**62:
-            raise InvalidParameterError(
-                "by: too many slice combinations for one query; slice by fewer or coarser columns"
-            )
+        assign_strides(slices)
 
     def _quantile_edges(
         self, features: str, name: str, ref: Mapping[str, Any], bins: int

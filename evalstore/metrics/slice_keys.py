@@ -143,6 +143,12 @@ def _prepare_slices(
                 f"by: feature {key.name!r} has more than {MAX_CATEGORIES} distinct values; "
                 "slice by a coarser column or by named predicates instead",
             )  # fmt: skip
+    assign_strides(slices)
+
+
+def assign_strides(slices: Sequence[_Slice]) -> None:
+    """Give each key its ``stride`` in the packed slice code (the last key varies fastest:
+    code = sum of value index x stride); too many combinations for a 62-bit code raise."""
     stride = 1
     for key in reversed(slices):
         key.stride = stride
