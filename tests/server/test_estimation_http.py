@@ -45,7 +45,21 @@ def test_same_table_as_the_store(served):
     expected = store.estimate_performance(
         "m", metrics=["roc_auc", "f1"], window="1 day", reference=tuple(REFERENCE)
     )
-    assert got.equals(expected)
+    # the same table, floats to 1e-12 relative: DuckDB's parallel sums (the expected
+    # confusion counts, the calibrated probabilities' totals) add in thread order, so two
+    # calls of the same estimate can differ in the last bit
+    assert got.schema == expected.schema and got.num_rows == expected.num_rows > 0
+    for name in expected.column_names:
+        a, b = got.column(name).to_pylist(), expected.column(name).to_pylist()
+        if pa.types.is_floating(expected.schema.field(name).type):
+            assert [x is None for x in a] == [y is None for y in b], name
+            np.testing.assert_allclose(
+                [np.nan if x is None else x for x in a],
+                [np.nan if y is None else y for y in b],
+                rtol=1e-12, atol=0, equal_nan=True, err_msg=name,
+            )  # fmt: skip
+        else:
+            assert a == b, name
     records = client.get("/v1/models/m/estimated_performance", params=query).json()
     assert len(records) == expected.num_rows and records[0]["estimated"] is True
     assert records[-1]["realized"] is None and records[0]["realized"] is not None
