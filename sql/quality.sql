@@ -142,10 +142,10 @@ CREATE OR REPLACE MACRO evalstore.schema_domain(schemas, model) AS TABLE
 COMMENT ON MACRO TABLE evalstore.schema_domain IS
     'Rows (feature, category) of the categorical domains saved for a model in a schema table.';
 
--- evalstore.quality_numeric(source, ref_env, ref_dataset, ref_start, ref_end, ana_env,
---     ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
+-- evalstore.quality_numeric_checks(source, ref_env, ref_dataset, ref_start, ref_end,
+--     ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
 --     min_rows, missing_tolerance, max_nonfinite, max_out_of_range)
--- Data quality of every numeric feature in every analysis window (windows and
+-- Helper: data quality of every numeric feature in every analysis window (windows and
 -- references as evalstore.drift_pairs). For a window W of a feature, with n = rows of
 -- the feature in W (NULLs included) and R the reference's rows of the feature:
 --   rows          value = n;                              fails when n < min_rows
@@ -157,11 +157,11 @@ COMMENT ON MACRO TABLE evalstore.schema_domain IS
 --   out_of_range  value = share of W's finite values outside [min, max] of R's finite
 --                 values;                                 fails when > max_out_of_range
 -- count is the number of rows behind the value (n, NULLs, NaNs, ..., values outside).
--- n_reference = row count of R, n_analysis = n. With time windows (`width`), windows
--- without any row (between the first and last non-empty window, or inside
--- [ana_start, ana_end) when given) appear too, with window_index NULL, rows = 0 for
--- every feature seen, and the other checks' values 0 or NULL ('no rows in the window').
-CREATE OR REPLACE MACRO evalstore.quality_numeric(
+-- n_reference = row count of R, n_analysis = n. With time windows (`width`), each
+-- feature also has a template row per check for a window without rows: window_start,
+-- window_end and window_index NULL, rows = 0 and the other checks' values 0 or NULL
+-- ('no rows in the window'); evalstore.quality_fill places it in every empty window.
+CREATE OR REPLACE MACRO evalstore.quality_numeric_checks(
     source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset, ana_start,
     ana_end, width, chunk_rows, chunks, previous,
     min_rows, missing_tolerance, max_nonfinite, max_out_of_range
@@ -197,19 +197,6 @@ CREATE OR REPLACE MACRO evalstore.quality_numeric(
         WHERE t.side = 'analysis'
         GROUP BY t.ref_key, t.window_index, t.feature, t.version
     ),
-    grid AS (
-        SELECT unnest(evalstore.analysis_window_starts(
-                   ana_start, ana_end, min(window_start), max(window_start), width))
-                   AS window_start
-        FROM ana_stats HAVING width IS NOT NULL
-    ),
-    gaps AS (
-        SELECT g.window_start
-        FROM grid AS g
-        LEFT JOIN (SELECT DISTINCT window_start FROM ana_stats) AS seen
-          ON seen.window_start = g.window_start
-        WHERE seen.window_start IS NULL
-    ),
     pairs AS (
         SELECT feature, version FROM ana_stats
         UNION
@@ -220,10 +207,11 @@ CREATE OR REPLACE MACRO evalstore.quality_numeric(
                n_present, n_nan, n_posinf, n_neginf, n_finite, n_outside
         FROM ana_stats
         UNION ALL
-        SELECT CASE WHEN previous = 0 THEN 0 END, CAST(NULL AS BIGINT), g.window_start,
-               evalstore.window_end(g.window_start, width), p.feature, p.version,
+        -- the template of an empty window (window_start NULL; evalstore.quality_fill)
+        SELECT CASE WHEN previous = 0 THEN 0 END, CAST(NULL AS BIGINT),
+               CAST(NULL AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ), feature, version,
                0, 0, 0, 0, 0, 0, 0
-        FROM gaps AS g CROSS JOIN pairs AS p
+        FROM pairs WHERE width IS NOT NULL
     ),
     checks AS (
         SELECT * FROM (VALUES
@@ -290,19 +278,19 @@ CREATE OR REPLACE MACRO evalstore.quality_numeric(
         evalstore.check_failed(value, threshold, method = 'rows') AS drifted,
         n_reference, n_analysis, count, reason
     FROM scored;
-COMMENT ON MACRO TABLE evalstore.quality_numeric IS
-    'Numeric data quality per window and feature: rows, missing, nan, posinf, neginf, out_of_range.';
+COMMENT ON MACRO TABLE evalstore.quality_numeric_checks IS
+    'Numeric quality checks per non-empty window and feature, plus each feature''s empty-window template.';
 
--- evalstore.quality_categorical(source, ref_env, ref_dataset, ref_start, ref_end, ana_env,
---     ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
+-- evalstore.quality_categorical_checks(source, ref_env, ref_dataset, ref_start, ref_end,
+--     ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
 --     min_rows, missing_tolerance, max_unseen)
--- Data quality of every categorical feature in every analysis window; same columns,
--- windows, gap windows and `rows` / `missing` checks as quality_numeric, plus:
+-- Helper: data quality of every categorical feature in every analysis window; same
+-- columns, windows, templates and `rows` / `missing` checks as quality_numeric_checks, plus:
 --   unseen   value = share of W's non-NULL values whose category never occurs (non-NULL)
 --            in R; fails when > max_unseen; NULL when R has no non-NULL value
 --            ('no reference values') or W has none ('no values in the window')
 -- count for unseen is the number of such values.
-CREATE OR REPLACE MACRO evalstore.quality_categorical(
+CREATE OR REPLACE MACRO evalstore.quality_categorical_checks(
     source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset, ana_start,
     ana_end, width, chunk_rows, chunks, previous,
     min_rows, missing_tolerance, max_unseen
@@ -337,19 +325,6 @@ CREATE OR REPLACE MACRO evalstore.quality_categorical(
         WHERE t.side = 'analysis'
         GROUP BY t.ref_key, t.window_index, t.feature, t.version
     ),
-    grid AS (
-        SELECT unnest(evalstore.analysis_window_starts(
-                   ana_start, ana_end, min(window_start), max(window_start), width))
-                   AS window_start
-        FROM ana_stats HAVING width IS NOT NULL
-    ),
-    gaps AS (
-        SELECT g.window_start
-        FROM grid AS g
-        LEFT JOIN (SELECT DISTINCT window_start FROM ana_stats) AS seen
-          ON seen.window_start = g.window_start
-        WHERE seen.window_start IS NULL
-    ),
     pairs AS (
         SELECT feature, version FROM ana_stats
         UNION
@@ -360,9 +335,10 @@ CREATE OR REPLACE MACRO evalstore.quality_categorical(
                n_present, n_unseen
         FROM ana_stats
         UNION ALL
-        SELECT CASE WHEN previous = 0 THEN 0 END, CAST(NULL AS BIGINT), g.window_start,
-               evalstore.window_end(g.window_start, width), p.feature, p.version, 0, 0, 0
-        FROM gaps AS g CROSS JOIN pairs AS p
+        -- the template of an empty window (window_start NULL; evalstore.quality_fill)
+        SELECT CASE WHEN previous = 0 THEN 0 END, CAST(NULL AS BIGINT),
+               CAST(NULL AS TIMESTAMPTZ), CAST(NULL AS TIMESTAMPTZ), feature, version, 0, 0, 0
+        FROM pairs WHERE width IS NOT NULL
     ),
     checks AS (
         SELECT * FROM (VALUES
@@ -415,14 +391,90 @@ CREATE OR REPLACE MACRO evalstore.quality_categorical(
         evalstore.check_failed(value, threshold, method = 'rows') AS drifted,
         n_reference, n_analysis, count, reason
     FROM scored;
+COMMENT ON MACRO TABLE evalstore.quality_categorical_checks IS
+    'Categorical quality checks per non-empty window and feature, plus each feature''s empty-window template.';
+
+-- evalstore.quality_fill(checks, ana_start, ana_end, width)
+-- Helper: the rows of the relation named `checks` (rows of quality_numeric_checks and/or
+-- quality_categorical_checks, a table, view or CTE name) with every empty window filled:
+-- a window of `width` holding no row of any feature (between the first and the last
+-- non-empty window, or inside [ana_start, ana_end) when given) lists the template rows
+-- (window_start NULL) with that window's start and end, so every feature and check shows
+-- rows = 0 there. A window with rows of some feature is not empty: the other features do
+-- not appear in it. No time windows (width NULL): the rows as they are, templates dropped.
+CREATE OR REPLACE MACRO evalstore.quality_fill(checks, ana_start, ana_end, width) AS TABLE
+    WITH checked AS MATERIALIZED (SELECT * FROM evalstore.relation(checks)),
+    seen AS (SELECT DISTINCT window_start FROM checked WHERE window_start IS NOT NULL),
+    grid AS (
+        SELECT unnest(evalstore.analysis_window_starts(
+                   ana_start, ana_end, min(window_start), max(window_start), width))
+                   AS window_start
+        FROM seen HAVING width IS NOT NULL
+    ),
+    gaps AS (
+        SELECT g.window_start
+        FROM grid AS g LEFT JOIN seen AS s ON s.window_start = g.window_start
+        WHERE s.window_start IS NULL
+    )
+    SELECT * FROM checked WHERE window_start IS NOT NULL
+    UNION ALL
+    SELECT t.* REPLACE (
+        g.window_start AS window_start, evalstore.window_end(g.window_start, width) AS window_end)
+    FROM gaps AS g CROSS JOIN (SELECT * FROM checked WHERE window_start IS NULL) AS t;
+COMMENT ON MACRO TABLE evalstore.quality_fill IS
+    'Quality check rows with their empty-window templates placed in every window without rows.';
+
+-- evalstore.quality_numeric(source, ref_env, ref_dataset, ref_start, ref_end, ana_env,
+--     ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
+--     min_rows, missing_tolerance, max_nonfinite, max_out_of_range)
+-- Data quality of every numeric feature in every analysis window: the checks of
+-- evalstore.quality_numeric_checks (definitions there), and with time windows (`width`)
+-- the windows without any row (between the first and last non-empty window, or inside
+-- [ana_start, ana_end) when given), with window_index NULL, rows = 0 for every feature
+-- seen, and the other checks' values 0 or NULL ('no rows in the window').
+CREATE OR REPLACE MACRO evalstore.quality_numeric(
+    source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset, ana_start,
+    ana_end, width, chunk_rows, chunks, previous,
+    min_rows, missing_tolerance, max_nonfinite, max_out_of_range
+) AS TABLE
+    WITH checks AS MATERIALIZED (
+        SELECT * FROM evalstore.quality_numeric_checks(
+            source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset,
+            ana_start, ana_end, width, chunk_rows, chunks, previous,
+            min_rows, missing_tolerance, max_nonfinite, max_out_of_range)
+    )
+    SELECT * FROM evalstore.quality_fill('checks', ana_start, ana_end, width);
+COMMENT ON MACRO TABLE evalstore.quality_numeric IS
+    'Numeric data quality per window and feature: rows, missing, nan, posinf, neginf, out_of_range.';
+
+-- evalstore.quality_categorical(source, ref_env, ref_dataset, ref_start, ref_end, ana_env,
+--     ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
+--     min_rows, missing_tolerance, max_unseen)
+-- Data quality of every categorical feature in every analysis window: the checks of
+-- evalstore.quality_categorical_checks (definitions there), with the empty windows of
+-- evalstore.quality_numeric.
+CREATE OR REPLACE MACRO evalstore.quality_categorical(
+    source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset, ana_start,
+    ana_end, width, chunk_rows, chunks, previous,
+    min_rows, missing_tolerance, max_unseen
+) AS TABLE
+    WITH checks AS MATERIALIZED (
+        SELECT * FROM evalstore.quality_categorical_checks(
+            source, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset,
+            ana_start, ana_end, width, chunk_rows, chunks, previous,
+            min_rows, missing_tolerance, max_unseen)
+    )
+    SELECT * FROM evalstore.quality_fill('checks', ana_start, ana_end, width);
 COMMENT ON MACRO TABLE evalstore.quality_categorical IS
     'Categorical data quality per window and feature: rows, missing, unseen.';
 
 -- evalstore.quality(source_numeric, source_category, ref_env, ref_dataset, ref_start,
 --     ref_end, ana_env, ana_dataset, ana_start, ana_end, width, chunk_rows, chunks,
 --     previous, min_rows, missing_tolerance, max_nonfinite, max_out_of_range, max_unseen)
--- Both families in one table: evalstore.quality_numeric over source_numeric and
--- evalstore.quality_categorical over source_category (definitions there), ordered by
+-- Both families in one table: evalstore.quality_numeric_checks over source_numeric and
+-- evalstore.quality_categorical_checks over source_category (definitions there), with the
+-- empty windows of evalstore.quality_fill: a window empty of both kinds lists every
+-- feature with rows = 0; a window with rows of either kind is not empty. Ordered by
 -- window_start, feature, version (NULL first), method. Example, daily windows of serving
 -- rows against the training rows, with evalstore's default thresholds:
 --   SELECT * FROM evalstore.quality('fraud.numeric_values', 'fraud.category_values',
@@ -433,17 +485,18 @@ CREATE OR REPLACE MACRO evalstore.quality(
     ana_dataset, ana_start, ana_end, width, chunk_rows, chunks, previous,
     min_rows, missing_tolerance, max_nonfinite, max_out_of_range, max_unseen
 ) AS TABLE
-    SELECT * FROM (
-        SELECT * FROM evalstore.quality_numeric(
+    WITH checks AS MATERIALIZED (
+        SELECT * FROM evalstore.quality_numeric_checks(
             source_numeric, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset,
             ana_start, ana_end, width, chunk_rows, chunks, previous,
             min_rows, missing_tolerance, max_nonfinite, max_out_of_range)
         UNION ALL
-        SELECT * FROM evalstore.quality_categorical(
+        SELECT * FROM evalstore.quality_categorical_checks(
             source_category, ref_env, ref_dataset, ref_start, ref_end, ana_env, ana_dataset,
             ana_start, ana_end, width, chunk_rows, chunks, previous,
             min_rows, missing_tolerance, max_unseen)
-    ) AS checked
+    )
+    SELECT * FROM evalstore.quality_fill('checks', ana_start, ana_end, width)
     ORDER BY window_start, feature, version NULLS FIRST, method;
 COMMENT ON MACRO TABLE evalstore.quality IS
     'Data quality per window and feature (numeric and categorical checks); drifted = check fails.';

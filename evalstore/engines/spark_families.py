@@ -2,8 +2,8 @@
 of every family: :class:`SparkFamilies`, a mixin of :class:`evalstore.engines.spark.SparkEngine`.
 
 Each family runs the store's own macro (``performance_binary`` / ``_multiclass`` /
-``_regression``, ``quality_numeric`` and ``quality_categorical``, ``skew``) inlined and
-transpiled to Spark SQL (:mod:`evalstore.engines.sql_inline`,
+``_regression``, ``quality_numeric_checks`` and ``_categorical_checks``, ``skew``)
+inlined and transpiled to Spark SQL (:mod:`evalstore.engines.sql_inline`,
 :mod:`evalstore.engines.spark_sql`), cut in two by
 :func:`~evalstore.engines.sql_inline.split`: the CTEs that read rows (the big part:
 joins, counts, ranks, sums per cell) run on Spark; the per-cell tail (one row per
@@ -409,8 +409,8 @@ class SparkFamilies:
         """Data quality per window, feature (and score, prediction, label) and check, as
         :meth:`evalstore.Store.quality` (same parameters, columns, values and order; see
         :func:`evalstore.metrics.quality.quality`), computed on Spark: the macros
-        ``quality_numeric`` and ``quality_categorical`` count on Spark up to their per-cell
-        tail (the empty windows, thresholds and texts), which runs on the driver."""
+        ``quality_numeric_checks`` and ``quality_categorical_checks`` count on Spark, and
+        their empty windows are filled on the driver (``evalstore.quality_fill``)."""
         checks, prefix, denominator, thresholds = qual.checked_options(
             preset, denominator, min_rows, missing_tolerance, max_nonfinite,
             max_out_of_range, max_unseen, since, until,
@@ -426,12 +426,12 @@ class SparkFamilies:
         min_rows_, tolerance, nonfinite, out_of_range, unseen = thresholds
         with self._restricted(model, where, version):
             numeric = self.run(
-                model, "quality_numeric", [f"{model}.numeric_values", *selection.args(),
-                min_rows_, tolerance, nonfinite, out_of_range], ["analysis_window_starts"],
+                model, "quality_numeric_checks", [f"{model}.numeric_values",
+                *selection.args(), min_rows_, tolerance, nonfinite, out_of_range], [],
             )  # fmt: skip
             categorical = self.run(
-                model, "quality_categorical", [f"{model}.category_values", *selection.args(),
-                min_rows_, tolerance, unseen], ["analysis_window_starts"],
+                model, "quality_categorical_checks", [f"{model}.category_values",
+                *selection.args(), min_rows_, tolerance, unseen], [],
             )  # fmt: skip
         name = f"evalstore_spark_quality_{next(_ids)}"
         rows = pa.concat_tables([numeric, categorical.cast(numeric.schema)])
@@ -441,8 +441,10 @@ class SparkFamilies:
                 f"SELECT {', '.join(qual.RESULT_COLUMNS)} FROM ({qual._OVER_SQL}) "
                 "WHERE list_contains(?, feature) AND (? IS NULL OR list_contains(?, method)) "
                 "ORDER BY window_start, feature, version NULLS FIRST, method"
-            ).format(call=name)
-            args = [prefix, denominator, denominator, chosen, checks, checks]
+            ).format(call="evalstore.quality_fill(?, ?, ?, ?)")
+            args = [prefix, denominator, denominator, name]
+            args += [selection.ana_start, selection.ana_end, selection.width]
+            args += [chosen, checks, checks]
             return con.sql(query, params=args).to_arrow_table()
         finally:
             con.unregister(name)

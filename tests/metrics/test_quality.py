@@ -314,6 +314,51 @@ def test_quality_since_until_reports_empty_windows_at_the_ends(loaded):
     assert sorted({r["window_start"] for r in bounded}) == [T0, T0 + DAY]
 
 
+def test_quality_empty_window_means_no_row_of_any_feature():
+    """A window is empty (every feature listed with rows = 0) only when no feature, numeric
+    or categorical, has a row there: one kind's rows keep the other kind out of it, with
+    or without since/until (the outputs score and prediction come from the predictions)."""
+    with evalstore.open(":memory:") as store:
+        store.register_model("m", "v1", "binary")
+        store.log_features("m", pa.table({"example_id": ["t"], "x": [0.5], "ts": [T0 - 9 * DAY]}),
+                           env="training")  # fmt: skip
+        for day in (0, 2, 3):  # x: days 0, 2 and 3
+            store.log_features(
+                "m", pa.table({"example_id": [f"f{day}"], "x": [1.0], "ts": [T0 + day * DAY]})
+            )
+        for day in (0, 1):  # score and prediction: days 0 and 1
+            store.log_predictions(
+                "m", pa.table({"example_id": [f"p{day}"], "score": [0.7], "ts": [T0 + day * DAY]}),
+                "v1",
+            )  # fmt: skip
+
+        def listed(**bounds) -> dict[int, set[str]]:
+            days: dict[int, set[str]] = {}
+            for r in store.quality("m", **bounds).to_pylist():
+                days.setdefault((r["window_start"] - T0).days, set()).add(r["feature"])
+            return days
+
+        every = {"x", "score", "prediction"}
+        assert listed() == {0: every, 1: {"score", "prediction"}, 2: {"x"}, 3: {"x"}}
+        assert listed(until=T0 + 5 * DAY) == {
+            0: every,
+            1: {"score", "prediction"},
+            2: {"x"},
+            3: {"x"},
+            4: every,
+        }
+        assert listed(since=T0 - DAY, until=T0 + 2 * DAY) == {
+            -1: every,
+            0: every,
+            1: {"score", "prediction"},
+        }
+        gap = [r for r in store.quality("m", until=T0 + 5 * DAY).to_pylist()
+               if r["window_start"] == T0 + 4 * DAY and r["method"] == "rows"]  # fmt: skip
+        assert {(r["feature"], r["value"], r["n_analysis"], r["drifted"]) for r in gap} == {
+            (f, 0.0, 0, True) for f in every
+        }
+
+
 def test_quality_row_chunks(loaded):
     store, train, serving = loaded
     result = q.quality(store._context(), "qm", window=50, features=["x", "c"]).to_pylist()

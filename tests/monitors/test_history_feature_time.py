@@ -151,10 +151,6 @@ steps = st.lists(
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), ops=steps, seed=st.integers(0, 999))
 def test_persisted_equals_fresh_when_labels_come_with_their_day(family, data, ops, seed):
-    if family == "quality":
-        # a replaced feature row moved into a day without predictions: a known bug, pinned
-        # by test_quality_feature_moved_to_a_day_without_predictions (strict xfail)
-        ops = [op for op in ops if not (op[0] == "replace" and op[2] == "replace")]
     arguments = data.draw(st.sampled_from(CALLS[family]), label="arguments")
     with evalstore.open(":memory:") as store:
         build(store)
@@ -199,14 +195,9 @@ def replay(
     assert call("m", persist=True, **arguments).equals(kept)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known bug (found 2026-12-07, present since the metric history landed): a "
-    "persisted quality call lists the outputs (rows = 0) in a window that only a replaced "
-    "feature row entered; a fresh call lists that window's features alone",
-)
 def test_quality_feature_moved_to_a_day_without_predictions():
+    """Found by the property above: the refresh recomputes days 1-3 with since/until, and
+    until= made the outputs' macro list day 3 as empty (rows = 0) though x has rows there."""
     with evalstore.open(":memory:") as store:
         build(store)
         store.quality("m", persist=True)
@@ -214,3 +205,6 @@ def test_quality_feature_moved_to_a_day_without_predictions():
         kept = store.quality("m", persist=True)
         fresh = store.quality("m")
         assert same(kept, fresh)
+        day3 = [r for r in kept.to_pylist() if r["window_start"] == at(3, 0)]
+        assert {r["feature"] for r in day3} == {"x"}
+        assert {r["n_analysis"] for r in day3} == {2}

@@ -120,6 +120,19 @@ MACRO_CALLS: dict[str, str] = {
         f"SELECT * FROM evalstore.quality_categorical('bin.category_values', {REFERENCE}, "
         f"{SELECTION}, 0, 1, 0.05, 0.01)"
     ),
+    "quality_numeric_checks": (
+        f"SELECT * FROM evalstore.quality_numeric_checks('bin.numeric_values', {REFERENCE}, "
+        f"{SELECTION}, 0, 1, 0.05, 0, 0.01)"
+    ),
+    "quality_categorical_checks": (
+        f"SELECT * FROM evalstore.quality_categorical_checks('bin.category_values', "
+        f"{REFERENCE}, {SELECTION}, 0, 1, 0.05, 0.01)"
+    ),
+    "quality_fill": (
+        f"WITH c AS (SELECT * FROM evalstore.quality_categorical_checks('bin.category_values', "
+        f"{REFERENCE}, {SELECTION}, 0, 1, 0.05, 0.01)) "
+        "SELECT * FROM evalstore.quality_fill('c', NULL, NULL, '1 day')"
+    ),
     "data_quality": "SELECT * FROM evalstore.data_quality('mc', '1 day')",
     "schema_validation": "SELECT * FROM evalstore.schema_validation('bin', '1 day')",
     "infer_schema": (
