@@ -321,113 +321,279 @@ def _expand(
     return body if _simple(body) else exp.Paren(this=body)
 
 
-def rewrite_asof_joins(tree: exp.Expression) -> exp.Expression:
+def rewrite_asof_joins(tree: exp.Expression, dialect: str = "spark") -> exp.Expression:
     """Replace each ``ASOF LEFT JOIN r ON <equalities> AND <probe> >= r.<v>`` (or
-    ``<probe> <= r.<v>``) by equi-joins, for engines without ASOF joins.
+    ``<probe> <= r.<v>``) by one sort per key, for engines without ASOF joins.
 
-    The distinct probes (the equality keys and the probe value, from the FROM and the
-    joins before the ASOF join) are put in one sequence with the right rows' values,
-    sorted by value within the keys; the value each probe matches is the last right value
-    at or before it (``>=``: right rows first among equal values), or the first at or after
-    it (``<=``: the same over descending values), carried by ``last_value ... IGNORE
-    NULLS`` over a running frame. The ASOF join becomes a LEFT JOIN of the probes'
-    matches on the keys and the probe, then a LEFT JOIN of ``r`` on the keys and the
-    matched value: a sort per key instead of a range join (which would compare every
-    probe with every right row).
-    Exact when ``r.v`` is distinct within the keys, as in every ASOF join of sql/
-    (cumulative counts keyed by value)."""
-    for number, join in enumerate(list(tree.find_all(exp.Join))):
-        if (join.args.get("method") or "").upper() != "ASOF":
-            continue
+    The left rows (the FROM and the joins before the ASOF join, each relation's columns
+    the query reads kept as one struct named by its alias) and the right rows (the
+    columns of ``r`` the query reads, as a struct) are put in one sequence, sorted by
+    value (the probe, or ``r.<v>``) within the equality keys; each left row's match is
+    the last right row at or before it (``>=``: right rows first among equal values), or
+    the first at or after it (``<=``: the same over descending values), carried by
+    ``last_value ... IGNORE NULLS`` over a running frame. The FROM and the joins up to
+    the ASOF join become that one subquery, whose struct columns carry the aliases'
+    names, so the rest of the SELECT (``a.x``, ``a.*``, ``r.cum``, later joins) reads
+    them unchanged: no range join (every probe against every right row), no DISTINCT
+    over the probes and no join back (the former rewrite's two equi-joins). A left row
+    whose probe or a key is NULL matches nothing, as in the ASOF join; a right row whose
+    value is NULL is never matched.
+
+    Exact when ``r.<v>`` is distinct within the keys, as in every ASOF join of sql/
+    (cumulative counts keyed by value; with ties the match is one of the tied rows, as
+    DuckDB's, not necessarily the same one). A SELECT that reads a column without its
+    relation's alias, or ``*``, falls back to the former rewrite
+    (:func:`_rewrite_by_probes`: distinct probes, then two equi-joins), which needs no
+    alias. ``dialect`` writes the struct of a relation's whole row (``a.*`` read):
+    ``STRUCT(a.*)`` on Spark, the alias itself on DuckDB (the golden tests)."""
+    for number in range(1 << 30):
+        # one at a time, outermost first: a rewrite moves the relations before the join
+        # (and any ASOF join inside them) into a new subquery, rewritten in a later round
+        join = next(
+            (j for j in tree.find_all(exp.Join) if (j.args.get("method") or "").upper() == "ASOF"),
+            None,
+        )
+        if join is None:
+            break
         select = join.parent
         if not isinstance(select, exp.Select):
             raise InvalidParameterError("an ASOF join outside a SELECT cannot be rewritten")
-        right = join.this
-        alias = right.alias_or_name
-        on = join.args["on"]
-        conditions = list(on.flatten()) if isinstance(on, exp.And) else [on]
-        equal = [c for c in conditions if isinstance(c, exp.EQ)]
-        ranges = [c for c in conditions if isinstance(c, exp.GTE | exp.LTE)]
-        if len(ranges) != 1 or len(equal) + 1 != len(conditions):
-            raise InvalidParameterError(f"cannot rewrite the ASOF join on {on.sql()}")
-        cond = ranges[0]
-        probe, value, at_or_before = cond.this, cond.expression, isinstance(cond, exp.GTE)
-        if isinstance(probe, exp.Column) and probe.table == alias:
-            probe, value, at_or_before = value, probe, not at_or_before
-
-        pairs = [
-            (c.this, c.expression)
-            if isinstance(c.this, exp.Column) and c.this.table == alias
-            else (c.expression, c.this)
-            for c in equal
-        ]
-        keys = [f"__k{i}" for i in range(len(pairs))]
+        parts = _asof_parts(join)
         joins = select.args.get("joins") or []
         position = joins.index(join)
-        # the distinct probes, from the relations joined before the ASOF join
-        probes = exp.select(
-            *[exp.alias_(left.copy(), k) for k, (_, left) in zip(keys, pairs, strict=True)],
-            exp.alias_(probe.copy(), "__v"),
-        ).distinct()
-        probes.set("from_", select.args["from_"].copy())
-        probes.set("joins", [j.copy() for j in joins[:position]])
-        source = right.copy()
-        source.set("alias", None)
-        rights = exp.select(
-            *[exp.alias_(r.this.copy() if isinstance(r, exp.Column) else r.copy(), k)
-              for k, (r, _) in zip(keys, pairs, strict=True)],
-            exp.alias_(exp.column(value.name), "__v"),
-            exp.alias_(exp.Literal.number(1), "__side"),
-        ).from_(source)  # fmt: skip
-        both = exp.union(
-            exp.select("*", exp.alias_(exp.Literal.number(0), "__side")).from_(
-                probes.subquery("__p")
-            ),
-            rights,
-            distinct=False,
-        )
-        partition = ", ".join(keys)
-        if at_or_before:  # greatest r.v <= probe: right rows first among equal values
-            carried = (
-                "last_value(CASE WHEN __side = 1 THEN __v END) IGNORE NULLS OVER ("
-                f"PARTITION BY {partition} ORDER BY __v, __side DESC "
-                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-            )
-        else:  # least r.v >= probe: the same running frame over descending values (a
-            # frame to UNBOUNDED FOLLOWING is recomputed per row by Spark: quadratic)
-            carried = (
-                "last_value(CASE WHEN __side = 1 THEN __v END) IGNORE NULLS OVER ("
-                f"PARTITION BY {partition} ORDER BY __v DESC, __side DESC "
-                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-            )
-        matched = sqlglot.parse_one(
-            f"SELECT {partition}, __v, __match FROM (SELECT *, {carried} AS __match "
-            "FROM x) AS __s WHERE __side = 0",
-            read="duckdb",
-        )
-        matched.find(exp.Subquery).this.args["from_"].set("this", both.subquery("__u"))
-        m = f"__match{number}"
-        first = exp.Join(
-            this=matched.subquery(m),
-            side="LEFT",
-            on=exp.and_(
-                *[exp.NullSafeEQ(this=exp.column(k, table=m), expression=left.copy())
-                  for k, (_, left) in zip(keys, pairs, strict=True)],
-                exp.EQ(this=exp.column("__v", table=m), expression=probe.copy()),
-            ),
-        )  # fmt: skip
-        second = exp.Join(
-            this=right.copy(),
-            side="LEFT",
-            on=exp.and_(
-                *[exp.EQ(this=exp.column(r.name, table=alias), expression=exp.column(k, table=m))
-                  for k, (r, _) in zip(keys, pairs, strict=True)],
-                exp.EQ(this=exp.column(value.name, table=alias),
-                       expression=exp.column("__match", table=m)),
-            ),
-        )  # fmt: skip
-        select.set("joins", [*joins[:position], first, second, *joins[position + 1 :]])
+        skip = {id(n) for part in (select.args["from_"], *joins[: position + 1])
+                for n in part.walk()}  # fmt: skip
+        left = [select.args["from_"].this, *(j.this for j in joins[:position])]
+        aliases = [rel.alias_or_name for rel in left]
+        read = _read_columns(select, skip, {*aliases, parts.alias})
+        if read is None or any(not rel.alias_or_name for rel in left):
+            _rewrite_by_probes(select, join, parts, number)
+        else:
+            _rewrite_by_sort(select, join, parts, number, left, read, dialect)
     return tree
+
+
+@dataclass(frozen=True)
+class _AsofParts:
+    """An ASOF join's right relation, alias, ``(right, left)`` key pairs, probe, right
+    value column and direction (``at_or_before``: the greatest ``r.v <= probe``)."""
+
+    right: exp.Expression
+    alias: str
+    pairs: list[tuple[exp.Expression, exp.Expression]]
+    probe: exp.Expression
+    value: exp.Column
+    at_or_before: bool
+
+
+def _asof_parts(join: exp.Join) -> _AsofParts:
+    right = join.this
+    alias = right.alias_or_name
+    on = join.args["on"]
+    conditions = list(on.flatten()) if isinstance(on, exp.And) else [on]
+    equal = [c for c in conditions if isinstance(c, exp.EQ)]
+    ranges = [c for c in conditions if isinstance(c, exp.GTE | exp.LTE)]
+    if len(ranges) != 1 or len(equal) + 1 != len(conditions):
+        raise InvalidParameterError(f"cannot rewrite the ASOF join on {on.sql()}")
+    cond = ranges[0]
+    probe, value, at_or_before = cond.this, cond.expression, isinstance(cond, exp.GTE)
+    if isinstance(probe, exp.Column) and probe.table == alias:
+        probe, value, at_or_before = value, probe, not at_or_before
+    pairs = [
+        (c.this, c.expression)
+        if isinstance(c.this, exp.Column) and c.this.table == alias
+        else (c.expression, c.this)
+        for c in equal
+    ]
+    return _AsofParts(right, alias, pairs, probe, value, at_or_before)
+
+
+def _read_columns(
+    select: exp.Select, skip: set[int], aliases: set[str]
+) -> dict[str, set[str] | None] | None:
+    """``{alias: columns read}`` (None: the whole row, ``alias.*``) by ``select`` outside
+    the nodes in ``skip`` (the FROM and joins the rewrite replaces); None when it reads a
+    column without an alias or ``*`` (its relation is then unknown)."""
+    read: dict[str, set[str] | None] = {a: set() for a in aliases}
+    for node in select.walk(prune=lambda n: id(n) in skip):
+        if id(node) in skip or node.find_ancestor(exp.Select) is not select:
+            continue
+        if isinstance(node, exp.Star) and node.parent is select:
+            return None  # SELECT *
+        if not isinstance(node, exp.Column) or node.args.get("db"):
+            continue
+        if node.table == "":
+            if not (
+                isinstance(node.this, exp.Star)
+                or node.name in _output_names(select)
+                or _lambda_bound(node, node.name)
+            ):
+                return None
+            continue
+        if node.table in read:
+            fields = read[node.table]
+            if isinstance(node.this, exp.Star):
+                read[node.table] = None
+            elif fields is not None:
+                fields.add(node.name)
+    return read
+
+
+def _output_names(select: exp.Select) -> set[str]:
+    return {e.alias for e in select.expressions if isinstance(e, exp.Alias)}
+
+
+def _row_struct(alias: str, fields: set[str] | None, dialect: str) -> exp.Expression:
+    """The struct of ``alias``'s row: the named ``fields``, or every column (None)."""
+    if fields is None:
+        if dialect == "duckdb":
+            return exp.column(alias)  # DuckDB: a relation's alias is its row as a struct
+        return exp.Struct(expressions=[exp.Column(this=exp.Star(), table=exp.to_identifier(alias))])
+    return exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier(f), expression=exp.column(f, table=alias))
+            for f in sorted(fields)
+        ]
+    )
+
+
+def _rewrite_by_sort(
+    select: exp.Select,
+    join: exp.Join,
+    parts: _AsofParts,
+    number: int,
+    left: list[exp.Expression],
+    read: dict[str, set[str] | None],
+    dialect: str,
+) -> None:
+    """:func:`rewrite_asof_joins`' rewrite of one ASOF join: left rows and right rows in
+    one sequence, no join."""
+    joins = select.args.get("joins") or []
+    position = joins.index(join)
+    keys = [f"__k{i}" for i in range(len(parts.pairs))]
+    carried = [rel.alias_or_name for rel in left if read[rel.alias_or_name] != set()]
+    alias = parts.alias
+    # the left rows: a struct per relation read, the keys and the probe
+    lefts = exp.select(
+        *[exp.alias_(_row_struct(a, read[a], dialect), a) for a in carried],
+        *[exp.alias_(lk.copy(), k) for k, (_, lk) in zip(keys, parts.pairs, strict=True)],
+        exp.alias_(parts.probe.copy(), "__v"),
+        exp.alias_(exp.Literal.number(0), "__side"),
+        exp.alias_(exp.Null(), "__row"),
+    )
+    lefts.set("from_", select.args["from_"].copy())
+    lefts.set("joins", [j.copy() for j in joins[:position]])
+    source = parts.right.copy()
+    value = exp.column(parts.value.name, table=alias)
+    fields = read[alias]
+    struct = _row_struct(
+        alias, fields or ({parts.value.name} if fields is not None else None), dialect
+    )
+    row = exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())),
+                                true=struct)])  # fmt: skip
+    rights = exp.select(
+        *[exp.alias_(exp.Null(), a) for a in carried],
+        *[exp.alias_(exp.column(r.name, table=alias) if isinstance(r, exp.Column) else r.copy(), k)
+          for k, (r, _) in zip(keys, parts.pairs, strict=True)],
+        exp.alias_(value, "__v"),
+        exp.alias_(exp.Literal.number(1), "__side"),
+        exp.alias_(row, "__row"),
+    ).from_(source)  # fmt: skip
+    both = exp.union(lefts, rights, distinct=False)
+    order = "__v, __side DESC" if parts.at_or_before else "__v DESC, __side DESC"
+    unmatched = " OR ".join(f"{name} IS NULL" for name in ["__v", *keys])
+    partition = f"PARTITION BY {', '.join(keys)} " if keys else ""
+    match = sqlglot.parse_one(
+        f"SELECT CASE WHEN {unmatched} THEN NULL ELSE last_value(__row) IGNORE NULLS OVER ("
+        f"{partition}ORDER BY {order} "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) END AS x FROM x",
+        read="duckdb",
+    ).expressions[0].this  # fmt: skip
+    windowed = exp.select(
+        *[exp.column(a) for a in carried], exp.column("__side"), exp.alias_(match, alias)
+    ).from_(both.subquery("__u"))
+    sequence = (
+        exp.select(*[exp.column(a) for a in [*carried, alias]])
+        .from_(windowed.subquery("__w"))
+        .where("__side = 0")
+    )
+    select.set("from_", exp.From(this=sequence.subquery(f"__sorted{number}")))
+    select.set("joins", list(joins[position + 1 :]))
+
+
+def _rewrite_by_probes(select: exp.Select, join: exp.Join, parts: _AsofParts, number: int) -> None:
+    """The former rewrite of one ASOF join (for a SELECT that reads columns without their
+    relation's alias): the distinct probes (the equality keys and the probe value, from
+    the FROM and the joins before the ASOF join) and the right rows' values in one
+    sequence sorted by value within the keys, the match carried by ``last_value ...
+    IGNORE NULLS``; then a LEFT JOIN of the probes' matches on the keys and the probe,
+    and a LEFT JOIN of ``r`` on the keys and the matched value."""
+    right, alias, pairs = parts.right, parts.alias, parts.pairs
+    probe, value, at_or_before = parts.probe, parts.value, parts.at_or_before
+    keys = [f"__k{i}" for i in range(len(pairs))]
+    joins = select.args.get("joins") or []
+    position = joins.index(join)
+    # the distinct probes, from the relations joined before the ASOF join
+    probes = exp.select(
+        *[exp.alias_(left.copy(), k) for k, (_, left) in zip(keys, pairs, strict=True)],
+        exp.alias_(probe.copy(), "__v"),
+    ).distinct()
+    probes.set("from_", select.args["from_"].copy())
+    probes.set("joins", [j.copy() for j in joins[:position]])
+    source = right.copy()
+    source.set("alias", None)
+    rights = exp.select(
+        *[exp.alias_(r.this.copy() if isinstance(r, exp.Column) else r.copy(), k)
+          for k, (r, _) in zip(keys, pairs, strict=True)],
+        exp.alias_(exp.column(value.name), "__v"),
+        exp.alias_(exp.Literal.number(1), "__side"),
+    ).from_(source)  # fmt: skip
+    both = exp.union(
+        exp.select("*", exp.alias_(exp.Literal.number(0), "__side")).from_(probes.subquery("__p")),
+        rights,
+        distinct=False,
+    )
+    partition = ", ".join(keys)
+    if at_or_before:  # greatest r.v <= probe: right rows first among equal values
+        carried = (
+            "last_value(CASE WHEN __side = 1 THEN __v END) IGNORE NULLS OVER ("
+            f"PARTITION BY {partition} ORDER BY __v, __side DESC "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+        )
+    else:  # least r.v >= probe: the same running frame over descending values (a
+        # frame to UNBOUNDED FOLLOWING is recomputed per row by Spark: quadratic)
+        carried = (
+            "last_value(CASE WHEN __side = 1 THEN __v END) IGNORE NULLS OVER ("
+            f"PARTITION BY {partition} ORDER BY __v DESC, __side DESC "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+        )
+    matched = sqlglot.parse_one(
+        f"SELECT {partition}, __v, __match FROM (SELECT *, {carried} AS __match "
+        "FROM x) AS __s WHERE __side = 0",
+        read="duckdb",
+    )
+    matched.find(exp.Subquery).this.args["from_"].set("this", both.subquery("__u"))
+    m = f"__match{number}"
+    first = exp.Join(
+        this=matched.subquery(m),
+        side="LEFT",
+        on=exp.and_(
+            *[exp.NullSafeEQ(this=exp.column(k, table=m), expression=left.copy())
+              for k, (_, left) in zip(keys, pairs, strict=True)],
+            exp.EQ(this=exp.column("__v", table=m), expression=probe.copy()),
+        ),
+    )  # fmt: skip
+    second = exp.Join(
+        this=right.copy(),
+        side="LEFT",
+        on=exp.and_(
+            *[exp.EQ(this=exp.column(r.name, table=alias), expression=exp.column(k, table=m))
+              for k, (r, _) in zip(keys, pairs, strict=True)],
+            exp.EQ(this=exp.column(value.name, table=alias),
+                   expression=exp.column("__match", table=m)),
+        ),
+    )  # fmt: skip
+    select.set("joins", [*joins[:position], first, second, *joins[position + 1 :]])
 
 
 def transpile(

@@ -5,6 +5,7 @@ NaN, an unseen category, two versions, late labels and corrections)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -75,7 +76,8 @@ def test_inlined_call_gives_the_macro_rows(lake_store: evalstore.Store, name: st
     want = lake_store.sql(call).to_pylist()
     assert_same_rows(lake_store.sql(inlined).to_pylist(), want)
     # the ASOF joins rewritten as range joins (what Spark runs) give the same rows
-    rewritten = sql_inline.transpile(tree, "duckdb", [sql_inline.rewrite_asof_joins])
+    rewrite = functools.partial(sql_inline.rewrite_asof_joins, dialect="duckdb")
+    rewritten = sql_inline.transpile(tree, "duckdb", [rewrite])
     assert "ASOF" not in rewritten.upper()
     assert_same_rows(lake_store.sql(rewritten).to_pylist(), want)
 
@@ -188,3 +190,53 @@ def test_spark_restrictions_are_checked_and_quoted() -> None:
     (condition,) = spark_sql.restriction({"features": "f", "predictions": "p"}, None, hostile)
     constants = [c.this for c in sqlglot.parse_one(condition, read="spark").find_all(exp.Literal)]
     assert constants.count(hostile) == 2  # the whole text, twice, as a string constant
+
+
+ASOF_ROWS = """
+    CREATE TEMP TABLE lt_rows AS SELECT * FROM (VALUES
+        (1, 'a', 0.5), (2, 'a', 1.0), (3, 'a', 2.5), (4, 'a', NULL), (5, NULL, 1.0),
+        (6, 'b', -1.0), (7, 'b', 'NaN'::DOUBLE), (8, 'c', 3.0), (9, 'a', 1.0), (10, 'a', 9.0)
+    ) AS t(id, k, v);
+    CREATE TEMP TABLE rt_rows AS SELECT * FROM (VALUES
+        ('a', 1.0, 10), ('a', 2.0, 20), ('a', NULL, 99), ('b', 0.0, 30), (NULL, 1.0, 40),
+        ('b', 'NaN'::DOUBLE, 50), ('a', 3.0, NULL)
+    ) AS t(k, v, w);
+    CREATE TEMP TABLE ex_rows AS SELECT * FROM (VALUES (1, 'x'), (2, 'y'), (6, 'z')) AS t(id, tag)
+"""
+ASOF_QUERIES = {
+    "at or before, a struct of named columns": (
+        "SELECT l.id, l.v, r.v AS rv, r.w FROM lt_rows AS l "
+        "ASOF LEFT JOIN rt_rows AS r ON r.k = l.k AND l.v >= r.v"
+    ),
+    "at or after, the whole left row, a join before and after": (
+        "SELECT l.*, e.tag, r.w, x.tag AS again FROM lt_rows AS l "
+        "LEFT JOIN ex_rows AS e ON e.id = l.id "
+        "ASOF LEFT JOIN rt_rows AS r ON l.k = r.k AND r.v >= l.v * 1 "
+        "LEFT JOIN ex_rows AS x ON x.id = l.id WHERE l.id > 1 ORDER BY l.id"
+    ),
+    "no keys, the right row whole": (
+        "SELECT l.id, r.* FROM lt_rows AS l ASOF LEFT JOIN rt_rows AS r ON l.v <= r.v"
+    ),
+    "an unqualified column (the former rewrite)": (
+        "SELECT id, r.w FROM lt_rows AS l ASOF LEFT JOIN rt_rows AS r ON r.k = l.k AND l.v >= r.v"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(ASOF_QUERIES))
+def test_asof_rewrite_matches_duckdb(lake_store: evalstore.Store, name: str) -> None:
+    """The ASOF rewrite gives DuckDB's ASOF join rows: NULL probes and NULL keys match
+    nothing, right rows with a NULL value are never matched, NaN sorts last, ties among
+    probes, a join before and after the ASOF join; a query reading an unqualified column
+    takes the former rewrite (distinct probes, then equi-joins)."""
+    con = lake_store.connection.cursor()
+    con.execute(ASOF_ROWS)
+    query = ASOF_QUERIES[name]
+    rewrite = functools.partial(sql_inline.rewrite_asof_joins, dialect="duckdb")
+    rewritten = sql_inline.transpile(sqlglot.parse_one(query, read="duckdb"), "duckdb", [rewrite])
+    assert "ASOF" not in rewritten.upper()
+    assert ("__match" in rewritten) == ("unqualified" in name)
+    want = con.sql(query).to_arrow_table().to_pylist()
+    got = con.sql(rewritten).to_arrow_table().to_pylist()
+    assert_same_rows(got, want)
+    con.close()
