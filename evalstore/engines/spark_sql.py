@@ -19,8 +19,8 @@ them):
     engine computes everything before them on Spark and runs them on the driver with the
     store's own macros (:func:`evalstore.engines.sql_inline.split`).
 :func:`rewrite`, the constructs rewritten on the inlined tree
-    ``AS [NOT] MATERIALIZED`` CTE hints (dropped), ``ASOF LEFT JOIN`` (equi-joins on the value
-    each probe matches, found by a sort per key:
+    ``AS [NOT] MATERIALIZED`` CTE hints (dropped), ``ASOF LEFT JOIN`` (the left rows and the
+    right rows in one sort per key, each left row carrying the last right row before it:
     :func:`evalstore.engines.sql_inline.rewrite_asof_joins`),
     ``list(x ORDER BY y)`` (``collect_list`` of ``(y, x)`` structs, sorted, then ``x``:
     Spark's ``collect_list`` keeps no order), ``list_sum`` (``aggregate``; NULL for an
