@@ -142,6 +142,43 @@ class GroupCommitter:
             self.start()
         return future
 
+    def enqueue_many(self, items: list[Item]) -> list[Future[Receipt] | ApiError]:
+        """Queue ``items`` together (a group forwarded by an HTTP front process,
+        :mod:`server.front_link`): one lock, one wake-up of the writer, so they reach it as
+        a group. Each gets its future, or the 503 :meth:`enqueue` would raise for it (the
+        server shutting down, the queue full)."""
+        results: list[Future[Receipt] | ApiError] = []
+        with self._state:
+            for item in items:
+                if self._closing:
+                    results.append(
+                        ApiError(
+                            503,
+                            "shutting_down",
+                            "the server is shutting down; retry against its replacement",
+                            headers={"Retry-After": str(self.retry_after)},
+                        )
+                    )
+                elif len(self._queue) >= self.capacity:
+                    results.append(
+                        ApiError(
+                            503,
+                            "busy",
+                            f"{len(self._queue)} ingest requests already wait for the writer; "
+                            f"retry after {self.retry_after} s (the server's ingest_queue "
+                            "setting)",
+                            headers={"Retry-After": str(self.retry_after)},
+                        )
+                    )
+                else:
+                    future: Future[Receipt] = Future()
+                    self._queue.append((item, future))
+                    results.append(future)
+            self._state.notify()
+        if not self._started:
+            self.start()
+        return results
+
     def status(self) -> dict[str, Any]:
         """Counters since start: ``groups`` committed, ``requests`` answered in them
         (``rejected`` of those with an error), the ``largest`` group, the requests

@@ -8,12 +8,23 @@ is let finish (a batch is committed or rolled back whole; the group commit write
 request already queued, :mod:`server.group_commit`); then the snapshot thread stops
 and the store is closed, which waits for any write still holding the store's lock. A
 server busy with long queries so stops within a few seconds.
+
+With ``http_workers`` > 1 (``evalstore serve --http-workers N``) this process is the writer
+and N front processes take the HTTP requests on ``host:port`` (:mod:`server.front`): the
+fronts parse single-example ingest requests and forward them in groups over a Unix socket
+(:mod:`server.front_link`); every other request is passed through to this process's HTTP
+server on another Unix socket. On SIGINT/SIGTERM the fronts are stopped first (they finish
+their requests, which the writer still answers), then the writer as above.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import logging
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import uvicorn
@@ -21,6 +32,8 @@ import uvicorn
 import evalstore
 from server.app import create_app
 from server.auth import Tokens
+
+log = logging.getLogger("uvicorn.error")
 
 
 def is_loopback(host: str) -> bool:
@@ -60,6 +73,7 @@ def run(
     max_windows: int | None = None,
     http: str = "auto",
     loop: str = "auto",
+    http_workers: int = 1,
     **options: Any,
 ) -> None:
     """Open the store at ``path`` and serve it until interrupted.
@@ -67,28 +81,66 @@ def run(
     ``time_range`` and ``max_windows`` are :func:`evalstore.open`'s (the times ingest
     accepts, the most windows one metric request builds); ``http`` and ``loop`` are
     uvicorn's (``auto``: httptools and uvloop, dependencies of evalstore, else h11 and
-    asyncio); ``options`` go to :func:`server.app.create_app`.
+    asyncio); ``http_workers`` > 1 runs that many HTTP front processes in front of this
+    one (see the module); ``options`` go to :func:`server.app.create_app`.
     """
+    if http_workers < 1:
+        raise evalstore.errors.InvalidParameterError(
+            f"http_workers={http_workers!r}: give 1 (one process) or more"
+        )
     accepted = Tokens.load(tokens) if tokens is not None else None
     check_binding(host, accepted)
     store = evalstore.open(path, time_range=time_range, max_windows=max_windows)
+    private = fronts = link = None
     try:
         app = create_app(
             store, tokens=accepted, snapshot=snapshot, snapshot_every=snapshot_every, **options
         )
+        where: dict[str, Any] = {"host": host, "port": port}
+        if http_workers > 1:
+            from server.front import Fronts
+            from server.front_link import LinkServer
+
+            private = tempfile.mkdtemp(prefix="evalstore-serve-")  # mode 0700
+            committer = app.state.committer
+            if committer is not None:
+                link = LinkServer(
+                    committer, store.limits.time_range, os.path.join(private, "link.sock")
+                )
+            where = {"uds": os.path.join(private, "http.sock")}
+            fronts = Fronts(
+                http_workers,
+                host,
+                port,
+                {
+                    "link": os.path.join(private, "link.sock"),
+                    "http_socket": where["uds"],
+                    "group_commit": committer is not None,
+                    "tokens": None if tokens is None else os.path.abspath(tokens),
+                    "max_body_bytes": app.state.settings.max_body_bytes,
+                    "http": http,
+                    "loop": loop,
+                    "log_level": log_level,
+                },
+            )
         config = uvicorn.Config(
             app,
-            host=host,
-            port=port,
+            **where,
             http=http,
             loop=loop,
             log_level=log_level,
             timeout_graceful_shutdown=60,
             access_log=log_level == "debug",
         )
-        GracefulServer(config).run()
+        GracefulServer(config, fronts=fronts).run()
     finally:
+        if fronts is not None:
+            fronts.stop()
+        if link is not None:
+            link.close()
         store.close()
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
 
 
 class GracefulServer(uvicorn.Server):
@@ -99,7 +151,29 @@ class GracefulServer(uvicorn.Server):
     shutdown returns normally, :func:`run` closes the store and the process exits 0. The
     signal also shuts the app's read pool down, interrupting running queries, so the
     drain does not wait for them.
+
+    With ``fronts`` (:class:`server.front.Fronts`) they are started once this server
+    listens and stopped before it stops (they finish their requests first).
     """
+
+    def __init__(self, config: uvicorn.Config, fronts: Any = None) -> None:
+        super().__init__(config)
+        self.fronts = fronts
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.fronts is not None and not self.should_exit:
+            self.fronts.start()
+            log.info(
+                "%d HTTP front processes on http://%s:%d (pids %s)",
+                self.fronts.count, self.fronts.host, self.fronts.port,
+                ", ".join(map(str, self.fronts.pids())),
+            )  # fmt: skip
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        if self.fronts is not None:
+            await asyncio.to_thread(self.fronts.stop)
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)

@@ -146,6 +146,17 @@ def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
     help="Host pattern (e.g. hooks.slack.com, *.corp.example) webhooks created over HTTP "
     "may point to; repeat it. Default: any host but private/loopback IP addresses.",
 )
+@click.option(
+    "--http-workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="HTTP processes on --host/--port. 1: this process answers everything. N > 1: N "
+    "front processes (SO_REUSEPORT) parse single-example ingest requests and forward them "
+    "in groups to this process, the one writer, which also answers every other route "
+    "through them; for more small requests a second than one process's event loop "
+    "answers. Example: --journal --http-workers 2.",
+)
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
 def serve(ctx: click.Context, path: str | None, **options: Any) -> None:
@@ -158,9 +169,13 @@ def serve(ctx: click.Context, path: str | None, **options: Any) -> None:
     ingest pauses for --checkpoint-idle seconds, so commits do not pay for it.
     Monitors run about a second after each ingest and every --monitor-every seconds.
 
+    With --http-workers N (N > 1) N front processes share the address and forward
+    single-example ingest to this process in groups; the URL stays one.
+
     \b
     Example:
       evalstore serve monitoring.duckdb --port 8000 --snapshot bi/monitoring.duckdb
+      evalstore serve monitoring.duckdb --journal --http-workers 2
     """
     from server.serve import run
 
