@@ -151,11 +151,9 @@ def demo(path: str, overwrite: bool, seed: int, days: int) -> None:
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="HTTP processes on --host/--port. 1: this process answers everything. N > 1: N "
-    "front processes (SO_REUSEPORT) parse single-example ingest requests and forward them "
-    "in groups to this process, the one writer, which also answers every other route "
-    "through them; for more small requests a second than one process's event loop "
-    "answers. Example: --journal --http-workers 2.",
+    help="HTTP processes listening on --host/--port. 1: this process alone. N > 1: N front "
+    "processes parse single-example ingest requests and forward them in groups to this "
+    "process (the one writer), which answers every other route through them.",
 )
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
