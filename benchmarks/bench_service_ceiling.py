@@ -2,6 +2,7 @@
 
     python benchmarks/bench_service_ceiling.py                 # 32 connections, 5 s per case
     python benchmarks/bench_service_ceiling.py --clients 1,32 --seconds 10
+    python benchmarks/bench_service_ceiling.py --apps fast --http-workers 2,3  # + N fronts
 
 How many ~200-byte JSON POSTs per second can one uvicorn process (httptools, uvloop, the
 server's stack) answer at all, before evalstore does any work? ``wrk``
@@ -16,7 +17,13 @@ POST with a fixed ~80-byte JSON receipt:
 - ``fast path, no writer``: the server's app itself (:func:`server.app.create_app` on an
   in-memory store), the ingest fast path parsing the JSON body into an Arrow table and
   rendering the receipt, with a committer that answers at once instead of writing: the
-  whole HTTP side of a request, nothing of the writer's.
+  whole HTTP side of a request, nothing of the writer's;
+- ``N fronts, no writer`` (``--http-workers N``, N > 1): ``evalstore serve --http-workers
+  N``'s processes (:mod:`server.front`): N front processes running that fast path and
+  forwarding the parsed requests in groups over the Unix-socket link
+  (:mod:`server.front_link`) to a writer process whose group commit answers at once: the
+  HTTP side spread over N processes, plus the link's cost on both ends. The server's CPU
+  is the writer's and the fronts' together.
 
 Columns: requests/s, p50/p99 latency, the server process's CPU per request (user +
 system, from /proc: the figure that depends least on what else runs), wrk's CPU per
@@ -49,6 +56,7 @@ APPS = {
     "raw": "raw ASGI",
     "stack": "server middlewares",
     "fast": "fast path, no writer",
+    "fronts": "N fronts, no writer",
 }
 
 
@@ -149,19 +157,77 @@ def fast_app() -> Any:
     return app
 
 
-def serve(kind: str, port: int) -> None:
+class _InstantQueue:
+    """The writer's committer for the link (``enqueue_many``), answering at once."""
+
+    def enqueue_many(self, items: list[Any]) -> list[Any]:
+        from concurrent.futures import Future
+
+        from evalstore.core.ingest_write import Receipt
+
+        futures = []
+        for item in items:
+            future: Future[Any] = Future()
+            future.set_result(Receipt(batch_id=1, model=item.call.model, kind=item.call.kind,
+                                      rows=item.data.num_rows))  # fmt: skip
+            futures.append(future)
+        return futures
+
+
+def serve_fronts(port: int, workers: int) -> None:
+    """``evalstore serve --http-workers N``'s processes (server.serve.run's arrangement)
+    around :func:`fast_app`, the link's committer answering at once."""
+    import tempfile
+
     import uvicorn
 
+    from server.front import Fronts
+    from server.front_link import LinkServer
+    from server.serve import GracefulServer
+
+    app = fast_app()
+    private = tempfile.mkdtemp(prefix="evalstore-ceiling-")
+    link = LinkServer(_InstantQueue(), None, os.path.join(private, "link.sock"))
+    fronts = Fronts(workers, "127.0.0.1", port, {
+        "link": os.path.join(private, "link.sock"),
+        "http_socket": os.path.join(private, "http.sock"), "group_commit": True,
+        "tokens": None, "max_body_bytes": app.state.settings.max_body_bytes,
+        "http": "httptools", "loop": "uvloop", "log_level": "warning",
+    })  # fmt: skip
+    config = uvicorn.Config(app, uds=os.path.join(private, "http.sock"), log_level="warning",
+                            access_log=False, http="httptools", loop="uvloop")  # fmt: skip
+    try:
+        GracefulServer(config, fronts=fronts).run()
+    finally:
+        fronts.stop()
+        link.close()
+
+
+def serve(kind: str, port: int, workers: int = 2) -> None:
+    import uvicorn
+
+    if kind == "fronts":
+        serve_fronts(port, workers)
+        return
     app = {"raw": lambda: raw_app, "stack": stack_app, "fast": fast_app}[kind]()
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
                 http="httptools", loop="uvloop")  # fmt: skip
 
 
-def measure(kind: str, clients: int, seconds: float) -> dict[str, Any]:
+def server_cpu_seconds(pid: int) -> float:
+    """CPU seconds of process ``pid`` and of its children alive now (the fronts)."""
+    from bench_service_ingest import fronts_cpu_seconds
+
+    return process_cpu_seconds(pid) + fronts_cpu_seconds(pid)
+
+
+def measure(kind: str, clients: int, seconds: float, workers: int = 2) -> dict[str, Any]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, "--port", str(port)], cwd=HERE.parent
-    )
+        [sys.executable, __file__, "--serve", kind, "--port", str(port), "--http-workers",
+         str(workers)],
+        cwd=HERE.parent,
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -187,15 +253,15 @@ def measure(kind: str, clients: int, seconds: float) -> dict[str, Any]:
 
         wrk(1, "warm")
         load = os.getloadavg()[0]
-        before = process_cpu_seconds(process.pid)
+        before = server_cpu_seconds(process.pid)
         result, load_cpu = wrk(seconds, "run")
-        cpu = process_cpu_seconds(process.pid) - before
+        cpu = server_cpu_seconds(process.pid) - before
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     n = result["requests"]
     return {
-        "app": APPS[kind],
+        "app": APPS[kind].replace("N fronts", f"{workers} fronts"),
         "clients": clients,
         "requests_per_s": n / result["seconds"],
         "p50_ms": result["p50_ms"],
@@ -214,14 +280,21 @@ def main() -> None:
     parser.add_argument("--apps", default="raw,stack,fast", help="raw,stack,fast")
     parser.add_argument("--serve", choices=tuple(APPS), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--http-workers",
+        default="",
+        help="comma-separated front counts (> 1) to measure as 'N fronts, no writer' too",
+    )
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.port)
+        serve(args.serve, args.port, int(args.http_workers or 2))
         return
+    cases = [(kind, 2) for kind in args.apps.split(",") if kind != "fronts"]
+    cases += [("fronts", int(n)) for n in args.http_workers.split(",") if n]
     results = []
     for clients in [int(c) for c in args.clients.split(",") if c]:
-        for kind in args.apps.split(","):
-            results.append(measure(kind, clients, args.seconds))
+        for kind, workers in cases:
+            results.append(measure(kind, clients, args.seconds, workers))
             print(results[-1], file=sys.stderr)
     print(f"machine: {machine()}; {versions('uvicorn', 'fastapi', 'starlette')}")
     print()

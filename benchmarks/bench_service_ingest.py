@@ -39,6 +39,7 @@ single-example request, statement by statement, in-process (:func:`breakdown`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -80,9 +81,12 @@ def start_server(
     loop: str,
     source: Path | None,
     monitor_every: float = 0,
+    http_workers: int = 1,
 ) -> tuple[subprocess.Popen, int]:
     port = free_port()
     stack = "".join(f", {k}={v!r}" for k, v in (("http", http), ("loop", loop)) if v != "auto")
+    if http_workers != 1:  # (an older checkout's run() does not take it)
+        stack += f", http_workers={http_workers!r}"
     code = (  # (an older checkout's run() may not take http/loop: only passed when set)
         "from server.serve import run; "
         f"run({str(path)!r}, port={port}, log_level='warning', "
@@ -168,9 +172,11 @@ def run_wrk(port: int, kind: str, clients: int, seconds: float, tag: str) -> dic
         return json.loads(done.stdout.strip().splitlines()[-1]), cpu
 
     wrk(1, f"{tag}w")
-    cpu_before, loop_before = SERVER_CPU(), LOOP_CPU()
+    cpu_before, loop_before, fronts_before = SERVER_CPU(), LOOP_CPU(), FRONTS_CPU()
     result, load_cpu = wrk(seconds, tag)
     cpu, loop_cpu = SERVER_CPU() - cpu_before, LOOP_CPU() - loop_before
+    fronts_cpu = FRONTS_CPU() - fronts_before
+    cpu += fronts_cpu
     n = result["requests"]
     return {
         "requests_per_s": n / result["seconds"],
@@ -178,6 +184,7 @@ def run_wrk(port: int, kind: str, clients: int, seconds: float, tag: str) -> dic
         "p99_ms": result["p99_ms"],
         "server_cpu_per_1000": cpu / n * 1000 if n else float("nan"),
         "loop_cpu_per_1000": loop_cpu / n * 1000 if n else float("nan"),
+        "fronts_cpu_per_1000": fronts_cpu / n * 1000 if n else float("nan"),
         "load_cpu_per_1000": load_cpu / n * 1000 if n else float("nan"),
         "failures": result["errors"],
         "requests": n,
@@ -216,6 +223,7 @@ def run_python(port: int, kind: str, clients: int, seconds: float, tag: str) -> 
     start.wait()
     time.sleep(1.0)  # warm-up
     cpu_before, load_before, loop_before = SERVER_CPU(), time.process_time(), LOOP_CPU()
+    fronts_before = FRONTS_CPU()
     measuring.set()
     began = time.perf_counter()
     time.sleep(seconds)
@@ -223,6 +231,8 @@ def run_python(port: int, kind: str, clients: int, seconds: float, tag: str) -> 
     elapsed = time.perf_counter() - began
     cpu, load_cpu = SERVER_CPU() - cpu_before, time.process_time() - load_before
     loop_cpu = LOOP_CPU() - loop_before
+    fronts_cpu = FRONTS_CPU() - fronts_before
+    cpu += fronts_cpu
     stop.set()
     for thread in threads:
         thread.join()
@@ -234,6 +244,7 @@ def run_python(port: int, kind: str, clients: int, seconds: float, tag: str) -> 
         "p99_ms": every[min(n - 1, int(n * 0.99))] * 1e3 if n else float("nan"),
         "server_cpu_per_1000": cpu / n * 1000 if n else float("nan"),
         "loop_cpu_per_1000": loop_cpu / n * 1000 if n else float("nan"),
+        "fronts_cpu_per_1000": fronts_cpu / n * 1000 if n else float("nan"),
         "load_cpu_per_1000": load_cpu / n * 1000 if n else float("nan"),
         "failures": sum(failures),
         "requests": n,
@@ -303,6 +314,26 @@ def run_arrow(port: int, rows: int, seconds: float, clients: int = 4) -> dict[st
 
 SERVER_CPU = lambda: 0.0  # noqa: E731  (set per server)
 LOOP_CPU = lambda: 0.0  # noqa: E731  (the server's main thread: uvicorn's event loop)
+FRONTS_CPU = lambda: 0.0  # noqa: E731  (--http-workers N > 1: the N front processes)
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc; the HTTP fronts of a writer)."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as listed:
+            found += [int(child) for child in listed.read().split()]
+    return found
+
+
+def fronts_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the children of ``pid`` alive now (a front restarted meanwhile would
+    lose its predecessor's seconds: none is, in a benchmark)."""
+    total = 0.0
+    for child in children(pid):
+        with contextlib.suppress(OSError):  # exited meanwhile
+            total += process_cpu_seconds(child)
+    return total
 
 
 def thread_cpu_seconds(pid: int, tid: int) -> float:
@@ -315,19 +346,25 @@ def thread_cpu_seconds(pid: int, tid: int) -> float:
 MODES = {"journal": "journal", "group": "group commit", "each": "one commit each"}
 
 
-def serve_cases(args: argparse.Namespace, kind_of_writer: str) -> dict[str, Any]:
-    global SERVER_CPU, LOOP_CPU
+def serve_cases(
+    args: argparse.Namespace, kind_of_writer: str, http_workers: int = 1
+) -> dict[str, Any]:
+    global SERVER_CPU, LOOP_CPU, FRONTS_CPU
     results: dict[str, Any] = {"requests": [], "arrow": []}
     run = run_wrk if args.load == "wrk" else run_python
     with tempfile.TemporaryDirectory() as workdir:
         path = Path(workdir) / "svc.duckdb"
         prepare(path, args.stored, args.source)
         process, port = start_server(
-            path, kind_of_writer, args.http, args.loop, args.source, args.monitor_every
-        )
+            path, kind_of_writer, args.http, args.loop, args.source, args.monitor_every,
+            http_workers,
+        )  # fmt: skip
         SERVER_CPU = lambda: process_cpu_seconds(process.pid)  # noqa: E731
         LOOP_CPU = lambda: thread_cpu_seconds(process.pid, process.pid)  # noqa: E731
+        FRONTS_CPU = lambda: fronts_cpu_seconds(process.pid)  # noqa: E731
         mode = MODES[kind_of_writer]
+        if http_workers > 1:
+            mode = f"{mode}, {http_workers} HTTP workers"
         try:
             for kind in args.kinds:
                 for n in args.clients:
@@ -557,6 +594,12 @@ def main() -> None:
         "alone), each (--no-group-commit); default journal,group",
     )
     parser.add_argument("--baseline", action="store_true", help="also --no-group-commit")
+    parser.add_argument(
+        "--http-workers",
+        default="1",
+        help="comma-separated numbers of HTTP front processes (evalstore serve "
+        "--http-workers), each writer measured with each; default 1 (one process)",
+    )
     parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--http", default="auto", help="uvicorn's: auto, httptools, h11")
     parser.add_argument("--loop", default="auto", help="uvicorn's: auto, uvloop, asyncio")
@@ -578,7 +621,8 @@ def main() -> None:
         args.load = "wrk" if shutil.which("wrk") else "python"
     print(f"machine: {machine()}", file=sys.stderr)
     writers = [w for w in args.writers.split(",") if w] + (["each"] if args.baseline else [])
-    runs = [serve_cases(args, writer) for writer in writers]
+    workers = [int(w) for w in args.http_workers.split(",") if w]
+    runs = [serve_cases(args, writer, n) for writer in writers for n in workers]
     group = {(r["kind"], r["clients"]): r["requests_per_s"] for run in runs
              for r in run["requests"] if r["mode"] == "group commit"}  # fmt: skip
     print()
@@ -590,7 +634,8 @@ def main() -> None:
     print(f"machine: {machine()}; {versions('duckdb', 'pyarrow', 'fastapi', 'uvicorn')}")
     print()
     header = ["case", "req/s", "p50 ms", "p99 ms", "server CPU s / 1k req",
-              "of which event loop", "load gen. CPU s / 1k req", "mean group", "writer ms / req",
+              "of which event loop", "of which fronts", "load gen. CPU s / 1k req", "mean group",
+              "writer ms / req",
               "ack->visible p50/p95 ms", "req/s vs group commit", "errors",
               "load avg"]  # fmt: skip
     rows = [
@@ -601,6 +646,7 @@ def main() -> None:
             f"{r['p99_ms']:.1f}",
             f"{r['server_cpu_per_1000']:.2f}",
             f"{r['loop_cpu_per_1000']:.2f}",
+            f"{r.get('fronts_cpu_per_1000', 0.0):.2f}",
             f"{r['load_cpu_per_1000']:.2f}",
             f"{r['group']:.1f}",
             f"{r['writer_ms']:.2f}" if r["mode"] != "one commit each" else "-",
