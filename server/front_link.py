@@ -195,6 +195,7 @@ class LinkServer:
         self._connections: list[_Connection] = []
         self.messages = 0  # received (counted by the readers; a rough figure)
         self.requests = 0
+        self.answer_messages = 0  # sent
         self._thread = threading.Thread(
             target=self._accept, name="evalstore-front-link", daemon=True
         )
@@ -215,9 +216,11 @@ class LinkServer:
         503 from their front)."""
         self._closed = True
         if self.messages:
-            log.info(
-                "HTTP fronts forwarded %d ingest requests in %d messages (%.1f a message)",
+            logging.getLogger("uvicorn.error").info(
+                "HTTP fronts forwarded %d ingest requests in %d messages (%.1f a message), "
+                "answered in %d messages",
                 self.requests, self.messages, self.requests / self.messages,
+                self.answer_messages,
             )  # fmt: skip
         with contextlib.suppress(OSError):
             self._socket.shutdown(socket.SHUT_RDWR)
@@ -293,6 +296,7 @@ class _Connection:
             if message and self.alive:
                 try:
                     self.sock.sendall(_framed(message))
+                    self.server.answer_messages += 1
                 except OSError:
                     self.alive = False  # the front is gone: its requests' answers too
             if stop:
