@@ -217,7 +217,7 @@ RELATION_PARAMETERS = frozenset(
     {
         "model", "name", "source", "source_numeric", "source_category", "numeric_source",
         "category_source", "schemas", "counts", "slice_source", "calibration", "estimates",
-        "estimated", "realized", "scored",
+        "estimated", "realized", "scored", "checks",
     }
 )  # fmt: skip
 
@@ -233,8 +233,9 @@ SYSTEM_TABLES = frozenset(
 )
 
 #: Store macros that take any relation name (they wrap ``query_table``): internal helpers
-#: of the other macros, refused when called directly (query the table itself instead).
-HELPER_MACROS = frozenset({"relation", "model_table", "system_table"})
+#: of the other macros, refused when called directly (query the table itself instead;
+#: ``quality_fill`` reads the checks CTE of ``evalstore.quality``: call that).
+HELPER_MACROS = frozenset({"relation", "model_table", "system_table", "quality_fill"})
 
 #: Why some well-known functions are refused (the message says so; the rest are "not listed").
 _REASONS = (

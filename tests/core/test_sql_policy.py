@@ -132,6 +132,11 @@ def test_every_function_not_listed_is_refused(duck_functions):
             "internal helper",
         ),
         (
+            "SELECT * FROM evalstore.quality_fill('/tmp/x.csv', NULL, NULL, '1 day')",
+            "function_not_allowed",
+            "internal helper",
+        ),
+        (
             "SELECT * FROM evalstore.volume('pg_catalog', '1 day')",
             "table_not_allowed",
             "must be the name of a model",
