@@ -250,6 +250,19 @@ def bind_reuseport(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _probe(host: str, port: int) -> int:
+    """``port`` (a free one if 0) after checking that nothing listens on it: a socket bound
+    without ``SO_REUSEPORT`` fails where any socket is bound, including another server's
+    ``SO_REUSEPORT`` ones, which the fronts' sockets would otherwise silently join."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+        return probe.getsockname()[1]
+
+
 class Fronts:
     """The writer's N front processes on ``host:port`` (see the module): sockets bound at
     construction (an address in use fails here), processes started by :meth:`start`,
@@ -260,9 +273,16 @@ class Fronts:
         self.count = count
         self.host = host
         self._config = config
-        self._sockets = [bind_reuseport(host, port)]
-        self.port = self._sockets[0].getsockname()[1]
-        self._sockets += [bind_reuseport(host, self.port) for _ in range(count - 1)]
+        try:
+            self.port = _probe(host, port)
+            self._sockets = [bind_reuseport(host, self.port) for _ in range(count)]
+        except OSError as error:
+            from evalstore.errors import InvalidParameterError
+
+            raise InvalidParameterError(
+                f"cannot listen on {host}:{port} ({error.strerror or error}); is another "
+                "server running there? Pick another --port"
+            ) from None
         self.processes: list[subprocess.Popen[bytes] | None] = [None] * count
         self.restarts = 0
         self._stopping = threading.Event()
