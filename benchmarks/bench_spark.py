@@ -131,7 +131,17 @@ def make_outputs(features: pa.Table, seed: int) -> tuple[pa.Table, pa.Table]:
 CHUNK = 5_000_000
 
 
-def build(directory: Path, n: int, families: Sequence[str]) -> tuple[Path, Path, float, float]:
+def limit_memory(store: evalstore.Store, memory: str | None) -> None:
+    """DuckDB's ``memory_limit`` for ``store`` (``4GB``, ``512MB``; None: DuckDB's default,
+    80% of the RAM, too much on a machine shared with Spark JVMs)."""
+    if memory is None:
+        return
+    store.connection.execute("SET memory_limit = ?", [memory])
+
+
+def build(
+    directory: Path, n: int, families: Sequence[str], memory: str | None = None
+) -> tuple[Path, Path, float, float]:
     """A store file with the rows the families read and its lake; returns paths and
     ingest/export seconds. Features (training and serving) unless performance is the only
     family; predictions of version v1 when performance or quality is measured, labels
@@ -141,6 +151,7 @@ def build(directory: Path, n: int, families: Sequence[str]) -> tuple[Path, Path,
     features = set(families) != {"performance"}
     outputs = bool({"performance", "quality"} & set(families))
     with evalstore.open(path) as store:
+        limit_memory(store, memory)
         store.register_model("m", "v1", "binary", positive_class=1, threshold=0.5)
         for first in range(0, n, CHUNK):
             size = min(CHUNK, n - first)
@@ -213,6 +224,11 @@ def main() -> None:
         help=f"comma-separated, of {', '.join(FAMILIES)} (default drift)",
     )
     parser.add_argument("--driver-memory", default="3g", help="the local session's memory")
+    parser.add_argument(
+        "--duckdb-memory",
+        default=None,
+        help="DuckDB's memory_limit for ingest and the store's calls (4GB)",
+    )
     args = parser.parse_args()  # fmt: skip
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     unknown = sorted(set(families) - set(FAMILIES))
@@ -226,15 +242,17 @@ def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="evalstore-bench-spark-"))
     try:
         for n in map(parse_size, args.sizes.split(",")):
-            path, lake, ingest, export = build(directory, n, families)
+            path, lake, ingest, export = build(directory, n, families, args.duckdb_memory)
             notes.append(f"{n:,} rows: ingest {ingest:.1f} s, export_lake {export:.1f} s")
             print(notes[-1], file=sys.stderr, flush=True)
             for family in families:
                 call, per_row = FAMILIES[family]
                 read = per_row * n
                 before = load_average()
-                with evalstore.open(path, read_only=True) as store, Timed() as duck:
-                    want = call(store)
+                with evalstore.open(path, read_only=True) as store:
+                    limit_memory(store, args.duckdb_memory)
+                    with Timed() as duck:
+                        want = call(store)
                 rows.append([f"{n:,}", family, "duckdb store", f"{duck.seconds:.2f}",
                              f"{duck.cpu_seconds:.2f}", "1.0", "1.0",
                              f"{read / duck.cpu_seconds:,.0f}", f"{before:.1f}"])  # fmt: skip
