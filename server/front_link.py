@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
 import logging
 import os
@@ -79,7 +80,7 @@ def unavailable(reason: str) -> ApiError:
 # ---------------------------------------------------------------------- the messages
 
 
-def encode_group(entries: list[tuple[int, Item]]) -> bytes:
+def encode_group(entries: list[tuple[int, Item]]) -> memoryview:
     """One message holding the requests ``entries`` (``(id, item)``): their rows as one
     Arrow IPC stream per distinct schema, their calls as plain tuples."""
     schemas: list[pa.Schema] = []
@@ -112,11 +113,13 @@ def encode_group(entries: list[tuple[int, Item]]) -> bytes:
         sink = pa.BufferOutputStream()
         with ipc.new_stream(sink, schema) as writer:
             writer.write_table(table)
-        blobs.append(sink.getvalue().to_pybytes())
+        blobs.append(pickle.PickleBuffer(sink.getvalue()))  # pickled without another copy
     return _framed((requests, blobs))
 
 
-def decode_group(payload: bytes, time_range: Any) -> list[tuple[int, Item]]:
+def decode_group(
+    payload: bytes | bytearray | memoryview, time_range: Any
+) -> list[tuple[int, Item]]:
     """The requests of a message of :func:`encode_group`, as the writer's items."""
     requests, blobs = pickle.loads(payload)
     tables = [ipc.open_stream(pa.py_buffer(blob)).read_all() for blob in blobs]
@@ -154,12 +157,17 @@ def outcome_of(answer: tuple[Any, ...]) -> Receipt | ApiError:
     return ApiError(status, code, detail, headers, **extra)
 
 
-def _framed(value: Any) -> bytes:
-    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    return HEADER.pack(len(payload)) + payload
+def _framed(value: Any) -> memoryview:
+    """``value`` pickled after its 4-byte length, built in place (no copy to prepend it)."""
+    out = io.BytesIO()
+    out.write(bytes(HEADER.size))
+    pickle.dump(value, out, protocol=pickle.HIGHEST_PROTOCOL)
+    framed = out.getbuffer()
+    HEADER.pack_into(framed, 0, len(framed) - HEADER.size)
+    return framed
 
 
-def _read_exactly(sock: socket.socket, n: int) -> bytes | None:
+def _read_exactly(sock: socket.socket, n: int) -> bytearray | None:
     """``n`` bytes from ``sock``; None at end of stream."""
     buffer = bytearray(n)
     view = memoryview(buffer)
@@ -169,7 +177,7 @@ def _read_exactly(sock: socket.socket, n: int) -> bytes | None:
         if count == 0:
             return None
         got += count
-    return bytes(buffer)
+    return buffer
 
 
 # ---------------------------------------------------------------------- the writer's end
