@@ -177,6 +177,7 @@ class _InstantQueue:
 def serve_fronts(port: int, workers: int) -> None:
     """``evalstore serve --http-workers N``'s processes (server.serve.run's arrangement)
     around :func:`fast_app`, the link's committer answering at once."""
+    import shutil
     import tempfile
 
     import uvicorn
@@ -201,6 +202,7 @@ def serve_fronts(port: int, workers: int) -> None:
     finally:
         fronts.stop()
         link.close()
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def serve(kind: str, port: int, workers: int = 2) -> None:

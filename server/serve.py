@@ -20,6 +20,7 @@ their requests, which the writer still answers), then the writer as above.
 from __future__ import annotations
 
 import asyncio
+import glob
 import ipaddress
 import logging
 import os
@@ -101,7 +102,7 @@ def run(
             from server.front import Fronts
             from server.front_link import LinkServer
 
-            private = tempfile.mkdtemp(prefix="evalstore-serve-")  # mode 0700
+            private = _private_directory()
             committer = app.state.committer
             if committer is not None:
                 link = LinkServer(
@@ -141,6 +142,27 @@ def run(
         store.close()
         if private is not None:
             shutil.rmtree(private, ignore_errors=True)
+
+
+def _private_directory() -> str:
+    """A new directory (mode 0700) for the writer's Unix sockets, named after this process;
+    those of writers no longer running (killed before they could remove theirs) go."""
+    base = tempfile.gettempdir()
+    for stale in glob.glob(os.path.join(glob.escape(base), "evalstore-serve-*-*")):
+        pid = os.path.basename(stale).split("-")[2]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"evalstore-serve-{os.getpid()}-")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 class GracefulServer(uvicorn.Server):
