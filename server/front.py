@@ -92,19 +92,25 @@ class Proxy:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         import httpx
 
-        from server.errors import error_response
+        from server.errors import ApiError, error_response
         from server.front_link import unavailable
 
         if scope["type"] != "http":
             return
         chunks = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+        except ApiError as error:  # a chunked body over the limit: 413, as FastAPI answers
+            refusal = error_response(error)
+            assert refusal is not None
+            await refusal(scope, receive, send)
+            return
         path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
         url = path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
