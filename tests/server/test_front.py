@@ -340,9 +340,13 @@ def _kill_a_front(process: subprocess.Popen, port: int) -> int:
         if owner == survivor:  # just used: not closed as idle (uvicorn's 5 s) meanwhile
             assert _send(connection, "GET", "/v1/models", None, auth)[0] == 200
     os.kill(victim, signal.SIGKILL)
+    # gone, and reaped by the writer: a zombie leader's other threads may still hold its
+    # listening socket (new connections hashed to it would be reset when it closes), and
+    # the kernel reports the leader's death to its parent only once they are all gone
     deadline = time.monotonic() + 10
-    while _alive(victim) and time.monotonic() < deadline:
+    while os.path.exists(f"/proc/{victim}") and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert not os.path.exists(f"/proc/{victim}")
     # the survivor's connections keep answering
     for i, (connection, owner) in enumerate(zip(connections, owners, strict=True)):
         if owner == survivor:
