@@ -31,7 +31,6 @@ from typing import Any
 import uvicorn
 
 import evalstore
-from server.app import create_app
 from server.auth import Tokens
 
 log = logging.getLogger("uvicorn.error")
@@ -89,6 +88,8 @@ def run(
         raise evalstore.errors.InvalidParameterError(
             f"http_workers={http_workers!r}: give 1 (one process) or more"
         )
+    from server.app import create_app  # here: a front imports this module, not the app
+
     accepted = Tokens.load(tokens) if tokens is not None else None
     check_binding(host, accepted)
     store = evalstore.open(path, time_range=time_range, max_windows=max_windows)

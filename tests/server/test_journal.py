@@ -233,7 +233,7 @@ def test_serve_journal_options_reach_the_app(monkeypatch, tmp_path):
     """``evalstore serve --journal --journal-apply-every S`` passes both to the app."""
     from click.testing import CliRunner
 
-    import server.serve
+    import server.app
     from evalstore.cli import main
 
     built: dict[str, Any] = {}
@@ -245,7 +245,7 @@ def test_serve_journal_options_reach_the_app(monkeypatch, tmp_path):
         built.update(options)
         raise Stop  # before serving
 
-    monkeypatch.setattr(server.serve, "create_app", fake_create_app)
+    monkeypatch.setattr(server.app, "create_app", fake_create_app)  # serve imports it per call
     args = ["serve", str(tmp_path / "s.duckdb"), "--journal", "--journal-apply-every", "0.25"]
     result = CliRunner().invoke(main, args, prog_name="evalstore")
     assert isinstance(result.exception, Stop), result.output
