@@ -173,18 +173,20 @@ def build(
     return path, lake, ingest, export
 
 
-def same(a: pa.Table, b: pa.Table) -> bool:
+def difference(a: pa.Table, b: pa.Table) -> str | None:
+    """None when ``a`` equals ``b`` (same columns and rows in order, floats to 1e-9),
+    else what differs first."""
     if a.column_names != b.column_names or a.num_rows != b.num_rows:
-        return False
-    for x, y in zip(a.to_pylist(), b.to_pylist(), strict=True):
+        return f"columns {a.column_names} / {b.column_names}, rows {a.num_rows} / {b.num_rows}"
+    for i, (x, y) in enumerate(zip(a.to_pylist(), b.to_pylist(), strict=True)):
         for k, v in x.items():
             w = y[k]
             if isinstance(v, float) and isinstance(w, float):
                 if not (math.isnan(v) and math.isnan(w)) and abs(v - w) > 1e-9 * max(1, abs(w)):
-                    return False
+                    return f"row {i}, {k}: Spark {x}\nstore {y}"
             elif v != w:
-                return False
-    return True
+                return f"row {i}, {k}: Spark {x}\nstore {y}"
+    return None
 
 
 def session(memory: str = "3g"):  # type: ignore[no-untyped-def]
@@ -262,9 +264,18 @@ def main() -> None:
                     before = load_average()
                     with Timed(pid=jvm) as run:
                         got = call(engine)
-                    if not same(got, want):
-                        raise SystemExit(f"{n} rows, {family}: Spark rows differ from the store's")
                     cpu = run.cpu_seconds + run.pid_cpu_seconds
+                    print(
+                        f"{n:,} | {family} | spark ({label}) | {run.seconds:.2f} wall s |"
+                        f" {cpu:.2f} CPU s (not yet checked)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    differs = difference(got, want)
+                    if differs is not None:
+                        raise SystemExit(
+                            f"{n} rows, {family}: Spark rows differ from the store's: {differs}"
+                        )
                     fits.append((family, n, per_row, cpu, run.seconds))
                     rows.append([f"{n:,}", family, f"spark SparkEngine ({label})",
                                  f"{run.seconds:.2f}", f"{cpu:.2f}",
