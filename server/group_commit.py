@@ -119,65 +119,49 @@ class GroupCommitter:
 
     def enqueue(self, item: Item) -> Future[Receipt]:
         """Queue ``item``; the future resolves after the commit that holds it."""
-        future: Future[Receipt] = Future()
-        with self._state:
-            if self._closing:
-                raise ApiError(
-                    503,
-                    "shutting_down",
-                    "the server is shutting down; retry against its replacement",
-                    headers={"Retry-After": str(self.retry_after)},
-                )
-            if len(self._queue) >= self.capacity:
-                raise ApiError(
-                    503,
-                    "busy",
-                    f"{len(self._queue)} ingest requests already wait for the writer; retry "
-                    f"after {self.retry_after} s (the server's ingest_queue setting)",
-                    headers={"Retry-After": str(self.retry_after)},
-                )
-            self._queue.append((item, future))
-            self._state.notify()
-        if not self._started:
-            self.start()
-        return future
+        (result,) = self.enqueue_many([item])
+        if isinstance(result, ApiError):
+            raise result
+        return result
 
     def enqueue_many(self, items: list[Item]) -> list[Future[Receipt] | ApiError]:
-        """Queue ``items`` together (a group forwarded by an HTTP front process,
-        :mod:`server.front_link`): one lock, one wake-up of the writer, so they reach it as
-        a group. Each gets its future, or the 503 :meth:`enqueue` would raise for it (the
+        """Queue ``items`` together (one request, or a group forwarded by an HTTP front
+        process, :mod:`server.front_link`): one lock, one wake-up of the writer, so they
+        reach it as a group. Each gets its future, or the 503 it is refused with (the
         server shutting down, the queue full)."""
         results: list[Future[Receipt] | ApiError] = []
         with self._state:
             for item in items:
-                if self._closing:
-                    results.append(
-                        ApiError(
-                            503,
-                            "shutting_down",
-                            "the server is shutting down; retry against its replacement",
-                            headers={"Retry-After": str(self.retry_after)},
-                        )
-                    )
-                elif len(self._queue) >= self.capacity:
-                    results.append(
-                        ApiError(
-                            503,
-                            "busy",
-                            f"{len(self._queue)} ingest requests already wait for the writer; "
-                            f"retry after {self.retry_after} s (the server's ingest_queue "
-                            "setting)",
-                            headers={"Retry-After": str(self.retry_after)},
-                        )
-                    )
-                else:
-                    future: Future[Receipt] = Future()
-                    self._queue.append((item, future))
-                    results.append(future)
+                refusal = self._refusal()
+                if refusal is not None:
+                    results.append(refusal)
+                    continue
+                future: Future[Receipt] = Future()
+                self._queue.append((item, future))
+                results.append(future)
             self._state.notify()
         if not self._started:
             self.start()
         return results
+
+    def _refusal(self) -> ApiError | None:
+        """The 503 a new item gets now (under ``_state``), or None when it may queue."""
+        if self._closing:
+            return ApiError(
+                503,
+                "shutting_down",
+                "the server is shutting down; retry against its replacement",
+                headers={"Retry-After": str(self.retry_after)},
+            )
+        if len(self._queue) >= self.capacity:
+            return ApiError(
+                503,
+                "busy",
+                f"{len(self._queue)} ingest requests already wait for the writer; retry "
+                f"after {self.retry_after} s (the server's ingest_queue setting)",
+                headers={"Retry-After": str(self.retry_after)},
+            )
+        return None
 
     def status(self) -> dict[str, Any]:
         """Counters since start: ``groups`` committed, ``requests`` answered in them
