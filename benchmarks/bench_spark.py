@@ -3,10 +3,10 @@
 Workload: N serving rows over 10 days (10 daily windows) against N training rows of the same
 examples (ids ``e0`` ... in both envs), 5 float64 features (two drift, one with heavy ties)
 and 2 string features (one with a category the training rows never have). ``x3`` is uniform
-on [1, 2), not [0, 1): quality's ``out_of_range`` text writes the reference's [min, max]
-with a cast to text, done on Spark, and Spark writes a double below 1e-3 as ``8.5E-4``
-where DuckDB writes ``0.00085`` (the rows would differ in that text: an engine bug, see
-benchmarks/README.md). With performance or quality, the serving rows have predictions of a
+on [1, 2), not [0, 1), as in the runs of 2026-12-07: quality's ``out_of_range`` text
+then cast the reference's [min, max] to text on Spark, which writes a double below 1e-3 as
+``8.5E-4`` where DuckDB writes ``0.00085`` (fixed since: the texts are built on the
+driver). With performance or quality, the serving rows have predictions of a
 binary model (version v1: a score, the prediction at 0.5); with performance, 90% of them
 have a label, known 0 to 48 hours after the prediction. The rows are ingested into a DuckDB
 store file (5M rows at a time) and exported with ``store.export_lake`` (ingest and export

@@ -409,8 +409,10 @@ class SparkFamilies:
         """Data quality per window, feature (and score, prediction, label) and check, as
         :meth:`evalstore.Store.quality` (same parameters, columns, values and order; see
         :func:`evalstore.metrics.quality.quality`), computed on Spark: the macros
-        ``quality_numeric_checks`` and ``quality_categorical_checks`` count on Spark, and
-        their empty windows are filled on the driver (``evalstore.quality_fill``)."""
+        ``quality_numeric_checks`` and ``quality_categorical_checks`` count on Spark up to
+        their per-cell tail (``scored``: values, thresholds and texts, so a number in a
+        text is written as the store writes it), which runs on the driver, and the empty
+        windows are filled there too (``evalstore.quality_fill``)."""
         checks, prefix, denominator, thresholds = qual.checked_options(
             preset, denominator, min_rows, missing_tolerance, max_nonfinite,
             max_out_of_range, max_unseen, since, until,
@@ -428,10 +430,11 @@ class SparkFamilies:
             numeric = self.run(
                 model, "quality_numeric_checks", [f"{model}.numeric_values",
                 *selection.args(), min_rows_, tolerance, nonfinite, out_of_range], [],
+                at="scored",
             )  # fmt: skip
             categorical = self.run(
                 model, "quality_categorical_checks", [f"{model}.category_values",
-                *selection.args(), min_rows_, tolerance, unseen], [],
+                *selection.args(), min_rows_, tolerance, unseen], [], at="scored",
             )  # fmt: skip
         name = f"evalstore_spark_quality_{next(_ids)}"
         rows = pa.concat_tables([numeric, categorical.cast(numeric.schema)])

@@ -117,8 +117,9 @@ def build_others(store: evalstore.Store) -> None:
     m = 150
     kids = [f"k{i}" for i in range(m)]
     kts = [T0 + timedelta(hours=5 * i) for i in range(m)]
-    store.log_features("k", pa.table({"example_id": kids, "ts": kts,
-                                      "w": rng.normal(0, 1, m)}))  # fmt: skip
+    store.log_features("k", pa.table({"example_id": kids, "ts": kts, "w": rng.normal(0, 1, m),
+                                      # below 1e-3: Spark's text of a double is 8.5E-4
+                                      "tiny": [0.00085 + i * 1e-6 for i in range(m)]}))  # fmt: skip
     truth_k = rng.choice(classes, size=m, p=[0.5, 0.35, 0.15])
     logits = rng.normal(size=(m, 3)) + 1.5 * (truth_k[:, None] == np.array(classes))
     probs = np.round(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), 3)
@@ -202,6 +203,22 @@ def test_quality_version_where(engine: _Engine, lake_store: evalstore.Store) -> 
         got.column("method").to_pylist()
     )
     assert 0 in got.column("n_analysis").to_pylist()  # 2025-06-01: before the serving rows
+
+
+def test_quality_texts_of_small_numbers(
+    spark: Any, others: tuple[evalstore.Store, dict[str, Path]]
+) -> None:
+    """A reference range below 1e-3 is written in quality's texts as the store writes it
+    (0.00085, where Spark's cast of a double writes 8.5E-4): the texts are built on the
+    driver."""
+    store, lakes = others
+    options: dict[str, Any] = dict(reference={"previous": 1}, features=["tiny"])
+    with _Engine(spark, lakes["k"]) as engine:
+        got = engine.quality("k", **options)
+    want = store.quality("k", **options)
+    assert_same(got, want)
+    sources = got.column("threshold_source").to_pylist()
+    assert any("reference range [0.00085" in (text or "") for text in sources)
 
 
 def test_skew_with_where(spark: Any, others: tuple[evalstore.Store, dict[str, Path]]) -> None:
