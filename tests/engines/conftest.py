@@ -135,12 +135,19 @@ def assert_same(got: pa.Table, want: pa.Table, *, schema: bool = True) -> None:
     else:
         assert got.column_names == want.column_names
     assert got.num_rows == want.num_rows > 0
-    for a, b in zip(got.to_pylist(), want.to_pylist(), strict=True):
+    assert_rows_close(got.to_pylist(), want.to_pylist(), 1e-9)
+
+
+def assert_rows_close(got: list[dict], want: list[dict], tolerance: float) -> None:
+    """Row by row, the same keys; floats equal to ``tolerance`` (relative and absolute; NaN
+    equal to NaN), everything else exactly."""
+    for a, b in zip(got, want, strict=True):
+        assert a.keys() == b.keys(), (a, b)
         for column, x in a.items():
             y = b[column]
             if isinstance(x, float) and isinstance(y, float):
                 assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(
-                    y, rel=1e-9, abs=1e-9
+                    y, rel=tolerance, abs=tolerance
                 ), (column, a, b)
             else:
                 assert x == y, (column, a, b)

@@ -6,7 +6,6 @@ NaN, an unseen category, two versions, late labels and corrections)."""
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ import sqlglot
 import evalstore
 from evalstore.engines import sql_inline
 from evalstore.errors import InvalidParameterError
+from tests.engines.conftest import assert_rows_close
 
 SELECTION = "'training', NULL, NULL, NULL, 'serving', NULL, NULL, NULL"
 CALLS = {
@@ -54,16 +54,7 @@ def _key(row: dict[str, Any]) -> tuple:
 def assert_same_rows(got: list[dict], want: list[dict]) -> None:
     """Same rows (in any order); floats equal to 1e-12 relative (sums may be reordered)."""
     assert len(got) == len(want) > 0
-    for a, b in zip(sorted(got, key=_key), sorted(want, key=_key), strict=True):
-        assert a.keys() == b.keys()
-        for column, x in a.items():
-            y = b[column]
-            if isinstance(x, float) and isinstance(y, float):
-                assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(
-                    y, rel=1e-12, abs=1e-12
-                ), (column, a, b)
-            else:
-                assert x == y, (column, a, b)
+    assert_rows_close(sorted(got, key=_key), sorted(want, key=_key), 1e-12)
 
 
 @pytest.mark.parametrize("name", list(CALLS))
