@@ -7,8 +7,8 @@ cluster, and its rows (one per window, feature and method: small) come back to t
 driver as Arrow. The driver then does what the store does after its macros, with the
 store's own code on an in-memory DuckDB: p-values (scipy, through evalstore's UDFs),
 multiple-testing corrections, thresholds and ``drifted``. So every number is the one the
-store gives on the same rows; nothing is computed approximately (quantile edges use
-Spark's exact ``percentile``).
+store gives on the same rows; nothing is computed approximately (quantiles are exact, by
+a sort: :func:`evalstore.engines.spark_sql._sorted_quantiles`).
 
 The engine reads the lake through temporary views it creates on the session (names
 ``evalstore_<n>_<model>_<table>``): the lake's features, predictions and labels; the

@@ -247,8 +247,8 @@ class SparkFamilies:
 
         The evaluations (predictions, latest labels, serving features) are a Spark view
         restricted by ``version`` and ``where`` and carrying the slice code of ``by``
-        (bins from the reference's exact ``percentile``, as the store's
-        ``quantile_cont``; categories from the serving rows); the macro
+        (bins from the reference's exact quantiles, the store's ``quantile_cont``
+        computed by a sort; categories from the serving rows); the macro
         ``performance_<task>`` computes the cells, ranks (ROC AUC, DeLong sums), ECE bins
         and the label horizon on Spark and the per-cell tail on the driver; bootstrap
         intervals and empty slices are added on the driver by the store's code.
@@ -339,8 +339,8 @@ class SparkFamilies:
     def _quantile_edges(
         self, features: str, name: str, ref: Mapping[str, Any], bins: int
     ) -> list[float]:
-        """Inner bin edges: the reference's finite values' quantiles i / bins, Spark's
-        exact ``percentile`` (linear interpolation, as DuckDB's ``quantile_cont``)."""
+        """Inner bin edges: the reference's finite values' quantiles i / bins, exact (a
+        sort, DuckDB's ``quantile_cont`` interpolation: :func:`spark_sql.exact_quantiles`)."""
         from evalstore.engines.spark import literal
 
         x = f"CAST({spark_sql.quote_name(name)} AS DOUBLE)"
@@ -353,8 +353,10 @@ class SparkFamilies:
                 value = literal(ref[key]).sql(dialect="spark")
                 conditions.append(f"{column} {op} {value}")
         row = self.spark.sql(
-            f"SELECT count({x}) AS n, percentile({x}, array({levels})) AS q FROM {features} "
-            f"WHERE {' AND '.join(conditions)}"
+            spark_sql.exact_quantiles(
+                f"SELECT count({x}) AS n, percentile({x}, array({levels})) AS q "
+                f"FROM {features} WHERE {' AND '.join(conditions)}"
+            )
         ).collect()[0]
         if not row["n"]:
             raise InvalidParameterError(

@@ -8,8 +8,8 @@ them):
     ``window_start``, ``window_end``, ``interval_us`` (time arithmetic on epoch
     microseconds: ``unix_micros``/``timestamp_micros``; widths are constants, measured by
     DuckDB when the query is built, and may not hold months), ``hours_between``,
-    ``quantile_edges`` (DuckDB's ``quantile_cont`` over a list becomes Spark's exact
-    ``percentile`` over a constant array: never ``approx_percentile``), ``bucket_index``
+    ``quantile_edges`` (DuckDB's ``quantile_cont`` over a constant list of levels, then
+    the exact quantile by sort below: never ``approx_percentile``), ``bucket_index``
     and ``bucket_start`` (performance windows: integer arithmetic on epoch microseconds),
     ``integer_value`` (Spark's lower-case ``typeof`` names), ``smallest`` (DuckDB's
     ``min(x, n)``: ``slice`` of the sorted ``collect_list``), ``with_slice`` (the rows of
@@ -26,7 +26,10 @@ them):
     Spark's ``collect_list`` keeps no order), ``list_sum`` (``aggregate``; NULL for an
     empty or all-NULL list, as DuckDB), ``isfinite(v)`` (``abs(v) < Infinity``),
     ``isinf(v)`` (``abs(v) = Infinity``),
-    ``quantile_cont(x, q)`` (Spark's exact ``percentile``, the same linear interpolation),
+    ``quantile_cont(x, q)`` and the edges above (an exact quantile by sort: ``row_number``
+    and ``count`` windows per group, then DuckDB's interpolation on the two neighbouring
+    ranks, :func:`_sorted_quantiles`; Spark's own ``percentile`` neither spills nor
+    interpolates to DuckDB's last bit),
     ``HUGEINT`` casts (``DECIMAL(38, 0)``: exact integers up to 10^38),
     ``nextafter(x, +-inf)`` (``java.lang.Math.nextUp``/``nextDown`` via ``java_method``),
     ``len(list)`` (``size``), ``lead``/``lag`` over a named window with a frame (the
@@ -320,10 +323,94 @@ def _offset_windows(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
+def _quantile_value(
+    rank: str, pos: str, value: exp.Expression, level: exp.Expression
+) -> exp.Expression:
+    """DuckDB's ``quantile_cont`` of one group, from its rows ranked by ``value``: with
+    ``pos = (n - 1) q``, ``f = floor(pos)``, ``c = ceil(pos)`` and ``d = pos - f``, the
+    value ranked ``f + 1`` when ``f = c``, else ``fma(x_f, 1 - d, x_c d)``: DuckDB 2.0's
+    interpolation ``x_f (1 - d) + x_c d`` as its x86-64 build computes it, the first
+    product fused into the sum (Java's ``Math.fma``), which matches it to the bit where
+    the unfused sum differs in the last bit for about one pair in eight."""
+    x_f = f"max(CASE WHEN {rank} = floor({pos}) + 1 THEN CAST(v AS DOUBLE) END)"
+    x_c = f"max(CASE WHEN {rank} = ceil({pos}) + 1 THEN CAST(v AS DOUBLE) END)"
+    d = f"max({pos} - floor({pos}))"
+    return _spark(
+        f"CASE WHEN max(ceil({pos}) - floor({pos})) = 0 THEN {x_f} "
+        f"ELSE CAST(java_method('java.lang.Math', 'fma', {x_f}, 1 - {d}, {x_c} * {d}) "
+        "AS DOUBLE) END",
+        v=value,
+        q=level,
+    )
+
+
+def _sorted_quantiles(tree: exp.Expression) -> exp.Expression:
+    """Exact quantiles by sorting: each ``percentile(v, q)`` (scalar or constant array
+    ``q``) of a SELECT over one relation becomes DuckDB's formula on the rows ranked
+    ``floor(pos) + 1`` and ``ceil(pos) + 1`` within the group (``row_number`` and ``count``
+    windows over the group's keys, added to the relation in a subquery under its own
+    alias). Spark's own ``percentile`` holds a group's values in one task's memory, which
+    does not spill (a 10M-row group needed a 14 GB driver), and interpolates as
+    ``(c - pos) x_f + (pos - f) x_c``, which differs from DuckDB in the last bit; a sort
+    spills to disk and the formula is DuckDB's (:func:`_quantile_value`)."""
+    for select in list(tree.find_all(exp.Select)):
+        quantiles = [q for q in select.find_all(exp.Quantile) if q.parent_select is select]
+        if not quantiles:
+            continue
+        source = select.args.get("from_")
+        if select.args.get("joins") or source is None or not isinstance(source.this, exp.Table):
+            raise InvalidParameterError(
+                "quantile_cont has a Spark rewrite only in a SELECT over one relation, "
+                f"not in: {select.sql(dialect='duckdb')[:200]}"
+            )
+        table = source.this
+        alias = table.alias_or_name
+        group = select.args.get("group")
+        keys = [k.copy() for k in group.expressions] if group else []
+        ranked = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier(alias)))
+        ranks: dict[str, tuple[str, str]] = {}
+        for quantile in quantiles:
+            value = quantile.this
+            if value.sql() not in ranks:
+                i = len(ranks)
+                rank, count = f"__rank{i}", f"__count{i}"
+                order = exp.Order(expressions=[exp.Ordered(this=value.copy(), nulls_first=False)])
+                ranked = ranked.select(
+                    exp.alias_(
+                        exp.Window(this=exp.RowNumber(), partition_by=keys, order=order), rank
+                    ),
+                    exp.alias_(
+                        exp.Window(
+                            this=exp.Count(this=value.copy()), partition_by=[k.copy() for k in keys]
+                        ),
+                        count,
+                    ),
+                    copy=False,
+                )
+                ranks[value.sql()] = (rank, count)
+            rank, count = ranks[value.sql()]
+            levels = quantile.args["quantile"]
+            while isinstance(levels, exp.Paren):
+                levels = levels.this
+            pos = f"({count} - 1) * CAST(q AS DOUBLE)"
+            if isinstance(levels, exp.Array):
+                parts = [_quantile_value(rank, pos, value, q) for q in levels.expressions]
+                result = exp.Array(expressions=parts)
+            else:
+                result = _quantile_value(rank, pos, value, levels)
+            quantile.replace(exp.Case(ifs=[exp.If(this=_spark(f"max({count}) > 0"), true=result)]))
+        ranked = ranked.from_(table.copy(), copy=False)
+        where = select.args.get("where")
+        if where is not None:
+            ranked.set("where", where.pop())
+        source.set("this", ranked.subquery(alias))
+    return tree
+
+
 def rewrite(tree: exp.Expression) -> exp.Expression:
     """The inlined DuckDB tree made ready for sqlglot's Spark writer (module docstring)."""
     steps = (_drop_materialized, rewrite_asof_joins, _offset_windows, _ordered_lists)
-    for step in (*steps, _subscripts, _functions):
+    for step in (*steps, _subscripts, _functions, _sorted_quantiles):
         tree = step(tree)
     return tree
 
@@ -343,6 +430,12 @@ def checked_predicate(where: str, columns: list[str] | tuple[str, ...], name: st
     columns, allow-listed functions), then written as Spark SQL (:func:`from_duckdb`):
     a user's text never reaches Spark unparsed."""
     return from_duckdb(check_predicate(where, columns, name))
+
+
+def exact_quantiles(sql: str) -> str:
+    """Spark SQL whose ``percentile`` calls become the exact quantile by sort
+    (:func:`_sorted_quantiles`), for the SQL the engine writes itself."""
+    return _sorted_quantiles(sqlglot.parse_one(sql, read="spark")).sql(dialect="spark")
 
 
 def text(value: str) -> str:

@@ -144,3 +144,79 @@ def test_methods_not_on_spark_are_refused(engine: SparkEngine) -> None:
         r"SparkEngine yet .* choose from ks, wasserstein",
     ):
         engine.drift("m", methods=["ks", "energy_distance"])
+
+
+def _quantile_table(rng: Any) -> pa.Table:
+    """Groups of 0, 1, 2, 3 and 1,000+ values: ties (rounded), NULL, NaN and infinities;
+    group 'nulls' holds only NULLs."""
+    import numpy as np
+
+    groups, values = [], []
+    for name, n in (("one", 1), ("two", 2), ("three", 3), ("big", 1037), ("ties", 500)):
+        x = rng.normal(0, 1e3, n)
+        if name == "ties":
+            x = np.round(x / 300)
+        groups += [name] * n
+        values += [float(v) for v in x]
+    values[50] = None
+    values[51] = float("nan")
+    values[52] = float("inf")
+    values[53] = float("-inf")
+    groups += ["nulls"] * 3
+    values += [None] * 3
+    return pa.table({"g": groups, "x": pa.array(values, pa.float64())})
+
+
+def test_quantiles_by_sort_are_duckdbs_to_the_bit(spark: Any) -> None:
+    """quantile_cont (scalar and list levels, grouped and global, a WHERE) on Spark through
+    the engine's rewrite (a sort with rank and count per group, DuckDB's interpolation)
+    gives DuckDB's own doubles exactly, NULL for an empty group; Spark's ``percentile``
+    (which interpolated differently) is not in the Spark SQL."""
+    import duckdb
+    import numpy as np
+
+    from evalstore.engines.spark_sql import from_duckdb
+
+    table = _quantile_table(np.random.default_rng(11))
+    rows = list(zip(table["g"].to_pylist(), table["x"].to_pylist(), strict=True))
+    spark.createDataFrame(rows, "g STRING, x DOUBLE").createOrReplaceTempView("q")
+    levels = "[0.1, 0.25, 0.5, 0.9, 0.999, 1.0, 0.0]"
+    grouped = (
+        f"SELECT g, count(*) AS n, quantile_cont(x, 0.9) AS p90, "
+        f"quantile_cont(x, {levels}) AS ps FROM q WHERE g <> 'one' OR x > -1e9 "
+        "GROUP BY g ORDER BY g"
+    )
+    overall = "SELECT quantile_cont(q.x, 0.37) AS p37, min(q.x) AS lo FROM q AS q WHERE q.g = 'big'"
+    for sql in (grouped, overall):
+        spark_sql = from_duckdb(sql)
+        assert "percentile" not in spark_sql.lower()
+        got = [row.asDict() for row in spark.sql(spark_sql).collect()]
+        with duckdb.connect() as con:
+            con.register("q", table)
+            cursor = con.execute(sql)
+            names = [d[0] for d in cursor.description]
+            want = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        assert len(got) == len(want) > 0
+        for a, b in zip(got, want, strict=True):
+            assert _bitwise(a) == _bitwise(b), (a, b)
+    assert want[0]["lo"] < 0  # the global query had rows
+
+
+def _bitwise(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with each double as its exact value (``float.hex``; NaN as 'nan'), except
+    that -0.0 counts as 0.0: DuckDB sorts the two zeros as equal, so which of them a
+    quantile lands on among tied zeros is its sort's choice."""
+
+    def exact(v: Any) -> Any:
+        if isinstance(v, list):
+            return [exact(x) for x in v]
+        return (v + 0.0).hex() if isinstance(v, float) else v
+
+    return {k: exact(v) for k, v in row.items()}
+
+
+def test_quantile_over_a_join_is_refused() -> None:
+    from evalstore.engines.spark_sql import from_duckdb
+
+    with pytest.raises(InvalidParameterError, match=r"quantile_cont has a Spark rewrite only"):
+        from_duckdb("SELECT quantile_cont(a.x, 0.5) FROM a JOIN b ON a.k = b.k")
