@@ -173,12 +173,15 @@ def run_wrk(port: int, kind: str, clients: int, seconds: float, tag: str) -> dic
 
     wrk(1, f"{tag}w")
     cpu_before, loop_before, fronts_before = SERVER_CPU(), LOOP_CPU(), FRONTS_CPU()
+    threads_before = THREADS_CPU()
     result, load_cpu = wrk(seconds, tag)
     cpu, loop_cpu = SERVER_CPU() - cpu_before, LOOP_CPU() - loop_before
     fronts_cpu = FRONTS_CPU() - fronts_before
+    threads = per_request(threads_before, THREADS_CPU(), result["requests"])
     cpu += fronts_cpu
     n = result["requests"]
     return {
+        "threads_ms": threads,
         "requests_per_s": n / result["seconds"],
         "p50_ms": result["p50_ms"],
         "p99_ms": result["p99_ms"],
@@ -223,7 +226,7 @@ def run_python(port: int, kind: str, clients: int, seconds: float, tag: str) -> 
     start.wait()
     time.sleep(1.0)  # warm-up
     cpu_before, load_before, loop_before = SERVER_CPU(), time.process_time(), LOOP_CPU()
-    fronts_before = FRONTS_CPU()
+    fronts_before, threads_before = FRONTS_CPU(), THREADS_CPU()
     measuring.set()
     began = time.perf_counter()
     time.sleep(seconds)
@@ -232,6 +235,7 @@ def run_python(port: int, kind: str, clients: int, seconds: float, tag: str) -> 
     cpu, load_cpu = SERVER_CPU() - cpu_before, time.process_time() - load_before
     loop_cpu = LOOP_CPU() - loop_before
     fronts_cpu = FRONTS_CPU() - fronts_before
+    threads_after = THREADS_CPU()
     cpu += fronts_cpu
     stop.set()
     for thread in threads:
@@ -239,6 +243,7 @@ def run_python(port: int, kind: str, clients: int, seconds: float, tag: str) -> 
     every = sorted(t for per in latencies for t in per)
     n = len(every)
     return {
+        "threads_ms": per_request(threads_before, threads_after, n),
         "requests_per_s": n / elapsed,
         "p50_ms": every[n // 2] * 1e3 if n else float("nan"),
         "p99_ms": every[min(n - 1, int(n * 0.99))] * 1e3 if n else float("nan"),
@@ -315,6 +320,15 @@ def run_arrow(port: int, rows: int, seconds: float, clients: int = 4) -> dict[st
 SERVER_CPU = lambda: 0.0  # noqa: E731  (set per server)
 LOOP_CPU = lambda: 0.0  # noqa: E731  (the server's main thread: uvicorn's event loop)
 FRONTS_CPU = lambda: 0.0  # noqa: E731  (--http-workers N > 1: the N front processes)
+THREADS_CPU = lambda: {}  # noqa: E731  (the server process's threads, by name)
+
+
+def per_request(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    """CPU milliseconds a request of each named thread between two readings."""
+    return {
+        name: (seconds - before.get(name, 0.0)) / n * 1e3 if n else float("nan")
+        for name, seconds in sorted(after.items())
+    }
 
 
 def children(pid: int) -> list[int]:
@@ -336,6 +350,28 @@ def fronts_cpu_seconds(pid: int) -> float:
     return total
 
 
+def threads_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds of the threads of ``pid`` by name (``/proc/<pid>/task/*/comm``: the
+    server names its own, ``es-writer``, ``es-applier``, ``es-link-*``); the main thread
+    (uvicorn's event loop) as ``event loop``, unnamed ones (DuckDB's, Python's) as
+    ``other``."""
+    found: dict[str, float] = defaultdict(float)
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/task/{task}/comm") as comm:
+                name = comm.read().strip()
+            tid = int(task)
+            name = (
+                "event loop"
+                if tid == pid
+                else name.removeprefix("es-")
+                if name.startswith("es-")
+                else "other"
+            )
+            found[name] += thread_cpu_seconds(pid, tid)
+    return found
+
+
 def thread_cpu_seconds(pid: int, tid: int) -> float:
     """User + system CPU seconds of thread ``tid`` of process ``pid`` (Linux /proc)."""
     with open(f"/proc/{pid}/task/{tid}/stat") as stat:
@@ -349,7 +385,7 @@ MODES = {"journal": "journal", "group": "group commit", "each": "one commit each
 def serve_cases(
     args: argparse.Namespace, kind_of_writer: str, http_workers: int = 1
 ) -> dict[str, Any]:
-    global SERVER_CPU, LOOP_CPU, FRONTS_CPU
+    global SERVER_CPU, LOOP_CPU, FRONTS_CPU, THREADS_CPU
     results: dict[str, Any] = {"requests": [], "arrow": []}
     run = run_wrk if args.load == "wrk" else run_python
     with tempfile.TemporaryDirectory() as workdir:
@@ -362,6 +398,7 @@ def serve_cases(
         SERVER_CPU = lambda: process_cpu_seconds(process.pid)  # noqa: E731
         LOOP_CPU = lambda: thread_cpu_seconds(process.pid, process.pid)  # noqa: E731
         FRONTS_CPU = lambda: fronts_cpu_seconds(process.pid)  # noqa: E731
+        THREADS_CPU = lambda: threads_cpu_seconds(process.pid)  # noqa: E731
         mode = MODES[kind_of_writer]
         if http_workers > 1:
             mode = f"{mode}, {http_workers} HTTP workers"
@@ -661,6 +698,19 @@ def main() -> None:
         for r in run["requests"]
     ]
     print("\n".join(table(header, rows)))
+    names = sorted({name for run in runs for r in run["requests"] for name in r["threads_ms"]})
+    print()
+    print("The writer process's CPU per request by thread (ms; /proc/<pid>/task/*/stat;")
+    print("with HTTP workers the fronts' is not in it)")
+    print()
+    rows = [
+        [f"{r['kind']}, {r['clients']} clients, {r['mode']}",
+         *(f"{r['threads_ms'].get(name, 0.0):.3f}" for name in names),
+         f"{sum(r['threads_ms'].values()):.3f}", f"{r['load']:.1f}"]
+        for run in runs
+        for r in run["requests"]
+    ]  # fmt: skip
+    print("\n".join(table(["case", *names, "writer process", "load avg"], rows)))
     if args.arrow_rows:
         print()
         print(f"Arrow IPC batches of predictions, 4 clients back to back, {args.seconds:g} s")

@@ -105,6 +105,8 @@ class FastIngest:
         self.routes = _routes()
         #: query parameters by (kind, query string): a service sends the same ones
         self._queries: dict[tuple[str, bytes], dict[str, Any] | None] = {}
+        #: calls by (kind, model, query string) (:meth:`_call`)
+        self._calls: dict[tuple[str, str, bytes], LogCall] = {}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -123,7 +125,8 @@ class FastIngest:
                 request = Request(scope, receive)
                 for dependency in route.dependencies:
                     dependency(request)
-            values = self._query_values(route, kind, scope.get("query_string", b""))
+            query = scope.get("query_string", b"")
+            values = self._query_values(route, kind, query)
             if values is None:  # FastAPI's 422 names what is missing
                 await self.app(scope, receive, send)
                 return
@@ -136,8 +139,7 @@ class FastIngest:
                     origin = "http:arrow" if (content_type or "").startswith(ARROW) else "http:json"
                 data = body_to_data(body, content_type)
                 del body
-                options = ingest_options(kind, values)
-                call = LogCall(kind, model, options, state.store.limits.time_range)
+                call = self._call(kind, model, query, values, state.store.limits.time_range)
                 item = Item(call, data, source=origin, batch_key=batch_key)
                 del data
                 payload = _receipt_json(await state.committer.submit(item))
@@ -165,6 +167,20 @@ class FastIngest:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+    def _call(
+        self, kind: str, model: str, query: bytes, values: dict[str, Any], time_range: Any
+    ) -> LogCall:
+        """The request's call, one object for the requests of a (model, kind, query
+        string): the writer plans a group's calls once per distinct call object
+        (:func:`evalstore.core.journal_prepare.prepare_group`)."""
+        key = (kind, model, query)
+        call = self._calls.get(key)
+        if call is None or call.time_range is not time_range:
+            if len(self._calls) >= QUERY_CACHE:
+                self._calls.clear()
+            call = self._calls[key] = LogCall(kind, model, ingest_options(kind, values), time_range)
+        return call
 
     def _query_values(self, route: _Route, kind: str, query: bytes) -> dict[str, Any] | None:
         """The route's query parameters by name, defaults filled in (the last value of a

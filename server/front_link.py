@@ -8,7 +8,7 @@ an Arrow table) and hands the resulting :class:`~evalstore.core.ingest_group.Ite
 :class:`LinkClient` instead of a group commit. The client collects the items handed to it
 during one turn of the front's event loop and sends them as **one message**; the writer's
 :class:`LinkServer` queues them on the group commit together
-(:meth:`server.group_commit.GroupCommitter.enqueue_many`), so they reach the journal writer
+(:meth:`server.group_commit.GroupCommitter.enqueue_waiters`), so they reach the journal writer
 as a group, and sends each request's answer back as soon as its commit (its journal
 ``fdatasync``) is done, several answers to a message. The front answers its client only
 then: a receipt still means durable.
@@ -46,7 +46,6 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import fields
 from typing import Any
 
@@ -59,6 +58,7 @@ from evalstore.core.ingest_call import LogCall
 from evalstore.core.ingest_group import Item
 from evalstore.core.ingest_write import Receipt
 from server.errors import ApiError, from_evalstore
+from server.group_commit import Waiter, name_os_thread
 
 log = logging.getLogger("evalstore.server")
 
@@ -87,6 +87,7 @@ def encode_group(entries: list[tuple[int, Item]]) -> memoryview:
     tables: list[list[pa.Table]] = []
     offsets: list[int] = []
     requests = []
+    sent: dict[int, dict[str, Any]] = {}  # options by id of the call (alive: in entries)
     for rid, item in entries:
         data = item.data
         if not isinstance(data, pa.Table):
@@ -101,9 +102,12 @@ def encode_group(entries: list[tuple[int, Item]]) -> memoryview:
             tables.append([])
             offsets.append(0)
         call = item.call
+        options = sent.get(id(call))
+        if options is None:  # one dict per call object: pickled once, shared on arrival
+            options = sent[id(call)] = dict(call.options)
         requests.append(
             (rid, index, offsets[index], data.num_rows, call.kind, call.model,
-             dict(call.options), item.source, item.batch_key, item.received_at)
+             options, item.source, item.batch_key, item.received_at)
         )  # fmt: skip
         tables[index].append(data)
         offsets[index] += data.num_rows
@@ -124,9 +128,18 @@ def decode_group(
     requests, blobs = pickle.loads(payload)
     tables = [ipc.open_stream(pa.py_buffer(blob)).read_all() for blob in blobs]
     items = []
+    calls: dict[tuple[str, str, str], LogCall] = {}  # one call object per distinct call
+    last: tuple[str, str, dict[str, Any], LogCall] | None = None
     for rid, index, offset, rows, kind, model, options, source, key, at in requests:
         data = tables[index].slice(offset, rows)
-        call = LogCall(kind, model, options, time_range)
+        if last is not None and kind == last[0] and model == last[1] and options is last[2]:
+            call = last[3]  # (pickle shares an options dict sent once: the same call)
+        else:
+            name = (kind, model, repr(sorted(options.items())))
+            call = calls.get(name) or calls.setdefault(
+                name, LogCall(kind, model, options, time_range)
+            )
+            last = (kind, model, options, call)
         items.append((rid, Item(call, data, source=source, batch_key=key, received_at=at)))
     return items
 
@@ -210,6 +223,7 @@ class LinkServer:
         self._thread.start()
 
     def _accept(self) -> None:
+        name_os_thread("es-link-accept")
         while True:
             try:
                 sock, _ = self._socket.accept()
@@ -244,7 +258,8 @@ class _Connection:
         self.server = server
         self.sock = sock
         self.alive = True
-        self._answers: queue.SimpleQueue[tuple[int, Future[Receipt]] | None] = queue.SimpleQueue()
+        #: lists of (request id, receipt or error); None when the reader stops
+        self._answers: queue.SimpleQueue[list[tuple[int, Any]] | None] = queue.SimpleQueue()
         self._reader = threading.Thread(target=self._read, name="evalstore-link-in", daemon=True)
         self._sender = threading.Thread(target=self._send, name="evalstore-link-out", daemon=True)
 
@@ -258,6 +273,7 @@ class _Connection:
             self.sock.shutdown(socket.SHUT_RDWR)
 
     def _read(self) -> None:
+        name_os_thread("es-link-in")
         committer = self.server.committer
         try:
             while True:
@@ -270,16 +286,14 @@ class _Connection:
                 entries = decode_group(payload, self.server.time_range)
                 self.server.messages += 1
                 self.server.requests += len(entries)
-                queued = committer.enqueue_many([item for _, item in entries])
-                for (rid, _), future in zip(entries, queued, strict=True):
-                    if isinstance(future, ApiError):
-                        refused: Future[Receipt] = Future()
-                        refused.set_exception(future)
-                        self._answers.put((rid, refused))
-                    else:
-                        future.add_done_callback(
-                            lambda done, rid=rid: self._answers.put((rid, done))
-                        )
+                sink = self._answers
+                refusals = committer.enqueue_waiters(
+                    [(item, _Answer(sink, rid)) for rid, item in entries]
+                )
+                refused = [(rid, r) for (rid, _), r in zip(entries, refusals, strict=True)
+                           if r is not None]  # fmt: skip
+                if refused:
+                    sink.put(refused)
         except OSError:
             pass
         except Exception:
@@ -289,18 +303,18 @@ class _Connection:
             self._answers.put(None)
 
     def _send(self) -> None:
+        name_os_thread("es-link-out")
         answers = self._answers
         while True:
-            first = answers.get()
-            done = [first]
+            done = [answers.get()]
             while True:
                 try:
                     done.append(answers.get_nowait())
                 except queue.Empty:
                     break
             stop = None in done
-            message = [_answer(rid, future) for entry in done if entry is not None
-                       for rid, future in (entry,)]  # fmt: skip
+            message = [answer_of(rid, outcome) for batch in done if batch is not None
+                       for rid, outcome in batch]  # fmt: skip
             if message and self.alive:
                 try:
                     self.sock.sendall(_framed(message))
@@ -312,9 +326,20 @@ class _Connection:
                 return
 
 
-def _answer(rid: int, future: Future[Receipt]) -> tuple[Any, ...]:
-    error = future.exception()
-    return answer_of(rid, error if error is not None else future.result())
+class _Answer(Waiter):
+    """A forwarded request waiting for the writer: its answer goes to its front's
+    sending thread (``sink``: the connection's queue of answer lists), those of a group
+    as one list."""
+
+    __slots__ = ("rid",)
+
+    def __init__(self, sink: queue.SimpleQueue[Any], rid: int) -> None:
+        super().__init__(sink)
+        self.rid = rid
+
+    @classmethod
+    def deliver(cls, sink: Any, answers: list[tuple[Any, Any]]) -> None:
+        sink.put([(waiter.rid, outcome) for waiter, outcome in answers])
 
 
 # ---------------------------------------------------------------------- the front's end

@@ -37,6 +37,9 @@ return at once, and an error it raises is logged, never given to a request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import logging
 import sys
 import threading
@@ -53,6 +56,98 @@ from evalstore.errors import EvalstoreError, from_duckdb
 from server.errors import ApiError
 
 log = logging.getLogger("evalstore.server")
+
+_PR_SET_NAME = 15
+
+
+def name_os_thread(name: str) -> None:
+    """Name the calling thread in the OS (Linux: ``/proc/<pid>/task/<tid>/comm``, ``top
+    -H``; at most 15 bytes), so the server's CPU can be read per thread (the benchmarks
+    do); does nothing where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+class Waiter:
+    """A request waiting for the writer, lighter than a ``concurrent.futures.Future``
+    (no lock, no condition): the writer answers a group's waiters with :func:`answer`,
+    which hands all those of one ``sink`` (an event loop, a front's link) over at once.
+    Subclasses say what ``sink`` is and how a list of answers is delivered to it
+    (:meth:`deliver`, on the writer's thread)."""
+
+    __slots__ = ("answered", "sink")
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.answered = False
+
+    def done(self) -> bool:
+        return self.answered
+
+    def set_result(self, value: Any) -> None:
+        answer([(self, value)])
+
+    def set_exception(self, error: BaseException) -> None:
+        answer([(self, error)])
+
+    @classmethod
+    def deliver(cls, sink: Any, answers: list[tuple[Any, Any]]) -> None:
+        """Hand ``answers`` (``(waiter, receipt or error)``) over to ``sink``."""
+        raise NotImplementedError
+
+
+class LoopWaiter(Waiter):
+    """A request awaited on an asyncio event loop (``sink``): one
+    ``call_soon_threadsafe`` (one wake-up of the loop) per group answers all of the
+    loop's requests in it."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.future: asyncio.Future[Any] = loop.create_future()
+
+    @classmethod
+    def deliver(cls, sink: Any, answers: list[tuple[Any, Any]]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            sink.call_soon_threadsafe(_resolve, answers)
+
+
+def _resolve(answers: list[tuple[LoopWaiter, Any]]) -> None:
+    for waiter, outcome in answers:
+        if waiter.future.done():  # (the request was cancelled: its client left)
+            continue
+        if isinstance(outcome, BaseException):
+            waiter.future.set_exception(outcome)
+        else:
+            waiter.future.set_result(outcome)
+
+
+def answer(pairs: Iterable[tuple[Any, Any]]) -> None:
+    """Answer each waiter of ``pairs`` (a :class:`Waiter` or a ``Future``) with its
+    receipt or error, unless it is answered already; the :class:`Waiter` s of one sink
+    together."""
+    sinks: dict[tuple[type, int], tuple[Any, list[tuple[Any, Any]]]] = {}
+    for waiter, outcome in pairs:
+        if waiter.done():
+            continue
+        if isinstance(waiter, Waiter):
+            waiter.answered = True
+            key = (type(waiter), id(waiter.sink))
+            if key not in sinks:
+                sinks[key] = (waiter.sink, [])
+            sinks[key][1].append((waiter, outcome))
+        elif isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
+    for (kind, _), (sink, answers) in sinks.items():
+        kind.deliver(sink, answers)
 
 
 class GroupCommitter:
@@ -83,7 +178,7 @@ class GroupCommitter:
         self.max_rows = max_rows
         self.capacity = queue
         self.retry_after = retry_after
-        self._queue: deque[tuple[Item, Future[Receipt]]] = deque()
+        self._queue: deque[tuple[Item, Any]] = deque()  # (item, its waiter)
         self._state = threading.Condition()
         self._closing = False
         self._started = False
@@ -115,7 +210,11 @@ class GroupCommitter:
         Raises the item's own error (an :class:`~evalstore.errors.EvalstoreError`, which
         the server answers as 4xx), or 503 when the queue is full or the server stops.
         """
-        return await asyncio.wrap_future(self.enqueue(item))
+        waiter = LoopWaiter(asyncio.get_running_loop())
+        (refusal,) = self.enqueue_waiters([(item, waiter)])
+        if refusal is not None:
+            raise refusal
+        return await waiter.future
 
     def enqueue(self, item: Item) -> Future[Receipt]:
         """Queue ``item``; the future resolves after the commit that holds it."""
@@ -125,24 +224,29 @@ class GroupCommitter:
         return result
 
     def enqueue_many(self, items: list[Item]) -> list[Future[Receipt] | ApiError]:
-        """Queue ``items`` together (one request, or a group forwarded by an HTTP front
-        process, :mod:`server.front_link`): one lock, one wake-up of the writer, so they
-        reach it as a group. Each gets its future, or the 503 it is refused with (the
-        server shutting down, the queue full)."""
-        results: list[Future[Receipt] | ApiError] = []
+        """Queue ``items`` together: one lock, one wake-up of the writer, so they reach
+        it as a group. Each gets its future, or the 503 it is refused with (the server
+        shutting down, the queue full)."""
+        futures: list[Future[Receipt]] = [Future() for _ in items]
+        refusals = self.enqueue_waiters(list(zip(items, futures, strict=True)))
+        return [f if r is None else r for f, r in zip(futures, refusals, strict=True)]
+
+    def enqueue_waiters(self, pairs: list[tuple[Item, Any]]) -> list[ApiError | None]:
+        """Queue ``(item, waiter)`` pairs together (one request, or a group forwarded by
+        an HTTP front process, :mod:`server.front_link`); a waiter is a :class:`Waiter`
+        or a ``Future``, answered after the commit holding its item. Return, per pair,
+        None or the 503 it is refused with (nothing queued for it)."""
+        refusals: list[ApiError | None] = []
         with self._state:
-            for item in items:
+            for pair in pairs:
                 refusal = self._refusal()
-                if refusal is not None:
-                    results.append(refusal)
-                    continue
-                future: Future[Receipt] = Future()
-                self._queue.append((item, future))
-                results.append(future)
+                refusals.append(refusal)
+                if refusal is None:
+                    self._queue.append(pair)
             self._state.notify()
         if not self._started:
             self.start()
-        return results
+        return refusals
 
     def _refusal(self) -> ApiError | None:
         """The 503 a new item gets now (under ``_state``), or None when it may queue."""
@@ -182,7 +286,7 @@ class GroupCommitter:
 
     # ------------------------------------------------------------------ the writer
 
-    def _take(self) -> list[tuple[Item, Future[Receipt]]] | None:
+    def _take(self) -> list[tuple[Item, Any]] | None:
         """The next group (None once closing and drained)."""
         with self._state:
             while not self._queue and not self._closing:
@@ -200,9 +304,9 @@ class GroupCommitter:
             self._writing = len(group)
             return group
 
-    def _write(self, group: list[tuple[Item, Future[Receipt]]]) -> list[Receipt | BaseException]:
+    def _write(self, group: list[tuple[Item, Any]]) -> list[Receipt | BaseException]:
         """Write a group; return each request's receipt or error (a subclass may answer
-        some futures itself, earlier: those are left alone)."""
+        some waiters itself, earlier: those are left alone)."""
         with self._lock:
             results = execute_group(
                 self._connection, [item for item, _ in group], stored_keys=self._keys
@@ -220,6 +324,7 @@ class GroupCommitter:
                 log.exception("the on_commit hook of the group commit failed")
 
     def _run(self) -> None:
+        name_os_thread("es-writer")
         while (group := self._take()) is not None:
             started = time.perf_counter()
             try:
@@ -228,16 +333,12 @@ class GroupCommitter:
                 log.exception("the ingest writer failed on a group")
                 results = [error] * len(group)
             busy = time.perf_counter() - started
-            rejected = 0
-            for (item, future), result in zip(group, results, strict=True):
-                if isinstance(result, BaseException):
-                    rejected += 1
-                if future.done():
-                    continue
-                if isinstance(result, BaseException):
-                    future.set_exception(_translated(result, item))
-                else:
-                    future.set_result(result)
+            rejected = sum(isinstance(result, BaseException) for result in results)
+            answer(
+                (future, _translated(result, item) if isinstance(result, BaseException)
+                 else result)
+                for (item, future), result in zip(group, results, strict=True)
+            )  # fmt: skip
             with self._state:
                 self._groups += 1
                 self._calls += len(group)

@@ -36,7 +36,6 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
 from typing import Any
 
 from evalstore.core.ingest_group import Item, execute_group
@@ -44,7 +43,7 @@ from evalstore.core.ingest_write import Receipt
 from evalstore.core.journal import Entry, JournalFile, apply, journal_path
 from evalstore.core.journal_prepare import JOURNAL_ROWS, WriterState, prepare_group
 from server.errors import ApiError
-from server.group_commit import GroupCommitter
+from server.group_commit import GroupCommitter, answer, name_os_thread
 
 log = logging.getLogger("evalstore.server")
 
@@ -123,7 +122,7 @@ class JournaledCommitter(GroupCommitter):
 
     # ------------------------------------------------------------------ the writer
 
-    def _write(self, group: list[tuple[Item, Future[Receipt]]]) -> list[Receipt | BaseException]:
+    def _write(self, group: list[tuple[Item, Any]]) -> list[Receipt | BaseException]:
         items = [item for item, _ in group]
         while self._released:
             self._writer.applied(self._released.popleft())
@@ -168,10 +167,12 @@ class JournaledCommitter(GroupCommitter):
                     self._waiting_rows += sum(r.rows for r in requests)
                     self._journaled += len(requests)
                     self._apply_state.notify_all()
+                answers = []
                 for index, request in zip(order, requests, strict=True):
                     receipt = request.receipt()
                     results[index] = receipt
-                    group[index][1].set_result(receipt)  # answered now: durable
+                    answers.append((group[index][1], receipt))
+                answer(answers)  # answered now: durable
         if prepared.direct and not self.drain(DRAIN_TIMEOUT):
             failed = ApiError(
                 503,
@@ -228,6 +229,7 @@ class JournaledCommitter(GroupCommitter):
                 self._hurry -= 1
 
     def _apply_loop(self) -> None:
+        name_os_thread("es-applier")
         while True:
             with self._apply_state:
                 while not self._waiting and not self._stop_applier:

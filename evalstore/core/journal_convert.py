@@ -17,9 +17,10 @@ of each shape and keeps Python for that shape only if they agree.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -53,8 +54,12 @@ _TIME = re.compile(
     re.ASCII,
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
 _US = pa.timestamp("us", "UTC")
 _M64 = (1 << 64) - 1
+_MURMUR = np.uint64(0xD6E8FEB86659FD93)
+_TOP = np.uint64(1 << 63)
+_SHIFT = np.uint64(32)
 
 
 class _Unsupported(Exception):
@@ -89,16 +94,42 @@ def _micros(text: str) -> int:
     if match is None:
         raise _Unsupported
     year, month, day, hour, minute, second, fraction, zone = match.groups()
+    h, m, s = int(hour), int(minute), int(second)
+    if h > 23 or m > 59 or s > 59:  # (hour 24, a leap second: DuckDB decides)
+        raise _Unsupported
     try:
-        at = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                      int((fraction or "0").ljust(6, "0")), UTC)  # fmt: skip
-    except ValueError:  # (month 13, hour 24, a leap second: DuckDB decides)
+        days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_DAY
+    except ValueError:  # (month 13, February 30th: DuckDB decides)
         raise _Unsupported from None
-    micros = (at - _EPOCH) // timedelta(microseconds=1)
+    micros = (days * 86_400 + h * 3_600 + m * 60 + s) * 1_000_000
+    if fraction:
+        micros += int(fraction.ljust(6, "0"))
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
         micros -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * 1_000_000
     return micros
+
+
+def _murmurs(values: np.ndarray) -> np.ndarray:
+    """:func:`_murmur` of each of ``values`` (uint64; NumPy's products wrap as C's do)."""
+    values = values ^ (values >> _SHIFT)
+    values = values * _MURMUR
+    values ^= values >> _SHIFT
+    values = values * _MURMUR
+    return values ^ (values >> _SHIFT)
+
+
+def example_keys(example_ids: list[str]) -> tuple[list[str], list[int]]:
+    """:func:`example_key` of each of ``example_ids``: the keys as text and their
+    hashes, the hashes computed with NumPy for all at once."""
+    digests = [hashlib.md5(v.encode()).digest() for v in example_ids]
+    halves = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2).astype(np.uint64)
+    hashes = _murmurs(halves[:, 0]) ^ _murmurs(halves[:, 1] ^ _TOP)
+    texts = []
+    for digest in digests:
+        t = digest[::-1].hex()
+        texts.append(f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}")
+    return texts, hashes.tolist()
 
 
 def _param(plan: Plan, name: str) -> Any:
@@ -124,12 +155,30 @@ def _text(kind: pa.DataType, values: list[Any]) -> list[Any]:
     raise _Unsupported
 
 
+_EXPRESSIONS = (("cast", _CAST), ("key", _KEY), ("column", _COLUMN), ("param", _PARAM),
+                ("predicted", _PREDICTED))  # fmt: skip
+_CONDITIONS = (("null", _IS_NULL), ("outside", _OUTSIDE), ("probability", _NOT_PROBABILITY),
+               ("class", _NOT_CLASS))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4_096)
+def _form(text: str, conditions: bool = False) -> tuple[str, tuple[Any, ...]]:
+    """Which known expression (or, with ``conditions``, row-wise condition) ``text`` is,
+    and its parts (the pattern's groups, counted from 1 as a match's); ``("", ())`` for
+    none. Remembered: a plan's texts repeat with every group."""
+    for form, pattern in _CONDITIONS if conditions else _EXPRESSIONS:
+        if match := pattern.match(text):
+            return form, (text, *match.groups())
+    return "", ()
+
+
 def _converted(
     plan: Plan, table: pa.Table, column: str, expression: str, cache: dict[str, list[Any]]
 ) -> tuple[pa.DataType, list[Any]]:
     """The values and Arrow type DuckDB gives ``expression`` over ``table``."""
     n = table.num_rows
-    if match := _CAST.match(expression):
+    form, match = _form(expression)
+    if form == "cast":
         kind, values = _column(table, match[1], cache)
         if match[2] == "VARCHAR":
             return pa.string(), _text(kind, values)
@@ -144,29 +193,29 @@ def _converted(
         if kind == _US:
             return _US, table.column(match[1]).cast(pa.int64()).to_pylist()
         raise _Unsupported
-    if match := _KEY.match(expression):
+    if form == "key":
         kind, values = _column(table, match[1], cache)
         ids = _text(kind, values)
         if any(v is None for v in ids):  # (a check refuses it: DuckDB names it)
             raise _Unsupported
-        keys = [example_key(v) for v in ids]
-        cache[f"{_KEYS}:{column}"] = [h for _, h in keys]
-        return pa.string(), [k for k, _ in keys]
-    if match := _COLUMN.match(expression):
+        texts, hashes = example_keys(ids)
+        cache[f"{_KEYS}:{column}"] = hashes
+        return pa.string(), texts
+    if form == "column":
         kind, values = _column(table, match[1], cache)
         if kind == pa.int64():
             return kind, values
         if kind == _US:
             return _US, table.column(match[1]).cast(pa.int64()).to_pylist()
         raise _Unsupported
-    if match := _PARAM.match(expression):
+    if form == "param":
         value = _param(plan, match[1])
         if value is None:
             return pa.null(), [None] * n
         if isinstance(value, str):
             return pa.string(), [value] * n
         raise _Unsupported
-    if match := _PREDICTED.match(expression):
+    if form == "predicted":
         kind, values = _column(table, match[1], cache)
         threshold = _param(plan, match[2])
         positive, negative = _param(plan, match[3]), _param(plan, match[4])
@@ -185,18 +234,19 @@ def _converted(
 
 def _failing(plan: Plan, condition: str, out: dict[str, list[Any]]) -> list[bool]:
     """Which rows meet a row-wise check's ``condition`` (NULL: not)."""
-    if match := _IS_NULL.match(condition):
+    form, match = _form(condition, conditions=True)
+    if form == "null":
         return [v is None for v in out[match[1]]]
-    if match := _OUTSIDE.match(condition):
+    if form == "outside":
         low, high = _param(plan, match[2]), _param(plan, match[3])
         if not all(isinstance(b, datetime) and b.tzinfo is not None for b in (low, high)):
             raise _Unsupported
         lo = (low - _EPOCH) // timedelta(microseconds=1)
         hi = (high - _EPOCH) // timedelta(microseconds=1)
         return [v is not None and (v < lo or v >= hi) for v in out[match[1]]]
-    if match := _NOT_PROBABILITY.match(condition):
+    if form == "probability":
         return [v is not None and (v != v or v < 0 or v > 1) for v in out[match[1]]]
-    if match := _NOT_CLASS.match(condition):
+    if form == "class":
         classes = _param(plan, match[2])
         if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
             raise _Unsupported

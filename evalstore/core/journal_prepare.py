@@ -39,8 +39,8 @@ import pyarrow as pa
 from evalstore.core.db import used_params
 from evalstore.core.identifiers import quote
 from evalstore.core.ingest import Plan
-from evalstore.core.ingest_call import Lookups, plan_call
-from evalstore.core.ingest_group import _BATCH, _RECEIVED, Item, _group_expressions, _groupable
+from evalstore.core.ingest_call import LogCall, Lookups, plan_call
+from evalstore.core.ingest_group import _BATCH, _RECEIVED, Item, _group_expressions
 from evalstore.core.ingest_keys import StoredKeys
 from evalstore.core.ingest_write import Receipt, incoming_names, stored_receipts
 from evalstore.core.journal import Request, Segment
@@ -96,7 +96,8 @@ class WriterState:
         self._synced: dict[tuple[str, str], float] = {}
         #: tables whose key sets must catch up on next use (DuckDB written directly)
         self._stale: set[tuple[str, str]] | None = set()
-        self._plans: dict[tuple[Any, ...], Plan] = {}
+        #: plan and the Arrow schema it was planned for, by call and schema
+        self._plans: dict[tuple[Any, ...], tuple[Plan, pa.Schema]] = {}
         #: per (plan, Arrow schema): whether the conversion in Python gave the SQL's
         #: result when both were run (the first group of that shape)
         self.python_agrees: dict[tuple[int, pa.Schema], bool] = {}
@@ -177,17 +178,21 @@ def prepare_group(
         state.registry_changes = registry_changes
     plans = _plan(con, items, prepared, state)
     _answer_batch_keys(con, items, plans, prepared, pending_keys)
-    shapes: dict[tuple[Any, ...], list[int]] = {}
-    for index, plan in plans.items():
+    shapes: dict[tuple[int, int], list[int]] = {}
+    groupable: dict[tuple[int, int], bool] = {}
+    for index, (plan, schema) in plans.items():
         if index in prepared.results or index in prepared.direct:
             continue
-        item = items[index]
-        if plan.add_columns or not _groupable(plan, item, journal_rows) or not _valid(item.data):
+        shape = (id(plan), id(schema))  # (a schema object per distinct schema: _plan)
+        if shape not in groupable:
+            groupable[shape] = not plan.add_columns and _groupable_shape(plan, schema)
+        if not groupable[shape] or items[index].data.num_rows > journal_rows:
             prepared.direct.append(index)
             continue
-        shapes.setdefault((id(plan), item.data.schema), []).append(index)
+        shapes.setdefault(shape, []).append(index)
     for members in shapes.values():
-        _convert(con, items, plans[members[0]], members, prepared, batch_ids, state)
+        plan = plans[members[0]][0]
+        _convert(con, items, plan, members, prepared, batch_ids, state)
     prepared.direct.sort()
     return prepared
 
@@ -203,33 +208,53 @@ def _valid(data: pa.Table) -> bool:
     return True
 
 
+def _groupable_shape(plan: Plan, schema: pa.Schema) -> bool:
+    """:func:`~evalstore.core.ingest_group._groupable` but for the rows' count: a plain
+    append, no incoming column named like the group's own."""
+    return (
+        plan.on_conflict == "error"
+        and _BATCH not in schema.names
+        and (_RECEIVED not in schema.names)
+    )
+
+
 def _plan(
     con: duckdb.DuckDBPyConnection, items: Sequence[Item], prepared: Prepared, state: WriterState
-) -> dict[int, Plan]:
-    """Each item's plan, from ``state``'s cache or planned (a planning error answers the
-    item; it is not cached)."""
+) -> dict[int, tuple[Plan, pa.Schema]]:
+    """Each item's plan and Arrow schema, the plan from ``state``'s cache or planned (a
+    planning error answers the item; it is not cached). Items with equal schemas get the
+    same schema object (the caller groups by it)."""
     lookups: Lookups | None = None
-    plans: dict[int, Plan] = {}
+    plans: dict[int, tuple[Plan, pa.Schema]] = {}
+    last: tuple[LogCall, pa.Schema, Plan] | None = None
     for index, item in enumerate(items):
         call = item.call
+        schema = item.data.schema
+        if last is not None and call is last[0] and schema.equals(last[1]):
+            plans[index] = (last[2], last[1])  # (the same call as the last item's: a
+            continue  # front's message shares one, fast_ingest remembers them)
         key = (call.kind, call.model, repr(sorted(call.options.items())), call.time_range,
-               item.data.schema)  # fmt: skip
+               schema)  # fmt: skip
         try:
             if key not in state._plans:
                 lookups = lookups or Lookups(con)
-                state._plans[key] = plan_call(con, call, item.data.schema, lookups)
-            plans[index] = state._plans[key]
+                state._plans[key] = (plan_call(con, call, schema, lookups), schema)
+            plan, schema = state._plans[key]
         except EvalstoreError as error:
             prepared.results[index] = error
+            continue
         except duckdb.Error:  # answered by the direct lane, with execute_group's error
             prepared.direct.append(index)
+            continue
+        plans[index] = (plan, schema)
+        last = (call, schema, plan)
     return plans
 
 
 def _answer_batch_keys(
     con: duckdb.DuckDBPyConnection,
     items: Sequence[Item],
-    plans: dict[int, Plan],
+    plans: dict[int, tuple[Plan, pa.Schema]],
     prepared: Prepared,
     pending_keys: Callable[[str, str, str], Receipt | None],
 ) -> None:
@@ -237,7 +262,7 @@ def _answer_batch_keys(
     repeated within the group goes to the direct lane (answered after the first)."""
     wanted: dict[tuple[str, str], list[str]] = {}
     seen: set[tuple[str, str, str]] = set()
-    for index, plan in plans.items():
+    for index, (plan, _) in plans.items():
         key = items[index].batch_key
         if key is None:
             continue
@@ -255,7 +280,9 @@ def _answer_batch_keys(
         for (model, kind), keys in wanted.items()
         for key, receipt in stored_receipts(con, model, kind, keys).items()
     }
-    for index, plan in plans.items():
+    if not stored:
+        return
+    for index, (plan, _) in plans.items():
         key = (plan.model, plan.kind, items[index].batch_key)
         if key in stored and index not in prepared.direct:
             prepared.results[index] = stored[key]
@@ -280,8 +307,16 @@ def _convert(
     except pa.ArrowInvalid:
         prepared.direct.extend(members)
         return
+    if not _valid(combined):  # (rare: find the calls at fault, the others go on)
+        bad_calls = [index for index in members if not _valid(items[index].data)]
+        prepared.direct.extend(bad_calls)
+        members = [index for index in members if index not in bad_calls]
+        if not members:
+            return
+        tables = [items[index].data for index in members]
+        combined = pa.concat_tables(tables).combine_chunks()
     ids = batch_ids(len(members))
-    lengths = np.array([t.num_rows for t in tables])
+    lengths = np.fromiter((t.num_rows for t in tables), dtype=np.int64, count=len(tables))
     combined = with_ids(combined, ids, [items[i].received_at for i in members], lengths)
     shape = (id(plan), combined.schema)
     agrees = state.python_agrees.get(shape)
@@ -311,49 +346,86 @@ def _convert(
                     "(columns %s): that shape is converted by DuckDB from now on",
                     plan.model, plan.kind, plan.columns,
                 )  # fmt: skip
-    stored = scope = None
+    scope = None
     journaled: set[int] = set()
+    refused = bad  # rows whose call may not be journaled: a check fails, a key is known
     check = next((c for c in plan.checks if c.stored_scope is not None), None)
     if check is not None:
         column = check.stored_scope
         value = plan.params[column]
         stored, journaled = state.keys(con, plan, column, value)
         scope = (plan.model, plan.table, column, value)
+        refused = bad | _known(stored, hashes)
     within = any(c.within for c in plan.checks)
-    starts = np.concatenate([[0], np.cumsum(lengths)])
-    taken = []
-    for n, index in enumerate(members):
-        lo, hi = int(starts[n]), int(starts[n + 1])
-        mine = hashes[lo:hi].tolist()
-        if (
-            bad[lo:hi].any()
-            or (within and len(set(mine)) < len(mine))
-            or (stored is not None and (stored.any_of(mine) or not journaled.isdisjoint(mine)))
-        ):
-            prepared.direct.append(index)
-            continue
-        if scope is not None:  # the next calls' check sees this call's ids
-            journaled.update(mine)
-            prepared.hashes.setdefault(scope, []).extend(mine)
-        taken.append(np.arange(lo, hi))
+    track = scope is not None  # (ids repeated across calls only matter for a stored check)
+    all_hashes = hashes.tolist()
+    refused_rows = refused.tolist()
+    accepted: list[tuple[int, int, int, int]] = []  # (n, index, lo, hi)
+    if len(all_hashes) == len(members):  # one row a call: a service's requests
+        for n, index in enumerate(members):
+            mine = all_hashes[n]
+            if refused_rows[n] or (track and mine in journaled):
+                prepared.direct.append(index)
+                continue
+            if track:
+                journaled.add(mine)  # the next calls' check sees this call's id
+            accepted.append((n, index, n, n + 1))
+    else:
+        starts = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+        for n, index in enumerate(members):
+            lo, hi = starts[n], starts[n + 1]
+            mine = all_hashes[lo:hi]
+            if (
+                any(refused_rows[lo:hi])
+                or (within and len(set(mine)) < len(mine))
+                or (track and not journaled.isdisjoint(mine))
+            ):
+                prepared.direct.append(index)
+                continue
+            if track:
+                journaled.update(mine)  # the next calls' check sees this call's ids
+            accepted.append((n, index, lo, hi))
+    if not accepted:
+        return
+    if track:
+        prepared.hashes.setdefault(scope, []).extend(
+            h for _, _, lo, hi in accepted for h in all_hashes[lo:hi]
+        )
+    common = (plan.model, plan.kind, plan.env, plan.version, plan.dataset, tuple(plan.ignored),
+              tuple(plan.warnings))  # fmt: skip
+    model, kind, env, version, dataset, ignored, warnings = common
+    for n, index, lo, hi in accepted:
         item = items[index]
         prepared.accepted[index] = Request(
             batch_id=ids[n],
-            model=plan.model,
-            kind=plan.kind,
+            model=model,
+            kind=kind,
             rows=hi - lo,
             received_at=item.received_at,
             source=item.source,
             batch_key=item.batch_key,
-            env=plan.env,
-            version=plan.version,
-            dataset=plan.dataset,
-            columns_ignored=tuple(plan.ignored),
-            warnings=tuple(plan.warnings),
+            env=env,
+            version=version,
+            dataset=dataset,
+            columns_ignored=ignored,
+            warnings=warnings,
         )
-    if taken:
-        rows = rows.take(pa.array(np.concatenate(taken)))
-        prepared.segments.append(Segment(plan.model, plan.table, plan.kind, rows))
+    if len(accepted) < len(members):
+        taken = np.concatenate([np.arange(lo, hi) for _, _, lo, hi in accepted])
+        rows = rows.take(pa.array(taken))
+    prepared.segments.append(Segment(plan.model, plan.table, plan.kind, rows))
+
+
+def _known(keys: Any, hashes: np.ndarray) -> np.ndarray:
+    """Which of ``hashes`` are in the stored key set ``keys`` (its sorted array and its
+    recent additions: :class:`~evalstore.core.ingest_keys.StoredKeys`' sets)."""
+    found = np.zeros(len(hashes), dtype=bool)
+    if len(keys.stored):
+        at = np.minimum(np.searchsorted(keys.stored, hashes), len(keys.stored) - 1)
+        found = keys.stored[at] == hashes
+    if keys.recent:
+        found |= np.fromiter((h in keys.recent for h in hashes.tolist()), bool, len(hashes))
+    return found
 
 
 def with_ids(

@@ -10,6 +10,7 @@ import json
 import socket
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -103,30 +104,29 @@ class _Committer:
     def __init__(self) -> None:
         self.groups: list[int] = []
 
-    def enqueue_many(self, items: list[Item]) -> list[Future[Receipt] | ApiError]:
+    def enqueue_waiters(self, pairs: list[tuple[Item, Any]]) -> list[ApiError | None]:
         import threading
 
-        self.groups.append(len(items))
-        out: list[Future[Receipt] | ApiError] = []
+        self.groups.append(len(pairs))
+        refusals: list[ApiError | None] = []
         pending = []
-        for item in items:
+        for item, waiter in pairs:
             if item.call.model == "full":
-                out.append(ApiError(503, "busy", "full", headers={"Retry-After": "1"}))
+                refusals.append(ApiError(503, "busy", "full", headers={"Retry-After": "1"}))
                 continue
-            future: Future[Receipt] = Future()
-            out.append(future)
-            pending.append((item, future))
+            refusals.append(None)
+            pending.append((item, waiter))
 
         def answer() -> None:
-            for item, future in pending:
+            for item, waiter in pending:
                 if item.call.model == "bad":
-                    future.set_exception(E.ValidationError("bad rows", column="score"))
+                    waiter.set_exception(E.ValidationError("bad rows", column="score"))
                 else:
-                    future.set_result(Receipt(1, item.call.model, item.call.kind,
+                    waiter.set_result(Receipt(1, item.call.model, item.call.kind,
                                               item.data.num_rows))  # fmt: skip
 
         threading.Timer(0.01, answer).start()
-        return out
+        return refusals
 
 
 def test_a_client_and_a_server_answer_each_request_with_its_own_outcome(tmp_path):
