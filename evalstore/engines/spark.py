@@ -41,7 +41,7 @@ from evalstore.engines import spark_sql
 from evalstore.engines.spark_families import SparkFamilies
 from evalstore.engines.sql_inline import inline, shared_ctes, split
 from evalstore.errors import InvalidParameterError, UnknownModelError
-from evalstore.metrics.drift import univariate
+from evalstore.metrics.drift import learned, two_sample, univariate
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -57,10 +57,15 @@ ENGINE = "spark"
 #: Per-cell scalar helpers over small lists (one row per window, feature and method
 #: before them): the driver evaluates them with the store's own macros.
 DRIVER_HELPERS = ("categorical_methods", "numeric_methods", "binned_scores")
-#: Drift methods SparkEngine computes (from the macros; compared with the store's rows).
+#: Drift methods SparkEngine computes (from the macros; compared with the store's rows):
+#: every method of ``drift_numeric`` and ``drift_categorical`` but ``welch_t`` and
+#: ``mann_whitney``, whose p-values need per-cell figures the macros' rows do not carry
+#: (the window's sd, the tie term), and the store's numpy-only tests (``anderson``,
+#: ``epps_singleton``, ``empirical_mmd``).
 SPARK_METHODS = (
-    "ks", "wasserstein", "zscore", "psi", "kl", "js", "hellinger", "d1", "chi2", "linf",
-    "unseen",
+    "ks", "wasserstein", "zscore", "energy_distance", "cramer_von_mises", "psi", "kl", "js",
+    "hellinger", "d1", "tvd", "chi2", "linf", "unseen", "g_test", "chisquare_gof", "z_test",
+    "fisher_exact",
 )  # fmt: skip
 #: Families :meth:`SparkEngine.materialize` writes into a store's metric history.
 MATERIALIZED = ("drift", "performance", "quality")
@@ -281,8 +286,10 @@ class SparkEngine(SparkFamilies):
         (``binning``, ``bins``, ``edges``, ``pooled``, ``zero_bins``, ``epsilon``,
         ``log_base``, ``js``, ``wasserstein``, ``yates`` are accepted as in the store).
         ``version=`` and ``where=`` restrict the rows as the store does (restricted
-        views, :meth:`SparkFamilies._with_restriction`). Not on Spark yet:
-        ``thresholds={...: 'learned'}``; it raises :class:`InvalidParameterError`.
+        views, :meth:`SparkFamilies._with_restriction`). ``thresholds={...: 'learned'}``
+        learns the range from ``learn_chunks`` (10) chunks of the reference with
+        ``learn_k`` (3.0), as the store (:mod:`evalstore.metrics.drift.learned`): the
+        chunks' statistics on Spark, their mean and sd on the driver.
         """
         return name_split(
             self._drift_rows(
@@ -329,12 +336,10 @@ class SparkEngine(SparkFamilies):
                 f"store, or p-values not on the engine): use Store.drift, or choose from "
                 + ", ".join(SPARK_METHODS)
             )
-        params = univariate._variant_args(**_variant_defaults(variants))
+        options = _variant_defaults(variants)
+        learn_chunks, learn_k = options.pop("learn_chunks"), options.pop("learn_k")
+        params = univariate._variant_args(**options)
         limits = univariate._thresholds(thresholds, alpha, params["wasserstein"])
-        if any(limit == "learned" for limit in limits.values()):
-            raise InvalidParameterError(
-                "SparkEngine.drift does not learn thresholds yet: give numbers or ranges"
-            )
         if correction not in univariate.CORRECTIONS:
             raise InvalidParameterError(
                 f"correction={correction!r} is not one of {univariate.CORRECTIONS}"
@@ -343,8 +348,18 @@ class SparkEngine(SparkFamilies):
         store = self.driver()
         selection = resolve(store.connection, reference, window, None, since, until)
         chosen_features = univariate._check_features(features, self._kinds[model])
+        wanted = [m for m in chosen if limits.get(m) == "learned"]
+        learned_limits = {}
+        if wanted:
+            chunked = learned.learning_selection(selection, learn_chunks)
+            chunks = self._statistics(model, chunked, wanted, chosen_features, params)
+            with self._union(chunks) as union:
+                summary = self.driver().connection.sql(learned.SUMMARY_SQL.format(rows=union))
+                learned_limits = learned.limits(
+                    summary.to_arrow_table().to_pylist(), chunked.chunks, learn_k
+                )
         parts = self._statistics(model, selection, chosen, chosen_features, params)
-        table = self._decide(parts, limits, correction)
+        table = self._decide(parts, limits, correction, learned_limits)
         return univariate._explain_empty_reference(store.connection, table, reference, selection)
 
     def materialize(self, store: Store, family: str, model: str, **arguments: Any) -> pa.Table:
@@ -415,30 +430,24 @@ class SparkEngine(SparkFamilies):
                 f"{model}.category_values", *selection.args(), params["zero_bins"],
                 params["epsilon"], params["log_base"], params["js"], params["yates"]])  # fmt: skip
             parts.append(("categorical", categorical, rows))
-        store = self.driver()
-        con = store.connection
+        con = self.driver().connection
         chosen = []
         for kind, wanted, rows in parts:
-            name = f"evalstore_spark_rows_{next(_ids)}"
-            con.register(name, rows)
-            try:
+            with self._union([rows]) as union:
                 chosen.append(
                     con.sql(
-                        f"SELECT *, ? AS kind FROM {name} WHERE list_contains(?, method) "
+                        f"SELECT *, ? AS kind FROM ({union}) WHERE list_contains(?, method) "
                         "AND list_contains(?, feature) "
                         "AND (method <> 'wasserstein' OR starts_with(variant, ?))",
                         params=[kind, wanted, list(features), params["wasserstein"] + ":"],
                     ).to_arrow_table()
                 )
-            finally:
-                con.unregister(name)
         return chosen
 
-    def _decide(
-        self, parts: list[pa.Table], limits: Mapping[str, Any], correction: str
-    ) -> pa.Table:
-        if not parts:
-            return pa.table({c: [] for c in univariate.RESULT_COLUMNS})
+    @contextmanager
+    def _union(self, parts: list[pa.Table]) -> Iterator[str]:
+        """The SQL of the rows of ``parts`` (registered on the driver's connection while
+        the context lasts), united by name."""
         con = self.driver().connection
         names = []
         try:
@@ -446,17 +455,29 @@ class SparkEngine(SparkFamilies):
                 name = f"evalstore_spark_rows_{next(_ids)}"
                 con.register(name, table)
                 names.append(name)
-            union = " UNION ALL BY NAME ".join(f"SELECT * FROM {n}" for n in names)
-            statistics = (
-                "SELECT *, CASE method "
-                "WHEN 'ks' THEN evalstore_ks_pvalue(value, n_reference, n_analysis) "
-                "WHEN 'chi2' THEN evalstore_chi2_pvalue(value, dof) END AS p_value "
-                f"FROM ({union})"
-            )
-            return univariate._decide(con, statistics, [], limits, {}, correction)
+            yield " UNION ALL BY NAME ".join(f"SELECT * FROM {n}" for n in names)
         finally:
             for name in names:
                 con.unregister(name)
+
+    def _decide(
+        self,
+        parts: list[pa.Table],
+        limits: Mapping[str, Any],
+        correction: str,
+        learned_limits: Mapping[tuple[str, str], tuple[float, float, str]],
+    ) -> pa.Table:
+        if not parts:
+            return pa.table({c: [] for c in univariate.RESULT_COLUMNS})
+        con = self.driver().connection
+        with self._union(parts) as union:
+            # the columns the p-values read, when no part has them (typed, no row)
+            columns = "SELECT CAST(NULL AS DOUBLE) AS p_value, CAST(NULL AS BIGINT[]) AS counts"
+            statistics = (
+                f"SELECT * REPLACE ({two_sample.P_VALUE_SQL} AS p_value) "
+                f"FROM ({columns} WHERE false UNION ALL BY NAME {union})"
+            )
+            return univariate._decide(con, statistics, [], limits, learned_limits, correction)
 
 
 #: Settings the engine applies to the session for its own statements (and restores after):
@@ -535,7 +556,7 @@ def _variant_defaults(variants: Mapping[str, Any]) -> dict[str, Any]:
     known = {
         "binning": "quantile", "bins": 10, "edges": None, "pooled": False,
         "zero_bins": "epsilon", "epsilon": 1e-4, "log_base": "e", "js": "distance",
-        "wasserstein": "normed", "yates": True,
+        "wasserstein": "normed", "yates": True, "learn_chunks": 10, "learn_k": 3.0,
     }  # fmt: skip
     unknown = sorted(set(variants) - set(known))
     if unknown:

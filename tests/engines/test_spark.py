@@ -37,8 +37,10 @@ def engine(spark: Any, lake_path: Path) -> Iterator[SparkEngine]:
         yield opened
 
 
-NUMERIC = ["ks", "wasserstein", "psi", "js", "kl", "hellinger", "d1", "zscore"]
-CATEGORICAL = ["chi2", "linf", "unseen", "psi", "js", "hellinger"]
+NUMERIC = ["ks", "wasserstein", "psi", "js", "kl", "hellinger", "d1", "zscore", "tvd",
+           "energy_distance", "cramer_von_mises"]  # fmt: skip
+CATEGORICAL = ["chi2", "linf", "unseen", "psi", "js", "hellinger", "tvd", "g_test",
+               "chisquare_gof", "z_test", "fisher_exact"]  # fmt: skip
 #: Every method on Spark, daily windows against the training rows.
 DEFAULT: dict[str, Any] = dict(methods=list(dict.fromkeys(NUMERIC + CATEGORICAL)), window="1 day")
 
@@ -70,8 +72,27 @@ def test_drift_default_methods(
     assert_same(got, want, schema=False)
     assert set(got.column("method").to_pylist()) == set(DEFAULT["methods"])
     assert {"x", "k", "c", "flag", "score"} <= set(got.column("feature").to_pylist())
-    assert any(p is not None for p in got.column("p_value").to_pylist())
+    with_p = {r["method"] for r in got.to_pylist() if r["p_value"] is not None}
+    assert with_p == {"ks", "chi2", "g_test", "chisquare_gof", "z_test", "fisher_exact",
+                      "cramer_von_mises"}  # fmt: skip
     assert any(got.column("drifted").to_pylist())
+
+
+def test_learned_thresholds(engine: SparkEngine, lake_store: evalstore.Store) -> None:
+    """thresholds='learned' (4 reference chunks, k = 2): the ranges learned on Spark, and
+    so the decisions, equal the store's; a rolling reference cannot learn."""
+    options: dict[str, Any] = dict(
+        methods=["ks", "psi", "wasserstein", "chi2", "linf"], learn_chunks=4, learn_k=2.0,
+        thresholds={"psi": "learned", "wasserstein": "learned", "linf": "learned"},
+    )  # fmt: skip
+    got = engine.drift("m", **options)
+    want = lake_store.drift("m", **options)
+    assert_same(got, want, schema=False)
+    sources = {(r["method"], r["threshold_source"]) for r in got.to_pylist()}
+    assert ("psi", "learned: mean ± 2.0 sd over 4 reference chunks") in sources
+    assert ("linf", "learned: mean ± 2.0 sd over 4 reference chunks") in sources
+    with pytest.raises(InvalidParameterError, match=r"learned thresholds need a fixed reference"):
+        engine.drift("m", reference={"previous": 1}, thresholds={"psi": "learned"})
 
 
 def test_drift_rolling_chunks_and_variants(
@@ -140,10 +161,10 @@ def test_materialize_performance_and_refusal(
 def test_methods_not_on_spark_are_refused(engine: SparkEngine) -> None:
     with pytest.raises(
         InvalidParameterError,
-        match=r"methods \['energy_distance'\] are not on "
+        match=r"methods \['welch_t', 'anderson'\] are not on "
         r"SparkEngine yet .* choose from ks, wasserstein",
     ):
-        engine.drift("m", methods=["ks", "energy_distance"])
+        engine.drift("m", methods=["ks", "welch_t", "anderson"])
 
 
 def _quantile_table(rng: Any) -> pa.Table:
