@@ -66,6 +66,7 @@ from scipy import stats
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import check_model_name, quote, quote_literal
 from evalstore.core.layout import CATEGORICAL_TYPES, feature_columns, schema_prefix
+from evalstore.core.macros import call
 from evalstore.core.registry import time_range
 from evalstore.core.time_limits import prediction_windows
 from evalstore.core.windows import (
@@ -189,11 +190,12 @@ def compare(
             positive = reg_a["positive_class"] if task == "binary" else None
             cutoff = None if threshold is None else float(threshold)
             args = [*selection, positive, *timing, exact_below, cutoff]
-        raw = con.sql(
+        raw = call(
+            con,
             f"SELECT * FROM {query} WHERE list_contains(?, metric) "
             "ORDER BY window_index, slice, list_position(?, metric)",
-            params=[*args, chosen, chosen],
-        ).to_arrow_table()
+            [*args, chosen, chosen],
+        )
     return _assemble(raw, a, b, [*keys, *([PREDICATE_COLUMN] if predicates else [])])
 
 

@@ -50,6 +50,7 @@ import pyarrow as pa
 
 from evalstore.core.db import transaction
 from evalstore.core.identifiers import check_model_name
+from evalstore.core.macros import call
 from evalstore.core.registry import to_timestamp
 from evalstore.core.time_limits import PREDICTION_TABLES, check_window_count
 from evalstore.core.windows import check_width
@@ -133,13 +134,14 @@ def health(
             con, model, PREDICTION_TABLES, {"width": window}, filled=True,
             max_windows=ctx.limits.max_windows,
         )  # fmt: skip
-        return con.sql(
+        return call(
+            con,
             "SELECT * FROM evalstore.health(?, ?, ?, ?) "
             "WHERE list_contains(?, section) AND (? IS NULL OR version = ?) "
             "ORDER BY list_position(?, section), window_start NULLS FIRST, "
             "version NULLS FIRST, subject NULLS FIRST, list_position(?, metric)",
-            params=[model, window, clock, wall, chosen, version, version, SECTIONS, METRICS],
-        ).to_arrow_table()
+            [model, window, clock, wall, chosen, version, version, SECTIONS, METRICS],
+        )
 
 
 def _sections(sections: Sequence[str] | str | None) -> list[str]:

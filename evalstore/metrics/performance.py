@@ -118,6 +118,7 @@ import pyarrow as pa
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import check_model_name, quote, quote_literal
 from evalstore.core.layout import EVALUATIONS, NUMERIC_TYPES, feature_columns, schema_prefix
+from evalstore.core.macros import call
 from evalstore.core.time_limits import prediction_windows
 from evalstore.core.windows import (
     Window,
@@ -471,7 +472,7 @@ def _run_macro(
         f"SELECT * FROM evalstore.performance_{task}({marks}) "
         'ORDER BY window_index, version, slice, metric, "class"'
     )
-    return con.sql(query, params=args).to_arrow_table()
+    return call(con, query, args)
 
 
 # ---------------------------------------------------------------------- assembly
@@ -546,4 +547,4 @@ def _assemble(
         con.register(name, raw)
         later.add(con.unregister, name)
         params = [*domain_args, _BOOTSTRAP_TEXT, bootstrap_text, list(metric_order)]
-        return con.sql(query, params=params).to_arrow_table()
+        return call(con, query, params)

@@ -60,6 +60,7 @@ import pyarrow as pa
 
 from evalstore.core.bounds import MAX_DOMAIN, bounded_int
 from evalstore.core.db import Cleanup, transaction
+from evalstore.core.macros import call
 from evalstore.core.registry import time_range, to_timestamp
 from evalstore.core.time_limits import VALUE_TABLES, check_window_count
 from evalstore.core.values import covering_rows, feature_kinds
@@ -183,7 +184,7 @@ def quality(
         ).format(call=f"evalstore.quality({marks})")
         args = [prefix, denominator, denominator]
         args += [*views, *selection.args(), *thresholds, chosen, checks, checks]
-        return con.sql(query, params=args).to_arrow_table()
+        return call(con, query, args)
 
 
 def checked_options(
@@ -319,11 +320,12 @@ def infer_schema(
                     f"the reference ({selection.describe_reference()}) holds no rows of model "
                     f"{model!r}; log them first or choose another reference"
                 )
-        return con.sql(
+        return call(
+            con,
             f"SELECT {columns} FROM {SCHEMA_TABLE} WHERE model = ? "
             "AND list_contains(?, feature) ORDER BY feature",
-            params=[model, chosen],
-        ).to_arrow_table()
+            [model, chosen],
+        )
 
 
 def saved_schema(ctx: Context, model: str) -> pa.Table:
@@ -334,11 +336,12 @@ def saved_schema(ctx: Context, model: str) -> pa.Table:
     """
     with ctx.lock:
         ctx.registration(model)
-        return ctx.connection.sql(
+        return call(
+            ctx.connection,
             f"SELECT {', '.join(SCHEMA_COLUMNS)} FROM {SCHEMA_TABLE} WHERE model = ? "
             "ORDER BY feature",
-            params=[model],
-        ).to_arrow_table()
+            [model],
+        )
 
 
 def validate(
@@ -404,7 +407,7 @@ def validate(
             "WHERE list_contains(?, feature) ORDER BY window_start, feature, method"
         )
         args = [model, SCHEMA_TABLE, *views, *analysis, tolerance, chosen]
-        return con.sql(query, params=args).to_arrow_table()
+        return call(con, query, args)
 
 
 # ---------------------------------------------------------------------- helpers

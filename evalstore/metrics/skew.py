@@ -43,6 +43,7 @@ import pyarrow as pa
 from evalstore.core.bounds import MAX_SAMPLE_IDS, bounded_int
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import quote_literal
+from evalstore.core.macros import call
 from evalstore.core.registry import time_range
 from evalstore.core.values import feature_kinds
 from evalstore.core.windows import (
@@ -157,10 +158,11 @@ def skew(
         if chosen:
             with Cleanup() as later:
                 views = value_views(con, model, where, version, list(kinds), later)
-                rows = con.sql(
+                rows = call(
+                    con,
                     "SELECT * FROM evalstore.skew(?, ?, ?, ?, ?, ?, ?, ?)",
-                    params=[*views, train_dataset, chosen, atol, rtol, equal_nan, max(sample, 1)],
-                ).to_arrow_table()
+                    [*views, train_dataset, chosen, atol, rtol, equal_nan, max(sample, 1)],
+                )
             counts = {row["feature"]: row for row in rows.to_pylist()}
         distances = (
             skew_distances(
@@ -200,10 +202,11 @@ def skew_summary(
         chosen = _check_features(features, kinds)
         train_dataset = registration.get("training_dataset") if version else None
         views = value_views(con, model, where, version, list(kinds), later)
-        return con.sql(
+        return call(
+            con,
             "SELECT * FROM evalstore.skew_summary(?, ?, ?, ?, ?, ?, ?, ?)",
-            params=[*views, train_dataset, chosen, atol, rtol, equal_nan, max_share],
-        ).to_arrow_table()
+            [*views, train_dataset, chosen, atol, rtol, equal_nan, max_share],
+        )
 
 
 def skew_windows(
@@ -250,11 +253,12 @@ def skew_windows(
         views = value_views(con, model, where, version, list(kinds), later)
         if low is not None or high is not None:
             views = tuple(_serving_between(con, view, low, high, later) for view in views)
-        table = con.sql(
+        table = call(
+            con,
             f"SELECT {', '.join(WINDOW_COLUMNS)} FROM "
             "evalstore.skew_windows(?, ?, ?, ?, ?, ?, ?, ?) ORDER BY window_start, feature",
-            params=[*views, train_dataset, chosen, atol, rtol, equal_nan, window],
-        ).to_arrow_table()
+            [*views, train_dataset, chosen, atol, rtol, equal_nan, window],
+        )
     return table
 
 

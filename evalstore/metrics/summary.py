@@ -50,6 +50,7 @@ import pyarrow as pa
 
 from evalstore.core.bounds import MAX_BINS, bounded_int
 from evalstore.core.db import Cleanup, transaction
+from evalstore.core.macros import call
 from evalstore.core.time_limits import VALUE_TABLES, check_window_count
 from evalstore.core.values import feature_kinds
 from evalstore.core.windows import (
@@ -155,12 +156,13 @@ def summary_stats(
         args = [*views, *selection.args()[:-1], learn_chunks, chosen_stats, levels, float(k)]
         args.append(chosen)
         marks = ", ".join("?" for _ in range(len(args) - 1))
-        return con.sql(
+        return call(
+            con,
             f"SELECT {', '.join(RESULT_COLUMNS)} FROM evalstore.summary_stats({marks}) "
             "WHERE list_contains(?, feature) "
             "ORDER BY window_index, window_start, feature, version NULLS FIRST, position",
-            params=args,
-        ).to_arrow_table()
+            args,
+        )
 
 
 def _check_quantiles(quantiles: Any) -> list[float]:

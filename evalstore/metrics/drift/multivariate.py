@@ -66,6 +66,7 @@ from evalstore.core.bounds import (
     bounded_int,
 )
 from evalstore.core.db import Cleanup, transaction
+from evalstore.core.macros import call
 from evalstore.core.time_limits import VALUE_TABLES, check_window_count
 from evalstore.core.values import feature_kinds, value_rows
 from evalstore.core.windows import (
@@ -276,7 +277,7 @@ def _wide_rows(
         "row_number() OVER (PARTITION BY side ORDER BY p0.ts, example_id) - 1 AS time_order "
         f"FROM p0{joined} ORDER BY side, w, example_id"
     )
-    return ctx.connection.sql(sql, params=params).to_arrow_table()
+    return call(ctx.connection, sql, params)
 
 
 def _score(

@@ -51,6 +51,7 @@ import pyarrow as pa
 
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import quote
+from evalstore.core.macros import call
 from evalstore.core.udfs import ks_pvalue
 from evalstore.core.windows import Selection
 from evalstore.metrics.drift import numeric_read
@@ -307,10 +308,11 @@ def _assign_edges(con: duckdb.DuckDBPyConnection, cells: list[Cell], params: Map
     with Cleanup() as later:
         con.register(name, table)
         later.add(con.unregister, name)
-        result = con.sql(
+        result = call(
+            con,
             f"SELECT evalstore.bin_edges(lo, hi, n, g1, ?, ?) AS edges FROM {quote(name)}",
-            params=[binning.removesuffix("_distinct"), params["bins"]],
-        ).to_arrow_table()
+            [binning.removesuffix("_distinct"), params["bins"]],
+        )
     for cell, edges in zip(comparable, result.column("edges").to_pylist(), strict=True):
         cell.edges = np.asarray(edges, dtype=float)
 

@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 from evalstore.core.db import Cleanup
 from evalstore.core.identifiers import quote
 from evalstore.core.layout import schema_prefix
+from evalstore.core.macros import call
 from evalstore.core.values import KEYS, output_names, output_rows
 from evalstore.core.windows import Selection, restricted_view
 from evalstore.metrics.drift.sorted_samples import Sample
@@ -174,7 +175,8 @@ def plan(
     transaction."""
     pairs = f"evalstore.drift_pairs(?, {selection.placeholders})"
     pairs_args = [relation, *selection.args()]
-    groups = con.sql(
+    groups = call(
+        con,
         f"SELECT {_CELL} AS cell, feature, version, ref_key, "
         # as microseconds: a time beyond Python's datetime (a store written before
         # the time range was enforced) must not stop the read; cast back in Arrow
@@ -182,8 +184,8 @@ def plan(
         "epoch_us(any_value(window_end)) AS window_end, "
         f"count(*) AS n FROM {pairs} "
         "GROUP BY ALL ORDER BY cell, feature, version",
-        params=pairs_args,
-    ).to_arrow_table()
+        pairs_args,
+    )
     packed = {name: f"c{i}" for i, name in enumerate(fields) if name in features}
     present = set(groups.column("feature").to_pylist()) - {FEATURE_ROWS}
     outputs = sorted(name for name in present if name in features)

@@ -73,6 +73,7 @@ import pyarrow as pa
 from evalstore.core.bounds import MAX_BINS, MAX_LEARN_CHUNKS, bounded_int
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import quote
+from evalstore.core.macros import call
 from evalstore.core.time_limits import VALUE_TABLES, check_window_count
 from evalstore.core.values import feature_kinds, value_rows
 from evalstore.core.windows import (
@@ -214,11 +215,12 @@ def _explain_empty_reference(
     described = reference if isinstance(reference, str) else repr(reference)
     name = numeric_drift.register(con, table)
     try:
-        return con.sql(
+        return call(
+            con,
             "SELECT * REPLACE (evalstore.reference_reason(feature, reason, n_reference, ?) "
             f"AS reason) FROM {quote(name)}",
-            params=[described],
-        ).to_arrow_table()
+            [described],
+        )
     finally:
         con.unregister(name)
 
@@ -401,10 +403,11 @@ def _statistics_sql(
         if not categorical:
             return None
         sql, call_args = _categorical_sql(views.categorical, selection, params)
-        return con.sql(
+        return call(
+            con,
             f"SELECT * FROM ({sql}) WHERE list_contains(?, method) AND list_contains(?, feature)",
-            params=[*call_args, categorical, list(features)],
-        ).to_arrow_table()
+            [*call_args, categorical, list(features)],
+        )
 
     def register(table: pa.Table) -> str:
         name = numeric_drift.register(con, table)
@@ -540,8 +543,7 @@ def _decide(
           ON l.method = a.method AND (l.feature IS NULL OR l.feature = a.feature)
         ORDER BY a.window_start, a.feature, a.version NULLS FIRST, a.method
     """
-    relation = con.sql(sql, params=[*args, *limit_args, correction_text])
-    return relation.to_arrow_table()
+    return call(con, sql, [*args, *limit_args, correction_text])
 
 
 def _learned_limits(
@@ -579,15 +581,12 @@ def _learned_limits(
     )
     con = ctx.connection
     with _statistics_sql(con, views, chunked, wanted, features, params) as (sql, args):
-        rows = (
-            con.sql(
-                f"SELECT method, feature, avg(value) AS mean, stddev_pop(value) AS sd, "
-                f"count(value) AS n FROM ({sql}) GROUP BY method, feature",
-                params=args,
-            )
-            .to_arrow_table()
-            .to_pylist()
-        )
+        rows = call(
+            con,
+            f"SELECT method, feature, avg(value) AS mean, stddev_pop(value) AS sd, "
+            f"count(value) AS n FROM ({sql}) GROUP BY method, feature",
+            args,
+        ).to_pylist()
     how = f"learned: mean ± {learn_k} sd over {learn_chunks} reference chunks"
     return {
         (row["method"], row["feature"]): (

@@ -24,6 +24,7 @@ from evalstore.core.bounds import MAX_LEARN_CHUNKS, MAX_SLICE_BINS, bounded_int
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import check_model_name, quote
 from evalstore.core.layout import NUMERIC_TYPES, feature_columns, schema_prefix
+from evalstore.core.macros import call
 from evalstore.core.registry import time_range, to_timestamp
 from evalstore.core.time_limits import prediction_windows
 from evalstore.core.windows import (
@@ -521,7 +522,7 @@ def _run(
     else:
         args = [source, fits, model, *selection]
         macro = "evalstore.estimation_regression(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    return con.sql(f"SELECT * FROM {macro}", params=args).to_arrow_table()
+    return call(con, f"SELECT * FROM {macro}", args)
 
 
 def _thresholds(learned: pa.Table) -> pa.Table:
@@ -604,4 +605,4 @@ def _assemble(
         )
         if capped:
             named += f" (a seeded random sample of {MAX_ROWS} rows per version and class)"
-        return con.sql(query, params=[*params, named]).to_arrow_table()
+        return call(con, query, [*params, named])
