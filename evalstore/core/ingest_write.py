@@ -277,7 +277,7 @@ def record(con: duckdb.DuckDBPyConnection, written: Sequence[Written]) -> None:
             committed_at,
             w.source,
             w.batch_key,
-            None if w.batch_key is None else _details(w.receipt),
+            None if w.batch_key is None else receipt_details(w.receipt),
         ]
         for w in written
     ]
@@ -307,7 +307,7 @@ def record(con: duckdb.DuckDBPyConnection, written: Sequence[Written]) -> None:
         con.unregister(incoming)
 
 
-def _details(receipt: Receipt) -> str:
+def receipt_details(receipt: Receipt) -> str:
     """The part of a keyed batch's receipt ``evalstore.batches`` has no column for."""
     return json.dumps(
         {

@@ -32,7 +32,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from evalstore.core.ingest_write import (
     Written,
     fulfil_requests,
     incoming_names,
+    receipt_details,
     record,
     supersede_labels,
 )
@@ -57,6 +58,7 @@ MAGIC = b"ESJ1"
 _FRAME = struct.Struct("<4sII")  # magic, payload length, CRC-32
 _U32 = struct.Struct("<I")
 SUFFIX = ".journal"
+_US = pa.timestamp("us", "UTC")
 
 
 class JournalError(EvalstoreError):
@@ -267,20 +269,59 @@ def apply_in_transaction(con: duckdb.DuckDBPyConnection, entries: Sequence[Entry
             first, last = _id_range(rows)
             fulfil_requests(con, model, relation, first, last)
     requests = [r for entry in entries for r in entry.requests]
-    record(
-        con,
-        [
-            Written(
-                Plan(r.model, "", r.kind, env=r.env, version=r.version, dataset=r.dataset),
-                r.receipt(),
-                r.received_at,
-                r.source,
-                r.batch_key,
-            )
-            for r in requests
-        ],
-    )
+    _record(con, requests)
     return {r.model for r in requests}
+
+
+def _record(con: duckdb.DuckDBPyConnection, requests: list[Request]) -> None:
+    """One ``evalstore.batches`` row per request, all with one ``committed_at``: what
+    :func:`evalstore.core.ingest_write.record` writes for them, built column by column
+    from the requests (no receipt or plan object per request)."""
+    if len(requests) < 2:  # (record's own single-row statement)
+        record(
+            con,
+            [
+                Written(
+                    Plan(r.model, "", r.kind, env=r.env, version=r.version, dataset=r.dataset),
+                    r.receipt(),
+                    r.received_at,
+                    r.source,
+                    r.batch_key,
+                )
+                for r in requests
+            ],
+        )
+        return
+    n = len(requests)
+    committed_at = datetime.now(UTC)
+    text = pa.string()
+    columns = {
+        "batch_id": pa.array([r.batch_id for r in requests], pa.int64()),
+        "model": pa.array([r.model for r in requests], text),
+        "kind": pa.array([r.kind for r in requests], text),
+        "env": pa.array([r.env for r in requests], text),
+        "version": pa.array([r.version for r in requests], text),
+        "dataset": pa.array([r.dataset for r in requests], text),
+        "rows": pa.array([r.rows for r in requests], pa.int64()),
+        "columns_added": pa.array([[]] * n, pa.list_(text)),
+        "received_at": pa.array([r.received_at for r in requests], _US),
+        "committed_at": pa.array([committed_at] * n, _US),
+        "source": pa.array([r.source for r in requests], text),
+        "batch_key": pa.array([r.batch_key for r in requests], text),
+        "receipt": pa.array(
+            [None if r.batch_key is None else receipt_details(r.receipt()) for r in requests],
+            text,
+        ),
+    }
+    incoming = f"__evalstore_batches_{next(incoming_names)}"
+    names = ", ".join(columns)
+    con.register(incoming, pa.table(columns))
+    try:
+        con.execute(
+            f"INSERT INTO evalstore.batches ({names}) SELECT {names} FROM {quote(incoming)}"
+        )
+    finally:
+        con.unregister(incoming)
 
 
 def _insert(con: duckdb.DuckDBPyConnection, relation: str, rows: pa.Table) -> None:

@@ -31,6 +31,8 @@ from evalstore.core.ingest_group import _group_expressions
 
 #: The cache key prefix of a key column's hashes
 _KEYS = "__evalstore_hash"
+#: The cache key of the columns given to :func:`python_convert`
+_GIVEN = "__evalstore_given"
 
 # The plan's expressions and row-wise checks the Python conversion knows (anything else:
 # DuckDB converts). Identifiers are the planner's quoted plain names.
@@ -138,12 +140,21 @@ def _param(plan: Plan, name: str) -> Any:
     return plan.params[name]
 
 
-def _column(table: pa.Table, name: str, cache: dict[str, list[Any]]) -> tuple[pa.DataType, list]:
+def _column(table: pa.Table, name: str, cache: dict[str, Any]) -> tuple[pa.DataType, list]:
+    if name in cache[_GIVEN]:
+        return cache[_GIVEN][name]
     if name not in cache:
         if name not in table.column_names:
             raise _Unsupported
         cache[name] = table.column(name).to_pylist()
     return table.schema.field(name).type, cache[name]
+
+
+def _micros_column(table: pa.Table, name: str, cache: dict[str, Any]) -> list[Any]:
+    """A UTC microsecond timestamp column as integers (given ones as they are)."""
+    if name in cache[_GIVEN]:
+        return cache[_GIVEN][name][1]
+    return table.column(name).cast(pa.int64()).to_pylist()
 
 
 def _text(kind: pa.DataType, values: list[Any]) -> list[Any]:
@@ -191,7 +202,7 @@ def _converted(
         if kind == pa.string():
             return _US, [None if v is None else _micros(v) for v in values]
         if kind == _US:
-            return _US, table.column(match[1]).cast(pa.int64()).to_pylist()
+            return _US, _micros_column(table, match[1], cache)
         raise _Unsupported
     if form == "key":
         kind, values = _column(table, match[1], cache)
@@ -206,7 +217,7 @@ def _converted(
         if kind == pa.int64():
             return kind, values
         if kind == _US:
-            return _US, table.column(match[1]).cast(pa.int64()).to_pylist()
+            return _US, _micros_column(table, match[1], cache)
         raise _Unsupported
     if form == "param":
         value = _param(plan, match[1])
@@ -254,14 +265,20 @@ def _failing(plan: Plan, condition: str, out: dict[str, list[Any]]) -> list[bool
     raise _Unsupported
 
 
-def python_convert(plan: Plan, table: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray] | None:
+def python_convert(
+    plan: Plan, table: pa.Table, given: dict[str, tuple[pa.DataType, list[Any]]] | None = None
+) -> tuple[pa.Table, np.ndarray, np.ndarray] | None:
     """What :func:`sql_convert` returns for ``table`` (the group's rows with their batch
     ids and receipt times), computed in Python for the expressions and checks a small
     single-example request uses (strings, integers, doubles, ISO-8601 times, the example
     key and its hash, the predicted class of a score, the null, time-range, probability
     and class checks); None for anything else, which DuckDB converts. The writer runs
-    both on the first group of each shape and uses this one only if they agree."""
-    cache: dict[str, list[Any]] = {}
+    both on the first group of each shape and uses this one only if they agree.
+
+    ``given`` holds columns that ``table`` lacks, as Python values by name with their
+    Arrow type (a timestamp's as UTC microseconds): the writer gives the per-row batch
+    ids and receipt times that way instead of adding them to the table."""
+    cache: dict[str, Any] = {_GIVEN: given or {}}
     out: dict[str, list[Any]] = {}
     arrays = []
     try:

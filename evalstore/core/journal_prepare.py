@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -48,6 +49,7 @@ from evalstore.core.journal_convert import python_convert
 from evalstore.errors import EvalstoreError
 
 log = logging.getLogger("evalstore.server")
+_US = pa.timestamp("us", "UTC")
 
 #: Rows a call may have and still go through the journal (larger: the direct lane).
 JOURNAL_ROWS = 1_000
@@ -317,16 +319,19 @@ def _convert(
         combined = pa.concat_tables(tables).combine_chunks()
     ids = batch_ids(len(members))
     lengths = np.fromiter((t.num_rows for t in tables), dtype=np.int64, count=len(tables))
-    combined = with_ids(combined, ids, [items[i].received_at for i in members], lengths)
+    received = [items[i].received_at for i in members]
     shape = (id(plan), combined.schema)
     agrees = state.python_agrees.get(shape)
     small = combined.num_rows <= PYTHON_ROWS
-    python = python_convert(plan, combined) if small and agrees is not False else None
+    python = None
+    if small and agrees is not False:  # (the batch ids and receipt times as lists)
+        given = _given(ids, received, lengths.tolist())
+        python = python_convert(plan, combined, given)
     if python is not None and agrees:
         rows, hashes, bad = python
     else:
         try:
-            rows, hashes, bad = sql_convert(con, plan, combined)
+            rows, hashes, bad = sql_convert(con, plan, with_ids(combined, ids, received, lengths))
         except duckdb.Error:  # a value that does not convert: the direct lane names it
             prepared.direct.extend(members)
             return
@@ -426,6 +431,27 @@ def _known(keys: Any, hashes: np.ndarray) -> np.ndarray:
     if keys.recent:
         found |= np.fromiter((h in keys.recent for h in hashes.tolist()), bool, len(hashes))
     return found
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _given(
+    ids: list[int], received: list[datetime], lengths: list[int]
+) -> dict[str, tuple[pa.DataType, list[Any]]]:
+    """The per-row batch ids and receipt times (UTC microseconds) of calls of
+    ``lengths`` rows each, as :func:`python_convert` takes them (what :func:`with_ids`
+    adds to the table)."""
+    at = [
+        ((r if r.tzinfo else r.replace(tzinfo=UTC)) - _EPOCH) // _MICROSECOND for r in received
+    ]  # fmt: skip  (naive: UTC, as Arrow reads it)
+    if all(n == 1 for n in lengths):
+        return {_BATCH: (pa.int64(), list(ids)), _RECEIVED: (_US, at)}
+    return {
+        _BATCH: (pa.int64(), [i for i, n in zip(ids, lengths, strict=True) for _ in range(n)]),
+        _RECEIVED: (_US, [a for a, n in zip(at, lengths, strict=True) for _ in range(n)]),
+    }
 
 
 def with_ids(

@@ -95,6 +95,27 @@ def test_the_python_conversion_is_duckdbs(store, call):
     assert python[2].tolist() == sql[2].tolist()
 
 
+@pytest.mark.parametrize("call", range(len(CALLS)))
+def test_batch_ids_and_receipt_times_given_as_lists_convert_as_columns(store, call):
+    """The writer gives the per-row batch ids and receipt times to the conversion as
+    lists (``journal_prepare._given``) instead of table columns: the same result, for
+    calls of one row and of several."""
+    kind, options, records = CALLS[call]
+    data = body_to_data(json.dumps(records).encode(), "application/json")
+    _, plan, _ = planned(store, kind, options, data)
+    lengths = [1] * data.num_rows if data.num_rows > 1 and call % 2 else [data.num_rows]
+    ids = list(range(200, 200 + len(lengths)))
+    received = [RECEIVED.replace(second=i) for i in range(len(lengths))]
+    table = with_ids(data, ids, received, np.array(lengths))
+    given = journal_prepare._given(ids, received, lengths)
+    as_columns, as_lists = python_convert(plan, table), python_convert(plan, data, given)
+    assert as_lists is not None
+    assert as_lists[0].to_pylist() == as_columns[0].to_pylist()
+    assert as_lists[0].schema == as_columns[0].schema
+    assert as_lists[1].tolist() == as_columns[1].tolist()
+    assert as_lists[2].tolist() == as_columns[2].tolist()
+
+
 def test_the_checks_found_failing_are_the_refused_rows(store):
     python, _ = converted(store, *CALLS[0])
     assert python[2].tolist() == [False, False, False, True, True, True, True, True, False]
@@ -150,8 +171,8 @@ def test_a_shape_where_python_differs_is_converted_by_duckdb(store, monkeypatch,
     def take(n: int) -> list[int]:
         return [next(ids) for _ in range(n)]
 
-    def wrong(plan: Any, table: pa.Table) -> Any:
-        rows, hashes, bad = right(plan, table)
+    def wrong(plan: Any, table: pa.Table, given: Any = None) -> Any:
+        rows, hashes, bad = right(plan, table, given)
         return rows.set_column(0, "example_id", pa.array(["wrong"] * rows.num_rows)), hashes, bad
 
     right = journal_prepare.python_convert
