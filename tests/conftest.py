@@ -198,15 +198,17 @@ _blank: dict[str, Path] = {}
 _blank_copies = itertools.count()
 
 
-def blank_store() -> evalstore.Store:
+def blank_store(path: str | os.PathLike[str] | None = None) -> evalstore.Store:
     """A new store with no model, open for writing: what ``evalstore.open()`` gives, kept in
-    a file instead of memory.
+    a file instead of memory (or what ``evalstore.open(path)`` gives for a new ``path``).
 
-    An in-memory store installs every macro when it opens (~0.2 s of CPU); this opens a copy
-    of an empty store file made by the first call in this process (~0.03 s), for code that
-    cannot take the ``empty_store`` fixture: module helpers and hypothesis examples. The
-    copies live in a temporary directory removed at exit; a copy's file is removed as soon
-    as its store is garbage-collected. Its catalog is ``blank<N>`` (``memory`` in memory).
+    An in-memory store (or a new file) installs every macro when it opens (~0.25 s of CPU);
+    this opens a copy of an empty store file made by the first call in this process
+    (~0.03 s), for code that cannot take the ``empty_store`` fixture: module helpers and
+    hypothesis examples. Without ``path`` the copies live in a temporary directory removed
+    at exit, a copy's file removed as soon as its store is garbage-collected, and the
+    catalog is ``blank<N>`` (``memory`` in memory); with ``path`` the copy is that file
+    (catalog: its stem), the caller's to keep or remove.
     """
     if "template" not in _blank:
         directory = Path(tempfile.mkdtemp(prefix="evalstore-tests-"))
@@ -215,6 +217,8 @@ def blank_store() -> evalstore.Store:
             pass
         _blank["template"] = directory / "empty.duckdb"
     template = _blank["template"]
+    if path is not None:
+        return evalstore.open(copy_store(template, Path(path).parent, Path(path).name))
     copy = copy_store(template, template.parent, f"blank{next(_blank_copies)}.duckdb")
     store = evalstore.open(copy)
     weakref.finalize(store, _remove_store_file, copy)

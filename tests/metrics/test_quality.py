@@ -127,7 +127,7 @@ def make_rows(seed: int) -> tuple[Rows, Rows]:
 
 
 def new_store(train: Rows, serving: Rows, path=None) -> evalstore.Store:
-    store = evalstore.open(path)
+    store = blank_store(path)
     store.register_model("qm", "v1", "binary", classes=[0, 1])
     store.log_features("qm", train.table(), env="training", dataset="train_a")
     store.log_features("qm", serving.table())
@@ -318,7 +318,7 @@ def test_quality_empty_window_means_no_row_of_any_feature():
     """A window is empty (every feature listed with rows = 0) only when no feature, numeric
     or categorical, has a row there: one kind's rows keep the other kind out of it, with
     or without since/until (the outputs score and prediction come from the predictions)."""
-    with evalstore.open(":memory:") as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary")
         store.log_features("m", pa.table({"example_id": ["t"], "x": [0.5], "ts": [T0 - 9 * DAY]}),
                            env="training")  # fmt: skip

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import evalstore
 from evalstore.monitors import fingerprints, history_params, history_windows
+from tests.conftest import blank_store
 from tests.monitors.test_history_equivalence import same
 
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
@@ -70,7 +71,7 @@ def build(store: evalstore.Store) -> None:
 
 @pytest.fixture
 def store():
-    with evalstore.open(":memory:") as store:
+    with blank_store() as store:
         build(store)
         yield store
 
@@ -152,7 +153,7 @@ steps = st.lists(
 @given(data=st.data(), ops=steps, seed=st.integers(0, 999))
 def test_persisted_equals_fresh_when_labels_come_with_their_day(family, data, ops, seed):
     arguments = data.draw(st.sampled_from(CALLS[family]), label="arguments")
-    with evalstore.open(":memory:") as store:
+    with blank_store() as store:
         build(store)
         replay(store, getattr(store, family), arguments, ops, np.random.default_rng(seed))
 
@@ -198,7 +199,7 @@ def replay(
 def test_quality_feature_moved_to_a_day_without_predictions():
     """Found by the property above: the refresh recomputes days 1-3 with since/until, and
     until= made the outputs' macro list day 3 as empty (rows = 0) though x has rows there."""
-    with evalstore.open(":memory:") as store:
+    with blank_store() as store:
         build(store)
         store.quality("m", persist=True)
         features(store, ["d2_1", "d1_3"], 3, on_conflict="replace")  # into day 3: no predictions

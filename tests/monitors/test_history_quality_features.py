@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import evalstore
+from tests.conftest import blank_store
 
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -79,7 +80,7 @@ subsets = st.sampled_from(
 def test_some_features_equal_those_rows_of_every_feature(days, features, cats, where, seed):
     if not cats:
         features = [f for f in features if f not in CATEGORICAL] or ["x"]
-    with evalstore.open(":memory:") as store:
+    with blank_store() as store:
         build(store, seed, days, cats)
         whole = store.quality("m", where=where)
         some = store.quality("m", features=features, where=where)

@@ -14,6 +14,7 @@ import pytest
 import evalstore
 from evalstore.monitors import fingerprints
 from evalstore.monitors.history_touched import KEYS, PREDICTIONS, TouchedPredictions
+from tests.conftest import blank_store
 
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 
@@ -51,7 +52,7 @@ def full_join(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, bool]]:
 
 
 def store_with_two_days(path) -> evalstore.Store:
-    store = evalstore.open(path)
+    store = blank_store(path)
     store.register_model("m", "v1", "binary")
     predict(store, ["a", "b", "c", "d"], 0)
     label(store, ["a", "b"], [1, 0], 0)

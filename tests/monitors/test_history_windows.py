@@ -13,6 +13,7 @@ import pytest
 
 import evalstore
 from evalstore.monitors import fingerprints
+from tests.conftest import blank_store
 
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 
@@ -48,7 +49,7 @@ def scans(monkeypatch) -> list[Any]:
      ("quality", {})],
 )  # fmt: skip
 def test_counts_follow_new_batches_and_rescan_after_a_removal(scans, family, arguments):
-    with evalstore.open(":memory:") as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary")
         rng = np.random.default_rng(0)
         training = pa.table(
@@ -90,7 +91,7 @@ def test_counts_follow_new_batches_and_rescan_after_a_removal(scans, family, arg
 def test_reference_labels_part_follows_labels_of_reference_examples():
     """The stored reference fingerprint keeps its labels part while no later batch labels
     a reference example, and counts the labels of those that get one."""
-    with evalstore.open(":memory:") as store:
+    with blank_store() as store:
         store.register_model("m", "v1", "binary")
         rng = np.random.default_rng(1)
         training = pa.table(
