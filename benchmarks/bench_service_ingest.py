@@ -39,6 +39,7 @@ single-example request, statement by statement, in-process (:func:`breakdown`).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import io
 import json
@@ -528,17 +529,21 @@ def breakdown(repeat: int = 200) -> list[tuple[str, float, float]]:
 
 def journal_breakdown(repeat: int = 100) -> list[tuple[str, float, float]]:
     """Median wall and CPU milliseconds of the journaled writer's steps for a group of one
-    and a group of 16 single-example predictions requests, and of the applier's apply of
-    100 such requests in one transaction (per request), in-process on a store file."""
+    and a group of 16 single-example predictions requests (and, for 16, the writer's
+    decoding of a front's message holding them), and of the applier's apply of 160 such
+    requests in one transaction (per request), in-process on a store file."""
     import evalstore
     from evalstore.core.ingest_call import LogCall
     from evalstore.core.ingest_group import Item
     from evalstore.core.journal import Entry, JournalFile, apply
     from evalstore.core.journal_prepare import WriterState, prepare_group
     from server.formats import body_to_data
+    from server.front_link import HEADER, decode_group, encode_group
+    from server.group_commit import LoopWaiter, answer
     from server.ingest_body import Body
 
     steps: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    loop = asyncio.new_event_loop()
 
     def timed(name: str, call: Any) -> Any:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -560,6 +565,8 @@ def journal_breakdown(repeat: int = 100) -> list[tuple[str, float, float]]:
         journal = JournalFile(Path(workdir) / "j.duckdb.journal")
         entries: list[Entry] = []
         n = 0
+        # one call object for a model, kind and query string, as the fast path makes them
+        call = LogCall("predictions", "svc", {"version": "v1"}, store.limits.time_range)
         for size in (1, 16):
             for i in range(repeat + 10):
                 items = []
@@ -568,7 +575,13 @@ def journal_breakdown(repeat: int = 100) -> list[tuple[str, float, float]]:
                     data = body_to_data(
                         Body.of(body("predictions", f"j{n}", n)), "application/json"
                     )
-                    items.append(Item(LogCall("predictions", "svc", {"version": "v1"}), data, "b"))
+                    items.append(Item(call, data, "b"))
+                if size > 1:  # what the writer's link thread does with a front's message
+                    message = bytes(encode_group(list(enumerate(items))))[HEADER.size :]
+                    timed(
+                        f"--http-workers: decode a front's message ({size})",
+                        lambda m=message: decode_group(m, store.limits.time_range),
+                    )
                 prepared = timed(
                     f"validate: plan (cached), convert + check (Python), ids ({size})",
                     lambda items=items: prepare_group(
@@ -580,11 +593,20 @@ def journal_breakdown(repeat: int = 100) -> list[tuple[str, float, float]]:
                 entry = Entry(len(entries) + 1, requests, prepared.segments)
                 data = timed(f"encode the journal record ({size})", entry.encode)
                 timed(f"append + fdatasync ({size})", lambda data=data: journal.append([data]))
+                loop_waiters = [LoopWaiter(loop) for _ in requests]
+                timed(
+                    f"answer the requests (one event-loop wake-up) ({size})",
+                    lambda w=loop_waiters, r=requests: answer(
+                        [(waiter, q.receipt()) for waiter, q in zip(w, r, strict=True)]
+                    ),
+                )  # fmt: skip
                 entries.append(entry)
                 if i < 10:
                     for name in [k for k in steps if k.endswith(f"({size})")]:
                         steps[name].pop()
         journal.close()
+        loop.run_until_complete(asyncio.sleep(0))  # (the answers' callbacks)
+        loop.close()
         apply(store.connection, entries[: repeat + 10])  # the groups of one
         sixteens = entries[repeat + 10 :]
         for k in range(0, len(sixteens) - 9, 10):  # 10 groups of 16 per transaction

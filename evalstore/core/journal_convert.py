@@ -62,6 +62,8 @@ _M64 = (1 << 64) - 1
 _MURMUR = np.uint64(0xD6E8FEB86659FD93)
 _TOP = np.uint64(1 << 63)
 _SHIFT = np.uint64(32)
+#: Keys from which :func:`example_keys` hashes with NumPy
+_NUMPY_HASHES = 16
 
 
 class _Unsupported(Exception):
@@ -125,13 +127,19 @@ def example_keys(example_ids: list[str]) -> tuple[list[str], list[int]]:
     """:func:`example_key` of each of ``example_ids``: the keys as text and their
     hashes, the hashes computed with NumPy for all at once."""
     digests = [hashlib.md5(v.encode()).digest() for v in example_ids]
-    halves = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2).astype(np.uint64)
-    hashes = _murmurs(halves[:, 0]) ^ _murmurs(halves[:, 1] ^ _TOP)
+    if len(digests) < _NUMPY_HASHES:  # (NumPy's fixed cost is more than a few in Python)
+        hashes = []
+        for digest in digests:
+            value = int.from_bytes(digest, "little")
+            hashes.append(_murmur(value & _M64) ^ _murmur((value >> 64) ^ (1 << 63)))
+    else:
+        halves = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2).astype(np.uint64)
+        hashes = (_murmurs(halves[:, 0]) ^ _murmurs(halves[:, 1] ^ _TOP)).tolist()
     texts = []
     for digest in digests:
         t = digest[::-1].hex()
         texts.append(f"{t[:8]}-{t[8:12]}-{t[12:16]}-{t[16:20]}-{t[20:]}")
-    return texts, hashes.tolist()
+    return texts, hashes
 
 
 def _param(plan: Plan, name: str) -> Any:
@@ -265,6 +273,25 @@ def _failing(plan: Plan, condition: str, out: dict[str, list[Any]]) -> list[bool
     raise _Unsupported
 
 
+#: plan id -> (the plan, its (column, group expression) pairs, its row-wise conditions)
+_PROGRAMS: dict[int, tuple[Plan, list[tuple[str, str]], list[str]]] = {}
+
+
+def _program(plan: Plan) -> tuple[list[tuple[str, str]], list[str]]:
+    """``plan``'s columns with their group expressions and its row-wise conditions, as
+    :func:`python_convert` reads them (remembered per plan: the writer keeps its plans)."""
+    known = _PROGRAMS.get(id(plan))
+    if known is not None and known[0] is plan:
+        return known[1], known[2]
+    expressions = list(zip(plan.columns, _group_expressions(plan), strict=True))
+    conditions = [check.where.format(table="", this="true", others="false")
+                  for check in plan.checks if check.where]  # fmt: skip
+    if len(_PROGRAMS) >= 1_024:
+        _PROGRAMS.clear()
+    _PROGRAMS[id(plan)] = (plan, expressions, conditions)
+    return expressions, conditions
+
+
 def python_convert(
     plan: Plan, table: pa.Table, given: dict[str, tuple[pa.DataType, list[Any]]] | None = None
 ) -> tuple[pa.Table, np.ndarray, np.ndarray] | None:
@@ -281,8 +308,9 @@ def python_convert(
     cache: dict[str, Any] = {_GIVEN: given or {}}
     out: dict[str, list[Any]] = {}
     arrays = []
+    expressions, conditions = _program(plan)
     try:
-        for column, expression in zip(plan.columns, _group_expressions(plan), strict=True):
+        for column, expression in expressions:
             kind, values = _converted(plan, table, column, expression, cache)
             out[column] = values
             arrays.append(pa.array(values, kind))
@@ -290,10 +318,8 @@ def python_convert(
         if hashes is None:
             raise _Unsupported
         bad = [False] * table.num_rows
-        for check in plan.checks:
-            if check.where:
-                condition = check.where.format(table="", this="true", others="false")
-                bad = [a or b for a, b in zip(bad, _failing(plan, condition, out), strict=True)]
+        for condition in conditions:
+            bad = [a or b for a, b in zip(bad, _failing(plan, condition, out), strict=True)]
     except (_Unsupported, UnicodeError, pa.ArrowException, OverflowError):
         return None
     rows = pa.Table.from_arrays(arrays, names=plan.columns)

@@ -100,6 +100,9 @@ class WriterState:
         self._stale: set[tuple[str, str]] | None = set()
         #: plan and the Arrow schema it was planned for, by call and schema
         self._plans: dict[tuple[Any, ...], tuple[Plan, pa.Schema]] = {}
+        #: the last call planned, its schema and plan (the call object kept: compared by
+        #: identity, the fast path and the front link give a call's requests one object)
+        self.last_plan: tuple[LogCall, pa.Schema, Plan] | None = None
         #: per (plan, Arrow schema): whether the conversion in Python gave the SQL's
         #: result when both were run (the first group of that shape)
         self.python_agrees: dict[tuple[int, pa.Schema], bool] = {}
@@ -120,6 +123,7 @@ class WriterState:
 
     def forget_plans(self) -> None:
         self._plans.clear()
+        self.last_plan = None
         self.python_agrees.clear()
 
     def written_directly(self) -> None:
@@ -228,7 +232,7 @@ def _plan(
     same schema object (the caller groups by it)."""
     lookups: Lookups | None = None
     plans: dict[int, tuple[Plan, pa.Schema]] = {}
-    last: tuple[LogCall, pa.Schema, Plan] | None = None
+    last = state.last_plan  # (the last group's last call: a service sends one kind)
     for index, item in enumerate(items):
         call = item.call
         schema = item.data.schema
@@ -250,6 +254,7 @@ def _plan(
             continue
         plans[index] = (plan, schema)
         last = (call, schema, plan)
+    state.last_plan = last
     return plans
 
 
