@@ -10,7 +10,7 @@ categorical ``c``; both versions score every serving row, every serving row is l
 an hour later, and 50 training examples are served again (skew). On it, each family's
 call (defaults but the window, ``1 day``) is timed four ways, CPU seconds of this
 process (DuckDB's threads included) per call, the median of ``--repeat`` rounds of
-``--calls`` calls:
+``--calls`` calls, the four taking turns within a round:
 
 ``store``
     the call as a user makes it (``store.performance("m", window="1 day")``, ...);
@@ -156,16 +156,36 @@ def baselines(store: evalstore.Store) -> dict[str, Callable[[], object]]:
     return {"performance": performance, "drift (ks, x)": drift, "summary_stats": summary}
 
 
-def cpu_per_call(function: Callable[[], object], calls: int, repeat: int) -> float:
-    """The median over ``repeat`` rounds of the CPU seconds per call of ``calls`` calls."""
-    function()  # warm: imports, first-call caches
-    rounds = []
+def cpu_per_call(
+    variants: dict[str, Callable[[], object]], calls: int, repeat: int
+) -> dict[str, float]:
+    """Per variant, the median over ``repeat`` rounds of the CPU seconds per call of
+    ``calls`` calls; the variants take turns within each round, so a change in the
+    machine's load falls on all of them alike."""
+    for function in variants.values():
+        function()  # warm: imports, first-call caches
+    rounds: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeat):
-        start = time.process_time()
-        for _ in range(calls):
-            function()
-        rounds.append((time.process_time() - start) / calls)
-    return statistics.median(rounds)
+        for name, function in variants.items():
+            start = time.process_time()
+            for _ in range(calls):
+                function()
+            rounds[name].append((time.process_time() - start) / calls)
+    return {name: statistics.median(times) for name, times in rounds.items()}
+
+
+def binding_twice(function: Callable[[], object]) -> Callable[[], object]:
+    """``function`` run with :func:`evalstore.core.macros.call` falling back to
+    ``con.sql(...).to_arrow_table()`` (every statement bound twice, as before it)."""
+
+    def run() -> object:
+        submit, macros._submit = macros._submit, None
+        try:
+            return function()
+        finally:
+            macros._submit = submit
+
+    return run
 
 
 def main_statement(
@@ -225,22 +245,17 @@ def main() -> None:
             for name, function in family_calls(store).items():
                 if args.only and name.split(" ")[0] not in args.only and name not in args.only:
                     continue
-                now = cpu_per_call(function, args.calls, args.repeat)
-                submit, macros._submit = macros._submit, None
-                try:
-                    twice = cpu_per_call(function, args.calls, args.repeat)
-                finally:
-                    macros._submit = submit
+                variants = {"store": function, "twice": binding_twice(function)}
                 statement = main_statement(con, function)
-                sql = None
                 if statement is not None:
-                    replay = functools.partial(macros.call, con, *statement)
-                    sql = cpu_per_call(replay, args.calls, args.repeat)
-                baseline = None
+                    variants["sql"] = functools.partial(macros.call, con, *statement)
                 if name in numpy_side:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")  # sklearn on one-class cells
-                        baseline = cpu_per_call(numpy_side[name], args.calls, args.repeat)
+                    variants["numpy"] = numpy_side[name]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # scikit-learn on one-class cells
+                    got = cpu_per_call(variants, args.calls, args.repeat)
+                now, twice = got["store"], got["twice"]
+                sql, baseline = got.get("sql"), got.get("numpy")
                 saved = f"{(twice - now) / twice:.0%}"
                 rows.append(
                     [name, ms(now), ms(twice), saved, ms(sql), ms(baseline),
