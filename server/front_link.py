@@ -180,17 +180,51 @@ def _framed(value: Any) -> memoryview:
     return framed
 
 
-def _read_exactly(sock: socket.socket, n: int) -> bytearray | None:
-    """``n`` bytes from ``sock``; None at end of stream."""
-    buffer = bytearray(n)
-    view = memoryview(buffer)
+def _fill(sock: socket.socket, view: memoryview) -> bool:
+    """Fill ``view`` from ``sock``; False at end of stream."""
     got = 0
-    while got < n:
+    while got < len(view):
         count = sock.recv_into(view[got:])
         if count == 0:
-            return None
+            return False
         got += count
-    return buffer
+    return True
+
+
+#: Bytes a link reader asks the socket for at a time: a front's messages of small
+#: requests (a few hundred bytes each) arrive several to a read, with their headers.
+READ_CHUNK = 256 * 1024
+
+
+class _Frames:
+    """The messages of a socket, read a chunk at a time: one ``recv`` (and one return
+    of the interpreter lock) brings whatever messages the front has sent, instead of
+    two reads a message. A message larger than what is buffered is read into its own
+    buffer (an Arrow batch is not copied again)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+
+    def next(self) -> bytearray | None:
+        """The next message's payload; None at end of stream."""
+        buffer = self.buffer
+        while len(buffer) < HEADER.size:
+            chunk = self.sock.recv(READ_CHUNK)
+            if not chunk:
+                return None
+            buffer += chunk
+        (size,) = HEADER.unpack_from(buffer)
+        end = HEADER.size + size
+        if len(buffer) >= end:
+            payload = buffer[HEADER.size : end]
+            del buffer[:end]
+            return payload
+        payload = bytearray(size)
+        have = len(buffer) - HEADER.size
+        payload[:have] = memoryview(buffer)[HEADER.size :]
+        buffer.clear()
+        return payload if _fill(self.sock, memoryview(payload)[have:]) else None
 
 
 # ---------------------------------------------------------------------- the writer's end
@@ -276,11 +310,9 @@ class _Connection:
         name_os_thread("es-link-in")
         committer = self.server.committer
         try:
+            frames = _Frames(self.sock)
             while True:
-                header = _read_exactly(self.sock, HEADER.size)
-                if header is None:
-                    break
-                payload = _read_exactly(self.sock, HEADER.unpack(header)[0])
+                payload = frames.next()
                 if payload is None:
                     break
                 entries = decode_group(payload, self.server.time_range)

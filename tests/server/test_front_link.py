@@ -195,3 +195,34 @@ def test_fronts_refuse_an_address_in_use_even_by_so_reuseport_sockets():
         port = taken.getsockname()[1]
         with pytest.raises(E.InvalidParameterError, match=f"cannot listen on 127.0.0.1:{port}"):
             Fronts(2, "127.0.0.1", port, {})
+
+
+def test_the_writer_reads_messages_however_the_socket_cuts_them():
+    """Several messages in one read, a header cut in two, a message larger than the read
+    chunk: each comes out whole, in order, then None at the end of the stream."""
+    import threading
+
+    from server.front_link import READ_CHUNK, _Frames
+
+    payloads = [b"a" * 10, b"", b"b" * 300, b"c" * (READ_CHUNK * 2 + 17), b"d" * 5]
+    stream = b"".join(len(p).to_bytes(4, "big") + p for p in payloads)
+    left, right = socket.socketpair()
+
+    def send() -> None:  # (in pieces: 3 bytes end inside the first header)
+        start = 0
+        for cut in (3, 5, 400, READ_CHUNK, len(stream)):
+            left.sendall(stream[start:cut])
+            start = cut
+        left.shutdown(socket.SHUT_WR)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        frames = _Frames(right)
+        got = [frames.next() for _ in payloads]
+        assert [bytes(g) for g in got] == payloads
+        assert frames.next() is None
+    finally:
+        sender.join()
+        left.close()
+        right.close()
