@@ -127,9 +127,20 @@ def _interval_us(args: list[exp.Expression]) -> exp.Expression:
     return _width(args[0])
 
 
+#: DuckDB's ``epoch(ts)``: the microseconds as a double divided by 1e6 in doubles (Spark
+#: would divide a decimal: another rounding).
+_EPOCH = "CAST(unix_micros({t}) AS DOUBLE) / CAST(1000000 AS DOUBLE)"
+
+
 def _hours_between(args: list[exp.Expression]) -> exp.Expression:
+    """``evalstore.hours_between(t0, t1)``, its macro's doubles:
+    ``(epoch(t1) - epoch(t0)) / 3600.0``."""
     t0, t1 = args
-    return _spark("(unix_micros(b) - unix_micros(a)) / 3600000000.0", a=t0, b=t1)
+    return _spark(
+        f"({_EPOCH.format(t='b')} - {_EPOCH.format(t='a')}) / CAST(3600 AS DOUBLE)",
+        a=t0,
+        b=t1,
+    )
 
 
 def _quantile_edges(args: list[exp.Expression]) -> exp.Expression:
@@ -266,7 +277,7 @@ def _functions(tree: exp.Expression) -> exp.Expression:
     for node in list(tree.find_all(exp.Length)):
         node.replace(_spark("size(l)", l=node.this))
     for node in list(tree.find_all(exp.TimeToUnix)):
-        node.replace(_spark("unix_micros(t) / 1000000.0", t=node.this))
+        node.replace(_spark(_EPOCH.format(t="t"), t=node.this))
     return tree
 
 

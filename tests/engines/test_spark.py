@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from sqlglot import exp
 
 import evalstore
 from evalstore.errors import InvalidParameterError, UnknownModelError
@@ -241,3 +242,33 @@ def test_quantile_over_a_join_is_refused() -> None:
 
     with pytest.raises(InvalidParameterError, match=r"quantile_cont has a Spark rewrite only"):
         from_duckdb("SELECT quantile_cont(a.x, 0.5) FROM a JOIN b ON a.k = b.k")
+
+
+def test_time_arithmetic_is_duckdbs_to_the_bit(spark: Any, lake_store: evalstore.Store) -> None:
+    """``epoch`` and ``evalstore.hours_between`` on Spark give the store's doubles bit for
+    bit, and so ``evalstore.add_hours`` of the label delay gives its microseconds (a
+    decimal division on Spark once put ``labels_due`` 1 us off at 10M rows)."""
+    import numpy as np
+
+    from evalstore.engines.spark_sql import SPARK_HELPERS, from_duckdb
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(1_600_000_000_000_000, 1_800_000_000_000_000, 3000)
+    b = a + rng.integers(0, 200 * 3_600_000_000, 3000)
+    rows = [(int(x), int(y)) for x, y in zip(a, b, strict=True)]
+    spark.createDataFrame(rows, "a BIGINT, b BIGINT").createOrReplaceTempView("stamps")
+    hours = SPARK_HELPERS["hours_between"]([exp.column("ta"), exp.column("tb")]).sql("spark")
+    epoch = from_duckdb("SELECT epoch(ta) FROM x").split(" FROM ")[0].removeprefix("SELECT ")
+    got = spark.sql(
+        f"SELECT a, {epoch} AS e, {hours} AS h FROM (SELECT a, timestamp_micros(a) AS ta, "
+        "timestamp_micros(b) AS tb FROM stamps) ORDER BY a"
+    ).collect()
+    want = lake_store.sql(
+        "SELECT a, epoch(make_timestamp(a)) AS e, "
+        "evalstore.hours_between(make_timestamp(a), make_timestamp(b)) AS h "
+        "FROM (SELECT unnest(?::BIGINT[]) AS a, unnest(?::BIGINT[]) AS b) ORDER BY a",
+        [a.tolist(), b.tolist()],
+    ).to_pylist()
+    assert [(r["a"], r["e"].hex(), r["h"].hex()) for r in got] == [
+        (r["a"], r["e"].hex(), r["h"].hex()) for r in want
+    ]
