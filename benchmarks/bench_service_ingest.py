@@ -630,6 +630,22 @@ def journal_breakdown(repeat: int = 100) -> list[tuple[str, float, float]]:
 # ---------------------------------------------------------------------- main
 
 
+def print_threads(runs: list[dict[str, Any]], names: list[str]) -> None:
+    """The table of the server process's CPU per request by thread."""
+    print()
+    print("The writer process's CPU per request by thread (ms; /proc/<pid>/task/*/stat;")
+    print("with HTTP workers the fronts' is not in it)")
+    print()
+    rows = [
+        [f"{r['kind']}, {r['clients']} clients, {r['mode']}",
+         *(f"{r['threads_ms'].get(name, 0.0):.3f}" for name in names),
+         f"{sum(r['threads_ms'].values()):.3f}", f"{r['load']:.1f}"]
+        for run in runs
+        for r in run["requests"]
+    ]  # fmt: skip
+    print("\n".join(table(["case", *names, "writer process", "load avg"], rows)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -721,18 +737,8 @@ def main() -> None:
     ]
     print("\n".join(table(header, rows)))
     names = sorted({name for run in runs for r in run["requests"] for name in r["threads_ms"]})
-    print()
-    print("The writer process's CPU per request by thread (ms; /proc/<pid>/task/*/stat;")
-    print("with HTTP workers the fronts' is not in it)")
-    print()
-    rows = [
-        [f"{r['kind']}, {r['clients']} clients, {r['mode']}",
-         *(f"{r['threads_ms'].get(name, 0.0):.3f}" for name in names),
-         f"{sum(r['threads_ms'].values()):.3f}", f"{r['load']:.1f}"]
-        for run in runs
-        for r in run["requests"]
-    ]  # fmt: skip
-    print("\n".join(table(["case", *names, "writer process", "load avg"], rows)))
+    if names:
+        print_threads(runs, names)
     if args.arrow_rows:
         print()
         print(f"Arrow IPC batches of predictions, 4 clients back to back, {args.seconds:g} s")
