@@ -73,7 +73,10 @@ from evalstore.metrics.specs import DRIFT_METHODS
 BINNED_METHODS = frozenset(name for name, spec in DRIFT_METHODS.items() if spec.binned)
 #: Methods computed from the pooled midranks (:func:`rank_statistics`).
 RANK_METHODS = frozenset({"mann_whitney", "cramer_von_mises"})
-__all__ = ["ROWS_SQL", "STATS_SCHEMA", "Cell", "register", "rows_args", "source", "statistics"]
+__all__ = [
+    "ROWS_SQL", "STATS_SCHEMA", "UNBINNED_ROWS_SQL", "Cell", "register", "rows_args", "source",
+    "statistics",
+]  # fmt: skip
 _names = itertools.count()
 
 STATS_SCHEMA = pa.schema(
@@ -180,10 +183,25 @@ ROWS_SQL = """
 """
 
 
-def rows_args(params: Mapping[str, Any]) -> list[Any]:
-    """The arguments of :data:`ROWS_SQL`, in order, from ``drift``'s variant parameters."""
+#: :data:`ROWS_SQL` for a call without a binned method, where no cell has bin counts and
+#: every ``scores`` is NULL: the same rows without evalstore.binned_scores, whose expanded
+#: lambdas cost DuckDB's binder and optimizer ~15 ms a call whether or not a row needs
+#: them (~20% of a drift call over a few hundred rows; benchmarks/bench_call_overhead.py).
+#: Its parameters are :func:`rows_args` with ``binned=False``.
+UNBINNED_ROWS_SQL = """
+    WITH binned AS (
+        SELECT *, CAST(NULL AS STRUCT(psi DOUBLE, kl DOUBLE, js DOUBLE, hellinger DOUBLE,
+                                      d1 DOUBLE)) AS scores
+        FROM {stats}
+    ),""" + ROWS_SQL[ROWS_SQL.index("\n    methods AS (") :]
+
+
+def rows_args(params: Mapping[str, Any], binned: bool = True) -> list[Any]:
+    """The arguments of :data:`ROWS_SQL` (``binned``) or :data:`UNBINNED_ROWS_SQL`, in
+    order, from ``drift``'s variant parameters."""
     scoring = [params["zero_bins"], params["epsilon"], params["log_base"], params["js"]]
-    return [*scoring, params["binning"], params["bins"], params["pooled"], *scoring]
+    binning = scoring if binned else []
+    return [*binning, params["binning"], params["bins"], params["pooled"], *scoring]
 
 
 def statistics(

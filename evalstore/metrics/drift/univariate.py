@@ -420,13 +420,15 @@ def _statistics_sql(
             stats, category = numeric_drift.statistics(
                 con, views.numeric, selection, numeric, features, params, categorical_rows
             )
+            # without a binned method no cell has bin counts: the SQL that scores them is left out
+            binned = bool(numeric_drift.BINNED_METHODS & set(numeric))
+            rows = numeric_drift.ROWS_SQL if binned else numeric_drift.UNBINNED_ROWS_SQL
             parts.append(
-                "SELECT *, 'numeric' AS kind FROM ("
-                + numeric_drift.ROWS_SQL.format(stats=register(stats))
-                + ") WHERE list_contains(?, method) "
+                f"SELECT *, 'numeric' AS kind FROM ({rows.format(stats=register(stats))}) "
+                "WHERE list_contains(?, method) "
                 "AND (method <> 'wasserstein' OR starts_with(variant, ?))"
             )
-            args += [*numeric_drift.rows_args(params), numeric, params["wasserstein"] + ":"]
+            args += [*numeric_drift.rows_args(params, binned), numeric, params["wasserstein"] + ":"]
         else:
             category = categorical_rows()
         if category is not None:
