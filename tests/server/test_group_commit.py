@@ -3,6 +3,8 @@ together, each validated alone; the ``Idempotency-Key`` header."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -228,3 +230,48 @@ def test_close_writes_every_queued_request_then_refuses(served):
         committer.enqueue(Item(call, pa.table({"example_id": ["late"], "score": [0.5]}), "t"))
     assert refused.value.status == 503
     assert served.sql("SELECT count(*) AS n FROM fraud.predictions").to_pylist() == [{"n": 4}]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="OS thread names: Linux")
+def test_the_writer_thread_is_named_for_per_thread_cpu_figures(served):
+    committer = GroupCommitter(served)
+    committer.start()
+    try:
+        call = LogCall("predictions", "fraud", {"version": "v1"})
+        committer.enqueue(Item(call, pa.table({"example_id": ["n1"], "score": [0.5]}), "t"))
+        tid = committer._thread.native_id
+        with open(f"/proc/self/task/{tid}/comm") as comm:
+            assert comm.read().strip() == "es-writer"
+    finally:
+        committer.close()
+
+
+def test_submit_answers_on_the_loop_and_a_cancelled_request_is_left_alone(served):
+    """``submit`` waits on a light waiter answered from the writer thread through the
+    event loop; a request whose caller went away (cancelled) is still written, and its
+    answer is dropped without error."""
+    committer = GroupCommitter(served)
+    call = LogCall("predictions", "fraud", {"version": "v1"})
+
+    def item(example: str) -> Item:
+        return Item(call, pa.table({"example_id": [example], "score": [0.5]}), "t")
+
+    async def run() -> Any:
+        with served._lock:  # (the writer waits: both are queued before it writes)
+            kept = asyncio.ensure_future(committer.submit(item("c1")))
+            gone = asyncio.ensure_future(committer.submit(item("c2")))
+            await asyncio.sleep(0.05)
+            gone.cancel()
+        receipt = await asyncio.wait_for(kept, WAIT)
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        return receipt
+
+    try:
+        receipt = asyncio.run(run())
+    finally:
+        committer.close()
+    assert (receipt.model, receipt.kind, receipt.rows) == ("fraud", "predictions", 1)
+    assert served.sql(
+        "SELECT count(*) AS n FROM fraud.predictions WHERE example_id IN ('c1', 'c2')"
+    ).to_pylist() == [{"n": 2}]
