@@ -371,7 +371,7 @@ def _convert(
     all_hashes = hashes.tolist()
     refused_rows = refused.tolist()
     accepted: list[tuple[int, int, int, int]] = []  # (n, index, lo, hi)
-    if len(all_hashes) == len(members):  # one row a call: a service's requests
+    if bool((lengths == 1).all()):  # one row a call: a service's requests
         for n, index in enumerate(members):
             mine = all_hashes[n]
             if refused_rows[n] or (track and mine in journaled):

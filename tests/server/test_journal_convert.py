@@ -597,3 +597,30 @@ def test_hostile_requests_get_the_group_commits_answers_over_http(store_template
     assert results[True][0][1][1]["error"] == "invalid_arrow"
     assert "text columns must hold UTF-8" in results[True][0][1][1]["detail"]
     assert results[True][0][4][1]["columns_added"] == []  # (the first added the column)
+
+
+def test_calls_of_no_rows_and_of_several_rows_keep_their_own_rows_in_a_group(store):
+    """A group whose calls have 0, 2 and 1 rows (as many rows as calls, but not one a
+    call): each accepted call is journaled with its own rows, and a call repeating an id
+    journaled earlier in the group goes to the direct lane alone."""
+    con = store.connection.cursor()
+    con.execute("SET TimeZone = 'UTC'")
+    call = LogCall("predictions", "fraud", {"version": "v1"})
+    schema = pa.schema([("example_id", pa.string()), ("score", pa.float64())])
+
+    def item(ids: list[str]) -> Item:
+        return Item(call, pa.table({"example_id": ids, "score": [0.5] * len(ids)}, schema), "t")
+
+    ids = iter(range(500, 600))
+    group = [item([]), item(["z1", "z2"]), item(["z3"]), item(["z2"])]
+    prepared = prepare_group(
+        con, group, WriterState(), batch_ids=lambda n: [next(ids) for _ in range(n)],
+        pending_keys=lambda *_: None,
+    )  # fmt: skip
+    assert prepared.direct == [3]
+    assert {i: r.rows for i, r in prepared.accepted.items()} == {0: 0, 1: 2, 2: 1}
+    (segment,) = prepared.segments
+    by_batch = {r.batch_id: i for i, r in prepared.accepted.items()}
+    rows = segment.rows.to_pylist()
+    assert [(by_batch[r["batch_id"]], r["example_id"]) for r in rows] == [
+        (1, "z1"), (1, "z2"), (2, "z3")]  # fmt: skip
