@@ -127,9 +127,15 @@ def _interval_us(args: list[exp.Expression]) -> exp.Expression:
     return _width(args[0])
 
 
-#: DuckDB's ``epoch(ts)``: the microseconds as a double divided by 1e6 in doubles (Spark
-#: would divide a decimal: another rounding).
-_EPOCH = "CAST(unix_micros({t}) AS DOUBLE) / CAST(1000000 AS DOUBLE)"
+#: DuckDB's ``epoch(ts)`` of a TIMESTAMPTZ (every ``ts`` of the store), as its ICU
+#: extension computes it in doubles: whole milliseconds (floored) / 1000 plus the
+#: remaining microseconds / 1e6. Not ``micros / 1e6`` (DuckDB's TIMESTAMP without time
+#: zone), which differs in the last bit for about one value in four.
+_EPOCH = (
+    "(CAST((unix_micros({t}) - pmod(unix_micros({t}), 1000)) DIV 1000 AS DOUBLE) "
+    "/ CAST(1000 AS DOUBLE) + CAST(pmod(unix_micros({t}), 1000) AS DOUBLE) "
+    "/ CAST(1000000 AS DOUBLE))"
+)
 
 
 def _hours_between(args: list[exp.Expression]) -> exp.Expression:

@@ -245,15 +245,16 @@ def test_quantile_over_a_join_is_refused() -> None:
 
 
 def test_time_arithmetic_is_duckdbs_to_the_bit(spark: Any, lake_store: evalstore.Store) -> None:
-    """``epoch`` and ``evalstore.hours_between`` on Spark give the store's doubles bit for
-    bit, and so ``evalstore.add_hours`` of the label delay gives its microseconds (a
-    decimal division on Spark once put ``labels_due`` 1 us off at 10M rows)."""
+    """``epoch`` and ``evalstore.hours_between`` of TIMESTAMPTZ values (before and after
+    1970) on Spark give the store's doubles bit for bit, and so ``evalstore.add_hours`` of
+    the label delay gives its microseconds (``micros / 1e6`` on Spark put ``labels_due``
+    1 us off at 10M rows: DuckDB's ICU epoch is milliseconds / 1000 + microseconds / 1e6)."""
     import numpy as np
 
     from evalstore.engines.spark_sql import SPARK_HELPERS, from_duckdb
 
     rng = np.random.default_rng(3)
-    a = rng.integers(1_600_000_000_000_000, 1_800_000_000_000_000, 3000)
+    a = rng.integers(-2_000_000_000_000_000, 1_800_000_000_000_000, 3000)
     b = a + rng.integers(0, 200 * 3_600_000_000, 3000)
     rows = [(int(x), int(y)) for x, y in zip(a, b, strict=True)]
     spark.createDataFrame(rows, "a BIGINT, b BIGINT").createOrReplaceTempView("stamps")
@@ -263,10 +264,10 @@ def test_time_arithmetic_is_duckdbs_to_the_bit(spark: Any, lake_store: evalstore
         f"SELECT a, {epoch} AS e, {hours} AS h FROM (SELECT a, timestamp_micros(a) AS ta, "
         "timestamp_micros(b) AS tb FROM stamps) ORDER BY a"
     ).collect()
-    want = lake_store.sql(
-        "SELECT a, epoch(make_timestamp(a)) AS e, "
-        "evalstore.hours_between(make_timestamp(a), make_timestamp(b)) AS h "
-        "FROM (SELECT unnest(?::BIGINT[]) AS a, unnest(?::BIGINT[]) AS b) ORDER BY a",
+    want = lake_store.sql(  # TIMESTAMPTZ, as the store's ts columns
+        "SELECT a, epoch(ta) AS e, evalstore.hours_between(ta, tb) AS h FROM ("
+        "SELECT a, make_timestamp(a)::TIMESTAMPTZ AS ta, make_timestamp(b)::TIMESTAMPTZ AS tb "
+        "FROM (SELECT unnest(?::BIGINT[]) AS a, unnest(?::BIGINT[]) AS b)) ORDER BY a",
         [a.tolist(), b.tolist()],
     ).to_pylist()
     assert [(r["a"], r["e"].hex(), r["h"].hex()) for r in got] == [
