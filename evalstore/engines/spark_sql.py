@@ -7,7 +7,8 @@ them):
 :data:`SPARK_HELPERS`, the helper macros replaced by a Spark equivalent
     ``window_start``, ``window_end``, ``interval_us`` (time arithmetic on epoch
     microseconds: ``unix_micros``/``timestamp_micros``; widths are constants, measured by
-    DuckDB when the query is built, and may not hold months), ``hours_between``,
+    DuckDB when the query is built, and may not hold months), ``hours_between`` (the
+    macro's doubles over :data:`_EPOCH`),
     ``quantile_edges`` (DuckDB's ``quantile_cont`` over a constant list of levels, then
     the exact quantile by sort below: never ``approx_percentile``), ``bucket_index``
     and ``bucket_start`` (performance windows: integer arithmetic on epoch microseconds),
@@ -33,8 +34,8 @@ them):
     ``HUGEINT`` casts (``DECIMAL(38, 0)``: exact integers up to 10^38),
     ``nextafter(x, +-inf)`` (``java.lang.Math.nextUp``/``nextDown`` via ``java_method``),
     ``len(list)`` (``size``), ``lead``/``lag`` over a named window with a frame (the
-    window inlined without it: Spark refuses frames there), ``epoch(ts)``
-    (``unix_micros(ts) / 1e6``, keeping the fraction), and ``unnest(l)`` beside
+    window inlined without it: Spark refuses frames there), ``epoch(ts)`` (DuckDB's ICU
+    epoch of a TIMESTAMPTZ, in its doubles: :data:`_EPOCH`), and ``unnest(l)`` beside
     ``generate_subscripts(l, 1)`` in one SELECT (``inline`` of ``(value, 1-based
     position)`` structs).
 
