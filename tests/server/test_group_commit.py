@@ -238,7 +238,10 @@ def test_the_writer_thread_is_named_for_per_thread_cpu_figures(served):
     committer.start()
     try:
         call = LogCall("predictions", "fraud", {"version": "v1"})
-        committer.enqueue(Item(call, pa.table({"example_id": ["n1"], "score": [0.5]}), "t"))
+        future = committer.enqueue(
+            Item(call, pa.table({"example_id": ["n1"], "score": [0.5]}), "t")
+        )
+        assert future.result(WAIT).rows == 1  # (the writer has run: its name is set)
         tid = committer._thread.native_id
         with open(f"/proc/self/task/{tid}/comm") as comm:
             assert comm.read().strip() == "es-writer"
