@@ -58,15 +58,23 @@ class _Keys:
             self.stored = np.union1d(self.stored, merged)
             self.recent.clear()
 
+    def contains(self, hashes: np.ndarray) -> np.ndarray:
+        """Which of ``hashes`` (uint64) are in the set: a boolean array."""
+        found = np.zeros(len(hashes), dtype=bool)
+        if len(self.stored):
+            at = np.minimum(np.searchsorted(self.stored, hashes), len(self.stored) - 1)
+            found = self.stored[at] == hashes
+        if self.recent:
+            found |= np.fromiter((h in self.recent for h in hashes.tolist()), bool, len(hashes))
+        return found
+
     def any_of(self, hashes: list[int]) -> bool:
         """Whether any of ``hashes`` is in the set."""
         if any(h in self.recent for h in hashes):
             return True
-        if not len(self.stored):
-            return False
-        wanted = np.array(hashes, dtype=np.uint64)
-        at = np.minimum(np.searchsorted(self.stored, wanted), len(self.stored) - 1)
-        return bool((self.stored[at] == wanted).any())
+        return bool(len(self.stored)) and bool(
+            self.contains(np.array(hashes, dtype=np.uint64)).any()
+        )
 
     def __len__(self) -> int:
         return len(self.stored) + len(self.recent)

@@ -365,7 +365,7 @@ def _convert(
         value = plan.params[column]
         stored, journaled = state.keys(con, plan, column, value)
         scope = (plan.model, plan.table, column, value)
-        refused = bad | _known(stored, hashes)
+        refused = bad | stored.contains(hashes)
     within = any(c.within for c in plan.checks)
     track = scope is not None  # (ids repeated across calls only matter for a stored check)
     all_hashes = hashes.tolist()
@@ -424,18 +424,6 @@ def _convert(
         taken = np.concatenate([np.arange(lo, hi) for _, _, lo, hi in accepted])
         rows = rows.take(pa.array(taken))
     prepared.segments.append(Segment(plan.model, plan.table, plan.kind, rows))
-
-
-def _known(keys: Any, hashes: np.ndarray) -> np.ndarray:
-    """Which of ``hashes`` are in the stored key set ``keys`` (its sorted array and its
-    recent additions: :class:`~evalstore.core.ingest_keys.StoredKeys`' sets)."""
-    found = np.zeros(len(hashes), dtype=bool)
-    if len(keys.stored):
-        at = np.minimum(np.searchsorted(keys.stored, hashes), len(keys.stored) - 1)
-        found = keys.stored[at] == hashes
-    if keys.recent:
-        found |= np.fromiter((h in keys.recent for h in hashes.tolist()), bool, len(hashes))
-    return found
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
