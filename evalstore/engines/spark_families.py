@@ -53,6 +53,8 @@ from evalstore.core.bounds import (
     MAX_SAMPLE_IDS,
     bounded_int,
 )
+from evalstore.core.db import utc_cursor
+from evalstore.core.identifiers import quote
 from evalstore.core.windows import (
     Reference,
     Selection,
@@ -82,9 +84,45 @@ _BY_TYPES = {
     "float": "FLOAT", "double": "DOUBLE", "decimal": "DOUBLE", "string": "VARCHAR",
     "boolean": "BOOLEAN",
 }  # fmt: skip
+#: Spark types whose text (``CAST(x AS STRING)``) is DuckDB's: a ``by`` key of these is
+#: sliced by its text; other categorical keys by their raw values
+#: (:meth:`SparkFamilies._raw_domain`).
+_TEXT_TYPES = ("string", "boolean")
 #: Where each performance macro's per-cell tail starts (run on the driver): the CTE after
 #: ``horizon``, so that the label horizon (every label's delay) is computed on Spark.
 _PERFORMANCE_CUT = {"binary": "worth", "multiclass": "scored", "regression": "scored"}
+
+
+def _sliceable(kind: str) -> bool:
+    """Whether a lake feature of Spark type ``kind`` (a simple string) can be a
+    categorical ``by`` key on Spark: text and boolean (by their text), date and
+    timestamp, and lists of such (by their raw values; not maps, whose values Spark
+    cannot compare)."""
+    if kind in (*_TEXT_TYPES, "date", "timestamp", "timestamp_ntz"):
+        return True
+    return kind.startswith("array<") and "map<" not in kind
+
+
+def _too_many(name: str) -> str:
+    return (
+        f"by: feature {name!r} has more than {MAX_CATEGORIES} distinct values; "
+        "slice by a coarser column or by named predicates instead"
+    )
+
+
+class _Coded(_Slice):
+    """A categorical ``by`` key sliced by raw value (:meth:`SparkFamilies._raw_domain`)
+    as :func:`evalstore.engines.spark_sql.evaluations` sees it: its index is the column
+    ``column`` of the serving features (the key's mapping view joined by value), or the
+    NULL index when the row has no value, none in the domain, or no serving row."""
+
+    def __init__(self, key: _Slice, column: str) -> None:
+        super().__init__(column, "coded")
+        self.domain = key.domain
+        self.stride = key.stride
+
+    def index(self, predicate: str | None = None) -> str:
+        return f"coalesce(e.{quote(self.name)}, {self.null_index})"
 
 
 class SparkFamilies:
@@ -269,11 +307,12 @@ class SparkFamilies:
         columns = {name: _BY_TYPES.get(kind, kind.upper()) for name, kind in types.items()}
         slices = perf._parse_by(by, columns, edges)
         for key in slices:
-            if key.kind == "categorical" and types[key.name] not in ("string", "boolean"):
+            if key.kind == "categorical" and not _sliceable(types[key.name]):
                 raise InvalidParameterError(
                     f"by: feature {key.name!r} (Spark type {types[key.name]}) cannot be a slice "
-                    "key on Spark (its text differs from DuckDB's); slice it with named "
-                    "predicates, by={'name': 'predicate', ...}, or use Store.performance"
+                    "key on Spark (only text, boolean, date, timestamp and list features can); "
+                    "slice it with named predicates, by={'name': 'predicate', ...}, or use "
+                    "Store.performance"
                 )
         ref = reference_args(reference, registration if version else None)
         if "previous" in ref:
@@ -281,10 +320,10 @@ class SparkFamilies:
                 "reference={'previous': n} cannot bin features; use 'training', "
                 "'validation', {'dataset': tag} or a (start, end) range"
             )
-        self._prepare_slices(model, slices, ref, bins)
         later: list[str] = []
         try:
-            source = self._evaluations(model, slices, where, version, types, later)
+            coded = self._prepare_slices(model, slices, ref, bins, types, later)
+            source = self._evaluations(model, slices, where, version, types, later, coded)
             width, chunk_rows, chunks = (windows.get(k) for k in ("width", "chunk_rows", "chunks"))
             selection = [width, chunk_rows, chunks, start, end]
             tail = [z, clock, delay_quantile, list(chosen)]
@@ -310,11 +349,24 @@ class SparkFamilies:
         return perf._assemble(con, raw, slices, perf.TASK_METRICS[task], text)
 
     def _prepare_slices(
-        self, model: str, slices: Sequence[_Slice], ref: Mapping[str, Any], bins: int
-    ) -> None:
+        self,
+        model: str,
+        slices: Sequence[_Slice],
+        ref: Mapping[str, Any],
+        bins: int,
+        types: Mapping[str, str],
+        later: list[str],
+    ) -> dict[str, str]:
         """Each ``by`` key's domain and stride, as the store's
-        :func:`evalstore.metrics.slice_keys._prepare_slices`, from the lake on Spark."""
+        :func:`evalstore.metrics.slice_keys._prepare_slices`, from the lake on Spark.
+
+        A text or boolean feature's domain is its distinct serving values as Spark's text
+        (the same as DuckDB's). Any other categorical feature (a timestamp, a date, a
+        list) is sliced by its raw values (:meth:`_raw_domain`); returns ``{feature: the
+        temporary view mapping each raw value to its index}`` for those (the view names
+        are added to ``later``)."""
         features = self.views(model)["features"]
+        coded: dict[str, str] = {}
         for key in slices:
             if key.kind == "numeric":
                 if key.edges is None:
@@ -322,6 +374,8 @@ class SparkFamilies:
                 key.domain = _bin_labels(key.edges)
             elif key.kind == "predicates":
                 key.domain = list(key.predicates)
+            elif types[key.name] not in _TEXT_TYPES:
+                key.domain, coded[key.name] = self._raw_domain(features, key.name, later)
             else:
                 column = f"CAST({spark_sql.quote_name(key.name)} AS STRING)"
                 rows = self.spark.sql(
@@ -329,12 +383,58 @@ class SparkFamilies:
                     f"AND {column} IS NOT NULL ORDER BY 1 LIMIT {MAX_CATEGORIES + 1}"
                 ).collect()
                 if len(rows) > MAX_CATEGORIES:
-                    raise InvalidParameterError(
-                        f"by: feature {key.name!r} has more than {MAX_CATEGORIES} distinct "
-                        "values; slice by a coarser column or by named predicates instead"
-                    )
+                    raise InvalidParameterError(_too_many(key.name))
                 key.domain = [r["v"] for r in rows]
         assign_strides(slices)
+        return coded
+
+    def _raw_domain(self, features: str, name: str, later: list[str]) -> tuple[list[str], str]:
+        """The domain of categorical feature ``name`` whose Spark text differs from
+        DuckDB's (a timestamp, a date, a list), and a temporary view ``(v, i)`` mapping
+        each of its distinct non-NULL serving values ``v`` (the raw value, Spark's type)
+        to its index ``i`` in the domain.
+
+        The distinct raw values come to the driver as Arrow (exact: a timestamp as UTC
+        microseconds, a list as a list); the driver's DuckDB casts each to text as the
+        store does (``CAST(x AS VARCHAR)``, the store's session settings) and sorts the
+        distinct texts: the domain is the store's
+        (:func:`evalstore.metrics.slice_keys.category_domain`). The mapping goes back to
+        Spark as a DataFrame of those raw values (never as SQL text); rows are joined to
+        it by value, so Spark's own text of the value is never used."""
+        column = spark_sql.quote_name(name)
+        raw = self.spark.sql(
+            f"SELECT DISTINCT {column} AS v FROM {features} WHERE env = 'serving' "
+            f"AND {column} IS NOT NULL LIMIT {MAX_CATEGORIES + 1}"
+        ).toArrow()
+        if raw.num_rows > MAX_CATEGORIES:
+            raise InvalidParameterError(_too_many(name))
+        con = utc_cursor(self.driver().connection)
+        try:
+            con.register("evalstore_raw_domain", raw)
+            texts = [
+                t
+                for (t,) in con.execute(
+                    "SELECT CAST(v AS VARCHAR) FROM evalstore_raw_domain"
+                ).fetchall()
+            ]
+            domain = [
+                t
+                for (t,) in con.execute(
+                    "SELECT DISTINCT CAST(v AS VARCHAR) AS t FROM evalstore_raw_domain "
+                    "WHERE t IS NOT NULL ORDER BY 1"
+                ).fetchall()
+            ]
+        finally:
+            con.close()
+        position = {t: i for i, t in enumerate(domain)}
+        mapping = pa.table({
+            "v": raw.column("v"),
+            "i": pa.array([position.get(t) for t in texts], pa.int64()),
+        })  # fmt: skip
+        view = f"{self._prefix}_slice_values_{next(_ids)}"
+        self.spark.createDataFrame(mapping).createOrReplaceTempView(view)
+        later.append(view)
+        return domain, view
 
     def _quantile_edges(
         self, features: str, name: str, ref: Mapping[str, Any], bins: int
@@ -373,18 +473,40 @@ class SparkFamilies:
         version: str | None,
         types: Mapping[str, str],
         later: list[str],
+        coded: Mapping[str, str] | None = None,
     ) -> str:
         """A Spark view of the evaluations the macro reads, as the store's
         :func:`evalstore.metrics.performance._source_view`: predictions, their latest
         label and serving features (``e``), restricted to ``where`` and ``version``,
-        with the integer slice code of ``by`` (one row per named predicate met)."""
-        names = self.views(model)
+        with the integer slice code of ``by`` (one row per named predicate met).
+
+        ``coded`` (from :meth:`_prepare_slices`): the keys sliced by raw value and their
+        mapping views; the features are then read through a view that joins each mapping
+        by value (a broadcast join: at most MAX_CATEGORIES rows), adding the value's
+        index as a column the slice code reads."""
+        names = dict(self.views(model))
         predicate = None
         if where is not None:
             columns = [*types, *perf.PREDICATE_COLUMNS]
             predicate = spark_sql.checked_predicate(where, columns)
         outputs = self.spark.table(names["predictions"]).columns
-        body = spark_sql.evaluations(names, outputs, list(types), predicate, version, slices)
+        features = list(types)
+        keys = list(slices)
+        if coded:
+            added, joins = [], []
+            for j, (name, view) in enumerate(coded.items()):
+                column = f"__evalstore_by_{j}"
+                added.append(f"m{j}.i AS {spark_sql.quote_name(column)}")
+                joins.append(f"LEFT JOIN {view} AS m{j} ON m{j}.v = f.{spark_sql.quote_name(name)}")
+                features.append(column)
+                keys = [_Coded(k, column) if k.name == name else k for k in keys]
+            hints = ", ".join(f"BROADCAST(m{j})" for j in range(len(coded)))
+            names["features"] = self._temp_view(
+                f"SELECT /*+ {hints} */ f.*, {', '.join(added)} "
+                f"FROM {names['features']} AS f {' '.join(joins)}",
+                later,
+            )
+        body = spark_sql.evaluations(names, outputs, features, predicate, version, keys)
         return self._temp_view(body, later)
 
     # ---------------------------------------------------------------------- quality
