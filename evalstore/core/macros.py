@@ -133,8 +133,10 @@ def call(
     again to run it. For a macro call over a few hundred rows the first bind is 15-40% of
     the call (the binder expands every nested macro; benchmarks/bench_call_overhead.py).
     This runs the statement once, through the function ``to_arrow_table`` calls
-    (``duckdb._seam.submit``), and falls back to ``con.sql`` when a DuckDB version lacks
-    it. Only for queries that read no Python variable by name (a relation registered with
+    (``duckdb._seam.submit``, a private function), and falls back to ``con.sql`` when a
+    DuckDB version lacks it or calls it differently (a ``TypeError`` or
+    ``AttributeError`` from it: DuckDB's own errors are ``duckdb.Error``). Only for
+    queries that read no Python variable by name (a relation registered with
     ``con.register`` is fine): nothing here looks Python names up.
 
     >>> import duckdb
@@ -146,10 +148,17 @@ def call(
     True
     >>> con.close()
     """
-    if _submit is None:  # pragma: no cover - another DuckDB (see above)
-        relation = con.sql(query, params=params)
-        return relation.to_arrow_table() if relation is not None else pa.table({})
-    values = (
-        None if params is None else dict(params) if isinstance(params, Mapping) else list(params)
-    )
-    return _submit(con, query, values, "arrow", _BATCH_ROWS).arrow_table()
+    if _submit is not None:
+        values = (
+            None
+            if params is None
+            else dict(params)
+            if isinstance(params, Mapping)
+            else list(params)
+        )
+        try:
+            return _submit(con, query, values, "arrow", _BATCH_ROWS).arrow_table()
+        except (TypeError, AttributeError):  # pragma: no cover - the private function changed
+            pass  # DuckDB's errors are duckdb.Error; the public path below runs it again
+    relation = con.sql(query, params=params)
+    return relation.to_arrow_table() if relation is not None else pa.table({})

@@ -496,3 +496,27 @@ def test_windows_do_not_depend_on_session_time_zone(store):
     ]
     assert local["rows"].tolist() == [2, 1]
     assert (local["window_end"] - local["window_start"] == US_PER_DAY).all()
+
+
+def test_call_falls_back_when_the_private_runner_changes(monkeypatch):
+    """macros.call runs a statement through DuckDB's private runner; when that function is
+    missing or called differently (TypeError, AttributeError) the public relation API gives
+    the same rows, and DuckDB's own errors still reach the caller."""
+    import duckdb
+
+    from evalstore.core import macros
+
+    con = duckdb.connect()
+    query = "SELECT x, x * ? AS y FROM range(4) AS t(x) ORDER BY x"
+    want = [{"x": i, "y": 3 * i} for i in range(4)]
+    assert macros.call(con, query, [3]).to_pylist() == want
+
+    def changed(*args, **kwargs):
+        raise TypeError("submit() takes 3 positional arguments but 5 were given")
+
+    monkeypatch.setattr(macros, "_submit", changed)
+    assert macros.call(con, query, [3]).to_pylist() == want
+    monkeypatch.setattr(macros, "_submit", None)
+    assert macros.call(con, query, [3]).to_pylist() == want
+    with pytest.raises(duckdb.BinderException, match=r'column "nope"'):
+        macros.call(con, "SELECT nope FROM range(1)")
