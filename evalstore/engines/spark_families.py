@@ -31,11 +31,16 @@ quoted constant. Restrictions are temporary views over the lake views, as the st
 :func:`~evalstore.engines.spark_sql.evaluations`). Drift takes them through
 :meth:`SparkFamilies._with_restriction` (``SparkEngine._drift_rows`` calls it).
 
-Not on Spark: performance ``by=`` over a feature that is neither numeric nor text or
-boolean (a timestamp, a list: Spark's text of it differs from DuckDB's, so the slice
-labels would) raises :class:`InvalidParameterError` naming it and what to do (a
-``where=`` predicate or named slices). The store's bound on the number of windows
-(``max_windows``, a guard of the HTTP service) is not applied to a Spark job.
+Performance ``by=`` over a categorical feature whose Spark text differs from DuckDB's (a
+timestamp, a date, a list) slices it by raw value: the distinct serving values come to
+the driver as Arrow, the driver's DuckDB writes each as the store does, and Spark maps
+rows to those slices by a join on the value (:meth:`SparkFamilies._raw_domain`), so the
+slice labels are the store's.
+
+Not on Spark: ``by=`` over a map or struct feature (or a list of maps) raises
+:class:`InvalidParameterError` naming it and what to do (a ``where=`` predicate or named
+slices). The store's bound on the number of windows (``max_windows``, a guard of the
+HTTP service) is not applied to a Spark job.
 """
 
 from __future__ import annotations

@@ -119,7 +119,15 @@ def build_others(store: evalstore.Store) -> None:
     kts = [T0 + timedelta(hours=5 * i) for i in range(m)]
     store.log_features("k", pa.table({"example_id": kids, "ts": kts, "w": rng.normal(0, 1, m),
                                       # below 1e-3: Spark's text of a double is 8.5E-4
-                                      "tiny": [0.00085 + i * 1e-6 for i in range(m)]}))  # fmt: skip
+                                      "tiny": [0.00085 + i * 1e-6 for i in range(m)],
+                                      # slice keys whose Spark text differs from DuckDB's
+                                      "opened": [None if i % 11 == 0 else
+                                                 datetime(2024, 12, 28, 9, 5, 1, 250,
+                                                          tzinfo=UTC) + timedelta(days=i % 5)
+                                                 for i in range(m)],
+                                      "tags": [None if i % 13 == 0 else [] if i % 13 == 1 else
+                                               ["a, b"] if i % 3 == 0 else ["b", "a"][: 1 + i % 2]
+                                               for i in range(m)]}))  # fmt: skip
     truth_k = rng.choice(classes, size=m, p=[0.5, 0.35, 0.15])
     logits = rng.normal(size=(m, 3)) + 1.5 * (truth_k[:, None] == np.array(classes))
     probs = np.round(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), 3)
@@ -188,6 +196,28 @@ def test_performance_regression_and_multiclass(
         got = multiclass.performance("k", where="w > -1")
         assert_same(got, store.performance("k", where="w > -1"))
     assert {"precision", "macro_f1", "log_loss"} <= set(got.column("metric").to_pylist())
+
+
+def test_performance_by_timestamp_and_list(
+    spark: Any, others: tuple[evalstore.Store, dict[str, Path]]
+) -> None:
+    """Slices by a timestamp and a list feature (NULLs, an empty list, a list whose
+    element holds ', ') and a where predicate on the timestamp: the slice labels are the
+    store's DuckDB texts ('2024-12-30 09:05:01.00025+00', "['a, b']"), where Spark's
+    text would be '2024-12-30 09:05:01.00025' and '[a, b]'."""
+    store, lakes = others
+    options: dict[str, Any] = dict(
+        metrics=["accuracy", "macro_f1"], window="7 days", by=["opened", "tags"],
+        where="opened IS NULL OR opened >= '2024-12-29 00:00:00+00'",
+    )  # fmt: skip
+    with _Engine(spark, lakes["k"]) as engine:
+        got = engine.performance("k", **options)
+    assert_same(got, store.performance("k", **options))
+    opened = set(got.column("opened").to_pylist())
+    tags = set(got.column("tags").to_pylist())
+    assert "2024-12-30 09:05:01.00025+00" in opened and None in opened
+    assert {"['a, b']", "[b, a]", "[b]", "[]", None} <= tags
+    assert "2024-12-28 09:05:01.00025+00" not in opened  # before the where bound
 
 
 def test_quality_version_where(engine: _Engine, lake_store: evalstore.Store) -> None:
