@@ -70,7 +70,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from evalstore.core.bounds import MAX_BINS, MAX_LEARN_CHUNKS, bounded_int
+from evalstore.core.bounds import MAX_BINS, bounded_int
 from evalstore.core.db import Cleanup, transaction
 from evalstore.core.identifiers import quote
 from evalstore.core.macros import call
@@ -86,8 +86,8 @@ from evalstore.core.windows import (
     restricted_view,
 )
 from evalstore.errors import InvalidParameterError
+from evalstore.metrics.drift import learned, two_sample
 from evalstore.metrics.drift import numeric as numeric_drift
-from evalstore.metrics.drift import two_sample
 from evalstore.metrics.specs import DRIFT_METHODS, of_kind
 
 if TYPE_CHECKING:
@@ -559,43 +559,14 @@ def _learned_limits(
     learn_chunks: int,
     learn_k: float,
 ) -> dict[tuple[str, str], tuple[float, float, str]]:
-    """``{(method, feature): (low, high, how)}`` learned from chunks of the reference.
-
-    The reference is cut into ``learn_chunks`` chunks in time order; each chunk is
-    compared with all the others (``previous = -1`` in the macros); the range is the
-    mean ± ``learn_k`` population standard deviations of those values.
-    """
+    """``{(method, feature): (low, high, how)}`` learned from chunks of the reference
+    (:mod:`evalstore.metrics.drift.learned`: each chunk compared with all the others, the
+    range the mean ± ``learn_k`` population sds of those values)."""
     wanted = [m for m in methods if limits.get(m) == "learned"]
     if not wanted:
         return {}
-    if selection.previous:
-        raise InvalidParameterError(
-            "learned thresholds need a fixed reference, not {'previous': n}"
-        )
-    learn_chunks = bounded_int(learn_chunks, "learn_chunks", least=2, most=MAX_LEARN_CHUNKS)
-    chunked = Selection(
-        ana_env=selection.ref_env,
-        ana_dataset=selection.ref_dataset,
-        ana_start=selection.ref_start,
-        ana_end=selection.ref_end,
-        chunks=learn_chunks,
-        previous=-1,
-    )
+    chunked = learned.learning_selection(selection, learn_chunks)
     con = ctx.connection
     with _statistics_sql(con, views, chunked, wanted, features, params) as (sql, args):
-        rows = call(
-            con,
-            f"SELECT method, feature, avg(value) AS mean, stddev_pop(value) AS sd, "
-            f"count(value) AS n FROM ({sql}) GROUP BY method, feature",
-            args,
-        ).to_pylist()
-    how = f"learned: mean ± {learn_k} sd over {learn_chunks} reference chunks"
-    return {
-        (row["method"], row["feature"]): (
-            row["mean"] - learn_k * row["sd"],
-            row["mean"] + learn_k * row["sd"],
-            how,
-        )
-        for row in rows
-        if row["n"] >= 2
-    }
+        summary = call(con, learned.SUMMARY_SQL.format(rows=sql), args).to_pylist()
+    return learned.limits(summary, chunked.chunks, learn_k)
