@@ -148,6 +148,13 @@ def export_lake(
     """
     if not isinstance(path, str | Path) or not str(path):
         raise InvalidParameterError(f"path={path!r}: give the lake's directory as a path")
+    for kind in ("features", "predictions", "labels"):
+        if "day" in model_columns(con, model, kind):  # a feature named day
+            raise InvalidParameterError(
+                f"model {model!r}'s {kind} have a column named 'day', the name of the lake's "
+                f"day partition (kind={kind}/.../day=...), which would replace it: log that "
+                "feature under another name to export the model to a lake"
+            )
     root = Path(path)
     _check_target(root, overwrite)
     for child in root.iterdir() if root.is_dir() else ():

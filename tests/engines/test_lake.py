@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
@@ -92,6 +93,17 @@ def test_empty_kind_has_a_readable_file(tmp_path: Path) -> None:
         assert con.sql("SELECT * FROM lake").fetchall() == []
         assert {"label", "batch_id"} <= set(con.sql("SELECT * FROM lake").columns)
         con.close()
+
+
+def test_refuses_a_feature_named_day(tmp_path: Path) -> None:
+    """A feature named ``day`` would be replaced by the day partition: export refuses the
+    model and writes nothing."""
+    with evalstore.open() as store:
+        store.register_model("d", "v1", "regression")
+        store.log_features("d", pa.table({"example_id": ["a"], "day": [3.0]}))
+        with pytest.raises(InvalidParameterError, match=r"features have a column named 'day'"):
+            store.export_lake("d", tmp_path / "d")
+    assert not (tmp_path / "d").exists()
 
 
 def test_refuses_a_non_empty_directory(lake_store: evalstore.Store, tmp_path: Path) -> None:
