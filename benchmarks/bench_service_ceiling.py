@@ -158,20 +158,19 @@ def fast_app() -> Any:
 
 
 class _InstantQueue:
-    """The writer's committer for the link (``enqueue_many``), answering at once."""
+    """The writer's committer for the link (``enqueue_waiters``, as
+    :class:`server.group_commit.GroupCommitter`), answering every item at once."""
 
-    def enqueue_many(self, items: list[Any]) -> list[Any]:
-        from concurrent.futures import Future
-
+    def enqueue_waiters(self, pairs: list[tuple[Any, Any]]) -> list[None]:
         from evalstore.core.ingest_write import Receipt
+        from server.group_commit import answer
 
-        futures = []
-        for item in items:
-            future: Future[Any] = Future()
-            future.set_result(Receipt(batch_id=1, model=item.call.model, kind=item.call.kind,
-                                      rows=item.data.num_rows))  # fmt: skip
-            futures.append(future)
-        return futures
+        answer(
+            (waiter, Receipt(batch_id=1, model=item.call.model, kind=item.call.kind,
+                             rows=item.data.num_rows))
+            for item, waiter in pairs
+        )  # fmt: skip
+        return [None] * len(pairs)
 
 
 def serve_fronts(port: int, workers: int) -> None:

@@ -45,7 +45,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from evalstore.core.ingest_group import Item, execute_group
@@ -141,10 +141,12 @@ def answer(pairs: Iterable[tuple[Any, Any]]) -> None:
             if key not in sinks:
                 sinks[key] = (waiter.sink, [])
             sinks[key][1].append((waiter, outcome))
-        elif isinstance(outcome, BaseException):
-            waiter.set_exception(outcome)
-        else:
-            waiter.set_result(outcome)
+        else:  # a Future: its caller may cancel it between done() and here
+            with contextlib.suppress(InvalidStateError):
+                if isinstance(outcome, BaseException):
+                    waiter.set_exception(outcome)
+                else:
+                    waiter.set_result(outcome)
     for (kind, _), (sink, answers) in sinks.items():
         kind.deliver(sink, answers)
 

@@ -51,6 +51,7 @@ from evalstore.core.ingest_write import (
     record,
     supersede_labels,
 )
+from evalstore.core.journal_convert import UTC_MICROS
 from evalstore.core.layout import model_relation
 from evalstore.errors import EvalstoreError
 
@@ -58,7 +59,6 @@ MAGIC = b"ESJ1"
 _FRAME = struct.Struct("<4sII")  # magic, payload length, CRC-32
 _U32 = struct.Struct("<I")
 SUFFIX = ".journal"
-_US = pa.timestamp("us", "UTC")
 
 
 class JournalError(EvalstoreError):
@@ -304,8 +304,8 @@ def _record(con: duckdb.DuckDBPyConnection, requests: list[Request]) -> None:
         "dataset": pa.array([r.dataset for r in requests], text),
         "rows": pa.array([r.rows for r in requests], pa.int64()),
         "columns_added": pa.array([[]] * n, pa.list_(text)),
-        "received_at": pa.array([r.received_at for r in requests], _US),
-        "committed_at": pa.array([committed_at] * n, _US),
+        "received_at": pa.array([r.received_at for r in requests], UTC_MICROS),
+        "committed_at": pa.array([committed_at] * n, UTC_MICROS),
         "source": pa.array([r.source for r in requests], text),
         "batch_key": pa.array([r.batch_key for r in requests], text),
         "receipt": pa.array(

@@ -55,9 +55,11 @@ _TIME = re.compile(
     r"(?:\.([0-9]{1,6}))?(Z|[+-][0-9]{2}:[0-9]{2})?\Z",
     re.ASCII,
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The Unix epoch (UTC) and the Arrow type of a UTC microsecond timestamp, shared with
+#: :mod:`evalstore.core.journal_prepare`.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
-_US = pa.timestamp("us", "UTC")
+UTC_MICROS = pa.timestamp("us", "UTC")
 _M64 = (1 << 64) - 1
 _MURMUR = np.uint64(0xD6E8FEB86659FD93)
 _TOP = np.uint64(1 << 63)
@@ -208,9 +210,9 @@ def _converted(
                 return pa.float64(), [None if v is None else float(v) for v in values]
             raise _Unsupported
         if kind == pa.string():
-            return _US, [None if v is None else _micros(v) for v in values]
-        if kind == _US:
-            return _US, _micros_column(table, match[1], cache)
+            return UTC_MICROS, [None if v is None else _micros(v) for v in values]
+        if kind == UTC_MICROS:
+            return UTC_MICROS, _micros_column(table, match[1], cache)
         raise _Unsupported
     if form == "key":
         kind, values = _column(table, match[1], cache)
@@ -224,8 +226,8 @@ def _converted(
         kind, values = _column(table, match[1], cache)
         if kind == pa.int64():
             return kind, values
-        if kind == _US:
-            return _US, _micros_column(table, match[1], cache)
+        if kind == UTC_MICROS:
+            return UTC_MICROS, _micros_column(table, match[1], cache)
         raise _Unsupported
     if form == "param":
         value = _param(plan, match[1])
@@ -260,8 +262,8 @@ def _failing(plan: Plan, condition: str, out: dict[str, list[Any]]) -> list[bool
         low, high = _param(plan, match[2]), _param(plan, match[3])
         if not all(isinstance(b, datetime) and b.tzinfo is not None for b in (low, high)):
             raise _Unsupported
-        lo = (low - _EPOCH) // timedelta(microseconds=1)
-        hi = (high - _EPOCH) // timedelta(microseconds=1)
+        lo = (low - EPOCH) // timedelta(microseconds=1)
+        hi = (high - EPOCH) // timedelta(microseconds=1)
         return [v is not None and (v < lo or v >= hi) for v in out[match[1]]]
     if form == "probability":
         return [v is not None and (v != v or v < 0 or v > 1) for v in out[match[1]]]

@@ -45,11 +45,10 @@ from evalstore.core.ingest_group import _BATCH, _RECEIVED, Item, _group_expressi
 from evalstore.core.ingest_keys import StoredKeys
 from evalstore.core.ingest_write import Receipt, incoming_names, stored_receipts
 from evalstore.core.journal import Request, Segment
-from evalstore.core.journal_convert import python_convert
+from evalstore.core.journal_convert import EPOCH, UTC_MICROS, python_convert
 from evalstore.errors import EvalstoreError
 
 log = logging.getLogger("evalstore.server")
-_US = pa.timestamp("us", "UTC")
 
 #: Rows a call may have and still go through the journal (larger: the direct lane).
 JOURNAL_ROWS = 1_000
@@ -310,18 +309,19 @@ def _convert(
     accept those every check passes."""
     tables = [items[index].data for index in members]
     try:
-        combined = pa.concat_tables(tables).combine_chunks()
+        joined = pa.concat_tables(tables)  # zero-copy: validated before any buffer is copied
     except pa.ArrowInvalid:
         prepared.direct.extend(members)
         return
-    if not _valid(combined):  # (rare: find the calls at fault, the others go on)
+    if not _valid(joined):  # (rare: find the calls at fault, the others go on)
         bad_calls = [index for index in members if not _valid(items[index].data)]
         prepared.direct.extend(bad_calls)
         members = [index for index in members if index not in bad_calls]
         if not members:
             return
         tables = [items[index].data for index in members]
-        combined = pa.concat_tables(tables).combine_chunks()
+        joined = pa.concat_tables(tables)
+    combined = joined.combine_chunks()
     ids = batch_ids(len(members))
     lengths = np.fromiter((t.num_rows for t in tables), dtype=np.int64, count=len(tables))
     received = [items[i].received_at for i in members]
@@ -426,7 +426,6 @@ def _convert(
     prepared.segments.append(Segment(plan.model, plan.table, plan.kind, rows))
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -437,13 +436,13 @@ def _given(
     ``lengths`` rows each, as :func:`python_convert` takes them (what :func:`with_ids`
     adds to the table)."""
     at = [
-        ((r if r.tzinfo else r.replace(tzinfo=UTC)) - _EPOCH) // _MICROSECOND for r in received
+        ((r if r.tzinfo else r.replace(tzinfo=UTC)) - EPOCH) // _MICROSECOND for r in received
     ]  # fmt: skip  (naive: UTC, as Arrow reads it)
     if all(n == 1 for n in lengths):
-        return {_BATCH: (pa.int64(), list(ids)), _RECEIVED: (_US, at)}
+        return {_BATCH: (pa.int64(), list(ids)), _RECEIVED: (UTC_MICROS, at)}
     return {
         _BATCH: (pa.int64(), [i for i, n in zip(ids, lengths, strict=True) for _ in range(n)]),
-        _RECEIVED: (_US, [a for a, n in zip(at, lengths, strict=True) for _ in range(n)]),
+        _RECEIVED: (UTC_MICROS, [a for a, n in zip(at, lengths, strict=True) for _ in range(n)]),
     }
 
 

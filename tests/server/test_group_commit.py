@@ -278,3 +278,26 @@ def test_submit_answers_on_the_loop_and_a_cancelled_request_is_left_alone(served
     assert served.sql(
         "SELECT count(*) AS n FROM fraud.predictions WHERE example_id IN ('c1', 'c2')"
     ).to_pylist() == [{"n": 2}]
+
+
+def test_answer_survives_a_future_cancelled_meanwhile() -> None:
+    """A caller may cancel its Future between the writer's done() check and its answer:
+    the writer thread must not die of InvalidStateError, and the group's other waiters
+    are still answered."""
+    from concurrent.futures import Future
+
+    from server.group_commit import answer
+
+    class CancelledInTheWindow(Future):
+        def done(self) -> bool:  # as seen just before the caller's cancel()
+            return False
+
+    late: Future[Any] = CancelledInTheWindow()
+    assert late.cancel()
+    other: Future[Any] = Future()
+    failed: Future[Any] = Future()
+    answer([(late, "receipt 1"), (other, "receipt 2"), (failed, ValueError("bad row"))])
+    assert late.cancelled()
+    assert other.result(timeout=0) == "receipt 2"
+    with pytest.raises(ValueError, match="bad row"):
+        failed.result(timeout=0)
