@@ -149,11 +149,13 @@ def export_lake(
     if not isinstance(path, str | Path) or not str(path):
         raise InvalidParameterError(f"path={path!r}: give the lake's directory as a path")
     for kind in ("features", "predictions", "labels"):
-        if "day" in model_columns(con, model, kind):  # a feature named day
+        # hive readers (DuckDB, Spark) match names without case: a feature Day is day
+        clash = [c for c in model_columns(con, model, kind) if c.lower() in ("day", "kind")]
+        if clash:
             raise InvalidParameterError(
-                f"model {model!r}'s {kind} have a column named 'day', the name of the lake's "
-                f"day partition (kind={kind}/.../day=...), which would replace it: log that "
-                "feature under another name to export the model to a lake"
+                f"model {model!r}'s {kind} have a column named {clash[0]!r}, the name of a "
+                f"lake partition (kind={kind}/.../day=...), which would replace it: log "
+                "that feature under another name to export the model to a lake"
             )
     root = Path(path)
     _check_target(root, overwrite)

@@ -415,11 +415,13 @@ class SparkFamilies:
             raise InvalidParameterError(_too_many(name))
         con = utc_cursor(self.driver().connection)
         try:
-            con.register("evalstore_raw_domain", raw)
+            numbered = raw.append_column("n", pa.array(range(raw.num_rows), pa.int64()))
+            con.register("evalstore_raw_domain", numbered)
+            # each raw value's text, by the value's row number (not by the scan's order)
             texts = [
                 t
                 for (t,) in con.execute(
-                    "SELECT CAST(v AS VARCHAR) FROM evalstore_raw_domain"
+                    "SELECT CAST(v AS VARCHAR) FROM evalstore_raw_domain ORDER BY n"
                 ).fetchall()
             ]
             domain = [

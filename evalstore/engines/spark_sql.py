@@ -362,6 +362,51 @@ def _quantile_value(
     )
 
 
+def _check_quantile_select(
+    select: exp.Select, quantiles: list[exp.Quantile], keys: list[exp.Expression]
+) -> None:
+    """Refuse the shapes :func:`_sorted_quantiles` would rewrite wrongly: ``GROUP BY ALL``,
+    a key by position or by an output alias (the windows partition by the relation's
+    columns), a quantile under ``FILTER`` or ``OVER``, and levels that are neither a
+    constant nor a written-out list."""
+    group = select.args.get("group")
+    aliases = {  # output names that are not a column of the relation under that name
+        e.alias
+        for e in select.expressions
+        if isinstance(e, exp.Alias)
+        and not (isinstance(e.this, exp.Column) and e.this.name == e.alias)
+    }
+    shown = select.sql(dialect="duckdb")[:200]
+    if group is not None and group.args.get("all"):
+        raise InvalidParameterError(
+            f"quantile_cont under GROUP BY ALL has no Spark rewrite: {shown}"
+        )
+    for key in keys:
+        if isinstance(key, exp.Literal) or (
+            isinstance(key, exp.Column) and not key.table and key.name in aliases
+        ):
+            raise InvalidParameterError(
+                f"quantile_cont grouped by a position or an output alias ({key.sql()}) has "
+                f"no Spark rewrite: {shown}"
+            )
+    for quantile in quantiles:
+        if isinstance(quantile.parent, exp.Filter | exp.Window):
+            raise InvalidParameterError(
+                f"quantile_cont with FILTER or OVER has no Spark rewrite: {shown}"
+            )
+        levels = quantile.args["quantile"]
+        while isinstance(levels, exp.Paren):
+            levels = levels.this
+        if not isinstance(levels, exp.Array) and (
+            levels.find(exp.Column) is not None
+            or (isinstance(levels, exp.Cast) and levels.to.is_type(exp.DataType.Type.ARRAY))
+        ):
+            raise InvalidParameterError(
+                "quantile_cont's levels must be a constant or a written-out list on Spark, "
+                f"not {levels.sql()}"
+            )
+
+
 def _sorted_quantiles(tree: exp.Expression) -> exp.Expression:
     """Exact quantiles by sorting: each ``percentile(v, q)`` (scalar or constant array
     ``q``) of a SELECT over one relation becomes DuckDB's formula on the rows ranked
@@ -385,6 +430,7 @@ def _sorted_quantiles(tree: exp.Expression) -> exp.Expression:
         alias = table.alias_or_name
         group = select.args.get("group")
         keys = [k.copy() for k in group.expressions] if group else []
+        _check_quantile_select(select, quantiles, keys)
         ranked = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier(alias)))
         ranks: dict[str, tuple[str, str]] = {}
         for quantile in quantiles:
@@ -395,7 +441,10 @@ def _sorted_quantiles(tree: exp.Expression) -> exp.Expression:
                 order = exp.Order(expressions=[exp.Ordered(this=value.copy(), nulls_first=False)])
                 ranked = ranked.select(
                     exp.alias_(
-                        exp.Window(this=exp.RowNumber(), partition_by=keys, order=order), rank
+                        exp.Window(
+                            this=exp.RowNumber(), partition_by=[k.copy() for k in keys], order=order
+                        ),
+                        rank,
                     ),
                     exp.alias_(
                         exp.Window(

@@ -95,13 +95,16 @@ def test_empty_kind_has_a_readable_file(tmp_path: Path) -> None:
         con.close()
 
 
-def test_refuses_a_feature_named_day(tmp_path: Path) -> None:
-    """A feature named ``day`` would be replaced by the day partition: export refuses the
-    model and writes nothing."""
+@pytest.mark.parametrize("name", ["day", "Day", "kind"])
+def test_refuses_a_feature_named_like_a_partition(tmp_path: Path, name: str) -> None:
+    """A feature named ``day`` (in any case) or ``kind`` would be replaced by a partition
+    column: export refuses the model and writes nothing."""
     with evalstore.open() as store:
         store.register_model("d", "v1", "regression")
-        store.log_features("d", pa.table({"example_id": ["a"], "day": [3.0]}))
-        with pytest.raises(InvalidParameterError, match=r"features have a column named 'day'"):
+        store.log_features("d", pa.table({"example_id": ["a"], name: [3.0]}))
+        with pytest.raises(
+            InvalidParameterError, match=rf"features have a column named '{name}', the name of"
+        ):
             store.export_lake("d", tmp_path / "d")
     assert not (tmp_path / "d").exists()
 

@@ -86,8 +86,9 @@ from evalstore.core.windows import (
     restricted_view,
 )
 from evalstore.errors import InvalidParameterError
-from evalstore.metrics.drift import learned, two_sample
+from evalstore.metrics.drift import learned as learned_thresholds
 from evalstore.metrics.drift import numeric as numeric_drift
+from evalstore.metrics.drift import two_sample
 from evalstore.metrics.specs import DRIFT_METHODS, of_kind
 
 if TYPE_CHECKING:
@@ -565,8 +566,8 @@ def _learned_limits(
     wanted = [m for m in methods if limits.get(m) == "learned"]
     if not wanted:
         return {}
-    chunked = learned.learning_selection(selection, learn_chunks)
+    chunked = learned_thresholds.learning_selection(selection, learn_chunks)
     con = ctx.connection
     with _statistics_sql(con, views, chunked, wanted, features, params) as (sql, args):
-        summary = call(con, learned.SUMMARY_SQL.format(rows=sql), args).to_pylist()
-    return learned.limits(summary, chunked.chunks, learn_k)
+        summary = call(con, learned_thresholds.SUMMARY_SQL.format(rows=sql), args).to_pylist()
+    return learned_thresholds.limits(summary, chunked.chunks, learn_k)
