@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from scipy import stats
 
@@ -767,3 +768,16 @@ def test_value_rows_of_chosen_features(shop) -> None:
     numeric = rows(value_rows(con, "m", "DOUBLE", ["score", "y"]))
     assert numeric == rows("SELECT * FROM m.numeric_values WHERE feature IN ('score', 'y')")
     assert len(numeric) > 0
+
+
+def test_unbinned_call_gives_the_binned_calls_rows(shop) -> None:
+    """A call without a binned method scores its cells without evalstore.binned_scores
+    (numeric.UNBINNED_ROWS_SQL); its rows equal those of the same call with a binned method
+    added (numeric.ROWS_SQL), column for column, with daily and rolling references."""
+    for reference in ("training", {"previous": 1}):
+        unbinned = ["ks", "wasserstein", "zscore", "cramer_von_mises", "energy_distance"]
+        alone = shop.drift("m", reference=reference, methods=unbinned)
+        with_psi = shop.drift("m", reference=reference, methods=[*unbinned, "psi", "js"])
+        keep = pc.is_in(with_psi.column("method"), pa.array(unbinned))
+        assert alone.num_rows > 0
+        assert alone.to_pylist() == with_psi.filter(keep).to_pylist()
