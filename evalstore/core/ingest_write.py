@@ -292,16 +292,23 @@ def record(con: duckdb.DuckDBPyConnection, written: Sequence[Written]) -> None:
     timestamp = pa.timestamp("us", "UTC")
     types = [pa.int64(), *[pa.string()] * 5, pa.int64(), pa.list_(pa.string()), timestamp]
     types += [timestamp, pa.string(), pa.string(), pa.string()]
-    columns = {
+    insert_batch_rows(con, {
         name: pa.array([row[i] for row in rows], kind)
         for i, (name, kind) in enumerate(zip(names, types, strict=True))
-    }
+    })  # fmt: skip
+
+
+def insert_batch_rows(con: duckdb.DuckDBPyConnection, columns: dict[str, pa.Array]) -> None:
+    """Insert ``evalstore.batches`` rows given column by column: every column of the
+    table's audit row (:data:`_BATCH_COLUMNS`), each an Arrow array of the rows' values."""
+    names = ", ".join(columns)
+    if names != _BATCH_COLUMNS:
+        raise ValueError(f"evalstore.batches rows need the columns {_BATCH_COLUMNS}, got {names}")
     incoming = f"__evalstore_batches_{next(incoming_names)}"
     con.register(incoming, pa.table(columns))
     try:
         con.execute(
-            f"INSERT INTO evalstore.batches ({_BATCH_COLUMNS}) "
-            f"SELECT {_BATCH_COLUMNS} FROM {quote(incoming)}"
+            f"INSERT INTO evalstore.batches ({names}) SELECT {names} FROM {quote(incoming)}"
         )
     finally:
         con.unregister(incoming)

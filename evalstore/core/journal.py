@@ -47,6 +47,7 @@ from evalstore.core.ingest_write import (
     Written,
     fulfil_requests,
     incoming_names,
+    insert_batch_rows,
     receipt_details,
     record,
     supersede_labels,
@@ -313,15 +314,7 @@ def _record(con: duckdb.DuckDBPyConnection, requests: list[Request]) -> None:
             text,
         ),
     }
-    incoming = f"__evalstore_batches_{next(incoming_names)}"
-    names = ", ".join(columns)
-    con.register(incoming, pa.table(columns))
-    try:
-        con.execute(
-            f"INSERT INTO evalstore.batches ({names}) SELECT {names} FROM {quote(incoming)}"
-        )
-    finally:
-        con.unregister(incoming)
+    insert_batch_rows(con, columns)
 
 
 def _insert(con: duckdb.DuckDBPyConnection, relation: str, rows: pa.Table) -> None:
