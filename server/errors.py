@@ -69,6 +69,16 @@ STATUS = (
 )
 
 
+def shutting_down(retry_after: int, detail: str = "retry against its replacement") -> ApiError:
+    """The 503 of a request the server refuses or stops because it is shutting down."""
+    return ApiError(
+        503,
+        "shutting_down",
+        f"the server is shutting down; {detail}",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "detail": detail, **{k: json_value(v) for k, v in extra.items()}}
 

@@ -43,6 +43,7 @@ import logging
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, InvalidStateError
@@ -52,7 +53,7 @@ from evalstore.core.ingest_group import Item, execute_group
 from evalstore.core.ingest_keys import StoredKeys
 from evalstore.core.ingest_write import Receipt
 from evalstore.errors import EvalstoreError, from_duckdb
-from server.errors import ApiError
+from server.errors import ApiError, shutting_down
 
 log = logging.getLogger("evalstore.server")
 
@@ -72,7 +73,7 @@ def name_os_thread(name: str) -> None:
         pass
 
 
-class Waiter:
+class Waiter(ABC):
     """A request waiting for the writer, lighter than a ``concurrent.futures.Future``
     (no lock, no condition): the writer answers a group's waiters with :func:`answer`,
     which hands all those of one ``sink`` (an event loop, a front's link) over at once.
@@ -95,9 +96,9 @@ class Waiter:
         answer([(self, error)])
 
     @classmethod
+    @abstractmethod
     def deliver(cls, sink: Any, answers: list[tuple[Any, Any]]) -> None:
         """Hand ``answers`` (``(waiter, receipt or error)``) over to ``sink``."""
-        raise NotImplementedError
 
 
 class LoopWaiter(Waiter):
@@ -252,12 +253,7 @@ class GroupCommitter:
     def _refusal(self) -> ApiError | None:
         """The 503 a new item gets now (under ``_state``), or None when it may queue."""
         if self._closing:
-            return ApiError(
-                503,
-                "shutting_down",
-                "the server is shutting down; retry against its replacement",
-                headers={"Retry-After": str(self.retry_after)},
-            )
+            return shutting_down(self.retry_after)
         if len(self._queue) >= self.capacity:
             return ApiError(
                 503,

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from evalstore.errors import InvalidParameterError
-from server.errors import ApiError
+from server.errors import ApiError, shutting_down
 
 T = TypeVar("T")
 
@@ -141,12 +141,7 @@ class ReadPool:
     def _admit(self) -> _Job:
         with self._state:
             if self._closing:
-                raise ApiError(
-                    503,
-                    "shutting_down",
-                    "the server is shutting down; retry against its replacement",
-                    headers={"Retry-After": str(self.retry_after)},
-                )
+                raise shutting_down(self.retry_after)
             if self._admitted >= self.capacity:
                 raise ApiError(
                     503,
@@ -186,12 +181,7 @@ class ReadPool:
         if job.expired or time.monotonic() > job.deadline:
             return time_limit_error(job.time_limit)
         if job.cancelled or self._closing:
-            return ApiError(
-                503,
-                "shutting_down",
-                "the server is shutting down; the query was interrupted",
-                headers={"Retry-After": str(self.retry_after)},
-            )
+            return shutting_down(self.retry_after, "the query was interrupted")
         return None
 
     @contextmanager
